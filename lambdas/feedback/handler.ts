@@ -1,4 +1,27 @@
-// Placeholder until the handler lands; the stack bundles this entry.
-export const handler = async (): Promise<void> => {
-  throw new Error('not implemented yet');
-};
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { createDocumentClient } from '../adapters/clients.ts';
+import { DynamoMessageStore } from '../adapters/message-store.ts';
+import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
+import { requiredEnv } from '../shared/env.ts';
+import { EnvVar } from '../shared/names.ts';
+import { logger, metrics } from '../shared/observability.ts';
+import { createFeedbackConsumer } from './app.ts';
+
+const doc = createDocumentClient();
+const consumer = createFeedbackConsumer({
+  messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
+  suppressions: new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable)),
+  clock: () => new Date(),
+});
+const processor = new BatchProcessor(EventType.SQS);
+
+export const handler = middy<SQSEvent, SQSBatchResponse>()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics))
+  .handler((event, context) =>
+    processPartialResponse(event, consumer, processor, { context, throwOnFullBatchFailure: false }),
+  );

@@ -1,4 +1,45 @@
-// Placeholder until the handler lands; the stack bundles this entry.
-export const handler = async (): Promise<void> => {
-  throw new Error('not implemented yet');
-};
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { createDocumentClient } from '../adapters/clients.ts';
+import { createSqsClient } from '../adapters/job-queue.ts';
+import { DynamoMessageStore } from '../adapters/message-store.ts';
+import { createSesClient, SesMailer } from '../adapters/ses-mailer.ts';
+import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
+import { SqsVisibility } from '../adapters/visibility.ts';
+import { optionalEnv, requiredEnv } from '../shared/env.ts';
+import { EnvVar } from '../shared/names.ts';
+import { logger, metrics } from '../shared/observability.ts';
+import { createSender, loadDkimKey } from './app.ts';
+
+const doc = createDocumentClient();
+const lane = requiredEnv(EnvVar.lane);
+const sender = createSender({
+  messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
+  suppressions: new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable)),
+  mailer: new SesMailer(createSesClient(), requiredEnv(EnvVar.configurationSet)),
+  visibility: new SqsVisibility(createSqsClient()),
+  dkim: loadDkimKey(optionalEnv(EnvVar.dkimKeyFile), optionalEnv(EnvVar.dkimSelector)),
+  clock: () => new Date(),
+});
+const processor = new BatchProcessor(EventType.SQS);
+logger.appendKeys({ lane });
+
+export const handler = middy<SQSEvent, SQSBatchResponse>()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(logMetrics(metrics))
+  .handler(async (event, context) => {
+    // One batched suppression read for every recipient in the batch, before the record loop.
+    const prepared = await sender.prepare(event.Records);
+    return processPartialResponse(
+      event,
+      (record: SQSRecord) => sender.sendRecord(record, prepared),
+      processor,
+      {
+        context,
+        throwOnFullBatchFailure: false,
+      },
+    );
+  });

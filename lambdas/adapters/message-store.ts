@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { MessageRecord } from '../domain/message.ts';
+import type { ClaimResult, MessageStore } from '../domain/ports.ts';
+import { ConflictError } from '../shared/errors.ts';
+import { Keys } from '../shared/names.ts';
+import { errorName, rethrow } from './aws-errors.ts';
+
+const CONDITION_FAILED = 'ConditionalCheckFailedException';
+
+/** The Messages table. Items are whole MessageRecords (kept small: no bodies). */
+export class DynamoMessageStore implements MessageStore {
+  readonly #doc: DynamoDBDocumentClient;
+  readonly #table: string;
+
+  constructor(doc: DynamoDBDocumentClient, table: string) {
+    this.#doc = doc;
+    this.#table = table;
+  }
+
+  async create(record: MessageRecord): Promise<void> {
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          Item: record,
+          ConditionExpression: 'attribute_not_exists(#id)',
+          ExpressionAttributeNames: { '#id': Keys.messages.partition },
+        }),
+      );
+    } catch (error) {
+      if (errorName(error) === CONDITION_FAILED)
+        throw new ConflictError(`message ${record.id} exists already`);
+      rethrow(error, 'recording the message');
+    }
+  }
+
+  async get(id: string): Promise<MessageRecord | undefined> {
+    try {
+      const out = await this.#doc.send(
+        new GetCommand({
+          TableName: this.#table,
+          Key: { [Keys.messages.partition]: id },
+          ConsistentRead: true,
+        }),
+      );
+      return out.Item as MessageRecord | undefined;
+    } catch (error) {
+      rethrow(error, 'reading the message');
+    }
+  }
+
+  async findBySesMessageId(sesMessageId: string): Promise<MessageRecord | undefined> {
+    try {
+      const out = await this.#doc.send(
+        new QueryCommand({
+          TableName: this.#table,
+          IndexName: Keys.messages.sesMessageIdIndex,
+          KeyConditionExpression: '#ses = :ses',
+          ExpressionAttributeNames: { '#ses': Keys.messages.sesMessageId },
+          ExpressionAttributeValues: { ':ses': sesMessageId },
+          Limit: 1,
+        }),
+      );
+      const id = out.Items?.[0]?.[Keys.messages.partition];
+      return typeof id === 'string' ? this.get(id) : undefined;
+    } catch (error) {
+      rethrow(error, 'finding the message by SES id');
+    }
+  }
+
+  async claim(id: string, now: Date, leaseMs: number): Promise<ClaimResult> {
+    const token = randomUUID();
+    try {
+      const out = await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: { [Keys.messages.partition]: id },
+          UpdateExpression:
+            'SET #phase = :sending, claimToken = :token, claimUntil = :until, version = version + :one',
+          ConditionExpression:
+            'attribute_exists(#id) AND (#phase = :queued OR (#phase = :sending AND claimUntil < :now))',
+          ExpressionAttributeNames: { '#id': Keys.messages.partition, '#phase': 'phase' },
+          ExpressionAttributeValues: {
+            ':sending': 'sending',
+            ':queued': 'queued',
+            ':token': token,
+            ':until': now.getTime() + leaseMs,
+            ':now': now.getTime(),
+            ':one': 1,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { outcome: 'claimed', record: out.Attributes as MessageRecord, token };
+    } catch (error) {
+      if (errorName(error) !== CONDITION_FAILED) rethrow(error, 'claiming the message');
+    }
+    const record = await this.get(id);
+    if (!record) return { outcome: 'missing' };
+    return record.phase === 'sending' ? { outcome: 'busy', record } : { outcome: 'done', record };
+  }
+
+  async release(id: string, token: string): Promise<void> {
+    try {
+      await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: { [Keys.messages.partition]: id },
+          UpdateExpression: 'SET #phase = :queued, version = version + :one REMOVE claimToken, claimUntil',
+          ConditionExpression: 'claimToken = :token AND #phase = :sending',
+          ExpressionAttributeNames: { '#phase': 'phase' },
+          ExpressionAttributeValues: {
+            ':queued': 'queued',
+            ':sending': 'sending',
+            ':token': token,
+            ':one': 1,
+          },
+        }),
+      );
+    } catch (error) {
+      // Someone else holds or finished it: nothing of ours to give back.
+      if (errorName(error) !== CONDITION_FAILED) rethrow(error, 'releasing the claim');
+    }
+  }
+
+  async update(next: MessageRecord, expectedVersion: number, claimToken?: string): Promise<void> {
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          Item: next,
+          ConditionExpression: claimToken ? 'version = :v AND claimToken = :token' : 'version = :v',
+          ExpressionAttributeValues: {
+            ':v': expectedVersion,
+            ...(claimToken ? { ':token': claimToken } : {}),
+          },
+        }),
+      );
+    } catch (error) {
+      if (errorName(error) === CONDITION_FAILED) {
+        throw new ConflictError(`message ${next.id} changed since version ${expectedVersion}`, {
+          cause: error,
+        });
+      }
+      rethrow(error, 'updating the message');
+    }
+  }
+}

@@ -1,0 +1,175 @@
+import {
+  BatchGetCommand,
+  type BatchGetCommandOutput,
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  ScanCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { SuppressionStore } from '../domain/ports.ts';
+import { SUPPRESSION_REASONS, type Suppression, type SuppressionReason } from '../domain/suppression.ts';
+import { TransientError } from '../shared/errors.ts';
+import { Keys } from '../shared/names.ts';
+import { errorName, rethrow } from './aws-errors.ts';
+
+/** BatchGetItem takes at most 100 keys per call. */
+const BATCH_GET_LIMIT = 100;
+const UNPROCESSED_RETRIES = 5;
+
+interface SuppressionItem {
+  readonly address: string;
+  readonly reason: string;
+  readonly detail?: string | null;
+  readonly source?: string | null;
+  readonly createdAt: string;
+  /** Epoch seconds: the table's TTL attribute, so DynamoDB removes expired soft bounces. */
+  readonly expiresAt?: number;
+  readonly severity: number;
+  readonly evidence?: Record<string, string>;
+}
+
+function toItem(s: Suppression): SuppressionItem {
+  return {
+    address: s.address,
+    reason: s.reason,
+    detail: s.detail,
+    source: s.source,
+    createdAt: s.createdAt,
+    ...(s.expiresAt ? { expiresAt: Math.floor(Date.parse(s.expiresAt) / 1000) } : {}),
+    severity: s.severity,
+    ...(s.evidence ? { evidence: { ...s.evidence } } : {}),
+  };
+}
+
+function fromItem(item: Record<string, unknown>): Suppression {
+  const i = item as unknown as SuppressionItem;
+  const reason = (SUPPRESSION_REASONS as readonly string[]).includes(i.reason)
+    ? (i.reason as SuppressionReason)
+    : 'manual';
+  return {
+    address: i.address,
+    reason,
+    detail: i.detail ?? null,
+    source: i.source ?? null,
+    createdAt: i.createdAt,
+    expiresAt: typeof i.expiresAt === 'number' ? new Date(i.expiresAt * 1000).toISOString() : null,
+    severity: i.severity,
+    ...(i.evidence ? { evidence: i.evidence } : {}),
+  };
+}
+
+/** The Suppressions table, keyed by normalised address. */
+export class DynamoSuppressionStore implements SuppressionStore {
+  readonly #doc: DynamoDBDocumentClient;
+  readonly #table: string;
+
+  constructor(doc: DynamoDBDocumentClient, table: string) {
+    this.#doc = doc;
+    this.#table = table;
+  }
+
+  async getMany(addresses: readonly string[]): Promise<Map<string, Suppression>> {
+    const unique = [...new Set(addresses)];
+    const found = new Map<string, Suppression>();
+    for (let i = 0; i < unique.length; i += BATCH_GET_LIMIT) {
+      let keys: Record<string, unknown>[] = unique
+        .slice(i, i + BATCH_GET_LIMIT)
+        .map((address) => ({ [Keys.suppressions.partition]: address }));
+      for (let attempt = 0; keys.length > 0; attempt++) {
+        if (attempt > UNPROCESSED_RETRIES)
+          throw new TransientError('suppression lookup left keys unprocessed');
+        if (attempt > 0) await sleep(25 * 2 ** attempt);
+        let out: BatchGetCommandOutput;
+        try {
+          out = await this.#doc.send(
+            new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys } } }),
+          );
+        } catch (error) {
+          rethrow(error, 'reading the suppression list');
+        }
+        for (const item of out.Responses?.[this.#table] ?? []) {
+          const s = fromItem(item);
+          found.set(s.address, s);
+        }
+        keys = out.UnprocessedKeys?.[this.#table]?.Keys ?? [];
+      }
+    }
+    return found;
+  }
+
+  async get(address: string): Promise<Suppression | undefined> {
+    try {
+      const out = await this.#doc.send(
+        new GetCommand({ TableName: this.#table, Key: { [Keys.suppressions.partition]: address } }),
+      );
+      return out.Item ? fromItem(out.Item) : undefined;
+    } catch (error) {
+      rethrow(error, 'reading a suppression');
+    }
+  }
+
+  async putIfStronger(s: Suppression): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          Item: toItem(s),
+          // Severity only rises: a late or repeated weaker event never replaces stronger evidence.
+          ConditionExpression: 'attribute_not_exists(#a) OR severity < :severity',
+          ExpressionAttributeNames: { '#a': Keys.suppressions.partition },
+          ExpressionAttributeValues: { ':severity': s.severity },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (errorName(error) === 'ConditionalCheckFailedException') return false;
+      rethrow(error, 'writing a suppression');
+    }
+  }
+
+  async put(s: Suppression): Promise<void> {
+    try {
+      await this.#doc.send(new PutCommand({ TableName: this.#table, Item: toItem(s) }));
+    } catch (error) {
+      rethrow(error, 'writing a suppression');
+    }
+  }
+
+  async delete(address: string): Promise<void> {
+    try {
+      await this.#doc.send(
+        new DeleteCommand({ TableName: this.#table, Key: { [Keys.suppressions.partition]: address } }),
+      );
+    } catch (error) {
+      rethrow(error, 'deleting a suppression');
+    }
+  }
+
+  async list(limit: number, cursor?: string): Promise<{ items: Suppression[]; nextCursor: string | null }> {
+    try {
+      const out = await this.#doc.send(
+        new ScanCommand({
+          TableName: this.#table,
+          Limit: limit,
+          ...(cursor ? { ExclusiveStartKey: { [Keys.suppressions.partition]: decodeCursor(cursor) } } : {}),
+        }),
+      );
+      const last = out.LastEvaluatedKey?.[Keys.suppressions.partition];
+      return {
+        items: (out.Items ?? []).map(fromItem),
+        nextCursor: typeof last === 'string' ? Buffer.from(last, 'utf8').toString('base64url') : null,
+      };
+    } catch (error) {
+      rethrow(error, 'listing suppressions');
+    }
+  }
+}
+
+export function decodeCursor(cursor: string): string {
+  return Buffer.from(cursor, 'base64url').toString('utf8');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,294 @@
+import { BlockList, isIP } from 'node:net';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { type AcceptDeps, acceptMessage } from '../domain/accept.ts';
+import { normaliseAddress } from '../domain/address.ts';
+import { type ApiKey, bearerToken, keyIdOf, type Scope, tokenMatches } from '../domain/api-key.ts';
+import type { ApiKeyReader, MessageStore, SuppressionStore } from '../domain/ports.ts';
+import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
+import { toMessageView } from '../domain/status.ts';
+import { isActive, SEVERITY, type Suppression, toSuppressionView } from '../domain/suppression.ts';
+import { Route } from '../shared/names.ts';
+import { logger } from '../shared/observability.ts';
+
+/** API Gateway and Lambda both stop at 6 MB for a synchronous request. */
+export const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
+const MAX_BATCH = 100;
+
+export interface ApiDeps extends AcceptDeps {
+  readonly keys: ApiKeyReader;
+  readonly messages: AcceptDeps['messages'] & Pick<MessageStore, 'get'>;
+  readonly suppressions: SuppressionStore;
+}
+
+type Event = APIGatewayProxyEventV2;
+type Result = APIGatewayProxyStructuredResultV2;
+type RouteHandler = (event: Event) => Promise<Result>;
+
+/**
+ * The HTTP API as a function of an API Gateway (payload v2) event: routing, authentication,
+ * body parsing and the problem-JSON error contract. Business rules live in the domain; this
+ * module only translates HTTP to calls and results to HTTP.
+ */
+export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
+  const routes: Record<string, RouteHandler> = {
+    [Route.health]: async () => json(200, { status: 'ok' }),
+    [Route.sendMessage]: async (event) => {
+      const key = await authenticate(deps, event, 'send');
+      return json(202, await acceptMessage(deps, key, jsonBody(event)));
+    },
+    [Route.sendBatch]: async (event) => {
+      const key = await authenticate(deps, event, 'send');
+      return json(207, { results: await acceptBatch(deps, key, jsonBody(event)) });
+    },
+    [Route.getMessage]: async (event) => {
+      const key = await authenticate(deps, event, 'read');
+      const id = pathParam(event, 'id');
+      const record = await deps.messages.get(id);
+      // Another tenant's message is indistinguishable from one that does not exist.
+      if (!record || record.tenant !== key.tenant) fail('not_found', `No message with id ${id}.`);
+      return json(200, toMessageView(record));
+    },
+    [Route.getSuppression]: async (event) => {
+      await authenticate(deps, event, 'read', 'suppressions');
+      const address = addressParam(event);
+      const s = await deps.suppressions.get(address);
+      if (!s || !isActive(s, deps.clock())) fail('not_found', 'This address is not on the suppression list.');
+      return json(200, toSuppressionView(s));
+    },
+    [Route.putSuppression]: async (event) => {
+      await authenticate(deps, event, 'suppressions');
+      const address = addressParam(event);
+      const s = manualSuppression(address, jsonBody(event), deps.clock());
+      const existing = await deps.suppressions.get(address);
+      // A manual entry never weakens stronger evidence (a complaint stays a complaint).
+      if (existing && isActive(existing, deps.clock()) && existing.severity > s.severity) {
+        return json(200, toSuppressionView(existing));
+      }
+      await deps.suppressions.put(s);
+      return json(200, toSuppressionView(s));
+    },
+    [Route.deleteSuppression]: async (event) => {
+      await authenticate(deps, event, 'suppressions');
+      await deps.suppressions.delete(addressParam(event));
+      return { statusCode: 204, headers: {}, body: '' };
+    },
+    [Route.listSuppressions]: async (event) => {
+      await authenticate(deps, event, 'read', 'suppressions');
+      const q = event.queryStringParameters ?? {};
+      const limit = q.limit === undefined ? 50 : Number(q.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+        fail('invalid_request', 'limit must be an integer from 1 to 1000.', [
+          { path: 'limit', message: 'must be 1-1000' },
+        ]);
+      }
+      const page = await deps.suppressions.list(limit, q.cursor || undefined);
+      return json(200, { items: page.items.map(toSuppressionView), nextCursor: page.nextCursor });
+    },
+    [Route.stats]: async (event) => {
+      await authenticate(deps, event, 'read');
+      fail('not_implemented', 'Per-day statistics are not available in this version yet.');
+    },
+    [Route.eraseRecipient]: async (event) => {
+      await authenticate(deps, event, 'suppressions');
+      fail('not_implemented', 'Recipient erasure is not available in this version yet.');
+    },
+  };
+
+  return async (event) => {
+    const started = Date.now();
+    let result: Result;
+    try {
+      const handler = routes[event.routeKey];
+      if (!handler) fail('not_found', `No route for ${event.requestContext.http.method} ${event.rawPath}.`);
+      result = await handler(event);
+    } catch (error) {
+      result = errorResult(error);
+    }
+    logger.info('request', {
+      route: event.routeKey,
+      status: result.statusCode,
+      ms: Date.now() - started,
+    });
+    return result;
+  };
+}
+
+async function acceptBatch(deps: ApiDeps, key: ApiKey, body: unknown): Promise<unknown[]> {
+  const messages = (body as { messages?: unknown } | null)?.messages;
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || !Array.isArray(messages)) {
+    fail('invalid_request', 'The body must be {"messages": [ ... ]}.', [
+      { path: 'messages', message: 'must be an array' },
+    ]);
+  }
+  const extra = Object.keys(body).filter((k) => k !== 'messages');
+  if (extra.length > 0) {
+    fail('invalid_request', 'The body has unknown fields.', [
+      { path: extra[0] ?? '', message: 'unknown field' },
+    ]);
+  }
+  if (messages.length < 1 || messages.length > MAX_BATCH) {
+    fail('invalid_request', `A batch holds 1 to ${MAX_BATCH} messages.`, [
+      { path: 'messages', message: `must hold 1-${MAX_BATCH} messages` },
+    ]);
+  }
+  const results: unknown[] = [];
+  // In order, one at a time: results keep request order and one failure never affects the others.
+  for (const [index, message] of messages.entries()) {
+    try {
+      const accepted = await acceptMessage(deps, key, message);
+      results.push({ index, ...accepted });
+    } catch (error) {
+      if (!(error instanceof ProblemError)) throw error;
+      results.push({ index, error: error.problem });
+    }
+  }
+  return results;
+}
+
+async function authenticate(deps: ApiDeps, event: Event, ...anyOf: Scope[]): Promise<ApiKey> {
+  const token = bearerToken(header(event, 'authorization'));
+  if (!token) fail('unauthorized', 'Send your API key in the Authorization header: "Bearer <key>".');
+  const key = await deps.keys.get(keyIdOf(token));
+  if (!key || key.status === 'revoked' || !tokenMatches(token, key.secretHash)) {
+    fail('unauthorized', 'The API key is not valid.');
+  }
+  if (key.status !== 'active') fail('forbidden', 'This API key is suspended.');
+  if (!anyOf.some((scope) => key.scopes.includes(scope))) {
+    fail('forbidden', `This API key lacks the "${anyOf.join('" or "')}" scope for this request.`);
+  }
+  if (key.allowedCidrs.length > 0 && !sourceAllowed(event.requestContext.http.sourceIp, key.allowedCidrs)) {
+    fail('forbidden', 'This API key may not be used from this source address.');
+  }
+  return key;
+}
+
+/** The caller's IP comes from API Gateway's request context, never from a client header. */
+export function sourceAllowed(sourceIp: string, cidrs: readonly string[]): boolean {
+  const family = isIP(sourceIp);
+  if (family === 0) return false;
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [ip = '', bits] = cidr.split('/');
+    const type = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(ip, type);
+    else list.addSubnet(ip, Number(bits), type);
+  }
+  return list.check(sourceIp, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+function header(event: Event, name: string): string | undefined {
+  const headers = event.headers ?? {};
+  const found = Object.keys(headers).find((k) => k.toLowerCase() === name);
+  return found === undefined ? undefined : headers[found];
+}
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;.*)?$/i;
+
+function jsonBody(event: Event): unknown {
+  const contentType = header(event, 'content-type');
+  if (contentType !== undefined && !JSON_TYPE.test(contentType.trim())) {
+    fail(
+      'unsupported_media_type',
+      `Send JSON with Content-Type: application/json (got "${contentType.slice(0, 100)}").`,
+    );
+  }
+  const raw = event.isBase64Encoded
+    ? Buffer.from(event.body ?? '', 'base64').toString('utf8')
+    : (event.body ?? '');
+  if (Buffer.byteLength(raw) > MAX_REQUEST_BYTES) {
+    fail('too_large', `The request is larger than ${MAX_REQUEST_BYTES / 1024 / 1024} MB.`);
+  }
+  if (raw.trim() === '') fail('malformed_json', 'The request body is empty; send a JSON object.');
+  try {
+    return JSON.parse(raw);
+  } catch (error) {
+    fail('malformed_json', `The request body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+function pathParam(event: Event, name: string): string {
+  const value = event.pathParameters?.[name];
+  if (!value) fail('not_found', `Missing ${name} in the path.`);
+  return safeDecode(value);
+}
+
+function addressParam(event: Event): string {
+  const raw = pathParam(event, 'address');
+  const address = normaliseAddress(raw);
+  if (!address) {
+    fail('invalid_request', 'The path does not hold a valid email address.', [
+      { path: 'address', message: 'must be an email address like name@example.com' },
+    ]);
+  }
+  return address;
+}
+
+/** Path parameters may arrive percent-encoded (`%40` for `@`) depending on the client. */
+function safeDecode(value: string): string {
+  if (!value.includes('%')) return value;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+function manualSuppression(address: string, body: unknown, now: Date): Suppression {
+  const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<
+    string,
+    unknown
+  >;
+  const errors: { path: string; message: string }[] = [];
+  const reason = b.reason ?? 'manual';
+  if (reason !== 'manual' && reason !== 'unsubscribe') {
+    errors.push({ path: 'reason', message: 'must be "manual" or "unsubscribe"' });
+  }
+  if (b.detail !== undefined && (typeof b.detail !== 'string' || b.detail.length > 1000)) {
+    errors.push({ path: 'detail', message: 'must be a string of at most 1000 characters' });
+  }
+  for (const k of Object.keys(b)) {
+    if (k !== 'reason' && k !== 'detail') errors.push({ path: k, message: 'unknown field' });
+  }
+  if (errors.length > 0) fail('invalid_request', 'The suppression is not valid.', errors);
+  const r = reason as 'manual' | 'unsubscribe';
+  return {
+    address,
+    reason: r,
+    detail: typeof b.detail === 'string' ? b.detail : null,
+    source: 'api',
+    createdAt: now.toISOString(),
+    expiresAt: null,
+    severity: SEVERITY[r],
+  };
+}
+
+function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): Result {
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
+function problemResult(p: Problem, headers: Record<string, string> = {}): Result {
+  return {
+    statusCode: p.status,
+    headers: { 'content-type': 'application/problem+json', ...headers },
+    body: JSON.stringify(p),
+  };
+}
+
+function errorResult(error: unknown): Result {
+  if (error instanceof ProblemError) return problemResult(error.problem, error.headers);
+  // A dependency failed (throttling, an outage): not the client's fault, and worth a retry.
+  logger.error('request failed', {
+    error: error instanceof Error ? error.name : 'unknown',
+    err: error as Error,
+  });
+  const transient = error instanceof Error && error.name === 'TransientError';
+  return transient
+    ? problemResult(problem('unavailable', 'Baton is busy or a dependency is unavailable; retry shortly.'), {
+        'retry-after': '1',
+      })
+    : problemResult(problem('internal', 'Baton failed to handle the request; it has been logged.'));
+}

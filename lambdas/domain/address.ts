@@ -1,0 +1,128 @@
+import { domainToASCII } from 'node:url';
+
+/**
+ * Email addresses as SES accepts them (DESIGN §2): a 7-bit ASCII dot-atom local part and a domain
+ * in punycode. Quoted local parts, comments, groups, source routes and IP literals are refused:
+ * parsers disagree about where such addresses route, which is how relays get tricked into
+ * delivering to someone else.
+ */
+
+export interface Mailbox {
+  /** Display name, Unicode allowed (the MIME composer encodes it). */
+  readonly name?: string;
+  /** `local@domain`, local part as given, domain lower-case punycode. */
+  readonly address: string;
+}
+
+export type ParseResult<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly message: string };
+
+const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]";
+const DOT_ATOM = new RegExp(`^${ATEXT}+(\\.${ATEXT}+)*$`);
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+// Controls (C0, DEL, C1), line and paragraph separators and bidi overrides: none belongs in a header.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const MAX_ADDRESS = 254;
+
+function bad(message: string): ParseResult<never> {
+  return { ok: false, message };
+}
+
+/** Parses `local@domain` or `Display Name <local@domain>`. */
+export function parseMailbox(input: string): ParseResult<Mailbox> {
+  const text = input.trim();
+  if (text === '') return bad('must not be empty');
+  if (UNSAFE.test(text)) return bad('must not contain control characters or line breaks');
+  if (text.endsWith('>')) {
+    const open = text.lastIndexOf('<');
+    if (open < 0) return bad('has a ">" without a matching "<"');
+    const name = parseDisplayName(text.slice(0, open).trim());
+    if (!name.ok) return name;
+    const spec = parseAddrSpec(text.slice(open + 1, -1));
+    if (!spec.ok) return spec;
+    return {
+      ok: true,
+      value: name.value === '' ? { address: spec.value } : { name: name.value, address: spec.value },
+    };
+  }
+  const spec = parseAddrSpec(text);
+  return spec.ok ? { ok: true, value: { address: spec.value } } : spec;
+}
+
+function parseDisplayName(raw: string): ParseResult<string> {
+  if (raw === '') return { ok: true, value: '' };
+  if (raw.startsWith('"')) {
+    if (raw.length < 2 || !raw.endsWith('"')) return bad('display name has an unterminated quote');
+    const inner = raw.slice(1, -1);
+    if (/["\\]/.test(inner)) return bad('display name must not contain quotes or backslashes');
+    return { ok: true, value: inner.trim() };
+  }
+  // Unquoted, these characters start a second address, a group or a comment.
+  if (/[<>",;:()[\]\\]/.test(raw)) {
+    return bad('display name with special characters must be quoted, e.g. "Name, Inc." <a@example.com>');
+  }
+  return { ok: true, value: raw };
+}
+
+/** Validates a bare `local@domain` and returns it with the domain in lower-case punycode. */
+export function parseAddrSpec(raw: string): ParseResult<string> {
+  const text = raw.trim();
+  if (text === '') return bad('must not be empty');
+  if (UNSAFE.test(text)) return bad('must not contain control characters or line breaks');
+  if (text.includes('@[')) return bad('IP address literals are not accepted as a domain');
+  if (/[\s<>()",;:\\[\]]/.test(text)) {
+    return bad('must be a plain address like name@example.com (no spaces, quotes, comments or brackets)');
+  }
+  const at = text.lastIndexOf('@');
+  if (at < 0) return bad('must contain "@"');
+  const local = text.slice(0, at);
+  const domain = text.slice(at + 1);
+  if (local === '') return bad('local part (before "@") must not be empty');
+  if (local.includes('@')) return bad('must contain exactly one "@"');
+  if (local.length > 64) return bad('local part must be at most 64 characters');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: 7-bit check
+  if (/[^\u0000-\u007f]/.test(local))
+    return bad('local part must be 7-bit ASCII (SES does not accept SMTPUTF8)');
+  if (!DOT_ATOM.test(local)) {
+    return bad(
+      "local part must be a dot-atom: letters, digits and !#$%&'*+/=?^_`{|}~- separated by single dots",
+    );
+  }
+  const ascii = asciiDomain(domain);
+  if (!ascii.ok) return ascii;
+  const address = `${local}@${ascii.value}`;
+  if (address.length > MAX_ADDRESS) return bad(`must be at most ${MAX_ADDRESS} characters`);
+  return { ok: true, value: address };
+}
+
+/** Converts a (possibly internationalised) domain to lower-case punycode and checks its shape. */
+export function asciiDomain(domain: string): ParseResult<string> {
+  if (domain === '') return bad('domain (after "@") must not be empty');
+  if (domain.startsWith('[')) return bad('IP address literals are not accepted as a domain');
+  if (domain.endsWith('.')) return bad('domain must not end with a dot');
+  const ascii = domainToASCII(domain);
+  if (ascii === '') return bad('domain is not a valid hostname');
+  const labels = ascii.split('.');
+  if (labels.length < 2) return bad('domain must have at least two labels, e.g. example.com');
+  if (ascii.length > 253) return bad('domain must be at most 253 characters');
+  if (!labels.every((label) => LABEL.test(label))) return bad('domain has an invalid label');
+  const tld = labels[labels.length - 1] ?? '';
+  if (/^[0-9]+$/.test(tld)) return bad('domain must not be an IP address');
+  return { ok: true, value: ascii };
+}
+
+/**
+ * The key an address is compared and suppressed under: trimmed, lower-cased (SES compares
+ * addresses case-insensitively) and with the domain in punycode. Undefined when it is not an
+ * address at all.
+ */
+export function normaliseAddress(input: string): string | undefined {
+  const parsed = parseAddrSpec(input);
+  return parsed.ok ? parsed.value.toLowerCase() : undefined;
+}
+
+export function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}

@@ -1,0 +1,219 @@
+import { normaliseAddress } from './address.ts';
+import type { MessageRecord, Phase, RecipientState, TimelineEvent } from './message.ts';
+import type { FeedbackEvent, FeedbackRecipient } from './ses-event.ts';
+import { recipientRank } from './status.ts';
+import { SEVERITY, type Suppression } from './suppression.ts';
+
+/** How many applied event keys a record remembers; SES redelivers within minutes, not hundreds of events. */
+const SEEN_LIMIT = 64;
+
+/**
+ * Applies one feedback event to a message record. Pure: the caller reads the record, calls this,
+ * and writes the result with an optimistic-concurrency check (re-reading on conflict). Returns
+ * undefined when the event was applied before (same key): the same event twice has one effect.
+ */
+export function applyFeedback(
+  record: MessageRecord,
+  event: FeedbackEvent,
+  now: Date,
+): MessageRecord | undefined {
+  if (record.seen.includes(event.key)) return undefined;
+  const at = validTime(event.at) ?? now.toISOString();
+  let phase: Phase = record.phase;
+  let recipients = record.recipients;
+  const events: TimelineEvent[] = [...record.events];
+  const sesMessageId = record.sesMessageId ?? event.sesMessageId;
+
+  // Any event from SES proves SES accepted the message, even if the sender died before saying so.
+  if (phase === 'queued' || phase === 'sending') {
+    phase = 'sent';
+    recipients = recipients.map((r) => (r.status === 'queued' ? { ...r, status: 'sent', updatedAt: at } : r));
+    if (!events.some((e) => e.type === 'sent'))
+      events.push({ type: 'sent', at, sesMessageId: event.sesMessageId });
+  }
+
+  const upgrade = (fr: FeedbackRecipient, next: Omit<RecipientState, 'address' | 'kind' | 'updatedAt'>) => {
+    const key = normaliseAddress(fr.address) ?? fr.address.toLowerCase();
+    recipients = recipients.map((r) => {
+      if ((normaliseAddress(r.address) ?? r.address.toLowerCase()) !== key) return r;
+      if (recipientRank(next) <= recipientRank(r)) return r;
+      const { soft: _drop, ...rest } = r;
+      return { ...rest, ...next, updatedAt: at };
+    });
+  };
+
+  switch (event.kind) {
+    case 'send':
+      break;
+    case 'delivery':
+      for (const r of event.recipients) {
+        upgrade(r, { status: 'delivered', reason: null });
+        events.push({
+          type: 'delivered',
+          at,
+          recipient: r.address,
+          detail: { smtpResponse: event.smtpResponse ?? null },
+        });
+      }
+      break;
+    case 'bounce': {
+      const hard = event.bounceType === 'Permanent';
+      for (const r of event.recipients) {
+        upgrade(r, { status: 'bounced', reason: bounceReason(event, r), ...(hard ? {} : { soft: true }) });
+        events.push({
+          type: 'bounced',
+          at,
+          recipient: r.address,
+          detail: {
+            bounceType: event.bounceType ?? null,
+            bounceSubType: event.bounceSubType ?? null,
+            diagnosticCode: r.diagnosticCode ?? null,
+            status: r.status ?? null,
+          },
+        });
+      }
+      break;
+    }
+    case 'complaint':
+      for (const r of event.recipients) {
+        upgrade(r, { status: 'complained', reason: complaintReason(event) });
+        events.push({
+          type: 'complained',
+          at,
+          recipient: r.address,
+          detail: { feedbackType: event.feedbackType ?? null },
+        });
+      }
+      break;
+    case 'delay':
+      for (const r of event.recipients) {
+        const reason = `delivery delayed (${event.delayType ?? 'unknown reason'})${r.diagnosticCode ? `: ${r.diagnosticCode}` : ''}; SES keeps trying`;
+        upgrade(r, { status: 'delayed', reason });
+        events.push({
+          type: 'delayed',
+          at,
+          recipient: r.address,
+          detail: { delayType: event.delayType ?? null },
+        });
+      }
+      break;
+    case 'reject':
+    case 'rendering_failure': {
+      phase = event.kind === 'reject' ? 'rejected' : 'failed';
+      const reason =
+        event.kind === 'reject'
+          ? `SES rejected the message (${event.reason ?? 'no reason given'}); it was not sent`
+          : `SES could not render the message: ${event.reason ?? 'no reason given'}`;
+      recipients = recipients.map((r) =>
+        recipientRank(r) < recipientRank({ status: 'failed' })
+          ? { ...r, status: 'failed', reason, updatedAt: at }
+          : r,
+      );
+      events.push({
+        type: event.kind === 'reject' ? 'rejected' : 'rendering_failed',
+        at,
+        detail: { reason },
+      });
+      break;
+    }
+    case 'open':
+    case 'click':
+      events.push({ type: event.kind === 'open' ? 'opened' : 'clicked', at });
+      break;
+    case 'subscription':
+      events.push({ type: 'unsubscribed', at });
+      break;
+  }
+
+  return {
+    ...record,
+    phase,
+    recipients,
+    events,
+    ...(sesMessageId ? { sesMessageId } : {}),
+    seen: [...record.seen, event.key].slice(-SEEN_LIMIT),
+    updatedAt: now.toISOString(),
+    version: record.version + 1,
+  };
+}
+
+/**
+ * The suppressions an event calls for (DESIGN §2 reasons). Permanent bounces, including SES's
+ * own suppression-list subtypes, suppress for good; complaints too, and above bounces.
+ * Soft bounces are counted separately and only suppress after repeated failures.
+ */
+export function suppressionsFor(
+  event: FeedbackEvent,
+  batonMessageId: string | undefined,
+  now: Date,
+): Suppression[] {
+  const createdAt = now.toISOString();
+  const source = batonMessageId ?? null;
+  const out: Suppression[] = [];
+  for (const r of event.recipients) {
+    const address = normaliseAddress(r.address);
+    if (address === undefined) continue;
+    if (event.kind === 'bounce' && event.bounceType === 'Permanent') {
+      out.push({
+        address,
+        reason: 'hard_bounce',
+        detail: bounceReason(event, r),
+        source,
+        createdAt,
+        expiresAt: null,
+        severity: SEVERITY.hard_bounce,
+        evidence: compact({
+          sesMessageId: event.sesMessageId,
+          feedbackId: event.feedbackId,
+          bounceType: event.bounceType,
+          bounceSubType: event.bounceSubType,
+          diagnosticCode: r.diagnosticCode,
+          status: r.status,
+        }),
+      });
+    } else if (event.kind === 'complaint') {
+      out.push({
+        address,
+        reason: 'complaint',
+        detail: complaintReason(event),
+        source,
+        createdAt,
+        expiresAt: null,
+        severity: SEVERITY.complaint,
+        evidence: compact({
+          sesMessageId: event.sesMessageId,
+          feedbackId: event.feedbackId,
+          feedbackType: event.feedbackType,
+        }),
+      });
+    }
+  }
+  return out;
+}
+
+function bounceReason(event: FeedbackEvent, r: FeedbackRecipient): string {
+  const kind =
+    event.bounceType === 'Permanent'
+      ? 'permanent bounce'
+      : `${(event.bounceType ?? 'undetermined').toLowerCase()} bounce`;
+  const sub = event.bounceSubType ?? 'General';
+  if (sub === 'OnAccountSuppressionList' || sub === 'Suppressed') {
+    return `${kind} (${sub}): the address is on the SES suppression list, so SES did not attempt delivery`;
+  }
+  return `${kind} (${sub})${r.diagnosticCode ? `: ${r.diagnosticCode}` : ''}`;
+}
+
+function complaintReason(event: FeedbackEvent): string {
+  return `the recipient reported the message as spam (feedback type: ${event.feedbackType ?? 'not given'})`;
+}
+
+function validTime(value: string): string | undefined {
+  const t = Date.parse(value);
+  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
+
+function compact(values: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(values)) if (v !== undefined) out[k] = v;
+  return out;
+}

@@ -1,0 +1,129 @@
+import type { Lane } from '../shared/names.ts';
+import type { Mailbox } from './address.ts';
+
+/** What a client sends, validated and normalised; the sender turns it into MIME. */
+export interface OutgoingMessage {
+  readonly from: Mailbox;
+  readonly to: readonly Mailbox[];
+  readonly cc: readonly Mailbox[];
+  readonly bcc: readonly Mailbox[];
+  readonly replyTo: readonly Mailbox[];
+  readonly subject: string;
+  readonly text?: string;
+  readonly html?: string;
+  readonly attachments: readonly Attachment[];
+  /** Custom headers, names as given (matched case-insensitively when checked). */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly tags: Readonly<Record<string, string>>;
+  readonly stream: Lane;
+  readonly listUnsubscribe?: string;
+  /** Set when the sender policy rewrote `from`: the From the client asked for. */
+  readonly originalFrom?: Mailbox;
+}
+
+export interface Attachment {
+  readonly filename: string;
+  readonly contentType?: string;
+  /** Base64, as received. */
+  readonly content: string;
+  readonly disposition: 'attachment' | 'inline';
+  readonly contentId?: string;
+}
+
+/** The queue message: everything the sender needs, so it never reads the body from a table. */
+export interface SendJob {
+  readonly v: 1;
+  readonly id: string;
+  readonly tenant: string;
+  readonly message: OutgoingMessage;
+}
+
+export type RecipientKind = 'to' | 'cc' | 'bcc';
+
+export type RecipientStatus =
+  | 'queued'
+  | 'sent'
+  | 'delivered'
+  | 'delayed'
+  | 'bounced'
+  | 'complained'
+  | 'suppressed'
+  | 'failed';
+
+export type MessageStatus =
+  | 'queued'
+  | 'sending'
+  | 'sent'
+  | 'delivered'
+  | 'partially_delivered'
+  | 'bounced'
+  | 'complained'
+  | 'suppressed'
+  | 'rejected'
+  | 'failed';
+
+/**
+ * Where the message is in Baton's own pipeline. The public status is derived from this and the
+ * recipients (see `status.ts`), so the two can never disagree.
+ */
+export type Phase = 'queued' | 'sending' | 'sent' | 'suppressed' | 'failed' | 'rejected';
+
+export interface RecipientState {
+  /** As sent (domain in punycode); compare with `normaliseAddress`. */
+  readonly address: string;
+  readonly kind: RecipientKind;
+  readonly status: RecipientStatus;
+  /** Why it was not delivered, in words a support person can read; null once delivered. */
+  readonly reason: string | null;
+  readonly updatedAt: string;
+  /** A transient bounce: a later delivery (an auto-reply, a retry that worked) may still win. */
+  readonly soft?: boolean;
+}
+
+export type TimelineEventType =
+  | 'accepted'
+  | 'suppressed'
+  | 'sent'
+  | 'delivered'
+  | 'delayed'
+  | 'bounced'
+  | 'complained'
+  | 'rejected'
+  | 'failed'
+  | 'rendering_failed'
+  | 'opened'
+  | 'clicked'
+  | 'unsubscribed'
+  | 'retrying';
+
+export interface TimelineEvent {
+  readonly type: TimelineEventType;
+  readonly at: string;
+  readonly recipient?: string;
+  readonly sesMessageId?: string;
+  readonly detail?: Readonly<Record<string, string | number | boolean | null>>;
+}
+
+/** The Messages table item. Bodies are never stored: only what the status API shows. */
+export interface MessageRecord {
+  readonly id: string;
+  readonly tenant: string;
+  readonly stream: Lane;
+  readonly phase: Phase;
+  readonly from: string;
+  readonly subject: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  /** Epoch seconds; DynamoDB TTL removes the record after the retention period. */
+  readonly expiresAt: number;
+  readonly recipients: readonly RecipientState[];
+  readonly events: readonly TimelineEvent[];
+  readonly sesMessageId?: string;
+  /** The send claim (exactly-once): who holds it and until when (epoch ms). */
+  readonly claimToken?: string;
+  readonly claimUntil?: number;
+  /** Keys of feedback events already applied, so a redelivered event has no second effect. */
+  readonly seen: readonly string[];
+  /** Optimistic-concurrency counter: every write checks and bumps it. */
+  readonly version: number;
+}

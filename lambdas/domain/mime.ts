@@ -1,0 +1,52 @@
+import MailComposer from 'nodemailer/lib/mail-composer';
+import { domainOf } from './address.ts';
+import type { OutgoingMessage } from './message.ts';
+import { formatMailbox } from './sender-policy.ts';
+
+export interface ComposeOptions {
+  /** Baton's message id; the Message-ID is built from it on the sending domain. */
+  readonly id: string;
+  readonly date: Date;
+}
+
+/**
+ * Builds the raw RFC 5322 message with nodemailer's MailComposer, which takes care of RFC 2047
+ * encoded-words for UTF-8 headers, line lengths (≤ 998 octets, folded and transfer-encoded),
+ * multipart/alternative for text + HTML and multipart/related for inline `cid:` parts.
+ * File and URL access are disabled: attachment content only ever comes from the request.
+ */
+export async function composeMime(message: OutgoingMessage, options: ComposeOptions): Promise<Buffer> {
+  const headers: Record<string, string> = { ...message.headers };
+  if (message.listUnsubscribe) {
+    // RFC 8058 one-click: mailbox providers POST to the URL; both headers are needed.
+    headers['List-Unsubscribe'] = `<${message.listUnsubscribe}>`;
+    headers['List-Unsubscribe-Post'] = 'List-Unsubscribe=One-Click';
+  }
+  if (message.originalFrom) headers['X-Original-From'] = formatMailbox(message.originalFrom);
+
+  const composer = new MailComposer({
+    from: message.from,
+    to: [...message.to],
+    cc: [...message.cc],
+    // Bcc never goes into the headers; SES gets those recipients in the envelope only.
+    replyTo: [...message.replyTo],
+    subject: message.subject,
+    ...(message.text !== undefined ? { text: message.text } : {}),
+    ...(message.html !== undefined ? { html: message.html } : {}),
+    attachments: message.attachments.map((a) => ({
+      filename: a.filename,
+      content: a.content,
+      encoding: 'base64',
+      contentDisposition: a.disposition,
+      ...(a.contentType ? { contentType: a.contentType } : {}),
+      ...(a.contentId ? { cid: a.contentId } : {}),
+    })),
+    headers,
+    messageId: `<${options.id}@${domainOf(message.from.address)}>`,
+    date: options.date,
+    newline: 'win',
+    disableFileAccess: true,
+    disableUrlAccess: true,
+  });
+  return composer.compile().build();
+}

@@ -1,0 +1,78 @@
+import { ConflictError, PermanentError, TransientError } from '../shared/errors.ts';
+import { applyFeedback, suppressionsFor } from './feedback.ts';
+import type { MessageRecord } from './message.ts';
+import type { Clock, MessageStore, SuppressionStore } from './ports.ts';
+import { type FeedbackEvent, parseFeedback } from './ses-event.ts';
+
+export interface FeedbackDeps {
+  readonly messages: Pick<MessageStore, 'get' | 'findBySesMessageId' | 'update'>;
+  readonly suppressions: Pick<SuppressionStore, 'putIfStronger'>;
+  readonly clock: Clock;
+}
+
+export interface FeedbackResult {
+  readonly event: FeedbackEvent;
+  readonly messageId: string;
+  /** False when this exact event had been applied before (a redelivery). */
+  readonly applied: boolean;
+  readonly suppressed: number;
+}
+
+/**
+ * An event for a message Baton cannot find yet is retried for this long: the sender may not have
+ * written SES's message id yet (identity notifications carry no tags, only that id).
+ */
+const RACE_WINDOW_MS = 15 * 60_000;
+const WRITE_ATTEMPTS = 5;
+
+/**
+ * Handles one feedback queue message: parse, update the suppression list, update the message's
+ * recipients and timeline. Throws on anything that must not be acknowledged: malformed input
+ * (PermanentError, so it ends in the DLQ) or a message not found yet (TransientError, retried).
+ */
+export async function processFeedback(deps: FeedbackDeps, body: string): Promise<FeedbackResult> {
+  const event = parseFeedback(body);
+  const now = deps.clock();
+  const record = event.batonMessageId
+    ? await deps.messages.get(event.batonMessageId)
+    : await deps.messages.findBySesMessageId(event.sesMessageId);
+
+  // Suppress first, even when the message record is gone (a complaint weeks later, an erased
+  // record): keeping a complaining address off the list must not depend on our bookkeeping.
+  let suppressed = 0;
+  for (const s of suppressionsFor(event, record?.id ?? event.batonMessageId, now)) {
+    if (await deps.suppressions.putIfStronger(s)) suppressed++;
+  }
+
+  if (!record) {
+    const age = now.getTime() - Date.parse(event.at);
+    if (!(age > RACE_WINDOW_MS))
+      throw new TransientError(`no message for this ${event.kind} event yet; retrying`);
+    throw new PermanentError(`${event.kind} event for a message Baton does not know`);
+  }
+
+  const applied = await applyWithRetry(deps, record, event, now);
+  return { event, messageId: record.id, applied, suppressed };
+}
+
+async function applyWithRetry(
+  deps: FeedbackDeps,
+  first: MessageRecord,
+  event: FeedbackEvent,
+  now: Date,
+): Promise<boolean> {
+  let record = first;
+  for (let attempt = 1; ; attempt++) {
+    const next = applyFeedback(record, event, now);
+    if (!next) return false;
+    try {
+      await deps.messages.update(next, record.version);
+      return true;
+    } catch (error) {
+      if (!(error instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw error;
+      const reread = await deps.messages.get(first.id);
+      if (!reread) throw new TransientError(`message ${first.id} vanished while applying feedback`);
+      record = reread;
+    }
+  }
+}

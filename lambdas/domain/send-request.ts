@@ -1,0 +1,265 @@
+import { z } from 'zod';
+import { LANES } from '../shared/names.ts';
+import { type Mailbox, parseMailbox } from './address.ts';
+import type { Attachment, OutgoingMessage } from './message.ts';
+import { type FieldError, fail } from './problem.ts';
+
+/** SES refuses more than 50 recipients per message (To + Cc + Bcc). */
+export const MAX_RECIPIENTS = 50;
+/** RFC 5322 line limit; a subject longer than this could not be folded safely anyway. */
+export const MAX_SUBJECT = 998;
+export const MAX_USER_TAGS = 10;
+
+/**
+ * Headers Baton sets itself, or that would change where mail goes, how it is authenticated or how
+ * SES treats it. Matched case-insensitively.
+ */
+const RESERVED_HEADERS = new Set([
+  'from',
+  'to',
+  'cc',
+  'bcc',
+  'subject',
+  'date',
+  'message-id',
+  'dkim-signature',
+  'return-path',
+  'reply-to',
+  'sender',
+  'mime-version',
+  'list-unsubscribe',
+  'list-unsubscribe-post',
+  'x-original-from',
+  'received',
+  'authentication-results',
+  'arc-seal',
+  'arc-message-signature',
+  'arc-authentication-results',
+]);
+const RESERVED_HEADER_PREFIXES = ['content-', 'x-ses-', 'resent-'];
+
+// RFC 5322 field name: printable ASCII except colon.
+const HEADER_NAME = /^[!-9;-~]{1,100}$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: CR, LF and NUL are what header injection uses
+const LINE_BREAK_OR_NUL = /[\r\n\u0000\u2028\u2029]/;
+const SES_TAG = /^[A-Za-z0-9_-]{1,256}$/;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/i;
+
+const mailbox = z.string().transform((value, ctx): Mailbox => {
+  const parsed = parseMailbox(value);
+  if (!parsed.ok) {
+    ctx.addIssue({ code: 'custom', message: `invalid address: ${parsed.message}` });
+    return z.NEVER;
+  }
+  return parsed.value;
+});
+
+/** A list of addresses; a single string is accepted as a list of one. */
+const mailboxes = z
+  .union([z.string(), z.array(z.unknown())])
+  .transform((v) => (typeof v === 'string' ? [v] : v))
+  .pipe(z.array(mailbox));
+
+const headerSafe = (what: string) =>
+  z.string().refine((v) => !LINE_BREAK_OR_NUL.test(v), `${what} must not contain CR, LF or NUL`);
+
+const attachment = z.strictObject({
+  filename: headerSafe('filename')
+    .min(1, 'filename must not be empty')
+    .max(255, 'filename must be at most 255 characters')
+    .refine((v) => !/[/\\]/.test(v), 'filename must not contain a path'),
+  contentType: z.string().regex(CONTENT_TYPE, 'contentType must look like type/subtype').optional(),
+  content: z
+    .string()
+    .transform((v) => v.replace(/\s+/g, ''))
+    .refine((v) => v.length % 4 === 0 && BASE64.test(v), 'content must be base64'),
+  disposition: z.enum(['attachment', 'inline']).default('attachment'),
+  contentId: z
+    .string()
+    .regex(/^[!-;=?-~]{1,250}$/, 'contentId must be printable ASCII without "<" or ">"')
+    .nullish(),
+});
+
+const sendRequest = z.strictObject({
+  from: mailbox,
+  to: mailboxes.optional(),
+  cc: mailboxes.optional(),
+  bcc: mailboxes.optional(),
+  replyTo: mailboxes.optional(),
+  subject: headerSafe('subject').max(MAX_SUBJECT, `subject must be at most ${MAX_SUBJECT} characters`),
+  text: z.string().optional(),
+  html: z.string().optional(),
+  attachments: z.array(attachment).max(100, 'at most 100 attachments').optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  tags: z.record(z.string(), z.string()).optional(),
+  stream: z.enum(LANES).optional(),
+  listUnsubscribe: z
+    .string()
+    .max(2048)
+    .refine((v) => !LINE_BREAK_OR_NUL.test(v), 'listUnsubscribe must not contain CR, LF or NUL')
+    .refine(isHttpsUrl, 'listUnsubscribe must be an https:// URL (RFC 8058 one-click unsubscribe)')
+    .optional(),
+});
+
+function isHttpsUrl(value: string): boolean {
+  try {
+    return new URL(value).protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+/** `['to', 0]` → `to[0]`, the path format of DESIGN §2. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out === '' ? String(key) : `.${String(key)}`;
+  }
+  return out === '' ? '(body)' : out;
+}
+
+/**
+ * Validates a POST /v1/messages body. Every problem is reported at once (422 with one entry per
+ * failing path), so a client fixes its request in one round trip.
+ */
+export function validateSendRequest(input: unknown): OutgoingMessage {
+  const parsed = sendRequest.safeParse(input);
+  const errors: FieldError[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      errors.push({ path: formatPath(issue.path), message: describeIssue(issue) });
+    }
+    // Cross-field rules still run on what did parse, so all failures come back together.
+    if (typeof input === 'object' && input !== null)
+      errors.push(...crossFieldErrors(input as Record<string, unknown>));
+    fail('invalid_message', 'The message is not valid; see errors for each failing field.', dedupe(errors));
+  }
+  const body = parsed.data;
+  errors.push(...crossFieldErrors(body));
+  if (errors.length > 0)
+    fail('invalid_message', 'The message is not valid; see errors for each failing field.', errors);
+
+  const message: OutgoingMessage = {
+    from: body.from,
+    to: body.to ?? [],
+    cc: body.cc ?? [],
+    bcc: body.bcc ?? [],
+    replyTo: body.replyTo ?? [],
+    subject: body.subject,
+    ...(body.text !== undefined ? { text: body.text } : {}),
+    ...(body.html !== undefined ? { html: body.html } : {}),
+    attachments: (body.attachments ?? []).map(toAttachment),
+    headers: body.headers ?? {},
+    tags: body.tags ?? {},
+    stream: body.stream ?? 'transactional',
+    ...(body.listUnsubscribe !== undefined ? { listUnsubscribe: body.listUnsubscribe } : {}),
+  };
+  return message;
+}
+
+function toAttachment(a: z.infer<typeof attachment>): Attachment {
+  return {
+    filename: a.filename,
+    content: a.content,
+    disposition: a.disposition,
+    ...(a.contentType ? { contentType: a.contentType } : {}),
+    ...(a.contentId ? { contentId: a.contentId } : {}),
+  };
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return `unknown field(s): ${issue.keys.join(', ')}`;
+  if (issue.code === 'invalid_type') {
+    return issue.input === undefined ? 'is required' : `must be ${article(issue.expected)}`;
+  }
+  return issue.message;
+}
+
+function article(expected: string): string {
+  return /^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`;
+}
+
+function dedupe(errors: FieldError[]): FieldError[] {
+  const seen = new Set<string>();
+  return errors.filter((e) => {
+    const key = `${e.path}\u0000${e.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** Rules that span fields, checked on the raw body so they report even when other fields fail. */
+function crossFieldErrors(body: Record<string, unknown>): FieldError[] {
+  const errors: FieldError[] = [];
+  const count = (v: unknown) => (Array.isArray(v) ? v.length : typeof v === 'string' ? 1 : 0);
+  const recipients = count(body.to) + count(body.cc) + count(body.bcc);
+  if (recipients === 0) errors.push({ path: 'to', message: 'at least one of to, cc or bcc is required' });
+  if (recipients > MAX_RECIPIENTS) {
+    errors.push({ path: 'to', message: `at most ${MAX_RECIPIENTS} recipients in to, cc and bcc together` });
+  }
+  const hasText = typeof body.text === 'string' && body.text !== '';
+  const hasHtml = typeof body.html === 'string' && body.html !== '';
+  if (!hasText && !hasHtml)
+    errors.push({ path: 'text', message: 'at least one of text or html is required' });
+  if (body.stream === 'broadcast' && body.listUnsubscribe === undefined) {
+    errors.push({ path: 'listUnsubscribe', message: 'broadcast mail must carry listUnsubscribe (RFC 8058)' });
+  }
+  if (isRecord(body.headers)) errors.push(...headerErrors(body.headers));
+  if (isRecord(body.tags)) errors.push(...tagErrors(body.tags));
+  if (Array.isArray(body.attachments)) {
+    body.attachments.forEach((a, i) => {
+      if (
+        isRecord(a) &&
+        a.disposition === 'inline' &&
+        (typeof a.contentId !== 'string' || a.contentId === '')
+      ) {
+        errors.push({ path: `attachments[${i}].contentId`, message: 'inline attachments need a contentId' });
+      }
+    });
+  }
+  return errors;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function headerErrors(headers: Record<string, unknown>): FieldError[] {
+  const errors: FieldError[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    const path = `headers.${name}`;
+    const lower = name.toLowerCase();
+    if (!HEADER_NAME.test(name))
+      errors.push({ path, message: 'header name must be printable ASCII without ":"' });
+    else if (RESERVED_HEADERS.has(lower) || RESERVED_HEADER_PREFIXES.some((p) => lower.startsWith(p))) {
+      errors.push({ path, message: `header ${name} is reserved and cannot be set through headers` });
+    }
+    if (typeof value === 'string' && LINE_BREAK_OR_NUL.test(value)) {
+      errors.push({ path, message: 'header value must not contain CR, LF or NUL' });
+    }
+    if (typeof value === 'string' && value.length > 998) {
+      errors.push({ path, message: 'header value must be at most 998 characters' });
+    }
+  }
+  return errors;
+}
+
+function tagErrors(tags: Record<string, unknown>): FieldError[] {
+  const errors: FieldError[] = [];
+  const entries = Object.entries(tags);
+  if (entries.length > MAX_USER_TAGS) errors.push({ path: 'tags', message: `at most ${MAX_USER_TAGS} tags` });
+  for (const [name, value] of entries) {
+    const path = `tags.${name}`;
+    if (!SES_TAG.test(name)) errors.push({ path, message: 'tag name must be 1-256 of A-Z a-z 0-9 _ -' });
+    else if (name.startsWith('baton_') || name.startsWith('ses')) {
+      errors.push({ path, message: 'tag names starting with "baton_" or "ses" are reserved' });
+    }
+    if (typeof value === 'string' && !SES_TAG.test(value)) {
+      errors.push({ path, message: 'tag value must be 1-256 of A-Z a-z 0-9 _ -' });
+    }
+  }
+  return errors;
+}

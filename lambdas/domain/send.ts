@@ -1,0 +1,206 @@
+import { ConflictError, PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
+import { MessageTag } from '../shared/names.ts';
+import { normaliseAddress } from './address.ts';
+import type { MessageRecord, OutgoingMessage, RecipientState, SendJob, TimelineEvent } from './message.ts';
+import type { Clock, Mailer, MessageStore } from './ports.ts';
+import { recipientRank } from './status.ts';
+import { isActive, type Suppression, suppressedReason } from './suppression.ts';
+
+export interface SendDeps {
+  readonly messages: MessageStore;
+  readonly mailer: Mailer;
+  /** Raw MIME for the message (composed, and DKIM-signed where a key is configured). */
+  readonly compose: (message: OutgoingMessage, id: string, date: Date) => Promise<Uint8Array>;
+  readonly clock: Clock;
+  /**
+   * How long a claim protects an attempt. Longer than the function timeout (a live attempt never
+   * loses its claim) and shorter than the queue's visibility timeout (the retry of a dead
+   * attempt finds the claim expired and takes it over).
+   */
+  readonly leaseMs: number;
+}
+
+export type SendOutcome = 'sent' | 'duplicate' | 'suppressed' | 'failed';
+
+const WRITE_ATTEMPTS = 5;
+
+/**
+ * Sends one queued message exactly once (as far as SES allows):
+ * 1. claim it with a conditional write on Baton's message id; a duplicate queue delivery of a
+ *    message already sent finds it done and is acknowledged without calling SES;
+ * 2. drop recipients that are suppressed now (`suppressed` is one batched read for the batch);
+ * 3. compose the MIME and call SES; 4. record the result.
+ *
+ * The one window left: the process dies after SES accepted the message and before step 4. The
+ * claim then expires and a retry would send again, unless SES's Send event (which carries Baton's
+ * message id as a tag) reached the feedback function first and marked the message sent, which is
+ * the usual case since the lease outlasts that round trip. See README "Delivery guarantees".
+ */
+export async function sendJob(
+  deps: SendDeps,
+  job: SendJob,
+  suppressed: ReadonlyMap<string, Suppression>,
+): Promise<SendOutcome> {
+  const now = deps.clock();
+  const claim = await deps.messages.claim(job.id, now, deps.leaseMs);
+  if (claim.outcome === 'missing')
+    throw new PermanentError(`message ${job.id} has no record; it cannot be tracked`);
+  if (claim.outcome === 'done') return 'duplicate';
+  if (claim.outcome === 'busy')
+    throw new TransientError(`message ${job.id} is being sent by another attempt`);
+  const { record, token } = claim;
+
+  const newlySuppressed = new Map<string, Suppression>();
+  const targets: RecipientState[] = [];
+  for (const r of record.recipients) {
+    if (r.status !== 'queued') continue;
+    const s = suppressed.get(normaliseAddress(r.address) ?? r.address.toLowerCase());
+    if (s && isActive(s, now)) newlySuppressed.set(r.address, s);
+    else targets.push(r);
+  }
+
+  if (targets.length === 0) {
+    await finish(deps, record, token, (latest) => markSuppressed(latest, newlySuppressed, deps.clock()));
+    return 'suppressed';
+  }
+
+  let sesMessageId: string;
+  try {
+    const raw = await deps.compose(job.message, job.id, now);
+    sesMessageId = await deps.mailer.send({
+      raw,
+      from: job.message.from.address,
+      to: targets.filter((r) => r.kind === 'to').map((r) => r.address),
+      cc: targets.filter((r) => r.kind === 'cc').map((r) => r.address),
+      bcc: targets.filter((r) => r.kind === 'bcc').map((r) => r.address),
+      tags: {
+        ...job.message.tags,
+        [MessageTag.messageId]: job.id,
+        [MessageTag.tenant]: job.tenant,
+        [MessageTag.stream]: job.message.stream,
+      },
+    });
+  } catch (error) {
+    if (error instanceof TransientError || error instanceof SendingPausedError) {
+      // Give the claim back so the retry does not wait out the lease; nothing was sent.
+      await deps.messages.release(job.id, token);
+      throw error;
+    }
+    const reason = error instanceof PermanentError ? error.message : 'the message could not be built';
+    await finish(deps, record, token, (latest) => markFailed(latest, newlySuppressed, reason, deps.clock()));
+    if (!(error instanceof PermanentError)) throw new PermanentError(reason, { cause: error });
+    return 'failed';
+  }
+
+  await finish(deps, record, token, (latest) =>
+    markSent(latest, sesMessageId, newlySuppressed, deps.clock()),
+  );
+  return 'sent';
+}
+
+/**
+ * Writes a transition with the claim held. Feedback for this message can land between our read
+ * and our write (SES is fast), so on a version conflict we re-read and apply the transition to
+ * the newer record: transitions only move recipients up in rank, so the merge is safe.
+ */
+async function finish(
+  deps: SendDeps,
+  first: MessageRecord,
+  token: string,
+  transition: (latest: MessageRecord) => MessageRecord,
+): Promise<void> {
+  let latest = first;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await deps.messages.update(transition(latest), latest.version, token);
+      return;
+    } catch (error) {
+      if (!(error instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw error;
+      const reread = await deps.messages.get(first.id);
+      if (!reread) throw new PermanentError(`message ${first.id} disappeared while it was being sent`);
+      latest = reread;
+    }
+  }
+}
+
+function withSuppressed(
+  r: RecipientState,
+  suppressed: ReadonlyMap<string, Suppression>,
+  at: string,
+): RecipientState {
+  const s = suppressed.get(r.address);
+  return s && r.status === 'queued'
+    ? { ...r, status: 'suppressed', reason: suppressedReason(s), updatedAt: at }
+    : r;
+}
+
+function suppressedEvents(suppressed: ReadonlyMap<string, Suppression>, at: string): TimelineEvent[] {
+  return [...suppressed].map(([recipient, s]) => ({
+    type: 'suppressed',
+    at,
+    recipient,
+    detail: { reason: s.reason },
+  }));
+}
+
+function base(record: MessageRecord, at: string) {
+  const { claimToken: _t, claimUntil: _u, ...rest } = record;
+  return { ...rest, updatedAt: at, version: record.version + 1 };
+}
+
+export function markSent(
+  record: MessageRecord,
+  sesMessageId: string,
+  suppressed: ReadonlyMap<string, Suppression>,
+  now: Date,
+): MessageRecord {
+  const at = now.toISOString();
+  const recipients = record.recipients.map((r) => {
+    const next = withSuppressed(r, suppressed, at);
+    return next.status === 'queued' && recipientRank(next) < recipientRank({ status: 'sent' })
+      ? { ...next, status: 'sent' as const, updatedAt: at }
+      : next;
+  });
+  const events = [...record.events, ...suppressedEvents(suppressed, at)];
+  // The feedback function may have recorded SES's Send event already.
+  if (!events.some((e) => e.type === 'sent')) events.push({ type: 'sent', at, sesMessageId });
+  // A Reject or Rendering Failure event may have been recorded first; it is the final word.
+  const phase = record.phase === 'rejected' || record.phase === 'failed' ? record.phase : 'sent';
+  return { ...base(record, at), phase, sesMessageId, recipients, events };
+}
+
+export function markSuppressed(
+  record: MessageRecord,
+  suppressed: ReadonlyMap<string, Suppression>,
+  now: Date,
+): MessageRecord {
+  const at = now.toISOString();
+  return {
+    ...base(record, at),
+    phase: 'suppressed',
+    recipients: record.recipients.map((r) => withSuppressed(r, suppressed, at)),
+    events: [...record.events, ...suppressedEvents(suppressed, at)],
+  };
+}
+
+export function markFailed(
+  record: MessageRecord,
+  suppressed: ReadonlyMap<string, Suppression>,
+  reason: string,
+  now: Date,
+): MessageRecord {
+  const at = now.toISOString();
+  return {
+    ...base(record, at),
+    phase: 'failed',
+    recipients: record.recipients.map((r) => {
+      const next = withSuppressed(r, suppressed, at);
+      return next.status === 'queued' ? { ...next, status: 'failed' as const, reason, updatedAt: at } : next;
+    }),
+    events: [
+      ...record.events,
+      ...suppressedEvents(suppressed, at),
+      { type: 'failed', at, detail: { reason } },
+    ],
+  };
+}

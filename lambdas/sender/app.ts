@@ -1,0 +1,137 @@
+import { readFileSync } from 'node:fs';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { SQSRecord } from 'aws-lambda';
+import { domainOf, normaliseAddress } from '../domain/address.ts';
+import { backoffSeconds, PAUSED_DELAY_SECONDS } from '../domain/backoff.ts';
+import { type DkimKey, signDkim } from '../domain/dkim.ts';
+import type { SendJob } from '../domain/message.ts';
+import { composeMime } from '../domain/mime.ts';
+import type { Clock, Mailer, MessageStore, SuppressionStore } from '../domain/ports.ts';
+import { type SendDeps, sendJob } from '../domain/send.ts';
+import type { Suppression } from '../domain/suppression.ts';
+import { ConfigurationError, PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
+import { logger, metrics } from '../shared/observability.ts';
+
+export interface SenderDeps {
+  readonly messages: MessageStore;
+  readonly suppressions: Pick<SuppressionStore, 'getMany'>;
+  readonly mailer: Mailer;
+  readonly visibility: { delay(record: SQSRecord, seconds: number): Promise<void> };
+  readonly dkim?: DkimKey | undefined;
+  readonly clock: Clock;
+  readonly random?: () => number;
+}
+
+export interface PreparedBatch {
+  readonly jobs: ReadonlyMap<string, SendJob | Error>;
+  readonly suppressed: ReadonlyMap<string, Suppression>;
+  /** Set when SES reported the account paused: the rest of the batch goes back untouched. */
+  paused: boolean;
+}
+
+/** Longer than the sender's 30 s timeout, shorter than the lane queue's 180 s visibility timeout. */
+export const CLAIM_LEASE_MS = 120_000;
+
+export function createSender(deps: SenderDeps) {
+  const send: SendDeps = {
+    messages: deps.messages,
+    mailer: deps.mailer,
+    clock: deps.clock,
+    leaseMs: CLAIM_LEASE_MS,
+    compose: async (message, id, date) => {
+      const raw = await composeMime(message, { id, date });
+      // d= is the From domain, so the signature aligns for DMARC; the key's public half must be
+      // published at <selector>._domainkey.<domain> (local mode prints the record).
+      return deps.dkim ? signDkim(raw, deps.dkim, domainOf(message.from.address)) : raw;
+    },
+  };
+
+  return {
+    /** Parses every job and reads the suppression list once for all their recipients. */
+    async prepare(records: readonly SQSRecord[]): Promise<PreparedBatch> {
+      const jobs = new Map<string, SendJob | Error>();
+      const addresses: string[] = [];
+      for (const record of records) {
+        const job = parseJob(record.body);
+        jobs.set(record.messageId, job);
+        if (job instanceof Error) continue;
+        for (const m of [...job.message.to, ...job.message.cc, ...job.message.bcc]) {
+          addresses.push(normaliseAddress(m.address) ?? m.address.toLowerCase());
+        }
+      }
+      const suppressed = addresses.length > 0 ? await deps.suppressions.getMany(addresses) : new Map();
+      return { jobs, suppressed, paused: false };
+    },
+
+    /** One record; throws to report it failed (Powertools turns that into a batchItemFailure). */
+    async sendRecord(record: SQSRecord, batch: PreparedBatch): Promise<void> {
+      const job = batch.jobs.get(record.messageId);
+      if (job === undefined || job instanceof Error) {
+        logger.error('unreadable send job', { sqsMessageId: record.messageId });
+        throw job ?? new PermanentError('send job missing from the prepared batch');
+      }
+      if (batch.paused) {
+        await deps.visibility.delay(record, PAUSED_DELAY_SECONDS);
+        throw new SendingPausedError('SES sending is paused; handed back');
+      }
+      try {
+        const outcome = await sendJob(send, job, batch.suppressed);
+        metrics.addMetric(outcomeMetric[outcome], MetricUnit.Count, 1);
+        logger.info('message handled', { messageId: job.id, outcome, stream: job.message.stream });
+      } catch (error) {
+        if (error instanceof SendingPausedError) {
+          batch.paused = true;
+          metrics.addMetric('sendingPaused', MetricUnit.Count, 1);
+          logger.error('SES sending paused; handing the batch back', { messageId: job.id });
+          await deps.visibility.delay(record, PAUSED_DELAY_SECONDS);
+        } else if (error instanceof TransientError) {
+          const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
+          const seconds = backoffSeconds(attempt, deps.random);
+          metrics.addMetric('sendRetries', MetricUnit.Count, 1);
+          logger.warn('send will be retried', {
+            messageId: job.id,
+            attempt,
+            inSeconds: seconds,
+            why: error.message,
+          });
+          await deps.visibility.delay(record, seconds);
+        } else {
+          logger.error('send failed', {
+            messageId: job.id,
+            error: error instanceof Error ? error.message : 'unknown',
+          });
+        }
+        throw error;
+      }
+    },
+  };
+}
+
+const outcomeMetric = {
+  sent: 'messagesSent',
+  duplicate: 'duplicateDeliveries',
+  suppressed: 'messagesSuppressed',
+  failed: 'messagesFailed',
+} as const;
+
+function parseJob(body: string): SendJob | Error {
+  try {
+    const job = JSON.parse(body) as SendJob;
+    if (job?.v !== 1 || typeof job.id !== 'string' || typeof job.message !== 'object') {
+      return new PermanentError('not a Baton send job');
+    }
+    return job;
+  } catch {
+    return new PermanentError('send job is not JSON');
+  }
+}
+
+/** A PEM private key from a file (local mode's development key, or your own); absent = SES Easy DKIM only. */
+export function loadDkimKey(file: string | undefined, selector: string | undefined): DkimKey | undefined {
+  if (!file) return undefined;
+  try {
+    return { selector: selector ?? 'baton', privateKey: readFileSync(file, 'utf8') };
+  } catch (error) {
+    throw new ConfigurationError(`cannot read the DKIM key file ${file}`, { cause: error });
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * Error classes shared by the domain and the adapters. Adapters are the only code that knows AWS
+ * exception names; they translate them into these so the domain can decide what a failure means
+ * (retry, give up, stop) without importing an SDK. Every class keeps the original in `cause`.
+ */
+
+/** Worth retrying later: throttling, a 5xx, a network fault, a claim held by a live attempt. */
+export class TransientError extends Error {
+  override readonly name = 'TransientError';
+}
+
+/** Retrying cannot help (SES refused the message, a record is malformed). `reason` is for humans. */
+export class PermanentError extends Error {
+  override readonly name: string = 'PermanentError';
+}
+
+/**
+ * The SES account cannot send at all (sending paused, account suspended). The whole batch goes
+ * back to the queue with a long delay and an alarm fires; nothing is marked failed.
+ */
+export class SendingPausedError extends Error {
+  override readonly name = 'SendingPausedError';
+}
+
+/** A required setting is missing or invalid; thrown at cold start so the function fails loudly. */
+export class ConfigurationError extends Error {
+  override readonly name = 'ConfigurationError';
+}
+
+/** A conditional write lost a race (optimistic concurrency); the caller re-reads and retries. */
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+}

@@ -1,0 +1,19 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { METRICS_NAMESPACE } from './names.ts';
+
+/**
+ * One logger and one metrics instance per function (the service name comes from
+ * POWERTOOLS_SERVICE_NAME, set by the stack). Log a message plus an object of ids and counts:
+ * never bodies, never full addresses (use `maskAddress`).
+ */
+export const logger = new Logger();
+
+export const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
+
+/** `ana@example.org` → `a***@example.org`: enough to tell domains apart in logs, not to identify anyone. */
+export function maskAddress(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at <= 0) return '***';
+  return `${address[0]}***${address.slice(at)}`;
+}
