@@ -1,0 +1,343 @@
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoApiKeyStore } from '../lambdas/adapters/api-key-store.ts';
+import { hashToken, keyIdOf, SCOPES } from '../lambdas/domain/api-key.ts';
+import { EnvVar } from '../lambdas/shared/names.ts';
+import { createApp, STACK_ID } from '../lib/app.ts';
+import { type DevelopmentDkim, developmentApiKey, developmentDkim, dkimRecord } from './dev-keys.ts';
+import { startDynamo } from './emulators/dynamodb.ts';
+import { isAddressInUse, LocalPortEnvVar, PortInUseError } from './emulators/errors.ts';
+import { startSqsSns } from './emulators/sqs-sns.ts';
+import { type CfnTemplate, type LocalPlan, planFromTemplate, resolveEnvironment } from './plan.ts';
+import { provision } from './provision.ts';
+import { FunctionPool } from './runtime/function-pool.ts';
+import { type AccessLogEntry, createGateway } from './runtime/http-gateway.ts';
+import { SqsPoller } from './runtime/sqs-poller.ts';
+import { type FaultPlan, type SesStandin, type StandinLogger, startSesStandin } from './ses-standin/index.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const REGION = 'us-east-1';
+const API_CONCURRENCY = 4;
+
+export interface LocalOptions {
+  /** HTTP API port on 127.0.0.1. @default 3000 (0 picks a free port) */
+  readonly port?: number;
+  /** @default generated and kept in `<stateDir>/dev-api-key` */
+  readonly apiKey?: string;
+  /** Domains the development key may send from. @default ['example.com'] */
+  readonly domains?: readonly string[];
+  /** @default '<stateDir>/outbox' */
+  readonly outboxDir?: string;
+  /** Development keys and logs. @default '.baton' */
+  readonly stateDir?: string;
+  /** PEM to sign with; @default a development key generated in `<stateDir>/dkim/` */
+  readonly dkimKeyFile?: string;
+  /** @default 'baton' */
+  readonly dkimSelector?: string;
+  /** Emulator ports; 0 (default) lets the OS choose. */
+  readonly ports?: { readonly dynamodb?: number; readonly sqsSns?: number; readonly ses?: number };
+  /** Pause between SES stand-in events. @default 50 */
+  readonly eventDelayMs?: number;
+  readonly faults?: FaultPlan;
+  /** Function log level (Powertools). @default 'INFO' */
+  readonly logLevel?: string;
+  readonly onAccess?: (entry: AccessLogEntry) => void;
+  readonly standinLogger?: StandinLogger;
+}
+
+export interface LocalBaton {
+  readonly url: string;
+  readonly apiKey: string;
+  readonly apiKeySource: string;
+  readonly domains: readonly string[];
+  readonly outboxDir: string;
+  readonly logDir: string;
+  readonly dkim: DevelopmentDkim;
+  readonly dkimRecords: ReadonlyArray<{ name: string; value: string }>;
+  readonly endpoints: { readonly dynamodb: string; readonly sqs: string; readonly ses: string };
+  readonly plan: LocalPlan;
+  readonly queues: ReadonlyMap<string, { url: string; arn: string; name: string }>;
+  readonly pools: ReadonlyMap<string, FunctionPool>;
+  readonly pollers: ReadonlyMap<string, SqsPoller>;
+  readonly ses: SesStandin;
+  readonly startupMs: number;
+  stop(): Promise<void>;
+}
+
+/** Synthesizes the stack (no bundling, no nag: fast) and returns its template. */
+export function synthTemplate(domain: string): CfnTemplate {
+  const outdir = mkdtempSync(join(tmpdir(), 'baton-synth-'));
+  try {
+    const { app } = createApp({ bundle: false, nag: false, outdir, context: { domain } });
+    return app.synth().getStackByName(STACK_ID).template as CfnTemplate;
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs the whole pipeline on this machine: the stack's template read into a plan, emulators on
+ * 127.0.0.1 provisioned from it, the real handler modules in function processes, SQS event
+ * sources, the HTTP API and the SES stand-in. Nothing here decides anything about mail: that is
+ * all in the handlers, exactly as deployed.
+ */
+export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton> {
+  const started = Date.now();
+  const stateDir = resolve(options.stateDir ?? '.baton');
+  const outboxDir = resolve(options.outboxDir ?? join(stateDir, 'outbox'));
+  const logDir = join(stateDir, 'logs');
+  mkdirSync(outboxDir, { recursive: true });
+  mkdirSync(logDir, { recursive: true });
+  const domains = options.domains?.length ? options.domains : ['example.com'];
+  const { token: apiKey, source: apiKeySource } = developmentApiKey(stateDir, options.apiKey);
+  const dkim = developmentDkim(stateDir, options.dkimSelector ?? 'baton', options.dkimKeyFile);
+
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      try {
+        await cleanup();
+      } catch {
+        // Keep stopping the rest.
+      }
+    }
+  };
+
+  try {
+    const plan = planFromTemplate(synthTemplate(domains[0] ?? 'example.com'));
+
+    const [dynamo, sqsSns] = await Promise.all([
+      startDynamo({ port: options.ports?.dynamodb ?? 0 }),
+      startSqsSns({ port: options.ports?.sqsSns ?? 0, region: REGION }),
+    ]);
+    cleanups.push(
+      () => dynamo.stop(),
+      () => sqsSns.stop(),
+    );
+
+    const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+    const dynamoClient = new DynamoDBClient({ region: REGION, endpoint: dynamo.endpoint, credentials });
+    const sqs = new SQSClient({
+      region: REGION,
+      endpoint: sqsSns.endpoint,
+      credentials,
+      useQueueUrlAsEndpoint: false,
+    });
+    const sns = new SNSClient({ region: REGION, endpoint: sqsSns.endpoint, credentials });
+    cleanups.push(() => {
+      dynamoClient.destroy();
+      sqs.destroy();
+      sns.destroy();
+    });
+    const physical = await provision(plan, { dynamo: dynamoClient, sqs, sns });
+
+    const ses = await startSesStandin({
+      port: options.ports?.ses ?? 0,
+      outboxDir,
+      region: REGION,
+      eventDelayMs: options.eventDelayMs ?? 50,
+      ...(options.faults ? { faults: options.faults } : {}),
+      ...(options.standinLogger ? { logger: options.standinLogger } : {}),
+      eventDestinations: plan.eventDestinations.map((d) => ({
+        configurationSet: physical.configurationSets.get(d.configurationSet) ?? d.configurationSet,
+        topicArn: physical.topics.get(d.topic) ?? '',
+        eventTypes: d.eventTypes,
+      })),
+      configurationSets: [...physical.configurationSets.values()],
+      publish: async (topicArn, message) => {
+        await sns.send(new PublishCommand({ TopicArn: topicArn, Message: message }));
+      },
+    });
+    cleanups.push(async () => {
+      await ses.settled();
+      await ses.stop();
+    });
+
+    const endpoints = { dynamodb: dynamo.endpoint, sqs: sqsSns.endpoint, ses: ses.endpoint };
+    const pools = new Map<string, FunctionPool>();
+    const logs: WriteStream[] = [];
+    cleanups.push(() => {
+      for (const l of logs) l.end();
+    });
+    const concurrency = new Map<string, number>();
+    for (const e of plan.eventSources)
+      concurrency.set(e.function, (concurrency.get(e.function) ?? 0) + e.maxConcurrency);
+
+    for (const fn of plan.functions) {
+      const env = resolveEnvironment(fn.environment, physical);
+      const log = createWriteStream(join(logDir, `${fn.logicalId}.log`), { flags: 'a' });
+      logs.push(log);
+      pools.set(
+        fn.logicalId,
+        new FunctionPool({
+          name: fn.logicalId,
+          entry: join(REPO_ROOT, fn.entry),
+          env: {
+            ...functionBaseEnv(fn.logicalId, fn.memoryMb, endpoints, sqsSns.endpoint, options.logLevel),
+            ...env,
+            // Local mode always signs (DESIGN §5); deployed, SES Easy DKIM does.
+            ...(EnvVar.lane in env
+              ? { [EnvVar.dkimKeyFile]: dkim.file, [EnvVar.dkimSelector]: dkim.selector }
+              : {}),
+          },
+          timeoutMs: fn.timeoutSeconds * 1000,
+          maxConcurrency: concurrency.get(fn.logicalId) ?? API_CONCURRENCY,
+          log,
+        }),
+      );
+    }
+    cleanups.push(() => Promise.all([...pools.values()].map((p) => p.stop())).then(() => undefined));
+
+    await seedDevelopmentKey(plan, physical, dynamoClient, apiKey, domains);
+    await Promise.all([...pools.values()].map((p) => p.start()));
+
+    const pollers = new Map<string, SqsPoller>();
+    for (const e of plan.eventSources) {
+      const queue = physical.queues.get(e.queue);
+      const pool = pools.get(e.function);
+      if (!queue || !pool) throw new Error(`event source ${e.logicalId}: unknown queue or function`);
+      const poller = new SqsPoller(sqs, pool, {
+        queueUrl: queue.url,
+        queueArn: queue.arn,
+        batchSize: e.batchSize,
+        maxBatchingWindowSeconds: e.maxBatchingWindowSeconds,
+        maxConcurrency: e.maxConcurrency,
+        reportBatchItemFailures: e.reportBatchItemFailures,
+      });
+      poller.start();
+      pollers.set(e.logicalId, poller);
+    }
+    // Pollers stop before the function processes (cleanups run in reverse).
+    cleanups.push(() => Promise.all([...pollers.values()].map((p) => p.stop())).then(() => undefined));
+
+    const gateway = createGateway(
+      plan.routes.map((r) => {
+        const pool = pools.get(r.function);
+        if (!pool) throw new Error(`route ${r.routeKey}: unknown function ${r.function}`);
+        return { routeKey: r.routeKey, pool };
+      }),
+      options.onAccess,
+    );
+    const port = await listen(gateway, options.port ?? 3000);
+    cleanups.push(() => closeServer(gateway));
+
+    return {
+      url: `http://127.0.0.1:${port}`,
+      apiKey,
+      apiKeySource,
+      domains,
+      outboxDir,
+      logDir,
+      dkim,
+      dkimRecords: domains.map((d) => dkimRecord(dkim, d)),
+      endpoints,
+      plan,
+      queues: physical.queues,
+      pools,
+      pollers,
+      ses,
+      startupMs: Date.now() - started,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/**
+ * What a function process sees besides its template environment: fake credentials and the
+ * emulator endpoints (through the SDK's standard AWS_ENDPOINT_URL_<SERVICE> variables, so the
+ * handlers carry no local-mode code). Nothing is inherited from the developer's shell, so real
+ * AWS credentials can never reach a local function.
+ */
+function functionBaseEnv(
+  name: string,
+  memoryMb: number,
+  endpoints: { dynamodb: string; sqs: string; ses: string },
+  sns: string,
+  logLevel: string | undefined,
+): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    TZ: 'UTC',
+    AWS_REGION: REGION,
+    AWS_DEFAULT_REGION: REGION,
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
+    AWS_ENDPOINT_URL_SQS: endpoints.sqs,
+    AWS_ENDPOINT_URL_SNS: sns,
+    AWS_ENDPOINT_URL_SESV2: endpoints.ses,
+    AWS_LAMBDA_FUNCTION_NAME: name,
+    AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memoryMb),
+    POWERTOOLS_LOG_LEVEL: logLevel ?? 'INFO',
+  };
+}
+
+async function seedDevelopmentKey(
+  plan: LocalPlan,
+  physical: Parameters<typeof resolveEnvironment>[1],
+  dynamo: DynamoDBClient,
+  token: string,
+  domains: readonly string[],
+): Promise<void> {
+  const apiFunction = plan.functions.find((f) => plan.routes.some((r) => r.function === f.logicalId));
+  const table = apiFunction
+    ? resolveEnvironment(apiFunction.environment, physical)[EnvVar.apiKeysTable]
+    : undefined;
+  if (!table) throw new Error('the template has no api function with an API keys table');
+  const store = new DynamoApiKeyStore(DynamoDBDocumentClient.from(dynamo), table);
+  await store.put({
+    keyId: keyIdOf(token),
+    secretHash: hashToken(token),
+    tenant: 'dev',
+    name: 'local development key',
+    scopes: [...SCOPES],
+    allowedDomains: [...domains],
+    allowedCidrs: [],
+    senderPolicy: 'reject',
+    status: 'active',
+    createdAt: new Date().toISOString(),
+  });
+}
+
+function listen(server: Server, port: number): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    server.once('error', (error) => {
+      reject(
+        isAddressInUse(error)
+          ? new PortInUseError({
+              service: 'Baton HTTP API',
+              port,
+              host: '127.0.0.1',
+              envVar: 'BATON_PORT',
+              cause: error,
+            })
+          : error,
+      );
+    });
+    server.listen(port, '127.0.0.1', () => {
+      const address = server.address();
+      resolvePort(typeof address === 'object' && address ? address.port : port);
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolveClose) => {
+    server.close(() => resolveClose());
+    server.closeAllConnections();
+  });
+}
+
+export { LocalPortEnvVar };

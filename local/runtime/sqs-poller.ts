@@ -1,0 +1,158 @@
+import {
+  DeleteMessageBatchCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import type { FunctionPool, InvokeResult } from './function-pool.ts';
+
+export interface PollerSpec {
+  readonly queueUrl: string;
+  readonly queueArn: string;
+  readonly batchSize: number;
+  readonly maxBatchingWindowSeconds: number;
+  readonly maxConcurrency: number;
+  readonly reportBatchItemFailures: boolean;
+}
+
+export interface PollerStats {
+  invocations: number;
+  records: number;
+  failedRecords: number;
+  errors: number;
+}
+
+/**
+ * What Lambda's SQS event source mapping does, against the emulator: receive up to `batchSize`
+ * messages, invoke the function, then delete what succeeded. With ReportBatchItemFailures the
+ * records the function names stay on the queue; a function error, a timeout or an invalid
+ * response keeps the whole batch. Kept messages come back after their visibility timeout (or the
+ * delay the function set), and the queue's redrive policy moves them to the DLQ after
+ * maxReceiveCount receives: both enforced by the queue itself, as on AWS.
+ */
+export class SqsPoller {
+  readonly stats: PollerStats = { invocations: 0, records: 0, failedRecords: 0, errors: 0 };
+  readonly #sqs: SQSClient;
+  readonly #pool: FunctionPool;
+  readonly #spec: PollerSpec;
+  readonly #abort = new AbortController();
+  #loops: Promise<void>[] = [];
+
+  constructor(sqs: SQSClient, pool: FunctionPool, spec: PollerSpec) {
+    this.#sqs = sqs;
+    this.#pool = pool;
+    this.#spec = spec;
+  }
+
+  start(): void {
+    const loops = Math.max(1, this.#spec.maxConcurrency);
+    this.#loops = Array.from({ length: loops }, () => this.#loop());
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await Promise.allSettled(this.#loops);
+  }
+
+  async #loop(): Promise<void> {
+    const signal = this.#abort.signal;
+    while (!signal.aborted) {
+      let messages: Message[];
+      try {
+        const out = await this.#sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: this.#spec.queueUrl,
+            MaxNumberOfMessages: Math.min(10, this.#spec.batchSize),
+            // Short long-polls: quick to notice new work and quick to stop.
+            WaitTimeSeconds: 1,
+            MessageSystemAttributeNames: ['All'],
+            MessageAttributeNames: ['All'],
+          }),
+          { abortSignal: signal },
+        );
+        messages = out.Messages ?? [];
+      } catch {
+        if (signal.aborted) return;
+        this.stats.errors++;
+        await sleep(500, signal);
+        continue;
+      }
+      if (messages.length === 0) continue;
+      await this.#invoke(messages);
+    }
+  }
+
+  async #invoke(messages: Message[]): Promise<void> {
+    const records = messages.map((m) => this.#record(m));
+    this.stats.invocations++;
+    this.stats.records += records.length;
+    const result = await this.#pool.invoke({ Records: records } satisfies SQSEvent);
+    const failed = this.#failedIds(result, records);
+    this.stats.failedRecords += failed.size;
+    const done = messages.filter((m) => !failed.has(m.MessageId ?? ''));
+    if (done.length === 0) return;
+    try {
+      await this.#sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: this.#spec.queueUrl,
+          Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle ?? '' })),
+        }),
+      );
+    } catch {
+      // Not deleted means redelivered: at-least-once, as on AWS. The sender's claim absorbs it.
+      this.stats.errors++;
+    }
+  }
+
+  /** The ids Lambda would leave on the queue for this invocation result. */
+  #failedIds(result: InvokeResult, records: SQSRecord[]): Set<string> {
+    const all = new Set(records.map((r) => r.messageId));
+    if (!result.ok) return all;
+    if (!this.#spec.reportBatchItemFailures) return new Set();
+    const value = result.result as { batchItemFailures?: unknown } | null | undefined;
+    if (value === null || value === undefined) return new Set();
+    if (typeof value !== 'object') return all;
+    const failures = value.batchItemFailures;
+    if (failures === undefined || failures === null) return new Set();
+    if (!Array.isArray(failures)) return all;
+    const ids = new Set<string>();
+    for (const f of failures) {
+      const id = (f as { itemIdentifier?: unknown } | null)?.itemIdentifier;
+      // Lambda treats an empty or unknown identifier as a failure of the whole batch.
+      if (typeof id !== 'string' || !all.has(id)) return all;
+      ids.add(id);
+    }
+    return ids;
+  }
+
+  #record(m: Message): SQSRecord {
+    const attrs = m.Attributes ?? {};
+    return {
+      messageId: m.MessageId ?? '',
+      receiptHandle: m.ReceiptHandle ?? '',
+      body: m.Body ?? '',
+      attributes: {
+        ApproximateReceiveCount: attrs.ApproximateReceiveCount ?? '1',
+        SentTimestamp: attrs.SentTimestamp ?? String(Date.now()),
+        SenderId: attrs.SenderId ?? 'local',
+        ApproximateFirstReceiveTimestamp: attrs.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+      },
+      messageAttributes: {},
+      md5OfBody: m.MD5OfBody ?? '',
+      eventSource: 'aws:sqs',
+      eventSourceARN: this.#spec.queueArn,
+      awsRegion: 'us-east-1',
+    };
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

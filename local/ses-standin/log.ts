@@ -1,0 +1,25 @@
+/** The logger the stand-in writes to; local mode may pass its own. Data objects never hold addresses or bodies. */
+export interface StandinLogger {
+  info(message: string, data?: Record<string, unknown>): void;
+  warn(message: string, data?: Record<string, unknown>): void;
+  error(message: string, data?: Record<string, unknown>): void;
+}
+
+const line = (level: string, message: string, data?: Record<string, unknown>): string =>
+  JSON.stringify({ level, service: 'ses-standin', message, ...data });
+
+/** One JSON line per entry, like the Lambdas' structured logs, so local output reads the same. */
+export const consoleLogger: StandinLogger = {
+  info: (message, data) => console.log(line('INFO', message, data)),
+  warn: (message, data) => console.warn(line('WARN', message, data)),
+  error: (message, data) => console.error(line('ERROR', message, data)),
+};
+
+/**
+ * Masks every e-mail address in a text (`ana.lima@example.org` → `a***@example.org`). Used on SES error
+ * messages before logging them: some quote the address they refused.
+ */
+export const maskAddresses = (text: string): string =>
+  text.replace(/([^\s<>"'(),;:@[\]]+)@([A-Za-z0-9.-]+)/g, (_match, local: string, domain: string) => {
+    return `${local.slice(0, 1)}***@${domain}`;
+  });

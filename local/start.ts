@@ -1,0 +1,83 @@
+/**
+ * `npm start`: Baton on http://127.0.0.1:3000 with the whole pipeline and no AWS account.
+ * Settings come from the environment (README "Local mode").
+ */
+
+import { LocalPortEnvVar, startLocal } from './baton-local.ts';
+import { PortInUseError } from './emulators/errors.ts';
+
+function portFrom(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    console.error(`${name} must be a port number (0-65535), got "${raw}".`);
+    process.exit(2);
+  }
+  return port;
+}
+
+const quiet = process.env.BATON_QUIET === '1';
+
+try {
+  const baton = await startLocal({
+    port: portFrom('BATON_PORT', 3000),
+    ...(process.env.BATON_API_KEY ? { apiKey: process.env.BATON_API_KEY } : {}),
+    domains: (process.env.BATON_DOMAINS ?? 'example.com')
+      .split(',')
+      .map((d) => d.trim().toLowerCase())
+      .filter(Boolean),
+    ...(process.env.BATON_OUTBOX_DIR ? { outboxDir: process.env.BATON_OUTBOX_DIR } : {}),
+    ...(process.env.BATON_STATE_DIR ? { stateDir: process.env.BATON_STATE_DIR } : {}),
+    ...(process.env.BATON_DKIM_KEY_FILE ? { dkimKeyFile: process.env.BATON_DKIM_KEY_FILE } : {}),
+    ...(process.env.BATON_DKIM_SELECTOR ? { dkimSelector: process.env.BATON_DKIM_SELECTOR } : {}),
+    ...(process.env.BATON_LOG_LEVEL ? { logLevel: process.env.BATON_LOG_LEVEL } : {}),
+    ports: {
+      dynamodb: portFrom(LocalPortEnvVar.dynamodb, 0),
+      sqsSns: portFrom(LocalPortEnvVar.sqsSns, 0),
+      ses: portFrom(LocalPortEnvVar.ses, 0),
+    },
+    onAccess: quiet ? undefined : (e) => console.log(`${e.method} ${e.path} → ${e.status} (${e.ms} ms)`),
+  });
+
+  const from = `app@${baton.domains[0]}`;
+  console.log(`
+Baton is running locally: the real handlers on emulators, no AWS account.
+
+  API        ${baton.url}
+  API key    ${baton.apiKey}
+             (${baton.apiKeySource}; set BATON_API_KEY to choose your own)
+  Sends from ${baton.domains.join(', ')} (BATON_DOMAINS)
+  Outbox     ${baton.outboxDir}
+  Logs       ${baton.logDir}
+  DKIM       ${baton.dkimRecords.map((r) => `${r.name} TXT "${r.value}"`).join('\n             ')}
+
+Try it:
+  curl -s ${baton.url}/v1/messages \\
+    -H "Authorization: Bearer ${baton.apiKey}" -H 'Content-Type: application/json' \\
+    -d '{"from":"${from}","to":["success@simulator.amazonses.com"],"subject":"Hello","text":"It works."}'
+
+Ready in ${(baton.startupMs / 1000).toFixed(1)} s. Ctrl-C stops.`);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping Baton…`);
+    await baton.stop();
+    console.log('Stopped.');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+} catch (error) {
+  if (error instanceof PortInUseError) {
+    console.error(`\nBaton could not start: ${error.message}`);
+  } else {
+    console.error(
+      '\nBaton could not start:',
+      error instanceof Error ? (error.stack ?? error.message) : error,
+    );
+  }
+  process.exit(1);
+}
