@@ -20,7 +20,13 @@ import { provision } from './provision.ts';
 import { FunctionPool } from './runtime/function-pool.ts';
 import { type AccessLogEntry, createGateway } from './runtime/http-gateway.ts';
 import { SqsPoller } from './runtime/sqs-poller.ts';
-import { type FaultPlan, type SesStandin, type StandinLogger, startSesStandin } from './ses-standin/index.ts';
+import {
+  type FaultPlan,
+  type SesStandin,
+  type StandinLogger,
+  startSesStandin,
+  streamLogger,
+} from './ses-standin/index.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const REGION = 'us-east-1';
@@ -138,13 +144,17 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
     });
     const physical = await provision(plan, { dynamo: dynamoClient, sqs, sns });
 
+    const standinLog = createWriteStream(join(logDir, 'ses-standin.log'), { flags: 'a' });
+    cleanups.push(() => {
+      standinLog.end();
+    });
     const ses = await startSesStandin({
       port: options.ports?.ses ?? 0,
       outboxDir,
       region: REGION,
       eventDelayMs: options.eventDelayMs ?? 50,
       ...(options.faults ? { faults: options.faults } : {}),
-      ...(options.standinLogger ? { logger: options.standinLogger } : {}),
+      logger: options.standinLogger ?? streamLogger(standinLog),
       eventDestinations: plan.eventDestinations.map((d) => ({
         configurationSet: physical.configurationSets.get(d.configurationSet) ?? d.configurationSet,
         topicArn: physical.topics.get(d.topic) ?? '',

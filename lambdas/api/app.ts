@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { type AcceptDeps, acceptMessage } from '../domain/accept.ts';
 import { normaliseAddress } from '../domain/address.ts';
@@ -8,7 +9,7 @@ import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts'
 import { toMessageView } from '../domain/status.ts';
 import { isActive, SEVERITY, type Suppression, toSuppressionView } from '../domain/suppression.ts';
 import { Route } from '../shared/names.ts';
-import { logger } from '../shared/observability.ts';
+import { logger, metrics } from '../shared/observability.ts';
 
 /** API Gateway and Lambda both stop at 6 MB for a synchronous request. */
 export const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
@@ -34,7 +35,10 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
     [Route.health]: async () => json(200, { status: 'ok' }),
     [Route.sendMessage]: async (event) => {
       const key = await authenticate(deps, event, 'send');
-      return json(202, await acceptMessage(deps, key, jsonBody(event)));
+      const body = jsonBody(event);
+      const accepted = await acceptMessage(deps, key, body);
+      countAccepted([streamOf(body)]);
+      return json(202, accepted);
     },
     [Route.sendBatch]: async (event) => {
       const key = await authenticate(deps, event, 'send');
@@ -132,17 +136,37 @@ async function acceptBatch(deps: ApiDeps, key: ApiKey, body: unknown): Promise<u
     ]);
   }
   const results: unknown[] = [];
+  const accepted: string[] = [];
   // In order, one at a time: results keep request order and one failure never affects the others.
   for (const [index, message] of messages.entries()) {
     try {
-      const accepted = await acceptMessage(deps, key, message);
-      results.push({ index, ...accepted });
+      const result = await acceptMessage(deps, key, message);
+      accepted.push(streamOf(message));
+      results.push({ index, ...result });
     } catch (error) {
       if (!(error instanceof ProblemError)) throw error;
       results.push({ index, error: error.problem });
     }
   }
+  countAccepted(accepted);
   return results;
+}
+
+/** The lane of a body that was accepted (so already validated). */
+function streamOf(body: unknown): string {
+  const stream = (body as { stream?: unknown }).stream;
+  return typeof stream === 'string' ? stream : 'transactional';
+}
+
+/** One EMF datum per stream and request, not per message: metrics are billed per line. */
+function countAccepted(streams: readonly string[]): void {
+  const byStream = new Map<string, number>();
+  for (const s of streams) byStream.set(s, (byStream.get(s) ?? 0) + 1);
+  for (const [stream, count] of byStream) {
+    const single = metrics.singleMetric();
+    single.addDimension('stream', stream);
+    single.addMetric('messagesAccepted', MetricUnit.Count, count);
+  }
 }
 
 async function authenticate(deps: ApiDeps, event: Event, ...anyOf: Scope[]): Promise<ApiKey> {

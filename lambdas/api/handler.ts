@@ -1,5 +1,4 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { ulid } from 'ulid';
@@ -10,7 +9,7 @@ import { DynamoMessageStore } from '../adapters/message-store.ts';
 import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
 import { numberEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
-import { logger, metrics } from '../shared/observability.ts';
+import { logger, publishMetrics } from '../shared/observability.ts';
 import { createApi } from './app.ts';
 
 // Read once per cold start; a missing variable fails the init with its name in the log.
@@ -30,5 +29,5 @@ const api = createApi({
 
 export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(logMetrics(metrics))
+  .use(publishMetrics())
   .handler((event) => api(event));

@@ -1,6 +1,5 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createDocumentClient } from '../adapters/clients.ts';
@@ -8,7 +7,7 @@ import { DynamoMessageStore } from '../adapters/message-store.ts';
 import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
 import { requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
-import { logger, metrics } from '../shared/observability.ts';
+import { logger, publishMetrics } from '../shared/observability.ts';
 import { createFeedbackConsumer } from './app.ts';
 
 const doc = createDocumentClient();
@@ -21,7 +20,7 @@ const processor = new BatchProcessor(EventType.SQS);
 
 export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(logMetrics(metrics))
+  .use(publishMetrics())
   .handler((event, context) =>
     processPartialResponse(event, consumer, processor, { context, throwOnFullBatchFailure: false }),
   );

@@ -1,6 +1,5 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createDocumentClient } from '../adapters/clients.ts';
@@ -11,7 +10,7 @@ import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
 import { SqsVisibility } from '../adapters/visibility.ts';
 import { optionalEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
-import { logger, metrics } from '../shared/observability.ts';
+import { logger, publishMetrics } from '../shared/observability.ts';
 import { createSender, loadDkimKey } from './app.ts';
 
 const doc = createDocumentClient();
@@ -29,7 +28,7 @@ logger.appendKeys({ lane });
 
 export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(logMetrics(metrics))
+  .use(publishMetrics())
   .handler(async (event, context) => {
     // One batched suppression read for every recipient in the batch, before the record loop.
     const prepared = await sender.prepare(event.Records);

@@ -21,6 +21,12 @@ export const EnvVar = {
   retentionDays: 'BATON_RETENTION_DAYS',
   /** SES sends per second this function may use (its share of the account's rate). */
   maxSendRate: 'BATON_MAX_SEND_RATE',
+  /**
+   * How many instances of this sender may run at once (its event source mapping's maximum
+   * concurrency). An instance that limits itself to `maxSendRate / maxConcurrency` sends per second
+   * keeps the whole lane within its share without coordinating with the others.
+   */
+  maxConcurrency: 'BATON_MAX_CONCURRENCY',
   /** Optional PEM file with a DKIM private key; when set, the sender signs before SES. */
   dkimKeyFile: 'BATON_DKIM_KEY_FILE',
   dkimSelector: 'BATON_DKIM_SELECTOR',

@@ -3,7 +3,7 @@ export type { SesBouncedRecipient, SesCommonHeaders, SesEvent, SesEventType, Ses
 export { MATCHING_EVENT_TYPE } from './events.ts';
 export type { FaultPlan } from './faults.ts';
 export type { StandinLogger } from './log.ts';
-export { consoleLogger, maskAddresses } from './log.ts';
+export { consoleLogger, maskAddresses, streamLogger } from './log.ts';
 export type { SimulatorMailbox } from './mailbox-simulator.ts';
 export { SIMULATOR_DOMAIN, simulatorMailbox } from './mailbox-simulator.ts';
 export type { EmailTag } from './send-email.ts';

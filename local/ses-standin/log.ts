@@ -15,6 +15,13 @@ export const consoleLogger: StandinLogger = {
   error: (message, data) => console.error(line('ERROR', message, data)),
 };
 
+/** The same lines into a stream (local mode's `.baton/logs/ses-standin.log`). */
+export const streamLogger = (stream: { write(chunk: string): unknown }): StandinLogger => ({
+  info: (message, data) => stream.write(`${line('INFO', message, data)}\n`),
+  warn: (message, data) => stream.write(`${line('WARN', message, data)}\n`),
+  error: (message, data) => stream.write(`${line('ERROR', message, data)}\n`),
+});
+
 /**
  * Masks every e-mail address in a text (`ana.lima@example.org` → `a***@example.org`). Used on SES error
  * messages before logging them: some quote the address they refused.
