@@ -1,0 +1,195 @@
+import { Aws, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { GraphWidget } from 'aws-cdk-lib/aws-cloudwatch';
+import type { Construct } from 'constructs';
+import { LANES, type Lane, Route } from '../lambdas/shared/names.ts';
+import { type BatonConfig, laneSendPlans } from './config.ts';
+import { ApiHandler } from './constructs/api-handler.ts';
+import { DataTables } from './constructs/data-tables.ts';
+import { FeedbackProcessor } from './constructs/feedback-processor.ts';
+import { BatonHttpApi } from './constructs/http-api.ts';
+import { Monitoring } from './constructs/monitoring.ts';
+import { NotificationKey } from './constructs/notification-key.ts';
+import { SenderLane } from './constructs/sender-lane.ts';
+import { SesSending } from './constructs/ses-sending.ts';
+
+export interface BatonStackProps extends StackProps {
+  /** Validated settings (see `resolveConfig` / `configFromContext`). */
+  readonly config: BatonConfig;
+}
+
+/**
+ * How old the oldest queued message may get before an operator is paged: a password reset that
+ * waits five minutes is already an incident, a newsletter that waits an hour is not yet.
+ */
+export const MAX_MESSAGE_AGE: Readonly<Record<Lane | 'feedback', Duration>> = {
+  transactional: Duration.minutes(5),
+  broadcast: Duration.hours(1),
+  // Feedback lag delays suppressions, so bounced addresses keep being mailed meanwhile.
+  feedback: Duration.minutes(15),
+};
+
+const LANE_IDS: Readonly<Record<Lane, string>> = { transactional: 'Transactional', broadcast: 'Broadcast' };
+
+/**
+ * Baton: HTTP API → lane queues → senders → SES → feedback (DESIGN §1). Composition only: each
+ * concern lives in its construct, and this class wires them together and publishes the outputs
+ * that `README`, local mode and operators read.
+ */
+export class BatonStack extends Stack {
+  readonly config: BatonConfig;
+  readonly tables: DataTables;
+  readonly notificationKey: NotificationKey;
+  readonly ses: SesSending;
+  readonly lanes: Readonly<Record<Lane, SenderLane>>;
+  readonly feedback: FeedbackProcessor;
+  readonly api: ApiHandler;
+  readonly httpApi: BatonHttpApi;
+  readonly monitoring: Monitoring;
+
+  constructor(scope: Construct, id: string, props: BatonStackProps) {
+    const { config, ...stackProps } = props;
+    super(scope, id, { description: 'Baton: serverless email relay on Amazon SES', ...stackProps });
+    this.config = config;
+
+    this.tables = new DataTables(this, 'Tables');
+    const notificationKey = new NotificationKey(this, 'NotificationKey');
+    this.notificationKey = notificationKey;
+    this.ses = new SesSending(this, 'Ses', {
+      domain: config.domain,
+      mailFromSubdomain: config.mailFromSubdomain,
+      notificationKey,
+    });
+
+    const lanes: Partial<Record<Lane, SenderLane>> = {};
+    for (const plan of laneSendPlans(config)) {
+      lanes[plan.lane] = new SenderLane(this, `${LANE_IDS[plan.lane]}Lane`, {
+        lane: plan.lane,
+        messagesTable: this.tables.messages,
+        suppressionsTable: this.tables.suppressions,
+        statsTable: this.tables.stats,
+        configurationSetName: this.ses.configurationSet.configurationSetName,
+        sendPolicy: this.ses.sendPolicy(),
+        sendRate: plan.sendRate,
+        maxConcurrency: plan.maxConcurrency,
+        logRetention: config.logRetentionDays,
+      });
+    }
+    this.lanes = completeLanes(lanes);
+
+    this.feedback = new FeedbackProcessor(this, 'Feedback', {
+      topic: this.ses.feedbackTopic,
+      messagesTable: this.tables.messages,
+      suppressionsTable: this.tables.suppressions,
+      statsTable: this.tables.stats,
+      retentionDays: config.retentionDays,
+      logRetention: config.logRetentionDays,
+    });
+
+    this.api = new ApiHandler(this, 'Api', {
+      apiKeysTable: this.tables.apiKeys,
+      messagesTable: this.tables.messages,
+      suppressionsTable: this.tables.suppressions,
+      statsTable: this.tables.stats,
+      idempotencyTable: this.tables.idempotency,
+      laneQueues: {
+        transactional: this.lanes.transactional.queue.queue,
+        broadcast: this.lanes.broadcast.queue.queue,
+      },
+      retentionDays: config.retentionDays,
+      logRetention: config.logRetentionDays,
+    });
+
+    this.httpApi = new BatonHttpApi(this, 'HttpApi', {
+      handler: this.api.handler.function,
+      routes: Object.values(Route),
+      rateLimit: config.apiRateLimit,
+      burstLimit: config.apiBurstLimit,
+      logRetention: config.logRetentionDays,
+    });
+
+    const stage = this.httpApi.stage;
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      notificationKey,
+      alarmEmail: config.alarmEmail,
+      queues: [
+        ...LANES.map((lane) => ({
+          name: LANE_IDS[lane],
+          queue: this.lanes[lane].queue.queue,
+          deadLetterQueue: this.lanes[lane].queue.deadLetterQueue,
+          maxMessageAge: MAX_MESSAGE_AGE[lane],
+        })),
+        {
+          name: 'Feedback',
+          queue: this.feedback.queue.queue,
+          deadLetterQueue: this.feedback.queue.deadLetterQueue,
+          maxMessageAge: MAX_MESSAGE_AGE.feedback,
+        },
+      ],
+      functions: [
+        { name: 'Api', function: this.api.handler.function },
+        ...LANES.map((lane) => ({
+          name: `${LANE_IDS[lane]}Sender`,
+          function: this.lanes[lane].sender.function,
+        })),
+        { name: 'Feedback', function: this.feedback.handler.function },
+      ],
+      extraWidgets: [
+        new GraphWidget({
+          title: 'HTTP API requests',
+          left: [stage.metricCount(), stage.metricClientError(), stage.metricServerError()],
+          width: 8,
+          height: 6,
+        }),
+        new GraphWidget({
+          title: 'HTTP API latency (ms)',
+          left: [
+            stage.metricLatency({ statistic: 'p99' }),
+            stage.metricIntegrationLatency({ statistic: 'p99' }),
+          ],
+          width: 8,
+          height: 6,
+        }),
+      ],
+    });
+
+    this.outputs();
+  }
+
+  private outputs(): void {
+    const output = (id: string, value: string, description: string): void => {
+      new CfnOutput(this, id, { value, description });
+    };
+    output('ApiUrl', this.httpApi.url, 'Base URL of the Baton HTTP API');
+    output('Region', Aws.REGION, 'Region the stack (and SES) runs in');
+    output('ApiKeysTableName', this.tables.apiKeys.tableName, 'DynamoDB table of API keys');
+    output('MessagesTableName', this.tables.messages.tableName, 'DynamoDB table of messages');
+    output('SuppressionsTableName', this.tables.suppressions.tableName, 'DynamoDB table of suppressions');
+    output('StatsTableName', this.tables.stats.tableName, 'DynamoDB table of daily counters');
+    output(
+      'TransactionalQueueUrl',
+      this.lanes.transactional.queue.queue.queueUrl,
+      'Transactional lane queue',
+    );
+    output('BroadcastQueueUrl', this.lanes.broadcast.queue.queue.queueUrl, 'Broadcast lane queue');
+    output('FeedbackTopicArn', this.ses.feedbackTopic.topicArn, 'SNS topic SES publishes events to');
+    output('ConfigurationSetName', this.ses.configurationSet.configurationSetName, 'SES configuration set');
+    output('DashboardName', this.monitoring.dashboard.dashboardName, 'CloudWatch dashboard');
+    // The DNS records the operator must publish before SES verifies the domain and signs with it.
+    this.ses.identity.dkimRecords.forEach((record, index) => {
+      output(`DkimRecord${index + 1}`, `${record.name} CNAME ${record.value}`, 'DKIM record to publish');
+    });
+    output(
+      'MailFromMxRecord',
+      `${this.ses.mailFromDomain} MX 10 feedback-smtp.${Aws.REGION}.amazonses.com`,
+      'MAIL FROM MX record to publish (plus TXT "v=spf1 include:amazonses.com ~all")',
+    );
+  }
+}
+
+function completeLanes(lanes: Partial<Record<Lane, SenderLane>>): Record<Lane, SenderLane> {
+  const { transactional, broadcast } = lanes;
+  if (transactional === undefined || broadcast === undefined) {
+    throw new Error(`BatonStack: a send plan is missing for a lane (expected ${LANES.join(', ')})`);
+  }
+  return { transactional, broadcast };
+}

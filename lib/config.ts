@@ -1,0 +1,316 @@
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Node } from 'constructs';
+import { LANES, type Lane } from '../lambdas/shared/names.ts';
+
+/**
+ * Deployment settings of a Baton stack. Every field except `domain` has a default; all of them can
+ * be given as CDK context (`cdk.json` or `npx cdk deploy -c key=value`).
+ */
+export interface BatonConfig {
+  /** The SES sending domain (an SES domain identity is created for it), e.g. `mail.example.com`. */
+  readonly domain: string;
+  /**
+   * Where alarm notifications are emailed. SNS sends a confirmation mail first.
+   * @default - alarms are published to the alarm topic with no subscriber
+   */
+  readonly alarmEmail?: string | undefined;
+  /**
+   * How long message records (and their event timelines) are kept, in days (DynamoDB TTL).
+   * @default 30
+   */
+  readonly retentionDays: number;
+  /**
+   * The account's SES maximum send rate (sends per second) that Baton may use, shared between the lanes.
+   * Find yours in the SES console (Account dashboard) or with `aws sesv2 get-account`.
+   * @default 14 (the SES production default)
+   */
+  readonly maxSendRate: number;
+  /**
+   * Fraction of `maxSendRate` reserved for the transactional lane; broadcast gets the rest. Kept above
+   * one half so a campaign can never starve password resets.
+   * @default 0.7
+   */
+  readonly transactionalShare: number;
+  /**
+   * Subdomain used as the custom MAIL FROM domain (`<sub>.<domain>`), so SPF aligns with the From
+   * domain for DMARC instead of passing only for amazonses.com.
+   * @default 'bounce'
+   */
+  readonly mailFromSubdomain: string;
+  /**
+   * Retention of the functions' and the API's log groups, in days; one of the values CloudWatch
+   * Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ...).
+   * @default 30
+   */
+  readonly logRetentionDays: RetentionDays;
+  /**
+   * Steady-state request rate (requests per second) of the HTTP API stage. A backstop for the whole
+   * deployment: per-key limits are enforced in code.
+   * @default 50
+   */
+  readonly apiRateLimit: number;
+  /**
+   * Burst capacity (requests) of the HTTP API stage.
+   * @default 100
+   */
+  readonly apiBurstLimit: number;
+}
+
+/** Settings as they may be given: only `domain` is required, numbers may arrive as strings from `-c`. */
+export type BatonConfigInput = { readonly domain?: unknown } & {
+  readonly [K in Exclude<keyof BatonConfig, 'domain'>]?: unknown;
+};
+
+/** Defaults, exported so documentation and tests can name them instead of repeating numbers. */
+export const CONFIG_DEFAULTS = {
+  retentionDays: 30,
+  maxSendRate: 14,
+  transactionalShare: 0.7,
+  mailFromSubdomain: 'bounce',
+  logRetentionDays: RetentionDays.ONE_MONTH,
+  apiRateLimit: 50,
+  apiBurstLimit: 100,
+} as const satisfies Omit<BatonConfig, 'domain' | 'alarmEmail'>;
+
+/** The context keys `configFromContext` reads, in the order a reader would look for them. */
+export const CONTEXT_KEYS = [
+  'domain',
+  'alarmEmail',
+  'retentionDays',
+  'maxSendRate',
+  'transactionalShare',
+  'mailFromSubdomain',
+  'logRetentionDays',
+  'apiRateLimit',
+  'apiBurstLimit',
+] as const satisfies readonly (keyof BatonConfig)[];
+
+/** Thrown for a setting that would produce a broken or unsafe deployment; the message says how to fix it. */
+export class BatonConfigError extends Error {
+  override readonly name = 'BatonConfigError';
+  readonly setting: keyof BatonConfig;
+
+  constructor(setting: keyof BatonConfig, problem: string, example: string) {
+    super(`Invalid Baton setting "${setting}": ${problem}. Set it with \`npx cdk deploy -c ${example}\`.`);
+    this.setting = setting;
+  }
+}
+
+// RFC 1123 labels; the last label must not be all digits so an IP address is not taken for a domain.
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+// Deliberately narrow (dot-atom local part): the address only receives alarm mail from SNS.
+const EMAIL_LOCAL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+
+/** True for a fully qualified host name such as `mail.example.com` (lower case, at least two labels). */
+export function isHostname(value: string): boolean {
+  if (value.length > 253) return false;
+  const labels = value.split('.');
+  const tld = labels.at(-1) ?? '';
+  return labels.length >= 2 && labels.every((label) => LABEL.test(label)) && !/^\d+$/.test(tld);
+}
+
+function isEmail(value: string): boolean {
+  const at = value.lastIndexOf('@');
+  if (at <= 0 || at > 64) return false;
+  return EMAIL_LOCAL.test(value.slice(0, at)) && isHostname(value.slice(at + 1).toLowerCase());
+}
+
+const VALID_LOG_RETENTION = new Set<number>(
+  Object.values(RetentionDays).filter((value): value is number => typeof value === 'number'),
+);
+
+/** `-c key=3` arrives as the string "3"; cdk.json gives a number. Anything else is not a number. */
+function toNumber(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string' && value.trim() !== '') return Number(value.trim());
+  return Number.NaN;
+}
+
+function text(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') return String(value);
+  const trimmed = value.trim();
+  return trimmed === '' ? undefined : trimmed;
+}
+
+function numberSetting(
+  setting: keyof BatonConfig,
+  raw: unknown,
+  fallback: number,
+  rule: {
+    readonly integer?: boolean;
+    readonly min: number;
+    readonly max: number;
+    readonly exclusiveMin?: boolean;
+  },
+): number {
+  // `-c maxSendRate=` (blank) means "use the default", like leaving the key out.
+  if (raw === undefined || raw === null || (typeof raw === 'string' && raw.trim() === '')) return fallback;
+  const value = toNumber(raw);
+  const belowMin = rule.exclusiveMin === true ? value <= rule.min : value < rule.min;
+  if (
+    !Number.isFinite(value) ||
+    belowMin ||
+    value > rule.max ||
+    (rule.integer === true && !Number.isInteger(value))
+  ) {
+    const kind = rule.integer === true ? 'an integer' : 'a number';
+    const range =
+      rule.exclusiveMin === true
+        ? `greater than ${rule.min} and at most ${rule.max}`
+        : `between ${rule.min} and ${rule.max}`;
+    throw new BatonConfigError(
+      setting,
+      `must be ${kind} ${range}, got ${JSON.stringify(raw)}`,
+      `${setting}=${fallback}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Applies defaults and validates every setting, so a typo fails `cdk synth` with a message naming the
+ * setting instead of failing a deployment half-way (or, worse, deploying a relay that cannot send).
+ */
+export function resolveConfig(input: BatonConfigInput): BatonConfig {
+  const domain = text(input.domain)?.toLowerCase();
+  if (domain === undefined) {
+    throw new BatonConfigError(
+      'domain',
+      'the SES sending domain is required (for example mail.example.com)',
+      'domain=your.domain',
+    );
+  }
+  if (!isHostname(domain)) {
+    throw new BatonConfigError(
+      'domain',
+      `${JSON.stringify(input.domain)} is not a valid domain name (expected something like mail.example.com)`,
+      'domain=your.domain',
+    );
+  }
+
+  const alarmEmail = text(input.alarmEmail);
+  if (alarmEmail !== undefined && !isEmail(alarmEmail)) {
+    throw new BatonConfigError(
+      'alarmEmail',
+      `${JSON.stringify(input.alarmEmail)} is not an email address`,
+      'alarmEmail=ops@example.com',
+    );
+  }
+
+  const mailFromSubdomain = (
+    text(input.mailFromSubdomain) ?? CONFIG_DEFAULTS.mailFromSubdomain
+  ).toLowerCase();
+  // SES requires the MAIL FROM domain to be a subdomain of the identity; one label keeps the MX/SPF
+  // records to publish obvious.
+  if (!LABEL.test(mailFromSubdomain) || !isHostname(`${mailFromSubdomain}.${domain}`)) {
+    throw new BatonConfigError(
+      'mailFromSubdomain',
+      `${JSON.stringify(input.mailFromSubdomain)} must be a single DNS label such as "bounce"`,
+      'mailFromSubdomain=bounce',
+    );
+  }
+
+  const logRetentionDays = numberSetting(
+    'logRetentionDays',
+    input.logRetentionDays,
+    CONFIG_DEFAULTS.logRetentionDays,
+    {
+      integer: true,
+      min: 1,
+      max: Number.MAX_SAFE_INTEGER,
+    },
+  );
+  if (!VALID_LOG_RETENTION.has(logRetentionDays)) {
+    throw new BatonConfigError(
+      'logRetentionDays',
+      `${logRetentionDays} is not a retention CloudWatch Logs accepts (one of ${[...VALID_LOG_RETENTION].join(', ')})`,
+      `logRetentionDays=${CONFIG_DEFAULTS.logRetentionDays}`,
+    );
+  }
+
+  const apiRateLimit = numberSetting('apiRateLimit', input.apiRateLimit, CONFIG_DEFAULTS.apiRateLimit, {
+    min: 0,
+    max: 10_000,
+    exclusiveMin: true,
+  });
+  const apiBurstLimit = numberSetting('apiBurstLimit', input.apiBurstLimit, CONFIG_DEFAULTS.apiBurstLimit, {
+    integer: true,
+    min: 1,
+    max: 5_000,
+  });
+
+  return {
+    domain,
+    alarmEmail,
+    retentionDays: numberSetting('retentionDays', input.retentionDays, CONFIG_DEFAULTS.retentionDays, {
+      integer: true,
+      min: 1,
+      max: 3650,
+    }),
+    maxSendRate: numberSetting('maxSendRate', input.maxSendRate, CONFIG_DEFAULTS.maxSendRate, {
+      min: 0,
+      max: 100_000,
+      exclusiveMin: true,
+    }),
+    transactionalShare: numberSetting(
+      'transactionalShare',
+      input.transactionalShare,
+      CONFIG_DEFAULTS.transactionalShare,
+      { min: 0.5, max: 0.95 },
+    ),
+    mailFromSubdomain,
+    logRetentionDays: logRetentionDays as RetentionDays,
+    apiRateLimit,
+    apiBurstLimit,
+  };
+}
+
+/** Reads the settings from CDK context (`cdk.json`, `-c key=value`) and validates them. */
+export function configFromContext(node: Node): BatonConfig {
+  const input: Record<string, unknown> = {};
+  for (const key of CONTEXT_KEYS) input[key] = node.tryGetContext(key);
+  return resolveConfig(input);
+}
+
+/** How one lane may use SES: its sending rate and how many sender instances may run at once. */
+export interface LaneSendPlan {
+  readonly lane: Lane;
+  /** Sends per second the lane's sender function may use in total. */
+  readonly sendRate: number;
+  /** Event source mapping maximum concurrency (2..1000). */
+  readonly maxConcurrency: number;
+}
+
+/**
+ * Sends one sender instance sustains: each message costs a claim write, a suppression BatchGet, MIME
+ * building, the SES call and a status update, roughly 200-250 ms end to end, so about 4 per second.
+ */
+export const SENDS_PER_SENDER_INSTANCE = 4;
+
+/**
+ * Splits `maxSendRate` between the lanes and sizes each lane's concurrency to its rate.
+ *
+ * Concurrency is capped (rather than left to scale with queue depth) because instances beyond
+ * `rate / SENDS_PER_SENDER_INSTANCE` would only be throttled by SES and burn receive counts towards
+ * the DLQ. Lambda's minimum is 2; transactional gets the larger share, so it also gets at least as
+ * many pollers as broadcast and keeps its rate while a campaign drains.
+ */
+export function laneSendPlans(
+  config: Pick<BatonConfig, 'maxSendRate' | 'transactionalShare'>,
+): readonly LaneSendPlan[] {
+  const share: Record<Lane, number> = {
+    transactional: config.transactionalShare,
+    broadcast: 1 - config.transactionalShare,
+  };
+  return LANES.map((lane) => {
+    const sendRate = floor3(config.maxSendRate * share[lane]);
+    const maxConcurrency = Math.min(1000, Math.max(2, Math.ceil(sendRate / SENDS_PER_SENDER_INSTANCE)));
+    return { lane, sendRate, maxConcurrency };
+  });
+}
+
+// Rounded down so the lanes' rates never add up to more than the account's.
+function floor3(value: number): number {
+  return Math.floor(value * 1000 + 1e-9) / 1000;
+}

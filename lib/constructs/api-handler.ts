@@ -1,0 +1,86 @@
+import { Duration } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { EnvVar, LANES, type Lane } from '../../lambdas/shared/names.ts';
+import { queueSend, tableAccess } from '../iam.ts';
+import { BatonFunction } from './baton-function.ts';
+
+export interface ApiHandlerProps {
+  readonly apiKeysTable: ITable;
+  readonly messagesTable: ITable;
+  readonly suppressionsTable: ITable;
+  readonly statsTable: ITable;
+  readonly idempotencyTable: ITable;
+  /** The queue of every lane, which accepted messages are enqueued on. */
+  readonly laneQueues: Readonly<Record<Lane, IQueue>>;
+  /** Message record retention in days (`BATON_RETENTION_DAYS`). */
+  readonly retentionDays: number;
+  readonly logRetention: RetentionDays;
+  /**
+   * Function timeout. Well under API Gateway's 30 s integration limit; a 100-message batch is a
+   * handful of DynamoDB and SQS batch calls.
+   * @default Duration.seconds(10)
+   */
+  readonly timeout?: Duration;
+}
+
+/** The function behind the HTTP API (DESIGN §2) and the calls it may make. */
+export class ApiHandler extends Construct {
+  readonly handler: BatonFunction;
+
+  constructor(scope: Construct, id: string, props: ApiHandlerProps) {
+    super(scope, id);
+    const missing = LANES.filter((lane) => props.laneQueues[lane] === undefined);
+    if (missing.length > 0) throw new Error(`ApiHandler: no queue given for lane(s) ${missing.join(', ')}`);
+
+    this.handler = new BatonFunction(this, 'Handler', {
+      entry: 'lambdas/api/handler.ts',
+      serviceName: 'baton-api',
+      description:
+        'Baton HTTP API: authenticates, validates and enqueues messages; serves status and suppressions',
+      timeout: props.timeout ?? Duration.seconds(10),
+      logRetention: props.logRetention,
+      environment: {
+        [EnvVar.apiKeysTable]: props.apiKeysTable.tableName,
+        [EnvVar.messagesTable]: props.messagesTable.tableName,
+        [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
+        [EnvVar.statsTable]: props.statsTable.tableName,
+        [EnvVar.idempotencyTable]: props.idempotencyTable.tableName,
+        [EnvVar.transactionalQueueUrl]: props.laneQueues.transactional.queueUrl,
+        [EnvVar.broadcastQueueUrl]: props.laneQueues.broadcast.queueUrl,
+        [EnvVar.retentionDays]: String(props.retentionDays),
+      },
+    });
+
+    const fn = this.handler;
+    fn.addToRolePolicy(tableAccess(props.apiKeysTable, ['dynamodb:GetItem']));
+    fn.addToRolePolicy(
+      tableAccess(props.messagesTable, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']),
+    );
+    // Query/Scan serve the paginated suppression listing; BatchGet the pre-check of all recipients.
+    fn.addToRolePolicy(
+      tableAccess(props.suppressionsTable, [
+        'dynamodb:GetItem',
+        'dynamodb:BatchGetItem',
+        'dynamodb:PutItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:Query',
+        'dynamodb:Scan',
+      ]),
+    );
+    fn.addToRolePolicy(
+      tableAccess(props.statsTable, ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query']),
+    );
+    fn.addToRolePolicy(
+      tableAccess(props.idempotencyTable, [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+      ]),
+    );
+    fn.addToRolePolicy(queueSend(LANES.map((lane) => props.laneQueues[lane])));
+  }
+}

@@ -1,0 +1,124 @@
+import { Duration } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
+import { SqsSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
+import { indexQuery, queueConsume, tableAccess } from '../iam.ts';
+import { BatonFunction } from './baton-function.ts';
+import { SecureQueue } from './secure-queue.ts';
+
+export interface FeedbackProcessorProps {
+  /** The SNS topic SES publishes configuration-set events to. */
+  readonly topic: ITopic;
+  readonly messagesTable: ITable;
+  readonly suppressionsTable: ITable;
+  readonly statsTable: ITable;
+  /** Message record retention in days (`BATON_RETENTION_DAYS`), for TTLs the function writes. */
+  readonly retentionDays: number;
+  readonly logRetention: RetentionDays;
+  /**
+   * Feedback function timeout.
+   * @default Duration.seconds(30)
+   */
+  readonly timeout?: Duration;
+  /**
+   * Event source mapping maximum concurrency. A bounce storm is absorbed by the queue rather than
+   * by a burst of functions writing to the same hot message and stats items.
+   * @default 5
+   */
+  readonly maxConcurrency?: number;
+  /**
+   * Buffering before an invocation: feedback is not latency-critical, fuller batches are cheaper.
+   * @default Duration.seconds(5)
+   */
+  readonly maxBatchingWindow?: Duration;
+}
+
+const BATCH_SIZE = 10;
+/** SES events are retried by redelivery; an event that fails five times is a bug, not a blip. */
+const MAX_RECEIVE_COUNT = 5;
+
+/**
+ * The SES feedback path: SNS topic → SQS queue (with DLQ) → feedback function (DESIGN §6: a queue
+ * buffers bounce storms and gives retries and a DLQ, with no HTTPS subscription to confirm).
+ */
+export class FeedbackProcessor extends Construct {
+  readonly queue: SecureQueue;
+  readonly handler: BatonFunction;
+  readonly eventSourceMapping: EventSourceMapping;
+
+  constructor(scope: Construct, id: string, props: FeedbackProcessorProps) {
+    super(scope, id);
+    const timeout = props.timeout ?? Duration.seconds(30);
+    const maxConcurrency = props.maxConcurrency ?? 5;
+    const maxBatchingWindow = props.maxBatchingWindow ?? Duration.seconds(5);
+    validate(props, maxConcurrency, maxBatchingWindow);
+
+    this.queue = new SecureQueue(this, 'Queue', {
+      visibilityTimeout: Duration.seconds(6 * timeout.toSeconds() + maxBatchingWindow.toSeconds()),
+      maxReceiveCount: MAX_RECEIVE_COUNT,
+    });
+    // Raw delivery: the queue body is the SES event itself rather than an SNS envelope around it.
+    // The subscription also writes the queue policy statement admitting this topic only.
+    props.topic.addSubscription(new SqsSubscription(this.queue.queue, { rawMessageDelivery: true }));
+
+    this.handler = new BatonFunction(this, 'Handler', {
+      entry: 'lambdas/feedback/handler.ts',
+      serviceName: 'baton-feedback',
+      description: 'Applies SES delivery, bounce and complaint events to messages and suppressions',
+      timeout,
+      logRetention: props.logRetention,
+      environment: {
+        [EnvVar.messagesTable]: props.messagesTable.tableName,
+        [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
+        [EnvVar.statsTable]: props.statsTable.tableName,
+        [EnvVar.retentionDays]: String(props.retentionDays),
+      },
+    });
+
+    this.eventSourceMapping = new EventSourceMapping(this, 'EventSource', {
+      target: this.handler.function,
+      eventSourceArn: this.queue.queue.queueArn,
+      batchSize: BATCH_SIZE,
+      maxBatchingWindow,
+      reportBatchItemFailures: true,
+      maxConcurrency,
+    });
+
+    this.handler.addToRolePolicy(queueConsume(this.queue.queue));
+    // Query on the GSI maps an SES message id to the Baton id when the message tag is missing.
+    this.handler.addToRolePolicy(
+      tableAccess(props.messagesTable, ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query']),
+    );
+    this.handler.addToRolePolicy(indexQuery(props.messagesTable, Keys.messages.sesMessageIdIndex));
+    this.handler.addToRolePolicy(
+      tableAccess(props.suppressionsTable, [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+      ]),
+    );
+    this.handler.addToRolePolicy(tableAccess(props.statsTable, ['dynamodb:UpdateItem']));
+  }
+}
+
+function validate(props: FeedbackProcessorProps, maxConcurrency: number, maxBatchingWindow: Duration): void {
+  if (!Number.isInteger(maxConcurrency) || maxConcurrency < 2 || maxConcurrency > 1000) {
+    throw new Error(
+      `FeedbackProcessor: maxConcurrency must be an integer from 2 to 1000, got ${maxConcurrency}`,
+    );
+  }
+  if (!Number.isInteger(props.retentionDays) || props.retentionDays < 1) {
+    throw new Error(
+      `FeedbackProcessor: retentionDays must be a positive integer, got ${props.retentionDays}`,
+    );
+  }
+  const window = maxBatchingWindow.toSeconds();
+  if (window < 0 || window > 300) {
+    throw new Error(`FeedbackProcessor: maxBatchingWindow must be 0 to 300 seconds, got ${window}`);
+  }
+}

@@ -1,0 +1,302 @@
+import { ArnFormat, Aws, Duration, Stack } from 'aws-cdk-lib';
+import {
+  Alarm,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type HorizontalAnnotation,
+  type IMetric,
+  MathExpression,
+  Metric,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { METRICS_NAMESPACE } from '../../lambdas/shared/names.ts';
+import type { NotificationKey } from './notification-key.ts';
+
+/** A queue whose backlog is watched. */
+export interface MonitoredQueue {
+  /** Short PascalCase name used in construct ids and widget titles, e.g. `Transactional`. */
+  readonly name: string;
+  readonly queue: IQueue;
+  readonly deadLetterQueue: IQueue;
+  /** Alarm when the oldest message is older than this: the lane has stopped keeping up. */
+  readonly maxMessageAge: Duration;
+}
+
+/** A function whose errors are alarmed on. */
+export interface MonitoredFunction {
+  /** Short PascalCase name used in construct ids and widget titles, e.g. `Api`. */
+  readonly name: string;
+  readonly function: IFunction;
+}
+
+export interface MonitoringProps {
+  readonly queues: readonly MonitoredQueue[];
+  readonly functions: readonly MonitoredFunction[];
+  /** Encrypts the alarm topic; CloudWatch is admitted to it for this account's alarms. */
+  readonly notificationKey: NotificationKey;
+  /**
+   * Subscribed to the alarm topic by email.
+   * @default - no subscription (subscribe a pager or chat integration to the topic yourself)
+   */
+  readonly alarmEmail?: string | undefined;
+  /**
+   * Account bounce rate (fraction) that raises an alarm. SES puts an account under review at 5 %.
+   * @default 0.04
+   */
+  readonly bounceRateThreshold?: number;
+  /**
+   * Account complaint rate (fraction) that raises an alarm. SES puts an account under review at 0.1 %.
+   * @default 0.0008
+   */
+  readonly complaintRateThreshold?: number;
+  /** Extra widgets (e.g. the HTTP API's), appended to the dashboard. */
+  readonly extraWidgets?: readonly GraphWidget[];
+}
+
+/** Baton's own EMF counters charted per `stream` (DESIGN §1, STYLE metrics). */
+export const DASHBOARD_COUNTERS = [
+  'messagesAccepted',
+  'messagesSent',
+  'messagesDelivered',
+  'messagesBounced',
+  'messagesComplained',
+] as const;
+
+const FIVE_MINUTES = Duration.minutes(5);
+
+/**
+ * A dashboard and the alarms an operator needs to trust the relay: nothing stuck in a dead-letter
+ * queue, no lane falling behind, no function failing, and the SES reputation kept clear of the
+ * levels at which SES reviews or pauses the account.
+ */
+export class Monitoring extends Construct {
+  readonly dashboard: Dashboard;
+  readonly alarmTopic: Topic;
+  readonly alarms: Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    const bounceRate = props.bounceRateThreshold ?? 0.04;
+    const complaintRate = props.complaintRateThreshold ?? 0.0008;
+    validate(props, bounceRate, complaintRate);
+
+    this.alarmTopic = new Topic(this, 'AlarmTopic', {
+      masterKey: props.notificationKey.key,
+      enforceSSL: true,
+    });
+    const alarmArns = Stack.of(this).formatArn({
+      service: 'cloudwatch',
+      resource: 'alarm',
+      resourceName: '*',
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    props.notificationKey.allowServicePublisher('cloudwatch.amazonaws.com', alarmArns);
+    // With a topic policy in place the default "anyone in the account" policy is gone, so the
+    // CloudWatch alarm service needs its own statement.
+    this.alarmTopic.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.alarmTopic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+          ArnLike: { 'aws:SourceArn': alarmArns },
+        },
+      }),
+    );
+    if (props.alarmEmail !== undefined) {
+      this.alarmTopic.addSubscription(new EmailSubscription(props.alarmEmail));
+    }
+    const action = new SnsAction(this.alarmTopic);
+
+    for (const watched of props.queues) {
+      this.alarm(`${watched.name}DeadLetters`, action, {
+        metric: watched.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+          statistic: 'Maximum',
+          period: FIVE_MINUTES,
+        }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        description: `${watched.name}: messages in the dead-letter queue need an operator (inspect, then redrive).`,
+      });
+      this.alarm(`${watched.name}Backlog`, action, {
+        metric: watched.queue.metricApproximateAgeOfOldestMessage({
+          statistic: 'Maximum',
+          period: FIVE_MINUTES,
+        }),
+        threshold: watched.maxMessageAge.toSeconds(),
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        description: `${watched.name}: the oldest queued message is older than ${watched.maxMessageAge.toHumanString()}.`,
+      });
+    }
+    for (const watched of props.functions) {
+      this.alarm(`${watched.name}Errors`, action, {
+        metric: watched.function.metricErrors({ statistic: 'Sum', period: FIVE_MINUTES }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        description: `${watched.name} function: invocations failed (unhandled errors or timeouts).`,
+      });
+    }
+    const bounceMetric = sesReputation('Reputation.BounceRate');
+    const complaintMetric = sesReputation('Reputation.ComplaintRate');
+    this.alarm('BounceRate', action, {
+      metric: bounceMetric,
+      threshold: bounceRate,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      description: `SES account bounce rate is at or above ${percent(bounceRate)} (SES reviews the account at 5 %).`,
+    });
+    this.alarm('ComplaintRate', action, {
+      metric: complaintMetric,
+      threshold: complaintRate,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      description: `SES account complaint rate is at or above ${percent(complaintRate)} (SES reviews the account at 0.1 %).`,
+    });
+
+    this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
+    this.dashboard.addWidgets(
+      new TextWidget({
+        markdown:
+          '# Baton\nLanes, functions, SES reputation and delivery counters. Alarms notify the alarm topic.',
+        width: 24,
+        height: 2,
+      }),
+    );
+    for (const watched of props.queues) {
+      this.dashboard.addWidgets(
+        graph(`${watched.name} queue depth`, [
+          watched.queue.metricApproximateNumberOfMessagesVisible({ label: 'visible', period: FIVE_MINUTES }),
+          watched.queue.metricApproximateNumberOfMessagesNotVisible({
+            label: 'in flight',
+            period: FIVE_MINUTES,
+          }),
+        ]),
+        graph(
+          `${watched.name} oldest message age (s)`,
+          [watched.queue.metricApproximateAgeOfOldestMessage({ statistic: 'Maximum', period: FIVE_MINUTES })],
+          [{ value: watched.maxMessageAge.toSeconds(), label: 'alarm' }],
+        ),
+        graph(`${watched.name} dead-letter queue depth`, [
+          watched.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+            statistic: 'Maximum',
+            period: FIVE_MINUTES,
+          }),
+        ]),
+      );
+    }
+    for (const watched of props.functions) {
+      this.dashboard.addWidgets(
+        graph(`${watched.name} invocations and errors`, [
+          watched.function.metricInvocations({ period: FIVE_MINUTES }),
+          watched.function.metricErrors({ period: FIVE_MINUTES }),
+          watched.function.metricThrottles({ period: FIVE_MINUTES }),
+        ]),
+        graph(`${watched.name} duration (ms)`, [
+          watched.function.metricDuration({ statistic: 'p50', period: FIVE_MINUTES }),
+          watched.function.metricDuration({ statistic: 'p99', period: FIVE_MINUTES }),
+          watched.function.metricDuration({ statistic: 'Maximum', period: FIVE_MINUTES }),
+        ]),
+      );
+    }
+    this.dashboard.addWidgets(
+      graph('SES bounce rate', [bounceMetric], [{ value: bounceRate, label: 'alarm' }]),
+      graph('SES complaint rate', [complaintMetric], [{ value: complaintRate, label: 'alarm' }]),
+    );
+    this.dashboard.addWidgets(
+      ...DASHBOARD_COUNTERS.map((metricName) =>
+        graph(`${metricName} by stream`, [counterByStream(metricName)]),
+      ),
+    );
+    if (props.extraWidgets !== undefined && props.extraWidgets.length > 0) {
+      this.dashboard.addWidgets(...props.extraWidgets);
+    }
+  }
+
+  private alarm(
+    id: string,
+    action: SnsAction,
+    options: {
+      metric: IMetric;
+      threshold: number;
+      comparisonOperator: ComparisonOperator;
+      description: string;
+    },
+  ): void {
+    const alarm = new Alarm(this, `${id}Alarm`, {
+      ...options,
+      alarmDescription: options.description,
+      evaluationPeriods: 1,
+      // An idle relay publishes no datapoints; silence is not an incident.
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    alarm.addAlarmAction(action);
+    alarm.addOkAction(action);
+    this.alarms.push(alarm);
+  }
+}
+
+/**
+ * Account-level reputation metrics (no dimensions): the ones SES acts on. SES refreshes them a few
+ * times an hour at most, so an hourly maximum always has a datapoint while mail flows.
+ */
+function sesReputation(metricName: string): Metric {
+  return new Metric({ namespace: 'AWS/SES', metricName, statistic: 'Maximum', period: Duration.hours(1) });
+}
+
+/**
+ * One line per stream. A SEARCH rather than fixed dimensions because Powertools adds its `service`
+ * dimension to every metric: the dimension set is then {service, stream} and depends on which
+ * function emits the counter, which the dashboard should not have to know.
+ */
+function counterByStream(metricName: string): MathExpression {
+  return new MathExpression({
+    expression: `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${metricName}" stream', 'Sum', 300)`,
+    label: metricName,
+    period: FIVE_MINUTES,
+  });
+}
+
+function graph(
+  title: string,
+  metrics: readonly IMetric[],
+  annotations: readonly HorizontalAnnotation[] = [],
+): GraphWidget {
+  return new GraphWidget({
+    title,
+    left: [...metrics],
+    leftAnnotations: [...annotations],
+    width: 8,
+    height: 6,
+  });
+}
+
+function percent(fraction: number): string {
+  return `${Number((fraction * 100).toPrecision(3))} %`;
+}
+
+function validate(props: MonitoringProps, bounceRate: number, complaintRate: number): void {
+  for (const [name, value] of [
+    ['bounceRateThreshold', bounceRate],
+    ['complaintRateThreshold', complaintRate],
+  ] as const) {
+    if (!(value > 0 && value < 1)) {
+      throw new Error(`Monitoring: ${name} is a fraction between 0 and 1 (0.04 = 4 %), got ${value}`);
+    }
+  }
+  // Names become construct ids, so they must be stable identifiers and unique within their list.
+  for (const names of [props.queues.map((q) => q.name), props.functions.map((f) => f.name)]) {
+    for (const name of names) {
+      if (!/^[A-Z][A-Za-z0-9]*$/.test(name)) throw new Error(`Monitoring: "${name}" must be PascalCase`);
+    }
+    const duplicate = names.find((name, index) => names.indexOf(name) !== index);
+    if (duplicate !== undefined) throw new Error(`Monitoring: duplicate name "${duplicate}"`);
+  }
+}

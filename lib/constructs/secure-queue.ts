@@ -1,0 +1,88 @@
+import { Duration } from 'aws-cdk-lib';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+export interface SecureQueueProps {
+  /**
+   * How long a received message stays invisible. Lambda recommends at least six times the
+   * consuming function's timeout (plus the batching window), so a retried batch never overlaps a
+   * slow one still running.
+   */
+  readonly visibilityTimeout: Duration;
+  /**
+   * Receives before a message moves to the dead-letter queue. Below 5, a burst of throttling
+   * (Lambda or SES) can dead-letter healthy messages.
+   * @default 5
+   */
+  readonly maxReceiveCount?: number;
+  /**
+   * How long the source queue keeps a message.
+   * @default Duration.days(4) (the SQS default)
+   */
+  readonly retentionPeriod?: Duration;
+  /**
+   * How long the dead-letter queue keeps a message. Must be longer than `retentionPeriod`: SQS keeps
+   * a message's original enqueue time when it is dead-lettered, so an equal retention would expire
+   * it almost at once.
+   * @default Duration.days(14) (the SQS maximum)
+   */
+  readonly deadLetterRetentionPeriod?: Duration;
+}
+
+const MIN_RECEIVE_COUNT = 5;
+
+/**
+ * A queue and its dead-letter queue with the defaults every Baton queue needs written once:
+ * server-side encryption, a TLS-only queue policy, and a DLQ that outlives the source queue, so a
+ * message that keeps failing is parked where an operator can redrive it instead of being dropped.
+ */
+export class SecureQueue extends Construct {
+  readonly queue: Queue;
+  readonly deadLetterQueue: Queue;
+
+  constructor(scope: Construct, id: string, props: SecureQueueProps) {
+    super(scope, id);
+    const maxReceiveCount = props.maxReceiveCount ?? MIN_RECEIVE_COUNT;
+    const retentionPeriod = props.retentionPeriod ?? Duration.days(4);
+    const deadLetterRetentionPeriod = props.deadLetterRetentionPeriod ?? Duration.days(14);
+    validate(props, maxReceiveCount, retentionPeriod, deadLetterRetentionPeriod);
+
+    // SQS-managed SSE costs nothing and needs no key policy for SNS or Lambda; a customer managed
+    // key would add KMS calls to every receive without protecting against anyone who can read the queue.
+    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: deadLetterRetentionPeriod,
+    });
+    this.queue = new Queue(this, 'Queue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod,
+      visibilityTimeout: props.visibilityTimeout,
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount },
+    });
+  }
+}
+
+function validate(
+  props: SecureQueueProps,
+  maxReceiveCount: number,
+  retentionPeriod: Duration,
+  deadLetterRetentionPeriod: Duration,
+): void {
+  if (!Number.isInteger(maxReceiveCount) || maxReceiveCount < MIN_RECEIVE_COUNT || maxReceiveCount > 1000) {
+    throw new Error(
+      `SecureQueue: maxReceiveCount must be an integer from ${MIN_RECEIVE_COUNT} to 1000, got ${maxReceiveCount}`,
+    );
+  }
+  const visibility = props.visibilityTimeout.toSeconds();
+  if (visibility < 0 || visibility > 43_200) {
+    throw new Error(`SecureQueue: visibilityTimeout must be 0 to 12 hours, got ${visibility} s`);
+  }
+  if (deadLetterRetentionPeriod.toSeconds() <= retentionPeriod.toSeconds()) {
+    throw new Error(
+      `SecureQueue: deadLetterRetentionPeriod (${deadLetterRetentionPeriod.toHumanString()}) must be longer than ` +
+        `retentionPeriod (${retentionPeriod.toHumanString()}), or dead-lettered messages expire almost at once`,
+    );
+  }
+}

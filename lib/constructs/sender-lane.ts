@@ -1,0 +1,129 @@
+import { Duration } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { EnvVar, LANES, type Lane } from '../../lambdas/shared/names.ts';
+import { queueConsume, tableAccess } from '../iam.ts';
+import { BatonFunction } from './baton-function.ts';
+import { SecureQueue } from './secure-queue.ts';
+
+export interface SenderLaneProps {
+  /** The lane this sender drains; becomes `BATON_LANE`. */
+  readonly lane: Lane;
+  readonly messagesTable: ITable;
+  readonly suppressionsTable: ITable;
+  readonly statsTable: ITable;
+  /** Name of the SES configuration set every send names (events flow back through it). */
+  readonly configurationSetName: string;
+  /** `ses:SendEmail` / `ses:SendRawEmail` on the identity and the configuration set. */
+  readonly sendPolicy: PolicyStatement;
+  /** Sends per second this lane's function may use in total (its share of the SES rate). */
+  readonly sendRate: number;
+  /** Event source mapping maximum concurrency (2..1000). */
+  readonly maxConcurrency: number;
+  readonly logRetention: RetentionDays;
+  /**
+   * Sender timeout. One SQS batch is at most 10 messages of up to 50 recipients each.
+   * @default Duration.seconds(30)
+   */
+  readonly timeout?: Duration;
+  /**
+   * Receives before a message is dead-lettered. Higher than the feedback queue's because a send can
+   * fail transiently for a while (SES throttling, a claim held by a crashed instance) before it is
+   * worth an operator's attention.
+   * @default 10
+   */
+  readonly maxReceiveCount?: number;
+  /**
+   * How long the poller may wait to fill a batch. Small, because it adds directly to the latency of
+   * a lone password reset.
+   * @default Duration.seconds(1)
+   */
+  readonly maxBatchingWindow?: Duration;
+}
+
+const BATCH_SIZE = 10;
+
+/**
+ * One delivery lane: its queue and DLQ, its sender function and the event source mapping between
+ * them. Lanes are separate so a large campaign never delays a password reset (DESIGN §1): each has
+ * its own backlog, retries and concurrency.
+ */
+export class SenderLane extends Construct {
+  readonly lane: Lane;
+  readonly queue: SecureQueue;
+  readonly sender: BatonFunction;
+  readonly eventSourceMapping: EventSourceMapping;
+
+  constructor(scope: Construct, id: string, props: SenderLaneProps) {
+    super(scope, id);
+    const timeout = props.timeout ?? Duration.seconds(30);
+    const maxBatchingWindow = props.maxBatchingWindow ?? Duration.seconds(1);
+    validate(props, maxBatchingWindow);
+    this.lane = props.lane;
+
+    this.queue = new SecureQueue(this, 'Queue', {
+      // Lambda's guidance: at least six times the function timeout plus the batching window.
+      visibilityTimeout: Duration.seconds(6 * timeout.toSeconds() + maxBatchingWindow.toSeconds()),
+      maxReceiveCount: props.maxReceiveCount ?? 10,
+    });
+
+    this.sender = new BatonFunction(this, 'Sender', {
+      entry: 'lambdas/sender/handler.ts',
+      serviceName: 'baton-sender',
+      description: `Sends queued ${props.lane} messages through SES`,
+      timeout,
+      logRetention: props.logRetention,
+      environment: {
+        [EnvVar.messagesTable]: props.messagesTable.tableName,
+        [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
+        [EnvVar.statsTable]: props.statsTable.tableName,
+        [EnvVar.configurationSet]: props.configurationSetName,
+        [EnvVar.lane]: props.lane,
+        [EnvVar.maxSendRate]: String(props.sendRate),
+        [EnvVar.maxConcurrency]: String(props.maxConcurrency),
+      },
+    });
+
+    // A bare mapping rather than SqsEventSource, which would also grant sqs:GetQueueUrl through
+    // grantConsumeMessages; the role gets exactly the actions the poller uses below.
+    this.eventSourceMapping = new EventSourceMapping(this, 'EventSource', {
+      target: this.sender.function,
+      eventSourceArn: this.queue.queue.queueArn,
+      batchSize: BATCH_SIZE,
+      maxBatchingWindow,
+      reportBatchItemFailures: true,
+      maxConcurrency: props.maxConcurrency,
+    });
+
+    this.sender.addToRolePolicy(queueConsume(this.queue.queue));
+    // Claim (conditional update) and status updates on the message record.
+    this.sender.addToRolePolicy(
+      tableAccess(props.messagesTable, ['dynamodb:GetItem', 'dynamodb:UpdateItem']),
+    );
+    // One BatchGet per message checks every recipient (and erasure tombstones) against the list.
+    this.sender.addToRolePolicy(tableAccess(props.suppressionsTable, ['dynamodb:BatchGetItem']));
+    this.sender.addToRolePolicy(tableAccess(props.statsTable, ['dynamodb:UpdateItem']));
+    this.sender.addToRolePolicy(props.sendPolicy);
+  }
+}
+
+function validate(props: SenderLaneProps, maxBatchingWindow: Duration): void {
+  if (!LANES.includes(props.lane)) {
+    throw new Error(`SenderLane: unknown lane "${props.lane}", expected one of ${LANES.join(', ')}`);
+  }
+  if (!Number.isInteger(props.maxConcurrency) || props.maxConcurrency < 2 || props.maxConcurrency > 1000) {
+    throw new Error(
+      `SenderLane: maxConcurrency must be an integer from 2 to 1000, got ${props.maxConcurrency}`,
+    );
+  }
+  if (!(props.sendRate > 0)) {
+    throw new Error(`SenderLane: sendRate must be greater than 0, got ${props.sendRate}`);
+  }
+  const window = maxBatchingWindow.toSeconds();
+  if (window < 0 || window > 300) {
+    throw new Error(`SenderLane: maxBatchingWindow must be 0 to 300 seconds, got ${window}`);
+  }
+}

@@ -1,0 +1,304 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Duration, Stack } from 'aws-cdk-lib';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ENTRY_METADATA_KEY, EnvVar, LANES, METRICS_NAMESPACE } from '../../lambdas/shared/names.ts';
+import type { BatonStack } from '../../lib/baton-stack.ts';
+import { laneSendPlans, resolveConfig } from '../../lib/config.ts';
+import { BatonFunction } from '../../lib/constructs/baton-function.ts';
+import { REPO_ROOT } from '../../lib/paths.ts';
+import {
+  type CfnResource,
+  functionsByEntry,
+  logicalIdOf,
+  props,
+  referencedId,
+  resourceOf,
+  resourcesOfType,
+  synthTemplate,
+} from './support.ts';
+
+const COMMON_ENV = ['POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE', 'NODE_OPTIONS'];
+
+function environmentOf(template: Template, fn: NodejsFunction): Record<string, unknown> {
+  const environment = props(resourceOf(template, fn)).Environment as { Variables: Record<string, unknown> };
+  return environment.Variables;
+}
+
+describe('functions', () => {
+  let template: Template;
+  let stack: BatonStack;
+  let functions: Record<string, CfnResource>;
+
+  beforeAll(() => {
+    ({ template, stack } = synthTemplate());
+    functions = resourcesOfType(template, 'AWS::Lambda::Function');
+  });
+
+  it('runs every function on Node.js 24, arm64, 256 MB, with JSON logs in its own log group', () => {
+    // Act / Assess
+    expect(Object.keys(functions)).toHaveLength(4);
+    template.allResourcesProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      MemorySize: 256,
+      Handler: 'index.handler',
+      LoggingConfig: { LogFormat: 'JSON', LogGroup: { Ref: Match.stringLikeRegexp('LogGroup') } },
+    });
+  });
+
+  it('gives each function a log group with the configured retention', () => {
+    // Prepare
+    const custom = synthTemplate({ context: { logRetentionDays: 90 } });
+
+    // Act
+    const logGroups = Object.values(functions).map((fn) =>
+      referencedId((props(fn).LoggingConfig as { LogGroup: unknown }).LogGroup),
+    );
+
+    // Assess
+    expect(new Set(logGroups).size).toBe(4);
+    for (const id of logGroups) {
+      expect(props(resourcesOfType(template, 'AWS::Logs::LogGroup')[id] ?? { Type: 'missing' })).toEqual({
+        RetentionInDays: RetentionDays.ONE_MONTH,
+      });
+    }
+    custom.template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
+  });
+
+  it('records each handler source as metadata that points at an existing file', () => {
+    // Act
+    const entries = functionsByEntry(template, ENTRY_METADATA_KEY);
+
+    // Assess
+    expect(Object.fromEntries(Object.entries(entries).map(([entry, ids]) => [entry, ids.length]))).toEqual({
+      'lambdas/api/handler.ts': 1,
+      'lambdas/sender/handler.ts': 2,
+      'lambdas/feedback/handler.ts': 1,
+    });
+    for (const entry of Object.keys(entries)) expect(existsSync(join(REPO_ROOT, entry)), entry).toBe(true);
+  });
+
+  it('sets the documented timeouts: api 10 s, senders 30 s, feedback 30 s', () => {
+    // Act
+    const timeoutOf = (fn: NodejsFunction): unknown => props(resourceOf(template, fn)).Timeout;
+
+    // Assess
+    expect(timeoutOf(stack.api.handler.function)).toBe(10);
+    for (const lane of LANES) expect(timeoutOf(stack.lanes[lane].sender.function)).toBe(30);
+    expect(timeoutOf(stack.feedback.handler.function)).toBe(30);
+  });
+
+  it('gives the api function its tables, both lane queues and the retention', () => {
+    // Act
+    const env = environmentOf(template, stack.api.handler.function);
+
+    // Assess
+    expect(Object.keys(env).sort()).toEqual(
+      [
+        EnvVar.apiKeysTable,
+        EnvVar.messagesTable,
+        EnvVar.suppressionsTable,
+        EnvVar.statsTable,
+        EnvVar.idempotencyTable,
+        EnvVar.transactionalQueueUrl,
+        EnvVar.broadcastQueueUrl,
+        EnvVar.retentionDays,
+        ...COMMON_ENV,
+      ].sort(),
+    );
+    expect(env).toMatchObject({
+      [EnvVar.apiKeysTable]: { Ref: logicalIdOf(stack.tables.apiKeys) },
+      [EnvVar.idempotencyTable]: { Ref: logicalIdOf(stack.tables.idempotency) },
+      [EnvVar.transactionalQueueUrl]: { Ref: logicalIdOf(stack.lanes.transactional.queue.queue) },
+      [EnvVar.broadcastQueueUrl]: { Ref: logicalIdOf(stack.lanes.broadcast.queue.queue) },
+      [EnvVar.retentionDays]: '30',
+      POWERTOOLS_SERVICE_NAME: 'baton-api',
+      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+      NODE_OPTIONS: '--enable-source-maps',
+    });
+  });
+
+  it.each(LANES)(
+    'gives the %s sender its lane, its share of the send rate and the configuration set',
+    (lane) => {
+      // Prepare
+      const plan = laneSendPlans(resolveConfig({ domain: 'example.com' })).find((p) => p.lane === lane);
+
+      // Act
+      const env = environmentOf(template, stack.lanes[lane].sender.function);
+
+      // Assess
+      expect(Object.keys(env).sort()).toEqual(
+        [
+          EnvVar.messagesTable,
+          EnvVar.suppressionsTable,
+          EnvVar.statsTable,
+          EnvVar.configurationSet,
+          EnvVar.lane,
+          EnvVar.maxSendRate,
+          EnvVar.maxConcurrency,
+          ...COMMON_ENV,
+        ].sort(),
+      );
+      expect(env).toMatchObject({
+        [EnvVar.lane]: lane,
+        [EnvVar.maxSendRate]: String(plan?.sendRate),
+        [EnvVar.maxConcurrency]: String(plan?.maxConcurrency),
+        [EnvVar.configurationSet]: { Ref: logicalIdOf(stack.ses.configurationSet) },
+        POWERTOOLS_SERVICE_NAME: 'baton-sender',
+      });
+    },
+  );
+
+  it('splits maxSendRate between the senders without exceeding it', () => {
+    // Prepare
+    const custom = synthTemplate({ context: { maxSendRate: '50' } });
+
+    // Act
+    const rates = LANES.map((lane) =>
+      Number(environmentOf(custom.template, custom.stack.lanes[lane].sender.function)[EnvVar.maxSendRate]),
+    );
+
+    // Assess
+    expect(rates[0]).toBeGreaterThan(rates[1] ?? Number.POSITIVE_INFINITY);
+    expect(rates.reduce((sum, rate) => sum + rate, 0)).toBeLessThanOrEqual(50);
+  });
+
+  it('gives the feedback function its tables and the retention', () => {
+    // Act
+    const env = environmentOf(template, stack.feedback.handler.function);
+
+    // Assess
+    expect(Object.keys(env).sort()).toEqual(
+      [
+        EnvVar.messagesTable,
+        EnvVar.suppressionsTable,
+        EnvVar.statsTable,
+        EnvVar.retentionDays,
+        ...COMMON_ENV,
+      ].sort(),
+    );
+    expect(env).toMatchObject({ POWERTOOLS_SERVICE_NAME: 'baton-feedback', [EnvVar.retentionDays]: '30' });
+  });
+
+  it('uses only environment variable names declared in EnvVar (besides Powertools and Node options)', () => {
+    // Prepare
+    const declared = new Set<string>([...Object.values(EnvVar), ...COMMON_ENV]);
+
+    // Act
+    const used = Object.values(functions).flatMap((fn) =>
+      Object.keys((props(fn).Environment as { Variables: Record<string, unknown> }).Variables),
+    );
+
+    // Assess
+    expect(used.filter((name) => !declared.has(name))).toEqual([]);
+  });
+});
+
+describe('event source mappings', () => {
+  let template: Template;
+  let stack: BatonStack;
+
+  beforeAll(() => {
+    ({ template, stack } = synthTemplate());
+  });
+
+  it('reports partial batch failures with batches of 10 and a short batching window', () => {
+    // Act / Assess
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
+    template.allResourcesProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      MaximumBatchingWindowInSeconds: Match.anyValue(),
+    });
+    for (const mapping of Object.values(resourcesOfType(template, 'AWS::Lambda::EventSourceMapping'))) {
+      expect(props(mapping).MaximumBatchingWindowInSeconds).toBeLessThanOrEqual(5);
+    }
+  });
+
+  it('connects each sender to its own lane queue and the feedback function to the feedback queue', () => {
+    // Prepare
+    const pairs = [
+      ...LANES.map((lane) => [stack.lanes[lane].sender.function, stack.lanes[lane].queue.queue] as const),
+      [stack.feedback.handler.function, stack.feedback.queue.queue] as const,
+    ];
+
+    // Act / Assess
+    for (const [fn, queue] of pairs) {
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        FunctionName: { Ref: logicalIdOf(fn) },
+        EventSourceArn: { 'Fn::GetAtt': [logicalIdOf(queue), 'Arn'] },
+      });
+    }
+  });
+
+  it('caps concurrency per lane, giving transactional more than broadcast', () => {
+    // Act
+    const concurrencyOf = (lane: (typeof LANES)[number]): number =>
+      (
+        props(resourceOf(template, stack.lanes[lane].eventSourceMapping)).ScalingConfig as {
+          MaximumConcurrency: number;
+        }
+      ).MaximumConcurrency;
+
+    // Assess
+    expect(concurrencyOf('transactional')).toBe(3);
+    expect(concurrencyOf('broadcast')).toBe(2);
+    expect(props(resourceOf(template, stack.feedback.eventSourceMapping)).ScalingConfig).toEqual({
+      MaximumConcurrency: 5,
+    });
+  });
+
+  it('scales lane concurrency with the configured send rate', () => {
+    // Prepare
+    const { template: fast, stack: fastStack } = synthTemplate({ context: { maxSendRate: 200 } });
+
+    // Act / Assess
+    expect(props(resourceOf(fast, fastStack.lanes.transactional.eventSourceMapping)).ScalingConfig).toEqual({
+      MaximumConcurrency: 35,
+    });
+    expect(props(resourceOf(fast, fastStack.lanes.broadcast.eventSourceMapping)).ScalingConfig).toEqual({
+      MaximumConcurrency: 15,
+    });
+  });
+});
+
+describe('BatonFunction', () => {
+  it('refuses an entry that does not exist, naming it', () => {
+    // Prepare
+    const stack = new Stack();
+
+    // Act / Assess
+    expect(
+      () =>
+        new BatonFunction(stack, 'Fn', {
+          entry: 'lambdas/nope/handler.ts',
+          serviceName: 'baton-nope',
+          description: 'missing',
+          timeout: Duration.seconds(3),
+          logRetention: RetentionDays.ONE_DAY,
+        }),
+    ).toThrow(`BatonFunction: entry "lambdas/nope/handler.ts" does not exist under ${REPO_ROOT}`);
+  });
+
+  it('refuses an entry outside the repository', () => {
+    // Prepare
+    const stack = new Stack();
+
+    // Act / Assess
+    expect(
+      () =>
+        new BatonFunction(stack, 'Fn', {
+          entry: '../elsewhere/handler.ts',
+          serviceName: 'baton-nope',
+          description: 'outside',
+          timeout: Duration.seconds(3),
+          logRetention: RetentionDays.ONE_DAY,
+        }),
+    ).toThrow('BatonFunction: entry must be relative to the repository root, got "../elsewhere/handler.ts"');
+  });
+});

@@ -1,0 +1,239 @@
+import type { Template } from 'aws-cdk-lib/assertions';
+import type { IRole } from 'aws-cdk-lib/aws-iam';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Keys, LANES } from '../../lambdas/shared/names.ts';
+import type { BatonStack } from '../../lib/baton-stack.ts';
+import type { BatonFunction } from '../../lib/constructs/baton-function.ts';
+import {
+  asArray,
+  type CfnResource,
+  logicalIdOf,
+  props,
+  resourcesOfType,
+  statementsOf,
+  synthTemplate,
+} from './support.ts';
+
+/** `Ref`/`Fn::GetAtt`/`Fn::Join` rendered as readable text, e.g. `<TablesMessagesX>/index/bySesMessageId`. */
+function render(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object' && value !== null) {
+    if ('Ref' in value) return `<${String(value.Ref)}>`;
+    if ('Fn::GetAtt' in value) return `<${String((value['Fn::GetAtt'] as unknown[])[0])}>`;
+    if ('Fn::Join' in value) {
+      const [separator, parts] = value['Fn::Join'] as [string, unknown[]];
+      return parts.map(render).join(separator);
+    }
+  }
+  return JSON.stringify(value);
+}
+
+/** resource → sorted actions, over every identity policy attached to the role. */
+function permissionsOf(template: Template, role: IRole): Record<string, string[]> {
+  const roleId = logicalIdOf(role);
+  const result: Record<string, Set<string>> = {};
+  for (const policy of Object.values(resourcesOfType(template, 'AWS::IAM::Policy'))) {
+    const roles = asArray(props(policy).Roles as unknown[]).map(render);
+    if (!roles.includes(`<${roleId}>`)) continue;
+    for (const statement of statementsOf(props(policy).PolicyDocument)) {
+      expect(statement.Effect).toBe('Allow');
+      for (const resource of asArray(statement.Resource)) {
+        const key = render(resource);
+        result[key] ??= new Set();
+        for (const action of asArray(statement.Action)) result[key].add(action);
+      }
+    }
+  }
+  return Object.fromEntries(Object.entries(result).map(([key, actions]) => [key, [...actions].sort()]));
+}
+
+const ref = (id: string): string => `<${id}>`;
+const ACCOUNT_ARN = 'arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>';
+
+describe('IAM', () => {
+  let template: Template;
+  let stack: BatonStack;
+  let tables: Record<'apiKeys' | 'messages' | 'suppressions' | 'stats' | 'idempotency', string>;
+
+  beforeAll(() => {
+    ({ template, stack } = synthTemplate());
+    tables = {
+      apiKeys: ref(logicalIdOf(stack.tables.apiKeys)),
+      messages: ref(logicalIdOf(stack.tables.messages)),
+      suppressions: ref(logicalIdOf(stack.tables.suppressions)),
+      stats: ref(logicalIdOf(stack.tables.stats)),
+      idempotency: ref(logicalIdOf(stack.tables.idempotency)),
+    };
+  });
+
+  const logs = (fn: BatonFunction): Record<string, string[]> => ({
+    [ref(logicalIdOf(fn.logGroup))]: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+  });
+
+  it('grants no wildcard action in any IAM policy', () => {
+    // Prepare
+    const documents = [
+      ...Object.values(resourcesOfType(template, 'AWS::IAM::Policy')).map((p) => props(p).PolicyDocument),
+      ...Object.values(resourcesOfType(template, 'AWS::IAM::ManagedPolicy')).map(
+        (p) => props(p).PolicyDocument,
+      ),
+      ...Object.values(resourcesOfType(template, 'AWS::IAM::Role')).flatMap((role) =>
+        asArray(props(role).Policies as { PolicyDocument: unknown }[]).map((p) => p.PolicyDocument),
+      ),
+    ];
+
+    // Act
+    const actions = documents.flatMap((document) => statementsOf(document).flatMap((s) => asArray(s.Action)));
+
+    // Assess
+    expect(actions.length).toBeGreaterThan(0);
+    expect(actions.filter((action) => action.includes('*'))).toEqual([]);
+  });
+
+  it('attaches no AWS managed policy to any role', () => {
+    // Act
+    const roles = Object.values(resourcesOfType(template, 'AWS::IAM::Role'));
+
+    // Assess
+    expect(roles).toHaveLength(4);
+    for (const role of roles) expect(props(role).ManagedPolicyArns).toBeUndefined();
+    template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
+  });
+
+  it('lets only the Lambda service assume the function roles', () => {
+    // Act / Assess
+    template.allResourcesProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [
+          { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+        ],
+      },
+    });
+  });
+
+  it('grants wildcard actions in resource policies only as denials or the key administration statement', () => {
+    // Prepare
+    const documents: [string, unknown][] = [
+      ...Object.values(resourcesOfType(template, 'AWS::SQS::QueuePolicy')).map((p): [string, unknown] => [
+        'queue',
+        props(p).PolicyDocument,
+      ]),
+      ...Object.values(resourcesOfType(template, 'AWS::SNS::TopicPolicy')).map((p): [string, unknown] => [
+        'topic',
+        props(p).PolicyDocument,
+      ]),
+      ...Object.values(resourcesOfType(template, 'AWS::KMS::Key')).map((k): [string, unknown] => [
+        'key',
+        props(k).KeyPolicy,
+      ]),
+    ];
+
+    // Act
+    const wildcardAllows = documents.flatMap(([kind, document]) =>
+      statementsOf(document)
+        .filter((s) => s.Effect === 'Allow' && asArray(s.Action).some((a) => a.includes('*')))
+        .map((s) => ({ kind, principal: render((s.Principal as { AWS?: unknown }).AWS), action: s.Action })),
+    );
+
+    // Assess: the account-root statement is the standard KMS key policy that hands the key's
+    // administration to the account's IAM policies (without it the key could become unmanageable).
+    expect(wildcardAllows).toEqual([
+      { kind: 'key', principal: 'arn:<AWS::Partition>:iam::<AWS::AccountId>:root', action: 'kms:*' },
+    ]);
+  });
+
+  it('lets the api function read keys, write messages, manage suppressions and enqueue on both lanes', () => {
+    // Act
+    const permissions = permissionsOf(template, stack.api.handler.role);
+
+    // Assess
+    expect(permissions).toEqual({
+      ...logs(stack.api.handler),
+      [tables.apiKeys]: ['dynamodb:GetItem'],
+      [tables.messages]: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      [tables.suppressions]: [
+        'dynamodb:BatchGetItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:Query',
+        'dynamodb:Scan',
+      ],
+      [tables.stats]: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      [tables.idempotency]: [
+        'dynamodb:DeleteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+      ],
+      [ref(logicalIdOf(stack.lanes.transactional.queue.queue))]: ['sqs:SendMessage'],
+      [ref(logicalIdOf(stack.lanes.broadcast.queue.queue))]: ['sqs:SendMessage'],
+    });
+  });
+
+  it.each(LANES)(
+    'lets the %s sender drain only its own queue and send only through Baton’s identity',
+    (lane) => {
+      // Act
+      const sender = stack.lanes[lane].sender;
+      const permissions = permissionsOf(template, sender.role);
+
+      // Assess
+      expect(permissions).toEqual({
+        ...logs(sender),
+        [ref(logicalIdOf(stack.lanes[lane].queue.queue))]: [
+          'sqs:ChangeMessageVisibility',
+          'sqs:DeleteMessage',
+          'sqs:GetQueueAttributes',
+          'sqs:ReceiveMessage',
+        ],
+        [tables.messages]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        [tables.suppressions]: ['dynamodb:BatchGetItem'],
+        [tables.stats]: ['dynamodb:UpdateItem'],
+        [`${ACCOUNT_ARN}:identity/${ref(logicalIdOf(stack.ses.identity))}`]: [
+          'ses:SendEmail',
+          'ses:SendRawEmail',
+        ],
+        [`${ACCOUNT_ARN}:configuration-set/${ref(logicalIdOf(stack.ses.configurationSet))}`]: [
+          'ses:SendEmail',
+          'ses:SendRawEmail',
+        ],
+      });
+    },
+  );
+
+  it('lets the feedback function drain its queue, look messages up by SES id and maintain suppressions', () => {
+    // Act
+    const permissions = permissionsOf(template, stack.feedback.handler.role);
+
+    // Assess
+    expect(permissions).toEqual({
+      ...logs(stack.feedback.handler),
+      [ref(logicalIdOf(stack.feedback.queue.queue))]: [
+        'sqs:ChangeMessageVisibility',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+        'sqs:ReceiveMessage',
+      ],
+      [tables.messages]: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      [`${tables.messages}/index/${Keys.messages.sesMessageIdIndex}`]: ['dynamodb:Query'],
+      [tables.suppressions]: [
+        'dynamodb:DeleteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+      ],
+      [tables.stats]: ['dynamodb:UpdateItem'],
+    });
+  });
+
+  it('gives every function a role of its own', () => {
+    // Act
+    const roles = Object.values(resourcesOfType(template, 'AWS::Lambda::Function')).map((fn: CfnResource) =>
+      render(props(fn).Role),
+    );
+
+    // Assess
+    expect(new Set(roles).size).toBe(roles.length);
+  });
+});

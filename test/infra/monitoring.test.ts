@@ -1,0 +1,239 @@
+import type { Template } from 'aws-cdk-lib/assertions';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { LANES, METRICS_NAMESPACE } from '../../lambdas/shared/names.ts';
+import type { BatonStack } from '../../lib/baton-stack.ts';
+import { DASHBOARD_COUNTERS } from '../../lib/constructs/monitoring.ts';
+import {
+  type CfnResource,
+  logicalIdOf,
+  props,
+  resourceOf,
+  resourcesOfType,
+  statementsOf,
+  synthTemplate,
+} from './support.ts';
+
+interface AlarmProps {
+  MetricName: string;
+  Namespace: string;
+  Threshold: number;
+  ComparisonOperator: string;
+  Dimensions?: { Name: string; Value: unknown }[];
+  AlarmActions?: unknown[];
+  OKActions?: unknown[];
+  TreatMissingData?: string;
+}
+
+function alarmsOn(
+  alarms: AlarmProps[],
+  metricName: string,
+  dimension?: { Name: string; Value: unknown },
+): AlarmProps[] {
+  return alarms.filter(
+    (alarm) =>
+      alarm.MetricName === metricName &&
+      (dimension === undefined ||
+        (alarm.Dimensions ?? []).some(
+          (d) => d.Name === dimension.Name && JSON.stringify(d.Value) === JSON.stringify(dimension.Value),
+        )),
+  );
+}
+
+const queueNameDimension = (queue: IQueue): { Name: string; Value: unknown } => ({
+  Name: 'QueueName',
+  Value: { 'Fn::GetAtt': [logicalIdOf(queue), 'QueueName'] },
+});
+
+describe('monitoring', () => {
+  let template: Template;
+  let stack: BatonStack;
+  let alarms: AlarmProps[];
+
+  beforeAll(() => {
+    ({ template, stack } = synthTemplate());
+    alarms = Object.values(resourcesOfType(template, 'AWS::CloudWatch::Alarm')).map(
+      (alarm) => props(alarm) as unknown as AlarmProps,
+    );
+  });
+
+  it('alarms as soon as any dead-letter queue holds a message', () => {
+    // Prepare
+    const deadLetterQueues = [...LANES.map((lane) => stack.lanes[lane].queue), stack.feedback.queue].map(
+      (secure) => secure.deadLetterQueue,
+    );
+
+    // Act / Assess
+    for (const dlq of deadLetterQueues) {
+      const [alarm, ...others] = alarmsOn(
+        alarms,
+        'ApproximateNumberOfMessagesVisible',
+        queueNameDimension(dlq),
+      );
+      expect(others).toEqual([]);
+      expect(alarm).toMatchObject({
+        Namespace: 'AWS/SQS',
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+    }
+  });
+
+  it.each([
+    ['transactional', 300],
+    ['broadcast', 3600],
+  ] as const)('alarms when the oldest %s message is older than %i s', (lane, seconds) => {
+    // Act
+    const [alarm, ...others] = alarmsOn(
+      alarms,
+      'ApproximateAgeOfOldestMessage',
+      queueNameDimension(stack.lanes[lane].queue.queue),
+    );
+
+    // Assess
+    expect(others).toEqual([]);
+    expect(alarm).toMatchObject({ Threshold: seconds, ComparisonOperator: 'GreaterThanThreshold' });
+  });
+
+  it('alarms on errors of every function', () => {
+    // Prepare
+    const functions = [
+      stack.api.handler.function,
+      ...LANES.map((lane) => stack.lanes[lane].sender.function),
+      stack.feedback.handler.function,
+    ];
+
+    // Act / Assess
+    for (const fn of functions) {
+      const [alarm, ...others] = alarmsOn(alarms, 'Errors', {
+        Name: 'FunctionName',
+        Value: { Ref: logicalIdOf(fn) },
+      });
+      expect(others).toEqual([]);
+      expect(alarm).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+    }
+  });
+
+  it('alarms on the SES account bounce rate at 4 % and complaint rate at 0.08 %', () => {
+    // Act
+    const bounce = alarmsOn(alarms, 'Reputation.BounceRate');
+    const complaint = alarmsOn(alarms, 'Reputation.ComplaintRate');
+
+    // Assess
+    expect(bounce).toEqual([
+      expect.objectContaining({
+        Namespace: 'AWS/SES',
+        Threshold: 0.04,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      }),
+    ]);
+    expect(complaint).toEqual([
+      expect.objectContaining({
+        Namespace: 'AWS/SES',
+        Threshold: 0.0008,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      }),
+    ]);
+    // Account-level metrics (no dimensions): the ones SES enforces on.
+    expect(bounce[0]?.Dimensions).toBeUndefined();
+  });
+
+  it('notifies the alarm topic from every alarm, on alarm and on recovery, and stays quiet when idle', () => {
+    // Prepare
+    const topic = { Ref: logicalIdOf(stack.monitoring.alarmTopic) };
+
+    // Act / Assess
+    expect(alarms.length).toBeGreaterThanOrEqual(12);
+    for (const alarm of alarms) {
+      expect(alarm.AlarmActions).toEqual([topic]);
+      expect(alarm.OKActions).toEqual([topic]);
+      expect(alarm.TreatMissingData).toBe('notBreaching');
+    }
+  });
+
+  it('encrypts the alarm topic, requires TLS and admits only CloudWatch alarms of this account', () => {
+    // Prepare
+    const topicId = logicalIdOf(stack.monitoring.alarmTopic);
+
+    // Act
+    const statements = Object.values(resourcesOfType(template, 'AWS::SNS::TopicPolicy'))
+      .filter((policy) => JSON.stringify(props(policy).Topics) === JSON.stringify([{ Ref: topicId }]))
+      .flatMap((policy) => statementsOf(props(policy).PolicyDocument));
+
+    // Assess
+    expect(props(resourceOf(template, stack.monitoring.alarmTopic))).toEqual({
+      KmsMasterKeyId: { 'Fn::GetAtt': [logicalIdOf(stack.notificationKey.key), 'Arn'] },
+    });
+    expect(statements.filter((s) => s.Effect === 'Allow')).toEqual([
+      expect.objectContaining({
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: 'sns:Publish',
+        Condition: expect.objectContaining({
+          StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+        }),
+      }),
+    ]);
+    expect(statements).toContainEqual(
+      expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+    );
+  });
+
+  it('subscribes no one to alarms unless alarmEmail is set', () => {
+    // Prepare
+    const withEmail = synthTemplate({ context: { alarmEmail: 'ops@example.com' } });
+
+    // Act / Assess
+    template.resourcePropertiesCountIs('AWS::SNS::Subscription', { Protocol: 'email' }, 0);
+    withEmail.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+      TopicArn: { Ref: logicalIdOf(withEmail.stack.monitoring.alarmTopic) },
+    });
+  });
+
+  it('charts lanes, functions, SES reputation and the Baton counters on the dashboard', () => {
+    // Prepare
+    const [dashboard] = Object.values(
+      resourcesOfType(template, 'AWS::CloudWatch::Dashboard'),
+    ) as CfnResource[];
+
+    // Act: the body is JSON text joined with tokens; keep the text, mark the tokens.
+    const join = props(dashboard ?? { Type: 'missing' }).DashboardBody as { 'Fn::Join': [string, unknown[]] };
+    const body = join['Fn::Join'][1]
+      .map((part) => (typeof part === 'string' ? part : JSON.stringify(part)))
+      .join('');
+
+    // Assess
+    for (const metric of [
+      'ApproximateNumberOfMessagesVisible',
+      'ApproximateAgeOfOldestMessage',
+      'Invocations',
+      'Errors',
+      'Duration',
+      'Reputation.BounceRate',
+      'Reputation.ComplaintRate',
+    ]) {
+      expect(body).toContain(metric);
+    }
+    for (const counter of DASHBOARD_COUNTERS) {
+      expect(body).toContain(
+        `SEARCH('Namespace=\\"${METRICS_NAMESPACE}\\" MetricName=\\"${counter}\\" stream', 'Sum', 300)`,
+      );
+    }
+    for (const queue of [...LANES.map((lane) => stack.lanes[lane].queue), stack.feedback.queue]) {
+      expect(body).toContain(logicalIdOf(queue.queue));
+      expect(body).toContain(logicalIdOf(queue.deadLetterQueue));
+    }
+    expect(DASHBOARD_COUNTERS).toEqual([
+      'messagesAccepted',
+      'messagesSent',
+      'messagesDelivered',
+      'messagesBounced',
+      'messagesComplained',
+    ]);
+  });
+});

@@ -1,0 +1,115 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CfnElement, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type { IConstruct } from 'constructs';
+import { type BatonApp, createApp } from '../../lib/app.ts';
+import { REPO_ROOT } from '../../lib/paths.ts';
+
+/** A CloudFormation resource as it appears in the synthesized template. */
+export interface CfnResource {
+  readonly Type: string;
+  readonly Properties?: Record<string, unknown>;
+  readonly Metadata?: Record<string, unknown>;
+  readonly DependsOn?: string[];
+}
+
+export interface PolicyStatementJson {
+  readonly Effect: 'Allow' | 'Deny';
+  readonly Action: string | string[];
+  readonly Resource?: unknown;
+  readonly Principal?: unknown;
+  readonly Condition?: Record<string, Record<string, unknown>>;
+}
+
+/** The feature flags and settings from cdk.json, so tests synthesize what `cdk deploy` would. */
+export function cdkJsonContext(): Record<string, unknown> {
+  const cdkJson = JSON.parse(readFileSync(join(REPO_ROOT, 'cdk.json'), 'utf8')) as {
+    context?: Record<string, unknown>;
+  };
+  return cdkJson.context ?? {};
+}
+
+export interface SynthOptions {
+  readonly context?: Record<string, unknown>;
+  readonly bundle?: boolean;
+  readonly nag?: boolean;
+}
+
+/**
+ * The Baton app with cdk.json's context plus `context`. Bundling and cdk-nag are off unless asked
+ * for: most assertions only need the template, and one test file covers each of those.
+ */
+export function buildBaton(options: SynthOptions = {}): BatonApp {
+  return createApp({
+    context: { ...cdkJsonContext(), domain: 'example.com', ...options.context },
+    bundle: options.bundle ?? false,
+    nag: options.nag ?? false,
+  });
+}
+
+export interface Synthesized extends BatonApp {
+  readonly template: Template;
+}
+
+export function synthTemplate(options: SynthOptions = {}): Synthesized {
+  const baton = buildBaton(options);
+  return { ...baton, template: Template.fromStack(baton.stack) };
+}
+
+/** Resources of one type, keyed by logical id. */
+export function resourcesOfType(template: Template, type: string): Record<string, CfnResource> {
+  return template.findResources(type) as Record<string, CfnResource>;
+}
+
+export function props(resource: CfnResource): Record<string, unknown> {
+  return resource.Properties ?? {};
+}
+
+/** `{ "Ref": id }` or `{ "Fn::GetAtt": [id, attr] }` → id. */
+export function referencedId(value: unknown): string {
+  if (typeof value === 'object' && value !== null) {
+    if ('Ref' in value && typeof value.Ref === 'string') return value.Ref;
+    if ('Fn::GetAtt' in value && Array.isArray(value['Fn::GetAtt'])) {
+      const [id] = value['Fn::GetAtt'] as unknown[];
+      if (typeof id === 'string') return id;
+    }
+  }
+  throw new Error(`not a Ref or Fn::GetAtt: ${JSON.stringify(value)}`);
+}
+
+export function asArray<T>(value: T | T[] | undefined): T[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+export function statementsOf(document: unknown): PolicyStatementJson[] {
+  const statements = (document as { Statement?: PolicyStatementJson[] } | undefined)?.Statement;
+  return statements ?? [];
+}
+
+/** Logical ids of functions, by the handler entry recorded in their metadata. */
+export function functionsByEntry(template: Template, entryKey: string): Record<string, string[]> {
+  const result: Record<string, string[]> = {};
+  for (const [id, fn] of Object.entries(resourcesOfType(template, 'AWS::Lambda::Function'))) {
+    const entry = fn.Metadata?.[entryKey];
+    if (typeof entry !== 'string') continue;
+    result[entry] = [...(result[entry] ?? []), id];
+  }
+  return result;
+}
+
+/** Logical id of an L2 construct's CloudFormation resource. */
+export function logicalIdOf(construct: IConstruct): string {
+  const cfn = construct.node.defaultChild;
+  if (!(cfn instanceof CfnElement)) throw new Error(`${construct.node.path} has no CloudFormation resource`);
+  return Stack.of(construct).getLogicalId(cfn);
+}
+
+/** The template entry of an L2 construct. */
+export function resourceOf(template: Template, construct: IConstruct): CfnResource {
+  const id = logicalIdOf(construct);
+  const resource = (template.toJSON() as { Resources: Record<string, CfnResource> }).Resources[id];
+  if (resource === undefined) throw new Error(`${id} is not in the template`);
+  return resource;
+}

@@ -1,0 +1,133 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Token, Validations } from 'aws-cdk-lib';
+import { Queue } from 'aws-cdk-lib/aws-sqs';
+import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ENTRY_METADATA_KEY } from '../../lambdas/shared/names.ts';
+import type { BatonApp } from '../../lib/app.ts';
+import { buildBaton, type CfnResource, props } from './support.ts';
+
+interface Acknowledgement {
+  readonly path: string;
+  readonly id: string;
+  readonly reason: string;
+}
+
+function acknowledgementsOf({ app }: BatonApp): Acknowledgement[] {
+  return app.node.findAll().flatMap((construct) =>
+    construct.node.metadata
+      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((entry) =>
+        Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
+          path: construct.node.path,
+          id,
+          reason,
+        })),
+      ),
+  );
+}
+
+/** The full pipeline `cdk synth` runs: esbuild bundling, cdk-nag and CDK's CloudFormation validation. */
+describe('synthesis with bundling and cdk-nag', () => {
+  let baton: BatonApp;
+  let assembly: CloudAssembly;
+
+  beforeAll(() => {
+    baton = buildBaton({ bundle: true, nag: true });
+    assembly = baton.app.synth();
+  });
+
+  it('passes the AWS Solutions checks with every finding fixed or acknowledged', () => {
+    // Act
+    const report = JSON.parse(readFileSync(join(assembly.directory, 'validation-report.json'), 'utf8')) as {
+      pluginReports: { pluginName: string; violations: unknown[] }[];
+    };
+
+    // Assess: synth would have thrown on a finding; the report confirms nothing was downgraded.
+    expect(report.pluginReports.flatMap((plugin) => plugin.violations)).toEqual([]);
+  });
+
+  it('acknowledges only the missing API Gateway authorizer, on each route, with a specific reason', () => {
+    // Act
+    const acknowledgements = acknowledgementsOf(baton);
+
+    // Assess
+    expect(acknowledgements.length).toBeGreaterThan(0);
+    for (const { path, id, reason } of acknowledgements) {
+      expect(id).toMatch(/AwsSolutions-APIG4$/);
+      expect(path).toMatch(/^Baton\/HttpApi\/\w+Route$/);
+      expect(reason.length).toBeGreaterThanOrEqual(20);
+      expect(reason).toMatch(/API key/);
+    }
+    expect(acknowledgements).toHaveLength(11);
+  });
+
+  it('bundles every function as a minified ES module that defines require, with a source map', () => {
+    // Prepare
+    const template = assembly.getStackByName('Baton').template as { Resources: Record<string, CfnResource> };
+    const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
+
+    // Act
+    const bundles = functions.map((fn) => {
+      // The code's S3 key is the asset hash; the staged bundle sits in asset.<hash>.
+      const s3Key = String((props(fn).Code as { S3Key: unknown }).S3Key);
+      return {
+        entry: fn.Metadata?.[ENTRY_METADATA_KEY],
+        dir: join(assembly.directory, `asset.${s3Key.replace(/\.zip$/, '')}`),
+      };
+    });
+
+    // Assess
+    expect(bundles).toHaveLength(4);
+    for (const { entry, dir } of bundles) {
+      const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
+      expect(
+        code.startsWith("import { createRequire as __batonCreateRequire } from 'node:module';"),
+        String(entry),
+      ).toBe(true);
+      expect(code).toContain('const require = __batonCreateRequire(import.meta.url);');
+      expect(code).toMatch(/\/\/# sourceMappingURL=index\.mjs\.map\s*$/);
+      expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);
+      expect(JSON.parse(readFileSync(join(dir, 'index.mjs.map'), 'utf8'))).not.toHaveProperty(
+        'sourcesContent',
+      );
+    }
+  });
+
+  it('synthesizes an environment-agnostic stack (no account or region lookups)', () => {
+    // Act
+    const stack = baton.stack;
+
+    // Assess
+    expect(Token.isUnresolved(stack.account)).toBe(true);
+    expect(Token.isUnresolved(stack.region)).toBe(true);
+    expect(readFileSync(join(assembly.directory, 'Baton.template.json'), 'utf8')).not.toMatch(/\b\d{12}\b/);
+  });
+});
+
+describe('cdk-nag wiring', () => {
+  it('fails synthesis when a resource breaks an AWS Solutions rule', () => {
+    // Prepare
+    const baton = buildBaton({ nag: true });
+    new Queue(baton.stack, 'UnprotectedQueue');
+
+    // Act / Assess
+    expect(() => baton.app.synth()).toThrow(/AwsSolutions-SQS3[\s\S]*Baton\/UnprotectedQueue/);
+  });
+});
+
+describe('the fast path (bundle: false, nag: false)', () => {
+  it('writes the template without bundling, for local mode to read', () => {
+    // Prepare
+    const baton = buildBaton({ bundle: false, nag: false });
+
+    // Act
+    const assembly = baton.app.synth();
+
+    // Assess
+    const staged = readdirSync(assembly.directory).filter((name) => name.startsWith('asset.'));
+    expect(staged).toEqual([]);
+    expect(assembly.getStackByName('Baton').template).toHaveProperty('Resources');
+  });
+});
