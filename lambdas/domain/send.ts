@@ -76,7 +76,7 @@ export async function sendJob(
       tags: {
         ...job.message.tags,
         [MessageTag.messageId]: job.id,
-        [MessageTag.tenant]: job.tenant,
+        [MessageTag.tenant]: sesTagValue(job.tenant),
         [MessageTag.stream]: job.message.stream,
       },
     });
@@ -96,6 +96,11 @@ export async function sendJob(
     markSent(latest, sesMessageId, newlySuppressed, deps.clock()),
   );
   return 'sent';
+}
+
+/** SES refuses a whole send over one tag value outside [A-Za-z0-9_-]; a tenant name must not do that. */
+export function sesTagValue(value: string): string {
+  return value.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 256) || '_';
 }
 
 /**

@@ -56,6 +56,7 @@ export class FunctionPool {
   async invoke(event: unknown): Promise<InvokeResult> {
     if (this.#stopped) return { ok: false, error: { name: 'Stopped', message: 'local mode is stopping' } };
     const worker = await this.#acquire();
+    if (!worker) return { ok: false, error: { name: 'Stopped', message: 'local mode is stopping' } };
     try {
       await worker.ready;
     } catch (error) {
@@ -65,7 +66,10 @@ export class FunctionPool {
     return new Promise<InvokeResult>((resolve) => {
       const id = this.#nextId++;
       const timer = setTimeout(() => {
-        // Lambda ends a timed-out invocation by discarding its environment; so do we.
+        // Lambda ends a timed-out invocation by discarding its environment; so do we. It leaves
+        // the pool first, so the next invocation cannot pick the dying process.
+        this.#workers.delete(worker);
+        worker.child.kill('SIGKILL');
         this.#finish(worker, {
           ok: false,
           error: {
@@ -73,7 +77,6 @@ export class FunctionPool {
             message: `Task timed out after ${this.spec.timeoutMs / 1000} seconds`,
           },
         });
-        worker.child.kill('SIGKILL');
       }, this.spec.timeoutMs);
       worker.pending = { id, resolve, timer };
       const message: InvokeMessage = {
@@ -83,7 +86,10 @@ export class FunctionPool {
         deadline: Date.now() + this.spec.timeoutMs,
         requestId: randomUUID(),
       };
-      worker.child.send(message);
+      worker.child.send(message, (error) => {
+        // The process died between acquire and send: its exit handler answers the call.
+        if (error) worker.child.kill('SIGKILL');
+      });
     });
   }
 
@@ -110,8 +116,9 @@ export class FunctionPool {
     for (const wake of this.#waiting.splice(0)) wake();
   }
 
-  async #acquire(): Promise<Worker> {
+  async #acquire(): Promise<Worker | undefined> {
     for (;;) {
+      if (this.#stopped) return undefined;
       for (const w of this.#workers) {
         if (!w.busy) {
           w.busy = true;
@@ -148,6 +155,8 @@ export class FunctionPool {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'advanced',
     });
+    // Without a listener, an IPC write to a process that just died would crash local mode.
+    child.on('error', () => {});
     child.stdout?.pipe(this.spec.log, { end: false });
     child.stderr?.pipe(this.spec.log, { end: false });
     let markReady: () => void = () => {};

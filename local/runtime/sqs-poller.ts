@@ -11,6 +11,7 @@ export interface PollerSpec {
   readonly queueUrl: string;
   readonly queueArn: string;
   readonly batchSize: number;
+  /** Not emulated: a receive returns at once with what is there (batches can only be smaller). */
   readonly maxBatchingWindowSeconds: number;
   readonly maxConcurrency: number;
   readonly reportBatchItemFailures: boolean;
@@ -138,7 +139,20 @@ export class SqsPoller {
         SenderId: attrs.SenderId ?? 'local',
         ApproximateFirstReceiveTimestamp: attrs.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
       },
-      messageAttributes: {},
+      messageAttributes: Object.fromEntries(
+        Object.entries(m.MessageAttributes ?? {}).map(([name, a]) => [
+          name,
+          {
+            dataType: a.DataType ?? 'String',
+            ...(a.StringValue !== undefined ? { stringValue: a.StringValue } : {}),
+            ...(a.BinaryValue !== undefined
+              ? { binaryValue: Buffer.from(a.BinaryValue).toString('base64') }
+              : {}),
+            stringListValues: [],
+            binaryListValues: [],
+          },
+        ]),
+      ),
       md5OfBody: m.MD5OfBody ?? '',
       eventSource: 'aws:sqs',
       eventSourceARN: this.#spec.queueArn,

@@ -1,0 +1,233 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  BadRequestException,
+  MessageRejected,
+  NotFoundException,
+  SESv2Client,
+  SendingPausedException,
+  TooManyRequestsException,
+} from '@aws-sdk/client-sesv2';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SesMailer } from '../../lambdas/adapters/ses-mailer.ts';
+import type { OutboundMail } from '../../lambdas/domain/ports.ts';
+import { PermanentError, SendingPausedError, TransientError } from '../../lambdas/shared/errors.ts';
+import { MessageTag } from '../../lambdas/shared/names.ts';
+import { type SesStandin, type StandinLogger, startSesStandin } from '../../local/ses-standin/index.ts';
+import { credentials, region, tempDir } from '../support/emulators.ts';
+
+const CONFIGURATION_SET = 'baton-test';
+
+const quietLogger: StandinLogger = { info: () => {}, warn: () => {}, error: () => {} };
+
+/** CRLF MIME with 8-bit UTF-8 and a stray Latin-1 byte: any re-encoding on the way would show. */
+const rawMessage = (batonId: string): Uint8Array =>
+  Buffer.concat([
+    Buffer.from(
+      [
+        'From: Shop <orders@example.com>',
+        'To: ana@example.org',
+        'Cc: bo@example.org',
+        `Subject: Receipt ${batonId}`,
+        `Message-ID: <${batonId}@example.com>`,
+        'MIME-Version: 1.0',
+        'Content-Type: text/plain; charset=utf-8',
+        'Content-Transfer-Encoding: 8bit',
+        '',
+        'Olá, señor Müller ✓',
+        '',
+      ].join('\r\n'),
+      'utf8',
+    ),
+    Buffer.from([0xe9, 0x0d, 0x0a]),
+  ]);
+
+let ids = 0;
+const outbound = (overrides: Partial<OutboundMail> = {}): OutboundMail & { batonId: string } => {
+  const batonId = `msg_mailer_${++ids}`;
+  return {
+    batonId,
+    raw: rawMessage(batonId),
+    from: 'orders@example.com',
+    to: ['ana@example.org'],
+    cc: ['bo@example.org'],
+    bcc: ['archive@example.com'],
+    tags: {
+      [MessageTag.messageId]: batonId,
+      [MessageTag.tenant]: 'acme',
+      [MessageTag.stream]: 'transactional',
+    },
+    ...overrides,
+  };
+};
+
+describe('SesMailer through the real SESv2Client against the SES stand-in', () => {
+  let outbox: Awaited<ReturnType<typeof tempDir>>;
+  let standin: SesStandin;
+  let ses: SESv2Client;
+  let mailer: SesMailer;
+
+  beforeAll(async () => {
+    outbox = await tempDir('mailer-outbox');
+    standin = await startSesStandin({
+      outboxDir: outbox.path,
+      publish: async () => {},
+      eventDestinations: [],
+      configurationSets: [CONFIGURATION_SET],
+      verifiedIdentities: ['example.com'],
+      logger: quietLogger,
+    });
+    // One attempt: SDK retries would hide throttling from the mapping under test.
+    ses = new SESv2Client({ endpoint: standin.endpoint, region, credentials, maxAttempts: 1 });
+    mailer = new SesMailer(ses, CONFIGURATION_SET);
+  });
+
+  afterEach(() => {
+    standin.setFaults({});
+  });
+
+  afterAll(async () => {
+    ses.destroy();
+    await standin.stop();
+    await outbox.remove();
+  });
+
+  /** What the mailer threw, or a failure if it resolved. */
+  const failureOf = async (send: Promise<string>): Promise<Error> => {
+    const outcome = await send.then(
+      (id) => new Error(`expected the send to fail, SES answered ${id}`),
+      (error: unknown) => error as Error,
+    );
+    return outcome;
+  };
+
+  it('returns the SES message id and the outbox holds the exact raw bytes', async () => {
+    // Prepare
+    const mail = outbound();
+
+    // Act
+    const sesMessageId = await mailer.send(mail);
+
+    // Assess
+    expect(sesMessageId).toMatch(/^0100[0-9a-f]{12}-[0-9a-f-]{36}-000000$/);
+    const record = standin.sent().find((r) => r.sesMessageId === sesMessageId);
+    expect(record).toMatchObject({
+      batonMessageId: mail.batonId,
+      configurationSet: CONFIGURATION_SET,
+      recipients: ['ana@example.org', 'bo@example.org', 'archive@example.com'],
+      outboxFile: join(outbox.path, `${mail.batonId}.eml`),
+      duplicate: false,
+      tags: [
+        { name: MessageTag.messageId, value: mail.batonId },
+        { name: MessageTag.tenant, value: 'acme' },
+        { name: MessageTag.stream, value: 'transactional' },
+      ],
+    });
+    const written = await readFile(join(outbox.path, `${mail.batonId}.eml`));
+    expect(written.equals(Buffer.from(mail.raw))).toBe(true);
+  });
+
+  it('turns throttling into a TransientError that keeps the SDK exception as cause', async () => {
+    // Prepare
+    standin.setFaults({ throttleRate: 1 });
+    const mail = outbound();
+
+    // Act
+    const error = await failureOf(mailer.send(mail));
+
+    // Assess
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error.message).toBe('SES is unavailable or throttling (TooManyRequestsException)');
+    expect(error.cause).toBeInstanceOf(TooManyRequestsException);
+    expect((await readdir(outbox.path)).filter((f) => f.startsWith(`${mail.batonId}.`))).toEqual([]);
+  });
+
+  it('turns MessageRejected into a PermanentError that says why in words', async () => {
+    // Prepare
+    standin.setFaults({ rejectRate: 1 });
+
+    // Act
+    const error = await failureOf(mailer.send(outbound()));
+
+    // Assess
+    expect(error).toBeInstanceOf(PermanentError);
+    expect(error.message).toBe(
+      'SES rejected the message: Message rejected by the SES stand-in (injected fault).',
+    );
+    expect(error.cause).toBeInstanceOf(MessageRejected);
+  });
+
+  it('turns a send from an unverified identity into a PermanentError naming the check', async () => {
+    // Act
+    const error = await failureOf(mailer.send(outbound({ from: 'someone@unverified.example' })));
+
+    // Assess
+    expect(error).toBeInstanceOf(PermanentError);
+    expect(error.message).toBe(
+      'SES rejected the message: Email address is not verified. The following identities failed the check in region US-EAST-1: someone@unverified.example',
+    );
+  });
+
+  it('turns paused sending into a SendingPausedError, not a per-message failure', async () => {
+    // Prepare
+    standin.setFaults({ sendingPaused: true });
+
+    // Act
+    const error = await failureOf(mailer.send(outbound()));
+
+    // Assess
+    expect(error).toBeInstanceOf(SendingPausedError);
+    expect(error.message).toBe('SES sending is paused for the account (SendingPausedException)');
+    expect(error.cause).toBeInstanceOf(SendingPausedException);
+  });
+
+  it('turns an unknown configuration set into a PermanentError (NotFoundException)', async () => {
+    // Prepare
+    const misconfigured = new SesMailer(ses, 'no-such-set');
+
+    // Act
+    const error = await failureOf(misconfigured.send(outbound()));
+
+    // Assess
+    expect(error).toBeInstanceOf(PermanentError);
+    expect(error.message).toBe(
+      'an SES resource the message needs (identity or configuration set) does not exist: Configuration set <no-such-set> does not exist.',
+    );
+    expect(error.cause).toBeInstanceOf(NotFoundException);
+  });
+
+  it('turns a request SES finds invalid (a tag value SES refuses) into a PermanentError', async () => {
+    // Prepare
+    const mail = outbound();
+    const badTag = outbound({ tags: { ...mail.tags, [MessageTag.tenant]: 'acme corp' } });
+
+    // Act
+    const error = await failureOf(mailer.send(badTag));
+
+    // Assess
+    expect(error).toBeInstanceOf(PermanentError);
+    expect(error.message).toBe(
+      `SES refused the request as invalid: Invalid tag value <acme corp> for tag <${MessageTag.tenant}>: only alphanumeric ASCII characters, '_', and '-' are allowed.`,
+    );
+    expect(error.cause).toBeInstanceOf(BadRequestException);
+  });
+
+  it('reports an SES endpoint that does not answer as a TransientError', async () => {
+    // Prepare: nothing listens on port 9
+    const unreachable = new SESv2Client({
+      endpoint: 'http://127.0.0.1:9',
+      region,
+      credentials,
+      maxAttempts: 1,
+    });
+    const offline = new SesMailer(unreachable, CONFIGURATION_SET);
+
+    // Act
+    const error = await failureOf(offline.send(outbound()));
+
+    // Assess
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error.message).toMatch(/^SES is unavailable or throttling \(\w+\)$/);
+    unreachable.destroy();
+  });
+});

@@ -1,0 +1,262 @@
+import {
+  CreateTableCommand,
+  GetItemCommand,
+  type KeyType,
+  type ScalarAttributeType,
+} from '@aws-sdk/client-dynamodb';
+import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
+import { SEVERITY, type Suppression, type SuppressionReason } from '../../lambdas/domain/suppression.ts';
+import { type ProvisionedStack, startProvisionedStack } from '../support/emulators.ts';
+
+const CREATED_AT = '2030-01-01T12:00:00.000Z';
+
+const suppression = (
+  address: string,
+  reason: SuppressionReason,
+  overrides: Partial<Suppression> = {},
+): Suppression => ({
+  address,
+  reason,
+  detail: `${reason} detail`,
+  source: 'msg_0001',
+  createdAt: CREATED_AT,
+  expiresAt: null,
+  severity: SEVERITY[reason],
+  ...overrides,
+});
+
+describe('DynamoSuppressionStore against dynalite (Suppressions table provisioned from the template)', () => {
+  let stack: ProvisionedStack;
+  let store: DynamoSuppressionStore;
+
+  beforeAll(async () => {
+    stack = await startProvisionedStack();
+    store = new DynamoSuppressionStore(stack.clients.doc, stack.tables.suppressions);
+  });
+
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  describe('getMany', () => {
+    it('returns exactly the suppressed ones of 250 addresses, across the 100-key BatchGetItem limit', async () => {
+      // Prepare
+      const addresses = Array.from(
+        { length: 250 },
+        (_, i) => `many-${String(i).padStart(3, '0')}@example.org`,
+      );
+      const suppressed = addresses.filter((_, i) => i % 7 === 0 || i === 99 || i === 100 || i === 249);
+      for (let i = 0; i < suppressed.length; i += 25) {
+        await stack.clients.doc.send(
+          new BatchWriteCommand({
+            RequestItems: {
+              [stack.tables.suppressions]: suppressed.slice(i, i + 25).map((address) => ({
+                PutRequest: { Item: { address, reason: 'hard_bounce', createdAt: CREATED_AT, severity: 3 } },
+              })),
+            },
+          }),
+        );
+      }
+
+      // Act
+      const found = await store.getMany(addresses);
+
+      // Assess
+      expect([...found.keys()].sort()).toEqual([...suppressed].sort());
+      expect(found.get('many-249@example.org')).toEqual({
+        address: 'many-249@example.org',
+        reason: 'hard_bounce',
+        detail: null,
+        source: null,
+        createdAt: CREATED_AT,
+        expiresAt: null,
+        severity: 3,
+      });
+    });
+
+    it('reads an address given twice once (BatchGetItem refuses duplicate keys)', async () => {
+      // Prepare
+      await store.put(suppression('twice@example.org', 'complaint'));
+
+      // Act
+      const found = await store.getMany(['twice@example.org', 'nobody@example.org', 'twice@example.org']);
+
+      // Assess
+      expect([...found.keys()]).toEqual(['twice@example.org']);
+    });
+
+    it('answers an empty map for no addresses without calling DynamoDB', async () => {
+      // Act
+      const found = await store.getMany([]);
+
+      // Assess
+      expect(found.size).toBe(0);
+    });
+  });
+
+  describe('putIfStronger', () => {
+    it('refuses a weaker suppression after a stronger one and leaves the stronger unchanged', async () => {
+      // Prepare
+      const complaint = suppression('weaker-after@example.org', 'complaint');
+      await store.putIfStronger(complaint);
+
+      // Act
+      const wrote = await store.putIfStronger(
+        suppression('weaker-after@example.org', 'soft_bounce', { expiresAt: '2030-01-08T12:00:00.000Z' }),
+      );
+
+      // Assess
+      expect(wrote).toBe(false);
+      expect(await store.get('weaker-after@example.org')).toEqual(complaint);
+    });
+
+    it('replaces a weaker suppression with a stronger one', async () => {
+      // Prepare
+      await store.putIfStronger(
+        suppression('stronger-after@example.org', 'soft_bounce', { expiresAt: '2030-01-08T12:00:00.000Z' }),
+      );
+      const hard = suppression('stronger-after@example.org', 'hard_bounce', { source: 'msg_0002' });
+
+      // Act
+      const wrote = await store.putIfStronger(hard);
+
+      // Assess
+      expect(wrote).toBe(true);
+      expect(await store.get('stronger-after@example.org')).toEqual(hard);
+    });
+
+    it('writes the first suppression of an address and refuses the same one a second time', async () => {
+      // Prepare
+      const hard = suppression('same-twice@example.org', 'hard_bounce');
+
+      // Act
+      const first = await store.putIfStronger(hard);
+      const second = await store.putIfStronger({ ...hard, detail: 'the same bounce, redelivered' });
+
+      // Assess
+      expect([first, second]).toEqual([true, false]);
+      expect(await store.get('same-twice@example.org')).toEqual(hard);
+    });
+  });
+
+  describe('expiresAt', () => {
+    it('stores expiresAt as epoch seconds (the TTL attribute) and reads it back as the same ISO time', async () => {
+      // Prepare
+      const soft = suppression('expiring@example.org', 'soft_bounce', {
+        expiresAt: '2030-01-08T12:00:00.000Z',
+        evidence: { bounceType: 'Transient', bounceSubType: 'MailboxFull' },
+      });
+
+      // Act
+      await store.put(soft);
+
+      // Assess
+      const raw = await stack.clients.dynamo.send(
+        new GetItemCommand({
+          TableName: stack.tables.suppressions,
+          Key: { address: { S: 'expiring@example.org' } },
+        }),
+      );
+      expect(raw.Item?.expiresAt).toEqual({ N: String(Date.parse('2030-01-08T12:00:00.000Z') / 1000) });
+      expect(raw.Item?.expiresAt).toEqual({ N: '1894104000' });
+      expect(await store.get('expiring@example.org')).toEqual(soft);
+    });
+
+    it('writes no TTL attribute for a permanent suppression', async () => {
+      // Prepare
+      const permanent = suppression('permanent@example.org', 'manual', { source: 'api' });
+
+      // Act
+      await store.put(permanent);
+
+      // Assess
+      const raw = await stack.clients.dynamo.send(
+        new GetItemCommand({
+          TableName: stack.tables.suppressions,
+          Key: { address: { S: 'permanent@example.org' } },
+        }),
+      );
+      expect(raw.Item && 'expiresAt' in raw.Item).toBe(false);
+      expect(await store.get('permanent@example.org')).toEqual(permanent);
+    });
+  });
+
+  describe('list', () => {
+    it('walks every item exactly once page by page with limit and cursor', async () => {
+      // Prepare: a table of its own with the template's key schema, so other tests' items do not count
+      const table = stack.plan.tables.find((t) => t.logicalId === stack.tables.suppressions);
+      await stack.clients.dynamo.send(
+        new CreateTableCommand({
+          TableName: 'SuppressionsForListing',
+          BillingMode: 'PAY_PER_REQUEST',
+          KeySchema: table?.keySchema.map((k) => ({
+            AttributeName: k.AttributeName,
+            KeyType: k.KeyType as KeyType,
+          })),
+          AttributeDefinitions: table?.attributeDefinitions.map((a) => ({
+            AttributeName: a.AttributeName,
+            AttributeType: a.AttributeType as ScalarAttributeType,
+          })),
+        }),
+      );
+      const listed = new DynamoSuppressionStore(stack.clients.doc, 'SuppressionsForListing');
+      const addresses = Array.from(
+        { length: 23 },
+        (_, i) => `list-${String(i).padStart(2, '0')}@example.org`,
+      );
+      for (const address of addresses) await listed.put(suppression(address, 'unsubscribe'));
+
+      // Act
+      const pages: Suppression[][] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await listed.list(5, cursor);
+        pages.push(page.items);
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor !== undefined && pages.length < 20);
+
+      // Assess
+      const seen = pages.flat().map((s) => s.address);
+      expect(seen.toSorted()).toEqual(addresses);
+      expect(new Set(seen).size).toBe(23);
+      expect(pages.slice(0, 4).map((page) => page.length)).toEqual([5, 5, 5, 5]);
+      expect(pages.flat().every((s) => s.reason === 'unsubscribe')).toBe(true);
+    });
+  });
+
+  describe('delete', () => {
+    it('removes the suppression so that get and getMany no longer find it', async () => {
+      // Prepare
+      await store.put(suppression('deleted@example.org', 'manual', { source: 'api' }));
+
+      // Act
+      await store.delete('deleted@example.org');
+
+      // Assess
+      expect(await store.get('deleted@example.org')).toBeUndefined();
+      expect((await store.getMany(['deleted@example.org'])).size).toBe(0);
+    });
+
+    it('lets any suppression be written again after a delete', async () => {
+      // Prepare
+      await store.put(suppression('again@example.org', 'complaint'));
+      await store.delete('again@example.org');
+
+      // Act
+      const wrote = await store.putIfStronger(suppression('again@example.org', 'soft_bounce'));
+
+      // Assess
+      expect(wrote).toBe(true);
+    });
+
+    it('succeeds for an address that was never suppressed', async () => {
+      // Act
+      const outcome = store.delete('never@example.org');
+
+      // Assess
+      await expect(outcome).resolves.toBeUndefined();
+    });
+  });
+});

@@ -1,0 +1,228 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EnvVar, Keys, PUBLISHED_SES_EVENTS, Route } from '../../lambdas/shared/names.ts';
+import { type LocalPlan, resolveEnvironment, UnsupportedTemplateError } from '../../local/plan.ts';
+import { type ProvisionedStack, startProvisionedStack } from '../support/emulators.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+describe('local plan from the synthesized template, provisioned on the emulators', () => {
+  let stack: ProvisionedStack;
+  let plan: LocalPlan;
+
+  beforeAll(async () => {
+    stack = await startProvisionedStack();
+    plan = stack.plan;
+  });
+
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  const queuePlan = (logicalId: string) => plan.queues.find((q) => q.logicalId === logicalId);
+
+  describe('planFromTemplate', () => {
+    it('finds the five tables, each keyed as names.ts says, with the SES message id index on Messages', () => {
+      // Act
+      const keys = plan.tables.map((t) =>
+        t.keySchema.map((k) => `${k.AttributeName}:${k.KeyType}`).join(','),
+      );
+
+      // Assess
+      expect(plan.tables).toHaveLength(5);
+      expect(keys.toSorted()).toEqual(
+        [
+          Keys.apiKeys.partition,
+          Keys.messages.partition,
+          Keys.suppressions.partition,
+          Keys.stats.partition,
+          Keys.idempotency.partition,
+        ]
+          .map((k) => `${k}:HASH`)
+          .toSorted(),
+      );
+      const messages = plan.tables.find((t) => t.logicalId === stack.tables.messages);
+      expect(messages?.globalSecondaryIndexes.map((g) => [g.IndexName, g.KeySchema])).toEqual([
+        [Keys.messages.sesMessageIdIndex, [{ AttributeName: Keys.messages.sesMessageId, KeyType: 'HASH' }]],
+      ]);
+      expect(messages?.ttlAttribute).toBe(Keys.messages.ttl);
+    });
+
+    it('finds six queues: three with a redrive policy, each to one of the three DLQs', () => {
+      // Act
+      const withRedrive = plan.queues.filter((q) => q.redrive);
+      const dlqs = plan.queues.filter((q) => !q.redrive);
+
+      // Assess
+      expect(plan.queues).toHaveLength(6);
+      expect(withRedrive).toHaveLength(3);
+      expect(withRedrive.map((q) => q.redrive?.deadLetterQueue).toSorted()).toEqual(
+        dlqs.map((q) => q.logicalId).toSorted(),
+      );
+    });
+
+    it('subscribes the feedback queue to the topic the configuration set publishes to, raw', () => {
+      // Act
+      const [destination] = plan.eventDestinations;
+      const feedbackSource = plan.eventSources.find((e) =>
+        plan.functions.some((f) => f.logicalId === e.function && f.entry === 'lambdas/feedback/handler.ts'),
+      );
+
+      // Assess
+      expect(plan.subscriptions).toEqual([
+        { topic: destination?.topic, queue: feedbackSource?.queue, rawMessageDelivery: true },
+      ]);
+      expect(plan.topics).toContain(destination?.topic);
+    });
+
+    it('finds the four functions, each with a handler entry that exists on disk', () => {
+      // Act
+      const entries = plan.functions.map((f) => f.entry);
+
+      // Assess
+      expect(plan.functions).toHaveLength(4);
+      expect(entries.toSorted()).toEqual([
+        'lambdas/api/handler.ts',
+        'lambdas/feedback/handler.ts',
+        'lambdas/sender/handler.ts',
+        'lambdas/sender/handler.ts',
+      ]);
+      expect(entries.filter((entry) => !existsSync(join(REPO_ROOT, entry)))).toEqual([]);
+    });
+
+    it('finds three SQS event sources, all reporting batch item failures, from queues with a DLQ', () => {
+      // Act
+      const sources = plan.eventSources;
+
+      // Assess
+      expect(sources).toHaveLength(3);
+      expect(sources.map((e) => e.reportBatchItemFailures)).toEqual([true, true, true]);
+      for (const source of sources) {
+        expect(queuePlan(source.queue)?.redrive).toBeDefined();
+        expect(plan.functions.map((f) => f.logicalId)).toContain(source.function);
+      }
+      expect(new Set(sources.map((e) => e.function)).size).toBe(3);
+      // Lambda refuses an event source whose queue hides a message for less than the function may run.
+      const tooShort = sources.filter(
+        (e) =>
+          (queuePlan(e.queue)?.visibilityTimeout ?? 0) <
+          (plan.functions.find((f) => f.logicalId === e.function)?.timeoutSeconds ?? Infinity),
+      );
+      expect(tooShort).toEqual([]);
+    });
+
+    it('maps one route to the api function for every route key in names.ts', () => {
+      // Act
+      const routeKeys = plan.routes.map((r) => r.routeKey);
+
+      // Assess
+      expect(routeKeys.toSorted()).toEqual(Object.values(Route).toSorted());
+      const api = plan.functions.find((f) => f.entry === 'lambdas/api/handler.ts');
+      expect(new Set(plan.routes.map((r) => r.function))).toEqual(new Set([api?.logicalId]));
+    });
+
+    it('finds the configuration set event destination publishing the seven SES event types', () => {
+      // Act
+      const destinations = plan.eventDestinations;
+
+      // Assess
+      expect(destinations).toHaveLength(1);
+      expect(destinations[0]?.configurationSet).toBe(plan.configurationSets[0]);
+      expect(destinations[0]?.eventTypes.toSorted()).toEqual([...PUBLISHED_SES_EVENTS].toSorted());
+    });
+  });
+
+  describe('resolveEnvironment', () => {
+    it('resolves every function environment to strings naming the provisioned resources', () => {
+      // Act
+      const resolved = plan.functions.map((f) => resolveEnvironment(f.environment, stack.physical));
+
+      // Assess
+      for (const env of resolved) {
+        expect(Object.values(env).every((value) => typeof value === 'string' && value !== '')).toBe(true);
+      }
+      const api = resolved.find((env) => env[EnvVar.apiKeysTable] !== undefined);
+      expect(api?.[EnvVar.transactionalQueueUrl]).toBe(
+        stack.physical.queues.get(queueIdOf('transactional'))?.url,
+      );
+      expect(api?.[EnvVar.broadcastQueueUrl]).toBe(stack.physical.queues.get(queueIdOf('broadcast'))?.url);
+      const senders = resolved.filter((env) => env[EnvVar.lane] !== undefined);
+      expect(senders.map((env) => env[EnvVar.lane]).toSorted()).toEqual(['broadcast', 'transactional']);
+      expect(senders.map((env) => env[EnvVar.configurationSet])).toEqual([
+        plan.configurationSets[0],
+        plan.configurationSets[0],
+      ]);
+    });
+
+    it('refuses a reference to a resource that does not exist locally, naming the variable', () => {
+      // Act
+      const resolve = () => resolveEnvironment({ BATON_TYPO: { Ref: 'NoSuchTable' } }, stack.physical);
+
+      // Assess
+      expect(resolve).toThrow(UnsupportedTemplateError);
+      expect(resolve).toThrow(
+        'environment variable BATON_TYPO: cannot resolve {"Ref":"NoSuchTable"} locally',
+      );
+    });
+  });
+
+  describe('provision', () => {
+    it('creates every table of the plan on dynalite, Messages with its SES message id index', async () => {
+      // Act
+      const described = await Promise.all(
+        plan.tables.map((t) =>
+          stack.clients.dynamo.send(
+            new DescribeTableCommand({ TableName: stack.physical.tables.get(t.logicalId) }),
+          ),
+        ),
+      );
+
+      // Assess
+      expect(described.map((d) => d.Table?.TableStatus)).toEqual(plan.tables.map(() => 'ACTIVE'));
+      const messages = described.find((d) => d.Table?.TableName === stack.tables.messages);
+      expect(messages?.Table?.GlobalSecondaryIndexes?.map((g) => g.IndexName)).toEqual([
+        Keys.messages.sesMessageIdIndex,
+      ]);
+    });
+
+    it('creates every queue with the redrive policy naming its DLQ’s ARN', async () => {
+      // Act
+      const attributes = await Promise.all(
+        plan.queues.map(async (q) => {
+          const url = stack.physical.queues.get(q.logicalId)?.url ?? '';
+          const out = await stack.clients.sqs.send(
+            new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['All'] }),
+          );
+          return [q, out.Attributes ?? {}] as const;
+        }),
+      );
+
+      // Assess
+      for (const [q, attrs] of attributes) {
+        if (!q.redrive) {
+          expect(attrs.RedrivePolicy).toBeUndefined();
+          continue;
+        }
+        expect(JSON.parse(attrs.RedrivePolicy ?? '{}')).toEqual({
+          deadLetterTargetArn: stack.physical.queues.get(q.redrive.deadLetterQueue)?.arn,
+          maxReceiveCount: q.redrive.maxReceiveCount,
+        });
+        expect(attrs.VisibilityTimeout).toBe(String(q.visibilityTimeout));
+      }
+    });
+  });
+
+  /** The logical id of a lane's queue, read from the api function's environment in the template. */
+  function queueIdOf(lane: 'transactional' | 'broadcast'): string {
+    const api = plan.functions.find((f) => f.entry === 'lambdas/api/handler.ts');
+    const ref =
+      api?.environment[lane === 'transactional' ? EnvVar.transactionalQueueUrl : EnvVar.broadcastQueueUrl];
+    const id = (ref as { Ref?: unknown } | undefined)?.Ref;
+    if (typeof id !== 'string') throw new Error(`the api function names no ${lane} queue by Ref`);
+    return id;
+  }
+});

@@ -1,0 +1,141 @@
+/**
+ * Emulators for the integration tier: DynamoDB (dynalite) and SQS/SNS (fauxqs) on 127.0.0.1,
+ * provisioned from the real synthesized template through local mode's own `planFromTemplate` and
+ * `provision`, so every test that uses them also proves that local provisioning matches the stack.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { EnvVar } from '../../lambdas/shared/names.ts';
+import { synthTemplate } from '../../local/baton-local.ts';
+import { startDynamo } from '../../local/emulators/dynamodb.ts';
+import type { LocalEmulator } from '../../local/emulators/listen.ts';
+import { startSqsSns } from '../../local/emulators/sqs-sns.ts';
+import { type LocalPlan, type Physical, planFromTemplate, resolveEnvironment } from '../../local/plan.ts';
+import { provision } from '../../local/provision.ts';
+
+export const region = 'us-east-1';
+export const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+
+/** The SQS client shape local mode uses: queue URLs name the queue, `endpoint` is where requests go. */
+export const sqsClient = (endpoint: string): SQSClient =>
+  new SQSClient({ endpoint, region, credentials, useQueueUrlAsEndpoint: false });
+
+/** Same marshalling as `lambdas/adapters/clients.ts`, pointed at the emulator. */
+export const documentClient = (dynamo: DynamoDBClient): DynamoDBDocumentClient =>
+  DynamoDBDocumentClient.from(dynamo, {
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+  });
+
+export interface QueueRef {
+  readonly url: string;
+  readonly arn: string;
+  readonly name: string;
+}
+
+/** The stack's resources on the emulators, found by the role the functions' environments give them. */
+export interface ProvisionedStack {
+  readonly dynamo: LocalEmulator;
+  readonly sqsSns: LocalEmulator;
+  readonly clients: {
+    readonly dynamo: DynamoDBClient;
+    readonly doc: DynamoDBDocumentClient;
+    readonly sqs: SQSClient;
+    readonly sns: SNSClient;
+  };
+  readonly plan: LocalPlan;
+  readonly physical: Physical;
+  /** Every function's environment, resolved against the local resources, by logical id. */
+  readonly environments: ReadonlyMap<string, Record<string, string>>;
+  readonly tables: {
+    readonly apiKeys: string;
+    readonly messages: string;
+    readonly suppressions: string;
+    readonly stats: string;
+    readonly idempotency: string;
+  };
+  readonly queues: { readonly transactional: QueueRef; readonly broadcast: QueueRef };
+  stop(): Promise<void>;
+}
+
+/** Synthesizes the stack, starts both emulators and provisions the template's resources on them. */
+export const startProvisionedStack = async (): Promise<ProvisionedStack> => {
+  const plan = planFromTemplate(synthTemplate('example.com'));
+  const [dynamo, sqsSns] = await Promise.all([startDynamo({ port: 0 }), startSqsSns({ port: 0, region })]);
+  const dynamoClient = new DynamoDBClient({ endpoint: dynamo.endpoint, region, credentials });
+  const sqs = sqsClient(sqsSns.endpoint);
+  const sns = new SNSClient({ endpoint: sqsSns.endpoint, region, credentials });
+  const stop = async (): Promise<void> => {
+    dynamoClient.destroy();
+    sqs.destroy();
+    sns.destroy();
+    await Promise.all([dynamo.stop(), sqsSns.stop()]);
+  };
+  try {
+    const physical = await provision(plan, { dynamo: dynamoClient, sqs, sns });
+    const environments = new Map(
+      plan.functions.map((fn) => [fn.logicalId, resolveEnvironment(fn.environment, physical)] as const),
+    );
+    const setting = (name: string): string => {
+      for (const env of environments.values()) {
+        const value = env[name];
+        if (value !== undefined) return value;
+      }
+      throw new Error(`no function in the template has ${name} in its environment`);
+    };
+    const queueByUrl = (url: string): QueueRef => {
+      const found = [...physical.queues.values()].find((q) => q.url === url);
+      if (!found) throw new Error(`no provisioned queue has the URL ${url}`);
+      return found;
+    };
+    return {
+      dynamo,
+      sqsSns,
+      clients: { dynamo: dynamoClient, doc: documentClient(dynamoClient), sqs, sns },
+      plan,
+      physical,
+      environments,
+      tables: {
+        apiKeys: setting(EnvVar.apiKeysTable),
+        messages: setting(EnvVar.messagesTable),
+        suppressions: setting(EnvVar.suppressionsTable),
+        stats: setting(EnvVar.statsTable),
+        idempotency: setting(EnvVar.idempotencyTable),
+      },
+      queues: {
+        transactional: queueByUrl(setting(EnvVar.transactionalQueueUrl)),
+        broadcast: queueByUrl(setting(EnvVar.broadcastQueueUrl)),
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+};
+
+/** A fresh folder under the OS temp dir; `remove` deletes it with everything in it. */
+export const tempDir = async (prefix: string): Promise<{ path: string; remove(): Promise<void> }> => {
+  const path = await mkdtemp(join(tmpdir(), `baton-${prefix}-`));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+};
+
+/** Polls `probe` until it returns a value other than undefined, or fails naming `what`. */
+export const eventually = async <T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 10_000,
+  intervalMs = 25,
+): Promise<T> => {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+};
