@@ -258,10 +258,10 @@ function safeDecode(value: string): string {
 }
 
 function manualSuppression(address: string, body: unknown, now: Date): Suppression {
-  const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<
-    string,
-    unknown
-  >;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    fail('invalid_request', 'The body must be a JSON object like {"reason": "manual", "detail": "..."}.');
+  }
+  const b = body as Record<string, unknown>;
   const errors: { path: string; message: string }[] = [];
   const reason = b.reason ?? 'manual';
   if (reason !== 'manual' && reason !== 'unsubscribe') {

@@ -30,11 +30,19 @@ function bad(message: string): ParseResult<never> {
   return { ok: false, message };
 }
 
+/**
+ * Only spaces and tabs are trimmed: a line break at either end is refused like anywhere else in
+ * a header value, not silently dropped.
+ */
+function trimBlanks(value: string): string {
+  return value.replace(/^[ \t]+|[ \t]+$/g, '');
+}
+
 /** Parses `local@domain` or `Display Name <local@domain>`. */
 export function parseMailbox(input: string): ParseResult<Mailbox> {
-  const text = input.trim();
-  if (text === '') return bad('must not be empty');
+  const text = trimBlanks(input);
   if (UNSAFE.test(text)) return bad('must not contain control characters or line breaks');
+  if (text === '') return bad('must not be empty');
   if (text.endsWith('>')) {
     const open = text.lastIndexOf('<');
     if (open < 0) return bad('has a ">" without a matching "<"');
@@ -57,20 +65,29 @@ function parseDisplayName(raw: string): ParseResult<string> {
     if (raw.length < 2 || !raw.endsWith('"')) return bad('display name has an unterminated quote');
     const inner = raw.slice(1, -1);
     if (/["\\]/.test(inner)) return bad('display name must not contain quotes or backslashes');
-    return { ok: true, value: inner.trim() };
+    return boundedName(inner.trim());
   }
   // Unquoted, these characters start a second address, a group or a comment.
   if (/[<>",;:()[\]\\]/.test(raw)) {
     return bad('display name with special characters must be quoted, e.g. "Name, Inc." <a@example.com>');
   }
-  return { ok: true, value: raw };
+  return boundedName(raw);
+}
+
+/** Long names are legal but must still fold into 998-octet header lines. */
+export const MAX_DISPLAY_NAME = 256;
+
+function boundedName(name: string): ParseResult<string> {
+  if (name.length > MAX_DISPLAY_NAME)
+    return bad(`display name must be at most ${MAX_DISPLAY_NAME} characters`);
+  return { ok: true, value: name };
 }
 
 /** Validates a bare `local@domain` and returns it with the domain in lower-case punycode. */
 export function parseAddrSpec(raw: string): ParseResult<string> {
-  const text = raw.trim();
-  if (text === '') return bad('must not be empty');
+  const text = trimBlanks(raw);
   if (UNSAFE.test(text)) return bad('must not contain control characters or line breaks');
+  if (text === '') return bad('must not be empty');
   if (text.includes('@[')) return bad('IP address literals are not accepted as a domain');
   if (/[\s<>()",;:\\[\]]/.test(text)) {
     return bad('must be a plain address like name@example.com (no spaces, quotes, comments or brackets)');

@@ -57,11 +57,18 @@ export function applyFeedback(
       }
       break;
     case 'bounce': {
-      const hard = event.bounceType === 'Permanent';
       for (const r of event.recipients) {
-        upgrade(r, { status: 'bounced', reason: bounceReason(event, r), ...(hard ? {} : { soft: true }) });
+        if (onlyDelayed(r)) {
+          upgrade(r, {
+            status: 'delayed',
+            reason: `delivery delayed${r.diagnosticCode ? `: ${r.diagnosticCode}` : ''}`,
+          });
+        } else {
+          const hard = isHardBounce(event, r);
+          upgrade(r, { status: 'bounced', reason: bounceReason(event, r), ...(hard ? {} : { soft: true }) });
+        }
         events.push({
-          type: 'bounced',
+          type: onlyDelayed(r) ? 'delayed' : 'bounced',
           at,
           recipient: r.address,
           detail: {
@@ -153,7 +160,7 @@ export function suppressionsFor(
   for (const r of event.recipients) {
     const address = normaliseAddress(r.address);
     if (address === undefined) continue;
-    if (event.kind === 'bounce' && event.bounceType === 'Permanent') {
+    if (event.kind === 'bounce' && isHardBounce(event, r)) {
       out.push({
         address,
         reason: 'hard_bounce',
@@ -189,6 +196,18 @@ export function suppressionsFor(
     }
   }
   return out;
+}
+
+/**
+ * SES can list, inside a Permanent bounce, a recipient whose delivery is only delayed (action
+ * `delayed`, a 4.x.x status): that one has not failed and must not be suppressed.
+ */
+function onlyDelayed(r: FeedbackRecipient): boolean {
+  return r.action?.toLowerCase() === 'delayed' || /^4\./.test(r.status ?? '');
+}
+
+function isHardBounce(event: FeedbackEvent, r: FeedbackRecipient): boolean {
+  return event.bounceType === 'Permanent' && !onlyDelayed(r);
 }
 
 function bounceReason(event: FeedbackEvent, r: FeedbackRecipient): string {

@@ -31,8 +31,8 @@ export async function composeMime(message: OutgoingMessage, options: ComposeOpti
     // Bcc never goes into the headers; SES gets those recipients in the envelope only.
     replyTo: [...message.replyTo],
     subject: message.subject,
-    ...(message.text !== undefined ? { text: message.text } : {}),
-    ...(message.html !== undefined ? { html: message.html } : {}),
+    ...(message.text !== undefined ? { text: lineFeeds(message.text) } : {}),
+    ...(message.html !== undefined ? { html: lineFeeds(message.html) } : {}),
     attachments: message.attachments.map((a) => ({
       filename: a.filename,
       content: a.content,
@@ -49,4 +49,12 @@ export async function composeMime(message: OutgoingMessage, options: ComposeOpti
     disableUrlAccess: true,
   });
   return composer.compile().build();
+}
+
+/**
+ * `newline: 'win'` turns LF into CRLF but leaves a bare CR alone, which RFC 5322 forbids and
+ * receivers read differently; so every line break becomes LF first.
+ */
+function lineFeeds(body: string): string {
+  return body.replace(/\r\n?/g, '\n');
 }

@@ -6,8 +6,15 @@ import { type FieldError, fail } from './problem.ts';
 
 /** SES refuses more than 50 recipients per message (To + Cc + Bcc). */
 export const MAX_RECIPIENTS = 50;
-/** RFC 5322 line limit; a subject longer than this could not be folded safely anyway. */
-export const MAX_SUBJECT = 998;
+/**
+ * RFC 5322 limits a line to 998 octets. The composer folds a header at spaces and puts an
+ * unbreakable word on a continuation line after one space, so a value of at most 997 characters
+ * always fits.
+ */
+export const MAX_SUBJECT = 997;
+export const MAX_HEADER_VALUE = 997;
+/** Written as `<url>` on its own continuation line. */
+export const MAX_LIST_UNSUBSCRIBE = 990;
 export const MAX_USER_TAGS = 10;
 
 /**
@@ -96,7 +103,7 @@ const sendRequest = z.strictObject({
   stream: z.enum(LANES).optional(),
   listUnsubscribe: z
     .string()
-    .max(2048)
+    .max(MAX_LIST_UNSUBSCRIBE, `listUnsubscribe must be at most ${MAX_LIST_UNSUBSCRIBE} characters`)
     .refine((v) => !LINE_BREAK_OR_NUL.test(v), 'listUnsubscribe must not contain CR, LF or NUL')
     .refine(isHttpsUrl, 'listUnsubscribe must be an https:// URL (RFC 8058 one-click unsubscribe)')
     .optional(),
@@ -125,7 +132,8 @@ export function formatPath(path: readonly PropertyKey[]): string {
  * failing path), so a client fixes its request in one round trip.
  */
 export function validateSendRequest(input: unknown): OutgoingMessage {
-  const parsed = sendRequest.safeParse(input);
+  // reportInput: zod 4 leaves `issue.input` out otherwise, and "is required" vs "must be a string" needs it.
+  const parsed = sendRequest.safeParse(input, { reportInput: true });
   const errors: FieldError[] = [];
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -240,8 +248,8 @@ function headerErrors(headers: Record<string, unknown>): FieldError[] {
     if (typeof value === 'string' && LINE_BREAK_OR_NUL.test(value)) {
       errors.push({ path, message: 'header value must not contain CR, LF or NUL' });
     }
-    if (typeof value === 'string' && value.length > 998) {
-      errors.push({ path, message: 'header value must be at most 998 characters' });
+    if (typeof value === 'string' && value.length > MAX_HEADER_VALUE) {
+      errors.push({ path, message: `header value must be at most ${MAX_HEADER_VALUE} characters` });
     }
   }
   return errors;

@@ -39,6 +39,9 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
       {
         context,
         throwOnFullBatchFailure: false,
+        // One record at a time: the send rate stays predictable, and a paused account stops the
+        // rest of the batch before it reaches SES.
+        processInParallel: false,
       },
     );
   });

@@ -1,0 +1,279 @@
+/**
+ * In-memory implementations of the ports in `lambdas/domain/ports.ts`, for unit tests. They keep
+ * the semantics the domain relies on (conditional claims, optimistic versions, "only stronger
+ * suppressions win") so a test that passes here means the same thing against DynamoDB; the
+ * integration tier proves the real adapters behave like this.
+ *
+ * Failures are injected with `vi.spyOn(fake, 'method').mockRejectedValueOnce(...)`, races with
+ * `InMemoryMessageStore.beforeNextUpdate`.
+ */
+import { type ApiKey, generateApiKey, hashToken } from '../../lambdas/domain/api-key.ts';
+import type { MessageRecord, SendJob } from '../../lambdas/domain/message.ts';
+import type {
+  ApiKeyReader,
+  ClaimResult,
+  Clock,
+  JobQueue,
+  Mailer,
+  MessageStore,
+  OutboundMail,
+  SuppressionStore,
+} from '../../lambdas/domain/ports.ts';
+import type { Suppression } from '../../lambdas/domain/suppression.ts';
+import { ConflictError } from '../../lambdas/shared/errors.ts';
+import type { Lane } from '../../lambdas/shared/names.ts';
+
+/** Stores hand out copies, as a database would: a caller mutating a result changes nothing stored. */
+const copy = <T>(value: T): T => structuredClone(value);
+
+/** The Messages table: whole records, a conditional claim, and version-checked replacement. */
+export class InMemoryMessageStore implements MessageStore {
+  readonly #items = new Map<string, MessageRecord>();
+  readonly #beforeUpdate: Array<() => void | Promise<void>> = [];
+  #claims = 0;
+
+  /** Puts records in place without any condition (test set-up). */
+  seed(...records: MessageRecord[]): this {
+    for (const r of records) this.#items.set(r.id, copy(r));
+    return this;
+  }
+
+  /** The stored record, synchronously (for assertions). */
+  peek(id: string): MessageRecord | undefined {
+    const r = this.#items.get(id);
+    return r === undefined ? undefined : copy(r);
+  }
+
+  /** Overwrites a record as a concurrent writer would (bumping its version), e.g. from a hook. */
+  write(record: MessageRecord): void {
+    this.#items.set(record.id, copy(record));
+  }
+
+  /**
+   * Runs `hook` once, right before the next `update` checks its condition: the way to simulate a
+   * concurrent writer (feedback landing between the sender's read and its write).
+   */
+  beforeNextUpdate(hook: () => void | Promise<void>): void {
+    this.#beforeUpdate.push(hook);
+  }
+
+  async create(record: MessageRecord): Promise<void> {
+    if (this.#items.has(record.id)) throw new ConflictError(`message ${record.id} exists already`);
+    this.#items.set(record.id, copy(record));
+  }
+
+  async get(id: string): Promise<MessageRecord | undefined> {
+    return this.peek(id);
+  }
+
+  async findBySesMessageId(sesMessageId: string): Promise<MessageRecord | undefined> {
+    for (const r of this.#items.values()) if (r.sesMessageId === sesMessageId) return copy(r);
+    return undefined;
+  }
+
+  /** Same condition as the DynamoDB adapter: queued, or sending with a claim that has run out. */
+  async claim(id: string, now: Date, leaseMs: number): Promise<ClaimResult> {
+    const current = this.#items.get(id);
+    if (current === undefined) return { outcome: 'missing' };
+    const expired =
+      current.phase === 'sending' && current.claimUntil !== undefined && current.claimUntil < now.getTime();
+    if (current.phase === 'queued' || expired) {
+      this.#claims += 1;
+      const token = `claim-${this.#claims}`;
+      const claimed: MessageRecord = {
+        ...current,
+        phase: 'sending',
+        claimToken: token,
+        claimUntil: now.getTime() + leaseMs,
+        version: current.version + 1,
+      };
+      this.#items.set(id, claimed);
+      return { outcome: 'claimed', record: copy(claimed), token };
+    }
+    return current.phase === 'sending'
+      ? { outcome: 'busy', record: copy(current) }
+      : { outcome: 'done', record: copy(current) };
+  }
+
+  async release(id: string, token: string): Promise<void> {
+    const current = this.#items.get(id);
+    // Someone else holds or finished it: nothing of ours to give back (as the adapter does).
+    if (current === undefined || current.claimToken !== token || current.phase !== 'sending') return;
+    const { claimToken: _t, claimUntil: _u, ...rest } = current;
+    this.#items.set(id, { ...rest, phase: 'queued', version: current.version + 1 });
+  }
+
+  async update(next: MessageRecord, expectedVersion: number, claimToken?: string): Promise<void> {
+    const hook = this.#beforeUpdate.shift();
+    if (hook) await hook();
+    const current = this.#items.get(next.id);
+    if (
+      current === undefined ||
+      current.version !== expectedVersion ||
+      // As the adapter: a claim token, when given, must still be the record's.
+      (claimToken && current.claimToken !== claimToken)
+    ) {
+      throw new ConflictError(`message ${next.id} changed since version ${expectedVersion}`);
+    }
+    this.#items.set(next.id, copy(next));
+  }
+}
+
+/** The Suppressions table, keyed by normalised address. Expired items stay until read, like TTL. */
+export class InMemorySuppressionStore implements SuppressionStore {
+  readonly #items = new Map<string, Suppression>();
+  /** The keys of every `getMany` call, so a test can check a batch reads the list once. */
+  readonly getManyCalls: string[][] = [];
+
+  seed(...suppressions: Suppression[]): this {
+    for (const s of suppressions) this.#items.set(s.address, copy(s));
+    return this;
+  }
+
+  peek(address: string): Suppression | undefined {
+    const s = this.#items.get(address);
+    return s === undefined ? undefined : copy(s);
+  }
+
+  async getMany(addresses: readonly string[]): Promise<Map<string, Suppression>> {
+    this.getManyCalls.push([...addresses]);
+    const found = new Map<string, Suppression>();
+    for (const address of new Set(addresses)) {
+      const s = this.#items.get(address);
+      if (s) found.set(s.address, copy(s));
+    }
+    return found;
+  }
+
+  async get(address: string): Promise<Suppression | undefined> {
+    return this.peek(address);
+  }
+
+  /** Same condition as the adapter: absent, or strictly weaker than the new one. */
+  async putIfStronger(s: Suppression): Promise<boolean> {
+    const current = this.#items.get(s.address);
+    if (current !== undefined && !(current.severity < s.severity)) return false;
+    this.#items.set(s.address, copy(s));
+    return true;
+  }
+
+  async put(s: Suppression): Promise<void> {
+    this.#items.set(s.address, copy(s));
+  }
+
+  async delete(address: string): Promise<void> {
+    this.#items.delete(address);
+  }
+
+  /** Pages in address order; the cursor is the last address of the page, base64url as in the adapter. */
+  async list(limit: number, cursor?: string): Promise<{ items: Suppression[]; nextCursor: string | null }> {
+    const after = cursor === undefined ? undefined : Buffer.from(cursor, 'base64url').toString('utf8');
+    const all = [...this.#items.keys()].sort().filter((a) => after === undefined || a > after);
+    const page = all.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map((a) => copy(this.#items.get(a) as Suppression)),
+      nextCursor:
+        all.length > limit && last !== undefined ? Buffer.from(last, 'utf8').toString('base64url') : null,
+    };
+  }
+}
+
+/** The lane queues: jobs in the order they were enqueued. */
+export class InMemoryJobQueue implements JobQueue {
+  readonly jobs: Array<{ readonly lane: Lane; readonly job: SendJob }> = [];
+
+  async enqueue(lane: Lane, job: SendJob): Promise<void> {
+    this.jobs.push({ lane, job: copy(job) });
+  }
+}
+
+/** SES: records every attempt; answers with `ses-1`, `ses-2`... unless told otherwise. */
+export class FakeMailer implements Mailer {
+  /** Every call, including the ones that threw. */
+  readonly attempts: OutboundMail[] = [];
+  /** The calls SES accepted. */
+  readonly sent: OutboundMail[] = [];
+  readonly #outcomes: Array<string | Error> = [];
+  #ids = 0;
+
+  /** What the next calls do, in order: an SES message id to return, or an error to throw. */
+  willAnswer(...outcomes: Array<string | Error>): this {
+    this.#outcomes.push(...outcomes);
+    return this;
+  }
+
+  async send(mail: OutboundMail): Promise<string> {
+    this.attempts.push(mail);
+    const outcome = this.#outcomes.shift();
+    if (outcome instanceof Error) throw outcome;
+    this.sent.push(mail);
+    this.#ids += 1;
+    return outcome ?? `ses-${this.#ids}`;
+  }
+}
+
+/** The ApiKeys table. */
+export class InMemoryApiKeys implements ApiKeyReader {
+  readonly #keys = new Map<string, ApiKey>();
+
+  add(...keys: ApiKey[]): this {
+    for (const k of keys) this.#keys.set(k.keyId, copy(k));
+    return this;
+  }
+
+  async get(keyId: string): Promise<ApiKey | undefined> {
+    const k = this.#keys.get(keyId);
+    return k === undefined ? undefined : copy(k);
+  }
+}
+
+/** A key as Baton issues it: the token a client sends and the item stored (its hash only). */
+export function issueApiKey(overrides: Partial<Omit<ApiKey, 'keyId' | 'secretHash'>> = {}): {
+  token: string;
+  key: ApiKey;
+} {
+  const { keyId, token } = generateApiKey();
+  const key: ApiKey = {
+    keyId,
+    secretHash: hashToken(token),
+    tenant: 'tenant-a',
+    scopes: ['send', 'read', 'suppressions'],
+    allowedDomains: ['example.com'],
+    allowedCidrs: [],
+    senderPolicy: 'reject',
+    status: 'active',
+    createdAt: '2025-01-01T00:00:00.000Z',
+    ...overrides,
+  };
+  return { token, key };
+}
+
+export interface TestClock extends Clock {
+  /** Moves time forward by `ms`. */
+  advance(ms: number): void;
+  /** Jumps to an ISO time. */
+  set(iso: string): void;
+}
+
+/** A clock that only moves when told to. */
+export function testClock(start = '2025-03-01T12:00:00.000Z'): TestClock {
+  let now = Date.parse(start);
+  const clock = (() => new Date(now)) as TestClock;
+  clock.advance = (ms) => {
+    now += ms;
+  };
+  clock.set = (iso) => {
+    now = Date.parse(iso);
+  };
+  return clock;
+}
+
+/** The sender's visibility port: records each delay instead of calling SQS. */
+export class RecordingVisibility {
+  readonly delays: Array<{ readonly messageId: string; readonly seconds: number }> = [];
+
+  async delay(record: { readonly messageId: string }, seconds: number): Promise<void> {
+    this.delays.push({ messageId: record.messageId, seconds });
+  }
+}

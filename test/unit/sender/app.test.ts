@@ -1,0 +1,368 @@
+import '../../support/quiet-powertools.ts';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
+import { describe, expect, it } from 'vitest';
+import type { MessageRecord, SendJob } from '../../../lambdas/domain/message.ts';
+import { CLAIM_LEASE_MS, createSender, loadDkimKey } from '../../../lambdas/sender/app.ts';
+import {
+  ConfigurationError,
+  PermanentError,
+  SendingPausedError,
+  TransientError,
+} from '../../../lambdas/shared/errors.ts';
+import {
+  messageRecord,
+  outgoingMessage,
+  recipient,
+  sendJob,
+  sqsRecord,
+  suppression,
+  T0,
+} from '../../support/builders.ts';
+import {
+  FakeMailer,
+  InMemoryMessageStore,
+  InMemorySuppressionStore,
+  RecordingVisibility,
+  testClock,
+} from '../../support/fakes.ts';
+import { headerValue, headerValues } from '../../support/mime.ts';
+
+function setUp(options: { dkim?: { selector: string; privateKey: string }; random?: () => number } = {}) {
+  const messages = new InMemoryMessageStore();
+  const suppressions = new InMemorySuppressionStore();
+  const mailer = new FakeMailer();
+  const visibility = new RecordingVisibility();
+  const sender = createSender({
+    messages,
+    suppressions,
+    mailer,
+    visibility,
+    dkim: options.dkim,
+    clock: testClock(T0),
+    random: options.random ?? (() => 0.5),
+  });
+  return { sender, messages, suppressions, mailer, visibility };
+}
+
+/** A queued message `id` to `to`, its record seeded, and the SQS record carrying its job. */
+function queued(messages: InMemoryMessageStore, id: string, to: string[], receiveCount = 1) {
+  const job: SendJob = sendJob(outgoingMessage({ to: to.map((address) => ({ address })) }), id);
+  const record: MessageRecord = messageRecord({ id, recipients: to.map((a) => recipient(a)) });
+  messages.seed(record);
+  return sqsRecord(JSON.stringify(job), { messageId: `sqs-${id}`, receiveCount });
+}
+
+describe('createSender', () => {
+  describe('prepare', () => {
+    it('reads the suppression list once for every recipient of the batch', async () => {
+      // Prepare
+      const { sender, messages, suppressions } = setUp();
+      const records = [
+        queued(messages, 'msg_1', ['Ana@Example.org', 'bob@example.org']),
+        queued(messages, 'msg_2', ['carl@bücher.example']),
+      ];
+
+      // Act
+      const batch = await sender.prepare(records);
+
+      // Assess
+      expect(suppressions.getManyCalls).toEqual([
+        ['ana@example.org', 'bob@example.org', 'carl@xn--bcher-kva.example'],
+      ]);
+      expect([...batch.jobs.keys()]).toEqual(['sqs-msg_1', 'sqs-msg_2']);
+      expect(batch.paused).toBe(false);
+    });
+
+    it('keeps what it found on the list for the whole batch', async () => {
+      // Prepare
+      const { sender, messages, suppressions } = setUp();
+      const bounce = suppression('bob@example.org');
+      suppressions.seed(bounce);
+
+      // Act
+      const batch = await sender.prepare([queued(messages, 'msg_1', ['ana@example.org', 'bob@example.org'])]);
+
+      // Assess
+      expect(batch.suppressed).toEqual(new Map([['bob@example.org', bounce]]));
+    });
+
+    it('marks unreadable jobs as errors and reads nothing when no job is readable', async () => {
+      // Prepare
+      const { sender, suppressions } = setUp();
+      const records = [
+        sqsRecord('Test message.', { messageId: 'a' }),
+        sqsRecord('{"v":2,"id":"x","message":{}}', { messageId: 'b' }),
+        sqsRecord('null', { messageId: 'c' }),
+      ];
+
+      // Act
+      const batch = await sender.prepare(records);
+
+      // Assess
+      expect(batch.jobs).toEqual(
+        new Map([
+          ['a', new PermanentError('send job is not JSON')],
+          ['b', new PermanentError('not a Baton send job')],
+          ['c', new PermanentError('not a Baton send job')],
+        ]),
+      );
+      expect(suppressions.getManyCalls).toEqual([]);
+    });
+  });
+
+  describe('sendRecord', () => {
+    it('sends the message as composed MIME and records it sent', async () => {
+      // Prepare
+      const { sender, messages, mailer, visibility } = setUp();
+      const record = queued(messages, 'msg_1', ['ana@example.org']);
+      const batch = await sender.prepare([record]);
+
+      // Act
+      await sender.sendRecord(record, batch);
+
+      // Assess
+      expect(mailer.sent).toHaveLength(1);
+      const raw = Buffer.from(mailer.sent[0]?.raw ?? []);
+      expect(headerValue(raw, 'Subject')).toBe('Your receipt');
+      expect(headerValue(raw, 'Message-ID')).toBe('<msg_1@example.com>');
+      expect(headerValues(raw, 'DKIM-Signature')).toEqual([]);
+      expect(messages.peek('msg_1')).toMatchObject({ phase: 'sent', sesMessageId: 'ses-1' });
+      expect(visibility.delays).toEqual([]);
+    });
+
+    it('signs with the configured DKIM key for the From domain', async () => {
+      // Prepare
+      const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const dkim = {
+        selector: 's1',
+        privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      };
+      const txt = `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`;
+      const { sender, messages, mailer } = setUp({ dkim });
+      const record = queued(messages, 'msg_1', ['ana@example.org']);
+
+      // Act
+      await sender.sendRecord(record, await sender.prepare([record]));
+
+      // Assess
+      const raw = Buffer.from(mailer.sent[0]?.raw ?? []);
+      const { results } = await dkimVerify(raw, {
+        resolver: async (name: string) => (name === 's1._domainkey.example.com' ? [[txt]] : []),
+      });
+      expect(results.map((r) => [r.status.result, r.signingDomain, r.selector])).toEqual([
+        ['pass', 'example.com', 's1'],
+      ]);
+    });
+
+    it('does not send to a recipient the batch read found suppressed', async () => {
+      // Prepare
+      const { sender, messages, suppressions, mailer } = setUp();
+      suppressions.seed(suppression('bob@example.org', 'complaint'));
+      const record = queued(messages, 'msg_1', ['ana@example.org', 'bob@example.org']);
+
+      // Act
+      await sender.sendRecord(record, await sender.prepare([record]));
+
+      // Assess
+      expect(mailer.sent.map((m) => m.to)).toEqual([['ana@example.org']]);
+      expect(messages.peek('msg_1')?.recipients.map((r) => r.status)).toEqual(['sent', 'suppressed']);
+    });
+
+    it('fails an unreadable job so it ends in the dead-letter queue', async () => {
+      // Prepare
+      const { sender, mailer, visibility } = setUp();
+      const record = sqsRecord('Test message.');
+      const batch = await sender.prepare([record]);
+
+      // Act
+      const outcome = sender.sendRecord(record, batch);
+
+      // Assess
+      await expect(outcome).rejects.toThrow(new PermanentError('send job is not JSON'));
+      expect(mailer.attempts).toEqual([]);
+      expect(visibility.delays).toEqual([]);
+    });
+
+    it('fails a record that is not in the prepared batch', async () => {
+      // Prepare
+      const { sender, messages } = setUp();
+      const batch = await sender.prepare([]);
+
+      // Act
+      const outcome = sender.sendRecord(queued(messages, 'msg_1', ['ana@example.org']), batch);
+
+      // Assess
+      await expect(outcome).rejects.toThrow(new PermanentError('send job missing from the prepared batch'));
+    });
+
+    it('backs off with jitter on a transient error, gives the claim back and rethrows', async () => {
+      // Prepare
+      const { sender, messages, mailer, visibility } = setUp({ random: () => 0.5 });
+      const error = new TransientError('SES is unavailable or throttling (ThrottlingException)');
+      mailer.willAnswer(error);
+      const record = queued(messages, 'msg_1', ['ana@example.org'], 3);
+
+      // Act
+      const outcome = sender.sendRecord(record, await sender.prepare([record]));
+
+      // Assess
+      await expect(outcome).rejects.toBe(error);
+      // Third receive: a window of 2 × 2² = 8 s, half of it.
+      expect(visibility.delays).toEqual([{ messageId: 'sqs-msg_1', seconds: 4 }]);
+      expect(messages.peek('msg_1')).toMatchObject({ phase: 'queued' });
+      expect(messages.peek('msg_1')).not.toHaveProperty('claimToken');
+    });
+
+    it('backs off while another attempt holds the claim', async () => {
+      // Prepare
+      const { sender, messages, mailer, visibility } = setUp({ random: () => 0.999 });
+      const record = queued(messages, 'msg_1', ['ana@example.org']);
+      const current = messages.peek('msg_1') as MessageRecord;
+      messages.write({
+        ...current,
+        phase: 'sending',
+        claimToken: 'other',
+        claimUntil: Date.parse(T0) + CLAIM_LEASE_MS,
+      });
+
+      // Act
+      const outcome = sender.sendRecord(record, await sender.prepare([record]));
+
+      // Assess
+      await expect(outcome).rejects.toThrow(
+        new TransientError('message msg_1 is being sent by another attempt'),
+      );
+      expect(visibility.delays).toEqual([{ messageId: 'sqs-msg_1', seconds: 2 }]);
+      expect(mailer.attempts).toEqual([]);
+    });
+
+    it('hands the rest of the batch back untouched once SES says sending is paused', async () => {
+      // Prepare
+      const { sender, messages, mailer, visibility } = setUp();
+      const paused = new SendingPausedError('SES sending is paused for the account (SendingPausedException)');
+      mailer.willAnswer(paused);
+      const records = [
+        queued(messages, 'msg_1', ['ana@example.org']),
+        queued(messages, 'msg_2', ['bob@example.org']),
+        queued(messages, 'msg_3', ['carl@example.org']),
+      ];
+      const batch = await sender.prepare(records);
+
+      // Act
+      const outcomes = [];
+      for (const record of records) {
+        outcomes.push(await sender.sendRecord(record, batch).catch((error: unknown) => error));
+      }
+
+      // Assess
+      expect(outcomes[0]).toBe(paused);
+      expect(outcomes.slice(1)).toEqual([
+        new SendingPausedError('SES sending is paused; handed back'),
+        new SendingPausedError('SES sending is paused; handed back'),
+      ]);
+      expect(outcomes.slice(1).every((e) => e instanceof SendingPausedError)).toBe(true);
+      expect(batch.paused).toBe(true);
+      expect(mailer.attempts).toHaveLength(1);
+      expect(visibility.delays).toEqual([
+        { messageId: 'sqs-msg_1', seconds: 900 },
+        { messageId: 'sqs-msg_2', seconds: 900 },
+        { messageId: 'sqs-msg_3', seconds: 900 },
+      ]);
+      expect(['msg_1', 'msg_2', 'msg_3'].map((id) => messages.peek(id)?.phase)).toEqual([
+        'queued',
+        'queued',
+        'queued',
+      ]);
+    });
+
+    it('acknowledges a message SES refused for good, its recipients marked failed', async () => {
+      // Prepare
+      const { sender, messages, mailer, visibility } = setUp();
+      mailer.willAnswer(new PermanentError('SES rejected the message: Email address is not verified.'));
+      const record = queued(messages, 'msg_1', ['ana@example.org']);
+
+      // Act
+      await sender.sendRecord(record, await sender.prepare([record]));
+
+      // Assess
+      expect(messages.peek('msg_1')).toMatchObject({
+        phase: 'failed',
+        recipients: [
+          { status: 'failed', reason: 'SES rejected the message: Email address is not verified.' },
+        ],
+      });
+      expect(visibility.delays).toEqual([]);
+    });
+
+    it('acknowledges a duplicate delivery of a message already sent', async () => {
+      // Prepare
+      const { sender, messages, mailer } = setUp();
+      const record = queued(messages, 'msg_1', ['ana@example.org']);
+      await sender.sendRecord(record, await sender.prepare([record]));
+
+      // Act
+      await sender.sendRecord(record, await sender.prepare([record]));
+
+      // Assess
+      expect(mailer.attempts).toHaveLength(1);
+    });
+
+    it('rethrows a job without a record without delaying it', async () => {
+      // Prepare
+      const { sender, visibility } = setUp();
+      const record = sqsRecord(JSON.stringify(sendJob(outgoingMessage(), 'msg_gone')));
+
+      // Act
+      const outcome = sender.sendRecord(record, await sender.prepare([record]));
+
+      // Assess
+      await expect(outcome).rejects.toThrow(
+        new PermanentError('message msg_gone has no record; it cannot be tracked'),
+      );
+      expect(visibility.delays).toEqual([]);
+    });
+  });
+});
+
+describe('loadDkimKey', () => {
+  it('signs with nothing when no key file is configured', () => {
+    // Prepare / Act
+    const key = loadDkimKey(undefined, 'baton');
+
+    // Assess
+    expect(key).toBeUndefined();
+  });
+
+  it('reads the PEM file with the default selector baton', () => {
+    // Prepare
+    const dir = mkdtempSync(join(tmpdir(), 'baton-dkim-'));
+    const file = join(dir, 'dkim.pem');
+    writeFileSync(file, '-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n');
+
+    // Act
+    const key = loadDkimKey(file, undefined);
+
+    // Assess
+    rmSync(dir, { recursive: true, force: true });
+    expect(key).toEqual({
+      selector: 'baton',
+      privateKey: '-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n',
+    });
+  });
+
+  it('fails loudly at start-up when the key file cannot be read', () => {
+    // Prepare
+    const file = join(tmpdir(), 'baton-no-such-dir', 'dkim.pem');
+
+    // Act
+    const load = () => loadDkimKey(file, 's1');
+
+    // Assess
+    expect(load).toThrow(new ConfigurationError(`cannot read the DKIM key file ${file}`));
+    expect(load).toThrow(ConfigurationError);
+  });
+});
