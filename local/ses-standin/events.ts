@@ -6,7 +6,7 @@ import type { MailHeader } from './mime-headers.ts';
  * SES events in the configuration-set event publishing format (`eventType`, not the older identity
  * notification `notificationType`), as SES publishes them to an SNS event destination. Shapes copied
  * from https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-contents.html and
- * the real captures in /work/shared/fixtures/ses/.
+ * the real captures in test/fixtures/shared/ses/ (a copy of the team fixtures).
  */
 
 export type SesEventType =

@@ -2,7 +2,7 @@
  * What happens to each recipient after SES accepts a message, modelled on the SES mailbox simulator
  * (https://docs.aws.amazon.com/ses/latest/dg/send-an-email-from-console.html#send-email-simulator).
  * Pure data: the server turns the steps into events, so the rules can be read and tested alone.
- * The literals come from real simulator captures in /work/shared/fixtures/ses/.
+ * The literals come from real simulator captures in test/fixtures/shared/ses/ (a copy of the team fixtures).
  */
 
 export const SIMULATOR_DOMAIN = 'simulator.amazonses.com';
