@@ -1,4 +1,4 @@
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -75,6 +75,18 @@ export interface LocalBaton {
   readonly ses: SesStandin;
   readonly startupMs: number;
   stop(): Promise<void>;
+}
+
+/** Written to the state folder while local mode runs. */
+export const LOCAL_STATE_FILE = 'local.json';
+
+export interface LocalState {
+  readonly pid: number;
+  readonly url: string;
+  readonly region: string;
+  readonly endpoints: { readonly dynamodb: string; readonly sqs: string; readonly ses: string };
+  /** The api function's environment, resolved: table names and queue URLs under their EnvVar names. */
+  readonly environment: Readonly<Record<string, string>>;
 }
 
 /** Synthesizes the stack (no bundling, no nag: fast) and returns its template. */
@@ -237,9 +249,23 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
     );
     const port = await listen(gateway, options.port ?? 3000);
     cleanups.push(() => closeServer(gateway));
+    const url = `http://127.0.0.1:${port}`;
+
+    // How tools (`npm run keys -- --local`) find this instance: its endpoints and table names.
+    const stateFile = join(stateDir, LOCAL_STATE_FILE);
+    const apiFunction = plan.functions.find((f) => plan.routes.some((r) => r.function === f.logicalId));
+    const state: LocalState = {
+      pid: process.pid,
+      url,
+      region: REGION,
+      endpoints,
+      environment: apiFunction ? resolveEnvironment(apiFunction.environment, physical) : {},
+    };
+    writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
+    cleanups.push(() => rmSync(stateFile, { force: true }));
 
     return {
-      url: `http://127.0.0.1:${port}`,
+      url,
       apiKey,
       apiKeySource,
       domains,

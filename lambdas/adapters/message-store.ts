@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  BatchWriteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -8,11 +9,14 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { MessageRecord } from '../domain/message.ts';
 import type { ClaimResult, MessageStore } from '../domain/ports.ts';
-import { ConflictError } from '../shared/errors.ts';
+import { ConflictError, TransientError } from '../shared/errors.ts';
 import { Keys } from '../shared/names.ts';
 import { errorName, rethrow } from './aws-errors.ts';
 
 const CONDITION_FAILED = 'ConditionalCheckFailedException';
+/** BatchWriteItem takes at most 25 requests per call. */
+const BATCH_WRITE_LIMIT = 25;
+const UNPROCESSED_RETRIES = 5;
 
 /** The Messages table. Items are whole MessageRecords (kept small: no bodies). */
 export class DynamoMessageStore implements MessageStore {
@@ -38,6 +42,25 @@ export class DynamoMessageStore implements MessageStore {
       if (errorName(error) === CONDITION_FAILED)
         throw new ConflictError(`message ${record.id} exists already`);
       rethrow(error, 'recording the message');
+    }
+  }
+
+  async createMany(records: readonly MessageRecord[]): Promise<void> {
+    for (let i = 0; i < records.length; i += BATCH_WRITE_LIMIT) {
+      let requests = records.slice(i, i + BATCH_WRITE_LIMIT).map((Item) => ({ PutRequest: { Item } }));
+      for (let attempt = 0; requests.length > 0; attempt++) {
+        if (attempt > UNPROCESSED_RETRIES)
+          throw new TransientError('recording the messages left writes unprocessed');
+        if (attempt > 0) await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+        try {
+          const out = await this.#doc.send(
+            new BatchWriteCommand({ RequestItems: { [this.#table]: requests } }),
+          );
+          requests = (out.UnprocessedItems?.[this.#table] ?? []) as typeof requests;
+        } catch (error) {
+          rethrow(error, 'recording the messages');
+        }
+      }
     }
   }
 

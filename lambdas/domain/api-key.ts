@@ -20,7 +20,12 @@ export interface ApiKey {
   /** With policy `rewrite`: the verified address that replaces a From outside `allowedDomains`. */
   readonly defaultFrom?: string;
   readonly status: KeyStatus;
+  /** Messages this key may send per UTC day; absent = unlimited. */
+  readonly dailyQuota?: number;
+  /** Requests per second this key may make; absent = unlimited (API Gateway's stage limit still applies). */
+  readonly rateLimit?: number;
   readonly createdAt: string;
+  readonly updatedAt?: string;
 }
 
 const KEY_FORMAT = /^bt_([a-z0-9]{8,32})_([A-Za-z0-9_-]{20,200})$/;

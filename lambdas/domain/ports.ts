@@ -22,6 +22,8 @@ export type ClaimResult =
 
 export interface MessageStore {
   create(record: MessageRecord): Promise<void>;
+  /** Writes new records with batched writes (fresh ids, so no existence check is needed). */
+  createMany(records: readonly MessageRecord[]): Promise<void>;
   get(id: string): Promise<MessageRecord | undefined>;
   /** Finds the Baton message by the id SES gave it (identity notifications carry no tags). */
   findBySesMessageId(sesMessageId: string): Promise<MessageRecord | undefined>;
@@ -52,6 +54,13 @@ export interface SuppressionStore {
 
 export interface JobQueue {
   enqueue(lane: Lane, job: SendJob): Promise<void>;
+  /**
+   * Enqueues many jobs with as few requests as the queue allows (SQS SendMessageBatch). The
+   * result has one entry per job, in order: undefined when queued, the error when not.
+   */
+  enqueueMany(
+    items: ReadonlyArray<{ readonly lane: Lane; readonly job: SendJob }>,
+  ): Promise<Array<Error | undefined>>;
 }
 
 export interface OutboundMail {

@@ -62,6 +62,10 @@ export class InMemoryMessageStore implements MessageStore {
     this.#items.set(record.id, copy(record));
   }
 
+  async createMany(records: readonly MessageRecord[]): Promise<void> {
+    for (const r of records) this.#items.set(r.id, copy(r));
+  }
+
   async get(id: string): Promise<MessageRecord | undefined> {
     return this.peek(id);
   }
@@ -183,8 +187,25 @@ export class InMemorySuppressionStore implements SuppressionStore {
 export class InMemoryJobQueue implements JobQueue {
   readonly jobs: Array<{ readonly lane: Lane; readonly job: SendJob }> = [];
 
+  /** Ids of jobs whose enqueue fails (as one entry of an SQS batch can). */
+  readonly failing = new Set<string>();
+
   async enqueue(lane: Lane, job: SendJob): Promise<void> {
+    if (this.failing.has(job.id)) throw new Error(`queue refused ${job.id}`);
     this.jobs.push({ lane, job: copy(job) });
+  }
+
+  async enqueueMany(items: ReadonlyArray<{ lane: Lane; job: SendJob }>): Promise<Array<Error | undefined>> {
+    const results: Array<Error | undefined> = [];
+    for (const { lane, job } of items) {
+      try {
+        await this.enqueue(lane, job);
+        results.push(undefined);
+      } catch (error) {
+        results.push(error as Error);
+      }
+    }
+    return results;
   }
 }
 
