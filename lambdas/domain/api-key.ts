@@ -1,4 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { BlockList, isIP } from 'node:net';
+import { asciiDomain, domainOf, type ParseResult, parseAddrSpec } from './address.ts';
+import type { FieldError } from './problem.ts';
+import { domainAllowed } from './sender-policy.ts';
 
 export const SCOPES = ['send', 'read', 'suppressions'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -69,4 +73,222 @@ export function generateApiKey(): { keyId: string; token: string } {
 
 function sha256(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
+}
+
+/** Tenants become an SES message tag value, which allows only these characters. */
+const TENANT = /^[A-Za-z0-9_-]{1,64}$/;
+const MAX_NAME = 200;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/** Scopes a key gets when none are asked for: send mail and read its own messages' status. */
+export const DEFAULT_SCOPES: readonly Scope[] = ['send', 'read'];
+
+/** What an operator chooses about a key; the rest (id, hash, status, dates) Baton decides. */
+export interface ApiKeySpec {
+  readonly tenant: string;
+  readonly name?: string;
+  readonly scopes: readonly Scope[];
+  readonly allowedDomains: readonly string[];
+  readonly allowedCidrs: readonly string[];
+  readonly senderPolicy: SenderPolicy;
+  readonly defaultFrom?: string;
+  readonly dailyQuota?: number;
+  readonly rateLimit?: number;
+}
+
+/** A spec as typed by a person (the CLI's flags), before validation. */
+export interface ApiKeySpecInput {
+  readonly tenant?: string;
+  readonly name?: string;
+  readonly scopes?: readonly string[];
+  readonly allowedDomains?: readonly string[];
+  readonly allowedCidrs?: readonly string[];
+  readonly senderPolicy?: string;
+  readonly defaultFrom?: string;
+  readonly dailyQuota?: number;
+  readonly rateLimit?: number;
+}
+
+export type SpecResult =
+  | { readonly ok: true; readonly value: ApiKeySpec }
+  | { readonly ok: false; readonly errors: readonly FieldError[] };
+
+/**
+ * Checks a key spec and returns it normalised (domains in lower-case punycode, duplicates
+ * dropped), or every problem at once. Whatever passes here is safe for the api function to use:
+ * an invalid CIDR would otherwise fail every request of the key, and a tenant with other
+ * characters would be refused by SES as a message tag.
+ */
+export function validateKeySpec(input: ApiKeySpecInput): SpecResult {
+  const errors: FieldError[] = [];
+  const tenant = input.tenant?.trim() ?? '';
+  if (!TENANT.test(tenant)) {
+    errors.push({
+      path: 'tenant',
+      message:
+        tenant === ''
+          ? 'is required'
+          : `"${tenant}" must be 1-64 letters, digits, "_" or "-" (it becomes an SES message tag)`,
+    });
+  }
+
+  const name = input.name?.trim();
+  if (name !== undefined && (name.length > MAX_NAME || CONTROL.test(name))) {
+    errors.push({
+      path: 'name',
+      message: `must be at most ${MAX_NAME} characters without control characters`,
+    });
+  }
+
+  const scopes: Scope[] = [];
+  for (const [i, raw] of (input.scopes ?? DEFAULT_SCOPES).entries()) {
+    const scope = raw.trim();
+    if (!(SCOPES as readonly string[]).includes(scope)) {
+      errors.push({ path: `scopes[${i}]`, message: `"${scope}" is not a scope; use ${SCOPES.join(', ')}` });
+    } else if (!scopes.includes(scope as Scope)) scopes.push(scope as Scope);
+  }
+  if (input.scopes !== undefined && input.scopes.length === 0) {
+    errors.push({ path: 'scopes', message: `must name at least one of ${SCOPES.join(', ')}` });
+  }
+
+  const allowedDomains: string[] = [];
+  for (const [i, raw] of (input.allowedDomains ?? []).entries()) {
+    const domain = asciiDomain(raw.trim().toLowerCase());
+    if (!domain.ok) errors.push({ path: `allowedDomains[${i}]`, message: `"${raw}": ${domain.message}` });
+    else if (!allowedDomains.includes(domain.value)) allowedDomains.push(domain.value);
+  }
+  if ((input.allowedDomains ?? []).length === 0) {
+    errors.push({ path: 'allowedDomains', message: 'must list at least one domain the key may send from' });
+  }
+
+  const allowedCidrs: string[] = [];
+  for (const [i, raw] of (input.allowedCidrs ?? []).entries()) {
+    const cidr = parseCidr(raw);
+    if (!cidr.ok) errors.push({ path: `allowedCidrs[${i}]`, message: `"${raw}": ${cidr.message}` });
+    else if (!allowedCidrs.includes(cidr.value)) allowedCidrs.push(cidr.value);
+  }
+
+  const policy = input.senderPolicy?.trim() ?? 'reject';
+  const senderPolicy: SenderPolicy | undefined =
+    policy === 'reject' || policy === 'rewrite' ? policy : undefined;
+  if (!senderPolicy)
+    errors.push({ path: 'senderPolicy', message: `"${policy}" must be "reject" or "rewrite"` });
+
+  let defaultFrom: string | undefined;
+  if (input.defaultFrom !== undefined) {
+    const parsed = parseAddrSpec(input.defaultFrom);
+    if (!parsed.ok) {
+      errors.push({ path: 'defaultFrom', message: `"${input.defaultFrom}": ${parsed.message}` });
+    } else {
+      defaultFrom = parsed.value;
+      if (allowedDomains.length > 0 && !domainAllowed(domainOf(defaultFrom), allowedDomains)) {
+        errors.push({
+          path: 'defaultFrom',
+          message: `"${defaultFrom}" must be in one of the key's domains (${allowedDomains.join(', ')})`,
+        });
+      }
+    }
+  }
+  if (senderPolicy === 'rewrite' && input.defaultFrom === undefined) {
+    errors.push({
+      path: 'defaultFrom',
+      message: 'is required with the rewrite policy (the From used instead)',
+    });
+  }
+  if (senderPolicy === 'reject' && input.defaultFrom !== undefined) {
+    errors.push({ path: 'defaultFrom', message: 'applies only to the rewrite policy' });
+  }
+
+  for (const field of ['dailyQuota', 'rateLimit'] as const) {
+    const value = input[field];
+    if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
+      errors.push({ path: field, message: `must be a positive whole number, got ${String(value)}` });
+    }
+  }
+
+  if (errors.length > 0 || !senderPolicy) return { ok: false, errors };
+  return {
+    ok: true,
+    value: {
+      tenant,
+      ...(name ? { name } : {}),
+      scopes,
+      allowedDomains,
+      allowedCidrs,
+      senderPolicy,
+      ...(defaultFrom !== undefined ? { defaultFrom } : {}),
+      ...(input.dailyQuota !== undefined ? { dailyQuota: input.dailyQuota } : {}),
+      ...(input.rateLimit !== undefined ? { rateLimit: input.rateLimit } : {}),
+    },
+  };
+}
+
+/**
+ * `10.0.0.0/8`, `2001:db8::/32` or a single address. Checked by building the same node:net
+ * BlockList the api function matches source addresses with, so a stored CIDR never fails there.
+ */
+export function parseCidr(raw: string): ParseResult<string> {
+  const text = raw.trim();
+  const [ip = '', bits, extra] = text.split('/');
+  const family = isIP(ip);
+  if (family === 0 || ip.includes('%'))
+    return { ok: false, message: 'is not an IPv4 or IPv6 address or CIDR' };
+  const type = family === 6 ? 'ipv6' : 'ipv4';
+  const max = family === 6 ? 128 : 32;
+  if (extra !== undefined || (bits !== undefined && !/^[0-9]{1,3}$/.test(bits)) || Number(bits) > max) {
+    return { ok: false, message: `the prefix length must be a number from 0 to ${max}` };
+  }
+  try {
+    const list = new BlockList();
+    if (bits === undefined) list.addAddress(ip, type);
+    else list.addSubnet(ip, Number(bits), type);
+  } catch (error) {
+    return { ok: false, message: `is not a valid CIDR (${(error as Error).message})` };
+  }
+  const address = ip.toLowerCase();
+  return { ok: true, value: bits === undefined ? address : `${address}/${Number(bits)}` };
+}
+
+/** A new key for `spec`: the item to store (hash only) and the token to hand out once. */
+export function issueKey(
+  spec: ApiKeySpec,
+  now: Date,
+  generate: () => { keyId: string; token: string } = generateApiKey,
+): { key: ApiKey; token: string } {
+  const { keyId, token } = generate();
+  return {
+    token,
+    key: { keyId, secretHash: hashToken(token), ...spec, status: 'active', createdAt: now.toISOString() },
+  };
+}
+
+/** A key as shown to operators: everything but the hash. */
+export type ApiKeySummary = Omit<ApiKey, 'secretHash'>;
+
+export function summarise(key: ApiKey): ApiKeySummary {
+  const { secretHash: _hash, ...rest } = key;
+  return rest;
+}
+
+/** No key has this id. */
+export class ApiKeyNotFoundError extends Error {
+  override readonly name = 'ApiKeyNotFoundError';
+  readonly keyId: string;
+
+  constructor(keyId: string, options?: ErrorOptions) {
+    super(`no API key has the id ${keyId}`, options);
+    this.keyId = keyId;
+  }
+}
+
+/** A revoked key is revoked for good: it can be neither resumed nor suspended. */
+export class ApiKeyRevokedError extends Error {
+  override readonly name = 'ApiKeyRevokedError';
+  readonly keyId: string;
+
+  constructor(keyId: string, options?: ErrorOptions) {
+    super(`the API key ${keyId} is revoked, which is permanent; create a new key instead`, options);
+    this.keyId = keyId;
+  }
 }

@@ -1,0 +1,379 @@
+/**
+ * `npm run keys`: the command line as data. Parsing is a pure function of argv and the
+ * environment, and each command runs against a store handed in, so both are unit-tested without
+ * a database; `keys.ts` only wires them to a real target.
+ */
+import { parseArgs } from 'node:util';
+import {
+  type ApiKey,
+  type ApiKeySpecInput,
+  type ApiKeySummary,
+  issueKey,
+  type KeyStatus,
+  summarise,
+  validateKeySpec,
+} from '../lambdas/domain/api-key.ts';
+import { MAX_KEY_CACHE_SECONDS } from '../lambdas/domain/key-cache.ts';
+
+/** Exit codes: 2 for a command line that cannot be run as typed, 1 for a failure while running it. */
+export const EXIT_USAGE = 2;
+export const EXIT_FAILURE = 1;
+
+/** The command line is wrong: says what and how to fix it; exits 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** Running the command failed (no such key, no local mode, no stack): exits 1. */
+export class CommandFailedError extends Error {
+  override readonly name = 'CommandFailedError';
+}
+
+export const DEFAULT_STACK = 'Baton';
+export const DEFAULT_STATE_DIR = '.baton';
+
+/** Where the keys live: a running local mode (its state folder), or a deployed stack. */
+export type TargetChoice =
+  | {
+      readonly kind: 'local';
+      readonly stateDir: string;
+      /** Asked for with --local or --state-dir (rather than picked because nothing else was). */
+      readonly explicit: boolean;
+    }
+  | { readonly kind: 'stack'; readonly stack: string; readonly region?: string };
+
+export type KeysCommand =
+  | { readonly command: 'help' }
+  | { readonly command: 'create'; readonly target: TargetChoice; readonly spec: ApiKeySpecInput }
+  | { readonly command: 'list'; readonly target: TargetChoice }
+  | {
+      readonly command: 'show' | 'suspend' | 'resume' | 'revoke';
+      readonly target: TargetChoice;
+      readonly keyId: string;
+    };
+
+export const USAGE = `Manage Baton API keys, in local mode or in a deployed stack.
+
+Usage: npm run keys -- <command> [options]
+
+Commands:
+  create --tenant T --domains a.com,b.com [options]
+                         create a key and print it once (stdout; details on stderr)
+      --scopes LIST      send, read, suppressions (default: send,read)
+      --cidrs LIST       source addresses allowed, e.g. 10.0.0.0/8,2001:db8::/32 (default: any)
+      --policy P         reject (default) or rewrite a From outside the domains
+      --default-from A   with --policy rewrite: the verified address used instead
+      --daily-quota N    messages per UTC day (default: unlimited)
+      --rate-limit N     requests per second (default: unlimited)
+      --name TEXT        what the key is for
+  list                   all keys: id, tenant, name, status, scopes, domains (never secrets)
+  show <keyId>           one key's settings
+  suspend <keyId>        stop the key working (reversible with resume)
+  resume <keyId>         make a suspended key work again
+  revoke <keyId>         stop the key working for good
+
+Target (where the ApiKeys table is):
+  --local                local mode (the default while it runs): reads <state-dir>/local.json
+  --state-dir DIR        local mode's state folder (default: $BATON_STATE_DIR or .baton)
+  --stack NAME           a deployed stack (default name: ${DEFAULT_STACK}); the table comes from its
+                         ApiKeysTableName output, credentials from the default AWS chain
+  --region R             the stack's region (default: the AWS chain's, e.g. AWS_REGION)
+  -h, --help             this text
+
+A suspended or revoked key stops working within ${MAX_KEY_CACHE_SECONDS} s: the api function caches key lookups.`;
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  local: { type: 'boolean' },
+  'state-dir': { type: 'string' },
+  stack: { type: 'string' },
+  region: { type: 'string' },
+  tenant: { type: 'string' },
+  domains: { type: 'string' },
+  scopes: { type: 'string' },
+  cidrs: { type: 'string' },
+  policy: { type: 'string' },
+  'default-from': { type: 'string' },
+  'daily-quota': { type: 'string' },
+  'rate-limit': { type: 'string' },
+  name: { type: 'string' },
+} as const;
+
+const CREATE_ONLY = [
+  'tenant',
+  'domains',
+  'scopes',
+  'cidrs',
+  'policy',
+  'default-from',
+  'daily-quota',
+  'rate-limit',
+  'name',
+] as const;
+
+const KEY_COMMANDS = ['show', 'suspend', 'resume', 'revoke'] as const;
+const KEY_ID = /^[a-z0-9]{8,32}$/;
+
+/** Which flag a field of the key spec came from, to word validation errors in the user's terms. */
+const FLAG_OF: Readonly<Record<string, string>> = {
+  tenant: '--tenant',
+  name: '--name',
+  scopes: '--scopes',
+  allowedDomains: '--domains',
+  allowedCidrs: '--cidrs',
+  senderPolicy: '--policy',
+  defaultFrom: '--default-from',
+  dailyQuota: '--daily-quota',
+  rateLimit: '--rate-limit',
+};
+
+/** Parses `argv` (without `node keys.ts`). Throws UsageError with the reason in words. */
+export function parseKeysArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}): KeysCommand {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message.split('\n')[0]}`, { cause: error });
+  }
+  const { values, positionals, tokens } = parsed;
+  if (values.help || positionals[0] === 'help') return { command: 'help' };
+
+  const repeated = repeatedOption(tokens);
+  if (repeated) throw new UsageError(`--${repeated} is given more than once; give it once.`);
+
+  const [command, ...rest] = positionals;
+  if (command === undefined)
+    throw new UsageError('Name a command: create, list, show, suspend, resume or revoke.');
+
+  if (command !== 'create') {
+    const misplaced = CREATE_ONLY.find((o) => values[o] !== undefined);
+    if (misplaced) throw new UsageError(`--${misplaced} applies only to create.`);
+  }
+  const target = targetOf(values, env);
+
+  if (command === 'create') {
+    if (rest.length > 0) throw new UsageError(`create takes options only; unexpected "${rest[0]}".`);
+    return { command, target, spec: specOf(values) };
+  }
+  if (command === 'list') {
+    if (rest.length > 0) throw new UsageError(`list takes no arguments; unexpected "${rest[0]}".`);
+    return { command, target };
+  }
+  if ((KEY_COMMANDS as readonly string[]).includes(command)) {
+    const keyCommand = command as (typeof KEY_COMMANDS)[number];
+    const [keyId, extra] = rest;
+    if (keyId === undefined)
+      throw new UsageError(`${command} needs a key id: npm run keys -- ${command} <keyId>.`);
+    if (extra !== undefined) throw new UsageError(`${command} takes one key id; unexpected "${extra}".`);
+    if (keyId.startsWith('bt_')) {
+      throw new UsageError(
+        `That looks like a whole API key. Pass only its id (the part between "bt_" and the next "_"), so the secret stays out of your shell history.`,
+      );
+    }
+    if (!KEY_ID.test(keyId)) {
+      throw new UsageError(`"${keyId}" is not a key id (8-32 lower-case letters and digits, as list shows).`);
+    }
+    return { command: keyCommand, target, keyId };
+  }
+  throw new UsageError(`Unknown command "${command}"; use create, list, show, suspend, resume or revoke.`);
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true, tokens: true });
+}
+
+function repeatedOption(tokens: ReadonlyArray<{ kind: string; name?: string }>): string | undefined {
+  const seen = new Set<string>();
+  for (const t of tokens) {
+    if (t.kind !== 'option' || t.name === undefined) continue;
+    if (seen.has(t.name)) return t.name;
+    seen.add(t.name);
+  }
+  return undefined;
+}
+
+type Values = ReturnType<typeof parse>['values'];
+
+function targetOf(values: Values, env: NodeJS.ProcessEnv): TargetChoice {
+  const deployed = values.stack !== undefined || values.region !== undefined;
+  if (deployed && values.local) throw new UsageError('Choose one target: --local or --stack, not both.');
+  if (deployed && values['state-dir'] !== undefined) {
+    throw new UsageError(
+      '--state-dir belongs to local mode; it cannot be combined with --stack or --region.',
+    );
+  }
+  if (deployed) {
+    const stack = values.stack ?? DEFAULT_STACK;
+    if (stack.trim() === '') throw new UsageError('--stack needs a stack name.');
+    return { kind: 'stack', stack, ...(values.region !== undefined ? { region: values.region } : {}) };
+  }
+  const stateDir = values['state-dir'] ?? (env.BATON_STATE_DIR?.trim() || DEFAULT_STATE_DIR);
+  return { kind: 'local', stateDir, explicit: values.local === true || values['state-dir'] !== undefined };
+}
+
+function specOf(values: Values): ApiKeySpecInput {
+  const list = (raw: string | undefined): string[] | undefined =>
+    raw === undefined
+      ? undefined
+      : raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '');
+  const count = (flag: 'daily-quota' | 'rate-limit'): number | undefined => {
+    const raw = values[flag];
+    if (raw === undefined) return undefined;
+    if (!/^[0-9]+$/.test(raw.trim()))
+      throw new UsageError(`--${flag} must be a positive whole number, got "${raw}".`);
+    return Number(raw.trim());
+  };
+  const input: ApiKeySpecInput = {
+    ...(values.tenant !== undefined ? { tenant: values.tenant } : {}),
+    ...(values.name !== undefined ? { name: values.name } : {}),
+    ...(values.scopes !== undefined ? { scopes: list(values.scopes) } : {}),
+    ...(values.domains !== undefined ? { allowedDomains: list(values.domains) } : {}),
+    ...(values.cidrs !== undefined ? { allowedCidrs: list(values.cidrs) } : {}),
+    ...(values.policy !== undefined ? { senderPolicy: values.policy } : {}),
+    ...(values['default-from'] !== undefined ? { defaultFrom: values['default-from'] } : {}),
+    ...(values['daily-quota'] !== undefined ? { dailyQuota: count('daily-quota') } : {}),
+    ...(values['rate-limit'] !== undefined ? { rateLimit: count('rate-limit') } : {}),
+  };
+  // Checked here too, so a bad flag is a usage error (exit 2) before any table is touched.
+  const checked = validateKeySpec(input);
+  if (!checked.ok) {
+    const lines = checked.errors.map((e) => {
+      const field = e.path.replace(/\[.*$/, '');
+      return `  ${FLAG_OF[field] ?? field}: ${e.message}`;
+    });
+    throw new UsageError(`The key cannot be created as asked:\n${lines.join('\n')}`);
+  }
+  return input;
+}
+
+/** What the commands need from the ApiKeys table (DynamoApiKeyStore has it, deployed or local). */
+export interface KeyAdmin {
+  get(keyId: string): Promise<ApiKey | undefined>;
+  put(key: ApiKey): Promise<void>;
+  list(): Promise<ApiKeySummary[]>;
+  setStatus(
+    keyId: string,
+    status: KeyStatus,
+    now?: Date,
+  ): Promise<{ previous: KeyStatus; key: ApiKeySummary }>;
+}
+
+export interface Output {
+  /** Results a script may capture (the new key, tables). */
+  out(text: string): void;
+  /** Messages for the person at the terminal. */
+  err(text: string): void;
+}
+
+/** Runs one command. Errors propagate: `keys.ts` turns them into words and an exit code. */
+export async function runKeysCommand(
+  command: Exclude<KeysCommand, { command: 'help' }>,
+  store: KeyAdmin,
+  io: Output,
+  now: () => Date = () => new Date(),
+): Promise<void> {
+  switch (command.command) {
+    case 'create': {
+      const checked = validateKeySpec(command.spec);
+      if (!checked.ok) throw new UsageError(checked.errors.map((e) => `${e.path}: ${e.message}`).join('; '));
+      const { key, token } = issueKey(checked.value, now());
+      await store.put(key);
+      io.err(
+        `Created API key ${key.keyId} for tenant ${key.tenant} (scopes ${key.scopes.join(', ')}; sends from ${key.allowedDomains.join(', ')}).\n` +
+          'Store the key below now: it is shown this once, and Baton keeps only its SHA-256.',
+      );
+      io.out(token);
+      return;
+    }
+    case 'list': {
+      const keys = await store.list();
+      if (keys.length === 0) {
+        io.err('No API keys yet; create one with: npm run keys -- create --tenant T --domains example.com');
+        return;
+      }
+      io.out(keyTable(keys));
+      return;
+    }
+    case 'show': {
+      const key = await store.get(command.keyId);
+      if (!key) throw new CommandFailedError(`No API key has the id ${command.keyId}.`);
+      io.out(keyDetails(summarise(key)));
+      return;
+    }
+    case 'suspend':
+    case 'resume':
+    case 'revoke': {
+      const status: KeyStatus =
+        command.command === 'suspend' ? 'suspended' : command.command === 'resume' ? 'active' : 'revoked';
+      const { previous, key } = await store.setStatus(command.keyId, status, now());
+      io.err(statusMessage(key, previous, status));
+      return;
+    }
+  }
+}
+
+function statusMessage(key: ApiKeySummary, previous: KeyStatus, status: KeyStatus): string {
+  const which = `Key ${key.keyId} (tenant ${key.tenant})`;
+  if (previous === status) return `${which} was already ${status}; nothing changed.`;
+  const bound = `within ${MAX_KEY_CACHE_SECONDS} s (the api function caches key lookups)`;
+  switch (status) {
+    case 'suspended':
+      return `${which} is suspended: requests with it are refused (403) ${bound}. Undo with resume.`;
+    case 'active':
+      return `${which} is active again: requests with it are accepted ${bound}.`;
+    case 'revoked':
+      return `${which} is revoked for good: requests with it are refused (401) ${bound}.`;
+  }
+}
+
+const MAX_CELL = 40;
+
+/** Columns sized to their content; long cells (names, domain lists) are shortened with "…". */
+export function keyTable(keys: readonly ApiKeySummary[]): string {
+  const header = ['KEY ID', 'TENANT', 'NAME', 'STATUS', 'SCOPES', 'DOMAINS'];
+  const rows = keys.map((k) => [
+    k.keyId,
+    k.tenant,
+    k.name ?? '',
+    k.status,
+    k.scopes.join(','),
+    k.allowedDomains.join(','),
+  ]);
+  const cells = [header, ...rows].map((row) =>
+    row.map((c) => (c.length > MAX_CELL ? `${c.slice(0, MAX_CELL - 1)}…` : c)),
+  );
+  const widths = header.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
+  return cells
+    .map((row) =>
+      row
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+export function keyDetails(key: ApiKeySummary): string {
+  const lines: Array<[string, string]> = [
+    ['Key ID', key.keyId],
+    ['Tenant', key.tenant],
+    ['Name', key.name ?? '(none)'],
+    ['Status', key.status],
+    ['Scopes', key.scopes.join(', ')],
+    ['Domains', key.allowedDomains.join(', ')],
+    ['Source CIDRs', key.allowedCidrs.length > 0 ? key.allowedCidrs.join(', ') : 'any'],
+    [
+      'Sender policy',
+      key.senderPolicy === 'rewrite' ? `rewrite to ${key.defaultFrom ?? '(no default From!)'}` : 'reject',
+    ],
+    ['Daily quota', key.dailyQuota === undefined ? 'unlimited' : `${key.dailyQuota} messages`],
+    ['Rate limit', key.rateLimit === undefined ? 'unlimited' : `${key.rateLimit} requests/s`],
+    ['Created', key.createdAt],
+    ['Updated', key.updatedAt ?? '-'],
+  ];
+  const width = Math.max(...lines.map(([label]) => label.length));
+  return lines.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');
+}

@@ -1,0 +1,249 @@
+import { describe, expect, it, vi } from 'vitest';
+import type { ApiKey } from '../../lambdas/domain/api-key.ts';
+import {
+  CachedApiKeys,
+  DEFAULT_KEY_CACHE_SECONDS,
+  MAX_KEY_CACHE_SECONDS,
+} from '../../lambdas/domain/key-cache.ts';
+import { ConfigurationError, TransientError } from '../../lambdas/shared/errors.ts';
+import { InMemoryApiKeys, issueApiKey, testClock } from '../support/fakes.ts';
+
+function setUp(options: { ttlSeconds?: number; maxEntries?: number } = {}) {
+  const table = new InMemoryApiKeys();
+  const { key } = issueApiKey();
+  table.add(key);
+  const reads = vi.spyOn(table, 'get');
+  const clock = testClock();
+  const cache = new CachedApiKeys(table, { clock, ...options });
+  return { table, key, reads, clock, cache };
+}
+
+describe('CachedApiKeys', () => {
+  it('reads the table once for repeated lookups of a busy key', async () => {
+    // Prepare
+    const { key, reads, clock, cache } = setUp();
+
+    // Act
+    const found: Array<ApiKey | undefined> = [];
+    for (let i = 0; i < 100; i += 1) {
+      found.push(await cache.get(key.keyId));
+      clock.advance(200);
+    }
+
+    // Assess
+    expect(reads).toHaveBeenCalledTimes(1);
+    expect(found.every((k) => k?.keyId === key.keyId)).toBe(true);
+  });
+
+  it('reads again once the entry is 30 seconds old by default', async () => {
+    // Prepare
+    const { key, reads, clock, cache } = setUp();
+    await cache.get(key.keyId);
+
+    // Act
+    clock.advance(DEFAULT_KEY_CACHE_SECONDS * 1000 - 1);
+    await cache.get(key.keyId);
+    const beforeExpiry = reads.mock.calls.length;
+    clock.advance(1);
+    await cache.get(key.keyId);
+
+    // Assess
+    expect(beforeExpiry).toBe(1);
+    expect(reads).toHaveBeenCalledTimes(2);
+  });
+
+  it('remembers an unknown key id too, so a client retrying a wrong key does not read each time', async () => {
+    // Prepare
+    const { reads, clock, cache } = setUp();
+
+    // Act
+    const first = await cache.get('unknown00000');
+    clock.advance(10_000);
+    const second = await cache.get('unknown00000');
+
+    // Assess
+    expect(first).toBeUndefined();
+    expect(second).toBeUndefined();
+    expect(reads).toHaveBeenCalledTimes(1);
+  });
+
+  it('finds a key created after a miss was cached once the miss expires', async () => {
+    // Prepare
+    const { table, clock, cache } = setUp();
+    const { key: late } = issueApiKey();
+    await cache.get(late.keyId);
+    table.add(late);
+
+    // Act
+    clock.advance(DEFAULT_KEY_CACHE_SECONDS * 1000);
+    const found = await cache.get(late.keyId);
+
+    // Assess
+    expect(found?.keyId).toBe(late.keyId);
+  });
+
+  it.each([
+    ['suspended', 'suspended'],
+    ['revoked', 'revoked'],
+  ] as const)('sees a key %s in the table within 60 s, whatever the TTL allowed', async (_what, status) => {
+    // Prepare
+    const { table, key, clock, cache } = setUp({ ttlSeconds: MAX_KEY_CACHE_SECONDS });
+    await cache.get(key.keyId);
+    clock.advance(59_999);
+    // The worst case: the change lands right after a fresh read is cached.
+    clock.advance(1);
+    await cache.get(key.keyId);
+
+    // Act
+    await table.setStatus(key.keyId, status, clock());
+    const seen: Array<{ afterMs: number; status: string | undefined }> = [];
+    for (let ms = 0; ms <= 60_000; ms += 1_000) {
+      seen.push({ afterMs: ms, status: (await cache.get(key.keyId))?.status });
+      clock.advance(1_000);
+    }
+
+    // Assess
+    expect(seen.find((s) => s.status === status)?.afterMs).toBe(60_000);
+    expect(seen.filter((s) => s.status === 'active').length).toBe(60);
+  });
+
+  it('sees a suspension within 30 s with the default TTL', async () => {
+    // Prepare
+    const { table, key, clock, cache } = setUp();
+    await cache.get(key.keyId);
+
+    // Act
+    await table.setStatus(key.keyId, 'suspended', clock());
+    clock.advance(29_999);
+    const justBefore = await cache.get(key.keyId);
+    clock.advance(1);
+    const after = await cache.get(key.keyId);
+
+    // Assess
+    expect(justBefore?.status).toBe('active');
+    expect(after?.status).toBe('suspended');
+  });
+
+  it('counts an entry’s age from when its read started, so a slow read cannot stretch the bound', async () => {
+    // Prepare
+    const { table, key, clock } = setUp();
+    let reads = 0;
+    const slowTable = {
+      get: async (keyId: string) => {
+        reads += 1;
+        clock.advance(4_000);
+        return table.get(keyId);
+      },
+    };
+    const cache = new CachedApiKeys(slowTable, { ttlSeconds: 10, clock });
+    await cache.get(key.keyId);
+
+    // Act
+    clock.advance(6_000);
+    await cache.get(key.keyId);
+
+    // Assess
+    expect(reads).toBe(2);
+  });
+
+  it('does not cache a failed read: the next request tries the table again', async () => {
+    // Prepare
+    const { key, reads, cache } = setUp();
+    reads.mockRejectedValueOnce(new TransientError('reading the API key failed: ThrottlingException'));
+
+    // Act
+    const failure = await cache.get(key.keyId).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const retried = await cache.get(key.keyId);
+
+    // Assess
+    expect(failure).toBeInstanceOf(TransientError);
+    expect((failure as Error).message).toBe('reading the API key failed: ThrottlingException');
+    expect(retried?.keyId).toBe(key.keyId);
+    expect(reads).toHaveBeenCalledTimes(2);
+  });
+
+  it('shares one read between concurrent lookups of the same key', async () => {
+    // Prepare
+    const { key, reads, cache } = setUp();
+
+    // Act
+    const found = await Promise.all([cache.get(key.keyId), cache.get(key.keyId), cache.get(key.keyId)]);
+
+    // Assess
+    expect(reads).toHaveBeenCalledTimes(1);
+    expect(found.map((k) => k?.keyId)).toEqual([key.keyId, key.keyId, key.keyId]);
+  });
+
+  it('holds at most maxEntries keys and evicts the least recently used', async () => {
+    // Prepare
+    const { table, reads, cache } = setUp({ maxEntries: 2 });
+    const [a, b, c] = [issueApiKey().key, issueApiKey().key, issueApiKey().key];
+    table.add(a, b, c);
+    await cache.get(a.keyId);
+    await cache.get(b.keyId);
+    await cache.get(a.keyId);
+
+    // Act
+    await cache.get(c.keyId);
+    reads.mockClear();
+    await cache.get(a.keyId);
+    await cache.get(c.keyId);
+    await cache.get(b.keyId);
+
+    // Assess
+    expect(reads.mock.calls.map(([id]) => id)).toEqual([b.keyId]);
+  });
+
+  it('keeps misses apart, so a flood of made-up keys never evicts a key in use', async () => {
+    // Prepare
+    const { key, reads, cache } = setUp({ maxEntries: 10 });
+    await cache.get(key.keyId);
+
+    // Act
+    for (let i = 0; i < 1_000; i += 1) await cache.get(`madeup${String(i).padStart(6, '0')}`);
+    reads.mockClear();
+    await cache.get(key.keyId);
+
+    // Assess
+    expect(reads).not.toHaveBeenCalled();
+    expect(cache.size).toBe(11);
+  });
+
+  it('treats an entry from the future as expired when the clock steps back', async () => {
+    // Prepare
+    const { key, reads, clock, cache } = setUp();
+    await cache.get(key.keyId);
+
+    // Act
+    clock.advance(-5_000);
+    await cache.get(key.keyId);
+
+    // Assess
+    expect(reads).toHaveBeenCalledTimes(2);
+  });
+
+  it.each([0, -1, 61, Number.NaN])('refuses a TTL of %s seconds, which would break the 60 s bound', (ttl) => {
+    // Prepare
+    const table = new InMemoryApiKeys();
+
+    // Act
+    const build = () => new CachedApiKeys(table, { ttlSeconds: ttl, clock: testClock() });
+
+    // Assess
+    expect(build).toThrow(ConfigurationError);
+    expect(build).toThrow(
+      `the API key cache TTL must be more than 0 and at most 60 seconds (so a suspended key stops working within that bound), got ${ttl}`,
+    );
+  });
+
+  it('refuses a size that is not a positive integer', () => {
+    // Act
+    const build = () => new CachedApiKeys(new InMemoryApiKeys(), { maxEntries: 0, clock: testClock() });
+
+    // Assess
+    expect(build).toThrow('the API key cache size must be a positive integer, got 0');
+  });
+});

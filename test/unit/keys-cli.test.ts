@@ -1,0 +1,585 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ApiKeyNotFoundError, ApiKeyRevokedError, hashToken, keyIdOf } from '../../lambdas/domain/api-key.ts';
+import {
+  CommandFailedError,
+  type KeysCommand,
+  keyDetails,
+  keyTable,
+  parseKeysArgs,
+  runKeysCommand,
+  UsageError,
+} from '../../scripts/keys-cli.ts';
+import { readLocalState, tableFromStack } from '../../scripts/keys-target.ts';
+import { InMemoryApiKeys, issueApiKey } from '../support/fakes.ts';
+
+const LOCAL = { kind: 'local', stateDir: '.baton', explicit: false } as const;
+
+function usageErrorOf(argv: string[], env: NodeJS.ProcessEnv = {}): string {
+  try {
+    parseKeysArgs(argv, env);
+  } catch (error) {
+    if (error instanceof UsageError) return error.message;
+    throw error;
+  }
+  throw new Error(`expected a UsageError for ${argv.join(' ')}`);
+}
+
+function recordingIo() {
+  const io = { stdout: [] as string[], stderr: [] as string[] };
+  return {
+    io,
+    output: { out: (t: string) => io.stdout.push(t), err: (t: string) => io.stderr.push(t) },
+  };
+}
+
+type Runnable = Exclude<KeysCommand, { command: 'help' }>;
+const runnable = (c: KeysCommand): Runnable => {
+  if (c.command === 'help') throw new Error('expected a runnable command');
+  return c;
+};
+
+describe('parseKeysArgs', () => {
+  it('reads a full create command into a spec and the default local target', () => {
+    // Act
+    const command = parseKeysArgs([
+      'create',
+      '--tenant',
+      'acme',
+      '--domains',
+      'a.com, b.com',
+      '--scopes',
+      'send,suppressions',
+      '--cidrs',
+      '10.0.0.0/8,2001:db8::/32',
+      '--policy',
+      'rewrite',
+      '--default-from',
+      'relay@a.com',
+      '--daily-quota',
+      '5000',
+      '--rate-limit',
+      '10',
+      '--name',
+      'checkout service',
+    ]);
+
+    // Assess
+    expect(command).toEqual({
+      command: 'create',
+      target: LOCAL,
+      spec: {
+        tenant: 'acme',
+        name: 'checkout service',
+        scopes: ['send', 'suppressions'],
+        allowedDomains: ['a.com', 'b.com'],
+        allowedCidrs: ['10.0.0.0/8', '2001:db8::/32'],
+        senderPolicy: 'rewrite',
+        defaultFrom: 'relay@a.com',
+        dailyQuota: 5000,
+        rateLimit: 10,
+      },
+    });
+  });
+
+  it.each([
+    [['list'], { command: 'list', target: LOCAL }],
+    [['list', '--local'], { command: 'list', target: { ...LOCAL, explicit: true } }],
+    [
+      ['list', '--state-dir', '/tmp/b'],
+      { command: 'list', target: { kind: 'local', stateDir: '/tmp/b', explicit: true } },
+    ],
+    [
+      ['show', 'abcd1234efgh', '--stack', 'Prod'],
+      { command: 'show', target: { kind: 'stack', stack: 'Prod' }, keyId: 'abcd1234efgh' },
+    ],
+    [
+      ['suspend', 'abcd1234efgh', '--region', 'eu-west-1'],
+      {
+        command: 'suspend',
+        target: { kind: 'stack', stack: 'Baton', region: 'eu-west-1' },
+        keyId: 'abcd1234efgh',
+      },
+    ],
+    [['resume', 'abcd1234efgh'], { command: 'resume', target: LOCAL, keyId: 'abcd1234efgh' }],
+    [['revoke', 'abcd1234efgh'], { command: 'revoke', target: LOCAL, keyId: 'abcd1234efgh' }],
+    [['--help'], { command: 'help' }],
+    [['create', '-h'], { command: 'help' }],
+    [['help'], { command: 'help' }],
+  ] as const)('reads %j', (argv, expected) => {
+    // Act
+    const command = parseKeysArgs([...argv]);
+
+    // Assess
+    expect(command).toEqual(expected);
+  });
+
+  it('takes the local state folder from BATON_STATE_DIR, as npm start does', () => {
+    // Act
+    const command = parseKeysArgs(['list'], { BATON_STATE_DIR: '/srv/baton' });
+
+    // Assess
+    expect(command).toEqual({
+      command: 'list',
+      target: { kind: 'local', stateDir: '/srv/baton', explicit: false },
+    });
+  });
+
+  it.each([
+    [[], 'Name a command: create, list, show, suspend, resume or revoke.'],
+    [['rotate'], 'Unknown command "rotate"; use create, list, show, suspend, resume or revoke.'],
+    [
+      ['list', '--bogus'],
+      "Unknown option '--bogus'. To specify a positional argument starting with a '-', place it at the end of the command after '--', as in '-- \"--bogus\"",
+    ],
+    [['create', '--tenant'], "Option '--tenant <value>' argument missing"],
+    [['list', '--tenant', 'acme'], '--tenant applies only to create.'],
+    [['list', 'extra'], 'list takes no arguments; unexpected "extra".'],
+    [['show'], 'show needs a key id: npm run keys -- show <keyId>.'],
+    [['show', 'abcd1234efgh', 'other1234567'], 'show takes one key id; unexpected "other1234567".'],
+    [['show', 'ABC'], '"ABC" is not a key id (8-32 lower-case letters and digits, as list shows).'],
+    [
+      ['revoke', 'bt_abcd1234efgh_0123456789abcdefghijKLMNOP'],
+      'That looks like a whole API key. Pass only its id (the part between "bt_" and the next "_"), so the secret stays out of your shell history.',
+    ],
+    [['list', '--local', '--stack', 'Baton'], 'Choose one target: --local or --stack, not both.'],
+    [
+      ['list', '--state-dir', 'x', '--region', 'eu-west-1'],
+      '--state-dir belongs to local mode; it cannot be combined with --stack or --region.',
+    ],
+    [['list', '--stack', ''], '--stack needs a stack name.'],
+    [
+      ['create', '--tenant', 'a', '--tenant', 'b', '--domains', 'a.com'],
+      '--tenant is given more than once; give it once.',
+    ],
+    [['create', 'acme'], 'create takes options only; unexpected "acme".'],
+    [
+      ['create', '--tenant', 'acme', '--domains', 'a.com', '--daily-quota', '1e3'],
+      '--daily-quota must be a positive whole number, got "1e3".',
+    ],
+  ])('refuses %j with a usage error naming the problem', (argv, message) => {
+    // Act
+    const error = usageErrorOf([...argv]);
+
+    // Assess
+    expect(error).toBe(message);
+  });
+
+  it('lists every invalid create flag in the user’s terms', () => {
+    // Act
+    const error = usageErrorOf([
+      'create',
+      '--tenant',
+      'acme corp',
+      '--domains',
+      'a.com,localhost',
+      '--cidrs',
+      '10.0.0.0/40',
+      '--policy',
+      'rewrite',
+      '--default-from',
+      'relay@b.com',
+    ]);
+
+    // Assess
+    expect(error).toBe(
+      [
+        'The key cannot be created as asked:',
+        '  --tenant: "acme corp" must be 1-64 letters, digits, "_" or "-" (it becomes an SES message tag)',
+        '  --domains: "localhost": domain must have at least two labels, e.g. example.com',
+        '  --cidrs: "10.0.0.0/40": the prefix length must be a number from 0 to 32',
+        '  --default-from: "relay@b.com" must be in one of the key\'s domains (a.com)',
+      ].join('\n'),
+    );
+  });
+
+  it('requires --tenant and --domains for create', () => {
+    // Act
+    const error = usageErrorOf(['create']);
+
+    // Assess
+    expect(error).toBe(
+      [
+        'The key cannot be created as asked:',
+        '  --tenant: is required',
+        '  --domains: must list at least one domain the key may send from',
+      ].join('\n'),
+    );
+  });
+});
+
+describe('runKeysCommand', () => {
+  const now = () => new Date('2030-01-02T03:04:05.000Z');
+
+  it('creates a key, prints the token alone on stdout and stores only its hash', async () => {
+    // Prepare
+    const store = new InMemoryApiKeys();
+    const { io, output } = recordingIo();
+    const command = parseKeysArgs([
+      'create',
+      '--tenant',
+      'acme',
+      '--domains',
+      'example.com',
+      '--name',
+      'shop',
+    ]);
+
+    // Act
+    await runKeysCommand(runnable(command), store, output, now);
+
+    // Assess
+    expect(io.stdout).toHaveLength(1);
+    const token = io.stdout[0] ?? '';
+    expect(token).toMatch(/^bt_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/);
+    const keyId = keyIdOf(token);
+    expect(await store.get(keyId)).toEqual({
+      keyId,
+      secretHash: hashToken(token),
+      tenant: 'acme',
+      name: 'shop',
+      scopes: ['send', 'read'],
+      allowedDomains: ['example.com'],
+      allowedCidrs: [],
+      senderPolicy: 'reject',
+      status: 'active',
+      createdAt: '2030-01-02T03:04:05.000Z',
+    });
+    expect(io.stderr).toEqual([
+      `Created API key ${keyId} for tenant acme (scopes send, read; sends from example.com).\n` +
+        'Store the key below now: it is shown this once, and Baton keeps only its SHA-256.',
+    ]);
+  });
+
+  it('lists keys as a table without secrets or hashes', async () => {
+    // Prepare
+    const a = issueApiKey({ tenant: 'acme', name: 'checkout' });
+    const b = issueApiKey({ tenant: 'beta', scopes: ['read'], allowedDomains: ['b.example', 'c.example'] });
+    const store = new InMemoryApiKeys().add(b.key, a.key);
+    const { io, output } = recordingIo();
+
+    // Act
+    await runKeysCommand({ command: 'list', target: LOCAL }, store, output, now);
+
+    // Assess
+    const table = io.stdout.join('\n');
+    const lines = table.split('\n');
+    expect(lines[0]).toMatch(/^KEY ID\s+TENANT\s+NAME\s+STATUS\s+SCOPES\s+DOMAINS$/);
+    expect(lines[1]).toMatch(
+      new RegExp(`^${a.key.keyId}\\s+acme\\s+checkout\\s+active\\s+send,read,suppressions\\s+example\\.com$`),
+    );
+    expect(lines[2]).toMatch(
+      new RegExp(`^${b.key.keyId}\\s+beta\\s+active\\s+read\\s+b\\.example,c\\.example$`),
+    );
+    expect(lines).toHaveLength(3);
+    for (const { token, key } of [a, b]) {
+      expect(table).not.toContain(token.split('_')[2]);
+      expect(table).not.toContain(key.secretHash);
+    }
+  });
+
+  it('says so when there are no keys yet', async () => {
+    // Prepare
+    const { io, output } = recordingIo();
+
+    // Act
+    await runKeysCommand({ command: 'list', target: LOCAL }, new InMemoryApiKeys(), output, now);
+
+    // Assess
+    expect(io.stdout).toEqual([]);
+    expect(io.stderr).toEqual([
+      'No API keys yet; create one with: npm run keys -- create --tenant T --domains example.com',
+    ]);
+  });
+
+  it('shows one key’s settings without its hash', async () => {
+    // Prepare
+    const { key } = issueApiKey({
+      name: 'legacy app',
+      allowedCidrs: ['10.0.0.0/8'],
+      senderPolicy: 'rewrite',
+      defaultFrom: 'relay@example.com',
+      dailyQuota: 500,
+    });
+    const { io, output } = recordingIo();
+
+    // Act
+    await runKeysCommand(
+      { command: 'show', target: LOCAL, keyId: key.keyId },
+      new InMemoryApiKeys().add(key),
+      output,
+      now,
+    );
+
+    // Assess
+    expect(io.stdout).toEqual([
+      [
+        `Key ID         ${key.keyId}`,
+        'Tenant         tenant-a',
+        'Name           legacy app',
+        'Status         active',
+        'Scopes         send, read, suppressions',
+        'Domains        example.com',
+        'Source CIDRs   10.0.0.0/8',
+        'Sender policy  rewrite to relay@example.com',
+        'Daily quota    500 messages',
+        'Rate limit     unlimited',
+        'Created        2025-01-01T00:00:00.000Z',
+        'Updated        -',
+      ].join('\n'),
+    ]);
+  });
+
+  it('fails to show a key that does not exist', async () => {
+    // Act
+    const run = runKeysCommand(
+      { command: 'show', target: LOCAL, keyId: 'nokey0000000' },
+      new InMemoryApiKeys(),
+      recordingIo().output,
+      now,
+    );
+
+    // Assess
+    await expect(run).rejects.toThrow(new CommandFailedError('No API key has the id nokey0000000.'));
+  });
+
+  it('suspends, resumes and revokes, saying when the change takes effect', async () => {
+    // Prepare
+    const { key } = issueApiKey();
+    const store = new InMemoryApiKeys().add(key);
+    const { io, output } = recordingIo();
+    const run = (command: 'suspend' | 'resume' | 'revoke') =>
+      runKeysCommand({ command, target: LOCAL, keyId: key.keyId }, store, output, now);
+
+    // Act
+    await run('suspend');
+    await run('suspend');
+    await run('resume');
+    await run('revoke');
+
+    // Assess
+    const who = `Key ${key.keyId} (tenant tenant-a)`;
+    const bound = 'within 60 s (the api function caches key lookups)';
+    expect(io.stderr).toEqual([
+      `${who} is suspended: requests with it are refused (403) ${bound}. Undo with resume.`,
+      `${who} was already suspended; nothing changed.`,
+      `${who} is active again: requests with it are accepted ${bound}.`,
+      `${who} is revoked for good: requests with it are refused (401) ${bound}.`,
+    ]);
+    expect(await store.get(key.keyId)).toEqual({ ...key, status: 'revoked', updatedAt: now().toISOString() });
+  });
+
+  it('refuses to resume a revoked key', async () => {
+    // Prepare
+    const { key } = issueApiKey({ status: 'revoked' });
+    const store = new InMemoryApiKeys().add(key);
+
+    // Act
+    const run = runKeysCommand(
+      { command: 'resume', target: LOCAL, keyId: key.keyId },
+      store,
+      recordingIo().output,
+    );
+
+    // Assess
+    await expect(run).rejects.toThrow(ApiKeyRevokedError);
+    expect((await store.get(key.keyId))?.status).toBe('revoked');
+  });
+
+  it('refuses to suspend a key that does not exist', async () => {
+    // Act
+    const run = runKeysCommand(
+      { command: 'suspend', target: LOCAL, keyId: 'nokey0000000' },
+      new InMemoryApiKeys(),
+      recordingIo().output,
+    );
+
+    // Assess
+    await expect(run).rejects.toThrow(ApiKeyNotFoundError);
+  });
+});
+
+describe('keyTable and keyDetails', () => {
+  it('shortens long names so the table stays readable', () => {
+    // Prepare
+    const { key } = issueApiKey({ name: 'n'.repeat(100) });
+
+    // Act
+    const table = keyTable([key]);
+
+    // Assess
+    expect(table.split('\n')[1]).toContain(`${'n'.repeat(39)}…`);
+    expect(table).not.toContain('n'.repeat(40));
+  });
+
+  it('never prints a hash, even when handed a stored item', () => {
+    // Prepare
+    const { key } = issueApiKey();
+
+    // Act
+    const text = `${keyTable([key])}\n${keyDetails(key)}`;
+
+    // Assess
+    expect(text).not.toContain(key.secretHash);
+  });
+});
+
+describe('readLocalState', () => {
+  let dir: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'baton-keys-unit-'));
+  });
+
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const state = {
+    pid: 4242,
+    url: 'http://127.0.0.1:3000',
+    region: 'us-east-1',
+    endpoints: { dynamodb: 'http://127.0.0.1:4567', sqs: 'x', ses: 'y' },
+    environment: { BATON_API_KEYS_TABLE: 'Baton-ApiKeys-1' },
+  };
+
+  it('finds the DynamoDB endpoint, region and ApiKeys table of a running local mode', () => {
+    // Prepare
+    writeFileSync(join(dir, 'local.json'), JSON.stringify(state));
+
+    // Act
+    const found = readLocalState(dir, true, () => true);
+
+    // Assess
+    expect(found).toEqual({
+      url: 'http://127.0.0.1:3000',
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:4567',
+      table: 'Baton-ApiKeys-1',
+    });
+  });
+
+  it('says local mode is not running when there is no local.json', () => {
+    // Act
+    const read = () => readLocalState(dir, true, () => true);
+
+    // Assess
+    expect(read).toThrow(
+      new CommandFailedError(
+        `Local mode is not running: ${join(dir, 'local.json')} does not exist. Start it with "npm start" (with the same BATON_STATE_DIR), or point --state-dir at its state folder.`,
+      ),
+    );
+  });
+
+  it('offers both targets when none was chosen and local mode is not running', () => {
+    // Act
+    const read = () => readLocalState(dir, false, () => true);
+
+    // Assess
+    expect(read).toThrow(
+      new CommandFailedError(
+        `No local Baton is running (${join(dir, 'local.json')} does not exist). Start local mode with "npm start", or manage a deployed stack with --stack <name> [--region <region>].`,
+      ),
+    );
+  });
+
+  it('recognises a local.json left behind by a local mode that has exited', () => {
+    // Prepare
+    writeFileSync(join(dir, 'local.json'), JSON.stringify(state));
+
+    // Act
+    const read = () => readLocalState(dir, true, () => false);
+
+    // Assess
+    expect(read).toThrow(
+      new CommandFailedError(
+        `Local mode is not running: ${join(dir, 'local.json')} names process 4242, which has exited (its data, kept in memory, is gone). Start it again with "npm start".`,
+      ),
+    );
+  });
+
+  it('refuses a local.json without the ApiKeys table', () => {
+    // Prepare
+    writeFileSync(join(dir, 'local.json'), JSON.stringify({ ...state, environment: {} }));
+
+    // Act
+    const read = () => readLocalState(dir, true, () => true);
+
+    // Assess
+    expect(read).toThrow(
+      new CommandFailedError(
+        `${join(dir, 'local.json')} lacks the DynamoDB endpoint, region or BATON_API_KEYS_TABLE; restart local mode to rewrite it.`,
+      ),
+    );
+  });
+});
+
+describe('tableFromStack', () => {
+  const cfnMock = mockClient(CloudFormationClient);
+  const cfn = () => new CloudFormationClient({ region: 'eu-west-1' });
+
+  beforeEach(() => {
+    cfnMock.reset();
+  });
+
+  it('reads the ApiKeys table name from the stack outputs', async () => {
+    // Prepare
+    cfnMock.on(DescribeStacksCommand, { StackName: 'Baton' }).resolves({
+      Stacks: [
+        {
+          StackName: 'Baton',
+          StackStatus: 'UPDATE_COMPLETE',
+          CreationTime: new Date(),
+          Outputs: [
+            { OutputKey: 'ApiUrl', OutputValue: 'https://x.execute-api.eu-west-1.amazonaws.com/' },
+            { OutputKey: 'ApiKeysTableName', OutputValue: 'Baton-ApiKeys1A2B-XYZ' },
+          ],
+        },
+      ],
+    });
+
+    // Act
+    const table = await tableFromStack(cfn(), 'Baton');
+
+    // Assess
+    expect(table).toBe('Baton-ApiKeys1A2B-XYZ');
+  });
+
+  it('says which stack and region it could not find', async () => {
+    // Prepare
+    cfnMock
+      .on(DescribeStacksCommand)
+      .rejects(Object.assign(new Error('Stack with id Nope does not exist'), { name: 'ValidationError' }));
+
+    // Act
+    const lookup = tableFromStack(cfn(), 'Nope');
+
+    // Assess
+    await expect(lookup).rejects.toThrow(
+      new CommandFailedError(
+        'No CloudFormation stack named Nope in eu-west-1. Deploy it with "npx cdk deploy", or pass --stack and --region of yours.',
+      ),
+    );
+  });
+
+  it('says when the stack has no ApiKeysTableName output', async () => {
+    // Prepare
+    cfnMock.on(DescribeStacksCommand).resolves({
+      Stacks: [{ StackName: 'Other', StackStatus: 'CREATE_COMPLETE', CreationTime: new Date(), Outputs: [] }],
+    });
+
+    // Act
+    const lookup = tableFromStack(cfn(), 'Other');
+
+    // Assess
+    await expect(lookup).rejects.toThrow(
+      new CommandFailedError(
+        'Stack Other in eu-west-1 has no ApiKeysTableName output: is it a Baton stack, and has its deployment finished?',
+      ),
+    );
+  });
+});
