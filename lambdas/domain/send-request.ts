@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { LANES } from '../shared/names.ts';
 import { type Mailbox, parseMailbox } from './address.ts';
+import { attachmentRefusal } from './content-safety.ts';
+import { sanitizeHtml } from './html-sanitizer.ts';
 import type { Attachment, OutgoingMessage } from './message.ts';
 import { type FieldError, fail } from './problem.ts';
 
@@ -94,7 +96,9 @@ const sendRequest = z.strictObject({
   cc: mailboxes.optional(),
   bcc: mailboxes.optional(),
   replyTo: mailboxes.optional(),
-  subject: headerSafe('subject').max(MAX_SUBJECT, `subject must be at most ${MAX_SUBJECT} characters`),
+  subject: headerSafe('subject')
+    .min(1, 'subject must not be empty')
+    .max(MAX_SUBJECT, `subject must be at most ${MAX_SUBJECT} characters`),
   text: z.string().optional(),
   html: z.string().optional(),
   attachments: z.array(attachment).max(100, 'at most 100 attachments').optional(),
@@ -129,7 +133,8 @@ export function formatPath(path: readonly PropertyKey[]): string {
 
 /**
  * Validates a POST /v1/messages body. Every problem is reported at once (422 with one entry per
- * failing path), so a client fixes its request in one round trip.
+ * failing path), so a client fixes its request in one round trip. Size is not checked here: the
+ * encoded job's size decides the 413 (accept.ts), so a large but valid message is never a 422.
  */
 export function validateSendRequest(input: unknown): OutgoingMessage {
   // reportInput: zod 4 leaves `issue.input` out otherwise, and "is required" vs "must be a string" needs it.
@@ -157,7 +162,8 @@ export function validateSendRequest(input: unknown): OutgoingMessage {
     replyTo: body.replyTo ?? [],
     subject: body.subject,
     ...(body.text !== undefined ? { text: body.text } : {}),
-    ...(body.html !== undefined ? { html: body.html } : {}),
+    // The queued job carries the sanitized HTML only (DESIGN §4); the response does not say what went.
+    ...(body.html !== undefined ? { html: sanitizeHtml(body.html) } : {}),
     attachments: (body.attachments ?? []).map(toAttachment),
     headers: body.headers ?? {},
     tags: body.tags ?? {},
@@ -219,13 +225,12 @@ function crossFieldErrors(body: Record<string, unknown>): FieldError[] {
   if (isRecord(body.tags)) errors.push(...tagErrors(body.tags));
   if (Array.isArray(body.attachments)) {
     body.attachments.forEach((a, i) => {
-      if (
-        isRecord(a) &&
-        a.disposition === 'inline' &&
-        (typeof a.contentId !== 'string' || a.contentId === '')
-      ) {
+      if (!isRecord(a)) return;
+      if (a.disposition === 'inline' && (typeof a.contentId !== 'string' || a.contentId === '')) {
         errors.push({ path: `attachments[${i}].contentId`, message: 'inline attachments need a contentId' });
       }
+      const refusal = attachmentRefusal(a);
+      if (refusal) errors.push({ path: `attachments[${i}].${refusal.field}`, message: refusal.message });
     });
   }
   return errors;

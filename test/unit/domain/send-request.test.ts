@@ -503,9 +503,9 @@ describe('validateSendRequest', () => {
       expect(errors).toEqual([{ path: 'attachments', message: 'at most 100 attachments' }]);
     });
 
-    // MISSING (DESIGN §4 "executable attachment types are refused"): nothing in
-    // lambdas/domain/send-request.ts looks at the file type, so an .exe goes out.
-    it.fails('refuses an executable attachment', () => {
+    // DESIGN §4 "executable attachment types are refused"; one reason per attachment, even when
+    // its name, type and content all give it away (content-safety.test.ts covers each check).
+    it('refuses an executable attachment', () => {
       // Prepare
       const body = sendBody({
         attachments: [
@@ -517,7 +517,103 @@ describe('validateSendRequest', () => {
       const errors = errorsOf(body);
 
       // Assess
-      expect(errors?.map((e) => e.path.startsWith('attachments[0]'))).toEqual([true]);
+      expect(errors).toEqual([
+        {
+          path: 'attachments[0].filename',
+          message: 'executable or script attachments are not allowed (.exe files run when opened)',
+        },
+      ]);
+    });
+
+    it('refuses an executable hidden under a document name and type, next to other failures', () => {
+      // Prepare: "MZ" and a binary DOS header, base64 of a PE file's first bytes
+      const body = sendBody({
+        subject: 'a\r\nb',
+        attachments: [
+          { filename: 'report.pdf', contentType: 'application/pdf', content: 'aGVsbG8=' },
+          { filename: 'report.pdf', contentType: 'application/pdf', content: 'TVqQAAMAAAAEAAAA//8AAA==' },
+        ],
+      });
+
+      // Act
+      const errors = errorsOf(body);
+
+      // Assess
+      expect(errors).toEqual([
+        { path: 'subject', message: 'subject must not contain CR, LF or NUL' },
+        {
+          path: 'attachments[1].content',
+          message:
+            'executable or script attachments are not allowed (the content is a Windows executable, whatever its name says)',
+        },
+      ]);
+    });
+
+    it.each([
+      ['padding in the middle', 'aGk=aGk='],
+      ['a character outside the alphabet', 'aGk!'],
+      ['URL-safe base64', 'a-_k'],
+      ['a length that is not a multiple of 4', 'aGk'],
+      ['three padding characters', 'a==='],
+    ])('refuses content with %s as not base64', (_what, content) => {
+      // Prepare / Act
+      const errors = errorsOf(sendBody({ attachments: [{ filename: 'r.txt', content }] }));
+
+      // Assess
+      expect(errors).toEqual([{ path: 'attachments[0].content', message: 'content must be base64' }]);
+    });
+
+    it('accepts base64 wrapped at 76 characters, as MIME writes it', () => {
+      // Prepare
+      const base64 = Buffer.alloc(300, 7).toString('base64');
+      const wrapped = base64.replace(/.{76}/g, '$&\r\n');
+
+      // Act
+      const message = validateSendRequest(
+        sendBody({ attachments: [{ filename: 'r.bin', content: wrapped }] }),
+      );
+
+      // Assess
+      expect(message.attachments[0]?.content).toBe(base64);
+    });
+
+    // The 413 is accept.ts's to give, on the encoded job's size: validation never calls size a 422.
+    it('accepts a 5 MB attachment and leaves its size to the job-size check', () => {
+      // Prepare
+      const content = Buffer.alloc(5 * 1024 * 1024, 1).toString('base64');
+
+      // Act
+      const message = validateSendRequest(sendBody({ attachments: [{ filename: 'big.bin', content }] }));
+
+      // Assess
+      expect(message.attachments[0]?.content.length).toBe(content.length);
+    });
+  });
+
+  describe('html', () => {
+    it('queues the html sanitized: scripts, handlers and javascript: URLs removed', () => {
+      // Prepare
+      const body = sendBody({
+        html: '<p onclick="steal()">Hi</p><script>alert(1)</script><a href="javascript:alert(2)">x</a>',
+      });
+
+      // Act
+      const message = validateSendRequest(body);
+
+      // Assess
+      expect(message.html).toBe('<p>Hi</p><a>x</a>');
+    });
+
+    it('accepts html that sanitizing empties when there is a text body', () => {
+      // Prepare
+      const body = sendBody({ text: 'Hi', html: '<script>alert(1)</script>' });
+
+      // Act
+      const message = validateSendRequest(body);
+
+      // Assess
+      expect(message.html).toBe('');
+      expect(message.text).toBe('Hi');
     });
   });
 
