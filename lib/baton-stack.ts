@@ -9,6 +9,7 @@ import { FeedbackProcessor } from './constructs/feedback-processor.ts';
 import { BatonHttpApi } from './constructs/http-api.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { NotificationKey } from './constructs/notification-key.ts';
+import { PayloadBucket } from './constructs/payload-bucket.ts';
 import { SenderLane } from './constructs/sender-lane.ts';
 import { SesSending } from './constructs/ses-sending.ts';
 
@@ -39,6 +40,7 @@ export class BatonStack extends Stack {
   readonly config: BatonConfig;
   readonly tables: DataTables;
   readonly notificationKey: NotificationKey;
+  readonly payloads: PayloadBucket;
   readonly ses: SesSending;
   readonly lanes: Readonly<Record<Lane, SenderLane>>;
   readonly feedback: FeedbackProcessor;
@@ -54,6 +56,8 @@ export class BatonStack extends Stack {
     this.tables = new DataTables(this, 'Tables');
     const notificationKey = new NotificationKey(this, 'NotificationKey');
     this.notificationKey = notificationKey;
+    // Claim check: jobs larger than one SQS message wait here while their pointer is queued.
+    this.payloads = new PayloadBucket(this, 'Payloads');
     this.ses = new SesSending(this, 'Ses', {
       domain: config.domain,
       mailFromSubdomain: config.mailFromSubdomain,
@@ -67,6 +71,7 @@ export class BatonStack extends Stack {
         messagesTable: this.tables.messages,
         suppressionsTable: this.tables.suppressions,
         statsTable: this.tables.stats,
+        payloadBucket: this.payloads.bucket,
         configurationSetName: this.ses.configurationSet.configurationSetName,
         sendPolicy: this.ses.sendPolicy(),
         sendRate: plan.sendRate,
@@ -95,6 +100,7 @@ export class BatonStack extends Stack {
         transactional: this.lanes.transactional.queue.queue,
         broadcast: this.lanes.broadcast.queue.queue,
       },
+      payloadBucket: this.payloads.bucket,
       retentionDays: config.retentionDays,
       logRetention: config.logRetentionDays,
     });
@@ -171,6 +177,11 @@ export class BatonStack extends Stack {
       'Transactional lane queue',
     );
     output('BroadcastQueueUrl', this.lanes.broadcast.queue.queue.queueUrl, 'Broadcast lane queue');
+    output(
+      'PayloadBucketName',
+      this.payloads.bucket.bucketName,
+      'S3 bucket holding send jobs too large for a queue message (claim check)',
+    );
     output('FeedbackTopicArn', this.ses.feedbackTopic.topicArn, 'SNS topic SES publishes events to');
     output('ConfigurationSetName', this.ses.configurationSet.configurationSetName, 'SES configuration set');
     output('DashboardName', this.monitoring.dashboard.dashboardName, 'CloudWatch dashboard');

@@ -1,6 +1,9 @@
+import { Stack, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { CfnBucket, type IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IConstruct } from 'constructs';
 
 /**
  * Explicit, wildcard-free permission statements. The CDK `grant*` helpers are not used on purpose:
@@ -53,5 +56,43 @@ export function queueSend(queues: readonly IQueue[]): PolicyStatement {
   return new PolicyStatement({
     actions: ['sqs:SendMessage'],
     resources: queues.map((queue) => queue.queueArn),
+  });
+}
+
+/** S3 object actions Baton's functions call. Typed so that a wildcard cannot be written. */
+export type S3ObjectAction = 's3:GetObject' | 's3:PutObject';
+
+/**
+ * Object access to the keys under `keyPrefix` of a bucket. The key itself is the resource
+ * wildcard (`<bucket>/<prefix>*`): objects are named per message at run time. Pair it with
+ * {@link acknowledgeObjectKeys} on the role it is added to.
+ */
+export function objectAccess(
+  bucket: IBucket,
+  keyPrefix: string,
+  actions: readonly S3ObjectAction[],
+): PolicyStatement {
+  return new PolicyStatement({ actions: [...actions], resources: [bucket.arnForObjects(`${keyPrefix}*`)] });
+}
+
+/**
+ * Acknowledges, on `role` only, the one cdk-nag finding {@link objectAccess} causes: the resource
+ * wildcard over the prefix's keys (AwsSolutions-IAM5 reports each wildcard resource separately,
+ * so any other wildcard on the role still fails synthesis).
+ */
+export function acknowledgeObjectKeys(
+  role: IConstruct,
+  bucket: IBucket,
+  keyPrefix: string,
+  reason: string,
+): void {
+  const cfn = bucket.node.defaultChild;
+  if (!(cfn instanceof CfnBucket)) {
+    throw new Error(`acknowledgeObjectKeys: ${bucket.node.path} is not a bucket defined in this app`);
+  }
+  const logicalId: unknown = Stack.of(bucket).resolve(cfn.logicalId);
+  Validations.of(role).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::<${String(logicalId)}.Arn>/${keyPrefix}*]`,
+    reason,
   });
 }

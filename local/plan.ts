@@ -31,6 +31,13 @@ export interface QueuePlan {
   readonly redrive?: { readonly deadLetterQueue: string; readonly maxReceiveCount: number };
 }
 
+/** An S3 bucket, which local mode creates on the S3 emulator (fauxqs). */
+export interface BucketPlan {
+  readonly logicalId: string;
+  /** Its local name (see {@link localBucketName}). */
+  readonly name: string;
+}
+
 export interface SubscriptionPlan {
   readonly topic: string;
   readonly queue: string;
@@ -70,6 +77,7 @@ export interface EventDestinationPlan {
 export interface LocalPlan {
   readonly tables: readonly TablePlan[];
   readonly queues: readonly QueuePlan[];
+  readonly buckets: readonly BucketPlan[];
   readonly topics: readonly string[];
   readonly subscriptions: readonly SubscriptionPlan[];
   readonly functions: readonly FunctionPlan[];
@@ -130,6 +138,10 @@ export function planFromTemplate(template: CfnTemplate): LocalPlan {
           : {}),
       };
     }),
+    buckets: ofType('AWS::S3::Bucket').map(([logicalId]) => ({
+      logicalId,
+      name: localBucketName(logicalId),
+    })),
     topics: ofType('AWS::SNS::Topic').map(([id]) => id),
     subscriptions: ofType('AWS::SNS::Subscription').flatMap(([id, r]) => {
       const p = props(r);
@@ -237,6 +249,20 @@ export interface Physical {
   readonly queues: ReadonlyMap<string, { url: string; arn: string; name: string }>;
   readonly topics: ReadonlyMap<string, string>;
   readonly configurationSets: ReadonlyMap<string, string>;
+  /** Bucket logical id → local bucket name. */
+  readonly buckets: ReadonlyMap<string, string>;
+}
+
+/**
+ * The local name of a bucket: its logical id in lower case, since S3 bucket names allow no upper
+ * case (CloudFormation generates the deployed ones).
+ */
+export function localBucketName(logicalId: string): string {
+  const name = logicalId.toLowerCase();
+  if (!/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(name)) {
+    throw new UnsupportedTemplateError(`bucket ${logicalId}: "${name}" is not a valid local bucket name`);
+  }
+  return name;
 }
 
 /** Resolves a function environment against the local resources. */
@@ -261,6 +287,7 @@ function resolveValue(value: unknown, physical: Physical, where: string): string
         physical.queues.get(id)?.url ??
         physical.topics.get(id) ??
         physical.configurationSets.get(id) ??
+        physical.buckets.get(id) ??
         PSEUDO[id];
       if (found !== undefined) return found;
     }
@@ -272,6 +299,8 @@ function resolveValue(value: unknown, physical: Physical, where: string): string
       if (q && att[1] === 'QueueName') return q.name;
       const t = physical.topics.get(att[0]);
       if (t && att[1] === 'TopicArn') return t;
+      const b = physical.buckets.get(att[0]);
+      if (b && att[1] === 'Arn') return `arn:aws:s3:::${b}`;
     }
     const join = v['Fn::Join'];
     if (Array.isArray(join) && typeof join[0] === 'string' && Array.isArray(join[1])) {

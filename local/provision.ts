@@ -1,16 +1,21 @@
 import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateTopicCommand, type SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { LocalPlan, Physical, QueuePlan } from './plan.ts';
 
 /**
- * Creates the plan's tables, queues, topics and subscriptions on the emulators, each named after
- * its logical id, and returns their physical names for resolving function environments.
- * (dynalite has no UpdateTimeToLive: TTL is enforced by DynamoDB only once deployed.)
+ * Creates the plan's tables, queues, topics, subscriptions and buckets on the emulators, each
+ * named after its logical id, and returns their physical names for resolving function
+ * environments. (dynalite has no UpdateTimeToLive: TTL is enforced by DynamoDB only once deployed;
+ * fauxqs stores lifecycle rules without applying them, so buckets are created without.)
+ *
+ * Buckets are created only when an S3 client is given; without one they are still named, so
+ * environments resolve for callers that never touch S3.
  */
 export async function provision(
   plan: LocalPlan,
-  clients: { dynamo: DynamoDBClient; sqs: SQSClient; sns: SNSClient },
+  clients: { dynamo: DynamoDBClient; sqs: SQSClient; sns: SNSClient; s3?: S3Client },
 ): Promise<Physical> {
   await Promise.all(
     plan.tables.map((t) =>
@@ -87,10 +92,14 @@ export async function provision(
     );
   }
 
+  const { s3 } = clients;
+  if (s3) await Promise.all(plan.buckets.map((b) => s3.send(new CreateBucketCommand({ Bucket: b.name }))));
+
   return {
     tables: new Map(plan.tables.map((t) => [t.logicalId, t.logicalId])),
     queues,
     topics,
     configurationSets: new Map(plan.configurationSets.map((c) => [c, c])),
+    buckets: new Map(plan.buckets.map((b) => [b.logicalId, b.name])),
   };
 }

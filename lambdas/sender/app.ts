@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
+import type { SendJobPointer } from '../adapters/job-queue.ts';
 import { domainOf, normaliseAddress } from '../domain/address.ts';
 import { backoffSeconds, PAUSED_DELAY_SECONDS } from '../domain/backoff.ts';
 import { type DkimKey, signDkim } from '../domain/dkim.ts';
@@ -20,6 +21,18 @@ export interface SenderDeps {
   readonly dkim?: DkimKey | undefined;
   readonly clock: Clock;
   readonly random?: () => number;
+  /**
+   * Where jobs too large for a queue message were stored (claim check). Absent, a pointer job
+   * fails permanently.
+   */
+  readonly payloads?: PayloadReader | undefined;
+}
+
+/** Reads claim-checked jobs back (an `S3PayloadStore`). */
+export interface PayloadReader {
+  readonly bucket: string;
+  /** Throws TransientError (retry the record) or PermanentError (the payload is gone). */
+  get(key: string): Promise<Uint8Array>;
 }
 
 export interface PreparedBatch {
@@ -47,12 +60,16 @@ export function createSender(deps: SenderDeps) {
   };
 
   return {
-    /** Parses every job and reads the suppression list once for all their recipients. */
+    /**
+     * Parses every job, reads the claim-checked ones back from the payload store (in parallel),
+     * and reads the suppression list once for all their recipients.
+     */
     async prepare(records: readonly SQSRecord[]): Promise<PreparedBatch> {
+      const loaded = await Promise.all(records.map((record) => loadJob(record.body, deps.payloads)));
       const jobs = new Map<string, SendJob | Error>();
       const addresses: string[] = [];
-      for (const record of records) {
-        const job = parseJob(record.body);
+      for (const [index, record] of records.entries()) {
+        const job = loaded[index] ?? new PermanentError('send job missing from the batch');
         jobs.set(record.messageId, job);
         if (job instanceof Error) continue;
         for (const m of [...job.message.to, ...job.message.cc, ...job.message.bcc]) {
@@ -66,8 +83,25 @@ export function createSender(deps: SenderDeps) {
     /** One record; throws to report it failed (Powertools turns that into a batchItemFailure). */
     async sendRecord(record: SQSRecord, batch: PreparedBatch): Promise<void> {
       const job = batch.jobs.get(record.messageId);
+      if (job instanceof TransientError) {
+        // The payload store failed for now (throttling, a 5xx): back off like a failed send.
+        const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
+        const seconds = backoffSeconds(attempt, deps.random);
+        metrics.addMetric('sendRetries', MetricUnit.Count, 1);
+        logger.warn('send job will be read again', {
+          sqsMessageId: record.messageId,
+          attempt,
+          inSeconds: seconds,
+          why: job.message,
+        });
+        await deps.visibility.delay(record, seconds);
+        throw job;
+      }
       if (job === undefined || job instanceof Error) {
-        logger.error('unreadable send job', { sqsMessageId: record.messageId });
+        logger.error('unreadable send job', {
+          sqsMessageId: record.messageId,
+          ...(job ? { why: job.message } : {}),
+        });
         throw job ?? new PermanentError('send job missing from the prepared batch');
       }
       if (batch.paused) {
@@ -115,15 +149,70 @@ const outcomeMetric = {
 } as const;
 
 function parseJob(body: string): SendJob | Error {
+  return asJob(parseBody(body));
+}
+
+function asJob(parsed: unknown): SendJob | Error {
+  return parsed instanceof Error || isSendJob(parsed) ? parsed : new PermanentError('not a Baton send job');
+}
+
+/**
+ * The record's job: inline, or read back from the payload store when the queue carries a pointer
+ * (see `SqsJobQueue`). Failures come back as values, one per record, so one bad record never
+ * fails the batch.
+ */
+async function loadJob(body: string, payloads: PayloadReader | undefined): Promise<SendJob | Error> {
+  const parsed = parseBody(body);
+  if (parsed instanceof Error || !isPointer(parsed)) return asJob(parsed);
+  const { id, payload } = parsed;
+  if (payloads === undefined) {
+    return new PermanentError(`send job ${id} is stored in a payload bucket, but none is configured`);
+  }
+  // Only the configured bucket is read: a pointer is data, and data does not choose what we read.
+  if (payload.bucket !== payloads.bucket) {
+    return new PermanentError(`send job ${id} points outside the payload bucket`);
+  }
+  let bytes: Uint8Array;
   try {
-    const job = JSON.parse(body) as SendJob;
-    if (job?.v !== 1 || typeof job.id !== 'string' || typeof job.message !== 'object') {
-      return new PermanentError('not a Baton send job');
-    }
-    return job;
+    bytes = await payloads.get(payload.key);
+  } catch (error) {
+    return error instanceof TransientError || error instanceof PermanentError
+      ? error
+      : new TransientError(`reading send job ${id} failed`, { cause: error });
+  }
+  const job = parseJob(new TextDecoder().decode(bytes));
+  if (job instanceof Error) return new PermanentError(`stored send job ${id}: ${job.message}`);
+  if (job.id !== id || job.tenant !== parsed.tenant) {
+    return new PermanentError(`stored send job ${id} belongs to another message`);
+  }
+  return job;
+}
+
+function parseBody(body: string): unknown {
+  try {
+    return JSON.parse(body) as unknown;
   } catch {
     return new PermanentError('send job is not JSON');
   }
+}
+
+function isSendJob(value: unknown): value is SendJob {
+  const job = value as Partial<SendJob> | null;
+  return job?.v === 1 && typeof job.id === 'string' && typeof job.message === 'object';
+}
+
+function isPointer(value: unknown): value is SendJobPointer {
+  const p = value as Partial<SendJobPointer> | null;
+  return (
+    p?.v === 1 &&
+    typeof p.id === 'string' &&
+    typeof p.tenant === 'string' &&
+    typeof p.payload === 'object' &&
+    p.payload !== null &&
+    typeof p.payload.bucket === 'string' &&
+    typeof p.payload.key === 'string' &&
+    !('message' in p)
+  );
 }
 
 /** A PEM private key from a file (local mode's development key, or your own); absent = SES Easy DKIM only. */

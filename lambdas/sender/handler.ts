@@ -5,6 +5,7 @@ import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { createDocumentClient } from '../adapters/clients.ts';
 import { createSqsClient } from '../adapters/job-queue.ts';
 import { DynamoMessageStore } from '../adapters/message-store.ts';
+import { createS3Client, S3PayloadStore } from '../adapters/payload-store.ts';
 import { createSesClient, SesMailer } from '../adapters/ses-mailer.ts';
 import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
 import { SqsVisibility } from '../adapters/visibility.ts';
@@ -22,6 +23,7 @@ const sender = createSender({
   visibility: new SqsVisibility(createSqsClient()),
   dkim: loadDkimKey(optionalEnv(EnvVar.dkimKeyFile), optionalEnv(EnvVar.dkimSelector)),
   clock: () => new Date(),
+  payloads: new S3PayloadStore(createS3Client(), requiredEnv(EnvVar.payloadBucket)),
 });
 const processor = new BatchProcessor(EventType.SQS);
 logger.appendKeys({ lane });

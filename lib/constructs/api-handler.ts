@@ -1,10 +1,11 @@
 import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { EnvVar, LANES, type Lane } from '../../lambdas/shared/names.ts';
-import { queueSend, tableAccess } from '../iam.ts';
+import { EnvVar, LANES, type Lane, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
+import { acknowledgeObjectKeys, objectAccess, queueSend, tableAccess } from '../iam.ts';
 import { BatonFunction } from './baton-function.ts';
 
 export interface ApiHandlerProps {
@@ -15,6 +16,8 @@ export interface ApiHandlerProps {
   readonly idempotencyTable: ITable;
   /** The queue of every lane, which accepted messages are enqueued on. */
   readonly laneQueues: Readonly<Record<Lane, IQueue>>;
+  /** Where jobs too large for a queue message are stored (claim check); the function writes them. */
+  readonly payloadBucket: IBucket;
   /** Message record retention in days (`BATON_RETENTION_DAYS`). */
   readonly retentionDays: number;
   readonly logRetention: RetentionDays;
@@ -51,6 +54,7 @@ export class ApiHandler extends Construct {
         [EnvVar.transactionalQueueUrl]: props.laneQueues.transactional.queueUrl,
         [EnvVar.broadcastQueueUrl]: props.laneQueues.broadcast.queueUrl,
         [EnvVar.retentionDays]: String(props.retentionDays),
+        [EnvVar.payloadBucket]: props.payloadBucket.bucketName,
       },
     });
 
@@ -82,5 +86,13 @@ export class ApiHandler extends Construct {
       ]),
     );
     fn.addToRolePolicy(queueSend(LANES.map((lane) => props.laneQueues[lane])));
+    fn.addToRolePolicy(objectAccess(props.payloadBucket, PAYLOAD_KEY_PREFIX, ['s3:PutObject']));
+    acknowledgeObjectKeys(
+      fn.role,
+      props.payloadBucket,
+      PAYLOAD_KEY_PREFIX,
+      'Payload objects are named per message at run time (payloads/<message id>); the api function ' +
+        'may only put objects under that prefix of the payload bucket, never read, list or delete.',
+    );
   }
 }

@@ -3,9 +3,10 @@ import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { EnvVar, LANES, type Lane } from '../../lambdas/shared/names.ts';
-import { queueConsume, tableAccess } from '../iam.ts';
+import { EnvVar, LANES, type Lane, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
+import { acknowledgeObjectKeys, objectAccess, queueConsume, tableAccess } from '../iam.ts';
 import { BatonFunction } from './baton-function.ts';
 import { SecureQueue } from './secure-queue.ts';
 
@@ -15,6 +16,8 @@ export interface SenderLaneProps {
   readonly messagesTable: ITable;
   readonly suppressionsTable: ITable;
   readonly statsTable: ITable;
+  /** Where jobs too large for a queue message are stored (claim check); the sender reads them. */
+  readonly payloadBucket: IBucket;
   /** Name of the SES configuration set every send names (events flow back through it). */
   readonly configurationSetName: string;
   /** `ses:SendEmail` / `ses:SendRawEmail` on the identity and the configuration set. */
@@ -84,6 +87,7 @@ export class SenderLane extends Construct {
         [EnvVar.lane]: props.lane,
         [EnvVar.maxSendRate]: String(props.sendRate),
         [EnvVar.maxConcurrency]: String(props.maxConcurrency),
+        [EnvVar.payloadBucket]: props.payloadBucket.bucketName,
       },
     });
 
@@ -107,6 +111,16 @@ export class SenderLane extends Construct {
     this.sender.addToRolePolicy(tableAccess(props.suppressionsTable, ['dynamodb:BatchGetItem']));
     this.sender.addToRolePolicy(tableAccess(props.statsTable, ['dynamodb:UpdateItem']));
     this.sender.addToRolePolicy(props.sendPolicy);
+    // No s3:ListBucket: a missing payload then reads as AccessDenied, which the adapter treats as
+    // missing, and the sender cannot enumerate other messages' payloads.
+    this.sender.addToRolePolicy(objectAccess(props.payloadBucket, PAYLOAD_KEY_PREFIX, ['s3:GetObject']));
+    acknowledgeObjectKeys(
+      this.sender.role,
+      props.payloadBucket,
+      PAYLOAD_KEY_PREFIX,
+      'Payload objects are named per message at run time (payloads/<message id>); the sender may ' +
+        'only get objects under that prefix of the payload bucket, never write, list or delete.',
+    );
   }
 }
 

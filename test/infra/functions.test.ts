@@ -107,6 +107,7 @@ describe('functions', () => {
         EnvVar.transactionalQueueUrl,
         EnvVar.broadcastQueueUrl,
         EnvVar.retentionDays,
+        EnvVar.payloadBucket,
         ...COMMON_ENV,
       ].sort(),
     );
@@ -116,6 +117,7 @@ describe('functions', () => {
       [EnvVar.transactionalQueueUrl]: { Ref: logicalIdOf(stack.lanes.transactional.queue.queue) },
       [EnvVar.broadcastQueueUrl]: { Ref: logicalIdOf(stack.lanes.broadcast.queue.queue) },
       [EnvVar.retentionDays]: '30',
+      [EnvVar.payloadBucket]: { Ref: logicalIdOf(stack.payloads.bucket) },
       POWERTOOLS_SERVICE_NAME: 'baton-api',
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       NODE_OPTIONS: '--enable-source-maps',
@@ -141,6 +143,7 @@ describe('functions', () => {
           EnvVar.lane,
           EnvVar.maxSendRate,
           EnvVar.maxConcurrency,
+          EnvVar.payloadBucket,
           ...COMMON_ENV,
         ].sort(),
       );
@@ -149,6 +152,7 @@ describe('functions', () => {
         [EnvVar.maxSendRate]: String(plan?.sendRate),
         [EnvVar.maxConcurrency]: String(plan?.maxConcurrency),
         [EnvVar.configurationSet]: { Ref: logicalIdOf(stack.ses.configurationSet) },
+        [EnvVar.payloadBucket]: { Ref: logicalIdOf(stack.payloads.bucket) },
         POWERTOOLS_SERVICE_NAME: 'baton-sender',
       });
     },

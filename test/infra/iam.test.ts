@@ -168,6 +168,7 @@ describe('IAM', () => {
       ],
       [ref(logicalIdOf(stack.lanes.transactional.queue.queue))]: ['sqs:SendMessage'],
       [ref(logicalIdOf(stack.lanes.broadcast.queue.queue))]: ['sqs:SendMessage'],
+      [`${ref(logicalIdOf(stack.payloads.bucket))}/payloads/*`]: ['s3:PutObject'],
     });
   });
 
@@ -198,6 +199,7 @@ describe('IAM', () => {
           'ses:SendEmail',
           'ses:SendRawEmail',
         ],
+        [`${ref(logicalIdOf(stack.payloads.bucket))}/payloads/*`]: ['s3:GetObject'],
       });
     },
   );

@@ -1,10 +1,10 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Token, Validations } from 'aws-cdk-lib';
+import { type CfnElement, Token, Validations } from 'aws-cdk-lib';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ENTRY_METADATA_KEY } from '../../lambdas/shared/names.ts';
+import { ENTRY_METADATA_KEY, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
 import type { BatonApp } from '../../lib/app.ts';
 import { buildBaton, type CfnResource, props } from './support.ts';
 
@@ -50,7 +50,9 @@ describe('synthesis with bundling and cdk-nag', () => {
 
   it('acknowledges only the missing API Gateway authorizer, on each route, with a specific reason', () => {
     // Act
-    const acknowledgements = acknowledgementsOf(baton);
+    const acknowledgements = acknowledgementsOf(baton).filter(({ path }) =>
+      path.startsWith('Baton/HttpApi/'),
+    );
 
     // Assess
     expect(acknowledgements.length).toBeGreaterThan(0);
@@ -61,6 +63,35 @@ describe('synthesis with bundling and cdk-nag', () => {
       expect(reason).toMatch(/API key/);
     }
     expect(acknowledgements).toHaveLength(11);
+  });
+
+  it('acknowledges for the payload bucket only its access logs and, per role, its payload keys', () => {
+    // Prepare
+    const bucket = baton.stack.resolve(
+      (baton.stack.payloads.bucket.node.defaultChild as CfnElement).logicalId,
+    ) as string;
+    const roles = [
+      baton.stack.api.handler.role,
+      baton.stack.lanes.transactional.sender.role,
+      baton.stack.lanes.broadcast.sender.role,
+    ].map((role) => role.node.path);
+
+    // Act
+    const acknowledgements = acknowledgementsOf(baton).filter(
+      ({ path }) => !path.startsWith('Baton/HttpApi/'),
+    );
+
+    // Assess: exactly the finding of the `<bucket>/payloads/*` resource, nothing wider.
+    expect(acknowledgements.map(({ path, id }) => [path, id]).toSorted()).toEqual(
+      [
+        [baton.stack.payloads.bucket.node.path, 'Annotation::AwsSolutions-S1'],
+        ...roles.map((path) => [
+          path,
+          `Annotation::AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${PAYLOAD_KEY_PREFIX}*]`,
+        ]),
+      ].toSorted(),
+    );
+    for (const { reason } of acknowledgements) expect(reason).toMatch(/payloads\/\*|payloads\/<message id>/);
   });
 
   it('bundles every function as a minified ES module that defines require, with a source map', () => {
