@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -54,6 +55,11 @@ export interface LocalOptions {
   readonly faults?: FaultPlan;
   /** Function log level (Powertools). @default 'INFO' */
   readonly logLevel?: string;
+  /**
+   * Extra variables for every function process, over the template's (e.g. a short
+   * BATON_KEY_CACHE_SECONDS in tests). @default {}
+   */
+  readonly functionEnvironment?: Readonly<Record<string, string>>;
   readonly onAccess?: (entry: AccessLogEntry) => void;
   readonly standinLogger?: StandinLogger;
 }
@@ -149,12 +155,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       useQueueUrlAsEndpoint: false,
     });
     const sns = new SNSClient({ region: REGION, endpoint: sqsSns.endpoint, credentials });
+    // fauxqs serves S3 on the same endpoint as SQS and SNS.
+    const s3 = new S3Client({ region: REGION, endpoint: sqsSns.endpoint, credentials, forcePathStyle: true });
     cleanups.push(() => {
       dynamoClient.destroy();
       sqs.destroy();
       sns.destroy();
+      s3.destroy();
     });
-    const physical = await provision(plan, { dynamo: dynamoClient, sqs, sns });
+    const physical = await provision(plan, { dynamo: dynamoClient, sqs, sns, s3 });
 
     const standinLog = createWriteStream(join(logDir, 'ses-standin.log'), { flags: 'a' });
     cleanups.push(() => {
@@ -208,6 +217,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
             ...(EnvVar.lane in env
               ? { [EnvVar.dkimKeyFile]: dkim.file, [EnvVar.dkimSelector]: dkim.selector }
               : {}),
+            ...options.functionEnvironment,
           },
           timeoutMs: fn.timeoutSeconds * 1000,
           maxConcurrency: concurrency.get(fn.logicalId) ?? API_CONCURRENCY,
@@ -313,6 +323,9 @@ function functionBaseEnv(
     AWS_ENDPOINT_URL_SQS: endpoints.sqs,
     AWS_ENDPOINT_URL_SNS: sns,
     AWS_ENDPOINT_URL_SESV2: endpoints.ses,
+    // fauxqs serves S3 on the SQS/SNS endpoint, by path only: `<bucket>.127.0.0.1` does not resolve.
+    AWS_ENDPOINT_URL_S3: endpoints.sqs,
+    [EnvVar.s3ForcePathStyle]: 'true',
     AWS_LAMBDA_FUNCTION_NAME: name,
     AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memoryMb),

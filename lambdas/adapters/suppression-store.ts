@@ -7,9 +7,10 @@ import {
   PutCommand,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { normaliseAddress } from '../domain/address.ts';
 import type { SuppressionStore } from '../domain/ports.ts';
 import { SUPPRESSION_REASONS, type Suppression, type SuppressionReason } from '../domain/suppression.ts';
-import { TransientError } from '../shared/errors.ts';
+import { InvalidCursorError, TransientError } from '../shared/errors.ts';
 import { Keys } from '../shared/names.ts';
 import { errorName, rethrow } from './aws-errors.ts';
 
@@ -147,12 +148,13 @@ export class DynamoSuppressionStore implements SuppressionStore {
   }
 
   async list(limit: number, cursor?: string): Promise<{ items: Suppression[]; nextCursor: string | null }> {
+    const start = cursor === undefined ? undefined : decodeCursor(cursor);
     try {
       const out = await this.#doc.send(
         new ScanCommand({
           TableName: this.#table,
           Limit: limit,
-          ...(cursor ? { ExclusiveStartKey: { [Keys.suppressions.partition]: decodeCursor(cursor) } } : {}),
+          ...(start ? { ExclusiveStartKey: { [Keys.suppressions.partition]: start } } : {}),
         }),
       );
       const last = out.LastEvaluatedKey?.[Keys.suppressions.partition];
@@ -166,8 +168,13 @@ export class DynamoSuppressionStore implements SuppressionStore {
   }
 }
 
+/** A cursor is the base64url of the last address of a page; anything else is refused, not sent to DynamoDB. */
 export function decodeCursor(cursor: string): string {
-  return Buffer.from(cursor, 'base64url').toString('utf8');
+  const address = /^[A-Za-z0-9_-]{1,400}$/.test(cursor)
+    ? Buffer.from(cursor, 'base64url').toString('utf8')
+    : '';
+  if (normaliseAddress(address) !== address) throw new InvalidCursorError('not a suppression list cursor');
+  return address;
 }
 
 function sleep(ms: number): Promise<void> {

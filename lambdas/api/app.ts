@@ -1,24 +1,33 @@
 import { BlockList, isIP } from 'node:net';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { type AcceptDeps, acceptMessage } from '../domain/accept.ts';
+import { type AcceptDeps, acceptBatch, acceptMessage } from '../domain/accept.ts';
 import { normaliseAddress } from '../domain/address.ts';
 import { type ApiKey, bearerToken, keyIdOf, type Scope, tokenMatches } from '../domain/api-key.ts';
-import type { ApiKeyReader, MessageStore, SuppressionStore } from '../domain/ports.ts';
+import { checkIdempotencyKey, idempotent, type Reply } from '../domain/idempotency.ts';
+import type { ApiKeyReader, IdempotencyStore, MessageStore, SuppressionStore } from '../domain/ports.ts';
 import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
+import { type RateLimiter, secondsUntilNextUtcDay } from '../domain/rate-limit.ts';
 import { toMessageView } from '../domain/status.ts';
 import { isActive, SEVERITY, type Suppression, toSuppressionView } from '../domain/suppression.ts';
+import { InvalidCursorError } from '../shared/errors.ts';
 import { Route } from '../shared/names.ts';
 import { logger, metrics } from '../shared/observability.ts';
 
 /** API Gateway and Lambda both stop at 6 MB for a synchronous request. */
 export const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
 const MAX_BATCH = 100;
+/** JSON deeper than this is not a message, and walking it recursively could exhaust the stack. */
+const MAX_JSON_DEPTH = 64;
+const MESSAGE_ID = /^msg_[0-9A-Za-z]{1,64}$/;
 
 export interface ApiDeps extends AcceptDeps {
   readonly keys: ApiKeyReader;
   readonly messages: AcceptDeps['messages'] & Pick<MessageStore, 'get'>;
   readonly suppressions: SuppressionStore;
+  readonly idempotency: IdempotencyStore;
+  /** Per-instance request rate per key (see RateLimiter for how exact that is). */
+  readonly rateLimiter: RateLimiter;
 }
 
 type Event = APIGatewayProxyEventV2;
@@ -31,78 +40,110 @@ type RouteHandler = (event: Event) => Promise<Result>;
  * module only translates HTTP to calls and results to HTTP.
  */
 export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
-  const routes: Record<string, RouteHandler> = {
-    [Route.health]: async () => json(200, { status: 'ok' }),
-    [Route.sendMessage]: async (event) => {
-      const key = await authenticate(deps, event, 'send');
-      const body = jsonBody(event);
-      const accepted = await acceptMessage(deps, key, body);
-      countAccepted([streamOf(body)]);
-      return json(202, accepted);
-    },
-    [Route.sendBatch]: async (event) => {
-      const key = await authenticate(deps, event, 'send');
-      return json(207, { results: await acceptBatch(deps, key, jsonBody(event)) });
-    },
-    [Route.getMessage]: async (event) => {
-      const key = await authenticate(deps, event, 'read');
-      const id = pathParam(event, 'id');
-      const record = await deps.messages.get(id);
-      // Another tenant's message is indistinguishable from one that does not exist.
-      if (!record || record.tenant !== key.tenant) fail('not_found', `No message with id ${id}.`);
-      return json(200, toMessageView(record));
-    },
-    [Route.getSuppression]: async (event) => {
-      await authenticate(deps, event, 'read', 'suppressions');
-      const address = addressParam(event);
-      const s = await deps.suppressions.get(address);
-      if (!s || !isActive(s, deps.clock())) fail('not_found', 'This address is not on the suppression list.');
-      return json(200, toSuppressionView(s));
-    },
-    [Route.putSuppression]: async (event) => {
-      await authenticate(deps, event, 'suppressions');
-      const address = addressParam(event);
-      const s = manualSuppression(address, jsonBody(event), deps.clock());
-      const existing = await deps.suppressions.get(address);
-      // A manual entry never weakens stronger evidence (a complaint stays a complaint).
-      if (existing && isActive(existing, deps.clock()) && existing.severity > s.severity) {
-        return json(200, toSuppressionView(existing));
-      }
-      await deps.suppressions.put(s);
-      return json(200, toSuppressionView(s));
-    },
-    [Route.deleteSuppression]: async (event) => {
-      await authenticate(deps, event, 'suppressions');
-      await deps.suppressions.delete(addressParam(event));
-      return { statusCode: 204, headers: {}, body: '' };
-    },
-    [Route.listSuppressions]: async (event) => {
-      await authenticate(deps, event, 'read', 'suppressions');
-      const q = event.queryStringParameters ?? {};
-      const limit = q.limit === undefined ? 50 : Number(q.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-        fail('invalid_request', 'limit must be an integer from 1 to 1000.', [
-          { path: 'limit', message: 'must be 1-1000' },
-        ]);
-      }
-      const page = await deps.suppressions.list(limit, q.cursor || undefined);
-      return json(200, { items: page.items.map(toSuppressionView), nextCursor: page.nextCursor });
-    },
-    [Route.stats]: async (event) => {
-      await authenticate(deps, event, 'read');
-      fail('not_implemented', 'Per-day statistics are not available in this version yet.');
-    },
-    [Route.eraseRecipient]: async (event) => {
-      await authenticate(deps, event, 'suppressions');
-      fail('not_implemented', 'Recipient erasure is not available in this version yet.');
-    },
-  };
+  const routes = new Map<string, RouteHandler>(
+    Object.entries({
+      [Route.health]: async () => json(200, { status: 'ok' }),
+      [Route.sendMessage]: async (event) => {
+        const key = await authenticate(deps, event, 'send');
+        const body = jsonBody(event);
+        return reply(
+          await once(deps, event, key, body, async () => {
+            const accepted = await acceptMessage(deps, key, body);
+            countAccepted([streamOf(body)]);
+            return { status: 202, body: accepted };
+          }),
+        );
+      },
+      [Route.sendBatch]: async (event) => {
+        const key = await authenticate(deps, event, 'send');
+        const body = jsonBody(event);
+        const messages = batchMessages(body);
+        return reply(
+          await once(deps, event, key, body, async () => {
+            const results = await acceptBatch(deps, key, messages);
+            countAccepted(results.flatMap((r) => ('error' in r ? [] : [streamOf(messages[r.index])])));
+            const limited = results.some((r) => 'error' in r && r.error.code === 'rate_limited');
+            return {
+              status: 207,
+              body: { results },
+              ...(limited
+                ? { headers: { 'retry-after': String(secondsUntilNextUtcDay(deps.clock())) } }
+                : {}),
+            };
+          }),
+        );
+      },
+      [Route.getMessage]: async (event) => {
+        const key = await authenticate(deps, event, 'read');
+        const id = pathParam(event, 'id');
+        // Not even shaped like an id (and maybe past DynamoDB's key length): it cannot exist.
+        if (!MESSAGE_ID.test(id)) fail('not_found', 'No message with this id.');
+        const record = await deps.messages.get(id);
+        // Another tenant's message is indistinguishable from one that does not exist.
+        if (!record || record.tenant !== key.tenant) fail('not_found', `No message with id ${id}.`);
+        return json(200, toMessageView(record));
+      },
+      [Route.getSuppression]: async (event) => {
+        await authenticate(deps, event, 'read', 'suppressions');
+        const address = addressParam(event);
+        const s = await deps.suppressions.get(address);
+        if (!s || !isActive(s, deps.clock()))
+          fail('not_found', 'This address is not on the suppression list.');
+        return json(200, toSuppressionView(s));
+      },
+      [Route.putSuppression]: async (event) => {
+        await authenticate(deps, event, 'suppressions');
+        const address = addressParam(event);
+        const s = manualSuppression(address, jsonBody(event), deps.clock());
+        const existing = await deps.suppressions.get(address);
+        // A manual entry never weakens stronger evidence (a complaint stays a complaint).
+        if (existing && isActive(existing, deps.clock()) && existing.severity > s.severity) {
+          return json(200, toSuppressionView(existing));
+        }
+        await deps.suppressions.put(s);
+        return json(200, toSuppressionView(s));
+      },
+      [Route.deleteSuppression]: async (event) => {
+        await authenticate(deps, event, 'suppressions');
+        await deps.suppressions.delete(addressParam(event));
+        return { statusCode: 204, headers: {}, body: '' };
+      },
+      [Route.listSuppressions]: async (event) => {
+        await authenticate(deps, event, 'read', 'suppressions');
+        const q = event.queryStringParameters ?? {};
+        const limit = q.limit === undefined ? 50 : Number(q.limit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+          fail('invalid_request', 'limit must be an integer from 1 to 1000.', [
+            { path: 'limit', message: 'must be 1-1000' },
+          ]);
+        }
+        let page: Awaited<ReturnType<SuppressionStore['list']>>;
+        try {
+          page = await deps.suppressions.list(limit, q.cursor || undefined);
+        } catch (error) {
+          if (!(error instanceof InvalidCursorError)) throw error;
+          fail('invalid_request', 'The cursor is not one this API handed out.', [
+            { path: 'cursor', message: 'use the nextCursor of a previous page' },
+          ]);
+        }
+        return json(200, { items: page.items.map(toSuppressionView), nextCursor: page.nextCursor });
+      },
+      [Route.stats]: async (event) => {
+        await authenticate(deps, event, 'read');
+        fail('not_implemented', 'Per-day statistics are not available in this version yet.');
+      },
+      [Route.eraseRecipient]: async (event) => {
+        await authenticate(deps, event, 'suppressions');
+        fail('not_implemented', 'Recipient erasure is not available in this version yet.');
+      },
+    }),
+  );
 
   return async (event) => {
     const started = Date.now();
     let result: Result;
     try {
-      const handler = routes[event.routeKey];
+      const handler = routes.get(event.routeKey);
       if (!handler) fail('not_found', `No route for ${event.requestContext.http.method} ${event.rawPath}.`);
       result = await handler(event);
     } catch (error) {
@@ -117,7 +158,8 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
   };
 }
 
-async function acceptBatch(deps: ApiDeps, key: ApiKey, body: unknown): Promise<unknown[]> {
+/** The `messages` of a batch body, after checking its shape (1 to 100 of them, nothing else). */
+function batchMessages(body: unknown): unknown[] {
   const messages = (body as { messages?: unknown } | null)?.messages;
   if (typeof body !== 'object' || body === null || Array.isArray(body) || !Array.isArray(messages)) {
     fail('invalid_request', 'The body must be {"messages": [ ... ]}.', [
@@ -135,26 +177,46 @@ async function acceptBatch(deps: ApiDeps, key: ApiKey, body: unknown): Promise<u
       { path: 'messages', message: `must hold 1-${MAX_BATCH} messages` },
     ]);
   }
-  const results: unknown[] = [];
-  const accepted: string[] = [];
-  // In order, one at a time: results keep request order and one failure never affects the others.
-  for (const [index, message] of messages.entries()) {
-    try {
-      const result = await acceptMessage(deps, key, message);
-      accepted.push(streamOf(message));
-      results.push({ index, ...result });
-    } catch (error) {
-      if (!(error instanceof ProblemError)) throw error;
-      results.push({ index, error: error.problem });
-    }
-  }
-  countAccepted(accepted);
-  return results;
+  return messages;
+}
+
+/** Runs a send once per Idempotency-Key (when the client gives one). */
+function once(
+  deps: ApiDeps,
+  event: Event,
+  key: ApiKey,
+  body: unknown,
+  run: () => Promise<Reply>,
+): Promise<Reply> {
+  const idempotencyKey = header(event, 'idempotency-key');
+  if (idempotencyKey === undefined) return run();
+  checkIdempotencyKey(idempotencyKey);
+  return idempotent(
+    {
+      store: deps.idempotency,
+      clock: deps.clock,
+      onKeepFailed: (error) =>
+        logger.warn('idempotent reply not kept for replay', {
+          error: error instanceof Error ? error.name : 'unknown',
+        }),
+    },
+    { tenant: key.tenant, route: event.routeKey, key: idempotencyKey, body },
+    run,
+  );
+}
+
+function reply(r: Reply): Result {
+  const headers: Record<string, string> = {
+    ...r.headers,
+    ...(r.replayed ? { 'idempotent-replayed': 'true' } : {}),
+  };
+  if (r.status >= 400) return problemResult(r.body as Problem, headers);
+  return json(r.status, r.body, headers);
 }
 
 /** The lane of a body that was accepted (so already validated). */
 function streamOf(body: unknown): string {
-  const stream = (body as { stream?: unknown }).stream;
+  const stream = (body as { stream?: unknown } | undefined)?.stream;
   return typeof stream === 'string' ? stream : 'transactional';
 }
 
@@ -183,6 +245,15 @@ async function authenticate(deps: ApiDeps, event: Event, ...anyOf: Scope[]): Pro
   if (key.allowedCidrs.length > 0 && !sourceAllowed(event.requestContext.http.sourceIp, key.allowedCidrs)) {
     fail('forbidden', 'This API key may not be used from this source address.');
   }
+  if (key.rateLimit !== undefined) {
+    const taken = deps.rateLimiter.take(key.keyId, key.rateLimit);
+    if (!taken.ok) {
+      throw new ProblemError(
+        problem('rate_limited', `This API key may make ${key.rateLimit} requests per second.`),
+        { 'retry-after': String(taken.retryAfterSeconds) },
+      );
+    }
+  }
   return key;
 }
 
@@ -191,11 +262,16 @@ export function sourceAllowed(sourceIp: string, cidrs: readonly string[]): boole
   const family = isIP(sourceIp);
   if (family === 0) return false;
   const list = new BlockList();
-  for (const cidr of cidrs) {
-    const [ip = '', bits] = cidr.split('/');
-    const type = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
-    if (bits === undefined) list.addAddress(ip, type);
-    else list.addSubnet(ip, Number(bits), type);
+  try {
+    for (const cidr of cidrs) {
+      const [ip = '', bits] = cidr.split('/');
+      const type = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
+      if (bits === undefined) list.addAddress(ip, type);
+      else list.addSubnet(ip, Number(bits), type);
+    }
+  } catch {
+    // A CIDR written to the table by hand that node cannot read allows nothing, rather than a 500.
+    return false;
   }
   return list.check(sourceIp, family === 6 ? 'ipv6' : 'ipv4');
 }
@@ -223,11 +299,16 @@ function jsonBody(event: Event): unknown {
     fail('too_large', `The request is larger than ${MAX_REQUEST_BYTES / 1024 / 1024} MB.`);
   }
   if (raw.trim() === '') fail('malformed_json', 'The request body is empty; send a JSON object.');
+  let value: unknown;
   try {
-    return JSON.parse(raw);
+    value = JSON.parse(raw);
   } catch (error) {
     fail('malformed_json', `The request body is not valid JSON: ${(error as Error).message}`);
   }
+  if (depthExceeds(value, MAX_JSON_DEPTH)) {
+    fail('bad_request', `The JSON body is nested more than ${MAX_JSON_DEPTH} levels deep.`);
+  }
+  return value;
 }
 
 function pathParam(event: Event, name: string): string {
@@ -245,6 +326,18 @@ function addressParam(event: Event): string {
     ]);
   }
   return address;
+}
+
+/** Iterative, so a hostile nesting depth cannot overflow the stack while it is measured. */
+function depthExceeds(value: unknown, limit: number): boolean {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  while (stack.length > 0) {
+    const next = stack.pop();
+    if (!next || typeof next.value !== 'object' || next.value === null) continue;
+    if (next.depth >= limit) return true;
+    for (const child of Object.values(next.value)) stack.push({ value: child, depth: next.depth + 1 });
+  }
+  return false;
 }
 
 /** Path parameters may arrive percent-encoded (`%40` for `@`) depending on the client. */

@@ -4,9 +4,14 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { ulid } from 'ulid';
 import { DynamoApiKeyStore } from '../adapters/api-key-store.ts';
 import { createDocumentClient } from '../adapters/clients.ts';
+import { DynamoIdempotencyStore } from '../adapters/idempotency-store.ts';
 import { createSqsClient, SqsJobQueue } from '../adapters/job-queue.ts';
 import { DynamoMessageStore } from '../adapters/message-store.ts';
+import { createS3Client, S3PayloadStore } from '../adapters/payload-store.ts';
 import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
+import { DynamoUsageStore } from '../adapters/usage-store.ts';
+import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../domain/key-cache.ts';
+import { RateLimiter } from '../domain/rate-limit.ts';
 import { numberEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
 import { logger, publishMetrics } from '../shared/observability.ts';
@@ -15,13 +20,26 @@ import { createApi } from './app.ts';
 // Read once per cold start; a missing variable fails the init with its name in the log.
 const doc = createDocumentClient();
 const api = createApi({
-  keys: new DynamoApiKeyStore(doc, requiredEnv(EnvVar.apiKeysTable)),
+  // Lookups are reused for a few seconds (at most 60): a suspended or revoked key stops working
+  // within that bound, and a busy key does not read DynamoDB on every request.
+  keys: new CachedApiKeys(new DynamoApiKeyStore(doc, requiredEnv(EnvVar.apiKeysTable)), {
+    ttlSeconds: numberEnv(EnvVar.keyCacheSeconds, DEFAULT_KEY_CACHE_SECONDS),
+    clock: () => new Date(),
+  }),
   messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
   suppressions: new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable)),
-  queue: new SqsJobQueue(createSqsClient(), {
-    transactional: requiredEnv(EnvVar.transactionalQueueUrl),
-    broadcast: requiredEnv(EnvVar.broadcastQueueUrl),
-  }),
+  queue: new SqsJobQueue(
+    createSqsClient(),
+    {
+      transactional: requiredEnv(EnvVar.transactionalQueueUrl),
+      broadcast: requiredEnv(EnvVar.broadcastQueueUrl),
+    },
+    // Jobs too large for a queue message are stored here and queued as a pointer (claim check).
+    new S3PayloadStore(createS3Client(), requiredEnv(EnvVar.payloadBucket)),
+  ),
+  usage: new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable)),
+  idempotency: new DynamoIdempotencyStore(doc, requiredEnv(EnvVar.idempotencyTable)),
+  rateLimiter: new RateLimiter(() => new Date()),
   clock: () => new Date(),
   newId: () => `msg_${ulid()}`,
   retentionDays: numberEnv(EnvVar.retentionDays, 30),

@@ -1,4 +1,3 @@
-import type { Lane } from '../shared/names.ts';
 import { normaliseAddress } from './address.ts';
 import type { ApiKey } from './api-key.ts';
 import type {
@@ -9,22 +8,27 @@ import type {
   SendJob,
   TimelineEvent,
 } from './message.ts';
-import type { Clock, JobQueue, MessageStore, SuppressionStore } from './ports.ts';
-import { fail } from './problem.ts';
+import type { Clock, JobQueue, MessageStore, StatCounter, SuppressionStore, UsageStore } from './ports.ts';
+import { fail, type Problem, ProblemError, problem } from './problem.ts';
+import { secondsUntilNextUtcDay, utcDay } from './rate-limit.ts';
 import { validateSendRequest } from './send-request.ts';
 import { applySenderPolicy, formatMailbox } from './sender-policy.ts';
-import { isActive, type SuppressionReason, suppressedReason } from './suppression.ts';
+import { isActive, type Suppression, type SuppressionReason, suppressedReason } from './suppression.ts';
 
 /**
- * The largest send job Baton puts on a queue. SQS takes 1 MiB per message; the margin covers the
- * JSON envelope. Larger messages are refused with 413 rather than accepted and lost.
+ * The largest send job Baton accepts, once encoded as JSON. A job larger than one SQS message
+ * (1 MiB) is stored in the payload bucket and the queue carries a pointer (claim check), so the
+ * bound is what the API can take: a request is at most 6 MiB (6,291,456 bytes), and its job is
+ * about the size of its body; the rest is headroom for what normalising adds (a rewritten From,
+ * sanitised HTML). Larger messages are refused with 413 rather than accepted and lost.
  */
-export const MAX_JOB_BYTES = 1_000_000;
+export const MAX_JOB_BYTES = 6_500_000;
 
 export interface AcceptDeps {
-  readonly messages: Pick<MessageStore, 'create' | 'update'>;
+  readonly messages: Pick<MessageStore, 'create' | 'createMany' | 'update'>;
   readonly suppressions: Pick<SuppressionStore, 'getMany'>;
   readonly queue: JobQueue;
+  readonly usage: UsageStore;
   readonly clock: Clock;
   readonly newId: () => string;
   readonly retentionDays: number;
@@ -43,16 +47,116 @@ export interface AcceptResult {
   readonly rewrittenFrom: string | null;
 }
 
+export type BatchResult =
+  | ({ readonly index: number } & AcceptResult)
+  | { readonly index: number; readonly error: Problem };
+
+/** A message that passed validation and policy, ready to be recorded and queued. */
+interface Checked {
+  readonly message: OutgoingMessage;
+  readonly job: SendJob;
+  readonly candidates: readonly Candidate[];
+}
+
+interface Prepared {
+  readonly record: MessageRecord;
+  readonly job: SendJob;
+  readonly result: AcceptResult;
+}
+
 /**
- * POST /v1/messages after authentication: validate, apply the sender policy, pre-check the
- * suppression list (one batched read), record the message, enqueue it on its lane.
- * The record is written before the job is enqueued, so the sender always finds it; if enqueueing
- * fails the record is marked failed and the client gets a 503, so nothing is silently lost.
+ * POST /v1/messages after authentication: validate, apply the sender policy, count it against
+ * the key's daily quota, pre-check the suppression list (one batched read), record the message,
+ * enqueue it on its lane. The record is written before the job is enqueued, so the sender always
+ * finds it; if enqueueing fails the record is marked failed and the client gets a 503, so nothing
+ * is silently lost.
  */
 export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown): Promise<AcceptResult> {
+  const now = deps.clock();
+  let checked: Checked;
+  try {
+    checked = check(deps, key, body);
+  } catch (error) {
+    if (error instanceof ProblemError) await count(deps, key, now, { rejected: 1 });
+    throw error;
+  }
+  if (!(await admit(deps, key, now, 1))) failQuota(key, now);
+  const suppressions = await deps.suppressions.getMany(checked.candidates.map((c) => c.key));
+  const prepared = prepare(deps, checked, suppressions, now);
+  await deps.messages.create(prepared.record);
+  if (prepared.result.status === 'queued') {
+    try {
+      await deps.queue.enqueue(prepared.job.message.stream, prepared.job);
+    } catch (error) {
+      await refund(deps, key, now, 1);
+      await markUnqueued(deps, prepared.record);
+      fail('unavailable', `${UNQUEUED} (${error instanceof Error ? error.name : 'error'})`);
+    }
+  }
+  await count(deps, key, now, tally([prepared.result]));
+  return prepared.result;
+}
+
+/**
+ * POST /v1/messages/batch: each message is checked on its own (one bad message never fails the
+ * others), then the good ones share one suppression read, batched writes (25 per request) and
+ * SendMessageBatch (10 per request). Results come back in request order.
+ */
+export async function acceptBatch(
+  deps: AcceptDeps,
+  key: ApiKey,
+  bodies: readonly unknown[],
+): Promise<BatchResult[]> {
+  const now = deps.clock();
+  const results: BatchResult[] = new Array(bodies.length);
+  const good: Array<{ index: number; checked: Checked }> = [];
+  bodies.forEach((body, index) => {
+    try {
+      good.push({ index, checked: check(deps, key, body) });
+    } catch (error) {
+      if (!(error instanceof ProblemError)) throw error;
+      results[index] = { index, error: error.problem };
+    }
+  });
+  const rejected = bodies.length - good.length;
+
+  const admitted = await admitPart(deps, key, now, good.length);
+  for (const { index } of good.slice(admitted)) results[index] = { index, error: quotaProblem(key) };
+  const accepted = good.slice(0, admitted);
+
+  const suppressions = await deps.suppressions.getMany(
+    accepted.flatMap((g) => g.checked.candidates.map((c) => c.key)),
+  );
+  const prepared = accepted.map((g) => ({ index: g.index, ...prepare(deps, g.checked, suppressions, now) }));
+  await deps.messages.createMany(prepared.map((p) => p.record));
+
+  const queued = prepared.filter((p) => p.result.status === 'queued');
+  const outcomes = await deps.queue.enqueueMany(
+    queued.map((p) => ({ lane: p.job.message.stream, job: p.job })),
+  );
+  const unqueued = new Set<number>();
+  queued.forEach((p, i) => {
+    if (outcomes[i] === undefined) return;
+    unqueued.add(p.index);
+    results[p.index] = { index: p.index, error: problem('unavailable', UNQUEUED) };
+  });
+  await refund(deps, key, now, unqueued.size);
+  // Settled, not all: the others are queued already, and failing the whole request would make the
+  // client send them again. A record that cannot be marked stays invisible (its id was never given).
+  await Promise.allSettled(
+    queued.filter((p) => unqueued.has(p.index)).map((p) => markUnqueued(deps, p.record)),
+  );
+  for (const p of prepared) if (!unqueued.has(p.index)) results[p.index] = { index: p.index, ...p.result };
+
+  const counts = tally(prepared.filter((p) => !unqueued.has(p.index)).map((p) => p.result));
+  await count(deps, key, now, { ...counts, rejected: (counts.rejected ?? 0) + rejected });
+  return results;
+}
+
+/** Validation, sender policy and the size limit: everything that can refuse one message. */
+function check(deps: AcceptDeps, key: ApiKey, body: unknown): Checked {
   const message = applySenderPolicy(key, validateSendRequest(body));
-  const id = deps.newId();
-  const job: SendJob = { v: 1, id, tenant: key.tenant, message };
+  const job: SendJob = { v: 1, id: deps.newId(), tenant: key.tenant, message };
   const jobBytes = Buffer.byteLength(JSON.stringify(job));
   if (jobBytes > MAX_JOB_BYTES) {
     fail(
@@ -60,16 +164,21 @@ export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown
       `The message is ${Math.ceil(jobBytes / 1024)} KB once encoded; the limit is ${MAX_JOB_BYTES / 1000} KB including attachments.`,
     );
   }
+  return { message, job, candidates: uniqueRecipients(message) };
+}
 
-  const now = deps.clock();
+function prepare(
+  deps: AcceptDeps,
+  checked: Checked,
+  suppressions: ReadonlyMap<string, Suppression>,
+  now: Date,
+): Prepared {
+  const { message, job } = checked;
   const at = now.toISOString();
-  const candidates = uniqueRecipients(message);
-  const suppressions = await deps.suppressions.getMany(candidates.map((r) => r.key));
-
   const recipients: RecipientState[] = [];
   const response: AcceptedRecipient[] = [];
   const events: TimelineEvent[] = [{ type: 'accepted', at }];
-  for (const { address, key: normalised, kind } of candidates) {
+  for (const { address, key: normalised, kind } of checked.candidates) {
     const s = suppressions.get(normalised);
     if (s && isActive(s, now)) {
       recipients.push({ address, kind, status: 'suppressed', reason: suppressedReason(s), updatedAt: at });
@@ -81,10 +190,9 @@ export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown
     }
   }
   const allSuppressed = recipients.every((r) => r.status === 'suppressed');
-
   const record: MessageRecord = {
-    id,
-    tenant: key.tenant,
+    id: job.id,
+    tenant: job.tenant,
     stream: message.stream,
     phase: allSuppressed ? 'suppressed' : 'queued',
     from: formatMailbox(message.from),
@@ -97,44 +205,83 @@ export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown
     seen: [],
     version: 1,
   };
-  await deps.messages.create(record);
-
-  if (!allSuppressed) await enqueueOrFail(deps, message.stream, job, record);
-
   return {
-    id,
-    status: allSuppressed ? 'suppressed' : 'queued',
-    recipients: response,
-    rewrittenFrom: message.originalFrom ? formatMailbox(message.from) : null,
+    record,
+    job,
+    result: {
+      id: job.id,
+      status: allSuppressed ? 'suppressed' : 'queued',
+      recipients: response,
+      rewrittenFrom: message.originalFrom ? formatMailbox(message.from) : null,
+    },
   };
 }
 
-async function enqueueOrFail(
-  deps: AcceptDeps,
-  lane: Lane,
-  job: SendJob,
-  record: MessageRecord,
-): Promise<void> {
-  try {
-    await deps.queue.enqueue(lane, job);
-  } catch (error) {
-    const at = deps.clock().toISOString();
-    const reason = 'Baton could not queue the message; it was not sent. Retry the request.';
-    await deps.messages.update(
-      {
-        ...record,
-        phase: 'failed',
-        updatedAt: at,
-        recipients: record.recipients.map((r) =>
-          r.status === 'queued' ? { ...r, status: 'failed', reason, updatedAt: at } : r,
-        ),
-        events: [...record.events, { type: 'failed', at, detail: { reason } }],
-        version: record.version + 1,
-      },
-      record.version,
-    );
-    fail('unavailable', `${reason} (${error instanceof Error ? error.name : 'error'})`);
+const UNQUEUED = 'Baton could not queue the message; it was not sent. Retry the request.';
+
+async function markUnqueued(deps: AcceptDeps, record: MessageRecord): Promise<void> {
+  const at = deps.clock().toISOString();
+  await deps.messages.update(
+    {
+      ...record,
+      phase: 'failed',
+      updatedAt: at,
+      recipients: record.recipients.map((r) =>
+        r.status === 'queued' ? { ...r, status: 'failed', reason: UNQUEUED, updatedAt: at } : r,
+      ),
+      events: [...record.events, { type: 'failed', at, detail: { reason: UNQUEUED } }],
+      version: record.version + 1,
+    },
+    record.version,
+  );
+}
+
+/** Counts `n` messages against the key's daily quota; true when they fit. */
+async function admit(deps: AcceptDeps, key: ApiKey, now: Date, n: number): Promise<boolean> {
+  if (key.dailyQuota === undefined || n === 0) return true;
+  return deps.usage.consumeQuota(key.keyId, utcDay(now), n, key.dailyQuota);
+}
+
+/** How many of `n` messages the quota admits (all, or what is left of today's quota). */
+async function admitPart(deps: AcceptDeps, key: ApiKey, now: Date, n: number): Promise<number> {
+  if (key.dailyQuota === undefined || n === 0) return n;
+  const day = utcDay(now);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const used = await deps.usage.quotaUsed(key.keyId, day);
+    const fits = Math.min(n, Math.max(0, key.dailyQuota - used));
+    if (fits === 0) return 0;
+    // Conditional on the total, so concurrent batches cannot overshoot; re-read if one raced us.
+    if (await deps.usage.consumeQuota(key.keyId, day, fits, key.dailyQuota)) return fits;
   }
+  return 0;
+}
+
+async function refund(deps: AcceptDeps, key: ApiKey, now: Date, n: number): Promise<void> {
+  if (key.dailyQuota !== undefined && n > 0) await deps.usage.refundQuota(key.keyId, utcDay(now), n);
+}
+
+function quotaProblem(key: ApiKey): Problem {
+  return problem('rate_limited', `This API key's daily quota of ${key.dailyQuota} messages is used up.`);
+}
+
+function failQuota(key: ApiKey, now: Date): never {
+  throw new ProblemError(quotaProblem(key), { 'retry-after': String(secondsUntilNextUtcDay(now)) });
+}
+
+function tally(results: readonly AcceptResult[]): Partial<Record<StatCounter, number>> {
+  const suppressed = results.filter((r) => r.status === 'suppressed').length;
+  return { accepted: results.length - suppressed, suppressed };
+}
+
+/** The tenant's daily statistics (the store never throws: see UsageStore.addStats). */
+async function count(
+  deps: AcceptDeps,
+  key: ApiKey,
+  now: Date,
+  counts: Partial<Record<StatCounter, number>>,
+): Promise<void> {
+  const nonZero = Object.fromEntries(Object.entries(counts).filter(([, v]) => (v ?? 0) > 0));
+  if (Object.keys(nonZero).length > 0) await deps.usage.addStats(key.tenant, utcDay(now), nonZero);
 }
 
 interface Candidate {

@@ -79,3 +79,60 @@ export interface Mailer {
 }
 
 export type Clock = () => Date;
+
+/** Daily counters: per-key quota usage and per-tenant statistics (the Stats table). */
+export interface UsageStore {
+  /**
+   * Adds `count` to the key's usage for the day if the total stays within `quota`, atomically.
+   * Returns false (and changes nothing) when it would not.
+   */
+  consumeQuota(keyId: string, day: string, count: number, quota: number): Promise<boolean>;
+  /** Gives back what `consumeQuota` took for messages that were not accepted after all. */
+  refundQuota(keyId: string, day: string, count: number): Promise<void>;
+  /** Messages counted for the key today (to admit part of a batch). */
+  quotaUsed(keyId: string, day: string): Promise<number>;
+  /**
+   * Atomically adds to the tenant's counters for the day. Never throws: statistics must not undo
+   * an accepted message (the client would retry and send it twice); failures are logged.
+   */
+  addStats(
+    tenant: string,
+    day: string,
+    counts: Readonly<Partial<Record<StatCounter, number>>>,
+  ): Promise<void>;
+}
+
+export const STAT_COUNTERS = [
+  'accepted',
+  'rejected',
+  'suppressed',
+  'sent',
+  'delivered',
+  'bounced',
+  'complained',
+  'failed',
+] as const;
+export type StatCounter = (typeof STAT_COUNTERS)[number];
+
+/** A stored first response to an Idempotency-Key. */
+export interface IdempotencyRecord {
+  readonly pk: string;
+  readonly bodyHash: string;
+  readonly state: 'in_progress' | 'done';
+  /** Epoch ms until which an in-progress holder is presumed alive. */
+  readonly lockUntil: number;
+  /** Epoch seconds; the record (and the key's meaning) lapses after 24 h. */
+  readonly expiresAt: number;
+  readonly response?: { readonly status: number; readonly body: unknown };
+}
+
+export interface IdempotencyStore {
+  /** Creates the record unless a live one exists. True when this request now owns the key. */
+  begin(record: IdempotencyRecord, nowSeconds: number): Promise<boolean>;
+  get(pk: string): Promise<IdempotencyRecord | undefined>;
+  /** Takes over an in-progress record whose holder's lock has run out. */
+  takeOver(pk: string, expiredLock: number, lockUntil: number): Promise<boolean>;
+  complete(pk: string, response: { status: number; body: unknown }): Promise<void>;
+  /** Forgets the key (the request failed in a way a retry may fix). */
+  release(pk: string): Promise<void>;
+}

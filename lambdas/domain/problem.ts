@@ -25,6 +25,7 @@ const CATALOG = {
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   idempotency_conflict: { status: 409, title: 'Idempotency key reused with a different body' },
+  idempotency_in_progress: { status: 409, title: 'A request with this idempotency key is in progress' },
   too_large: { status: 413, title: 'Request too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   invalid_message: { status: 422, title: 'Invalid message' },

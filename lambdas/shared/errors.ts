@@ -31,3 +31,8 @@ export class ConfigurationError extends Error {
 export class ConflictError extends Error {
   override readonly name = 'ConflictError';
 }
+
+/** A pagination cursor that this store did not hand out (tampered, truncated, from elsewhere). */
+export class InvalidCursorError extends Error {
+  override readonly name = 'InvalidCursorError';
+}

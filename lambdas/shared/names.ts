@@ -30,6 +30,21 @@ export const EnvVar = {
   /** Optional PEM file with a DKIM private key; when set, the sender signs before SES. */
   dkimKeyFile: 'BATON_DKIM_KEY_FILE',
   dkimSelector: 'BATON_DKIM_SELECTOR',
+  /**
+   * Seconds the api function caches an API key lookup (hits and misses); optional, default 30,
+   * at most 60 so a suspended or revoked key stops working within DESIGN's bound.
+   */
+  keyCacheSeconds: 'BATON_KEY_CACHE_SECONDS',
+  /**
+   * The bucket that holds send jobs too large for one SQS message (claim check): the api function
+   * writes them, the senders read them back.
+   */
+  payloadBucket: 'BATON_PAYLOAD_BUCKET',
+  /**
+   * `true` makes the S3 client address buckets by path (`<endpoint>/<bucket>/<key>`) instead of by
+   * host name (`<bucket>.<endpoint>`). Only local mode sets it: its S3 emulator has no wildcard DNS.
+   */
+  s3ForcePathStyle: 'BATON_S3_FORCE_PATH_STYLE',
 } as const;
 export type EnvVarName = (typeof EnvVar)[keyof typeof EnvVar];
 
@@ -94,6 +109,9 @@ export const PUBLISHED_SES_EVENTS = [
  * repository root. Local mode reads it from the synthesized template to run the same module.
  */
 export const ENTRY_METADATA_KEY = 'baton:entry';
+
+/** Where the claim check keeps message payloads too large for a queue; IAM grants only this prefix. */
+export const PAYLOAD_KEY_PREFIX = 'payloads/';
 
 /** CloudWatch metrics namespace of Baton's own metrics (EMF). */
 export const METRICS_NAMESPACE = 'Baton';

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -69,14 +70,16 @@ export const startProvisionedStack = async (): Promise<ProvisionedStack> => {
   const dynamoClient = new DynamoDBClient({ endpoint: dynamo.endpoint, region, credentials });
   const sqs = sqsClient(sqsSns.endpoint);
   const sns = new SNSClient({ endpoint: sqsSns.endpoint, region, credentials });
+  const s3 = new S3Client({ endpoint: sqsSns.endpoint, region, credentials, forcePathStyle: true });
   const stop = async (): Promise<void> => {
     dynamoClient.destroy();
     sqs.destroy();
     sns.destroy();
+    s3.destroy();
     await Promise.all([dynamo.stop(), sqsSns.stop()]);
   };
   try {
-    const physical = await provision(plan, { dynamo: dynamoClient, sqs, sns });
+    const physical = await provision(plan, { dynamo: dynamoClient, sqs, sns, s3 });
     const environments = new Map(
       plan.functions.map((fn) => [fn.logicalId, resolveEnvironment(fn.environment, physical)] as const),
     );

@@ -7,17 +7,30 @@
  * Failures are injected with `vi.spyOn(fake, 'method').mockRejectedValueOnce(...)`, races with
  * `InMemoryMessageStore.beforeNextUpdate`.
  */
-import { type ApiKey, generateApiKey, hashToken } from '../../lambdas/domain/api-key.ts';
+import {
+  type ApiKey,
+  ApiKeyNotFoundError,
+  ApiKeyRevokedError,
+  type ApiKeySummary,
+  generateApiKey,
+  hashToken,
+  type KeyStatus,
+  summarise,
+} from '../../lambdas/domain/api-key.ts';
 import type { MessageRecord, SendJob } from '../../lambdas/domain/message.ts';
 import type {
   ApiKeyReader,
   ClaimResult,
   Clock,
+  IdempotencyRecord,
+  IdempotencyStore,
   JobQueue,
   Mailer,
   MessageStore,
   OutboundMail,
+  StatCounter,
   SuppressionStore,
+  UsageStore,
 } from '../../lambdas/domain/ports.ts';
 import type { Suppression } from '../../lambdas/domain/suppression.ts';
 import { ConflictError } from '../../lambdas/shared/errors.ts';
@@ -209,6 +222,73 @@ export class InMemoryJobQueue implements JobQueue {
   }
 }
 
+/** The Stats table: quota usage per key and day, statistics per tenant and day. */
+export class InMemoryUsageStore implements UsageStore {
+  readonly quota = new Map<string, number>();
+  readonly stats = new Map<string, Partial<Record<StatCounter, number>>>();
+
+  async consumeQuota(keyId: string, day: string, count: number, quota: number): Promise<boolean> {
+    const used = this.quota.get(`${keyId}#${day}`) ?? 0;
+    if (used + count > quota) return false;
+    this.quota.set(`${keyId}#${day}`, used + count);
+    return true;
+  }
+
+  async refundQuota(keyId: string, day: string, count: number): Promise<void> {
+    const used = this.quota.get(`${keyId}#${day}`);
+    if (used !== undefined) this.quota.set(`${keyId}#${day}`, used - count);
+  }
+
+  async quotaUsed(keyId: string, day: string): Promise<number> {
+    return this.quota.get(`${keyId}#${day}`) ?? 0;
+  }
+
+  async addStats(
+    tenant: string,
+    day: string,
+    counts: Readonly<Partial<Record<StatCounter, number>>>,
+  ): Promise<void> {
+    const current = this.stats.get(`${tenant}#${day}`) ?? {};
+    for (const [name, value] of Object.entries(counts) as Array<[StatCounter, number]>) {
+      current[name] = (current[name] ?? 0) + value;
+    }
+    this.stats.set(`${tenant}#${day}`, current);
+  }
+}
+
+/** The Idempotency table, with the adapter's conditions. */
+export class InMemoryIdempotencyStore implements IdempotencyStore {
+  readonly records = new Map<string, IdempotencyRecord>();
+
+  async begin(record: IdempotencyRecord, nowSeconds: number): Promise<boolean> {
+    const existing = this.records.get(record.pk);
+    if (existing && existing.expiresAt >= nowSeconds) return false;
+    this.records.set(record.pk, copy(record));
+    return true;
+  }
+
+  async get(pk: string): Promise<IdempotencyRecord | undefined> {
+    const r = this.records.get(pk);
+    return r === undefined ? undefined : copy(r);
+  }
+
+  async takeOver(pk: string, expiredLock: number, lockUntil: number): Promise<boolean> {
+    const r = this.records.get(pk);
+    if (r?.state !== 'in_progress' || r.lockUntil !== expiredLock) return false;
+    this.records.set(pk, { ...r, lockUntil });
+    return true;
+  }
+
+  async complete(pk: string, response: { status: number; body: unknown }): Promise<void> {
+    const r = this.records.get(pk);
+    if (r) this.records.set(pk, { ...r, state: 'done', response: copy(response) });
+  }
+
+  async release(pk: string): Promise<void> {
+    this.records.delete(pk);
+  }
+}
+
 /** SES: records every attempt; answers with `ses-1`, `ses-2`... unless told otherwise. */
 export class FakeMailer implements Mailer {
   /** Every call, including the ones that threw. */
@@ -246,6 +326,34 @@ export class InMemoryApiKeys implements ApiKeyReader {
   async get(keyId: string): Promise<ApiKey | undefined> {
     const k = this.#keys.get(keyId);
     return k === undefined ? undefined : copy(k);
+  }
+
+  /** As `DynamoApiKeyStore.put`: writes or replaces the key. */
+  async put(key: ApiKey): Promise<void> {
+    this.#keys.set(key.keyId, copy(key));
+  }
+
+  /** As `DynamoApiKeyStore.list`: every key without its hash, by tenant then key id. */
+  async list(): Promise<ApiKeySummary[]> {
+    return [...this.#keys.values()]
+      .map((k) => summarise(copy(k)))
+      .sort((a, b) =>
+        a.tenant === b.tenant ? a.keyId.localeCompare(b.keyId) : a.tenant.localeCompare(b.tenant),
+      );
+  }
+
+  /** As `DynamoApiKeyStore.setStatus`: the key must exist, and a revoked key stays revoked. */
+  async setStatus(
+    keyId: string,
+    status: KeyStatus,
+    now: Date = new Date(),
+  ): Promise<{ previous: KeyStatus; key: ApiKeySummary }> {
+    const current = this.#keys.get(keyId);
+    if (current === undefined) throw new ApiKeyNotFoundError(keyId);
+    if (current.status === 'revoked' && status !== 'revoked') throw new ApiKeyRevokedError(keyId);
+    const next: ApiKey = { ...current, status, updatedAt: now.toISOString() };
+    this.#keys.set(keyId, next);
+    return { previous: current.status, key: summarise(copy(next)) };
   }
 }
 

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { EnvVar } from '../../lambdas/shared/names.ts';
 import { type LocalBaton, type LocalOptions, startLocal } from '../../local/baton-local.ts';
 
 export interface TestBaton extends LocalBaton {
@@ -20,6 +21,8 @@ export async function startTestBaton(options: LocalOptions = {}): Promise<TestBa
     stateDir: dir,
     apiKey: TEST_API_KEY,
     eventDelayMs: 20,
+    // A key's suspension shows within a second instead of the deployed 30 s.
+    functionEnvironment: { [EnvVar.keyCacheSeconds]: '1' },
     ...options,
   });
   return {

@@ -5,14 +5,17 @@ import { describe, expect, it, vi } from 'vitest';
 import { createApi, MAX_REQUEST_BYTES, sourceAllowed } from '../../../lambdas/api/app.ts';
 import type { ApiKey } from '../../../lambdas/domain/api-key.ts';
 import type { Problem } from '../../../lambdas/domain/problem.ts';
+import { RateLimiter } from '../../../lambdas/domain/rate-limit.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { messageRecord, recipient, sendBody, suppression, T0 } from '../../support/builders.ts';
 import {
   InMemoryApiKeys,
+  InMemoryIdempotencyStore,
   InMemoryJobQueue,
   InMemoryMessageStore,
   InMemorySuppressionStore,
+  InMemoryUsageStore,
   issueApiKey,
   testClock,
 } from '../../support/fakes.ts';
@@ -25,6 +28,8 @@ function setUp(keyOverrides: Partial<Omit<ApiKey, 'keyId' | 'secretHash'>> = {})
   const messages = new InMemoryMessageStore();
   const suppressions = new InMemorySuppressionStore();
   const queue = new InMemoryJobQueue();
+  const usage = new InMemoryUsageStore();
+  const idempotency = new InMemoryIdempotencyStore();
   const clock = testClock(T0);
   let ids = 0;
   const api = createApi({
@@ -38,8 +43,11 @@ function setUp(keyOverrides: Partial<Omit<ApiKey, 'keyId' | 'secretHash'>> = {})
       return `msg_${ids}`;
     },
     retentionDays: 30,
+    usage,
+    idempotency,
+    rateLimiter: new RateLimiter(clock),
   });
-  return { api, token, key, keys, messages, suppressions, queue, clock };
+  return { api, token, key, keys, messages, suppressions, queue, clock, usage, idempotency };
 }
 
 /** Checks the problem+json contract and returns the problem. */

@@ -9,6 +9,7 @@ import {
   InMemoryJobQueue,
   InMemoryMessageStore,
   InMemorySuppressionStore,
+  InMemoryUsageStore,
   issueApiKey,
   testClock,
 } from '../../support/fakes.ts';
@@ -19,9 +20,18 @@ function setUp() {
   const suppressions = new InMemorySuppressionStore();
   const queue = new InMemoryJobQueue();
   const clock = testClock(T0);
-  const deps: AcceptDeps = { messages, suppressions, queue, clock, newId: () => 'msg_1', retentionDays: 30 };
+  const usage = new InMemoryUsageStore();
+  const deps: AcceptDeps = {
+    messages,
+    suppressions,
+    queue,
+    usage,
+    clock,
+    newId: () => 'msg_1',
+    retentionDays: 30,
+  };
   const { key } = issueApiKey();
-  return { deps, messages, suppressions, queue, clock, key };
+  return { deps, messages, suppressions, queue, usage, clock, key };
 }
 
 const EXPIRES_AT = Date.parse(T0) / 1000 + 30 * 86_400;
@@ -254,7 +264,7 @@ describe('acceptMessage', () => {
     expect(messages.peek('msg_1')?.recipients.map((r) => r.status)).toEqual(['failed', 'suppressed']);
   });
 
-  it('refuses a message above the queue limit with 413 and records nothing', async () => {
+  it('refuses a message above the job size limit with 413 and records nothing', async () => {
     // Prepare
     const { deps, messages, queue, key } = setUp();
     const body = sendBody({ attachments: [{ filename: 'big.bin', content: 'A'.repeat(MAX_JOB_BYTES) }] });
@@ -270,14 +280,14 @@ describe('acceptMessage', () => {
       type: 'urn:baton:problem:too_large',
       title: 'Request too large',
       status: 413,
-      detail: `The message is ${Math.ceil(jobBytes / 1024)} KB once encoded; the limit is 1000 KB including attachments.`,
+      detail: `The message is ${Math.ceil(jobBytes / 1024)} KB once encoded; the limit is ${MAX_JOB_BYTES / 1000} KB including attachments.`,
       code: 'too_large',
     });
     expect(messages.peek('msg_1')).toBeUndefined();
     expect(queue.jobs).toEqual([]);
   });
 
-  it('accepts a message of exactly the queue limit once encoded', async () => {
+  it('accepts a message of exactly the job size limit once encoded', async () => {
     // Prepare
     const { deps, queue, key } = setUp();
     const bytesOf = (body: Record<string, unknown>) =>
@@ -285,9 +295,12 @@ describe('acceptMessage', () => {
         JSON.stringify({ v: 1, id: 'msg_1', tenant: 'tenant-a', message: validateSendRequest(body) }),
       );
     const attachment = (n: number) => [{ filename: 'f.bin', content: 'A'.repeat(n) }];
-    const room = MAX_JOB_BYTES - bytesOf(sendBody({ subject: '', attachments: attachment(0) }));
+    const room = MAX_JOB_BYTES - bytesOf(sendBody({ subject: 'x', attachments: attachment(0) }));
     // Base64 comes in fours; the subject takes up the rest, one byte per ASCII character.
-    const body = sendBody({ subject: 'x'.repeat(room % 4), attachments: attachment(room - (room % 4)) });
+    const body = sendBody({
+      subject: 'x'.repeat(1 + (room % 4)),
+      attachments: attachment(room - (room % 4)),
+    });
 
     // Act
     await acceptMessage(deps, key, body);

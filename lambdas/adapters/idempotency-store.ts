@@ -1,0 +1,134 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { IdempotencyRecord, IdempotencyStore } from '../domain/ports.ts';
+import { Keys } from '../shared/names.ts';
+import { errorName, rethrow } from './aws-errors.ts';
+
+const CONDITION_FAILED = 'ConditionalCheckFailedException';
+
+interface Item {
+  readonly pk: string;
+  readonly bodyHash: string;
+  readonly state: 'in_progress' | 'done';
+  readonly lockUntil: number;
+  readonly expiresAt: number;
+  /**
+   * The stored response: gzip-compressed JSON, so a 207 of 100 messages stays well inside
+   * DynamoDB's 400 KB item limit (JSON text keeps empty strings and nulls verbatim).
+   */
+  readonly response?: Uint8Array;
+}
+
+/** Idempotency-Key records in the Idempotency table; DynamoDB TTL removes them after 24 h. */
+export class DynamoIdempotencyStore implements IdempotencyStore {
+  readonly #doc: DynamoDBDocumentClient;
+  readonly #table: string;
+
+  constructor(doc: DynamoDBDocumentClient, table: string) {
+    this.#doc = doc;
+    this.#table = table;
+  }
+
+  async begin(record: IdempotencyRecord, nowSeconds: number): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          Item: { ...record, response: undefined },
+          // TTL deletion can lag by a day or two, so an expired record counts as absent.
+          ConditionExpression: 'attribute_not_exists(#pk) OR #ttl < :now',
+          ExpressionAttributeNames: { '#pk': Keys.idempotency.partition, '#ttl': Keys.idempotency.ttl },
+          ExpressionAttributeValues: { ':now': nowSeconds },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (errorName(error) === CONDITION_FAILED) return false;
+      rethrow(error, 'recording the idempotency key');
+    }
+  }
+
+  async get(pk: string): Promise<IdempotencyRecord | undefined> {
+    try {
+      const out = await this.#doc.send(
+        new GetCommand({
+          TableName: this.#table,
+          Key: { [Keys.idempotency.partition]: pk },
+          ConsistentRead: true,
+        }),
+      );
+      const item = out.Item as Item | undefined;
+      if (!item) return undefined;
+      const { response, ...rest } = item;
+      return response ? { ...rest, response: JSON.parse(gunzipSync(response).toString('utf8')) } : rest;
+    } catch (error) {
+      rethrow(error, 'reading the idempotency key');
+    }
+  }
+
+  async takeOver(pk: string, expiredLock: number, lockUntil: number): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: { [Keys.idempotency.partition]: pk },
+          UpdateExpression: 'SET lockUntil = :next',
+          ConditionExpression: '#state = :progress AND lockUntil = :expired',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':next': lockUntil,
+            ':progress': 'in_progress',
+            ':expired': expiredLock,
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (errorName(error) === CONDITION_FAILED) return false;
+      rethrow(error, 'taking over the idempotency key');
+    }
+  }
+
+  async complete(pk: string, response: { status: number; body: unknown }): Promise<void> {
+    try {
+      await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: { [Keys.idempotency.partition]: pk },
+          UpdateExpression: 'SET #state = :done, #response = :response',
+          // A holder that finishes after its key was released must not recreate it as an item
+          // without a body hash or expiry, which would block the key for good.
+          ConditionExpression: 'attribute_exists(#pk)',
+          ExpressionAttributeNames: {
+            '#state': 'state',
+            '#response': 'response',
+            '#pk': Keys.idempotency.partition,
+          },
+          ExpressionAttributeValues: {
+            ':done': 'done',
+            ':response': gzipSync(Buffer.from(JSON.stringify(response), 'utf8')),
+          },
+        }),
+      );
+    } catch (error) {
+      if (errorName(error) === CONDITION_FAILED) return;
+      rethrow(error, 'storing the idempotent response');
+    }
+  }
+
+  async release(pk: string): Promise<void> {
+    try {
+      await this.#doc.send(
+        new DeleteCommand({ TableName: this.#table, Key: { [Keys.idempotency.partition]: pk } }),
+      );
+    } catch (error) {
+      rethrow(error, 'releasing the idempotency key');
+    }
+  }
+}

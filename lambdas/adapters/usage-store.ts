@@ -1,0 +1,106 @@
+import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { StatCounter, UsageStore } from '../domain/ports.ts';
+import { Keys } from '../shared/names.ts';
+import { logger } from '../shared/observability.ts';
+import { errorName, rethrow } from './aws-errors.ts';
+
+/**
+ * Daily counters in the Stats table, all by atomic ADD: `<tenant>#<day>` holds the tenant's
+ * statistics (DESIGN §3), `quota#<keyId>#<day>` a key's quota usage.
+ */
+export class DynamoUsageStore implements UsageStore {
+  readonly #doc: DynamoDBDocumentClient;
+  readonly #table: string;
+
+  constructor(doc: DynamoDBDocumentClient, table: string) {
+    this.#doc = doc;
+    this.#table = table;
+  }
+
+  async consumeQuota(keyId: string, day: string, count: number, quota: number): Promise<boolean> {
+    if (count > quota) return false;
+    try {
+      await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: { [Keys.stats.partition]: quotaKey(keyId, day) },
+          UpdateExpression: 'ADD used :n SET keyId = :k, #day = :d',
+          // The check and the increment are one write: concurrent requests cannot both squeeze in.
+          ConditionExpression: 'attribute_not_exists(used) OR used <= :room',
+          ExpressionAttributeNames: { '#day': 'day' },
+          ExpressionAttributeValues: { ':n': count, ':room': quota - count, ':k': keyId, ':d': day },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (errorName(error) === 'ConditionalCheckFailedException') return false;
+      rethrow(error, 'counting the daily quota');
+    }
+  }
+
+  async refundQuota(keyId: string, day: string, count: number): Promise<void> {
+    if (count <= 0) return;
+    try {
+      await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: { [Keys.stats.partition]: quotaKey(keyId, day) },
+          UpdateExpression: 'ADD used :minus',
+          ConditionExpression: 'attribute_exists(used)',
+          ExpressionAttributeValues: { ':minus': -count },
+        }),
+      );
+    } catch (error) {
+      // Worst case the key loses a little of today's quota; the message itself was answered 503.
+      logger.warn('quota not given back', { error: errorName(error) });
+    }
+  }
+
+  async quotaUsed(keyId: string, day: string): Promise<number> {
+    try {
+      const out = await this.#doc.send(
+        new GetCommand({
+          TableName: this.#table,
+          Key: { [Keys.stats.partition]: quotaKey(keyId, day) },
+          ConsistentRead: true,
+        }),
+      );
+      const used = out.Item?.used;
+      return typeof used === 'number' ? used : 0;
+    } catch (error) {
+      rethrow(error, 'reading the daily quota');
+    }
+  }
+
+  async addStats(
+    tenant: string,
+    day: string,
+    counts: Readonly<Partial<Record<StatCounter, number>>>,
+  ): Promise<void> {
+    const entries = Object.entries(counts).filter(([, v]) => typeof v === 'number' && v !== 0);
+    if (entries.length === 0) return;
+    const names: Record<string, string> = { '#day': 'day', '#tenant': 'tenant' };
+    const values: Record<string, unknown> = { ':day': day, ':tenant': tenant };
+    entries.forEach(([name, value], i) => {
+      names[`#c${i}`] = name;
+      values[`:c${i}`] = value;
+    });
+    try {
+      await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: { [Keys.stats.partition]: `${tenant}#${day}` },
+          UpdateExpression: `SET #tenant = :tenant, #day = :day ADD ${entries.map((_, i) => `#c${i} :c${i}`).join(', ')}`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+    } catch (error) {
+      logger.warn('daily statistics not updated', { error: errorName(error) });
+    }
+  }
+}
+
+function quotaKey(keyId: string, day: string): string {
+  return `quota#${keyId}#${day}`;
+}

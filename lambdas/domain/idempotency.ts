@@ -1,0 +1,163 @@
+import { createHash } from 'node:crypto';
+import type { Clock, IdempotencyStore } from './ports.ts';
+import { fail, ProblemError, problem } from './problem.ts';
+
+/** DESIGN §2: 1–255 printable ASCII characters. */
+const KEY_FORMAT = /^[\x20-\x7e]{1,255}$/;
+const TTL_SECONDS = 24 * 60 * 60;
+/** Longer than the api function's 10 s timeout: a holder past it has died. */
+const LOCK_MS = 15_000;
+
+export interface Reply {
+  readonly status: number;
+  readonly body: unknown;
+  /** Extra response headers (not kept for replay). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** True when this is the stored first response, not a new one. */
+  readonly replayed?: boolean;
+}
+
+export interface IdempotencyDeps {
+  readonly store: IdempotencyStore;
+  readonly clock: Clock;
+  /** Told when a reply could not be kept for replay (the reply itself is still answered). */
+  readonly onKeepFailed?: (error: unknown) => void;
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** How long a repeat waits for the first request to finish before answering 409. */
+  readonly waitMs?: number;
+}
+
+export interface IdempotencyScope {
+  readonly tenant: string;
+  readonly route: string;
+  readonly key: string;
+  readonly body: unknown;
+}
+
+export function checkIdempotencyKey(value: string): void {
+  if (!KEY_FORMAT.test(value)) {
+    fail('bad_request', 'The Idempotency-Key header must be 1 to 255 printable ASCII characters.');
+  }
+}
+
+/**
+ * Runs `run` once per (tenant, route, Idempotency-Key) within 24 h. A repeat with the same body
+ * gets the first response; with another body, 409. A repeat that races the first waits for it
+ * and then replays its response, so the message is enqueued once. Answers that a retry could
+ * change (5xx, 429) are not kept: the key is released and the next attempt runs again.
+ */
+export async function idempotent(
+  deps: IdempotencyDeps,
+  scope: IdempotencyScope,
+  run: () => Promise<Reply>,
+): Promise<Reply> {
+  const pk = `idem#${scope.tenant}#${scope.route}#${sha256(scope.key)}`;
+  const bodyHash = sha256(canonicalJson(scope.body));
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const deadline = deps.clock().getTime() + (deps.waitMs ?? 5_000);
+
+  for (;;) {
+    const now = deps.clock().getTime();
+    const nowSeconds = Math.floor(now / 1000);
+    const fresh = await deps.store.begin(
+      { pk, bodyHash, state: 'in_progress', lockUntil: now + LOCK_MS, expiresAt: nowSeconds + TTL_SECONDS },
+      nowSeconds,
+    );
+    if (fresh) return runAndKeep(deps, pk, run);
+
+    const existing = await deps.store.get(pk);
+    if (existing) {
+      if (existing.bodyHash !== bodyHash) {
+        fail(
+          'idempotency_conflict',
+          'This Idempotency-Key was used with a different request body in the last 24 hours.',
+        );
+      }
+      if (existing.state === 'done' && existing.response) return { ...existing.response, replayed: true };
+      if (existing.lockUntil < now && (await deps.store.takeOver(pk, existing.lockUntil, now + LOCK_MS))) {
+        return runAndKeep(deps, pk, run);
+      }
+    }
+    if (deps.clock().getTime() > deadline) {
+      throw new ProblemError(
+        problem(
+          'idempotency_in_progress',
+          'A request with this Idempotency-Key is still being processed; retry shortly.',
+        ),
+        { 'retry-after': '1' },
+      );
+    }
+    await sleep(100);
+  }
+}
+
+async function runAndKeep(deps: IdempotencyDeps, pk: string, run: () => Promise<Reply>): Promise<Reply> {
+  let reply: Reply;
+  try {
+    reply = await run();
+  } catch (error) {
+    const status = error instanceof ProblemError ? error.problem.status : 500;
+    if (error instanceof ProblemError && status < 500 && status !== 429) {
+      await deps.store.complete(pk, { status, body: error.problem });
+    } else {
+      await deps.store.release(pk);
+    }
+    throw error;
+  }
+  try {
+    if (reply.status >= 500 || reply.status === 429) await deps.store.release(pk);
+    else await deps.store.complete(pk, { status: reply.status, body: reply.body });
+  } catch (error) {
+    // The work is done (a message may be queued): answering an error now would make the client
+    // retry and send it twice. The key stays locked and lapses; a repeat in between gets 409.
+    deps.onKeepFailed?.(error);
+  }
+  return reply;
+}
+
+function sha256(value: string): string {
+  return createHash('sha256').update(value, 'utf8').digest('hex');
+}
+
+/**
+ * JSON with object keys sorted, so the same body in another key order is the same body.
+ * Iterative: a hostile nesting depth must not exhaust the call stack (JSON.parse accepts depths
+ * that a recursive walk, or JSON.stringify with a replacer, cannot handle).
+ */
+export function canonicalJson(root: unknown): string {
+  type Frame = { readonly text: string } | { readonly value: unknown };
+  const out: string[] = [];
+  const stack: Frame[] = [{ value: root }];
+  const pushAll = (frames: Frame[]) => {
+    for (let i = frames.length - 1; i >= 0; i--) stack.push(frames[i] as Frame);
+  };
+  for (let frame = stack.pop(); frame !== undefined; frame = stack.pop()) {
+    if ('text' in frame) {
+      out.push(frame.text);
+      continue;
+    }
+    const value = frame.value;
+    if (Array.isArray(value)) {
+      const frames: Frame[] = [{ text: '[' }];
+      value.forEach((item, i) => {
+        if (i > 0) frames.push({ text: ',' });
+        frames.push({ value: item === undefined ? null : item });
+      });
+      frames.push({ text: ']' });
+      pushAll(frames);
+    } else if (typeof value === 'object' && value !== null) {
+      const entries = Object.entries(value as Record<string, unknown>)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      const frames: Frame[] = [{ text: '{' }];
+      entries.forEach(([k, v], i) => {
+        frames.push({ text: `${i > 0 ? ',' : ''}${JSON.stringify(k)}:` }, { value: v });
+      });
+      frames.push({ text: '}' });
+      pushAll(frames);
+    } else {
+      out.push(JSON.stringify(value) ?? 'null');
+    }
+  }
+  return out.join('');
+}

@@ -1,0 +1,323 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedApiKey } from '../support/e2e-keys.ts';
+import { startTestBaton, type TestBaton, waitFor } from '../support/local-baton.ts';
+
+// Issue 3 parts 8, 9 and 11 over HTTP against local mode: the real api handler in its function
+// processes, DynamoDB (dynalite) for idempotency records and quotas, SQS, the sender and the SES
+// stand-in. Every test uses its own recipients (`success+<label>@`) so they can share one instance.
+
+let baton: TestBaton;
+
+beforeAll(async () => {
+  baton = await startTestBaton();
+});
+
+afterAll(async () => {
+  await baton?.close();
+});
+
+const message = (to: string, extra: Record<string, unknown> = {}) => ({
+  from: 'Shop <orders@example.com>',
+  to: [to],
+  subject: 'Your receipt',
+  text: 'Thanks!',
+  ...extra,
+});
+
+async function post(path: string, json: unknown, headers: Record<string, string> = {}, auth?: string) {
+  const res = await baton.request(path, { json, headers, ...(auth !== undefined ? { auth } : {}) });
+  return { res, body: (await res.json()) as Record<string, unknown> };
+}
+
+function delivered(id: string) {
+  return waitFor(`message ${id} to be delivered`, async () => {
+    const res = await baton.request(`/v1/messages/${id}`);
+    const view = (await res.json()) as { status: string };
+    return view.status === 'delivered' ? view : undefined;
+  });
+}
+
+/** SES sends of one Baton message (the stand-in records every SendEmail). */
+const sesSendsOf = (id: string) => baton.ses.sent().filter((s) => s.batonMessageId === id);
+
+/** Outbox files of one message, duplicates (`<id>.dup-<ses id>.eml`) included. */
+const outboxFilesOf = (id: string) => readdirSync(baton.outboxDir).filter((f) => f.startsWith(`${id}.`));
+
+describe('Idempotency-Key over HTTP', () => {
+  it('answers a repeated request with the same id and sends the message once', async () => {
+    // Prepare
+    const body = message('success+idem-repeat@simulator.amazonses.com');
+    const headers = { 'idempotency-key': 'e2e-repeat-1' };
+    const first = await post('/v1/messages', body, headers);
+
+    // Act
+    const second = await post('/v1/messages', body, headers);
+
+    // Assess
+    expect(first.res.status).toBe(202);
+    expect(first.res.headers.get('idempotent-replayed')).toBeNull();
+    expect(second.res.status).toBe(202);
+    expect(second.res.headers.get('idempotent-replayed')).toBe('true');
+    expect(second.body).toEqual(first.body);
+    const id = String(first.body.id);
+    await delivered(id);
+    await baton.ses.settled();
+    expect(sesSendsOf(id)).toHaveLength(1);
+    expect(outboxFilesOf(id)).toEqual([`${id}.eml`]);
+  });
+
+  it('turns five parallel requests with one key into one message, answered to all five', async () => {
+    // Prepare
+    const to = 'success+idem-parallel@simulator.amazonses.com';
+    const headers = { 'idempotency-key': 'e2e-parallel-1' };
+
+    // Act
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, () => post('/v1/messages', message(to), headers)),
+    );
+
+    // Assess
+    expect(answers.map((a) => a.res.status)).toEqual([202, 202, 202, 202, 202]);
+    const ids = new Set(answers.map((a) => a.body.id));
+    expect(ids.size).toBe(1);
+    expect(answers.filter((a) => a.res.headers.get('idempotent-replayed') === 'true')).toHaveLength(4);
+    const id = String(answers[0]?.body.id);
+    await delivered(id);
+    await baton.ses.settled();
+    expect(baton.ses.sent().filter((s) => s.recipients.includes(to))).toHaveLength(1);
+    expect(outboxFilesOf(id)).toEqual([`${id}.eml`]);
+  });
+
+  it('answers 409 to the same key with another body, and sends nothing for it', async () => {
+    // Prepare
+    const headers = { 'idempotency-key': 'e2e-conflict-1' };
+    await post('/v1/messages', message('success+idem-first@simulator.amazonses.com'), headers);
+
+    // Act
+    const other = await post('/v1/messages', message('success+idem-other@simulator.amazonses.com'), headers);
+
+    // Assess
+    expect(other.res.status).toBe(409);
+    expect(other.res.headers.get('content-type')).toBe('application/problem+json');
+    expect(other.body).toEqual({
+      type: 'urn:baton:problem:idempotency_conflict',
+      title: 'Idempotency key reused with a different body',
+      status: 409,
+      detail: 'This Idempotency-Key was used with a different request body in the last 24 hours.',
+      code: 'idempotency_conflict',
+    });
+    await baton.ses.settled();
+    expect(
+      baton.ses.sent().some((s) => s.recipients.includes('success+idem-other@simulator.amazonses.com')),
+    ).toBe(false);
+  });
+
+  it('answers 400 to an Idempotency-Key longer than 255 characters', async () => {
+    // Act
+    const { res, body } = await post('/v1/messages', message('success+idem-long@simulator.amazonses.com'), {
+      'idempotency-key': 'k'.repeat(256),
+    });
+
+    // Assess
+    expect(res.status).toBe(400);
+    expect(body).toMatchObject({ code: 'bad_request', status: 400 });
+  });
+});
+
+describe('POST /v1/messages/batch over HTTP', () => {
+  it('answers 207 in request order for good, invalid and suppressed messages, and delivers every good one', async () => {
+    // Prepare
+    const blocked = 'blocked+batch@simulator.amazonses.com';
+    const put = await baton.request(`/v1/suppressions/${encodeURIComponent(blocked)}`, {
+      method: 'PUT',
+      json: { reason: 'manual', detail: 'e2e' },
+    });
+    expect(put.status).toBe(200);
+    const messages = [
+      message('success+batch-1@simulator.amazonses.com'),
+      message('not an address'),
+      message(blocked),
+      message('success+batch-2@simulator.amazonses.com', {
+        stream: 'broadcast',
+        listUnsubscribe: 'https://example.com/u',
+      }),
+      message('success+batch-3@simulator.amazonses.com', { from: 'ceo@bank.example' }),
+    ];
+
+    // Act
+    const { res, body } = await post('/v1/messages/batch', { messages });
+
+    // Assess
+    expect(res.status).toBe(207);
+    const results = body.results as Array<Record<string, unknown>>;
+    expect(results).toEqual([
+      {
+        index: 0,
+        id: expect.stringMatching(/^msg_[0-9A-Z]{26}$/),
+        status: 'queued',
+        recipients: [{ address: 'success+batch-1@simulator.amazonses.com', status: 'queued' }],
+        rewrittenFrom: null,
+      },
+      { index: 1, error: expect.objectContaining({ code: 'invalid_message', status: 422 }) },
+      {
+        index: 2,
+        id: expect.stringMatching(/^msg_/),
+        status: 'suppressed',
+        recipients: [{ address: blocked, status: 'suppressed', reason: 'manual' }],
+        rewrittenFrom: null,
+      },
+      {
+        index: 3,
+        id: expect.stringMatching(/^msg_/),
+        status: 'queued',
+        recipients: [{ address: 'success+batch-2@simulator.amazonses.com', status: 'queued' }],
+        rewrittenFrom: null,
+      },
+      { index: 4, error: expect.objectContaining({ code: 'forbidden', status: 403 }) },
+    ]);
+    const goodIds = [results[0]?.id, results[3]?.id].map(String);
+    for (const id of goodIds) await delivered(id);
+    await baton.ses.settled();
+    expect(goodIds.map((id) => sesSendsOf(id).length)).toEqual([1, 1]);
+    expect(sesSendsOf(String(results[2]?.id))).toEqual([]);
+    expect(existsSync(join(baton.outboxDir, `${String(results[2]?.id)}.eml`))).toBe(false);
+  });
+
+  it('replays a batch sent twice with one Idempotency-Key and sends its messages once', async () => {
+    // Prepare
+    const batch = { messages: [message('success+batch-idem@simulator.amazonses.com')] };
+    const headers = { 'idempotency-key': 'e2e-batch-1' };
+    const first = await post('/v1/messages/batch', batch, headers);
+
+    // Act
+    const second = await post('/v1/messages/batch', batch, headers);
+
+    // Assess
+    expect(second.res.status).toBe(207);
+    expect(second.res.headers.get('idempotent-replayed')).toBe('true');
+    expect(second.body).toEqual(first.body);
+    const id = String((first.body.results as Array<{ id: string }>)[0]?.id);
+    await delivered(id);
+    await baton.ses.settled();
+    expect(sesSendsOf(id)).toHaveLength(1);
+  });
+});
+
+describe('limits over HTTP', () => {
+  it('answers the third message of a key with a daily quota of 2 with 429 and Retry-After', async () => {
+    // Prepare
+    const token = await seedApiKey(baton, { tenant: 'e2e-quota', dailyQuota: 2 });
+    const to = 'success+quota@simulator.amazonses.com';
+    const first = await post('/v1/messages', message(to), {}, token);
+    const second = await post('/v1/messages', message(to), {}, token);
+
+    // Act
+    const third = await post('/v1/messages', message(to), {}, token);
+
+    // Assess
+    expect([first.res.status, second.res.status]).toEqual([202, 202]);
+    expect(third.res.status).toBe(429);
+    expect(third.res.headers.get('content-type')).toBe('application/problem+json');
+    expect(third.body).toEqual({
+      type: 'urn:baton:problem:rate_limited',
+      title: 'Too many requests',
+      status: 429,
+      detail: "This API key's daily quota of 2 messages is used up.",
+      code: 'rate_limited',
+    });
+    const retryAfter = Number(third.res.headers.get('retry-after'));
+    expect(Number.isInteger(retryAfter)).toBe(true);
+    const now = new Date();
+    const toMidnight =
+      (Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1) - now.getTime()) / 1000;
+    // Seconds to the next UTC midnight, as the api computed them a moment ago.
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(Math.abs(retryAfter - toMidnight)).toBeLessThanOrEqual(60);
+  });
+
+  it('answers a rapid second request of a key limited to 1 request per second with 429 and Retry-After', async () => {
+    // Prepare
+    const token = await seedApiKey(baton, { tenant: 'e2e-rate', rateLimit: 1 });
+    const to = 'success+rate@simulator.amazonses.com';
+    const first = await post('/v1/messages', message(to), {}, token);
+
+    // Act
+    const second = await post('/v1/messages', message(to), {}, token);
+
+    // Assess
+    expect(first.res.status).toBe(202);
+    expect(second.res.status).toBe(429);
+    expect(second.res.headers.get('retry-after')).toBe('1');
+    expect(second.body).toEqual({
+      type: 'urn:baton:problem:rate_limited',
+      title: 'Too many requests',
+      status: 429,
+      detail: 'This API key may make 1 requests per second.',
+      code: 'rate_limited',
+    });
+  });
+});
+
+describe('bad input over HTTP', () => {
+  // Regression: a deep body with an Idempotency-Key overflowed the stack (500).
+  it('answers a deeply nested body with an Idempotency-Key with a 4xx problem, not 500', async () => {
+    // Act
+    const res = await baton.request('/v1/messages', {
+      method: 'POST',
+      body: `${'['.repeat(10_000)}${']'.repeat(10_000)}`,
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'e2e-deep' },
+    });
+
+    // Assess
+    expect(res.status).toBeLessThan(500);
+  });
+
+  // Regression: a cursor we never handed out reached DynamoDB and came back as a 500.
+  it.each([
+    ['one that decodes to nothing', '!!'],
+    ['one too long for a DynamoDB key', 'QQ'.repeat(3_000)],
+  ])('answers a suppression list cursor that is %s with a 4xx problem, not 500', async (_what, cursor) => {
+    // Act
+    const res = await baton.request(`/v1/suppressions?cursor=${cursor}`);
+
+    // Assess
+    expect(res.status).toBeLessThan(500);
+  });
+
+  // Regression: an id longer than DynamoDB's key limit came back as a 500.
+  it('answers 404 to a message id too long to be one, not 500', async () => {
+    // Act
+    const res = await baton.request(`/v1/messages/msg_${'x'.repeat(3_000)}`);
+
+    // Assess
+    expect(res.status).toBe(404);
+  });
+
+  // Regression: a 207 larger than a DynamoDB item could not be kept for replay.
+  it('answers (and would replay) a batch whose 207 body is larger than a DynamoDB item', async () => {
+    // Prepare
+    const failing = {
+      ...message('x'),
+      to: Array.from({ length: 50 }, (_, i) => `bad address ${i}`),
+      cc: Array.from({ length: 50 }, (_, i) => `bad${i}`),
+    };
+    const batch = {
+      messages: [
+        message('success+big-batch@simulator.amazonses.com'),
+        ...Array.from({ length: 99 }, () => failing),
+      ],
+    };
+    const headers = { 'idempotency-key': 'e2e-big-batch' };
+
+    // Act
+    const first = await post('/v1/messages/batch', batch, headers);
+
+    // Assess
+    expect(first.res.status).toBe(207);
+    const again = await post('/v1/messages/batch', batch, headers);
+    expect(again.res.status).toBe(207);
+    expect(again.body).toEqual(first.body);
+  });
+});

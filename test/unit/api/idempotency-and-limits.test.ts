@@ -1,0 +1,577 @@
+import '../../support/quiet-powertools.ts';
+import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { createApi } from '../../../lambdas/api/app.ts';
+import type { ApiKey } from '../../../lambdas/domain/api-key.ts';
+import { type Problem, problem } from '../../../lambdas/domain/problem.ts';
+import { RateLimiter } from '../../../lambdas/domain/rate-limit.ts';
+import { Route } from '../../../lambdas/shared/names.ts';
+import { messageRecord, sendBody, T0 } from '../../support/builders.ts';
+import {
+  InMemoryApiKeys,
+  InMemoryIdempotencyStore,
+  InMemoryJobQueue,
+  InMemoryMessageStore,
+  InMemorySuppressionStore,
+  InMemoryUsageStore,
+  issueApiKey,
+  testClock,
+} from '../../support/fakes.ts';
+import { contentTypeOf, httpEvent, jsonOf } from '../../support/http-events.ts';
+
+type KeyOverrides = Partial<Omit<ApiKey, 'keyId' | 'secretHash'>>;
+
+function setUp(keyOverrides: KeyOverrides = {}) {
+  const keys = new InMemoryApiKeys();
+  const { token, key } = issueApiKey(keyOverrides);
+  keys.add(key);
+  const messages = new InMemoryMessageStore();
+  const suppressions = new InMemorySuppressionStore();
+  const queue = new InMemoryJobQueue();
+  const usage = new InMemoryUsageStore();
+  const idempotency = new InMemoryIdempotencyStore();
+  const clock = testClock(T0);
+  let ids = 0;
+  const api = createApi({
+    keys,
+    messages,
+    suppressions,
+    queue,
+    clock,
+    newId: () => {
+      ids += 1;
+      return `msg_${ids}`;
+    },
+    retentionDays: 30,
+    usage,
+    idempotency,
+    rateLimiter: new RateLimiter(clock),
+  });
+  /** Issues another key on the same API and returns its token. */
+  const addKey = (overrides: KeyOverrides = {}): string => {
+    const issued = issueApiKey(overrides);
+    keys.add(issued.key);
+    return issued.token;
+  };
+  const send = (
+    token: string,
+    body: unknown,
+    headers: Record<string, string> = {},
+    route: string = Route.sendMessage,
+  ) => api(httpEvent(route, { token, body, headers }));
+  return { api, token, key, keys, messages, suppressions, queue, usage, idempotency, clock, addKey, send };
+}
+
+/** Checks the problem+json contract and returns the problem. */
+function problemIn(result: APIGatewayProxyStructuredResultV2, status: number): Problem {
+  expect(result.statusCode).toBe(status);
+  expect(contentTypeOf(result)).toBe('application/problem+json');
+  const p = jsonOf(result) as Problem;
+  expect(p.status).toBe(status);
+  expect(p.type).toBe(`urn:baton:problem:${p.code}`);
+  return p;
+}
+
+const accepted = (id: string, address = 'ana@example.org') => ({
+  id,
+  status: 'queued',
+  recipients: [{ address, status: 'queued' }],
+  rewrittenFrom: null,
+});
+
+const CONFLICT = problem(
+  'idempotency_conflict',
+  'This Idempotency-Key was used with a different request body in the last 24 hours.',
+);
+
+describe('Idempotency-Key on POST /v1/messages', () => {
+  it('answers a repeat with the first response, marked replayed, and queues the message once', async () => {
+    // Prepare
+    const { send, token, queue, messages } = setUp();
+    const headers = { 'idempotency-key': 'order-42' };
+    const first = await send(token, sendBody(), headers);
+
+    // Act
+    const again = await send(token, sendBody(), headers);
+
+    // Assess
+    expect(first).toEqual({
+      statusCode: 202,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(accepted('msg_1')),
+    });
+    expect(again).toEqual({
+      statusCode: 202,
+      headers: { 'content-type': 'application/json', 'idempotent-replayed': 'true' },
+      body: first.body,
+    });
+    expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_1']);
+    expect(messages.peek('msg_2')).toBeUndefined();
+  });
+
+  it('takes the same JSON with other key order and spacing as the same body', async () => {
+    // Prepare
+    const { send, token, queue } = setUp();
+    const headers = { 'content-type': 'application/json', 'idempotency-key': 'order-42' };
+    await send(
+      token,
+      '{"from":"orders@example.com","to":["ana@example.org"],"subject":"Hi","text":"x"}',
+      headers,
+    );
+
+    // Act
+    const again = await send(
+      token,
+      '{ "text": "x",\n  "subject": "Hi", "to": [ "ana@example.org" ], "from": "orders@example.com" }',
+      headers,
+    );
+
+    // Assess
+    expect(again.statusCode).toBe(202);
+    expect(again.headers).toEqual({ 'content-type': 'application/json', 'idempotent-replayed': 'true' });
+    expect(queue.jobs).toHaveLength(1);
+  });
+
+  it('matches the header name in any case', async () => {
+    // Prepare
+    const { api, token, queue } = setUp();
+    const event = (name: string) => {
+      const e = httpEvent(Route.sendMessage, { token, body: sendBody() });
+      return { ...e, headers: { ...e.headers, [name]: 'order-42' } };
+    };
+    await api(event('Idempotency-Key'));
+
+    // Act
+    const again = await api(event('IDEMPOTENCY-KEY'));
+
+    // Assess
+    expect(again.headers).toEqual({ 'content-type': 'application/json', 'idempotent-replayed': 'true' });
+    expect(queue.jobs).toHaveLength(1);
+  });
+
+  it('answers 409 to the same key with another body, and queues nothing more', async () => {
+    // Prepare
+    const { send, token, queue } = setUp();
+    const headers = { 'idempotency-key': 'order-42' };
+    await send(token, sendBody(), headers);
+
+    // Act
+    const result = await send(token, sendBody({ subject: 'Another subject' }), headers);
+
+    // Assess
+    expect(problemIn(result, 409)).toEqual(CONFLICT);
+    expect(queue.jobs).toHaveLength(1);
+  });
+
+  it('replays a refused request’s problem as problem+json, marked replayed', async () => {
+    // Prepare
+    const { send, token, queue } = setUp();
+    const headers = { 'idempotency-key': 'order-42' };
+    const body = sendBody({ from: 'someone@other.org' });
+    const first = await send(token, body, headers);
+
+    // Act
+    const again = await send(token, body, headers);
+
+    // Assess
+    expect(problemIn(first, 403).code).toBe('forbidden');
+    expect(again).toEqual({
+      statusCode: 403,
+      headers: { 'content-type': 'application/problem+json', 'idempotent-replayed': 'true' },
+      body: first.body,
+    });
+    expect(queue.jobs).toEqual([]);
+  });
+
+  it('does not keep a 503: the retry with the same key is sent and answered as new', async () => {
+    // Prepare
+    const { send, token, queue, messages } = setUp();
+    const headers = { 'idempotency-key': 'order-42' };
+    queue.failing.add('msg_1');
+    const first = await send(token, sendBody(), headers);
+
+    // Act
+    const retry = await send(token, sendBody(), headers);
+
+    // Assess
+    expect(problemIn(first, 503).code).toBe('unavailable');
+    expect(retry).toEqual({
+      statusCode: 202,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(accepted('msg_2')),
+    });
+    expect(messages.peek('msg_1')?.phase).toBe('failed');
+    expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_2']);
+  });
+
+  it('does not keep a 429 for the quota: the same key works again the next day', async () => {
+    // Prepare
+    const { send, token, clock, queue } = setUp({ dailyQuota: 1 });
+    await send(token, sendBody({ subject: 'first' }));
+    const headers = { 'idempotency-key': 'order-42' };
+    const limited = await send(token, sendBody(), headers);
+
+    // Act
+    clock.set('2025-03-02T00:00:01.000Z');
+    const nextDay = await send(token, sendBody(), headers);
+
+    // Assess
+    expect(problemIn(limited, 429).code).toBe('rate_limited');
+    expect(nextDay.statusCode).toBe(202);
+    expect(nextDay.headers).toEqual({ 'content-type': 'application/json' });
+    expect(queue.jobs).toHaveLength(2);
+  });
+
+  it('sends every request without the header, even with equal bodies', async () => {
+    // Prepare
+    const { send, token, queue } = setUp();
+
+    // Act
+    await send(token, sendBody());
+    await send(token, sendBody());
+
+    // Assess
+    expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_1', 'msg_2']);
+  });
+
+  it.each([
+    ['empty', ''],
+    ['256 characters long', 'k'.repeat(256)],
+    ['holding a control character', 'order\u000142'],
+    ['holding a non-ASCII letter', 'commande-é'],
+  ])('answers 400 to a key that is %s, and queues nothing', async (_what, value) => {
+    // Prepare
+    const { send, token, queue } = setUp();
+
+    // Act
+    const result = await send(token, sendBody(), { 'idempotency-key': value });
+
+    // Assess
+    expect(problemIn(result, 400)).toEqual(
+      problem('bad_request', 'The Idempotency-Key header must be 1 to 255 printable ASCII characters.'),
+    );
+    expect(queue.jobs).toEqual([]);
+  });
+
+  it('runs two requests that race with one key once, and answers both with the same message', async () => {
+    // Prepare
+    const { send, token, queue } = setUp();
+    const headers = { 'idempotency-key': 'order-42' };
+
+    // Act
+    const [a, b] = await Promise.all([send(token, sendBody(), headers), send(token, sendBody(), headers)]);
+
+    // Assess
+    expect([a?.statusCode, b?.statusCode]).toEqual([202, 202]);
+    expect(jsonOf(a ?? {})).toEqual(accepted('msg_1'));
+    expect(jsonOf(b ?? {})).toEqual(accepted('msg_1'));
+    expect([a?.headers?.['idempotent-replayed'], b?.headers?.['idempotent-replayed']]).toEqual([
+      undefined,
+      'true',
+    ]);
+    expect(queue.jobs).toHaveLength(1);
+  });
+
+  it('scopes keys per tenant: another tenant’s request with the same key is its own', async () => {
+    // Prepare
+    const { send, token, addKey, queue } = setUp();
+    const otherTenant = addKey({ tenant: 'tenant-b' });
+    const headers = { 'idempotency-key': 'order-42' };
+    await send(token, sendBody(), headers);
+
+    // Act
+    const other = await send(otherTenant, sendBody({ subject: 'Something else' }), headers);
+
+    // Assess
+    expect(other.statusCode).toBe(202);
+    expect(jsonOf(other)).toEqual(accepted('msg_2'));
+    expect(queue.jobs.map((j) => [j.job.id, j.job.tenant])).toEqual([
+      ['msg_1', 'tenant-a'],
+      ['msg_2', 'tenant-b'],
+    ]);
+  });
+
+  it('shares keys between the API keys of one tenant (the key is the tenant’s, not the credential’s)', async () => {
+    // Prepare
+    const { send, token, addKey, queue } = setUp();
+    const sameTenant = addKey({ tenant: 'tenant-a' });
+    const headers = { 'idempotency-key': 'order-42' };
+    await send(token, sendBody(), headers);
+
+    // Act
+    const again = await send(sameTenant, sendBody(), headers);
+
+    // Assess
+    expect(again.headers).toEqual({ 'content-type': 'application/json', 'idempotent-replayed': 'true' });
+    expect(queue.jobs).toHaveLength(1);
+  });
+
+  it('does not count a replayed request in the statistics again', async () => {
+    // Prepare
+    const { send, token, usage } = setUp();
+    const headers = { 'idempotency-key': 'order-42' };
+    await send(token, sendBody(), headers);
+
+    // Act
+    await send(token, sendBody(), headers);
+
+    // Assess
+    expect(usage.stats.get('tenant-a#2025-03-01')).toEqual({ accepted: 1 });
+  });
+
+  // Regression: a deep body with an Idempotency-Key overflowed the stack (500).
+  it.each([Route.sendMessage, Route.sendBatch])(
+    'answers a deeply nested body with an Idempotency-Key on %s as bad input, not 500',
+    async (route) => {
+      // Prepare
+      const { send, token } = setUp();
+      const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+      const body = route === Route.sendBatch ? `{"messages":[${deep}]}` : deep;
+
+      // Act
+      const result = await send(
+        token,
+        body,
+        { 'content-type': 'application/json', 'idempotency-key': 'k' },
+        route,
+      );
+
+      // Assess
+      expect(result.statusCode).toBeLessThan(500);
+    },
+  );
+});
+
+describe('Idempotency-Key on POST /v1/messages/batch', () => {
+  it('replays the whole 207 and queues each message once', async () => {
+    // Prepare
+    const { send, token, queue } = setUp();
+    const headers = { 'idempotency-key': 'batch-7' };
+    const body = { messages: [sendBody(), sendBody({ to: ['bob@example.org'] })] };
+    const first = await send(token, body, headers, Route.sendBatch);
+
+    // Act
+    const again = await send(token, body, headers, Route.sendBatch);
+
+    // Assess
+    expect(first.statusCode).toBe(207);
+    expect(again).toEqual({
+      statusCode: 207,
+      headers: { 'content-type': 'application/json', 'idempotent-replayed': 'true' },
+      body: first.body,
+    });
+    expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_1', 'msg_2']);
+  });
+
+  it('answers 409 to the same key with another batch', async () => {
+    // Prepare
+    const { send, token } = setUp();
+    const headers = { 'idempotency-key': 'batch-7' };
+    await send(token, { messages: [sendBody()] }, headers, Route.sendBatch);
+
+    // Act
+    const result = await send(token, { messages: [sendBody(), sendBody()] }, headers, Route.sendBatch);
+
+    // Assess
+    expect(problemIn(result, 409)).toEqual(CONFLICT);
+  });
+
+  it('scopes keys per route: the same key on the single and the batch route are two requests', async () => {
+    // Prepare
+    const { send, token, queue } = setUp();
+    const headers = { 'idempotency-key': 'same-key' };
+    await send(token, sendBody(), headers);
+
+    // Act
+    const batch = await send(token, { messages: [sendBody()] }, headers, Route.sendBatch);
+
+    // Assess
+    expect(batch.statusCode).toBe(207);
+    expect(batch.headers).toEqual({ 'content-type': 'application/json' });
+    expect(queue.jobs).toHaveLength(2);
+  });
+});
+
+describe('POST /v1/messages/batch', () => {
+  it('answers 207 with {results} in request order, with the problem of each refused message', async () => {
+    // Prepare
+    const { send, token, queue } = setUp();
+
+    // Act
+    const result = await send(
+      token,
+      { messages: [sendBody(), sendBody({ from: 'x@other.org' }), sendBody({ to: ['bob@example.org'] })] },
+      {},
+      Route.sendBatch,
+    );
+
+    // Assess
+    expect(result.statusCode).toBe(207);
+    expect(contentTypeOf(result)).toBe('application/json');
+    expect(jsonOf(result)).toEqual({
+      results: [
+        { index: 0, ...accepted('msg_1') },
+        {
+          index: 1,
+          error: problem(
+            'forbidden',
+            'This API key may not send from the domain other.org; allowed: example.com.',
+          ),
+        },
+        { index: 2, ...accepted('msg_2', 'bob@example.org') },
+      ],
+    });
+    expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_1', 'msg_2']);
+  });
+
+  it.each([
+    ['no messages', { messages: [] }],
+    ['101 messages', { messages: Array.from({ length: 101 }, () => sendBody()) }],
+    ['messages that are not an array', { messages: {} }],
+    ['an unknown field next to messages', { messages: [sendBody()], extra: 1 }],
+    ['an array instead of an object', [sendBody()]],
+  ])('answers 422 to a batch with %s, and queues nothing', async (_what, body) => {
+    // Prepare
+    const { send, token, queue } = setUp();
+
+    // Act
+    const result = await send(token, body, {}, Route.sendBatch);
+
+    // Assess
+    expect(problemIn(result, 422).code).toBe('invalid_request');
+    expect(queue.jobs).toEqual([]);
+  });
+
+  it('accepts a batch of exactly 100 messages', async () => {
+    // Prepare
+    const { send, token, queue } = setUp();
+
+    // Act
+    const result = await send(
+      token,
+      { messages: Array.from({ length: 100 }, (_, i) => sendBody({ to: [`u${i}@example.org`] })) },
+      {},
+      Route.sendBatch,
+    );
+
+    // Assess
+    expect(result.statusCode).toBe(207);
+    expect(queue.jobs).toHaveLength(100);
+  });
+});
+
+describe('per-key request rate', () => {
+  it('answers the second request within the second 429 with Retry-After, and the one after a second 202', async () => {
+    // Prepare
+    const { send, token, clock } = setUp({ rateLimit: 1 });
+    const first = await send(token, sendBody());
+
+    // Act
+    const second = await send(token, sendBody());
+    clock.advance(1_000);
+    const third = await send(token, sendBody());
+
+    // Assess
+    expect(first.statusCode).toBe(202);
+    expect(problemIn(second, 429)).toEqual(
+      problem('rate_limited', 'This API key may make 1 requests per second.'),
+    );
+    expect(second.headers).toEqual({ 'content-type': 'application/problem+json', 'retry-after': '1' });
+    expect(third.statusCode).toBe(202);
+  });
+
+  it('counts every route the key calls, reads included', async () => {
+    // Prepare
+    const { api, send, token, messages } = setUp({ rateLimit: 1 });
+    messages.seed(messageRecord({ id: 'msg_9' }));
+    await api(httpEvent(Route.getMessage, { token, pathParameters: { id: 'msg_9' } }));
+
+    // Act
+    const result = await send(token, sendBody());
+
+    // Assess
+    expect(problemIn(result, 429).code).toBe('rate_limited');
+  });
+
+  it('limits each key on its own', async () => {
+    // Prepare
+    const { send, token, addKey } = setUp({ rateLimit: 1 });
+    const other = addKey({ rateLimit: 1 });
+    await send(token, sendBody());
+
+    // Act
+    const result = await send(other, sendBody());
+
+    // Assess
+    expect(result.statusCode).toBe(202);
+  });
+
+  it('refuses a rate-limited request before it uses quota, records or the queue', async () => {
+    // Prepare
+    const { send, token, usage, queue, key } = setUp({ rateLimit: 1, dailyQuota: 10 });
+    await send(token, sendBody());
+
+    // Act
+    await send(token, sendBody());
+
+    // Assess
+    expect(usage.quota.get(`${key.keyId}#2025-03-01`)).toBe(1);
+    expect(queue.jobs).toHaveLength(1);
+  });
+
+  it('does not limit a key without a rate', async () => {
+    // Prepare
+    const { send, token } = setUp();
+
+    // Act
+    const results = await Promise.all(Array.from({ length: 20 }, () => send(token, sendBody())));
+
+    // Assess
+    expect(results.map((r) => r.statusCode)).toEqual(Array.from({ length: 20 }, () => 202));
+  });
+});
+
+describe('daily quota over HTTP', () => {
+  it('answers the message beyond the quota 429 with Retry-After in seconds to UTC midnight', async () => {
+    // Prepare
+    const { send, token, queue } = setUp({ dailyQuota: 2 });
+    await send(token, sendBody());
+    await send(token, sendBody());
+
+    // Act
+    const third = await send(token, sendBody());
+
+    // Assess
+    expect(problemIn(third, 429)).toEqual(
+      problem('rate_limited', "This API key's daily quota of 2 messages is used up."),
+    );
+    expect(third.headers).toEqual({ 'content-type': 'application/problem+json', 'retry-after': '43200' });
+    expect(queue.jobs).toHaveLength(2);
+  });
+
+  it('answers a batch beyond the quota 207 with a 429 problem for each message that did not fit', async () => {
+    // Prepare
+    const { send, token, queue } = setUp({ dailyQuota: 2 });
+
+    // Act
+    const result = await send(
+      token,
+      {
+        messages: [sendBody(), sendBody({ to: ['bob@example.org'] }), sendBody({ to: ['cleo@example.org'] })],
+      },
+      {},
+      Route.sendBatch,
+    );
+
+    // Assess
+    expect(result.statusCode).toBe(207);
+    expect(jsonOf(result)).toEqual({
+      results: [
+        { index: 0, ...accepted('msg_1') },
+        { index: 1, ...accepted('msg_2', 'bob@example.org') },
+        { index: 2, error: problem('rate_limited', "This API key's daily quota of 2 messages is used up.") },
+      ],
+    });
+    expect(queue.jobs).toHaveLength(2);
+  });
+});
