@@ -2,53 +2,15 @@ import '../../support/quiet-powertools.ts';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { createApi, MAX_REQUEST_BYTES, sourceAllowed } from '../../../lambdas/api/app.ts';
-import type { ApiKey } from '../../../lambdas/domain/api-key.ts';
+import { MAX_REQUEST_BYTES, sourceAllowed } from '../../../lambdas/api/app.ts';
 import type { Problem } from '../../../lambdas/domain/problem.ts';
-import { RateLimiter } from '../../../lambdas/domain/rate-limit.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { messageRecord, recipient, sendBody, suppression, T0 } from '../../support/builders.ts';
-import {
-  InMemoryApiKeys,
-  InMemoryIdempotencyStore,
-  InMemoryJobQueue,
-  InMemoryMessageStore,
-  InMemorySuppressionStore,
-  InMemoryUsageStore,
-  issueApiKey,
-  testClock,
-} from '../../support/fakes.ts';
+import { apiHarness } from '../../support/harness.ts';
 import { contentTypeOf, httpEvent, jsonOf } from '../../support/http-events.ts';
 
-function setUp(keyOverrides: Partial<Omit<ApiKey, 'keyId' | 'secretHash'>> = {}) {
-  const keys = new InMemoryApiKeys();
-  const { token, key } = issueApiKey(keyOverrides);
-  keys.add(key);
-  const messages = new InMemoryMessageStore();
-  const suppressions = new InMemorySuppressionStore();
-  const queue = new InMemoryJobQueue();
-  const usage = new InMemoryUsageStore();
-  const idempotency = new InMemoryIdempotencyStore();
-  const clock = testClock(T0);
-  let ids = 0;
-  const api = createApi({
-    keys,
-    messages,
-    suppressions,
-    queue,
-    clock,
-    newId: () => {
-      ids += 1;
-      return `msg_${ids}`;
-    },
-    retentionDays: 30,
-    usage,
-    idempotency,
-    rateLimiter: new RateLimiter(clock),
-  });
-  return { api, token, key, keys, messages, suppressions, queue, clock, usage, idempotency };
-}
+const setUp = apiHarness;
 
 /** Checks the problem+json contract and returns the problem. */
 function problemIn(result: APIGatewayProxyStructuredResultV2, status: number): Problem {

@@ -1,56 +1,19 @@
 import '../../support/quiet-powertools.ts';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { createApi } from '../../../lambdas/api/app.ts';
-import type { ApiKey } from '../../../lambdas/domain/api-key.ts';
 import { type Problem, problem } from '../../../lambdas/domain/problem.ts';
-import { RateLimiter } from '../../../lambdas/domain/rate-limit.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
-import { messageRecord, sendBody, T0 } from '../../support/builders.ts';
-import {
-  InMemoryApiKeys,
-  InMemoryIdempotencyStore,
-  InMemoryJobQueue,
-  InMemoryMessageStore,
-  InMemorySuppressionStore,
-  InMemoryUsageStore,
-  issueApiKey,
-  testClock,
-} from '../../support/fakes.ts';
+import { messageRecord, sendBody } from '../../support/builders.ts';
+import { issueApiKey } from '../../support/fakes.ts';
+import { apiHarness, type KeyOverrides } from '../../support/harness.ts';
 import { contentTypeOf, httpEvent, jsonOf } from '../../support/http-events.ts';
 
-type KeyOverrides = Partial<Omit<ApiKey, 'keyId' | 'secretHash'>>;
-
 function setUp(keyOverrides: KeyOverrides = {}) {
-  const keys = new InMemoryApiKeys();
-  const { token, key } = issueApiKey(keyOverrides);
-  keys.add(key);
-  const messages = new InMemoryMessageStore();
-  const suppressions = new InMemorySuppressionStore();
-  const queue = new InMemoryJobQueue();
-  const usage = new InMemoryUsageStore();
-  const idempotency = new InMemoryIdempotencyStore();
-  const clock = testClock(T0);
-  let ids = 0;
-  const api = createApi({
-    keys,
-    messages,
-    suppressions,
-    queue,
-    clock,
-    newId: () => {
-      ids += 1;
-      return `msg_${ids}`;
-    },
-    retentionDays: 30,
-    usage,
-    idempotency,
-    rateLimiter: new RateLimiter(clock),
-  });
+  const h = apiHarness(keyOverrides);
   /** Issues another key on the same API and returns its token. */
   const addKey = (overrides: KeyOverrides = {}): string => {
     const issued = issueApiKey(overrides);
-    keys.add(issued.key);
+    h.keys.add(issued.key);
     return issued.token;
   };
   const send = (
@@ -58,8 +21,8 @@ function setUp(keyOverrides: KeyOverrides = {}) {
     body: unknown,
     headers: Record<string, string> = {},
     route: string = Route.sendMessage,
-  ) => api(httpEvent(route, { token, body, headers }));
-  return { api, token, key, keys, messages, suppressions, queue, usage, idempotency, clock, addKey, send };
+  ) => h.api(httpEvent(route, { token, body, headers }));
+  return { ...h, addKey, send };
 }
 
 /** Checks the problem+json contract and returns the problem. */

@@ -1,43 +1,15 @@
 import { describe, expect, it, vi } from 'vitest';
-import { type AcceptDeps, acceptBatch } from '../../../lambdas/domain/accept.ts';
+import { acceptBatch } from '../../../lambdas/domain/accept.ts';
 import type { ApiKey } from '../../../lambdas/domain/api-key.ts';
 import { type Problem, problem } from '../../../lambdas/domain/problem.ts';
 import { validateSendRequest } from '../../../lambdas/domain/send-request.ts';
 import { applySenderPolicy } from '../../../lambdas/domain/sender-policy.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { sendBody, suppression, T0 } from '../../support/builders.ts';
-import {
-  InMemoryJobQueue,
-  InMemoryMessageStore,
-  InMemorySuppressionStore,
-  InMemoryUsageStore,
-  issueApiKey,
-  testClock,
-} from '../../support/fakes.ts';
+import { acceptHarness } from '../../support/harness.ts';
 import { problemOfSync } from '../../support/problems.ts';
 
-function setUp(keyOverrides: Partial<Omit<ApiKey, 'keyId' | 'secretHash'>> = {}) {
-  const messages = new InMemoryMessageStore();
-  const suppressions = new InMemorySuppressionStore();
-  const queue = new InMemoryJobQueue();
-  const usage = new InMemoryUsageStore();
-  const clock = testClock(T0);
-  let ids = 0;
-  const deps: AcceptDeps = {
-    messages,
-    suppressions,
-    queue,
-    usage,
-    clock,
-    newId: () => {
-      ids += 1;
-      return `msg_${ids}`;
-    },
-    retentionDays: 30,
-  };
-  const { key } = issueApiKey(keyOverrides);
-  return { deps, messages, suppressions, queue, usage, clock, key };
-}
+const setUp = acceptHarness;
 
 /** What validation and the sender policy answer for `body` on their own (the batch must pass it on as is). */
 function refusalOf(key: ApiKey, body: unknown): Problem {

@@ -1,41 +1,13 @@
 import { describe, expect, it, vi } from 'vitest';
-import { type AcceptDeps, acceptBatch, acceptMessage } from '../../../lambdas/domain/accept.ts';
-import type { ApiKey } from '../../../lambdas/domain/api-key.ts';
+import { acceptBatch, acceptMessage } from '../../../lambdas/domain/accept.ts';
 import { problem } from '../../../lambdas/domain/problem.ts';
-import { sendBody, suppression, T0 } from '../../support/builders.ts';
-import {
-  InMemoryJobQueue,
-  InMemoryMessageStore,
-  InMemorySuppressionStore,
-  InMemoryUsageStore,
-  issueApiKey,
-  testClock,
-} from '../../support/fakes.ts';
+import { sendBody, suppression } from '../../support/builders.ts';
+import { issueApiKey } from '../../support/fakes.ts';
+import { acceptHarness } from '../../support/harness.ts';
 import { problemErrorOf } from '../../support/problem-errors.ts';
 import { problemOf } from '../../support/problems.ts';
 
-function setUp(keyOverrides: Partial<Omit<ApiKey, 'keyId' | 'secretHash'>> = {}) {
-  const messages = new InMemoryMessageStore();
-  const suppressions = new InMemorySuppressionStore();
-  const queue = new InMemoryJobQueue();
-  const usage = new InMemoryUsageStore();
-  const clock = testClock(T0);
-  let ids = 0;
-  const deps: AcceptDeps = {
-    messages,
-    suppressions,
-    queue,
-    usage,
-    clock,
-    newId: () => {
-      ids += 1;
-      return `msg_${ids}`;
-    },
-    retentionDays: 30,
-  };
-  const { key } = issueApiKey(keyOverrides);
-  return { deps, messages, suppressions, queue, usage, clock, key };
-}
+const setUp = acceptHarness;
 
 const quotaUsedUp = (quota: number) =>
   problem('rate_limited', `This API key's daily quota of ${quota} messages is used up.`);

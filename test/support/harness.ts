@@ -1,0 +1,62 @@
+/**
+ * The api and accept logic wired to in-memory fakes, as the unit tests set them up: ids count up
+ * from msg_1, the clock stands at T0 until a test moves it.
+ */
+import { createApi } from '../../lambdas/api/app.ts';
+import type { AcceptDeps } from '../../lambdas/domain/accept.ts';
+import type { ApiKey } from '../../lambdas/domain/api-key.ts';
+import { RateLimiter } from '../../lambdas/domain/rate-limit.ts';
+import { T0 } from './builders.ts';
+import {
+  InMemoryApiKeys,
+  InMemoryIdempotencyStore,
+  InMemoryJobQueue,
+  InMemoryMessageStore,
+  InMemorySuppressionStore,
+  InMemoryUsageStore,
+  issueApiKey,
+  testClock,
+} from './fakes.ts';
+
+export type KeyOverrides = Partial<Omit<ApiKey, 'keyId' | 'secretHash'>>;
+
+/** acceptMessage / acceptBatch dependencies and one issued key. */
+export function acceptHarness(keyOverrides: KeyOverrides = {}) {
+  const messages = new InMemoryMessageStore();
+  const suppressions = new InMemorySuppressionStore();
+  const queue = new InMemoryJobQueue();
+  const usage = new InMemoryUsageStore();
+  const clock = testClock(T0);
+  let ids = 0;
+  const deps: AcceptDeps = {
+    messages,
+    suppressions,
+    queue,
+    usage,
+    clock,
+    newId: () => {
+      ids += 1;
+      return `msg_${ids}`;
+    },
+    retentionDays: 30,
+  };
+  const { key, token } = issueApiKey(keyOverrides);
+  return { deps, messages, suppressions, queue, usage, clock, key, token };
+}
+
+/** createApi over the same fakes, with the key registered. */
+export function apiHarness(keyOverrides: KeyOverrides = {}) {
+  const { deps, key, token, ...stores } = acceptHarness(keyOverrides);
+  const keys = new InMemoryApiKeys();
+  keys.add(key);
+  const idempotency = new InMemoryIdempotencyStore();
+  const api = createApi({
+    ...deps,
+    messages: stores.messages,
+    suppressions: stores.suppressions,
+    keys,
+    idempotency,
+    rateLimiter: new RateLimiter(stores.clock),
+  });
+  return { api, token, key, keys, idempotency, ...stores };
+}
