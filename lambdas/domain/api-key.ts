@@ -85,17 +85,18 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 export const DEFAULT_SCOPES: readonly Scope[] = ['send', 'read'];
 
 /** What an operator chooses about a key; the rest (id, hash, status, dates) Baton decides. */
-export interface ApiKeySpec {
-  readonly tenant: string;
-  readonly name?: string;
-  readonly scopes: readonly Scope[];
-  readonly allowedDomains: readonly string[];
-  readonly allowedCidrs: readonly string[];
-  readonly senderPolicy: SenderPolicy;
-  readonly defaultFrom?: string;
-  readonly dailyQuota?: number;
-  readonly rateLimit?: number;
-}
+export type ApiKeySpec = Pick<
+  ApiKey,
+  | 'tenant'
+  | 'name'
+  | 'scopes'
+  | 'allowedDomains'
+  | 'allowedCidrs'
+  | 'senderPolicy'
+  | 'defaultFrom'
+  | 'dailyQuota'
+  | 'rateLimit'
+>;
 
 /** A spec as typed by a person (the CLI's flags), before validation. */
 export interface ApiKeySpecInput {

@@ -59,6 +59,15 @@ export function createSender(deps: SenderDeps) {
     },
   };
 
+  /** Backs a record off exponentially (with jitter) instead of letting it come straight back. */
+  const retryLater = async (record: SQSRecord, error: Error, ids: Record<string, string>): Promise<void> => {
+    const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
+    const seconds = backoffSeconds(attempt, deps.random);
+    metrics.addMetric('sendRetries', MetricUnit.Count, 1);
+    logger.warn('send will be retried', { ...ids, attempt, inSeconds: seconds, why: error.message });
+    await deps.visibility.delay(record, seconds);
+  };
+
   return {
     /**
      * Parses every job, reads the claim-checked ones back from the payload store (in parallel),
@@ -85,16 +94,7 @@ export function createSender(deps: SenderDeps) {
       const job = batch.jobs.get(record.messageId);
       if (job instanceof TransientError) {
         // The payload store failed for now (throttling, a 5xx): back off like a failed send.
-        const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
-        const seconds = backoffSeconds(attempt, deps.random);
-        metrics.addMetric('sendRetries', MetricUnit.Count, 1);
-        logger.warn('send job will be read again', {
-          sqsMessageId: record.messageId,
-          attempt,
-          inSeconds: seconds,
-          why: job.message,
-        });
-        await deps.visibility.delay(record, seconds);
+        await retryLater(record, job, { sqsMessageId: record.messageId });
         throw job;
       }
       if (job === undefined || job instanceof Error) {
@@ -119,16 +119,7 @@ export function createSender(deps: SenderDeps) {
           logger.error('SES sending paused; handing the batch back', { messageId: job.id });
           await deps.visibility.delay(record, PAUSED_DELAY_SECONDS);
         } else if (error instanceof TransientError) {
-          const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
-          const seconds = backoffSeconds(attempt, deps.random);
-          metrics.addMetric('sendRetries', MetricUnit.Count, 1);
-          logger.warn('send will be retried', {
-            messageId: job.id,
-            attempt,
-            inSeconds: seconds,
-            why: error.message,
-          });
-          await deps.visibility.delay(record, seconds);
+          await retryLater(record, error, { messageId: job.id });
         } else {
           logger.error('send failed', {
             messageId: job.id,
