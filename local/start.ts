@@ -5,6 +5,7 @@
 
 import { LocalPortEnvVar, startLocal } from './baton-local.ts';
 import { PortInUseError } from './emulators/errors.ts';
+import { type FaultPlan, validateFaultPlan } from './ses-standin/faults.ts';
 
 function portFrom(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -19,6 +20,20 @@ function portFrom(name: string, fallback: number): number {
 
 const quiet = process.env.BATON_QUIET === '1';
 
+/** BATON_LOCAL_SES_FAULTS='{"throttleRate":0.3,"rejectRate":0.01}': the SES stand-in misbehaves on purpose. */
+function faultsFrom(name: string): FaultPlan | undefined {
+  const raw = process.env[name];
+  if (!raw) return undefined;
+  try {
+    return validateFaultPlan(JSON.parse(raw) as FaultPlan);
+  } catch (error) {
+    console.error(`${name} must be a JSON fault plan like {"throttleRate":0.3}: ${(error as Error).message}`);
+    process.exit(2);
+  }
+}
+
+const faults = faultsFrom('BATON_LOCAL_SES_FAULTS');
+
 try {
   const baton = await startLocal({
     port: portFrom('BATON_PORT', 3000),
@@ -32,6 +47,7 @@ try {
     ...(process.env.BATON_DKIM_KEY_FILE ? { dkimKeyFile: process.env.BATON_DKIM_KEY_FILE } : {}),
     ...(process.env.BATON_DKIM_SELECTOR ? { dkimSelector: process.env.BATON_DKIM_SELECTOR } : {}),
     ...(process.env.BATON_LOG_LEVEL ? { logLevel: process.env.BATON_LOG_LEVEL } : {}),
+    ...(faults ? { faults } : {}),
     ports: {
       dynamodb: portFrom(LocalPortEnvVar.dynamodb, 0),
       sqsSns: portFrom(LocalPortEnvVar.sqsSns, 0),

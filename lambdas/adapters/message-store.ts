@@ -107,12 +107,16 @@ export class DynamoMessageStore implements MessageStore {
           Key: { [Keys.messages.partition]: id },
           UpdateExpression:
             'SET #phase = :sending, claimToken = :token, claimUntil = :until, version = version + :one',
+          // Queued; or held by an attempt whose lease ran out (it died); or given up on before it was
+          // ever sent (and now redriven from the DLQ).
           ConditionExpression:
-            'attribute_exists(#id) AND (#phase = :queued OR (#phase = :sending AND claimUntil < :now))',
+            'attribute_exists(#id) AND (#phase = :queued OR (#phase = :sending AND claimUntil < :now) OR (#phase = :failed AND redrivable = :yes))',
           ExpressionAttributeNames: { '#id': Keys.messages.partition, '#phase': 'phase' },
           ExpressionAttributeValues: {
             ':sending': 'sending',
             ':queued': 'queued',
+            ':failed': 'failed',
+            ':yes': true,
             ':token': token,
             ':until': now.getTime() + leaseMs,
             ':now': now.getTime(),

@@ -122,6 +122,11 @@ export interface MessageRecord {
   /** The send claim (exactly-once): who holds it and until when (epoch ms). */
   readonly claimToken?: string;
   readonly claimUntil?: number;
+  /**
+   * Set when Baton gave up on a message it never sent (its retries ran out and it went to the
+   * dead-letter queue): a redrive may still send it. Cleared by the next transition.
+   */
+  readonly redrivable?: boolean;
   /** Keys of feedback events already applied, so a redelivered event has no second effect. */
   readonly seen: readonly string[];
   /** Optimistic-concurrency counter: every write checks and bumps it. */

@@ -3,7 +3,6 @@ import { MessageTag } from '../shared/names.ts';
 import { normaliseAddress } from './address.ts';
 import type { MessageRecord, OutgoingMessage, RecipientState, SendJob, TimelineEvent } from './message.ts';
 import type { Clock, Mailer, MessageStore } from './ports.ts';
-import { recipientRank } from './status.ts';
 import { isActive, type Suppression, suppressedReason } from './suppression.ts';
 
 export interface SendDeps {
@@ -53,7 +52,7 @@ export async function sendJob(
   const newlySuppressed = new Map<string, Suppression>();
   const targets: RecipientState[] = [];
   for (const r of record.recipients) {
-    if (r.status !== 'queued') continue;
+    if (!pending(record, r)) continue;
     const s = suppressed.get(normaliseAddress(r.address) ?? r.address.toLowerCase());
     if (s && isActive(s, now)) newlySuppressed.set(r.address, s);
     else targets.push(r);
@@ -128,13 +127,19 @@ async function finish(
   }
 }
 
+/** Still to be sent: queued, or failed only because Baton gave up before sending (a redrive). */
+function pending(record: MessageRecord, r: RecipientState): boolean {
+  return r.status === 'queued' || (record.redrivable === true && r.status === 'failed');
+}
+
 function withSuppressed(
+  record: MessageRecord,
   r: RecipientState,
   suppressed: ReadonlyMap<string, Suppression>,
   at: string,
 ): RecipientState {
   const s = suppressed.get(r.address);
-  return s && r.status === 'queued'
+  return s && pending(record, r)
     ? { ...r, status: 'suppressed', reason: suppressedReason(s), updatedAt: at }
     : r;
 }
@@ -149,7 +154,7 @@ function suppressedEvents(suppressed: ReadonlyMap<string, Suppression>, at: stri
 }
 
 function base(record: MessageRecord, at: string) {
-  const { claimToken: _t, claimUntil: _u, ...rest } = record;
+  const { claimToken: _t, claimUntil: _u, redrivable: _r, ...rest } = record;
   return { ...rest, updatedAt: at, version: record.version + 1 };
 }
 
@@ -161,16 +166,15 @@ export function markSent(
 ): MessageRecord {
   const at = now.toISOString();
   const recipients = record.recipients.map((r) => {
-    const next = withSuppressed(r, suppressed, at);
-    return next.status === 'queued' && recipientRank(next) < recipientRank({ status: 'sent' })
-      ? { ...next, status: 'sent' as const, updatedAt: at }
-      : next;
+    const next = withSuppressed(record, r, suppressed, at);
+    return pending(record, next) ? { ...next, status: 'sent' as const, reason: null, updatedAt: at } : next;
   });
   const events = [...record.events, ...suppressedEvents(suppressed, at)];
   // The feedback function may have recorded SES's Send event already.
   if (!events.some((e) => e.type === 'sent')) events.push({ type: 'sent', at, sesMessageId });
   // A Reject or Rendering Failure event may have been recorded first; it is the final word.
-  const phase = record.phase === 'rejected' || record.phase === 'failed' ? record.phase : 'sent';
+  const final = record.phase === 'rejected' || (record.phase === 'failed' && record.redrivable !== true);
+  const phase = final ? record.phase : 'sent';
   return { ...base(record, at), phase, sesMessageId, recipients, events };
 }
 
@@ -183,7 +187,7 @@ export function markSuppressed(
   return {
     ...base(record, at),
     phase: 'suppressed',
-    recipients: record.recipients.map((r) => withSuppressed(r, suppressed, at)),
+    recipients: record.recipients.map((r) => withSuppressed(record, r, suppressed, at)),
     events: [...record.events, ...suppressedEvents(suppressed, at)],
   };
 }
@@ -199,13 +203,52 @@ export function markFailed(
     ...base(record, at),
     phase: 'failed',
     recipients: record.recipients.map((r) => {
-      const next = withSuppressed(r, suppressed, at);
-      return next.status === 'queued' ? { ...next, status: 'failed' as const, reason, updatedAt: at } : next;
+      const next = withSuppressed(record, r, suppressed, at);
+      return pending(record, next) ? { ...next, status: 'failed' as const, reason, updatedAt: at } : next;
     }),
     events: [
       ...record.events,
       ...suppressedEvents(suppressed, at),
       { type: 'failed', at, detail: { reason } },
     ],
+  };
+}
+
+/**
+ * Records that Baton gave up on a message it never sent: its retries ran out and SQS is about to
+ * move it to the dead-letter queue. The status API then shows it failed with the last error; a
+ * redrive from the DLQ can still claim and send it (see `redrivable`). A message that was sent,
+ * or whose claim is held by a live attempt, is left alone.
+ */
+export async function giveUp(
+  messages: Pick<MessageStore, 'get' | 'update'>,
+  id: string,
+  reason: string,
+  now: Date,
+): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    const record = await messages.get(id);
+    if (!record) return false;
+    const claimLive = record.phase === 'sending' && (record.claimUntil ?? 0) > now.getTime();
+    if (!(record.phase === 'queued' || record.phase === 'sending') || claimLive) return false;
+    try {
+      await messages.update(markGaveUp(record, reason, now), record.version);
+      return true;
+    } catch (error) {
+      if (!(error instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw error;
+    }
+  }
+}
+
+export function markGaveUp(record: MessageRecord, reason: string, now: Date): MessageRecord {
+  const at = now.toISOString();
+  return {
+    ...base(record, at),
+    phase: 'failed',
+    redrivable: true,
+    recipients: record.recipients.map((r) =>
+      r.status === 'queued' ? { ...r, status: 'failed' as const, reason, updatedAt: at } : r,
+    ),
+    events: [...record.events, { type: 'failed', at, detail: { reason } }],
   };
 }

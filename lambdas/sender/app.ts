@@ -8,7 +8,7 @@ import { type DkimKey, signDkim } from '../domain/dkim.ts';
 import type { SendJob } from '../domain/message.ts';
 import { composeMime } from '../domain/mime.ts';
 import type { Clock, Mailer, MessageStore, SuppressionStore } from '../domain/ports.ts';
-import { type SendDeps, sendJob } from '../domain/send.ts';
+import { giveUp, type SendDeps, sendJob } from '../domain/send.ts';
 import type { Suppression } from '../domain/suppression.ts';
 import { ConfigurationError, PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
 import { logger, metrics } from '../shared/observability.ts';
@@ -26,6 +26,11 @@ export interface SenderDeps {
    * fails permanently.
    */
   readonly payloads?: PayloadReader | undefined;
+  /**
+   * The lane queue's maxReceiveCount. On that receive a message that still fails is recorded
+   * failed (and redrivable) before SQS moves it to the DLQ. @default never (no DLQ known)
+   */
+  readonly maxReceiveCount?: number;
 }
 
 /** Reads claim-checked jobs back (an `S3PayloadStore`). */
@@ -57,6 +62,28 @@ export function createSender(deps: SenderDeps) {
       // published at <selector>._domainkey.<domain> (local mode prints the record).
       return deps.dkim ? signDkim(raw, deps.dkim, domainOf(message.from.address)) : raw;
     },
+  };
+
+  /**
+   * The last try failed too: say so on the message (failed, with the last error) so the status API
+   * never shows a message stuck in `queued` while it sits in the DLQ, and let SQS move it now.
+   */
+  const deadLetter = async (
+    record: SQSRecord,
+    job: SendJob,
+    error: Error,
+    attempt: number,
+  ): Promise<void> => {
+    const reason = `Baton gave up after ${attempt} attempts: ${error.message}. The message is in the dead-letter queue; redriving it sends it.`;
+    const recorded = await giveUp(deps.messages, job.id, reason, deps.clock());
+    metrics.addMetric('messagesDeadLettered', MetricUnit.Count, 1);
+    logger.error('send retries exhausted; dead-lettered', {
+      messageId: job.id,
+      attempt,
+      recorded,
+      why: error.message,
+    });
+    await deps.visibility.delay(record, 0);
   };
 
   /** Backs a record off exponentially (with jitter) instead of letting it come straight back. */
@@ -113,6 +140,12 @@ export function createSender(deps: SenderDeps) {
         metrics.addMetric(outcomeMetric[outcome], MetricUnit.Count, 1);
         logger.info('message handled', { messageId: job.id, outcome, stream: job.message.stream });
       } catch (error) {
+        const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
+        const lastTry = attempt >= (deps.maxReceiveCount ?? Number.POSITIVE_INFINITY);
+        if (lastTry && (error instanceof SendingPausedError || error instanceof TransientError)) {
+          await deadLetter(record, job, error, attempt);
+          throw error;
+        }
         if (error instanceof SendingPausedError) {
           batch.paused = true;
           metrics.addMetric('sendingPaused', MetricUnit.Count, 1);

@@ -9,7 +9,8 @@ import { createS3Client, S3PayloadStore } from '../adapters/payload-store.ts';
 import { createSesClient, SesMailer } from '../adapters/ses-mailer.ts';
 import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
 import { SqsVisibility } from '../adapters/visibility.ts';
-import { optionalEnv, requiredEnv } from '../shared/env.ts';
+import { Pacer, pacedMailer } from '../domain/pacer.ts';
+import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
 import { logger, publishMetrics } from '../shared/observability.ts';
 import { createSender, loadDkimKey } from './app.ts';
@@ -19,10 +20,15 @@ const lane = requiredEnv(EnvVar.lane);
 const sender = createSender({
   messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
   suppressions: new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable)),
-  mailer: new SesMailer(createSesClient(), requiredEnv(EnvVar.configurationSet)),
+  // This instance's part of the lane's SES rate: the event source runs at most maxConcurrency.
+  mailer: pacedMailer(
+    new SesMailer(createSesClient(), requiredEnv(EnvVar.configurationSet)),
+    new Pacer(numberEnv(EnvVar.maxSendRate, 14) / numberEnv(EnvVar.maxConcurrency, 1), () => new Date()),
+  ),
   visibility: new SqsVisibility(createSqsClient()),
   dkim: loadDkimKey(optionalEnv(EnvVar.dkimKeyFile), optionalEnv(EnvVar.dkimSelector)),
   clock: () => new Date(),
+  maxReceiveCount: numberEnv(EnvVar.maxReceiveCount, Number.POSITIVE_INFINITY),
   payloads: new S3PayloadStore(createS3Client(), requiredEnv(EnvVar.payloadBucket)),
 });
 const processor = new BatchProcessor(EventType.SQS);

@@ -27,6 +27,11 @@ export const EnvVar = {
    * keeps the whole lane within its share without coordinating with the others.
    */
   maxConcurrency: 'BATON_MAX_CONCURRENCY',
+  /**
+   * The lane queue's maxReceiveCount: on its last receive the sender records the message failed
+   * (with the last error) before SQS moves it to the dead-letter queue.
+   */
+  maxReceiveCount: 'BATON_MAX_RECEIVE_COUNT',
   /** Optional PEM file with a DKIM private key; when set, the sender signs before SES. */
   dkimKeyFile: 'BATON_DKIM_KEY_FILE',
   dkimSelector: 'BATON_DKIM_SELECTOR',
@@ -112,6 +117,9 @@ export const ENTRY_METADATA_KEY = 'baton:entry';
 
 /** Where the claim check keeps message payloads too large for a queue; IAM grants only this prefix. */
 export const PAYLOAD_KEY_PREFIX = 'payloads/';
+
+/** The senders' Powertools service name: their logs' `service` and their metrics' dimension. */
+export const SENDER_SERVICE = 'baton-sender';
 
 /** CloudWatch metrics namespace of Baton's own metrics (EMF). */
 export const METRICS_NAMESPACE = 'Baton';

@@ -18,7 +18,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE } from '../../lambdas/shared/names.ts';
+import { METRICS_NAMESPACE, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
 import type { NotificationKey } from './notification-key.ts';
 
 /** A queue whose backlog is watched. */
@@ -146,6 +146,20 @@ export class Monitoring extends Construct {
         description: `${watched.name} function: invocations failed (unhandled errors or timeouts).`,
       });
     }
+    // The senders count SendingPausedException / AccountSuspendedException as `sendingPaused`
+    // (Powertools puts its `service` dimension on every metric).
+    this.alarm('SendingPaused', action, {
+      metric: new Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: 'sendingPaused',
+        dimensionsMap: { service: SENDER_SERVICE },
+        statistic: 'Sum',
+        period: FIVE_MINUTES,
+      }),
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      description: 'SES refused to send for the account (sending paused or account suspended): check the SES console.',
+    });
     const bounceMetric = sesReputation('Reputation.BounceRate');
     const complaintMetric = sesReputation('Reputation.ComplaintRate');
     this.alarm('BounceRate', action, {

@@ -5,7 +5,7 @@ import { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { EnvVar, LANES, type Lane, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
+import { EnvVar, LANES, type Lane, PAYLOAD_KEY_PREFIX, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
 import { acknowledgeObjectKeys, objectAccess, queueConsume, tableAccess } from '../iam.ts';
 import { BatonFunction } from './baton-function.ts';
 import { SecureQueue } from './secure-queue.ts';
@@ -67,15 +67,16 @@ export class SenderLane extends Construct {
     validate(props, maxBatchingWindow);
     this.lane = props.lane;
 
+    const maxReceiveCount = props.maxReceiveCount ?? 10;
     this.queue = new SecureQueue(this, 'Queue', {
       // Lambda's guidance: at least six times the function timeout plus the batching window.
       visibilityTimeout: Duration.seconds(6 * timeout.toSeconds() + maxBatchingWindow.toSeconds()),
-      maxReceiveCount: props.maxReceiveCount ?? 10,
+      maxReceiveCount,
     });
 
     this.sender = new BatonFunction(this, 'Sender', {
       entry: 'lambdas/sender/handler.ts',
-      serviceName: 'baton-sender',
+      serviceName: SENDER_SERVICE,
       description: `Sends queued ${props.lane} messages through SES`,
       timeout,
       logRetention: props.logRetention,
@@ -87,6 +88,7 @@ export class SenderLane extends Construct {
         [EnvVar.lane]: props.lane,
         [EnvVar.maxSendRate]: String(props.sendRate),
         [EnvVar.maxConcurrency]: String(props.maxConcurrency),
+        [EnvVar.maxReceiveCount]: String(maxReceiveCount),
         [EnvVar.payloadBucket]: props.payloadBucket.bucketName,
       },
     });

@@ -143,6 +143,7 @@ describe('functions', () => {
           EnvVar.lane,
           EnvVar.maxSendRate,
           EnvVar.maxConcurrency,
+          EnvVar.maxReceiveCount,
           EnvVar.payloadBucket,
           ...COMMON_ENV,
         ].sort(),
@@ -151,6 +152,8 @@ describe('functions', () => {
         [EnvVar.lane]: lane,
         [EnvVar.maxSendRate]: String(plan?.sendRate),
         [EnvVar.maxConcurrency]: String(plan?.maxConcurrency),
+        // The same number as the lane queue's redrive policy (queues.test.ts pins 10).
+        [EnvVar.maxReceiveCount]: '10',
         [EnvVar.configurationSet]: { Ref: logicalIdOf(stack.ses.configurationSet) },
         [EnvVar.payloadBucket]: { Ref: logicalIdOf(stack.payloads.bucket) },
         POWERTOOLS_SERVICE_NAME: 'baton-sender',

@@ -1,7 +1,7 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LANES, METRICS_NAMESPACE } from '../../lambdas/shared/names.ts';
+import { LANES, METRICS_NAMESPACE, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
 import type { BatonStack } from '../../lib/baton-stack.ts';
 import { DASHBOARD_COUNTERS } from '../../lib/constructs/monitoring.ts';
 import {
@@ -140,6 +140,20 @@ describe('monitoring', () => {
     ]);
     // Account-level metrics (no dimensions): the ones SES enforces on.
     expect(bounce[0]?.Dimensions).toBeUndefined();
+  });
+
+  it('alarms when a sender reports SES sending paused (the metric the senders emit)', () => {
+    // Act
+    const paused = alarmsOn(alarms, 'sendingPaused', { Name: 'service', Value: SENDER_SERVICE });
+
+    // Assess
+    expect(paused).toEqual([
+      expect.objectContaining({
+        Namespace: METRICS_NAMESPACE,
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      }),
+    ]);
   });
 
   it('notifies the alarm topic from every alarm, on alarm and on recovery, and stays quiet when idle', () => {

@@ -94,7 +94,8 @@ export class InMemoryMessageStore implements MessageStore {
     if (current === undefined) return { outcome: 'missing' };
     const expired =
       current.phase === 'sending' && current.claimUntil !== undefined && current.claimUntil < now.getTime();
-    if (current.phase === 'queued' || expired) {
+    const redriven = current.phase === 'failed' && current.redrivable === true;
+    if (current.phase === 'queued' || expired || redriven) {
       this.#claims += 1;
       const token = `claim-${this.#claims}`;
       const claimed: MessageRecord = {
