@@ -158,7 +158,8 @@ export class Monitoring extends Construct {
       }),
       threshold: 0,
       comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-      description: 'SES refused to send for the account (sending paused or account suspended): check the SES console.',
+      description:
+        'SES refused to send for the account (sending paused or account suspended): check the SES console.',
     });
     const bounceMetric = sesReputation('Reputation.BounceRate');
     const complaintMetric = sesReputation('Reputation.ComplaintRate');
