@@ -24,10 +24,16 @@ export function applyFeedback(
   const events: TimelineEvent[] = [...record.events];
   const sesMessageId = record.sesMessageId ?? event.sesMessageId;
 
-  // Any event from SES proves SES accepted the message, even if the sender died before saying so.
-  if (phase === 'queued' || phase === 'sending') {
+  // Any event from SES proves SES accepted the message, even if the sender died before saying so
+  // (or gave up on it afterwards, believing it unsent).
+  const givenUp = phase === 'failed' && record.redrivable === true;
+  if (phase === 'queued' || phase === 'sending' || givenUp) {
     phase = 'sent';
-    recipients = recipients.map((r) => (r.status === 'queued' ? { ...r, status: 'sent', updatedAt: at } : r));
+    recipients = recipients.map((r) =>
+      r.status === 'queued' || (givenUp && r.status === 'failed')
+        ? { ...r, status: 'sent', reason: null, updatedAt: at }
+        : r,
+    );
     if (!events.some((e) => e.type === 'sent'))
       events.push({ type: 'sent', at, sesMessageId: event.sesMessageId });
   }
@@ -132,8 +138,9 @@ export function applyFeedback(
       break;
   }
 
+  const { redrivable: _sentAfterAll, ...rest } = record;
   return {
-    ...record,
+    ...rest,
     phase,
     recipients,
     events,

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { applyFeedback, suppressionsFor } from '../../../lambdas/domain/feedback.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
 import { type FeedbackEvent, parseFeedback } from '../../../lambdas/domain/ses-event.ts';
-import { recipientRank } from '../../../lambdas/domain/status.ts';
+import { deriveStatus, recipientRank } from '../../../lambdas/domain/status.ts';
 import { feedbackEvent, messageRecord, recipient, T0 } from '../../support/builders.ts';
 import { fixtureJson, fixtureText } from '../../support/fixtures.ts';
 
@@ -644,5 +644,26 @@ describe('suppressionsFor', () => {
         true,
       ]);
     });
+  });
+});
+
+describe('feedback for a message Baton gave up on', () => {
+  it('marks it sent and delivered: the SES event proves the send happened after all', () => {
+    // Prepare
+    const record = messageRecord({
+      phase: 'failed',
+      redrivable: true,
+      recipients: [recipient('ana@example.org', 'failed', { reason: 'gave up' })],
+    });
+    const event = feedbackEvent({ kind: 'delivery', recipients: [{ address: 'ana@example.org' }] });
+
+    // Act
+    const next = applyFeedback(record, event, new Date(T0));
+
+    // Assess
+    expect(next?.phase).toBe('sent');
+    expect(next?.redrivable).toBeUndefined();
+    expect(next?.recipients[0]).toMatchObject({ status: 'delivered', reason: null });
+    expect(deriveStatus(next?.phase ?? 'queued', next?.recipients ?? [])).toBe('delivered');
   });
 });
