@@ -225,14 +225,16 @@ export async function giveUp(
   id: string,
   reason: string,
   now: Date,
+  redrivable = true,
 ): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
     const record = await messages.get(id);
     if (!record) return false;
     const claimLive = record.phase === 'sending' && (record.claimUntil ?? 0) > now.getTime();
-    if (!(record.phase === 'queued' || record.phase === 'sending') || claimLive) return false;
+    const unsent = record.phase === 'queued' || record.phase === 'sending' || record.redrivable === true;
+    if (!unsent || claimLive) return false;
     try {
-      await messages.update(markGaveUp(record, reason, now), record.version);
+      await messages.update(markGaveUp(record, reason, now, redrivable), record.version);
       return true;
     } catch (error) {
       if (!(error instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw error;
@@ -240,14 +242,19 @@ export async function giveUp(
   }
 }
 
-export function markGaveUp(record: MessageRecord, reason: string, now: Date): MessageRecord {
+export function markGaveUp(
+  record: MessageRecord,
+  reason: string,
+  now: Date,
+  redrivable = true,
+): MessageRecord {
   const at = now.toISOString();
   return {
     ...base(record, at),
     phase: 'failed',
-    redrivable: true,
+    ...(redrivable ? { redrivable: true } : {}),
     recipients: record.recipients.map((r) =>
-      r.status === 'queued' ? { ...r, status: 'failed' as const, reason, updatedAt: at } : r,
+      pending(record, r) ? { ...r, status: 'failed' as const, reason, updatedAt: at } : r,
     ),
     events: [...record.events, { type: 'failed', at, detail: { reason } }],
   };

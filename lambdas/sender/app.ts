@@ -65,24 +65,24 @@ export function createSender(deps: SenderDeps) {
   };
 
   /**
-   * The last try failed too: say so on the message (failed, with the last error) so the status API
-   * never shows a message stuck in `queued` while it sits in the DLQ, and let SQS move it now.
+   * Baton will not send this message (its retries ran out, or its job can never be read): say so on
+   * the message, with the last error, so the status API never shows `queued` for a message that sits
+   * in the DLQ; and let SQS move it there now. `redrivable`: it was never sent and a DLQ redrive may
+   * still send it.
    */
   const deadLetter = async (
     record: SQSRecord,
-    job: SendJob,
+    id: string,
     error: Error,
     attempt: number,
+    redrivable: boolean,
   ): Promise<void> => {
-    const reason = `Baton gave up after ${attempt} attempts: ${error.message}. The message is in the dead-letter queue; redriving it sends it.`;
-    const recorded = await giveUp(deps.messages, job.id, reason, deps.clock());
+    const reason = redrivable
+      ? `Baton gave up after ${attempt} attempts: ${error.message}. The message is in the dead-letter queue; redriving it sends it.`
+      : `Baton cannot send this message: ${error.message}.`;
+    const recorded = await giveUp(deps.messages, id, reason, deps.clock(), redrivable);
     metrics.addMetric('messagesDeadLettered', MetricUnit.Count, 1);
-    logger.error('send retries exhausted; dead-lettered', {
-      messageId: job.id,
-      attempt,
-      recorded,
-      why: error.message,
-    });
+    logger.error('message dead-lettered', { messageId: id, attempt, recorded, why: error.message });
     await deps.visibility.delay(record, 0);
   };
 
@@ -119,17 +119,21 @@ export function createSender(deps: SenderDeps) {
     /** One record; throws to report it failed (Powertools turns that into a batchItemFailure). */
     async sendRecord(record: SQSRecord, batch: PreparedBatch): Promise<void> {
       const job = batch.jobs.get(record.messageId);
-      if (job instanceof TransientError) {
-        // The payload store failed for now (throttling, a 5xx): back off like a failed send.
-        await retryLater(record, job, { sqsMessageId: record.messageId });
-        throw job;
-      }
+      const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
+      const lastTry = attempt >= (deps.maxReceiveCount ?? Number.POSITIVE_INFINITY);
       if (job === undefined || job instanceof Error) {
-        logger.error('unreadable send job', {
-          sqsMessageId: record.messageId,
-          ...(job ? { why: job.message } : {}),
-        });
-        throw job ?? new PermanentError('send job missing from the prepared batch');
+        const error = job ?? new PermanentError('send job missing from the prepared batch');
+        const id = jobIdOf(record.body);
+        if (error instanceof TransientError) {
+          // The payload store failed for now (throttling, a 5xx): back off like a failed send.
+          if (lastTry && id) await deadLetter(record, id, error, attempt, true);
+          else await retryLater(record, error, { sqsMessageId: record.messageId });
+        } else {
+          logger.error('unreadable send job', { sqsMessageId: record.messageId, why: error.message });
+          // It can never be sent (a payload that expired, a job that is not one): off to the DLQ.
+          if (id) await deadLetter(record, id, error, attempt, false);
+        }
+        throw error;
       }
       if (batch.paused) {
         await deps.visibility.delay(record, PAUSED_DELAY_SECONDS);
@@ -140,16 +144,17 @@ export function createSender(deps: SenderDeps) {
         metrics.addMetric(outcomeMetric[outcome], MetricUnit.Count, 1);
         logger.info('message handled', { messageId: job.id, outcome, stream: job.message.stream });
       } catch (error) {
-        const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
-        const lastTry = attempt >= (deps.maxReceiveCount ?? Number.POSITIVE_INFINITY);
-        if (lastTry && (error instanceof SendingPausedError || error instanceof TransientError)) {
-          await deadLetter(record, job, error, attempt);
-          throw error;
-        }
         if (error instanceof SendingPausedError) {
+          // First: the rest of the batch must not reach SES, whatever happens to this record.
           batch.paused = true;
           metrics.addMetric('sendingPaused', MetricUnit.Count, 1);
           logger.error('SES sending paused; handing the batch back', { messageId: job.id });
+        }
+        if (lastTry && (error instanceof SendingPausedError || error instanceof TransientError)) {
+          await deadLetter(record, job.id, error, attempt, true);
+          throw error;
+        }
+        if (error instanceof SendingPausedError) {
           await deps.visibility.delay(record, PAUSED_DELAY_SECONDS);
         } else if (error instanceof TransientError) {
           await retryLater(record, error, { messageId: job.id });
@@ -246,5 +251,15 @@ export function loadDkimKey(file: string | undefined, selector: string | undefin
     return { selector: selector ?? 'baton', privateKey: readFileSync(file, 'utf8') };
   } catch (error) {
     throw new ConfigurationError(`cannot read the DKIM key file ${file}`, { cause: error });
+  }
+}
+
+/** Baton's message id from a raw job or pointer body, when it has one (for a job that failed to load). */
+function jobIdOf(body: string): string | undefined {
+  try {
+    const id = (JSON.parse(body) as { id?: unknown } | null)?.id;
+    return typeof id === 'string' && id !== '' ? id : undefined;
+  } catch {
+    return undefined;
   }
 }

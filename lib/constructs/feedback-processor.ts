@@ -91,7 +91,13 @@ export class FeedbackProcessor extends Construct {
     this.handler.addToRolePolicy(queueConsume(this.queue.queue));
     // Query on the GSI maps an SES message id to the Baton id when the message tag is missing.
     this.handler.addToRolePolicy(
-      tableAccess(props.messagesTable, ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query']),
+      tableAccess(props.messagesTable, [
+        'dynamodb:GetItem',
+        // Status writes replace the whole record, conditional on its version (and the claim).
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:Query',
+      ]),
     );
     this.handler.addToRolePolicy(indexQuery(props.messagesTable, Keys.messages.sesMessageIdIndex));
     this.handler.addToRolePolicy(

@@ -107,7 +107,12 @@ export class SenderLane extends Construct {
     this.sender.addToRolePolicy(queueConsume(this.queue.queue));
     // Claim (conditional update) and status updates on the message record.
     this.sender.addToRolePolicy(
-      tableAccess(props.messagesTable, ['dynamodb:GetItem', 'dynamodb:UpdateItem']),
+      tableAccess(props.messagesTable, [
+        'dynamodb:GetItem',
+        // Status writes replace the whole record, conditional on its version (and the claim).
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+      ]),
     );
     // One BatchGet per message checks every recipient (and erasure tombstones) against the list.
     this.sender.addToRolePolicy(tableAccess(props.suppressionsTable, ['dynamodb:BatchGetItem']));

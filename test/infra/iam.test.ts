@@ -188,7 +188,7 @@ describe('IAM', () => {
           'sqs:GetQueueAttributes',
           'sqs:ReceiveMessage',
         ],
-        [tables.messages]: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        [tables.messages]: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
         [tables.suppressions]: ['dynamodb:BatchGetItem'],
         [tables.stats]: ['dynamodb:UpdateItem'],
         [`${ACCOUNT_ARN}:identity/${ref(logicalIdOf(stack.ses.identity))}`]: [
@@ -217,7 +217,7 @@ describe('IAM', () => {
         'sqs:GetQueueAttributes',
         'sqs:ReceiveMessage',
       ],
-      [tables.messages]: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      [tables.messages]: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
       [`${tables.messages}/index/${Keys.messages.sesMessageIdIndex}`]: ['dynamodb:Query'],
       [tables.suppressions]: [
         'dynamodb:DeleteItem',

@@ -49,7 +49,7 @@ function refused(body: Record<string, unknown>) {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: what a header must never carry
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
-/** The two pyev-addr-lf cases the trim bug lets through (see the it.fails at the end). */
+/** The two pyev-addr-lf cases: a line feed at either end of an address, refused (not trimmed). */
 const TRIMMED_AWAY = ['my@example.com\n', '\nmy@example.com'];
 
 interface Decision {

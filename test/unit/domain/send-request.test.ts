@@ -172,7 +172,7 @@ describe('validateSendRequest', () => {
     // Prepare / Act
     const errors = errorsOf(body);
 
-    // Assess (the path only: the message is wrong today, see the it.fails below)
+    // Assess (the path; the wording is checked by the test below)
     expect(errors?.map((e) => e.path)).toEqual(['(body)']);
   });
 

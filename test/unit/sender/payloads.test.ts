@@ -290,7 +290,7 @@ describe('createSender with claim-checked jobs', () => {
       expect(visibility.delays).toEqual([]);
     });
 
-    it('fails a record whose payload is missing without sending or delaying it, so it ends in the DLQ', async () => {
+    it('fails a record whose payload is missing without sending it, records it failed for good and lets it reach the DLQ at once', async () => {
       // Prepare
       const { sender, messages, mailer, visibility } = setUp();
       const { record } = claimChecked(messages, undefined, 'msg_1', ['ana@example.org']);
@@ -303,8 +303,13 @@ describe('createSender with claim-checked jobs', () => {
         new PermanentError('payload payloads/msg_1 is missing (expired or never stored): NoSuchKey'),
       );
       expect(mailer.attempts).toEqual([]);
-      expect(visibility.delays).toEqual([]);
-      expect(messages.peek('msg_1')).toMatchObject({ phase: 'queued' });
+      expect(visibility.delays).toEqual([{ messageId: 'sqs-msg_1', seconds: 0 }]);
+      const stored = messages.peek('msg_1');
+      expect(stored).toMatchObject({ phase: 'failed' });
+      expect(stored?.redrivable).toBeUndefined();
+      expect(stored?.recipients[0]?.reason).toBe(
+        'Baton cannot send this message: payload payloads/msg_1 is missing (expired or never stored): NoSuchKey.',
+      );
     });
 
     it('backs off and retries a record whose payload could not be read for now', async () => {

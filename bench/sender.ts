@@ -1,0 +1,245 @@
+/**
+ * The sender's cost per message (issue 4's figures):
+ * (i)   CPU per 10 KB message with DKIM signing: composeMime + signDkim (2048-bit RSA), and the
+ *       whole sendJob (claim, suppression check, MIME, DKIM, SES, status write) with in-memory
+ *       fakes and an unpaced fake SES; medians over ITERATIONS runs;
+ * (ii)  the sender bundle, minified, as the stack builds it;
+ * (iii) AWS requests per message for one full batch of 10, with the REAL adapters against dynalite
+ *       and fauxqs provisioned from the template and the local SES stand-in, counted by an SDK
+ *       middleware on every client the sender uses.
+ * Run: `npm run bench:sender` (prints tables).
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { build } from 'esbuild';
+import { type DkimKey, signDkim } from '../lambdas/domain/dkim.ts';
+import type { MessageRecord, OutgoingMessage, SendJob } from '../lambdas/domain/message.ts';
+import { composeMime } from '../lambdas/domain/mime.ts';
+import { type SendDeps, sendJob } from '../lambdas/domain/send.ts';
+import { validateSendRequest } from '../lambdas/domain/send-request.ts';
+import { createSender } from '../lambdas/sender/app.ts';
+import { logger } from '../lambdas/shared/observability.ts';
+import { messageRecord, recipient, sqsRecord } from '../test/support/builders.ts';
+import {
+  FakeMailer,
+  InMemoryMessageStore,
+  InMemorySuppressionStore,
+  RecordingVisibility,
+} from '../test/support/fakes.ts';
+import { runSenderBatch } from '../test/support/sender-batch.ts';
+import { startSenderRig } from '../test/support/sender-rig.ts';
+
+const ITERATIONS = Math.max(1000, Number(process.env.BENCH_ITERATIONS ?? 2000));
+const WARMUP = 100;
+const BATCH = 10;
+
+logger.setLogLevel('SILENT');
+
+// ---------------------------------------------------------------------------------------------
+// (i) CPU per message
+
+const paragraph = 'Thank you for your order. Your items will ship within two business days. ';
+const message: OutgoingMessage = validateSendRequest({
+  from: 'Shop <orders@example.com>',
+  to: ['ana@example.org'],
+  subject: 'Your receipt #12345',
+  text: paragraph.repeat(Math.ceil(5_000 / paragraph.length)).slice(0, 5_000),
+  html: `<html><body><table width="600"><tr><td style="font-family:Arial">${'<p>'.concat(paragraph, '</p>').repeat(70)}</td></tr></table></body></html>`.slice(
+    0,
+    5_200,
+  ),
+  tags: { campaign: 'receipts' },
+  headers: { 'X-Order-Id': '12345' },
+});
+
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const dkim: DkimKey = {
+  selector: 'baton',
+  privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+};
+const date = new Date('2025-03-01T12:00:00.000Z');
+
+/** What createSender's compose does: MIME, then DKIM for the From domain. */
+const composeSigned = async (m: OutgoingMessage, id: string, at: Date) =>
+  signDkim(await composeMime(m, { id, date: at }), dkim, 'example.com');
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+async function measure(
+  run: (i: number) => Promise<unknown>,
+  before: (i: number) => void = () => {},
+): Promise<{ cpuUs: number; wallUs: number }> {
+  for (let i = 0; i < WARMUP; i++) {
+    before(-1 - i);
+    await run(-1 - i);
+  }
+  const cpu: number[] = [];
+  const wall: number[] = [];
+  for (let i = 0; i < ITERATIONS; i++) {
+    before(i);
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await run(i);
+    wall.push((performance.now() - t0) * 1000);
+    const c = process.cpuUsage(c0);
+    cpu.push(c.user + c.system);
+  }
+  return { cpuUs: median(cpu), wallUs: median(wall) };
+}
+
+const unsigned = await composeMime(message, { id: 'msg_size', date });
+const signed = await composeSigned(message, 'msg_size', date);
+
+const composeOnly = await measure(() => composeMime(message, { id: 'msg_bench', date }));
+const composeAndSign = await measure(() => composeSigned(message, 'msg_bench', date));
+
+// sendJob end to end over fakes: a fresh queued record per iteration (seeded outside the timing).
+const store = new InMemoryMessageStore();
+const mailer = new FakeMailer();
+const deps: SendDeps = {
+  messages: store,
+  mailer,
+  clock: () => new Date(),
+  leaseMs: 120_000,
+  compose: composeSigned,
+};
+const noSuppressions = new Map();
+const idOf = (i: number) => `msg_bench${i < 0 ? `w${-i}` : i}`;
+const seed = (i: number) => {
+  store.seed(messageRecord({ id: idOf(i), recipients: [recipient('ana@example.org')] }));
+  // Keep the fake's history from growing across iterations.
+  mailer.sent.length = 0;
+  mailer.attempts.length = 0;
+};
+const wholeSendJob = await measure(async (i) => {
+  const outcome = await sendJob(deps, { v: 1, id: idOf(i), tenant: 'tenant-a', message }, noSuppressions);
+  if (outcome !== 'sent') throw new Error(`unexpected outcome ${outcome}`);
+}, seed);
+
+// The sender app per record: the SQS body parsed, the batch's suppression read, sendJob.
+const appStore = new InMemoryMessageStore();
+const app = createSender({
+  messages: appStore,
+  suppressions: new InMemorySuppressionStore(),
+  mailer,
+  visibility: new RecordingVisibility(),
+  dkim,
+  clock: () => new Date(),
+});
+const bodies = new Map<number, string>();
+const wholeRecord = await measure(
+  async (i) => {
+    const response = await runSenderBatch(app, [sqsRecord(bodies.get(i) ?? '', { messageId: `sqs-${i}` })]);
+    if (response.batchItemFailures.length > 0) throw new Error('a record failed');
+  },
+  (i) => {
+    appStore.seed(messageRecord({ id: idOf(i), recipients: [recipient('ana@example.org')] }));
+    bodies.set(i, JSON.stringify({ v: 1, id: idOf(i), tenant: 'tenant-a', message } satisfies SendJob));
+    mailer.sent.length = 0;
+    mailer.attempts.length = 0;
+  },
+);
+
+// ---------------------------------------------------------------------------------------------
+// (ii) bundle size, as the stack bundles the sender (see bench/api-cpu.ts for the api)
+
+const bundle = await build({
+  entryPoints: ['lambdas/sender/handler.ts'],
+  bundle: true,
+  minify: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node24',
+  mainFields: ['module', 'main'],
+  write: false,
+  logLevel: 'silent',
+});
+const bundleKb = (bundle.outputFiles[0]?.contents.byteLength ?? 0) / 1024;
+
+// ---------------------------------------------------------------------------------------------
+// (iii) AWS requests per message, one batch of 10, real adapters
+
+const rig = await startSenderRig({ dkim });
+let requests: ReturnType<typeof rig.counter.tallies>;
+let batchWallMs: number;
+try {
+  const records = await rig.queueBatch('bench', BATCH);
+  rig.counter.reset();
+  const t0 = performance.now();
+  const response = await runSenderBatch(rig.sender, records);
+  batchWallMs = performance.now() - t0;
+  requests = rig.counter.tallies();
+  if (response.batchItemFailures.length > 0) {
+    throw new Error(`the batch reported failures: ${JSON.stringify(response.batchItemFailures)}`);
+  }
+  const sent = rig.ses.sent().length;
+  if (sent !== BATCH) throw new Error(`SES accepted ${sent} of ${BATCH} messages`);
+  for (const r of records) {
+    const id = (JSON.parse(r.body) as SendJob).id;
+    const stored: MessageRecord | undefined = await rig.records.get(id);
+    if (stored?.phase !== 'sent') throw new Error(`${id} ended ${stored?.phase ?? 'missing'}`);
+  }
+} finally {
+  await rig.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const PURPOSE: Readonly<Record<string, string>> = {
+  'DynamoDB BatchGetItem': 'suppression check: one read for every recipient of the batch (≤ 100 keys)',
+  'DynamoDB UpdateItem': 'send claim: conditional write on Baton’s message id (queued → sending)',
+  'DynamoDB PutItem': 'finish: status write with the claim token and version (sending → sent)',
+  'DynamoDB GetItem': 'claim lost or write conflict: re-read of the record',
+  'SESv2 SendEmail': 'the send itself: raw MIME, configuration set, message tags',
+  'SQS ChangeMessageVisibility': 'backoff of a failed record',
+};
+
+const table = (rows: string[][]): void => {
+  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
+  for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join('  '));
+};
+const ms = (us: number) => `${(us / 1000).toFixed(3)} ms`;
+
+console.log('\nSender CPU per message (median)');
+table([
+  [
+    'raw MIME size (unsigned → DKIM-signed)',
+    `${(unsigned.length / 1024).toFixed(1)} KB → ${(signed.length / 1024).toFixed(1)} KB`,
+  ],
+  ['composeMime, CPU', ms(composeOnly.cpuUs)],
+  ['composeMime + signDkim (RSA 2048), CPU', ms(composeAndSign.cpuUs)],
+  ['composeMime + signDkim, wall', ms(composeAndSign.wallUs)],
+  ['sendJob whole (fakes, unpaced SES), CPU', ms(wholeSendJob.cpuUs)],
+  ['sendJob whole, wall', ms(wholeSendJob.wallUs)],
+  ['sender app, one record (parse + prepare + sendJob), CPU', ms(wholeRecord.cpuUs)],
+  ['iterations', String(ITERATIONS)],
+]);
+
+console.log('\nSender bundle');
+table([['lambdas/sender/handler.ts, minified, esm, node24 (no source map)', `${bundleKb.toFixed(0)} KB`]]);
+
+console.log(
+  `\nAWS requests per message, one batch of ${BATCH} (real adapters, dynalite + fauxqs + SES stand-in)`,
+);
+table([
+  ['service', 'operation', 'calls', 'HTTP', 'per message', 'for'],
+  ...requests.map((t) => [
+    t.service,
+    t.operation,
+    String(t.calls),
+    String(t.attempts),
+    (t.calls / BATCH).toFixed(2),
+    PURPOSE[`${t.service} ${t.operation}`] ?? '',
+  ]),
+  [
+    'total',
+    '',
+    String(requests.reduce((n, t) => n + t.calls, 0)),
+    String(requests.reduce((n, t) => n + t.attempts, 0)),
+    (requests.reduce((n, t) => n + t.calls, 0) / BATCH).toFixed(2),
+    `batch wall time ${batchWallMs.toFixed(0)} ms (emulators on 127.0.0.1, unpaced)`,
+  ],
+]);
