@@ -61,7 +61,13 @@ export class ApiHandler extends Construct {
     const fn = this.handler;
     fn.addToRolePolicy(tableAccess(props.apiKeysTable, ['dynamodb:GetItem']));
     fn.addToRolePolicy(
-      tableAccess(props.messagesTable, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']),
+      // BatchWriteItem records the messages of a batch request, 25 per call.
+      tableAccess(props.messagesTable, [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:BatchWriteItem',
+      ]),
     );
     // Query/Scan serve the paginated suppression listing; BatchGet the pre-check of all recipients.
     fn.addToRolePolicy(

@@ -150,7 +150,12 @@ describe('IAM', () => {
     expect(permissions).toEqual({
       ...logs(stack.api.handler),
       [tables.apiKeys]: ['dynamodb:GetItem'],
-      [tables.messages]: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      [tables.messages]: [
+        'dynamodb:BatchWriteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+      ],
       [tables.suppressions]: [
         'dynamodb:BatchGetItem',
         'dynamodb:DeleteItem',
