@@ -16,6 +16,7 @@ import type { IConstruct } from 'constructs';
 export type DynamoAction =
   | 'dynamodb:GetItem'
   | 'dynamodb:BatchGetItem'
+  | 'dynamodb:BatchWriteItem'
   | 'dynamodb:PutItem'
   | 'dynamodb:UpdateItem'
   | 'dynamodb:DeleteItem'
