@@ -1,0 +1,1252 @@
+import '../support/quiet-powertools.ts';
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
+import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  type DynamoDBDocumentClient,
+  PutCommand,
+  QueryCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, SQSBatchResponse } from 'aws-lambda';
+import { ulid } from 'ulid';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
+import { DynamoIdempotencyStore } from '../../lambdas/adapters/idempotency-store.ts';
+import { SqsJobQueue } from '../../lambdas/adapters/job-queue.ts';
+import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
+import { S3PayloadStore } from '../../lambdas/adapters/payload-store.ts';
+import { SesMailer } from '../../lambdas/adapters/ses-mailer.ts';
+import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
+import { DynamoUsageStore } from '../../lambdas/adapters/usage-store.ts';
+import { SqsVisibility } from '../../lambdas/adapters/visibility.ts';
+import { createApi } from '../../lambdas/api/app.ts';
+import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../../lambdas/domain/key-cache.ts';
+import type { Clock } from '../../lambdas/domain/ports.ts';
+import { RateLimiter } from '../../lambdas/domain/rate-limit.ts';
+import { createFeedbackConsumer } from '../../lambdas/feedback/app.ts';
+import { createSender } from '../../lambdas/sender/app.ts';
+import { EnvVar, Keys, MessageTag } from '../../lambdas/shared/names.ts';
+import { synthTemplate } from '../../local/baton-local.ts';
+import type { CfnTemplate } from '../../local/plan.ts';
+import {
+  messageRecord,
+  outgoingMessage,
+  recipient,
+  sendBody,
+  sendJob,
+  sqsRecord,
+  suppression,
+} from '../support/builders.ts';
+import {
+  credentials,
+  documentClient,
+  type ProvisionedStack,
+  region,
+  sqsClient,
+  startProvisionedStack,
+} from '../support/emulators.ts';
+import { issueApiKey, type TestClock, testClock } from '../support/fakes.ts';
+import { fixtureFiles, fixtureText } from '../support/fixtures.ts';
+import type { KeyOverrides } from '../support/harness.ts';
+import { type HttpRequest, httpEvent, jsonOf } from '../support/http-events.ts';
+import {
+  addCallMiddleware,
+  bucketArn,
+  functionsWithEntry,
+  IamAuditError,
+  IamRecorder,
+  missingPermissions,
+  policyOfEntry,
+  policyOfFunction,
+  queueArn,
+  type RolePolicy,
+  tableArn,
+  unusedGrants,
+  usage,
+} from '../support/iam-audit.ts';
+import { runSenderBatch, type Sender } from '../support/sender-batch.ts';
+import { type SenderRig, startSenderRig } from '../support/sender-rig.ts';
+
+// Local mode enforces no IAM, so a role that lacks an action its adapter uses passes every local
+// test and fails deployed (after SES has sent, for the sender and the api's batch path). Here the
+// api, feedback and sender apps run with their real adapters, wired as their handlers wire them,
+// against emulators provisioned from the template, through every route and path (error paths by
+// injected failures); every SDK call is recorded as the IAM action and ARN AWS would authorise and
+// compared with the function's role in the same template (test/support/iam-audit.ts).
+
+const API_ENTRY = 'lambdas/api/handler.ts';
+const FEEDBACK_ENTRY = 'lambdas/feedback/handler.ts';
+const MB = 1024 * 1024;
+
+let stack: ProvisionedStack;
+let template: CfnTemplate;
+const recorder = new IamRecorder();
+
+// --- injected failures: the error paths (queue down, lost write) use other calls -----------------
+
+type Input = Record<string, unknown>;
+interface Fault {
+  readonly operation: string;
+  readonly table?: string;
+  readonly error: Error;
+}
+
+/** Fails chosen calls once each, after the recorder saw them (IAM is checked before the service acts). */
+class Faults {
+  #armed: Fault[] = [];
+
+  instrument<C extends { readonly middlewareStack: object }>(client: C): C {
+    addCallMiddleware(
+      client,
+      'batonInjectedFaults',
+      (next, context) => async (args) => {
+        const operation = (context.commandName ?? '').replace(/Command$/, '');
+        const input: Input = args.input;
+        const fault = this.#armed.find(
+          (f) => f.operation === operation && (f.table === undefined || f.table === input.TableName),
+        );
+        if (fault) {
+          this.#armed = this.#armed.filter((f) => f !== fault);
+          throw fault.error;
+        }
+        return next(args);
+      },
+      'low',
+    );
+    return client;
+  }
+
+  failOnce(operation: string, error: Error, table?: string): void {
+    this.#armed.push({ operation, error, ...(table ? { table } : {}) });
+  }
+
+  clear(): void {
+    this.#armed = [];
+  }
+}
+
+/** An error shaped as the SDK throws a service's answer. */
+const serviceError = (name: string, httpStatusCode: number): Error =>
+  Object.assign(new Error(`${name} (injected by the test)`), { name, $metadata: { httpStatusCode } });
+
+const faults = new Faults();
+
+// --- clients: one set, recorded and fault-injectable; set-up goes through the stack's own ---------
+
+let dynamo: DynamoDBClient;
+let doc: DynamoDBDocumentClient;
+let sqs: SQSClient;
+let s3: S3Client;
+
+beforeAll(async () => {
+  stack = await startProvisionedStack();
+  template = synthTemplate('example.com');
+  dynamo = faults.instrument(
+    recorder.instrument(new DynamoDBClient({ endpoint: stack.dynamo.endpoint, region, credentials })),
+  );
+  doc = documentClient(dynamo);
+  sqs = faults.instrument(recorder.instrument(sqsClient(stack.sqsSns.endpoint)));
+  // fauxqs serves S3 on the SQS/SNS endpoint, by path only (as local/baton-local.ts builds it).
+  s3 = faults.instrument(
+    recorder.instrument(
+      new S3Client({ endpoint: stack.sqsSns.endpoint, region, credentials, forcePathStyle: true }),
+    ),
+  );
+});
+
+afterAll(async () => {
+  dynamo?.destroy();
+  sqs?.destroy();
+  s3?.destroy();
+  await stack?.stop();
+});
+
+beforeEach(() => {
+  recorder.reset();
+  faults.clear();
+});
+
+/** The environment the template gives the one function with `entry`, resolved locally. */
+function environmentOf(entry: string): (name: string) => string {
+  const [id] = functionsWithEntry(template, entry);
+  const env = id === undefined ? undefined : stack.environments.get(id);
+  if (!env) throw new Error(`no provisioned function has the entry ${entry}`);
+  return (name) => {
+    const value = env[name];
+    if (value === undefined) throw new Error(`${entry} has no ${name} in its environment`);
+    return value;
+  };
+}
+
+/** What the recorded calls used that the role does not allow. */
+const missingFor = (entry: string) => missingPermissions(recorder.calls(), policyOfEntry(template, entry));
+
+// --- the api ------------------------------------------------------------------------------------
+
+/** createApi exactly as lambdas/api/handler.ts wires it, on the recorded clients and `clock`. */
+function apiUnderAudit(clock: Clock) {
+  const env = environmentOf(API_ENTRY);
+  return createApi({
+    keys: new CachedApiKeys(new DynamoApiKeyStore(doc, env(EnvVar.apiKeysTable)), {
+      ttlSeconds: DEFAULT_KEY_CACHE_SECONDS,
+      clock,
+    }),
+    messages: new DynamoMessageStore(doc, env(EnvVar.messagesTable)),
+    suppressions: new DynamoSuppressionStore(doc, env(EnvVar.suppressionsTable)),
+    queue: new SqsJobQueue(
+      sqs,
+      { transactional: env(EnvVar.transactionalQueueUrl), broadcast: env(EnvVar.broadcastQueueUrl) },
+      new S3PayloadStore(s3, env(EnvVar.payloadBucket)),
+    ),
+    usage: new DynamoUsageStore(doc, env(EnvVar.statsTable)),
+    idempotency: new DynamoIdempotencyStore(doc, env(EnvVar.idempotencyTable)),
+    rateLimiter: new RateLimiter(clock),
+    clock,
+    newId: () => `msg_${ulid()}`,
+    retentionDays: Number(env(EnvVar.retentionDays)),
+  });
+}
+
+type Api = ReturnType<typeof createApi>;
+const exercisedRoutes = new Set<string>();
+
+async function call(
+  api: Api,
+  routeKey: string,
+  request: HttpRequest = {},
+): Promise<APIGatewayProxyStructuredResultV2> {
+  exercisedRoutes.add(routeKey);
+  const event: APIGatewayProxyEventV2 = httpEvent(routeKey, request);
+  return api(event);
+}
+
+/** A key in the ApiKeys table, with a daily quota and a request rate so those paths run. */
+async function seedKey(overrides: KeyOverrides = {}): Promise<string> {
+  const { key, token } = issueApiKey({
+    tenant: 'tenant-iam',
+    dailyQuota: 1000,
+    rateLimit: 1000,
+    ...overrides,
+  });
+  await new DynamoApiKeyStore(stack.clients.doc, stack.tables.apiKeys).put(key);
+  return token;
+}
+
+interface Accepted {
+  readonly id: string;
+  readonly status: string;
+}
+interface BatchResults {
+  readonly results: ReadonlyArray<{
+    readonly id?: string;
+    readonly status?: string;
+    readonly error?: { readonly code: string };
+  }>;
+}
+const outcomes = (result: APIGatewayProxyStructuredResultV2): string[] =>
+  (jsonOf(result) as BatchResults).results.map((r) => r.status ?? r.error?.code ?? '?');
+
+/** Names as `usage` renders them. */
+const names = () => ({
+  apiKeys: stack.tables.apiKeys,
+  messages: stack.tables.messages,
+  suppressions: stack.tables.suppressions,
+  stats: stack.tables.stats,
+  idempotency: stack.tables.idempotency,
+  transactional: stack.queues.transactional.name,
+  broadcast: stack.queues.broadcast.name,
+  bucket: environmentOf(API_ENTRY)(EnvVar.payloadBucket),
+});
+
+describe('the api function’s calls, against its deployed role', () => {
+  it('lets the api role send a message the way the adapters do', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey();
+    const n = names();
+
+    // Act
+    const result = await call(api, 'POST /v1/messages', { token, body: sendBody() });
+
+    // Assess
+    expect([result.statusCode, (jsonOf(result) as Accepted).status]).toEqual([202, 'queued']);
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:BatchGetItem', n.suppressions],
+      ['dynamodb:GetItem', n.apiKeys],
+      ['dynamodb:PutItem', n.messages],
+      ['dynamodb:UpdateItem', n.stats],
+      ['sqs:SendMessage', n.transactional],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role queue a broadcast message on the broadcast lane', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey();
+    const body = sendBody({ stream: 'broadcast', listUnsubscribe: 'https://example.com/unsubscribe?u=1' });
+
+    // Act
+    const result = await call(api, 'POST /v1/messages', { token, body });
+
+    // Assess
+    expect([result.statusCode, (jsonOf(result) as Accepted).status]).toEqual([202, 'queued']);
+    expect(usage(recorder.calls()).filter(([action]) => action.startsWith('sqs:'))).toEqual([
+      ['sqs:SendMessage', names().broadcast],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role record a message whose recipients are all suppressed, without queueing it', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey();
+    await new DynamoSuppressionStore(stack.clients.doc, stack.tables.suppressions).put(
+      suppression('gone@example.org', 'complaint'),
+    );
+    const n = names();
+
+    // Act
+    const result = await call(api, 'POST /v1/messages', {
+      token,
+      body: sendBody({ to: ['gone@example.org'] }),
+    });
+
+    // Assess
+    expect([result.statusCode, (jsonOf(result) as Accepted).status]).toEqual([202, 'suppressed']);
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:BatchGetItem', n.suppressions],
+      ['dynamodb:GetItem', n.apiKeys],
+      ['dynamodb:PutItem', n.messages],
+      ['dynamodb:UpdateItem', n.stats],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role store a 2 MB message in the payload bucket and queue the pointer', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey();
+    const attachment = Buffer.alloc(2 * MB, 0x2a).toString('base64');
+    const body = sendBody({
+      attachments: [{ filename: 'report.bin', contentType: 'application/octet-stream', content: attachment }],
+    });
+    const n = names();
+
+    // Act
+    const result = await call(api, 'POST /v1/messages', { token, body });
+
+    // Assess
+    const accepted = jsonOf(result) as Accepted;
+    expect([result.statusCode, accepted.status]).toEqual([202, 'queued']);
+    expect(usage(recorder.calls()).filter(([action]) => !action.startsWith('dynamodb:'))).toEqual([
+      ['s3:PutObject', `${n.bucket}/payloads/${accepted.id}`],
+      ['sqs:SendMessage', n.transactional],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role accept a batch (one message invalid) with batched writes on both lanes', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey();
+    const messages = [
+      sendBody(),
+      sendBody({ stream: 'broadcast', listUnsubscribe: 'https://example.com/unsubscribe?u=2' }),
+      sendBody({ to: ['not an address'] }),
+    ];
+    const n = names();
+
+    // Act
+    const result = await call(api, 'POST /v1/messages/batch', { token, body: { messages } });
+
+    // Assess
+    expect([result.statusCode, outcomes(result)]).toEqual([207, ['queued', 'queued', 'invalid_message']]);
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:BatchGetItem', n.suppressions],
+      ['dynamodb:BatchWriteItem', n.messages],
+      ['dynamodb:GetItem', n.apiKeys],
+      ['dynamodb:GetItem', n.stats],
+      ['dynamodb:UpdateItem', n.stats],
+      ['sqs:SendMessage', n.broadcast],
+      ['sqs:SendMessage', n.transactional],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role claim-check a large message of a batch', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey();
+    const attachment = Buffer.alloc(2 * MB, 0x2a).toString('base64');
+    const large = sendBody({
+      attachments: [{ filename: 'report.bin', contentType: 'application/octet-stream', content: attachment }],
+    });
+
+    // Act
+    const result = await call(api, 'POST /v1/messages/batch', {
+      token,
+      body: { messages: [large, sendBody()] },
+    });
+
+    // Assess
+    expect([result.statusCode, outcomes(result)]).toEqual([207, ['queued', 'queued']]);
+    const [stored] = (jsonOf(result) as BatchResults).results;
+    expect(usage(recorder.calls()).filter(([action]) => action.startsWith('s3:'))).toEqual([
+      ['s3:PutObject', `${names().bucket}/payloads/${stored?.id}`],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role keep, replay and refuse an Idempotency-Key', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey();
+    const headers = { 'idempotency-key': `order-${ulid()}` };
+    const n = names();
+
+    // Act
+    const first = await call(api, 'POST /v1/messages', { token, headers, body: sendBody() });
+    const again = await call(api, 'POST /v1/messages', { token, headers, body: sendBody() });
+    const other = await call(api, 'POST /v1/messages', {
+      token,
+      headers,
+      body: sendBody({ subject: 'Other' }),
+    });
+
+    // Assess
+    expect([
+      first.statusCode,
+      again.statusCode,
+      again.headers?.['idempotent-replayed'],
+      other.statusCode,
+    ]).toEqual([202, 202, 'true', 409]);
+    expect(usage(recorder.calls()).filter(([, resource]) => resource === n.idempotency)).toEqual([
+      ['dynamodb:GetItem', n.idempotency],
+      ['dynamodb:PutItem', n.idempotency],
+      ['dynamodb:UpdateItem', n.idempotency],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role take over an Idempotency-Key whose holder died', async () => {
+    // Prepare: the first request's reply is not kept (its write fails), so its lock lapses.
+    const clock: TestClock = testClock(new Date().toISOString());
+    const api = apiUnderAudit(clock);
+    const token = await seedKey();
+    const headers = { 'idempotency-key': `order-${ulid()}` };
+    faults.failOnce('UpdateItem', serviceError('InternalServerError', 500), stack.tables.idempotency);
+    await call(api, 'POST /v1/messages', { token, headers, body: sendBody() });
+    clock.advance(16_000);
+    recorder.reset();
+
+    // Act
+    const retried = await call(api, 'POST /v1/messages', { token, headers, body: sendBody() });
+
+    // Assess
+    expect([retried.statusCode, retried.headers?.['idempotent-replayed']]).toEqual([202, undefined]);
+    expect(
+      recorder
+        .calls()
+        .filter((c) => c.resources.includes(tableArn(stack.tables.idempotency)))
+        .map((c) => c.action),
+    ).toEqual(['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:UpdateItem']);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role give back quota, mark the message failed and release the key when the queue is down', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey();
+    faults.failOnce('SendMessage', serviceError('ServiceUnavailable', 503));
+    const n = names();
+
+    // Act
+    const result = await call(api, 'POST /v1/messages', {
+      token,
+      headers: { 'idempotency-key': `order-${ulid()}` },
+      body: sendBody(),
+    });
+
+    // Assess
+    expect(result.statusCode).toBe(503);
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:BatchGetItem', n.suppressions],
+      ['dynamodb:DeleteItem', n.idempotency],
+      ['dynamodb:GetItem', n.apiKeys],
+      ['dynamodb:PutItem', n.idempotency],
+      ['dynamodb:PutItem', n.messages],
+      ['dynamodb:UpdateItem', n.stats],
+      ['sqs:SendMessage', n.transactional],
+    ]);
+    expect(
+      recorder
+        .calls()
+        .filter((c) => c.action === 'dynamodb:PutItem' && c.resources.includes(tableArn(n.messages))),
+    ).toHaveLength(2);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role give back quota and mark the messages failed when a batch cannot be queued', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey();
+    faults.failOnce('SendMessageBatch', serviceError('ServiceUnavailable', 503));
+
+    // Act
+    const result = await call(api, 'POST /v1/messages/batch', {
+      token,
+      body: { messages: [sendBody(), sendBody()] },
+    });
+
+    // Assess
+    expect([result.statusCode, outcomes(result)]).toEqual([207, ['unavailable', 'unavailable']]);
+    expect(recorder.calls().map((c) => c.action)).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:GetItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:BatchGetItem',
+      'dynamodb:BatchWriteItem',
+      'sqs:SendMessage',
+      'dynamodb:UpdateItem',
+      'dynamodb:PutItem',
+      'dynamodb:PutItem',
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role read a message back', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey();
+    const id = `msg_${ulid()}`;
+    await new DynamoMessageStore(stack.clients.doc, stack.tables.messages).create(
+      messageRecord({ id, tenant: 'tenant-iam' }),
+    );
+    const n = names();
+
+    // Act
+    const found = await call(api, 'GET /v1/messages/{id}', { token, pathParameters: { id } });
+    const unknown = await call(api, 'GET /v1/messages/{id}', {
+      token,
+      pathParameters: { id: `msg_${ulid()}` },
+    });
+
+    // Assess
+    expect([found.statusCode, unknown.statusCode]).toEqual([200, 404]);
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:GetItem', n.apiKeys],
+      ['dynamodb:GetItem', n.messages],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role put, get, list page by page and delete suppressions', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey();
+    const seeded = new DynamoSuppressionStore(stack.clients.doc, stack.tables.suppressions);
+    await seeded.put(suppression('complained@example.org', 'complaint'));
+    await seeded.put(suppression('bounced@example.org', 'hard_bounce'));
+    const n = names();
+
+    // Act
+    const put = await call(api, 'PUT /v1/suppressions/{address}', {
+      token,
+      pathParameters: { address: 'manual@example.org' },
+      body: { reason: 'manual' },
+    });
+    const weaker = await call(api, 'PUT /v1/suppressions/{address}', {
+      token,
+      pathParameters: { address: 'complained@example.org' },
+      body: { reason: 'manual' },
+    });
+    const get = await call(api, 'GET /v1/suppressions/{address}', {
+      token,
+      pathParameters: { address: 'manual@example.org' },
+    });
+    const firstPage = await call(api, 'GET /v1/suppressions', { token, query: { limit: '1' } });
+    const { nextCursor } = jsonOf(firstPage) as { nextCursor: string | null };
+    const secondPage = await call(api, 'GET /v1/suppressions', {
+      token,
+      query: { limit: '1', cursor: nextCursor ?? '' },
+    });
+    const deleted = await call(api, 'DELETE /v1/suppressions/{address}', {
+      token,
+      pathParameters: { address: 'manual@example.org' },
+    });
+    const gone = await call(api, 'GET /v1/suppressions/{address}', {
+      token,
+      pathParameters: { address: 'manual@example.org' },
+    });
+
+    // Assess
+    expect([put, weaker, get, firstPage, secondPage, deleted, gone].map((r) => r.statusCode)).toEqual([
+      200, 200, 200, 200, 200, 204, 404,
+    ]);
+    expect((jsonOf(weaker) as { reason: string }).reason).toBe('complaint');
+    expect(typeof nextCursor).toBe('string');
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:DeleteItem', n.suppressions],
+      ['dynamodb:GetItem', n.apiKeys],
+      ['dynamodb:GetItem', n.suppressions],
+      ['dynamodb:PutItem', n.suppressions],
+      ['dynamodb:Scan', n.suppressions],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role count a key’s daily quota until it is used up', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey({ dailyQuota: 2 });
+    const n = names();
+
+    // Act
+    const single = await call(api, 'POST /v1/messages', { token, body: sendBody() });
+    const batch = await call(api, 'POST /v1/messages/batch', {
+      token,
+      body: { messages: [sendBody(), sendBody(), sendBody()] },
+    });
+    const over = await call(api, 'POST /v1/messages', { token, body: sendBody() });
+
+    // Assess
+    expect([single.statusCode, batch.statusCode, outcomes(batch), over.statusCode]).toEqual([
+      202,
+      207,
+      ['queued', 'rate_limited', 'rate_limited'],
+      429,
+    ]);
+    expect(usage(recorder.calls()).filter(([, resource]) => resource === n.stats)).toEqual([
+      ['dynamodb:GetItem', n.stats],
+      ['dynamodb:UpdateItem', n.stats],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role refuse a key over its request rate, an unknown key and an invalid message', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey({ rateLimit: 1 });
+    const other = await seedKey();
+    const n = names();
+
+    // Act
+    const first = await call(api, 'GET /v1/suppressions/{address}', {
+      token,
+      pathParameters: { address: 'nobody@example.org' },
+    });
+    const limited = await call(api, 'GET /v1/suppressions/{address}', {
+      token,
+      pathParameters: { address: 'nobody@example.org' },
+    });
+    const unknownKey = await call(api, 'GET /v1/suppressions', { token: `${other.slice(0, -4)}AAAA` });
+    const invalid = await call(api, 'POST /v1/messages', { token: other, body: sendBody({ to: [] }) });
+
+    // Assess
+    expect([first, limited, unknownKey, invalid].map((r) => r.statusCode)).toEqual([404, 429, 401, 422]);
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:GetItem', n.apiKeys],
+      ['dynamodb:GetItem', n.suppressions],
+      ['dynamodb:UpdateItem', n.stats],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role answer health, not-yet-implemented and unknown routes', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey();
+
+    // Act
+    const results = [
+      await call(api, 'GET /health'),
+      await call(api, 'GET /v1/stats', { token }),
+      await call(api, 'DELETE /v1/recipients/{address}', {
+        token,
+        pathParameters: { address: 'ana@example.org' },
+      }),
+      await call(api, '$default', { method: 'GET', path: '/v2/nothing' }),
+    ];
+
+    // Assess
+    expect(results.map((r) => r.statusCode)).toEqual([200, 501, 501, 404]);
+    expect(usage(recorder.calls())).toEqual([['dynamodb:GetItem', names().apiKeys]]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('has exercised every route the template gives the api function', () => {
+    // Prepare
+    const [apiFunction] = functionsWithEntry(template, API_ENTRY);
+
+    // Act
+    const routes = stack.plan.routes.filter((r) => r.function === apiFunction).map((r) => r.routeKey);
+
+    // Assess: every route is the api function's, and each was called above.
+    expect(routes).toHaveLength(stack.plan.routes.length);
+    expect([...exercisedRoutes].sort()).toEqual([...routes].sort());
+  });
+});
+
+// --- feedback -----------------------------------------------------------------------------------
+
+/** createFeedbackConsumer exactly as lambdas/feedback/handler.ts wires it, batch loop included. */
+function feedbackUnderAudit(clock: Clock): (bodies: readonly string[]) => Promise<SQSBatchResponse> {
+  const env = environmentOf(FEEDBACK_ENTRY);
+  const consumer = createFeedbackConsumer({
+    messages: new DynamoMessageStore(doc, env(EnvVar.messagesTable)),
+    suppressions: new DynamoSuppressionStore(doc, env(EnvVar.suppressionsTable)),
+    clock,
+  });
+  return (bodies) =>
+    processPartialResponse(
+      { Records: bodies.map((body, i) => sqsRecord(body, { messageId: `sqs-${i}` })) },
+      consumer,
+      new BatchProcessor(EventType.SQS),
+      { throwOnFullBatchFailure: false },
+    );
+}
+
+interface FixtureEvent {
+  readonly file: string;
+  readonly body: string;
+  readonly recipients: readonly string[];
+}
+
+/**
+ * A fixture's SES event re-pointed at one of our messages: `mail.messageId` becomes `sesMessageId`,
+ * and the Baton message-id tag is set to `batonMessageId` or removed (then only the GSI finds it).
+ * An SNS envelope is kept, with its inner message rewritten.
+ */
+function pointedAt(file: string, sesMessageId: string, batonMessageId: string | undefined): FixtureEvent {
+  const outer = JSON.parse(fixtureText(`ses/${file}`)) as Input;
+  const wrapped = typeof outer.Message === 'string';
+  const event = (wrapped ? JSON.parse(outer.Message as string) : outer) as { mail: Input };
+  const tags = { ...((event.mail.tags as Record<string, string[]> | undefined) ?? {}) };
+  delete tags[MessageTag.messageId];
+  if (batonMessageId !== undefined) tags[MessageTag.messageId] = [batonMessageId];
+  event.mail = { ...event.mail, messageId: sesMessageId, tags };
+  const body = wrapped ? JSON.stringify({ ...outer, Message: JSON.stringify(event) }) : JSON.stringify(event);
+  return { file, body, recipients: event.mail.destination as string[] };
+}
+
+/** Fixture files holding one SES event with a mail object (configuration-set events, notifications). */
+function sesEventFixtures(prefix: string): string[] {
+  return fixtureFiles('ses').filter((file) => {
+    if (!file.startsWith(prefix)) return false;
+    try {
+      const outer = JSON.parse(fixtureText(`ses/${file}`)) as Input;
+      const event = (typeof outer.Message === 'string' ? JSON.parse(outer.Message) : outer) as {
+        mail?: Input;
+      };
+      return typeof event.mail?.messageId === 'string';
+    } catch {
+      // An SNS envelope around something other than an SES event (the AWS doc's "Hello world!").
+      return false;
+    }
+  });
+}
+
+/** A sent message for the event's recipients, with or without SES's id on it. */
+async function recordFor(id: string, recipients: readonly string[], sesMessageId?: string): Promise<void> {
+  await new DynamoMessageStore(stack.clients.doc, stack.tables.messages).create(
+    messageRecord({
+      id,
+      phase: 'sent',
+      recipients: recipients.map((address) => recipient(address, 'sent')),
+      ...(sesMessageId ? { sesMessageId } : {}),
+    }),
+  );
+}
+
+const suppressionOf = (address: string) =>
+  new DynamoSuppressionStore(stack.clients.doc, stack.tables.suppressions).get(address);
+
+describe('the feedback function’s calls, against its deployed role', () => {
+  it('lets the feedback role apply every kind of configuration-set event found by its message tag', async () => {
+    // Prepare: one message per event kind, without SES's id yet (the tag finds it).
+    const files = sesEventFixtures('ses-event_');
+    const events = files.map((file) => {
+      const id = `msg_${ulid()}`;
+      return { id, ...pointedAt(file, `ses-${id}`, id) };
+    });
+    for (const e of events) await recordFor(e.id, e.recipients);
+    const consume = feedbackUnderAudit(testClock(new Date().toISOString()));
+    const n = names();
+
+    // Act
+    const response = await consume(events.map((e) => e.body));
+
+    // Assess
+    expect(files).toHaveLength(10);
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect((await suppressionOf('recipient@example.com'))?.reason).toBe('complaint');
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:GetItem', n.messages],
+      ['dynamodb:PutItem', n.messages],
+      ['dynamodb:PutItem', n.suppressions],
+    ]);
+    expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
+  });
+
+  it('lets the feedback role find untagged notifications by SES message id on the index', async () => {
+    // Prepare: identity notifications carry no tags; the records carry SES's id.
+    const files = [...sesEventFixtures('ses-notif_'), ...sesEventFixtures('sns-http_')];
+    const events = files.map((file) => {
+      const id = `msg_${ulid()}`;
+      return { id, sesMessageId: `ses-${id}`, ...pointedAt(file, `ses-${id}`, undefined) };
+    });
+    for (const e of events) await recordFor(e.id, e.recipients, e.sesMessageId);
+    const consume = feedbackUnderAudit(testClock(new Date().toISOString()));
+    const n = names();
+
+    // Act
+    const response = await consume(events.map((e) => e.body));
+
+    // Assess
+    expect(files).toHaveLength(21);
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect((await suppressionOf('bounce@simulator.amazonses.com'))?.reason).toBe('hard_bounce');
+    expect((await suppressionOf('complaint@simulator.amazonses.com'))?.reason).toBe('complaint');
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:GetItem', n.messages],
+      ['dynamodb:PutItem', n.messages],
+      ['dynamodb:PutItem', n.suppressions],
+      ['dynamodb:Query', `${n.messages}/index/${Keys.messages.sesMessageIdIndex}`],
+    ]);
+    expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
+  });
+
+  it('lets the feedback role suppress a bouncing address before the message is recorded, and retry', async () => {
+    // Prepare: a fresh permanent bounce for messages Baton has no record of (yet).
+    const now = new Date().toISOString();
+    const bounce = (file: string, tag: string | undefined) => {
+      const e = pointedAt(file, `ses-${ulid()}`, tag);
+      const event = JSON.parse(e.body) as { bounce: Input };
+      event.bounce = { ...event.bounce, timestamp: now };
+      return JSON.stringify(event);
+    };
+    const consume = feedbackUnderAudit(testClock(now));
+    const n = names();
+
+    // Act
+    const response = await consume([
+      bounce('ses-event_aws-doc_bounce.json', `msg_${ulid()}`),
+      bounce('ses-notif_aws-doc_bounce-permanent-general-with-dsn.json', undefined),
+    ]);
+
+    // Assess
+    // Powertools processes the records in parallel: failures come back in the order they finished.
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(['sqs-0', 'sqs-1']);
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:GetItem', n.messages],
+      ['dynamodb:PutItem', n.suppressions],
+      ['dynamodb:Query', `${n.messages}/index/${Keys.messages.sesMessageIdIndex}`],
+    ]);
+    expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
+  });
+
+  it('lets the feedback role re-read and rewrite a message another event changed first', async () => {
+    // Prepare
+    const id = `msg_${ulid()}`;
+    const delivery = pointedAt('ses-event_aws-doc_delivery.json', `ses-${id}`, id);
+    await recordFor(id, delivery.recipients);
+    faults.failOnce('PutItem', serviceError('ConditionalCheckFailedException', 400), stack.tables.messages);
+    const consume = feedbackUnderAudit(testClock(new Date().toISOString()));
+
+    // Act
+    const response = await consume([delivery.body]);
+
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(recorder.calls().map((c) => c.action)).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+    ]);
+    expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
+  });
+});
+
+// --- the sender ---------------------------------------------------------------------------------
+
+const SENDER_ENTRY = 'lambdas/sender/handler.ts';
+
+describe('the transactional sender’s calls, against its deployed role', () => {
+  // The sender rig's emulators, SES stand-in and queueing; the sender itself is built here on
+  // recorded clients (the rig's own are counted, not recorded), with the payload store the rig
+  // leaves out, so the claim check's read is audited too.
+  let rig: SenderRig;
+  let senderFunction: string;
+  let env: (name: string) => string;
+  const own: Array<{ destroy(): void }> = [];
+  let sender: Sender;
+  let setupS3: S3Client;
+
+  beforeAll(async () => {
+    rig = await startSenderRig();
+    const id = functionsWithEntry(template, SENDER_ENTRY).find(
+      (fn) => rig.stack.environments.get(fn)?.[EnvVar.lane] === 'transactional',
+    );
+    const vars = id === undefined ? undefined : rig.stack.environments.get(id);
+    if (id === undefined || vars === undefined) throw new Error('the template has no transactional sender');
+    senderFunction = id;
+    env = (name) => {
+      const value = vars[name];
+      if (value === undefined) throw new Error(`the sender has no ${name} in its environment`);
+      return value;
+    };
+    const ddb = recorder.instrument(
+      new DynamoDBClient({ endpoint: rig.stack.dynamo.endpoint, region, credentials }),
+    );
+    const queue = recorder.instrument(sqsClient(rig.stack.sqsSns.endpoint));
+    const bucket = recorder.instrument(
+      new S3Client({ endpoint: rig.stack.sqsSns.endpoint, region, credentials, forcePathStyle: true }),
+    );
+    // One attempt per call: IAM authorises each call once, the SDK's retries of a throttled send only add time.
+    const ses = recorder.instrument(
+      new SESv2Client({ endpoint: rig.ses.endpoint, region, credentials, maxAttempts: 1 }),
+    );
+    setupS3 = new S3Client({
+      endpoint: rig.stack.sqsSns.endpoint,
+      region,
+      credentials,
+      forcePathStyle: true,
+    });
+    own.push(ddb, queue, bucket, ses, setupS3);
+    const sdoc = documentClient(ddb);
+    // As lambdas/sender/handler.ts wires it, but without the pacer around the mailer: it only waits.
+    sender = createSender({
+      messages: new DynamoMessageStore(sdoc, env(EnvVar.messagesTable)),
+      suppressions: new DynamoSuppressionStore(sdoc, env(EnvVar.suppressionsTable)),
+      mailer: new SesMailer(ses, env(EnvVar.configurationSet)),
+      visibility: new SqsVisibility(queue),
+      dkim: undefined,
+      clock: () => new Date(),
+      maxReceiveCount: Number(env(EnvVar.maxReceiveCount)),
+      payloads: new S3PayloadStore(bucket, env(EnvVar.payloadBucket)),
+    });
+  });
+
+  afterEach(() => {
+    rig?.ses.setFaults({});
+  });
+
+  afterAll(async () => {
+    for (const client of own) client.destroy();
+    await rig?.stop();
+  });
+
+  const missingForSender = () =>
+    missingPermissions(recorder.calls(), policyOfFunction(template, senderFunction));
+  const sesResources = () => ({
+    configurationSet: `configuration-set/${env(EnvVar.configurationSet)}`,
+    identity: 'identity/example.com',
+  });
+
+  it('lets the sender role deliver a batch the way the adapters do', async () => {
+    // Prepare
+    const records = await rig.queueBatch('iamdeliver', 2);
+    recorder.reset();
+    const ses = sesResources();
+
+    // Act
+    const response = await runSenderBatch(sender, records);
+
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:BatchGetItem', rig.stack.tables.suppressions],
+      ['dynamodb:PutItem', rig.stack.tables.messages],
+      ['dynamodb:UpdateItem', rig.stack.tables.messages],
+      ['ses:SendEmail', ses.configurationSet],
+      ['ses:SendEmail', ses.identity],
+      ['ses:SendRawEmail', ses.configurationSet],
+      ['ses:SendRawEmail', ses.identity],
+    ]);
+    expect(missingForSender()).toEqual([]);
+  });
+
+  it('lets the sender role read a claim-checked job back from the payload bucket', async () => {
+    // Prepare
+    const id = `msg_${ulid()}`;
+    const to = 'success@simulator.amazonses.com';
+    const bucket = env(EnvVar.payloadBucket);
+    const now = new Date().toISOString();
+    await rig.records.create(
+      messageRecord({
+        id,
+        createdAt: now,
+        updatedAt: now,
+        recipients: [recipient(to, 'queued', { updatedAt: now })],
+      }),
+    );
+    const job = sendJob(outgoingMessage({ to: [{ address: to }] }), id);
+    await setupS3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: `payloads/${id}`, Body: JSON.stringify(job) }),
+    );
+    const pointer = { v: 1, id, tenant: job.tenant, payload: { bucket, key: `payloads/${id}` } };
+    recorder.reset();
+
+    // Act
+    const response = await runSenderBatch(sender, [sqsRecord(JSON.stringify(pointer))]);
+
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(usage(recorder.calls()).filter(([action]) => action.startsWith('s3:'))).toEqual([
+      ['s3:GetObject', `${bucket}/payloads/${id}`],
+    ]);
+    expect(missingForSender()).toEqual([]);
+  });
+
+  it('lets the sender role back off a throttled send and give up on the last receive', async () => {
+    // Prepare
+    const [retried, last] = await rig.queueBatch('iamthrottle', 2);
+    if (!retried || !last) throw new Error('nothing queued');
+    const lastReceive = {
+      ...last,
+      attributes: { ...last.attributes, ApproximateReceiveCount: env(EnvVar.maxReceiveCount) },
+    };
+    rig.ses.setFaults({ throttleRate: 1 });
+    recorder.reset();
+
+    // Act
+    const response = await runSenderBatch(sender, [retried, lastReceive]);
+
+    // Assess
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
+      [retried.messageId, last.messageId].sort(),
+    );
+    expect(usage(recorder.calls()).filter(([action]) => !action.startsWith('ses:'))).toEqual([
+      ['dynamodb:BatchGetItem', rig.stack.tables.suppressions],
+      ['dynamodb:GetItem', rig.stack.tables.messages],
+      ['dynamodb:PutItem', rig.stack.tables.messages],
+      ['dynamodb:UpdateItem', rig.stack.tables.messages],
+      ['sqs:ChangeMessageVisibility', rig.stack.queues.transactional.name],
+    ]);
+    expect(missingForSender()).toEqual([]);
+  });
+});
+
+// --- the helper itself --------------------------------------------------------------------------
+
+/** A client whose calls stop after the recorder: nothing reaches the network. */
+function stubbed<C extends { readonly middlewareStack: object }>(client: C, audit: IamRecorder): C {
+  audit.instrument(client);
+  addCallMiddleware(
+    client,
+    'batonStub',
+    () => async () => ({ output: { $metadata: {} }, response: {} }),
+    'low',
+  );
+  return client;
+}
+
+const offline = { endpoint: 'http://127.0.0.1:9', region, credentials };
+
+describe('the IAM audit helper', () => {
+  it('records each SDK call as the IAM action and resource ARN that authorise it', async () => {
+    // Prepare
+    const audit = new IamRecorder();
+    const ddb = documentClient(stubbed(new DynamoDBClient(offline), audit));
+    const queue = stubbed(sqsClient(offline.endpoint), audit);
+    const bucket = stubbed(new S3Client({ ...offline, forcePathStyle: true }), audit);
+    const ses = stubbed(new SESv2Client(offline), audit);
+
+    // Act
+    await ddb.send(new PutCommand({ TableName: 'Messages', Item: { id: 'm' } }));
+    await ddb.send(
+      new BatchWriteCommand({ RequestItems: { Messages: [{ PutRequest: { Item: { id: 'm' } } }] } }),
+    );
+    await ddb.send(new BatchGetCommand({ RequestItems: { Suppressions: { Keys: [{ address: 'a@b.c' }] } } }));
+    await ddb.send(
+      new QueryCommand({
+        TableName: 'Messages',
+        IndexName: 'bySes',
+        KeyConditionExpression: 'x = :x',
+        ExpressionAttributeValues: { ':x': 'y' },
+      }),
+    );
+    await queue.send(
+      new SendMessageBatchCommand({
+        QueueUrl: 'http://127.0.0.1:9/000000000000/Lane',
+        Entries: [{ Id: '1', MessageBody: '{}' }],
+      }),
+    );
+    await bucket.send(new PutObjectCommand({ Bucket: 'payloads', Key: 'payloads/msg_1', Body: 'x' }));
+    await ses.send(
+      new SendEmailCommand({
+        FromEmailAddress: 'Shop <orders@Example.com>',
+        ConfigurationSetName: 'Set',
+        Content: { Raw: { Data: Buffer.from('x') } },
+      }),
+    );
+
+    // Assess
+    const ses0 = 'arn:aws:ses:us-east-1:000000000000';
+    expect(audit.calls().map((c) => [c.operation, c.action, c.resources])).toEqual([
+      ['PutItem', 'dynamodb:PutItem', [tableArn('Messages')]],
+      ['BatchWriteItem', 'dynamodb:BatchWriteItem', [tableArn('Messages')]],
+      ['BatchGetItem', 'dynamodb:BatchGetItem', [tableArn('Suppressions')]],
+      ['Query', 'dynamodb:Query', [`${tableArn('Messages')}/index/bySes`]],
+      ['SendMessageBatch', 'sqs:SendMessage', [queueArn('Lane')]],
+      ['PutObject', 's3:PutObject', [`${bucketArn('payloads')}/payloads/msg_1`]],
+      ['SendEmail', 'ses:SendEmail', [`${ses0}:identity/example.com`, `${ses0}:configuration-set/Set`]],
+      ['SendEmail', 'ses:SendRawEmail', [`${ses0}:identity/example.com`, `${ses0}:configuration-set/Set`]],
+    ]);
+    expect(audit.calls().map((c) => c.service)).toEqual([
+      'DynamoDB',
+      'DynamoDB',
+      'DynamoDB',
+      'DynamoDB',
+      'SQS',
+      'S3',
+      'SESv2',
+      'SESv2',
+    ]);
+  });
+
+  it('reports an action the role does not grant, so the guard can fail', async () => {
+    // Prepare: the feedback role may not batch-write Messages (the api's past omission).
+    const audit = new IamRecorder();
+    const ddb = documentClient(stubbed(new DynamoDBClient(offline), audit));
+    await ddb.send(
+      new BatchWriteCommand({
+        RequestItems: { [stack.tables.messages]: [{ PutRequest: { Item: { id: 'm' } } }] },
+      }),
+    );
+    await ddb.send(new PutCommand({ TableName: stack.tables.messages, Item: { id: 'm' } }));
+
+    // Act
+    const missing = missingPermissions(audit.calls(), policyOfEntry(template, FEEDBACK_ENTRY));
+
+    // Assess
+    expect(missing).toEqual([
+      { action: 'dynamodb:BatchWriteItem', resource: tableArn(stack.tables.messages) },
+    ]);
+  });
+
+  it('grants objects under the api role’s payload prefix and nothing outside it', () => {
+    // Prepare
+    const bucket = bucketArn(environmentOf(API_ENTRY)(EnvVar.payloadBucket));
+    const recorded = [
+      {
+        service: 'S3',
+        operation: 'PutObject',
+        action: 's3:PutObject',
+        resources: [`${bucket}/payloads/msg_1`],
+      },
+      { service: 'S3', operation: 'PutObject', action: 's3:PutObject', resources: [`${bucket}/other/msg_1`] },
+      {
+        service: 'S3',
+        operation: 'GetObject',
+        action: 's3:GetObject',
+        resources: [`${bucket}/payloads/msg_1`],
+      },
+    ];
+
+    // Act
+    const missing = missingPermissions(recorded, policyOfEntry(template, API_ENTRY));
+
+    // Assess
+    expect(missing).toEqual([
+      { action: 's3:GetObject', resource: `${bucket}/payloads/msg_1` },
+      { action: 's3:PutObject', resource: `${bucket}/other/msg_1` },
+    ]);
+  });
+
+  it('lets a Deny win over an Allow and refuses a statement it cannot evaluate', () => {
+    // Prepare
+    const statement = (extra: Input) => ({
+      Resources: {
+        Fn: { Type: 'AWS::Lambda::Function', Properties: { Role: { 'Fn::GetAtt': ['Role', 'Arn'] } } },
+        Role: { Type: 'AWS::IAM::Role', Properties: {} },
+        Policy: {
+          Type: 'AWS::IAM::Policy',
+          Properties: {
+            Roles: [{ Ref: 'Role' }],
+            PolicyDocument: {
+              Statement: [
+                { Effect: 'Allow', Action: 'sqs:*', Resource: '*' },
+                { Resource: '*', ...extra },
+              ],
+            },
+          },
+        },
+      },
+    });
+    const denied: RolePolicy = policyOfFunction(
+      statement({ Effect: 'Deny', Action: 'sqs:DeleteMessage' }),
+      'Fn',
+    );
+    const recorded = ['sqs:SendMessage', 'sqs:DeleteMessage'].map((action) => ({
+      service: 'SQS',
+      operation: action.slice(4),
+      action,
+      resources: [queueArn('Q')],
+    }));
+
+    // Act
+    const missing = missingPermissions(recorded, denied);
+    const conditional = () =>
+      policyOfFunction(
+        statement({ Effect: 'Allow', Action: 'sqs:SendMessage', Condition: { Bool: {} } }),
+        'Fn',
+      );
+
+    // Assess
+    expect(missing).toEqual([{ action: 'sqs:DeleteMessage', resource: queueArn('Q') }]);
+    expect(conditional).toThrow(
+      new IamAuditError('role Role: a statement with Condition cannot be audited by this helper'),
+    );
+  });
+  it('lists the grants no recorded call needed, leaving out the runtime’s log grants', () => {
+    // Prepare
+    const policy = policyOfFunction(
+      {
+        Resources: {
+          Fn: { Type: 'AWS::Lambda::Function', Properties: { Role: { Ref: 'Role' } } },
+          Role: {
+            Type: 'AWS::IAM::Role',
+            Properties: {
+              Policies: [
+                {
+                  PolicyDocument: {
+                    Statement: [
+                      {
+                        Effect: 'Allow',
+                        Action: ['sqs:SendMessage', 'sqs:DeleteMessage'],
+                        Resource: queueArn('Q'),
+                      },
+                      { Effect: 'Allow', Action: 'logs:PutLogEvents', Resource: '*' },
+                    ],
+                  },
+                },
+              ],
+            },
+          },
+        },
+      },
+      'Fn',
+    );
+    const recorded = [
+      {
+        service: 'SQS',
+        operation: 'SendMessageBatch',
+        action: 'sqs:SendMessage',
+        resources: [queueArn('Q')],
+      },
+    ];
+
+    // Act
+    const unused = unusedGrants(recorded, policy);
+
+    // Assess
+    expect(unused).toEqual([{ action: 'sqs:DeleteMessage', resource: queueArn('Q') }]);
+  });
+});
