@@ -64,7 +64,7 @@ export function applyFeedback(
       break;
     case 'bounce': {
       for (const r of event.recipients) {
-        if (onlyDelayed(r)) {
+        if (onlyDelayed(event, r)) {
           upgrade(r, {
             status: 'delayed',
             reason: `delivery delayed${r.diagnosticCode ? `: ${r.diagnosticCode}` : ''}`,
@@ -74,7 +74,7 @@ export function applyFeedback(
           upgrade(r, { status: 'bounced', reason: bounceReason(event, r), ...(hard ? {} : { soft: true }) });
         }
         events.push({
-          type: onlyDelayed(r) ? 'delayed' : 'bounced',
+          type: onlyDelayed(event, r) ? 'delayed' : 'bounced',
           at,
           recipient: r.address,
           detail: {
@@ -207,14 +207,16 @@ export function suppressionsFor(
 
 /**
  * SES can list, inside a Permanent bounce, a recipient whose delivery is only delayed (action
- * `delayed`, a 4.x.x status): that one has not failed and must not be suppressed.
+ * `delayed`, a 4.x.x status): that one has not failed and must not be suppressed. In a Transient
+ * bounce a 4.x.x status is the normal case (SES retried, then gave up) and counts as a bounce.
  */
-function onlyDelayed(r: FeedbackRecipient): boolean {
-  return r.action?.toLowerCase() === 'delayed' || /^4\./.test(r.status ?? '');
+function onlyDelayed(event: FeedbackEvent, r: FeedbackRecipient): boolean {
+  if (r.action?.toLowerCase() === 'delayed') return true;
+  return event.bounceType === 'Permanent' && /^4\./.test(r.status ?? '');
 }
 
 function isHardBounce(event: FeedbackEvent, r: FeedbackRecipient): boolean {
-  return event.bounceType === 'Permanent' && !onlyDelayed(r);
+  return event.bounceType === 'Permanent' && !onlyDelayed(event, r);
 }
 
 function bounceReason(event: FeedbackEvent, r: FeedbackRecipient): string {

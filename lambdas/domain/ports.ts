@@ -1,6 +1,7 @@
 import type { Lane } from '../shared/names.ts';
 import type { ApiKey } from './api-key.ts';
 import type { MessageRecord, SendJob } from './message.ts';
+import type { SoftBounceState } from './soft-bounce.ts';
 import type { Suppression } from './suppression.ts';
 
 /**
@@ -135,4 +136,11 @@ export interface IdempotencyStore {
   complete(pk: string, response: { status: number; body: unknown }): Promise<void>;
   /** Forgets the key (the request failed in a way a retry may fix). */
   release(pk: string): Promise<void>;
+}
+
+/** Transient-bounce counters per address (see soft-bounce.ts). */
+export interface SoftBounceStore {
+  get(address: string): Promise<SoftBounceState | undefined>;
+  /** Writes the state if nobody changed it since `state.version` (0: if it did not exist). Throws ConflictError. */
+  put(state: SoftBounceState): Promise<void>;
 }

@@ -115,6 +115,9 @@ export const PUBLISHED_SES_EVENTS = [
  */
 export const ENTRY_METADATA_KEY = 'baton:entry';
 
+/** Suppressions-table key prefix of the transient-bounce counters (not suppressions themselves). */
+export const SOFT_BOUNCE_KEY_PREFIX = 'softbounce#';
+
 /** Where the claim check keeps message payloads too large for a queue; IAM grants only this prefix. */
 export const PAYLOAD_KEY_PREFIX = 'payloads/';
 

@@ -20,6 +20,7 @@ import { SqsJobQueue } from '../../lambdas/adapters/job-queue.ts';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
 import { S3PayloadStore } from '../../lambdas/adapters/payload-store.ts';
 import { SesMailer } from '../../lambdas/adapters/ses-mailer.ts';
+import { DynamoSoftBounceStore } from '../../lambdas/adapters/soft-bounce-store.ts';
 import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
 import { DynamoUsageStore } from '../../lambdas/adapters/usage-store.ts';
 import { SqsVisibility } from '../../lambdas/adapters/visibility.ts';
@@ -700,6 +701,7 @@ function feedbackUnderAudit(clock: Clock): (bodies: readonly string[]) => Promis
   const consumer = createFeedbackConsumer({
     messages: new DynamoMessageStore(doc, env(EnvVar.messagesTable)),
     suppressions: new DynamoSuppressionStore(doc, env(EnvVar.suppressionsTable)),
+    softBounces: new DynamoSoftBounceStore(doc, env(EnvVar.suppressionsTable)),
     clock,
   });
   return (bodies) =>

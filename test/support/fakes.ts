@@ -28,10 +28,12 @@ import type {
   Mailer,
   MessageStore,
   OutboundMail,
+  SoftBounceStore,
   StatCounter,
   SuppressionStore,
   UsageStore,
 } from '../../lambdas/domain/ports.ts';
+import type { SoftBounceState } from '../../lambdas/domain/soft-bounce.ts';
 import type { Suppression } from '../../lambdas/domain/suppression.ts';
 import { ConflictError } from '../../lambdas/shared/errors.ts';
 import type { Lane } from '../../lambdas/shared/names.ts';
@@ -287,6 +289,22 @@ export class InMemoryIdempotencyStore implements IdempotencyStore {
 
   async release(pk: string): Promise<void> {
     this.records.delete(pk);
+  }
+}
+
+/** Transient-bounce counters, with the adapter's version check. */
+export class InMemorySoftBounceStore implements SoftBounceStore {
+  readonly states = new Map<string, SoftBounceState>();
+
+  async get(address: string): Promise<SoftBounceState | undefined> {
+    const s = this.states.get(address);
+    return s === undefined ? undefined : copy(s);
+  }
+
+  async put(state: SoftBounceState): Promise<void> {
+    const current = this.states.get(state.address)?.version ?? 0;
+    if (current !== state.version) throw new ConflictError('the soft-bounce counter changed meanwhile');
+    this.states.set(state.address, copy({ ...state, version: state.version + 1 }));
   }
 }
 

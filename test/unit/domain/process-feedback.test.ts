@@ -3,7 +3,12 @@ import { type FeedbackDeps, processFeedback } from '../../../lambdas/domain/proc
 import { MalformedFeedbackError } from '../../../lambdas/domain/ses-event.ts';
 import { ConflictError, PermanentError, TransientError } from '../../../lambdas/shared/errors.ts';
 import { messageRecord, recipient, sesEventBody, suppression, T0 } from '../../support/builders.ts';
-import { InMemoryMessageStore, InMemorySuppressionStore, testClock } from '../../support/fakes.ts';
+import {
+  InMemoryMessageStore,
+  InMemorySoftBounceStore,
+  InMemorySuppressionStore,
+  testClock,
+} from '../../support/fakes.ts';
 import { fixtureText } from '../../support/fixtures.ts';
 
 const EVENT_AT = '2025-03-01T12:01:00.000Z';
@@ -12,8 +17,9 @@ function setUp(now = '2025-03-01T12:02:00.000Z') {
   const messages = new InMemoryMessageStore();
   const suppressions = new InMemorySuppressionStore();
   const clock = testClock(now);
-  const deps: FeedbackDeps = { messages, suppressions, clock };
-  return { deps, messages, suppressions, clock };
+  const softBounces = new InMemorySoftBounceStore();
+  const deps: FeedbackDeps = { messages, suppressions, softBounces, clock };
+  return { deps, messages, suppressions, softBounces, clock };
 }
 
 const sent = (overrides = {}) =>

@@ -4,7 +4,12 @@ import { MalformedFeedbackError } from '../../../lambdas/domain/ses-event.ts';
 import { createFeedbackConsumer } from '../../../lambdas/feedback/app.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { messageRecord, recipient, sesEventBody, snsEnvelope, sqsRecord } from '../../support/builders.ts';
-import { InMemoryMessageStore, InMemorySuppressionStore, testClock } from '../../support/fakes.ts';
+import {
+  InMemoryMessageStore,
+  InMemorySoftBounceStore,
+  InMemorySuppressionStore,
+  testClock,
+} from '../../support/fakes.ts';
 import { fixtureText } from '../../support/fixtures.ts';
 
 function setUp() {
@@ -13,6 +18,7 @@ function setUp() {
   const consume = createFeedbackConsumer({
     messages,
     suppressions,
+    softBounces: new InMemorySoftBounceStore(),
     clock: testClock('2025-03-01T12:02:00.000Z'),
   });
   return { consume, messages, suppressions };
