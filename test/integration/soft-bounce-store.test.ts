@@ -1,0 +1,109 @@
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
+import { DynamoSoftBounceStore } from '../../lambdas/adapters/soft-bounce-store.ts';
+import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
+import { processFeedback } from '../../lambdas/domain/process-feedback.ts';
+import { emptySoftBounceState, recordSoftBounce } from '../../lambdas/domain/soft-bounce.ts';
+import { ConflictError } from '../../lambdas/shared/errors.ts';
+import { messageRecord, recipient } from '../support/builders.ts';
+import { type ProvisionedStack, startProvisionedStack } from '../support/emulators.ts';
+import { fixtureJson } from '../support/fixtures.ts';
+
+const NOW = new Date('2030-01-10T12:00:00.000Z');
+
+describe('DynamoSoftBounceStore against dynalite (Suppressions table from the template)', () => {
+  let stack: ProvisionedStack;
+  let store: DynamoSoftBounceStore;
+
+  beforeAll(async () => {
+    stack = await startProvisionedStack();
+    store = new DynamoSoftBounceStore(stack.clients.doc, stack.tables.suppressions);
+  });
+
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  it('stores the counter under softbounce#<address> with a TTL one window after the latest bounce', async () => {
+    // Prepare
+    const state = recordSoftBounce(emptySoftBounceState('ana@example.org'), 'msg_1', NOW, NOW);
+
+    // Act
+    await store.put(state);
+    const item = await stack.clients.doc.send(
+      new GetCommand({
+        TableName: stack.tables.suppressions,
+        Key: { address: 'softbounce#ana@example.org' },
+      }),
+    );
+
+    // Assess
+    expect(item.Item).toEqual({
+      address: 'softbounce#ana@example.org',
+      bounces: { msg_1: NOW.getTime() },
+      version: 1,
+      expiresAt: NOW.getTime() / 1000 + 7 * 86_400,
+    });
+    expect(await store.get('ana@example.org')).toEqual({ ...state, version: 1 });
+  });
+
+  it('refuses a write based on a stale version, and a second first write', async () => {
+    // Prepare
+    const first = recordSoftBounce(emptySoftBounceState('bob@example.org'), 'msg_1', NOW, NOW);
+    await store.put(first);
+
+    // Act / Assess
+    await expect(store.put(first)).rejects.toThrow(ConflictError);
+    const current = await store.get('bob@example.org');
+    if (!current) throw new Error('missing');
+    await store.put(recordSoftBounce(current, 'msg_2', NOW, NOW));
+    await expect(store.put(recordSoftBounce(current, 'msg_3', NOW, NOW))).rejects.toThrow(ConflictError);
+  });
+
+  it('suppresses an address after three fixture MailboxFull bounces of three messages, through processFeedback', async () => {
+    // Prepare: the real-modified relay capture, Transient/MailboxFull, re-addressed to three of our messages
+    const messages = new DynamoMessageStore(stack.clients.doc, stack.tables.messages);
+    const suppressions = new DynamoSuppressionStore(stack.clients.doc, stack.tables.suppressions);
+    const envelope = fixtureJson<{ Message: string }>(
+      'ses/sns-http_real-modified_relay_soft-bounce-transient-MailboxFull.json',
+    );
+    const notification = JSON.parse(envelope.Message) as {
+      mail: { messageId: string };
+      bounce: { bouncedRecipients: Array<{ emailAddress: string }>; feedbackId: string; timestamp: string };
+    };
+    const address = notification.bounce.bouncedRecipients[0]?.emailAddress ?? '';
+    const deps = { messages, suppressions, softBounces: store, clock: () => NOW };
+    const results = [];
+    for (const n of [1, 2, 3]) {
+      const id = `msg_soft${n}`;
+      await messages.create(
+        messageRecord({
+          id,
+          phase: 'sent',
+          sesMessageId: `ses-soft-${n}`,
+          recipients: [recipient(address, 'sent')],
+        }),
+      );
+      notification.mail.messageId = `ses-soft-${n}`;
+      notification.bounce.feedbackId = `fb-${n}`;
+      // Bounces count in the window of their own time: the capture's 2022 timestamp would not.
+      notification.bounce.timestamp = NOW.toISOString();
+
+      // Act
+      results.push(await processFeedback(deps, JSON.stringify(notification)));
+    }
+
+    // Assess
+    expect(results.map((r) => [r.event.bounceType, r.event.bounceSubType, r.suppressed])).toEqual([
+      ['Transient', 'MailboxFull', 0],
+      ['Transient', 'MailboxFull', 0],
+      ['Transient', 'MailboxFull', 1],
+    ]);
+    expect(await suppressions.get(address.toLowerCase())).toMatchObject({
+      reason: 'soft_bounce',
+      source: 'msg_soft3',
+      expiresAt: new Date(NOW.getTime() + 14 * 86_400_000).toISOString(),
+    });
+  });
+});
