@@ -5,6 +5,7 @@ import { LANES, type Lane, Route } from '../lambdas/shared/names.ts';
 import { type BatonConfig, laneSendPlans } from './config.ts';
 import { ApiHandler } from './constructs/api-handler.ts';
 import { DataTables } from './constructs/data-tables.ts';
+import { Erasure } from './constructs/erasure.ts';
 import { FeedbackProcessor } from './constructs/feedback-processor.ts';
 import { BatonHttpApi } from './constructs/http-api.ts';
 import { Monitoring } from './constructs/monitoring.ts';
@@ -22,11 +23,13 @@ export interface BatonStackProps extends StackProps {
  * How old the oldest queued message may get before an operator is paged: a password reset that
  * waits five minutes is already an incident, a newsletter that waits an hour is not yet.
  */
-export const MAX_MESSAGE_AGE: Readonly<Record<Lane | 'feedback', Duration>> = {
+export const MAX_MESSAGE_AGE: Readonly<Record<Lane | 'feedback' | 'erasure', Duration>> = {
   transactional: Duration.minutes(5),
   broadcast: Duration.hours(1),
   // Feedback lag delays suppressions, so bounced addresses keep being mailed meanwhile.
   feedback: Duration.minutes(15),
+  // A step is queued the moment the previous one stops; one that waits an hour is stuck.
+  erasure: Duration.hours(1),
 };
 
 const LANE_IDS: Readonly<Record<Lane, string>> = { transactional: 'Transactional', broadcast: 'Broadcast' };
@@ -44,6 +47,7 @@ export class BatonStack extends Stack {
   readonly ses: SesSending;
   readonly lanes: Readonly<Record<Lane, SenderLane>>;
   readonly feedback: FeedbackProcessor;
+  readonly erasure: Erasure;
   readonly api: ApiHandler;
   readonly httpApi: BatonHttpApi;
   readonly monitoring: Monitoring;
@@ -105,6 +109,18 @@ export class BatonStack extends Stack {
       logRetention: config.logRetentionDays,
     });
 
+    // Erasure: the secret every function that checks suppressions reads (a tombstone is found by
+    // the HMAC of the address), and the worker that finishes erasures the api could not.
+    this.erasure = new Erasure(this, 'Erasure', {
+      messagesTable: this.tables.messages,
+      logRetention: config.logRetentionDays,
+    });
+    this.erasure.useSecret(this.api.handler);
+    this.erasure.continueFrom(this.api.handler);
+    for (const lane of LANES) this.erasure.useSecret(this.lanes[lane].sender);
+    // Feedback writes suppressions: those of an erased address must land on its tombstone.
+    this.erasure.useSecret(this.feedback.handler);
+
     this.httpApi = new BatonHttpApi(this, 'HttpApi', {
       handler: this.api.handler.function,
       routes: Object.values(Route),
@@ -130,6 +146,12 @@ export class BatonStack extends Stack {
           deadLetterQueue: this.feedback.queue.deadLetterQueue,
           maxMessageAge: MAX_MESSAGE_AGE.feedback,
         },
+        {
+          name: 'Erasure',
+          queue: this.erasure.queue.queue,
+          deadLetterQueue: this.erasure.queue.deadLetterQueue,
+          maxMessageAge: MAX_MESSAGE_AGE.erasure,
+        },
       ],
       functions: [
         { name: 'Api', function: this.api.handler.function },
@@ -138,6 +160,7 @@ export class BatonStack extends Stack {
           function: this.lanes[lane].sender.function,
         })),
         { name: 'Feedback', function: this.feedback.handler.function },
+        { name: 'Erasure', function: this.erasure.worker.function },
       ],
       extraWidgets: [
         new GraphWidget({

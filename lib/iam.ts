@@ -2,6 +2,7 @@ import { Stack, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { CfnBucket, type IBucket } from 'aws-cdk-lib/aws-s3';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IConstruct } from 'constructs';
 
@@ -58,6 +59,11 @@ export function queueSend(queues: readonly IQueue[]): PolicyStatement {
     actions: ['sqs:SendMessage'],
     resources: queues.map((queue) => queue.queueArn),
   });
+}
+
+/** Reads one secret's value: `GetSecretValue` only (no describe, list, write or rotate). */
+export function secretRead(secret: ISecret): PolicyStatement {
+  return new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [secret.secretArn] });
 }
 
 /** S3 object actions Baton's functions call. Typed so that a wildcard cannot be written. */

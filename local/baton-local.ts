@@ -12,7 +12,13 @@ import { DynamoApiKeyStore } from '../lambdas/adapters/api-key-store.ts';
 import { hashToken, keyIdOf, SCOPES } from '../lambdas/domain/api-key.ts';
 import { EnvVar } from '../lambdas/shared/names.ts';
 import { createApp, STACK_ID } from '../lib/app.ts';
-import { type DevelopmentDkim, developmentApiKey, developmentDkim, dkimRecord } from './dev-keys.ts';
+import {
+  type DevelopmentDkim,
+  developmentApiKey,
+  developmentDkim,
+  developmentErasureSecret,
+  dkimRecord,
+} from './dev-keys.ts';
 import { startDynamo } from './emulators/dynamodb.ts';
 import { isAddressInUse, LocalPortEnvVar, PortInUseError } from './emulators/errors.ts';
 import { startSqsSns } from './emulators/sqs-sns.ts';
@@ -122,6 +128,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
   const domains = options.domains?.length ? options.domains : ['example.com'];
   const { token: apiKey, source: apiKeySource } = developmentApiKey(stateDir, options.apiKey);
   const dkim = developmentDkim(stateDir, options.dkimSelector ?? 'baton', options.dkimKeyFile);
+  const erasureSecret = developmentErasureSecret(stateDir);
 
   const cleanups: Array<() => Promise<void> | void> = [];
   const stop = async () => {
@@ -217,6 +224,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
             ...(EnvVar.lane in env
               ? { [EnvVar.dkimKeyFile]: dkim.file, [EnvVar.dkimSelector]: dkim.selector }
               : {}),
+            // No Secrets Manager here: the erasure secret itself instead of its ARN.
+            ...(EnvVar.erasureSecretArn in env ? { [EnvVar.erasureSecret]: erasureSecret } : {}),
             ...options.functionEnvironment,
           },
           timeoutMs: fn.timeoutSeconds * 1000,

@@ -1,4 +1,4 @@
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { generateApiKey } from '../lambdas/domain/api-key.ts';
@@ -62,4 +62,21 @@ export function dkimRecord(
   value: string;
 } {
   return { name: `${dkim.selector}._domainkey.${domain}`, value: `v=DKIM1; k=rsa; p=${dkim.publicKey}` };
+}
+
+/**
+ * The erasure secret of local mode (which has no Secrets Manager): generated at first start and kept
+ * in the state folder like the keys above, since the tombstones of erased addresses are keyed by an
+ * HMAC under it. The functions get the value itself (`BATON_ERASURE_SECRET`).
+ */
+export function developmentErasureSecret(stateDir: string): string {
+  const file = join(stateDir, 'erasure-secret');
+  if (existsSync(file)) {
+    const secret = readFileSync(file, 'utf8').trim();
+    if (secret) return secret;
+  }
+  const secret = randomBytes(32).toString('hex');
+  mkdirSync(stateDir, { recursive: true });
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
 }

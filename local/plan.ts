@@ -76,6 +76,11 @@ export interface EventDestinationPlan {
 
 export interface LocalPlan {
   readonly tables: readonly TablePlan[];
+  /**
+   * Secrets Manager secrets (logical ids). Local mode has no Secrets Manager: a `Ref` to one
+   * resolves to a local ARN that names it, and local mode hands the functions the value itself.
+   */
+  readonly secrets: readonly string[];
   readonly queues: readonly QueuePlan[];
   readonly buckets: readonly BucketPlan[];
   readonly topics: readonly string[];
@@ -138,6 +143,7 @@ export function planFromTemplate(template: CfnTemplate): LocalPlan {
           : {}),
       };
     }),
+    secrets: ofType('AWS::SecretsManager::Secret').map(([id]) => id),
     buckets: ofType('AWS::S3::Bucket').map(([logicalId]) => ({
       logicalId,
       name: localBucketName(logicalId),
@@ -251,6 +257,13 @@ export interface Physical {
   readonly configurationSets: ReadonlyMap<string, string>;
   /** Bucket logical id → local bucket name. */
   readonly buckets: ReadonlyMap<string, string>;
+  /** Secret logical id → its local ARN (see {@link localSecretArn}); nothing is created for it. */
+  readonly secrets?: ReadonlyMap<string, string>;
+}
+
+/** The ARN a `Ref` to a secret resolves to locally: it names the secret, no service answers it. */
+export function localSecretArn(logicalId: string): string {
+  return `arn:aws:secretsmanager:${PSEUDO['AWS::Region']}:${PSEUDO['AWS::AccountId']}:secret:${logicalId}`;
 }
 
 /**
@@ -288,6 +301,7 @@ function resolveValue(value: unknown, physical: Physical, where: string): string
         physical.topics.get(id) ??
         physical.configurationSets.get(id) ??
         physical.buckets.get(id) ??
+        physical.secrets?.get(id) ??
         PSEUDO[id];
       if (found !== undefined) return found;
     }

@@ -2,7 +2,7 @@ import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamod
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateTopicCommand, type SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { LocalPlan, Physical, QueuePlan } from './plan.ts';
+import { type LocalPlan, localSecretArn, type Physical, type QueuePlan } from './plan.ts';
 
 /**
  * Creates the plan's tables, queues, topics, subscriptions and buckets on the emulators, each
@@ -101,5 +101,6 @@ export async function provision(
     topics,
     configurationSets: new Map(plan.configurationSets.map((c) => [c, c])),
     buckets: new Map(plan.buckets.map((b) => [b.logicalId, b.name])),
+    secrets: new Map(plan.secrets.map((id) => [id, localSecretArn(id)])),
   };
 }

@@ -5,11 +5,12 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { MessageRecord } from '../domain/message.ts';
-import type { ClaimResult, MessageStore } from '../domain/ports.ts';
-import { ConflictError, TransientError } from '../shared/errors.ts';
+import type { ClaimResult, MessagePage, MessageScanner, MessageStore } from '../domain/ports.ts';
+import { ConflictError, InvalidCursorError, TransientError } from '../shared/errors.ts';
 import { Keys } from '../shared/names.ts';
 import { errorName, rethrow } from './aws-errors.ts';
 
@@ -18,8 +19,11 @@ const CONDITION_FAILED = 'ConditionalCheckFailedException';
 const BATCH_WRITE_LIMIT = 25;
 const UNPROCESSED_RETRIES = 5;
 
+/** A scan position is the last message id of a page; ids are short and never contain control characters. */
+const SCAN_POSITION = /^[\x21-\x7e]{1,1024}$/;
+
 /** The Messages table. Items are whole MessageRecords (kept small: no bodies). */
-export class DynamoMessageStore implements MessageStore {
+export class DynamoMessageStore implements MessageStore, MessageScanner {
   readonly #doc: DynamoDBDocumentClient;
   readonly #table: string;
 
@@ -154,6 +158,42 @@ export class DynamoMessageStore implements MessageStore {
     } catch (error) {
       // Someone else holds or finished it: nothing of ours to give back.
       if (errorName(error) !== CONDITION_FAILED) rethrow(error, 'releasing the claim');
+    }
+  }
+
+  /**
+   * Eventually consistent: a record is at most a second behind, and erasure writes with a version
+   * check, so a stale copy costs a re-read, never a lost update. The filter saves transfer only;
+   * DynamoDB still reads (and bills) every item of the page.
+   */
+  async scanTenant(
+    tenant: string,
+    segment: number,
+    totalSegments: number,
+    after?: string,
+  ): Promise<MessagePage> {
+    if (after !== undefined && !SCAN_POSITION.test(after)) {
+      throw new InvalidCursorError('not a Messages scan position');
+    }
+    try {
+      const out = await this.#doc.send(
+        new ScanCommand({
+          TableName: this.#table,
+          Segment: segment,
+          TotalSegments: totalSegments,
+          FilterExpression: '#tenant = :tenant',
+          ExpressionAttributeNames: { '#tenant': 'tenant' },
+          ExpressionAttributeValues: { ':tenant': tenant },
+          ...(after === undefined ? {} : { ExclusiveStartKey: { [Keys.messages.partition]: after } }),
+        }),
+      );
+      const last = out.LastEvaluatedKey?.[Keys.messages.partition];
+      return {
+        records: (out.Items ?? []) as MessageRecord[],
+        next: typeof last === 'string' ? last : undefined,
+      };
+    } catch (error) {
+      rethrow(error, 'scanning the messages');
     }
   }
 

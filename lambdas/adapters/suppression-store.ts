@@ -8,10 +8,11 @@ import {
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { normaliseAddress } from '../domain/address.ts';
+import { isErasedKey } from '../domain/erasure.ts';
 import type { SuppressionStore } from '../domain/ports.ts';
 import { SUPPRESSION_REASONS, type Suppression, type SuppressionReason } from '../domain/suppression.ts';
 import { InvalidCursorError, TransientError } from '../shared/errors.ts';
-import { Keys } from '../shared/names.ts';
+import { Keys, SOFT_BOUNCE_KEY_PREFIX } from '../shared/names.ts';
 import { errorName, rethrow } from './aws-errors.ts';
 
 /** BatchGetItem takes at most 100 keys per call. */
@@ -60,7 +61,10 @@ function fromItem(item: Record<string, unknown>): Suppression {
   };
 }
 
-/** The Suppressions table, keyed by normalised address. */
+/**
+ * The Suppressions table, keyed by normalised address; an erased address's tombstone is keyed by
+ * its pseudonym (`erased:<hex>`, see domain/erasure.ts) and is otherwise an ordinary item.
+ */
 export class DynamoSuppressionStore implements SuppressionStore {
   readonly #doc: DynamoDBDocumentClient;
   readonly #table: string;
@@ -154,6 +158,11 @@ export class DynamoSuppressionStore implements SuppressionStore {
         new ScanCommand({
           TableName: this.#table,
           Limit: limit,
+          // Soft-bounce counters share the table but are not suppressions. The filter runs after
+          // Limit, so a page may hold fewer items than asked; the cursor still moves on.
+          FilterExpression: 'NOT begins_with(#a, :counter)',
+          ExpressionAttributeNames: { '#a': Keys.suppressions.partition },
+          ExpressionAttributeValues: { ':counter': SOFT_BOUNCE_KEY_PREFIX },
           ...(start ? { ExclusiveStartKey: { [Keys.suppressions.partition]: start } } : {}),
         }),
       );
@@ -168,13 +177,18 @@ export class DynamoSuppressionStore implements SuppressionStore {
   }
 }
 
-/** A cursor is the base64url of the last address of a page; anything else is refused, not sent to DynamoDB. */
+/**
+ * A cursor is the base64url of the last key of a page: a normalised address, a tombstone key or a
+ * soft-bounce counter's key (a page may end on an item the filter hid). Anything else is refused,
+ * not sent to DynamoDB.
+ */
 export function decodeCursor(cursor: string): string {
-  const address = /^[A-Za-z0-9_-]{1,400}$/.test(cursor)
-    ? Buffer.from(cursor, 'base64url').toString('utf8')
-    : '';
-  if (normaliseAddress(address) !== address) throw new InvalidCursorError('not a suppression list cursor');
-  return address;
+  const key = /^[A-Za-z0-9_-]{1,400}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
+  const address = key.startsWith(SOFT_BOUNCE_KEY_PREFIX) ? key.slice(SOFT_BOUNCE_KEY_PREFIX.length) : key;
+  if (!isErasedKey(key) && (address === '' || normaliseAddress(address) !== address)) {
+    throw new InvalidCursorError('not a suppression list cursor');
+  }
+  return key;
 }
 
 function sleep(ms: number): Promise<void> {

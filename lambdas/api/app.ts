@@ -4,13 +4,15 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { type AcceptDeps, acceptBatch, acceptMessage } from '../domain/accept.ts';
 import { normaliseAddress } from '../domain/address.ts';
 import { type ApiKey, bearerToken, keyIdOf, type Scope, tokenMatches } from '../domain/api-key.ts';
+import { type ErasureDeps, type ErasureOutcome, eraseRecipient, loggableKey } from '../domain/erasure.ts';
 import { checkIdempotencyKey, idempotent, type Reply } from '../domain/idempotency.ts';
 import type { ApiKeyReader, IdempotencyStore, MessageStore, SuppressionStore } from '../domain/ports.ts';
 import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
 import { type RateLimiter, secondsUntilNextUtcDay } from '../domain/rate-limit.ts';
+import { statsRange, statsView } from '../domain/stats.ts';
 import { toMessageView } from '../domain/status.ts';
 import { isActive, SEVERITY, type Suppression, toSuppressionView } from '../domain/suppression.ts';
-import { InvalidCursorError } from '../shared/errors.ts';
+import { InvalidCursorError, TransientError } from '../shared/errors.ts';
 import { Route } from '../shared/names.ts';
 import { logger, metrics } from '../shared/observability.ts';
 
@@ -20,6 +22,11 @@ const MAX_BATCH = 100;
 /** JSON deeper than this is not a message, and walking it recursively could exhaust the stack. */
 const MAX_JSON_DEPTH = 64;
 const MESSAGE_ID = /^msg_[0-9A-Za-z]{1,64}$/;
+/**
+ * How long an erasure scans within its request before the erasure worker takes over: the function
+ * stops at 10 s, and the last pages and rewrites started before the deadline must still finish.
+ */
+export const ERASURE_BUDGET_MS = 6_500;
 
 export interface ApiDeps extends AcceptDeps {
   readonly keys: ApiKeyReader;
@@ -28,6 +35,12 @@ export interface ApiDeps extends AcceptDeps {
   readonly idempotency: IdempotencyStore;
   /** Per-instance request rate per key (see RateLimiter for how exact that is). */
   readonly rateLimiter: RateLimiter;
+  /**
+   * Recipient erasure (the raw Suppressions table, the Messages scan, the worker's queue and the
+   * pseudonym function). Absent, `DELETE /v1/recipients/{address}` answers 501: a test rig that
+   * does not exercise erasure need not build it; the handler always wires it.
+   */
+  readonly erasure?: ErasureDeps;
 }
 
 type Event = APIGatewayProxyEventV2;
@@ -129,12 +142,19 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         return json(200, { items: page.items.map(toSuppressionView), nextCursor: page.nextCursor });
       },
       [Route.stats]: async (event) => {
-        await authenticate(deps, event, 'read');
-        fail('not_implemented', 'Per-day statistics are not available in this version yet.');
+        const key = await authenticate(deps, event, 'read');
+        const range = statsRange(event.queryStringParameters ?? {}, deps.clock());
+        // Only the key's tenant: the tenant is part of every item key read.
+        const found = await deps.usage.getStats(key.tenant, range.days);
+        return json(200, statsView(range, found));
       },
       [Route.eraseRecipient]: async (event) => {
-        await authenticate(deps, event, 'suppressions');
-        fail('not_implemented', 'Recipient erasure is not available in this version yet.');
+        const key = await authenticate(deps, event, 'suppressions');
+        const address = addressParam(event);
+        if (!deps.erasure) fail('not_implemented', 'Recipient erasure is not configured in this deployment.');
+        const outcome = await eraseRecipient(deps.erasure, key.tenant, address, ERASURE_BUDGET_MS);
+        recordErasure(outcome);
+        return json(202, erasureBody(outcome));
       },
     }),
   );
@@ -350,6 +370,26 @@ function safeDecode(value: string): string {
   }
 }
 
+/**
+ * `{"erased": n}` once every record of the tenant has been checked; with `"complete": false` when
+ * the scan ran out of time and the erasure worker carries on (the tombstone is in place already).
+ */
+function erasureBody(outcome: ErasureOutcome): { erased: number; complete?: false } {
+  return outcome.complete ? { erased: outcome.erased } : { erased: outcome.erased, complete: false };
+}
+
+/** Logs the pseudonym's prefix, never the address. */
+function recordErasure(outcome: ErasureOutcome): void {
+  metrics.addMetric('recipientsErased', MetricUnit.Count, 1);
+  if (outcome.erased > 0) metrics.addMetric('erasedRecords', MetricUnit.Count, outcome.erased);
+  if (!outcome.complete) metrics.addMetric('erasuresContinued', MetricUnit.Count, 1);
+  logger.info('recipient erased', {
+    erasedKey: loggableKey(outcome.key),
+    records: outcome.erased,
+    complete: outcome.complete,
+  });
+}
+
 function manualSuppression(address: string, body: unknown, now: Date): Suppression {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     fail('invalid_request', 'The body must be a JSON object like {"reason": "manual", "detail": "..."}.');
@@ -402,7 +442,7 @@ function errorResult(error: unknown): Result {
     error: error instanceof Error ? error.name : 'unknown',
     err: error as Error,
   });
-  const transient = error instanceof Error && error.name === 'TransientError';
+  const transient = error instanceof TransientError;
   return transient
     ? problemResult(problem('unavailable', 'Baton is busy or a dependency is unavailable; retry shortly.'), {
         'retry-after': '1',

@@ -4,12 +4,15 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { ulid } from 'ulid';
 import { DynamoApiKeyStore } from '../adapters/api-key-store.ts';
 import { createDocumentClient } from '../adapters/clients.ts';
+import { SqsErasureQueue } from '../adapters/erasure-queue.ts';
 import { DynamoIdempotencyStore } from '../adapters/idempotency-store.ts';
 import { createSqsClient, SqsJobQueue } from '../adapters/job-queue.ts';
 import { DynamoMessageStore } from '../adapters/message-store.ts';
 import { createS3Client, S3PayloadStore } from '../adapters/payload-store.ts';
+import { loadErasureSecret } from '../adapters/secret.ts';
 import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
 import { DynamoUsageStore } from '../adapters/usage-store.ts';
+import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure.ts';
 import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../domain/key-cache.ts';
 import { RateLimiter } from '../domain/rate-limit.ts';
 import { numberEnv, requiredEnv } from '../shared/env.ts';
@@ -19,6 +22,12 @@ import { createApi } from './app.ts';
 
 // Read once per cold start; a missing variable fails the init with its name in the log.
 const doc = createDocumentClient();
+const sqs = createSqsClient();
+// The erasure secret is read once, during init (top-level await), and never logged.
+const erasedKeyOf = erasedKeyFunction(await loadErasureSecret());
+const messages = new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable));
+const suppressionTable = new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable));
+const clock = () => new Date();
 const api = createApi({
   // Lookups are reused for a few seconds (at most 60): a suspended or revoked key stops working
   // within that bound, and a busy key does not read DynamoDB on every request.
@@ -26,10 +35,11 @@ const api = createApi({
     ttlSeconds: numberEnv(EnvVar.keyCacheSeconds, DEFAULT_KEY_CACHE_SECONDS),
     clock: () => new Date(),
   }),
-  messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
-  suppressions: new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable)),
+  messages,
+  // Every suppression check and lookup also consults the tombstones of erased addresses.
+  suppressions: new TombstoneAwareSuppressions(suppressionTable, erasedKeyOf),
   queue: new SqsJobQueue(
-    createSqsClient(),
+    sqs,
     {
       transactional: requiredEnv(EnvVar.transactionalQueueUrl),
       broadcast: requiredEnv(EnvVar.broadcastQueueUrl),
@@ -43,6 +53,13 @@ const api = createApi({
   clock: () => new Date(),
   newId: () => `msg_${ulid()}`,
   retentionDays: numberEnv(EnvVar.retentionDays, 30),
+  erasure: {
+    messages,
+    suppressions: suppressionTable,
+    queue: new SqsErasureQueue(sqs, requiredEnv(EnvVar.erasureQueueUrl)),
+    keyOf: erasedKeyOf,
+    clock,
+  },
 });
 
 export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()

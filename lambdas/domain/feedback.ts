@@ -210,7 +210,7 @@ export function suppressionsFor(
  * `delayed`, a 4.x.x status): that one has not failed and must not be suppressed. In a Transient
  * bounce a 4.x.x status is the normal case (SES retried, then gave up) and counts as a bounce.
  */
-function onlyDelayed(event: FeedbackEvent, r: FeedbackRecipient): boolean {
+export function onlyDelayed(event: FeedbackEvent, r: FeedbackRecipient): boolean {
   if (r.action?.toLowerCase() === 'delayed') return true;
   return event.bounceType === 'Permanent' && /^4\./.test(r.status ?? '');
 }

@@ -1,5 +1,6 @@
 import type { Lane } from '../shared/names.ts';
 import type { ApiKey } from './api-key.ts';
+import type { ErasureJob } from './erasure.ts';
 import type { MessageRecord, SendJob } from './message.ts';
 import type { SoftBounceState } from './soft-bounce.ts';
 import type { Suppression } from './suppression.ts';
@@ -101,6 +102,14 @@ export interface UsageStore {
     day: string,
     counts: Readonly<Partial<Record<StatCounter, number>>>,
   ): Promise<void>;
+  /**
+   * The tenant's counters for each of `days` (`YYYY-MM-DD`) that has any; a day without an item is
+   * absent from the map. Batched reads. Throws TransientError when the table cannot answer.
+   */
+  getStats(
+    tenant: string,
+    days: readonly string[],
+  ): Promise<Map<string, Readonly<Partial<Record<StatCounter, number>>>>>;
 }
 
 export const STAT_COUNTERS = [
@@ -143,4 +152,29 @@ export interface SoftBounceStore {
   get(address: string): Promise<SoftBounceState | undefined>;
   /** Writes the state if nobody changed it since `state.version` (0: if it did not exist). Throws ConflictError. */
   put(state: SoftBounceState): Promise<void>;
+}
+
+/** One page of a parallel-segment scan of the Messages table. */
+export interface MessagePage {
+  readonly records: MessageRecord[];
+  /** Where the segment goes on (an opaque position); undefined once the segment is finished. */
+  readonly next: string | undefined;
+}
+
+/**
+ * Walks the whole Messages table, one segment of a parallel scan at a time, for erasure: there is
+ * no index by recipient, so finding an address's records means reading every record of the tenant.
+ */
+export interface MessageScanner {
+  /**
+   * One page (at most 1 MB read) of `segment` out of `totalSegments`, holding only `tenant`'s
+   * records, starting after the position `after` (from a previous page's `next`).
+   * Throws InvalidCursorError for a position this scanner did not hand out.
+   */
+  scanTenant(tenant: string, segment: number, totalSegments: number, after?: string): Promise<MessagePage>;
+}
+
+/** Where an erasure that ran out of time continues (the erasure worker's queue). */
+export interface ErasureQueue {
+  enqueue(job: ErasureJob): Promise<void>;
 }

@@ -1,5 +1,6 @@
 import { ConflictError, PermanentError, TransientError } from '../shared/errors.ts';
 import { normaliseAddress } from './address.ts';
+import { type ErasedKeyOf, isErasedKey, scrubber } from './erasure.ts';
 import { applyFeedback, suppressionsFor } from './feedback.ts';
 import type { MessageRecord } from './message.ts';
 import type { Clock, MessageStore, SoftBounceStore, SuppressionStore } from './ports.ts';
@@ -17,11 +18,15 @@ export interface FeedbackDeps {
   readonly suppressions: Pick<SuppressionStore, 'putIfStronger'>;
   readonly softBounces: SoftBounceStore;
   readonly clock: Clock;
+  /** The pseudonym erasure gives an address; absent, erased records are not recognised. */
+  readonly erasedKeyOf?: ErasedKeyOf;
 }
 
 export interface FeedbackResult {
   readonly event: FeedbackEvent;
   readonly messageId: string;
+  /** The message's tenant, for its daily statistics. */
+  readonly tenant: string;
   /** False when this exact event had been applied before (a redelivery). */
   readonly applied: boolean;
   readonly suppressed: number;
@@ -57,12 +62,67 @@ export async function processFeedback(deps: FeedbackDeps, body: string): Promise
     const age = now.getTime() - Date.parse(event.at);
     if (!(age > RACE_WINDOW_MS))
       throw new TransientError(`no message for this ${event.kind} event yet; retrying`);
-    throw new PermanentError(`${event.kind} event for a message Baton does not know`);
+    throw new UnknownMessageError(`${event.kind} event for a message Baton does not know`);
   }
 
-  const change = await applyWithRetry(deps, record, event, now);
-  if (change) suppressed += await countSoftBounces(deps, change.before, change.after, event, now);
-  return { event, messageId: record.id, applied: change !== undefined, suppressed };
+  // An erased recipient is in the record under its pseudonym: the event is applied that way, so
+  // the address is never written back (and counts no soft bounce, having no address any more).
+  const change = await applyWithRetry(deps, record, pseudonymised(event, record, deps.erasedKeyOf), now);
+  const result = {
+    event,
+    messageId: record.id,
+    tenant: record.tenant,
+    applied: change !== undefined,
+    suppressed,
+  };
+  try {
+    // A redelivered event (not applied again) still brings the counters up to date: a previous
+    // attempt may have failed between the message write and this step. Both are idempotent.
+    result.suppressed += change
+      ? await countSoftBounces(deps, change.before, change.after, event, now, false)
+      : await countSoftBounces(deps, record, record, event, now, true);
+  } catch (error) {
+    if (change) throw new PartlyAppliedError(result, error);
+    throw error;
+  }
+  return result;
+}
+
+function pseudonymised(
+  event: FeedbackEvent,
+  record: MessageRecord,
+  erasedKeyOf?: ErasedKeyOf,
+): FeedbackEvent {
+  if (!erasedKeyOf || !record.recipients.some((r) => isErasedKey(r.address))) return event;
+  return {
+    ...event,
+    recipients: event.recipients.map((r) => {
+      const normalised = normaliseAddress(r.address);
+      const key = normalised === undefined ? undefined : erasedKeyOf(normalised);
+      if (key === undefined || !record.recipients.some((x) => x.address === key)) return r;
+      const scrub = scrubber([r.address], key);
+      return { ...r, address: key, ...(r.diagnosticCode ? { diagnosticCode: scrub(r.diagnosticCode) } : {}) };
+    }),
+  };
+}
+
+/** Feedback for a message Baton has no record of (never sent by it, or long expired): dead-lettered. */
+export class UnknownMessageError extends PermanentError {
+  override readonly name: string = 'UnknownMessageError';
+}
+
+/**
+ * The event was applied to its message, then a later step failed (the record will be retried and
+ * the retry finds the event applied): carries what was applied, so it is counted once.
+ */
+export class PartlyAppliedError extends TransientError {
+  override readonly name: string = 'PartlyAppliedError';
+  readonly result: FeedbackResult;
+
+  constructor(result: FeedbackResult, cause: unknown) {
+    super(`${result.event.kind} event applied to ${result.messageId}, then a later step failed`, { cause });
+    this.result = result;
+  }
 }
 
 /**
@@ -77,13 +137,21 @@ async function countSoftBounces(
   after: MessageRecord,
   event: FeedbackEvent,
   now: Date,
+  repair: boolean,
 ): Promise<number> {
   let suppressed = 0;
+  const named = new Set(event.recipients.map((r) => normaliseAddress(r.address) ?? r.address.toLowerCase()));
   for (const next of after.recipients) {
     const prev = before.recipients.find((r) => r.address === next.address);
-    const bouncedNow =
-      next.status === 'bounced' && next.soft === true && !(prev?.status === 'bounced' && prev.soft);
-    const recovered = next.status === 'delivered' && prev?.status === 'bounced' && prev.soft === true;
+    const softNow = next.status === 'bounced' && next.soft === true;
+    const inEvent = named.has(normaliseAddress(next.address) ?? next.address.toLowerCase());
+    // Normally: what this event changed. Repairing (a redelivery): what this event stands for.
+    const bouncedNow = repair
+      ? event.kind === 'bounce' && softNow && inEvent
+      : softNow && !(prev?.status === 'bounced' && prev.soft);
+    const recovered = repair
+      ? event.kind === 'delivery' && next.status === 'delivered' && inEvent
+      : next.status === 'delivered' && prev?.status === 'bounced' && prev.soft === true;
     if (!bouncedNow && !recovered) continue;
     const address = normaliseAddress(next.address);
     if (!address) continue;
@@ -106,6 +174,8 @@ async function updateSoftBounces(
   for (let attempt = 1; ; attempt++) {
     const current = (await deps.softBounces.get(address)) ?? emptySoftBounceState(address);
     const next = change(current);
+    // Nothing to record (a delivery of a message that never bounced): no write.
+    if (JSON.stringify(next.bounces) === JSON.stringify(current.bounces)) return current;
     try {
       await deps.softBounces.put(next);
       return next;

@@ -1,7 +1,13 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
-import { type FeedbackDeps, processFeedback } from '../domain/process-feedback.ts';
-import { MalformedFeedbackError } from '../domain/ses-event.ts';
+import {
+  type FeedbackDeps,
+  PartlyAppliedError,
+  processFeedback,
+  UnknownMessageError,
+} from '../domain/process-feedback.ts';
+import { type FeedbackEvent, MalformedFeedbackError } from '../domain/ses-event.ts';
+import { eventDay, feedbackCounts, type StatTally } from '../domain/stats.ts';
 import { logger, metrics } from '../shared/observability.ts';
 
 const kindMetric = {
@@ -20,12 +26,23 @@ const kindMetric = {
 /**
  * The per-record handler for the feedback queue. A record that cannot be applied throws, so it is
  * retried and finally dead-lettered: feedback is never acknowledged without effect.
+ *
+ * `stats` collects the tenants' daily counters (delivered, bounced, complained, failed) of events
+ * newly applied, so a redelivered event is not counted twice; the handler flushes it once per
+ * batch. Without it nothing is counted.
  */
-export function createFeedbackConsumer(deps: FeedbackDeps) {
+export function createFeedbackConsumer(deps: FeedbackDeps, stats?: StatTally) {
   return async (record: SQSRecord): Promise<void> => {
+    const count = (event: FeedbackEvent, tenant: string): void => {
+      stats?.add(tenant, eventDay(event.at, deps.clock()), feedbackCounts(event));
+    };
     try {
       const result = await processFeedback(deps, record.body);
-      if (result.applied) metrics.addMetric(kindMetric[result.event.kind], MetricUnit.Count, 1);
+      // Only an event newly applied to its message counts: a redelivery counts nothing.
+      if (result.applied) {
+        count(result.event, result.tenant);
+        metrics.addMetric(kindMetric[result.event.kind], MetricUnit.Count, 1);
+      }
       if (result.suppressed > 0) metrics.addMetric('suppressionsAdded', MetricUnit.Count, result.suppressed);
       logger.info('feedback applied', {
         messageId: result.messageId,
@@ -34,10 +51,18 @@ export function createFeedbackConsumer(deps: FeedbackDeps) {
         suppressed: result.suppressed,
       });
     } catch (error) {
+      // Applied, then a later step failed: the retry finds it applied and counts nothing, so now.
+      if (error instanceof PartlyAppliedError) count(error.result.event, error.result.tenant);
       const why = error instanceof Error ? error.message : 'unknown error';
       if (error instanceof MalformedFeedbackError) {
         metrics.addMetric('feedbackMalformed', MetricUnit.Count, 1);
         logger.error('malformed feedback; it will be dead-lettered', { sqsMessageId: record.messageId, why });
+      } else if (error instanceof UnknownMessageError) {
+        metrics.addMetric('feedbackOrphaned', MetricUnit.Count, 1);
+        logger.error('feedback for a message Baton does not know; it will be dead-lettered', {
+          sqsMessageId: record.messageId,
+          why,
+        });
       } else {
         logger.warn('feedback not applied; will retry', { sqsMessageId: record.messageId, why });
       }

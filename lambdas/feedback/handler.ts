@@ -4,25 +4,50 @@ import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createDocumentClient } from '../adapters/clients.ts';
 import { DynamoMessageStore } from '../adapters/message-store.ts';
+import { loadErasureSecret } from '../adapters/secret.ts';
 import { DynamoSoftBounceStore } from '../adapters/soft-bounce-store.ts';
 import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
+import { DynamoUsageStore } from '../adapters/usage-store.ts';
+import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure.ts';
+import { StatTally } from '../domain/stats.ts';
 import { requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
 import { logger, publishMetrics } from '../shared/observability.ts';
 import { createFeedbackConsumer } from './app.ts';
 
 const doc = createDocumentClient();
-const consumer = createFeedbackConsumer({
-  messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
-  suppressions: new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable)),
-  softBounces: new DynamoSoftBounceStore(doc, requiredEnv(EnvVar.suppressionsTable)),
-  clock: () => new Date(),
-});
+const erasedKeyOf = erasedKeyFunction(await loadErasureSecret());
+// Lambda runs one invocation at a time per instance, so the tally holds the current batch's counts
+// (and were two to overlap, flush empties it before writing: each count is still written once).
+const stats = new StatTally();
+const usage = new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable));
+const consumer = createFeedbackConsumer(
+  {
+    messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
+    // Evidence about an erased address lands on its tombstone, never back under the address.
+    suppressions: new TombstoneAwareSuppressions(
+      new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable)),
+      erasedKeyOf,
+    ),
+    erasedKeyOf,
+    softBounces: new DynamoSoftBounceStore(doc, requiredEnv(EnvVar.suppressionsTable)),
+    clock: () => new Date(),
+  },
+  stats,
+);
 const processor = new BatchProcessor(EventType.SQS);
 
 export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(publishMetrics())
-  .handler((event, context) =>
-    processPartialResponse(event, consumer, processor, { context, throwOnFullBatchFailure: false }),
-  );
+  .handler(async (event, context) => {
+    try {
+      return await processPartialResponse(event, consumer, processor, {
+        context,
+        throwOnFullBatchFailure: false,
+      });
+    } finally {
+      // The batch's statistics: one atomic write per tenant and day, not one per event.
+      await stats.flush(usage);
+    }
+  });

@@ -8,7 +8,9 @@ import { type DkimKey, signDkim } from '../domain/dkim.ts';
 import type { SendJob } from '../domain/message.ts';
 import { composeMime } from '../domain/mime.ts';
 import type { Clock, Mailer, MessageStore, SuppressionStore } from '../domain/ports.ts';
+import { utcDay } from '../domain/rate-limit.ts';
 import { giveUp, type SendDeps, sendJob } from '../domain/send.ts';
+import { type StatCounts, StatTally } from '../domain/stats.ts';
 import type { Suppression } from '../domain/suppression.ts';
 import { ConfigurationError, PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
 import { logger, metrics } from '../shared/observability.ts';
@@ -45,6 +47,11 @@ export interface PreparedBatch {
   readonly suppressed: ReadonlyMap<string, Suppression>;
   /** Set when SES reported the account paused: the rest of the batch goes back untouched. */
   paused: boolean;
+  /**
+   * The batch's statistics (sent, suppressed, failed) by tenant and day; the handler flushes them
+   * once the batch is done, one write per tenant and day.
+   */
+  readonly stats: StatTally;
 }
 
 /** Longer than the sender's 30 s timeout, shorter than the lane queue's 180 s visibility timeout. */
@@ -76,11 +83,18 @@ export function createSender(deps: SenderDeps) {
     error: Error,
     attempt: number,
     redrivable: boolean,
+    batch: PreparedBatch,
+    tenant: string | undefined,
   ): Promise<void> => {
     const reason = redrivable
       ? `Baton gave up after ${attempt} attempts: ${error.message}. The message is in the dead-letter queue; redriving it sends it.`
       : `Baton cannot send this message: ${error.message}.`;
     const recorded = await giveUp(deps.messages, id, reason, deps.clock(), redrivable);
+    if (recorded) {
+      // A job that could not be read names no tenant we trust; its record does (a rare extra read).
+      const owner = tenant ?? (await deps.messages.get(id))?.tenant;
+      if (owner !== undefined) batch.stats.add(owner, utcDay(deps.clock()), { failed: 1 });
+    }
     metrics.addMetric('messagesDeadLettered', MetricUnit.Count, 1);
     logger.error('message dead-lettered', { messageId: id, attempt, recorded, why: error.message });
     await deps.visibility.delay(record, 0);
@@ -113,7 +127,7 @@ export function createSender(deps: SenderDeps) {
         }
       }
       const suppressed = addresses.length > 0 ? await deps.suppressions.getMany(addresses) : new Map();
-      return { jobs, suppressed, paused: false };
+      return { jobs, suppressed, paused: false, stats: new StatTally() };
     },
 
     /** One record; throws to report it failed (Powertools turns that into a batchItemFailure). */
@@ -126,12 +140,12 @@ export function createSender(deps: SenderDeps) {
         const id = jobIdOf(record.body);
         if (error instanceof TransientError) {
           // The payload store failed for now (throttling, a 5xx): back off like a failed send.
-          if (lastTry && id) await deadLetter(record, id, error, attempt, true);
+          if (lastTry && id) await deadLetter(record, id, error, attempt, true, batch, undefined);
           else await retryLater(record, error, { sqsMessageId: record.messageId });
         } else {
           logger.error('unreadable send job', { sqsMessageId: record.messageId, why: error.message });
           // It can never be sent (a payload that expired, a job that is not one): off to the DLQ.
-          if (id) await deadLetter(record, id, error, attempt, false);
+          if (id) await deadLetter(record, id, error, attempt, false, batch, undefined);
         }
         throw error;
       }
@@ -139,8 +153,32 @@ export function createSender(deps: SenderDeps) {
         await deps.visibility.delay(record, PAUSED_DELAY_SECONDS);
         throw new SendingPausedError('SES sending is paused; handed back');
       }
+      const count = (counts: StatCounts) => batch.stats.add(job.tenant, utcDay(deps.clock()), counts);
+      let unbuildable = false;
+      const counted: SendDeps = {
+        ...send,
+        compose: async (message, id, date) => {
+          try {
+            return await send.compose(message, id, date);
+          } catch (error) {
+            unbuildable = true;
+            throw error;
+          }
+        },
+        // Counted the moment SES takes the message, per recipient (SES's unit), even if recording
+        // it afterwards fails: it was sent.
+        mailer: {
+          send: async (mail) => {
+            const sesMessageId = await send.mailer.send(mail);
+            count({ sent: mail.to.length + mail.cc.length + mail.bcc.length });
+            return sesMessageId;
+          },
+        },
+      };
       try {
-        const outcome = await sendJob(send, job, batch.suppressed);
+        const outcome = await sendJob(counted, job, batch.suppressed);
+        if (outcome === 'suppressed') count({ suppressed: 1 });
+        if (outcome === 'failed') count({ failed: 1 });
         metrics.addMetric(outcomeMetric[outcome], MetricUnit.Count, 1);
         logger.info('message handled', { messageId: job.id, outcome, stream: job.message.stream });
       } catch (error) {
@@ -151,7 +189,7 @@ export function createSender(deps: SenderDeps) {
           logger.error('SES sending paused; handing the batch back', { messageId: job.id });
         }
         if (lastTry && (error instanceof SendingPausedError || error instanceof TransientError)) {
-          await deadLetter(record, job.id, error, attempt, true);
+          await deadLetter(record, job.id, error, attempt, true, batch, job.tenant);
           throw error;
         }
         if (error instanceof SendingPausedError) {
@@ -159,6 +197,9 @@ export function createSender(deps: SenderDeps) {
         } else if (error instanceof TransientError) {
           await retryLater(record, error, { messageId: job.id });
         } else {
+          // The message could not be built: sendJob recorded it failed (a later delivery of the job
+          // finds it done), so it counts once.
+          if (unbuildable) count({ failed: 1 });
           logger.error('send failed', {
             messageId: job.id,
             error: error instanceof Error ? error.message : 'unknown',

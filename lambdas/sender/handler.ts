@@ -6,9 +6,12 @@ import { createDocumentClient } from '../adapters/clients.ts';
 import { createSqsClient } from '../adapters/job-queue.ts';
 import { DynamoMessageStore } from '../adapters/message-store.ts';
 import { createS3Client, S3PayloadStore } from '../adapters/payload-store.ts';
+import { loadErasureSecret } from '../adapters/secret.ts';
 import { createSesClient, SesMailer } from '../adapters/ses-mailer.ts';
 import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
+import { DynamoUsageStore } from '../adapters/usage-store.ts';
 import { SqsVisibility } from '../adapters/visibility.ts';
+import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure.ts';
 import { Pacer, pacedMailer } from '../domain/pacer.ts';
 import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
@@ -19,7 +22,12 @@ const doc = createDocumentClient();
 const lane = requiredEnv(EnvVar.lane);
 const sender = createSender({
   messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
-  suppressions: new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable)),
+  // The batched check also reads the tombstone of every recipient (an erased address is never mailed
+  // again); the erasure secret is read once, during init, and never logged.
+  suppressions: new TombstoneAwareSuppressions(
+    new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable)),
+    erasedKeyFunction(await loadErasureSecret()),
+  ),
   // This instance's part of the lane's SES rate: the event source runs at most maxConcurrency.
   mailer: pacedMailer(
     new SesMailer(createSesClient(), requiredEnv(EnvVar.configurationSet)),
@@ -31,6 +39,7 @@ const sender = createSender({
   maxReceiveCount: numberEnv(EnvVar.maxReceiveCount, Number.POSITIVE_INFINITY),
   payloads: new S3PayloadStore(createS3Client(), requiredEnv(EnvVar.payloadBucket)),
 });
+const usage = new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable));
 const processor = new BatchProcessor(EventType.SQS);
 logger.appendKeys({ lane });
 
@@ -40,16 +49,21 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
   .handler(async (event, context) => {
     // One batched suppression read for every recipient in the batch, before the record loop.
     const prepared = await sender.prepare(event.Records);
-    return processPartialResponse(
-      event,
-      (record: SQSRecord) => sender.sendRecord(record, prepared),
-      processor,
-      {
-        context,
-        throwOnFullBatchFailure: false,
-        // One record at a time: the send rate stays predictable, and a paused account stops the
-        // rest of the batch before it reaches SES.
-        processInParallel: false,
-      },
-    );
+    try {
+      return await processPartialResponse(
+        event,
+        (record: SQSRecord) => sender.sendRecord(record, prepared),
+        processor,
+        {
+          context,
+          throwOnFullBatchFailure: false,
+          // One record at a time: the send rate stays predictable, and a paused account stops the
+          // rest of the batch before it reaches SES.
+          processInParallel: false,
+        },
+      );
+    } finally {
+      // The batch's statistics: one atomic write per tenant and day, not one per message.
+      await prepared.stats.flush(usage);
+    }
   });

@@ -6,7 +6,7 @@
 
 /** Worth retrying later: throttling, a 5xx, a network fault, a claim held by a live attempt. */
 export class TransientError extends Error {
-  override readonly name = 'TransientError';
+  override readonly name: string = 'TransientError';
 }
 
 /** Retrying cannot help (SES refused the message, a record is malformed). `reason` is for humans. */

@@ -50,6 +50,18 @@ export const EnvVar = {
    * host name (`<bucket>.<endpoint>`). Only local mode sets it: its S3 emulator has no wildcard DNS.
    */
   s3ForcePathStyle: 'BATON_S3_FORCE_PATH_STYLE',
+  /**
+   * ARN of the per-deployment erasure secret (Secrets Manager), read once per cold start: erased
+   * addresses are replaced by, and their tombstones keyed by, an HMAC under it.
+   */
+  erasureSecretArn: 'BATON_ERASURE_SECRET_ARN',
+  /**
+   * The erasure secret itself, instead of its ARN. Only local mode sets it (it has no Secrets
+   * Manager); deployed functions get the ARN.
+   */
+  erasureSecret: 'BATON_ERASURE_SECRET',
+  /** The queue on which an erasure that outlasts its request continues (the erasure worker's). */
+  erasureQueueUrl: 'BATON_ERASURE_QUEUE_URL',
 } as const;
 export type EnvVarName = (typeof EnvVar)[keyof typeof EnvVar];
 
@@ -117,6 +129,15 @@ export const ENTRY_METADATA_KEY = 'baton:entry';
 
 /** Suppressions-table key prefix of the transient-bounce counters (not suppressions themselves). */
 export const SOFT_BOUNCE_KEY_PREFIX = 'softbounce#';
+
+/**
+ * Prefix of an erased address's pseudonym (`erased:<first 24 hex of HMAC-SHA256>`): it replaces
+ * the address in message records and keys its suppression tombstone in the Suppressions table.
+ */
+export const ERASED_KEY_PREFIX = 'erased:';
+
+/** The erasure worker's Powertools service name. */
+export const ERASURE_SERVICE = 'baton-erasure';
 
 /** Where the claim check keeps message payloads too large for a queue; IAM grants only this prefix. */
 export const PAYLOAD_KEY_PREFIX = 'payloads/';

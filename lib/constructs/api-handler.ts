@@ -67,6 +67,8 @@ export class ApiHandler extends Construct {
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
         'dynamodb:BatchWriteItem',
+        // Erasure finds the tenant's records of an address by a parallel scan (no index by recipient).
+        'dynamodb:Scan',
       ]),
     );
     // Query/Scan serve the paginated suppression listing; BatchGet the pre-check of all recipients.
@@ -81,7 +83,8 @@ export class ApiHandler extends Construct {
       ]),
     );
     fn.addToRolePolicy(
-      tableAccess(props.statsTable, ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query']),
+      // GetItem and UpdateItem: the daily quota; BatchGetItem: GET /v1/stats reads a range of days.
+      tableAccess(props.statsTable, ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem']),
     );
     fn.addToRolePolicy(
       tableAccess(props.idempotencyTable, [

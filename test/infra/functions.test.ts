@@ -40,7 +40,7 @@ describe('functions', () => {
 
   it('runs every function on Node.js 24, arm64, 256 MB, with JSON logs in its own log group', () => {
     // Act / Assess
-    expect(Object.keys(functions)).toHaveLength(4);
+    expect(Object.keys(functions)).toHaveLength(5);
     template.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
@@ -60,7 +60,7 @@ describe('functions', () => {
     );
 
     // Assess
-    expect(new Set(logGroups).size).toBe(4);
+    expect(new Set(logGroups).size).toBe(5);
     for (const id of logGroups) {
       expect(props(resourcesOfType(template, 'AWS::Logs::LogGroup')[id] ?? { Type: 'missing' })).toEqual({
         RetentionInDays: RetentionDays.ONE_MONTH,
@@ -78,11 +78,12 @@ describe('functions', () => {
       'lambdas/api/handler.ts': 1,
       'lambdas/sender/handler.ts': 2,
       'lambdas/feedback/handler.ts': 1,
+      'lambdas/erasure/handler.ts': 1,
     });
     for (const entry of Object.keys(entries)) expect(existsSync(join(REPO_ROOT, entry)), entry).toBe(true);
   });
 
-  it('sets the documented timeouts: api 10 s, senders 30 s, feedback 30 s', () => {
+  it('sets the documented timeouts: api 10 s, senders 30 s, feedback 30 s, erasure worker 2 min', () => {
     // Act
     const timeoutOf = (fn: NodejsFunction): unknown => props(resourceOf(template, fn)).Timeout;
 
@@ -90,6 +91,7 @@ describe('functions', () => {
     expect(timeoutOf(stack.api.handler.function)).toBe(10);
     for (const lane of LANES) expect(timeoutOf(stack.lanes[lane].sender.function)).toBe(30);
     expect(timeoutOf(stack.feedback.handler.function)).toBe(30);
+    expect(timeoutOf(stack.erasure.worker.function)).toBe(120);
   });
 
   it('gives the api function its tables, both lane queues and the retention', () => {
@@ -108,11 +110,15 @@ describe('functions', () => {
         EnvVar.broadcastQueueUrl,
         EnvVar.retentionDays,
         EnvVar.payloadBucket,
+        EnvVar.erasureSecretArn,
+        EnvVar.erasureQueueUrl,
         ...COMMON_ENV,
       ].sort(),
     );
     expect(env).toMatchObject({
       [EnvVar.apiKeysTable]: { Ref: logicalIdOf(stack.tables.apiKeys) },
+      [EnvVar.erasureSecretArn]: { Ref: logicalIdOf(stack.erasure.secret) },
+      [EnvVar.erasureQueueUrl]: { Ref: logicalIdOf(stack.erasure.queue.queue) },
       [EnvVar.idempotencyTable]: { Ref: logicalIdOf(stack.tables.idempotency) },
       [EnvVar.transactionalQueueUrl]: { Ref: logicalIdOf(stack.lanes.transactional.queue.queue) },
       [EnvVar.broadcastQueueUrl]: { Ref: logicalIdOf(stack.lanes.broadcast.queue.queue) },
@@ -145,6 +151,7 @@ describe('functions', () => {
           EnvVar.maxConcurrency,
           EnvVar.maxReceiveCount,
           EnvVar.payloadBucket,
+          EnvVar.erasureSecretArn,
           ...COMMON_ENV,
         ].sort(),
       );
@@ -156,6 +163,7 @@ describe('functions', () => {
         [EnvVar.maxReceiveCount]: '10',
         [EnvVar.configurationSet]: { Ref: logicalIdOf(stack.ses.configurationSet) },
         [EnvVar.payloadBucket]: { Ref: logicalIdOf(stack.payloads.bucket) },
+        [EnvVar.erasureSecretArn]: { Ref: logicalIdOf(stack.erasure.secret) },
         POWERTOOLS_SERVICE_NAME: 'baton-sender',
       });
     },
@@ -186,10 +194,15 @@ describe('functions', () => {
         EnvVar.suppressionsTable,
         EnvVar.statsTable,
         EnvVar.retentionDays,
+        EnvVar.erasureSecretArn,
         ...COMMON_ENV,
       ].sort(),
     );
-    expect(env).toMatchObject({ POWERTOOLS_SERVICE_NAME: 'baton-feedback', [EnvVar.retentionDays]: '30' });
+    expect(env).toMatchObject({
+      POWERTOOLS_SERVICE_NAME: 'baton-feedback',
+      [EnvVar.retentionDays]: '30',
+      [EnvVar.erasureSecretArn]: { Ref: logicalIdOf(stack.erasure.secret) },
+    });
   });
 
   it('uses only environment variable names declared in EnvVar (besides Powertools and Node options)', () => {
@@ -215,14 +228,22 @@ describe('event source mappings', () => {
   });
 
   it('reports partial batch failures with batches of 10 and a short batching window', () => {
-    // Act / Assess
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 3);
-    template.allResourcesProperties('AWS::Lambda::EventSourceMapping', {
-      BatchSize: 10,
-      FunctionResponseTypes: ['ReportBatchItemFailures'],
-      MaximumBatchingWindowInSeconds: Match.anyValue(),
-    });
-    for (const mapping of Object.values(resourcesOfType(template, 'AWS::Lambda::EventSourceMapping'))) {
+    // Prepare: the erasure worker takes one job at a time (erasure.test.ts).
+    const erasure = logicalIdOf(stack.erasure.eventSourceMapping);
+
+    // Act
+    const mappings = Object.entries(resourcesOfType(template, 'AWS::Lambda::EventSourceMapping')).filter(
+      ([id]) => id !== erasure,
+    );
+
+    // Assess
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 4);
+    expect(mappings).toHaveLength(3);
+    for (const [, mapping] of mappings) {
+      expect(props(mapping)).toMatchObject({
+        BatchSize: 10,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+      });
       expect(props(mapping).MaximumBatchingWindowInSeconds).toBeLessThanOrEqual(5);
     }
   });

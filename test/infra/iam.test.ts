@@ -95,7 +95,7 @@ describe('IAM', () => {
     const roles = Object.values(resourcesOfType(template, 'AWS::IAM::Role'));
 
     // Assess
-    expect(roles).toHaveLength(4);
+    expect(roles).toHaveLength(5);
     for (const role of roles) expect(props(role).ManagedPolicyArns).toBeUndefined();
     template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
   });
@@ -154,6 +154,7 @@ describe('IAM', () => {
         'dynamodb:BatchWriteItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
+        'dynamodb:Scan',
         'dynamodb:UpdateItem',
       ],
       [tables.suppressions]: [
@@ -164,7 +165,7 @@ describe('IAM', () => {
         'dynamodb:Query',
         'dynamodb:Scan',
       ],
-      [tables.stats]: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      [tables.stats]: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
       [tables.idempotency]: [
         'dynamodb:DeleteItem',
         'dynamodb:GetItem',
@@ -174,6 +175,8 @@ describe('IAM', () => {
       [ref(logicalIdOf(stack.lanes.transactional.queue.queue))]: ['sqs:SendMessage'],
       [ref(logicalIdOf(stack.lanes.broadcast.queue.queue))]: ['sqs:SendMessage'],
       [`${ref(logicalIdOf(stack.payloads.bucket))}/payloads/*`]: ['s3:PutObject'],
+      [ref(logicalIdOf(stack.erasure.queue.queue))]: ['sqs:SendMessage'],
+      [ref(logicalIdOf(stack.erasure.secret))]: ['secretsmanager:GetSecretValue'],
     });
   });
 
@@ -205,6 +208,7 @@ describe('IAM', () => {
           'ses:SendRawEmail',
         ],
         [`${ref(logicalIdOf(stack.payloads.bucket))}/payloads/*`]: ['s3:GetObject'],
+        [ref(logicalIdOf(stack.erasure.secret))]: ['secretsmanager:GetSecretValue'],
       });
     },
   );
@@ -231,6 +235,26 @@ describe('IAM', () => {
         'dynamodb:UpdateItem',
       ],
       [tables.stats]: ['dynamodb:UpdateItem'],
+      [ref(logicalIdOf(stack.erasure.secret))]: ['secretsmanager:GetSecretValue'],
+    });
+  });
+
+  it('lets the erasure worker drain and refill its own queue, scan and rewrite messages, and read the secret', () => {
+    // Act
+    const permissions = permissionsOf(template, stack.erasure.worker.role);
+
+    // Assess
+    expect(permissions).toEqual({
+      ...logs(stack.erasure.worker),
+      [ref(logicalIdOf(stack.erasure.queue.queue))]: [
+        'sqs:ChangeMessageVisibility',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+        'sqs:ReceiveMessage',
+        'sqs:SendMessage',
+      ],
+      [tables.messages]: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
+      [ref(logicalIdOf(stack.erasure.secret))]: ['secretsmanager:GetSecretValue'],
     });
   });
 

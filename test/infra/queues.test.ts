@@ -29,9 +29,13 @@ describe('queues', () => {
     queues = resourcesOfType(template, 'AWS::SQS::Queue');
   });
 
-  it('gives every lane and the feedback path a queue with its own dead-letter queue', () => {
+  it('gives every lane, the feedback path and the erasure worker a queue with its own dead-letter queue', () => {
     // Prepare
-    const expected = [...LANES.map((lane) => stack.lanes[lane].queue), stack.feedback.queue];
+    const expected = [
+      ...LANES.map((lane) => stack.lanes[lane].queue),
+      stack.feedback.queue,
+      stack.erasure.queue,
+    ];
 
     // Act
     const wiring = expected.map((secure) => ({
@@ -63,11 +67,12 @@ describe('queues', () => {
     do redrives.set(dlq.asString(), receives.asNumber());
     while (dlq.next() && receives.next());
 
-    // Assess: lanes retry longer (SES throttling is transient), feedback dead-letters sooner.
+    // Assess: lanes retry longer (SES throttling is transient), feedback and erasure dead-letter sooner.
     expect(Object.fromEntries(redrives)).toEqual({
       [logicalIdOf(stack.lanes.transactional.queue.deadLetterQueue)]: 10,
       [logicalIdOf(stack.lanes.broadcast.queue.deadLetterQueue)]: 10,
       [logicalIdOf(stack.feedback.queue.deadLetterQueue)]: 5,
+      [logicalIdOf(stack.erasure.queue.deadLetterQueue)]: 5,
     });
   });
 
@@ -81,7 +86,7 @@ describe('queues', () => {
     );
 
     // Act / Assess
-    expect(sources).toHaveLength(3);
+    expect(sources).toHaveLength(4);
     for (const source of sources) {
       const target = referencedId(
         (props(source).RedrivePolicy as { deadLetterTargetArn: unknown }).deadLetterTargetArn,
@@ -133,7 +138,7 @@ describe('queues', () => {
     });
 
     // Assess
-    expect(checked).toHaveLength(3);
+    expect(checked).toHaveLength(4);
     for (const { visibility, timeout } of checked) {
       expect(timeout).toBeGreaterThan(0);
       expect(visibility).toBeGreaterThanOrEqual(6 * timeout);

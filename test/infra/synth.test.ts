@@ -6,6 +6,7 @@ import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENTRY_METADATA_KEY, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
 import type { BatonApp } from '../../lib/app.ts';
+import { NO_ROTATION_REASON } from '../../lib/constructs/erasure.ts';
 import { buildBaton, type CfnResource, props } from './support.ts';
 
 interface Acknowledgement {
@@ -78,7 +79,7 @@ describe('synthesis with bundling and cdk-nag', () => {
 
     // Act
     const acknowledgements = acknowledgementsOf(baton).filter(
-      ({ path }) => !path.startsWith('Baton/HttpApi/'),
+      ({ path }) => !path.startsWith('Baton/HttpApi/') && !path.startsWith('Baton/Erasure/'),
     );
 
     // Assess: exactly the finding of the `<bucket>/payloads/*` resource, nothing wider.
@@ -92,6 +93,23 @@ describe('synthesis with bundling and cdk-nag', () => {
       ].toSorted(),
     );
     for (const { reason } of acknowledgements) expect(reason).toMatch(/payloads\/\*|payloads\/<message id>/);
+  });
+
+  it('acknowledges for the erasure secret only its missing rotation, which would orphan the tombstones', () => {
+    // Act
+    const acknowledgements = acknowledgementsOf(baton).filter(({ path }) =>
+      path.startsWith('Baton/Erasure/'),
+    );
+
+    // Assess
+    expect(acknowledgements).toEqual([
+      {
+        path: baton.stack.erasure.secret.node.path,
+        id: 'Annotation::AwsSolutions-SMG4',
+        reason: NO_ROTATION_REASON,
+      },
+    ]);
+    expect(NO_ROTATION_REASON).toMatch(/tombstone/);
   });
 
   it('bundles every function as a minified ES module that defines require, with a source map', () => {
@@ -110,7 +128,7 @@ describe('synthesis with bundling and cdk-nag', () => {
     });
 
     // Assess
-    expect(bundles).toHaveLength(4);
+    expect(bundles).toHaveLength(5);
     for (const { entry, dir } of bundles) {
       const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
       expect(

@@ -3,6 +3,7 @@ import {
   GetItemCommand,
   type KeyType,
   type ScalarAttributeType,
+  waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -200,6 +201,11 @@ describe('DynamoSuppressionStore against dynalite (Suppressions table provisione
             AttributeType: a.AttributeType as ScalarAttributeType,
           })),
         }),
+      );
+      // dynalite answers CREATING; under load the table may take a moment to be ACTIVE.
+      await waitUntilTableExists(
+        { client: stack.clients.dynamo, maxWaitTime: 10, minDelay: 1, maxDelay: 1 },
+        { TableName: 'SuppressionsForListing' },
       );
       const listed = new DynamoSuppressionStore(stack.clients.doc, 'SuppressionsForListing');
       const addresses = Array.from(

@@ -15,6 +15,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, SQSBatc
 import { ulid } from 'ulid';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
+import { SqsErasureQueue } from '../../lambdas/adapters/erasure-queue.ts';
 import { DynamoIdempotencyStore } from '../../lambdas/adapters/idempotency-store.ts';
 import { SqsJobQueue } from '../../lambdas/adapters/job-queue.ts';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
@@ -25,6 +26,7 @@ import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store
 import { DynamoUsageStore } from '../../lambdas/adapters/usage-store.ts';
 import { SqsVisibility } from '../../lambdas/adapters/visibility.ts';
 import { createApi } from '../../lambdas/api/app.ts';
+import { erasedKeyFunction, TombstoneAwareSuppressions } from '../../lambdas/domain/erasure.ts';
 import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../../lambdas/domain/key-cache.ts';
 import type { Clock } from '../../lambdas/domain/ports.ts';
 import { RateLimiter } from '../../lambdas/domain/rate-limit.ts';
@@ -191,13 +193,16 @@ const missingFor = (entry: string) => missingPermissions(recorder.calls(), polic
 /** createApi exactly as lambdas/api/handler.ts wires it, on the recorded clients and `clock`. */
 function apiUnderAudit(clock: Clock) {
   const env = environmentOf(API_ENTRY);
+  const messages = new DynamoMessageStore(doc, env(EnvVar.messagesTable));
+  const suppressionTable = new DynamoSuppressionStore(doc, env(EnvVar.suppressionsTable));
+  const erasedKeyOf = erasedKeyFunction(AUDIT_ERASURE_SECRET);
   return createApi({
     keys: new CachedApiKeys(new DynamoApiKeyStore(doc, env(EnvVar.apiKeysTable)), {
       ttlSeconds: DEFAULT_KEY_CACHE_SECONDS,
       clock,
     }),
-    messages: new DynamoMessageStore(doc, env(EnvVar.messagesTable)),
-    suppressions: new DynamoSuppressionStore(doc, env(EnvVar.suppressionsTable)),
+    messages,
+    suppressions: new TombstoneAwareSuppressions(suppressionTable, erasedKeyOf),
     queue: new SqsJobQueue(
       sqs,
       { transactional: env(EnvVar.transactionalQueueUrl), broadcast: env(EnvVar.broadcastQueueUrl) },
@@ -209,8 +214,18 @@ function apiUnderAudit(clock: Clock) {
     clock,
     newId: () => `msg_${ulid()}`,
     retentionDays: Number(env(EnvVar.retentionDays)),
+    erasure: {
+      messages,
+      suppressions: suppressionTable,
+      queue: new SqsErasureQueue(sqs, env(EnvVar.erasureQueueUrl)),
+      keyOf: erasedKeyOf,
+      clock,
+    },
   });
 }
+
+/** Any 32+ character secret: the audit is about which calls are made, not about the HMAC. */
+const AUDIT_ERASURE_SECRET = 'iam-audit-erasure-secret-0123456789abcdef';
 
 type Api = ReturnType<typeof createApi>;
 const exercisedRoutes = new Set<string>();
@@ -658,7 +673,7 @@ describe('the api function’s calls, against its deployed role', () => {
     expect(missingFor(API_ENTRY)).toEqual([]);
   });
 
-  it('lets the api role answer health, not-yet-implemented and unknown routes', async () => {
+  it('lets the api role answer health, statistics, erasure and unknown routes', async () => {
     // Prepare
     const api = apiUnderAudit(testClock(new Date().toISOString()));
     const token = await seedKey();
@@ -675,8 +690,7 @@ describe('the api function’s calls, against its deployed role', () => {
     ];
 
     // Assess
-    expect(results.map((r) => r.statusCode)).toEqual([200, 501, 501, 404]);
-    expect(usage(recorder.calls())).toEqual([['dynamodb:GetItem', names().apiKeys]]);
+    expect(results.map((r) => r.statusCode)).toEqual([200, 200, 202, 404]);
     expect(missingFor(API_ENTRY)).toEqual([]);
   });
 
@@ -698,9 +712,14 @@ describe('the api function’s calls, against its deployed role', () => {
 /** createFeedbackConsumer exactly as lambdas/feedback/handler.ts wires it, batch loop included. */
 function feedbackUnderAudit(clock: Clock): (bodies: readonly string[]) => Promise<SQSBatchResponse> {
   const env = environmentOf(FEEDBACK_ENTRY);
+  const erasedKeyOf = erasedKeyFunction(AUDIT_ERASURE_SECRET);
   const consumer = createFeedbackConsumer({
     messages: new DynamoMessageStore(doc, env(EnvVar.messagesTable)),
-    suppressions: new DynamoSuppressionStore(doc, env(EnvVar.suppressionsTable)),
+    suppressions: new TombstoneAwareSuppressions(
+      new DynamoSuppressionStore(doc, env(EnvVar.suppressionsTable)),
+      erasedKeyOf,
+    ),
+    erasedKeyOf,
     softBounces: new DynamoSoftBounceStore(doc, env(EnvVar.suppressionsTable)),
     clock,
   });
@@ -787,8 +806,10 @@ describe('the feedback function’s calls, against its deployed role', () => {
     expect(files).toHaveLength(10);
     expect(response).toEqual({ batchItemFailures: [] });
     expect((await suppressionOf('recipient@example.com'))?.reason).toBe('complaint');
+    // GetItem on Suppressions: the tombstone check before each suppression write.
     expect(usage(recorder.calls())).toEqual([
       ['dynamodb:GetItem', n.messages],
+      ['dynamodb:GetItem', n.suppressions],
       ['dynamodb:PutItem', n.messages],
       ['dynamodb:PutItem', n.suppressions],
     ]);
@@ -814,8 +835,11 @@ describe('the feedback function’s calls, against its deployed role', () => {
     expect(response).toEqual({ batchItemFailures: [] });
     expect((await suppressionOf('bounce@simulator.amazonses.com'))?.reason).toBe('hard_bounce');
     expect((await suppressionOf('complaint@simulator.amazonses.com'))?.reason).toBe('complaint');
+    // GetItem on Suppressions: the tombstone check before a suppression write, and the soft-bounce
+    // counter of the transient bounces among the notifications.
     expect(usage(recorder.calls())).toEqual([
       ['dynamodb:GetItem', n.messages],
+      ['dynamodb:GetItem', n.suppressions],
       ['dynamodb:PutItem', n.messages],
       ['dynamodb:PutItem', n.suppressions],
       ['dynamodb:Query', `${n.messages}/index/${Keys.messages.sesMessageIdIndex}`],
@@ -846,6 +870,7 @@ describe('the feedback function’s calls, against its deployed role', () => {
     expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(['sqs-0', 'sqs-1']);
     expect(usage(recorder.calls())).toEqual([
       ['dynamodb:GetItem', n.messages],
+      ['dynamodb:GetItem', n.suppressions],
       ['dynamodb:PutItem', n.suppressions],
       ['dynamodb:Query', `${n.messages}/index/${Keys.messages.sesMessageIdIndex}`],
     ]);

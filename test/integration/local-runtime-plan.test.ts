@@ -52,14 +52,14 @@ describe('local plan from the synthesized template, provisioned on the emulators
       expect(messages?.ttlAttribute).toBe(Keys.messages.ttl);
     });
 
-    it('finds six queues: three with a redrive policy, each to one of the three DLQs', () => {
+    it('finds eight queues: four with a redrive policy, each to one of the four DLQs', () => {
       // Act
       const withRedrive = plan.queues.filter((q) => q.redrive);
       const dlqs = plan.queues.filter((q) => !q.redrive);
 
       // Assess
-      expect(plan.queues).toHaveLength(6);
-      expect(withRedrive).toHaveLength(3);
+      expect(plan.queues).toHaveLength(8);
+      expect(withRedrive).toHaveLength(4);
       expect(withRedrive.map((q) => q.redrive?.deadLetterQueue).toSorted()).toEqual(
         dlqs.map((q) => q.logicalId).toSorted(),
       );
@@ -79,14 +79,15 @@ describe('local plan from the synthesized template, provisioned on the emulators
       expect(plan.topics).toContain(destination?.topic);
     });
 
-    it('finds the four functions, each with a handler entry that exists on disk', () => {
+    it('finds the five functions, each with a handler entry that exists on disk', () => {
       // Act
       const entries = plan.functions.map((f) => f.entry);
 
       // Assess
-      expect(plan.functions).toHaveLength(4);
+      expect(plan.functions).toHaveLength(5);
       expect(entries.toSorted()).toEqual([
         'lambdas/api/handler.ts',
+        'lambdas/erasure/handler.ts',
         'lambdas/feedback/handler.ts',
         'lambdas/sender/handler.ts',
         'lambdas/sender/handler.ts',
@@ -94,18 +95,18 @@ describe('local plan from the synthesized template, provisioned on the emulators
       expect(entries.filter((entry) => !existsSync(join(REPO_ROOT, entry)))).toEqual([]);
     });
 
-    it('finds three SQS event sources, all reporting batch item failures, from queues with a DLQ', () => {
+    it('finds four SQS event sources, all reporting batch item failures, from queues with a DLQ', () => {
       // Act
       const sources = plan.eventSources;
 
       // Assess
-      expect(sources).toHaveLength(3);
-      expect(sources.map((e) => e.reportBatchItemFailures)).toEqual([true, true, true]);
+      expect(sources).toHaveLength(4);
+      expect(sources.map((e) => e.reportBatchItemFailures)).toEqual([true, true, true, true]);
       for (const source of sources) {
         expect(queuePlan(source.queue)?.redrive).toBeDefined();
         expect(plan.functions.map((f) => f.logicalId)).toContain(source.function);
       }
-      expect(new Set(sources.map((e) => e.function)).size).toBe(3);
+      expect(new Set(sources.map((e) => e.function)).size).toBe(4);
       // Lambda refuses an event source whose queue hides a message for less than the function may run.
       const tooShort = sources.filter(
         (e) =>

@@ -17,15 +17,19 @@ import {
   type KeyStatus,
   summarise,
 } from '../../lambdas/domain/api-key.ts';
+import type { ErasureJob } from '../../lambdas/domain/erasure.ts';
 import type { MessageRecord, SendJob } from '../../lambdas/domain/message.ts';
 import type {
   ApiKeyReader,
   ClaimResult,
   Clock,
+  ErasureQueue,
   IdempotencyRecord,
   IdempotencyStore,
   JobQueue,
   Mailer,
+  MessagePage,
+  MessageScanner,
   MessageStore,
   OutboundMail,
   SoftBounceStore,
@@ -41,11 +45,20 @@ import type { Lane } from '../../lambdas/shared/names.ts';
 /** Stores hand out copies, as a database would: a caller mutating a result changes nothing stored. */
 const copy = <T>(value: T): T => structuredClone(value);
 
-/** The Messages table: whole records, a conditional claim, and version-checked replacement. */
-export class InMemoryMessageStore implements MessageStore {
+/**
+ * The Messages table: whole records, a conditional claim, version-checked replacement, and a
+ * parallel-segment scan (records spread over segments by id, pages of `scanPageSize` in id order).
+ */
+export class InMemoryMessageStore implements MessageStore, MessageScanner {
   readonly #items = new Map<string, MessageRecord>();
   readonly #beforeUpdate: Array<() => void | Promise<void>> = [];
   #claims = 0;
+  /** Records read per scan page (DynamoDB reads up to 1 MB), whatever their tenant. */
+  scanPageSize = 100;
+  /** Runs before each scan page: a test moves the clock here to spend the time budget. */
+  onScanPage: (() => void | Promise<void>) | undefined;
+  /** Every `scanTenant` call, in order. */
+  readonly scans: Array<{ readonly segment: number; readonly after: string | undefined }> = [];
 
   /** Puts records in place without any condition (test set-up). */
   seed(...records: MessageRecord[]): this {
@@ -88,6 +101,26 @@ export class InMemoryMessageStore implements MessageStore {
   async findBySesMessageId(sesMessageId: string): Promise<MessageRecord | undefined> {
     for (const r of this.#items.values()) if (r.sesMessageId === sesMessageId) return copy(r);
     return undefined;
+  }
+
+  async scanTenant(
+    tenant: string,
+    segment: number,
+    totalSegments: number,
+    after?: string,
+  ): Promise<MessagePage> {
+    this.scans.push({ segment, after });
+    await this.onScanPage?.();
+    const ids = [...this.#items.keys()]
+      .filter((id) => segmentOf(id, totalSegments) === segment && (after === undefined || id > after))
+      .sort();
+    const page = ids.slice(0, this.scanPageSize);
+    return {
+      records: page
+        .map((id) => copy(this.#items.get(id) as MessageRecord))
+        .filter((r) => r.tenant === tenant),
+      next: ids.length > page.length ? page[page.length - 1] : undefined,
+    };
   }
 
   /** Same condition as the DynamoDB adapter: queued, or sending with a claim that has run out. */
@@ -199,6 +232,22 @@ export class InMemorySuppressionStore implements SuppressionStore {
   }
 }
 
+/** Which scan segment an id falls in (DynamoDB hashes the partition key; any stable spread will do). */
+function segmentOf(id: string, totalSegments: number): number {
+  let sum = 0;
+  for (const char of id) sum += char.charCodeAt(0);
+  return sum % totalSegments;
+}
+
+/** The erasure worker's queue: jobs in the order they were enqueued. */
+export class InMemoryErasureQueue implements ErasureQueue {
+  readonly jobs: ErasureJob[] = [];
+
+  async enqueue(job: ErasureJob): Promise<void> {
+    this.jobs.push(copy(job));
+  }
+}
+
 /** The lane queues: jobs in the order they were enqueued. */
 export class InMemoryJobQueue implements JobQueue {
   readonly jobs: Array<{ readonly lane: Lane; readonly job: SendJob }> = [];
@@ -229,6 +278,14 @@ export class InMemoryJobQueue implements JobQueue {
 export class InMemoryUsageStore implements UsageStore {
   readonly quota = new Map<string, number>();
   readonly stats = new Map<string, Partial<Record<StatCounter, number>>>();
+  /** Every `addStats` call, in order: one entry per atomic write the adapter would make. */
+  readonly statWrites: Array<{
+    readonly tenant: string;
+    readonly day: string;
+    readonly counts: Partial<Record<StatCounter, number>>;
+  }> = [];
+  /** The days of every `getStats` call. */
+  readonly statReads: string[][] = [];
 
   async consumeQuota(keyId: string, day: string, count: number, quota: number): Promise<boolean> {
     const used = this.quota.get(`${keyId}#${day}`) ?? 0;
@@ -251,11 +308,26 @@ export class InMemoryUsageStore implements UsageStore {
     day: string,
     counts: Readonly<Partial<Record<StatCounter, number>>>,
   ): Promise<void> {
+    this.statWrites.push({ tenant, day, counts: { ...counts } });
     const current = this.stats.get(`${tenant}#${day}`) ?? {};
     for (const [name, value] of Object.entries(counts) as Array<[StatCounter, number]>) {
       current[name] = (current[name] ?? 0) + value;
     }
     this.stats.set(`${tenant}#${day}`, current);
+  }
+
+  /** As the adapter: the days that have an item, others absent. */
+  async getStats(
+    tenant: string,
+    days: readonly string[],
+  ): Promise<Map<string, Partial<Record<StatCounter, number>>>> {
+    this.statReads.push([...days]);
+    const found = new Map<string, Partial<Record<StatCounter, number>>>();
+    for (const day of days) {
+      const counts = this.stats.get(`${tenant}#${day}`);
+      if (counts !== undefined) found.set(day, { ...counts });
+    }
+    return found;
   }
 }
 

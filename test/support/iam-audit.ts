@@ -466,6 +466,9 @@ function refValue(id: string, template: CfnTemplate, scope: ArnScope): string {
     }
     case 'AWS::SNS::Topic':
       return `arn:${scope.partition}:sns:${scope.region}:${scope.account}:${id}`;
+    // No local Secrets Manager: the ARN local mode resolves the secret's Ref to (local/plan.ts).
+    case 'AWS::SecretsManager::Secret':
+      return `arn:${scope.partition}:secretsmanager:${scope.region}:${scope.account}:secret:${id}`;
   }
   throw new IamAuditError(
     `cannot resolve Ref ${id} (${resource?.Type ?? 'not in the template'}) in a policy`,

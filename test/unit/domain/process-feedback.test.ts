@@ -1,5 +1,9 @@
 import { describe, expect, it, vi } from 'vitest';
-import { type FeedbackDeps, processFeedback } from '../../../lambdas/domain/process-feedback.ts';
+import {
+  type FeedbackDeps,
+  processFeedback,
+  UnknownMessageError,
+} from '../../../lambdas/domain/process-feedback.ts';
 import { MalformedFeedbackError } from '../../../lambdas/domain/ses-event.ts';
 import { ConflictError, PermanentError, TransientError } from '../../../lambdas/shared/errors.ts';
 import { messageRecord, recipient, sesEventBody, suppression, T0 } from '../../support/builders.ts';
@@ -156,7 +160,7 @@ describe('processFeedback', () => {
     // Assess
     await expect(early).rejects.toBeInstanceOf(TransientError);
     await expect(late).rejects.toThrow(
-      new PermanentError('delivery event for a message Baton does not know'),
+      new UnknownMessageError('delivery event for a message Baton does not know'),
     );
     await expect(late).rejects.toBeInstanceOf(PermanentError);
   });
@@ -170,7 +174,7 @@ describe('processFeedback', () => {
 
     // Assess
     await expect(outcome).rejects.toThrow(
-      new PermanentError('bounce event for a message Baton does not know'),
+      new UnknownMessageError('bounce event for a message Baton does not know'),
     );
     expect(suppressions.peek('ana@example.org')).toMatchObject({ reason: 'hard_bounce', source: 'msg_gone' });
   });

@@ -1,0 +1,518 @@
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { domainToUnicode } from 'node:url';
+import { ConfigurationError, ConflictError, PermanentError } from '../shared/errors.ts';
+import { ERASED_KEY_PREFIX, SOFT_BOUNCE_KEY_PREFIX } from '../shared/names.ts';
+import { normaliseAddress } from './address.ts';
+import type { MessageRecord, TimelineEvent } from './message.ts';
+import type { Clock, ErasureQueue, MessageScanner, MessageStore, SuppressionStore } from './ports.ts';
+import { isActive, SEVERITY, type Suppression } from './suppression.ts';
+
+/**
+ * Erasure of a recipient (DESIGN §2 `DELETE /v1/recipients/{address}`, privacy law): the address
+ * is replaced, in every message record of the tenant, by its pseudonym `erased:<hex>` (an HMAC
+ * under a per-deployment secret), and a suppression tombstone keyed by that pseudonym keeps it
+ * from ever being mailed again. The tombstone is how Baton still recognises the address without
+ * storing it: whoever presents the address again (a new message, a suppression lookup) gets the
+ * same HMAC, while the table alone says nothing about whom it stands for.
+ */
+
+/** How much of the HMAC-SHA256 is kept: 96 bits, so distinct addresses never share a tombstone. */
+const KEY_HEX_DIGITS = 24;
+const ERASED_KEY = new RegExp(`^${ERASED_KEY_PREFIX}[0-9a-f]{${KEY_HEX_DIGITS}}$`);
+/** A shorter secret is a configuration mistake (the stack generates 64 characters). */
+export const MIN_SECRET_LENGTH = 32;
+const WRITE_ATTEMPTS = 5;
+/**
+ * Parallel scan segments. The whole table is read either way; segments only decide how much of it
+ * is read at once (each one a 1 MB page at a time). Eight keeps an on-demand table far from its
+ * throughput limits while covering a few hundred MB in the api's time budget. Fixed for the life of
+ * an erasure: positions are only meaningful for the segment count they were taken with.
+ */
+export const ERASURE_SEGMENTS = 8;
+
+/** The pseudonym of a normalised address: `erased:<first 24 hex digits of HMAC-SHA256>`. */
+export type ErasedKeyOf = (normalisedAddress: string) => string;
+
+/** Builds the pseudonym function from the erasure secret; the secret stays inside the closure. */
+export function erasedKeyFunction(secret: string): ErasedKeyOf {
+  if (secret.length < MIN_SECRET_LENGTH) {
+    // Never the value, only its length: configuration errors are logged.
+    throw new ConfigurationError(
+      `the erasure secret must be at least ${MIN_SECRET_LENGTH} characters, got ${secret.length}`,
+    );
+  }
+  const key: KeyObject = createSecretKey(Buffer.from(secret, 'utf8'));
+  return (address) =>
+    `${ERASED_KEY_PREFIX}${createHmac('sha256', key).update(address, 'utf8').digest('hex').slice(0, KEY_HEX_DIGITS)}`;
+}
+
+export function isErasedKey(value: string): boolean {
+  return ERASED_KEY.test(value);
+}
+
+/** What logs may say about an erased address: the prefix and 8 hex digits of its pseudonym. */
+export function loggableKey(key: string): string {
+  return key.slice(0, ERASED_KEY_PREFIX.length + 8);
+}
+
+/** The pseudonym of an address as written anywhere (any case, Unicode domain), if it is one. */
+function keyOfAddress(address: string | undefined, keyOf: ErasedKeyOf): string | undefined {
+  if (address === undefined || isErasedKey(address)) return undefined;
+  const normalised = normaliseAddress(address);
+  return normalised === undefined ? undefined : keyOf(normalised);
+}
+
+/** Caches pseudonyms while a scan checks thousands of records (the same addresses recur). */
+function memoised(keyOf: ErasedKeyOf, limit = 10_000): ErasedKeyOf {
+  const cache = new Map<string, string>();
+  return (address) => {
+    let key = cache.get(address);
+    if (key === undefined) {
+      if (cache.size >= limit) cache.clear();
+      key = keyOf(address);
+      cache.set(address, key);
+    }
+    return key;
+  };
+}
+
+// --- scrubbing ------------------------------------------------------------------------------------
+
+/**
+ * Every spelling of the addresses that text may hold: as written, normalised (punycode), and with
+ * the domain in Unicode. Diagnostic codes quote the address (`550 5.1.1 <ana@example.org>: ...`).
+ */
+function spellings(addresses: Iterable<string>): string[] {
+  const out = new Set<string>();
+  for (const address of addresses) {
+    out.add(address.toLowerCase());
+    const normalised = normaliseAddress(address);
+    if (normalised === undefined) continue;
+    out.add(normalised);
+    const at = normalised.lastIndexOf('@');
+    const unicode = domainToUnicode(normalised.slice(at + 1));
+    if (unicode !== '') out.add(`${normalised.slice(0, at + 1)}${unicode}`.toLowerCase());
+  }
+  return [...out].filter((s) => s !== '');
+}
+
+/**
+ * Replaces every spelling of `addresses` (case-insensitively, longest first, domain in punycode or
+ * Unicode) by the pseudonym `key`: for any text that may quote an erased address.
+ */
+export function scrubber(addresses: Iterable<string>, key: string): (text: string) => string {
+  const forms = spellings(addresses).sort((a, b) => b.length - a.length);
+  if (forms.length === 0) return (text) => text;
+  const pattern = new RegExp(forms.map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'giu');
+  return (text) => text.replace(pattern, key);
+}
+
+// --- message records ------------------------------------------------------------------------------
+
+/**
+ * The record with the address erased, or undefined when the address is not one of its recipients
+ * (nor of its events). Recipients and event recipients become the pseudonym; every text that could
+ * quote the address (reasons, event details, subject, From) has each spelling of it replaced. The
+ * record keeps its id, status and timeline shape, so the status API still tells what happened.
+ */
+export function eraseFromRecord(
+  record: MessageRecord,
+  key: string,
+  keyOf: ErasedKeyOf,
+): MessageRecord | undefined {
+  const matches = (address: string | undefined): address is string => keyOfAddress(address, keyOf) === key;
+  const found = new Set<string>();
+  for (const r of record.recipients) if (matches(r.address)) found.add(r.address);
+  for (const e of record.events) if (matches(e.recipient)) found.add(e.recipient);
+  if (found.size === 0) return undefined;
+  const scrub = scrubber(found, key);
+  return {
+    ...record,
+    from: scrub(record.from),
+    subject: scrub(record.subject),
+    recipients: record.recipients.map((r) => ({
+      ...r,
+      address: matches(r.address) ? key : r.address,
+      reason: r.reason === null ? null : scrub(r.reason),
+    })),
+    events: record.events.map((e) => scrubEvent(e, matches, scrub, key)),
+    version: record.version + 1,
+  };
+}
+
+function scrubEvent(
+  e: TimelineEvent,
+  matches: (address: string | undefined) => boolean,
+  scrub: (text: string) => string,
+  key: string,
+): TimelineEvent {
+  const { recipient, detail, ...rest } = e;
+  return {
+    ...rest,
+    ...(recipient === undefined ? {} : { recipient: matches(recipient) ? key : recipient }),
+    ...(detail === undefined
+      ? {}
+      : {
+          detail: Object.fromEntries(
+            Object.entries(detail).map(([name, value]) => [
+              name,
+              typeof value === 'string' ? scrub(value) : value,
+            ]),
+          ),
+        }),
+  };
+}
+
+// --- the tombstone --------------------------------------------------------------------------------
+
+/**
+ * The tombstone that replaces the address's suppression. An active suppression at least as strong
+ * as `manual` carries over (reason, severity, source, createdAt, evidence), with the address
+ * scrubbed from its words; anything weaker (a soft bounce, which would expire) or nothing becomes
+ * `manual` with detail "erased". A tombstone never expires: erasure means never mailed again.
+ */
+export function tombstoneFor(
+  address: string,
+  key: string,
+  prior: Suppression | undefined,
+  now: Date,
+): Suppression {
+  if (prior === undefined || !isActive(prior, now) || prior.severity < SEVERITY.manual) {
+    return {
+      address: key,
+      reason: 'manual',
+      detail: 'erased',
+      source: 'api',
+      createdAt: now.toISOString(),
+      expiresAt: null,
+      severity: SEVERITY.manual,
+    };
+  }
+  return asTombstone(prior, key, [address]);
+}
+
+/** `s` moved onto the tombstone key, with every spelling of `addresses` scrubbed from its words. */
+function asTombstone(s: Suppression, key: string, addresses: readonly string[]): Suppression {
+  const scrub = scrubber([...addresses, s.address], key);
+  return {
+    address: key,
+    reason: s.reason,
+    detail: s.detail === null ? null : scrub(s.detail),
+    source: s.source,
+    createdAt: s.createdAt,
+    expiresAt: null,
+    severity: s.severity,
+    ...(s.evidence
+      ? { evidence: Object.fromEntries(Object.entries(s.evidence).map(([k, v]) => [k, scrub(v)])) }
+      : {}),
+  };
+}
+
+/** Items of the Suppressions table keyed by the plain address, which erasure deletes. */
+export function plainKeys(address: string): string[] {
+  return [address, `${SOFT_BOUNCE_KEY_PREFIX}${address}`];
+}
+
+/**
+ * The suppression list as every check outside erasure must see it: each address is looked up under
+ * its plain key and its tombstone key, in the same batched read (two keys per recipient, so a
+ * 50-recipient message is still one BatchGetItem), and a tombstone answers for the address it
+ * stands for. Writes for an erased address land on its tombstone, so the plain address is never
+ * stored again (a later bounce or complaint only strengthens the tombstone). Deleting the plain
+ * key leaves the tombstone: an erased address stays suppressed.
+ */
+export class TombstoneAwareSuppressions implements SuppressionStore {
+  readonly #inner: SuppressionStore;
+  readonly #keyOf: ErasedKeyOf;
+
+  constructor(inner: SuppressionStore, keyOf: ErasedKeyOf) {
+    this.#inner = inner;
+    this.#keyOf = keyOf;
+  }
+
+  /**
+   * Keyed by the addresses asked for (a tombstone under the address it stands for, unless a
+   * stronger plain suppression exists), and by each tombstone key found, so a record whose
+   * recipient was already erased (`erased:<hex>`) finds its tombstone too.
+   */
+  async getMany(addresses: readonly string[]): Promise<Map<string, Suppression>> {
+    const tombstoneKeys = new Map<string, string>();
+    for (const address of new Set(addresses)) {
+      if (!isErasedKey(address)) tombstoneKeys.set(address, this.#keyOf(address));
+    }
+    const found = await this.#inner.getMany([...new Set([...addresses, ...tombstoneKeys.values()])]);
+    const out = new Map(found);
+    for (const [address, key] of tombstoneKeys) {
+      const tombstone = found.get(key);
+      if (tombstone === undefined) continue;
+      const plain = found.get(address);
+      out.set(address, plain && plain.severity > tombstone.severity ? plain : { ...tombstone, address });
+    }
+    return out;
+  }
+
+  async get(address: string): Promise<Suppression | undefined> {
+    if (isErasedKey(address)) return this.#inner.get(address);
+    // Two single reads rather than a batch: every role that reads one suppression has GetItem.
+    const [plain, tombstone] = await Promise.all([
+      this.#inner.get(address),
+      this.#inner.get(this.#keyOf(address)),
+    ]);
+    if (tombstone === undefined) return plain;
+    return plain && plain.severity > tombstone.severity ? plain : { ...tombstone, address };
+  }
+
+  async putIfStronger(s: Suppression): Promise<boolean> {
+    const tombstone = await this.#tombstoneOf(s.address);
+    return this.#inner.putIfStronger(tombstone ? asTombstone(s, tombstone, [s.address]) : s);
+  }
+
+  async put(s: Suppression): Promise<void> {
+    const tombstone = await this.#tombstoneOf(s.address);
+    await this.#inner.put(tombstone ? asTombstone(s, tombstone, [s.address]) : s);
+  }
+
+  async delete(address: string): Promise<void> {
+    await this.#inner.delete(address);
+  }
+
+  list(limit: number, cursor?: string): Promise<{ items: Suppression[]; nextCursor: string | null }> {
+    return this.#inner.list(limit, cursor);
+  }
+
+  /**
+   * The pseudonym of `address` (normalised) if it was erased, else undefined; one GetItem. For the
+   * feedback path: an event about an erased address is applied under its pseudonym (and counts no
+   * soft bounce), so the address is not written back into its records.
+   */
+  erasedKeyOf(address: string): Promise<string | undefined> {
+    return this.#tombstoneOf(address);
+  }
+
+  async #tombstoneOf(address: string): Promise<string | undefined> {
+    if (isErasedKey(address)) return undefined;
+    const key = this.#keyOf(address);
+    return (await this.#inner.get(key)) === undefined ? undefined : key;
+  }
+}
+
+// --- the scan ---------------------------------------------------------------------------------------
+
+/** Where one scan segment stands. */
+export interface SegmentPosition {
+  readonly done: boolean;
+  /** The scanner's position to continue after; absent before the first page. */
+  readonly after?: string;
+}
+
+/**
+ * An erasure in progress: what is being erased (the pseudonym only, never the address: a job that
+ * ends in a dead-letter queue must not hold it) and how far each scan segment got. It is also the
+ * erasure worker's queue message.
+ */
+export interface ErasureJob {
+  readonly baton: 'erasure';
+  readonly v: 1;
+  readonly tenant: string;
+  readonly key: string;
+  readonly segments: number;
+  readonly positions: readonly SegmentPosition[];
+  /** Message records changed so far. */
+  readonly erased: number;
+  readonly startedAt: string;
+  /** How many times the erasure has been continued. */
+  readonly round: number;
+}
+
+/** What a scan step needs: the erasure worker has no business with the Suppressions table. */
+export interface ErasureScanDeps {
+  readonly messages: MessageScanner & Pick<MessageStore, 'get' | 'update'>;
+  readonly queue: ErasureQueue;
+  readonly keyOf: ErasedKeyOf;
+  /** Also the time budget's clock: a scan stops starting pages once it passes the deadline. */
+  readonly clock: Clock;
+  /** @default ERASURE_SEGMENTS */
+  readonly segments?: number;
+}
+
+export interface ErasureDeps extends ErasureScanDeps {
+  /** The Suppressions table itself (not tombstone-aware): erasure handles both keys explicitly. */
+  readonly suppressions: Pick<SuppressionStore, 'get' | 'putIfStronger' | 'delete'>;
+}
+
+export interface ErasureOutcome {
+  readonly key: string;
+  /** Message records this call changed. */
+  readonly erased: number;
+  /** False when the scan ran out of time and continues on the erasure queue. */
+  readonly complete: boolean;
+}
+
+/**
+ * DELETE /v1/recipients/{address} after authentication (`address` normalised):
+ * 1. the tombstone is written (before anything is deleted, so the address is never unsuppressed);
+ * 2. the plain suppression and the soft-bounce counter of the address are deleted;
+ * 3. the tenant's message records are scanned and rewritten until `budgetMs` has passed;
+ * 4. what is left is queued for the erasure worker (if that fails, the call fails: a retry starts
+ *    over, and finds the tombstone and the records already erased in place).
+ * Idempotent: a second call finds nothing left to rewrite and keeps the tombstone.
+ */
+export async function eraseRecipient(
+  deps: ErasureDeps,
+  tenant: string,
+  address: string,
+  budgetMs: number,
+): Promise<ErasureOutcome> {
+  const now = deps.clock();
+  const deadline = now.getTime() + budgetMs;
+  const key = deps.keyOf(address);
+  const prior = await deps.suppressions.get(address);
+  await deps.suppressions.putIfStronger(tombstoneFor(address, key, prior, now));
+  await Promise.all(plainKeys(address).map((k) => deps.suppressions.delete(k)));
+
+  const segments = deps.segments ?? ERASURE_SEGMENTS;
+  const job: ErasureJob = {
+    baton: 'erasure',
+    v: 1,
+    tenant,
+    key,
+    segments,
+    positions: Array.from({ length: segments }, () => ({ done: false })),
+    erased: 0,
+    startedAt: now.toISOString(),
+    round: 0,
+  };
+  const next = await advance(deps, job, deadline);
+  const complete = isComplete(next);
+  if (!complete) await deps.queue.enqueue({ ...next, round: next.round + 1 });
+  return { key, erased: next.erased, complete };
+}
+
+export interface ContinuationOutcome {
+  readonly job: ErasureJob;
+  /** Records changed in this round. */
+  readonly erased: number;
+  readonly complete: boolean;
+}
+
+/**
+ * The erasure worker's step: advance the scan until `deadline` (epoch ms), then queue what is left
+ * as the next job. Re-running a job (a redelivery) only re-reads: erased records no longer match.
+ */
+export async function continueErasure(
+  deps: ErasureScanDeps,
+  job: ErasureJob,
+  deadline: number,
+): Promise<ContinuationOutcome> {
+  const next = await advance(deps, job, deadline);
+  const complete = isComplete(next);
+  if (!complete) await deps.queue.enqueue({ ...next, round: next.round + 1 });
+  return { job: next, erased: next.erased - job.erased, complete };
+}
+
+function isComplete(job: ErasureJob): boolean {
+  return job.positions.every((p) => p.done);
+}
+
+/** Runs every unfinished segment in parallel, each page after page, until done or past `deadline`. */
+async function advance(deps: ErasureScanDeps, job: ErasureJob, deadline: number): Promise<ErasureJob> {
+  const keyOf = memoised(deps.keyOf);
+  const positions = [...job.positions];
+  let erased = job.erased;
+  let failure: { readonly error: unknown } | undefined;
+  // Settled, not all: when one segment fails the others stop at their next page instead of running
+  // on after the function has answered; the step then fails as a whole and is retried.
+  await Promise.allSettled(
+    positions.map(async (start, segment) => {
+      let position = start;
+      try {
+        while (!position.done && failure === undefined && deps.clock().getTime() < deadline) {
+          const page = await deps.messages.scanTenant(job.tenant, segment, job.segments, position.after);
+          const changed = await Promise.all(page.records.map((r) => eraseRecord(deps, r, job.key, keyOf)));
+          erased += changed.filter(Boolean).length;
+          position = page.next === undefined ? { done: true } : { done: false, after: page.next };
+          positions[segment] = position;
+        }
+      } catch (error) {
+        failure ??= { error };
+      }
+    }),
+  );
+  if (failure !== undefined) throw failure.error;
+  return { ...job, positions, erased };
+}
+
+/** Rewrites one record if it holds the address; re-reads and retries when a writer got there first. */
+async function eraseRecord(
+  deps: ErasureScanDeps,
+  first: MessageRecord,
+  key: string,
+  keyOf: ErasedKeyOf,
+): Promise<boolean> {
+  let record = first;
+  for (let attempt = 1; ; attempt++) {
+    const next = eraseFromRecord(record, key, keyOf);
+    if (next === undefined) return false;
+    try {
+      await deps.messages.update(next, record.version);
+      return true;
+    } catch (error) {
+      if (!(error instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw error;
+      const reread = await deps.messages.get(record.id);
+      // Expired (TTL) meanwhile: nothing left to erase.
+      if (reread === undefined) return false;
+      record = reread;
+    }
+  }
+}
+
+// --- the queue message ------------------------------------------------------------------------------
+
+/** Not an erasure job. Retrying cannot help: it belongs in the dead-letter queue. */
+export class MalformedErasureJobError extends PermanentError {
+  override readonly name: string = 'MalformedErasureJobError';
+}
+
+/** Parses and checks an erasure queue message. */
+export function parseErasureJob(body: string): ErasureJob {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    throw new MalformedErasureJobError('the erasure job is not JSON');
+  }
+  const job = value as Partial<ErasureJob> | null;
+  const segments = job?.segments;
+  const positions = job?.positions;
+  if (
+    job?.baton !== 'erasure' ||
+    job.v !== 1 ||
+    typeof job.tenant !== 'string' ||
+    job.tenant === '' ||
+    typeof job.key !== 'string' ||
+    !isErasedKey(job.key) ||
+    typeof segments !== 'number' ||
+    !Number.isInteger(segments) ||
+    segments < 1 ||
+    segments > 1000 ||
+    !Array.isArray(positions) ||
+    positions.length !== segments ||
+    !positions.every(isPosition) ||
+    typeof job.erased !== 'number' ||
+    typeof job.startedAt !== 'string' ||
+    typeof job.round !== 'number'
+  ) {
+    throw new MalformedErasureJobError('not a Baton erasure job');
+  }
+  return job as ErasureJob;
+}
+
+function isPosition(value: unknown): value is SegmentPosition {
+  const p = value as Partial<SegmentPosition> | null;
+  return (
+    typeof p === 'object' &&
+    p !== null &&
+    typeof p.done === 'boolean' &&
+    (p.after === undefined || (typeof p.after === 'string' && p.after !== '' && p.after.length <= 2048))
+  );
+}

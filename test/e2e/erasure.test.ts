@@ -1,0 +1,167 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ERASURE_SEGMENTS, type ErasureJob, erasedKeyFunction } from '../../lambdas/domain/erasure.ts';
+import type { MessageView } from '../../lambdas/domain/status.ts';
+import { sqsClient } from '../support/emulators.ts';
+import { startTestBaton, type TestBaton, waitFor } from '../support/local-baton.ts';
+
+// DESIGN §2 DELETE /v1/recipients/{address}, end to end through local mode: the real api handler
+// (its erasure secret handed over by local mode, which keeps it in the state folder), the sender
+// and feedback handlers, dynalite and the SES stand-in's mailbox simulator.
+
+let baton: TestBaton;
+
+beforeAll(async () => {
+  baton = await startTestBaton();
+});
+
+afterAll(async () => {
+  await baton?.close();
+});
+
+const message = (to: string) => ({
+  from: 'Shop <orders@example.com>',
+  to: [to],
+  subject: 'Your receipt',
+  text: 'Thanks!',
+});
+
+async function send(to: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await baton.request('/v1/messages', { json: message(to) });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function view(id: string): Promise<{ text: string; view: MessageView }> {
+  const res = await baton.request(`/v1/messages/${id}`);
+  const text = await res.text();
+  return { text, view: JSON.parse(text) as MessageView };
+}
+
+const erase = (address: string) =>
+  baton.request(`/v1/recipients/${encodeURIComponent(address)}`, { method: 'DELETE' });
+
+describe('recipient erasure in local mode', () => {
+  it('erases a bounced address from its messages, keeps it suppressed, and says nothing new about it', async () => {
+    // Prepare: one delivered message and one that bounced (suppressing the address).
+    const address = 'bounce+erase1@simulator.amazonses.com';
+    const bounced = await send(address);
+    const id = String(bounced.body.id);
+    // The feedback function suppresses first, then records the bounce on the message: wait for both.
+    await waitFor('the bounce to be recorded and the address suppressed', async () => {
+      const res = await baton.request(`/v1/suppressions/${encodeURIComponent(address)}`);
+      return res.status === 200 && (await view(id)).view.status === 'bounced' ? true : undefined;
+    });
+    const delivered = await send('success+erase1@simulator.amazonses.com');
+
+    // Act
+    const first = await erase(address);
+    const again = await erase(address);
+
+    // Assess: the answer, then every place the address was.
+    expect([first.status, await first.json()]).toEqual([202, { erased: 1 }]);
+    expect([again.status, await again.json()]).toEqual([202, { erased: 0 }]);
+    const erasedView = await view(id);
+    expect(erasedView.text.toLowerCase()).not.toContain('bounce+erase1');
+    const pseudonym = erasedView.view.recipients[0]?.address ?? '';
+    expect(pseudonym).toMatch(/^erased:[0-9a-f]{24}$/);
+    expect(erasedView.view.recipients[0]?.status).toBe('bounced');
+    expect((await view(String(delivered.body.id))).text).toContain('success+erase1@simulator.amazonses.com');
+
+    const lookup = await baton.request(`/v1/suppressions/${encodeURIComponent(address)}`);
+    expect([lookup.status, ((await lookup.json()) as { address: string; reason: string }).reason]).toEqual([
+      200,
+      'hard_bounce',
+    ]);
+    const list = (await (await baton.request('/v1/suppressions?limit=1000')).json()) as {
+      items: Array<{ address: string }>;
+    };
+    expect(list.items.map((s) => s.address)).toContain(pseudonym);
+    expect(list.items.map((s) => s.address)).not.toContain(address);
+  });
+
+  it('never mails an erased address again, even one that was never suppressed', async () => {
+    // Prepare
+    const address = 'success+erase2@simulator.amazonses.com';
+    const before = await send(address);
+    await waitFor('the first message to be delivered', async () =>
+      (await view(String(before.body.id))).view.status === 'delivered' ? true : undefined,
+    );
+
+    // Act
+    const erased = await erase(address);
+    const after = await send(address);
+
+    // Assess
+    expect([erased.status, await erased.json()]).toEqual([202, { erased: 1 }]);
+    expect(after).toEqual({
+      status: 202,
+      body: {
+        id: expect.stringMatching(/^msg_/),
+        status: 'suppressed',
+        recipients: [{ address, status: 'suppressed', reason: 'manual' }],
+        rewrittenFrom: null,
+      },
+    });
+    const lookup = (await (
+      await baton.request(`/v1/suppressions/${encodeURIComponent(address)}`)
+    ).json()) as {
+      reason: string;
+      detail: string;
+    };
+    expect([lookup.reason, lookup.detail]).toEqual(['manual', 'erased']);
+  });
+
+  it('finishes an erasure in the worker function when the rest is handed over on its queue', async () => {
+    // Prepare: a delivered message, and the step the api would queue after running out of time.
+    const address = 'success+erase3@simulator.amazonses.com';
+    const sent = await send(address);
+    const id = String(sent.body.id);
+    await waitFor('the message to be delivered', async () =>
+      (await view(id)).view.status === 'delivered' ? true : undefined,
+    );
+    const key = erasedKeyFunction(readFileSync(join(baton.dir, 'erasure-secret'), 'utf8').trim())(address);
+    const [, queue] =
+      [...baton.queues].find(([logicalId]) => /^ErasureQueue(?!.*DeadLetter)/.test(logicalId)) ?? [];
+    if (queue === undefined) throw new Error(`no erasure queue in ${[...baton.queues.keys()].join(', ')}`);
+    const step: ErasureJob = {
+      baton: 'erasure',
+      v: 1,
+      tenant: 'dev',
+      key,
+      segments: ERASURE_SEGMENTS,
+      positions: Array.from({ length: ERASURE_SEGMENTS }, () => ({ done: false })),
+      erased: 0,
+      startedAt: new Date().toISOString(),
+      round: 1,
+    };
+    const sqs = sqsClient(baton.endpoints.sqs);
+
+    // Act
+    await sqs.send(new SendMessageCommand({ QueueUrl: queue.url, MessageBody: JSON.stringify(step) }));
+    const erased = await waitFor('the worker to erase the record', async () => {
+      const { view: v } = await view(id);
+      return v.recipients[0]?.address === key ? v : undefined;
+    });
+    sqs.destroy();
+
+    // Assess
+    expect(erased.recipients.map((r) => [r.address, r.status])).toEqual([[key, 'delivered']]);
+  });
+
+  it('keeps the erasure secret in the state folder, readable by its owner only, and out of every log', async () => {
+    // Prepare
+    const file = join(baton.dir, 'erasure-secret');
+
+    // Act
+    const secret = readFileSync(file, 'utf8').trim();
+    const logs = readdirSync(baton.logDir).map((name) => readFileSync(join(baton.logDir, name), 'utf8'));
+
+    // Assess
+    expect(secret).toMatch(/^[0-9a-f]{64}$/);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(logs.some((log) => log.includes('"recipient erased"'))).toBe(true);
+    expect(logs.filter((log) => log.includes(secret))).toEqual([]);
+  });
+});
