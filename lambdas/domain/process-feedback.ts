@@ -27,6 +27,9 @@ export interface FeedbackResult {
   readonly messageId: string;
   /** The message's tenant, for its daily statistics. */
   readonly tenant: string;
+  /** The message's stream and when Baton accepted it, for the metrics. */
+  readonly stream: string;
+  readonly acceptedAt: string;
   /** False when this exact event had been applied before (a redelivery). */
   readonly applied: boolean;
   readonly suppressed: number;
@@ -72,6 +75,8 @@ export async function processFeedback(deps: FeedbackDeps, body: string): Promise
     event,
     messageId: record.id,
     tenant: record.tenant,
+    stream: record.stream,
+    acceptedAt: record.createdAt,
     applied: change !== undefined,
     suppressed,
   };

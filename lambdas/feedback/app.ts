@@ -8,7 +8,7 @@ import {
 } from '../domain/process-feedback.ts';
 import { type FeedbackEvent, MalformedFeedbackError } from '../domain/ses-event.ts';
 import { eventDay, feedbackCounts, type StatTally } from '../domain/stats.ts';
-import { logger, metrics } from '../shared/observability.ts';
+import { logger, metrics, type StreamMetrics } from '../shared/observability.ts';
 
 const kindMetric = {
   send: 'feedbackSend',
@@ -27,11 +27,14 @@ const kindMetric = {
  * The per-record handler for the feedback queue. A record that cannot be applied throws, so it is
  * retried and finally dead-lettered: feedback is never acknowledged without effect.
  *
+ * `byStream` collects the per-stream metrics (counts by event kind, accepted → delivered latency)
+ * of the batch; the handler flushes it once per batch, as it does `stats`.
+ *
  * `stats` collects the tenants' daily counters (delivered, bounced, complained, failed) of events
  * newly applied, so a redelivered event is not counted twice; the handler flushes it once per
  * batch. Without it nothing is counted.
  */
-export function createFeedbackConsumer(deps: FeedbackDeps, stats?: StatTally) {
+export function createFeedbackConsumer(deps: FeedbackDeps, stats?: StatTally, byStream?: StreamMetrics) {
   return async (record: SQSRecord): Promise<void> => {
     const count = (event: FeedbackEvent, tenant: string): void => {
       stats?.add(tenant, eventDay(event.at, deps.clock()), feedbackCounts(event));
@@ -41,7 +44,11 @@ export function createFeedbackConsumer(deps: FeedbackDeps, stats?: StatTally) {
       // Only an event newly applied to its message counts: a redelivery counts nothing.
       if (result.applied) {
         count(result.event, result.tenant);
-        metrics.addMetric(kindMetric[result.event.kind], MetricUnit.Count, 1);
+        byStream?.add(result.stream, kindMetric[result.event.kind], MetricUnit.Count, 1);
+        if (result.event.kind === 'delivery') {
+          const ms = Date.parse(result.event.at) - Date.parse(result.acceptedAt);
+          if (ms >= 0) byStream?.add(result.stream, 'acceptedToDeliveredMs', MetricUnit.Milliseconds, ms);
+        }
       }
       if (result.suppressed > 0) metrics.addMetric('suppressionsAdded', MetricUnit.Count, result.suppressed);
       logger.info('feedback applied', {

@@ -12,7 +12,7 @@ import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure
 import { StatTally } from '../domain/stats.ts';
 import { requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
-import { logger, publishMetrics } from '../shared/observability.ts';
+import { logger, publishMetrics, StreamMetrics } from '../shared/observability.ts';
 import { createFeedbackConsumer } from './app.ts';
 
 const doc = createDocumentClient();
@@ -20,6 +20,7 @@ const erasedKeyOf = erasedKeyFunction(await loadErasureSecret());
 // Lambda runs one invocation at a time per instance, so the tally holds the current batch's counts
 // (and were two to overlap, flush empties it before writing: each count is still written once).
 const stats = new StatTally();
+const byStream = new StreamMetrics();
 const usage = new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable));
 const consumer = createFeedbackConsumer(
   {
@@ -34,6 +35,7 @@ const consumer = createFeedbackConsumer(
     clock: () => new Date(),
   },
   stats,
+  byStream,
 );
 const processor = new BatchProcessor(EventType.SQS);
 
@@ -49,5 +51,6 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
     } finally {
       // The batch's statistics: one atomic write per tenant and day, not one per event.
       await stats.flush(usage);
+      byStream.flush();
     }
   });

@@ -180,6 +180,13 @@ export function createSender(deps: SenderDeps) {
         if (outcome === 'suppressed') count({ suppressed: 1 });
         if (outcome === 'failed') count({ failed: 1 });
         metrics.addMetric(outcomeMetric[outcome], MetricUnit.Count, 1);
+        if (outcome === 'sent') {
+          // Accepted → sent: the queue's SentTimestamp is when the api enqueued the message.
+          const queuedAt = Number(record.attributes.SentTimestamp);
+          if (queuedAt > 0) {
+            metrics.addMetric('acceptedToSentMs', MetricUnit.Milliseconds, deps.clock().getTime() - queuedAt);
+          }
+        }
         logger.info('message handled', { messageId: job.id, outcome, stream: job.message.stream });
       } catch (error) {
         if (error instanceof SendingPausedError) {

@@ -15,7 +15,7 @@ import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure
 import { Pacer, pacedMailer } from '../domain/pacer.ts';
 import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
-import { logger, publishMetrics } from '../shared/observability.ts';
+import { logger, metrics, publishMetrics } from '../shared/observability.ts';
 import { createSender, loadDkimKey } from './app.ts';
 
 const doc = createDocumentClient();
@@ -42,6 +42,8 @@ const sender = createSender({
 const usage = new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable));
 const processor = new BatchProcessor(EventType.SQS);
 logger.appendKeys({ lane });
+// One sender per lane: every metric it writes is about that stream (the dashboard charts by it).
+metrics.setDefaultDimensions({ stream: lane });
 
 export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(injectLambdaContext(logger, { resetKeys: true }))

@@ -1,5 +1,5 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
+import { Metrics, type MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { MiddlewareObj } from '@middy/core';
 import { METRICS_NAMESPACE } from './names.ts';
 
@@ -29,4 +29,30 @@ export function publishMetrics(): MiddlewareObj {
     if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
   };
   return { after: flush, onError: flush };
+}
+
+type Unit = (typeof MetricUnit)[keyof typeof MetricUnit];
+
+/**
+ * Metrics by `stream` for a batch that mixes streams (feedback): kept per stream and written as one
+ * EMF line per stream when the batch is done. The dimension set is {service, stream}: low
+ * cardinality, never per tenant or address.
+ */
+export class StreamMetrics {
+  readonly #byStream = new Map<string, Array<{ name: string; unit: Unit; value: number }>>();
+
+  add(stream: string, name: string, unit: Unit, value: number): void {
+    const list = this.#byStream.get(stream) ?? [];
+    list.push({ name, unit, value });
+    this.#byStream.set(stream, list);
+  }
+
+  flush(): void {
+    for (const [stream, list] of this.#byStream) {
+      const m = new Metrics({ namespace: METRICS_NAMESPACE, defaultDimensions: { stream } });
+      for (const { name, unit, value } of list) m.addMetric(name, unit, value);
+      m.publishStoredMetrics();
+    }
+    this.#byStream.clear();
+  }
 }

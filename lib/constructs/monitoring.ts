@@ -18,7 +18,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
+import { LANES, METRICS_NAMESPACE, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
 import type { NotificationKey } from './notification-key.ts';
 
 /** A queue whose backlog is watched. */
@@ -70,6 +70,9 @@ export const DASHBOARD_COUNTERS = [
   'messagesBounced',
   'messagesComplained',
 ] as const;
+
+/** Latencies the functions record (ms): accepted → sent (sender), accepted → delivered (feedback). */
+export const LATENCIES = ['acceptedToSentMs', 'acceptedToDeliveredMs'] as const;
 
 const FIVE_MINUTES = Duration.minutes(5);
 
@@ -146,15 +149,28 @@ export class Monitoring extends Construct {
         description: `${watched.name} function: invocations failed (unhandled errors or timeouts).`,
       });
     }
-    // The senders count SendingPausedException / AccountSuspendedException as `sendingPaused`
-    // (Powertools puts its `service` dimension on every metric).
+    // The senders count SendingPausedException / AccountSuspendedException as `sendingPaused`,
+    // with the dimensions {service, stream} (one sender per lane): the alarm adds the lanes up.
+    const pausedByLane = Object.fromEntries(
+      LANES.map((lane) => [
+        `paused_${lane}`,
+        new Metric({
+          namespace: METRICS_NAMESPACE,
+          metricName: 'sendingPaused',
+          dimensionsMap: { service: SENDER_SERVICE, stream: lane },
+          statistic: 'Sum',
+          period: FIVE_MINUTES,
+        }),
+      ]),
+    );
     this.alarm('SendingPaused', action, {
-      metric: new Metric({
-        namespace: METRICS_NAMESPACE,
-        metricName: 'sendingPaused',
-        dimensionsMap: { service: SENDER_SERVICE },
-        statistic: 'Sum',
+      metric: new MathExpression({
+        expression: Object.keys(pausedByLane)
+          .map((id) => `FILL(${id}, 0)`)
+          .join(' + '),
+        usingMetrics: pausedByLane,
         period: FIVE_MINUTES,
+        label: 'sendingPaused (all lanes)',
       }),
       threshold: 0,
       comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -228,6 +244,12 @@ export class Monitoring extends Construct {
     this.dashboard.addWidgets(
       ...DASHBOARD_COUNTERS.map((metricName) =>
         graph(`${metricName} by stream`, [counterByStream(metricName)]),
+      ),
+      ...LATENCIES.map((metricName) =>
+        graph(`${metricName} by stream (p50, p95)`, [
+          latencyByStream(metricName, 'p50'),
+          latencyByStream(metricName, 'p95'),
+        ]),
       ),
     );
     if (props.extraWidgets !== undefined && props.extraWidgets.length > 0) {
@@ -314,4 +336,13 @@ function validate(props: MonitoringProps, bounceRate: number, complaintRate: num
     const duplicate = names.find((name, index) => names.indexOf(name) !== index);
     if (duplicate !== undefined) throw new Error(`Monitoring: duplicate name "${duplicate}"`);
   }
+}
+
+/** A latency percentile per stream, found by SEARCH like the counters. */
+function latencyByStream(metricName: string, stat: 'p50' | 'p95'): MathExpression {
+  return new MathExpression({
+    expression: `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${metricName}" stream', '${stat}', 300)`,
+    label: stat,
+    period: FIVE_MINUTES,
+  });
 }

@@ -3,7 +3,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LANES, METRICS_NAMESPACE, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
 import type { BatonStack } from '../../lib/baton-stack.ts';
-import { DASHBOARD_COUNTERS } from '../../lib/constructs/monitoring.ts';
+import { DASHBOARD_COUNTERS, LATENCIES } from '../../lib/constructs/monitoring.ts';
 import {
   type CfnResource,
   logicalIdOf,
@@ -142,18 +142,32 @@ describe('monitoring', () => {
     expect(bounce[0]?.Dimensions).toBeUndefined();
   });
 
-  it('alarms when a sender reports SES sending paused (the metric the senders emit)', () => {
-    // Act
-    const paused = alarmsOn(alarms, 'sendingPaused', { Name: 'service', Value: SENDER_SERVICE });
+  it('alarms when any lane’s sender reports SES sending paused (the metric and dimensions the senders emit)', () => {
+    // Act: a metric-math alarm adding up sendingPaused of every lane
+    const paused = Object.values(resourcesOfType(template, 'AWS::CloudWatch::Alarm'))
+      .map(
+        (alarm) => props(alarm) as { Metrics?: Array<{ MetricStat?: { Metric: Record<string, unknown> } }> },
+      )
+      .filter((alarm) => alarm.Metrics?.some((m) => m.MetricStat?.Metric.MetricName === 'sendingPaused'));
 
     // Assess
-    expect(paused).toEqual([
-      expect.objectContaining({
-        Namespace: METRICS_NAMESPACE,
-        Threshold: 0,
-        ComparisonOperator: 'GreaterThanThreshold',
-      }),
-    ]);
+    expect(paused).toHaveLength(1);
+    const [alarm] = paused as Array<Record<string, unknown> & { Metrics: Array<Record<string, unknown>> }>;
+    expect(alarm).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
+    const stats = alarm?.Metrics.filter((m) => m.MetricStat !== undefined).map(
+      (m) => (m.MetricStat as { Metric: { Namespace: string; Dimensions: unknown } }).Metric,
+    );
+    expect(stats).toEqual(
+      LANES.map((lane) =>
+        expect.objectContaining({
+          Namespace: METRICS_NAMESPACE,
+          Dimensions: expect.arrayContaining([
+            { Name: 'service', Value: SENDER_SERVICE },
+            { Name: 'stream', Value: lane },
+          ]),
+        }),
+      ),
+    );
   });
 
   it('notifies the alarm topic from every alarm, on alarm and on recovery, and stays quiet when idle', () => {
@@ -238,6 +252,12 @@ describe('monitoring', () => {
         `SEARCH('Namespace=\\"${METRICS_NAMESPACE}\\" MetricName=\\"${counter}\\" stream', 'Sum', 300)`,
       );
     }
+    for (const latency of LATENCIES) {
+      expect(body).toContain(
+        `SEARCH('Namespace=\\"${METRICS_NAMESPACE}\\" MetricName=\\"${latency}\\" stream', 'p95', 300)`,
+      );
+    }
+    expect(LATENCIES).toEqual(['acceptedToSentMs', 'acceptedToDeliveredMs']);
     for (const queue of [...LANES.map((lane) => stack.lanes[lane].queue), stack.feedback.queue]) {
       expect(body).toContain(logicalIdOf(queue.queue));
       expect(body).toContain(logicalIdOf(queue.deadLetterQueue));

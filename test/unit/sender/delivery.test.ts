@@ -142,6 +142,8 @@ describe('the sender over a mixed batch', () => {
     // Assess
     expect(addMetric.mock.calls).toEqual([
       ['messagesSent', MetricUnit.Count, 1],
+      // accepted → sent, from the queue's SentTimestamp
+      ['acceptedToSentMs', MetricUnit.Milliseconds, expect.any(Number)],
       ['sendRetries', MetricUnit.Count, 1],
       ['messagesFailed', MetricUnit.Count, 1],
       ['duplicateDeliveries', MetricUnit.Count, 1],
@@ -317,6 +319,8 @@ describe('the sender when SES pauses sending mid-batch', () => {
     expect(messages.peek('paused')).not.toHaveProperty('claimToken');
     expect(addMetric.mock.calls).toEqual([
       ['messagesSent', MetricUnit.Count, 1],
+      // accepted → sent, from the queue's SentTimestamp
+      ['acceptedToSentMs', MetricUnit.Milliseconds, expect.any(Number)],
       ['sendingPaused', MetricUnit.Count, 1],
     ]);
   });
