@@ -1,0 +1,184 @@
+/**
+ * The feedback handler's cost per event (issue 5's figures):
+ * (i)  CPU per event, parse + apply, median over ITERATIONS runs, with in-memory stores: a
+ *      Delivery (the common case), a permanent Bounce (suppression), a Complaint, a transient
+ *      Bounce (soft-bounce counter);
+ * (ii) DynamoDB requests per event with the REAL adapters (dynalite provisioned from the
+ *      template), counted by an SDK middleware, for the same kinds, including the batch's stats
+ *      write for a batch of 10 deliveries.
+ * Run: `npm run bench:feedback` (prints tables).
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoMessageStore } from '../lambdas/adapters/message-store.ts';
+import { DynamoSoftBounceStore } from '../lambdas/adapters/soft-bounce-store.ts';
+import { DynamoSuppressionStore } from '../lambdas/adapters/suppression-store.ts';
+import { DynamoUsageStore } from '../lambdas/adapters/usage-store.ts';
+import { erasedKeyFunction, TombstoneAwareSuppressions } from '../lambdas/domain/erasure.ts';
+import type { MessageRecord } from '../lambdas/domain/message.ts';
+import { type FeedbackDeps, processFeedback } from '../lambdas/domain/process-feedback.ts';
+import { StatTally } from '../lambdas/domain/stats.ts';
+import { createFeedbackConsumer } from '../lambdas/feedback/app.ts';
+import { logger } from '../lambdas/shared/observability.ts';
+import { messageRecord, recipient, sesEventBody, sqsRecord } from '../test/support/builders.ts';
+import { credentials, documentClient, region, startProvisionedStack } from '../test/support/emulators.ts';
+import {
+  InMemoryMessageStore,
+  InMemorySoftBounceStore,
+  InMemorySuppressionStore,
+} from '../test/support/fakes.ts';
+import { RequestCounter } from '../test/support/sender-rig.ts';
+
+const ITERATIONS = Math.max(1000, Number(process.env.BENCH_ITERATIONS ?? 2000));
+const WARMUP = 100;
+logger.setLogLevel('SILENT');
+const keyOf = erasedKeyFunction('bench-erasure-secret-0123456789abcdefghij');
+
+type Kind = 'delivery' | 'hard bounce' | 'complaint' | 'transient bounce';
+const KINDS: Kind[] = ['delivery', 'hard bounce', 'complaint', 'transient bounce'];
+
+function eventFor(kind: Kind, id: string, address: string): string {
+  const at = new Date().toISOString();
+  switch (kind) {
+    case 'delivery':
+      return sesEventBody({
+        eventType: 'Delivery',
+        batonMessageId: id,
+        sections: {
+          delivery: { timestamp: at, recipients: [address], smtpResponse: '250 2.6.0 Message received' },
+        },
+      });
+    case 'complaint':
+      return sesEventBody({
+        eventType: 'Complaint',
+        batonMessageId: id,
+        sections: {
+          complaint: {
+            timestamp: at,
+            feedbackId: `fb-${id}`,
+            complaintFeedbackType: 'abuse',
+            complainedRecipients: [{ emailAddress: address }],
+          },
+        },
+      });
+    default:
+      return sesEventBody({
+        eventType: 'Bounce',
+        batonMessageId: id,
+        sections: {
+          bounce: {
+            timestamp: at,
+            feedbackId: `fb-${id}`,
+            bounceType: kind === 'hard bounce' ? 'Permanent' : 'Transient',
+            bounceSubType: kind === 'hard bounce' ? 'General' : 'MailboxFull',
+            bouncedRecipients: [
+              { emailAddress: address, status: '5.1.1', diagnosticCode: 'smtp; 550 5.1.1 user unknown' },
+            ],
+          },
+        },
+      });
+  }
+}
+
+function sentRecord(id: string, address: string): MessageRecord {
+  const now = new Date().toISOString();
+  return messageRecord({
+    id,
+    phase: 'sent',
+    sesMessageId: `ses-${id}`,
+    createdAt: now,
+    updatedAt: now,
+    recipients: [recipient(address, 'sent', { updatedAt: now })],
+    events: [
+      { type: 'accepted', at: now },
+      { type: 'sent', at: now, sesMessageId: `ses-${id}` },
+    ],
+  });
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+// (i) CPU per event --------------------------------------------------------------------------------
+const cpuRows: string[][] = [];
+for (const kind of KINDS) {
+  const messages = new InMemoryMessageStore();
+  const deps: FeedbackDeps = {
+    messages,
+    suppressions: new TombstoneAwareSuppressions(new InMemorySuppressionStore(), keyOf),
+    softBounces: new InMemorySoftBounceStore(),
+    erasedKeyOf: keyOf,
+    clock: () => new Date(),
+  };
+  const cpu: number[] = [];
+  for (let i = -WARMUP; i < ITERATIONS; i++) {
+    const id = `msg_${kind.replace(' ', '')}${i + WARMUP}`;
+    const address = `user${i + WARMUP}@example.org`;
+    messages.seed(sentRecord(id, address));
+    const body = eventFor(kind, id, address);
+    const c0 = process.cpuUsage();
+    await processFeedback(deps, body);
+    const c = process.cpuUsage(c0);
+    if (i >= 0) cpu.push(c.user + c.system);
+  }
+  cpuRows.push([kind, `${(median(cpu) / 1000).toFixed(3)} ms`]);
+}
+
+// (ii) DynamoDB requests per event ------------------------------------------------------------------
+const stack = await startProvisionedStack();
+const counter = new RequestCounter();
+const dynamo = counter.instrument(
+  'DynamoDB',
+  new DynamoDBClient({ endpoint: stack.dynamo.endpoint, region, credentials }),
+);
+const doc = documentClient(dynamo);
+const setup = new DynamoMessageStore(stack.clients.doc, stack.tables.messages);
+const requestRows: string[][] = [];
+for (const kind of KINDS) {
+  const stats = new StatTally();
+  const usage = new DynamoUsageStore(doc, stack.tables.stats);
+  const consume = createFeedbackConsumer(
+    {
+      messages: new DynamoMessageStore(doc, stack.tables.messages),
+      suppressions: new TombstoneAwareSuppressions(
+        new DynamoSuppressionStore(doc, stack.tables.suppressions),
+        keyOf,
+      ),
+      softBounces: new DynamoSoftBounceStore(doc, stack.tables.suppressions),
+      erasedKeyOf: keyOf,
+      clock: () => new Date(),
+    },
+    stats,
+  );
+  const bodies: string[] = [];
+  for (let n = 0; n < 10; n++) {
+    const id = `msg_req${kind.replace(' ', '')}${n}`;
+    const address = `req${kind.replace(' ', '')}${n}@example.org`;
+    await setup.create(sentRecord(id, address));
+    bodies.push(eventFor(kind, id, address));
+  }
+  counter.reset();
+  for (const [i, body] of bodies.entries()) await consume(sqsRecord(body, { messageId: `sqs-${i}` }));
+  await stats.flush(usage);
+  const tallies = counter.tallies();
+  const per = (op: string) =>
+    (tallies.filter((t) => t.operation === op).reduce((a, t) => a + t.calls, 0) / 10).toFixed(2);
+  const total = (tallies.reduce((a, t) => a + t.calls, 0) / 10).toFixed(2);
+  requestRows.push([kind, per('GetItem'), per('PutItem'), per('UpdateItem'), per('Query'), total]);
+}
+await stack.stop();
+
+function table(title: string, header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  console.log(`\n${title}`);
+  for (const row of [header, ...rows]) console.log(row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  '));
+}
+
+table('Feedback CPU per event (median, parse + apply, in-memory stores)', ['event', 'CPU'], cpuRows);
+table(
+  'DynamoDB requests per event (real adapters on dynalite, batches of 10 tagged events, stats write included)',
+  ['event', 'GetItem', 'PutItem', 'UpdateItem', 'Query', 'total'],
+  requestRows,
+);
+console.log(`\niterations ${ITERATIONS}`);
