@@ -21,25 +21,14 @@ import {
   issueApiKey,
 } from '../test/support/fakes.ts';
 import { httpEvent } from '../test/support/http-events.ts';
+import { median, TEN_KB_MESSAGE } from './support.ts';
 
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 2000);
 const WARMUP = 200;
 
 logger.setLogLevel('SILENT');
 
-const paragraph = 'Thank you for your order. Your items will ship within two business days. ';
-const body = {
-  from: 'Shop <orders@example.com>',
-  to: ['ana@example.org'],
-  subject: 'Your receipt #12345',
-  text: paragraph.repeat(Math.ceil(5_000 / paragraph.length)).slice(0, 5_000),
-  html: `<html><body><table width="600"><tr><td style="font-family:Arial">${'<p>'.concat(paragraph, '</p>').repeat(70)}</td></tr></table></body></html>`.slice(
-    0,
-    5_200,
-  ),
-  tags: { campaign: 'receipts' },
-  headers: { 'X-Order-Id': '12345' },
-};
+const body = TEN_KB_MESSAGE;
 const bodyBytes = Buffer.byteLength(JSON.stringify(body));
 
 const keys = new InMemoryApiKeys();
@@ -60,11 +49,6 @@ const api = createApi({
   newId: () => `msg_${++ids}`,
   retentionDays: 30,
 });
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
 
 async function measure(run: () => Promise<unknown> | unknown): Promise<{ cpuUs: number; wallUs: number }> {
   for (let i = 0; i < WARMUP; i++) await run();

@@ -27,6 +27,7 @@ import {
   InMemorySuppressionStore,
 } from '../test/support/fakes.ts';
 import { RequestCounter } from '../test/support/sender-rig.ts';
+import { median } from './support.ts';
 
 const ITERATIONS = Math.max(1000, Number(process.env.BENCH_ITERATIONS ?? 2000));
 const WARMUP = 100;
@@ -93,11 +94,6 @@ function sentRecord(id: string, address: string): MessageRecord {
       { type: 'sent', at: now, sesMessageId: `ses-${id}` },
     ],
   });
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 }
 
 // (i) CPU per event --------------------------------------------------------------------------------

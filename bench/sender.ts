@@ -27,6 +27,7 @@ import {
 } from '../test/support/fakes.ts';
 import { runSenderBatch } from '../test/support/sender-batch.ts';
 import { startSenderRig } from '../test/support/sender-rig.ts';
+import { median, TEN_KB_MESSAGE } from './support.ts';
 
 const ITERATIONS = Math.max(1000, Number(process.env.BENCH_ITERATIONS ?? 2000));
 const WARMUP = 100;
@@ -37,19 +38,7 @@ logger.setLogLevel('SILENT');
 // ---------------------------------------------------------------------------------------------
 // (i) CPU per message
 
-const paragraph = 'Thank you for your order. Your items will ship within two business days. ';
-const message: OutgoingMessage = validateSendRequest({
-  from: 'Shop <orders@example.com>',
-  to: ['ana@example.org'],
-  subject: 'Your receipt #12345',
-  text: paragraph.repeat(Math.ceil(5_000 / paragraph.length)).slice(0, 5_000),
-  html: `<html><body><table width="600"><tr><td style="font-family:Arial">${'<p>'.concat(paragraph, '</p>').repeat(70)}</td></tr></table></body></html>`.slice(
-    0,
-    5_200,
-  ),
-  tags: { campaign: 'receipts' },
-  headers: { 'X-Order-Id': '12345' },
-});
+const message: OutgoingMessage = validateSendRequest(TEN_KB_MESSAGE);
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const dkim: DkimKey = {
@@ -61,11 +50,6 @@ const date = new Date('2025-03-01T12:00:00.000Z');
 /** What createSender's compose does: MIME, then DKIM for the From domain. */
 const composeSigned = async (m: OutgoingMessage, id: string, at: Date) =>
   signDkim(await composeMime(m, { id, date: at }), dkim, 'example.com');
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
 
 async function measure(
   run: (i: number) => Promise<unknown>,
