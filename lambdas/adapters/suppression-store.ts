@@ -121,9 +121,14 @@ export class DynamoSuppressionStore implements SuppressionStore {
           TableName: this.#table,
           Item: toItem(s),
           // Severity only rises: a late or repeated weaker event never replaces stronger evidence.
-          ConditionExpression: 'attribute_not_exists(#a) OR severity < :severity',
-          ExpressionAttributeNames: { '#a': Keys.suppressions.partition },
-          ExpressionAttributeValues: { ':severity': s.severity },
+          // An expired suppression (a soft bounce DynamoDB's TTL has not swept yet, which can take
+          // days) is no evidence any more and may be replaced by anything.
+          ConditionExpression: 'attribute_not_exists(#a) OR severity < :severity OR #ttl < :now',
+          ExpressionAttributeNames: { '#a': Keys.suppressions.partition, '#ttl': Keys.suppressions.ttl },
+          ExpressionAttributeValues: {
+            ':severity': s.severity,
+            ':now': Math.floor(Date.parse(s.createdAt) / 1000),
+          },
         }),
       );
       return true;

@@ -14,7 +14,7 @@ import { toMessageView } from '../domain/status.ts';
 import { isActive, SEVERITY, type Suppression, toSuppressionView } from '../domain/suppression.ts';
 import { InvalidCursorError, TransientError } from '../shared/errors.ts';
 import { Route } from '../shared/names.ts';
-import { logger, metrics } from '../shared/observability.ts';
+import { describeError, logger, metrics } from '../shared/observability.ts';
 
 /** API Gateway and Lambda both stop at 6 MB for a synchronous request. */
 export const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
@@ -438,10 +438,7 @@ function problemResult(p: Problem, headers: Record<string, string> = {}): Result
 function errorResult(error: unknown): Result {
   if (error instanceof ProblemError) return problemResult(error.problem, error.headers);
   // A dependency failed (throttling, an outage): not the client's fault, and worth a retry.
-  logger.error('request failed', {
-    error: error instanceof Error ? error.name : 'unknown',
-    err: error as Error,
-  });
+  logger.error('request failed', describeError(error));
   const transient = error instanceof TransientError;
   return transient
     ? problemResult(problem('unavailable', 'Baton is busy or a dependency is unavailable; retry shortly.'), {

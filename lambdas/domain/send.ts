@@ -218,7 +218,7 @@ export function markFailed(
  * Records that Baton gave up on a message it never sent: its retries ran out and SQS is about to
  * move it to the dead-letter queue. The status API then shows it failed with the last error; a
  * redrive from the DLQ can still claim and send it (see `redrivable`). A message that was sent,
- * or whose claim is held by a live attempt, is left alone.
+ * or whose claim is held by a live attempt, is left alone. Returns the record written, if any.
  */
 export async function giveUp(
   messages: Pick<MessageStore, 'get' | 'update'>,
@@ -226,16 +226,17 @@ export async function giveUp(
   reason: string,
   now: Date,
   redrivable = true,
-): Promise<boolean> {
+): Promise<MessageRecord | undefined> {
   for (let attempt = 1; ; attempt++) {
     const record = await messages.get(id);
-    if (!record) return false;
+    if (!record) return undefined;
     const claimLive = record.phase === 'sending' && (record.claimUntil ?? 0) > now.getTime();
     const unsent = record.phase === 'queued' || record.phase === 'sending' || record.redrivable === true;
-    if (!unsent || claimLive) return false;
+    if (!unsent || claimLive) return undefined;
+    const next = markGaveUp(record, reason, now, redrivable);
     try {
-      await messages.update(markGaveUp(record, reason, now, redrivable), record.version);
-      return true;
+      await messages.update(next, record.version);
+      return next;
     } catch (error) {
       if (!(error instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw error;
     }

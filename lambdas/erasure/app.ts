@@ -7,7 +7,7 @@ import {
   MalformedErasureJobError,
   parseErasureJob,
 } from '../domain/erasure.ts';
-import { logger, metrics } from '../shared/observability.ts';
+import { describeError, logger, metrics } from '../shared/observability.ts';
 
 /**
  * How long before the function's own timeout a step stops starting scan pages: the pages and
@@ -31,7 +31,7 @@ export function createErasureWorker(deps: ErasureScanDeps) {
         metrics.addMetric('erasureJobsMalformed', MetricUnit.Count, 1);
         logger.error('malformed erasure job; it will be dead-lettered', {
           sqsMessageId: record.messageId,
-          why: error.message,
+          ...describeError(error),
         });
       }
       throw error;
@@ -52,7 +52,7 @@ export function createErasureWorker(deps: ErasureScanDeps) {
       logger.warn('erasure step failed; will retry', {
         erasedKey,
         round: job.round,
-        why: error instanceof Error ? error.message : 'unknown error',
+        ...describeError(error),
       });
       throw error;
     }

@@ -8,7 +8,7 @@ import {
 } from '../domain/process-feedback.ts';
 import { type FeedbackEvent, MalformedFeedbackError } from '../domain/ses-event.ts';
 import { eventDay, feedbackCounts, type StatTally } from '../domain/stats.ts';
-import { logger, metrics, type StreamMetrics } from '../shared/observability.ts';
+import { describeError, logger, metrics, type StreamMetrics } from '../shared/observability.ts';
 
 const kindMetric = {
   send: 'feedbackSend',
@@ -60,7 +60,7 @@ export function createFeedbackConsumer(deps: FeedbackDeps, stats?: StatTally, by
     } catch (error) {
       // Applied, then a later step failed: the retry finds it applied and counts nothing, so now.
       if (error instanceof PartlyAppliedError) count(error.result.event, error.result.tenant);
-      const why = error instanceof Error ? error.message : 'unknown error';
+      const { why } = describeError(error);
       if (error instanceof MalformedFeedbackError) {
         metrics.addMetric('feedbackMalformed', MetricUnit.Count, 1);
         logger.error('malformed feedback; it will be dead-lettered', { sqsMessageId: record.messageId, why });

@@ -13,7 +13,7 @@ import { giveUp, type SendDeps, sendJob } from '../domain/send.ts';
 import { type StatCounts, StatTally } from '../domain/stats.ts';
 import type { Suppression } from '../domain/suppression.ts';
 import { ConfigurationError, PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
-import { logger, metrics } from '../shared/observability.ts';
+import { describeError, logger, metrics } from '../shared/observability.ts';
 
 export interface SenderDeps {
   readonly messages: MessageStore;
@@ -84,19 +84,20 @@ export function createSender(deps: SenderDeps) {
     attempt: number,
     redrivable: boolean,
     batch: PreparedBatch,
-    tenant: string | undefined,
   ): Promise<void> => {
     const reason = redrivable
       ? `Baton gave up after ${attempt} attempts: ${error.message}. The message is in the dead-letter queue; redriving it sends it.`
       : `Baton cannot send this message: ${error.message}.`;
     const recorded = await giveUp(deps.messages, id, reason, deps.clock(), redrivable);
-    if (recorded) {
-      // A job that could not be read names no tenant we trust; its record does (a rare extra read).
-      const owner = tenant ?? (await deps.messages.get(id))?.tenant;
-      if (owner !== undefined) batch.stats.add(owner, utcDay(deps.clock()), { failed: 1 });
-    }
+    // A job that could not be read names no tenant we trust; the record written does.
+    if (recorded) batch.stats.add(recorded.tenant, utcDay(deps.clock()), { failed: 1 });
     metrics.addMetric('messagesDeadLettered', MetricUnit.Count, 1);
-    logger.error('message dead-lettered', { messageId: id, attempt, recorded, why: error.message });
+    logger.error('message dead-lettered', {
+      messageId: id,
+      attempt,
+      recorded: recorded !== undefined,
+      ...describeError(error),
+    });
     await deps.visibility.delay(record, 0);
   };
 
@@ -105,7 +106,7 @@ export function createSender(deps: SenderDeps) {
     const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
     const seconds = backoffSeconds(attempt, deps.random);
     metrics.addMetric('sendRetries', MetricUnit.Count, 1);
-    logger.warn('send will be retried', { ...ids, attempt, inSeconds: seconds, why: error.message });
+    logger.warn('send will be retried', { ...ids, attempt, inSeconds: seconds, ...describeError(error) });
     await deps.visibility.delay(record, seconds);
   };
 
@@ -140,18 +141,22 @@ export function createSender(deps: SenderDeps) {
         const id = jobIdOf(record.body);
         if (error instanceof TransientError) {
           // The payload store failed for now (throttling, a 5xx): back off like a failed send.
-          if (lastTry && id) await deadLetter(record, id, error, attempt, true, batch, undefined);
+          if (lastTry && id) await deadLetter(record, id, error, attempt, true, batch);
           else await retryLater(record, error, { sqsMessageId: record.messageId });
         } else {
-          logger.error('unreadable send job', { sqsMessageId: record.messageId, why: error.message });
+          logger.error('unreadable send job', { sqsMessageId: record.messageId, ...describeError(error) });
           // It can never be sent (a payload that expired, a job that is not one): off to the DLQ.
-          if (id) await deadLetter(record, id, error, attempt, false, batch, undefined);
+          if (id) await deadLetter(record, id, error, attempt, false, batch);
         }
         throw error;
       }
       if (batch.paused) {
-        await deps.visibility.delay(record, PAUSED_DELAY_SECONDS);
-        throw new SendingPausedError('SES sending is paused; handed back');
+        const paused = new SendingPausedError('SES sending is paused; handed back');
+        // Handed back like the others, unless this was its last receive: then it is recorded failed
+        // (redrivable) before SQS moves it to the DLQ, as for any send that ran out of tries.
+        if (lastTry) await deadLetter(record, job.id, paused, attempt, true, batch);
+        else await deps.visibility.delay(record, PAUSED_DELAY_SECONDS);
+        throw paused;
       }
       const count = (counts: StatCounts) => batch.stats.add(job.tenant, utcDay(deps.clock()), counts);
       let unbuildable = false;
@@ -196,7 +201,7 @@ export function createSender(deps: SenderDeps) {
           logger.error('SES sending paused; handing the batch back', { messageId: job.id });
         }
         if (lastTry && (error instanceof SendingPausedError || error instanceof TransientError)) {
-          await deadLetter(record, job.id, error, attempt, true, batch, job.tenant);
+          await deadLetter(record, job.id, error, attempt, true, batch);
           throw error;
         }
         if (error instanceof SendingPausedError) {
@@ -207,10 +212,7 @@ export function createSender(deps: SenderDeps) {
           // The message could not be built: sendJob recorded it failed (a later delivery of the job
           // finds it done), so it counts once.
           if (unbuildable) count({ failed: 1 });
-          logger.error('send failed', {
-            messageId: job.id,
-            error: error instanceof Error ? error.message : 'unknown',
-          });
+          logger.error('send failed', { messageId: job.id, ...describeError(error) });
         }
         throw error;
       }

@@ -41,7 +41,8 @@ const sender = createSender({
 });
 const usage = new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable));
 const processor = new BatchProcessor(EventType.SQS);
-logger.appendKeys({ lane });
+// Persistent: injectLambdaContext's resetKeys clears appended keys after every invocation.
+logger.appendPersistentKeys({ lane });
 // One sender per lane: every metric it writes is about that stream (the dashboard charts by it).
 metrics.setDefaultDimensions({ stream: lane });
 

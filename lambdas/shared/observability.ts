@@ -2,21 +2,21 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, type MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { MiddlewareObj } from '@middy/core';
 import { METRICS_NAMESPACE } from './names.ts';
+import { redactAddresses } from './redact.ts';
 
 /**
  * One logger and one metrics instance per function (the service name comes from
  * POWERTOOLS_SERVICE_NAME, set by the stack). Log a message plus an object of ids and counts:
- * never bodies, never full addresses (use `maskAddress`).
+ * never bodies, never full addresses (error texts go through `describeError`).
  */
 export const logger = new Logger();
 
 export const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
 
-/** `ana@example.org` → `a***@example.org`: enough to tell domains apart in logs, not to identify anyone. */
-export function maskAddress(address: string): string {
-  const at = address.lastIndexOf('@');
-  if (at <= 0) return '***';
-  return `${address[0]}***${address.slice(at)}`;
+export function describeError(error: unknown): { error: string; why: string } {
+  return error instanceof Error
+    ? { error: error.name, why: redactAddresses(error.message) }
+    : { error: 'unknown', why: 'unknown error' };
 }
 
 /**

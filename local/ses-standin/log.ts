@@ -22,11 +22,5 @@ export const streamLogger = (stream: { write(chunk: string): unknown }): Standin
   error: (message, data) => stream.write(`${line('ERROR', message, data)}\n`),
 });
 
-/**
- * Masks every e-mail address in a text (`ana.lima@example.org` → `a***@example.org`). Used on SES error
- * messages before logging them: some quote the address they refused.
- */
-export const maskAddresses = (text: string): string =>
-  text.replace(/([^\s<>"'(),;:@[\]]+)@([A-Za-z0-9.-]+)/g, (_match, local: string, domain: string) => {
-    return `${local.slice(0, 1)}***@${domain}`;
-  });
+/** Masks every e-mail address in a text; the same rule the functions log by. */
+export { redactAddresses as maskAddresses } from '../../lambdas/shared/redact.ts';

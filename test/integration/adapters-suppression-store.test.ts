@@ -184,6 +184,45 @@ describe('DynamoSuppressionStore against dynalite (Suppressions table provisione
     });
   });
 
+  describe('putIfStronger and expiry', () => {
+    it('replaces an expired suppression DynamoDB has not swept yet, even by an equal one', async () => {
+      // Prepare: a soft bounce that expired a day before the new evidence
+      const expired = suppression('stale-soft@example.org', 'soft_bounce', {
+        createdAt: '2029-12-01T12:00:00.000Z',
+        expiresAt: '2029-12-31T12:00:00.000Z',
+      });
+      await store.put(expired);
+      const fresh = suppression('stale-soft@example.org', 'soft_bounce', {
+        source: 'msg_fresh',
+        expiresAt: '2030-01-15T12:00:00.000Z',
+      });
+
+      // Act
+      const written = await store.putIfStronger(fresh);
+
+      // Assess
+      expect(written).toBe(true);
+      expect(await store.get('stale-soft@example.org')).toEqual(fresh);
+    });
+
+    it('keeps an active suppression of equal severity', async () => {
+      // Prepare
+      const active = suppression('live-soft@example.org', 'soft_bounce', {
+        expiresAt: '2030-01-10T12:00:00.000Z',
+      });
+      await store.put(active);
+
+      // Act
+      const written = await store.putIfStronger(
+        suppression('live-soft@example.org', 'soft_bounce', { source: 'msg_x' }),
+      );
+
+      // Assess
+      expect(written).toBe(false);
+      expect(await store.get('live-soft@example.org')).toEqual(active);
+    });
+  });
+
   describe('list', () => {
     it('walks every item exactly once page by page with limit and cursor', async () => {
       // Prepare: a table of its own with the template's key schema, so other tests' items do not count

@@ -350,6 +350,26 @@ describe('the sender when SES pauses sending mid-batch', () => {
     ]);
   });
 
+  it('records a handed-back record that was on its last receive failed and redrivable, not queued', async () => {
+    // Prepare
+    const { sender, messages, mailer, visibility, queued } = setUp();
+    const records = [queued('first'), queued('lastone', MAX_RECEIVE_COUNT)];
+    mailer.willAnswer(new SendingPausedError(PAUSED));
+
+    // Act
+    const response = await runSenderBatch(sender, records);
+
+    // Assess: the second never reached SES, and goes to the DLQ with its status telling why
+    expect(response).toEqual(failures('sqs-first', 'sqs-lastone'));
+    expect(mailer.attempts.map((m) => m.to)).toEqual([['first@example.org']]);
+    expect(visibility.delays).toEqual([
+      { messageId: 'sqs-first', seconds: 900 },
+      { messageId: 'sqs-lastone', seconds: 0 },
+    ]);
+    expect(messages.peek('lastone')).toMatchObject({ phase: 'failed', redrivable: true });
+    expect(messages.peek('first')?.phase).toBe('queued');
+  });
+
   it('sends the handed-back records once sending resumes', async () => {
     // Prepare
     const { sender, messages, mailer, queued } = setUp();
