@@ -14,7 +14,7 @@ export function errorName(error: unknown): string {
     : 'UnknownError';
 }
 
-export function httpStatus(error: unknown): number | undefined {
+function httpStatus(error: unknown): number | undefined {
   return typeof error === 'object' && error !== null
     ? (error as SdkErrorShape).$metadata?.httpStatusCode
     : undefined;

@@ -187,7 +187,7 @@ export class DynamoSuppressionStore implements SuppressionStore {
  * soft-bounce counter's key (a page may end on an item the filter hid). Anything else is refused,
  * not sent to DynamoDB.
  */
-export function decodeCursor(cursor: string): string {
+function decodeCursor(cursor: string): string {
   const key = /^[A-Za-z0-9_-]{1,400}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
   const address = key.startsWith(SOFT_BOUNCE_KEY_PREFIX) ? key.slice(SOFT_BOUNCE_KEY_PREFIX.length) : key;
   if (!isErasedKey(key) && (address === '' || normaliseAddress(address) !== address)) {

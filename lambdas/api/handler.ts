@@ -33,7 +33,7 @@ const api = createApi({
   // within that bound, and a busy key does not read DynamoDB on every request.
   keys: new CachedApiKeys(new DynamoApiKeyStore(doc, requiredEnv(EnvVar.apiKeysTable)), {
     ttlSeconds: numberEnv(EnvVar.keyCacheSeconds, DEFAULT_KEY_CACHE_SECONDS),
-    clock: () => new Date(),
+    clock,
   }),
   messages,
   // Every suppression check and lookup also consults the tombstones of erased addresses.
@@ -49,8 +49,8 @@ const api = createApi({
   ),
   usage: new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable)),
   idempotency: new DynamoIdempotencyStore(doc, requiredEnv(EnvVar.idempotencyTable)),
-  rateLimiter: new RateLimiter(() => new Date()),
-  clock: () => new Date(),
+  rateLimiter: new RateLimiter(clock),
+  clock,
   newId: () => `msg_${ulid()}`,
   retentionDays: numberEnv(EnvVar.retentionDays, 30),
   erasure: {

@@ -1,4 +1,4 @@
-import { normaliseAddress } from './address.ts';
+import { addressKey } from './address.ts';
 import type { ApiKey } from './api-key.ts';
 import type {
   MessageRecord,
@@ -295,7 +295,7 @@ function uniqueRecipients(message: OutgoingMessage): Candidate[] {
   const seen = new Set<string>();
   const out: Candidate[] = [];
   const add = (kind: RecipientKind, address: string) => {
-    const key = normaliseAddress(address) ?? address.toLowerCase();
+    const key = addressKey(address);
     if (seen.has(key)) return;
     seen.add(key);
     out.push({ address, key, kind });

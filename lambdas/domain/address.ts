@@ -140,6 +140,14 @@ export function normaliseAddress(input: string): string | undefined {
   return parsed.ok ? parsed.value.toLowerCase() : undefined;
 }
 
+/**
+ * The key an address is compared and looked up under, also when it does not parse (a pseudonym
+ * `erased:…`, a redacted capture): normalised if it is an address, else lower-cased.
+ */
+export function addressKey(address: string): string {
+  return normaliseAddress(address) ?? address.toLowerCase();
+}
+
 export function domainOf(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }

@@ -209,7 +209,7 @@ function asTombstone(s: Suppression, key: string, addresses: readonly string[]):
 }
 
 /** Items of the Suppressions table keyed by the plain address, which erasure deletes. */
-export function plainKeys(address: string): string[] {
+function plainKeys(address: string): string[] {
   return [address, `${SOFT_BOUNCE_KEY_PREFIX}${address}`];
 }
 
@@ -278,15 +278,6 @@ export class TombstoneAwareSuppressions implements SuppressionStore {
 
   list(limit: number, cursor?: string): Promise<{ items: Suppression[]; nextCursor: string | null }> {
     return this.#inner.list(limit, cursor);
-  }
-
-  /**
-   * The pseudonym of `address` (normalised) if it was erased, else undefined; one GetItem. For the
-   * feedback path: an event about an erased address is applied under its pseudonym (and counts no
-   * soft bounce), so the address is not written back into its records.
-   */
-  erasedKeyOf(address: string): Promise<string | undefined> {
-    return this.#tombstoneOf(address);
   }
 
   async #tombstoneOf(address: string): Promise<string | undefined> {
@@ -382,9 +373,7 @@ export async function eraseRecipient(
     startedAt: now.toISOString(),
     round: 0,
   };
-  const next = await advance(deps, job, deadline);
-  const complete = isComplete(next);
-  if (!complete) await deps.queue.enqueue({ ...next, round: next.round + 1 });
+  const { job: next, complete } = await continueErasure(deps, job, deadline);
   return { key, erased: next.erased, complete };
 }
 

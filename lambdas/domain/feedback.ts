@@ -1,4 +1,4 @@
-import { normaliseAddress } from './address.ts';
+import { addressKey, normaliseAddress } from './address.ts';
 import type { MessageRecord, Phase, RecipientState, TimelineEvent } from './message.ts';
 import type { FeedbackEvent, FeedbackRecipient } from './ses-event.ts';
 import { recipientRank } from './status.ts';
@@ -39,9 +39,9 @@ export function applyFeedback(
   }
 
   const upgrade = (fr: FeedbackRecipient, next: Omit<RecipientState, 'address' | 'kind' | 'updatedAt'>) => {
-    const key = normaliseAddress(fr.address) ?? fr.address.toLowerCase();
+    const key = addressKey(fr.address);
     recipients = recipients.map((r) => {
-      if ((normaliseAddress(r.address) ?? r.address.toLowerCase()) !== key) return r;
+      if (addressKey(r.address) !== key) return r;
       if (recipientRank(next) <= recipientRank(r)) return r;
       const { soft: _drop, ...rest } = r;
       return { ...rest, ...next, updatedAt: at };

@@ -23,7 +23,6 @@ const CATALOG = {
   unauthorized: { status: 401, title: 'Missing or invalid API key' },
   forbidden: { status: 403, title: 'Not allowed for this API key' },
   not_found: { status: 404, title: 'Not found' },
-  method_not_allowed: { status: 405, title: 'Method not allowed' },
   idempotency_conflict: { status: 409, title: 'Idempotency key reused with a different body' },
   idempotency_in_progress: { status: 409, title: 'A request with this idempotency key is in progress' },
   too_large: { status: 413, title: 'Request too large' },

@@ -1,5 +1,5 @@
 import { ConflictError, PermanentError, TransientError } from '../shared/errors.ts';
-import { normaliseAddress } from './address.ts';
+import { addressKey, normaliseAddress } from './address.ts';
 import { type ErasedKeyOf, isErasedKey, scrubber } from './erasure.ts';
 import { applyFeedback, suppressionsFor } from './feedback.ts';
 import type { MessageRecord } from './message.ts';
@@ -145,11 +145,11 @@ async function countSoftBounces(
   repair: boolean,
 ): Promise<number> {
   let suppressed = 0;
-  const named = new Set(event.recipients.map((r) => normaliseAddress(r.address) ?? r.address.toLowerCase()));
+  const named = new Set(event.recipients.map((r) => addressKey(r.address)));
   for (const next of after.recipients) {
     const prev = before.recipients.find((r) => r.address === next.address);
     const softNow = next.status === 'bounced' && next.soft === true;
-    const inEvent = named.has(normaliseAddress(next.address) ?? next.address.toLowerCase());
+    const inEvent = named.has(addressKey(next.address));
     // Normally: what this event changed. Repairing (a redelivery): what this event stands for.
     const bouncedNow = repair
       ? event.kind === 'bounce' && softNow && inEvent

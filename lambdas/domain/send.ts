@@ -1,6 +1,6 @@
 import { ConflictError, PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
 import { MessageTag } from '../shared/names.ts';
-import { normaliseAddress } from './address.ts';
+import { addressKey } from './address.ts';
 import type { MessageRecord, OutgoingMessage, RecipientState, SendJob, TimelineEvent } from './message.ts';
 import type { Clock, Mailer, MessageStore } from './ports.ts';
 import { isActive, type Suppression, suppressedReason } from './suppression.ts';
@@ -53,7 +53,7 @@ export async function sendJob(
   const targets: RecipientState[] = [];
   for (const r of record.recipients) {
     if (!pending(record, r)) continue;
-    const s = suppressed.get(normaliseAddress(r.address) ?? r.address.toLowerCase());
+    const s = suppressed.get(addressKey(r.address));
     if (s && isActive(s, now)) newlySuppressed.set(r.address, s);
     else targets.push(r);
   }
@@ -98,7 +98,7 @@ export async function sendJob(
 }
 
 /** SES refuses a whole send over one tag value outside [A-Za-z0-9_-]; a tenant name must not do that. */
-export function sesTagValue(value: string): string {
+function sesTagValue(value: string): string {
   return value.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 256) || '_';
 }
 
@@ -158,7 +158,7 @@ function base(record: MessageRecord, at: string) {
   return { ...rest, updatedAt: at, version: record.version + 1 };
 }
 
-export function markSent(
+function markSent(
   record: MessageRecord,
   sesMessageId: string,
   suppressed: ReadonlyMap<string, Suppression>,
@@ -178,7 +178,7 @@ export function markSent(
   return { ...base(record, at), phase, sesMessageId, recipients, events };
 }
 
-export function markSuppressed(
+function markSuppressed(
   record: MessageRecord,
   suppressed: ReadonlyMap<string, Suppression>,
   now: Date,

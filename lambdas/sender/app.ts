@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
 import type { SendJobPointer } from '../adapters/job-queue.ts';
-import { domainOf, normaliseAddress } from '../domain/address.ts';
+import { addressKey, domainOf } from '../domain/address.ts';
 import { backoffSeconds, PAUSED_DELAY_SECONDS } from '../domain/backoff.ts';
 import { type DkimKey, signDkim } from '../domain/dkim.ts';
 import type { SendJob } from '../domain/message.ts';
@@ -124,7 +124,7 @@ export function createSender(deps: SenderDeps) {
         jobs.set(record.messageId, job);
         if (job instanceof Error) continue;
         for (const m of [...job.message.to, ...job.message.cc, ...job.message.bcc]) {
-          addresses.push(normaliseAddress(m.address) ?? m.address.toLowerCase());
+          addresses.push(addressKey(m.address));
         }
       }
       const suppressed = addresses.length > 0 ? await deps.suppressions.getMany(addresses) : new Map();

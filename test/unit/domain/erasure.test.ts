@@ -343,18 +343,6 @@ describe('TombstoneAwareSuppressions', () => {
     expect((await store.get(ANA))?.reason).toBe('manual');
   });
 
-  it('tells whether an address was erased, and its pseudonym, for the feedback path', async () => {
-    // Prepare
-    const { table, store } = rig();
-    table.seed(tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0)));
-
-    // Act
-    const [erased, never] = [await store.erasedKeyOf(ANA), await store.erasedKeyOf('bob@example.org')];
-
-    // Assess
-    expect([erased, never]).toEqual([ANA_KEY, undefined]);
-  });
-
   it('stores suppressions of addresses that were never erased as before', async () => {
     // Prepare
     const { table, store } = rig();
