@@ -90,7 +90,6 @@ export class BatonStack extends Stack {
       messagesTable: this.tables.messages,
       suppressionsTable: this.tables.suppressions,
       statsTable: this.tables.stats,
-      retentionDays: config.retentionDays,
       logRetention: config.logRetentionDays,
     });
 

@@ -65,20 +65,18 @@ export class ApiHandler extends Construct {
       tableAccess(props.messagesTable, [
         'dynamodb:GetItem',
         'dynamodb:PutItem',
-        'dynamodb:UpdateItem',
         'dynamodb:BatchWriteItem',
         // Erasure finds the tenant's records of an address by a parallel scan (no index by recipient).
         'dynamodb:Scan',
       ]),
     );
-    // Query/Scan serve the paginated suppression listing; BatchGet the pre-check of all recipients.
+    // Scan serves the paginated suppression listing; BatchGet the pre-check of all recipients.
     fn.addToRolePolicy(
       tableAccess(props.suppressionsTable, [
         'dynamodb:GetItem',
         'dynamodb:BatchGetItem',
         'dynamodb:PutItem',
         'dynamodb:DeleteItem',
-        'dynamodb:Query',
         'dynamodb:Scan',
       ]),
     );

@@ -16,8 +16,6 @@ export interface FeedbackProcessorProps {
   readonly messagesTable: ITable;
   readonly suppressionsTable: ITable;
   readonly statsTable: ITable;
-  /** Message record retention in days (`BATON_RETENTION_DAYS`), for TTLs the function writes. */
-  readonly retentionDays: number;
   readonly logRetention: RetentionDays;
   /**
    * Feedback function timeout.
@@ -55,7 +53,7 @@ export class FeedbackProcessor extends Construct {
     const timeout = props.timeout ?? Duration.seconds(30);
     const maxConcurrency = props.maxConcurrency ?? 5;
     const maxBatchingWindow = props.maxBatchingWindow ?? Duration.seconds(5);
-    validate(props, maxConcurrency, maxBatchingWindow);
+    validate(maxConcurrency, maxBatchingWindow);
 
     this.queue = new SecureQueue(this, 'Queue', {
       visibilityTimeout: Duration.seconds(6 * timeout.toSeconds() + maxBatchingWindow.toSeconds()),
@@ -75,7 +73,6 @@ export class FeedbackProcessor extends Construct {
         [EnvVar.messagesTable]: props.messagesTable.tableName,
         [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
         [EnvVar.statsTable]: props.statsTable.tableName,
-        [EnvVar.retentionDays]: String(props.retentionDays),
       },
     });
 
@@ -89,38 +86,27 @@ export class FeedbackProcessor extends Construct {
     });
 
     this.handler.addToRolePolicy(queueConsume(this.queue.queue));
-    // Query on the GSI maps an SES message id to the Baton id when the message tag is missing.
     this.handler.addToRolePolicy(
       tableAccess(props.messagesTable, [
         'dynamodb:GetItem',
-        // Status writes replace the whole record, conditional on its version (and the claim).
+        // Status writes replace the whole record, conditional on its version.
         'dynamodb:PutItem',
-        'dynamodb:UpdateItem',
-        'dynamodb:Query',
       ]),
     );
+    // Query on the GSI maps an SES message id to the Baton id when the message tag is missing.
     this.handler.addToRolePolicy(indexQuery(props.messagesTable, Keys.messages.sesMessageIdIndex));
+    // Suppressions (with tombstones) and the soft-bounce counters: read, then conditional writes.
     this.handler.addToRolePolicy(
-      tableAccess(props.suppressionsTable, [
-        'dynamodb:GetItem',
-        'dynamodb:PutItem',
-        'dynamodb:UpdateItem',
-        'dynamodb:DeleteItem',
-      ]),
+      tableAccess(props.suppressionsTable, ['dynamodb:GetItem', 'dynamodb:PutItem']),
     );
     this.handler.addToRolePolicy(tableAccess(props.statsTable, ['dynamodb:UpdateItem']));
   }
 }
 
-function validate(props: FeedbackProcessorProps, maxConcurrency: number, maxBatchingWindow: Duration): void {
+function validate(maxConcurrency: number, maxBatchingWindow: Duration): void {
   if (!Number.isInteger(maxConcurrency) || maxConcurrency < 2 || maxConcurrency > 1000) {
     throw new Error(
       `FeedbackProcessor: maxConcurrency must be an integer from 2 to 1000, got ${maxConcurrency}`,
-    );
-  }
-  if (!Number.isInteger(props.retentionDays) || props.retentionDays < 1) {
-    throw new Error(
-      `FeedbackProcessor: retentionDays must be a positive integer, got ${props.retentionDays}`,
     );
   }
   const window = maxBatchingWindow.toSeconds();

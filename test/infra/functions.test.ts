@@ -183,7 +183,7 @@ describe('functions', () => {
     expect(rates.reduce((sum, rate) => sum + rate, 0)).toBeLessThanOrEqual(50);
   });
 
-  it('gives the feedback function its tables and the retention', () => {
+  it('gives the feedback function its tables (it writes no TTL of its own)', () => {
     // Act
     const env = environmentOf(template, stack.feedback.handler.function);
 
@@ -193,14 +193,12 @@ describe('functions', () => {
         EnvVar.messagesTable,
         EnvVar.suppressionsTable,
         EnvVar.statsTable,
-        EnvVar.retentionDays,
         EnvVar.erasureSecretArn,
         ...COMMON_ENV,
       ].sort(),
     );
     expect(env).toMatchObject({
       POWERTOOLS_SERVICE_NAME: 'baton-feedback',
-      [EnvVar.retentionDays]: '30',
       [EnvVar.erasureSecretArn]: { Ref: logicalIdOf(stack.erasure.secret) },
     });
   });

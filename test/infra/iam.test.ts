@@ -150,19 +150,12 @@ describe('IAM', () => {
     expect(permissions).toEqual({
       ...logs(stack.api.handler),
       [tables.apiKeys]: ['dynamodb:GetItem'],
-      [tables.messages]: [
-        'dynamodb:BatchWriteItem',
-        'dynamodb:GetItem',
-        'dynamodb:PutItem',
-        'dynamodb:Scan',
-        'dynamodb:UpdateItem',
-      ],
+      [tables.messages]: ['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
       [tables.suppressions]: [
         'dynamodb:BatchGetItem',
         'dynamodb:DeleteItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
-        'dynamodb:Query',
         'dynamodb:Scan',
       ],
       [tables.stats]: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'],
@@ -226,14 +219,9 @@ describe('IAM', () => {
         'sqs:GetQueueAttributes',
         'sqs:ReceiveMessage',
       ],
-      [tables.messages]: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+      [tables.messages]: ['dynamodb:GetItem', 'dynamodb:PutItem'],
       [`${tables.messages}/index/${Keys.messages.sesMessageIdIndex}`]: ['dynamodb:Query'],
-      [tables.suppressions]: [
-        'dynamodb:DeleteItem',
-        'dynamodb:GetItem',
-        'dynamodb:PutItem',
-        'dynamodb:UpdateItem',
-      ],
+      [tables.suppressions]: ['dynamodb:GetItem', 'dynamodb:PutItem'],
       [tables.stats]: ['dynamodb:UpdateItem'],
       [ref(logicalIdOf(stack.erasure.secret))]: ['secretsmanager:GetSecretValue'],
     });

@@ -66,7 +66,9 @@ import {
   policyOfEntry,
   policyOfFunction,
   queueArn,
+  type RecordedCall,
   type RolePolicy,
+  resourceName,
   tableArn,
   unusedGrants,
   usage,
@@ -276,9 +278,32 @@ const names = () => ({
   transactional: stack.queues.transactional.name,
   broadcast: stack.queues.broadcast.name,
   bucket: environmentOf(API_ENTRY)(EnvVar.payloadBucket),
+  erasureQueue: consumedQueue('lambdas/erasure/handler.ts'),
+  feedbackQueue: consumedQueue(FEEDBACK_ENTRY),
 });
 
+/** The queue the function with `entry` consumes (its event source), by local (logical) name. */
+function consumedQueue(entry: string): string {
+  const [fn] = functionsWithEntry(template, entry);
+  const source = stack.plan.eventSources.find((e) => e.function === fn);
+  if (!source) throw new Error(`no event source feeds ${entry}`);
+  return source.queue;
+}
+
+/** The erasure secret's logical id (its ARN's readable tail in local mode). */
+function secretLogicalId(): string {
+  const [id] =
+    Object.entries(template.Resources).find(([, r]) => r.Type === 'AWS::SecretsManager::Secret') ?? [];
+  if (!id) throw new Error('the template has no secret');
+  return id;
+}
+
 describe('the api function’s calls, against its deployed role', () => {
+  const apiCalls: RecordedCall[] = [];
+  afterEach(() => {
+    apiCalls.push(...recorder.calls());
+  });
+
   it('lets the api role send a message the way the adapters do', async () => {
     // Prepare
     const api = apiUnderAudit(testClock(new Date().toISOString()));
@@ -694,6 +719,20 @@ describe('the api function’s calls, against its deployed role', () => {
     expect(missingFor(API_ENTRY)).toEqual([]);
   });
 
+  it('grants the api role nothing its paths never use (least privilege)', () => {
+    // Act: every call the api tests above made, against the role
+    const unused = unusedGrants(apiCalls, policyOfEntry(template, API_ENTRY)).map(
+      (g) => `${g.action} ${resourceName(g.resource)}`,
+    );
+
+    // Assess: only what the audit cannot reach: the secret is read at cold start (the audit passes
+    // it in), and the erasure queue takes the rest of a scan that outlasts its time budget.
+    expect(unused).toEqual([
+      `secretsmanager:GetSecretValue secret:${secretLogicalId()}`,
+      `sqs:SendMessage ${names().erasureQueue}`,
+    ]);
+  });
+
   it('has exercised every route the template gives the api function', () => {
     // Prepare
     const [apiFunction] = functionsWithEntry(template, API_ENTRY);
@@ -788,6 +827,11 @@ const suppressionOf = (address: string) =>
   new DynamoSuppressionStore(stack.clients.doc, stack.tables.suppressions).get(address);
 
 describe('the feedback function’s calls, against its deployed role', () => {
+  const feedbackCalls: RecordedCall[] = [];
+  afterEach(() => {
+    feedbackCalls.push(...recorder.calls());
+  });
+
   it('lets the feedback role apply every kind of configuration-set event found by its message tag', async () => {
     // Prepare: one message per event kind, without SES's id yet (the tag finds it).
     const files = sesEventFixtures('ses-event_');
@@ -897,6 +941,24 @@ describe('the feedback function’s calls, against its deployed role', () => {
       'dynamodb:PutItem',
     ]);
     expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
+  });
+
+  it('grants the feedback role nothing its paths never use (least privilege)', () => {
+    // Act
+    const unused = unusedGrants(feedbackCalls, policyOfEntry(template, FEEDBACK_ENTRY)).map(
+      (g) => `${g.action} ${resourceName(g.resource)}`,
+    );
+
+    // Assess: only what the audit cannot reach: the secret (cold start), the statistics (written
+    // by the handler after the batch) and the queue (the event source mapping's, not the code's).
+    expect(unused).toEqual([
+      `dynamodb:UpdateItem ${names().stats}`,
+      `secretsmanager:GetSecretValue secret:${secretLogicalId()}`,
+      `sqs:ChangeMessageVisibility ${names().feedbackQueue}`,
+      `sqs:DeleteMessage ${names().feedbackQueue}`,
+      `sqs:GetQueueAttributes ${names().feedbackQueue}`,
+      `sqs:ReceiveMessage ${names().feedbackQueue}`,
+    ]);
   });
 });
 
