@@ -15,7 +15,7 @@ import {
 } from '../domain/api-key.ts';
 import type { ApiKeyReader } from '../domain/ports.ts';
 import { Keys } from '../shared/names.ts';
-import { errorName, rethrow } from './aws-errors.ts';
+import { isConditionFailed, rethrow } from './aws-errors.ts';
 
 /** The ApiKeys table. Items hold the SHA-256 of the key, never the key. */
 export class DynamoApiKeyStore implements ApiKeyReader {
@@ -112,7 +112,7 @@ export class DynamoApiKeyStore implements ApiKeyReader {
         key: summarise({ ...before, status, updatedAt: now.toISOString() }),
       };
     } catch (error) {
-      if (errorName(error) !== 'ConditionalCheckFailedException') rethrow(error, 'updating the API key');
+      if (!isConditionFailed(error)) rethrow(error, 'updating the API key');
       // Which condition failed: the key is gone, or it is revoked. A second read tells them apart.
       const current = await this.get(keyId);
       if (current === undefined) throw new ApiKeyNotFoundError(keyId, { cause: error });

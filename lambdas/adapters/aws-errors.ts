@@ -14,6 +14,11 @@ export function errorName(error: unknown): string {
     : 'UnknownError';
 }
 
+/** A DynamoDB conditional write (or update) whose condition did not hold. */
+export function isConditionFailed(error: unknown): boolean {
+  return errorName(error) === 'ConditionalCheckFailedException';
+}
+
 function httpStatus(error: unknown): number | undefined {
   return typeof error === 'object' && error !== null
     ? (error as SdkErrorShape).$metadata?.httpStatusCode

@@ -8,9 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { IdempotencyRecord, IdempotencyStore } from '../domain/ports.ts';
 import { Keys } from '../shared/names.ts';
-import { errorName, rethrow } from './aws-errors.ts';
-
-const CONDITION_FAILED = 'ConditionalCheckFailedException';
+import { isConditionFailed, rethrow } from './aws-errors.ts';
 
 interface Item {
   readonly pk: string;
@@ -49,7 +47,7 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
       );
       return true;
     } catch (error) {
-      if (errorName(error) === CONDITION_FAILED) return false;
+      if (isConditionFailed(error)) return false;
       rethrow(error, 'recording the idempotency key');
     }
   }
@@ -90,7 +88,7 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
       );
       return true;
     } catch (error) {
-      if (errorName(error) === CONDITION_FAILED) return false;
+      if (isConditionFailed(error)) return false;
       rethrow(error, 'taking over the idempotency key');
     }
   }
@@ -117,7 +115,7 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
         }),
       );
     } catch (error) {
-      if (errorName(error) === CONDITION_FAILED) return;
+      if (isConditionFailed(error)) return;
       rethrow(error, 'storing the idempotent response');
     }
   }

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import {
-  BatchWriteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -10,14 +9,10 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { MessageRecord } from '../domain/message.ts';
 import type { ClaimResult, MessagePage, MessageScanner, MessageStore } from '../domain/ports.ts';
-import { ConflictError, InvalidCursorError, TransientError } from '../shared/errors.ts';
+import { ConflictError, InvalidCursorError } from '../shared/errors.ts';
 import { Keys } from '../shared/names.ts';
-import { errorName, rethrow } from './aws-errors.ts';
-
-const CONDITION_FAILED = 'ConditionalCheckFailedException';
-/** BatchWriteItem takes at most 25 requests per call. */
-const BATCH_WRITE_LIMIT = 25;
-const UNPROCESSED_RETRIES = 5;
+import { isConditionFailed, rethrow } from './aws-errors.ts';
+import { batchPutAll } from './dynamo-batch.ts';
 
 /** A scan position is the last message id of a page; ids are short and never contain control characters. */
 const SCAN_POSITION = /^[\x21-\x7e]{1,1024}$/;
@@ -43,29 +38,14 @@ export class DynamoMessageStore implements MessageStore, MessageScanner {
         }),
       );
     } catch (error) {
-      if (errorName(error) === CONDITION_FAILED)
-        throw new ConflictError(`message ${record.id} exists already`);
+      if (isConditionFailed(error)) throw new ConflictError(`message ${record.id} exists already`);
       rethrow(error, 'recording the message');
     }
   }
 
   async createMany(records: readonly MessageRecord[]): Promise<void> {
-    for (let i = 0; i < records.length; i += BATCH_WRITE_LIMIT) {
-      let requests = records.slice(i, i + BATCH_WRITE_LIMIT).map((Item) => ({ PutRequest: { Item } }));
-      for (let attempt = 0; requests.length > 0; attempt++) {
-        if (attempt > UNPROCESSED_RETRIES)
-          throw new TransientError('recording the messages left writes unprocessed');
-        if (attempt > 0) await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
-        try {
-          const out = await this.#doc.send(
-            new BatchWriteCommand({ RequestItems: { [this.#table]: requests } }),
-          );
-          requests = (out.UnprocessedItems?.[this.#table] ?? []) as typeof requests;
-        } catch (error) {
-          rethrow(error, 'recording the messages');
-        }
-      }
-    }
+    // BatchWriteItem has no conditions: the ids are fresh UUIDs, so there is nothing to overwrite.
+    await batchPutAll(this.#doc, this.#table, records, 'recording the messages');
   }
 
   async get(id: string): Promise<MessageRecord | undefined> {
@@ -131,7 +111,7 @@ export class DynamoMessageStore implements MessageStore, MessageScanner {
       );
       return { outcome: 'claimed', record: out.Attributes as MessageRecord, token };
     } catch (error) {
-      if (errorName(error) !== CONDITION_FAILED) rethrow(error, 'claiming the message');
+      if (!isConditionFailed(error)) rethrow(error, 'claiming the message');
     }
     const record = await this.get(id);
     if (!record) return { outcome: 'missing' };
@@ -157,7 +137,7 @@ export class DynamoMessageStore implements MessageStore, MessageScanner {
       );
     } catch (error) {
       // Someone else holds or finished it: nothing of ours to give back.
-      if (errorName(error) !== CONDITION_FAILED) rethrow(error, 'releasing the claim');
+      if (!isConditionFailed(error)) rethrow(error, 'releasing the claim');
     }
   }
 
@@ -211,7 +191,7 @@ export class DynamoMessageStore implements MessageStore, MessageScanner {
         }),
       );
     } catch (error) {
-      if (errorName(error) === CONDITION_FAILED) {
+      if (isConditionFailed(error)) {
         throw new ConflictError(`message ${next.id} changed since version ${expectedVersion}`, {
           cause: error,
         });

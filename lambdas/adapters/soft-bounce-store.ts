@@ -3,7 +3,7 @@ import type { SoftBounceStore } from '../domain/ports.ts';
 import { type SoftBounceState, softBounceExpiry } from '../domain/soft-bounce.ts';
 import { ConflictError } from '../shared/errors.ts';
 import { Keys, SOFT_BOUNCE_KEY_PREFIX } from '../shared/names.ts';
-import { errorName, rethrow } from './aws-errors.ts';
+import { isConditionFailed, rethrow } from './aws-errors.ts';
 
 /**
  * Transient-bounce counters, kept in the Suppressions table under `softbounce#<address>` (so the
@@ -52,7 +52,7 @@ export class DynamoSoftBounceStore implements SoftBounceStore {
         }),
       );
     } catch (error) {
-      if (errorName(error) === 'ConditionalCheckFailedException') {
+      if (isConditionFailed(error)) {
         throw new ConflictError('the soft-bounce counter changed meanwhile', { cause: error });
       }
       rethrow(error, 'writing the soft-bounce counter');

@@ -1,6 +1,4 @@
 import {
-  BatchGetCommand,
-  type BatchGetCommandOutput,
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
@@ -11,13 +9,10 @@ import { normaliseAddress } from '../domain/address.ts';
 import { isErasedKey } from '../domain/erasure.ts';
 import type { SuppressionStore } from '../domain/ports.ts';
 import { SUPPRESSION_REASONS, type Suppression, type SuppressionReason } from '../domain/suppression.ts';
-import { InvalidCursorError, TransientError } from '../shared/errors.ts';
+import { InvalidCursorError } from '../shared/errors.ts';
 import { Keys, SOFT_BOUNCE_KEY_PREFIX } from '../shared/names.ts';
-import { errorName, rethrow } from './aws-errors.ts';
-
-/** BatchGetItem takes at most 100 keys per call. */
-const BATCH_GET_LIMIT = 100;
-const UNPROCESSED_RETRIES = 5;
+import { isConditionFailed, rethrow } from './aws-errors.ts';
+import { batchGetAll } from './dynamo-batch.ts';
 
 interface SuppressionItem {
   readonly address: string;
@@ -75,30 +70,16 @@ export class DynamoSuppressionStore implements SuppressionStore {
   }
 
   async getMany(addresses: readonly string[]): Promise<Map<string, Suppression>> {
-    const unique = [...new Set(addresses)];
+    const items = await batchGetAll(
+      this.#doc,
+      this.#table,
+      [...new Set(addresses)].map((address) => ({ [Keys.suppressions.partition]: address })),
+      'reading the suppression list',
+    );
     const found = new Map<string, Suppression>();
-    for (let i = 0; i < unique.length; i += BATCH_GET_LIMIT) {
-      let keys: Record<string, unknown>[] = unique
-        .slice(i, i + BATCH_GET_LIMIT)
-        .map((address) => ({ [Keys.suppressions.partition]: address }));
-      for (let attempt = 0; keys.length > 0; attempt++) {
-        if (attempt > UNPROCESSED_RETRIES)
-          throw new TransientError('suppression lookup left keys unprocessed');
-        if (attempt > 0) await sleep(25 * 2 ** attempt);
-        let out: BatchGetCommandOutput;
-        try {
-          out = await this.#doc.send(
-            new BatchGetCommand({ RequestItems: { [this.#table]: { Keys: keys } } }),
-          );
-        } catch (error) {
-          rethrow(error, 'reading the suppression list');
-        }
-        for (const item of out.Responses?.[this.#table] ?? []) {
-          const s = fromItem(item);
-          found.set(s.address, s);
-        }
-        keys = out.UnprocessedKeys?.[this.#table]?.Keys ?? [];
-      }
+    for (const item of items) {
+      const s = fromItem(item);
+      found.set(s.address, s);
     }
     return found;
   }
@@ -133,7 +114,7 @@ export class DynamoSuppressionStore implements SuppressionStore {
       );
       return true;
     } catch (error) {
-      if (errorName(error) === 'ConditionalCheckFailedException') return false;
+      if (isConditionFailed(error)) return false;
       rethrow(error, 'writing a suppression');
     }
   }
@@ -194,8 +175,4 @@ function decodeCursor(cursor: string): string {
     throw new InvalidCursorError('not a suppression list cursor');
   }
   return key;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,19 +1,9 @@
-import {
-  BatchGetCommand,
-  type BatchGetCommandOutput,
-  type DynamoDBDocumentClient,
-  GetCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { STAT_COUNTERS, type StatCounter, type UsageStore } from '../domain/ports.ts';
-import { TransientError } from '../shared/errors.ts';
 import { Keys } from '../shared/names.ts';
 import { logger } from '../shared/observability.ts';
-import { errorName, rethrow } from './aws-errors.ts';
-
-/** BatchGetItem takes at most 100 keys per call. */
-const BATCH_GET_LIMIT = 100;
-const UNPROCESSED_RETRIES = 5;
+import { errorName, isConditionFailed, rethrow } from './aws-errors.ts';
+import { batchGetAll } from './dynamo-batch.ts';
 
 /**
  * Daily counters in the Stats table, all by atomic ADD: `<tenant>#<day>` holds the tenant's
@@ -44,7 +34,7 @@ export class DynamoUsageStore implements UsageStore {
       );
       return true;
     } catch (error) {
-      if (errorName(error) === 'ConditionalCheckFailedException') return false;
+      if (isConditionFailed(error)) return false;
       rethrow(error, 'counting the daily quota');
     }
   }
@@ -116,44 +106,23 @@ export class DynamoUsageStore implements UsageStore {
     days: readonly string[],
   ): Promise<Map<string, Readonly<Partial<Record<StatCounter, number>>>>> {
     const dayOf = new Map(days.map((day) => [statsKey(tenant, day), day]));
-    const pks = [...dayOf.keys()];
-    const found = new Map<string, Partial<Record<StatCounter, number>>>();
     // Only the counters travel back; eventually consistent reads cost half, and a count a second
     // old is as good as a fresh one for a statistics page.
     const names: Record<string, string> = { '#pk': Keys.stats.partition };
     STAT_COUNTERS.forEach((name, i) => {
       names[`#c${i}`] = name;
     });
-    const projection = Object.keys(names).join(', ');
-    for (let i = 0; i < pks.length; i += BATCH_GET_LIMIT) {
-      let keys: Record<string, unknown>[] = pks
-        .slice(i, i + BATCH_GET_LIMIT)
-        .map((pk) => ({ [Keys.stats.partition]: pk }));
-      for (let attempt = 0; keys.length > 0; attempt++) {
-        if (attempt > UNPROCESSED_RETRIES) throw new TransientError('statistics read left keys unprocessed');
-        if (attempt > 0) await sleep(25 * 2 ** attempt);
-        let out: BatchGetCommandOutput;
-        try {
-          out = await this.#doc.send(
-            new BatchGetCommand({
-              RequestItems: {
-                [this.#table]: {
-                  Keys: keys,
-                  ProjectionExpression: projection,
-                  ExpressionAttributeNames: names,
-                },
-              },
-            }),
-          );
-        } catch (error) {
-          rethrow(error, 'reading the daily statistics');
-        }
-        for (const item of out.Responses?.[this.#table] ?? []) {
-          const day = dayOf.get(String(item[Keys.stats.partition]));
-          if (day !== undefined) found.set(day, countersOf(item));
-        }
-        keys = out.UnprocessedKeys?.[this.#table]?.Keys ?? [];
-      }
+    const items = await batchGetAll(
+      this.#doc,
+      this.#table,
+      [...dayOf.keys()].map((pk) => ({ [Keys.stats.partition]: pk })),
+      'reading the daily statistics',
+      { expression: Object.keys(names).join(', '), names },
+    );
+    const found = new Map<string, Partial<Record<StatCounter, number>>>();
+    for (const item of items) {
+      const day = dayOf.get(String(item[Keys.stats.partition]));
+      if (day !== undefined) found.set(day, countersOf(item));
     }
     return found;
   }
@@ -170,10 +139,6 @@ function countersOf(item: Record<string, unknown>): Partial<Record<StatCounter, 
     if (typeof value === 'number') counts[name] = value;
   }
   return counts;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function quotaKey(keyId: string, day: string): string {

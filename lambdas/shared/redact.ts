@@ -8,5 +8,3 @@ export function redactAddresses(text: string): string {
     return `${local.slice(0, 1)}***@${domain}`;
   });
 }
-
-/** An error, for a log line: its name and its message with addresses masked. */

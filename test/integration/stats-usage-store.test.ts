@@ -189,7 +189,7 @@ describe('DynamoUsageStore statistics against dynalite', () => {
     const outcome = rig.store.getStats('starved', ['2025-03-01']);
 
     // Assess
-    await expect(outcome).rejects.toThrow(new TransientError('statistics read left keys unprocessed'));
+    await expect(outcome).rejects.toThrow(new TransientError('reading the daily statistics left requests unprocessed'));
     rig.destroy();
     expect(rig.calls).toHaveLength(6);
   });
