@@ -11,6 +11,7 @@ import type {
 import type { Clock, JobQueue, MessageStore, StatCounter, SuppressionStore, UsageStore } from './ports.ts';
 import { fail, type Problem, ProblemError, problem } from './problem.ts';
 import { secondsUntilNextUtcDay, utcDay } from './rate-limit.ts';
+import { markGaveUp } from './send.ts';
 import { validateSendRequest } from './send-request.ts';
 import { applySenderPolicy, formatMailbox } from './sender-policy.ts';
 import { isActive, type Suppression, type SuppressionReason, suppressedReason } from './suppression.ts';
@@ -219,21 +220,9 @@ function prepare(
 
 const UNQUEUED = 'Baton could not queue the message; it was not sent. Retry the request.';
 
+/** Failed for good (not redrivable): the client was told to send it again. */
 async function markUnqueued(deps: AcceptDeps, record: MessageRecord): Promise<void> {
-  const at = deps.clock().toISOString();
-  await deps.messages.update(
-    {
-      ...record,
-      phase: 'failed',
-      updatedAt: at,
-      recipients: record.recipients.map((r) =>
-        r.status === 'queued' ? { ...r, status: 'failed', reason: UNQUEUED, updatedAt: at } : r,
-      ),
-      events: [...record.events, { type: 'failed', at, detail: { reason: UNQUEUED } }],
-      version: record.version + 1,
-    },
-    record.version,
-  );
+  await deps.messages.update(markGaveUp(record, UNQUEUED, deps.clock(), false), record.version);
 }
 
 /** Counts `n` messages against the key's daily quota; true when they fit. */

@@ -1,11 +1,12 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { domainToUnicode } from 'node:url';
-import { ConfigurationError, ConflictError, PermanentError } from '../shared/errors.ts';
+import { ConfigurationError, PermanentError } from '../shared/errors.ts';
 import { ERASED_KEY_PREFIX, SOFT_BOUNCE_KEY_PREFIX } from '../shared/names.ts';
 import { normaliseAddress } from './address.ts';
 import type { MessageRecord, TimelineEvent } from './message.ts';
 import type { Clock, ErasureQueue, MessageScanner, MessageStore, SuppressionStore } from './ports.ts';
 import { isActive, SEVERITY, type Suppression } from './suppression.ts';
+import { rewrite } from './versioned-write.ts';
 
 /**
  * Erasure of a recipient (DESIGN §2 `DELETE /v1/recipients/{address}`, privacy law): the address
@@ -21,7 +22,6 @@ const KEY_HEX_DIGITS = 24;
 const ERASED_KEY = new RegExp(`^${ERASED_KEY_PREFIX}[0-9a-f]{${KEY_HEX_DIGITS}}$`);
 /** A shorter secret is a configuration mistake (the stack generates 64 characters). */
 export const MIN_SECRET_LENGTH = 32;
-const WRITE_ATTEMPTS = 5;
 /**
  * Parallel scan segments. The whole table is read either way; segments only decide how much of it
  * is read at once (each one a 1 MB page at a time). Eight keeps an on-demand table far from its
@@ -431,28 +431,14 @@ async function advance(deps: ErasureScanDeps, job: ErasureJob, deadline: number)
   return { ...job, positions, erased };
 }
 
-/** Rewrites one record if it holds the address; re-reads and retries when a writer got there first. */
+/** Rewrites one record if it holds the address (a record that expired meanwhile holds nothing). */
 async function eraseRecord(
   deps: ErasureScanDeps,
   first: MessageRecord,
   key: string,
   keyOf: ErasedKeyOf,
 ): Promise<boolean> {
-  let record = first;
-  for (let attempt = 1; ; attempt++) {
-    const next = eraseFromRecord(record, key, keyOf);
-    if (next === undefined) return false;
-    try {
-      await deps.messages.update(next, record.version);
-      return true;
-    } catch (error) {
-      if (!(error instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw error;
-      const reread = await deps.messages.get(record.id);
-      // Expired (TTL) meanwhile: nothing left to erase.
-      if (reread === undefined) return false;
-      record = reread;
-    }
-  }
+  return (await rewrite(deps.messages, first, (latest) => eraseFromRecord(latest, key, keyOf))) !== undefined;
 }
 
 // --- the queue message ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import {
   type SoftBounceState,
   softSuppression,
 } from './soft-bounce.ts';
+import { type Rewritten, rewrite, WRITE_ATTEMPTS } from './versioned-write.ts';
 
 export interface FeedbackDeps {
   readonly messages: Pick<MessageStore, 'get' | 'findBySesMessageId' | 'update'>;
@@ -40,7 +41,6 @@ export interface FeedbackResult {
  * written SES's message id yet (identity notifications carry no tags, only that id).
  */
 const RACE_WINDOW_MS = 15 * 60_000;
-const WRITE_ATTEMPTS = 5;
 
 /**
  * Handles one feedback queue message: parse, update the suppression list, update the message's
@@ -191,24 +191,13 @@ async function updateSoftBounces(
 }
 
 /** Applies the event; undefined when it had been applied before, else the record before and after. */
-async function applyWithRetry(
+function applyWithRetry(
   deps: FeedbackDeps,
   first: MessageRecord,
   event: FeedbackEvent,
   now: Date,
-): Promise<{ before: MessageRecord; after: MessageRecord } | undefined> {
-  let record = first;
-  for (let attempt = 1; ; attempt++) {
-    const next = applyFeedback(record, event, now);
-    if (!next) return undefined;
-    try {
-      await deps.messages.update(next, record.version);
-      return { before: record, after: next };
-    } catch (error) {
-      if (!(error instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw error;
-      const reread = await deps.messages.get(first.id);
-      if (!reread) throw new TransientError(`message ${first.id} vanished while applying feedback`);
-      record = reread;
-    }
-  }
+): Promise<Rewritten | undefined> {
+  return rewrite(deps.messages, first, (latest) => applyFeedback(latest, event, now), {
+    gone: (id) => new TransientError(`message ${id} vanished while applying feedback`),
+  });
 }

@@ -1,9 +1,10 @@
-import { ConflictError, PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
+import { PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
 import { MessageTag } from '../shared/names.ts';
 import { addressKey } from './address.ts';
 import type { MessageRecord, OutgoingMessage, RecipientState, SendJob, TimelineEvent } from './message.ts';
 import type { Clock, Mailer, MessageStore } from './ports.ts';
 import { isActive, type Suppression, suppressedReason } from './suppression.ts';
+import { rewrite } from './versioned-write.ts';
 
 export interface SendDeps {
   readonly messages: MessageStore;
@@ -20,8 +21,6 @@ export interface SendDeps {
 }
 
 export type SendOutcome = 'sent' | 'duplicate' | 'suppressed' | 'failed';
-
-const WRITE_ATTEMPTS = 5;
 
 /**
  * Sends one queued message exactly once (as far as SES allows):
@@ -104,8 +103,7 @@ function sesTagValue(value: string): string {
 
 /**
  * Writes a transition with the claim held. Feedback for this message can land between our read
- * and our write (SES is fast), so on a version conflict we re-read and apply the transition to
- * the newer record: transitions only move recipients up in rank, so the merge is safe.
+ * and our write (SES is fast); `rewrite` then applies the transition to the newer record.
  */
 async function finish(
   deps: SendDeps,
@@ -113,18 +111,10 @@ async function finish(
   token: string,
   transition: (latest: MessageRecord) => MessageRecord,
 ): Promise<void> {
-  let latest = first;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await deps.messages.update(transition(latest), latest.version, token);
-      return;
-    } catch (error) {
-      if (!(error instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw error;
-      const reread = await deps.messages.get(first.id);
-      if (!reread) throw new PermanentError(`message ${first.id} disappeared while it was being sent`);
-      latest = reread;
-    }
-  }
+  await rewrite(deps.messages, first, transition, {
+    claimToken: token,
+    gone: (id) => new PermanentError(`message ${id} disappeared while it was being sent`),
+  });
 }
 
 /** Still to be sent: queued, or failed only because Baton gave up before sending (a redrive). */
@@ -227,20 +217,14 @@ export async function giveUp(
   now: Date,
   redrivable = true,
 ): Promise<MessageRecord | undefined> {
-  for (let attempt = 1; ; attempt++) {
-    const record = await messages.get(id);
-    if (!record) return undefined;
-    const claimLive = record.phase === 'sending' && (record.claimUntil ?? 0) > now.getTime();
-    const unsent = record.phase === 'queued' || record.phase === 'sending' || record.redrivable === true;
-    if (!unsent || claimLive) return undefined;
-    const next = markGaveUp(record, reason, now, redrivable);
-    try {
-      await messages.update(next, record.version);
-      return next;
-    } catch (error) {
-      if (!(error instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw error;
-    }
-  }
+  const record = await messages.get(id);
+  if (record === undefined) return undefined;
+  const written = await rewrite(messages, record, (latest) => {
+    const claimLive = latest.phase === 'sending' && (latest.claimUntil ?? 0) > now.getTime();
+    const unsent = latest.phase === 'queued' || latest.phase === 'sending' || latest.redrivable === true;
+    return unsent && !claimLive ? markGaveUp(latest, reason, now, redrivable) : undefined;
+  });
+  return written?.after;
 }
 
 export function markGaveUp(
@@ -249,14 +233,6 @@ export function markGaveUp(
   now: Date,
   redrivable = true,
 ): MessageRecord {
-  const at = now.toISOString();
-  return {
-    ...base(record, at),
-    phase: 'failed',
-    ...(redrivable ? { redrivable: true } : {}),
-    recipients: record.recipients.map((r) =>
-      pending(record, r) ? { ...r, status: 'failed' as const, reason, updatedAt: at } : r,
-    ),
-    events: [...record.events, { type: 'failed', at, detail: { reason } }],
-  };
+  const failed = markFailed(record, new Map(), reason, now);
+  return redrivable ? { ...failed, redrivable: true } : failed;
 }
