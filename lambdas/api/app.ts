@@ -11,7 +11,7 @@ import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts'
 import { type RateLimiter, secondsUntilNextUtcDay } from '../domain/rate-limit.ts';
 import { statsRange, statsView } from '../domain/stats.ts';
 import { toMessageView } from '../domain/status.ts';
-import { isActive, SEVERITY, type Suppression, toSuppressionView } from '../domain/suppression.ts';
+import { isActive, manualSuppression, outranks, toSuppressionView } from '../domain/suppression.ts';
 import { InvalidCursorError, TransientError } from '../shared/errors.ts';
 import { Route } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
@@ -107,12 +107,10 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
       [Route.putSuppression]: async (event) => {
         await authenticate(deps, event, 'suppressions');
         const address = addressParam(event);
-        const s = manualSuppression(address, jsonBody(event), deps.clock());
+        const now = deps.clock();
+        const s = manualSuppression(address, jsonBody(event), now);
         const existing = await deps.suppressions.get(address);
-        // A manual entry never weakens stronger evidence (a complaint stays a complaint).
-        if (existing && isActive(existing, deps.clock()) && existing.severity > s.severity) {
-          return json(200, toSuppressionView(existing));
-        }
+        if (outranks(existing, s, now)) return json(200, toSuppressionView(existing));
         await deps.suppressions.put(s);
         return json(200, toSuppressionView(s));
       },
@@ -215,10 +213,7 @@ function once(
     {
       store: deps.idempotency,
       clock: deps.clock,
-      onKeepFailed: (error) =>
-        logger.warn('idempotent reply not kept for replay', {
-          error: error instanceof Error ? error.name : 'unknown',
-        }),
+      onKeepFailed: (error) => logger.warn('idempotent reply not kept for replay', describeError(error)),
     },
     { tenant: key.tenant, route: event.routeKey, key: idempotencyKey, body },
     run,
@@ -388,35 +383,6 @@ function recordErasure(outcome: ErasureOutcome): void {
     records: outcome.erased,
     complete: outcome.complete,
   });
-}
-
-function manualSuppression(address: string, body: unknown, now: Date): Suppression {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    fail('invalid_request', 'The body must be a JSON object like {"reason": "manual", "detail": "..."}.');
-  }
-  const b = body as Record<string, unknown>;
-  const errors: { path: string; message: string }[] = [];
-  const reason = b.reason ?? 'manual';
-  if (reason !== 'manual' && reason !== 'unsubscribe') {
-    errors.push({ path: 'reason', message: 'must be "manual" or "unsubscribe"' });
-  }
-  if (b.detail !== undefined && (typeof b.detail !== 'string' || b.detail.length > 1000)) {
-    errors.push({ path: 'detail', message: 'must be a string of at most 1000 characters' });
-  }
-  for (const k of Object.keys(b)) {
-    if (k !== 'reason' && k !== 'detail') errors.push({ path: k, message: 'unknown field' });
-  }
-  if (errors.length > 0) fail('invalid_request', 'The suppression is not valid.', errors);
-  const r = reason as 'manual' | 'unsubscribe';
-  return {
-    address,
-    reason: r,
-    detail: typeof b.detail === 'string' ? b.detail : null,
-    source: 'api',
-    createdAt: now.toISOString(),
-    expiresAt: null,
-    severity: SEVERITY[r],
-  };
 }
 
 function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): Result {

@@ -4,6 +4,8 @@
  * strongest evidence wins whatever arrives first, and the same event twice changes nothing.
  */
 
+import { fail } from './problem.ts';
+
 export const SUPPRESSION_REASONS = [
   'hard_bounce',
   'soft_bounce',
@@ -39,6 +41,51 @@ export interface Suppression {
 
 export function isActive(s: Suppression, now: Date): boolean {
   return s.expiresAt === null || Date.parse(s.expiresAt) > now.getTime();
+}
+
+/**
+ * True when `existing` stands against `candidate`: it is still in force and stronger. An
+ * operator's manual entry never weakens stronger evidence (a complaint stays a complaint).
+ */
+export function outranks(
+  existing: Suppression | undefined,
+  candidate: Suppression,
+  now: Date,
+): existing is Suppression {
+  return existing !== undefined && isActive(existing, now) && existing.severity > candidate.severity;
+}
+
+/**
+ * The suppression an operator asks for (`PUT /v1/suppressions/{address}`, body
+ * `{"reason": "manual" | "unsubscribe", "detail"?: string}`); a bad body is a 422 problem.
+ */
+export function manualSuppression(address: string, body: unknown, now: Date): Suppression {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    fail('invalid_request', 'The body must be a JSON object like {"reason": "manual", "detail": "..."}.');
+  }
+  const b = body as Record<string, unknown>;
+  const errors: { path: string; message: string }[] = [];
+  const reason = b.reason ?? 'manual';
+  if (reason !== 'manual' && reason !== 'unsubscribe') {
+    errors.push({ path: 'reason', message: 'must be "manual" or "unsubscribe"' });
+  }
+  if (b.detail !== undefined && (typeof b.detail !== 'string' || b.detail.length > 1000)) {
+    errors.push({ path: 'detail', message: 'must be a string of at most 1000 characters' });
+  }
+  for (const k of Object.keys(b)) {
+    if (k !== 'reason' && k !== 'detail') errors.push({ path: k, message: 'unknown field' });
+  }
+  if (errors.length > 0) fail('invalid_request', 'The suppression is not valid.', errors);
+  const r = reason as 'manual' | 'unsubscribe';
+  return {
+    address,
+    reason: r,
+    detail: typeof b.detail === 'string' ? b.detail : null,
+    source: 'api',
+    createdAt: now.toISOString(),
+    expiresAt: null,
+    severity: SEVERITY[r],
+  };
 }
 
 const REASON_WORDS: Readonly<Record<SuppressionReason, string>> = {
