@@ -5,7 +5,7 @@ import { ERASED_KEY_PREFIX, SOFT_BOUNCE_KEY_PREFIX } from '../shared/names.ts';
 import { normaliseAddress } from './address.ts';
 import type { MessageRecord, TimelineEvent } from './message.ts';
 import type { Clock, ErasureQueue, MessageScanner, MessageStore, SuppressionStore } from './ports.ts';
-import { isActive, SEVERITY, type Suppression } from './suppression.ts';
+import { isActive, operatorSuppression, SEVERITY, type Suppression } from './suppression.ts';
 import { rewrite } from './versioned-write.ts';
 
 /**
@@ -178,15 +178,7 @@ export function tombstoneFor(
   now: Date,
 ): Suppression {
   if (prior === undefined || !isActive(prior, now) || prior.severity < SEVERITY.manual) {
-    return {
-      address: key,
-      reason: 'manual',
-      detail: 'erased',
-      source: 'api',
-      createdAt: now.toISOString(),
-      expiresAt: null,
-      severity: SEVERITY.manual,
-    };
+    return operatorSuppression(key, 'manual', 'erased', now);
   }
   return asTombstone(prior, key, [address]);
 }
@@ -211,6 +203,11 @@ function asTombstone(s: Suppression, key: string, addresses: readonly string[]):
 /** Items of the Suppressions table keyed by the plain address, which erasure deletes. */
 function plainKeys(address: string): string[] {
   return [address, `${SOFT_BOUNCE_KEY_PREFIX}${address}`];
+}
+
+/** What the list says for an erased address: its tombstone, unless a stronger plain entry exists. */
+function standing(address: string, plain: Suppression | undefined, tombstone: Suppression): Suppression {
+  return plain && plain.severity > tombstone.severity ? plain : { ...tombstone, address };
 }
 
 /**
@@ -245,8 +242,7 @@ export class TombstoneAwareSuppressions implements SuppressionStore {
     for (const [address, key] of tombstoneKeys) {
       const tombstone = found.get(key);
       if (tombstone === undefined) continue;
-      const plain = found.get(address);
-      out.set(address, plain && plain.severity > tombstone.severity ? plain : { ...tombstone, address });
+      out.set(address, standing(address, found.get(address), tombstone));
     }
     return out;
   }
@@ -258,8 +254,7 @@ export class TombstoneAwareSuppressions implements SuppressionStore {
       this.#inner.get(address),
       this.#inner.get(this.#keyOf(address)),
     ]);
-    if (tombstone === undefined) return plain;
-    return plain && plain.severity > tombstone.severity ? plain : { ...tombstone, address };
+    return tombstone === undefined ? plain : standing(address, plain, tombstone);
   }
 
   async putIfStronger(s: Suppression): Promise<boolean> {

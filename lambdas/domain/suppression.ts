@@ -76,15 +76,31 @@ export function manualSuppression(address: string, body: unknown, now: Date): Su
     if (k !== 'reason' && k !== 'detail') errors.push({ path: k, message: 'unknown field' });
   }
   if (errors.length > 0) fail('invalid_request', 'The suppression is not valid.', errors);
-  const r = reason as 'manual' | 'unsubscribe';
+  return operatorSuppression(
+    address,
+    reason as OperatorReason,
+    typeof b.detail === 'string' ? b.detail : null,
+    now,
+  );
+}
+
+type OperatorReason = 'manual' | 'unsubscribe';
+
+/** A permanent entry made through the API (an operator's, or erasure's tombstone). */
+export function operatorSuppression(
+  address: string,
+  reason: OperatorReason,
+  detail: string | null,
+  now: Date,
+): Suppression {
   return {
     address,
-    reason: r,
-    detail: typeof b.detail === 'string' ? b.detail : null,
+    reason,
+    detail,
     source: 'api',
     createdAt: now.toISOString(),
     expiresAt: null,
-    severity: SEVERITY[r],
+    severity: SEVERITY[reason],
   };
 }
 
