@@ -64,7 +64,8 @@ export function applyFeedback(
       break;
     case 'bounce': {
       for (const r of event.recipients) {
-        if (onlyDelayed(event, r)) {
+        const delayed = onlyDelayed(event, r);
+        if (delayed) {
           upgrade(r, {
             status: 'delayed',
             reason: `delivery delayed${r.diagnosticCode ? `: ${r.diagnosticCode}` : ''}`,
@@ -74,7 +75,7 @@ export function applyFeedback(
           upgrade(r, { status: 'bounced', reason: bounceReason(event, r), ...(hard ? {} : { soft: true }) });
         }
         events.push({
-          type: onlyDelayed(event, r) ? 'delayed' : 'bounced',
+          type: delayed ? 'delayed' : 'bounced',
           at,
           recipient: r.address,
           detail: {
@@ -161,45 +162,36 @@ export function suppressionsFor(
   batonMessageId: string | undefined,
   now: Date,
 ): Suppression[] {
-  const createdAt = now.toISOString();
-  const source = batonMessageId ?? null;
   const out: Suppression[] = [];
+  const suppress = (
+    address: string,
+    reason: 'hard_bounce' | 'complaint',
+    detail: string,
+    evidence: Record<string, string | undefined>,
+  ): void => {
+    out.push({
+      address,
+      reason,
+      detail,
+      source: batonMessageId ?? null,
+      createdAt: now.toISOString(),
+      expiresAt: null,
+      severity: SEVERITY[reason],
+      evidence: compact({ sesMessageId: event.sesMessageId, feedbackId: event.feedbackId, ...evidence }),
+    });
+  };
   for (const r of event.recipients) {
     const address = normaliseAddress(r.address);
     if (address === undefined) continue;
     if (event.kind === 'bounce' && isHardBounce(event, r)) {
-      out.push({
-        address,
-        reason: 'hard_bounce',
-        detail: bounceReason(event, r),
-        source,
-        createdAt,
-        expiresAt: null,
-        severity: SEVERITY.hard_bounce,
-        evidence: compact({
-          sesMessageId: event.sesMessageId,
-          feedbackId: event.feedbackId,
-          bounceType: event.bounceType,
-          bounceSubType: event.bounceSubType,
-          diagnosticCode: r.diagnosticCode,
-          status: r.status,
-        }),
+      suppress(address, 'hard_bounce', bounceReason(event, r), {
+        bounceType: event.bounceType,
+        bounceSubType: event.bounceSubType,
+        diagnosticCode: r.diagnosticCode,
+        status: r.status,
       });
     } else if (event.kind === 'complaint') {
-      out.push({
-        address,
-        reason: 'complaint',
-        detail: complaintReason(event),
-        source,
-        createdAt,
-        expiresAt: null,
-        severity: SEVERITY.complaint,
-        evidence: compact({
-          sesMessageId: event.sesMessageId,
-          feedbackId: event.feedbackId,
-          feedbackType: event.feedbackType,
-        }),
-      });
+      suppress(address, 'complaint', complaintReason(event), { feedbackType: event.feedbackType });
     }
   }
   return out;
