@@ -1,5 +1,5 @@
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { STAT_COUNTERS, type StatCounter, type UsageStore } from '../domain/ports.ts';
+import { STAT_COUNTERS, type StatCounter, type StatCounts, type UsageStore } from '../domain/ports.ts';
 import { Keys } from '../shared/names.ts';
 import { logger } from '../shared/observability.ts';
 import { errorName, isConditionFailed, rethrow } from './aws-errors.ts';
@@ -73,11 +73,7 @@ export class DynamoUsageStore implements UsageStore {
     }
   }
 
-  async addStats(
-    tenant: string,
-    day: string,
-    counts: Readonly<Partial<Record<StatCounter, number>>>,
-  ): Promise<void> {
+  async addStats(tenant: string, day: string, counts: StatCounts): Promise<void> {
     const entries = Object.entries(counts).filter(([, v]) => typeof v === 'number' && v !== 0);
     if (entries.length === 0) return;
     const names: Record<string, string> = { '#day': 'day', '#tenant': 'tenant' };
@@ -101,10 +97,7 @@ export class DynamoUsageStore implements UsageStore {
     }
   }
 
-  async getStats(
-    tenant: string,
-    days: readonly string[],
-  ): Promise<Map<string, Readonly<Partial<Record<StatCounter, number>>>>> {
+  async getStats(tenant: string, days: readonly string[]): Promise<Map<string, StatCounts>> {
     const dayOf = new Map(days.map((day) => [statsKey(tenant, day), day]));
     // Only the counters travel back; eventually consistent reads cost half, and a count a second
     // old is as good as a fresh one for a statistics page.
@@ -119,7 +112,7 @@ export class DynamoUsageStore implements UsageStore {
       'reading the daily statistics',
       { expression: Object.keys(names).join(', '), names },
     );
-    const found = new Map<string, Partial<Record<StatCounter, number>>>();
+    const found = new Map<string, StatCounts>();
     for (const item of items) {
       const day = dayOf.get(String(item[Keys.stats.partition]));
       if (day !== undefined) found.set(day, countersOf(item));

@@ -8,7 +8,7 @@ import type {
   SendJob,
   TimelineEvent,
 } from './message.ts';
-import type { Clock, JobQueue, MessageStore, StatCounter, SuppressionStore, UsageStore } from './ports.ts';
+import type { Clock, JobQueue, MessageStore, StatCounts, SuppressionStore, UsageStore } from './ports.ts';
 import { fail, type Problem, ProblemError, problem } from './problem.ts';
 import { secondsUntilNextUtcDay, utcDay } from './rate-limit.ts';
 import { markGaveUp } from './send.ts';
@@ -257,18 +257,13 @@ function failQuota(key: ApiKey, now: Date): never {
   throw new ProblemError(quotaProblem(key), { 'retry-after': String(secondsUntilNextUtcDay(now)) });
 }
 
-function tally(results: readonly AcceptResult[]): Partial<Record<StatCounter, number>> {
+function tally(results: readonly AcceptResult[]): StatCounts {
   const suppressed = results.filter((r) => r.status === 'suppressed').length;
   return { accepted: results.length - suppressed, suppressed };
 }
 
 /** The tenant's daily statistics (the store never throws: see UsageStore.addStats). */
-async function count(
-  deps: AcceptDeps,
-  key: ApiKey,
-  now: Date,
-  counts: Partial<Record<StatCounter, number>>,
-): Promise<void> {
+async function count(deps: AcceptDeps, key: ApiKey, now: Date, counts: StatCounts): Promise<void> {
   const nonZero = Object.fromEntries(Object.entries(counts).filter(([, v]) => (v ?? 0) > 0));
   if (Object.keys(nonZero).length > 0) await deps.usage.addStats(key.tenant, utcDay(now), nonZero);
 }

@@ -97,19 +97,12 @@ export interface UsageStore {
    * Atomically adds to the tenant's counters for the day. Never throws: statistics must not undo
    * an accepted message (the client would retry and send it twice); failures are logged.
    */
-  addStats(
-    tenant: string,
-    day: string,
-    counts: Readonly<Partial<Record<StatCounter, number>>>,
-  ): Promise<void>;
+  addStats(tenant: string, day: string, counts: StatCounts): Promise<void>;
   /**
    * The tenant's counters for each of `days` (`YYYY-MM-DD`) that has any; a day without an item is
    * absent from the map. Batched reads. Throws TransientError when the table cannot answer.
    */
-  getStats(
-    tenant: string,
-    days: readonly string[],
-  ): Promise<Map<string, Readonly<Partial<Record<StatCounter, number>>>>>;
+  getStats(tenant: string, days: readonly string[]): Promise<Map<string, StatCounts>>;
 }
 
 export const STAT_COUNTERS = [
@@ -123,6 +116,8 @@ export const STAT_COUNTERS = [
   'failed',
 ] as const;
 export type StatCounter = (typeof STAT_COUNTERS)[number];
+/** Some of the counters of one tenant and day. */
+export type StatCounts = Readonly<Partial<Record<StatCounter, number>>>;
 
 /** A stored first response to an Idempotency-Key. */
 export interface IdempotencyRecord {

@@ -1,5 +1,5 @@
 import { onlyDelayed } from './feedback.ts';
-import { STAT_COUNTERS, type StatCounter, type UsageStore } from './ports.ts';
+import { STAT_COUNTERS, type StatCounter, type StatCounts, type UsageStore } from './ports.ts';
 import { type FieldError, fail } from './problem.ts';
 import { utcDay } from './rate-limit.ts';
 import type { FeedbackEvent } from './ses-event.ts';
@@ -15,7 +15,7 @@ import type { FeedbackEvent } from './ses-event.ts';
  * and stay fractions for messages with many recipients.
  */
 
-export type StatCounts = Readonly<Partial<Record<StatCounter, number>>>;
+export type { StatCounts };
 
 /** About a quarter; also keeps one request's reads within one BatchGetItem (100 keys). */
 export const MAX_STATS_DAYS = 93;
