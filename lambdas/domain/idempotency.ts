@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock, IdempotencyStore } from './ports.ts';
 import { fail, ProblemError, problem } from './problem.ts';
 
@@ -53,7 +54,7 @@ export async function idempotent(
 ): Promise<Reply> {
   const pk = `idem#${scope.tenant}#${scope.route}#${sha256(scope.key)}`;
   const bodyHash = sha256(canonicalJson(scope.body));
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const wait = deps.sleep ?? sleep;
   const deadline = deps.clock().getTime() + (deps.waitMs ?? 5_000);
 
   for (;;) {
@@ -87,7 +88,7 @@ export async function idempotent(
         { 'retry-after': '1' },
       );
     }
-    await sleep(100);
+    await wait(100);
   }
 }
 

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Clock, Mailer, OutboundMail } from './ports.ts';
 
 /**
@@ -9,10 +10,10 @@ import type { Clock, Mailer, OutboundMail } from './ports.ts';
 export class Pacer {
   readonly #intervalMs: number;
   readonly #clock: Clock;
-  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #sleep: (ms: number) => Promise<unknown>;
   #next = 0;
 
-  constructor(ratePerSecond: number, clock: Clock, sleep: (ms: number) => Promise<void> = defaultSleep) {
+  constructor(ratePerSecond: number, clock: Clock, sleep: (ms: number) => Promise<unknown> = delay) {
     if (!(ratePerSecond > 0)) throw new RangeError(`a send rate must be positive, got ${ratePerSecond}`);
     this.#intervalMs = 1000 / ratePerSecond;
     this.#clock = clock;
@@ -36,8 +37,4 @@ export function pacedMailer(mailer: Mailer, pacer: Pacer): Mailer {
       return mailer.send(mail);
     },
   };
-}
-
-function defaultSleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
