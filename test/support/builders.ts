@@ -3,6 +3,7 @@
  * spells out what it is about.
  */
 import type { SQSRecord } from 'aws-lambda';
+import type { ErasureJob } from '../../lambdas/domain/erasure.ts';
 import type {
   MessageRecord,
   OutgoingMessage,
@@ -12,6 +13,7 @@ import type {
   SendJob,
 } from '../../lambdas/domain/message.ts';
 import type { FeedbackEvent } from '../../lambdas/domain/ses-event.ts';
+import type { StatsRow } from '../../lambdas/domain/stats.ts';
 import { SEVERITY, type Suppression, type SuppressionReason } from '../../lambdas/domain/suppression.ts';
 import { MessageTag } from '../../lambdas/shared/names.ts';
 
@@ -24,6 +26,34 @@ export function sendBody(overrides: Record<string, unknown> = {}): Record<string
     to: ['ana@example.org'],
     subject: 'Your receipt',
     text: 'Thanks for your order.',
+    ...overrides,
+  };
+}
+
+/** A valid POST /v1/messages body that uses every field of DESIGN §2. */
+export function everyFieldBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    from: 'Shop <orders@example.com>',
+    to: ['ana@example.org'],
+    cc: [],
+    bcc: [],
+    replyTo: ['support@example.com'],
+    subject: 'Your receipt',
+    text: 'plain text body',
+    html: '<p>html body</p>',
+    attachments: [
+      {
+        filename: 'r.pdf',
+        contentType: 'application/pdf',
+        content: 'JVBERi0xLjQK',
+        disposition: 'attachment',
+        contentId: null,
+      },
+    ],
+    headers: { 'X-Order-Id': '123' },
+    tags: { campaign: 'receipts' },
+    stream: 'broadcast',
+    listUnsubscribe: 'https://example.com/unsub?u=1',
     ...overrides,
   };
 }
@@ -97,6 +127,38 @@ export function suppression(
     createdAt: T0,
     expiresAt: null,
     severity: SEVERITY[reason],
+    ...overrides,
+  };
+}
+
+/** The first step of an erasure scan of tenant-a over two segments, nothing erased yet. */
+export function erasureJob(overrides: Partial<ErasureJob> & Pick<ErasureJob, 'key'>): ErasureJob {
+  return {
+    baton: 'erasure',
+    v: 1,
+    tenant: 'tenant-a',
+    segments: 2,
+    positions: [{ done: false }, { done: false }],
+    erased: 0,
+    startedAt: T0,
+    round: 1,
+    ...overrides,
+  };
+}
+
+/** A row of GET /v1/stats (a day without its date, or the totals): zero but for `overrides`. */
+export function statsRow(overrides: Partial<StatsRow> = {}): StatsRow {
+  return {
+    accepted: 0,
+    rejected: 0,
+    suppressed: 0,
+    sent: 0,
+    delivered: 0,
+    bounced: 0,
+    complained: 0,
+    failed: 0,
+    bounceRate: 0,
+    complaintRate: 0,
     ...overrides,
   };
 }

@@ -2,7 +2,7 @@
  * The api and accept logic wired to in-memory fakes, as the unit tests set them up: ids count up
  * from msg_1, the clock stands at T0 until a test moves it.
  */
-import { createApi } from '../../lambdas/api/app.ts';
+import { type ApiDeps, createApi } from '../../lambdas/api/app.ts';
 import type { AcceptDeps } from '../../lambdas/domain/accept.ts';
 import type { ApiKey } from '../../lambdas/domain/api-key.ts';
 import { RateLimiter } from '../../lambdas/domain/rate-limit.ts';
@@ -20,10 +20,16 @@ import {
 
 export type KeyOverrides = Partial<Omit<ApiKey, 'keyId' | 'secretHash'>>;
 
+/** Stores to use instead of fresh fakes: a subclass that counts writes, say. */
+export interface HarnessStores {
+  readonly messages?: InMemoryMessageStore;
+  readonly suppressions?: InMemorySuppressionStore;
+}
+
 /** acceptMessage / acceptBatch dependencies and one issued key. */
-export function acceptHarness(keyOverrides: KeyOverrides = {}) {
-  const messages = new InMemoryMessageStore();
-  const suppressions = new InMemorySuppressionStore();
+export function acceptHarness(keyOverrides: KeyOverrides = {}, stores: HarnessStores = {}) {
+  const messages = stores.messages ?? new InMemoryMessageStore();
+  const suppressions = stores.suppressions ?? new InMemorySuppressionStore();
   const queue = new InMemoryJobQueue();
   const usage = new InMemoryUsageStore();
   const clock = testClock(T0);
@@ -44,9 +50,20 @@ export function acceptHarness(keyOverrides: KeyOverrides = {}) {
   return { deps, messages, suppressions, queue, usage, clock, key, token };
 }
 
+export type AcceptHarness = ReturnType<typeof acceptHarness>;
+
+export interface ApiHarnessOptions extends HarnessStores {
+  /**
+   * Dependencies to add or replace, given the harness's fakes: erasure, a tombstone-aware view of
+   * the suppressions, other message ids.
+   */
+  readonly deps?: (harness: AcceptHarness) => Partial<ApiDeps>;
+}
+
 /** createApi over the same fakes, with the key registered. */
-export function apiHarness(keyOverrides: KeyOverrides = {}) {
-  const { deps, key, token, ...stores } = acceptHarness(keyOverrides);
+export function apiHarness(keyOverrides: KeyOverrides = {}, options: ApiHarnessOptions = {}) {
+  const harness = acceptHarness(keyOverrides, options);
+  const { deps, key, token, ...stores } = harness;
   const keys = new InMemoryApiKeys();
   keys.add(key);
   const idempotency = new InMemoryIdempotencyStore();
@@ -57,6 +74,13 @@ export function apiHarness(keyOverrides: KeyOverrides = {}) {
     keys,
     idempotency,
     rateLimiter: new RateLimiter(stores.clock),
+    ...options.deps?.(harness),
   });
-  return { api, token, key, keys, idempotency, ...stores };
+  /** Issues another key on the same API and returns its token. */
+  const addKey = (overrides: KeyOverrides = {}): string => {
+    const issued = issueApiKey(overrides);
+    keys.add(issued.key);
+    return issued.token;
+  };
+  return { api, token, key, keys, idempotency, addKey, ...stores };
 }

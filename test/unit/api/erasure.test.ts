@@ -1,72 +1,39 @@
 import '../../support/quiet-powertools.ts';
-import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
-import { createApi, ERASURE_BUDGET_MS } from '../../../lambdas/api/app.ts';
-import { erasedKeyFunction, TombstoneAwareSuppressions } from '../../../lambdas/domain/erasure.ts';
-import type { Problem } from '../../../lambdas/domain/problem.ts';
-import { RateLimiter } from '../../../lambdas/domain/rate-limit.ts';
+import { ERASURE_BUDGET_MS } from '../../../lambdas/api/app.ts';
+import { TombstoneAwareSuppressions } from '../../../lambdas/domain/erasure.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { logger } from '../../../lambdas/shared/observability.ts';
 import { messageRecord, recipient, sendBody, suppression, T0 } from '../../support/builders.ts';
-import {
-  InMemoryApiKeys,
-  InMemoryErasureQueue,
-  InMemoryIdempotencyStore,
-  InMemoryJobQueue,
-  InMemoryMessageStore,
-  InMemorySuppressionStore,
-  InMemoryUsageStore,
-  issueApiKey,
-  testClock,
-} from '../../support/fakes.ts';
-import { contentTypeOf, httpEvent, jsonOf } from '../../support/http-events.ts';
-
-const keyOf = erasedKeyFunction('unit-test-erasure-secret-0123456789');
-const ANA = 'ana@example.org';
-const ANA_KEY = keyOf(ANA);
+import { InMemoryErasureQueue } from '../../support/fakes.ts';
+import { apiHarness } from '../../support/harness.ts';
+import { httpEvent, jsonOf } from '../../support/http-events.ts';
+import { ANA, ANA_KEY, keyOf } from '../../support/unit-erasure.ts';
+import { problemIn } from '../../support/unit-problems.ts';
 
 /** createApi wired as lambdas/api/handler.ts wires it: tombstone-aware checks, erasure on the raw table. */
 function setUp() {
-  const messages = new InMemoryMessageStore();
-  const table = new InMemorySuppressionStore();
-  const queue = new InMemoryJobQueue();
   const erasureQueue = new InMemoryErasureQueue();
-  const clock = testClock(T0);
-  const keys = new InMemoryApiKeys();
-  const issued = {
-    tenantA: issueApiKey({ tenant: 'tenant-a' }),
-    tenantB: issueApiKey({ tenant: 'tenant-b' }),
-    readOnly: issueApiKey({ tenant: 'tenant-a', scopes: ['send', 'read'] }),
-  };
-  for (const { key } of Object.values(issued)) keys.add(key);
   let ids = 0;
-  const api = createApi({
-    keys,
-    messages,
-    suppressions: new TombstoneAwareSuppressions(table, keyOf),
-    queue,
-    usage: new InMemoryUsageStore(),
-    idempotency: new InMemoryIdempotencyStore(),
-    rateLimiter: new RateLimiter(clock),
-    clock,
-    newId: () => {
-      ids += 1;
-      return `msg_new${ids}`;
+  const h = apiHarness(
+    {},
+    {
+      deps: ({ messages, suppressions: table, clock }) => ({
+        suppressions: new TombstoneAwareSuppressions(table, keyOf),
+        // Kept apart from the msg_1, msg_2... records the tests seed.
+        newId: () => {
+          ids += 1;
+          return `msg_new${ids}`;
+        },
+        erasure: { messages, suppressions: table, queue: erasureQueue, keyOf, clock, segments: 2 },
+      }),
     },
-    retentionDays: 30,
-    erasure: { messages, suppressions: table, queue: erasureQueue, keyOf, clock, segments: 2 },
-  });
-  const token = issued.tenantA.token;
-  const erase = (address = ANA, as = token) =>
-    api(httpEvent(Route.eraseRecipient, { token: as, pathParameters: { address } }));
-  return { api, erase, messages, table, queue, erasureQueue, clock, issued, token };
-}
-
-function problemIn(result: APIGatewayProxyStructuredResultV2, status: number): Problem {
-  expect(result.statusCode).toBe(status);
-  expect(contentTypeOf(result)).toBe('application/problem+json');
-  return jsonOf(result) as Problem;
+  );
+  const readOnly = h.addKey({ scopes: ['send', 'read'] });
+  const erase = (address = ANA, as = h.token) =>
+    h.api(httpEvent(Route.eraseRecipient, { token: as, pathParameters: { address } }));
+  return { ...h, table: h.suppressions, erase, erasureQueue, readOnly };
 }
 
 describe('DELETE /v1/recipients/{address}', () => {
@@ -238,11 +205,11 @@ describe('DELETE /v1/recipients/{address}', () => {
 
   it('needs the suppressions scope', async () => {
     // Prepare
-    const { erase, messages, issued, table } = setUp();
+    const { erase, messages, readOnly, table } = setUp();
     messages.seed(messageRecord({ recipients: [recipient(ANA)] }));
 
     // Act
-    const result = await erase(ANA, issued.readOnly.token);
+    const result = await erase(ANA, readOnly);
 
     // Assess
     expect(problemIn(result, 403).detail).toBe(

@@ -2,22 +2,12 @@ import '../../support/quiet-powertools.ts';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createApi } from '../../../lambdas/api/app.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import { RateLimiter } from '../../../lambdas/domain/rate-limit.ts';
 import type { Suppression } from '../../../lambdas/domain/suppression.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
-import { messageRecord, suppression, T0 } from '../../support/builders.ts';
-import {
-  InMemoryApiKeys,
-  InMemoryIdempotencyStore,
-  InMemoryJobQueue,
-  InMemoryMessageStore,
-  InMemorySuppressionStore,
-  InMemoryUsageStore,
-  issueApiKey,
-  testClock,
-} from '../../support/fakes.ts';
+import { everyFieldBody, messageRecord, suppression } from '../../support/builders.ts';
+import { InMemoryMessageStore, InMemorySuppressionStore } from '../../support/fakes.ts';
+import { apiHarness } from '../../support/harness.ts';
 import { httpEvent } from '../../support/http-events.ts';
 
 // Issue 3, "Bad input": thousands of generated and mutated requests thrown at the api handler
@@ -64,42 +54,18 @@ const ROUTES = Object.values(Route);
 const KNOWN_STATUSES = new Set([200, 202, 204, 207, 400, 401, 403, 404, 409, 413, 415, 422, 429]);
 
 function harness() {
-  const clock = testClock(T0);
-  const keys = new InMemoryApiKeys();
-  const issued = {
-    valid: issueApiKey(),
-    limited: issueApiKey({ dailyQuota: 3, rateLimit: 2 }),
-    readOnly: issueApiKey({ scopes: ['read'] }),
-    suspended: issueApiKey({ status: 'suspended' }),
-    revoked: issueApiKey({ status: 'revoked' }),
-    elsewhere: issueApiKey({ allowedCidrs: ['10.0.0.0/8', '2001:db8::/32'] }),
-    rewrite: issueApiKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com', tenant: 'tenant-b' }),
+  const messages = new CountingMessageStore().seed(messageRecord({ id: 'msg_seeded' }));
+  const suppressions = new CountingSuppressionStore().seed(suppression('gone@example.org', 'complaint'));
+  const { api, queue, token, addKey } = apiHarness({}, { messages, suppressions });
+  const tokens = {
+    valid: token,
+    limited: addKey({ dailyQuota: 3, rateLimit: 2 }),
+    readOnly: addKey({ scopes: ['read'] }),
+    suspended: addKey({ status: 'suspended' }),
+    revoked: addKey({ status: 'revoked' }),
+    elsewhere: addKey({ allowedCidrs: ['10.0.0.0/8', '2001:db8::/32'] }),
+    rewrite: addKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com', tenant: 'tenant-b' }),
   };
-  for (const { key } of Object.values(issued)) keys.add(key);
-  const messages = new CountingMessageStore();
-  messages.seed(messageRecord({ id: 'msg_seeded' }));
-  const suppressions = new CountingSuppressionStore();
-  suppressions.seed(suppression('gone@example.org', 'complaint'));
-  const queue = new InMemoryJobQueue();
-  let ids = 0;
-  const api = createApi({
-    keys,
-    messages,
-    suppressions,
-    queue,
-    usage: new InMemoryUsageStore(),
-    idempotency: new InMemoryIdempotencyStore(),
-    rateLimiter: new RateLimiter(clock),
-    clock,
-    newId: () => {
-      ids += 1;
-      return `msg_${ids}`;
-    },
-    retentionDays: 30,
-  });
-  const tokens = Object.fromEntries(
-    Object.entries(issued).map(([name, { token }]) => [name, token]),
-  ) as Record<keyof typeof issued, string>;
 
   /** Sends one event and checks the whole contract for its answer. */
   async function check(event: APIGatewayProxyEventV2): Promise<void> {
@@ -186,29 +152,8 @@ function assertContract(
 // Arbitraries
 
 /** A complete, valid message using every field of DESIGN §2. */
-const validMessage = (): Record<string, unknown> => ({
-  from: 'Shop <orders@example.com>',
-  to: ['ana@example.org'],
-  cc: ['carl@example.org'],
-  bcc: ['dora@example.org'],
-  replyTo: ['support@example.com'],
-  subject: 'Your receipt',
-  text: 'plain text body',
-  html: '<p>html body</p>',
-  attachments: [
-    {
-      filename: 'r.pdf',
-      contentType: 'application/pdf',
-      content: Buffer.from('%PDF-1.4 receipt').toString('base64'),
-      disposition: 'attachment',
-      contentId: null,
-    },
-  ],
-  headers: { 'X-Order-Id': '123' },
-  tags: { campaign: 'receipts' },
-  stream: 'transactional',
-  listUnsubscribe: 'https://example.com/unsub?u=1',
-});
+const validMessage = (): Record<string, unknown> =>
+  everyFieldBody({ cc: ['carl@example.org'], bcc: ['dora@example.org'], stream: 'transactional' });
 
 const FIELD_PATHS = [
   'from',

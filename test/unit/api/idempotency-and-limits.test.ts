@@ -1,38 +1,21 @@
 import '../../support/quiet-powertools.ts';
-import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { type Problem, problem } from '../../../lambdas/domain/problem.ts';
+import { problem } from '../../../lambdas/domain/problem.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { messageRecord, sendBody } from '../../support/builders.ts';
-import { issueApiKey } from '../../support/fakes.ts';
 import { apiHarness, type KeyOverrides } from '../../support/harness.ts';
 import { contentTypeOf, httpEvent, jsonOf } from '../../support/http-events.ts';
+import { problemIn } from '../../support/unit-problems.ts';
 
 function setUp(keyOverrides: KeyOverrides = {}) {
   const h = apiHarness(keyOverrides);
-  /** Issues another key on the same API and returns its token. */
-  const addKey = (overrides: KeyOverrides = {}): string => {
-    const issued = issueApiKey(overrides);
-    h.keys.add(issued.key);
-    return issued.token;
-  };
   const send = (
     token: string,
     body: unknown,
     headers: Record<string, string> = {},
     route: string = Route.sendMessage,
   ) => h.api(httpEvent(route, { token, body, headers }));
-  return { ...h, addKey, send };
-}
-
-/** Checks the problem+json contract and returns the problem. */
-function problemIn(result: APIGatewayProxyStructuredResultV2, status: number): Problem {
-  expect(result.statusCode).toBe(status);
-  expect(contentTypeOf(result)).toBe('application/problem+json');
-  const p = jsonOf(result) as Problem;
-  expect(p.status).toBe(status);
-  expect(p.type).toBe(`urn:baton:problem:${p.code}`);
-  return p;
+  return { ...h, send };
 }
 
 const accepted = (id: string, address = 'ana@example.org') => ({

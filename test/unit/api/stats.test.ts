@@ -1,34 +1,14 @@
 import '../../support/quiet-powertools.ts';
-import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
-import type { Problem } from '../../../lambdas/domain/problem.ts';
 import type { StatsView } from '../../../lambdas/domain/stats.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
-import { sendBody } from '../../support/builders.ts';
+import { sendBody, statsRow } from '../../support/builders.ts';
 import { apiHarness } from '../../support/harness.ts';
 import { contentTypeOf, httpEvent, jsonOf } from '../../support/http-events.ts';
+import { problemIn } from '../../support/unit-problems.ts';
 
 // GET /v1/stats through createApi over the fakes; the clock stands at T0 (2025-03-01T12:00Z).
-
-function problemIn(result: APIGatewayProxyStructuredResultV2, status: number): Problem {
-  expect(result.statusCode).toBe(status);
-  expect(contentTypeOf(result)).toBe('application/problem+json');
-  return jsonOf(result) as Problem;
-}
-
-const zeroDay = {
-  accepted: 0,
-  rejected: 0,
-  suppressed: 0,
-  sent: 0,
-  delivered: 0,
-  bounced: 0,
-  complained: 0,
-  failed: 0,
-  bounceRate: 0,
-  complaintRate: 0,
-};
 
 describe('GET /v1/stats', () => {
   it('answers per-day counts and rates of the key’s tenant, with totals', async () => {
@@ -48,11 +28,13 @@ describe('GET /v1/stats', () => {
       from: '2025-02-28',
       to: '2025-03-01',
       days: [
-        { date: '2025-02-28', ...zeroDay, accepted: 4, sent: 4, delivered: 3, bounced: 1, bounceRate: 0.25 },
-        { date: '2025-03-01', ...zeroDay, accepted: 1, sent: 1, complained: 1, complaintRate: 1 },
+        {
+          date: '2025-02-28',
+          ...statsRow({ accepted: 4, sent: 4, delivered: 3, bounced: 1, bounceRate: 0.25 }),
+        },
+        { date: '2025-03-01', ...statsRow({ accepted: 1, sent: 1, complained: 1, complaintRate: 1 }) },
       ],
-      totals: {
-        ...zeroDay,
+      totals: statsRow({
         accepted: 5,
         sent: 5,
         delivered: 3,
@@ -60,7 +42,7 @@ describe('GET /v1/stats', () => {
         complained: 1,
         bounceRate: 0.2,
         complaintRate: 0.2,
-      },
+      }),
     });
   });
 
@@ -97,8 +79,8 @@ describe('GET /v1/stats', () => {
     expect(jsonOf(result)).toEqual({
       from: '2025-03-01',
       to: '2025-03-01',
-      days: [{ date: '2025-03-01', ...zeroDay }],
-      totals: zeroDay,
+      days: [{ date: '2025-03-01', ...statsRow() }],
+      totals: statsRow(),
     });
   });
 
@@ -111,7 +93,7 @@ describe('GET /v1/stats', () => {
     const result = await api(httpEvent(Route.stats, { token, query: { from: '2025-03-01' } }));
 
     // Assess
-    expect((jsonOf(result) as StatsView).totals).toEqual({ ...zeroDay, accepted: 1 });
+    expect((jsonOf(result) as StatsView).totals).toEqual(statsRow({ accepted: 1 }));
   });
 
   it.each([

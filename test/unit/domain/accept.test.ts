@@ -1,40 +1,14 @@
 import { describe, expect, it, vi } from 'vitest';
-import { type AcceptDeps, acceptMessage, MAX_JOB_BYTES } from '../../../lambdas/domain/accept.ts';
+import { acceptMessage, MAX_JOB_BYTES } from '../../../lambdas/domain/accept.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
 import { validateSendRequest } from '../../../lambdas/domain/send-request.ts';
 import { suppressedReason } from '../../../lambdas/domain/suppression.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
-import { sendBody, suppression, T0 } from '../../support/builders.ts';
-import {
-  InMemoryJobQueue,
-  InMemoryMessageStore,
-  InMemorySuppressionStore,
-  InMemoryUsageStore,
-  issueApiKey,
-  testClock,
-} from '../../support/fakes.ts';
+import { messageRecord, sendBody, suppression, T0 } from '../../support/builders.ts';
+import { acceptHarness } from '../../support/harness.ts';
 import { problemOf } from '../../support/problems.ts';
 
-function setUp() {
-  const messages = new InMemoryMessageStore();
-  const suppressions = new InMemorySuppressionStore();
-  const queue = new InMemoryJobQueue();
-  const clock = testClock(T0);
-  const usage = new InMemoryUsageStore();
-  const deps: AcceptDeps = {
-    messages,
-    suppressions,
-    queue,
-    usage,
-    clock,
-    newId: () => 'msg_1',
-    retentionDays: 30,
-  };
-  const { key } = issueApiKey();
-  return { deps, messages, suppressions, queue, usage, clock, key };
-}
-
-const EXPIRES_AT = Date.parse(T0) / 1000 + 30 * 86_400;
+const setUp = acceptHarness;
 
 describe('acceptMessage', () => {
   it('records the message as queued and puts the job on its lane', async () => {
@@ -52,21 +26,7 @@ describe('acceptMessage', () => {
       recipients: [{ address: 'ana@example.org', status: 'queued' }],
       rewrittenFrom: null,
     });
-    expect(messages.peek('msg_1')).toEqual({
-      id: 'msg_1',
-      tenant: 'tenant-a',
-      stream: 'transactional',
-      phase: 'queued',
-      from: 'Shop <orders@example.com>',
-      subject: 'Your receipt',
-      createdAt: T0,
-      updatedAt: T0,
-      expiresAt: EXPIRES_AT,
-      recipients: [{ address: 'ana@example.org', kind: 'to', status: 'queued', reason: null, updatedAt: T0 }],
-      events: [{ type: 'accepted', at: T0 }],
-      seen: [],
-      version: 1,
-    } satisfies MessageRecord);
+    expect(messages.peek('msg_1')).toEqual(messageRecord());
     expect(queue.jobs).toEqual([
       {
         lane: 'transactional',
@@ -338,8 +298,10 @@ describe('acceptMessage', () => {
 
   it('answers the rewritten From and records it when the key’s policy rewrites', async () => {
     // Prepare
-    const { deps, messages, queue } = setUp();
-    const { key } = issueApiKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com' });
+    const { deps, messages, queue, key } = setUp({
+      senderPolicy: 'rewrite',
+      defaultFrom: 'relay@example.com',
+    });
 
     // Act
     const result = await acceptMessage(deps, key, sendBody({ from: 'Ana <ana@legacy.example>' }));

@@ -2,13 +2,11 @@ import '../../support/quiet-powertools.ts';
 import { describe, expect, it } from 'vitest';
 import { acceptMessage } from '../../../lambdas/domain/accept.ts';
 import {
-  erasedKeyFunction,
   eraseFromRecord,
   TombstoneAwareSuppressions,
   tombstoneFor,
 } from '../../../lambdas/domain/erasure.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import { createSender } from '../../../lambdas/sender/app.ts';
 import {
   messageRecord,
   outgoingMessage,
@@ -18,36 +16,24 @@ import {
   sqsRecord,
   T0,
 } from '../../support/builders.ts';
-import {
-  FakeMailer,
-  InMemoryMessageStore,
-  InMemorySuppressionStore,
-  RecordingVisibility,
-  testClock,
-} from '../../support/fakes.ts';
+import { InMemorySuppressionStore } from '../../support/fakes.ts';
 import { acceptHarness } from '../../support/harness.ts';
 import { runSenderBatch } from '../../support/sender-batch.ts';
+import { ANA, ANA_KEY, keyOf } from '../../support/unit-erasure.ts';
+import { senderHarness } from '../../support/unit-sender.ts';
 
 /**
  * The suppression checks of DESIGN §1 (the api's pre-check and the sender's batched check) see an
  * erased address through its tombstone: its handlers wire the stores as these tests do.
  */
-const keyOf = erasedKeyFunction('checks-test-erasure-secret-0123456789');
-const ANA = 'ana@example.org';
-const ANA_KEY = keyOf(ANA);
 const tombstone = () => tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0));
 
 function senderRig(record: MessageRecord) {
-  const messages = new InMemoryMessageStore().seed(record);
   const table = new InMemorySuppressionStore().seed(tombstone());
-  const mailer = new FakeMailer();
-  const sender = createSender({
-    messages,
+  const { sender, messages, mailer } = senderHarness({
     suppressions: new TombstoneAwareSuppressions(table, keyOf),
-    mailer,
-    visibility: new RecordingVisibility(),
-    clock: testClock(T0),
   });
+  messages.seed(record);
   return { sender, messages, table, mailer };
 }
 

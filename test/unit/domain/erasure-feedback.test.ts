@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { erasedKeyFunction, TombstoneAwareSuppressions } from '../../../lambdas/domain/erasure.ts';
+import { TombstoneAwareSuppressions } from '../../../lambdas/domain/erasure.ts';
 import { processFeedback } from '../../../lambdas/domain/process-feedback.ts';
 import { SEVERITY } from '../../../lambdas/domain/suppression.ts';
 import { messageRecord, recipient, sesEventBody } from '../../support/builders.ts';
@@ -9,10 +9,9 @@ import {
   InMemorySuppressionStore,
   testClock,
 } from '../../support/fakes.ts';
+import { ANA_KEY, keyOf } from '../../support/unit-erasure.ts';
 
 const NOW = '2025-03-10T12:00:00.000Z';
-const keyOf = erasedKeyFunction('unit-test-erasure-secret-0123456789abcdef');
-const ERASED = keyOf('ana@example.org');
 
 function setUp() {
   const messages = new InMemoryMessageStore();
@@ -23,7 +22,7 @@ function setUp() {
       id: 'msg_1',
       phase: 'sent',
       sesMessageId: 'ses-1',
-      recipients: [recipient(ERASED, 'sent')],
+      recipients: [recipient(ANA_KEY, 'sent')],
     }),
   );
   const deps = {
@@ -67,14 +66,14 @@ describe('feedback about an erased recipient', () => {
     // Assess
     const record = JSON.stringify(messages.peek('msg_1'));
     expect(record).not.toMatch(/ana@example\.org/i);
-    expect(messages.peek('msg_1')?.recipients[0]).toMatchObject({ address: ERASED, status: 'bounced' });
+    expect(messages.peek('msg_1')?.recipients[0]).toMatchObject({ address: ANA_KEY, status: 'bounced' });
   });
 
   it('strengthens the tombstone instead of writing a suppression under the address', async () => {
     // Prepare
     const { deps, table } = setUp();
     await table.put({
-      address: ERASED,
+      address: ANA_KEY,
       reason: 'manual',
       detail: 'erased',
       source: 'api',
@@ -88,7 +87,7 @@ describe('feedback about an erased recipient', () => {
 
     // Assess
     expect(await table.get('ana@example.org')).toBeUndefined();
-    const tombstone = await table.get(ERASED);
+    const tombstone = await table.get(ANA_KEY);
     expect(tombstone?.reason).toBe('hard_bounce');
     expect(JSON.stringify(tombstone)).not.toMatch(/ana@example\.org/i);
   });

@@ -1,19 +1,12 @@
 import '../../support/quiet-powertools.ts';
 import { describe, expect, it, vi } from 'vitest';
-import {
-  type ErasureJob,
-  erasedKeyFunction,
-  MalformedErasureJobError,
-} from '../../../lambdas/domain/erasure.ts';
+import { MalformedErasureJobError } from '../../../lambdas/domain/erasure.ts';
 import { createErasureWorker } from '../../../lambdas/erasure/app.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { logger } from '../../../lambdas/shared/observability.ts';
-import { messageRecord, recipient, sqsRecord, T0 } from '../../support/builders.ts';
+import { erasureJob, messageRecord, recipient, sqsRecord, T0 } from '../../support/builders.ts';
 import { InMemoryErasureQueue, InMemoryMessageStore, testClock } from '../../support/fakes.ts';
-
-const keyOf = erasedKeyFunction('worker-test-erasure-secret-0123456789');
-const ANA = 'ana@example.org';
-const ANA_KEY = keyOf(ANA);
+import { ANA, ANA_KEY, keyOf } from '../../support/unit-erasure.ts';
 
 function setUp() {
   const messages = new InMemoryMessageStore();
@@ -23,17 +16,7 @@ function setUp() {
   return { work, messages, queue, clock };
 }
 
-const firstStep: ErasureJob = {
-  baton: 'erasure',
-  v: 1,
-  tenant: 'tenant-a',
-  key: ANA_KEY,
-  segments: 2,
-  positions: [{ done: false }, { done: false }],
-  erased: 5,
-  startedAt: T0,
-  round: 1,
-};
+const firstStep = erasureJob({ key: ANA_KEY, erased: 5 });
 
 describe('createErasureWorker', () => {
   it('erases the rest of the tenant’s records and logs the total under the pseudonym’s prefix', async () => {

@@ -3,7 +3,6 @@ import { describe, expect, it, vi } from 'vitest';
 import {
   continueErasure,
   type ErasureDeps,
-  type ErasureJob,
   erasedKeyFunction,
   eraseFromRecord,
   eraseRecipient,
@@ -16,18 +15,14 @@ import {
 } from '../../../lambdas/domain/erasure.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
 import { ConfigurationError, TransientError } from '../../../lambdas/shared/errors.ts';
-import { messageRecord, recipient, suppression, T0 } from '../../support/builders.ts';
+import { erasureJob, messageRecord, recipient, suppression, T0 } from '../../support/builders.ts';
 import {
   InMemoryErasureQueue,
   InMemoryMessageStore,
   InMemorySuppressionStore,
   testClock,
 } from '../../support/fakes.ts';
-
-const SECRET = 'test-erasure-secret-0123456789abcdef';
-const keyOf = erasedKeyFunction(SECRET);
-const ANA = 'ana@example.org';
-const ANA_KEY = keyOf(ANA);
+import { ANA, ANA_KEY, ERASURE_SECRET, keyOf } from '../../support/unit-erasure.ts';
 
 function erasureRig() {
   const messages = new InMemoryMessageStore();
@@ -66,7 +61,7 @@ function bouncedToAna(overrides: Partial<MessageRecord> = {}): MessageRecord {
 describe('the pseudonym of an erased address', () => {
   it('is "erased:" and the first 24 hex digits of the HMAC-SHA256 of the address under the secret', () => {
     // Prepare
-    const expected = createHmac('sha256', SECRET).update(ANA).digest('hex').slice(0, 24);
+    const expected = createHmac('sha256', ERASURE_SECRET).update(ANA).digest('hex').slice(0, 24);
 
     // Act
     const key = keyOf(ANA);
@@ -541,17 +536,7 @@ describe('continueErasure', () => {
     // Prepare
     const { deps, messages } = erasureRig();
     messages.seed(bouncedToAna());
-    const job: ErasureJob = {
-      baton: 'erasure',
-      v: 1,
-      tenant: 'tenant-a',
-      key: ANA_KEY,
-      segments: 2,
-      positions: [{ done: false }, { done: false }],
-      erased: 0,
-      startedAt: T0,
-      round: 1,
-    };
+    const job = erasureJob({ key: ANA_KEY });
     await continueErasure(deps, job, Date.parse(T0) + 1_000);
 
     // Act
@@ -563,17 +548,12 @@ describe('continueErasure', () => {
 });
 
 describe('parseErasureJob', () => {
-  const job: ErasureJob = {
-    baton: 'erasure',
-    v: 1,
-    tenant: 'tenant-a',
+  const job = erasureJob({
     key: ANA_KEY,
-    segments: 2,
     positions: [{ done: true }, { done: false, after: 'msg_01J' }],
     erased: 3,
-    startedAt: T0,
     round: 2,
-  };
+  });
 
   it('reads back the job an erasure queued', () => {
     // Act

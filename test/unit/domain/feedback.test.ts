@@ -31,6 +31,16 @@ function applyAll(record: MessageRecord, events: readonly FeedbackEvent[]): Mess
 
 const fixtureEvent = (file: string) => parseFeedback(fixtureText(`ses/${file}`));
 
+/** Permanent bounces SES sent without trying, the address being on its suppression list: subtype, fixture, address. */
+const SES_LIST_BOUNCES: Array<[subtype: string, file: string, address: string]> = [
+  [
+    'OnAccountSuppressionList',
+    'sns-http_real_relay_hard-bounce-permanent-OnAccountSuppressionList.json',
+    'relayuser@test.com',
+  ],
+  ['Suppressed', 'ses-notif_real_carbon_suppressed-bounce-2014.json', 'hi@simulator.amazonses.com'],
+];
+
 describe('applyFeedback', () => {
   it('marks a delivered recipient delivered and records the SMTP response', () => {
     // Prepare
@@ -154,26 +164,22 @@ describe('applyFeedback', () => {
     });
   });
 
-  it.each([
-    [
-      'OnAccountSuppressionList',
-      'sns-http_real_relay_hard-bounce-permanent-OnAccountSuppressionList.json',
-      'relayuser@test.com',
-    ],
-    ['Suppressed', 'ses-notif_real_carbon_suppressed-bounce-2014.json', 'hi@simulator.amazonses.com'],
-  ])('explains a %s bounce as SES’s suppression list, not a failed delivery', (subtype, file, address) => {
-    // Prepare
-    const event = fixtureEvent(file);
-    const record = sentRecord([address], { sesMessageId: event.sesMessageId });
+  it.each(SES_LIST_BOUNCES)(
+    'explains a %s bounce as SES’s suppression list, not a failed delivery',
+    (subtype, file, address) => {
+      // Prepare
+      const event = fixtureEvent(file);
+      const record = sentRecord([address], { sesMessageId: event.sesMessageId });
 
-    // Act
-    const next = applyFeedback(record, event, NOW);
+      // Act
+      const next = applyFeedback(record, event, NOW);
 
-    // Assess
-    expect(next?.recipients[0]?.reason).toBe(
-      `permanent bounce (${subtype}): the address is on the SES suppression list, so SES did not attempt delivery`,
-    );
-  });
+      // Assess
+      expect(next?.recipients[0]?.reason).toBe(
+        `permanent bounce (${subtype}): the address is on the SES suppression list, so SES did not attempt delivery`,
+      );
+    },
+  );
 
   it('marks a transient bounce as a soft bounce', () => {
     // Prepare
@@ -476,12 +482,7 @@ describe('suppressionsFor', () => {
   });
 
   it.each([
-    [
-      'OnAccountSuppressionList',
-      'sns-http_real_relay_hard-bounce-permanent-OnAccountSuppressionList.json',
-      'relayuser@test.com',
-    ],
-    ['Suppressed', 'ses-notif_real_carbon_suppressed-bounce-2014.json', 'hi@simulator.amazonses.com'],
+    ...SES_LIST_BOUNCES,
     [
       'General (suppressionlist@ simulator)',
       'ses-notif_real_relay-simulator_suppressionlist-bounce-permanent-general.json',

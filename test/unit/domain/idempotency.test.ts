@@ -51,6 +51,23 @@ function runner(reply: Reply = { status: 202, body: { id: 'msg_1', status: 'queu
   return run;
 }
 
+/**
+ * Starts two identical requests whose run waits until both are in, then answers `reply`; returns
+ * the run and both replies.
+ */
+async function raceTwo(deps: IdempotencyDeps, reply: Reply) {
+  const gate = deferred();
+  const run = vi.fn(async (): Promise<Reply> => {
+    await gate.promise;
+    return reply;
+  });
+  const first = idempotent(deps, scope(), run);
+  const second = idempotent(deps, scope(), run);
+  await new Promise((r) => setImmediate(r));
+  gate.resolve();
+  return { run, replies: await Promise.all([first, second]) };
+}
+
 const CONFLICT = problem(
   'idempotency_conflict',
   'This Idempotency-Key was used with a different request body in the last 24 hours.',
@@ -293,18 +310,9 @@ describe('idempotent', () => {
     it('runs two requests started together once, and both answer the same body', async () => {
       // Prepare
       const { deps } = setUp();
-      const gate = deferred();
-      const run = vi.fn(async (): Promise<Reply> => {
-        await gate.promise;
-        return { status: 202, body: { id: 'msg_1', status: 'queued' } };
-      });
 
       // Act
-      const first = idempotent(deps, scope(), run);
-      const second = idempotent(deps, scope(), run);
-      await new Promise((r) => setImmediate(r));
-      gate.resolve();
-      const replies = await Promise.all([first, second]);
+      const { run, replies } = await raceTwo(deps, { status: 202, body: { id: 'msg_1', status: 'queued' } });
 
       // Assess
       expect(run).toHaveBeenCalledTimes(1);
@@ -445,18 +453,9 @@ describe('idempotent', () => {
       void idempotent(deps, scope(), () => new Promise<Reply>(() => {}));
       await new Promise((r) => setImmediate(r));
       clock.advance(20_000);
-      const gate = deferred();
-      const run = vi.fn(async (): Promise<Reply> => {
-        await gate.promise;
-        return { status: 202, body: { id: 'msg_2' } };
-      });
 
       // Act
-      const first = idempotent(deps, scope(), run);
-      const second = idempotent(deps, scope(), run);
-      await new Promise((r) => setImmediate(r));
-      gate.resolve();
-      const replies = await Promise.all([first, second]);
+      const { run, replies } = await raceTwo(deps, { status: 202, body: { id: 'msg_2' } });
 
       // Assess
       expect(run).toHaveBeenCalledTimes(1);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import { giveUp, markGaveUp, type SendDeps, sendJob } from '../../../lambdas/domain/send.ts';
+import { giveUp, markGaveUp, sendJob } from '../../../lambdas/domain/send.ts';
 import { toMessageView } from '../../../lambdas/domain/status.ts';
 import { type Suppression, suppressedReason } from '../../../lambdas/domain/suppression.ts';
 import { ConflictError, TransientError } from '../../../lambdas/shared/errors.ts';
@@ -12,13 +12,12 @@ import {
   suppression,
   T0,
 } from '../../support/builders.ts';
-import { FakeMailer, InMemoryMessageStore, testClock } from '../../support/fakes.ts';
+import { sendHarness } from '../../support/unit-sender.ts';
 
 // Issue 4 part 8, "nothing lost": on its last receive a never-sent message is recorded failed with
 // its last error (and `redrivable`) before SQS dead-letters it; a redrive from the DLQ then sends it
 // if, and only if, it was never sent.
 
-const LEASE_MS = 120_000;
 const NOW = new Date(T0);
 const LATER = '2025-03-01T12:05:00.000Z';
 const REASON =
@@ -26,19 +25,7 @@ const REASON =
   'The message is in the dead-letter queue; redriving it sends it.';
 const none: ReadonlyMap<string, Suppression> = new Map();
 
-function setUp(...records: MessageRecord[]) {
-  const messages = new InMemoryMessageStore().seed(...records);
-  const mailer = new FakeMailer();
-  const clock = testClock(T0);
-  const deps: SendDeps = {
-    messages,
-    mailer,
-    clock,
-    leaseMs: LEASE_MS,
-    compose: async (_message, id) => new TextEncoder().encode(`raw:${id}`),
-  };
-  return { deps, messages, mailer, clock };
-}
+const setUp = sendHarness;
 
 /** The record as the sender's last receive leaves it: gave up on, nothing sent. */
 const gaveUpOn = (overrides: Partial<MessageRecord> = {}): MessageRecord =>

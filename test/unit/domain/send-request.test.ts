@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ProblemError } from '../../../lambdas/domain/problem.ts';
 import { formatPath, MAX_RECIPIENTS, validateSendRequest } from '../../../lambdas/domain/send-request.ts';
-import { sendBody } from '../../support/builders.ts';
+import { everyFieldBody, outgoingMessage, sendBody } from '../../support/builders.ts';
 import { problemOfSync } from '../../support/problems.ts';
 
 const DETAIL = 'The message is not valid; see errors for each failing field.';
@@ -28,46 +28,12 @@ describe('validateSendRequest', () => {
     const message = validateSendRequest(body);
 
     // Assess
-    expect(message).toEqual({
-      from: { name: 'Shop', address: 'orders@example.com' },
-      to: [{ address: 'ana@example.org' }],
-      cc: [],
-      bcc: [],
-      replyTo: [],
-      subject: 'Your receipt',
-      text: 'Thanks for your order.',
-      attachments: [],
-      headers: {},
-      tags: {},
-      stream: 'transactional',
-    });
+    expect(message).toEqual(outgoingMessage());
   });
 
   it('keeps every field of the DESIGN §2 example body', () => {
     // Prepare
-    const body = {
-      from: 'Shop <orders@example.com>',
-      to: ['ana@example.org'],
-      cc: [],
-      bcc: [],
-      replyTo: ['support@example.com'],
-      subject: 'Your receipt',
-      text: 'plain text body',
-      html: '<p>html body</p>',
-      attachments: [
-        {
-          filename: 'r.pdf',
-          contentType: 'application/pdf',
-          content: 'JVBERi0xLjQK',
-          disposition: 'attachment',
-          contentId: null,
-        },
-      ],
-      headers: { 'X-Order-Id': '123' },
-      tags: { campaign: 'receipts' },
-      stream: 'broadcast',
-      listUnsubscribe: 'https://example.com/unsub?u=1',
-    };
+    const body = everyFieldBody();
 
     // Act
     const message = validateSendRequest(body);

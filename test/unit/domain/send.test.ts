@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { applyFeedback } from '../../../lambdas/domain/feedback.ts';
-import type { MessageRecord, OutgoingMessage } from '../../../lambdas/domain/message.ts';
+import type { MessageRecord } from '../../../lambdas/domain/message.ts';
 import { type SendDeps, sendJob } from '../../../lambdas/domain/send.ts';
 import { type Suppression, suppressedReason } from '../../../lambdas/domain/suppression.ts';
 import {
@@ -18,28 +18,10 @@ import {
   suppression,
   T0,
 } from '../../support/builders.ts';
-import { FakeMailer, InMemoryMessageStore, testClock } from '../../support/fakes.ts';
+import { SEND_LEASE_MS, sendHarness } from '../../support/unit-sender.ts';
 
-const LEASE_MS = 120_000;
-
-function setUp(record: MessageRecord | null = messageRecord()) {
-  const messages = new InMemoryMessageStore();
-  if (record) messages.seed(record);
-  const mailer = new FakeMailer();
-  const clock = testClock(T0);
-  const composed: Array<{ id: string; date: string; subject: string }> = [];
-  const deps: SendDeps = {
-    messages,
-    mailer,
-    clock,
-    leaseMs: LEASE_MS,
-    compose: async (message: OutgoingMessage, id: string, date: Date) => {
-      composed.push({ id, date: date.toISOString(), subject: message.subject });
-      return new TextEncoder().encode(`raw:${id}`);
-    },
-  };
-  return { deps, messages, mailer, clock, composed };
-}
+/** `record` seeded (a queued message to ana by default; null for none). */
+const setUp = (record: MessageRecord | null = messageRecord()) => sendHarness(...(record ? [record] : []));
 
 const none: ReadonlyMap<string, Suppression> = new Map();
 
@@ -446,7 +428,7 @@ describe('sendJob', () => {
     expect(during).toMatchObject({
       phase: 'sending',
       claimToken: 'claim-1',
-      claimUntil: Date.parse(T0) + LEASE_MS,
+      claimUntil: Date.parse(T0) + SEND_LEASE_MS,
     });
   });
 });

@@ -8,7 +8,7 @@ import {
   statsRange,
   statsView,
 } from '../../../lambdas/domain/stats.ts';
-import { feedbackEvent, T0 } from '../../support/builders.ts';
+import { feedbackEvent, statsRow, T0 } from '../../support/builders.ts';
 import { InMemoryUsageStore } from '../../support/fakes.ts';
 import { problemOfSync } from '../../support/problems.ts';
 
@@ -224,19 +224,7 @@ describe('statsView', () => {
           bounceRate: 0.25,
           complaintRate: 0,
         },
-        {
-          date: '2025-03-01',
-          accepted: 0,
-          rejected: 0,
-          suppressed: 0,
-          sent: 0,
-          delivered: 0,
-          bounced: 0,
-          complained: 0,
-          failed: 0,
-          bounceRate: 0,
-          complaintRate: 0,
-        },
+        { date: '2025-03-01', ...statsRow() },
         {
           date: '2025-03-02',
           accepted: 2,

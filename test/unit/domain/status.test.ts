@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { MessageStatus, Phase, RecipientStatus } from '../../../lambdas/domain/message.ts';
+import type {
+  MessageStatus,
+  Phase,
+  RecipientStatus,
+  TimelineEvent,
+} from '../../../lambdas/domain/message.ts';
 import { deriveStatus, recipientRank, toMessageView } from '../../../lambdas/domain/status.ts';
 import { messageRecord, recipient } from '../../support/builders.ts';
 
@@ -108,7 +113,16 @@ describe('deriveStatus', () => {
 
 describe('toMessageView', () => {
   it('shows the status API view without claims, versions or seen keys', () => {
-    // Prepare
+    // Prepare: the timeline, built afresh for the record and for the expected view
+    const timeline = (): TimelineEvent[] => [
+      { type: 'accepted', at: '2025-03-01T12:00:00.000Z' },
+      {
+        type: 'delivered',
+        at: '2025-03-01T12:01:00.000Z',
+        recipient: 'ana@example.org',
+        detail: { smtpResponse: '250 ok' },
+      },
+    ];
     const record = messageRecord({
       phase: 'sent',
       sesMessageId: 'ses-1',
@@ -117,15 +131,7 @@ describe('toMessageView', () => {
       seen: ['k1'],
       version: 4,
       recipients: [recipient('ana@example.org', 'delivered', { soft: true })],
-      events: [
-        { type: 'accepted', at: '2025-03-01T12:00:00.000Z' },
-        {
-          type: 'delivered',
-          at: '2025-03-01T12:01:00.000Z',
-          recipient: 'ana@example.org',
-          detail: { smtpResponse: '250 ok' },
-        },
-      ],
+      events: timeline(),
     });
 
     // Act
@@ -147,15 +153,8 @@ describe('toMessageView', () => {
           updatedAt: '2025-03-01T12:00:00.000Z',
         },
       ],
-      events: [
-        { type: 'accepted', at: '2025-03-01T12:00:00.000Z' },
-        {
-          type: 'delivered',
-          at: '2025-03-01T12:01:00.000Z',
-          recipient: 'ana@example.org',
-          detail: { smtpResponse: '250 ok' },
-        },
-      ],
+      // The timeline as recorded.
+      events: timeline(),
     });
   });
 });

@@ -5,56 +5,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { describe, expect, it } from 'vitest';
-import type { MessageRecord, SendJob } from '../../../lambdas/domain/message.ts';
-import { CLAIM_LEASE_MS, createSender, loadDkimKey } from '../../../lambdas/sender/app.ts';
+import type { MessageRecord } from '../../../lambdas/domain/message.ts';
+import { CLAIM_LEASE_MS, loadDkimKey } from '../../../lambdas/sender/app.ts';
 import {
   ConfigurationError,
   PermanentError,
   SendingPausedError,
   TransientError,
 } from '../../../lambdas/shared/errors.ts';
-import {
-  messageRecord,
-  outgoingMessage,
-  recipient,
-  sendJob,
-  sqsRecord,
-  suppression,
-  T0,
-} from '../../support/builders.ts';
-import {
-  FakeMailer,
-  InMemoryMessageStore,
-  InMemorySuppressionStore,
-  RecordingVisibility,
-  testClock,
-} from '../../support/fakes.ts';
+import { outgoingMessage, sendJob, sqsRecord, suppression, T0 } from '../../support/builders.ts';
+import type { InMemoryMessageStore } from '../../support/fakes.ts';
 import { headerValue, headerValues } from '../../support/mime.ts';
+import { queuedJob, senderHarness } from '../../support/unit-sender.ts';
 
-function setUp(options: { dkim?: { selector: string; privateKey: string }; random?: () => number } = {}) {
-  const messages = new InMemoryMessageStore();
-  const suppressions = new InMemorySuppressionStore();
-  const mailer = new FakeMailer();
-  const visibility = new RecordingVisibility();
-  const sender = createSender({
-    messages,
-    suppressions,
-    mailer,
-    visibility,
-    dkim: options.dkim,
-    clock: testClock(T0),
-    random: options.random ?? (() => 0.5),
-  });
-  return { sender, messages, suppressions, mailer, visibility };
-}
+const setUp = senderHarness;
 
 /** A queued message `id` to `to`, its record seeded, and the SQS record carrying its job. */
-function queued(messages: InMemoryMessageStore, id: string, to: string[], receiveCount = 1) {
-  const job: SendJob = sendJob(outgoingMessage({ to: to.map((address) => ({ address })) }), id);
-  const record: MessageRecord = messageRecord({ id, recipients: to.map((a) => recipient(a)) });
-  messages.seed(record);
-  return sqsRecord(JSON.stringify(job), { messageId: `sqs-${id}`, receiveCount });
-}
+const queued = (messages: InMemoryMessageStore, id: string, to: string[], receiveCount = 1) =>
+  queuedJob(messages, id, { to, receiveCount });
 
 describe('createSender', () => {
   describe('prepare', () => {

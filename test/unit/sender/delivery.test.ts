@@ -4,17 +4,12 @@ import type { SQSRecord } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
 import { toMessageView } from '../../../lambdas/domain/status.ts';
-import { CLAIM_LEASE_MS, createSender } from '../../../lambdas/sender/app.ts';
+import { CLAIM_LEASE_MS, type SenderDeps } from '../../../lambdas/sender/app.ts';
 import { PermanentError, SendingPausedError, TransientError } from '../../../lambdas/shared/errors.ts';
 import { metrics } from '../../../lambdas/shared/observability.ts';
-import { messageRecord, outgoingMessage, recipient, sendJob, sqsRecord, T0 } from '../../support/builders.ts';
-import {
-  FakeMailer,
-  InMemoryMessageStore,
-  InMemorySuppressionStore,
-  RecordingVisibility,
-} from '../../support/fakes.ts';
+import { messageRecord, recipient, sqsRecord, T0 } from '../../support/builders.ts';
 import { runSenderBatch } from '../../support/sender-batch.ts';
+import { queuedJob, senderHarness } from '../../support/unit-sender.ts';
 
 // Issue 4 parts 1, 6 and 8 through the handler's own batch shape (Powertools BatchProcessor,
 // records one at a time): which records come back as batchItemFailures, which are delayed and by
@@ -26,29 +21,13 @@ const THROTTLED = 'SES is unavailable or throttling (TooManyRequestsException)';
 const REJECTED = 'SES rejected the message: Email address is not verified. (us-east-1: orders@example.com)';
 const PAUSED = 'SES sending is paused for the account (SendingPausedException)';
 
-function setUp() {
-  const messages = new InMemoryMessageStore();
-  const suppressions = new InMemorySuppressionStore();
-  const mailer = new FakeMailer();
-  const visibility = new RecordingVisibility();
-  const sender = createSender({
-    messages,
-    suppressions,
-    mailer,
-    visibility,
-    clock: () => new Date(T0),
-    // Full jitter at its middle: the first receive waits ceil(0.5 × 2) = 1 s.
-    random: () => 0.5,
-    maxReceiveCount: MAX_RECEIVE_COUNT,
-  });
+/** The sender at T0, jitter at its middle (the first receive waits ceil(0.5 × 2) = 1 s). */
+function setUp(deps: Partial<SenderDeps> = {}) {
+  const h = senderHarness({ maxReceiveCount: MAX_RECEIVE_COUNT, ...deps });
   /** Seeds a queued record for `id` (to `<id>@example.org`) and returns the SQS record of its job. */
-  const queued = (id: string, receiveCount = 1, record: Partial<MessageRecord> = {}): SQSRecord => {
-    const to = `${id}@example.org`;
-    messages.seed(messageRecord({ id, recipients: [recipient(to)], ...record }));
-    const job = sendJob(outgoingMessage({ to: [{ address: to }] }), id);
-    return sqsRecord(JSON.stringify(job), { messageId: `sqs-${id}`, receiveCount });
-  };
-  return { sender, messages, suppressions, mailer, visibility, queued };
+  const queued = (id: string, receiveCount = 1, record: Partial<MessageRecord> = {}): SQSRecord =>
+    queuedJob(h.messages, id, { receiveCount, record });
+  return { ...h, queued };
 }
 
 const failures = (...ids: string[]) => ({
@@ -233,16 +212,8 @@ describe('the sender on the last receive', () => {
   // Regression: a claim-checked job whose payload could not be read was never given up on.
   it('gives up on a claim-checked message whose payload still cannot be read', async () => {
     // Prepare
-    const { messages, mailer, visibility } = setUp();
     const slowDown = new TransientError('reading the payload failed: SlowDown');
-    const sender = createSender({
-      messages,
-      suppressions: new InMemorySuppressionStore(),
-      mailer,
-      visibility,
-      clock: () => new Date(T0),
-      random: () => 0.5,
-      maxReceiveCount: MAX_RECEIVE_COUNT,
+    const { sender, messages, visibility } = setUp({
       payloads: {
         bucket: 'baton-payloads',
         get: async () => {

@@ -2,16 +2,11 @@ import '../../support/quiet-powertools.ts';
 import { describe, expect, it } from 'vitest';
 import type { SendJobPointer } from '../../../lambdas/adapters/job-queue.ts';
 import type { SendJob } from '../../../lambdas/domain/message.ts';
-import { createSender, type PayloadReader } from '../../../lambdas/sender/app.ts';
+import type { PayloadReader } from '../../../lambdas/sender/app.ts';
 import { PermanentError, TransientError } from '../../../lambdas/shared/errors.ts';
-import { messageRecord, outgoingMessage, recipient, sendJob, sqsRecord, T0 } from '../../support/builders.ts';
-import {
-  FakeMailer,
-  InMemoryMessageStore,
-  InMemorySuppressionStore,
-  RecordingVisibility,
-  testClock,
-} from '../../support/fakes.ts';
+import { messageRecord, outgoingMessage, recipient, sendJob, sqsRecord } from '../../support/builders.ts';
+import type { InMemoryMessageStore } from '../../support/fakes.ts';
+import { senderHarness } from '../../support/unit-sender.ts';
 
 const BUCKET = 'baton-payloads';
 
@@ -56,21 +51,8 @@ class InMemoryPayloads implements PayloadReader {
 }
 
 function setUp(options: { payloads?: InMemoryPayloads | null } = {}) {
-  const messages = new InMemoryMessageStore();
-  const suppressions = new InMemorySuppressionStore();
-  const mailer = new FakeMailer();
-  const visibility = new RecordingVisibility();
   const payloads = options.payloads === null ? undefined : (options.payloads ?? new InMemoryPayloads());
-  const sender = createSender({
-    messages,
-    suppressions,
-    mailer,
-    visibility,
-    clock: testClock(T0),
-    random: () => 0.5,
-    payloads,
-  });
-  return { sender, messages, suppressions, mailer, visibility, payloads };
+  return { ...senderHarness({ payloads }), payloads };
 }
 
 const pointerTo = (job: SendJob, bucket = BUCKET): SendJobPointer => ({

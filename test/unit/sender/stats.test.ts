@@ -2,25 +2,11 @@ import '../../support/quiet-powertools.ts';
 import type { SQSRecord } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import type { DkimKey } from '../../../lambdas/domain/dkim.ts';
-import { createSender } from '../../../lambdas/sender/app.ts';
 import { PermanentError, SendingPausedError, TransientError } from '../../../lambdas/shared/errors.ts';
-import {
-  messageRecord,
-  outgoingMessage,
-  recipient,
-  sendJob,
-  sqsRecord,
-  suppression,
-} from '../../support/builders.ts';
-import {
-  FakeMailer,
-  InMemoryMessageStore,
-  InMemorySuppressionStore,
-  InMemoryUsageStore,
-  RecordingVisibility,
-  testClock,
-} from '../../support/fakes.ts';
+import { messageRecord, sqsRecord, suppression } from '../../support/builders.ts';
+import { InMemoryUsageStore } from '../../support/fakes.ts';
 import { runSenderBatch } from '../../support/sender-batch.ts';
+import { queuedJob, senderHarness } from '../../support/unit-sender.ts';
 
 // The sender's share of the daily statistics (sent, suppressed, failed), through the handler's
 // batch shape: counted per record, written once per tenant and day when the batch ends.
@@ -28,32 +14,15 @@ import { runSenderBatch } from '../../support/sender-batch.ts';
 const MAX_RECEIVE_COUNT = 10;
 
 function setUp(options: { dkim?: DkimKey; now?: string } = {}) {
-  const messages = new InMemoryMessageStore();
-  const suppressions = new InMemorySuppressionStore();
-  const mailer = new FakeMailer();
-  const usage = new InMemoryUsageStore();
-  const clock = testClock(options.now ?? '2025-03-01T12:00:00.000Z');
-  const sender = createSender({
-    messages,
-    suppressions,
-    mailer,
-    visibility: new RecordingVisibility(),
+  const { sender, messages, suppressions, mailer, clock } = senderHarness({
     dkim: options.dkim,
-    clock,
-    random: () => 0.5,
     maxReceiveCount: MAX_RECEIVE_COUNT,
   });
+  if (options.now !== undefined) clock.set(options.now);
+  const usage = new InMemoryUsageStore();
   /** Seeds a queued message of `tenant` to `to` and returns the SQS record of its job. */
-  const queued = (
-    id: string,
-    tenant: string,
-    to: string[] = [`${id}@example.org`],
-    receiveCount = 1,
-  ): SQSRecord => {
-    messages.seed(messageRecord({ id, tenant, recipients: to.map((a) => recipient(a)) }));
-    const job = sendJob(outgoingMessage({ to: to.map((address) => ({ address })) }), id, tenant);
-    return sqsRecord(JSON.stringify(job), { messageId: `sqs-${id}`, receiveCount });
-  };
+  const queued = (id: string, tenant: string, to?: string[], receiveCount = 1): SQSRecord =>
+    queuedJob(messages, id, { tenant, to, receiveCount });
   const run = (records: SQSRecord[]) => runSenderBatch(sender, records, usage);
   return { sender, messages, suppressions, mailer, usage, clock, queued, run };
 }
