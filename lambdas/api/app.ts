@@ -1,9 +1,15 @@
-import { BlockList, isIP } from 'node:net';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { type AcceptDeps, acceptBatch, acceptMessage } from '../domain/accept.ts';
 import { normaliseAddress } from '../domain/address.ts';
-import { type ApiKey, bearerToken, keyIdOf, type Scope, tokenMatches } from '../domain/api-key.ts';
+import {
+  type ApiKey,
+  bearerToken,
+  keyIdOf,
+  type Scope,
+  sourceAllowed,
+  tokenMatches,
+} from '../domain/api-key.ts';
 import { type ErasureDeps, type ErasureOutcome, eraseRecipient, loggableKey } from '../domain/erasure.ts';
 import { checkIdempotencyKey, idempotent, type Reply } from '../domain/idempotency.ts';
 import type { ApiKeyReader, IdempotencyStore, MessageStore, SuppressionStore } from '../domain/ports.ts';
@@ -257,6 +263,7 @@ async function authenticate(deps: ApiDeps, event: Event, ...anyOf: Scope[]): Pro
   if (!anyOf.some((scope) => key.scopes.includes(scope))) {
     fail('forbidden', `This API key lacks the "${anyOf.join('" or "')}" scope for this request.`);
   }
+  // The caller's IP comes from API Gateway's request context, never from a client header.
   if (key.allowedCidrs.length > 0 && !sourceAllowed(event.requestContext.http.sourceIp, key.allowedCidrs)) {
     fail('forbidden', 'This API key may not be used from this source address.');
   }
@@ -270,25 +277,6 @@ async function authenticate(deps: ApiDeps, event: Event, ...anyOf: Scope[]): Pro
     }
   }
   return key;
-}
-
-/** The caller's IP comes from API Gateway's request context, never from a client header. */
-export function sourceAllowed(sourceIp: string, cidrs: readonly string[]): boolean {
-  const family = isIP(sourceIp);
-  if (family === 0) return false;
-  const list = new BlockList();
-  try {
-    for (const cidr of cidrs) {
-      const [ip = '', bits] = cidr.split('/');
-      const type = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
-      if (bits === undefined) list.addAddress(ip, type);
-      else list.addSubnet(ip, Number(bits), type);
-    }
-  } catch {
-    // A CIDR written to the table by hand that node cannot read allows nothing, rather than a 500.
-    return false;
-  }
-  return list.check(sourceIp, family === 6 ? 'ipv6' : 'ipv4');
 }
 
 function header(event: Event, name: string): string | undefined {

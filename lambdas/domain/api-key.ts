@@ -226,8 +226,8 @@ export function validateKeySpec(input: ApiKeySpecInput): SpecResult {
 }
 
 /**
- * `10.0.0.0/8`, `2001:db8::/32` or a single address. Checked by building the same node:net
- * BlockList the api function matches source addresses with, so a stored CIDR never fails there.
+ * `10.0.0.0/8`, `2001:db8::/32` or a single address. Checked by adding it to a node:net BlockList
+ * the way `sourceAllowed` does, so a stored CIDR never fails there.
  */
 export function parseCidr(raw: string): ParseResult<string> {
   const text = raw.trim();
@@ -235,20 +235,39 @@ export function parseCidr(raw: string): ParseResult<string> {
   const family = isIP(ip);
   if (family === 0 || ip.includes('%'))
     return { ok: false, message: 'is not an IPv4 or IPv6 address or CIDR' };
-  const type = family === 6 ? 'ipv6' : 'ipv4';
   const max = family === 6 ? 128 : 32;
   if (extra !== undefined || (bits !== undefined && !/^[0-9]{1,3}$/.test(bits)) || Number(bits) > max) {
     return { ok: false, message: `the prefix length must be a number from 0 to ${max}` };
   }
   try {
-    const list = new BlockList();
-    if (bits === undefined) list.addAddress(ip, type);
-    else list.addSubnet(ip, Number(bits), type);
+    addCidr(new BlockList(), text);
   } catch (error) {
     return { ok: false, message: `is not a valid CIDR (${(error as Error).message})` };
   }
   const address = ip.toLowerCase();
   return { ok: true, value: bits === undefined ? address : `${address}/${Number(bits)}` };
+}
+
+/** Whether `sourceIp` is inside one of a key's allowed CIDRs. */
+export function sourceAllowed(sourceIp: string, cidrs: readonly string[]): boolean {
+  const family = isIP(sourceIp);
+  if (family === 0) return false;
+  const list = new BlockList();
+  try {
+    for (const cidr of cidrs) addCidr(list, cidr);
+  } catch {
+    // A CIDR written to the table by hand that node cannot read allows nothing, rather than a 500.
+    return false;
+  }
+  return list.check(sourceIp, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+/** Throws when node cannot read the CIDR. */
+function addCidr(list: BlockList, cidr: string): void {
+  const [ip = '', bits] = cidr.trim().split('/');
+  const type = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
+  if (bits === undefined) list.addAddress(ip, type);
+  else list.addSubnet(ip, Number(bits), type);
 }
 
 /** A new key for `spec`: the item to store (hash only) and the token to hand out once. */

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { sourceAllowed } from '../../lambdas/api/app.ts';
 import {
   type ApiKeySpecInput,
   hashToken,
   issueKey,
   parseCidr,
+  sourceAllowed,
   summarise,
   validateKeySpec,
 } from '../../lambdas/domain/api-key.ts';
@@ -48,8 +48,8 @@ describe('validateKeySpec', () => {
   });
 
   it('keeps every setting of a full spec', () => {
-    // Prepare
-    const input: ApiKeySpecInput = {
+    // Prepare: the spec, built afresh for the input and for the expected value
+    const full = (): ApiKeySpecInput => ({
       tenant: 'Acme_EU-1',
       name: 'checkout service',
       scopes: ['send', 'suppressions', 'send'],
@@ -59,24 +59,18 @@ describe('validateKeySpec', () => {
       defaultFrom: 'relay@mail.example.org',
       dailyQuota: 10_000,
       rateLimit: 20,
-    };
+    });
 
     // Act
-    const result = validateKeySpec(input);
+    const result = validateKeySpec(full());
 
-    // Assess
+    // Assess: the same, the repeated scope dropped and the IPv6 CIDR lower-cased
     expect(result).toEqual({
       ok: true,
       value: {
-        tenant: 'Acme_EU-1',
-        name: 'checkout service',
+        ...full(),
         scopes: ['send', 'suppressions'],
-        allowedDomains: ['example.com', 'mail.example.org'],
         allowedCidrs: ['10.0.0.0/8', '2001:db8::/32', '203.0.113.7'],
-        senderPolicy: 'rewrite',
-        defaultFrom: 'relay@mail.example.org',
-        dailyQuota: 10_000,
-        rateLimit: 20,
       },
     });
   });
@@ -241,20 +235,22 @@ describe('parseCidr', () => {
     expect(result).toEqual({ ok: true, value: expected });
   });
 
-  it.each(['10.0.0.0/8', '2001:db8::/32', '203.0.113.7'])(
-    'yields a CIDR that the api function matches source addresses with (%s)',
-    (raw) => {
-      // Prepare
-      const cidr = parseCidr(raw);
-      if (!cidr.ok) throw new Error(cidr.message);
+  // Regression: this only checked that 127.0.0.1 was refused, which an unreadable CIDR is too.
+  it.each([
+    ['10.0.0.0/8', '10.200.3.4', '11.0.0.1'],
+    ['2001:db8::/32', '2001:db8:ffff::1', '2001:db9::1'],
+    ['203.0.113.7', '203.0.113.7', '203.0.113.8'],
+  ])('yields a CIDR that the api function matches source addresses with (%s)', (raw, inside, outside) => {
+    // Prepare
+    const cidr = parseCidr(raw);
+    if (!cidr.ok) throw new Error(cidr.message);
 
-      // Act
-      const check = () => sourceAllowed('127.0.0.1', [cidr.value]);
+    // Act
+    const allowed = [inside, outside, '127.0.0.1'].map((ip) => sourceAllowed(ip, [cidr.value]));
 
-      // Assess
-      expect(check()).toBe(false);
-    },
-  );
+    // Assess
+    expect(allowed).toEqual([true, false, false]);
+  });
 });
 
 describe('issueKey', () => {

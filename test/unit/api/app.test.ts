@@ -1,26 +1,16 @@
 import '../../support/quiet-powertools.ts';
-import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { MAX_REQUEST_BYTES, sourceAllowed } from '../../../lambdas/api/app.ts';
-import type { Problem } from '../../../lambdas/domain/problem.ts';
+import { MAX_REQUEST_BYTES } from '../../../lambdas/api/app.ts';
+import { sourceAllowed } from '../../../lambdas/domain/api-key.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { messageRecord, recipient, sendBody, suppression, T0 } from '../../support/builders.ts';
 import { apiHarness } from '../../support/harness.ts';
 import { contentTypeOf, httpEvent, jsonOf } from '../../support/http-events.ts';
+import { problemIn } from '../../support/unit-problems.ts';
 
 const setUp = apiHarness;
-
-/** Checks the problem+json contract and returns the problem. */
-function problemIn(result: APIGatewayProxyStructuredResultV2, status: number): Problem {
-  expect(result.statusCode).toBe(status);
-  expect(contentTypeOf(result)).toBe('application/problem+json');
-  const p = jsonOf(result) as Problem;
-  expect(p.status).toBe(status);
-  expect(p.type).toBe(`urn:baton:problem:${p.code}`);
-  return p;
-}
 
 describe('createApi', () => {
   describe('routing', () => {
