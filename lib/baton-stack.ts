@@ -8,9 +8,10 @@ import { DataTables } from './constructs/data-tables.ts';
 import { Erasure } from './constructs/erasure.ts';
 import { FeedbackProcessor } from './constructs/feedback-processor.ts';
 import { BatonHttpApi } from './constructs/http-api.ts';
-import { Monitoring } from './constructs/monitoring.ts';
+import { type MonitoredQueue, Monitoring } from './constructs/monitoring.ts';
 import { NotificationKey } from './constructs/notification-key.ts';
 import { PayloadBucket } from './constructs/payload-bucket.ts';
+import type { SecureQueue } from './constructs/secure-queue.ts';
 import { SenderLane } from './constructs/sender-lane.ts';
 import { SesSending } from './constructs/ses-sending.ts';
 
@@ -133,24 +134,9 @@ export class BatonStack extends Stack {
       notificationKey,
       alarmEmail: config.alarmEmail,
       queues: [
-        ...LANES.map((lane) => ({
-          name: LANE_IDS[lane],
-          queue: this.lanes[lane].queue.queue,
-          deadLetterQueue: this.lanes[lane].queue.deadLetterQueue,
-          maxMessageAge: MAX_MESSAGE_AGE[lane],
-        })),
-        {
-          name: 'Feedback',
-          queue: this.feedback.queue.queue,
-          deadLetterQueue: this.feedback.queue.deadLetterQueue,
-          maxMessageAge: MAX_MESSAGE_AGE.feedback,
-        },
-        {
-          name: 'Erasure',
-          queue: this.erasure.queue.queue,
-          deadLetterQueue: this.erasure.queue.deadLetterQueue,
-          maxMessageAge: MAX_MESSAGE_AGE.erasure,
-        },
+        ...LANES.map((lane) => watched(LANE_IDS[lane], this.lanes[lane].queue, MAX_MESSAGE_AGE[lane])),
+        watched('Feedback', this.feedback.queue, MAX_MESSAGE_AGE.feedback),
+        watched('Erasure', this.erasure.queue, MAX_MESSAGE_AGE.erasure),
       ],
       functions: [
         { name: 'Api', function: this.api.handler.function },
@@ -217,6 +203,10 @@ export class BatonStack extends Stack {
       'MAIL FROM MX record to publish (plus TXT "v=spf1 include:amazonses.com ~all")',
     );
   }
+}
+
+function watched(name: string, queue: SecureQueue, maxMessageAge: Duration): MonitoredQueue {
+  return { name, queue: queue.queue, deadLetterQueue: queue.deadLetterQueue, maxMessageAge };
 }
 
 function completeLanes(lanes: Partial<Record<Lane, SenderLane>>): Record<Lane, SenderLane> {

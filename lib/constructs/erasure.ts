@@ -1,13 +1,14 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
+import type { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { EnvVar, ERASURE_SERVICE } from '../../lambdas/shared/names.ts';
-import { queueConsume, queueSend, secretRead, tableAccess } from '../iam.ts';
-import { BatonFunction } from './baton-function.ts';
-import { SecureQueue } from './secure-queue.ts';
+import { queueSend, secretRead, tableAccess } from '../iam.ts';
+import type { BatonFunction } from './baton-function.ts';
+import { addQueueConsumer } from './queue-consumer.ts';
+import type { SecureQueue } from './secure-queue.ts';
 
 export interface ErasureProps {
   /** The table whose records an erasure scans and rewrites. */
@@ -53,8 +54,26 @@ export class Erasure extends Construct {
   constructor(scope: Construct, id: string, props: ErasureProps) {
     super(scope, id);
     const timeout = props.timeout ?? Duration.minutes(2);
-    const maxConcurrency = props.maxConcurrency ?? 2;
-    validate(timeout, maxConcurrency);
+    validate(timeout);
+
+    const consumer = addQueueConsumer(this, 'Erasure', {
+      functionId: 'Worker',
+      function: {
+        entry: 'lambdas/erasure/handler.ts',
+        serviceName: ERASURE_SERVICE,
+        description: 'Continues recipient erasures: scans and rewrites message records, a step at a time',
+        timeout,
+        logRetention: props.logRetention,
+        environment: { [EnvVar.messagesTable]: props.messagesTable.tableName },
+      },
+      // One job per invocation: a step uses the whole invocation's time budget, so a second job in
+      // the batch would only wait for it. Failures are still reported per item.
+      batchSize: 1,
+      maxConcurrency: props.maxConcurrency ?? 2,
+    });
+    this.queue = consumer.queue;
+    this.worker = consumer.function;
+    this.eventSourceMapping = consumer.eventSourceMapping;
 
     this.secret = new Secret(this, 'Secret', {
       description:
@@ -65,35 +84,9 @@ export class Erasure extends Construct {
     });
     Validations.of(this.secret).acknowledge({ id: 'AwsSolutions-SMG4', reason: NO_ROTATION_REASON });
 
-    this.queue = new SecureQueue(this, 'Queue', {
-      // Lambda's guidance: at least six times the function timeout.
-      visibilityTimeout: Duration.seconds(6 * timeout.toSeconds()),
-    });
-
-    this.worker = new BatonFunction(this, 'Worker', {
-      entry: 'lambdas/erasure/handler.ts',
-      serviceName: ERASURE_SERVICE,
-      description: 'Continues recipient erasures: scans and rewrites message records, a step at a time',
-      timeout,
-      logRetention: props.logRetention,
-      environment: {
-        [EnvVar.messagesTable]: props.messagesTable.tableName,
-        [EnvVar.erasureQueueUrl]: this.queue.queue.queueUrl,
-      },
-    });
+    this.worker.function.addEnvironment(EnvVar.erasureQueueUrl, this.queue.queue.queueUrl);
     this.useSecret(this.worker);
 
-    this.eventSourceMapping = new EventSourceMapping(this, 'EventSource', {
-      target: this.worker.function,
-      eventSourceArn: this.queue.queue.queueArn,
-      // One job per invocation: a step uses the whole invocation's time budget, so a second job in
-      // the batch would only wait for it. Failures are still reported per item.
-      batchSize: 1,
-      reportBatchItemFailures: true,
-      maxConcurrency,
-    });
-
-    this.worker.addToRolePolicy(queueConsume(this.queue.queue));
     // Each step queues the next one (the scan positions) on its own queue.
     this.worker.addToRolePolicy(queueSend([this.queue.queue]));
     this.worker.addToRolePolicy(
@@ -120,12 +113,9 @@ export class Erasure extends Construct {
   }
 }
 
-function validate(timeout: Duration, maxConcurrency: number): void {
+function validate(timeout: Duration): void {
   const seconds = timeout.toSeconds();
   if (seconds < MIN_TIMEOUT_SECONDS || seconds > 900) {
     throw new Error(`Erasure: timeout must be ${MIN_TIMEOUT_SECONDS} to 900 seconds, got ${seconds}`);
-  }
-  if (!Number.isInteger(maxConcurrency) || maxConcurrency < 2 || maxConcurrency > 1000) {
-    throw new Error(`Erasure: maxConcurrency must be an integer from 2 to 1000, got ${maxConcurrency}`);
   }
 }

@@ -1,14 +1,15 @@
 import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
+import type { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { SqsSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
-import { indexQuery, queueConsume, tableAccess } from '../iam.ts';
-import { BatonFunction } from './baton-function.ts';
-import { SecureQueue } from './secure-queue.ts';
+import { indexQuery, tableAccess } from '../iam.ts';
+import type { BatonFunction } from './baton-function.ts';
+import { addQueueConsumer } from './queue-consumer.ts';
+import type { SecureQueue } from './secure-queue.ts';
 
 export interface FeedbackProcessorProps {
   /** The SNS topic SES publishes configuration-set events to. */
@@ -50,42 +51,32 @@ export class FeedbackProcessor extends Construct {
 
   constructor(scope: Construct, id: string, props: FeedbackProcessorProps) {
     super(scope, id);
-    const timeout = props.timeout ?? Duration.seconds(30);
-    const maxConcurrency = props.maxConcurrency ?? 5;
-    const maxBatchingWindow = props.maxBatchingWindow ?? Duration.seconds(5);
-    validate(maxConcurrency, maxBatchingWindow);
-
-    this.queue = new SecureQueue(this, 'Queue', {
-      visibilityTimeout: Duration.seconds(6 * timeout.toSeconds() + maxBatchingWindow.toSeconds()),
+    const consumer = addQueueConsumer(this, 'FeedbackProcessor', {
+      functionId: 'Handler',
+      function: {
+        entry: 'lambdas/feedback/handler.ts',
+        serviceName: 'baton-feedback',
+        description: 'Applies SES delivery, bounce and complaint events to messages and suppressions',
+        timeout: props.timeout ?? Duration.seconds(30),
+        logRetention: props.logRetention,
+        environment: {
+          [EnvVar.messagesTable]: props.messagesTable.tableName,
+          [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
+          [EnvVar.statsTable]: props.statsTable.tableName,
+        },
+      },
       maxReceiveCount: MAX_RECEIVE_COUNT,
+      batchSize: BATCH_SIZE,
+      maxBatchingWindow: props.maxBatchingWindow ?? Duration.seconds(5),
+      maxConcurrency: props.maxConcurrency ?? 5,
     });
+    this.queue = consumer.queue;
+    this.handler = consumer.function;
+    this.eventSourceMapping = consumer.eventSourceMapping;
     // Raw delivery: the queue body is the SES event itself rather than an SNS envelope around it.
     // The subscription also writes the queue policy statement admitting this topic only.
     props.topic.addSubscription(new SqsSubscription(this.queue.queue, { rawMessageDelivery: true }));
 
-    this.handler = new BatonFunction(this, 'Handler', {
-      entry: 'lambdas/feedback/handler.ts',
-      serviceName: 'baton-feedback',
-      description: 'Applies SES delivery, bounce and complaint events to messages and suppressions',
-      timeout,
-      logRetention: props.logRetention,
-      environment: {
-        [EnvVar.messagesTable]: props.messagesTable.tableName,
-        [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
-        [EnvVar.statsTable]: props.statsTable.tableName,
-      },
-    });
-
-    this.eventSourceMapping = new EventSourceMapping(this, 'EventSource', {
-      target: this.handler.function,
-      eventSourceArn: this.queue.queue.queueArn,
-      batchSize: BATCH_SIZE,
-      maxBatchingWindow,
-      reportBatchItemFailures: true,
-      maxConcurrency,
-    });
-
-    this.handler.addToRolePolicy(queueConsume(this.queue.queue));
     this.handler.addToRolePolicy(
       tableAccess(props.messagesTable, [
         'dynamodb:GetItem',
@@ -100,17 +91,5 @@ export class FeedbackProcessor extends Construct {
       tableAccess(props.suppressionsTable, ['dynamodb:GetItem', 'dynamodb:PutItem']),
     );
     this.handler.addToRolePolicy(tableAccess(props.statsTable, ['dynamodb:UpdateItem']));
-  }
-}
-
-function validate(maxConcurrency: number, maxBatchingWindow: Duration): void {
-  if (!Number.isInteger(maxConcurrency) || maxConcurrency < 2 || maxConcurrency > 1000) {
-    throw new Error(
-      `FeedbackProcessor: maxConcurrency must be an integer from 2 to 1000, got ${maxConcurrency}`,
-    );
-  }
-  const window = maxBatchingWindow.toSeconds();
-  if (window < 0 || window > 300) {
-    throw new Error(`FeedbackProcessor: maxBatchingWindow must be 0 to 300 seconds, got ${window}`);
   }
 }

@@ -243,12 +243,12 @@ export class Monitoring extends Construct {
     );
     this.dashboard.addWidgets(
       ...DASHBOARD_COUNTERS.map((metricName) =>
-        graph(`${metricName} by stream`, [counterByStream(metricName)]),
+        graph(`${metricName} by stream`, [byStream(metricName, 'Sum', metricName)]),
       ),
       ...LATENCIES.map((metricName) =>
         graph(`${metricName} by stream (p50, p95)`, [
-          latencyByStream(metricName, 'p50'),
-          latencyByStream(metricName, 'p95'),
+          byStream(metricName, 'p50', 'p50'),
+          byStream(metricName, 'p95', 'p95'),
         ]),
       ),
     );
@@ -289,14 +289,15 @@ function sesReputation(metricName: string): Metric {
 }
 
 /**
- * One line per stream. A SEARCH rather than fixed dimensions because Powertools adds its `service`
- * dimension to every metric: the dimension set is then {service, stream} and depends on which
- * function emits the counter, which the dashboard should not have to know.
+ * One line per stream of a counter (`Sum`) or latency percentile. A SEARCH rather than fixed
+ * dimensions because Powertools adds its `service` dimension to every metric: the dimension set is
+ * then {service, stream} and depends on which function emits the metric, which the dashboard
+ * should not have to know.
  */
-function counterByStream(metricName: string): MathExpression {
+function byStream(metricName: string, statistic: 'Sum' | 'p50' | 'p95', label: string): MathExpression {
   return new MathExpression({
-    expression: `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${metricName}" stream', 'Sum', 300)`,
-    label: metricName,
+    expression: `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${metricName}" stream', '${statistic}', 300)`,
+    label,
     period: FIVE_MINUTES,
   });
 }
@@ -336,13 +337,4 @@ function validate(props: MonitoringProps, bounceRate: number, complaintRate: num
     const duplicate = names.find((name, index) => names.indexOf(name) !== index);
     if (duplicate !== undefined) throw new Error(`Monitoring: duplicate name "${duplicate}"`);
   }
-}
-
-/** A latency percentile per stream, found by SEARCH like the counters. */
-function latencyByStream(metricName: string, stat: 'p50' | 'p95'): MathExpression {
-  return new MathExpression({
-    expression: `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${metricName}" stream', '${stat}', 300)`,
-    label: stat,
-    period: FIVE_MINUTES,
-  });
 }

@@ -1,20 +1,21 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { DEAD_LETTER_RETENTION } from './secure-queue.ts';
 
 /**
  * How long a payload is kept. A pointer to it lives at most as long as the lane queue's message:
- * 4 days on the queue, and since SQS keeps the original enqueue time when it dead-letters a
- * message, 14 days in all when it ends in the DLQ. One more day covers S3 rounding expiry to the
- * next midnight UTC, so a parked message can still be redriven and sent on its last day.
+ * since SQS keeps the original enqueue time when it dead-letters a message, that is the lane DLQs'
+ * retention in all. One more day covers S3 rounding expiry to the next midnight UTC, so a parked
+ * message can still be redriven and sent on its last day.
  */
-export const PAYLOAD_RETENTION = Duration.days(15);
+export const PAYLOAD_RETENTION = Duration.days(DEAD_LETTER_RETENTION.toDays() + 1);
 
 export interface PayloadBucketProps {
   /**
    * How long a stored payload is kept before S3 deletes it. Must outlive every queue message that
    * can point at it (the lane DLQs' retention), or a redriven message finds its payload gone.
-   * @default PAYLOAD_RETENTION (15 days)
+   * @default PAYLOAD_RETENTION (the DLQ retention plus a day: 15 days)
    */
   readonly expiration?: Duration;
 }

@@ -17,19 +17,28 @@ export interface SecureQueueProps {
   readonly maxReceiveCount?: number;
   /**
    * How long the source queue keeps a message.
-   * @default Duration.days(4) (the SQS default)
+   * @default QUEUE_RETENTION (4 days, the SQS default)
    */
   readonly retentionPeriod?: Duration;
   /**
    * How long the dead-letter queue keeps a message. Must be longer than `retentionPeriod`: SQS keeps
    * a message's original enqueue time when it is dead-lettered, so an equal retention would expire
    * it almost at once.
-   * @default Duration.days(14) (the SQS maximum)
+   * @default DEAD_LETTER_RETENTION (14 days, the SQS maximum)
    */
   readonly deadLetterRetentionPeriod?: Duration;
 }
 
 const MIN_RECEIVE_COUNT = 5;
+
+/** How long a queue keeps a message unless told otherwise: the SQS default. */
+export const QUEUE_RETENTION = Duration.days(4);
+/**
+ * How long a dead-letter queue keeps a message unless told otherwise: the SQS maximum. SQS keeps a
+ * message's original enqueue time when it dead-letters it, so this is also the longest any message
+ * of a Baton queue lives in all.
+ */
+export const DEAD_LETTER_RETENTION = Duration.days(14);
 
 /**
  * A queue and its dead-letter queue with the defaults every Baton queue needs written once:
@@ -43,8 +52,8 @@ export class SecureQueue extends Construct {
   constructor(scope: Construct, id: string, props: SecureQueueProps) {
     super(scope, id);
     const maxReceiveCount = props.maxReceiveCount ?? MIN_RECEIVE_COUNT;
-    const retentionPeriod = props.retentionPeriod ?? Duration.days(4);
-    const deadLetterRetentionPeriod = props.deadLetterRetentionPeriod ?? Duration.days(14);
+    const retentionPeriod = props.retentionPeriod ?? QUEUE_RETENTION;
+    const deadLetterRetentionPeriod = props.deadLetterRetentionPeriod ?? DEAD_LETTER_RETENTION;
     validate(props, maxReceiveCount, retentionPeriod, deadLetterRetentionPeriod);
 
     // SQS-managed SSE costs nothing and needs no key policy for SNS or Lambda; a customer managed

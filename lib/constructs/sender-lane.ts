@@ -1,14 +1,15 @@
 import { Duration } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
+import type { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { EnvVar, LANES, type Lane, PAYLOAD_KEY_PREFIX, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
-import { acknowledgeObjectKeys, objectAccess, queueConsume, tableAccess } from '../iam.ts';
-import { BatonFunction } from './baton-function.ts';
-import { SecureQueue } from './secure-queue.ts';
+import { acknowledgeObjectKeys, objectAccess, tableAccess } from '../iam.ts';
+import type { BatonFunction } from './baton-function.ts';
+import { addQueueConsumer } from './queue-consumer.ts';
+import type { SecureQueue } from './secure-queue.ts';
 
 export interface SenderLaneProps {
   /** The lane this sender drains; becomes `BATON_LANE`. */
@@ -62,49 +63,39 @@ export class SenderLane extends Construct {
 
   constructor(scope: Construct, id: string, props: SenderLaneProps) {
     super(scope, id);
-    const timeout = props.timeout ?? Duration.seconds(30);
-    const maxBatchingWindow = props.maxBatchingWindow ?? Duration.seconds(1);
-    validate(props, maxBatchingWindow);
+    validate(props);
     this.lane = props.lane;
 
     const maxReceiveCount = props.maxReceiveCount ?? 10;
-    this.queue = new SecureQueue(this, 'Queue', {
-      // Lambda's guidance: at least six times the function timeout plus the batching window.
-      visibilityTimeout: Duration.seconds(6 * timeout.toSeconds() + maxBatchingWindow.toSeconds()),
-      maxReceiveCount,
-    });
-
-    this.sender = new BatonFunction(this, 'Sender', {
-      entry: 'lambdas/sender/handler.ts',
-      serviceName: SENDER_SERVICE,
-      description: `Sends queued ${props.lane} messages through SES`,
-      timeout,
-      logRetention: props.logRetention,
-      environment: {
-        [EnvVar.messagesTable]: props.messagesTable.tableName,
-        [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
-        [EnvVar.statsTable]: props.statsTable.tableName,
-        [EnvVar.configurationSet]: props.configurationSetName,
-        [EnvVar.lane]: props.lane,
-        [EnvVar.maxSendRate]: String(props.sendRate),
-        [EnvVar.maxConcurrency]: String(props.maxConcurrency),
-        [EnvVar.maxReceiveCount]: String(maxReceiveCount),
-        [EnvVar.payloadBucket]: props.payloadBucket.bucketName,
+    const consumer = addQueueConsumer(this, 'SenderLane', {
+      functionId: 'Sender',
+      function: {
+        entry: 'lambdas/sender/handler.ts',
+        serviceName: SENDER_SERVICE,
+        description: `Sends queued ${props.lane} messages through SES`,
+        timeout: props.timeout ?? Duration.seconds(30),
+        logRetention: props.logRetention,
+        environment: {
+          [EnvVar.messagesTable]: props.messagesTable.tableName,
+          [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
+          [EnvVar.statsTable]: props.statsTable.tableName,
+          [EnvVar.configurationSet]: props.configurationSetName,
+          [EnvVar.lane]: props.lane,
+          [EnvVar.maxSendRate]: String(props.sendRate),
+          [EnvVar.maxConcurrency]: String(props.maxConcurrency),
+          [EnvVar.maxReceiveCount]: String(maxReceiveCount),
+          [EnvVar.payloadBucket]: props.payloadBucket.bucketName,
+        },
       },
-    });
-
-    // A bare mapping rather than SqsEventSource, which would also grant sqs:GetQueueUrl through
-    // grantConsumeMessages; the role gets exactly the actions the poller uses below.
-    this.eventSourceMapping = new EventSourceMapping(this, 'EventSource', {
-      target: this.sender.function,
-      eventSourceArn: this.queue.queue.queueArn,
+      maxReceiveCount,
       batchSize: BATCH_SIZE,
-      maxBatchingWindow,
-      reportBatchItemFailures: true,
+      maxBatchingWindow: props.maxBatchingWindow ?? Duration.seconds(1),
       maxConcurrency: props.maxConcurrency,
     });
+    this.queue = consumer.queue;
+    this.sender = consumer.function;
+    this.eventSourceMapping = consumer.eventSourceMapping;
 
-    this.sender.addToRolePolicy(queueConsume(this.queue.queue));
     // Claim (conditional update) and status updates on the message record.
     this.sender.addToRolePolicy(
       tableAccess(props.messagesTable, [
@@ -131,20 +122,11 @@ export class SenderLane extends Construct {
   }
 }
 
-function validate(props: SenderLaneProps, maxBatchingWindow: Duration): void {
+function validate(props: SenderLaneProps): void {
   if (!LANES.includes(props.lane)) {
     throw new Error(`SenderLane: unknown lane "${props.lane}", expected one of ${LANES.join(', ')}`);
   }
-  if (!Number.isInteger(props.maxConcurrency) || props.maxConcurrency < 2 || props.maxConcurrency > 1000) {
-    throw new Error(
-      `SenderLane: maxConcurrency must be an integer from 2 to 1000, got ${props.maxConcurrency}`,
-    );
-  }
   if (!(props.sendRate > 0)) {
     throw new Error(`SenderLane: sendRate must be greater than 0, got ${props.sendRate}`);
-  }
-  const window = maxBatchingWindow.toSeconds();
-  if (window < 0 || window > 300) {
-    throw new Error(`SenderLane: maxBatchingWindow must be 0 to 300 seconds, got ${window}`);
   }
 }

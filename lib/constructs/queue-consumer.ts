@@ -1,0 +1,77 @@
+import { Duration } from 'aws-cdk-lib';
+import { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
+import type { Construct } from 'constructs';
+import { queueConsume } from '../iam.ts';
+import { BatonFunction, type BatonFunctionProps } from './baton-function.ts';
+import { SecureQueue } from './secure-queue.ts';
+
+export interface QueueConsumerProps {
+  /** Construct id of the function (`Sender`, `Handler`, `Worker`); the queue is `Queue`, the mapping `EventSource`. */
+  readonly functionId: string;
+  readonly function: BatonFunctionProps;
+  /**
+   * Receives before a message moves to the dead-letter queue.
+   * @default SecureQueue's default (5)
+   */
+  readonly maxReceiveCount?: number;
+  /** Records per invocation. */
+  readonly batchSize: number;
+  /**
+   * How long the poller may wait to fill a batch (0 to 300 s).
+   * @default - none (Lambda's default: no wait)
+   */
+  readonly maxBatchingWindow?: Duration;
+  /** Event source mapping maximum concurrency (2..1000). */
+  readonly maxConcurrency: number;
+}
+
+/** What {@link addQueueConsumer} builds. */
+export interface QueueConsumer {
+  readonly queue: SecureQueue;
+  readonly function: BatonFunction;
+  readonly eventSourceMapping: EventSourceMapping;
+}
+
+/**
+ * A queue (with its DLQ) drained by a Baton function, wired the way every Baton consumer is: the
+ * visibility timeout sized from the function timeout, partial batch failures reported, a concurrency
+ * cap, and a role that may receive, delete and change visibility on that queue only.
+ *
+ * A function rather than a construct: the resources are created directly in `scope`, under the ids
+ * the lane, feedback and erasure constructs always gave them, so their logical ids (and the queues
+ * they name) stay where they are. `owner` prefixes validation errors.
+ */
+export function addQueueConsumer(scope: Construct, owner: string, props: QueueConsumerProps): QueueConsumer {
+  validate(owner, props);
+  const window = props.maxBatchingWindow?.toSeconds() ?? 0;
+  const queue = new SecureQueue(scope, 'Queue', {
+    // Lambda's guidance: at least six times the function timeout plus the batching window.
+    visibilityTimeout: Duration.seconds(6 * props.function.timeout.toSeconds() + window),
+    ...(props.maxReceiveCount === undefined ? {} : { maxReceiveCount: props.maxReceiveCount }),
+  });
+  const fn = new BatonFunction(scope, props.functionId, props.function);
+
+  // A bare mapping rather than SqsEventSource, which would also grant sqs:GetQueueUrl through
+  // grantConsumeMessages; the role gets exactly the actions the poller uses.
+  const eventSourceMapping = new EventSourceMapping(scope, 'EventSource', {
+    target: fn.function,
+    eventSourceArn: queue.queue.queueArn,
+    batchSize: props.batchSize,
+    ...(props.maxBatchingWindow === undefined ? {} : { maxBatchingWindow: props.maxBatchingWindow }),
+    reportBatchItemFailures: true,
+    maxConcurrency: props.maxConcurrency,
+  });
+  fn.addToRolePolicy(queueConsume(queue.queue));
+  return { queue, function: fn, eventSourceMapping };
+}
+
+function validate(owner: string, props: QueueConsumerProps): void {
+  const { maxConcurrency } = props;
+  if (!Number.isInteger(maxConcurrency) || maxConcurrency < 2 || maxConcurrency > 1000) {
+    throw new Error(`${owner}: maxConcurrency must be an integer from 2 to 1000, got ${maxConcurrency}`);
+  }
+  const window = props.maxBatchingWindow?.toSeconds() ?? 0;
+  if (window < 0 || window > 300) {
+    throw new Error(`${owner}: maxBatchingWindow must be 0 to 300 seconds, got ${window}`);
+  }
+}
