@@ -1,28 +1,34 @@
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoApiKeyStore } from '../lambdas/adapters/api-key-store.ts';
-import { hashToken, keyIdOf, SCOPES } from '../lambdas/domain/api-key.ts';
 import { EnvVar } from '../lambdas/shared/names.ts';
 import { createApp, STACK_ID } from '../lib/app.ts';
+import { REPO_ROOT } from '../lib/paths.ts';
 import {
   type DevelopmentDkim,
   developmentApiKey,
   developmentDkim,
   developmentErasureSecret,
+  developmentKeyItem,
   dkimRecord,
 } from './dev-keys.ts';
 import { startDynamo } from './emulators/dynamodb.ts';
-import { isAddressInUse, LocalPortEnvVar, PortInUseError } from './emulators/errors.ts';
+import { LocalPortEnvVar } from './emulators/errors.ts';
+import { closeServer, listenOnLoopback } from './emulators/listen.ts';
 import { startSqsSns } from './emulators/sqs-sns.ts';
-import { type CfnTemplate, type LocalPlan, planFromTemplate, resolveEnvironment } from './plan.ts';
+import {
+  type CfnTemplate,
+  LOCAL_REGION,
+  type LocalPlan,
+  planFromTemplate,
+  resolveEnvironment,
+} from './plan.ts';
 import { provision } from './provision.ts';
 import { FunctionPool } from './runtime/function-pool.ts';
 import { type AccessLogEntry, createGateway } from './runtime/http-gateway.ts';
@@ -34,9 +40,9 @@ import {
   startSesStandin,
   streamLogger,
 } from './ses-standin/index.ts';
+import { LOCAL_STATE_FILE, type LocalState } from './state.ts';
 
-const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
-const REGION = 'us-east-1';
+const REGION = LOCAL_REGION;
 const API_CONCURRENCY = 4;
 
 export interface LocalOptions {
@@ -89,18 +95,6 @@ export interface LocalBaton {
   stop(): Promise<void>;
 }
 
-/** Written to the state folder while local mode runs. */
-export const LOCAL_STATE_FILE = 'local.json';
-
-export interface LocalState {
-  readonly pid: number;
-  readonly url: string;
-  readonly region: string;
-  readonly endpoints: { readonly dynamodb: string; readonly sqs: string; readonly ses: string };
-  /** The api function's environment, resolved: table names and queue URLs under their EnvVar names. */
-  readonly environment: Readonly<Record<string, string>>;
-}
-
 /** Synthesizes the stack (no bundling, no nag: fast) and returns its template. */
 export function synthTemplate(domain: string): CfnTemplate {
   const outdir = mkdtempSync(join(tmpdir(), 'baton-synth-'));
@@ -127,6 +121,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
   mkdirSync(logDir, { recursive: true });
   const domains = options.domains?.length ? options.domains : ['example.com'];
   const { token: apiKey, source: apiKeySource } = developmentApiKey(stateDir, options.apiKey);
+  const developmentKey = developmentKeyItem(apiKey, domains);
   const dkim = developmentDkim(stateDir, options.dkimSelector ?? 'baton', options.dkimKeyFile);
   const erasureSecret = developmentErasureSecret(stateDir);
 
@@ -208,8 +203,14 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
     for (const e of plan.eventSources)
       concurrency.set(e.function, (concurrency.get(e.function) ?? 0) + e.maxConcurrency);
 
+    const environments = new Map(
+      plan.functions.map((fn) => [fn.logicalId, resolveEnvironment(fn.environment, physical)]),
+    );
+    // The function behind the HTTP API: local mode seeds its key table, the keys CLI reads its names.
+    const apiFunction = plan.functions.find((f) => plan.routes.some((r) => r.function === f.logicalId));
+    const apiEnvironment = (apiFunction && environments.get(apiFunction.logicalId)) ?? {};
     for (const fn of plan.functions) {
-      const env = resolveEnvironment(fn.environment, physical);
+      const env = environments.get(fn.logicalId) ?? {};
       const log = createWriteStream(join(logDir, `${fn.logicalId}.log`), { flags: 'a' });
       logs.push(log);
       pools.set(
@@ -236,8 +237,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
     }
     cleanups.push(() => Promise.all([...pools.values()].map((p) => p.stop())).then(() => undefined));
 
-    await seedDevelopmentKey(plan, physical, dynamoClient, apiKey, domains);
-    await Promise.all([...pools.values()].map((p) => p.start()));
+    const keysTable = apiEnvironment[EnvVar.apiKeysTable];
+    if (!keysTable) throw new Error('the template has no api function with an API keys table');
+    await Promise.all([
+      new DynamoApiKeyStore(DynamoDBDocumentClient.from(dynamoClient), keysTable).put(developmentKey),
+      ...[...pools.values()].map((p) => p.start()),
+    ]);
 
     const pollers = new Map<string, SqsPoller>();
     for (const e of plan.eventSources) {
@@ -266,19 +271,22 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       }),
       options.onAccess,
     );
-    const port = await listen(gateway, options.port ?? 3000);
+    const { port } = await listenOnLoopback(gateway, {
+      port: options.port ?? 3000,
+      service: 'Baton HTTP API',
+      envVar: 'BATON_PORT',
+    });
     cleanups.push(() => closeServer(gateway));
     const url = `http://127.0.0.1:${port}`;
 
     // How tools (`npm run keys -- --local`) find this instance: its endpoints and table names.
     const stateFile = join(stateDir, LOCAL_STATE_FILE);
-    const apiFunction = plan.functions.find((f) => plan.routes.some((r) => r.function === f.logicalId));
     const state: LocalState = {
       pid: process.pid,
       url,
       region: REGION,
       endpoints,
-      environment: apiFunction ? resolveEnvironment(apiFunction.environment, physical) : {},
+      environment: apiEnvironment,
     };
     writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
     cleanups.push(() => rmSync(stateFile, { force: true }));
@@ -342,60 +350,4 @@ function functionBaseEnv(
   };
 }
 
-async function seedDevelopmentKey(
-  plan: LocalPlan,
-  physical: Parameters<typeof resolveEnvironment>[1],
-  dynamo: DynamoDBClient,
-  token: string,
-  domains: readonly string[],
-): Promise<void> {
-  const apiFunction = plan.functions.find((f) => plan.routes.some((r) => r.function === f.logicalId));
-  const table = apiFunction
-    ? resolveEnvironment(apiFunction.environment, physical)[EnvVar.apiKeysTable]
-    : undefined;
-  if (!table) throw new Error('the template has no api function with an API keys table');
-  const store = new DynamoApiKeyStore(DynamoDBDocumentClient.from(dynamo), table);
-  await store.put({
-    keyId: keyIdOf(token),
-    secretHash: hashToken(token),
-    tenant: 'dev',
-    name: 'local development key',
-    scopes: [...SCOPES],
-    allowedDomains: [...domains],
-    allowedCidrs: [],
-    senderPolicy: 'reject',
-    status: 'active',
-    createdAt: new Date().toISOString(),
-  });
-}
-
-function listen(server: Server, port: number): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    server.once('error', (error) => {
-      reject(
-        isAddressInUse(error)
-          ? new PortInUseError({
-              service: 'Baton HTTP API',
-              port,
-              host: '127.0.0.1',
-              envVar: 'BATON_PORT',
-              cause: error,
-            })
-          : error,
-      );
-    });
-    server.listen(port, '127.0.0.1', () => {
-      const address = server.address();
-      resolvePort(typeof address === 'object' && address ? address.port : port);
-    });
-  });
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolveClose) => {
-    server.close(() => resolveClose());
-    server.closeAllConnections();
-  });
-}
-
-export { LocalPortEnvVar };
+export { LOCAL_STATE_FILE, LocalPortEnvVar, type LocalState };

@@ -1,7 +1,14 @@
 import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { generateApiKey } from '../lambdas/domain/api-key.ts';
+import {
+  type ApiKey,
+  generateApiKey,
+  issueKey,
+  keyIdOf,
+  SCOPES,
+  validateKeySpec,
+} from '../lambdas/domain/api-key.ts';
 
 /**
  * The development API key: `BATON_API_KEY` when set, else one generated on first start and kept
@@ -12,15 +19,52 @@ export function developmentApiKey(
   fromEnv: string | undefined,
 ): { token: string; source: string } {
   if (fromEnv?.trim()) return { token: fromEnv.trim(), source: 'BATON_API_KEY' };
-  const file = join(stateDir, 'dev-api-key');
-  if (existsSync(file)) {
-    const token = readFileSync(file, 'utf8').trim();
-    if (token) return { token, source: file };
+  const { value, file, generated } = keptInStateDir(stateDir, 'dev-api-key', () => generateApiKey().token);
+  return { token: value, source: generated ? `generated, saved in ${file}` : file };
+}
+
+/** A local-mode setting that cannot work (say, a BATON_DOMAINS entry that is no domain); the message says which. */
+export class LocalSettingError extends Error {
+  override readonly name = 'LocalSettingError';
+}
+
+/**
+ * The ApiKeys item of the development key: every scope, sending from `domains`. Checked by the same
+ * rules as `npm run keys -- create`, so a BATON_DOMAINS typo stops `npm start` in words instead of
+ * having every send refused with 403.
+ */
+export function developmentKeyItem(token: string, domains: readonly string[], now = new Date()): ApiKey {
+  const spec = validateKeySpec({
+    tenant: 'dev',
+    name: 'local development key',
+    scopes: SCOPES,
+    allowedDomains: domains,
+  });
+  if (!spec.ok) {
+    const problems = spec.errors.map(
+      (e) => `${e.path.replace('allowedDomains', 'BATON_DOMAINS')} ${e.message}`,
+    );
+    throw new LocalSettingError(`The development API key cannot be created: ${problems.join('; ')}.`);
   }
-  const { token } = generateApiKey();
+  // The token is given (BATON_API_KEY, or the one kept in the state folder), not generated.
+  return issueKey(spec.value, now, () => ({ keyId: keyIdOf(token), token })).key;
+}
+
+/** The value in `<stateDir>/<name>`, or a new one from `generate` saved there (owner-only). */
+function keptInStateDir(
+  stateDir: string,
+  name: string,
+  generate: () => string,
+): { value: string; file: string; generated: boolean } {
+  const file = join(stateDir, name);
+  if (existsSync(file)) {
+    const value = readFileSync(file, 'utf8').trim();
+    if (value) return { value, file, generated: false };
+  }
+  const value = generate();
   mkdirSync(stateDir, { recursive: true });
-  writeFileSync(file, `${token}\n`, { mode: 0o600 });
-  return { token, source: `generated, saved in ${file}` };
+  writeFileSync(file, `${value}\n`, { mode: 0o600 });
+  return { value, file, generated: true };
 }
 
 export interface DevelopmentDkim {
@@ -70,13 +114,5 @@ export function dkimRecord(
  * HMAC under it. The functions get the value itself (`BATON_ERASURE_SECRET`).
  */
 export function developmentErasureSecret(stateDir: string): string {
-  const file = join(stateDir, 'erasure-secret');
-  if (existsSync(file)) {
-    const secret = readFileSync(file, 'utf8').trim();
-    if (secret) return secret;
-  }
-  const secret = randomBytes(32).toString('hex');
-  mkdirSync(stateDir, { recursive: true });
-  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
-  return secret;
+  return keptInStateDir(stateDir, 'erasure-secret', () => randomBytes(32).toString('hex')).value;
 }

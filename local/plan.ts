@@ -263,7 +263,7 @@ export interface Physical {
 
 /** The ARN a `Ref` to a secret resolves to locally: it names the secret, no service answers it. */
 export function localSecretArn(logicalId: string): string {
-  return `arn:aws:secretsmanager:${PSEUDO['AWS::Region']}:${PSEUDO['AWS::AccountId']}:secret:${logicalId}`;
+  return `arn:aws:secretsmanager:${LOCAL_REGION}:${LOCAL_ACCOUNT}:secret:${logicalId}`;
 }
 
 /**
@@ -326,9 +326,13 @@ function resolveValue(value: unknown, physical: Physical, where: string): string
   );
 }
 
+/** The region and account local mode pretends to run in (fauxqs's account). */
+export const LOCAL_REGION = 'us-east-1';
+export const LOCAL_ACCOUNT = '000000000000';
+
 const PSEUDO: Readonly<Record<string, string>> = {
-  'AWS::Region': 'us-east-1',
-  'AWS::AccountId': '000000000000',
+  'AWS::Region': LOCAL_REGION,
+  'AWS::AccountId': LOCAL_ACCOUNT,
   'AWS::Partition': 'aws',
   'AWS::URLSuffix': 'amazonaws.com',
 };

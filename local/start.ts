@@ -4,6 +4,7 @@
  */
 
 import { LocalPortEnvVar, startLocal } from './baton-local.ts';
+import { LocalSettingError } from './dev-keys.ts';
 import { PortInUseError } from './emulators/errors.ts';
 import { type FaultPlan, validateFaultPlan } from './ses-standin/faults.ts';
 
@@ -87,7 +88,8 @@ Ready in ${(baton.startupMs / 1000).toFixed(1)} s. Ctrl-C stops.`);
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 } catch (error) {
-  if (error instanceof PortInUseError) {
+  // These say what to change; a stack trace would only bury it.
+  if (error instanceof PortInUseError || error instanceof LocalSettingError) {
     console.error(`\nBaton could not start: ${error.message}`);
   } else {
     console.error(

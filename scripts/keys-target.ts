@@ -10,14 +10,12 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoApiKeyStore } from '../lambdas/adapters/api-key-store.ts';
 import { EnvVar } from '../lambdas/shared/names.ts';
-import type { LocalState } from '../local/baton-local.ts';
+import { LOCAL_STATE_FILE, type LocalState } from '../local/state.ts';
 import { CommandFailedError, type TargetChoice } from './keys-cli.ts';
 
-/**
- * `LOCAL_STATE_FILE` of local/baton-local.ts, repeated (a unit test keeps them equal) because
- * importing that module would synthesize nothing but still load the whole CDK at every run.
- */
-export const LOCAL_STATE_FILE = 'local.json';
+/** Where local mode says where it is (local/state.ts); re-exported for the tests. */
+export { LOCAL_STATE_FILE };
+
 /** The stack output that names the ApiKeys table (lib/baton-stack.ts). */
 export const API_KEYS_TABLE_OUTPUT = 'ApiKeysTableName';
 

@@ -14,6 +14,31 @@ export interface LocalEmulator {
   stop(): Promise<void>;
 }
 
+/** The options every emulator takes. */
+export interface EmulatorOptions {
+  /** Port on 127.0.0.1. @default 0 (the OS picks a free port) */
+  readonly port?: number;
+  /** Variable named in the {@link PortInUseError} message. @default the emulator's `LocalPortEnvVar` */
+  readonly portEnvVar?: string;
+}
+
+/**
+ * The handle of an emulator listening on `address`: its base URL, and a `stop` that runs `close`
+ * once however often it is called (local mode and a test's `afterAll` may both stop it).
+ */
+export const loopbackEmulator = (address: AddressInfo, close: () => Promise<void>): LocalEmulator => {
+  let stopping: Promise<void> | undefined;
+  return {
+    endpoint: `http://${LOOPBACK_HOST}:${address.port}`,
+    port: address.port,
+    host: address.address,
+    stop: () => {
+      stopping ??= close();
+      return stopping;
+    },
+  };
+};
+
 export interface ListenTarget {
   readonly port: number;
   readonly service: string;

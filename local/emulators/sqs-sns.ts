@@ -1,14 +1,18 @@
 import { buildApp } from 'fauxqs';
 import { isAddressInUse, LocalPortEnvVar, PortInUseError } from './errors.ts';
-import { assertPort, boundAddress, LOOPBACK_HOST, type LocalEmulator } from './listen.ts';
+import {
+  assertPort,
+  boundAddress,
+  type EmulatorOptions,
+  LOOPBACK_HOST,
+  type LocalEmulator,
+  loopbackEmulator,
+} from './listen.ts';
 
-export interface StartSqsSnsOptions {
-  /** Port on 127.0.0.1. @default 0 (the OS picks a free port) */
-  readonly port?: number;
+/** `portEnvVar` defaults to BATON_LOCAL_SQS_SNS_PORT. */
+export interface StartSqsSnsOptions extends EmulatorOptions {
   /** Region used in ARNs and queue URLs when a request does not carry one. @default 'us-east-1' */
   readonly region?: string;
-  /** Variable named in the {@link PortInUseError} message. @default BATON_LOCAL_SQS_SNS_PORT */
-  readonly portEnvVar?: string;
 }
 
 const SERVICE = 'SQS/SNS emulator (fauxqs)';
@@ -42,16 +46,6 @@ export const startSqsSns = async (options: StartSqsSnsOptions = {}): Promise<Loc
     }
     throw error;
   }
-  const { port, address } = boundAddress(app.server);
-  let stopping: Promise<void> | undefined;
-  return {
-    endpoint: `http://${LOOPBACK_HOST}:${port}`,
-    port,
-    host: address,
-    stop: () => {
-      // fauxqs builds Fastify with forceCloseConnections, so close() does not wait for keep-alive.
-      stopping ??= app.close();
-      return stopping;
-    },
-  };
+  // fauxqs builds Fastify with forceCloseConnections, so close() does not wait for keep-alive.
+  return loopbackEmulator(boundAddress(app.server), () => app.close());
 };

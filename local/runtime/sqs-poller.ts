@@ -85,7 +85,7 @@ export class SqsPoller {
   }
 
   async #invoke(messages: Message[]): Promise<void> {
-    const records = messages.map((m) => this.#record(m));
+    const records = messages.map((m) => sqsRecordOf(m, this.#spec.queueArn));
     this.stats.invocations++;
     this.stats.records += records.length;
     const result = await this.#pool.invoke({ Records: records } satisfies SQSEvent);
@@ -126,39 +126,43 @@ export class SqsPoller {
     }
     return ids;
   }
+}
 
-  #record(m: Message): SQSRecord {
-    const attrs = m.Attributes ?? {};
-    return {
-      messageId: m.MessageId ?? '',
-      receiptHandle: m.ReceiptHandle ?? '',
-      body: m.Body ?? '',
-      attributes: {
-        ApproximateReceiveCount: attrs.ApproximateReceiveCount ?? '1',
-        SentTimestamp: attrs.SentTimestamp ?? String(Date.now()),
-        SenderId: attrs.SenderId ?? 'local',
-        ApproximateFirstReceiveTimestamp: attrs.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
-      },
-      messageAttributes: Object.fromEntries(
-        Object.entries(m.MessageAttributes ?? {}).map(([name, a]) => [
-          name,
-          {
-            dataType: a.DataType ?? 'String',
-            ...(a.StringValue !== undefined ? { stringValue: a.StringValue } : {}),
-            ...(a.BinaryValue !== undefined
-              ? { binaryValue: Buffer.from(a.BinaryValue).toString('base64') }
-              : {}),
-            stringListValues: [],
-            binaryListValues: [],
-          },
-        ]),
-      ),
-      md5OfBody: m.MD5OfBody ?? '',
-      eventSource: 'aws:sqs',
-      eventSourceARN: this.#spec.queueArn,
-      awsRegion: 'us-east-1',
-    };
-  }
+/**
+ * An SQS message as Lambda's event source hands it to the function. The region is the queue's,
+ * read from its ARN (`arn:aws:sqs:<region>:<account>:<name>`), as Lambda reports it.
+ */
+export function sqsRecordOf(m: Message, queueArn: string): SQSRecord {
+  const attrs = m.Attributes ?? {};
+  return {
+    messageId: m.MessageId ?? '',
+    receiptHandle: m.ReceiptHandle ?? '',
+    body: m.Body ?? '',
+    attributes: {
+      ApproximateReceiveCount: attrs.ApproximateReceiveCount ?? '1',
+      SentTimestamp: attrs.SentTimestamp ?? String(Date.now()),
+      SenderId: attrs.SenderId ?? 'local',
+      ApproximateFirstReceiveTimestamp: attrs.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+    },
+    messageAttributes: Object.fromEntries(
+      Object.entries(m.MessageAttributes ?? {}).map(([name, a]) => [
+        name,
+        {
+          dataType: a.DataType ?? 'String',
+          ...(a.StringValue !== undefined ? { stringValue: a.StringValue } : {}),
+          ...(a.BinaryValue !== undefined
+            ? { binaryValue: Buffer.from(a.BinaryValue).toString('base64') }
+            : {}),
+          stringListValues: [],
+          binaryListValues: [],
+        },
+      ]),
+    ),
+    md5OfBody: m.MD5OfBody ?? '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: queueArn,
+    awsRegion: queueArn.split(':')[3] ?? '',
+  };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -88,7 +88,3 @@ export const addrSpec = (mailbox: string): string | undefined => {
   if (at <= 0 || at === candidate.length - 1 || /[\s<>,;:"()]/.test(candidate)) return undefined;
   return candidate;
 };
-
-/** The domain of an addr-spec, lower-cased (domains are case-insensitive; local parts are not). */
-export const domainOf = (address: string): string =>
-  address.slice(address.lastIndexOf('@') + 1).toLowerCase();

@@ -1,12 +1,6 @@
+import { domainOf } from '../../lambdas/domain/address.ts';
 import type { SesCommonHeaders, SesMail } from './events.ts';
-import {
-  addrSpec,
-  domainOf,
-  headerValue,
-  type MailHeader,
-  parseHeaders,
-  splitAddressList,
-} from './mime-headers.ts';
+import { addrSpec, headerValue, type MailHeader, parseHeaders, splitAddressList } from './mime-headers.ts';
 import { SesApiError } from './ses-api-error.ts';
 
 /** SES v2 limits (https://docs.aws.amazon.com/ses/latest/dg/quotas.html). */

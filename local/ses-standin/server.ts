@@ -3,14 +3,16 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { domainOf } from '../../lambdas/domain/address.ts';
 import { MessageTag } from '../../lambdas/shared/names.ts';
 import { LocalPortEnvVar } from '../emulators/errors.ts';
 import {
   assertPort,
   closeServer,
-  LOOPBACK_HOST,
+  type EmulatorOptions,
   type LocalEmulator,
   listenOnLoopback,
+  loopbackEmulator,
 } from '../emulators/listen.ts';
 import {
   KNOWN_MATCHING_EVENT_TYPES,
@@ -25,7 +27,6 @@ import { FaultInjector, type FaultPlan } from './faults.ts';
 import { sesStyleId } from './ids.ts';
 import { consoleLogger, maskAddresses, type StandinLogger } from './log.ts';
 import { type EventGroup, isDelivered, planEventPhases, recipientSteps } from './mailbox-simulator.ts';
-import { domainOf } from './mime-headers.ts';
 import { buildMail, type EmailTag, MAX_RAW_MESSAGE_BYTES, parseSendEmailRequest } from './send-email.ts';
 import { SesApiError } from './ses-api-error.ts';
 
@@ -39,9 +40,8 @@ export interface SesEventDestination {
   readonly eventTypes: readonly string[];
 }
 
-export interface StartSesStandinOptions {
-  /** Port on 127.0.0.1. @default 0 (the OS picks a free port) */
-  readonly port?: number;
+/** `portEnvVar` defaults to BATON_LOCAL_SES_PORT. */
+export interface StartSesStandinOptions extends EmulatorOptions {
   /** Folder for delivered messages (`<baton id>.eml`); created if missing. */
   readonly outboxDir: string;
   /** Publishes one event (JSON text) to an SNS topic; local mode wires it to SNS Publish on fauxqs. */
@@ -69,8 +69,6 @@ export interface StartSesStandinOptions {
   /** @default no faults */
   readonly faults?: FaultPlan;
   readonly logger?: StandinLogger;
-  /** Variable named in the {@link PortInUseError} message. @default BATON_LOCAL_SES_PORT */
-  readonly portEnvVar?: string;
 }
 
 /** What the stand-in accepted (answered 200), for tests and local-mode diagnostics. */
@@ -332,34 +330,27 @@ export const startSesStandin = async (options: StartSesStandinOptions): Promise<
       answer(res, apiError.statusCode, { message: apiError.message });
     });
   });
-  const { port, address } = await listenOnLoopback(server, {
+  const address = await listenOnLoopback(server, {
     port: requestedPort,
     service: SERVICE,
     envVar: options.portEnvVar ?? LocalPortEnvVar.ses,
   });
 
-  let stopping: Promise<void> | undefined;
   const settled = async (): Promise<void> => {
     while (pending.size > 0) await Promise.allSettled([...pending]);
   };
   return {
-    endpoint: `http://${LOOPBACK_HOST}:${port}`,
-    port,
-    host: address,
+    // Events still waiting would publish into emulators that are stopping too: drop them.
+    ...loopbackEmulator(address, async () => {
+      stopSignal.abort();
+      await closeServer(server);
+      await settled();
+    }),
     sent: () => [...accepted],
     setFaults: (plan) => {
       faults.plan = plan;
     },
     settled,
-    stop: () => {
-      // Events still waiting would publish into emulators that are stopping too: drop them.
-      stopping ??= (async () => {
-        stopSignal.abort();
-        await closeServer(server);
-        await settled();
-      })();
-      return stopping;
-    },
   };
 };
 
