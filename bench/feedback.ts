@@ -27,9 +27,9 @@ import {
   InMemorySuppressionStore,
 } from '../test/support/fakes.ts';
 import { RequestCounter } from '../test/support/sender-rig.ts';
-import { median } from './support.ts';
+import { iterations, measure, ms, printTable } from './support.ts';
 
-const ITERATIONS = Math.max(1000, Number(process.env.BENCH_ITERATIONS ?? 2000));
+const ITERATIONS = iterations(2000, 1000);
 const WARMUP = 100;
 logger.setLogLevel('SILENT');
 const keyOf = erasedKeyFunction('bench-erasure-secret-0123456789abcdefghij');
@@ -107,18 +107,19 @@ for (const kind of KINDS) {
     erasedKeyOf: keyOf,
     clock: () => new Date(),
   };
-  const cpu: number[] = [];
-  for (let i = -WARMUP; i < ITERATIONS; i++) {
-    const id = `msg_${kind.replace(' ', '')}${i + WARMUP}`;
-    const address = `user${i + WARMUP}@example.org`;
-    messages.seed(sentRecord(id, address));
-    const body = eventFor(kind, id, address);
-    const c0 = process.cpuUsage();
-    await processFeedback(deps, body);
-    const c = process.cpuUsage(c0);
-    if (i >= 0) cpu.push(c.user + c.system);
-  }
-  cpuRows.push([kind, `${(median(cpu) / 1000).toFixed(3)} ms`]);
+  const id = (i: number) => `msg_${kind.replace(' ', '')}${i + WARMUP}`;
+  const address = (i: number) => `user${i + WARMUP}@example.org`;
+  const bodies = new Map<number, string>();
+  const { cpuUs } = await measure((i) => processFeedback(deps, bodies.get(i) ?? ''), {
+    iterations: ITERATIONS,
+    warmup: WARMUP,
+    // The message the event is about exists, and the event is built, before the timing starts.
+    before: (i) => {
+      messages.seed(sentRecord(id(i), address(i)));
+      bodies.set(i, eventFor(kind, id(i), address(i)));
+    },
+  });
+  cpuRows.push([kind, ms(cpuUs)]);
 }
 
 // (ii) DynamoDB requests per event ------------------------------------------------------------------
@@ -165,16 +166,12 @@ for (const kind of KINDS) {
 }
 await stack.stop();
 
-function table(title: string, header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  console.log(`\n${title}`);
-  for (const row of [header, ...rows]) console.log(row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  '));
-}
-
-table('Feedback CPU per event (median, parse + apply, in-memory stores)', ['event', 'CPU'], cpuRows);
-table(
+printTable('Feedback CPU per event (median, parse + apply, in-memory stores)', [
+  ['event', 'CPU'],
+  ...cpuRows,
+]);
+printTable(
   'DynamoDB requests per event (real adapters on dynalite, batches of 10 tagged events, stats write included)',
-  ['event', 'GetItem', 'PutItem', 'UpdateItem', 'Query', 'total'],
-  requestRows,
+  [['event', 'GetItem', 'PutItem', 'UpdateItem', 'Query', 'total'], ...requestRows],
 );
 console.log(`\niterations ${ITERATIONS}`);

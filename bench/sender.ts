@@ -6,11 +6,13 @@
  * (ii)  the sender bundle, minified, as the stack builds it;
  * (iii) AWS requests per message for one full batch of 10, with the REAL adapters against dynalite
  *       and fauxqs provisioned from the template and the local SES stand-in, counted by an SDK
- *       middleware on every client the sender uses.
+ *       middleware on every client the sender uses, the batch's daily-counter write included (the
+ *       handler flushes it once per invocation).
  * Run: `npm run bench:sender` (prints tables).
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { build } from 'esbuild';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoUsageStore } from '../lambdas/adapters/usage-store.ts';
 import { type DkimKey, signDkim } from '../lambdas/domain/dkim.ts';
 import type { MessageRecord, OutgoingMessage, SendJob } from '../lambdas/domain/message.ts';
 import { composeMime } from '../lambdas/domain/mime.ts';
@@ -19,6 +21,7 @@ import { validateSendRequest } from '../lambdas/domain/send-request.ts';
 import { createSender } from '../lambdas/sender/app.ts';
 import { logger } from '../lambdas/shared/observability.ts';
 import { messageRecord, recipient, sqsRecord } from '../test/support/builders.ts';
+import { credentials, documentClient, region } from '../test/support/emulators.ts';
 import {
   FakeMailer,
   InMemoryMessageStore,
@@ -27,9 +30,9 @@ import {
 } from '../test/support/fakes.ts';
 import { runSenderBatch } from '../test/support/sender-batch.ts';
 import { startSenderRig } from '../test/support/sender-rig.ts';
-import { median, TEN_KB_MESSAGE } from './support.ts';
+import { bundleKb, iterations, measure, ms, printTable, TEN_KB_MESSAGE } from './support.ts';
 
-const ITERATIONS = Math.max(1000, Number(process.env.BENCH_ITERATIONS ?? 2000));
+const ITERATIONS = iterations(2000, 1000);
 const WARMUP = 100;
 const BATCH = 10;
 
@@ -51,33 +54,14 @@ const date = new Date('2025-03-01T12:00:00.000Z');
 const composeSigned = async (m: OutgoingMessage, id: string, at: Date) =>
   signDkim(await composeMime(m, { id, date: at }), dkim, 'example.com');
 
-async function measure(
-  run: (i: number) => Promise<unknown>,
-  before: (i: number) => void = () => {},
-): Promise<{ cpuUs: number; wallUs: number }> {
-  for (let i = 0; i < WARMUP; i++) {
-    before(-1 - i);
-    await run(-1 - i);
-  }
-  const cpu: number[] = [];
-  const wall: number[] = [];
-  for (let i = 0; i < ITERATIONS; i++) {
-    before(i);
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    await run(i);
-    wall.push((performance.now() - t0) * 1000);
-    const c = process.cpuUsage(c0);
-    cpu.push(c.user + c.system);
-  }
-  return { cpuUs: median(cpu), wallUs: median(wall) };
-}
+const timed = (run: (i: number) => Promise<unknown>, before?: (i: number) => void) =>
+  measure(run, { iterations: ITERATIONS, warmup: WARMUP, ...(before ? { before } : {}) });
 
 const unsigned = await composeMime(message, { id: 'msg_size', date });
 const signed = await composeSigned(message, 'msg_size', date);
 
-const composeOnly = await measure(() => composeMime(message, { id: 'msg_bench', date }));
-const composeAndSign = await measure(() => composeSigned(message, 'msg_bench', date));
+const composeOnly = await timed(() => composeMime(message, { id: 'msg_bench', date }));
+const composeAndSign = await timed(() => composeSigned(message, 'msg_bench', date));
 
 // sendJob end to end over fakes: a fresh queued record per iteration (seeded outside the timing).
 const store = new InMemoryMessageStore();
@@ -97,7 +81,7 @@ const seed = (i: number) => {
   mailer.sent.length = 0;
   mailer.attempts.length = 0;
 };
-const wholeSendJob = await measure(async (i) => {
+const wholeSendJob = await timed(async (i) => {
   const outcome = await sendJob(deps, { v: 1, id: idOf(i), tenant: 'tenant-a', message }, noSuppressions);
   if (outcome !== 'sent') throw new Error(`unexpected outcome ${outcome}`);
 }, seed);
@@ -113,7 +97,7 @@ const app = createSender({
   clock: () => new Date(),
 });
 const bodies = new Map<number, string>();
-const wholeRecord = await measure(
+const wholeRecord = await timed(
   async (i) => {
     const response = await runSenderBatch(app, [sqsRecord(bodies.get(i) ?? '', { messageId: `sqs-${i}` })]);
     if (response.batchItemFailures.length > 0) throw new Error('a record failed');
@@ -129,30 +113,25 @@ const wholeRecord = await measure(
 // ---------------------------------------------------------------------------------------------
 // (ii) bundle size, as the stack bundles the sender (see bench/api-cpu.ts for the api)
 
-const bundle = await build({
-  entryPoints: ['lambdas/sender/handler.ts'],
-  bundle: true,
-  minify: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node24',
-  mainFields: ['module', 'main'],
-  write: false,
-  logLevel: 'silent',
-});
-const bundleKb = (bundle.outputFiles[0]?.contents.byteLength ?? 0) / 1024;
+const bundle = await bundleKb('lambdas/sender/handler.ts');
 
 // ---------------------------------------------------------------------------------------------
 // (iii) AWS requests per message, one batch of 10, real adapters
 
 const rig = await startSenderRig({ dkim });
+// The handler's stats write, through a client counted like the sender's own.
+const statsClient = rig.counter.instrument(
+  'DynamoDB',
+  new DynamoDBClient({ endpoint: rig.stack.dynamo.endpoint, region, credentials }),
+);
+const usage = new DynamoUsageStore(documentClient(statsClient), rig.stack.tables.stats);
 let requests: ReturnType<typeof rig.counter.tallies>;
 let batchWallMs: number;
 try {
   const records = await rig.queueBatch('bench', BATCH);
   rig.counter.reset();
   const t0 = performance.now();
-  const response = await runSenderBatch(rig.sender, records);
+  const response = await runSenderBatch(rig.sender, records, usage);
   batchWallMs = performance.now() - t0;
   requests = rig.counter.tallies();
   if (response.batchItemFailures.length > 0) {
@@ -166,6 +145,7 @@ try {
     if (stored?.phase !== 'sent') throw new Error(`${id} ended ${stored?.phase ?? 'missing'}`);
   }
 } finally {
+  statsClient.destroy();
   await rig.stop();
 }
 
@@ -174,21 +154,15 @@ try {
 
 const PURPOSE: Readonly<Record<string, string>> = {
   'DynamoDB BatchGetItem': 'suppression check: one read for every recipient of the batch (≤ 100 keys)',
-  'DynamoDB UpdateItem': 'send claim: conditional write on Baton’s message id (queued → sending)',
+  'DynamoDB UpdateItem':
+    'send claim: conditional write on Baton’s message id (queued → sending); and the batch’s daily counters, one write per tenant and day',
   'DynamoDB PutItem': 'finish: status write with the claim token and version (sending → sent)',
   'DynamoDB GetItem': 'claim lost or write conflict: re-read of the record',
   'SESv2 SendEmail': 'the send itself: raw MIME, configuration set, message tags',
   'SQS ChangeMessageVisibility': 'backoff of a failed record',
 };
 
-const table = (rows: string[][]): void => {
-  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
-  for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join('  '));
-};
-const ms = (us: number) => `${(us / 1000).toFixed(3)} ms`;
-
-console.log('\nSender CPU per message (median)');
-table([
+printTable('Sender CPU per message (median)', [
   [
     'raw MIME size (unsigned → DKIM-signed)',
     `${(unsigned.length / 1024).toFixed(1)} KB → ${(signed.length / 1024).toFixed(1)} KB`,
@@ -202,28 +176,29 @@ table([
   ['iterations', String(ITERATIONS)],
 ]);
 
-console.log('\nSender bundle');
-table([['lambdas/sender/handler.ts, minified, esm, node24 (no source map)', `${bundleKb.toFixed(0)} KB`]]);
-
-console.log(
-  `\nAWS requests per message, one batch of ${BATCH} (real adapters, dynalite + fauxqs + SES stand-in)`,
-);
-table([
-  ['service', 'operation', 'calls', 'HTTP', 'per message', 'for'],
-  ...requests.map((t) => [
-    t.service,
-    t.operation,
-    String(t.calls),
-    String(t.attempts),
-    (t.calls / BATCH).toFixed(2),
-    PURPOSE[`${t.service} ${t.operation}`] ?? '',
-  ]),
-  [
-    'total',
-    '',
-    String(requests.reduce((n, t) => n + t.calls, 0)),
-    String(requests.reduce((n, t) => n + t.attempts, 0)),
-    (requests.reduce((n, t) => n + t.calls, 0) / BATCH).toFixed(2),
-    `batch wall time ${batchWallMs.toFixed(0)} ms (emulators on 127.0.0.1, unpaced)`,
-  ],
+printTable('Sender bundle', [
+  ['lambdas/sender/handler.ts, minified, esm, node24 (no source map)', `${bundle.toFixed(0)} KB`],
 ]);
+
+printTable(
+  `AWS requests per message, one batch of ${BATCH} (real adapters, dynalite + fauxqs + SES stand-in)`,
+  [
+    ['service', 'operation', 'calls', 'HTTP', 'per message', 'for'],
+    ...requests.map((t) => [
+      t.service,
+      t.operation,
+      String(t.calls),
+      String(t.attempts),
+      (t.calls / BATCH).toFixed(2),
+      PURPOSE[`${t.service} ${t.operation}`] ?? '',
+    ]),
+    [
+      'total',
+      '',
+      String(requests.reduce((n, t) => n + t.calls, 0)),
+      String(requests.reduce((n, t) => n + t.attempts, 0)),
+      (requests.reduce((n, t) => n + t.calls, 0) / BATCH).toFixed(2),
+      `batch wall time ${batchWallMs.toFixed(0)} ms (emulators on 127.0.0.1, unpaced)`,
+    ],
+  ],
+);

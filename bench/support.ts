@@ -1,4 +1,5 @@
-/** What the benches share: the 10 KB message they measure with, and the median. */
+/** What the benches share: the 10 KB message they measure with, the timing loop, bundling and output. */
+import { build } from 'esbuild';
 
 const paragraph = 'Thank you for your order. Your items will ship within two business days. ';
 
@@ -19,4 +20,80 @@ export const TEN_KB_MESSAGE = {
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+/** Runs to time: `BENCH_ITERATIONS` (the short setting) or `fallback`, never fewer than `minimum`. */
+export function iterations(fallback: number, minimum = 1): number {
+  return Math.max(minimum, Number(process.env.BENCH_ITERATIONS ?? fallback));
+}
+
+export interface MeasureOptions {
+  readonly iterations: number;
+  /** Untimed runs first, so the JIT and the fakes are warm. */
+  readonly warmup: number;
+  /** Untimed set-up before each run (seeding a record, say); warm-up runs get negative indices. */
+  readonly before?: (i: number) => void;
+}
+
+/** Medians, in microseconds, of the CPU time (user + system) and the wall time of one run. */
+export interface Timing {
+  readonly cpuUs: number;
+  readonly wallUs: number;
+}
+
+export async function measure(run: (i: number) => unknown, options: MeasureOptions): Promise<Timing> {
+  for (let i = -options.warmup; i < 0; i++) {
+    options.before?.(i);
+    await run(i);
+  }
+  const cpu: number[] = [];
+  const wall: number[] = [];
+  for (let i = 0; i < options.iterations; i++) {
+    options.before?.(i);
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await run(i);
+    wall.push((performance.now() - t0) * 1000);
+    const c = process.cpuUsage(c0);
+    cpu.push(c.user + c.system);
+  }
+  return { cpuUs: median(cpu), wallUs: median(wall) };
+}
+
+/** `1234` µs → `1.234 ms`. */
+export function ms(us: number): string {
+  return `${(us / 1000).toFixed(3)} ms`;
+}
+
+/**
+ * Size in KB of a handler bundled with the options `BatonFunction` gives esbuild (ES module,
+ * node24, module builds first, minified, the AWS SDK included), without its source map.
+ */
+export async function bundleKb(entry: string): Promise<number> {
+  const bundle = await build({
+    entryPoints: [entry],
+    bundle: true,
+    minify: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node24',
+    mainFields: ['module', 'main'],
+    write: false,
+    logLevel: 'silent',
+  });
+  return (bundle.outputFiles[0]?.contents.byteLength ?? 0) / 1024;
+}
+
+/** Prints rows as columns padded to their widest cell, under an optional title. */
+export function printTable(title: string | undefined, rows: readonly (readonly string[])[]): void {
+  if (title !== undefined) console.log(`\n${title}`);
+  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
+  for (const r of rows) {
+    console.log(
+      r
+        .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c] ?? 0)))
+        .join('  ')
+        .trimEnd(),
+    );
+  }
 }
