@@ -5,8 +5,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoApiKeyStore } from '../lambdas/adapters/api-key-store.ts';
+import { createDocumentClient } from '../lambdas/adapters/clients.ts';
 import { EnvVar } from '../lambdas/shared/names.ts';
 import { createApp, STACK_ID } from '../lib/app.ts';
 import { REPO_ROOT } from '../lib/paths.ts';
@@ -240,7 +240,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
     const keysTable = apiEnvironment[EnvVar.apiKeysTable];
     if (!keysTable) throw new Error('the template has no api function with an API keys table');
     await Promise.all([
-      new DynamoApiKeyStore(DynamoDBDocumentClient.from(dynamoClient), keysTable).put(developmentKey),
+      new DynamoApiKeyStore(createDocumentClient(dynamoClient), keysTable).put(developmentKey),
       ...[...pools.values()].map((p) => p.start()),
     ]);
 

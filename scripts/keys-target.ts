@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoApiKeyStore } from '../lambdas/adapters/api-key-store.ts';
+import { createDocumentClient } from '../lambdas/adapters/clients.ts';
 import { EnvVar } from '../lambdas/shared/names.ts';
 import { LOCAL_STATE_FILE, type LocalState } from '../local/state.ts';
 import { CommandFailedError, type TargetChoice } from './keys-cli.ts';
@@ -27,13 +27,6 @@ export interface Target {
   close(): void;
 }
 
-/** Same marshalling as lambdas/adapters/clients.ts, so items round-trip identically. */
-function documentClient(client: DynamoDBClient): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(client, {
-    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
-  });
-}
-
 export async function openTarget(choice: TargetChoice): Promise<Target> {
   return choice.kind === 'local' ? openLocal(choice) : openStack(choice.stack, choice.region);
 }
@@ -48,7 +41,7 @@ function openLocal(choice: Extract<TargetChoice, { kind: 'local' }>): Target {
     maxAttempts: 2,
   });
   return {
-    store: new DynamoApiKeyStore(documentClient(client), state.table),
+    store: new DynamoApiKeyStore(createDocumentClient(client), state.table),
     description: `local mode at ${state.url}`,
     table: state.table,
     close: () => client.destroy(),
@@ -116,7 +109,7 @@ async function openStack(stack: string, region: string | undefined): Promise<Tar
     const resolvedRegion = await cfn.config.region();
     const client = new DynamoDBClient({ region: resolvedRegion });
     return {
-      store: new DynamoApiKeyStore(documentClient(client), table),
+      store: new DynamoApiKeyStore(createDocumentClient(client), table),
       description: `stack ${stack} (${resolvedRegion})`,
       table,
       close: () => client.destroy(),

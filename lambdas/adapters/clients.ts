@@ -6,8 +6,11 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
  * so a warm Lambda reuses connections. Endpoints and credentials come from the standard AWS
  * environment (local mode sets AWS_ENDPOINT_URL_<SERVICE> to its emulators).
  */
-export function createDocumentClient(): DynamoDBDocumentClient {
-  return DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+export function createDocumentClient(
+  client: DynamoDBClient = new DynamoDBClient({}),
+): DynamoDBDocumentClient {
+  // Every writer of Baton's tables (functions, keys CLI, local mode, tests) marshals the same way.
+  return DynamoDBDocumentClient.from(client, {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
 }
