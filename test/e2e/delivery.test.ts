@@ -1,24 +1,27 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import {
-  DeleteMessageCommand,
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SendMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { afterEach, describe, expect, it } from 'vitest';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
 import type { SendJob } from '../../lambdas/domain/message.ts';
 import { markGaveUp } from '../../lambdas/domain/send.ts';
 import { validateSendRequest } from '../../lambdas/domain/send-request.ts';
-import type { MessageView } from '../../lambdas/domain/status.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
-import { LOCAL_STATE_FILE, type LocalState } from '../../local/baton-local.ts';
 import { messageRecord, recipient } from '../support/builders.ts';
-import { documentClient, sqsClient } from '../support/emulators.ts';
-import { startTestBaton, type TestBaton, waitFor } from '../support/local-baton.ts';
+import { documentClient } from '../support/emulators.ts';
+import {
+  apiSetting,
+  expectSentOnce,
+  messageReaches,
+  messageView,
+  outboxFilesOf,
+  queueDepth,
+  queueDrained,
+  receipt,
+  sesSendsOf,
+  type TestBaton,
+  waitFor,
+  withTestBaton,
+} from '../support/local-baton.ts';
 
 // Issue 4 "Done when", end to end through local mode: the api and sender handlers in their function
 // processes, dynalite, fauxqs with the template's queues and redrive policies, the SQS event-source
@@ -30,13 +33,11 @@ const TENANT = 'dev'; // local mode's development key
 const REJECTED_REASON = 'SES rejected the message: Message rejected by the SES stand-in (injected fault).';
 
 let baton: TestBaton;
-let sqs: SQSClient;
 let lane: { url: string };
 let deadLetters: { url: string };
 
-beforeAll(async () => {
-  baton = await startTestBaton();
-  sqs = sqsClient(baton.endpoints.sqs);
+withTestBaton((started) => {
+  baton = started;
   const queue = (match: (logicalId: string) => boolean) => {
     const found = [...baton.queues].find(([logicalId]) => match(logicalId));
     if (!found) throw new Error(`no queue in ${[...baton.queues.keys()].join(', ')}`);
@@ -50,72 +51,29 @@ afterEach(() => {
   baton.ses.setFaults({});
 });
 
-afterAll(async () => {
-  sqs?.destroy();
-  await baton?.close();
-});
-
-const message = (to: string) => ({
-  from: 'Shop <orders@example.com>',
-  to: [to],
-  subject: 'Your receipt',
-  text: 'Thanks!',
-});
-
 /** The lane queue's body for a message, as the api writes it (`SqsJobQueue`, inline). */
 const jobBody = (id: string, to: string): string =>
-  JSON.stringify({ v: 1, id, tenant: TENANT, message: validateSendRequest(message(to)) } satisfies SendJob);
+  JSON.stringify({ v: 1, id, tenant: TENANT, message: validateSendRequest(receipt(to)) } satisfies SendJob);
 
 async function accept(to: string): Promise<string> {
-  const res = await baton.request('/v1/messages', { json: message(to) });
+  const res = await baton.request('/v1/messages', { json: receipt(to) });
   const body = (await res.json()) as { id?: string };
   if (res.status !== 202 || body.id === undefined) throw new Error(`not accepted: ${res.status}`);
   return body.id;
 }
 
-async function view(id: string): Promise<MessageView> {
-  const res = await baton.request(`/v1/messages/${id}`);
-  if (res.status !== 200) throw new Error(`GET /v1/messages/${id} answered ${res.status}`);
-  return (await res.json()) as MessageView;
-}
-
+const view = (id: string) => messageView(baton, id);
 const reaches = (id: string, status: string, timeoutMs?: number) =>
-  waitFor(
-    `message ${id} to be ${status}`,
-    async () => {
-      const v = await view(id);
-      return v.status === status ? v : undefined;
-    },
-    timeoutMs,
-  );
+  messageReaches(baton, id, status, timeoutMs);
+const depth = (url: string) => queueDepth(baton, url);
+const laneDrained = () => queueDrained(baton, lane.url, 'transactional lane queue');
 
-/** SES sends the stand-in accepted for one Baton message. */
-const sesSendsOf = (id: string) => baton.ses.sent().filter((s) => s.batonMessageId === id);
-
-/** Outbox files of one message, duplicates (`<id>.dup-<ses id>.eml`) included. */
-const outboxFilesOf = (id: string) => readdirSync(baton.outboxDir).filter((f) => f.startsWith(`${id}.`));
-
-/** Messages on a queue: visible, in flight and delayed. */
-async function depth(url: string): Promise<number> {
-  const { Attributes = {} } = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: url,
-      AttributeNames: [
-        'ApproximateNumberOfMessages',
-        'ApproximateNumberOfMessagesNotVisible',
-        'ApproximateNumberOfMessagesDelayed',
-      ],
-    }),
-  );
-  return (
-    Number(Attributes.ApproximateNumberOfMessages ?? 0) +
-    Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0) +
-    Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0)
-  );
+/** SES took the message once, it shows delivered, and nothing went to the dead-letter queue. */
+async function expectDeliveredOnce(id: string): Promise<void> {
+  await expectSentOnce(baton, id);
+  expect((await view(id)).status).toBe('delivered');
+  expect(await depth(deadLetters.url)).toBe(0);
 }
-
-const drained = (url: string, what: string) =>
-  waitFor(`the ${what} to be empty`, async () => ((await depth(url)) === 0 ? true : undefined));
 
 /** The transactional sender's event source: records it handed the sender, and reported failed. */
 const laneStats = () => {
@@ -128,12 +86,12 @@ const handledRecords = (): number => laneStats().records;
 
 /** What an operator does to redrive: receive from the DLQ, send to the lane queue, delete from the DLQ. */
 async function redriveFromDeadLetterQueue(): Promise<number> {
-  const { Messages = [] } = await sqs.send(
+  const { Messages = [] } = await baton.sqs.send(
     new ReceiveMessageCommand({ QueueUrl: deadLetters.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
   );
   for (const m of Messages) {
-    await sqs.send(new SendMessageCommand({ QueueUrl: lane.url, MessageBody: m.Body ?? '' }));
-    await sqs.send(
+    await baton.sqs.send(new SendMessageCommand({ QueueUrl: lane.url, MessageBody: m.Body ?? '' }));
+    await baton.sqs.send(
       new DeleteMessageCommand({ QueueUrl: deadLetters.url, ReceiptHandle: m.ReceiptHandle ?? '' }),
     );
   }
@@ -151,16 +109,12 @@ describe('delivery through local mode', () => {
     const handledBefore = handledRecords();
 
     // Act
-    await sqs.send(new SendMessageCommand({ QueueUrl: lane.url, MessageBody: jobBody(id, to) }));
-    await drained(lane.url, 'transactional lane queue');
+    await baton.sqs.send(new SendMessageCommand({ QueueUrl: lane.url, MessageBody: jobBody(id, to) }));
+    await laneDrained();
 
     // Assess
     expect(handledRecords() - handledBefore).toBe(1);
-    await baton.ses.settled();
-    expect(sesSendsOf(id)).toHaveLength(1);
-    expect(outboxFilesOf(id)).toEqual([`${id}.eml`]);
-    expect((await view(id)).status).toBe('delivered');
-    expect(await depth(deadLetters.url)).toBe(0);
+    await expectDeliveredOnce(id);
   });
 
   it('retries a throttled send later and sends it once when SES takes it again', async () => {
@@ -184,14 +138,12 @@ describe('delivery through local mode', () => {
     expect(whileThrottled.recipients.map((r) => [r.address, r.status, r.reason])).toEqual([
       [to, 'queued', null],
     ]);
-    await baton.ses.settled();
-    expect(sesSendsOf(id)).toHaveLength(1);
-    expect(outboxFilesOf(id)).toEqual([`${id}.eml`]);
+    await expectSentOnce(baton, id);
     expect(delivered.recipients.map((r) => [r.address, r.status, r.reason])).toEqual([
       [to, 'delivered', null],
     ]);
     expect(delivered.events.map((e) => e.type)).toEqual(['accepted', 'sent', 'delivered']);
-    await drained(lane.url, 'transactional lane queue');
+    await laneDrained();
     expect(await depth(deadLetters.url)).toBe(0);
   });
 
@@ -210,14 +162,14 @@ describe('delivery through local mode', () => {
       [to, 'failed', REJECTED_REASON],
     ]);
     expect(failed.events.map((e) => e.type)).toEqual(['accepted', 'failed']);
-    await drained(lane.url, 'transactional lane queue');
+    await laneDrained();
     expect(await depth(deadLetters.url)).toBe(0);
     expect(reportedFailures()).toBe(failuresBefore);
     // Even with SES taking mail again, nothing comes back for it.
     baton.ses.setFaults({});
     await sleep(1_500);
-    expect(sesSendsOf(id)).toEqual([]);
-    expect(outboxFilesOf(id)).toEqual([]);
+    expect(sesSendsOf(baton, id)).toEqual([]);
+    expect(outboxFilesOf(baton, id)).toEqual([]);
     expect((await view(id)).status).toBe('failed');
   });
 
@@ -226,30 +178,24 @@ describe('delivery through local mode', () => {
     const to = 'success+redriven-sent@simulator.amazonses.com';
     const id = await accept(to);
     await reaches(id, 'delivered');
-    await sqs.send(new SendMessageCommand({ QueueUrl: deadLetters.url, MessageBody: jobBody(id, to) }));
+    await baton.sqs.send(new SendMessageCommand({ QueueUrl: deadLetters.url, MessageBody: jobBody(id, to) }));
     const handledBefore = handledRecords();
 
     // Act
     const redriven = await redriveFromDeadLetterQueue();
-    await drained(lane.url, 'transactional lane queue');
+    await laneDrained();
 
     // Assess
     expect(redriven).toBe(1);
     expect(handledRecords() - handledBefore).toBe(1);
-    await baton.ses.settled();
-    expect(sesSendsOf(id)).toHaveLength(1);
-    expect(outboxFilesOf(id)).toEqual([`${id}.eml`]);
-    expect((await view(id)).status).toBe('delivered');
-    expect(await depth(deadLetters.url)).toBe(0);
+    await expectDeliveredOnce(id);
   });
 
   it('sends a never-sent message Baton gave up on once it is redriven from the DLQ', async () => {
     // Prepare
     const to = 'success+redriven-unsent@simulator.amazonses.com';
     const id = 'msg_01E2EREDRIVENNEVERSENT00';
-    const state = JSON.parse(readFileSync(join(baton.dir, LOCAL_STATE_FILE), 'utf8')) as LocalState;
-    const table = state.environment[EnvVar.messagesTable];
-    if (!table) throw new Error(`${LOCAL_STATE_FILE} names no Messages table`);
+    const table = apiSetting(baton, EnvVar.messagesTable);
     const client = new DynamoDBClient({
       endpoint: baton.endpoints.dynamodb,
       region: 'us-east-1',
@@ -276,7 +222,7 @@ describe('delivery through local mode', () => {
         now,
       ),
     );
-    await sqs.send(new SendMessageCommand({ QueueUrl: deadLetters.url, MessageBody: jobBody(id, to) }));
+    await baton.sqs.send(new SendMessageCommand({ QueueUrl: deadLetters.url, MessageBody: jobBody(id, to) }));
     const before = await view(id);
 
     // Act
@@ -288,10 +234,8 @@ describe('delivery through local mode', () => {
     expect(redriven).toBe(1);
     expect(before.status).toBe('failed');
     expect(before.recipients.map((r) => [r.status, r.reason])).toEqual([['failed', reason]]);
-    await drained(lane.url, 'transactional lane queue');
-    await baton.ses.settled();
-    expect(sesSendsOf(id)).toHaveLength(1);
-    expect(outboxFilesOf(id)).toEqual([`${id}.eml`]);
+    await laneDrained();
+    await expectSentOnce(baton, id);
     expect(delivered.recipients.map((r) => [r.address, r.status, r.reason])).toEqual([
       [to, 'delivered', null],
     ]);

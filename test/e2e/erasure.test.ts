@@ -1,11 +1,11 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ERASURE_SEGMENTS, type ErasureJob, erasedKeyFunction } from '../../lambdas/domain/erasure.ts';
 import type { MessageView } from '../../lambdas/domain/status.ts';
 import { sqsClient } from '../support/emulators.ts';
-import { startTestBaton, type TestBaton, waitFor } from '../support/local-baton.ts';
+import { receipt, type TestBaton, waitFor, withTestBaton } from '../support/local-baton.ts';
 
 // DESIGN §2 DELETE /v1/recipients/{address}, end to end through local mode: the real api handler
 // (its erasure secret handed over by local mode, which keeps it in the state folder), the sender
@@ -13,23 +13,12 @@ import { startTestBaton, type TestBaton, waitFor } from '../support/local-baton.
 
 let baton: TestBaton;
 
-beforeAll(async () => {
-  baton = await startTestBaton();
-});
-
-afterAll(async () => {
-  await baton?.close();
-});
-
-const message = (to: string) => ({
-  from: 'Shop <orders@example.com>',
-  to: [to],
-  subject: 'Your receipt',
-  text: 'Thanks!',
+withTestBaton((started) => {
+  baton = started;
 });
 
 async function send(to: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await baton.request('/v1/messages', { json: message(to) });
+  const res = await baton.request('/v1/messages', { json: receipt(to) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 

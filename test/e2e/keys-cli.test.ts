@@ -1,14 +1,15 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { keyIdOf } from '../../lambdas/domain/api-key.ts';
 import { MAX_KEY_CACHE_SECONDS } from '../../lambdas/domain/key-cache.ts';
-import { LOCAL_STATE_FILE } from '../../local/baton-local.ts';
+import { LOCAL_STATE_FILE, type LocalState } from '../../local/baton-local.ts';
 import { LOCAL_STATE_FILE as CLI_STATE_FILE } from '../../scripts/keys-target.ts';
-import { startTestBaton, type TestBaton, waitFor } from '../support/local-baton.ts';
+import { type TestBaton, waitFor, withTestBaton } from '../support/local-baton.ts';
+import { expectProblem } from '../support/problems.ts';
 
 // `npm run keys` against local mode, as a user runs it: a child process that finds local mode
 // through <state-dir>/local.json, writes the ApiKeys table, and the API honouring the change.
@@ -83,18 +84,18 @@ async function msUntilEvery(expected: ReadonlyArray<{ token: string; status: num
   return took as number[];
 }
 
-beforeAll(async () => {
-  baton = await startTestBaton();
-});
-
-afterAll(async () => {
-  await baton?.close();
+withTestBaton((started) => {
+  baton = started;
 });
 
 describe('npm run keys against local mode', () => {
   it('finds local mode through the state file local mode writes', () => {
+    // Act: read the file where the CLI looks for it
+    const state = JSON.parse(readFileSync(join(baton.dir, CLI_STATE_FILE), 'utf8')) as LocalState;
+
     // Assess
     expect(CLI_STATE_FILE).toBe(LOCAL_STATE_FILE);
+    expect([state.pid, state.url, state.endpoints]).toEqual([process.pid, baton.url, baton.endpoints]);
   });
 
   it('creates a key that the API accepts at once, printing it alone on stdout', async () => {
@@ -208,9 +209,7 @@ describe('npm run keys against local mode', () => {
     });
 
     // Assess
-    expect(res.status).toBe(403);
-    expect(res.headers.get('content-type')).toBe('application/problem+json');
-    expect(await res.json()).toEqual({
+    expectProblem(res, await res.json(), {
       type: 'urn:baton:problem:forbidden',
       title: 'Not allowed for this API key',
       status: 403,

@@ -2,8 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestBaton, type TestBaton, waitFor } from '../support/local-baton.ts';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  lanesDrained,
+  messageReaches,
+  receipt,
+  type TestBaton,
+  withTestBaton,
+} from '../support/local-baton.ts';
 import { headerBlock, headerValue, headerValues } from '../support/mime.ts';
 
 // Large messages through local mode: a message larger than one SQS message is stored in the
@@ -14,8 +20,8 @@ const MB = 1024 * 1024;
 let baton: TestBaton;
 let s3: S3Client;
 
-beforeAll(async () => {
-  baton = await startTestBaton();
+withTestBaton((started) => {
+  baton = started;
   // fauxqs serves S3 on the SQS endpoint; credentials as the local functions use them.
   s3 = new S3Client({
     endpoint: baton.endpoints.sqs,
@@ -25,9 +31,8 @@ beforeAll(async () => {
   });
 });
 
-afterAll(async () => {
+afterAll(() => {
   s3?.destroy();
-  await baton?.close();
 });
 
 interface MimePart {
@@ -54,34 +59,22 @@ async function send(json: unknown): Promise<{ status: number; contentType: strin
 }
 
 async function delivered(id: string): Promise<void> {
-  await waitFor(
-    `message ${id} to be delivered`,
-    async () => {
-      const res = await baton.request(`/v1/messages/${id}`);
-      const view = (await res.json()) as { status: string };
-      return view.status === 'delivered' ? view : undefined;
-    },
-    60_000,
-  );
+  await messageReaches(baton, id, 'delivered', 60_000);
 }
+
+/** A message to the mailbox simulator's success address with one attachment. */
+const withAttachment = (subject: string, text: string, attachment: Record<string, unknown>) =>
+  receipt('success@simulator.amazonses.com', { subject, text, attachments: [attachment] });
 
 describe('large messages, end to end', () => {
   it('delivers a message with a 2.5 MB attachment through the payload bucket, attachment intact', async () => {
     // Prepare
     const attachment = randomBytes(2.5 * MB);
-    const message = {
-      from: 'Shop <orders@example.com>',
-      to: ['success@simulator.amazonses.com'],
-      subject: 'Your report',
-      text: 'The report is attached.',
-      attachments: [
-        {
-          filename: 'report.bin',
-          contentType: 'application/octet-stream',
-          content: attachment.toString('base64'),
-        },
-      ],
-    };
+    const message = withAttachment('Your report', 'The report is attached.', {
+      filename: 'report.bin',
+      contentType: 'application/octet-stream',
+      content: attachment.toString('base64'),
+    });
 
     // Act
     const accepted = await send(message);
@@ -108,13 +101,10 @@ describe('large messages, end to end', () => {
   it('accepts and delivers a message just under the 6 MB request limit', async () => {
     // Prepare: 4.3 MB of bytes is about 5.7 MB of base64 in the request
     const attachment = randomBytes(4.3 * MB);
-    const json = {
-      from: 'Shop <orders@example.com>',
-      to: ['success@simulator.amazonses.com'],
-      subject: 'Your archive',
-      text: 'The archive is attached.',
-      attachments: [{ filename: 'archive.bin', content: attachment.toString('base64') }],
-    };
+    const json = withAttachment('Your archive', 'The archive is attached.', {
+      filename: 'archive.bin',
+      content: attachment.toString('base64'),
+    });
     expect(Buffer.byteLength(JSON.stringify(json))).toBeGreaterThan(5.5 * MB);
     expect(Buffer.byteLength(JSON.stringify(json))).toBeLessThan(6 * MB);
 
@@ -128,12 +118,7 @@ describe('large messages, end to end', () => {
 
   it('refuses a 7 MB request with a 413 problem and queues nothing', async () => {
     // Prepare
-    const json = {
-      from: 'Shop <orders@example.com>',
-      to: ['success@simulator.amazonses.com'],
-      subject: 'Too big',
-      text: 'x'.repeat(7 * MB),
-    };
+    const json = receipt('success@simulator.amazonses.com', { subject: 'Too big', text: 'x'.repeat(7 * MB) });
     const sentBefore = baton.ses.sent().length;
 
     // Act
@@ -149,6 +134,8 @@ describe('large messages, end to end', () => {
       detail: 'The request is larger than 6 MB.',
       code: 'too_large',
     });
+    // Anything the 413 had queued would have reached SES by the time the lanes are empty.
+    await lanesDrained(baton);
     expect(baton.ses.sent()).toHaveLength(sentBefore);
   });
 });

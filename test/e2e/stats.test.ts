@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StatsRow, StatsView } from '../../lambdas/domain/stats.ts';
+import { describe, expect, it } from 'vitest';
+import type { StatsView } from '../../lambdas/domain/stats.ts';
+import { statsRow } from '../support/builders.ts';
 import { seedApiKey } from '../support/e2e-keys.ts';
-import { startTestBaton, type TestBaton, waitFor } from '../support/local-baton.ts';
+import { receipt, type TestBaton, waitFor, withTestBaton } from '../support/local-baton.ts';
 
 // Issue 5 part 6 over HTTP against local mode: the api counts what it accepts, the sender what SES
 // took, the feedback function what the SES stand-in's mailbox simulator reports (through the real
@@ -13,20 +14,9 @@ let firstDay: string;
 
 const today = () => new Date().toISOString().slice(0, 10);
 
-beforeAll(async () => {
-  baton = await startTestBaton();
+withTestBaton((started) => {
+  baton = started;
   firstDay = today();
-});
-
-afterAll(async () => {
-  await baton?.close();
-});
-
-const message = (to: string) => ({
-  from: 'Shop <orders@example.com>',
-  to: [to],
-  subject: 'Your receipt',
-  text: 'Thanks!',
 });
 
 async function stats(query: string, auth?: string): Promise<{ status: number; body: StatsView }> {
@@ -34,24 +24,11 @@ async function stats(query: string, auth?: string): Promise<{ status: number; bo
   return { status: res.status, body: (await res.json()) as StatsView };
 }
 
-const zeros: StatsRow = {
-  accepted: 0,
-  rejected: 0,
-  suppressed: 0,
-  sent: 0,
-  delivered: 0,
-  bounced: 0,
-  complained: 0,
-  failed: 0,
-  bounceRate: 0,
-  complaintRate: 0,
-};
-
 describe('GET /v1/stats in local mode', () => {
   it('counts a delivery, a bounce and a complaint from the mailbox simulator, with their rates', async () => {
     // Prepare
     for (const to of ['success', 'bounce', 'complaint']) {
-      const res = await baton.request('/v1/messages', { json: message(`${to}@simulator.amazonses.com`) });
+      const res = await baton.request('/v1/messages', { json: receipt(`${to}@simulator.amazonses.com`) });
       expect(res.status).toBe(202);
     }
 
@@ -63,16 +40,17 @@ describe('GET /v1/stats in local mode', () => {
     });
 
     // Assess
-    expect(body.totals).toEqual({
-      ...zeros,
-      accepted: 3,
-      sent: 3,
-      delivered: 2,
-      bounced: 1,
-      complained: 1,
-      bounceRate: 0.3333,
-      complaintRate: 0.3333,
-    });
+    expect(body.totals).toEqual(
+      statsRow({
+        accepted: 3,
+        sent: 3,
+        delivered: 2,
+        bounced: 1,
+        complained: 1,
+        bounceRate: 0.3333,
+        complaintRate: 0.3333,
+      }),
+    );
     expect(body.days.at(-1)?.date).toBe(today());
   });
 
@@ -95,7 +73,7 @@ describe('GET /v1/stats in local mode', () => {
 
     // Assess
     expect(status).toBe(200);
-    expect(body.totals).toEqual(zeros);
+    expect(body.totals).toEqual(statsRow());
     expect(body.days.every((d) => d.accepted === 0 && d.sent === 0)).toBe(true);
   });
 

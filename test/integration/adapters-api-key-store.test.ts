@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
 import { type ApiKey, hashToken } from '../../lambdas/domain/api-key.ts';
-import { type ProvisionedStack, startProvisionedStack } from '../support/emulators.ts';
+import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 const apiKey = (keyId: string, overrides: Partial<ApiKey> = {}): ApiKey => ({
   keyId,
@@ -19,16 +19,10 @@ const apiKey = (keyId: string, overrides: Partial<ApiKey> = {}): ApiKey => ({
 });
 
 describe('DynamoApiKeyStore against dynalite (ApiKeys table provisioned from the template)', () => {
-  let stack: ProvisionedStack;
   let store: DynamoApiKeyStore;
 
-  beforeAll(async () => {
-    stack = await startProvisionedStack();
+  withProvisionedStack((stack) => {
     store = new DynamoApiKeyStore(stack.clients.doc, stack.tables.apiKeys);
-  });
-
-  afterAll(async () => {
-    await stack.stop();
   });
 
   it('reads back exactly the key it wrote, with its scopes, domains and CIDRs', async () => {

@@ -1,9 +1,10 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoIdempotencyStore } from '../../lambdas/adapters/idempotency-store.ts';
 import type { IdempotencyRecord } from '../../lambdas/domain/ports.ts';
 import { Keys } from '../../lambdas/shared/names.ts';
-import { type ProvisionedStack, startProvisionedStack } from '../support/emulators.ts';
+import type { ProvisionedStack } from '../support/emulators.ts';
+import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 const NOW_MS = Date.parse('2030-01-01T12:00:00.000Z');
 const NOW_S = NOW_MS / 1000;
@@ -21,13 +22,9 @@ describe('DynamoIdempotencyStore against dynalite (Idempotency table provisioned
   let stack: ProvisionedStack;
   let store: DynamoIdempotencyStore;
 
-  beforeAll(async () => {
-    stack = await startProvisionedStack();
+  withProvisionedStack((started) => {
+    stack = started;
     store = new DynamoIdempotencyStore(stack.clients.doc, stack.tables.idempotency);
-  });
-
-  afterAll(async () => {
-    await stack.stop();
   });
 
   async function rawItem(pk: string): Promise<Record<string, unknown> | undefined> {

@@ -1,9 +1,11 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
 import type { MessageRecord, Phase } from '../../lambdas/domain/message.ts';
 import { ConflictError } from '../../lambdas/shared/errors.ts';
-import { type ProvisionedStack, startProvisionedStack } from '../support/emulators.ts';
+import { mustClaim, raceClaims } from '../support/claims.ts';
+import type { ProvisionedStack } from '../support/emulators.ts';
+import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 const NOW = new Date('2030-01-01T12:00:00.000Z');
 const LEASE_MS = 60_000;
@@ -34,13 +36,9 @@ describe('DynamoMessageStore against dynalite (Messages table provisioned from t
   let stack: ProvisionedStack;
   let store: DynamoMessageStore;
 
-  beforeAll(async () => {
-    stack = await startProvisionedStack();
+  withProvisionedStack((started) => {
+    stack = started;
     store = new DynamoMessageStore(stack.clients.doc, stack.tables.messages);
-  });
-
-  afterAll(async () => {
-    await stack.stop();
   });
 
   const created = async (overrides: Partial<MessageRecord> = {}): Promise<MessageRecord> => {
@@ -50,11 +48,7 @@ describe('DynamoMessageStore against dynalite (Messages table provisioned from t
   };
 
   /** Claims and fails the test unless the claim was taken; returns the token and the new record. */
-  const claimed = async (id: string, now = NOW): Promise<{ token: string; record: MessageRecord }> => {
-    const result = await store.claim(id, now, LEASE_MS);
-    if (result.outcome !== 'claimed') throw new Error(`expected a claim on ${id}, got ${result.outcome}`);
-    return result;
-  };
+  const claimed = (id: string, now = NOW) => mustClaim(store, id, now, LEASE_MS);
 
   describe('create', () => {
     it('stores the record so that get returns it unchanged', async () => {
@@ -193,18 +187,11 @@ describe('DynamoMessageStore against dynalite (Messages table provisioned from t
       // Prepare
       const record = await created();
 
-      // Act
-      const results = await Promise.all(
-        Array.from({ length: 20 }, () => store.claim(record.id, NOW, LEASE_MS)),
-      );
+      // Act: 20 claims at once (raceClaims fails the test unless one is claimed and 19 busy)
+      const { token, stored } = await raceClaims(store, record.id, NOW, LEASE_MS);
 
       // Assess
-      const outcomes = results.map((r) => r.outcome);
-      expect(outcomes.filter((o) => o === 'claimed')).toHaveLength(1);
-      expect(outcomes.filter((o) => o === 'busy')).toHaveLength(19);
-      const winner = results.find((r) => r.outcome === 'claimed');
-      const stored = await store.get(record.id);
-      expect(stored?.claimToken).toBe(winner?.outcome === 'claimed' ? winner.token : 'no winner');
+      expect(stored?.claimToken).toBe(token);
       expect(stored?.version).toBe(1);
     });
   });

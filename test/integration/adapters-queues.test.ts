@@ -1,16 +1,11 @@
 import { type Message, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SqsJobQueue } from '../../lambdas/adapters/job-queue.ts';
 import { queueUrlFromArn, SqsVisibility } from '../../lambdas/adapters/visibility.ts';
 import type { SendJob } from '../../lambdas/domain/message.ts';
 import { TransientError } from '../../lambdas/shared/errors.ts';
-import {
-  credentials,
-  type ProvisionedStack,
-  type QueueRef,
-  region,
-  startProvisionedStack,
-} from '../support/emulators.ts';
+import { type ProvisionedStack, type QueueRef, unreachable } from '../support/emulators.ts';
+import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 const job = (id: string, stream: SendJob['message']['stream']): SendJob => ({
   v: 1,
@@ -35,12 +30,8 @@ const job = (id: string, stream: SendJob['message']['stream']): SendJob => ({
 describe('SQS adapters against fauxqs (lane queues provisioned from the template)', () => {
   let stack: ProvisionedStack;
 
-  beforeAll(async () => {
-    stack = await startProvisionedStack();
-  });
-
-  afterAll(async () => {
-    await stack.stop();
+  withProvisionedStack((started) => {
+    stack = started;
   });
 
   /** Receives whatever is visible on the queue right now (no long poll), all attributes included. */
@@ -84,13 +75,7 @@ describe('SQS adapters against fauxqs (lane queues provisioned from the template
 
     it('reports an unreachable queue service as a TransientError naming the lane', async () => {
       // Prepare: nothing listens on port 9, so the request gets no HTTP answer at all
-      const dead = new SQSClient({
-        endpoint: 'http://127.0.0.1:9',
-        region,
-        credentials,
-        useQueueUrlAsEndpoint: false,
-        maxAttempts: 1,
-      });
+      const dead = new SQSClient({ ...unreachable, useQueueUrlAsEndpoint: false });
       const queue = new SqsJobQueue(dead, {
         transactional: stack.queues.transactional.url,
         broadcast: stack.queues.broadcast.url,

@@ -14,7 +14,8 @@ import type { OutboundMail } from '../../lambdas/domain/ports.ts';
 import { PermanentError, SendingPausedError, TransientError } from '../../lambdas/shared/errors.ts';
 import { MessageTag } from '../../lambdas/shared/names.ts';
 import { type SesStandin, type StandinLogger, startSesStandin } from '../../local/ses-standin/index.ts';
-import { credentials, region, tempDir } from '../support/emulators.ts';
+import { credentials, region, tempDir, unreachable } from '../support/emulators.ts';
+import { failureOf } from '../support/failures.ts';
 
 const CONFIGURATION_SET = 'baton-test';
 
@@ -91,15 +92,6 @@ describe('SesMailer through the real SESv2Client against the SES stand-in', () =
     await standin.stop();
     await outbox.remove();
   });
-
-  /** What the mailer threw, or a failure if it resolved. */
-  const failureOf = async (send: Promise<string>): Promise<Error> => {
-    const outcome = await send.then(
-      (id) => new Error(`expected the send to fail, SES answered ${id}`),
-      (error: unknown) => error as Error,
-    );
-    return outcome;
-  };
 
   it('returns the SES message id and the outbox holds the exact raw bytes', async () => {
     // Prepare
@@ -214,13 +206,8 @@ describe('SesMailer through the real SESv2Client against the SES stand-in', () =
 
   it('reports an SES endpoint that does not answer as a TransientError', async () => {
     // Prepare: nothing listens on port 9
-    const unreachable = new SESv2Client({
-      endpoint: 'http://127.0.0.1:9',
-      region,
-      credentials,
-      maxAttempts: 1,
-    });
-    const offline = new SesMailer(unreachable, CONFIGURATION_SET);
+    const dead = new SESv2Client(unreachable);
+    const offline = new SesMailer(dead, CONFIGURATION_SET);
 
     // Act
     const error = await failureOf(offline.send(outbound()));
@@ -228,6 +215,6 @@ describe('SesMailer through the real SESv2Client against the SES stand-in', () =
     // Assess
     expect(error).toBeInstanceOf(TransientError);
     expect(error.message).toMatch(/^SES is unavailable or throttling \(\w+\)$/);
-    unreachable.destroy();
+    dead.destroy();
   });
 });

@@ -6,10 +6,11 @@ import {
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
 import { SEVERITY, type Suppression, type SuppressionReason } from '../../lambdas/domain/suppression.ts';
-import { type ProvisionedStack, startProvisionedStack } from '../support/emulators.ts';
+import type { ProvisionedStack } from '../support/emulators.ts';
+import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 const CREATED_AT = '2030-01-01T12:00:00.000Z';
 
@@ -32,13 +33,9 @@ describe('DynamoSuppressionStore against dynalite (Suppressions table provisione
   let stack: ProvisionedStack;
   let store: DynamoSuppressionStore;
 
-  beforeAll(async () => {
-    stack = await startProvisionedStack();
+  withProvisionedStack((started) => {
+    stack = started;
     store = new DynamoSuppressionStore(stack.clients.doc, stack.tables.suppressions);
-  });
-
-  afterAll(async () => {
-    await stack.stop();
   });
 
   describe('getMany', () => {

@@ -1,21 +1,18 @@
 import '../support/quiet-powertools.ts';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoUsageStore } from '../../lambdas/adapters/usage-store.ts';
 import { Keys } from '../../lambdas/shared/names.ts';
-import { type ProvisionedStack, startProvisionedStack } from '../support/emulators.ts';
+import type { ProvisionedStack } from '../support/emulators.ts';
+import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 describe('DynamoUsageStore against dynalite (Stats table provisioned from the template)', () => {
   let stack: ProvisionedStack;
   let store: DynamoUsageStore;
 
-  beforeAll(async () => {
-    stack = await startProvisionedStack();
+  withProvisionedStack((started) => {
+    stack = started;
     store = new DynamoUsageStore(stack.clients.doc, stack.tables.stats);
-  });
-
-  afterAll(async () => {
-    await stack.stop();
   });
 
   /** The raw Stats item, as DynamoDB holds it. */

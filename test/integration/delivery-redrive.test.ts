@@ -1,12 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
 import type { MessageRecord } from '../../lambdas/domain/message.ts';
 import { giveUp, markGaveUp, type SendDeps, sendJob } from '../../lambdas/domain/send.ts';
 import { toMessageView } from '../../lambdas/domain/status.ts';
 import { TransientError } from '../../lambdas/shared/errors.ts';
 import { sendJob as job, messageRecord, outgoingMessage, recipient } from '../support/builders.ts';
-import { type ProvisionedStack, startProvisionedStack } from '../support/emulators.ts';
+import { mustClaim, raceClaims } from '../support/claims.ts';
 import { FakeMailer } from '../support/fakes.ts';
+import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 // Issue 4 part 8 against DynamoDB (dynalite, the Messages table provisioned from the template):
 // the claim's condition lets a message Baton gave up on (failed, redrivable) be claimed again by a
@@ -23,16 +24,10 @@ let ids = 0;
 const nextId = (): string => `msg_redrive_${String(++ids).padStart(3, '0')}`;
 
 describe('DynamoMessageStore and the redrive of a message Baton gave up on (dynalite)', () => {
-  let stack: ProvisionedStack;
   let store: DynamoMessageStore;
 
-  beforeAll(async () => {
-    stack = await startProvisionedStack();
+  withProvisionedStack((stack) => {
     store = new DynamoMessageStore(stack.clients.doc, stack.tables.messages);
-  });
-
-  afterAll(async () => {
-    await stack?.stop();
   });
 
   /** A queued record as the api writes it, to one recipient. */
@@ -84,18 +79,11 @@ describe('DynamoMessageStore and the redrive of a message Baton gave up on (dyna
       // Prepare
       const record = await gaveUpOn();
 
-      // Act
-      const results = await Promise.all(
-        Array.from({ length: 20 }, () => store.claim(record.id, LATER, LEASE_MS)),
-      );
+      // Act: 20 claims at once (raceClaims fails the test unless one is claimed and 19 busy)
+      const { token, stored } = await raceClaims(store, record.id, LATER, LEASE_MS);
 
       // Assess
-      const outcomes = results.map((r) => r.outcome);
-      expect(outcomes.filter((o) => o === 'claimed')).toHaveLength(1);
-      expect(outcomes.filter((o) => o === 'busy')).toHaveLength(19);
-      const winner = results.find((r) => r.outcome === 'claimed');
-      const stored = await store.get(record.id);
-      expect(stored?.claimToken).toBe(winner?.outcome === 'claimed' ? winner.token : 'no winner');
+      expect(stored?.claimToken).toBe(token);
       expect(stored?.version).toBe(record.version + 1);
     });
 
@@ -130,8 +118,7 @@ describe('DynamoMessageStore and the redrive of a message Baton gave up on (dyna
     it('keeps a released redrive claimable, redrivable and with its failed recipients', async () => {
       // Prepare
       const record = await gaveUpOn();
-      const first = await store.claim(record.id, LATER, LEASE_MS);
-      if (first.outcome !== 'claimed') throw new Error(`expected a claim, got ${first.outcome}`);
+      const first = await mustClaim(store, record.id, LATER, LEASE_MS);
       await store.release(record.id, first.token);
 
       // Act

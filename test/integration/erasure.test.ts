@@ -2,7 +2,7 @@ import '../support/quiet-powertools.ts';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { BatchWriteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
 import { SqsErasureQueue } from '../../lambdas/adapters/erasure-queue.ts';
 import { DynamoIdempotencyStore } from '../../lambdas/adapters/idempotency-store.ts';
@@ -32,7 +32,6 @@ import {
   type ProvisionedStack,
   region,
   sqsClient,
-  startProvisionedStack,
 } from '../support/emulators.ts';
 import { issueApiKey, testClock } from '../support/fakes.ts';
 import { httpEvent, jsonOf } from '../support/http-events.ts';
@@ -43,6 +42,7 @@ import {
   policyOfEntry,
   usage,
 } from '../support/iam-audit.ts';
+import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 const keyOf = erasedKeyFunction('integration-erasure-secret-0123456789');
 const API_ENTRY = 'lambdas/api/handler.ts';
@@ -99,15 +99,11 @@ async function drainErasureQueue(): Promise<void> {
   }
 }
 
-beforeAll(async () => {
-  stack = await startProvisionedStack();
+withProvisionedStack((started) => {
+  stack = started;
   messages = new DynamoMessageStore(stack.clients.doc, stack.tables.messages);
   suppressions = new DynamoSuppressionStore(stack.clients.doc, stack.tables.suppressions);
   erasureQueueUrl = workerEnvironment()[EnvVar.erasureQueueUrl] ?? '';
-});
-
-afterAll(async () => {
-  await stack?.stop();
 });
 
 beforeEach(async () => {

@@ -51,6 +51,7 @@ import {
   region,
   sqsClient,
   startProvisionedStack,
+  unreachable,
 } from '../support/emulators.ts';
 import { issueApiKey, type TestClock, testClock } from '../support/fakes.ts';
 import { fixtureFiles, fixtureText } from '../support/fixtures.ts';
@@ -1136,16 +1137,14 @@ function stubbed<C extends { readonly middlewareStack: object }>(client: C, audi
   return client;
 }
 
-const offline = { endpoint: 'http://127.0.0.1:9', region, credentials };
-
 describe('the IAM audit helper', () => {
   it('records each SDK call as the IAM action and resource ARN that authorise it', async () => {
     // Prepare
     const audit = new IamRecorder();
-    const ddb = documentClient(stubbed(new DynamoDBClient(offline), audit));
-    const queue = stubbed(sqsClient(offline.endpoint), audit);
-    const bucket = stubbed(new S3Client({ ...offline, forcePathStyle: true }), audit);
-    const ses = stubbed(new SESv2Client(offline), audit);
+    const ddb = documentClient(stubbed(new DynamoDBClient(unreachable), audit));
+    const queue = stubbed(sqsClient(unreachable.endpoint), audit);
+    const bucket = stubbed(new S3Client({ ...unreachable, forcePathStyle: true }), audit);
+    const ses = stubbed(new SESv2Client(unreachable), audit);
 
     // Act
     await ddb.send(new PutCommand({ TableName: 'Messages', Item: { id: 'm' } }));
@@ -1203,7 +1202,7 @@ describe('the IAM audit helper', () => {
   it('reports an action the role does not grant, so the guard can fail', async () => {
     // Prepare: the feedback role may not batch-write Messages (the api's past omission).
     const audit = new IamRecorder();
-    const ddb = documentClient(stubbed(new DynamoDBClient(offline), audit));
+    const ddb = documentClient(stubbed(new DynamoDBClient(unreachable), audit));
     await ddb.send(
       new BatchWriteCommand({
         RequestItems: { [stack.tables.messages]: [{ PutRequest: { Item: { id: 'm' } } }] },

@@ -1,5 +1,5 @@
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
 import {
   type ApiKey,
@@ -8,7 +8,9 @@ import {
   hashToken,
   summarise,
 } from '../../lambdas/domain/api-key.ts';
-import { type ProvisionedStack, startProvisionedStack } from '../support/emulators.ts';
+import type { ProvisionedStack } from '../support/emulators.ts';
+import { failureOf } from '../support/failures.ts';
+import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 const apiKey = (keyId: string, overrides: Partial<ApiKey> = {}): ApiKey => ({
   keyId,
@@ -25,26 +27,13 @@ const apiKey = (keyId: string, overrides: Partial<ApiKey> = {}): ApiKey => ({
 
 const T1 = new Date('2030-02-01T00:00:00.000Z');
 
-async function failureOf(action: Promise<unknown>): Promise<Error> {
-  try {
-    await action;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the action to fail');
-}
-
 describe('DynamoApiKeyStore list and setStatus against dynalite (table provisioned from the template)', () => {
   let stack: ProvisionedStack;
   let store: DynamoApiKeyStore;
 
-  beforeAll(async () => {
-    stack = await startProvisionedStack();
+  withProvisionedStack((started) => {
+    stack = started;
     store = new DynamoApiKeyStore(stack.clients.doc, stack.tables.apiKeys);
-  });
-
-  afterAll(async () => {
-    await stack?.stop();
   });
 
   describe('list', () => {

@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EnvVar, Keys, PUBLISHED_SES_EVENTS, Route } from '../../lambdas/shared/names.ts';
 import { type LocalPlan, resolveEnvironment, UnsupportedTemplateError } from '../../local/plan.ts';
-import { type ProvisionedStack, startProvisionedStack } from '../support/emulators.ts';
+import type { ProvisionedStack } from '../support/emulators.ts';
+import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -14,13 +15,9 @@ describe('local plan from the synthesized template, provisioned on the emulators
   let stack: ProvisionedStack;
   let plan: LocalPlan;
 
-  beforeAll(async () => {
-    stack = await startProvisionedStack();
+  withProvisionedStack((started) => {
+    stack = started;
     plan = stack.plan;
-  });
-
-  afterAll(async () => {
-    await stack.stop();
   });
 
   const queuePlan = (logicalId: string) => plan.queues.find((q) => q.logicalId === logicalId);

@@ -16,6 +16,7 @@ import {
   type QueueRef,
   region,
   startProvisionedStack,
+  unreachable,
 } from '../support/emulators.ts';
 import {
   FakeMailer,
@@ -147,19 +148,13 @@ describe('claim check against fauxqs (SQS and S3 on one endpoint)', () => {
 
     it('reports an unreachable S3 as a TransientError, keeping the SDK error as the cause', async () => {
       // Prepare: nothing listens on port 9
-      const dead = new S3Client({
-        endpoint: 'http://127.0.0.1:9',
-        region,
-        credentials,
-        forcePathStyle: true,
-        maxAttempts: 1,
-      });
-      const unreachable = new S3PayloadStore(dead, bucket);
+      const dead = new S3Client({ ...unreachable, forcePathStyle: true });
+      const offline = new S3PayloadStore(dead, bucket);
 
       // Act
       const [put, get] = await Promise.allSettled([
-        unreachable.put('payloads/msg_1', Buffer.from('{}')),
-        unreachable.get('payloads/msg_1'),
+        offline.put('payloads/msg_1', Buffer.from('{}')),
+        offline.get('payloads/msg_1'),
       ]);
 
       // Assess

@@ -21,6 +21,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PUBLISHED_SES_EVENTS } from '../../lambdas/shared/names.ts';
 import type { LocalEmulator } from '../../local/emulators/listen.ts';
 import { startSqsSns } from '../../local/emulators/sqs-sns.ts';
 import {
@@ -34,15 +35,6 @@ import {
 const region = 'us-east-1';
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
 const CONFIGURATION_SET = 'baton-local';
-const ALL_EVENT_TYPES = [
-  'send',
-  'reject',
-  'bounce',
-  'complaint',
-  'delivery',
-  'deliveryDelay',
-  'renderingFailure',
-];
 
 /** A logger that keeps every entry, so tests can check what (and what not) gets logged. */
 const recordingLogger = (): StandinLogger & { entries: Array<{ message: string; data?: unknown }> } => {
@@ -168,7 +160,9 @@ describe('SES stand-in, through the real SESv2Client and SNS → SQS', () => {
       publish: async (topic, message) => {
         await sns.send(new PublishCommand({ TopicArn: topic, Message: message }));
       },
-      eventDestinations: [{ configurationSet: CONFIGURATION_SET, topicArn, eventTypes: ALL_EVENT_TYPES }],
+      eventDestinations: [
+        { configurationSet: CONFIGURATION_SET, topicArn, eventTypes: PUBLISHED_SES_EVENTS },
+      ],
       eventDelayMs: 5,
       logger,
     });
@@ -472,7 +466,9 @@ describe('SES stand-in, through the real SESv2Client and SNS → SQS', () => {
         publish: async () => {
           publishes++;
         },
-        eventDestinations: [{ configurationSet: CONFIGURATION_SET, topicArn, eventTypes: ALL_EVENT_TYPES }],
+        eventDestinations: [
+          { configurationSet: CONFIGURATION_SET, topicArn, eventTypes: PUBLISHED_SES_EVENTS },
+        ],
         eventDelayMs: 60_000,
       });
       const client = clientFor(slow);
@@ -640,7 +636,9 @@ describe('SES stand-in, through the real SESv2Client and SNS → SQS', () => {
         publish: async (_topic, message) => {
           published.push((JSON.parse(message) as SesEvent).eventType);
         },
-        eventDestinations: [{ configurationSet: CONFIGURATION_SET, topicArn, eventTypes: ALL_EVENT_TYPES }],
+        eventDestinations: [
+          { configurationSet: CONFIGURATION_SET, topicArn, eventTypes: PUBLISHED_SES_EVENTS },
+        ],
         eventDelayMs: 0,
         faults: { rejectAfterAcceptRate: 1 },
       });

@@ -1,5 +1,5 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
 import { DynamoSoftBounceStore } from '../../lambdas/adapters/soft-bounce-store.ts';
 import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
@@ -7,8 +7,9 @@ import { processFeedback } from '../../lambdas/domain/process-feedback.ts';
 import { emptySoftBounceState, recordSoftBounce } from '../../lambdas/domain/soft-bounce.ts';
 import { ConflictError } from '../../lambdas/shared/errors.ts';
 import { messageRecord, recipient } from '../support/builders.ts';
-import { type ProvisionedStack, startProvisionedStack } from '../support/emulators.ts';
+import type { ProvisionedStack } from '../support/emulators.ts';
 import { fixtureJson } from '../support/fixtures.ts';
+import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 const NOW = new Date('2030-01-10T12:00:00.000Z');
 
@@ -16,13 +17,9 @@ describe('DynamoSoftBounceStore against dynalite (Suppressions table from the te
   let stack: ProvisionedStack;
   let store: DynamoSoftBounceStore;
 
-  beforeAll(async () => {
-    stack = await startProvisionedStack();
+  withProvisionedStack((started) => {
+    stack = started;
     store = new DynamoSoftBounceStore(stack.clients.doc, stack.tables.suppressions);
-  });
-
-  afterAll(async () => {
-    await stack.stop();
   });
 
   it('stores the counter under softbounce#<address> with a TTL one window after the latest bounce', async () => {

@@ -5,13 +5,7 @@ import { DynamoUsageStore } from '../../lambdas/adapters/usage-store.ts';
 import { TransientError } from '../../lambdas/shared/errors.ts';
 import { synthTemplate } from '../../local/baton-local.ts';
 import type { CfnTemplate } from '../../local/plan.ts';
-import {
-  credentials,
-  documentClient,
-  type ProvisionedStack,
-  region,
-  startProvisionedStack,
-} from '../support/emulators.ts';
+import { credentials, documentClient, type ProvisionedStack, region } from '../support/emulators.ts';
 import {
   addCallMiddleware,
   functionsWithEntry,
@@ -20,6 +14,7 @@ import {
   policyOfEntry,
   policyOfFunction,
 } from '../support/iam-audit.ts';
+import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 // DynamoUsageStore's statistics reads and writes against dynalite, on the Stats table provisioned
 // from the template, and the roles that make them deployed.
@@ -27,13 +22,9 @@ import {
 let stack: ProvisionedStack;
 let store: DynamoUsageStore;
 
-beforeAll(async () => {
-  stack = await startProvisionedStack();
+withProvisionedStack((started) => {
+  stack = started;
   store = new DynamoUsageStore(stack.clients.doc, stack.tables.stats);
-});
-
-afterAll(async () => {
-  await stack?.stop();
 });
 
 type Input = Record<string, unknown>;
@@ -189,7 +180,9 @@ describe('DynamoUsageStore statistics against dynalite', () => {
     const outcome = rig.store.getStats('starved', ['2025-03-01']);
 
     // Assess
-    await expect(outcome).rejects.toThrow(new TransientError('reading the daily statistics left requests unprocessed'));
+    await expect(outcome).rejects.toThrow(
+      new TransientError('reading the daily statistics left requests unprocessed'),
+    );
     rig.destroy();
     expect(rig.calls).toHaveLength(6);
   });

@@ -1,12 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
 import { type ApiKey, generateApiKey, hashToken } from '../../lambdas/domain/api-key.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
-import { LOCAL_STATE_FILE, type LocalState } from '../../local/baton-local.ts';
 import { documentClient } from './emulators.ts';
-import type { TestBaton } from './local-baton.ts';
+import { apiSetting, localState, type TestBaton } from './local-baton.ts';
 
 /**
  * Puts a new API key straight into a running local mode's ApiKeys table (found through the state
@@ -17,12 +14,10 @@ export async function seedApiKey(
   baton: TestBaton,
   overrides: Partial<Omit<ApiKey, 'keyId' | 'secretHash'>> = {},
 ): Promise<string> {
-  const state = JSON.parse(readFileSync(join(baton.dir, LOCAL_STATE_FILE), 'utf8')) as LocalState;
-  const table = state.environment[EnvVar.apiKeysTable];
-  if (!table) throw new Error(`${LOCAL_STATE_FILE} names no ${EnvVar.apiKeysTable}`);
+  const table = apiSetting(baton, EnvVar.apiKeysTable);
   const dynamo = new DynamoDBClient({
     endpoint: baton.endpoints.dynamodb,
-    region: state.region,
+    region: localState(baton).region,
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   });
   try {

@@ -10,7 +10,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { createDocumentClient } from '../../lambdas/adapters/clients.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
 import { synthTemplate } from '../../local/baton-local.ts';
 import { startDynamo } from '../../local/emulators/dynamodb.ts';
@@ -22,15 +23,19 @@ import { provision } from '../../local/provision.ts';
 export const region = 'us-east-1';
 export const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
 
+/**
+ * Client settings for an endpoint nothing listens on (port 9), with SDK retries off: a request
+ * gets no HTTP answer at all, for the adapters' "service unreachable" paths.
+ */
+export const unreachable = { endpoint: 'http://127.0.0.1:9', region, credentials, maxAttempts: 1 };
+
 /** The SQS client shape local mode uses: queue URLs name the queue, `endpoint` is where requests go. */
 export const sqsClient = (endpoint: string): SQSClient =>
   new SQSClient({ endpoint, region, credentials, useQueueUrlAsEndpoint: false });
 
-/** Same marshalling as `lambdas/adapters/clients.ts`, pointed at the emulator. */
+/** The functions' document client, pointed at the emulator. */
 export const documentClient = (dynamo: DynamoDBClient): DynamoDBDocumentClient =>
-  DynamoDBDocumentClient.from(dynamo, {
-    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
-  });
+  createDocumentClient(dynamo);
 
 export interface QueueRef {
   readonly url: string;

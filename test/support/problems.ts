@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { type Problem, ProblemError } from '../../lambdas/domain/problem.ts';
 
 /**
@@ -25,4 +26,14 @@ export function problemOfSync(action: () => unknown): Problem {
     throw new Error(`expected a ProblemError, got ${String(error)}`, { cause: error });
   }
   throw new Error(`expected a ProblemError, but it returned ${JSON.stringify(outcome)?.slice(0, 200)}`);
+}
+
+/**
+ * Fails unless an HTTP answer is exactly the problem `expected`: its status, the content type
+ * `application/problem+json` and, parsed, the body `expected` itself.
+ */
+export function expectProblem(res: Response, body: unknown, expected: Problem): void {
+  expect(res.status).toBe(expected.status);
+  expect(res.headers.get('content-type')).toBe('application/problem+json');
+  expect(body).toEqual(expected);
 }

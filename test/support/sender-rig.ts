@@ -18,6 +18,7 @@ import type { DkimKey } from '../../lambdas/domain/dkim.ts';
 import type { MessageRecord, SendJob } from '../../lambdas/domain/message.ts';
 import { createSender } from '../../lambdas/sender/app.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
+import { sqsRecordOf } from '../../local/runtime/sqs-poller.ts';
 import { type FaultPlan, type SesStandin, startSesStandin } from '../../local/ses-standin/index.ts';
 import { messageRecord, outgoingMessage, recipient } from './builders.ts';
 import {
@@ -222,7 +223,7 @@ export async function startSenderRig(options: SenderRigOptions = {}): Promise<Se
       }
     }
     if (received.length !== count) throw new Error(`received ${received.length} of ${count} queued jobs`);
-    return received.map((m) => asSqsRecord(m, queue.arn));
+    return received.map((m) => sqsRecordOf(m, queue.arn));
   };
 
   return {
@@ -241,26 +242,5 @@ export async function startSenderRig(options: SenderRigOptions = {}): Promise<Se
       await stack.stop();
       await outbox.remove();
     },
-  };
-}
-
-/** An SQS message as Lambda's event source (and local mode's `SqsPoller`) hands it to the function. */
-export function asSqsRecord(m: Message, queueArn: string): SQSRecord {
-  const attrs = m.Attributes ?? {};
-  return {
-    messageId: m.MessageId ?? '',
-    receiptHandle: m.ReceiptHandle ?? '',
-    body: m.Body ?? '',
-    attributes: {
-      ApproximateReceiveCount: attrs.ApproximateReceiveCount ?? '1',
-      SentTimestamp: attrs.SentTimestamp ?? String(Date.now()),
-      SenderId: attrs.SenderId ?? 'local',
-      ApproximateFirstReceiveTimestamp: attrs.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
-    },
-    messageAttributes: {},
-    md5OfBody: m.MD5OfBody ?? '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: queueArn,
-    awsRegion: region,
   };
 }
