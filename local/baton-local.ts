@@ -18,6 +18,7 @@ import {
   developmentKeyItem,
   dkimRecord,
 } from './dev-keys.ts';
+import { type AwsProxy, type ProxyFaultPlan, startAwsProxy } from './emulators/aws-proxy.ts';
 import { startDynamo } from './emulators/dynamodb.ts';
 import { LocalPortEnvVar } from './emulators/errors.ts';
 import { closeServer, listenOnLoopback } from './emulators/listen.ts';
@@ -65,6 +66,14 @@ export interface LocalOptions {
   /** Pause between SES stand-in events. @default 50 */
   readonly eventDelayMs?: number;
   readonly faults?: FaultPlan;
+  /**
+   * Puts a counting proxy (see `aws-proxy.ts`) between the function processes and each service
+   * named, with the faults given (`{}`: count only). The pollers (Lambda's event source mappings)
+   * reach SQS through the `sqs` proxy too. @default none
+   */
+  readonly proxies?: Partial<Record<ProxiedService, ProxyFaultPlan>>;
+  /** CDK context for the synthesized stack besides `domain` (e.g. `{ maxSendRate: '200' }`). */
+  readonly context?: Readonly<Record<string, string>>;
   /** Function log level (Powertools). @default 'INFO' */
   readonly logLevel?: string;
   /**
@@ -91,15 +100,19 @@ export interface LocalBaton {
   readonly pools: ReadonlyMap<string, FunctionPool>;
   readonly pollers: ReadonlyMap<string, SqsPoller>;
   readonly ses: SesStandin;
+  /** The proxies asked for in `LocalOptions.proxies`, by service. */
+  readonly proxies: ReadonlyMap<ProxiedService, AwsProxy>;
   readonly startupMs: number;
   stop(): Promise<void>;
 }
 
+export type ProxiedService = 'dynamodb' | 'sqs' | 'sesv2' | 's3';
+
 /** Synthesizes the stack (no bundling, no nag: fast) and returns its template. */
-export function synthTemplate(domain: string): CfnTemplate {
+export function synthTemplate(domain: string, context: Readonly<Record<string, string>> = {}): CfnTemplate {
   const outdir = mkdtempSync(join(tmpdir(), 'baton-synth-'));
   try {
-    const { app } = createApp({ bundle: false, nag: false, outdir, context: { domain } });
+    const { app } = createApp({ bundle: false, nag: false, outdir, context: { ...context, domain } });
     return app.synth().getStackByName(STACK_ID).template as CfnTemplate;
   } finally {
     rmSync(outdir, { recursive: true, force: true });
@@ -137,7 +150,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
   };
 
   try {
-    const plan = planFromTemplate(synthTemplate(domains[0] ?? 'example.com'));
+    const plan = planFromTemplate(synthTemplate(domains[0] ?? 'example.com', options.context));
 
     const [dynamo, sqsSns] = await Promise.all([
       startDynamo({ port: options.ports?.dynamodb ?? 0 }),
@@ -193,7 +206,22 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       await ses.stop();
     });
 
-    const endpoints = { dynamodb: dynamo.endpoint, sqs: sqsSns.endpoint, ses: ses.endpoint };
+    const direct = {
+      dynamodb: dynamo.endpoint,
+      sqs: sqsSns.endpoint,
+      sesv2: ses.endpoint,
+      s3: sqsSns.endpoint,
+    };
+    const proxies = new Map<ProxiedService, AwsProxy>();
+    for (const [service, faults] of Object.entries(options.proxies ?? {}) as Array<
+      [ProxiedService, ProxyFaultPlan]
+    >) {
+      const proxy = await startAwsProxy({ target: direct[service], service, faults });
+      cleanups.push(() => proxy.stop());
+      proxies.set(service, proxy);
+    }
+    const via = (service: ProxiedService) => proxies.get(service)?.endpoint ?? direct[service];
+    const endpoints = { dynamodb: via('dynamodb'), sqs: via('sqs'), ses: via('sesv2'), s3: via('s3') };
     const pools = new Map<string, FunctionPool>();
     const logs: WriteStream[] = [];
     cleanups.push(() => {
@@ -212,6 +240,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
     for (const fn of plan.functions) {
       const env = environments.get(fn.logicalId) ?? {};
       const log = createWriteStream(join(logDir, `${fn.logicalId}.log`), { flags: 'a' });
+      // Every process of the function pipes into it: more than Node's default 10 listeners.
+      log.setMaxListeners(0);
       logs.push(log);
       pools.set(
         fn.logicalId,
@@ -245,11 +275,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
     ]);
 
     const pollers = new Map<string, SqsPoller>();
+    const pollerSqs = proxies.has('sqs')
+      ? new SQSClient({ region: REGION, endpoint: via('sqs'), credentials, useQueueUrlAsEndpoint: false })
+      : sqs;
+    if (pollerSqs !== sqs) cleanups.push(() => pollerSqs.destroy());
     for (const e of plan.eventSources) {
       const queue = physical.queues.get(e.queue);
       const pool = pools.get(e.function);
       if (!queue || !pool) throw new Error(`event source ${e.logicalId}: unknown queue or function`);
-      const poller = new SqsPoller(sqs, pool, {
+      const poller = new SqsPoller(pollerSqs, pool, {
         queueUrl: queue.url,
         queueArn: queue.arn,
         batchSize: e.batchSize,
@@ -285,7 +319,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       pid: process.pid,
       url,
       region: REGION,
-      endpoints,
+      endpoints: { dynamodb: direct.dynamodb, sqs: direct.sqs, ses: direct.sesv2 },
       environment: apiEnvironment,
     };
     writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
@@ -300,12 +334,13 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       logDir,
       dkim,
       dkimRecords: domains.map((d) => dkimRecord(dkim, d)),
-      endpoints,
+      endpoints: { dynamodb: direct.dynamodb, sqs: direct.sqs, ses: direct.sesv2 },
       plan,
       queues: physical.queues,
       pools,
       pollers,
       ses,
+      proxies,
       startupMs: Date.now() - started,
       stop,
     };
@@ -324,7 +359,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
 function functionBaseEnv(
   name: string,
   memoryMb: number,
-  endpoints: { dynamodb: string; sqs: string; ses: string },
+  endpoints: { dynamodb: string; sqs: string; ses: string; s3: string },
   sns: string,
   logLevel: string | undefined,
 ): Record<string, string> {
@@ -341,7 +376,7 @@ function functionBaseEnv(
     AWS_ENDPOINT_URL_SNS: sns,
     AWS_ENDPOINT_URL_SESV2: endpoints.ses,
     // fauxqs serves S3 on the SQS/SNS endpoint, by path only: `<bucket>.127.0.0.1` does not resolve.
-    AWS_ENDPOINT_URL_S3: endpoints.sqs,
+    AWS_ENDPOINT_URL_S3: endpoints.s3,
     [EnvVar.s3ForcePathStyle]: 'true',
     AWS_LAMBDA_FUNCTION_NAME: name,
     AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',

@@ -33,6 +33,8 @@ export interface SenderDeps {
    * failed (and redrivable) before SQS moves it to the DLQ. @default never (no DLQ known)
    */
   readonly maxReceiveCount?: number;
+  /** @default {@link CLAIM_LEASE_MS} */
+  readonly leaseMs?: number;
 }
 
 /** Reads claim-checked jobs back (an `S3PayloadStore`). */
@@ -62,7 +64,7 @@ export function createSender(deps: SenderDeps) {
     messages: deps.messages,
     mailer: deps.mailer,
     clock: deps.clock,
-    leaseMs: CLAIM_LEASE_MS,
+    leaseMs: deps.leaseMs ?? CLAIM_LEASE_MS,
     compose: async (message, id, date) => {
       const raw = await composeMime(message, { id, date });
       // d= is the From domain, so the signature aligns for DMARC; the key's public half must be

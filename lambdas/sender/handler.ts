@@ -16,7 +16,7 @@ import { Pacer, pacedMailer } from '../domain/pacer.ts';
 import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
 import { logger, metrics, publishMetrics } from '../shared/observability.ts';
-import { createSender, loadDkimKey } from './app.ts';
+import { CLAIM_LEASE_MS, createSender, loadDkimKey } from './app.ts';
 
 const doc = createDocumentClient();
 const lane = requiredEnv(EnvVar.lane);
@@ -37,6 +37,7 @@ const sender = createSender({
   dkim: loadDkimKey(optionalEnv(EnvVar.dkimKeyFile), optionalEnv(EnvVar.dkimSelector)),
   clock: () => new Date(),
   maxReceiveCount: numberEnv(EnvVar.maxReceiveCount, Number.POSITIVE_INFINITY),
+  leaseMs: numberEnv(EnvVar.claimLeaseSeconds, CLAIM_LEASE_MS / 1000) * 1000,
   payloads: new S3PayloadStore(createS3Client(), requiredEnv(EnvVar.payloadBucket)),
 });
 const usage = new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable));

@@ -32,6 +32,13 @@ export const EnvVar = {
    * (with the last error) before SQS moves it to the dead-letter queue.
    */
   maxReceiveCount: 'BATON_MAX_RECEIVE_COUNT',
+  /**
+   * Seconds a sender's claim on a message protects its attempt. Optional, default 120: longer than
+   * the 30 s timeout, shorter than the lane queue's visibility timeout. The stack never sets it;
+   * the fault soak shortens it together with the visibility timeout so killed senders recover
+   * within its run.
+   */
+  claimLeaseSeconds: 'BATON_CLAIM_LEASE_SECONDS',
   /** Optional PEM file with a DKIM private key; when set, the sender signs before SES. */
   dkimKeyFile: 'BATON_DKIM_KEY_FILE',
   dkimSelector: 'BATON_DKIM_SELECTOR',

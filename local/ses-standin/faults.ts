@@ -43,6 +43,8 @@ export const validateFaultPlan = (plan: FaultPlan): FaultPlan => {
  */
 export class FaultInjector {
   #plan: FaultPlan;
+  /** Faults injected so far, by kind (what a soak reports). */
+  readonly injected = { throttled: 0, rejected: 0, paused: 0, rejectedAfterAccept: 0, delayed: 0 };
 
   constructor(plan: FaultPlan = {}) {
     this.#plan = validateFaultPlan(plan);
@@ -64,17 +66,21 @@ export class FaultInjector {
   beforeValidation(): number {
     const { throttleRate = 0, rejectRate = 0 } = this.#plan;
     const draw = throttleRate > 0 || rejectRate > 0 ? this.#random() : 1;
-    if (draw < throttleRate)
+    if (draw < throttleRate) {
+      this.injected.throttled++;
       throw new SesApiError('TooManyRequestsException', 'Maximum sending rate exceeded.');
+    }
     return draw;
   }
 
   afterValidation(draw: number): void {
     if (this.sendingPaused) {
+      this.injected.paused++;
       throw new SesApiError('SendingPausedException', 'Email sending is disabled for this account.');
     }
     const { throttleRate = 0, rejectRate = 0 } = this.#plan;
     if (draw < throttleRate + rejectRate) {
+      this.injected.rejected++;
       throw new SesApiError('MessageRejected', 'Message rejected by the SES stand-in (injected fault).');
     }
   }
@@ -82,12 +88,16 @@ export class FaultInjector {
   /** Whether an accepted message is rejected after the fact (draws only when the rate is set). */
   rejectAfterAccept(): boolean {
     const rate = this.#plan.rejectAfterAcceptRate ?? 0;
-    return rate > 0 && this.#random() < rate;
+    const hit = rate > 0 && this.#random() < rate;
+    if (hit) this.injected.rejectedAfterAccept++;
+    return hit;
   }
 
   delayDelivery(): boolean {
     const rate = this.#plan.deliveryDelayRate ?? 0;
-    return rate > 0 && this.#random() < rate;
+    const hit = rate > 0 && this.#random() < rate;
+    if (hit) this.injected.delayed++;
+    return hit;
   }
 
   #random(): number {

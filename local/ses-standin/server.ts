@@ -93,6 +93,8 @@ export interface SesStandin extends LocalEmulator {
   sent(): ReadonlyArray<SentRecord>;
   /** Replaces the fault plan from now on (e.g. pause sending mid-soak). */
   setFaults(plan: FaultPlan): void;
+  /** Faults injected so far, by kind. */
+  faultsInjected(): Readonly<FaultInjector['injected']>;
   /** Resolves when every event scheduled so far has been published (or given up after retries). */
   settled(): Promise<void>;
 }
@@ -347,6 +349,7 @@ export const startSesStandin = async (options: StartSesStandinOptions): Promise<
       await settled();
     }),
     sent: () => [...accepted],
+    faultsInjected: () => ({ ...faults.injected }),
     setFaults: (plan) => {
       faults.plan = plan;
     },

@@ -1,0 +1,36 @@
+import { expect, it } from 'vitest';
+import { formatReport, runSoak } from './soak.ts';
+
+// The short fault soak inside `npm test` (issue 6); `npm run soak` runs 10,000 messages. Every
+// check is computed from the emulators' own state (message and suppression tables, the SES
+// stand-in's sends and outbox, the dead-letter queues), so a lost, stuck or doubled message fails it.
+it('loses nothing and sends nothing twice while SES throttles, DynamoDB fails and senders are killed', async () => {
+  // Act
+  const report = await runSoak({
+    messages: 300,
+    kills: 2,
+    seed: 7,
+    leaseSeconds: 8,
+    visibilitySeconds: 10,
+    settleTimeoutMs: 120_000,
+  });
+  console.log(formatReport(report));
+
+  // Assess
+  expect(report.problems).toEqual([]);
+  expect(report.messages.accepted).toBe(300);
+  expect(report.duplicates).toBe(0);
+  expect(report.lost).toBe(0);
+  expect(report.notTerminal).toBe(0);
+  // The faults really happened.
+  expect(report.faults.sesThrottled).toBeGreaterThan(0);
+  expect(report.faults.sesRejected).toBeGreaterThan(0);
+  expect(report.faults.dynamoFailed).toBeGreaterThan(0);
+  expect(report.faults.dynamoLostResponses).toBeGreaterThan(0);
+  expect(report.faults.senderKills).toBe(2);
+  expect(report.faults.processesKilled).toBeGreaterThan(0);
+  expect(report.suppressions.expected).toBeGreaterThan(0);
+  // The poison jobs went to the dead-letter queues, and nothing else without a failed record.
+  expect(report.dlq.lane).toBeGreaterThanOrEqual(report.dlq.poison);
+  expect(report.dlq.mismatched).toBe(0);
+}, 240_000);
