@@ -70,17 +70,18 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
     }
   }
 
-  async takeOver(pk: string, expiredLock: number, lockUntil: number): Promise<boolean> {
+  async takeOver(pk: string, expiredLock: number, lockUntil: number, owner: string): Promise<boolean> {
     try {
       await this.#doc.send(
         new UpdateCommand({
           TableName: this.#table,
           Key: { [Keys.idempotency.partition]: pk },
-          UpdateExpression: 'SET lockUntil = :next',
+          UpdateExpression: 'SET lockUntil = :next, #owner = :owner',
           ConditionExpression: '#state = :progress AND lockUntil = :expired',
-          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeNames: { '#state': 'state', '#owner': 'owner' },
           ExpressionAttributeValues: {
             ':next': lockUntil,
+            ':owner': owner,
             ':progress': 'in_progress',
             ':expired': expiredLock,
           },

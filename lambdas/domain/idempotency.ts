@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock, IdempotencyStore } from './ports.ts';
 import { fail, ProblemError, problem } from './problem.ts';
@@ -56,12 +56,20 @@ export async function idempotent(
   const bodyHash = sha256(canonicalJson(scope.body));
   const wait = deps.sleep ?? sleep;
   const deadline = deps.clock().getTime() + (deps.waitMs ?? 5_000);
+  const owner = randomUUID();
 
   for (;;) {
     const now = deps.clock().getTime();
     const nowSeconds = Math.floor(now / 1000);
     const fresh = await deps.store.begin(
-      { pk, bodyHash, state: 'in_progress', lockUntil: now + LOCK_MS, expiresAt: nowSeconds + TTL_SECONDS },
+      {
+        pk,
+        bodyHash,
+        state: 'in_progress',
+        lockUntil: now + LOCK_MS,
+        expiresAt: nowSeconds + TTL_SECONDS,
+        owner,
+      },
       nowSeconds,
     );
     if (fresh) return runAndKeep(deps, pk, run);
@@ -75,7 +83,9 @@ export async function idempotent(
         );
       }
       if (existing.state === 'done' && existing.response) return { ...existing.response, replayed: true };
-      if (existing.lockUntil < now && (await deps.store.takeOver(pk, existing.lockUntil, now + LOCK_MS))) {
+      // Our own write: it landed but its answer was lost, and the SDK's retry hit the condition.
+      if (existing.state === 'in_progress' && existing.owner === owner) return runAndKeep(deps, pk, run);
+      if (existing.lockUntil < now && (await deps.store.takeOver(pk, existing.lockUntil, now + LOCK_MS, owner))) {
         return runAndKeep(deps, pk, run);
       }
     }

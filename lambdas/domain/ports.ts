@@ -128,6 +128,11 @@ export interface IdempotencyRecord {
   readonly lockUntil: number;
   /** Epoch seconds; the record (and the key's meaning) lapses after 24 h. */
   readonly expiresAt: number;
+  /**
+   * Who holds the key (a random token per request). When the answer to `begin` is lost and the
+   * SDK's retry finds the record, the request recognises its own lock instead of waiting it out.
+   */
+  readonly owner?: string;
   readonly response?: { readonly status: number; readonly body: unknown };
 }
 
@@ -135,8 +140,8 @@ export interface IdempotencyStore {
   /** Creates the record unless a live one exists. True when this request now owns the key. */
   begin(record: IdempotencyRecord, nowSeconds: number): Promise<boolean>;
   get(pk: string): Promise<IdempotencyRecord | undefined>;
-  /** Takes over an in-progress record whose holder's lock has run out. */
-  takeOver(pk: string, expiredLock: number, lockUntil: number): Promise<boolean>;
+  /** Takes over an in-progress record whose holder's lock has run out; `owner` becomes its holder. */
+  takeOver(pk: string, expiredLock: number, lockUntil: number, owner: string): Promise<boolean>;
   complete(pk: string, response: { status: number; body: unknown }): Promise<void>;
   /** Forgets the key (the request failed in a way a retry may fix). */
   release(pk: string): Promise<void>;

@@ -107,20 +107,23 @@ describe('DynamoIdempotencyStore against dynalite (Idempotency table provisioned
       await store.begin(record('idem#t#r#takeover', { lockUntil: NOW_MS - 1 }), NOW_S);
 
       // Act
-      const taken = await store.takeOver('idem#t#r#takeover', NOW_MS - 1, NOW_MS + 15_000);
+      const taken = await store.takeOver('idem#t#r#takeover', NOW_MS - 1, NOW_MS + 15_000, 'next-owner');
 
       // Assess
       expect(taken).toBe(true);
-      expect((await store.get('idem#t#r#takeover'))?.lockUntil).toBe(NOW_MS + 15_000);
+      expect(await store.get('idem#t#r#takeover')).toMatchObject({
+        lockUntil: NOW_MS + 15_000,
+        owner: 'next-owner',
+      });
     });
 
     it('refuses a lock value other than the record’s (someone else took it over first)', async () => {
       // Prepare
       await store.begin(record('idem#t#r#stale', { lockUntil: NOW_MS - 1 }), NOW_S);
-      await store.takeOver('idem#t#r#stale', NOW_MS - 1, NOW_MS + 15_000);
+      await store.takeOver('idem#t#r#stale', NOW_MS - 1, NOW_MS + 15_000, 'next-owner');
 
       // Act
-      const second = await store.takeOver('idem#t#r#stale', NOW_MS - 1, NOW_MS + 16_000);
+      const second = await store.takeOver('idem#t#r#stale', NOW_MS - 1, NOW_MS + 16_000, 'next-owner');
 
       // Assess
       expect(second).toBe(false);
@@ -133,8 +136,8 @@ describe('DynamoIdempotencyStore against dynalite (Idempotency table provisioned
 
       // Act
       const outcomes = await Promise.all([
-        store.takeOver('idem#t#r#duel', NOW_MS - 1, NOW_MS + 15_000),
-        store.takeOver('idem#t#r#duel', NOW_MS - 1, NOW_MS + 15_001),
+        store.takeOver('idem#t#r#duel', NOW_MS - 1, NOW_MS + 15_000, 'next-owner'),
+        store.takeOver('idem#t#r#duel', NOW_MS - 1, NOW_MS + 15_001, 'next-owner'),
       ]);
 
       // Assess
@@ -147,8 +150,8 @@ describe('DynamoIdempotencyStore against dynalite (Idempotency table provisioned
       await store.complete('idem#t#r#done', { status: 202, body: {} });
 
       // Act
-      const done = await store.takeOver('idem#t#r#done', NOW_MS - 1, NOW_MS + 15_000);
-      const missing = await store.takeOver('idem#t#r#missing', NOW_MS - 1, NOW_MS + 15_000);
+      const done = await store.takeOver('idem#t#r#done', NOW_MS - 1, NOW_MS + 15_000, 'next-owner');
+      const missing = await store.takeOver('idem#t#r#missing', NOW_MS - 1, NOW_MS + 15_000, 'next-owner');
 
       // Assess
       expect([done, missing]).toEqual([false, false]);

@@ -347,10 +347,10 @@ export class InMemoryIdempotencyStore implements IdempotencyStore {
     return r === undefined ? undefined : copy(r);
   }
 
-  async takeOver(pk: string, expiredLock: number, lockUntil: number): Promise<boolean> {
+  async takeOver(pk: string, expiredLock: number, lockUntil: number, owner: string): Promise<boolean> {
     const r = this.records.get(pk);
     if (r?.state !== 'in_progress' || r.lockUntil !== expiredLock) return false;
-    this.records.set(pk, { ...r, lockUntil });
+    this.records.set(pk, { ...r, lockUntil, owner });
     return true;
   }
 

@@ -103,6 +103,7 @@ describe('idempotent', () => {
         state: 'done',
         lockUntil: Date.parse(T0) + 15_000,
         expiresAt: Date.parse(T0) / 1000 + 86_400,
+        owner: expect.stringMatching(/^[0-9a-f-]{36}$/),
         response: { status: 202, body: { id: 'msg_1', status: 'queued' } },
       },
     ]);
@@ -559,5 +560,45 @@ describe('canonicalJson', () => {
 
     // Assess
     expect(parsed).toEqual(value);
+  });
+});
+
+describe('idempotent when DynamoDB loses an answer', () => {
+  it('recognises its own lock when the write landed but its answer was lost, and runs at once', async () => {
+    // Prepare: begin writes the record and then reports a condition failure, as the SDK's retry
+    // of a write whose answer was lost does.
+    const { store, deps, sleeps } = setUp();
+    const begin = store.begin.bind(store);
+    store.begin = async (record, nowSeconds) => {
+      await begin(record, nowSeconds);
+      return false;
+    };
+    const run = runner();
+
+    // Act
+    const reply = await idempotent(deps, scope(), run);
+
+    // Assess
+    expect(reply).toEqual({ status: 202, body: { id: 'msg_1', status: 'queued' } });
+    expect(run).toHaveBeenCalledTimes(1);
+    expect(sleeps).toEqual([]);
+  });
+
+  it('still makes another request with the same key wait for the holder', async () => {
+    // Prepare
+    const { deps } = setUp({ waitMs: 300 });
+    const gate = deferred();
+    const first = idempotent(deps, scope(), async () => {
+      await gate.promise;
+      return { status: 202, body: { id: 'msg_1' } };
+    });
+
+    // Act
+    const second = await problemErrorOf(() => idempotent(deps, scope(), runner()));
+    gate.resolve();
+    await first;
+
+    // Assess
+    expect(second.problem.code).toBe('idempotency_in_progress');
   });
 });
