@@ -27,7 +27,13 @@ export function applyFeedback(
   // Any event from SES proves SES accepted the message, even if the sender died before saying so
   // (or gave up on it afterwards, believing it unsent).
   const givenUp = phase === 'failed' && record.redrivable === true;
-  if (phase === 'queued' || phase === 'sending' || givenUp) {
+  const unsent = phase === 'queued' || phase === 'sending' || givenUp;
+  // SES's Send event only matters while Baton has not recorded the send itself (the sender died
+  // between SES and its write, or has not written yet). Usually the sender got there first: then
+  // the event changes nothing, and writing the record just to remember its key would cost a
+  // write per message (and race the sender's own write).
+  if (event.kind === 'send' && !unsent) return undefined;
+  if (unsent) {
     phase = 'sent';
     recipients = recipients.map((r) =>
       r.status === 'queued' || (givenUp && r.status === 'failed')

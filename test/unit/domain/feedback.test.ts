@@ -110,6 +110,18 @@ describe('applyFeedback', () => {
     expect(next?.claimToken).toBe('claim-1');
   });
 
+  it('leaves a record the sender already marked sent alone on SES’s Send event: no write to make', () => {
+    // Prepare
+    const record = sentRecord();
+    const event = feedbackEvent({ kind: 'send', sesMessageId: 'ses-1', key: 'send-after-sender' });
+
+    // Act
+    const next = applyFeedback(record, event, NOW);
+
+    // Assess
+    expect(next).toBeUndefined();
+  });
+
   it('keeps the SES message id the record already has', () => {
     // Prepare
     const record = sentRecord();
