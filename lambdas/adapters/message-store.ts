@@ -48,13 +48,13 @@ export class DynamoMessageStore implements MessageStore, MessageScanner {
     await batchPutAll(this.#doc, this.#table, records, 'recording the messages');
   }
 
-  async get(id: string): Promise<MessageRecord | undefined> {
+  async get(id: string, options: { readonly consistent?: boolean } = {}): Promise<MessageRecord | undefined> {
     try {
       const out = await this.#doc.send(
         new GetCommand({
           TableName: this.#table,
           Key: { [Keys.messages.partition]: id },
-          ConsistentRead: true,
+          ConsistentRead: options.consistent ?? true,
         }),
       );
       return out.Item as MessageRecord | undefined;

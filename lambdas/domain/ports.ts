@@ -26,7 +26,11 @@ export interface MessageStore {
   create(record: MessageRecord): Promise<void>;
   /** Writes new records with batched writes (fresh ids, so no existence check is needed). */
   createMany(records: readonly MessageRecord[]): Promise<void>;
-  get(id: string): Promise<MessageRecord | undefined>;
+  /**
+   * `consistent: false` reads at half the price and may return a slightly older version: fine as a
+   * first read before a versioned write, whose conflict makes the caller re-read. @default true
+   */
+  get(id: string, options?: { readonly consistent?: boolean }): Promise<MessageRecord | undefined>;
   /** Finds the Baton message by the id SES gave it (identity notifications carry no tags). */
   findBySesMessageId(sesMessageId: string): Promise<MessageRecord | undefined>;
   /**

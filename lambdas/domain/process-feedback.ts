@@ -50,8 +50,10 @@ const RACE_WINDOW_MS = 15 * 60_000;
 export async function processFeedback(deps: FeedbackDeps, body: string): Promise<FeedbackResult> {
   const event = parseFeedback(body);
   const now = deps.clock();
+  // An eventually consistent read costs half: a stale version only makes the versioned write below
+  // conflict and re-read. (A record too new to be seen yet is retried like one not written yet.)
   const record = event.batonMessageId
-    ? await deps.messages.get(event.batonMessageId)
+    ? await deps.messages.get(event.batonMessageId, { consistent: false })
     : await deps.messages.findBySesMessageId(event.sesMessageId);
 
   // Suppress first, even when the message record is gone (a complaint weeks later, an erased

@@ -292,3 +292,27 @@ describe('processFeedback', () => {
     expect(messages.peek('msg_1')).toMatchObject({ phase: 'sent', sesMessageId: 'ses-77' });
   });
 });
+
+describe('processFeedback reads', () => {
+  it('reads the message eventually consistent first, and on a conflict re-reads it consistent before writing again', async () => {
+    // Prepare: the first (cheap) read returns a version older than the table's.
+    const { deps, messages } = setUp();
+    messages.seed(sent({ version: 4 }));
+    const stale = sent({ version: 3 });
+    const reads: Array<boolean | undefined> = [];
+    const get = messages.get.bind(messages);
+    messages.get = async (id, options) => {
+      reads.push(options?.consistent);
+      return options?.consistent === false ? stale : get(id, options);
+    };
+
+    // Act
+    const result = await processFeedback(deps, delivery(['ana@example.org']));
+
+    // Assess
+    expect(result.applied).toBe(true);
+    expect(reads[0]).toBe(false);
+    expect(reads.slice(1).every((c) => c !== false)).toBe(true);
+    expect((await get('msg_1'))?.recipients.map((r) => r.status)).toEqual(['delivered', 'sent']);
+  });
+});
