@@ -85,7 +85,10 @@ export async function idempotent(
       if (existing.state === 'done' && existing.response) return { ...existing.response, replayed: true };
       // Our own write: it landed but its answer was lost, and the SDK's retry hit the condition.
       if (existing.state === 'in_progress' && existing.owner === owner) return runAndKeep(deps, pk, run);
-      if (existing.lockUntil < now && (await deps.store.takeOver(pk, existing.lockUntil, now + LOCK_MS, owner))) {
+      if (
+        existing.lockUntil < now &&
+        (await deps.store.takeOver(pk, existing.lockUntil, now + LOCK_MS, owner))
+      ) {
         return runAndKeep(deps, pk, run);
       }
     }
