@@ -1,5 +1,5 @@
 import { App, Validations } from 'aws-cdk-lib';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { BatonStack } from './baton-stack.ts';
 import { configFromContext } from './config.ts';
 
@@ -23,9 +23,11 @@ export interface CreateAppOptions {
    */
   readonly bundle?: boolean;
   /**
-   * Run the cdk-nag AWS Solutions checks and CDK's built-in CloudFormation validation during synth
-   * (findings make `synth()` throw). Off, synth only writes the template: the fast path for local
-   * mode, which reads it and deploys nothing (the validation engine alone costs over a second).
+   * Run the cdk-nag AWS Solutions and Serverless checks and CDK's built-in CloudFormation
+   * validation during synth (findings, warnings included, make `synth()` throw; each accepted one is
+   * acknowledged, with its reason, on the resource it concerns). Off, synth only writes the
+   * template: the fast path for local mode, which reads it and deploys nothing (the validation
+   * engine alone costs over a second).
    * @default true
    */
   readonly nag?: boolean;
@@ -54,7 +56,7 @@ export function createApp(options: CreateAppOptions = {}): BatonApp {
     ...(options.outdir === undefined ? {} : { outdir: options.outdir }),
   });
   if (nag) {
-    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app));
   }
   const stack = new BatonStack(app, STACK_ID, { config: configFromContext(app.node) });
   return { app, stack };

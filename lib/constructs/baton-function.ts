@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, normalize, sep } from 'node:path';
-import type { Duration } from 'aws-cdk-lib';
+import { type Duration, Validations } from 'aws-cdk-lib';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, type CfnFunction, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -36,6 +36,17 @@ export interface BatonFunctionProps {
    */
   readonly memorySize?: number;
 }
+
+/**
+ * Why no function has X-Ray active tracing (cdk-nag Serverless-LambdaTracing). Exported for the
+ * infra tests.
+ */
+export const NO_TRACING_REASON =
+  'X-Ray active tracing is left off on purpose: xray:PutTraceSegments and xray:PutTelemetryRecords ' +
+  'support no resource-level permissions, so every role would need an Allow on Resource "*" (a ' +
+  'wildcard the least-privilege roles otherwise avoid), and traces are billed per sampled request. ' +
+  'The code has no tracer, so traces would show little more than the Lambda service segment; ' +
+  'requests are followed by message id in the structured JSON logs and by the EMF metrics and alarms.';
 
 /**
  * Some bundled dependencies are CommonJS and call `require` for Node built-ins, which does not
@@ -115,6 +126,7 @@ export class BatonFunction extends Construct {
       },
     });
     (this.function.node.defaultChild as CfnFunction).addMetadata(ENTRY_METADATA_KEY, this.entry);
+    Validations.of(this.function).acknowledge({ id: 'Serverless-LambdaTracing', reason: NO_TRACING_REASON });
   }
 
   /** Adds one explicit permission to the function's role. */

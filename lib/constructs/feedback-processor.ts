@@ -75,7 +75,17 @@ export class FeedbackProcessor extends Construct {
     this.eventSourceMapping = consumer.eventSourceMapping;
     // Raw delivery: the queue body is the SES event itself rather than an SNS envelope around it.
     // The subscription also writes the queue policy statement admitting this topic only.
-    props.topic.addSubscription(new SqsSubscription(this.queue.queue, { rawMessageDelivery: true }));
+    // SNS drops an event it cannot deliver (a client-side error such as a queue policy or queue
+    // that no longer admits it is never retried), and a lost bounce is an address Baton keeps
+    // mailing. The subscription therefore dead-letters into the feedback DLQ: already alarmed, and
+    // admitting this topic only; the feedback function reads the events with or without an SNS
+    // envelope, so an operator redrives them to the feedback queue like any other.
+    props.topic.addSubscription(
+      new SqsSubscription(this.queue.queue, {
+        rawMessageDelivery: true,
+        deadLetterQueue: this.queue.deadLetterQueue,
+      }),
+    );
 
     this.handler.addToRolePolicy(
       tableAccess(props.messagesTable, [

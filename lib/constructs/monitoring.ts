@@ -1,4 +1,4 @@
-import { ArnFormat, Aws, Duration, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Aws, Duration, Stack, Validations } from 'aws-cdk-lib';
 import {
   Alarm,
   ComparisonOperator,
@@ -77,6 +77,16 @@ export const LATENCIES = ['acceptedToSentMs', 'acceptedToDeliveredMs'] as const;
 const FIVE_MINUTES = Duration.minutes(5);
 
 /**
+ * Why the alarm email subscription has no dead-letter queue (cdk-nag Serverless-SNSRedrivePolicy).
+ * Exported for the infra tests.
+ */
+export const ALARM_EMAIL_REDRIVE_REASON =
+  'The subscription only forwards CloudWatch alarm notifications to the operator mailbox. An alarm ' +
+  'that could not be mailed stays in ALARM state on the dashboard and in CloudWatch, so nothing is ' +
+  'lost for good; a dead-letter queue would need its own alarm, which would notify through this ' +
+  'same topic. Subscribe a pager or chat integration for a second path.';
+
+/**
  * A dashboard and the alarms an operator needs to trust the relay: nothing stuck in a dead-letter
  * queue, no lane falling behind, no function failing, and the SES reputation kept clear of the
  * levels at which SES reviews or pauses the account.
@@ -117,7 +127,11 @@ export class Monitoring extends Construct {
       }),
     );
     if (props.alarmEmail !== undefined) {
-      this.alarmTopic.addSubscription(new EmailSubscription(props.alarmEmail));
+      const subscription = this.alarmTopic.addSubscription(new EmailSubscription(props.alarmEmail));
+      Validations.of(subscription).acknowledge({
+        id: 'Serverless-SNSRedrivePolicy',
+        reason: ALARM_EMAIL_REDRIVE_REASON,
+      });
     }
     const action = new SnsAction(this.alarmTopic);
 

@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
 import { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
 import { queueConsume } from '../iam.ts';
@@ -24,6 +24,26 @@ export interface QueueConsumerProps {
   /** Event source mapping maximum concurrency (2..1000). */
   readonly maxConcurrency: number;
 }
+
+/**
+ * Why a queue consumer has no Lambda dead-letter queue (cdk-nag Serverless-LambdaDLQ). Exported for
+ * the infra tests.
+ */
+export const QUEUE_CONSUMER_DLQ_REASON =
+  'A function DeadLetterConfig only receives failed asynchronous invocations, and this function is ' +
+  'only ever invoked synchronously by its SQS event source mapping. A failed record returns to the ' +
+  "queue and, after maxReceiveCount receives, moves to the queue's own dead-letter queue, which is " +
+  'alarmed; a function DLQ would stay empty and add a queue and an sqs:SendMessage grant.';
+
+/**
+ * Why the event source mapping has no on-failure destination (cdk-nag
+ * Serverless-LambdaEventSourceMappingDestination). Exported for the infra tests.
+ */
+export const QUEUE_CONSUMER_DESTINATION_REASON =
+  'Lambda supports on-failure destinations only for stream and Kafka event sources (Kinesis, ' +
+  'DynamoDB Streams, MSK, self-managed Kafka), not for SQS. For an SQS source the failure ' +
+  "destination is the queue's redrive policy: a record that keeps failing (reported per item " +
+  'through ReportBatchItemFailures) is moved to the alarmed dead-letter queue.';
 
 /** What {@link addQueueConsumer} builds. */
 export interface QueueConsumer {
@@ -62,6 +82,11 @@ export function addQueueConsumer(scope: Construct, owner: string, props: QueueCo
     maxConcurrency: props.maxConcurrency,
   });
   fn.addToRolePolicy(queueConsume(queue.queue));
+  Validations.of(fn.function).acknowledge({ id: 'Serverless-LambdaDLQ', reason: QUEUE_CONSUMER_DLQ_REASON });
+  Validations.of(eventSourceMapping).acknowledge({
+    id: 'Serverless-LambdaEventSourceMappingDestination',
+    reason: QUEUE_CONSUMER_DESTINATION_REASON,
+  });
   return { queue, function: fn, eventSourceMapping };
 }
 

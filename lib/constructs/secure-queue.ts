@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
@@ -31,6 +31,13 @@ export interface SecureQueueProps {
 
 const MIN_RECEIVE_COUNT = 5;
 
+/** Why a dead-letter queue has no dead-letter queue of its own (cdk-nag Serverless-SQSRedrivePolicy). */
+export const DEAD_LETTER_QUEUE_REDRIVE_REASON =
+  'This is the dead-letter queue itself: nothing consumes it, so no receive count can ever be ' +
+  'exceeded. Its messages stay until an operator inspects and redrives them to the source queue, ' +
+  "within a retention longer than the source queue's; Baton alarms on any message in it " +
+  '(Monitoring: <name>DeadLetters).';
+
 /** How long a queue keeps a message unless told otherwise: the SQS default. */
 export const QUEUE_RETENTION = Duration.days(4);
 /**
@@ -62,6 +69,10 @@ export class SecureQueue extends Construct {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: deadLetterRetentionPeriod,
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'Serverless-SQSRedrivePolicy',
+      reason: DEAD_LETTER_QUEUE_REDRIVE_REASON,
     });
     this.queue = new Queue(this, 'Queue', {
       encryption: QueueEncryption.SQS_MANAGED,

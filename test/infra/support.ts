@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CfnElement, Stack } from 'aws-cdk-lib';
+import { CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { type BatonApp, createApp } from '../../lib/app.ts';
@@ -55,6 +55,30 @@ export interface Synthesized extends BatonApp {
 export function synthTemplate(options: SynthOptions = {}): Synthesized {
   const baton = buildBaton(options);
   return { ...baton, template: Template.fromStack(baton.stack) };
+}
+
+/** A cdk-nag finding acknowledged with `Validations.of(construct).acknowledge(...)`. */
+export interface Acknowledgement {
+  /** Path of the construct the acknowledgement was recorded on. */
+  readonly path: string;
+  /** As recorded, e.g. `Annotation::AwsSolutions-S1`. */
+  readonly id: string;
+  readonly reason: string;
+}
+
+/** Every acknowledgement in the app, from the construct metadata cdk-nag reads. */
+export function acknowledgementsOf({ app }: BatonApp): Acknowledgement[] {
+  return app.node.findAll().flatMap((construct) =>
+    construct.node.metadata
+      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((entry) =>
+        Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
+          path: construct.node.path,
+          id,
+          reason,
+        })),
+      ),
+  );
 }
 
 /** Resources of one type, keyed by logical id. */
