@@ -72,6 +72,11 @@ export interface LocalOptions {
    * reach SQS through the `sqs` proxy too. @default none
    */
   readonly proxies?: Partial<Record<ProxiedService, ProxyFaultPlan>>;
+  /**
+   * Lets a caller put its own hop (a benchmark's metering proxy) between the function processes and
+   * a service: called once per service with the endpoint they would use, returns the one they use.
+   */
+  readonly wrapEndpoint?: (service: ProxiedService, endpoint: string) => Promise<string>;
   /** CDK context for the synthesized stack besides `domain` (e.g. `{ maxSendRate: '200' }`). */
   readonly context?: Readonly<Record<string, string>>;
   /** Function log level (Powertools). @default 'INFO' */
@@ -102,6 +107,8 @@ export interface LocalBaton {
   readonly ses: SesStandin;
   /** The proxies asked for in `LocalOptions.proxies`, by service. */
   readonly proxies: ReadonlyMap<ProxiedService, AwsProxy>;
+  /** SES events the stand-in has published to SNS so far. */
+  eventsPublished(): number;
   readonly startupMs: number;
   stop(): Promise<void>;
 }
@@ -180,6 +187,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
     });
     const physical = await provision(plan, { dynamo: dynamoClient, sqs, sns, s3 });
 
+    // SES event publishes to SNS (each one a billed SNS publish and SQS delivery when deployed).
+    let published = 0;
     const standinLog = createWriteStream(join(logDir, 'ses-standin.log'), { flags: 'a' });
     cleanups.push(() => {
       standinLog.end();
@@ -199,6 +208,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       configurationSets: [...physical.configurationSets.values()],
       publish: async (topicArn, message) => {
         await sns.send(new PublishCommand({ TopicArn: topicArn, Message: message }));
+        published++;
       },
     });
     cleanups.push(async () => {
@@ -220,7 +230,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       cleanups.push(() => proxy.stop());
       proxies.set(service, proxy);
     }
-    const via = (service: ProxiedService) => proxies.get(service)?.endpoint ?? direct[service];
+    const wrapped = new Map<ProxiedService, string>();
+    for (const service of ['dynamodb', 'sqs', 'sesv2', 's3'] as const) {
+      const endpoint = proxies.get(service)?.endpoint ?? direct[service];
+      wrapped.set(service, options.wrapEndpoint ? await options.wrapEndpoint(service, endpoint) : endpoint);
+    }
+    const via = (service: ProxiedService) => wrapped.get(service) ?? direct[service];
     const endpoints = { dynamodb: via('dynamodb'), sqs: via('sqs'), ses: via('sesv2'), s3: via('s3') };
     const pools = new Map<string, FunctionPool>();
     const logs: WriteStream[] = [];
@@ -275,9 +290,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
     ]);
 
     const pollers = new Map<string, SqsPoller>();
-    const pollerSqs = proxies.has('sqs')
-      ? new SQSClient({ region: REGION, endpoint: via('sqs'), credentials, useQueueUrlAsEndpoint: false })
-      : sqs;
+    const pollerSqs =
+      via('sqs') !== direct.sqs
+        ? new SQSClient({ region: REGION, endpoint: via('sqs'), credentials, useQueueUrlAsEndpoint: false })
+        : sqs;
     if (pollerSqs !== sqs) cleanups.push(() => pollerSqs.destroy());
     for (const e of plan.eventSources) {
       const queue = physical.queues.get(e.queue);
@@ -341,6 +357,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       pollers,
       ses,
       proxies,
+      eventsPublished: () => published,
       startupMs: Date.now() - started,
       stop,
     };
