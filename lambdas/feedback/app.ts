@@ -9,6 +9,7 @@ import {
 import { type FeedbackEvent, MalformedFeedbackError } from '../domain/ses-event.ts';
 import { eventDay, feedbackCounts, type StatTally } from '../domain/stats.ts';
 import { describeError, logger, metrics, type StreamMetrics } from '../shared/observability.ts';
+import type { Tally } from '../shared/tally.ts';
 
 const kindMetric = {
   send: 'feedbackSend',
@@ -33,8 +34,15 @@ const kindMetric = {
  * `stats` collects the tenants' daily counters (delivered, bounced, complained, failed) of events
  * newly applied, so a redelivered event is not counted twice; the handler flushes it once per
  * batch. Without it nothing is counted.
+ *
+ * `outcomes` counts the events by kind for the batch's one summary log line.
  */
-export function createFeedbackConsumer(deps: FeedbackDeps, stats?: StatTally, byStream?: StreamMetrics) {
+export function createFeedbackConsumer(
+  deps: FeedbackDeps,
+  stats?: StatTally,
+  byStream?: StreamMetrics,
+  outcomes?: Tally,
+) {
   return async (record: SQSRecord): Promise<void> => {
     const count = (event: FeedbackEvent, tenant: string): void => {
       stats?.add(tenant, eventDay(event.at, deps.clock()), feedbackCounts(event));
@@ -51,7 +59,8 @@ export function createFeedbackConsumer(deps: FeedbackDeps, stats?: StatTally, by
         }
       }
       if (result.suppressed > 0) metrics.addMetric('suppressionsAdded', MetricUnit.Count, result.suppressed);
-      logger.info('feedback applied', {
+      outcomes?.add(result.applied ? result.event.kind : `${result.event.kind} (seen before)`);
+      logger.debug('feedback applied', {
         messageId: result.messageId,
         kind: result.event.kind,
         applied: result.applied,

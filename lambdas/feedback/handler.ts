@@ -13,6 +13,7 @@ import { StatTally } from '../domain/stats.ts';
 import { requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
 import { logger, publishMetrics, StreamMetrics } from '../shared/observability.ts';
+import { Tally } from '../shared/tally.ts';
 import { createFeedbackConsumer } from './app.ts';
 
 const doc = createDocumentClient();
@@ -20,6 +21,7 @@ const erasedKeyOf = erasedKeyFunction(await loadErasureSecret());
 // Lambda runs one invocation at a time per instance, so the tally holds the current batch's counts
 // (and were two to overlap, flush empties it before writing: each count is still written once).
 const stats = new StatTally();
+const outcomes = new Tally();
 const byStream = new StreamMetrics();
 const usage = new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable));
 const consumer = createFeedbackConsumer(
@@ -36,6 +38,7 @@ const consumer = createFeedbackConsumer(
   },
   stats,
   byStream,
+  outcomes,
 );
 const processor = new BatchProcessor(EventType.SQS);
 
@@ -43,12 +46,16 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(publishMetrics())
   .handler(async (event, context) => {
+    let failed = 0;
     try {
-      return await processPartialResponse(event, consumer, processor, {
+      const response = await processPartialResponse(event, consumer, processor, {
         context,
         throwOnFullBatchFailure: false,
       });
+      failed = response.batchItemFailures.length;
+      return response;
     } finally {
+      logger.info('batch handled', { records: event.Records.length, failed, ...outcomes.drain() });
       // The batch's statistics: one atomic write per tenant and day, not one per event.
       await stats.flush(usage);
       byStream.flush();

@@ -14,6 +14,7 @@ import { type StatCounts, StatTally } from '../domain/stats.ts';
 import type { Suppression } from '../domain/suppression.ts';
 import { ConfigurationError, PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
+import { Tally } from '../shared/tally.ts';
 
 export interface SenderDeps {
   readonly messages: MessageStore;
@@ -54,6 +55,8 @@ export interface PreparedBatch {
    * once the batch is done, one write per tenant and day.
    */
   readonly stats: StatTally;
+  /** Outcomes by kind, for the batch's one summary log line. */
+  readonly outcomes: Tally;
 }
 
 /** Longer than the sender's 30 s timeout, shorter than the lane queue's 180 s visibility timeout. */
@@ -130,7 +133,7 @@ export function createSender(deps: SenderDeps) {
         }
       }
       const suppressed = addresses.length > 0 ? await deps.suppressions.getMany(addresses) : new Map();
-      return { jobs, suppressed, paused: false, stats: new StatTally() };
+      return { jobs, suppressed, paused: false, stats: new StatTally(), outcomes: new Tally() };
     },
 
     /** One record; throws to report it failed (Powertools turns that into a batchItemFailure). */
@@ -194,7 +197,8 @@ export function createSender(deps: SenderDeps) {
             metrics.addMetric('acceptedToSentMs', MetricUnit.Milliseconds, deps.clock().getTime() - queuedAt);
           }
         }
-        logger.info('message handled', { messageId: job.id, outcome, stream: job.message.stream });
+        batch.outcomes.add(outcome);
+        logger.debug('message handled', { messageId: job.id, outcome, stream: job.message.stream });
       } catch (error) {
         if (error instanceof SendingPausedError) {
           // First: the rest of the batch must not reach SES, whatever happens to this record.

@@ -53,8 +53,9 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
   .handler(async (event, context) => {
     // One batched suppression read for every recipient in the batch, before the record loop.
     const prepared = await sender.prepare(event.Records);
+    let failed = 0;
     try {
-      return await processPartialResponse(
+      const response = await processPartialResponse(
         event,
         (record: SQSRecord) => sender.sendRecord(record, prepared),
         processor,
@@ -66,7 +67,10 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
           processInParallel: false,
         },
       );
+      failed = response.batchItemFailures.length;
+      return response;
     } finally {
+      logger.info('batch handled', { records: event.Records.length, failed, ...prepared.outcomes.drain() });
       // The batch's statistics: one atomic write per tenant and day, not one per message.
       await prepared.stats.flush(usage);
     }

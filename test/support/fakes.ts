@@ -94,7 +94,8 @@ export class InMemoryMessageStore implements MessageStore, MessageScanner {
     for (const r of records) this.#items.set(r.id, copy(r));
   }
 
-  async get(id: string): Promise<MessageRecord | undefined> {
+  /** Always consistent: the options are the adapter's, read here only by tests that spy on them. */
+  async get(id: string, _options?: { readonly consistent?: boolean }): Promise<MessageRecord | undefined> {
     return this.peek(id);
   }
 
