@@ -262,7 +262,7 @@ describe('event source mappings', () => {
     }
   });
 
-  it('caps concurrency per lane, giving transactional more than broadcast', () => {
+  it('caps concurrency per lane, giving transactional at least as many senders as broadcast', () => {
     // Act
     const concurrencyOf = (lane: (typeof LANES)[number]): number =>
       (
@@ -272,7 +272,7 @@ describe('event source mappings', () => {
       ).MaximumConcurrency;
 
     // Assess
-    expect(concurrencyOf('transactional')).toBe(3);
+    expect(concurrencyOf('transactional')).toBe(2);
     expect(concurrencyOf('broadcast')).toBe(2);
     expect(props(resourceOf(template, stack.feedback.eventSourceMapping)).ScalingConfig).toEqual({
       MaximumConcurrency: 5,
@@ -285,10 +285,10 @@ describe('event source mappings', () => {
 
     // Act / Assess
     expect(props(resourceOf(fast, fastStack.lanes.transactional.eventSourceMapping)).ScalingConfig).toEqual({
-      MaximumConcurrency: 35,
+      MaximumConcurrency: 18,
     });
     expect(props(resourceOf(fast, fastStack.lanes.broadcast.eventSourceMapping)).ScalingConfig).toEqual({
-      MaximumConcurrency: 15,
+      MaximumConcurrency: 8,
     });
   });
 });
