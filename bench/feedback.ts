@@ -6,7 +6,7 @@
  * (ii) DynamoDB requests per event with the REAL adapters (dynalite provisioned from the
  *      template), counted by an SDK middleware, for the same kinds, including the batch's stats
  *      write for a batch of 10 deliveries.
- * Run: `npm run bench:feedback` (prints tables).
+ * Run: `npm run bench:feedback` (prints tables); (i) is also part of `npm run bench` (section cpu).
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoMessageStore } from '../lambdas/adapters/message-store.ts';
@@ -29,13 +29,12 @@ import {
 import { RequestCounter } from '../test/support/sender-rig.ts';
 import { iterations, measure, ms, printTable } from './support.ts';
 
-const ITERATIONS = iterations(2000, 1000);
 const WARMUP = 100;
-logger.setLogLevel('SILENT');
 const keyOf = erasedKeyFunction('bench-erasure-secret-0123456789abcdefghij');
 
-type Kind = 'delivery' | 'hard bounce' | 'complaint' | 'transient bounce';
-const KINDS: Kind[] = ['delivery', 'hard bounce', 'complaint', 'transient bounce'];
+export type Kind = 'delivery' | 'send' | 'hard bounce' | 'complaint' | 'transient bounce';
+/** The kinds measured: Delivery and Send are the common ones (both published for every message). */
+export const KINDS: Kind[] = ['delivery', 'send', 'hard bounce', 'complaint', 'transient bounce'];
 
 function eventFor(kind: Kind, id: string, address: string): string {
   const at = new Date().toISOString();
@@ -47,6 +46,13 @@ function eventFor(kind: Kind, id: string, address: string): string {
         sections: {
           delivery: { timestamp: at, recipients: [address], smtpResponse: '250 2.6.0 Message received' },
         },
+      });
+    case 'send':
+      return sesEventBody({
+        eventType: 'Send',
+        batonMessageId: id,
+        destination: [address],
+        sections: { send: {} },
       });
     case 'complaint':
       return sesEventBody({
@@ -97,81 +103,96 @@ function sentRecord(id: string, address: string): MessageRecord {
 }
 
 // (i) CPU per event --------------------------------------------------------------------------------
-const cpuRows: string[][] = [];
-for (const kind of KINDS) {
-  const messages = new InMemoryMessageStore();
-  const deps: FeedbackDeps = {
-    messages,
-    suppressions: new TombstoneAwareSuppressions(new InMemorySuppressionStore(), keyOf),
-    softBounces: new InMemorySoftBounceStore(),
-    erasedKeyOf: keyOf,
-    clock: () => new Date(),
-  };
-  const id = (i: number) => `msg_${kind.replace(' ', '')}${i + WARMUP}`;
-  const address = (i: number) => `user${i + WARMUP}@example.org`;
-  const bodies = new Map<number, string>();
-  const { cpuUs } = await measure((i) => processFeedback(deps, bodies.get(i) ?? ''), {
-    iterations: ITERATIONS,
-    warmup: WARMUP,
-    // The message the event is about exists, and the event is built, before the timing starts.
-    before: (i) => {
-      messages.seed(sentRecord(id(i), address(i)));
-      bodies.set(i, eventFor(kind, id(i), address(i)));
-    },
-  });
-  cpuRows.push([kind, ms(cpuUs)]);
+/** Median CPU (µs) of processFeedback per event kind, with in-memory stores. */
+export async function measureFeedbackCpu(runs = iterations(2000, 1000)): Promise<Record<Kind, number>> {
+  logger.setLogLevel('SILENT');
+  const ITERATIONS = runs;
+  const cpu = {} as Record<Kind, number>;
+  for (const kind of KINDS) {
+    const messages = new InMemoryMessageStore();
+    const deps: FeedbackDeps = {
+      messages,
+      suppressions: new TombstoneAwareSuppressions(new InMemorySuppressionStore(), keyOf),
+      softBounces: new InMemorySoftBounceStore(),
+      erasedKeyOf: keyOf,
+      clock: () => new Date(),
+    };
+    const id = (i: number) => `msg_${kind.replace(' ', '')}${i + WARMUP}`;
+    const address = (i: number) => `user${i + WARMUP}@example.org`;
+    const bodies = new Map<number, string>();
+    const { cpuUs } = await measure((i) => processFeedback(deps, bodies.get(i) ?? ''), {
+      iterations: ITERATIONS,
+      warmup: WARMUP,
+      // The message the event is about exists, and the event is built, before the timing starts.
+      before: (i) => {
+        messages.seed(sentRecord(id(i), address(i)));
+        bodies.set(i, eventFor(kind, id(i), address(i)));
+      },
+    });
+    cpu[kind] = cpuUs;
+  }
+  return cpu;
 }
 
 // (ii) DynamoDB requests per event ------------------------------------------------------------------
-const stack = await startProvisionedStack();
-const counter = new RequestCounter();
-const dynamo = counter.instrument(
-  'DynamoDB',
-  new DynamoDBClient({ endpoint: stack.dynamo.endpoint, region, credentials }),
-);
-const doc = documentClient(dynamo);
-const setup = new DynamoMessageStore(stack.clients.doc, stack.tables.messages);
-const requestRows: string[][] = [];
-for (const kind of KINDS) {
-  const stats = new StatTally();
-  const usage = new DynamoUsageStore(doc, stack.tables.stats);
-  const consume = createFeedbackConsumer(
-    {
-      messages: new DynamoMessageStore(doc, stack.tables.messages),
-      suppressions: new TombstoneAwareSuppressions(
-        new DynamoSuppressionStore(doc, stack.tables.suppressions),
-        keyOf,
-      ),
-      softBounces: new DynamoSoftBounceStore(doc, stack.tables.suppressions),
-      erasedKeyOf: keyOf,
-      clock: () => new Date(),
-    },
-    stats,
+export async function measureFeedbackRequests(): Promise<string[][]> {
+  logger.setLogLevel('SILENT');
+  const stack = await startProvisionedStack();
+  const counter = new RequestCounter();
+  const dynamo = counter.instrument(
+    'DynamoDB',
+    new DynamoDBClient({ endpoint: stack.dynamo.endpoint, region, credentials }),
   );
-  const bodies: string[] = [];
-  for (let n = 0; n < 10; n++) {
-    const id = `msg_req${kind.replace(' ', '')}${n}`;
-    const address = `req${kind.replace(' ', '')}${n}@example.org`;
-    await setup.create(sentRecord(id, address));
-    bodies.push(eventFor(kind, id, address));
+  const doc = documentClient(dynamo);
+  const setup = new DynamoMessageStore(stack.clients.doc, stack.tables.messages);
+  const requestRows: string[][] = [];
+  for (const kind of KINDS) {
+    const stats = new StatTally();
+    const usage = new DynamoUsageStore(doc, stack.tables.stats);
+    const consume = createFeedbackConsumer(
+      {
+        messages: new DynamoMessageStore(doc, stack.tables.messages),
+        suppressions: new TombstoneAwareSuppressions(
+          new DynamoSuppressionStore(doc, stack.tables.suppressions),
+          keyOf,
+        ),
+        softBounces: new DynamoSoftBounceStore(doc, stack.tables.suppressions),
+        erasedKeyOf: keyOf,
+        clock: () => new Date(),
+      },
+      stats,
+    );
+    const bodies: string[] = [];
+    for (let n = 0; n < 10; n++) {
+      const id = `msg_req${kind.replace(' ', '')}${n}`;
+      const address = `req${kind.replace(' ', '')}${n}@example.org`;
+      await setup.create(sentRecord(id, address));
+      bodies.push(eventFor(kind, id, address));
+    }
+    counter.reset();
+    for (const [i, body] of bodies.entries()) await consume(sqsRecord(body, { messageId: `sqs-${i}` }));
+    await stats.flush(usage);
+    const tallies = counter.tallies();
+    const per = (op: string) =>
+      (tallies.filter((t) => t.operation === op).reduce((a, t) => a + t.calls, 0) / 10).toFixed(2);
+    const total = (tallies.reduce((a, t) => a + t.calls, 0) / 10).toFixed(2);
+    requestRows.push([kind, per('GetItem'), per('PutItem'), per('UpdateItem'), per('Query'), total]);
   }
-  counter.reset();
-  for (const [i, body] of bodies.entries()) await consume(sqsRecord(body, { messageId: `sqs-${i}` }));
-  await stats.flush(usage);
-  const tallies = counter.tallies();
-  const per = (op: string) =>
-    (tallies.filter((t) => t.operation === op).reduce((a, t) => a + t.calls, 0) / 10).toFixed(2);
-  const total = (tallies.reduce((a, t) => a + t.calls, 0) / 10).toFixed(2);
-  requestRows.push([kind, per('GetItem'), per('PutItem'), per('UpdateItem'), per('Query'), total]);
+  await stack.stop();
+  return requestRows;
 }
-await stack.stop();
 
-printTable('Feedback CPU per event (median, parse + apply, in-memory stores)', [
-  ['event', 'CPU'],
-  ...cpuRows,
-]);
-printTable(
-  'DynamoDB requests per event (real adapters on dynalite, batches of 10 tagged events, stats write included)',
-  [['event', 'GetItem', 'PutItem', 'UpdateItem', 'Query', 'total'], ...requestRows],
-);
-console.log(`\niterations ${ITERATIONS}`);
+if (import.meta.main) {
+  const ITERATIONS = iterations(2000, 1000);
+  const cpu = await measureFeedbackCpu(ITERATIONS);
+  const requestRows = await measureFeedbackRequests();
+  printTable('Feedback CPU per event (median, parse + apply, in-memory stores)', [
+    ['event', 'CPU'],
+    ...KINDS.map((kind) => [kind, ms(cpu[kind])]),
+  ]);
+  printTable(
+    'DynamoDB requests per event (real adapters on dynalite, batches of 10 tagged events, stats write included)',
+    [['event', 'GetItem', 'PutItem', 'UpdateItem', 'Query', 'total'], ...requestRows],
+  );
+  console.log(`\niterations ${ITERATIONS}`);
+}

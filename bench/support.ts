@@ -1,5 +1,9 @@
 /** What the benches share: the 10 KB message they measure with, the timing loop, bundling and output. */
-import { build } from 'esbuild';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type BuildOptions, build, type Metafile } from 'esbuild';
 
 const paragraph = 'Thank you for your order. Your items will ship within two business days. ';
 
@@ -65,23 +69,78 @@ export function ms(us: number): string {
   return `${(us / 1000).toFixed(3)} ms`;
 }
 
+const FUNCTION_SOURCE = fileURLToPath(new URL('../lib/constructs/baton-function.ts', import.meta.url));
+export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
 /**
- * Size in KB of a handler bundled with the options `BatonFunction` gives esbuild (ES module,
- * node24, module builds first, minified, the AWS SDK included), without its source map.
+ * The esbuild options `BatonFunction` gives NodejsFunction (lib/constructs/baton-function.ts):
+ * ES module, node24, module builds first, minified, the AWS SDK bundled (no externals), the
+ * `require` banner, a linked source map without sources. `drift` lists the settings this copy
+ * could not find in that file, so a change there shows up in the bench output instead of going
+ * unnoticed.
  */
-export async function bundleKb(entry: string): Promise<number> {
-  const bundle = await build({
-    entryPoints: [entry],
-    bundle: true,
-    minify: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node24',
-    mainFields: ['module', 'main'],
-    write: false,
-    logLevel: 'silent',
+export function lambdaBuildOptions(): { options: BuildOptions; drift: string[] } {
+  const source = readFileSync(FUNCTION_SOURCE, 'utf8');
+  const banner = /const ESM_REQUIRE_BANNER =\s*"([^"]+)";/.exec(source)?.[1];
+  const expected = [
+    'format: OutputFormat.ESM',
+    "mainFields: ['module', 'main']",
+    'banner: ESM_REQUIRE_BANNER',
+    "target: 'node24'",
+    'minify: true',
+    'sourceMap: true',
+    'sourcesContent: false',
+    'bundleAwsSDK: true',
+  ];
+  const drift = expected.filter((setting) => !source.includes(setting));
+  if (banner === undefined) drift.push('ESM_REQUIRE_BANNER');
+  return {
+    options: {
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node24',
+      mainFields: ['module', 'main'],
+      minify: true,
+      sourcemap: 'linked',
+      sourcesContent: false,
+      ...(banner === undefined ? {} : { banner: { js: banner } }),
+      logLevel: 'silent',
+    },
+    drift,
+  };
+}
+
+/**
+ * Bundles `entry` (a path under the repository, or source text resolved from the repository root)
+ * as the stack does, into `outfile` (`.mjs`, with its `.map` beside it). Returns the size in bytes
+ * of the bundle itself, without the source map, and esbuild's metafile (what went into it).
+ */
+export async function bundleTo(
+  entry: string | { readonly contents: string },
+  outfile: string,
+): Promise<{ bytes: number; metafile: Metafile }> {
+  const { options } = lambdaBuildOptions();
+  const result = await build({
+    ...options,
+    ...(typeof entry === 'string'
+      ? { entryPoints: [join(REPO_ROOT, entry)] }
+      : { stdin: { contents: entry.contents, resolveDir: REPO_ROOT, sourcefile: 'floor.ts', loader: 'ts' } }),
+    outfile,
+    write: true,
+    metafile: true,
   });
-  return (bundle.outputFiles[0]?.contents.byteLength ?? 0) / 1024;
+  return { bytes: statSync(outfile).size, metafile: result.metafile };
+}
+
+/** Size in KB of a handler bundled as the stack bundles it, without its source map. */
+export async function bundleKb(entry: string): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'baton-bundle-'));
+  try {
+    return (await bundleTo(entry, join(dir, 'index.mjs'))).bytes / 1024;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Prints rows as columns padded to their widest cell, under an optional title. */
