@@ -101,16 +101,25 @@ function pseudonymised(
   erasedKeyOf?: ErasedKeyOf,
 ): FeedbackEvent {
   if (!erasedKeyOf || !record.recipients.some((r) => isErasedKey(r.address))) return event;
-  return {
-    ...event,
-    recipients: event.recipients.map((r) => {
-      const normalised = normaliseAddress(r.address);
-      const key = normalised === undefined ? undefined : erasedKeyOf(normalised);
-      if (key === undefined || !record.recipients.some((x) => x.address === key)) return r;
-      const scrub = scrubber([r.address], key);
-      return { ...r, address: key, ...(r.diagnosticCode ? { diagnosticCode: scrub(r.diagnosticCode) } : {}) };
-    }),
-  };
+  const scrubs: Array<(text: string) => string> = [];
+  const recipients = event.recipients.map((r) => {
+    const normalised = normaliseAddress(r.address);
+    const key = normalised === undefined ? undefined : erasedKeyOf(normalised);
+    if (key === undefined || !record.recipients.some((x) => x.address === key)) return r;
+    const scrub = scrubber([r.address], key);
+    scrubs.push(scrub);
+    return { ...r, address: key, ...(r.diagnosticCode ? { diagnosticCode: scrub(r.diagnosticCode) } : {}) };
+  });
+  // SES may quote an erased address in the event's own free text too (an SMTP response, a reject
+  // reason): every text the record keeps from the event is scrubbed, not only the DSN fields.
+  const scrubAll = (text: string | undefined) =>
+    text === undefined ? undefined : scrubs.reduce((t, scrub) => scrub(t), text);
+  const texts = (
+    ['smtpResponse', 'feedbackType', 'reason', 'delayType', 'bounceType', 'bounceSubType'] as const
+  )
+    .filter((field) => event[field] !== undefined)
+    .map((field) => [field, scrubAll(event[field])]);
+  return { ...event, recipients, ...Object.fromEntries(texts) };
 }
 
 /** Feedback for a message Baton has no record of (never sent by it, or long expired): dead-lettered. */

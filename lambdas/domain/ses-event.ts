@@ -75,7 +75,9 @@ export function parseFeedback(body: string): FeedbackEvent {
   const typeName = str(payload, 'eventType') ?? str(payload, 'notificationType');
   if (typeName === undefined)
     throw new MalformedFeedbackError('not an SES event: no eventType or notificationType');
-  const kind = EVENT_KINDS[typeName.toLowerCase()];
+  // Own keys only: "constructor" or "__proto__" must not find Object's members.
+  const lower = typeName.toLowerCase();
+  const kind = Object.hasOwn(EVENT_KINDS, lower) ? EVENT_KINDS[lower] : undefined;
   if (kind === undefined)
     throw new MalformedFeedbackError(`unknown SES event type "${typeName.slice(0, 40)}"`);
   const mail = obj(payload, 'mail');
