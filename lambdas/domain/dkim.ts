@@ -1,3 +1,9 @@
+/**
+ * DKIM signing with mailauth, which brings iconv-lite, encoding-japanese, joi, tldts and libmime
+ * (over 1 MB minified). The sender imports this module with `import()`, and only when a key is
+ * configured (`loadDkimSigner` in lambdas/sender/app.ts): deployed, SES Easy DKIM signs and the
+ * stack bundles the sender without it. Elsewhere in lambdas/, import only its types.
+ */
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { PermanentError } from '../shared/errors.ts';
 
@@ -30,3 +36,6 @@ export async function signDkim(raw: Buffer, key: DkimKey, domain: string): Promi
   }
   return Buffer.concat([Buffer.from(result.signatures), raw]);
 }
+
+/** {@link signDkim}, for code that may only import this module lazily. */
+export type DkimSigner = typeof signDkim;

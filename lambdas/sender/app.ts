@@ -4,7 +4,8 @@ import type { SQSRecord } from 'aws-lambda';
 import type { SendJobPointer } from '../adapters/job-queue.ts';
 import { addressKey, domainOf } from '../domain/address.ts';
 import { backoffSeconds, PAUSED_DELAY_SECONDS } from '../domain/backoff.ts';
-import { type DkimKey, signDkim } from '../domain/dkim.ts';
+// Types only: mailauth's signer is imported when a key is configured (loadDkimSigner), never up front.
+import type { DkimKey, DkimSigner } from '../domain/dkim.ts';
 import type { SendJob } from '../domain/message.ts';
 import { composeMime } from '../domain/mime.ts';
 import type { Clock, Mailer, MessageStore, SuppressionStore } from '../domain/ports.ts';
@@ -13,6 +14,7 @@ import { giveUp, type SendDeps, sendJob } from '../domain/send.ts';
 import { type StatCounts, StatTally } from '../domain/stats.ts';
 import type { Suppression } from '../domain/suppression.ts';
 import { ConfigurationError, PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
+import { EnvVar } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
 import { Tally } from '../shared/tally.ts';
 
@@ -21,7 +23,13 @@ export interface SenderDeps {
   readonly suppressions: Pick<SuppressionStore, 'getMany'>;
   readonly mailer: Mailer;
   readonly visibility: { delay(record: SQSRecord, seconds: number): Promise<void> };
+  /** Absent: messages go out as composed (deployed, SES Easy DKIM signs them). */
   readonly dkim?: DkimKey | undefined;
+  /**
+   * Signs with `dkim`. The handler passes the signer it loaded during init ({@link loadDkim}).
+   * @default mailauth's, imported when the first message is signed ({@link loadDkimSigner})
+   */
+  readonly signDkim?: DkimSigner | undefined;
   readonly clock: Clock;
   readonly random?: () => number;
   /**
@@ -36,6 +44,12 @@ export interface SenderDeps {
   readonly maxReceiveCount?: number;
   /** @default {@link CLAIM_LEASE_MS} */
   readonly leaseMs?: number;
+}
+
+/** A configured DKIM key and mailauth's signer, as {@link loadDkim} loads them. */
+export interface DkimSigning {
+  readonly key: DkimKey;
+  readonly sign: DkimSigner;
 }
 
 /** Reads claim-checked jobs back (an `S3PayloadStore`). */
@@ -63,6 +77,9 @@ export interface PreparedBatch {
 export const CLAIM_LEASE_MS = 120_000;
 
 export function createSender(deps: SenderDeps) {
+  // import() settles from the module cache after the first call.
+  const signDkim: DkimSigner =
+    deps.signDkim ?? (async (raw, key, domain) => (await loadDkimSigner())(raw, key, domain));
   const send: SendDeps = {
     messages: deps.messages,
     mailer: deps.mailer,
@@ -297,6 +314,46 @@ function isPointer(value: unknown): value is SendJobPointer {
     typeof p.payload.bucket === 'string' &&
     typeof p.payload.key === 'string' &&
     !('message' in p)
+  );
+}
+
+/**
+ * The DKIM key configured (`BATON_DKIM_KEY_FILE`, `BATON_DKIM_SELECTOR`) and the signer for it,
+ * loaded during init; absent = SES Easy DKIM only. The signer comes first so a bundle without it
+ * fails naming the variable, whatever the file.
+ */
+export async function loadDkim(
+  file: string | undefined,
+  selector: string | undefined,
+): Promise<DkimSigning | undefined> {
+  if (!file) return undefined;
+  const sign = await loadDkimSigner();
+  const key = loadDkimKey(file, selector);
+  return key && { key, sign };
+}
+
+/**
+ * mailauth's signer (lambdas/domain/dkim.ts), imported only when a key is configured: deployed,
+ * SES Easy DKIM signs and mailauth with its dependencies would be most of the sender's bundle.
+ * The stack bundles the sender with `process.env.BATON_DKIM_SIGNER` defined as `"omitted"`
+ * (SENDER_BUNDLE_DEFINE in lib/constructs/sender-lane.ts): esbuild then drops the branch with the
+ * import, and the module with it. Run from source (local mode, tests) the variable is unset and the
+ * signer loads. Without it a configured key is a configuration error, never mail sent unsigned.
+ */
+export async function loadDkimSigner(): Promise<DkimSigner> {
+  if (process.env.BATON_DKIM_SIGNER !== 'omitted') {
+    try {
+      return (await import('../domain/dkim.ts')).signDkim;
+    } catch (error) {
+      throw new ConfigurationError(
+        `${EnvVar.dkimKeyFile} is set, but the DKIM signer (mailauth) cannot be loaded`,
+        { cause: error },
+      );
+    }
+  }
+  throw new ConfigurationError(
+    `${EnvVar.dkimKeyFile} is set, but this sender was bundled without a DKIM signer (deployed, SES ` +
+      `Easy DKIM signs): unset ${EnvVar.dkimKeyFile}`,
   );
 }
 

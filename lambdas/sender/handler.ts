@@ -16,10 +16,13 @@ import { Pacer, pacedMailer } from '../domain/pacer.ts';
 import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
 import { logger, metrics, publishMetrics } from '../shared/observability.ts';
-import { CLAIM_LEASE_MS, createSender, loadDkimKey } from './app.ts';
+import { CLAIM_LEASE_MS, createSender, loadDkim } from './app.ts';
 
 const doc = createDocumentClient();
 const lane = requiredEnv(EnvVar.lane);
+// Only with a key configured (local mode) is mailauth's signer imported, here during init; the
+// deployed bundle has no signer and fails here, naming the variable, if a key is ever configured.
+const dkim = await loadDkim(optionalEnv(EnvVar.dkimKeyFile), optionalEnv(EnvVar.dkimSelector));
 const sender = createSender({
   messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
   // The batched check also reads the tombstone of every recipient (an erased address is never mailed
@@ -34,7 +37,8 @@ const sender = createSender({
     new Pacer(numberEnv(EnvVar.maxSendRate, 14) / numberEnv(EnvVar.maxConcurrency, 1), () => new Date()),
   ),
   visibility: new SqsVisibility(createSqsClient()),
-  dkim: loadDkimKey(optionalEnv(EnvVar.dkimKeyFile), optionalEnv(EnvVar.dkimSelector)),
+  dkim: dkim?.key,
+  signDkim: dkim?.sign,
   clock: () => new Date(),
   maxReceiveCount: numberEnv(EnvVar.maxReceiveCount, Number.POSITIVE_INFINITY),
   leaseMs: numberEnv(EnvVar.claimLeaseSeconds, CLAIM_LEASE_MS / 1000) * 1000,

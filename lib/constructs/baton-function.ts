@@ -35,6 +35,12 @@ export interface BatonFunctionProps {
    * @default 256
    */
   readonly memorySize?: number;
+  /**
+   * Constants esbuild substitutes while bundling (`define`: expression → JSON value). A branch they
+   * make dead is dropped with the imports in it, e.g. the sender's DKIM signer (SENDER_BUNDLE_DEFINE).
+   * @default {}
+   */
+  readonly define?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -123,6 +129,7 @@ export class BatonFunction extends Construct {
         bundleAwsSDK: true,
         // No Docker here or in CI: esbuild from node_modules is the bundler.
         forceDockerBundling: false,
+        ...(props.define === undefined ? {} : { define: { ...props.define } }),
       },
     });
     (this.function.node.defaultChild as CfnFunction).addMetadata(ENTRY_METADATA_KEY, this.entry);

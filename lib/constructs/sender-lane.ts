@@ -51,6 +51,18 @@ export interface SenderLaneProps {
 const BATCH_SIZE = 10;
 
 /**
+ * The sender's bundle-time constants. Deployed, SES Easy DKIM signs and the sender never does, so its
+ * bundle leaves out mailauth's signer (lambdas/domain/dkim.ts, with iconv-lite, joi, tldts and more:
+ * about 1.1 MB of a 2 MB bundle). `loadDkimSigner` (lambdas/sender/app.ts) imports the signer in a
+ * branch this define makes dead, and throws a ConfigurationError naming BATON_DKIM_KEY_FILE instead:
+ * a key configured on a deployed sender fails its init, it never sends unsigned. Run from source
+ * (local mode, tests) the variable is unset and the sender signs with mailauth.
+ */
+export const SENDER_BUNDLE_DEFINE: Readonly<Record<string, string>> = {
+  'process.env.BATON_DKIM_SIGNER': JSON.stringify('omitted'),
+};
+
+/**
  * One delivery lane: its queue and DLQ, its sender function and the event source mapping between
  * them. Lanes are separate so a large campaign never delays a password reset (DESIGN §1): each has
  * its own backlog, retries and concurrency.
@@ -75,6 +87,7 @@ export class SenderLane extends Construct {
         description: `Sends queued ${props.lane} messages through SES`,
         timeout: props.timeout ?? Duration.seconds(30),
         logRetention: props.logRetention,
+        define: SENDER_BUNDLE_DEFINE,
         environment: {
           [EnvVar.messagesTable]: props.messagesTable.tableName,
           [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,

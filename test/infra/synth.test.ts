@@ -1,10 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CfnElement, Token } from 'aws-cdk-lib';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ENTRY_METADATA_KEY, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
+import { ENTRY_METADATA_KEY, EnvVar, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
 import type { BatonApp } from '../../lib/app.ts';
 import { NO_ROTATION_REASON } from '../../lib/constructs/erasure.ts';
 import { acknowledgementsOf, buildBaton, type CfnResource, props } from './support.ts';
@@ -99,13 +100,11 @@ describe('synthesis with bundling and cdk-nag', () => {
     expect(NO_ROTATION_REASON).toMatch(/tombstone/);
   });
 
-  it('bundles every function as a minified ES module that defines require, with a source map', () => {
-    // Prepare
+  /** Each function's handler entry and the directory its staged bundle sits in. */
+  const bundleDirs = () => {
     const template = assembly.getStackByName('Baton').template as { Resources: Record<string, CfnResource> };
     const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
-
-    // Act
-    const bundles = functions.map((fn) => {
+    return functions.map((fn) => {
       // The code's S3 key is the asset hash; the staged bundle sits in asset.<hash>.
       const s3Key = String((props(fn).Code as { S3Key: unknown }).S3Key);
       return {
@@ -113,6 +112,12 @@ describe('synthesis with bundling and cdk-nag', () => {
         dir: join(assembly.directory, `asset.${s3Key.replace(/\.zip$/, '')}`),
       };
     });
+  };
+  const senderBundles = () => bundleDirs().filter(({ entry }) => entry === 'lambdas/sender/handler.ts');
+
+  it('bundles every function as a minified ES module that defines require, with a source map', () => {
+    // Act
+    const bundles = bundleDirs();
 
     // Assess
     expect(bundles).toHaveLength(5);
@@ -129,6 +134,62 @@ describe('synthesis with bundling and cdk-nag', () => {
         'sourcesContent',
       );
     }
+  });
+
+  it('bundles the senders without the DKIM signer: no mailauth, deployed SES Easy DKIM signs', () => {
+    // Act
+    const bundles = senderBundles().map(({ dir }) => ({
+      code: readFileSync(join(dir, 'index.mjs'), 'utf8'),
+      // The source map names every module that went into the bundle.
+      sources: (JSON.parse(readFileSync(join(dir, 'index.mjs.map'), 'utf8')) as { sources: string[] })
+        .sources,
+    }));
+
+    // Assess: one per lane, each with the sender's own modules but neither the signer nor mailauth.
+    expect(bundles).toHaveLength(2);
+    for (const { code, sources } of bundles) {
+      expect(sources.some((s) => s.endsWith('lambdas/sender/app.ts'))).toBe(true);
+      expect(sources.some((s) => s.endsWith('lambdas/domain/mime.ts'))).toBe(true);
+      expect(
+        sources.filter((s) =>
+          /lambdas\/domain\/dkim\.ts$|node_modules\/(mailauth|iconv-lite|joi|tldts|libmime)\//.test(s),
+        ),
+      ).toEqual([]);
+      // Not toContain: a failure would print the whole bundle.
+      expect(code.includes('DKIM-Signature')).toBe(false);
+      expect(Buffer.byteLength(code)).toBeLessThan(1024 * 1024);
+    }
+  });
+
+  it('fails the init of a deployed sender that has a DKIM key configured, naming the variable', () => {
+    // Prepare
+    const [sender] = senderBundles();
+    if (sender === undefined) throw new Error('no sender bundle');
+    const env = {
+      PATH: process.env.PATH ?? '',
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:9',
+      POWERTOOLS_METRICS_DISABLED: 'true',
+      [EnvVar.lane]: 'transactional',
+      [EnvVar.dkimKeyFile]: join(assembly.directory, 'no-such-dkim.pem'),
+    };
+
+    // Act: what Lambda does at a cold start, import the bundle.
+    const init = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', `await import(${JSON.stringify(join(sender.dir, 'index.mjs'))});`],
+      { env, encoding: 'utf8', timeout: 30_000 },
+    );
+
+    // Assess
+    expect(init.status).not.toBe(0);
+    expect(init.stderr).toContain('ConfigurationError');
+    expect(init.stderr).toContain(
+      `${EnvVar.dkimKeyFile} is set, but this sender was bundled without a DKIM signer`,
+    );
   });
 
   it('synthesizes an environment-agnostic stack (no account or region lookups)', () => {

@@ -4,15 +4,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import { CLAIM_LEASE_MS, loadDkimKey } from '../../../lambdas/sender/app.ts';
+import { composeMime } from '../../../lambdas/domain/mime.ts';
+import { CLAIM_LEASE_MS, loadDkim, loadDkimKey } from '../../../lambdas/sender/app.ts';
 import {
   ConfigurationError,
   PermanentError,
   SendingPausedError,
   TransientError,
 } from '../../../lambdas/shared/errors.ts';
+import { EnvVar } from '../../../lambdas/shared/names.ts';
 import { outgoingMessage, sendJob, sqsRecord, suppression, T0 } from '../../support/builders.ts';
 import type { InMemoryMessageStore } from '../../support/fakes.ts';
 import { headerValue, headerValues } from '../../support/mime.ts';
@@ -332,5 +334,98 @@ describe('loadDkimKey', () => {
     // Assess
     expect(load).toThrow(new ConfigurationError(`cannot read the DKIM key file ${file}`));
     expect(load).toThrow(ConfigurationError);
+  });
+});
+
+/** A fresh RSA key as a PEM file (removed by the caller), and its DNS TXT record. */
+function dkimKeyFile(): { file: string; txt: string; remove: () => void } {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const dir = mkdtempSync(join(tmpdir(), 'baton-dkim-'));
+  const file = join(dir, 'dkim.pem');
+  writeFileSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+  return {
+    file,
+    txt: `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`,
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+// The stack bundles the sender with this constant set (SENDER_BUNDLE_DEFINE), which leaves mailauth
+// out; setting the variable here stands in for that bundle.
+const bundledWithoutSigner = () => vi.stubEnv('BATON_DKIM_SIGNER', 'omitted');
+
+describe('loadDkim', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it('loads nothing when no key file is configured, even in a bundle without the signer', async () => {
+    // Prepare
+    bundledWithoutSigner();
+
+    // Act
+    const dkim = await loadDkim(undefined, 'baton');
+
+    // Assess
+    expect(dkim).toBeUndefined();
+  });
+
+  it('loads the key and mailauth’s signer, which signs for the From domain', async () => {
+    // Prepare
+    const { file, txt, remove } = dkimKeyFile();
+    const raw = await composeMime(outgoingMessage(), { id: 'msg_1', date: new Date(T0) });
+
+    // Act
+    const dkim = await loadDkim(file, 's1');
+    remove();
+    const signed = await dkim?.sign(raw, dkim.key, 'example.com');
+
+    // Assess
+    expect(dkim?.key.selector).toBe('s1');
+    const { results } = await dkimVerify(signed ?? Buffer.alloc(0), {
+      resolver: async (name: string) => (name === 's1._domainkey.example.com' ? [[txt]] : []),
+    });
+    expect(results.map((r) => [r.status.result, r.signingDomain, r.selector])).toEqual([
+      ['pass', 'example.com', 's1'],
+    ]);
+  });
+
+  it('fails at start-up, naming the variable, when a key is configured but the signer was left out', async () => {
+    // Prepare
+    const { file, remove } = dkimKeyFile();
+    bundledWithoutSigner();
+
+    // Act
+    const load = loadDkim(file, 's1');
+
+    // Assess
+    await expect(load).rejects.toThrow(ConfigurationError);
+    await expect(load).rejects.toThrow(`${EnvVar.dkimKeyFile} is set, but this sender was bundled without`);
+    remove();
+  });
+
+  it('names the variable, not the file, when neither the signer nor the key file is there', async () => {
+    // Prepare
+    bundledWithoutSigner();
+
+    // Act
+    const load = loadDkim(join(tmpdir(), 'baton-no-such-dir', 'dkim.pem'), 's1');
+
+    // Assess
+    await expect(load).rejects.toThrow(`${EnvVar.dkimKeyFile} is set, but this sender was bundled without`);
+  });
+
+  it('never sends a message unsigned when a key is configured but the signer is missing', async () => {
+    // Prepare: a key but no signer given, so the sender imports one when it first signs.
+    bundledWithoutSigner();
+    const { sender, messages, mailer } = setUp({ dkim: { selector: 's1', privateKey: 'unused' } });
+    const record = queued(messages, 'msg_1', ['ana@example.org']);
+
+    // Act
+    const outcome = sender.sendRecord(record, await sender.prepare([record]));
+
+    // Assess
+    await expect(outcome).rejects.toThrow();
+    expect(mailer.sent).toEqual([]);
   });
 });
