@@ -18,8 +18,8 @@ export interface BenchBaton {
 }
 
 /**
- * Local mode as deployed with the default settings, except that the SES stand-in is not paced at
- * the default 14 sends/s (the bench measures Baton, not the SES quota a new account starts with).
+ * Local mode as deployed, with the sender concurrency of a 50/s SES quota and no pacing (the
+ * bench measures Baton, not the 14/s quota a new account starts with).
  */
 export async function startBenchBaton(options: LocalOptions = {}): Promise<BenchBaton> {
   const dir = mkdtempSync(join(tmpdir(), 'baton-bench-'));
@@ -29,6 +29,9 @@ export async function startBenchBaton(options: LocalOptions = {}): Promise<Bench
     apiKey: BENCH_KEY,
     // SES publishes its events a moment after it answers SendEmail (about a second, deployed).
     eventDelayMs: 100,
+    // Sized for a 50/s SES quota (5 transactional and 2 broadcast senders) rather than a new
+    // account's 14/s, and not paced: the figures are Baton's capacity, not the quota's.
+    context: { maxSendRate: '50' },
     ...options,
     functionEnvironment: { [EnvVar.maxSendRate]: '100000', ...options.functionEnvironment },
   });

@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BuildOptions, build, type Metafile } from 'esbuild';
+import { SENDER_BUNDLE_DEFINE } from '../lib/constructs/sender-lane.ts';
+
+const SENDER_ENTRY = 'lambdas/sender/handler.ts';
 
 const paragraph = 'Thank you for your order. Your items will ship within two business days. ';
 
@@ -121,8 +124,11 @@ export async function bundleTo(
   outfile: string,
 ): Promise<{ bytes: number; metafile: Metafile }> {
   const { options } = lambdaBuildOptions();
+  // The stack bundles the sender without the DKIM signer (SES signs deployed): so does the bench.
+  const define = entry === SENDER_ENTRY ? { ...options.define, ...SENDER_BUNDLE_DEFINE } : options.define;
   const result = await build({
     ...options,
+    ...(define ? { define } : {}),
     ...(typeof entry === 'string'
       ? { entryPoints: [join(REPO_ROOT, entry)] }
       : { stdin: { contents: entry.contents, resolveDir: REPO_ROOT, sourcefile: 'floor.ts', loader: 'ts' } }),

@@ -20,7 +20,6 @@
  * this errs on the heavy side).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Message, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
@@ -33,7 +32,6 @@ import { sqsRecord } from '../../test/support/builders.ts';
 import { region, startProvisionedStack, tempDir } from '../../test/support/emulators.ts';
 import { httpEvent } from '../../test/support/http-events.ts';
 import { startWireProxy, type WireProxy, wireDelta, wireSum } from '../probe/wire.ts';
-import { benchDkimKey } from '../sender.ts';
 import { median, REPO_ROOT, TEN_KB_MESSAGE } from '../support.ts';
 import { FUNCTIONS } from './bundles.ts';
 import type {
@@ -246,8 +244,6 @@ export async function runProbes(
     const usage = () => wireSum(proxies.map((p) => p.usage()));
 
     const secret = 'bench-erasure-secret-0123456789abcdefghijklmnopqrstuvwxyz';
-    const dkimFile = join(ctx.tmp, 'dkim.pem');
-    writeFileSync(dkimFile, benchDkimKey().privateKey);
     const envFor = (fn: FunctionName, base: Record<string, string>, extra: Record<string, string> = {}) => ({
       PATH: process.env.PATH ?? '',
       ...base,
@@ -349,10 +345,9 @@ export async function runProbes(
     const sender = await startInstance(
       bundles.sender,
       envFor('sender', senderEnv, {
-        // Unpaced: the pacer's wait is modelled in the cost section, not slept here.
+        // Unpaced: the pacer's wait is modelled in the cost section, not slept here. No DKIM key:
+        // deployed, SES signs and the bundle carries no signer (the cpu section times signing).
         [EnvVar.maxSendRate]: '100000',
-        [EnvVar.dkimKeyFile]: dkimFile,
-        [EnvVar.dkimSelector]: 'baton',
       }),
       usage,
     );
@@ -387,7 +382,7 @@ export async function runProbes(
       rssAfterInitMb: sender.ready.rssMb ?? 0,
       peakRssMb: lastSend.reply.maxRssMb ?? 0,
       peakHeapUsedMb: lastSend.reply.peakHeapMb ?? 0,
-      peakScenario: `SQS batch of ${QUEUE_BATCH} jobs, 10 KB messages, MIME + DKIM`,
+      peakScenario: `SQS batch of ${QUEUE_BATCH} jobs, 10 KB messages, MIME (SES signs deployed)`,
       metrics: lastSend.reply.metrics ?? [],
       cold: senderCold.figures,
       scenarios: {
