@@ -77,6 +77,11 @@ export interface LocalOptions {
    * a service: called once per service with the endpoint they would use, returns the one they use.
    */
   readonly wrapEndpoint?: (service: ProxiedService, endpoint: string) => Promise<string>;
+  /**
+   * Caps the event sources' batching windows (the feedback queue's is 5 s): tests that wait for
+   * each event one after another set 0. @default the template's
+   */
+  readonly maxBatchingWindowSeconds?: number;
   /** CDK context for the synthesized stack besides `domain` (e.g. `{ maxSendRate: '200' }`). */
   readonly context?: Readonly<Record<string, string>>;
   /** Function log level (Powertools). @default 'INFO' */
@@ -303,7 +308,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
         queueUrl: queue.url,
         queueArn: queue.arn,
         batchSize: e.batchSize,
-        maxBatchingWindowSeconds: e.maxBatchingWindowSeconds,
+        maxBatchingWindowSeconds: Math.min(
+          e.maxBatchingWindowSeconds,
+          options.maxBatchingWindowSeconds ?? Number.POSITIVE_INFINITY,
+        ),
         maxConcurrency: e.maxConcurrency,
         reportBatchItemFailures: e.reportBatchItemFailures,
       });

@@ -216,6 +216,24 @@ describe('local runtime: function processes and the SQS event source', () => {
   };
 
   describe('SqsPoller', () => {
+    it('gathers records for the batching window before it invokes, as Lambda does', async () => {
+      // Prepare: records arrive one by one, well within a 2 s window.
+      const target = await queue({ visibilityTimeout: 30 });
+      const running = poller(pool('partial.mjs'), target, { maxBatchingWindowSeconds: 2 });
+      running.start();
+
+      // Act
+      for (const body of ['ok-1', 'ok-2', 'ok-3']) {
+        await send(target.url, [body]);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await eventually('one invocation', () => (running.stats.invocations >= 1 ? true : undefined));
+      await running.stop();
+
+      // Assess
+      expect(running.stats).toMatchObject({ invocations: 1, records: 3 });
+    });
+
     it('deletes the records the function succeeded with and keeps only those it reported as failed', async () => {
       // Prepare
       const target = await queue({ visibilityTimeout: 1 });

@@ -34,6 +34,9 @@ export async function startTestBaton(options: LocalOptions = {}): Promise<TestBa
     stateDir: dir,
     apiKey: TEST_API_KEY,
     eventDelayMs: 20,
+    // Each test waits for its own events: the feedback queue's 5 s batching window would only
+    // make every such wait longer.
+    maxBatchingWindowSeconds: 0,
     // A key's suspension shows within a second instead of the deployed 30 s.
     functionEnvironment: { [EnvVar.keyCacheSeconds]: '1' },
     ...options,
