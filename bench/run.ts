@@ -6,6 +6,7 @@
  *   npm run bench                               every section
  *   npm run bench -- --only=cpu,bundles         some sections (and the ones they need, e.g. cost → cpu, memory)
  *   npm run bench -- --list                     the sections and what they measure
+ *   npm run bench -- --markdown                 the last run's table (latest.json) as markdown
  *   BENCH_ITERATIONS=1000 BENCH_INIT_RUNS=10    timed runs per CPU figure / fresh processes per init figure
  *   BENCH_PROBE_CPU_PROF=dir BENCH_KEEP_TMP=1   CPU profiles of the handler probes; then
  *                                               `node bench/profile.ts <file.cpuprofile>` says where the time went
@@ -14,7 +15,7 @@
  * through `ctx.shared` (see sections/types.ts). To add one, add it to SECTIONS below, before the
  * sections that read its results.
  */
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -117,6 +118,16 @@ async function main(): Promise<number> {
     ?.split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
+  if (process.argv.includes('--markdown')) {
+    // The last run's table for the README (notes stay in latest.json).
+    const { rows } = JSON.parse(readFileSync(RESULTS, 'utf8')) as { rows: Row[] };
+    for (const [i, cells] of tableRows(rows).entries()) {
+      const row = cells.slice(0, 7).map((c) => c.replaceAll('|', '\\|'));
+      console.log(`| ${row.join(' | ')} |`);
+      if (i === 0) console.log(`|${row.map(() => ' --- ').join('|')}|`);
+    }
+    return 0;
+  }
   if (process.argv.includes('--list')) {
     for (const { section } of await plan(undefined)) {
       console.log(

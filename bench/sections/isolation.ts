@@ -37,8 +37,13 @@ export const section: Section = {
   async run(ctx) {
     const { baton, close } = await startBenchBaton();
     try {
-      // Warm both lanes (cold starts are not what this measures).
-      await postAll(baton, [{ route: '/v1/messages', body: benchMessage('warm-t') }], 1);
+      // Warm both lanes and every sender process (cold starts are not what this measures).
+      const warm = Array.from({ length: 60 }, (_, i) => ({
+        route: '/v1/messages',
+        body: benchMessage(`warm${i}`, i % 3 === 0 ? 'broadcast' : 'transactional'),
+      }));
+      const warmed = await postAll(baton, warm, 16);
+      await outboxTimes(baton, new Set(warmed.acceptedAt.keys()), 120_000);
       ctx.progress('isolation: idle relay, 200 transactional messages');
       const idle = await transactionalP99(baton, 'idle');
 
