@@ -16,8 +16,12 @@ export interface FunctionSpec {
   readonly timeoutMs: number;
   /** How many invocations may run at once (one process each, as Lambda runs one per environment). */
   readonly maxConcurrency: number;
-  /** Where the processes' stdout and stderr (the structured logs) go. */
-  readonly log: Writable;
+  /**
+   * Where the processes' stdout and stderr (the structured logs) go: a stream they are piped into,
+   * or the descriptor of a file opened for appending, which they write to themselves (no pass
+   * through this process, which also runs the emulators).
+   */
+  readonly log: Writable | number;
 }
 
 export type InvokeResult =
@@ -152,13 +156,18 @@ export class FunctionPool {
     const child = fork(CHILD, [this.spec.entry], {
       env: { ...this.spec.env },
       execArgv: ['--enable-source-maps'],
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      stdio:
+        typeof this.spec.log === 'number'
+          ? ['ignore', this.spec.log, this.spec.log, 'ipc']
+          : ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'advanced',
     });
     // Without a listener, an IPC write to a process that just died would crash local mode.
     child.on('error', () => {});
-    child.stdout?.pipe(this.spec.log, { end: false });
-    child.stderr?.pipe(this.spec.log, { end: false });
+    if (typeof this.spec.log !== 'number') {
+      child.stdout?.pipe(this.spec.log, { end: false });
+      child.stderr?.pipe(this.spec.log, { end: false });
+    }
     let markReady: () => void = () => {};
     let markFailed: (e: Error) => void = () => {};
     const ready = new Promise<void>((resolve, reject) => {
