@@ -68,6 +68,12 @@ export class AllowlistError extends Error {
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/** `YYYY-MM-DD` naming a real day: `2025-13-01` or `2025-02-30` would compare as dates that do not exist. */
+const isCalendarDate = (text: string): boolean =>
+  /^\d{4}-\d{2}-\d{2}$/.test(text) &&
+  !Number.isNaN(Date.parse(text)) &&
+  new Date(text).toISOString().slice(0, 10) === text;
+
 /** Reads and validates the allowlist: every entry needs an id and a reason of a few words. */
 export function parseAllowlist(text: string): AllowlistEntry[] {
   let json: unknown;
@@ -91,7 +97,7 @@ export function parseAllowlist(text: string): AllowlistEntry[] {
     if (typeof reason !== 'string' || reason.trim().split(/\s+/).length < 5) {
       throw new AllowlistError(`${where} (${id}) needs a reason of at least five words`);
     }
-    if (expires !== undefined && (typeof expires !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(expires))) {
+    if (expires !== undefined && (typeof expires !== 'string' || !isCalendarDate(expires))) {
       throw new AllowlistError(`${where} (${id}).expires must be a YYYY-MM-DD date`);
     }
     if (entry.package !== undefined && typeof entry.package !== 'string') {
