@@ -20,6 +20,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
 import type { LocalBaton } from '../../local/baton-local.ts';
+import { functionSetting } from '../../local/inspect.ts';
 import { startBenchBaton } from '../local-pipeline.ts';
 import type { Row, Section } from './types.ts';
 
@@ -116,16 +117,12 @@ async function floorRig(baton: LocalBaton): Promise<Rig> {
   });
   const ses = new SESv2Client({ region: 'us-east-1', endpoint: baton.endpoints.ses, credentials });
   const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'bench-floor' }));
-  const env = (name: string) => {
-    for (const p of baton.pools.values()) if (p.spec.env[name]) return String(p.spec.env[name]);
-    throw new Error(`no function knows ${name}`);
-  };
   return {
     doc,
     sqs,
     ses,
-    messagesTable: env(EnvVar.messagesTable),
-    suppressionsTable: env(EnvVar.suppressionsTable),
+    messagesTable: functionSetting(baton, EnvVar.messagesTable),
+    suppressionsTable: functionSetting(baton, EnvVar.suppressionsTable),
     queueUrl: QueueUrl ?? '',
     destroy() {
       dynamo.destroy();

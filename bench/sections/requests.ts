@@ -1,6 +1,7 @@
-import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
 import type { LocalBaton } from '../../local/baton-local.ts';
+import { functionSetting, sourceQueuesDepth } from '../../local/inspect.ts';
 import { benchMessage, outboxTimes, postAll, startBenchBaton } from '../local-pipeline.ts';
 import { type IndexedAttribute, startWireProxy, type WireProxy, wireDelta, wireSum } from '../probe/wire.ts';
 import type { MeasuredRequests, Row, Section, WireUsage } from './types.ts';
@@ -35,7 +36,7 @@ export const section: Section = {
       },
     });
     // Local tables are named after their logical ids; the bySesMessageId index is KEYS_ONLY.
-    const messagesTable = tableName(baton, EnvVar.messagesTable);
+    const messagesTable = functionSetting(baton, EnvVar.messagesTable);
     indexed.push({
       table: messagesTable,
       attribute: Keys.messages.sesMessageId,
@@ -151,14 +152,6 @@ function rowsFor(
   return rows;
 }
 
-function tableName(baton: LocalBaton, variable: string): string {
-  for (const pool of baton.pools.values()) {
-    const name = pool.spec.env[variable];
-    if (name) return name;
-  }
-  throw new Error(`no function knows ${variable}`);
-}
-
 /**
  * Posts `n` messages, waits until SES took them all and every queue (lanes and feedback) is empty
  * twice in a row, and returns the usage and SES events published in between.
@@ -186,25 +179,8 @@ async function measure(
   await baton.ses.settled();
   let empty = 0;
   while (empty < 2) {
-    empty = (await depth(baton, sqs)) === 0 ? empty + 1 : 0;
+    empty = (await sourceQueuesDepth(sqs, baton)) === 0 ? empty + 1 : 0;
     await new Promise((r) => setTimeout(r, 500));
   }
   return { usage: wireDelta(usage(), before), events: baton.eventsPublished() - eventsBefore };
-}
-
-async function depth(baton: LocalBaton, sqs: SQSClient): Promise<number> {
-  let total = 0;
-  for (const q of baton.plan.queues) {
-    if (!q.redrive) continue;
-    const { Attributes = {} } = await sqs.send(
-      new GetQueueAttributesCommand({
-        QueueUrl: baton.queues.get(q.logicalId)?.url,
-        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
-      }),
-    );
-    total +=
-      Number(Attributes.ApproximateNumberOfMessages ?? 0) +
-      Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
-  }
-  return total;
 }

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
   SetQueueAttributesCommand,
@@ -21,6 +20,7 @@ import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { MessageRecord, RecipientStatus } from '../../lambdas/domain/message.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
 import { type LocalBaton, startLocal } from '../../local/baton-local.ts';
+import { functionSetting, sourceQueuesDepth } from '../../local/inspect.ts';
 
 export interface SoakOptions {
   /** Messages to accept. */
@@ -255,7 +255,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const deadline = Date.now() + (options.settleTimeoutMs ?? 15 * 60_000);
     let records = new Map<string, MessageRecord>();
     for (;;) {
-      const depth = await totalDepth(sqs, baton);
+      const depth = await sourceQueuesDepth(sqs, baton);
       records = await scanMessages(doc, baton);
       const open = [...accepted.keys()].filter((id) => !isSettled(records.get(id))).length;
       if (depth === 0 && open === 0) break;
@@ -471,29 +471,6 @@ function laneQueues(baton: LocalBaton): Array<{ url: string; dlq?: string }> {
     });
 }
 
-async function totalDepth(sqs: SQSClient, baton: LocalBaton): Promise<number> {
-  let depth = 0;
-  for (const q of baton.plan.queues) {
-    if (!q.redrive) continue; // source queues only; DLQs are read at the end
-    const url = baton.queues.get(q.logicalId)?.url;
-    const { Attributes = {} } = await sqs.send(
-      new GetQueueAttributesCommand({
-        QueueUrl: url,
-        AttributeNames: [
-          'ApproximateNumberOfMessages',
-          'ApproximateNumberOfMessagesNotVisible',
-          'ApproximateNumberOfMessagesDelayed',
-        ],
-      }),
-    );
-    depth +=
-      Number(Attributes.ApproximateNumberOfMessages ?? 0) +
-      Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0) +
-      Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0);
-  }
-  return depth;
-}
-
 async function drainDeadLetters(
   sqs: SQSClient,
   baton: LocalBaton,
@@ -536,24 +513,16 @@ async function scanAll(doc: DynamoDBDocumentClient, table: string): Promise<Arra
   return items;
 }
 
-function tableOf(baton: LocalBaton, variable: string): string {
-  for (const pool of baton.pools.values()) {
-    const name = pool.spec.env[variable];
-    if (name) return name;
-  }
-  throw new Error(`no function knows ${variable}`);
-}
-
 async function scanMessages(
   doc: DynamoDBDocumentClient,
   baton: LocalBaton,
 ): Promise<Map<string, MessageRecord>> {
-  const items = await scanAll(doc, tableOf(baton, EnvVar.messagesTable));
+  const items = await scanAll(doc, functionSetting(baton, EnvVar.messagesTable));
   return new Map(items.map((i) => [String(i.id), i as unknown as MessageRecord]));
 }
 
 async function scanSuppressions(doc: DynamoDBDocumentClient, baton: LocalBaton): Promise<Set<string>> {
-  const items = await scanAll(doc, tableOf(baton, EnvVar.suppressionsTable));
+  const items = await scanAll(doc, functionSetting(baton, EnvVar.suppressionsTable));
   // The table also keeps soft-bounce counters and erasure tombstones, under prefixed keys.
   return new Set(
     items

@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { MessageView } from '../../lambdas/domain/status.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
@@ -12,6 +12,7 @@ import {
   type LocalState,
   startLocal,
 } from '../../local/baton-local.ts';
+import { queueDepth as depthOf } from '../../local/inspect.ts';
 import { sendBody } from './builders.ts';
 import { eventually, sqsClient } from './emulators.ts';
 
@@ -160,23 +161,7 @@ export async function expectSentOnce(baton: TestBaton, id: string): Promise<void
 // --- queues ---------------------------------------------------------------------------------------
 
 /** Messages on a queue: visible, in flight and delayed. */
-export async function queueDepth(baton: TestBaton, url: string): Promise<number> {
-  const { Attributes = {} } = await baton.sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: url,
-      AttributeNames: [
-        'ApproximateNumberOfMessages',
-        'ApproximateNumberOfMessagesNotVisible',
-        'ApproximateNumberOfMessagesDelayed',
-      ],
-    }),
-  );
-  return (
-    Number(Attributes.ApproximateNumberOfMessages ?? 0) +
-    Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0) +
-    Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0)
-  );
-}
+export const queueDepth = (baton: TestBaton, url: string): Promise<number> => depthOf(baton.sqs, url);
 
 /** Waits until the queue is empty: visible, in flight and delayed. */
 export const queueDrained = (baton: TestBaton, url: string, what: string): Promise<true> =>
