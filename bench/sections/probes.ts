@@ -69,9 +69,14 @@ interface Reply {
   readonly peakHeapMb?: number;
 }
 
+interface Invocation {
+  readonly figures: InvocationFigures;
+  readonly reply: Reply;
+}
+
 interface Instance {
   readonly ready: Reply;
-  invoke(event: unknown): Promise<{ figures: InvocationFigures; reply: Reply }>;
+  invoke(event: unknown): Promise<Invocation>;
   stop(): Promise<void>;
 }
 
@@ -152,6 +157,72 @@ async function startInstance(
 
 function scenario(name: string, units: number, invocations: InvocationFigures[]): ScenarioFigures {
   return { name, unitsPerInvocation: units, invocations };
+}
+
+/** What a probe measured: its cold invocation, its scenarios, and the reply that peaked (none: init only). */
+interface Exercised {
+  readonly cold: InvocationFigures;
+  readonly scenarios: Record<string, ScenarioFigures>;
+  readonly peak?: Reply;
+}
+
+/**
+ * A cold invocation (the first `single`), then SINGLE more of `single` and `batches` of `batch`
+ * (`unitsPerBatch` each), one after another; the last batch's reply is the peak (the cold one's if
+ * there is none).
+ */
+async function coldSinglesBatches(
+  single: () => Promise<Invocation>,
+  batch: () => Promise<Invocation>,
+  batches: number,
+  unitsPerBatch: number,
+): Promise<Exercised> {
+  const cold = await single();
+  const singles: InvocationFigures[] = [];
+  for (let i = 0; i < SINGLE; i++) singles.push((await single()).figures);
+  const batched: InvocationFigures[] = [];
+  let last = cold;
+  for (let i = 0; i < batches; i++) {
+    last = await batch();
+    batched.push(last.figures);
+  }
+  return {
+    cold: cold.figures,
+    scenarios: {
+      single: scenario('single', 1, singles),
+      batch: scenario('batch', unitsPerBatch, batched),
+    },
+    peak: last.reply,
+  };
+}
+
+/** What an SQS-triggered function reported failed; throws when it reported any. */
+function noFailures(r: Invocation, what: (failed: number) => string): Invocation {
+  const failures = (r.reply.result as { batchItemFailures?: unknown[] } | undefined)?.batchItemFailures ?? [];
+  if (failures.length > 0) throw new Error(what(failures.length));
+  return r;
+}
+
+/** A function's figures: its init from `ready`, its peak from the run's (from init's when it has none). */
+function probeFigures(
+  fn: FunctionName,
+  memoryMb: Readonly<Record<FunctionName, number>>,
+  ready: Reply,
+  peakScenario: string,
+  run: Exercised,
+): ProbeFigures {
+  return {
+    fn,
+    configuredMemoryMb: memoryMb[fn],
+    initMs: ready.initMs ?? 0,
+    rssAfterInitMb: ready.rssMb ?? 0,
+    peakRssMb: (run.peak ? run.peak.maxRssMb : ready.rssMb) ?? 0,
+    peakHeapUsedMb: (run.peak ? run.peak.peakHeapMb : ready.heapUsedMb) ?? 0,
+    peakScenario,
+    metrics: run.peak?.metrics ?? [],
+    cold: run.cold,
+    scenarios: run.scenarios,
+  };
 }
 
 /** Medians of a scenario's invocations, and its summed wire usage divided per invocation. */
@@ -288,37 +359,25 @@ export async function runProbes(
     const batchBody = { messages: Array.from({ length: API_BATCH }, () => TEN_KB_MESSAGE) };
     const batch = httpEvent(Route.sendBatch, { token, body: batchBody });
     const api = await startInstance(bundles.api, envFor('api', byEntry('api')), usage);
-    const expect = (status: number) => (r: { reply: Reply; figures: InvocationFigures }) => {
+    const expect = (status: number) => (r: Invocation) => {
       const got = (r.reply.result as { statusCode?: number; body?: string } | undefined) ?? {};
       if (got.statusCode !== status) throw new Error(`api answered ${got.statusCode}: ${got.body ?? ''}`);
       return r;
     };
-    const apiCold = expect(202)(await api.invoke(single));
-    const apiSingle: InvocationFigures[] = [];
-    for (let i = 0; i < SINGLE; i++) apiSingle.push(expect(202)(await api.invoke(single)).figures);
-    const apiBatch: InvocationFigures[] = [];
-    let last = apiCold;
-    for (let i = 0; i < BATCHES; i++) {
-      last = expect(207)(await api.invoke(batch));
-      apiBatch.push(last.figures);
-    }
-    const apiMetrics = last.reply.metrics ?? [];
+    const apiRun = await coldSinglesBatches(
+      async () => expect(202)(await api.invoke(single)),
+      async () => expect(207)(await api.invoke(batch)),
+      BATCHES,
+      API_BATCH,
+    );
     await api.stop();
-    const apiProbe: ProbeFigures = {
-      fn: 'api',
-      configuredMemoryMb: memoryMb.api,
-      initMs: api.ready.initMs ?? 0,
-      rssAfterInitMb: api.ready.rssMb ?? 0,
-      peakRssMb: last.reply.maxRssMb ?? 0,
-      peakHeapUsedMb: last.reply.peakHeapMb ?? 0,
-      peakScenario: `POST /v1/messages/batch, ${API_BATCH} × 10 KB`,
-      metrics: apiMetrics,
-      cold: apiCold.figures,
-      scenarios: {
-        single: scenario('single', 1, apiSingle),
-        batch: scenario('batch', API_BATCH, apiBatch),
-      },
-    };
+    const apiProbe = probeFigures(
+      'api',
+      memoryMb,
+      api.ready,
+      `POST /v1/messages/batch, ${API_BATCH} × 10 KB`,
+      apiRun,
+    );
 
     // --- sender -------------------------------------------------------------------------------
     const wanted = 1 + SINGLE + SENDER_BATCHES * QUEUE_BATCH;
@@ -351,45 +410,31 @@ export async function runProbes(
       }),
       usage,
     );
-    const sendBatch = async (batchRecords: SQSRecord[]) => {
-      const r = await sender.invoke({ Records: batchRecords });
-      const failures =
-        (r.reply.result as { batchItemFailures?: unknown[] } | undefined)?.batchItemFailures ?? [];
-      if (failures.length > 0)
-        throw new Error(`the sender failed ${failures.length} of ${batchRecords.length} records`);
-      return r;
-    };
+    const sendBatch = async (batchRecords: SQSRecord[]) =>
+      noFailures(
+        await sender.invoke({ Records: batchRecords }),
+        (failed) => `the sender failed ${failed} of ${batchRecords.length} records`,
+      );
     let at = 0;
     const take = (n: number) => {
       const out = records.slice(at, at + n);
       at += n;
       return out;
     };
-    const senderCold = await sendBatch(take(1));
-    const senderSingle: InvocationFigures[] = [];
-    for (let i = 0; i < SINGLE; i++) senderSingle.push((await sendBatch(take(1))).figures);
-    const senderBatch: InvocationFigures[] = [];
-    let lastSend = senderCold;
-    for (let i = 0; i < SENDER_BATCHES; i++) {
-      lastSend = await sendBatch(take(QUEUE_BATCH));
-      senderBatch.push(lastSend.figures);
-    }
+    const senderRun = await coldSinglesBatches(
+      () => sendBatch(take(1)),
+      () => sendBatch(take(QUEUE_BATCH)),
+      SENDER_BATCHES,
+      QUEUE_BATCH,
+    );
     await sender.stop();
-    const senderProbe: ProbeFigures = {
-      fn: 'sender',
-      configuredMemoryMb: memoryMb.sender,
-      initMs: sender.ready.initMs ?? 0,
-      rssAfterInitMb: sender.ready.rssMb ?? 0,
-      peakRssMb: lastSend.reply.maxRssMb ?? 0,
-      peakHeapUsedMb: lastSend.reply.peakHeapMb ?? 0,
-      peakScenario: `SQS batch of ${QUEUE_BATCH} jobs, 10 KB messages, MIME (SES signs deployed)`,
-      metrics: lastSend.reply.metrics ?? [],
-      cold: senderCold.figures,
-      scenarios: {
-        single: scenario('single', 1, senderSingle),
-        batch: scenario('batch', QUEUE_BATCH, senderBatch),
-      },
-    };
+    const senderProbe = probeFigures(
+      'sender',
+      memoryMb,
+      sender.ready,
+      `SQS batch of ${QUEUE_BATCH} jobs, 10 KB messages, MIME (SES signs deployed)`,
+      senderRun,
+    );
 
     // --- feedback -----------------------------------------------------------------------------
     const sent = at;
@@ -415,11 +460,7 @@ export async function runProbes(
           eventSourceARN: queue.arn,
         })),
       });
-      const failures =
-        (r.reply.result as { batchItemFailures?: unknown[] } | undefined)?.batchItemFailures ?? [];
-      if (failures.length > 0)
-        throw new Error(`feedback failed ${failures.length} of ${bodies.length} events`);
-      return r;
+      return noFailures(r, (failed) => `feedback failed ${failed} of ${bodies.length} events`);
     };
     const feedbackScenarios: Record<string, ScenarioFigures> = {};
     const deliveries = kinds.get('delivery') ?? [];
@@ -441,18 +482,17 @@ export async function runProbes(
       feedbackScenarios[`batch ${kind}`] = scenario(`batch ${kind}`, QUEUE_BATCH, batches);
     }
     await feedback.stop();
-    const feedbackProbe: ProbeFigures = {
-      fn: 'feedback',
-      configuredMemoryMb: memoryMb.feedback,
-      initMs: feedback.ready.initMs ?? 0,
-      rssAfterInitMb: feedback.ready.rssMb ?? 0,
-      peakRssMb: lastFeed.reply.maxRssMb ?? 0,
-      peakHeapUsedMb: lastFeed.reply.peakHeapMb ?? 0,
-      peakScenario: `SQS batch of ${QUEUE_BATCH} SES events`,
-      metrics: lastFeed.reply.metrics ?? [],
-      cold: feedbackCold.figures,
-      scenarios: feedbackScenarios,
-    };
+    const feedbackProbe = probeFigures(
+      'feedback',
+      memoryMb,
+      feedback.ready,
+      `SQS batch of ${QUEUE_BATCH} SES events`,
+      {
+        cold: feedbackCold.figures,
+        scenarios: feedbackScenarios,
+        peak: lastFeed.reply,
+      },
+    );
 
     // --- erasure (init only) ------------------------------------------------------------------
     const erasure = await startInstance(bundles.erasure, envFor('erasure', byEntry('erasure')), usage);
@@ -465,18 +505,10 @@ export async function runProbes(
       emfBytes: 0,
       wire: wireSum([]),
     };
-    const erasureProbe: ProbeFigures = {
-      fn: 'erasure',
-      configuredMemoryMb: memoryMb.erasure,
-      initMs: erasure.ready.initMs ?? 0,
-      rssAfterInitMb: erasure.ready.rssMb ?? 0,
-      peakRssMb: erasure.ready.rssMb ?? 0,
-      peakHeapUsedMb: erasure.ready.heapUsedMb ?? 0,
-      peakScenario: 'init only',
-      metrics: [],
+    const erasureProbe = probeFigures('erasure', memoryMb, erasure.ready, 'init only', {
       cold: noCalls,
       scenarios: {},
-    };
+    });
 
     return {
       probes: { api: apiProbe, sender: senderProbe, feedback: feedbackProbe, erasure: erasureProbe },

@@ -36,8 +36,9 @@ import {
   testClock,
 } from './fakes.ts';
 import { fixtureFiles, fixtureText } from './fixtures.ts';
+import type { Json } from './json-mutations.ts';
 
-export type Json = Record<string, unknown>;
+export type { Json };
 
 // ---------------------------------------------------------------------------------------------
 // What each record did
@@ -392,51 +393,4 @@ export function stringAt(parent: unknown, key: string): string | undefined {
   if (!isObject(parent)) return undefined;
   const value = parent[key];
   return typeof value === 'string' ? value : undefined;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Paths into JSON
-
-type Container = Json | unknown[];
-
-function parentOf(root: Json, path: string): { parent: Container; key: string } | undefined {
-  const parts = path.split('.');
-  let node: unknown = root;
-  for (const part of parts.slice(0, -1)) {
-    if (typeof node !== 'object' || node === null) return undefined;
-    node = (node as Json)[part];
-  }
-  if (typeof node !== 'object' || node === null) return undefined;
-  return { parent: node as Container, key: parts[parts.length - 1] ?? '' };
-}
-
-export function getAt(root: Json, path: string): unknown {
-  const at = parentOf(root, path);
-  return at ? (at.parent as Json)[at.key] : undefined;
-}
-
-/**
- * Sets an own property, as JSON.parse would (a plain assignment of `__proto__` would set the
- * prototype). Only where the parent exists: a mutation of an absent section is none.
- */
-export function setAt(root: Json, path: string, value: unknown): void {
-  const at = parentOf(root, path);
-  if (!at) return;
-  Object.defineProperty(at.parent, at.key, { value, enumerable: true, writable: true, configurable: true });
-}
-
-export function dropAt(root: Json, path: string): void {
-  const at = parentOf(root, path);
-  if (!at) return;
-  if (Array.isArray(at.parent)) at.parent.splice(Number(at.key), 1);
-  else delete at.parent[at.key];
-}
-
-/** Moves the value at `path` to a sibling key (an absent one is no move). */
-export function renameAt(root: Json, path: string, to: string): void {
-  const at = parentOf(root, path);
-  if (!at || Array.isArray(at.parent) || !(at.key in at.parent)) return;
-  const value = at.parent[at.key];
-  delete at.parent[at.key];
-  Object.defineProperty(at.parent, to, { value, enumerable: true, writable: true, configurable: true });
 }

@@ -9,6 +9,14 @@ import { everyFieldBody, messageRecord, suppression } from '../../support/builde
 import { InMemoryMessageStore, InMemorySuppressionStore } from '../../support/fakes.ts';
 import { apiHarness } from '../../support/harness.ts';
 import { httpEvent } from '../../support/http-events.ts';
+import {
+  applyJsonMutation,
+  defineOwn,
+  fieldMutations,
+  getAt,
+  isJsonMutation,
+  setAt,
+} from '../../support/json-mutations.ts';
 
 // Issue 3, "Bad input": thousands of generated and mutated requests thrown at the api handler
 // (in-memory fakes, a clock that never moves). Whatever comes in, the answer is below 500, every
@@ -193,39 +201,6 @@ const FIELD_PATHS = [
 /** The fields holding a string in the valid message. */
 const STRING_PATHS = FIELD_PATHS.filter((path) => typeof getAt(validMessage(), path) === 'string');
 
-type Container = Record<string, unknown> | unknown[];
-
-function parentOf(
-  root: Record<string, unknown>,
-  path: string,
-): { parent: Container; key: string } | undefined {
-  const parts = path.split('.');
-  let node: unknown = root;
-  for (const part of parts.slice(0, -1)) {
-    if (typeof node !== 'object' || node === null) return undefined;
-    node = (node as Record<string, unknown>)[part];
-  }
-  if (typeof node !== 'object' || node === null) return undefined;
-  return { parent: node as Container, key: parts[parts.length - 1] ?? '' };
-}
-
-function getAt(root: Record<string, unknown>, path: string): unknown {
-  const at = parentOf(root, path);
-  return at ? (at.parent as Record<string, unknown>)[at.key] : undefined;
-}
-
-function setAt(root: Record<string, unknown>, path: string, value: unknown): void {
-  const at = parentOf(root, path);
-  if (at) (at.parent as Record<string, unknown>)[at.key] = value;
-}
-
-function dropAt(root: Record<string, unknown>, path: string): void {
-  const at = parentOf(root, path);
-  if (!at) return;
-  if (Array.isArray(at.parent)) at.parent.splice(Number(at.key), 1);
-  else delete at.parent[at.key];
-}
-
 const INJECTIONS = [
   '\r\n',
   '\n',
@@ -248,41 +223,21 @@ function nest(value: unknown, depth: number, shape: 'array' | 'object'): unknown
   return v;
 }
 
-const unicodeString = fc.oneof(
-  fc.string({ unit: 'grapheme', maxLength: 40 }),
-  fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.constantFrom(
-    'ＡＢＣ＠ｅｘａｍｐｌｅ．ｃｏｍ',
-    'ana@bücher.example',
-    'Ω <ω@example.com>',
-    '\u{1F4A9}@example.com',
-    '\uD800',
-  ),
-);
+const field = fieldMutations({
+  paths: FIELD_PATHS,
+  textPaths: STRING_PATHS,
+  replaceDepth: 3,
+  hugeSize: fc.oneof(fc.integer({ min: 990, max: 1010 }), fc.integer({ min: 1_000, max: 200_000 })),
+  hugeChars: ['a', 'é', '😀', ' ', 'A='],
+  unicodeExtras: ['Ω <ω@example.com>', '\u{1F4A9}@example.com', '\uD800'],
+});
 
 const mutation = fc.oneof(
-  fc.record({ kind: fc.constant('drop' as const), path: fc.constantFrom(...FIELD_PATHS) }),
-  fc.record({
-    kind: fc.constant('replace' as const),
-    path: fc.constantFrom(...FIELD_PATHS),
-    value: fc.jsonValue({ maxDepth: 3 }),
-  }),
-  fc.record({
-    kind: fc.constant('retype' as const),
-    path: fc.constantFrom(...FIELD_PATHS),
-    to: fc.constantFrom('number', 'boolean', 'null', 'array', 'object', 'string', 'empty'),
-  }),
-  fc.record({
-    kind: fc.constant('huge' as const),
-    path: fc.constantFrom(...STRING_PATHS),
-    size: fc.oneof(fc.integer({ min: 990, max: 1010 }), fc.integer({ min: 1_000, max: 200_000 })),
-    char: fc.constantFrom('a', 'é', '😀', ' ', 'A='),
-  }),
-  fc.record({
-    kind: fc.constant('unicode' as const),
-    path: fc.constantFrom(...STRING_PATHS),
-    value: unicodeString,
-  }),
+  field.drop,
+  field.replace,
+  field.retype,
+  field.huge,
+  field.unicode,
   fc.record({
     kind: fc.constant('inject' as const),
     path: fc.constantFrom(...STRING_PATHS),
@@ -345,34 +300,11 @@ const mutation = fc.oneof(
 type Mutation = typeof mutation extends fc.Arbitrary<infer M> ? M : never;
 
 function applyMutation(body: Record<string, unknown>, m: Mutation): void {
+  if (isJsonMutation(m)) {
+    applyJsonMutation(body, m);
+    return;
+  }
   switch (m.kind) {
-    case 'drop':
-      dropAt(body, m.path);
-      return;
-    case 'replace':
-      setAt(body, m.path, m.value);
-      return;
-    case 'retype': {
-      const current = getAt(body, m.path);
-      const asText = typeof current === 'string' ? current : JSON.stringify(current ?? null);
-      const next = {
-        number: Number.parseFloat(asText) || 42,
-        boolean: true,
-        null: null,
-        array: [current],
-        object: { value: current },
-        string: asText,
-        empty: Array.isArray(current) ? [] : typeof current === 'object' ? {} : '',
-      }[m.to];
-      setAt(body, m.path, next);
-      return;
-    }
-    case 'huge':
-      setAt(body, m.path, m.char.repeat(m.size));
-      return;
-    case 'unicode':
-      setAt(body, m.path, m.value);
-      return;
     case 'inject': {
       const current = getAt(body, m.path);
       const text = typeof current === 'string' ? current : 'value';
@@ -391,31 +323,16 @@ function applyMutation(body: Record<string, unknown>, m: Mutation): void {
       return;
     case 'header': {
       const headers = typeof body.headers === 'object' && body.headers !== null ? body.headers : {};
-      body.headers = Object.defineProperty({ ...headers }, m.name, {
-        value: m.value,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
+      body.headers = defineOwn({ ...headers }, m.name, m.value);
       return;
     }
     case 'unknown':
       // Assigned as an own property, as JSON.parse would (a plain `body[name] =` would set the prototype).
-      Object.defineProperty(body, m.name, {
-        value: m.value,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
+      defineOwn(body, m.name, m.value);
       return;
     case 'tag': {
       const tags = typeof body.tags === 'object' && body.tags !== null ? body.tags : {};
-      body.tags = Object.defineProperty({ ...tags }, m.name, {
-        value: m.value,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
+      body.tags = defineOwn({ ...tags }, m.name, m.value);
       return;
     }
     case 'recipients':
