@@ -29,7 +29,16 @@ if (fuzzRuns !== '0') {
   console.log(`[soak] fuzz suites with BATON_FUZZ_RUNS=${fuzzRuns}`);
   const fuzz = spawnSync(
     'npx',
-    ['vitest', 'run', '--project', 'unit', 'test/unit/api/fuzz.test.ts', 'test/unit/feedback/fuzz.test.ts'],
+    [
+      'vitest',
+      'run',
+      '--project',
+      'unit',
+      // Ten times the cases of npm test: the per-test timeout of the unit tier does not fit them.
+      '--testTimeout=900000',
+      'test/unit/api/fuzz.test.ts',
+      'test/unit/feedback/fuzz.test.ts',
+    ],
     { stdio: 'inherit', env: { ...process.env, BATON_FUZZ_RUNS: fuzzRuns } },
   );
   fuzzOk = fuzz.status === 0;
