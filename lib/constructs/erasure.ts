@@ -84,11 +84,9 @@ export class Erasure extends Construct {
     });
     Validations.of(this.secret).acknowledge({ id: 'AwsSolutions-SMG4', reason: NO_ROTATION_REASON });
 
-    this.worker.function.addEnvironment(EnvVar.erasureQueueUrl, this.queue.queue.queueUrl);
     this.useSecret(this.worker);
-
     // Each step queues the next one (the scan positions) on its own queue.
-    this.worker.addToRolePolicy(queueSend([this.queue.queue]));
+    this.continueFrom(this.worker);
     this.worker.addToRolePolicy(
       tableAccess(props.messagesTable, [
         // There is no index by recipient: the tenant's records are found by a parallel scan.
