@@ -2,12 +2,11 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EnvVar, ERASURE_SERVICE, LANES } from '../../lambdas/shared/names.ts';
 import type { BatonStack } from '../../lib/baton-stack.ts';
 import { Erasure } from '../../lib/constructs/erasure.ts';
-import { logicalIdOf, props, resourceOf, resourcesOfType, synthTemplate } from './support.ts';
+import { environmentOf, logicalIdOf, props, resourceOf, resourcesOfType, synthTemplate } from './support.ts';
 
 describe('erasure', () => {
   let template: Template;
@@ -47,11 +46,7 @@ describe('erasure', () => {
     ];
 
     // Act
-    const arns = functions.map(
-      (fn) =>
-        (props(resourceOf(template, fn.function)).Environment as { Variables: Record<string, unknown> })
-          .Variables[EnvVar.erasureSecretArn],
-    );
+    const arns = functions.map((fn) => environmentOf(template, fn.function)[EnvVar.erasureSecretArn]);
 
     // Assess
     expect(arns).toEqual(functions.map(() => ({ Ref: logicalIdOf(stack.erasure.secret) })));
@@ -80,27 +75,6 @@ describe('erasure', () => {
       },
     });
     expect(props(resourceOf(template, stack.erasure.queue.queue)).VisibilityTimeout).toBe(720);
-  });
-
-  it('alarms on the erasure dead-letter queue, a stuck erasure and worker errors', () => {
-    // Prepare
-    const alarms = Object.values(resourcesOfType(template, 'AWS::CloudWatch::Alarm')).map((a) => props(a));
-    const queueName = (queue: IQueue) => ({ 'Fn::GetAtt': [logicalIdOf(queue), 'QueueName'] });
-    const on = (metric: string, dimension: unknown) =>
-      alarms.filter(
-        (a) =>
-          a.MetricName === metric && JSON.stringify(a.Dimensions ?? []).includes(JSON.stringify(dimension)),
-      );
-
-    // Act
-    const dlq = on('ApproximateNumberOfMessagesVisible', queueName(stack.erasure.queue.deadLetterQueue));
-    const age = on('ApproximateAgeOfOldestMessage', queueName(stack.erasure.queue.queue));
-    const errors = on('Errors', { Ref: logicalIdOf(stack.erasure.worker.function) });
-
-    // Assess
-    expect(dlq).toHaveLength(1);
-    expect(age.map((a) => a.Threshold)).toEqual([3600]);
-    expect(errors).toHaveLength(1);
   });
 
   it('refuses a worker timeout that leaves a step no time to scan, and a concurrency below 2', () => {

@@ -12,6 +12,7 @@ import { BatonFunction } from '../../lib/constructs/baton-function.ts';
 import { REPO_ROOT } from '../../lib/paths.ts';
 import {
   type CfnResource,
+  environmentOf,
   functionsByEntry,
   logicalIdOf,
   props,
@@ -22,11 +23,6 @@ import {
 } from './support.ts';
 
 const COMMON_ENV = ['POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE', 'NODE_OPTIONS'];
-
-function environmentOf(template: Template, fn: NodejsFunction): Record<string, unknown> {
-  const environment = props(resourceOf(template, fn)).Environment as { Variables: Record<string, unknown> };
-  return environment.Variables;
-}
 
 describe('functions', () => {
   let template: Template;

@@ -59,9 +59,11 @@ describe('monitoring', () => {
 
   it('alarms as soon as any dead-letter queue holds a message', () => {
     // Prepare
-    const deadLetterQueues = [...LANES.map((lane) => stack.lanes[lane].queue), stack.feedback.queue].map(
-      (secure) => secure.deadLetterQueue,
-    );
+    const deadLetterQueues = [
+      ...LANES.map((lane) => stack.lanes[lane].queue),
+      stack.feedback.queue,
+      stack.erasure.queue,
+    ].map((secure) => secure.deadLetterQueue);
 
     // Act / Assess
     for (const dlq of deadLetterQueues) {
@@ -82,12 +84,16 @@ describe('monitoring', () => {
   it.each([
     ['transactional', 300],
     ['broadcast', 3600],
-  ] as const)('alarms when the oldest %s message is older than %i s', (lane, seconds) => {
+    ['erasure', 3600],
+  ] as const)('alarms when the oldest %s message is older than %i s', (name, seconds) => {
+    // Prepare
+    const queue = name === 'erasure' ? stack.erasure.queue : stack.lanes[name].queue;
+
     // Act
     const [alarm, ...others] = alarmsOn(
       alarms,
       'ApproximateAgeOfOldestMessage',
-      queueNameDimension(stack.lanes[lane].queue.queue),
+      queueNameDimension(queue.queue),
     );
 
     // Assess
@@ -101,6 +107,7 @@ describe('monitoring', () => {
       stack.api.handler.function,
       ...LANES.map((lane) => stack.lanes[lane].sender.function),
       stack.feedback.handler.function,
+      stack.erasure.worker.function,
     ];
 
     // Act / Assess

@@ -8,6 +8,7 @@ import { PayloadBucket } from '../../lib/constructs/payload-bucket.ts';
 import {
   asArray,
   type CfnResource,
+  environmentOf,
   logicalIdOf,
   props,
   referencedId,
@@ -160,9 +161,7 @@ describe('payload bucket (claim check for large messages)', () => {
   it('tells the api function and both senders the bucket name', () => {
     // Act
     const names = [stack.api.handler, stack.lanes.transactional.sender, stack.lanes.broadcast.sender].map(
-      (fn) =>
-        (props(resourceOf(template, fn.function)).Environment as { Variables: Record<string, unknown> })
-          .Variables[EnvVar.payloadBucket],
+      (fn) => environmentOf(template, fn.function)[EnvVar.payloadBucket],
     );
 
     // Assess

@@ -81,6 +81,23 @@ export function acknowledgementsOf({ app }: BatonApp): Acknowledgement[] {
   );
 }
 
+/** What `validation-report.json` holds, as much of it as the tests read. */
+export interface ValidationReport {
+  readonly pluginReports: readonly {
+    readonly pluginName: string;
+    readonly violations: readonly {
+      readonly ruleName: string;
+      readonly severity: string;
+      readonly violatingConstructs: readonly { readonly constructPath: string }[];
+    }[];
+  }[];
+}
+
+/** The validation report synth writes into a cloud assembly directory. */
+export function validationReportOf(directory: string): ValidationReport {
+  return JSON.parse(readFileSync(join(directory, 'validation-report.json'), 'utf8')) as ValidationReport;
+}
+
 /** Resources of one type, keyed by logical id. */
 export function resourcesOfType(template: Template, type: string): Record<string, CfnResource> {
   return template.findResources(type) as Record<string, CfnResource>;
@@ -136,4 +153,10 @@ export function resourceOf(template: Template, construct: IConstruct): CfnResour
   const resource = (template.toJSON() as { Resources: Record<string, CfnResource> }).Resources[id];
   if (resource === undefined) throw new Error(`${id} is not in the template`);
   return resource;
+}
+
+/** The environment variables of a function construct, as synthesized. */
+export function environmentOf(template: Template, fn: IConstruct): Record<string, unknown> {
+  const environment = props(resourceOf(template, fn)).Environment as { Variables: Record<string, unknown> };
+  return environment.Variables;
 }

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ENTRY_METADATA_KEY, EnvVar, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
 import type { BatonApp } from '../../lib/app.ts';
 import { NO_ROTATION_REASON } from '../../lib/constructs/erasure.ts';
-import { acknowledgementsOf, buildBaton, type CfnResource, props } from './support.ts';
+import { acknowledgementsOf, buildBaton, type CfnResource, props, validationReportOf } from './support.ts';
 
 /**
  * The full pipeline `cdk synth` runs: esbuild bundling, cdk-nag (AWS Solutions and Serverless) and
@@ -25,9 +25,7 @@ describe('synthesis with bundling and cdk-nag', () => {
 
   it('passes the AWS Solutions and Serverless checks with every finding fixed or acknowledged', () => {
     // Act
-    const report = JSON.parse(readFileSync(join(assembly.directory, 'validation-report.json'), 'utf8')) as {
-      pluginReports: { pluginName: string; violations: unknown[] }[];
-    };
+    const report = validationReportOf(assembly.directory);
 
     // Assess: synth would have thrown on a finding (warnings included); the report confirms
     // nothing was downgraded.
