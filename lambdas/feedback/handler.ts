@@ -1,4 +1,3 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -10,6 +9,7 @@ import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
 import { DynamoUsageStore } from '../adapters/usage-store.ts';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure.ts';
 import { StatTally } from '../domain/stats.ts';
+import { processSqsBatch } from '../shared/batch.ts';
 import { requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
 import { logger, publishMetrics, StreamMetrics } from '../shared/observability.ts';
@@ -40,24 +40,18 @@ const consumer = createFeedbackConsumer(
   byStream,
   outcomes,
 );
-const processor = new BatchProcessor(EventType.SQS);
 
 export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(publishMetrics())
-  .handler(async (event, context) => {
-    let failed = 0;
-    try {
-      const response = await processPartialResponse(event, consumer, processor, {
-        context,
-        throwOnFullBatchFailure: false,
-      });
-      failed = response.batchItemFailures.length;
-      return response;
-    } finally {
-      logger.info('batch handled', { records: event.Records.length, failed, ...outcomes.drain() });
+  .handler((event, context) =>
+    processSqsBatch(event.Records, consumer, {
+      context,
+      outcomes,
       // The batch's statistics: one atomic write per tenant and day, not one per event.
-      await stats.flush(usage);
-      byStream.flush();
-    }
-  });
+      finish: async () => {
+        await stats.flush(usage);
+        byStream.flush();
+      },
+    }),
+  );

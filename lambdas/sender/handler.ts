@@ -1,7 +1,6 @@
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { createDocumentClient } from '../adapters/clients.ts';
 import { createSqsClient } from '../adapters/job-queue.ts';
 import { DynamoMessageStore } from '../adapters/message-store.ts';
@@ -13,6 +12,7 @@ import { DynamoUsageStore } from '../adapters/usage-store.ts';
 import { SqsVisibility } from '../adapters/visibility.ts';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure.ts';
 import { Pacer, pacedMailer } from '../domain/pacer.ts';
+import { processSqsBatch } from '../shared/batch.ts';
 import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
 import { logger, metrics, publishMetrics } from '../shared/observability.ts';
@@ -45,7 +45,6 @@ const sender = createSender({
   payloads: new S3PayloadStore(createS3Client(), requiredEnv(EnvVar.payloadBucket)),
 });
 const usage = new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable));
-const processor = new BatchProcessor(EventType.SQS);
 // Persistent: injectLambdaContext's resetKeys clears appended keys after every invocation.
 logger.appendPersistentKeys({ lane });
 // One sender per lane: every metric it writes is about that stream (the dashboard charts by it).
@@ -57,25 +56,13 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
   .handler(async (event, context) => {
     // One batched suppression read for every recipient in the batch, before the record loop.
     const prepared = await sender.prepare(event.Records);
-    let failed = 0;
-    try {
-      const response = await processPartialResponse(
-        event,
-        (record: SQSRecord) => sender.sendRecord(record, prepared),
-        processor,
-        {
-          context,
-          throwOnFullBatchFailure: false,
-          // One record at a time: the send rate stays predictable, and a paused account stops the
-          // rest of the batch before it reaches SES.
-          processInParallel: false,
-        },
-      );
-      failed = response.batchItemFailures.length;
-      return response;
-    } finally {
-      logger.info('batch handled', { records: event.Records.length, failed, ...prepared.outcomes.drain() });
+    return processSqsBatch(event.Records, (record) => sender.sendRecord(record, prepared), {
+      context,
+      outcomes: prepared.outcomes,
+      // One record at a time: the send rate stays predictable, and a paused account stops the rest
+      // of the batch before it reaches SES.
+      processInParallel: false,
       // The batch's statistics: one atomic write per tenant and day, not one per message.
-      await prepared.stats.flush(usage);
-    }
+      finish: () => prepared.stats.flush(usage),
+    });
   });

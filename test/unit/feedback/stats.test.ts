@@ -1,10 +1,11 @@
 import '../../support/quiet-powertools.ts';
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { StatTally } from '../../../lambdas/domain/stats.ts';
 import { createFeedbackConsumer } from '../../../lambdas/feedback/app.ts';
+import { processSqsBatch } from '../../../lambdas/shared/batch.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
+import { Tally } from '../../../lambdas/shared/tally.ts';
 import { messageRecord, recipient, sesEventBody, snsEnvelope, sqsRecord } from '../../support/builders.ts';
 import {
   InMemoryMessageStore,
@@ -35,13 +36,7 @@ function setUp(now = '2025-03-01T12:05:00.000Z') {
   /** One invocation, as lambdas/feedback/handler.ts runs it. */
   const run = async (bodies: readonly string[]): Promise<SQSBatchResponse> => {
     const records: SQSRecord[] = bodies.map((body, i) => sqsRecord(body, { messageId: `sqs-${i}` }));
-    try {
-      return await processPartialResponse({ Records: records }, consume, new BatchProcessor(EventType.SQS), {
-        throwOnFullBatchFailure: false,
-      });
-    } finally {
-      await stats.flush(usage);
-    }
+    return processSqsBatch(records, consume, { outcomes: new Tally(), finish: () => stats.flush(usage) });
   };
   /** A sent message of `tenant` to `to`. */
   const sent = (id: string, tenant: string, to: readonly string[], sesMessageId?: string) =>
