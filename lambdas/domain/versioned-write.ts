@@ -31,8 +31,7 @@ export async function rewrite(
     const next = change(record);
     if (next === undefined) return undefined;
     try {
-      if (options.claimToken === undefined) await messages.update(next, record.version);
-      else await messages.update(next, record.version, options.claimToken);
+      await messages.update(next, record.version, options.claimToken);
       return { before: record, after: next };
     } catch (error) {
       if (!(error instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw error;
