@@ -11,8 +11,8 @@
  *   for sends, response for receives).
  * - SES v2, S3, SNS: calls.
  */
-import { createServer, type IncomingMessage, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import { startAwsProxy } from '../../local/emulators/aws-proxy.ts';
 import type { WireUsage } from '../sections/types.ts';
 
 const READS = new Set(['GetItem', 'BatchGetItem', 'Query', 'Scan', 'TransactGetItems']);
@@ -153,7 +153,6 @@ export async function startWireProxy(
   service: 'DynamoDB' | 'fauxqs' | 'SESv2',
   indexed: readonly IndexedAttribute[] = [],
 ): Promise<WireProxy> {
-  const upstream = new URL(target);
   const tally = new Tally();
   // Last written value of each indexed attribute, by table and item key.
   const indexValues = new Map<string, unknown>();
@@ -256,66 +255,34 @@ export async function startWireProxy(
     );
   };
 
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('error', () => res.destroy());
-    req.on('end', () => {
-      let raw = Buffer.concat(chunks);
-      let body: Json | undefined;
-      const amzTarget = String(req.headers['x-amz-target'] ?? '');
-      const contentType = String(req.headers['content-type'] ?? '');
-      if (amzTarget !== '' && raw.length > 0) {
-        try {
-          body = JSON.parse(raw.toString()) as Json;
-        } catch {
-          body = undefined;
-        }
-        const op = amzTarget.slice(amzTarget.lastIndexOf('.') + 1);
-        if (body && amzTarget.startsWith('DynamoDB') && (READS.has(op) || WRITES.has(op))) {
-          // The emulator does not check signatures; the SDK reads the extra answer field as output.
-          body.ReturnConsumedCapacity = 'TOTAL';
-          raw = Buffer.from(JSON.stringify(body));
-        }
-      } else if (contentType.includes('x-www-form-urlencoded')) {
-        body = Object.fromEntries(new URLSearchParams(raw.toString()));
+  const parse = (req: IncomingMessage, raw: Buffer): Json | undefined => {
+    if (req.headers['x-amz-target'] !== undefined && raw.length > 0) {
+      try {
+        return JSON.parse(raw.toString()) as Json;
+      } catch {
+        return undefined;
       }
-      const headers = { ...req.headers, host: upstream.host, 'content-length': String(raw.length) };
-      const forward = request(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
-        (answer) => {
-          const parts: Buffer[] = [];
-          answer.on('data', (c: Buffer) => parts.push(c));
-          answer.on('error', () => res.destroy());
-          answer.on('end', () => {
-            const out = Buffer.concat(parts);
-            let parsed: Json | undefined;
-            if (amzTarget !== '') {
-              try {
-                parsed = JSON.parse(out.toString()) as Json;
-              } catch {
-                parsed = undefined;
-              }
-            }
-            account(req, body, answer.statusCode ?? 500, parsed);
-            res.writeHead(answer.statusCode ?? 500, answer.headers);
-            res.end(out);
-          });
-        },
-      );
-      forward.on('error', () => res.destroy());
-      forward.end(raw);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    usage: () => tally.usage(),
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    }
+    if (String(req.headers['content-type'] ?? '').includes('x-www-form-urlencoded'))
+      return Object.fromEntries(new URLSearchParams(raw.toString()));
+    return undefined;
   };
+  // The counting is this module's; forwarding is local mode's proxy, which the soak uses too.
+  const proxy = await startAwsProxy({
+    target,
+    service: `${service} meter`,
+    rewrite: (req, raw) => {
+      const amzTarget = String(req.headers['x-amz-target'] ?? '');
+      const op = amzTarget.slice(amzTarget.lastIndexOf('.') + 1);
+      const body = amzTarget.startsWith('DynamoDB') ? parse(req, raw) : undefined;
+      if (!body || !(READS.has(op) || WRITES.has(op))) return raw;
+      // The emulator does not check signatures; the SDK reads the extra answer field as output.
+      return Buffer.from(JSON.stringify({ ...body, ReturnConsumedCapacity: 'TOTAL' }));
+    },
+    observe: (req, raw, status, out) => {
+      const answer = req.headers['x-amz-target'] !== undefined ? parse(req, out) : undefined;
+      account(req, parse(req, raw), status, answer);
+    },
+  });
+  return { endpoint: proxy.endpoint, usage: () => tally.usage(), stop: () => proxy.stop() };
 }

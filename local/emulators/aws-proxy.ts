@@ -40,6 +40,10 @@ export interface AwsProxyOptions {
   readonly service: string;
   readonly faults?: ProxyFaultPlan;
   readonly port?: number;
+  /** Replaces a request's body before it is passed on (a meter asking for consumed capacity). */
+  readonly rewrite?: (req: IncomingMessage, body: Buffer) => Buffer;
+  /** Sees every call the emulator answered, with the body sent and the answer (a meter). */
+  readonly observe?: (req: IncomingMessage, body: Buffer, status: number, answer: Buffer) => void;
 }
 
 /**
@@ -61,7 +65,8 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('error', () => res.destroy());
     req.on('end', () => {
-      const body = Buffer.concat(chunks);
+      const received = Buffer.concat(chunks);
+      const body = options.rewrite ? options.rewrite(req, received) : received;
       const operation = operationOf(req);
       calls[operation] = (calls[operation] ?? 0) + 1;
       const { failRate = 0, lostResponseRate = 0 } = plan;
@@ -78,13 +83,14 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
           port: target.port,
           method: req.method,
           path: req.url,
-          headers: { ...req.headers, host: target.host },
+          headers: { ...req.headers, host: target.host, 'content-length': String(body.length) },
         },
         (answer) => {
           const parts: Buffer[] = [];
           answer.on('data', (c: Buffer) => parts.push(c));
           answer.on('error', () => res.destroy());
           answer.on('end', () => {
+            options.observe?.(req, body, answer.statusCode ?? 500, Buffer.concat(parts));
             if (loseAnswer) {
               lost++;
               answerFault(req, res, false);
