@@ -26,7 +26,6 @@ import {
   developmentKeyItem,
   dkimRecord,
 } from './dev-keys.ts';
-import { type AwsProxy, type ProxyFaultPlan, startAwsProxy } from './emulators/aws-proxy.ts';
 import { startDynamo } from './emulators/dynamodb.ts';
 import { LocalPortEnvVar } from './emulators/errors.ts';
 import { closeServer, listenOnLoopback } from './emulators/listen.ts';
@@ -75,14 +74,10 @@ export interface LocalOptions {
   readonly eventDelayMs?: number;
   readonly faults?: FaultPlan;
   /**
-   * Puts a counting proxy (see `aws-proxy.ts`) between the function processes and each service
-   * named, with the faults given (`{}`: count only). The pollers (Lambda's event source mappings)
-   * reach SQS through the `sqs` proxy too. @default none
-   */
-  readonly proxies?: Partial<Record<ProxiedService, ProxyFaultPlan>>;
-  /**
-   * Lets a caller put its own hop (a benchmark's metering proxy) between the function processes and
-   * a service: called once per service with the endpoint they would use, returns the one they use.
+   * Lets a caller put its own hop between the function processes and a service (the soak's fault
+   * proxy, the bench's meter; see `emulators/aws-proxy.ts`): called once per service with the
+   * emulator's endpoint, returns the one the functions use. The pollers (Lambda's event source
+   * mappings) reach SQS through it too. The caller stops what it started.
    */
   readonly wrapEndpoint?: (service: ProxiedService, endpoint: string) => Promise<string>;
   /**
@@ -118,8 +113,6 @@ export interface LocalBaton {
   readonly pools: ReadonlyMap<string, FunctionPool>;
   readonly pollers: ReadonlyMap<string, SqsPoller>;
   readonly ses: SesStandin;
-  /** The proxies asked for in `LocalOptions.proxies`, by service. */
-  readonly proxies: ReadonlyMap<ProxiedService, AwsProxy>;
   /** SES events the stand-in has published to SNS so far. */
   eventsPublished(): number;
   readonly startupMs: number;
@@ -235,17 +228,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       sesv2: ses.endpoint,
       s3: sqsSns.endpoint,
     };
-    const proxies = new Map<ProxiedService, AwsProxy>();
-    for (const [service, faults] of Object.entries(options.proxies ?? {}) as Array<
-      [ProxiedService, ProxyFaultPlan]
-    >) {
-      const proxy = await startAwsProxy({ target: direct[service], service, faults });
-      cleanups.push(() => proxy.stop());
-      proxies.set(service, proxy);
-    }
     const wrapped = new Map<ProxiedService, string>();
     for (const service of ['dynamodb', 'sqs', 'sesv2', 's3'] as const) {
-      const endpoint = proxies.get(service)?.endpoint ?? direct[service];
+      const endpoint = direct[service];
       wrapped.set(service, options.wrapEndpoint ? await options.wrapEndpoint(service, endpoint) : endpoint);
     }
     const via = (service: ProxiedService) => wrapped.get(service) ?? direct[service];
@@ -372,7 +357,6 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       pools,
       pollers,
       ses,
-      proxies,
       eventsPublished: () => published,
       startupMs: Date.now() - started,
       stop,

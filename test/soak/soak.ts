@@ -20,6 +20,7 @@ import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { MessageRecord, RecipientStatus } from '../../lambdas/domain/message.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
 import { type LocalBaton, startLocal } from '../../local/baton-local.ts';
+import { type AwsProxy, startAwsProxy } from '../../local/emulators/aws-proxy.ts';
 import { functionSetting, sourceQueuesDepth } from '../../local/inspect.ts';
 
 export interface SoakOptions {
@@ -141,6 +142,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const random = prng(options.seed ?? 1);
   const dir = mkdtempSync(join(tmpdir(), 'baton-soak-'));
   const dynamoFaultRate = options.dynamoFaultRate ?? 0.05;
+  let dynamoProxy: AwsProxy | undefined;
   const baton = await startLocal({
     port: 0,
     stateDir: dir,
@@ -152,12 +154,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       rejectRate: options.sesRejectRate ?? 0.01,
       random: prng((options.seed ?? 1) + 1),
     },
-    proxies: {
-      dynamodb: {
-        failRate: (dynamoFaultRate * 3) / 4,
-        lostResponseRate: dynamoFaultRate / 4,
-        random: prng((options.seed ?? 1) + 2),
-      },
+    wrapEndpoint: async (service, endpoint) => {
+      if (service !== 'dynamodb') return endpoint;
+      dynamoProxy = await startAwsProxy({
+        target: endpoint,
+        service,
+        faults: {
+          failRate: (dynamoFaultRate * 3) / 4,
+          lostResponseRate: dynamoFaultRate / 4,
+          random: prng((options.seed ?? 1) + 2),
+        },
+      });
+      return dynamoProxy.endpoint;
     },
     // A larger SES quota than the default 14/s: more sender instances, so kills hit several.
     context: { maxSendRate: '40' },
@@ -165,6 +173,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       [EnvVar.maxSendRate]: '1000',
       ...(options.leaseSeconds ? { [EnvVar.claimLeaseSeconds]: String(options.leaseSeconds) } : {}),
     },
+  }).catch(async (error: unknown) => {
+    await dynamoProxy?.stop();
+    throw error;
   });
   const sqs = new SQSClient({
     region: 'us-east-1',
@@ -363,7 +374,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       );
 
     const ses = baton.ses.faultsInjected();
-    const proxy = baton.proxies.get('dynamodb')?.stats();
+    const proxy = dynamoProxy?.stats();
     return {
       messages: { posted: options.messages, accepted: accepted.size, refused },
       recipients,
@@ -391,6 +402,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     sqs.destroy();
     dynamo.destroy();
     await baton.stop();
+    await dynamoProxy?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
