@@ -61,18 +61,8 @@ export class SqsPoller {
     while (!signal.aborted) {
       let messages: Message[];
       try {
-        const out = await this.#sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: this.#spec.queueUrl,
-            MaxNumberOfMessages: Math.min(10, this.#spec.batchSize),
-            // Short long-polls: quick to notice new work and quick to stop.
-            WaitTimeSeconds: 1,
-            MessageSystemAttributeNames: ['All'],
-            MessageAttributeNames: ['All'],
-          }),
-          { abortSignal: signal },
-        );
-        messages = out.Messages ?? [];
+        // Short long-polls: quick to notice new work and quick to stop.
+        messages = await this.#receive(this.#spec.batchSize, 1, signal);
         if (messages.length > 0) await this.#fill(messages, signal);
       } catch {
         if (signal.aborted) return;
@@ -96,18 +86,25 @@ export class SqsPoller {
     while (messages.length < this.#spec.batchSize && !signal.aborted) {
       const left = deadline - Date.now();
       if (left <= 0) return;
-      const out = await this.#sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: this.#spec.queueUrl,
-          MaxNumberOfMessages: Math.min(10, this.#spec.batchSize - messages.length),
-          WaitTimeSeconds: Math.min(1, Math.ceil(left / 1000)),
-          MessageSystemAttributeNames: ['All'],
-          MessageAttributeNames: ['All'],
-        }),
-        { abortSignal: signal },
+      messages.push(
+        ...(await this.#receive(this.#spec.batchSize - messages.length, Math.ceil(left / 1000), signal)),
       );
-      messages.push(...(out.Messages ?? []));
     }
+  }
+
+  /** One receive of up to `max` records (10 at most, as SQS allows), waiting up to 1 s. */
+  async #receive(max: number, waitSeconds: number, signal: AbortSignal): Promise<Message[]> {
+    const out = await this.#sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: this.#spec.queueUrl,
+        MaxNumberOfMessages: Math.min(10, max),
+        WaitTimeSeconds: Math.min(1, waitSeconds),
+        MessageSystemAttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
+      }),
+      { abortSignal: signal },
+    );
+    return out.Messages ?? [];
   }
 
   async #invoke(messages: Message[]): Promise<void> {
