@@ -1,8 +1,8 @@
 /**
  * The feedback function for fuzzing (`test/unit/feedback/fuzz.test.ts`): its invocation composed
  * exactly as `lambdas/feedback/handler.ts` composes it (which cannot be imported without its
- * environment: middy with the logger context and the metrics flush, Powertools' `BatchProcessor`
- * with records in parallel, a whole-batch failure reported as item failures, the statistics
+ * environment: middy with the logger context and the metrics flush, the handlers' own
+ * `processSqsBatch` with records in parallel, a whole-batch failure reported as item failures, the statistics
  * flushed once per batch, suppressions through the tombstone-aware store), over the in-memory
  * fakes. Records run in parallel, as deployed, so every store write is attributed to the SQS
  * record that made it through an `AsyncLocalStorage` scope per record, never by counting.
@@ -12,7 +12,6 @@
  */
 import './quiet-powertools.ts';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -26,7 +25,9 @@ import type { SoftBounceState } from '../../lambdas/domain/soft-bounce.ts';
 import { StatTally } from '../../lambdas/domain/stats.ts';
 import type { Suppression } from '../../lambdas/domain/suppression.ts';
 import { createFeedbackConsumer } from '../../lambdas/feedback/app.ts';
+import { processSqsBatch } from '../../lambdas/shared/batch.ts';
 import { logger, publishMetrics, StreamMetrics } from '../../lambdas/shared/observability.ts';
+import { Tally } from '../../lambdas/shared/tally.ts';
 import {
   InMemoryMessageStore,
   InMemorySoftBounceStore,
@@ -206,6 +207,7 @@ export function feedbackWorld(now: string): FeedbackWorld {
   // As lambdas/feedback/handler.ts builds them, once per instance.
   const stats = new StatTally();
   const byStream = new StreamMetrics();
+  const outcomes = new Tally();
   const consumer = createFeedbackConsumer(
     {
       messages,
@@ -216,8 +218,8 @@ export function feedbackWorld(now: string): FeedbackWorld {
     },
     stats,
     byStream,
+    outcomes,
   );
-  const processor = new BatchProcessor(EventType.SQS);
   let invocation = 0;
 
   /** The consumer inside a scope of its own, so each write knows its record. */
@@ -245,15 +247,15 @@ export function feedbackWorld(now: string): FeedbackWorld {
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(publishMetrics())
     .handler(async (event, context) => {
-      try {
-        return await processPartialResponse(event, traced, processor, {
-          context,
-          throwOnFullBatchFailure: false,
-        });
-      } finally {
-        await stats.flush(usage);
-        byStream.flush();
-      }
+      // The handler's own batch loop, not a copy of it.
+      return processSqsBatch(event.Records, traced, {
+        context,
+        outcomes,
+        finish: async () => {
+          await stats.flush(usage);
+          byStream.flush();
+        },
+      });
     });
 
   return {
