@@ -1,5 +1,4 @@
 import '../support/quiet-powertools.ts';
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
@@ -32,7 +31,9 @@ import type { Clock } from '../../lambdas/domain/ports.ts';
 import { RateLimiter } from '../../lambdas/domain/rate-limit.ts';
 import { createFeedbackConsumer } from '../../lambdas/feedback/app.ts';
 import { createSender } from '../../lambdas/sender/app.ts';
+import { processSqsBatch } from '../../lambdas/shared/batch.ts';
 import { EnvVar, Keys, MessageTag } from '../../lambdas/shared/names.ts';
+import { Tally } from '../../lambdas/shared/tally.ts';
 import { synthTemplate } from '../../local/baton-local.ts';
 import type { CfnTemplate } from '../../local/plan.ts';
 import {
@@ -764,11 +765,10 @@ function feedbackUnderAudit(clock: Clock): (bodies: readonly string[]) => Promis
     clock,
   });
   return (bodies) =>
-    processPartialResponse(
-      { Records: bodies.map((body, i) => sqsRecord(body, { messageId: `sqs-${i}` })) },
+    processSqsBatch(
+      bodies.map((body, i) => sqsRecord(body, { messageId: `sqs-${i}` })),
       consumer,
-      new BatchProcessor(EventType.SQS),
-      { throwOnFullBatchFailure: false },
+      { outcomes: new Tally() },
     );
 }
 

@@ -1,13 +1,13 @@
 /**
  * The sender's batch loop composed exactly as `lambdas/sender/handler.ts` composes it (which cannot
- * be imported without its environment): one `prepare` for the batch, then Powertools'
- * `processPartialResponse` with an SQS `BatchProcessor`, records one at a time, a whole-batch
- * failure reported as item failures rather than thrown.
+ * be imported without its environment): one `prepare` for the batch, then the handlers' own
+ * `processSqsBatch`, records one at a time, a whole-batch failure reported as item failures rather
+ * than thrown.
  */
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import type { UsageStore } from '../../lambdas/domain/ports.ts';
 import type { createSender } from '../../lambdas/sender/app.ts';
+import { processSqsBatch } from '../../lambdas/shared/batch.ts';
 
 export type Sender = ReturnType<typeof createSender>;
 
@@ -20,16 +20,12 @@ export async function runSenderBatch(
   records: readonly SQSRecord[],
   usage?: Pick<UsageStore, 'addStats'>,
 ): Promise<SQSBatchResponse> {
-  const processor = new BatchProcessor(EventType.SQS);
   const prepared = await sender.prepare(records);
-  try {
-    return await processPartialResponse(
-      { Records: [...records] },
-      (record: SQSRecord) => sender.sendRecord(record, prepared),
-      processor,
-      { throwOnFullBatchFailure: false, processInParallel: false },
-    );
-  } finally {
-    if (usage) await prepared.stats.flush(usage);
-  }
+  return processSqsBatch([...records], (record) => sender.sendRecord(record, prepared), {
+    outcomes: prepared.outcomes,
+    processInParallel: false,
+    finish: async () => {
+      if (usage) await prepared.stats.flush(usage);
+    },
+  });
 }
