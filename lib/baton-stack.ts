@@ -1,8 +1,8 @@
 import { Aws, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import { GraphWidget } from 'aws-cdk-lib/aws-cloudwatch';
 import type { Construct } from 'constructs';
-import { LANES, type Lane, Route } from '../lambdas/shared/names.ts';
-import { type BatonConfig, laneSendPlans } from './config.ts';
+import { LANES, type Lane, Route, SENDING_DOMAINS_OUTPUT } from '../lambdas/shared/names.ts';
+import { type BatonConfig, eventSourceConcurrency, laneSendPlans } from './config.ts';
 import { ApiHandler } from './constructs/api-handler.ts';
 import { DataTables } from './constructs/data-tables.ts';
 import { Erasure } from './constructs/erasure.ts';
@@ -64,10 +64,13 @@ export class BatonStack extends Stack {
     // Claim check: jobs larger than one SQS message wait here while their pointer is queued.
     this.payloads = new PayloadBucket(this, 'Payloads');
     this.ses = new SesSending(this, 'Ses', {
-      domain: config.domain,
+      domains: config.domains,
+      importDomains: config.importDomains,
       mailFromSubdomain: config.mailFromSubdomain,
+      sandboxRecipients: config.sandboxRecipients,
       notificationKey,
     });
+    const concurrency = eventSourceConcurrency(config);
 
     const lanes: Partial<Record<Lane, SenderLane>> = {};
     for (const plan of laneSendPlans(config)) {
@@ -92,6 +95,7 @@ export class BatonStack extends Stack {
       suppressionsTable: this.tables.suppressions,
       statsTable: this.tables.stats,
       logRetention: config.logRetentionDays,
+      maxConcurrency: concurrency.feedback,
     });
 
     this.api = new ApiHandler(this, 'Api', {
@@ -114,6 +118,7 @@ export class BatonStack extends Stack {
     this.erasure = new Erasure(this, 'Erasure', {
       messagesTable: this.tables.messages,
       logRetention: config.logRetentionDays,
+      maxConcurrency: concurrency.erasure,
     });
     this.erasure.useSecret(this.api.handler);
     this.erasure.continueFrom(this.api.handler);
@@ -193,15 +198,31 @@ export class BatonStack extends Stack {
     output('FeedbackTopicArn', this.ses.feedbackTopic.topicArn, 'SNS topic SES publishes events to');
     output('ConfigurationSetName', this.ses.configurationSet.configurationSetName, 'SES configuration set');
     output('DashboardName', this.monitoring.dashboard.dashboardName, 'CloudWatch dashboard');
-    // The DNS records the operator must publish before SES verifies the domain and signs with it.
-    this.ses.identity.dkimRecords.forEach((record, index) => {
-      output(`DkimRecord${index + 1}`, `${record.name} CNAME ${record.value}`, 'DKIM record to publish');
-    });
+    // What `npm run keys -- create --stack` checks a key's domains against.
     output(
-      'MailFromMxRecord',
-      `${this.ses.mailFromDomain} MX 10 feedback-smtp.${Aws.REGION}.amazonses.com`,
-      'MAIL FROM MX record to publish (plus TXT "v=spf1 include:amazonses.com ~all")',
+      SENDING_DOMAINS_OUTPUT,
+      this.ses.domains.join(','),
+      'SES identities Baton sends from (keys may name these and their subdomains)',
     );
+    // The DNS records the operator must publish before SES verifies a created identity and signs
+    // with it. The primary's keep the names a one-domain stack always had; the others are numbered
+    // in the order of `domains` (outputs are not resources: renumbering replaces nothing).
+    this.ses.identities.forEach(({ domain, created }, index) => {
+      if (created === undefined) return;
+      const prefix = index === 0 ? '' : `Domain${index + 1}`;
+      created.identity.dkimRecords.forEach((record, n) => {
+        output(
+          `${prefix}DkimRecord${n + 1}`,
+          `${record.name} CNAME ${record.value}`,
+          `DKIM record to publish for ${domain}`,
+        );
+      });
+      output(
+        `${prefix}MailFromMxRecord`,
+        `${created.mailFromDomain} MX 10 feedback-smtp.${Aws.REGION}.amazonses.com`,
+        `MAIL FROM MX record to publish for ${domain} (plus TXT "v=spf1 include:amazonses.com ~all")`,
+      );
+    });
   }
 }
 

@@ -3,12 +3,51 @@ import type { Node } from 'constructs';
 import { LANES, type Lane } from '../lambdas/shared/names.ts';
 
 /**
- * Deployment settings of a Baton stack. Every field except `domain` has a default; all of them can
- * be given as CDK context (`cdk.json` or `npx cdk deploy -c key=value`).
+ * Deployment settings of a Baton stack. Every field except `domain` (or `domains`) has a default;
+ * all of them can be given as CDK context (`cdk.json` or `npx cdk deploy -c key=value`).
  */
 export interface BatonConfig {
-  /** The SES sending domain (an SES domain identity is created for it), e.g. `mail.example.com`. */
+  /**
+   * The primary sending domain, e.g. `mail.example.com`: `domain` when given, else the first of
+   * `domains`. Its identity keeps the construct id a one-domain stack always had, so adding domains
+   * to a deployed stack never replaces (deletes and re-verifies) it.
+   */
   readonly domain: string;
+  /**
+   * Every sending domain (primary first): each is an SES domain identity, created with Easy DKIM and
+   * a custom MAIL FROM, or imported when listed in `importDomains`. The senders may send from these
+   * identities only; keys may name these domains and their subdomains only.
+   * @default [domain]
+   */
+  readonly domains: readonly string[];
+  /**
+   * Those of `domains` whose SES identity already exists in the account (verified by hand or by
+   * another stack): the stack references them instead of creating them, which CloudFormation would
+   * refuse (AlreadyExists). Their DKIM and MAIL FROM stay as configured where they were made.
+   * @default []
+   */
+  readonly importDomains: readonly string[];
+  /**
+   * The account is still in the SES sandbox: SES then also authorises every send against the
+   * recipients' identities (only verified addresses and domains may receive), and the account may
+   * send one message per second, so `maxSendRate` defaults to 1.
+   * @default false
+   */
+  readonly sandbox: boolean;
+  /**
+   * With `sandbox`: the verified recipient identities (addresses or domains) the senders may mail.
+   * Each must be a verified identity of the account; the sender role gets `ses:SendEmail` on them.
+   * @default [] (only the SES mailbox simulator)
+   */
+  readonly sandboxRecipients: readonly string[];
+  /**
+   * The account's Lambda concurrent executions quota in the region (Service Quotas, "Concurrent
+   * executions"). The queue consumers' concurrency caps plus a reserve for the api function must fit
+   * in it: a consumer throttled by the account limit returns its batch to the queue, which burns
+   * receives towards the dead-letter queue.
+   * @default 1000 (the AWS default; a new account may start at 10, which the default settings fit)
+   */
+  readonly lambdaConcurrency: number;
   /**
    * Where alarm notifications are emailed. SNS sends a confirmation mail first.
    * @default - alarms are published to the alarm topic with no subscriber
@@ -56,10 +95,8 @@ export interface BatonConfig {
   readonly apiBurstLimit: number;
 }
 
-/** Settings as they may be given: only `domain` is required, numbers may arrive as strings from `-c`. */
-export type BatonConfigInput = { readonly domain?: unknown } & {
-  readonly [K in Exclude<keyof BatonConfig, 'domain'>]?: unknown;
-};
+/** Settings as they may be given: `domain` or `domains` is required, numbers and lists may arrive as strings from `-c`. */
+export type BatonConfigInput = { readonly [K in keyof BatonConfig]?: unknown };
 
 /** Defaults, exported so documentation and tests can name them instead of repeating numbers. */
 export const CONFIG_DEFAULTS = {
@@ -70,11 +107,23 @@ export const CONFIG_DEFAULTS = {
   logRetentionDays: RetentionDays.ONE_MONTH,
   apiRateLimit: 50,
   apiBurstLimit: 100,
-} as const satisfies Omit<BatonConfig, 'domain' | 'alarmEmail'>;
+  sandbox: false,
+  /** SES's sending rate for an account in the sandbox (one message per second). */
+  sandboxMaxSendRate: 1,
+  lambdaConcurrency: 1000,
+} as const;
+
+/** A new AWS account's Lambda concurrent executions quota; the default settings fit in it. */
+export const NEW_ACCOUNT_LAMBDA_CONCURRENCY = 10;
 
 /** The context keys `configFromContext` reads, in the order a reader would look for them. */
 export const CONTEXT_KEYS = [
   'domain',
+  'domains',
+  'importDomains',
+  'sandbox',
+  'sandboxRecipients',
+  'lambdaConcurrency',
   'alarmEmail',
   'retentionDays',
   'maxSendRate',
@@ -173,20 +222,24 @@ function numberSetting(
  * setting instead of failing a deployment half-way (or, worse, deploying a relay that cannot send).
  */
 export function resolveConfig(input: BatonConfigInput): BatonConfig {
-  const domain = text(input.domain)?.toLowerCase();
-  if (domain === undefined) {
+  const { domain, domains, importDomains } = sendingDomains(input);
+  const sandbox = booleanSetting('sandbox', input.sandbox, CONFIG_DEFAULTS.sandbox);
+  const sandboxRecipients = listSetting('sandboxRecipients', input.sandboxRecipients);
+  if (sandboxRecipients.length > 0 && !sandbox) {
     throw new BatonConfigError(
-      'domain',
-      'the SES sending domain is required (for example mail.example.com)',
-      'domain=your.domain',
+      'sandboxRecipients',
+      'lists recipients for an account in the SES sandbox, so it needs sandbox=true as well',
+      'sandbox=true -c sandboxRecipients=you@example.org',
     );
   }
-  if (!isHostname(domain)) {
-    throw new BatonConfigError(
-      'domain',
-      `${JSON.stringify(input.domain)} is not a valid domain name (expected something like mail.example.com)`,
-      'domain=your.domain',
-    );
+  for (const recipient of sandboxRecipients) {
+    if (!isEmail(recipient) && !isHostname(recipient)) {
+      throw new BatonConfigError(
+        'sandboxRecipients',
+        `${JSON.stringify(recipient)} is neither an email address nor a domain (each must be a verified SES identity)`,
+        'sandboxRecipients=you@example.org,test.example.org',
+      );
+    }
   }
 
   const alarmEmail = text(input.alarmEmail);
@@ -203,7 +256,7 @@ export function resolveConfig(input: BatonConfigInput): BatonConfig {
   ).toLowerCase();
   // SES requires the MAIL FROM domain to be a subdomain of the identity; one label keeps the MX/SPF
   // records to publish obvious.
-  if (!LABEL.test(mailFromSubdomain) || !isHostname(`${mailFromSubdomain}.${domain}`)) {
+  if (!LABEL.test(mailFromSubdomain) || !domains.every((d) => isHostname(`${mailFromSubdomain}.${d}`))) {
     throw new BatonConfigError(
       'mailFromSubdomain',
       `${JSON.stringify(input.mailFromSubdomain)} must be a single DNS label such as "bounce"`,
@@ -240,19 +293,35 @@ export function resolveConfig(input: BatonConfigInput): BatonConfig {
     max: 5_000,
   });
 
-  return {
+  const config: BatonConfig = {
     domain,
+    domains,
+    importDomains,
+    sandbox,
+    sandboxRecipients,
+    lambdaConcurrency: numberSetting(
+      'lambdaConcurrency',
+      input.lambdaConcurrency,
+      CONFIG_DEFAULTS.lambdaConcurrency,
+      { integer: true, min: NEW_ACCOUNT_LAMBDA_CONCURRENCY, max: 1_000_000 },
+    ),
     alarmEmail,
     retentionDays: numberSetting('retentionDays', input.retentionDays, CONFIG_DEFAULTS.retentionDays, {
       integer: true,
       min: 1,
       max: 3650,
     }),
-    maxSendRate: numberSetting('maxSendRate', input.maxSendRate, CONFIG_DEFAULTS.maxSendRate, {
-      min: 0,
-      max: 100_000,
-      exclusiveMin: true,
-    }),
+    // In the sandbox SES sends one message per second, whatever the production default would be.
+    maxSendRate: numberSetting(
+      'maxSendRate',
+      input.maxSendRate,
+      sandbox ? CONFIG_DEFAULTS.sandboxMaxSendRate : CONFIG_DEFAULTS.maxSendRate,
+      {
+        min: 0,
+        max: 100_000,
+        exclusiveMin: true,
+      },
+    ),
     transactionalShare: numberSetting(
       'transactionalShare',
       input.transactionalShare,
@@ -264,6 +333,78 @@ export function resolveConfig(input: BatonConfigInput): BatonConfig {
     apiRateLimit,
     apiBurstLimit,
   };
+  // Fails synth, naming what to request, rather than deploying consumers the account would throttle.
+  eventSourceConcurrency(config);
+  return config;
+}
+
+/**
+ * `domain` and `domains` → the primary domain and the list (primary first). `domains` wins when both
+ * are given and must then contain `domain`, so the two can never name different identities.
+ */
+function sendingDomains(input: BatonConfigInput): Pick<BatonConfig, 'domain' | 'domains' | 'importDomains'> {
+  const single = text(input.domain)?.toLowerCase();
+  const listed = listSetting('domains', input.domains);
+  if (single === undefined && listed.length === 0) {
+    throw new BatonConfigError(
+      'domain',
+      'the SES sending domain is required (for example mail.example.com)',
+      'domain=your.domain',
+    );
+  }
+  for (const [setting, value] of [
+    ...(single === undefined ? [] : [['domain', single] as const]),
+    ...listed.map((d) => ['domains', d] as const),
+  ]) {
+    if (!isHostname(value)) {
+      throw new BatonConfigError(
+        setting,
+        `${JSON.stringify(value)} is not a valid domain name (expected something like mail.example.com)`,
+        setting === 'domain' ? 'domain=your.domain' : 'domains=mail.example.com,news.example.com',
+      );
+    }
+  }
+  if (single !== undefined && listed.length > 0 && !listed.includes(single)) {
+    throw new BatonConfigError(
+      'domains',
+      `must contain domain ${JSON.stringify(single)} when both are given (domains wins; got ${listed.join(', ')})`,
+      `domains=${[single, ...listed].join(',')}`,
+    );
+  }
+  const domain = single ?? listed[0] ?? '';
+  const domains = [domain, ...listed.filter((d) => d !== domain)];
+  const importDomains = listSetting('importDomains', input.importDomains);
+  const foreign = importDomains.filter((d) => !domains.includes(d));
+  if (foreign.length > 0) {
+    throw new BatonConfigError(
+      'importDomains',
+      `names ${foreign.join(', ')}, which ${foreign.length === 1 ? 'is' : 'are'} not among the sending domains (${domains.join(', ')})`,
+      `domains=${[...domains, ...foreign].join(',')} -c importDomains=${importDomains.join(',')}`,
+    );
+  }
+  return { domain, domains, importDomains };
+}
+
+/** `-c key=a,b` arrives as one string; cdk.json may give an array. Trimmed, lower-cased, no repeats. */
+function listSetting(setting: keyof BatonConfig, raw: unknown): string[] {
+  if (raw === undefined || raw === null) return [];
+  const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
+  if (items === undefined || items.some((item) => typeof item !== 'string')) {
+    throw new BatonConfigError(
+      setting,
+      `must be a comma-separated list, got ${JSON.stringify(raw)}`,
+      `${setting}=a.example.com,b.example.com`,
+    );
+  }
+  const values = (items as string[]).map((item) => item.trim().toLowerCase()).filter((item) => item !== '');
+  return [...new Set(values)];
+}
+
+function booleanSetting(setting: keyof BatonConfig, raw: unknown, fallback: boolean): boolean {
+  if (raw === undefined || raw === null || (typeof raw === 'string' && raw.trim() === '')) return fallback;
+  if (raw === true || raw === 'true') return true;
+  if (raw === false || raw === 'false') return false;
+  throw new BatonConfigError(setting, `must be true or false, got ${JSON.stringify(raw)}`, `${setting}=true`);
 }
 
 /** Reads the settings from CDK context (`cdk.json`, `-c key=value`) and validates them. */
@@ -316,4 +457,68 @@ export function laneSendPlans(
 // Rounded down so the lanes' rates never add up to more than the account's.
 function floor3(value: number): number {
   return Math.floor(value * 1000 + 1e-9) / 1000;
+}
+
+/** The Lambda concurrency Baton's event sources may take at most, and what is left for the api. */
+export interface ConcurrencyPlan {
+  readonly lanes: Readonly<Record<Lane, number>>;
+  readonly feedback: number;
+  readonly erasure: number;
+  /** Sum of the event sources' caps. */
+  readonly eventSources: number;
+  /** Concurrency always left for the api function (and anything else in the account). */
+  readonly apiReserve: number;
+}
+
+/**
+ * Concurrency kept free for the api function beyond the consumers' caps: with two instances a
+ * request burst is answered while every consumer runs flat out.
+ */
+export const API_CONCURRENCY_RESERVE = 2;
+
+/**
+ * SES events the feedback function applies per second and instance: each is a few DynamoDB writes
+ * of about 10 ms (bench feedback section), so 20 keeps a margin.
+ */
+export const FEEDBACK_EVENTS_PER_INSTANCE = 20;
+
+/** Events per message sent that feedback applies in the usual case: Send, then Delivery. */
+export const FEEDBACK_EVENTS_PER_MESSAGE = 2;
+
+/** The erasure worker's cap: erasures are rare, and two workers finish any backlog in minutes. */
+export const ERASURE_CONCURRENCY = 2;
+
+/**
+ * Sizes the feedback function's cap from the send rate like the lanes' (Lambda's minimum is 2), and
+ * checks that every event source's cap plus the api's reserve fit in `lambdaConcurrency`. They must:
+ * an SQS event source the account throttles hands its batch back, and each such return counts a
+ * receive towards the dead-letter queue. The defaults (maxSendRate 14) need 8 + 2, so they fit a
+ * new account's quota of 10.
+ */
+export function eventSourceConcurrency(
+  config: Pick<BatonConfig, 'maxSendRate' | 'transactionalShare' | 'lambdaConcurrency'>,
+): ConcurrencyPlan {
+  const plans = laneSendPlans(config);
+  const lanes = Object.fromEntries(plans.map((plan) => [plan.lane, plan.maxConcurrency])) as Record<
+    Lane,
+    number
+  >;
+  const feedback = Math.min(
+    1000,
+    Math.max(2, Math.ceil((config.maxSendRate * FEEDBACK_EVENTS_PER_MESSAGE) / FEEDBACK_EVENTS_PER_INSTANCE)),
+  );
+  const erasure = ERASURE_CONCURRENCY;
+  const eventSources = plans.reduce((sum, plan) => sum + plan.maxConcurrency, 0) + feedback + erasure;
+  const needed = eventSources + API_CONCURRENCY_RESERVE;
+  if (needed > config.lambdaConcurrency) {
+    throw new BatonConfigError(
+      'lambdaConcurrency',
+      `maxSendRate ${config.maxSendRate} needs up to ${eventSources} concurrent Lambda executions for the queue ` +
+        `consumers plus ${API_CONCURRENCY_RESERVE} for the api (${needed}), more than the account's ` +
+        `${config.lambdaConcurrency}. Request an increase of "Concurrent executions" (Service Quotas, AWS ` +
+        `Lambda) to at least ${needed} and set lambdaConcurrency to the granted value, or lower maxSendRate`,
+      `lambdaConcurrency=${Math.max(needed, 1000)}`,
+    );
+  }
+  return { lanes, feedback, erasure, eventSources, apiReserve: API_CONCURRENCY_RESERVE };
 }

@@ -154,3 +154,9 @@ export const SENDER_SERVICE = 'baton-sender';
 
 /** CloudWatch metrics namespace of Baton's own metrics (EMF). */
 export const METRICS_NAMESPACE = 'Baton';
+
+/**
+ * The stack output listing the SES identities Baton sends from (comma-separated), which
+ * `npm run keys -- create --stack` checks a new key's domains against.
+ */
+export const SENDING_DOMAINS_OUTPUT = 'SendingDomains';

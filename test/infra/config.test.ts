@@ -5,10 +5,13 @@ import {
   BatonConfigError,
   CONFIG_DEFAULTS,
   configFromContext,
+  eventSourceConcurrency,
   laneSendPlans,
+  NEW_ACCOUNT_LAMBDA_CONCURRENCY,
   resolveConfig,
   SENDS_PER_SENDER_INSTANCE,
 } from '../../lib/config.ts';
+import { props, resourceOf, synthTemplate } from './support.ts';
 
 describe('BatonConfig', () => {
   it('applies the documented defaults when only the domain is given', () => {
@@ -18,6 +21,11 @@ describe('BatonConfig', () => {
     // Assess
     expect(config).toEqual({
       domain: 'mail.example.com',
+      domains: ['mail.example.com'],
+      importDomains: [],
+      sandbox: false,
+      sandboxRecipients: [],
+      lambdaConcurrency: 1000,
       alarmEmail: undefined,
       retentionDays: 30,
       maxSendRate: 14,
@@ -142,6 +150,11 @@ describe('BatonConfig', () => {
     const app = new App({
       context: {
         domain: 'mail.example.org',
+        domains: 'news.example.org,mail.example.org',
+        importDomains: 'news.example.org',
+        sandbox: 'true',
+        sandboxRecipients: 'qa@example.org',
+        lambdaConcurrency: '50',
         alarmEmail: 'ops@example.org',
         retentionDays: '7',
         maxSendRate: '100',
@@ -159,6 +172,11 @@ describe('BatonConfig', () => {
     // Assess
     expect(config).toEqual({
       domain: 'mail.example.org',
+      domains: ['mail.example.org', 'news.example.org'],
+      importDomains: ['news.example.org'],
+      sandbox: true,
+      sandboxRecipients: ['qa@example.org'],
+      lambdaConcurrency: 50,
       alarmEmail: 'ops@example.org',
       retentionDays: 7,
       maxSendRate: 100,
@@ -203,5 +221,142 @@ describe('laneSendPlans', () => {
 
     // Assess
     expect(plans.map((plan) => plan.maxConcurrency)).toEqual([1000, 1000]);
+  });
+});
+
+describe('sending domains', () => {
+  it('takes a list of domains, the first one primary, with domain as a one-domain shorthand', () => {
+    // Act
+    const listed = resolveConfig({ domains: ' News.Example.org, mail.example.com ,news.example.org' });
+    const single = resolveConfig({ domain: 'mail.example.com' });
+
+    // Assess
+    expect([listed.domain, listed.domains]).toEqual([
+      'news.example.org',
+      ['news.example.org', 'mail.example.com'],
+    ]);
+    expect([single.domain, single.domains]).toEqual(['mail.example.com', ['mail.example.com']]);
+  });
+
+  it('lets domains win over domain, which stays primary and must be among them', () => {
+    // Act
+    const both = resolveConfig({
+      domain: 'mail.example.com',
+      domains: ['news.example.org', 'mail.example.com'],
+    });
+
+    // Assess
+    expect([both.domain, both.domains]).toEqual([
+      'mail.example.com',
+      ['mail.example.com', 'news.example.org'],
+    ]);
+    expect(() => resolveConfig({ domain: 'other.example.com', domains: 'news.example.org' })).toThrow(
+      'Invalid Baton setting "domains": must contain domain "other.example.com" when both are given ' +
+        '(domains wins; got news.example.org). Set it with `npx cdk deploy -c domains=other.example.com,news.example.org`.',
+    );
+  });
+
+  it('refuses an invalid entry of domains, naming it', () => {
+    // Act / Assess
+    expect(() => resolveConfig({ domains: 'mail.example.com,localhost' })).toThrow(
+      'Invalid Baton setting "domains": "localhost" is not a valid domain name',
+    );
+  });
+
+  it('imports only domains that are among the sending domains', () => {
+    // Act
+    const config = resolveConfig({ domains: 'a.example.com,b.example.com', importDomains: 'B.example.com' });
+
+    // Assess
+    expect(config.importDomains).toEqual(['b.example.com']);
+    expect(() => resolveConfig({ domain: 'a.example.com', importDomains: 'c.example.com' })).toThrow(
+      'Invalid Baton setting "importDomains": names c.example.com, which is not among the sending domains (a.example.com)',
+    );
+  });
+});
+
+describe('SES sandbox setting', () => {
+  it('defaults maxSendRate to the sandbox’s one message per second unless one is given', () => {
+    // Act
+    const sandbox = resolveConfig({
+      domain: 'example.com',
+      sandbox: 'true',
+      sandboxRecipients: 'qa@example.org',
+    });
+    const given = resolveConfig({ domain: 'example.com', sandbox: true, maxSendRate: '2' });
+
+    // Assess
+    expect([sandbox.sandbox, sandbox.maxSendRate, sandbox.sandboxRecipients]).toEqual([
+      true,
+      1,
+      ['qa@example.org'],
+    ]);
+    expect(given.maxSendRate).toBe(2);
+  });
+
+  it('refuses sandbox recipients without sandbox, and anything that is not an address or domain', () => {
+    // Act / Assess
+    expect(() => resolveConfig({ domain: 'example.com', sandboxRecipients: 'qa@example.org' })).toThrow(
+      'Invalid Baton setting "sandboxRecipients": lists recipients for an account in the SES sandbox, so it needs sandbox=true as well',
+    );
+    expect(() => resolveConfig({ domain: 'example.com', sandbox: 'yes' })).toThrow(
+      'Invalid Baton setting "sandbox": must be true or false, got "yes"',
+    );
+    expect(() =>
+      resolveConfig({ domain: 'example.com', sandbox: 'true', sandboxRecipients: 'not an address' }),
+    ).toThrow(
+      'Invalid Baton setting "sandboxRecipients": "not an address" is neither an email address nor a domain',
+    );
+  });
+});
+
+describe('Lambda concurrency', () => {
+  it('fits every event source and the api reserve in a new account’s 10 concurrent executions by default', () => {
+    // Act
+    const plan = eventSourceConcurrency({
+      ...resolveConfig({ domain: 'example.com' }),
+      lambdaConcurrency: 10,
+    });
+
+    // Assess
+    expect(plan).toEqual({
+      lanes: { transactional: 2, broadcast: 2 },
+      feedback: 2,
+      erasure: 2,
+      eventSources: 8,
+      apiReserve: 2,
+    });
+    expect(plan.eventSources + plan.apiReserve).toBeLessThanOrEqual(NEW_ACCOUNT_LAMBDA_CONCURRENCY);
+  });
+
+  it('fits the sandbox settings in 10 as well', () => {
+    // Act
+    const plan = eventSourceConcurrency(
+      resolveConfig({ domain: 'example.com', sandbox: 'true', lambdaConcurrency: '10' }),
+    );
+
+    // Assess
+    expect(plan.eventSources + plan.apiReserve).toBeLessThanOrEqual(10);
+  });
+
+  it('refuses a send rate whose consumers the account’s quota would throttle, saying what to request', () => {
+    // Act / Assess
+    expect(() =>
+      resolveConfig({ domain: 'example.com', maxSendRate: '50', lambdaConcurrency: '10' }),
+    ).toThrow(
+      'Invalid Baton setting "lambdaConcurrency": maxSendRate 50 needs up to 14 concurrent Lambda executions for ' +
+        "the queue consumers plus 2 for the api (16), more than the account's 10. Request an increase of " +
+        '"Concurrent executions" (Service Quotas, AWS Lambda) to at least 16 and set lambdaConcurrency to the ' +
+        'granted value, or lower maxSendRate. Set it with `npx cdk deploy -c lambdaConcurrency=1000`.',
+    );
+  });
+
+  it('caps the feedback consumer by the send rate instead of a fixed five', () => {
+    // Act
+    const { template, stack } = synthTemplate({ context: { maxSendRate: '200' } });
+    const mapping = resourceOf(template, stack.feedback.eventSourceMapping);
+
+    // Assess
+    expect(props(mapping).ScalingConfig).toEqual({ MaximumConcurrency: 20 });
   });
 });

@@ -270,8 +270,9 @@ describe('event source mappings', () => {
     // Assess
     expect(concurrencyOf('transactional')).toBe(2);
     expect(concurrencyOf('broadcast')).toBe(2);
+    // Sized from the send rate like the lanes, so the defaults fit a new account's 10 (config.test.ts).
     expect(props(resourceOf(template, stack.feedback.eventSourceMapping)).ScalingConfig).toEqual({
-      MaximumConcurrency: 5,
+      MaximumConcurrency: 2,
     });
   });
 

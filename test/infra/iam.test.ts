@@ -8,6 +8,7 @@ import {
   asArray,
   type CfnResource,
   logicalIdOf,
+  primaryIdentity,
   props,
   resourcesOfType,
   statementsOf,
@@ -192,7 +193,7 @@ describe('IAM', () => {
         [tables.messages]: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
         [tables.suppressions]: ['dynamodb:BatchGetItem'],
         [tables.stats]: ['dynamodb:UpdateItem'],
-        [`${ACCOUNT_ARN}:identity/${ref(logicalIdOf(stack.ses.identity))}`]: [
+        [`${ACCOUNT_ARN}:identity/${ref(logicalIdOf(primaryIdentity(stack)))}`]: [
           'ses:SendEmail',
           'ses:SendRawEmail',
         ],
@@ -254,5 +255,60 @@ describe('IAM', () => {
 
     // Assess
     expect(new Set(roles).size).toBe(roles.length);
+  });
+});
+
+describe('sender permissions with several sending domains', () => {
+  const sesPermissions = (template: Template, role: IRole): Record<string, string[]> =>
+    Object.fromEntries(
+      Object.entries(permissionsOf(template, role)).filter(([, actions]) =>
+        actions.some((a) => a.startsWith('ses:')),
+      ),
+    );
+
+  it('grants exactly the created and imported identities and the configuration set, nothing wider', () => {
+    // Prepare
+    const { template, stack } = synthTemplate({
+      context: {
+        domain: 'mail.example.com',
+        domains: 'mail.example.com,news.example.org,legacy.example.net',
+        importDomains: 'legacy.example.net',
+      },
+    });
+    const created = stack.ses.identities.flatMap((i) => (i.created ? [i.created.identity] : []));
+
+    // Act
+    const permissions = sesPermissions(template, stack.lanes.transactional.sender.role);
+
+    // Assess
+    const both = ['ses:SendEmail', 'ses:SendRawEmail'];
+    expect(created).toHaveLength(2);
+    expect(permissions).toEqual({
+      ...Object.fromEntries(
+        created.map((identity) => [`${ACCOUNT_ARN}:identity/${ref(logicalIdOf(identity))}`, both]),
+      ),
+      [`${ACCOUNT_ARN}:identity/legacy.example.net`]: both,
+      [`${ACCOUNT_ARN}:configuration-set/${ref(logicalIdOf(stack.ses.configurationSet))}`]: both,
+    });
+  });
+
+  it('in the SES sandbox also grants the listed recipient identities, which SES checks there', () => {
+    // Prepare
+    const { template, stack } = synthTemplate({
+      context: { sandbox: 'true', sandboxRecipients: 'qa@example.org,test.example.net' },
+    });
+
+    // Act
+    const permissions = sesPermissions(template, stack.lanes.broadcast.sender.role);
+
+    // Assess
+    expect(Object.keys(permissions).sort()).toEqual(
+      [
+        `${ACCOUNT_ARN}:configuration-set/${ref(logicalIdOf(stack.ses.configurationSet))}`,
+        `${ACCOUNT_ARN}:identity/${ref(logicalIdOf(primaryIdentity(stack)))}`,
+        `${ACCOUNT_ARN}:identity/qa@example.org`,
+        `${ACCOUNT_ARN}:identity/test.example.net`,
+      ].sort(),
+    );
   });
 });

@@ -195,11 +195,66 @@ describe('SesSending', () => {
     expect(
       () =>
         new SesSending(stack, 'Ses', {
-          domain: 'example.com',
+          domains: ['example.com'],
           mailFromSubdomain: 'bounce',
           notificationKey,
           events: ['send', 'opened'],
         }),
     ).toThrow('SesSending: events must be non-empty SES event types, unknown: opened');
+  });
+});
+
+describe('several sending domains', () => {
+  const domains = 'mail.example.com,news.example.org,legacy.example.net';
+
+  it('creates an Easy DKIM identity with a custom MAIL FROM for each domain not imported, and none for an imported one', () => {
+    // Act
+    const { template } = synthTemplate({
+      context: { domain: 'mail.example.com', domains, importDomains: 'legacy.example.net' },
+    });
+    const identities = Object.values(resourcesOfType(template, 'AWS::SES::EmailIdentity')).map(props);
+
+    // Assess
+    expect(identities.map((i) => i.EmailIdentity).sort()).toEqual(['mail.example.com', 'news.example.org']);
+    for (const identity of identities) {
+      expect(identity).toMatchObject({
+        DkimAttributes: { SigningEnabled: true },
+        DkimSigningAttributes: { NextSigningKeyLength: 'RSA_2048_BIT' },
+        MailFromAttributes: { MailFromDomain: `bounce.${String(identity.EmailIdentity)}` },
+      });
+    }
+  });
+
+  it('keeps the logical id of a one-domain stack’s identity when domains are added, whatever their order', () => {
+    // Prepare
+    const single = synthTemplate({ context: { domain: 'mail.example.com' } });
+    const listed = synthTemplate({
+      context: { domain: 'mail.example.com', domains: 'news.example.org,mail.example.com' },
+    });
+
+    // Act
+    const idOf = (template: Template, domain: string) =>
+      Object.entries(resourcesOfType(template, 'AWS::SES::EmailIdentity')).find(
+        ([, r]) => props(r).EmailIdentity === domain,
+      )?.[0];
+
+    // Assess
+    expect(idOf(listed.template, 'mail.example.com')).toBe(idOf(single.template, 'mail.example.com'));
+    expect(listed.stack.ses.domains).toEqual(['mail.example.com', 'news.example.org']);
+  });
+
+  it('publishes the sending domains and each created identity’s DNS records as outputs', () => {
+    // Act
+    const { template } = synthTemplate({
+      context: { domains, importDomains: 'legacy.example.net', domain: undefined },
+    });
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown; Description: string }>;
+
+    // Assess
+    expect(outputs.SendingDomains?.Value).toBe(domains);
+    expect(outputs.DkimRecord1?.Description).toBe('DKIM record to publish for mail.example.com');
+    expect(outputs.Domain2DkimRecord3?.Description).toBe('DKIM record to publish for news.example.org');
+    expect(JSON.stringify(outputs.Domain2MailFromMxRecord?.Value)).toContain('bounce.news.example.org MX 10');
+    expect(Object.keys(outputs).filter((k) => k.startsWith('Domain3'))).toEqual([]);
   });
 });

@@ -160,3 +160,12 @@ export function environmentOf(template: Template, fn: IConstruct): Record<string
   const environment = props(resourceOf(template, fn)).Environment as { Variables: Record<string, unknown> };
   return environment.Variables;
 }
+
+/** The EmailIdentity the stack created for its primary sending domain. */
+export function primaryIdentity(stack: {
+  ses: { identities: readonly { created?: { identity: IConstruct } }[] };
+}): IConstruct {
+  const created = stack.ses.identities[0]?.created?.identity;
+  if (created === undefined) throw new Error('the primary sending identity was imported, not created');
+  return created;
+}
