@@ -60,6 +60,12 @@ export interface LocalOptions {
   readonly apiKey?: string;
   /** Domains the development key may send from. @default ['example.com'] */
   readonly domains?: readonly string[];
+  /**
+   * The SES identities of this local deployment, as `-c domains=` would give a deployed stack
+   * (BATON_SENDING_DOMAINS). The development key's `domains` and every key `npm run keys -- create`
+   * makes must be among them or their subdomains. @default `domains`
+   */
+  readonly sendingDomains?: readonly string[];
   /** @default '<stateDir>/outbox' */
   readonly outboxDir?: string;
   /** Development keys and logs. @default '.baton' */
@@ -103,6 +109,8 @@ export interface LocalBaton {
   readonly apiKey: string;
   readonly apiKeySource: string;
   readonly domains: readonly string[];
+  /** The SES identities this local deployment sends from (BATON_SENDING_DOMAINS). */
+  readonly sendingDomains: readonly string[];
   readonly outboxDir: string;
   readonly logDir: string;
   readonly dkim: DevelopmentDkim;
@@ -147,7 +155,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
   mkdirSync(logDir, { recursive: true });
   const domains = options.domains?.length ? options.domains : ['example.com'];
   const { token: apiKey, source: apiKeySource } = developmentApiKey(stateDir, options.apiKey);
-  const developmentKey = developmentKeyItem(apiKey, domains);
+  const sendingDomains = options.sendingDomains?.length ? options.sendingDomains : domains;
+  const developmentKey = developmentKeyItem(apiKey, domains, sendingDomains);
   const dkim = developmentDkim(stateDir, options.dkimSelector ?? 'baton', options.dkimKeyFile);
   const erasureSecret = developmentErasureSecret(stateDir);
 
@@ -163,7 +172,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
   };
 
   try {
-    const plan = planFromTemplate(synthTemplate(domains[0] ?? 'example.com', options.context));
+    const plan = planFromTemplate(
+      synthTemplate(sendingDomains[0] ?? 'example.com', {
+        ...options.context,
+        domains: sendingDomains.join(','),
+      }),
+    );
 
     const [dynamo, sqsSns] = await Promise.all([
       startDynamo({ port: options.ports?.dynamodb ?? 0 }),
@@ -338,6 +352,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       region: REGION,
       endpoints: { dynamodb: direct.dynamodb, sqs: direct.sqs, ses: direct.sesv2 },
       environment: apiEnvironment,
+      sendingDomains,
     };
     writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
     cleanups.push(() => rmSync(stateFile, { force: true }));
@@ -347,6 +362,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       apiKey,
       apiKeySource,
       domains,
+      sendingDomains,
       outboxDir,
       logDir,
       dkim,

@@ -9,6 +9,7 @@ import {
   SCOPES,
   validateKeySpec,
 } from '../lambdas/domain/api-key.ts';
+import { UncoveredDomainError, uncoveredDomains } from '../lambdas/domain/sending-domains.ts';
 
 /**
  * The development API key: `BATON_API_KEY` when set, else one generated on first start and kept
@@ -31,9 +32,15 @@ export class LocalSettingError extends Error {
 /**
  * The ApiKeys item of the development key: every scope, sending from `domains`. Checked by the same
  * rules as `npm run keys -- create`, so a BATON_DOMAINS typo stops `npm start` in words instead of
- * having every send refused with 403.
+ * having every send refused with 403, and, like `keys create`, refused a domain the local
+ * deployment's identities (`sendingDomains`) do not cover.
  */
-export function developmentKeyItem(token: string, domains: readonly string[], now = new Date()): ApiKey {
+export function developmentKeyItem(
+  token: string,
+  domains: readonly string[],
+  sendingDomains: readonly string[] = domains,
+  now = new Date(),
+): ApiKey {
   const spec = validateKeySpec({
     tenant: 'dev',
     name: 'local development key',
@@ -45,6 +52,11 @@ export function developmentKeyItem(token: string, domains: readonly string[], no
       (e) => `${e.path.replace('allowedDomains', 'BATON_DOMAINS')} ${e.message}`,
     );
     throw new LocalSettingError(`The development API key cannot be created: ${problems.join('; ')}.`);
+  }
+  const uncovered = uncoveredDomains(spec.value.allowedDomains, sendingDomains);
+  if (uncovered.length > 0) {
+    const error = new UncoveredDomainError(uncovered, sendingDomains, 'local mode (BATON_SENDING_DOMAINS)');
+    throw new LocalSettingError(`BATON_DOMAINS: ${error.message}`, { cause: error });
   }
   // The token is given (BATON_API_KEY, or the one kept in the state folder), not generated.
   return issueKey(spec.value, now, () => ({ keyId: keyIdOf(token), token })).key;

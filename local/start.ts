@@ -19,6 +19,15 @@ function portFrom(name: string, fallback: number): number {
   return port;
 }
 
+/** A comma list from the environment, trimmed and lower-cased; undefined when unset or empty. */
+function listFrom(name: string): string[] | undefined {
+  const list = (process.env[name] ?? '')
+    .split(',')
+    .map((d) => d.trim().toLowerCase())
+    .filter(Boolean);
+  return list.length > 0 ? list : undefined;
+}
+
 const quiet = process.env.BATON_QUIET === '1';
 
 /** BATON_LOCAL_SES_FAULTS='{"throttleRate":0.3,"rejectRate":0.01}': the SES stand-in misbehaves on purpose. */
@@ -39,10 +48,8 @@ try {
   const baton = await startLocal({
     port: portFrom('BATON_PORT', 3000),
     ...(process.env.BATON_API_KEY ? { apiKey: process.env.BATON_API_KEY } : {}),
-    domains: (process.env.BATON_DOMAINS ?? 'example.com')
-      .split(',')
-      .map((d) => d.trim().toLowerCase())
-      .filter(Boolean),
+    domains: listFrom('BATON_DOMAINS') ?? ['example.com'],
+    ...(listFrom('BATON_SENDING_DOMAINS') ? { sendingDomains: listFrom('BATON_SENDING_DOMAINS') } : {}),
     ...(process.env.BATON_OUTBOX_DIR ? { outboxDir: process.env.BATON_OUTBOX_DIR } : {}),
     ...(process.env.BATON_STATE_DIR ? { stateDir: process.env.BATON_STATE_DIR } : {}),
     ...(process.env.BATON_DKIM_KEY_FILE ? { dkimKeyFile: process.env.BATON_DKIM_KEY_FILE } : {}),
@@ -64,7 +71,7 @@ Baton is running locally: the real handlers on emulators, no AWS account.
   API        ${baton.url}
   API key    ${baton.apiKey}
              (${baton.apiKeySource}; set BATON_API_KEY to choose your own)
-  Sends from ${baton.domains.join(', ')} (BATON_DOMAINS)
+  Sends from ${baton.domains.join(', ')} (BATON_DOMAINS; SES identities ${baton.sendingDomains.join(', ')})
   Outbox     ${baton.outboxDir}
   Logs       ${baton.logDir}
   DKIM       ${baton.dkimRecords.map((r) => `${r.name} TXT "${r.value}"`).join('\n             ')}

@@ -14,4 +14,9 @@ export interface LocalState {
   readonly endpoints: { readonly dynamodb: string; readonly sqs: string; readonly ses: string };
   /** The api function's environment, resolved: table names and queue URLs under their EnvVar names. */
   readonly environment: Readonly<Record<string, string>>;
+  /**
+   * The SES identities this local deployment sends from (BATON_SENDING_DOMAINS): `npm run keys --
+   * create --local` refuses a key domain they do not cover, as it does for a deployed stack.
+   */
+  readonly sendingDomains: readonly string[];
 }

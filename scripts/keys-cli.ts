@@ -14,6 +14,7 @@ import {
   validateKeySpec,
 } from '../lambdas/domain/api-key.ts';
 import { MAX_KEY_CACHE_SECONDS } from '../lambdas/domain/key-cache.ts';
+import { UncoveredDomainError, uncoveredDomains } from '../lambdas/domain/sending-domains.ts';
 
 /** Exit codes: 2 for a command line that cannot be run as typed, 1 for a failure while running it. */
 export const EXIT_USAGE = 2;
@@ -261,6 +262,18 @@ export interface KeyAdmin {
   ): Promise<{ previous: KeyStatus; key: ApiKeySummary }>;
 }
 
+/** Where a command runs: the key table, and what the deployment behind it can send from. */
+export interface KeysTarget {
+  readonly store: KeyAdmin;
+  /** For messages: "local mode at http://127.0.0.1:3000" or "stack Baton (eu-west-1)". */
+  readonly description: string;
+  /**
+   * The SES identities the deployment sends from (a stack's SendingDomains output, local mode's
+   * BATON_SENDING_DOMAINS); undefined when the deployment does not say (one deployed before it did).
+   */
+  readonly sendingDomains: readonly string[] | undefined;
+}
+
 export interface Output {
   /** Results a script may capture (the new key, tables). */
   out(text: string): void;
@@ -271,14 +284,16 @@ export interface Output {
 /** Runs one command. Errors propagate: `keys.ts` turns them into words and an exit code. */
 export async function runKeysCommand(
   command: Exclude<KeysCommand, { command: 'help' }>,
-  store: KeyAdmin,
+  target: KeysTarget,
   io: Output,
   now: () => Date = () => new Date(),
 ): Promise<void> {
+  const { store } = target;
   switch (command.command) {
     case 'create': {
       const checked = validateKeySpec(command.spec);
       if (!checked.ok) throw new UsageError(checked.errors.map((e) => `${e.path}: ${e.message}`).join('; '));
+      assertTargetCovers(target, checked.value.allowedDomains);
       const { key, token } = issueKey(checked.value, now());
       await store.put(key);
       io.err(
@@ -312,6 +327,24 @@ export async function runKeysCommand(
       io.err(statusMessage(key, previous, status));
       return;
     }
+  }
+}
+
+/**
+ * A key may name only domains the deployment can send from: any other would be answered 202 and
+ * then fail at SES with AccessDenied. Checked before anything is written.
+ */
+function assertTargetCovers(target: KeysTarget, domains: readonly string[]): void {
+  if (target.sendingDomains === undefined) {
+    throw new CommandFailedError(
+      `${target.description} does not say which domains it can send from (no SendingDomains); ` +
+        'deploy this version of Baton (or restart local mode) first, so keys can be checked against them.',
+    );
+  }
+  const uncovered = uncoveredDomains(domains, target.sendingDomains);
+  if (uncovered.length > 0) {
+    const error = new UncoveredDomainError(uncovered, target.sendingDomains, target.description);
+    throw new UsageError(`--domains: ${error.message}`, { cause: error });
   }
 }
 

@@ -9,9 +9,9 @@ import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-clo
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoApiKeyStore } from '../lambdas/adapters/api-key-store.ts';
 import { createDocumentClient } from '../lambdas/adapters/clients.ts';
-import { EnvVar } from '../lambdas/shared/names.ts';
+import { EnvVar, SENDING_DOMAINS_OUTPUT } from '../lambdas/shared/names.ts';
 import { LOCAL_STATE_FILE, type LocalState } from '../local/state.ts';
-import { CommandFailedError, type TargetChoice } from './keys-cli.ts';
+import { CommandFailedError, type KeysTarget, type TargetChoice } from './keys-cli.ts';
 
 /** Where local mode says where it is (local/state.ts); re-exported for the tests. */
 export { LOCAL_STATE_FILE };
@@ -19,10 +19,8 @@ export { LOCAL_STATE_FILE };
 /** The stack output that names the ApiKeys table (lib/baton-stack.ts). */
 export const API_KEYS_TABLE_OUTPUT = 'ApiKeysTableName';
 
-export interface Target {
+export interface Target extends KeysTarget {
   readonly store: DynamoApiKeyStore;
-  /** For messages: "local mode at http://127.0.0.1:3000" or "stack Baton (eu-west-1)". */
-  readonly description: string;
   readonly table: string;
   close(): void;
 }
@@ -43,6 +41,7 @@ function openLocal(choice: Extract<TargetChoice, { kind: 'local' }>): Target {
   return {
     store: new DynamoApiKeyStore(createDocumentClient(client), state.table),
     description: `local mode at ${state.url}`,
+    sendingDomains: state.sendingDomains,
     table: state.table,
     close: () => client.destroy(),
   };
@@ -53,7 +52,7 @@ export function readLocalState(
   stateDir: string,
   explicit: boolean,
   isRunning: (pid: number) => boolean = processRunning,
-): { url: string; region: string; endpoint: string; table: string } {
+): { url: string; region: string; endpoint: string; table: string; sendingDomains: string[] | undefined } {
   const file = join(resolve(stateDir), LOCAL_STATE_FILE);
   let text: string;
   try {
@@ -89,7 +88,10 @@ export function readLocalState(
       `Local mode is not running: ${file} names process ${state.pid}, which has exited (its data, kept in memory, is gone). Start it again with "npm start".`,
     );
   }
-  return { url: state.url ?? '(unknown URL)', region: state.region, endpoint, table };
+  const sendingDomains = Array.isArray(state.sendingDomains)
+    ? state.sendingDomains.filter((d): d is string => typeof d === 'string')
+    : undefined;
+  return { url: state.url ?? '(unknown URL)', region: state.region, endpoint, table, sendingDomains };
 }
 
 function processRunning(pid: number): boolean {
@@ -105,12 +107,13 @@ function processRunning(pid: number): boolean {
 async function openStack(stack: string, region: string | undefined): Promise<Target> {
   const cfn = new CloudFormationClient(region ? { region } : {});
   try {
-    const table = await tableFromStack(cfn, stack);
+    const { table, sendingDomains } = await stackOutputs(cfn, stack);
     const resolvedRegion = await cfn.config.region();
     const client = new DynamoDBClient({ region: resolvedRegion });
     return {
       store: new DynamoApiKeyStore(createDocumentClient(client), table),
       description: `stack ${stack} (${resolvedRegion})`,
+      sendingDomains,
       table,
       close: () => client.destroy(),
     };
@@ -121,6 +124,17 @@ async function openStack(stack: string, region: string | undefined): Promise<Tar
 
 /** The ApiKeys table name from the stack's outputs, or a CommandFailedError saying what is missing. */
 export async function tableFromStack(cfn: CloudFormationClient, stack: string): Promise<string> {
+  return (await stackOutputs(cfn, stack)).table;
+}
+
+/**
+ * What the CLI reads from the stack's outputs: the ApiKeys table (required) and the SES identities
+ * it sends from (undefined for a stack deployed before that output existed).
+ */
+export async function stackOutputs(
+  cfn: CloudFormationClient,
+  stack: string,
+): Promise<{ table: string; sendingDomains: string[] | undefined }> {
   let region = '(unknown region)';
   try {
     region = await cfn.config.region();
@@ -143,7 +157,12 @@ export async function tableFromStack(cfn: CloudFormationClient, stack: string): 
       `Stack ${stack} in ${region} has no ${API_KEYS_TABLE_OUTPUT} output: is it a Baton stack, and has its deployment finished?`,
     );
   }
-  return table;
+  const domains = outputs.find((o) => o.OutputKey === SENDING_DOMAINS_OUTPUT)?.OutputValue;
+  const sendingDomains = domains
+    ?.split(',')
+    .map((d) => d.trim().toLowerCase())
+    .filter((d) => d !== '');
+  return { table, sendingDomains };
 }
 
 function describeAwsFailure(error: unknown, stack: string, region: string): string {

@@ -37,7 +37,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let target: Target | undefined;
   try {
     target = await openTarget(command.target);
-    await runKeysCommand(command, target.store, io);
+    await runKeysCommand(command, target, io);
     return 0;
   } catch (error) {
     if (error instanceof UsageError) {

@@ -218,6 +218,25 @@ describe('npm run keys against local mode', () => {
     });
   });
 
+  it('refuses a key for a domain local mode does not send from, with exit code 2 naming the ones it does', async () => {
+    // Act
+    const run = await cli(
+      'create',
+      ...local(),
+      '--tenant',
+      'acme',
+      '--domains',
+      'example.com,elsewhere.example.net',
+    );
+
+    // Assess
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(
+      `--domains: elsewhere.example.net is not covered by local mode at ${baton.url}, which sends from example.com (and their subdomains) only.`,
+    );
+  });
+
   it('says which key does not exist, with exit code 1', async () => {
     // Act
     const run = await cli('suspend', 'nokey0000000', ...local());

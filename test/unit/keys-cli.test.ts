@@ -5,16 +5,19 @@ import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-clo
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiKeyNotFoundError, ApiKeyRevokedError, hashToken, keyIdOf } from '../../lambdas/domain/api-key.ts';
+import { developmentKeyItem, LocalSettingError } from '../../local/dev-keys.ts';
 import {
   CommandFailedError,
+  type KeyAdmin,
   type KeysCommand,
+  type KeysTarget,
   keyDetails,
   keyTable,
   parseKeysArgs,
   runKeysCommand,
   UsageError,
 } from '../../scripts/keys-cli.ts';
-import { readLocalState, tableFromStack } from '../../scripts/keys-target.ts';
+import { readLocalState, stackOutputs, tableFromStack } from '../../scripts/keys-target.ts';
 import { InMemoryApiKeys, issueApiKey } from '../support/fakes.ts';
 
 const LOCAL = { kind: 'local', stateDir: '.baton', explicit: false } as const;
@@ -36,6 +39,16 @@ function recordingIo() {
     output: { out: (t: string) => io.stdout.push(t), err: (t: string) => io.stderr.push(t) },
   };
 }
+
+/** A key table behind a deployment that sends from `sendingDomains`. */
+const on = (
+  store: KeyAdmin,
+  sendingDomains: readonly string[] | undefined = ['example.com'],
+): KeysTarget => ({
+  store,
+  description: 'stack Baton (eu-west-1)',
+  sendingDomains,
+});
 
 type Runnable = Exclude<KeysCommand, { command: 'help' }>;
 const runnable = (c: KeysCommand): Runnable => {
@@ -230,7 +243,7 @@ describe('runKeysCommand', () => {
     ]);
 
     // Act
-    await runKeysCommand(runnable(command), store, output, now);
+    await runKeysCommand(runnable(command), on(store), output, now);
 
     // Assess
     expect(io.stdout).toHaveLength(1);
@@ -255,6 +268,63 @@ describe('runKeysCommand', () => {
     ]);
   });
 
+  it('refuses a key for a domain the deployment does not cover, naming the covered ones, and writes nothing', async () => {
+    // Prepare
+    const store = new InMemoryApiKeys();
+    const command = parseKeysArgs(['create', '--tenant', 'acme', '--domains', 'example.com,example.org']);
+
+    // Act
+    const run = runKeysCommand(
+      runnable(command),
+      on(store, ['example.com', 'news.example.net']),
+      recordingIo().output,
+      now,
+    );
+
+    // Assess
+    await expect(run).rejects.toThrow(
+      new UsageError(
+        '--domains: example.org is not covered by stack Baton (eu-west-1), which sends from example.com, ' +
+          'news.example.net (and their subdomains) only. Use one of those, or add the domain to the deployment ' +
+          'first (npx cdk deploy -c domains=...).',
+      ),
+    );
+    expect(await store.list()).toEqual([]);
+  });
+
+  it('creates a key for a subdomain of a sending identity, which SES lets the identity send from', async () => {
+    // Prepare
+    const store = new InMemoryApiKeys();
+    const command = parseKeysArgs(['create', '--tenant', 'acme', '--domains', 'mail.example.com']);
+
+    // Act
+    await runKeysCommand(runnable(command), on(store, ['example.com']), recordingIo().output, now);
+
+    // Assess
+    expect((await store.list()).map((k) => k.allowedDomains)).toEqual([['mail.example.com']]);
+  });
+
+  it('refuses to create a key when the deployment does not say what it sends from', async () => {
+    // Prepare
+    const command = parseKeysArgs(['create', '--tenant', 'acme', '--domains', 'example.com']);
+
+    // Act
+    const run = runKeysCommand(
+      runnable(command),
+      { ...on(new InMemoryApiKeys()), sendingDomains: undefined },
+      recordingIo().output,
+      now,
+    );
+
+    // Assess
+    await expect(run).rejects.toThrow(
+      new CommandFailedError(
+        'stack Baton (eu-west-1) does not say which domains it can send from (no SendingDomains); deploy this ' +
+          'version of Baton (or restart local mode) first, so keys can be checked against them.',
+      ),
+    );
+  });
+
   it('lists keys as a table without secrets or hashes', async () => {
     // Prepare
     const a = issueApiKey({ tenant: 'acme', name: 'checkout' });
@@ -263,7 +333,7 @@ describe('runKeysCommand', () => {
     const { io, output } = recordingIo();
 
     // Act
-    await runKeysCommand({ command: 'list', target: LOCAL }, store, output, now);
+    await runKeysCommand({ command: 'list', target: LOCAL }, on(store), output, now);
 
     // Assess
     const table = io.stdout.join('\n');
@@ -287,7 +357,7 @@ describe('runKeysCommand', () => {
     const { io, output } = recordingIo();
 
     // Act
-    await runKeysCommand({ command: 'list', target: LOCAL }, new InMemoryApiKeys(), output, now);
+    await runKeysCommand({ command: 'list', target: LOCAL }, on(new InMemoryApiKeys()), output, now);
 
     // Assess
     expect(io.stdout).toEqual([]);
@@ -310,7 +380,7 @@ describe('runKeysCommand', () => {
     // Act
     await runKeysCommand(
       { command: 'show', target: LOCAL, keyId: key.keyId },
-      new InMemoryApiKeys().add(key),
+      on(new InMemoryApiKeys().add(key)),
       output,
       now,
     );
@@ -338,7 +408,7 @@ describe('runKeysCommand', () => {
     // Act
     const run = runKeysCommand(
       { command: 'show', target: LOCAL, keyId: 'nokey0000000' },
-      new InMemoryApiKeys(),
+      on(new InMemoryApiKeys()),
       recordingIo().output,
       now,
     );
@@ -353,7 +423,7 @@ describe('runKeysCommand', () => {
     const store = new InMemoryApiKeys().add(key);
     const { io, output } = recordingIo();
     const run = (command: 'suspend' | 'resume' | 'revoke') =>
-      runKeysCommand({ command, target: LOCAL, keyId: key.keyId }, store, output, now);
+      runKeysCommand({ command, target: LOCAL, keyId: key.keyId }, on(store), output, now);
 
     // Act
     await run('suspend');
@@ -381,7 +451,7 @@ describe('runKeysCommand', () => {
     // Act
     const run = runKeysCommand(
       { command: 'resume', target: LOCAL, keyId: key.keyId },
-      store,
+      on(store),
       recordingIo().output,
     );
 
@@ -394,7 +464,7 @@ describe('runKeysCommand', () => {
     // Act
     const run = runKeysCommand(
       { command: 'suspend', target: LOCAL, keyId: 'nokey0000000' },
-      new InMemoryApiKeys(),
+      on(new InMemoryApiKeys()),
       recordingIo().output,
     );
 
@@ -445,6 +515,7 @@ describe('readLocalState', () => {
     region: 'us-east-1',
     endpoints: { dynamodb: 'http://127.0.0.1:4567', sqs: 'x', ses: 'y' },
     environment: { BATON_API_KEYS_TABLE: 'Baton-ApiKeys-1' },
+    sendingDomains: ['example.com'],
   };
 
   it('finds the DynamoDB endpoint, region and ApiKeys table of a running local mode', () => {
@@ -460,6 +531,7 @@ describe('readLocalState', () => {
       region: 'us-east-1',
       endpoint: 'http://127.0.0.1:4567',
       table: 'Baton-ApiKeys-1',
+      sendingDomains: ['example.com'],
     });
   });
 
@@ -549,6 +621,39 @@ describe('tableFromStack', () => {
     expect(table).toBe('Baton-ApiKeys1A2B-XYZ');
   });
 
+  it('reads the sending domains from the SendingDomains output, and none from a stack deployed before it', async () => {
+    // Prepare
+    const stackWith = (outputs: { OutputKey: string; OutputValue: string }[]) => ({
+      Stacks: [
+        {
+          StackName: 'Baton',
+          StackStatus: 'UPDATE_COMPLETE' as const,
+          CreationTime: new Date(),
+          Outputs: outputs,
+        },
+      ],
+    });
+    const table = { OutputKey: 'ApiKeysTableName', OutputValue: 'Baton-ApiKeys1A2B-XYZ' };
+    cfnMock
+      .on(DescribeStacksCommand, { StackName: 'Baton' })
+      .resolves(
+        stackWith([table, { OutputKey: 'SendingDomains', OutputValue: 'example.com,News.example.org' }]),
+      )
+      .on(DescribeStacksCommand, { StackName: 'Old' })
+      .resolves(stackWith([table]));
+
+    // Act
+    const current = await stackOutputs(cfn(), 'Baton');
+    const old = await stackOutputs(cfn(), 'Old');
+
+    // Assess
+    expect(current).toEqual({
+      table: 'Baton-ApiKeys1A2B-XYZ',
+      sendingDomains: ['example.com', 'news.example.org'],
+    });
+    expect(old.sendingDomains).toBeUndefined();
+  });
+
   it('says which stack and region it could not find', async () => {
     // Prepare
     cfnMock
@@ -581,5 +686,34 @@ describe('tableFromStack', () => {
         'Stack Other in eu-west-1 has no ApiKeysTableName output: is it a Baton stack, and has its deployment finished?',
       ),
     );
+  });
+});
+
+describe('developmentKeyItem (local mode’s BATON_DOMAINS)', () => {
+  const token = 'bt_devkey000001_abcdefghijklmnopqrstuvwxyz0123456789ABCD';
+
+  it('refuses a BATON_DOMAINS entry the local deployment’s identities do not cover, naming them', () => {
+    // Act
+    const create = () => developmentKeyItem(token, ['example.com', 'example.org'], ['example.com']);
+
+    // Assess
+    expect(create).toThrow(
+      new LocalSettingError(
+        'BATON_DOMAINS: example.org is not covered by local mode (BATON_SENDING_DOMAINS), which sends from ' +
+          'example.com (and their subdomains) only. Use one of those, or add the domain to the deployment first ' +
+          '(npx cdk deploy -c domains=...).',
+      ),
+    );
+  });
+
+  it('accepts subdomains of the identities, and BATON_DOMAINS alone as its own identities', () => {
+    // Act / Assess
+    expect(developmentKeyItem(token, ['news.example.com'], ['example.com']).allowedDomains).toEqual([
+      'news.example.com',
+    ]);
+    expect(developmentKeyItem(token, ['example.com', 'example.org']).allowedDomains).toEqual([
+      'example.com',
+      'example.org',
+    ]);
   });
 });
