@@ -138,6 +138,7 @@ export class BatonStack extends Stack {
     this.monitoring = new Monitoring(this, 'Monitoring', {
       notificationKey,
       alarmEmail: config.alarmEmail,
+      feedbackQueue: this.feedback.queue.queue,
       queues: [
         ...LANES.map((lane) => watched(LANE_IDS[lane], this.lanes[lane].queue, MAX_MESSAGE_AGE[lane])),
         watched('Feedback', this.feedback.queue, MAX_MESSAGE_AGE.feedback),

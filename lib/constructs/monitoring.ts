@@ -60,7 +60,40 @@ export interface MonitoringProps {
   readonly complaintRateThreshold?: number;
   /** Extra widgets (e.g. the HTTP API's), appended to the dashboard. */
   readonly extraWidgets?: readonly GraphWidget[];
+  /**
+   * The queue SES events reach (SES → SNS → SQS). What arrives in it is compared with what the
+   * senders sent: see {@link NO_FEEDBACK_PERIOD}.
+   */
+  readonly feedbackQueue: IQueue;
+  /**
+   * Permanent send failures (`messagesFailed`) of one stream within five minutes that raise an
+   * alarm, whatever the volume: a burst of refusals (identity not verified, sandbox recipient,
+   * access denied) is an incident.
+   * @default SEND_FAILURE_COUNT_THRESHOLD
+   */
+  readonly sendFailureCountThreshold?: number;
+  /**
+   * Share of one stream's send attempts in an hour that failed permanently and raises an alarm (at
+   * least {@link SEND_FAILURE_MIN_ATTEMPTS} attempts): catches "every message fails" at low volume.
+   * @default SEND_FAILURE_RATE_THRESHOLD
+   */
+  readonly sendFailureRateThreshold?: number;
 }
+
+/** Permanent send failures per stream in five minutes that raise an alarm. */
+export const SEND_FAILURE_COUNT_THRESHOLD = 10;
+/** Share of a stream's attempts in an hour that failed permanently and raises an alarm. */
+export const SEND_FAILURE_RATE_THRESHOLD = 0.1;
+/** Attempts in the hour below which the failure rate is not judged (one failure is not 100 %). */
+export const SEND_FAILURE_MIN_ATTEMPTS = 3;
+/**
+ * How long sends may go without any SES event arriving in the feedback queue before the alarm
+ * fires. SES publishes a Send event within seconds of accepting a message, so an hour of sends and
+ * nothing arriving means the SES → SNS → SQS path is broken (a key policy SES cannot use, a topic
+ * or queue policy, a disabled event destination): every event is then dropped with no error
+ * anywhere, suppressions stop and messages stay `sent` for ever.
+ */
+export const NO_FEEDBACK_PERIOD = Duration.hours(1);
 
 /** Baton's own EMF counters charted per `stream` (DESIGN §1, STYLE metrics). */
 export const DASHBOARD_COUNTERS = [
@@ -100,7 +133,9 @@ export class Monitoring extends Construct {
     super(scope, id);
     const bounceRate = props.bounceRateThreshold ?? 0.04;
     const complaintRate = props.complaintRateThreshold ?? 0.0008;
-    validate(props, bounceRate, complaintRate);
+    const failureRate = props.sendFailureRateThreshold ?? SEND_FAILURE_RATE_THRESHOLD;
+    const failureCount = props.sendFailureCountThreshold ?? SEND_FAILURE_COUNT_THRESHOLD;
+    validate(props, bounceRate, complaintRate, failureRate, failureCount);
 
     this.alarmTopic = new Topic(this, 'AlarmTopic', {
       masterKey: props.notificationKey.key,
@@ -166,16 +201,7 @@ export class Monitoring extends Construct {
     // The senders count SendingPausedException / AccountSuspendedException as `sendingPaused`,
     // with the dimensions {service, stream} (one sender per lane): the alarm adds the lanes up.
     const pausedByLane = Object.fromEntries(
-      LANES.map((lane) => [
-        `paused_${lane}`,
-        new Metric({
-          namespace: METRICS_NAMESPACE,
-          metricName: 'sendingPaused',
-          dimensionsMap: { service: SENDER_SERVICE, stream: lane },
-          statistic: 'Sum',
-          period: FIVE_MINUTES,
-        }),
-      ]),
+      LANES.map((lane) => [`paused_${lane}`, senderMetric('sendingPaused', lane, FIVE_MINUTES)]),
     );
     this.alarm('SendingPaused', action, {
       metric: new MathExpression({
@@ -190,6 +216,54 @@ export class Monitoring extends Construct {
       comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
       description:
         'SES refused to send for the account (sending paused or account suspended): check the SES console.',
+    });
+    // Permanent failures per stream: before DKIM verifies, in the SES sandbox or with a sender role
+    // that lacks an identity, every message fails at once, and neither the DLQ nor the function
+    // error alarms see it (the sender handles the record).
+    for (const lane of LANES) {
+      const name = `${lane[0]?.toUpperCase()}${lane.slice(1)}`;
+      this.alarm(`${name}SendFailures`, action, {
+        metric: new MathExpression({
+          expression: 'FILL(failed, 0)',
+          usingMetrics: { failed: senderMetric('messagesFailed', lane, FIVE_MINUTES) },
+          period: FIVE_MINUTES,
+          label: `messagesFailed (${lane})`,
+        }),
+        threshold: failureCount,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        description: `${lane}: ${failureCount} or more messages failed permanently at SES within 5 minutes (identity not verified, SES sandbox recipient, access denied?). See the failed messages' reason.`,
+      });
+      this.alarm(`${name}SendFailureRate`, action, {
+        metric: failureRateOf(lane),
+        threshold: failureRate,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        description: `${lane}: ${percent(failureRate)} or more of an hour's sends (at least ${SEND_FAILURE_MIN_ATTEMPTS}) failed permanently at SES. See the failed messages' reason.`,
+      });
+    }
+    const sentByLane = Object.fromEntries(
+      LANES.map((lane) => [`sent_${lane}`, senderMetric('messagesSent', lane, NO_FEEDBACK_PERIOD)]),
+    );
+    const sentTotal = Object.keys(sentByLane)
+      .map((id) => `FILL(${id}, 0)`)
+      .join(' + ');
+    const arrived = props.feedbackQueue.metricNumberOfMessagesSent({
+      statistic: 'Sum',
+      period: NO_FEEDBACK_PERIOD,
+    });
+    this.alarm('NoFeedback', action, {
+      metric: new MathExpression({
+        // 1 for an hour with sends and not one SES event arriving, else 0.
+        expression: `IF((${sentTotal}) > 0 AND FILL(arrived, 0) == 0, 1, 0)`,
+        usingMetrics: { ...sentByLane, arrived },
+        period: NO_FEEDBACK_PERIOD,
+        label: 'sent, but no SES event arrived',
+      }),
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      description:
+        `Messages were sent but no SES event reached the feedback queue for ${NO_FEEDBACK_PERIOD.toHumanString()}: ` +
+        'the SES → SNS → SQS path is broken (KMS key policy, topic or queue policy, event destination). ' +
+        'Bounces and complaints are not being recorded.',
     });
     const bounceMetric = sesReputation('Reputation.BounceRate');
     const complaintMetric = sesReputation('Reputation.ComplaintRate');
@@ -266,6 +340,32 @@ export class Monitoring extends Construct {
         ]),
       ),
     );
+    this.dashboard.addWidgets(
+      ...LANES.map((lane) =>
+        graph(`${lane}: sent and failed permanently`, [
+          senderMetric('messagesSent', lane, FIVE_MINUTES),
+          senderMetric('messagesFailed', lane, FIVE_MINUTES),
+        ]),
+      ),
+      graph(
+        'Permanent failure rate by stream (hourly)',
+        LANES.map((lane) => failureRateOf(lane)),
+        [{ value: failureRate, label: 'alarm' }],
+      ),
+      graph('Sent vs SES events arriving (hourly)', [
+        new MathExpression({
+          expression: sentTotal,
+          usingMetrics: sentByLane,
+          period: NO_FEEDBACK_PERIOD,
+          label: 'messagesSent (all lanes)',
+        }),
+        props.feedbackQueue.metricNumberOfMessagesSent({
+          statistic: 'Sum',
+          period: NO_FEEDBACK_PERIOD,
+          label: 'SES events into the feedback queue',
+        }),
+      ]),
+    );
     if (props.extraWidgets !== undefined && props.extraWidgets.length > 0) {
       this.dashboard.addWidgets(...props.extraWidgets);
     }
@@ -292,6 +392,39 @@ export class Monitoring extends Construct {
     alarm.addOkAction(action);
     this.alarms.push(alarm);
   }
+}
+
+/**
+ * A sender counter of one lane, with the dimensions the senders emit ({service, stream}: one
+ * sender function per lane).
+ */
+function senderMetric(metricName: string, lane: string, period: Duration): Metric {
+  return new Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName,
+    dimensionsMap: { service: SENDER_SERVICE, stream: lane },
+    statistic: 'Sum',
+    period,
+  });
+}
+
+/**
+ * failed ÷ (sent + failed) of one lane over an hour, 0 below SEND_FAILURE_MIN_ATTEMPTS attempts
+ * (so one failed message in a quiet hour is not "100 %").
+ */
+function failureRateOf(lane: string): MathExpression {
+  // Ids per lane: a graph charting both lanes' rates must not see two metrics under one id.
+  const [sent, failed] = [`sent_${lane}`, `failed_${lane}`];
+  const attempts = `(FILL(${sent}, 0) + FILL(${failed}, 0))`;
+  return new MathExpression({
+    expression: `IF(${attempts} >= ${SEND_FAILURE_MIN_ATTEMPTS}, FILL(${failed}, 0) / ${attempts}, 0)`,
+    usingMetrics: {
+      [sent]: senderMetric('messagesSent', lane, Duration.hours(1)),
+      [failed]: senderMetric('messagesFailed', lane, Duration.hours(1)),
+    },
+    period: Duration.hours(1),
+    label: `permanent failure rate (${lane})`,
+  });
 }
 
 /**
@@ -334,10 +467,22 @@ function percent(fraction: number): string {
   return `${Number((fraction * 100).toPrecision(3))} %`;
 }
 
-function validate(props: MonitoringProps, bounceRate: number, complaintRate: number): void {
+function validate(
+  props: MonitoringProps,
+  bounceRate: number,
+  complaintRate: number,
+  failureRate: number,
+  failureCount: number,
+): void {
+  if (!Number.isInteger(failureCount) || failureCount < 1) {
+    throw new Error(
+      `Monitoring: sendFailureCountThreshold is a whole number of messages, got ${failureCount}`,
+    );
+  }
   for (const [name, value] of [
     ['bounceRateThreshold', bounceRate],
     ['complaintRateThreshold', complaintRate],
+    ['sendFailureRateThreshold', failureRate],
   ] as const) {
     if (!(value > 0 && value < 1)) {
       throw new Error(`Monitoring: ${name} is a fraction between 0 and 1 (0.04 = 4 %), got ${value}`);

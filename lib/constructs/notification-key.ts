@@ -29,6 +29,16 @@ export class NotificationKey extends Construct {
    * Lets an AWS service publish to a topic encrypted with this key: SNS needs the publisher to be
    * able to create and read the data key. `sourceArn` may contain `*` (matched with ArnLike), e.g.
    * every CloudWatch alarm of the account.
+   *
+   * The statement is the one the SNS Developer Guide gives for AWS services (SES among them,
+   * `ses.amazonaws.com`) publishing to an encrypted topic: "Key management", section "Enable
+   * compatibility between event sources from AWS services and encrypted topics",
+   * https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services
+   * (Principal the service, Action `kms:GenerateDataKey*` and `kms:Decrypt`, Resource `*`), narrowed
+   * against the confused deputy with `aws:SourceAccount` and `aws:SourceArn` (for SES the
+   * configuration set, as in the topic policy SES's event destination needs). A key policy SES
+   * cannot use fails silently (SES drops the events), which is what the NoFeedback alarm
+   * (monitoring.ts) is for.
    */
   allowServicePublisher(service: string, sourceArn: string): void {
     if (!/^[a-z0-9-]+\.amazonaws\.com$/.test(service)) {
@@ -37,7 +47,8 @@ export class NotificationKey extends Construct {
     this.key.addToResourcePolicy(
       new PolicyStatement({
         principals: [new ServicePrincipal(service)],
-        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        // The `*` as documented: SNS may ask for a data key through any GenerateDataKey variant.
+        actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
         resources: ['*'],
         conditions: {
           StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },

@@ -3,7 +3,13 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LANES, METRICS_NAMESPACE, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
 import type { BatonStack } from '../../lib/baton-stack.ts';
-import { DASHBOARD_COUNTERS, LATENCIES } from '../../lib/constructs/monitoring.ts';
+import {
+  DASHBOARD_COUNTERS,
+  LATENCIES,
+  SEND_FAILURE_COUNT_THRESHOLD,
+  SEND_FAILURE_MIN_ATTEMPTS,
+  SEND_FAILURE_RATE_THRESHOLD,
+} from '../../lib/constructs/monitoring.ts';
 import {
   type CfnResource,
   logicalIdOf,
@@ -177,6 +183,109 @@ describe('monitoring', () => {
     );
   });
 
+  /** Metric-math alarms, with the metrics they read (id → MetricStat.Metric) and their expression. */
+  interface MathAlarm {
+    Threshold: number;
+    ComparisonOperator: string;
+    expression: string;
+    stats: Record<string, { MetricName: string; Namespace: string; Dimensions: unknown[] }>;
+    periods: number[];
+  }
+  const mathAlarms = (): MathAlarm[] =>
+    Object.values(resourcesOfType(template, 'AWS::CloudWatch::Alarm'))
+      .map((alarm) => props(alarm) as Record<string, unknown>)
+      .filter((alarm) => Array.isArray(alarm.Metrics))
+      .map((alarm) => {
+        const metrics = alarm.Metrics as Array<{
+          Id: string;
+          Expression?: string;
+          ReturnData?: boolean;
+          MetricStat?: { Metric: MathAlarm['stats'][string]; Period: number };
+        }>;
+        return {
+          Threshold: alarm.Threshold as number,
+          ComparisonOperator: alarm.ComparisonOperator as string,
+          expression: metrics.find((m) => m.Expression !== undefined)?.Expression ?? '',
+          stats: Object.fromEntries(
+            metrics.flatMap((m) => (m.MetricStat ? [[m.Id, m.MetricStat.Metric]] : [])),
+          ),
+          periods: metrics.flatMap((m) => (m.MetricStat ? [m.MetricStat.Period] : [])),
+        };
+      });
+  const senderDimensions = (lane: string) =>
+    expect.arrayContaining([
+      { Name: 'service', Value: SENDER_SERVICE },
+      { Name: 'stream', Value: lane },
+    ]);
+
+  it.each(LANES)('alarms on a burst of permanent send failures of the %s stream', (lane) => {
+    // Act
+    const [alarm, ...others] = mathAlarms().filter(
+      (a) =>
+        Object.values(a.stats).length === 1 &&
+        Object.values(a.stats)[0]?.MetricName === 'messagesFailed' &&
+        JSON.stringify(Object.values(a.stats)[0]?.Dimensions).includes(`"${lane}"`),
+    );
+
+    // Assess
+    expect(others).toEqual([]);
+    expect(alarm).toMatchObject({
+      Threshold: SEND_FAILURE_COUNT_THRESHOLD,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      expression: 'FILL(failed, 0)',
+      stats: { failed: { Namespace: METRICS_NAMESPACE, Dimensions: senderDimensions(lane) } },
+      periods: [300],
+    });
+  });
+
+  it.each(LANES)('alarms when permanent failures are a tenth of the %s stream’s sends in an hour', (lane) => {
+    // Act
+    const [alarm, ...others] = mathAlarms().filter(
+      (a) => a.stats[`failed_${lane}`] !== undefined && a.stats[`sent_${lane}`] !== undefined,
+    );
+
+    // Assess
+    expect(others).toEqual([]);
+    expect(alarm).toMatchObject({
+      Threshold: SEND_FAILURE_RATE_THRESHOLD,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      expression: `IF((FILL(sent_${lane}, 0) + FILL(failed_${lane}, 0)) >= ${SEND_FAILURE_MIN_ATTEMPTS}, FILL(failed_${lane}, 0) / (FILL(sent_${lane}, 0) + FILL(failed_${lane}, 0)), 0)`,
+      stats: {
+        [`sent_${lane}`]: { MetricName: 'messagesSent', Dimensions: senderDimensions(lane) },
+        [`failed_${lane}`]: { MetricName: 'messagesFailed', Dimensions: senderDimensions(lane) },
+      },
+      periods: [3600, 3600],
+    });
+  });
+
+  it('alarms when an hour of sends brings not one SES event into the feedback queue', () => {
+    // Act
+    const [alarm, ...others] = mathAlarms().filter((a) => a.stats.arrived !== undefined);
+
+    // Assess
+    expect(others).toEqual([]);
+    expect(alarm).toMatchObject({
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      expression:
+        'IF((FILL(sent_transactional, 0) + FILL(sent_broadcast, 0)) > 0 AND FILL(arrived, 0) == 0, 1, 0)',
+      stats: {
+        arrived: {
+          Namespace: 'AWS/SQS',
+          MetricName: 'NumberOfMessagesSent',
+          Dimensions: [queueNameDimension(stack.feedback.queue.queue)],
+        },
+        ...Object.fromEntries(
+          LANES.map((lane) => [
+            `sent_${lane}`,
+            { MetricName: 'messagesSent', Dimensions: senderDimensions(lane) },
+          ]),
+        ),
+      },
+      periods: [3600, 3600, 3600],
+    });
+  });
+
   it('notifies the alarm topic from every alarm, on alarm and on recovery, and stays quiet when idle', () => {
     // Prepare
     const topic = { Ref: logicalIdOf(stack.monitoring.alarmTopic) };
@@ -244,6 +353,8 @@ describe('monitoring', () => {
 
     // Assess
     for (const metric of [
+      'messagesFailed',
+      'NumberOfMessagesSent',
       'ApproximateNumberOfMessagesVisible',
       'ApproximateAgeOfOldestMessage',
       'Invocations',

@@ -115,7 +115,8 @@ describe('SES sending', () => {
     expect({ ...sesStatements[0], Action: asArray(sesStatements[0]?.Action).sort() }).toEqual({
       Effect: 'Allow',
       Principal: { Service: 'ses.amazonaws.com' },
-      Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      // As the SNS Developer Guide gives it for AWS services publishing to encrypted topics.
+      Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
       Resource: '*',
       Condition: {
         StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
