@@ -1,4 +1,5 @@
 /** What the benches share: the 10 KB message they measure with, the timing loop, bundling and output. */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,4 +162,45 @@ export function printTable(title: string | undefined, rows: readonly (readonly s
         .trimEnd(),
     );
   }
+}
+
+/**
+ * Runs a probe script (plain .mjs under bench/probe) in a fresh `node` with `env` only, optionally
+ * with --enable-source-maps, and returns its stdout and how long the process took, spawn to exit.
+ */
+export function runProbe(
+  script: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  sourceMaps: boolean,
+): Promise<{ out: string; processMs: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(
+      process.execPath,
+      [...(sourceMaps ? ['--enable-source-maps'] : []), join(REPO_ROOT, script), ...args],
+      { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const processMs = performance.now() - t0;
+      if (code !== 0) {
+        reject(
+          new Error(
+            `${script} ${args.join(' ')} exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`,
+          ),
+        );
+        return;
+      }
+      resolve({ out, processMs });
+    });
+  });
 }

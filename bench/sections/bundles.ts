@@ -7,19 +7,18 @@
  * - size: the minified `index.mjs`, without its source map (KB = 1,024 bytes);
  * - init: a fresh `node` process imports the bundle; the import is timed inside the process with
  *   performance.now() (median of `ctx.initRuns`), the whole process from spawn to exit as well.
- *   Bundle and floor runs alternate so drift on the machine hits both alike. Deployed, the
- *   functions also run with NODE_OPTIONS=--enable-source-maps and the map beside the bundle: that
- *   variant is measured too (both bundle and floor).
+ *   Bundle and floor runs alternate so drift on the machine hits both alike. The variant with
+ *   --enable-source-maps and the map beside the bundle is measured too (both bundle and floor):
+ *   the functions no longer run with it, for what it costs (`npm run bench:source-maps`).
  *
  * Targets: bundle ≤ floor + 250 KB; init ≤ 1.2 × floor.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { Metafile } from 'esbuild';
 import { EnvVar } from '../../lambdas/shared/names.ts';
-import { bundleTo, lambdaBuildOptions, median, REPO_ROOT } from '../support.ts';
+import { bundleTo, lambdaBuildOptions, median, runProbe } from '../support.ts';
 import type { BenchContext, BundleFigures, FunctionName, Row, Section } from './types.ts';
 
 /** The stack's functions and their handler entries (lib/constructs: api-handler, sender-lane, …). */
@@ -132,33 +131,10 @@ interface InitRun {
   readonly processMs: number;
 }
 
-function runInit(file: string, env: Record<string, string>, sourceMaps: boolean): Promise<InitRun> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(
-      process.execPath,
-      [...(sourceMaps ? ['--enable-source-maps'] : []), join(REPO_ROOT, 'bench/probe/init-child.mjs'), file],
-      { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const processMs = performance.now() - t0;
-      if (code !== 0) {
-        reject(new Error(`init of ${file} exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`));
-        return;
-      }
-      const { importMs, importCpuMs } = JSON.parse(out) as { importMs: number; importCpuMs: number };
-      resolve({ importMs, importCpuMs, processMs });
-    });
-  });
+async function runInit(file: string, env: Record<string, string>, sourceMaps: boolean): Promise<InitRun> {
+  const { out, processMs } = await runProbe('bench/probe/init-child.mjs', [file], env, sourceMaps);
+  const { importMs, importCpuMs } = JSON.parse(out) as { importMs: number; importCpuMs: number };
+  return { importMs, importCpuMs, processMs };
 }
 
 interface InitMedians {
@@ -291,7 +267,7 @@ export const section: Section = {
         },
         {
           section: 'bundles',
-          figure: `${fn}: init as deployed (--enable-source-maps, map beside)`,
+          figure: `${fn}: init with --enable-source-maps, map beside (not deployed: bench:source-maps)`,
           value: deployedInit[fn].importMs,
           unit: 'ms',
           floor: deployedInit[fn].floorImportMs,

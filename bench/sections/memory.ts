@@ -83,7 +83,7 @@ export const section: Section = {
         ratio: probe.peakRssMb / configured,
         target: `≤ ${Math.round(MEMORY_HEADROOM * 100)} % of configured`,
         pass: probe.peakRssMb <= MEMORY_HEADROOM * configured,
-        note: `heap ${probe.peakHeapUsedMb.toFixed(0)} MB at peak; RSS after init ${probe.rssAfterInitMb.toFixed(0)} MB (import ${probe.initMs.toFixed(0)} ms, with --enable-source-maps as deployed)`,
+        note: `heap ${probe.peakHeapUsedMb.toFixed(0)} MB at peak; RSS after init ${probe.rssAfterInitMb.toFixed(0)} MB (import ${probe.initMs.toFixed(0)} ms, as deployed)`,
       });
       const scenarioName = BATCH_SCENARIO[fn];
       const s = scenarioName === undefined ? undefined : probe.scenarios[scenarioName];

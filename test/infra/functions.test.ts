@@ -22,7 +22,7 @@ import {
   synthTemplate,
 } from './support.ts';
 
-const COMMON_ENV = ['POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE', 'NODE_OPTIONS'];
+const COMMON_ENV = ['POWERTOOLS_SERVICE_NAME', 'POWERTOOLS_METRICS_NAMESPACE'];
 
 describe('functions', () => {
   let template: Template;
@@ -122,7 +122,6 @@ describe('functions', () => {
       [EnvVar.payloadBucket]: { Ref: logicalIdOf(stack.payloads.bucket) },
       POWERTOOLS_SERVICE_NAME: 'baton-api',
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-      NODE_OPTIONS: '--enable-source-maps',
     });
   });
 
@@ -210,6 +209,24 @@ describe('functions', () => {
 
     // Assess
     expect(used.filter((name) => !declared.has(name))).toEqual([]);
+  });
+});
+
+describe('source maps', () => {
+  it('runs no function with --enable-source-maps, which costs a cold start and the first error dearly at 256 MB', () => {
+    // Prepare
+    const { template } = synthTemplate();
+
+    // Act
+    const options = Object.values(resourcesOfType(template, 'AWS::Lambda::Function')).map(
+      (fn) =>
+        (props(fn).Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables
+          ?.NODE_OPTIONS,
+    );
+
+    // Assess: bench/source-maps.ts has the figures (README "Performance and cost").
+    expect(options.length).toBeGreaterThan(0);
+    expect(options.filter((o) => String(o ?? '').includes('--enable-source-maps'))).toEqual([]);
   });
 });
 
