@@ -37,7 +37,7 @@ export interface BatonConfig {
   /**
    * With `sandbox`: the verified recipient identities (addresses or domains) the senders may mail.
    * Each must be a verified identity of the account; the sender role gets `ses:SendEmail` on them.
-   * @default [] (only the SES mailbox simulator)
+   * @default []
    */
   readonly sandboxRecipients: readonly string[];
   /**

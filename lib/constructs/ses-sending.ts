@@ -1,4 +1,4 @@
-import { Stack } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import {
   ConfigurationSet,
@@ -110,6 +110,9 @@ export class SesSending extends Construct {
         // Sends from this domain use the set even if a caller omits it, so no event escapes feedback.
         configurationSet: this.configurationSet,
       });
+      // A verified identity outlives the stack and its own removal from `domains`: deleting it would
+      // drop its DKIM verification, and the same domain can come back through `importDomains`.
+      identity.applyRemovalPolicy(RemovalPolicy.RETAIN);
       return { domain, identity, created: { identity, mailFromDomain } };
     });
 

@@ -226,6 +226,18 @@ describe('several sending domains', () => {
     }
   });
 
+  it('keeps a created identity when it leaves the stack, so it can be imported again instead of re-verified', () => {
+    // Act
+    const { template } = synthTemplate({ context: { domain: 'mail.example.com', domains } });
+
+    // Assess
+    const identities = Object.values(resourcesOfType(template, 'AWS::SES::EmailIdentity'));
+    expect(identities).toHaveLength(3);
+    for (const identity of identities) {
+      expect(identity).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    }
+  });
+
   it('keeps the logical id of a one-domain stack’s identity when domains are added, whatever their order', () => {
     // Prepare
     const single = synthTemplate({ context: { domain: 'mail.example.com' } });
