@@ -113,6 +113,12 @@ export const CONFIG_DEFAULTS = {
   lambdaConcurrency: 1000,
 } as const;
 
+/**
+ * Sending domains one stack takes: each created identity adds four outputs (three DKIM records and
+ * the MAIL FROM MX) and CloudFormation allows 200 per template, beside Baton's own dozen.
+ */
+export const MAX_SENDING_DOMAINS = 40;
+
 /** A new AWS account's Lambda concurrent executions quota; the default settings fit in it. */
 export const NEW_ACCOUNT_LAMBDA_CONCURRENCY = 10;
 
@@ -373,6 +379,14 @@ function sendingDomains(input: BatonConfigInput): Pick<BatonConfig, 'domain' | '
   }
   const domain = single ?? listed[0] ?? '';
   const domains = [domain, ...listed.filter((d) => d !== domain)];
+  if (domains.length > MAX_SENDING_DOMAINS) {
+    throw new BatonConfigError(
+      'domains',
+      `lists ${domains.length} domains, more than the ${MAX_SENDING_DOMAINS} one stack can publish the DNS records of ` +
+        '(CloudFormation allows 200 outputs; each identity adds four). Subdomains need no entry of their own',
+      'domains=mail.example.com,news.example.com',
+    );
+  }
   const importDomains = listSetting('importDomains', input.importDomains);
   const foreign = importDomains.filter((d) => !domains.includes(d));
   if (foreign.length > 0) {

@@ -7,6 +7,7 @@ import {
   configFromContext,
   eventSourceConcurrency,
   laneSendPlans,
+  MAX_SENDING_DOMAINS,
   NEW_ACCOUNT_LAMBDA_CONCURRENCY,
   resolveConfig,
   SENDS_PER_SENDER_INSTANCE,
@@ -260,6 +261,19 @@ describe('sending domains', () => {
     // Act / Assess
     expect(() => resolveConfig({ domains: 'mail.example.com,localhost' })).toThrow(
       'Invalid Baton setting "domains": "localhost" is not a valid domain name',
+    );
+  });
+
+  it('refuses more domains than one stack can publish the DNS records of', () => {
+    // Prepare
+    const domains = Array.from({ length: MAX_SENDING_DOMAINS + 1 }, (_, i) => `d${i}.example.com`).join(',');
+
+    // Act / Assess
+    expect(() => resolveConfig({ domains })).toThrow(
+      `Invalid Baton setting "domains": lists ${MAX_SENDING_DOMAINS + 1} domains, more than the ${MAX_SENDING_DOMAINS} one stack`,
+    );
+    expect(resolveConfig({ domains: domains.replace(/,[^,]+$/, '') }).domains).toHaveLength(
+      MAX_SENDING_DOMAINS,
     );
   });
 
