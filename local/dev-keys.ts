@@ -55,7 +55,12 @@ export function developmentKeyItem(
   }
   const uncovered = uncoveredDomains(spec.value.allowedDomains, sendingDomains);
   if (uncovered.length > 0) {
-    const error = new UncoveredDomainError(uncovered, sendingDomains, 'local mode (BATON_SENDING_DOMAINS)');
+    const error = new UncoveredDomainError(
+      uncovered,
+      sendingDomains,
+      'local mode (BATON_SENDING_DOMAINS)',
+      'list it in BATON_SENDING_DOMAINS too',
+    );
     throw new LocalSettingError(`BATON_DOMAINS: ${error.message}`, { cause: error });
   }
   // The token is given (BATON_API_KEY, or the one kept in the state folder), not generated.

@@ -272,6 +272,8 @@ export interface KeysTarget {
    * BATON_SENDING_DOMAINS); undefined when the deployment does not say (one deployed before it did).
    */
   readonly sendingDomains: readonly string[] | undefined;
+  /** How a sending domain is added to that deployment, for the refusal's message. */
+  readonly howToAddDomain: string;
 }
 
 export interface Output {
@@ -343,7 +345,12 @@ function assertTargetCovers(target: KeysTarget, domains: readonly string[]): voi
   }
   const uncovered = uncoveredDomains(domains, target.sendingDomains);
   if (uncovered.length > 0) {
-    const error = new UncoveredDomainError(uncovered, target.sendingDomains, target.description);
+    const error = new UncoveredDomainError(
+      uncovered,
+      target.sendingDomains,
+      target.description,
+      target.howToAddDomain,
+    );
     throw new UsageError(`--domains: ${error.message}`, { cause: error });
   }
 }

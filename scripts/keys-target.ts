@@ -42,6 +42,7 @@ function openLocal(choice: Extract<TargetChoice, { kind: 'local' }>): Target {
     store: new DynamoApiKeyStore(createDocumentClient(client), state.table),
     description: `local mode at ${state.url}`,
     sendingDomains: state.sendingDomains,
+    howToAddDomain: 'restart local mode with it in BATON_SENDING_DOMAINS',
     table: state.table,
     close: () => client.destroy(),
   };
@@ -114,6 +115,7 @@ async function openStack(stack: string, region: string | undefined): Promise<Tar
       store: new DynamoApiKeyStore(createDocumentClient(client), table),
       description: `stack ${stack} (${resolvedRegion})`,
       sendingDomains,
+      howToAddDomain: `deploy the stack with it in domains: npx cdk deploy -c domains=${(sendingDomains ?? []).join(',')},<domain>`,
       table,
       close: () => client.destroy(),
     };

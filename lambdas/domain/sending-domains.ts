@@ -16,23 +16,16 @@ export class UncoveredDomainError extends Error {
   readonly uncovered: readonly string[];
   readonly identities: readonly string[];
 
-  constructor(uncovered: readonly string[], identities: readonly string[], where: string) {
+  /**
+   * @param where the deployment, e.g. "stack Baton (eu-west-1)"
+   * @param howToAdd how a domain is added to it, e.g. "npx cdk deploy -c domains=..."
+   */
+  constructor(uncovered: readonly string[], identities: readonly string[], where: string, howToAdd: string) {
     super(
       `${uncovered.join(', ')} ${uncovered.length === 1 ? 'is' : 'are'} not covered by ${where}, which sends from ` +
-        `${identities.join(', ')} (and their subdomains) only. Use one of those, or add the domain to the ` +
-        'deployment first (npx cdk deploy -c domains=...).',
+        `${identities.join(', ')} (and their subdomains) only. Use one of those, or add the domain first (${howToAdd}).`,
     );
     this.uncovered = uncovered;
     this.identities = identities;
   }
-}
-
-/** Throws UncoveredDomainError unless every domain is covered by `identities`. */
-export function assertCovered(
-  domains: readonly string[],
-  identities: readonly string[],
-  where: string,
-): void {
-  const uncovered = uncoveredDomains(domains, identities);
-  if (uncovered.length > 0) throw new UncoveredDomainError(uncovered, identities, where);
 }

@@ -96,4 +96,21 @@ describe('npm start', () => {
     expect(started.output()).toContain(`cannot listen on 127.0.0.1:${port}: the port is already in use`);
     expect(started.output()).toContain('BATON_PORT=<port>');
   });
+
+  it('refuses a BATON_DOMAINS entry the local deployment does not send from, naming the ones it does', async () => {
+    const started = start({
+      BATON_PORT: '0',
+      BATON_STATE_DIR: stateDir(),
+      BATON_DOMAINS: 'example.com,example.org',
+      BATON_SENDING_DOMAINS: 'example.com',
+    });
+    children.push(started.child);
+
+    const code = await started.exited;
+
+    expect(code).toBe(1);
+    expect(started.output()).toContain(
+      'BATON_DOMAINS: example.org is not covered by local mode (BATON_SENDING_DOMAINS), which sends from example.com',
+    );
+  });
 });

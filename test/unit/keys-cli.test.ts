@@ -48,6 +48,7 @@ const on = (
   store,
   description: 'stack Baton (eu-west-1)',
   sendingDomains,
+  howToAddDomain: 'npx cdk deploy -c domains=...',
 });
 
 type Runnable = Exclude<KeysCommand, { command: 'help' }>;
@@ -285,8 +286,8 @@ describe('runKeysCommand', () => {
     await expect(run).rejects.toThrow(
       new UsageError(
         '--domains: example.org is not covered by stack Baton (eu-west-1), which sends from example.com, ' +
-          'news.example.net (and their subdomains) only. Use one of those, or add the domain to the deployment ' +
-          'first (npx cdk deploy -c domains=...).',
+          'news.example.net (and their subdomains) only. Use one of those, or add the domain first ' +
+          '(npx cdk deploy -c domains=...).',
       ),
     );
     expect(await store.list()).toEqual([]);
@@ -700,8 +701,8 @@ describe('developmentKeyItem (local mode’s BATON_DOMAINS)', () => {
     expect(create).toThrow(
       new LocalSettingError(
         'BATON_DOMAINS: example.org is not covered by local mode (BATON_SENDING_DOMAINS), which sends from ' +
-          'example.com (and their subdomains) only. Use one of those, or add the domain to the deployment first ' +
-          '(npx cdk deploy -c domains=...).',
+          'example.com (and their subdomains) only. Use one of those, or add the domain first ' +
+          '(list it in BATON_SENDING_DOMAINS too).',
       ),
     );
   });
