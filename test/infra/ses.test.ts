@@ -115,8 +115,7 @@ describe('SES sending', () => {
     expect({ ...sesStatements[0], Action: asArray(sesStatements[0]?.Action).sort() }).toEqual({
       Effect: 'Allow',
       Principal: { Service: 'ses.amazonaws.com' },
-      // As the SNS Developer Guide gives it for AWS services publishing to encrypted topics.
-      Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+      Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
       Resource: '*',
       Condition: {
         StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
