@@ -139,9 +139,12 @@ export class SesSending extends Construct {
 
   /**
    * Lets a function send through exactly these identities and the configuration set. In the SES
-   * sandbox SES also checks the action against each recipient's identity ("not authorized to
-   * perform ses:SendRawEmail on resource ...:identity/<recipient>"), so the sandbox recipients are
-   * named too.
+   * sandbox SES also checks the action against each recipient's identity: the SES Developer Guide
+   * warns that the sandbox's restrictions change how IAM policies apply
+   * (https://docs.aws.amazon.com/ses/latest/dg/control-user-access.html), and roles scoped to the
+   * sending identity get "not authorized to perform ses:SendRawEmail on resource
+   * arn:aws:ses:...:identity/<recipient>" there (GSA/data.gov#3810, cloudposse/terraform-aws-ses#40).
+   * So the sandbox recipients are named too, and nothing wider.
    */
   sendPolicy(): PolicyStatement {
     const stack = Stack.of(this);
