@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../../lib/app.ts';
 import {
   BatonConfigError,
   CONFIG_DEFAULTS,
+  CONTEXT_KEYS,
   configFromContext,
   eventSourceConcurrency,
   laneSendPlans,
@@ -12,6 +15,7 @@ import {
   resolveConfig,
   SENDS_PER_SENDER_INSTANCE,
 } from '../../lib/config.ts';
+import { REPO_ROOT } from '../../lib/paths.ts';
 import { props, resourceOf, synthTemplate } from './support.ts';
 
 describe('BatonConfig', () => {
@@ -372,5 +376,22 @@ describe('Lambda concurrency', () => {
 
     // Assess
     expect(props(mapping).ScalingConfig).toEqual({ MaximumConcurrency: 20 });
+  });
+});
+
+describe('README settings', () => {
+  it('documents every setting configFromContext reads', () => {
+    // Prepare
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(
+      readme.indexOf('### Settings (CDK context'),
+      readme.indexOf('## Considerations'),
+    );
+
+    // Act
+    const missing = CONTEXT_KEYS.filter((key) => !section.includes(`\`${key}\``));
+
+    // Assess
+    expect(missing).toEqual([]);
   });
 });

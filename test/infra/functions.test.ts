@@ -224,7 +224,7 @@ describe('source maps', () => {
           ?.NODE_OPTIONS,
     );
 
-    // Assess: bench/source-maps.ts has the figures (README "Performance and cost").
+    // Assess: bench/source-maps.ts has the figures (README "Considerations", stack traces).
     expect(options.length).toBeGreaterThan(0);
     expect(options.filter((o) => String(o ?? '').includes('--enable-source-maps'))).toEqual([]);
   });
