@@ -312,6 +312,15 @@ export async function runKeysCommand(
         return;
       }
       io.out(keyTable(keys));
+      // Keys made before the check (or by hand) may name domains SES will refuse: say which.
+      for (const key of keys) {
+        const uncovered = uncoveredDomains(key.allowedDomains, target.sendingDomains ?? key.allowedDomains);
+        if (uncovered.length === 0 || key.status === 'revoked') continue;
+        io.err(
+          `Key ${key.keyId} (tenant ${key.tenant}) names ${uncovered.join(', ')}, which ${target.description} ` +
+            `does not send from (${(target.sendingDomains ?? []).join(', ')}): mail from ${uncovered.length === 1 ? 'it' : 'them'} fails at SES.`,
+        );
+      }
       return;
     }
     case 'show': {

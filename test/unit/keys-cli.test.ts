@@ -353,6 +353,27 @@ describe('runKeysCommand', () => {
     }
   });
 
+  it('warns about listed keys that name domains the deployment does not send from', async () => {
+    // Prepare
+    const ok = issueApiKey({ tenant: 'acme', allowedDomains: ['mail.example.com'] });
+    const stale = issueApiKey({ tenant: 'beta', allowedDomains: ['example.com', 'old.example.net'] });
+    const revoked = issueApiKey({ tenant: 'gamma', allowedDomains: ['old.example.net'], status: 'revoked' });
+    const { io, output } = recordingIo();
+
+    // Act
+    await runKeysCommand(
+      { command: 'list', target: LOCAL },
+      on(new InMemoryApiKeys().add(ok.key, stale.key, revoked.key)),
+      output,
+      now,
+    );
+
+    // Assess
+    expect(io.stderr).toEqual([
+      `Key ${stale.key.keyId} (tenant beta) names old.example.net, which stack Baton (eu-west-1) does not send from (example.com): mail from it fails at SES.`,
+    ]);
+  });
+
   it('says so when there are no keys yet', async () => {
     // Prepare
     const { io, output } = recordingIo();
