@@ -230,7 +230,12 @@ function numberSetting(
 export function resolveConfig(input: BatonConfigInput): BatonConfig {
   const { domain, domains, importDomains } = sendingDomains(input);
   const sandbox = booleanSetting('sandbox', input.sandbox, CONFIG_DEFAULTS.sandbox);
-  const sandboxRecipients = listSetting('sandboxRecipients', input.sandboxRecipients);
+  // An address keeps its local part as written (IAM compares the identity ARN as a string); only
+  // domains are case-insensitive.
+  const sandboxRecipients = listSetting('sandboxRecipients', input.sandboxRecipients, (item) => {
+    const at = item.lastIndexOf('@');
+    return at < 0 ? item.toLowerCase() : `${item.slice(0, at)}@${item.slice(at + 1).toLowerCase()}`;
+  });
   if (sandboxRecipients.length > 0 && !sandbox) {
     throw new BatonConfigError(
       'sandboxRecipients',
@@ -400,7 +405,11 @@ function sendingDomains(input: BatonConfigInput): Pick<BatonConfig, 'domain' | '
 }
 
 /** `-c key=a,b` arrives as one string; cdk.json may give an array. Trimmed, lower-cased, no repeats. */
-function listSetting(setting: keyof BatonConfig, raw: unknown): string[] {
+function listSetting(
+  setting: keyof BatonConfig,
+  raw: unknown,
+  normalise: (item: string) => string = (item) => item.toLowerCase(),
+): string[] {
   if (raw === undefined || raw === null) return [];
   const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
   if (items === undefined || items.some((item) => typeof item !== 'string')) {
@@ -410,7 +419,7 @@ function listSetting(setting: keyof BatonConfig, raw: unknown): string[] {
       `${setting}=a.example.com,b.example.com`,
     );
   }
-  const values = (items as string[]).map((item) => item.trim().toLowerCase()).filter((item) => item !== '');
+  const values = (items as string[]).map((item) => normalise(item.trim())).filter((item) => item !== '');
   return [...new Set(values)];
 }
 

@@ -299,15 +299,16 @@ describe('SES sandbox setting', () => {
     const sandbox = resolveConfig({
       domain: 'example.com',
       sandbox: 'true',
-      sandboxRecipients: 'qa@example.org',
+      sandboxRecipients: 'QA@Example.ORG,Test.Example.net',
     });
     const given = resolveConfig({ domain: 'example.com', sandbox: true, maxSendRate: '2' });
 
     // Assess
+    // An address keeps its local part as written; domains are lower-cased.
     expect([sandbox.sandbox, sandbox.maxSendRate, sandbox.sandboxRecipients]).toEqual([
       true,
       1,
-      ['qa@example.org'],
+      ['QA@example.org', 'test.example.net'],
     ]);
     expect(given.maxSendRate).toBe(2);
   });
