@@ -252,8 +252,9 @@ export class Monitoring extends Construct {
     });
     this.alarm('NoFeedback', action, {
       metric: new MathExpression({
-        // 1 for an hour with sends and not one SES event arriving, else 0.
-        expression: `IF((${sentTotal}) > 0 AND FILL(arrived, 0) == 0, 1, 0)`,
+        // 1 for an hour with sends and not one SES event arriving, else 0. Nested IFs rather than a
+        // logical operator: IF over a comparison is the plainest form metric math takes in alarms.
+        expression: `IF((${sentTotal}) > 0, IF(FILL(arrived, 0) == 0, 1, 0), 0)`,
         usingMetrics: { ...sentByLane, arrived },
         period: NO_FEEDBACK_PERIOD,
         label: 'sent, but no SES event arrived',

@@ -268,7 +268,7 @@ describe('monitoring', () => {
       Threshold: 0,
       ComparisonOperator: 'GreaterThanThreshold',
       expression:
-        'IF((FILL(sent_transactional, 0) + FILL(sent_broadcast, 0)) > 0 AND FILL(arrived, 0) == 0, 1, 0)',
+        'IF((FILL(sent_transactional, 0) + FILL(sent_broadcast, 0)) > 0, IF(FILL(arrived, 0) == 0, 1, 0), 0)',
       stats: {
         arrived: {
           Namespace: 'AWS/SQS',
