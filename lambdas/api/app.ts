@@ -173,6 +173,10 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
     } catch (error) {
       result = errorResult(error);
     }
+    const taken = rateTaken.get(event);
+    if (taken !== undefined && (result.statusCode ?? 200) >= 500) {
+      deps.rateLimiter.giveBack(taken.keyId, taken.rate);
+    }
     logger.info('request', {
       route: event.routeKey,
       status: result.statusCode,
@@ -252,6 +256,12 @@ function countAccepted(streams: readonly string[]): void {
   }
 }
 
+/**
+ * The rate token each request took, by its event: a request answered 5xx gives it back (the quota
+ * is given back in the domain), so the retry the answer advises is not refused for it.
+ */
+const rateTaken = new WeakMap<Event, { readonly keyId: string; readonly rate: number }>();
+
 async function authenticate(deps: ApiDeps, event: Event, ...anyOf: Scope[]): Promise<ApiKey> {
   const token = bearerToken(header(event, 'authorization'));
   if (!token) fail('unauthorized', 'Send your API key in the Authorization header: "Bearer <key>".');
@@ -269,7 +279,8 @@ async function authenticate(deps: ApiDeps, event: Event, ...anyOf: Scope[]): Pro
   }
   if (key.rateLimit !== undefined) {
     const taken = deps.rateLimiter.take(key.keyId, key.rateLimit);
-    if (!taken.ok) {
+    if (taken.ok) rateTaken.set(event, { keyId: key.keyId, rate: key.rateLimit });
+    else {
       throw new ProblemError(
         problem('rate_limited', `This API key may make ${key.rateLimit} requests per second.`),
         { 'retry-after': String(taken.retryAfterSeconds) },

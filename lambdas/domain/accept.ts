@@ -82,18 +82,20 @@ export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown
     throw error;
   }
   if (!(await admit(deps, key, now, 1))) failQuota(key, now);
-  const suppressions = await deps.suppressions.getMany(checked.candidates.map((c) => c.key));
-  const prepared = prepare(deps, checked, suppressions, now);
-  await deps.messages.create(prepared.record);
-  if (prepared.result.status === 'queued') {
-    try {
-      await deps.queue.enqueue(prepared.job.message.stream, prepared.job);
-    } catch (error) {
-      await refund(deps, key, now, 1);
-      await markUnqueued(deps, prepared.record);
-      fail('unavailable', `${UNQUEUED} (${error instanceof Error ? error.name : 'error'})`);
+  const prepared = await orRefund(deps, key, now, 1, async () => {
+    const suppressions = await deps.suppressions.getMany(checked.candidates.map((c) => c.key));
+    const p = prepare(deps, checked, suppressions, now);
+    await deps.messages.create(p.record);
+    if (p.result.status === 'queued') {
+      try {
+        await deps.queue.enqueue(p.job.message.stream, p.job);
+      } catch (error) {
+        await markUnqueued(deps, p.record);
+        fail('unavailable', `${UNQUEUED} (${error instanceof Error ? error.name : 'error'})`);
+      }
     }
-  }
+    return p;
+  });
   await count(deps, key, now, tally([prepared.result]));
   return prepared.result;
 }
@@ -125,16 +127,21 @@ export async function acceptBatch(
   for (const { index } of good.slice(admitted)) results[index] = { index, error: quotaProblem(key) };
   const accepted = good.slice(0, admitted);
 
-  const suppressions = await deps.suppressions.getMany(
-    accepted.flatMap((g) => g.checked.candidates.map((c) => c.key)),
-  );
-  const prepared = accepted.map((g) => ({ index: g.index, ...prepare(deps, g.checked, suppressions, now) }));
-  await deps.messages.createMany(prepared.map((p) => p.record));
+  const prepared = await orRefund(deps, key, now, admitted, async () => {
+    const suppressions = await deps.suppressions.getMany(
+      accepted.flatMap((g) => g.checked.candidates.map((c) => c.key)),
+    );
+    const all = accepted.map((g) => ({ index: g.index, ...prepare(deps, g.checked, suppressions, now) }));
+    await deps.messages.createMany(all.map((p) => p.record));
+    return all;
+  });
 
   const queued = prepared.filter((p) => p.result.status === 'queued');
-  const outcomes = await deps.queue.enqueueMany(
-    queued.map((p) => ({ lane: p.job.message.stream, job: p.job })),
-  );
+  // A call that throws as a whole is every job unqueued: the records stand, so the suppressed
+  // messages keep their answer, and each queued one is answered 503 in its place like any other.
+  const outcomes = await deps.queue
+    .enqueueMany(queued.map((p) => ({ lane: p.job.message.stream, job: p.job })))
+    .catch((error: unknown) => queued.map(() => (error instanceof Error ? error : new Error(String(error)))));
   const unqueued = new Set<number>();
   queued.forEach((p, i) => {
     if (outcomes[i] === undefined) return;
@@ -243,6 +250,25 @@ async function admitPart(deps: AcceptDeps, key: ApiKey, now: Date, n: number): P
     if (await deps.usage.consumeQuota(key.keyId, day, fits, key.dailyQuota)) return fits;
   }
   return 0;
+}
+
+/**
+ * Runs the steps after `n` messages were admitted; when one throws (the request is answered 5xx
+ * and nothing of it was queued), the quota is given back first, so the advised retry fits.
+ */
+async function orRefund<T>(
+  deps: AcceptDeps,
+  key: ApiKey,
+  now: Date,
+  n: number,
+  steps: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await steps();
+  } catch (error) {
+    await refund(deps, key, now, n);
+    throw error;
+  }
 }
 
 async function refund(deps: AcceptDeps, key: ApiKey, now: Date, n: number): Promise<void> {

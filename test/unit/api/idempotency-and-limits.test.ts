@@ -1,6 +1,7 @@
 import '../../support/quiet-powertools.ts';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { problem } from '../../../lambdas/domain/problem.ts';
+import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { messageRecord, sendBody } from '../../support/builders.ts';
 import { apiHarness, type KeyOverrides } from '../../support/harness.ts';
@@ -463,6 +464,35 @@ describe('per-key request rate', () => {
     // Assess
     expect(usage.quota.get(`${key.keyId}#2025-03-01`)).toBe(1);
     expect(queue.jobs).toHaveLength(1);
+  });
+
+  it('gives the request back when it fails with 5xx, so the advised retry is not rate limited', async () => {
+    // Prepare
+    const { send, token, queue, suppressions } = setUp({ rateLimit: 1 });
+    queue.failing.add('msg_1');
+    const unqueued = await send(token, sendBody());
+    vi.spyOn(suppressions, 'getMany').mockRejectedValueOnce(new TransientError('DynamoDB is unavailable'));
+    const unread = await send(token, sendBody());
+
+    // Act
+    const retry = await send(token, sendBody());
+
+    // Assess
+    expect(problemIn(unqueued, 503).code).toBe('unavailable');
+    expect(problemIn(unread, 503).code).toBe('unavailable');
+    expect(retry.statusCode).toBe(202);
+  });
+
+  it('does not give back a request answered 4xx or 2xx', async () => {
+    // Prepare
+    const { send, token } = setUp({ rateLimit: 1 });
+    await send(token, { not: 'a message' });
+
+    // Act
+    const next = await send(token, sendBody());
+
+    // Assess
+    expect(problemIn(next, 429).code).toBe('rate_limited');
   });
 
   it('does not limit a key without a rate', async () => {
