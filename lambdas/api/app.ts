@@ -1,6 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { type AcceptDeps, acceptBatch, acceptMessage } from '../domain/accept.ts';
+import { type AcceptDeps, acceptBatch, acceptMessage, type BatchResult, isFinal } from '../domain/accept.ts';
 import { normaliseAddress } from '../domain/address.ts';
 import {
   type ApiKey,
@@ -11,7 +11,7 @@ import {
   tokenMatches,
 } from '../domain/api-key.ts';
 import { type ErasureDeps, type ErasureOutcome, eraseRecipient, loggableKey } from '../domain/erasure.ts';
-import { checkIdempotencyKey, idempotent, type Reply } from '../domain/idempotency.ts';
+import { checkIdempotencyKey, idempotent, type KeptReply, type Reply } from '../domain/idempotency.ts';
 import type { ApiKeyReader, IdempotencyStore, MessageStore, SuppressionStore } from '../domain/ports.ts';
 import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
 import { type RateLimiter, secondsUntilNextUtcDay } from '../domain/rate-limit.ts';
@@ -78,13 +78,20 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         const body = jsonBody(event);
         const messages = batchMessages(body);
         return reply(
-          await once(deps, event, key, body, async () => {
-            const results = await acceptBatch(deps, key, messages);
-            countAccepted(results.flatMap((r) => ('error' in r ? [] : [streamOf(messages[r.index])])));
+          await once(deps, event, key, body, async (kept) => {
+            // A repeat of a 207 that was kept in part: only its 429 and 5xx messages run again.
+            const previous = (kept?.body as { results?: BatchResult[] } | undefined)?.results;
+            const results = await acceptBatch(deps, key, messages, previous);
+            countAccepted(
+              results.flatMap((r) =>
+                'error' in r || (previous && isFinal(previous[r.index])) ? [] : [streamOf(messages[r.index])],
+              ),
+            );
             const limited = results.some((r) => 'error' in r && r.error.code === 'rate_limited');
             return {
               status: 207,
               body: { results },
+              partial: !results.every(isFinal),
               ...(limited
                 ? { headers: { 'retry-after': String(secondsUntilNextUtcDay(deps.clock())) } }
                 : {}),
@@ -214,7 +221,7 @@ function once(
   event: Event,
   key: ApiKey,
   body: unknown,
-  run: () => Promise<Reply>,
+  run: (previous?: KeptReply) => Promise<Reply>,
 ): Promise<Reply> {
   const idempotencyKey = header(event, 'idempotency-key');
   if (idempotencyKey === undefined) return run();

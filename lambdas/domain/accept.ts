@@ -1,5 +1,6 @@
 import { addressKey } from './address.ts';
 import type { ApiKey } from './api-key.ts';
+import { retryMayChange } from './idempotency.ts';
 import type {
   MessageRecord,
   OutgoingMessage,
@@ -104,12 +105,39 @@ export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown
  * POST /v1/messages/batch: each message is checked on its own (one bad message never fails the
  * others), then the good ones share one suppression read, batched writes (25 per request) and
  * SendMessageBatch (10 per request). Results come back in request order.
+ *
+ * With `previous` (the results a first run of the same batch answered, kept under its
+ * Idempotency-Key), only the messages answered 429 or 5xx then run again; every other result is
+ * final (its message is queued, suppressed or refused for good) and is answered as it was, so a
+ * retry never queues a message twice.
  */
 export async function acceptBatch(
   deps: AcceptDeps,
   key: ApiKey,
   bodies: readonly unknown[],
+  previous?: readonly BatchResult[],
 ): Promise<BatchResult[]> {
+  if (previous === undefined) return acceptAll(deps, key, bodies);
+  const redo = bodies.flatMap((_, i) => (isFinal(previous[i]) ? [] : [i]));
+  const fresh = await acceptAll(
+    deps,
+    key,
+    redo.map((i) => bodies[i]),
+  );
+  const results = [...previous];
+  fresh.forEach(({ index: at, ...rest }) => {
+    const index = redo[at] as number;
+    results[index] = { index, ...rest };
+  });
+  return results;
+}
+
+/** A batch result no retry could change: accepted, or refused for a reason that stays. */
+export function isFinal(result: BatchResult | undefined): result is BatchResult {
+  return result !== undefined && !('error' in result && retryMayChange(result.error.status));
+}
+
+async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown[]): Promise<BatchResult[]> {
   const now = deps.clock();
   const results: BatchResult[] = new Array(bodies.length);
   const good: Array<{ index: number; checked: Checked }> = [];

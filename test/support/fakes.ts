@@ -355,9 +355,16 @@ export class InMemoryIdempotencyStore implements IdempotencyStore {
     return true;
   }
 
-  async complete(pk: string, response: { status: number; body: unknown }): Promise<void> {
+  async complete(pk: string, response: { status: number; body: unknown }, partial = false): Promise<void> {
     const r = this.records.get(pk);
-    if (r) this.records.set(pk, { ...r, state: 'done', response: copy(response) });
+    if (r) this.records.set(pk, { ...r, state: partial ? 'partial' : 'done', response: copy(response) });
+  }
+
+  async resume(pk: string, expectedOwner: string, lockUntil: number, owner: string): Promise<boolean> {
+    const r = this.records.get(pk);
+    if (r?.state !== 'partial' || r.owner !== expectedOwner) return false;
+    this.records.set(pk, { ...r, state: 'in_progress', lockUntil, owner });
+    return true;
   }
 
   async release(pk: string): Promise<void> {

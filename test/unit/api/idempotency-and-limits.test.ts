@@ -26,6 +26,8 @@ const accepted = (id: string, address = 'ana@example.org') => ({
   rewrittenFrom: null,
 });
 
+const UNQUEUED = 'Baton could not queue the message; it was not sent. Retry the request.';
+
 const CONFLICT = problem(
   'idempotency_conflict',
   'This Idempotency-Key was used with a different request body in the last 24 hours.',
@@ -308,6 +310,117 @@ describe('Idempotency-Key on POST /v1/messages/batch', () => {
       body: first.body,
     });
     expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_1', 'msg_2']);
+  });
+
+  // Regression (issue 11 part 6): a 207 holding per-message 503s was kept and replayed for 24 h,
+  // so the retry the 503 advises never ran.
+  it('keeps only the final answers of a 207: the retry re-runs just the messages answered 503, and queues each once', async () => {
+    // Prepare
+    const { send, token, queue } = setUp();
+    const headers = { 'idempotency-key': 'batch-7' };
+    const body = { messages: [sendBody(), sendBody({ to: ['bob@example.org'] })] };
+    queue.failing.add('msg_1');
+    const first = await send(token, body, headers, Route.sendBatch);
+
+    // Act
+    const retry = await send(token, body, headers, Route.sendBatch);
+    const again = await send(token, body, headers, Route.sendBatch);
+
+    // Assess
+    expect(jsonOf(first)).toEqual({
+      results: [
+        { index: 0, error: problem('unavailable', UNQUEUED) },
+        { index: 1, ...accepted('msg_2', 'bob@example.org') },
+      ],
+    });
+    expect(retry).toEqual({
+      statusCode: 207,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        results: [
+          { index: 0, ...accepted('msg_3') },
+          { index: 1, ...accepted('msg_2', 'bob@example.org') },
+        ],
+      }),
+    });
+    expect(again).toEqual({
+      statusCode: 207,
+      headers: { 'content-type': 'application/json', 'idempotent-replayed': 'true' },
+      body: retry.body,
+    });
+    expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_2', 'msg_3']);
+  });
+
+  it('re-runs the messages past the daily quota on a retry with the same key, and admits them the next day', async () => {
+    // Prepare
+    const { send, token, queue, clock } = setUp({ dailyQuota: 1 });
+    const headers = { 'idempotency-key': 'batch-7' };
+    const body = { messages: [sendBody(), sendBody({ to: ['bob@example.org'] })] };
+    const first = await send(token, body, headers, Route.sendBatch);
+    const sameDay = await send(token, body, headers, Route.sendBatch);
+
+    // Act
+    clock.set('2025-03-02T00:00:01.000Z');
+    const nextDay = await send(token, body, headers, Route.sendBatch);
+
+    // Assess
+    const limited = {
+      index: 1,
+      error: problem('rate_limited', "This API key's daily quota of 1 messages is used up."),
+    };
+    expect(jsonOf(first)).toEqual({ results: [{ index: 0, ...accepted('msg_1') }, limited] });
+    expect(sameDay.headers).toEqual({ 'content-type': 'application/json', 'retry-after': '43200' });
+    expect(jsonOf(sameDay)).toEqual(jsonOf(first));
+    expect(jsonOf(nextDay)).toEqual({
+      results: [
+        { index: 0, ...accepted('msg_1') },
+        { index: 1, ...accepted('msg_4', 'bob@example.org') },
+      ],
+    });
+    expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_1', 'msg_4']);
+  });
+
+  it('keeps the final answers when the retry of a 207 fails as a whole, and re-runs only the 503s after it', async () => {
+    // Prepare
+    const { send, token, queue, suppressions } = setUp();
+    const headers = { 'idempotency-key': 'batch-7' };
+    const body = { messages: [sendBody(), sendBody({ to: ['bob@example.org'] })] };
+    queue.failing.add('msg_1');
+    await send(token, body, headers, Route.sendBatch);
+    vi.spyOn(suppressions, 'getMany').mockRejectedValueOnce(new TransientError('DynamoDB is unavailable'));
+    const failed = await send(token, body, headers, Route.sendBatch);
+
+    // Act
+    const retry = await send(token, body, headers, Route.sendBatch);
+
+    // Assess
+    expect(problemIn(failed, 503).code).toBe('unavailable');
+    expect(jsonOf(retry)).toEqual({
+      results: [
+        { index: 0, ...accepted('msg_4') },
+        { index: 1, ...accepted('msg_2', 'bob@example.org') },
+      ],
+    });
+    expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_2', 'msg_4']);
+  });
+
+  it('re-runs the 503s of a 207 once when two retries with the same key race', async () => {
+    // Prepare
+    const { send, token, queue } = setUp();
+    const headers = { 'idempotency-key': 'batch-7' };
+    const body = { messages: [sendBody(), sendBody({ to: ['bob@example.org'] })] };
+    queue.failing.add('msg_1');
+    await send(token, body, headers, Route.sendBatch);
+
+    // Act
+    const [a, b] = await Promise.all([
+      send(token, body, headers, Route.sendBatch),
+      send(token, body, headers, Route.sendBatch),
+    ]);
+
+    // Assess
+    expect(jsonOf(a)).toEqual(jsonOf(b));
+    expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_2', 'msg_3']);
   });
 
   it('answers 409 to the same key with another batch', async () => {
