@@ -1,3 +1,4 @@
+import { ConflictError } from '../shared/errors.ts';
 import { addressKey } from './address.ts';
 import type { ApiKey } from './api-key.ts';
 import { retryMayChange } from './idempotency.ts';
@@ -27,7 +28,7 @@ import { isActive, type Suppression, type SuppressionReason, suppressedReason } 
 export const MAX_JOB_BYTES = 6_500_000;
 
 export interface AcceptDeps {
-  readonly messages: Pick<MessageStore, 'create' | 'createMany' | 'update'>;
+  readonly messages: Pick<MessageStore, 'create' | 'createMany' | 'update' | 'get'>;
   readonly suppressions: Pick<SuppressionStore, 'getMany'>;
   readonly queue: JobQueue;
   readonly usage: UsageStore;
@@ -91,8 +92,10 @@ export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown
       try {
         await deps.queue.enqueue(p.job.message.stream, p.job);
       } catch (error) {
-        await markUnqueued(deps, p.record);
-        fail('unavailable', `${UNQUEUED} (${error instanceof Error ? error.name : 'error'})`);
+        // Unless the sender holds the record already: then only the answer failed, and it is queued.
+        if (await markUnqueued(deps, p.record)) {
+          fail('unavailable', `${UNQUEUED} (${error instanceof Error ? error.name : 'error'})`);
+        }
       }
     }
     return p;
@@ -170,19 +173,20 @@ async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown
   const outcomes = await deps.queue
     .enqueueMany(queued.map((p) => ({ lane: p.job.message.stream, job: p.job })))
     .catch((error: unknown) => queued.map(() => (error instanceof Error ? error : new Error(String(error)))));
-  const unqueued = new Set<number>();
-  queued.forEach((p, i) => {
-    if (outcomes[i] === undefined) return;
-    unqueued.add(p.index);
-    results[p.index] = { index: p.index, error: problem('unavailable', UNQUEUED) };
-  });
-  await refund(deps, key, now, unqueued.size);
+  const failed = queued.filter((_, i) => outcomes[i] !== undefined);
   // Settled, not all: the others are queued already, and failing the whole request would make the
   // client send them again. A record that cannot be marked stays invisible (its id was never given).
-  await Promise.allSettled(
-    queued.filter((p) => unqueued.has(p.index)).map((p) => markUnqueued(deps, p.record)),
+  const marks = await Promise.allSettled(failed.map((p) => markUnqueued(deps, p.record)));
+  // A record the sender moved on was queued after all (only the answer failed): it stands.
+  const unqueued = new Set(
+    failed.filter((_, i) => !(marks[i]?.status === 'fulfilled' && !marks[i].value)).map((p) => p.index),
   );
-  for (const p of prepared) if (!unqueued.has(p.index)) results[p.index] = { index: p.index, ...p.result };
+  await refund(deps, key, now, unqueued.size);
+  for (const p of prepared) {
+    results[p.index] = unqueued.has(p.index)
+      ? { index: p.index, error: problem('unavailable', UNQUEUED) }
+      : { index: p.index, ...p.result };
+  }
 
   const counts = tally(prepared.filter((p) => !unqueued.has(p.index)).map((p) => p.result));
   await count(deps, key, now, { ...counts, rejected: (counts.rejected ?? 0) + rejected });
@@ -255,9 +259,23 @@ function prepare(
 
 const UNQUEUED = 'Baton could not queue the message; it was not sent. Retry the request.';
 
-/** Failed for good (not redrivable): the client was told to send it again. */
-async function markUnqueued(deps: AcceptDeps, record: MessageRecord): Promise<void> {
-  await deps.messages.update(markGaveUp(record, UNQUEUED, deps.clock(), false), record.version);
+/**
+ * Marks the record of a job whose enqueue failed as failed for good (not redrivable), so a job
+ * that reached the queue all the same is never sent: the client is told to send it again. False
+ * when the record had moved on before the mark (the sender holds it: the enqueue failed only in
+ * its answer), so the message is queued and must be answered so; a 503 would send it twice.
+ */
+async function markUnqueued(deps: AcceptDeps, record: MessageRecord): Promise<boolean> {
+  try {
+    await deps.messages.update(markGaveUp(record, UNQUEUED, deps.clock(), false), record.version);
+    return true;
+  } catch (error) {
+    if (!(error instanceof ConflictError)) throw error;
+    const latest = await deps.messages.get(record.id);
+    // Our own mark, whose answer was lost (the SDK's retry then met its own write).
+    const ours = latest?.version === record.version + 1 && latest.events.at(-1)?.detail?.reason === UNQUEUED;
+    return latest === undefined || ours;
+  }
 }
 
 /** Counts `n` messages against the key's daily quota; true when they fit. */
