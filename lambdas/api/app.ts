@@ -181,7 +181,9 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
       result = errorResult(error);
     }
     const taken = rateTaken.get(event);
-    if (taken !== undefined && (result.statusCode ?? 200) >= 500) {
+    // 503 only (a dependency was unavailable): a 500 is a fault a client could trigger at will,
+    // and giving its token back would let it past the limit.
+    if (taken !== undefined && result.statusCode === 503) {
       deps.rateLimiter.giveBack(taken.keyId, taken.rate);
     }
     logger.info('request', {
@@ -264,7 +266,7 @@ function countAccepted(streams: readonly string[]): void {
 }
 
 /**
- * The rate token each request took, by its event: a request answered 5xx gives it back (the quota
+ * The rate token each request took, by its event: a request answered 503 gives it back (the quota
  * is given back in the domain), so the retry the answer advises is not refused for it.
  */
 const rateTaken = new WeakMap<Event, { readonly keyId: string; readonly rate: number }>();

@@ -579,7 +579,7 @@ describe('per-key request rate', () => {
     expect(queue.jobs).toHaveLength(1);
   });
 
-  it('gives the request back when it fails with 5xx, so the advised retry is not rate limited', async () => {
+  it('gives the request back when it is answered 503, so the advised retry is not rate limited', async () => {
     // Prepare
     const { send, token, queue, suppressions } = setUp({ rateLimit: 1 });
     queue.failing.add('msg_1');
@@ -596,13 +596,22 @@ describe('per-key request rate', () => {
     expect(retry.statusCode).toBe(202);
   });
 
-  it('does not give back a request answered 4xx or 2xx', async () => {
+  it.each([
+    ['4xx (refused)', () => undefined, { not: 'a message' }],
+    [
+      '500 (a fault in Baton a client might trigger at will, not a dependency)',
+      (h: ReturnType<typeof setUp>) =>
+        vi.spyOn(h.suppressions, 'getMany').mockRejectedValueOnce(new Error('a bug')),
+      sendBody(),
+    ],
+  ])('does not give back a request answered %s', async (_, arrange, body) => {
     // Prepare
-    const { send, token } = setUp({ rateLimit: 1 });
-    await send(token, { not: 'a message' });
+    const h = setUp({ rateLimit: 1 });
+    arrange(h);
+    await h.send(h.token, body);
 
     // Act
-    const next = await send(token, sendBody());
+    const next = await h.send(h.token, sendBody());
 
     // Assess
     expect(problemIn(next, 429).code).toBe('rate_limited');
