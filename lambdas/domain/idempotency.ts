@@ -103,13 +103,12 @@ export async function idempotent(
         );
       }
       if (existing.state === 'done' && existing.response) return { ...existing.response, replayed: true };
-      if (
-        existing.state === 'partial' &&
-        existing.response &&
-        existing.owner !== undefined &&
-        (await deps.store.resume(pk, existing.owner, now + LOCK_MS, owner))
-      ) {
-        return runAndKeep(deps, pk, run, existing.response);
+      if (existing.state === 'partial' && existing.response && existing.owner !== undefined) {
+        if (await deps.store.resume(pk, existing.owner, now + LOCK_MS, owner)) {
+          return runAndKeep(deps, pk, run, existing.response);
+        }
+        // Another repeat resumed it first, or ours landed and only its answer was lost: look again.
+        if (deps.clock().getTime() <= deadline) continue;
       }
       // Our own write: it landed but its answer was lost, and the SDK's retry hit the condition.
       if (existing.state === 'in_progress' && existing.owner === owner) {

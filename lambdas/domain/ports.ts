@@ -93,7 +93,11 @@ export interface UsageStore {
    * Returns false (and changes nothing) when it would not.
    */
   consumeQuota(keyId: string, day: string, count: number, quota: number): Promise<boolean>;
-  /** Gives back what `consumeQuota` took for messages that were not accepted after all. */
+  /**
+   * Gives back what `consumeQuota` took for messages that were not accepted after all. Never
+   * throws: a batch gives back after others of its messages were queued, and failing it then
+   * would make the client send those again; a failure is logged and the quota stays used.
+   */
   refundQuota(keyId: string, day: string, count: number): Promise<void>;
   /** Messages counted for the key today (to admit part of a batch). */
   quotaUsed(keyId: string, day: string): Promise<number>;

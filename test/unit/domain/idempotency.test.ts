@@ -665,6 +665,27 @@ describe('idempotent when DynamoDB loses an answer', () => {
     expect(sleeps).toEqual([]);
   });
 
+  it('recognises its own resume of a partial reply when that write landed but its answer was lost, and runs from the kept reply', async () => {
+    // Prepare
+    const { store, deps, sleeps } = setUp();
+    const kept = { status: 207, body: { results: ['queued', 'unavailable'] } };
+    await idempotent(deps, scope(), runner({ ...kept, partial: true }));
+    const resume = store.resume.bind(store);
+    store.resume = async (pk, expectedOwner, lockUntil, owner) => {
+      await resume(pk, expectedOwner, lockUntil, owner);
+      return false;
+    };
+    const run = vi.fn(async (_previous?: KeptReply): Promise<Reply> => ({ status: 207, body: 'final' }));
+
+    // Act
+    const reply = await idempotent(deps, scope(), run);
+
+    // Assess
+    expect(reply).toEqual({ status: 207, body: 'final' });
+    expect(run).toHaveBeenCalledExactlyOnceWith(kept);
+    expect(sleeps).toEqual([]);
+  });
+
   it('still makes another request with the same key wait for the holder', async () => {
     // Prepare
     const { deps } = setUp({ waitMs: 300 });
