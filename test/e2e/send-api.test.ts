@@ -217,6 +217,28 @@ describe('Idempotency-Key on a batch answered in part', () => {
     expect(again.body).toEqual(retry.body);
     for (const r of results) await expectSentOnce(baton, String(r.id));
   });
+
+  it('lets one of five parallel retries re-run the messages past the quota; all five answer the same, each message sent once', async () => {
+    // Prepare
+    const tight = await seedApiKey(baton, { tenant: 'e2e-idem-race', dailyQuota: 1 });
+    const roomy = await seedApiKey(baton, { tenant: 'e2e-idem-race', dailyQuota: 5 });
+    const batch = {
+      messages: [1, 2, 3].map((i) => receipt(`success+idem-race-${i}@simulator.amazonses.com`)),
+    };
+    const headers = { 'idempotency-key': 'e2e-batch-race' };
+    await post('/v1/messages/batch', batch, headers, tight);
+
+    // Act
+    const retries = await Promise.all(
+      Array.from({ length: 5 }, () => post('/v1/messages/batch', batch, headers, roomy)),
+    );
+
+    // Assess
+    const results = retries[0]?.body.results as Array<Record<string, unknown>>;
+    expect(results.map((r) => r.status)).toEqual(['queued', 'queued', 'queued']);
+    for (const retry of retries) expect(retry.body).toEqual(retries[0]?.body);
+    for (const r of results) await expectSentOnce(baton, String(r.id));
+  });
 });
 
 describe('limits over HTTP', () => {
