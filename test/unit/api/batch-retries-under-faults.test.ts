@@ -78,3 +78,42 @@ describe('a batch retried with one Idempotency-Key while dependencies fail at ra
     );
   }, 60_000);
 });
+
+describe('a message retried with one Idempotency-Key while dependencies fail at random', () => {
+  it('is queued exactly once in the end, answered the same from then on, and uses one message of quota', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 4 }),
+        fc.infiniteStream(fc.nat({ max: 99 })),
+        async (rounds, draws) => {
+          // Prepare
+          vi.restoreAllMocks();
+          const h = apiHarness({ dailyQuota: 2, rateLimit: 100 });
+          let faulty = true;
+          injectFaults(h, (percent) => faulty && (draws.next().value as number) < percent);
+          const send = () =>
+            h.api(
+              httpEvent(Route.sendMessage, {
+                token: h.token,
+                body: sendBody(),
+                headers: { 'idempotency-key': 'k' },
+              }),
+            );
+
+          // Act
+          for (const parallel of rounds) await Promise.all(Array.from({ length: parallel }, send));
+          faulty = false;
+          const last = await send();
+          const again = await send();
+
+          // Assess
+          expect(last.statusCode).toBe(202);
+          expect(again.body).toBe(last.body);
+          expect(h.queue.jobs.map((j) => j.job.id)).toEqual([(jsonOf(last) as { id: string }).id]);
+          expect(h.usage.quota.get(`${h.key.keyId}#2025-03-01`)).toBe(1);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  }, 60_000);
+});
