@@ -262,19 +262,26 @@ const UNQUEUED = 'Baton could not queue the message; it was not sent. Retry the 
 /**
  * Marks the record of a job whose enqueue failed as failed for good (not redrivable), so a job
  * that reached the queue all the same is never sent: the client is told to send it again. False
- * when the record had moved on before the mark (the sender holds it: the enqueue failed only in
- * its answer), so the message is queued and must be answered so; a 503 would send it twice.
+ * when the sender claimed the record before the mark (the enqueue failed only in its answer), so
+ * the message is queued and must be answered so; a 503 would send it twice.
  */
 async function markUnqueued(deps: AcceptDeps, record: MessageRecord): Promise<boolean> {
-  try {
-    await deps.messages.update(markGaveUp(record, UNQUEUED, deps.clock(), false), record.version);
-    return true;
-  } catch (error) {
-    if (!(error instanceof ConflictError)) throw error;
+  let current = record;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await deps.messages.update(markGaveUp(current, UNQUEUED, deps.clock(), false), current.version);
+      return true;
+    } catch (error) {
+      if (!(error instanceof ConflictError) || attempt >= 3) throw error;
+    }
     const latest = await deps.messages.get(record.id);
     // Our own mark, whose answer was lost (the SDK's retry then met its own write).
-    const ours = latest?.version === record.version + 1 && latest.events.at(-1)?.detail?.reason === UNQUEUED;
-    return latest === undefined || ours;
+    const marked = latest?.events.some((e) => e.type === 'failed' && e.detail?.reason === UNQUEUED);
+    if (latest === undefined || marked) return true;
+    // The sender claimed it: the job is in the queue after all.
+    if (latest.phase !== 'queued') return false;
+    // Rewritten meanwhile (an erasure) but unclaimed: mark that version, or it could be lost.
+    current = latest;
   }
 }
 

@@ -232,6 +232,24 @@ describe('acceptMessage', () => {
       expect(h.usage.stats.get('tenant-a#2025-03-01')).toEqual({ accepted: 1 });
     });
 
+    it('still marks the record failed and answers 503 when something else rewrote it meanwhile but nobody claimed it', async () => {
+      // Prepare: an erasure (say) rewrites the still-queued record between the create and the mark.
+      const h = setUp({ dailyQuota: 5 });
+      vi.spyOn(h.queue, 'enqueue').mockRejectedValueOnce(new TransientError('throttled'));
+      h.messages.beforeNextUpdate(() => {
+        const record = h.messages.peek('msg_1') as MessageRecord;
+        h.messages.seed({ ...record, subject: 'rewritten', version: record.version + 1 });
+      });
+
+      // Act
+      const p = await problemOf(() => acceptMessage(h.deps, h.key, sendBody()));
+
+      // Assess
+      expect(p.status).toBe(503);
+      expect(h.messages.peek('msg_1')).toMatchObject({ phase: 'failed', subject: 'rewritten', version: 3 });
+      expect(h.usage.quota.get(`${h.key.keyId}#2025-03-01`)).toBe(0);
+    });
+
     it('still answers 503 when its own failed mark landed and only that answer was lost', async () => {
       // Prepare
       const h = setUp({ dailyQuota: 5 });
