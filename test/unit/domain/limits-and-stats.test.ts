@@ -208,6 +208,22 @@ describe('quota given back when a step after admission fails (issue 11 part 7)',
     },
   );
 
+  it('acceptBatch gives back the quota of a message the queue refused even when its record cannot be marked failed', async () => {
+    // Prepare
+    const h = setUp({ dailyQuota: 5 });
+    failures['the enqueue and then the record update'](h);
+
+    // Act
+    const results = await acceptBatch(h.deps, h.key, [
+      sendBody({ to: ['ana@example.org'] }),
+      sendBody({ to: ['bob@example.org'] }),
+    ]);
+
+    // Assess
+    expect(results.map((r) => ('error' in r ? r.error.status : r.status))).toEqual([503, 'queued']);
+    expect(h.usage.quota.get(`${h.key.keyId}#${DAY}`)).toBe(1);
+  });
+
   it('acceptBatch answers every queued message 503 and gives its quota back when the whole enqueue call throws', async () => {
     // Prepare
     const h = setUp({ dailyQuota: 5 });
