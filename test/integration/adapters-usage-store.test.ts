@@ -128,6 +128,22 @@ describe('DynamoUsageStore against dynalite (Stats table provisioned from the te
       expect(await store.quotaUsed('key-refund', '2025-03-01')).toBe(3);
     });
 
+    it('never takes the usage below zero when a give-back comes twice (a retried write)', async () => {
+      // Prepare
+      await store.consumeQuota('key-twice', '2025-03-01', 1, 2);
+      await store.refundQuota('key-twice', '2025-03-01', 1);
+
+      // Act
+      await store.refundQuota('key-twice', '2025-03-01', 1);
+      const admitted = await Promise.all(
+        [1, 2, 3].map(() => store.consumeQuota('key-twice', '2025-03-01', 1, 2)),
+      );
+
+      // Assess
+      expect(admitted.filter(Boolean)).toHaveLength(2);
+      expect(await store.quotaUsed('key-twice', '2025-03-01')).toBe(2);
+    });
+
     it('creates no item for a key and day that used nothing (no negative usage to spend later)', async () => {
       // Act
       await store.refundQuota('key-never', '2025-03-01', 1);

@@ -297,7 +297,8 @@ export class InMemoryUsageStore implements UsageStore {
 
   async refundQuota(keyId: string, day: string, count: number): Promise<void> {
     const used = this.quota.get(`${keyId}#${day}`);
-    if (used !== undefined) this.quota.set(`${keyId}#${day}`, used - count);
+    // As the adapter: never below zero.
+    if (used !== undefined && used >= count) this.quota.set(`${keyId}#${day}`, used - count);
   }
 
   async quotaUsed(keyId: string, day: string): Promise<number> {
