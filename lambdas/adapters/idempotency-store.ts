@@ -13,7 +13,7 @@ import { isConditionFailed, rethrow } from './aws-errors.ts';
 interface Item {
   readonly pk: string;
   readonly bodyHash: string;
-  readonly state: 'in_progress' | 'done';
+  readonly state: IdempotencyRecord['state'];
   readonly lockUntil: number;
   readonly expiresAt: number;
   /**
@@ -94,7 +94,7 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
     }
   }
 
-  async complete(pk: string, response: { status: number; body: unknown }): Promise<void> {
+  async complete(pk: string, response: { status: number; body: unknown }, partial = false): Promise<void> {
     try {
       await this.#doc.send(
         new UpdateCommand({
@@ -110,7 +110,7 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
             '#pk': Keys.idempotency.partition,
           },
           ExpressionAttributeValues: {
-            ':done': 'done',
+            ':done': partial ? 'partial' : 'done',
             ':response': gzipSync(Buffer.from(JSON.stringify(response), 'utf8')),
           },
         }),
@@ -118,6 +118,33 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
     } catch (error) {
       if (isConditionFailed(error)) return;
       rethrow(error, 'storing the idempotent response');
+    }
+  }
+
+  async resume(pk: string, expectedOwner: string, lockUntil: number, owner: string): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: { [Keys.idempotency.partition]: pk },
+          UpdateExpression: 'SET #state = :progress, lockUntil = :until, #owner = :owner',
+          // The owner is the record's version: a repeat that read it before another resumed (and
+          // perhaps finished) it must not run the same parts again from its stale copy.
+          ConditionExpression: '#state = :partial AND #owner = :expected',
+          ExpressionAttributeNames: { '#state': 'state', '#owner': 'owner' },
+          ExpressionAttributeValues: {
+            ':progress': 'in_progress',
+            ':partial': 'partial',
+            ':until': lockUntil,
+            ':owner': owner,
+            ':expected': expectedOwner,
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailed(error)) return false;
+      rethrow(error, 'resuming the idempotency key');
     }
   }
 

@@ -47,8 +47,10 @@ export class DynamoUsageStore implements UsageStore {
           TableName: this.#table,
           Key: { [Keys.stats.partition]: quotaKey(keyId, day) },
           UpdateExpression: 'ADD used :minus',
-          ConditionExpression: 'attribute_exists(used)',
-          ExpressionAttributeValues: { ':minus': -count },
+          // Never below zero: a give-back repeated (the SDK retrying a write whose answer was lost)
+          // must not hand the key more than it used.
+          ConditionExpression: 'used >= :count',
+          ExpressionAttributeValues: { ':minus': -count, ':count': count },
         }),
       );
     } catch (error) {

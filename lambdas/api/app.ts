@@ -1,6 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { type AcceptDeps, acceptBatch, acceptMessage } from '../domain/accept.ts';
+import { type AcceptDeps, acceptBatch, acceptMessage, type BatchResult, isFinal } from '../domain/accept.ts';
 import { normaliseAddress } from '../domain/address.ts';
 import {
   type ApiKey,
@@ -11,7 +11,7 @@ import {
   tokenMatches,
 } from '../domain/api-key.ts';
 import { type ErasureDeps, type ErasureOutcome, eraseRecipient, loggableKey } from '../domain/erasure.ts';
-import { checkIdempotencyKey, idempotent, type Reply } from '../domain/idempotency.ts';
+import { checkIdempotencyKey, idempotent, type KeptReply, type Reply } from '../domain/idempotency.ts';
 import type { ApiKeyReader, IdempotencyStore, MessageStore, SuppressionStore } from '../domain/ports.ts';
 import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
 import { type RateLimiter, secondsUntilNextUtcDay } from '../domain/rate-limit.ts';
@@ -78,13 +78,20 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         const body = jsonBody(event);
         const messages = batchMessages(body);
         return reply(
-          await once(deps, event, key, body, async () => {
-            const results = await acceptBatch(deps, key, messages);
-            countAccepted(results.flatMap((r) => ('error' in r ? [] : [streamOf(messages[r.index])])));
+          await once(deps, event, key, body, async (kept) => {
+            // A repeat of a 207 that was kept in part: only its 429 and 5xx messages run again.
+            const previous = (kept?.body as { results?: BatchResult[] } | undefined)?.results;
+            const results = await acceptBatch(deps, key, messages, previous);
+            countAccepted(
+              results.flatMap((r) =>
+                'error' in r || (previous && isFinal(previous[r.index])) ? [] : [streamOf(messages[r.index])],
+              ),
+            );
             const limited = results.some((r) => 'error' in r && r.error.code === 'rate_limited');
             return {
               status: 207,
               body: { results },
+              partial: !results.every(isFinal),
               ...(limited
                 ? { headers: { 'retry-after': String(secondsUntilNextUtcDay(deps.clock())) } }
                 : {}),
@@ -173,6 +180,12 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
     } catch (error) {
       result = errorResult(error);
     }
+    const taken = rateTaken.get(event);
+    // 503 only (a dependency was unavailable): a 500 is a fault a client could trigger at will,
+    // and giving its token back would let it past the limit.
+    if (taken !== undefined && result.statusCode === 503) {
+      deps.rateLimiter.giveBack(taken.keyId, taken.rate);
+    }
     logger.info('request', {
       route: event.routeKey,
       status: result.statusCode,
@@ -210,7 +223,7 @@ function once(
   event: Event,
   key: ApiKey,
   body: unknown,
-  run: () => Promise<Reply>,
+  run: (previous?: KeptReply) => Promise<Reply>,
 ): Promise<Reply> {
   const idempotencyKey = header(event, 'idempotency-key');
   if (idempotencyKey === undefined) return run();
@@ -252,6 +265,12 @@ function countAccepted(streams: readonly string[]): void {
   }
 }
 
+/**
+ * The rate token each request took, by its event: a request answered 503 gives it back (the quota
+ * is given back in the domain), so the retry the answer advises is not refused for it.
+ */
+const rateTaken = new WeakMap<Event, { readonly keyId: string; readonly rate: number }>();
+
 async function authenticate(deps: ApiDeps, event: Event, ...anyOf: Scope[]): Promise<ApiKey> {
   const token = bearerToken(header(event, 'authorization'));
   if (!token) fail('unauthorized', 'Send your API key in the Authorization header: "Bearer <key>".');
@@ -269,7 +288,8 @@ async function authenticate(deps: ApiDeps, event: Event, ...anyOf: Scope[]): Pro
   }
   if (key.rateLimit !== undefined) {
     const taken = deps.rateLimiter.take(key.keyId, key.rateLimit);
-    if (!taken.ok) {
+    if (taken.ok) rateTaken.set(event, { keyId: key.keyId, rate: key.rateLimit });
+    else {
       throw new ProblemError(
         problem('rate_limited', `This API key may make ${key.rateLimit} requests per second.`),
         { 'retry-after': String(taken.retryAfterSeconds) },

@@ -1,5 +1,7 @@
+import { ConflictError } from '../shared/errors.ts';
 import { addressKey } from './address.ts';
 import type { ApiKey } from './api-key.ts';
+import { retryMayChange } from './idempotency.ts';
 import type {
   MessageRecord,
   OutgoingMessage,
@@ -26,7 +28,7 @@ import { isActive, type Suppression, type SuppressionReason, suppressedReason } 
 export const MAX_JOB_BYTES = 6_500_000;
 
 export interface AcceptDeps {
-  readonly messages: Pick<MessageStore, 'create' | 'createMany' | 'update'>;
+  readonly messages: Pick<MessageStore, 'create' | 'createMany' | 'update' | 'get'>;
   readonly suppressions: Pick<SuppressionStore, 'getMany'>;
   readonly queue: JobQueue;
   readonly usage: UsageStore;
@@ -82,18 +84,22 @@ export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown
     throw error;
   }
   if (!(await admit(deps, key, now, 1))) failQuota(key, now);
-  const suppressions = await deps.suppressions.getMany(checked.candidates.map((c) => c.key));
-  const prepared = prepare(deps, checked, suppressions, now);
-  await deps.messages.create(prepared.record);
-  if (prepared.result.status === 'queued') {
-    try {
-      await deps.queue.enqueue(prepared.job.message.stream, prepared.job);
-    } catch (error) {
-      await refund(deps, key, now, 1);
-      await markUnqueued(deps, prepared.record);
-      fail('unavailable', `${UNQUEUED} (${error instanceof Error ? error.name : 'error'})`);
+  const prepared = await orRefund(deps, key, now, 1, async () => {
+    const suppressions = await deps.suppressions.getMany(checked.candidates.map((c) => c.key));
+    const p = prepare(deps, checked, suppressions, now);
+    await deps.messages.create(p.record);
+    if (p.result.status === 'queued') {
+      try {
+        await deps.queue.enqueue(p.job.message.stream, p.job);
+      } catch (error) {
+        // Unless the sender holds the record already: then only the answer failed, and it is queued.
+        if (await markUnqueued(deps, p.record)) {
+          fail('unavailable', `${UNQUEUED} (${error instanceof Error ? error.name : 'error'})`);
+        }
+      }
     }
-  }
+    return p;
+  });
   await count(deps, key, now, tally([prepared.result]));
   return prepared.result;
 }
@@ -102,12 +108,39 @@ export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown
  * POST /v1/messages/batch: each message is checked on its own (one bad message never fails the
  * others), then the good ones share one suppression read, batched writes (25 per request) and
  * SendMessageBatch (10 per request). Results come back in request order.
+ *
+ * With `previous` (the results a first run of the same batch answered, kept under its
+ * Idempotency-Key), only the messages answered 429 or 5xx then run again; every other result is
+ * final (its message is queued, suppressed or refused for good) and is answered as it was, so a
+ * retry never queues a message twice.
  */
 export async function acceptBatch(
   deps: AcceptDeps,
   key: ApiKey,
   bodies: readonly unknown[],
+  previous?: readonly BatchResult[],
 ): Promise<BatchResult[]> {
+  if (previous === undefined) return acceptAll(deps, key, bodies);
+  const redo = bodies.flatMap((_, i) => (isFinal(previous[i]) ? [] : [i]));
+  const fresh = await acceptAll(
+    deps,
+    key,
+    redo.map((i) => bodies[i]),
+  );
+  const results = [...previous];
+  fresh.forEach(({ index: at, ...rest }) => {
+    const index = redo[at] as number;
+    results[index] = { index, ...rest };
+  });
+  return results;
+}
+
+/** A batch result no retry could change: accepted, or refused for a reason that stays. */
+export function isFinal(result: BatchResult | undefined): result is BatchResult {
+  return result !== undefined && !('error' in result && retryMayChange(result.error.status));
+}
+
+async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown[]): Promise<BatchResult[]> {
   const now = deps.clock();
   const results: BatchResult[] = new Array(bodies.length);
   const good: Array<{ index: number; checked: Checked }> = [];
@@ -125,29 +158,35 @@ export async function acceptBatch(
   for (const { index } of good.slice(admitted)) results[index] = { index, error: quotaProblem(key) };
   const accepted = good.slice(0, admitted);
 
-  const suppressions = await deps.suppressions.getMany(
-    accepted.flatMap((g) => g.checked.candidates.map((c) => c.key)),
-  );
-  const prepared = accepted.map((g) => ({ index: g.index, ...prepare(deps, g.checked, suppressions, now) }));
-  await deps.messages.createMany(prepared.map((p) => p.record));
+  const prepared = await orRefund(deps, key, now, admitted, async () => {
+    const suppressions = await deps.suppressions.getMany(
+      accepted.flatMap((g) => g.checked.candidates.map((c) => c.key)),
+    );
+    const all = accepted.map((g) => ({ index: g.index, ...prepare(deps, g.checked, suppressions, now) }));
+    await deps.messages.createMany(all.map((p) => p.record));
+    return all;
+  });
 
   const queued = prepared.filter((p) => p.result.status === 'queued');
-  const outcomes = await deps.queue.enqueueMany(
-    queued.map((p) => ({ lane: p.job.message.stream, job: p.job })),
-  );
-  const unqueued = new Set<number>();
-  queued.forEach((p, i) => {
-    if (outcomes[i] === undefined) return;
-    unqueued.add(p.index);
-    results[p.index] = { index: p.index, error: problem('unavailable', UNQUEUED) };
-  });
-  await refund(deps, key, now, unqueued.size);
+  // A call that throws as a whole is every job unqueued: the records stand, so the suppressed
+  // messages keep their answer, and each queued one is answered 503 in its place like any other.
+  const outcomes = await deps.queue
+    .enqueueMany(queued.map((p) => ({ lane: p.job.message.stream, job: p.job })))
+    .catch((error: unknown) => queued.map(() => (error instanceof Error ? error : new Error(String(error)))));
+  const failed = queued.filter((_, i) => outcomes[i] !== undefined);
   // Settled, not all: the others are queued already, and failing the whole request would make the
   // client send them again. A record that cannot be marked stays invisible (its id was never given).
-  await Promise.allSettled(
-    queued.filter((p) => unqueued.has(p.index)).map((p) => markUnqueued(deps, p.record)),
+  const marks = await Promise.allSettled(failed.map((p) => markUnqueued(deps, p.record)));
+  // A record the sender moved on was queued after all (only the answer failed): it stands.
+  const unqueued = new Set(
+    failed.filter((_, i) => !(marks[i]?.status === 'fulfilled' && !marks[i].value)).map((p) => p.index),
   );
-  for (const p of prepared) if (!unqueued.has(p.index)) results[p.index] = { index: p.index, ...p.result };
+  await refund(deps, key, now, unqueued.size);
+  for (const p of prepared) {
+    results[p.index] = unqueued.has(p.index)
+      ? { index: p.index, error: problem('unavailable', UNQUEUED) }
+      : { index: p.index, ...p.result };
+  }
 
   const counts = tally(prepared.filter((p) => !unqueued.has(p.index)).map((p) => p.result));
   await count(deps, key, now, { ...counts, rejected: (counts.rejected ?? 0) + rejected });
@@ -220,9 +259,30 @@ function prepare(
 
 const UNQUEUED = 'Baton could not queue the message; it was not sent. Retry the request.';
 
-/** Failed for good (not redrivable): the client was told to send it again. */
-async function markUnqueued(deps: AcceptDeps, record: MessageRecord): Promise<void> {
-  await deps.messages.update(markGaveUp(record, UNQUEUED, deps.clock(), false), record.version);
+/**
+ * Marks the record of a job whose enqueue failed as failed for good (not redrivable), so a job
+ * that reached the queue all the same is never sent: the client is told to send it again. False
+ * when the sender claimed the record before the mark (the enqueue failed only in its answer), so
+ * the message is queued and must be answered so; a 503 would send it twice.
+ */
+async function markUnqueued(deps: AcceptDeps, record: MessageRecord): Promise<boolean> {
+  let current = record;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await deps.messages.update(markGaveUp(current, UNQUEUED, deps.clock(), false), current.version);
+      return true;
+    } catch (error) {
+      if (!(error instanceof ConflictError) || attempt >= 3) throw error;
+    }
+    const latest = await deps.messages.get(record.id);
+    // Our own mark, whose answer was lost (the SDK's retry then met its own write).
+    const marked = latest?.events.some((e) => e.type === 'failed' && e.detail?.reason === UNQUEUED);
+    if (latest === undefined || marked) return true;
+    // The sender claimed it: the job is in the queue after all.
+    if (latest.phase !== 'queued') return false;
+    // Rewritten meanwhile (an erasure) but unclaimed: mark that version, or it could be lost.
+    current = latest;
+  }
 }
 
 /** Counts `n` messages against the key's daily quota; true when they fit. */
@@ -243,6 +303,25 @@ async function admitPart(deps: AcceptDeps, key: ApiKey, now: Date, n: number): P
     if (await deps.usage.consumeQuota(key.keyId, day, fits, key.dailyQuota)) return fits;
   }
   return 0;
+}
+
+/**
+ * Runs the steps after `n` messages were admitted; when one throws (the request is answered 5xx
+ * and nothing of it was queued), the quota is given back first, so the advised retry fits.
+ */
+async function orRefund<T>(
+  deps: AcceptDeps,
+  key: ApiKey,
+  now: Date,
+  n: number,
+  steps: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await steps();
+  } catch (error) {
+    await refund(deps, key, now, n);
+    throw error;
+  }
 }
 
 async function refund(deps: AcceptDeps, key: ApiKey, now: Date, n: number): Promise<void> {

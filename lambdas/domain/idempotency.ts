@@ -16,6 +16,23 @@ export interface Reply {
   readonly headers?: Readonly<Record<string, string>>;
   /** True when this is the stored first response, not a new one. */
   readonly replayed?: boolean;
+  /**
+   * True when some parts of the reply are answers a retry could change (a 207 whose messages
+   * include 429 or 5xx problems) and the others are final: the reply is kept, and a repeat runs
+   * again with it as `previous`, redoing only those parts.
+   */
+  readonly partial?: boolean;
+}
+
+/** A kept response, as `run` gets it back on a repeat of a partial reply. */
+export interface KeptReply {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** Answers a retry could change (5xx, 429): never kept as final. */
+export function retryMayChange(status: number): boolean {
+  return status >= 500 || status === 429;
 }
 
 export interface IdempotencyDeps {
@@ -45,12 +62,15 @@ export function checkIdempotencyKey(value: string): void {
  * Runs `run` once per (tenant, route, Idempotency-Key) within 24 h. A repeat with the same body
  * gets the first response; with another body, 409. A repeat that races the first waits for it
  * and then replays its response, so the message is enqueued once. Answers that a retry could
- * change (5xx, 429) are not kept: the key is released and the next attempt runs again.
+ * change (5xx, 429) are not kept: the key is released and the next attempt runs again. A reply
+ * that is only partly such (`Reply.partial`) keeps its final parts: a repeat takes the key back
+ * and `run` gets the kept reply as `previous`, to redo only the rest (each message is queued
+ * once, and the transient ones get a real retry).
  */
 export async function idempotent(
   deps: IdempotencyDeps,
   scope: IdempotencyScope,
-  run: () => Promise<Reply>,
+  run: (previous?: KeptReply) => Promise<Reply>,
 ): Promise<Reply> {
   const pk = `idem#${scope.tenant}#${scope.route}#${sha256(scope.key)}`;
   const bodyHash = sha256(canonicalJson(scope.body));
@@ -72,7 +92,7 @@ export async function idempotent(
       },
       nowSeconds,
     );
-    if (fresh) return runAndKeep(deps, pk, run);
+    if (fresh) return runAndKeep(deps, pk, run, undefined);
 
     const existing = await deps.store.get(pk);
     if (existing) {
@@ -83,13 +103,24 @@ export async function idempotent(
         );
       }
       if (existing.state === 'done' && existing.response) return { ...existing.response, replayed: true };
+      if (existing.state === 'partial' && existing.response && existing.owner !== undefined) {
+        if (await deps.store.resume(pk, existing.owner, now + LOCK_MS, owner)) {
+          return runAndKeep(deps, pk, run, existing.response);
+        }
+        // Another repeat resumed it first, or ours landed and only its answer was lost: look again.
+        if (deps.clock().getTime() <= deadline) continue;
+      }
       // Our own write: it landed but its answer was lost, and the SDK's retry hit the condition.
-      if (existing.state === 'in_progress' && existing.owner === owner) return runAndKeep(deps, pk, run);
+      if (existing.state === 'in_progress' && existing.owner === owner) {
+        return runAndKeep(deps, pk, run, existing.response);
+      }
       if (
+        existing.state === 'in_progress' &&
         existing.lockUntil < now &&
         (await deps.store.takeOver(pk, existing.lockUntil, now + LOCK_MS, owner))
       ) {
-        return runAndKeep(deps, pk, run);
+        // A resumed holder that died leaves the partial reply it started from: redo from there.
+        return runAndKeep(deps, pk, run, existing.response);
       }
     }
     if (deps.clock().getTime() > deadline) {
@@ -105,13 +136,21 @@ export async function idempotent(
   }
 }
 
-async function runAndKeep(deps: IdempotencyDeps, pk: string, run: () => Promise<Reply>): Promise<Reply> {
+async function runAndKeep(
+  deps: IdempotencyDeps,
+  pk: string,
+  run: (previous?: KeptReply) => Promise<Reply>,
+  previous: KeptReply | undefined,
+): Promise<Reply> {
   let reply: Reply;
   try {
-    reply = await run();
+    reply = await run(previous);
   } catch (error) {
     const status = error instanceof ProblemError ? error.problem.status : 500;
-    if (error instanceof ProblemError && status < 500 && status !== 429) {
+    if (previous !== undefined) {
+      // The kept parts are final (their messages are queued): keep them for the next repeat.
+      await deps.store.complete(pk, previous, true);
+    } else if (error instanceof ProblemError && !retryMayChange(status)) {
       await deps.store.complete(pk, { status, body: error.problem });
     } else {
       await deps.store.release(pk);
@@ -119,8 +158,11 @@ async function runAndKeep(deps: IdempotencyDeps, pk: string, run: () => Promise<
     throw error;
   }
   try {
-    if (reply.status >= 500 || reply.status === 429) await deps.store.release(pk);
-    else await deps.store.complete(pk, { status: reply.status, body: reply.body });
+    const kept = { status: reply.status, body: reply.body };
+    if (reply.partial) await deps.store.complete(pk, kept, true);
+    else if (!retryMayChange(reply.status)) await deps.store.complete(pk, kept);
+    else if (previous !== undefined) await deps.store.complete(pk, previous, true);
+    else await deps.store.release(pk);
   } catch (error) {
     // The work is done (a message may be queued): answering an error now would make the client
     // retry and send it twice. The key stays locked and lapses; a repeat in between gets 409.

@@ -93,7 +93,11 @@ export interface UsageStore {
    * Returns false (and changes nothing) when it would not.
    */
   consumeQuota(keyId: string, day: string, count: number, quota: number): Promise<boolean>;
-  /** Gives back what `consumeQuota` took for messages that were not accepted after all. */
+  /**
+   * Gives back what `consumeQuota` took for messages that were not accepted after all. Never
+   * throws: a batch gives back after others of its messages were queued, and failing it then
+   * would make the client send those again; a failure is logged and the quota stays used.
+   */
   refundQuota(keyId: string, day: string, count: number): Promise<void>;
   /** Messages counted for the key today (to admit part of a batch). */
   quotaUsed(keyId: string, day: string): Promise<number>;
@@ -127,7 +131,12 @@ export type StatCounts = Readonly<Partial<Record<StatCounter, number>>>;
 export interface IdempotencyRecord {
   readonly pk: string;
   readonly bodyHash: string;
-  readonly state: 'in_progress' | 'done';
+  /**
+   * `done`: the response is final and every repeat gets it. `partial`: the response holds parts a
+   * retry could change (a 207 with per-message 429 or 5xx); a repeat takes the key back
+   * (`resume`) and runs only those parts again.
+   */
+  readonly state: 'in_progress' | 'done' | 'partial';
   /** Epoch ms until which an in-progress holder is presumed alive. */
   readonly lockUntil: number;
   /** Epoch seconds; the record (and the key's meaning) lapses after 24 h. */
@@ -146,7 +155,16 @@ export interface IdempotencyStore {
   get(pk: string): Promise<IdempotencyRecord | undefined>;
   /** Takes over an in-progress record whose holder's lock has run out; `owner` becomes its holder. */
   takeOver(pk: string, expiredLock: number, lockUntil: number, owner: string): Promise<boolean>;
-  complete(pk: string, response: { status: number; body: unknown }): Promise<void>;
+  /**
+   * Keeps the response: final (`done`), or `partial` (a later repeat may `resume` it). Does nothing
+   * to a key that was released meanwhile.
+   */
+  complete(pk: string, response: { status: number; body: unknown }, partial?: boolean): Promise<void>;
+  /**
+   * Takes a `partial` record back into progress (its response stays) if `expectedOwner` still
+   * holds it, i.e. nobody resumed it since it was read; `owner` becomes its holder. True if taken.
+   */
+  resume(pk: string, expectedOwner: string, lockUntil: number, owner: string): Promise<boolean>;
   /** Forgets the key (the request failed in a way a retry may fix). */
   release(pk: string): Promise<void>;
 }

@@ -29,6 +29,16 @@ export class RateLimiter {
     return { ok: true };
   }
 
+  /**
+   * Returns the token a request took when it failed on Baton's side (5xx): the client is told to
+   * retry, and that retry must not be refused for the failure's own request. Never beyond the
+   * bucket's size; nothing for a key the limiter no longer holds (its bucket is full anyway).
+   */
+  giveBack(keyId: string, rate: number): void {
+    const bucket = this.#buckets.get(keyId);
+    if (bucket !== undefined) bucket.tokens = Math.min(rate, bucket.tokens + 1);
+  }
+
   #remember(keyId: string, bucket: { tokens: number; at: number }): void {
     this.#buckets.delete(keyId);
     this.#buckets.set(keyId, bucket);

@@ -186,6 +186,61 @@ describe('POST /v1/messages/batch over HTTP', () => {
   });
 });
 
+// Issue 11 part 6: a 207 with per-message 429s was kept whole and replayed for 24 h.
+describe('Idempotency-Key on a batch answered in part', () => {
+  it('re-runs only the messages past the quota when the same batch is retried, and sends each message once', async () => {
+    // Prepare: two keys of one tenant share its Idempotency-Keys but not their quotas.
+    const tight = await seedApiKey(baton, { tenant: 'e2e-idem-part', dailyQuota: 1 });
+    const roomy = await seedApiKey(baton, { tenant: 'e2e-idem-part', dailyQuota: 5 });
+    const batch = {
+      messages: [
+        receipt('success+idem-part-1@simulator.amazonses.com'),
+        receipt('success+idem-part-2@simulator.amazonses.com'),
+      ],
+    };
+    const headers = { 'idempotency-key': 'e2e-batch-part' };
+    const first = await post('/v1/messages/batch', batch, headers, tight);
+
+    // Act
+    const retry = await post('/v1/messages/batch', batch, headers, roomy);
+    const again = await post('/v1/messages/batch', batch, headers, roomy);
+
+    // Assess
+    const [kept, limited] = first.body.results as Array<Record<string, unknown>>;
+    expect(limited).toMatchObject({ index: 1, error: { status: 429, code: 'rate_limited' } });
+    const results = retry.body.results as Array<Record<string, unknown>>;
+    expect(retry.res.status).toBe(207);
+    expect(retry.res.headers.get('idempotent-replayed')).toBeNull();
+    expect(results[0]).toEqual(kept);
+    expect(results[1]).toMatchObject({ index: 1, status: 'queued' });
+    expect(again.res.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body).toEqual(retry.body);
+    for (const r of results) await expectSentOnce(baton, String(r.id));
+  });
+
+  it('lets one of five parallel retries re-run the messages past the quota; all five answer the same, each message sent once', async () => {
+    // Prepare
+    const tight = await seedApiKey(baton, { tenant: 'e2e-idem-race', dailyQuota: 1 });
+    const roomy = await seedApiKey(baton, { tenant: 'e2e-idem-race', dailyQuota: 5 });
+    const batch = {
+      messages: [1, 2, 3].map((i) => receipt(`success+idem-race-${i}@simulator.amazonses.com`)),
+    };
+    const headers = { 'idempotency-key': 'e2e-batch-race' };
+    await post('/v1/messages/batch', batch, headers, tight);
+
+    // Act
+    const retries = await Promise.all(
+      Array.from({ length: 5 }, () => post('/v1/messages/batch', batch, headers, roomy)),
+    );
+
+    // Assess
+    const results = retries[0]?.body.results as Array<Record<string, unknown>>;
+    expect(results.map((r) => r.status)).toEqual(['queued', 'queued', 'queued']);
+    for (const retry of retries) expect(retry.body).toEqual(retries[0]?.body);
+    for (const r of results) await expectSentOnce(baton, String(r.id));
+  });
+});
+
 describe('limits over HTTP', () => {
   it('answers the third message of a key with a daily quota of 2 with 429 and Retry-After', async () => {
     // Prepare

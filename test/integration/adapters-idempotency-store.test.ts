@@ -159,6 +159,81 @@ describe('DynamoIdempotencyStore against dynalite (Idempotency table provisioned
     });
   });
 
+  describe('partial replies and resume (issue 11 part 6)', () => {
+    const PARTIAL = { status: 207, body: { results: [{ index: 0, error: { status: 503 } }] } };
+
+    it('keeps a partial reply as partial, and resume takes it back into progress with its response', async () => {
+      // Prepare
+      await store.begin(record('idem#t#r#partial', { owner: 'first' }), NOW_S);
+      await store.complete('idem#t#r#partial', PARTIAL, true);
+      const kept = await store.get('idem#t#r#partial');
+
+      // Act
+      const taken = await store.resume('idem#t#r#partial', 'first', NOW_MS + 30_000, 'second');
+
+      // Assess
+      expect(kept).toMatchObject({ state: 'partial', response: PARTIAL });
+      expect(taken).toBe(true);
+      expect(await store.get('idem#t#r#partial')).toEqual(
+        record('idem#t#r#partial', {
+          state: 'in_progress',
+          lockUntil: NOW_MS + 30_000,
+          owner: 'second',
+          response: PARTIAL,
+        }),
+      );
+    });
+
+    it('refuses to resume a copy read before another repeat resumed (and kept) the reply', async () => {
+      // Prepare
+      await store.begin(record('idem#t#r#stale-partial', { owner: 'first' }), NOW_S);
+      await store.complete('idem#t#r#stale-partial', PARTIAL, true);
+      await store.resume('idem#t#r#stale-partial', 'first', NOW_MS + 15_000, 'second');
+      await store.complete('idem#t#r#stale-partial', PARTIAL, true);
+
+      // Act
+      const late = await store.resume('idem#t#r#stale-partial', 'first', NOW_MS + 15_000, 'third');
+
+      // Assess
+      expect(late).toBe(false);
+      expect((await store.get('idem#t#r#stale-partial'))?.owner).toBe('second');
+    });
+
+    it('lets only one of ten concurrent repeats resume a partial reply', async () => {
+      // Prepare
+      await store.begin(record('idem#t#r#resume-race', { owner: 'first' }), NOW_S);
+      await store.complete('idem#t#r#resume-race', PARTIAL, true);
+
+      // Act
+      const outcomes = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          store.resume('idem#t#r#resume-race', 'first', NOW_MS + 15_000, `repeat-${i}`),
+        ),
+      );
+
+      // Assess
+      expect(outcomes.filter(Boolean)).toHaveLength(1);
+    });
+
+    it('refuses to resume a final reply, an in-progress record and a missing key (without creating it)', async () => {
+      // Prepare
+      await store.begin(record('idem#t#r#final', { owner: 'first' }), NOW_S);
+      await store.complete('idem#t#r#final', { status: 207, body: {} });
+      await store.begin(record('idem#t#r#running', { owner: 'first' }), NOW_S);
+
+      // Act
+      const outcomes = await Promise.all(
+        ['idem#t#r#final', 'idem#t#r#running', 'idem#t#r#absent'].map((pk) =>
+          store.resume(pk, 'first', NOW_MS + 15_000, 'second'),
+        ),
+      );
+
+      // Assess
+      expect(outcomes).toEqual([false, false, false]);
+      expect(await rawItem('idem#t#r#absent')).toBeUndefined();
+    });
+  });
+
   describe('complete and get', () => {
     it('keeps a JSON body verbatim: empty strings, nulls, nested arrays, unicode and numbers', async () => {
       // Prepare

@@ -113,6 +113,57 @@ describe('DynamoUsageStore against dynalite (Stats table provisioned from the te
     });
   });
 
+  describe('refundQuota', () => {
+    it('gives back what consumeQuota took, so the freed quota admits again', async () => {
+      // Prepare
+      await store.consumeQuota('key-refund', '2025-03-01', 3, 3);
+
+      // Act
+      await store.refundQuota('key-refund', '2025-03-01', 2);
+      const readmitted = await store.consumeQuota('key-refund', '2025-03-01', 2, 3);
+      const over = await store.consumeQuota('key-refund', '2025-03-01', 1, 3);
+
+      // Assess
+      expect([readmitted, over]).toEqual([true, false]);
+      expect(await store.quotaUsed('key-refund', '2025-03-01')).toBe(3);
+    });
+
+    it('never takes the usage below zero when a give-back comes twice (a retried write)', async () => {
+      // Prepare
+      await store.consumeQuota('key-twice', '2025-03-01', 1, 2);
+      await store.refundQuota('key-twice', '2025-03-01', 1);
+
+      // Act
+      await store.refundQuota('key-twice', '2025-03-01', 1);
+      const admitted = await Promise.all(
+        [1, 2, 3].map(() => store.consumeQuota('key-twice', '2025-03-01', 1, 2)),
+      );
+
+      // Assess
+      expect(admitted.filter(Boolean)).toHaveLength(2);
+      expect(await store.quotaUsed('key-twice', '2025-03-01')).toBe(2);
+    });
+
+    it('creates no item for a key and day that used nothing (no negative usage to spend later)', async () => {
+      // Act
+      await store.refundQuota('key-never', '2025-03-01', 1);
+
+      // Assess
+      expect(await item('quota#key-never#2025-03-01')).toBeUndefined();
+    });
+
+    it('never throws, even when the table is missing (a batch gives back after others were queued)', async () => {
+      // Prepare
+      const broken = new DynamoUsageStore(stack.clients.doc, 'no-such-table');
+
+      // Act
+      const outcome = broken.refundQuota('key-refund', '2025-03-01', 1);
+
+      // Assess
+      await expect(outcome).resolves.toBeUndefined();
+    });
+  });
+
   describe('quotaUsed', () => {
     it('answers 0 for a key that sent nothing that day', async () => {
       // Act

@@ -534,6 +534,26 @@ describe('the api function’s calls, against its deployed role', () => {
     expect(missingFor(API_ENTRY)).toEqual([]);
   });
 
+  it('lets the api role keep a batch answer in part and resume it on the retry (issue 11 part 6)', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey();
+    const request = {
+      token,
+      headers: { 'idempotency-key': `batch-${ulid()}` },
+      body: { messages: [sendBody()] },
+    };
+    faults.failOnce('SendMessageBatch', serviceError('ServiceUnavailable', 503));
+    const first = await call(api, 'POST /v1/messages/batch', request);
+
+    // Act
+    const retry = await call(api, 'POST /v1/messages/batch', request);
+
+    // Assess
+    expect([outcomes(first), outcomes(retry)]).toEqual([['unavailable'], ['queued']]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
   it('lets the api role give back quota and mark the messages failed when a batch cannot be queued', async () => {
     // Prepare
     const api = apiUnderAudit(testClock(new Date().toISOString()));
@@ -555,9 +575,10 @@ describe('the api function’s calls, against its deployed role', () => {
       'dynamodb:BatchGetItem',
       'dynamodb:BatchWriteItem',
       'sqs:SendMessage',
+      // Marked failed first: a record the sender had moved on was queued after all, and keeps its quota.
+      'dynamodb:PutItem',
+      'dynamodb:PutItem',
       'dynamodb:UpdateItem',
-      'dynamodb:PutItem',
-      'dynamodb:PutItem',
     ]);
     expect(missingFor(API_ENTRY)).toEqual([]);
   });

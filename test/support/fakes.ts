@@ -297,7 +297,8 @@ export class InMemoryUsageStore implements UsageStore {
 
   async refundQuota(keyId: string, day: string, count: number): Promise<void> {
     const used = this.quota.get(`${keyId}#${day}`);
-    if (used !== undefined) this.quota.set(`${keyId}#${day}`, used - count);
+    // As the adapter: never below zero.
+    if (used !== undefined && used >= count) this.quota.set(`${keyId}#${day}`, used - count);
   }
 
   async quotaUsed(keyId: string, day: string): Promise<number> {
@@ -355,9 +356,16 @@ export class InMemoryIdempotencyStore implements IdempotencyStore {
     return true;
   }
 
-  async complete(pk: string, response: { status: number; body: unknown }): Promise<void> {
+  async complete(pk: string, response: { status: number; body: unknown }, partial = false): Promise<void> {
     const r = this.records.get(pk);
-    if (r) this.records.set(pk, { ...r, state: 'done', response: copy(response) });
+    if (r) this.records.set(pk, { ...r, state: partial ? 'partial' : 'done', response: copy(response) });
+  }
+
+  async resume(pk: string, expectedOwner: string, lockUntil: number, owner: string): Promise<boolean> {
+    const r = this.records.get(pk);
+    if (r?.state !== 'partial' || r.owner !== expectedOwner) return false;
+    this.records.set(pk, { ...r, state: 'in_progress', lockUntil, owner });
+    return true;
   }
 
   async release(pk: string): Promise<void> {

@@ -1,6 +1,7 @@
 import '../../support/quiet-powertools.ts';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { problem } from '../../../lambdas/domain/problem.ts';
+import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { messageRecord, sendBody } from '../../support/builders.ts';
 import { apiHarness, type KeyOverrides } from '../../support/harness.ts';
@@ -24,6 +25,8 @@ const accepted = (id: string, address = 'ana@example.org') => ({
   recipients: [{ address, status: 'queued' }],
   rewrittenFrom: null,
 });
+
+const UNQUEUED = 'Baton could not queue the message; it was not sent. Retry the request.';
 
 const CONFLICT = problem(
   'idempotency_conflict',
@@ -309,6 +312,117 @@ describe('Idempotency-Key on POST /v1/messages/batch', () => {
     expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_1', 'msg_2']);
   });
 
+  // Regression (issue 11 part 6): a 207 holding per-message 503s was kept and replayed for 24 h,
+  // so the retry the 503 advises never ran.
+  it('keeps only the final answers of a 207: the retry re-runs just the messages answered 503, and queues each once', async () => {
+    // Prepare
+    const { send, token, queue } = setUp();
+    const headers = { 'idempotency-key': 'batch-7' };
+    const body = { messages: [sendBody(), sendBody({ to: ['bob@example.org'] })] };
+    queue.failing.add('msg_1');
+    const first = await send(token, body, headers, Route.sendBatch);
+
+    // Act
+    const retry = await send(token, body, headers, Route.sendBatch);
+    const again = await send(token, body, headers, Route.sendBatch);
+
+    // Assess
+    expect(jsonOf(first)).toEqual({
+      results: [
+        { index: 0, error: problem('unavailable', UNQUEUED) },
+        { index: 1, ...accepted('msg_2', 'bob@example.org') },
+      ],
+    });
+    expect(retry).toEqual({
+      statusCode: 207,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        results: [
+          { index: 0, ...accepted('msg_3') },
+          { index: 1, ...accepted('msg_2', 'bob@example.org') },
+        ],
+      }),
+    });
+    expect(again).toEqual({
+      statusCode: 207,
+      headers: { 'content-type': 'application/json', 'idempotent-replayed': 'true' },
+      body: retry.body,
+    });
+    expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_2', 'msg_3']);
+  });
+
+  it('re-runs the messages past the daily quota on a retry with the same key, and admits them the next day', async () => {
+    // Prepare
+    const { send, token, queue, clock } = setUp({ dailyQuota: 1 });
+    const headers = { 'idempotency-key': 'batch-7' };
+    const body = { messages: [sendBody(), sendBody({ to: ['bob@example.org'] })] };
+    const first = await send(token, body, headers, Route.sendBatch);
+    const sameDay = await send(token, body, headers, Route.sendBatch);
+
+    // Act
+    clock.set('2025-03-02T00:00:01.000Z');
+    const nextDay = await send(token, body, headers, Route.sendBatch);
+
+    // Assess
+    const limited = {
+      index: 1,
+      error: problem('rate_limited', "This API key's daily quota of 1 messages is used up."),
+    };
+    expect(jsonOf(first)).toEqual({ results: [{ index: 0, ...accepted('msg_1') }, limited] });
+    expect(sameDay.headers).toEqual({ 'content-type': 'application/json', 'retry-after': '43200' });
+    expect(jsonOf(sameDay)).toEqual(jsonOf(first));
+    expect(jsonOf(nextDay)).toEqual({
+      results: [
+        { index: 0, ...accepted('msg_1') },
+        { index: 1, ...accepted('msg_4', 'bob@example.org') },
+      ],
+    });
+    expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_1', 'msg_4']);
+  });
+
+  it('keeps the final answers when the retry of a 207 fails as a whole, and re-runs only the 503s after it', async () => {
+    // Prepare
+    const { send, token, queue, suppressions } = setUp();
+    const headers = { 'idempotency-key': 'batch-7' };
+    const body = { messages: [sendBody(), sendBody({ to: ['bob@example.org'] })] };
+    queue.failing.add('msg_1');
+    await send(token, body, headers, Route.sendBatch);
+    vi.spyOn(suppressions, 'getMany').mockRejectedValueOnce(new TransientError('DynamoDB is unavailable'));
+    const failed = await send(token, body, headers, Route.sendBatch);
+
+    // Act
+    const retry = await send(token, body, headers, Route.sendBatch);
+
+    // Assess
+    expect(problemIn(failed, 503).code).toBe('unavailable');
+    expect(jsonOf(retry)).toEqual({
+      results: [
+        { index: 0, ...accepted('msg_4') },
+        { index: 1, ...accepted('msg_2', 'bob@example.org') },
+      ],
+    });
+    expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_2', 'msg_4']);
+  });
+
+  it('re-runs the 503s of a 207 once when two retries with the same key race', async () => {
+    // Prepare
+    const { send, token, queue } = setUp();
+    const headers = { 'idempotency-key': 'batch-7' };
+    const body = { messages: [sendBody(), sendBody({ to: ['bob@example.org'] })] };
+    queue.failing.add('msg_1');
+    await send(token, body, headers, Route.sendBatch);
+
+    // Act
+    const [a, b] = await Promise.all([
+      send(token, body, headers, Route.sendBatch),
+      send(token, body, headers, Route.sendBatch),
+    ]);
+
+    // Assess
+    expect(jsonOf(a)).toEqual(jsonOf(b));
+    expect(queue.jobs.map((j) => j.job.id)).toEqual(['msg_2', 'msg_3']);
+  });
+
   it('answers 409 to the same key with another batch', async () => {
     // Prepare
     const { send, token } = setUp();
@@ -463,6 +577,44 @@ describe('per-key request rate', () => {
     // Assess
     expect(usage.quota.get(`${key.keyId}#2025-03-01`)).toBe(1);
     expect(queue.jobs).toHaveLength(1);
+  });
+
+  it('gives the request back when it is answered 503, so the advised retry is not rate limited', async () => {
+    // Prepare
+    const { send, token, queue, suppressions } = setUp({ rateLimit: 1 });
+    queue.failing.add('msg_1');
+    const unqueued = await send(token, sendBody());
+    vi.spyOn(suppressions, 'getMany').mockRejectedValueOnce(new TransientError('DynamoDB is unavailable'));
+    const unread = await send(token, sendBody());
+
+    // Act
+    const retry = await send(token, sendBody());
+
+    // Assess
+    expect(problemIn(unqueued, 503).code).toBe('unavailable');
+    expect(problemIn(unread, 503).code).toBe('unavailable');
+    expect(retry.statusCode).toBe(202);
+  });
+
+  it.each([
+    ['4xx (refused)', () => undefined, { not: 'a message' }],
+    [
+      '500 (a fault in Baton a client might trigger at will, not a dependency)',
+      (h: ReturnType<typeof setUp>) =>
+        vi.spyOn(h.suppressions, 'getMany').mockRejectedValueOnce(new Error('a bug')),
+      sendBody(),
+    ],
+  ])('does not give back a request answered %s', async (_, arrange, body) => {
+    // Prepare
+    const h = setUp({ rateLimit: 1 });
+    arrange(h);
+    await h.send(h.token, body);
+
+    // Act
+    const next = await h.send(h.token, sendBody());
+
+    // Assess
+    expect(problemIn(next, 429).code).toBe('rate_limited');
   });
 
   it('does not limit a key without a rate', async () => {

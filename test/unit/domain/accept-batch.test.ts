@@ -211,6 +211,27 @@ describe('acceptBatch', () => {
     });
 
     // Regression: one record that could not be marked failed used to fail the whole batch.
+    it('answers accepted, and keeps the quota of, a message whose enqueue failed only in its answer', async () => {
+      // Prepare: the first job lands and the sender takes it, but SQS's answer says it failed.
+      const { deps, key, queue, messages, usage } = setUp({ dailyQuota: 5 });
+      vi.spyOn(queue, 'enqueueMany').mockImplementationOnce(async (items) => {
+        const record = messages.peek('msg_1');
+        if (record) await messages.update({ ...record, phase: 'sending', version: 2 }, 1);
+        return items.map((_, i) => (i === 0 ? new Error('InternalError') : undefined));
+      });
+
+      // Act
+      const results = await acceptBatch(deps, key, [
+        sendBody({ to: ['ana@example.org'] }),
+        sendBody({ to: ['bob@example.org'] }),
+      ]);
+
+      // Assess
+      expect(results).toEqual([queued(0, 'msg_1', 'ana@example.org'), queued(1, 'msg_2', 'bob@example.org')]);
+      expect(usage.quota.get(`${key.keyId}#2025-03-01`)).toBe(2);
+      expect(usage.stats.get('tenant-a#2025-03-01')).toEqual({ accepted: 2 });
+    });
+
     it('still answers the others when the refused message cannot be marked failed either', async () => {
       // Prepare
       const { deps, key, queue, messages } = setUp();

@@ -3,7 +3,7 @@ import { acceptMessage, MAX_JOB_BYTES } from '../../../lambdas/domain/accept.ts'
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
 import { validateSendRequest } from '../../../lambdas/domain/send-request.ts';
 import { suppressedReason } from '../../../lambdas/domain/suppression.ts';
-import { TransientError } from '../../../lambdas/shared/errors.ts';
+import { ConflictError, TransientError } from '../../../lambdas/shared/errors.ts';
 import { messageRecord, sendBody, suppression, T0 } from '../../support/builders.ts';
 import { acceptHarness } from '../../support/harness.ts';
 import { problemOf } from '../../support/problems.ts';
@@ -205,6 +205,68 @@ describe('acceptMessage', () => {
         { type: 'accepted', at: T0 },
         { type: 'failed', at: failedAt, detail: { reason } },
       ],
+    });
+  });
+
+  describe('an enqueue that failed only in its answer (the job reached the queue)', () => {
+    /** The enqueue lands, the sender picks the job up and moves the record on, then the answer is lost. */
+    const landsThenFails = (h: ReturnType<typeof setUp>) =>
+      vi.spyOn(h.queue, 'enqueue').mockImplementationOnce(async (_lane, job) => {
+        const record = h.messages.peek(job.id) as MessageRecord;
+        await h.messages.update({ ...record, phase: 'sending', version: record.version + 1 }, record.version);
+        throw new TransientError('sending the job failed: socket hang up');
+      });
+
+    it('answers the message accepted and keeps its quota when the sender already holds its record', async () => {
+      // Prepare
+      const h = setUp({ dailyQuota: 5 });
+      landsThenFails(h);
+
+      // Act
+      const result = await acceptMessage(h.deps, h.key, sendBody());
+
+      // Assess: a 503 here would make the client send it again, and it goes out twice.
+      expect(result).toMatchObject({ id: 'msg_1', status: 'queued' });
+      expect(h.messages.peek('msg_1')?.phase).toBe('sending');
+      expect(h.usage.quota.get(`${h.key.keyId}#2025-03-01`)).toBe(1);
+      expect(h.usage.stats.get('tenant-a#2025-03-01')).toEqual({ accepted: 1 });
+    });
+
+    it('still marks the record failed and answers 503 when something else rewrote it meanwhile but nobody claimed it', async () => {
+      // Prepare: an erasure (say) rewrites the still-queued record between the create and the mark.
+      const h = setUp({ dailyQuota: 5 });
+      vi.spyOn(h.queue, 'enqueue').mockRejectedValueOnce(new TransientError('throttled'));
+      h.messages.beforeNextUpdate(() => {
+        const record = h.messages.peek('msg_1') as MessageRecord;
+        h.messages.seed({ ...record, subject: 'rewritten', version: record.version + 1 });
+      });
+
+      // Act
+      const p = await problemOf(() => acceptMessage(h.deps, h.key, sendBody()));
+
+      // Assess
+      expect(p.status).toBe(503);
+      expect(h.messages.peek('msg_1')).toMatchObject({ phase: 'failed', subject: 'rewritten', version: 3 });
+      expect(h.usage.quota.get(`${h.key.keyId}#2025-03-01`)).toBe(0);
+    });
+
+    it('still answers 503 when its own failed mark landed and only that answer was lost', async () => {
+      // Prepare
+      const h = setUp({ dailyQuota: 5 });
+      vi.spyOn(h.queue, 'enqueue').mockRejectedValueOnce(new TransientError('throttled'));
+      const update = h.messages.update.bind(h.messages);
+      vi.spyOn(h.messages, 'update').mockImplementationOnce(async (next, version) => {
+        await update(next, version);
+        throw new ConflictError('message msg_1 changed since version 1');
+      });
+
+      // Act
+      const p = await problemOf(() => acceptMessage(h.deps, h.key, sendBody()));
+
+      // Assess
+      expect(p.status).toBe(503);
+      expect(h.messages.peek('msg_1')?.phase).toBe('failed');
+      expect(h.usage.quota.get(`${h.key.keyId}#2025-03-01`)).toBe(0);
     });
   });
 

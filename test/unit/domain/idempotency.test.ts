@@ -5,6 +5,7 @@ import {
   type IdempotencyDeps,
   type IdempotencyScope,
   idempotent,
+  type KeptReply,
   type Reply,
 } from '../../../lambdas/domain/idempotency.ts';
 import { ProblemError, problem } from '../../../lambdas/domain/problem.ts';
@@ -307,6 +308,86 @@ describe('idempotent', () => {
     });
   });
 
+  describe('a reply kept in part (a 207 with per-message 429 or 5xx)', () => {
+    const PARTIAL: Reply = { status: 207, body: { results: ['queued', 'unavailable'] }, partial: true };
+    const FINAL: Reply = { status: 207, body: { results: ['queued', 'queued'] } };
+
+    it('keeps it, runs a repeat with it as previous, and replays once the reply is final', async () => {
+      // Prepare
+      const { deps } = setUp();
+      await idempotent(deps, scope(), runner(PARTIAL));
+      const retry = vi.fn(async (_previous?: KeptReply): Promise<Reply> => FINAL);
+
+      // Act
+      const resumed = await idempotent(deps, scope(), retry);
+      const replay = await idempotent(deps, scope(), runner());
+
+      // Assess
+      expect(retry).toHaveBeenCalledExactlyOnceWith({ status: 207, body: PARTIAL.body });
+      expect(resumed).toEqual(FINAL);
+      expect(replay).toEqual({ ...FINAL, replayed: true });
+    });
+
+    it('keeps running repeats while the reply stays partial, each from the latest one', async () => {
+      // Prepare
+      const { deps } = setUp();
+      await idempotent(deps, scope(), runner(PARTIAL));
+      const second = { ...PARTIAL, body: { results: ['queued', 'rate_limited'] } };
+      await idempotent(deps, scope(), runner(second));
+      const third = vi.fn(async (_previous?: KeptReply): Promise<Reply> => FINAL);
+
+      // Act
+      await idempotent(deps, scope(), third);
+
+      // Assess
+      expect(third).toHaveBeenCalledExactlyOnceWith({ status: 207, body: second.body });
+    });
+
+    it.each([
+      ['throws', vi.fn(async (): Promise<Reply> => Promise.reject(new TransientError('throttled')))],
+      ['answers 503', runner({ status: 503, body: problem('unavailable', 'down') })],
+    ])('keeps the partial reply for the next repeat when the repeat %s', async (_what, failing) => {
+      // Prepare
+      const { deps } = setUp();
+      await idempotent(deps, scope(), runner(PARTIAL));
+      await idempotent(deps, scope(), failing).catch(() => undefined);
+      const next = vi.fn(async (_previous?: KeptReply): Promise<Reply> => FINAL);
+
+      // Act
+      await idempotent(deps, scope(), next);
+
+      // Assess
+      expect(next).toHaveBeenCalledExactlyOnceWith({ status: 207, body: PARTIAL.body });
+    });
+
+    it('lets only one of two racing repeats resume it; the other gets its answer', async () => {
+      // Prepare
+      const { deps } = setUp();
+      await idempotent(deps, scope(), runner(PARTIAL));
+
+      // Act
+      const { run, replies } = await raceTwo(deps, FINAL);
+
+      // Assess
+      expect(run).toHaveBeenCalledTimes(1);
+      expect(replies.map((r) => r.body)).toEqual([FINAL.body, FINAL.body]);
+    });
+
+    it('answers 409 to a repeat with another body', async () => {
+      // Prepare
+      const { deps } = setUp();
+      await idempotent(deps, scope(), runner(PARTIAL));
+      const other = runner();
+
+      // Act
+      const error = await problemErrorOf(() => idempotent(deps, scope({ body: { other: true } }), other));
+
+      // Assess
+      expect(error.problem).toEqual(CONFLICT);
+      expect(other).not.toHaveBeenCalled();
+    });
+  });
+
   describe('racing repeats', () => {
     it('runs two requests started together once, and both answer the same body', async () => {
       // Prepare
@@ -581,6 +662,27 @@ describe('idempotent when DynamoDB loses an answer', () => {
     // Assess
     expect(reply).toEqual({ status: 202, body: { id: 'msg_1', status: 'queued' } });
     expect(run).toHaveBeenCalledTimes(1);
+    expect(sleeps).toEqual([]);
+  });
+
+  it('recognises its own resume of a partial reply when that write landed but its answer was lost, and runs from the kept reply', async () => {
+    // Prepare
+    const { store, deps, sleeps } = setUp();
+    const kept = { status: 207, body: { results: ['queued', 'unavailable'] } };
+    await idempotent(deps, scope(), runner({ ...kept, partial: true }));
+    const resume = store.resume.bind(store);
+    store.resume = async (pk, expectedOwner, lockUntil, owner) => {
+      await resume(pk, expectedOwner, lockUntil, owner);
+      return false;
+    };
+    const run = vi.fn(async (_previous?: KeptReply): Promise<Reply> => ({ status: 207, body: 'final' }));
+
+    // Act
+    const reply = await idempotent(deps, scope(), run);
+
+    // Assess
+    expect(reply).toEqual({ status: 207, body: 'final' });
+    expect(run).toHaveBeenCalledExactlyOnceWith(kept);
     expect(sleeps).toEqual([]);
   });
 

@@ -1,9 +1,10 @@
 import { describe, expect, it, vi } from 'vitest';
 import { acceptBatch, acceptMessage } from '../../../lambdas/domain/accept.ts';
 import { problem } from '../../../lambdas/domain/problem.ts';
+import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { sendBody, suppression } from '../../support/builders.ts';
 import { issueApiKey } from '../../support/fakes.ts';
-import { acceptHarness } from '../../support/harness.ts';
+import { type AcceptHarness, acceptHarness } from '../../support/harness.ts';
 import { problemErrorOf } from '../../support/problem-errors.ts';
 import { problemOf } from '../../support/problems.ts';
 
@@ -144,6 +145,106 @@ describe('daily quota (acceptMessage)', () => {
 
     // Assess
     expect(retry.status).toBe('queued');
+  });
+});
+
+describe('quota given back when a step after admission fails (issue 11 part 7)', () => {
+  const DAY = '2025-03-01';
+  const outage = () => new TransientError('DynamoDB is unavailable');
+
+  /** Makes one dependency step throw once; each case names the step. */
+  const failures = {
+    'the suppression read': (h: AcceptHarness) => {
+      vi.spyOn(h.suppressions, 'getMany').mockRejectedValueOnce(outage());
+    },
+    'the record write': (h: AcceptHarness) => {
+      vi.spyOn(h.messages, 'create').mockRejectedValueOnce(outage());
+      vi.spyOn(h.messages, 'createMany').mockRejectedValueOnce(outage());
+    },
+    'the enqueue and then the record update': (h: AcceptHarness) => {
+      h.queue.failing.add('msg_1');
+      vi.spyOn(h.messages, 'update').mockRejectedValueOnce(outage());
+    },
+  };
+
+  it.each(Object.entries(failures))(
+    'acceptMessage gives the quota back when %s fails, so the advised retry is accepted',
+    async (_, breakStep) => {
+      // Prepare
+      const h = setUp({ dailyQuota: 1 });
+      breakStep(h);
+      await expect(acceptMessage(h.deps, h.key, sendBody())).rejects.toThrow();
+
+      // Act
+      const used = h.usage.quota.get(`${h.key.keyId}#${DAY}`);
+      const retry = await acceptMessage(h.deps, h.key, sendBody());
+
+      // Assess
+      expect(used).toBe(0);
+      expect(retry.status).toBe('queued');
+      expect(h.usage.quota.get(`${h.key.keyId}#${DAY}`)).toBe(1);
+    },
+  );
+
+  it.each(Object.entries(failures).slice(0, 2))(
+    'acceptBatch gives every admitted message its quota back when %s fails for the whole batch',
+    async (_, breakStep) => {
+      // Prepare
+      const h = setUp({ dailyQuota: 3 });
+      h.usage.quota.set(`${h.key.keyId}#${DAY}`, 1);
+      breakStep(h);
+
+      // Act
+      await expect(
+        acceptBatch(h.deps, h.key, [
+          sendBody({ to: ['ana@example.org'] }),
+          sendBody({ to: ['bob@example.org'] }),
+        ]),
+      ).rejects.toThrow();
+
+      // Assess
+      expect(h.usage.quota.get(`${h.key.keyId}#${DAY}`)).toBe(1);
+      expect(h.queue.jobs).toEqual([]);
+    },
+  );
+
+  it('acceptBatch gives back the quota of a message the queue refused even when its record cannot be marked failed', async () => {
+    // Prepare
+    const h = setUp({ dailyQuota: 5 });
+    failures['the enqueue and then the record update'](h);
+
+    // Act
+    const results = await acceptBatch(h.deps, h.key, [
+      sendBody({ to: ['ana@example.org'] }),
+      sendBody({ to: ['bob@example.org'] }),
+    ]);
+
+    // Assess
+    expect(results.map((r) => ('error' in r ? r.error.status : r.status))).toEqual([503, 'queued']);
+    expect(h.usage.quota.get(`${h.key.keyId}#${DAY}`)).toBe(1);
+  });
+
+  it('acceptBatch answers every queued message 503 and gives its quota back when the whole enqueue call throws', async () => {
+    // Prepare
+    const h = setUp({ dailyQuota: 5 });
+    await h.suppressions.put(suppression('bob@example.org'));
+    vi.spyOn(h.queue, 'enqueueMany').mockRejectedValueOnce(outage());
+
+    // Act
+    const results = await acceptBatch(h.deps, h.key, [
+      sendBody({ to: ['ana@example.org'] }),
+      sendBody({ to: ['bob@example.org'] }),
+    ]);
+
+    // Assess
+    expect(results[0]).toEqual({
+      index: 0,
+      error: problem('unavailable', 'Baton could not queue the message; it was not sent. Retry the request.'),
+    });
+    // Suppressed everywhere: recorded, nothing to queue, so it stands and keeps its quota.
+    expect(results[1]).toMatchObject({ index: 1, id: 'msg_2', status: 'suppressed' });
+    expect(h.usage.quota.get(`${h.key.keyId}#${DAY}`)).toBe(1);
+    expect(h.messages.peek('msg_1')?.phase).toBe('failed');
   });
 });
 

@@ -17,6 +17,34 @@ function takeMany(limiter: RateLimiter, keyId: string, rate: number, n: number):
 }
 
 describe('RateLimiter', () => {
+  it('gives a token back (a request that failed), up to the bucket’s size and never beyond it', () => {
+    // Prepare
+    const { limiter } = setUp();
+    limiter.take('key-a', 2);
+    limiter.take('key-a', 2);
+
+    // Act
+    limiter.giveBack('key-a', 2);
+    limiter.giveBack('key-a', 2);
+    limiter.giveBack('key-a', 2);
+    const granted = takeMany(limiter, 'key-a', 2, 3);
+
+    // Assess
+    expect(granted).toBe(2);
+  });
+
+  it('ignores a token given back for a key it does not hold', () => {
+    // Prepare
+    const { limiter } = setUp();
+
+    // Act
+    limiter.giveBack('key-new', 1);
+    const granted = takeMany(limiter, 'key-new', 1, 2);
+
+    // Assess
+    expect(granted).toBe(1);
+  });
+
   it('lets a new key make a burst of one second’s worth of requests, then refuses', () => {
     // Prepare
     const { limiter } = setUp();
