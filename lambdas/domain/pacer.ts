@@ -4,6 +4,12 @@ import type { Clock, Mailer, OutboundMail } from './ports.ts';
 /** The window over which a sender keeps its recipients per second on average. */
 export const PACING_WINDOW_MS = 60_000;
 
+/**
+ * What a sender keeps before its deadline for the send itself (claim, MIME, the SES call, the status
+ * write) and for finishing the batch: a record whose pacing wait would end later is handed back.
+ */
+export const DEADLINE_RESERVE_MS = 5_000;
+
 // Budgets are fractional (0.35/s × 60 s is 21.000000000000004 in floating point).
 const EPSILON = 1e-9;
 
