@@ -186,4 +186,23 @@ describe('a lane paced by recipients (virtual time)', () => {
       expect(busiestWindow(run.sends, WINDOW_MS)).toBeLessThanOrEqual(lanePlan.sendRate * 60 + 1e-9);
     },
   );
+
+  it.each([0.5, 2, 3, 5, 40])(
+    'at maxSendRate %s, with messages of 1 to 50 recipients, every lane sends everything before its deadlines on the first receive',
+    async (maxSendRate) => {
+      // Prepare: every third message has 50 recipients, the others 1 to 30.
+      const recipients = Array.from({ length: 25 }, (_, i) => (i % 3 === 0 ? 50 : 1 + ((i * 7) % 30)));
+
+      for (const lanePlan of laneSendPlans({ maxSendRate, transactionalShare: 0.7 })) {
+        // Act
+        const run = await simulateLane({ plan: lanePlan, recipients });
+
+        // Assess
+        expect(run.invocations.filter((i) => i.end > i.deadline)).toEqual([]);
+        expect(run.deadLettered).toEqual([]);
+        expect(new Set(run.phases)).toEqual(new Set(['sent']));
+        expect(Math.max(...run.receives.values())).toBe(1);
+      }
+    },
+  );
 });
