@@ -1,6 +1,6 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
-import { DEADLINE_RESERVE_MS } from '../lambdas/domain/pacer.ts';
+import { DEADLINE_RESERVE_MS, PACING_WINDOW_MS } from '../lambdas/domain/pacer.ts';
 import { MAX_RECIPIENTS } from '../lambdas/domain/send-request.ts';
 import { LANES, type Lane } from '../lambdas/shared/names.ts';
 
@@ -341,14 +341,21 @@ export function laneSendPlans(
 
 /**
  * Batch size and timeout for a sender paced at `instanceRate` recipients per second. In the worst
- * case every record is a message to {@link MAX_RECIPIENTS}, each costing MAX_RECIPIENTS / rate of
- * pacing (the first one too: a warm instance may still be paying for its last invocation's send).
+ * case every record is a message to {@link MAX_RECIPIENTS}, and each costs the longer of the pacer's
+ * two rules (lambdas/domain/pacer.ts): MAX_RECIPIENTS / rate, or, where whole messages pack
+ * unevenly into the 60 s window's budget (2.1/s gives 126: two of 50, not 2.5), 60 s divided by how
+ * many fit. The first message counts too: a warm instance may still be paying for its last send.
  * The batch is as many such messages as fit in Lambda's 900 s, at most 10; the timeout is what that
- * batch needs, at least 30 s. A sender that takes a batch it could not send in time would time out
+ * batch needs, at least 30 s. A sender that took a batch it could not send in time would time out
  * and return records it never reached, each receive bringing them closer to the dead-letter queue.
  */
 function invocationSize(lane: Lane, instanceRate: number): { batchSize: number; timeoutSeconds: number } {
-  const perMessage = MAX_RECIPIENTS / instanceRate + SEND_WORK_SECONDS;
+  const windowBudget = (instanceRate * PACING_WINDOW_MS) / 1000;
+  const perWindow = Math.floor(windowBudget / MAX_RECIPIENTS + 1e-9);
+  const paced = MAX_RECIPIENTS / instanceRate;
+  // A message larger than the window's budget goes alone and costs exactly its own pace.
+  const pacing = perWindow >= 1 ? Math.max(paced, PACING_WINDOW_MS / 1000 / perWindow) : paced;
+  const perMessage = pacing + SEND_WORK_SECONDS;
   const batchSize = Math.min(
     SENDER_MAX_BATCH_SIZE,
     Math.floor((LAMBDA_MAX_TIMEOUT_SECONDS - INVOCATION_RESERVE_SECONDS) / perMessage),
