@@ -300,7 +300,7 @@ export function createSender(deps: SenderDeps) {
   };
 }
 
-/** SQS's longest visibility change is 12 h; a handed-back record comes back long before. */
+/** A handed-back record waits at most one message's pace, which the stack keeps under 900 s (laneSendPlans). */
 const MAX_HAND_BACK_SECONDS = 900;
 
 /**
