@@ -84,6 +84,8 @@ export class BatonStack extends Stack {
         sendPolicy: this.ses.sendPolicy(),
         sendRate: plan.sendRate,
         maxConcurrency: plan.maxConcurrency,
+        batchSize: plan.batchSize,
+        timeout: Duration.seconds(plan.timeoutSeconds),
         logRetention: config.logRetentionDays,
       });
     }

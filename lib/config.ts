@@ -1,5 +1,7 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
+import { DEADLINE_RESERVE_MS, PACING_WINDOW_MS } from '../lambdas/domain/pacer.ts';
+import { MAX_RECIPIENTS } from '../lambdas/domain/send-request.ts';
 import { LANES, type Lane } from '../lambdas/shared/names.ts';
 
 /**
@@ -437,14 +439,38 @@ export function configFromContext(node: Node): BatonConfig {
   return resolveConfig(input);
 }
 
-/** How one lane may use SES: its sending rate and how many sender instances may run at once. */
+/**
+ * How one lane may use SES: its sending rate, how many sender instances may run at once, and how
+ * much work one invocation takes and has time for.
+ */
 export interface LaneSendPlan {
   readonly lane: Lane;
-  /** Sends per second the lane's sender function may use in total. */
+  /** Recipients per second the lane's sender function may use in total. */
   readonly sendRate: number;
   /** Event source mapping maximum concurrency (2..1000). */
   readonly maxConcurrency: number;
+  /** Records per invocation: as many of the largest message as one instance can send in its timeout (1..10). */
+  readonly batchSize: number;
+  /** The sender's timeout: long enough for a whole batch of the largest message at its paced rate. */
+  readonly timeoutSeconds: number;
 }
+
+/** Lambda's longest timeout. */
+export const LAMBDA_MAX_TIMEOUT_SECONDS = 900;
+/** The most records one sender invocation takes (SQS's batch without a batching window of minutes). */
+export const SENDER_MAX_BATCH_SIZE = 10;
+/** The shortest sender timeout: a fast lane keeps the 30 s it always had. */
+export const SENDER_MIN_TIMEOUT_SECONDS = 30;
+/**
+ * Time one message costs besides its pacing wait: claim, MIME, the SES call and the status write, about
+ * 0.1 s deployed (bench), with a tenfold margin.
+ */
+export const SEND_WORK_SECONDS = 1;
+/**
+ * Time an invocation needs besides its messages: init, the batch's payload and suppression reads and
+ * the statistics flush, and the reserve the sender keeps before its deadline (DEADLINE_RESERVE_MS).
+ */
+export const INVOCATION_RESERVE_SECONDS = 5 + DEADLINE_RESERVE_MS / 1000;
 
 /**
  * Sends one sender instance is paced to. Each message costs a claim write, MIME building (about
@@ -473,8 +499,45 @@ export function laneSendPlans(
   return LANES.map((lane) => {
     const sendRate = floor3(config.maxSendRate * share[lane]);
     const maxConcurrency = Math.min(1000, Math.max(2, Math.ceil(sendRate / SENDS_PER_SENDER_INSTANCE)));
-    return { lane, sendRate, maxConcurrency };
+    return { lane, sendRate, maxConcurrency, ...invocationSize(lane, sendRate / maxConcurrency) };
   });
+}
+
+/**
+ * Batch size and timeout for a sender paced at `instanceRate` recipients per second. In the worst
+ * case every record is a message to {@link MAX_RECIPIENTS}, and each costs the longer of the pacer's
+ * two rules (lambdas/domain/pacer.ts): MAX_RECIPIENTS / rate, or, where whole messages pack
+ * unevenly into the 60 s window's budget (2.1/s gives 126: two of 50, not 2.5), 60 s divided by how
+ * many fit. The first message counts too: a warm instance may still be paying for its last send.
+ * The batch is as many such messages as fit in Lambda's 900 s, at most 10; the timeout is what that
+ * batch needs, at least 30 s. A sender that took a batch it could not send in time would time out
+ * and return records it never reached, each receive bringing them closer to the dead-letter queue.
+ */
+function invocationSize(lane: Lane, instanceRate: number): { batchSize: number; timeoutSeconds: number } {
+  const windowBudget = (instanceRate * PACING_WINDOW_MS) / 1000;
+  const perWindow = Math.floor(windowBudget / MAX_RECIPIENTS + 1e-9);
+  const paced = MAX_RECIPIENTS / instanceRate;
+  // A message larger than the window's budget goes alone and costs exactly its own pace.
+  const pacing = perWindow >= 1 ? Math.max(paced, PACING_WINDOW_MS / 1000 / perWindow) : paced;
+  const perMessage = pacing + SEND_WORK_SECONDS;
+  const batchSize = Math.min(
+    SENDER_MAX_BATCH_SIZE,
+    Math.floor((LAMBDA_MAX_TIMEOUT_SECONDS - INVOCATION_RESERVE_SECONDS) / perMessage),
+  );
+  if (batchSize < 1) {
+    throw new BatonConfigError(
+      'maxSendRate',
+      `the ${lane} lane's share gives each of its senders ${floor3(instanceRate)} recipients per second, ` +
+        `too slow to send one ${MAX_RECIPIENTS}-recipient message within Lambda's ${LAMBDA_MAX_TIMEOUT_SECONDS} s ` +
+        '(raise maxSendRate, or move transactionalShare towards one half)',
+      `maxSendRate=${CONFIG_DEFAULTS.maxSendRate}`,
+    );
+  }
+  const timeoutSeconds = Math.max(
+    SENDER_MIN_TIMEOUT_SECONDS,
+    Math.ceil(batchSize * perMessage + INVOCATION_RESERVE_SECONDS),
+  );
+  return { batchSize, timeoutSeconds };
 }
 
 // Rounded down so the lanes' rates never add up to more than the account's.

@@ -8,12 +8,19 @@ import { backoffSeconds, PAUSED_DELAY_SECONDS } from '../domain/backoff.ts';
 import type { DkimKey, DkimSigner } from '../domain/dkim.ts';
 import type { SendJob } from '../domain/message.ts';
 import { composeMime } from '../domain/mime.ts';
+import { DEADLINE_RESERVE_MS, type Pacer, pacedMailer } from '../domain/pacer.ts';
 import type { Clock, Mailer, MessageStore, SuppressionStore } from '../domain/ports.ts';
 import { utcDay } from '../domain/rate-limit.ts';
 import { giveUp, type SendDeps, sendJob } from '../domain/send.ts';
 import { type StatCounts, StatTally } from '../domain/stats.ts';
 import type { Suppression } from '../domain/suppression.ts';
-import { ConfigurationError, PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
+import {
+  ConfigurationError,
+  OutOfTimeError,
+  PermanentError,
+  SendingPausedError,
+  TransientError,
+} from '../shared/errors.ts';
 import { EnvVar } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
 import { Tally } from '../shared/tally.ts';
@@ -44,6 +51,12 @@ export interface SenderDeps {
   readonly maxReceiveCount?: number;
   /** @default {@link CLAIM_LEASE_MS} */
   readonly leaseMs?: number;
+  /**
+   * This instance's pace (its part of the lane's rate, by recipients): every SES send waits its turn,
+   * and a record whose turn would come too late for the invocation's deadline is handed back
+   * instead of taken. @default unpaced
+   */
+  readonly pacer?: Pacer;
 }
 
 /** A configured DKIM key and mailauth's signer, as {@link loadDkim} loads them. */
@@ -71,9 +84,22 @@ export interface PreparedBatch {
   readonly stats: StatTally;
   /** Outcomes by kind, for the batch's one summary log line. */
   readonly outcomes: Tally;
+  /** When the invocation ends (epoch ms by the sender's clock); absent, no deadline is kept. */
+  readonly deadline?: number | undefined;
+  /** Set when a record's turn came too late for the deadline: the rest of the batch goes back too. */
+  outOfTime?: boolean;
 }
 
-/** Longer than the sender's 30 s timeout, shorter than the lane queue's 180 s visibility timeout. */
+/** What `prepare` needs to know about the invocation. */
+export interface BatchOptions {
+  /** When the invocation ends (the Lambda context's remaining time from now). */
+  readonly deadline?: Date | undefined;
+}
+
+/**
+ * Longer than the sender's 30 s timeout, shorter than the lane queue's 180 s visibility timeout. A lane
+ * whose pace needs a longer timeout sets its lease through BATON_CLAIM_LEASE_SECONDS (SenderLane).
+ */
 export const CLAIM_LEASE_MS = 120_000;
 
 export function createSender(deps: SenderDeps) {
@@ -82,7 +108,7 @@ export function createSender(deps: SenderDeps) {
     deps.signDkim ?? (async (raw, key, domain) => (await loadDkimSigner())(raw, key, domain));
   const send: SendDeps = {
     messages: deps.messages,
-    mailer: deps.mailer,
+    mailer: deps.pacer ? pacedMailer(deps.mailer, deps.pacer) : deps.mailer,
     clock: deps.clock,
     leaseMs: deps.leaseMs ?? CLAIM_LEASE_MS,
     compose: async (message, id, date) => {
@@ -137,7 +163,7 @@ export function createSender(deps: SenderDeps) {
      * Parses every job, reads the claim-checked ones back from the payload store (in parallel),
      * and reads the suppression list once for all their recipients.
      */
-    async prepare(records: readonly SQSRecord[]): Promise<PreparedBatch> {
+    async prepare(records: readonly SQSRecord[], options: BatchOptions = {}): Promise<PreparedBatch> {
       const loaded = await Promise.all(records.map((record) => loadJob(record.body, deps.payloads)));
       const jobs = new Map<string, SendJob | Error>();
       const addresses: string[] = [];
@@ -149,8 +175,23 @@ export function createSender(deps: SenderDeps) {
           addresses.push(addressKey(m.address));
         }
       }
-      const suppressed = addresses.length > 0 ? await deps.suppressions.getMany(addresses) : new Map();
-      return { jobs, suppressed, paused: false, stats: new StatTally(), outcomes: new Tally() };
+      let suppressed: ReadonlyMap<string, Suppression> = new Map();
+      try {
+        if (addresses.length > 0) suppressed = await deps.suppressions.getMany(addresses);
+      } catch (error) {
+        // Every record then fails on its own (backed off, or recorded failed on its last receive)
+        // rather than the whole invocation, which would bring them back with no record written.
+        const failed = new TransientError('reading the suppression list failed', { cause: error });
+        for (const [id, job] of jobs) if (!(job instanceof Error)) jobs.set(id, failed);
+      }
+      return {
+        jobs,
+        suppressed,
+        paused: false,
+        stats: new StatTally(),
+        outcomes: new Tally(),
+        deadline: options.deadline?.getTime(),
+      };
     },
 
     /** One record; throws to report it failed (Powertools turns that into a batchItemFailure). */
@@ -179,6 +220,19 @@ export function createSender(deps: SenderDeps) {
         if (lastTry) await deadLetter(record, job.id, paused, attempt, true, batch);
         else await deps.visibility.delay(record, PAUSED_DELAY_SECONDS);
         throw paused;
+      }
+      const late = lateness(job, batch, deps);
+      if (late !== undefined) {
+        // Handed back untaken, before any of its time is spent: its turn would come after the deadline,
+        // and a sender that timed out would return it (and every record after it) with no word.
+        batch.outOfTime = true;
+        const error = new OutOfTimeError(
+          `the sender's pace leaves no time for this message before the invocation ends (next turn in ${Math.ceil(late / 1000)} s)`,
+        );
+        metrics.addMetric('sendsHandedBack', MetricUnit.Count, 1);
+        if (lastTry) await deadLetter(record, job.id, error, attempt, true, batch);
+        else await deps.visibility.delay(record, Math.min(MAX_HAND_BACK_SECONDS, Math.ceil(late / 1000)));
+        throw error;
       }
       const count = (counts: StatCounts) => batch.stats.add(job.tenant, utcDay(deps.clock()), counts);
       let unbuildable = false;
@@ -223,8 +277,11 @@ export function createSender(deps: SenderDeps) {
           metrics.addMetric('sendingPaused', MetricUnit.Count, 1);
           logger.error('SES sending paused; handing the batch back', { messageId: job.id });
         }
-        if (lastTry && (error instanceof SendingPausedError || error instanceof TransientError)) {
-          await deadLetter(record, job.id, error, attempt, true, batch);
+        // On its last receive anything but a permanent failure (which sendJob recorded) is recorded
+        // failed now: SQS moves the message to the DLQ next, and its record must not say `queued`.
+        if (lastTry && !(error instanceof PermanentError)) {
+          const last = error instanceof Error ? error : new Error(String(error));
+          await deadLetter(record, job.id, last, attempt, true, batch);
           throw error;
         }
         if (error instanceof SendingPausedError) {
@@ -241,6 +298,25 @@ export function createSender(deps: SenderDeps) {
       }
     },
   };
+}
+
+/** A handed-back record waits at most one message's pace, which the stack keeps under 900 s (laneSendPlans). */
+const MAX_HAND_BACK_SECONDS = 900;
+
+/**
+ * How long from now the record's send would have to wait for its turn, when that turn (plus the
+ * time a send takes) falls after the batch's deadline; undefined when it fits or nothing is paced.
+ * Counted by the job's recipients: suppressed ones are dropped later, so this errs on the safe side.
+ */
+function lateness(
+  job: SendJob,
+  batch: PreparedBatch,
+  deps: Pick<SenderDeps, 'pacer' | 'clock'>,
+): number | undefined {
+  if (deps.pacer === undefined || batch.deadline === undefined) return undefined;
+  const wait = deps.pacer.delayFor(job.message.to.length + job.message.cc.length + job.message.bcc.length);
+  const fits = !batch.outOfTime && deps.clock().getTime() + wait + DEADLINE_RESERVE_MS <= batch.deadline;
+  return fits ? undefined : wait;
 }
 
 const outcomeMetric = {

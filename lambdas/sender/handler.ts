@@ -11,7 +11,7 @@ import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
 import { DynamoUsageStore } from '../adapters/usage-store.ts';
 import { SqsVisibility } from '../adapters/visibility.ts';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure.ts';
-import { Pacer, pacedMailer } from '../domain/pacer.ts';
+import { Pacer } from '../domain/pacer.ts';
 import { processSqsBatch } from '../shared/batch.ts';
 import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
@@ -31,11 +31,10 @@ const sender = createSender({
     new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable)),
     erasedKeyFunction(await loadErasureSecret()),
   ),
-  // This instance's part of the lane's SES rate: the event source runs at most maxConcurrency.
-  mailer: pacedMailer(
-    new SesMailer(createSesClient(), requiredEnv(EnvVar.configurationSet)),
-    new Pacer(numberEnv(EnvVar.maxSendRate, 14) / numberEnv(EnvVar.maxConcurrency, 1), () => new Date()),
-  ),
+  mailer: new SesMailer(createSesClient(), requiredEnv(EnvVar.configurationSet)),
+  // This instance's part of the lane's SES rate, in recipients: the event source runs at most
+  // maxConcurrency. Module scope, so a warm instance remembers what its last invocation sent.
+  pacer: new Pacer(numberEnv(EnvVar.maxSendRate, 14) / numberEnv(EnvVar.maxConcurrency, 1), () => new Date()),
   visibility: new SqsVisibility(createSqsClient()),
   dkim: dkim?.key,
   signDkim: dkim?.sign,
@@ -55,7 +54,9 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(publishMetrics())
   .handler(async (event, context) => {
     // One batched suppression read for every recipient in the batch, before the record loop.
-    const prepared = await sender.prepare(event.Records);
+    // The deadline: a record the pace would reach later is handed back, never left to the timeout.
+    const deadline = new Date(Date.now() + context.getRemainingTimeInMillis());
+    const prepared = await sender.prepare(event.Records, { deadline });
     return processSqsBatch(event.Records, (record) => sender.sendRecord(record, prepared), {
       context,
       outcomes: prepared.outcomes,

@@ -22,6 +22,14 @@ export class SendingPausedError extends Error {
   override readonly name = 'SendingPausedError';
 }
 
+/**
+ * A sender handed a record back untaken: its pace would reach it only after the invocation's deadline.
+ * Nothing was attempted; the record returns once the sender's pace allows.
+ */
+export class OutOfTimeError extends TransientError {
+  override readonly name = 'OutOfTimeError';
+}
+
 /** A required setting is missing or invalid; thrown at cold start so the function fails loudly. */
 export class ConfigurationError extends Error {
   override readonly name = 'ConfigurationError';

@@ -19,7 +19,7 @@ export const EnvVar = {
   /** The lane a sender function drains (`transactional` | `broadcast`). */
   lane: 'BATON_LANE',
   retentionDays: 'BATON_RETENTION_DAYS',
-  /** SES sends per second this function may use (its share of the account's rate). */
+  /** SES recipients per second this function may use (its share of the account's rate). */
   maxSendRate: 'BATON_MAX_SEND_RATE',
   /**
    * How many instances of this sender may run at once (its event source mapping's maximum
@@ -33,10 +33,10 @@ export const EnvVar = {
    */
   maxReceiveCount: 'BATON_MAX_RECEIVE_COUNT',
   /**
-   * Seconds a sender's claim on a message protects its attempt. Optional, default 120: longer than
-   * the 30 s timeout, shorter than the lane queue's visibility timeout. The stack never sets it;
-   * the fault soak shortens it together with the visibility timeout so killed senders recover
-   * within its run.
+   * Seconds a sender's claim on a message protects its attempt. Optional, default 120. The stack sets
+   * it to the sender's timeout plus 90 s (a lane paced slowly gets a longer timeout), always shorter
+   * than the lane queue's visibility timeout; the fault soak shortens it together with the visibility
+   * timeout so killed senders recover within its run.
    */
   claimLeaseSeconds: 'BATON_CLAIM_LEASE_SECONDS',
   /** Optional PEM file with a DKIM private key; when set, the sender signs before SES. */

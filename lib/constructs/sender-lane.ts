@@ -23,16 +23,22 @@ export interface SenderLaneProps {
   readonly configurationSetName: string;
   /** `ses:SendEmail` / `ses:SendRawEmail` on the identity and the configuration set. */
   readonly sendPolicy: PolicyStatement;
-  /** Sends per second this lane's function may use in total (its share of the SES rate). */
+  /** Recipients per second this lane's function may use in total (its share of the SES rate). */
   readonly sendRate: number;
   /** Event source mapping maximum concurrency (2..1000). */
   readonly maxConcurrency: number;
   readonly logRetention: RetentionDays;
   /**
-   * Sender timeout. One SQS batch is at most 10 messages of up to 50 recipients each.
+   * Sender timeout: long enough to send a whole batch of the largest message at the lane's paced rate
+   * (`laneSendPlans` sizes it); the sender hands back what it cannot send before it.
    * @default Duration.seconds(30)
    */
   readonly timeout?: Duration;
+  /**
+   * Records per invocation (1..10), no more than the sender can send within its timeout.
+   * @default 10
+   */
+  readonly batchSize?: number;
   /**
    * Receives before a message is dead-lettered. Higher than the feedback queue's because a send can
    * fail transiently for a while (SES throttling, a claim held by a crashed instance) before it is
@@ -48,7 +54,12 @@ export interface SenderLaneProps {
   readonly maxBatchingWindow?: Duration;
 }
 
-const BATCH_SIZE = 10;
+/**
+ * How much longer than the timeout a claim protects an attempt: 120 s at the 30 s timeout, as before.
+ * Shorter than the queue's visibility timeout (six timeouts), so the retry of a dead attempt finds the
+ * claim expired.
+ */
+const CLAIM_LEASE_BEYOND_TIMEOUT = Duration.seconds(90);
 
 /**
  * The sender's bundle-time constants. Deployed, SES Easy DKIM signs and the sender never does, so its
@@ -79,13 +90,14 @@ export class SenderLane extends Construct {
     this.lane = props.lane;
 
     const maxReceiveCount = props.maxReceiveCount ?? 10;
+    const timeout = props.timeout ?? Duration.seconds(30);
     const consumer = addQueueConsumer(this, 'SenderLane', {
       functionId: 'Sender',
       function: {
         entry: 'lambdas/sender/handler.ts',
         serviceName: SENDER_SERVICE,
         description: `Sends queued ${props.lane} messages through SES`,
-        timeout: props.timeout ?? Duration.seconds(30),
+        timeout,
         logRetention: props.logRetention,
         define: SENDER_BUNDLE_DEFINE,
         environment: {
@@ -97,11 +109,13 @@ export class SenderLane extends Construct {
           [EnvVar.maxSendRate]: String(props.sendRate),
           [EnvVar.maxConcurrency]: String(props.maxConcurrency),
           [EnvVar.maxReceiveCount]: String(maxReceiveCount),
+          // A live attempt, paced for up to the whole timeout, never loses its claim.
+          [EnvVar.claimLeaseSeconds]: String(timeout.toSeconds() + CLAIM_LEASE_BEYOND_TIMEOUT.toSeconds()),
           [EnvVar.payloadBucket]: props.payloadBucket.bucketName,
         },
       },
       maxReceiveCount,
-      batchSize: BATCH_SIZE,
+      batchSize: props.batchSize ?? 10,
       maxBatchingWindow: props.maxBatchingWindow ?? Duration.seconds(1),
       maxConcurrency: props.maxConcurrency,
     });
@@ -141,5 +155,9 @@ function validate(props: SenderLaneProps): void {
   }
   if (!(props.sendRate > 0)) {
     throw new Error(`SenderLane: sendRate must be greater than 0, got ${props.sendRate}`);
+  }
+  const batchSize = props.batchSize ?? 10;
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10) {
+    throw new Error(`SenderLane: batchSize must be an integer from 1 to 10, got ${batchSize}`);
   }
 }

@@ -9,10 +9,13 @@ import {
   CONTEXT_KEYS,
   configFromContext,
   eventSourceConcurrency,
+  INVOCATION_RESERVE_SECONDS,
+  LAMBDA_MAX_TIMEOUT_SECONDS,
   laneSendPlans,
   MAX_SENDING_DOMAINS,
   NEW_ACCOUNT_LAMBDA_CONCURRENCY,
   resolveConfig,
+  SEND_WORK_SECONDS,
   SENDS_PER_SENDER_INSTANCE,
 } from '../../lib/config.ts';
 import { REPO_ROOT } from '../../lib/paths.ts';
@@ -200,8 +203,69 @@ describe('laneSendPlans', () => {
     const [transactional, broadcast] = laneSendPlans({ maxSendRate: 14, transactionalShare: 0.7 });
 
     // Assess
-    expect(transactional).toEqual({ lane: 'transactional', sendRate: 9.8, maxConcurrency: 2 });
-    expect(broadcast).toEqual({ lane: 'broadcast', sendRate: 4.2, maxConcurrency: 2 });
+    expect(transactional).toMatchObject({ lane: 'transactional', sendRate: 9.8, maxConcurrency: 2 });
+    expect(broadcast).toMatchObject({ lane: 'broadcast', sendRate: 4.2, maxConcurrency: 2 });
+  });
+
+  it('sizes each sender to send a whole batch of 50-recipient messages before its timeout, at 14 and at the sandbox’s 1', () => {
+    // Act
+    const sizes = [14, 1].map((maxSendRate) =>
+      laneSendPlans({ maxSendRate, transactionalShare: 0.7 }).map(({ lane, batchSize, timeoutSeconds }) => ({
+        lane,
+        batchSize,
+        timeoutSeconds,
+      })),
+    );
+
+    // Assess: per sender 4.9, 2.1, 0.35 and 0.15 recipients/s. 50 recipients take 10.2 and 23.8 s of pace, but
+    // only 5 and 2 of them fit a 60 s window (294, 126): 12 and 30 s each; in the sandbox one message is more
+    // than a window's budget and costs its pace, 142.9 and 333.3 s. Plus 1 s of work each and 10 s per batch.
+    expect(sizes).toEqual([
+      [
+        { lane: 'transactional', batchSize: 10, timeoutSeconds: 140 },
+        { lane: 'broadcast', batchSize: 10, timeoutSeconds: 320 },
+      ],
+      [
+        { lane: 'transactional', batchSize: 6, timeoutSeconds: 874 },
+        { lane: 'broadcast', batchSize: 2, timeoutSeconds: 679 },
+      ],
+    ]);
+  });
+
+  it.each([0.5, 1, 2, 3, 14, 50, 333, 5000])(
+    'never gives a sender at maxSendRate %s more 50-recipient messages than its timeout can pace',
+    (maxSendRate) => {
+      // Act
+      const plans = laneSendPlans({ maxSendRate, transactionalShare: 0.7 });
+
+      // Assess
+      for (const plan of plans) {
+        const perMessage = 50 / (plan.sendRate / plan.maxConcurrency) + SEND_WORK_SECONDS;
+        expect(plan.batchSize).toBeGreaterThanOrEqual(1);
+        expect(plan.batchSize).toBeLessThanOrEqual(10);
+        expect(plan.batchSize * perMessage + INVOCATION_RESERVE_SECONDS).toBeLessThanOrEqual(
+          plan.timeoutSeconds,
+        );
+        expect(plan.timeoutSeconds).toBeGreaterThanOrEqual(30);
+        expect(plan.timeoutSeconds).toBeLessThanOrEqual(LAMBDA_MAX_TIMEOUT_SECONDS);
+      }
+    },
+  );
+
+  it('refuses a share so small that one sender could not send a 50-recipient message within 900 s', () => {
+    // Act
+    const plan = () => laneSendPlans({ maxSendRate: 0.3, transactionalShare: 0.7 });
+
+    // Assess: broadcast gets 0.09/s over two senders, 0.045/s each: 50 recipients take 1111 s.
+    expect(plan).toThrow(
+      new BatonConfigError(
+        'maxSendRate',
+        "the broadcast lane's share gives each of its senders 0.045 recipients per second, too slow to send " +
+          "one 50-recipient message within Lambda's 900 s (raise maxSendRate, or move transactionalShare " +
+          'towards one half)',
+        'maxSendRate=14',
+      ),
+    );
   });
 
   it.each([1, 14, 50, 333, 5000])('never hands out more than maxSendRate %s in total', (maxSendRate) => {

@@ -79,13 +79,14 @@ describe('functions', () => {
     for (const entry of Object.keys(entries)) expect(existsSync(join(REPO_ROOT, entry)), entry).toBe(true);
   });
 
-  it('sets the documented timeouts: api 10 s, senders 30 s, feedback 30 s, erasure worker 2 min', () => {
+  it('sets the documented timeouts: api 10 s, senders sized to their lane (140 s and 320 s at 14/s), feedback 30 s, erasure worker 2 min', () => {
     // Act
     const timeoutOf = (fn: NodejsFunction): unknown => props(resourceOf(template, fn)).Timeout;
 
     // Assess
     expect(timeoutOf(stack.api.handler.function)).toBe(10);
-    for (const lane of LANES) expect(timeoutOf(stack.lanes[lane].sender.function)).toBe(30);
+    expect(timeoutOf(stack.lanes.transactional.sender.function)).toBe(140);
+    expect(timeoutOf(stack.lanes.broadcast.sender.function)).toBe(320);
     expect(timeoutOf(stack.feedback.handler.function)).toBe(30);
     expect(timeoutOf(stack.erasure.worker.function)).toBe(120);
   });
@@ -145,6 +146,7 @@ describe('functions', () => {
           EnvVar.maxSendRate,
           EnvVar.maxConcurrency,
           EnvVar.maxReceiveCount,
+          EnvVar.claimLeaseSeconds,
           EnvVar.payloadBucket,
           EnvVar.erasureSecretArn,
           ...COMMON_ENV,
@@ -156,6 +158,8 @@ describe('functions', () => {
         [EnvVar.maxConcurrency]: String(plan?.maxConcurrency),
         // The same number as the lane queue's redrive policy (queues.test.ts pins 10).
         [EnvVar.maxReceiveCount]: '10',
+        // The claim outlives an attempt paced for its whole timeout (and ends before the visibility).
+        [EnvVar.claimLeaseSeconds]: String((plan?.timeoutSeconds ?? 0) + 90),
         [EnvVar.configurationSet]: { Ref: logicalIdOf(stack.ses.configurationSet) },
         [EnvVar.payloadBucket]: { Ref: logicalIdOf(stack.payloads.bucket) },
         [EnvVar.erasureSecretArn]: { Ref: logicalIdOf(stack.erasure.secret) },
@@ -163,6 +167,29 @@ describe('functions', () => {
       });
     },
   );
+
+  it('sizes each sandbox sender (maxSendRate 1) to its pace: timeout, batch, claim and visibility', () => {
+    // Prepare
+    const sandbox = synthTemplate({ context: { maxSendRate: '1' } });
+
+    // Act
+    const sizes = LANES.map((lane) => {
+      const { sender, queue, eventSourceMapping } = sandbox.stack.lanes[lane];
+      return {
+        lane,
+        timeout: props(resourceOf(sandbox.template, sender.function)).Timeout,
+        batchSize: props(resourceOf(sandbox.template, eventSourceMapping)).BatchSize,
+        lease: Number(environmentOf(sandbox.template, sender.function)[EnvVar.claimLeaseSeconds]),
+        visibility: props(resourceOf(sandbox.template, queue.queue)).VisibilityTimeout,
+      };
+    });
+
+    // Assess: a claim outlives the longest paced attempt and expires before the message reappears.
+    expect(sizes).toEqual([
+      { lane: 'transactional', timeout: 874, batchSize: 6, lease: 964, visibility: 6 * 874 + 1 },
+      { lane: 'broadcast', timeout: 679, batchSize: 2, lease: 769, visibility: 6 * 679 + 1 },
+    ]);
+  });
 
   it('splits maxSendRate between the senders without exceeding it', () => {
     // Prepare

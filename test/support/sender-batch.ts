@@ -13,14 +13,16 @@ export type Sender = ReturnType<typeof createSender>;
 
 /**
  * One invocation of the sender for `records`; returns what Lambda would get back. With `usage`, the
- * batch's statistics are flushed to it at the end, as the handler does.
+ * batch's statistics are flushed to it at the end, as the handler does; with `deadline`, the sender
+ * keeps it as it keeps the Lambda context's.
  */
 export async function runSenderBatch(
   sender: Sender,
   records: readonly SQSRecord[],
   usage?: Pick<UsageStore, 'addStats'>,
+  deadline?: Date,
 ): Promise<SQSBatchResponse> {
-  const prepared = await sender.prepare(records);
+  const prepared = await sender.prepare(records, { deadline });
   return processSqsBatch([...records], (record) => sender.sendRecord(record, prepared), {
     outcomes: prepared.outcomes,
     processInParallel: false,

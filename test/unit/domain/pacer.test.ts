@@ -111,6 +111,74 @@ describe('Pacer', () => {
     expect(waits).toEqual([]);
   });
 
+  it('counts recipients, not calls: after a send to n recipients the next waits n / rate', async () => {
+    // Prepare
+    const clock = testClock(T0);
+    const { sleep } = fakeSleep(clock);
+    const pacer = new Pacer(10, clock, sleep);
+    const startedAt: number[] = [];
+
+    // Act
+    for (const recipients of [5, 5, 1, 1]) {
+      await pacer.acquire(recipients);
+      startedAt.push(elapsedMs(clock));
+    }
+
+    // Assess
+    expect(startedAt).toEqual([0, 500, 1000, 1100]);
+  });
+
+  it('holds a message larger than one second’s budget until the 60 s window has room for it', async () => {
+    // Prepare: 1 recipient per second, so 60 per window.
+    const clock = testClock(T0);
+    const { sleep } = fakeSleep(clock);
+    const pacer = new Pacer(1, clock, sleep);
+    const startedAt: number[] = [];
+
+    // Act
+    for (const recipients of [50, 1, 10, 1]) {
+      await pacer.acquire(recipients);
+      startedAt.push(elapsedMs(clock));
+    }
+
+    // Assess: the 10 fits only once the 50 sent at 0 s has left the window (51 + 10 > 60).
+    expect(startedAt).toEqual([0, 50_000, 60_000, 70_000]);
+  });
+
+  it('sends a message larger than the whole window’s budget alone, then nothing for its recipients / rate', async () => {
+    // Prepare: 0.15 recipients per second (the sandbox's broadcast lane over two senders): 9 per window.
+    const clock = testClock(T0);
+    const { sleep } = fakeSleep(clock);
+    const pacer = new Pacer(0.15, clock, sleep);
+    const startedAt: number[] = [];
+
+    // Act
+    for (const recipients of [1, 50, 50, 1]) {
+      await pacer.acquire(recipients);
+      startedAt.push(elapsedMs(clock));
+    }
+
+    // Assess (whole ms, rounded up): the first 50 waits for an empty window; each 50 then costs 50 / 0.15 = 333.3 s.
+    expect(startedAt).toEqual([0, 60_000, 393_334, 726_667]);
+  });
+
+  it('says how long a send would wait without booking it', async () => {
+    // Prepare
+    const clock = testClock(T0);
+    const { sleep } = fakeSleep(clock);
+    const pacer = new Pacer(2, clock, sleep);
+    await pacer.acquire(4);
+
+    // Act
+    const first = pacer.delayFor(50);
+    const again = pacer.delayFor(1);
+
+    // Assess
+    expect([first, again]).toEqual([2000, 2000]);
+    clock.advance(2000);
+    expect(pacer.delayFor(1)).toBe(0);
+  });
+
   it.each([0, -1, Number.NaN])('refuses a send rate of %s', (rate) => {
     // Prepare
     const clock = testClock(T0);
