@@ -144,11 +144,12 @@ export class DynamoSuppressionStore implements SuppressionStore {
         new ScanCommand({
           TableName: this.#table,
           Limit: limit,
-          // Soft-bounce counters share the table but are not suppressions. The filter runs after
-          // Limit, so a page may hold fewer items than asked; the cursor still moves on.
-          FilterExpression: 'NOT begins_with(#a, :counter)',
-          ExpressionAttributeNames: { '#a': Keys.suppressions.partition },
-          ExpressionAttributeValues: { ':counter': SOFT_BOUNCE_KEY_PREFIX },
+          // Soft-bounce counters share the table but are not suppressions: they are the items
+          // without a reason (whatever their key, so counters of the old `softbounce#` scheme stay
+          // hidden too, while an address that merely looks like one is listed). The filter runs
+          // after Limit, so a page may hold fewer items than asked; the cursor still moves on.
+          FilterExpression: 'attribute_exists(#reason)',
+          ExpressionAttributeNames: { '#reason': 'reason' },
           ...(start ? { ExclusiveStartKey: { [Keys.suppressions.partition]: start } } : {}),
         }),
       );

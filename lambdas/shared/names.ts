@@ -134,8 +134,14 @@ export const PUBLISHED_SES_EVENTS = [
  */
 export const ENTRY_METADATA_KEY = 'baton:entry';
 
-/** Suppressions-table key prefix of the transient-bounce counters (not suppressions themselves). */
-export const SOFT_BOUNCE_KEY_PREFIX = 'softbounce#';
+/**
+ * Suppressions-table key prefix of the transient-bounce counters (not suppressions themselves).
+ * Every internal key of that table holds a ":", which no address Baton accepts can contain (a
+ * dot-atom local part and a host name), so no address maps onto an internal item. Counters written
+ * before this prefix (`softbounce#<address>`, itself a valid address) are no longer read; they
+ * expire by TTL within the soft-bounce window (README "Suppression").
+ */
+export const SOFT_BOUNCE_KEY_PREFIX = 'softbounce:';
 
 /**
  * Prefix of an erased address's pseudonym (`erased:<first 24 hex of HMAC-SHA256>`): it replaces

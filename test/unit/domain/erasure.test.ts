@@ -389,7 +389,7 @@ describe('eraseRecipient', () => {
     expect(suppressions.peek(ANA_KEY)).toEqual(
       suppression(ANA_KEY, 'hard_bounce', { detail: `550 5.1.1 <${ANA_KEY}>`, source: 'msg_1' }),
     );
-    expect(deleted.mock.calls).toEqual([[ANA], [`softbounce#${ANA}`]]);
+    expect(deleted.mock.calls).toEqual([[ANA], [`softbounce:${ANA}`]]);
   });
 
   it('writes the tombstone before it deletes anything, so the address is never unsuppressed', async () => {
@@ -409,7 +409,7 @@ describe('eraseRecipient', () => {
     await eraseRecipient(deps, 'tenant-a', ANA, 5_000);
 
     // Assess
-    expect(order).toEqual([`put ${ANA_KEY}`, `delete ${ANA}`, `delete softbounce#${ANA}`]);
+    expect(order).toEqual([`put ${ANA_KEY}`, `delete ${ANA}`, `delete softbounce:${ANA}`]);
   });
 
   it('answers 0 the second time and keeps the tombstone as it was', async () => {
