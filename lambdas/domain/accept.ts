@@ -82,7 +82,10 @@ export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown
     throw error;
   }
   if (!(await admit(deps, key, now, 1))) failQuota(key, now);
-  const suppressions = await deps.suppressions.getMany(checked.candidates.map((c) => c.key));
+  const suppressions = await deps.suppressions.getMany(
+    checked.candidates.map((c) => c.key),
+    key.tenant,
+  );
   const prepared = prepare(deps, checked, suppressions, now);
   await deps.messages.create(prepared.record);
   if (prepared.result.status === 'queued') {
@@ -127,6 +130,7 @@ export async function acceptBatch(
 
   const suppressions = await deps.suppressions.getMany(
     accepted.flatMap((g) => g.checked.candidates.map((c) => c.key)),
+    key.tenant,
   );
   const prepared = accepted.map((g) => ({ index: g.index, ...prepare(deps, g.checked, suppressions, now) }));
   await deps.messages.createMany(prepared.map((p) => p.record));

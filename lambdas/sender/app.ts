@@ -61,7 +61,11 @@ export interface PayloadReader {
 
 export interface PreparedBatch {
   readonly jobs: ReadonlyMap<string, SendJob | Error>;
-  readonly suppressed: ReadonlyMap<string, Suppression>;
+  /**
+   * By tenant, then by normalised address: the global entries and the job's tenant's own (a
+   * tenant's manual, unsubscribe or erasure entry blocks only that tenant's mail).
+   */
+  readonly suppressed: ReadonlyMap<string, ReadonlyMap<string, Suppression>>;
   /** Set when SES reported the account paused: the rest of the batch goes back untouched. */
   paused: boolean;
   /**
@@ -135,21 +139,30 @@ export function createSender(deps: SenderDeps) {
   return {
     /**
      * Parses every job, reads the claim-checked ones back from the payload store (in parallel),
-     * and reads the suppression list once for all their recipients.
+     * and reads the suppression list once per tenant in the batch (in parallel; one tenant, one
+     * read, in the usual batch) for all their recipients.
      */
     async prepare(records: readonly SQSRecord[]): Promise<PreparedBatch> {
       const loaded = await Promise.all(records.map((record) => loadJob(record.body, deps.payloads)));
       const jobs = new Map<string, SendJob | Error>();
-      const addresses: string[] = [];
+      const addresses = new Map<string, string[]>();
       for (const [index, record] of records.entries()) {
         const job = loaded[index] ?? new PermanentError('send job missing from the batch');
         jobs.set(record.messageId, job);
         if (job instanceof Error) continue;
+        const ofTenant = addresses.get(job.tenant) ?? [];
         for (const m of [...job.message.to, ...job.message.cc, ...job.message.bcc]) {
-          addresses.push(addressKey(m.address));
+          ofTenant.push(addressKey(m.address));
         }
+        addresses.set(job.tenant, ofTenant);
       }
-      const suppressed = addresses.length > 0 ? await deps.suppressions.getMany(addresses) : new Map();
+      const suppressed = new Map(
+        await Promise.all(
+          [...addresses].map(
+            async ([tenant, list]) => [tenant, await deps.suppressions.getMany(list, tenant)] as const,
+          ),
+        ),
+      );
       return { jobs, suppressed, paused: false, stats: new StatTally(), outcomes: new Tally() };
     },
 
@@ -203,7 +216,7 @@ export function createSender(deps: SenderDeps) {
         },
       };
       try {
-        const outcome = await sendJob(counted, job, batch.suppressed);
+        const outcome = await sendJob(counted, job, batch.suppressed.get(job.tenant) ?? new Map());
         if (outcome === 'suppressed') count({ suppressed: 1 });
         if (outcome === 'failed') count({ failed: 1 });
         metrics.addMetric(outcomeMetric[outcome], MetricUnit.Count, 1);

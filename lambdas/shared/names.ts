@@ -144,6 +144,14 @@ export const ENTRY_METADATA_KEY = 'baton:entry';
 export const SOFT_BOUNCE_KEY_PREFIX = 'softbounce:';
 
 /**
+ * Suppressions-table key prefix of a tenant's own entries (manual, unsubscribe, erasure
+ * tombstones): `tenant:<tenant>:<address or pseudonym>`. Tenant ids hold no ":" and addresses none
+ * either, so the key names its scope without ambiguity and no address can produce it. Global
+ * entries (bounces, complaints) are keyed by the plain address, as before scopes existed.
+ */
+export const TENANT_KEY_PREFIX = 'tenant:';
+
+/**
  * Prefix of an erased address's pseudonym (`erased:<first 24 hex of HMAC-SHA256>`): it replaces
  * the address in message records and keys its suppression tombstone in the Suppressions table.
  */
