@@ -146,8 +146,15 @@ export class DynamoSuppressionStore implements SuppressionStore {
           // Severity only rises: a late or repeated weaker event never replaces stronger evidence.
           // An expired suppression (a soft bounce DynamoDB's TTL has not swept yet, which can take
           // days) is no evidence any more and may be replaced by anything.
-          ConditionExpression: 'attribute_not_exists(#a) OR severity < :severity OR #ttl < :now',
-          ExpressionAttributeNames: { '#a': Keys.suppressions.partition, '#ttl': Keys.suppressions.ttl },
+          // A counter left under the old `softbounce#<address>` key (itself a valid address) is no
+          // evidence either: it has no reason, and the address's own suppression replaces it.
+          ConditionExpression:
+            'attribute_not_exists(#a) OR attribute_not_exists(#reason) OR severity < :severity OR #ttl < :now',
+          ExpressionAttributeNames: {
+            '#a': Keys.suppressions.partition,
+            '#reason': 'reason',
+            '#ttl': Keys.suppressions.ttl,
+          },
           ExpressionAttributeValues: {
             ':severity': s.severity,
             ':now': Math.floor(Date.parse(s.createdAt) / 1000),

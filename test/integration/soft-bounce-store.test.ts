@@ -1,4 +1,4 @@
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
 import { DynamoSoftBounceStore } from '../../lambdas/adapters/soft-bounce-store.ts';
@@ -71,6 +71,35 @@ describe('DynamoSoftBounceStore against dynalite (Suppressions table from the te
     } while (cursor !== undefined);
     expect(listed).toContain(lookalike);
     expect(listed).not.toContain('carla@example.org');
+  });
+
+  it('lets a bounce of the address softbounce#dora@… replace a counter left under that key by the old scheme', async () => {
+    // Prepare: the old scheme kept dora's counter under a key that is itself a valid address.
+    const suppressions = new DynamoSuppressionStore(stack.clients.doc, stack.tables.suppressions);
+    const lookalike = 'softbounce#dora@example.org';
+    await stack.clients.doc.send(
+      new PutCommand({
+        TableName: stack.tables.suppressions,
+        Item: { address: lookalike, bounces: { msg_1: NOW.getTime() }, version: 1 },
+      }),
+    );
+    const before = await suppressions.get(lookalike);
+
+    // Act
+    const wrote = await suppressions.putIfStronger({
+      address: lookalike,
+      reason: 'hard_bounce',
+      detail: null,
+      source: 'msg_2',
+      createdAt: NOW.toISOString(),
+      expiresAt: null,
+      severity: 3,
+    });
+
+    // Assess: the counter never counted as a suppression, and the bounce is recorded.
+    expect(before).toBeUndefined();
+    expect(wrote).toBe(true);
+    expect((await suppressions.get(lookalike))?.reason).toBe('hard_bounce');
   });
 
   it('refuses a write based on a stale version, and a second first write', async () => {
