@@ -186,9 +186,17 @@ function prepare(
   for (const { address, key: normalised, kind } of checked.candidates) {
     const s = suppressions.get(normalised);
     if (s && isActive(s, now)) {
-      recipients.push({ address, kind, status: 'suppressed', reason: suppressedReason(s), updatedAt: at });
+      // An address the tenant erased is recorded under its pseudonym, never stored again.
+      const recorded = s.erasedAs ?? address;
+      recipients.push({
+        address: recorded,
+        kind,
+        status: 'suppressed',
+        reason: suppressedReason(s),
+        updatedAt: at,
+      });
       response.push({ address, status: 'suppressed', reason: s.reason });
-      events.push({ type: 'suppressed', at, recipient: address, detail: { reason: s.reason } });
+      events.push({ type: 'suppressed', at, recipient: recorded, detail: { reason: s.reason } });
     } else {
       recipients.push({ address, kind, status: 'queued', reason: null, updatedAt: at });
       response.push({ address, status: 'queued' });

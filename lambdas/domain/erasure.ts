@@ -217,7 +217,9 @@ function asTombstone(
 
 /** What the list says for an erased address: its tombstone, unless a stronger plain entry exists. */
 function standing(address: string, plain: Suppression | undefined, tombstone: Suppression): Suppression {
-  return plain && plain.severity > tombstone.severity ? plain : { ...tombstone, address };
+  return plain && plain.severity > tombstone.severity
+    ? { ...plain, erasedAs: tombstone.address }
+    : { ...tombstone, address, erasedAs: tombstone.address };
 }
 
 /**

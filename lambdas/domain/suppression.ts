@@ -48,6 +48,11 @@ export interface Suppression {
   readonly evidence?: Readonly<Record<string, string>>;
   /** The tenant whose entry this is (manual, unsubscribe, erasure); absent for a global entry. */
   readonly tenant?: string;
+  /**
+   * Set when an erasure tombstone answers for the address (never stored): its pseudonym, which a
+   * new record holds instead of the address, so the address is not stored again.
+   */
+  readonly erasedAs?: string;
 }
 
 /** The stronger of two entries for one address (an absent one loses); the global one on a tie. */

@@ -105,6 +105,12 @@ describe('recipient erasure in local mode', () => {
       detail: string;
     };
     expect([lookup.reason, lookup.detail]).toEqual(['manual', 'erased']);
+    // The new message's record holds the pseudonym: the address is not stored again.
+    const record = await view(String((after.body as { id: string }).id));
+    expect(record.view.recipients.map((r) => r.address)).toEqual([
+      expect.stringMatching(/^erased:[0-9a-f]{24}$/),
+    ]);
+    expect(record.text).not.toContain(address);
   });
 
   it('finishes an erasure in the worker function when the rest is handed over on its queue', async () => {

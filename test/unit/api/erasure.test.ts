@@ -90,9 +90,9 @@ describe('DELETE /v1/recipients/{address}', () => {
     expect(result.body?.toLowerCase()).not.toContain(ANA);
   });
 
-  it('suppresses the erased address for good: a new message to it is recorded suppressed, never queued', async () => {
+  it('suppresses the erased address for good: a new message to it is recorded suppressed under the pseudonym, never queued', async () => {
     // Prepare
-    const { api, erase, queue, token } = setUp();
+    const { api, erase, queue, token, messages } = setUp();
     await erase();
 
     // Act
@@ -109,6 +109,9 @@ describe('DELETE /v1/recipients/{address}', () => {
       },
     ]);
     expect(queue.jobs).toEqual([]);
+    const record = JSON.stringify(messages.peek('msg_new1'));
+    expect(record).toContain(ANA_KEY);
+    expect(record.toLowerCase()).not.toContain(ANA);
   });
 
   it('still answers GET /v1/suppressions/{address} for the erased address, with nothing new in it, and leaves global evidence to the other tenants', async () => {

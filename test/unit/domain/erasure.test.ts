@@ -253,6 +253,7 @@ describe('TombstoneAwareSuppressions', () => {
     expect(found).toEqual({
       ...tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0), 'tenant-a'),
       address: ANA,
+      erasedAs: ANA_KEY,
     });
   });
 
