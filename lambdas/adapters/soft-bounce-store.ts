@@ -6,7 +6,7 @@ import { Keys, SOFT_BOUNCE_KEY_PREFIX } from '../shared/names.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';
 
 /**
- * Transient-bounce counters, kept in the Suppressions table under `softbounce#<address>` (so the
+ * Transient-bounce counters, kept in the Suppressions table under `softbounce:<address>` (so the
  * address's data lives in one table, which erasure and PITR cover), with a TTL one window after
  * the latest bounce so counters of addresses that recovered disappear on their own.
  */

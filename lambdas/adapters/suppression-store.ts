@@ -1,3 +1,4 @@
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
@@ -5,12 +6,15 @@ import {
   PutCommand,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { normaliseAddress } from '../domain/address.ts';
-import { isErasedKey } from '../domain/erasure.ts';
 import type { SuppressionStore } from '../domain/ports.ts';
-import { SUPPRESSION_REASONS, type Suppression, type SuppressionReason } from '../domain/suppression.ts';
+import {
+  SUPPRESSION_REASONS,
+  type Suppression,
+  type SuppressionReason,
+  stronger,
+} from '../domain/suppression.ts';
 import { InvalidCursorError } from '../shared/errors.ts';
-import { Keys, SOFT_BOUNCE_KEY_PREFIX } from '../shared/names.ts';
+import { Keys, TENANT_KEY_PREFIX } from '../shared/names.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';
 import { batchGetAll } from './dynamo-batch.ts';
 
@@ -24,11 +28,19 @@ interface SuppressionItem {
   readonly expiresAt?: number;
   readonly severity: number;
   readonly evidence?: Record<string, string>;
+  /** The owning tenant of a tenant's entry (also spelled in its key); absent on a global entry. */
+  readonly tenant?: string;
+}
+
+/** The table key of an address's (or pseudonym's) entry: plain when global, prefixed for a tenant. */
+function itemKey(address: string, tenant: string | undefined): string {
+  return tenant === undefined ? address : `${TENANT_KEY_PREFIX}${tenant}:${address}`;
 }
 
 function toItem(s: Suppression): SuppressionItem {
   return {
-    address: s.address,
+    address: itemKey(s.address, s.tenant),
+    ...(s.tenant === undefined ? {} : { tenant: s.tenant }),
     reason: s.reason,
     detail: s.detail,
     source: s.source,
@@ -44,8 +56,9 @@ function fromItem(item: Record<string, unknown>): Suppression {
   const reason = (SUPPRESSION_REASONS as readonly string[]).includes(i.reason)
     ? (i.reason as SuppressionReason)
     : 'manual';
+  const tenant = typeof i.tenant === 'string' ? i.tenant : undefined;
   return {
-    address: i.address,
+    address: i.address.slice(itemKey('', tenant).length),
     reason,
     detail: i.detail ?? null,
     source: i.source ?? null,
@@ -53,43 +66,72 @@ function fromItem(item: Record<string, unknown>): Suppression {
     expiresAt: typeof i.expiresAt === 'number' ? new Date(i.expiresAt * 1000).toISOString() : null,
     severity: i.severity,
     ...(i.evidence ? { evidence: i.evidence } : {}),
+    ...(tenant === undefined ? {} : { tenant }),
   };
 }
 
 /**
- * The Suppressions table, keyed by normalised address; an erased address's tombstone is keyed by
- * its pseudonym (`erased:<hex>`, see domain/erasure.ts) and is otherwise an ordinary item.
+ * The Suppressions table: global entries keyed by the normalised address, a tenant's entries by
+ * `tenant:<tenant>:<address>`, soft-bounce counters by `softbounce:<address>` (no `reason`), and an
+ * erased address's tombstone by its pseudonym (`erased:<hex>`, see domain/erasure.ts) in the scope
+ * of the tenant that erased it (older tombstones, from before scopes, are global).
+ *
+ * List cursors are sealed (AES-256-GCM under `cursorSecret`): a page may end on an item the caller
+ * must not see (another tenant's entry, a counter), and its key is the position to go on from.
  */
 export class DynamoSuppressionStore implements SuppressionStore {
   readonly #doc: DynamoDBDocumentClient;
   readonly #table: string;
+  readonly #cursorKey: Buffer;
 
-  constructor(doc: DynamoDBDocumentClient, table: string) {
+  /**
+   * @param cursorSecret what list cursors are sealed under; every function that answers the list
+   *   must get the same one. @default a random one (cursors then work only in this process)
+   */
+  constructor(doc: DynamoDBDocumentClient, table: string, cursorSecret?: string) {
     this.#doc = doc;
     this.#table = table;
+    this.#cursorKey =
+      cursorSecret === undefined
+        ? randomBytes(32)
+        : createHmac('sha256', cursorSecret).update('baton suppression list cursor').digest();
   }
 
-  async getMany(addresses: readonly string[]): Promise<Map<string, Suppression>> {
+  async getMany(addresses: readonly string[], tenant?: string): Promise<Map<string, Suppression>> {
+    const unique = [...new Set(addresses)];
+    const keys = unique.flatMap((a) => (tenant === undefined ? [a] : [a, itemKey(a, tenant)]));
     const items = await batchGetAll(
       this.#doc,
       this.#table,
-      [...new Set(addresses)].map((address) => ({ [Keys.suppressions.partition]: address })),
+      keys.map((key) => ({ [Keys.suppressions.partition]: key })),
       'reading the suppression list',
     );
     const found = new Map<string, Suppression>();
     for (const item of items) {
+      // A counter under a legacy `softbounce#…` key (itself a valid address) is no suppression.
+      if (typeof item.reason !== 'string') continue;
       const s = fromItem(item);
-      found.set(s.address, s);
+      const best = stronger(found.get(s.address), s);
+      if (best) found.set(s.address, best);
     }
     return found;
   }
 
-  async get(address: string): Promise<Suppression | undefined> {
+  async get(address: string, tenant?: string): Promise<Suppression | undefined> {
+    const [global, own] = await Promise.all([
+      this.#getItem(address),
+      tenant === undefined ? undefined : this.#getItem(itemKey(address, tenant)),
+    ]);
+    return stronger(global, own);
+  }
+
+  async #getItem(key: string): Promise<Suppression | undefined> {
     try {
       const out = await this.#doc.send(
-        new GetCommand({ TableName: this.#table, Key: { [Keys.suppressions.partition]: address } }),
+        new GetCommand({ TableName: this.#table, Key: { [Keys.suppressions.partition]: key } }),
       );
-      return out.Item ? fromItem(out.Item) : undefined;
+      // A soft-bounce counter is no suppression (only a legacy `softbounce#…` key can be read here).
+      return out.Item && typeof out.Item.reason === 'string' ? fromItem(out.Item) : undefined;
     } catch (error) {
       rethrow(error, 'reading a suppression');
     }
@@ -104,8 +146,15 @@ export class DynamoSuppressionStore implements SuppressionStore {
           // Severity only rises: a late or repeated weaker event never replaces stronger evidence.
           // An expired suppression (a soft bounce DynamoDB's TTL has not swept yet, which can take
           // days) is no evidence any more and may be replaced by anything.
-          ConditionExpression: 'attribute_not_exists(#a) OR severity < :severity OR #ttl < :now',
-          ExpressionAttributeNames: { '#a': Keys.suppressions.partition, '#ttl': Keys.suppressions.ttl },
+          // A counter left under the old `softbounce#<address>` key (itself a valid address) is no
+          // evidence either: it has no reason, and the address's own suppression replaces it.
+          ConditionExpression:
+            'attribute_not_exists(#a) OR attribute_not_exists(#reason) OR severity < :severity OR #ttl < :now',
+          ExpressionAttributeNames: {
+            '#a': Keys.suppressions.partition,
+            '#reason': 'reason',
+            '#ttl': Keys.suppressions.ttl,
+          },
           ExpressionAttributeValues: {
             ':severity': s.severity,
             ':now': Math.floor(Date.parse(s.createdAt) / 1000),
@@ -127,52 +176,76 @@ export class DynamoSuppressionStore implements SuppressionStore {
     }
   }
 
-  async delete(address: string): Promise<void> {
+  async delete(address: string, tenant?: string): Promise<void> {
     try {
       await this.#doc.send(
-        new DeleteCommand({ TableName: this.#table, Key: { [Keys.suppressions.partition]: address } }),
+        new DeleteCommand({
+          TableName: this.#table,
+          Key: { [Keys.suppressions.partition]: itemKey(address, tenant) },
+        }),
       );
     } catch (error) {
       rethrow(error, 'deleting a suppression');
     }
   }
 
-  async list(limit: number, cursor?: string): Promise<{ items: Suppression[]; nextCursor: string | null }> {
-    const start = cursor === undefined ? undefined : decodeCursor(cursor);
+  async list(
+    limit: number,
+    cursor?: string,
+    tenant?: string,
+  ): Promise<{ items: Suppression[]; nextCursor: string | null }> {
+    const start = cursor === undefined ? undefined : this.#openCursor(cursor);
     try {
       const out = await this.#doc.send(
         new ScanCommand({
           TableName: this.#table,
           Limit: limit,
-          // Soft-bounce counters share the table but are not suppressions. The filter runs after
-          // Limit, so a page may hold fewer items than asked; the cursor still moves on.
-          FilterExpression: 'NOT begins_with(#a, :counter)',
-          ExpressionAttributeNames: { '#a': Keys.suppressions.partition },
-          ExpressionAttributeValues: { ':counter': SOFT_BOUNCE_KEY_PREFIX },
+          // Soft-bounce counters share the table but are not suppressions: they are the items
+          // without a reason (whatever their key, so counters of the old `softbounce#` scheme stay
+          // hidden too, while an address that merely looks like one is listed). Besides, only
+          // global entries (a plain address: tombstones from before scopes have no "@") and the
+          // caller's own. The filter runs after Limit, so a page may hold fewer items than asked;
+          // the cursor still moves on.
+          FilterExpression:
+            tenant === undefined
+              ? 'attribute_exists(#reason) AND attribute_not_exists(#tenant) AND contains(#a, :at)'
+              : 'attribute_exists(#reason) AND (#tenant = :tenant OR (attribute_not_exists(#tenant) AND contains(#a, :at)))',
+          ExpressionAttributeNames: {
+            '#reason': 'reason',
+            '#tenant': 'tenant',
+            '#a': Keys.suppressions.partition,
+          },
+          ExpressionAttributeValues: { ':at': '@', ...(tenant === undefined ? {} : { ':tenant': tenant }) },
           ...(start ? { ExclusiveStartKey: { [Keys.suppressions.partition]: start } } : {}),
         }),
       );
       const last = out.LastEvaluatedKey?.[Keys.suppressions.partition];
       return {
         items: (out.Items ?? []).map(fromItem),
-        nextCursor: typeof last === 'string' ? Buffer.from(last, 'utf8').toString('base64url') : null,
+        nextCursor: typeof last === 'string' ? this.#sealCursor(last) : null,
       };
     } catch (error) {
       rethrow(error, 'listing suppressions');
     }
   }
-}
 
-/**
- * A cursor is the base64url of the last key of a page: a normalised address, a tombstone key or a
- * soft-bounce counter's key (a page may end on an item the filter hid). Anything else is refused,
- * not sent to DynamoDB.
- */
-function decodeCursor(cursor: string): string {
-  const key = /^[A-Za-z0-9_-]{1,400}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
-  const address = key.startsWith(SOFT_BOUNCE_KEY_PREFIX) ? key.slice(SOFT_BOUNCE_KEY_PREFIX.length) : key;
-  if (!isErasedKey(key) && (address === '' || normaliseAddress(address) !== address)) {
-    throw new InvalidCursorError('not a suppression list cursor');
+  #sealCursor(key: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.#cursorKey, iv);
+    const sealed = Buffer.concat([cipher.update(key, 'utf8'), cipher.final()]);
+    return Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString('base64url');
   }
-  return key;
+
+  /** Anything but a cursor this store sealed is refused, not sent to DynamoDB. */
+  #openCursor(cursor: string): string {
+    const raw = /^[A-Za-z0-9_-]{40,1400}$/.test(cursor) ? Buffer.from(cursor, 'base64url') : Buffer.alloc(0);
+    try {
+      if (raw.length < 29) throw new InvalidCursorError('not a suppression list cursor');
+      const decipher = createDecipheriv('aes-256-gcm', this.#cursorKey, raw.subarray(0, 12));
+      decipher.setAuthTag(raw.subarray(12, 28));
+      return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+    } catch (error) {
+      throw new InvalidCursorError('not a suppression list cursor', { cause: error });
+    }
+  }
 }

@@ -17,7 +17,13 @@ import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts'
 import { type RateLimiter, secondsUntilNextUtcDay } from '../domain/rate-limit.ts';
 import { statsRange, statsView } from '../domain/stats.ts';
 import { toMessageView } from '../domain/status.ts';
-import { isActive, manualSuppression, outranks, toSuppressionView } from '../domain/suppression.ts';
+import {
+  isActive,
+  manualSuppression,
+  outranks,
+  REASON_WORDS,
+  toSuppressionView,
+} from '../domain/suppression.ts';
 import { InvalidCursorError, TransientError } from '../shared/errors.ts';
 import { Route } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
@@ -109,31 +115,51 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         if (!record || record.tenant !== key.tenant) fail('not_found', `No message with id ${id}.`);
         return json(200, toMessageView(record));
       },
+      // Suppressions are scoped (domain/suppression.ts): a key reads, lists and writes the global
+      // entries and its own tenant's, never another tenant's.
       [Route.getSuppression]: async (event) => {
-        await authenticate(deps, event, 'read', 'suppressions');
+        const key = await authenticate(deps, event, 'read', 'suppressions');
         const address = addressParam(event);
-        const s = await deps.suppressions.get(address);
+        const s = await deps.suppressions.get(address, key.tenant);
         if (!s || !isActive(s, deps.clock()))
           fail('not_found', 'This address is not on the suppression list.');
         return json(200, toSuppressionView(s));
       },
       [Route.putSuppression]: async (event) => {
-        await authenticate(deps, event, 'suppressions');
+        const key = await authenticate(deps, event, 'suppressions');
         const address = addressParam(event);
         const now = deps.clock();
-        const s = manualSuppression(address, jsonBody(event), now);
-        const existing = await deps.suppressions.get(address);
+        const s = manualSuppression(address, jsonBody(event), now, key.tenant);
+        const existing = await deps.suppressions.get(address, key.tenant);
         if (outranks(existing, s, now)) return json(200, toSuppressionView(existing));
         await deps.suppressions.put(s);
         return json(200, toSuppressionView(s));
       },
       [Route.deleteSuppression]: async (event) => {
-        await authenticate(deps, event, 'suppressions');
-        await deps.suppressions.delete(addressParam(event));
+        const key = await authenticate(deps, event, 'suppressions', 'admin');
+        const address = addressParam(event);
+        // The caller's own entry (and erasure tombstone) first: that is always theirs to lift.
+        await deps.suppressions.delete(address, key.tenant);
+        const global = await deps.suppressions.get(address);
+        if (global && isActive(global, deps.clock())) {
+          if (!key.scopes.includes('admin')) {
+            fail(
+              'forbidden',
+              `This address is suppressed for every tenant (${global.reason}: ${REASON_WORDS[global.reason]}), ` +
+                'so only an operator can lift it: a key with the "admin" scope. Your own entry for it, if any, is removed.',
+            );
+          }
+          await deps.suppressions.delete(address);
+          logger.info('global suppression lifted', {
+            reason: global.reason,
+            tenant: key.tenant,
+            keyId: key.keyId,
+          });
+        }
         return { statusCode: 204, headers: {}, body: '' };
       },
       [Route.listSuppressions]: async (event) => {
-        await authenticate(deps, event, 'read', 'suppressions');
+        const key = await authenticate(deps, event, 'read', 'suppressions');
         const q = event.queryStringParameters ?? {};
         const limit = q.limit === undefined ? 50 : Number(q.limit);
         if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
@@ -143,7 +169,7 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         }
         let page: Awaited<ReturnType<SuppressionStore['list']>>;
         try {
-          page = await deps.suppressions.list(limit, q.cursor || undefined);
+          page = await deps.suppressions.list(limit, q.cursor || undefined, key.tenant);
         } catch (error) {
           if (!(error instanceof InvalidCursorError)) throw error;
           fail('invalid_request', 'The cursor is not one this API handed out.', [

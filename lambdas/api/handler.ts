@@ -24,9 +24,16 @@ import { createApi } from './app.ts';
 const doc = createDocumentClient();
 const sqs = createSqsClient();
 // The erasure secret is read once, during init (top-level await), and never logged.
-const erasedKeyOf = erasedKeyFunction(await loadErasureSecret());
+const erasureSecret = await loadErasureSecret();
+const erasedKeyOf = erasedKeyFunction(erasureSecret);
 const messages = new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable));
-const suppressionTable = new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable));
+// List cursors are sealed under a key derived from the same per-deployment secret, so a cursor
+// handed out by one instance opens on every other.
+const suppressionTable = new DynamoSuppressionStore(
+  doc,
+  requiredEnv(EnvVar.suppressionsTable),
+  erasureSecret,
+);
 const clock = () => new Date();
 const api = createApi({
   // Lookups are reused for a few seconds (at most 60): a suspended or revoked key stops working

@@ -85,7 +85,10 @@ export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown
   }
   if (!(await admit(deps, key, now, 1))) failQuota(key, now);
   const prepared = await orRefund(deps, key, now, 1, async () => {
-    const suppressions = await deps.suppressions.getMany(checked.candidates.map((c) => c.key));
+    const suppressions = await deps.suppressions.getMany(
+      checked.candidates.map((c) => c.key),
+      key.tenant,
+    );
     const p = prepare(deps, checked, suppressions, now);
     await deps.messages.create(p.record);
     if (p.result.status === 'queued') {
@@ -161,6 +164,7 @@ async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown
   const prepared = await orRefund(deps, key, now, admitted, async () => {
     const suppressions = await deps.suppressions.getMany(
       accepted.flatMap((g) => g.checked.candidates.map((c) => c.key)),
+      key.tenant,
     );
     const all = accepted.map((g) => ({ index: g.index, ...prepare(deps, g.checked, suppressions, now) }));
     await deps.messages.createMany(all.map((p) => p.record));
@@ -221,9 +225,17 @@ function prepare(
   for (const { address, key: normalised, kind } of checked.candidates) {
     const s = suppressions.get(normalised);
     if (s && isActive(s, now)) {
-      recipients.push({ address, kind, status: 'suppressed', reason: suppressedReason(s), updatedAt: at });
+      // An address the tenant erased is recorded under its pseudonym, never stored again.
+      const recorded = s.erasedAs ?? address;
+      recipients.push({
+        address: recorded,
+        kind,
+        status: 'suppressed',
+        reason: suppressedReason(s),
+        updatedAt: at,
+      });
       response.push({ address, status: 'suppressed', reason: s.reason });
-      events.push({ type: 'suppressed', at, recipient: address, detail: { reason: s.reason } });
+      events.push({ type: 'suppressed', at, recipient: recorded, detail: { reason: s.reason } });
     } else {
       recipients.push({ address, kind, status: 'queued', reason: null, updatedAt: at });
       response.push({ address, status: 'queued' });

@@ -4,7 +4,11 @@ import { asciiDomain, domainOf, type ParseResult, parseAddrSpec } from './addres
 import type { FieldError } from './problem.ts';
 import { domainAllowed } from './sender-policy.ts';
 
-export const SCOPES = ['send', 'read', 'suppressions'] as const;
+/**
+ * `admin` is the operator's: it lifts global suppressions (bounces, complaints), which hold for every
+ * tenant and which a tenant's `suppressions` scope may read but not lift.
+ */
+export const SCOPES = ['send', 'read', 'suppressions', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 export type KeyStatus = 'active' | 'suspended' | 'revoked';
 export type SenderPolicy = 'reject' | 'rewrite';

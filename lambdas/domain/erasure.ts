@@ -12,9 +12,14 @@ import { rewrite } from './versioned-write.ts';
  * Erasure of a recipient (DESIGN §2 `DELETE /v1/recipients/{address}`, privacy law): the address
  * is replaced, in every message record of the tenant, by its pseudonym `erased:<hex>` (an HMAC
  * under a per-deployment secret), and a suppression tombstone keyed by that pseudonym keeps it
- * from ever being mailed again. The tombstone is how Baton still recognises the address without
- * storing it: whoever presents the address again (a new message, a suppression lookup) gets the
- * same HMAC, while the table alone says nothing about whom it stands for.
+ * from ever being mailed again by that tenant. The tombstone is how Baton still recognises the
+ * address without storing it: whoever presents the address again (a new message, a suppression
+ * lookup) gets the same HMAC, while the table alone says nothing about whom it stands for.
+ *
+ * An erasure is the tenant's own business (domain/suppression.ts, scopes): its tombstone is the
+ * tenant's entry, and it deletes only the tenant's own entry of the address. Global evidence (a
+ * hard bounce, a complaint) stays as it is for every other tenant, who learn nothing of the
+ * erasure; otherwise erasing would be a way for one tenant to lift a bounce for all of them.
  */
 
 /** How much of the HMAC-SHA256 is kept: 96 bits, so distinct addresses never share a tombstone. */
@@ -176,17 +181,27 @@ export function tombstoneFor(
   key: string,
   prior: Suppression | undefined,
   now: Date,
+  tenant: string,
 ): Suppression {
   if (prior === undefined || !isActive(prior, now) || prior.severity < SEVERITY.manual) {
-    return operatorSuppression(key, 'manual', 'erased', now);
+    return operatorSuppression(key, 'manual', 'erased', now, tenant);
   }
-  return asTombstone(prior, key, [address]);
+  return asTombstone(prior, key, [address], tenant);
 }
 
-/** `s` moved onto the tombstone key, with every spelling of `addresses` scrubbed from its words. */
-function asTombstone(s: Suppression, key: string, addresses: readonly string[]): Suppression {
+/**
+ * `s` moved onto the tombstone key in the scope of `tenant` (global when undefined), with every
+ * spelling of `addresses` scrubbed from its words.
+ */
+function asTombstone(
+  s: Suppression,
+  key: string,
+  addresses: readonly string[],
+  tenant: string | undefined,
+): Suppression {
   const scrub = scrubber([...addresses, s.address], key);
   return {
+    ...(tenant === undefined ? {} : { tenant }),
     address: key,
     reason: s.reason,
     detail: s.detail === null ? null : scrub(s.detail),
@@ -200,23 +215,22 @@ function asTombstone(s: Suppression, key: string, addresses: readonly string[]):
   };
 }
 
-/** Items of the Suppressions table keyed by the plain address, which erasure deletes. */
-function plainKeys(address: string): string[] {
-  return [address, `${SOFT_BOUNCE_KEY_PREFIX}${address}`];
-}
-
 /** What the list says for an erased address: its tombstone, unless a stronger plain entry exists. */
 function standing(address: string, plain: Suppression | undefined, tombstone: Suppression): Suppression {
-  return plain && plain.severity > tombstone.severity ? plain : { ...tombstone, address };
+  return plain && plain.severity > tombstone.severity
+    ? { ...plain, erasedAs: tombstone.address }
+    : { ...tombstone, address, erasedAs: tombstone.address };
 }
 
 /**
  * The suppression list as every check outside erasure must see it: each address is looked up under
- * its plain key and its tombstone key, in the same batched read (two keys per recipient, so a
- * 50-recipient message is still one BatchGetItem), and a tombstone answers for the address it
- * stands for. Writes for an erased address land on its tombstone, so the plain address is never
- * stored again (a later bounce or complaint only strengthens the tombstone). Deleting the plain
- * key leaves the tombstone: an erased address stays suppressed.
+ * its plain key and its tombstone key, in the global scope and the tenant's, in the same batched
+ * read (four keys per recipient, so a 25-recipient message is still one BatchGetItem), and a
+ * tombstone answers for the address it stands for. A tenant's writes for an address it erased
+ * land on its tombstone, so the plain address is never stored again in its scope; global evidence
+ * is written under the plain address (other tenants must see it) unless a tombstone from before
+ * scopes exists, which is global. Deleting an address in a scope also deletes that scope's
+ * tombstone: the tenant that erased an address, and only it, can lift the erasure.
  */
 export class TombstoneAwareSuppressions implements SuppressionStore {
   readonly #inner: SuppressionStore;
@@ -232,12 +246,12 @@ export class TombstoneAwareSuppressions implements SuppressionStore {
    * stronger plain suppression exists), and by each tombstone key found, so a record whose
    * recipient was already erased (`erased:<hex>`) finds its tombstone too.
    */
-  async getMany(addresses: readonly string[]): Promise<Map<string, Suppression>> {
+  async getMany(addresses: readonly string[], tenant?: string): Promise<Map<string, Suppression>> {
     const tombstoneKeys = new Map<string, string>();
     for (const address of new Set(addresses)) {
       if (!isErasedKey(address)) tombstoneKeys.set(address, this.#keyOf(address));
     }
-    const found = await this.#inner.getMany([...new Set([...addresses, ...tombstoneKeys.values()])]);
+    const found = await this.#inner.getMany([...new Set([...addresses, ...tombstoneKeys.values()])], tenant);
     const out = new Map(found);
     for (const [address, key] of tombstoneKeys) {
       const tombstone = found.get(key);
@@ -247,38 +261,46 @@ export class TombstoneAwareSuppressions implements SuppressionStore {
     return out;
   }
 
-  async get(address: string): Promise<Suppression | undefined> {
-    if (isErasedKey(address)) return this.#inner.get(address);
-    // Two single reads rather than a batch: every role that reads one suppression has GetItem.
+  async get(address: string, tenant?: string): Promise<Suppression | undefined> {
+    if (isErasedKey(address)) return this.#inner.get(address, tenant);
+    // Single reads rather than a batch: every role that reads one suppression has GetItem.
     const [plain, tombstone] = await Promise.all([
-      this.#inner.get(address),
-      this.#inner.get(this.#keyOf(address)),
+      this.#inner.get(address, tenant),
+      this.#inner.get(this.#keyOf(address), tenant),
     ]);
     return tombstone === undefined ? plain : standing(address, plain, tombstone);
   }
 
-  async putIfStronger(s: Suppression): Promise<boolean> {
-    const tombstone = await this.#tombstoneOf(s.address);
-    return this.#inner.putIfStronger(tombstone ? asTombstone(s, tombstone, [s.address]) : s);
+  async putIfStronger(s: Suppression, evidenceOf?: string): Promise<boolean> {
+    return this.#inner.putIfStronger(await this.#onTombstone(s, s.tenant ?? evidenceOf));
   }
 
   async put(s: Suppression): Promise<void> {
-    const tombstone = await this.#tombstoneOf(s.address);
-    await this.#inner.put(tombstone ? asTombstone(s, tombstone, [s.address]) : s);
+    await this.#inner.put(await this.#onTombstone(s, s.tenant));
   }
 
-  async delete(address: string): Promise<void> {
-    await this.#inner.delete(address);
+  async delete(address: string, tenant?: string): Promise<void> {
+    const keys = isErasedKey(address) ? [address] : [address, this.#keyOf(address)];
+    await Promise.all(keys.map((k) => this.#inner.delete(k, tenant)));
   }
 
-  list(limit: number, cursor?: string): Promise<{ items: Suppression[]; nextCursor: string | null }> {
-    return this.#inner.list(limit, cursor);
+  list(
+    limit: number,
+    cursor?: string,
+    tenant?: string,
+  ): Promise<{ items: Suppression[]; nextCursor: string | null }> {
+    return this.#inner.list(limit, cursor, tenant);
   }
 
-  async #tombstoneOf(address: string): Promise<string | undefined> {
-    if (isErasedKey(address)) return undefined;
-    const key = this.#keyOf(address);
-    return (await this.#inner.get(key)) === undefined ? undefined : key;
+  /**
+   * `s` moved onto the tombstone that applies to `tenant` (its own, or a global one from before
+   * scopes), in that tombstone's scope; `s` itself when there is none.
+   */
+  async #onTombstone(s: Suppression, tenant: string | undefined): Promise<Suppression> {
+    if (isErasedKey(s.address)) return s;
+    const key = this.#keyOf(s.address);
+    const tombstone = await this.#inner.get(key, tenant);
+    return tombstone === undefined ? s : asTombstone(s, key, [s.address], tombstone.tenant);
   }
 }
 
@@ -336,8 +358,11 @@ export interface ErasureOutcome {
 
 /**
  * DELETE /v1/recipients/{address} after authentication (`address` normalised):
- * 1. the tombstone is written (before anything is deleted, so the address is never unsuppressed);
- * 2. the plain suppression and the soft-bounce counter of the address are deleted;
+ * 1. the tenant's tombstone is written (before anything is deleted, so the address is never
+ *    unsuppressed), carrying over whatever applied to the tenant's mail (its own entry or global
+ *    evidence);
+ * 2. the tenant's own plain entry and the address's soft-bounce counter (which no tenant sees; it
+ *    only starts counting again) are deleted; global entries stay for the other tenants;
  * 3. the tenant's message records are scanned and rewritten until `budgetMs` has passed;
  * 4. what is left is queued for the erasure worker (if that fails, the call fails: a retry starts
  *    over, and finds the tombstone and the records already erased in place).
@@ -352,9 +377,12 @@ export async function eraseRecipient(
   const now = deps.clock();
   const deadline = now.getTime() + budgetMs;
   const key = deps.keyOf(address);
-  const prior = await deps.suppressions.get(address);
-  await deps.suppressions.putIfStronger(tombstoneFor(address, key, prior, now));
-  await Promise.all(plainKeys(address).map((k) => deps.suppressions.delete(k)));
+  const prior = await deps.suppressions.get(address, tenant);
+  await deps.suppressions.putIfStronger(tombstoneFor(address, key, prior, now, tenant));
+  await Promise.all([
+    deps.suppressions.delete(address, tenant),
+    deps.suppressions.delete(`${SOFT_BOUNCE_KEY_PREFIX}${address}`),
+  ]);
 
   const segments = deps.segments ?? ERASURE_SEGMENTS;
   const job: ErasureJob = {

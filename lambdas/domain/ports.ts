@@ -47,15 +47,34 @@ export interface MessageStore {
   update(next: MessageRecord, expectedVersion: number, claimToken?: string): Promise<void>;
 }
 
+/**
+ * The suppression list (see domain/suppression.ts for scopes). Reads and deletes take the tenant
+ * whose entries count besides the global ones; without a tenant only global entries are read or
+ * deleted. A write lands in the scope its suppression names (`tenant`, or global).
+ */
 export interface SuppressionStore {
-  /** One batched read; keys are normalised addresses; absent = not suppressed. */
-  getMany(addresses: readonly string[]): Promise<Map<string, Suppression>>;
-  get(address: string): Promise<Suppression | undefined>;
-  /** Writes unless an equal or stronger suppression is there already. True when it wrote. */
-  putIfStronger(s: Suppression): Promise<boolean>;
+  /**
+   * One batched read of the global entry and, with `tenant`, that tenant's entry of each address
+   * (normalised); the stronger answers for the address; absent = not suppressed.
+   */
+  getMany(addresses: readonly string[], tenant?: string): Promise<Map<string, Suppression>>;
+  get(address: string, tenant?: string): Promise<Suppression | undefined>;
+  /**
+   * Writes unless an equal or stronger suppression is there already (in its scope). True when it
+   * wrote. `evidenceOf`: the tenant whose message the (global) evidence is about; when that tenant
+   * erased the address, a tombstone-aware store puts the evidence on its tombstone instead, so
+   * the plain address is not stored again because of that tenant's mail.
+   */
+  putIfStronger(s: Suppression, evidenceOf?: string): Promise<boolean>;
   put(s: Suppression): Promise<void>;
-  delete(address: string): Promise<void>;
-  list(limit: number, cursor?: string): Promise<{ items: Suppression[]; nextCursor: string | null }>;
+  /** Deletes the tenant's entry of the address, or with no tenant the global one. */
+  delete(address: string, tenant?: string): Promise<void>;
+  /** The global entries and, with `tenant`, that tenant's; never another tenant's. */
+  list(
+    limit: number,
+    cursor?: string,
+    tenant?: string,
+  ): Promise<{ items: Suppression[]; nextCursor: string | null }>;
 }
 
 export interface JobQueue {

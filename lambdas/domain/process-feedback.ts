@@ -59,8 +59,9 @@ export async function processFeedback(deps: FeedbackDeps, body: string): Promise
   // Suppress first, even when the message record is gone (a complaint weeks later, an erased
   // record): keeping a complaining address off the list must not depend on our bookkeeping.
   let suppressed = 0;
+  // Global evidence, except about an address the message's tenant erased: that lands on its tombstone.
   for (const s of suppressionsFor(event, record?.id ?? event.batonMessageId, now)) {
-    if (await deps.suppressions.putIfStronger(s)) suppressed++;
+    if (await deps.suppressions.putIfStronger(s, record?.tenant)) suppressed++;
   }
 
   if (!record) {
@@ -177,7 +178,7 @@ async function countSoftBounces(
         : clearSoftBounce(s, after.id, now),
     );
     const s = bouncedNow ? softSuppression(state, after.id, now) : undefined;
-    if (s && (await deps.suppressions.putIfStronger(s))) suppressed++;
+    if (s && (await deps.suppressions.putIfStronger(s, after.tenant))) suppressed++;
   }
   return suppressed;
 }

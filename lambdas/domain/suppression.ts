@@ -2,6 +2,12 @@
  * The suppression list: addresses Baton must not mail. State only moves up by severity
  * (complaint > hard bounce > soft bounce): feedback timestamps cannot order events, so the
  * strongest evidence wins whatever arrives first, and the same event twice changes nothing.
+ *
+ * Entries have a scope. Evidence from SES (hard bounces, soft bounces, complaints) is global: the
+ * address is bad for everyone, as on SES's account-level list, so every tenant sees it and only an
+ * operator (a key with the `admin` scope) lifts it. What a tenant decides (manual, unsubscribe,
+ * erasure) belongs to that tenant: it blocks only that tenant's mail and only that tenant reads,
+ * lists or lifts it; otherwise one tenant could stop any address for all the others.
  */
 
 import { fail } from './problem.ts';
@@ -14,6 +20,9 @@ export const SUPPRESSION_REASONS = [
   'manual',
 ] as const;
 export type SuppressionReason = (typeof SUPPRESSION_REASONS)[number];
+
+/** Reasons that come from SES's evidence about the address, and so hold for every tenant. */
+export const GLOBAL_REASONS: readonly SuppressionReason[] = ['hard_bounce', 'soft_bounce', 'complaint'];
 
 export const SEVERITY: Readonly<Record<SuppressionReason, number>> = {
   soft_bounce: 1,
@@ -37,6 +46,21 @@ export interface Suppression {
   readonly severity: number;
   /** The raw evidence kept for support: bounce type/subtype, feedback type, SES message id. */
   readonly evidence?: Readonly<Record<string, string>>;
+  /** The tenant whose entry this is (manual, unsubscribe, erasure); absent for a global entry. */
+  readonly tenant?: string;
+  /**
+   * Set when an erasure tombstone answers for the address (never stored): its pseudonym, which a
+   * new record holds instead of the address, so the address is not stored again.
+   */
+  readonly erasedAs?: string;
+}
+
+/** The stronger of two entries for one address (an absent one loses); the global one on a tie. */
+export function stronger(a: Suppression | undefined, b: Suppression | undefined): Suppression | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  if (a.severity !== b.severity) return a.severity > b.severity ? a : b;
+  return a.tenant === undefined ? a : b;
 }
 
 export function isActive(s: Suppression, now: Date): boolean {
@@ -56,10 +80,11 @@ export function outranks(
 }
 
 /**
- * The suppression an operator asks for (`PUT /v1/suppressions/{address}`, body
- * `{"reason": "manual" | "unsubscribe", "detail"?: string}`); a bad body is a 422 problem.
+ * The suppression a tenant asks for (`PUT /v1/suppressions/{address}`, body
+ * `{"reason": "manual" | "unsubscribe", "detail"?: string}`), that tenant's own; a bad body is a 422
+ * problem.
  */
-export function manualSuppression(address: string, body: unknown, now: Date): Suppression {
+export function manualSuppression(address: string, body: unknown, now: Date, tenant: string): Suppression {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     fail('invalid_request', 'The body must be a JSON object like {"reason": "manual", "detail": "..."}.');
   }
@@ -81,19 +106,22 @@ export function manualSuppression(address: string, body: unknown, now: Date): Su
     reason as OperatorReason,
     typeof b.detail === 'string' ? b.detail : null,
     now,
+    tenant,
   );
 }
 
 type OperatorReason = 'manual' | 'unsubscribe';
 
-/** A permanent entry made through the API (an operator's, or erasure's tombstone). */
+/** A permanent entry made through the API (a tenant's, or erasure's tombstone); global without a tenant. */
 export function operatorSuppression(
   address: string,
   reason: OperatorReason,
   detail: string | null,
   now: Date,
+  tenant?: string,
 ): Suppression {
   return {
+    ...(tenant === undefined ? {} : { tenant }),
     address,
     reason,
     detail,
@@ -104,7 +132,7 @@ export function operatorSuppression(
   };
 }
 
-const REASON_WORDS: Readonly<Record<SuppressionReason, string>> = {
+export const REASON_WORDS: Readonly<Record<SuppressionReason, string>> = {
   hard_bounce: 'the address bounced permanently',
   soft_bounce: 'the address bounced repeatedly',
   complaint: 'the recipient marked earlier mail as spam',
@@ -125,6 +153,8 @@ export interface SuppressionView {
   readonly source: string | null;
   readonly createdAt: string;
   readonly expiresAt: string | null;
+  /** `global`: SES's evidence, applies to every tenant, lifted by an operator; `tenant`: the caller's own. */
+  readonly scope: 'global' | 'tenant';
 }
 
 export function toSuppressionView(s: Suppression): SuppressionView {
@@ -135,5 +165,6 @@ export function toSuppressionView(s: Suppression): SuppressionView {
     source: s.source,
     createdAt: s.createdAt,
     expiresAt: s.expiresAt,
+    scope: s.tenant === undefined ? 'global' : 'tenant',
   };
 }

@@ -74,7 +74,11 @@ export interface PayloadReader {
 
 export interface PreparedBatch {
   readonly jobs: ReadonlyMap<string, SendJob | Error>;
-  readonly suppressed: ReadonlyMap<string, Suppression>;
+  /**
+   * By tenant, then by normalised address: the global entries and the job's tenant's own (a
+   * tenant's manual, unsubscribe or erasure entry blocks only that tenant's mail).
+   */
+  readonly suppressed: ReadonlyMap<string, ReadonlyMap<string, Suppression>>;
   /** Set when SES reported the account paused: the rest of the batch goes back untouched. */
   paused: boolean;
   /**
@@ -161,28 +165,45 @@ export function createSender(deps: SenderDeps) {
   return {
     /**
      * Parses every job, reads the claim-checked ones back from the payload store (in parallel),
-     * and reads the suppression list once for all their recipients.
+     * and reads the suppression list once per tenant in the batch (in parallel; one tenant, one
+     * read, in the usual batch) for all their recipients.
      */
     async prepare(records: readonly SQSRecord[], options: BatchOptions = {}): Promise<PreparedBatch> {
       const loaded = await Promise.all(records.map((record) => loadJob(record.body, deps.payloads)));
       const jobs = new Map<string, SendJob | Error>();
-      const addresses: string[] = [];
+      const addresses = new Map<string, string[]>();
       for (const [index, record] of records.entries()) {
         const job = loaded[index] ?? new PermanentError('send job missing from the batch');
         jobs.set(record.messageId, job);
         if (job instanceof Error) continue;
+        const ofTenant = addresses.get(job.tenant) ?? [];
         for (const m of [...job.message.to, ...job.message.cc, ...job.message.bcc]) {
-          addresses.push(addressKey(m.address));
+          ofTenant.push(addressKey(m.address));
         }
+        addresses.set(job.tenant, ofTenant);
       }
-      let suppressed: ReadonlyMap<string, Suppression> = new Map();
-      try {
-        if (addresses.length > 0) suppressed = await deps.suppressions.getMany(addresses);
-      } catch (error) {
-        // Every record then fails on its own (backed off, or recorded failed on its last receive)
-        // rather than the whole invocation, which would bring them back with no record written.
-        const failed = new TransientError('reading the suppression list failed', { cause: error });
-        for (const [id, job] of jobs) if (!(job instanceof Error)) jobs.set(id, failed);
+      // One read per tenant in the batch (in parallel; one tenant, one read, in the usual batch). A
+      // read that fails fails that tenant's records on their own (backed off, or recorded failed on
+      // their last receive) rather than the whole invocation, which would bring them back with no
+      // record written.
+      const reads = await Promise.allSettled(
+        [...addresses].map(
+          async ([tenant, list]) => [tenant, await deps.suppressions.getMany(list, tenant)] as const,
+        ),
+      );
+      const suppressed = new Map<string, ReadonlyMap<string, Suppression>>();
+      const unread = new Map<string, unknown>();
+      [...addresses.keys()].forEach((tenant, i) => {
+        const read = reads[i];
+        if (read?.status === 'fulfilled') suppressed.set(tenant, read.value[1]);
+        else unread.set(tenant, read?.reason);
+      });
+      for (const [id, job] of jobs) {
+        if (job instanceof Error || !unread.has(job.tenant)) continue;
+        jobs.set(
+          id,
+          new TransientError('reading the suppression list failed', { cause: unread.get(job.tenant) }),
+        );
       }
       return {
         jobs,
@@ -257,7 +278,7 @@ export function createSender(deps: SenderDeps) {
         },
       };
       try {
-        const outcome = await sendJob(counted, job, batch.suppressed);
+        const outcome = await sendJob(counted, job, batch.suppressed.get(job.tenant) ?? new Map());
         if (outcome === 'suppressed') count({ suppressed: 1 });
         if (outcome === 'failed') count({ failed: 1 });
         metrics.addMetric(outcomeMetric[outcome], MetricUnit.Count, 1);

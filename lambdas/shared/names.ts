@@ -134,8 +134,22 @@ export const PUBLISHED_SES_EVENTS = [
  */
 export const ENTRY_METADATA_KEY = 'baton:entry';
 
-/** Suppressions-table key prefix of the transient-bounce counters (not suppressions themselves). */
-export const SOFT_BOUNCE_KEY_PREFIX = 'softbounce#';
+/**
+ * Suppressions-table key prefix of the transient-bounce counters (not suppressions themselves).
+ * Every internal key of that table holds a ":", which no address Baton accepts can contain (a
+ * dot-atom local part and a host name), so no address maps onto an internal item. Counters written
+ * before this prefix (`softbounce#<address>`, itself a valid address) are no longer read; they
+ * expire by TTL within the soft-bounce window (README "Suppression").
+ */
+export const SOFT_BOUNCE_KEY_PREFIX = 'softbounce:';
+
+/**
+ * Suppressions-table key prefix of a tenant's own entries (manual, unsubscribe, erasure
+ * tombstones): `tenant:<tenant>:<address or pseudonym>`. Tenant ids hold no ":" and addresses none
+ * either, so the key names its scope without ambiguity and no address can produce it. Global
+ * entries (bounces, complaints) are keyed by the plain address, as before scopes existed.
+ */
+export const TENANT_KEY_PREFIX = 'tenant:';
 
 /**
  * Prefix of an erased address's pseudonym (`erased:<first 24 hex of HMAC-SHA256>`): it replaces

@@ -167,6 +167,29 @@ describe('POST /v1/messages/batch over HTTP', () => {
     expect(existsSync(join(baton.outboxDir, `${String(results[2]?.id)}.eml`))).toBe(false);
   });
 
+  it('applies a tenant’s own suppression to that tenant’s batch only: another tenant’s batch to the address is sent', async () => {
+    // Prepare: the development key's tenant suppresses the address; another tenant has a key too.
+    const blocked = 'success+batch-scoped@simulator.amazonses.com';
+    const put = await baton.request(`/v1/suppressions/${encodeURIComponent(blocked)}`, {
+      method: 'PUT',
+      json: { reason: 'unsubscribe' },
+    });
+    expect(put.status).toBe(200);
+    const other = await seedApiKey(baton, { tenant: 'batch-other' });
+
+    // Act
+    const own = await post('/v1/messages/batch', { messages: [receipt(blocked)] });
+    const theirs = await post('/v1/messages/batch', { messages: [receipt(blocked)] }, {}, other);
+
+    // Assess
+    const [ownResult] = own.body.results as Array<{ status: string }>;
+    const [theirResult] = theirs.body.results as Array<{ id: string; status: string }>;
+    expect([ownResult?.status, theirResult?.status]).toEqual(['suppressed', 'queued']);
+    await lanesDrained(baton);
+    await baton.ses.settled();
+    expect(sesSendsOf(baton, String(theirResult?.id))).toHaveLength(1);
+  });
+
   it('replays a batch sent twice with one Idempotency-Key and sends its messages once', async () => {
     // Prepare
     const batch = { messages: [receipt('success+batch-idem@simulator.amazonses.com')] };

@@ -9,6 +9,7 @@ import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
 import { SEVERITY, type Suppression, type SuppressionReason } from '../../lambdas/domain/suppression.ts';
+import { InvalidCursorError } from '../../lambdas/shared/errors.ts';
 import type { ProvisionedStack } from '../support/emulators.ts';
 import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
@@ -265,6 +266,66 @@ describe('DynamoSuppressionStore against dynalite (Suppressions table provisione
       expect(new Set(seen).size).toBe(23);
       expect(pages.slice(0, 4).map((page) => page.length)).toEqual([5, 5, 5, 5]);
       expect(pages.flat().every((s) => s.reason === 'unsubscribe')).toBe(true);
+    });
+  });
+
+  describe('scopes', () => {
+    it('keeps a tenant’s entries to that tenant and answers every tenant with the global ones', async () => {
+      // Prepare
+      await store.put(suppression('scoped-1@example.org', 'unsubscribe', { tenant: 'tenant-a' }));
+      await store.put(suppression('scoped-2@example.org', 'hard_bounce'));
+
+      // Act
+      const a = await store.getMany(['scoped-1@example.org', 'scoped-2@example.org'], 'tenant-a');
+      const b = await store.getMany(['scoped-1@example.org', 'scoped-2@example.org'], 'tenant-b');
+      const global = await store.getMany(['scoped-1@example.org', 'scoped-2@example.org']);
+
+      // Assess
+      expect([...a.keys()].sort()).toEqual(['scoped-1@example.org', 'scoped-2@example.org']);
+      expect(a.get('scoped-1@example.org')?.tenant).toBe('tenant-a');
+      expect([...b.keys()]).toEqual(['scoped-2@example.org']);
+      expect([...global.keys()]).toEqual(['scoped-2@example.org']);
+      expect(await store.get('scoped-1@example.org', 'tenant-b')).toBeUndefined();
+      expect((await store.get('scoped-1@example.org', 'tenant-a'))?.reason).toBe('unsubscribe');
+    });
+
+    it('answers the stronger of the global and the tenant’s entry, and deletes only in the scope asked', async () => {
+      // Prepare
+      await store.put(suppression('scoped-3@example.org', 'manual', { tenant: 'tenant-a' }));
+      await store.put(suppression('scoped-3@example.org', 'complaint'));
+
+      // Act / Assess
+      expect((await store.get('scoped-3@example.org', 'tenant-a'))?.reason).toBe('complaint');
+      await store.delete('scoped-3@example.org', 'tenant-a');
+      expect((await store.get('scoped-3@example.org', 'tenant-a'))?.tenant).toBeUndefined();
+      await store.delete('scoped-3@example.org', 'tenant-b');
+      expect((await store.get('scoped-3@example.org'))?.reason).toBe('complaint');
+    });
+
+    it('lists the global entries and the tenant’s own, never another tenant’s, and refuses a forged cursor', async () => {
+      // Prepare
+      await store.put(suppression('scoped-4@example.org', 'manual', { tenant: 'tenant-x' }));
+      await store.put(suppression('scoped-5@example.org', 'manual', { tenant: 'tenant-y' }));
+
+      // Act: pages of one item, so pages end on the other tenant's item too.
+      const seen: Suppression[] = [];
+      const cursors: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await store.list(1, cursor, 'tenant-x');
+        seen.push(...page.items);
+        cursor = page.nextCursor ?? undefined;
+        if (cursor) cursors.push(cursor);
+      } while (cursor !== undefined);
+
+      // Assess
+      expect(seen.map((s) => s.address)).toContain('scoped-4@example.org');
+      expect(seen.map((s) => s.address)).not.toContain('scoped-5@example.org');
+      expect(seen.every((s) => s.tenant === undefined || s.tenant === 'tenant-x')).toBe(true);
+      const decoded = cursors.map((c) => Buffer.from(c, 'base64url').toString('latin1')).join('\n');
+      expect(decoded).not.toContain('tenant-y');
+      const forged = Buffer.from('tenant:tenant-y:scoped-5@example.org', 'utf8').toString('base64url');
+      await expect(store.list(1, forged, 'tenant-x')).rejects.toThrow(InvalidCursorError);
     });
   });
 

@@ -22,7 +22,7 @@ import type { MessageRecord } from '../../lambdas/domain/message.ts';
 import { RateLimiter } from '../../lambdas/domain/rate-limit.ts';
 import { createErasureWorker } from '../../lambdas/erasure/app.ts';
 import { InvalidCursorError } from '../../lambdas/shared/errors.ts';
-import { EnvVar, SOFT_BOUNCE_KEY_PREFIX } from '../../lambdas/shared/names.ts';
+import { EnvVar, SOFT_BOUNCE_KEY_PREFIX, TENANT_KEY_PREFIX } from '../../lambdas/shared/names.ts';
 import { synthTemplate } from '../../local/baton-local.ts';
 import { localSecretArn } from '../../local/plan.ts';
 import { messageRecord, recipient, sqsRecord, suppression } from '../support/builders.ts';
@@ -156,7 +156,7 @@ describe('erasure against the emulators (tables and queue provisioned from the t
     await expect(bad).rejects.toThrow(new InvalidCursorError('not a Messages scan position'));
   });
 
-  it('erases the address from the tenant’s records, keeps a tombstone and deletes every plain item', async () => {
+  it('erases the address from the tenant’s records, keeps the tenant’s tombstone, deletes its own entry and the counter, and leaves global evidence', async () => {
     // Prepare
     const { address, tenant } = fresh();
     const key = keyOf(address);
@@ -171,6 +171,7 @@ describe('erasure against the emulators (tables and queue provisioned from the t
       messageRecord({ id: `msg_e${seq}d`, tenant: `${tenant}-other`, recipients: [recipient(address)] }),
     ]);
     await suppressions.put(suppression(address, 'hard_bounce', { detail: `550 <${address}> unknown` }));
+    await suppressions.put(suppression(address, 'unsubscribe', { tenant }));
     await new DynamoSoftBounceStore(stack.clients.doc, stack.tables.suppressions).put({
       address,
       bounces: { msg_x: Date.now() },
@@ -188,13 +189,17 @@ describe('erasure against the emulators (tables and queue provisioned from the t
           new GetCommand({ TableName: stack.tables.suppressions, Key: { address: k } }),
         )
       ).Item;
-    expect(await item(address)).toBeUndefined();
+    expect(await item(`${TENANT_KEY_PREFIX}${tenant}:${address}`)).toBeUndefined();
     expect(await item(`${SOFT_BOUNCE_KEY_PREFIX}${address}`)).toBeUndefined();
-    expect(await item(key)).toMatchObject({
-      address: key,
+    expect(await item(key)).toBeUndefined();
+    expect(await item(`${TENANT_KEY_PREFIX}${tenant}:${key}`)).toMatchObject({
+      address: `${TENANT_KEY_PREFIX}${tenant}:${key}`,
+      tenant,
       reason: 'hard_bounce',
       detail: `550 <${key}> unknown`,
     });
+    // The bounce is the other tenants' evidence too: it stays, and they learn nothing of the erasure.
+    expect((await item(address))?.reason).toBe('hard_bounce');
     expect((await messages.get(`msg_e${seq}a`))?.recipients.map((r) => r.address)).toEqual([key]);
     expect((await messages.get(`msg_e${seq}b`))?.recipients.map((r) => r.address)).toEqual([
       'bob@example.org',
@@ -254,7 +259,7 @@ describe('erasure against the emulators (tables and queue provisioned from the t
 
   it('pages through suppressions past a tombstone and never lists soft-bounce counters', async () => {
     // Prepare: pages of one item, so some page ends on the tombstone and one on the counter.
-    const { address } = fresh();
+    const { address, tenant } = fresh();
     const key = keyOf(address);
     await stack.clients.doc.send(
       new PutCommand({
@@ -262,13 +267,13 @@ describe('erasure against the emulators (tables and queue provisioned from the t
         Item: { address: `${SOFT_BOUNCE_KEY_PREFIX}${address}`, bounces: {}, version: 1 },
       }),
     );
-    await suppressions.put(suppression(key, 'manual', { detail: 'erased' }));
+    await suppressions.put(suppression(key, 'manual', { detail: 'erased', tenant }));
 
     // Act
     const seen: string[] = [];
     let cursor: string | undefined;
     do {
-      const page = await suppressions.list(1, cursor);
+      const page = await suppressions.list(1, cursor, tenant);
       seen.push(...page.items.map((s) => s.address));
       cursor = page.nextCursor ?? undefined;
     } while (cursor !== undefined);
@@ -283,6 +288,7 @@ describe('erasure against the emulators (tables and queue provisioned from the t
     // Prepare
     const { address } = fresh();
     await eraseRecipient(erasureDeps(), 'tenant-none', address, 1_000);
+    await suppressions.put(suppression('bob@example.org', 'unsubscribe', { tenant: 'tenant-other' }));
     const recorder = new IamRecorder();
     const dynamo = recorder.instrument(
       new DynamoDBClient({ endpoint: stack.dynamo.endpoint, region, credentials }),
@@ -293,12 +299,17 @@ describe('erasure against the emulators (tables and queue provisioned from the t
     );
 
     // Act
-    const found = await store.getMany([address, 'bob@example.org']);
+    const found = await store.getMany([address, 'bob@example.org'], 'tenant-none');
+    const elsewhere = await store.getMany([address, 'bob@example.org'], 'tenant-other');
     dynamo.destroy();
 
-    // Assess
+    // Assess: each tenant's own entries, in one BatchGetItem each.
     expect(found.get(address)?.reason).toBe('manual');
+    expect(found.has('bob@example.org')).toBe(false);
+    expect(elsewhere.has(address)).toBe(false);
+    expect(elsewhere.get('bob@example.org')?.reason).toBe('unsubscribe');
     expect(usage(recorder.calls())).toEqual([['dynamodb:BatchGetItem', stack.tables.suppressions]]);
+    expect(recorder.calls().length).toBe(2);
   });
 });
 

@@ -1,10 +1,12 @@
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
 import { DynamoSoftBounceStore } from '../../lambdas/adapters/soft-bounce-store.ts';
 import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
+import { normaliseAddress } from '../../lambdas/domain/address.ts';
 import { processFeedback } from '../../lambdas/domain/process-feedback.ts';
 import { emptySoftBounceState, recordSoftBounce } from '../../lambdas/domain/soft-bounce.ts';
+import { operatorSuppression } from '../../lambdas/domain/suppression.ts';
 import { ConflictError } from '../../lambdas/shared/errors.ts';
 import { messageRecord, recipient } from '../support/builders.ts';
 import type { ProvisionedStack } from '../support/emulators.ts';
@@ -22,7 +24,7 @@ describe('DynamoSoftBounceStore against dynalite (Suppressions table from the te
     store = new DynamoSoftBounceStore(stack.clients.doc, stack.tables.suppressions);
   });
 
-  it('stores the counter under softbounce#<address> with a TTL one window after the latest bounce', async () => {
+  it('stores the counter under softbounce:<address> (a key no address can have) with a TTL one window after the latest bounce', async () => {
     // Prepare
     const state = recordSoftBounce(emptySoftBounceState('ana@example.org'), 'msg_1', NOW, NOW);
 
@@ -31,18 +33,73 @@ describe('DynamoSoftBounceStore against dynalite (Suppressions table from the te
     const item = await stack.clients.doc.send(
       new GetCommand({
         TableName: stack.tables.suppressions,
-        Key: { address: 'softbounce#ana@example.org' },
+        Key: { address: 'softbounce:ana@example.org' },
       }),
     );
 
     // Assess
     expect(item.Item).toEqual({
-      address: 'softbounce#ana@example.org',
+      address: 'softbounce:ana@example.org',
       bounces: { msg_1: NOW.getTime() },
       version: 1,
       expiresAt: NOW.getTime() / 1000 + 7 * 86_400,
     });
     expect(await store.get('ana@example.org')).toEqual({ ...state, version: 1 });
+  });
+
+  it('keeps the counter out of reach of every address: a suppression of softbounce#carla@… neither overwrites nor hides it', async () => {
+    // Prepare: carla has a counter; `softbounce#carla@example.org` is itself a valid address.
+    const suppressions = new DynamoSuppressionStore(stack.clients.doc, stack.tables.suppressions);
+    const state = recordSoftBounce(emptySoftBounceState('carla@example.org'), 'msg_1', NOW, NOW);
+    await store.put(state);
+    const lookalike = 'softbounce#carla@example.org';
+    expect(normaliseAddress(lookalike)).toBe(lookalike);
+
+    // Act
+    await suppressions.put(operatorSuppression(lookalike, 'manual', 'look-alike', NOW));
+
+    // Assess: the counter is intact, and the look-alike is an ordinary, listed suppression.
+    expect(await store.get('carla@example.org')).toEqual({ ...state, version: 1 });
+    expect((await suppressions.get(lookalike))?.reason).toBe('manual');
+    expect(await suppressions.get('carla@example.org')).toBeUndefined();
+    const listed: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await suppressions.list(1000, cursor);
+      listed.push(...page.items.map((s) => s.address));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+    expect(listed).toContain(lookalike);
+    expect(listed).not.toContain('carla@example.org');
+  });
+
+  it('lets a bounce of the address softbounce#dora@… replace a counter left under that key by the old scheme', async () => {
+    // Prepare: the old scheme kept dora's counter under a key that is itself a valid address.
+    const suppressions = new DynamoSuppressionStore(stack.clients.doc, stack.tables.suppressions);
+    const lookalike = 'softbounce#dora@example.org';
+    await stack.clients.doc.send(
+      new PutCommand({
+        TableName: stack.tables.suppressions,
+        Item: { address: lookalike, bounces: { msg_1: NOW.getTime() }, version: 1 },
+      }),
+    );
+    const before = await suppressions.get(lookalike);
+
+    // Act
+    const wrote = await suppressions.putIfStronger({
+      address: lookalike,
+      reason: 'hard_bounce',
+      detail: null,
+      source: 'msg_2',
+      createdAt: NOW.toISOString(),
+      expiresAt: null,
+      severity: 3,
+    });
+
+    // Assess: the counter never counted as a suppression, and the bounce is recorded.
+    expect(before).toBeUndefined();
+    expect(wrote).toBe(true);
+    expect((await suppressions.get(lookalike))?.reason).toBe('hard_bounce');
   });
 
   it('refuses a write based on a stale version, and a second first write', async () => {

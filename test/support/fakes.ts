@@ -38,7 +38,7 @@ import type {
   UsageStore,
 } from '../../lambdas/domain/ports.ts';
 import type { SoftBounceState } from '../../lambdas/domain/soft-bounce.ts';
-import type { Suppression } from '../../lambdas/domain/suppression.ts';
+import { type Suppression, stronger } from '../../lambdas/domain/suppression.ts';
 import { ConflictError } from '../../lambdas/shared/errors.ts';
 import type { Lane } from '../../lambdas/shared/names.ts';
 
@@ -173,60 +173,86 @@ export class InMemoryMessageStore implements MessageStore, MessageScanner {
   }
 }
 
-/** The Suppressions table, keyed by normalised address. Expired items stay until read, like TTL. */
+/**
+ * The Suppressions table: global entries keyed by normalised address, a tenant's entries by tenant
+ * and address (as the adapter's `tenant:<tenant>:<address>`). Expired items stay until read, like TTL.
+ */
 export class InMemorySuppressionStore implements SuppressionStore {
   readonly #items = new Map<string, Suppression>();
   /** The keys of every `getMany` call, so a test can check a batch reads the list once. */
   readonly getManyCalls: string[][] = [];
 
+  static #key(address: string, tenant: string | undefined): string {
+    return tenant === undefined ? address : `${tenant}\u0000${address}`;
+  }
+
   seed(...suppressions: Suppression[]): this {
-    for (const s of suppressions) this.#items.set(s.address, copy(s));
+    for (const s of suppressions)
+      this.#items.set(InMemorySuppressionStore.#key(s.address, s.tenant), copy(s));
     return this;
   }
 
-  peek(address: string): Suppression | undefined {
-    const s = this.#items.get(address);
+  /** The entry of one scope only: the global one, or with `tenant` that tenant's. */
+  peek(address: string, tenant?: string): Suppression | undefined {
+    const s = this.#items.get(InMemorySuppressionStore.#key(address, tenant));
     return s === undefined ? undefined : copy(s);
   }
 
-  async getMany(addresses: readonly string[]): Promise<Map<string, Suppression>> {
+  async getMany(addresses: readonly string[], tenant?: string): Promise<Map<string, Suppression>> {
     this.getManyCalls.push([...addresses]);
     const found = new Map<string, Suppression>();
     for (const address of new Set(addresses)) {
-      const s = this.#items.get(address);
-      if (s) found.set(s.address, copy(s));
+      const s = this.#merged(address, tenant);
+      if (s) found.set(s.address, s);
     }
     return found;
   }
 
-  async get(address: string): Promise<Suppression | undefined> {
-    return this.peek(address);
+  async get(address: string, tenant?: string): Promise<Suppression | undefined> {
+    return this.#merged(address, tenant);
+  }
+
+  #merged(address: string, tenant: string | undefined): Suppression | undefined {
+    return stronger(this.peek(address), tenant === undefined ? undefined : this.peek(address, tenant));
   }
 
   /** Same condition as the adapter: absent, or strictly weaker than the new one. */
   async putIfStronger(s: Suppression): Promise<boolean> {
-    const current = this.#items.get(s.address);
+    const current = this.peek(s.address, s.tenant);
     if (current !== undefined && !(current.severity < s.severity)) return false;
-    this.#items.set(s.address, copy(s));
+    this.seed(s);
     return true;
   }
 
   async put(s: Suppression): Promise<void> {
-    this.#items.set(s.address, copy(s));
+    this.seed(s);
   }
 
-  async delete(address: string): Promise<void> {
-    this.#items.delete(address);
+  async delete(address: string, tenant?: string): Promise<void> {
+    this.#items.delete(InMemorySuppressionStore.#key(address, tenant));
   }
 
-  /** Pages in address order; the cursor is the last address of the page, base64url as in the adapter. */
-  async list(limit: number, cursor?: string): Promise<{ items: Suppression[]; nextCursor: string | null }> {
+  /**
+   * Global entries and the tenant's, in key order; the cursor is the last key of the page,
+   * base64url (the adapter seals its cursors; a fake need not).
+   */
+  async list(
+    limit: number,
+    cursor?: string,
+    tenant?: string,
+  ): Promise<{ items: Suppression[]; nextCursor: string | null }> {
     const after = cursor === undefined ? undefined : Buffer.from(cursor, 'base64url').toString('utf8');
-    const all = [...this.#items.keys()].sort().filter((a) => after === undefined || a > after);
+    const all = [...this.#items.keys()]
+      .sort()
+      .filter((k) => after === undefined || k > after)
+      .filter((k) => {
+        const s = this.#items.get(k);
+        return s !== undefined && (s.tenant === undefined ? s.address.includes('@') : s.tenant === tenant);
+      });
     const page = all.slice(0, limit);
     const last = page[page.length - 1];
     return {
-      items: page.map((a) => copy(this.#items.get(a) as Suppression)),
+      items: page.map((k) => copy(this.#items.get(k) as Suppression)),
       nextCursor:
         all.length > limit && last !== undefined ? Buffer.from(last, 'utf8').toString('base64url') : null,
     };

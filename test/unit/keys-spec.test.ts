@@ -97,7 +97,7 @@ describe('validateKeySpec', () => {
   it('reports every problem at once, each under its field', () => {
     // Prepare
     const input: ApiKeySpecInput = {
-      scopes: ['send', 'admin'],
+      scopes: ['send', 'root'],
       allowedDomains: ['localhost', 'exa mple.com', '*.example.com', '192.168.0.1'],
       allowedCidrs: ['10.0.0.0/33', 'fe80::/129', '10.0.0.0/8/8', 'not-an-ip', '10.0.0.0/x', 'fe80::1%eth0'],
       senderPolicy: 'relay',
@@ -111,7 +111,7 @@ describe('validateKeySpec', () => {
     // Assess
     expect(errors).toEqual([
       { path: 'tenant', message: 'is required' },
-      { path: 'scopes[1]', message: '"admin" is not a scope; use send, read, suppressions' },
+      { path: 'scopes[1]', message: '"root" is not a scope; use send, read, suppressions, admin' },
       {
         path: 'allowedDomains[0]',
         message: '"localhost": domain must have at least two labels, e.g. example.com',
@@ -147,7 +147,7 @@ describe('validateKeySpec', () => {
 
     // Assess
     expect(errors).toEqual([
-      { path: 'scopes', message: 'must name at least one of send, read, suppressions' },
+      { path: 'scopes', message: 'must name at least one of send, read, suppressions, admin' },
     ]);
   });
 

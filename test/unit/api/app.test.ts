@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { MAX_REQUEST_BYTES } from '../../../lambdas/api/app.ts';
 import { sourceAllowed } from '../../../lambdas/domain/api-key.ts';
+import { REASON_WORDS } from '../../../lambdas/domain/suppression.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { messageRecord, recipient, sendBody, suppression, T0 } from '../../support/builders.ts';
@@ -611,6 +612,7 @@ describe('createApi', () => {
         source: 'api',
         createdAt: T0,
         expiresAt: null,
+        scope: 'global',
       });
     });
 
@@ -649,7 +651,7 @@ describe('createApi', () => {
       ]);
     });
 
-    it('puts a manual suppression', async () => {
+    it('puts a manual suppression of the key’s tenant', async () => {
       // Prepare
       const { api, token, suppressions } = setUp();
 
@@ -672,8 +674,13 @@ describe('createApi', () => {
         createdAt: T0,
         expiresAt: null,
       };
-      expect(jsonOf(result)).toEqual(expected);
-      expect(suppressions.peek('ana@example.org')).toEqual({ ...expected, severity: 2 });
+      expect(jsonOf(result)).toEqual({ ...expected, scope: 'tenant' });
+      expect(suppressions.peek('ana@example.org')).toBeUndefined();
+      expect(suppressions.peek('ana@example.org', 'tenant-a')).toEqual({
+        ...expected,
+        severity: 2,
+        tenant: 'tenant-a',
+      });
     });
 
     it('never weakens a stronger suppression with a manual one', async () => {
@@ -735,10 +742,13 @@ describe('createApi', () => {
       expect(await suppressions.get('ana@example.org')).toBeUndefined();
     });
 
-    it('deletes a suppression with 204 and an empty body', async () => {
+    it('deletes the tenant’s own suppression with 204 and an empty body, and no other tenant’s', async () => {
       // Prepare
       const { api, token, suppressions } = setUp();
-      suppressions.seed(suppression('ana@example.org', 'manual'));
+      suppressions.seed(
+        suppression('ana@example.org', 'manual', { tenant: 'tenant-a' }),
+        suppression('ana@example.org', 'unsubscribe', { tenant: 'tenant-b' }),
+      );
 
       // Act
       const result = await api(
@@ -747,7 +757,63 @@ describe('createApi', () => {
 
       // Assess
       expect(result).toEqual({ statusCode: 204, headers: {}, body: '' });
+      expect(suppressions.peek('ana@example.org', 'tenant-a')).toBeUndefined();
+      expect(suppressions.peek('ana@example.org', 'tenant-b')?.reason).toBe('unsubscribe');
+    });
+
+    it.each(['hard_bounce', 'complaint'] as const)(
+      'refuses a tenant that tries to lift a global %s with 403 in words, and keeps it',
+      async (reason) => {
+        // Prepare
+        const { api, token, suppressions } = setUp();
+        suppressions.seed(suppression('ana@example.org', reason));
+
+        // Act
+        const result = await api(
+          httpEvent(Route.deleteSuppression, { token, pathParameters: { address: 'ana@example.org' } }),
+        );
+
+        // Assess
+        expect(problemIn(result, 403).detail).toBe(
+          `This address is suppressed for every tenant (${reason}: ${REASON_WORDS[reason]}), so only an operator can lift it: a key with the "admin" scope. Your own entry for it, if any, is removed.`,
+        );
+        expect(suppressions.peek('ana@example.org')?.reason).toBe(reason);
+      },
+    );
+
+    it('lets a key with the admin scope lift a global bounce', async () => {
+      // Prepare
+      const { api, token, suppressions } = setUp({ scopes: ['admin'] });
+      suppressions.seed(suppression('ana@example.org', 'hard_bounce'));
+
+      // Act
+      const result = await api(
+        httpEvent(Route.deleteSuppression, { token, pathParameters: { address: 'ana@example.org' } }),
+      );
+
+      // Assess
+      expect(result.statusCode).toBe(204);
       expect(suppressions.peek('ana@example.org')).toBeUndefined();
+    });
+
+    it('never shows, lists or applies another tenant’s entry', async () => {
+      // Prepare
+      const { api, token, suppressions } = setUp();
+      suppressions.seed(suppression('ana@example.org', 'manual', { tenant: 'tenant-b' }));
+
+      // Act
+      const read = await api(
+        httpEvent(Route.getSuppression, { token, pathParameters: { address: 'ana@example.org' } }),
+      );
+      const list = jsonOf(await api(httpEvent(Route.listSuppressions, { token }))) as { items: unknown[] };
+      const sent = jsonOf(await api(httpEvent(Route.sendMessage, { token, body: sendBody() }))) as {
+        status: string;
+      };
+
+      // Assess
+      expect(problemIn(read, 404).detail).toBe('This address is not on the suppression list.');
+      expect(list.items).toEqual([]);
+      expect(sent.status).toBe('queued');
     });
 
     it('needs the suppressions scope to change the list', async () => {
@@ -761,7 +827,7 @@ describe('createApi', () => {
 
       // Assess
       expect(problemIn(result, 403).detail).toBe(
-        'This API key lacks the "suppressions" scope for this request.',
+        'This API key lacks the "suppressions" or "admin" scope for this request.',
       );
     });
 
@@ -798,6 +864,7 @@ describe('createApi', () => {
             source: 'api',
             createdAt: T0,
             expiresAt: null,
+            scope: 'global',
           },
         ],
         nextCursor: null,

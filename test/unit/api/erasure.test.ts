@@ -72,7 +72,7 @@ describe('DELETE /v1/recipients/{address}', () => {
 
     // Assess
     expect([again.statusCode, jsonOf(again)]).toEqual([202, { erased: 0 }]);
-    expect(table.peek(ANA_KEY)?.detail).toBe('erased');
+    expect(table.peek(ANA_KEY, 'tenant-a')?.detail).toBe('erased');
   });
 
   it('shows the erased record through the status API without the address', async () => {
@@ -90,9 +90,9 @@ describe('DELETE /v1/recipients/{address}', () => {
     expect(result.body?.toLowerCase()).not.toContain(ANA);
   });
 
-  it('suppresses the erased address for good: a new message to it is recorded suppressed, never queued', async () => {
+  it('suppresses the erased address for good: a new message to it is recorded suppressed under the pseudonym, never queued', async () => {
     // Prepare
-    const { api, erase, queue, token } = setUp();
+    const { api, erase, queue, token, messages } = setUp();
     await erase();
 
     // Act
@@ -109,9 +109,12 @@ describe('DELETE /v1/recipients/{address}', () => {
       },
     ]);
     expect(queue.jobs).toEqual([]);
+    const record = JSON.stringify(messages.peek('msg_new1'));
+    expect(record).toContain(ANA_KEY);
+    expect(record.toLowerCase()).not.toContain(ANA);
   });
 
-  it('still answers GET /v1/suppressions/{address} for the erased address, with nothing new in it', async () => {
+  it('still answers GET /v1/suppressions/{address} for the erased address, with nothing new in it, and leaves global evidence to the other tenants', async () => {
     // Prepare
     const { api, erase, table, token } = setUp();
     table.seed(suppression(ANA, 'complaint', { detail: 'abuse', source: 'msg_7' }));
@@ -123,12 +126,21 @@ describe('DELETE /v1/recipients/{address}', () => {
     // Assess
     expect([result.statusCode, jsonOf(result)]).toEqual([
       200,
-      { address: ANA, reason: 'complaint', detail: 'abuse', source: 'msg_7', createdAt: T0, expiresAt: null },
+      {
+        address: ANA,
+        reason: 'complaint',
+        detail: 'abuse',
+        source: 'msg_7',
+        createdAt: T0,
+        expiresAt: null,
+        scope: 'tenant',
+      },
     ]);
-    expect(table.peek(ANA)).toBeUndefined();
+    expect(table.peek(ANA)?.reason).toBe('complaint');
+    expect(table.peek(ANA_KEY, 'tenant-a')?.reason).toBe('complaint');
   });
 
-  it('lists the tombstone under the pseudonym, never the address', async () => {
+  it('lists the tenant’s tombstone under the pseudonym; a global bounce stays listed for every tenant', async () => {
     // Prepare
     const { api, erase, table, token } = setUp();
     table.seed(suppression(ANA, 'hard_bounce'), suppression('bob@example.org', 'complaint'));
@@ -140,6 +152,7 @@ describe('DELETE /v1/recipients/{address}', () => {
     // Assess
     const page = jsonOf(result) as { items: Array<{ address: string; reason: string }> };
     expect(page.items.map((s) => [s.address, s.reason])).toEqual([
+      [ANA, 'hard_bounce'],
       ['bob@example.org', 'complaint'],
       [ANA_KEY, 'hard_bounce'],
     ]);
@@ -161,8 +174,8 @@ describe('DELETE /v1/recipients/{address}', () => {
 
     // Assess
     expect(result.statusCode).toBe(200);
-    expect(table.peek(ANA)).toBeUndefined();
-    expect(table.peek(ANA_KEY)?.reason).toBe('unsubscribe');
+    expect(table.peek(ANA, 'tenant-a')).toBeUndefined();
+    expect(table.peek(ANA_KEY, 'tenant-a')?.reason).toBe('unsubscribe');
   });
 
   it('answers 202 with "complete": false when the scan continues on the erasure queue', async () => {

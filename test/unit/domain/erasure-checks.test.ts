@@ -26,7 +26,7 @@ import { senderHarness } from '../../support/unit-sender.ts';
  * The suppression checks of DESIGN §1 (the api's pre-check and the sender's batched check) see an
  * erased address through its tombstone: its handlers wire the stores as these tests do.
  */
-const tombstone = () => tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0));
+const tombstone = () => tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0), 'tenant-a');
 
 function senderRig(record: MessageRecord) {
   const table = new InMemorySuppressionStore().seed(tombstone());

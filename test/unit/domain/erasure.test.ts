@@ -180,12 +180,13 @@ describe('eraseFromRecord', () => {
 describe('tombstoneFor', () => {
   const now = new Date(T0);
 
-  it('makes a permanent manual tombstone, detail "erased", for an address that had no suppression', () => {
+  it('makes a permanent manual tombstone of the erasing tenant, detail "erased", for an address that had no suppression', () => {
     // Act
-    const tombstone = tombstoneFor(ANA, ANA_KEY, undefined, now);
+    const tombstone = tombstoneFor(ANA, ANA_KEY, undefined, now, 'tenant-a');
 
     // Assess
     expect(tombstone).toEqual({
+      tenant: 'tenant-a',
       address: ANA_KEY,
       reason: 'manual',
       detail: 'erased',
@@ -206,10 +207,11 @@ describe('tombstoneFor', () => {
     });
 
     // Act
-    const tombstone = tombstoneFor(ANA, ANA_KEY, prior, now);
+    const tombstone = tombstoneFor(ANA, ANA_KEY, prior, now, 'tenant-a');
 
     // Assess
     expect(tombstone).toEqual({
+      tenant: 'tenant-a',
       address: ANA_KEY,
       reason: 'complaint',
       detail: `abuse report for ${ANA_KEY}`,
@@ -226,7 +228,7 @@ describe('tombstoneFor', () => {
     const prior = suppression(ANA, 'soft_bounce', { expiresAt: '2025-03-10T00:00:00.000Z' });
 
     // Act
-    const tombstone = tombstoneFor(ANA, ANA_KEY, prior, now);
+    const tombstone = tombstoneFor(ANA, ANA_KEY, prior, now, 'tenant-a');
 
     // Assess
     expect([tombstone.reason, tombstone.detail, tombstone.expiresAt]).toEqual(['manual', 'erased', null]);
@@ -242,13 +244,17 @@ describe('TombstoneAwareSuppressions', () => {
   it('answers for an erased address with its tombstone, under the address asked for', async () => {
     // Prepare
     const { table, store } = rig();
-    table.seed(tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0)));
+    table.seed(tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0), 'tenant-a'));
 
     // Act
-    const found = await store.get(ANA);
+    const found = await store.get(ANA, 'tenant-a');
 
     // Assess
-    expect(found).toEqual({ ...tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0)), address: ANA });
+    expect(found).toEqual({
+      ...tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0), 'tenant-a'),
+      address: ANA,
+      erasedAs: ANA_KEY,
+    });
   });
 
   it('reads the plain and the tombstone key of every recipient in one batched read', async () => {
@@ -256,11 +262,11 @@ describe('TombstoneAwareSuppressions', () => {
     const { table, store } = rig();
     table.seed(
       suppression('bob@example.org', 'hard_bounce'),
-      tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0)),
+      tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0), 'tenant-a'),
     );
 
     // Act
-    const found = await store.getMany([ANA, 'bob@example.org', 'cy@example.org']);
+    const found = await store.getMany([ANA, 'bob@example.org', 'cy@example.org'], 'tenant-a');
 
     // Assess
     expect(table.getManyCalls).toEqual([
@@ -273,10 +279,10 @@ describe('TombstoneAwareSuppressions', () => {
   it('finds the tombstone of a recipient that is already erased in its record', async () => {
     // Prepare
     const { table, store } = rig();
-    table.seed(tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0)));
+    table.seed(tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0), 'tenant-a'));
 
     // Act
-    const found = await store.getMany([ANA_KEY]);
+    const found = await store.getMany([ANA_KEY], 'tenant-a');
 
     // Assess
     expect(table.getManyCalls).toEqual([[ANA_KEY]]);
@@ -286,56 +292,76 @@ describe('TombstoneAwareSuppressions', () => {
   it('prefers a stronger plain suppression to the tombstone', async () => {
     // Prepare
     const { table, store } = rig();
-    table.seed(suppression(ANA, 'complaint'), tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0)));
+    table.seed(
+      suppression(ANA, 'complaint'),
+      tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0), 'tenant-a'),
+    );
 
     // Act
-    const [one, many] = [await store.get(ANA), (await store.getMany([ANA])).get(ANA)];
+    const [one, many] = [await store.get(ANA, 'tenant-a'), (await store.getMany([ANA], 'tenant-a')).get(ANA)];
 
     // Assess
     expect([one?.reason, many?.reason]).toEqual(['complaint', 'complaint']);
   });
 
-  it('writes a later suppression of an erased address onto its tombstone, never under the address', async () => {
+  it('writes later evidence about mail of the tenant that erased the address onto its tombstone, never under the address', async () => {
     // Prepare
     const { table, store } = rig();
-    table.seed(tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0)));
+    table.seed(tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0), 'tenant-a'));
 
     // Act
     const wrote = await store.putIfStronger(
       suppression(ANA, 'complaint', { detail: 'complaint about mail to ana@example.org', source: 'msg_9' }),
+      'tenant-a',
     );
 
     // Assess
     expect(wrote).toBe(true);
     expect(table.peek(ANA)).toBeUndefined();
-    expect(table.peek(ANA_KEY)).toEqual({
+    expect(table.peek(ANA_KEY, 'tenant-a')).toEqual({
       ...suppression(ANA_KEY, 'complaint', { detail: `complaint about mail to ${ANA_KEY}`, source: 'msg_9' }),
+      tenant: 'tenant-a',
     });
   });
 
   it('puts a manual suppression of an erased address on its tombstone', async () => {
     // Prepare
     const { table, store } = rig();
-    table.seed(tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0)));
+    table.seed(tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0), 'tenant-a'));
 
     // Act
-    await store.put(suppression(ANA, 'unsubscribe', { detail: 'asked by phone' }));
+    await store.put(suppression(ANA, 'unsubscribe', { detail: 'asked by phone', tenant: 'tenant-a' }));
 
     // Assess
-    expect(table.peek(ANA)).toBeUndefined();
-    expect(table.peek(ANA_KEY)?.reason).toBe('unsubscribe');
+    expect(table.peek(ANA, 'tenant-a')).toBeUndefined();
+    expect(table.peek(ANA_KEY, 'tenant-a')?.reason).toBe('unsubscribe');
   });
 
-  it('keeps the tombstone when the address’s suppression is deleted: an erased address stays suppressed', async () => {
+  it('keeps the tombstone when another scope deletes the address; the tenant that erased it lifts it', async () => {
     // Prepare
     const { table, store } = rig();
-    table.seed(tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0)));
+    table.seed(tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0), 'tenant-a'));
+
+    // Act / Assess
+    await store.delete(ANA);
+    await store.delete(ANA, 'tenant-b');
+    expect((await store.get(ANA, 'tenant-a'))?.reason).toBe('manual');
+    await store.delete(ANA, 'tenant-a');
+    expect(await store.get(ANA, 'tenant-a')).toBeUndefined();
+  });
+
+  it('keeps evidence about another tenant’s mail, or with no tenant, global: under the plain address', async () => {
+    // Prepare
+    const { table, store } = rig();
+    table.seed(tombstoneFor(ANA, ANA_KEY, undefined, new Date(T0), 'tenant-a'));
 
     // Act
-    await store.delete(ANA);
+    await store.putIfStronger(suppression(ANA, 'hard_bounce'), 'tenant-b');
 
-    // Assess
-    expect((await store.get(ANA))?.reason).toBe('manual');
+    // Assess: every tenant sees the bounce; tenant-b learns nothing of tenant-a's erasure.
+    expect(table.peek(ANA)?.reason).toBe('hard_bounce');
+    expect((await store.get(ANA, 'tenant-b'))?.address).toBe(ANA);
+    expect((await store.list(100, undefined, 'tenant-b')).items.map((s) => s.address)).toEqual([ANA]);
   });
 
   it('stores suppressions of addresses that were never erased as before', async () => {
@@ -373,11 +399,12 @@ describe('eraseRecipient', () => {
     expect(messages.peek('msg_4')?.recipients.map((r) => r.address)).toEqual(['ana@example.org']);
   });
 
-  it('replaces the suppression by a tombstone and deletes the plain item and the soft-bounce counter', async () => {
+  it('replaces the tenant’s own entry by its tombstone, deletes the soft-bounce counter, and leaves global evidence to the other tenants', async () => {
     // Prepare
     const { deps, suppressions } = erasureRig();
     suppressions.seed(
       suppression(ANA, 'hard_bounce', { detail: '550 5.1.1 <ana@example.org>', source: 'msg_1' }),
+      suppression(ANA, 'unsubscribe', { tenant: 'tenant-a' }),
     );
     const deleted = vi.spyOn(suppressions, 'delete');
 
@@ -385,11 +412,13 @@ describe('eraseRecipient', () => {
     await eraseRecipient(deps, 'tenant-a', ANA, 5_000);
 
     // Assess
-    expect(suppressions.peek(ANA)).toBeUndefined();
-    expect(suppressions.peek(ANA_KEY)).toEqual(
-      suppression(ANA_KEY, 'hard_bounce', { detail: `550 5.1.1 <${ANA_KEY}>`, source: 'msg_1' }),
-    );
-    expect(deleted.mock.calls).toEqual([[ANA], [`softbounce#${ANA}`]]);
+    expect(suppressions.peek(ANA, 'tenant-a')).toBeUndefined();
+    expect(suppressions.peek(ANA)?.reason).toBe('hard_bounce');
+    expect(suppressions.peek(ANA_KEY, 'tenant-a')).toEqual({
+      ...suppression(ANA_KEY, 'hard_bounce', { detail: `550 5.1.1 <${ANA_KEY}>`, source: 'msg_1' }),
+      tenant: 'tenant-a',
+    });
+    expect(deleted.mock.calls).toEqual([[ANA, 'tenant-a'], [`softbounce:${ANA}`]]);
   });
 
   it('writes the tombstone before it deletes anything, so the address is never unsuppressed', async () => {
@@ -409,7 +438,7 @@ describe('eraseRecipient', () => {
     await eraseRecipient(deps, 'tenant-a', ANA, 5_000);
 
     // Assess
-    expect(order).toEqual([`put ${ANA_KEY}`, `delete ${ANA}`, `delete softbounce#${ANA}`]);
+    expect(order).toEqual([`put ${ANA_KEY}`, `delete ${ANA}`, `delete softbounce:${ANA}`]);
   });
 
   it('answers 0 the second time and keeps the tombstone as it was', async () => {
@@ -418,7 +447,7 @@ describe('eraseRecipient', () => {
     messages.seed(bouncedToAna());
     suppressions.seed(suppression(ANA, 'complaint'));
     await eraseRecipient(deps, 'tenant-a', ANA, 5_000);
-    const tombstone = suppressions.peek(ANA_KEY);
+    const tombstone = suppressions.peek(ANA_KEY, 'tenant-a');
     clock.advance(60_000);
 
     // Act
@@ -426,7 +455,7 @@ describe('eraseRecipient', () => {
 
     // Assess
     expect(again).toEqual({ key: ANA_KEY, erased: 0, complete: true });
-    expect(suppressions.peek(ANA_KEY)).toEqual(tombstone);
+    expect(suppressions.peek(ANA_KEY, 'tenant-a')).toEqual(tombstone);
     expect(messages.peek('msg_1')?.version).toBe(2);
   });
 
@@ -504,7 +533,7 @@ describe('eraseRecipient', () => {
 
     // Assess
     await expect(erasing).rejects.toThrow(new TransientError('queueing the rest of an erasure failed'));
-    expect(suppressions.peek(ANA_KEY)?.reason).toBe('manual');
+    expect(suppressions.peek(ANA_KEY, 'tenant-a')?.reason).toBe('manual');
   });
 });
 

@@ -6,12 +6,13 @@ import { problemOfSync } from '../../support/problems.ts';
 const NOW = new Date('2025-03-01T12:00:00.000Z');
 
 describe('an operator’s suppression', () => {
-  it('builds a permanent manual entry from an empty body', () => {
+  it('builds a permanent manual entry of the tenant that asked, from an empty body', () => {
     // Prepare / Act
-    const s = manualSuppression('ana@example.org', {}, NOW);
+    const s = manualSuppression('ana@example.org', {}, NOW, 'acme');
 
     // Assess
     expect(s).toEqual({
+      tenant: 'acme',
       address: 'ana@example.org',
       reason: 'manual',
       detail: null,
@@ -24,7 +25,12 @@ describe('an operator’s suppression', () => {
 
   it('keeps an unsubscribe and its detail', () => {
     // Prepare / Act
-    const s = manualSuppression('ana@example.org', { reason: 'unsubscribe', detail: 'by letter' }, NOW);
+    const s = manualSuppression(
+      'ana@example.org',
+      { reason: 'unsubscribe', detail: 'by letter' },
+      NOW,
+      'acme',
+    );
 
     // Assess
     expect(s).toMatchObject({ reason: 'unsubscribe', detail: 'by letter', severity: 2 });
@@ -36,7 +42,7 @@ describe('an operator’s suppression', () => {
     ['a string', 'manual'],
   ])('refuses %s as a body with a 422', (_what, body) => {
     // Prepare / Act
-    const problem = problemOfSync(() => manualSuppression('ana@example.org', body, NOW));
+    const problem = problemOfSync(() => manualSuppression('ana@example.org', body, NOW, 'acme'));
 
     // Assess
     expect(problem).toMatchObject({ status: 422, code: 'invalid_request' });
@@ -45,7 +51,12 @@ describe('an operator’s suppression', () => {
   it('lists every bad field at once', () => {
     // Prepare / Act
     const problem = problemOfSync(() =>
-      manualSuppression('ana@example.org', { reason: 'complaint', detail: 'x'.repeat(1001), until: 1 }, NOW),
+      manualSuppression(
+        'ana@example.org',
+        { reason: 'complaint', detail: 'x'.repeat(1001), until: 1 },
+        NOW,
+        'acme',
+      ),
     );
 
     // Assess
@@ -60,7 +71,7 @@ describe('an operator’s suppression', () => {
 });
 
 describe('which suppression stands', () => {
-  const manual = manualSuppression('ana@example.org', {}, NOW);
+  const manual = manualSuppression('ana@example.org', {}, NOW, 'acme');
 
   it.each([
     ['nothing', undefined, false],

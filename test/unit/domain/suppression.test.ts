@@ -85,6 +85,7 @@ describe('suppressions', () => {
       source: 'msg_1',
       createdAt: '2025-03-01T12:00:00.000Z',
       expiresAt: null,
+      scope: 'global',
     });
   });
 });

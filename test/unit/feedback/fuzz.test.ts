@@ -297,7 +297,7 @@ function buildWorld(spec: WorldSpec, options: WorldOptions = {}): FeedbackWorld 
       record = eraseFromRecord(record, ERIN_KEY, fuzzErasedKeyOf) ?? record;
     world.messages.seed(record);
   });
-  if (erased) world.suppressions.seed(tombstoneFor(ERIN, ERIN_KEY, undefined, new Date(NOW)));
+  if (erased) world.suppressions.seed(tombstoneFor(ERIN, ERIN_KEY, undefined, new Date(NOW), 'tenant-a'));
   world.suppressions.seed(...spec.suppressions);
   // A recipient seeded soft-bounced was counted when it bounced, as the function counts it.
   const counts = new Map<string, Record<string, number>>();
@@ -1570,7 +1570,7 @@ describe('what fuzzing the feedback function found (issue 6), reduced', () => {
     const world = feedbackWorld(NOW);
     const sent = messageRecord({ id: 'msg_1', phase: 'sent', recipients: [recipient(ERIN, 'sent')] });
     world.messages.seed(eraseFromRecord(sent, ERIN_KEY, fuzzErasedKeyOf) ?? sent);
-    world.suppressions.seed(tombstoneFor(ERIN, ERIN_KEY, undefined, new Date(NOW)));
+    world.suppressions.seed(tombstoneFor(ERIN, ERIN_KEY, undefined, new Date(NOW), 'tenant-a'));
     const delivery = sesEventBody({
       eventType: 'Delivery',
       batonMessageId: 'msg_1',

@@ -57,7 +57,37 @@ describe('createSender', () => {
       const batch = await sender.prepare([queued(messages, 'msg_1', ['ana@example.org', 'bob@example.org'])]);
 
       // Assess
-      expect(batch.suppressed).toEqual(new Map([['bob@example.org', bounce]]));
+      expect(batch.suppressed).toEqual(new Map([['tenant-a', new Map([['bob@example.org', bounce]])]]));
+    });
+
+    it('applies a tenant’s own entries to that tenant’s jobs only, with global ones to all', async () => {
+      // Prepare
+      const { sender, messages, suppressions } = setUp();
+      const own = suppression('ana@example.org', 'unsubscribe', { tenant: 'tenant-b' });
+      const bounce = suppression('bob@example.org');
+      suppressions.seed(own, bounce);
+      const to = ['ana@example.org', 'bob@example.org'];
+
+      // Act
+      const batch = await sender.prepare([
+        queuedJob(messages, 'msg_a', { to, tenant: 'tenant-a' }),
+        queuedJob(messages, 'msg_b', { to, tenant: 'tenant-b' }),
+      ]);
+
+      // Assess: one read per tenant, each with the global entries and only its own.
+      expect(suppressions.getManyCalls).toEqual([to, to]);
+      expect(batch.suppressed).toEqual(
+        new Map([
+          ['tenant-a', new Map([['bob@example.org', bounce]])],
+          [
+            'tenant-b',
+            new Map([
+              ['ana@example.org', own],
+              ['bob@example.org', bounce],
+            ]),
+          ],
+        ]),
+      );
     });
 
     it('marks unreadable jobs as errors and reads nothing when no job is readable', async () => {
