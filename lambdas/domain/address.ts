@@ -151,3 +151,67 @@ export function addressKey(address: string): string {
 export function domainOf(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }
+
+/** True when `domain` is one of `allowed` or a subdomain of one (SES verifies subdomains with the parent). */
+export function domainAllowed(domain: string, allowed: readonly string[]): boolean {
+  const d = domain.toLowerCase();
+  return allowed.some((a) => {
+    const base = a.toLowerCase();
+    return d === base || d.endsWith(`.${base}`);
+  });
+}
+
+/** An address as a display name shows it: the text it occupies and what it reads as. */
+export interface ShownAddress {
+  /** Where it is in the name and how long (in the name as given). */
+  readonly start: number;
+  readonly end: number;
+  /** `local@domain`, domain in lower-case punycode (or as written, lower-cased, when it is not a hostname). */
+  readonly address: string;
+  readonly domain: string;
+}
+
+/**
+ * What reads as an address: a word, an at sign (maybe with spaces around it) and a host name whose
+ * last label starts with a letter. Run on the name as a reader sees it (`shownForm`), so full-width
+ * and small at signs, ideographic full stops and invisible characters change nothing.
+ */
+const SHOWN_ADDRESS = /[^\s@<>()[\]"',;:]+\s*@\s*((?:[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?\.)+\p{L}[\p{L}\p{N}-]*)/gu;
+
+/**
+ * The addresses a display name shows a reader (`"support@paypal.com" <noreply@tenant>`), so a
+ * sender policy can refuse a name that impersonates another domain and a rewrite can leave them out.
+ */
+export function addressesShownIn(name: string): ShownAddress[] {
+  const { text, offsets } = shownForm(name);
+  const found: ShownAddress[] = [];
+  for (const match of text.matchAll(SHOWN_ADDRESS)) {
+    const written = match[1] ?? '';
+    const ascii = asciiDomain(written);
+    const domain = ascii.ok ? ascii.value : written.toLowerCase();
+    const local = match[0].slice(0, match[0].indexOf('@')).trim();
+    const start = offsets[match.index] ?? 0;
+    const end = offsets[match.index + match[0].length] ?? name.length;
+    found.push({ start, end, address: `${local}@${domain}`, domain });
+  }
+  return found;
+}
+
+/**
+ * `name` as a reader sees it, with where each character of it came from: NFKC per character
+ * (`＠` and `﹫` are `@`, `．` is `.`), ideographic full stops as dots (IDNA reads them so) and
+ * invisible format characters gone.
+ */
+function shownForm(name: string): { text: string; offsets: number[] } {
+  let text = '';
+  const offsets: number[] = [];
+  let at = 0;
+  for (const char of name) {
+    const shown = /\p{Cf}/u.test(char) ? '' : char.normalize('NFKC').replace(/[\u3002\uff61]/g, '.');
+    for (let i = 0; i < shown.length; i++) offsets.push(at);
+    text += shown;
+    at += char.length;
+  }
+  offsets.push(at);
+  return { text, offsets };
+}

@@ -1,8 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
-import { asciiDomain, domainOf, type ParseResult, parseAddrSpec } from './address.ts';
+import { asciiDomain, domainAllowed, domainOf, type ParseResult, parseAddrSpec } from './address.ts';
 import type { FieldError } from './problem.ts';
-import { domainAllowed } from './sender-policy.ts';
 
 export const SCOPES = ['send', 'read', 'suppressions'] as const;
 export type Scope = (typeof SCOPES)[number];

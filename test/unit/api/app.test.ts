@@ -409,7 +409,7 @@ describe('createApi', () => {
 
       // Assess
       expect(jsonOf(result)).toMatchObject({
-        rewrittenFrom: '"Ana (ana@legacy.example) via Baton" <relay@example.com>',
+        rewrittenFrom: 'Ana via Baton <relay@example.com>',
       });
     });
 
