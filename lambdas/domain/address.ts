@@ -176,7 +176,8 @@ export interface ShownAddress {
  * last label starts with a letter. Run on the name as a reader sees it (`shownForm`), so full-width
  * and small at signs, ideographic full stops and invisible characters change nothing.
  */
-const SHOWN_ADDRESS = /[^\s@<>()[\]"',;:]+\s*@\s*((?:[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?\.)+\p{L}[\p{L}\p{N}-]*)/gu;
+const SHOWN_ADDRESS =
+  /[^\s@<>()[\]"',;:]+\s*@\s*((?:[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?\.)+\p{L}[\p{L}\p{N}-]*)/gu;
 
 /**
  * The addresses a display name shows a reader (`"support@paypal.com" <noreply@tenant>`), so a

@@ -45,7 +45,9 @@ function spoofingErrors(key: ApiKey, path: string, mailbox: Mailbox): FieldError
   if (!mailbox.name) return [];
   const own = mailbox.address.toLowerCase();
   const foreign = addressesShownIn(mailbox.name)
-    .filter((shown) => shown.address.toLowerCase() !== own && !domainAllowed(shown.domain, key.allowedDomains))
+    .filter(
+      (shown) => shown.address.toLowerCase() !== own && !domainAllowed(shown.domain, key.allowedDomains),
+    )
     .map((shown) => shown.domain);
   if (foreign.length === 0) return [];
   return [
@@ -62,7 +64,8 @@ function spoofingErrors(key: ApiKey, path: string, mailbox: Mailbox): FieldError
  */
 function rewrittenName(original: Mailbox): string {
   let name = original.name ?? '';
-  for (const shown of addressesShownIn(name).reverse()) name = name.slice(0, shown.start) + name.slice(shown.end);
+  for (const shown of addressesShownIn(name).reverse())
+    name = name.slice(0, shown.start) + name.slice(shown.end);
   const cleaned = name
     .replace(/\(\s*\)|\[\s*\]|<\s*>|\{\s*\}/g, ' ')
     .replace(/\s+/g, ' ')

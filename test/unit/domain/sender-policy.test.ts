@@ -112,7 +112,8 @@ describe('applySenderPolicy', () => {
   ])('writes a rewritten From with %s without an address in its name', (_what, name, expected) => {
     // Prepare
     const { key } = issueApiKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com' });
-    const from = name === undefined ? { address: 'ana@legacy.example' } : { name, address: 'ana@legacy.example' };
+    const from =
+      name === undefined ? { address: 'ana@legacy.example' } : { name, address: 'ana@legacy.example' };
 
     // Act
     const result = applySenderPolicy(key, outgoingMessage({ from }));
@@ -211,7 +212,10 @@ describe('display names that show an address', () => {
 
   it.each([
     ['an address of the key’s domain', { name: 'orders@example.com', address: 'orders@example.com' }],
-    ['an address of a subdomain of it', { name: 'Help: help@mail.example.com', address: 'noreply@example.com' }],
+    [
+      'an address of a subdomain of it',
+      { name: 'Help: help@mail.example.com', address: 'noreply@example.com' },
+    ],
     ['a price after an at sign', { name: 'Tickets @ 9.99', address: 'noreply@example.com' }],
     ['an at sign without a domain', { name: 'Ana @ home', address: 'noreply@example.com' }],
     ['a domain without an at sign', { name: 'paypal.com fan club', address: 'noreply@example.com' }],
