@@ -21,7 +21,8 @@ export type ParseResult<T> =
 const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]";
 const DOT_ATOM = new RegExp(`^${ATEXT}+(\\.${ATEXT}+)*$`);
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-// Controls (C0, DEL, C1), line and paragraph separators and bidi overrides: none belongs in a header.
+// Controls (C0, DEL, C1), line and paragraph separators and bidi overrides: none belongs in a
+// header, and a bidi override makes a name show other text than it has.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 const MAX_ADDRESS = 254;
@@ -65,13 +66,38 @@ function parseDisplayName(raw: string): ParseResult<string> {
     if (raw.length < 2 || !raw.endsWith('"')) return bad('display name has an unterminated quote');
     const inner = raw.slice(1, -1);
     if (/["\\]/.test(inner)) return bad('display name must not contain quotes or backslashes');
-    return boundedName(inner.trim());
+    return writableName(inner.trim());
   }
   // Unquoted, these characters start a second address, a group or a comment.
   if (/[<>",;:()[\]\\]/.test(raw)) {
     return bad('display name with special characters must be quoted, e.g. "Name, Inc." <a@example.com>');
   }
-  return boundedName(raw);
+  return writableName(raw);
+}
+
+/** An RFC 2047 encoded-word: `=?charset?B|Q?text?=`. */
+const ENCODED_WORD = /=\?[^?\s]*\?[bq]\?[^?\s]*\?=/i;
+/** Characters that make a phrase an address list, a group or a second mailbox. */
+const ADDRESS_SPECIALS = /[()<>[\]@,;:\\"]/;
+
+/**
+ * A name is written into a header by the composer: ASCII names as a quoted string, others as
+ * RFC 2047 encoded-words. Both must read back as this one name. An encoded-word in the name
+ * itself is refused: a reader decodes it (quoted or not) into text nobody checked. A non-ASCII
+ * name with address specials is refused too: inside encoded-words they are safe for a parser
+ * that follows RFC 2047, but many clients decode a header before they split it into mailboxes,
+ * and then `Zé <u@evil.example>, y` is two addresses and `Zé (` hides the real one in a comment.
+ */
+function writableName(name: string): ParseResult<string> {
+  if (ENCODED_WORD.test(name))
+    return bad(
+      'display name must be plain text, not an RFC 2047 encoded-word (send Unicode; Baton encodes it)',
+    );
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: 7-bit check
+  if (/[^\u0000-\u007f]/.test(name) && ADDRESS_SPECIALS.test(name)) {
+    return bad('display name with non-ASCII characters must not contain ( ) < > [ ] @ , ; : \\ or "');
+  }
+  return boundedName(name);
 }
 
 /** Long names are legal but must still fold into 998-octet header lines. */

@@ -392,6 +392,7 @@ const REFERENCE = /&#[xX]([0-9a-fA-F]+);?|&#([0-9]+);?|&([A-Za-z][A-Za-z0-9]*)(;
  * on its output also covers what such a decoder reads.
  */
 function decodeOnce(value: string, mode: 'html' | 'lenient'): string {
+  if (!value.includes('&')) return value; // most values: nothing to decode
   return value.replace(
     REFERENCE,
     (

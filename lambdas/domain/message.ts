@@ -132,3 +132,31 @@ export interface MessageRecord {
   /** Optimistic-concurrency counter: every write checks and bumps it. */
   readonly version: number;
 }
+
+/** What RFC 3986 allows in a URI, less the comma that separates List-Unsubscribe's items. */
+const URI_CHARACTER = /[A-Za-z0-9\-._~:/?#[\]@!$&'()*+;=%]/;
+
+/**
+ * `url` as it may stand between `<` and `>` in a header (List-Unsubscribe, RFC 2369): the URL
+ * parser's serialisation (which percent-encodes spaces, quotes, angle brackets and non-ASCII),
+ * with every other character outside RFC 3986's set, and the comma, percent-encoded too. So
+ * `https://x.example/u>, <mailto:harvest@evil.example` stays one URI. Undefined when it is not a URL.
+ */
+export function headerUri(url: string): string | undefined {
+  let href: string;
+  try {
+    href = new URL(url).href;
+  } catch {
+    return undefined;
+  }
+  let out = '';
+  for (const char of href) {
+    out +=
+      char !== ',' && URI_CHARACTER.test(char)
+        ? char
+        : [...Buffer.from(char, 'utf8')]
+            .map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`)
+            .join('');
+  }
+  return out;
+}
