@@ -294,13 +294,34 @@ export function sanitizeHtml(html: string): string {
 }
 
 /**
- * Removes the declarations (or rules, selectors, at-rules) that run code; everything else is left
- * as written. Comments go first, so none can hide a token across the pieces checked one by one.
- * Works for a `style` attribute and for the content of a `<style>` block alike.
+ * Removes the declarations (or rules, selectors, at-rules) that run code or load from a scheme
+ * links may not use (`url(file://…)` and `url(\\host\…)` make a desktop client open an SMB
+ * share, with the reader's credentials); everything else is left as written. Comments go first,
+ * so none can hide a token across the pieces checked one by one. Works for a `style` attribute and
+ * for the content of a `<style>` block alike.
  */
 export function sanitizeCss(css: string): string {
   const parts = css.replace(/\/\*[\s\S]*?(?:\*\/|$)/g, '').split(/([;{}])/);
-  return parts.map((part, i) => (i % 2 === 0 && DANGEROUS_CSS.test(skeleton(part)) ? '' : part)).join('');
+  return parts
+    .map((part, i) => {
+      if (i % 2 === 1) return part;
+      const seen = skeleton(part);
+      // URLs also as written, for a renderer that ignores CSS escapes (then `\\host` is a share).
+      const written = part.toLowerCase().replace(/[\s\p{Cc}\p{Cf}]/gu, '');
+      const urls = [...cssUrls(seen), ...cssUrls(written)];
+      return DANGEROUS_CSS.test(seen) || urls.some((url) => !schemeAllowed(url, true)) ? '' : part;
+    })
+    .join('');
+}
+
+/** The URLs a declaration loads: `url()` arguments and the strings in `image-set()` / `image()`. */
+function cssUrls(seen: string): string[] {
+  const urls: string[] = [];
+  for (const [, fn, args = ''] of seen.matchAll(/(url|image-set|image)\(([^)]*)/g)) {
+    if (fn === 'url') urls.push(args.replace(/^["']|["']$/g, ''));
+    else for (const [, text = ''] of args.matchAll(/["']([^"']*)["']/g)) urls.push(text);
+  }
+  return urls;
 }
 
 /**
@@ -451,8 +472,7 @@ function escapeAttribute(value: string): string {
  * client reads after decoding it as often as it likes (`ms-msdt&#38;#58;` is `ms-msdt:` two
  * decodings later), without whitespace, controls and invisible characters (browsers drop tabs and
  * newlines inside a URL, lax clients more); what is written back is that fully decoded value, so
- * there is nothing left to decode. A network-path reference (`//host`, `\\host`) is refused too:
- * a desktop client without a base URL opens it as a `file:` share.
+ * there is nothing left to decode.
  */
 function safeUrl(tag: string, name: string, value: string): string | undefined {
   const decoded = decodeFully(value, 'html');
@@ -464,16 +484,23 @@ function safeUrl(tag: string, name: string, value: string): string | undefined {
     .normalize('NFKC')
     .replace(/[\s\p{Cc}\p{Cf}]/gu, '')
     .toLowerCase();
-  if (/^[/\\]{2}/.test(compact)) return undefined;
-  const colon = compact.search(/[:/?#\\]/);
-  if (colon === -1 || compact[colon] !== ':') return written; // relative URL
-  const scheme = compact.slice(0, colon);
-  const allowed =
-    URL_SCHEMES.has(scheme) ||
-    (scheme === 'data' && tag === 'img' && name === 'src' && /^data:image\/(?!svg)/.test(compact));
-  if (!allowed) return undefined;
+  if (!schemeAllowed(compact, tag === 'img' && name === 'src')) return undefined;
   const at = written.indexOf(':');
   return at === -1 ? written : written.slice(0, at).replace(/[\s\p{Cf}]/gu, '') + written.slice(at);
+}
+
+/**
+ * Whether a URL, reduced to what a check needs (lower-case, no whitespace, controls or invisible
+ * characters), may stay: a relative URL, or one of `URL_SCHEMES`, or (`dataImage`) a raster
+ * `data:image/`. A network-path reference (`//host`, `\\host`) may not: a desktop client without
+ * a base URL opens it as a `file:` share.
+ */
+function schemeAllowed(compact: string, dataImage: boolean): boolean {
+  if (/^[/\\]{2}/.test(compact)) return false;
+  const colon = compact.search(/[:/?#\\]/);
+  if (colon === -1 || compact[colon] !== ':') return true; // relative URL
+  const scheme = compact.slice(0, colon);
+  return URL_SCHEMES.has(scheme) || (scheme === 'data' && dataImage && /^data:image\/(?!svg)/.test(compact));
 }
 
 /**

@@ -289,6 +289,63 @@ describe('URL schemes in HTML', () => {
     expect(clean).not.toMatch(/&#|&(?!amp;|quot;|lt;|gt;)/);
   });
 
+  it.each([
+    [
+      'a file: background in a style attribute',
+      '<td style="color:red;background:url(file://evil.example/s/x.png)">x</td>',
+      '<td style="color:red;">x</td>',
+    ],
+    [
+      'a UNC background',
+      '<td style="background-image:url(\'\\\\evil.example\\s\\x.png\')">x</td>',
+      '<td>x</td>',
+    ],
+    [
+      'a network-path background',
+      '<div style="background:url(//evil.example/x.png)">x</div>',
+      '<div>x</div>',
+    ],
+    [
+      'an ms-msdt url() in CSS escapes',
+      '<div style="background:url(ms\\2d msdt\\3a/id)">x</div>',
+      '<div>x</div>',
+    ],
+    [
+      'a file: url() in a style block',
+      '<style>td{background:url("file://evil.example/x")}</style>',
+      '<style>td{}</style>',
+    ],
+    [
+      'a file: image-set()',
+      '<div style="background-image:image-set(\'file://evil.example/x.png\' 1x)">x</div>',
+      '<div>x</div>',
+    ],
+    [
+      'an SVG data: url()',
+      '<div style="background:url(data:image/svg+xml,%3Csvg%3E)">x</div>',
+      '<div>x</div>',
+    ],
+  ])('drops the CSS declaration that loads %s', (_what, html, expected) => {
+    // Prepare / Act
+    const clean = sanitizeHtml(html);
+
+    // Assess
+    expect(clean).toBe(expected);
+  });
+
+  it.each([
+    ['an https background', '<td style="background:url(https://cdn.example.com/bg.png) no-repeat">x</td>'],
+    ['a cid: background', '<td style="background-image:url(\'cid:bg@shop\')">x</td>'],
+    ['a raster data: background', '<td style="background:url(data:image/png;base64,iVBORw0KGgo=)">x</td>'],
+    ['a relative background', '<td style="background:url(img/bg.png)">x</td>'],
+  ])('keeps %s in CSS', (_what, html) => {
+    // Prepare / Act
+    const clean = sanitizeHtml(html);
+
+    // Assess
+    expect(clean).toBe(html);
+  });
+
   it('writes a kept URL fully decoded and escaped, so a second decoding changes nothing', () => {
     // Prepare / Act
     const clean = sanitizeHtml('<a href="https&#38;#58;//shop.example.com/?a=1&amp;amp;b=2&quot;">x</a>');
