@@ -133,8 +133,8 @@ export interface MessageRecord {
   readonly version: number;
 }
 
-/** What RFC 3986 allows in a URI, less the comma that separates List-Unsubscribe's items. */
-const URI_CHARACTER = /[A-Za-z0-9\-._~:/?#[\]@!$&'()*+;=%]/;
+/** What RFC 3986 does not allow in a URI, and the comma that separates List-Unsubscribe's items. */
+const NOT_URI_CHARACTER = /[^A-Za-z0-9\-._~:/?#[\]@!$&'()*+;=%]/gu;
 
 /**
  * `url` as it may stand between `<` and `>` in a header (List-Unsubscribe, RFC 2369): the URL
@@ -149,14 +149,7 @@ export function headerUri(url: string): string | undefined {
   } catch {
     return undefined;
   }
-  let out = '';
-  for (const char of href) {
-    out +=
-      char !== ',' && URI_CHARACTER.test(char)
-        ? char
-        : [...Buffer.from(char, 'utf8')]
-            .map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`)
-            .join('');
-  }
-  return out;
+  return href.replace(NOT_URI_CHARACTER, (char) =>
+    [...Buffer.from(char, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+  );
 }
