@@ -21,7 +21,8 @@ export type ParseResult<T> =
 const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]";
 const DOT_ATOM = new RegExp(`^${ATEXT}+(\\.${ATEXT}+)*$`);
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-// Controls (C0, DEL, C1), line and paragraph separators and bidi overrides: none belongs in a header.
+// Controls (C0, DEL, C1), line and paragraph separators and bidi overrides: none belongs in a
+// header, and a bidi override makes a name show other text than it has.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 const MAX_ADDRESS = 254;
@@ -65,13 +66,38 @@ function parseDisplayName(raw: string): ParseResult<string> {
     if (raw.length < 2 || !raw.endsWith('"')) return bad('display name has an unterminated quote');
     const inner = raw.slice(1, -1);
     if (/["\\]/.test(inner)) return bad('display name must not contain quotes or backslashes');
-    return boundedName(inner.trim());
+    return writableName(inner.trim());
   }
   // Unquoted, these characters start a second address, a group or a comment.
   if (/[<>",;:()[\]\\]/.test(raw)) {
     return bad('display name with special characters must be quoted, e.g. "Name, Inc." <a@example.com>');
   }
-  return boundedName(raw);
+  return writableName(raw);
+}
+
+/** An RFC 2047 encoded-word: `=?charset?B|Q?text?=`. */
+const ENCODED_WORD = /=\?[^?\s]*\?[bq]\?[^?\s]*\?=/i;
+/** Characters that make a phrase an address list, a group or a second mailbox. */
+const ADDRESS_SPECIALS = /[()<>[\]@,;:\\"]/;
+
+/**
+ * A name is written into a header by the composer: ASCII names as a quoted string, others as
+ * RFC 2047 encoded-words. Both must read back as this one name. An encoded-word in the name
+ * itself is refused: a reader decodes it (quoted or not) into text nobody checked. A non-ASCII
+ * name with address specials is refused too: inside encoded-words they are safe for a parser
+ * that follows RFC 2047, but many clients decode a header before they split it into mailboxes,
+ * and then `Zé <u@evil.example>, y` is two addresses and `Zé (` hides the real one in a comment.
+ */
+function writableName(name: string): ParseResult<string> {
+  if (ENCODED_WORD.test(name))
+    return bad(
+      'display name must be plain text, not an RFC 2047 encoded-word (send Unicode; Baton encodes it)',
+    );
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: 7-bit check
+  if (/[^\u0000-\u007f]/.test(name) && ADDRESS_SPECIALS.test(name)) {
+    return bad('display name with non-ASCII characters must not contain ( ) < > [ ] @ , ; : \\ or "');
+  }
+  return boundedName(name);
 }
 
 /** Long names are legal but must still fold into 998-octet header lines. */
@@ -150,4 +176,69 @@ export function addressKey(address: string): string {
 
 export function domainOf(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}
+
+/** True when `domain` is one of `allowed` or a subdomain of one (SES verifies subdomains with the parent). */
+export function domainAllowed(domain: string, allowed: readonly string[]): boolean {
+  const d = domain.toLowerCase();
+  return allowed.some((a) => {
+    const base = a.toLowerCase();
+    return d === base || d.endsWith(`.${base}`);
+  });
+}
+
+/** An address as a display name shows it: the text it occupies and what it reads as. */
+export interface ShownAddress {
+  /** Where it is in the name and how long (in the name as given). */
+  readonly start: number;
+  readonly end: number;
+  /** `local@domain`, domain in lower-case punycode (or as written, lower-cased, when it is not a hostname). */
+  readonly address: string;
+  readonly domain: string;
+}
+
+/**
+ * What reads as an address: a word, an at sign (maybe with spaces around it) and a host name whose
+ * last label starts with a letter. Run on the name as a reader sees it (`shownForm`), so full-width
+ * and small at signs, ideographic full stops and invisible characters change nothing.
+ */
+const SHOWN_ADDRESS =
+  /[^\s@<>()[\]"',;:]+\s*@\s*((?:[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?\.)+\p{L}[\p{L}\p{N}-]*)/gu;
+
+/**
+ * The addresses a display name shows a reader (`"support@paypal.com" <noreply@tenant>`), so a
+ * sender policy can refuse a name that impersonates another domain and a rewrite can leave them out.
+ */
+export function addressesShownIn(name: string): ShownAddress[] {
+  const { text, offsets } = shownForm(name);
+  const found: ShownAddress[] = [];
+  for (const match of text.matchAll(SHOWN_ADDRESS)) {
+    const written = match[1] ?? '';
+    const ascii = asciiDomain(written);
+    const domain = ascii.ok ? ascii.value : written.toLowerCase();
+    const local = match[0].slice(0, match[0].indexOf('@')).trim();
+    const start = offsets[match.index] ?? 0;
+    const end = offsets[match.index + match[0].length] ?? name.length;
+    found.push({ start, end, address: `${local}@${domain}`, domain });
+  }
+  return found;
+}
+
+/**
+ * `name` as a reader sees it, with where each character of it came from: NFKC per character
+ * (`＠` and `﹫` are `@`, `．` is `.`), ideographic full stops as dots (IDNA reads them so) and
+ * invisible format characters gone.
+ */
+function shownForm(name: string): { text: string; offsets: number[] } {
+  let text = '';
+  const offsets: number[] = [];
+  let at = 0;
+  for (const char of name) {
+    const shown = /\p{Cf}/u.test(char) ? '' : char.normalize('NFKC').replace(/[\u3002\uff61]/g, '.');
+    for (let i = 0; i < shown.length; i++) offsets.push(at);
+    text += shown;
+    at += char.length;
+  }
+  offsets.push(at);
+  return { text, offsets };
 }

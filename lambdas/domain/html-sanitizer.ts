@@ -14,12 +14,7 @@
  * `iframe`, ...). HTML comments, conditional comments included, are removed.
  */
 
-import type * as XssModule from 'xss';
-import xss, { FilterXSS, type IFilterXSSOptions, type IWhiteList } from 'xss';
-
-// The CommonJS module sets its helpers in a loop, which Node's ESM named-export detection cannot
-// see; they are on the default export (module.exports) at run time and in the bundle.
-const { escapeAttrValue, friendlyAttrValue } = xss as unknown as typeof XssModule;
+import { FilterXSS, type IFilterXSSOptions, type IWhiteList } from 'xss';
 
 /** Attributes every allowed element may carry. `aria-*` is allowed too (see `onTagAttr`). */
 const GLOBAL = ['style', 'class', 'id', 'dir', 'lang', 'title', 'role', 'align', 'valign'];
@@ -172,7 +167,8 @@ const STRIP_WITH_CONTENT = new Set([
 ]);
 
 const URL_ATTRIBUTES = new Set(['href', 'src', 'background', 'cite', 'usemap']);
-const URL_SCHEMES = new Set(['http', 'https', 'mailto', 'tel', 'sms', 'cid']);
+/** The only schemes a link or image may use (DESIGN §4); everything else is refused. */
+const URL_SCHEMES = new Set(['http', 'https', 'mailto', 'tel', 'cid']);
 
 /** `javascript:` and its relatives, in any attribute; matched on `skeleton`. */
 const SCRIPT_URL = /(?:java|vb|live)script:|mocha:/;
@@ -270,14 +266,15 @@ export function sanitizeHtml(html: string): string {
     },
     onTagAttr(tag, name, value, isWhiteAttr) {
       if (!isWhiteAttr && !/^aria-[a-z]+$/.test(name)) return '';
-      const decoded = friendlyAttrValue(value);
       let safe: string | undefined;
-      if (name === 'style') safe = sanitizeCss(decoded).trim();
-      else if (URL_ATTRIBUTES.has(name)) safe = safeUrl(tag, name, decoded);
-      else safe = decoded;
+      if (URL_ATTRIBUTES.has(name)) safe = safeUrl(tag, name, value);
+      else {
+        const decoded = decodeOnce(value, 'html').replace(CONTROL_CHARS, '');
+        safe = name === 'style' ? sanitizeCss(decoded).trim() : decoded;
+      }
       if (safe === undefined || (name === 'style' && safe === '')) return '';
       if (SCRIPT_URL.test(skeleton(safe))) return '';
-      return `${name}="${escapeAttrValue(safe)}"`;
+      return `${name}="${escapeAttribute(safe)}"`;
     },
   };
 
@@ -297,13 +294,34 @@ export function sanitizeHtml(html: string): string {
 }
 
 /**
- * Removes the declarations (or rules, selectors, at-rules) that run code; everything else is left
- * as written. Comments go first, so none can hide a token across the pieces checked one by one.
- * Works for a `style` attribute and for the content of a `<style>` block alike.
+ * Removes the declarations (or rules, selectors, at-rules) that run code or load from a scheme
+ * links may not use (`url(file://…)` and `url(\\host\…)` make a desktop client open an SMB
+ * share, with the reader's credentials); everything else is left as written. Comments go first,
+ * so none can hide a token across the pieces checked one by one. Works for a `style` attribute and
+ * for the content of a `<style>` block alike.
  */
 export function sanitizeCss(css: string): string {
   const parts = css.replace(/\/\*[\s\S]*?(?:\*\/|$)/g, '').split(/([;{}])/);
-  return parts.map((part, i) => (i % 2 === 0 && DANGEROUS_CSS.test(skeleton(part)) ? '' : part)).join('');
+  return parts
+    .map((part, i) => {
+      if (i % 2 === 1) return part;
+      const seen = skeleton(part);
+      // URLs also as written, for a renderer that ignores CSS escapes (then `\\host` is a share).
+      const written = part.toLowerCase().replace(/[\s\p{Cc}\p{Cf}]/gu, '');
+      const urls = [...cssUrls(seen), ...cssUrls(written)];
+      return DANGEROUS_CSS.test(seen) || urls.some((url) => !schemeAllowed(url, true)) ? '' : part;
+    })
+    .join('');
+}
+
+/** The URLs a declaration loads: `url()` arguments and the strings in `image-set()` / `image()`. */
+function cssUrls(seen: string): string[] {
+  const urls: string[] = [];
+  for (const [, fn, args = ''] of seen.matchAll(/(url|image-set|image)\(([^)]*)/g)) {
+    if (fn === 'url') urls.push(args.replace(/^["']|["']$/g, ''));
+    else for (const [, text = ''] of args.matchAll(/["']([^"']*)["']/g)) urls.push(text);
+  }
+  return urls;
 }
 
 /**
@@ -313,12 +331,7 @@ export function sanitizeCss(css: string): string {
  * `java&Tab;script:` still reads `javascript:`).
  */
 function skeleton(value: string): string {
-  return value
-    .replace(/&#(x[0-9a-f]+|[0-9]+);?/gi, (_, code: string) =>
-      codePoint(
-        code.startsWith('x') || code.startsWith('X') ? Number.parseInt(code.slice(1), 16) : Number(code),
-      ),
-    )
+  return (decodeFully(value, 'lenient') ?? value)
     .replace(/&[a-z][a-z0-9]*;/gi, '')
     .replace(/\\(?:([0-9a-f]{1,6})\s?|([\s\S]))/gi, (_, hex: string | undefined, char: string | undefined) =>
       hex !== undefined ? codePoint(Number.parseInt(hex, 16)) : (char ?? ''),
@@ -335,19 +348,159 @@ function codePoint(n: number): string {
 }
 
 /**
+ * The named character references that stand for ASCII (HTML's table, exact case): the only ones
+ * that can spell a scheme, a colon or a slash. Others decode to letters no scheme may contain.
+ */
+const ASCII_REFERENCES: Readonly<Record<string, string>> = {
+  Tab: '\t',
+  NewLine: '\n',
+  excl: '!',
+  quot: '"',
+  QUOT: '"',
+  num: '#',
+  dollar: '$',
+  percnt: '%',
+  amp: '&',
+  AMP: '&',
+  apos: "'",
+  lpar: '(',
+  rpar: ')',
+  ast: '*',
+  midast: '*',
+  plus: '+',
+  comma: ',',
+  period: '.',
+  sol: '/',
+  colon: ':',
+  semi: ';',
+  lt: '<',
+  LT: '<',
+  equals: '=',
+  gt: '>',
+  GT: '>',
+  quest: '?',
+  commat: '@',
+  lsqb: '[',
+  lbrack: '[',
+  bsol: '\\',
+  rsqb: ']',
+  rbrack: ']',
+  Hat: '^',
+  lowbar: '_',
+  UnderBar: '_',
+  grave: '`',
+  DiacriticalGrave: '`',
+  lcub: '{',
+  lbrace: '{',
+  verbar: '|',
+  vert: '|',
+  VerticalLine: '|',
+  rcub: '}',
+  rbrace: '}',
+  fjlig: 'fj',
+};
+/** The references HTML also reads without a `;` (its legacy list, the ASCII part). */
+const LEGACY_REFERENCES = new Set(['amp', 'AMP', 'lt', 'LT', 'gt', 'GT', 'quot', 'QUOT']);
+const LENIENT_REFERENCES = new Map(Object.entries(ASCII_REFERENCES).map(([k, v]) => [k.toLowerCase(), v]));
+const LENIENT_NAMES = [...LENIENT_REFERENCES.keys()].sort((a, b) => b.length - a.length);
+const REFERENCE = /&#[xX]([0-9a-fA-F]+);?|&#([0-9]+);?|&([A-Za-z][A-Za-z0-9]*)(;?)/g;
+
+/**
+ * Decodes the character references in an attribute value once. `html` does it as HTML does
+ * (numeric with or without `;`, named references exact-case, a legacy name without `;` only when
+ * no letter, digit or `=` follows); `lenient` as the sloppiest decoder a mail client or a
+ * filter in front of one might use (any case, `;` optional, a name's prefix enough), so a check
+ * on its output also covers what such a decoder reads.
+ */
+function decodeOnce(value: string, mode: 'html' | 'lenient'): string {
+  if (!value.includes('&')) return value; // most values: nothing to decode
+  return value.replace(
+    REFERENCE,
+    (
+      match,
+      hex: string | undefined,
+      dec: string | undefined,
+      name: string | undefined,
+      semi: string,
+      at: number,
+    ) => {
+      if (hex !== undefined) return codePoint(Number.parseInt(hex.slice(0, 8), 16));
+      if (dec !== undefined) return codePoint(Number(dec.slice(0, 9)));
+      const ref = name ?? '';
+      if (mode === 'lenient') {
+        const lower = ref.toLowerCase();
+        const whole = LENIENT_REFERENCES.get(lower);
+        if (whole !== undefined) return whole;
+        const prefix = LENIENT_NAMES.find((n) => lower.startsWith(n));
+        return prefix === undefined
+          ? match
+          : `${LENIENT_REFERENCES.get(prefix)}${ref.slice(prefix.length)}${semi}`;
+      }
+      const exact = Object.hasOwn(ASCII_REFERENCES, ref) ? ASCII_REFERENCES[ref] : undefined;
+      if (semi === ';') return exact ?? match;
+      const next = value[at + match.length] ?? '';
+      return LEGACY_REFERENCES.has(ref) && next !== '=' ? (exact ?? match) : match;
+    },
+  );
+}
+
+/** More nesting than this (`&#38;#38;#38;…`) is an attack, not a URL. */
+const MAX_DECODE_DEPTH = 8;
+
+/** `value` decoded until nothing changes, or undefined when it is nested deeper than any real URL. */
+function decodeFully(value: string, mode: 'html' | 'lenient'): string | undefined {
+  let current = value;
+  for (let depth = 0; depth <= MAX_DECODE_DEPTH; depth++) {
+    const next = decodeOnce(current, mode);
+    if (next === current) return current;
+    current = next;
+  }
+  return undefined;
+}
+
+/**
+ * `"`, `&`, `<` and `>` as references: a client decodes the written value once and gets exactly
+ * the value that was checked, which holds no further reference to decode.
+ */
+function escapeAttribute(value: string): string {
+  return value.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/**
  * A URL attribute keeps only a scheme from the allowlist (or a relative URL); `data:` only for
- * raster images in `<img src>` (an SVG can carry script).
+ * raster images in `<img src>` (an SVG can carry script). The decision is taken on the value a
+ * client reads after decoding it as often as it likes (`ms-msdt&#38;#58;` is `ms-msdt:` two
+ * decodings later), without whitespace, controls and invisible characters (browsers drop tabs and
+ * newlines inside a URL, lax clients more); what is written back is that fully decoded value, so
+ * there is nothing left to decode.
  */
 function safeUrl(tag: string, name: string, value: string): string | undefined {
-  // Browsers drop tabs and newlines anywhere in a URL and spaces around it.
-  const compact = value.replace(/[\s\p{Cc}]/gu, '').toLowerCase();
-  const colon = compact.search(/[:/?#]/);
-  if (colon === -1 || compact[colon] !== ':') return value; // relative URL
+  const decoded = decodeFully(value, 'html');
+  if (decoded === undefined) return undefined;
+  const written = decoded.replace(/\p{Cc}/gu, '').trim();
+  const lenient = decodeFully(written, 'lenient');
+  if (lenient === undefined) return undefined;
+  const compact = lenient
+    .normalize('NFKC')
+    .replace(/[\s\p{Cc}\p{Cf}]/gu, '')
+    .toLowerCase();
+  if (!schemeAllowed(compact, tag === 'img' && name === 'src')) return undefined;
+  const at = written.indexOf(':');
+  return at === -1 ? written : written.slice(0, at).replace(/[\s\p{Cf}]/gu, '') + written.slice(at);
+}
+
+/**
+ * Whether a URL, reduced to what a check needs (lower-case, no whitespace, controls or invisible
+ * characters), may stay: a relative URL, or one of `URL_SCHEMES`, or (`dataImage`) a raster
+ * `data:image/`. A network-path reference (`//host`, `\\host`) may not: a desktop client without
+ * a base URL opens it as a `file:` share.
+ */
+function schemeAllowed(compact: string, dataImage: boolean): boolean {
+  if (/^[/\\]{2}/.test(compact)) return false;
+  const colon = compact.search(/[:/?#\\]/);
+  if (colon === -1 || compact[colon] !== ':') return true; // relative URL
   const scheme = compact.slice(0, colon);
-  if (URL_SCHEMES.has(scheme)) return value;
-  if (scheme === 'data' && tag === 'img' && name === 'src' && /^data:image\/(?!svg)/.test(compact))
-    return value;
-  return undefined;
+  return URL_SCHEMES.has(scheme) || (scheme === 'data' && dataImage && /^data:image\/(?!svg)/.test(compact));
 }
 
 /**

@@ -132,3 +132,24 @@ export interface MessageRecord {
   /** Optimistic-concurrency counter: every write checks and bumps it. */
   readonly version: number;
 }
+
+/** What RFC 3986 does not allow in a URI, and the comma that separates List-Unsubscribe's items. */
+const NOT_URI_CHARACTER = /[^A-Za-z0-9\-._~:/?#[\]@!$&'()*+;=%]/gu;
+
+/**
+ * `url` as it may stand between `<` and `>` in a header (List-Unsubscribe, RFC 2369): the URL
+ * parser's serialisation (which percent-encodes spaces, quotes, angle brackets and non-ASCII),
+ * with every other character outside RFC 3986's set, and the comma, percent-encoded too. So
+ * `https://x.example/u>, <mailto:harvest@evil.example` stays one URI. Undefined when it is not a URL.
+ */
+export function headerUri(url: string): string | undefined {
+  let href: string;
+  try {
+    href = new URL(url).href;
+  } catch {
+    return undefined;
+  }
+  return href.replace(NOT_URI_CHARACTER, (char) =>
+    [...Buffer.from(char, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+  );
+}

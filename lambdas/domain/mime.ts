@@ -1,6 +1,6 @@
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { domainOf } from './address.ts';
-import type { OutgoingMessage } from './message.ts';
+import { headerUri, type OutgoingMessage } from './message.ts';
 import { formatMailbox } from './sender-policy.ts';
 
 export interface ComposeOptions {
@@ -18,8 +18,9 @@ export interface ComposeOptions {
 export async function composeMime(message: OutgoingMessage, options: ComposeOptions): Promise<Buffer> {
   const headers: Record<string, string> = { ...message.headers };
   if (message.listUnsubscribe) {
-    // RFC 8058 one-click: mailbox providers POST to the URL; both headers are needed.
-    headers['List-Unsubscribe'] = `<${message.listUnsubscribe}>`;
+    // RFC 8058 one-click: mailbox providers POST to the URL; both headers are needed. Encoded
+    // again here, so a job queued before validation encoded it cannot carry a second URI.
+    headers['List-Unsubscribe'] = `<${headerUri(message.listUnsubscribe) ?? ''}>`;
     headers['List-Unsubscribe-Post'] = 'List-Unsubscribe=One-Click';
   }
   if (message.originalFrom) headers['X-Original-From'] = formatMailbox(message.originalFrom);

@@ -4,7 +4,7 @@ import { LANES } from '../shared/names.ts';
 import { type Mailbox, parseMailbox } from './address.ts';
 import { attachmentRefusal } from './content-safety.ts';
 import { sanitizeHtml } from './html-sanitizer.ts';
-import type { Attachment, OutgoingMessage } from './message.ts';
+import { type Attachment, headerUri, type OutgoingMessage } from './message.ts';
 import { type FieldError, fail } from './problem.ts';
 
 /** SES refuses more than 50 recipients per message (To + Cc + Bcc). */
@@ -52,6 +52,7 @@ const RESERVED_HEADER_PREFIXES = ['content-', 'x-ses-', 'resent-'];
 const HEADER_NAME = /^[!-9;-~]{1,100}$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: CR, LF and NUL are what header injection uses
 const LINE_BREAK_OR_NUL = /[\r\n\u0000\u2028\u2029]/;
+const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069]/;
 const SES_TAG = /^[A-Za-z0-9_-]{1,256}$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/i;
@@ -96,6 +97,12 @@ const attachment = z.strictObject({
     z.minLength(1, 'filename must not be empty'),
     z.maxLength(255, 'filename must be at most 255 characters'),
     z.refine((v: string) => !/[/\\]/.test(v), 'filename must not contain a path'),
+    // A right-to-left override shows `invoice\u202Efdp.zip` as `invoicepiz.pdf`. (Other controls
+    // are harmless: the composer percent-encodes them, RFC 2231.)
+    z.refine(
+      (v: string) => !BIDI_CONTROL.test(v),
+      'filename must not contain bidi override or isolate characters',
+    ),
   ),
   contentType: z.optional(z.string().check(z.regex(CONTENT_TYPE, 'contentType must look like type/subtype'))),
   content: z
@@ -127,10 +134,18 @@ const sendRequest = z.strictObject({
   tags: z.optional(z.record(z.string(), z.string())),
   stream: z.optional(z.enum(LANES)),
   listUnsubscribe: z.optional(
-    z.string().check(
-      z.maxLength(MAX_LIST_UNSUBSCRIBE, `listUnsubscribe must be at most ${MAX_LIST_UNSUBSCRIBE} characters`),
-      z.refine((v: string) => !LINE_BREAK_OR_NUL.test(v), 'listUnsubscribe must not contain CR, LF or NUL'),
-      z.refine(isHttpsUrl, 'listUnsubscribe must be an https:// URL (RFC 8058 one-click unsubscribe)'),
+    z.pipe(
+      z.string().check(
+        z.refine((v: string) => !LINE_BREAK_OR_NUL.test(v), 'listUnsubscribe must not contain CR, LF or NUL'),
+        z.refine(isHttpsUrl, 'listUnsubscribe must be an https:// URL (RFC 8058 one-click unsubscribe)'),
+        // Counted as written, percent-encoded: the header line must still fit.
+        z.refine(
+          (v: string) => (headerUri(v) ?? v).length <= MAX_LIST_UNSUBSCRIBE,
+          `listUnsubscribe must be at most ${MAX_LIST_UNSUBSCRIBE} characters`,
+        ),
+      ),
+      // Kept encoded (see headerUri): the header gets one URI, whatever the client wrote.
+      z.transform((v: string) => headerUri(v) ?? v),
     ),
   ),
 });

@@ -1,31 +1,32 @@
-import { domainOf, type Mailbox } from './address.ts';
+import { addressesShownIn, domainAllowed, domainOf, type Mailbox } from './address.ts';
 import type { ApiKey } from './api-key.ts';
 import type { OutgoingMessage } from './message.ts';
-import { fail } from './problem.ts';
-
-/** True when `domain` is one of `allowed` or a subdomain of one (SES verifies subdomains with the parent). */
-export function domainAllowed(domain: string, allowed: readonly string[]): boolean {
-  const d = domain.toLowerCase();
-  return allowed.some((a) => {
-    const base = a.toLowerCase();
-    return d === base || d.endsWith(`.${base}`);
-  });
-}
+import { type FieldError, fail } from './problem.ts';
 
 /**
  * Applies the key's sender policy (DESIGN §4). A From outside the key's domains is refused, or,
  * for keys whose policy is `rewrite`, replaced by the key's verified default address: the
- * original stays visible in the display name, in Reply-To (unless one was given) and in
- * X-Original-From, so legacy senders keep working without spoofing a domain SES cannot sign for.
+ * original name stays (without any address in it), the original address goes to Reply-To
+ * (unless one was given) and X-Original-From, so legacy senders keep working without spoofing a
+ * domain SES cannot sign for. A From or Reply-To whose display name shows an address of another
+ * domain is refused (422): `"support@paypal.com" <noreply@tenant>` reads as PayPal in most clients.
  */
 export function applySenderPolicy(key: ApiKey, message: OutgoingMessage): OutgoingMessage {
-  if (domainAllowed(domainOf(message.from.address), key.allowedDomains)) return message;
-  if (key.senderPolicy !== 'rewrite' || !key.defaultFrom) {
+  const allowed = domainAllowed(domainOf(message.from.address), key.allowedDomains);
+  if (!allowed && (key.senderPolicy !== 'rewrite' || !key.defaultFrom)) {
     fail(
       'forbidden',
       `This API key may not send from the domain ${domainOf(message.from.address)}; allowed: ${key.allowedDomains.join(', ') || 'none'}.`,
     );
   }
+  const errors = [
+    ...spoofingErrors(key, 'from', message.from),
+    ...message.replyTo.flatMap((m, i) => spoofingErrors(key, `replyTo[${i}]`, m)),
+  ];
+  if (errors.length > 0)
+    fail('invalid_message', 'The message is not valid; see errors for each failing field.', errors);
+  if (allowed || !key.defaultFrom) return message;
+
   const original = message.from;
   const from: Mailbox = { name: rewrittenName(original), address: key.defaultFrom };
   return {
@@ -36,8 +37,41 @@ export function applySenderPolicy(key: ApiKey, message: OutgoingMessage): Outgoi
   };
 }
 
+/**
+ * A display name may show an address of the key's own domains, or the mailbox's own address (a
+ * Reply-To named after itself is the truth, and a rewrite drops it from the name anyway).
+ */
+function spoofingErrors(key: ApiKey, path: string, mailbox: Mailbox): FieldError[] {
+  if (!mailbox.name) return [];
+  const own = mailbox.address.toLowerCase();
+  const foreign = addressesShownIn(mailbox.name)
+    .filter(
+      (shown) => shown.address.toLowerCase() !== own && !domainAllowed(shown.domain, key.allowedDomains),
+    )
+    .map((shown) => shown.domain);
+  if (foreign.length === 0) return [];
+  return [
+    {
+      path,
+      message: `display name must not show an address outside this key’s domains (${[...new Set(foreign)].join(', ')}); allowed: ${key.allowedDomains.join(', ') || 'none'}`,
+    },
+  ];
+}
+
+/**
+ * `Ana via Baton`: the original name without the addresses it shows (and the brackets and
+ * separators left around them), or the original local part when nothing else is left.
+ */
 function rewrittenName(original: Mailbox): string {
-  return original.name ? `${original.name} (${original.address}) via Baton` : `${original.address} via Baton`;
+  let name = original.name ?? '';
+  for (const shown of addressesShownIn(name).reverse())
+    name = name.slice(0, shown.start) + name.slice(shown.end);
+  const cleaned = name
+    .replace(/\(\s*\)|\[\s*\]|<\s*>|\{\s*\}/g, ' ')
+    .replace(/\s+/g, ' ')
+    .replace(/^[\s\-–—:|,;/]+|[\s\-–—:|,;/]+$/g, '');
+  const base = cleaned === '' ? original.address.slice(0, original.address.lastIndexOf('@')) : cleaned;
+  return `${base} via Baton`;
 }
 
 /** How a mailbox reads in a header and in the status API: `Name <a@b>` or `a@b`. */

@@ -38,6 +38,7 @@ if (fuzzRuns !== '0') {
       '--testTimeout=900000',
       'test/unit/api/fuzz.test.ts',
       'test/unit/feedback/fuzz.test.ts',
+      'test/unit/domain/html-url-schemes.test.ts',
     ],
     { stdio: 'inherit', env: { ...process.env, BATON_FUZZ_RUNS: fuzzRuns } },
   );

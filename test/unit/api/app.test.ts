@@ -410,7 +410,7 @@ describe('createApi', () => {
 
       // Assess
       expect(jsonOf(result)).toMatchObject({
-        rewrittenFrom: '"Ana (ana@legacy.example) via Baton" <relay@example.com>',
+        rewrittenFrom: 'Ana via Baton <relay@example.com>',
       });
     });
 

@@ -369,8 +369,8 @@ describe('acceptMessage', () => {
     const result = await acceptMessage(deps, key, sendBody({ from: 'Ana <ana@legacy.example>' }));
 
     // Assess
-    expect(result.rewrittenFrom).toBe('"Ana (ana@legacy.example) via Baton" <relay@example.com>');
-    expect(messages.peek('msg_1')?.from).toBe('"Ana (ana@legacy.example) via Baton" <relay@example.com>');
+    expect(result.rewrittenFrom).toBe('Ana via Baton <relay@example.com>');
+    expect(messages.peek('msg_1')?.from).toBe('Ana via Baton <relay@example.com>');
     expect(queue.jobs[0]?.job.message.originalFrom).toEqual({ name: 'Ana', address: 'ana@legacy.example' });
   });
 });

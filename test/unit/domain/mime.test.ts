@@ -182,7 +182,7 @@ describe('composeMime', () => {
     const raw = (await composeMime(message, OPTIONS)).toString('latin1');
 
     // Assess
-    expect(headerValue(raw, 'From')).toBe('"Ana (ana@legacy.example) via Baton" <relay@example.com>');
+    expect(headerValue(raw, 'From')).toBe('Ana via Baton <relay@example.com>');
     expect(headerValue(raw, 'X-Original-From')).toBe('Ana <ana@legacy.example>');
     expect(headerValue(raw, 'Reply-To')).toBe('Ana <ana@legacy.example>');
   });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { applySenderPolicy, domainAllowed, formatMailbox } from '../../../lambdas/domain/sender-policy.ts';
+import { domainAllowed } from '../../../lambdas/domain/address.ts';
+import { applySenderPolicy, formatMailbox } from '../../../lambdas/domain/sender-policy.ts';
 import { outgoingMessage } from '../../support/builders.ts';
 import { issueApiKey } from '../../support/fakes.ts';
 import { problemOfSync } from '../../support/problems.ts';
@@ -85,7 +86,7 @@ describe('applySenderPolicy', () => {
     expect(p.detail).toBe('This API key may not send from the domain legacy.example; allowed: example.com.');
   });
 
-  it('rewrites the From to the key’s address, keeping the original in the name, Reply-To and originalFrom', () => {
+  it('rewrites the From to the key’s address with the original name and no address in it, keeping the original in Reply-To and originalFrom', () => {
     // Prepare
     const { key } = issueApiKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com' });
     const message = outgoingMessage({ from: { name: 'Ana', address: 'ana@legacy.example' } });
@@ -96,22 +97,30 @@ describe('applySenderPolicy', () => {
     // Assess
     expect(result).toEqual({
       ...message,
-      from: { name: 'Ana (ana@legacy.example) via Baton', address: 'relay@example.com' },
+      from: { name: 'Ana via Baton', address: 'relay@example.com' },
       replyTo: [{ name: 'Ana', address: 'ana@legacy.example' }],
       originalFrom: { name: 'Ana', address: 'ana@legacy.example' },
     });
   });
 
-  it('names the original address alone when the original From had no name', () => {
+  it.each([
+    ['no name', undefined, 'ana via Baton'],
+    ['a name that is only the address', 'ana@legacy.example', 'ana via Baton'],
+    ['the address in brackets after the name', 'Ana (ana@legacy.example)', 'Ana via Baton'],
+    ['the address in angle brackets inside the name', 'Ana Lima <ana@legacy.example>', 'Ana Lima via Baton'],
+    ['the address with a mixed-case domain', 'Ana - ANA@Legacy.Example', 'Ana via Baton'],
+  ])('writes a rewritten From with %s without an address in its name', (_what, name, expected) => {
     // Prepare
     const { key } = issueApiKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com' });
-    const message = outgoingMessage({ from: { address: 'ana@legacy.example' } });
+    const from =
+      name === undefined ? { address: 'ana@legacy.example' } : { name, address: 'ana@legacy.example' };
 
     // Act
-    const result = applySenderPolicy(key, message);
+    const result = applySenderPolicy(key, outgoingMessage({ from }));
 
     // Assess
-    expect(result.from).toEqual({ name: 'ana@legacy.example via Baton', address: 'relay@example.com' });
+    expect(result.from).toEqual({ name: expected, address: 'relay@example.com' });
+    expect(result.originalFrom).toEqual(from);
   });
 
   it('keeps a Reply-To the client gave when rewriting', () => {
@@ -130,6 +139,111 @@ describe('applySenderPolicy', () => {
   });
 });
 
+describe('display names that show an address', () => {
+  it('refuses a From whose name shows an address of another domain with 422 on the from path', () => {
+    // Prepare
+    const { key } = issueApiKey({ allowedDomains: ['example.com'] });
+    const message = outgoingMessage({
+      from: { name: 'support@paypal.com <support@paypal.com>', address: 'noreply@example.com' },
+    });
+
+    // Act
+    const p = problemOfSync(() => applySenderPolicy(key, message));
+
+    // Assess
+    expect(p.status).toBe(422);
+    expect(p.code).toBe('invalid_message');
+    expect(p.errors).toEqual([
+      {
+        path: 'from',
+        message:
+          'display name must not show an address outside this key’s domains (paypal.com); allowed: example.com',
+      },
+    ]);
+  });
+
+  it.each([
+    ['a full-width at sign', 'support＠paypal.com'],
+    ['a small at sign and an ideographic full stop', 'support﹫paypal。com'],
+    ['a zero-width space in the domain', 'support@pay\u200Bpal.com'],
+    ['spaces around the at sign', 'Billing: support @ paypal.com'],
+    ['an internationalised domain', 'security@bücher.example'],
+    ['a subdomain of another domain', 'help@example.com.evil.example'],
+  ])('refuses a From name with %s', (_what, name) => {
+    // Prepare
+    const { key } = issueApiKey({ allowedDomains: ['example.com'] });
+    const message = outgoingMessage({ from: { name, address: 'noreply@example.com' } });
+
+    // Act
+    const p = problemOfSync(() => applySenderPolicy(key, message));
+
+    // Assess
+    expect(p.status).toBe(422);
+    expect(p.errors?.[0]?.path).toBe('from');
+  });
+
+  it('refuses a foreign address in a Reply-To name, on that Reply-To’s path', () => {
+    // Prepare
+    const { key } = issueApiKey({ allowedDomains: ['example.com'] });
+    const message = outgoingMessage({
+      replyTo: [{ address: 'help@example.com' }, { name: 'ceo@bank.example', address: 'x@example.com' }],
+    });
+
+    // Act
+    const p = problemOfSync(() => applySenderPolicy(key, message));
+
+    // Assess
+    expect(p.status).toBe(422);
+    expect(p.errors?.map((e) => e.path)).toEqual(['replyTo[1]']);
+  });
+
+  it('refuses a foreign address in the name of a From that a rewrite key would rewrite', () => {
+    // Prepare
+    const { key } = issueApiKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com' });
+    const message = outgoingMessage({ from: { name: 'support@paypal.com', address: 'ana@legacy.example' } });
+
+    // Act
+    const p = problemOfSync(() => applySenderPolicy(key, message));
+
+    // Assess
+    expect(p.status).toBe(422);
+    expect(p.errors?.[0]?.path).toBe('from');
+  });
+
+  it.each([
+    ['an address of the key’s domain', { name: 'orders@example.com', address: 'orders@example.com' }],
+    [
+      'an address of a subdomain of it',
+      { name: 'Help: help@mail.example.com', address: 'noreply@example.com' },
+    ],
+    ['a price after an at sign', { name: 'Tickets @ 9.99', address: 'noreply@example.com' }],
+    ['an at sign without a domain', { name: 'Ana @ home', address: 'noreply@example.com' }],
+    ['a domain without an at sign', { name: 'paypal.com fan club', address: 'noreply@example.com' }],
+  ])('accepts a From name with %s', (_what, from) => {
+    // Prepare
+    const { key } = issueApiKey({ allowedDomains: ['example.com'] });
+    const message = outgoingMessage({ from });
+
+    // Act
+    const result = applySenderPolicy(key, message);
+
+    // Assess
+    expect(result).toBe(message);
+  });
+
+  it('accepts a Reply-To whose name is its own address, of any domain', () => {
+    // Prepare
+    const { key } = issueApiKey({ allowedDomains: ['example.com'] });
+    const message = outgoingMessage({ replyTo: [{ name: 'Bob@Gmail.com', address: 'bob@gmail.com' }] });
+
+    // Act
+    const result = applySenderPolicy(key, message);
+
+    // Assess
+    expect(result).toBe(message);
+  });
+});
+
 describe('formatMailbox', () => {
   it.each([
     ['a bare address', { address: 'ana@example.org' }, 'ana@example.org'],
@@ -137,8 +251,8 @@ describe('formatMailbox', () => {
     ['a name with a comma', { name: 'Shop, Inc', address: 'a@example.com' }, '"Shop, Inc" <a@example.com>'],
     [
       'a name with an address in it',
-      { name: 'Ana (ana@legacy.example) via Baton', address: 'r@example.com' },
-      '"Ana (ana@legacy.example) via Baton" <r@example.com>',
+      { name: 'Ana (ana@legacy.example)', address: 'ana@legacy.example' },
+      '"Ana (ana@legacy.example)" <ana@legacy.example>',
     ],
     [
       'a name with a quote and a backslash',
