@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { STAT_COUNTERS, type StatCounter, type StatCounts, type UsageStore } from '../domain/ports.ts';
 import { Keys } from '../shared/names.ts';
@@ -46,11 +47,14 @@ export class DynamoUsageStore implements UsageStore {
         new UpdateCommand({
           TableName: this.#table,
           Key: { [Keys.stats.partition]: quotaKey(keyId, day) },
-          UpdateExpression: 'ADD used :minus',
-          // Never below zero: a give-back repeated (the SDK retrying a write whose answer was lost)
-          // must not hand the key more than it used.
-          ConditionExpression: 'used >= :count',
-          ExpressionAttributeValues: { ':minus': -count, ':count': count },
+          UpdateExpression: 'ADD used :minus SET lastGiveBack = :token',
+          // Once per give-back: the SDK's retry of a write whose answer was lost resends the same
+          // token and finds it written (DynamoDB has no idempotency token outside transactions,
+          // which the emulators lack). A retry that lands after another give-back of the key got
+          // in between still counts twice; never below zero in any case.
+          ConditionExpression:
+            'used >= :count AND (attribute_not_exists(lastGiveBack) OR lastGiveBack <> :token)',
+          ExpressionAttributeValues: { ':minus': -count, ':count': count, ':token': randomUUID() },
         }),
       );
     } catch (error) {

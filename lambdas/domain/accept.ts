@@ -96,9 +96,10 @@ export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown
         await deps.queue.enqueue(p.job.message.stream, p.job);
       } catch (error) {
         // Unless the sender holds the record already: then only the answer failed, and it is queued.
-        if (await markUnqueued(deps, p.record)) {
-          fail('unavailable', `${UNQUEUED} (${error instanceof Error ? error.name : 'error'})`);
-        }
+        const marked = await markUnqueued(deps, p.record).catch((markError: unknown) => {
+          throw new UnmarkedError(markError);
+        });
+        if (marked) fail('unavailable', `${UNQUEUED} (${error instanceof Error ? error.name : 'error'})`);
       }
     }
     return p;
@@ -185,7 +186,9 @@ async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown
   const unqueued = new Set(
     failed.filter((_, i) => !(marks[i]?.status === 'fulfilled' && !marks[i].value)).map((p) => p.index),
   );
-  await refund(deps, key, now, unqueued.size);
+  // Only a marked record gives its quota back: an unmarked job may have reached the queue (an
+  // enqueue can fail in its answer alone) and then goes out, so its quota stays used.
+  await refund(deps, key, now, marks.filter((m) => m.status === 'fulfilled' && m.value).length);
   for (const p of prepared) {
     results[p.index] = unqueued.has(p.index)
       ? { index: p.index, error: problem('unavailable', UNQUEUED) }
@@ -331,8 +334,23 @@ async function orRefund<T>(
   try {
     return await steps();
   } catch (error) {
+    if (error instanceof UnmarkedError) throw error.cause;
     await refund(deps, key, now, n);
     throw error;
+  }
+}
+
+/**
+ * The enqueue of a message failed and its record could not be marked failed either. The enqueue
+ * may have failed in its answer alone (a timeout after SQS took the job), and nothing then stops
+ * the job from being sent: its quota stays used, so a key is never over its quota (at worst it
+ * loses this message's share when the job was not queued). `cause` is what the client is answered.
+ */
+class UnmarkedError extends Error {
+  override readonly name = 'UnmarkedError';
+
+  constructor(cause: unknown) {
+    super('the record of a message whose enqueue failed could not be marked failed', { cause });
   }
 }
 

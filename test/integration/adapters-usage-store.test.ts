@@ -1,9 +1,10 @@
 import '../support/quiet-powertools.ts';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoUsageStore } from '../../lambdas/adapters/usage-store.ts';
 import { Keys } from '../../lambdas/shared/names.ts';
-import type { ProvisionedStack } from '../support/emulators.ts';
+import { credentials, documentClient, type ProvisionedStack, region } from '../support/emulators.ts';
 import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 describe('DynamoUsageStore against dynalite (Stats table provisioned from the template)', () => {
@@ -142,6 +143,41 @@ describe('DynamoUsageStore against dynalite (Stats table provisioned from the te
       // Assess
       expect(admitted.filter(Boolean)).toHaveLength(2);
       expect(await store.quotaUsed('key-twice', '2025-03-01')).toBe(2);
+    });
+
+    // Regression: the give-back's only guard was "not below zero". A key that had sent 1 of a
+    // quota of 2 and had a second message fail got 2 back when the SDK retried the give-back
+    // whose answer was lost (used 2 -> 0), and then sent 2 more: 3 of a quota of 2.
+    it('gives back once when the SDK retries a give-back whose write landed but whose answer was lost', async () => {
+      // Prepare: a client whose first UpdateItem lands and then loses its answer, as a timeout
+      // does; the SDK's retry sends the same request again.
+      const dynamo = new DynamoDBClient({ endpoint: stack.dynamo.endpoint, region, credentials });
+      let lost = false;
+      dynamo.middlewareStack.add(
+        (next) => async (args) => {
+          const out = await next(args);
+          if (!lost) {
+            lost = true;
+            throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError', $retryable: {} });
+          }
+          return out;
+        },
+        { step: 'deserialize', name: 'loseFirstAnswer' },
+      );
+      const flaky = new DynamoUsageStore(documentClient(dynamo), stack.tables.stats);
+      await store.consumeQuota('key-retried', '2025-03-01', 2, 2);
+
+      // Act
+      await flaky.refundQuota('key-retried', '2025-03-01', 1);
+      const admitted = await Promise.all(
+        [1, 2, 3].map(() => store.consumeQuota('key-retried', '2025-03-01', 1, 2)),
+      );
+
+      // Assess
+      expect(lost).toBe(true);
+      expect(admitted.filter(Boolean)).toHaveLength(1);
+      expect(await store.quotaUsed('key-retried', '2025-03-01')).toBe(2);
+      dynamo.destroy();
     });
 
     it('creates no item for a key and day that used nothing (no negative usage to spend later)', async () => {

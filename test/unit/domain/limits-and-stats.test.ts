@@ -161,10 +161,6 @@ describe('quota given back when a step after admission fails (issue 11 part 7)',
       vi.spyOn(h.messages, 'create').mockRejectedValueOnce(outage());
       vi.spyOn(h.messages, 'createMany').mockRejectedValueOnce(outage());
     },
-    'the enqueue and then the record update': (h: AcceptHarness) => {
-      h.queue.failing.add('msg_1');
-      vi.spyOn(h.messages, 'update').mockRejectedValueOnce(outage());
-    },
   };
 
   it.each(Object.entries(failures))(
@@ -208,10 +204,48 @@ describe('quota given back when a step after admission fails (issue 11 part 7)',
     },
   );
 
-  it('acceptBatch gives back the quota of a message the queue refused even when its record cannot be marked failed', async () => {
+  /**
+   * The queue took the job but its answer was lost (a timeout), and the record cannot be marked
+   * failed either: nothing stops the job from being sent. The 503 still asks for a retry.
+   */
+  const enqueueLandsUnanswered = (h: AcceptHarness) => {
+    const real = h.queue.enqueue.bind(h.queue);
+    vi.spyOn(h.queue, 'enqueue').mockImplementationOnce(async (lane, job) => {
+      await real(lane, job);
+      throw new TransientError('SQS did not answer in time');
+    });
+    vi.spyOn(h.messages, 'update').mockRejectedValue(outage());
+  };
+
+  // Regression: the quota was given back although the unmarked job went out, so a key with a quota
+  // of 1 had two messages queued unmarked (both sent) and 1 of 1 used.
+  it('acceptMessage keeps the quota when the record of a message whose enqueue failed cannot be marked failed (its job may still be sent)', async () => {
+    // Prepare
+    const h = setUp({ dailyQuota: 1 });
+    enqueueLandsUnanswered(h);
+    await expect(acceptMessage(h.deps, h.key, sendBody())).rejects.toThrow('DynamoDB is unavailable');
+
+    // Act
+    const retry = await problemErrorOf(() => acceptMessage(h.deps, h.key, sendBody()));
+
+    // Assess
+    expect(retry.problem).toEqual(quotaUsedUp(1));
+    expect(h.usage.quota.get(`${h.key.keyId}#${DAY}`)).toBe(1);
+    expect(h.queue.jobs.map((j) => [j.job.id, h.messages.peek(j.job.id)?.phase])).toEqual([
+      ['msg_1', 'queued'],
+    ]);
+  });
+
+  it('acceptBatch keeps the quota of a message whose record cannot be marked failed after its enqueue failed, and gives back the marked ones', async () => {
     // Prepare
     const h = setUp({ dailyQuota: 5 });
-    failures['the enqueue and then the record update'](h);
+    const real = h.queue.enqueueMany.bind(h.queue);
+    vi.spyOn(h.queue, 'enqueueMany').mockImplementationOnce(async (items) => {
+      // The first job reached the queue but its answer was lost; the second was refused.
+      await real(items.slice(0, 1));
+      return items.map(() => new TransientError('SQS did not answer in time'));
+    });
+    vi.spyOn(h.messages, 'update').mockRejectedValueOnce(outage());
 
     // Act
     const results = await acceptBatch(h.deps, h.key, [
@@ -220,7 +254,10 @@ describe('quota given back when a step after admission fails (issue 11 part 7)',
     ]);
 
     // Assess
-    expect(results.map((r) => ('error' in r ? r.error.status : r.status))).toEqual([503, 'queued']);
+    expect(results.map((r) => ('error' in r ? r.error.status : r.status))).toEqual([503, 503]);
+    // msg_1 stays queued (unmarked) and may be sent: its quota stays used; msg_2 is marked failed.
+    expect(h.messages.peek('msg_1')?.phase).toBe('queued');
+    expect(h.messages.peek('msg_2')?.phase).toBe('failed');
     expect(h.usage.quota.get(`${h.key.keyId}#${DAY}`)).toBe(1);
   });
 
