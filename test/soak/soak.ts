@@ -535,11 +535,13 @@ async function scanMessages(
 
 async function scanSuppressions(doc: DynamoDBDocumentClient, baton: LocalBaton): Promise<Set<string>> {
   const items = await scanAll(doc, functionSetting(baton, EnvVar.suppressionsTable));
-  // The table also keeps soft-bounce counters and erasure tombstones, under prefixed keys.
+  // The table also keeps soft-bounce counters, tenants' own entries and erasure tombstones, under
+  // keys with a ':' (which no address has); counters also have no reason.
   return new Set(
     items
+      .filter((i) => i.reason !== undefined)
       .map((i) => String(i.address))
-      .filter((a) => !a.includes('#'))
+      .filter((a) => !a.includes(':'))
       .map((a) => a.toLowerCase()),
   );
 }
