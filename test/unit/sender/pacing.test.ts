@@ -49,6 +49,39 @@ describe('the sender before its deadline', () => {
     expect(messages.peek('c')).toMatchObject({ phase: 'queued', version: 1 });
   });
 
+  it.each([
+    { maxSendRate: 5, lane: 'transactional', before: [6, 50] },
+    { maxSendRate: 50, lane: 'broadcast', before: [1, 50] },
+    { maxSendRate: 14, lane: 'broadcast', before: [26, 50] },
+  ] as const)(
+    'sends a whole batch of 50-recipient messages before its timeout right after sending $before recipients (maxSendRate $maxSendRate, $lane)',
+    async ({ maxSendRate, lane, before }) => {
+      // Prepare: the sender's previous invocation sent smaller messages, which pack into the 60 s
+      // window worse than 50s do, so the window is still full when the batch begins.
+      const plan = laneSendPlans({ maxSendRate, transactionalShare: 0.7 }).find((p) => p.lane === lane);
+      if (!plan) throw new Error(`no ${lane} plan`);
+      const clock = testClock(T0);
+      const pacer = new Pacer(plan.sendRate / plan.maxConcurrency, clock, movingSleep(clock));
+      const h = senderHarness({ clock, maxReceiveCount: MAX_RECEIVE_COUNT, pacer });
+      for (const n of before) await pacer.acquire(n);
+      const records = Array.from({ length: plan.batchSize }, (_, n) =>
+        queuedJob(h.messages, `m${n}`, { to: fifty(`m${n}`) }),
+      );
+
+      // Act
+      const response = await runSenderBatch(
+        h.sender,
+        records,
+        undefined,
+        new Date(clock().getTime() + plan.timeoutSeconds * 1000),
+      );
+
+      // Assess
+      expect(response).toEqual({ batchItemFailures: [] });
+      expect(h.mailer.sent).toHaveLength(plan.batchSize);
+    },
+  );
+
   it('records a record handed back on its last receive failed, with why, before SQS moves it', async () => {
     // Prepare
     const { sender, messages, visibility, deadline } = sandboxSender();
