@@ -108,6 +108,10 @@ export function pacedMailer(mailer: Mailer, pacer: Pacer): Mailer {
 }
 
 /** SES's unit: every envelope recipient. */
-export function recipientCount(mail: Pick<OutboundMail, 'to' | 'cc' | 'bcc'>): number {
+export function recipientCount(mail: {
+  readonly to: readonly unknown[];
+  readonly cc: readonly unknown[];
+  readonly bcc: readonly unknown[];
+}): number {
   return mail.to.length + mail.cc.length + mail.bcc.length;
 }

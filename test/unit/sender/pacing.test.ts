@@ -82,6 +82,28 @@ describe('the sender before its deadline', () => {
     },
   );
 
+  it('keeps as much time before its deadline as its slowest send took, when that is more than its reserve', async () => {
+    // Prepare: SES answers each call after 20 s (a slow connection); nothing else waits.
+    const clock = testClock(T0);
+    const h = senderHarness({ clock, maxReceiveCount: MAX_RECEIVE_COUNT, pacer: new Pacer(100, clock) });
+    const inner = h.mailer.send.bind(h.mailer);
+    h.mailer.send = async (mail) => {
+      clock.advance(20_000);
+      return inner(mail);
+    };
+    const records = ['a', 'b', 'c'].map((id) => queuedJob(h.messages, id));
+    const deadline = new Date(Date.parse(T0) + 50_000);
+
+    // Act
+    const response = await runSenderBatch(h.sender, records, undefined, deadline);
+
+    // Assess: c's send would have started at 40 s and ended at 60 s, past the deadline.
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'sqs-c' }] });
+    expect(h.mailer.sent).toHaveLength(2);
+    expect(clock().getTime()).toBeLessThanOrEqual(deadline.getTime());
+    expect(h.messages.peek('c')).toMatchObject({ phase: 'queued' });
+  });
+
   it('records a record handed back on its last receive failed, with why, before SQS moves it', async () => {
     // Prepare
     const { sender, messages, visibility, deadline } = sandboxSender();
