@@ -243,6 +243,21 @@ describe('a lane paced by recipients (virtual time)', () => {
     },
   );
 
+  it.each([14, 50])(
+    'at maxSendRate %s with SES answering each call in 30 s, no invocation passes its deadline and every message is sent',
+    async (maxSendRate) => {
+      for (const lanePlan of laneSendPlans({ maxSendRate, transactionalShare: 0.7 })) {
+        // Act
+        const run = await simulateLane({ plan: lanePlan, recipients: Array(40).fill(50), sendMs: 30_000 });
+
+        // Assess
+        expect(run.invocations.filter((i) => i.end > i.deadline)).toEqual([]);
+        expect(run.deadLettered).toEqual([]);
+        expect(new Set(run.phases)).toEqual(new Set(['sent']));
+      }
+    },
+  );
+
   it.each([0.5, 2, 3, 5, 40])(
     'at maxSendRate %s, with messages of 1 to 50 recipients, every lane sends everything before its deadlines on the first receive',
     async (maxSendRate) => {
