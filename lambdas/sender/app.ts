@@ -15,6 +15,7 @@ import { giveUp, type SendDeps, sendJob } from '../domain/send.ts';
 import { type StatCounts, StatTally } from '../domain/stats.ts';
 import type { Suppression } from '../domain/suppression.ts';
 import {
+  ClaimHeldError,
   ConfigurationError,
   OutOfTimeError,
   PermanentError,
@@ -157,7 +158,11 @@ export function createSender(deps: SenderDeps) {
   /** Backs a record off exponentially (with jitter) instead of letting it come straight back. */
   const retryLater = async (record: SQSRecord, error: Error, ids: Record<string, string>): Promise<void> => {
     const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
-    const seconds = backoffSeconds(attempt, deps.random);
+    // A held claim is waited out: a dead attempt's lease (the timeout plus 90 s) can outlast every
+    // backoff a record has receives for, and it would reach the DLQ still `sending`.
+    const held =
+      error instanceof ClaimHeldError ? Math.ceil((error.until - deps.clock().getTime()) / 1000) + 1 : 0;
+    const seconds = Math.max(backoffSeconds(attempt, deps.random), held);
     metrics.addMetric('sendRetries', MetricUnit.Count, 1);
     logger.warn('send will be retried', { ...ids, attempt, inSeconds: seconds, ...describeError(error) });
     await deps.visibility.delay(record, seconds);

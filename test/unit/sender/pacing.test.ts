@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Pacer } from '../../../lambdas/domain/pacer.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { laneSendPlans } from '../../../lib/config.ts';
-import { T0 } from '../../support/builders.ts';
+import { sqsRecord, T0 } from '../../support/builders.ts';
 import { type TestClock, testClock } from '../../support/fakes.ts';
 import { busiestWindow, simulateLane } from '../../support/lane-simulation.ts';
 import { runSenderBatch } from '../../support/sender-batch.ts';
@@ -102,6 +102,29 @@ describe('the sender before its deadline', () => {
     expect(h.mailer.sent).toHaveLength(2);
     expect(clock().getTime()).toBeLessThanOrEqual(deadline.getTime());
     expect(h.messages.peek('c')).toMatchObject({ phase: 'queued' });
+  });
+
+  it('waits out a claim a dead attempt still holds instead of burning its receives, then sends', async () => {
+    // Prepare: an attempt claimed the message with the sandbox's lease (874 s timeout + 90 s) and died
+    // without giving the claim back (its release failed); SQS brings the message back at once.
+    const h = senderHarness({ maxReceiveCount: MAX_RECEIVE_COUNT, leaseMs: 964_000 });
+    const heldUntil = Date.parse(T0) + 964_000;
+    const { body, messageId } = queuedJob(h.messages, 'held', {
+      record: { phase: 'sending', claimToken: 'dead', claimUntil: heldUntil },
+    });
+    let receives = 0;
+    let response = { batchItemFailures: [{ itemIdentifier: messageId }] };
+
+    // Act: each receive after the delay the sender asked for, as SQS would.
+    while (response.batchItemFailures.length > 0 && receives < MAX_RECEIVE_COUNT) {
+      receives += 1;
+      response = await runSenderBatch(h.sender, [sqsRecord(body, { messageId, receiveCount: receives })]);
+      h.clock.advance((h.visibility.delays.at(-1)?.seconds ?? 0) * 1000);
+    }
+
+    // Assess
+    expect(h.messages.peek('held')).toMatchObject({ phase: 'sent' });
+    expect(receives).toBeLessThanOrEqual(3);
   });
 
   it('records a record handed back on its last receive failed, with why, before SQS moves it', async () => {
