@@ -508,21 +508,28 @@ export function laneSendPlans(
  * case every record is a message to {@link MAX_RECIPIENTS}, and each costs the longer of the pacer's
  * two rules (lambdas/domain/pacer.ts): MAX_RECIPIENTS / rate, or, where whole messages pack
  * unevenly into the 60 s window's budget (2.1/s gives 126: two of 50, not 2.5), 60 s divided by how
- * many fit. The first message counts too: a warm instance may still be paying for its last send.
+ * many fit. The first message counts too, and may wait longer than that: a warm instance's last sends
+ * still fill its window, and smaller messages pack into it worse than 50s (at 1.75/s, 105 a window,
+ * a sender that just sent 6 and 50 recipients waits 60 s for its next 50, not 30). Whatever it sent
+ * before, no window holds any of it once 60 s have passed, so the batch runs at most one window later
+ * than it would from an idle sender: that window is added where it is longer than one message's pace.
  * The batch is as many such messages as fit in Lambda's 900 s, at most 10; the timeout is what that
  * batch needs, at least 30 s. A sender that took a batch it could not send in time would time out
  * and return records it never reached, each receive bringing them closer to the dead-letter queue.
  */
 function invocationSize(lane: Lane, instanceRate: number): { batchSize: number; timeoutSeconds: number } {
-  const windowBudget = (instanceRate * PACING_WINDOW_MS) / 1000;
+  const windowSeconds = PACING_WINDOW_MS / 1000;
+  const windowBudget = instanceRate * windowSeconds;
   const perWindow = Math.floor(windowBudget / MAX_RECIPIENTS + 1e-9);
   const paced = MAX_RECIPIENTS / instanceRate;
   // A message larger than the window's budget goes alone and costs exactly its own pace.
-  const pacing = perWindow >= 1 ? Math.max(paced, PACING_WINDOW_MS / 1000 / perWindow) : paced;
+  const pacing = perWindow >= 1 ? Math.max(paced, windowSeconds / perWindow) : paced;
   const perMessage = pacing + SEND_WORK_SECONDS;
+  // What the instance sent before the batch delays it by at most one window (beyond a message's pace).
+  const history = Math.max(0, windowSeconds - pacing);
   const batchSize = Math.min(
     SENDER_MAX_BATCH_SIZE,
-    Math.floor((LAMBDA_MAX_TIMEOUT_SECONDS - INVOCATION_RESERVE_SECONDS) / perMessage),
+    Math.floor((LAMBDA_MAX_TIMEOUT_SECONDS - INVOCATION_RESERVE_SECONDS - history) / perMessage),
   );
   if (batchSize < 1) {
     throw new BatonConfigError(
@@ -535,7 +542,7 @@ function invocationSize(lane: Lane, instanceRate: number): { batchSize: number; 
   }
   const timeoutSeconds = Math.max(
     SENDER_MIN_TIMEOUT_SECONDS,
-    Math.ceil(batchSize * perMessage + INVOCATION_RESERVE_SECONDS),
+    Math.ceil(batchSize * perMessage + history + INVOCATION_RESERVE_SECONDS),
   );
   return { batchSize, timeoutSeconds };
 }

@@ -92,6 +92,13 @@ export class Pacer {
   }
 }
 
+/**
+ * The time as Node's monotonic clock counts it from the process's start: wall-clock time that never
+ * steps. A pacer on `new Date()` would take a forward step of the system clock (an NTP correction)
+ * for time passed and send a whole window's budget again at once.
+ */
+export const steadyClock: Clock = () => new Date(performance.timeOrigin + performance.now());
+
 /** Rounded up to a whole millisecond, ignoring floating-point dust (epoch milliseconds keep only about 0.2 µs). */
 function wholeMs(ms: number): number {
   return Math.ceil(ms - 1e-3);
@@ -108,6 +115,10 @@ export function pacedMailer(mailer: Mailer, pacer: Pacer): Mailer {
 }
 
 /** SES's unit: every envelope recipient. */
-export function recipientCount(mail: Pick<OutboundMail, 'to' | 'cc' | 'bcc'>): number {
+export function recipientCount(mail: {
+  readonly to: readonly unknown[];
+  readonly cc: readonly unknown[];
+  readonly bcc: readonly unknown[];
+}): number {
   return mail.to.length + mail.cc.length + mail.bcc.length;
 }

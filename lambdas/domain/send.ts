@@ -1,4 +1,4 @@
-import { PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
+import { ClaimHeldError, PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
 import { MessageTag } from '../shared/names.ts';
 import { addressKey } from './address.ts';
 import type { MessageRecord, OutgoingMessage, RecipientState, SendJob, TimelineEvent } from './message.ts';
@@ -44,8 +44,12 @@ export async function sendJob(
   if (claim.outcome === 'missing')
     throw new PermanentError(`message ${job.id} has no record; it cannot be tracked`);
   if (claim.outcome === 'done') return 'duplicate';
-  if (claim.outcome === 'busy')
-    throw new TransientError(`message ${job.id} is being sent by another attempt`);
+  if (claim.outcome === 'busy') {
+    throw new ClaimHeldError(
+      `message ${job.id} is being sent by another attempt`,
+      claim.record.claimUntil ?? now.getTime() + deps.leaseMs,
+    );
+  }
   const { record, token } = claim;
 
   const newlySuppressed = new Map<string, Suppression>();

@@ -8,13 +8,14 @@ import { backoffSeconds, PAUSED_DELAY_SECONDS } from '../domain/backoff.ts';
 import type { DkimKey, DkimSigner } from '../domain/dkim.ts';
 import type { SendJob } from '../domain/message.ts';
 import { composeMime } from '../domain/mime.ts';
-import { DEADLINE_RESERVE_MS, type Pacer, pacedMailer } from '../domain/pacer.ts';
+import { DEADLINE_RESERVE_MS, type Pacer, pacedMailer, recipientCount } from '../domain/pacer.ts';
 import type { Clock, Mailer, MessageStore, SuppressionStore } from '../domain/ports.ts';
 import { utcDay } from '../domain/rate-limit.ts';
 import { giveUp, type SendDeps, sendJob } from '../domain/send.ts';
 import { type StatCounts, StatTally } from '../domain/stats.ts';
 import type { Suppression } from '../domain/suppression.ts';
 import {
+  ClaimHeldError,
   ConfigurationError,
   OutOfTimeError,
   PermanentError,
@@ -92,6 +93,11 @@ export interface PreparedBatch {
   readonly deadline?: number | undefined;
   /** Set when a record's turn came too late for the deadline: the rest of the batch goes back too. */
   outOfTime?: boolean;
+  /**
+   * The longest a record of this batch took beyond its pacing turn (claim, MIME, the SES call, the
+   * status write), in ms: kept before the deadline, with the fixed reserve, for every record after it.
+   */
+  slowestSendMs?: number;
 }
 
 /** What `prepare` needs to know about the invocation. */
@@ -156,7 +162,11 @@ export function createSender(deps: SenderDeps) {
   /** Backs a record off exponentially (with jitter) instead of letting it come straight back. */
   const retryLater = async (record: SQSRecord, error: Error, ids: Record<string, string>): Promise<void> => {
     const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
-    const seconds = backoffSeconds(attempt, deps.random);
+    // A held claim is waited out: a dead attempt's lease (the timeout plus 90 s) can outlast every
+    // backoff a record has receives for, and it would reach the DLQ still `sending`.
+    const held =
+      error instanceof ClaimHeldError ? Math.ceil((error.until - deps.clock().getTime()) / 1000) + 1 : 0;
+    const seconds = Math.max(backoffSeconds(attempt, deps.random), held);
     metrics.addMetric('sendRetries', MetricUnit.Count, 1);
     logger.warn('send will be retried', { ...ids, attempt, inSeconds: seconds, ...describeError(error) });
     await deps.visibility.delay(record, seconds);
@@ -242,17 +252,18 @@ export function createSender(deps: SenderDeps) {
         else await deps.visibility.delay(record, PAUSED_DELAY_SECONDS);
         throw paused;
       }
-      const late = lateness(job, batch, deps);
-      if (late !== undefined) {
+      const startedAt = deps.clock().getTime();
+      const { wait, fits } = turn(job, batch, deps);
+      if (!fits) {
         // Handed back untaken, before any of its time is spent: its turn would come after the deadline,
         // and a sender that timed out would return it (and every record after it) with no word.
         batch.outOfTime = true;
         const error = new OutOfTimeError(
-          `the sender's pace leaves no time for this message before the invocation ends (next turn in ${Math.ceil(late / 1000)} s)`,
+          `the sender's pace leaves no time for this message before the invocation ends (next turn in ${Math.ceil(wait / 1000)} s)`,
         );
         metrics.addMetric('sendsHandedBack', MetricUnit.Count, 1);
         if (lastTry) await deadLetter(record, job.id, error, attempt, true, batch);
-        else await deps.visibility.delay(record, Math.min(MAX_HAND_BACK_SECONDS, Math.ceil(late / 1000)));
+        else await deps.visibility.delay(record, Math.min(MAX_HAND_BACK_SECONDS, Math.ceil(wait / 1000)));
         throw error;
       }
       const count = (counts: StatCounts) => batch.stats.add(job.tenant, utcDay(deps.clock()), counts);
@@ -278,7 +289,13 @@ export function createSender(deps: SenderDeps) {
         },
       };
       try {
-        const outcome = await sendJob(counted, job, batch.suppressed.get(job.tenant) ?? new Map());
+        const outcome = await sendJob(counted, job, batch.suppressed.get(job.tenant) ?? new Map()).finally(
+          () => {
+            // What the record took beyond its turn: a slow SES call or store is slow for the next one too.
+            const took = deps.clock().getTime() - startedAt - wait;
+            batch.slowestSendMs = Math.max(batch.slowestSendMs ?? 0, took);
+          },
+        );
         if (outcome === 'suppressed') count({ suppressed: 1 });
         if (outcome === 'failed') count({ failed: 1 });
         metrics.addMetric(outcomeMetric[outcome], MetricUnit.Count, 1);
@@ -325,19 +342,21 @@ export function createSender(deps: SenderDeps) {
 const MAX_HAND_BACK_SECONDS = 900;
 
 /**
- * How long from now the record's send would have to wait for its turn, when that turn (plus the
- * time a send takes) falls after the batch's deadline; undefined when it fits or nothing is paced.
- * Counted by the job's recipients: suppressed ones are dropped later, so this errs on the safe side.
+ * How long from now the record's send would have to wait for its turn (0 unpaced), and whether that
+ * turn plus the time a send takes (the reserve, or the batch's slowest send if longer) falls before the
+ * batch's deadline (always, without one). Counted by the job's recipients: suppressed ones are
+ * dropped later, so this errs on the safe side.
  */
-function lateness(
+function turn(
   job: SendJob,
   batch: PreparedBatch,
   deps: Pick<SenderDeps, 'pacer' | 'clock'>,
-): number | undefined {
-  if (deps.pacer === undefined || batch.deadline === undefined) return undefined;
-  const wait = deps.pacer.delayFor(job.message.to.length + job.message.cc.length + job.message.bcc.length);
-  const fits = !batch.outOfTime && deps.clock().getTime() + wait + DEADLINE_RESERVE_MS <= batch.deadline;
-  return fits ? undefined : wait;
+): { wait: number; fits: boolean } {
+  const wait = deps.pacer?.delayFor(recipientCount(job.message)) ?? 0;
+  if (batch.deadline === undefined) return { wait, fits: true };
+  const reserve = Math.max(DEADLINE_RESERVE_MS, batch.slowestSendMs ?? 0);
+  const fits = !batch.outOfTime && deps.clock().getTime() + wait + reserve <= batch.deadline;
+  return { wait, fits };
 }
 
 const outcomeMetric = {

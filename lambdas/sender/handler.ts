@@ -11,7 +11,7 @@ import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
 import { DynamoUsageStore } from '../adapters/usage-store.ts';
 import { SqsVisibility } from '../adapters/visibility.ts';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure.ts';
-import { Pacer } from '../domain/pacer.ts';
+import { Pacer, steadyClock } from '../domain/pacer.ts';
 import { processSqsBatch } from '../shared/batch.ts';
 import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
@@ -33,8 +33,9 @@ const sender = createSender({
   ),
   mailer: new SesMailer(createSesClient(), requiredEnv(EnvVar.configurationSet)),
   // This instance's part of the lane's SES rate, in recipients: the event source runs at most
-  // maxConcurrency. Module scope, so a warm instance remembers what its last invocation sent.
-  pacer: new Pacer(numberEnv(EnvVar.maxSendRate, 14) / numberEnv(EnvVar.maxConcurrency, 1), () => new Date()),
+  // maxConcurrency. Module scope, so a warm instance remembers what its last invocation sent; on the
+  // monotonic clock, so a step of the system clock is never taken for time passed.
+  pacer: new Pacer(numberEnv(EnvVar.maxSendRate, 14) / numberEnv(EnvVar.maxConcurrency, 1), steadyClock),
   visibility: new SqsVisibility(createSqsClient()),
   dkim: dkim?.key,
   signDkim: dkim?.sign,

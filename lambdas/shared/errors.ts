@@ -30,6 +30,20 @@ export class OutOfTimeError extends TransientError {
   override readonly name = 'OutOfTimeError';
 }
 
+/**
+ * Another attempt holds the message's claim until `until` (epoch ms): a live one will finish it, a dead
+ * one's claim runs out then. Retrying sooner only burns the record's receives.
+ */
+export class ClaimHeldError extends TransientError {
+  override readonly name = 'ClaimHeldError';
+  readonly until: number;
+
+  constructor(message: string, until: number) {
+    super(message);
+    this.until = until;
+  }
+}
+
 /** A required setting is missing or invalid; thrown at cold start so the function fails loudly. */
 export class ConfigurationError extends Error {
   override readonly name = 'ConfigurationError';

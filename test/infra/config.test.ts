@@ -219,11 +219,13 @@ describe('laneSendPlans', () => {
 
     // Assess: per sender 4.9, 2.1, 0.35 and 0.15 recipients/s. 50 recipients take 10.2 and 23.8 s of pace, but
     // only 5 and 2 of them fit a 60 s window (294, 126): 12 and 30 s each; in the sandbox one message is more
-    // than a window's budget and costs its pace, 142.9 and 333.3 s. Plus 1 s of work each and 10 s per batch.
+    // than a window's budget and costs its pace, 142.9 and 333.3 s. Plus 1 s of work each and 10 s per batch,
+    // and where a message's pace is shorter than the window, the rest of the window the sender's earlier
+    // sends may still fill (48 and 30 s).
     expect(sizes).toEqual([
       [
-        { lane: 'transactional', batchSize: 10, timeoutSeconds: 140 },
-        { lane: 'broadcast', batchSize: 10, timeoutSeconds: 320 },
+        { lane: 'transactional', batchSize: 10, timeoutSeconds: 188 },
+        { lane: 'broadcast', batchSize: 10, timeoutSeconds: 350 },
       ],
       [
         { lane: 'transactional', batchSize: 6, timeoutSeconds: 874 },

@@ -79,14 +79,14 @@ describe('functions', () => {
     for (const entry of Object.keys(entries)) expect(existsSync(join(REPO_ROOT, entry)), entry).toBe(true);
   });
 
-  it('sets the documented timeouts: api 10 s, senders sized to their lane (140 s and 320 s at 14/s), feedback 30 s, erasure worker 2 min', () => {
+  it('sets the documented timeouts: api 10 s, senders sized to their lane (188 s and 350 s at 14/s), feedback 30 s, erasure worker 2 min', () => {
     // Act
     const timeoutOf = (fn: NodejsFunction): unknown => props(resourceOf(template, fn)).Timeout;
 
     // Assess
     expect(timeoutOf(stack.api.handler.function)).toBe(10);
-    expect(timeoutOf(stack.lanes.transactional.sender.function)).toBe(140);
-    expect(timeoutOf(stack.lanes.broadcast.sender.function)).toBe(320);
+    expect(timeoutOf(stack.lanes.transactional.sender.function)).toBe(188);
+    expect(timeoutOf(stack.lanes.broadcast.sender.function)).toBe(350);
     expect(timeoutOf(stack.feedback.handler.function)).toBe(30);
     expect(timeoutOf(stack.erasure.worker.function)).toBe(120);
   });

@@ -80,6 +80,8 @@ export interface LaneSimulation {
   readonly recipients: readonly number[];
   /** @default 10 */
   readonly maxReceiveCount?: number;
+  /** How long each SES call takes, in virtual milliseconds. @default 0 */
+  readonly sendMs?: number;
 }
 
 /** Most recipients any window of `windowMs` holds: for each send, the window ending with it. */
@@ -105,6 +107,7 @@ export async function simulateLane(options: LaneSimulation): Promise<LaneRun> {
   const mailer = {
     send: async (mail: OutboundMail) => {
       sends.push({ at: time.now, recipients: recipientCount(mail) });
+      if (options.sendMs) await time.sleep(options.sendMs);
       return fake.send(mail);
     },
   };

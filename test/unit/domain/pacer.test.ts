@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { Pacer, pacedMailer } from '../../../lambdas/domain/pacer.ts';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Pacer, pacedMailer, steadyClock } from '../../../lambdas/domain/pacer.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { T0 } from '../../support/builders.ts';
 import { FakeMailer, type TestClock, testClock } from '../../support/fakes.ts';
@@ -188,6 +188,30 @@ describe('Pacer', () => {
 
     // Assess
     expect(build).toThrow(new RangeError(`a send rate must be positive, got ${rate}`));
+  });
+});
+
+describe('steadyClock', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('keeps a pacer’s count when the wall clock steps forward', async () => {
+    // Prepare: a sender at 2.1 recipients/s has just sent 100 (its window holds 126).
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.parse(T0) });
+    const pacer = new Pacer(2.1, steadyClock, async () => undefined);
+    await pacer.acquire(50);
+    await pacer.acquire(50);
+
+    // Act: the system clock steps a minute ahead (an NTP correction); no time has passed.
+    vi.setSystemTime(Date.parse(T0) + 60_000);
+
+    // Assess: the next 50 still wait for the window, about 60 s less the few ms the test took.
+    expect(pacer.delayFor(50)).toBeGreaterThan(50_000);
+  });
+
+  it('reads close to the wall clock', () => {
+    expect(Math.abs(steadyClock().getTime() - Date.now())).toBeLessThan(1_000);
   });
 });
 

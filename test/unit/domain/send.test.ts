@@ -4,6 +4,7 @@ import type { MessageRecord } from '../../../lambdas/domain/message.ts';
 import { type SendDeps, sendJob } from '../../../lambdas/domain/send.ts';
 import { type Suppression, suppressedReason } from '../../../lambdas/domain/suppression.ts';
 import {
+  ClaimHeldError,
   ConflictError,
   PermanentError,
   SendingPausedError,
@@ -106,9 +107,10 @@ describe('sendJob', () => {
 
     // Assess
     await expect(outcome).rejects.toThrow(
-      new TransientError('message msg_1 is being sent by another attempt'),
+      new ClaimHeldError('message msg_1 is being sent by another attempt', Date.parse(T0) + 1),
     );
     await expect(outcome).rejects.toBeInstanceOf(TransientError);
+    await expect(outcome).rejects.toMatchObject({ until: Date.parse(T0) + 1 });
     expect(mailer.attempts).toEqual([]);
   });
 

@@ -9,6 +9,7 @@ import type { MessageRecord } from '../../../lambdas/domain/message.ts';
 import { composeMime } from '../../../lambdas/domain/mime.ts';
 import { CLAIM_LEASE_MS, loadDkim, loadDkimKey } from '../../../lambdas/sender/app.ts';
 import {
+  ClaimHeldError,
   ConfigurationError,
   PermanentError,
   SendingPausedError,
@@ -217,7 +218,7 @@ describe('createSender', () => {
       expect(messages.peek('msg_1')).not.toHaveProperty('claimToken');
     });
 
-    it('backs off while another attempt holds the claim', async () => {
+    it('waits out the claim another attempt holds before the record comes back', async () => {
       // Prepare
       const { sender, messages, mailer, visibility } = setUp({ random: () => 0.999 });
       const record = queued(messages, 'msg_1', ['ana@example.org']);
@@ -234,9 +235,10 @@ describe('createSender', () => {
 
       // Assess
       await expect(outcome).rejects.toThrow(
-        new TransientError('message msg_1 is being sent by another attempt'),
+        new ClaimHeldError('message msg_1 is being sent by another attempt', Date.parse(T0) + CLAIM_LEASE_MS),
       );
-      expect(visibility.delays).toEqual([{ messageId: 'sqs-msg_1', seconds: 2 }]);
+      // The lease's 120 s and one more, not the first backoff's 2 s.
+      expect(visibility.delays).toEqual([{ messageId: 'sqs-msg_1', seconds: 121 }]);
       expect(mailer.attempts).toEqual([]);
     });
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Pacer } from '../../../lambdas/domain/pacer.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { laneSendPlans } from '../../../lib/config.ts';
-import { T0 } from '../../support/builders.ts';
+import { sqsRecord, T0 } from '../../support/builders.ts';
 import { type TestClock, testClock } from '../../support/fakes.ts';
 import { busiestWindow, simulateLane } from '../../support/lane-simulation.ts';
 import { runSenderBatch } from '../../support/sender-batch.ts';
@@ -47,6 +47,84 @@ describe('the sender before its deadline', () => {
     expect(clock().getTime()).toBeLessThanOrEqual(deadline.getTime());
     expect(visibility.delays).toEqual([{ messageId: 'sqs-c', seconds: 334 }]);
     expect(messages.peek('c')).toMatchObject({ phase: 'queued', version: 1 });
+  });
+
+  it.each([
+    { maxSendRate: 5, lane: 'transactional', before: [6, 50] },
+    { maxSendRate: 50, lane: 'broadcast', before: [1, 50] },
+    { maxSendRate: 14, lane: 'broadcast', before: [26, 50] },
+  ] as const)(
+    'sends a whole batch of 50-recipient messages before its timeout right after sending $before recipients (maxSendRate $maxSendRate, $lane)',
+    async ({ maxSendRate, lane, before }) => {
+      // Prepare: the sender's previous invocation sent smaller messages, which pack into the 60 s
+      // window worse than 50s do, so the window is still full when the batch begins.
+      const plan = laneSendPlans({ maxSendRate, transactionalShare: 0.7 }).find((p) => p.lane === lane);
+      if (!plan) throw new Error(`no ${lane} plan`);
+      const clock = testClock(T0);
+      const pacer = new Pacer(plan.sendRate / plan.maxConcurrency, clock, movingSleep(clock));
+      const h = senderHarness({ clock, maxReceiveCount: MAX_RECEIVE_COUNT, pacer });
+      for (const n of before) await pacer.acquire(n);
+      const records = Array.from({ length: plan.batchSize }, (_, n) =>
+        queuedJob(h.messages, `m${n}`, { to: fifty(`m${n}`) }),
+      );
+
+      // Act
+      const response = await runSenderBatch(
+        h.sender,
+        records,
+        undefined,
+        new Date(clock().getTime() + plan.timeoutSeconds * 1000),
+      );
+
+      // Assess
+      expect(response).toEqual({ batchItemFailures: [] });
+      expect(h.mailer.sent).toHaveLength(plan.batchSize);
+    },
+  );
+
+  it('keeps as much time before its deadline as its slowest send took, when that is more than its reserve', async () => {
+    // Prepare: SES answers each call after 20 s (a slow connection); nothing else waits.
+    const clock = testClock(T0);
+    const h = senderHarness({ clock, maxReceiveCount: MAX_RECEIVE_COUNT, pacer: new Pacer(100, clock) });
+    const inner = h.mailer.send.bind(h.mailer);
+    h.mailer.send = async (mail) => {
+      clock.advance(20_000);
+      return inner(mail);
+    };
+    const records = ['a', 'b', 'c'].map((id) => queuedJob(h.messages, id));
+    const deadline = new Date(Date.parse(T0) + 50_000);
+
+    // Act
+    const response = await runSenderBatch(h.sender, records, undefined, deadline);
+
+    // Assess: c's send would have started at 40 s and ended at 60 s, past the deadline.
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'sqs-c' }] });
+    expect(h.mailer.sent).toHaveLength(2);
+    expect(clock().getTime()).toBeLessThanOrEqual(deadline.getTime());
+    expect(h.messages.peek('c')).toMatchObject({ phase: 'queued' });
+  });
+
+  it('waits out a claim a dead attempt still holds instead of burning its receives, then sends', async () => {
+    // Prepare: an attempt claimed the message with the sandbox's lease (874 s timeout + 90 s) and died
+    // without giving the claim back (its release failed); SQS brings the message back at once.
+    const h = senderHarness({ maxReceiveCount: MAX_RECEIVE_COUNT, leaseMs: 964_000 });
+    const heldUntil = Date.parse(T0) + 964_000;
+    const { body, messageId } = queuedJob(h.messages, 'held', {
+      record: { phase: 'sending', claimToken: 'dead', claimUntil: heldUntil },
+    });
+    let receives = 0;
+    let response = { batchItemFailures: [{ itemIdentifier: messageId }] };
+
+    // Act: each receive after the delay the sender asked for, as SQS would.
+    while (response.batchItemFailures.length > 0 && receives < MAX_RECEIVE_COUNT) {
+      receives += 1;
+      response = await runSenderBatch(h.sender, [sqsRecord(body, { messageId, receiveCount: receives })]);
+      h.clock.advance((h.visibility.delays.at(-1)?.seconds ?? 0) * 1000);
+    }
+
+    // Assess
+    expect(h.messages.peek('held')).toMatchObject({ phase: 'sent' });
+    expect(receives).toBeLessThanOrEqual(3);
   });
 
   it('records a record handed back on its last receive failed, with why, before SQS moves it', async () => {
@@ -185,6 +263,21 @@ describe('a lane paced by recipients (virtual time)', () => {
       expect(new Set(run.phases)).toEqual(new Set(['sent']));
       expect(busiestWindow(run.sends, WINDOW_MS)).toBeLessThanOrEqual(lanePlan.sendRate * 60 + 1e-9);
       expect(Math.max(...run.receives.values())).toBe(1);
+    },
+  );
+
+  it.each([14, 50])(
+    'at maxSendRate %s with SES answering each call in 30 s, no invocation passes its deadline and every message is sent',
+    async (maxSendRate) => {
+      for (const lanePlan of laneSendPlans({ maxSendRate, transactionalShare: 0.7 })) {
+        // Act
+        const run = await simulateLane({ plan: lanePlan, recipients: Array(40).fill(50), sendMs: 30_000 });
+
+        // Assess
+        expect(run.invocations.filter((i) => i.end > i.deadline)).toEqual([]);
+        expect(run.deadLettered).toEqual([]);
+        expect(new Set(run.phases)).toEqual(new Set(['sent']));
+      }
     },
   );
 
