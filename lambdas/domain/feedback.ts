@@ -35,8 +35,11 @@ export function applyFeedback(
   if (event.kind === 'send' && !unsent) return undefined;
   if (unsent) {
     phase = 'sent';
+    // Only the recipients SES was given: one the sender left out (suppressed at send time) never
+    // reached SES and must not look sent. Without a destination (never so from SES), those named.
+    const sentTo = new Set((event.destination ?? event.recipients.map((r) => r.address)).map(addressKey));
     recipients = recipients.map((r) =>
-      r.status === 'queued' || (givenUp && r.status === 'failed')
+      (r.status === 'queued' || (givenUp && r.status === 'failed')) && sentTo.has(addressKey(r.address))
         ? { ...r, status: 'sent', reason: null, updatedAt: at }
         : r,
     );
@@ -145,7 +148,8 @@ export function applyFeedback(
       break;
   }
 
-  const { redrivable: _sentAfterAll, ...rest } = record;
+  // Evidence from SES settles an uncertain attempt: no retry will send it again.
+  const { redrivable: _sentAfterAll, uncertain: _settled, ...rest } = record;
   return {
     ...rest,
     phase,

@@ -119,7 +119,14 @@ function pseudonymised(
   )
     .filter((field) => event[field] !== undefined)
     .map((field) => [field, scrubAll(event[field])]);
-  return { ...event, recipients, ...Object.fromEntries(texts) };
+  // The destination too: an erased recipient is matched by its pseudonym when SES's evidence of a
+  // send moves the recipients it was given.
+  const destination = event.destination?.map((address) => {
+    const normalised = normaliseAddress(address);
+    const key = normalised === undefined ? undefined : erasedKeyOf(normalised);
+    return key !== undefined && record.recipients.some((x) => x.address === key) ? key : address;
+  });
+  return { ...event, recipients, ...(destination ? { destination } : {}), ...Object.fromEntries(texts) };
 }
 
 /** Feedback for a message Baton has no record of (never sent by it, or long expired): dead-lettered. */

@@ -1,4 +1,10 @@
-import { PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
+import {
+  ConfirmationPendingError,
+  PermanentError,
+  SendingPausedError,
+  TransientError,
+  UncertainSendError,
+} from '../shared/errors.ts';
 import { MessageTag } from '../shared/names.ts';
 import { addressKey } from './address.ts';
 import type { MessageRecord, OutgoingMessage, RecipientState, SendJob, TimelineEvent } from './message.ts';
@@ -18,6 +24,12 @@ export interface SendDeps {
    * attempt finds the claim expired and takes it over).
    */
   readonly leaseMs: number;
+  /**
+   * How long to wait for SES's evidence (an event carrying Baton's id) after a SendEmail whose
+   * outcome was lost, before concluding SES kept nothing and sending again: the event path's worst
+   * normal latency (`confirmationWindowSeconds` in shared/event-path.ts).
+   */
+  readonly confirmationWindowMs: number;
 }
 
 export type SendOutcome = 'sent' | 'duplicate' | 'suppressed' | 'failed';
@@ -29,10 +41,16 @@ export type SendOutcome = 'sent' | 'duplicate' | 'suppressed' | 'failed';
  * 2. drop recipients that are suppressed now (`suppressed` is one batched read for the batch);
  * 3. compose the MIME and call SES; 4. record the result.
  *
- * The one window left: the process dies after SES accepted the message and before step 4. The
- * claim then expires and a retry would send again, unless SES's Send event (which carries Baton's
- * message id as a tag) reached the feedback function first and marked the message sent, which is
- * the usual case since the lease outlasts that round trip. See README "Delivery guarantees".
+ *
+ * Only an answer that proves SES kept nothing (throttling, a 4xx) gives the claim back at once. An
+ * ambiguous one (a 5xx, a reset connection, a timeout: `UncertainSendError`) may hide a message SES
+ * took, so the attempt is recorded as uncertain and the claim held for the confirmation window: a
+ * retry inside it waits; SES's evidence (any event with Baton's id) moves the message on meanwhile,
+ * and the retry after the window finds it done; only when none came does it send again.
+ *
+ * The windows left: SES's evidence arrives later than the confirmation window (the event path
+ * slower than its worst normal latency), or the process dies between SES's answer and step 4 and
+ * the retry after the lease finds no event applied yet. See README "Delivery guarantees".
  */
 export async function sendJob(
   deps: SendDeps,
@@ -44,8 +62,15 @@ export async function sendJob(
   if (claim.outcome === 'missing')
     throw new PermanentError(`message ${job.id} has no record; it cannot be tracked`);
   if (claim.outcome === 'done') return 'duplicate';
-  if (claim.outcome === 'busy')
+  if (claim.outcome === 'busy') {
+    const waiting = claim.record.uncertain?.confirmUntil ?? 0;
+    if (waiting > now.getTime())
+      throw new ConfirmationPendingError(
+        `message ${job.id}: SES's answer to an earlier attempt was lost; waiting for its events`,
+        waiting - now.getTime(),
+      );
     throw new TransientError(`message ${job.id} is being sent by another attempt`);
+  }
   const { record, token } = claim;
 
   const newlySuppressed = new Map<string, Suppression>();
@@ -79,6 +104,24 @@ export async function sendJob(
       },
     });
   } catch (error) {
+    if (error instanceof UncertainSendError) {
+      // SES may have it: hold the claim until its events had time to say so.
+      const confirmUntil = deps.clock().getTime() + deps.confirmationWindowMs;
+      await rewrite(
+        deps.messages,
+        record,
+        (latest) => markUncertain(latest, newlySuppressed, error, confirmUntil, deps.clock()),
+        {
+          claimToken: token,
+          gone: (id) => new PermanentError(`message ${id} disappeared while it was being sent`),
+        },
+      );
+      throw new ConfirmationPendingError(
+        `message ${job.id}: SES's answer was lost; waiting for its events before sending again`,
+        deps.confirmationWindowMs,
+        { cause: error },
+      );
+    }
     if (error instanceof TransientError || error instanceof SendingPausedError) {
       // Give the claim back so the retry does not wait out the lease; nothing was sent.
       await deps.messages.release(job.id, token);
@@ -144,7 +187,7 @@ function suppressedEvents(suppressed: ReadonlyMap<string, Suppression>, at: stri
 }
 
 function base(record: MessageRecord, at: string) {
-  const { claimToken: _t, claimUntil: _u, redrivable: _r, ...rest } = record;
+  const { claimToken: _t, claimUntil: _u, redrivable: _r, uncertain: _a, ...rest } = record;
   return { ...rest, updatedAt: at, version: record.version + 1 };
 }
 
@@ -166,6 +209,41 @@ function markSent(
   const final = record.phase === 'rejected' || (record.phase === 'failed' && record.redrivable !== true);
   const phase = final ? record.phase : 'sent';
   return { ...base(record, at), phase, sesMessageId, recipients, events };
+}
+
+/**
+ * Keeps the claim until `confirmUntil` and notes the attempt. Nothing to write when SES's evidence
+ * was applied meanwhile (the feedback function was faster than this write).
+ */
+function markUncertain(
+  record: MessageRecord,
+  suppressed: ReadonlyMap<string, Suppression>,
+  error: UncertainSendError,
+  confirmUntil: number,
+  now: Date,
+): MessageRecord | undefined {
+  if (record.phase !== 'sending') return undefined;
+  const at = now.toISOString();
+  const sesRequestId = error.requestId;
+  return {
+    ...record,
+    claimUntil: confirmUntil,
+    uncertain: { at, confirmUntil, ...(sesRequestId ? { sesRequestId } : {}) },
+    // Those left out now were not given to SES: recorded here, because SES's evidence moves only
+    // the recipients it was given, and a later send would leave them out again.
+    recipients: record.recipients.map((r) => withSuppressed(record, r, suppressed, at)),
+    events: [
+      ...record.events,
+      ...suppressedEvents(suppressed, at),
+      {
+        type: 'retrying',
+        at,
+        detail: { reason: 'SES outcome unknown', sesRequestId: sesRequestId ?? null },
+      },
+    ],
+    updatedAt: at,
+    version: record.version + 1,
+  };
 }
 
 function markSuppressed(
@@ -220,7 +298,10 @@ export async function giveUp(
   const record = await messages.get(id);
   if (record === undefined) return undefined;
   const written = await rewrite(messages, record, (latest) => {
-    const claimLive = latest.phase === 'sending' && (latest.claimUntil ?? 0) > now.getTime();
+    // A claim held only to wait for SES's evidence is no live attempt: on the last receive the
+    // message is given up on (redrivable), and evidence arriving later still moves it to sent.
+    const waiting = (latest.uncertain?.confirmUntil ?? 0) > now.getTime();
+    const claimLive = latest.phase === 'sending' && (latest.claimUntil ?? 0) > now.getTime() && !waiting;
     const unsent = latest.phase === 'queued' || latest.phase === 'sending' || latest.redrivable === true;
     return unsent && !claimLive ? markGaveUp(latest, reason, now, redrivable) : undefined;
   });

@@ -13,7 +13,14 @@ import { utcDay } from '../domain/rate-limit.ts';
 import { giveUp, type SendDeps, sendJob } from '../domain/send.ts';
 import { type StatCounts, StatTally } from '../domain/stats.ts';
 import type { Suppression } from '../domain/suppression.ts';
-import { ConfigurationError, PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
+import {
+  ConfigurationError,
+  ConfirmationPendingError,
+  PermanentError,
+  SendingPausedError,
+  TransientError,
+} from '../shared/errors.ts';
+import { confirmationWindowSeconds, SES_EVENT_ALLOWANCE_SECONDS } from '../shared/event-path.ts';
 import { EnvVar } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
 import { Tally } from '../shared/tally.ts';
@@ -44,6 +51,8 @@ export interface SenderDeps {
   readonly maxReceiveCount?: number;
   /** @default {@link CLAIM_LEASE_MS} */
   readonly leaseMs?: number;
+  /** How long to wait for SES's evidence after an ambiguous answer. @default {@link CONFIRMATION_WINDOW_MS} */
+  readonly confirmationWindowMs?: number;
 }
 
 /** A configured DKIM key and mailauth's signer, as {@link loadDkim} loads them. */
@@ -76,6 +85,17 @@ export interface PreparedBatch {
 /** Longer than the sender's 30 s timeout, shorter than the lane queue's 180 s visibility timeout. */
 export const CLAIM_LEASE_MS = 120_000;
 
+/**
+ * The deployed event path's confirmation window when the stack sets none: a minute for SES to
+ * publish, the feedback queue's 5 s batching window and 185 s visibility timeout (one redelivery).
+ */
+export const CONFIRMATION_WINDOW_MS =
+  confirmationWindowSeconds({
+    publishSeconds: SES_EVENT_ALLOWANCE_SECONDS,
+    batchingWindowSeconds: 5,
+    visibilitySeconds: 185,
+  }) * 1000;
+
 export function createSender(deps: SenderDeps) {
   // import() settles from the module cache after the first call.
   const signDkim: DkimSigner =
@@ -85,6 +105,7 @@ export function createSender(deps: SenderDeps) {
     mailer: deps.mailer,
     clock: deps.clock,
     leaseMs: deps.leaseMs ?? CLAIM_LEASE_MS,
+    confirmationWindowMs: deps.confirmationWindowMs ?? CONFIRMATION_WINDOW_MS,
     compose: async (message, id, date) => {
       const raw = await composeMime(message, { id, date });
       // d= is the From domain, so the signature aligns for DMARC; the key's public half must be
@@ -126,7 +147,11 @@ export function createSender(deps: SenderDeps) {
   /** Backs a record off exponentially (with jitter) instead of letting it come straight back. */
   const retryLater = async (record: SQSRecord, error: Error, ids: Record<string, string>): Promise<void> => {
     const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
-    const seconds = backoffSeconds(attempt, deps.random);
+    // Waiting for SES's evidence: come back when the confirmation window ends, not sooner.
+    const seconds =
+      error instanceof ConfirmationPendingError
+        ? Math.ceil(error.retryAfterMs / 1000) + 1
+        : backoffSeconds(attempt, deps.random);
     metrics.addMetric('sendRetries', MetricUnit.Count, 1);
     logger.warn('send will be retried', { ...ids, attempt, inSeconds: seconds, ...describeError(error) });
     await deps.visibility.delay(record, seconds);

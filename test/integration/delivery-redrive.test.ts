@@ -3,6 +3,7 @@ import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
 import type { MessageRecord } from '../../lambdas/domain/message.ts';
 import { giveUp, markGaveUp, type SendDeps, sendJob } from '../../lambdas/domain/send.ts';
 import { toMessageView } from '../../lambdas/domain/status.ts';
+import { CONFIRMATION_WINDOW_MS } from '../../lambdas/sender/app.ts';
 import { TransientError } from '../../lambdas/shared/errors.ts';
 import { sendJob as job, messageRecord, outgoingMessage, recipient } from '../support/builders.ts';
 import { mustClaim, raceClaims } from '../support/claims.ts';
@@ -53,6 +54,7 @@ describe('DynamoMessageStore and the redrive of a message Baton gave up on (dyna
     mailer,
     clock: () => at,
     leaseMs: LEASE_MS,
+    confirmationWindowMs: CONFIRMATION_WINDOW_MS,
     compose: async (_message, id) => new TextEncoder().encode(`raw:${id}`),
   });
 

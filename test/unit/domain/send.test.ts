@@ -4,10 +4,12 @@ import type { MessageRecord } from '../../../lambdas/domain/message.ts';
 import { type SendDeps, sendJob } from '../../../lambdas/domain/send.ts';
 import { type Suppression, suppressedReason } from '../../../lambdas/domain/suppression.ts';
 import {
+  ConfirmationPendingError,
   ConflictError,
   PermanentError,
   SendingPausedError,
   TransientError,
+  UncertainSendError,
 } from '../../../lambdas/shared/errors.ts';
 import {
   feedbackEvent,
@@ -18,7 +20,7 @@ import {
   suppression,
   T0,
 } from '../../support/builders.ts';
-import { SEND_LEASE_MS, sendHarness } from '../../support/unit-sender.ts';
+import { SEND_CONFIRMATION_MS, SEND_LEASE_MS, sendHarness } from '../../support/unit-sender.ts';
 
 /** `record` seeded (a queued message to ana by default; null for none). */
 const setUp = (record: MessageRecord | null = messageRecord()) => sendHarness(...(record ? [record] : []));
@@ -430,5 +432,108 @@ describe('sendJob', () => {
       claimToken: 'claim-1',
       claimUntil: Date.parse(T0) + SEND_LEASE_MS,
     });
+  });
+});
+
+describe('sendJob when SES leaves the outcome unknown', () => {
+  const ambiguous = () =>
+    new UncertainSendError('SES answered InternalFailure (500); it may have taken the message', {
+      requestId: 'req-1',
+    });
+
+  /** A first attempt that ended ambiguously, at T0. */
+  const afterAmbiguousAttempt = async () => {
+    const harness = setUp();
+    harness.mailer.willAnswer(ambiguous());
+    const first = await sendJob(harness.deps, job(), none).catch((error: unknown) => error);
+    return { ...harness, first };
+  };
+
+  it('records the attempt as uncertain and keeps the claim for the confirmation window', async () => {
+    // Act
+    const { messages, first } = await afterAmbiguousAttempt();
+
+    // Assess
+    expect(first).toBeInstanceOf(ConfirmationPendingError);
+    expect((first as ConfirmationPendingError).retryAfterMs).toBe(SEND_CONFIRMATION_MS);
+    expect((first as ConfirmationPendingError).cause).toBeInstanceOf(UncertainSendError);
+    expect(messages.peek('msg_1')).toMatchObject({
+      phase: 'sending',
+      claimUntil: Date.parse(T0) + SEND_CONFIRMATION_MS,
+      uncertain: { at: T0, confirmUntil: Date.parse(T0) + SEND_CONFIRMATION_MS, sesRequestId: 'req-1' },
+      recipients: [{ status: 'queued' }],
+    });
+    expect(messages.peek('msg_1')?.events.at(-1)).toMatchObject({
+      type: 'retrying',
+      detail: { reason: 'SES outcome unknown', sesRequestId: 'req-1' },
+    });
+  });
+
+  it('waits for SES’s evidence, without sending, while the confirmation window runs', async () => {
+    // Prepare
+    const { deps, mailer, clock } = await afterAmbiguousAttempt();
+    clock.advance(SEND_CONFIRMATION_MS - 10_000);
+
+    // Act
+    const retry = await sendJob(deps, job(), none).catch((error: unknown) => error);
+
+    // Assess
+    expect(retry).toBeInstanceOf(ConfirmationPendingError);
+    expect((retry as ConfirmationPendingError).retryAfterMs).toBe(10_000);
+    expect(mailer.attempts).toHaveLength(1);
+  });
+
+  it.each([
+    ['send', {}],
+    ['delivery', {}],
+    ['bounce', { bounceType: 'Permanent' }],
+    ['reject', { reason: 'Bad content' }],
+    ['rendering_failure', { reason: 'no template' }],
+  ] as const)('does not send again once a %s event with Baton’s id came', async (kind, extra) => {
+    // Prepare
+    const { deps, messages, mailer, clock } = await afterAmbiguousAttempt();
+    const current = messages.peek('msg_1');
+    const evidence = current && applyFeedback(current, feedbackEvent({ kind, ...extra }), clock());
+    if (evidence) messages.write(evidence);
+    clock.advance(SEND_CONFIRMATION_MS + 1);
+
+    // Act
+    const outcome = await sendJob(deps, job(), none);
+
+    // Assess
+    expect(outcome).toBe('duplicate');
+    expect(mailer.attempts).toHaveLength(1);
+    expect(messages.peek('msg_1')).not.toHaveProperty('uncertain');
+  });
+
+  it('sends again after the window when no evidence came, and records it sent', async () => {
+    // Prepare
+    const { deps, messages, mailer, clock } = await afterAmbiguousAttempt();
+    clock.advance(SEND_CONFIRMATION_MS + 1);
+
+    // Act
+    const outcome = await sendJob(deps, job(), none);
+
+    // Assess
+    expect(outcome).toBe('sent');
+    expect(mailer.attempts).toHaveLength(2);
+    expect(mailer.sent).toHaveLength(1);
+    const stored = messages.peek('msg_1');
+    expect(stored).toMatchObject({ phase: 'sent', recipients: [{ status: 'sent' }] });
+    expect(stored).not.toHaveProperty('uncertain');
+    expect(stored).not.toHaveProperty('claimToken');
+  });
+
+  it('gives the claim back at once only on answers that prove SES took nothing', async () => {
+    // Prepare
+    const { deps, messages, mailer } = setUp();
+    mailer.willAnswer(new TransientError('SES is unavailable or throttling (TooManyRequestsException)'));
+
+    // Act
+    await sendJob(deps, job(), none).catch(() => undefined);
+
+    // Assess
+    expect(messages.peek('msg_1')).toMatchObject({ phase: 'queued' });
+    expect(messages.peek('msg_1')).not.toHaveProperty('uncertain');
   });
 });
