@@ -146,6 +146,7 @@ describe('functions', () => {
           EnvVar.maxSendRate,
           EnvVar.maxConcurrency,
           EnvVar.maxReceiveCount,
+          EnvVar.confirmationWindowSeconds,
           EnvVar.payloadBucket,
           EnvVar.erasureSecretArn,
           ...COMMON_ENV,
