@@ -19,9 +19,9 @@ export interface SendDeps {
   readonly compose: (message: OutgoingMessage, id: string, date: Date) => Promise<Uint8Array>;
   readonly clock: Clock;
   /**
-   * How long a claim protects an attempt. Longer than the function timeout (a live attempt never
-   * loses its claim) and shorter than the queue's visibility timeout (the retry of a dead
-   * attempt finds the claim expired and takes it over).
+   * How long a claim protects an attempt: longer than the function timeout, so a live attempt never
+   * loses its claim. The claim is held for at least `confirmationWindowMs` in any case: an attempt
+   * that died may have died after SES took the message, which is as ambiguous as a lost answer.
    */
   readonly leaseMs: number;
   /**
@@ -48,9 +48,11 @@ export type SendOutcome = 'sent' | 'duplicate' | 'suppressed' | 'failed';
  * retry inside it waits; SES's evidence (any event with Baton's id) moves the message on meanwhile,
  * and the retry after the window finds it done; only when none came does it send again.
  *
- * The windows left: SES's evidence arrives later than the confirmation window (the event path
- * slower than its worst normal latency), or the process dies between SES's answer and step 4 and
- * the retry after the lease finds no event applied yet. See README "Delivery guarantees".
+ * An attempt that dies (its process killed or timed out, or its write after SES failed) is just as
+ * ambiguous: its claim is held for at least the confirmation window too.
+ *
+ * The one window left: SES's evidence arrives later than the confirmation window (the event path
+ * slower than its worst normal latency). See README "Delivery guarantees".
  */
 export async function sendJob(
   deps: SendDeps,
@@ -58,18 +60,20 @@ export async function sendJob(
   suppressed: ReadonlyMap<string, Suppression>,
 ): Promise<SendOutcome> {
   const now = deps.clock();
-  const claim = await deps.messages.claim(job.id, now, deps.leaseMs);
+  const claim = await deps.messages.claim(job.id, now, Math.max(deps.leaseMs, deps.confirmationWindowMs));
   if (claim.outcome === 'missing')
     throw new PermanentError(`message ${job.id} has no record; it cannot be tracked`);
   if (claim.outcome === 'done') return 'duplicate';
   if (claim.outcome === 'busy') {
-    const waiting = claim.record.uncertain?.confirmUntil ?? 0;
-    if (waiting > now.getTime())
-      throw new ConfirmationPendingError(
-        `message ${job.id}: SES's answer to an earlier attempt was lost; waiting for its events`,
-        waiting - now.getTime(),
-      );
-    throw new TransientError(`message ${job.id} is being sent by another attempt`);
+    // Come back when the claim ends: by then the holder finished, or SES's evidence had its time.
+    const left = Math.max(1, (claim.record.claimUntil ?? 0) - now.getTime());
+    const waiting = (claim.record.uncertain?.confirmUntil ?? 0) > now.getTime();
+    throw new ConfirmationPendingError(
+      waiting
+        ? `message ${job.id}: SES's answer to an earlier attempt was lost; waiting for its events`
+        : `message ${job.id} is being sent by another attempt`,
+      left,
+    );
   }
   const { record, token } = claim;
 
