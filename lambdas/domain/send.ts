@@ -63,7 +63,10 @@ export async function sendJob(
   const claim = await deps.messages.claim(job.id, now, Math.max(deps.leaseMs, deps.confirmationWindowMs));
   if (claim.outcome === 'missing')
     throw new PermanentError(`message ${job.id} has no record; it cannot be tracked`);
-  if (claim.outcome === 'done') return 'duplicate';
+  if (claim.outcome === 'done') {
+    await settleLeftOut(deps, claim.record, suppressed, now);
+    return 'duplicate';
+  }
   if (claim.outcome === 'busy') {
     // Come back when the claim ends: by then the holder finished, or SES's evidence had its time.
     const left = Math.max(1, (claim.record.claimUntil ?? 0) - now.getTime());
@@ -141,6 +144,43 @@ export async function sendJob(
     markSent(latest, sesMessageId, newlySuppressed, deps.clock()),
   );
   return 'sent';
+}
+
+/**
+ * SES's evidence marked the message sent, but only for the recipients SES was given: one the
+ * attempt left out (suppressed at the time) is still queued, and no attempt will send it (the
+ * message is done). Record it suppressed, or failed when its suppression has been lifted since.
+ */
+async function settleLeftOut(
+  deps: SendDeps,
+  record: MessageRecord,
+  suppressed: ReadonlyMap<string, Suppression>,
+  now: Date,
+): Promise<void> {
+  if (record.phase !== 'sent' || !record.recipients.some((r) => r.status === 'queued')) return;
+  await rewrite(deps.messages, record, (latest) => {
+    if (!latest.recipients.some((r) => r.status === 'queued')) return undefined;
+    const at = now.toISOString();
+    const leftOut = new Map<string, Suppression>();
+    for (const r of latest.recipients) {
+      const s = suppressed.get(addressKey(r.address));
+      if (r.status === 'queued' && s && isActive(s, now)) leftOut.set(r.address, s);
+    }
+    const reason = 'left out of the send (suppressed at the time); not sent';
+    return {
+      ...latest,
+      recipients: latest.recipients.map((r) => {
+        if (r.status !== 'queued') return r;
+        const s = leftOut.get(r.address);
+        return s
+          ? { ...r, status: 'suppressed' as const, reason: suppressedReason(s), updatedAt: at }
+          : { ...r, status: 'failed' as const, reason, updatedAt: at };
+      }),
+      events: [...latest.events, ...suppressedEvents(leftOut, at)],
+      updatedAt: at,
+      version: latest.version + 1,
+    };
+  });
 }
 
 /** SES refuses a whole send over one tag value outside [A-Za-z0-9_-]; a tenant name must not do that. */

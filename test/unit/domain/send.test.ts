@@ -525,6 +525,32 @@ describe('sendJob when SES leaves the outcome unknown', () => {
     expect(stored).not.toHaveProperty('claimToken');
   });
 
+  it('settles a recipient the lost send left out once SES’s evidence marked the message sent', async () => {
+    // Prepare: the attempt died after SES took the message for ana only (bob was suppressed then).
+    const record = messageRecord({
+      recipients: [recipient('ana@example.org'), recipient('bob@example.org')],
+    });
+    const { deps, messages, mailer, clock } = setUp(record);
+    const evidence = applyFeedback(
+      record,
+      feedbackEvent({ kind: 'send', destination: ['ana@example.org'], key: 's' }),
+      clock(),
+    );
+    if (evidence) messages.write(evidence);
+    const bob = suppression('bob@example.org');
+
+    // Act
+    const outcome = await sendJob(deps, job(), new Map([['bob@example.org', bob]]));
+
+    // Assess
+    expect(outcome).toBe('duplicate');
+    expect(mailer.attempts).toEqual([]);
+    expect(messages.peek('msg_1')?.recipients.map((r) => [r.address, r.status])).toEqual([
+      ['ana@example.org', 'sent'],
+      ['bob@example.org', 'suppressed'],
+    ]);
+  });
+
   it('gives the claim back at once only on answers that prove SES took nothing', async () => {
     // Prepare
     const { deps, messages, mailer } = setUp();
