@@ -19,6 +19,7 @@ import {
   PermanentError,
   SendingPausedError,
   TransientError,
+  UncertainSendError,
 } from '../shared/errors.ts';
 import { confirmationWindowSeconds, SES_EVENT_ALLOWANCE_SECONDS } from '../shared/event-path.ts';
 import { EnvVar } from '../shared/names.ts';
@@ -153,6 +154,8 @@ export function createSender(deps: SenderDeps) {
         ? Math.ceil(error.retryAfterMs / 1000) + 1
         : backoffSeconds(attempt, deps.random);
     metrics.addMetric('sendRetries', MetricUnit.Count, 1);
+    // SES's answer was lost (a 5xx, a reset, a timeout): how often Baton had to wait for evidence.
+    if (error.cause instanceof UncertainSendError) metrics.addMetric('sesAnswersLost', MetricUnit.Count, 1);
     logger.warn('send will be retried', { ...ids, attempt, inSeconds: seconds, ...describeError(error) });
     await deps.visibility.delay(record, seconds);
   };
