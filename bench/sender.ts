@@ -18,7 +18,7 @@ import type { MessageRecord, OutgoingMessage, SendJob } from '../lambdas/domain/
 import { composeMime } from '../lambdas/domain/mime.ts';
 import { type SendDeps, sendJob } from '../lambdas/domain/send.ts';
 import { validateSendRequest } from '../lambdas/domain/send-request.ts';
-import { createSender } from '../lambdas/sender/app.ts';
+import { CONFIRMATION_WINDOW_MS, createSender } from '../lambdas/sender/app.ts';
 import { logger } from '../lambdas/shared/observability.ts';
 import { messageRecord, recipient, sqsRecord } from '../test/support/builders.ts';
 import { credentials, documentClient, region } from '../test/support/emulators.ts';
@@ -84,6 +84,7 @@ export async function measureSenderCpu(
     mailer,
     clock: () => new Date(),
     leaseMs: 120_000,
+    confirmationWindowMs: CONFIRMATION_WINDOW_MS,
     compose: composeSigned,
   };
   const noSuppressions = new Map();

@@ -12,7 +12,7 @@ import { type MonitoredQueue, Monitoring } from './constructs/monitoring.ts';
 import { NotificationKey } from './constructs/notification-key.ts';
 import { PayloadBucket } from './constructs/payload-bucket.ts';
 import type { SecureQueue } from './constructs/secure-queue.ts';
-import { SenderLane } from './constructs/sender-lane.ts';
+import { SenderLane, waitForSesEvidence } from './constructs/sender-lane.ts';
 import { SesSending } from './constructs/ses-sending.ts';
 
 export interface BatonStackProps extends StackProps {
@@ -99,6 +99,7 @@ export class BatonStack extends Stack {
       logRetention: config.logRetentionDays,
       maxConcurrency: concurrency.feedback,
     });
+    for (const lane of LANES) waitForSesEvidence(this.lanes[lane], this.feedback.confirmationWindow);
 
     this.api = new ApiHandler(this, 'Api', {
       apiKeysTable: this.tables.apiKeys,

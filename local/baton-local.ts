@@ -30,6 +30,7 @@ import { startDynamo } from './emulators/dynamodb.ts';
 import { LocalPortEnvVar } from './emulators/errors.ts';
 import { closeServer, listenOnLoopback } from './emulators/listen.ts';
 import { startSqsSns } from './emulators/sqs-sns.ts';
+import { localEventPath } from './event-path.ts';
 import {
   type CfnTemplate,
   LOCAL_REGION,
@@ -76,7 +77,7 @@ export interface LocalOptions {
   readonly dkimSelector?: string;
   /** Emulator ports; 0 (default) lets the OS choose. */
   readonly ports?: { readonly dynamodb?: number; readonly sqsSns?: number; readonly ses?: number };
-  /** Pause between SES stand-in events. @default 50 */
+  /** Pause between SES stand-in events (a fault plan's `eventDelayMs` wins). @default 50 */
   readonly eventDelayMs?: number;
   readonly faults?: FaultPlan;
   /**
@@ -172,12 +173,24 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
   };
 
   try {
-    const plan = planFromTemplate(
-      synthTemplate(sendingDomains[0] ?? 'example.com', {
-        ...options.context,
-        domains: sendingDomains.join(','),
-      }),
+    const eventDelayMs = options.faults?.eventDelayMs ?? options.eventDelayMs ?? 50;
+    // Local mode's own event path: the feedback queue's visibility shortened, and the senders'
+    // confirmation window derived from it (seconds here, minutes deployed).
+    const eventPath = localEventPath(
+      planFromTemplate(
+        synthTemplate(sendingDomains[0] ?? 'example.com', {
+          ...options.context,
+          domains: sendingDomains.join(','),
+        }),
+      ),
+      {
+        eventDelayMs,
+        ...(options.maxBatchingWindowSeconds === undefined
+          ? {}
+          : { maxBatchingWindowSeconds: options.maxBatchingWindowSeconds }),
+      },
     );
+    const plan = eventPath.plan;
 
     const [dynamo, sqsSns] = await Promise.all([
       startDynamo({ port: options.ports?.dynamodb ?? 0 }),
@@ -217,7 +230,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       port: options.ports?.ses ?? 0,
       outboxDir,
       region: REGION,
-      eventDelayMs: options.eventDelayMs ?? 50,
+      eventDelayMs,
       ...(options.faults ? { faults: options.faults } : {}),
       logger: options.standinLogger ?? streamLogger(standinLog),
       eventDestinations: plan.eventDestinations.map((d) => ({
@@ -284,6 +297,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
               : {}),
             // No Secrets Manager here: the erasure secret itself instead of its ARN.
             ...(EnvVar.erasureSecretArn in env ? { [EnvVar.erasureSecret]: erasureSecret } : {}),
+            ...(EnvVar.confirmationWindowSeconds in env
+              ? { [EnvVar.confirmationWindowSeconds]: String(eventPath.confirmationWindowSeconds) }
+              : {}),
             ...options.functionEnvironment,
           },
           timeoutMs: fn.timeoutSeconds * 1000,

@@ -4,7 +4,7 @@ import { TransientError } from '../shared/errors.ts';
 interface SdkErrorShape {
   readonly name?: string;
   readonly message?: string;
-  readonly $metadata?: { readonly httpStatusCode?: number };
+  readonly $metadata?: { readonly httpStatusCode?: number; readonly requestId?: string };
   readonly $retryable?: unknown;
 }
 
@@ -19,7 +19,7 @@ export function isConditionFailed(error: unknown): boolean {
   return errorName(error) === 'ConditionalCheckFailedException';
 }
 
-function httpStatus(error: unknown): number | undefined {
+export function httpStatus(error: unknown): number | undefined {
   return typeof error === 'object' && error !== null
     ? (error as SdkErrorShape).$metadata?.httpStatusCode
     : undefined;
@@ -35,6 +35,18 @@ const THROTTLING = new Set([
   'RequestThrottled',
   'SlowDown',
 ]);
+
+/** The service said it is throttling (by name: SES answers some of these with a 400). */
+export function isThrottling(error: unknown): boolean {
+  return THROTTLING.has(errorName(error));
+}
+
+/** The AWS request id of an answer, when there was one. */
+export function requestId(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null
+    ? (error as SdkErrorShape).$metadata?.requestId
+    : undefined;
+}
 
 /**
  * True for failures worth retrying: throttling, a 5xx, or no HTTP answer at all (connection

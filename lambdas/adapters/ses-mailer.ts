@@ -1,10 +1,15 @@
-import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
+import { SESv2Client, type SESv2ClientConfig, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import type { Mailer, OutboundMail } from '../domain/ports.ts';
-import { PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
-import { errorName, isTransient } from './aws-errors.ts';
+import { PermanentError, SendingPausedError, TransientError, UncertainSendError } from '../shared/errors.ts';
+import { errorName, httpStatus, isThrottling, requestId } from './aws-errors.ts';
 
-export function createSesClient(): SESv2Client {
-  return new SESv2Client({});
+/**
+ * One attempt per SendEmail: the SDK's own retries (3 by default) would resend after a 5xx or a
+ * timeout, when SES may already have taken the message. Baton's retry, which first waits for SES's
+ * evidence (`sendJob`), is the only one.
+ */
+export function createSesClient(config: SESv2ClientConfig = {}): SESv2Client {
+  return new SESv2Client({ ...config, maxAttempts: 1 });
 }
 
 /** SES says no to this message for good; the reason is shown on the recipients. */
@@ -18,10 +23,14 @@ const PERMANENT: Readonly<Record<string, string>> = {
 /** The account cannot send anything right now; retrying one message is pointless. */
 const STOP = new Set(['SendingPausedException', 'AccountSuspendedException']);
 
+/** The request never left this host: nothing reached SES (no route, no such host, refused). */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
+
 /**
  * SES v2 SendEmail with raw content. This is the only code that knows SES exception names: it
- * maps them to TransientError (retry with backoff), PermanentError (fail the recipients, no retry)
- * or SendingPausedError (hand the batch back, alarm).
+ * maps them to TransientError (SES kept nothing: retry with backoff), UncertainSendError (a 5xx,
+ * a reset or a timeout after the request went out: SES may have kept it), PermanentError (fail the
+ * recipients, no retry) or SendingPausedError (hand the batch back, alarm).
  */
 export class SesMailer implements Mailer {
   readonly #ses: SESv2Client;
@@ -47,7 +56,10 @@ export class SesMailer implements Mailer {
           EmailTags: Object.entries(mail.tags).map(([Name, Value]) => ({ Name, Value })),
         }),
       );
-      if (!out.MessageId) throw new TransientError('SES answered without a message id');
+      if (!out.MessageId)
+        throw new UncertainSendError('SES answered 200 without a message id; it may have taken the message', {
+          ...(out.$metadata.requestId ? { requestId: out.$metadata.requestId } : {}),
+        });
       return out.MessageId;
     } catch (error) {
       if (error instanceof TransientError) throw error;
@@ -57,9 +69,25 @@ export class SesMailer implements Mailer {
       if (words) throw new PermanentError(`${words}${detail}`, { cause: error });
       if (STOP.has(name))
         throw new SendingPausedError(`SES sending is paused for the account (${name})`, { cause: error });
-      if (isTransient(error))
+      const status = httpStatus(error);
+      // Throttling is decided before SES takes anything: proven not sent.
+      if (isThrottling(error) || status === 429)
         throw new TransientError(`SES is unavailable or throttling (${name})`, { cause: error });
+      if (status === undefined && NOT_SENT_CODES.has(errorCode(error)))
+        throw new TransientError(`SES is unreachable (${errorCode(error)})`, { cause: error });
+      if (status === undefined || status >= 500) {
+        const id = requestId(error);
+        throw new UncertainSendError(
+          `SES's answer was lost (${name}${status ? ` ${status}` : ''}); it may have taken the message`,
+          { cause: error, ...(id ? { requestId: id } : {}) },
+        );
+      }
       throw new PermanentError(`SES refused the message (${name})${detail}`, { cause: error });
     }
   }
+}
+
+function errorCode(error: unknown): string {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : '';
 }

@@ -28,21 +28,24 @@ export function applyFeedback(
   // (or gave up on it afterwards, believing it unsent).
   const givenUp = phase === 'failed' && record.redrivable === true;
   const unsent = phase === 'queued' || phase === 'sending' || givenUp;
+  // Only the recipients SES was given move to sent: one the sender left out (suppressed at send
+  // time) never reached SES and must not look sent. Without a destination (never so from SES),
+  // those the event names. Checked on every event, not only the first, so the result does not
+  // depend on which event of the message came first.
+  const sentTo = new Set((event.destination ?? event.recipients.map((r) => r.address)).map(addressKey));
+  const recovers = (r: RecipientState) =>
+    (r.status === 'queued' || (givenUp && r.status === 'failed')) && sentTo.has(addressKey(r.address));
   // SES's Send event only matters while Baton has not recorded the send itself (the sender died
   // between SES and its write, or has not written yet). Usually the sender got there first: then
   // the event changes nothing, and writing the record just to remember its key would cost a
   // write per message (and race the sender's own write).
-  if (event.kind === 'send' && !unsent) return undefined;
-  if (unsent) {
-    phase = 'sent';
-    recipients = recipients.map((r) =>
-      r.status === 'queued' || (givenUp && r.status === 'failed')
-        ? { ...r, status: 'sent', reason: null, updatedAt: at }
-        : r,
-    );
-    if (!events.some((e) => e.type === 'sent'))
-      events.push({ type: 'sent', at, sesMessageId: event.sesMessageId });
-  }
+  if (event.kind === 'send' && !unsent && !recipients.some(recovers)) return undefined;
+  if (unsent) phase = 'sent';
+  recipients = recipients.map((r) =>
+    recovers(r) ? { ...r, status: 'sent', reason: null, updatedAt: at } : r,
+  );
+  if (unsent && !events.some((e) => e.type === 'sent'))
+    events.push({ type: 'sent', at, sesMessageId: event.sesMessageId });
 
   const upgrade = (fr: FeedbackRecipient, next: Omit<RecipientState, 'address' | 'kind' | 'updatedAt'>) => {
     const key = addressKey(fr.address);
@@ -145,7 +148,8 @@ export function applyFeedback(
       break;
   }
 
-  const { redrivable: _sentAfterAll, ...rest } = record;
+  // Evidence from SES settles an uncertain attempt: no retry will send it again.
+  const { redrivable: _sentAfterAll, uncertain: _settled, ...rest } = record;
   return {
     ...rest,
     phase,

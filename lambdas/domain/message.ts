@@ -127,6 +127,12 @@ export interface MessageRecord {
    * dead-letter queue): a redrive may still send it. Cleared by the next transition.
    */
   readonly redrivable?: boolean;
+  /**
+   * The last SendEmail whose outcome SES left unknown (a 5xx, a reset connection, a timeout): SES
+   * may have taken it. The claim is held until `confirmUntil` (epoch ms) so no retry sends again
+   * before SES's evidence had time to arrive; evidence moves the message on and clears this.
+   */
+  readonly uncertain?: UncertainAttempt;
   /** Keys of feedback events already applied, so a redelivered event has no second effect. */
   readonly seen: readonly string[];
   /** Optimistic-concurrency counter: every write checks and bumps it. */
@@ -152,4 +158,12 @@ export function headerUri(url: string): string | undefined {
   return href.replace(NOT_URI_CHARACTER, (char) =>
     [...Buffer.from(char, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
   );
+}
+
+/** A SendEmail that may or may not have reached SES (see `MessageRecord.uncertain`). */
+export interface UncertainAttempt {
+  readonly at: string;
+  readonly confirmUntil: number;
+  /** SES's request id, when SES answered at all. */
+  readonly sesRequestId?: string;
 }

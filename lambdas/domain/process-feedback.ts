@@ -1,4 +1,5 @@
 import { ConflictError, PermanentError, TransientError } from '../shared/errors.ts';
+import { FEEDBACK_RACE_WINDOW_SECONDS } from '../shared/event-path.ts';
 import { addressKey, normaliseAddress } from './address.ts';
 import { type ErasedKeyOf, isErasedKey, scrubber } from './erasure.ts';
 import { applyFeedback, suppressionsFor } from './feedback.ts';
@@ -38,9 +39,10 @@ export interface FeedbackResult {
 
 /**
  * An event for a message Baton cannot find yet is retried for this long: the sender may not have
- * written SES's message id yet (identity notifications carry no tags, only that id).
+ * written SES's message id yet (identity notifications carry no tags, only that id). The feedback
+ * queue's receives are derived from it, so its last receive comes after it (event-path.ts).
  */
-const RACE_WINDOW_MS = 15 * 60_000;
+const RACE_WINDOW_MS = FEEDBACK_RACE_WINDOW_SECONDS * 1000;
 
 /**
  * Handles one feedback queue message: parse, update the suppression list, update the message's
@@ -120,7 +122,14 @@ function pseudonymised(
   )
     .filter((field) => event[field] !== undefined)
     .map((field) => [field, scrubAll(event[field])]);
-  return { ...event, recipients, ...Object.fromEntries(texts) };
+  // The destination too: an erased recipient is matched by its pseudonym when SES's evidence of a
+  // send moves the recipients it was given.
+  const destination = event.destination?.map((address) => {
+    const normalised = normaliseAddress(address);
+    const key = normalised === undefined ? undefined : erasedKeyOf(normalised);
+    return key !== undefined && record.recipients.some((x) => x.address === key) ? key : address;
+  });
+  return { ...event, recipients, ...(destination ? { destination } : {}), ...Object.fromEntries(texts) };
 }
 
 /** Feedback for a message Baton has no record of (never sent by it, or long expired): dead-lettered. */

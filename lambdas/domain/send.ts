@@ -1,4 +1,10 @@
-import { ClaimHeldError, PermanentError, SendingPausedError, TransientError } from '../shared/errors.ts';
+import {
+  ConfirmationPendingError,
+  PermanentError,
+  SendingPausedError,
+  TransientError,
+  UncertainSendError,
+} from '../shared/errors.ts';
 import { MessageTag } from '../shared/names.ts';
 import { addressKey } from './address.ts';
 import type { MessageRecord, OutgoingMessage, RecipientState, SendJob, TimelineEvent } from './message.ts';
@@ -13,11 +19,17 @@ export interface SendDeps {
   readonly compose: (message: OutgoingMessage, id: string, date: Date) => Promise<Uint8Array>;
   readonly clock: Clock;
   /**
-   * How long a claim protects an attempt. Longer than the function timeout (a live attempt never
-   * loses its claim) and shorter than the queue's visibility timeout (the retry of a dead
-   * attempt finds the claim expired and takes it over).
+   * How long a claim protects an attempt: longer than the function timeout, so a live attempt never
+   * loses its claim. The claim is held for at least `confirmationWindowMs` in any case: an attempt
+   * that died may have died after SES took the message, which is as ambiguous as a lost answer.
    */
   readonly leaseMs: number;
+  /**
+   * How long to wait for SES's evidence (an event carrying Baton's id) after a SendEmail whose
+   * outcome was lost, before concluding SES kept nothing and sending again: the event path's worst
+   * normal latency (`confirmationWindowSeconds` in shared/event-path.ts).
+   */
+  readonly confirmationWindowMs: number;
 }
 
 export type SendOutcome = 'sent' | 'duplicate' | 'suppressed' | 'failed';
@@ -29,10 +41,18 @@ export type SendOutcome = 'sent' | 'duplicate' | 'suppressed' | 'failed';
  * 2. drop recipients that are suppressed now (`suppressed` is one batched read for the batch);
  * 3. compose the MIME and call SES; 4. record the result.
  *
- * The one window left: the process dies after SES accepted the message and before step 4. The
- * claim then expires and a retry would send again, unless SES's Send event (which carries Baton's
- * message id as a tag) reached the feedback function first and marked the message sent, which is
- * the usual case since the lease outlasts that round trip. See README "Delivery guarantees".
+ *
+ * Only an answer that proves SES kept nothing (throttling, a 4xx) gives the claim back at once. An
+ * ambiguous one (a 5xx, a reset connection, a timeout: `UncertainSendError`) may hide a message SES
+ * took, so the attempt is recorded as uncertain and the claim held for the confirmation window: a
+ * retry inside it waits; SES's evidence (any event with Baton's id) moves the message on meanwhile,
+ * and the retry after the window finds it done; only when none came does it send again.
+ *
+ * An attempt that dies (its process killed or timed out, or its write after SES failed) is just as
+ * ambiguous: its claim is held for at least the confirmation window too.
+ *
+ * The one window left: SES's evidence arrives later than the confirmation window (the event path
+ * slower than its worst normal latency). See README "Delivery guarantees".
  */
 export async function sendJob(
   deps: SendDeps,
@@ -40,14 +60,22 @@ export async function sendJob(
   suppressed: ReadonlyMap<string, Suppression>,
 ): Promise<SendOutcome> {
   const now = deps.clock();
-  const claim = await deps.messages.claim(job.id, now, deps.leaseMs);
+  const claim = await deps.messages.claim(job.id, now, Math.max(deps.leaseMs, deps.confirmationWindowMs));
   if (claim.outcome === 'missing')
     throw new PermanentError(`message ${job.id} has no record; it cannot be tracked`);
-  if (claim.outcome === 'done') return 'duplicate';
+  if (claim.outcome === 'done') {
+    await settleLeftOut(deps, claim.record, suppressed, now);
+    return 'duplicate';
+  }
   if (claim.outcome === 'busy') {
-    throw new ClaimHeldError(
-      `message ${job.id} is being sent by another attempt`,
-      claim.record.claimUntil ?? now.getTime() + deps.leaseMs,
+    // Come back when the claim ends: by then the holder finished, or SES's evidence had its time.
+    const left = Math.max(1, (claim.record.claimUntil ?? 0) - now.getTime());
+    const waiting = (claim.record.uncertain?.confirmUntil ?? 0) > now.getTime();
+    throw new ConfirmationPendingError(
+      waiting
+        ? `message ${job.id}: SES's answer to an earlier attempt was lost; waiting for its events`
+        : `message ${job.id} is being sent by another attempt`,
+      left,
     );
   }
   const { record, token } = claim;
@@ -83,6 +111,24 @@ export async function sendJob(
       },
     });
   } catch (error) {
+    if (error instanceof UncertainSendError) {
+      // SES may have it: hold the claim until its events had time to say so.
+      const confirmUntil = deps.clock().getTime() + deps.confirmationWindowMs;
+      await rewrite(
+        deps.messages,
+        record,
+        (latest) => markUncertain(latest, newlySuppressed, error, confirmUntil, deps.clock()),
+        {
+          claimToken: token,
+          gone: (id) => new PermanentError(`message ${id} disappeared while it was being sent`),
+        },
+      );
+      throw new ConfirmationPendingError(
+        `message ${job.id}: SES's answer was lost; waiting for its events before sending again`,
+        deps.confirmationWindowMs,
+        { cause: error },
+      );
+    }
     if (error instanceof TransientError || error instanceof SendingPausedError) {
       // Give the claim back so the retry does not wait out the lease; nothing was sent.
       await deps.messages.release(job.id, token);
@@ -98,6 +144,43 @@ export async function sendJob(
     markSent(latest, sesMessageId, newlySuppressed, deps.clock()),
   );
   return 'sent';
+}
+
+/**
+ * SES's evidence marked the message sent, but only for the recipients SES was given: one the
+ * attempt left out (suppressed at the time) is still queued, and no attempt will send it (the
+ * message is done). Record it suppressed, or failed when its suppression has been lifted since.
+ */
+async function settleLeftOut(
+  deps: SendDeps,
+  record: MessageRecord,
+  suppressed: ReadonlyMap<string, Suppression>,
+  now: Date,
+): Promise<void> {
+  if (record.phase !== 'sent' || !record.recipients.some((r) => r.status === 'queued')) return;
+  await rewrite(deps.messages, record, (latest) => {
+    if (!latest.recipients.some((r) => r.status === 'queued')) return undefined;
+    const at = now.toISOString();
+    const leftOut = new Map<string, Suppression>();
+    for (const r of latest.recipients) {
+      const s = suppressed.get(addressKey(r.address));
+      if (r.status === 'queued' && s && isActive(s, now)) leftOut.set(r.address, s);
+    }
+    const reason = 'left out of the send (suppressed at the time); not sent';
+    return {
+      ...latest,
+      recipients: latest.recipients.map((r) => {
+        if (r.status !== 'queued') return r;
+        const s = leftOut.get(r.address);
+        return s
+          ? { ...r, status: 'suppressed' as const, reason: suppressedReason(s), updatedAt: at }
+          : { ...r, status: 'failed' as const, reason, updatedAt: at };
+      }),
+      events: [...latest.events, ...suppressedEvents(leftOut, at)],
+      updatedAt: at,
+      version: latest.version + 1,
+    };
+  });
 }
 
 /** SES refuses a whole send over one tag value outside [A-Za-z0-9_-]; a tenant name must not do that. */
@@ -148,7 +231,7 @@ function suppressedEvents(suppressed: ReadonlyMap<string, Suppression>, at: stri
 }
 
 function base(record: MessageRecord, at: string) {
-  const { claimToken: _t, claimUntil: _u, redrivable: _r, ...rest } = record;
+  const { claimToken: _t, claimUntil: _u, redrivable: _r, uncertain: _a, ...rest } = record;
   return { ...rest, updatedAt: at, version: record.version + 1 };
 }
 
@@ -170,6 +253,41 @@ function markSent(
   const final = record.phase === 'rejected' || (record.phase === 'failed' && record.redrivable !== true);
   const phase = final ? record.phase : 'sent';
   return { ...base(record, at), phase, sesMessageId, recipients, events };
+}
+
+/**
+ * Keeps the claim until `confirmUntil` and notes the attempt. Nothing to write when SES's evidence
+ * was applied meanwhile (the feedback function was faster than this write).
+ */
+function markUncertain(
+  record: MessageRecord,
+  suppressed: ReadonlyMap<string, Suppression>,
+  error: UncertainSendError,
+  confirmUntil: number,
+  now: Date,
+): MessageRecord | undefined {
+  if (record.phase !== 'sending') return undefined;
+  const at = now.toISOString();
+  const sesRequestId = error.requestId;
+  return {
+    ...record,
+    claimUntil: confirmUntil,
+    uncertain: { at, confirmUntil, ...(sesRequestId ? { sesRequestId } : {}) },
+    // Those left out now were not given to SES: recorded here, because SES's evidence moves only
+    // the recipients it was given, and a later send would leave them out again.
+    recipients: record.recipients.map((r) => withSuppressed(record, r, suppressed, at)),
+    events: [
+      ...record.events,
+      ...suppressedEvents(suppressed, at),
+      {
+        type: 'retrying',
+        at,
+        detail: { reason: 'SES outcome unknown', sesRequestId: sesRequestId ?? null },
+      },
+    ],
+    updatedAt: at,
+    version: record.version + 1,
+  };
 }
 
 function markSuppressed(
@@ -224,7 +342,10 @@ export async function giveUp(
   const record = await messages.get(id);
   if (record === undefined) return undefined;
   const written = await rewrite(messages, record, (latest) => {
-    const claimLive = latest.phase === 'sending' && (latest.claimUntil ?? 0) > now.getTime();
+    // A claim held only to wait for SES's evidence is no live attempt: on the last receive the
+    // message is given up on (redrivable), and evidence arriving later still moves it to sent.
+    const waiting = (latest.uncertain?.confirmUntil ?? 0) > now.getTime();
+    const claimLive = latest.phase === 'sending' && (latest.claimUntil ?? 0) > now.getTime() && !waiting;
     const unsent = latest.phase === 'queued' || latest.phase === 'sending' || latest.redrivable === true;
     return unsent && !claimLive ? markGaveUp(latest, reason, now, redrivable) : undefined;
   });

@@ -35,6 +35,11 @@ export interface FeedbackEvent {
   readonly batonMessageId?: string;
   readonly at: string;
   readonly recipients: readonly FeedbackRecipient[];
+  /**
+   * Every address SES sent this message to (`mail.destination`): a recipient the sender left out
+   * (suppressed at send time) is not among them and never reached SES.
+   */
+  readonly destination?: readonly string[];
   readonly bounceType?: string;
   readonly bounceSubType?: string;
   readonly feedbackType?: string;
@@ -85,8 +90,13 @@ export function parseFeedback(body: string): FeedbackEvent {
   const sesMessageId = str(mail, 'messageId');
   if (!sesMessageId) throw new MalformedFeedbackError(`${typeName} event without mail.messageId`);
   const batonMessageId = tag(mail, MessageTag.messageId);
-  const base = { sesMessageId, ...(batonMessageId ? { batonMessageId } : {}) };
-  const destination = strings(mail, 'destination').map((address) => ({ address }));
+  const sentTo = strings(mail, 'destination');
+  const base = {
+    sesMessageId,
+    ...(batonMessageId ? { batonMessageId } : {}),
+    ...(sentTo.length > 0 ? { destination: sentTo } : {}),
+  };
+  const destination = sentTo.map((address) => ({ address }));
   const mailAt = str(mail, 'timestamp') ?? '';
 
   switch (kind) {

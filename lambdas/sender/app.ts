@@ -15,13 +15,15 @@ import { giveUp, type SendDeps, sendJob } from '../domain/send.ts';
 import { type StatCounts, StatTally } from '../domain/stats.ts';
 import type { Suppression } from '../domain/suppression.ts';
 import {
-  ClaimHeldError,
   ConfigurationError,
+  ConfirmationPendingError,
   OutOfTimeError,
   PermanentError,
   SendingPausedError,
   TransientError,
+  UncertainSendError,
 } from '../shared/errors.ts';
+import { confirmationWindowSeconds, SES_EVENT_ALLOWANCE_SECONDS } from '../shared/event-path.ts';
 import { EnvVar } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
 import { Tally } from '../shared/tally.ts';
@@ -58,6 +60,8 @@ export interface SenderDeps {
    * instead of taken. @default unpaced
    */
   readonly pacer?: Pacer;
+  /** How long to wait for SES's evidence after an ambiguous answer. @default {@link CONFIRMATION_WINDOW_MS} */
+  readonly confirmationWindowMs?: number;
 }
 
 /** A configured DKIM key and mailauth's signer, as {@link loadDkim} loads them. */
@@ -112,6 +116,17 @@ export interface BatchOptions {
  */
 export const CLAIM_LEASE_MS = 120_000;
 
+/**
+ * The deployed event path's confirmation window when the stack sets none: a minute for SES to
+ * publish, the feedback queue's 5 s batching window and 185 s visibility timeout (one redelivery).
+ */
+export const CONFIRMATION_WINDOW_MS =
+  confirmationWindowSeconds({
+    publishSeconds: SES_EVENT_ALLOWANCE_SECONDS,
+    batchingWindowSeconds: 5,
+    visibilitySeconds: 185,
+  }) * 1000;
+
 export function createSender(deps: SenderDeps) {
   // import() settles from the module cache after the first call.
   const signDkim: DkimSigner =
@@ -121,6 +136,7 @@ export function createSender(deps: SenderDeps) {
     mailer: deps.pacer ? pacedMailer(deps.mailer, deps.pacer) : deps.mailer,
     clock: deps.clock,
     leaseMs: deps.leaseMs ?? CLAIM_LEASE_MS,
+    confirmationWindowMs: deps.confirmationWindowMs ?? CONFIRMATION_WINDOW_MS,
     compose: async (message, id, date) => {
       const raw = await composeMime(message, { id, date });
       // d= is the From domain, so the signature aligns for DMARC; the key's public half must be
@@ -162,12 +178,14 @@ export function createSender(deps: SenderDeps) {
   /** Backs a record off exponentially (with jitter) instead of letting it come straight back. */
   const retryLater = async (record: SQSRecord, error: Error, ids: Record<string, string>): Promise<void> => {
     const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
-    // A held claim is waited out: a dead attempt's lease (the timeout plus 90 s) can outlast every
-    // backoff a record has receives for, and it would reach the DLQ still `sending`.
-    const held =
-      error instanceof ClaimHeldError ? Math.ceil((error.until - deps.clock().getTime()) / 1000) + 1 : 0;
-    const seconds = Math.max(backoffSeconds(attempt, deps.random), held);
+    // Waiting for SES's evidence: come back when the confirmation window ends, not sooner.
+    const seconds =
+      error instanceof ConfirmationPendingError
+        ? Math.ceil(error.retryAfterMs / 1000) + 1
+        : backoffSeconds(attempt, deps.random);
     metrics.addMetric('sendRetries', MetricUnit.Count, 1);
+    // SES's answer was lost (a 5xx, a reset, a timeout): how often Baton had to wait for evidence.
+    if (error.cause instanceof UncertainSendError) metrics.addMetric('sesAnswersLost', MetricUnit.Count, 1);
     logger.warn('send will be retried', { ...ids, attempt, inSeconds: seconds, ...describeError(error) });
     await deps.visibility.delay(record, seconds);
   };

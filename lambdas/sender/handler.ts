@@ -16,7 +16,7 @@ import { processSqsBatch } from '../shared/batch.ts';
 import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
 import { logger, metrics, publishMetrics } from '../shared/observability.ts';
-import { CLAIM_LEASE_MS, createSender, loadDkim } from './app.ts';
+import { CLAIM_LEASE_MS, CONFIRMATION_WINDOW_MS, createSender, loadDkim } from './app.ts';
 
 const doc = createDocumentClient();
 const lane = requiredEnv(EnvVar.lane);
@@ -42,6 +42,7 @@ const sender = createSender({
   clock: () => new Date(),
   maxReceiveCount: numberEnv(EnvVar.maxReceiveCount, Number.POSITIVE_INFINITY),
   leaseMs: numberEnv(EnvVar.claimLeaseSeconds, CLAIM_LEASE_MS / 1000) * 1000,
+  confirmationWindowMs: numberEnv(EnvVar.confirmationWindowSeconds, CONFIRMATION_WINDOW_MS / 1000) * 1000,
   payloads: new S3PayloadStore(createS3Client(), requiredEnv(EnvVar.payloadBucket)),
 });
 const usage = new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable));

@@ -15,6 +15,36 @@ export class PermanentError extends Error {
 }
 
 /**
+ * SES may or may not have taken the message: the request went out and no answer proves either way
+ * (a 5xx, a reset connection, a timeout). Retrying at once could send it twice; see `sendJob`.
+ */
+export class UncertainSendError extends TransientError {
+  override readonly name: string = 'UncertainSendError';
+  /** SES's request id, when an answer came back at all (for SES support). */
+  readonly requestId: string | undefined;
+
+  constructor(message: string, options: { readonly cause?: unknown; readonly requestId?: string } = {}) {
+    super(message, { cause: options.cause });
+    this.requestId = options.requestId;
+  }
+}
+
+/**
+ * An attempt whose outcome SES left unknown is waiting for SES's evidence: try again after
+ * `retryAfterMs`, when the confirmation window has passed (not sooner, and not with the usual
+ * backoff, which would spend receives for nothing).
+ */
+export class ConfirmationPendingError extends TransientError {
+  override readonly name: string = 'ConfirmationPendingError';
+  readonly retryAfterMs: number;
+
+  constructor(message: string, retryAfterMs: number, options: { readonly cause?: unknown } = {}) {
+    super(message, options);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/**
  * The SES account cannot send at all (sending paused, account suspended). The whole batch goes
  * back to the queue with a long delay and an alarm fires; nothing is marked failed.
  */
@@ -28,20 +58,6 @@ export class SendingPausedError extends Error {
  */
 export class OutOfTimeError extends TransientError {
   override readonly name = 'OutOfTimeError';
-}
-
-/**
- * Another attempt holds the message's claim until `until` (epoch ms): a live one will finish it, a dead
- * one's claim runs out then. Retrying sooner only burns the record's receives.
- */
-export class ClaimHeldError extends TransientError {
-  override readonly name = 'ClaimHeldError';
-  readonly until: number;
-
-  constructor(message: string, until: number) {
-    super(message);
-    this.until = until;
-  }
 }
 
 /** A required setting is missing or invalid; thrown at cold start so the function fails loudly. */

@@ -39,6 +39,12 @@ export const EnvVar = {
    * timeout so killed senders recover within its run.
    */
   claimLeaseSeconds: 'BATON_CLAIM_LEASE_SECONDS',
+  /**
+   * Seconds a sender waits for SES's evidence (an event with Baton's id) after a SendEmail whose
+   * outcome it did not learn, before it sends again. The stack derives it from the feedback path's
+   * settings (shared/event-path.ts); local mode from its own.
+   */
+  confirmationWindowSeconds: 'BATON_CONFIRMATION_WINDOW_SECONDS',
   /** Optional PEM file with a DKIM private key; when set, the sender signs before SES. */
   dkimKeyFile: 'BATON_DKIM_KEY_FILE',
   dkimSelector: 'BATON_DKIM_SELECTOR',

@@ -5,10 +5,15 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { SqsSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import {
+  confirmationWindowSeconds,
+  feedbackReceivesFor,
+  SES_EVENT_ALLOWANCE_SECONDS,
+} from '../../lambdas/shared/event-path.ts';
 import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
 import { indexQuery, tableAccess } from '../iam.ts';
 import type { BatonFunction } from './baton-function.ts';
-import { addQueueConsumer } from './queue-consumer.ts';
+import { addQueueConsumer, consumerVisibilityTimeout } from './queue-consumer.ts';
 import type { SecureQueue } from './secure-queue.ts';
 
 export interface FeedbackProcessorProps {
@@ -37,8 +42,6 @@ export interface FeedbackProcessorProps {
 }
 
 const BATCH_SIZE = 10;
-/** SES events are retried by redelivery; an event that fails five times is a bug, not a blip. */
-const MAX_RECEIVE_COUNT = 5;
 
 /**
  * The SES feedback path: SNS topic → SQS queue (with DLQ) → feedback function (DESIGN §6: a queue
@@ -48,16 +51,35 @@ export class FeedbackProcessor extends Construct {
   readonly queue: SecureQueue;
   readonly handler: BatonFunction;
   readonly eventSourceMapping: EventSourceMapping;
+  /**
+   * How long after an ambiguous SendEmail SES's evidence can still be on its way through this path
+   * in normal operation: the senders wait this long before they send again (event-path.ts).
+   */
+  readonly confirmationWindow: Duration;
 
   constructor(scope: Construct, id: string, props: FeedbackProcessorProps) {
     super(scope, id);
+    const timeout = props.timeout ?? Duration.seconds(30);
+    const maxBatchingWindow = props.maxBatchingWindow ?? Duration.seconds(5);
+    const visibility = consumerVisibilityTimeout(timeout, maxBatchingWindow);
+    // Derived from the race window: an event for a message Baton cannot find is retried until the
+    // race window has passed, so its last receive classifies it orphaned instead of dead-lettering
+    // it as a transient failure (5 receives of 185 s ended at about 12 min, inside the 15 min).
+    const maxReceiveCount = feedbackReceivesFor(visibility.toSeconds());
+    this.confirmationWindow = Duration.seconds(
+      confirmationWindowSeconds({
+        publishSeconds: SES_EVENT_ALLOWANCE_SECONDS,
+        batchingWindowSeconds: maxBatchingWindow.toSeconds(),
+        visibilitySeconds: visibility.toSeconds(),
+      }),
+    );
     const consumer = addQueueConsumer(this, 'FeedbackProcessor', {
       functionId: 'Handler',
       function: {
         entry: 'lambdas/feedback/handler.ts',
         serviceName: 'baton-feedback',
         description: 'Applies SES delivery, bounce and complaint events to messages and suppressions',
-        timeout: props.timeout ?? Duration.seconds(30),
+        timeout,
         logRetention: props.logRetention,
         environment: {
           [EnvVar.messagesTable]: props.messagesTable.tableName,
@@ -65,9 +87,9 @@ export class FeedbackProcessor extends Construct {
           [EnvVar.statsTable]: props.statsTable.tableName,
         },
       },
-      maxReceiveCount: MAX_RECEIVE_COUNT,
+      maxReceiveCount,
       batchSize: BATCH_SIZE,
-      maxBatchingWindow: props.maxBatchingWindow ?? Duration.seconds(5),
+      maxBatchingWindow,
       maxConcurrency: props.maxConcurrency ?? 5,
     });
     this.queue = consumer.queue;

@@ -53,6 +53,15 @@ export interface QueueConsumer {
 }
 
 /**
+ * The visibility timeout of a consumer's queue, following Lambda's guidance: at least six times the
+ * function timeout plus the batching window. Exported so settings derived from it (the feedback
+ * queue's receives, the senders' confirmation window) use the same number.
+ */
+export function consumerVisibilityTimeout(timeout: Duration, maxBatchingWindow?: Duration): Duration {
+  return Duration.seconds(6 * timeout.toSeconds() + (maxBatchingWindow?.toSeconds() ?? 0));
+}
+
+/**
  * A queue (with its DLQ) drained by a Baton function, wired the way every Baton consumer is: the
  * visibility timeout sized from the function timeout, partial batch failures reported, a concurrency
  * cap, and a role that may receive, delete and change visibility on that queue only.
@@ -63,10 +72,8 @@ export interface QueueConsumer {
  */
 export function addQueueConsumer(scope: Construct, owner: string, props: QueueConsumerProps): QueueConsumer {
   validate(owner, props);
-  const window = props.maxBatchingWindow?.toSeconds() ?? 0;
   const queue = new SecureQueue(scope, 'Queue', {
-    // Lambda's guidance: at least six times the function timeout plus the batching window.
-    visibilityTimeout: Duration.seconds(6 * props.function.timeout.toSeconds() + window),
+    visibilityTimeout: consumerVisibilityTimeout(props.function.timeout, props.maxBatchingWindow),
     ...(props.maxReceiveCount === undefined ? {} : { maxReceiveCount: props.maxReceiveCount }),
   });
   const fn = new BatonFunction(scope, props.functionId, props.function);

@@ -149,6 +149,23 @@ export class SenderLane extends Construct {
   }
 }
 
+/** SQS's longest visibility timeout: a sender cannot put a message away for longer. */
+const MAX_VISIBILITY = Duration.hours(12);
+
+/**
+ * Sets how long this lane's sender waits for SES's evidence after a SendEmail whose answer was
+ * lost, before it sends again (the feedback path's {@link FeedbackProcessor.confirmationWindow}).
+ * The wait costs one receive: the sender puts the message away for exactly that long.
+ */
+export function waitForSesEvidence(lane: SenderLane, window: Duration): void {
+  if (window.toSeconds() > MAX_VISIBILITY.toSeconds()) {
+    throw new Error(
+      `SenderLane: a confirmation window of ${window.toSeconds()} s exceeds SQS's 12 h visibility limit`,
+    );
+  }
+  lane.sender.function.addEnvironment(EnvVar.confirmationWindowSeconds, String(window.toSeconds()));
+}
+
 function validate(props: SenderLaneProps): void {
   if (!LANES.includes(props.lane)) {
     throw new Error(`SenderLane: unknown lane "${props.lane}", expected one of ${LANES.join(', ')}`);

@@ -23,7 +23,7 @@ import {
   type SesMail,
   sendEvent,
 } from './events.ts';
-import { FaultInjector, type FaultPlan } from './faults.ts';
+import { AmbiguousAnswerError, type AmbiguousOutcome, FaultInjector, type FaultPlan } from './faults.ts';
 import { sesStyleId } from './ids.ts';
 import { consoleLogger, maskAddresses, type StandinLogger } from './log.ts';
 import { type EventGroup, isDelivered, planEventPhases, recipientSteps } from './mailbox-simulator.ts';
@@ -95,6 +95,8 @@ export interface SesStandin extends LocalEmulator {
   setFaults(plan: FaultPlan): void;
   /** Faults injected so far, by kind. */
   faultsInjected(): Readonly<FaultInjector['injected']>;
+  /** Every SendEmail answer the stand-in lost on purpose (acceptThenFailRate, failWithoutAcceptRate). */
+  ambiguousAnswers(): readonly AmbiguousOutcome[];
   /** Resolves when every event scheduled so far has been published (or given up after retries). */
   settled(): Promise<void>;
 }
@@ -127,10 +129,12 @@ export const startSesStandin = async (options: StartSesStandinOptions): Promise<
 
   const region = options.region ?? 'us-east-1';
   const accountId = options.accountId ?? '000000000000';
-  const eventDelayMs = options.eventDelayMs ?? 50;
+  const standinDelayMs = options.eventDelayMs ?? 50;
   const clock = options.clock ?? (() => new Date());
   const logger = options.logger ?? consoleLogger;
   const faults = new FaultInjector(options.faults);
+  // Read at each pause, so a plan set mid-run (setFaults) takes effect for the next events.
+  const eventDelayMs = (): number => faults.plan.eventDelayMs ?? standinDelayMs;
   const knownConfigurationSets = new Set([
     ...(options.configurationSets ?? []),
     ...options.eventDestinations.map((destination) => destination.configurationSet),
@@ -158,9 +162,12 @@ export const startSesStandin = async (options: StartSesStandinOptions): Promise<
     }
     faults.afterValidation(draw);
 
+    const batonMessageId = request.tags.find((tag) => tag.name === OUTBOX_ID_TAG)?.value;
+    const lost = faults.loseAnswer(batonMessageId);
+    // SES failed before keeping anything: no copy, no events; the caller cannot know that.
+    if (lost && !lost.kept) throw new AmbiguousAnswerError(lost.answer);
     const acceptedAt = clock();
     const sesMessageId = sesStyleId(acceptedAt);
-    const batonMessageId = request.tags.find((tag) => tag.name === OUTBOX_ID_TAG)?.value;
     const rejectedLater = faults.rejectAfterAccept();
     const plans = request.recipients.map((recipient) => {
       const steps = recipientSteps(recipient);
@@ -199,6 +206,8 @@ export const startSesStandin = async (options: StartSesStandinOptions): Promise<
 
     const mail = buildMail(request, { sesMessageId, acceptedAt, region, accountId });
     track(publishEvents(mail, request.configurationSet, rejectedLater ? 'rejected' : planEventPhases(plans)));
+    // Kept, delivered and publishing events, but the answer is lost on the way back.
+    if (lost) throw new AmbiguousAnswerError(lost.answer);
     return { MessageId: sesMessageId };
   };
 
@@ -216,15 +225,15 @@ export const startSesStandin = async (options: StartSesStandinOptions): Promise<
     const destinations = options.eventDestinations.filter((d) => d.configurationSet === configurationSet);
     if (destinations.length === 0) return;
     try {
-      await sleep(eventDelayMs, undefined, { signal: stopSignal.signal });
+      await sleep(eventDelayMs(), undefined, { signal: stopSignal.signal });
       await emit(destinations, sendEvent(mail));
       if (phases === 'rejected') {
-        await sleep(eventDelayMs, undefined, { signal: stopSignal.signal });
+        await sleep(eventDelayMs(), undefined, { signal: stopSignal.signal });
         await emit(destinations, rejectEvent(mail));
         return;
       }
       for (const phase of phases) {
-        await sleep(eventDelayMs, undefined, { signal: stopSignal.signal });
+        await sleep(eventDelayMs(), undefined, { signal: stopSignal.signal });
         const at = clock();
         for (const group of phase) await emit(destinations, outcomeEvent(mail, group, at));
       }
@@ -301,6 +310,14 @@ export const startSesStandin = async (options: StartSesStandinOptions): Promise<
         if (error instanceof SesApiError) {
           logger.warn('send refused', { errorType: error.errorType, reason: maskAddresses(error.message) });
         }
+        if (error instanceof AmbiguousAnswerError) {
+          logger.warn('send answer lost (injected)', { answer: error.answer });
+          if (error.answer === 'connection-reset') {
+            res.destroy();
+            return;
+          }
+          throw new SesApiError('InternalFailure', 'An internal failure occurred (injected).');
+        }
         throw error;
       }
       return;
@@ -350,6 +367,7 @@ export const startSesStandin = async (options: StartSesStandinOptions): Promise<
     }),
     sent: () => [...accepted],
     faultsInjected: () => ({ ...faults.injected }),
+    ambiguousAnswers: () => [...faults.ambiguous],
     setFaults: (plan) => {
       faults.plan = plan;
     },

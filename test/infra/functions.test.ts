@@ -147,6 +147,7 @@ describe('functions', () => {
           EnvVar.maxConcurrency,
           EnvVar.maxReceiveCount,
           EnvVar.claimLeaseSeconds,
+          EnvVar.confirmationWindowSeconds,
           EnvVar.payloadBucket,
           EnvVar.erasureSecretArn,
           ...COMMON_ENV,

@@ -1,12 +1,18 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Capture, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LANES } from '../../lambdas/shared/names.ts';
+import {
+  confirmationWindowSeconds,
+  FEEDBACK_RACE_WINDOW_SECONDS,
+  SES_EVENT_ALLOWANCE_SECONDS,
+} from '../../lambdas/shared/event-path.ts';
+import { EnvVar, LANES } from '../../lambdas/shared/names.ts';
 import type { BatonStack } from '../../lib/baton-stack.ts';
 import { SecureQueue } from '../../lib/constructs/secure-queue.ts';
 import {
   asArray,
   type CfnResource,
+  environmentOf,
   logicalIdOf,
   props,
   referencedId,
@@ -67,11 +73,12 @@ describe('queues', () => {
     do redrives.set(dlq.asString(), receives.asNumber());
     while (dlq.next() && receives.next());
 
-    // Assess: lanes retry longer (SES throttling is transient), feedback and erasure dead-letter sooner.
+    // Assess: lanes retry longer (SES throttling is transient), erasure dead-letters sooner; the
+    // feedback queue's receives outlast the race window (see 'event path timings').
     expect(Object.fromEntries(redrives)).toEqual({
       [logicalIdOf(stack.lanes.transactional.queue.deadLetterQueue)]: 10,
       [logicalIdOf(stack.lanes.broadcast.queue.deadLetterQueue)]: 10,
-      [logicalIdOf(stack.feedback.queue.deadLetterQueue)]: 5,
+      [logicalIdOf(stack.feedback.queue.deadLetterQueue)]: 6,
       [logicalIdOf(stack.erasure.queue.deadLetterQueue)]: 5,
     });
   });
@@ -196,4 +203,51 @@ describe('SecureQueue', () => {
         }),
     ).toThrow(/deadLetterRetentionPeriod \(4 days\) must be longer than retentionPeriod \(4 days\)/);
   });
+});
+
+describe('event path timings', () => {
+  let template: Template;
+  let stack: BatonStack;
+
+  beforeAll(() => {
+    ({ template, stack } = synthTemplate());
+  });
+
+  const feedbackQueue = () => props(resourceOf(template, stack.feedback.queue.queue));
+  const feedbackBatchingWindow = () =>
+    Number(props(resourceOf(template, stack.feedback.eventSourceMapping)).MaximumBatchingWindowInSeconds);
+
+  it('gives the feedback queue a last receive after the race window, so a late event for an unknown message is classified orphaned', () => {
+    // Act
+    const visibility = Number(feedbackQueue().VisibilityTimeout);
+    const receives = (feedbackQueue().RedrivePolicy as { maxReceiveCount: number }).maxReceiveCount;
+
+    // Assess: receive n comes at least (n - 1) visibility timeouts after the first.
+    expect((receives - 1) * visibility).toBeGreaterThan(FEEDBACK_RACE_WINDOW_SECONDS);
+    expect({ visibility, receives }).toEqual({ visibility: 185, receives: 6 });
+  });
+
+  it.each(LANES)(
+    'tells the %s sender to wait for SES’s evidence longer than the feedback path’s worst normal latency',
+    (lane) => {
+      // Prepare
+      const visibility = Number(feedbackQueue().VisibilityTimeout);
+      const batching = feedbackBatchingWindow();
+
+      // Act
+      const env = environmentOf(template, stack.lanes[lane].sender.function);
+
+      // Assess: published, batched, failed once and received again after the visibility timeout.
+      const window = Number(env[EnvVar.confirmationWindowSeconds]);
+      expect(window).toBe(
+        confirmationWindowSeconds({
+          publishSeconds: SES_EVENT_ALLOWANCE_SECONDS,
+          batchingWindowSeconds: batching,
+          visibilitySeconds: visibility,
+        }),
+      );
+      expect(window).toBeGreaterThan(SES_EVENT_ALLOWANCE_SECONDS + batching + visibility);
+      expect(window).toBe(255);
+    },
+  );
 });

@@ -9,9 +9,14 @@ import {
   TooManyRequestsException,
 } from '@aws-sdk/client-sesv2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SesMailer } from '../../lambdas/adapters/ses-mailer.ts';
+import { createSesClient, SesMailer } from '../../lambdas/adapters/ses-mailer.ts';
 import type { OutboundMail } from '../../lambdas/domain/ports.ts';
-import { PermanentError, SendingPausedError, TransientError } from '../../lambdas/shared/errors.ts';
+import {
+  PermanentError,
+  SendingPausedError,
+  TransientError,
+  UncertainSendError,
+} from '../../lambdas/shared/errors.ts';
 import { MessageTag } from '../../lambdas/shared/names.ts';
 import { type SesStandin, type StandinLogger, startSesStandin } from '../../local/ses-standin/index.ts';
 import { credentials, region, tempDir, unreachable } from '../support/emulators.ts';
@@ -204,6 +209,67 @@ describe('SesMailer through the real SESv2Client against the SES stand-in', () =
     expect(error.cause).toBeInstanceOf(BadRequestException);
   });
 
+  it.each([
+    // random 0.25: the call loses its answer; its second draw picks InternalFailure (< 0.5).
+    [
+      'an InternalFailure 500',
+      0.25,
+      /^SES's answer was lost \(InternalFailure 500\); it may have taken the message$/,
+    ],
+    // random 0.75: a reset connection.
+    ['a reset connection', 0.75, /^SES's answer was lost \(\w+\); it may have taken the message$/],
+  ])(
+    'turns %s after SES kept the message into an UncertainSendError, and SES has it once',
+    async (_what, draw, words) => {
+      // Prepare
+      standin.setFaults({ acceptThenFailRate: 1, random: () => draw });
+      const mail = outbound();
+
+      // Act
+      const error = await failureOf(mailer.send(mail));
+
+      // Assess
+      expect(error).toBeInstanceOf(UncertainSendError);
+      expect(error.message).toMatch(words);
+      expect(standin.sent().filter((r) => r.batonMessageId === mail.batonId)).toHaveLength(1);
+      expect(standin.ambiguousAnswers().at(-1)).toEqual({
+        batonMessageId: mail.batonId,
+        kept: true,
+        answer: draw < 0.5 ? 'internal-failure' : 'connection-reset',
+      });
+    },
+  );
+
+  it('answers a send SES did not keep exactly as one it kept: an UncertainSendError, nothing sent', async () => {
+    // Prepare
+    standin.setFaults({ failWithoutAcceptRate: 1, random: () => 0.25 });
+    const mail = outbound();
+
+    // Act
+    const error = await failureOf(mailer.send(mail));
+
+    // Assess
+    expect(error).toBeInstanceOf(UncertainSendError);
+    expect((error as UncertainSendError).requestId).toEqual(expect.any(String));
+    expect(standin.sent().filter((r) => r.batonMessageId === mail.batonId)).toEqual([]);
+  });
+
+  it('makes one SendEmail attempt with the sender’s client: the SDK never resends after a 500', async () => {
+    // Prepare: the SDK's default (3 attempts) would send this message three times.
+    const client = createSesClient({ endpoint: standin.endpoint, region, credentials });
+    standin.setFaults({ acceptThenFailRate: 1, random: () => 0.25 });
+    const mail = outbound();
+
+    // Act
+    const error = await failureOf(new SesMailer(client, CONFIGURATION_SET).send(mail));
+
+    // Assess
+    expect(error).toBeInstanceOf(UncertainSendError);
+    expect(await client.config.maxAttempts()).toBe(1);
+    expect(standin.sent().filter((r) => r.batonMessageId === mail.batonId)).toHaveLength(1);
+    client.destroy();
+  });
+
   it('reports an SES endpoint that does not answer as a TransientError', async () => {
     // Prepare: nothing listens on port 9
     const dead = new SESv2Client(unreachable);
@@ -214,7 +280,9 @@ describe('SesMailer through the real SESv2Client against the SES stand-in', () =
 
     // Assess
     expect(error).toBeInstanceOf(TransientError);
-    expect(error.message).toMatch(/^SES is unavailable or throttling \(\w+\)$/);
+    // Refused before anything left this host: proven not sent, so not uncertain.
+    expect(error).not.toBeInstanceOf(UncertainSendError);
+    expect(error.message).toBe('SES is unreachable (ECONNREFUSED)');
     dead.destroy();
   });
 });

@@ -3,7 +3,8 @@ import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
 import type { MessageRecord } from '../../lambdas/domain/message.ts';
 import { giveUp, markGaveUp, type SendDeps, sendJob } from '../../lambdas/domain/send.ts';
 import { toMessageView } from '../../lambdas/domain/status.ts';
-import { TransientError } from '../../lambdas/shared/errors.ts';
+import { CONFIRMATION_WINDOW_MS } from '../../lambdas/sender/app.ts';
+import { ConfirmationPendingError, TransientError, UncertainSendError } from '../../lambdas/shared/errors.ts';
 import { sendJob as job, messageRecord, outgoingMessage, recipient } from '../support/builders.ts';
 import { mustClaim, raceClaims } from '../support/claims.ts';
 import { FakeMailer } from '../support/fakes.ts';
@@ -53,6 +54,7 @@ describe('DynamoMessageStore and the redrive of a message Baton gave up on (dyna
     mailer,
     clock: () => at,
     leaseMs: LEASE_MS,
+    confirmationWindowMs: CONFIRMATION_WINDOW_MS,
     compose: async (_message, id) => new TextEncoder().encode(`raw:${id}`),
   });
 
@@ -214,6 +216,49 @@ describe('DynamoMessageStore and the redrive of a message Baton gave up on (dyna
       expect(others).toHaveLength(19);
       expect(others.filter((o) => o !== 'duplicate' && o !== busy)).toEqual([]);
       expect((await store.get(record.id))?.phase).toBe('sent');
+    });
+  });
+
+  describe('an SES answer that was lost', () => {
+    it('holds the claim in DynamoDB for the confirmation window, then lets one retry send once', async () => {
+      // Prepare
+      const record = queued();
+      await store.create(record);
+      const mailer = new FakeMailer().willAnswer(
+        new UncertainSendError('SES answered InternalFailure (500)', { requestId: 'req-9' }),
+      );
+      const first = await sendJob(deps(mailer, NOW), job(outgoingMessage(), record.id), new Map()).catch(
+        (error: unknown) => error,
+      );
+      const justBefore = new Date(NOW.getTime() + CONFIRMATION_WINDOW_MS - 1000);
+      const justAfter = new Date(NOW.getTime() + CONFIRMATION_WINDOW_MS + 1000);
+
+      // Act
+      const early = await sendJob(
+        deps(mailer, justBefore),
+        job(outgoingMessage(), record.id),
+        new Map(),
+      ).catch((error: unknown) => error);
+      const late = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          sendJob(deps(mailer, justAfter), job(outgoingMessage(), record.id), new Map()).catch(
+            (error: unknown) => error,
+          ),
+        ),
+      );
+
+      // Assess
+      expect(first).toBeInstanceOf(ConfirmationPendingError);
+      expect(early).toMatchObject({ retryAfterMs: 1000 });
+      expect(late.filter((o) => o === 'sent')).toHaveLength(1);
+      expect(mailer.attempts).toHaveLength(2);
+      expect(mailer.sent).toHaveLength(1);
+      const stored = await store.get(record.id);
+      expect(stored?.phase).toBe('sent');
+      expect(stored).not.toHaveProperty('uncertain');
+      expect(stored?.events.some((e) => e.type === 'retrying' && e.detail?.sesRequestId === 'req-9')).toBe(
+        true,
+      );
     });
   });
 });

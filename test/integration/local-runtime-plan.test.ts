@@ -5,6 +5,7 @@ import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { EnvVar, Keys, PUBLISHED_SES_EVENTS, Route } from '../../lambdas/shared/names.ts';
+import { LOCAL_EVENT_VISIBILITY_SECONDS, localEventPath } from '../../local/event-path.ts';
 import { type LocalPlan, resolveEnvironment, UnsupportedTemplateError } from '../../local/plan.ts';
 import type { ProvisionedStack } from '../support/emulators.ts';
 import { withProvisionedStack } from '../support/provisioned-suite.ts';
@@ -74,6 +75,25 @@ describe('local plan from the synthesized template, provisioned on the emulators
         { topic: destination?.topic, queue: feedbackSource?.queue, rawMessageDelivery: true },
       ]);
       expect(plan.topics).toContain(destination?.topic);
+    });
+
+    it('puts local mode’s event path on its own settings: the feedback queue’s visibility in seconds, the confirmation window derived from it', () => {
+      // Prepare
+      const feedback = plan.subscriptions[0]?.queue ?? '';
+
+      // Act
+      const local = localEventPath(plan, { eventDelayMs: 3000 });
+      const capped = localEventPath(plan, { eventDelayMs: 50, maxBatchingWindowSeconds: 0 });
+
+      // Assess: 3 s of event delay + 1 s SNS → SQS + the 5 s batching window + 10 s visibility + 5 s.
+      expect(local.plan.queues.find((q) => q.logicalId === feedback)?.visibilityTimeout).toBe(
+        LOCAL_EVENT_VISIBILITY_SECONDS,
+      );
+      expect(local.confirmationWindowSeconds).toBe(24);
+      expect(capped.confirmationWindowSeconds).toBe(17);
+      // The lanes keep the template's visibility: only the event path is local mode's own.
+      const others = plan.queues.filter((q) => q.logicalId !== feedback);
+      expect(local.plan.queues.filter((q) => q.logicalId !== feedback)).toEqual(others);
     });
 
     it('finds the five functions, each with a handler entry that exists on disk', () => {

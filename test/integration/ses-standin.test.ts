@@ -660,6 +660,53 @@ describe('SES stand-in, through the real SESv2Client and SNS → SQS', () => {
       client.destroy();
     });
 
+    it('loses the answer to a send it kept (events follow, after eventDelayMs) or did not keep (no events), as the fault plan asks', async () => {
+      // Prepare
+      const published: Array<{ type: string; at: number }> = [];
+      const faulty = await startAnother({
+        publish: async (_topic, message) => {
+          published.push({ type: (JSON.parse(message) as SesEvent).eventType, at: Date.now() });
+        },
+        eventDestinations: [
+          { configurationSet: CONFIGURATION_SET, topicArn, eventTypes: PUBLISHED_SES_EVENTS },
+        ],
+        eventDelayMs: 0,
+        // 0.25: every call loses its answer, as InternalFailure.
+        faults: { acceptThenFailRate: 1, eventDelayMs: 300, random: () => 0.25 },
+      });
+      // One attempt: the SDK's default three would send the kept message three times.
+      const client = clientFor(faulty, 1);
+      const kept = nextBatonId();
+      const dropped = nextBatonId();
+
+      // Act
+      const sentAt = Date.now();
+      const keptError = await client
+        .send(new SendEmailCommand(sendInput(['ana@example.org'], { batonId: kept })))
+        .catch((error: unknown) => error);
+      await faulty.settled();
+      const afterKept = published.splice(0);
+      faulty.setFaults({ failWithoutAcceptRate: 1, random: () => 0.25 });
+      const droppedError = await client
+        .send(new SendEmailCommand(sendInput(['ana@example.org'], { batonId: dropped })))
+        .catch((error: unknown) => error);
+      await faulty.settled();
+
+      // Assess
+      expect(keptError).toMatchObject({ name: 'InternalFailure', $metadata: { httpStatusCode: 500 } });
+      expect(afterKept.map((e) => e.type)).toEqual(['Send', 'Delivery']);
+      expect(afterKept[0]?.at ?? 0).toBeGreaterThanOrEqual(sentAt + 300);
+      expect(faulty.sent().map((r) => r.batonMessageId)).toEqual([kept]);
+      expect(droppedError).toMatchObject({ name: 'InternalFailure', $metadata: { httpStatusCode: 500 } });
+      expect(published).toEqual([]);
+      expect(faulty.faultsInjected()).toMatchObject({ acceptedThenFailed: 1, failedWithoutAccept: 1 });
+      expect(faulty.ambiguousAnswers().map((a) => [a.batonMessageId, a.kept])).toEqual([
+        [kept, true],
+        [dropped, false],
+      ]);
+      client.destroy();
+    });
+
     it('answers SendingPausedException while sending is paused, and GetAccount says so', async () => {
       // Prepare
       const paused = await startAnother({});

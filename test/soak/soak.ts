@@ -36,6 +36,15 @@ export interface SoakOptions {
   readonly sesThrottleRate?: number;
   /** Fraction of SES SendEmail calls rejected (MessageRejected). @default 0.01 */
   readonly sesRejectRate?: number;
+  /**
+   * Fraction of SES SendEmail calls that SES keeps while the answer is lost (InternalFailure or a
+   * reset connection): Baton must wait for the events instead of sending again. @default 0.05
+   */
+  readonly sesAcceptThenFailRate?: number;
+  /** Fraction answered the same way with nothing kept: Baton must send again after the window. @default 0.05 */
+  readonly sesFailWithoutAcceptRate?: number;
+  /** Pause before each SES event (as deployed, SES takes seconds). @default 3000 */
+  readonly eventDelayMs?: number;
   /** Fraction of DynamoDB calls failed (a quarter of them after taking effect). @default 0.05 */
   readonly dynamoFaultRate?: number;
   /** How often the sender processes are killed while mail flows. */
@@ -73,6 +82,23 @@ export interface SoakReport {
     readonly senderKills: number;
     readonly processesKilled: number;
   };
+  /** SendEmail answers the stand-in lost on purpose, and what became of their messages. */
+  readonly ambiguous: {
+    readonly injected: number;
+    /** SES kept the message (acceptThenFail): resolved by its events, without a second send. */
+    readonly kept: number;
+    readonly keptResolvedWithoutResend: number;
+    /** SES kept nothing (failWithoutAccept): sent again after the confirmation window. */
+    readonly notKept: number;
+    readonly notKeptSentAgain: number;
+    /** Messages with a lost answer whose recipients show SES outcomes (delivered, bounced, complained). */
+    readonly messages: number;
+    readonly delivered: number;
+    /** Of those messages, the ones SES refused (MessageRejected) on the send after the window. */
+    readonly refusedOnResend: number;
+  };
+  /** The senders' confirmation window in this run (local mode's own), in seconds. */
+  readonly confirmationWindowSeconds: number;
   readonly sesAccepted: number;
   readonly duplicates: number;
   readonly lost: number;
@@ -147,11 +173,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     port: 0,
     stateDir: dir,
     apiKey: API_KEY,
-    eventDelayMs: 5,
     logLevel: 'WARN',
     faults: {
       throttleRate: options.sesThrottleRate ?? 0.3,
       rejectRate: options.sesRejectRate ?? 0.01,
+      acceptThenFailRate: options.sesAcceptThenFailRate ?? 0.05,
+      failWithoutAcceptRate: options.sesFailWithoutAcceptRate ?? 0.05,
+      eventDelayMs: options.eventDelayMs ?? 3000,
       random: prng((options.seed ?? 1) + 1),
     },
     wrapEndpoint: async (service, endpoint) => {
@@ -373,6 +401,47 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         `${suppressionMismatch} differences between the suppression list and the hard bounces/complaints`,
       );
 
+    // Lost answers: each message must have reached SES exactly once (duplicates above) and show
+    // SES's outcomes, whether SES had kept it (its events settled it) or not (sent again).
+    const lostAnswers = baton.ses
+      .ambiguousAnswers()
+      .filter((a) => a.batonMessageId && accepted.has(a.batonMessageId));
+    const byMessage = new Map<string, { kept: boolean }>();
+    for (const a of lostAnswers) {
+      const id = a.batonMessageId ?? '';
+      byMessage.set(id, { kept: (byMessage.get(id)?.kept ?? false) || a.kept });
+    }
+    let keptResolved = 0;
+    let notKeptSentAgain = 0;
+    let delivered = 0;
+    let refusedOnResend = 0;
+    for (const a of lostAnswers) {
+      const n = sends.get(a.batonMessageId ?? '') ?? 0;
+      if (a.kept && n === 1) keptResolved++;
+      if (!a.kept && n >= 1) notKeptSentAgain++;
+    }
+    for (const [id, { kept }] of byMessage) {
+      const record = records.get(id);
+      const outcomes = record?.recipients.every((r) =>
+        ['delivered', 'bounced', 'complained'].includes(r.status),
+      );
+      if (outcomes) delivered++;
+      else if (
+        !kept &&
+        record?.phase !== 'sent' &&
+        record?.recipients.every((r) => /reject/i.test(String(r.reason)))
+      )
+        refusedOnResend++;
+      else
+        problems.push(
+          `message ${id} lost an SES answer and ended ${record?.recipients.map((r) => r.status).join('/') ?? 'without a record'}`,
+        );
+    }
+    if (lostAnswers.some((a) => a.kept) && keptResolved < lostAnswers.filter((a) => a.kept).length)
+      problems.push(
+        `${lostAnswers.filter((a) => a.kept).length - keptResolved} messages SES kept were sent a second time`,
+      );
+
     const ses = baton.ses.faultsInjected();
     const proxy = dynamoProxy?.stats();
     return {
@@ -389,6 +458,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         senderKills,
         processesKilled,
       },
+      ambiguous: {
+        injected: ses.acceptedThenFailed + ses.failedWithoutAccept,
+        kept: lostAnswers.filter((a) => a.kept).length,
+        keptResolvedWithoutResend: keptResolved,
+        notKept: lostAnswers.filter((a) => !a.kept).length,
+        notKeptSentAgain,
+        messages: byMessage.size,
+        delivered,
+        refusedOnResend,
+      },
+      confirmationWindowSeconds: Number(functionSetting(baton, EnvVar.confirmationWindowSeconds)),
       sesAccepted: baton.ses.sent().length,
       duplicates,
       lost,
@@ -570,6 +650,19 @@ export function formatReport(r: SoakReport): string {
       `${r.faults.dynamoCalls} / ${r.faults.dynamoFailed} / ${r.faults.dynamoLostResponses}`,
     ],
     ['sender kills (processes)', `${r.faults.senderKills} (${r.faults.processesKilled})`],
+    [
+      'SES answers lost: injected / SES kept / resolved without a second send',
+      `${r.ambiguous.injected} / ${r.ambiguous.kept} / ${r.ambiguous.keptResolvedWithoutResend}`,
+    ],
+    [
+      'SES answers lost, nothing kept / sent again after the window',
+      `${r.ambiguous.notKept} / ${r.ambiguous.notKeptSentAgain}`,
+    ],
+    [
+      'messages with a lost answer / with SES outcomes / refused on resend',
+      `${r.ambiguous.messages} / ${r.ambiguous.delivered} / ${r.ambiguous.refusedOnResend}`,
+    ],
+    ['confirmation window', `${r.confirmationWindowSeconds} s`],
     ['duplicates', String(r.duplicates)],
     ['lost', String(r.lost)],
     ['not terminal', String(r.notTerminal)],

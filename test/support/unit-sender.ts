@@ -17,6 +17,8 @@ import {
 
 /** The claim `sendJob` takes in these tests (the sender's CLAIM_LEASE_MS). */
 export const SEND_LEASE_MS = 120_000;
+/** How long `sendJob` waits for SES's evidence after an ambiguous answer in these tests. */
+export const SEND_CONFIRMATION_MS = 255_000;
 
 /** `sendJob`'s dependencies with `records` seeded; `compose` writes `raw:<id>` and notes each call. */
 export function sendHarness(...records: MessageRecord[]) {
@@ -29,6 +31,7 @@ export function sendHarness(...records: MessageRecord[]) {
     mailer,
     clock,
     leaseMs: SEND_LEASE_MS,
+    confirmationWindowMs: SEND_CONFIRMATION_MS,
     compose: async (message: OutgoingMessage, id: string, date: Date) => {
       composed.push({ id, date: date.toISOString(), subject: message.subject });
       return new TextEncoder().encode(`raw:${id}`);

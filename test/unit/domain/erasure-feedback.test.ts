@@ -69,6 +69,32 @@ describe('feedback about an erased recipient', () => {
     expect(messages.peek('msg_1')?.recipients[0]).toMatchObject({ address: ANA_KEY, status: 'bounced' });
   });
 
+  it('recovers a send whose SES answer was lost for an erased recipient, matched by its pseudonym', async () => {
+    // Prepare
+    const { deps, messages } = setUp();
+    messages.write(
+      messageRecord({ id: 'msg_1', phase: 'sending', recipients: [recipient(ANA_KEY, 'queued')] }),
+    );
+
+    // Act
+    await processFeedback(
+      deps,
+      sesEventBody({
+        eventType: 'Send',
+        batonMessageId: 'msg_1',
+        destination: ['Ana@example.org'],
+        sections: { send: {} },
+      }),
+    );
+
+    // Assess
+    expect(messages.peek('msg_1')).toMatchObject({
+      phase: 'sent',
+      recipients: [{ address: ANA_KEY, status: 'sent' }],
+    });
+    expect(JSON.stringify(messages.peek('msg_1'))).not.toMatch(/ana@example\.org/i);
+  });
+
   it('strengthens the tombstone instead of writing a suppression under the address', async () => {
     // Prepare
     const { deps, table } = setUp();

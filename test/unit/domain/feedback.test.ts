@@ -110,6 +110,65 @@ describe('applyFeedback', () => {
     expect(next?.claimToken).toBe('claim-1');
   });
 
+  it('moves only the recipients in the event’s destination when it recovers a send', () => {
+    // Prepare: the sender left bob out (suppressed at send time) and lost SES's answer.
+    const record = messageRecord({
+      phase: 'sending',
+      recipients: [recipient('ana@example.org'), recipient('bob@example.org'), recipient('carl@example.org')],
+      uncertain: { at: T0, confirmUntil: 1 },
+    });
+    const send = feedbackEvent({
+      kind: 'send',
+      recipients: [{ address: 'ana@example.org' }, { address: 'Carl@Example.org' }],
+      destination: ['ana@example.org', 'Carl@Example.org'],
+      key: 's1',
+    });
+    const delivery = feedbackEvent({
+      kind: 'delivery',
+      recipients: [{ address: 'ana@example.org' }],
+      destination: ['ana@example.org', 'carl@example.org'],
+      key: 'd1',
+    });
+
+    // Act
+    const afterSend = applyFeedback(record, send, NOW);
+    const afterDelivery = applyFeedback(record, delivery, NOW);
+
+    // Assess
+    expect(afterSend?.recipients.map((r) => [r.address, r.status])).toEqual([
+      ['ana@example.org', 'sent'],
+      ['bob@example.org', 'queued'],
+      ['carl@example.org', 'sent'],
+    ]);
+    expect(afterDelivery?.recipients.map((r) => [r.address, r.status])).toEqual([
+      ['ana@example.org', 'delivered'],
+      ['bob@example.org', 'queued'],
+      ['carl@example.org', 'sent'],
+    ]);
+    // SES's evidence settles the uncertain attempt.
+    expect(afterSend).not.toHaveProperty('uncertain');
+  });
+
+  it('reads mail.destination from an SES event', () => {
+    // Act
+    const event = parseFeedback(
+      JSON.stringify({
+        eventType: 'Delivery',
+        mail: {
+          messageId: 'ses-1',
+          timestamp: T0,
+          destination: ['ana@example.org', 'bob@example.org'],
+          tags: { baton_message_id: ['msg_1'] },
+        },
+        delivery: { timestamp: T0, recipients: ['ana@example.org'] },
+      }),
+    );
+
+    // Assess
+    expect(event.destination).toEqual(['ana@example.org', 'bob@example.org']);
+    expect(event.recipients).toEqual([{ address: 'ana@example.org' }]);
+  });
+
   it('leaves a record the sender already marked sent alone on SES’s Send event: no write to make', () => {
     // Prepare
     const record = sentRecord();

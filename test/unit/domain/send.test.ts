@@ -4,11 +4,12 @@ import type { MessageRecord } from '../../../lambdas/domain/message.ts';
 import { type SendDeps, sendJob } from '../../../lambdas/domain/send.ts';
 import { type Suppression, suppressedReason } from '../../../lambdas/domain/suppression.ts';
 import {
-  ClaimHeldError,
+  ConfirmationPendingError,
   ConflictError,
   PermanentError,
   SendingPausedError,
   TransientError,
+  UncertainSendError,
 } from '../../../lambdas/shared/errors.ts';
 import {
   feedbackEvent,
@@ -19,7 +20,7 @@ import {
   suppression,
   T0,
 } from '../../support/builders.ts';
-import { SEND_LEASE_MS, sendHarness } from '../../support/unit-sender.ts';
+import { SEND_CONFIRMATION_MS, SEND_LEASE_MS, sendHarness } from '../../support/unit-sender.ts';
 
 /** `record` seeded (a queued message to ana by default; null for none). */
 const setUp = (record: MessageRecord | null = messageRecord()) => sendHarness(...(record ? [record] : []));
@@ -106,11 +107,10 @@ describe('sendJob', () => {
     const outcome = sendJob(deps, job(), none);
 
     // Assess
-    await expect(outcome).rejects.toThrow(
-      new ClaimHeldError('message msg_1 is being sent by another attempt', Date.parse(T0) + 1),
-    );
+    await expect(outcome).rejects.toThrow('message msg_1 is being sent by another attempt');
     await expect(outcome).rejects.toBeInstanceOf(TransientError);
-    await expect(outcome).rejects.toMatchObject({ until: Date.parse(T0) + 1 });
+    // It comes back when the claim ends, not after a backoff that spends receives on a held claim.
+    await expect(outcome).rejects.toMatchObject({ retryAfterMs: 1 });
     expect(mailer.attempts).toEqual([]);
   });
 
@@ -430,7 +430,137 @@ describe('sendJob', () => {
     expect(during).toMatchObject({
       phase: 'sending',
       claimToken: 'claim-1',
-      claimUntil: Date.parse(T0) + SEND_LEASE_MS,
+      // An attempt that dies is as ambiguous as a lost answer: held at least the confirmation window.
+      claimUntil: Date.parse(T0) + Math.max(SEND_LEASE_MS, SEND_CONFIRMATION_MS),
     });
+  });
+});
+
+describe('sendJob when SES leaves the outcome unknown', () => {
+  const ambiguous = () =>
+    new UncertainSendError('SES answered InternalFailure (500); it may have taken the message', {
+      requestId: 'req-1',
+    });
+
+  /** A first attempt that ended ambiguously, at T0. */
+  const afterAmbiguousAttempt = async () => {
+    const harness = setUp();
+    harness.mailer.willAnswer(ambiguous());
+    const first = await sendJob(harness.deps, job(), none).catch((error: unknown) => error);
+    return { ...harness, first };
+  };
+
+  it('records the attempt as uncertain and keeps the claim for the confirmation window', async () => {
+    // Act
+    const { messages, first } = await afterAmbiguousAttempt();
+
+    // Assess
+    expect(first).toBeInstanceOf(ConfirmationPendingError);
+    expect((first as ConfirmationPendingError).retryAfterMs).toBe(SEND_CONFIRMATION_MS);
+    expect((first as ConfirmationPendingError).cause).toBeInstanceOf(UncertainSendError);
+    expect(messages.peek('msg_1')).toMatchObject({
+      phase: 'sending',
+      claimUntil: Date.parse(T0) + SEND_CONFIRMATION_MS,
+      uncertain: { at: T0, confirmUntil: Date.parse(T0) + SEND_CONFIRMATION_MS, sesRequestId: 'req-1' },
+      recipients: [{ status: 'queued' }],
+    });
+    expect(messages.peek('msg_1')?.events.at(-1)).toMatchObject({
+      type: 'retrying',
+      detail: { reason: 'SES outcome unknown', sesRequestId: 'req-1' },
+    });
+  });
+
+  it('waits for SES’s evidence, without sending, while the confirmation window runs', async () => {
+    // Prepare
+    const { deps, mailer, clock } = await afterAmbiguousAttempt();
+    clock.advance(SEND_CONFIRMATION_MS - 10_000);
+
+    // Act
+    const retry = await sendJob(deps, job(), none).catch((error: unknown) => error);
+
+    // Assess
+    expect(retry).toBeInstanceOf(ConfirmationPendingError);
+    expect((retry as ConfirmationPendingError).retryAfterMs).toBe(10_000);
+    expect(mailer.attempts).toHaveLength(1);
+  });
+
+  it.each([
+    ['send', {}],
+    ['delivery', {}],
+    ['bounce', { bounceType: 'Permanent' }],
+    ['reject', { reason: 'Bad content' }],
+    ['rendering_failure', { reason: 'no template' }],
+  ] as const)('does not send again once a %s event with Baton’s id came', async (kind, extra) => {
+    // Prepare
+    const { deps, messages, mailer, clock } = await afterAmbiguousAttempt();
+    const current = messages.peek('msg_1');
+    const evidence = current && applyFeedback(current, feedbackEvent({ kind, ...extra }), clock());
+    if (evidence) messages.write(evidence);
+    clock.advance(SEND_CONFIRMATION_MS + 1);
+
+    // Act
+    const outcome = await sendJob(deps, job(), none);
+
+    // Assess
+    expect(outcome).toBe('duplicate');
+    expect(mailer.attempts).toHaveLength(1);
+    expect(messages.peek('msg_1')).not.toHaveProperty('uncertain');
+  });
+
+  it('sends again after the window when no evidence came, and records it sent', async () => {
+    // Prepare
+    const { deps, messages, mailer, clock } = await afterAmbiguousAttempt();
+    clock.advance(SEND_CONFIRMATION_MS + 1);
+
+    // Act
+    const outcome = await sendJob(deps, job(), none);
+
+    // Assess
+    expect(outcome).toBe('sent');
+    expect(mailer.attempts).toHaveLength(2);
+    expect(mailer.sent).toHaveLength(1);
+    const stored = messages.peek('msg_1');
+    expect(stored).toMatchObject({ phase: 'sent', recipients: [{ status: 'sent' }] });
+    expect(stored).not.toHaveProperty('uncertain');
+    expect(stored).not.toHaveProperty('claimToken');
+  });
+
+  it('settles a recipient the lost send left out once SES’s evidence marked the message sent', async () => {
+    // Prepare: the attempt died after SES took the message for ana only (bob was suppressed then).
+    const record = messageRecord({
+      recipients: [recipient('ana@example.org'), recipient('bob@example.org')],
+    });
+    const { deps, messages, mailer, clock } = setUp(record);
+    const evidence = applyFeedback(
+      record,
+      feedbackEvent({ kind: 'send', destination: ['ana@example.org'], key: 's' }),
+      clock(),
+    );
+    if (evidence) messages.write(evidence);
+    const bob = suppression('bob@example.org');
+
+    // Act
+    const outcome = await sendJob(deps, job(), new Map([['bob@example.org', bob]]));
+
+    // Assess
+    expect(outcome).toBe('duplicate');
+    expect(mailer.attempts).toEqual([]);
+    expect(messages.peek('msg_1')?.recipients.map((r) => [r.address, r.status])).toEqual([
+      ['ana@example.org', 'sent'],
+      ['bob@example.org', 'suppressed'],
+    ]);
+  });
+
+  it('gives the claim back at once only on answers that prove SES took nothing', async () => {
+    // Prepare
+    const { deps, messages, mailer } = setUp();
+    mailer.willAnswer(new TransientError('SES is unavailable or throttling (TooManyRequestsException)'));
+
+    // Act
+    await sendJob(deps, job(), none).catch(() => undefined);
+
+    // Assess
+    expect(messages.peek('msg_1')).toMatchObject({ phase: 'queued' });
+    expect(messages.peek('msg_1')).not.toHaveProperty('uncertain');
   });
 });

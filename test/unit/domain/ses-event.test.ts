@@ -125,6 +125,7 @@ describe('parseFeedback on the interesting fixtures', () => {
     expect(event).toEqual({
       kind: 'bounce',
       sesMessageId: 'xxxxxxx',
+      destination: ['bounce@simulator.amazonses.com'],
       at: '2017-10-19T09:19:05.119Z',
       recipients: [
         {
@@ -174,6 +175,7 @@ describe('parseFeedback on the interesting fixtures', () => {
     expect(event).toEqual({
       kind: 'complaint',
       sesMessageId: '0000013786031775-163e3910-53eb-4c8e-a04a-f29debf88a84-000000',
+      destination: ['jane@example.com', 'mary@example.com', 'richard@example.com'],
       at: '2016-01-27T14:59:38.237Z',
       recipients: [{ address: 'richard@example.com' }],
       feedbackId: '0000013786031775-fea503bc-7497-49e1-881b-a0379bb037d3-000000',
@@ -298,6 +300,7 @@ describe('parseFeedback', () => {
       kind: 'send',
       sesMessageId: 'ses-1',
       batonMessageId: 'msg_42',
+      destination: ['ana@example.org'],
       at: '2025-03-01T12:01:00.000Z',
       recipients: [{ address: 'ana@example.org' }],
       key: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/),

@@ -9,11 +9,11 @@ import type { MessageRecord } from '../../../lambdas/domain/message.ts';
 import { composeMime } from '../../../lambdas/domain/mime.ts';
 import { CLAIM_LEASE_MS, loadDkim, loadDkimKey } from '../../../lambdas/sender/app.ts';
 import {
-  ClaimHeldError,
   ConfigurationError,
   PermanentError,
   SendingPausedError,
   TransientError,
+  UncertainSendError,
 } from '../../../lambdas/shared/errors.ts';
 import { EnvVar } from '../../../lambdas/shared/names.ts';
 import { outgoingMessage, sendJob, sqsRecord, suppression, T0 } from '../../support/builders.ts';
@@ -218,7 +218,7 @@ describe('createSender', () => {
       expect(messages.peek('msg_1')).not.toHaveProperty('claimToken');
     });
 
-    it('waits out the claim another attempt holds before the record comes back', async () => {
+    it('puts the message away until the claim another attempt holds ends', async () => {
       // Prepare
       const { sender, messages, mailer, visibility } = setUp({ random: () => 0.999 });
       const record = queued(messages, 'msg_1', ['ana@example.org']);
@@ -234,12 +234,49 @@ describe('createSender', () => {
       const outcome = sender.sendRecord(record, await sender.prepare([record]));
 
       // Assess
-      await expect(outcome).rejects.toThrow(
-        new ClaimHeldError('message msg_1 is being sent by another attempt', Date.parse(T0) + CLAIM_LEASE_MS),
-      );
-      // The lease's 120 s and one more, not the first backoff's 2 s.
-      expect(visibility.delays).toEqual([{ messageId: 'sqs-msg_1', seconds: 121 }]);
+      await expect(outcome).rejects.toThrow('message msg_1 is being sent by another attempt');
+      await expect(outcome).rejects.toBeInstanceOf(TransientError);
+      // Not the backoff's 2 s: a retry before the claim ends would only spend a receive.
+      expect(visibility.delays).toEqual([{ messageId: 'sqs-msg_1', seconds: CLAIM_LEASE_MS / 1000 + 1 }]);
       expect(mailer.attempts).toEqual([]);
+    });
+
+    it('puts a message whose SES answer was lost away for the confirmation window, then sends it once', async () => {
+      // Prepare
+      const { sender, messages, mailer, visibility, clock } = setUp({ confirmationWindowMs: 24_000 });
+      const record = queued(messages, 'msg_1', ['ana@example.org']);
+      mailer.willAnswer(new UncertainSendError('SES answered InternalFailure (500)'));
+
+      // Act
+      const first = await sender.sendRecord(record, await sender.prepare([record])).catch((e: unknown) => e);
+      clock.advance(24_001);
+      const again = { ...record, attributes: { ...record.attributes, ApproximateReceiveCount: '2' } };
+      await sender.sendRecord(again, await sender.prepare([again]));
+
+      // Assess
+      expect(first).toBeInstanceOf(TransientError);
+      expect(visibility.delays).toEqual([{ messageId: 'sqs-msg_1', seconds: 25 }]);
+      expect(mailer.attempts).toHaveLength(2);
+      expect(mailer.sent).toHaveLength(1);
+      expect(messages.peek('msg_1')).toMatchObject({ phase: 'sent' });
+    });
+
+    it('gives up on an uncertain message on its last receive (redrivable), so it never sits in the DLQ as sending', async () => {
+      // Prepare
+      const { sender, messages, mailer } = setUp({ confirmationWindowMs: 24_000, maxReceiveCount: 1 });
+      const record = queued(messages, 'msg_1', ['ana@example.org']);
+      mailer.willAnswer(new UncertainSendError('SES answered InternalFailure (500)'));
+
+      // Act
+      await sender.sendRecord(record, await sender.prepare([record])).catch(() => undefined);
+
+      // Assess
+      expect(messages.peek('msg_1')).toMatchObject({
+        phase: 'failed',
+        redrivable: true,
+        recipients: [{ status: 'failed' }],
+      });
+      expect(messages.peek('msg_1')).not.toHaveProperty('uncertain');
     });
 
     it('hands the rest of the batch back untouched once SES says sending is paused', async () => {
