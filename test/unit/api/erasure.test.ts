@@ -6,7 +6,7 @@ import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { logger } from '../../../lambdas/shared/observability.ts';
 import { messageRecord, recipient, sendBody, suppression, T0 } from '../../support/builders.ts';
-import { InMemoryErasureQueue } from '../../support/fakes.ts';
+import { InMemoryErasureQueue, InMemorySoftBounceStore } from '../../support/fakes.ts';
 import { apiHarness } from '../../support/harness.ts';
 import { httpEvent, jsonOf } from '../../support/http-events.ts';
 import { ANA, ANA_KEY, keyOf } from '../../support/unit-erasure.ts';
@@ -26,7 +26,15 @@ function setUp() {
           ids += 1;
           return `msg_new${ids}`;
         },
-        erasure: { messages, suppressions: table, queue: erasureQueue, keyOf, clock, segments: 2 },
+        erasure: {
+          messages,
+          suppressions: table,
+          softBounces: new InMemorySoftBounceStore(),
+          queue: erasureQueue,
+          keyOf,
+          clock,
+          segments: 2,
+        },
       }),
     },
   );
