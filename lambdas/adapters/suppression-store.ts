@@ -259,9 +259,12 @@ export class DynamoSuppressionStore implements SuppressionStore {
     return Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString('base64url');
   }
 
-  /** Anything but a cursor this store sealed for this tenant is refused, not sent to DynamoDB. */
+  /**
+   * Anything but a cursor this store sealed for this tenant is refused, not sent to DynamoDB. The
+   * longest one seals DynamoDB's largest key (2048 bytes, padded to 2560): 3451 characters.
+   */
   #openCursor(cursor: string, tenant: string | undefined): string {
-    const raw = /^[A-Za-z0-9_-]{40,3000}$/.test(cursor) ? Buffer.from(cursor, 'base64url') : Buffer.alloc(0);
+    const raw = /^[A-Za-z0-9_-]{40,3500}$/.test(cursor) ? Buffer.from(cursor, 'base64url') : Buffer.alloc(0);
     try {
       if (raw.length < 28 + CURSOR_BLOCK) throw new InvalidCursorError('not a suppression list cursor');
       const decipher = createDecipheriv('aes-256-gcm', this.#cursorKey, raw.subarray(0, 12));
