@@ -186,6 +186,27 @@ describe('DELETE /v1/recipients/{address}', () => {
     expect(table.peek(ANA_KEY, 'tenant-a')?.reason).toBe('unsubscribe');
   });
 
+  it('refuses with 403 a tenant that lifts its erasure when a complaint about its own mail landed on the tombstone', async () => {
+    // Prepare: the tenant erases ana, then her complaint about its earlier mail arrives (the
+    // feedback function puts it on the tenant's tombstone, not under the address).
+    const { api, erase, table, token, queue } = setUp();
+    await erase();
+    await new TombstoneAwareSuppressions(table, keyOf).putIfStronger(
+      suppression(ANA, 'complaint'),
+      'tenant-a',
+    );
+
+    // Act
+    const lifted = await api(httpEvent(Route.deleteSuppression, { token, pathParameters: { address: ANA } }));
+    const sent = await api(httpEvent(Route.sendMessage, { token, body: sendBody({ to: [ANA] }) }));
+
+    // Assess: a complaint is lifted by an operator only, wherever it is kept.
+    expect(problemIn(lifted, 403).code).toBe('forbidden');
+    expect(table.peek(ANA_KEY, 'tenant-a')?.reason).toBe('complaint');
+    expect(jsonOf(sent)).toMatchObject({ status: 'suppressed' });
+    expect(queue.jobs).toEqual([]);
+  });
+
   it('answers 202 with "complete": false when the scan continues on the erasure queue', async () => {
     // Prepare: each page takes 4 s, so the second round of pages starts after the budget.
     const { erase, messages, clock, erasureQueue } = setUp();
