@@ -32,6 +32,17 @@ interface SuppressionItem {
   readonly tenant?: string;
 }
 
+/**
+ * Cursor plaintexts are padded to a multiple of this many bytes: longer than any key Baton writes
+ * (`tenant:` + 64-character tenant + `:` + 254-character address, or a counter's key).
+ */
+const CURSOR_BLOCK = 512;
+
+/** What a cursor is bound to: the tenant it was handed to, or the operator's unscoped list. */
+function cursorScope(tenant: string | undefined): Buffer {
+  return Buffer.from(tenant === undefined ? 'global' : `tenant ${tenant}`, 'utf8');
+}
+
 /** The table key of an address's (or pseudonym's) entry: plain when global, prefixed for a tenant. */
 function itemKey(address: string, tenant: string | undefined): string {
   return tenant === undefined ? address : `${TENANT_KEY_PREFIX}${tenant}:${address}`;
@@ -194,7 +205,7 @@ export class DynamoSuppressionStore implements SuppressionStore {
     cursor?: string,
     tenant?: string,
   ): Promise<{ items: Suppression[]; nextCursor: string | null }> {
-    const start = cursor === undefined ? undefined : this.#openCursor(cursor);
+    const start = cursor === undefined ? undefined : this.#openCursor(cursor, tenant);
     try {
       const out = await this.#doc.send(
         new ScanCommand({
@@ -222,28 +233,47 @@ export class DynamoSuppressionStore implements SuppressionStore {
       const last = out.LastEvaluatedKey?.[Keys.suppressions.partition];
       return {
         items: (out.Items ?? []).map(fromItem),
-        nextCursor: typeof last === 'string' ? this.#sealCursor(last) : null,
+        nextCursor: typeof last === 'string' ? this.#sealCursor(last, tenant) : null,
       };
     } catch (error) {
       rethrow(error, 'listing suppressions');
     }
   }
 
-  #sealCursor(key: string): string {
+  /**
+   * GCM's ciphertext is as long as its plaintext, and a page may end on another tenant's entry:
+   * the key is padded to a fixed size first (a longer one, which no address makes, to a multiple
+   * of it), or the cursor's length would tell that tenant's tenant-and-address length, entry by
+   * entry. The tenant it was handed to is bound in as associated data, so it opens for no other.
+   */
+  #sealCursor(key: string, tenant: string | undefined): string {
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.#cursorKey, iv);
-    const sealed = Buffer.concat([cipher.update(key, 'utf8'), cipher.final()]);
+    cipher.setAAD(cursorScope(tenant));
+    const body = Buffer.from(key, 'utf8');
+    const size = Math.ceil((body.length + 2) / CURSOR_BLOCK) * CURSOR_BLOCK;
+    const padded = Buffer.alloc(size);
+    padded.writeUInt16BE(body.length, 0);
+    body.copy(padded, 2);
+    const sealed = Buffer.concat([cipher.update(padded), cipher.final()]);
     return Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString('base64url');
   }
 
-  /** Anything but a cursor this store sealed is refused, not sent to DynamoDB. */
-  #openCursor(cursor: string): string {
-    const raw = /^[A-Za-z0-9_-]{40,1400}$/.test(cursor) ? Buffer.from(cursor, 'base64url') : Buffer.alloc(0);
+  /**
+   * Anything but a cursor this store sealed for this tenant is refused, not sent to DynamoDB. The
+   * longest one seals DynamoDB's largest key (2048 bytes, padded to 2560): 3451 characters.
+   */
+  #openCursor(cursor: string, tenant: string | undefined): string {
+    const raw = /^[A-Za-z0-9_-]{40,3500}$/.test(cursor) ? Buffer.from(cursor, 'base64url') : Buffer.alloc(0);
     try {
-      if (raw.length < 29) throw new InvalidCursorError('not a suppression list cursor');
+      if (raw.length < 28 + CURSOR_BLOCK) throw new InvalidCursorError('not a suppression list cursor');
       const decipher = createDecipheriv('aes-256-gcm', this.#cursorKey, raw.subarray(0, 12));
       decipher.setAuthTag(raw.subarray(12, 28));
-      return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+      decipher.setAAD(cursorScope(tenant));
+      const padded = Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]);
+      const length = padded.readUInt16BE(0);
+      if (length + 2 > padded.length) throw new InvalidCursorError('not a suppression list cursor');
+      return padded.subarray(2, 2 + length).toString('utf8');
     } catch (error) {
       throw new InvalidCursorError('not a suppression list cursor', { cause: error });
     }

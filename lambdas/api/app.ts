@@ -18,6 +18,7 @@ import { type RateLimiter, secondsUntilNextUtcDay } from '../domain/rate-limit.t
 import { statsRange, statsView } from '../domain/stats.ts';
 import { toMessageView } from '../domain/status.ts';
 import {
+  GLOBAL_REASONS,
   isActive,
   manualSuppression,
   outranks,
@@ -138,17 +139,35 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
       [Route.deleteSuppression]: async (event) => {
         const key = await authenticate(deps, event, 'suppressions', 'admin');
         const address = addressParam(event);
-        // The caller's own entry (and erasure tombstone) first: that is always theirs to lift.
-        await deps.suppressions.delete(address, key.tenant);
-        const global = await deps.suppressions.get(address);
-        if (global && isActive(global, deps.clock())) {
-          if (!key.scopes.includes('admin')) {
+        const [own, global] = await Promise.all([
+          deps.suppressions.get(address, key.tenant),
+          deps.suppressions.get(address),
+        ]);
+        const now = deps.clock();
+        const globalStands = global !== undefined && isActive(global, now);
+        if (!key.scopes.includes('admin')) {
+          // Refused before anything is deleted: a refused request changes nothing.
+          if (globalStands) {
             fail(
               'forbidden',
               `This address is suppressed for every tenant (${global.reason}: ${REASON_WORDS[global.reason]}), ` +
-                'so only an operator can lift it: a key with the "admin" scope. Your own entry for it, if any, is removed.',
+                'so only an operator can lift it: a key with the "admin" scope.',
             );
           }
+          // SES's evidence about the tenant's own mail to an address it erased is kept on its
+          // tombstone (domain/erasure.ts): lifting the erasure would lift that bounce or complaint,
+          // which only an operator may.
+          if (own?.tenant !== undefined && isActive(own, now) && GLOBAL_REASONS.includes(own.reason)) {
+            fail(
+              'forbidden',
+              `SES reported about your mail to this address (${own.reason}: ${REASON_WORDS[own.reason]}), ` +
+                'so only an operator can lift its suppression: a key with the "admin" scope.',
+            );
+          }
+        }
+        // The caller's own entry and erasure tombstone.
+        await deps.suppressions.delete(address, key.tenant);
+        if (globalStands) {
           await deps.suppressions.delete(address);
           logger.info('global suppression lifted', {
             reason: global.reason,

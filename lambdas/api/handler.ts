@@ -10,6 +10,7 @@ import { createSqsClient, SqsJobQueue } from '../adapters/job-queue.ts';
 import { DynamoMessageStore } from '../adapters/message-store.ts';
 import { createS3Client, S3PayloadStore } from '../adapters/payload-store.ts';
 import { loadErasureSecret } from '../adapters/secret.ts';
+import { DynamoSoftBounceStore } from '../adapters/soft-bounce-store.ts';
 import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
 import { DynamoUsageStore } from '../adapters/usage-store.ts';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure.ts';
@@ -63,6 +64,7 @@ const api = createApi({
   erasure: {
     messages,
     suppressions: suppressionTable,
+    softBounces: new DynamoSoftBounceStore(doc, requiredEnv(EnvVar.suppressionsTable)),
     queue: new SqsErasureQueue(sqs, requiredEnv(EnvVar.erasureQueueUrl)),
     keyOf: erasedKeyOf,
     clock,

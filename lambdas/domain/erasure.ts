@@ -1,10 +1,17 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { domainToUnicode } from 'node:url';
-import { ConfigurationError, PermanentError } from '../shared/errors.ts';
+import { ConfigurationError, ConflictError, PermanentError } from '../shared/errors.ts';
 import { ERASED_KEY_PREFIX, SOFT_BOUNCE_KEY_PREFIX } from '../shared/names.ts';
 import { normaliseAddress } from './address.ts';
 import type { MessageRecord, TimelineEvent } from './message.ts';
-import type { Clock, ErasureQueue, MessageScanner, MessageStore, SuppressionStore } from './ports.ts';
+import type {
+  Clock,
+  ErasureQueue,
+  MessageScanner,
+  MessageStore,
+  SoftBounceStore,
+  SuppressionStore,
+} from './ports.ts';
 import { isActive, operatorSuppression, SEVERITY, type Suppression } from './suppression.ts';
 import { rewrite } from './versioned-write.ts';
 
@@ -346,6 +353,8 @@ export interface ErasureScanDeps {
 export interface ErasureDeps extends ErasureScanDeps {
   /** The Suppressions table itself (not tombstone-aware): erasure handles both keys explicitly. */
   readonly suppressions: Pick<SuppressionStore, 'get' | 'putIfStronger' | 'delete'>;
+  /** The address's transient-bounce counter, which every tenant's mail fills. */
+  readonly softBounces: SoftBounceStore;
 }
 
 export interface ErasureOutcome {
@@ -361,8 +370,10 @@ export interface ErasureOutcome {
  * 1. the tenant's tombstone is written (before anything is deleted, so the address is never
  *    unsuppressed), carrying over whatever applied to the tenant's mail (its own entry or global
  *    evidence);
- * 2. the tenant's own plain entry and the address's soft-bounce counter (which no tenant sees; it
- *    only starts counting again) are deleted; global entries stay for the other tenants;
+ * 2. the tenant's own plain entry is deleted, and the tenant's messages are taken out of the
+ *    address's soft-bounce counter (deleted once nothing is left); global entries and the other
+ *    tenants' bounces stay: deleting the whole counter let any tenant, by erasing an address it
+ *    never mailed, keep it from ever reaching soft-bounce suppression for everyone;
  * 3. the tenant's message records are scanned and rewritten until `budgetMs` has passed;
  * 4. what is left is queued for the erasure worker (if that fails, the call fails: a retry starts
  *    over, and finds the tombstone and the records already erased in place).
@@ -379,10 +390,7 @@ export async function eraseRecipient(
   const key = deps.keyOf(address);
   const prior = await deps.suppressions.get(address, tenant);
   await deps.suppressions.putIfStronger(tombstoneFor(address, key, prior, now, tenant));
-  await Promise.all([
-    deps.suppressions.delete(address, tenant),
-    deps.suppressions.delete(`${SOFT_BOUNCE_KEY_PREFIX}${address}`),
-  ]);
+  await Promise.all([deps.suppressions.delete(address, tenant), forgetSoftBounces(deps, tenant, address)]);
 
   const segments = deps.segments ?? ERASURE_SEGMENTS;
   const job: ErasureJob = {
@@ -398,6 +406,40 @@ export async function eraseRecipient(
   };
   const { job: next, complete } = await continueErasure(deps, job, deadline);
   return { key, erased: next.erased, complete };
+}
+
+/** Optimistic writes of the counter tried before the erasure fails (and is retried whole). */
+const COUNTER_ATTEMPTS = 3;
+
+/**
+ * Takes the tenant's messages out of the address's soft-bounce counter, so it no longer ties them
+ * to the address, and keeps the other tenants' (global evidence, as their bounces are). A message
+ * whose record is gone counts as the tenant's: records outlive the counter's window, so it is stale
+ * anyway. The counter is deleted when nothing is left.
+ */
+async function forgetSoftBounces(deps: ErasureDeps, tenant: string, address: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const state = await deps.softBounces.get(address);
+    if (state === undefined) return;
+    const ids = Object.keys(state.bounces);
+    const records = await Promise.all(ids.map((id) => deps.messages.get(id)));
+    const others = ids.filter((_, i) => {
+      const owner = records[i]?.tenant;
+      return owner !== undefined && owner !== tenant;
+    });
+    if (others.length === ids.length) return;
+    if (others.length === 0) {
+      await deps.suppressions.delete(`${SOFT_BOUNCE_KEY_PREFIX}${address}`);
+      return;
+    }
+    const bounces = Object.fromEntries(others.map((id) => [id, state.bounces[id] ?? 0]));
+    try {
+      await deps.softBounces.put({ ...state, bounces });
+      return;
+    } catch (error) {
+      if (!(error instanceof ConflictError) || attempt >= COUNTER_ATTEMPTS) throw error;
+    }
+  }
 }
 
 export interface ContinuationOutcome {

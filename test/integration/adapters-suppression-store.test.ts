@@ -329,6 +329,47 @@ describe('DynamoSuppressionStore against dynalite (Suppressions table provisione
     });
   });
 
+  describe('list cursors', () => {
+    it('all have one length, so a page ending on another tenant’s entry does not tell how long its key is', async () => {
+      // Prepare: the other tenant's entries have keys of very different lengths.
+      const sealed = new DynamoSuppressionStore(stack.clients.doc, stack.tables.suppressions, 'c'.repeat(40));
+      await sealed.put(suppression('a@b.io', 'manual', { tenant: 'cursor-victim' }));
+      await sealed.put(
+        suppression(`${'long-secret-local-part'.repeat(2)}@customer-of-the-victim.example.org`, 'manual', {
+          tenant: 'cursor-victim',
+        }),
+      );
+
+      // Act: pages of one item, so some pages end on the victim's entries.
+      const lengths = new Set<number>();
+      let cursor: string | undefined;
+      do {
+        const page = await sealed.list(1, cursor, 'cursor-attacker');
+        cursor = page.nextCursor ?? undefined;
+        if (cursor) lengths.add(cursor.length);
+      } while (cursor !== undefined);
+
+      // Assess
+      expect(lengths.size).toBe(1);
+    });
+
+    it('refuses a cursor handed to one tenant when another tenant presents it', async () => {
+      // Prepare
+      const sealed = new DynamoSuppressionStore(stack.clients.doc, stack.tables.suppressions, 'c'.repeat(40));
+      await sealed.put(suppression('replayed-1@example.org', 'manual', { tenant: 'cursor-owner' }));
+      await sealed.put(suppression('replayed-2@example.org', 'manual', { tenant: 'cursor-owner' }));
+      const { nextCursor } = await sealed.list(1, undefined, 'cursor-owner');
+
+      // Act and assess
+      expect(nextCursor).not.toBeNull();
+      await expect(sealed.list(1, nextCursor ?? undefined, 'cursor-other')).rejects.toThrow(
+        InvalidCursorError,
+      );
+      await expect(sealed.list(1, nextCursor ?? undefined)).rejects.toThrow(InvalidCursorError);
+      await expect(sealed.list(1, nextCursor ?? undefined, 'cursor-owner')).resolves.toBeDefined();
+    });
+  });
+
   describe('delete', () => {
     it('removes the suppression so that get and getMany no longer find it', async () => {
       // Prepare

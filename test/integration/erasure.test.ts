@@ -114,6 +114,7 @@ function erasureDeps(clock = testClock(new Date().toISOString())): ErasureDeps {
   return {
     messages,
     suppressions,
+    softBounces: new DynamoSoftBounceStore(stack.clients.doc, stack.tables.suppressions),
     queue: new SqsErasureQueue(stack.clients.sqs, erasureQueueUrl),
     keyOf,
     clock,
@@ -257,6 +258,25 @@ describe('erasure against the emulators (tables and queue provisioned from the t
     expect(after.map((r) => r?.recipients[0]?.address)).toEqual(ids.map(() => key));
   });
 
+  it('keeps the other tenants’ bounces in the soft-bounce counter when a tenant that never mailed the address erases it', async () => {
+    // Prepare: two transient bounces of another tenant's messages.
+    const { address, tenant } = fresh();
+    const other = `${tenant}-other`;
+    await seedRecords([
+      messageRecord({ id: `msg_k${seq}a`, tenant: other, recipients: [recipient(address, 'bounced')] }),
+      messageRecord({ id: `msg_k${seq}b`, tenant: other, recipients: [recipient(address, 'bounced')] }),
+    ]);
+    const counters = new DynamoSoftBounceStore(stack.clients.doc, stack.tables.suppressions);
+    const at = Date.now();
+    await counters.put({ address, bounces: { [`msg_k${seq}a`]: at, [`msg_k${seq}b`]: at }, version: 0 });
+
+    // Act
+    await eraseRecipient(erasureDeps(), tenant, address, 5_000);
+
+    // Assess
+    expect((await counters.get(address))?.bounces).toEqual({ [`msg_k${seq}a`]: at, [`msg_k${seq}b`]: at });
+  });
+
   it('pages through suppressions past a tombstone and never lists soft-bounce counters', async () => {
     // Prepare: pages of one item, so some page ends on the tombstone and one on the counter.
     const { address, tenant } = fresh();
@@ -360,6 +380,7 @@ describe('the erasure paths’ calls, against their deployed roles', () => {
           },
         },
         suppressions: table,
+        softBounces: new DynamoSoftBounceStore(doc, stack.tables.suppressions),
         queue: new SqsErasureQueue(sqs, erasureQueueUrl),
         keyOf,
         clock,

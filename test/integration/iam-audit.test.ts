@@ -221,6 +221,7 @@ function apiUnderAudit(clock: Clock) {
     erasure: {
       messages,
       suppressions: suppressionTable,
+      softBounces: new DynamoSoftBounceStore(doc, env(EnvVar.suppressionsTable)),
       queue: new SqsErasureQueue(sqs, env(EnvVar.erasureQueueUrl)),
       keyOf: erasedKeyOf,
       clock,

@@ -775,7 +775,7 @@ describe('createApi', () => {
 
         // Assess
         expect(problemIn(result, 403).detail).toBe(
-          `This address is suppressed for every tenant (${reason}: ${REASON_WORDS[reason]}), so only an operator can lift it: a key with the "admin" scope. Your own entry for it, if any, is removed.`,
+          `This address is suppressed for every tenant (${reason}: ${REASON_WORDS[reason]}), so only an operator can lift it: a key with the "admin" scope.`,
         );
         expect(suppressions.peek('ana@example.org')?.reason).toBe(reason);
       },

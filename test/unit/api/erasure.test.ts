@@ -6,7 +6,7 @@ import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { logger } from '../../../lambdas/shared/observability.ts';
 import { messageRecord, recipient, sendBody, suppression, T0 } from '../../support/builders.ts';
-import { InMemoryErasureQueue } from '../../support/fakes.ts';
+import { InMemoryErasureQueue, InMemorySoftBounceStore } from '../../support/fakes.ts';
 import { apiHarness } from '../../support/harness.ts';
 import { httpEvent, jsonOf } from '../../support/http-events.ts';
 import { ANA, ANA_KEY, keyOf } from '../../support/unit-erasure.ts';
@@ -26,7 +26,15 @@ function setUp() {
           ids += 1;
           return `msg_new${ids}`;
         },
-        erasure: { messages, suppressions: table, queue: erasureQueue, keyOf, clock, segments: 2 },
+        erasure: {
+          messages,
+          suppressions: table,
+          softBounces: new InMemorySoftBounceStore(),
+          queue: erasureQueue,
+          keyOf,
+          clock,
+          segments: 2,
+        },
       }),
     },
   );
@@ -176,6 +184,27 @@ describe('DELETE /v1/recipients/{address}', () => {
     expect(result.statusCode).toBe(200);
     expect(table.peek(ANA, 'tenant-a')).toBeUndefined();
     expect(table.peek(ANA_KEY, 'tenant-a')?.reason).toBe('unsubscribe');
+  });
+
+  it('refuses with 403 a tenant that lifts its erasure when a complaint about its own mail landed on the tombstone', async () => {
+    // Prepare: the tenant erases ana, then her complaint about its earlier mail arrives (the
+    // feedback function puts it on the tenant's tombstone, not under the address).
+    const { api, erase, table, token, queue } = setUp();
+    await erase();
+    await new TombstoneAwareSuppressions(table, keyOf).putIfStronger(
+      suppression(ANA, 'complaint'),
+      'tenant-a',
+    );
+
+    // Act
+    const lifted = await api(httpEvent(Route.deleteSuppression, { token, pathParameters: { address: ANA } }));
+    const sent = await api(httpEvent(Route.sendMessage, { token, body: sendBody({ to: [ANA] }) }));
+
+    // Assess: a complaint is lifted by an operator only, wherever it is kept.
+    expect(problemIn(lifted, 403).code).toBe('forbidden');
+    expect(table.peek(ANA_KEY, 'tenant-a')?.reason).toBe('complaint');
+    expect(jsonOf(sent)).toMatchObject({ status: 'suppressed' });
+    expect(queue.jobs).toEqual([]);
   });
 
   it('answers 202 with "complete": false when the scan continues on the erasure queue', async () => {

@@ -19,6 +19,7 @@ import { erasureJob, messageRecord, recipient, suppression, T0 } from '../../sup
 import {
   InMemoryErasureQueue,
   InMemoryMessageStore,
+  InMemorySoftBounceStore,
   InMemorySuppressionStore,
   testClock,
 } from '../../support/fakes.ts';
@@ -28,9 +29,10 @@ function erasureRig() {
   const messages = new InMemoryMessageStore();
   const suppressions = new InMemorySuppressionStore();
   const queue = new InMemoryErasureQueue();
+  const softBounces = new InMemorySoftBounceStore();
   const clock = testClock(T0);
-  const deps: ErasureDeps = { messages, suppressions, queue, keyOf, clock, segments: 2 };
-  return { deps, messages, suppressions, queue, clock };
+  const deps: ErasureDeps = { messages, suppressions, softBounces, queue, keyOf, clock, segments: 2 };
+  return { deps, messages, suppressions, softBounces, queue, clock };
 }
 
 /** A record sent to ana (and bob), ana's copy bounced with a diagnostic that quotes her address. */
@@ -399,7 +401,7 @@ describe('eraseRecipient', () => {
     expect(messages.peek('msg_4')?.recipients.map((r) => r.address)).toEqual(['ana@example.org']);
   });
 
-  it('replaces the tenant’s own entry by its tombstone, deletes the soft-bounce counter, and leaves global evidence to the other tenants', async () => {
+  it('replaces the tenant’s own entry by its tombstone and leaves global evidence to the other tenants', async () => {
     // Prepare
     const { deps, suppressions } = erasureRig();
     suppressions.seed(
@@ -418,13 +420,52 @@ describe('eraseRecipient', () => {
       ...suppression(ANA_KEY, 'hard_bounce', { detail: `550 5.1.1 <${ANA_KEY}>`, source: 'msg_1' }),
       tenant: 'tenant-a',
     });
-    expect(deleted.mock.calls).toEqual([[ANA, 'tenant-a'], [`softbounce:${ANA}`]]);
+    expect(deleted.mock.calls).toEqual([[ANA, 'tenant-a']]);
+  });
+
+  it('takes only its own messages out of the soft-bounce counter: the other tenants’ bounces still count for them', async () => {
+    // Prepare: ana bounced transiently on one message of tenant-a and two of tenant-b.
+    const { deps, messages, softBounces } = erasureRig();
+    const at = Date.parse(T0);
+    messages.seed(
+      messageRecord({ id: 'msg_a1', tenant: 'tenant-a' }),
+      messageRecord({ id: 'msg_b1', tenant: 'tenant-b' }),
+      messageRecord({ id: 'msg_b2', tenant: 'tenant-b' }),
+    );
+    softBounces.states.set(ANA, {
+      address: ANA,
+      bounces: { msg_a1: at, msg_b1: at, msg_b2: at },
+      version: 4,
+    });
+
+    // Act: tenant-a erases ana (and tenant-c, which never mailed her, too).
+    await eraseRecipient(deps, 'tenant-a', ANA, 5_000);
+    await eraseRecipient(deps, 'tenant-c', ANA, 5_000);
+
+    // Assess
+    expect((await softBounces.get(ANA))?.bounces).toEqual({ msg_b1: at, msg_b2: at });
+  });
+
+  it('deletes the soft-bounce counter when every bounce in it was the erasing tenant’s', async () => {
+    // Prepare
+    const { deps, messages, softBounces, suppressions } = erasureRig();
+    messages.seed(messageRecord({ id: 'msg_a1', tenant: 'tenant-a' }));
+    softBounces.states.set(ANA, { address: ANA, bounces: { msg_a1: Date.parse(T0) }, version: 1 });
+    const deleted = vi.spyOn(suppressions, 'delete');
+
+    // Act
+    await eraseRecipient(deps, 'tenant-a', ANA, 5_000);
+
+    // Assess
+    expect(deleted.mock.calls).toContainEqual([`softbounce:${ANA}`]);
   });
 
   it('writes the tombstone before it deletes anything, so the address is never unsuppressed', async () => {
     // Prepare
-    const { deps, suppressions } = erasureRig();
+    const { deps, messages, suppressions, softBounces } = erasureRig();
     suppressions.seed(suppression(ANA, 'complaint'));
+    messages.seed(messageRecord({ id: 'msg_a1', tenant: 'tenant-a' }));
+    softBounces.states.set(ANA, { address: ANA, bounces: { msg_a1: Date.parse(T0) }, version: 1 });
     const order: string[] = [];
     vi.spyOn(suppressions, 'putIfStronger').mockImplementation(async (s) => {
       order.push(`put ${s.address}`);
