@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { domainAllowed } from '../../../lambdas/domain/address.ts';
+import { addressesShownIn, domainAllowed } from '../../../lambdas/domain/address.ts';
 import { applySenderPolicy, formatMailbox } from '../../../lambdas/domain/sender-policy.ts';
 import { outgoingMessage } from '../../support/builders.ts';
 import { issueApiKey } from '../../support/fakes.ts';
@@ -123,6 +123,24 @@ describe('applySenderPolicy', () => {
     expect(result.originalFrom).toEqual(from);
   });
 
+  it.each([
+    [
+      'pieces that join into an address once the original is cut out',
+      'support@ana@legacy.example paypal.com',
+    ],
+    ['its own domain after a bare at sign', 'Ana (@legacy.example)'],
+  ])('writes a rewritten From whose name had %s without any address shown', (_what, name) => {
+    // Prepare
+    const { key } = issueApiKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com' });
+
+    // Act
+    const result = applySenderPolicy(key, outgoingMessage({ from: { name, address: 'ana@legacy.example' } }));
+
+    // Assess
+    expect(addressesShownIn(result.from.name ?? '')).toEqual([]);
+    expect(result.from.name).not.toMatch(/@\s*\S+\.\S/);
+  });
+
   it('keeps a Reply-To the client gave when rewriting', () => {
     // Prepare
     const { key } = issueApiKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com' });
@@ -169,6 +187,11 @@ describe('display names that show an address', () => {
     ['spaces around the at sign', 'Billing: support @ paypal.com'],
     ['an internationalised domain', 'security@bücher.example'],
     ['a subdomain of another domain', 'help@example.com.evil.example'],
+    ['a foreign domain right after an allowed address', 'orders@example.com@paypal.com'],
+    ['a foreign domain after a bare at sign', 'PayPal (@paypal.com)'],
+    ['an underscore in a domain label', 'support@paypal_login.com'],
+    ['an IPv4 address as the domain', 'admin@192.0.2.1'],
+    ['an IP literal as the domain', 'admin@[192.0.2.1]'],
   ])('refuses a From name with %s', (_what, name) => {
     // Prepare
     const { key } = issueApiKey({ allowedDomains: ['example.com'] });
