@@ -204,6 +204,27 @@ describe('other values in headers', () => {
   });
 
   it.each([
+    'Mail-Reply-To',
+    'mail-followup-to',
+    'Disposition-Notification-To',
+    'Return-Receipt-To',
+    'Errors-To',
+  ])(
+    'refuses the custom header %s, which sends replies, receipts or bounces to an address the Reply-To checks never saw',
+    (name) => {
+      // Prepare / Act
+      const p = problemOfSync(() =>
+        validateSendRequest(sendBody({ headers: { [name]: '"support@paypal.com" <x@evil.example>' } })),
+      );
+
+      // Assess
+      expect(p.errors).toEqual([
+        { path: `headers.${name}`, message: `header ${name} is reserved and cannot be set through headers` },
+      ]);
+    },
+  );
+
+  it.each([
     ['a comma', 'a,b'],
     ['an equals sign', 'a=b'],
     ['a semicolon', 'a;b'],
