@@ -500,7 +500,39 @@ function schemeAllowed(compact: string, dataImage: boolean): boolean {
   const colon = compact.search(/[:/?#\\]/);
   if (colon === -1 || compact[colon] !== ':') return true; // relative URL
   const scheme = compact.slice(0, colon);
+  if (scheme === 'mailto') return mailtoFieldsAllowed(compact);
   return URL_SCHEMES.has(scheme) || (scheme === 'data' && dataImage && /^data:image\/(?!svg)/.test(compact));
+}
+
+/** The `mailto:` fields a reply may be prefilled with (RFC 6068's common ones). */
+const MAILTO_FIELDS = new Set(['to', 'cc', 'bcc', 'subject', 'body', 'in-reply-to']);
+
+/**
+ * Whether a `mailto:` URL names only `MAILTO_FIELDS`. Others are refused: `attach=` and
+ * `attachment=` make several desktop clients (Evolution, KMail, Thunderbird before 68.7) attach a
+ * local file (`~/.ssh/id_rsa`) to the reply the reader is asked to send. Names are judged
+ * percent-decoded as often as it changes them (`%61ttach`).
+ */
+function mailtoFieldsAllowed(compact: string): boolean {
+  const query = compact.indexOf('?');
+  if (query === -1) return true;
+  return compact
+    .slice(query + 1)
+    .split(/[&;]/)
+    .map((field) => percentDecoded(field.split('=')[0] ?? ''))
+    .every((name) => name === '' || MAILTO_FIELDS.has(name));
+}
+
+function percentDecoded(text: string): string {
+  let current = text;
+  for (let depth = 0; depth <= MAX_DECODE_DEPTH; depth++) {
+    const next = current.replace(/%([0-9a-f]{2})/gi, (_, hex: string) =>
+      String.fromCharCode(Number.parseInt(hex, 16)),
+    );
+    if (next === current) return current.toLowerCase();
+    current = next;
+  }
+  return '\uFFFD'; // nested deeper than any real link: no allowed name
 }
 
 /**

@@ -354,6 +354,37 @@ describe('URL schemes in HTML', () => {
     expect(clean).toBe('<a href="https://shop.example.com/?a=1&amp;b=2&quot;">x</a>');
   });
 
+  it.each([
+    ['attach', '<a href="mailto:it@example.com?attach=/home/ana/.ssh/id_rsa">x</a>'],
+    ['attachment', '<a href="mailto:?subject=hi&amp;attachment=file:///etc/passwd">x</a>'],
+    [
+      'a percent-encoded attach',
+      '<a href="MAILTO:it@example.com?body=x&amp;%61TTACH=~/.gnupg/secring.gpg">x</a>',
+    ],
+    ['an entity-encoded attach', '<a href="mailto:it@example.com?&#97;ttach=C:/Users/ana/key.pem">x</a>'],
+  ])(
+    'refuses a mailto: link with %s, which some clients turn into a local file attached to the reply',
+    (_what, vector) => {
+      // Prepare / Act
+      const clean = sanitizeHtml(vector);
+
+      // Assess
+      expect(clean).toBe('<a>x</a>');
+    },
+  );
+
+  it('keeps a mailto: link with the usual fields', () => {
+    // Prepare
+    const link =
+      '<a href="mailto:it@example.com?cc=b@example.com&amp;bcc=c@example.com&amp;subject=Hi&amp;body=A%20b&amp;In-Reply-To=%3Cx@example.com%3E">x</a>';
+
+    // Act
+    const clean = sanitizeHtml(link);
+
+    // Assess
+    expect(clean).toBe(link);
+  });
+
   it('refuses every encoding of a scheme that is not on the allowlist, at any decoding depth', () => {
     // Prepare
     const cases = fc
