@@ -228,16 +228,24 @@ export function addressesShownIn(name: string): ShownAddress[] {
 }
 
 /**
+ * What a reader takes for a full stop in a host name: the ideographic ones (IDNA reads them so),
+ * the characters Unicode's confusables list (UTS #39) maps to `.` that NFKC leaves alone (Syriac,
+ * Arabic-Indic zeros, Lisu, Vai, Kharoshthi) and the middle dots (`paypal·com`).
+ */
+const SHOWN_DOTS =
+  /[\u3002\uff61\u0701\u0702\u0660\u06f0\ua4f8\ua60e\u{10a50}\u{1d16d}\u00b7\u0387\u2219\u22c5\u2e31\u16eb\u30fb\u2027]/gu;
+
+/**
  * `name` as a reader sees it, with where each character of it came from: NFKC per character
- * (`＠` and `﹫` are `@`, `．` is `.`), ideographic full stops as dots (IDNA reads them so) and
- * invisible format characters gone.
+ * (`＠` and `﹫` are `@`, `．` is `.`), look-alike full stops as dots (`SHOWN_DOTS`) and invisible
+ * format characters gone.
  */
 function shownForm(name: string): { text: string; offsets: number[] } {
   let text = '';
   const offsets: number[] = [];
   let at = 0;
   for (const char of name) {
-    const shown = /\p{Cf}/u.test(char) ? '' : char.normalize('NFKC').replace(/[\u3002\uff61]/g, '.');
+    const shown = /\p{Cf}/u.test(char) ? '' : char.normalize('NFKC').replace(SHOWN_DOTS, '.');
     for (let i = 0; i < shown.length; i++) offsets.push(at);
     text += shown;
     at += char.length;
