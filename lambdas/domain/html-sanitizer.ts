@@ -308,18 +308,26 @@ export function sanitizeCss(css: string): string {
       const seen = skeleton(part);
       // URLs also as written, for a renderer that ignores CSS escapes (then `\\host` is a share).
       const written = part.toLowerCase().replace(/[\s\p{Cc}\p{Cf}]/gu, '');
-      const urls = [...cssUrls(seen), ...cssUrls(written)];
+      const seenUrls = cssUrls(seen);
+      const writtenUrls = cssUrls(written);
+      if (seenUrls === undefined || writtenUrls === undefined) return '';
+      const urls = [...seenUrls, ...writtenUrls];
       return DANGEROUS_CSS.test(seen) || urls.some((url) => !schemeAllowed(url, true)) ? '' : part;
     })
     .join('');
 }
 
-/** The URLs a declaration loads: `url()` arguments and the strings in `image-set()` / `image()`. */
-function cssUrls(seen: string): string[] {
-  const urls: string[] = [];
-  for (const [, fn, args = ''] of seen.matchAll(/(url|image-set|image)\(([^)]*)/g)) {
-    if (fn === 'url') urls.push(args.replace(/^["']|["']$/g, ''));
-    else for (const [, text = ''] of args.matchAll(/["']([^"']*)["']/g)) urls.push(text);
+/**
+ * The URLs a declaration loads: every `url()` argument (inside `image-set()` too), and, when it
+ * calls a function that reads strings as URLs (`image-set()`, `image()`, `src()`,
+ * `cross-fade()`), every string in it, wherever the function's arguments end. Such a call that
+ * reads `var()` gives undefined (refuse it): the custom property was judged as a plain string.
+ */
+function cssUrls(seen: string): string[] | undefined {
+  const urls = [...seen.matchAll(/url\(([^)]*)/g)].map(([, args = '']) => args.replace(/^["']|["']$/g, ''));
+  if (/(?:image-set|image|src|cross-fade)\(/.test(seen)) {
+    if (seen.includes('var(')) return undefined;
+    for (const [, text = ''] of seen.matchAll(/["']([^"']*)["']/g)) urls.push(text);
   }
   return urls;
 }
