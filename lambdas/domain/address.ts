@@ -200,13 +200,13 @@ export interface ShownAddress {
 /**
  * What reads as an address: a word (or nothing: `(@paypal.com)` and the tail of
  * `orders@example.com@paypal.com` read as that domain too), an at sign (maybe with spaces around
- * it) and a host name whose last label starts with a letter (underscores included, as a reader
- * does not notice them), an IPv4 address or an address literal. Run on the name as a reader sees it
+ * it) and a host name whose last label starts with a letter (underscores, hyphens anywhere and
+ * combining marks included: a reader reads past them), an IPv4 address or an address literal. Run on the name as a reader sees it
  * (`shownForm`), so full-width and small at signs, ideographic full stops and invisible characters
  * change nothing.
  */
 const SHOWN_ADDRESS =
-  /[^\s@<>()[\]"',;:]*\s*@\s*((?:[\p{L}\p{N}_](?:[\p{L}\p{N}_-]*[\p{L}\p{N}_])?\.)+\p{L}[\p{L}\p{N}_-]*|\d{1,3}(?:\.\d{1,3}){3}|\[[^\]\s]*\])/gu;
+  /[^\s@<>()[\]"',;:]*\s*@\s*((?:[\p{L}\p{N}\p{M}_-]+\.)+\p{L}[\p{L}\p{N}\p{M}_-]*|\d{1,3}(?:\.\d{1,3}){3}|\[[^\]\s]*\])/gu;
 
 /**
  * The addresses a display name shows a reader (`"support@paypal.com" <noreply@tenant>`), so a
