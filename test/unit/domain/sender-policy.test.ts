@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { addressesShownIn, domainAllowed } from '../../../lambdas/domain/address.ts';
 import { applySenderPolicy, formatMailbox } from '../../../lambdas/domain/sender-policy.ts';
@@ -139,6 +140,44 @@ describe('applySenderPolicy', () => {
     // Assess
     expect(addressesShownIn(result.from.name ?? '')).toEqual([]);
     expect(result.from.name).not.toMatch(/@\s*\S+\.\S/);
+  });
+
+  it('never writes a rewritten From whose name shows an address, whatever pieces the original name joins', () => {
+    // Prepare
+    const { key } = issueApiKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com' });
+    const piece = fc.constantFrom(
+      'ana@legacy.example',
+      '@legacy.example',
+      'support',
+      '@',
+      '＠',
+      'paypal.com',
+      'paypal',
+      '.com',
+      ' ',
+      '(',
+      ')',
+      '<',
+      '>',
+      '-',
+      '·',
+      'Ana',
+    );
+    const names = fc.array(piece, { minLength: 1, maxLength: 12 }).map((p) => p.join('').trim());
+
+    // Act / Assess
+    fc.assert(
+      fc.property(names, (name) => {
+        let result: ReturnType<typeof applySenderPolicy>;
+        try {
+          result = applySenderPolicy(key, outgoingMessage({ from: { name, address: 'ana@legacy.example' } }));
+        } catch {
+          return; // refused: the name showed another domain's address
+        }
+        expect(addressesShownIn(result.from.name ?? '')).toEqual([]);
+      }),
+      { numRuns: 2_000 },
+    );
   });
 
   it('keeps a Reply-To the client gave when rewriting', () => {
