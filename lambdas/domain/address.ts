@@ -201,9 +201,10 @@ export interface ShownAddress {
  * What reads as an address: a word (or nothing: `(@paypal.com)` and the tail of
  * `orders@example.com@paypal.com` read as that domain too), an at sign (maybe with spaces around
  * it) and a host name whose last label starts with a letter (underscores, hyphens anywhere,
- * combining marks and spaces before a dot included: a reader reads past them), an IPv4 address or an address literal. Run on the name as a reader sees it
- * (`shownForm`), so full-width and small at signs, ideographic full stops and invisible characters
- * change nothing.
+ * combining marks and spaces before a dot included: a reader reads past them), an IPv4 address or
+ * an address literal. A space after a dot ends it (`Ana @ home. Call me` is prose). Run on the
+ * name as a reader sees it (`shownForm`), so full-width and small at signs, look-alike full stops
+ * and invisible characters change nothing.
  */
 const SHOWN_ADDRESS =
   /[^\s@<>()[\]"',;:]*\s*@\s*((?:[\p{L}\p{N}\p{M}_-]+\s*\.)+\p{L}[\p{L}\p{N}\p{M}_-]*|\d{1,3}(?:\.\d{1,3}){3}|\[[^\]\s]*\])/gu;
