@@ -198,12 +198,16 @@ export interface ShownAddress {
 }
 
 /**
- * What reads as an address: a word, an at sign (maybe with spaces around it) and a host name whose
- * last label starts with a letter. Run on the name as a reader sees it (`shownForm`), so full-width
- * and small at signs, ideographic full stops and invisible characters change nothing.
+ * What reads as an address: a word (or nothing: `(@paypal.com)` and the tail of
+ * `orders@example.com@paypal.com` read as that domain too), an at sign (maybe with spaces around
+ * it) and a host name whose last label starts with a letter (underscores, hyphens anywhere,
+ * combining marks and spaces before a dot included: a reader reads past them), an IPv4 address or
+ * an address literal. A space after a dot ends it (`Ana @ home. Call me` is prose). Run on the
+ * name as a reader sees it (`shownForm`), so full-width and small at signs, look-alike full stops
+ * and invisible characters change nothing.
  */
 const SHOWN_ADDRESS =
-  /[^\s@<>()[\]"',;:]+\s*@\s*((?:[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?\.)+\p{L}[\p{L}\p{N}-]*)/gu;
+  /[^\s@<>()[\]"',;:]*\s*@\s*((?:[\p{L}\p{N}\p{M}_-]+\s*\.)+\p{L}[\p{L}\p{N}\p{M}_-]*|\d{1,3}(?:\.\d{1,3}){3}|\[[^\]\s]*\])/gu;
 
 /**
  * The addresses a display name shows a reader (`"support@paypal.com" <noreply@tenant>`), so a
@@ -225,16 +229,31 @@ export function addressesShownIn(name: string): ShownAddress[] {
 }
 
 /**
+ * What a reader takes for a full stop in a host name: the ideographic ones (IDNA reads them so),
+ * the characters Unicode's confusables list (UTS #39) maps to `.` that NFKC leaves alone (Syriac,
+ * Arabic-Indic zeros, Lisu, Vai, Kharoshthi) and the middle dots (`paypal·com`).
+ */
+const SHOWN_DOTS =
+  /[\u3002\uff61\u0701\u0702\u0660\u06f0\ua4f8\ua60e\u{10a50}\u{1d16d}\u00b7\u0387\u2219\u22c5\u2e31\u16eb\u30fb\u2027]/gu;
+
+/** Characters nothing shows: format characters and the rest of Unicode's default-ignorables (fillers, joiners). */
+const INVISIBLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
+/** Characters that show as blank space without being whitespace (braille blank). */
+const BLANKS = /\u2800/g;
+
+/**
  * `name` as a reader sees it, with where each character of it came from: NFKC per character
- * (`＠` and `﹫` are `@`, `．` is `.`), ideographic full stops as dots (IDNA reads them so) and
- * invisible format characters gone.
+ * (`＠` and `﹫` are `@`, `．` is `.`), look-alike full stops as dots (`SHOWN_DOTS`), blank
+ * symbols as spaces and invisible characters gone.
  */
 function shownForm(name: string): { text: string; offsets: number[] } {
   let text = '';
   const offsets: number[] = [];
   let at = 0;
   for (const char of name) {
-    const shown = /\p{Cf}/u.test(char) ? '' : char.normalize('NFKC').replace(/[\u3002\uff61]/g, '.');
+    const shown = INVISIBLE.test(char)
+      ? ''
+      : char.normalize('NFKC').replace(SHOWN_DOTS, '.').replace(BLANKS, ' ');
     for (let i = 0; i < shown.length; i++) offsets.push(at);
     text += shown;
     at += char.length;

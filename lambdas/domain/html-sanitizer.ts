@@ -308,18 +308,26 @@ export function sanitizeCss(css: string): string {
       const seen = skeleton(part);
       // URLs also as written, for a renderer that ignores CSS escapes (then `\\host` is a share).
       const written = part.toLowerCase().replace(/[\s\p{Cc}\p{Cf}]/gu, '');
-      const urls = [...cssUrls(seen), ...cssUrls(written)];
+      const seenUrls = cssUrls(seen);
+      const writtenUrls = cssUrls(written);
+      if (seenUrls === undefined || writtenUrls === undefined) return '';
+      const urls = [...seenUrls, ...writtenUrls];
       return DANGEROUS_CSS.test(seen) || urls.some((url) => !schemeAllowed(url, true)) ? '' : part;
     })
     .join('');
 }
 
-/** The URLs a declaration loads: `url()` arguments and the strings in `image-set()` / `image()`. */
-function cssUrls(seen: string): string[] {
-  const urls: string[] = [];
-  for (const [, fn, args = ''] of seen.matchAll(/(url|image-set|image)\(([^)]*)/g)) {
-    if (fn === 'url') urls.push(args.replace(/^["']|["']$/g, ''));
-    else for (const [, text = ''] of args.matchAll(/["']([^"']*)["']/g)) urls.push(text);
+/**
+ * The URLs a declaration loads: every `url()` argument (inside `image-set()` too), and, when it
+ * calls a function that reads strings as URLs (`image-set()`, `image()`, `src()`,
+ * `cross-fade()`), every string in it, wherever the function's arguments end. Such a call that
+ * reads `var()` gives undefined (refuse it): the custom property was judged as a plain string.
+ */
+function cssUrls(seen: string): string[] | undefined {
+  const urls = [...seen.matchAll(/url\(([^)]*)/g)].map(([, args = '']) => args.replace(/^["']|["']$/g, ''));
+  if (/(?:image-set|image|src|cross-fade)\(/.test(seen)) {
+    if (seen.includes('var(')) return undefined;
+    for (const [, text = ''] of seen.matchAll(/["']([^"']*)["']/g)) urls.push(text);
   }
   return urls;
 }
@@ -500,7 +508,39 @@ function schemeAllowed(compact: string, dataImage: boolean): boolean {
   const colon = compact.search(/[:/?#\\]/);
   if (colon === -1 || compact[colon] !== ':') return true; // relative URL
   const scheme = compact.slice(0, colon);
+  if (scheme === 'mailto') return mailtoFieldsAllowed(compact);
   return URL_SCHEMES.has(scheme) || (scheme === 'data' && dataImage && /^data:image\/(?!svg)/.test(compact));
+}
+
+/** The `mailto:` fields a reply may be prefilled with (RFC 6068's common ones). */
+const MAILTO_FIELDS = new Set(['to', 'cc', 'bcc', 'subject', 'body', 'in-reply-to']);
+
+/**
+ * Whether a `mailto:` URL names only `MAILTO_FIELDS`. Others are refused: `attach=` and
+ * `attachment=` make several desktop clients (Evolution, KMail, Thunderbird before 68.7) attach a
+ * local file (`~/.ssh/id_rsa`) to the reply the reader is asked to send. Names are judged
+ * percent-decoded as often as it changes them (`%61ttach`).
+ */
+function mailtoFieldsAllowed(compact: string): boolean {
+  const query = compact.indexOf('?');
+  if (query === -1) return true;
+  return compact
+    .slice(query + 1)
+    .split(/[&;]/)
+    .map((field) => percentDecoded(field.split('=')[0] ?? ''))
+    .every((name) => name === '' || MAILTO_FIELDS.has(name));
+}
+
+function percentDecoded(text: string): string {
+  let current = text;
+  for (let depth = 0; depth <= MAX_DECODE_DEPTH; depth++) {
+    const next = current.replace(/%([0-9a-f]{2})/gi, (_, hex: string) =>
+      String.fromCharCode(Number.parseInt(hex, 16)),
+    );
+    if (next === current) return current.toLowerCase();
+    current = next;
+  }
+  return '\uFFFD'; // nested deeper than any real link: no allowed name
 }
 
 /**

@@ -1,4 +1,5 @@
 import MailComposer from 'nodemailer/lib/mail-composer';
+import { encodeWord } from 'nodemailer/lib/mime-funcs';
 import { domainOf } from './address.ts';
 import { headerUri, type OutgoingMessage } from './message.ts';
 import { formatMailbox } from './sender-policy.ts';
@@ -16,7 +17,9 @@ export interface ComposeOptions {
  * File and URL access are disabled: attachment content only ever comes from the request.
  */
 export async function composeMime(message: OutgoingMessage, options: ComposeOptions): Promise<Buffer> {
-  const headers: Record<string, string> = { ...message.headers };
+  const headers: Record<string, string> = Object.fromEntries(
+    Object.entries(message.headers).map(([name, value]) => [name, literalText(value)]),
+  );
   if (message.listUnsubscribe) {
     // RFC 8058 one-click: mailbox providers POST to the URL; both headers are needed. Encoded
     // again here, so a job queued before validation encoded it cannot carry a second URI.
@@ -31,7 +34,7 @@ export async function composeMime(message: OutgoingMessage, options: ComposeOpti
     cc: [...message.cc],
     // Bcc never goes into the headers; SES gets those recipients in the envelope only.
     replyTo: [...message.replyTo],
-    subject: message.subject,
+    subject: literalText(message.subject),
     ...(message.text !== undefined ? { text: lineFeeds(message.text) } : {}),
     ...(message.html !== undefined ? { html: lineFeeds(message.html) } : {}),
     attachments: message.attachments.map((a) => ({
@@ -58,4 +61,14 @@ export async function composeMime(message: OutgoingMessage, options: ComposeOpti
  */
 function lineFeeds(body: string): string {
   return body.replace(/\r\n?/g, '\n');
+}
+
+/**
+ * Unstructured header text that a reader decodes back to exactly `text`. The composer passes a
+ * valid encoded-word through as it is (it takes it for one already encoded), so a reader would
+ * decode `=?utf-8?B?ZXZpbA0KWC1JbmplY3RlZDogeWVz?=` into a line break and a header nobody
+ * checked; text holding `=?` is encoded whole instead, so `=?…?=` reads as those characters.
+ */
+function literalText(text: string): string {
+  return text.includes('=?') ? encodeWord(text, 'Q', 52) : text;
 }

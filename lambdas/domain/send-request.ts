@@ -45,6 +45,13 @@ const RESERVED_HEADERS = new Set([
   'arc-seal',
   'arc-message-signature',
   'arc-authentication-results',
+  // Where replies, read receipts and bounces go: an address here would skip the Reply-To checks
+  // (display names showing another domain); a client sets replyTo instead.
+  'mail-reply-to',
+  'mail-followup-to',
+  'disposition-notification-to',
+  'return-receipt-to',
+  'errors-to',
 ]);
 const RESERVED_HEADER_PREFIXES = ['content-', 'x-ses-', 'resent-'];
 

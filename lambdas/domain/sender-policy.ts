@@ -38,15 +38,20 @@ export function applySenderPolicy(key: ApiKey, message: OutgoingMessage): Outgoi
 }
 
 /**
- * A display name may show an address of the key's own domains, or the mailbox's own address (a
- * Reply-To named after itself is the truth, and a rewrite drops it from the name anyway).
+ * A display name may show an address of the key's own domains, or the mailbox's own address or
+ * bare `@domain` (a Reply-To named after itself is the truth, and a rewrite drops it from the name
+ * anyway).
  */
 function spoofingErrors(key: ApiKey, path: string, mailbox: Mailbox): FieldError[] {
   if (!mailbox.name) return [];
   const own = mailbox.address.toLowerCase();
+  const ownDomain = `@${domainOf(own)}`;
   const foreign = addressesShownIn(mailbox.name)
     .filter(
-      (shown) => shown.address.toLowerCase() !== own && !domainAllowed(shown.domain, key.allowedDomains),
+      (shown) =>
+        shown.address.toLowerCase() !== own &&
+        shown.address.toLowerCase() !== ownDomain &&
+        !domainAllowed(shown.domain, key.allowedDomains),
     )
     .map((shown) => shown.domain);
   if (foreign.length === 0) return [];
@@ -60,17 +65,22 @@ function spoofingErrors(key: ApiKey, path: string, mailbox: Mailbox): FieldError
 
 /**
  * `Ana via Baton`: the original name without the addresses it shows (and the brackets and
- * separators left around them), or the original local part when nothing else is left.
+ * separators left around them), or the original local part when nothing else is left. Cut again
+ * until nothing shows: the pieces around a cut-out address can join into a new one
+ * (`support@ana@legacy.example paypal.com` would read `support@ paypal.com`). Each round removes
+ * at least one at sign, so this ends.
  */
 function rewrittenName(original: Mailbox): string {
   let name = original.name ?? '';
-  for (const shown of addressesShownIn(name).reverse())
-    name = name.slice(0, shown.start) + name.slice(shown.end);
-  const cleaned = name
-    .replace(/\(\s*\)|\[\s*\]|<\s*>|\{\s*\}/g, ' ')
-    .replace(/\s+/g, ' ')
-    .replace(/^[\s\-–—:|,;/]+|[\s\-–—:|,;/]+$/g, '');
-  const base = cleaned === '' ? original.address.slice(0, original.address.lastIndexOf('@')) : cleaned;
+  for (let shown = addressesShownIn(name); shown.length > 0; shown = addressesShownIn(name)) {
+    for (const { start, end } of shown.reverse()) name = name.slice(0, start) + name.slice(end);
+    name = name
+      .replace(/\(\s*\)|\[\s*\]|<\s*>|\{\s*\}/g, ' ')
+      .replace(/\s+/g, ' ')
+      .replace(/^[\s\-–—:|,;/]+|[\s\-–—:|,;/]+$/g, '');
+  }
+  const base =
+    name.trim() === '' ? original.address.slice(0, original.address.lastIndexOf('@')) : name.trim();
   return `${base} via Baton`;
 }
 

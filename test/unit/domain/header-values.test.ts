@@ -177,6 +177,22 @@ describe('other values in headers', () => {
   });
 
   it.each([
+    ['one that decodes to a line break and a header', '=?utf-8?B?ZXZpbA0KWC1JbmplY3RlZDogeWVz?='],
+    ['one among plain words', 'Your order =?utf-8?q?has_shipped?= today'],
+    ['one next to Unicode', 'Zé =?UTF-8?Q?=E2=80=AEtxt.exe?='],
+  ])(
+    'writes a subject and a custom header holding an encoded-word (%s) so a reader decodes them to the text given',
+    async (_what, text) => {
+      // Prepare / Act
+      const raw = await composed({ subject: text, headers: { 'X-Note': text } });
+
+      // Assess
+      expect(decodeWords(headerValue(raw, 'Subject'))).toBe(text);
+      expect(decodeWords(headerValue(raw, 'X-Note'))).toBe(text);
+    },
+  );
+
+  it.each([
     ['a quote and a parameter', 'report.pdf"; name="other.pdf'],
     ['a semicolon and a comma', 'a;b,c.pdf'],
   ])('writes an attachment name with %s as one file name', async (_what, filename) => {
@@ -202,6 +218,27 @@ describe('other values in headers', () => {
     // Assess
     expect(p.errors?.map((e) => e.path)).toEqual(['attachments[0].filename']);
   });
+
+  it.each([
+    'Mail-Reply-To',
+    'mail-followup-to',
+    'Disposition-Notification-To',
+    'Return-Receipt-To',
+    'Errors-To',
+  ])(
+    'refuses the custom header %s, which sends replies, receipts or bounces to an address the Reply-To checks never saw',
+    (name) => {
+      // Prepare / Act
+      const p = problemOfSync(() =>
+        validateSendRequest(sendBody({ headers: { [name]: '"support@paypal.com" <x@evil.example>' } })),
+      );
+
+      // Assess
+      expect(p.errors).toEqual([
+        { path: `headers.${name}`, message: `header ${name} is reserved and cannot be set through headers` },
+      ]);
+    },
+  );
 
   it.each([
     ['a comma', 'a,b'],

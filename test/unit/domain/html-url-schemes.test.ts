@@ -321,6 +321,31 @@ describe('URL schemes in HTML', () => {
       '<div>x</div>',
     ],
     [
+      'a file: url() inside image-set()',
+      '<div style="color:red;background-image:image-set(url(file://evil.example/x.png) 1x)">x</div>',
+      '<div style="color:red;">x</div>',
+    ],
+    [
+      'a file: url() inside -webkit-image-set()',
+      '<div style="background-image:-webkit-image-set(url(file://evil.example/x.png) 1x)">x</div>',
+      '<div>x</div>',
+    ],
+    [
+      'a file: string after a url() in image-set()',
+      '<div style="background-image:image-set(url(https://cdn.example.com/a.png) 1x, \'file://evil.example/x.png\' 2x)">x</div>',
+      '<div>x</div>',
+    ],
+    [
+      'a custom property that image-set() reads',
+      '<div style="--u:\'file://evil.example/x.png\';background-image:image-set(var(--u) 1x)">x</div>',
+      '<div style="--u:\'file://evil.example/x.png\';">x</div>',
+    ],
+    [
+      'a file: src() string',
+      '<div style="background-image:src(\'file://evil.example/x.png\')">x</div>',
+      '<div>x</div>',
+    ],
+    [
       'an SVG data: url()',
       '<div style="background:url(data:image/svg+xml,%3Csvg%3E)">x</div>',
       '<div>x</div>',
@@ -338,6 +363,10 @@ describe('URL schemes in HTML', () => {
     ['a cid: background', '<td style="background-image:url(\'cid:bg@shop\')">x</td>'],
     ['a raster data: background', '<td style="background:url(data:image/png;base64,iVBORw0KGgo=)">x</td>'],
     ['a relative background', '<td style="background:url(img/bg.png)">x</td>'],
+    [
+      'an https image-set() with url() and strings',
+      '<td style="background-image:image-set(url(https://cdn.example.com/a.png) 1x, \'https://cdn.example.com/b.png\' 2x)">x</td>',
+    ],
   ])('keeps %s in CSS', (_what, html) => {
     // Prepare / Act
     const clean = sanitizeHtml(html);
@@ -352,6 +381,37 @@ describe('URL schemes in HTML', () => {
 
     // Assess
     expect(clean).toBe('<a href="https://shop.example.com/?a=1&amp;b=2&quot;">x</a>');
+  });
+
+  it.each([
+    ['attach', '<a href="mailto:it@example.com?attach=/home/ana/.ssh/id_rsa">x</a>'],
+    ['attachment', '<a href="mailto:?subject=hi&amp;attachment=file:///etc/passwd">x</a>'],
+    [
+      'a percent-encoded attach',
+      '<a href="MAILTO:it@example.com?body=x&amp;%61TTACH=~/.gnupg/secring.gpg">x</a>',
+    ],
+    ['an entity-encoded attach', '<a href="mailto:it@example.com?&#97;ttach=C:/Users/ana/key.pem">x</a>'],
+  ])(
+    'refuses a mailto: link with %s, which some clients turn into a local file attached to the reply',
+    (_what, vector) => {
+      // Prepare / Act
+      const clean = sanitizeHtml(vector);
+
+      // Assess
+      expect(clean).toBe('<a>x</a>');
+    },
+  );
+
+  it('keeps a mailto: link with the usual fields', () => {
+    // Prepare
+    const link =
+      '<a href="mailto:it@example.com?cc=b@example.com&amp;bcc=c@example.com&amp;subject=Hi&amp;body=A%20b&amp;In-Reply-To=%3Cx@example.com%3E">x</a>';
+
+    // Act
+    const clean = sanitizeHtml(link);
+
+    // Assess
+    expect(clean).toBe(link);
   });
 
   it('refuses every encoding of a scheme that is not on the allowlist, at any decoding depth', () => {

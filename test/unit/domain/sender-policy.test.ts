@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { domainAllowed } from '../../../lambdas/domain/address.ts';
+import { addressesShownIn, domainAllowed } from '../../../lambdas/domain/address.ts';
 import { applySenderPolicy, formatMailbox } from '../../../lambdas/domain/sender-policy.ts';
 import { outgoingMessage } from '../../support/builders.ts';
 import { issueApiKey } from '../../support/fakes.ts';
@@ -123,6 +124,62 @@ describe('applySenderPolicy', () => {
     expect(result.originalFrom).toEqual(from);
   });
 
+  it.each([
+    [
+      'pieces that join into an address once the original is cut out',
+      'support@ana@legacy.example paypal.com',
+    ],
+    ['its own domain after a bare at sign', 'Ana (@legacy.example)'],
+  ])('writes a rewritten From whose name had %s without any address shown', (_what, name) => {
+    // Prepare
+    const { key } = issueApiKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com' });
+
+    // Act
+    const result = applySenderPolicy(key, outgoingMessage({ from: { name, address: 'ana@legacy.example' } }));
+
+    // Assess
+    expect(addressesShownIn(result.from.name ?? '')).toEqual([]);
+    expect(result.from.name).not.toMatch(/@\s*\S+\.\S/);
+  });
+
+  it('never writes a rewritten From whose name shows an address, whatever pieces the original name joins', () => {
+    // Prepare
+    const { key } = issueApiKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com' });
+    const piece = fc.constantFrom(
+      'ana@legacy.example',
+      '@legacy.example',
+      'support',
+      '@',
+      '＠',
+      'paypal.com',
+      'paypal',
+      '.com',
+      ' ',
+      '(',
+      ')',
+      '<',
+      '>',
+      '-',
+      '·',
+      'Ana',
+    );
+    const names = fc.array(piece, { minLength: 1, maxLength: 12 }).map((p) => p.join('').trim());
+
+    // Act / Assess
+    fc.assert(
+      fc.property(names, (name) => {
+        let result: ReturnType<typeof applySenderPolicy>;
+        try {
+          result = applySenderPolicy(key, outgoingMessage({ from: { name, address: 'ana@legacy.example' } }));
+        } catch {
+          return; // refused: the name showed another domain's address
+        }
+        expect(addressesShownIn(result.from.name ?? '')).toEqual([]);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
   it('keeps a Reply-To the client gave when rewriting', () => {
     // Prepare
     const { key } = issueApiKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com' });
@@ -169,6 +226,20 @@ describe('display names that show an address', () => {
     ['spaces around the at sign', 'Billing: support @ paypal.com'],
     ['an internationalised domain', 'security@bücher.example'],
     ['a subdomain of another domain', 'help@example.com.evil.example'],
+    ['a full-width at sign and a middle dot', 'support＠paypal·com'],
+    ['a full-width at sign and a Syriac full stop', 'support＠paypal\u0701com'],
+    ['a full-width at sign and a Lisu tone letter', 'support＠paypal\uA4F8com'],
+    ['a quote right before the at sign', "support'@paypal.com"],
+    ['a label starting with a hyphen', 'support@-paypal.com'],
+    ['a combining mark in the domain', 'support＠pay\u0336pal.com'],
+    ['a space before a dot', 'support@paypal .com'],
+    ['a combining grapheme joiner before the top-level domain', 'support＠paypal．\u034Fcom'],
+    ['a braille blank after the at sign', 'support＠\u2800paypal.com'],
+    ['a foreign domain right after an allowed address', 'orders@example.com@paypal.com'],
+    ['a foreign domain after a bare at sign', 'PayPal (@paypal.com)'],
+    ['an underscore in a domain label', 'support@paypal_login.com'],
+    ['an IPv4 address as the domain', 'admin@192.0.2.1'],
+    ['an IP literal as the domain', 'admin@[192.0.2.1]'],
   ])('refuses a From name with %s', (_what, name) => {
     // Prepare
     const { key } = issueApiKey({ allowedDomains: ['example.com'] });
