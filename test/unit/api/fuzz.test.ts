@@ -366,7 +366,7 @@ const idempotencyKey = fc.option(
 
 // Thousands of generated cases: the unit tier's 5 s is a hang guard for one example, not for
 // a property, and a loaded 2-core machine takes twice its usual time.
-describe('the api handler under bad input (issue 3, "Bad input")', { timeout: 60_000 }, () => {
+describe('the api handler under bad input (issue 3, "Bad input")', { timeout: 60_000 * SCALE }, () => {
   it('answers JSON-ish bodies of any shape on every body-taking route within the contract', async () => {
     // Prepare
     const { check, tokens } = harness();
