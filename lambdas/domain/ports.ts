@@ -18,7 +18,10 @@ export type ClaimResult =
   | { readonly outcome: 'claimed'; readonly record: MessageRecord; readonly token: string }
   /** Already sent or finished: a duplicate delivery of the queue message; acknowledge it. */
   | { readonly outcome: 'done'; readonly record: MessageRecord }
-  /** Another live attempt holds the claim: try again after it expires. */
+  /**
+   * Another live attempt holds the claim, or a given-up message still waits for SES's evidence of
+   * an uncertain attempt (`waitsForClaim`): try again after `claimUntil`.
+   */
   | { readonly outcome: 'busy'; readonly record: MessageRecord }
   | { readonly outcome: 'missing' };
 

@@ -347,7 +347,12 @@ export async function giveUp(
     const waiting = (latest.uncertain?.confirmUntil ?? 0) > now.getTime();
     const claimLive = latest.phase === 'sending' && (latest.claimUntil ?? 0) > now.getTime() && !waiting;
     const unsent = latest.phase === 'queued' || latest.phase === 'sending' || latest.redrivable === true;
-    return unsent && !claimLive ? markGaveUp(latest, reason, now, redrivable) : undefined;
+    if (!unsent || claimLive) return undefined;
+    const gaveUp = markGaveUp(latest, reason, now, redrivable);
+    // SES may still have the message: a redrive inside the window would send a second copy. The
+    // failed record keeps the wait (the claim store refuses a redriven claim until it ends).
+    const { uncertain, claimUntil } = latest;
+    return waiting && redrivable && uncertain ? { ...gaveUp, uncertain, claimUntil } : gaveUp;
   });
   return written?.after;
 }
