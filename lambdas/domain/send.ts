@@ -20,8 +20,9 @@ export interface SendDeps {
   readonly clock: Clock;
   /**
    * How long a claim protects an attempt: longer than the function timeout, so a live attempt never
-   * loses its claim. The claim is held for at least `confirmationWindowMs` in any case: an attempt
-   * that died may have died after SES took the message, which is as ambiguous as a lost answer.
+   * loses its claim. The claim is held for `confirmationWindowMs` beyond it: an attempt that died
+   * may have died after SES took the message (as late as its deadline), which is as ambiguous as a
+   * lost answer.
    */
   readonly leaseMs: number;
   /**
@@ -49,7 +50,8 @@ export type SendOutcome = 'sent' | 'duplicate' | 'suppressed' | 'failed';
  * and the retry after the window finds it done; only when none came does it send again.
  *
  * An attempt that dies (its process killed or timed out, or its write after SES failed) is just as
- * ambiguous: its claim is held for at least the confirmation window too.
+ * ambiguous: its claim is held for the confirmation window beyond the lease (which outlasts the
+ * attempt), so it covers the window after the latest moment the attempt could have called SES.
  *
  * The one window left: SES's evidence arrives later than the confirmation window (the event path
  * slower than its worst normal latency). See README "Delivery guarantees".
@@ -60,7 +62,10 @@ export async function sendJob(
   suppressed: ReadonlyMap<string, Suppression>,
 ): Promise<SendOutcome> {
   const now = deps.clock();
-  const claim = await deps.messages.claim(job.id, now, Math.max(deps.leaseMs, deps.confirmationWindowMs));
+  // The lease outlasts the attempt (its function's timeout), and SES may take the message at any
+  // moment of it (the pacer waits after the claim): an attempt that dies is covered only when its
+  // claim lasts the confirmation window beyond the lease, not merely as long as the window.
+  const claim = await deps.messages.claim(job.id, now, deps.leaseMs + deps.confirmationWindowMs);
   if (claim.outcome === 'missing')
     throw new PermanentError(`message ${job.id} has no record; it cannot be tracked`);
   if (claim.outcome === 'done') {
