@@ -178,3 +178,6 @@ export function waitsForClaim(record: MessageRecord, now: Date): boolean {
   if (record.phase === 'sending') return true;
   return record.phase === 'failed' && record.redrivable === true && (record.claimUntil ?? 0) >= now.getTime();
 }
+
+/** The reason on the timeline's `retrying` event of an attempt whose SES answer was lost. */
+export const SES_OUTCOME_UNKNOWN = 'SES outcome unknown';

@@ -7,7 +7,14 @@ import {
 } from '../shared/errors.ts';
 import { MessageTag } from '../shared/names.ts';
 import { addressKey } from './address.ts';
-import type { MessageRecord, OutgoingMessage, RecipientState, SendJob, TimelineEvent } from './message.ts';
+import {
+  type MessageRecord,
+  type OutgoingMessage,
+  type RecipientState,
+  SES_OUTCOME_UNKNOWN,
+  type SendJob,
+  type TimelineEvent,
+} from './message.ts';
 import type { Clock, Mailer, MessageStore } from './ports.ts';
 import { isActive, type Suppression, suppressedReason } from './suppression.ts';
 import { rewrite } from './versioned-write.ts';
@@ -287,7 +294,7 @@ function markUncertain(
       {
         type: 'retrying',
         at,
-        detail: { reason: 'SES outcome unknown', sesRequestId: sesRequestId ?? null },
+        detail: { reason: SES_OUTCOME_UNKNOWN, sesRequestId: sesRequestId ?? null },
       },
     ],
     updatedAt: at,
