@@ -59,6 +59,10 @@ export class SesMailer implements Mailer {
   }
 
   async send(mail: OutboundMail): Promise<string> {
+    const left = mail.answerBy === undefined ? undefined : mail.answerBy - Date.now();
+    // Nothing was sent: the invocation has no time left to learn the answer.
+    if (left !== undefined && left <= 0)
+      throw new TransientError('no time left in this invocation to call SES');
     try {
       const out = await this.#ses.send(
         new SendEmailCommand({
@@ -72,6 +76,9 @@ export class SesMailer implements Mailer {
           ConfigurationSetName: this.#configurationSet,
           EmailTags: Object.entries(mail.tags).map(([Name, Value]) => ({ Name, Value })),
         }),
+        // Cut off before the invocation's deadline: an abandoned call is a lost answer (recorded
+        // uncertain), a killed invocation records nothing.
+        left === undefined ? {} : { abortSignal: AbortSignal.timeout(left) },
       );
       if (!out.MessageId)
         throw new UncertainSendError('SES answered 200 without a message id; it may have taken the message', {

@@ -99,6 +99,11 @@ export interface OutboundMail {
   readonly cc: readonly string[];
   readonly bcc: readonly string[];
   readonly tags: Readonly<Record<string, string>>;
+  /**
+   * Epoch ms by which SES must have answered (the invocation's deadline, less the time to record
+   * the outcome). A call still unanswered then is abandoned as a lost answer; none is made past it.
+   */
+  readonly answerBy?: number;
 }
 
 export interface Mailer {

@@ -293,6 +293,42 @@ describe('SesMailer through the real SESv2Client against the SES stand-in', () =
     await new Promise((resolve) => hung.close(resolve));
   });
 
+  it('abandons a SendEmail still unanswered when the invocation’s answer is due, as an UncertainSendError', async () => {
+    // Prepare: SES takes the request and never answers; the default 15 s request timeout is longer.
+    const hung = createServer((request) => {
+      request.resume();
+    });
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    const { port } = hung.address() as AddressInfo;
+    const client = createSesClient({ endpoint: `http://127.0.0.1:${port}`, region, credentials });
+    const started = Date.now();
+
+    // Act
+    const error = await failureOf(
+      new SesMailer(client, CONFIGURATION_SET).send(outbound({ answerBy: started + 400 })),
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(UncertainSendError);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    client.destroy();
+    hung.closeAllConnections();
+    await new Promise((resolve) => hung.close(resolve));
+  });
+
+  it('makes no SendEmail once the answer would be due: a TransientError, nothing sent', async () => {
+    // Prepare
+    const mail = outbound({ answerBy: Date.now() - 1 });
+
+    // Act
+    const error = await failureOf(mailer.send(mail));
+
+    // Assess
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error).not.toBeInstanceOf(UncertainSendError);
+    expect(standin.sent().filter((r) => r.batonMessageId === mail.batonId)).toEqual([]);
+  });
+
   it('gives the sender’s SES client a request timeout by default', async () => {
     // Act: one request (refused) makes the handler resolve its configuration.
     const client = createSesClient(unreachable);

@@ -322,6 +322,19 @@ describe('createSender', () => {
       expect(messages.peek('msg_1')).not.toHaveProperty('uncertain');
     });
 
+    it('tells SES’s adapter to have the answer 3 s before the invocation’s deadline', async () => {
+      // Prepare
+      const { sender, messages, mailer } = setUp();
+      const record = queued(messages, 'msg_1', ['ana@example.org']);
+      const deadline = new Date(Date.parse(T0) + 30_000);
+
+      // Act
+      await sender.sendRecord(record, await sender.prepare([record], { deadline }));
+
+      // Assess
+      expect(mailer.attempts.map((m) => m.answerBy)).toEqual([deadline.getTime() - 3_000]);
+    });
+
     it('hands the rest of the batch back untouched once SES says sending is paused', async () => {
       // Prepare
       const { sender, messages, mailer, visibility } = setUp();
