@@ -231,6 +231,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       outboxDir,
       region: REGION,
       eventDelayMs,
+      // The senders' confirmation window is derived from this delay: a plan set later must not exceed it.
+      maxEventDelayMs: eventDelayMs,
       ...(options.faults ? { faults: options.faults } : {}),
       logger: options.standinLogger ?? streamLogger(standinLog),
       eventDestinations: plan.eventDestinations.map((d) => ({

@@ -7,7 +7,7 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { MessageRecord } from '../domain/message.ts';
+import { type MessageRecord, waitsForClaim } from '../domain/message.ts';
 import type { ClaimResult, MessagePage, MessageScanner, MessageStore } from '../domain/ports.ts';
 import { ConflictError, InvalidCursorError } from '../shared/errors.ts';
 import { Keys } from '../shared/names.ts';
@@ -92,9 +92,10 @@ export class DynamoMessageStore implements MessageStore, MessageScanner {
           UpdateExpression:
             'SET #phase = :sending, claimToken = :token, claimUntil = :until, version = version + :one',
           // Queued; or held by an attempt whose lease ran out (it died); or given up on before it was
-          // ever sent (and now redriven from the DLQ).
+          // ever sent (and now redriven from the DLQ), unless it was given up on while it waited for
+          // SES's evidence of an uncertain attempt and that wait has not ended.
           ConditionExpression:
-            'attribute_exists(#id) AND (#phase = :queued OR (#phase = :sending AND claimUntil < :now) OR (#phase = :failed AND redrivable = :yes))',
+            'attribute_exists(#id) AND (#phase = :queued OR (#phase = :sending AND claimUntil < :now) OR (#phase = :failed AND redrivable = :yes AND (attribute_not_exists(claimUntil) OR claimUntil < :now)))',
           ExpressionAttributeNames: { '#id': Keys.messages.partition, '#phase': 'phase' },
           ExpressionAttributeValues: {
             ':sending': 'sending',
@@ -115,7 +116,7 @@ export class DynamoMessageStore implements MessageStore, MessageScanner {
     }
     const record = await this.get(id);
     if (!record) return { outcome: 'missing' };
-    return record.phase === 'sending' ? { outcome: 'busy', record } : { outcome: 'done', record };
+    return waitsForClaim(record, now) ? { outcome: 'busy', record } : { outcome: 'done', record };
   }
 
   async release(id: string, token: string): Promise<void> {

@@ -4,12 +4,29 @@ import { PermanentError, SendingPausedError, TransientError, UncertainSendError 
 import { errorName, httpStatus, isThrottling, requestId } from './aws-errors.ts';
 
 /**
+ * How long one SendEmail may wait for SES's answer. SES answers in well under a second; without a
+ * bound (the SDK sets none) a call that hangs runs into the Lambda timeout, and the invocation's
+ * other records come back unannounced, a last-receive one reaching the dead-letter queue `sending`.
+ * 15 s leaves half of the shortest sender timeout (30 s) to record the attempt uncertain.
+ */
+export const SES_REQUEST_TIMEOUT_MS = 15_000;
+
+/**
  * One attempt per SendEmail: the SDK's own retries (3 by default) would resend after a 5xx or a
  * timeout, when SES may already have taken the message. Baton's retry, which first waits for SES's
- * evidence (`sendJob`), is the only one.
+ * evidence (`sendJob`), is the only one. A call that outlasts `requestTimeoutMs` fails (the SDK
+ * otherwise only warns) and is mapped like a lost answer: SES may have taken the message.
  */
-export function createSesClient(config: SESv2ClientConfig = {}): SESv2Client {
-  return new SESv2Client({ ...config, maxAttempts: 1 });
+export function createSesClient(
+  config: SESv2ClientConfig = {},
+  requestTimeoutMs = SES_REQUEST_TIMEOUT_MS,
+): SESv2Client {
+  return new SESv2Client({
+    ...config,
+    maxAttempts: 1,
+    // Options for the SDK's own Node handler (no handler of our own, so no extra dependency).
+    requestHandler: { requestTimeout: requestTimeoutMs, throwOnRequestTimeout: true },
+  });
 }
 
 /** SES says no to this message for good; the reason is shown on the recipients. */
@@ -42,6 +59,10 @@ export class SesMailer implements Mailer {
   }
 
   async send(mail: OutboundMail): Promise<string> {
+    const left = mail.answerBy === undefined ? undefined : mail.answerBy - Date.now();
+    // Nothing was sent: the invocation has no time left to learn the answer.
+    if (left !== undefined && left <= 0)
+      throw new TransientError('no time left in this invocation to call SES');
     try {
       const out = await this.#ses.send(
         new SendEmailCommand({
@@ -55,6 +76,9 @@ export class SesMailer implements Mailer {
           ConfigurationSetName: this.#configurationSet,
           EmailTags: Object.entries(mail.tags).map(([Name, Value]) => ({ Name, Value })),
         }),
+        // Cut off before the invocation's deadline: an abandoned call is a lost answer (recorded
+        // uncertain), a killed invocation records nothing.
+        left === undefined ? {} : { abortSignal: AbortSignal.timeout(left) },
       );
       if (!out.MessageId)
         throw new UncertainSendError('SES answered 200 without a message id; it may have taken the message', {

@@ -1,5 +1,11 @@
 import { addressKey, normaliseAddress } from './address.ts';
-import type { MessageRecord, Phase, RecipientState, TimelineEvent } from './message.ts';
+import {
+  type MessageRecord,
+  type Phase,
+  type RecipientState,
+  SES_OUTCOME_UNKNOWN,
+  type TimelineEvent,
+} from './message.ts';
 import type { FeedbackEvent, FeedbackRecipient } from './ses-event.ts';
 import { recipientRank } from './status.ts';
 import { SEVERITY, type Suppression } from './suppression.ts';
@@ -122,21 +128,33 @@ export function applyFeedback(
       break;
     case 'reject':
     case 'rendering_failure': {
-      phase = event.kind === 'reject' ? 'rejected' : 'failed';
       const reason =
         event.kind === 'reject'
           ? `SES rejected the message (${event.reason ?? 'no reason given'}); it was not sent`
           : `SES could not render the message: ${event.reason ?? 'no reason given'}`;
+      const type = event.kind === 'reject' ? 'rejected' : 'rendering_failed';
+      // SES took two copies (an attempt's answer was lost and its events came after the
+      // confirmation window), and the message was recorded sent with the other one: this copy's
+      // failure goes on the timeline, but does not undo what the other copy did.
+      const lostAnswer = record.events.some(
+        (e) => e.type === 'retrying' && e.detail?.reason === SES_OUTCOME_UNKNOWN,
+      );
+      if (
+        !unsent &&
+        lostAnswer &&
+        record.sesMessageId !== undefined &&
+        event.sesMessageId !== record.sesMessageId
+      ) {
+        events.push({ type, at, detail: { reason, sesMessageId: event.sesMessageId } });
+        break;
+      }
+      phase = event.kind === 'reject' ? 'rejected' : 'failed';
       recipients = recipients.map((r) =>
         recipientRank(r) < recipientRank({ status: 'failed' })
           ? { ...r, status: 'failed', reason, updatedAt: at }
           : r,
       );
-      events.push({
-        type: event.kind === 'reject' ? 'rejected' : 'rendering_failed',
-        at,
-        detail: { reason },
-      });
+      events.push({ type, at, detail: { reason } });
       break;
     }
     case 'open':

@@ -167,3 +167,17 @@ export interface UncertainAttempt {
   /** SES's request id, when SES answered at all. */
   readonly sesRequestId?: string;
 }
+
+/**
+ * Whether a claim attempt that did not win must come back later rather than acknowledge the
+ * delivery: an attempt holds the claim, or the message was given up on while it waited for SES's
+ * evidence of an uncertain attempt (a DLQ redrive inside that wait would send a second copy; after
+ * it, the redrive claims and sends).
+ */
+export function waitsForClaim(record: MessageRecord, now: Date): boolean {
+  if (record.phase === 'sending') return true;
+  return record.phase === 'failed' && record.redrivable === true && (record.claimUntil ?? 0) >= now.getTime();
+}
+
+/** The reason on the timeline's `retrying` event of an attempt whose SES answer was lost. */
+export const SES_OUTCOME_UNKNOWN = 'SES outcome unknown';

@@ -18,7 +18,10 @@ export type ClaimResult =
   | { readonly outcome: 'claimed'; readonly record: MessageRecord; readonly token: string }
   /** Already sent or finished: a duplicate delivery of the queue message; acknowledge it. */
   | { readonly outcome: 'done'; readonly record: MessageRecord }
-  /** Another live attempt holds the claim: try again after it expires. */
+  /**
+   * Another live attempt holds the claim, or a given-up message still waits for SES's evidence of
+   * an uncertain attempt (`waitsForClaim`): try again after `claimUntil`.
+   */
   | { readonly outcome: 'busy'; readonly record: MessageRecord }
   | { readonly outcome: 'missing' };
 
@@ -96,6 +99,11 @@ export interface OutboundMail {
   readonly cc: readonly string[];
   readonly bcc: readonly string[];
   readonly tags: Readonly<Record<string, string>>;
+  /**
+   * Epoch ms by which SES must have answered (the invocation's deadline, less the time to record
+   * the outcome). A call still unanswered then is abandoned as a lost answer; none is made past it.
+   */
+  readonly answerBy?: number;
 }
 
 export interface Mailer {

@@ -34,6 +34,11 @@ export interface FeedbackResult {
   readonly acceptedAt: string;
   /** False when this exact event had been applied before (a redelivery). */
   readonly applied: boolean;
+  /**
+   * Recipients this event showed SES was given by an attempt whose answer was lost: the sender
+   * counted none of them sent (it counts when SES answers), so the feedback function does.
+   */
+  readonly settledSends: number;
   readonly suppressed: number;
 }
 
@@ -83,6 +88,7 @@ export async function processFeedback(deps: FeedbackDeps, body: string): Promise
     stream: record.stream,
     acceptedAt: record.createdAt,
     applied: change !== undefined,
+    settledSends: change ? settledSends(change.before, change.after) : 0,
     suppressed,
   };
   try {
@@ -209,6 +215,21 @@ async function updateSoftBounces(
       if (!(error instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw error;
     }
   }
+}
+
+/**
+ * How many recipients the event moved on from unsent after an uncertain attempt (SES's answer lost,
+ * so the sender counted nothing). A message whose answer arrived was counted sent by the sender,
+ * even when it died before recording it: not counted again here.
+ */
+function settledSends(before: MessageRecord, after: MessageRecord): number {
+  if (before.uncertain === undefined) return 0;
+  const givenUp = before.phase === 'failed' && before.redrivable === true;
+  return before.recipients.filter(
+    (r, i) =>
+      (r.status === 'queued' || (givenUp && r.status === 'failed')) &&
+      after.recipients[i]?.status !== r.status,
+  ).length;
 }
 
 /** Applies the event; undefined when it had been applied before, else the record before and after. */

@@ -7,7 +7,14 @@ import {
 } from '../shared/errors.ts';
 import { MessageTag } from '../shared/names.ts';
 import { addressKey } from './address.ts';
-import type { MessageRecord, OutgoingMessage, RecipientState, SendJob, TimelineEvent } from './message.ts';
+import {
+  type MessageRecord,
+  type OutgoingMessage,
+  type RecipientState,
+  SES_OUTCOME_UNKNOWN,
+  type SendJob,
+  type TimelineEvent,
+} from './message.ts';
 import type { Clock, Mailer, MessageStore } from './ports.ts';
 import { isActive, type Suppression, suppressedReason } from './suppression.ts';
 import { rewrite } from './versioned-write.ts';
@@ -20,8 +27,9 @@ export interface SendDeps {
   readonly clock: Clock;
   /**
    * How long a claim protects an attempt: longer than the function timeout, so a live attempt never
-   * loses its claim. The claim is held for at least `confirmationWindowMs` in any case: an attempt
-   * that died may have died after SES took the message, which is as ambiguous as a lost answer.
+   * loses its claim. The claim is held for `confirmationWindowMs` beyond it: an attempt that died
+   * may have died after SES took the message (as late as its deadline), which is as ambiguous as a
+   * lost answer.
    */
   readonly leaseMs: number;
   /**
@@ -49,7 +57,8 @@ export type SendOutcome = 'sent' | 'duplicate' | 'suppressed' | 'failed';
  * and the retry after the window finds it done; only when none came does it send again.
  *
  * An attempt that dies (its process killed or timed out, or its write after SES failed) is just as
- * ambiguous: its claim is held for at least the confirmation window too.
+ * ambiguous: its claim is held for the confirmation window beyond the lease (which outlasts the
+ * attempt), so it covers the window after the latest moment the attempt could have called SES.
  *
  * The one window left: SES's evidence arrives later than the confirmation window (the event path
  * slower than its worst normal latency). See README "Delivery guarantees".
@@ -60,7 +69,10 @@ export async function sendJob(
   suppressed: ReadonlyMap<string, Suppression>,
 ): Promise<SendOutcome> {
   const now = deps.clock();
-  const claim = await deps.messages.claim(job.id, now, Math.max(deps.leaseMs, deps.confirmationWindowMs));
+  // The lease outlasts the attempt (its function's timeout), and SES may take the message at any
+  // moment of it (the pacer waits after the claim): an attempt that dies is covered only when its
+  // claim lasts the confirmation window beyond the lease, not merely as long as the window.
+  const claim = await deps.messages.claim(job.id, now, deps.leaseMs + deps.confirmationWindowMs);
   if (claim.outcome === 'missing')
     throw new PermanentError(`message ${job.id} has no record; it cannot be tracked`);
   if (claim.outcome === 'done') {
@@ -282,7 +294,7 @@ function markUncertain(
       {
         type: 'retrying',
         at,
-        detail: { reason: 'SES outcome unknown', sesRequestId: sesRequestId ?? null },
+        detail: { reason: SES_OUTCOME_UNKNOWN, sesRequestId: sesRequestId ?? null },
       },
     ],
     updatedAt: at,
@@ -347,7 +359,12 @@ export async function giveUp(
     const waiting = (latest.uncertain?.confirmUntil ?? 0) > now.getTime();
     const claimLive = latest.phase === 'sending' && (latest.claimUntil ?? 0) > now.getTime() && !waiting;
     const unsent = latest.phase === 'queued' || latest.phase === 'sending' || latest.redrivable === true;
-    return unsent && !claimLive ? markGaveUp(latest, reason, now, redrivable) : undefined;
+    if (!unsent || claimLive) return undefined;
+    const gaveUp = markGaveUp(latest, reason, now, redrivable);
+    // SES may still have the message: a redrive inside the window would send a second copy. The
+    // failed record keeps the wait (the claim store refuses a redriven claim until it ends).
+    const { uncertain, claimUntil } = latest;
+    return waiting && redrivable && uncertain ? { ...gaveUp, uncertain, claimUntil } : gaveUp;
   });
   return written?.after;
 }

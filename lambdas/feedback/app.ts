@@ -2,11 +2,12 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
 import {
   type FeedbackDeps,
+  type FeedbackResult,
   PartlyAppliedError,
   processFeedback,
   UnknownMessageError,
 } from '../domain/process-feedback.ts';
-import { type FeedbackEvent, MalformedFeedbackError } from '../domain/ses-event.ts';
+import { MalformedFeedbackError } from '../domain/ses-event.ts';
 import { eventDay, feedbackCounts, type StatTally } from '../domain/stats.ts';
 import { describeError, logger, metrics, type StreamMetrics } from '../shared/observability.ts';
 import type { Tally } from '../shared/tally.ts';
@@ -44,14 +45,19 @@ export function createFeedbackConsumer(
   outcomes?: Tally,
 ) {
   return async (record: SQSRecord): Promise<void> => {
-    const count = (event: FeedbackEvent, tenant: string): void => {
-      stats?.add(tenant, eventDay(event.at, deps.clock()), feedbackCounts(event));
+    const count = ({ event, tenant, settledSends }: FeedbackResult): void => {
+      const counts = feedbackCounts(event);
+      stats?.add(
+        tenant,
+        eventDay(event.at, deps.clock()),
+        settledSends > 0 ? { ...counts, sent: settledSends } : counts,
+      );
     };
     try {
       const result = await processFeedback(deps, record.body);
       // Only an event newly applied to its message counts: a redelivery counts nothing.
       if (result.applied) {
-        count(result.event, result.tenant);
+        count(result);
         byStream?.add(result.stream, kindMetric[result.event.kind], MetricUnit.Count, 1);
         if (result.event.kind === 'delivery') {
           const ms = Date.parse(result.event.at) - Date.parse(result.acceptedAt);
@@ -68,7 +74,7 @@ export function createFeedbackConsumer(
       });
     } catch (error) {
       // Applied, then a later step failed: the retry finds it applied and counts nothing, so now.
-      if (error instanceof PartlyAppliedError) count(error.result.event, error.result.tenant);
+      if (error instanceof PartlyAppliedError) count(error.result);
       const { why } = describeError(error);
       if (error instanceof MalformedFeedbackError) {
         metrics.addMetric('feedbackMalformed', MetricUnit.Count, 1);

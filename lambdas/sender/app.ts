@@ -300,7 +300,10 @@ export function createSender(deps: SenderDeps) {
         // it afterwards fails: it was sent.
         mailer: {
           send: async (mail) => {
-            const sesMessageId = await send.mailer.send(mail);
+            const answerBy = batch.deadline === undefined ? undefined : batch.deadline - ANSWER_RESERVE_MS;
+            const sesMessageId = await send.mailer.send(
+              answerBy === undefined ? mail : { ...mail, answerBy },
+            );
             count({ sent: mail.to.length + mail.cc.length + mail.bcc.length });
             return sesMessageId;
           },
@@ -355,6 +358,12 @@ export function createSender(deps: SenderDeps) {
     },
   };
 }
+
+/**
+ * What a SendEmail leaves of the invocation after SES's answer was due: time to record the outcome
+ * (uncertain, when it was abandoned) and finish the batch before the Lambda timeout.
+ */
+export const ANSWER_RESERVE_MS = 3_000;
 
 /** A handed-back record waits at most one message's pace, which the stack keeps under 900 s (laneSendPlans). */
 const MAX_HAND_BACK_SECONDS = 900;

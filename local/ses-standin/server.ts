@@ -64,6 +64,12 @@ export interface StartSesStandinOptions extends EmulatorOptions {
   readonly accountId?: string;
   /** Pause before the first event and between event phases; the SendEmail answer never waits for it. @default 50 */
   readonly eventDelayMs?: number;
+  /**
+   * The longest event delay a fault plan may ask for: local mode derives its senders' confirmation
+   * window from the delay it started with, and an event later than the window lets a message whose
+   * answer was lost be sent twice. @default no limit
+   */
+  readonly maxEventDelayMs?: number;
   /** Source of event and quota timestamps. @default () => new Date() */
   readonly clock?: () => Date;
   /** @default no faults */
@@ -369,6 +375,12 @@ export const startSesStandin = async (options: StartSesStandinOptions): Promise<
     faultsInjected: () => ({ ...faults.injected }),
     ambiguousAnswers: () => [...faults.ambiguous],
     setFaults: (plan) => {
+      const delay = plan.eventDelayMs ?? standinDelayMs;
+      if (options.maxEventDelayMs !== undefined && delay > options.maxEventDelayMs) {
+        throw new RangeError(
+          `FaultPlan: eventDelayMs ${delay} is longer than the ${options.maxEventDelayMs} ms the confirmation window was derived from`,
+        );
+      }
       faults.plan = plan;
     },
     settled,

@@ -1,4 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import {
   BadRequestException,
@@ -9,7 +11,7 @@ import {
   TooManyRequestsException,
 } from '@aws-sdk/client-sesv2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createSesClient, SesMailer } from '../../lambdas/adapters/ses-mailer.ts';
+import { createSesClient, SES_REQUEST_TIMEOUT_MS, SesMailer } from '../../lambdas/adapters/ses-mailer.ts';
 import type { OutboundMail } from '../../lambdas/domain/ports.ts';
 import {
   PermanentError,
@@ -267,6 +269,77 @@ describe('SesMailer through the real SESv2Client against the SES stand-in', () =
     expect(error).toBeInstanceOf(UncertainSendError);
     expect(await client.config.maxAttempts()).toBe(1);
     expect(standin.sent().filter((r) => r.batonMessageId === mail.batonId)).toHaveLength(1);
+    client.destroy();
+  });
+
+  it('bounds a SendEmail that SES takes and never answers: an UncertainSendError after the request timeout', async () => {
+    // Prepare: a server that reads the request and never answers (SES took it, the answer hangs).
+    const hung = createServer((request) => {
+      request.resume();
+    });
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    const { port } = hung.address() as AddressInfo;
+    const client = createSesClient({ endpoint: `http://127.0.0.1:${port}`, region, credentials }, 500);
+    const started = Date.now();
+
+    // Act
+    const error = await failureOf(new SesMailer(client, CONFIGURATION_SET).send(outbound()));
+
+    // Assess
+    expect(error).toBeInstanceOf(UncertainSendError);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    client.destroy();
+    hung.closeAllConnections();
+    await new Promise((resolve) => hung.close(resolve));
+  });
+
+  it('abandons a SendEmail still unanswered when the invocation’s answer is due, as an UncertainSendError', async () => {
+    // Prepare: SES takes the request and never answers; the default 15 s request timeout is longer.
+    const hung = createServer((request) => {
+      request.resume();
+    });
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    const { port } = hung.address() as AddressInfo;
+    const client = createSesClient({ endpoint: `http://127.0.0.1:${port}`, region, credentials });
+    const started = Date.now();
+
+    // Act
+    const error = await failureOf(
+      new SesMailer(client, CONFIGURATION_SET).send(outbound({ answerBy: started + 400 })),
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(UncertainSendError);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    client.destroy();
+    hung.closeAllConnections();
+    await new Promise((resolve) => hung.close(resolve));
+  });
+
+  it('makes no SendEmail once the answer would be due: a TransientError, nothing sent', async () => {
+    // Prepare
+    const mail = outbound({ answerBy: Date.now() - 1 });
+
+    // Act
+    const error = await failureOf(mailer.send(mail));
+
+    // Assess
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error).not.toBeInstanceOf(UncertainSendError);
+    expect(standin.sent().filter((r) => r.batonMessageId === mail.batonId)).toEqual([]);
+  });
+
+  it('gives the sender’s SES client a request timeout by default', async () => {
+    // Act: one request (refused) makes the handler resolve its configuration.
+    const client = createSesClient(unreachable);
+    await failureOf(new SesMailer(client, CONFIGURATION_SET).send(outbound()));
+    const handler = client.config.requestHandler as { httpHandlerConfigs?: () => Record<string, unknown> };
+
+    // Assess
+    expect(handler.httpHandlerConfigs?.()).toMatchObject({
+      requestTimeout: SES_REQUEST_TIMEOUT_MS,
+      throwOnRequestTimeout: true,
+    });
     client.destroy();
   });
 

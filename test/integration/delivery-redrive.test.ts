@@ -260,5 +260,36 @@ describe('DynamoMessageStore and the redrive of a message Baton gave up on (dyna
         true,
       );
     });
+
+    it('refuses a redrive claim on a message given up on inside its window until the window ends, then one of 5 sends', async () => {
+      // Prepare: the uncertain attempt was the last receive; Baton gave up on it at once.
+      const record = queued();
+      await store.create(record);
+      const mailer = new FakeMailer().willAnswer(
+        new UncertainSendError('SES answered InternalFailure (500)'),
+      );
+      await sendJob(deps(mailer, NOW), job(outgoingMessage(), record.id), new Map()).catch(() => undefined);
+      await giveUp(store, record.id, REASON, NOW);
+      const inside = new Date(NOW.getTime() + 10_000);
+      const after = new Date(NOW.getTime() + CONFIRMATION_WINDOW_MS + 1000);
+
+      // Act: a DLQ redrive 10 s later, then five deliveries of it after the window
+      const early = await sendJob(deps(mailer, inside), job(outgoingMessage(), record.id), new Map()).catch(
+        (error: unknown) => error,
+      );
+      const late = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          sendJob(deps(mailer, after), job(outgoingMessage(), record.id), new Map()).catch(
+            (error: unknown) => error,
+          ),
+        ),
+      );
+
+      // Assess
+      expect(early).toMatchObject({ retryAfterMs: CONFIRMATION_WINDOW_MS - 10_000 });
+      expect(late.filter((o) => o === 'sent')).toHaveLength(1);
+      expect(mailer.attempts).toHaveLength(2);
+      expect(await store.get(record.id)).toMatchObject({ phase: 'sent', recipients: [{ status: 'sent' }] });
+    });
   });
 });

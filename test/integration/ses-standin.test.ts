@@ -660,6 +660,26 @@ describe('SES stand-in, through the real SESv2Client and SNS → SQS', () => {
       client.destroy();
     });
 
+    it('refuses a fault plan that delays events longer than its consumer waits for them (maxEventDelayMs)', async () => {
+      // Prepare: local mode derives its senders' confirmation window from a 50 ms delay.
+      const standin = await startAnother({ eventDelayMs: 50, maxEventDelayMs: 50 });
+
+      // Act
+      const tooSlow = (() => {
+        try {
+          standin.setFaults({ acceptThenFailRate: 1, eventDelayMs: 20_000 });
+          return undefined;
+        } catch (error) {
+          return error;
+        }
+      })();
+      standin.setFaults({ acceptThenFailRate: 1 });
+
+      // Assess: a Send event 20 s late would come after the window, and the message be sent twice.
+      expect(tooSlow).toBeInstanceOf(RangeError);
+      expect(() => standin.setFaults({ eventDelayMs: 50 })).not.toThrow();
+    });
+
     it('loses the answer to a send it kept (events follow, after eventDelayMs) or did not keep (no events), as the fault plan asks', async () => {
       // Prepare
       const published: Array<{ type: string; at: number }> = [];

@@ -18,7 +18,7 @@ import {
   summarise,
 } from '../../lambdas/domain/api-key.ts';
 import type { ErasureJob } from '../../lambdas/domain/erasure.ts';
-import type { MessageRecord, SendJob } from '../../lambdas/domain/message.ts';
+import { type MessageRecord, type SendJob, waitsForClaim } from '../../lambdas/domain/message.ts';
 import type {
   ApiKeyReader,
   ClaimResult,
@@ -130,7 +130,10 @@ export class InMemoryMessageStore implements MessageStore, MessageScanner {
     if (current === undefined) return { outcome: 'missing' };
     const expired =
       current.phase === 'sending' && current.claimUntil !== undefined && current.claimUntil < now.getTime();
-    const redriven = current.phase === 'failed' && current.redrivable === true;
+    const redriven =
+      current.phase === 'failed' &&
+      current.redrivable === true &&
+      (current.claimUntil === undefined || current.claimUntil < now.getTime());
     if (current.phase === 'queued' || expired || redriven) {
       this.#claims += 1;
       const token = `claim-${this.#claims}`;
@@ -144,7 +147,7 @@ export class InMemoryMessageStore implements MessageStore, MessageScanner {
       this.#items.set(id, claimed);
       return { outcome: 'claimed', record: copy(claimed), token };
     }
-    return current.phase === 'sending'
+    return waitsForClaim(current, now)
       ? { outcome: 'busy', record: copy(current) }
       : { outcome: 'done', record: copy(current) };
   }

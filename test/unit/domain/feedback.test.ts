@@ -404,6 +404,29 @@ describe('applyFeedback', () => {
     });
   });
 
+  it('leaves a message another SES copy delivered as it is on a late Reject of the first copy', () => {
+    // Prepare: the first attempt's answer was lost and its events came after the window; the second
+    // copy (ses-2) was delivered. The first copy's Reject arrives last.
+    const record = sentRecord(['ana@example.org'], {
+      sesMessageId: 'ses-2',
+      recipients: [recipient('ana@example.org', 'delivered')],
+      events: [
+        { type: 'accepted', at: T0 },
+        { type: 'retrying', at: T0, detail: { reason: 'SES outcome unknown', sesRequestId: 'req-1' } },
+        { type: 'sent', at: T0, sesMessageId: 'ses-2' },
+      ],
+    });
+    const reject = feedbackEvent({ kind: 'reject', sesMessageId: 'ses-1', reason: 'Bad content' });
+
+    // Act
+    const next = applyFeedback(record, reject, NOW);
+
+    // Assess: the timeline tells, the message and its recipient keep what the delivered copy earned.
+    expect(next?.phase).toBe('sent');
+    expect(next?.recipients.map((r) => r.status)).toEqual(['delivered']);
+    expect(next?.events.at(-1)).toMatchObject({ type: 'rejected', detail: { sesMessageId: 'ses-1' } });
+  });
+
   it('marks the message failed on a Rendering Failure', () => {
     // Prepare
     const event = fixtureEvent('ses-event_aws-doc_rendering-failure.json');

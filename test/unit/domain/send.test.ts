@@ -430,9 +430,35 @@ describe('sendJob', () => {
     expect(during).toMatchObject({
       phase: 'sending',
       claimToken: 'claim-1',
-      // An attempt that dies is as ambiguous as a lost answer: held at least the confirmation window.
-      claimUntil: Date.parse(T0) + Math.max(SEND_LEASE_MS, SEND_CONFIRMATION_MS),
+      // An attempt that dies is as ambiguous as a lost answer: held the confirmation window beyond
+      // the lease (the attempt may call SES as late as its deadline).
+      claimUntil: Date.parse(T0) + SEND_LEASE_MS + SEND_CONFIRMATION_MS,
     });
+  });
+});
+
+describe('sendJob when the attempt dies after SES took the message', () => {
+  it('keeps the claim for the confirmation window after the latest moment the attempt could call SES', async () => {
+    // Prepare: the pacer makes the call wait 25 s after the claim (within a 120 s lease: a 30 s
+    // function); SES takes the message, then the attempt dies before writing it sent.
+    const { deps, messages, mailer, clock } = setUp();
+    const send = mailer.send.bind(mailer);
+    vi.spyOn(mailer, 'send').mockImplementation(async (mail) => {
+      clock.advance(25_000);
+      return send(mail);
+    });
+    messages.beforeNextUpdate(() => {
+      throw new TransientError('the sender was killed before recording the send');
+    });
+    await sendJob(deps, job(), none).catch(() => undefined);
+
+    // Act: a retry when SES's Send event may still be on its way (25 s + window − 1 s after the claim)
+    clock.set(new Date(Date.parse(T0) + 25_000 + SEND_CONFIRMATION_MS - 1_000).toISOString());
+    const retry = await sendJob(deps, job(), none).catch((error: unknown) => error);
+
+    // Assess
+    expect(retry).toBeInstanceOf(ConfirmationPendingError);
+    expect(mailer.sent).toHaveLength(1);
   });
 });
 

@@ -208,6 +208,34 @@ describe('the feedback function’s statistics', () => {
     expect(writes()).toEqual([{ tenant: 'shop', day: '2025-03-01', counts: { failed: 1 } }]);
   });
 
+  it('counts the recipients sent when SES’s Send event settles an uncertain attempt SES kept', async () => {
+    // Prepare: the sender lost SES's answer (nothing counted sent), SES had taken the message.
+    const { run, messages, writes } = setUp();
+    messages.seed(
+      messageRecord({
+        id: 'msg_1',
+        tenant: 'shop',
+        phase: 'sending',
+        recipients: [recipient('ana@example.org'), recipient('bob@example.org')],
+        uncertain: { at, confirmUntil: Date.parse(at) + 255_000 },
+      }),
+    );
+    const send = sesEventBody({
+      eventType: 'Send',
+      batonMessageId: 'msg_1',
+      sesMessageId: 'ses-msg_1',
+      destination: ['ana@example.org', 'bob@example.org'],
+      sections: { send: {} },
+    });
+
+    // Act: the Send event, then its redelivery
+    await run([send]);
+    await run([send]);
+
+    // Assess
+    expect(writes()).toEqual([{ tenant: 'shop', day: '2025-03-01', counts: { sent: 2 } }]);
+  });
+
   it('counts nothing for a record that fails, and counts it when its retry is applied', async () => {
     // Prepare
     const { run, sent, writes } = setUp();

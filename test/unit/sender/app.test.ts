@@ -276,7 +276,63 @@ describe('createSender', () => {
         redrivable: true,
         recipients: [{ status: 'failed' }],
       });
+      // It keeps the wait for SES's evidence, so a redrive inside the window does not send again.
+      expect(messages.peek('msg_1')).toHaveProperty('uncertain.confirmUntil', Date.parse(T0) + 24_000);
+    });
+
+    it('does not send again when a message given up on inside its confirmation window is redriven before the window ends', async () => {
+      // Prepare: the uncertain attempt is the last receive; SES may have kept the message.
+      const { sender, messages, mailer, visibility, clock } = setUp({
+        confirmationWindowMs: 24_000,
+        maxReceiveCount: 3,
+      });
+      const last = queuedJob(messages, 'msg_1', { to: ['ana@example.org'], receiveCount: 3 });
+      mailer.willAnswer(new UncertainSendError('SES answered InternalFailure (500)'));
+      await sender.sendRecord(last, await sender.prepare([last])).catch(() => undefined);
+
+      // Act: an operator redrives the DLQ 10 s later (the receive count starts again).
+      clock.advance(10_000);
+      const redriven = { ...last, attributes: { ...last.attributes, ApproximateReceiveCount: '1' } };
+      const outcome = await sender
+        .sendRecord(redriven, await sender.prepare([redriven]))
+        .catch((e: unknown) => e);
+
+      // Assess: it waits out the rest of the window instead of sending a second copy.
+      expect(outcome).toBeInstanceOf(TransientError);
+      expect(mailer.attempts).toHaveLength(1);
+      expect(visibility.delays.at(-1)).toEqual({ messageId: 'sqs-msg_1', seconds: 15 });
+      expect(messages.peek('msg_1')).toMatchObject({ phase: 'failed', redrivable: true });
+    });
+
+    it('sends a message given up on inside its confirmation window when it is redriven after the window, once', async () => {
+      // Prepare
+      const { sender, messages, mailer, clock } = setUp({ confirmationWindowMs: 24_000, maxReceiveCount: 3 });
+      const last = queuedJob(messages, 'msg_1', { to: ['ana@example.org'], receiveCount: 3 });
+      mailer.willAnswer(new UncertainSendError('SES answered InternalFailure (500)'));
+      await sender.sendRecord(last, await sender.prepare([last])).catch(() => undefined);
+
+      // Act
+      clock.advance(24_001);
+      const redriven = { ...last, attributes: { ...last.attributes, ApproximateReceiveCount: '1' } };
+      await sender.sendRecord(redriven, await sender.prepare([redriven]));
+
+      // Assess
+      expect(mailer.sent).toHaveLength(1);
+      expect(messages.peek('msg_1')).toMatchObject({ phase: 'sent', recipients: [{ status: 'sent' }] });
       expect(messages.peek('msg_1')).not.toHaveProperty('uncertain');
+    });
+
+    it('tells SES’s adapter to have the answer 3 s before the invocation’s deadline', async () => {
+      // Prepare
+      const { sender, messages, mailer } = setUp();
+      const record = queued(messages, 'msg_1', ['ana@example.org']);
+      const deadline = new Date(Date.parse(T0) + 30_000);
+
+      // Act
+      await sender.sendRecord(record, await sender.prepare([record], { deadline }));
+
+      // Assess
+      expect(mailer.attempts.map((m) => m.answerBy)).toEqual([deadline.getTime() - 3_000]);
     });
 
     it('hands the rest of the batch back untouched once SES says sending is paused', async () => {
