@@ -40,16 +40,19 @@ export function applyFeedback(
   // depend on which event of the message came first.
   const sentTo = new Set((event.destination ?? event.recipients.map((r) => r.address)).map(addressKey));
   const recovers = (r: RecipientState) =>
-    (r.status === 'queued' || (givenUp && r.status === 'failed')) && sentTo.has(addressKey(r.address));
+    (r.status === 'queued' || (r.status === 'failed' && (givenUp || r.unsent === true))) &&
+    sentTo.has(addressKey(r.address));
   // SES's Send event only matters while Baton has not recorded the send itself (the sender died
   // between SES and its write, or has not written yet). Usually the sender got there first: then
   // the event changes nothing, and writing the record just to remember its key would cost a
   // write per message (and race the sender's own write).
   if (event.kind === 'send' && !unsent && !recipients.some(recovers)) return undefined;
   if (unsent) phase = 'sent';
-  recipients = recipients.map((r) =>
-    recovers(r) ? { ...r, status: 'sent', reason: null, updatedAt: at } : r,
-  );
+  recipients = recipients.map((r) => {
+    if (!recovers(r)) return r;
+    const { unsent: _proven, ...rest } = r;
+    return { ...rest, status: 'sent', reason: null, updatedAt: at };
+  });
   if (unsent && !events.some((e) => e.type === 'sent'))
     events.push({ type: 'sent', at, sesMessageId: event.sesMessageId });
 

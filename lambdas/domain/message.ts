@@ -78,6 +78,11 @@ export interface RecipientState {
   readonly updatedAt: string;
   /** A transient bounce: a later delivery (an auto-reply, a retry that worked) may still win. */
   readonly soft?: boolean;
+  /**
+   * Failed only because Baton gave up before it knew SES had the message: any later SES event that
+   * names it in its destination still shows it sent, even after another event settled the message.
+   */
+  readonly unsent?: boolean;
 }
 
 export type TimelineEventType =

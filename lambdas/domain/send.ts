@@ -256,7 +256,9 @@ function markSent(
   const at = now.toISOString();
   const recipients = record.recipients.map((r) => {
     const next = withSuppressed(record, r, suppressed, at);
-    return pending(record, next) ? { ...next, status: 'sent' as const, reason: null, updatedAt: at } : next;
+    if (!pending(record, next)) return next;
+    const { unsent: _sentNow, ...rest } = next;
+    return { ...rest, status: 'sent' as const, reason: null, updatedAt: at };
   });
   const events = [...record.events, ...suppressedEvents(suppressed, at)];
   // The feedback function may have recorded SES's Send event already.
@@ -376,5 +378,10 @@ export function markGaveUp(
   redrivable = true,
 ): MessageRecord {
   const failed = markFailed(record, new Map(), reason, now);
-  return redrivable ? { ...failed, redrivable: true } : failed;
+  if (!redrivable) return failed;
+  const gaveUpOn = new Set(record.recipients.filter((r) => pending(record, r)).map((r) => r.address));
+  const recipients = failed.recipients.map((r) =>
+    gaveUpOn.has(r.address) && r.status === 'failed' ? { ...r, unsent: true } : r,
+  );
+  return { ...failed, recipients, redrivable: true };
 }

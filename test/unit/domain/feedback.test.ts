@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { applyFeedback, suppressionsFor } from '../../../lambdas/domain/feedback.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
+import { markGaveUp } from '../../../lambdas/domain/send.ts';
 import { type FeedbackEvent, parseFeedback } from '../../../lambdas/domain/ses-event.ts';
 import { deriveStatus, recipientRank } from '../../../lambdas/domain/status.ts';
 import { feedbackEvent, messageRecord, recipient, T0 } from '../../support/builders.ts';
@@ -147,6 +148,41 @@ describe('applyFeedback', () => {
     ]);
     // SES's evidence settles the uncertain attempt.
     expect(afterSend).not.toHaveProperty('uncertain');
+  });
+
+  it('recovers each recipient Baton gave up on whatever order the events of its two SES copies come in', () => {
+    // Prepare: given up on before any evidence came (its retries ran out), then two SES copies
+    // whose events name different destinations (found by the feedback fuzz at 100,000 cases).
+    const record = markGaveUp(
+      messageRecord({ recipients: [recipient('ana@example.org'), recipient('bob@example.org')] }),
+      'Baton gave up',
+      new Date(T0),
+    );
+    const send = feedbackEvent({
+      kind: 'send',
+      recipients: [{ address: 'bob@example.org' }],
+      destination: ['bob@example.org'],
+      key: 's1',
+    });
+    const delivery = feedbackEvent({
+      kind: 'delivery',
+      sesMessageId: 'ses-2',
+      recipients: [{ address: 'ana@example.org' }],
+      destination: ['ana@example.org'],
+      key: 'd2',
+    });
+
+    // Act
+    const one = applyAll(record, [send, delivery]);
+    const other = applyAll(record, [delivery, send]);
+
+    // Assess
+    const states = (r: MessageRecord) => r.recipients.map((x) => [x.address, x.status]);
+    expect(states(one)).toEqual([
+      ['ana@example.org', 'delivered'],
+      ['bob@example.org', 'sent'],
+    ]);
+    expect(states(other)).toEqual(states(one));
   });
 
   it('reads mail.destination from an SES event', () => {

@@ -46,7 +46,8 @@ describe('giveUp', () => {
       ...messageRecord(),
       phase: 'failed',
       redrivable: true,
-      recipients: [recipient('ana@example.org', 'failed', { reason: REASON, updatedAt: T0 })],
+      // unsent: SES's evidence arriving later still shows it sent.
+      recipients: [recipient('ana@example.org', 'failed', { reason: REASON, updatedAt: T0, unsent: true })],
       events: [
         { type: 'accepted', at: T0 },
         { type: 'failed', at: T0, detail: { reason: REASON } },

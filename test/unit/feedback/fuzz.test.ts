@@ -66,8 +66,8 @@ import {
 //   sender wrote the send itself; applyFeedback returns nothing to write).
 // - Each message write moves no recipient backwards (status rank, lambdas/domain/status.ts), keeps
 //   the recipients, appends to the timeline. The one documented way back: a message the sender
-//   gave up on (`failed` + `redrivable`) that SES proves it sent has its failed recipients revived
-//   to `sent` first.
+//   gave up on (`failed` + `redrivable`, its recipients `unsent`) that SES proves it sent has those
+//   recipients revived to `sent` first, by whichever event names them.
 // - Suppressions come only from what SES said: `hard_bounce` for a recipient of a Permanent bounce
 //   that is not merely delayed, `complaint` for a complained recipient, `soft_bounce` (repeated
 //   transient bounces, DESIGN §2) for a bounced recipient whose count reached the threshold.
@@ -292,7 +292,12 @@ function buildWorld(spec: WorldSpec, options: WorldOptions = {}): FeedbackWorld 
       ...(m.sesMessageId ? { sesMessageId: m.sesMessageId } : {}),
       recipients: m.addresses.map((address, j) => {
         const r = s.recipients[j] ?? { status: 'sent', soft: false };
-        return recipient(address, r.status, r.status === 'bounced' && r.soft ? { soft: true } : {});
+        // A recipient of a message Baton gave up on is marked unsent, as markGaveUp writes it.
+        const givenUp = s.phase === 'failed' && s.redrivable && r.status === 'failed';
+        return recipient(address, r.status, {
+          ...(r.status === 'bounced' && r.soft ? { soft: true } : {}),
+          ...(givenUp ? { unsent: true } : {}),
+        });
       }),
     });
     if (erased && m.addresses.includes(ERIN))
@@ -1149,7 +1154,10 @@ function checkMessageWrites(world: FeedbackWorld): void {
     after.recipients.forEach((a, i) => {
       const b = before.recipients[i];
       if (b === undefined) return;
-      const floor = revived && b.status === 'failed' ? recipientRank({ status: 'sent' }) : recipientRank(b);
+      const floor =
+        (revived || b.unsent === true) && b.status === 'failed'
+          ? recipientRank({ status: 'sent' })
+          : recipientRank(b);
       ensure(
         recipientRank(a) >= floor,
         () => `${where()}: ${b.address} went back from ${statusOf(b)} to ${statusOf(a)}`,
