@@ -19,6 +19,12 @@ export function isConditionFailed(error: unknown): boolean {
   return errorName(error) === 'ConditionalCheckFailedException';
 }
 
+/** Node's code for a failure below HTTP (`ECONNREFUSED`, `ENOTFOUND`...); '' when there is none. */
+export function errorCode(error: unknown): string {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : '';
+}
+
 export function httpStatus(error: unknown): number | undefined {
   return typeof error === 'object' && error !== null
     ? (error as SdkErrorShape).$metadata?.httpStatusCode

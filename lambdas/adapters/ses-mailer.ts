@@ -1,7 +1,7 @@
 import { SESv2Client, type SESv2ClientConfig, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import type { Mailer, OutboundMail } from '../domain/ports.ts';
 import { PermanentError, SendingPausedError, TransientError, UncertainSendError } from '../shared/errors.ts';
-import { errorName, httpStatus, isThrottling, requestId } from './aws-errors.ts';
+import { errorCode, errorName, httpStatus, isThrottling, requestId } from './aws-errors.ts';
 
 /**
  * How long one SendEmail may wait for SES's answer. SES answers in well under a second; without a
@@ -109,9 +109,4 @@ export class SesMailer implements Mailer {
       throw new PermanentError(`SES refused the message (${name})${detail}`, { cause: error });
     }
   }
-}
-
-function errorCode(error: unknown): string {
-  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-  return typeof code === 'string' ? code : '';
 }

@@ -304,7 +304,7 @@ export function createSender(deps: SenderDeps) {
             const sesMessageId = await send.mailer.send(
               answerBy === undefined ? mail : { ...mail, answerBy },
             );
-            count({ sent: mail.to.length + mail.cc.length + mail.bcc.length });
+            count({ sent: recipientCount(mail) });
             return sesMessageId;
           },
         },

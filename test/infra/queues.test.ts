@@ -1,6 +1,7 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Capture, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { CONFIRMATION_WINDOW_MS } from '../../lambdas/sender/app.ts';
 import {
   confirmationWindowSeconds,
   FEEDBACK_RACE_WINDOW_SECONDS,
@@ -248,6 +249,8 @@ describe('event path timings', () => {
       );
       expect(window).toBeGreaterThan(SES_EVENT_ALLOWANCE_SECONDS + batching + visibility);
       expect(window).toBe(255);
+      // The sender's fallback, when no window is set, is this same figure (a copy must not drift).
+      expect(CONFIRMATION_WINDOW_MS).toBe(window * 1000);
     },
   );
 });
