@@ -10,6 +10,16 @@ import type { FeedbackEvent, FeedbackRecipient } from './ses-event.ts';
 import { recipientRank } from './status.ts';
 import { SEVERITY, type Suppression } from './suppression.ts';
 
+/**
+ * A recipient SES's evidence of a send may still move to `sent`: queued, or failed only because
+ * Baton gave up on the message before it knew SES had it.
+ */
+export function notYetSent(record: MessageRecord, r: RecipientState): boolean {
+  if (r.status === 'queued') return true;
+  const givenUp = record.phase === 'failed' && record.redrivable === true;
+  return r.status === 'failed' && (givenUp || r.unsent === true);
+}
+
 /** How many applied event keys a record remembers; SES redelivers within minutes, not hundreds of events. */
 const SEEN_LIMIT = 64;
 
@@ -39,9 +49,7 @@ export function applyFeedback(
   // those the event names. Checked on every event, not only the first, so the result does not
   // depend on which event of the message came first.
   const sentTo = new Set((event.destination ?? event.recipients.map((r) => r.address)).map(addressKey));
-  const recovers = (r: RecipientState) =>
-    (r.status === 'queued' || (r.status === 'failed' && (givenUp || r.unsent === true))) &&
-    sentTo.has(addressKey(r.address));
+  const recovers = (r: RecipientState) => notYetSent(record, r) && sentTo.has(addressKey(r.address));
   // SES's Send event only matters while Baton has not recorded the send itself (the sender died
   // between SES and its write, or has not written yet). Usually the sender got there first: then
   // the event changes nothing, and writing the record just to remember its key would cost a

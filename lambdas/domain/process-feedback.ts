@@ -2,7 +2,7 @@ import { ConflictError, PermanentError, TransientError } from '../shared/errors.
 import { FEEDBACK_RACE_WINDOW_SECONDS } from '../shared/event-path.ts';
 import { addressKey, normaliseAddress } from './address.ts';
 import { type ErasedKeyOf, isErasedKey, scrubber } from './erasure.ts';
-import { applyFeedback, suppressionsFor } from './feedback.ts';
+import { applyFeedback, notYetSent, suppressionsFor } from './feedback.ts';
 import type { MessageRecord } from './message.ts';
 import type { Clock, MessageStore, SoftBounceStore, SuppressionStore } from './ports.ts';
 import { type FeedbackEvent, parseFeedback } from './ses-event.ts';
@@ -224,12 +224,8 @@ async function updateSoftBounces(
  */
 function settledSends(before: MessageRecord, after: MessageRecord): number {
   if (before.uncertain === undefined) return 0;
-  const givenUp = before.phase === 'failed' && before.redrivable === true;
-  return before.recipients.filter(
-    (r, i) =>
-      (r.status === 'queued' || (givenUp && r.status === 'failed')) &&
-      after.recipients[i]?.status !== r.status,
-  ).length;
+  return before.recipients.filter((r, i) => notYetSent(before, r) && after.recipients[i]?.status !== r.status)
+    .length;
 }
 
 /** Applies the event; undefined when it had been applied before, else the record before and after. */
