@@ -43,13 +43,14 @@ function faultsFrom(name: string): FaultPlan | undefined {
 }
 
 const faults = faultsFrom('BATON_LOCAL_SES_FAULTS');
+const sendingDomains = listFrom('BATON_SENDING_DOMAINS');
 
 try {
   const baton = await startLocal({
     port: portFrom('BATON_PORT', 3000),
     ...(process.env.BATON_API_KEY ? { apiKey: process.env.BATON_API_KEY } : {}),
     domains: listFrom('BATON_DOMAINS') ?? ['example.com'],
-    ...(listFrom('BATON_SENDING_DOMAINS') ? { sendingDomains: listFrom('BATON_SENDING_DOMAINS') } : {}),
+    ...(sendingDomains ? { sendingDomains } : {}),
     ...(process.env.BATON_OUTBOX_DIR ? { outboxDir: process.env.BATON_OUTBOX_DIR } : {}),
     ...(process.env.BATON_STATE_DIR ? { stateDir: process.env.BATON_STATE_DIR } : {}),
     ...(process.env.BATON_DKIM_KEY_FILE ? { dkimKeyFile: process.env.BATON_DKIM_KEY_FILE } : {}),

@@ -314,12 +314,14 @@ export async function runKeysCommand(
       }
       io.out(keyTable(keys));
       // Keys made before the check (or by hand) may name domains SES will refuse: say which.
+      const covered = target.sendingDomains;
+      if (covered === undefined) return;
       for (const key of keys) {
-        const uncovered = uncoveredDomains(key.allowedDomains, target.sendingDomains ?? key.allowedDomains);
+        const uncovered = uncoveredDomains(key.allowedDomains, covered);
         if (uncovered.length === 0 || key.status === 'revoked') continue;
         io.err(
           `Key ${key.keyId} (tenant ${key.tenant}) names ${uncovered.join(', ')}, which ${target.description} ` +
-            `does not send from (${(target.sendingDomains ?? []).join(', ')}): mail from ${uncovered.length === 1 ? 'it' : 'them'} fails at SES.`,
+            `does not send from (${covered.join(', ')}): mail from ${uncovered.length === 1 ? 'it' : 'them'} fails at SES.`,
         );
       }
       return;

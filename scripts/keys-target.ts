@@ -124,11 +124,6 @@ async function openStack(stack: string, region: string | undefined): Promise<Tar
   }
 }
 
-/** The ApiKeys table name from the stack's outputs, or a CommandFailedError saying what is missing. */
-export async function tableFromStack(cfn: CloudFormationClient, stack: string): Promise<string> {
-  return (await stackOutputs(cfn, stack)).table;
-}
-
 /**
  * What the CLI reads from the stack's outputs: the ApiKeys table (required) and the SES identities
  * it sends from (undefined for a stack deployed before that output existed).

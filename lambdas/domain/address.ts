@@ -25,6 +25,8 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 // header, and a bidi override makes a name show other text than it has.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+/** Bidi embeddings, overrides and isolates: text that shows other than it is (`invoice\u202Efdp.zip`). */
+export const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069]/;
 const MAX_ADDRESS = 254;
 
 function bad(message: string): ParseResult<never> {

@@ -1,7 +1,7 @@
 import { en } from 'zod/locales';
 import * as z from 'zod/mini';
 import { LANES } from '../shared/names.ts';
-import { type Mailbox, parseMailbox } from './address.ts';
+import { BIDI_CONTROL, type Mailbox, parseMailbox } from './address.ts';
 import { attachmentRefusal } from './content-safety.ts';
 import { sanitizeHtml } from './html-sanitizer.ts';
 import { type Attachment, headerUri, type OutgoingMessage } from './message.ts';
@@ -59,7 +59,6 @@ const RESERVED_HEADER_PREFIXES = ['content-', 'x-ses-', 'resent-'];
 const HEADER_NAME = /^[!-9;-~]{1,100}$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: CR, LF and NUL are what header injection uses
 const LINE_BREAK_OR_NUL = /[\r\n\u0000\u2028\u2029]/;
-const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069]/;
 const SES_TAG = /^[A-Za-z0-9_-]{1,256}$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/i;

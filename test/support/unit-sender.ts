@@ -5,7 +5,7 @@
 import type { SQSRecord } from 'aws-lambda';
 import type { MessageRecord, OutgoingMessage } from '../../lambdas/domain/message.ts';
 import type { SendDeps } from '../../lambdas/domain/send.ts';
-import { createSender, type SenderDeps } from '../../lambdas/sender/app.ts';
+import { CONFIRMATION_WINDOW_MS, createSender, type SenderDeps } from '../../lambdas/sender/app.ts';
 import { messageRecord, outgoingMessage, recipient, sendJob, sqsRecord, T0 } from './builders.ts';
 import {
   FakeMailer,
@@ -18,7 +18,7 @@ import {
 /** The claim `sendJob` takes in these tests (the sender's CLAIM_LEASE_MS). */
 export const SEND_LEASE_MS = 120_000;
 /** How long `sendJob` waits for SES's evidence after an ambiguous answer in these tests. */
-export const SEND_CONFIRMATION_MS = 255_000;
+export const SEND_CONFIRMATION_MS = CONFIRMATION_WINDOW_MS;
 
 /** `sendJob`'s dependencies with `records` seeded; `compose` writes `raw:<id>` and notes each call. */
 export function sendHarness(...records: MessageRecord[]) {

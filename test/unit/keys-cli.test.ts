@@ -17,7 +17,7 @@ import {
   runKeysCommand,
   UsageError,
 } from '../../scripts/keys-cli.ts';
-import { readLocalState, stackOutputs, tableFromStack } from '../../scripts/keys-target.ts';
+import { readLocalState, stackOutputs } from '../../scripts/keys-target.ts';
 import { InMemoryApiKeys, issueApiKey } from '../support/fakes.ts';
 
 const LOCAL = { kind: 'local', stateDir: '.baton', explicit: false } as const;
@@ -612,7 +612,7 @@ describe('readLocalState', () => {
   });
 });
 
-describe('tableFromStack', () => {
+describe('stackOutputs: the ApiKeys table', () => {
   const cfnMock = mockClient(CloudFormationClient);
   const cfn = () => new CloudFormationClient({ region: 'eu-west-1' });
 
@@ -637,7 +637,7 @@ describe('tableFromStack', () => {
     });
 
     // Act
-    const table = await tableFromStack(cfn(), 'Baton');
+    const { table } = await stackOutputs(cfn(), 'Baton');
 
     // Assess
     expect(table).toBe('Baton-ApiKeys1A2B-XYZ');
@@ -683,7 +683,7 @@ describe('tableFromStack', () => {
       .rejects(Object.assign(new Error('Stack with id Nope does not exist'), { name: 'ValidationError' }));
 
     // Act
-    const lookup = tableFromStack(cfn(), 'Nope');
+    const lookup = stackOutputs(cfn(), 'Nope');
 
     // Assess
     await expect(lookup).rejects.toThrow(
@@ -700,7 +700,7 @@ describe('tableFromStack', () => {
     });
 
     // Act
-    const lookup = tableFromStack(cfn(), 'Other');
+    const lookup = stackOutputs(cfn(), 'Other');
 
     // Assess
     await expect(lookup).rejects.toThrow(
