@@ -1,4 +1,3 @@
-import { ConflictError } from '../shared/errors.ts';
 import { addressKey } from './address.ts';
 import type { ApiKey } from './api-key.ts';
 import { retryMayChange } from './idempotency.ts';
@@ -17,6 +16,7 @@ import { markGaveUp } from './send.ts';
 import { validateSendRequest } from './send-request.ts';
 import { applySenderPolicy, formatMailbox } from './sender-policy.ts';
 import { isActive, type Suppression, type SuppressionReason, suppressedReason } from './suppression.ts';
+import { rewrite } from './versioned-write.ts';
 
 /**
  * The largest send job Baton accepts, once encoded as JSON. A job larger than one SQS message
@@ -281,23 +281,19 @@ const UNQUEUED = 'Baton could not queue the message; it was not sent. Retry the 
  * the message is queued and must be answered so; a 503 would send it twice.
  */
 async function markUnqueued(deps: AcceptDeps, record: MessageRecord): Promise<boolean> {
-  let current = record;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await deps.messages.update(markGaveUp(current, UNQUEUED, deps.clock(), false), current.version);
-      return true;
-    } catch (error) {
-      if (!(error instanceof ConflictError) || attempt >= 3) throw error;
-    }
-    const latest = await deps.messages.get(record.id);
+  let claimed = false;
+  await rewrite(deps.messages, record, (latest) => {
     // Our own mark, whose answer was lost (the SDK's retry then met its own write).
-    const marked = latest?.events.some((e) => e.type === 'failed' && e.detail?.reason === UNQUEUED);
-    if (latest === undefined || marked) return true;
+    if (latest.events.some((e) => e.type === 'failed' && e.detail?.reason === UNQUEUED)) return undefined;
     // The sender claimed it: the job is in the queue after all.
-    if (latest.phase !== 'queued') return false;
-    // Rewritten meanwhile (an erasure) but unclaimed: mark that version, or it could be lost.
-    current = latest;
-  }
+    if (latest.phase !== 'queued') {
+      claimed = true;
+      return undefined;
+    }
+    // Unclaimed, maybe rewritten meanwhile (an erasure): mark this version, or it could be lost.
+    return markGaveUp(latest, UNQUEUED, deps.clock(), false);
+  });
+  return !claimed;
 }
 
 /** Counts `n` messages against the key's daily quota; true when they fit. */
