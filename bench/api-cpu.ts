@@ -6,8 +6,8 @@
  * Run: `npm run bench:api` (prints a table; figures are medians over ITERATIONS requests), or as
  * part of `npm run bench` (section cpu).
  */
-import { validateSendRequest } from '../lambdas/domain/send-request.ts';
-import { applySenderPolicy } from '../lambdas/domain/sender-policy.ts';
+import { validateSendRequest } from '../lambdas/domain/send/send-request.ts';
+import { applySenderPolicy } from '../lambdas/domain/send/sender-policy.ts';
 import { Route } from '../lambdas/shared/names.ts';
 import { logger } from '../lambdas/shared/observability.ts';
 import { apiHarness } from '../test/support/harness.ts';

@@ -13,11 +13,11 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoUsageStore } from '../lambdas/adapters/usage-store.ts';
-import { type DkimKey, signDkim } from '../lambdas/domain/dkim.ts';
+import { type DkimKey, signDkim } from '../lambdas/domain/delivery/dkim.ts';
+import { composeMime } from '../lambdas/domain/delivery/mime.ts';
+import { type SendDeps, sendJob } from '../lambdas/domain/delivery/send.ts';
 import type { MessageRecord, OutgoingMessage, SendJob } from '../lambdas/domain/message.ts';
-import { composeMime } from '../lambdas/domain/mime.ts';
-import { type SendDeps, sendJob } from '../lambdas/domain/send.ts';
-import { validateSendRequest } from '../lambdas/domain/send-request.ts';
+import { validateSendRequest } from '../lambdas/domain/send/send-request.ts';
 import { CONFIRMATION_WINDOW_MS, createSender } from '../lambdas/sender/app.ts';
 import { logger } from '../lambdas/shared/observability.ts';
 import { messageRecord, recipient, sqsRecord } from '../test/support/builders.ts';

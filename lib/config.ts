@@ -1,7 +1,7 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
-import { DEADLINE_RESERVE_MS, PACING_WINDOW_MS } from '../lambdas/domain/pacer.ts';
-import { MAX_RECIPIENTS } from '../lambdas/domain/send-request.ts';
+import { DEADLINE_RESERVE_MS, PACING_WINDOW_MS } from '../lambdas/domain/delivery/pacer.ts';
+import { MAX_RECIPIENTS } from '../lambdas/domain/send/send-request.ts';
 import { LANES, type Lane } from '../lambdas/shared/names.ts';
 
 /**
@@ -506,7 +506,7 @@ export function laneSendPlans(
 /**
  * Batch size and timeout for a sender paced at `instanceRate` recipients per second. In the worst
  * case every record is a message to {@link MAX_RECIPIENTS}, and each costs the longer of the pacer's
- * two rules (lambdas/domain/pacer.ts): MAX_RECIPIENTS / rate, or, where whole messages pack
+ * two rules (lambdas/domain/delivery/pacer.ts): MAX_RECIPIENTS / rate, or, where whole messages pack
  * unevenly into the 60 s window's budget (2.1/s gives 126: two of 50, not 2.5), 60 s divided by how
  * many fit. The first message counts too, and may wait longer than that: a warm instance's last sends
  * still fill its window, and smaller messages pack into it worse than 50s (at 1.75/s, 105 a window,

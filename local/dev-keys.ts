@@ -8,8 +8,8 @@ import {
   keyIdOf,
   SCOPES,
   validateKeySpec,
-} from '../lambdas/domain/api-key.ts';
-import { UncoveredDomainError, uncoveredDomains } from '../lambdas/domain/sending-domains.ts';
+} from '../lambdas/domain/keys/api-key.ts';
+import { UncoveredDomainError, uncoveredDomains } from '../lambdas/domain/keys/sending-domains.ts';
 
 /**
  * The development API key: `BATON_API_KEY` when set, else one generated on first start and kept

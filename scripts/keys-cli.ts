@@ -12,9 +12,9 @@ import {
   type KeyStatus,
   summarise,
   validateKeySpec,
-} from '../lambdas/domain/api-key.ts';
-import { MAX_KEY_CACHE_SECONDS } from '../lambdas/domain/key-cache.ts';
-import { UncoveredDomainError, uncoveredDomains } from '../lambdas/domain/sending-domains.ts';
+} from '../lambdas/domain/keys/api-key.ts';
+import { MAX_KEY_CACHE_SECONDS } from '../lambdas/domain/keys/key-cache.ts';
+import { UncoveredDomainError, uncoveredDomains } from '../lambdas/domain/keys/sending-domains.ts';
 
 /** Exit codes: 2 for a command line that cannot be run as typed, 1 for a failure while running it. */
 export const EXIT_USAGE = 2;

@@ -2,7 +2,7 @@
  * `npm run keys -- <command>`: create, list, show, suspend, resume and revoke API keys, in local
  * mode or a deployed stack (README "API keys"). Run with `node scripts/keys.ts`.
  */
-import { ApiKeyNotFoundError, ApiKeyRevokedError } from '../lambdas/domain/api-key.ts';
+import { ApiKeyNotFoundError, ApiKeyRevokedError } from '../lambdas/domain/keys/api-key.ts';
 import {
   CommandFailedError,
   EXIT_FAILURE,

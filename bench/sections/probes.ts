@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { type Message, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
-import { generateApiKey, hashToken } from '../../lambdas/domain/api-key.ts';
+import { generateApiKey, hashToken } from '../../lambdas/domain/keys/api-key.ts';
 import { EnvVar, Route } from '../../lambdas/shared/names.ts';
 import { sqsRecordOf } from '../../local/runtime/sqs-poller.ts';
 import { startSesStandin } from '../../local/ses-standin/index.ts';

@@ -12,7 +12,7 @@ import {
   type ApiKeySummary,
   type KeyStatus,
   summarise,
-} from '../domain/api-key.ts';
+} from '../domain/keys/api-key.ts';
 import type { ApiKeyReader } from '../domain/ports.ts';
 import { Keys } from '../shared/names.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';

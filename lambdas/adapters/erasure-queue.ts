@@ -1,5 +1,5 @@
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { ErasureJob } from '../domain/erasure.ts';
+import type { ErasureJob } from '../domain/erasure/erasure.ts';
 import type { ErasureQueue } from '../domain/ports.ts';
 import { rethrow } from './aws-errors.ts';
 

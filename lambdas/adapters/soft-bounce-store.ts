@@ -1,6 +1,6 @@
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { type SoftBounceState, softBounceExpiry } from '../domain/feedback/soft-bounce.ts';
 import type { SoftBounceStore } from '../domain/ports.ts';
-import { type SoftBounceState, softBounceExpiry } from '../domain/soft-bounce.ts';
 import { ConflictError } from '../shared/errors.ts';
 import { Keys, SOFT_BOUNCE_KEY_PREFIX } from '../shared/names.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';

@@ -12,7 +12,7 @@ import {
   type Suppression,
   type SuppressionReason,
   stronger,
-} from '../domain/suppression.ts';
+} from '../domain/suppression/suppression.ts';
 import { InvalidCursorError } from '../shared/errors.ts';
 import { Keys, TENANT_KEY_PREFIX } from '../shared/names.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';
@@ -84,7 +84,7 @@ function fromItem(item: Record<string, unknown>): Suppression {
 /**
  * The Suppressions table: global entries keyed by the normalised address, a tenant's entries by
  * `tenant:<tenant>:<address>`, soft-bounce counters by `softbounce:<address>` (no `reason`), and an
- * erased address's tombstone by its pseudonym (`erased:<hex>`, see domain/erasure.ts) in the scope
+ * erased address's tombstone by its pseudonym (`erased:<hex>`, see domain/erasure/erasure.ts) in the scope
  * of the tenant that erased it (older tombstones, from before scopes, are global).
  *
  * List cursors are sealed (AES-256-GCM under `cursorSecret`): a page may end on an item the caller

@@ -1,7 +1,12 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { type AcceptDeps, acceptBatch, acceptMessage, type BatchResult, isFinal } from '../domain/accept.ts';
 import { normaliseAddress } from '../domain/address.ts';
+import {
+  type ErasureDeps,
+  type ErasureOutcome,
+  eraseRecipient,
+  loggableKey,
+} from '../domain/erasure/erasure.ts';
 import {
   type ApiKey,
   bearerToken,
@@ -9,14 +14,20 @@ import {
   type Scope,
   sourceAllowed,
   tokenMatches,
-} from '../domain/api-key.ts';
-import { type ErasureDeps, type ErasureOutcome, eraseRecipient, loggableKey } from '../domain/erasure.ts';
-import { checkIdempotencyKey, idempotent, type KeptReply, type Reply } from '../domain/idempotency.ts';
+} from '../domain/keys/api-key.ts';
 import type { ApiKeyReader, IdempotencyStore, MessageStore, SuppressionStore } from '../domain/ports.ts';
 import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
-import { type RateLimiter, secondsUntilNextUtcDay } from '../domain/rate-limit.ts';
-import { statsRange, statsView } from '../domain/stats.ts';
-import { toMessageView } from '../domain/status.ts';
+import { statsRange, statsView } from '../domain/reporting/stats.ts';
+import { toMessageView } from '../domain/reporting/status.ts';
+import {
+  type AcceptDeps,
+  acceptBatch,
+  acceptMessage,
+  type BatchResult,
+  isFinal,
+} from '../domain/send/accept.ts';
+import { checkIdempotencyKey, idempotent, type KeptReply, type Reply } from '../domain/send/idempotency.ts';
+import { type RateLimiter, secondsUntilNextUtcDay } from '../domain/send/rate-limit.ts';
 import {
   GLOBAL_REASONS,
   isActive,
@@ -24,7 +35,7 @@ import {
   outranks,
   REASON_WORDS,
   toSuppressionView,
-} from '../domain/suppression.ts';
+} from '../domain/suppression/suppression.ts';
 import { InvalidCursorError, TransientError } from '../shared/errors.ts';
 import { Route } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
@@ -116,7 +127,7 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         if (!record || record.tenant !== key.tenant) fail('not_found', `No message with id ${id}.`);
         return json(200, toMessageView(record));
       },
-      // Suppressions are scoped (domain/suppression.ts): a key reads, lists and writes the global
+      // Suppressions are scoped (domain/suppression/suppression.ts): a key reads, lists and writes the global
       // entries and its own tenant's, never another tenant's.
       [Route.getSuppression]: async (event) => {
         const key = await authenticate(deps, event, 'read', 'suppressions');
@@ -155,7 +166,7 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
             );
           }
           // SES's evidence about the tenant's own mail to an address it erased is kept on its
-          // tombstone (domain/erasure.ts): lifting the erasure would lift that bounce or complaint,
+          // tombstone (domain/erasure/erasure.ts): lifting the erasure would lift that bounce or complaint,
           // which only an operator may.
           if (own?.tenant !== undefined && isActive(own, now) && GLOBAL_REASONS.includes(own.reason)) {
             fail(

@@ -1,9 +1,9 @@
 import type { Lane } from '../shared/names.ts';
-import type { ApiKey } from './api-key.ts';
-import type { ErasureJob } from './erasure.ts';
+import type { ErasureJob } from './erasure/erasure.ts';
+import type { SoftBounceState } from './feedback/soft-bounce.ts';
+import type { ApiKey } from './keys/api-key.ts';
 import type { MessageRecord, SendJob } from './message.ts';
-import type { SoftBounceState } from './soft-bounce.ts';
-import type { Suppression } from './suppression.ts';
+import type { Suppression } from './suppression/suppression.ts';
 
 /**
  * What the domain needs from the outside world. Adapters implement these over AWS; tests pass
@@ -51,7 +51,7 @@ export interface MessageStore {
 }
 
 /**
- * The suppression list (see domain/suppression.ts for scopes). Reads and deletes take the tenant
+ * The suppression list (see domain/suppression/suppression.ts for scopes). Reads and deletes take the tenant
  * whose entries count besides the global ones; without a tenant only global entries are read or
  * deleted. A write lands in the scope its suppression names (`tenant`, or global).
  */

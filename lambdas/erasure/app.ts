@@ -6,7 +6,7 @@ import {
   loggableKey,
   MalformedErasureJobError,
   parseErasureJob,
-} from '../domain/erasure.ts';
+} from '../domain/erasure/erasure.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
 
 /**
@@ -17,7 +17,7 @@ export const ERASURE_STEP_MARGIN_MS = 20_000;
 
 /**
  * The per-record handler of the erasure queue: one step of an erasure that outlasted its request
- * (domain/erasure.ts `continueErasure`). A step that fails throws, so the job is retried from the
+ * (domain/erasure/erasure.ts `continueErasure`). A step that fails throws, so the job is retried from the
  * same positions (rewrites are idempotent) and finally dead-lettered; the job holds only the
  * pseudonym, never the address.
  */

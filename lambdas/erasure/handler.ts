@@ -7,7 +7,7 @@ import { SqsErasureQueue } from '../adapters/erasure-queue.ts';
 import { createSqsClient } from '../adapters/job-queue.ts';
 import { DynamoMessageStore } from '../adapters/message-store.ts';
 import { loadErasureSecret } from '../adapters/secret.ts';
-import { erasedKeyFunction } from '../domain/erasure.ts';
+import { erasedKeyFunction } from '../domain/erasure/erasure.ts';
 import { requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
 import { logger, publishMetrics } from '../shared/observability.ts';

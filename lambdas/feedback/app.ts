@@ -6,9 +6,9 @@ import {
   PartlyAppliedError,
   processFeedback,
   UnknownMessageError,
-} from '../domain/process-feedback.ts';
-import { MalformedFeedbackError } from '../domain/ses-event.ts';
-import { eventDay, feedbackCounts, type StatTally } from '../domain/stats.ts';
+} from '../domain/feedback/process-feedback.ts';
+import { MalformedFeedbackError } from '../domain/feedback/ses-event.ts';
+import { eventDay, feedbackCounts, type StatTally } from '../domain/reporting/stats.ts';
 import { describeError, logger, metrics, type StreamMetrics } from '../shared/observability.ts';
 import type { Tally } from '../shared/tally.ts';
 

@@ -3,17 +3,17 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
 import type { SendJobPointer } from '../adapters/job-queue.ts';
 import { addressKey, domainOf } from '../domain/address.ts';
-import { backoffSeconds, PAUSED_DELAY_SECONDS } from '../domain/backoff.ts';
+import { backoffSeconds, PAUSED_DELAY_SECONDS } from '../domain/delivery/backoff.ts';
 // Types only: mailauth's signer is imported when a key is configured (loadDkimSigner), never up front.
-import type { DkimKey, DkimSigner } from '../domain/dkim.ts';
+import type { DkimKey, DkimSigner } from '../domain/delivery/dkim.ts';
+import { composeMime } from '../domain/delivery/mime.ts';
+import { DEADLINE_RESERVE_MS, type Pacer, pacedMailer, recipientCount } from '../domain/delivery/pacer.ts';
+import { giveUp, type SendDeps, sendJob } from '../domain/delivery/send.ts';
 import type { SendJob } from '../domain/message.ts';
-import { composeMime } from '../domain/mime.ts';
-import { DEADLINE_RESERVE_MS, type Pacer, pacedMailer, recipientCount } from '../domain/pacer.ts';
 import type { Clock, Mailer, MessageStore, SuppressionStore } from '../domain/ports.ts';
-import { utcDay } from '../domain/rate-limit.ts';
-import { giveUp, type SendDeps, sendJob } from '../domain/send.ts';
-import { type StatCounts, StatTally } from '../domain/stats.ts';
-import type { Suppression } from '../domain/suppression.ts';
+import { type StatCounts, StatTally } from '../domain/reporting/stats.ts';
+import { utcDay } from '../domain/send/rate-limit.ts';
+import type { Suppression } from '../domain/suppression/suppression.ts';
 import {
   ConfigurationError,
   ConfirmationPendingError,
@@ -476,7 +476,7 @@ export async function loadDkim(
 }
 
 /**
- * mailauth's signer (lambdas/domain/dkim.ts), imported only when a key is configured: deployed,
+ * mailauth's signer (lambdas/domain/delivery/dkim.ts), imported only when a key is configured: deployed,
  * SES Easy DKIM signs and mailauth with its dependencies would be most of the sender's bundle.
  * The stack bundles the sender with `process.env.BATON_DKIM_SIGNER` defined as `"omitted"`
  * (SENDER_BUNDLE_DEFINE in lib/constructs/sender-lane.ts): esbuild then drops the branch with the
@@ -486,7 +486,7 @@ export async function loadDkim(
 export async function loadDkimSigner(): Promise<DkimSigner> {
   if (process.env.BATON_DKIM_SIGNER !== 'omitted') {
     try {
-      return (await import('../domain/dkim.ts')).signDkim;
+      return (await import('../domain/delivery/dkim.ts')).signDkim;
     } catch (error) {
       throw new ConfigurationError(
         `${EnvVar.dkimKeyFile} is set, but the DKIM signer (mailauth) cannot be loaded`,

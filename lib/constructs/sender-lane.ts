@@ -63,7 +63,7 @@ const CLAIM_LEASE_BEYOND_TIMEOUT = Duration.seconds(90);
 
 /**
  * The sender's bundle-time constants. Deployed, SES Easy DKIM signs and the sender never does, so its
- * bundle leaves out mailauth's signer (lambdas/domain/dkim.ts, with iconv-lite, joi, tldts and more:
+ * bundle leaves out mailauth's signer (lambdas/domain/delivery/dkim.ts, with iconv-lite, joi, tldts and more:
  * about 1.1 MB of a 2 MB bundle). `loadDkimSigner` (lambdas/sender/app.ts) imports the signer in a
  * branch this define makes dead, and throws a ConfigurationError naming BATON_DKIM_KEY_FILE instead:
  * a key configured on a deployed sender fails its init, it never sends unsigned. Run from source

@@ -2,8 +2,12 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import { ERASURE_SEGMENTS, type ErasureJob, erasedKeyFunction } from '../../lambdas/domain/erasure.ts';
-import type { MessageView } from '../../lambdas/domain/status.ts';
+import {
+  ERASURE_SEGMENTS,
+  type ErasureJob,
+  erasedKeyFunction,
+} from '../../lambdas/domain/erasure/erasure.ts';
+import type { MessageView } from '../../lambdas/domain/reporting/status.ts';
 import { seedApiKey } from '../support/e2e-keys.ts';
 import { sqsClient } from '../support/emulators.ts';
 import { receipt, TEST_API_KEY, type TestBaton, waitFor, withTestBaton } from '../support/local-baton.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { StatsView } from '../../lambdas/domain/stats.ts';
+import type { StatsView } from '../../lambdas/domain/reporting/stats.ts';
 import { statsRow } from '../support/builders.ts';
 import { seedApiKey } from '../support/e2e-keys.ts';
 import { receipt, type TestBaton, waitFor, withTestBaton } from '../support/local-baton.ts';

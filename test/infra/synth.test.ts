@@ -147,7 +147,7 @@ describe('synthesis with bundling and cdk-nag', () => {
     expect(bundles).toHaveLength(2);
     for (const { code, sources } of bundles) {
       expect(sources.some((s) => s.endsWith('lambdas/sender/app.ts'))).toBe(true);
-      expect(sources.some((s) => s.endsWith('lambdas/domain/mime.ts'))).toBe(true);
+      expect(sources.some((s) => s.endsWith('lambdas/domain/delivery/mime.ts'))).toBe(true);
       expect(
         sources.filter((s) =>
           /lambdas\/domain\/dkim\.ts$|node_modules\/(mailauth|iconv-lite|joi|tldts|libmime)\//.test(s),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
-import { type ApiKey, hashToken } from '../../lambdas/domain/api-key.ts';
+import { type ApiKey, hashToken } from '../../lambdas/domain/keys/api-key.ts';
 import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 const apiKey = (keyId: string, overrides: Partial<ApiKey> = {}): ApiKey => ({

@@ -8,7 +8,11 @@ import {
 import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
-import { SEVERITY, type Suppression, type SuppressionReason } from '../../lambdas/domain/suppression.ts';
+import {
+  SEVERITY,
+  type Suppression,
+  type SuppressionReason,
+} from '../../lambdas/domain/suppression/suppression.ts';
 import { InvalidCursorError } from '../../lambdas/shared/errors.ts';
 import type { ProvisionedStack } from '../support/emulators.ts';
 import { withProvisionedStack } from '../support/provisioned-suite.ts';

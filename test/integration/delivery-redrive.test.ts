@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
+import { giveUp, markGaveUp, type SendDeps, sendJob } from '../../lambdas/domain/delivery/send.ts';
 import type { MessageRecord } from '../../lambdas/domain/message.ts';
-import { giveUp, markGaveUp, type SendDeps, sendJob } from '../../lambdas/domain/send.ts';
-import { toMessageView } from '../../lambdas/domain/status.ts';
+import { toMessageView } from '../../lambdas/domain/reporting/status.ts';
 import { CONFIRMATION_WINDOW_MS } from '../../lambdas/sender/app.ts';
 import { ConfirmationPendingError, TransientError, UncertainSendError } from '../../lambdas/shared/errors.ts';
 import { sendJob as job, messageRecord, outgoingMessage, recipient } from '../support/builders.ts';

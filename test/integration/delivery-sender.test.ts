@@ -3,7 +3,7 @@ import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs
 import type { SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MessageRecord, SendJob } from '../../lambdas/domain/message.ts';
-import { toMessageView } from '../../lambdas/domain/status.ts';
+import { toMessageView } from '../../lambdas/domain/reporting/status.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
 import { synthTemplate } from '../../local/baton-local.ts';
 import type { CfnTemplate } from '../../local/plan.ts';

@@ -17,9 +17,9 @@ import {
   erasedKeyFunction,
   eraseRecipient,
   TombstoneAwareSuppressions,
-} from '../../lambdas/domain/erasure.ts';
+} from '../../lambdas/domain/erasure/erasure.ts';
 import type { MessageRecord } from '../../lambdas/domain/message.ts';
-import { RateLimiter } from '../../lambdas/domain/rate-limit.ts';
+import { RateLimiter } from '../../lambdas/domain/send/rate-limit.ts';
 import { createErasureWorker } from '../../lambdas/erasure/app.ts';
 import { InvalidCursorError } from '../../lambdas/shared/errors.ts';
 import { EnvVar, SOFT_BOUNCE_KEY_PREFIX, TENANT_KEY_PREFIX } from '../../lambdas/shared/names.ts';

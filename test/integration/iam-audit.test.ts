@@ -25,10 +25,10 @@ import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store
 import { DynamoUsageStore } from '../../lambdas/adapters/usage-store.ts';
 import { SqsVisibility } from '../../lambdas/adapters/visibility.ts';
 import { createApi } from '../../lambdas/api/app.ts';
-import { erasedKeyFunction, TombstoneAwareSuppressions } from '../../lambdas/domain/erasure.ts';
-import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../../lambdas/domain/key-cache.ts';
+import { erasedKeyFunction, TombstoneAwareSuppressions } from '../../lambdas/domain/erasure/erasure.ts';
+import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../../lambdas/domain/keys/key-cache.ts';
 import type { Clock } from '../../lambdas/domain/ports.ts';
-import { RateLimiter } from '../../lambdas/domain/rate-limit.ts';
+import { RateLimiter } from '../../lambdas/domain/send/rate-limit.ts';
 import { createFeedbackConsumer } from '../../lambdas/feedback/app.ts';
 import { createSender } from '../../lambdas/sender/app.ts';
 import { processSqsBatch } from '../../lambdas/shared/batch.ts';

@@ -7,7 +7,7 @@ import {
   ApiKeyRevokedError,
   hashToken,
   summarise,
-} from '../../lambdas/domain/api-key.ts';
+} from '../../lambdas/domain/keys/api-key.ts';
 import type { ProvisionedStack } from '../support/emulators.ts';
 import { failureOf } from '../support/failures.ts';
 import { withProvisionedStack } from '../support/provisioned-suite.ts';

@@ -3,7 +3,8 @@
  * spells out what it is about.
  */
 import type { SQSRecord } from 'aws-lambda';
-import type { ErasureJob } from '../../lambdas/domain/erasure.ts';
+import type { ErasureJob } from '../../lambdas/domain/erasure/erasure.ts';
+import type { FeedbackEvent } from '../../lambdas/domain/feedback/ses-event.ts';
 import type {
   MessageRecord,
   OutgoingMessage,
@@ -12,9 +13,12 @@ import type {
   RecipientStatus,
   SendJob,
 } from '../../lambdas/domain/message.ts';
-import type { FeedbackEvent } from '../../lambdas/domain/ses-event.ts';
-import type { StatsRow } from '../../lambdas/domain/stats.ts';
-import { SEVERITY, type Suppression, type SuppressionReason } from '../../lambdas/domain/suppression.ts';
+import type { StatsRow } from '../../lambdas/domain/reporting/stats.ts';
+import {
+  SEVERITY,
+  type Suppression,
+  type SuppressionReason,
+} from '../../lambdas/domain/suppression/suppression.ts';
 import { MessageTag } from '../../lambdas/shared/names.ts';
 
 export const T0 = '2025-03-01T12:00:00.000Z';

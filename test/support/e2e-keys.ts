@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
-import { type ApiKey, generateApiKey, hashToken } from '../../lambdas/domain/api-key.ts';
+import { type ApiKey, generateApiKey, hashToken } from '../../lambdas/domain/keys/api-key.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
 import { documentClient } from './emulators.ts';
 import { apiSetting, localState, type TestBaton } from './local-baton.ts';

@@ -7,6 +7,9 @@
  * Failures are injected with `vi.spyOn(fake, 'method').mockRejectedValueOnce(...)`, races with
  * `InMemoryMessageStore.beforeNextUpdate`.
  */
+
+import type { ErasureJob } from '../../lambdas/domain/erasure/erasure.ts';
+import type { SoftBounceState } from '../../lambdas/domain/feedback/soft-bounce.ts';
 import {
   type ApiKey,
   ApiKeyNotFoundError,
@@ -16,8 +19,7 @@ import {
   hashToken,
   type KeyStatus,
   summarise,
-} from '../../lambdas/domain/api-key.ts';
-import type { ErasureJob } from '../../lambdas/domain/erasure.ts';
+} from '../../lambdas/domain/keys/api-key.ts';
 import { type MessageRecord, type SendJob, waitsForClaim } from '../../lambdas/domain/message.ts';
 import type {
   ApiKeyReader,
@@ -37,8 +39,7 @@ import type {
   SuppressionStore,
   UsageStore,
 } from '../../lambdas/domain/ports.ts';
-import type { SoftBounceState } from '../../lambdas/domain/soft-bounce.ts';
-import { type Suppression, stronger } from '../../lambdas/domain/suppression.ts';
+import { type Suppression, stronger } from '../../lambdas/domain/suppression/suppression.ts';
 import { ConflictError } from '../../lambdas/shared/errors.ts';
 import type { Lane } from '../../lambdas/shared/names.ts';
 

@@ -19,11 +19,11 @@ import {
   type ErasedKeyOf,
   erasedKeyFunction,
   TombstoneAwareSuppressions,
-} from '../../lambdas/domain/erasure.ts';
+} from '../../lambdas/domain/erasure/erasure.ts';
+import type { SoftBounceState } from '../../lambdas/domain/feedback/soft-bounce.ts';
 import type { MessageRecord } from '../../lambdas/domain/message.ts';
-import type { SoftBounceState } from '../../lambdas/domain/soft-bounce.ts';
-import { StatTally } from '../../lambdas/domain/stats.ts';
-import type { Suppression } from '../../lambdas/domain/suppression.ts';
+import { StatTally } from '../../lambdas/domain/reporting/stats.ts';
+import type { Suppression } from '../../lambdas/domain/suppression/suppression.ts';
 import { createFeedbackConsumer } from '../../lambdas/feedback/app.ts';
 import { processSqsBatch } from '../../lambdas/shared/batch.ts';
 import { logger, publishMetrics, StreamMetrics } from '../../lambdas/shared/observability.ts';

@@ -3,9 +3,9 @@
  * from msg_1, the clock stands at T0 until a test moves it.
  */
 import { type ApiDeps, createApi } from '../../lambdas/api/app.ts';
-import type { AcceptDeps } from '../../lambdas/domain/accept.ts';
-import type { ApiKey } from '../../lambdas/domain/api-key.ts';
-import { RateLimiter } from '../../lambdas/domain/rate-limit.ts';
+import type { ApiKey } from '../../lambdas/domain/keys/api-key.ts';
+import type { AcceptDeps } from '../../lambdas/domain/send/accept.ts';
+import { RateLimiter } from '../../lambdas/domain/send/rate-limit.ts';
 import { T0 } from './builders.ts';
 import {
   InMemoryApiKeys,

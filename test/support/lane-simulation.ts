@@ -6,7 +6,7 @@
  * waiting, so an hour of sandbox pacing runs in well under a second.
  */
 import type { SQSRecord } from 'aws-lambda';
-import { Pacer, recipientCount } from '../../lambdas/domain/pacer.ts';
+import { Pacer, recipientCount } from '../../lambdas/domain/delivery/pacer.ts';
 import type { OutboundMail } from '../../lambdas/domain/ports.ts';
 import { createSender } from '../../lambdas/sender/app.ts';
 import type { LaneSendPlan } from '../../lib/config.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, expect } from 'vitest';
-import type { MessageView } from '../../lambdas/domain/status.ts';
+import type { MessageView } from '../../lambdas/domain/reporting/status.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
 import {
   LOCAL_STATE_FILE,

@@ -14,7 +14,7 @@ import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
 import { SesMailer } from '../../lambdas/adapters/ses-mailer.ts';
 import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
 import { SqsVisibility } from '../../lambdas/adapters/visibility.ts';
-import type { DkimKey } from '../../lambdas/domain/dkim.ts';
+import type { DkimKey } from '../../lambdas/domain/delivery/dkim.ts';
 import type { MessageRecord, SendJob } from '../../lambdas/domain/message.ts';
 import { createSender } from '../../lambdas/sender/app.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';

@@ -1,4 +1,4 @@
-import { erasedKeyFunction } from '../../lambdas/domain/erasure.ts';
+import { erasedKeyFunction } from '../../lambdas/domain/erasure/erasure.ts';
 
 /** The erasure secret the unit tests run with (32 characters or more, as the domain requires). */
 export const ERASURE_SECRET = 'unit-test-erasure-secret-0123456789';

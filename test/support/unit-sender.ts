@@ -3,8 +3,8 @@
  * (createSender) and queued jobs as the lane queue delivers them. The clock stands at T0.
  */
 import type { SQSRecord } from 'aws-lambda';
+import type { SendDeps } from '../../lambdas/domain/delivery/send.ts';
 import type { MessageRecord, OutgoingMessage } from '../../lambdas/domain/message.ts';
-import type { SendDeps } from '../../lambdas/domain/send.ts';
 import { CONFIRMATION_WINDOW_MS, createSender, type SenderDeps } from '../../lambdas/sender/app.ts';
 import { messageRecord, outgoingMessage, recipient, sendJob, sqsRecord, T0 } from './builders.ts';
 import {

@@ -1,10 +1,10 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { ApiKey } from '../../lambdas/domain/api-key.ts';
+import type { ApiKey } from '../../lambdas/domain/keys/api-key.ts';
 import {
   CachedApiKeys,
   DEFAULT_KEY_CACHE_SECONDS,
   MAX_KEY_CACHE_SECONDS,
-} from '../../lambdas/domain/key-cache.ts';
+} from '../../lambdas/domain/keys/key-cache.ts';
 import { ConfigurationError, TransientError } from '../../lambdas/shared/errors.ts';
 import { InMemoryApiKeys, issueApiKey, testClock } from '../support/fakes.ts';
 

@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ApiKeyNotFoundError, ApiKeyRevokedError, hashToken, keyIdOf } from '../../lambdas/domain/api-key.ts';
+import {
+  ApiKeyNotFoundError,
+  ApiKeyRevokedError,
+  hashToken,
+  keyIdOf,
+} from '../../lambdas/domain/keys/api-key.ts';
 import { developmentKeyItem, LocalSettingError } from '../../local/dev-keys.ts';
 import {
   CommandFailedError,

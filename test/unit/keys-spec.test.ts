@@ -7,7 +7,7 @@ import {
   sourceAllowed,
   summarise,
   validateKeySpec,
-} from '../../lambdas/domain/api-key.ts';
+} from '../../lambdas/domain/keys/api-key.ts';
 import { issueApiKey } from '../support/fakes.ts';
 
 const valid: ApiKeySpecInput = { tenant: 'acme', allowedDomains: ['example.com'] };

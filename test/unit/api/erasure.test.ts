@@ -1,7 +1,7 @@
 import '../../support/quiet-powertools.ts';
 import { describe, expect, it, vi } from 'vitest';
 import { ERASURE_BUDGET_MS } from '../../../lambdas/api/app.ts';
-import { TombstoneAwareSuppressions } from '../../../lambdas/domain/erasure.ts';
+import { TombstoneAwareSuppressions } from '../../../lambdas/domain/erasure/erasure.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { logger } from '../../../lambdas/shared/observability.ts';

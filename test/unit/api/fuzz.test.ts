@@ -3,7 +3,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import type { Suppression } from '../../../lambdas/domain/suppression.ts';
+import type { Suppression } from '../../../lambdas/domain/suppression/suppression.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { everyFieldBody, messageRecord, suppression } from '../../support/builders.ts';
 import { InMemoryMessageStore, InMemorySuppressionStore } from '../../support/fakes.ts';

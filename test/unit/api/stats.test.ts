@@ -1,6 +1,6 @@
 import '../../support/quiet-powertools.ts';
 import { describe, expect, it, vi } from 'vitest';
-import type { StatsView } from '../../../lambdas/domain/stats.ts';
+import type { StatsView } from '../../../lambdas/domain/reporting/stats.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { sendBody, statsRow } from '../../support/builders.ts';

@@ -1,9 +1,9 @@
 import { describe, expect, it, vi } from 'vitest';
-import { acceptBatch } from '../../../lambdas/domain/accept.ts';
-import type { ApiKey } from '../../../lambdas/domain/api-key.ts';
+import type { ApiKey } from '../../../lambdas/domain/keys/api-key.ts';
 import { type Problem, problem } from '../../../lambdas/domain/problem.ts';
-import { validateSendRequest } from '../../../lambdas/domain/send-request.ts';
-import { applySenderPolicy } from '../../../lambdas/domain/sender-policy.ts';
+import { acceptBatch } from '../../../lambdas/domain/send/accept.ts';
+import { validateSendRequest } from '../../../lambdas/domain/send/send-request.ts';
+import { applySenderPolicy } from '../../../lambdas/domain/send/sender-policy.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { sendBody, suppression, T0 } from '../../support/builders.ts';
 import { acceptHarness } from '../../support/harness.ts';

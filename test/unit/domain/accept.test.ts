@@ -1,8 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
-import { acceptMessage, MAX_JOB_BYTES } from '../../../lambdas/domain/accept.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import { validateSendRequest } from '../../../lambdas/domain/send-request.ts';
-import { suppressedReason } from '../../../lambdas/domain/suppression.ts';
+import { acceptMessage, MAX_JOB_BYTES } from '../../../lambdas/domain/send/accept.ts';
+import { validateSendRequest } from '../../../lambdas/domain/send/send-request.ts';
+import { suppressedReason } from '../../../lambdas/domain/suppression/suppression.ts';
 import { ConflictError, TransientError } from '../../../lambdas/shared/errors.ts';
 import { messageRecord, sendBody, suppression, T0 } from '../../support/builders.ts';
 import { acceptHarness } from '../../support/harness.ts';

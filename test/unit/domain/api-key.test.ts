@@ -6,7 +6,7 @@ import {
   hashToken,
   keyIdOf,
   tokenMatches,
-} from '../../../lambdas/domain/api-key.ts';
+} from '../../../lambdas/domain/keys/api-key.ts';
 
 const TOKEN = 'bt_abcd1234efgh_0123456789abcdefghijKLMNOP-_xyz';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffSeconds, PAUSED_DELAY_SECONDS } from '../../../lambdas/domain/backoff.ts';
+import { backoffSeconds, PAUSED_DELAY_SECONDS } from '../../../lambdas/domain/delivery/backoff.ts';
 
 describe('backoffSeconds', () => {
   it('waits at most the base for the first retry', () => {

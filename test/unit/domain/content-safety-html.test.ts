@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { sanitizeCss, sanitizeHtml } from '../../../lambdas/domain/html-sanitizer.ts';
+import { sanitizeCss, sanitizeHtml } from '../../../lambdas/domain/send/html-sanitizer.ts';
 
 /**
  * Attack vectors in the style of the OWASP XSS filter evasion cheat sheet, each with the exact

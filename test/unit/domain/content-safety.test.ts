@@ -6,8 +6,8 @@ import {
   REFUSED_CONTENT_TYPES,
   REFUSED_EXTENSIONS,
   sniffExecutable,
-} from '../../../lambdas/domain/content-safety.ts';
-import { validateSendRequest } from '../../../lambdas/domain/send-request.ts';
+} from '../../../lambdas/domain/send/content-safety.ts';
+import { validateSendRequest } from '../../../lambdas/domain/send/send-request.ts';
 import { sendBody } from '../../support/builders.ts';
 import { problemOfSync } from '../../support/problems.ts';
 

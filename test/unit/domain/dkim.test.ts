@@ -1,8 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type DkimKey, signDkim } from '../../../lambdas/domain/dkim.ts';
-import { composeMime } from '../../../lambdas/domain/mime.ts';
+import { type DkimKey, signDkim } from '../../../lambdas/domain/delivery/dkim.ts';
+import { composeMime } from '../../../lambdas/domain/delivery/mime.ts';
 import { PermanentError } from '../../../lambdas/shared/errors.ts';
 import { outgoingMessage } from '../../support/builders.ts';
 import { headerValue } from '../../support/mime.ts';

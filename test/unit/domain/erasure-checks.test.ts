@@ -1,12 +1,12 @@
 import '../../support/quiet-powertools.ts';
 import { describe, expect, it } from 'vitest';
-import { acceptMessage } from '../../../lambdas/domain/accept.ts';
 import {
   eraseFromRecord,
   TombstoneAwareSuppressions,
   tombstoneFor,
-} from '../../../lambdas/domain/erasure.ts';
+} from '../../../lambdas/domain/erasure/erasure.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
+import { acceptMessage } from '../../../lambdas/domain/send/accept.ts';
 import {
   messageRecord,
   outgoingMessage,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { TombstoneAwareSuppressions } from '../../../lambdas/domain/erasure.ts';
-import { processFeedback } from '../../../lambdas/domain/process-feedback.ts';
-import { SEVERITY } from '../../../lambdas/domain/suppression.ts';
+import { TombstoneAwareSuppressions } from '../../../lambdas/domain/erasure/erasure.ts';
+import { processFeedback } from '../../../lambdas/domain/feedback/process-feedback.ts';
+import { SEVERITY } from '../../../lambdas/domain/suppression/suppression.ts';
 import { messageRecord, recipient, sesEventBody } from '../../support/builders.ts';
 import {
   InMemoryMessageStore,

@@ -1,6 +1,6 @@
 import '../../support/quiet-powertools.ts';
 import { describe, expect, it, vi } from 'vitest';
-import { MalformedErasureJobError } from '../../../lambdas/domain/erasure.ts';
+import { MalformedErasureJobError } from '../../../lambdas/domain/erasure/erasure.ts';
 import { createErasureWorker } from '../../../lambdas/erasure/app.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { logger } from '../../../lambdas/shared/observability.ts';

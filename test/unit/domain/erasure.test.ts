@@ -12,7 +12,7 @@ import {
   parseErasureJob,
   TombstoneAwareSuppressions,
   tombstoneFor,
-} from '../../../lambdas/domain/erasure.ts';
+} from '../../../lambdas/domain/erasure/erasure.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
 import { ConfigurationError, TransientError } from '../../../lambdas/shared/errors.ts';
 import { erasureJob, messageRecord, recipient, suppression, T0 } from '../../support/builders.ts';

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { applyFeedback, suppressionsFor } from '../../../lambdas/domain/feedback.ts';
+import { markGaveUp } from '../../../lambdas/domain/delivery/send.ts';
+import { applyFeedback, suppressionsFor } from '../../../lambdas/domain/feedback/feedback.ts';
+import { type FeedbackEvent, parseFeedback } from '../../../lambdas/domain/feedback/ses-event.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import { markGaveUp } from '../../../lambdas/domain/send.ts';
-import { type FeedbackEvent, parseFeedback } from '../../../lambdas/domain/ses-event.ts';
-import { deriveStatus, recipientRank } from '../../../lambdas/domain/status.ts';
+import { deriveStatus, recipientRank } from '../../../lambdas/domain/reporting/status.ts';
 import { feedbackEvent, messageRecord, recipient, T0 } from '../../support/builders.ts';
 import { fixtureJson, fixtureText } from '../../support/fixtures.ts';
 

@@ -5,8 +5,8 @@
  * decision in one line; the SMTP-only cases are listed as not applicable with the reason.
  */
 import { describe, expect, it } from 'vitest';
-import { composeMime } from '../../../lambdas/domain/mime.ts';
-import { validateSendRequest } from '../../../lambdas/domain/send-request.ts';
+import { composeMime } from '../../../lambdas/domain/delivery/mime.ts';
+import { validateSendRequest } from '../../../lambdas/domain/send/send-request.ts';
 import { sendBody } from '../../support/builders.ts';
 import { fixtureJson } from '../../support/fixtures.ts';
 import { decodeWords, encodedWords, headerBlock, headerValue, linesOf } from '../../support/mime.ts';

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import addressparser from 'nodemailer/lib/addressparser';
 import { describe, expect, it } from 'vitest';
-import { composeMime } from '../../../lambdas/domain/mime.ts';
-import { validateSendRequest } from '../../../lambdas/domain/send-request.ts';
-import { applySenderPolicy } from '../../../lambdas/domain/sender-policy.ts';
+import { composeMime } from '../../../lambdas/domain/delivery/mime.ts';
+import { validateSendRequest } from '../../../lambdas/domain/send/send-request.ts';
+import { applySenderPolicy } from '../../../lambdas/domain/send/sender-policy.ts';
 import { sendBody } from '../../support/builders.ts';
 import { issueApiKey } from '../../support/fakes.ts';
 import { decodeWords, headerBlock, headerValue } from '../../support/mime.ts';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { sanitizeHtml } from '../../../lambdas/domain/html-sanitizer.ts';
+import { sanitizeHtml } from '../../../lambdas/domain/send/html-sanitizer.ts';
 
 // DESIGN §4 "content safety": a link or image keeps only http, https, mailto, tel or cid (and a
 // raster data: image in <img src>), however its scheme is encoded, and what is written back has

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { ProblemError, problem } from '../../../lambdas/domain/problem.ts';
 import {
   canonicalJson,
   checkIdempotencyKey,
@@ -7,8 +8,7 @@ import {
   idempotent,
   type KeptReply,
   type Reply,
-} from '../../../lambdas/domain/idempotency.ts';
-import { ProblemError, problem } from '../../../lambdas/domain/problem.ts';
+} from '../../../lambdas/domain/send/idempotency.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { T0 } from '../../support/builders.ts';
 import { InMemoryIdempotencyStore, testClock } from '../../support/fakes.ts';

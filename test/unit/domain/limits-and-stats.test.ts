@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import { acceptBatch, acceptMessage } from '../../../lambdas/domain/accept.ts';
 import { problem } from '../../../lambdas/domain/problem.ts';
+import { acceptBatch, acceptMessage } from '../../../lambdas/domain/send/accept.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { sendBody, suppression } from '../../support/builders.ts';
 import { issueApiKey } from '../../support/fakes.ts';

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_DISPLAY_NAME } from '../../../lambdas/domain/address.ts';
+import { composeMime } from '../../../lambdas/domain/delivery/mime.ts';
 import type { OutgoingMessage } from '../../../lambdas/domain/message.ts';
-import { composeMime } from '../../../lambdas/domain/mime.ts';
 import {
   MAX_HEADER_VALUE,
   MAX_LIST_UNSUBSCRIBE,
   validateSendRequest,
-} from '../../../lambdas/domain/send-request.ts';
-import { applySenderPolicy } from '../../../lambdas/domain/sender-policy.ts';
+} from '../../../lambdas/domain/send/send-request.ts';
+import { applySenderPolicy } from '../../../lambdas/domain/send/sender-policy.ts';
 import { outgoingMessage, sendBody } from '../../support/builders.ts';
 import { issueApiKey } from '../../support/fakes.ts';
 import {

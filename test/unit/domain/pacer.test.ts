@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Pacer, pacedMailer, steadyClock } from '../../../lambdas/domain/pacer.ts';
+import { Pacer, pacedMailer, steadyClock } from '../../../lambdas/domain/delivery/pacer.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { T0 } from '../../support/builders.ts';
 import { FakeMailer, type TestClock, testClock } from '../../support/fakes.ts';

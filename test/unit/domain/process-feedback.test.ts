@@ -3,8 +3,8 @@ import {
   type FeedbackDeps,
   processFeedback,
   UnknownMessageError,
-} from '../../../lambdas/domain/process-feedback.ts';
-import { MalformedFeedbackError } from '../../../lambdas/domain/ses-event.ts';
+} from '../../../lambdas/domain/feedback/process-feedback.ts';
+import { MalformedFeedbackError } from '../../../lambdas/domain/feedback/ses-event.ts';
 import { ConflictError, PermanentError, TransientError } from '../../../lambdas/shared/errors.ts';
 import { messageRecord, recipient, sesEventBody, suppression, T0 } from '../../support/builders.ts';
 import {

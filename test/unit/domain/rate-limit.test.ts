@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RateLimiter, secondsUntilNextUtcDay, utcDay } from '../../../lambdas/domain/rate-limit.ts';
+import { RateLimiter, secondsUntilNextUtcDay, utcDay } from '../../../lambdas/domain/send/rate-limit.ts';
 import { T0 } from '../../support/builders.ts';
 import { testClock } from '../../support/fakes.ts';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { giveUp, markGaveUp, sendJob } from '../../../lambdas/domain/delivery/send.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import { giveUp, markGaveUp, sendJob } from '../../../lambdas/domain/send.ts';
-import { toMessageView } from '../../../lambdas/domain/status.ts';
-import { type Suppression, suppressedReason } from '../../../lambdas/domain/suppression.ts';
+import { toMessageView } from '../../../lambdas/domain/reporting/status.ts';
+import { type Suppression, suppressedReason } from '../../../lambdas/domain/suppression/suppression.ts';
 import { ConflictError, TransientError } from '../../../lambdas/shared/errors.ts';
 import {
   sendJob as job,

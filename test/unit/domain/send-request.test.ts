@@ -1,7 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ProblemError } from '../../../lambdas/domain/problem.ts';
-import { formatPath, MAX_RECIPIENTS, validateSendRequest } from '../../../lambdas/domain/send-request.ts';
+import {
+  formatPath,
+  MAX_RECIPIENTS,
+  validateSendRequest,
+} from '../../../lambdas/domain/send/send-request.ts';
 import { everyFieldBody, outgoingMessage, sendBody } from '../../support/builders.ts';
 import { problemOfSync } from '../../support/problems.ts';
 

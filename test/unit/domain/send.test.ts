@@ -1,8 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
-import { applyFeedback } from '../../../lambdas/domain/feedback.ts';
+import { type SendDeps, sendJob } from '../../../lambdas/domain/delivery/send.ts';
+import { applyFeedback } from '../../../lambdas/domain/feedback/feedback.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import { type SendDeps, sendJob } from '../../../lambdas/domain/send.ts';
-import { type Suppression, suppressedReason } from '../../../lambdas/domain/suppression.ts';
+import { type Suppression, suppressedReason } from '../../../lambdas/domain/suppression/suppression.ts';
 import {
   ConfirmationPendingError,
   ConflictError,

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { addressesShownIn, domainAllowed } from '../../../lambdas/domain/address.ts';
-import { applySenderPolicy, formatMailbox } from '../../../lambdas/domain/sender-policy.ts';
+import { applySenderPolicy, formatMailbox } from '../../../lambdas/domain/send/sender-policy.ts';
 import { outgoingMessage } from '../../support/builders.ts';
 import { issueApiKey } from '../../support/fakes.ts';
 import { problemOfSync } from '../../support/problems.ts';

@@ -3,7 +3,7 @@ import {
   type FeedbackEvent,
   MalformedFeedbackError,
   parseFeedback,
-} from '../../../lambdas/domain/ses-event.ts';
+} from '../../../lambdas/domain/feedback/ses-event.ts';
 import { PermanentError } from '../../../lambdas/shared/errors.ts';
 import { sesEventBody, snsEnvelope } from '../../support/builders.ts';
 import { fixtureFiles, fixtureText } from '../../support/fixtures.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { FeedbackDeps } from '../../../lambdas/domain/process-feedback.ts';
-import { processFeedback } from '../../../lambdas/domain/process-feedback.ts';
+import type { FeedbackDeps } from '../../../lambdas/domain/feedback/process-feedback.ts';
+import { processFeedback } from '../../../lambdas/domain/feedback/process-feedback.ts';
 import {
   clearSoftBounce,
   emptySoftBounceState,
@@ -9,7 +9,7 @@ import {
   SOFT_BOUNCE_THRESHOLD,
   softBounceCount,
   softSuppression,
-} from '../../../lambdas/domain/soft-bounce.ts';
+} from '../../../lambdas/domain/feedback/soft-bounce.ts';
 import { messageRecord, recipient, sesEventBody } from '../../support/builders.ts';
 import {
   InMemoryMessageStore,

@@ -7,7 +7,7 @@ import {
   StatTally,
   statsRange,
   statsView,
-} from '../../../lambdas/domain/stats.ts';
+} from '../../../lambdas/domain/reporting/stats.ts';
 import { feedbackEvent, statsRow, T0 } from '../../support/builders.ts';
 import { InMemoryUsageStore } from '../../support/fakes.ts';
 import { problemOfSync } from '../../support/problems.ts';

@@ -5,7 +5,7 @@ import type {
   RecipientStatus,
   TimelineEvent,
 } from '../../../lambdas/domain/message.ts';
-import { deriveStatus, recipientRank, toMessageView } from '../../../lambdas/domain/status.ts';
+import { deriveStatus, recipientRank, toMessageView } from '../../../lambdas/domain/reporting/status.ts';
 import { messageRecord, recipient } from '../../support/builders.ts';
 
 const r = (status: RecipientStatus, soft?: boolean) =>

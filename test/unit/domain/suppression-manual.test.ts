@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { manualSuppression, outranks } from '../../../lambdas/domain/suppression.ts';
+import { manualSuppression, outranks } from '../../../lambdas/domain/suppression/suppression.ts';
 import { suppression } from '../../support/builders.ts';
 import { problemOfSync } from '../../support/problems.ts';
 

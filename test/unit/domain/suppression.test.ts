@@ -4,7 +4,7 @@ import {
   SEVERITY,
   suppressedReason,
   toSuppressionView,
-} from '../../../lambdas/domain/suppression.ts';
+} from '../../../lambdas/domain/suppression/suppression.ts';
 import { suppression } from '../../support/builders.ts';
 
 describe('suppressions', () => {

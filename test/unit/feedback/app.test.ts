@@ -1,6 +1,6 @@
 import '../../support/quiet-powertools.ts';
 import { describe, expect, it } from 'vitest';
-import { MalformedFeedbackError } from '../../../lambdas/domain/ses-event.ts';
+import { MalformedFeedbackError } from '../../../lambdas/domain/feedback/ses-event.ts';
 import { createFeedbackConsumer } from '../../../lambdas/feedback/app.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { messageRecord, recipient, sesEventBody, snsEnvelope, sqsRecord } from '../../support/builders.ts';

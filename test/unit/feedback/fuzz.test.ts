@@ -3,13 +3,16 @@ import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addressKey, normaliseAddress } from '../../../lambdas/domain/address.ts';
-import { eraseFromRecord, tombstoneFor } from '../../../lambdas/domain/erasure.ts';
+import { eraseFromRecord, tombstoneFor } from '../../../lambdas/domain/erasure/erasure.ts';
+import {
+  PartlyAppliedError,
+  UnknownMessageError,
+} from '../../../lambdas/domain/feedback/process-feedback.ts';
+import { MalformedFeedbackError, parseFeedback } from '../../../lambdas/domain/feedback/ses-event.ts';
+import { SOFT_BOUNCE_THRESHOLD } from '../../../lambdas/domain/feedback/soft-bounce.ts';
 import type { MessageRecord, Phase, RecipientStatus } from '../../../lambdas/domain/message.ts';
-import { PartlyAppliedError, UnknownMessageError } from '../../../lambdas/domain/process-feedback.ts';
-import { MalformedFeedbackError, parseFeedback } from '../../../lambdas/domain/ses-event.ts';
-import { SOFT_BOUNCE_THRESHOLD } from '../../../lambdas/domain/soft-bounce.ts';
-import { recipientRank } from '../../../lambdas/domain/status.ts';
-import { SEVERITY, type Suppression } from '../../../lambdas/domain/suppression.ts';
+import { recipientRank } from '../../../lambdas/domain/reporting/status.ts';
+import { SEVERITY, type Suppression } from '../../../lambdas/domain/suppression/suppression.ts';
 import { ConflictError, TransientError } from '../../../lambdas/shared/errors.ts';
 import { MessageTag } from '../../../lambdas/shared/names.ts';
 import {
@@ -47,7 +50,7 @@ import {
 // broken, nested, or with Message as an object; duplicated and redelivered records), thrown at the
 // feedback function composed as lambdas/feedback/handler.ts composes it, over in-memory fakes.
 //
-// What the code promises (lambdas/feedback/app.ts, lambdas/domain/process-feedback.ts), and what
+// What the code promises (lambdas/feedback/app.ts, lambdas/domain/feedback/process-feedback.ts), and what
 // every generated batch is held to:
 // - The function resolves; it never throws and leaves no unhandled rejection behind.
 // - A record is either acknowledged or reported in `batchItemFailures`, so SQS retries it and, after
@@ -64,7 +67,7 @@ import {
 //   event twice has one effect", DESIGN §6; which events are "the same" is the code's own
 //   `parseFeedback(...).key`), and a Send event for a message Baton already records as sent (the
 //   sender wrote the send itself; applyFeedback returns nothing to write).
-// - Each message write moves no recipient backwards (status rank, lambdas/domain/status.ts), keeps
+// - Each message write moves no recipient backwards (status rank, lambdas/domain/reporting/status.ts), keeps
 //   the recipients, appends to the timeline. The one documented way back: a message the sender
 //   gave up on (`failed` + `redrivable`, its recipients `unsent`) that SES proves it sent has those
 //   recipients revived to `sent` first, by whichever event names them.

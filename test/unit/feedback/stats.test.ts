@@ -1,7 +1,7 @@
 import '../../support/quiet-powertools.ts';
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
-import { StatTally } from '../../../lambdas/domain/stats.ts';
+import { StatTally } from '../../../lambdas/domain/reporting/stats.ts';
 import { createFeedbackConsumer } from '../../../lambdas/feedback/app.ts';
 import { processSqsBatch } from '../../../lambdas/shared/batch.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { composeMime } from '../../../lambdas/domain/delivery/mime.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import { composeMime } from '../../../lambdas/domain/mime.ts';
 import { CLAIM_LEASE_MS, loadDkim, loadDkimKey } from '../../../lambdas/sender/app.ts';
 import {
   ConfigurationError,

@@ -3,7 +3,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import { toMessageView } from '../../../lambdas/domain/status.ts';
+import { toMessageView } from '../../../lambdas/domain/reporting/status.ts';
 import { CLAIM_LEASE_MS, type SenderDeps } from '../../../lambdas/sender/app.ts';
 import { PermanentError, SendingPausedError, TransientError } from '../../../lambdas/shared/errors.ts';
 import { metrics } from '../../../lambdas/shared/observability.ts';

@@ -1,6 +1,6 @@
 import '../../support/quiet-powertools.ts';
 import { describe, expect, it } from 'vitest';
-import { Pacer } from '../../../lambdas/domain/pacer.ts';
+import { Pacer } from '../../../lambdas/domain/delivery/pacer.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { laneSendPlans } from '../../../lib/config.ts';
 import { sqsRecord, T0 } from '../../support/builders.ts';

@@ -1,7 +1,7 @@
 import '../../support/quiet-powertools.ts';
 import type { SQSRecord } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
-import type { DkimKey } from '../../../lambdas/domain/dkim.ts';
+import type { DkimKey } from '../../../lambdas/domain/delivery/dkim.ts';
 import { PermanentError, SendingPausedError, TransientError } from '../../../lambdas/shared/errors.ts';
 import { messageRecord, sqsRecord, suppression } from '../../support/builders.ts';
 import { InMemoryUsageStore } from '../../support/fakes.ts';

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
-import { asciiDomain, domainAllowed, domainOf, type ParseResult, parseAddrSpec } from './address.ts';
-import type { FieldError } from './problem.ts';
+import { asciiDomain, domainAllowed, domainOf, type ParseResult, parseAddrSpec } from '../address.ts';
+import type { FieldError } from '../problem.ts';
 
 /**
  * `admin` is the operator's: it lifts global suppressions (bounces, complaints), which hold for every

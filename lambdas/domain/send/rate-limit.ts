@@ -1,4 +1,4 @@
-import type { Clock } from './ports.ts';
+import type { Clock } from '../ports.ts';
 
 /**
  * Per-key request rate, enforced in the memory of each api instance (a token bucket per key:

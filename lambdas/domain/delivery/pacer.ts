@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Clock, Mailer, OutboundMail } from './ports.ts';
+import type { Clock, Mailer, OutboundMail } from '../ports.ts';
 
 /** The window over which a sender keeps its recipients per second on average. */
 export const PACING_WINDOW_MS = 60_000;

@@ -1,6 +1,6 @@
-import { ConfigurationError } from '../shared/errors.ts';
+import { ConfigurationError } from '../../shared/errors.ts';
+import type { ApiKeyReader, Clock } from '../ports.ts';
 import type { ApiKey } from './api-key.ts';
-import type { ApiKeyReader, Clock } from './ports.ts';
 
 /** How long a lookup is reused by default: a busy key reads DynamoDB about twice a minute per instance. */
 export const DEFAULT_KEY_CACHE_SECONDS = 30;

@@ -1,10 +1,11 @@
-import { ConflictError, PermanentError, TransientError } from '../shared/errors.ts';
-import { FEEDBACK_RACE_WINDOW_SECONDS } from '../shared/event-path.ts';
-import { addressKey, normaliseAddress } from './address.ts';
-import { type ErasedKeyOf, isErasedKey, scrubber } from './erasure.ts';
+import { ConflictError, PermanentError, TransientError } from '../../shared/errors.ts';
+import { FEEDBACK_RACE_WINDOW_SECONDS } from '../../shared/event-path.ts';
+import { addressKey, normaliseAddress } from '../address.ts';
+import { type ErasedKeyOf, isErasedKey, scrubber } from '../erasure/erasure.ts';
+import type { MessageRecord } from '../message.ts';
+import type { Clock, MessageStore, SoftBounceStore, SuppressionStore } from '../ports.ts';
+import { type Rewritten, rewrite, WRITE_ATTEMPTS } from '../versioned-write.ts';
 import { applyFeedback, notYetSent, suppressionsFor } from './feedback.ts';
-import type { MessageRecord } from './message.ts';
-import type { Clock, MessageStore, SoftBounceStore, SuppressionStore } from './ports.ts';
 import { type FeedbackEvent, parseFeedback } from './ses-event.ts';
 import {
   clearSoftBounce,
@@ -13,7 +14,6 @@ import {
   type SoftBounceState,
   softSuppression,
 } from './soft-bounce.ts';
-import { type Rewritten, rewrite, WRITE_ATTEMPTS } from './versioned-write.ts';
 
 export interface FeedbackDeps {
   readonly messages: Pick<MessageStore, 'get' | 'findBySesMessageId' | 'update'>;

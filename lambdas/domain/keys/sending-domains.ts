@@ -1,4 +1,4 @@
-import { domainAllowed } from './address.ts';
+import { domainAllowed } from '../address.ts';
 
 /**
  * Which From domains a deployment can send from. SES authorises a send against a verified

@@ -10,7 +10,7 @@
  * lists or lifts it; otherwise one tenant could stop any address for all the others.
  */
 
-import { fail } from './problem.ts';
+import { fail } from '../problem.ts';
 
 export const SUPPRESSION_REASONS = [
   'hard_bounce',

@@ -1,7 +1,7 @@
-import { addressesShownIn, domainAllowed, domainOf, type Mailbox } from './address.ts';
-import type { ApiKey } from './api-key.ts';
-import type { OutgoingMessage } from './message.ts';
-import { type FieldError, fail } from './problem.ts';
+import { addressesShownIn, domainAllowed, domainOf, type Mailbox } from '../address.ts';
+import type { ApiKey } from '../keys/api-key.ts';
+import type { OutgoingMessage } from '../message.ts';
+import { type FieldError, fail } from '../problem.ts';
 
 /**
  * Applies the key's sender policy (DESIGN §4). A From outside the key's domains is refused, or,

@@ -1,11 +1,11 @@
 import { en } from 'zod/locales';
 import * as z from 'zod/mini';
-import { LANES } from '../shared/names.ts';
-import { BIDI_CONTROL, type Mailbox, parseMailbox } from './address.ts';
+import { LANES } from '../../shared/names.ts';
+import { BIDI_CONTROL, type Mailbox, parseMailbox } from '../address.ts';
+import { type Attachment, headerUri, type OutgoingMessage } from '../message.ts';
+import { type FieldError, fail } from '../problem.ts';
 import { attachmentRefusal } from './content-safety.ts';
 import { sanitizeHtml } from './html-sanitizer.ts';
-import { type Attachment, headerUri, type OutgoingMessage } from './message.ts';
-import { type FieldError, fail } from './problem.ts';
 
 /** SES refuses more than 50 recipients per message (To + Cc + Bcc). */
 export const MAX_RECIPIENTS = 50;

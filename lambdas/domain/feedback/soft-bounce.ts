@@ -1,4 +1,4 @@
-import { SEVERITY, type Suppression } from './suppression.ts';
+import { SEVERITY, type Suppression } from '../suppression/suppression.ts';
 
 /**
  * Transient bounces (mailbox full, message too large, a server refusing for now) suppress an

@@ -5,7 +5,7 @@
  * stack bundles the sender without it. Elsewhere in lambdas/, import only its types.
  */
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
-import { PermanentError } from '../shared/errors.ts';
+import { PermanentError } from '../../shared/errors.ts';
 
 export interface DkimKey {
   readonly selector: string;

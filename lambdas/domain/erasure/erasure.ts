@@ -1,9 +1,9 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { domainToUnicode } from 'node:url';
-import { ConfigurationError, ConflictError, PermanentError } from '../shared/errors.ts';
-import { ERASED_KEY_PREFIX, SOFT_BOUNCE_KEY_PREFIX } from '../shared/names.ts';
-import { normaliseAddress } from './address.ts';
-import type { MessageRecord, TimelineEvent } from './message.ts';
+import { ConfigurationError, ConflictError, PermanentError } from '../../shared/errors.ts';
+import { ERASED_KEY_PREFIX, SOFT_BOUNCE_KEY_PREFIX } from '../../shared/names.ts';
+import { normaliseAddress } from '../address.ts';
+import type { MessageRecord, TimelineEvent } from '../message.ts';
 import type {
   Clock,
   ErasureQueue,
@@ -11,9 +11,9 @@ import type {
   MessageStore,
   SoftBounceStore,
   SuppressionStore,
-} from './ports.ts';
-import { isActive, operatorSuppression, SEVERITY, type Suppression } from './suppression.ts';
-import { rewrite } from './versioned-write.ts';
+} from '../ports.ts';
+import { isActive, operatorSuppression, SEVERITY, type Suppression } from '../suppression/suppression.ts';
+import { rewrite } from '../versioned-write.ts';
 
 /**
  * Erasure of a recipient (DESIGN §2 `DELETE /v1/recipients/{address}`, privacy law): the address
@@ -23,7 +23,7 @@ import { rewrite } from './versioned-write.ts';
  * address without storing it: whoever presents the address again (a new message, a suppression
  * lookup) gets the same HMAC, while the table alone says nothing about whom it stands for.
  *
- * An erasure is the tenant's own business (domain/suppression.ts, scopes): its tombstone is the
+ * An erasure is the tenant's own business (domain/suppression/suppression.ts, scopes): its tombstone is the
  * tenant's entry, and it deletes only the tenant's own entry of the address. Global evidence (a
  * hard bounce, a complaint) stays as it is for every other tenant, who learn nothing of the
  * erasure; otherwise erasing would be a way for one tenant to lift a bounce for all of them.

@@ -1,14 +1,14 @@
-import { addressKey, normaliseAddress } from './address.ts';
+import { addressKey, normaliseAddress } from '../address.ts';
 import {
   type MessageRecord,
   type Phase,
   type RecipientState,
   SES_OUTCOME_UNKNOWN,
   type TimelineEvent,
-} from './message.ts';
+} from '../message.ts';
+import { recipientRank } from '../reporting/status.ts';
+import { SEVERITY, type Suppression } from '../suppression/suppression.ts';
 import type { FeedbackEvent, FeedbackRecipient } from './ses-event.ts';
-import { recipientRank } from './status.ts';
-import { SEVERITY, type Suppression } from './suppression.ts';
 
 /**
  * A recipient SES's evidence of a send may still move to `sent`: queued, or failed only because

@@ -1,6 +1,6 @@
-import { addressKey } from './address.ts';
-import type { ApiKey } from './api-key.ts';
-import { retryMayChange } from './idempotency.ts';
+import { addressKey } from '../address.ts';
+import { markGaveUp } from '../delivery/send.ts';
+import type { ApiKey } from '../keys/api-key.ts';
 import type {
   MessageRecord,
   OutgoingMessage,
@@ -8,15 +8,20 @@ import type {
   RecipientState,
   SendJob,
   TimelineEvent,
-} from './message.ts';
-import type { Clock, JobQueue, MessageStore, StatCounts, SuppressionStore, UsageStore } from './ports.ts';
-import { fail, type Problem, ProblemError, problem } from './problem.ts';
+} from '../message.ts';
+import type { Clock, JobQueue, MessageStore, StatCounts, SuppressionStore, UsageStore } from '../ports.ts';
+import { fail, type Problem, ProblemError, problem } from '../problem.ts';
+import {
+  isActive,
+  type Suppression,
+  type SuppressionReason,
+  suppressedReason,
+} from '../suppression/suppression.ts';
+import { rewrite } from '../versioned-write.ts';
+import { retryMayChange } from './idempotency.ts';
 import { secondsUntilNextUtcDay, utcDay } from './rate-limit.ts';
-import { markGaveUp } from './send.ts';
 import { validateSendRequest } from './send-request.ts';
 import { applySenderPolicy, formatMailbox } from './sender-policy.ts';
-import { isActive, type Suppression, type SuppressionReason, suppressedReason } from './suppression.ts';
-import { rewrite } from './versioned-write.ts';
 
 /**
  * The largest send job Baton accepts, once encoded as JSON. A job larger than one SQS message

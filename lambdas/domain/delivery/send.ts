@@ -4,9 +4,9 @@ import {
   SendingPausedError,
   TransientError,
   UncertainSendError,
-} from '../shared/errors.ts';
-import { MessageTag } from '../shared/names.ts';
-import { addressKey } from './address.ts';
+} from '../../shared/errors.ts';
+import { MessageTag } from '../../shared/names.ts';
+import { addressKey } from '../address.ts';
 import {
   type MessageRecord,
   type OutgoingMessage,
@@ -14,10 +14,10 @@ import {
   SES_OUTCOME_UNKNOWN,
   type SendJob,
   type TimelineEvent,
-} from './message.ts';
-import type { Clock, Mailer, MessageStore } from './ports.ts';
-import { isActive, type Suppression, suppressedReason } from './suppression.ts';
-import { rewrite } from './versioned-write.ts';
+} from '../message.ts';
+import type { Clock, Mailer, MessageStore } from '../ports.ts';
+import { isActive, type Suppression, suppressedReason } from '../suppression/suppression.ts';
+import { rewrite } from '../versioned-write.ts';
 
 export interface SendDeps {
   readonly messages: MessageStore;

@@ -1,8 +1,8 @@
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { encodeWord } from 'nodemailer/lib/mime-funcs';
-import { domainOf } from './address.ts';
-import { headerUri, type OutgoingMessage } from './message.ts';
-import { formatMailbox } from './sender-policy.ts';
+import { domainOf } from '../address.ts';
+import { headerUri, type OutgoingMessage } from '../message.ts';
+import { formatMailbox } from '../send/sender-policy.ts';
 
 export interface ComposeOptions {
   /** Baton's message id; the Message-ID is built from it on the sending domain. */

@@ -1,4 +1,4 @@
-import type { MessageRecord, MessageStatus, Phase, RecipientState, RecipientStatus } from './message.ts';
+import type { MessageRecord, MessageStatus, Phase, RecipientState, RecipientStatus } from '../message.ts';
 
 /**
  * How far a recipient's state has moved. Feedback can arrive in any order and more than once, so

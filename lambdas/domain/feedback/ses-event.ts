@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { PermanentError } from '../shared/errors.ts';
-import { MessageTag } from '../shared/names.ts';
+import { PermanentError } from '../../shared/errors.ts';
+import { MessageTag } from '../../shared/names.ts';
 
 /**
  * SES feedback, normalised. SES publishes two formats (identity notifications with

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Clock, IdempotencyStore } from './ports.ts';
-import { fail, ProblemError, problem } from './problem.ts';
+import type { Clock, IdempotencyStore } from '../ports.ts';
+import { fail, ProblemError, problem } from '../problem.ts';
 
 /** DESIGN §2: 1–255 printable ASCII characters. */
 const KEY_FORMAT = /^[\x20-\x7e]{1,255}$/;

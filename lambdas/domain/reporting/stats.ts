@@ -1,8 +1,8 @@
-import { onlyDelayed } from './feedback.ts';
-import { STAT_COUNTERS, type StatCounter, type StatCounts, type UsageStore } from './ports.ts';
-import { type FieldError, fail } from './problem.ts';
-import { utcDay } from './rate-limit.ts';
-import type { FeedbackEvent } from './ses-event.ts';
+import { onlyDelayed } from '../feedback/feedback.ts';
+import type { FeedbackEvent } from '../feedback/ses-event.ts';
+import { STAT_COUNTERS, type StatCounter, type StatCounts, type UsageStore } from '../ports.ts';
+import { type FieldError, fail } from '../problem.ts';
+import { utcDay } from '../send/rate-limit.ts';
 
 /**
  * Per-tenant daily statistics (DESIGN §2 `GET /v1/stats`, §3 Stats): what the functions count, the
