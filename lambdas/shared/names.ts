@@ -75,6 +75,34 @@ export const EnvVar = {
   erasureSecret: 'BATON_ERASURE_SECRET',
   /** The queue on which an erasure that outlasts its request continues (the erasure worker's). */
   erasureQueueUrl: 'BATON_ERASURE_QUEUE_URL',
+  /** SMTP submission port (STARTTLS): 587 deployed, 2525 in local mode; 0 picks a free one. */
+  smtpPort: 'BATON_SMTP_PORT',
+  /** SMTP port with implicit TLS (465 deployed); unset, none is opened. */
+  smtpTlsPort: 'BATON_SMTP_TLS_PORT',
+  /** HTTP health port (`GET /health`: 200 while accepting, 503 while draining); unset, none. */
+  smtpHealthPort: 'BATON_SMTP_HEALTH_PORT',
+  /** Address the SMTP server binds. @default 0.0.0.0 (local mode: 127.0.0.1) */
+  smtpHost: 'BATON_SMTP_HOST',
+  /** Name in the SMTP greeting and EHLO reply. @default the host name */
+  smtpHostname: 'BATON_SMTP_HOSTNAME',
+  /**
+   * Secrets Manager id of the SMTP TLS certificate: a JSON SecretString
+   * `{"certificate": "<PEM chain>", "privateKey": "<PEM>"}`, re-read every
+   * BATON_SMTP_TLS_RELOAD_SECONDS, so a renewed certificate is used without a restart.
+   */
+  smtpTlsSecret: 'BATON_SMTP_TLS_SECRET',
+  /** PEM files instead of the secret (local mode's generated self-signed pair). */
+  smtpTlsCertFile: 'BATON_SMTP_TLS_CERT_FILE',
+  smtpTlsKeyFile: 'BATON_SMTP_TLS_KEY_FILE',
+  smtpTlsReloadSeconds: 'BATON_SMTP_TLS_RELOAD_SECONDS',
+  /** `1` in local mode only: AUTH is offered without STARTTLS on loopback connections. */
+  smtpLocal: 'BATON_SMTP_LOCAL',
+  /** Largest message accepted over SMTP, in bytes, advertised in SIZE. @default 26214400 (25 MiB) */
+  smtpMaxBytes: 'BATON_SMTP_MAX_BYTES',
+  /** Open connections allowed per source address. @default 20 */
+  smtpMaxConnectionsPerSource: 'BATON_SMTP_MAX_CONNECTIONS_PER_SOURCE',
+  /** Seconds a draining server (SIGTERM) lets sessions finish before it closes them. @default 25 */
+  smtpDrainSeconds: 'BATON_SMTP_DRAIN_SECONDS',
 } as const;
 export type EnvVarName = (typeof EnvVar)[keyof typeof EnvVar];
 
