@@ -7,14 +7,8 @@ import {
   eraseRecipient,
   loggableKey,
 } from '../domain/erasure/erasure.ts';
-import {
-  type ApiKey,
-  bearerToken,
-  keyIdOf,
-  type Scope,
-  sourceAllowed,
-  tokenMatches,
-} from '../domain/keys/api-key.ts';
+import { type ApiKey, bearerToken, type Scope } from '../domain/keys/api-key.ts';
+import { verifyToken } from '../domain/keys/authenticate.ts';
 import type { ApiKeyReader, IdempotencyStore, MessageStore, SuppressionStore } from '../domain/ports.ts';
 import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
 import { statsRange, statsView } from '../domain/reporting/stats.ts';
@@ -329,19 +323,8 @@ const rateTaken = new WeakMap<Event, { readonly keyId: string; readonly rate: nu
 
 async function authenticate(deps: ApiDeps, event: Event, ...anyOf: Scope[]): Promise<ApiKey> {
   const token = bearerToken(header(event, 'authorization'));
-  if (!token) fail('unauthorized', 'Send your API key in the Authorization header: "Bearer <key>".');
-  const key = await deps.keys.get(keyIdOf(token));
-  if (!key || key.status === 'revoked' || !tokenMatches(token, key.secretHash)) {
-    fail('unauthorized', 'The API key is not valid.');
-  }
-  if (key.status !== 'active') fail('forbidden', 'This API key is suspended.');
-  if (!anyOf.some((scope) => key.scopes.includes(scope))) {
-    fail('forbidden', `This API key lacks the "${anyOf.join('" or "')}" scope for this request.`);
-  }
   // The caller's IP comes from API Gateway's request context, never from a client header.
-  if (key.allowedCidrs.length > 0 && !sourceAllowed(event.requestContext.http.sourceIp, key.allowedCidrs)) {
-    fail('forbidden', 'This API key may not be used from this source address.');
-  }
+  const key = await verifyToken(deps.keys, token, event.requestContext.http.sourceIp, anyOf);
   if (key.rateLimit !== undefined) {
     const taken = deps.rateLimiter.take(key.keyId, key.rateLimit);
     if (taken.ok) rateTaken.set(event, { keyId: key.keyId, rate: key.rateLimit });
