@@ -49,6 +49,7 @@ import {
   startSesStandin,
   streamLogger,
 } from './ses-standin/index.ts';
+import { type DevelopmentCertificate, developmentCertificate, startLocalSmtp } from './smtp.ts';
 import { LOCAL_STATE_FILE, type LocalState } from './state.ts';
 
 const REGION = LOCAL_REGION;
@@ -103,6 +104,11 @@ export interface LocalOptions {
   readonly functionEnvironment?: Readonly<Record<string, string>>;
   readonly onAccess?: (entry: AccessLogEntry) => void;
   readonly standinLogger?: StandinLogger;
+  /**
+   * The SMTP front door on 127.0.0.1 (`npm start` turns it on at 2525; 0 picks a free port).
+   * @default off
+   */
+  readonly smtp?: { readonly port?: number };
 }
 
 export interface LocalBaton {
@@ -125,6 +131,8 @@ export interface LocalBaton {
   /** SES events the stand-in has published to SNS so far. */
   eventsPublished(): number;
   readonly startupMs: number;
+  /** The SMTP front door, when asked for: its port and the certificate it offers with STARTTLS. */
+  readonly smtp?: { readonly port: number; readonly certificate: DevelopmentCertificate };
   stop(): Promise<void>;
 }
 
@@ -346,6 +354,26 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
     // Pollers stop before the function processes (cleanups run in reverse).
     cleanups.push(() => Promise.all([...pollers.values()].map((p) => p.stop())).then(() => undefined));
 
+    let smtp: LocalBaton['smtp'];
+    if (options.smtp) {
+      const certificate = await developmentCertificate(stateDir);
+      const log = openSync(join(logDir, 'Smtp.log'), 'a');
+      logs.push(log);
+      const server = await startLocalSmtp({
+        env: {
+          ...functionBaseEnv('Smtp', 512, endpoints, sqsSns.endpoint, options.logLevel),
+          ...apiEnvironment,
+          [EnvVar.erasureSecret]: erasureSecret,
+          ...options.functionEnvironment,
+        },
+        port: options.smtp.port ?? 0,
+        certificate,
+        log,
+      });
+      cleanups.push(() => server.stop());
+      smtp = { port: server.port, certificate };
+    }
+
     const gateway = createGateway(
       plan.routes.map((r) => {
         const pool = pools.get(r.function);
@@ -393,6 +421,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       ses,
       eventsPublished: () => published,
       startupMs: Date.now() - started,
+      ...(smtp ? { smtp } : {}),
       stop,
     };
   } catch (error) {

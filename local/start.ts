@@ -43,6 +43,23 @@ function faultsFrom(name: string): FaultPlan | undefined {
 }
 
 const faults = faultsFrom('BATON_LOCAL_SES_FAULTS');
+
+/** What to paste into an app's mail settings, and a swaks line to try it. */
+function smtpSettings(baton: {
+  smtp?: { port: number; certificate: { certFile: string } };
+  apiKey: string;
+  domains: readonly string[];
+}): string {
+  if (!baton.smtp) return '';
+  const { port, certificate } = baton.smtp;
+  return `SMTP (relay any app through the same pipeline):
+  Host       127.0.0.1   Port ${port}   Security STARTTLS (self-signed: ${certificate.certFile})
+  User       any name    Password  the API key above
+  Try it:
+  swaks --server 127.0.0.1:${port} --tls --auth-user app --auth-password ${baton.apiKey} \\
+    --from app@${baton.domains[0]} --to success@simulator.amazonses.com
+`;
+}
 const sendingDomains = listFrom('BATON_SENDING_DOMAINS');
 
 try {
@@ -62,6 +79,7 @@ try {
       sqsSns: portFrom(LocalPortEnvVar.sqsSns, 0),
       ses: portFrom(LocalPortEnvVar.ses, 0),
     },
+    smtp: { port: portFrom('BATON_SMTP_PORT', 2525) },
     onAccess: quiet ? undefined : (e) => console.log(`${e.method} ${e.path} → ${e.status} (${e.ms} ms)`),
   });
 
@@ -82,6 +100,7 @@ Try it:
     -H "Authorization: Bearer ${baton.apiKey}" -H 'Content-Type: application/json' \\
     -d '{"from":"${from}","to":["success@simulator.amazonses.com"],"subject":"Hello","text":"It works."}'
 
+${smtpSettings(baton)}
 Ready in ${(baton.startupMs / 1000).toFixed(1)} s. Ctrl-C stops.`);
 
   let stopping = false;

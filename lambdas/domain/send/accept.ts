@@ -399,3 +399,25 @@ function uniqueRecipients(message: OutgoingMessage): Candidate[] {
   for (const m of message.bcc) add('bcc', m.address);
   return out;
 }
+
+// TEMPORARY stand-in until wt-sub lands (theirs wins at merge).
+export interface SubmissionOptions {
+  readonly maxJobBytes: number;
+  readonly suppressedAtRcpt?: ReadonlyMap<string, Suppression>;
+}
+export async function acceptSubmission(
+  deps: AcceptDeps,
+  key: ApiKey,
+  message: OutgoingMessage,
+  _o: SubmissionOptions,
+): Promise<AcceptResult> {
+  const { messageId: _m, ...rest } = message as OutgoingMessage & { messageId?: string };
+  return acceptMessage(deps, key, {
+    from: rest.from.address,
+    bcc: rest.bcc.map((b) => b.address),
+    subject: rest.subject,
+    text: rest.text,
+    ...(rest.html ? { html: rest.html } : {}),
+    attachments: rest.attachments,
+  });
+}

@@ -1,0 +1,470 @@
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerAuthentication,
+  type SMTPServerDataStream,
+  type SMTPServerSession,
+} from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { addressKey, parseAddrSpec } from '../domain/address.ts';
+import type { ApiKey } from '../domain/keys/api-key.ts';
+import { admitKey, verifyToken } from '../domain/keys/authenticate.ts';
+import { relayKeyFor, sourceMayConnect } from '../domain/keys/relay.ts';
+import type { ApiKeyReader, IdempotencyStore } from '../domain/ports.ts';
+import { ProblemError, problem } from '../domain/problem.ts';
+import { type AcceptDeps, type AcceptResult, acceptSubmission } from '../domain/send/accept.ts';
+import { idempotent, type Reply } from '../domain/send/idempotency.ts';
+import type { RateLimiter } from '../domain/send/rate-limit.ts';
+import { utcDay } from '../domain/send/rate-limit.ts';
+import { MAX_RECIPIENTS } from '../domain/send/send-request.ts';
+import { checkSender } from '../domain/send/sender-policy.ts';
+import {
+  Replies,
+  replyForProblem,
+  type SmtpReply,
+  SmtpReplyError,
+  type SmtpStage,
+} from '../domain/smtp/replies.ts';
+import { readSubmission } from '../domain/smtp/submission.ts';
+import { isActive, type Suppression } from '../domain/suppression/suppression.ts';
+import { describeError, logger, metrics } from '../shared/observability.ts';
+
+/**
+ * smtp-server puts its own enhanced status code, chosen from the basic code alone, before every
+ * reply text; Baton knows the precise one (5.7.1 a policy, 5.1.1 a bad mailbox, 4.7.1 a rate) and
+ * writes it first in its texts. A text that starts with an enhanced code is sent as it is.
+ */
+const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
+const send = SMTPConnection.prototype.send;
+SMTPConnection.prototype.send = function sendOwnEnhancedCode(code, data, context) {
+  return send.call(this, code, data, typeof data === 'string' && ENHANCED.test(data) ? false : context);
+};
+
+/** Every key, for the checks made before a caller says who it is (see domain/keys/relay.ts). */
+export interface KeyDirectory {
+  list(): Promise<readonly ApiKey[]>;
+}
+
+export interface SmtpDeps extends AcceptDeps {
+  readonly keys: ApiKeyReader;
+  readonly directory: KeyDirectory;
+  readonly rateLimiter: RateLimiter;
+  readonly idempotency: IdempotencyStore;
+}
+
+export interface SmtpOptions {
+  /** The name in the greeting and the EHLO reply. */
+  readonly hostname: string;
+  /** Largest message accepted, in bytes; advertised in SIZE. */
+  readonly maxBytes: number;
+  /** The largest send job this entry makes (attachments travel base64 in the job). */
+  readonly maxJobBytes: number;
+  /**
+   * Local mode: AUTH is offered without STARTTLS. Local mode listens on 127.0.0.1 only, so the
+   * password never crosses a network in clear text.
+   */
+  readonly local: boolean;
+  /** The TLS certificate and key (PEM); without them STARTTLS and port 465 are not offered. */
+  readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer };
+  /** @default 20 */
+  readonly maxConnectionsPerSource?: number;
+  /** Idle time after which a session is closed with 421. @default 300_000 (RFC 5321 §4.5.3.2) */
+  readonly socketTimeoutMs?: number;
+  /** How long a closing server lets sessions finish before it ends them with 421. @default 25_000 */
+  readonly drainMs?: number;
+  /** Failed AUTH attempts from one source address within `authWindowMs` before it is refused. @default 10 */
+  readonly maxAuthFailures?: number;
+  /** @default 600_000 */
+  readonly authWindowMs?: number;
+}
+
+/** What Baton knows of one SMTP connection beyond what smtp-server keeps. */
+interface Connection {
+  readonly ip: string;
+  /** The key that AUTH proved, or the one that relays for this network without AUTH. */
+  key?: ApiKey;
+  authenticated: boolean;
+  /** This transaction's recipients refused as suppressed (addressKey → suppression). */
+  refused: Map<string, Suppression>;
+  /** Whether this transaction's DATA was answered (so its refusals are already counted). */
+  answered: boolean;
+}
+
+/**
+ * The SMTP front door: the same keys, checks and accept path as the HTTPS api, spoken as SMTP
+ * submission (RFC 6409). Every refusal is a reply a legacy client understands (a basic code, an
+ * enhanced code and words); a message is answered 250 only once it is recorded and queued.
+ */
+export class BatonSmtp {
+  readonly #deps: SmtpDeps;
+  readonly #options: Required<Omit<SmtpOptions, 'tls'>> & Pick<SmtpOptions, 'tls'>;
+  readonly #connections = new Map<string, Connection>();
+  readonly #perSource = new Map<string, number>();
+  readonly #authFailures = new Map<string, { count: number; since: number }>();
+  readonly #servers: SMTPServer[] = [];
+  #draining = false;
+
+  constructor(deps: SmtpDeps, options: SmtpOptions) {
+    this.#deps = deps;
+    this.#options = {
+      maxConnectionsPerSource: 20,
+      socketTimeoutMs: 300_000,
+      drainMs: 25_000,
+      maxAuthFailures: 10,
+      authWindowMs: 600_000,
+      ...options,
+    };
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** A server for one port: STARTTLS on a submission port, or TLS from the first byte (465). */
+  createServer(implicitTls: boolean): SMTPServer {
+    const o = this.#options;
+    const tls = o.tls;
+    if (implicitTls && !tls) throw new Error('implicit TLS needs a certificate');
+    const server = new SMTPServer({
+      name: o.hostname,
+      banner: 'Baton SMTP relay ready',
+      secure: implicitTls,
+      ...(tls ? { key: tls.key, cert: tls.cert } : {}),
+      hideSTARTTLS: !tls,
+      size: o.maxBytes,
+      authMethods: ['PLAIN', 'LOGIN'],
+      // A key may relay for its networks without AUTH; MAIL FROM answers 530 when no key applies.
+      authOptional: true,
+      allowInsecureAuth: o.local,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: true,
+      hideREQUIRETLS: true,
+      disableReverseLookup: true,
+      socketTimeout: o.socketTimeoutMs,
+      closeTimeout: o.drainMs,
+      logger: false,
+      onConnect: (session, callback) => this.#run('connect', callback, () => this.#onConnect(session)),
+      onAuth: (auth, session, callback) =>
+        this.#onAuth(auth, session).then(
+          (user) => callback(null, { user }),
+          (error: unknown) => callback(this.#refusal(error, 'auth')),
+        ),
+      onMailFrom: (address, session, callback) =>
+        this.#run('mail', callback, () => this.#onMailFrom(address, session)),
+      onRcptTo: (address, session, callback) =>
+        this.#run('rcpt', callback, () => this.#onRcptTo(address, session)),
+      onData: (stream, session, callback) =>
+        this.#onData(stream, session).then(
+          (reply) => callback(null, `${reply.enhanced} ${reply.text}`),
+          (error: unknown) => callback(this.#refusal(error, 'data')),
+        ),
+      onClose: (session) => this.#onClose(session),
+    });
+    server.on('error', (error) => logger.warn('smtp connection error', describeError(error)));
+    this.#servers.push(server);
+    return server;
+  }
+
+  /** Swaps the certificate (a renewal) for new connections; sessions keep the one they have. */
+  updateCertificate(tls: { readonly key: string | Buffer; readonly cert: string | Buffer }): void {
+    for (const server of this.#servers) server.updateSecureContext({ key: tls.key, cert: tls.cert });
+  }
+
+  /**
+   * Stops taking connections; commands of open sessions get 421 (smtp-server), a DATA in flight
+   * still finishes and is answered; after `drainMs` the rest are closed with 421.
+   */
+  async drain(): Promise<void> {
+    this.#draining = true;
+    await Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+
+  async #onConnect(session: SMTPServerSession): Promise<void> {
+    const ip = sourceAddress(session);
+    if (this.#draining) throw new SmtpReplyError(Replies.shuttingDown());
+    const open = this.#perSource.get(ip) ?? 0;
+    if (open >= this.#options.maxConnectionsPerSource) {
+      count('smtpRefusals', 'connections');
+      throw new SmtpReplyError(Replies.tooManyConnections(this.#options.maxConnectionsPerSource));
+    }
+    const throttled = this.#authThrottle(ip);
+    if (throttled > 0) {
+      count('smtpRefusals', 'auth_throttled');
+      throw new SmtpReplyError(Replies.authThrottled(throttled));
+    }
+    const keys = await this.#deps.directory.list();
+    if (!sourceMayConnect(ip, keys)) {
+      count('smtpRefusals', 'source');
+      logger.info('smtp connection refused', { reason: 'source', source: ip });
+      throw new SmtpReplyError(Replies.sourceRefused(ip));
+    }
+    this.#perSource.set(ip, open + 1);
+    const relay = relayKeyFor(ip, keys);
+    this.#connections.set(session.id, {
+      ip,
+      ...(relay ? { key: relay } : {}),
+      authenticated: false,
+      refused: new Map(),
+      answered: false,
+    });
+    metrics.addMetric('smtpConnections', MetricUnit.Count, 1);
+    flush();
+  }
+
+  async #onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<string> {
+    const connection = this.#connection(session);
+    const throttled = this.#authThrottle(connection.ip);
+    if (throttled > 0) throw new SmtpReplyError(Replies.authThrottled(throttled));
+    try {
+      // The password is the API key; the user name is free (many clients insist on one).
+      const key = await verifyToken(this.#deps.keys, auth.password ?? undefined, connection.ip, ['send']);
+      connection.key = key;
+      connection.authenticated = true;
+      logger.info('smtp authenticated', { keyId: key.keyId, tenant: key.tenant, method: auth.method });
+      return key.keyId;
+    } catch (error) {
+      if (error instanceof ProblemError) this.#authFailed(connection.ip, auth.method, error);
+      throw error;
+    }
+  }
+
+  async #onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const connection = this.#connection(session);
+    await this.#endTransaction(connection);
+    if (!connection.key) {
+      count('smtpRefusals', 'auth_required');
+      throw new SmtpReplyError(Replies.authRequired(session.secure || !this.#options.tls));
+    }
+    // Re-read (cached at most 60 s): a key suspended or revoked mid-session stops here.
+    const current = await this.#deps.keys.get(connection.key.keyId);
+    if (!current)
+      throw new SmtpReplyError(replyForProblem(problem('unauthorized', 'The API key is not valid.'), 'auth'));
+    admitKey(current, connection.ip, ['send']);
+    connection.key = current;
+    if (current.rateLimit !== undefined) {
+      const taken = this.#deps.rateLimiter.take(current.keyId, current.rateLimit);
+      if (!taken.ok) {
+        count('smtpRefusals', 'rate');
+        throw new SmtpReplyError({
+          code: 451,
+          enhanced: '4.7.1',
+          text: `This API key may send ${current.rateLimit} messages per second; retry in ${taken.retryAfterSeconds} s`,
+        });
+      }
+    }
+    if (address.address === '') throw new SmtpReplyError(Replies.nullSender());
+    const parsed = parseAddrSpec(address.address);
+    if (!parsed.ok) {
+      throw new SmtpReplyError(
+        /7-bit ASCII/.test(parsed.message) ? Replies.utf8Mailbox() : Replies.senderSyntax(parsed.message),
+      );
+    }
+    checkSender(current, parsed.value);
+  }
+
+  async #onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const connection = this.#connection(session);
+    const key = connection.key;
+    if (!key) throw new SmtpReplyError(Replies.authRequired(session.secure));
+    const parsed = parseAddrSpec(address.address);
+    if (!parsed.ok) {
+      throw new SmtpReplyError(
+        /7-bit ASCII/.test(parsed.message) ? Replies.utf8Mailbox() : Replies.recipientSyntax(parsed.message),
+      );
+    }
+    const normalised = addressKey(parsed.value);
+    const already = session.envelope.rcptTo.filter((r) => addressKey(r.address) !== normalised).length;
+    if (already + connection.refused.size >= MAX_RECIPIENTS) {
+      throw new SmtpReplyError(Replies.tooManyRecipients(MAX_RECIPIENTS));
+    }
+    const found = await this.#deps.suppressions.getMany([normalised], key.tenant);
+    const suppression = found.get(normalised);
+    if (suppression && isActive(suppression, this.#deps.clock())) {
+      connection.refused.set(normalised, suppression);
+      count('smtpRefusals', 'suppressed');
+      throw new SmtpReplyError(Replies.suppressed(parsed.value, suppression.reason));
+    }
+  }
+
+  async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
+    const connection = this.#connection(session);
+    const raw = await readAll(stream);
+    const key = connection.key;
+    if (!key) throw new SmtpReplyError(Replies.authRequired(session.secure));
+    if (stream.sizeExceeded) throw new SmtpReplyError(Replies.tooLarge(this.#options.maxBytes));
+    const envelope = {
+      mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      rcptTo: session.envelope.rcptTo.map((r) => r.address),
+    };
+    connection.answered = true;
+    const message = await readSubmission(raw, envelope);
+    // A client that lost our 250 (a dropped connection after DATA) sends the same message again:
+    // the same Message-ID, envelope and bytes are recorded once and answered with the first id.
+    const run = async (): Promise<Reply> => ({
+      status: 250,
+      body: await acceptSubmission(this.#deps, key, message, {
+        maxJobBytes: this.#options.maxJobBytes,
+        suppressedAtRcpt: connection.refused,
+      }),
+    });
+    const messageId = (message as { messageId?: string }).messageId;
+    const reply = messageId
+      ? await idempotent(
+          { store: this.#deps.idempotency, clock: this.#deps.clock },
+          { tenant: key.tenant, route: 'smtp', key: resendDigest(messageId, envelope, raw), body: {} },
+          run,
+        )
+      : await run();
+    const result = reply.body as AcceptResult;
+    metrics.addMetric('smtpMessagesAccepted', MetricUnit.Count, 1);
+    flush();
+    logger.info('smtp message accepted', {
+      messageId: result.id,
+      keyId: key.keyId,
+      recipients: result.recipients.length,
+      bytes: raw.length,
+      ...(reply.replayed ? { replayed: true } : {}),
+    });
+    return result.status === 'suppressed' ? Replies.recordedSuppressed(result.id) : Replies.queued(result.id);
+  }
+
+  #onClose(session: SMTPServerSession): void {
+    const connection = this.#connections.get(session.id);
+    if (!connection) return;
+    this.#connections.delete(session.id);
+    const open = (this.#perSource.get(connection.ip) ?? 1) - 1;
+    if (open <= 0) this.#perSource.delete(connection.ip);
+    else this.#perSource.set(connection.ip, open);
+    void this.#endTransaction(connection);
+  }
+
+  /**
+   * A transaction whose every recipient was refused as suppressed never reaches DATA, yet over
+   * HTTPS the same message would count as one suppressed message in the tenant's stats.
+   */
+  async #endTransaction(connection: Connection): Promise<void> {
+    const refusedAll = connection.refused.size > 0 && !connection.answered;
+    const key = connection.key;
+    connection.refused = new Map();
+    connection.answered = false;
+    if (refusedAll && key) {
+      await this.#deps.usage.addStats(key.tenant, utcDay(this.#deps.clock()), { suppressed: 1 });
+    }
+  }
+
+  #connection(session: SMTPServerSession): Connection {
+    const found = this.#connections.get(session.id);
+    // onConnect always runs first; a session without one was refused there.
+    if (!found) throw new SmtpReplyError(Replies.shuttingDown());
+    return found;
+  }
+
+  /** Seconds the source must still wait before it may try AUTH again; 0 when it may. */
+  #authThrottle(ip: string): number {
+    const entry = this.#authFailures.get(ip);
+    if (!entry) return 0;
+    const left = entry.since + this.#options.authWindowMs - Date.now();
+    if (left <= 0) {
+      this.#authFailures.delete(ip);
+      return 0;
+    }
+    return entry.count >= this.#options.maxAuthFailures ? Math.ceil(left / 1000) : 0;
+  }
+
+  #authFailed(ip: string, method: string, error: ProblemError): void {
+    const now = Date.now();
+    const entry = this.#authFailures.get(ip);
+    const fresh = !entry || entry.since + this.#options.authWindowMs <= now;
+    this.#authFailures.set(
+      ip,
+      fresh ? { count: 1, since: now } : { count: entry.count + 1, since: entry.since },
+    );
+    // Bounded: the oldest sources are forgotten first (a Map iterates in insertion order).
+    if (this.#authFailures.size > 10_000) {
+      const oldest = this.#authFailures.keys().next().value;
+      if (oldest !== undefined) this.#authFailures.delete(oldest);
+    }
+    count('smtpAuthFailures');
+    // Never the password, nor the user name (some clients put the key there).
+    logger.warn('smtp authentication failed', { source: ip, method, reason: error.problem.code });
+  }
+
+  #run(stage: SmtpStage, callback: (error?: Error | null) => void, step: () => Promise<void>): void {
+    step().then(
+      () => callback(),
+      (error: unknown) => callback(this.#refusal(error, stage)),
+    );
+  }
+
+  /** Any failure as the reply for its step; what is not a refusal of ours is a 4xx to retry. */
+  #refusal(error: unknown, stage: SmtpStage): SmtpReplyError {
+    let reply: SmtpReply;
+    if (error instanceof SmtpReplyError) return countReply(error);
+    if (error instanceof ProblemError) reply = replyForProblem(error.problem, stage);
+    else {
+      logger.error('smtp step failed', { stage, ...describeError(error) });
+      reply = Replies.unavailable();
+    }
+    if (reply.code >= 500 && stage !== 'auth') count('smtpRefusals', refusalReason(reply));
+    return countReply(new SmtpReplyError(reply));
+  }
+}
+
+function countReply(error: SmtpReplyError): SmtpReplyError {
+  count(error.responseCode >= 500 ? 'smtpReplies5xx' : 'smtpReplies4xx');
+  return error;
+}
+
+function refusalReason(reply: SmtpReply): string {
+  if (reply.code === 552) return 'size';
+  if (reply.code === 554) return 'content';
+  if (reply.code === 550 || reply.code === 553) return 'sender';
+  return 'other';
+}
+
+function count(name: string, reason?: string): void {
+  if (reason === undefined) {
+    metrics.addMetric(name, MetricUnit.Count, 1);
+  } else {
+    const single = metrics.singleMetric();
+    single.addDimension('reason', reason);
+    single.addMetric(name, MetricUnit.Count, 1);
+  }
+  flush();
+}
+
+/** A long-running process has no invocation end: each datum is written when it happens. */
+function flush(): void {
+  if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+}
+
+/** The client's address as the key CIDRs see it: an IPv4-mapped IPv6 address is its IPv4 one. */
+function sourceAddress(session: SMTPServerSession): string {
+  const ip = session.remoteAddress;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return mapped?.[1] && isIP(mapped[1]) === 4 ? mapped[1] : ip;
+}
+
+async function readAll(stream: SMTPServerDataStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  // A client that disconnects mid-DATA destroys the stream with an error: nothing is accepted.
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function resendDigest(
+  messageId: string,
+  envelope: { mailFrom: string; rcptTo: readonly string[] },
+  raw: Buffer,
+): string {
+  return createHash('sha256')
+    .update(messageId)
+    .update('\u0000')
+    .update(JSON.stringify(envelope))
+    .update('\u0000')
+    .update(raw)
+    .digest('base64url');
+}
