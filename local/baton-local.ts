@@ -354,6 +354,21 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
     // Pollers stop before the function processes (cleanups run in reverse).
     cleanups.push(() => Promise.all([...pollers.values()].map((p) => p.stop())).then(() => undefined));
 
+    const gateway = createGateway(
+      plan.routes.map((r) => {
+        const pool = pools.get(r.function);
+        if (!pool) throw new Error(`route ${r.routeKey}: unknown function ${r.function}`);
+        return { routeKey: r.routeKey, pool };
+      }),
+      options.onAccess,
+    );
+    const { port } = await listenOnLoopback(gateway, {
+      port: options.port ?? 3000,
+      service: 'Baton HTTP API',
+      envVar: 'BATON_PORT',
+    });
+    cleanups.push(() => closeServer(gateway));
+    // After the API has its port: a taken port fails the start before anything else is spawned.
     let smtp: LocalBaton['smtp'];
     if (options.smtp) {
       const certificate = await developmentCertificate(stateDir);
@@ -374,20 +389,6 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       smtp = { port: server.port, certificate };
     }
 
-    const gateway = createGateway(
-      plan.routes.map((r) => {
-        const pool = pools.get(r.function);
-        if (!pool) throw new Error(`route ${r.routeKey}: unknown function ${r.function}`);
-        return { routeKey: r.routeKey, pool };
-      }),
-      options.onAccess,
-    );
-    const { port } = await listenOnLoopback(gateway, {
-      port: options.port ?? 3000,
-      service: 'Baton HTTP API',
-      envVar: 'BATON_PORT',
-    });
-    cleanups.push(() => closeServer(gateway));
     const url = `http://127.0.0.1:${port}`;
 
     // How tools (`npm run keys -- --local`) find this instance: its endpoints and table names.

@@ -90,7 +90,8 @@ export function startLocalSmtp(options: LocalSmtpOptions): Promise<LocalSmtp> {
       [EnvVar.smtpTlsKeyFile]: options.certificate.keyFile,
       POWERTOOLS_SERVICE_NAME: 'smtp',
     },
-    stdio: ['ignore', 'pipe', options.log],
+    // stdin is a pipe only so the server notices when this process dies (main.ts).
+    stdio: ['pipe', 'pipe', options.log],
   });
   const stop = () =>
     new Promise<void>((resolve) => {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -59,6 +59,7 @@ describe('npm start', () => {
   it('prints the URL and a development key, serves the API, and stops cleanly on Ctrl-C', async () => {
     const started = start({
       BATON_PORT: '0',
+      BATON_SMTP_PORT: '0',
       BATON_STATE_DIR: stateDir(),
       BATON_API_KEY: 'bt_startkey0001_abcdefghijklmnopqrstuvwxyz012345',
     });
@@ -70,6 +71,21 @@ describe('npm start', () => {
     expect(started.output()).toContain('bt_startkey0001_abcdefghijklmnopqrstuvwxyz012345');
     const health = await fetch(`${url}/health`);
     expect(health.status).toBe(200);
+    // The SMTP settings to paste into an app: host, port, STARTTLS, any user, the key as password.
+    const smtpPort = /SMTP[^\n]*\n\s+Host\s+127\.0\.0\.1\s+Port (\d+)\s+Security STARTTLS/.exec(
+      started.output(),
+    )?.[1];
+    expect(smtpPort).toBeDefined();
+    expect(started.output()).toMatch(/User\s+any name\s+Password\s+the API key above/);
+    const greeting = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(smtpPort), '127.0.0.1');
+      socket.once('data', (d) => {
+        resolve(d.toString());
+        socket.end();
+      });
+      socket.once('error', reject);
+    });
+    expect(greeting).toMatch(/^220 /);
 
     started.child.kill('SIGINT');
     const code = await started.exited;
@@ -87,7 +103,7 @@ describe('npm start', () => {
         resolve(typeof address === 'object' && address ? address.port : 0);
       }),
     );
-    const started = start({ BATON_PORT: String(port), BATON_STATE_DIR: stateDir() });
+    const started = start({ BATON_PORT: String(port), BATON_SMTP_PORT: '0', BATON_STATE_DIR: stateDir() });
     children.push(started.child);
 
     const code = await started.exited;
@@ -100,6 +116,7 @@ describe('npm start', () => {
   it('refuses a BATON_DOMAINS entry the local deployment does not send from, naming the ones it does', async () => {
     const started = start({
       BATON_PORT: '0',
+      BATON_SMTP_PORT: '0',
       BATON_STATE_DIR: stateDir(),
       BATON_DOMAINS: 'example.com,example.org',
       BATON_SENDING_DOMAINS: 'example.com',
