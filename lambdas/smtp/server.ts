@@ -89,6 +89,8 @@ interface Connection {
   authenticated: boolean;
   /** This transaction's recipients refused as suppressed (addressKey → suppression). */
   refused: Map<string, Suppression>;
+  /** Recipients this transaction accepted. */
+  accepted: number;
   /** Whether this transaction's DATA was answered (so its refusals are already counted). */
   answered: boolean;
 }
@@ -208,6 +210,7 @@ export class BatonSmtp {
       ...(relay ? { key: relay } : {}),
       authenticated: false,
       refused: new Map(),
+      accepted: 0,
       answered: false,
     });
     metrics.addMetric('smtpConnections', MetricUnit.Count, 1);
@@ -287,6 +290,7 @@ export class BatonSmtp {
       count('smtpRefusals', 'suppressed');
       throw new SmtpReplyError(Replies.suppressed(parsed.value, suppression.reason));
     }
+    connection.accepted += 1;
   }
 
   async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
@@ -346,9 +350,10 @@ export class BatonSmtp {
    * HTTPS the same message would count as one suppressed message in the tenant's stats.
    */
   async #endTransaction(connection: Connection): Promise<void> {
-    const refusedAll = connection.refused.size > 0 && !connection.answered;
+    const refusedAll = connection.refused.size > 0 && connection.accepted === 0 && !connection.answered;
     const key = connection.key;
     connection.refused = new Map();
+    connection.accepted = 0;
     connection.answered = false;
     if (refusedAll && key) {
       await this.#deps.usage.addStats(key.tenant, utcDay(this.#deps.clock()), { suppressed: 1 });
