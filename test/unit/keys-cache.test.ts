@@ -7,6 +7,7 @@ import {
   MAX_KEY_CACHE_SECONDS,
 } from '../../lambdas/domain/keys/key-cache.ts';
 import { ConfigurationError, TransientError } from '../../lambdas/shared/errors.ts';
+import { failureOf } from '../support/failures.ts';
 import { InMemoryApiKeys, issueApiKey, testClock } from '../support/fakes.ts';
 
 function setUp(options: { ttlSeconds?: number; maxEntries?: number } = {}) {
@@ -259,11 +260,6 @@ describe('CachedKeyDirectory', () => {
     const cache = new CachedKeyDirectory(table, { clock, ...options });
     return { table, key, lists, clock, cache };
   }
-  const failureOf = (promise: Promise<unknown>): Promise<unknown> =>
-    promise.then(
-      () => undefined,
-      (error: unknown) => error,
-    );
 
   it('lists the table once for the connections of one TTL, and again after it', async () => {
     // Prepare
