@@ -16,7 +16,7 @@ import {
   type KeyStatus,
   summarise,
 } from '../domain/keys/api-key.ts';
-import { assertRelayNetworksFree } from '../domain/keys/relay.ts';
+import { ApiKeyLockedError, assertRelayNetworksFree } from '../domain/keys/relay.ts';
 import type { ApiKeyDirectory, ApiKeyReader } from '../domain/ports.ts';
 import { ConflictError } from '../shared/errors.ts';
 import { Keys } from '../shared/names.ts';
@@ -35,20 +35,6 @@ export interface RelayLockOptions {
   readonly waitMs?: number;
   /** Pause between attempts to take a held lock. @default 200 */
   readonly pollMs?: number;
-}
-
-/** Another creation of a no-AUTH key holds the relay lock, and kept it past our wait. */
-export class ApiKeyLockedError extends Error {
-  override readonly name = 'ApiKeyLockedError';
-  readonly lockedUntil: Date;
-
-  constructor(lockedUntil: Date, options?: ErrorOptions) {
-    super(
-      `another creation of an SMTP key without AUTH holds the lock on their networks until ${lockedUntil.toISOString()}; try again then`,
-      options,
-    );
-    this.lockedUntil = lockedUntil;
-  }
 }
 
 /** The ApiKeys table. Items hold the SHA-256 of the key, never the key. */

@@ -1,6 +1,6 @@
 import { DeleteCommand, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it, vi } from 'vitest';
-import { ApiKeyLockedError, DynamoApiKeyStore, RELAY_LOCK_ID } from '../../lambdas/adapters/api-key-store.ts';
+import { DynamoApiKeyStore, RELAY_LOCK_ID } from '../../lambdas/adapters/api-key-store.ts';
 import {
   type ApiKey,
   ApiKeyNotFoundError,
@@ -8,7 +8,7 @@ import {
   hashToken,
   summarise,
 } from '../../lambdas/domain/keys/api-key.ts';
-import { RelayNetworksOverlapError } from '../../lambdas/domain/keys/relay.ts';
+import { ApiKeyLockedError, RelayNetworksOverlapError } from '../../lambdas/domain/keys/relay.ts';
 import { ConflictError } from '../../lambdas/shared/errors.ts';
 import type { ProvisionedStack } from '../support/emulators.ts';
 import { failureOf } from '../support/failures.ts';

@@ -113,3 +113,17 @@ export function assertRelayNetworksFree(key: ApiKey, keys: readonly ApiKey[]): v
   }
   if (conflicts.length > 0) throw new RelayNetworksOverlapError(conflicts);
 }
+
+/** Another creation of a no-AUTH key holds the relay lock, and kept it past our wait. */
+export class ApiKeyLockedError extends Error {
+  override readonly name = 'ApiKeyLockedError';
+  readonly lockedUntil: Date;
+
+  constructor(lockedUntil: Date, options?: ErrorOptions) {
+    super(
+      `another creation of an SMTP key without AUTH holds the lock on their networks until ${lockedUntil.toISOString()}; try again then`,
+      options,
+    );
+    this.lockedUntil = lockedUntil;
+  }
+}
