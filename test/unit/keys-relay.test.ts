@@ -199,6 +199,24 @@ describe('sourceMayConnect', () => {
   });
 });
 
+describe('relayKeyFor and sourceMayConnect with items written by hand', () => {
+  it('skip an item without scopes or CIDRs instead of failing every connection', () => {
+    // Prepare: the directory hands every item of the table to every connection
+    const malformed = {
+      keyId: 'handwritten1',
+      tenant: 't',
+      status: 'active',
+      smtpWithoutAuth: true,
+    } as unknown as ApiKey;
+    const good = relayKey(['10.0.0.0/8']);
+
+    // Act & Assess
+    expect(relayKeyFor('10.0.0.1', [malformed, good])?.keyId).toBe(good.keyId);
+    expect(sourceMayConnect('192.0.2.1', [malformed])).toBe(false);
+    expect(() => assertRelayNetworksFree(relayKey(['10.0.0.0/8']), [malformed])).not.toThrow();
+  });
+});
+
 describe('assertRelayNetworksFree', () => {
   it('refuses a no-AUTH key whose networks overlap another non-revoked no-AUTH key, naming it and the networks', () => {
     // Prepare

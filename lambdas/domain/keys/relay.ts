@@ -19,12 +19,7 @@ import { type ApiKey, cidrParts, sourceAllowed } from './api-key.ts';
  */
 export function relayKeyFor(sourceIp: string, keys: readonly ApiKey[]): ApiKey | undefined {
   const matches = keys.filter(
-    (key) =>
-      key.smtpWithoutAuth === true &&
-      key.status !== 'revoked' &&
-      key.scopes.includes('send') &&
-      key.allowedCidrs.length > 0 &&
-      sourceAllowed(sourceIp, key.allowedCidrs),
+    (key) => isRelayKey(key) && key.allowedCidrs.length > 0 && sourceAllowed(sourceIp, key.allowedCidrs),
   );
   return matches.length === 1 ? matches[0] : undefined;
 }
@@ -35,11 +30,26 @@ export function relayKeyFor(sourceIp: string, keys: readonly ApiKey[]): ApiKey |
  */
 export function sourceMayConnect(sourceIp: string, keys: readonly ApiKey[]): boolean {
   return keys.some(
-    (key) =>
-      key.status !== 'revoked' &&
-      key.scopes.includes('send') &&
-      (key.allowedCidrs.length === 0 || sourceAllowed(sourceIp, key.allowedCidrs)),
+    (key) => maySend(key) && (key.allowedCidrs.length === 0 || sourceAllowed(sourceIp, key.allowedCidrs)),
   );
+}
+
+/**
+ * Non-revoked, with the send scope, and well-formed: every connection reads every item of the
+ * table, so an item written by hand without its lists must count as no key rather than throw for
+ * everyone.
+ */
+function maySend(key: ApiKey): boolean {
+  return (
+    key.status !== 'revoked' &&
+    Array.isArray(key.scopes) &&
+    key.scopes.includes('send') &&
+    Array.isArray(key.allowedCidrs)
+  );
+}
+
+function isRelayKey(key: ApiKey): boolean {
+  return key.smtpWithoutAuth === true && maySend(key);
 }
 
 /** Whether some address is in a network of `a` and in a network of `b`. */
@@ -108,6 +118,7 @@ export function assertRelayNetworksFree(key: ApiKey, keys: readonly ApiKey[]): v
   const conflicts: RelayConflict[] = [];
   for (const other of keys) {
     if (other.keyId === key.keyId || other.smtpWithoutAuth !== true || other.status === 'revoked') continue;
+    if (!Array.isArray(other.allowedCidrs)) continue;
     const networks = overlappingNetworks(key.allowedCidrs, other.allowedCidrs);
     if (networks.length > 0) conflicts.push({ keyId: other.keyId, tenant: other.tenant, networks });
   }
