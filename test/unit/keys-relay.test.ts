@@ -152,6 +152,17 @@ describe('relayKeyFor', () => {
     expect(relayKeyFor('10.2.0.1', [a, b])?.keyId).toBe(a.keyId);
   });
 
+  it('follows a key’s new networks once the directory hands out the changed key', () => {
+    // Prepare: the same key, read again after its CIDRs changed (a new object, as each read gives)
+    const before = relayKey(['10.1.0.0/16']);
+    expect(relayKeyFor('10.1.0.1', [before])?.keyId).toBe(before.keyId);
+    const after: ApiKey = { ...before, allowedCidrs: ['10.2.0.0/16'] };
+
+    // Act & Assess
+    expect(relayKeyFor('10.1.0.1', [after])).toBeUndefined();
+    expect(relayKeyFor('10.2.0.1', [after])?.keyId).toBe(before.keyId);
+  });
+
   it('finds nothing for a source that is not an IP address', () => {
     // Act & Assess
     expect(relayKeyFor('not-an-ip', [relayKey(['0.0.0.0/0'])])).toBeUndefined();

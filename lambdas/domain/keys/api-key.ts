@@ -277,16 +277,25 @@ export function parseCidr(raw: string): ParseResult<string> {
 
 /** Whether `sourceIp` is inside one of a key's allowed CIDRs. */
 export function sourceAllowed(sourceIp: string, cidrs: readonly string[]): boolean {
-  const family = isIP(sourceIp);
-  if (family === 0) return false;
+  return isIP(sourceIp) !== 0 && cidrMatcher(cidrs)(sourceIp);
+}
+
+/**
+ * `sourceAllowed` for one list of CIDRs and many addresses: the BlockList is built once (the SMTP
+ * relay tests every key's CIDRs on every connection).
+ */
+export function cidrMatcher(cidrs: readonly string[]): (sourceIp: string) => boolean {
   const list = new BlockList();
   try {
     for (const cidr of cidrs) addCidr(list, cidr);
   } catch {
     // A CIDR written to the table by hand that node cannot read allows nothing, rather than a 500.
-    return false;
+    return () => false;
   }
-  return list.check(sourceIp, family === 6 ? 'ipv6' : 'ipv4');
+  return (sourceIp) => {
+    const family = isIP(sourceIp);
+    return family !== 0 && list.check(sourceIp, family === 6 ? 'ipv6' : 'ipv4');
+  };
 }
 
 /**
