@@ -14,7 +14,7 @@ import {
   validateKeySpec,
 } from '../lambdas/domain/keys/api-key.ts';
 import { MAX_KEY_CACHE_SECONDS } from '../lambdas/domain/keys/key-cache.ts';
-import { ApiKeyLockedError, RelayNetworksOverlapError } from '../lambdas/domain/keys/relay.ts';
+import { ApiKeyLockedError, RelayNetworksOverlapError, wideNetworks } from '../lambdas/domain/keys/relay.ts';
 import { UncoveredDomainError, uncoveredDomains } from '../lambdas/domain/keys/sending-domains.ts';
 
 /** Exit codes: 2 for a command line that cannot be run as typed, 1 for a failure while running it. */
@@ -320,6 +320,14 @@ export async function runKeysCommand(
             : '') +
           'Store the key below now: it is shown this once, and Baton keeps only its SHA-256.',
       );
+      const wide = key.smtpWithoutAuth ? wideNetworks(key.allowedCidrs) : [];
+      if (wide.length > 0) {
+        io.err(
+          `Warning: ${wide.join(', ')} ${wide.length === 1 ? 'is' : 'are'} wider than a /8 (IPv4) or /32 (IPv6). ` +
+            'Anything there that can reach the SMTP port sends as this key without AUTH: close to an open relay ' +
+            `for ${key.allowedDomains.join(', ')}. Revoke the key and narrow --cidrs unless that is meant.`,
+        );
+      }
       io.out(token);
       return;
     }

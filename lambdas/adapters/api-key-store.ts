@@ -135,10 +135,8 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory {
       } catch (error) {
         if (!isConditionFailed(error)) rethrow(error, 'taking the SMTP relay lock');
         if (Date.now() >= giveUpAt) {
-          const held = await this.#doc.send(
-            new GetCommand({ TableName: this.#table, Key: { [Keys.apiKeys.partition]: RELAY_LOCK_ID } }),
-          );
-          const until = Number(held.Item?.lockUntil ?? now);
+          const held = (await this.get(RELAY_LOCK_ID)) as { readonly lockUntil?: unknown } | undefined;
+          const until = Number(held?.lockUntil ?? now);
           throw new ApiKeyLockedError(new Date(until), { cause: error });
         }
       }

@@ -378,6 +378,52 @@ describe('runKeysCommand', () => {
     ]);
   });
 
+  it('warns when a no-AUTH key relays for a network wider than /8 or /32, and creates it all the same', async () => {
+    // Prepare
+    const store = new InMemoryApiKeys();
+    const { io, output } = recordingIo();
+    const command = parseKeysArgs([
+      'create',
+      '--tenant',
+      'acme',
+      '--domains',
+      'example.com',
+      '--cidrs',
+      '0.0.0.0/0,10.0.0.0/8,2001:db8::/31',
+      '--smtp-without-auth',
+    ]);
+
+    // Act
+    await runKeysCommand(runnable(command), on(store), output, now);
+
+    // Assess
+    expect(io.stderr[1]).toBe(
+      'Warning: 0.0.0.0/0, 2001:db8::/31 are wider than a /8 (IPv4) or /32 (IPv6). Anything there that can reach the SMTP port ' +
+        'sends as this key without AUTH: close to an open relay for example.com. Revoke the key and narrow --cidrs unless that is meant.',
+    );
+    expect(await store.list()).toHaveLength(1);
+  });
+
+  it('does not warn about wide networks of a key that needs AUTH (they only restrict it)', async () => {
+    // Prepare
+    const { io, output } = recordingIo();
+    const command = parseKeysArgs([
+      'create',
+      '--tenant',
+      'acme',
+      '--domains',
+      'example.com',
+      '--cidrs',
+      '0.0.0.0/0',
+    ]);
+
+    // Act
+    await runKeysCommand(runnable(command), on(new InMemoryApiKeys()), output, now);
+
+    // Assess
+    expect(io.stderr).toHaveLength(1);
+  });
+
   it('refuses a no-AUTH key whose networks overlap another one’s, naming that key and the networks, and writes nothing', async () => {
     // Prepare
     const other = issueApiKey({ tenant: 'shop', allowedCidrs: ['10.0.0.0/8'], smtpWithoutAuth: true });

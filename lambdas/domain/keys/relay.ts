@@ -95,6 +95,17 @@ function networksOverlap(a: string, b: string): boolean {
   return sourceAllowed(narrow.address, [wide]);
 }
 
+/**
+ * The networks wider than a /8 (IPv4) or a /32 (IPv6, an ISP's allocation) in `cidrs`: relaying
+ * without AUTH for those is close to an open relay for the key's domains, worth a warning.
+ */
+export function wideNetworks(cidrs: readonly string[]): string[] {
+  return cidrs.filter((cidr) => {
+    const parts = cidrParts(cidr);
+    return parts !== undefined && parts.prefix < (parts.family === 4 ? 8 : 32);
+  });
+}
+
 /** One no-AUTH key whose networks a new one would share. */
 export interface RelayConflict {
   readonly keyId: string;
