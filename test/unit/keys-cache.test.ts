@@ -346,6 +346,54 @@ describe('CachedKeyDirectory', () => {
     expect(reads).toBe(2);
   });
 
+  it('answers from the last list at once while a refresh is under way, so a slow table does not hold connections up', async () => {
+    // Prepare: a table whose second read never answers
+    const { table, key, clock } = directory();
+    let reads = 0;
+    const hanging = {
+      list: (): Promise<ApiKey[]> => {
+        reads += 1;
+        return reads === 1 ? table.list() : new Promise<ApiKey[]>(() => {});
+      },
+    };
+    const cache = new CachedKeyDirectory(hanging, { clock });
+    await cache.list();
+
+    // Act
+    clock.advance(30_000);
+    const during = await Promise.all([cache.list(), cache.list()]);
+    clock.advance(29_999);
+    const lastMoment = await cache.list();
+    clock.advance(1);
+    const pastBound = await Promise.race([
+      cache.list().then(() => 'answered'),
+      new Promise((resolve) => setTimeout(() => resolve('waiting'), 50)),
+    ]);
+
+    // Assess: one refresh for all, the old list meanwhile, and nothing older than 60 s
+    expect(reads).toBe(2);
+    expect(during.map((keys) => keys.map((k) => k.keyId))).toEqual([[key.keyId], [key.keyId]]);
+    expect(lastMoment.map((k) => k.keyId)).toEqual([key.keyId]);
+    expect(pastBound).toBe('waiting');
+  });
+
+  it('sees a suspension once the refresh after the TTL lands', async () => {
+    // Prepare
+    const { table, key, clock, cache } = directory();
+    await cache.list();
+    await table.setStatus(key.keyId, 'suspended', clock());
+
+    // Act
+    clock.advance(30_000);
+    const first = await cache.list();
+    await new Promise((resolve) => setImmediate(resolve));
+    const next = await cache.list();
+
+    // Assess: the caller that started the refresh may get the old list; the next one does not
+    expect(first[0]?.status).toBe('active');
+    expect(next[0]?.status).toBe('suspended');
+  });
+
   it('keeps serving the last list while the table fails, until that list is 60 s old, then throws TransientError', async () => {
     // Prepare: a good list at t=0, then the table fails from t=30 s (the default TTL) on
     const { key, lists, clock, cache } = directory();

@@ -127,10 +127,13 @@ export interface KeyDirectoryCacheOptions {
  * server asks it on each connection, to find the key of a source address). Concurrent callers
  * share one read, and the list's age counts from when its read started, as in CachedApiKeys.
  *
- * When a refresh fails, the last good list is served on, but only while it is younger than
- * MAX_KEY_CACHE_SECONDS: a key revoked or suspended at T must stop relaying by T + 60 s even
- * while DynamoDB is unreachable, so past that the caller gets a TransientError (SMTP: 451, the
- * client retries) instead of an older answer. With a 30 s TTL that leaves 30 s of outage
+ * Past the TTL, the caller that finds the list old starts a refresh and, like every caller while
+ * it runs, is answered from the last list at once, as long as that list is younger than
+ * MAX_KEY_CACHE_SECONDS; so a slow Scan never holds connections up, and a change is seen by the
+ * callers after the refresh lands (TTL plus one Scan). When a refresh fails, the last list is
+ * served on under the same bound: a key revoked or suspended at T must stop relaying by T + 60 s
+ * even while DynamoDB is unreachable, so past that the caller gets a TransientError (SMTP: 451,
+ * the client retries) instead of an older answer. With a 30 s TTL that leaves 30 s of outage
  * unnoticed by clients; with a 60 s TTL none. After a failure the table is not read again for
  * DIRECTORY_RETRY_MS, so an outage does not become one Scan per connection.
  */
@@ -150,19 +153,34 @@ export class CachedKeyDirectory implements ApiKeyDirectory {
 
   async list(): Promise<ApiKey[]> {
     const now = this.#clock().getTime();
-    if (this.#ageOf(now) < this.#ttlMs) return [...(this.#last?.keys ?? [])];
+    const age = this.#ageOf(now);
+    if (age < this.#ttlMs) return [...(this.#last?.keys ?? [])];
     const failure = this.#failure;
     if (failure !== undefined && now >= failure.at && now < failure.at + DIRECTORY_RETRY_MS) {
       return this.#staleOr(now, failure.error);
     }
-    this.#reading ??= this.#read(now).finally(() => {
-      this.#reading = undefined;
-    });
+    const reading = this.#refresh(now);
+    // Past the TTL but within the bound, the last list answers at once while the refresh runs,
+    // so a slow Scan never holds a connection up; past the bound, only the refresh may answer.
+    if (this.#last !== undefined && age < MAX_KEY_CACHE_SECONDS * 1000) return [...this.#last.keys];
     try {
-      return [...(await this.#reading)];
+      return [...(await reading)];
     } catch (error) {
       return this.#staleOr(this.#clock().getTime(), error);
     }
+  }
+
+  /** The refresh under way, or a new one: one at a time, whoever asks. */
+  #refresh(now: number): Promise<readonly ApiKey[]> {
+    if (this.#reading === undefined) {
+      const reading = this.#read(now).finally(() => {
+        this.#reading = undefined;
+      });
+      // Nobody may be waiting for it: #read keeps the failure for the callers that come next.
+      reading.catch(() => undefined);
+      this.#reading = reading;
+    }
+    return this.#reading;
   }
 
   async #read(readAt: number): Promise<readonly ApiKey[]> {
