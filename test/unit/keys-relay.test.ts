@@ -106,6 +106,15 @@ describe('relayKeyFor', () => {
     expect(relayKeyFor('::ffff:10.1.2.3', [office])?.keyId).toBe(office.keyId);
   });
 
+  it('matches a plain IPv4 source against networks written in IPv4-mapped form', () => {
+    // Prepare
+    const mapped = relayKey(['::ffff:10.1.0.0/112']);
+
+    // Act & Assess
+    expect(relayKeyFor('10.1.0.9', [mapped])?.keyId).toBe(mapped.keyId);
+    expect(relayKeyFor('10.2.0.9', [mapped])).toBeUndefined();
+  });
+
   it('finds an IPv6 no-AUTH key', () => {
     // Prepare
     const v6 = relayKey(['2001:db8:42::/48']);
