@@ -7,6 +7,7 @@ import {
   RelayNetworksOverlapError,
   relayKeyFor,
   sourceMayConnect,
+  wideNetworks,
 } from '../../lambdas/domain/keys/relay.ts';
 import { issueApiKey } from '../support/fakes.ts';
 
@@ -314,5 +315,35 @@ describe('assertRelayNetworksFree', () => {
     expect(() => assertRelayNetworksFree(relayKey(['::/0']), [relayKey(['2001:db8::1'])])).toThrow(
       RelayNetworksOverlapError,
     );
+  });
+});
+
+describe('wideNetworks', () => {
+  it('picks the networks wider than an IPv4 /8 or an IPv6 /32, IPv4 in IPv6 form judged as IPv4', () => {
+    // Act
+    const wide = wideNetworks([
+      '0.0.0.0/0',
+      '10.0.0.0/8',
+      '11.0.0.0/7',
+      '::/0',
+      '2001:db8::/32',
+      '2000::/3',
+      '::ffff:0:0/96',
+      '::ffff:10.0.0.0/104',
+      '::ffff:8.0.0.0/101',
+      '::/80',
+      '192.0.2.1',
+    ]);
+
+    // Assess
+    expect(wide).toEqual([
+      '0.0.0.0/0',
+      '11.0.0.0/7',
+      '::/0',
+      '2000::/3',
+      '::ffff:0:0/96',
+      '::ffff:8.0.0.0/101',
+      '::/80',
+    ]);
   });
 });

@@ -95,6 +95,9 @@ function networksOverlap(a: string, b: string): boolean {
   return sourceAllowed(narrow.address, [wide]);
 }
 
+/** Every IPv4 address, as node's BlockList sees it inside IPv6. */
+const MAPPED_IPV4 = '::ffff:0:0/96';
+
 /**
  * The networks wider than a /8 (IPv4) or a /32 (IPv6, an ISP's allocation) in `cidrs`: relaying
  * without AUTH for those is close to an open relay for the key's domains, worth a warning.
@@ -102,7 +105,11 @@ function networksOverlap(a: string, b: string): boolean {
 export function wideNetworks(cidrs: readonly string[]): string[] {
   return cidrs.filter((cidr) => {
     const parts = cidrParts(cidr);
-    return parts !== undefined && parts.prefix < (parts.family === 4 ? 8 : 32);
+    if (parts === undefined) return false;
+    if (parts.family === 4) return parts.prefix < 8;
+    // IPv4 written in IPv6 terms matches IPv4 sources: judged as the IPv4 network it is.
+    if (parts.prefix >= 96 && sourceAllowed(parts.address, [MAPPED_IPV4])) return parts.prefix - 96 < 8;
+    return parts.prefix < 32 || sourceAllowed('::ffff:0.0.0.0', [cidr]);
   });
 }
 
