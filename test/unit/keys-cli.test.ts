@@ -309,6 +309,18 @@ describe('parseKeysArgs', () => {
 
 describe('runKeysCommand', () => {
   const now = () => new Date('2030-01-02T03:04:05.000Z');
+  /** `create` of a key for acme that relays without AUTH for `cidrs`. */
+  const relayCreate = (cidrs: string) =>
+    parseKeysArgs([
+      'create',
+      '--tenant',
+      'acme',
+      '--domains',
+      'example.com',
+      '--cidrs',
+      cidrs,
+      '--smtp-without-auth',
+    ]);
 
   it('creates a key, prints the token alone on stdout and stores only its hash', async () => {
     // Prepare
@@ -354,16 +366,7 @@ describe('runKeysCommand', () => {
     // Prepare
     const store = new InMemoryApiKeys();
     const { io, output } = recordingIo();
-    const command = parseKeysArgs([
-      'create',
-      '--tenant',
-      'acme',
-      '--domains',
-      'example.com',
-      '--cidrs',
-      '10.1.0.0/16,2001:db8:1::/48',
-      '--smtp-without-auth',
-    ]);
+    const command = relayCreate('10.1.0.0/16,2001:db8:1::/48');
 
     // Act
     await runKeysCommand(runnable(command), on(store), output, now);
@@ -382,16 +385,7 @@ describe('runKeysCommand', () => {
     // Prepare
     const store = new InMemoryApiKeys();
     const { io, output } = recordingIo();
-    const command = parseKeysArgs([
-      'create',
-      '--tenant',
-      'acme',
-      '--domains',
-      'example.com',
-      '--cidrs',
-      '0.0.0.0/0,10.0.0.0/8,2001:db8::/31',
-      '--smtp-without-auth',
-    ]);
+    const command = relayCreate('0.0.0.0/0,10.0.0.0/8,2001:db8::/31');
 
     // Act
     await runKeysCommand(runnable(command), on(store), output, now);
@@ -428,16 +422,7 @@ describe('runKeysCommand', () => {
     // Prepare
     const other = issueApiKey({ tenant: 'shop', allowedCidrs: ['10.0.0.0/8'], smtpWithoutAuth: true });
     const store = new InMemoryApiKeys().add(other.key);
-    const command = parseKeysArgs([
-      'create',
-      '--tenant',
-      'acme',
-      '--domains',
-      'example.com',
-      '--cidrs',
-      '10.1.0.0/16',
-      '--smtp-without-auth',
-    ]);
+    const command = relayCreate('10.1.0.0/16');
 
     // Act
     const run = runKeysCommand(runnable(command), on(store), recordingIo().output, now);
@@ -459,16 +444,7 @@ describe('runKeysCommand', () => {
     store.create = async () => {
       throw new ApiKeyLockedError(lockedUntil);
     };
-    const command = parseKeysArgs([
-      'create',
-      '--tenant',
-      'acme',
-      '--domains',
-      'example.com',
-      '--cidrs',
-      '10.1.0.0/16',
-      '--smtp-without-auth',
-    ]);
+    const command = relayCreate('10.1.0.0/16');
 
     // Act
     const run = runKeysCommand(runnable(command), on(store), recordingIo().output, now);
