@@ -14,6 +14,7 @@ import {
   validateKeySpec,
 } from '../lambdas/domain/keys/api-key.ts';
 import { MAX_KEY_CACHE_SECONDS } from '../lambdas/domain/keys/key-cache.ts';
+import { ApiKeyLockedError, RelayNetworksOverlapError, wideNetworks } from '../lambdas/domain/keys/relay.ts';
 import { UncoveredDomainError, uncoveredDomains } from '../lambdas/domain/keys/sending-domains.ts';
 
 /** Exit codes: 2 for a command line that cannot be run as typed, 1 for a failure while running it. */
@@ -68,7 +69,12 @@ Commands:
       --daily-quota N    messages per UTC day (default: unlimited)
       --rate-limit N     requests per second (default: unlimited)
       --name TEXT        what the key is for
-  list                   all keys: id, tenant, name, status, scopes, domains (never secrets)
+      --smtp-without-auth
+                         SMTP relays for the --cidrs networks without AUTH, as a classic relay
+                         allowlist (needs --cidrs and the send scope); refused when they overlap
+                         the networks of another no-AUTH key that is not revoked, so that a
+                         connection is one key
+  list                   all keys: id, tenant, name, status, scopes, domains, SMTP (never secrets)
   show <keyId>           one key's settings
   suspend <keyId>        stop the key working (reversible with resume)
   resume <keyId>         make a suspended key work again
@@ -82,7 +88,7 @@ Target (where the ApiKeys table is):
   --region R             the stack's region (default: the AWS chain's, e.g. AWS_REGION)
   -h, --help             this text
 
-A suspended or revoked key stops working within ${MAX_KEY_CACHE_SECONDS} s: the api function caches key lookups.`;
+A suspended or revoked key stops working within ${MAX_KEY_CACHE_SECONDS} s: the api function and the SMTP server cache keys.`;
 
 const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
@@ -99,6 +105,7 @@ const OPTIONS = {
   'daily-quota': { type: 'string' },
   'rate-limit': { type: 'string' },
   name: { type: 'string' },
+  'smtp-without-auth': { type: 'boolean' },
 } as const;
 
 const CREATE_ONLY = [
@@ -111,6 +118,7 @@ const CREATE_ONLY = [
   'daily-quota',
   'rate-limit',
   'name',
+  'smtp-without-auth',
 ] as const;
 
 const KEY_COMMANDS = ['show', 'suspend', 'resume', 'revoke'] as const;
@@ -127,6 +135,7 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   defaultFrom: '--default-from',
   dailyQuota: '--daily-quota',
   rateLimit: '--rate-limit',
+  smtpWithoutAuth: '--smtp-without-auth',
 };
 
 /** Parses `argv` (without `node keys.ts`). Throws UsageError with the reason in words. */
@@ -238,6 +247,7 @@ function specOf(values: Values): ApiKeySpecInput {
     ...(values['default-from'] !== undefined ? { defaultFrom: values['default-from'] } : {}),
     ...(values['daily-quota'] !== undefined ? { dailyQuota: count('daily-quota') } : {}),
     ...(values['rate-limit'] !== undefined ? { rateLimit: count('rate-limit') } : {}),
+    ...(values['smtp-without-auth'] === true ? { smtpWithoutAuth: true } : {}),
   };
   // Checked here too, so a bad flag is a usage error (exit 2) before any table is touched.
   const checked = validateKeySpec(input);
@@ -254,7 +264,11 @@ function specOf(values: Values): ApiKeySpecInput {
 /** What the commands need from the ApiKeys table (DynamoApiKeyStore has it, deployed or local). */
 export interface KeyAdmin {
   get(keyId: string): Promise<ApiKey | undefined>;
-  put(key: ApiKey): Promise<void>;
+  /**
+   * Writes a new key. Throws RelayNetworksOverlapError for a no-AUTH key whose networks another
+   * one's overlap, ApiKeyLockedError while another such creation holds the lock too long.
+   */
+  create(key: ApiKey): Promise<void>;
   list(): Promise<ApiKeySummary[]>;
   setStatus(
     keyId: string,
@@ -298,11 +312,22 @@ export async function runKeysCommand(
       if (!checked.ok) throw new UsageError(checked.errors.map((e) => `${e.path}: ${e.message}`).join('; '));
       assertTargetCovers(target, checked.value.allowedDomains);
       const { key, token } = issueKey(checked.value, now());
-      await store.put(key);
+      await createIn(store, key);
       io.err(
         `Created API key ${key.keyId} for tenant ${key.tenant} (scopes ${key.scopes.join(', ')}; sends from ${key.allowedDomains.join(', ')}).\n` +
+          (key.smtpWithoutAuth
+            ? `Over SMTP it relays without AUTH for ${key.allowedCidrs.join(', ')}: anything that can connect from there sends as this key.\n`
+            : '') +
           'Store the key below now: it is shown this once, and Baton keeps only its SHA-256.',
       );
+      const wide = key.smtpWithoutAuth ? wideNetworks(key.allowedCidrs) : [];
+      if (wide.length > 0) {
+        io.err(
+          `Warning: ${wide.join(', ')} ${wide.length === 1 ? 'is' : 'are'} wider than a /8 (IPv4) or /32 (IPv6). ` +
+            'Anything there that can reach the SMTP port sends as this key without AUTH: close to an open relay ' +
+            `for ${key.allowedDomains.join(', ')}. Revoke the key and narrow --cidrs unless that is meant.`,
+        );
+      }
       io.out(token);
       return;
     }
@@ -341,6 +366,21 @@ export async function runKeysCommand(
       io.err(statusMessage(key, previous, status));
       return;
     }
+  }
+}
+
+/** The store's refusals, in the user's terms: an overlap is the command line's (--cidrs). */
+async function createIn(store: KeyAdmin, key: ApiKey): Promise<void> {
+  try {
+    await store.create(key);
+  } catch (error) {
+    if (error instanceof RelayNetworksOverlapError) {
+      throw new UsageError(`--cidrs: ${error.message}`, { cause: error });
+    }
+    if (error instanceof ApiKeyLockedError) {
+      throw new CommandFailedError(`The key was not created: ${error.message}`, { cause: error });
+    }
+    throw error;
   }
 }
 
@@ -385,7 +425,7 @@ const MAX_CELL = 40;
 
 /** Columns sized to their content; long cells (names, domain lists) are shortened with "…". */
 export function keyTable(keys: readonly ApiKeySummary[]): string {
-  const header = ['KEY ID', 'TENANT', 'NAME', 'STATUS', 'SCOPES', 'DOMAINS'];
+  const header = ['KEY ID', 'TENANT', 'NAME', 'STATUS', 'SCOPES', 'DOMAINS', 'SMTP'];
   const rows = keys.map((k) => [
     k.keyId,
     k.tenant,
@@ -393,6 +433,7 @@ export function keyTable(keys: readonly ApiKeySummary[]): string {
     k.status,
     k.scopes.join(','),
     k.allowedDomains.join(','),
+    !k.scopes.includes('send') ? '-' : k.smtpWithoutAuth ? 'no AUTH' : 'AUTH',
   ]);
   const cells = [header, ...rows].map((row) =>
     row.map((c) => (c.length > MAX_CELL ? `${c.slice(0, MAX_CELL - 1)}…` : c)),
@@ -408,6 +449,11 @@ export function keyTable(keys: readonly ApiKeySummary[]): string {
     .join('\n');
 }
 
+function smtpMode(key: ApiKeySummary): string {
+  if (!key.scopes.includes('send')) return 'cannot send (no send scope)';
+  return key.smtpWithoutAuth ? `without AUTH from ${key.allowedCidrs.join(', ')}` : 'AUTH required';
+}
+
 export function keyDetails(key: ApiKeySummary): string {
   const lines: Array<[string, string]> = [
     ['Key ID', key.keyId],
@@ -417,6 +463,7 @@ export function keyDetails(key: ApiKeySummary): string {
     ['Scopes', key.scopes.join(', ')],
     ['Domains', key.allowedDomains.join(', ')],
     ['Source CIDRs', key.allowedCidrs.length > 0 ? key.allowedCidrs.join(', ') : 'any'],
+    ['SMTP', smtpMode(key)],
     [
       'Sender policy',
       key.senderPolicy === 'rewrite' ? `rewrite to ${key.defaultFrom ?? '(no default From!)'}` : 'reject',

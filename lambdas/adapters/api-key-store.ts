@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -13,18 +16,41 @@ import {
   type KeyStatus,
   summarise,
 } from '../domain/keys/api-key.ts';
-import type { ApiKeyReader } from '../domain/ports.ts';
+import { ApiKeyLockedError, assertRelayNetworksFree } from '../domain/keys/relay.ts';
+import type { ApiKeyDirectory, ApiKeyReader } from '../domain/ports.ts';
+import { ConflictError } from '../shared/errors.ts';
 import { Keys } from '../shared/names.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';
 
+/**
+ * The item that serialises creations of no-AUTH keys (see `create`). Not a key: key ids are
+ * lower-case letters and digits (`keyIdOf`), so no token ever looks it up, and `list` skips it.
+ */
+export const RELAY_LOCK_ID = '#lock:smtp-relay-networks';
+
+export interface RelayLockOptions {
+  /** How long a holder may keep the lock before another creation may take it over. @default 15000 */
+  readonly leaseMs?: number;
+  /** How long a creation waits for a held lock before giving up. @default 20000 (one lease and some) */
+  readonly waitMs?: number;
+  /** Pause between attempts to take a held lock. @default 200 */
+  readonly pollMs?: number;
+}
+
 /** The ApiKeys table. Items hold the SHA-256 of the key, never the key. */
-export class DynamoApiKeyStore implements ApiKeyReader {
+export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory {
   readonly #doc: DynamoDBDocumentClient;
   readonly #table: string;
+  readonly #lock: Required<RelayLockOptions>;
 
-  constructor(doc: DynamoDBDocumentClient, table: string) {
+  constructor(
+    doc: DynamoDBDocumentClient,
+    table: string,
+    options: { readonly relayLock?: RelayLockOptions } = {},
+  ) {
     this.#doc = doc;
     this.#table = table;
+    this.#lock = { leaseMs: 15_000, waitMs: 20_000, pollMs: 200, ...options.relayLock };
   }
 
   async get(keyId: string): Promise<ApiKey | undefined> {
@@ -47,12 +73,103 @@ export class DynamoApiKeyStore implements ApiKeyReader {
   }
 
   /**
-   * Every key, without its hash, ordered by tenant then key id. A Scan that follows every page:
-   * the table holds one small item per key, so this is an operator's command, never a request path.
-   * `pageSize` caps the items per Scan request (DynamoDB's own cap is 1 MB per page).
+   * Writes a new key; never replaces one (ConflictError if the id is taken). A key that relays
+   * over SMTP without AUTH is refused (RelayNetworksOverlapError) when another non-revoked such
+   * key relays for an address of its networks. That check reads every key and then writes, so two
+   * creations at once could each miss the other: they are serialised by a lock item taken with a
+   * conditional write (DynamoDB transactions would do it in one step, but local mode's emulator
+   * has none). The lock is a lease: a creation that dies holding it blocks the next one for at
+   * most `leaseMs`. What the lease cannot stop: a holder paused longer than the lease between its
+   * read and its write (a laptop put to sleep), or clocks of two operators' machines apart by
+   * more than it; `relayKeyFor` then relays for neither key rather than pick one.
    */
-  async list(options: { readonly pageSize?: number } = {}): Promise<ApiKeySummary[]> {
-    const keys: ApiKeySummary[] = [];
+  async create(key: ApiKey): Promise<void> {
+    if (key.smtpWithoutAuth !== true) return this.#insert(key);
+    const owner = randomUUID();
+    await this.#takeRelayLock(owner);
+    try {
+      assertRelayNetworksFree(key, await this.list({ consistent: true }));
+      await this.#insert(key);
+    } finally {
+      await this.#releaseRelayLock(owner);
+    }
+  }
+
+  async #insert(key: ApiKey): Promise<void> {
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          Item: key,
+          ConditionExpression: 'attribute_not_exists(#id)',
+          ExpressionAttributeNames: { '#id': Keys.apiKeys.partition },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailed(error)) rethrow(error, 'writing the API key');
+      throw new ConflictError(`an API key with the id ${key.keyId} exists already; nothing was written`, {
+        cause: error,
+      });
+    }
+  }
+
+  async #takeRelayLock(owner: string): Promise<void> {
+    const giveUpAt = Date.now() + this.#lock.waitMs;
+    for (;;) {
+      const now = Date.now();
+      try {
+        await this.#doc.send(
+          new PutCommand({
+            TableName: this.#table,
+            Item: {
+              [Keys.apiKeys.partition]: RELAY_LOCK_ID,
+              lockOwner: owner,
+              lockUntil: now + this.#lock.leaseMs,
+            },
+            ConditionExpression: 'attribute_not_exists(#id) OR #until < :now',
+            ExpressionAttributeNames: { '#id': Keys.apiKeys.partition, '#until': 'lockUntil' },
+            ExpressionAttributeValues: { ':now': now },
+          }),
+        );
+        return;
+      } catch (error) {
+        if (!isConditionFailed(error)) rethrow(error, 'taking the SMTP relay lock');
+        if (Date.now() >= giveUpAt) {
+          const held = (await this.get(RELAY_LOCK_ID)) as { readonly lockUntil?: unknown } | undefined;
+          const until = Number(held?.lockUntil ?? now);
+          throw new ApiKeyLockedError(new Date(until), { cause: error });
+        }
+      }
+      await sleep(this.#lock.pollMs);
+    }
+  }
+
+  /** Gives the lock back if it is still ours; a failure only delays the next creation by a lease. */
+  async #releaseRelayLock(owner: string): Promise<void> {
+    try {
+      await this.#doc.send(
+        new DeleteCommand({
+          TableName: this.#table,
+          Key: { [Keys.apiKeys.partition]: RELAY_LOCK_ID },
+          ConditionExpression: '#owner = :owner',
+          ExpressionAttributeNames: { '#owner': 'lockOwner' },
+          ExpressionAttributeValues: { ':owner': owner },
+        }),
+      );
+    } catch {
+      // Taken over after our lease ran out, or unreachable: the lease frees it either way.
+    }
+  }
+
+  /**
+   * Every key, whole (with its hash: the SMTP relay works with them as `get` returns them),
+   * ordered by tenant then key id. A Scan that follows every page: one small item per key, read
+   * by the CLI and, through CachedKeyDirectory, once per TTL by each SMTP task. `pageSize` caps
+   * the items per Scan request (DynamoDB's own cap is 1 MB per page); `consistent` reads every
+   * write that finished before it (the overlap check).
+   */
+  async list(options: { readonly pageSize?: number; readonly consistent?: boolean } = {}): Promise<ApiKey[]> {
+    const keys: ApiKey[] = [];
     let start: Record<string, unknown> | undefined;
     do {
       try {
@@ -60,10 +177,13 @@ export class DynamoApiKeyStore implements ApiKeyReader {
           new ScanCommand({
             TableName: this.#table,
             ...(options.pageSize ? { Limit: options.pageSize } : {}),
+            ...(options.consistent ? { ConsistentRead: true } : {}),
             ...(start ? { ExclusiveStartKey: start } : {}),
           }),
         );
-        for (const item of out.Items ?? []) keys.push(summarise(item as ApiKey));
+        for (const item of out.Items ?? []) {
+          if (item[Keys.apiKeys.partition] !== RELAY_LOCK_ID) keys.push(item as ApiKey);
+        }
         start = out.LastEvaluatedKey;
       } catch (error) {
         rethrow(error, 'listing the API keys');

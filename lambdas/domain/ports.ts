@@ -14,6 +14,15 @@ export interface ApiKeyReader {
   get(keyId: string): Promise<ApiKey | undefined>;
 }
 
+/**
+ * Every key at once (with its hash, as `get` gives it), for what a key id cannot answer: which
+ * key an SMTP connection is by its source address (domain/keys/relay.ts). A paginated Scan
+ * behind it, so callers cache it (CachedKeyDirectory).
+ */
+export interface ApiKeyDirectory {
+  list(): Promise<ApiKey[]>;
+}
+
 export type ClaimResult =
   | { readonly outcome: 'claimed'; readonly record: MessageRecord; readonly token: string }
   /** Already sent or finished: a duplicate delivery of the queue message; acknowledge it. */

@@ -3,11 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import type { SMTPServer } from 'smtp-server';
 import { frontDoorAdapters } from '../adapters/front-door.ts';
+import { CachedKeyDirectory, DEFAULT_KEY_CACHE_SECONDS } from '../domain/keys/key-cache.ts';
 import { numberEnv, optionalEnv } from '../shared/env.ts';
 import { ConfigurationError } from '../shared/errors.ts';
 import { EnvVar } from '../shared/names.ts';
 import { describeError, logger } from '../shared/observability.ts';
-import { BatonSmtp, type KeyDirectory } from './server.ts';
+import { BatonSmtp } from './server.ts';
 import { type CertificateSource, loadCertificate } from './tls.ts';
 
 /** 25 MiB: SES takes 40 MB once encoded, and a job carries attachments base64 like the message. */
@@ -40,7 +41,15 @@ export async function startSmtp(env: NodeJS.ProcessEnv = process.env): Promise<R
   const door = await frontDoorAdapters(env);
   const maxBytes = numberEnv(EnvVar.smtpMaxBytes, DEFAULT_SMTP_MAX_BYTES, env);
   const smtp = new BatonSmtp(
-    { ...door, directory: cachedDirectory(door.keyStore, numberEnv(EnvVar.keyCacheSeconds, 30, env)) },
+    {
+      ...door,
+      // Every key, for the checks before a caller says who it is; re-read at most every TTL (a
+      // revoked key stops relaying within it), and within 60 s even while the table is down.
+      directory: new CachedKeyDirectory(door.keyStore, {
+        ttlSeconds: numberEnv(EnvVar.keyCacheSeconds, DEFAULT_KEY_CACHE_SECONDS, env),
+        clock: door.clock,
+      }),
+    },
     {
       hostname: optionalEnv(EnvVar.smtpHostname, env) ?? osHostname(),
       maxBytes,
@@ -136,28 +145,4 @@ function healthServer(smtp: BatonSmtp): HttpServer {
     const ok = request.url === '/health' && !smtp.draining;
     response.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'draining\n');
   });
-}
-
-/**
- * Every key, re-read at most every `ttlSeconds` (the key cache's bound: a revoked key stops
- * relaying within it); concurrent connections share one read.
- */
-function cachedDirectory(
-  store: { list(): Promise<ReadonlyArray<Parameters<typeof Object.keys>[0]>> },
-  ttlSeconds: number,
-): KeyDirectory {
-  let cached: { at: number; keys: Promise<readonly never[]> } | undefined;
-  return {
-    list() {
-      const now = Date.now();
-      if (!cached || now - cached.at > ttlSeconds * 1000) {
-        const keys = store.list() as Promise<readonly never[]>;
-        cached = { at: now, keys };
-        keys.catch(() => {
-          if (cached?.keys === keys) cached = undefined;
-        });
-      }
-      return cached.keys;
-    },
-  };
 }

@@ -13,7 +13,7 @@ import { addressKey, parseAddrSpec } from '../domain/address.ts';
 import type { ApiKey } from '../domain/keys/api-key.ts';
 import { admitKey, verifyToken } from '../domain/keys/authenticate.ts';
 import { relayKeyFor, sourceMayConnect } from '../domain/keys/relay.ts';
-import type { ApiKeyReader, IdempotencyStore } from '../domain/ports.ts';
+import type { ApiKeyDirectory, ApiKeyReader, IdempotencyStore } from '../domain/ports.ts';
 import { ProblemError, problem } from '../domain/problem.ts';
 import { type AcceptDeps, type AcceptResult, acceptSubmission } from '../domain/send/accept.ts';
 import { idempotent, type Reply } from '../domain/send/idempotency.ts';
@@ -30,6 +30,7 @@ import {
 } from '../domain/smtp/replies.ts';
 import { readSubmission } from '../domain/smtp/submission.ts';
 import { isActive, type Suppression } from '../domain/suppression/suppression.ts';
+import { TransientError } from '../shared/errors.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
 
 /**
@@ -50,7 +51,8 @@ export interface KeyDirectory {
 
 export interface SmtpDeps extends AcceptDeps {
   readonly keys: ApiKeyReader;
-  readonly directory: KeyDirectory;
+  /** Every key, for the checks before a caller says who it is (see domain/keys/relay.ts). */
+  readonly directory: ApiKeyDirectory;
   readonly rateLimiter: RateLimiter;
   readonly idempotency: IdempotencyStore;
 }
@@ -410,8 +412,11 @@ export class BatonSmtp {
     if (error instanceof SmtpReplyError) return countReply(error);
     if (error instanceof ProblemError) reply = replyForProblem(error.problem, stage);
     else {
-      logger.error('smtp step failed', { stage, ...describeError(error) });
-      reply = Replies.unavailable();
+      if (error instanceof TransientError)
+        logger.warn('smtp step unavailable', { stage, ...describeError(error) });
+      else logger.error('smtp step failed', { stage, ...describeError(error) });
+      // Before the greeting the only temporary answer is 421 (and the connection closes).
+      reply = stage === 'connect' ? { ...Replies.unavailable(), code: 421 } : Replies.unavailable();
     }
     if (reply.code >= 500 && stage !== 'auth') count('smtpRefusals', refusalReason(reply));
     return countReply(new SmtpReplyError(reply));

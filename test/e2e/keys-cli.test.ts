@@ -129,7 +129,7 @@ describe('npm run keys against local mode', () => {
     // Assess
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(
-      new RegExp(`^${keyId}\\s+acme\\s+listed\\s+active\\s+send,read\\s+example\\.com$`, 'm'),
+      new RegExp(`^${keyId}\\s+acme\\s+listed\\s+active\\s+send,read\\s+example\\.com\\s+AUTH$`, 'm'),
     );
     expect(show.code).toBe(0);
     expect(show.stdout).toContain(`Key ID         ${keyId}\n`);
@@ -216,6 +216,34 @@ describe('npm run keys against local mode', () => {
       code: 'forbidden',
       detail: 'This API key may not be used from this source address.',
     });
+  });
+
+  it('creates a key that relays over SMTP without AUTH, and refuses a second one on overlapping networks with exit code 2', async () => {
+    // Prepare
+    const first = keyIdOf(await createKey('--cidrs', '198.18.7.0/24', '--smtp-without-auth'));
+
+    // Act
+    const second = await cli(
+      'create',
+      ...local(),
+      '--tenant',
+      'other',
+      '--domains',
+      'example.com',
+      '--cidrs',
+      '::ffff:198.18.7.9',
+      '--smtp-without-auth',
+    );
+    const list = await cli('list', ...local());
+
+    // Assess
+    expect(second.code).toBe(2);
+    expect(second.stdout).toBe('');
+    expect(second.stderr).toContain(
+      `--cidrs: its SMTP networks without AUTH overlap those of key ${first} (tenant acme): ::ffff:198.18.7.9 with 198.18.7.0/24.`,
+    );
+    expect(list.stdout).toMatch(new RegExp(`^${first}\\s.*\\sno AUTH$`, 'm'));
+    expect(list.stdout.match(/no AUTH$/gm)).toHaveLength(1);
   });
 
   it('refuses a key for a domain local mode does not send from, with exit code 2 naming the ones it does', async () => {

@@ -115,7 +115,7 @@ describe('SMTP in local mode', () => {
       senderPolicy: 'rewrite',
       defaultFrom: 'relay@example.com',
       smtpWithoutAuth: true,
-    } as Parameters<typeof seedApiKey>[1]);
+    });
     // The key directory is cached for BATON_KEY_CACHE_SECONDS (1 s in tests).
     const output = await waitFor('the relay key', async () => {
       const run = await swaks([

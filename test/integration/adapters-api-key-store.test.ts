@@ -55,4 +55,16 @@ describe('DynamoApiKeyStore against dynalite (ApiKeys table provisioned from the
     // Assess
     expect(found).toBeUndefined();
   });
+
+  it('reads back a key that relays over SMTP without AUTH', async () => {
+    // Prepare
+    const key = apiKey('smtprelay001', { smtpWithoutAuth: true, allowedCidrs: ['10.20.0.0/16'] });
+
+    // Act
+    await store.put(key);
+
+    // Assess
+    expect((await store.get('smtprelay001'))?.smtpWithoutAuth).toBe(true);
+    expect(await store.get('smtprelay001')).toEqual(key);
+  });
 });

@@ -20,8 +20,10 @@ import {
   type KeyStatus,
   summarise,
 } from '../../lambdas/domain/keys/api-key.ts';
+import { assertRelayNetworksFree } from '../../lambdas/domain/keys/relay.ts';
 import { type MessageRecord, type SendJob, waitsForClaim } from '../../lambdas/domain/message.ts';
 import type {
+  ApiKeyDirectory,
   ApiKeyReader,
   ClaimResult,
   Clock,
@@ -445,7 +447,7 @@ export class FakeMailer implements Mailer {
 }
 
 /** The ApiKeys table. */
-export class InMemoryApiKeys implements ApiKeyReader {
+export class InMemoryApiKeys implements ApiKeyReader, ApiKeyDirectory {
   readonly #keys = new Map<string, ApiKey>();
 
   add(...keys: ApiKey[]): this {
@@ -463,10 +465,20 @@ export class InMemoryApiKeys implements ApiKeyReader {
     this.#keys.set(key.keyId, copy(key));
   }
 
-  /** As `DynamoApiKeyStore.list`: every key without its hash, by tenant then key id. */
-  async list(): Promise<ApiKeySummary[]> {
+  /**
+   * As `DynamoApiKeyStore.create`: a new key, refused (RelayNetworksOverlapError) when it would
+   * relay without AUTH for an address another non-revoked no-AUTH key relays for.
+   */
+  async create(key: ApiKey): Promise<void> {
+    if (this.#keys.has(key.keyId)) throw new Error(`fake: key ${key.keyId} exists already`);
+    assertRelayNetworksFree(key, [...this.#keys.values()]);
+    this.#keys.set(key.keyId, copy(key));
+  }
+
+  /** As `DynamoApiKeyStore.list`: every key, by tenant then key id. */
+  async list(): Promise<ApiKey[]> {
     return [...this.#keys.values()]
-      .map((k) => summarise(copy(k)))
+      .map((k) => copy(k))
       .sort((a, b) =>
         a.tenant === b.tenant ? a.keyId.localeCompare(b.keyId) : a.tenant.localeCompare(b.tenant),
       );

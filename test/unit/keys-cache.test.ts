@@ -2,10 +2,12 @@ import { describe, expect, it, vi } from 'vitest';
 import type { ApiKey } from '../../lambdas/domain/keys/api-key.ts';
 import {
   CachedApiKeys,
+  CachedKeyDirectory,
   DEFAULT_KEY_CACHE_SECONDS,
   MAX_KEY_CACHE_SECONDS,
 } from '../../lambdas/domain/keys/key-cache.ts';
 import { ConfigurationError, TransientError } from '../../lambdas/shared/errors.ts';
+import { failureOf } from '../support/failures.ts';
 import { InMemoryApiKeys, issueApiKey, testClock } from '../support/fakes.ts';
 
 function setUp(options: { ttlSeconds?: number; maxEntries?: number } = {}) {
@@ -245,5 +247,243 @@ describe('CachedApiKeys', () => {
 
     // Assess
     expect(build).toThrow('the API key cache size must be a positive integer, got 0');
+  });
+});
+
+describe('CachedKeyDirectory', () => {
+  function directory(options: { ttlSeconds?: number } = {}) {
+    const table = new InMemoryApiKeys();
+    const { key } = issueApiKey();
+    table.add(key);
+    const lists = vi.spyOn(table, 'list');
+    const clock = testClock();
+    const cache = new CachedKeyDirectory(table, { clock, ...options });
+    return { table, key, lists, clock, cache };
+  }
+
+  it('lists the table once for the connections of one TTL, and again after it', async () => {
+    // Prepare
+    const { key, lists, clock, cache } = directory();
+
+    // Act
+    const seen: string[][] = [];
+    for (let i = 0; i < 30; i += 1) {
+      seen.push((await cache.list()).map((k) => k.keyId));
+      clock.advance(1_000);
+    }
+    const afterTtl = lists.mock.calls.length;
+
+    // Assess: 30 lists over 30 s with the default 30 s TTL read the table once; the 31st reads again
+    expect(afterTtl).toBe(1);
+    expect(seen.every((ids) => ids.length === 1 && ids[0] === key.keyId)).toBe(true);
+    await cache.list();
+    expect(lists).toHaveBeenCalledTimes(2);
+  });
+
+  it('shares one read between concurrent callers', async () => {
+    // Prepare
+    const { lists, cache } = directory();
+
+    // Act
+    const all = await Promise.all([cache.list(), cache.list(), cache.list()]);
+
+    // Assess
+    expect(lists).toHaveBeenCalledTimes(1);
+    expect(all.map((keys) => keys.length)).toEqual([1, 1, 1]);
+  });
+
+  it('hands each caller its own array, so a caller cannot change what the next one sees', async () => {
+    // Prepare
+    const { cache } = directory();
+    const first = await cache.list();
+
+    // Act
+    first.length = 0;
+
+    // Assess
+    expect(await cache.list()).toHaveLength(1);
+  });
+
+  it.each([
+    ['suspended', 'suspended'],
+    ['revoked', 'revoked'],
+  ] as const)('sees a key %s within 60 s with the longest TTL', async (_what, status) => {
+    // Prepare
+    const { table, key, clock, cache } = directory({ ttlSeconds: MAX_KEY_CACHE_SECONDS });
+    await cache.list();
+
+    // Act
+    await table.setStatus(key.keyId, status, clock());
+    clock.advance(59_999);
+    const justBefore = (await cache.list())[0]?.status;
+    clock.advance(1);
+    const after = (await cache.list())[0]?.status;
+
+    // Assess
+    expect(justBefore).toBe('active');
+    expect(after).toBe(status);
+  });
+
+  it('counts the list’s age from when its read started', async () => {
+    // Prepare
+    const { table, clock } = directory();
+    let reads = 0;
+    const slow = {
+      list: async () => {
+        reads += 1;
+        clock.advance(4_000);
+        return table.list();
+      },
+    };
+    const cache = new CachedKeyDirectory(slow, { ttlSeconds: 10, clock });
+    await cache.list();
+
+    // Act
+    clock.advance(6_000);
+    await cache.list();
+
+    // Assess
+    expect(reads).toBe(2);
+  });
+
+  it('answers from the last list at once while a refresh is under way, so a slow table does not hold connections up', async () => {
+    // Prepare: a table whose second read never answers
+    const { table, key, clock } = directory();
+    let reads = 0;
+    const hanging = {
+      list: (): Promise<ApiKey[]> => {
+        reads += 1;
+        return reads === 1 ? table.list() : new Promise<ApiKey[]>(() => {});
+      },
+    };
+    const cache = new CachedKeyDirectory(hanging, { clock });
+    await cache.list();
+
+    // Act
+    clock.advance(30_000);
+    const during = await Promise.all([cache.list(), cache.list()]);
+    clock.advance(29_999);
+    const lastMoment = await cache.list();
+    clock.advance(1);
+    const pastBound = await Promise.race([
+      cache.list().then(() => 'answered'),
+      new Promise((resolve) => setTimeout(() => resolve('waiting'), 50)),
+    ]);
+
+    // Assess: one refresh for all, the old list meanwhile, and nothing older than 60 s
+    expect(reads).toBe(2);
+    expect(during.map((keys) => keys.map((k) => k.keyId))).toEqual([[key.keyId], [key.keyId]]);
+    expect(lastMoment.map((k) => k.keyId)).toEqual([key.keyId]);
+    expect(pastBound).toBe('waiting');
+  });
+
+  it('sees a suspension once the refresh after the TTL lands', async () => {
+    // Prepare
+    const { table, key, clock, cache } = directory();
+    await cache.list();
+    await table.setStatus(key.keyId, 'suspended', clock());
+
+    // Act
+    clock.advance(30_000);
+    const first = await cache.list();
+    await new Promise((resolve) => setImmediate(resolve));
+    const next = await cache.list();
+
+    // Assess: the caller that started the refresh may get the old list; the next one does not
+    expect(first[0]?.status).toBe('active');
+    expect(next[0]?.status).toBe('suspended');
+  });
+
+  it('keeps serving the last list while the table fails, until that list is 60 s old, then throws TransientError', async () => {
+    // Prepare: a good list at t=0, then the table fails from t=30 s (the default TTL) on
+    const { key, lists, clock, cache } = directory();
+    await cache.list();
+    const outage = new TransientError('listing the API keys failed: ThrottlingException');
+    lists.mockRejectedValue(outage);
+
+    // Act
+    clock.advance(30_000);
+    const during = await cache.list();
+    clock.advance(29_999);
+    const lastMoment = await cache.list();
+    clock.advance(1);
+    const failure = await failureOf(cache.list());
+
+    // Assess
+    expect(during.map((k) => k.keyId)).toEqual([key.keyId]);
+    expect(lastMoment.map((k) => k.keyId)).toEqual([key.keyId]);
+    expect(failure).toBeInstanceOf(TransientError);
+    expect((failure as Error).message).toBe(
+      'the API key list could not be read, and the last one read is 60 s old or more (a revoked key must stop within 60 s): listing the API keys failed: ThrottlingException',
+    );
+    expect((failure as Error).cause).toBe(outage);
+  });
+
+  it('after a failure, waits a second before reading the table again (no read per connection during an outage)', async () => {
+    // Prepare
+    const { lists, clock, cache } = directory();
+    await cache.list();
+    clock.advance(30_000);
+    lists.mockRejectedValueOnce(new TransientError('listing the API keys failed: ThrottlingException'));
+    await cache.list();
+
+    // Act
+    for (let i = 0; i < 10; i += 1) {
+      await cache.list();
+      clock.advance(99);
+    }
+    const duringBackoff = lists.mock.calls.length;
+    clock.advance(10);
+    await cache.list();
+
+    // Assess
+    expect(duringBackoff).toBe(2);
+    expect(lists).toHaveBeenCalledTimes(3);
+  });
+
+  it('throws TransientError when the very first read fails, and reads again after the pause', async () => {
+    // Prepare
+    const { key, lists, clock, cache } = directory();
+    lists.mockRejectedValueOnce(new Error('connect ECONNREFUSED 127.0.0.1:8000'));
+
+    // Act
+    const failure = await failureOf(cache.list());
+    const paused = await failureOf(cache.list());
+    const readsWhilePaused = lists.mock.calls.length;
+    clock.advance(1_000);
+    const recovered = await cache.list();
+
+    // Assess
+    expect(failure).toBeInstanceOf(TransientError);
+    expect((failure as Error).message).toBe(
+      'the API key list could not be read: connect ECONNREFUSED 127.0.0.1:8000',
+    );
+    expect(paused).toBeInstanceOf(TransientError);
+    expect(readsWhilePaused).toBe(1);
+    expect(recovered.map((k) => k.keyId)).toEqual([key.keyId]);
+  });
+
+  it('does not serve a list from the future when the clock steps back', async () => {
+    // Prepare
+    const { lists, clock, cache } = directory();
+    await cache.list();
+
+    // Act
+    clock.advance(-5_000);
+    await cache.list();
+
+    // Assess
+    expect(lists).toHaveBeenCalledTimes(2);
+  });
+
+  it.each([0, 61, Number.NaN])('refuses a TTL of %s seconds', (ttl) => {
+    // Act
+    const build = () =>
+      new CachedKeyDirectory(new InMemoryApiKeys(), { ttlSeconds: ttl, clock: testClock() });
+
+    // Assess
+    expect(build).toThrow(
+      `the API key cache TTL must be more than 0 and at most 60 seconds (so a suspended key stops working within that bound), got ${ttl}`,
+    );
   });
 });

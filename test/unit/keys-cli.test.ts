@@ -10,6 +10,7 @@ import {
   hashToken,
   keyIdOf,
 } from '../../lambdas/domain/keys/api-key.ts';
+import { ApiKeyLockedError } from '../../lambdas/domain/keys/relay.ts';
 import { developmentKeyItem, LocalSettingError } from '../../local/dev-keys.ts';
 import {
   CommandFailedError,
@@ -20,6 +21,7 @@ import {
   keyTable,
   parseKeysArgs,
   runKeysCommand,
+  USAGE,
   UsageError,
 } from '../../scripts/keys-cli.ts';
 import { readLocalState, stackOutputs } from '../../scripts/keys-target.ts';
@@ -216,6 +218,80 @@ describe('parseKeysArgs', () => {
     );
   });
 
+  it('reads --smtp-without-auth into the spec', () => {
+    // Act
+    const command = parseKeysArgs([
+      'create',
+      '--tenant',
+      'acme',
+      '--domains',
+      'a.com',
+      '--cidrs',
+      '10.1.0.0/16',
+      '--smtp-without-auth',
+    ]);
+
+    // Assess
+    expect(command).toEqual({
+      command: 'create',
+      target: LOCAL,
+      spec: {
+        tenant: 'acme',
+        allowedDomains: ['a.com'],
+        allowedCidrs: ['10.1.0.0/16'],
+        smtpWithoutAuth: true,
+      },
+    });
+  });
+
+  it.each([
+    [
+      ['create', '--tenant', 'acme', '--domains', 'a.com', '--smtp-without-auth'],
+      [
+        'The key cannot be created as asked:',
+        '  --smtp-without-auth: needs the source networks it relays for (--cidrs): without AUTH the source address is the only credential',
+      ].join('\n'),
+    ],
+    [
+      [
+        'create',
+        '--tenant',
+        'acme',
+        '--domains',
+        'a.com',
+        '--cidrs',
+        '10.0.0.0/8',
+        '--scopes',
+        'read',
+        '--smtp-without-auth',
+      ],
+      [
+        'The key cannot be created as asked:',
+        '  --smtp-without-auth: needs the send scope (relaying is sending)',
+      ].join('\n'),
+    ],
+    [['list', '--smtp-without-auth'], '--smtp-without-auth applies only to create.'],
+    [
+      [
+        'create',
+        '--tenant',
+        'acme',
+        '--domains',
+        'a.com',
+        '--cidrs',
+        '10.0.0.0/8',
+        '--smtp-without-auth=yes',
+      ],
+      "Option '--smtp-without-auth' does not take an argument",
+    ],
+  ])('refuses %j', (argv, message) => {
+    // Act
+    const error = usageErrorOf([...argv]);
+
+    // Assess
+    expect(error).toBe(message);
+  });
+
   it('requires --tenant and --domains for create', () => {
     // Act
     const error = usageErrorOf(['create']);
@@ -233,6 +309,18 @@ describe('parseKeysArgs', () => {
 
 describe('runKeysCommand', () => {
   const now = () => new Date('2030-01-02T03:04:05.000Z');
+  /** `create` of a key for acme that relays without AUTH for `cidrs`. */
+  const relayCreate = (cidrs: string) =>
+    parseKeysArgs([
+      'create',
+      '--tenant',
+      'acme',
+      '--domains',
+      'example.com',
+      '--cidrs',
+      cidrs,
+      '--smtp-without-auth',
+    ]);
 
   it('creates a key, prints the token alone on stdout and stores only its hash', async () => {
     // Prepare
@@ -272,6 +360,101 @@ describe('runKeysCommand', () => {
       `Created API key ${keyId} for tenant acme (scopes send, read; sends from example.com).\n` +
         'Store the key below now: it is shown this once, and Baton keeps only its SHA-256.',
     ]);
+  });
+
+  it('creates a key that relays over SMTP without AUTH from its networks, and says so', async () => {
+    // Prepare
+    const store = new InMemoryApiKeys();
+    const { io, output } = recordingIo();
+    const command = relayCreate('10.1.0.0/16,2001:db8:1::/48');
+
+    // Act
+    await runKeysCommand(runnable(command), on(store), output, now);
+
+    // Assess
+    const keyId = keyIdOf(io.stdout[0] ?? '');
+    expect((await store.get(keyId))?.smtpWithoutAuth).toBe(true);
+    expect(io.stderr).toEqual([
+      `Created API key ${keyId} for tenant acme (scopes send, read; sends from example.com).\n` +
+        'Over SMTP it relays without AUTH for 10.1.0.0/16, 2001:db8:1::/48: anything that can connect from there sends as this key.\n' +
+        'Store the key below now: it is shown this once, and Baton keeps only its SHA-256.',
+    ]);
+  });
+
+  it('warns when a no-AUTH key relays for a network wider than /8 or /32, and creates it all the same', async () => {
+    // Prepare
+    const store = new InMemoryApiKeys();
+    const { io, output } = recordingIo();
+    const command = relayCreate('0.0.0.0/0,10.0.0.0/8,2001:db8::/31');
+
+    // Act
+    await runKeysCommand(runnable(command), on(store), output, now);
+
+    // Assess
+    expect(io.stderr[1]).toBe(
+      'Warning: 0.0.0.0/0, 2001:db8::/31 are wider than a /8 (IPv4) or /32 (IPv6). Anything there that can reach the SMTP port ' +
+        'sends as this key without AUTH: close to an open relay for example.com. Revoke the key and narrow --cidrs unless that is meant.',
+    );
+    expect(await store.list()).toHaveLength(1);
+  });
+
+  it('does not warn about wide networks of a key that needs AUTH (they only restrict it)', async () => {
+    // Prepare
+    const { io, output } = recordingIo();
+    const command = parseKeysArgs([
+      'create',
+      '--tenant',
+      'acme',
+      '--domains',
+      'example.com',
+      '--cidrs',
+      '0.0.0.0/0',
+    ]);
+
+    // Act
+    await runKeysCommand(runnable(command), on(new InMemoryApiKeys()), output, now);
+
+    // Assess
+    expect(io.stderr).toHaveLength(1);
+  });
+
+  it('refuses a no-AUTH key whose networks overlap another one’s, naming that key and the networks, and writes nothing', async () => {
+    // Prepare
+    const other = issueApiKey({ tenant: 'shop', allowedCidrs: ['10.0.0.0/8'], smtpWithoutAuth: true });
+    const store = new InMemoryApiKeys().add(other.key);
+    const command = relayCreate('10.1.0.0/16');
+
+    // Act
+    const run = runKeysCommand(runnable(command), on(store), recordingIo().output, now);
+
+    // Assess
+    await expect(run).rejects.toThrow(
+      new UsageError(
+        `--cidrs: its SMTP networks without AUTH overlap those of key ${other.key.keyId} (tenant shop): 10.1.0.0/16 with 10.0.0.0/8. ` +
+          'A connection must map to at most one key: narrow --cidrs, or revoke the other key first.',
+      ),
+    );
+    expect((await store.list()).map((k) => k.keyId)).toEqual([other.key.keyId]);
+  });
+
+  it('reports a held relay lock as a failure to try again, not a usage error', async () => {
+    // Prepare
+    const store = new InMemoryApiKeys();
+    const lockedUntil = new Date('2030-01-02T03:04:20.000Z');
+    store.create = async () => {
+      throw new ApiKeyLockedError(lockedUntil);
+    };
+    const command = relayCreate('10.1.0.0/16');
+
+    // Act
+    const run = runKeysCommand(runnable(command), on(store), recordingIo().output, now);
+
+    // Assess
+    await expect(run).rejects.toThrow(
+      new CommandFailedError(
+        'The key was not created: another creation of an SMTP key without AUTH holds the lock on their networks until 2030-01-02T03:04:20.000Z; try again then',
+      ),
+    );
   });
 
   it('refuses a key for a domain the deployment does not cover, naming the covered ones, and writes nothing', async () => {
@@ -344,12 +527,14 @@ describe('runKeysCommand', () => {
     // Assess
     const table = io.stdout.join('\n');
     const lines = table.split('\n');
-    expect(lines[0]).toMatch(/^KEY ID\s+TENANT\s+NAME\s+STATUS\s+SCOPES\s+DOMAINS$/);
+    expect(lines[0]).toMatch(/^KEY ID\s+TENANT\s+NAME\s+STATUS\s+SCOPES\s+DOMAINS\s+SMTP$/);
     expect(lines[1]).toMatch(
-      new RegExp(`^${a.key.keyId}\\s+acme\\s+checkout\\s+active\\s+send,read,suppressions\\s+example\\.com$`),
+      new RegExp(
+        `^${a.key.keyId}\\s+acme\\s+checkout\\s+active\\s+send,read,suppressions\\s+example\\.com\\s+AUTH$`,
+      ),
     );
     expect(lines[2]).toMatch(
-      new RegExp(`^${b.key.keyId}\\s+beta\\s+active\\s+read\\s+b\\.example,c\\.example$`),
+      new RegExp(`^${b.key.keyId}\\s+beta\\s+active\\s+read\\s+b\\.example,c\\.example\\s+-$`),
     );
     expect(lines).toHaveLength(3);
     for (const { token, key } of [a, b]) {
@@ -422,6 +607,7 @@ describe('runKeysCommand', () => {
         'Scopes         send, read, suppressions',
         'Domains        example.com',
         'Source CIDRs   10.0.0.0/8',
+        'SMTP           AUTH required',
         'Sender policy  rewrite to relay@example.com',
         'Daily quota    500 messages',
         'Rate limit     unlimited',
@@ -522,6 +708,35 @@ describe('keyTable and keyDetails', () => {
 
     // Assess
     expect(text).not.toContain(key.secretHash);
+  });
+});
+
+describe('keyTable and keyDetails: SMTP without AUTH', () => {
+  it('marks a no-AUTH key in the list, and shows the networks it relays for', () => {
+    // Prepare
+    const { key } = issueApiKey({ allowedCidrs: ['10.1.0.0/16', '2001:db8:1::/48'], smtpWithoutAuth: true });
+
+    // Act
+    const table = keyTable([key]);
+    const details = keyDetails(key);
+
+    // Assess
+    expect(table.split('\n')[1]).toMatch(/\sno AUTH$/);
+    expect(details).toContain('\nSMTP           without AUTH from 10.1.0.0/16, 2001:db8:1::/48\n');
+  });
+
+  it('says a key without the send scope cannot use SMTP', () => {
+    // Act
+    const details = keyDetails(issueApiKey({ scopes: ['read'] }).key);
+
+    // Assess
+    expect(details).toContain('\nSMTP           cannot send (no send scope)\n');
+  });
+
+  it('documents --smtp-without-auth and the overlap rule in the usage text', () => {
+    // Assess
+    expect(USAGE).toContain('--smtp-without-auth');
+    expect(USAGE).toContain('overlap');
   });
 });
 

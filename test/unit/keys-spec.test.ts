@@ -219,6 +219,62 @@ describe('validateKeySpec', () => {
   });
 });
 
+describe('validateKeySpec: SMTP relay without AUTH', () => {
+  it('keeps smtpWithoutAuth for a sending key with source networks', () => {
+    // Act
+    const result = validateKeySpec({ ...valid, allowedCidrs: ['10.1.0.0/16'], smtpWithoutAuth: true });
+
+    // Assess
+    expect(result.ok && result.value.smtpWithoutAuth).toBe(true);
+    expect(result.ok && result.value.allowedCidrs).toEqual(['10.1.0.0/16']);
+  });
+
+  it('leaves the field out of a key that needs AUTH, as every key made before it', () => {
+    // Act
+    const result = validateKeySpec({ ...valid, smtpWithoutAuth: false });
+
+    // Assess
+    expect(result.ok && 'smtpWithoutAuth' in result.value).toBe(false);
+  });
+
+  it('refuses it without source networks, where any address on the internet would relay', () => {
+    // Act
+    const errors = errorsOf({ ...valid, smtpWithoutAuth: true });
+
+    // Assess
+    expect(errors).toEqual([
+      {
+        path: 'smtpWithoutAuth',
+        message:
+          'needs the source networks it relays for (--cidrs): without AUTH the source address is the only credential',
+      },
+    ]);
+  });
+
+  it('refuses it without the send scope', () => {
+    // Act
+    const errors = errorsOf({
+      ...valid,
+      scopes: ['read'],
+      allowedCidrs: ['10.0.0.0/8'],
+      smtpWithoutAuth: true,
+    });
+
+    // Assess
+    expect(errors).toEqual([
+      { path: 'smtpWithoutAuth', message: 'needs the send scope (relaying is sending)' },
+    ]);
+  });
+
+  it('reports an invalid CIDR once, under the CIDR, not again as missing networks', () => {
+    // Act
+    const errors = errorsOf({ ...valid, allowedCidrs: ['10.0.0.0/33'], smtpWithoutAuth: true });
+
+    // Assess
+    expect(errors.map((e) => e.path)).toEqual(['allowedCidrs[0]']);
+  });
+});
+
 describe('parseCidr', () => {
   it.each([
     ['10.0.0.0/8', '10.0.0.0/8'],

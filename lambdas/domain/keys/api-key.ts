@@ -31,6 +31,12 @@ export interface ApiKey {
   readonly dailyQuota?: number;
   /** Requests per second this key may make; absent = unlimited (API Gateway's stage limit still applies). */
   readonly rateLimit?: number;
+  /**
+   * SMTP relays for `allowedCidrs` without AUTH, as a classic relay allowlist does: a connection
+   * from those networks sends as this key. Needs non-empty `allowedCidrs` and the `send` scope, and
+   * no other non-revoked such key may overlap them (relay.ts), so a source maps to one key.
+   */
+  readonly smtpWithoutAuth?: boolean;
   readonly createdAt: string;
   readonly updatedAt?: string;
 }
@@ -99,6 +105,7 @@ export type ApiKeySpec = Pick<
   | 'defaultFrom'
   | 'dailyQuota'
   | 'rateLimit'
+  | 'smtpWithoutAuth'
 >;
 
 /** A spec as typed by a person (the CLI's flags), before validation. */
@@ -112,6 +119,7 @@ export interface ApiKeySpecInput {
   readonly defaultFrom?: string;
   readonly dailyQuota?: number;
   readonly rateLimit?: number;
+  readonly smtpWithoutAuth?: boolean;
 }
 
 export type SpecResult =
@@ -211,6 +219,21 @@ export function validateKeySpec(input: ApiKeySpecInput): SpecResult {
     }
   }
 
+  // Without AUTH the source address is the only credential: it must name networks, and what
+  // they may do is send (the one thing SMTP does).
+  if (input.smtpWithoutAuth === true) {
+    if (allowedCidrs.length === 0 && (input.allowedCidrs ?? []).length === 0) {
+      errors.push({
+        path: 'smtpWithoutAuth',
+        message:
+          'needs the source networks it relays for (--cidrs): without AUTH the source address is the only credential',
+      });
+    }
+    if (!scopes.includes('send')) {
+      errors.push({ path: 'smtpWithoutAuth', message: 'needs the send scope (relaying is sending)' });
+    }
+  }
+
   if (errors.length > 0 || !senderPolicy) return { ok: false, errors };
   return {
     ok: true,
@@ -224,6 +247,7 @@ export function validateKeySpec(input: ApiKeySpecInput): SpecResult {
       ...(defaultFrom !== undefined ? { defaultFrom } : {}),
       ...(input.dailyQuota !== undefined ? { dailyQuota: input.dailyQuota } : {}),
       ...(input.rateLimit !== undefined ? { rateLimit: input.rateLimit } : {}),
+      ...(input.smtpWithoutAuth === true ? { smtpWithoutAuth: true } : {}),
     },
   };
 }
@@ -253,16 +277,39 @@ export function parseCidr(raw: string): ParseResult<string> {
 
 /** Whether `sourceIp` is inside one of a key's allowed CIDRs. */
 export function sourceAllowed(sourceIp: string, cidrs: readonly string[]): boolean {
-  const family = isIP(sourceIp);
-  if (family === 0) return false;
+  return isIP(sourceIp) !== 0 && cidrMatcher(cidrs)(sourceIp);
+}
+
+/**
+ * `sourceAllowed` for one list of CIDRs and many addresses: the BlockList is built once (the SMTP
+ * relay tests every key's CIDRs on every connection).
+ */
+export function cidrMatcher(cidrs: readonly string[]): (sourceIp: string) => boolean {
   const list = new BlockList();
   try {
     for (const cidr of cidrs) addCidr(list, cidr);
   } catch {
     // A CIDR written to the table by hand that node cannot read allows nothing, rather than a 500.
-    return false;
+    return () => false;
   }
-  return list.check(sourceIp, family === 6 ? 'ipv6' : 'ipv4');
+  return (sourceIp) => {
+    const family = isIP(sourceIp);
+    return family !== 0 && list.check(sourceIp, family === 6 ? 'ipv6' : 'ipv4');
+  };
+}
+
+/**
+ * A CIDR that `parseCidr` accepted, in parts: its address as written, its family, and its prefix
+ * length (a single address is a /32 or /128). Undefined for one it would refuse.
+ */
+export function cidrParts(
+  cidr: string,
+): { readonly address: string; readonly family: 4 | 6; readonly prefix: number } | undefined {
+  const parsed = parseCidr(cidr);
+  if (!parsed.ok) return undefined;
+  const [address = '', bits] = parsed.value.split('/');
+  const family = isIP(address) === 6 ? 6 : 4;
+  return { address, family, prefix: bits === undefined ? (family === 6 ? 128 : 32) : Number(bits) };
 }
 
 /** Throws when node cannot read the CIDR. */

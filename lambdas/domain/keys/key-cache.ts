@@ -1,5 +1,5 @@
-import { ConfigurationError } from '../../shared/errors.ts';
-import type { ApiKeyReader, Clock } from '../ports.ts';
+import { ConfigurationError, TransientError } from '../../shared/errors.ts';
+import type { ApiKeyDirectory, ApiKeyReader, Clock } from '../ports.ts';
 import type { ApiKey } from './api-key.ts';
 
 /** How long a lookup is reused by default: a busy key reads DynamoDB about twice a minute per instance. */
@@ -19,6 +19,15 @@ export interface KeyCacheOptions {
   /** Bound of each of the two maps (found keys, unknown ids). @default DEFAULT_KEY_CACHE_ENTRIES */
   readonly maxEntries?: number;
   readonly clock: Clock;
+}
+
+function checkedTtl(ttlSeconds: number = DEFAULT_KEY_CACHE_SECONDS): number {
+  if (!(ttlSeconds > 0 && ttlSeconds <= MAX_KEY_CACHE_SECONDS)) {
+    throw new ConfigurationError(
+      `the API key cache TTL must be more than 0 and at most ${MAX_KEY_CACHE_SECONDS} seconds (so a suspended key stops working within that bound), got ${ttlSeconds}`,
+    );
+  }
+  return ttlSeconds;
 }
 
 interface Entry {
@@ -45,12 +54,7 @@ export class CachedApiKeys implements ApiKeyReader {
   readonly #reading = new Map<string, Promise<ApiKey | undefined>>();
 
   constructor(source: ApiKeyReader, options: KeyCacheOptions) {
-    const ttlSeconds = options.ttlSeconds ?? DEFAULT_KEY_CACHE_SECONDS;
-    if (!(ttlSeconds > 0 && ttlSeconds <= MAX_KEY_CACHE_SECONDS)) {
-      throw new ConfigurationError(
-        `the API key cache TTL must be more than 0 and at most ${MAX_KEY_CACHE_SECONDS} seconds (so a suspended key stops working within that bound), got ${ttlSeconds}`,
-      );
-    }
+    const ttlSeconds = checkedTtl(options.ttlSeconds);
     const maxEntries = options.maxEntries ?? DEFAULT_KEY_CACHE_ENTRIES;
     if (!(Number.isInteger(maxEntries) && maxEntries > 0)) {
       throw new ConfigurationError(`the API key cache size must be a positive integer, got ${maxEntries}`);
@@ -106,5 +110,108 @@ export class CachedApiKeys implements ApiKeyReader {
     map.delete(keyId);
     map.set(keyId, entry);
     return entry;
+  }
+}
+
+/** After a failed read, how long the directory waits before reading the table again. */
+export const DIRECTORY_RETRY_MS = 1_000;
+
+export interface KeyDirectoryCacheOptions {
+  /** @default DEFAULT_KEY_CACHE_SECONDS; at most MAX_KEY_CACHE_SECONDS */
+  readonly ttlSeconds?: number;
+  readonly clock: Clock;
+}
+
+/**
+ * The whole key list, read at most once per TTL per process and shared by every caller (the SMTP
+ * server asks it on each connection, to find the key of a source address). Concurrent callers
+ * share one read, and the list's age counts from when its read started, as in CachedApiKeys.
+ *
+ * Past the TTL, the caller that finds the list old starts a refresh and, like every caller while
+ * it runs, is answered from the last list at once, as long as that list is younger than
+ * MAX_KEY_CACHE_SECONDS; so a slow Scan never holds connections up, and a change is seen by the
+ * callers after the refresh lands (TTL plus one Scan). When a refresh fails, the last list is
+ * served on under the same bound: a key revoked or suspended at T must stop relaying by T + 60 s
+ * even while DynamoDB is unreachable, so past that the caller gets a TransientError (SMTP: 451,
+ * the client retries) instead of an older answer. With a 30 s TTL that leaves 30 s of outage
+ * unnoticed by clients; with a 60 s TTL none. After a failure the table is not read again for
+ * DIRECTORY_RETRY_MS, so an outage does not become one Scan per connection.
+ */
+export class CachedKeyDirectory implements ApiKeyDirectory {
+  readonly #source: ApiKeyDirectory;
+  readonly #ttlMs: number;
+  readonly #clock: Clock;
+  #last: { readonly keys: readonly ApiKey[]; readonly readAt: number } | undefined;
+  #failure: { readonly at: number; readonly error: unknown } | undefined;
+  #reading: Promise<readonly ApiKey[]> | undefined;
+
+  constructor(source: ApiKeyDirectory, options: KeyDirectoryCacheOptions) {
+    this.#source = source;
+    this.#ttlMs = checkedTtl(options.ttlSeconds) * 1000;
+    this.#clock = options.clock;
+  }
+
+  async list(): Promise<ApiKey[]> {
+    const now = this.#clock().getTime();
+    const age = this.#ageOf(now);
+    if (age < this.#ttlMs) return [...(this.#last?.keys ?? [])];
+    const failure = this.#failure;
+    if (failure !== undefined && now >= failure.at && now < failure.at + DIRECTORY_RETRY_MS) {
+      return this.#staleOr(now, failure.error);
+    }
+    const reading = this.#refresh(now);
+    // Past the TTL but within the bound, the last list answers at once while the refresh runs,
+    // so a slow Scan never holds a connection up; past the bound, only the refresh may answer.
+    if (this.#last !== undefined && age < MAX_KEY_CACHE_SECONDS * 1000) return [...this.#last.keys];
+    try {
+      return [...(await reading)];
+    } catch (error) {
+      return this.#staleOr(this.#clock().getTime(), error);
+    }
+  }
+
+  /** The refresh under way, or a new one: one at a time, whoever asks. */
+  #refresh(now: number): Promise<readonly ApiKey[]> {
+    if (this.#reading === undefined) {
+      const reading = this.#read(now).finally(() => {
+        this.#reading = undefined;
+      });
+      // Nobody may be waiting for it: #read keeps the failure for the callers that come next.
+      reading.catch(() => undefined);
+      this.#reading = reading;
+    }
+    return this.#reading;
+  }
+
+  async #read(readAt: number): Promise<readonly ApiKey[]> {
+    try {
+      const keys = await this.#source.list();
+      this.#last = { keys, readAt };
+      this.#failure = undefined;
+      return keys;
+    } catch (error) {
+      this.#failure = { at: this.#clock().getTime(), error };
+      throw error;
+    }
+  }
+
+  /** The last good list while it is within the bound; otherwise the failure, as a TransientError. */
+  #staleOr(now: number, error: unknown): ApiKey[] {
+    if (this.#last !== undefined && this.#ageOf(now) < MAX_KEY_CACHE_SECONDS * 1000) {
+      return [...this.#last.keys];
+    }
+    const why = error instanceof Error ? error.message : String(error);
+    throw new TransientError(
+      this.#last === undefined
+        ? `the API key list could not be read: ${why}`
+        : `the API key list could not be read, and the last one read is ${MAX_KEY_CACHE_SECONDS} s old or more (a revoked key must stop within ${MAX_KEY_CACHE_SECONDS} s): ${why}`,
+      { cause: error },
+    );
+  }
+
+  /** Age of the last good list; infinite without one, or when the clock stepped back past it. */
+  #ageOf(now: number): number {
+    if (this.#last === undefined || now < this.#last.readAt) return Number.POSITIVE_INFINITY;
+    return now - this.#last.readAt;
   }
 }
