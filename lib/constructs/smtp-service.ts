@@ -483,7 +483,7 @@ export class SmtpService extends Construct implements Workload {
  * that is uploaded as is, not zipped. Like the functions' bundling, it runs only when the stack is
  * bundled: synth without bundling (tests, local mode) needs neither esbuild's time nor the entry.
  */
-function bundleServer(scope: Construct, id: string, entry: string): Asset {
+export function bundleServer(scope: Construct, id: string, entry: string): Asset {
   return new Asset(scope, id, {
     path: REPO_ROOT,
     // Hashing the bundle, not the repository: the same code gives the same key.
