@@ -240,8 +240,16 @@ export class SmtpService extends Construct implements Workload {
     const fetch = this.taskDefinition.addContainer('FetchBundle', {
       image: ContainerImage.fromRegistry(SMTP_IMAGES.awsCli),
       essential: false,
-      command: ['s3', 'cp', '--only-show-errors', this.bundle.s3ObjectUrl, `${APP_DIR}/${BUNDLE_FILE}`],
-      environment: { AWS_REGION: Aws.REGION },
+      // The asset bucket is in the stack's region; naming it spares the CLI a redirect or a guess.
+      command: [
+        's3',
+        'cp',
+        '--only-show-errors',
+        '--region',
+        Aws.REGION,
+        this.bundle.s3ObjectUrl,
+        `${APP_DIR}/${BUNDLE_FILE}`,
+      ],
       logging: LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: 'fetch' }),
     });
     fetch.addMountPoints({ sourceVolume: 'app', containerPath: APP_DIR, readOnly: false });

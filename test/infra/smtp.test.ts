@@ -3,7 +3,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
-import type { Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnvVar, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
 import type { BatonApp } from '../../lib/app.ts';
@@ -114,6 +114,14 @@ describe('SMTP front door, on with a certificate', () => {
 
   beforeAll(() => {
     ({ template, stack } = synthTemplate({ context: WITH_CERTIFICATE }));
+  });
+
+  it('synthesizes without CDK warnings', () => {
+    // Act
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.anyValue());
+
+    // Assess
+    expect(warnings).toEqual([]);
   });
 
   it('runs two arm64 Fargate tasks, one in each of two Availability Zones, without a NAT gateway', () => {
@@ -229,6 +237,7 @@ describe('SMTP front door, on with a certificate', () => {
       expect(image).toMatch(/^public\.ecr\.aws\/.+:\d+\.\d+\.\d+(-[a-z-]+)?$/);
     expect(fetch?.Essential).toBe(false);
     expect(fetch?.Command?.slice(0, 2)).toEqual(['s3', 'cp']);
+    expect(fetch?.Command).toContainEqual({ Ref: 'AWS::Region' });
     expect(JSON.stringify(fetch?.Command)).toContain('s3://cdk-');
     expect(fetch?.Command?.at(-1)).toBe('/app/main.mjs');
     expect(server?.Command).toEqual(['node', '/app/main.mjs']);
