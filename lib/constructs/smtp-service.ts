@@ -462,14 +462,23 @@ export class SmtpService extends Construct implements Workload {
       disableScaleIn: true,
       scaleOutCooldown: Duration.seconds(60),
     });
+    const minute = Duration.minutes(1);
+    const cpuLoad = new MathExpression({
+      expression: `FILL(cpu, 0) / ${SMTP_CPU_TARGET}`,
+      usingMetrics: { cpu: this.service.metricCpuUtilization({ statistic: 'Average', period: minute }) },
+      period: minute,
+    });
+    const connectionLoad = new MathExpression({
+      expression: `FILL(perTask, 0) / ${SMTP_FLOWS_PER_TASK}`,
+      usingMetrics: { perTask: this.flowsPerTask() },
+      period: minute,
+    });
     const load = new MathExpression({
-      // Percent of the busier budget: 100 = at the CPU target or at SMTP_FLOWS_PER_TASK.
-      expression: `100 * MAX([FILL(cpu, 0) / ${SMTP_CPU_TARGET}, FILL(perTask, 0) / ${SMTP_FLOWS_PER_TASK}])`,
-      usingMetrics: {
-        cpu: this.service.metricCpuUtilization({ statistic: 'Average', period: Duration.minutes(1) }),
-        perTask: this.flowsPerTask(),
-      },
-      period: Duration.minutes(1),
+      // Percent of the busier budget: 100 = at the CPU target or at SMTP_FLOWS_PER_TASK. IF rather
+      // than MAX over an array: the plainest form metric math takes in an alarm.
+      expression: '100 * IF(cpuLoad > connectionLoad, cpuLoad, connectionLoad)',
+      usingMetrics: { cpuLoad, connectionLoad },
+      period: minute,
       label: 'load (% of the CPU or connection budget)',
     });
     capacity.scaleOnMetric('Load', {
