@@ -37,6 +37,7 @@ import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { buildSync } from 'esbuild';
 import { EnvVar, METRICS_NAMESPACE } from '../../lambdas/shared/names.ts';
+import { SMTP_MIN_TASKS } from '../config.ts';
 import { secretRead, tableAccess } from '../iam.ts';
 import { REPO_ROOT } from '../paths.ts';
 import type { ApiHandler } from './api-handler.ts';
@@ -147,12 +148,6 @@ export const SMTP_NLB_ACCESS_LOGS_REASON =
   'TLS is ended by the SMTP server itself (STARTTLS on 587 cannot be ended by a load balancer), so ' +
   'the log bucket would stay empty. Each session is logged by the server with its client address, ' +
   'and rejected packets by the VPC flow log.';
-
-/** Why the certificate secret is not rotated by Secrets Manager (cdk-nag AwsSolutions-SMG4). */
-export const SMTP_CERTIFICATE_ROTATION_REASON =
-  'The secret is created by the operator, outside this stack, and renewed by their certificate ' +
-  'tooling (an ACME client or a CA), which writes the new certificate into it; the server re-reads ' +
-  'it every few minutes without a restart.';
 
 /**
  * The SMTP front door deployed (issue 12): the server bundled by esbuild into one file, run on a
@@ -305,7 +300,7 @@ export class SmtpService extends Construct implements Workload {
       taskDefinition: this.taskDefinition,
       // On standby (no certificate) no task runs: the server would refuse to start, and a first
       // deployment whose tasks never start fails and rolls the whole stack back.
-      desiredCount: this.active ? 2 : 0,
+      desiredCount: this.active ? SMTP_MIN_TASKS : 0,
       assignPublicIp: true,
       vpcSubnets: { subnetType: SubnetType.PUBLIC },
       securityGroups: [taskSecurityGroup],
@@ -456,7 +451,7 @@ export class SmtpService extends Construct implements Workload {
    * larger of the two loads, so the two never undo each other (CPU tracking does not scale in).
    */
   private scale(maxTasks: number): void {
-    const capacity = this.service.autoScaleTaskCount({ minCapacity: 2, maxCapacity: maxTasks });
+    const capacity = this.service.autoScaleTaskCount({ minCapacity: SMTP_MIN_TASKS, maxCapacity: maxTasks });
     capacity.scaleOnCpuUtilization('Cpu', {
       targetUtilizationPercent: SMTP_CPU_TARGET,
       disableScaleIn: true,
@@ -549,8 +544,10 @@ function validate(props: SmtpServiceProps): string {
   if (isAbsolute(entry) || entry.startsWith('..')) {
     throw new Error(`SmtpService: entry must be relative to the repository root, got "${props.entry}"`);
   }
-  if (!Number.isInteger(props.maxTasks) || props.maxTasks < 2) {
-    throw new Error(`SmtpService: maxTasks must be an integer of at least 2, got ${props.maxTasks}`);
+  if (!Number.isInteger(props.maxTasks) || props.maxTasks < SMTP_MIN_TASKS) {
+    throw new Error(
+      `SmtpService: maxTasks must be an integer of at least ${SMTP_MIN_TASKS}, got ${props.maxTasks}`,
+    );
   }
   if (!Token.isUnresolved(props.hostname) && props.hostname.trim() === '') {
     throw new Error('SmtpService: hostname must not be empty');
