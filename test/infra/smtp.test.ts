@@ -502,6 +502,17 @@ describe('SMTP front door with cdk-nag and the cloud assembly', () => {
     );
   });
 
+  it('passes them on standby too, as `npm run synth -- -c smtp=true` (no certificate) does', () => {
+    // Prepare
+    const standby = buildBaton({ nag: true, context: { smtp: 'true' } });
+
+    // Act
+    const report = validationReportOf(standby.app.synth().directory);
+
+    // Assess
+    expect(report.pluginReports.flatMap((plugin) => plugin.violations)).toEqual([]);
+  });
+
   it('has no Docker image asset: nothing is built at deploy time', () => {
     // Act
     const images = Object.keys(manifest.dockerImages ?? {});
