@@ -14,6 +14,7 @@ import { PayloadBucket } from './constructs/payload-bucket.ts';
 import type { SecureQueue } from './constructs/secure-queue.ts';
 import { SenderLane, waitForSesEvidence } from './constructs/sender-lane.ts';
 import { SesSending } from './constructs/ses-sending.ts';
+import { SmtpService } from './constructs/smtp-service.ts';
 
 export interface BatonStackProps extends StackProps {
   /** Validated settings (see `resolveConfig` / `configFromContext`). */
@@ -52,6 +53,8 @@ export class BatonStack extends Stack {
   readonly api: ApiHandler;
   readonly httpApi: BatonHttpApi;
   readonly monitoring: Monitoring;
+  /** The SMTP front door, with `-c smtp=true`. */
+  readonly smtp: SmtpService | undefined;
 
   constructor(scope: Construct, id: string, props: BatonStackProps) {
     const { config, ...stackProps } = props;
@@ -137,6 +140,23 @@ export class BatonStack extends Stack {
       logRetention: config.logRetentionDays,
     });
 
+    // The SMTP front door runs the api's accept path, so it reads what the api reads.
+    this.smtp = config.smtp
+      ? new SmtpService(this, 'Smtp', {
+          api: this.api,
+          apiKeysTable: this.tables.apiKeys,
+          hostname: config.smtpHostname,
+          certificateSecret: config.smtpCertificateSecret,
+          certificateKey: config.smtpCertificateKey,
+          maxTasks: config.smtpMaxTasks,
+          logRetention: config.logRetentionDays,
+        })
+      : undefined;
+    if (this.smtp !== undefined) {
+      this.erasure.useSecret(this.smtp);
+      this.erasure.continueFrom(this.smtp);
+    }
+
     const stage = this.httpApi.stage;
     this.monitoring = new Monitoring(this, 'Monitoring', {
       notificationKey,
@@ -156,6 +176,7 @@ export class BatonStack extends Stack {
         { name: 'Feedback', function: this.feedback.handler.function },
         { name: 'Erasure', function: this.erasure.worker.function },
       ],
+      smtp: this.smtp,
       extraWidgets: [
         new GraphWidget({
           title: 'HTTP API requests',
@@ -208,6 +229,21 @@ export class BatonStack extends Stack {
       this.ses.domains.join(','),
       'SES identities Baton sends from (keys may name these and their subdomains)',
     );
+    if (this.smtp !== undefined) {
+      const dnsName = this.smtp.loadBalancer.loadBalancerDnsName;
+      output('SmtpLoadBalancerDnsName', dnsName, 'DNS name of the SMTP load balancer (ports 587 and 465)');
+      output(
+        'SmtpDnsRecord',
+        `${this.smtp.hostname} CNAME ${dnsName}`,
+        'DNS record to publish so SMTP clients reach the front door (the certificate must cover the name)',
+      );
+      output(
+        'SmtpCertificateSecret',
+        this.config.smtpCertificateSecret ??
+          'none: no task runs until -c smtpCertificateSecret=<secret with {"certificate","privateKey"}> is deployed',
+        'Secrets Manager secret the SMTP server reads its TLS certificate and key from',
+      );
+    }
     // The DNS records the operator must publish before SES verifies a created identity and signs
     // with it. The primary's keep the names a one-domain stack always had; the others are numbered
     // in the order of `domains` (outputs are not resources: renumbering replaces nothing).

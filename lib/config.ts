@@ -95,6 +95,37 @@ export interface BatonConfig {
    * @default 100
    */
   readonly apiBurstLimit: number;
+  /**
+   * Deploy the SMTP front door: a Fargate service behind a Network Load Balancer on 587 (STARTTLS)
+   * and 465 (implicit TLS). Off, the stack has no VPC, load balancer or container at all.
+   * @default false
+   */
+  readonly smtp: boolean;
+  /**
+   * With `smtp`: the Secrets Manager secret (name or ARN) holding the SMTP server's TLS certificate,
+   * a JSON SecretString `{"certificate": "<PEM chain>", "privateKey": "<PEM key>"}` that the server
+   * re-reads every few minutes. Without it the service is deployed on standby, with no task running
+   * (the server refuses to start without a certificate).
+   * @default - none: the service runs no task until one is given
+   */
+  readonly smtpCertificateSecret?: string | undefined;
+  /**
+   * With `smtpCertificateSecret`: the ARN of the customer managed KMS key that secret is encrypted
+   * with, which the tasks are then allowed to decrypt with through Secrets Manager.
+   * @default - the secret uses the account's `aws/secretsmanager` key
+   */
+  readonly smtpCertificateKey?: string | undefined;
+  /**
+   * The name the SMTP server greets with and the certificate must cover; publish it as a CNAME of
+   * the load balancer (stack output `SmtpDnsRecord`).
+   * @default `smtp.<domain>`
+   */
+  readonly smtpHostname: string;
+  /**
+   * The most SMTP tasks scaling may run (at least 2: one per Availability Zone).
+   * @default 4
+   */
+  readonly smtpMaxTasks: number;
 }
 
 /** Settings as they may be given: `domain` or `domains` is required, numbers and lists may arrive as strings from `-c`. */
@@ -113,7 +144,12 @@ export const CONFIG_DEFAULTS = {
   /** SES's sending rate for an account in the sandbox (one message per second). */
   sandboxMaxSendRate: 1,
   lambdaConcurrency: 1000,
+  smtp: false,
+  smtpMaxTasks: 4,
 } as const;
+
+/** The fewest SMTP tasks: one per Availability Zone, so losing a zone or a task keeps the door open. */
+export const SMTP_MIN_TASKS = 2;
 
 /**
  * Sending domains one stack takes: each created identity adds four outputs (three DKIM records and
@@ -140,6 +176,11 @@ export const CONTEXT_KEYS = [
   'logRetentionDays',
   'apiRateLimit',
   'apiBurstLimit',
+  'smtp',
+  'smtpCertificateSecret',
+  'smtpCertificateKey',
+  'smtpHostname',
+  'smtpMaxTasks',
 ] as const satisfies readonly (keyof BatonConfig)[];
 
 /** Thrown for a setting that would produce a broken or unsafe deployment; the message says how to fix it. */
@@ -306,6 +347,8 @@ export function resolveConfig(input: BatonConfigInput): BatonConfig {
     max: 5_000,
   });
 
+  const smtp = smtpSettings(input, domain);
+
   const config: BatonConfig = {
     domain,
     domains,
@@ -345,10 +388,83 @@ export function resolveConfig(input: BatonConfigInput): BatonConfig {
     logRetentionDays: logRetentionDays as RetentionDays,
     apiRateLimit,
     apiBurstLimit,
+    ...smtp,
   };
   // Fails synth, naming what to request, rather than deploying consumers the account would throttle.
   eventSourceConcurrency(config);
   return config;
+}
+
+// A secret's name (Secrets Manager allows these characters) or its ARN, partial or complete.
+const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$/;
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]{1,128}$/;
+
+type SmtpSettings = Pick<
+  BatonConfig,
+  'smtp' | 'smtpCertificateSecret' | 'smtpCertificateKey' | 'smtpHostname' | 'smtpMaxTasks'
+>;
+
+/**
+ * The SMTP front door's settings. Each of them needs `smtp=true`: a certificate or a task count given
+ * to a stack without the service would be silently ignored, and the operator would wonder why port
+ * 587 does not answer.
+ */
+function smtpSettings(input: BatonConfigInput, domain: string): SmtpSettings {
+  const smtp = booleanSetting('smtp', input.smtp, CONFIG_DEFAULTS.smtp);
+  const given = (
+    ['smtpCertificateSecret', 'smtpCertificateKey', 'smtpHostname', 'smtpMaxTasks'] as const
+  ).filter((setting) => text(input[setting]) !== undefined);
+  if (!smtp && given.length > 0) {
+    throw new BatonConfigError(
+      given[0] ?? 'smtp',
+      'configures the SMTP front door, which is off; turn it on with smtp=true as well',
+      `smtp=true -c ${given[0] ?? 'smtpCertificateSecret'}=...`,
+    );
+  }
+  const smtpCertificateSecret = text(input.smtpCertificateSecret);
+  if (
+    smtpCertificateSecret !== undefined &&
+    !(
+      SECRET_ARN.test(smtpCertificateSecret) ||
+      (SECRET_NAME.test(smtpCertificateSecret) && !smtpCertificateSecret.startsWith('arn:'))
+    )
+  ) {
+    throw new BatonConfigError(
+      'smtpCertificateSecret',
+      `${JSON.stringify(input.smtpCertificateSecret)} is neither a Secrets Manager secret name nor a secret ARN`,
+      'smtp=true -c smtpCertificateSecret=baton/smtp-tls',
+    );
+  }
+  const smtpCertificateKey = text(input.smtpCertificateKey);
+  if (smtpCertificateKey !== undefined && smtpCertificateSecret === undefined) {
+    throw new BatonConfigError(
+      'smtpCertificateKey',
+      'names the KMS key of the certificate secret, so it needs smtpCertificateSecret as well',
+      'smtp=true -c smtpCertificateSecret=baton/smtp-tls -c smtpCertificateKey=arn:aws:kms:...',
+    );
+  }
+  if (smtpCertificateKey !== undefined && !KMS_KEY_ARN.test(smtpCertificateKey)) {
+    throw new BatonConfigError(
+      'smtpCertificateKey',
+      `${JSON.stringify(input.smtpCertificateKey)} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)`,
+      'smtpCertificateKey=arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+    );
+  }
+  const smtpHostname = (text(input.smtpHostname) ?? `smtp.${domain}`).toLowerCase();
+  if (!isHostname(smtpHostname)) {
+    throw new BatonConfigError(
+      'smtpHostname',
+      `${JSON.stringify(input.smtpHostname)} is not a host name (expected something like smtp.example.com)`,
+      `smtpHostname=smtp.${domain}`,
+    );
+  }
+  const smtpMaxTasks = numberSetting('smtpMaxTasks', input.smtpMaxTasks, CONFIG_DEFAULTS.smtpMaxTasks, {
+    integer: true,
+    min: SMTP_MIN_TASKS,
+    max: 100,
+  });
+  return { smtp, smtpCertificateSecret, smtpCertificateKey, smtpHostname, smtpMaxTasks };
 }
 
 /**

@@ -61,9 +61,16 @@ export function queueSend(queues: readonly IQueue[]): PolicyStatement {
   });
 }
 
-/** Reads one secret's value: `GetSecretValue` only (no describe, list, write or rotate). */
+/**
+ * Reads one secret's value: `GetSecretValue` only (no describe, list, write or rotate). A secret
+ * known only by name or partial ARN is matched with the six characters Secrets Manager appends to
+ * every name (`-??????`, one character each): without them the policy would name no real secret.
+ */
 export function secretRead(secret: ISecret): PolicyStatement {
-  return new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [secret.secretArn] });
+  return new PolicyStatement({
+    actions: ['secretsmanager:GetSecretValue'],
+    resources: [secret.secretFullArn ?? `${secret.secretArn}-??????`],
+  });
 }
 
 /** S3 object actions Baton's functions call. Typed so that a wildcard cannot be written. */

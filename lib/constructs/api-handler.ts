@@ -6,7 +6,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { EnvVar, LANES, type Lane, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
 import { acknowledgeObjectKeys, objectAccess, queueSend, tableAccess } from '../iam.ts';
-import { BatonFunction } from './baton-function.ts';
+import { BatonFunction, type Workload } from './baton-function.ts';
 
 export interface ApiHandlerProps {
   readonly apiKeysTable: ITable;
@@ -42,12 +42,14 @@ export const API_DLQ_REASON =
 /** The function behind the HTTP API (DESIGN §2) and the calls it may make. */
 export class ApiHandler extends Construct {
   readonly handler: BatonFunction;
+  private readonly props: ApiHandlerProps;
 
   constructor(scope: Construct, id: string, props: ApiHandlerProps) {
     super(scope, id);
     const missing = LANES.filter((lane) => props.laneQueues[lane] === undefined);
     if (missing.length > 0) throw new Error(`ApiHandler: no queue given for lane(s) ${missing.join(', ')}`);
 
+    this.props = props;
     this.handler = new BatonFunction(this, 'Handler', {
       entry: 'lambdas/api/handler.ts',
       serviceName: 'baton-api',
@@ -55,23 +57,32 @@ export class ApiHandler extends Construct {
         'Baton HTTP API: authenticates, validates and enqueues messages; serves status and suppressions',
       timeout: props.timeout ?? Duration.seconds(10),
       logRetention: props.logRetention,
-      environment: {
-        [EnvVar.apiKeysTable]: props.apiKeysTable.tableName,
-        [EnvVar.messagesTable]: props.messagesTable.tableName,
-        [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
-        [EnvVar.statsTable]: props.statsTable.tableName,
-        [EnvVar.idempotencyTable]: props.idempotencyTable.tableName,
-        [EnvVar.transactionalQueueUrl]: props.laneQueues.transactional.queueUrl,
-        [EnvVar.broadcastQueueUrl]: props.laneQueues.broadcast.queueUrl,
-        [EnvVar.retentionDays]: String(props.retentionDays),
-        [EnvVar.payloadBucket]: props.payloadBucket.bucketName,
-      },
     });
+    Validations.of(this.handler.function).acknowledge({ id: 'Serverless-LambdaDLQ', reason: API_DLQ_REASON });
+    this.shareDataAccess(this.handler);
+  }
 
-    const fn = this.handler;
-    Validations.of(fn.function).acknowledge({ id: 'Serverless-LambdaDLQ', reason: API_DLQ_REASON });
-    fn.addToRolePolicy(tableAccess(props.apiKeysTable, ['dynamodb:GetItem']));
-    fn.addToRolePolicy(
+  /**
+   * Gives `workload` the api function's environment and its table, queue and bucket grants, from
+   * this one list: the SMTP server runs the same accept path, so it gets exactly these.
+   */
+  shareDataAccess(workload: Workload): void {
+    const { props } = this;
+    const environment = {
+      [EnvVar.apiKeysTable]: props.apiKeysTable.tableName,
+      [EnvVar.messagesTable]: props.messagesTable.tableName,
+      [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
+      [EnvVar.statsTable]: props.statsTable.tableName,
+      [EnvVar.idempotencyTable]: props.idempotencyTable.tableName,
+      [EnvVar.transactionalQueueUrl]: props.laneQueues.transactional.queueUrl,
+      [EnvVar.broadcastQueueUrl]: props.laneQueues.broadcast.queueUrl,
+      [EnvVar.retentionDays]: String(props.retentionDays),
+      [EnvVar.payloadBucket]: props.payloadBucket.bucketName,
+    };
+    for (const [name, value] of Object.entries(environment)) workload.addEnvironment(name, value);
+
+    workload.addToRolePolicy(tableAccess(props.apiKeysTable, ['dynamodb:GetItem']));
+    workload.addToRolePolicy(
       // BatchWriteItem records the messages of a batch request, 25 per call.
       tableAccess(props.messagesTable, [
         'dynamodb:GetItem',
@@ -82,7 +93,7 @@ export class ApiHandler extends Construct {
       ]),
     );
     // Scan serves the paginated suppression listing; BatchGet the pre-check of all recipients.
-    fn.addToRolePolicy(
+    workload.addToRolePolicy(
       tableAccess(props.suppressionsTable, [
         'dynamodb:GetItem',
         'dynamodb:BatchGetItem',
@@ -91,11 +102,11 @@ export class ApiHandler extends Construct {
         'dynamodb:Scan',
       ]),
     );
-    fn.addToRolePolicy(
+    workload.addToRolePolicy(
       // GetItem and UpdateItem: the daily quota; BatchGetItem: GET /v1/stats reads a range of days.
       tableAccess(props.statsTable, ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem']),
     );
-    fn.addToRolePolicy(
+    workload.addToRolePolicy(
       tableAccess(props.idempotencyTable, [
         'dynamodb:GetItem',
         'dynamodb:PutItem',
@@ -103,14 +114,14 @@ export class ApiHandler extends Construct {
         'dynamodb:DeleteItem',
       ]),
     );
-    fn.addToRolePolicy(queueSend(LANES.map((lane) => props.laneQueues[lane])));
-    fn.addToRolePolicy(objectAccess(props.payloadBucket, PAYLOAD_KEY_PREFIX, ['s3:PutObject']));
+    workload.addToRolePolicy(queueSend(LANES.map((lane) => props.laneQueues[lane])));
+    workload.addToRolePolicy(objectAccess(props.payloadBucket, PAYLOAD_KEY_PREFIX, ['s3:PutObject']));
     acknowledgeObjectKeys(
-      fn.role,
+      workload.role,
       props.payloadBucket,
       PAYLOAD_KEY_PREFIX,
-      'Payload objects are named per message at run time (payloads/<message id>); the api function ' +
-        'may only put objects under that prefix of the payload bucket, never read, list or delete.',
+      'Payload objects are named per message at run time (payloads/<message id>); the api accept path ' +
+        '(over HTTPS or SMTP) may only put objects under that prefix of the payload bucket, never read, list or delete.',
     );
   }
 }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, normalize, sep } from 'node:path';
 import { type Duration, Validations } from 'aws-cdk-lib';
-import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { type IRole, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, type CfnFunction, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -59,8 +59,19 @@ export const NO_TRACING_REASON =
  * exist in an ES module; esbuild leaves those calls alone, so the bundle defines `require` itself.
  * The alias avoids clashing with a bundled module's own `createRequire` import.
  */
-const ESM_REQUIRE_BANNER =
+export const ESM_REQUIRE_BANNER =
   "import { createRequire as __batonCreateRequire } from 'node:module'; const require = __batonCreateRequire(import.meta.url);";
+
+/**
+ * Code that runs with its own role and environment: a function, or the SMTP server's tasks. What a
+ * construct hands out (a secret, a queue, the api's tables) it hands out through this, the same way
+ * to either.
+ */
+export interface Workload {
+  readonly role: IRole;
+  addEnvironment(name: string, value: string): void;
+  addToRolePolicy(statement: PolicyStatement): void;
+}
 
 /**
  * A Node.js 24 / arm64 function bundled locally with esbuild as an ES module, with its own log
@@ -70,7 +81,7 @@ const ESM_REQUIRE_BANNER =
  * `logs:*` grants would reach every log group); callers add exactly the actions the code calls with
  * `addToRolePolicy`.
  */
-export class BatonFunction extends Construct {
+export class BatonFunction extends Construct implements Workload {
   readonly function: NodejsFunction;
   readonly role: Role;
   readonly logGroup: LogGroup;
@@ -138,6 +149,11 @@ export class BatonFunction extends Construct {
     });
     (this.function.node.defaultChild as CfnFunction).addMetadata(ENTRY_METADATA_KEY, this.entry);
     Validations.of(this.function).acknowledge({ id: 'Serverless-LambdaTracing', reason: NO_TRACING_REASON });
+  }
+
+  /** Sets one environment variable of the function. */
+  addEnvironment(name: string, value: string): void {
+    this.function.addEnvironment(name, value);
   }
 
   /** Adds one explicit permission to the function's role. */

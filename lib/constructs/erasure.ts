@@ -6,7 +6,7 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { EnvVar, ERASURE_SERVICE } from '../../lambdas/shared/names.ts';
 import { queueSend, secretRead, tableAccess } from '../iam.ts';
-import type { BatonFunction } from './baton-function.ts';
+import type { BatonFunction, Workload } from './baton-function.ts';
 import { addQueueConsumer } from './queue-consumer.ts';
 import type { SecureQueue } from './secure-queue.ts';
 
@@ -99,14 +99,14 @@ export class Erasure extends Construct {
   }
 
   /** Gives `fn` the secret's ARN (`BATON_ERASURE_SECRET_ARN`) and the right to read its value. */
-  useSecret(fn: BatonFunction): void {
-    fn.function.addEnvironment(EnvVar.erasureSecretArn, this.secret.secretArn);
+  useSecret(fn: Workload): void {
+    fn.addEnvironment(EnvVar.erasureSecretArn, this.secret.secretArn);
     fn.addToRolePolicy(secretRead(this.secret));
   }
 
   /** Lets `fn` hand the rest of an erasure to the worker (`BATON_ERASURE_QUEUE_URL`). */
-  continueFrom(fn: BatonFunction): void {
-    fn.function.addEnvironment(EnvVar.erasureQueueUrl, this.queue.queue.queueUrl);
+  continueFrom(fn: Workload): void {
+    fn.addEnvironment(EnvVar.erasureQueueUrl, this.queue.queue.queueUrl);
     fn.addToRolePolicy(queueSend([this.queue.queue]));
   }
 }

@@ -20,6 +20,7 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { LANES, METRICS_NAMESPACE, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
 import type { NotificationKey } from './notification-key.ts';
+import { SMTP_SERVICE, type SmtpService } from './smtp-service.ts';
 
 /** A queue whose backlog is watched. */
 export interface MonitoredQueue {
@@ -78,7 +79,30 @@ export interface MonitoringProps {
    * @default SEND_FAILURE_RATE_THRESHOLD
    */
   readonly sendFailureRateThreshold?: number;
+  /**
+   * The SMTP front door, when deployed: its alarms and dashboard rows.
+   * @default - none
+   */
+  readonly smtp?: SmtpService | undefined;
 }
+
+/** SMTP AUTH failures in five minutes that raise an alarm: someone is guessing keys. */
+export const SMTP_AUTH_FAILURE_THRESHOLD = 50;
+/**
+ * SMTP 4xx replies in five minutes that raise an alarm: the table or queue failing (451), or keys
+ * hitting their rate or quota (451/452). Clients retry a 4xx, so mail is late rather than lost.
+ */
+export const SMTP_TEMPORARY_FAILURE_THRESHOLD = 25;
+
+/** The SMTP server's EMF counters (dimension `service`; refusals also by `reason`). */
+export const SMTP_COUNTERS = [
+  'smtpConnections',
+  'smtpMessagesAccepted',
+  'smtpRefusals',
+  'smtpReplies4xx',
+  'smtpReplies5xx',
+  'smtpAuthFailures',
+] as const;
 
 /** Permanent send failures per stream in five minutes that raise an alarm. */
 export const SEND_FAILURE_COUNT_THRESHOLD = 10;
@@ -281,6 +305,8 @@ export class Monitoring extends Construct {
       description: `SES account complaint rate is at or above ${percent(complaintRate)} (SES reviews the account at 0.1 %).`,
     });
 
+    if (props.smtp !== undefined) this.watchSmtp(props.smtp, action);
+
     this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
     this.dashboard.addWidgets(
       new TextWidget({
@@ -370,6 +396,93 @@ export class Monitoring extends Construct {
     if (props.extraWidgets !== undefined && props.extraWidgets.length > 0) {
       this.dashboard.addWidgets(...props.extraWidgets);
     }
+    if (props.smtp !== undefined) this.smtpRows(props.smtp);
+  }
+
+  private watchSmtp(smtp: SmtpService, action: SnsAction): void {
+    for (const [index, group] of smtp.targetGroups.entries()) {
+      const port = index === 0 ? 'Starttls' : 'ImplicitTls';
+      // Minimum over five minutes: unhealthy the whole time, not a task being replaced.
+      this.alarm(`Smtp${port}UnhealthyTasks`, action, {
+        metric: group.metrics.unHealthyHostCount({ statistic: 'Minimum', period: FIVE_MINUTES }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        description: `SMTP (${index === 0 ? 587 : 465}): a task has failed its health check for 5 minutes. See the service's events and the smtp log streams.`,
+      });
+    }
+    const [submission] = smtp.targetGroups;
+    if (smtp.active && submission !== undefined) {
+      this.alarm('SmtpDown', action, {
+        metric: submission.metrics.healthyHostCount({ statistic: 'Maximum', period: FIVE_MINUTES }),
+        threshold: 1,
+        comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
+        description:
+          'SMTP: no healthy task for 5 minutes, so clients cannot submit (they queue and retry). Check the certificate secret and the tasks’ stopped reason.',
+      });
+    }
+    this.alarm('SmtpAuthFailures', action, {
+      metric: filled(smtpMetric('smtpAuthFailures'), 'smtpAuthFailures'),
+      threshold: SMTP_AUTH_FAILURE_THRESHOLD,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      description: `SMTP: ${SMTP_AUTH_FAILURE_THRESHOLD} or more failed AUTH attempts within 5 minutes; someone may be guessing keys (the server logs their source addresses).`,
+    });
+    this.alarm('SmtpTemporaryFailures', action, {
+      metric: filled(smtpMetric('smtpReplies4xx'), 'smtpReplies4xx'),
+      threshold: SMTP_TEMPORARY_FAILURE_THRESHOLD,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      description: `SMTP: ${SMTP_TEMPORARY_FAILURE_THRESHOLD} or more 4xx replies within 5 minutes (table or queue unavailable, or keys at their rate or quota). Clients retry; see the server log for which.`,
+    });
+  }
+
+  private smtpRows(smtp: SmtpService): void {
+    const nlb = smtp.loadBalancer.metrics;
+    this.dashboard.addWidgets(
+      new TextWidget({ markdown: `## SMTP front door (${smtp.hostname})`, width: 24, height: 1 }),
+      graph('SMTP connections and messages accepted', [
+        smtpMetric('smtpConnections'),
+        smtpMetric('smtpMessagesAccepted'),
+      ]),
+      graph('SMTP refusals by reason', [
+        new MathExpression({
+          expression: `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="smtpRefusals" reason', 'Sum', 300)`,
+          label: 'refusals',
+          period: FIVE_MINUTES,
+        }),
+      ]),
+      graph(
+        'SMTP 4xx / 5xx replies and AUTH failures',
+        [smtpMetric('smtpReplies4xx'), smtpMetric('smtpReplies5xx'), smtpMetric('smtpAuthFailures')],
+        [
+          { value: SMTP_TEMPORARY_FAILURE_THRESHOLD, label: '4xx alarm' },
+          { value: SMTP_AUTH_FAILURE_THRESHOLD, label: 'AUTH alarm' },
+        ],
+      ),
+      graph('SMTP load balancer flows and resets', [
+        nlb.activeFlowCount({ statistic: 'Average', period: FIVE_MINUTES }),
+        nlb.newFlowCount({ statistic: 'Sum', period: FIVE_MINUTES }),
+        nlb.tcpClientResetCount({ statistic: 'Sum', period: FIVE_MINUTES }),
+        nlb.tcpTargetResetCount({ statistic: 'Sum', period: FIVE_MINUTES }),
+      ]),
+      graph(
+        'SMTP tasks: healthy and unhealthy targets',
+        smtp.targetGroups.flatMap((group, index) => [
+          group.metrics.healthyHostCount({
+            statistic: 'Minimum',
+            period: FIVE_MINUTES,
+            label: `healthy (${index === 0 ? 587 : 465})`,
+          }),
+          group.metrics.unHealthyHostCount({
+            statistic: 'Maximum',
+            period: FIVE_MINUTES,
+            label: `unhealthy (${index === 0 ? 587 : 465})`,
+          }),
+        ]),
+      ),
+      graph('SMTP tasks: CPU and memory (%)', [
+        smtp.service.metricCpuUtilization({ period: FIVE_MINUTES }),
+        smtp.service.metricMemoryUtilization({ period: FIVE_MINUTES }),
+      ]),
+    );
   }
 
   private alarm(
@@ -406,6 +519,27 @@ function senderMetric(metricName: string, lane: string, period: Duration): Metri
     dimensionsMap: { service: SENDER_SERVICE, stream: lane },
     statistic: 'Sum',
     period,
+  });
+}
+
+/** An SMTP server counter with the dimension Powertools gives it ({service}), summed over five minutes. */
+function smtpMetric(metricName: (typeof SMTP_COUNTERS)[number]): Metric {
+  return new Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName,
+    dimensionsMap: { service: SMTP_SERVICE },
+    statistic: 'Sum',
+    period: FIVE_MINUTES,
+  });
+}
+
+/** A counter with no datapoint read as 0 (an idle server publishes nothing). */
+function filled(metric: Metric, label: string): MathExpression {
+  return new MathExpression({
+    expression: 'FILL(m, 0)',
+    usingMetrics: { m: metric },
+    period: FIVE_MINUTES,
+    label,
   });
 }
 

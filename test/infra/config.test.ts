@@ -42,6 +42,11 @@ describe('BatonConfig', () => {
       logRetentionDays: 30,
       apiRateLimit: 50,
       apiBurstLimit: 100,
+      smtp: false,
+      smtpCertificateSecret: undefined,
+      smtpCertificateKey: undefined,
+      smtpHostname: 'smtp.mail.example.com',
+      smtpMaxTasks: 4,
     });
     expect(CONFIG_DEFAULTS.retentionDays).toBe(30);
   });
@@ -171,6 +176,11 @@ describe('BatonConfig', () => {
         logRetentionDays: '90',
         apiRateLimit: '20',
         apiBurstLimit: '40',
+        smtp: 'true',
+        smtpCertificateSecret: 'baton/smtp-tls',
+        smtpCertificateKey: 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+        smtpHostname: 'Relay.Example.org',
+        smtpMaxTasks: '6',
       },
     });
 
@@ -193,7 +203,84 @@ describe('BatonConfig', () => {
       logRetentionDays: 90,
       apiRateLimit: 20,
       apiBurstLimit: 40,
+      smtp: true,
+      smtpCertificateSecret: 'baton/smtp-tls',
+      smtpCertificateKey: 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+      smtpHostname: 'relay.example.org',
+      smtpMaxTasks: 6,
     });
+  });
+});
+
+describe('SMTP settings', () => {
+  it('takes a certificate secret by name or by ARN', () => {
+    // Act
+    const byName = resolveConfig({
+      domain: 'example.com',
+      smtp: true,
+      smtpCertificateSecret: 'baton/smtp-tls',
+    });
+    const byArn = resolveConfig({
+      domain: 'example.com',
+      smtp: 'true',
+      smtpCertificateSecret: 'arn:aws:secretsmanager:us-east-1:111122223333:secret:baton/smtp-tls-AbCdEf',
+    });
+
+    // Assess
+    expect(byName.smtpCertificateSecret).toBe('baton/smtp-tls');
+    expect(byArn.smtpCertificateSecret).toBe(
+      'arn:aws:secretsmanager:us-east-1:111122223333:secret:baton/smtp-tls-AbCdEf',
+    );
+  });
+
+  it('refuses SMTP settings while smtp is off, saying to turn it on', () => {
+    // Act / Assess
+    expect(() => resolveConfig({ domain: 'example.com', smtpCertificateSecret: 'baton/smtp-tls' })).toThrow(
+      'Invalid Baton setting "smtpCertificateSecret": configures the SMTP front door, which is off; turn it on ' +
+        'with smtp=true as well. Set it with `npx cdk deploy -c smtp=true -c smtpCertificateSecret=...`.',
+    );
+    expect(() => resolveConfig({ domain: 'example.com', smtp: 'false', smtpMaxTasks: '3' })).toThrow(
+      /"smtpMaxTasks": configures the SMTP front door, which is off/,
+    );
+  });
+
+  it('refuses a certificate secret that is neither a name nor an ARN, and a key without a secret', () => {
+    // Act / Assess
+    expect(() =>
+      resolveConfig({ domain: 'example.com', smtp: true, smtpCertificateSecret: 'my cert!' }),
+    ).toThrow(
+      'Invalid Baton setting "smtpCertificateSecret": "my cert!" is neither a Secrets Manager secret name nor a secret ARN',
+    );
+    expect(() =>
+      resolveConfig({ domain: 'example.com', smtp: true, smtpCertificateSecret: 'arn:aws:s3:::bucket/cert' }),
+    ).toThrow(/"smtpCertificateSecret": "arn:aws:s3:::bucket\/cert" is neither/);
+    expect(() =>
+      resolveConfig({
+        domain: 'example.com',
+        smtp: true,
+        smtpCertificateKey: 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+      }),
+    ).toThrow(
+      /"smtpCertificateKey": names the KMS key of the certificate secret, so it needs smtpCertificateSecret/,
+    );
+    expect(() =>
+      resolveConfig({
+        domain: 'example.com',
+        smtp: true,
+        smtpCertificateSecret: 'baton/smtp-tls',
+        smtpCertificateKey: 'alias/aws/secretsmanager',
+      }),
+    ).toThrow(/"smtpCertificateKey": "alias\/aws\/secretsmanager" is not a KMS key ARN/);
+  });
+
+  it('refuses fewer than two tasks at most, and a greeting name that is not a host name', () => {
+    // Act / Assess
+    expect(() => resolveConfig({ domain: 'example.com', smtp: true, smtpMaxTasks: '1' })).toThrow(
+      /"smtpMaxTasks": must be an integer between 2 and 100, got "1"/,
+    );
+    expect(() => resolveConfig({ domain: 'example.com', smtp: true, smtpHostname: 'localhost' })).toThrow(
+      /"smtpHostname": "localhost" is not a host name/,
+    );
   });
 });
 

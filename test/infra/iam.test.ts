@@ -8,45 +8,14 @@ import {
   asArray,
   type CfnResource,
   logicalIdOf,
+  permissionsOf,
   primaryIdentity,
   props,
+  render,
   resourcesOfType,
   statementsOf,
   synthTemplate,
 } from './support.ts';
-
-/** `Ref`/`Fn::GetAtt`/`Fn::Join` rendered as readable text, e.g. `<TablesMessagesX>/index/bySesMessageId`. */
-function render(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (typeof value === 'object' && value !== null) {
-    if ('Ref' in value) return `<${String(value.Ref)}>`;
-    if ('Fn::GetAtt' in value) return `<${String((value['Fn::GetAtt'] as unknown[])[0])}>`;
-    if ('Fn::Join' in value) {
-      const [separator, parts] = value['Fn::Join'] as [string, unknown[]];
-      return parts.map(render).join(separator);
-    }
-  }
-  return JSON.stringify(value);
-}
-
-/** resource → sorted actions, over every identity policy attached to the role. */
-function permissionsOf(template: Template, role: IRole): Record<string, string[]> {
-  const roleId = logicalIdOf(role);
-  const result: Record<string, Set<string>> = {};
-  for (const policy of Object.values(resourcesOfType(template, 'AWS::IAM::Policy'))) {
-    const roles = asArray(props(policy).Roles as unknown[]).map(render);
-    if (!roles.includes(`<${roleId}>`)) continue;
-    for (const statement of statementsOf(props(policy).PolicyDocument)) {
-      expect(statement.Effect).toBe('Allow');
-      for (const resource of asArray(statement.Resource)) {
-        const key = render(resource);
-        result[key] ??= new Set();
-        for (const action of asArray(statement.Action)) result[key].add(action);
-      }
-    }
-  }
-  return Object.fromEntries(Object.entries(result).map(([key, actions]) => [key, [...actions].sort()]));
-}
 
 const ref = (id: string): string => `<${id}>`;
 const ACCOUNT_ARN = 'arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>';

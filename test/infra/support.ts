@@ -129,6 +129,39 @@ export function statementsOf(document: unknown): PolicyStatementJson[] {
   return statements ?? [];
 }
 
+/** `Ref`/`Fn::GetAtt`/`Fn::Join` rendered as readable text, e.g. `<TablesMessagesX>/index/bySesMessageId`. */
+export function render(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object' && value !== null) {
+    if ('Ref' in value) return `<${String(value.Ref)}>`;
+    if ('Fn::GetAtt' in value) return `<${String((value['Fn::GetAtt'] as unknown[])[0])}>`;
+    if ('Fn::Join' in value) {
+      const [separator, parts] = value['Fn::Join'] as [string, unknown[]];
+      return parts.map(render).join(separator);
+    }
+  }
+  return JSON.stringify(value);
+}
+
+/** resource → sorted actions, over every identity policy attached to the role (Allow only). */
+export function permissionsOf(template: Template, role: IConstruct): Record<string, string[]> {
+  const roleId = logicalIdOf(role);
+  const result: Record<string, Set<string>> = {};
+  for (const policy of Object.values(resourcesOfType(template, 'AWS::IAM::Policy'))) {
+    const roles = asArray(props(policy).Roles as unknown[]).map(render);
+    if (!roles.includes(`<${roleId}>`)) continue;
+    for (const statement of statementsOf(props(policy).PolicyDocument)) {
+      if (statement.Effect !== 'Allow') throw new Error(`${roleId}: a ${statement.Effect} statement`);
+      for (const resource of asArray(statement.Resource)) {
+        const key = render(resource);
+        result[key] ??= new Set();
+        for (const action of asArray(statement.Action)) result[key].add(action);
+      }
+    }
+  }
+  return Object.fromEntries(Object.entries(result).map(([key, actions]) => [key, [...actions].sort()]));
+}
+
 /** Logical ids of functions, by the handler entry recorded in their metadata. */
 export function functionsByEntry(template: Template, entryKey: string): Record<string, string[]> {
   const result: Record<string, string[]> = {};
