@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
@@ -25,7 +25,6 @@ import {
   SMTP_SERVICE,
   SMTP_STOP_TIMEOUT_SECONDS,
 } from '../../lib/constructs/smtp-service.ts';
-import { REPO_ROOT } from '../../lib/paths.ts';
 import {
   acknowledgementsOf,
   asArray,
@@ -571,41 +570,36 @@ describe('bundleServer', () => {
   });
 
   // The server's entry arrives on another branch; until it is merged there is nothing to bundle.
-  it.skipIf(!existsSync(join(REPO_ROOT, SMTP_ENTRY)))(
-    'bundles the real server into a main.mjs that runs in plain Node and refuses to start without a certificate',
-    () => {
-      // Prepare
-      const { assembly } = synthBundle(SMTP_ENTRY);
-      const manifest = JSON.parse(
-        readFileSync(join(assembly.directory, 'BundleTest.assets.json'), 'utf8'),
-      ) as {
-        files: Record<string, { source: { path: string } }>;
-      };
-      const [file] = Object.values(manifest.files).filter(({ source }) => source.path.startsWith('asset.'));
-      const bare = mkdtempSync(join(tmpdir(), 'baton-smtp-run-'));
-      outdirs.push(bare);
-      copyFileSync(join(assembly.directory, file?.source.path ?? 'missing'), join(bare, 'main.mjs'));
+  it('bundles the real server into a main.mjs that runs in plain Node and refuses to start without a certificate', () => {
+    // Prepare
+    const { assembly } = synthBundle(SMTP_ENTRY);
+    const manifest = JSON.parse(readFileSync(join(assembly.directory, 'BundleTest.assets.json'), 'utf8')) as {
+      files: Record<string, { source: { path: string } }>;
+    };
+    const [file] = Object.values(manifest.files).filter(({ source }) => source.path.startsWith('asset.'));
+    const bare = mkdtempSync(join(tmpdir(), 'baton-smtp-run-'));
+    outdirs.push(bare);
+    copyFileSync(join(assembly.directory, file?.source.path ?? 'missing'), join(bare, 'main.mjs'));
 
-      // Act: deployed settings, but no certificate.
-      const run = spawnSync(process.execPath, ['main.mjs'], {
-        cwd: bare,
-        encoding: 'utf8',
-        timeout: 30_000,
-        env: {
-          PATH: process.env.PATH ?? '',
-          AWS_REGION: 'us-east-1',
-          AWS_EC2_METADATA_DISABLED: 'true',
-          POWERTOOLS_METRICS_DISABLED: 'true',
-          [EnvVar.smtpHost]: '127.0.0.1',
-          [EnvVar.smtpPort]: '0',
-        },
-      });
+    // Act: deployed settings, but no certificate.
+    const run = spawnSync(process.execPath, ['main.mjs'], {
+      cwd: bare,
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: {
+        PATH: process.env.PATH ?? '',
+        AWS_REGION: 'us-east-1',
+        AWS_EC2_METADATA_DISABLED: 'true',
+        POWERTOOLS_METRICS_DISABLED: 'true',
+        [EnvVar.smtpHost]: '127.0.0.1',
+        [EnvVar.smtpPort]: '0',
+      },
+    });
 
-      // Assess
-      expect(run.status).toBe(1);
-      expect(`${run.stdout}${run.stderr}`).toContain(EnvVar.smtpTlsSecret);
-    },
-  );
+    // Assess
+    expect(run.status).toBe(1);
+    expect(`${run.stdout}${run.stderr}`).toContain(EnvVar.smtpTlsSecret);
+  });
 
   it('names a missing entry when it has to bundle it', () => {
     // Act / Assess
