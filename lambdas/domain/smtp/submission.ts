@@ -101,9 +101,10 @@ const READ = new Set(['from', 'to', 'cc', 'reply-to', 'subject', 'date', 'messag
 const MESSAGE_ID = /^<[^\s<>@()[\]\\,;:"]+@[^\s<>@()[\]\\,;:"]+>$/;
 const PRINTABLE_ASCII = /^[!-~ ]*$/;
 const MAX_MESSAGE_ID = 250;
-// RFC 5322 §3.3 date-time, obsolete zone names and a trailing comment included.
+// RFC 5322 §3.3 date-time, obsolete zone names and a trailing comment (`(CET)`) included; the
+// comment only in plain characters, since a reader may decode an encoded-word there.
 const DATE =
-  /^(?:(?:mon|tue|wed|thu|fri|sat|sun),\s*)?\d{1,2}\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\s+\d{2,4}\s+\d{1,2}:\d{2}(?::\d{2})?\s+(?:[+-]\d{4}|ut|gmt|[ecmp][sd]t|[a-ik-z])(?:\s*\([ -'*-~]*\))?$/i;
+  /^(?:(?:mon|tue|wed|thu|fri|sat|sun),\s*)?\d{1,2}\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\s+\d{2,4}\s+\d{1,2}:\d{2}(?::\d{2})?\s+(?:[+-]\d{4}|ut|gmt|[ecmp][sd]t|[a-ik-z])(?:\s*\([A-Za-z0-9 +\-:.,/]*\))?$/i;
 const MAX_DATE = 100;
 
 interface HeaderField {
@@ -190,7 +191,7 @@ export async function readSubmission(raw: Buffer, envelope: Envelope): Promise<O
       .map((e) => ({ ...e, path: smtpPath(e.path, index, from.path) }));
     errors.push(...found);
   }
-  if (errors.length > 0 || message === undefined) fail('invalid_message', INVALID, dedupe(errors));
+  if (errors.length > 0 || message === undefined) fail('invalid_message', INVALID, replyable(errors));
 
   const messageId = messageIdOf(first('message-id'));
   const date = dateOf(first('date'));
@@ -485,21 +486,27 @@ function smtpPath(path: string, index: RecipientIndex, fromPath: string): string
   }
 }
 
-function dedupe(errors: readonly FieldError[]): FieldError[] {
+/**
+ * Each error once, path and words in printable ASCII: the SMTP server answers with them, and a
+ * header name or a content type the client wrote must not put a control character, let alone a
+ * line break, into a reply line.
+ */
+function replyable(errors: readonly FieldError[]): FieldError[] {
   const seen = new Set<string>();
-  return errors.filter((e) => {
-    const key = `${e.path}\u0000${e.message}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
+  return errors
+    .map((e) => ({ path: printable(e.path, 200), message: printable(e.message, 400) }))
+    .filter((e) => {
+      const key = `${e.path}\u0000${e.message}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
 }
 
-/** Client text quoted in an error (an SMTP reply line): printable, short. */
-function printable(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: a reply line must not carry them
-  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
-  return clean.length > 40 ? `${clean.slice(0, 40)}…` : clean;
+/** Client text quoted in an error: printable ASCII (anything else a `?`), at most `max` characters. */
+function printable(text: string, max = 40): string {
+  const clean = text.replace(/[^ -~]/g, '?');
+  return clean.length > max ? `${clean.slice(0, max)}...` : clean;
 }
 
 /** An RFC 2047 encoded-word: `=?charset?B|Q?text?=` (an RFC 2231 language suffix allowed). */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { readSubmission } from '../../../lambdas/domain/smtp/submission.ts';
 import { fixtureJson } from '../../support/fixtures.ts';
@@ -746,4 +747,104 @@ describe('readSubmission: header injection (header-injection.json) arriving over
     // Assess
     expect(problem.errors?.[0]?.path).toBe('headers');
   });
+});
+
+describe('readSubmission: whatever arrives', () => {
+  const NAMES = [
+    'To',
+    'Cc',
+    'Bcc',
+    'Reply-To',
+    'Subject',
+    'Message-ID',
+    'Date',
+    'References',
+    'In-Reply-To',
+    'List-Unsubscribe',
+    'X-Baton-Stream',
+    'X-Baton-Tags',
+    'X-Custom',
+    'Received',
+    'Content-Type',
+    'Content-Transfer-Encoding',
+    'Sender',
+    'Zoë',
+    'X\u0001Y',
+  ];
+  const PIECES = [
+    'ana@example.org',
+    'Ana <ana@example.org>',
+    '"Doe, J" <j@example.org>',
+    'evil@x\r\nBcc: carl@example.net',
+    '=?utf-8?B?ZXZpbA0KWC1JbmplY3RlZDogeWVz?=',
+    '=?ISO-8859-1?Q?Caf=E9?=',
+    '<a@b>',
+    'Tue, 4 Mar 2025 10:00:00 +0100',
+    'multipart/mixed; boundary="b"',
+    'base64',
+    'a=b, c',
+    'broadcast',
+    '<https://example.com/u>',
+    '\u0000',
+    '\u00ff\u00fe',
+    'Grüße',
+    ' ',
+    '\t',
+    '\r\n ',
+    ':',
+  ];
+  const header = fc
+    .tuple(
+      fc.constantFrom(...NAMES),
+      fc.array(fc.oneof(fc.constantFrom(...PIECES), fc.string()), { maxLength: 4 }),
+    )
+    .map(([name, parts]) => `${name}: ${parts.join('')}`);
+  const body = fc.oneof(
+    fc.string(),
+    fc.constant(
+      '--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment\r\n\r\nJVBERi0=\r\n--b--\r\n',
+    ),
+    fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
+  );
+  const rcpt = fc.oneof(
+    {
+      weight: 9,
+      arbitrary: fc.array(fc.constantFrom('ana@example.org', 'bob@example.org', 'carl@example.net'), {
+        minLength: 1,
+        maxLength: 4,
+      }),
+    },
+    { weight: 1, arbitrary: fc.array(fc.constantFrom('bad@', 'Zoë@x.example', ''), { maxLength: 2 }) },
+  );
+
+  it('either reads a message that composes cleanly or refuses it with printable words, never anything else', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(header, { maxLength: 6 }), body, rcpt, async (headers, text, rcptTo) => {
+        // A From header most of the time, so most messages get past it to what follows.
+        const raw = handWritten(
+          headers.length % 4 === 3 ? headers : ['From: orders@example.com', ...headers],
+          text,
+        );
+        let message: Awaited<ReturnType<typeof readSubmission>>;
+        try {
+          message = await readSubmission(raw, envelope(rcptTo));
+        } catch (error) {
+          const problem = await problemOf(() => Promise.reject(error));
+          expect(problem.code).toBe('invalid_message');
+          for (const e of problem.errors ?? []) {
+            expect(e.path).toMatch(/^[ -~]+$/);
+            expect(e.message).toMatch(/^[ -~]+$/);
+          }
+          return;
+        }
+        const destinations = [...message.to, ...message.cc, ...message.bcc].map((m) => m.address);
+        for (const d of destinations) expect(rcptTo).toContain(d);
+        const { raw: sent } = await deliveredAs(message);
+        expect(headerBlock(sent)).not.toMatch(CONTROL);
+        expect(headerValues(sent, 'Bcc')).toEqual([]);
+        expect(headerBlock(sent)).not.toMatch(/^X-Baton-/im);
+      }),
+      { numRuns: Number(process.env.BATON_FUZZ_RUNS ?? 400) },
+    );
+  }, 120_000);
 });
