@@ -12,13 +12,7 @@ import { type FieldError, fail } from '../problem.ts';
  * domain is refused (422): `"support@paypal.com" <noreply@tenant>` reads as PayPal in most clients.
  */
 export function applySenderPolicy(key: ApiKey, message: OutgoingMessage): OutgoingMessage {
-  const allowed = domainAllowed(domainOf(message.from.address), key.allowedDomains);
-  if (!allowed && (key.senderPolicy !== 'rewrite' || !key.defaultFrom)) {
-    fail(
-      'forbidden',
-      `This API key may not send from the domain ${domainOf(message.from.address)}; allowed: ${key.allowedDomains.join(', ') || 'none'}.`,
-    );
-  }
+  const allowed = checkSenderDomain(key, message.from.address);
   const errors = [
     ...spoofingErrors(key, 'from', message.from),
     ...message.replyTo.flatMap((m, i) => spoofingErrors(key, `replyTo[${i}]`, m)),
@@ -35,6 +29,22 @@ export function applySenderPolicy(key: ApiKey, message: OutgoingMessage): Outgoi
     replyTo: message.replyTo.length > 0 ? message.replyTo : [original],
     originalFrom: original,
   };
+}
+
+/**
+ * Whether `key` may send from `address` as it is (true), or only rewritten to its default address
+ * (false); refused (403) when it may not send from there at all. Also the SMTP envelope sender's
+ * check (MAIL FROM), so both follow one rule.
+ */
+export function checkSenderDomain(key: ApiKey, address: string): boolean {
+  const allowed = domainAllowed(domainOf(address), key.allowedDomains);
+  if (!allowed && (key.senderPolicy !== 'rewrite' || !key.defaultFrom)) {
+    fail(
+      'forbidden',
+      `This API key may not send from the domain ${domainOf(address)}; allowed: ${key.allowedDomains.join(', ') || 'none'}.`,
+    );
+  }
+  return allowed;
 }
 
 /**

@@ -20,7 +20,8 @@ import {
   simpleParser,
 } from 'mailparser';
 import { detectExtension } from 'nodemailer/lib/mime-funcs';
-import { addressKey, type Mailbox, parseMailbox } from '../address.ts';
+import { addressKey, type Mailbox, parseAddrSpec, parseMailbox } from '../address.ts';
+import type { ApiKey } from '../keys/api-key.ts';
 import type { OutgoingMessage } from '../message.ts';
 import { type FieldError, fail, ProblemError } from '../problem.ts';
 import {
@@ -29,7 +30,7 @@ import {
   MAX_RECIPIENTS,
   validateSendRequest,
 } from '../send/send-request.ts';
-import { formatMailbox } from '../send/sender-policy.ts';
+import { checkSenderDomain, formatMailbox } from '../send/sender-policy.ts';
 
 /** The SMTP envelope: MAIL FROM (empty for `<>`) and the RCPT TO addresses the server accepted. */
 export interface Envelope {
@@ -202,6 +203,24 @@ export async function readSubmission(raw: Buffer, envelope: Envelope): Promise<O
     shownTo: shownTo.map((s) => s.mailbox),
     shownCc: shownCc.map((s) => s.mailbox),
   };
+}
+
+/**
+ * The envelope sender (MAIL FROM) against the key's sender policy, as `from` is checked: refused
+ * (ProblemError `forbidden`) outside the key's domains unless the policy rewrites. The null sender
+ * (`<>`, an empty string) passes: the From header then decides, and it is checked when the message
+ * is accepted. SES never sees the envelope sender (it sends from the From address, bounces to
+ * itself), so this is the relay's allowlist of who may submit, not an address that is used.
+ */
+export function checkEnvelopeSender(key: ApiKey, mailFrom: string): void {
+  if (mailFrom === '') return;
+  const parsed = parseAddrSpec(mailFrom);
+  if (!parsed.ok) {
+    fail('invalid_message', INVALID, [
+      { path: 'envelope.mailFrom', message: printable(`invalid address: ${parsed.message}`, 400) },
+    ]);
+  }
+  checkSenderDomain(key, parsed.value);
 }
 
 /**

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { readSubmission } from '../../../lambdas/domain/smtp/submission.ts';
+import { checkEnvelopeSender, readSubmission } from '../../../lambdas/domain/smtp/submission.ts';
+import { issueApiKey } from '../../support/fakes.ts';
 import { fixtureJson } from '../../support/fixtures.ts';
 import { headerBlock, headerValue, headerValues } from '../../support/mime.ts';
-import { problemOf } from '../../support/problems.ts';
+import { problemOf, problemOfSync } from '../../support/problems.ts';
 import { composedMail, deliveredAs, envelope, handWritten, sha256 } from '../../support/raw-mail.ts';
 
 const HEADERS = ['From: Shop <orders@example.com>', 'To: ana@example.org', 'Subject: Your receipt'];
@@ -847,4 +848,53 @@ describe('readSubmission: whatever arrives', () => {
       { numRuns: Number(process.env.BATON_FUZZ_RUNS ?? 400) },
     );
   }, 120_000);
+});
+
+describe('checkEnvelopeSender: MAIL FROM passes the sender policy like from', () => {
+  it('lets a sender of the key’s domains through, and the null sender (<>), whose From header then decides', () => {
+    // Prepare
+    const { key } = issueApiKey();
+
+    // Act / Assess
+    expect(() => checkEnvelopeSender(key, 'bounces@mail.example.com')).not.toThrow();
+    expect(() => checkEnvelopeSender(key, '')).not.toThrow();
+  });
+
+  it('refuses a sender outside the key’s domains with 403 when the policy rejects', () => {
+    // Prepare
+    const { key } = issueApiKey();
+
+    // Act
+    const problem = problemOfSync(() => checkEnvelopeSender(key, 'app@legacy.example'));
+
+    // Assess
+    expect(problem.code).toBe('forbidden');
+    expect(problem.detail).toBe(
+      'This API key may not send from the domain legacy.example; allowed: example.com.',
+    );
+  });
+
+  it('lets any sender through when the policy rewrites: the From header is rewritten, not refused', () => {
+    // Prepare
+    const { key } = issueApiKey({ senderPolicy: 'rewrite', defaultFrom: 'relay@example.com' });
+
+    // Act / Assess
+    expect(() => checkEnvelopeSender(key, 'app@legacy.example')).not.toThrow();
+  });
+
+  it('refuses an envelope sender that is no address SES takes, naming MAIL FROM', () => {
+    // Prepare
+    const { key } = issueApiKey();
+
+    // Act
+    const problem = problemOfSync(() => checkEnvelopeSender(key, 'zoë@example.com'));
+
+    // Assess
+    expect(problem.errors).toEqual([
+      {
+        path: 'envelope.mailFrom',
+        message: 'invalid address: local part must be 7-bit ASCII (SES does not accept SMTPUTF8)',
+      },
+    ]);
+  });
 });
