@@ -69,6 +69,11 @@ const SES_TAG = /^[A-Za-z0-9_-]{1,256}$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/i;
 
+/** An attachment's content type as the API takes it: `type/subtype`, no parameters. */
+export function isContentType(value: string): boolean {
+  return CONTENT_TYPE.test(value);
+}
+
 // zod/mini, the tree-shakable build of zod 4 (issue 7: zod classic put ~445 KB in the api bundle,
 // this ~28 KB). Keep it shakable: `import * as z` (not `import { z }`) and no runtime value read
 // through `z.core.…` or `z.locales.…` (types are fine); either pulls in the whole of zod again.

@@ -25,6 +25,7 @@ import type { ApiKey } from '../keys/api-key.ts';
 import type { OutgoingMessage } from '../message.ts';
 import { type FieldError, fail, ProblemError } from '../problem.ts';
 import {
+  isContentType,
   isReservedHeader,
   MAX_HEADER_VALUE,
   MAX_RECIPIENTS,
@@ -457,18 +458,27 @@ function dateOf(field: HeaderField | undefined): string | undefined {
  * stay inline with their Content-ID; one without a file name is named after its type.
  */
 function attachmentOf(a: ParsedAttachment, i: number): Record<string, string> {
+  // A type the client wrote wrong ("pdf") is no reason to refuse the mail: the bytes go as they
+  // are, typed as bytes (the executable checks read the name and the bytes all the same).
+  const contentType = isContentType(a.contentType) ? a.contentType : 'application/octet-stream';
   const cid = a.cid?.trim();
   const inline =
     cid !== undefined &&
     cid !== '' &&
     (a.contentDisposition === 'inline' || (a.related === true && a.contentDisposition !== 'attachment'));
   return {
-    filename: a.filename ?? `attachment-${i + 1}.${detectExtension(a.contentType)}`,
-    contentType: a.contentType,
+    filename: a.filename ?? `attachment-${i + 1}.${extensionOf(contentType)}`,
+    contentType,
     content: a.content.toString('base64'),
     disposition: inline ? 'inline' : 'attachment',
     ...(cid ? { contentId: cid } : {}),
   };
+}
+
+/** The usual file extension of a type; `bin` for bytes (the lookup answers `*` for octet-stream). */
+function extensionOf(contentType: string): string {
+  const extension = detectExtension(contentType);
+  return /^[a-z0-9]{1,10}$/i.test(extension) ? extension : 'bin';
 }
 
 /** A JSON API path as an SMTP client knows the thing: the header or envelope part it came from. */

@@ -600,6 +600,27 @@ describe('readSubmission: the body and attachments keep their meaning', () => {
     );
   });
 
+  it('sends a part whose content type is not type/subtype as application/octet-stream, bytes unchanged', async () => {
+    // Prepare: a scanner that sends its PDF as the whole message, typed "pdf".
+    const raw = handWritten(
+      [...HEADERS, 'Content-Type: pdf', 'Content-Transfer-Encoding: base64'],
+      `${Buffer.from('%PDF-1.4\n').toString('base64')}\r\n`,
+    );
+
+    // Act
+    const message = await readSubmission(raw, envelope(['ana@example.org']));
+
+    // Assess
+    expect(message.attachments).toEqual([
+      {
+        filename: 'attachment-1.bin',
+        contentType: 'application/octet-stream',
+        content: Buffer.from('%PDF-1.4\n').toString('base64'),
+        disposition: 'attachment',
+      },
+    ]);
+  });
+
   it('refuses an executable attachment with the API’s words, naming the attachment', async () => {
     // Prepare
     const raw = await composedMail({
