@@ -43,6 +43,11 @@ export interface Attachment {
   readonly content: string;
   readonly disposition: 'attachment' | 'inline';
   readonly contentId?: string;
+  /**
+   * SMTP only: the charset the client labelled a text attachment with (its bytes are sent as they
+   * are, so the label must go with them); the composer writes it as the part's charset.
+   */
+  readonly charset?: string;
 }
 
 /** The queue message: everything the sender needs, so it never reads the body from a table. */

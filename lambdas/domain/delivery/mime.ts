@@ -44,7 +44,9 @@ export async function composeMime(message: OutgoingMessage, options: ComposeOpti
       content: a.content,
       encoding: 'base64',
       contentDisposition: a.disposition,
-      ...(a.contentType ? { contentType: a.contentType } : {}),
+      ...(a.contentType
+        ? { contentType: a.charset ? `${a.contentType}; charset=${a.charset}` : a.contentType }
+        : {}),
       ...(a.contentId ? { cid: a.contentId } : {}),
     })),
     headers,

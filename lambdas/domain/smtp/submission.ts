@@ -199,6 +199,10 @@ export async function readSubmission(raw: Buffer, envelope: Envelope): Promise<O
   const date = dateOf(first('date'));
   return {
     ...message,
+    attachments: message.attachments.map((a, i) => {
+      const charset = charsetOf(parsed.attachments[i]);
+      return charset && a.contentType?.startsWith('text/') ? { ...a, charset } : a;
+    }),
     ...(messageId ? { messageId } : {}),
     ...(date ? { date } : {}),
     shownTo: shownTo.map((s) => s.mailbox),
@@ -473,6 +477,16 @@ function attachmentOf(a: ParsedAttachment, i: number): Record<string, string> {
     disposition: inline ? 'inline' : 'attachment',
     ...(cid ? { contentId: cid } : {}),
   };
+}
+
+// A charset name (RFC 2978): what IANA registers, never a quote, space or semicolon.
+const CHARSET = /^[A-Za-z0-9][A-Za-z0-9!#$%&'+^_`{}~.:-]{0,39}$/;
+
+/** The charset the part's Content-Type declares, when it is a name that can stand in a header. */
+function charsetOf(a: ParsedAttachment | undefined): string | undefined {
+  const type = a?.headers.get('content-type') as { params?: Record<string, unknown> } | undefined;
+  const charset = type?.params?.charset;
+  return typeof charset === 'string' && CHARSET.test(charset) ? charset : undefined;
 }
 
 /** The usual file extension of a type; `bin` for bytes (the lookup answers `*` for octet-stream). */

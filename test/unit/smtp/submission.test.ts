@@ -600,6 +600,27 @@ describe('readSubmission: the body and attachments keep their meaning', () => {
     );
   });
 
+  it('keeps the charset a text attachment is labelled with, and its bytes', async () => {
+    // Prepare: an ERP's CSV export in windows-1252.
+    const csv = Buffer.from([0x47, 0x72, 0xfc, 0xdf, 0x65, 0x3b, 0x80, 0x0d, 0x0a]);
+    const raw = await composedMail({
+      attachments: [{ filename: 'export.csv', content: csv, contentType: 'text/csv; charset=windows-1252' }],
+    });
+
+    // Act
+    const message = await readSubmission(raw, envelope(['ana@example.org']));
+    const { parsed } = await deliveredAs(message);
+
+    // Assess
+    expect(message.attachments[0]?.charset).toBe('windows-1252');
+    const part = parsed.attachments[0];
+    expect(part?.headers.get('content-type')).toMatchObject({
+      value: 'text/csv',
+      params: { charset: 'windows-1252' },
+    });
+    expect(sha256(part?.content ?? Buffer.alloc(0))).toBe(sha256(csv));
+  });
+
   it('sends a part whose content type is not type/subtype as application/octet-stream, bytes unchanged', async () => {
     // Prepare: a scanner that sends its PDF as the whole message, typed "pdf".
     const raw = handWritten(
