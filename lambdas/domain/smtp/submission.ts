@@ -142,7 +142,7 @@ export async function readSubmission(raw: Buffer, envelope: Envelope): Promise<O
   }
   let parsed: ParsedMail;
   try {
-    parsed = await simpleParser(raw, PARSER_OPTIONS);
+    parsed = await simpleParser(utf8Headers(raw), PARSER_OPTIONS);
   } catch {
     // The parser's own words may quote the message; an SMTP reply must not.
     fail('invalid_message', INVALID, [
@@ -226,6 +226,28 @@ export function checkEnvelopeSender(key: ApiKey, mailFrom: string): void {
     ]);
   }
   checkSenderDomain(key, parsed.value);
+}
+
+/**
+ * The message with its top-level header block in UTF-8. Headers are ASCII, encoded-words or (with
+ * SMTPUTF8) UTF-8; a legacy mailer that writes ISO-8859-1 bytes straight into a Subject or a name
+ * sends bytes that are no UTF-8, which a reader shows as U+FFFD. Such a block is read as
+ * windows-1252 (ISO-8859-1's superset for every printable byte) instead. The body, whose parts
+ * name their own charsets, is left as it is.
+ */
+function utf8Headers(raw: Buffer): Buffer {
+  const crlf = raw.indexOf('\r\n\r\n');
+  const lf = raw.indexOf('\n\n');
+  const end = crlf >= 0 && (lf < 0 || crlf < lf) ? crlf : lf;
+  const head = end < 0 ? raw : raw.subarray(0, end);
+  if (!head.some((b) => b >= 0x80)) return raw;
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(head);
+    return raw;
+  } catch {
+    const transcoded = Buffer.from(new TextDecoder('windows-1252').decode(head), 'utf8');
+    return end < 0 ? transcoded : Buffer.concat([transcoded, raw.subarray(end)]);
+  }
 }
 
 /**

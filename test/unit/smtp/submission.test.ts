@@ -536,6 +536,25 @@ describe('readSubmission: the body and attachments keep their meaning', () => {
     expect(parsed.to).toMatchObject({ value: [{ name: 'Ωmega', address: 'ana@example.org' }] });
   });
 
+  it('reads raw 8-bit headers that are not UTF-8 as windows-1252, as legacy mailers write them', async () => {
+    // Prepare: an old PHP mail() script, ISO-8859-1 bytes straight in the header.
+    const raw = Buffer.concat([
+      Buffer.from(
+        'From: M\xfcller <m@example.com>\r\nTo: ana@example.org\r\nSubject: Gr\xfc\xdfe \x80 5\r\n',
+        'latin1',
+      ),
+      Buffer.from('Content-Type: text/plain; charset=utf-8\r\n\r\nK\u00f6ln\r\n', 'utf8'),
+    ]);
+
+    // Act
+    const message = await readSubmission(raw, envelope(['ana@example.org']));
+
+    // Assess
+    expect(message.subject).toBe('Grüße € 5');
+    expect(message.from).toEqual({ name: 'Müller', address: 'm@example.com' });
+    expect(message.text).toBe('Köln\n');
+  });
+
   it('accepts a message without a Subject, one with only an attachment, and one with no body at all', async () => {
     // Prepare
     const noSubject = handWritten(['From: orders@example.com', 'To: ana@example.org']);
