@@ -259,7 +259,20 @@ function check(
   suppressedAtRcpt: ReadonlyMap<string, Suppression> = new Map(),
 ): Checked {
   const atRcpt = new Map([...suppressedAtRcpt].map(([address, s]) => [addressKey(address), s]));
-  const message = applySenderPolicy(key, validated);
+  // Refused at RCPT stays refused, also when the client named the address again: the job never
+  // holds it, and it is not looked up again.
+  const sendable = (list: OutgoingMessage['to']) => list.filter((m) => !atRcpt.has(addressKey(m.address)));
+  const message = applySenderPolicy(
+    key,
+    atRcpt.size === 0
+      ? validated
+      : {
+          ...validated,
+          to: sendable(validated.to),
+          cc: sendable(validated.cc),
+          bcc: sendable(validated.bcc),
+        },
+  );
   const job: SendJob = { v: 1, id: deps.newId(), tenant: key.tenant, message };
   const jobBytes = Buffer.byteLength(JSON.stringify(job));
   if (jobBytes > maxJobBytes) {
@@ -268,9 +281,12 @@ function check(
       `The message is ${Math.ceil(jobBytes / 1024)} KB once encoded; the limit is ${maxJobBytes / 1000} KB including attachments.`,
     );
   }
-  // Refused at RCPT stays refused: a recipient the client named again is not looked up again.
-  const candidates = uniqueRecipients(message).filter((c) => !atRcpt.has(c.key));
-  return { message, job, candidates, knownSuppressed: knownSuppressed(message, atRcpt) };
+  return {
+    message,
+    job,
+    candidates: uniqueRecipients(message),
+    knownSuppressed: knownSuppressed(message, atRcpt),
+  };
 }
 
 function prepare(

@@ -231,6 +231,10 @@ describe('acceptSubmission: recipients refused at RCPT as suppressed', () => {
       { address: 'gone@example.org', status: 'suppressed', reason: 'complaint' },
     ]);
     expect(h.suppressions.getManyCalls).toEqual([['ana@example.org']]);
+    const job = h.queue.jobs[0]?.job.message;
+    expect([...(job?.to ?? []), ...(job?.cc ?? []), ...(job?.bcc ?? [])]).toEqual([
+      { address: 'ana@example.org' },
+    ]);
     expect(mail.to).toEqual(['ana@example.org']);
   });
 
