@@ -112,7 +112,32 @@ export async function acceptSubmission(
   message: OutgoingMessage,
   options: SubmissionOptions,
 ): Promise<AcceptResult> {
-  return acceptOne(deps, key, () => check(deps, key, message, options.maxJobBytes, options.suppressedAtRcpt));
+  return acceptOne(deps, key, () =>
+    headerPaths(() => check(deps, key, message, options.maxJobBytes, options.suppressedAtRcpt)),
+  );
+}
+
+/**
+ * The sender policy's field errors named as an SMTP client knows those fields: the From and
+ * Reply-To headers (readSubmission names the others so already).
+ */
+function headerPaths<T>(step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    if (!(error instanceof ProblemError) || error.problem.errors === undefined) throw error;
+    const { code, detail, errors } = error.problem;
+    const path = (p: string) =>
+      p === 'from' ? 'headers.From' : /^replyTo\[\d+\]$/.test(p) ? 'headers.Reply-To' : p;
+    throw new ProblemError(
+      problem(
+        code,
+        detail,
+        errors.map((e) => ({ ...e, path: path(e.path) })),
+      ),
+      { ...error.headers },
+    );
+  }
 }
 
 /**

@@ -134,6 +134,29 @@ describe('acceptSubmission', () => {
     expect(h.usage.stats.get('tenant-a#2025-03-01')).toEqual({ rejected: 1 });
   });
 
+  it('names the From and Reply-To headers when their display names show another domain', async () => {
+    // Prepare
+    const h = acceptHarness();
+    const raw = handWritten([
+      'From: "support@paypal.com" <noreply@example.com>',
+      'Reply-To: "help@paypal.com" <help@example.com>',
+      'To: ana@example.org',
+      'Subject: Hi',
+    ]);
+    const message = await submitted(raw, ['ana@example.org']);
+
+    // Act
+    const problem = await problemOf(() =>
+      acceptSubmission(h.deps, h.key, message, { maxJobBytes: SMTP_MAX_JOB_BYTES }),
+    );
+
+    // Assess
+    expect(problem.code).toBe('invalid_message');
+    expect(problem.errors?.map((e) => e.path)).toEqual(['headers.From', 'headers.Reply-To']);
+    expect(problem.errors?.[0]?.message).toContain('display name must not show an address outside');
+    expect(h.usage.stats.get('tenant-a#2025-03-01')).toEqual({ rejected: 1 });
+  });
+
   it('takes the size limit of its entry: larger than the API’s, refused above its own', async () => {
     // Prepare
     const h = acceptHarness();
