@@ -326,7 +326,7 @@ function dropped(key: string): boolean {
 
 /**
  * References, on one line of at most MAX_HEADER_VALUE characters: a long thread keeps its first
- * message id and as many of the latest as fit, as RFC 5322 §3.6.4 suggests when trimming.
+ * message id and as many of the latest as fit, as mail and news clients trim it.
  */
 function references(value: string): string {
   const ids = value.split(/\s+/).filter((id) => id !== '');

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkEnvelopeSender, readSubmission } from '../../../lambdas/domain/smtp/submission.ts';
+import { checkEnvelopeSender, decodeWords, readSubmission } from '../../../lambdas/domain/smtp/submission.ts';
 import { issueApiKey } from '../../support/fakes.ts';
 import { fixtureJson } from '../../support/fixtures.ts';
 import { headerBlock, headerValue, headerValues } from '../../support/mime.ts';
@@ -957,5 +957,23 @@ describe('checkEnvelopeSender: MAIL FROM passes the sender policy like from', ()
         message: 'invalid address: local part must be 7-bit ASCII (SES does not accept SMTPUTF8)',
       },
     ]);
+  });
+});
+
+describe('decodeWords', () => {
+  it.each([
+    ['a Q word in UTF-8', '=?utf-8?q?h=C3=A9llo?=', 'héllo'],
+    ['a B word in ISO-8859-1', '=?ISO-8859-1?B?Q2Fm6Q==?=', 'Café'],
+    ['a character split between two adjacent words', '=?UTF-8?B?w6k=?= =?UTF-8?B?w6k=?=', 'éé'],
+    ['text around words, its spaces kept', 'a =?utf-8?q?b?= c', 'a b c'],
+    ['a Shift_JIS word', '=?Shift_JIS?B?k/qWe4zq?=', '日本語'],
+    ['a charset the runtime does not know, left as written', '=?x-unknown?q?abc?=', '=?x-unknown?q?abc?='],
+    ['an RFC 2231 language suffix', '=?utf-8*en?q?hi?=', 'hi'],
+  ])('decodes %s', (_what, input, expected) => {
+    // Prepare / Act
+    const decoded = decodeWords(input);
+
+    // Assess
+    expect(decoded).toBe(expected);
   });
 });
