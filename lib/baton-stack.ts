@@ -12,7 +12,7 @@ import { type MonitoredQueue, Monitoring } from './constructs/monitoring.ts';
 import { NotificationKey } from './constructs/notification-key.ts';
 import { PayloadBucket } from './constructs/payload-bucket.ts';
 import type { SecureQueue } from './constructs/secure-queue.ts';
-import { SenderLane, waitForSesEvidence } from './constructs/sender-lane.ts';
+import { SenderLane, SMTP_SENDER_MEMORY_MB, waitForSesEvidence } from './constructs/sender-lane.ts';
 import { SesSending } from './constructs/ses-sending.ts';
 import { SmtpService } from './constructs/smtp-service.ts';
 
@@ -90,6 +90,8 @@ export class BatonStack extends Stack {
         batchSize: plan.batchSize,
         timeout: Duration.seconds(plan.timeoutSeconds),
         logRetention: config.logRetentionDays,
+        // SMTP takes messages of up to 25 MB (the API 6 MB): their sender needs the room.
+        ...(config.smtp ? { memorySize: SMTP_SENDER_MEMORY_MB } : {}),
       });
     }
     this.lanes = completeLanes(lanes);

@@ -1,4 +1,11 @@
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { optionalEnv } from '../shared/env.ts';
 import { PermanentError, TransientError } from '../shared/errors.ts';
 import { EnvVar, PAYLOAD_KEY_PREFIX } from '../shared/names.ts';
@@ -17,6 +24,14 @@ export function payloadKey(messageId: string): string {
 export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
   return new S3Client({ forcePathStyle: optionalEnv(EnvVar.s3ForcePathStyle, env) === 'true' });
 }
+
+/**
+ * Payloads larger than this are uploaded in parts of this size. S3 takes one PutObject of up to
+ * 5 GB, but local mode's S3 (fauxqs) takes no request above 11 MiB, and a job from the SMTP entry
+ * can be 40 MB; one way of writing serves both. Parts (at least 5 MiB, S3's minimum but for the
+ * last) are written one after another, so a large job is in memory once, not once per part.
+ */
+export const PART_BYTES = 8 * 1024 * 1024;
 
 /**
  * The errors S3 answers for a key that is not there: NoSuchKey, or AccessDenied when the caller may
@@ -39,15 +54,47 @@ export class S3PayloadStore {
     this.bucket = bucket;
   }
 
-  /** Throws TransientError (worth retrying) or PermanentError, the SDK error kept as `cause`. */
+  /**
+   * Throws TransientError (worth retrying) or PermanentError, the SDK error kept as `cause`. A
+   * multipart upload that fails half way is not aborted (that needs a right the writers do not
+   * have): no object is made, and the bucket's lifecycle rule removes the parts after a day.
+   */
   async put(key: string, bytes: Uint8Array): Promise<void> {
     try {
+      if (bytes.byteLength <= PART_BYTES) {
+        await this.#s3.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Body: bytes,
+            ContentType: 'application/json',
+          }),
+        );
+        return;
+      }
+      const { UploadId } = await this.#s3.send(
+        new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: 'application/json' }),
+      );
+      const parts: Array<{ ETag: string | undefined; PartNumber: number }> = [];
+      for (let start = 0; start < bytes.byteLength; start += PART_BYTES) {
+        const PartNumber = parts.length + 1;
+        const { ETag } = await this.#s3.send(
+          new UploadPartCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId,
+            PartNumber,
+            Body: bytes.subarray(start, start + PART_BYTES),
+          }),
+        );
+        parts.push({ ETag, PartNumber });
+      }
       await this.#s3.send(
-        new PutObjectCommand({
+        new CompleteMultipartUploadCommand({
           Bucket: this.bucket,
           Key: key,
-          Body: bytes,
-          ContentType: 'application/json',
+          UploadId,
+          MultipartUpload: { Parts: parts },
         }),
       );
     } catch (error) {

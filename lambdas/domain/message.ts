@@ -19,6 +19,21 @@ export interface OutgoingMessage {
   readonly listUnsubscribe?: string;
   /** Set when the sender policy rewrote `from`: the From the client asked for. */
   readonly originalFrom?: Mailbox;
+  /**
+   * SMTP only: the Message-ID the client wrote (`<id-left@id-right>`, printable ASCII, checked);
+   * absent, Baton makes one from its own id.
+   */
+  readonly messageId?: string;
+  /** SMTP only: the Date header the client wrote, as written (an RFC 5322 date, checked); absent, the send time. */
+  readonly date?: string;
+  /**
+   * SMTP only: the To and Cc the client's headers show. Over SMTP the envelope (RCPT TO) decides who
+   * receives the message (`to`, `cc` and `bcc` hold exactly those) and the headers only what it
+   * shows, as with any mail server: an address shown here that is not a recipient is never sent to.
+   * Absent (the JSON API), the headers show `to` and `cc`.
+   */
+  readonly shownTo?: readonly Mailbox[];
+  readonly shownCc?: readonly Mailbox[];
 }
 
 export interface Attachment {
@@ -28,6 +43,11 @@ export interface Attachment {
   readonly content: string;
   readonly disposition: 'attachment' | 'inline';
   readonly contentId?: string;
+  /**
+   * SMTP only: the charset the client labelled a text attachment with (its bytes are sent as they
+   * are, so the label must go with them); the composer writes it as the part's charset.
+   */
+  readonly charset?: string;
 }
 
 /** The queue message: everything the sender needs, so it never reads the body from a table. */

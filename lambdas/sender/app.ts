@@ -77,8 +77,15 @@ export interface PayloadReader {
   get(key: string): Promise<Uint8Array>;
 }
 
+/**
+ * A claim-checked job whose recipients were read (for the batch's suppression read) and whose body
+ * was let go: it is read again when its turn comes, so a batch of large jobs (SMTP takes 25 MB
+ * messages) holds one body at a time instead of ten.
+ */
+export const STORED = Symbol('stored job');
+
 export interface PreparedBatch {
-  readonly jobs: ReadonlyMap<string, SendJob | Error>;
+  readonly jobs: ReadonlyMap<string, SendJob | Error | typeof STORED>;
   /**
    * By tenant, then by normalised address: the global entries and the job's tenant's own (a
    * tenant's manual, unsubscribe or erasure entry blocks only that tenant's mail).
@@ -197,12 +204,12 @@ export function createSender(deps: SenderDeps) {
      * read, in the usual batch) for all their recipients.
      */
     async prepare(records: readonly SQSRecord[], options: BatchOptions = {}): Promise<PreparedBatch> {
-      const loaded = await Promise.all(records.map((record) => loadJob(record.body, deps.payloads)));
-      const jobs = new Map<string, SendJob | Error>();
+      const jobs = new Map<string, SendJob | Error | typeof STORED>();
       const addresses = new Map<string, string[]>();
-      for (const [index, record] of records.entries()) {
-        const job = loaded[index] ?? new PermanentError('send job missing from the batch');
-        jobs.set(record.messageId, job);
+      // One after another: a claim-checked job may be tens of MB, and only its recipients are kept.
+      for (const record of records) {
+        const job = await loadJob(record.body, deps.payloads);
+        jobs.set(record.messageId, job instanceof Error || !isStored(record.body) ? job : STORED);
         if (job instanceof Error) continue;
         const ofTenant = addresses.get(job.tenant) ?? [];
         for (const m of [...job.message.to, ...job.message.cc, ...job.message.bcc]) {
@@ -227,10 +234,12 @@ export function createSender(deps: SenderDeps) {
         else unread.set(tenant, read?.reason);
       });
       for (const [id, job] of jobs) {
-        if (job instanceof Error || !unread.has(job.tenant)) continue;
+        const tenant =
+          job === STORED ? jobTenantOf(records, id) : job instanceof Error ? undefined : job.tenant;
+        if (tenant === undefined || !unread.has(tenant)) continue;
         jobs.set(
           id,
-          new TransientError('reading the suppression list failed', { cause: unread.get(job.tenant) }),
+          new TransientError('reading the suppression list failed', { cause: unread.get(tenant) }),
         );
       }
       return {
@@ -245,7 +254,8 @@ export function createSender(deps: SenderDeps) {
 
     /** One record; throws to report it failed (Powertools turns that into a batchItemFailure). */
     async sendRecord(record: SQSRecord, batch: PreparedBatch): Promise<void> {
-      const job = batch.jobs.get(record.messageId);
+      const prepared = batch.jobs.get(record.messageId);
+      const job = prepared === STORED ? await loadJob(record.body, deps.payloads) : prepared;
       const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
       const lastTry = attempt >= (deps.maxReceiveCount ?? Number.POSITIVE_INFINITY);
       if (job === undefined || job instanceof Error) {
@@ -431,6 +441,18 @@ async function loadJob(body: string, payloads: PayloadReader | undefined): Promi
     return new PermanentError(`stored send job ${id} belongs to another message`);
   }
   return job;
+}
+
+/** Whether the queue message is a pointer to a job in the payload bucket. */
+function isStored(body: string): boolean {
+  const parsed = parseBody(body);
+  return !(parsed instanceof Error) && isPointer(parsed);
+}
+
+function jobTenantOf(records: readonly SQSRecord[], sqsMessageId: string): string | undefined {
+  const record = records.find((r) => r.messageId === sqsMessageId);
+  const parsed = record ? parseBody(record.body) : undefined;
+  return isPointer(parsed) ? parsed.tenant : undefined;
 }
 
 function parseBody(body: string): unknown {

@@ -15,12 +15,16 @@ import { admitKey, verifyToken } from '../domain/keys/authenticate.ts';
 import { relayKeyFor, sourceMayConnect } from '../domain/keys/relay.ts';
 import type { ApiKeyDirectory, ApiKeyReader, IdempotencyStore } from '../domain/ports.ts';
 import { ProblemError, problem } from '../domain/problem.ts';
-import { type AcceptDeps, type AcceptResult, acceptSubmission } from '../domain/send/accept.ts';
+import {
+  type AcceptDeps,
+  type AcceptResult,
+  acceptSubmission,
+  countRejected,
+} from '../domain/send/accept.ts';
 import { idempotent, type Reply } from '../domain/send/idempotency.ts';
 import type { RateLimiter } from '../domain/send/rate-limit.ts';
 import { utcDay } from '../domain/send/rate-limit.ts';
 import { MAX_RECIPIENTS } from '../domain/send/send-request.ts';
-import { checkSender } from '../domain/send/sender-policy.ts';
 import {
   Replies,
   replyForProblem,
@@ -28,7 +32,7 @@ import {
   SmtpReplyError,
   type SmtpStage,
 } from '../domain/smtp/replies.ts';
-import { readSubmission } from '../domain/smtp/submission.ts';
+import { checkEnvelopeSender, readSubmission } from '../domain/smtp/submission.ts';
 import { isActive, type Suppression } from '../domain/suppression/suppression.ts';
 import { TransientError } from '../shared/errors.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
@@ -267,7 +271,7 @@ export class BatonSmtp {
         /7-bit ASCII/.test(parsed.message) ? Replies.utf8Mailbox() : Replies.senderSyntax(parsed.message),
       );
     }
-    checkSender(current, parsed.value);
+    checkEnvelopeSender(current, parsed.value);
   }
 
   async #onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
@@ -306,7 +310,14 @@ export class BatonSmtp {
       rcptTo: session.envelope.rcptTo.map((r) => r.address),
     };
     connection.answered = true;
-    const message = await readSubmission(raw, envelope);
+    let message: Awaited<ReturnType<typeof readSubmission>>;
+    try {
+      message = await readSubmission(raw, envelope);
+    } catch (error) {
+      // Counted as a refused message in the tenant's stats, as a refused HTTPS body is.
+      if (error instanceof ProblemError) await countRejected(this.#deps, key);
+      throw error;
+    }
     // A client that lost our 250 (a dropped connection after DATA) sends the same message again:
     // the same Message-ID, envelope and bytes are recorded once and answered with the first id.
     const run = async (): Promise<Reply> => ({
@@ -316,7 +327,7 @@ export class BatonSmtp {
         suppressedAtRcpt: connection.refused,
       }),
     });
-    const messageId = (message as { messageId?: string }).messageId;
+    const messageId = message.messageId;
     const reply = messageId
       ? await idempotent(
           { store: this.#deps.idempotency, clock: this.#deps.clock },

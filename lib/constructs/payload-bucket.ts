@@ -62,7 +62,8 @@ export class PayloadBucket extends Construct {
         {
           id: 'ExpirePayloads',
           expiration: this.expiration,
-          // Baton writes with single PutObject calls; this only cleans up after other tools.
+          // Jobs above 8 MiB (SMTP's large messages) are uploaded in parts; a writer that died
+          // mid-upload cannot abort (it lacks the right), so its parts go after a day.
           abortIncompleteMultipartUploadAfter: Duration.days(1),
         },
       ],

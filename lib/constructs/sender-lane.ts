@@ -52,6 +52,13 @@ export interface SenderLaneProps {
    * @default Duration.seconds(1)
    */
   readonly maxBatchingWindow?: Duration;
+  /**
+   * The sender function's memory in MB. A job is held, composed and base64-encoded for SES at
+   * about eight times its size: the API's 6.5 MB jobs fit the default, the SMTP front door's 25 MB
+   * messages need 512 (the stack sets it with `smtp=true`).
+   * @default 256
+   */
+  readonly memorySize?: number;
 }
 
 /**
@@ -60,6 +67,9 @@ export interface SenderLaneProps {
  * claim expired.
  */
 const CLAIM_LEASE_BEYOND_TIMEOUT = Duration.seconds(90);
+
+/** A sender's memory when SMTP takes 25 MB messages (see {@link SenderLaneProps.memorySize}). */
+export const SMTP_SENDER_MEMORY_MB = 512;
 
 /**
  * The sender's bundle-time constants. Deployed, SES Easy DKIM signs and the sender never does, so its
@@ -98,6 +108,7 @@ export class SenderLane extends Construct {
         serviceName: SENDER_SERVICE,
         description: `Sends queued ${props.lane} messages through SES`,
         timeout,
+        ...(props.memorySize !== undefined ? { memorySize: props.memorySize } : {}),
         logRetention: props.logRetention,
         define: SENDER_BUNDLE_DEFINE,
         environment: {

@@ -91,6 +91,19 @@ describe('SMTP front door, off by default', () => {
     expect(Object.keys(template.toJSON().Outputs).filter((name) => name.startsWith('Smtp'))).toEqual([]);
     expect(stack.smtp).toBeUndefined();
   });
+
+  it('gives the senders 512 MB with smtp=true, for its 25 MB messages, and keeps 256 MB without', () => {
+    // Act
+    const memory = (context: Record<string, unknown>) =>
+      Object.values(resourcesOfType(synthTemplate({ context }).template, 'AWS::Lambda::Function'))
+        .map((fn) => props(fn))
+        .filter((p) => String(p.Description ?? '').startsWith('Sends queued'))
+        .map((p) => p.MemorySize);
+
+    // Assess
+    expect(memory({})).toEqual([256, 256]);
+    expect(memory(WITH_CERTIFICATE)).toEqual([512, 512]);
+  });
 });
 
 describe('SMTP front door, on with a certificate', () => {

@@ -3,6 +3,8 @@
  * header block, unfolded header values and decoded encoded-words (UTF-8, Q or B).
  */
 
+import { decodeWords as decodeEncodedWords } from '../../lambdas/domain/smtp/submission.ts';
+
 /** The top-level header block (everything before the first empty line), CRLFs kept. */
 export function headerBlock(raw: Uint8Array | string): string {
   const text = typeof raw === 'string' ? raw : Buffer.from(raw).toString('latin1');
@@ -50,43 +52,14 @@ export function encodedWords(value: string): string[] {
 }
 
 /**
- * Decodes RFC 2047 encoded-words. Whitespace between adjacent encoded-words is dropped (§6.2) and
- * their bytes are joined before UTF-8 decoding, since a composer may split a character's bytes.
+ * Decodes RFC 2047 encoded-words as a reader does (Baton's own decoder, `decodeWords` in
+ * lambdas/domain/smtp/submission.ts: whitespace between adjacent encoded-words dropped, §6.2, and
+ * their bytes joined before decoding, since a composer may split a character's bytes). Every word
+ * must be UTF-8: that is what the composer writes.
  */
 export function decodeWords(value: string): string {
-  let out = '';
-  let pending: number[] = [];
-  let last = 0;
-  const flush = () => {
-    if (pending.length > 0) out += Buffer.from(pending).toString('utf8');
-    pending = [];
-  };
   for (const m of value.matchAll(ENCODED_WORD)) {
-    const [word, charset = '', encoding = '', text = ''] = m;
-    if (charset.toLowerCase() !== 'utf-8') throw new Error(`unexpected charset in ${word}`);
-    const between = value.slice(last, m.index);
-    if (!(pending.length > 0 && /^[ \t]*$/.test(between))) {
-      flush();
-      out += between;
-    }
-    pending.push(...(encoding.toUpperCase() === 'B' ? Buffer.from(text, 'base64') : qDecode(text)));
-    last = m.index + word.length;
+    if ((m[1] ?? '').toLowerCase() !== 'utf-8') throw new Error(`unexpected charset in ${m[0]}`);
   }
-  flush();
-  return out + value.slice(last);
-}
-
-function qDecode(text: string): number[] {
-  const bytes: number[] = [];
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i] as string;
-    const hex = text.slice(i + 1, i + 3);
-    if (ch === '=' && /^[0-9A-Fa-f]{2}$/.test(hex)) {
-      bytes.push(Number.parseInt(hex, 16));
-      i += 2;
-    } else {
-      bytes.push(ch === '_' ? 0x20 : ch.charCodeAt(0));
-    }
-  }
-  return bytes;
+  return decodeEncodedWords(value);
 }

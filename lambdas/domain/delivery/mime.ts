@@ -5,8 +5,9 @@ import { headerUri, type OutgoingMessage } from '../message.ts';
 import { formatMailbox } from '../send/sender-policy.ts';
 
 export interface ComposeOptions {
-  /** Baton's message id; the Message-ID is built from it on the sending domain. */
+  /** Baton's message id; the Message-ID is built from it on the sending domain (unless the message has its own). */
   readonly id: string;
+  /** The Date header, unless the message has its own. */
   readonly date: Date;
 }
 
@@ -30,8 +31,9 @@ export async function composeMime(message: OutgoingMessage, options: ComposeOpti
 
   const composer = new MailComposer({
     from: message.from,
-    to: [...message.to],
-    cc: [...message.cc],
+    // Over SMTP the headers show what the client wrote; the recipients are the envelope's (send.ts).
+    to: [...(message.shownTo ?? message.to)],
+    cc: [...(message.shownCc ?? message.cc)],
     // Bcc never goes into the headers; SES gets those recipients in the envelope only.
     replyTo: [...message.replyTo],
     subject: literalText(message.subject),
@@ -42,12 +44,15 @@ export async function composeMime(message: OutgoingMessage, options: ComposeOpti
       content: a.content,
       encoding: 'base64',
       contentDisposition: a.disposition,
-      ...(a.contentType ? { contentType: a.contentType } : {}),
+      ...(a.contentType
+        ? { contentType: a.charset ? `${a.contentType}; charset=${a.charset}` : a.contentType }
+        : {}),
       ...(a.contentId ? { cid: a.contentId } : {}),
     })),
     headers,
-    messageId: `<${options.id}@${domainOf(message.from.address)}>`,
-    date: options.date,
+    // A client's own Message-ID and Date (SMTP) were checked when the message was read.
+    messageId: message.messageId ?? `<${options.id}@${domainOf(message.from.address)}>`,
+    date: message.date ?? options.date,
     newline: 'win',
     disableFileAccess: true,
     disableUrlAccess: true,

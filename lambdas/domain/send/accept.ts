@@ -63,7 +63,24 @@ export type BatchResult =
 interface Checked {
   readonly message: OutgoingMessage;
   readonly job: SendJob;
+  /** The recipients to look up on the suppression list and, unless suppressed, send to. */
   readonly candidates: readonly Candidate[];
+  /** Recipients known suppressed already (refused at RCPT over SMTP): recorded so, never sent. */
+  readonly knownSuppressed: readonly KnownSuppressed[];
+}
+
+export interface SubmissionOptions {
+  /**
+   * The largest job this entry accepts, once encoded as JSON (the API's is MAX_JOB_BYTES, for its
+   * 6 MB requests). A job above one SQS message travels through the payload bucket either way.
+   */
+  readonly maxJobBytes: number;
+  /**
+   * Recipients refused at RCPT because they are suppressed (addressKey → suppression): never sent,
+   * recorded `suppressed` with their reason in the record and the result, as a suppressed
+   * recipient over HTTPS is, even when the suppression was lifted before the message arrived.
+   */
+  readonly suppressedAtRcpt?: ReadonlyMap<string, Suppression>;
 }
 
 interface Prepared {
@@ -80,10 +97,63 @@ interface Prepared {
  * is silently lost.
  */
 export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown): Promise<AcceptResult> {
+  return acceptOne(deps, key, () => check(deps, key, validateSendRequest(body), MAX_JOB_BYTES));
+}
+
+/**
+ * A message that arrived over SMTP, read by `readSubmission` (lambdas/domain/smtp/submission.ts)
+ * into the OutgoingMessage the JSON API makes: from here the same path as acceptMessage (sender
+ * policy, quota, suppression pre-check, record, enqueue, statistics), with its entry's size limit
+ * and the recipients the SMTP server refused at RCPT as suppressed.
+ */
+export async function acceptSubmission(
+  deps: AcceptDeps,
+  key: ApiKey,
+  message: OutgoingMessage,
+  options: SubmissionOptions,
+): Promise<AcceptResult> {
+  return acceptOne(deps, key, () =>
+    headerPaths(() => check(deps, key, message, options.maxJobBytes, options.suppressedAtRcpt)),
+  );
+}
+
+/**
+ * The sender policy's field errors named as an SMTP client knows those fields: the From and
+ * Reply-To headers (readSubmission names the others so already).
+ */
+function headerPaths<T>(step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    if (!(error instanceof ProblemError) || error.problem.errors === undefined) throw error;
+    const { code, detail, errors } = error.problem;
+    const path = (p: string) =>
+      p === 'from' ? 'headers.From' : /^replyTo\[\d+\]$/.test(p) ? 'headers.Reply-To' : p;
+    throw new ProblemError(
+      problem(
+        code,
+        detail,
+        errors.map((e) => ({ ...e, path: path(e.path) })),
+      ),
+      { ...error.headers },
+    );
+  }
+}
+
+/**
+ * Counts a message refused before it reached acceptSubmission (its MIME could not be read into a
+ * valid message) as rejected, as a refused POST /v1/messages is counted.
+ */
+export async function countRejected(deps: Pick<AcceptDeps, 'usage' | 'clock'>, key: ApiKey): Promise<void> {
+  await count(deps, key, deps.clock(), { rejected: 1 });
+}
+
+/** One message, checked by `checkOne`, through quota, suppression pre-check, record and enqueue. */
+async function acceptOne(deps: AcceptDeps, key: ApiKey, checkOne: () => Checked): Promise<AcceptResult> {
   const now = deps.clock();
   let checked: Checked;
   try {
-    checked = check(deps, key, body);
+    checked = checkOne();
   } catch (error) {
     if (error instanceof ProblemError) await count(deps, key, now, { rejected: 1 });
     throw error;
@@ -155,7 +225,7 @@ async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown
   const good: Array<{ index: number; checked: Checked }> = [];
   bodies.forEach((body, index) => {
     try {
-      good.push({ index, checked: check(deps, key, body) });
+      good.push({ index, checked: check(deps, key, validateSendRequest(body), MAX_JOB_BYTES) });
     } catch (error) {
       if (!(error instanceof ProblemError)) throw error;
       results[index] = { index, error: error.problem };
@@ -205,18 +275,43 @@ async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown
   return results;
 }
 
-/** Validation, sender policy and the size limit: everything that can refuse one message. */
-function check(deps: AcceptDeps, key: ApiKey, body: unknown): Checked {
-  const message = applySenderPolicy(key, validateSendRequest(body));
+/** Sender policy and the size limit, after validation: everything that can refuse one message. */
+function check(
+  deps: AcceptDeps,
+  key: ApiKey,
+  validated: OutgoingMessage,
+  maxJobBytes: number,
+  suppressedAtRcpt: ReadonlyMap<string, Suppression> = new Map(),
+): Checked {
+  const atRcpt = new Map([...suppressedAtRcpt].map(([address, s]) => [addressKey(address), s]));
+  // Refused at RCPT stays refused, also when the client named the address again: the job never
+  // holds it, and it is not looked up again.
+  const sendable = (list: OutgoingMessage['to']) => list.filter((m) => !atRcpt.has(addressKey(m.address)));
+  const message = applySenderPolicy(
+    key,
+    atRcpt.size === 0
+      ? validated
+      : {
+          ...validated,
+          to: sendable(validated.to),
+          cc: sendable(validated.cc),
+          bcc: sendable(validated.bcc),
+        },
+  );
   const job: SendJob = { v: 1, id: deps.newId(), tenant: key.tenant, message };
   const jobBytes = Buffer.byteLength(JSON.stringify(job));
-  if (jobBytes > MAX_JOB_BYTES) {
+  if (jobBytes > maxJobBytes) {
     fail(
       'too_large',
-      `The message is ${Math.ceil(jobBytes / 1024)} KB once encoded; the limit is ${MAX_JOB_BYTES / 1000} KB including attachments.`,
+      `The message is ${Math.ceil(jobBytes / 1024)} KB once encoded; the limit is ${maxJobBytes / 1000} KB including attachments.`,
     );
   }
-  return { message, job, candidates: uniqueRecipients(message) };
+  return {
+    message,
+    job,
+    candidates: uniqueRecipients(message),
+    knownSuppressed: knownSuppressed(message, atRcpt),
+  };
 }
 
 function prepare(
@@ -230,25 +325,28 @@ function prepare(
   const recipients: RecipientState[] = [];
   const response: AcceptedRecipient[] = [];
   const events: TimelineEvent[] = [{ type: 'accepted', at }];
+  const suppress = (address: string, kind: RecipientKind, s: Suppression) => {
+    // An address the tenant erased is recorded under its pseudonym, never stored again.
+    const recorded = s.erasedAs ?? address;
+    recipients.push({
+      address: recorded,
+      kind,
+      status: 'suppressed',
+      reason: suppressedReason(s),
+      updatedAt: at,
+    });
+    response.push({ address, status: 'suppressed', reason: s.reason });
+    events.push({ type: 'suppressed', at, recipient: recorded, detail: { reason: s.reason } });
+  };
   for (const { address, key: normalised, kind } of checked.candidates) {
     const s = suppressions.get(normalised);
-    if (s && isActive(s, now)) {
-      // An address the tenant erased is recorded under its pseudonym, never stored again.
-      const recorded = s.erasedAs ?? address;
-      recipients.push({
-        address: recorded,
-        kind,
-        status: 'suppressed',
-        reason: suppressedReason(s),
-        updatedAt: at,
-      });
-      response.push({ address, status: 'suppressed', reason: s.reason });
-      events.push({ type: 'suppressed', at, recipient: recorded, detail: { reason: s.reason } });
-    } else {
+    if (s && isActive(s, now)) suppress(address, kind, s);
+    else {
       recipients.push({ address, kind, status: 'queued', reason: null, updatedAt: at });
       response.push({ address, status: 'queued' });
     }
   }
+  for (const { address, kind, suppression } of checked.knownSuppressed) suppress(address, kind, suppression);
   const allSuppressed = recipients.every((r) => r.status === 'suppressed');
   const record: MessageRecord = {
     id: job.id,
@@ -373,7 +471,12 @@ function tally(results: readonly AcceptResult[]): StatCounts {
 }
 
 /** The tenant's daily statistics (the store never throws: see UsageStore.addStats). */
-async function count(deps: AcceptDeps, key: ApiKey, now: Date, counts: StatCounts): Promise<void> {
+async function count(
+  deps: Pick<AcceptDeps, 'usage'>,
+  key: ApiKey,
+  now: Date,
+  counts: StatCounts,
+): Promise<void> {
   const nonZero = Object.fromEntries(Object.entries(counts).filter(([, v]) => (v ?? 0) > 0));
   if (Object.keys(nonZero).length > 0) await deps.usage.addStats(key.tenant, utcDay(now), nonZero);
 }
@@ -400,24 +503,25 @@ function uniqueRecipients(message: OutgoingMessage): Candidate[] {
   return out;
 }
 
-// TEMPORARY stand-in until wt-sub lands (theirs wins at merge).
-export interface SubmissionOptions {
-  readonly maxJobBytes: number;
-  readonly suppressedAtRcpt?: ReadonlyMap<string, Suppression>;
+interface KnownSuppressed {
+  readonly address: string;
+  readonly kind: RecipientKind;
+  readonly suppression: Suppression;
 }
-export async function acceptSubmission(
-  deps: AcceptDeps,
-  key: ApiKey,
+
+/**
+ * The recipients refused at RCPT, each with the kind the message's headers give it (To, Cc, else
+ * Bcc), in the order the SMTP server refused them.
+ */
+function knownSuppressed(
   message: OutgoingMessage,
-  _o: SubmissionOptions,
-): Promise<AcceptResult> {
-  const { messageId: _m, ...rest } = message as OutgoingMessage & { messageId?: string };
-  return acceptMessage(deps, key, {
-    from: rest.from.address,
-    bcc: rest.bcc.map((b) => b.address),
-    subject: rest.subject,
-    text: rest.text,
-    ...(rest.html ? { html: rest.html } : {}),
-    attachments: rest.attachments,
-  });
+  suppressedAtRcpt: ReadonlyMap<string, Suppression>,
+): KnownSuppressed[] {
+  const shownTo = new Set((message.shownTo ?? message.to).map((m) => addressKey(m.address)));
+  const shownCc = new Set((message.shownCc ?? message.cc).map((m) => addressKey(m.address)));
+  return [...suppressedAtRcpt].map(([key, suppression]) => ({
+    address: key,
+    kind: shownTo.has(key) ? 'to' : shownCc.has(key) ? 'cc' : 'bcc',
+    suppression,
+  }));
 }

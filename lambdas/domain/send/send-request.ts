@@ -55,6 +55,12 @@ const RESERVED_HEADERS = new Set([
 ]);
 const RESERVED_HEADER_PREFIXES = ['content-', 'x-ses-', 'resent-'];
 
+/** A header a client may not set through `headers` (any case): Baton writes it, or it routes mail. */
+export function isReservedHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  return RESERVED_HEADERS.has(lower) || RESERVED_HEADER_PREFIXES.some((p) => lower.startsWith(p));
+}
+
 // RFC 5322 field name: printable ASCII except colon.
 const HEADER_NAME = /^[!-9;-~]{1,100}$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: CR, LF and NUL are what header injection uses
@@ -62,6 +68,11 @@ const LINE_BREAK_OR_NUL = /[\r\n\u0000\u2028\u2029]/;
 const SES_TAG = /^[A-Za-z0-9_-]{1,256}$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/i;
+
+/** An attachment's content type as the API takes it: `type/subtype`, no parameters. */
+export function isContentType(value: string): boolean {
+  return CONTENT_TYPE.test(value);
+}
 
 // zod/mini, the tree-shakable build of zod 4 (issue 7: zod classic put ~445 KB in the api bundle,
 // this ~28 KB). Keep it shakable: `import * as z` (not `import { z }`) and no runtime value read
@@ -123,14 +134,14 @@ const attachment = z.strictObject({
   ),
 });
 
-const sendRequest = z.strictObject({
+const sendRequestFields = (options: Pick<SendRequestOptions, 'subjectOptional'>) => ({
   from: mailbox,
   to: z.optional(mailboxes),
   cc: z.optional(mailboxes),
   bcc: z.optional(mailboxes),
   replyTo: z.optional(mailboxes),
   subject: headerSafe('subject').check(
-    z.minLength(1, 'subject must not be empty'),
+    ...(options.subjectOptional ? [] : [z.minLength(1, 'subject must not be empty')]),
     z.maxLength(MAX_SUBJECT, `subject must be at most ${MAX_SUBJECT} characters`),
   ),
   text: z.optional(z.string()),
@@ -156,6 +167,10 @@ const sendRequest = z.strictObject({
   ),
 });
 
+/** The JSON API's schema, and the one without a required subject (built once each). */
+const SEND_REQUEST = z.strictObject(sendRequestFields({}));
+const SUBJECT_OPTIONAL = z.strictObject(sendRequestFields({ subjectOptional: true }));
+
 function isHttpsUrl(value: string): boolean {
   try {
     return new URL(value).protocol === 'https:';
@@ -175,11 +190,24 @@ export function formatPath(path: readonly PropertyKey[]): string {
 }
 
 /**
+ * Where a message that arrived over SMTP needs other rules than a JSON body, every other rule
+ * being the same (lambdas/domain/smtp/submission.ts). Each relaxes a rule; none adds one.
+ */
+export interface SendRequestOptions {
+  /** RFC 5322 makes Subject optional, and a printer or a monitoring box often sends none. */
+  readonly subjectOptional?: boolean;
+  /** Mail that is only an attachment (a scanner's PDF), or that has no body at all, is normal SMTP mail. */
+  readonly bodyOptional?: boolean;
+}
+
+/**
  * Validates a POST /v1/messages body. Every problem is reported at once (422 with one entry per
  * failing path), so a client fixes its request in one round trip. Size is not checked here: the
  * encoded job's size decides the 413 (accept.ts), so a large but valid message is never a 422.
+ * `options` is for the SMTP submission only; the JSON API passes none.
  */
-export function validateSendRequest(input: unknown): OutgoingMessage {
+export function validateSendRequest(input: unknown, options: SendRequestOptions = {}): OutgoingMessage {
+  const sendRequest = options.subjectOptional ? SUBJECT_OPTIONAL : SEND_REQUEST;
   const oversized = oversizedLists(input);
   if (oversized.length > 0) {
     fail('invalid_message', 'The message is not valid; see errors for each failing field.', oversized);
@@ -193,11 +221,11 @@ export function validateSendRequest(input: unknown): OutgoingMessage {
     }
     // Cross-field rules still run on what did parse, so all failures come back together.
     if (typeof input === 'object' && input !== null)
-      errors.push(...crossFieldErrors(input as Record<string, unknown>));
+      errors.push(...crossFieldErrors(input as Record<string, unknown>, options));
     fail('invalid_message', 'The message is not valid; see errors for each failing field.', dedupe(errors));
   }
   const body = parsed.data;
-  errors.push(...crossFieldErrors(body));
+  errors.push(...crossFieldErrors(body, options));
   if (errors.length > 0)
     fail('invalid_message', 'The message is not valid; see errors for each failing field.', errors);
 
@@ -273,7 +301,7 @@ function oversizedLists(input: unknown): FieldError[] {
 }
 
 /** Rules that span fields, checked on the raw body so they report even when other fields fail. */
-function crossFieldErrors(body: Record<string, unknown>): FieldError[] {
+function crossFieldErrors(body: Record<string, unknown>, options: SendRequestOptions): FieldError[] {
   const errors: FieldError[] = [];
   const count = (v: unknown) => (Array.isArray(v) ? v.length : typeof v === 'string' ? 1 : 0);
   const recipients = count(body.to) + count(body.cc) + count(body.bcc);
@@ -283,7 +311,7 @@ function crossFieldErrors(body: Record<string, unknown>): FieldError[] {
   }
   const hasText = typeof body.text === 'string' && body.text !== '';
   const hasHtml = typeof body.html === 'string' && body.html !== '';
-  if (!hasText && !hasHtml)
+  if (!hasText && !hasHtml && !options.bodyOptional)
     errors.push({ path: 'text', message: 'at least one of text or html is required' });
   if (body.stream === 'broadcast' && body.listUnsubscribe === undefined) {
     errors.push({ path: 'listUnsubscribe', message: 'broadcast mail must carry listUnsubscribe (RFC 8058)' });
@@ -311,10 +339,9 @@ function headerErrors(headers: Record<string, unknown>): FieldError[] {
   const errors: FieldError[] = [];
   for (const [name, value] of Object.entries(headers)) {
     const path = `headers.${name}`;
-    const lower = name.toLowerCase();
     if (!HEADER_NAME.test(name))
       errors.push({ path, message: 'header name must be printable ASCII without ":"' });
-    else if (RESERVED_HEADERS.has(lower) || RESERVED_HEADER_PREFIXES.some((p) => lower.startsWith(p))) {
+    else if (isReservedHeader(name)) {
       errors.push({ path, message: `header ${name} is reserved and cannot be set through headers` });
     }
     if (typeof value === 'string' && LINE_BREAK_OR_NUL.test(value)) {

@@ -12,7 +12,7 @@ import { type FieldError, fail } from '../problem.ts';
  * domain is refused (422): `"support@paypal.com" <noreply@tenant>` reads as PayPal in most clients.
  */
 export function applySenderPolicy(key: ApiKey, message: OutgoingMessage): OutgoingMessage {
-  const allowed = checkSender(key, message.from.address);
+  const allowed = checkSenderDomain(key, message.from.address);
   const errors = [
     ...spoofingErrors(key, 'from', message.from),
     ...message.replyTo.flatMap((m, i) => spoofingErrors(key, `replyTo[${i}]`, m)),
@@ -32,11 +32,11 @@ export function applySenderPolicy(key: ApiKey, message: OutgoingMessage): Outgoi
 }
 
 /**
- * Whether the key may send as `address` (From over HTTPS; the envelope sender and the From header
- * over SMTP): true when its domain is one of the key's, false when the key's rewrite policy will
- * replace it; refused (403) otherwise.
+ * Whether `key` may send from `address` as it is (true), or only rewritten to its default address
+ * (false); refused (403) when it may not send from there at all. Also the SMTP envelope sender's
+ * check (MAIL FROM), so both follow one rule.
  */
-export function checkSender(key: ApiKey, address: string): boolean {
+export function checkSenderDomain(key: ApiKey, address: string): boolean {
   const allowed = domainAllowed(domainOf(address), key.allowedDomains);
   if (!allowed && (key.senderPolicy !== 'rewrite' || !key.defaultFrom)) {
     fail(
