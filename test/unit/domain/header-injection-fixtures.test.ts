@@ -154,7 +154,7 @@ const DECISIONS: Readonly<Record<string, Decision>> = {
   },
   'nm-smtp-name-crlf': {
     decision:
-      'not applicable (Baton speaks the SES API, not SMTP); the payload as a subject is refused (422)',
+      'not applicable: Baton takes SMTP (the front door) but never speaks it as a client (it sends through the SES API, so no EHLO name of its own exists); the payload as a subject is refused (422)',
     check: () => {
       const c = input<{ name: string }>('nm-smtp-name-crlf');
       expect(refused({ subject: c.name })).toEqual([
@@ -164,7 +164,7 @@ const DECISIONS: Readonly<Record<string, Decision>> = {
   },
   'nm-smtp-name-bare-cr-lf': {
     decision:
-      'not applicable (no SMTP); bare CR, bare LF and CRLF runs in a header value are each refused (422)',
+      'not applicable (Baton is never an SMTP client); bare CR, bare LF and CRLF runs in a header value are each refused (422)',
     check: () => {
       for (const value of input<string[]>('nm-smtp-name-bare-cr-lf')) {
         expect(refused({ headers: { 'X-Host': value } })).toEqual([
