@@ -40,6 +40,24 @@ import { describeError, logger, metrics } from '../shared/observability.ts';
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 const send = SMTPConnection.prototype.send;
 SMTPConnection.prototype.send = function sendOwnEnhancedCode(code, data, context) {
+  // smtp-server lists AUTH in EHLO before STARTTLS even when it will answer AUTH with 538 (the
+  // same condition as here); a client that sees it may send the key in clear text, so it is
+  // offered only once TLS is up.
+  const options = this._server.options;
+  if (
+    code === 250 &&
+    Array.isArray(data) &&
+    !this.secure &&
+    !options.hideSTARTTLS &&
+    !options.allowInsecureAuth
+  ) {
+    return send.call(
+      this,
+      code,
+      data.filter((line) => !line.startsWith('AUTH ')),
+      context,
+    );
+  }
   return send.call(this, code, data, typeof data === 'string' && ENHANCED.test(data) ? false : context);
 };
 
