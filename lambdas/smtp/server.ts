@@ -24,6 +24,7 @@ import { checkSender } from '../domain/send/sender-policy.ts';
 import {
   Replies,
   replyForProblem,
+  replyText,
   type SmtpReply,
   SmtpReplyError,
   type SmtpStage,
@@ -38,6 +39,8 @@ import { describeError, logger, metrics } from '../shared/observability.ts';
  * writes it first in its texts. A text that starts with an enhanced code is sent as it is.
  */
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
+/** smtp-server's own words when it answers or ends a session because the server is closing. */
+const LIBRARY_SHUTDOWN = 'Server shutting down';
 const send = SMTPConnection.prototype.send;
 SMTPConnection.prototype.send = function sendOwnEnhancedCode(code, data, context) {
   // smtp-server lists AUTH in EHLO before STARTTLS even when it will answer AUTH with 538 (the
@@ -58,6 +61,10 @@ SMTPConnection.prototype.send = function sendOwnEnhancedCode(code, data, context
       context,
     );
   }
+  // During a drain smtp-server answers every command (and, at the end, every open session) with
+  // its own 421 4.4.2; a client and its operator get Baton's words and 4.3.2 instead.
+  if (code === 421 && data === LIBRARY_SHUTDOWN)
+    return send.call(this, code, replyText(Replies.shuttingDown()), false);
   return send.call(this, code, data, typeof data === 'string' && ENHANCED.test(data) ? false : context);
 };
 

@@ -80,6 +80,8 @@ export async function startSmtpRig(options: SmtpRigOptions = {}) {
       maxBytes: 1024 * 1024,
       maxJobBytes: 4 * 1024 * 1024,
       local: false,
+      // A test's last client has hung up by then; a drain must not hold afterAll for 25 s.
+      drainMs: 2_000,
       ...(pair ? { tls: { cert: pair.cert, key: pair.key } } : {}),
       ...smtpOptions,
     },
@@ -246,6 +248,14 @@ class Raw:
     def cmd(self, line):
         self.send(line + '\r\n')
         return self.reply()
+    def close(self):
+        # socket.close() alone leaves the connection open while makefile() holds a reference.
+        self.file.close()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
     def auth(self, token=None):
         blob = base64.b64encode(b'\0app\0' + (token or TOKEN).encode()).decode()
         return self.cmd('AUTH PLAIN ' + blob)
