@@ -220,21 +220,25 @@ export class BatonSmtp {
       count('smtpRefusals', 'auth_throttled');
       throw new SmtpReplyError(Replies.authThrottled(throttled));
     }
-    const keys = await this.#deps.directory.list();
-    if (!sourceMayConnect(ip, keys)) {
-      count('smtpRefusals', 'source');
-      logger.info('smtp connection refused', { reason: 'source', source: ip });
-      throw new SmtpReplyError(Replies.sourceRefused(ip));
-    }
+    // The place is taken before the first await: connections that arrive while the key directory
+    // is read (a cold cache) count against each other, and one that hangs up meanwhile is let go
+    // by onClose like any other.
     this.#perSource.set(ip, open + 1);
-    const relay = relayKeyFor(ip, keys);
-    this.#connections.set(session.id, {
-      ip,
-      ...(relay ? { key: relay } : {}),
-      authenticated: false,
-      refused: new Map(),
-      answered: false,
-    });
+    const connection: Connection = { ip, authenticated: false, refused: new Map(), answered: false };
+    this.#connections.set(session.id, connection);
+    try {
+      const keys = await this.#deps.directory.list();
+      if (!sourceMayConnect(ip, keys)) {
+        count('smtpRefusals', 'source');
+        logger.info('smtp connection refused', { reason: 'source', source: ip });
+        throw new SmtpReplyError(Replies.sourceRefused(ip));
+      }
+      const relay = relayKeyFor(ip, keys);
+      if (relay) connection.key = relay;
+    } catch (error) {
+      this.#release(session.id);
+      throw error;
+    }
     metrics.addMetric('smtpConnections', MetricUnit.Count, 1);
     flush();
   }
@@ -316,10 +320,10 @@ export class BatonSmtp {
 
   async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
     const connection = this.#connection(session);
-    const raw = await readAll(stream);
+    const raw = await readAll(stream, this.#options.maxBytes);
     const key = connection.key;
     if (!key) throw new SmtpReplyError(Replies.authRequired(session.secure));
-    if (stream.sizeExceeded) throw new SmtpReplyError(Replies.tooLarge(this.#options.maxBytes));
+    if (!raw || stream.sizeExceeded) throw new SmtpReplyError(Replies.tooLarge(this.#options.maxBytes));
     const envelope = {
       mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
       rcptTo: session.envelope.rcptTo.map((r) => r.address),
@@ -357,13 +361,19 @@ export class BatonSmtp {
   }
 
   #onClose(session: SMTPServerSession): void {
-    const connection = this.#connections.get(session.id);
-    if (!connection) return;
-    this.#connections.delete(session.id);
+    const connection = this.#release(session.id);
+    if (connection) void this.#endTransaction(connection);
+  }
+
+  /** Gives back the session's place in its source's connection count, once. */
+  #release(sessionId: string): Connection | undefined {
+    const connection = this.#connections.get(sessionId);
+    if (!connection) return undefined;
+    this.#connections.delete(sessionId);
     const open = (this.#perSource.get(connection.ip) ?? 1) - 1;
     if (open <= 0) this.#perSource.delete(connection.ip);
     else this.#perSource.set(connection.ip, open);
-    void this.#endTransaction(connection);
+    return connection;
   }
 
   /**
@@ -473,11 +483,21 @@ function sourceAddress(session: SMTPServerSession): string {
   return mapped?.[1] && isIP(mapped[1]) === 4 ? mapped[1] : ip;
 }
 
-async function readAll(stream: SMTPServerDataStream): Promise<Buffer> {
+/**
+ * The message, or undefined when it is over `maxBytes`. smtp-server goes on streaming past the
+ * limit (the client must be read to the end of DATA before the 552); what is past it is read and
+ * dropped, so one client cannot make the server hold gigabytes it will refuse.
+ */
+async function readAll(stream: SMTPServerDataStream, maxBytes: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
+  let size = 0;
   // A client that disconnects mid-DATA destroys the stream with an error: nothing is accepted.
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    if (size <= maxBytes) chunks.push(chunk as Buffer);
+    else chunks.length = 0;
+  }
+  return size > maxBytes ? undefined : Buffer.concat(chunks);
 }
 
 function resendDigest(

@@ -3,6 +3,7 @@
  * nodemailer's SMTP transport (STARTTLS required, the certificate verified, AUTH PLAIN), and what
  * the queued job carries.
  */
+import '../support/quiet-powertools.ts';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SendJob } from '../../lambdas/domain/message.ts';

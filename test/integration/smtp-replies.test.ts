@@ -3,6 +3,7 @@
  * client, its own process) sees it over a real socket, and what the in-memory stores hold after.
  * One server for the file; each test uses its own key or addresses so they do not interfere.
  */
+import '../support/quiet-powertools.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -4,6 +4,7 @@
  * UTF-8, implicit TLS, hanging up mid-DATA, idle timeouts, shutdown, AUTH throttling and the
  * connection limit per source address. Nothing is mocked at the protocol.
  */
+import '../support/quiet-powertools.ts';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
