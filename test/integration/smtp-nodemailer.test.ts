@@ -6,7 +6,9 @@
 import '../support/quiet-powertools.ts';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { composeMime } from '../../lambdas/domain/delivery/mime.ts';
 import type { SendJob } from '../../lambdas/domain/message.ts';
+import { headerValue } from '../support/mime.ts';
 import { nodemailerTransport, type SmtpRig, startSmtpRig } from '../support/smtp.ts';
 
 let rig: SmtpRig;
@@ -104,11 +106,48 @@ describe('nodemailer SMTP transport', () => {
     expect(rig.records()).toHaveLength(before);
   });
 
-  it.todo(
-    'keeps Message-ID, Date, custom X- headers and In-Reply-To/References the client set (needs readSubmission)',
-  );
-  it.todo('keeps an inline image (cid:) inline, with its Content-ID (needs readSubmission)');
-  it.todo(
-    'records a message whose From is rewritten (policy rewrite) with the original in Reply-To and X-Original-From (needs acceptSubmission)',
-  );
+  it.todo('keeps Message-ID, Date, custom X- headers and In-Reply-To/References the client set (needs readSubmission)', async () => {
+    const transport = nodemailerTransport(rig, rig.token);
+    const info = await transport.sendMail({
+      from: 'app@example.com',
+      to: 'headers@example.org',
+      subject: 'Re: order 42',
+      text: 'Thread reply.',
+      messageId: '<order-42-reply@app.example.com>',
+      date: new Date('2026-01-02T03:04:05Z'),
+      inReplyTo: '<order-42@app.example.com>',
+      references: ['<order-41@app.example.com>', '<order-42@app.example.com>'],
+      headers: { 'X-Order-Id': '42', 'X-Campaign': 'spring' },
+    });
+    transport.close();
+    const job = jobFor(idIn(info.response));
+    const mime = await composeMime(job?.message as SendJob['message'], { id: 'msg_x', date: new Date() });
+    expect(headerValue(mime, 'Message-ID')).toBe('<order-42-reply@app.example.com>');
+    expect(new Date(headerValue(mime, 'Date')).toISOString()).toBe('2026-01-02T03:04:05.000Z');
+    expect(headerValue(mime, 'In-Reply-To')).toBe('<order-42@app.example.com>');
+    expect(headerValue(mime, 'References')).toBe('<order-41@app.example.com> <order-42@app.example.com>');
+    expect(headerValue(mime, 'X-Order-Id')).toBe('42');
+    expect(headerValue(mime, 'X-Campaign')).toBe('spring');
+  });
+
+  it.todo('keeps an inline image (cid:) inline, with its Content-ID, beside the text alternative (needs readSubmission)', async () => {
+    const png = randomBytes(2_000);
+    const transport = nodemailerTransport(rig, rig.token);
+    const info = await transport.sendMail({
+      from: 'app@example.com',
+      to: 'inline@example.org',
+      subject: 'Logo',
+      text: 'See the logo.',
+      html: '<p>Logo: <img src="cid:logo@app"></p>',
+      attachments: [{ filename: 'logo.png', content: png, contentType: 'image/png', cid: 'logo@app' }],
+    });
+    transport.close();
+    const message = jobFor(idIn(info.response))?.message;
+    expect(message?.text?.trim()).toBe('See the logo.');
+    expect(message?.html).toContain('cid:logo@app');
+    const [logo] = message?.attachments ?? [];
+    expect(logo?.disposition).toBe('inline');
+    expect(logo?.contentId).toBe('logo@app');
+    expect(Buffer.from(logo?.content ?? '', 'base64').equals(png)).toBe(true);
+  });
 });

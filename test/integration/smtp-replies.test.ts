@@ -170,9 +170,19 @@ say(r.cmd('MAIL FROM:<app@example.com>')[1][-1])
     expect(destinations.map((m) => m.address).sort()).toEqual(['also@example.org', 'kept@example.org']);
   });
 
-  it.todo(
-    'records a recipient refused at RCPT as suppressed with its reason in the message record and counts it in stats (needs acceptSubmission)',
-  );
+  it.todo('records a recipient refused at RCPT as suppressed, with its reason, in the message record (needs acceptSubmission)', async () => {
+    await rig.suppressions.put(suppression('refused@example.org', 'complaint'));
+    const run = await swaks(rig, swaksMessage(rig.token, { to: 'taken@example.org,refused@example.org' }));
+    const id = lastReply(run.transcript).split(' ').at(-1) as string;
+    const refused = rig.messages.peek(id)?.recipients.find((r) => r.address === 'refused@example.org');
+    expect(refused?.status).toBe('suppressed');
+    expect(refused?.reason).toMatch(/complaint/);
+    // Never sent to it: not among the job's destinations.
+    const job = jobFor(id);
+    expect([...(job?.message.to ?? []), ...(job?.message.bcc ?? [])].map((m) => m.address)).toEqual([
+      'taken@example.org',
+    ]);
+  });
 
   it('answers 552 at the end of DATA to a message over the advertised SIZE, and records nothing', async () => {
     const before = rig.records().length;

@@ -198,7 +198,55 @@ s.quit()
     expect(jobFor(idIn(lines[1]))?.message.subject).toBe(subject);
   });
 
-  it.todo('keeps UTF-8 display names of From and To (needs readSubmission)');
+  it.todo('keeps UTF-8 display names of From and To (needs readSubmission)', async () => {
+    const run = await python(
+      rig,
+      `
+from email.message import EmailMessage
+s = connect()
+m = EmailMessage()
+m['From'] = 'Zoë Ünal <app@example.com>'
+m['To'] = 'Łukasz Żółw <names@example.org>'
+m['Subject'] = 'names'
+m.set_content('Hi')
+s.send_message(m)
+say(s.noop()[0])
+`,
+      { PYTHONIOENCODING: 'utf-8' },
+    );
+    expect(run.transcript.trim()).toBe('250');
+    const job = rig.queue.jobs.find((j) => destinations(j.job).includes('names@example.org'))?.job;
+    expect(job?.message.from).toEqual({ name: 'Zoë Ünal', address: 'app@example.com' });
+    expect(job?.message.to).toEqual([{ name: 'Łukasz Żółw', address: 'names@example.org' }]);
+  });
+
+  it('reads a body and subject in ISO-8859-1 into the same Unicode text', async () => {
+    const run = await python(
+      rig,
+      `
+s = connect()
+raw = ('From: app@example.com\\r\\nSubject: =?iso-8859-1?Q?Gr=FC=DFe?=\\r\\nMIME-Version: 1.0\\r\\n'
+       'Content-Type: text/plain; charset=iso-8859-1\\r\\nContent-Transfer-Encoding: 8bit\\r\\n\\r\\n').encode('ascii') + 'Grüße aus Köln\\r\\n'.encode('latin-1')
+s.mail('app@example.com', ['BODY=8BITMIME']); s.rcpt('latin1@example.org')
+code, text = s.data(raw)
+say(code, text.decode())
+`,
+    );
+    const message = jobFor(idIn(run.transcript))?.message;
+    expect(message?.subject).toBe('Grüße');
+    expect(message?.text?.trim()).toBe('Grüße aus Köln');
+  });
+
+  it('answers 552 at MAIL FROM when the declared SIZE is over the limit, before any data is sent', async () => {
+    const run = await python(
+      rig,
+      `
+s = connect()
+say(*s.mail('app@example.com', ['SIZE=%d' % (2 * 1024 * 1024)]))
+`,
+    );
+    expect(run.transcript.trim()).toMatch(/^552 b'5\.3\.4 /);
+  });
 });
 
 describe('smtplib over implicit TLS (port 465)', () => {
