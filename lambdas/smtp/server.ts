@@ -438,6 +438,11 @@ export class BatonSmtp {
   #refusal(error: unknown, stage: SmtpStage): SmtpReplyError {
     let reply: SmtpReply;
     if (error instanceof SmtpReplyError) return countReply(error);
+    if (error instanceof ClientLeftError) {
+      // Nobody is left to answer: no reply counted, and no error (a dropped client is not Baton's).
+      logger.info('smtp client left during DATA', { bytes: error.bytes });
+      return new SmtpReplyError(Replies.unavailable());
+    }
     if (error instanceof ProblemError) reply = replyForProblem(error.problem, stage);
     else {
       logger.error('smtp step failed', { stage, ...describeError(error) });
@@ -491,13 +496,29 @@ function sourceAddress(session: SMTPServerSession): string {
 async function readAll(stream: SMTPServerDataStream, maxBytes: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
-  // A client that disconnects mid-DATA destroys the stream with an error: nothing is accepted.
-  for await (const chunk of stream) {
-    size += (chunk as Buffer).length;
-    if (size <= maxBytes) chunks.push(chunk as Buffer);
-    else chunks.length = 0;
+  try {
+    for await (const chunk of stream) {
+      size += (chunk as Buffer).length;
+      if (size <= maxBytes) chunks.push(chunk as Buffer);
+      else chunks.length = 0;
+    }
+  } catch (error) {
+    // smtp-server destroys the stream with an error only when the client disconnects mid-DATA:
+    // nothing is accepted.
+    throw new ClientLeftError(size, error);
   }
   return size > maxBytes ? undefined : Buffer.concat(chunks);
+}
+
+/** The client disconnected before the end of DATA. */
+class ClientLeftError extends Error {
+  override readonly name = 'ClientLeftError';
+  readonly bytes: number;
+
+  constructor(bytes: number, cause: unknown) {
+    super(`the client left after ${bytes} bytes of DATA`, { cause });
+    this.bytes = bytes;
+  }
 }
 
 function resendDigest(

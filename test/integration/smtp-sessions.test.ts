@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { composeMime } from '../../lambdas/domain/delivery/mime.ts';
 import type { SendJob } from '../../lambdas/domain/message.ts';
-import { logger } from '../../lambdas/shared/observability.ts';
 import { headerBlock, headerValues } from '../support/mime.ts';
-import { python, type SmtpRig, startSmtpRig } from '../support/smtp.ts';
+import { python, type SmtpRig, startSmtpRig, withLogs } from '../support/smtp.ts';
 
 let rig: SmtpRig;
 beforeAll(async () => {
@@ -341,23 +340,12 @@ say(d.greeting[0])
 
   it('throttles failed AUTH per source address, even for the right key, and never logs the password', async () => {
     const guarded = await startSmtpRig({ maxAuthFailures: 3 });
-    const written: string[] = [];
-    const level = logger.getLevelName();
-    logger.setLogLevel('INFO');
-    // Powertools writes info to stdout and warnings to stderr.
-    const capture = (chunk: unknown) => {
-      written.push(String(chunk));
-      return true;
-    };
-    const spies = [
-      vi.spyOn(process.stdout, 'write').mockImplementation(capture),
-      vi.spyOn(process.stderr, 'write').mockImplementation(capture),
-    ];
     const wrong = 'bt_wrongwrong00_secretpasswordthatmustnotleak0123456789abc';
     try {
-      const run = await python(
-        guarded,
-        `
+      const { result: run, log } = await withLogs(() =>
+        python(
+          guarded,
+          `
 r = Raw()
 for _ in range(3):
     say(r.auth(os.environ['WRONG'])[1][-1])
@@ -366,7 +354,8 @@ say(r.reply()[0])
 n = Raw(tls=False)
 say(n.greeting[1][-1])
 `,
-        { WRONG: wrong },
+          { WRONG: wrong },
+        ),
       );
       const lines = said(run.transcript);
       expect(lines.slice(0, 3)).toEqual(
@@ -375,16 +364,35 @@ say(n.greeting[1][-1])
       expect(lines[3]).toMatch(/^421 4\.7\.0 Too many failed logins from your address; try again in \d+ s$/);
       expect(lines[4]).toBe('None');
       expect(lines[5]).toMatch(/^421 4\.7\.0 Too many failed logins/);
+      expect(log.match(/smtp authentication failed/g)).toHaveLength(3);
+      expect(log).not.toContain(wrong);
+      expect(log).not.toContain(guarded.token);
+      expect(log).not.toContain(Buffer.from(`\0app\0${wrong}`).toString('base64'));
     } finally {
-      for (const spy of spies) spy.mockRestore();
-      logger.setLogLevel(level);
       await guarded.close();
     }
-    const log = written.join('');
-    expect(log.match(/smtp authentication failed/g)).toHaveLength(3);
-    expect(log).not.toContain(wrong);
-    expect(log).not.toContain(guarded.token);
-    expect(log).not.toContain(Buffer.from(`\0app\0${wrong}`).toString('base64'));
+  });
+
+  it('logs a client that hangs up mid-DATA as what it is, not as a server error', async () => {
+    const { log } = await withLogs(async (logSoFar) => {
+      await python(
+        rig,
+        `
+r = Raw()
+r.auth()
+r.cmd('MAIL FROM:<app@example.com>'); r.cmd('RCPT TO:<left@example.org>'); r.cmd('DATA')
+r.send('Subject: left\\r\\n\\r\\nhalf a message\\r\\n')
+r.close()
+`,
+      );
+      // The server sees the hang-up after the client is gone.
+      await vi.waitFor(() => expect(logSoFar()).toMatch(/during DATA|smtp step failed/), {
+        timeout: 5_000,
+        interval: 20,
+      });
+    });
+    expect(log).toMatch(/"message":"smtp client left during DATA"/);
+    expect(log).not.toMatch(/"level":"ERROR"/);
   });
 });
 

@@ -11,9 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import type { SMTPServer } from 'smtp-server';
+import { vi } from 'vitest';
 import type { ApiKey } from '../../lambdas/domain/keys/api-key.ts';
 import type { MessageRecord } from '../../lambdas/domain/message.ts';
 import { RateLimiter } from '../../lambdas/domain/send/rate-limit.ts';
+import { logger } from '../../lambdas/shared/observability.ts';
 import { BatonSmtp, type SmtpOptions } from '../../lambdas/smtp/server.ts';
 import { developmentCertificate } from '../../local/smtp.ts';
 import { InMemoryApiKeys, InMemoryIdempotencyStore, issueApiKey } from './fakes.ts';
@@ -302,4 +304,32 @@ export function replies(transcript: string): string[] {
     .split('\n')
     .filter((line) => /^\s*<(-|\*\*|~|~\*)\s/.test(line))
     .map((line) => line.replace(/^\s*<(-|\*\*|~|~\*)\s+/, '').trimEnd());
+}
+
+/**
+ * Runs `act` with the server's log lines (Powertools: info on stdout, warnings and errors on
+ * stderr) captured at level INFO instead of printed; returns them with what `act` returned.
+ * `act` may read what was logged so far (to wait for a line).
+ */
+export async function withLogs<T>(
+  act: (logSoFar: () => string) => Promise<T>,
+): Promise<{ result: T; log: string }> {
+  const written: string[] = [];
+  const level = logger.getLevelName();
+  logger.setLogLevel('INFO');
+  const capture = (chunk: unknown) => {
+    written.push(String(chunk));
+    return true;
+  };
+  const spies = [
+    vi.spyOn(process.stdout, 'write').mockImplementation(capture),
+    vi.spyOn(process.stderr, 'write').mockImplementation(capture),
+  ];
+  try {
+    const result = await act(() => written.join(''));
+    return { result, log: written.join('') };
+  } finally {
+    for (const spy of spies) spy.mockRestore();
+    logger.setLogLevel(level);
+  }
 }
