@@ -253,6 +253,54 @@ say(r.cmd('MAIL FROM:<app@example.com>')[1][-1])
   });
 });
 
+describe('SMTP rate, quota and resends', () => {
+  it('answers 451 4.7.1 at MAIL FROM past the key per-second rate, with the retry in words', async () => {
+    const { token } = rig.addKey({ rateLimit: 1 });
+    const run = await swaks(rig, swaksMessage(token));
+    expect(lastReply(run.transcript)).toMatch(/^250 /);
+    // The rig's clock stands still: the second message falls in the same second.
+    const again = await swaks(rig, swaksMessage(token));
+    expect(lastReply(again.transcript)).toMatch(
+      /^451 4\.7\.1 This API key may send 1 messages per second; retry in \d+ s$/,
+    );
+  });
+
+  it('answers 452 4.7.1 at the end of DATA past the key daily quota, retry after midnight UTC', async () => {
+    const { token } = rig.addKey({ dailyQuota: 1 });
+    expect(lastReply((await swaks(rig, swaksMessage(token))).transcript)).toMatch(/^250 /);
+    const before = rig.records().length;
+    const over = await swaks(rig, swaksMessage(token, { to: 'over-quota@example.org' }));
+    expect(lastReply(over.transcript)).toMatch(/^452 4\.7\.1 .*Retry after 00:00 UTC$/);
+    expect(rig.records()).toHaveLength(before);
+  });
+
+  it('answers 553 to a null sender: Baton relays no bounces', async () => {
+    const run = await swaks(rig, swaksMessage(rig.token, { from: '<>' }));
+    expect(lastReply(run.transcript)).toBe(
+      '553 5.1.7 A sender address is required: Baton does not relay bounces (MAIL FROM:<>)',
+    );
+  });
+
+  it('records a message resent after a lost 250 once: the same Message-ID, envelope and bytes get the first id', async () => {
+    const data = join(files, 'resend.eml');
+    writeFileSync(
+      data,
+      'From: app@example.com\r\nTo: resent@example.org\r\nMessage-ID: <resend-1@app.example.com>\r\nSubject: resend\r\n\r\nOnce.\r\n',
+    );
+    const send = () =>
+      swaks(rig, swaksMessage(rig.token, { to: 'resent@example.org', extra: ['--data', data] }));
+    const first = lastReply((await send()).transcript);
+    const second = lastReply((await send()).transcript);
+    expect(first).toMatch(/^250 2\.6\.0 Ok: queued as msg_\d+$/);
+    expect(second).toBe(first);
+    const id = first.split(' ').at(-1);
+    expect(rig.queue.jobs.filter((j) => j.job.id === id)).toHaveLength(1);
+    expect(
+      rig.records().filter((r) => r.recipients.some((x) => x.address === 'resent@example.org')),
+    ).toHaveLength(1);
+  });
+});
+
 describe('SMTP connect refusal', () => {
   it('answers 554 at connect when no key allows the source address', async () => {
     const closed = await startSmtpRig({ key: { allowedCidrs: ['10.0.0.0/8', '192.168.0.0/16'] } });
