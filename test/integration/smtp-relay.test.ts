@@ -6,7 +6,7 @@
 import '../support/quiet-powertools.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SendJob } from '../../lambdas/domain/message.ts';
-import { replies, type SmtpRig, startSmtpRig, swaks } from '../support/smtp.ts';
+import { python, replies, type SmtpRig, startSmtpRig, swaks } from '../support/smtp.ts';
 
 /** The key field the keys branch adds (ApiKey.smtpWithoutAuth); a spread, until the type has it. */
 const withoutAuth = { smtpWithoutAuth: true };
@@ -55,6 +55,21 @@ describe('SMTP relay without AUTH from an allowed network', () => {
   it('takes it on a connection that never starts TLS too (a printer that cannot)', async () => {
     const run = await swaks(rig, ['--from', 'scanner@office.example.net', '--to', 'plain@example.org']);
     expect(lastReply(run.transcript)).toMatch(/^250 2\.6\.0 Ok: queued as msg_\d+$/);
+  });
+
+  it('takes several messages on one connection without AUTH (smtplib)', async () => {
+    const run = await python(
+      rig,
+      `
+s = connect(tls=False, auth=False)
+for i in range(12):
+    s.mail('scanner@office.example.net'); s.rcpt('scan-%d@example.org' % i)
+    code, text = s.data(b'Subject: scan\\r\\n\\r\\nPage.\\r\\n')
+    say(code)
+s.quit()
+`,
+    );
+    expect(run.transcript.trim().split('\n')).toEqual(Array(12).fill('250'));
   });
 
   it('stops relaying at the next MAIL FROM once the key is suspended', async () => {

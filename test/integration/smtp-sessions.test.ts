@@ -197,6 +197,25 @@ s.quit()
     expect(jobFor(idIn(lines[1]))?.message.subject).toBe(subject);
   });
 
+  it('refuses a non-ASCII local part, which SES cannot send, with 553 5.6.7 and words, and keeps the session', async () => {
+    const run = await python(
+      rig,
+      `
+s = connect()
+say(*s.mail('app@example.com', ['SMTPUTF8']))
+say(*s.rcpt('zoë@example.org'))
+say(*s.rcpt('ascii-after-utf8@example.org'))
+`,
+      { PYTHONIOENCODING: 'utf-8' },
+    );
+    const [mail, utf8, ascii] = said(run.transcript);
+    expect(mail).toMatch(/^250 /);
+    expect(utf8).toBe(
+      "553 b'5.6.7 SES cannot send to or from an address with non-ASCII characters before the @; use an ASCII address'",
+    );
+    expect(ascii).toMatch(/^250 /);
+  });
+
   it.todo('keeps UTF-8 display names of From and To (needs readSubmission)', async () => {
     const run = await python(
       rig,

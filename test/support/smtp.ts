@@ -216,8 +216,10 @@ def context():
     return ssl.create_default_context(cafile=CERT)
 def connect(tls=True, auth=True, token=None):
     s = smtplib.SMTP('127.0.0.1', PORT, local_hostname='client.test', timeout=20)
+    s.ehlo()
     if tls:
         s.starttls(context=context())
+        s.ehlo()
     if auth:
         s.login('app', token or TOKEN)
     return s
