@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import {
   SMTPServer,
@@ -189,8 +189,39 @@ export class BatonSmtp {
       onClose: (session) => this.#onClose(session),
     });
     server.on('error', (error) => logger.warn('smtp connection error', describeError(error)));
+    if (implicitTls) this.#limitHandshakes(server);
     this.#servers.push(server);
     return server;
+  }
+
+  /**
+   * On the implicit-TLS port a socket becomes a session (and meets onConnect's per-source limit)
+   * only once its handshake is done, and smtp-server gives a handshake the whole idle timeout:
+   * one source could hold any number of unfinished handshakes for five minutes each. Its sockets
+   * are counted from accept to close; one over the limit is closed before smtp-server sees it
+   * (nothing can be said to it before TLS is up).
+   */
+  #limitHandshakes(server: SMTPServer): void {
+    const raw = server.server;
+    const accept = raw.listeners('connection');
+    raw.removeAllListeners('connection');
+    const open = new Map<string, number>();
+    raw.on('connection', (socket: Socket) => {
+      const ip = normaliseIp(socket.remoteAddress ?? '');
+      const now = open.get(ip) ?? 0;
+      if (now >= this.#options.maxConnectionsPerSource) {
+        count('smtpRefusals', 'connections');
+        socket.destroy();
+        return;
+      }
+      open.set(ip, now + 1);
+      socket.once('close', () => {
+        const left = (open.get(ip) ?? 1) - 1;
+        if (left <= 0) open.delete(ip);
+        else open.set(ip, left);
+      });
+      for (const listener of accept) listener.call(raw, socket);
+    });
   }
 
   /** Swaps the certificate (a renewal) for new connections; sessions keep the one they have. */
@@ -481,9 +512,12 @@ function flush(): void {
   if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
 }
 
-/** The client's address as the key CIDRs see it: an IPv4-mapped IPv6 address is its IPv4 one. */
 function sourceAddress(session: SMTPServerSession): string {
-  const ip = session.remoteAddress;
+  return normaliseIp(session.remoteAddress);
+}
+
+/** The client's address as the key CIDRs see it: an IPv4-mapped IPv6 address is its IPv4 one. */
+function normaliseIp(ip: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   return mapped?.[1] && isIP(mapped[1]) === 4 ? mapped[1] : ip;
 }

@@ -293,6 +293,37 @@ say(r.reply()[1][-1])
     expect(local.records()).toEqual([]);
   });
 
+  it('holds at most the per-source limit of unfinished TLS handshakes on the implicit-TLS port', async () => {
+    const limited = await startSmtpRig({ maxConnectionsPerSource: 3 });
+    try {
+      const run = await python(
+        limited,
+        `
+socks = [socket.create_connection(('127.0.0.1', TLS_PORT), timeout=20) for _ in range(10)]
+time.sleep(0.5)
+closed = 0
+for s in socks:
+    s.settimeout(0.05)
+    try:
+        if s.recv(1) == b'':
+            closed += 1
+    except socket.timeout:
+        pass
+say(closed)
+for s in socks:
+    s.close()
+time.sleep(0.3)
+t = smtplib.SMTP_SSL('127.0.0.1', TLS_PORT, local_hostname='client.test', context=context(), timeout=20)
+say(t.noop()[0])
+`,
+      );
+      // Each unfinished handshake would otherwise be held for the whole idle timeout (300 s).
+      expect(said(run.transcript)).toEqual(['7', '250']);
+    } finally {
+      await limited.close();
+    }
+  });
+
   describe('while the key directory is slow to read (a cold cache)', () => {
     /** A server whose key directory takes 300 ms, as a DynamoDB scan after the cache expired. */
     async function slowDirectoryRig(): Promise<SmtpRig> {
