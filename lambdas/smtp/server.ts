@@ -360,7 +360,17 @@ export class BatonSmtp {
       rcptTo: session.envelope.rcptTo.map((r) => r.address),
     };
     connection.answered = true;
-    const message = await readSubmission(raw, envelope);
+    const message = await readSubmission(raw, envelope).catch((error: unknown) => {
+      // Reading is pure (no table, no queue): what fails there is the message, and a 451 would
+      // have the client retry it forever. The parser's own words say what it could not take.
+      if (error instanceof ProblemError) throw error;
+      throw new ProblemError(
+        problem(
+          'invalid_message',
+          `the message could not be read as MIME (${error instanceof Error ? error.message.slice(0, 200) : 'unknown error'})`,
+        ),
+      );
+    });
     // A client that lost our 250 (a dropped connection after DATA) sends the same message again:
     // the same Message-ID, envelope and bytes are recorded once and answered with the first id.
     const run = async (): Promise<Reply> => ({

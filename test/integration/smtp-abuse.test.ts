@@ -237,6 +237,23 @@ say('done')
     expect(run.transcript.trim()).toBe('421 4.4.2 HTTP requests not allowed');
   });
 
+  it('refuses a message the MIME parser gives up on (1,100 parts) with 554 and words, not a 451 to retry forever', async () => {
+    const before = rig.records().length;
+    const run = await python(
+      rig,
+      `
+r = Raw()
+r.auth()
+r.cmd('MAIL FROM:<app@example.com>'); r.cmd('RCPT TO:<parts@example.org>'); r.cmd('DATA')
+parts = b''.join(b'--b\\r\\nContent-Type: text/plain\\r\\n\\r\\nx\\r\\n' for i in range(1100))
+r.send(b'From: app@example.com\\r\\nSubject: parts\\r\\nContent-Type: multipart/mixed; boundary=b\\r\\n\\r\\n' + parts + b'--b--\\r\\n.\\r\\n')
+say(r.reply()[1][-1])
+`,
+    );
+    expect(run.transcript.trim()).toMatch(/^554 5\.6\.0 Message refused: .*could not be read/);
+    expect(rig.records()).toHaveLength(before);
+  });
+
   it('still takes a normal message after all of the above', async () => {
     const run = await python(
       rig,
