@@ -81,6 +81,39 @@ s.quit()
     });
   });
 
+  it('keeps 16 concurrent sessions apart: 5 messages each, every one queued once to its own recipient', async () => {
+    const jobs = rig.queue.jobs.length;
+    const run = await python(
+      rig,
+      `
+import threading
+replies = []
+def session(n):
+    s = connect()
+    for i in range(5):
+        s.mail('app@example.com'); s.rcpt('c%d-%d@example.org' % (n, i))
+        code, text = s.data(('Subject: c%d-%d\\r\\n\\r\\nHi.\\r\\n' % (n, i)).encode())
+        replies.append('%d c%d-%d %s' % (code, n, i, text.decode()))
+    s.quit()
+threads = [threading.Thread(target=session, args=(n,)) for n in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+for r in replies: say(r)
+`,
+    );
+    const lines = said(run.transcript);
+    expect(lines).toHaveLength(80);
+    expect(new Set(lines.map(idIn)).size).toBe(80);
+    for (const line of lines) {
+      const [code, name] = line.split(' ');
+      expect(code).toBe('250');
+      const job = jobFor(idIn(line));
+      expect(job?.message.subject).toBe(name);
+      expect(destinations(job)).toEqual([`${name}@example.org`]);
+    }
+    expect(rig.queue.jobs.length).toBe(jobs + 80);
+  });
+
   it('forgets the envelope on RSET: only the next transaction recipients get the message', async () => {
     const run = await python(
       rig,
