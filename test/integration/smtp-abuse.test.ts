@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { python, type SmtpRig, startSmtpRig } from '../support/smtp.ts';
+import { python, type SmtpRig, said, startSmtpRig } from '../support/smtp.ts';
 
 let rig: SmtpRig;
 beforeAll(async () => {
@@ -21,8 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rig?.close();
 });
-
-const said = (transcript: string): string[] => transcript.trim().split('\n');
 
 /** No message is half-queued: every record that says queued has its job, every job its record. */
 function nothingHalfQueued(target: SmtpRig): void {

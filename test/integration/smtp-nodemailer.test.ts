@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeMime } from '../../lambdas/domain/delivery/mime.ts';
 import type { SendJob } from '../../lambdas/domain/message.ts';
 import { headerValue } from '../support/mime.ts';
-import { nodemailerTransport, type SmtpRig, startSmtpRig } from '../support/smtp.ts';
+import { nodemailerTransport, queuedId, type SmtpRig, startSmtpRig } from '../support/smtp.ts';
 
 let rig: SmtpRig;
 beforeAll(async () => {
@@ -18,10 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rig?.close();
 });
-
-const jobFor = (id: string): SendJob | undefined => rig.queue.jobs.find((j) => j.job.id === id)?.job;
-
-const idIn = (response: string): string => /queued as (msg_\d+)/.exec(response)?.[1] ?? '';
 
 describe('nodemailer SMTP transport', () => {
   it('gets a message with binary attachments queued, each attachment byte-identical', async () => {
@@ -40,7 +36,7 @@ describe('nodemailer SMTP transport', () => {
     });
     transport.close();
     expect(info.response).toMatch(/^250 2\.6\.0 Ok: queued as msg_\d+$/);
-    const attachments = jobFor(idIn(info.response))?.message.attachments ?? [];
+    const attachments = rig.jobFor(queuedId(info.response))?.message.attachments ?? [];
     expect(attachments.map((a) => a.filename)).toEqual(['invoice.pdf', 'rows.csv']);
     expect(Buffer.from(attachments[0]?.content ?? '', 'base64').equals(pdf)).toBe(true);
     expect(Buffer.from(attachments[1]?.content ?? '', 'base64').equals(csv)).toBe(true);
@@ -59,7 +55,7 @@ describe('nodemailer SMTP transport', () => {
     });
     transport.close();
     expect(info.response).toMatch(/^250 2\.6\.0 Ok: queued as msg_\d+$/);
-    const [attachment] = jobFor(idIn(info.response))?.message.attachments ?? [];
+    const [attachment] = rig.jobFor(queuedId(info.response))?.message.attachments ?? [];
     expect(Buffer.from(attachment?.content ?? '', 'base64').equals(big)).toBe(true);
   });
 
@@ -73,7 +69,7 @@ describe('nodemailer SMTP transport', () => {
       html: '<p>Hello <b>there</b></p><script>alert(1)</script>',
     });
     transport.close();
-    const message = jobFor(idIn(info.response))?.message;
+    const message = rig.jobFor(queuedId(info.response))?.message;
     expect(message?.text?.trim()).toBe('Plain words.');
     expect(message?.html).toContain('<b>there</b>');
     expect(message?.html).not.toContain('<script');
@@ -120,7 +116,7 @@ describe('nodemailer SMTP transport', () => {
       headers: { 'X-Order-Id': '42', 'X-Campaign': 'spring' },
     });
     transport.close();
-    const job = jobFor(idIn(info.response));
+    const job = rig.jobFor(queuedId(info.response));
     const mime = await composeMime(job?.message as SendJob['message'], { id: 'msg_x', date: new Date() });
     expect(headerValue(mime, 'Message-ID')).toBe('<order-42-reply@app.example.com>');
     expect(new Date(headerValue(mime, 'Date')).toISOString()).toBe('2026-01-02T03:04:05.000Z');
@@ -142,7 +138,7 @@ describe('nodemailer SMTP transport', () => {
       attachments: [{ filename: 'logo.png', content: png, contentType: 'image/png', cid: 'logo@app' }],
     });
     transport.close();
-    const message = jobFor(idIn(info.response))?.message;
+    const message = rig.jobFor(queuedId(info.response))?.message;
     expect(message?.text?.trim()).toBe('See the logo.');
     expect(message?.html).toContain('cid:logo@app');
     const [logo] = message?.attachments ?? [];

@@ -5,8 +5,7 @@
  */
 import '../support/quiet-powertools.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SendJob } from '../../lambdas/domain/message.ts';
-import { python, replies, type SmtpRig, startSmtpRig, swaks } from '../support/smtp.ts';
+import { lastReply, python, type SmtpRig, startSmtpRig, swaks } from '../support/smtp.ts';
 
 /** The key field the keys branch adds (ApiKey.smtpWithoutAuth); a spread, until the type has it. */
 const withoutAuth = { smtpWithoutAuth: true };
@@ -26,13 +25,6 @@ afterAll(async () => {
   await rig?.close();
 });
 
-const lastReply = (transcript: string): string =>
-  replies(transcript)
-    .filter((r) => !/^221 /.test(r))
-    .at(-1) ?? '';
-
-const jobFor = (id: string): SendJob | undefined => rig.queue.jobs.find((j) => j.job.id === id)?.job;
-
 describe('SMTP relay without AUTH from an allowed network', () => {
   it('takes mail from the network without AUTH and sends it from the key default address (rewrite)', async () => {
     const run = await swaks(rig, [
@@ -46,7 +38,7 @@ describe('SMTP relay without AUTH from an allowed network', () => {
     ]);
     const reply = lastReply(run.transcript);
     expect(reply).toMatch(/^250 2\.6\.0 Ok: queued as msg_\d+$/);
-    const message = jobFor(reply.split(' ').at(-1) as string)?.message;
+    const message = rig.jobFor(reply.split(' ').at(-1) as string)?.message;
     expect(message?.from.address).toBe('printer@example.com');
     expect(message?.originalFrom?.address).toBe('scanner@office.example.net');
     expect(message?.replyTo.map((m) => m.address)).toEqual(['scanner@office.example.net']);

@@ -8,10 +8,19 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { SendJob } from '../../lambdas/domain/message.ts';
 import { TransientError } from '../../lambdas/shared/errors.ts';
 import { suppression } from '../support/builders.ts';
-import { python, replies, type SmtpRig, startSmtpRig, swaks, swaksMessage } from '../support/smtp.ts';
+import {
+  destinations,
+  lastReply,
+  python,
+  queuedId,
+  replies,
+  type SmtpRig,
+  startSmtpRig,
+  swaks,
+  swaksMessage,
+} from '../support/smtp.ts';
 
 let rig: SmtpRig;
 let files: string;
@@ -23,14 +32,6 @@ afterAll(async () => {
   await rig?.close();
 });
 
-/** The reply swaks got to the command it sent last before giving up, or to the end of DATA. */
-const lastReply = (transcript: string): string => {
-  const all = replies(transcript).filter((r) => !/^221 /.test(r));
-  return all.at(-1) ?? '';
-};
-
-const jobFor = (id: string): SendJob | undefined => rig.queue.jobs.find((j) => j.job.id === id)?.job;
-
 describe('SMTP replies to swaks', () => {
   it('answers 250 "queued as <id>" for a message that is recorded and queued under that id', async () => {
     const run = await swaks(rig, swaksMessage(rig.token, { to: 'queued@example.org' }));
@@ -38,7 +39,7 @@ describe('SMTP replies to swaks', () => {
     expect(reply).toMatch(/^250 2\.6\.0 Ok: queued as msg_\d+$/);
     const id = reply.split(' ').at(-1) as string;
     expect(rig.messages.peek(id)?.recipients.map((r) => r.address)).toEqual(['queued@example.org']);
-    expect(jobFor(id)?.tenant).toBe('tenant-a');
+    expect(rig.jobFor(id)?.tenant).toBe('tenant-a');
     expect(run.status).toBe(0);
   });
 
@@ -68,7 +69,7 @@ describe('SMTP replies to swaks', () => {
       release();
       const run = await client;
       expect(lastReply(run.transcript)).toBe(`250 2.6.0 Ok: queued as ${recorded?.id}`);
-      expect(jobFor(recorded?.id as string)).toBeDefined();
+      expect(rig.jobFor(recorded?.id as string)).toBeDefined();
     } finally {
       release();
       spy.mockRestore();
@@ -161,13 +162,7 @@ say(r.cmd('MAIL FROM:<app@example.com>')[1][-1])
     );
     const reply = lastReply(run.transcript);
     expect(reply).toMatch(/^250 2\.6\.0 Ok: queued as msg_\d+$/);
-    const job = jobFor(reply.split(' ').at(-1) as string);
-    const destinations = [
-      ...(job?.message.to ?? []),
-      ...(job?.message.cc ?? []),
-      ...(job?.message.bcc ?? []),
-    ];
-    expect(destinations.map((m) => m.address).sort()).toEqual(['also@example.org', 'kept@example.org']);
+    expect(destinations(rig.jobFor(queuedId(reply)))).toEqual(['also@example.org', 'kept@example.org']);
   });
 
   it.todo('records a recipient refused at RCPT as suppressed, with its reason, in the message record (needs acceptSubmission)', async () => {
@@ -178,7 +173,7 @@ say(r.cmd('MAIL FROM:<app@example.com>')[1][-1])
     expect(refused?.status).toBe('suppressed');
     expect(refused?.reason).toMatch(/complaint/);
     // Never sent to it: not among the job's destinations.
-    const job = jobFor(id);
+    const job = rig.jobFor(id);
     expect([...(job?.message.to ?? []), ...(job?.message.bcc ?? [])].map((m) => m.address)).toEqual([
       'taken@example.org',
     ]);

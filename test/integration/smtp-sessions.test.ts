@@ -12,7 +12,15 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { composeMime } from '../../lambdas/domain/delivery/mime.ts';
 import type { SendJob } from '../../lambdas/domain/message.ts';
 import { headerBlock, headerValues } from '../support/mime.ts';
-import { python, type SmtpRig, startSmtpRig, withLogs } from '../support/smtp.ts';
+import {
+  destinations,
+  python,
+  queuedId,
+  type SmtpRig,
+  said,
+  startSmtpRig,
+  withLogs,
+} from '../support/smtp.ts';
 
 let rig: SmtpRig;
 beforeAll(async () => {
@@ -21,18 +29,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rig?.close();
 });
-
-/** The lines a script printed with say(). */
-const said = (transcript: string): string[] => transcript.trim().split('\n');
-
-const jobFor = (id: string): SendJob | undefined => rig.queue.jobs.find((j) => j.job.id === id)?.job;
-
-const idIn = (reply: string | undefined): string => /queued as (msg_\d+)/.exec(reply ?? '')?.[1] ?? '';
-
-const destinations = (job: SendJob | undefined): string[] =>
-  [...(job?.message.to ?? []), ...(job?.message.cc ?? []), ...(job?.message.bcc ?? [])]
-    .map((m) => m.address)
-    .sort();
 
 describe('smtplib over STARTTLS', () => {
   it('verifies the certificate, authenticates with AUTH PLAIN and AUTH LOGIN, and gets each message queued', async () => {
@@ -56,7 +52,7 @@ for method in ('PLAIN', 'LOGIN'):
     expect(lines[2]).toBe('235 2.7.0 Authentication successful');
     for (const reply of [lines[1], lines[3]]) {
       expect(reply).toMatch(/^250 2\.6\.0 Ok: queued as msg_\d+$/);
-      expect(jobFor(idIn(reply))).toBeDefined();
+      expect(rig.jobFor(queuedId(reply))).toBeDefined();
     }
   });
 
@@ -72,11 +68,11 @@ for i in range(5):
 s.quit()
 `,
     );
-    const ids = said(run.transcript).map(idIn);
+    const ids = said(run.transcript).map(queuedId);
     expect(new Set(ids).size).toBe(5);
     ids.forEach((id, i) => {
-      expect(jobFor(id)?.message.subject).toBe(`number ${i}`);
-      expect(destinations(jobFor(id))).toEqual([`five-${i}@example.org`]);
+      expect(rig.jobFor(id)?.message.subject).toBe(`number ${i}`);
+      expect(destinations(rig.jobFor(id))).toEqual([`five-${i}@example.org`]);
       expect(rig.messages.peek(id)?.phase).toBe('queued');
     });
   });
@@ -103,11 +99,11 @@ for r in replies: say(r)
     );
     const lines = said(run.transcript);
     expect(lines).toHaveLength(80);
-    expect(new Set(lines.map(idIn)).size).toBe(80);
+    expect(new Set(lines.map(queuedId)).size).toBe(80);
     for (const line of lines) {
       const [code, name] = line.split(' ');
       expect(code).toBe('250');
-      const job = jobFor(idIn(line));
+      const job = rig.jobFor(queuedId(line));
       expect(job?.message.subject).toBe(name);
       expect(destinations(job)).toEqual([`${name}@example.org`]);
     }
@@ -129,7 +125,7 @@ s.quit()
     );
     const [rset, data] = said(run.transcript);
     expect(rset).toMatch(/^250 /);
-    expect(destinations(jobFor(idIn(data)))).toEqual(['after-rset@example.org']);
+    expect(destinations(rig.jobFor(queuedId(data)))).toEqual(['after-rset@example.org']);
   });
 
   it('answers pipelined MAIL, RCPT, RCPT and DATA in order, then queues the message', async () => {
@@ -153,7 +149,10 @@ say(r.cmd('QUIT')[0])
     expect(lines[3]).toMatch(/^250 2\.1\.5/);
     expect(lines[4]).toMatch(/^250 2\.1\.5/);
     expect(lines[5]).toMatch(/^354 /);
-    expect(destinations(jobFor(idIn(lines[6])))).toEqual(['pipe-1@example.org', 'pipe-2@example.org']);
+    expect(destinations(rig.jobFor(queuedId(lines[6])))).toEqual([
+      'pipe-1@example.org',
+      'pipe-2@example.org',
+    ]);
   });
 
   it('records and queues nothing when the client hangs up in the middle of DATA, and keeps serving', async () => {
@@ -179,7 +178,7 @@ say(code, text.decode())
     expect(data).toBe('354');
     expect(rig.records().length).toBe(before.records + 1);
     expect(rig.queue.jobs.length).toBe(before.jobs + 1);
-    expect(destinations(jobFor(idIn(next)))).toEqual(['after-cut@example.org']);
+    expect(destinations(rig.jobFor(queuedId(next)))).toEqual(['after-cut@example.org']);
   });
 
   it('sends to a Bcc recipient of the envelope only, never in a header', async () => {
@@ -194,7 +193,7 @@ say(code, text.decode())
 s.quit()
 `,
     );
-    const job = jobFor(idIn(said(run.transcript)[0]));
+    const job = rig.jobFor(queuedId(said(run.transcript)[0]));
     expect(destinations(job)).toEqual(['hidden@example.org', 'seen@example.org']);
     const mime = await composeMime(job?.message as SendJob['message'], { id: 'msg_x', date: new Date() });
     expect(headerValues(mime, 'Bcc')).toEqual([]);
@@ -227,7 +226,7 @@ s.quit()
     expect(lines[0]).toBe('250');
     const encoded = rig.queue.jobs.find((j) => destinations(j.job).includes('utf8-encoded@example.org'));
     expect(encoded?.job.message.subject).toBe(subject);
-    expect(jobFor(idIn(lines[1]))?.message.subject).toBe(subject);
+    expect(rig.jobFor(queuedId(lines[1]))?.message.subject).toBe(subject);
   });
 
   it('refuses a non-ASCII local part, which SES cannot send, with 553 5.6.7 and words, and keeps the session', async () => {
@@ -283,7 +282,7 @@ code, text = s.data(raw)
 say(code, text.decode())
 `,
     );
-    const message = jobFor(idIn(run.transcript))?.message;
+    const message = rig.jobFor(queuedId(run.transcript))?.message;
     expect(message?.subject).toBe('Grüße');
     expect(message?.text?.trim()).toBe('Grüße aus Köln');
   });
@@ -316,7 +315,7 @@ s.quit()
     );
     const [startTls, reply] = said(run.transcript);
     expect(startTls).toBe('False');
-    expect(destinations(jobFor(idIn(reply)))).toEqual(['implicit@example.org']);
+    expect(destinations(rig.jobFor(queuedId(reply)))).toEqual(['implicit@example.org']);
   });
 });
 
@@ -487,7 +486,7 @@ say(r.reply()[0])
       const [data, end, next, closed] = said(run.transcript);
       expect(data).toBe('354');
       expect(end).toMatch(/^250 2\.6\.0 Ok: queued as msg_\d+$/);
-      const id = idIn(end);
+      const id = queuedId(end);
       expect(draining.messages.peek(id)?.phase).toBe('queued');
       expect(draining.queue.jobs.map((j) => j.job.id)).toEqual([id]);
       expect(next).toBe('421 4.3.2 Baton is restarting; retry on a new connection');

@@ -13,7 +13,7 @@ import nodemailer from 'nodemailer';
 import type { SMTPServer } from 'smtp-server';
 import { vi } from 'vitest';
 import type { ApiKey } from '../../lambdas/domain/keys/api-key.ts';
-import type { MessageRecord } from '../../lambdas/domain/message.ts';
+import type { MessageRecord, SendJob } from '../../lambdas/domain/message.ts';
 import { RateLimiter } from '../../lambdas/domain/send/rate-limit.ts';
 import { logger } from '../../lambdas/shared/observability.ts';
 import { BatonSmtp, type SmtpOptions } from '../../lambdas/smtp/server.ts';
@@ -110,6 +110,10 @@ export async function startSmtpRig(options: SmtpRigOptions = {}) {
       const issued = issueApiKey(overrides);
       keys.add(issued.key);
       return issued;
+    },
+    /** The queued job of a message id. */
+    jobFor(id: string): SendJob | undefined {
+      return harness.queue.jobs.find((j) => j.job.id === id)?.job;
     },
     /** Every message record, in the order they were made. */
     records(): MessageRecord[] {
@@ -298,6 +302,32 @@ export function nodemailerTransport(rig: Pick<SmtpRig, 'port' | 'certFile'>, tok
     tls: { ca: readFileSync(rig.certFile, 'utf8'), servername: 'localhost' },
     auth: { user: 'app', pass: token },
   });
+}
+
+/** The reply swaks got last (QUIT's 221 aside): the one to the command it gave up at, or to DATA. */
+export function lastReply(transcript: string): string {
+  return (
+    replies(transcript)
+      .filter((r) => !/^221 /.test(r))
+      .at(-1) ?? ''
+  );
+}
+
+/** The lines a Python script printed with say(). */
+export function said(transcript: string): string[] {
+  return transcript.trim().split('\n');
+}
+
+/** The Baton message id in a `250 ... queued as msg_...` reply ('' when there is none). */
+export function queuedId(reply: string | undefined): string {
+  return /queued as (msg_\w+)/.exec(reply ?? '')?.[1] ?? '';
+}
+
+/** Every address a job sends to (To, Cc and Bcc), sorted. */
+export function destinations(job: SendJob | undefined): string[] {
+  return [...(job?.message.to ?? []), ...(job?.message.cc ?? []), ...(job?.message.bcc ?? [])]
+    .map((m) => m.address)
+    .sort();
 }
 
 /** The server's replies in a swaks transcript (`<-`, `<**`, `<~`, `<~*` lines), without the marks. */
