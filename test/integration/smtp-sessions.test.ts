@@ -5,7 +5,7 @@
  * connection limit per source address. Nothing is mocked at the protocol.
  */
 import '../support/quiet-powertools.ts';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -472,13 +472,7 @@ say(r.reply()[0])
 `,
         { GO: go, IN_DATA: inData },
       );
-      await vi.waitFor(
-        async () => {
-          const { existsSync } = await import('node:fs');
-          if (!existsSync(inData)) throw new Error('not in DATA yet');
-        },
-        { timeout: 20_000, interval: 20 },
-      );
+      await vi.waitFor(() => expect(existsSync(inData)).toBe(true), { timeout: 20_000, interval: 20 });
       const drained = draining.smtp.drain();
       writeFileSync(go, '');
       const run = await client;
@@ -491,6 +485,39 @@ say(r.reply()[0])
       expect(draining.queue.jobs.map((j) => j.job.id)).toEqual([id]);
       expect(next).toBe('421 4.3.2 Baton is restarting; retry on a new connection');
       expect(closed).toBe('None');
+    } finally {
+      await draining.close();
+    }
+  });
+  it('ends a session still idle when the drain time is up with 421 4.3.2, and refuses new connections', async () => {
+    const draining = await startSmtpRig({ drainMs: 500 });
+    const marker = join(tmpdir(), `baton-smtp-idle-drain-${process.pid}-${Date.now()}`);
+    try {
+      const client = python(
+        draining,
+        `
+r = Raw()
+r.auth()
+open(os.environ['READY'], 'w').close()
+say(r.reply()[1][-1])
+say(r.reply()[0])
+try:
+    Raw(tls=False)
+    say('connected')
+except ConnectionRefusedError:
+    say('refused')
+`,
+        { READY: marker },
+      );
+      await vi.waitFor(() => expect(existsSync(marker)).toBe(true), { timeout: 20_000, interval: 20 });
+      const started = Date.now();
+      await draining.smtp.drain();
+      const waited = Date.now() - started;
+      const [ended, closed, again] = said((await client).transcript);
+      expect(ended).toBe('421 4.3.2 Baton is restarting; retry on a new connection');
+      expect(closed).toBe('None');
+      expect(again).toBe('refused');
+      expect(waited).toBeGreaterThanOrEqual(400);
     } finally {
       await draining.close();
     }
