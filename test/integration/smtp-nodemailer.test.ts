@@ -4,8 +4,10 @@
  * the queued job carries.
  */
 import '../support/quiet-powertools.ts';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signDkim } from '../../lambdas/domain/delivery/dkim.ts';
 import { composeMime } from '../../lambdas/domain/delivery/mime.ts';
 import type { SendJob } from '../../lambdas/domain/message.ts';
 import { headerValue } from '../support/mime.ts';
@@ -57,6 +59,38 @@ describe('nodemailer SMTP transport', () => {
     expect(info.response).toMatch(/^250 2\.6\.0 Ok: queued as msg_\d+$/);
     const [attachment] = rig.jobFor(queuedId(info.response))?.message.attachments ?? [];
     expect(Buffer.from(attachment?.content ?? '', 'base64').equals(big)).toBe(true);
+  });
+
+  it('composes and DKIM-signs a message that came over SMTP so that a verifier passes it', async () => {
+    const transport = nodemailerTransport(rig, rig.token);
+    const info = await transport.sendMail({
+      from: 'app@example.com',
+      to: 'signed@example.org',
+      subject: 'Grüße, signed ✓',
+      text: 'Zoë says hi.',
+      html: '<p>Zoë says <b>hi</b>.</p>',
+      attachments: [{ filename: 'notes.txt', content: 'über\n' }],
+    });
+    transport.close();
+    const job = rig.jobFor(queuedId(info.response));
+    const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const raw = await composeMime(job?.message as SendJob['message'], {
+      id: job?.id ?? '',
+      date: new Date(),
+    });
+    const signed = await signDkim(
+      raw,
+      { selector: 'smtp', privateKey: pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() },
+      'example.com',
+    );
+    const published = `v=DKIM1; k=rsa; p=${pair.publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}`;
+    const { results } = await dkimVerify(signed, {
+      resolver: async (name: string) => {
+        if (name === 'smtp._domainkey.example.com') return [[published]];
+        throw Object.assign(new Error(`no record for ${name}`), { code: 'ENOTFOUND' });
+      },
+    });
+    expect(results.map((r) => r.status.result)).toEqual(['pass']);
   });
 
   it('sanitises HTML as the API does and keeps the text alternative', async () => {
