@@ -153,7 +153,17 @@ export function runClient(
     child.stdout.on('data', take);
     child.stderr.on('data', take);
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
-    child.on('error', reject);
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(
+        error.code === 'ENOENT'
+          ? new Error(
+              `${command} is not installed: the SMTP tests need swaks and /usr/bin/python3 (.ci/run installs them)`,
+              { cause: error },
+            )
+          : error,
+      );
+    });
     child.on('close', (status) => {
       clearTimeout(timer);
       resolve({ status, transcript: out });
