@@ -107,9 +107,9 @@ export async function startSmtpRig(options: SmtpRigOptions = {}) {
     certFile: pair?.certFile,
     /** Issues another key on the same server: its token and stored item. */
     addKey(overrides: KeyOverrides = {}): { token: string; key: ApiKey } {
-      const issued = issueApiKey(overrides);
-      keys.add(issued.key);
-      return issued;
+      const made = issueApiKey(overrides);
+      keys.add(made.key);
+      return made;
     },
     /** The queued job of a message id. */
     jobFor(id: string): SendJob | undefined {
