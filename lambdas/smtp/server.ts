@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import {
   SMTPServer,
@@ -28,6 +28,7 @@ import { MAX_RECIPIENTS } from '../domain/send/send-request.ts';
 import {
   Replies,
   replyForProblem,
+  replyText,
   type SmtpReply,
   SmtpReplyError,
   type SmtpStage,
@@ -43,8 +44,32 @@ import { describeError, logger, metrics } from '../shared/observability.ts';
  * writes it first in its texts. A text that starts with an enhanced code is sent as it is.
  */
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
+/** smtp-server's own words when it answers or ends a session because the server is closing. */
+const LIBRARY_SHUTDOWN = 'Server shutting down';
 const send = SMTPConnection.prototype.send;
 SMTPConnection.prototype.send = function sendOwnEnhancedCode(code, data, context) {
+  // smtp-server lists AUTH in EHLO before STARTTLS even when it will answer AUTH with 538 (the
+  // same condition as here); a client that sees it may send the key in clear text, so it is
+  // offered only once TLS is up.
+  const options = this._server.options;
+  if (
+    code === 250 &&
+    Array.isArray(data) &&
+    !this.secure &&
+    !options.hideSTARTTLS &&
+    !options.allowInsecureAuth
+  ) {
+    return send.call(
+      this,
+      code,
+      data.filter((line) => !line.startsWith('AUTH ')),
+      context,
+    );
+  }
+  // During a drain smtp-server answers every command (and, at the end, every open session) with
+  // its own 421 4.4.2; a client and its operator get Baton's words and 4.3.2 instead.
+  if (code === 421 && data === LIBRARY_SHUTDOWN)
+    return send.call(this, code, replyText(Replies.shuttingDown()), false);
   return send.call(this, code, data, typeof data === 'string' && ENHANCED.test(data) ? false : context);
 };
 
@@ -172,8 +197,39 @@ export class BatonSmtp {
       onClose: (session) => this.#onClose(session),
     });
     server.on('error', (error) => logger.warn('smtp connection error', describeError(error)));
+    if (implicitTls) this.#limitHandshakes(server);
     this.#servers.push(server);
     return server;
+  }
+
+  /**
+   * On the implicit-TLS port a socket becomes a session (and meets onConnect's per-source limit)
+   * only once its handshake is done, and smtp-server gives a handshake the whole idle timeout:
+   * one source could hold any number of unfinished handshakes for five minutes each. Its sockets
+   * are counted from accept to close; one over the limit is closed before smtp-server sees it
+   * (nothing can be said to it before TLS is up).
+   */
+  #limitHandshakes(server: SMTPServer): void {
+    const raw = server.server;
+    const accept = raw.listeners('connection');
+    raw.removeAllListeners('connection');
+    const open = new Map<string, number>();
+    raw.on('connection', (socket: Socket) => {
+      const ip = normaliseIp(socket.remoteAddress ?? '');
+      const now = open.get(ip) ?? 0;
+      if (now >= this.#options.maxConnectionsPerSource) {
+        count('smtpRefusals', 'connections');
+        socket.destroy();
+        return;
+      }
+      open.set(ip, now + 1);
+      socket.once('close', () => {
+        const left = (open.get(ip) ?? 1) - 1;
+        if (left <= 0) open.delete(ip);
+        else open.set(ip, left);
+      });
+      for (const listener of accept) listener.call(raw, socket);
+    });
   }
 
   /** Swaps the certificate (a renewal) for new connections; sessions keep the one they have. */
@@ -203,22 +259,31 @@ export class BatonSmtp {
       count('smtpRefusals', 'auth_throttled');
       throw new SmtpReplyError(Replies.authThrottled(throttled));
     }
-    const keys = await this.#deps.directory.list();
-    if (!sourceMayConnect(ip, keys)) {
-      count('smtpRefusals', 'source');
-      logger.info('smtp connection refused', { reason: 'source', source: ip });
-      throw new SmtpReplyError(Replies.sourceRefused(ip));
-    }
+    // The place is taken before the first await: connections that arrive while the key directory
+    // is read (a cold cache) count against each other, and one that hangs up meanwhile is let go
+    // by onClose like any other.
     this.#perSource.set(ip, open + 1);
-    const relay = relayKeyFor(ip, keys);
-    this.#connections.set(session.id, {
+    const connection: Connection = {
       ip,
-      ...(relay ? { key: relay } : {}),
       authenticated: false,
       refused: new Map(),
       accepted: 0,
       answered: false,
-    });
+    };
+    this.#connections.set(session.id, connection);
+    try {
+      const keys = await this.#deps.directory.list();
+      if (!sourceMayConnect(ip, keys)) {
+        count('smtpRefusals', 'source');
+        logger.info('smtp connection refused', { reason: 'source', source: ip });
+        throw new SmtpReplyError(Replies.sourceRefused(ip));
+      }
+      const relay = relayKeyFor(ip, keys);
+      if (relay) connection.key = relay;
+    } catch (error) {
+      this.#release(session.id);
+      throw error;
+    }
     metrics.addMetric('smtpConnections', MetricUnit.Count, 1);
     flush();
   }
@@ -301,23 +366,31 @@ export class BatonSmtp {
 
   async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
     const connection = this.#connection(session);
-    const raw = await readAll(stream);
+    const raw = await readAll(stream, this.#options.maxBytes);
     const key = connection.key;
     if (!key) throw new SmtpReplyError(Replies.authRequired(session.secure));
-    if (stream.sizeExceeded) throw new SmtpReplyError(Replies.tooLarge(this.#options.maxBytes));
+    if (!raw || stream.sizeExceeded) throw new SmtpReplyError(Replies.tooLarge(this.#options.maxBytes));
     const envelope = {
       mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
       rcptTo: session.envelope.rcptTo.map((r) => r.address),
     };
     connection.answered = true;
-    let message: Awaited<ReturnType<typeof readSubmission>>;
-    try {
-      message = await readSubmission(raw, envelope);
-    } catch (error) {
+    const message = await readSubmission(raw, envelope).catch(async (error: unknown) => {
+      // Reading is pure (no table, no queue): what fails there is the message, and a 451 would
+      // have the client retry it forever. The parser's own words say what it could not take.
+      const refused =
+        error instanceof ProblemError
+          ? error
+          : new ProblemError(
+              problem(
+                'invalid_message',
+                `the message could not be read as MIME (${error instanceof Error ? error.message.slice(0, 200) : 'unknown error'})`,
+              ),
+            );
       // Counted as a refused message in the tenant's stats, as a refused HTTPS body is.
-      if (error instanceof ProblemError) await countRejected(this.#deps, key);
-      throw error;
-    }
+      await countRejected(this.#deps, key);
+      throw refused;
+    });
     // A client that lost our 250 (a dropped connection after DATA) sends the same message again:
     // the same Message-ID, envelope and bytes are recorded once and answered with the first id.
     const run = async (): Promise<Reply> => ({
@@ -349,13 +422,19 @@ export class BatonSmtp {
   }
 
   #onClose(session: SMTPServerSession): void {
-    const connection = this.#connections.get(session.id);
-    if (!connection) return;
-    this.#connections.delete(session.id);
+    const connection = this.#release(session.id);
+    if (connection) void this.#endTransaction(connection);
+  }
+
+  /** Gives back the session's place in its source's connection count, once. */
+  #release(sessionId: string): Connection | undefined {
+    const connection = this.#connections.get(sessionId);
+    if (!connection) return undefined;
+    this.#connections.delete(sessionId);
     const open = (this.#perSource.get(connection.ip) ?? 1) - 1;
     if (open <= 0) this.#perSource.delete(connection.ip);
     else this.#perSource.set(connection.ip, open);
-    void this.#endTransaction(connection);
+    return connection;
   }
 
   /**
@@ -421,6 +500,11 @@ export class BatonSmtp {
   #refusal(error: unknown, stage: SmtpStage): SmtpReplyError {
     let reply: SmtpReply;
     if (error instanceof SmtpReplyError) return countReply(error);
+    if (error instanceof ClientLeftError) {
+      // Nobody is left to answer: no reply counted, and no error (a dropped client is not Baton's).
+      logger.info('smtp client left during DATA', { bytes: error.bytes });
+      return new SmtpReplyError(Replies.unavailable());
+    }
     if (error instanceof ProblemError) reply = replyForProblem(error.problem, stage);
     else {
       if (error instanceof TransientError)
@@ -462,18 +546,47 @@ function flush(): void {
   if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
 }
 
-/** The client's address as the key CIDRs see it: an IPv4-mapped IPv6 address is its IPv4 one. */
 function sourceAddress(session: SMTPServerSession): string {
-  const ip = session.remoteAddress;
+  return normaliseIp(session.remoteAddress);
+}
+
+/** The client's address as the key CIDRs see it: an IPv4-mapped IPv6 address is its IPv4 one. */
+function normaliseIp(ip: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   return mapped?.[1] && isIP(mapped[1]) === 4 ? mapped[1] : ip;
 }
 
-async function readAll(stream: SMTPServerDataStream): Promise<Buffer> {
+/**
+ * The message, or undefined when it is over `maxBytes`. smtp-server goes on streaming past the
+ * limit (the client must be read to the end of DATA before the 552); what is past it is read and
+ * dropped, so one client cannot make the server hold gigabytes it will refuse.
+ */
+async function readAll(stream: SMTPServerDataStream, maxBytes: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
-  // A client that disconnects mid-DATA destroys the stream with an error: nothing is accepted.
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  let size = 0;
+  try {
+    for await (const chunk of stream) {
+      size += (chunk as Buffer).length;
+      if (size <= maxBytes) chunks.push(chunk as Buffer);
+      else chunks.length = 0;
+    }
+  } catch (error) {
+    // smtp-server destroys the stream with an error only when the client disconnects mid-DATA:
+    // nothing is accepted.
+    throw new ClientLeftError(size, error);
+  }
+  return size > maxBytes ? undefined : Buffer.concat(chunks);
+}
+
+/** The client disconnected before the end of DATA. */
+class ClientLeftError extends Error {
+  override readonly name = 'ClientLeftError';
+  readonly bytes: number;
+
+  constructor(bytes: number, cause: unknown) {
+    super(`the client left after ${bytes} bytes of DATA`, { cause });
+    this.bytes = bytes;
+  }
 }
 
 function resendDigest(
