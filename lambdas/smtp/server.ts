@@ -139,6 +139,7 @@ export class BatonSmtp {
   readonly #authFailures = new Map<string, { count: number; since: number }>();
   readonly #servers: SMTPServer[] = [];
   #draining = false;
+  readonly #metricsTimer: NodeJS.Timeout;
 
   constructor(deps: SmtpDeps, options: SmtpOptions) {
     this.#deps = deps;
@@ -150,6 +151,8 @@ export class BatonSmtp {
       authWindowMs: 600_000,
       ...options,
     };
+    this.#metricsTimer = setInterval(flushCounts, METRICS_FLUSH_MS);
+    this.#metricsTimer.unref();
   }
 
   get draining(): boolean {
@@ -244,6 +247,8 @@ export class BatonSmtp {
   async drain(): Promise<void> {
     this.#draining = true;
     await Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    clearInterval(this.#metricsTimer);
+    flushCounts();
   }
 
   async #onConnect(session: SMTPServerSession): Promise<void> {
@@ -284,8 +289,7 @@ export class BatonSmtp {
       this.#release(session.id);
       throw error;
     }
-    metrics.addMetric('smtpConnections', MetricUnit.Count, 1);
-    flush();
+    count('smtpConnections');
   }
 
   async #onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<string> {
@@ -409,8 +413,7 @@ export class BatonSmtp {
         )
       : await run();
     const result = reply.body as AcceptResult;
-    metrics.addMetric('smtpMessagesAccepted', MetricUnit.Count, 1);
-    flush();
+    count('smtpMessagesAccepted');
     logger.info('smtp message accepted', {
       messageId: result.id,
       keyId: key.keyId,
@@ -530,19 +533,36 @@ function refusalReason(reply: SmtpReply): string {
   return 'other';
 }
 
-function count(name: string, reason?: string): void {
-  if (reason === undefined) {
-    metrics.addMetric(name, MetricUnit.Count, 1);
-  } else {
-    const single = metrics.singleMetric();
-    single.addDimension('reason', reason);
-    single.addMetric(name, MetricUnit.Count, 1);
-  }
-  flush();
+/** Counts since the last flush, by metric name and `reason` (empty: no reason dimension). */
+const counted = new Map<string, Map<string, number>>();
+
+/**
+ * Counts one event. Written out in one batch every {@link METRICS_FLUSH_MS} (and at drain), not one
+ * EMF log line per event: a client pipelining 10,000 refused commands must not write 10,000 lines.
+ */
+function count(name: string, reason = ''): void {
+  const byReason = counted.get(name) ?? new Map<string, number>();
+  byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
+  counted.set(name, byReason);
 }
 
-/** A long-running process has no invocation end: each datum is written when it happens. */
-function flush(): void {
+/** CloudWatch keeps one-minute points: a few seconds of delay loses nothing. */
+export const METRICS_FLUSH_MS = 10_000;
+
+/** Writes what was counted: one line for the plain counters, one per metric and reason. */
+export function flushCounts(): void {
+  for (const [name, byReason] of counted) {
+    for (const [reason, n] of byReason) {
+      if (reason === '') {
+        metrics.addMetric(name, MetricUnit.Count, n);
+      } else {
+        const single = metrics.singleMetric();
+        single.addDimension('reason', reason);
+        single.addMetric(name, MetricUnit.Count, n);
+      }
+    }
+  }
+  counted.clear();
   if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
 }
 
