@@ -403,6 +403,12 @@ export class BatonSmtp {
   #refusal(error: unknown, stage: SmtpStage): SmtpReplyError {
     let reply: SmtpReply;
     if (error instanceof SmtpReplyError) return countReply(error);
+    if (error instanceof ClientLeftError) {
+      // Not a failure of ours, and no reply is sent: counting a 4xx or logging an error would
+      // page someone for a client that hung up (a printer switched off mid-scan).
+      logger.info('smtp client left during DATA', { stage });
+      return new SmtpReplyError(Replies.unavailable());
+    }
     if (error instanceof ProblemError) reply = replyForProblem(error.problem, stage);
     else {
       logger.error('smtp step failed', { stage, ...describeError(error) });
@@ -448,10 +454,19 @@ function sourceAddress(session: SMTPServerSession): string {
   return mapped?.[1] && isIP(mapped[1]) === 4 ? mapped[1] : ip;
 }
 
+/** The client closed the connection before the end of DATA: its doing, and nobody to answer. */
+export class ClientLeftError extends Error {
+  override readonly name = 'ClientLeftError';
+}
+
 async function readAll(stream: SMTPServerDataStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   // A client that disconnects mid-DATA destroys the stream with an error: nothing is accepted.
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+  } catch (error) {
+    throw new ClientLeftError('the client closed the connection before the end of DATA', { cause: error });
+  }
   return Buffer.concat(chunks);
 }
 
