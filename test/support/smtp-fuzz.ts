@@ -34,6 +34,8 @@ export type FuzzStep =
   | { readonly kind: 'starttls'; readonly ehlo: boolean }
   /** Bytes without a line end, then the connection is dropped. */
   | { readonly kind: 'partial'; readonly bytes: Buffer }
+  /** The session's last transaction again, byte for byte (a client retrying what it sent). */
+  | { readonly kind: 'again' }
   | { readonly kind: 'close' };
 
 /** What a session saw: the replies, and what broke the rules the server must keep. */
@@ -178,8 +180,10 @@ export async function playSession(
   const greeting = await expectReplies(1, 'the connection');
   try {
     if (!greeting) return log;
-    for (const step of steps) {
+    let last: Extract<FuzzStep, { kind: 'transaction' }> | undefined;
+    for (const planned of steps) {
       if (finished || wire.closed) break;
+      const step = planned.kind === 'again' ? (last ?? planned) : planned;
       const socket = wire.socket;
       switch (step.kind) {
         case 'line':
@@ -192,6 +196,7 @@ export async function playSession(
             return log;
           break;
         case 'transaction': {
+          last = step;
           let answers: FuzzReply[] | undefined;
           if (step.pipelined) {
             socket.write(Buffer.concat(step.commands.flatMap((c) => [c, CRLF])));
@@ -261,6 +266,8 @@ export async function playSession(
         case 'partial':
           socket.end(step.bytes);
           return log;
+        case 'again':
+          break;
         case 'close':
           return log;
       }
@@ -491,8 +498,10 @@ const content = fc
     fc.constantFrom('\r\n', '\n', '\r'),
     fc.boolean(),
     body,
+    // A Message-ID makes a resent message (the `again` step) one the server recognises.
+    fc.option(fc.constantFrom('<retry.1@example.com>', '<retry.2@example.com>'), { nil: undefined }),
   )
-  .map(([sensible, extra, type, eol, separated, b]) => {
+  .map(([sensible, extra, type, eol, separated, b, messageId]) => {
     const head = [
       ...(sensible
         ? [
@@ -500,6 +509,7 @@ const content = fc
             ['To', 'ana@example.org'],
             ['Subject', 'Invoice 42'],
             ['Content-Type', type],
+            ...(messageId ? [['Message-ID', messageId]] : []),
           ]
         : []),
       ...extra,
@@ -564,6 +574,7 @@ export function sessionScript(tokens: readonly string[]) {
     },
     { weight: 1, arbitrary: fc.boolean().map((ehlo) => ({ kind: 'starttls', ehlo }) as const) },
     { weight: 1, arbitrary: fc.constant({ kind: 'close' } as const) },
+    { weight: 2, arbitrary: fc.constant({ kind: 'again' } as const) },
     { weight: 1, arbitrary: randomLine(30).map((b) => ({ kind: 'partial', bytes: b }) as const) },
   );
   const ehlo: FuzzStep = { kind: 'line', bytes: bytes('EHLO client.example') };

@@ -80,6 +80,9 @@ interface World {
   /** Message numbers (msg_<n>) whose record write, or enqueue, fails. */
   readonly recordFaults: readonly number[];
   readonly queueFaults: readonly number[];
+  /** Calls (1-based) of the stats write, and of the suppression read, that fail. */
+  readonly statFaults: readonly number[];
+  readonly lookupFaults: readonly number[];
   readonly sessions: readonly (readonly FuzzStep[])[];
 }
 
@@ -121,6 +124,19 @@ function keysFor(world: World): ApiKey[] {
   return [main, LIMITED.key, READ_ONLY.key, SUSPENDED.key, ...(world.relay ? [RELAY] : [])];
 }
 
+/** Makes the `calls`-th calls (1-based) of `target[method]` fail, as a throttled table would. */
+function failCalls<T extends object>(target: T, method: keyof T & string, calls: readonly number[]): void {
+  const original = (target[method] as (...args: unknown[]) => Promise<unknown>).bind(target);
+  let made = 0;
+  Object.assign(target, {
+    [method]: async (...args: unknown[]) => {
+      made += 1;
+      if (calls.includes(made)) throw new InjectedFaultError(`${method} call ${made}`);
+      return original(...args);
+    },
+  });
+}
+
 /** Starts BatonSmtp for one run; `idle()` resolves once no DATA is being handled. */
 async function startServer(world: World, keys: readonly ApiKey[]) {
   const messages = new FuzzMessageStore();
@@ -128,6 +144,8 @@ async function startServer(world: World, keys: readonly ApiKey[]) {
   const harness = acceptHarness({}, { messages });
   harness.suppressions.seed(suppression('gone@example.org', 'complaint'));
   for (const n of world.queueFaults) harness.queue.failing.add(`msg_${n}`);
+  failCalls(harness.usage, 'addStats', world.statFaults);
+  failCalls(harness.suppressions, 'getMany', world.lookupFaults);
   const reader = new InMemoryApiKeys().add(...keys);
   const smtp = new BatonSmtp(
     {
@@ -235,6 +253,9 @@ const world: fc.Arbitrary<World> = fc
     maxBytes: fc.constantFrom(4_000, 64_000, 1_000_000),
     recordFaults: fc.array(fc.integer({ min: 1, max: 12 }), { maxLength: 2 }),
     queueFaults: fc.array(fc.integer({ min: 1, max: 12 }), { maxLength: 2 }),
+    // Not the stats write: see the known finding below (a queued message answered 451).
+    statFaults: fc.constant([]),
+    lookupFaults: fc.array(fc.integer({ min: 1, max: 20 }), { maxLength: 2 }),
     sessionCount: fc.integer({ min: 1, max: 3 }),
   })
   .chain(({ sessionCount, ...w }) =>
@@ -297,27 +318,40 @@ describe('SMTP fuzz findings', () => {
     maxBytes: 1_000_000,
     recordFaults: [],
     queueFaults: [],
+    statFaults: [],
+    lookupFaults: [],
   } as const;
+
+  const transaction = (content: string, ending: 'end' | 'cut'): FuzzStep => ({
+    kind: 'transaction',
+    commands: [
+      Buffer.from('MAIL FROM:<app@example.com>'),
+      Buffer.from('RCPT TO:<success@simulator.amazonses.com>'),
+      Buffer.from('DATA'),
+    ],
+    pipelined: false,
+    content: Buffer.from(content),
+    ending,
+  });
 
   it('takes a client that leaves mid-DATA as the client leaving, not as a server failure (seed 1226450530)', async () => {
     const outcome = await run({
       ...base,
-      sessions: [
-        [
-          line('EHLO client.example'),
-          {
-            kind: 'transaction',
-            commands: [
-              Buffer.from('MAIL FROM:<app@example.com>'),
-              Buffer.from('RCPT TO:<success@simulator.amazonses.com>'),
-              Buffer.from('DATA'),
-            ],
-            pipelined: false,
-            content: Buffer.from('\r\n'),
-            ending: 'cut',
-          },
-        ],
-      ],
+      sessions: [[line('EHLO client.example'), transaction('\r\n', 'cut')]],
+    });
+    expect(outcome.found).toEqual([]);
+  });
+
+  // KNOWN, in lambdas/domain/send/accept.ts (not the SMTP code): acceptMessage writes the tenant's
+  // stats after the job is queued and lets that write's failure fail the whole call, so a message
+  // that is recorded and queued is answered 451 ("not accepted, retry") and the client's retry
+  // sends it twice (over HTTPS the same message is answered 5xx). `.fails` until accept.ts is
+  // fixed; then drop it, and the stats faults in the property above (statFaults).
+  it.fails('answers 250 for a message it queued even when the stats write after it fails (seed -1626322074)', async () => {
+    const outcome = await run({
+      ...base,
+      statFaults: [1],
+      sessions: [[line('EHLO client.example'), transaction('Subject: hi\r\n\r\nhello\r\n', 'end')]],
     });
     expect(outcome.found).toEqual([]);
   });
