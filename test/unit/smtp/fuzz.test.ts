@@ -80,6 +80,8 @@ interface World {
   /** Message numbers (msg_<n>) whose record write, or enqueue, fails. */
   readonly recordFaults: readonly number[];
   readonly queueFaults: readonly number[];
+  /** Shut the server down this many ms after the sessions start (SIGTERM mid-session). */
+  readonly drainAfterMs: number | undefined;
   /** Calls (1-based) of the stats write, and of the suppression read, that fail. */
   readonly statFaults: readonly number[];
   readonly lookupFaults: readonly number[];
@@ -178,9 +180,17 @@ async function startServer(world: World, keys: readonly ApiKey[]) {
   const port = await new Promise<number>((resolve) =>
     server.listen(0, '127.0.0.1', () => resolve((server.server.address() as AddressInfo).port)),
   );
+  let draining: Promise<void> | undefined;
+  const drain = (): Promise<void> => {
+    draining ??= smtp.drain();
+    return draining;
+  };
   return {
     port,
     messages,
+    /** Shuts the server down as SIGTERM does (421 to new commands, DATA in flight finishes). */
+    drain,
+    draining: () => draining !== undefined,
     queue: harness.queue,
     /** Waits until every connection is gone and every DATA answered (or its answer dropped). */
     async settle(): Promise<void> {
@@ -188,7 +198,7 @@ async function startServer(world: World, keys: readonly ApiKey[]) {
       for (let waited = 0; (inFlight > 0 || open.size > 0) && waited < 10_000; waited += 5) {
         await new Promise((r) => setTimeout(r, 5));
       }
-      await smtp.drain();
+      await drain();
       // Stats of a transaction ended by a close are written without being awaited.
       await new Promise((r) => setImmediate(r));
     },
@@ -256,6 +266,7 @@ const world: fc.Arbitrary<World> = fc
     // Not the stats write: see the known finding below (a queued message answered 451).
     statFaults: fc.constant([]),
     lookupFaults: fc.array(fc.integer({ min: 1, max: 20 }), { maxLength: 2 }),
+    drainAfterMs: fc.option(fc.integer({ min: 0, max: 400 }), { nil: undefined, freq: 4 }),
     sessionCount: fc.integer({ min: 1, max: 3 }),
   })
   .chain(({ sessionCount, ...w }) =>
@@ -268,12 +279,17 @@ async function run(w: World): Promise<{ accepted: number; found: string[] }> {
   const errors = vi.spyOn(logger, 'error');
   const server = await startServer(w, keysFor(w));
   const logs: SessionLog[] = [];
+  const timer =
+    w.drainAfterMs === undefined ? undefined : setTimeout(() => void server.drain(), w.drainAfterMs);
   try {
     // At once, as a client's connection pool would (and each waits smtp-server's 100 ms before its greeting).
     logs.push(
-      ...(await Promise.all(w.sessions.map((script) => playSession(server.port, script, certificate.cert)))),
+      ...(await Promise.all(
+        w.sessions.map((script) => playSession(server.port, script, certificate.cert, server.draining)),
+      )),
     );
   } finally {
+    clearTimeout(timer);
     await server.settle();
   }
   const unexpected = errors.mock.calls.filter(
@@ -320,6 +336,7 @@ describe('SMTP fuzz findings', () => {
     queueFaults: [],
     statFaults: [],
     lookupFaults: [],
+    drainAfterMs: undefined,
   } as const;
 
   const transaction = (content: string, ending: 'end' | 'cut'): FuzzStep => ({
