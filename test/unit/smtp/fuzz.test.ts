@@ -47,6 +47,8 @@ import { type FuzzStep, playSession, type SessionLog, sessionScript } from '../.
 const DEFAULT_TOTAL = 10_500;
 const SCALE = Math.max(1, Number(process.env.BATON_FUZZ_RUNS ?? DEFAULT_TOTAL) / DEFAULT_TOTAL);
 const RUNS = Math.ceil(30 * SCALE);
+/** BATON_FUZZ_SEED replays a run (a failure prints fast-check's seed and path); else a fresh seed. */
+const SEED = process.env.BATON_FUZZ_SEED === undefined ? undefined : Number(process.env.BATON_FUZZ_SEED);
 
 /** A fault the run injects; the only failure the server may log as unexpected. */
 class InjectedFaultError extends Error {
@@ -315,7 +317,7 @@ describe(`SMTP sessions under random input: ${RUNS} runs (BATON_FUZZ_RUNS)`, {
         runs += 1;
         accepted += outcome.accepted;
       }),
-      { numRuns: RUNS },
+      { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }) },
     );
     // The scripts lean towards complete transactions: a fuzz that never reached a 250 proved little.
     expect(runs).toBe(RUNS);
