@@ -351,7 +351,11 @@ export class BatonSmtp {
     connection.refused = new Map();
     connection.answered = false;
     if (refusedAll && key) {
-      await this.#deps.usage.addStats(key.tenant, utcDay(this.#deps.clock()), { suppressed: 1 });
+      // A lost count is not worth refusing the next MAIL over, nor (from onClose, where nothing
+      // awaits it) an unhandled rejection that would end the process and every session in it.
+      await this.#deps.usage
+        .addStats(key.tenant, utcDay(this.#deps.clock()), { suppressed: 1 })
+        .catch((error: unknown) => logger.warn('smtp stats write failed', describeError(error)));
     }
   }
 

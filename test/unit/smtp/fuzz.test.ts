@@ -277,8 +277,12 @@ const world: fc.Arbitrary<World> = fc
       .map((sessions) => ({ ...w, sessions })),
   );
 
-async function run(w: World): Promise<{ accepted: number; found: string[] }> {
+async function run(w: World): Promise<{ accepted: number; found: string[]; logs: SessionLog[] }> {
   const errors = vi.spyOn(logger, 'error');
+  // A promise nobody awaits that rejects ends a Node process (the server's, deployed).
+  const rejections: unknown[] = [];
+  const onRejection = (reason: unknown) => rejections.push(reason);
+  process.on('unhandledRejection', onRejection);
   const server = await startServer(w, keysFor(w));
   const logs: SessionLog[] = [];
   const timer =
@@ -298,9 +302,13 @@ async function run(w: World): Promise<{ accepted: number; found: string[] }> {
     ([, extra]) => (extra as { error?: string } | undefined)?.error !== 'InjectedFaultError',
   );
   errors.mockRestore();
+  await new Promise((r) => setImmediate(r));
+  process.off('unhandledRejection', onRejection);
+  for (const reason of rejections) unexpected.push(['unhandled rejection', String(reason)]);
   return {
     accepted: logs.reduce((n, l) => n + l.accepted.length, 0),
     found: violations(logs, server.messages, server.queue, unexpected),
+    logs,
   };
 }
 
@@ -359,6 +367,40 @@ describe('SMTP fuzz findings', () => {
       sessions: [[line('EHLO client.example'), transaction('\r\n', 'cut')]],
     });
     expect(outcome.found).toEqual([]);
+  });
+
+  it('survives a failed stats write for a transaction whose every recipient was refused, ended by a close', async () => {
+    const outcome = await run({
+      ...base,
+      statFaults: [1],
+      sessions: [
+        [
+          line('EHLO client.example'),
+          line('MAIL FROM:<app@example.com>'),
+          line('RCPT TO:<gone@example.org>'),
+          { kind: 'close' },
+        ],
+      ],
+    });
+    expect(outcome.found).toEqual([]);
+  });
+
+  it('lets the next MAIL through when the stats write for the previous, wholly refused transaction fails', async () => {
+    const outcome = await run({
+      ...base,
+      statFaults: [1],
+      sessions: [
+        [
+          line('EHLO client.example'),
+          line('MAIL FROM:<app@example.com>'),
+          line('RCPT TO:<gone@example.org>'),
+          line('RSET'),
+          line('MAIL FROM:<app@example.com>'),
+        ],
+      ],
+    });
+    expect(outcome.found).toEqual([]);
+    expect(outcome.logs[0]?.replies.map((r) => r.code)).toEqual([220, 250, 250, 550, 250, 250]);
   });
 
   // KNOWN, in lambdas/domain/send/accept.ts (not the SMTP code): acceptMessage writes the tenant's
