@@ -416,12 +416,21 @@ export class BatonSmtp {
     if (error instanceof ProblemError) reply = replyForProblem(error.problem, stage);
     else {
       logger.error('smtp step failed', { stage, ...describeError(error) });
-      reply = Replies.unavailable();
+      reply = stage === 'connect' ? UNAVAILABLE_AT_CONNECT : Replies.unavailable();
     }
+    // smtp-server closes the connection after any refusal at connect; a 4xx that closes is 421
+    // (RFC 5321 §3.8), the one temporary code a client expects to end the session.
+    if (stage === 'connect' && reply.code >= 400 && reply.code < 500) reply = { ...reply, code: 421 };
     if (reply.code >= 500 && stage !== 'auth') count('smtpRefusals', refusalReason(reply));
     return countReply(new SmtpReplyError(reply));
   }
 }
+
+const UNAVAILABLE_AT_CONNECT: SmtpReply = {
+  code: 421,
+  enhanced: '4.3.0',
+  text: 'Baton cannot read its API keys just now (a table is unavailable); closing, retry in a minute',
+};
 
 function countReply(error: SmtpReplyError): SmtpReplyError {
   count(error.responseCode >= 500 ? 'smtpReplies5xx' : 'smtpReplies4xx');

@@ -165,7 +165,9 @@ export async function playSession(
       }
       if (reply === undefined) {
         const last = log.replies.at(-1);
-        if (last?.code !== 421 && last?.code !== 221) {
+        // 421 and 221 close a session; so may a 554 in place of the greeting (RFC 5321 §3.1).
+        const refusedAtConnect = log.replies.length === 1 && last?.code === 554;
+        if (last?.code !== 421 && last?.code !== 221 && !refusedAtConnect) {
           log.violations.push(`connection closed without a reply to ${what} (last reply ${last?.code})`);
         }
         return undefined;

@@ -77,6 +77,8 @@ interface World {
   readonly tls: boolean;
   /** A key relays for 127.0.0.0/8 without AUTH. */
   readonly relay: boolean;
+  /** Some key allows connections from 127.0.0.1. */
+  readonly sourceAllowed: boolean;
   readonly policy: 'reject' | 'rewrite';
   readonly maxBytes: number;
   /** Message numbers (msg_<n>) whose record write, or enqueue, fails. */
@@ -87,6 +89,8 @@ interface World {
   /** Calls (1-based) of the stats write, and of the suppression read, that fail. */
   readonly statFaults: readonly number[];
   readonly lookupFaults: readonly number[];
+  /** Reads of every key (at connect) that fail. */
+  readonly directoryFaults: readonly number[];
   readonly sessions: readonly (readonly FuzzStep[])[];
 }
 
@@ -125,10 +129,17 @@ function keysFor(world: World): ApiKey[] {
     senderPolicy: world.policy,
     ...(world.policy === 'rewrite' ? { defaultFrom: 'noreply@example.com' } : {}),
   };
-  return [main, LIMITED.key, READ_ONLY.key, SUSPENDED.key, ...(world.relay ? [RELAY] : [])];
+  const keys = [main, LIMITED.key, READ_ONLY.key, SUSPENDED.key, ...(world.relay ? [RELAY] : [])];
+  // No key for this network: every connection is refused with 554 before the greeting.
+  return world.sourceAllowed ? keys : keys.map((k) => ({ ...k, allowedCidrs: ['10.0.0.0/8'] }));
 }
 
 /** Makes the `calls`-th calls (1-based) of `target[method]` fail, as a throttled table would. */
+function withFaults<T extends object>(target: T, method: keyof T & string, calls: readonly number[]): T {
+  failCalls(target, method, calls);
+  return target;
+}
+
 function failCalls<T extends object>(target: T, method: keyof T & string, calls: readonly number[]): void {
   const original = (target[method] as (...args: unknown[]) => Promise<unknown>).bind(target);
   let made = 0;
@@ -155,7 +166,7 @@ async function startServer(world: World, keys: readonly ApiKey[]) {
     {
       ...harness.deps,
       keys: reader,
-      directory: { list: async () => keys },
+      directory: withFaults({ list: async () => keys }, 'list', world.directoryFaults),
       rateLimiter: new RateLimiter(harness.clock),
       idempotency: new InMemoryIdempotencyStore(),
     },
@@ -261,6 +272,10 @@ const world: fc.Arbitrary<World> = fc
     local: fc.boolean(),
     tls: fc.boolean(),
     relay: fc.boolean(),
+    sourceAllowed: fc.oneof(
+      { weight: 9, arbitrary: fc.constant(true) },
+      { weight: 1, arbitrary: fc.constant(false) },
+    ),
     policy: fc.constantFrom('reject' as const, 'rewrite' as const),
     maxBytes: fc.constantFrom(4_000, 64_000, 1_000_000),
     recordFaults: fc.array(fc.integer({ min: 1, max: 12 }), { maxLength: 2 }),
@@ -268,6 +283,7 @@ const world: fc.Arbitrary<World> = fc
     // Not the stats write: see the known finding below (a queued message answered 451).
     statFaults: fc.constant([]),
     lookupFaults: fc.array(fc.integer({ min: 1, max: 20 }), { maxLength: 2 }),
+    directoryFaults: fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 1 }),
     drainAfterMs: fc.option(fc.integer({ min: 0, max: 400 }), { nil: undefined, freq: 4 }),
     sessionCount: fc.integer({ min: 1, max: 3 }),
   })
@@ -340,12 +356,14 @@ describe('SMTP fuzz findings', () => {
     local: true,
     tls: true,
     relay: true,
+    sourceAllowed: true,
     policy: 'reject',
     maxBytes: 1_000_000,
     recordFaults: [],
     queueFaults: [],
     statFaults: [],
     lookupFaults: [],
+    directoryFaults: [],
     drainAfterMs: undefined,
   } as const;
 
@@ -365,6 +383,15 @@ describe('SMTP fuzz findings', () => {
     const outcome = await run({
       ...base,
       sessions: [[line('EHLO client.example'), transaction('\r\n', 'cut')]],
+    });
+    expect(outcome.found).toEqual([]);
+  });
+
+  it('closes with a 421 when it cannot read the keys at connect', async () => {
+    const outcome = await run({
+      ...base,
+      directoryFaults: [1],
+      sessions: [[line('EHLO client.example'), line('NOOP')]],
     });
     expect(outcome.found).toEqual([]);
   });
