@@ -141,15 +141,31 @@ const REPLY_MS = 10_000;
  * get exactly one well-formed reply; the server may close the connection only after a 421 or a
  * 221 (or once the client has dropped it).
  */
+export interface SessionOptions {
+  /** The certificate to trust for TLS. */
+  readonly ca?: string;
+  /** TLS from the first byte (port 465) instead of STARTTLS. */
+  readonly implicitTls?: boolean;
+  /** Whether the server has begun to shut down: it may then refuse a connection, or drop a TLS handshake. */
+  readonly draining?: () => boolean;
+}
+
 export async function playSession(
   port: number,
   steps: readonly FuzzStep[],
-  ca: string | undefined,
-  /** Whether the server has begun to shut down: it may then refuse a connection, or drop a TLS handshake. */
-  draining: () => boolean = () => false,
+  options: SessionOptions = {},
 ): Promise<SessionLog> {
+  const { ca, draining = () => false } = options;
   const log: SessionLog = { replies: [], accepted: [], lostReplies: 0, violations: [] };
-  const plain = connect(port, '127.0.0.1');
+  const plain = options.implicitTls
+    ? tlsConnect({
+        port,
+        host: '127.0.0.1',
+        ...(ca ? { ca } : {}),
+        servername: 'localhost',
+        rejectUnauthorized: false,
+      })
+    : connect(port, '127.0.0.1');
   plain.setNoDelay(true);
   let wire = new Wire(plain, log);
   let finished = false;

@@ -75,6 +75,8 @@ interface World {
   /** Local mode: AUTH offered without STARTTLS. */
   readonly local: boolean;
   readonly tls: boolean;
+  /** The port 465 server: TLS from the first byte (only with a certificate). */
+  readonly implicitTls: boolean;
   /** A key relays for 127.0.0.0/8 without AUTH. */
   readonly relay: boolean;
   /** Some key allows connections from 127.0.0.1. */
@@ -180,7 +182,7 @@ async function startServer(world: World, keys: readonly ApiKey[]) {
       drainMs: 1_000,
     },
   );
-  const server = smtp.createServer(false);
+  const server = smtp.createServer(world.implicitTls);
   let inFlight = 0;
   const onData = server.onData.bind(server);
   server.onData = (stream, session, callback) => {
@@ -272,6 +274,10 @@ const world: fc.Arbitrary<World> = fc
     local: fc.boolean(),
     tls: fc.boolean(),
     relay: fc.boolean(),
+    implicitTls: fc.oneof(
+      { weight: 3, arbitrary: fc.constant(false) },
+      { weight: 1, arbitrary: fc.constant(true) },
+    ),
     sourceAllowed: fc.oneof(
       { weight: 9, arbitrary: fc.constant(true) },
       { weight: 1, arbitrary: fc.constant(false) },
@@ -287,10 +293,10 @@ const world: fc.Arbitrary<World> = fc
     drainAfterMs: fc.option(fc.integer({ min: 0, max: 400 }), { nil: undefined, freq: 4 }),
     sessionCount: fc.integer({ min: 1, max: 3 }),
   })
-  .chain(({ sessionCount, ...w }) =>
+  .chain(({ sessionCount, implicitTls, ...w }) =>
     fc
       .array(sessionScript(TOKENS), { minLength: sessionCount, maxLength: sessionCount })
-      .map((sessions) => ({ ...w, sessions })),
+      .map((sessions) => ({ ...w, implicitTls: implicitTls && w.tls, sessions })),
   );
 
 async function run(w: World): Promise<{ accepted: number; found: string[]; logs: SessionLog[] }> {
@@ -307,7 +313,13 @@ async function run(w: World): Promise<{ accepted: number; found: string[]; logs:
     // At once, as a client's connection pool would (and each waits smtp-server's 100 ms before its greeting).
     logs.push(
       ...(await Promise.all(
-        w.sessions.map((script) => playSession(server.port, script, certificate.cert, server.draining)),
+        w.sessions.map((script) =>
+          playSession(server.port, script, {
+            ca: certificate.cert,
+            implicitTls: w.implicitTls,
+            draining: server.draining,
+          }),
+        ),
       )),
     );
   } finally {
@@ -356,6 +368,7 @@ describe('SMTP fuzz findings', () => {
     local: true,
     tls: true,
     relay: true,
+    implicitTls: false,
     sourceAllowed: true,
     policy: 'reject',
     maxBytes: 1_000_000,
