@@ -291,7 +291,7 @@ export class BatonSmtp {
 
   async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
     const connection = this.#connection(session);
-    const raw = await readAll(stream);
+    const raw = await readAll(stream, this.#options.maxBytes);
     const key = connection.key;
     if (!key) throw new SmtpReplyError(Replies.authRequired(session.secure));
     if (stream.sizeExceeded) throw new SmtpReplyError(Replies.tooLarge(this.#options.maxBytes));
@@ -472,11 +472,20 @@ export class ClientLeftError extends Error {
   override readonly name = 'ClientLeftError';
 }
 
-async function readAll(stream: SMTPServerDataStream): Promise<Buffer> {
+/**
+ * The message, up to `maxBytes`. smtp-server keeps streaming past its size limit (it only sets
+ * `sizeExceeded`, and the client must reach the end of DATA to read its 552): the rest is read
+ * and dropped, or a client sending without end would fill the memory of every session's process.
+ */
+async function readAll(stream: SMTPServerDataStream, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
+  let held = 0;
   // A client that disconnects mid-DATA destroys the stream with an error: nothing is accepted.
   try {
-    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    for await (const chunk of stream) {
+      held += (chunk as Buffer).length;
+      if (held <= maxBytes) chunks.push(chunk as Buffer);
+    }
   } catch (error) {
     throw new ClientLeftError('the client closed the connection before the end of DATA', { cause: error });
   }

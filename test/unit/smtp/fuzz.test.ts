@@ -1,5 +1,5 @@
 import '../../support/quiet-powertools.ts';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import fc from 'fast-check';
 import { generate } from 'selfsigned';
 import type { SMTPServer } from 'smtp-server';
@@ -455,5 +455,75 @@ describe('SMTP fuzz findings', () => {
       sessions: [[line('EHLO client.example'), transaction('Subject: hi\r\n\r\nhello\r\n', 'end')]],
     });
     expect(outcome.found).toEqual([]);
+  });
+});
+
+// Found while attacking the front door beside the fuzz (its bodies stay small): smtp-server keeps
+// streaming DATA past the size limit (it only flags it), so whatever holds the chunks holds all
+// the client cares to send.
+describe('SMTP server under an endless DATA', () => {
+  it('does not keep what a client sends past the size limit (memory stays bounded, then 552)', async () => {
+    const server = await startServer(
+      {
+        local: true,
+        tls: false,
+        implicitTls: false,
+        relay: true,
+        sourceAllowed: true,
+        policy: 'reject',
+        maxBytes: 4_000,
+        recordFaults: [],
+        queueFaults: [],
+        statFaults: [],
+        lookupFaults: [],
+        directoryFaults: [],
+        drainAfterMs: undefined,
+        sessions: [],
+      },
+      keysFor({ policy: 'reject', relay: true, sourceAllowed: true } as World),
+    );
+    const socket = connect(server.port, '127.0.0.1');
+    let received = '';
+    const waitFor = (pattern: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (pattern.test(received)) {
+            socket.off('data', onData);
+            resolve();
+          }
+        };
+        const onData = (chunk: Buffer) => {
+          received += chunk.toString('latin1');
+          check();
+        };
+        socket.on('data', onData);
+        socket.once('close', () => reject(new Error(`closed after ${JSON.stringify(received)}`)));
+        check();
+      });
+    await waitFor(/^220 /m);
+    socket.write(
+      'EHLO client.example\r\nMAIL FROM:<app@example.com>\r\nRCPT TO:<ana@example.org>\r\nDATA\r\n',
+    );
+    await waitFor(/^354 /m);
+    const base = process.memoryUsage().arrayBuffers;
+    let peak = 0;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers - base);
+    }, 5);
+    // 192 MB of lines, the same megabyte written again and again (the client holds one).
+    const sentMb = 192;
+    const megabyte = Buffer.from(`${'y'.repeat(76)}\r\n`.repeat(Math.floor(2 ** 20 / 78)), 'latin1');
+    for (let i = 0; i < sentMb; i++) {
+      if (!socket.write(megabyte)) await new Promise((r) => socket.once('drain', r));
+    }
+    socket.write('.\r\n');
+    await waitFor(/^552 /m);
+    clearInterval(sampler);
+    socket.destroy();
+    await server.settle();
+    expect(received).toMatch(/^552 5\.3\.4 /m);
+    // Dropped chunks wait for the garbage collector (V8 collects after some 64 MB of them), so the
+    // peak is bounded, not tiny; holding them all would be the whole 192 MB, twice when joined.
+    expect(peak / 2 ** 20).toBeLessThan((sentMb * 2) / 3);
   });
 });
