@@ -292,11 +292,19 @@ const world: fc.Arbitrary<World> = fc
     directoryFaults: fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 1 }),
     drainAfterMs: fc.option(fc.integer({ min: 0, max: 400 }), { nil: undefined, freq: 4 }),
     sessionCount: fc.integer({ min: 1, max: 3 }),
+    mirror: fc.oneof(
+      { weight: 3, arbitrary: fc.constant(false) },
+      { weight: 1, arbitrary: fc.constant(true) },
+    ),
   })
-  .chain(({ sessionCount, implicitTls, ...w }) =>
-    fc
-      .array(sessionScript(TOKENS), { minLength: sessionCount, maxLength: sessionCount })
-      .map((sessions) => ({ ...w, implicitTls: implicitTls && w.tls, sessions })),
+  .chain(({ sessionCount, implicitTls, mirror, ...w }) =>
+    fc.array(sessionScript(TOKENS), { minLength: sessionCount, maxLength: sessionCount }).map((sessions) => ({
+      ...w,
+      implicitTls: implicitTls && w.tls,
+      // Two connections sending the same messages at once (a client retrying on a new connection
+      // while the first still waits): the resend rule must not queue one twice.
+      sessions: mirror && sessions[0] ? [sessions[0], ...sessions] : sessions,
+    })),
   );
 
 async function run(w: World): Promise<{ accepted: number; found: string[]; logs: SessionLog[] }> {
