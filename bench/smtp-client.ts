@@ -5,63 +5,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-
-export interface SmtpAnswer {
-  readonly code: number;
-  /** The reply's lines without their code, joined with a newline. */
-  readonly text: string;
-}
-
-/** Reads complete (possibly multi-line) replies off a socket, in order. */
-class ReplyReader {
-  #buffer = '';
-  #lines: string[] = [];
-  readonly #ready: SmtpAnswer[] = [];
-  readonly #waiting: Array<{ resolve(a: SmtpAnswer): void; reject(e: Error): void }> = [];
-  #ended: Error | undefined;
-
-  readonly socket: Socket;
-
-  constructor(socket: Socket) {
-    this.socket = socket;
-    socket.on('data', this.#onData);
-    socket.on('close', this.#onEnd);
-    socket.on('error', this.#onEnd);
-  }
-
-  detach(): void {
-    this.socket.off('data', this.#onData);
-    this.socket.off('close', this.#onEnd);
-    this.socket.off('error', this.#onEnd);
-  }
-
-  next(): Promise<SmtpAnswer> {
-    const ready = this.#ready.shift();
-    if (ready) return Promise.resolve(ready);
-    if (this.#ended) return Promise.reject(this.#ended);
-    return new Promise((resolve, reject) => this.#waiting.push({ resolve, reject }));
-  }
-
-  readonly #onData = (chunk: Buffer): void => {
-    this.#buffer += chunk.toString('latin1');
-    for (let end = this.#buffer.indexOf('\r\n'); end >= 0; end = this.#buffer.indexOf('\r\n')) {
-      const line = this.#buffer.slice(0, end);
-      this.#buffer = this.#buffer.slice(end + 2);
-      this.#lines.push(line.slice(4));
-      if (line[3] === '-') continue;
-      const answer = { code: Number(line.slice(0, 3)), text: this.#lines.join('\n') };
-      this.#lines = [];
-      const waiter = this.#waiting.shift();
-      if (waiter) waiter.resolve(answer);
-      else this.#ready.push(answer);
-    }
-  };
-
-  readonly #onEnd = (error?: Error | boolean): void => {
-    this.#ended = error instanceof Error ? error : new Error('the SMTP server closed the connection');
-    for (const w of this.#waiting.splice(0)) w.reject(this.#ended);
-  };
-}
+import { ReplyReader, type SmtpReplyLines } from '../test/support/smtp-replies.ts';
 
 export interface SessionOptions {
   readonly port: number;
@@ -126,21 +70,26 @@ export class SmtpSession {
     const sent = performance.now();
     const queued = await expect(this.#replies, 250, 'end of DATA');
     const t1 = performance.now();
-    const id = /queued as (\S+)/.exec(queued.text)?.[1];
-    if (!id) throw new Error(`end of DATA answered without an id: ${queued.text}`);
+    const id = /queued as (\S+)/.exec(queued.lines.join('\n'))?.[1];
+    if (!id) throw new Error(`end of DATA answered without an id: ${queued.lines.join(' | ')}`);
     return { id, dataToReplyMs: t1 - sent, transactionMs: t1 - t0 };
   }
 
   async quit(): Promise<void> {
     this.#socket.write('QUIT\r\n');
-    await this.#replies.next().catch(() => undefined);
+    await this.#replies.next(5_000);
     this.#socket.destroy();
   }
 }
 
-async function expect(replies: ReplyReader, code: number, step: string): Promise<SmtpAnswer> {
-  const answer = await replies.next();
-  if (answer.code !== code) throw new Error(`${step} answered ${answer.code} ${answer.text}`);
+/** Replies the bench waits for come within this, or the run fails. */
+const REPLY_MS = 60_000;
+
+async function expect(replies: ReplyReader, code: number, step: string): Promise<SmtpReplyLines> {
+  const answer = await replies.next(REPLY_MS);
+  if (answer === undefined) throw new Error(`the SMTP server closed the connection at ${step}`);
+  if (answer === 'timeout') throw new Error(`no reply to ${step} within ${REPLY_MS / 1000} s`);
+  if (answer.code !== code) throw new Error(`${step} answered ${answer.lines.join(' | ')}`);
   return answer;
 }
 

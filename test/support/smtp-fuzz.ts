@@ -6,12 +6,7 @@
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import fc from 'fast-check';
-
-/** One complete reply (a multi-line reply counts once). */
-export interface FuzzReply {
-  readonly code: number;
-  readonly lines: readonly string[];
-}
+import { ReplyReader, type SmtpReplyLines } from './smtp-replies.ts';
 
 export type FuzzStep =
   /** One command line (CRLF added), answered by one reply. */
@@ -40,97 +35,12 @@ export type FuzzStep =
 
 /** What a session saw: the replies, and what broke the rules the server must keep. */
 export interface SessionLog {
-  readonly replies: FuzzReply[];
+  readonly replies: SmtpReplyLines[];
   /** Baton message ids named by a 250 at the end of DATA, with the reply's words. */
   readonly accepted: Array<{ readonly id: string; readonly queued: boolean }>;
   /** End-of-DATA terminators sent whose reply the client did not wait for. */
   lostReplies: number;
   readonly violations: string[];
-}
-
-const REPLY_LINE = /^(\d{3})([ -])/;
-
-/** Reads replies off a socket, checking each line's form; remembers whether the server closed. */
-class Wire {
-  #buffer = Buffer.alloc(0);
-  #lines: string[] = [];
-  #code: string | undefined;
-  readonly #ready: FuzzReply[] = [];
-  #waiter: ((reply: FuzzReply | undefined) => void) | undefined;
-  closed = false;
-
-  readonly socket: Socket;
-  readonly #log: SessionLog;
-
-  constructor(socket: Socket, log: SessionLog) {
-    this.socket = socket;
-    this.#log = log;
-    socket.on('data', this.#onData);
-    socket.on('close', this.#onClose);
-    socket.on('error', () => undefined);
-  }
-
-  detach(): void {
-    this.socket.off('data', this.#onData);
-    this.socket.off('close', this.#onClose);
-  }
-
-  /** The next reply, or undefined when the connection closed (or nothing came within `ms`). */
-  next(ms: number): Promise<FuzzReply | undefined | 'timeout'> {
-    const ready = this.#ready.shift();
-    if (ready) return Promise.resolve(ready);
-    if (this.closed) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#waiter = undefined;
-        resolve('timeout');
-      }, ms);
-      this.#waiter = (reply) => {
-        clearTimeout(timer);
-        this.#waiter = undefined;
-        resolve(reply);
-      };
-    });
-  }
-
-  readonly #onData = (chunk: Buffer): void => {
-    this.#buffer = Buffer.concat([this.#buffer, chunk]);
-    for (let end = this.#buffer.indexOf('\r\n'); end >= 0; end = this.#buffer.indexOf('\r\n')) {
-      const raw = this.#buffer.subarray(0, end);
-      this.#buffer = this.#buffer.subarray(end + 2);
-      const line = raw.toString('latin1');
-      const form = REPLY_LINE.exec(line);
-      if (!form) {
-        this.#log.violations.push(`malformed reply line ${JSON.stringify(line.slice(0, 120))}`);
-        continue;
-      }
-      if (raw.length + 2 > 512)
-        this.#log.violations.push(`reply line of ${raw.length + 2} octets (RFC 5321: 512)`);
-      if (/[\0\r\n]/.test(line)) this.#log.violations.push(`control character in ${JSON.stringify(line)}`);
-      if (this.#code !== undefined && this.#code !== form[1]) {
-        this.#log.violations.push(`multi-line reply changes code: ${this.#code} then ${line.slice(0, 60)}`);
-      }
-      this.#code = form[1];
-      this.#lines.push(line);
-      if (form[2] === '-') continue;
-      const reply = { code: Number(form[1]), lines: this.#lines };
-      this.#lines = [];
-      this.#code = undefined;
-      this.#log.replies.push(reply);
-      if (this.#waiter) this.#waiter(reply);
-      else this.#ready.push(reply);
-    }
-  };
-
-  readonly #onClose = (): void => {
-    this.closed = true;
-    if (this.#buffer.length > 0) {
-      this.#log.violations.push(
-        `reply without a line end: ${JSON.stringify(this.#buffer.toString('latin1'))}`,
-      );
-    }
-    this.#waiter?.(undefined);
-  };
 }
 
 /** How long a command may wait for its reply: the fakes answer at once, the machine may be busy. */
@@ -167,12 +77,18 @@ export async function playSession(
       })
     : connect(port, '127.0.0.1');
   plain.setNoDelay(true);
-  let wire = new Wire(plain, log);
+  const reader = (socket: Socket) =>
+    new ReplyReader(
+      socket,
+      (rule) => log.violations.push(rule),
+      (reply) => log.replies.push(reply),
+    );
+  let wire = reader(plain);
   let finished = false;
 
   /** Waits for `n` replies; false when the session is over (closed, 421, 221). */
-  const expectReplies = async (n: number, what: string): Promise<FuzzReply[] | undefined> => {
-    const got: FuzzReply[] = [];
+  const expectReplies = async (n: number, what: string): Promise<SmtpReplyLines[] | undefined> => {
+    const got: SmtpReplyLines[] = [];
     for (let i = 0; i < n; i++) {
       const reply = await wire.next(REPLY_MS);
       if (reply === 'timeout') {
@@ -221,7 +137,7 @@ export async function playSession(
           break;
         case 'transaction': {
           last = step;
-          let answers: FuzzReply[] | undefined;
+          let answers: SmtpReplyLines[] | undefined;
           if (step.pipelined) {
             socket.write(Buffer.concat(step.commands.flatMap((c) => [c, CRLF])));
             answers = await expectReplies(step.commands.length, 'a pipelined transaction');
@@ -281,7 +197,7 @@ export async function playSession(
             });
           });
           if (!secure) return log;
-          wire = new Wire(secure, log);
+          wire = reader(secure);
           if (step.ehlo) {
             secure.write('EHLO client.example\r\n');
             if (!(await expectReplies(1, 'EHLO after STARTTLS'))) return log;
