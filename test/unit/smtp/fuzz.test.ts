@@ -47,8 +47,12 @@ import { type FuzzStep, playSession, type SessionLog, sessionScript } from '../.
 const DEFAULT_TOTAL = 10_500;
 const SCALE = Math.max(1, Number(process.env.BATON_FUZZ_RUNS ?? DEFAULT_TOTAL) / DEFAULT_TOTAL);
 const RUNS = Math.ceil(30 * SCALE);
-/** BATON_FUZZ_SEED replays a run (a failure prints fast-check's seed and path); else a fresh seed. */
-const SEED = process.env.BATON_FUZZ_SEED === undefined ? undefined : Number(process.env.BATON_FUZZ_SEED);
+/**
+ * BATON_FUZZ_SEED replaces the fixed default seed (a failure prints fast-check's seed and path).
+ * Fixed, so `npm test` plays the same sessions each time; only the order in which concurrent
+ * sessions reach the stores varies.
+ */
+const SEED = Number(process.env.BATON_FUZZ_SEED ?? 12_122_026);
 
 /** A fault the run injects; the only failure the server may log as unexpected. */
 class InjectedFaultError extends Error {
@@ -289,7 +293,10 @@ const world: fc.Arbitrary<World> = fc
     // Not the stats write: see the known finding below (a queued message answered 451).
     statFaults: fc.constant([]),
     lookupFaults: fc.array(fc.integer({ min: 1, max: 20 }), { maxLength: 2 }),
-    directoryFaults: fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 1 }),
+    directoryFaults: fc.oneof(
+      { weight: 7, arbitrary: fc.constant([]) },
+      { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 1, max: 3 })) },
+    ),
     drainAfterMs: fc.option(fc.integer({ min: 0, max: 400 }), { nil: undefined, freq: 4 }),
     sessionCount: fc.integer({ min: 1, max: 3 }),
     mirror: fc.oneof(
@@ -361,7 +368,7 @@ describe(`SMTP sessions under random input: ${RUNS} runs (BATON_FUZZ_RUNS)`, {
         runs += 1;
         accepted += outcome.accepted;
       }),
-      { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }) },
+      { numRuns: RUNS, seed: SEED },
     );
     // The scripts lean towards complete transactions: a fuzz that never reached a 250 proved little.
     expect(runs).toBe(RUNS);
