@@ -291,10 +291,11 @@ export class BatonSmtp {
 
   async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
     const connection = this.#connection(session);
-    const raw = await readAll(stream, this.#options.maxBytes);
+    const { raw, cut } = await readAll(stream, this.#options.maxBytes);
     const key = connection.key;
     if (!key) throw new SmtpReplyError(Replies.authRequired(session.secure));
-    if (stream.sizeExceeded) throw new SmtpReplyError(Replies.tooLarge(this.#options.maxBytes));
+    // `cut` as well: a message missing its tail must never be accepted, whatever smtp-server counted.
+    if (stream.sizeExceeded || cut) throw new SmtpReplyError(Replies.tooLarge(this.#options.maxBytes));
     const envelope = {
       mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
       rcptTo: session.envelope.rcptTo.map((r) => r.address),
@@ -468,7 +469,7 @@ function sourceAddress(session: SMTPServerSession): string {
 }
 
 /** The client closed the connection before the end of DATA: its doing, and nobody to answer. */
-export class ClientLeftError extends Error {
+class ClientLeftError extends Error {
   override readonly name = 'ClientLeftError';
 }
 
@@ -477,19 +478,22 @@ export class ClientLeftError extends Error {
  * `sizeExceeded`, and the client must reach the end of DATA to read its 552): the rest is read
  * and dropped, or a client sending without end would fill the memory of every session's process.
  */
-async function readAll(stream: SMTPServerDataStream, maxBytes: number): Promise<Buffer> {
+async function readAll(
+  stream: SMTPServerDataStream,
+  maxBytes: number,
+): Promise<{ raw: Buffer; cut: boolean }> {
   const chunks: Buffer[] = [];
-  let held = 0;
+  let received = 0;
   // A client that disconnects mid-DATA destroys the stream with an error: nothing is accepted.
   try {
     for await (const chunk of stream) {
-      held += (chunk as Buffer).length;
-      if (held <= maxBytes) chunks.push(chunk as Buffer);
+      received += (chunk as Buffer).length;
+      if (received <= maxBytes) chunks.push(chunk as Buffer);
     }
   } catch (error) {
     throw new ClientLeftError('the client closed the connection before the end of DATA', { cause: error });
   }
-  return Buffer.concat(chunks);
+  return { raw: Buffer.concat(chunks), cut: received > maxBytes };
 }
 
 function resendDigest(
