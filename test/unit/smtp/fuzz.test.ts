@@ -21,23 +21,29 @@ import { type FuzzStep, playSession, type SessionLog, sessionScript } from '../.
 
 // Issue 12: random SMTP sessions (command sequences with random arguments, pipelined bursts,
 // STARTTLS, AUTH with good and bad keys, DATA with random header and body bytes: NUL, bare CR and
-// LF, 8-bit, overlong lines, oversized bodies; connections dropped mid-DATA and right after it)
-// played over real sockets against BatonSmtp on 127.0.0.1, over in-memory fakes, some of which
-// fail on purpose (a record write, an enqueue). What every run is held to:
-// - The server never crashes: nothing escapes a handler (an uncaught error fails the run), and
-//   nothing is logged as an unexpected failure but the faults the run injected.
+// LF, 8-bit, overlong lines, oversized bodies; resends of the same message; connections dropped
+// mid-DATA and right after it) played over real sockets against BatonSmtp on 127.0.0.1, over
+// in-memory fakes. Each run varies the server (local or not, with a certificate or not, STARTTLS
+// or implicit TLS, a no-AUTH relay key for 127.0.0.0/8 or not, no key for the source at all, the
+// sender policy, the size limit), injects faults (record writes, enqueues, suppression reads, key
+// reads at connect), may shut the server down mid-session, and may play one session twice at
+// once. What every run is held to:
+// - The server never crashes: nothing escapes a handler (an uncaught error or an unhandled
+//   rejection breaks the rule), and nothing is logged as an unexpected failure but the faults the
+//   run injected.
 // - Every command written on an open connection gets exactly one reply, every reply line is
 //   well-formed (`^\d{3}[ -]`, CRLF, at most 512 octets, one code per multi-line reply); the
-//   server closes a connection only after a 421 or a 221.
+//   server closes a connection only after a 421 or a 221, or a 554 in place of the greeting.
 // - Never a half-queued message: every job in the queue has its record and is enqueued once;
 //   every record is `queued` with exactly one job, or has no job and is `suppressed` (nothing to
 //   send) or `failed` for good (its enqueue failed, and the client was told to retry).
 // - Every 250 at the end of DATA names a record that stands: `queued as <id>` a queued record with
 //   its job, `recorded as <id>` a suppressed one. A `failed` record was never answered 250.
-// - No message stands without its 250, except where the client did not wait for it: the number
-//   of queued or suppressed records no 250 named is at most the number of end-of-DATA terminators
+// - No message stands without its 250, except where the client did not read it: the number of
+//   queued or suppressed records no 250 named is at most the number of end-of-DATA terminators
 //   whose reply the client did not read (it closed the connection right after sending one, or the
-//   connection closed before the reply came).
+//   connection closed before the reply came). Records are not tied to sessions (the fuzz's
+//   messages are alike), so this is a count, not a pairing.
 
 /**
  * Runs in `npm test`: 30, about 5 s (smtp-server holds each greeting back 100 ms to catch clients
