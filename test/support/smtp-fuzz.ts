@@ -46,11 +46,6 @@ export interface SessionLog {
 /** How long a command may wait for its reply: the fakes answer at once, the machine may be busy. */
 const REPLY_MS = 10_000;
 
-/**
- * Plays `steps` on one connection to `port`. Every command written on an open connection must
- * get exactly one well-formed reply; the server may close the connection only after a 421 or a
- * 221 (or once the client has dropped it).
- */
 export interface SessionOptions {
   /** The certificate to trust for TLS. */
   readonly ca?: string;
@@ -60,6 +55,11 @@ export interface SessionOptions {
   readonly draining?: () => boolean;
 }
 
+/**
+ * Plays `steps` on one connection to `port`. Every command written on an open connection must
+ * get exactly one well-formed reply; the server may close the connection only after a 421 or a
+ * 221, or a 554 in place of the greeting (or once the client has dropped it).
+ */
 export async function playSession(
   port: number,
   steps: readonly FuzzStep[],
@@ -128,7 +128,7 @@ export async function playSession(
       switch (step.kind) {
         case 'line':
           socket.write(Buffer.concat([step.bytes, CRLF]));
-          if (!(await expectReplies(1, describe(step.bytes)))) return log;
+          if (!(await expectReplies(1, quoted(step.bytes)))) return log;
           break;
         case 'burst':
           socket.write(Buffer.concat(step.lines.flatMap((l) => [l, CRLF])));
@@ -145,7 +145,7 @@ export async function playSession(
             answers = [];
             for (const command of step.commands) {
               socket.write(Buffer.concat([command, CRLF]));
-              const one = await expectReplies(1, describe(command));
+              const one = await expectReplies(1, quoted(command));
               if (!one) return log;
               answers.push(...one);
             }
@@ -223,7 +223,7 @@ export async function playSession(
 const CRLF = Buffer.from('\r\n');
 const END_OF_DATA = Buffer.from('\r\n.\r\n');
 
-function describe(line: Buffer): string {
+function quoted(line: Buffer): string {
   return JSON.stringify(line.toString('latin1').slice(0, 60));
 }
 
