@@ -40,6 +40,7 @@ export const SECTIONS: readonly Entry[] = [
   { name: 'requests', load: () => import('./sections/requests.ts') },
   { name: 'floor', load: () => import('./sections/floor.ts') },
   { name: 'isolation', load: () => import('./sections/isolation.ts') },
+  { name: 'smtp', load: () => import('./sections/smtp.ts') },
   { name: 'cost', load: () => import('./sections/cost.ts') },
 ];
 

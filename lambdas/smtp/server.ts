@@ -451,7 +451,11 @@ export class BatonSmtp {
     connection.accepted = 0;
     connection.answered = false;
     if (refusedAll && key) {
-      await this.#deps.usage.addStats(key.tenant, utcDay(this.#deps.clock()), { suppressed: 1 });
+      // A lost count is not worth refusing the next MAIL over, nor (from onClose, where nothing
+      // awaits it) an unhandled rejection that would end the process and every session in it.
+      await this.#deps.usage
+        .addStats(key.tenant, utcDay(this.#deps.clock()), { suppressed: 1 })
+        .catch((error: unknown) => logger.warn('smtp stats write failed', describeError(error)));
     }
   }
 
@@ -513,13 +517,21 @@ export class BatonSmtp {
       if (error instanceof TransientError)
         logger.warn('smtp step unavailable', { stage, ...describeError(error) });
       else logger.error('smtp step failed', { stage, ...describeError(error) });
-      // Before the greeting the only temporary answer is 421 (and the connection closes).
-      reply = stage === 'connect' ? { ...Replies.unavailable(), code: 421 } : Replies.unavailable();
+      reply = stage === 'connect' ? UNAVAILABLE_AT_CONNECT : Replies.unavailable();
     }
+    // smtp-server closes the connection after any refusal at connect; a 4xx that closes is 421
+    // (RFC 5321 §3.8), the one temporary code a client expects to end the session.
+    if (stage === 'connect' && reply.code >= 400 && reply.code < 500) reply = { ...reply, code: 421 };
     if (reply.code >= 500 && stage !== 'auth') count('smtpRefusals', refusalReason(reply));
     return countReply(new SmtpReplyError(reply));
   }
 }
+
+const UNAVAILABLE_AT_CONNECT: SmtpReply = {
+  code: 421,
+  enhanced: '4.3.0',
+  text: 'Baton cannot read its API keys just now (a table is unavailable); closing, retry in a minute',
+};
 
 function countReply(error: SmtpReplyError): SmtpReplyError {
   count(error.responseCode >= 500 ? 'smtpReplies5xx' : 'smtpReplies4xx');

@@ -39,6 +39,7 @@ if (fuzzRuns !== '0') {
       'test/unit/api/fuzz.test.ts',
       'test/unit/feedback/fuzz.test.ts',
       'test/unit/domain/html-url-schemes.test.ts',
+      'test/unit/smtp/fuzz.test.ts',
     ],
     { stdio: 'inherit', env: { ...process.env, BATON_FUZZ_RUNS: fuzzRuns } },
   );

@@ -159,6 +159,8 @@ function clip(text: string): string {
 }
 
 function megabytes(bytes: number): string {
+  // A small limit (a test's, an operator's) would read "0 MB".
+  if (bytes < 1024 * 1024) return `${Math.floor(bytes / 1024) || bytes} ${bytes < 1024 ? 'bytes' : 'KB'}`;
   return `${Math.round((bytes / 1024 / 1024) * 10) / 10} MB`;
 }
 

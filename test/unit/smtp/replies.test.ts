@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { problem } from '../../../lambdas/domain/problem.ts';
+import { Replies, replyForProblem, SmtpReplyError } from '../../../lambdas/domain/smtp/replies.ts';
+
+describe('SMTP replies', () => {
+  it('states the size limit in words that fit it, small or large', () => {
+    expect(Replies.tooLarge(4_000).text).toBe("The message is larger than 3 KB, Baton's limit for SMTP");
+    expect(Replies.tooLarge(500).text).toBe("The message is larger than 500 bytes, Baton's limit for SMTP");
+    expect(Replies.tooLarge(1024 * 1024).text).toBe(
+      "The message is larger than 1 MB, Baton's limit for SMTP",
+    );
+    expect(Replies.tooLarge(25 * 1024 * 1024).text).toBe(
+      "The message is larger than 25 MB, Baton's limit for SMTP",
+    );
+  });
+
+  it.each([
+    ['unauthorized', 'auth', 535, '5.7.8'],
+    ['forbidden', 'auth', 535, '5.7.8'],
+    ['forbidden', 'connect', 554, '5.7.1'],
+    ['forbidden', 'mail', 553, '5.7.1'],
+    ['forbidden', 'data', 550, '5.7.1'],
+    ['too_large', 'data', 552, '5.3.4'],
+    ['invalid_message', 'data', 554, '5.6.0'],
+    ['rate_limited', 'mail', 451, '4.7.1'],
+    ['rate_limited', 'data', 452, '4.7.1'],
+    ['idempotency_in_progress', 'data', 451, '4.3.0'],
+    ['unavailable', 'data', 451, '4.3.0'],
+    ['internal', 'data', 451, '4.3.0'],
+  ] as const)('answers %s at %s with %i %s', (code, stage, basic, enhanced) => {
+    const reply = replyForProblem(problem(code, 'Why.'), stage);
+
+    expect([reply.code, reply.enhanced]).toEqual([basic, enhanced]);
+  });
+
+  it('names the first failing field and how many more, and refuses attachments by policy (5.7.1)', () => {
+    const reply = replyForProblem(
+      problem('invalid_message', 'The message is not valid.', [
+        { path: 'attachments[0].filename', message: 'executable attachments are not allowed' },
+        { path: 'headers.Subject', message: 'too long' },
+      ]),
+      'data',
+    );
+
+    expect(reply).toEqual({
+      code: 554,
+      enhanced: '5.7.1',
+      text: 'Message refused: attachments[0].filename: executable attachments are not allowed (and 1 more)',
+    });
+  });
+
+  it('puts the enhanced code first in the error text smtp-server sends, with the basic code as responseCode', () => {
+    const error = new SmtpReplyError(Replies.suppressed('ana@example.org', 'hard_bounce'));
+
+    expect(error.responseCode).toBe(550);
+    expect(error.message).toMatch(/^5\.1\.1 ana@example\.org is on the suppression list \(hard_bounce: /);
+  });
+});
