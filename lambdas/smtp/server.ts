@@ -14,7 +14,7 @@ import type { ApiKey } from '../domain/keys/api-key.ts';
 import { admitKey, verifyToken } from '../domain/keys/authenticate.ts';
 import { relayKeyFor, sourceMayConnect } from '../domain/keys/relay.ts';
 import type { ApiKeyDirectory, ApiKeyReader, IdempotencyStore } from '../domain/ports.ts';
-import { ProblemError, problem } from '../domain/problem.ts';
+import { type Problem, ProblemError, problem } from '../domain/problem.ts';
 import {
   type AcceptDeps,
   type AcceptResult,
@@ -203,22 +203,30 @@ export class BatonSmtp {
       count('smtpRefusals', 'auth_throttled');
       throw new SmtpReplyError(Replies.authThrottled(throttled));
     }
-    const keys = await this.#deps.directory.list();
-    if (!sourceMayConnect(ip, keys)) {
-      count('smtpRefusals', 'source');
-      logger.info('smtp connection refused', { reason: 'source', source: ip });
-      throw new SmtpReplyError(Replies.sourceRefused(ip));
-    }
-    this.#perSource.set(ip, open + 1);
-    const relay = relayKeyFor(ip, keys);
-    this.#connections.set(session.id, {
+    // Counted before the key list is read: connections that arrive while it is read (a cache
+    // miss) must each see the others, or a burst from one source passes the limit all together.
+    const connection: Connection = {
       ip,
-      ...(relay ? { key: relay } : {}),
       authenticated: false,
       refused: new Map(),
       accepted: 0,
       answered: false,
-    });
+    };
+    this.#perSource.set(ip, open + 1);
+    this.#connections.set(session.id, connection);
+    try {
+      const keys = await this.#deps.directory.list();
+      if (!sourceMayConnect(ip, keys)) {
+        count('smtpRefusals', 'source');
+        logger.info('smtp connection refused', { reason: 'source', source: ip });
+        throw new SmtpReplyError(Replies.sourceRefused(ip));
+      }
+      const relay = relayKeyFor(ip, keys);
+      if (relay) connection.key = relay;
+    } catch (error) {
+      this.#release(session);
+      throw error;
+    }
     metrics.addMetric('smtpConnections', MetricUnit.Count, 1);
     flush();
   }
@@ -301,7 +309,7 @@ export class BatonSmtp {
 
   async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
     const connection = this.#connection(session);
-    const raw = await readAll(stream);
+    const raw = await readData(stream);
     const key = connection.key;
     if (!key) throw new SmtpReplyError(Replies.authRequired(session.secure));
     if (stream.sizeExceeded) throw new SmtpReplyError(Replies.tooLarge(this.#options.maxBytes));
@@ -335,6 +343,9 @@ export class BatonSmtp {
           run,
         )
       : await run();
+    // A resend of a message refused for good is refused again in the same words (the refusal is
+    // what was kept), never read as an accepted one.
+    if (reply.status !== 250) throw new ProblemError(reply.body as Problem);
     const result = reply.body as AcceptResult;
     metrics.addMetric('smtpMessagesAccepted', MetricUnit.Count, 1);
     flush();
@@ -349,13 +360,19 @@ export class BatonSmtp {
   }
 
   #onClose(session: SMTPServerSession): void {
+    const connection = this.#release(session);
+    if (connection) void this.#endTransaction(connection);
+  }
+
+  /** Forgets a session and frees its source's slot, once (a refusal at connect, then its close). */
+  #release(session: SMTPServerSession): Connection | undefined {
     const connection = this.#connections.get(session.id);
-    if (!connection) return;
+    if (!connection) return undefined;
     this.#connections.delete(session.id);
     const open = (this.#perSource.get(connection.ip) ?? 1) - 1;
     if (open <= 0) this.#perSource.delete(connection.ip);
     else this.#perSource.set(connection.ip, open);
-    void this.#endTransaction(connection);
+    return connection;
   }
 
   /**
@@ -469,10 +486,13 @@ function sourceAddress(session: SMTPServerSession): string {
   return mapped?.[1] && isIP(mapped[1]) === 4 ? mapped[1] : ip;
 }
 
-async function readAll(stream: SMTPServerDataStream): Promise<Buffer> {
+/** The message of one DATA, at most SIZE bytes of it (the server answers 552 past that). */
+export async function readData(stream: SMTPServerDataStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   // A client that disconnects mid-DATA destroys the stream with an error: nothing is accepted.
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  // smtp-server only flags a message over SIZE and writes on: what comes after is read and
+  // dropped, or a client could make the server hold any amount (552 is answered either way).
+  for await (const chunk of stream) if (!stream.sizeExceeded) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
 

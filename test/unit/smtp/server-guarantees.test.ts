@@ -1,0 +1,216 @@
+import '../../support/quiet-powertools.ts';
+import type { AddressInfo } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
+import type { SMTPServer, SMTPServerDataStream } from 'smtp-server';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ApiKey } from '../../../lambdas/domain/keys/api-key.ts';
+import type { ApiKeyDirectory } from '../../../lambdas/domain/ports.ts';
+import { RateLimiter } from '../../../lambdas/domain/send/rate-limit.ts';
+import { BatonSmtp, readData, type SmtpOptions } from '../../../lambdas/smtp/server.ts';
+import { InMemoryApiKeys, InMemoryIdempotencyStore } from '../../support/fakes.ts';
+import { acceptHarness } from '../../support/harness.ts';
+
+// BatonSmtp over the in-memory fakes, on a loopback port, driven line by line: the guarantees an
+// attacker (or a careless client) tries to break, each kept here once it was found broken.
+
+const servers: SMTPServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+});
+
+async function listening(
+  options: Partial<SmtpOptions> = {},
+  directory?: (keys: InMemoryApiKeys) => ApiKeyDirectory,
+) {
+  const harness = acceptHarness();
+  const keys = new InMemoryApiKeys().add(harness.key);
+  const smtp = new BatonSmtp(
+    {
+      ...harness.deps,
+      keys,
+      directory: directory?.(keys) ?? keys,
+      idempotency: new InMemoryIdempotencyStore(),
+      rateLimiter: new RateLimiter(harness.clock),
+    },
+    { hostname: 'baton.test', maxBytes: 100_000, maxJobBytes: 1_000_000, local: true, ...options },
+  );
+  const server = smtp.createServer(false);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return { ...harness, port: (server.server.address() as AddressInfo).port };
+}
+
+/** One client connection: write lines, read whole replies (multi-line ones joined). */
+class Session {
+  readonly socket: Socket;
+  #buffer = '';
+  #closed = false;
+  #wake: Array<() => void> = [];
+
+  constructor(port: number) {
+    this.socket = connect(port, '127.0.0.1');
+    this.socket.setEncoding('latin1');
+    this.socket.on('data', (data: string) => {
+      this.#buffer += data;
+      for (const wake of this.#wake.splice(0)) wake();
+    });
+    this.socket.on('close', () => {
+      this.#closed = true;
+      for (const wake of this.#wake.splice(0)) wake();
+    });
+    this.socket.on('error', () => undefined);
+  }
+
+  async reply(): Promise<string> {
+    for (;;) {
+      const found = /^(?:\d{3}-[^\n]*\n)*\d{3} [^\n]*\n/.exec(this.#buffer);
+      if (found) {
+        this.#buffer = this.#buffer.slice(found[0].length);
+        return found[0].trim();
+      }
+      if (this.#closed) return 'closed';
+      await new Promise<void>((resolve) => this.#wake.push(resolve));
+    }
+  }
+
+  async say(line: string): Promise<string> {
+    this.socket.write(`${line}\r\n`);
+    return this.reply();
+  }
+
+  /** Greeting, EHLO and AUTH PLAIN with `token`. */
+  async login(token: string): Promise<void> {
+    await this.reply();
+    await this.say('EHLO client.test');
+    const reply = await this.say(`AUTH PLAIN ${Buffer.from(`\0app\0${token}`).toString('base64')}`);
+    if (!reply.startsWith('235')) throw new Error(`AUTH failed: ${reply}`);
+  }
+
+  /** MAIL, RCPT, DATA and the message; the reply to its final dot. */
+  async send(message: string, rcpt = 'ana@example.org'): Promise<string> {
+    await this.say('MAIL FROM:<app@example.com>');
+    await this.say(`RCPT TO:<${rcpt}>`);
+    await this.say('DATA');
+    return this.say(`${message}\r\n.`);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+const refusedFrom = [
+  'From: ceo@bank.example',
+  'To: ana@example.org',
+  'Subject: Invoice',
+  'Message-ID: <invoice-1@example.com>',
+  '',
+  'Pay now.',
+].join('\r\n');
+
+describe('BatonSmtp: a client that resends a message', () => {
+  it('gets the same refusal for a resent refused message, not a 451 that makes it retry for a day', async () => {
+    // Prepare
+    const { port, token, queue } = await listening();
+    const first = new Session(port);
+    await first.login(token);
+    const refusal = await first.send(refusedFrom);
+    first.close();
+
+    // Act
+    const again = new Session(port);
+    await again.login(token);
+    const resent = await again.send(refusedFrom);
+    again.close();
+
+    // Assess
+    expect(refusal).toMatch(/^550 5\.7\.1 .*bank\.example/);
+    expect(resent).toBe(refusal);
+    expect(queue.jobs).toEqual([]);
+  });
+});
+
+describe('BatonSmtp: resources a client can make it hold', () => {
+  it('keeps no more of a message than SIZE allows while the client sends more', async () => {
+    // Prepare: what smtp-server does, writing on past the limit and only flagging it
+    const stream = Object.assign(new PassThrough(), {
+      byteLength: 0,
+      sizeExceeded: false,
+    }) as unknown as SMTPServerDataStream;
+    const reading = readData(stream);
+
+    // Act
+    stream.write(Buffer.alloc(1000, 'a'));
+    stream.sizeExceeded = true;
+    for (let i = 0; i < 100; i++) stream.write(Buffer.alloc(1000, 'b'));
+    stream.end();
+
+    // Assess
+    const kept = await reading;
+    expect(kept.length).toBeLessThanOrEqual(1000);
+  });
+
+  it('answers 552 to a message over SIZE and takes the next one on the same connection', async () => {
+    // Prepare
+    const { port, token, queue } = await listening({ maxBytes: 10_000 });
+    const session = new Session(port);
+    await session.login(token);
+    const big = ['From: app@example.com', 'To: ana@example.org', 'Subject: Big', '', 'x'.repeat(900)]
+      .join('\r\n')
+      .concat('\r\n', `${'y'.repeat(998)}\r\n`.repeat(200));
+
+    // Act
+    const refused = await session.send(big.trimEnd());
+    const accepted = await session.send(
+      ['From: app@example.com', 'To: ana@example.org', 'Subject: Small', '', 'Hi.'].join('\r\n'),
+    );
+    session.close();
+
+    // Assess
+    expect(refused).toMatch(/^552 5\.3\.4 /);
+    expect(accepted).toMatch(/^250 2\.6\.0 Ok: queued as msg_1$/);
+    expect(queue.jobs).toHaveLength(1);
+  });
+
+  it('holds the per-source connection limit when connections arrive while the key list is read', async () => {
+    // Prepare: a directory read that takes a while (a cache miss: a DynamoDB Scan)
+    const { port } = await listening({ maxConnectionsPerSource: 3 }, (keys) => ({
+      list: async (): Promise<ApiKey[]> => {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return keys.list();
+      },
+    }));
+
+    // Act
+    const sessions = Array.from({ length: 12 }, () => new Session(port));
+    const greetings = await Promise.all(sessions.map((s) => s.reply()));
+    for (const s of sessions) s.close();
+
+    // Assess
+    expect(greetings.filter((g) => g.startsWith('220'))).toHaveLength(3);
+    expect(greetings.filter((g) => g.startsWith('421 4.7.0 Too many connections'))).toHaveLength(9);
+  });
+
+  it('frees the slot of a client that hung up while the key list was read', async () => {
+    // Prepare
+    const { port } = await listening({ maxConnectionsPerSource: 1 }, (keys) => ({
+      list: async (): Promise<ApiKey[]> => {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        return keys.list();
+      },
+    }));
+    const gone = new Session(port);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    gone.close();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+
+    // Act
+    const next = new Session(port);
+    const greeting = await next.reply();
+    next.close();
+
+    // Assess
+    expect(greeting).toMatch(/^220 /);
+  });
+});
