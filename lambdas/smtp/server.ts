@@ -255,12 +255,7 @@ export class BatonSmtp {
       count('smtpRefusals', 'auth_required');
       throw new SmtpReplyError(Replies.authRequired(session.secure || !this.#options.tls));
     }
-    // Re-read (cached at most 60 s): a key suspended or revoked mid-session stops here.
-    const current = await this.#deps.keys.get(connection.key.keyId);
-    if (!current)
-      throw new SmtpReplyError(replyForProblem(problem('unauthorized', 'The API key is not valid.'), 'auth'));
-    admitKey(current, connection.ip, ['send']);
-    connection.key = current;
+    const current = await this.#currentKey(connection, connection.key);
     if (current.rateLimit !== undefined) {
       const taken = this.#deps.rateLimiter.take(current.keyId, current.rateLimit);
       if (!taken.ok) {
@@ -310,9 +305,11 @@ export class BatonSmtp {
   async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
     const connection = this.#connection(session);
     const raw = await readData(stream);
-    const key = connection.key;
-    if (!key) throw new SmtpReplyError(Replies.authRequired(session.secure));
+    if (!connection.key) throw new SmtpReplyError(Replies.authRequired(session.secure));
     if (stream.sizeExceeded) throw new SmtpReplyError(Replies.tooLarge(this.#options.maxBytes));
+    // Again at the end of DATA: a transaction may stay open for long (NOOP keeps it alive), and a
+    // key shut off meanwhile must not get one more message through.
+    const key = await this.#currentKey(connection, connection.key);
     const envelope = {
       mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
       rcptTo: session.envelope.rcptTo.map((r) => r.address),
@@ -388,6 +385,19 @@ export class BatonSmtp {
     if (refusedAll && key) {
       await this.#deps.usage.addStats(key.tenant, utcDay(this.#deps.clock()), { suppressed: 1 });
     }
+  }
+
+  /**
+   * The connection's key as it is now (re-read, cached at most 60 s), still admitted: a key
+   * suspended or revoked mid-session, or its CIDRs narrowed, stops the next step.
+   */
+  async #currentKey(connection: Connection, key: ApiKey): Promise<ApiKey> {
+    const current = await this.#deps.keys.get(key.keyId);
+    if (!current)
+      throw new SmtpReplyError(replyForProblem(problem('unauthorized', 'The API key is not valid.'), 'auth'));
+    admitKey(current, connection.ip, ['send']);
+    connection.key = current;
+    return current;
   }
 
   #connection(session: SMTPServerSession): Connection {

@@ -38,7 +38,7 @@ async function listening(
   const server = smtp.createServer(false);
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return { ...harness, port: (server.server.address() as AddressInfo).port };
+  return { ...harness, keys, port: (server.server.address() as AddressInfo).port };
 }
 
 /** One client connection: write lines, read whole replies (multi-line ones joined). */
@@ -127,6 +127,29 @@ describe('BatonSmtp: a client that resends a message', () => {
     // Assess
     expect(refusal).toMatch(/^550 5\.7\.1 .*bank\.example/);
     expect(resent).toBe(refusal);
+    expect(queue.jobs).toEqual([]);
+  });
+});
+
+describe('BatonSmtp: a key shut off mid-session', () => {
+  it('refuses the message of a transaction begun before its key was suspended', async () => {
+    // Prepare
+    const { port, token, key, keys, queue } = await listening();
+    const session = new Session(port);
+    await session.login(token);
+    await session.say('MAIL FROM:<app@example.com>');
+    await session.say('RCPT TO:<ana@example.org>');
+
+    // Act: the operator suspends the key (a leaked password); the open transaction goes on
+    await keys.setStatus(key.keyId, 'suspended');
+    await session.say('DATA');
+    const reply = await session.say(
+      ['From: app@example.com', 'To: ana@example.org', 'Subject: Hi', '', 'Hi.'].join('\r\n').concat('\r\n.'),
+    );
+    session.close();
+
+    // Assess
+    expect(reply).toMatch(/^550 5\.7\.1 This API key is suspended/);
     expect(queue.jobs).toEqual([]);
   });
 });
