@@ -85,6 +85,14 @@ export interface SmtpOptions {
   readonly maxAuthFailures?: number;
   /** @default 600_000 */
   readonly authWindowMs?: number;
+  /**
+   * Message bytes the server holds at once, across sessions, from the first byte of DATA to its
+   * reply; a message that would go past it is answered 451 (retry). Reading one into a message
+   * takes many times its size (a 24 MB body of short lines over 256 MB of heap), so without a
+   * bound a few sessions sending large messages together crash the process.
+   * @default maxBytes + 4 MiB: one message of any allowed size, or many small ones, at a time.
+   */
+  readonly maxHeldBytes?: number;
 }
 
 /** What Baton knows of one SMTP connection beyond what smtp-server keeps. */
@@ -114,6 +122,8 @@ export class BatonSmtp {
   readonly #authFailures = new Map<string, { count: number; since: number }>();
   readonly #servers: SMTPServer[] = [];
   #draining = false;
+  /** Bytes of the messages being read or processed now (see SmtpOptions.maxHeldBytes). */
+  #heldBytes = 0;
 
   constructor(deps: SmtpDeps, options: SmtpOptions) {
     this.#deps = deps;
@@ -123,6 +133,7 @@ export class BatonSmtp {
       drainMs: 25_000,
       maxAuthFailures: 10,
       authWindowMs: 600_000,
+      maxHeldBytes: options.maxBytes + 4 * 1024 * 1024,
       ...options,
     };
   }
@@ -303,10 +314,34 @@ export class BatonSmtp {
   }
 
   async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
+    let held = 0;
+    const hold = (bytes: number): boolean => {
+      if (this.#heldBytes + bytes > this.#options.maxHeldBytes) return false;
+      this.#heldBytes += bytes;
+      held += bytes;
+      return true;
+    };
+    try {
+      const { bytes, complete } = await readData(stream, hold);
+      return await this.#onMessage(stream, session, bytes, complete);
+    } finally {
+      this.#heldBytes -= held;
+    }
+  }
+
+  async #onMessage(
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    raw: Buffer,
+    complete: boolean,
+  ): Promise<SmtpReply> {
     const connection = this.#connection(session);
-    const raw = await readData(stream);
     if (!connection.key) throw new SmtpReplyError(Replies.authRequired(session.secure));
     if (stream.sizeExceeded) throw new SmtpReplyError(Replies.tooLarge(this.#options.maxBytes));
+    if (!complete) {
+      count('smtpRefusals', 'busy');
+      throw new SmtpReplyError(Replies.busy());
+    }
     // Again at the end of DATA: a transaction may stay open for long (NOOP keeps it alive), and a
     // key shut off meanwhile must not get one more message through.
     const key = await this.#currentKey(connection, connection.key);
@@ -496,14 +531,26 @@ function sourceAddress(session: SMTPServerSession): string {
   return mapped?.[1] && isIP(mapped[1]) === 4 ? mapped[1] : ip;
 }
 
-/** The message of one DATA, at most SIZE bytes of it (the server answers 552 past that). */
-export async function readData(stream: SMTPServerDataStream): Promise<Buffer> {
+/**
+ * The message of one DATA: at most SIZE bytes of it (the server answers 552 past that), and only
+ * while `hold` grants its bytes; `complete` is false when it did not (the rest was read and dropped).
+ */
+export async function readData(
+  stream: SMTPServerDataStream,
+  hold: (bytes: number) => boolean = () => true,
+): Promise<{ bytes: Buffer; complete: boolean }> {
   const chunks: Buffer[] = [];
+  let complete = true;
   // A client that disconnects mid-DATA destroys the stream with an error: nothing is accepted.
   // smtp-server only flags a message over SIZE and writes on: what comes after is read and
   // dropped, or a client could make the server hold any amount (552 is answered either way).
-  for await (const chunk of stream) if (!stream.sizeExceeded) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  for await (const chunk of stream) {
+    const data = chunk as Buffer;
+    if (stream.sizeExceeded || !complete) continue;
+    if (hold(data.length)) chunks.push(data);
+    else complete = false;
+  }
+  return { bytes: Buffer.concat(chunks), complete };
 }
 
 function resendDigest(

@@ -89,6 +89,11 @@ export const Replies = {
     enhanced: '5.3.4',
     text: `The message is larger than ${megabytes(maxBytes)}, Baton's limit for SMTP`,
   }),
+  busy: (): SmtpReply => ({
+    code: 451,
+    enhanced: '4.3.1',
+    text: 'Baton is busy with other large messages just now; this one was not accepted, retry in a minute',
+  }),
   shuttingDown: (): SmtpReply => ({
     code: 421,
     enhanced: '4.3.2',

@@ -170,8 +170,8 @@ describe('BatonSmtp: resources a client can make it hold', () => {
     stream.end();
 
     // Assess
-    const kept = await reading;
-    expect(kept.length).toBeLessThanOrEqual(1000);
+    const { bytes } = await reading;
+    expect(bytes.length).toBeLessThanOrEqual(1000);
   });
 
   it('answers 552 to a message over SIZE and takes the next one on the same connection', async () => {
@@ -194,6 +194,35 @@ describe('BatonSmtp: resources a client can make it hold', () => {
     expect(refused).toMatch(/^552 5\.3\.4 /);
     expect(accepted).toMatch(/^250 2\.6\.0 Ok: queued as msg_1$/);
     expect(queue.jobs).toHaveLength(1);
+  });
+
+  it('answers 451 to a message that would take the server past the bytes it holds at once, and takes it on a retry', async () => {
+    // Prepare: one client is half-way through a large message
+    const { port, token, queue } = await listening({ maxBytes: 100_000, maxHeldBytes: 100_000 });
+    const body = (fill: string) => `${fill.repeat(998)}\r\n`.repeat(60);
+    const headers = ['From: app@example.com', 'To: ana@example.org', 'Subject: Scan', '', ''].join('\r\n');
+    const slow = new Session(port);
+    await slow.login(token);
+    await slow.say('MAIL FROM:<app@example.com>');
+    await slow.say('RCPT TO:<ana@example.org>');
+    await slow.say('DATA');
+    slow.socket.write(headers + body('a'));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    // Act: others send theirs meanwhile (a flood of large messages from many sources, say)
+    const other = new Session(port);
+    await other.login(token);
+    const refused = await other.send(headers + body('b'));
+    const finished = await slow.say('.');
+    const retried = await other.send(headers + body('b'));
+    slow.close();
+    other.close();
+
+    // Assess
+    expect(refused).toMatch(/^451 4\.3\.1 /);
+    expect(finished).toMatch(/^250 2\.6\.0 Ok: queued as msg_1$/);
+    expect(retried).toMatch(/^250 2\.6\.0 Ok: queued as msg_2$/);
+    expect(queue.jobs).toHaveLength(2);
   });
 
   it('holds the per-source connection limit when connections arrive while the key list is read', async () => {
