@@ -45,8 +45,20 @@ import { describeError, logger, metrics } from '../shared/observability.ts';
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 const send = SMTPConnection.prototype.send;
 SMTPConnection.prototype.send = function sendOwnEnhancedCode(code, data, context) {
-  return send.call(this, code, data, typeof data === 'string' && ENHANCED.test(data) ? false : context);
+  const lines = Array.isArray(data) && authNeedsTls(this) ? data.filter((l) => !l.startsWith('AUTH ')) : data;
+  return send.call(this, code, lines, typeof data === 'string' && ENHANCED.test(data) ? false : context);
 };
+
+/**
+ * Whether this session may not AUTH yet: TLS is offered and required for AUTH, and not started.
+ * smtp-server answers such an AUTH 538 but lists AUTH in EHLO all the same, so a client set to
+ * "no encryption" sends `AUTH PLAIN <its key>` in clear across the internet before it is refused.
+ * Its EHLO omits AUTH instead (as Postfix's smtpd_tls_auth_only does; RFC 4954 §4).
+ */
+function authNeedsTls(connection: SMTPConnection): boolean {
+  const options = connection._server.options;
+  return !connection.secure && !options.allowInsecureAuth && !options.hideSTARTTLS;
+}
 
 /** Every key, for the checks made before a caller says who it is (see domain/keys/relay.ts). */
 export interface KeyDirectory {

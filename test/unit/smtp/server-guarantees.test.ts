@@ -2,6 +2,8 @@ import '../../support/quiet-powertools.ts';
 import type { AddressInfo } from 'node:net';
 import { connect, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
+import { generate } from 'selfsigned';
 import type { SMTPServer, SMTPServerDataStream } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ApiKey } from '../../../lambdas/domain/keys/api-key.ts';
@@ -48,8 +50,8 @@ class Session {
   #closed = false;
   #wake: Array<() => void> = [];
 
-  constructor(port: number) {
-    this.socket = connect(port, '127.0.0.1');
+  constructor(port: number | Socket) {
+    this.socket = typeof port === 'number' ? connect(port, '127.0.0.1') : port;
     this.socket.setEncoding('latin1');
     this.socket.on('data', (data: string) => {
       this.#buffer += data;
@@ -100,6 +102,16 @@ class Session {
   }
 }
 
+/** The session continued over TLS after STARTTLS (the self-signed certificate is not checked). */
+async function startTls(plain: Session): Promise<Session> {
+  const ready = await plain.say('STARTTLS');
+  if (!ready.startsWith('220')) throw new Error(`STARTTLS refused: ${ready}`);
+  plain.socket.removeAllListeners('data');
+  const socket = tlsConnect({ socket: plain.socket, rejectUnauthorized: false });
+  await new Promise<void>((resolve) => socket.once('secureConnect', () => resolve()));
+  return new Session(socket);
+}
+
 const refusedFrom = [
   'From: ceo@bank.example',
   'To: ana@example.org',
@@ -108,6 +120,29 @@ const refusedFrom = [
   '',
   'Pay now.',
 ].join('\r\n');
+
+describe('BatonSmtp: the API key as a password', () => {
+  it('offers AUTH only once STARTTLS has protected the session, so no client sends its key in clear', async () => {
+    // Prepare
+    const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keySize: 2048 });
+    const { port, token } = await listening({ local: false, tls: { key: pems.private, cert: pems.cert } });
+    const plain = new Session(port);
+    await plain.reply();
+
+    // Act
+    const before = await plain.say('EHLO client.test');
+    const secure = await startTls(plain);
+    const after = await secure.say('EHLO client.test');
+    const auth = await secure.say(`AUTH PLAIN ${Buffer.from(`\0app\0${token}`).toString('base64')}`);
+    secure.close();
+
+    // Assess
+    expect(before).toContain('STARTTLS');
+    expect(before).not.toContain('AUTH');
+    expect(after).toContain('250-AUTH PLAIN LOGIN');
+    expect(auth).toMatch(/^235 /);
+  });
+});
 
 describe('BatonSmtp: a client that resends a message', () => {
   it('gets the same refusal for a resent refused message, not a 451 that makes it retry for a day', async () => {
