@@ -28,6 +28,7 @@ import { MAX_RECIPIENTS } from '../domain/send/send-request.ts';
 import {
   Replies,
   replyForProblem,
+  replyText,
   type SmtpReply,
   SmtpReplyError,
   type SmtpStage,
@@ -46,7 +47,9 @@ const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 const send = SMTPConnection.prototype.send;
 SMTPConnection.prototype.send = function sendOwnEnhancedCode(code, data, context) {
   const lines = Array.isArray(data) && authNeedsTls(this) ? data.filter((l) => !l.startsWith('AUTH ')) : data;
-  return send.call(this, code, lines, typeof data === 'string' && ENHANCED.test(data) ? false : context);
+  // A command during a drain: Baton's words (retry on a new connection) rather than smtp-server's.
+  const text = code === 421 && data === 'Server shutting down' ? replyText(Replies.shuttingDown()) : lines;
+  return send.call(this, code, text, typeof text === 'string' && ENHANCED.test(text) ? false : context);
 };
 
 /**
@@ -136,6 +139,8 @@ export class BatonSmtp {
   #draining = false;
   /** Bytes of the messages being read or processed now (see SmtpOptions.maxHeldBytes). */
   #heldBytes = 0;
+  /** Messages read in full and being recorded: a drain answers them before it closes sessions. */
+  readonly #recording = new Set<Promise<unknown>>();
 
   constructor(deps: SmtpDeps, options: SmtpOptions) {
     this.#deps = deps;
@@ -175,7 +180,8 @@ export class BatonSmtp {
       hideREQUIRETLS: true,
       disableReverseLookup: true,
       socketTimeout: o.socketTimeoutMs,
-      closeTimeout: o.drainMs,
+      // drain() closes the sessions itself at drainMs; this is only the backstop after it.
+      closeTimeout: o.drainMs + BACKSTOP_MS,
       logger: false,
       onConnect: (session, callback) => this.#run('connect', callback, () => this.#onConnect(session)),
       onAuth: (auth, session, callback) =>
@@ -187,11 +193,12 @@ export class BatonSmtp {
         this.#run('mail', callback, () => this.#onMailFrom(address, session)),
       onRcptTo: (address, session, callback) =>
         this.#run('rcpt', callback, () => this.#onRcptTo(address, session)),
-      onData: (stream, session, callback) =>
+      onData: (stream, session, callback) => {
         this.#onData(stream, session).then(
           (reply) => callback(null, `${reply.enhanced} ${reply.text}`),
           (error: unknown) => callback(this.#refusal(error, 'data')),
-        ),
+        );
+      },
       onClose: (session) => this.#onClose(session),
     });
     server.on('error', (error) => logger.warn('smtp connection error', describeError(error)));
@@ -206,11 +213,32 @@ export class BatonSmtp {
 
   /**
    * Stops taking connections; commands of open sessions get 421 (smtp-server), a DATA in flight
-   * still finishes and is answered; after `drainMs` the rest are closed with 421.
+   * still finishes and is answered; after `drainMs` the rest are closed with 421. A message being
+   * recorded then is answered first: closing its session before its 250 would have the client
+   * send again a message that is queued (and without a Message-ID, nothing recognises the resend).
    */
   async drain(): Promise<void> {
     this.#draining = true;
-    await Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    const closed = Promise.all(
+      this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      closed.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), this.#options.drainMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!late) return;
+    await Promise.allSettled([...this.#recording]);
+    for (const server of this.#servers) {
+      for (const connection of server.connections) {
+        connection.send(421, replyText(Replies.shuttingDown()));
+        connection.close();
+      }
+    }
+    await closed;
   }
 
   async #onConnect(session: SMTPServerSession): Promise<void> {
@@ -335,7 +363,15 @@ export class BatonSmtp {
     };
     try {
       const { bytes, complete } = await readData(stream, hold);
-      return await this.#onMessage(stream, session, bytes, complete);
+      const recorded = this.#onMessage(stream, session, bytes, complete);
+      // Until its reply is written (the callback runs after this settles).
+      const answered = recorded.then(
+        () => tick(),
+        () => tick(),
+      );
+      this.#recording.add(answered);
+      void answered.then(() => this.#recording.delete(answered));
+      return await recorded;
     } finally {
       this.#heldBytes -= held;
     }
@@ -506,6 +542,13 @@ export class BatonSmtp {
     if (reply.code >= 500 && stage !== 'auth') count('smtpRefusals', refusalReason(reply));
     return countReply(new SmtpReplyError(reply));
   }
+}
+
+/** How long after drainMs smtp-server ends sessions itself, should a message take that long. */
+const BACKSTOP_MS = 60_000;
+
+function tick(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function countReply(error: SmtpReplyError): SmtpReplyError {

@@ -25,6 +25,15 @@ async function listening(
   options: Partial<SmtpOptions> = {},
   directory?: (keys: InMemoryApiKeys) => ApiKeyDirectory,
 ) {
+  const { smtp, server, ...rest } = await running(options, directory);
+  servers.push(server);
+  return { smtp, ...rest };
+}
+
+async function running(
+  options: Partial<SmtpOptions> = {},
+  directory?: (keys: InMemoryApiKeys) => ApiKeyDirectory,
+) {
   const harness = acceptHarness();
   const keys = new InMemoryApiKeys().add(harness.key);
   const smtp = new BatonSmtp(
@@ -38,9 +47,8 @@ async function listening(
     { hostname: 'baton.test', maxBytes: 100_000, maxJobBytes: 1_000_000, local: true, ...options },
   );
   const server = smtp.createServer(false);
-  servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return { ...harness, keys, port: (server.server.address() as AddressInfo).port };
+  return { ...harness, keys, smtp, server, port: (server.server.address() as AddressInfo).port };
 }
 
 /** One client connection: write lines, read whole replies (multi-line ones joined). */
@@ -163,6 +171,54 @@ describe('BatonSmtp: a client that resends a message', () => {
     expect(refusal).toMatch(/^550 5\.7\.1 .*bank\.example/);
     expect(resent).toBe(refusal);
     expect(queue.jobs).toEqual([]);
+  });
+});
+
+describe('BatonSmtp: a drain (a deploy, a scale-in)', () => {
+  it('answers a message it is still recording when the drain time is up, before closing the session', async () => {
+    // Prepare: the queue is slow (SQS retrying), slower than the drain time
+    const { smtp, port, token, queue } = await running({ drainMs: 200 });
+    const enqueue = queue.enqueue.bind(queue);
+    queue.enqueue = async (lane, job) => {
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      return enqueue(lane, job);
+    };
+    const session = new Session(port);
+    await session.login(token);
+    await session.say('MAIL FROM:<app@example.com>');
+    await session.say('RCPT TO:<ana@example.org>');
+    await session.say('DATA');
+    // No Message-ID: a resend after a lost reply could not be recognised, and would go out twice
+    session.socket.write('From: app@example.com\r\nTo: ana@example.org\r\nSubject: Hi\r\n\r\nHi.\r\n.\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    // Act
+    const drained = smtp.drain();
+    const reply = await session.reply();
+    await drained;
+
+    // Assess
+    expect(reply).toMatch(/^250 2\.6\.0 Ok: queued as msg_1$/);
+    expect(queue.jobs).toHaveLength(1);
+  });
+});
+
+describe('BatonSmtp: a drain, seen by an idle session', () => {
+  it('answers its next command 421 4.3.2 in words that say to retry on a new connection', async () => {
+    // Prepare
+    const { smtp, port, token } = await running({ drainMs: 200 });
+    const session = new Session(port);
+    await session.login(token);
+    await session.say('MAIL FROM:<app@example.com>');
+    await session.say('RCPT TO:<ana@example.org>');
+
+    // Act
+    const drained = smtp.drain();
+    const reply = await session.say('DATA');
+    await drained;
+
+    // Assess
+    expect(reply).toBe('421 4.3.2 Baton is restarting; retry on a new connection');
   });
 });
 
