@@ -108,6 +108,12 @@ export interface SmtpOptions {
    * @default maxBytes + 4 MiB: one message of any allowed size, or many small ones, at a time.
    */
   readonly maxHeldBytes?: number;
+  /**
+   * How long a message may take from DATA to its final dot while holding bytes: past it the bytes
+   * are let go and the message is answered 451, so a client that sends most of a large message
+   * and then trickles cannot keep the bytes others need. @default 600_000 (RFC 5321 §4.5.3.2.6)
+   */
+  readonly dataTimeoutMs?: number;
 }
 
 /** What Baton knows of one SMTP connection beyond what smtp-server keeps. */
@@ -151,6 +157,7 @@ export class BatonSmtp {
       maxAuthFailures: 10,
       authWindowMs: 600_000,
       maxHeldBytes: options.maxBytes + 4 * 1024 * 1024,
+      dataTimeoutMs: 600_000,
       ...options,
     };
   }
@@ -355,14 +362,27 @@ export class BatonSmtp {
 
   async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
     let held = 0;
-    const hold = (bytes: number): boolean => {
-      if (this.#heldBytes + bytes > this.#options.maxHeldBytes) return false;
-      this.#heldBytes += bytes;
-      held += bytes;
-      return true;
+    let late = false;
+    const deadline = Date.now() + this.#options.dataTimeoutMs;
+    const holder: Holder = {
+      take: (bytes) => {
+        late = Date.now() > deadline;
+        if (late || this.#heldBytes + bytes > this.#options.maxHeldBytes) return false;
+        this.#heldBytes += bytes;
+        held += bytes;
+        return true;
+      },
+      drop: () => {
+        this.#heldBytes -= held;
+        held = 0;
+      },
     };
     try {
-      const { bytes, complete } = await readData(stream, hold);
+      const { bytes, complete } = await readData(stream, holder);
+      if (!complete && late && !stream.sizeExceeded) {
+        count('smtpRefusals', 'slow');
+        throw new SmtpReplyError(Replies.tooSlow(this.#options.dataTimeoutMs));
+      }
       const recorded = this.#onMessage(stream, session, bytes, complete);
       // Until its reply is written (the callback runs after this settles).
       const answered = recorded.then(
@@ -373,7 +393,7 @@ export class BatonSmtp {
       void answered.then(() => this.#recording.delete(answered));
       return await recorded;
     } finally {
-      this.#heldBytes -= held;
+      holder.drop();
     }
   }
 
@@ -586,13 +606,24 @@ function sourceAddress(session: SMTPServerSession): string {
   return mapped?.[1] && isIP(mapped[1]) === 4 ? mapped[1] : ip;
 }
 
+/** Grants the bytes a message may hold while it is read (see SmtpOptions.maxHeldBytes). */
+export interface Holder {
+  /** Whether `bytes` more may be held. */
+  take(bytes: number): boolean;
+  /** Lets go of every byte taken. */
+  drop(): void;
+}
+
+const HOLD_ANY: Holder = { take: () => true, drop: () => undefined };
+
 /**
  * The message of one DATA: at most SIZE bytes of it (the server answers 552 past that), and only
- * while `hold` grants its bytes; `complete` is false when it did not (the rest was read and dropped).
+ * while `holder` grants its bytes; when it does not, what was kept is let go and `complete` is
+ * false (the rest is read and dropped).
  */
 export async function readData(
   stream: SMTPServerDataStream,
-  hold: (bytes: number) => boolean = () => true,
+  holder: Holder = HOLD_ANY,
 ): Promise<{ bytes: Buffer; complete: boolean }> {
   const chunks: Buffer[] = [];
   let complete = true;
@@ -602,8 +633,12 @@ export async function readData(
   for await (const chunk of stream) {
     const data = chunk as Buffer;
     if (stream.sizeExceeded || !complete) continue;
-    if (hold(data.length)) chunks.push(data);
-    else complete = false;
+    if (holder.take(data.length)) chunks.push(data);
+    else {
+      complete = false;
+      chunks.length = 0;
+      holder.drop();
+    }
   }
   return { bytes: Buffer.concat(chunks), complete };
 }

@@ -316,6 +316,39 @@ describe('BatonSmtp: resources a client can make it hold', () => {
     expect(queue.jobs).toHaveLength(2);
   });
 
+  it('lets go of the bytes of a message that takes longer than the DATA time, so a stalled client cannot keep others out', async () => {
+    // Prepare: a client sends most of a large message, then trickles
+    const { port, token, queue } = await listening({
+      maxBytes: 100_000,
+      maxHeldBytes: 100_000,
+      dataTimeoutMs: 300,
+    });
+    const body = (fill: string) => `${fill.repeat(998)}\r\n`.repeat(60);
+    const headers = ['From: app@example.com', 'To: ana@example.org', 'Subject: Scan', '', ''].join('\r\n');
+    const slow = new Session(port);
+    await slow.login(token);
+    await slow.say('MAIL FROM:<app@example.com>');
+    await slow.say('RCPT TO:<ana@example.org>');
+    await slow.say('DATA');
+    slow.socket.write(headers + body('a'));
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    slow.socket.write('a');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    // Act
+    const other = new Session(port);
+    await other.login(token);
+    const accepted = await other.send(headers + body('b'));
+    const late = await slow.say('\r\n.');
+    slow.close();
+    other.close();
+
+    // Assess
+    expect(accepted).toMatch(/^250 2\.6\.0 Ok: queued as msg_1$/);
+    expect(late).toMatch(/^451 4\.3\.1 /);
+    expect(queue.jobs).toHaveLength(1);
+  });
+
   it('holds the per-source connection limit when connections arrive while the key list is read', async () => {
     // Prepare: a directory read that takes a while (a cache miss: a DynamoDB Scan)
     const { port } = await listening({ maxConnectionsPerSource: 3 }, (keys) => ({
