@@ -14,7 +14,7 @@ import type { ApiKey } from '../domain/keys/api-key.ts';
 import { admitKey, verifyToken } from '../domain/keys/authenticate.ts';
 import { relayKeyFor, sourceMayConnect } from '../domain/keys/relay.ts';
 import type { ApiKeyDirectory, ApiKeyReader, IdempotencyStore } from '../domain/ports.ts';
-import { type Problem, ProblemError, problem } from '../domain/problem.ts';
+import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
 import {
   type AcceptDeps,
   type AcceptResult,
@@ -295,7 +295,10 @@ export class BatonSmtp {
     if (throttled > 0) throw new SmtpReplyError(Replies.authThrottled(throttled));
     try {
       // The password is the API key; the user name is free (many clients insist on one).
-      const key = await verifyToken(this.#deps.keys, auth.password ?? undefined, connection.ip, ['send']);
+      if (!auth.password) {
+        fail('unauthorized', 'AUTH needs your Baton API key as the password (the user name is free).');
+      }
+      const key = await verifyToken(this.#deps.keys, auth.password, connection.ip, ['send']);
       connection.key = key;
       connection.authenticated = true;
       logger.info('smtp authenticated', { keyId: key.keyId, tenant: key.tenant, method: auth.method });

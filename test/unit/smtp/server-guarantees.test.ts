@@ -152,6 +152,25 @@ describe('BatonSmtp: the API key as a password', () => {
   });
 });
 
+describe("BatonSmtp: AUTH in words an SMTP client's operator can act on", () => {
+  it('says the key goes in the password when a client sends it as the user name', async () => {
+    // Prepare
+    const { port, token } = await listening();
+    const session = new Session(port);
+    await session.reply();
+    await session.say('EHLO client.test');
+
+    // Act
+    const reply = await session.say(`AUTH PLAIN ${Buffer.from(`\0${token}\0`).toString('base64')}`);
+    session.close();
+
+    // Assess
+    expect(reply).toMatch(/^535 5\.7\.8 /);
+    expect(reply).not.toMatch(/Authorization header|Bearer/);
+    expect(reply).toContain('password');
+  });
+});
+
 describe('BatonSmtp: a client that resends a message', () => {
   it('gets the same refusal for a resent refused message, not a 451 that makes it retry for a day', async () => {
     // Prepare
