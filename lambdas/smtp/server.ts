@@ -441,7 +441,7 @@ export class BatonSmtp {
     const messageId = message.messageId;
     const reply = messageId
       ? await idempotent(
-          { store: this.#deps.idempotency, clock: this.#deps.clock },
+          { store: this.#deps.idempotency, clock: this.#deps.clock, lockMs: RECORDING_LOCK_MS },
           { tenant: key.tenant, route: 'smtp', key: resendDigest(messageId, envelope, raw), body: {} },
           run,
         )
@@ -566,6 +566,13 @@ export class BatonSmtp {
     return countReply(new SmtpReplyError(reply));
   }
 }
+
+/**
+ * How long recording a message may take before a resend of it is taken for the resend of a lost
+ * one (the first server died): nothing bounds a session's work as a function timeout bounds the
+ * api's, and a slow queue must not have both copies recorded. A resend meanwhile gets 451.
+ */
+const RECORDING_LOCK_MS = 10 * 60_000;
 
 /** How long after drainMs smtp-server ends sessions itself, should a message take that long. */
 const BACKSTOP_MS = 60_000;

@@ -193,6 +193,50 @@ describe('BatonSmtp: a client that resends a message', () => {
   });
 });
 
+describe('BatonSmtp: a resend while the first copy is still being recorded', () => {
+  it('waits for the first copy rather than recording a second one, however long the first takes', async () => {
+    // Prepare: recording takes longer than the api's 15 s idempotency lock (a slow queue; an SMTP
+    // server has no 10 s function timeout to end it)
+    const { port, token, queue, clock } = await listening();
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const enqueue = queue.enqueue.bind(queue);
+    queue.enqueue = async (lane, job) => {
+      await gate;
+      return enqueue(lane, job);
+    };
+    const message = [
+      'From: app@example.com',
+      'To: ana@example.org',
+      'Subject: Hi',
+      'Message-ID: <slow@example.com>',
+      '',
+      'Hi.',
+    ].join('\r\n');
+    const first = new Session(port);
+    await first.login(token);
+    const firstReply = first.send(message);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    clock.advance(16_000);
+
+    // Act: the client lost the first connection and sends the message again
+    const again = new Session(port);
+    await again.login(token);
+    const againReply = again.send(message);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    release();
+    const replies = await Promise.all([firstReply, againReply]);
+    first.close();
+    again.close();
+
+    // Assess
+    expect(replies).toEqual(['250 2.6.0 Ok: queued as msg_1', '250 2.6.0 Ok: queued as msg_1']);
+    expect(queue.jobs).toHaveLength(1);
+  });
+});
+
 describe('BatonSmtp: a drain (a deploy, a scale-in)', () => {
   it('answers a message it is still recording when the drain time is up, before closing the session', async () => {
     // Prepare: the queue is slow (SQS retrying), slower than the drain time
