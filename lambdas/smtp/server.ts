@@ -256,11 +256,6 @@ export class BatonSmtp {
       count('smtpRefusals', 'connections');
       throw new SmtpReplyError(Replies.tooManyConnections(this.#options.maxConnectionsPerSource));
     }
-    const throttled = this.#authThrottle(ip);
-    if (throttled > 0) {
-      count('smtpRefusals', 'auth_throttled');
-      throw new SmtpReplyError(Replies.authThrottled(throttled));
-    }
     // Counted before the key list is read: connections that arrive while it is read (a cache
     // miss) must each see the others, or a burst from one source passes the limit all together.
     const connection: Connection = {
@@ -281,6 +276,14 @@ export class BatonSmtp {
       }
       const relay = relayKeyFor(ip, keys);
       if (relay) connection.key = relay;
+      // Failed logins shut the source out, but not the devices a key relays for without AUTH:
+      // anyone sharing their address could otherwise keep them out for good. Its AUTH attempts
+      // are still refused (#onAuth).
+      const throttled = relay ? 0 : this.#authThrottle(ip);
+      if (throttled > 0) {
+        count('smtpRefusals', 'auth_throttled');
+        throw new SmtpReplyError(Replies.authThrottled(throttled));
+      }
     } catch (error) {
       this.#release(session);
       throw error;

@@ -10,7 +10,7 @@ import type { ApiKey } from '../../../lambdas/domain/keys/api-key.ts';
 import type { ApiKeyDirectory } from '../../../lambdas/domain/ports.ts';
 import { RateLimiter } from '../../../lambdas/domain/send/rate-limit.ts';
 import { BatonSmtp, readData, type SmtpOptions } from '../../../lambdas/smtp/server.ts';
-import { InMemoryApiKeys, InMemoryIdempotencyStore } from '../../support/fakes.ts';
+import { InMemoryApiKeys, InMemoryIdempotencyStore, issueApiKey } from '../../support/fakes.ts';
 import { acceptHarness } from '../../support/harness.ts';
 
 // BatonSmtp over the in-memory fakes, on a loopback port, driven line by line: the guarantees an
@@ -168,6 +168,42 @@ describe("BatonSmtp: AUTH in words an SMTP client's operator can act on", () => 
     expect(reply).toMatch(/^535 5\.7\.8 /);
     expect(reply).not.toMatch(/Authorization header|Bearer/);
     expect(reply).toContain('password');
+  });
+});
+
+describe('BatonSmtp: failed logins from a network a key relays for without AUTH', () => {
+  it('still lets the relayed devices in, and refuses only the logins', async () => {
+    // Prepare: a scanner relays without AUTH from 127.0.0.0/8; someone else there guesses keys
+    const { port, keys } = await listening({ maxAuthFailures: 2 });
+    await keys.create(
+      issueApiKey({
+        tenant: 'printers',
+        allowedCidrs: ['127.0.0.0/8'],
+        smtpWithoutAuth: true,
+        senderPolicy: 'rewrite',
+        defaultFrom: 'relay@example.com',
+      }).key,
+    );
+    for (let i = 0; i < 2; i++) {
+      const guess = new Session(port);
+      await guess.reply();
+      await guess.say('EHLO guesser.test');
+      await guess.say(`AUTH PLAIN ${Buffer.from('\0x\0bt_wrong').toString('base64')}`);
+      guess.close();
+    }
+
+    // Act
+    const scanner = new Session(port);
+    const greeting = await scanner.reply();
+    await scanner.say('EHLO scanner.test');
+    const mail = await scanner.say('MAIL FROM:<scan@printer.lan>');
+    const login = await scanner.say(`AUTH PLAIN ${Buffer.from('\0x\0bt_wrong').toString('base64')}`);
+    scanner.close();
+
+    // Assess
+    expect(greeting).toMatch(/^220 /);
+    expect(mail).toMatch(/^250 /);
+    expect(login).toMatch(/^421 4\.7\.0 Too many failed logins/);
   });
 });
 
