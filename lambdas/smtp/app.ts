@@ -37,6 +37,13 @@ export async function startSmtp(env: NodeJS.ProcessEnv = process.env): Promise<R
       `the SMTP server needs a TLS certificate: set ${EnvVar.smtpTlsSecret} (or ${EnvVar.smtpTlsCertFile} and ${EnvVar.smtpTlsKeyFile})`,
     );
   }
+  // Local mode offers AUTH in clear text: only where no other machine can listen in.
+  const host = optionalEnv(EnvVar.smtpHost, env) ?? (local ? '127.0.0.1' : '0.0.0.0');
+  if (local && !isLoopback(host)) {
+    throw new ConfigurationError(
+      `local mode (${EnvVar.smtpLocal}=1) offers AUTH in clear text, so it listens on 127.0.0.1 only; ${EnvVar.smtpHost} is "${host}"`,
+    );
+  }
   const certificate = source ? await loadCertificate(source) : undefined;
   const door = await frontDoorAdapters(env);
   const maxBytes = numberEnv(EnvVar.smtpMaxBytes, DEFAULT_SMTP_MAX_BYTES, env);
@@ -60,7 +67,6 @@ export async function startSmtp(env: NodeJS.ProcessEnv = process.env): Promise<R
       drainMs: numberEnv(EnvVar.smtpDrainSeconds, 25, env) * 1000,
     },
   );
-  const host = optionalEnv(EnvVar.smtpHost, env) ?? '0.0.0.0';
   const closers: Array<() => Promise<void>> = [];
   const port = await listen(smtp.createServer(false), portSetting(env, EnvVar.smtpPort, 587), host);
   const tlsPortSetting = optionalEnv(EnvVar.smtpTlsPort, env);
@@ -97,6 +103,10 @@ export async function startSmtp(env: NodeJS.ProcessEnv = process.env): Promise<R
       for (const close of closers) await close();
     },
   };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function certificateSource(env: NodeJS.ProcessEnv): CertificateSource | undefined {

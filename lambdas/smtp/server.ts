@@ -14,7 +14,7 @@ import type { ApiKey } from '../domain/keys/api-key.ts';
 import { admitKey, verifyToken } from '../domain/keys/authenticate.ts';
 import { relayKeyFor, sourceMayConnect } from '../domain/keys/relay.ts';
 import type { ApiKeyDirectory, ApiKeyReader, IdempotencyStore } from '../domain/ports.ts';
-import { ProblemError, problem } from '../domain/problem.ts';
+import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
 import {
   type AcceptDeps,
   type AcceptResult,
@@ -44,38 +44,23 @@ import { describeError, logger, metrics } from '../shared/observability.ts';
  * writes it first in its texts. A text that starts with an enhanced code is sent as it is.
  */
 const ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
-/** smtp-server's own words when it answers or ends a session because the server is closing. */
-const LIBRARY_SHUTDOWN = 'Server shutting down';
 const send = SMTPConnection.prototype.send;
 SMTPConnection.prototype.send = function sendOwnEnhancedCode(code, data, context) {
-  // smtp-server lists AUTH in EHLO before STARTTLS even when it will answer AUTH with 538 (the
-  // same condition as here); a client that sees it may send the key in clear text, so it is
-  // offered only once TLS is up.
-  const options = this._server.options;
-  if (
-    code === 250 &&
-    Array.isArray(data) &&
-    !this.secure &&
-    !options.hideSTARTTLS &&
-    !options.allowInsecureAuth
-  ) {
-    return send.call(
-      this,
-      code,
-      data.filter((line) => !line.startsWith('AUTH ')),
-      context,
-    );
-  }
-  // During a drain smtp-server answers every command (and, at the end, every open session) with
-  // its own 421 4.4.2; a client and its operator get Baton's words and 4.3.2 instead.
-  if (code === 421 && data === LIBRARY_SHUTDOWN)
-    return send.call(this, code, replyText(Replies.shuttingDown()), false);
-  return send.call(this, code, data, typeof data === 'string' && ENHANCED.test(data) ? false : context);
+  const lines = Array.isArray(data) && authNeedsTls(this) ? data.filter((l) => !l.startsWith('AUTH ')) : data;
+  // A command during a drain: Baton's words (retry on a new connection) rather than smtp-server's.
+  const text = code === 421 && data === 'Server shutting down' ? replyText(Replies.shuttingDown()) : lines;
+  return send.call(this, code, text, typeof text === 'string' && ENHANCED.test(text) ? false : context);
 };
 
-/** Every key, for the checks made before a caller says who it is (see domain/keys/relay.ts). */
-export interface KeyDirectory {
-  list(): Promise<readonly ApiKey[]>;
+/**
+ * Whether this session may not AUTH yet: TLS is offered and required for AUTH, and not started.
+ * smtp-server answers such an AUTH 538 but lists AUTH in EHLO all the same, so a client set to
+ * "no encryption" sends `AUTH PLAIN <its key>` in clear across the internet before it is refused.
+ * Its EHLO omits AUTH instead (as Postfix's smtpd_tls_auth_only does; RFC 4954 §4).
+ */
+function authNeedsTls(connection: SMTPConnection): boolean {
+  const options = connection._server.options;
+  return !connection.secure && !options.allowInsecureAuth && !options.hideSTARTTLS;
 }
 
 export interface SmtpDeps extends AcceptDeps {
@@ -110,6 +95,20 @@ export interface SmtpOptions {
   readonly maxAuthFailures?: number;
   /** @default 600_000 */
   readonly authWindowMs?: number;
+  /**
+   * Message bytes the server holds at once, across sessions, from the first byte of DATA to its
+   * reply; a message that would go past it is answered 451 (retry). Reading one into a message
+   * takes many times its size (a 24 MB body of short lines over 256 MB of heap), so without a
+   * bound a few sessions sending large messages together crash the process.
+   * @default maxBytes + 4 MiB: one message of any allowed size, or many small ones, at a time.
+   */
+  readonly maxHeldBytes?: number;
+  /**
+   * How long a message may take from DATA to its final dot while holding bytes: past it the bytes
+   * are let go and the message is answered 451, so a client that sends most of a large message
+   * and then trickles cannot keep the bytes others need. @default 600_000 (RFC 5321 §4.5.3.2.6)
+   */
+  readonly dataTimeoutMs?: number;
 }
 
 /** What Baton knows of one SMTP connection beyond what smtp-server keeps. */
@@ -140,6 +139,10 @@ export class BatonSmtp {
   readonly #servers: SMTPServer[] = [];
   #draining = false;
   readonly #metricsTimer: NodeJS.Timeout;
+  /** Bytes of the messages being read or processed now (see SmtpOptions.maxHeldBytes). */
+  #heldBytes = 0;
+  /** Messages read in full and being recorded: a drain answers them before it closes sessions. */
+  readonly #recording = new Set<Promise<unknown>>();
 
   constructor(deps: SmtpDeps, options: SmtpOptions) {
     this.#deps = deps;
@@ -149,6 +152,8 @@ export class BatonSmtp {
       drainMs: 25_000,
       maxAuthFailures: 10,
       authWindowMs: 600_000,
+      maxHeldBytes: options.maxBytes + 4 * 1024 * 1024,
+      dataTimeoutMs: 600_000,
       ...options,
     };
     this.#metricsTimer = setInterval(flushCounts, METRICS_FLUSH_MS);
@@ -180,7 +185,8 @@ export class BatonSmtp {
       hideREQUIRETLS: true,
       disableReverseLookup: true,
       socketTimeout: o.socketTimeoutMs,
-      closeTimeout: o.drainMs,
+      // drain() closes the sessions itself at drainMs; this is only the backstop after it.
+      closeTimeout: o.drainMs + BACKSTOP_MS,
       logger: false,
       onConnect: (session, callback) => this.#run('connect', callback, () => this.#onConnect(session)),
       onAuth: (auth, session, callback) =>
@@ -192,11 +198,12 @@ export class BatonSmtp {
         this.#run('mail', callback, () => this.#onMailFrom(address, session)),
       onRcptTo: (address, session, callback) =>
         this.#run('rcpt', callback, () => this.#onRcptTo(address, session)),
-      onData: (stream, session, callback) =>
+      onData: (stream, session, callback) => {
         this.#onData(stream, session).then(
           (reply) => callback(null, `${reply.enhanced} ${reply.text}`),
           (error: unknown) => callback(this.#refusal(error, 'data')),
-        ),
+        );
+      },
       onClose: (session) => this.#onClose(session),
     });
     server.on('error', (error) => logger.warn('smtp connection error', describeError(error)));
@@ -242,11 +249,33 @@ export class BatonSmtp {
 
   /**
    * Stops taking connections; commands of open sessions get 421 (smtp-server), a DATA in flight
-   * still finishes and is answered; after `drainMs` the rest are closed with 421.
+   * still finishes and is answered; after `drainMs` the rest are closed with 421. A message being
+   * recorded then is answered first: closing its session before its 250 would have the client
+   * send again a message that is queued (and without a Message-ID, nothing recognises the resend).
    */
   async drain(): Promise<void> {
     this.#draining = true;
-    await Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    const closed = Promise.all(
+      this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      closed.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), this.#options.drainMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (late) {
+      await Promise.allSettled([...this.#recording]);
+      for (const server of this.#servers) {
+        for (const connection of server.connections) {
+          connection.send(421, replyText(Replies.shuttingDown()));
+          connection.close();
+        }
+      }
+      await closed;
+    }
     clearInterval(this.#metricsTimer);
     flushCounts();
   }
@@ -259,15 +288,8 @@ export class BatonSmtp {
       count('smtpRefusals', 'connections');
       throw new SmtpReplyError(Replies.tooManyConnections(this.#options.maxConnectionsPerSource));
     }
-    const throttled = this.#authThrottle(ip);
-    if (throttled > 0) {
-      count('smtpRefusals', 'auth_throttled');
-      throw new SmtpReplyError(Replies.authThrottled(throttled));
-    }
-    // The place is taken before the first await: connections that arrive while the key directory
-    // is read (a cold cache) count against each other, and one that hangs up meanwhile is let go
-    // by onClose like any other.
-    this.#perSource.set(ip, open + 1);
+    // Counted before the key list is read: connections that arrive while it is read (a cache
+    // miss) must each see the others, or a burst from one source passes the limit all together.
     const connection: Connection = {
       ip,
       authenticated: false,
@@ -275,6 +297,7 @@ export class BatonSmtp {
       accepted: 0,
       answered: false,
     };
+    this.#perSource.set(ip, open + 1);
     this.#connections.set(session.id, connection);
     try {
       const keys = await this.#deps.directory.list();
@@ -285,8 +308,16 @@ export class BatonSmtp {
       }
       const relay = relayKeyFor(ip, keys);
       if (relay) connection.key = relay;
+      // Failed logins shut the source out, but not the devices a key relays for without AUTH:
+      // anyone sharing their address could otherwise keep them out for good. Its AUTH attempts
+      // are still refused (#onAuth).
+      const throttled = relay ? 0 : this.#authThrottle(ip);
+      if (throttled > 0) {
+        count('smtpRefusals', 'auth_throttled');
+        throw new SmtpReplyError(Replies.authThrottled(throttled));
+      }
     } catch (error) {
-      this.#release(session.id);
+      this.#release(session);
       throw error;
     }
     count('smtpConnections');
@@ -298,7 +329,10 @@ export class BatonSmtp {
     if (throttled > 0) throw new SmtpReplyError(Replies.authThrottled(throttled));
     try {
       // The password is the API key; the user name is free (many clients insist on one).
-      const key = await verifyToken(this.#deps.keys, auth.password ?? undefined, connection.ip, ['send']);
+      if (!auth.password) {
+        fail('unauthorized', 'AUTH needs your Baton API key as the password (the user name is free).');
+      }
+      const key = await verifyToken(this.#deps.keys, auth.password, connection.ip, ['send']);
       connection.key = key;
       connection.authenticated = true;
       logger.info('smtp authenticated', { keyId: key.keyId, tenant: key.tenant, method: auth.method });
@@ -316,12 +350,7 @@ export class BatonSmtp {
       count('smtpRefusals', 'auth_required');
       throw new SmtpReplyError(Replies.authRequired(session.secure || !this.#options.tls));
     }
-    // Re-read (cached at most 60 s): a key suspended or revoked mid-session stops here.
-    const current = await this.#deps.keys.get(connection.key.keyId);
-    if (!current)
-      throw new SmtpReplyError(replyForProblem(problem('unauthorized', 'The API key is not valid.'), 'auth'));
-    admitKey(current, connection.ip, ['send']);
-    connection.key = current;
+    const current = await this.#currentKey(connection, connection.key);
     if (current.rateLimit !== undefined) {
       const taken = this.#deps.rateLimiter.take(current.keyId, current.rateLimit);
       if (!taken.ok) {
@@ -369,11 +398,58 @@ export class BatonSmtp {
   }
 
   async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
+    let held = 0;
+    let late = false;
+    const deadline = Date.now() + this.#options.dataTimeoutMs;
+    const holder: Holder = {
+      take: (bytes) => {
+        late = Date.now() > deadline;
+        if (late || this.#heldBytes + bytes > this.#options.maxHeldBytes) return false;
+        this.#heldBytes += bytes;
+        held += bytes;
+        return true;
+      },
+      drop: () => {
+        this.#heldBytes -= held;
+        held = 0;
+      },
+    };
+    try {
+      const { bytes, complete } = await readData(stream, holder);
+      if (!complete && late && !stream.sizeExceeded) {
+        count('smtpRefusals', 'slow');
+        throw new SmtpReplyError(Replies.tooSlow(this.#options.dataTimeoutMs));
+      }
+      const recorded = this.#onMessage(stream, session, bytes, complete);
+      // Until its reply is written (the callback runs after this settles).
+      const answered = recorded.then(
+        () => tick(),
+        () => tick(),
+      );
+      this.#recording.add(answered);
+      void answered.then(() => this.#recording.delete(answered));
+      return await recorded;
+    } finally {
+      holder.drop();
+    }
+  }
+
+  async #onMessage(
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    raw: Buffer,
+    complete: boolean,
+  ): Promise<SmtpReply> {
     const connection = this.#connection(session);
-    const raw = await readAll(stream, this.#options.maxBytes);
-    const key = connection.key;
-    if (!key) throw new SmtpReplyError(Replies.authRequired(session.secure));
-    if (!raw || stream.sizeExceeded) throw new SmtpReplyError(Replies.tooLarge(this.#options.maxBytes));
+    if (!connection.key) throw new SmtpReplyError(Replies.authRequired(session.secure));
+    if (stream.sizeExceeded) throw new SmtpReplyError(Replies.tooLarge(this.#options.maxBytes));
+    if (!complete) {
+      count('smtpRefusals', 'busy');
+      throw new SmtpReplyError(Replies.busy());
+    }
+    // Again at the end of DATA: a transaction may stay open for long (NOOP keeps it alive), and a
+    // key shut off meanwhile must not get one more message through.
+    const key = await this.#currentKey(connection, connection.key);
     const envelope = {
       mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
       rcptTo: session.envelope.rcptTo.map((r) => r.address),
@@ -407,11 +483,14 @@ export class BatonSmtp {
     const messageId = message.messageId;
     const reply = messageId
       ? await idempotent(
-          { store: this.#deps.idempotency, clock: this.#deps.clock },
+          { store: this.#deps.idempotency, clock: this.#deps.clock, lockMs: RECORDING_LOCK_MS },
           { tenant: key.tenant, route: 'smtp', key: resendDigest(messageId, envelope, raw), body: {} },
           run,
         )
       : await run();
+    // A resend of a message refused for good is refused again in the same words (the refusal is
+    // what was kept), never read as an accepted one.
+    if (reply.status !== 250) throw new ProblemError(reply.body as Problem);
     const result = reply.body as AcceptResult;
     count('smtpMessagesAccepted');
     logger.info('smtp message accepted', {
@@ -425,15 +504,15 @@ export class BatonSmtp {
   }
 
   #onClose(session: SMTPServerSession): void {
-    const connection = this.#release(session.id);
+    const connection = this.#release(session);
     if (connection) void this.#endTransaction(connection);
   }
 
-  /** Gives back the session's place in its source's connection count, once. */
-  #release(sessionId: string): Connection | undefined {
-    const connection = this.#connections.get(sessionId);
+  /** Forgets a session and frees its source's slot, once (a refusal at connect, then its close). */
+  #release(session: SMTPServerSession): Connection | undefined {
+    const connection = this.#connections.get(session.id);
     if (!connection) return undefined;
-    this.#connections.delete(sessionId);
+    this.#connections.delete(session.id);
     const open = (this.#perSource.get(connection.ip) ?? 1) - 1;
     if (open <= 0) this.#perSource.delete(connection.ip);
     else this.#perSource.set(connection.ip, open);
@@ -457,6 +536,19 @@ export class BatonSmtp {
         .addStats(key.tenant, utcDay(this.#deps.clock()), { suppressed: 1 })
         .catch((error: unknown) => logger.warn('smtp stats write failed', describeError(error)));
     }
+  }
+
+  /**
+   * The connection's key as it is now (re-read, cached at most 60 s), still admitted: a key
+   * suspended or revoked mid-session, or its CIDRs narrowed, stops the next step.
+   */
+  async #currentKey(connection: Connection, key: ApiKey): Promise<ApiKey> {
+    const current = await this.#deps.keys.get(key.keyId);
+    if (!current)
+      throw new SmtpReplyError(replyForProblem(problem('unauthorized', 'The API key is not valid.'), 'auth'));
+    admitKey(current, connection.ip, ['send']);
+    connection.key = current;
+    return current;
   }
 
   #connection(session: SMTPServerSession): Connection {
@@ -532,6 +624,19 @@ const UNAVAILABLE_AT_CONNECT: SmtpReply = {
   enhanced: '4.3.0',
   text: 'Baton cannot read its API keys just now (a table is unavailable); closing, retry in a minute',
 };
+/**
+ * How long recording a message may take before a resend of it is taken for the resend of a lost
+ * one (the first server died): nothing bounds a session's work as a function timeout bounds the
+ * api's, and a slow queue must not have both copies recorded. A resend meanwhile gets 451.
+ */
+const RECORDING_LOCK_MS = 10 * 60_000;
+
+/** How long after drainMs smtp-server ends sessions itself, should a message take that long. */
+const BACKSTOP_MS = 60_000;
+
+function tick(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 function countReply(error: SmtpReplyError): SmtpReplyError {
   count(error.responseCode >= 500 ? 'smtpReplies5xx' : 'smtpReplies4xx');
@@ -588,26 +693,48 @@ function normaliseIp(ip: string): string {
   return mapped?.[1] && isIP(mapped[1]) === 4 ? mapped[1] : ip;
 }
 
+/** Grants the bytes a message may hold while it is read (see SmtpOptions.maxHeldBytes). */
+export interface Holder {
+  /** Whether `bytes` more may be held. */
+  take(bytes: number): boolean;
+  /** Lets go of every byte taken. */
+  drop(): void;
+}
+
+const HOLD_ANY: Holder = { take: () => true, drop: () => undefined };
+
 /**
- * The message, or undefined when it is over `maxBytes`. smtp-server goes on streaming past the
- * limit (the client must be read to the end of DATA before the 552); what is past it is read and
- * dropped, so one client cannot make the server hold gigabytes it will refuse.
+ * The message of one DATA: at most SIZE bytes of it (the server answers 552 past that), and only
+ * while `holder` grants its bytes; when it does not, what was kept is let go and `complete` is
+ * false (the rest is read and dropped).
  */
-async function readAll(stream: SMTPServerDataStream, maxBytes: number): Promise<Buffer | undefined> {
+export async function readData(
+  stream: SMTPServerDataStream,
+  holder: Holder = HOLD_ANY,
+): Promise<{ bytes: Buffer; complete: boolean }> {
   const chunks: Buffer[] = [];
-  let size = 0;
+  let complete = true;
+  // A client that disconnects mid-DATA destroys the stream with an error: nothing is accepted.
+  // smtp-server only flags a message over SIZE and writes on: what comes after is read and
+  // dropped, or a client could make the server hold any amount (552 is answered either way).
+  let received = 0;
   try {
     for await (const chunk of stream) {
-      size += (chunk as Buffer).length;
-      if (size <= maxBytes) chunks.push(chunk as Buffer);
-      else chunks.length = 0;
+      const data = chunk as Buffer;
+      received += data.length;
+      if (stream.sizeExceeded || !complete) continue;
+      if (holder.take(data.length)) chunks.push(data);
+      else {
+        complete = false;
+        chunks.length = 0;
+        holder.drop();
+      }
     }
   } catch (error) {
-    // smtp-server destroys the stream with an error only when the client disconnects mid-DATA:
-    // nothing is accepted.
-    throw new ClientLeftError(size, error);
+    // smtp-server destroys the stream with an error only when the client disconnects mid-DATA.
+    throw new ClientLeftError(received, error);
   }
-  return size > maxBytes ? undefined : Buffer.concat(chunks);
+  return { bytes: Buffer.concat(chunks), complete };
 }
 
 /** The client disconnected before the end of DATA. */

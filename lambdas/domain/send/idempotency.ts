@@ -43,6 +43,12 @@ export interface IdempotencyDeps {
   readonly sleep?: (ms: number) => Promise<void>;
   /** How long a repeat waits for the first request to finish before answering 409. */
   readonly waitMs?: number;
+  /**
+   * How long a holder keeps the key before a repeat may take it over, believing it dead: longer
+   * than the caller can take (LOCK_MS is past the api function's 10 s timeout). A caller with no
+   * such bound (the SMTP server) gives its own, or a slow first run and its repeat both record.
+   */
+  readonly lockMs?: number;
 }
 
 export interface IdempotencyScope {
@@ -77,6 +83,7 @@ export async function idempotent(
   const wait = deps.sleep ?? sleep;
   const deadline = deps.clock().getTime() + (deps.waitMs ?? 5_000);
   const owner = randomUUID();
+  const lockMs = deps.lockMs ?? LOCK_MS;
 
   for (;;) {
     const now = deps.clock().getTime();
@@ -86,7 +93,7 @@ export async function idempotent(
         pk,
         bodyHash,
         state: 'in_progress',
-        lockUntil: now + LOCK_MS,
+        lockUntil: now + lockMs,
         expiresAt: nowSeconds + TTL_SECONDS,
         owner,
       },
@@ -104,7 +111,7 @@ export async function idempotent(
       }
       if (existing.state === 'done' && existing.response) return { ...existing.response, replayed: true };
       if (existing.state === 'partial' && existing.response && existing.owner !== undefined) {
-        if (await deps.store.resume(pk, existing.owner, now + LOCK_MS, owner)) {
+        if (await deps.store.resume(pk, existing.owner, now + lockMs, owner)) {
           return runAndKeep(deps, pk, run, existing.response);
         }
         // Another repeat resumed it first, or ours landed and only its answer was lost: look again.
@@ -117,7 +124,7 @@ export async function idempotent(
       if (
         existing.state === 'in_progress' &&
         existing.lockUntil < now &&
-        (await deps.store.takeOver(pk, existing.lockUntil, now + LOCK_MS, owner))
+        (await deps.store.takeOver(pk, existing.lockUntil, now + lockMs, owner))
       ) {
         // A resumed holder that died leaves the partial reply it started from: redo from there.
         return runAndKeep(deps, pk, run, existing.response);

@@ -89,6 +89,16 @@ export const Replies = {
     enhanced: '5.3.4',
     text: `The message is larger than ${megabytes(maxBytes)}, Baton's limit for SMTP`,
   }),
+  busy: (): SmtpReply => ({
+    code: 451,
+    enhanced: '4.3.1',
+    text: 'Baton is busy with other large messages just now; this one was not accepted, retry in a minute',
+  }),
+  tooSlow: (timeoutMs: number): SmtpReply => ({
+    code: 451,
+    enhanced: '4.3.1',
+    text: `The message took longer than ${Math.round(timeoutMs / 60_000)} min to arrive; it was not accepted, retry`,
+  }),
   shuttingDown: (): SmtpReply => ({
     code: 421,
     enhanced: '4.3.2',

@@ -586,16 +586,19 @@ const ENCODED_WORD = /=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bq])\?([^?\s]*)\?=/gi;
 export function decodeWords(value: string): string {
   let out = '';
   let last = 0;
-  let pending: { charset: string; bytes: number[] } | undefined;
+  // Bytes as chunks, joined once: spreading a word's bytes into an array (`push(...bytes)`) passes
+  // each as an argument, and a 200 KB word overflows the stack.
+  let pending: { charset: string; bytes: Uint8Array[] } | undefined;
   const flush = () => {
-    if (pending) out += decode(pending.charset, pending.bytes);
+    if (pending) out += decode(pending.charset, Buffer.concat(pending.bytes));
     pending = undefined;
   };
   for (const m of value.matchAll(ENCODED_WORD)) {
     const [word, charset = '', encoding = '', text = ''] = m;
     const between = value.slice(last, m.index);
     last = m.index + word.length;
-    const bytes = encoding.toUpperCase() === 'B' ? [...Buffer.from(text, 'base64')] : qBytes(text);
+    const bytes =
+      encoding.toUpperCase() === 'B' ? Buffer.from(text, 'base64') : Uint8Array.from(qBytes(text));
     if (!knownCharset(charset)) {
       flush();
       out += between + word;
@@ -606,10 +609,10 @@ export function decodeWords(value: string): string {
       flush();
       out += between;
     }
-    if (pending && pending.charset.toLowerCase() === charset.toLowerCase()) pending.bytes.push(...bytes);
+    if (pending && pending.charset.toLowerCase() === charset.toLowerCase()) pending.bytes.push(bytes);
     else {
       flush();
-      pending = { charset, bytes };
+      pending = { charset, bytes: [bytes] };
     }
   }
   flush();
@@ -625,8 +628,8 @@ function knownCharset(charset: string): boolean {
   }
 }
 
-function decode(charset: string, bytes: number[]): string {
-  return new TextDecoder(charset).decode(Uint8Array.from(bytes));
+function decode(charset: string, bytes: Uint8Array): string {
+  return new TextDecoder(charset).decode(bytes);
 }
 
 function qBytes(text: string): number[] {
