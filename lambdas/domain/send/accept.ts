@@ -303,7 +303,7 @@ function check(
   if (jobBytes > maxJobBytes) {
     fail(
       'too_large',
-      `The message is ${Math.ceil(jobBytes / 1024)} KB once encoded; the limit is ${maxJobBytes / 1000} KB including attachments.`,
+      `The message is ${Math.ceil(jobBytes / 1024)} KB once encoded; the limit is ${Math.floor(maxJobBytes / 1000)} KB including attachments.`,
     );
   }
   return {

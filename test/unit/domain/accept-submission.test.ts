@@ -178,6 +178,11 @@ describe('acceptSubmission', () => {
     expect(problem.detail).toMatch(
       /^The message is \d+ KB once encoded; the limit is 6500 KB including attachments\.$/,
     );
+    // A limit derived from SIZE (1.1 × SIZE + 1 MB) reads as whole kilobytes, not 1000.841.
+    const derived = await problemOf(() =>
+      acceptSubmission(h.deps, h.key, message, { maxJobBytes: 1_000_841 }),
+    );
+    expect(derived.detail).toBe(problem.detail.replace('the limit is 6500 KB', 'the limit is 1000 KB'));
   });
 });
 
