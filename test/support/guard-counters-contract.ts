@@ -55,6 +55,15 @@ export function guardCountersContract(store: () => GuardCounters): void {
     expect(await store().read(key, H10, H10)).toEqual([{ hour: H10, counts: { hardBounces: 1 } }]);
   });
 
+  it('counts a redelivered event once even when the copy is added in a later hour', async () => {
+    const key = freshKey();
+
+    await store().add([{ scope: key, hour: H10, counts: { complaints: 1 }, eventId: 'evt-late' }]);
+    await store().add([{ scope: key, hour: H11, counts: { complaints: 1 }, eventId: 'evt-late' }]);
+
+    expect(await store().read(key, H10, H11)).toEqual([{ hour: H10, counts: { complaints: 1 } }]);
+  });
+
   it('counts an event once even when its copies are added concurrently', async () => {
     const key = freshKey();
     const bounce: GuardIncrement = { scope: key, hour: H10, counts: { hardBounces: 1 }, eventId: 'evt-race' };

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { addHours, hourOf, hoursBetween, isHour } from '../../../lambdas/domain/guard/counters.ts';
+import {
+  addHours,
+  hourOf,
+  hoursBetween,
+  hoursToRead,
+  isHour,
+} from '../../../lambdas/domain/guard/counters.ts';
 import { InMemoryGuardCounters } from '../../support/fakes.ts';
 import { guardCountersContract } from '../../support/guard-counters-contract.ts';
 
@@ -37,6 +43,13 @@ describe('guard hours', () => {
       '2026-03-01T01',
     ]);
     expect(hoursBetween('2026-03-01T01', '2026-03-01T00')).toEqual([]);
+  });
+
+  it('reads up to the hour limit and refuses one hour more', () => {
+    expect(hoursToRead('2026-03-01T00', addHours('2026-03-01T00', 839), 840)).toHaveLength(840);
+    expect(() => hoursToRead('2026-03-01T00', addHours('2026-03-01T00', 840), 840)).toThrow(
+      'a read covers at most 840 hours, not 841',
+    );
   });
 });
 
