@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import {
   checkIncrement,
+  checkScope,
   GUARD_RETENTION_DAYS,
   GUARD_SIGNALS,
   type GuardCounts,
@@ -17,7 +18,6 @@ import {
   type HourBucket,
   hourStart,
   hoursToRead,
-  InvalidGuardCountError,
 } from '../domain/guard/counters.ts';
 import type { GuardCounters } from '../domain/ports.ts';
 import { GUARD_KEY_PREFIX, Keys } from '../shared/names.ts';
@@ -120,9 +120,9 @@ export class DynamoGuardCounterStore implements GuardCounters {
   }
 
   async read(scope: GuardScope, fromHour: string, toHour: string): Promise<HourBucket[]> {
+    const partition = bucketPartition(scopeKey(scope));
     const hours = hoursToRead(fromHour, toHour, this.#maxHours);
     if (hours.length === 0) return [];
-    const partition = bucketPartition(scopeKey(scope));
     const names: Record<string, string> = {};
     GUARD_SIGNALS.forEach((signal, i) => {
       names[`#c${i}`] = signal;
@@ -316,12 +316,9 @@ function merge(increments: readonly (PlainIncrement | EventedIncrement)[]): Buck
  * separate the parts of an item key, so no two scopes (or a scope and an hour) share one.
  */
 function scopeKey(scope: GuardScope): string {
-  const id = scope.kind === 'key' ? scope.keyId : scope.tenant;
-  if (!id.isWellFormed()) throw new InvalidGuardCountError('a guard scope id must be well-formed Unicode');
-  const encoded = encodeURIComponent(id);
-  // Well under DynamoDB's 2048-byte partition key with the prefix and hour around it.
-  if (encoded.length > 1024) throw new InvalidGuardCountError('a guard scope id is too long');
-  return `${scope.kind}:${encoded}`;
+  checkScope(scope);
+  // At most 9 characters per UTF-16 unit of a 200-unit id: under DynamoDB's 2048-byte partition key.
+  return `${scope.kind}:${encodeURIComponent(scope.kind === 'key' ? scope.keyId : scope.tenant)}`;
 }
 
 function bucketPartition(scope: string): string {

@@ -12,6 +12,7 @@ import type { ErasureJob } from '../../lambdas/domain/erasure/erasure.ts';
 import type { SoftBounceState } from '../../lambdas/domain/feedback/soft-bounce.ts';
 import {
   checkIncrement,
+  checkScope,
   GUARD_RETENTION_DAYS,
   type GuardIncrement,
   type GuardScope,
@@ -411,6 +412,7 @@ export class InMemoryGuardCounters implements GuardCounters {
   }
 
   async read(scope: GuardScope, fromHour: string, toHour: string): Promise<HourBucket[]> {
+    checkScope(scope);
     const hours = this.#buckets.get(scopeName(scope));
     return hoursToRead(fromHour, toHour, GUARD_RETENTION_DAYS * 24).flatMap((hour) => {
       const counts = hours?.get(hour);

@@ -134,6 +134,8 @@ export function guardCountersContract(store: () => GuardCounters): void {
       { kind: 'key', keyId: `same${suffix}:` },
       { kind: 'key', keyId: `same${suffix}#x y/ü🙂` },
       { kind: 'key', keyId: `Same${suffix}` },
+      // The longest id, each character 9 bytes once percent-encoded: the key still fits DynamoDB's.
+      { kind: 'tenant', tenant: `${suffix}${'€'.repeat(200 - suffix.length)}` },
     ];
 
     // Scope i gets i + 1 sends, so any mix-up shows in the counts.
@@ -167,6 +169,8 @@ export function guardCountersContract(store: () => GuardCounters): void {
       { scope: key, hour: H10, counts: { sends: 1.5 } },
       { scope: key, hour: H10, counts: { bogus: 1 } as GuardIncrement['counts'] },
       { scope: { kind: 'key', keyId: '' }, hour: H10, counts: { sends: 1 } },
+      { scope: { kind: 'tenant', tenant: 'x'.repeat(201) }, hour: H10, counts: { sends: 1 } },
+      { scope: { kind: 'key', keyId: 'half\uD800' }, hour: H10, counts: { sends: 1 } },
       { scope: key, hour: H10, counts: { sends: 1 }, eventId: '' },
     ];
 
@@ -178,10 +182,13 @@ export function guardCountersContract(store: () => GuardCounters): void {
     expect(await store().read(key, H10, H10)).toEqual([]);
   });
 
-  it('refuses to read an invalid hour or a range longer than the counters are kept', async () => {
+  it('refuses to read an invalid scope or hour, or a range longer than the counters are kept', async () => {
     const key = freshKey();
 
     await expect(store().read(key, 'yesterday', H10)).rejects.toThrow(/"yesterday" is not an hour/);
+    await expect(store().read({ kind: 'tenant', tenant: '' }, H10, H10)).rejects.toThrow(
+      InvalidGuardCountError,
+    );
     await expect(store().read(key, '2026-01-01T00', '2026-03-01T00')).rejects.toThrow(
       /a read covers at most 840 hours, not 1417/,
     );

@@ -89,13 +89,26 @@ export function scopeName(scope: GuardScope): string {
   return scope.kind === 'key' ? `key:${scope.keyId}` : `tenant:${scope.tenant}`;
 }
 
+/** Longest scope id: real ones are far shorter (key ids 32, tenants 64 characters). */
+const MAX_SCOPE_ID = 200;
+
+/** Throws InvalidGuardCountError unless the scope has an id a store can key (1-200 characters, well-formed). */
+export function checkScope(scope: GuardScope): void {
+  const id = scope.kind === 'key' ? scope.keyId : scope.tenant;
+  if (typeof id !== 'string' || id === '') throw new InvalidGuardCountError('a guard scope needs an id');
+  if (id.length > MAX_SCOPE_ID || !id.isWellFormed()) {
+    throw new InvalidGuardCountError(
+      `a guard scope id is 1-${MAX_SCOPE_ID} characters of well-formed Unicode`,
+    );
+  }
+}
+
 /**
  * Throws InvalidGuardCountError unless the increment names a scope, a real hour and counts that are
  * whole numbers of zero or more (a negative count would let a caller erase a key's bounces).
  */
 export function checkIncrement(increment: GuardIncrement): void {
-  const id = increment.scope.kind === 'key' ? increment.scope.keyId : increment.scope.tenant;
-  if (typeof id !== 'string' || id === '') throw new InvalidGuardCountError('a guard scope needs an id');
+  checkScope(increment.scope);
   if (!isHour(increment.hour))
     throw new InvalidGuardCountError(`"${increment.hour}" is not an hour (YYYY-MM-DDTHH)`);
   if (increment.eventId === '') throw new InvalidGuardCountError('an event id cannot be empty');
