@@ -3,7 +3,8 @@
  * dynalite reports it (ReturnConsumedCapacity, computed from item sizes as DynamoDB does): the
  * writes of an accepted request (one message, and a batch of 100), of a feedback batch of bounce
  * events, of a redelivered event, and the reads of the guard's windows in both key layouts.
- * Run: `node bench/guard-counters.ts` (prints a table).
+ * Run: `node bench/guard-counters.ts` (prints a table). dynalite reports nothing for a conditional
+ * write whose condition failed; DynamoDB bills it (1 WRU per marker of a redelivered event).
  */
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoGuardCounterStore } from '../lambdas/adapters/guard-counter-store.ts';
