@@ -1,6 +1,7 @@
 import type { Lane } from '../shared/names.ts';
 import type { ErasureJob } from './erasure/erasure.ts';
 import type { SoftBounceState } from './feedback/soft-bounce.ts';
+import type { GuardIncrement, GuardScope, HourBucket } from './guard/counters.ts';
 import type { ApiKey } from './keys/api-key.ts';
 import type { MessageRecord, SendJob } from './message.ts';
 import type { Suppression } from './suppression/suppression.ts';
@@ -235,4 +236,24 @@ export interface MessageScanner {
 /** Where an erasure that ran out of time continues (the erasure worker's queue). */
 export interface ErasureQueue {
   enqueue(job: ErasureJob): Promise<void>;
+}
+
+/**
+ * The abuse guard's hourly counters per key and per tenant (domain/guard/counters.ts), by atomic
+ * addition, kept a little longer than the longest window the guard looks back over (30 days).
+ */
+export interface GuardCounters {
+  /**
+   * Adds every increment, batched: increments of one scope and hour become one write, whatever
+   * their number. An increment with an `eventId` counts once per scope, across calls and within
+   * one (a redelivered event changes nothing). Throws TransientError when the store throttles or
+   * cannot answer; increments not counted then are counted by the next call with them, while
+   * those already counted are not counted twice only if they carry an `eventId`.
+   */
+  add(increments: readonly GuardIncrement[]): Promise<void>;
+  /**
+   * The scope's buckets of the hours from `fromHour` to `toHour` (both included, `YYYY-MM-DDTHH`),
+   * in ascending order; an hour nothing was counted in has no bucket. Never another scope's.
+   */
+  read(scope: GuardScope, fromHour: string, toHour: string): Promise<HourBucket[]>;
 }

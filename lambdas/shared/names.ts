@@ -120,7 +120,11 @@ export const Keys = {
     ttl: 'expiresAt',
   },
   suppressions: { partition: 'address', ttl: 'expiresAt' },
-  stats: { partition: 'pk' },
+  /**
+   * `ttl`: set on the abuse guard's counters and event markers (adapters/guard-counter-store.ts);
+   * daily statistics and quotas carry none.
+   */
+  stats: { partition: 'pk', ttl: 'expiresAt' },
   idempotency: { partition: 'pk', ttl: 'expiresAt' },
 } as const;
 
@@ -196,6 +200,13 @@ export const ERASURE_SERVICE = 'baton-erasure';
 
 /** Where the claim check keeps message payloads too large for a queue; IAM grants only this prefix. */
 export const PAYLOAD_KEY_PREFIX = 'payloads/';
+
+/**
+ * Key prefix of the abuse guard's hourly counters and event markers (adapters/guard-counter-store.ts)
+ * in the Stats table. Tenant ids hold no ":", so no `<tenant>#<day>` statistics key starts with it,
+ * and quota keys start with `quota#`.
+ */
+export const GUARD_KEY_PREFIX = 'guard:';
 
 /** The senders' Powertools service name: their logs' `service` and their metrics' dimension. */
 export const SENDER_SERVICE = 'baton-sender';

@@ -11,6 +11,17 @@
 import type { ErasureJob } from '../../lambdas/domain/erasure/erasure.ts';
 import type { SoftBounceState } from '../../lambdas/domain/feedback/soft-bounce.ts';
 import {
+  checkIncrement,
+  checkScope,
+  GUARD_RETENTION_DAYS,
+  type GuardIncrement,
+  type GuardScope,
+  type GuardSignal,
+  type HourBucket,
+  hoursToRead,
+  scopeName,
+} from '../../lambdas/domain/guard/counters.ts';
+import {
   type ApiKey,
   ApiKeyNotFoundError,
   ApiKeyRevokedError,
@@ -28,6 +39,7 @@ import type {
   ClaimResult,
   Clock,
   ErasureQueue,
+  GuardCounters,
   IdempotencyRecord,
   IdempotencyStore,
   JobQueue,
@@ -362,6 +374,50 @@ export class InMemoryUsageStore implements UsageStore {
       if (counts !== undefined) found.set(day, { ...counts });
     }
     return found;
+  }
+}
+
+/**
+ * The abuse guard's hourly counters, with the adapter's semantics: counts add up per scope and
+ * hour, an increment with an event id counts once per scope (across calls and within one), invalid
+ * increments are refused before anything is counted, and a read returns the hours that have a
+ * bucket, in order.
+ */
+export class InMemoryGuardCounters implements GuardCounters {
+  /** `scopeName` → hour → counts. */
+  readonly #buckets = new Map<string, Map<string, Partial<Record<GuardSignal, number>>>>();
+  readonly #counted = new Set<string>();
+  /** Every `add` call's increments, in order (a call is one batch of writes in the adapter). */
+  readonly adds: GuardIncrement[][] = [];
+
+  async add(increments: readonly GuardIncrement[]): Promise<void> {
+    for (const increment of increments) checkIncrement(increment);
+    this.adds.push(copy([...increments]));
+    for (const { scope, hour, counts, eventId } of increments) {
+      if (!Object.values(counts).some((n) => n > 0)) continue;
+      const name = scopeName(scope);
+      if (eventId !== undefined) {
+        const once = JSON.stringify([name, eventId]);
+        if (this.#counted.has(once)) continue;
+        this.#counted.add(once);
+      }
+      const hours = this.#buckets.get(name) ?? new Map<string, Partial<Record<GuardSignal, number>>>();
+      this.#buckets.set(name, hours);
+      const bucket = hours.get(hour) ?? {};
+      hours.set(hour, bucket);
+      for (const [signal, n] of Object.entries(counts) as Array<[GuardSignal, number]>) {
+        if (n > 0) bucket[signal] = (bucket[signal] ?? 0) + n;
+      }
+    }
+  }
+
+  async read(scope: GuardScope, fromHour: string, toHour: string): Promise<HourBucket[]> {
+    checkScope(scope);
+    const hours = this.#buckets.get(scopeName(scope));
+    return hoursToRead(fromHour, toHour, GUARD_RETENTION_DAYS * 24).flatMap((hour) => {
+      const counts = hours?.get(hour);
+      return counts === undefined ? [] : [{ hour, counts: { ...counts } }];
+    });
   }
 }
 
