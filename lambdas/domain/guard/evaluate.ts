@@ -283,7 +283,9 @@ class HourSeries {
     this.now = now;
     this.currentHour = floorHour(now.getTime());
     const reinstated = state?.reinstatedAt === undefined ? Number.NaN : Date.parse(state.reinstatedAt);
-    this.reinstatedAtMs = Number.isFinite(reinstated) ? reinstated : undefined;
+    // A resume dated after now (the operator's clock ahead) is a resume now: taken as written it
+    // would leave every bucket out, and the scope unwatched, until that time.
+    this.reinstatedAtMs = Number.isFinite(reinstated) ? Math.min(reinstated, now.getTime()) : undefined;
     this.#snapshot = state?.countsAtReinstatement;
     for (const bucket of hours) {
       const start = Date.parse(bucket.hourStart);
@@ -476,7 +478,12 @@ function readSpike(
     return total / rule.baselineHours;
   };
   const baseline = hourlyBaseline(
-    { keyPerHour: average(keyHours), tenantPerKeyPerHour: average(tenantHours) / Math.max(1, keyCount) },
+    // A key count that is not a positive number (an unset field) must not turn the baseline into
+    // NaN, which no number of sends would ever reach.
+    {
+      keyPerHour: average(keyHours),
+      tenantPerKeyPerHour: average(tenantHours) / Math.max(1, clean(keyCount)),
+    },
     rule,
   );
   const threshold = rule.multiple * f * baseline;

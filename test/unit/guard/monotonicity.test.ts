@@ -84,7 +84,7 @@ function decide(
 }
 
 describe('monotonicity of the guard', () => {
-  it('never decides more mildly for one more hard bounce or complaint (key and tenant, any hour)', () => {
+  it('never decides more mildly for one more hard bounce, complaint, suppressed hit or content refusal (key and tenant, any hour)', () => {
     fc.assert(
       fc.property(
         history,
@@ -93,7 +93,12 @@ describe('monotonicity of the guard', () => {
         fc.constantFrom(...policies),
         fc.integer({ min: 1, max: 5 }),
         hourBack,
-        fc.constantFrom('hardBounces' as const, 'complaints' as const),
+        fc.constantFrom(
+          'hardBounces' as const,
+          'complaints' as const,
+          'suppressedHits' as const,
+          'contentRefusals' as const,
+        ),
         (keyHours, otherKeysHours, resumed, policy, keyCount, hourBack, counter) => {
           // Prepare: the tenant's buckets hold its key's and others'; the new event lands in both.
           const key = toBuckets(keyHours);
