@@ -238,14 +238,14 @@ function analyse({ buckets, state, policy, now }: GuardInput): Analysis {
   const keyHours = buckets.key === undefined ? undefined : new HourSeries(buckets.key.hours, state.key, now);
   const keyId = buckets.key?.keyId;
 
-  const keyRateReadings: SignalReading[] = [];
+  const keyRates: { readonly reading: SignalReading; readonly rule: RateRule }[] = [];
   for (const name of rateRuleNames) {
     const rule = policy[name];
     const series = rule.scope === 'tenant' ? tenantHours : keyHours;
     if (series === undefined) continue;
     const reading = readRate(name, rule, series, factor(series, policy, now));
     readings.push(reading);
-    if (rule.scope === 'key') keyRateReadings.push(reading);
+    if (rule.scope === 'key') keyRates.push({ reading, rule });
     const decision = decide(reading, rule, { tenantId, keyId, now });
     if (decision !== undefined) candidates[rule.scope].push(decision);
   }
@@ -254,7 +254,7 @@ function analyse({ buckets, state, policy, now }: GuardInput): Analysis {
     const spike = readSpike(keyHours, tenantHours, buckets.tenant.keyCount, policy, now);
     readings.push(spike.reading);
     if (spike.reading.level === 'act') {
-      candidates.key.push(spikeDecision(spike, keyRateReadings, policy, { tenantId, keyId, now }));
+      candidates.key.push(spikeDecision(spike, keyRates, policy, { tenantId, keyId, now }));
     }
   }
   return { readings, candidates };
@@ -508,19 +508,19 @@ function readSpike(
 /** Throttle for a while; suspend when the spike comes with another key signal above. */
 function spikeDecision(
   spike: SpikeReading,
-  keyRates: readonly SignalReading[],
+  keyRates: readonly { readonly reading: SignalReading; readonly rule: RateRule }[],
   policy: GuardPolicy,
   subject: Subject,
 ): GuardDecision {
   const rule = policy.volumeSpike;
   const { reading } = spike;
   const f = reading.probation ? policy.probation.factor : 1;
-  const raised = keyRates.filter(
-    (r) =>
-      r.sampleReached &&
-      r.rate !== null &&
-      r.rate >= rule.suspendWithSignalAtFraction * policy[r.rule as RateRuleName].actAt * f,
-  );
+  const raised = keyRates
+    .filter(
+      ({ reading: r, rule: rateRule }) =>
+        r.sampleReached && r.rate !== null && r.rate >= rule.suspendWithSignalAtFraction * rateRule.actAt * f,
+    )
+    .map(({ reading: r }) => r);
   const newDomainShare = reading.sample.sends > 0 ? reading.sample.events / reading.sample.sends : 0;
   const alongside = raised.map(describeReading);
   if (newDomainShare >= rule.suspendWithNewDomainShare) {

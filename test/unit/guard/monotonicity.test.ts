@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  applyDecisions,
   type CounterValues,
   emptyGuardState,
   evaluate,
@@ -179,5 +180,40 @@ describe('monotonicity of the guard', () => {
     // Assess: 30 / 1,499 = 2 % (warn) became 30 / 500 = 6 % (pause): the recent list is the bad one.
     expect(actionsOf(diluted)).toEqual(['warn']);
     expect(actionsOf(recent)).toEqual(['pauseBroadcast']);
+  });
+});
+
+describe('idempotence of the guard', () => {
+  it('decides nothing new when evaluated again with its decisions applied, and never steps down', () => {
+    fc.assert(
+      fc.property(
+        history,
+        history,
+        history,
+        reinstatedHoursAgo,
+        fc.constantFrom(...policies),
+        (keyHours, otherKeysHours, laterHours, resumed, policy) => {
+          // Prepare
+          const key = toBuckets(keyHours);
+          const tenant = [...key, ...toBuckets(otherKeysHours)];
+          const first = decide(tenant, key, stateFor(resumed), policy, 2);
+          const state = applyDecisions(stateFor(resumed), first);
+          const later = toBuckets(laterHours);
+
+          // Act
+          const again = decide(tenant, key, state, policy, 2);
+          const changed = decide([...tenant, ...later], [...key, ...later], state, policy, 2);
+
+          // Assess: a new decision is always stronger than what its scope has in force.
+          expect(again).toEqual([]);
+          for (const scope of ['tenant', 'key'] as const) {
+            const inForce = harshness(first, scope);
+            const fresh = changed.filter((d) => d.scope === scope);
+            if (inForce > 1) for (const d of fresh) expect(harshness([d], scope)).toBeGreaterThan(inForce);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
