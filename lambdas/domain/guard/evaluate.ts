@@ -18,6 +18,11 @@ import {
 
 const HOUR_MS = 3_600_000;
 const MINUTE_MS = 60_000;
+/**
+ * A warning changes nothing Baton does, so it lapses after a day rather than waiting for an operator:
+ * the standing recovers with the rate, and a rate still high warns again, once a day.
+ */
+const WARNING_HOURS = 24;
 
 export type CounterValues = Readonly<Record<GuardCounter, number>>;
 
@@ -44,7 +49,7 @@ export interface GuardBuckets {
 
 /** What is in force for one scope, and since when its window runs. */
 export interface ScopeGuardState {
-  /** Decisions in force (applied earlier). A throttle past its `until` is no longer in force. */
+  /** Decisions in force (applied earlier). One past its `until` (throttle, warning) no longer is. */
   readonly actions: readonly GuardDecision[];
   /** When an operator last resumed the scope: no rate is taken over anything counted before. */
   readonly reinstatedAt?: string;
@@ -92,7 +97,7 @@ export interface GuardDecision {
   readonly window: SampleWindow;
   readonly probation: boolean;
   readonly decidedAt: string;
-  /** For `throttleKey`: when the throttle ends. */
+  /** For `throttleKey` and `warn`: when it lapses. Other actions last until an operator resumes. */
   readonly until?: string;
   /** The decision in words, for `GET /v1/reputation` and `keys show`. */
   readonly reason: string;
@@ -426,7 +431,8 @@ function decide(reading: SignalReading, rule: RateRule, subject: Subject): Guard
   const reason =
     `${describeReading(reading)} is ${comparison} ${percent(reading.threshold)}` +
     `${reading.probation ? ' (probation after a resume: thresholds halved)' : ''}: ${actionWords(action, reading.scope)}`;
-  return decision(subject, reading.scope, action, reading, reason);
+  const until = action === 'warn' ? new Date(subject.now.getTime() + WARNING_HOURS * HOUR_MS) : undefined;
+  return decision(subject, reading.scope, action, reading, reason, until);
 }
 
 function decision(

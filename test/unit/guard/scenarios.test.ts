@@ -256,6 +256,25 @@ describe('idempotence and standing', () => {
     expect(other.map((d) => [d.action, d.signal])).toEqual([['warn', 'complaintRate']]);
   });
 
+  it('lets a warning lapse after a day: the standing recovers, and a rate still high warns again', () => {
+    // Prepare: bounces at 3 % warn at 10:30.
+    const tenant = (now: Date) => [bucket(0, { sends: 1000, hardBounces: 30 }, now)];
+    const warned = applyDecisions(emptyGuardState, evaluate(guardInput({ tenant: tenant(GUARD_NOW) })));
+    const nextDay = new Date(GUARD_NOW.getTime() + 24 * HOUR_MS);
+    const justBefore = new Date(nextDay.getTime() - 1);
+
+    // Act
+    const sameDay = evaluate(guardInput({ tenant: tenant(justBefore), state: warned, now: justBefore }));
+    const again = evaluate(guardInput({ tenant: tenant(nextDay), state: warned, now: nextDay }));
+
+    // Assess
+    expect(warned.tenant.actions[0]).toMatchObject({ action: 'warn', until: nextDay.toISOString() });
+    expect(sameDay).toEqual([]);
+    expect(actionsOf(again)).toEqual(['warn']);
+    expect(standing(warned, [], justBefore)).toBe('warning');
+    expect(standing(warned, [], nextDay)).toBe('good');
+  });
+
   it('throttles again once a throttle has ended and the spike goes on', () => {
     // Prepare: throttled at 10:30 until 11:30; at 11:45 the key sends 1,200 in the hour.
     const spiking = (now: Date) => [bucket(0, { sends: 1200 }, now)];
