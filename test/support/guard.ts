@@ -1,6 +1,7 @@
 import {
   type CounterValues,
   emptyGuardState,
+  evaluate,
   type GuardDecision,
   type GuardInput,
   type GuardState,
@@ -56,4 +57,9 @@ export function guardInput(c: GuardCase): GuardInput {
 /** The actions decided, in order ('none' when nothing), which is what most tables compare. */
 export function actionsOf(decisions: readonly GuardDecision[]): GuardAction[] | 'none' {
   return decisions.length === 0 ? 'none' : decisions.map((d) => d.action);
+}
+
+/** What `evaluate` decides for one scope of the case. */
+export function decisionsFor(scope: 'tenant' | 'key', c: GuardCase): GuardDecision[] {
+  return evaluate(guardInput(c)).filter((d) => d.scope === scope);
 }

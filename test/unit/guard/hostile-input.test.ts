@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { evaluate, measure, reinstate } from '../../../lambdas/domain/guard/evaluate.ts';
-import { actionsOf, bucket, GUARD_NOW, guardInput, HOUR_MS } from '../../support/guard.ts';
+import { measure, reinstate } from '../../../lambdas/domain/guard/evaluate.ts';
+import { actionsOf, bucket, decisionsFor, GUARD_NOW, guardInput, HOUR_MS } from '../../support/guard.ts';
 
 // Inputs the wiring could get wrong; each must leave the guard watching, never blind.
 describe('the guard under odd inputs', () => {
@@ -11,7 +11,7 @@ describe('the guard under odd inputs', () => {
       const key = [bucket(0, { sends: 5000 })];
 
       // Act
-      const decisions = evaluate(guardInput({ tenant: key, key, keyCount })).filter((d) => d.scope === 'key');
+      const decisions = decisionsFor('key', { tenant: key, key, keyCount });
 
       // Assess
       expect(actionsOf(decisions)).toEqual(['throttleKey']);
@@ -27,7 +27,7 @@ describe('the guard under odd inputs', () => {
     const key = [bucket(0, { sends: 70, contentRefusals: 30 })];
 
     // Act
-    const decisions = evaluate(guardInput({ tenant: [], key, state })).filter((d) => d.scope === 'key');
+    const decisions = decisionsFor('key', { tenant: [], key, state });
     const reading = measure(guardInput({ tenant: [], key, state })).find(
       (r) => r.rule === 'keyContentRefusals',
     );

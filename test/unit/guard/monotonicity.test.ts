@@ -15,7 +15,7 @@ import {
   type GuardPolicy,
   resolveGuardPolicy,
 } from '../../../lambdas/domain/guard/policy.ts';
-import { actionsOf, bucket, GUARD_NOW, guardInput, HOUR_MS } from '../../support/guard.ts';
+import { actionsOf, bucket, decisionsFor, GUARD_NOW, guardInput, HOUR_MS } from '../../support/guard.ts';
 
 /** How harsh the outcome is for one scope: none 0, warn 1, throttle / pause 2, suspend / hold all 3. */
 function harshness(decisions: readonly GuardDecision[], scope: 'tenant' | 'key'): number {
@@ -127,7 +127,7 @@ describe('monotonicity of the guard', () => {
     const withBounce = [...key, bucket(0, { hardBounces: 1 })];
 
     // Act
-    const before = evaluate(guardInput({ tenant: [], key, policy })).filter((d) => d.scope === 'key');
+    const before = decisionsFor('key', { tenant: [], key, policy });
     const after = evaluate(guardInput({ tenant: [], key: withBounce, policy })).filter(
       (d) => d.scope === 'key',
     );

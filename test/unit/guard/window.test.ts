@@ -6,10 +6,15 @@ import {
   measure,
   reinstate,
 } from '../../../lambdas/domain/guard/evaluate.ts';
-import { actionsOf, bucket, everyHour, GUARD_NOW, guardInput, HOUR_MS } from '../../support/guard.ts';
-
-const keyDecisions = (input: Parameters<typeof evaluate>[0]) =>
-  evaluate(input).filter((d) => d.scope === 'key');
+import {
+  actionsOf,
+  bucket,
+  decisionsFor,
+  everyHour,
+  GUARD_NOW,
+  guardInput,
+  HOUR_MS,
+} from '../../support/guard.ts';
 
 describe('the sample: walking back hour buckets', () => {
   it('reaches the minimum sample by walking back hours, and stops there', () => {
@@ -39,8 +44,8 @@ describe('the sample: walking back hour buckets', () => {
     const inside = [bucket(23, { sends: 100, hardBounces: 50 }), ...everyHour(22, 0, { sends: 4 })];
 
     // Act
-    const beyond = keyDecisions(guardInput({ tenant: [], key: outside }));
-    const within = keyDecisions(guardInput({ tenant: [], key: inside }));
+    const beyond = decisionsFor('key', { tenant: [], key: outside });
+    const within = decisionsFor('key', { tenant: [], key: inside });
 
     // Assess
     expect(actionsOf(beyond)).toBe('none');
@@ -109,9 +114,11 @@ describe('hour boundaries (a fake clock)', () => {
 
   it('counts the current hour up to its last millisecond', () => {
     // Act
-    const decisions = keyDecisions(
-      guardInput({ tenant: [], key: refusing, now: new Date('2026-03-02T10:59:59.999Z') }),
-    );
+    const decisions = decisionsFor('key', {
+      tenant: [],
+      key: refusing,
+      now: new Date('2026-03-02T10:59:59.999Z'),
+    });
 
     // Assess
     expect(decisions[0]).toMatchObject({ action: 'suspendKey', signal: 'contentRefusalRate' });
@@ -120,9 +127,11 @@ describe('hour boundaries (a fake clock)', () => {
 
   it('starts an empty current hour at the hour, so a current-hour signal resets', () => {
     // Act
-    const decisions = keyDecisions(
-      guardInput({ tenant: [], key: refusing, now: new Date('2026-03-02T11:00:00.000Z') }),
-    );
+    const decisions = decisionsFor('key', {
+      tenant: [],
+      key: refusing,
+      now: new Date('2026-03-02T11:00:00.000Z'),
+    });
 
     // Assess
     expect(decisions).toEqual([]);
@@ -131,7 +140,7 @@ describe('hour boundaries (a fake clock)', () => {
   it('lets a 24 h window slide past a bucket at the hour it turns 24 hours old', () => {
     // Prepare: the bouncing bucket is the 10:00 one.
     const key = [bucket(0, { sends: 100, hardBounces: 20 }, new Date('2026-03-02T10:00:00.000Z'))];
-    const at = (iso: string) => keyDecisions(guardInput({ tenant: [], key, now: new Date(iso) }));
+    const at = (iso: string) => decisionsFor('key', { tenant: [], key, now: new Date(iso) });
 
     // Act + Assess
     expect(actionsOf(at('2026-03-03T09:59:59.999Z'))).toEqual(['suspendKey']);
@@ -143,17 +152,17 @@ describe('reinstatement and probation', () => {
   it('never takes a rate across a resume: what bounced before it no longer counts', () => {
     // Prepare: the key was suspended for 20 % bounces, then resumed an hour and a half ago.
     const key = [bucket(3, { sends: 100, hardBounces: 20 }), bucket(0, { sends: 60 })];
-    const suspended = applyDecisions(emptyGuardState, keyDecisions(guardInput({ tenant: [], key })));
+    const suspended = applyDecisions(emptyGuardState, decisionsFor('key', { tenant: [], key }));
     const resumed = { ...suspended, key: reinstate(new Date(GUARD_NOW.getTime() - 1.5 * HOUR_MS)) };
 
     // Act
-    const decisions = keyDecisions(guardInput({ tenant: [], key, state: resumed }));
+    const decisions = decisionsFor('key', { tenant: [], key, state: resumed });
     const reading = measure(guardInput({ tenant: [], key, state: resumed })).find(
       (r) => r.rule === 'keyHardBounce',
     );
 
     // Assess
-    expect(actionsOf(keyDecisions(guardInput({ tenant: [], key })))).toEqual(['suspendKey']);
+    expect(actionsOf(decisionsFor('key', { tenant: [], key }))).toEqual(['suspendKey']);
     expect(decisions).toEqual([]);
     expect(reading).toMatchObject({
       sampleReached: false,
@@ -173,8 +182,8 @@ describe('reinstatement and probation', () => {
     const withoutSnapshot = { tenant: { actions: [] }, key: reinstate(resumedAt) };
 
     // Act
-    const counted = keyDecisions(guardInput({ tenant: [], key, state: withSnapshot }));
-    const skipped = keyDecisions(guardInput({ tenant: [], key, state: withoutSnapshot }));
+    const counted = decisionsFor('key', { tenant: [], key, state: withSnapshot });
+    const skipped = decisionsFor('key', { tenant: [], key, state: withoutSnapshot });
 
     // Assess: 15 of 60 is 25 %, above the 20 % threshold (and its probation half).
     expect(counted[0]).toMatchObject({ action: 'suspendKey', rate: 0.25, sample: { sends: 60, events: 15 } });
@@ -187,9 +196,12 @@ describe('reinstatement and probation', () => {
     const state = { tenant: { actions: [] }, key: reinstate(new Date('2026-02-20T00:00:00.000Z')) };
     const at = (iso: string) => {
       const now = new Date(iso);
-      return keyDecisions(
-        guardInput({ tenant: [], key: [bucket(0, { sends: 100, hardBounces: 6 }, now)], state, now }),
-      );
+      return decisionsFor('key', {
+        tenant: [],
+        key: [bucket(0, { sends: 100, hardBounces: 6 }, now)],
+        state,
+        now,
+      });
     };
 
     // Act
