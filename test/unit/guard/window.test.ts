@@ -109,6 +109,63 @@ describe('the sample: walking back hour buckets', () => {
   });
 });
 
+describe('each rule’s maximum window', () => {
+  // One bucket holding the whole sample, the last hour inside the window or the first outside.
+  it.each([
+    {
+      rule: 'tenantHardBounce',
+      scope: 'tenant',
+      window: 168,
+      counts: { sends: 500, hardBounces: 25 },
+      action: 'pauseBroadcast',
+    },
+    {
+      rule: 'tenantComplaint',
+      scope: 'tenant',
+      window: 720,
+      counts: { sends: 1000, complaints: 3 },
+      action: 'pauseBroadcast',
+    },
+    {
+      rule: 'keyHardBounce',
+      scope: 'key',
+      window: 24,
+      counts: { sends: 100, hardBounces: 10 },
+      action: 'suspendKey',
+    },
+    {
+      rule: 'keySuppressedHits',
+      scope: 'key',
+      window: 1,
+      counts: { sends: 40, suppressedHits: 10 },
+      action: 'suspendKey',
+    },
+    {
+      rule: 'keyContentRefusals',
+      scope: 'key',
+      window: 1,
+      counts: { sends: 40, contentRefusals: 10 },
+      action: 'suspendKey',
+    },
+    { rule: 'volumeSpike', scope: 'key', window: 1, counts: { sends: 1000 }, action: 'throttleKey' },
+  ] as const)(
+    '$rule: counts the hour $window − 1 back, not the hour $window back',
+    ({ scope, window, counts, action }) => {
+      // Prepare
+      const at = (back: number) =>
+        scope === 'tenant' ? { tenant: [bucket(back, counts)] } : { tenant: [], key: [bucket(back, counts)] };
+
+      // Act
+      const inside = decisionsFor(scope, at(window - 1));
+      const outside = decisionsFor(scope, at(window));
+
+      // Assess
+      expect(actionsOf(inside)).toEqual([action]);
+      expect(actionsOf(outside)).toBe('none');
+    },
+  );
+});
+
 describe('hour boundaries (a fake clock)', () => {
   const refusing = [bucket(0, { sends: 40, contentRefusals: 20 }, new Date('2026-03-02T10:00:00.000Z'))];
 
