@@ -91,7 +91,7 @@ export interface GuardDecision {
   readonly signal: GuardSignal;
   /** A fraction for a rate signal; sends in the current hour for a volume spike. */
   readonly rate: number;
-  /** What `rate` was compared with (already halved in probation). */
+  /** What `rate` was compared with (already lowered by the probation factor after a resume). */
   readonly threshold: number;
   readonly sample: GuardSample;
   readonly window: SampleWindow;
@@ -430,7 +430,7 @@ function decide(reading: SignalReading, rule: RateRule, subject: Subject): Guard
   const comparison = reading.level === 'holdAll' ? 'above' : 'at or above';
   const reason =
     `${describeReading(reading)} is ${comparison} ${percent(reading.threshold)}` +
-    `${reading.probation ? ' (probation after a resume: thresholds halved)' : ''}: ${actionWords(action, reading.scope)}`;
+    `${reading.probation ? ' (lowered: probation after a resume)' : ''}: ${actionWords(action, reading.scope)}`;
   const until = action === 'warn' ? new Date(subject.now.getTime() + WARNING_HOURS * HOUR_MS) : undefined;
   return decision(subject, reading.scope, action, reading, reason, until);
 }
@@ -537,7 +537,7 @@ function spikeDecision(
   const spikeWords =
     `${reading.rate} sends in the current hour (since ${reading.window.from}) reach ${round(reading.threshold)}, ` +
     `${round(rule.multiple * f)} × the key's hourly baseline of ${round(spike.baseline)}` +
-    `${reading.probation ? ' (probation after a resume: threshold halved)' : ''}`;
+    `${reading.probation ? ' (lowered: probation after a resume)' : ''}`;
   if (alongside.length > 0) {
     return decision(
       subject,

@@ -267,7 +267,9 @@ describe('reinstatement and probation', () => {
 
     // Assess
     expect(lastProbationMoment[0]).toMatchObject({ action: 'suspendKey', threshold: 0.05, probation: true });
-    expect(lastProbationMoment[0]?.reason).toContain('probation after a resume: thresholds halved');
+    expect(lastProbationMoment[0]?.reason).toContain(
+      'is at or above 5 % (lowered: probation after a resume)',
+    );
     expect(afterProbation).toEqual([]);
   });
 
