@@ -304,11 +304,10 @@ class HourSeries {
   }
 
   /**
-   * The counters of the bucket starting at `hour`, or `undefined` when that hour lies before the
-   * reinstatement (or after now) and must not be counted.
+   * The counters of the bucket starting at `hour` (never after the current one: callers walk back
+   * from it), or `undefined` when that hour lies before the reinstatement and must not be counted.
    */
   at(hour: number): Record<GuardCounter, number> | undefined {
-    if (hour > this.currentHour) return undefined;
     const counts = this.#byHour.get(hour) ?? zero();
     const since = this.reinstatedAtMs;
     if (since === undefined || hour >= since) return counts;

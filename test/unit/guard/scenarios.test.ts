@@ -8,7 +8,16 @@ import {
   type HourBucket,
   standing,
 } from '../../../lambdas/domain/guard/evaluate.ts';
-import { actionsOf, bucket, everyHour, GUARD_NOW, guardInput, HOUR_MS } from '../../support/guard.ts';
+import { resolveGuardPolicy } from '../../../lambdas/domain/guard/policy.ts';
+import {
+  actionsOf,
+  bucket,
+  decisionsFor,
+  everyHour,
+  GUARD_NOW,
+  guardInput,
+  HOUR_MS,
+} from '../../support/guard.ts';
 
 const MINUTE_MS = 60_000;
 /** 10:00:00, the start of the hour in which each replay below begins. */
@@ -81,6 +90,29 @@ describe('the key baseline', () => {
 
     // Assess: 10 × 500 = 5,000 is not reached.
     expect(firstAction).toBeUndefined();
+  });
+
+  it('takes the key’s own average over the 168 hours before this one (this hour left out)', () => {
+    // Prepare: a week at 200/h: a baseline of 200, so 2,000 this hour is 10 ×.
+    const week = everyHour(168, 1, { sends: 200 });
+    const at = (sends: number) => decisionsFor('key', { tenant: [], key: [...week, bucket(0, { sends })] });
+
+    // Act + Assess
+    expect(actionsOf(at(1999))).toBe('none');
+    expect(at(2000)[0]).toMatchObject({ action: 'throttleKey', threshold: 2000 });
+    expect(at(2000)[0]?.reason).toContain("10 × the key's hourly baseline of 200");
+  });
+
+  it('suspends a spike only with a key signal whose own minimum sample is reached', () => {
+    // Prepare: 6 % bounces in a spike, but the rule asks for 100 bounces before a rate counts.
+    const policy = resolveGuardPolicy({ keyHardBounce: { minimumEvents: 100 } });
+    const key = [bucket(0, { sends: 1000, hardBounces: 60 })];
+
+    // Act
+    const decisions = decisionsFor('key', { tenant: [], key, policy });
+
+    // Assess
+    expect(actionsOf(decisions)).toEqual(['throttleKey']);
   });
 
   it('throttles (not suspends) a key that spikes to its usual domains', () => {

@@ -248,6 +248,25 @@ describe('reinstatement and probation', () => {
     expect(skipped).toEqual([]);
   });
 
+  it('counts nothing from the hours before the resume hour, with or without the counters read at the resume', () => {
+    // Prepare: a suspension's bounces two hours back; 60 clean sends since the resume at 10:10.
+    const key = [bucket(2, { sends: 100, hardBounces: 40 }), bucket(0, { sends: 70 })];
+    const state = {
+      tenant: { actions: [] },
+      key: reinstate(new Date('2026-03-02T10:10:00.000Z'), { sends: 10 }),
+    };
+
+    // Act
+    const reading = measure(guardInput({ tenant: [], key, state })).find((r) => r.rule === 'keyHardBounce');
+
+    // Assess: the walk stops at the resume hour.
+    expect(reading).toMatchObject({
+      sampleReached: false,
+      sample: { sends: 60, events: 0 },
+      window: { hours: 1 },
+    });
+  });
+
   it('halves every threshold during probation, and only during it', () => {
     // Prepare: 6 % key bounces after a resume: under 10 %, over its half. Probation: 7 days.
     const state = { tenant: { actions: [] }, key: reinstate(new Date('2026-02-20T00:00:00.000Z')) };
