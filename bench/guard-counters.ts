@@ -76,7 +76,7 @@ for (const [layout, store] of [
   ['Stats (pk only)', stats],
   ['sorted (pk + sk)', sorted],
 ] as const) {
-  // Every hour of 30 days holds every signal, as a busy key's and tenant's would.
+  // Every hour of 30 days holds every counter, as a busy key's and tenant's would.
   for (let h = 0; h < 30 * 24; h++) {
     const hour = addHours(NOW, -h);
     await store.add(

@@ -9,12 +9,12 @@ import {
 import {
   checkIncrement,
   checkScope,
+  GUARD_COUNTERS,
   GUARD_RETENTION_DAYS,
-  GUARD_SIGNALS,
+  type GuardCounter,
   type GuardCounts,
   type GuardIncrement,
-  type GuardScope,
-  type GuardSignal,
+  type GuardScopeRef,
   type HourBucket,
   hourStart,
   hoursToRead,
@@ -52,7 +52,7 @@ type Item = Record<string, unknown>;
 interface BucketWrite {
   readonly scope: string;
   readonly hour: string;
-  readonly counts: Partial<Record<GuardSignal, number>>;
+  readonly counts: Partial<Record<GuardCounter, number>>;
   /** The event markers taken for the increments merged here, released should the write fail. */
   readonly markers: Marker[];
 }
@@ -65,7 +65,7 @@ interface Marker {
 
 /**
  * The abuse guard's hourly counters (issue 13) in DynamoDB: one item per scope and hour holding a
- * number per signal, changed only by atomic ADD, with a TTL `retentionDays` after the hour.
+ * number per counter, changed only by atomic ADD, with a TTL `retentionDays` after the hour.
  *
  * Once per event: an increment with an `eventId` first takes a marker item (a conditional put of
  * `guard:event:<hash of the id>` for the scope; 1 WRU), and only the increments whose marker was
@@ -119,13 +119,13 @@ export class DynamoGuardCounterStore implements GuardCounters {
     throw firstFailure(results);
   }
 
-  async read(scope: GuardScope, fromHour: string, toHour: string): Promise<HourBucket[]> {
+  async read(scope: GuardScopeRef, fromHour: string, toHour: string): Promise<HourBucket[]> {
     const partition = bucketPartition(scopeKey(scope));
     const hours = hoursToRead(fromHour, toHour, this.#maxHours);
     if (hours.length === 0) return [];
     const names: Record<string, string> = {};
-    GUARD_SIGNALS.forEach((signal, i) => {
-      names[`#c${i}`] = signal;
+    GUARD_COUNTERS.forEach((counter, i) => {
+      names[`#c${i}`] = counter;
     });
     const counters = Object.keys(names).join(', ');
     // Eventually consistent reads cost half; a count a second old decides as well as a fresh one.
@@ -235,8 +235,8 @@ export class DynamoGuardCounterStore implements GuardCounters {
     const entries = Object.entries(write.counts);
     const names: Record<string, string> = { '#ttl': this.#ttl };
     const values: Record<string, unknown> = { ':ttl': this.#expiresAt(write.hour) };
-    entries.forEach(([signal, n], i) => {
-      names[`#c${i}`] = signal;
+    entries.forEach(([counter, n], i) => {
+      names[`#c${i}`] = counter;
       values[`:c${i}`] = n;
     });
     try {
@@ -303,8 +303,8 @@ function merge(increments: readonly (PlainIncrement | EventedIncrement)[]): Buck
       write = { scope: increment.scope, hour: increment.hour, counts: {}, markers: [] };
       writes.set(at, write);
     }
-    for (const [signal, n] of Object.entries(increment.counts) as [GuardSignal, number][]) {
-      if (n > 0) write.counts[signal] = (write.counts[signal] ?? 0) + n;
+    for (const [counter, n] of Object.entries(increment.counts) as [GuardCounter, number][]) {
+      if (n > 0) write.counts[counter] = (write.counts[counter] ?? 0) + n;
     }
     if ('marker' in increment) write.markers.push(increment.marker);
   }
@@ -315,7 +315,7 @@ function merge(increments: readonly (PlainIncrement | EventedIncrement)[]): Buck
  * `key:<keyId>` or `tenant:<tenant>`, the id percent-encoded: no id can hold the ":" or "@" that
  * separate the parts of an item key, so no two scopes (or a scope and an hour) share one.
  */
-function scopeKey(scope: GuardScope): string {
+function scopeKey(scope: GuardScopeRef): string {
   checkScope(scope);
   // At most 9 characters per UTF-16 unit of a 200-unit id: under DynamoDB's 2048-byte partition key.
   return `${scope.kind}:${encodeURIComponent(scope.kind === 'key' ? scope.keyId : scope.tenant)}`;
@@ -326,10 +326,10 @@ function bucketPartition(scope: string): string {
 }
 
 function countsOf(item: Item): GuardCounts {
-  const counts: Partial<Record<GuardSignal, number>> = {};
-  for (const signal of GUARD_SIGNALS) {
-    const n = item[signal];
-    if (typeof n === 'number') counts[signal] = n;
+  const counts: Partial<Record<GuardCounter, number>> = {};
+  for (const counter of GUARD_COUNTERS) {
+    const n = item[counter];
+    if (typeof n === 'number') counts[counter] = n;
   }
   return counts;
 }

@@ -1,7 +1,7 @@
 import type { Lane } from '../shared/names.ts';
 import type { ErasureJob } from './erasure/erasure.ts';
 import type { SoftBounceState } from './feedback/soft-bounce.ts';
-import type { GuardIncrement, GuardScope, HourBucket } from './guard/counters.ts';
+import type { GuardIncrement, GuardScopeRef, HourBucket } from './guard/counters.ts';
 import type { ApiKey } from './keys/api-key.ts';
 import type { MessageRecord, SendJob } from './message.ts';
 import type { Suppression } from './suppression/suppression.ts';
@@ -255,5 +255,5 @@ export interface GuardCounters {
    * The scope's buckets of the hours from `fromHour` to `toHour` (both included, `YYYY-MM-DDTHH`),
    * in ascending order; an hour nothing was counted in has no bucket. Never another scope's.
    */
-  read(scope: GuardScope, fromHour: string, toHour: string): Promise<HourBucket[]>;
+  read(scope: GuardScopeRef, fromHour: string, toHour: string): Promise<HourBucket[]>;
 }

@@ -14,9 +14,9 @@ import {
   checkIncrement,
   checkScope,
   GUARD_RETENTION_DAYS,
+  type GuardCounter,
   type GuardIncrement,
-  type GuardScope,
-  type GuardSignal,
+  type GuardScopeRef,
   type HourBucket,
   hoursToRead,
   scopeName,
@@ -385,7 +385,7 @@ export class InMemoryUsageStore implements UsageStore {
  */
 export class InMemoryGuardCounters implements GuardCounters {
   /** `scopeName` → hour → counts. */
-  readonly #buckets = new Map<string, Map<string, Partial<Record<GuardSignal, number>>>>();
+  readonly #buckets = new Map<string, Map<string, Partial<Record<GuardCounter, number>>>>();
   readonly #counted = new Set<string>();
   /** Every `add` call's increments, in order (a call is one batch of writes in the adapter). */
   readonly adds: GuardIncrement[][] = [];
@@ -401,17 +401,17 @@ export class InMemoryGuardCounters implements GuardCounters {
         if (this.#counted.has(once)) continue;
         this.#counted.add(once);
       }
-      const hours = this.#buckets.get(name) ?? new Map<string, Partial<Record<GuardSignal, number>>>();
+      const hours = this.#buckets.get(name) ?? new Map<string, Partial<Record<GuardCounter, number>>>();
       this.#buckets.set(name, hours);
       const bucket = hours.get(hour) ?? {};
       hours.set(hour, bucket);
-      for (const [signal, n] of Object.entries(counts) as Array<[GuardSignal, number]>) {
-        if (n > 0) bucket[signal] = (bucket[signal] ?? 0) + n;
+      for (const [counter, n] of Object.entries(counts) as Array<[GuardCounter, number]>) {
+        if (n > 0) bucket[counter] = (bucket[counter] ?? 0) + n;
       }
     }
   }
 
-  async read(scope: GuardScope, fromHour: string, toHour: string): Promise<HourBucket[]> {
+  async read(scope: GuardScopeRef, fromHour: string, toHour: string): Promise<HourBucket[]> {
     checkScope(scope);
     const hours = this.#buckets.get(scopeName(scope));
     return hoursToRead(fromHour, toHour, GUARD_RETENTION_DAYS * 24).flatMap((hour) => {

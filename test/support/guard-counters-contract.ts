@@ -1,20 +1,23 @@
 import { expect, it } from 'vitest';
 import {
   type GuardIncrement,
-  type GuardScope,
+  type GuardScopeRef,
   InvalidGuardCountError,
 } from '../../lambdas/domain/guard/counters.ts';
 import type { GuardCounters } from '../../lambdas/domain/ports.ts';
 
 let serial = 0;
 /** A scope no other test of the run uses (the stores are shared by a file's tests). */
-const freshKey = (): GuardScope => ({ kind: 'key', keyId: `k${++serial}x${Date.now().toString(36)}` });
-const freshTenant = (): GuardScope => ({ kind: 'tenant', tenant: `t${++serial}x${Date.now().toString(36)}` });
+const freshKey = (): GuardScopeRef => ({ kind: 'key', keyId: `k${++serial}x${Date.now().toString(36)}` });
+const freshTenant = (): GuardScopeRef => ({
+  kind: 'tenant',
+  tenant: `t${++serial}x${Date.now().toString(36)}`,
+});
 
 const H10 = '2026-03-01T10';
 const H11 = '2026-03-01T11';
 
-const sends = (scope: GuardScope, hour: string, n = 1, eventId?: string): GuardIncrement => ({
+const sends = (scope: GuardScopeRef, hour: string, n = 1, eventId?: string): GuardIncrement => ({
   scope,
   hour,
   counts: { sends: n },
@@ -76,7 +79,7 @@ export function guardCountersContract(store: () => GuardCounters): void {
   it('counts one event once in each scope it is added to, and distinct events each', async () => {
     const key = freshKey();
     const tenant = freshTenant();
-    const event = (scope: GuardScope, eventId: string): GuardIncrement => ({
+    const event = (scope: GuardScopeRef, eventId: string): GuardIncrement => ({
       scope,
       hour: H10,
       counts: { complaints: 1 },
@@ -124,7 +127,7 @@ export function guardCountersContract(store: () => GuardCounters): void {
 
   it('never reads another scope: a tenant named like a key, ids that contain separators', async () => {
     const suffix = `${++serial}`;
-    const scopes: GuardScope[] = [
+    const scopes: GuardScopeRef[] = [
       { kind: 'key', keyId: `same${suffix}` },
       { kind: 'tenant', tenant: `same${suffix}` },
       { kind: 'tenant', tenant: `key:same${suffix}` },

@@ -1,29 +1,33 @@
 import {
-  type CounterValues,
+  addHours,
+  type GuardCounts,
+  type HourBucket,
+  hourOf,
+  MS_PER_HOUR,
+} from '../../lambdas/domain/guard/counters.ts';
+import {
   emptyGuardState,
   evaluate,
   type GuardDecision,
   type GuardInput,
   type GuardState,
-  type HourBucket,
 } from '../../lambdas/domain/guard/evaluate.ts';
 import { defaultGuardPolicy, type GuardAction, type GuardPolicy } from '../../lambdas/domain/guard/policy.ts';
 
 /** Half past ten: the current hour bucket started at 10:00. */
 export const GUARD_NOW = new Date('2026-03-02T10:30:00.000Z');
-export const HOUR_MS = 3_600_000;
+export const HOUR_MS = MS_PER_HOUR;
 
 /** The hour bucket `hoursBack` hours before the one holding `now` (0 = the current hour). */
-export function bucket(hoursBack: number, counts: Partial<CounterValues>, now: Date = GUARD_NOW): HourBucket {
-  const current = Math.floor(now.getTime() / HOUR_MS) * HOUR_MS;
-  return { hourStart: new Date(current - hoursBack * HOUR_MS).toISOString(), ...counts };
+export function bucket(hoursBack: number, counts: GuardCounts, now: Date = GUARD_NOW): HourBucket {
+  return { hour: addHours(hourOf(now), -hoursBack), counts };
 }
 
 /** The same counts in every hour from `fromBack` down to `toBack` hours back (inclusive). */
 export function everyHour(
   fromBack: number,
   toBack: number,
-  counts: Partial<CounterValues>,
+  counts: GuardCounts,
   now: Date = GUARD_NOW,
 ): HourBucket[] {
   const hours: HourBucket[] = [];

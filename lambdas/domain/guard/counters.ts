@@ -4,8 +4,8 @@
  * adapter adapters/guard-counter-store.ts.
  */
 
-/** The signals counted per recipient, per key and per tenant, per hour. */
-export const GUARD_SIGNALS = [
+/** What is counted per key and per tenant, per hour (the guard's policy reads these). */
+export const GUARD_COUNTERS = [
   'sends',
   'hardBounces',
   'complaints',
@@ -14,16 +14,19 @@ export const GUARD_SIGNALS = [
   'contentRefusals',
   'newRecipientDomains',
 ] as const;
-export type GuardSignal = (typeof GUARD_SIGNALS)[number];
+export type GuardCounter = (typeof GUARD_COUNTERS)[number];
+
+/** The kind of scope a counter, a rule or a decision belongs to. */
+export type GuardScope = 'tenant' | 'key';
 
 /** Whose counters: one API key's, or a whole tenant's (every key of it together). */
-export type GuardScope =
-  | { readonly kind: 'key'; readonly keyId: string }
-  | { readonly kind: 'tenant'; readonly tenant: string };
+export type GuardScopeRef =
+  | { readonly kind: Extract<GuardScope, 'key'>; readonly keyId: string }
+  | { readonly kind: Extract<GuardScope, 'tenant'>; readonly tenant: string };
 
-export type GuardCounts = Readonly<Partial<Record<GuardSignal, number>>>;
+export type GuardCounts = Readonly<Partial<Record<GuardCounter, number>>>;
 
-/** One scope's counts for one hour; a signal never counted in that hour is absent. */
+/** One scope's counts for one hour; a counter never counted in that hour is absent. */
 export interface HourBucket {
   /** The hour, UTC, as `YYYY-MM-DDTHH` (see `hourOf`). */
   readonly hour: string;
@@ -35,7 +38,7 @@ export const GUARD_RETENTION_DAYS = 35;
 
 /** What one event (or one accepted request) adds to one scope's hour. */
 export interface GuardIncrement {
-  readonly scope: GuardScope;
+  readonly scope: GuardScopeRef;
   readonly hour: string;
   readonly counts: GuardCounts;
   /**
@@ -48,7 +51,7 @@ export interface GuardIncrement {
 
 /** `YYYY-MM-DDTHH`: the leading 13 characters of an ISO timestamp in UTC, so hours sort as strings. */
 const HOUR = /^\d{4}-\d{2}-\d{2}T\d{2}$/;
-const MS_PER_HOUR = 3_600_000;
+export const MS_PER_HOUR = 3_600_000;
 
 /** The UTC hour `at` falls in. */
 export function hourOf(at: Date): string {
@@ -85,7 +88,7 @@ export class InvalidGuardCountError extends RangeError {
 }
 
 /** A name for the scope that no other scope shares (`key:<keyId>`, `tenant:<tenant>`). */
-export function scopeName(scope: GuardScope): string {
+export function scopeName(scope: GuardScopeRef): string {
   return scope.kind === 'key' ? `key:${scope.keyId}` : `tenant:${scope.tenant}`;
 }
 
@@ -93,7 +96,7 @@ export function scopeName(scope: GuardScope): string {
 const MAX_SCOPE_ID = 200;
 
 /** Throws InvalidGuardCountError unless the scope has an id a store can key (1-200 characters, well-formed). */
-export function checkScope(scope: GuardScope): void {
+export function checkScope(scope: GuardScopeRef): void {
   const id = scope.kind === 'key' ? scope.keyId : scope.tenant;
   if (typeof id !== 'string' || id === '') throw new InvalidGuardCountError('a guard scope needs an id');
   if (id.length > MAX_SCOPE_ID || !id.isWellFormed()) {
@@ -112,12 +115,12 @@ export function checkIncrement(increment: GuardIncrement): void {
   if (!isHour(increment.hour))
     throw new InvalidGuardCountError(`"${increment.hour}" is not an hour (YYYY-MM-DDTHH)`);
   if (increment.eventId === '') throw new InvalidGuardCountError('an event id cannot be empty');
-  for (const [signal, n] of Object.entries(increment.counts)) {
-    if (!(GUARD_SIGNALS as readonly string[]).includes(signal)) {
-      throw new InvalidGuardCountError(`"${signal}" is not a guard signal`);
+  for (const [counter, n] of Object.entries(increment.counts)) {
+    if (!(GUARD_COUNTERS as readonly string[]).includes(counter)) {
+      throw new InvalidGuardCountError(`"${counter}" is not a guard counter`);
     }
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
-      throw new InvalidGuardCountError(`the count of ${signal} must be a whole number of zero or more`);
+      throw new InvalidGuardCountError(`the count of ${counter} must be a whole number of zero or more`);
     }
   }
 }

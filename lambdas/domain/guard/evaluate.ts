@@ -1,8 +1,17 @@
 import {
-  type GuardAction,
+  GUARD_COUNTERS,
   type GuardCounter,
-  type GuardPolicy,
+  type GuardCounts,
   type GuardScope,
+  type HourBucket,
+  hourOf,
+  hourStart,
+  isHour,
+  MS_PER_HOUR,
+} from './counters.ts';
+import {
+  type GuardAction,
+  type GuardPolicy,
   type GuardSignal,
   hourlyBaseline,
   type RateRule,
@@ -16,7 +25,6 @@ import {
  * each feedback batch, on a schedule or in a test replay, and evaluating twice decides once.
  */
 
-const HOUR_MS = 3_600_000;
 const MINUTE_MS = 60_000;
 /**
  * A warning changes nothing Baton does, so it lapses after a day rather than waiting for an operator:
@@ -24,18 +32,12 @@ const MINUTE_MS = 60_000;
  */
 const WARNING_HOURS = 24;
 
-export type CounterValues = Readonly<Record<GuardCounter, number>>;
-
 /**
- * One scope's counters for one UTC hour, starting at `hourStart` (ISO 8601). A missing counter is
- * 0 (an atomic ADD never wrote it). `sends` are the recipients accepted for sending; recipients
- * refused at the door are counted in `suppressedHits` / `contentRefusals` only. `hardBounces`
- * already leave out `OnAccountSuppressionList` (the counter does).
+ * The buckets are what the counter store returns (`HourBucket`, counters.ts): one scope's counts for
+ * one UTC hour. A missing counter is 0 (an atomic ADD never wrote it). `sends` are the recipients
+ * accepted for sending; recipients refused at the door are counted in `suppressedHits` /
+ * `contentRefusals` only. `hardBounces` already leave out `OnAccountSuppressionList` (the counter does).
  */
-export interface HourBucket extends Partial<CounterValues> {
-  readonly hourStart: string;
-}
-
 export interface GuardBuckets {
   readonly tenant: {
     readonly tenantId: string;
@@ -57,7 +59,7 @@ export interface ScopeGuardState {
    * The counters of the hour bucket holding `reinstatedAt`, read when the scope was resumed, so
    * the rest of that hour still counts. Without it, that whole hour is left out.
    */
-  readonly countsAtReinstatement?: Partial<CounterValues>;
+  readonly countsAtReinstatement?: GuardCounts;
 }
 
 export interface GuardState {
@@ -170,7 +172,7 @@ export function applyDecisions(state: GuardState, decisions: readonly GuardDecis
  * (the policy's reduced thresholds) runs from there. `countsAtReinstatement` are the counters of
  * the current hour bucket as read now, so the rest of this hour is still watched.
  */
-export function reinstate(at: Date, countsAtReinstatement?: Partial<CounterValues>): ScopeGuardState {
+export function reinstate(at: Date, countsAtReinstatement?: GuardCounts): ScopeGuardState {
   return countsAtReinstatement === undefined
     ? { actions: [], reinstatedAt: at.toISOString() }
     : { actions: [], reinstatedAt: at.toISOString(), countsAtReinstatement };
@@ -269,7 +271,7 @@ function analyse({ buckets, state, policy, now }: GuardInput): Analysis {
 function factor(series: HourSeries, policy: GuardPolicy, now: Date): number {
   const since = series.reinstatedAtMs;
   if (since === undefined) return 1;
-  return now.getTime() < since + policy.probation.hours * HOUR_MS ? policy.probation.factor : 1;
+  return now.getTime() < since + policy.probation.hours * MS_PER_HOUR ? policy.probation.factor : 1;
 }
 
 /**
@@ -281,24 +283,23 @@ class HourSeries {
   readonly #byHour = new Map<number, Record<GuardCounter, number>>();
   readonly currentHour: number;
   readonly reinstatedAtMs: number | undefined;
-  readonly #snapshot: Partial<CounterValues> | undefined;
+  readonly #snapshot: GuardCounts | undefined;
   readonly now: Date;
 
   constructor(hours: readonly HourBucket[], state: ScopeGuardState | undefined, now: Date) {
     this.now = now;
-    this.currentHour = floorHour(now.getTime());
+    this.currentHour = hourStart(hourOf(now)).getTime();
     const reinstated = state?.reinstatedAt === undefined ? Number.NaN : Date.parse(state.reinstatedAt);
     // A resume dated after now (the operator's clock ahead) is a resume now: taken as written it
     // would leave every bucket out, and the scope unwatched, until that time.
     this.reinstatedAtMs = Number.isFinite(reinstated) ? Math.min(reinstated, now.getTime()) : undefined;
     this.#snapshot = state?.countsAtReinstatement;
     for (const bucket of hours) {
-      const start = Date.parse(bucket.hourStart);
-      if (!Number.isFinite(start)) continue;
-      const hour = floorHour(start);
+      if (!isHour(bucket.hour)) continue;
+      const hour = hourStart(bucket.hour).getTime();
       // Buckets of the same hour add up (an adapter may shard a hot hour).
       const sum = this.#byHour.get(hour) ?? zero();
-      for (const counter of counters) sum[counter] += clean(bucket[counter]);
+      for (const counter of GUARD_COUNTERS) sum[counter] += clean(bucket.counts?.[counter]);
       this.#byHour.set(hour, sum);
     }
   }
@@ -311,11 +312,11 @@ class HourSeries {
     const counts = this.#byHour.get(hour) ?? zero();
     const since = this.reinstatedAtMs;
     if (since === undefined || hour >= since) return counts;
-    if (hour + HOUR_MS <= since) return undefined;
+    if (hour + MS_PER_HOUR <= since) return undefined;
     // The reinstatement's own hour: only what came after it, when the resume read the counters.
     if (this.#snapshot === undefined) return undefined;
     const after = zero();
-    for (const counter of counters)
+    for (const counter of GUARD_COUNTERS)
       after[counter] = Math.max(0, counts[counter] - clean(this.#snapshot[counter]));
     return after;
   }
@@ -323,38 +324,16 @@ class HourSeries {
   /** Where a window that reached back to `hour` starts: the hour, or the reinstatement within it. */
   windowStart(hour: number): number {
     const since = this.reinstatedAtMs;
-    return since !== undefined && since > hour && since < hour + HOUR_MS ? since : hour;
+    return since !== undefined && since > hour && since < hour + MS_PER_HOUR ? since : hour;
   }
 }
 
-const counters: readonly GuardCounter[] = [
-  'sends',
-  'hardBounces',
-  'complaints',
-  'transientBounces',
-  'suppressedHits',
-  'contentRefusals',
-  'newRecipientDomains',
-];
-
 function zero(): Record<GuardCounter, number> {
-  return {
-    sends: 0,
-    hardBounces: 0,
-    complaints: 0,
-    transientBounces: 0,
-    suppressedHits: 0,
-    contentRefusals: 0,
-    newRecipientDomains: 0,
-  };
+  return Object.fromEntries(GUARD_COUNTERS.map((counter) => [counter, 0])) as Record<GuardCounter, number>;
 }
 
 function clean(value: unknown): number {
   return typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0;
-}
-
-function floorHour(ms: number): number {
-  return Math.floor(ms / HOUR_MS) * HOUR_MS;
 }
 
 function denominator(counts: Record<GuardCounter, number>, over: 'sends' | 'attempts'): number {
@@ -375,7 +354,7 @@ function readRate(name: RateRuleName, rule: RateRule, series: HourSeries, f: num
   let from = series.currentHour;
   let reached = false;
   for (let i = 0; i < rule.windowHours; i++) {
-    const hour = series.currentHour - i * HOUR_MS;
+    const hour = series.currentHour - i * MS_PER_HOUR;
     const counts = series.at(hour);
     if (counts === undefined) break;
     sends += denominator(counts, rule.over);
@@ -430,7 +409,7 @@ function decide(reading: SignalReading, rule: RateRule, subject: Subject): Guard
   const reason =
     `${describeReading(reading)} is ${comparison} ${percent(reading.threshold)}` +
     `${reading.probation ? ' (lowered: probation after a resume)' : ''}: ${actionWords(action, reading.scope)}`;
-  const until = action === 'warn' ? new Date(subject.now.getTime() + WARNING_HOURS * HOUR_MS) : undefined;
+  const until = action === 'warn' ? new Date(subject.now.getTime() + WARNING_HOURS * MS_PER_HOUR) : undefined;
   return decision(subject, reading.scope, action, reading, reason, until);
 }
 
@@ -479,7 +458,7 @@ function readSpike(
   const average = (series: HourSeries) => {
     let total = 0;
     for (let i = 1; i <= rule.baselineHours; i++)
-      total += series.at(series.currentHour - i * HOUR_MS)?.sends ?? 0;
+      total += series.at(series.currentHour - i * MS_PER_HOUR)?.sends ?? 0;
     return total / rule.baselineHours;
   };
   const baseline = hourlyBaseline(

@@ -4,23 +4,13 @@
  * carry an override and the reputation view can show the figures that applied.
  */
 
-export type GuardScope = 'tenant' | 'key';
+import type { GuardCounter, GuardScope } from './counters.ts';
 
 /** What a decision does. `warn` only records and tells; the others change what Baton sends. */
 export type GuardAction = 'warn' | 'pauseBroadcast' | 'holdAll' | 'suspendKey' | 'throttleKey';
 
 export type RateSignal = 'hardBounceRate' | 'complaintRate' | 'suppressedHitRate' | 'contentRefusalRate';
 export type GuardSignal = RateSignal | 'volumeSpike';
-
-/** The hourly counters the guard reads (one bucket per scope and hour). */
-export type GuardCounter =
-  | 'sends'
-  | 'hardBounces'
-  | 'complaints'
-  | 'transientBounces'
-  | 'suppressedHits'
-  | 'contentRefusals'
-  | 'newRecipientDomains';
 
 /**
  * A rate watched over a sample: walk back hour buckets from the current one until at least
@@ -31,7 +21,10 @@ export interface RateRule {
   readonly signal: RateSignal;
   readonly scope: GuardScope;
   /** The counter over the denominator. */
-  readonly counter: 'hardBounces' | 'complaints' | 'suppressedHits' | 'contentRefusals';
+  readonly counter: Extract<
+    GuardCounter,
+    'hardBounces' | 'complaints' | 'suppressedHits' | 'contentRefusals'
+  >;
   /**
    * `sends`: recipients accepted for sending. `attempts`: every recipient a key tried, so also
    * those refused at the door (suppressed, content refused), which `sends` leaves out.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { evaluate, type HourBucket } from '../../../lambdas/domain/guard/evaluate.ts';
+import type { HourBucket } from '../../../lambdas/domain/guard/counters.ts';
+import { evaluate } from '../../../lambdas/domain/guard/evaluate.ts';
 import { type defaultGuardPolicy, resolveGuardPolicy } from '../../../lambdas/domain/guard/policy.ts';
 import { actionsOf, bucket, guardInput } from '../../support/guard.ts';
 

@@ -1,13 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import type { GuardCounter, HourBucket } from '../../../lambdas/domain/guard/counters.ts';
 import {
   applyDecisions,
-  type CounterValues,
   emptyGuardState,
   evaluate,
   type GuardDecision,
   type GuardState,
-  type HourBucket,
   reinstate,
 } from '../../../lambdas/domain/guard/evaluate.ts';
 import {
@@ -23,7 +22,7 @@ function harshness(decisions: readonly GuardDecision[], scope: 'tenant' | 'key')
   return Math.max(0, ...decisions.filter((d) => d.scope === scope).map((d) => rank[d.action]));
 }
 
-type Counts = Partial<Record<keyof CounterValues, number>>;
+type Counts = Partial<Record<GuardCounter, number>>;
 
 /** An hour's counters with bounces, complaints and new domains no larger than the sends. */
 const hourCounts = fc

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import type { HourBucket } from '../../../lambdas/domain/guard/counters.ts';
 import {
   applyDecisions,
   emptyGuardState,
   evaluate,
   type GuardDecision,
   type GuardState,
-  type HourBucket,
   standing,
 } from '../../../lambdas/domain/guard/evaluate.ts';
 import { resolveGuardPolicy } from '../../../lambdas/domain/guard/policy.ts';

@@ -98,7 +98,7 @@ describe('the sample: walking back hour buckets', () => {
       bucket(0, { sends: 30, contentRefusals: 10 }),
       bucket(0, { sends: 30, contentRefusals: 10 }),
       bucket(0, { sends: Number.NaN, contentRefusals: -50 }),
-      { hourStart: 'not a date', sends: 1000 },
+      { hour: 'not an hour', counts: { sends: 1000 } },
     ];
 
     // Act
