@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { HourBucket } from '../../../lambdas/domain/guard/counters.ts';
+import { type HourBucket, hourOf, hourStart } from '../../../lambdas/domain/guard/counters.ts';
 import {
   applyDecisions,
   emptyGuardState,
@@ -21,7 +21,7 @@ import {
 
 const MINUTE_MS = 60_000;
 /** 10:00:00, the start of the hour in which each replay below begins. */
-const HOUR_START = new Date(Math.floor(GUARD_NOW.getTime() / HOUR_MS) * HOUR_MS);
+const HOUR_START = hourStart(hourOf(GUARD_NOW));
 
 interface Replay {
   /** Minutes into the hour at which the first action came, and the sends by then. */
