@@ -54,7 +54,8 @@ function smtpSettings(baton: {
   const { port, certificate } = baton.smtp;
   return `SMTP (relay any app through the same pipeline):
   Host       127.0.0.1   Port ${port}   Security STARTTLS (self-signed: ${certificate.certFile})
-  User       any name    Password  the API key above
+  User       any name (or the key id)
+  Password   ${baton.apiKey}
   Try it:
   swaks --server 127.0.0.1:${port} --tls --auth-user app --auth-password ${baton.apiKey} \\
     --from app@${baton.domains[0]} --to success@simulator.amazonses.com

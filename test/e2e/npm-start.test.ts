@@ -76,7 +76,9 @@ describe('npm start', () => {
       started.output(),
     )?.[1];
     expect(smtpPort).toBeDefined();
-    expect(started.output()).toMatch(/User\s+any name\s+Password\s+the API key above/);
+    expect(started.output()).toMatch(
+      /User\s+any name \(or the key id\)\n\s+Password\s+bt_startkey0001_abcdefghijklmnopqrstuvwxyz012345\n/,
+    );
     const greeting = await new Promise<string>((resolve, reject) => {
       const socket = connect(Number(smtpPort), '127.0.0.1');
       socket.once('data', (d) => {
