@@ -433,13 +433,22 @@ const body = fc.oneof(
 /** The DATA content: a sensible head (mostly) with random headers mixed in, a separator, a body. */
 const content = fc
   .tuple(
-    fc.boolean(),
-    // Half the time no extra header: the real reader refuses a From, To or Subject given twice,
-    // and the fuzz must still reach the accept path often.
-    fc.oneof(fc.constant([]), fc.array(fc.tuple(headerName, headerValue), { maxLength: 8 })),
+    // Mostly a sensible head and no extra header: the real reader refuses a From, To or Subject
+    // given twice, and the fuzz must still reach the accept path often.
+    fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+    fc.oneof(
+      { weight: 3, arbitrary: fc.constant([]) },
+      { weight: 2, arbitrary: fc.array(fc.tuple(headerName, headerValue), { maxLength: 8 }) },
+    ),
     fc.constantFrom(...contentTypes),
-    fc.constantFrom('\r\n', '\n', '\r'),
-    fc.boolean(),
+    // Mostly well-formed lines and a blank line before the body, so the real reader gets past
+    // the head often; bare LF, bare CR and a missing separator still come up.
+    fc.oneof(
+      { weight: 5, arbitrary: fc.constant('\r\n') },
+      { weight: 1, arbitrary: fc.constant('\n') },
+      { weight: 1, arbitrary: fc.constant('\r') },
+    ),
+    fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
     body,
     // A Message-ID makes a resent message (the `again` step) one the server recognises.
     fc.option(fc.constantFrom('<retry.1@example.com>', '<retry.2@example.com>'), { nil: undefined }),
