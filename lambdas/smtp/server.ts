@@ -116,7 +116,6 @@ interface Connection {
   readonly ip: string;
   /** The key that AUTH proved, or the one that relays for this network without AUTH. */
   key?: ApiKey;
-  authenticated: boolean;
   /** This transaction's recipients refused as suppressed (addressKey → suppression). */
   refused: Map<string, Suppression>;
   /** Recipients this transaction accepted. */
@@ -292,7 +291,6 @@ export class BatonSmtp {
     // miss) must each see the others, or a burst from one source passes the limit all together.
     const connection: Connection = {
       ip,
-      authenticated: false,
       refused: new Map(),
       accepted: 0,
       answered: false,
@@ -334,7 +332,6 @@ export class BatonSmtp {
       }
       const key = await verifyToken(this.#deps.keys, auth.password, connection.ip, ['send']);
       connection.key = key;
-      connection.authenticated = true;
       logger.info('smtp authenticated', { keyId: key.keyId, tenant: key.tenant, method: auth.method });
       return key.keyId;
     } catch (error) {
