@@ -24,3 +24,14 @@ export function numberEnv(name: EnvVarName, fallback: number, env: NodeJS.Proces
   }
   return value;
 }
+
+/** A port number (0-65535; 0 picks a free one) from the environment, or `fallback` when unset. */
+export function portEnv(name: EnvVarName, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
+  const raw = optionalEnv(name, env);
+  if (raw === undefined) return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new ConfigurationError(`${name} must be a port number (0-65535), got "${raw}"`);
+  }
+  return port;
+}

@@ -4,7 +4,7 @@ import { hostname as osHostname } from 'node:os';
 import type { SMTPServer } from 'smtp-server';
 import { frontDoorAdapters } from '../adapters/front-door.ts';
 import { CachedKeyDirectory, DEFAULT_KEY_CACHE_SECONDS } from '../domain/keys/key-cache.ts';
-import { numberEnv, optionalEnv } from '../shared/env.ts';
+import { numberEnv, optionalEnv, portEnv } from '../shared/env.ts';
 import { ConfigurationError } from '../shared/errors.ts';
 import { EnvVar } from '../shared/names.ts';
 import { describeError, logger } from '../shared/observability.ts';
@@ -68,16 +68,16 @@ export async function startSmtp(env: NodeJS.ProcessEnv = process.env): Promise<R
     },
   );
   const closers: Array<() => Promise<void>> = [];
-  const port = await listen(smtp.createServer(false), portSetting(env, EnvVar.smtpPort, 587), host);
+  const port = await listen(smtp.createServer(false), portEnv(EnvVar.smtpPort, 587, env), host);
   const tlsPortSetting = optionalEnv(EnvVar.smtpTlsPort, env);
   const tlsPort =
     tlsPortSetting !== undefined && certificate
-      ? await listen(smtp.createServer(true), portSetting(env, EnvVar.smtpTlsPort, 465), host)
+      ? await listen(smtp.createServer(true), portEnv(EnvVar.smtpTlsPort, 465, env), host)
       : null;
   let healthPort: number | null = null;
   if (optionalEnv(EnvVar.smtpHealthPort, env) !== undefined) {
     const health = healthServer(smtp);
-    healthPort = await listen(health, portSetting(env, EnvVar.smtpHealthPort, 8080), host);
+    healthPort = await listen(health, portEnv(EnvVar.smtpHealthPort, 8080, env), host);
     closers.push(() => new Promise((resolve) => health.close(() => resolve())));
   }
   if (source) {
@@ -121,20 +121,6 @@ function certificateSource(env: NodeJS.ProcessEnv): CertificateSource | undefine
     );
   }
   return undefined;
-}
-
-function portSetting(
-  env: NodeJS.ProcessEnv,
-  name: (typeof EnvVar)[keyof typeof EnvVar],
-  fallback: number,
-): number {
-  const raw = optionalEnv(name, env);
-  if (raw === undefined) return fallback;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-    throw new ConfigurationError(`${name} must be a port number (0-65535), got "${raw}"`);
-  }
-  return port;
 }
 
 function listen(server: SMTPServer | HttpServer, port: number, host: string): Promise<number> {
