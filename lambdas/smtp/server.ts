@@ -199,7 +199,7 @@ export class BatonSmtp {
         this.#run('rcpt', callback, () => this.#onRcptTo(address, session)),
       onData: (stream, session, callback) => {
         this.#onData(stream, session).then(
-          (reply) => callback(null, `${reply.enhanced} ${reply.text}`),
+          (reply) => callback(null, replyText(reply)),
           (error: unknown) => callback(this.#refusal(error, 'data')),
         );
       },
