@@ -26,6 +26,7 @@ import type { RateLimiter } from '../domain/send/rate-limit.ts';
 import { utcDay } from '../domain/send/rate-limit.ts';
 import { MAX_RECIPIENTS } from '../domain/send/send-request.ts';
 import {
+  addressRefusal,
   Replies,
   replyForProblem,
   replyText,
@@ -361,11 +362,7 @@ export class BatonSmtp {
     }
     if (address.address === '') throw new SmtpReplyError(Replies.nullSender());
     const parsed = parseAddrSpec(address.address);
-    if (!parsed.ok) {
-      throw new SmtpReplyError(
-        /7-bit ASCII/.test(parsed.message) ? Replies.utf8Mailbox() : Replies.senderSyntax(parsed.message),
-      );
-    }
+    if (!parsed.ok) throw new SmtpReplyError(addressRefusal(parsed.message, Replies.senderSyntax));
     checkEnvelopeSender(current, parsed.value);
   }
 
@@ -374,11 +371,7 @@ export class BatonSmtp {
     const key = connection.key;
     if (!key) throw new SmtpReplyError(Replies.authRequired(session.secure));
     const parsed = parseAddrSpec(address.address);
-    if (!parsed.ok) {
-      throw new SmtpReplyError(
-        /7-bit ASCII/.test(parsed.message) ? Replies.utf8Mailbox() : Replies.recipientSyntax(parsed.message),
-      );
-    }
+    if (!parsed.ok) throw new SmtpReplyError(addressRefusal(parsed.message, Replies.recipientSyntax));
     const normalised = addressKey(parsed.value);
     const already = session.envelope.rcptTo.filter((r) => addressKey(r.address) !== normalised).length;
     if (already + connection.refused.size >= MAX_RECIPIENTS) {

@@ -111,6 +111,11 @@ export const Replies = {
   }),
 } as const;
 
+/** An address parseAddrSpec refused: a non-ASCII local part (SES cannot take it), or its syntax. */
+export function addressRefusal(why: string, syntax: (why: string) => SmtpReply): SmtpReply {
+  return /7-bit ASCII/.test(why) ? Replies.utf8Mailbox() : syntax(why);
+}
+
 /**
  * A problem the shared domain raised (the same one HTTPS answers as RFC 9457 JSON), as the SMTP
  * reply for the step it happened at.
