@@ -3,6 +3,7 @@
  * Settings come from the environment (README "Local mode").
  */
 
+import { EnvVar } from '../lambdas/shared/names.ts';
 import { LocalPortEnvVar, startLocal } from './baton-local.ts';
 import { LocalSettingError } from './dev-keys.ts';
 import { PortInUseError } from './emulators/errors.ts';
@@ -80,7 +81,7 @@ try {
       sqsSns: portFrom(LocalPortEnvVar.sqsSns, 0),
       ses: portFrom(LocalPortEnvVar.ses, 0),
     },
-    smtp: { port: portFrom('BATON_SMTP_PORT', 2525) },
+    smtp: { port: portFrom(EnvVar.smtpPort, 2525) },
     onAccess: quiet ? undefined : (e) => console.log(`${e.method} ${e.path} → ${e.status} (${e.ms} ms)`),
   });
 
