@@ -205,12 +205,15 @@ export function createSender(deps: SenderDeps) {
      */
     async prepare(records: readonly SQSRecord[], options: BatchOptions = {}): Promise<PreparedBatch> {
       const jobs = new Map<string, SendJob | Error | typeof STORED>();
+      const tenants = new Map<string, string>();
       const addresses = new Map<string, string[]>();
       // One after another: a claim-checked job may be tens of MB, and only its recipients are kept.
       for (const record of records) {
-        const job = await loadJob(record.body, deps.payloads);
-        jobs.set(record.messageId, job instanceof Error || !isStored(record.body) ? job : STORED);
+        const parsed = parseBody(record.body);
+        const job = await loadParsedJob(parsed, deps.payloads);
+        jobs.set(record.messageId, job instanceof Error || !isPointer(parsed) ? job : STORED);
         if (job instanceof Error) continue;
+        tenants.set(record.messageId, job.tenant);
         const ofTenant = addresses.get(job.tenant) ?? [];
         for (const m of [...job.message.to, ...job.message.cc, ...job.message.bcc]) {
           ofTenant.push(addressKey(m.address));
@@ -233,9 +236,8 @@ export function createSender(deps: SenderDeps) {
         if (read?.status === 'fulfilled') suppressed.set(tenant, read.value[1]);
         else unread.set(tenant, read?.reason);
       });
-      for (const [id, job] of jobs) {
-        const tenant =
-          job === STORED ? jobTenantOf(records, id) : job instanceof Error ? undefined : job.tenant;
+      for (const id of jobs.keys()) {
+        const tenant = tenants.get(id);
         if (tenant === undefined || !unread.has(tenant)) continue;
         jobs.set(
           id,
@@ -417,7 +419,11 @@ function asJob(parsed: unknown): SendJob | Error {
  * fails the batch.
  */
 async function loadJob(body: string, payloads: PayloadReader | undefined): Promise<SendJob | Error> {
-  const parsed = parseBody(body);
+  return loadParsedJob(parseBody(body), payloads);
+}
+
+/** `loadJob` for a body already parsed (`parseBody`). */
+async function loadParsedJob(parsed: unknown, payloads: PayloadReader | undefined): Promise<SendJob | Error> {
   if (parsed instanceof Error || !isPointer(parsed)) return asJob(parsed);
   const { id, payload } = parsed;
   if (payloads === undefined) {
@@ -441,18 +447,6 @@ async function loadJob(body: string, payloads: PayloadReader | undefined): Promi
     return new PermanentError(`stored send job ${id} belongs to another message`);
   }
   return job;
-}
-
-/** Whether the queue message is a pointer to a job in the payload bucket. */
-function isStored(body: string): boolean {
-  const parsed = parseBody(body);
-  return !(parsed instanceof Error) && isPointer(parsed);
-}
-
-function jobTenantOf(records: readonly SQSRecord[], sqsMessageId: string): string | undefined {
-  const record = records.find((r) => r.messageId === sqsMessageId);
-  const parsed = record ? parseBody(record.body) : undefined;
-  return isPointer(parsed) ? parsed.tenant : undefined;
 }
 
 function parseBody(body: string): unknown {
