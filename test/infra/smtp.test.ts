@@ -546,13 +546,9 @@ describe('bundleServer', () => {
     return { asset, assembly: app.synth(), stack };
   };
 
-  afterAll(() => {
-    for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('bundles the entry and its dependencies into one ES module, uploaded as a file, that runs with no node_modules', () => {
-    // Prepare
-    const { asset, assembly } = synthBundle('test/infra/fixtures/smtp-entry.ts');
+  /** Bundles `entry` and copies its main.mjs alone into a fresh directory, as the server container holds it. */
+  const bundleAlone = (entry: string) => {
+    const { asset, assembly } = synthBundle(entry);
     const manifest = JSON.parse(readFileSync(join(assembly.directory, 'BundleTest.assets.json'), 'utf8')) as {
       files: Record<string, { source: { path: string; packaging: string } }>;
     };
@@ -560,6 +556,16 @@ describe('bundleServer', () => {
     const bare = mkdtempSync(join(tmpdir(), 'baton-smtp-run-'));
     outdirs.push(bare);
     copyFileSync(join(assembly.directory, file?.source.path ?? 'missing'), join(bare, 'main.mjs'));
+    return { asset, file, bare };
+  };
+
+  afterAll(() => {
+    for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('bundles the entry and its dependencies into one ES module, uploaded as a file, that runs with no node_modules', () => {
+    // Prepare
+    const { asset, file, bare } = bundleAlone('test/infra/fixtures/smtp-entry.ts');
 
     // Act: what the server container does, in a directory with nothing beside the bundle.
     const run = spawnSync(process.execPath, ['main.mjs'], {
@@ -585,14 +591,7 @@ describe('bundleServer', () => {
   // The server's entry arrives on another branch; until it is merged there is nothing to bundle.
   it('bundles the real server into a main.mjs that runs in plain Node and refuses to start without a certificate', () => {
     // Prepare
-    const { assembly } = synthBundle(SMTP_ENTRY);
-    const manifest = JSON.parse(readFileSync(join(assembly.directory, 'BundleTest.assets.json'), 'utf8')) as {
-      files: Record<string, { source: { path: string } }>;
-    };
-    const [file] = Object.values(manifest.files).filter(({ source }) => source.path.startsWith('asset.'));
-    const bare = mkdtempSync(join(tmpdir(), 'baton-smtp-run-'));
-    outdirs.push(bare);
-    copyFileSync(join(assembly.directory, file?.source.path ?? 'missing'), join(bare, 'main.mjs'));
+    const { bare } = bundleAlone(SMTP_ENTRY);
 
     // Act: deployed settings, but no certificate.
     const run = spawnSync(process.execPath, ['main.mjs'], {

@@ -4,8 +4,7 @@ import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoGuardCounterStore } from '../../lambdas/adapters/guard-counter-store.ts';
-import { Keys } from '../../lambdas/shared/names.ts';
-import type { ProvisionedStack } from '../support/emulators.ts';
+import { type ProvisionedStack, statsItem } from '../support/emulators.ts';
 import { guardCountersContract } from '../support/guard-counters-contract.ts';
 import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
@@ -39,17 +38,6 @@ withProvisionedStack(async (started) => {
 /** Epoch seconds at which a bucket of `hour` expires: 35 days after the hour ends. */
 const expiry = (hour: string): number => Date.parse(`${hour}:00:00Z`) / 1000 + 3600 + 35 * 86_400;
 
-async function statsItem(pk: string): Promise<Record<string, unknown> | undefined> {
-  const out = await stack.clients.doc.send(
-    new GetCommand({
-      TableName: stack.tables.stats,
-      Key: { [Keys.stats.partition]: pk },
-      ConsistentRead: true,
-    }),
-  );
-  return out.Item;
-}
-
 describe('DynamoGuardCounterStore in the Stats table (one partition per scope and hour)', () => {
   guardCountersContract(() => stats);
 
@@ -63,13 +51,13 @@ describe('DynamoGuardCounterStore in the Stats table (one partition per scope an
       { scope: { kind: 'tenant', tenant: 'layout' }, hour: '2026-04-01T07', counts: { sends: 3 } },
     ]);
 
-    expect(await statsItem('guard:key:lay%3Aout%401@2026-04-01T07')).toEqual({
+    expect(await statsItem(stack, 'guard:key:lay%3Aout%401@2026-04-01T07')).toEqual({
       pk: 'guard:key:lay%3Aout%401@2026-04-01T07',
       sends: 3,
       hardBounces: 1,
       expiresAt: expiry('2026-04-01T07'),
     });
-    expect(await statsItem('guard:tenant:layout@2026-04-01T07')).toEqual({
+    expect(await statsItem(stack, 'guard:tenant:layout@2026-04-01T07')).toEqual({
       pk: 'guard:tenant:layout@2026-04-01T07',
       sends: 3,
       expiresAt: expiry('2026-04-01T07'),
@@ -88,7 +76,7 @@ describe('DynamoGuardCounterStore in the Stats table (one partition per scope an
     ]);
 
     const hash = createHash('sha256').update(eventId).digest('hex').slice(0, 32);
-    expect(await statsItem(`guard:event:${hash}@key:marker1`)).toEqual({
+    expect(await statsItem(stack, `guard:event:${hash}@key:marker1`)).toEqual({
       pk: `guard:event:${hash}@key:marker1`,
       expiresAt: expiry('2026-04-01T08'),
     });

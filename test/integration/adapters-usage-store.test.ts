@@ -1,10 +1,14 @@
 import '../support/quiet-powertools.ts';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoUsageStore } from '../../lambdas/adapters/usage-store.ts';
-import { Keys } from '../../lambdas/shared/names.ts';
-import { credentials, documentClient, type ProvisionedStack, region } from '../support/emulators.ts';
+import {
+  credentials,
+  documentClient,
+  type ProvisionedStack,
+  region,
+  statsItem,
+} from '../support/emulators.ts';
 import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
 describe('DynamoUsageStore against dynalite (Stats table provisioned from the template)', () => {
@@ -16,18 +20,6 @@ describe('DynamoUsageStore against dynalite (Stats table provisioned from the te
     store = new DynamoUsageStore(stack.clients.doc, stack.tables.stats);
   });
 
-  /** The raw Stats item, as DynamoDB holds it. */
-  async function item(pk: string): Promise<Record<string, unknown> | undefined> {
-    const out = await stack.clients.doc.send(
-      new GetCommand({
-        TableName: stack.tables.stats,
-        Key: { [Keys.stats.partition]: pk },
-        ConsistentRead: true,
-      }),
-    );
-    return out.Item;
-  }
-
   describe('consumeQuota', () => {
     it('counts the first messages of the day in a quota item named after the key and the day', async () => {
       // Act
@@ -35,7 +27,7 @@ describe('DynamoUsageStore against dynalite (Stats table provisioned from the te
 
       // Assess
       expect(ok).toBe(true);
-      expect(await item('quota#key-first#2025-03-01')).toEqual({
+      expect(await statsItem(stack, 'quota#key-first#2025-03-01')).toEqual({
         pk: 'quota#key-first#2025-03-01',
         keyId: 'key-first',
         day: '2025-03-01',
@@ -75,7 +67,7 @@ describe('DynamoUsageStore against dynalite (Stats table provisioned from the te
 
       // Assess
       expect(ok).toBe(false);
-      expect(await item('quota#key-huge#2025-03-01')).toBeUndefined();
+      expect(await statsItem(stack, 'quota#key-huge#2025-03-01')).toBeUndefined();
     });
 
     it('admits exactly the quota out of 20 concurrent single messages', async () => {
@@ -185,7 +177,7 @@ describe('DynamoUsageStore against dynalite (Stats table provisioned from the te
       await store.refundQuota('key-never', '2025-03-01', 1);
 
       // Assess
-      expect(await item('quota#key-never#2025-03-01')).toBeUndefined();
+      expect(await statsItem(stack, 'quota#key-never#2025-03-01')).toBeUndefined();
     });
 
     it('never throws, even when the table is missing (a batch gives back after others were queued)', async () => {
@@ -219,7 +211,7 @@ describe('DynamoUsageStore against dynalite (Stats table provisioned from the te
       await store.addStats('acme', '2025-03-01', { accepted: 3, suppressed: 1 });
 
       // Assess
-      expect(await item('acme#2025-03-01')).toEqual({
+      expect(await statsItem(stack, 'acme#2025-03-01')).toEqual({
         pk: 'acme#2025-03-01',
         tenant: 'acme',
         day: '2025-03-01',
@@ -238,7 +230,7 @@ describe('DynamoUsageStore against dynalite (Stats table provisioned from the te
       );
 
       // Assess
-      expect(await item('busy#2025-03-01')).toMatchObject({ accepted: 30, rejected: 10 });
+      expect(await statsItem(stack, 'busy#2025-03-01')).toMatchObject({ accepted: 30, rejected: 10 });
     });
 
     it('keeps two tenants, and two days of one tenant, apart', async () => {
@@ -248,9 +240,15 @@ describe('DynamoUsageStore against dynalite (Stats table provisioned from the te
       await store.addStats('tenant-x', '2025-03-02', { accepted: 7 });
 
       // Assess
-      expect(await item('tenant-x#2025-03-01')).toMatchObject({ tenant: 'tenant-x', accepted: 1 });
-      expect(await item('tenant-y#2025-03-01')).toMatchObject({ tenant: 'tenant-y', accepted: 5 });
-      expect(await item('tenant-x#2025-03-02')).toMatchObject({
+      expect(await statsItem(stack, 'tenant-x#2025-03-01')).toMatchObject({
+        tenant: 'tenant-x',
+        accepted: 1,
+      });
+      expect(await statsItem(stack, 'tenant-y#2025-03-01')).toMatchObject({
+        tenant: 'tenant-y',
+        accepted: 5,
+      });
+      expect(await statsItem(stack, 'tenant-x#2025-03-02')).toMatchObject({
         tenant: 'tenant-x',
         day: '2025-03-02',
         accepted: 7,
@@ -263,7 +261,7 @@ describe('DynamoUsageStore against dynalite (Stats table provisioned from the te
       await store.addStats('quiet', '2025-03-01', { accepted: 0 });
 
       // Assess
-      expect(await item('quiet#2025-03-01')).toBeUndefined();
+      expect(await statsItem(stack, 'quiet#2025-03-01')).toBeUndefined();
     });
 
     it('never throws, even when the table is missing (statistics must not undo an accepted message)', async () => {

@@ -21,12 +21,21 @@ afterAll(async () => {
   await rig?.close();
 });
 
+/** Sends `mail` as an application does, over a fresh nodemailer transport that is closed after. */
+async function send(mail: Parameters<ReturnType<typeof nodemailerTransport>['sendMail']>[0]) {
+  const transport = nodemailerTransport(rig, rig.token);
+  try {
+    return await transport.sendMail(mail);
+  } finally {
+    transport.close();
+  }
+}
+
 describe('nodemailer SMTP transport', () => {
   it('gets a message with binary attachments queued, each attachment byte-identical', async () => {
     const pdf = Buffer.concat([Buffer.from('%PDF-1.7\n'), randomBytes(200_000)]);
     const csv = Buffer.from('id;name\r\n1;Zoë\r\n', 'utf8');
-    const transport = nodemailerTransport(rig, rig.token);
-    const info = await transport.sendMail({
+    const info = await send({
       from: 'app@example.com',
       to: 'files@example.org',
       subject: 'Your invoice',
@@ -36,7 +45,6 @@ describe('nodemailer SMTP transport', () => {
         { filename: 'rows.csv', content: csv, contentType: 'text/csv' },
       ],
     });
-    transport.close();
     expect(info.response).toMatch(/^250 2\.6\.0 Ok: queued as msg_\d+$/);
     const attachments = rig.jobFor(queuedId(info.response))?.message.attachments ?? [];
     expect(attachments.map((a) => a.filename)).toEqual(['invoice.pdf', 'rows.csv']);
@@ -47,23 +55,20 @@ describe('nodemailer SMTP transport', () => {
   // The stand-in acceptSubmission ignores maxJobBytes and refuses above the API's 6.5 MB.
   it('takes a 10 MB message and keeps its attachment byte-identical', async () => {
     const big = randomBytes(10 * 1024 * 1024);
-    const transport = nodemailerTransport(rig, rig.token);
-    const info = await transport.sendMail({
+    const info = await send({
       from: 'app@example.com',
       to: 'big@example.org',
       subject: 'Ten megabytes',
       text: 'Attached.',
       attachments: [{ filename: 'dump.bin', content: big, contentType: 'application/octet-stream' }],
     });
-    transport.close();
     expect(info.response).toMatch(/^250 2\.6\.0 Ok: queued as msg_\d+$/);
     const [attachment] = rig.jobFor(queuedId(info.response))?.message.attachments ?? [];
     expect(Buffer.from(attachment?.content ?? '', 'base64').equals(big)).toBe(true);
   });
 
   it('composes and DKIM-signs a message that came over SMTP so that a verifier passes it', async () => {
-    const transport = nodemailerTransport(rig, rig.token);
-    const info = await transport.sendMail({
+    const info = await send({
       from: 'app@example.com',
       to: 'signed@example.org',
       subject: 'Grüße, signed ✓',
@@ -71,7 +76,6 @@ describe('nodemailer SMTP transport', () => {
       html: '<p>Zoë says <b>hi</b>.</p>',
       attachments: [{ filename: 'notes.txt', content: 'über\n' }],
     });
-    transport.close();
     const job = rig.jobFor(queuedId(info.response));
     const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const raw = await composeMime(job?.message as SendJob['message'], {
@@ -94,15 +98,13 @@ describe('nodemailer SMTP transport', () => {
   });
 
   it('sanitises HTML as the API does and keeps the text alternative', async () => {
-    const transport = nodemailerTransport(rig, rig.token);
-    const info = await transport.sendMail({
+    const info = await send({
       from: 'app@example.com',
       to: 'html@example.org',
       subject: 'Newsletter',
       text: 'Plain words.',
       html: '<p>Hello <b>there</b></p><script>alert(1)</script>',
     });
-    transport.close();
     const message = rig.jobFor(queuedId(info.response))?.message;
     expect(message?.text?.trim()).toBe('Plain words.');
     expect(message?.html).toContain('<b>there</b>');
@@ -111,34 +113,29 @@ describe('nodemailer SMTP transport', () => {
 
   it('refuses an executable attachment with 554 5.7.1 and words, and records nothing', async () => {
     const before = rig.records().length;
-    const transport = nodemailerTransport(rig, rig.token);
-    const refused = await transport
-      .sendMail({
-        from: 'app@example.com',
-        to: 'exe@example.org',
-        subject: 'Installer',
-        text: 'Run it.',
-        attachments: [
-          {
-            filename: 'setup.exe',
-            content: Buffer.from('MZ\x90\x00'),
-            contentType: 'application/octet-stream',
-          },
-        ],
-      })
-      .then(
-        () => undefined,
-        (error: { responseCode?: number; response?: string }) => error,
-      );
-    transport.close();
+    const refused = await send({
+      from: 'app@example.com',
+      to: 'exe@example.org',
+      subject: 'Installer',
+      text: 'Run it.',
+      attachments: [
+        {
+          filename: 'setup.exe',
+          content: Buffer.from('MZ\x90\x00'),
+          contentType: 'application/octet-stream',
+        },
+      ],
+    }).then(
+      () => undefined,
+      (error: { responseCode?: number; response?: string }) => error,
+    );
     expect(refused?.responseCode).toBe(554);
     expect(refused?.response).toMatch(/^554 5\.7\.1 Message refused: attachments/);
     expect(rig.records()).toHaveLength(before);
   });
 
   it('keeps Message-ID, Date, custom X- headers and In-Reply-To/References the client set', async () => {
-    const transport = nodemailerTransport(rig, rig.token);
-    const info = await transport.sendMail({
+    const info = await send({
       from: 'app@example.com',
       to: 'headers@example.org',
       subject: 'Re: order 42',
@@ -149,7 +146,6 @@ describe('nodemailer SMTP transport', () => {
       references: ['<order-41@app.example.com>', '<order-42@app.example.com>'],
       headers: { 'X-Order-Id': '42', 'X-Campaign': 'spring' },
     });
-    transport.close();
     const job = rig.jobFor(queuedId(info.response));
     const mime = await composeMime(job?.message as SendJob['message'], { id: 'msg_x', date: new Date() });
     expect(headerValue(mime, 'Message-ID')).toBe('<order-42-reply@app.example.com>');
@@ -162,8 +158,7 @@ describe('nodemailer SMTP transport', () => {
 
   it('keeps an inline image (cid:) inline, with its Content-ID, beside the text alternative', async () => {
     const png = randomBytes(2_000);
-    const transport = nodemailerTransport(rig, rig.token);
-    const info = await transport.sendMail({
+    const info = await send({
       from: 'app@example.com',
       to: 'inline@example.org',
       subject: 'Logo',
@@ -171,7 +166,6 @@ describe('nodemailer SMTP transport', () => {
       html: '<p>Logo: <img src="cid:logo@app"></p>',
       attachments: [{ filename: 'logo.png', content: png, contentType: 'image/png', cid: 'logo@app' }],
     });
-    transport.close();
     const message = rig.jobFor(queuedId(info.response))?.message;
     expect(message?.text?.trim()).toBe('See the logo.');
     expect(message?.html).toContain('cid:logo@app');

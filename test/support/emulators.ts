@@ -10,9 +10,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../../lambdas/adapters/clients.ts';
-import { EnvVar } from '../../lambdas/shared/names.ts';
+import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
 import { synthTemplate } from '../../local/baton-local.ts';
 import { startDynamo } from '../../local/emulators/dynamodb.ts';
 import type { LocalEmulator } from '../../local/emulators/listen.ts';
@@ -67,6 +67,21 @@ export interface ProvisionedStack {
   readonly queues: { readonly transactional: QueueRef; readonly broadcast: QueueRef };
   stop(): Promise<void>;
 }
+
+/** The raw Stats item under partition key `pk`, as DynamoDB holds it (a consistent read). */
+export const statsItem = async (
+  stack: ProvisionedStack,
+  pk: string,
+): Promise<Record<string, unknown> | undefined> => {
+  const out = await stack.clients.doc.send(
+    new GetCommand({
+      TableName: stack.tables.stats,
+      Key: { [Keys.stats.partition]: pk },
+      ConsistentRead: true,
+    }),
+  );
+  return out.Item;
+};
 
 /** Synthesizes the stack, starts both emulators and provisions the template's resources on them. */
 export const startProvisionedStack = async (): Promise<ProvisionedStack> => {

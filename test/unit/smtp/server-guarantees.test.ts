@@ -344,6 +344,22 @@ describe('BatonSmtp: a key shut off mid-session', () => {
   });
 });
 
+/** A message of about 60 kB: its head, then 60 lines of 998 `fill` characters. */
+const largeMessage = (fill: string): string =>
+  ['From: app@example.com', 'To: ana@example.org', 'Subject: Scan', '', ''].join('\r\n') +
+  `${fill.repeat(998)}\r\n`.repeat(60);
+
+/** A client logged in with `token` that has sent all of `largeMessage('a')` after DATA but not the final dot. */
+async function halfwayThroughData(port: number, token: string): Promise<Session> {
+  const slow = new Session(port);
+  await slow.login(token);
+  await slow.say('MAIL FROM:<app@example.com>');
+  await slow.say('RCPT TO:<ana@example.org>');
+  await slow.say('DATA');
+  slow.socket.write(largeMessage('a'));
+  return slow;
+}
+
 describe('BatonSmtp: resources a client can make it hold', () => {
   it('keeps no more of a message than SIZE allows while the client sends more', async () => {
     // Prepare: what smtp-server does, writing on past the limit and only flagging it
@@ -389,22 +405,15 @@ describe('BatonSmtp: resources a client can make it hold', () => {
   it('answers 451 to a message that would take the server past the bytes it holds at once, and takes it on a retry', async () => {
     // Prepare: one client is half-way through a large message
     const { port, token, queue } = await listening({ maxBytes: 100_000, maxHeldBytes: 100_000 });
-    const body = (fill: string) => `${fill.repeat(998)}\r\n`.repeat(60);
-    const headers = ['From: app@example.com', 'To: ana@example.org', 'Subject: Scan', '', ''].join('\r\n');
-    const slow = new Session(port);
-    await slow.login(token);
-    await slow.say('MAIL FROM:<app@example.com>');
-    await slow.say('RCPT TO:<ana@example.org>');
-    await slow.say('DATA');
-    slow.socket.write(headers + body('a'));
+    const slow = await halfwayThroughData(port, token);
     await new Promise((resolve) => setTimeout(resolve, 100));
 
     // Act: others send theirs meanwhile (a flood of large messages from many sources, say)
     const other = new Session(port);
     await other.login(token);
-    const refused = await other.send(headers + body('b'));
+    const refused = await other.send(largeMessage('b'));
     const finished = await slow.say('.');
-    const retried = await other.send(headers + body('b'));
+    const retried = await other.send(largeMessage('b'));
     slow.close();
     other.close();
 
@@ -422,14 +431,7 @@ describe('BatonSmtp: resources a client can make it hold', () => {
       maxHeldBytes: 100_000,
       dataTimeoutMs: 300,
     });
-    const body = (fill: string) => `${fill.repeat(998)}\r\n`.repeat(60);
-    const headers = ['From: app@example.com', 'To: ana@example.org', 'Subject: Scan', '', ''].join('\r\n');
-    const slow = new Session(port);
-    await slow.login(token);
-    await slow.say('MAIL FROM:<app@example.com>');
-    await slow.say('RCPT TO:<ana@example.org>');
-    await slow.say('DATA');
-    slow.socket.write(headers + body('a'));
+    const slow = await halfwayThroughData(port, token);
     await new Promise((resolve) => setTimeout(resolve, 400));
     slow.socket.write('a');
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -437,7 +439,7 @@ describe('BatonSmtp: resources a client can make it hold', () => {
     // Act
     const other = new Session(port);
     await other.login(token);
-    const accepted = await other.send(headers + body('b'));
+    const accepted = await other.send(largeMessage('b'));
     const late = await slow.say('\r\n.');
     slow.close();
     other.close();
