@@ -135,7 +135,7 @@ describe('SMTP in local mode', () => {
     const sent = await simpleParser(outbox(id));
     expect(sent.from?.value[0]?.address).toBe('relay@example.com');
     expect(sent.replyTo?.value[0]?.address).toBe('scanner@legacy-printer.example');
-    expect(sent.headers.get('x-original-from')).toBeDefined();
+    expect(sent.headers.get('x-original-from')).toBe('Scanner <scanner@legacy-printer.example>');
   });
 
   it('carries a 10 MB message with attachments byte-identical to the outbox', async () => {
