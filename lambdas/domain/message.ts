@@ -55,6 +55,11 @@ export interface SendJob {
   readonly v: 1;
   readonly id: string;
   readonly tenant: string;
+  /**
+   * The API key that sent it: the sender re-checks the abuse guard's state (the key's and, copied
+   * onto it, its tenant's) before each send. Absent on jobs queued before the guard existed.
+   */
+  readonly keyId?: string;
   readonly message: OutgoingMessage;
 }
 
@@ -62,6 +67,8 @@ export type RecipientKind = 'to' | 'cc' | 'bcc';
 
 export type RecipientStatus =
   | 'queued'
+  /** Kept by the abuse guard, not sent (domain/guard/hold.ts); back to queued on release. */
+  | 'held'
   | 'sent'
   | 'delivered'
   | 'delayed'
@@ -72,6 +79,7 @@ export type RecipientStatus =
 
 export type MessageStatus =
   | 'queued'
+  | 'held'
   | 'sending'
   | 'sent'
   | 'delivered'
@@ -86,7 +94,7 @@ export type MessageStatus =
  * Where the message is in Baton's own pipeline. The public status is derived from this and the
  * recipients (see `status.ts`), so the two can never disagree.
  */
-export type Phase = 'queued' | 'sending' | 'sent' | 'suppressed' | 'failed' | 'rejected';
+export type Phase = 'queued' | 'held' | 'sending' | 'sent' | 'suppressed' | 'failed' | 'rejected';
 
 export interface RecipientState {
   /** As sent (domain in punycode); compare with `normaliseAddress`. */
@@ -119,7 +127,11 @@ export type TimelineEventType =
   | 'opened'
   | 'clicked'
   | 'unsubscribed'
-  | 'retrying';
+  | 'retrying'
+  /** The abuse guard held the message (detail: signal, reason, until). */
+  | 'held'
+  /** An operator released held mail (detail: reason). */
+  | 'released';
 
 export interface TimelineEvent {
   readonly type: TimelineEventType;
@@ -133,6 +145,8 @@ export interface TimelineEvent {
 export interface MessageRecord {
   readonly id: string;
   readonly tenant: string;
+  /** The API key that sent it, so feedback counts its bounces against that key (abuse guard). */
+  readonly keyId?: string;
   readonly stream: Lane;
   readonly phase: Phase;
   readonly from: string;
@@ -158,6 +172,8 @@ export interface MessageRecord {
    * before SES's evidence had time to arrive; evidence moves the message on and clears this.
    */
   readonly uncertain?: UncertainAttempt;
+  /** While `phase` is `held`: why and until when (domain/guard/hold.ts). */
+  readonly hold?: HoldInfo;
   /** Keys of feedback events already applied, so a redelivered event has no second effect. */
   readonly seen: readonly string[];
   /** Optimistic-concurrency counter: every write checks and bumps it. */
@@ -183,6 +199,18 @@ export function headerUri(url: string): string | undefined {
   return href.replace(NOT_URI_CHARACTER, (char) =>
     [...Buffer.from(char, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
   );
+}
+
+/** Why the abuse guard holds a message, and when the hold expires (then it reads as failed). */
+export interface HoldInfo {
+  readonly at: string;
+  /** ISO time the hold expires: 7 days after `at` (HOLD_DAYS). */
+  readonly until: string;
+  /** The guard action that holds it: `pauseBroadcast`, `holdAll` or `suspendKey`. */
+  readonly action: string;
+  readonly signal: string;
+  /** In words, as the decision gave it. */
+  readonly reason: string;
 }
 
 /** A SendEmail that may or may not have reached SES (see `MessageRecord.uncertain`). */

@@ -2,6 +2,8 @@ import type { Lane } from '../shared/names.ts';
 import type { ErasureJob } from './erasure/erasure.ts';
 import type { SoftBounceState } from './feedback/soft-bounce.ts';
 import type { GuardIncrement, GuardScopeRef, HourBucket } from './guard/counters.ts';
+import type { GuardSample, SampleWindow, ScopeGuardState, Standing } from './guard/evaluate.ts';
+import type { HeldEntry } from './guard/hold.ts';
 import type { ApiKey } from './keys/api-key.ts';
 import type { MessageRecord, SendJob } from './message.ts';
 import type { Suppression } from './suppression/suppression.ts';
@@ -256,4 +258,95 @@ export interface GuardCounters {
    * in ascending order; an hour nothing was counted in has no bucket. Never another scope's.
    */
   read(scope: GuardScopeRef, fromHour: string, toHour: string): Promise<HourBucket[]>;
+}
+
+/**
+ * Held mail (domain/guard/hold.ts): the job of each held message kept (in the payload bucket) and
+ * listed per tenant, until an operator releases or cancels it, or its hold expires.
+ */
+export interface HeldJobs {
+  /** Keeps the job and lists the entry; keeping the same message again changes nothing. */
+  keep(entry: HeldEntry, job: SendJob): Promise<void>;
+  /** The tenant's held entries, oldest first; `lane` narrows to one lane. */
+  list(
+    tenant: string,
+    options?: { readonly lane?: Lane; readonly limit?: number; readonly cursor?: string },
+  ): Promise<{ readonly entries: HeldEntry[]; readonly cursor?: string }>;
+  /** One entry, by message id. */
+  get(tenant: string, id: string): Promise<HeldEntry | undefined>;
+  /** The kept job; undefined when it is gone (released or cancelled meanwhile). */
+  job(entry: HeldEntry): Promise<SendJob | undefined>;
+  /** Forgets the entry and deletes its job (after release or cancel); a missing one is no error. */
+  remove(entry: HeldEntry): Promise<void>;
+}
+
+/** What one request did to each recipient, as the abuse guard counts it (issue 13). */
+export interface GuardRecipientTally {
+  /** The recipient as accepted; only its domain is kept (new recipient domains), never logged. */
+  readonly address: string;
+  /**
+   * `queued`: accepted for sending (counts as a send). `held`: accepted but held by the guard (not
+   * a send until released). `suppressed`: refused at the door because it is suppressed.
+   * `refused`: its message was refused by the content checks.
+   */
+  readonly outcome: 'queued' | 'held' | 'suppressed' | 'refused';
+}
+
+/** One applied feedback event about one recipient, as the abuse guard counts it. */
+export interface GuardFeedback {
+  /** Unique per event and recipient: a redelivered event counts once. */
+  readonly eventId: string;
+  readonly tenant: string;
+  /** The key that sent the message (MessageRecord.keyId); absent on records older than the guard. */
+  readonly keyId?: string;
+  readonly recipient: string;
+  /** `hardBounce` excludes OnAccountSuppressionList (the caller leaves those out). */
+  readonly kind: 'hardBounce' | 'transientBounce' | 'complaint';
+  /** When the event happened (its hour bucket). */
+  readonly at: Date;
+}
+
+/** Whom an operator resumes. */
+export type GuardTarget =
+  | { readonly kind: 'tenant'; readonly tenant: string }
+  | { readonly kind: 'key'; readonly keyId: string };
+
+/** GET /v1/reputation's body (issue 13). */
+export interface ReputationView {
+  readonly standing: Standing;
+  /** Per rule (`tenantHardBounce`, `keyHardBounce:<keyId>`...): the rate, or null when nothing was counted. */
+  readonly rates: Readonly<Record<string, number | null>>;
+  readonly sample: Readonly<Record<string, GuardSample & { readonly reached: boolean }>>;
+  readonly window: Readonly<Record<string, SampleWindow>>;
+  readonly keys: ReadonlyArray<{
+    readonly keyId: string;
+    readonly status: string;
+    readonly reason: string | null;
+  }>;
+  readonly reasons: readonly string[];
+}
+
+/**
+ * The abuse guard as the rest of Baton uses it (domain/guard/service.ts implements it): counting
+ * where the events already flow, evaluating each scope at most once a minute, acting on the
+ * decisions (suspend and throttle keys, pause or hold a tenant's mail), and the operator's resume.
+ */
+export interface Guard {
+  /**
+   * Counts what one request did for its key and tenant, then evaluates them when due. Never throws:
+   * a guard failure must not refuse or lose mail (it is logged and counted as a metric).
+   */
+  recordAccept(key: ApiKey, recipients: readonly GuardRecipientTally[]): Promise<void>;
+  /**
+   * Counts feedback events (once per `eventId`) and evaluates their scopes when due. Throws
+   * TransientError when the counters cannot be written, so the feedback is retried.
+   */
+  recordFeedback(events: readonly GuardFeedback[]): Promise<void>;
+  /** The tenant's standing, rates, samples, windows and keys (GET /v1/reputation). */
+  reputation(tenant: string): Promise<ReputationView>;
+  /**
+   * An operator's resume: nothing in force any more, the window restarts now, probation (half
+   * thresholds) follows. A key is made active again. Returns the new state.
+   */
+  resume(target: GuardTarget, reason: string): Promise<ScopeGuardState>;
 }

@@ -103,6 +103,16 @@ export const EnvVar = {
   smtpMaxConnectionsPerSource: 'BATON_SMTP_MAX_CONNECTIONS_PER_SOURCE',
   /** Seconds a draining server (SIGTERM) lets sessions finish before it closes them. @default 25 */
   smtpDrainSeconds: 'BATON_SMTP_DRAIN_SECONDS',
+  /**
+   * The abuse guard's table (issue 13): hourly counters and event markers per key and tenant, each
+   * tenant's guard state and policy override, and the held-mail index (Keys.guard).
+   */
+  guardTable: 'BATON_GUARD_TABLE',
+  /**
+   * `1` counts mailbox-simulator recipients in the guard's counters (local mode, so the guard can
+   * be exercised there); deployed they are left out, as SES leaves them out of its reputation.
+   */
+  guardCountSimulator: 'BATON_GUARD_COUNT_SIMULATOR',
 } as const;
 export type EnvVarName = (typeof EnvVar)[keyof typeof EnvVar];
 
@@ -126,6 +136,11 @@ export const Keys = {
    */
   stats: { partition: 'pk', ttl: 'expiresAt' },
   idempotency: { partition: 'pk', ttl: 'expiresAt' },
+  /**
+   * The Guard table: `pk` names the item's owner (`key:<id>`, `tenant:<t>`, `held:<t>`), `sk` what it
+   * is (an hour bucket, an event marker, `state`, a held message id). Items with a TTL expire.
+   */
+  guard: { partition: 'pk', sort: 'sk', ttl: 'expiresAt' },
 } as const;
 
 /**
@@ -150,6 +165,13 @@ export const Route = {
   deleteSuppression: 'DELETE /v1/suppressions/{address}',
   eraseRecipient: 'DELETE /v1/recipients/{address}',
   stats: 'GET /v1/stats',
+  /** The caller's tenant's standing with the abuse guard (scope `read`). */
+  reputation: 'GET /v1/reputation',
+  /** Operator routes of the abuse guard (scope `admin`): held mail, release, cancel, resume. */
+  guardHeld: 'GET /v1/guard/held',
+  guardRelease: 'POST /v1/guard/release',
+  guardCancel: 'POST /v1/guard/cancel',
+  guardResume: 'POST /v1/guard/resume',
   /** Anything else: answered by the api function with a 404 problem instead of API Gateway's own body. */
   fallback: '$default',
 } as const;

@@ -21,6 +21,8 @@ import {
   hoursToRead,
   scopeName,
 } from '../../lambdas/domain/guard/counters.ts';
+import type { ScopeGuardState } from '../../lambdas/domain/guard/evaluate.ts';
+import type { HeldEntry } from '../../lambdas/domain/guard/hold.ts';
 import {
   type ApiKey,
   ApiKeyNotFoundError,
@@ -39,7 +41,12 @@ import type {
   ClaimResult,
   Clock,
   ErasureQueue,
+  Guard,
   GuardCounters,
+  GuardFeedback,
+  GuardRecipientTally,
+  GuardTarget,
+  HeldJobs,
   IdempotencyRecord,
   IdempotencyStore,
   JobQueue,
@@ -48,6 +55,7 @@ import type {
   MessageScanner,
   MessageStore,
   OutboundMail,
+  ReputationView,
   SoftBounceStore,
   StatCounter,
   SuppressionStore,
@@ -602,5 +610,69 @@ export class RecordingVisibility {
 
   async delay(record: { readonly messageId: string }, seconds: number): Promise<void> {
     this.delays.push({ messageId: record.messageId, seconds });
+  }
+}
+
+/** Held mail, with the adapter's semantics: keeping twice is one entry; lists oldest first per tenant. */
+export class InMemoryHeldJobs implements HeldJobs {
+  readonly entries = new Map<string, { entry: HeldEntry; job: SendJob }>();
+
+  async keep(entry: HeldEntry, job: SendJob): Promise<void> {
+    const id = JSON.stringify([entry.tenant, entry.id]);
+    if (!this.entries.has(id)) this.entries.set(id, copy({ entry, job }));
+  }
+
+  async list(
+    tenant: string,
+    options: { readonly lane?: Lane; readonly limit?: number; readonly cursor?: string } = {},
+  ): Promise<{ entries: HeldEntry[]; cursor?: string }> {
+    const all = [...this.entries.values()]
+      .map((e) => e.entry)
+      .filter((e) => e.tenant === tenant && (options.lane === undefined || e.lane === options.lane))
+      .sort((a, b) => a.heldAt.localeCompare(b.heldAt) || a.id.localeCompare(b.id));
+    const start = options.cursor === undefined ? 0 : Number(options.cursor);
+    const limit = options.limit ?? 100;
+    const page = all.slice(start, start + limit);
+    return start + limit < all.length
+      ? { entries: copy(page), cursor: String(start + limit) }
+      : { entries: copy(page) };
+  }
+
+  async get(tenant: string, id: string): Promise<HeldEntry | undefined> {
+    const found = this.entries.get(JSON.stringify([tenant, id]));
+    return found === undefined ? undefined : copy(found.entry);
+  }
+
+  async job(entry: HeldEntry): Promise<SendJob | undefined> {
+    const found = this.entries.get(JSON.stringify([entry.tenant, entry.id]));
+    return found === undefined ? undefined : copy(found.job);
+  }
+
+  async remove(entry: HeldEntry): Promise<void> {
+    this.entries.delete(JSON.stringify([entry.tenant, entry.id]));
+  }
+}
+
+/** A Guard that records what it was told, for the tests of its callers (front doors, sender, feedback). */
+export class RecordingGuard implements Guard {
+  readonly accepts: Array<{ keyId: string; tenant: string; recipients: GuardRecipientTally[] }> = [];
+  readonly feedback: GuardFeedback[] = [];
+  readonly resumes: Array<{ target: GuardTarget; reason: string }> = [];
+
+  async recordAccept(key: ApiKey, recipients: readonly GuardRecipientTally[]): Promise<void> {
+    this.accepts.push({ keyId: key.keyId, tenant: key.tenant, recipients: copy([...recipients]) });
+  }
+
+  async recordFeedback(events: readonly GuardFeedback[]): Promise<void> {
+    this.feedback.push(...copy([...events]));
+  }
+
+  async reputation(_tenant: string): Promise<ReputationView> {
+    return { standing: 'good', rates: {}, sample: {}, window: {}, keys: [], reasons: [] };
+  }
+
+  async resume(target: GuardTarget, reason: string): Promise<ScopeGuardState> {
+    this.resumes.push({ target, reason });
+    return { actions: [], reinstatedAt: new Date(0).toISOString() };
   }
 }

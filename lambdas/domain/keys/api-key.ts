@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import { asciiDomain, domainAllowed, domainOf, type ParseResult, parseAddrSpec } from '../address.ts';
+import type { KeyGuardMark } from '../guard/state.ts';
 import type { FieldError } from '../problem.ts';
 
 /**
@@ -37,6 +38,12 @@ export interface ApiKey {
    * no other non-revoked such key may overlap them (relay.ts), so a source maps to one key.
    */
   readonly smtpWithoutAuth?: boolean;
+  /**
+   * The abuse guard's state of this key and, copied, of its tenant (domain/guard/state.ts): read
+   * with the key, so enforcing the guard costs no extra read. A guard suspension also sets
+   * `status` to `suspended`; its decision (signal, figures, reason) is in `guard.key.actions`.
+   */
+  readonly guard?: KeyGuardMark;
   readonly createdAt: string;
   readonly updatedAt?: string;
 }

@@ -9,6 +9,7 @@ import type { MessageRecord, MessageStatus, Phase, RecipientState, RecipientStat
 export function recipientRank(r: Pick<RecipientState, 'status' | 'soft'>): number {
   switch (r.status) {
     case 'queued':
+    case 'held':
       return 0;
     case 'sent':
       return 1;
@@ -31,7 +32,7 @@ const IN_FLIGHT: ReadonlySet<RecipientStatus> = new Set(['queued', 'sent', 'dela
 
 /** The public status (DESIGN §2), derived from the pipeline phase and the recipients. */
 export function deriveStatus(phase: Phase, recipients: readonly RecipientState[]): MessageStatus {
-  if (phase === 'queued' || phase === 'sending' || phase === 'rejected') return phase;
+  if (phase === 'queued' || phase === 'held' || phase === 'sending' || phase === 'rejected') return phase;
   if (recipients.length === 0) return phase === 'failed' ? 'failed' : 'sent';
   if (recipients.every((r) => r.status === 'suppressed')) return 'suppressed';
   if (recipients.some((r) => IN_FLIGHT.has(r.status))) return phase === 'failed' ? 'failed' : 'sent';
