@@ -4,6 +4,7 @@ import type { SoftBounceState } from './feedback/soft-bounce.ts';
 import type { GuardIncrement, GuardScopeRef, HourBucket } from './guard/counters.ts';
 import type { GuardSample, SampleWindow, ScopeGuardState, Standing } from './guard/evaluate.ts';
 import type { HeldEntry } from './guard/hold.ts';
+import type { GuardPolicyOverride } from './guard/policy.ts';
 import type { ApiKey } from './keys/api-key.ts';
 import type { MessageRecord, SendJob } from './message.ts';
 import type { Suppression } from './suppression/suppression.ts';
@@ -349,4 +350,41 @@ export interface Guard {
    * thresholds) follows. A key is made active again. Returns the new state.
    */
   resume(target: GuardTarget, reason: string): Promise<ScopeGuardState>;
+}
+
+/** A tenant's guard record (the Guard table's `tenant:<t>` / `state` item). */
+export interface TenantGuardRecord {
+  readonly tenant: string;
+  readonly state: ScopeGuardState;
+  /** The tenant's policy override (docs/guard.md "Per-tenant overrides"), validated when set. */
+  readonly override?: GuardPolicyOverride;
+  /** Optimistic-concurrency counter: every write checks and bumps it (0: no item yet). */
+  readonly version: number;
+}
+
+/** The guard's own state in the Guard table (adapters/guard-state-store.ts). */
+export interface GuardStateStore {
+  /** The tenant's record; undefined for a tenant the guard never acted on. */
+  tenant(tenant: string): Promise<TenantGuardRecord | undefined>;
+  /** Writes the record if the stored version is still `record.version - 1` (absent for 1); false on a conflict. */
+  putTenant(record: TenantGuardRecord): Promise<boolean>;
+  /**
+   * True when this caller may evaluate the scope now: nobody claimed it within `intervalMs` before
+   * `now` (a conditional write, so instances that race agree on one winner).
+   */
+  claimEvaluation(scope: GuardScopeRef, now: Date, intervalMs: number): Promise<boolean>;
+}
+
+/** What the guard changes on the ApiKeys table (adapters/api-key-store.ts). */
+export interface GuardKeyWriter {
+  /**
+   * Sets the key's own guard state (`ApiKey.guard.key`). `status: 'suspended'` suspends it (the guard's
+   * suspendKey), `'active'` resumes it; a revoked key is never changed (ApiKeyRevokedError).
+   * ApiKeyNotFoundError when there is no such key.
+   */
+  setKeyGuard(keyId: string, state: ScopeGuardState, status?: 'active' | 'suspended'): Promise<ApiKey>;
+  /** Copies the tenant's state onto each of its keys (`ApiKey.guard.tenant`); returns those keys after the write. */
+  markTenant(tenant: string, state: ScopeGuardState): Promise<ApiKey[]>;
+  /** The tenant's keys (revoked ones included), for the reputation view and the tenant's key count. */
+  keysOf(tenant: string): Promise<ApiKey[]>;
 }
