@@ -44,7 +44,9 @@ import type {
   Guard,
   GuardCounters,
   GuardFeedback,
+  GuardKeyWriter,
   GuardRecipientTally,
+  GuardStateStore,
   GuardTarget,
   HeldJobs,
   IdempotencyRecord,
@@ -59,6 +61,7 @@ import type {
   SoftBounceStore,
   StatCounter,
   SuppressionStore,
+  TenantGuardRecord,
   UsageStore,
 } from '../../lambdas/domain/ports.ts';
 import { type Suppression, stronger } from '../../lambdas/domain/suppression/suppression.ts';
@@ -674,5 +677,79 @@ export class RecordingGuard implements Guard {
   async resume(target: GuardTarget, reason: string): Promise<ScopeGuardState> {
     this.resumes.push({ target, reason });
     return { actions: [], reinstatedAt: new Date(0).toISOString() };
+  }
+}
+
+/**
+ * The Guard table's tenant records and evaluation claims (adapters/guard-state-store.ts): a put
+ * succeeds only over the version it names (`version - 1`, none for 1), a claim only when nobody
+ * claimed the scope within the interval. `claims` counts every claim asked for, won or not.
+ */
+export class InMemoryGuardStateStore implements GuardStateStore {
+  readonly records = new Map<string, TenantGuardRecord>();
+  readonly #claimedAt = new Map<string, number>();
+  claims = 0;
+
+  async tenant(tenant: string): Promise<TenantGuardRecord | undefined> {
+    const found = this.records.get(tenant);
+    return found === undefined ? undefined : copy(found);
+  }
+
+  async putTenant(record: TenantGuardRecord): Promise<boolean> {
+    const stored = this.records.get(record.tenant)?.version ?? 0;
+    if (stored !== record.version - 1) return false;
+    this.records.set(record.tenant, copy(record));
+    return true;
+  }
+
+  async claimEvaluation(scope: GuardScopeRef, now: Date, intervalMs: number): Promise<boolean> {
+    this.claims++;
+    const name = scopeName(scope);
+    const last = this.#claimedAt.get(name);
+    if (last !== undefined && last > now.getTime() - intervalMs) return false;
+    this.#claimedAt.set(name, now.getTime());
+    return true;
+  }
+}
+
+/**
+ * The guard's writes to the ApiKeys table, over an `InMemoryApiKeys` (so a test reads the keys as
+ * the front doors would): a revoked key is never changed, a missing one is ApiKeyNotFoundError.
+ * `scans` counts `keysOf` calls (a Scan in the adapter).
+ */
+export class InMemoryGuardKeyWriter implements GuardKeyWriter {
+  readonly keys: InMemoryApiKeys;
+  scans = 0;
+
+  constructor(keys: InMemoryApiKeys = new InMemoryApiKeys()) {
+    this.keys = keys;
+  }
+
+  async setKeyGuard(keyId: string, state: ScopeGuardState, status?: 'active' | 'suspended'): Promise<ApiKey> {
+    const current = await this.keys.get(keyId);
+    if (current === undefined) throw new ApiKeyNotFoundError(keyId);
+    if (current.status === 'revoked') throw new ApiKeyRevokedError(keyId);
+    const next: ApiKey = {
+      ...current,
+      ...(status === undefined ? {} : { status }),
+      guard: { ...current.guard, key: copy(state) },
+    };
+    await this.keys.put(next);
+    return copy(next);
+  }
+
+  async markTenant(tenant: string, state: ScopeGuardState): Promise<ApiKey[]> {
+    const marked: ApiKey[] = [];
+    for (const key of (await this.keys.list()).filter((k) => k.tenant === tenant)) {
+      const next: ApiKey = { ...key, guard: { ...key.guard, tenant: copy(state) } };
+      await this.keys.put(next);
+      marked.push(next);
+    }
+    return marked;
+  }
+
+  async keysOf(tenant: string): Promise<ApiKey[]> {
+    this.scans++;
+    return (await this.keys.list()).filter((k) => k.tenant === tenant);
   }
 }

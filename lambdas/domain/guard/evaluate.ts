@@ -60,6 +60,8 @@ export interface ScopeGuardState {
    * the rest of that hour still counts. Without it, that whole hour is left out.
    */
   readonly countsAtReinstatement?: GuardCounts;
+  /** The operator's reason for the resume (GuardService.resume), for `keys show` and the audit trail. */
+  readonly resumedReason?: string;
 }
 
 export interface GuardState {
@@ -311,7 +313,10 @@ class HourSeries {
   at(hour: number): Record<GuardCounter, number> | undefined {
     const counts = this.#byHour.get(hour) ?? zero();
     const since = this.reinstatedAtMs;
-    if (since === undefined || hour >= since) return counts;
+    // A resume at the very start of the hour with the hour's counters read still subtracts them:
+    // what they hold was counted before the resume, in that same millisecond or clock tick.
+    if (since === undefined || hour > since || (hour === since && this.#snapshot === undefined))
+      return counts;
     if (hour + MS_PER_HOUR <= since) return undefined;
     // The reinstatement's own hour: only what came after it, when the resume read the counters.
     if (this.#snapshot === undefined) return undefined;

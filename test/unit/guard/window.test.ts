@@ -248,6 +248,23 @@ describe('reinstatement and probation', () => {
     expect(skipped).toEqual([]);
   });
 
+  it('subtracts the counters read at a resume made at the very start of the hour', () => {
+    // Prepare: 100 refusals counted in the tick of 10:00:00.000, the resume in that same tick,
+    // then 60 clean attempts.
+    const key = [bucket(0, { sends: 60 + 10, contentRefusals: 100 })];
+    const resumedAt = new Date('2026-03-02T10:00:00.000Z');
+    const state = { tenant: { actions: [] }, key: reinstate(resumedAt, { sends: 10, contentRefusals: 100 }) };
+
+    // Act
+    const reading = measure(guardInput({ tenant: [], key, state })).find(
+      (r) => r.rule === 'keyContentRefusals',
+    );
+
+    // Assess: only what came after the resume counts.
+    expect(reading).toMatchObject({ rate: 0, sample: { sends: 60, events: 0 } });
+    expect(decisionsFor('key', { tenant: [], key, state })).toEqual([]);
+  });
+
   it('counts nothing from the hours before the resume hour, with or without the counters read at the resume', () => {
     // Prepare: a suspension's bounces two hours back; 60 clean sends since the resume at 10:10.
     const key = [bucket(2, { sends: 100, hardBounces: 40 }), bucket(0, { sends: 70 })];
