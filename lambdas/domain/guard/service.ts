@@ -15,6 +15,7 @@ import type {
 } from '../ports.ts';
 import {
   addHours,
+  checkIncrement,
   GUARD_RETENTION_DAYS,
   type GuardCounter,
   type GuardCounts,
@@ -65,6 +66,7 @@ const DEFAULT_KEY_LIST_TTL_MS = 5 * 60_000;
 const MEMO_ENTRIES = 10_000;
 const KEY_LISTS = 1_000;
 const RESUME_ATTEMPTS = 3;
+const REPUTATION_KEYS_MAX_AGE_MS = 30_000;
 /** Key counter reads at once, for the reputation view (a Query each). */
 const READ_CONCURRENCY = 10;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
@@ -219,18 +221,21 @@ export class GuardService implements Guard {
       const at = Number.isFinite(event.at?.getTime?.()) ? event.at : now;
       const counts: GuardCounts = { [feedbackCounter[event.kind]]: 1 };
       const hour = hourOf(at);
-      increments.push({
+      const tenantIncrement: GuardIncrement = {
         scope: { kind: 'tenant', tenant: event.tenant },
         hour,
         counts,
         eventId: event.eventId,
-      });
+      };
+      if (!this.#countable(tenantIncrement, event)) continue;
+      increments.push(tenantIncrement);
       const keys = scopes.get(event.tenant) ?? new Set<string>();
       scopes.set(event.tenant, keys);
-      if (event.keyId !== undefined) {
-        increments.push({ scope: { kind: 'key', keyId: event.keyId }, hour, counts, eventId: event.eventId });
-        keys.add(event.keyId);
-      }
+      if (event.keyId === undefined) continue;
+      const keyIncrement: GuardIncrement = { ...tenantIncrement, scope: { kind: 'key', keyId: event.keyId } };
+      if (!this.#countable(keyIncrement, event)) continue;
+      increments.push(keyIncrement);
+      keys.add(event.keyId);
     }
     if (increments.length === 0) return;
     // Throws (TransientError): the feedback is retried, and the event ids keep it counted once.
@@ -279,8 +284,8 @@ export class GuardService implements Guard {
     const now = this.#deps.clock();
     const context = await this.#context(tenant);
     const tenantState = context.record?.state ?? noActions;
-    const all = await this.#deps.keys.keysOf(tenant);
-    this.#rememberKeys(tenant, all);
+    // A Scan: reused for half a minute, so a tenant polling its reputation costs no Scan per call.
+    const all = await this.#keyList(tenant, now, REPUTATION_KEYS_MAX_AGE_MS);
     const live = all.filter((k) => k.status !== 'revoked').sort((a, b) => a.keyId.localeCompare(b.keyId));
     const shown = live.slice(0, REPUTATION_MAX_KEYS);
     const policy = context.policy;
@@ -314,7 +319,7 @@ export class GuardService implements Guard {
     const reasons = inForce(tenantState, now).map((d) => d.reason);
     const keys: ReputationView['keys'][number][] = [];
     shown.forEach((key, i) => {
-      const keyState = key.guard?.key ?? noActions;
+      const keyState = keyGuardState(key) ?? noActions;
       const state: GuardState = { tenant: tenantState, key: keyState };
       const buckets: GuardBuckets = {
         tenant: tenantBuckets,
@@ -384,13 +389,16 @@ export class GuardService implements Guard {
         policy: context.policy,
         now,
       });
-      if (keyDecisions(input(key.guard?.key)).length === 0) continue;
+      if (keyDecisions(input(keyGuardState(key))).length === 0) continue;
       // About to act: the key read by the front door may be a minute old, so act on a fresh read.
       const fresh = (await this.#refreshKeys(tenant, now)).find((k) => k.keyId === key.keyId);
       if (fresh === undefined || fresh.status === 'revoked') continue;
-      const decisions = keyDecisions(input(fresh.guard?.key));
+      const decisions = keyDecisions(input(keyGuardState(fresh)));
       if (decisions.length === 0) continue;
-      const next = applyDecisions({ tenant: tenantState, key: fresh.guard?.key ?? noActions }, decisions).key;
+      const next = applyDecisions(
+        { tenant: tenantState, key: keyGuardState(fresh) ?? noActions },
+        decisions,
+      ).key;
       const suspend = decisions.some((d) => d.action === 'suspendKey');
       const written = await this.#deps.keys.setKeyGuard(
         key.keyId,
@@ -487,9 +495,9 @@ export class GuardService implements Guard {
     return this.#keyLists.get(tenant)?.keys;
   }
 
-  async #keyList(tenant: string, now: Date): Promise<ApiKey[]> {
+  async #keyList(tenant: string, now: Date, maxAgeMs = this.#keyListTtlMs): Promise<ApiKey[]> {
     const cached = this.#keyLists.get(tenant);
-    if (cached !== undefined && now.getTime() - cached.at < this.#keyListTtlMs) return cached.keys;
+    if (cached !== undefined && now.getTime() - cached.at < maxAgeMs) return cached.keys;
     return this.#refreshKeys(tenant, now);
   }
 
@@ -517,6 +525,25 @@ export class GuardService implements Guard {
   }
 
   // ---- small helpers ------------------------------------------------------------------------
+
+  /**
+   * False (and reported) for an increment the counters would refuse (no tenant, an empty event id, a
+   * key id no key has): thrown from `add`, it would fail the whole batch on every redelivery.
+   */
+  #countable(increment: GuardIncrement, event: GuardFeedback): boolean {
+    try {
+      checkIncrement(increment);
+      return true;
+    } catch (error) {
+      const keyId = typeof event.keyId === 'string' ? event.keyId.slice(0, 64) : undefined;
+      this.#report(error, {
+        operation: 'recordFeedback',
+        tenant: String(event.tenant).slice(0, 64),
+        ...(keyId === undefined ? {} : { keyId }),
+      });
+      return false;
+    }
+  }
 
   #counts(domain: RecipientDomain): boolean {
     return this.#deps.countSimulator === true || !domain.simulator;
@@ -552,7 +579,8 @@ interface RecipientDomain {
 }
 
 function recipientDomain(address: string): RecipientDomain {
-  const raw = domainOf(String(address).trim());
+  // A trailing dot is the same domain (the DNS root), so it cannot sneak the simulator in.
+  const raw = domainOf(String(address).trim()).replace(/\.$/, '');
   const parsed = asciiDomain(raw);
   const ascii = parsed.ok ? parsed.value.toLowerCase() : undefined;
   return { ascii, simulator: (ascii ?? raw) === SIMULATOR_DOMAIN };
@@ -603,6 +631,18 @@ function keyDecisions(input: GuardInput): GuardDecision[] {
 
 function evaluateScope(input: GuardInput, scope: 'tenant' | 'key'): GuardDecision[] {
   return evaluate(input).filter((d) => d.scope === scope);
+}
+
+/**
+ * The key's guard state, with a guard suspension dropped when the key is no longer suspended: an
+ * operator made it active again outside `resume` (`keys resume`), and the key's status is what every
+ * door enforces. The window is not restarted then, so a signal still above suspends it again.
+ */
+function keyGuardState(key: ApiKey): ScopeGuardState | undefined {
+  const state = key.guard?.key;
+  if (state === undefined || key.status === 'suspended') return state;
+  const actions = state.actions.filter((d) => d.action !== 'suspendKey');
+  return actions.length === state.actions.length ? state : { ...state, actions };
 }
 
 function inForce(state: ScopeGuardState, now: Date): GuardDecision[] {

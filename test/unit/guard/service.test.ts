@@ -173,6 +173,7 @@ describe('GuardService.recordAccept: counting', () => {
       { address: 'suppressionlist@simulator.amazonses.com', outcome: 'suppressed' },
       { address: 'x@simulator.amazonses.com.attacker.example', outcome: 'queued' },
       { address: 'x@not-simulator.amazonses.com', outcome: 'queued' },
+      { address: ' blackhole@simulator.amazonses.com. ', outcome: 'queued' },
     ];
 
     // Act
@@ -182,7 +183,7 @@ describe('GuardService.recordAccept: counting', () => {
     // Assess: only the domain exactly `simulator.amazonses.com` is the simulator.
     expect(await deployed.bucketOf({ kind: 'tenant', tenant: TENANT })).toEqual({ sends: 2 });
     expect(await local.bucketOf({ kind: 'tenant', tenant: TENANT })).toEqual({
-      sends: 4,
+      sends: 5,
       suppressedHits: 1,
     });
   });
@@ -316,6 +317,29 @@ describe('GuardService.recordFeedback: counting', () => {
     await expect(r.guard.recordFeedback([bounce('e1', r.keyIds[0], r.clock())])).rejects.toThrow(
       TransientError,
     );
+  });
+
+  it('skips and reports an event it cannot count (no tenant, a bad key id) instead of failing the batch forever', async () => {
+    // Prepare
+    const r = rig();
+    const good = bounce('good', r.keyIds[0], r.clock());
+
+    // Act
+    await r.guard.recordFeedback([
+      { ...bounce('no-tenant', undefined, r.clock()), tenant: '' },
+      { ...bounce('', undefined, r.clock()) },
+      bounce('long-key', 'k'.repeat(300), r.clock()),
+      good,
+    ]);
+
+    // Assess: what can be counted is (the bad key id's bounce still counts for its tenant).
+    expect(await r.bucketOf({ kind: 'tenant', tenant: TENANT })).toEqual({ hardBounces: 2 });
+    expect(await r.bucketOf({ kind: 'key', keyId: r.keyIds[0] ?? '' })).toEqual({ hardBounces: 1 });
+    expect(r.errors).toEqual([
+      expect.objectContaining({ name: 'InvalidGuardCountError' }),
+      expect.objectContaining({ name: 'InvalidGuardCountError' }),
+      expect.objectContaining({ name: 'InvalidGuardCountError' }),
+    ]);
   });
 
   it('counts an event whose time is not a date in the current hour rather than failing the batch forever', async () => {
@@ -739,6 +763,28 @@ describe('GuardService.reputation', () => {
       expect.stringContaining("the tenant's hard-bounce rate 5 %"),
       expect.stringContaining("the key's suppressed-recipient hits 20 %"),
     ]);
+  });
+
+  it('does not call a key suspended that an operator made active again outside resume; the guard may suspend it anew', async () => {
+    // Prepare: suspended for suppressed hits, then `keys resume` (status only).
+    const r = rig();
+    await r.guard.recordAccept(await r.key(), [
+      ...toNewDomains(40, 'a'),
+      ...toNewDomains(10, 'b').map((t) => ({ ...t, outcome: 'suppressed' as const })),
+    ]);
+    await r.apiKeys.setStatus(r.keyIds[0] ?? '', 'active');
+
+    // Act: half a minute later (the view reuses the key list that long).
+    r.clock.advance(MINUTE_MS / 2);
+    const view = await r.guard.reputation(TENANT);
+    r.clock.advance(MINUTE_MS / 2);
+    await r.guard.recordAccept(await r.key(), queued('a@x.example'));
+
+    // Assess: the view follows the status; the signal (still 20 %, no window restart) suspends again.
+    expect(view.standing).toBe('good');
+    expect(view.keys).toEqual([{ keyId: r.keyIds[0], status: 'active', reason: null }]);
+    expect((await r.key()).status).toBe('suspended');
+    expect(r.actions.map((d) => d.action)).toEqual(['suspendKey', 'suspendKey']);
   });
 
   it('is good for a tenant the guard never saw', async () => {
