@@ -845,6 +845,26 @@ describe('scenario replays through the service, with a fake clock', () => {
     expect(guardSuspension((await r.key()).guard)?.reason).toContain('recipient domains new to the key');
   });
 
+  it('lets a burst within one minute through until the next evaluation (the once-a-minute limit)', async () => {
+    // Prepare: the same stolen key, but sending 3,000 to new domains in the first 30 seconds.
+    const r = rig();
+    await history(r, 336, { sends: 20 });
+
+    // Act: 60 requests of 50, half a second apart, then one a minute later.
+    for (let request = 0; request < 60; request++) {
+      r.clock.set(new Date(Date.parse(START) + request * 500).toISOString());
+      await r.guard.recordAccept(await r.key(), toNewDomains(50, `${request}`));
+    }
+    const afterBurst = (await r.key()).status;
+    r.clock.set(new Date(Date.parse(START) + MINUTE_MS).toISOString());
+    await r.guard.recordAccept(await r.key(), toNewDomains(1, 'late'));
+
+    // Assess: all 3,000 got through (the only evaluation saw the first 50); suspended at 10:01.
+    expect(afterBurst).toBe('active');
+    expect((await r.key()).status).toBe('suspended');
+    expect(r.actions[0]?.sample.sends).toBe(3001);
+  });
+
   /**
    * 800 broadcast sends in batches of 50 (one a minute, from key 0), the bounces of each batch
    * coming back a minute later; returns the sends and bounces counted when the tenant was first acted on.
