@@ -74,7 +74,7 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 /** What the guard was doing when something failed (the wiring logs it with the error). */
 export interface GuardErrorContext {
-  readonly operation: 'recordAccept' | 'recordFeedback' | 'evaluate' | 'policy' | 'reputation';
+  readonly operation: 'recordAccept' | 'recordFeedback' | 'evaluate' | 'policy';
   readonly tenant?: string;
   readonly keyId?: string;
 }

@@ -69,6 +69,16 @@ const queued = (...addresses: string[]): GuardRecipientTally[] =>
 const toNewDomains = (n: number, tag: string): GuardRecipientTally[] =>
   Array.from({ length: n }, (_, i) => ({ address: `r@d${i}-${tag}.example`, outcome: 'queued' }));
 
+/** 40 sends and 10 suppressed recipients: 20 % of 50 attempts, a key suspended for suppressed hits. */
+const suppressedFifth = (): GuardRecipientTally[] => [
+  ...toNewDomains(40, 'a'),
+  ...toNewDomains(10, 'b').map((t) => ({ ...t, outcome: 'suppressed' as const })),
+];
+
+/** `n` hard bounces now, for the tenant only (ids `<prefix><i>`). */
+const bounces = (r: { clock: () => Date }, n: number, prefix = 'b'): GuardFeedback[] =>
+  Array.from({ length: n }, (_, i) => bounce(`${prefix}${i}`, undefined, r.clock()));
+
 function bounce(
   eventId: string,
   keyId: string | undefined,
@@ -455,10 +465,7 @@ describe('GuardService: evaluation at most once per scope per minute', () => {
       override: { keySuppressedHits: { actAt: 15 } },
       version: 1,
     });
-    const tallies: GuardRecipientTally[] = [
-      ...toNewDomains(40, 'a').map((t) => ({ ...t, outcome: 'queued' as const })),
-      ...toNewDomains(10, 'b').map((t) => ({ ...t, outcome: 'suppressed' as const })),
-    ];
+    const tallies = suppressedFifth();
 
     // Act
     await r.guard.recordAccept(await r.key(), tallies);
@@ -549,7 +556,7 @@ describe('GuardService: acting on decisions', () => {
     await history(r, 1, { sends: 600 });
 
     // Act
-    await r.guard.recordFeedback(Array.from({ length: 30 }, (_, i) => bounce(`b${i}`, undefined, r.clock())));
+    await r.guard.recordFeedback(bounces(r, 30));
 
     // Assess
     const record = await r.state.tenant(TENANT);
@@ -567,11 +574,11 @@ describe('GuardService: acting on decisions', () => {
     // Prepare: paused at 5 %.
     const r = rig({ keys: 2 });
     await history(r, 1, { sends: 600 });
-    await r.guard.recordFeedback(Array.from({ length: 30 }, (_, i) => bounce(`b${i}`, undefined, r.clock())));
+    await r.guard.recordFeedback(bounces(r, 30));
 
     // Act: 15 more bounces (7.5 %), a minute later.
     r.clock.advance(MINUTE_MS);
-    await r.guard.recordFeedback(Array.from({ length: 15 }, (_, i) => bounce(`c${i}`, undefined, r.clock())));
+    await r.guard.recordFeedback(bounces(r, 15, 'c'));
 
     // Assess
     const record = await r.state.tenant(TENANT);
@@ -592,7 +599,7 @@ describe('GuardService: acting on decisions', () => {
     });
 
     // Act
-    await r.guard.recordFeedback(Array.from({ length: 30 }, (_, i) => bounce(`b${i}`, undefined, r.clock())));
+    await r.guard.recordFeedback(bounces(r, 30));
 
     // Assess: the pause is in force once; this instance, having lost, had nothing new to do.
     const record = await r.state.tenant(TENANT);
@@ -607,7 +614,7 @@ describe('GuardService: acting on decisions', () => {
     const r = rig({ keys: 2 });
     await history(r, 1, { sends: 600 });
     vi.spyOn(r.writer, 'markTenant').mockRejectedValueOnce(new TransientError('ApiKeys throttled'));
-    await r.guard.recordFeedback(Array.from({ length: 30 }, (_, i) => bounce(`b${i}`, undefined, r.clock())));
+    await r.guard.recordFeedback(bounces(r, 30));
     expect(holdFor((await r.key(1)).guard, 'broadcast', r.clock())).toBeUndefined();
 
     // Act: the next request of one of its keys, a minute later.
@@ -629,7 +636,7 @@ describe('GuardService.resume', () => {
     // Prepare: paused at 5 %.
     const r = rig({ keys: 2 });
     await history(r, 1, { sends: 600 });
-    await r.guard.recordFeedback(Array.from({ length: 30 }, (_, i) => bounce(`b${i}`, undefined, r.clock())));
+    await r.guard.recordFeedback(bounces(r, 30));
     r.clock.advance(10 * MINUTE_MS);
 
     // Act
@@ -654,7 +661,7 @@ describe('GuardService.resume', () => {
     // Prepare: paused at 5 % over last hour's 600 sends, then resumed.
     const r = rig();
     await history(r, 1, { sends: 600 });
-    await r.guard.recordFeedback(Array.from({ length: 30 }, (_, i) => bounce(`b${i}`, undefined, r.clock())));
+    await r.guard.recordFeedback(bounces(r, 30));
     r.clock.advance(5 * MINUTE_MS);
     await r.guard.resume({ kind: 'tenant', tenant: TENANT }, 'list cleaned');
 
@@ -667,7 +674,7 @@ describe('GuardService.resume', () => {
       );
     }
     r.clock.advance(MINUTE_MS);
-    await r.guard.recordFeedback(Array.from({ length: 11 }, (_, i) => bounce(`n${i}`, undefined, r.clock())));
+    await r.guard.recordFeedback(bounces(r, 11, 'n'));
 
     // Assess
     const after = r.actions.slice(1);
@@ -679,10 +686,7 @@ describe('GuardService.resume', () => {
   it('resumes a key: active again, nothing in force, probation from now', async () => {
     // Prepare: suspended for suppressed hits.
     const r = rig();
-    await r.guard.recordAccept(await r.key(), [
-      ...toNewDomains(40, 'a'),
-      ...toNewDomains(10, 'b').map((t) => ({ ...t, outcome: 'suppressed' as const })),
-    ]);
+    await r.guard.recordAccept(await r.key(), suppressedFifth());
     expect((await r.key()).status).toBe('suspended');
 
     // Act
@@ -734,12 +738,9 @@ describe('GuardService.reputation', () => {
     const [k1 = '', k2 = '', k3 = ''] = r.keyIds;
     await history(r, 1, { sends: 600 });
     await r.apiKeys.setStatus(k3, 'revoked');
-    await r.guard.recordFeedback(Array.from({ length: 30 }, (_, i) => bounce(`b${i}`, undefined, r.clock())));
+    await r.guard.recordFeedback(bounces(r, 30));
     r.clock.advance(MINUTE_MS);
-    await r.guard.recordAccept(await r.key(1), [
-      ...toNewDomains(40, 'a'),
-      ...toNewDomains(10, 'b').map((t) => ({ ...t, outcome: 'suppressed' as const })),
-    ]);
+    await r.guard.recordAccept(await r.key(1), suppressedFifth());
 
     // Act
     const view = await r.guard.reputation(TENANT);
@@ -768,10 +769,7 @@ describe('GuardService.reputation', () => {
   it('does not call a key suspended that an operator made active again outside resume; the guard may suspend it anew', async () => {
     // Prepare: suspended for suppressed hits, then `keys resume` (status only).
     const r = rig();
-    await r.guard.recordAccept(await r.key(), [
-      ...toNewDomains(40, 'a'),
-      ...toNewDomains(10, 'b').map((t) => ({ ...t, outcome: 'suppressed' as const })),
-    ]);
+    await r.guard.recordAccept(await r.key(), suppressedFifth());
     await r.apiKeys.setStatus(r.keyIds[0] ?? '', 'active');
 
     // Act: half a minute later (the view reuses the key list that long).
