@@ -503,16 +503,17 @@ export class GuardService implements Guard {
 
   async #refreshKeys(tenant: string, now: Date): Promise<ApiKey[]> {
     const keys = await this.#deps.keys.keysOf(tenant);
-    this.#keyLists.set(tenant, { at: now.getTime(), keys });
-    return keys;
+    this.#rememberKeys(tenant, keys, now);
+    return this.#cachedKeys(tenant) ?? [];
   }
 
   async #findKey(tenant: string, keyId: string, now: Date): Promise<ApiKey | undefined> {
     return (await this.#keyList(tenant, now)).find((k) => k.keyId === keyId);
   }
 
-  #rememberKeys(tenant: string, keys: ApiKey[]): void {
-    this.#keyLists.set(tenant, { at: this.#deps.clock().getTime(), keys });
+  /** Only the tenant's own keys are kept: another tenant's key in a list (a filter bug) is never shown or judged. */
+  #rememberKeys(tenant: string, keys: readonly ApiKey[], now = this.#deps.clock()): void {
+    this.#keyLists.set(tenant, { at: now.getTime(), keys: keys.filter((k) => k.tenant === tenant) });
   }
 
   #replaceKey(tenant: string, key: ApiKey): void {

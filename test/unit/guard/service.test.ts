@@ -785,6 +785,21 @@ describe('GuardService.reputation', () => {
     expect(r.actions.map((d) => d.action)).toEqual(['suspendKey', 'suspendKey']);
   });
 
+  it('never shows another tenant’s key, even if the key list has one', async () => {
+    // Prepare: a key writer whose list leaks another tenant's suspended key.
+    const r = rig();
+    const stranger = issueApiKey({ tenant: 'tenant-b', status: 'suspended' }).key;
+    const realKeysOf = r.writer.keysOf.bind(r.writer);
+    vi.spyOn(r.writer, 'keysOf').mockImplementation(async (t) => [...(await realKeysOf(t)), stranger]);
+
+    // Act
+    const view = await r.guard.reputation(TENANT);
+
+    // Assess
+    expect(view.keys.map((k) => k.keyId)).toEqual([r.keyIds[0]]);
+    expect(Object.keys(view.rates).some((name) => name.endsWith(stranger.keyId))).toBe(false);
+  });
+
   it('is good for a tenant the guard never saw', async () => {
     // Prepare
     const r = rig();
