@@ -4,6 +4,8 @@
  * a database; `keys.ts` only wires them to a real target.
  */
 import { parseArgs } from 'node:util';
+import type { GuardDecision } from '../lambdas/domain/guard/evaluate.ts';
+import { guardSuspension, holdFor, throttleFor } from '../lambdas/domain/guard/state.ts';
 import {
   type ApiKey,
   type ApiKeySpecInput,
@@ -354,7 +356,7 @@ export async function runKeysCommand(
     case 'show': {
       const key = await store.get(command.keyId);
       if (!key) throw new CommandFailedError(`No API key has the id ${command.keyId}.`);
-      io.out(keyDetails(summarise(key)));
+      io.out(keyDetails(summarise(key), now()));
       return;
     }
     case 'suspend':
@@ -454,7 +456,50 @@ function smtpMode(key: ApiKeySummary): string {
   return key.smtpWithoutAuth ? `without AUTH from ${key.allowedCidrs.join(', ')}` : 'AUTH required';
 }
 
-export function keyDetails(key: ApiKeySummary): string {
+/**
+ * The abuse guard's hand on the key, when it has one: why the guard suspended or throttled it, or
+ * holds its tenant's mail, with the figures it decided on (docs/guard.md).
+ */
+function guardLines(key: ApiKeySummary, now: Date): Array<[string, string]> {
+  const lines: Array<[string, string]> = [];
+  const suspension = guardSuspension(key.guard);
+  if (suspension && key.status === 'suspended') {
+    lines.push(['Guard', `suspended by the abuse guard: ${suspension.reason}`]);
+    lines.push(['Guard figures', guardFigures(suspension)]);
+    lines.push([
+      'Resume with',
+      `npm run guard -- resume --key ${key.keyId} --reason "..." (once the cause is found)`,
+    ]);
+  }
+  const throttle = throttleFor(key.guard, now);
+  if (throttle) {
+    lines.push(['Guard', `throttled until ${throttle.until ?? '?'}: ${throttle.reason}`]);
+    lines.push(['Guard figures', guardFigures(throttle)]);
+  }
+  const hold = holdFor(key.guard, 'broadcast', now);
+  if (hold) {
+    const what =
+      hold.action === 'holdAll' ? "all of the tenant's mail is held" : "the tenant's broadcast mail is held";
+    lines.push(['Tenant guard', `${what}: ${hold.reason}`]);
+    lines.push(['Tenant figures', guardFigures(hold)]);
+  }
+  return lines;
+}
+
+/** "suppressedHitRate 18 % (threshold 15 %), 11 of 60 attempts, 2025-03-01T11:00:00.000Z to ... (1 h)" */
+export function guardFigures(d: GuardDecision): string {
+  const percent = (x: number) => `${Number((x * 100).toFixed(2))} %`;
+  const measured =
+    d.signal === 'volumeSpike'
+      ? `${d.rate} sends this hour (threshold ${d.threshold}), ${d.sample.events} to new recipient domains`
+      : `${percent(d.rate)} (threshold ${percent(d.threshold)}), ${d.sample.events} of ${d.sample.sends} ${d.sample.over}`;
+  return (
+    `${d.signal} ${measured}, window ${d.window.from} to ${d.window.to} (${d.window.hours} h)` +
+    `${d.probation ? ', on probation' : ''}, decided ${d.decidedAt}`
+  );
+}
+
+export function keyDetails(key: ApiKeySummary, now: Date = new Date()): string {
   const lines: Array<[string, string]> = [
     ['Key ID', key.keyId],
     ['Tenant', key.tenant],
@@ -472,6 +517,7 @@ export function keyDetails(key: ApiKeySummary): string {
     ['Rate limit', key.rateLimit === undefined ? 'unlimited' : `${key.rateLimit} requests/s`],
     ['Created', key.createdAt],
     ['Updated', key.updatedAt ?? '-'],
+    ...guardLines(key, now),
   ];
   const width = Math.max(...lines.map(([label]) => label.length));
   return lines.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');
