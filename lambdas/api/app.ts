@@ -9,6 +9,7 @@ import {
 } from '../domain/erasure/erasure.ts';
 import {
   cancelHeld,
+  DEFAULT_RELEASE_RATE,
   type GuardOperationsDeps,
   listHeld,
   type ReleasePacing,
@@ -563,11 +564,6 @@ function errorResult(error: unknown): Result {
     : problemResult(problem('internal', 'Baton failed to handle the request; it has been logged.'));
 }
 
-/**
- * A release enqueues at most this many recipients per second per lane unless the handler passes
- * the lanes' rates: 1 is SES's lowest sending rate, so it is never above a lane's.
- */
-export const DEFAULT_RELEASE_RATE = 1;
 /**
  * How long a release enqueues within its request: the function stops at 10 s. What is left is
  * answered `deferred` (`complete: false`), and the next release carries on.

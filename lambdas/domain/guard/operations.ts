@@ -73,6 +73,13 @@ export interface HeldResult {
   readonly outcomes: readonly HeldOutcome[];
 }
 
+/**
+ * Recipients per second per lane a release enqueues at when the lanes' own rates are not known
+ * (the api function, `npm run guard` without --rate): 1 is SES's lowest sending rate, so it is
+ * never above a lane's.
+ */
+export const DEFAULT_RELEASE_RATE = 1;
+
 export interface ReleasePacing {
   /** Recipients per second each lane sends at (its share of the SES rate): release enqueues no faster. */
   readonly ratePerSecond: Readonly<Record<Lane, number>>;

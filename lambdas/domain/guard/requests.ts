@@ -9,6 +9,8 @@ import type { HeldSelection } from './operations.ts';
  * same rules for `npm run guard`. Every problem is reported at once, each with its field.
  */
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const MESSAGE_ID = /^msg_[0-9A-Za-z]{1,64}$/;
 const KEY_ID = /^[a-z0-9]{8,32}$/;
 /** Ids in one request: a release of more goes by lane or all. */
@@ -141,13 +143,13 @@ function laneOf(value: unknown, errors: FieldError[]): Lane | undefined {
 
 function reasonOf(value: unknown, errors: FieldError[]): string | undefined {
   const reason = typeof value === 'string' ? value.trim() : '';
-  if (reason !== '' && reason.length <= MAX_REASON) return reason;
+  if (reason !== '' && reason.length <= MAX_REASON && !CONTROL.test(reason)) return reason;
   errors.push({
     path: 'reason',
     message:
       value === undefined
         ? 'is required: say why, it is kept on each message and in the log'
-        : `must be text of 1 to ${MAX_REASON} characters`,
+        : `must be one line of 1 to ${MAX_REASON} characters`,
   });
   return undefined;
 }

@@ -225,7 +225,13 @@ describe('the operator’s guard routes', () => {
       'a blank reason',
       { tenant: 'shop', all: true, reason: '  ' },
       'reason',
-      'must be text of 1 to 500 characters',
+      'must be one line of 1 to 500 characters',
+    ],
+    [
+      'a reason of two lines',
+      { tenant: 'shop', all: true, reason: 'ok\nforged log line' },
+      'reason',
+      'must be one line of 1 to 500 characters',
     ],
     [
       'an id that is not one',
