@@ -195,7 +195,7 @@ function parse(argv: readonly string[]) {
   return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true, tokens: true });
 }
 
-function repeatedOption(tokens: ReadonlyArray<{ kind: string; name?: string }>): string | undefined {
+export function repeatedOption(tokens: ReadonlyArray<{ kind: string; name?: string }>): string | undefined {
   const seen = new Set<string>();
   for (const t of tokens) {
     if (t.kind !== 'option' || t.name === undefined) continue;
@@ -207,7 +207,15 @@ function repeatedOption(tokens: ReadonlyArray<{ kind: string; name?: string }>):
 
 type Values = ReturnType<typeof parse>['values'];
 
-function targetOf(values: Values, env: NodeJS.ProcessEnv): TargetChoice {
+/** The target flags, shared with `npm run guard` (guard-cli.ts). */
+export interface TargetFlags {
+  readonly local?: boolean;
+  readonly 'state-dir'?: string;
+  readonly stack?: string;
+  readonly region?: string;
+}
+
+export function targetOf(values: TargetFlags, env: NodeJS.ProcessEnv): TargetChoice {
   const deployed = values.stack !== undefined || values.region !== undefined;
   if (deployed && values.local) throw new UsageError('Choose one target: --local or --stack, not both.');
   if (deployed && values['state-dir'] !== undefined) {
@@ -437,10 +445,13 @@ export function keyTable(keys: readonly ApiKeySummary[]): string {
     k.allowedDomains.join(','),
     !k.scopes.includes('send') ? '-' : k.smtpWithoutAuth ? 'no AUTH' : 'AUTH',
   ]);
-  const cells = [header, ...rows].map((row) =>
-    row.map((c) => (c.length > MAX_CELL ? `${c.slice(0, MAX_CELL - 1)}…` : c)),
-  );
-  const widths = header.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
+  return columns([header, ...rows], MAX_CELL);
+}
+
+/** Rows as columns sized to their content; cells longer than `maxCell` are shortened with "…". */
+export function columns(rows: ReadonlyArray<readonly string[]>, maxCell: number): string {
+  const cells = rows.map((row) => row.map((c) => (c.length > maxCell ? `${c.slice(0, maxCell - 1)}…` : c)));
+  const widths = (cells[0] ?? []).map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
   return cells
     .map((row) =>
       row
