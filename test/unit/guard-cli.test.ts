@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { heldEntry, markHeld } from '../../lambdas/domain/guard/hold.ts';
 import type { MessageRecord } from '../../lambdas/domain/message.ts';
 import type { Lane } from '../../lambdas/shared/names.ts';
@@ -8,6 +11,7 @@ import {
   parseGuardArgs,
   runGuardCommand,
 } from '../../scripts/guard-cli.ts';
+import { mainGuard } from '../../scripts/guard-target.ts';
 import { CommandFailedError, UsageError } from '../../scripts/keys-cli.ts';
 import { messageRecord, sendJob, T0 } from '../support/builders.ts';
 import {
@@ -270,5 +274,103 @@ describe('npm run guard: the commands', () => {
       { target: { kind: 'key', keyId: 'abcd1234efgh' }, reason: 'rotated its password' },
     ]);
     expect(io.stderr[0]).toMatch(/^Key abcd1234efgh is resumed \(local mode at http:\/\/127.0.0.1:3000\)/);
+  });
+});
+
+describe('npm run guard: the process', () => {
+  let dir: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'baton-guard-unit-'));
+  });
+
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const recorded = () => {
+    const io = { stdout: [] as string[], stderr: [] as string[] };
+    return { io, output: { out: (t: string) => io.stdout.push(t), err: (t: string) => io.stderr.push(t) } };
+  };
+  const unwired = () => {
+    throw new Error('the wiring must not be built');
+  };
+
+  it('prints the usage and exits 0 for --help, 2 for a command line that cannot run', async () => {
+    // Prepare
+    const help = recorded();
+    const wrong = recorded();
+
+    // Act
+    const codes = [
+      await mainGuard(['--help'], {}, unwired, help.output),
+      await mainGuard(['release', '--all'], {}, unwired, wrong.output),
+    ];
+
+    // Assess
+    expect(codes).toEqual([0, 2]);
+    expect(help.io.stdout[0]).toMatch(/^Operate Baton's abuse guard/);
+    expect(wrong.io.stderr[0]).toMatch(
+      /--tenant: is required[\s\S]*Run "npm run guard -- --help" for usage.$/,
+    );
+  });
+
+  it('exits 1 in words when no local mode runs, touching nothing', async () => {
+    // Prepare
+    const { io, output } = recorded();
+
+    // Act
+    const code = await mainGuard(['held', '--tenant', 'shop', '--state-dir', dir], {}, unwired, output);
+
+    // Assess
+    expect(code).toBe(1);
+    expect(io.stderr).toEqual([
+      `Local mode is not running: ${join(dir, 'local.json')} does not exist. Start it with "npm start" (with the same BATON_STATE_DIR), or point --state-dir at its state folder.`,
+    ]);
+  });
+
+  it('hands the guard’s wiring local mode’s environment and runs the command over what it returns', async () => {
+    // Prepare
+    const environment = {
+      BATON_API_KEYS_TABLE: 'keys',
+      BATON_MESSAGES_TABLE: 'messages',
+      BATON_TRANSACTIONAL_QUEUE_URL: 'http://127.0.0.1:1/q/t',
+      BATON_BROADCAST_QUEUE_URL: 'http://127.0.0.1:1/q/b',
+      BATON_PAYLOAD_BUCKET: 'payloads',
+      BATON_GUARD_TABLE: 'guard',
+    };
+    writeFileSync(
+      join(dir, 'local.json'),
+      JSON.stringify({
+        pid: process.pid,
+        url: 'http://127.0.0.1:3000',
+        region: 'us-east-1',
+        endpoints: { dynamodb: 'http://127.0.0.1:1', sqs: 'http://127.0.0.1:2', ses: 'http://127.0.0.1:3' },
+        environment,
+        sendingDomains: ['example.com'],
+      }),
+    );
+    const guard = new RecordingGuard();
+    const seen: NodeJS.ProcessEnv[] = [];
+    const { io, output } = recorded();
+
+    // Act
+    const code = await mainGuard(
+      ['resume', '--tenant', 'shop', '--reason', 'cleaned', '--state-dir', dir],
+      {},
+      ({ env }) => {
+        seen.push(env);
+        return { guard, held: new InMemoryHeldJobs() };
+      },
+      output,
+    );
+
+    // Assess
+    expect([code, io.stderr[0]]).toEqual([
+      0,
+      expect.stringMatching(/^Tenant shop is resumed \(local mode at http:\/\/127.0.0.1:3000\)/),
+    ]);
+    expect(seen).toEqual([environment]);
+    expect(guard.resumes).toEqual([{ target: { kind: 'tenant', tenant: 'shop' }, reason: 'cleaned' }]);
   });
 });

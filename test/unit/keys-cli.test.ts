@@ -844,6 +844,8 @@ describe('readLocalState', () => {
       endpoint: 'http://127.0.0.1:4567',
       table: 'Baton-ApiKeys-1',
       sendingDomains: ['example.com'],
+      environment: { BATON_API_KEYS_TABLE: 'Baton-ApiKeys-1' },
+      sqsEndpoint: 'x',
     });
   });
 
@@ -962,6 +964,7 @@ describe('stackOutputs: the ApiKeys table', () => {
     expect(current).toEqual({
       table: 'Baton-ApiKeys1A2B-XYZ',
       sendingDomains: ['example.com', 'news.example.org'],
+      outputs: { ApiKeysTableName: 'Baton-ApiKeys1A2B-XYZ', SendingDomains: 'example.com,News.example.org' },
     });
     expect(old.sendingDomains).toBeUndefined();
   });
