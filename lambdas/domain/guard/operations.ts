@@ -2,10 +2,17 @@ import { ConflictError } from '../../shared/errors.ts';
 import type { Lane } from '../../shared/names.ts';
 import { Pacer } from '../delivery/pacer.ts';
 import { markFailed } from '../delivery/send.ts';
-import type { HoldInfo, MessageRecord } from '../message.ts';
+import type { HoldInfo, MessageRecord, SendJob } from '../message.ts';
 import type { ApiKeyReader, Clock, Guard, GuardTarget, HeldJobs, JobQueue, MessageStore } from '../ports.ts';
 import type { ScopeGuardState } from './evaluate.ts';
-import { expiryReason, type HeldEntry, holdExpired, markHoldFailed, markReleased } from './hold.ts';
+import {
+  expiryReason,
+  type HeldEntry,
+  heldEntry,
+  holdExpired,
+  markHoldFailed,
+  markReleased,
+} from './hold.ts';
 import { holdFor } from './state.ts';
 
 /**
@@ -128,11 +135,14 @@ export async function releaseHeld(
       outcomes.push(found.missing);
       continue;
     }
-    outcomes.push(
-      await releaseOne(deps, found.entry, reason, pacerOf, (wait) =>
-        pacing.deadline === undefined ? false : paceClock().getTime() + wait > pacing.deadline,
-      ),
-    );
+    const pastDeadline = (wait: number) =>
+      pacing.deadline === undefined ? false : paceClock().getTime() + wait > pacing.deadline;
+    // Not even read once the time is up: a release of thousands must still answer in time.
+    if (pastDeadline(pacerOf(found.entry.lane).delayFor(1))) {
+      outcomes.push({ id: found.entry.id, outcome: 'deferred' });
+      continue;
+    }
+    outcomes.push(await releaseOne(deps, found.entry, reason, pacerOf, pastDeadline));
   }
   return summary(outcomes);
 }
@@ -190,7 +200,24 @@ async function releaseOne(
     return putBackOnHold(deps, entry, record, queued, error);
   }
   await deps.held.remove(entry);
-  return { id, outcome: 'released', lane: entry.lane };
+  return (await heldAgain(deps, entry, job)) ?? { id, outcome: 'released', lane: entry.lane };
+}
+
+/**
+ * A sender whose cached key still shows the hold (up to 30 s after a resume) may hold the released
+ * job again, and its `keep` changes nothing while the old entry is there, which release then
+ * removes. So the record is read once more: held again, its entry and job are kept again, so the
+ * message stays listed and releasable. (A hold after this read keeps its own entry.)
+ */
+async function heldAgain(
+  deps: Pick<GuardOperationsDeps, 'messages' | 'held'>,
+  entry: HeldEntry,
+  job: SendJob,
+): Promise<HeldOutcome | undefined> {
+  const after = await deps.messages.get(entry.id);
+  if (after?.phase !== 'held' || after.hold === undefined) return undefined;
+  await deps.held.keep(heldEntry(after, after.hold), job);
+  return { id: entry.id, outcome: 'held', reason: `held again by the sender: ${after.hold.reason}` };
 }
 
 /** Why the message must stay held now, or undefined when it may go. */

@@ -301,6 +301,53 @@ describe('releasing held mail', () => {
     expect([queue.jobs.length, held.entries.size, messages.peek('msg_1')?.phase]).toEqual([1, 0, 'queued']);
   });
 
+  it('keeps the entry of a message the sender held again while it was being released', async () => {
+    // Prepare: the sender, its key cache not yet showing the resume, holds the released job again
+    // (markHeld, then keep: a no-op while the old entry is there) before release removes the entry.
+    const { deps, clock, messages, held, pacing, hold } = rig();
+    await hold('msg_1');
+    const remove = held.remove.bind(held);
+    vi.spyOn(held, 'remove').mockImplementationOnce(async (entry) => {
+      const queued = messages.peek('msg_1') as MessageRecord;
+      const again = markHeld(
+        queued,
+        guardDecision({ reason: 'still paused (cached)' }),
+        clock(),
+      ) as MessageRecord;
+      messages.write(again);
+      await held.keep(heldEntry(again, again.hold ?? expect.fail('no hold')), sendJob(undefined, 'msg_1'));
+      await remove(entry);
+    });
+
+    // Act
+    const result = await releaseHeld(deps, 'tenant-a', { all: true }, 'ops', pacing);
+
+    // Assess: still listed, with its job, so an operator can release it again.
+    expect(result.outcomes).toEqual([
+      { id: 'msg_1', outcome: 'held', reason: 'held again by the sender: still paused (cached)' },
+    ]);
+    const entry = await held.get('tenant-a', 'msg_1');
+    expect(entry?.reason).toBe('still paused (cached)');
+    expect(entry && (await held.job(entry))?.id).toBe('msg_1');
+  });
+
+  it('past the deadline, reads nothing more: the rest is deferred at once', async () => {
+    // Prepare
+    const { deps, clock, messages, pacing, hold } = rig();
+    for (const id of ['msg_1', 'msg_2', 'msg_3', 'msg_4']) await hold(id, 'broadcast');
+    const reads = vi.spyOn(messages, 'get');
+
+    // Act: 2/s, so within 400 ms only the first goes.
+    const result = await releaseHeld(deps, 'tenant-a', { all: true }, 'ops', {
+      ...pacing,
+      deadline: clock().getTime() + 400,
+    });
+
+    // Assess: only the first was read (before and after its release); the others not at all.
+    expect(result.counts).toMatchObject({ released: 1, deferred: 3 });
+    expect(new Set(reads.mock.calls.map(([id]) => id))).toEqual(new Set(['msg_1']));
+  });
+
   it('forgets an entry whose message was sent or settled meanwhile, sending nothing', async () => {
     // Prepare
     const { deps, messages, held, queue, pacing, hold } = rig();
