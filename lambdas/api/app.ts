@@ -318,7 +318,7 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
           }
           throw error;
         }
-        logOperator('guard resume', key, { target: request.target.kind, ...request.target });
+        logOperator('guard resume', key, { ...request.target });
         return json(200, { target: request.target, state });
       },
     }),

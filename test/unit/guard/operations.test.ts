@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import type { GuardDecision } from '../../../lambdas/domain/guard/evaluate.ts';
 import { HOLD_DAYS, heldEntry, markHeld } from '../../../lambdas/domain/guard/hold.ts';
@@ -362,6 +363,67 @@ describe('releasing held mail', () => {
       { id: 'msg_1', outcome: 'missing', reason: 'the message is sent, not held' },
     ]);
     expect([queue.jobs, held.entries.size]).toEqual([[], 0]);
+  });
+});
+
+describe('releasing under faults (property)', () => {
+  it('whatever fails and however often it is re-run, each message is enqueued only once queued and released once per hold', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            queueRefuses: fc.subarray(['msg_1', 'msg_2', 'msg_3', 'msg_4']),
+            crashOnRemove: fc.option(fc.nat({ max: 3 }), { nil: undefined }),
+          }),
+          { maxLength: 5 },
+        ),
+        async (runs) => {
+          // Prepare
+          const { deps, messages, held, queue, pacing, hold } = rig();
+          for (const id of ['msg_1', 'msg_2', 'msg_3', 'msg_4'])
+            await hold(id, 'transactional', guardDecision({ action: 'holdAll' }));
+          const enqueue = queue.enqueue.bind(queue);
+          vi.spyOn(queue, 'enqueue').mockImplementation(async (lane, job) => {
+            // A job only ever reaches the queue for a record the sender may claim.
+            expect(messages.peek(job.id)?.phase).toBe('queued');
+            await enqueue(lane, job);
+          });
+          const remove = held.remove.bind(held);
+          let removals = 0;
+          let crashAt: number | undefined;
+          vi.spyOn(held, 'remove').mockImplementation(async (entry) => {
+            removals += 1;
+            if (removals === crashAt) throw new Error('process killed');
+            await remove(entry);
+          });
+
+          // Act: faulty runs, then one that goes through.
+          for (const run of runs) {
+            queue.failing.clear();
+            for (const id of run.queueRefuses) queue.failing.add(id);
+            crashAt = run.crashOnRemove === undefined ? undefined : removals + 1 + run.crashOnRemove;
+            await releaseHeld(deps, 'tenant-a', { all: true }, 'ops', pacing).catch((e: Error) => {
+              if (e.message !== 'process killed') throw e;
+            });
+          }
+          queue.failing.clear();
+          crashAt = undefined;
+          await releaseHeld(deps, 'tenant-a', { all: true }, 'ops', pacing);
+
+          // Assess
+          expect(held.entries.size).toBe(0);
+          for (const id of ['msg_1', 'msg_2', 'msg_3', 'msg_4']) {
+            const record = messages.peek(id) as MessageRecord;
+            const count = (type: string) => record.events.filter((e) => e.type === type).length;
+            expect(record.phase).toBe('queued');
+            expect(count('released')).toBe(count('held'));
+            expect(record.events.at(-1)?.type).toBe('released');
+            expect(queue.jobs.some((j) => j.job.id === id)).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
 
