@@ -4,6 +4,8 @@
  * a database; `keys.ts` only wires them to a real target.
  */
 import { parseArgs } from 'node:util';
+import type { GuardDecision } from '../lambdas/domain/guard/evaluate.ts';
+import { guardSuspension, holdFor, throttleFor } from '../lambdas/domain/guard/state.ts';
 import {
   type ApiKey,
   type ApiKeySpecInput,
@@ -193,7 +195,7 @@ function parse(argv: readonly string[]) {
   return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true, tokens: true });
 }
 
-function repeatedOption(tokens: ReadonlyArray<{ kind: string; name?: string }>): string | undefined {
+export function repeatedOption(tokens: ReadonlyArray<{ kind: string; name?: string }>): string | undefined {
   const seen = new Set<string>();
   for (const t of tokens) {
     if (t.kind !== 'option' || t.name === undefined) continue;
@@ -205,7 +207,15 @@ function repeatedOption(tokens: ReadonlyArray<{ kind: string; name?: string }>):
 
 type Values = ReturnType<typeof parse>['values'];
 
-function targetOf(values: Values, env: NodeJS.ProcessEnv): TargetChoice {
+/** The target flags, shared with `npm run guard` (guard-cli.ts). */
+export interface TargetFlags {
+  readonly local?: boolean;
+  readonly 'state-dir'?: string;
+  readonly stack?: string;
+  readonly region?: string;
+}
+
+export function targetOf(values: TargetFlags, env: NodeJS.ProcessEnv): TargetChoice {
   const deployed = values.stack !== undefined || values.region !== undefined;
   if (deployed && values.local) throw new UsageError('Choose one target: --local or --stack, not both.');
   if (deployed && values['state-dir'] !== undefined) {
@@ -354,7 +364,7 @@ export async function runKeysCommand(
     case 'show': {
       const key = await store.get(command.keyId);
       if (!key) throw new CommandFailedError(`No API key has the id ${command.keyId}.`);
-      io.out(keyDetails(summarise(key)));
+      io.out(keyDetails(summarise(key), now()));
       return;
     }
     case 'suspend':
@@ -435,10 +445,13 @@ export function keyTable(keys: readonly ApiKeySummary[]): string {
     k.allowedDomains.join(','),
     !k.scopes.includes('send') ? '-' : k.smtpWithoutAuth ? 'no AUTH' : 'AUTH',
   ]);
-  const cells = [header, ...rows].map((row) =>
-    row.map((c) => (c.length > MAX_CELL ? `${c.slice(0, MAX_CELL - 1)}…` : c)),
-  );
-  const widths = header.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
+  return columns([header, ...rows], MAX_CELL);
+}
+
+/** Rows as columns sized to their content; cells longer than `maxCell` are shortened with "…". */
+export function columns(rows: ReadonlyArray<readonly string[]>, maxCell: number): string {
+  const cells = rows.map((row) => row.map((c) => (c.length > maxCell ? `${c.slice(0, maxCell - 1)}…` : c)));
+  const widths = (cells[0] ?? []).map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
   return cells
     .map((row) =>
       row
@@ -454,7 +467,50 @@ function smtpMode(key: ApiKeySummary): string {
   return key.smtpWithoutAuth ? `without AUTH from ${key.allowedCidrs.join(', ')}` : 'AUTH required';
 }
 
-export function keyDetails(key: ApiKeySummary): string {
+/**
+ * The abuse guard's hand on the key, when it has one: why the guard suspended or throttled it, or
+ * holds its tenant's mail, with the figures it decided on (docs/guard.md).
+ */
+function guardLines(key: ApiKeySummary, now: Date): Array<[string, string]> {
+  const lines: Array<[string, string]> = [];
+  const suspension = guardSuspension(key.guard);
+  if (suspension && key.status === 'suspended') {
+    lines.push(['Guard', `suspended by the abuse guard: ${suspension.reason}`]);
+    lines.push(['Guard figures', guardFigures(suspension)]);
+    lines.push([
+      'Resume with',
+      `npm run guard -- resume --key ${key.keyId} --reason "..." (once the cause is found)`,
+    ]);
+  }
+  const throttle = throttleFor(key.guard, now);
+  if (throttle) {
+    lines.push(['Guard', `throttled until ${throttle.until ?? '?'}: ${throttle.reason}`]);
+    lines.push(['Guard figures', guardFigures(throttle)]);
+  }
+  const hold = holdFor(key.guard, 'broadcast', now);
+  if (hold) {
+    const what =
+      hold.action === 'holdAll' ? "all of the tenant's mail is held" : "the tenant's broadcast mail is held";
+    lines.push(['Tenant guard', `${what}: ${hold.reason}`]);
+    lines.push(['Tenant figures', guardFigures(hold)]);
+  }
+  return lines;
+}
+
+/** "suppressedHitRate 18 % (threshold 15 %), 11 of 60 attempts, 2025-03-01T11:00:00.000Z to ... (1 h)" */
+export function guardFigures(d: GuardDecision): string {
+  const percent = (x: number) => `${Number((x * 100).toFixed(2))} %`;
+  const measured =
+    d.signal === 'volumeSpike'
+      ? `${d.rate} sends this hour (threshold ${d.threshold}), ${d.sample.events} to new recipient domains`
+      : `${percent(d.rate)} (threshold ${percent(d.threshold)}), ${d.sample.events} of ${d.sample.sends} ${d.sample.over}`;
+  return (
+    `${d.signal} ${measured}, window ${d.window.from} to ${d.window.to} (${d.window.hours} h)` +
+    `${d.probation ? ', on probation' : ''}, decided ${d.decidedAt}`
+  );
+}
+
+export function keyDetails(key: ApiKeySummary, now: Date = new Date()): string {
   const lines: Array<[string, string]> = [
     ['Key ID', key.keyId],
     ['Tenant', key.tenant],
@@ -472,6 +528,7 @@ export function keyDetails(key: ApiKeySummary): string {
     ['Rate limit', key.rateLimit === undefined ? 'unlimited' : `${key.rateLimit} requests/s`],
     ['Created', key.createdAt],
     ['Updated', key.updatedAt ?? '-'],
+    ...guardLines(key, now),
   ];
   const width = Math.max(...lines.map(([label]) => label.length));
   return lines.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n');

@@ -53,7 +53,17 @@ export function readLocalState(
   stateDir: string,
   explicit: boolean,
   isRunning: (pid: number) => boolean = processRunning,
-): { url: string; region: string; endpoint: string; table: string; sendingDomains: string[] | undefined } {
+): {
+  url: string;
+  region: string;
+  endpoint: string;
+  table: string;
+  sendingDomains: string[] | undefined;
+  /** The api function's environment (table names, queue URLs, bucket), for `npm run guard`. */
+  environment: Readonly<Record<string, string>>;
+  /** The SQS emulator, which serves local mode's S3 too (by path). */
+  sqsEndpoint: string | undefined;
+} {
   const file = join(resolve(stateDir), LOCAL_STATE_FILE);
   let text: string;
   try {
@@ -92,7 +102,15 @@ export function readLocalState(
   const sendingDomains = Array.isArray(state.sendingDomains)
     ? state.sendingDomains.filter((d): d is string => typeof d === 'string')
     : undefined;
-  return { url: state.url ?? '(unknown URL)', region: state.region, endpoint, table, sendingDomains };
+  return {
+    url: state.url ?? '(unknown URL)',
+    region: state.region,
+    endpoint,
+    table,
+    sendingDomains,
+    environment: state.environment ?? {},
+    sqsEndpoint: state.endpoints?.sqs,
+  };
 }
 
 function processRunning(pid: number): boolean {
@@ -131,7 +149,12 @@ async function openStack(stack: string, region: string | undefined): Promise<Tar
 export async function stackOutputs(
   cfn: CloudFormationClient,
   stack: string,
-): Promise<{ table: string; sendingDomains: string[] | undefined }> {
+): Promise<{
+  table: string;
+  sendingDomains: string[] | undefined;
+  /** Every output by key, for `npm run guard` (its tables, queues and bucket). */
+  outputs: Readonly<Record<string, string>>;
+}> {
   let region = '(unknown region)';
   try {
     region = await cfn.config.region();
@@ -159,7 +182,12 @@ export async function stackOutputs(
     ?.split(',')
     .map((d) => d.trim().toLowerCase())
     .filter((d) => d !== '');
-  return { table, sendingDomains };
+  const all = Object.fromEntries(
+    outputs.flatMap((o) =>
+      o.OutputKey && o.OutputValue !== undefined ? [[o.OutputKey, o.OutputValue]] : [],
+    ),
+  );
+  return { table, sendingDomains, outputs: all };
 }
 
 function describeAwsFailure(error: unknown, stack: string, region: string): string {

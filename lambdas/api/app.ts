@@ -7,9 +7,32 @@ import {
   eraseRecipient,
   loggableKey,
 } from '../domain/erasure/erasure.ts';
-import { type ApiKey, bearerToken, type Scope } from '../domain/keys/api-key.ts';
+import {
+  cancelHeld,
+  DEFAULT_RELEASE_RATE,
+  type GuardOperationsDeps,
+  listHeld,
+  type ReleasePacing,
+  releaseHeld,
+  resumeGuard,
+} from '../domain/guard/operations.ts';
+import { heldQuery, heldRequest, resumeRequest } from '../domain/guard/requests.ts';
+import {
+  type ApiKey,
+  ApiKeyNotFoundError,
+  ApiKeyRevokedError,
+  bearerToken,
+  type Scope,
+} from '../domain/keys/api-key.ts';
 import { verifyToken } from '../domain/keys/authenticate.ts';
-import type { ApiKeyReader, IdempotencyStore, MessageStore, SuppressionStore } from '../domain/ports.ts';
+import type {
+  ApiKeyReader,
+  Guard,
+  HeldJobs,
+  IdempotencyStore,
+  MessageStore,
+  SuppressionStore,
+} from '../domain/ports.ts';
 import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
 import { statsRange, statsView } from '../domain/reporting/stats.ts';
 import { toMessageView } from '../domain/reporting/status.ts';
@@ -31,7 +54,7 @@ import {
   toSuppressionView,
 } from '../domain/suppression/suppression.ts';
 import { InvalidCursorError, TransientError } from '../shared/errors.ts';
-import { Route } from '../shared/names.ts';
+import { type Lane, Route } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
 
 /** API Gateway and Lambda both stop at 6 MB for a synchronous request. */
@@ -59,6 +82,18 @@ export interface ApiDeps extends AcceptDeps {
    * does not exercise erasure need not build it; the handler always wires it.
    */
   readonly erasure?: ErasureDeps;
+  /**
+   * The abuse guard: `GET /v1/reputation` and the operator's resume. With `held`, the operator's
+   * held-mail routes. Absent, those routes answer 501 (a test rig need not build them); the
+   * handler always wires them.
+   */
+  readonly guard?: Guard;
+  readonly held?: HeldJobs;
+  /** How fast a release enqueues (see `releasePacing`); tests pass a sleep that moves their clock. */
+  readonly release?: {
+    readonly ratePerSecond?: Readonly<Record<Lane, number>>;
+    readonly sleep?: (ms: number) => Promise<unknown>;
+  };
 }
 
 type Event = APIGatewayProxyEventV2;
@@ -216,6 +251,75 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         const outcome = await eraseRecipient(deps.erasure, key.tenant, address, ERASURE_BUDGET_MS);
         recordErasure(outcome);
         return json(202, erasureBody(outcome));
+      },
+      [Route.reputation]: async (event) => {
+        const key = await authenticate(deps, event, 'read');
+        // Only the key's own tenant: the tenant comes from the key, never from the request.
+        return json(200, await guardOf(deps).reputation(key.tenant));
+      },
+      // The operator's routes: the admin scope only, never send or read, so a stolen tenant key
+      // cannot release its own mail or lift the guard's hold on it.
+      [Route.guardHeld]: async (event) => {
+        const key = await authenticate(deps, event, 'admin');
+        const query = heldQuery(event.queryStringParameters ?? {});
+        const ops = operationsOf(deps);
+        let page: Awaited<ReturnType<typeof listHeld>>;
+        try {
+          page = await listHeld(ops, query.tenant, query);
+        } catch (error) {
+          if (!(error instanceof InvalidCursorError)) throw error;
+          fail('invalid_request', 'The cursor is not one this API handed out.', [
+            { path: 'cursor', message: 'use the nextCursor of a previous page' },
+          ]);
+        }
+        logOperator('guard held listed', key, { tenant: query.tenant, count: page.entries.length });
+        return json(200, { tenant: query.tenant, items: page.entries, nextCursor: page.cursor ?? null });
+      },
+      [Route.guardRelease]: async (event) => {
+        const key = await authenticate(deps, event, 'admin');
+        const request = heldRequest(jsonBody(event));
+        const result = await releaseHeld(
+          operationsOf(deps),
+          request.tenant,
+          request.selection,
+          request.reason,
+          releasePacing(deps),
+        );
+        logOperator('guard release', key, { tenant: request.tenant, ...result.counts });
+        return json(200, { tenant: request.tenant, ...result, complete: result.counts.deferred === 0 });
+      },
+      [Route.guardCancel]: async (event) => {
+        const key = await authenticate(deps, event, 'admin');
+        const request = heldRequest(jsonBody(event));
+        const result = await cancelHeld(
+          operationsOf(deps),
+          request.tenant,
+          request.selection,
+          request.reason,
+        );
+        logOperator('guard cancel', key, { tenant: request.tenant, ...result.counts });
+        return json(200, { tenant: request.tenant, ...result });
+      },
+      [Route.guardResume]: async (event) => {
+        const key = await authenticate(deps, event, 'admin');
+        const request = resumeRequest(jsonBody(event));
+        let state: Awaited<ReturnType<typeof resumeGuard>>;
+        try {
+          state = await resumeGuard({ guard: guardOf(deps) }, request.target, request.reason);
+        } catch (error) {
+          if (error instanceof ApiKeyNotFoundError)
+            fail('not_found', `No API key has the id ${error.keyId}.`);
+          if (error instanceof ApiKeyRevokedError) {
+            fail(
+              'invalid_request',
+              `Key ${error.keyId} is revoked, which is permanent: create a new key instead.`,
+              [{ path: 'keyId', message: 'is revoked' }],
+            );
+          }
+          throw error;
+        }
+        logOperator('guard resume', key, { ...request.target });
+        return json(200, { target: request.target, state });
       },
     }),
   );
@@ -458,4 +562,43 @@ function errorResult(error: unknown): Result {
         'retry-after': '1',
       })
     : problemResult(problem('internal', 'Baton failed to handle the request; it has been logged.'));
+}
+
+/**
+ * How long a release enqueues within its request: the function stops at 10 s. What is left is
+ * answered `deferred` (`complete: false`), and the next release carries on.
+ */
+export const RELEASE_BUDGET_MS = 6_500;
+
+function guardOf(deps: ApiDeps): Guard {
+  if (!deps.guard) fail('not_implemented', 'The abuse guard is not configured in this deployment.');
+  return deps.guard;
+}
+
+function operationsOf(deps: ApiDeps): GuardOperationsDeps {
+  if (!deps.held) fail('not_implemented', 'Held mail is not configured in this deployment.');
+  return {
+    messages: deps.messages,
+    held: deps.held,
+    queue: deps.queue,
+    keys: deps.keys,
+    guard: guardOf(deps),
+    clock: deps.clock,
+  };
+}
+
+function releasePacing(deps: ApiDeps): ReleasePacing {
+  return {
+    ratePerSecond: deps.release?.ratePerSecond ?? {
+      transactional: DEFAULT_RELEASE_RATE,
+      broadcast: DEFAULT_RELEASE_RATE,
+    },
+    sleep: deps.release?.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+    deadline: deps.clock().getTime() + RELEASE_BUDGET_MS,
+  };
+}
+
+/** Every operator action is logged with who did it (the admin key's id); never an address. */
+function logOperator(message: string, key: ApiKey, fields: Record<string, unknown>): void {
+  logger.info(message, { operatorKeyId: key.keyId, operatorTenant: key.tenant, ...fields });
 }

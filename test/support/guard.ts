@@ -67,3 +67,21 @@ export function actionsOf(decisions: readonly GuardDecision[]): GuardAction[] | 
 export function decisionsFor(scope: 'tenant' | 'key', c: GuardCase): GuardDecision[] {
   return evaluate(guardInput(c)).filter((d) => d.scope === scope);
 }
+
+/** A decision in force, as the guard would have applied it (tenant `tenant-a`, a pause of broadcast by default). */
+export function guardDecision(overrides: Partial<GuardDecision> = {}): GuardDecision {
+  return {
+    scope: 'tenant',
+    tenantId: 'tenant-a',
+    action: 'pauseBroadcast',
+    signal: 'hardBounceRate',
+    rate: 0.05,
+    threshold: 0.04,
+    sample: { sends: 800, over: 'sends', events: 40 },
+    window: { from: '2025-02-27T12:00:00.000Z', to: '2025-03-01T12:00:00.000Z', hours: 48 },
+    probation: false,
+    decidedAt: '2025-03-01T11:00:00.000Z',
+    reason: 'hard bounces at 5.0 % of 800 sends over 48 h (pause at 4 %)',
+    ...overrides,
+  };
+}

@@ -9,12 +9,14 @@ import { RateLimiter } from '../../lambdas/domain/send/rate-limit.ts';
 import { T0 } from './builders.ts';
 import {
   InMemoryApiKeys,
+  InMemoryHeldJobs,
   InMemoryIdempotencyStore,
   InMemoryJobQueue,
   InMemoryMessageStore,
   InMemorySuppressionStore,
   InMemoryUsageStore,
   issueApiKey,
+  RecordingGuard,
   testClock,
 } from './fakes.ts';
 
@@ -67,6 +69,9 @@ export function apiHarness(keyOverrides: KeyOverrides = {}, options: ApiHarnessO
   const keys = new InMemoryApiKeys();
   keys.add(key);
   const idempotency = new InMemoryIdempotencyStore();
+  // The abuse guard's fakes, as the handler always wires a guard; a release's pacing moves the clock.
+  const guard = new RecordingGuard();
+  const held = new InMemoryHeldJobs();
   const api = createApi({
     ...deps,
     messages: stores.messages,
@@ -74,6 +79,13 @@ export function apiHarness(keyOverrides: KeyOverrides = {}, options: ApiHarnessO
     keys,
     idempotency,
     rateLimiter: new RateLimiter(stores.clock),
+    guard,
+    held,
+    release: {
+      sleep: async (ms: number) => {
+        stores.clock.advance(ms);
+      },
+    },
     ...options.deps?.(harness),
   });
   /** Issues another key on the same API and returns its token. */
@@ -82,5 +94,5 @@ export function apiHarness(keyOverrides: KeyOverrides = {}, options: ApiHarnessO
     keys.add(issued.key);
     return issued.token;
   };
-  return { api, token, key, keys, idempotency, addKey, ...stores };
+  return { api, token, key, keys, idempotency, guard, held, addKey, ...stores };
 }

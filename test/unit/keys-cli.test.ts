@@ -26,6 +26,7 @@ import {
 } from '../../scripts/keys-cli.ts';
 import { readLocalState, stackOutputs } from '../../scripts/keys-target.ts';
 import { InMemoryApiKeys, issueApiKey } from '../support/fakes.ts';
+import { guardDecision } from '../support/guard.ts';
 
 const LOCAL = { kind: 'local', stateDir: '.baton', explicit: false } as const;
 
@@ -617,6 +618,75 @@ describe('runKeysCommand', () => {
     ]);
   });
 
+  it('shows why the abuse guard suspended a key and holds its tenant’s mail, with the figures', async () => {
+    // Prepare
+    const suspend = guardDecision({
+      scope: 'key',
+      action: 'suspendKey',
+      signal: 'suppressedHitRate',
+      rate: 0.18,
+      threshold: 0.15,
+      sample: { sends: 60, over: 'attempts', events: 11 },
+      window: { from: '2030-01-02T03:00:00.000Z', to: '2030-01-02T03:04:00.000Z', hours: 1 },
+      decidedAt: '2030-01-02T03:04:00.000Z',
+      reason: 'suppressed-recipient hits at 18 % of 60 attempts this hour (suspend at 15 %)',
+    });
+    const pause = guardDecision({ action: 'holdAll', rate: 0.0725, threshold: 0.07 });
+    const { key } = issueApiKey({
+      status: 'suspended',
+      guard: { key: { actions: [suspend] }, tenant: { actions: [pause] } },
+    });
+    const { io, output } = recordingIo();
+
+    // Act
+    await runKeysCommand(
+      { command: 'show', target: LOCAL, keyId: key.keyId },
+      on(new InMemoryApiKeys().add(key)),
+      output,
+      now,
+    );
+
+    // Assess
+    expect(io.stdout[0]?.split('\n').slice(13)).toEqual([
+      `Guard           suspended by the abuse guard: ${suspend.reason}`,
+      'Guard figures   suppressedHitRate 18 % (threshold 15 %), 11 of 60 attempts, window 2030-01-02T03:00:00.000Z to 2030-01-02T03:04:00.000Z (1 h), decided 2030-01-02T03:04:00.000Z',
+      `Resume with     npm run guard -- resume --key ${key.keyId} --reason "..." (once the cause is found)`,
+      `Tenant guard    all of the tenant's mail is held: ${pause.reason}`,
+      `Tenant figures  hardBounceRate 7.25 % (threshold 7 %), 40 of 800 sends, window ${pause.window.from} to ${pause.window.to} (48 h), decided ${pause.decidedAt}`,
+    ]);
+  });
+
+  it('shows a throttle while it lasts, with its figures, and nothing once it has lapsed', async () => {
+    // Prepare
+    const throttle = guardDecision({
+      scope: 'key',
+      action: 'throttleKey',
+      signal: 'volumeSpike',
+      rate: 3000,
+      threshold: 1000,
+      sample: { sends: 3000, over: 'sends', events: 2400 },
+      window: { from: '2030-01-02T03:00:00.000Z', to: '2030-01-02T03:04:00.000Z', hours: 1 },
+      until: '2030-01-02T04:04:00.000Z',
+      reason: 'volume spike',
+    });
+    const { key } = issueApiKey({ guard: { key: { actions: [throttle] } } });
+    const later = () => new Date('2030-01-02T05:00:00.000Z');
+    const during = recordingIo();
+    const after = recordingIo();
+
+    // Act
+    const target = on(new InMemoryApiKeys().add(key));
+    await runKeysCommand({ command: 'show', target: LOCAL, keyId: key.keyId }, target, during.output, now);
+    await runKeysCommand({ command: 'show', target: LOCAL, keyId: key.keyId }, target, after.output, later);
+
+    // Assess
+    expect(during.io.stdout[0]?.split('\n').slice(13)).toEqual([
+      'Guard          throttled until 2030-01-02T04:04:00.000Z: volume spike',
+      'Guard figures  volumeSpike 3000 sends this hour (threshold 1000), 2400 to new recipient domains, window 2030-01-02T03:00:00.000Z to 2030-01-02T03:04:00.000Z (1 h), decided 2025-03-01T11:00:00.000Z',
+    ]);
+    expect(after.io.stdout[0]?.split('\n')).toHaveLength(13);
+  });
+
   it('fails to show a key that does not exist', async () => {
     // Act
     const run = runKeysCommand(
@@ -774,6 +844,8 @@ describe('readLocalState', () => {
       endpoint: 'http://127.0.0.1:4567',
       table: 'Baton-ApiKeys-1',
       sendingDomains: ['example.com'],
+      environment: { BATON_API_KEYS_TABLE: 'Baton-ApiKeys-1' },
+      sqsEndpoint: 'x',
     });
   });
 
@@ -892,6 +964,7 @@ describe('stackOutputs: the ApiKeys table', () => {
     expect(current).toEqual({
       table: 'Baton-ApiKeys1A2B-XYZ',
       sendingDomains: ['example.com', 'news.example.org'],
+      outputs: { ApiKeysTableName: 'Baton-ApiKeys1A2B-XYZ', SendingDomains: 'example.com,News.example.org' },
     });
     expect(old.sendingDomains).toBeUndefined();
   });

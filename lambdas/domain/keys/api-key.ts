@@ -92,7 +92,7 @@ function sha256(value: string): string {
 }
 
 /** Tenants become an SES message tag value, which allows only these characters. */
-const TENANT = /^[A-Za-z0-9_-]{1,64}$/;
+export const TENANT = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_NAME = 200;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
