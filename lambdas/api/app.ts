@@ -8,7 +8,7 @@ import {
   loggableKey,
 } from '../domain/erasure/erasure.ts';
 import { type ApiKey, bearerToken, type Scope } from '../domain/keys/api-key.ts';
-import { verifyToken } from '../domain/keys/authenticate.ts';
+import { admitSending, verifyToken } from '../domain/keys/authenticate.ts';
 import type { ApiKeyReader, IdempotencyStore, MessageStore, SuppressionStore } from '../domain/ports.ts';
 import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
 import { statsRange, statsView } from '../domain/reporting/stats.ts';
@@ -325,6 +325,9 @@ async function authenticate(deps: ApiDeps, event: Event, ...anyOf: Scope[]): Pro
   const token = bearerToken(header(event, 'authorization'));
   // The caller's IP comes from API Gateway's request context, never from a client header.
   const key = await verifyToken(deps.keys, token, event.requestContext.http.sourceIp, anyOf);
+  // Only the send routes ask for the send scope: a key the abuse guard throttles is refused before
+  // the request does any work (or takes a rate token), and may still read its messages.
+  if (anyOf.includes('send')) admitSending(key, deps.clock());
   if (key.rateLimit !== undefined) {
     const taken = deps.rateLimiter.take(key.keyId, key.rateLimit);
     if (taken.ok) rateTaken.set(event, { keyId: key.keyId, rate: key.rateLimit });

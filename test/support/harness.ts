@@ -9,12 +9,14 @@ import { RateLimiter } from '../../lambdas/domain/send/rate-limit.ts';
 import { T0 } from './builders.ts';
 import {
   InMemoryApiKeys,
+  InMemoryHeldJobs,
   InMemoryIdempotencyStore,
   InMemoryJobQueue,
   InMemoryMessageStore,
   InMemorySuppressionStore,
   InMemoryUsageStore,
   issueApiKey,
+  RecordingGuard,
   testClock,
 } from './fakes.ts';
 
@@ -33,6 +35,8 @@ export function acceptHarness(keyOverrides: KeyOverrides = {}, stores: HarnessSt
   const queue = new InMemoryJobQueue();
   const usage = new InMemoryUsageStore();
   const clock = testClock(T0);
+  const held = new InMemoryHeldJobs();
+  const guard = new RecordingGuard();
   let ids = 0;
   const deps: AcceptDeps = {
     messages,
@@ -45,9 +49,11 @@ export function acceptHarness(keyOverrides: KeyOverrides = {}, stores: HarnessSt
       return `msg_${ids}`;
     },
     retentionDays: 30,
+    held,
+    guard,
   };
   const { key, token } = issueApiKey(keyOverrides);
-  return { deps, messages, suppressions, queue, usage, clock, key, token };
+  return { deps, messages, suppressions, queue, usage, clock, held, guard, key, token };
 }
 
 export type AcceptHarness = ReturnType<typeof acceptHarness>;

@@ -20,6 +20,23 @@ const MAX_TEXT = 400;
 
 export const Replies = {
   queued: (id: string): SmtpReply => ({ code: 250, enhanced: '2.6.0', text: `Ok: queued as ${id}` }),
+  recordedHeld: (id: string): SmtpReply => ({
+    code: 250,
+    enhanced: '2.6.0',
+    text: `Ok: recorded as ${id} and held by the abuse guard; it is not sent unless an operator releases it`,
+  }),
+  /** The abuse guard suspended the key (`words`: authenticate.ts's suspendedWords). */
+  guardSuspended: (words: string): SmtpReply => ({
+    code: 554,
+    enhanced: '5.7.1',
+    text: clip(printable(words)),
+  }),
+  /** The abuse guard throttles the key for a while (`words`: authenticate.ts's throttledWords). */
+  guardThrottled: (words: string): SmtpReply => ({
+    code: 451,
+    enhanced: '4.7.1',
+    text: clip(printable(words)),
+  }),
   recordedSuppressed: (id: string): SmtpReply => ({
     code: 250,
     enhanced: '2.6.0',
@@ -127,7 +144,7 @@ export function replyForProblem(p: Problem, stage: SmtpStage): SmtpReply {
       return { code: 535, enhanced: '5.7.8', text: `Authentication failed: ${p.detail}` };
     case 'forbidden':
       if (stage === 'auth')
-        return { code: 535, enhanced: '5.7.8', text: `Authentication refused: ${p.detail}` };
+        return { code: 535, enhanced: '5.7.8', text: clip(printable(`Authentication refused: ${p.detail}`)) };
       if (stage === 'connect') return { code: 554, enhanced: '5.7.1', text: p.detail };
       return { code: stage === 'data' ? 550 : 553, enhanced: '5.7.1', text: p.detail };
     case 'too_large':
@@ -167,6 +184,11 @@ function withFieldErrors(p: Problem): string {
   const [first] = errors;
   const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
   return clip(`${first?.path}: ${first?.message}${more}`);
+}
+
+/** A reply line carries printable ASCII only: words from elsewhere never break it. */
+function printable(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?');
 }
 
 function clip(text: string): string {
