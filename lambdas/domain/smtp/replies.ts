@@ -186,9 +186,12 @@ function withFieldErrors(p: Problem): string {
   return clip(`${first?.path}: ${first?.message}${more}`);
 }
 
-/** A reply line carries printable ASCII only: words from elsewhere never break it. */
+/**
+ * A reply line carries printable ASCII only: words from elsewhere never break it (the guard's
+ * reasons say "10 × the key's hourly baseline").
+ */
 function printable(text: string): string {
-  return text.replace(/[^\x20-\x7e]/g, '?');
+  return text.replace(/\u00d7/g, 'x').replace(/[^\x20-\x7e]/g, '?');
 }
 
 function clip(text: string): string {
