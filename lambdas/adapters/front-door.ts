@@ -77,9 +77,10 @@ export async function frontDoorAdapters(env: NodeJS.ProcessEnv = process.env) {
  * nothing, and a message the guard holds cannot be kept, so it is answered 503: never lost, never
  * sent.
  */
-const heldNotWired: Pick<HeldJobs, 'keep'> = {
+const heldNotWired: Pick<HeldJobs, 'keep' | 'remove'> = {
   keep: async () => {
     throw new ConfigurationError('the held-mail store is not wired into the front doors');
   },
+  remove: async () => undefined,
 };
 const guardNotWired: Pick<Guard, 'recordAccept'> = { recordAccept: async () => undefined };

@@ -58,7 +58,7 @@ export interface AcceptDeps {
    * Where the jobs of messages the abuse guard holds at accept are kept (issue 13): a held
    * message is recorded and its job kept, never enqueued, until an operator releases it.
    */
-  readonly held: Pick<HeldJobs, 'keep'>;
+  readonly held: Pick<HeldJobs, 'keep' | 'remove'>;
   /** The abuse guard, told what each request did to each recipient (its signals' counts). */
   readonly guard: Pick<Guard, 'recordAccept'>;
 }
@@ -234,11 +234,11 @@ async function acceptOne(
     );
     const p = prepare(deps, key, checked, suppressions, now);
     // The job is kept before the record is written: a held record whose job is missing could
-    // never be released, while a kept job whose record write failed is never sent (release finds
-    // no record) and the client, answered 503, sends the message again.
-    const [notKept] = p.result.status === 'held' ? await keepHeld(deps, [p]) : [];
+    // never be released (see writeHeld for a record write that fails after it).
+    const held = p.result.status === 'held' ? [p] : [];
+    const [notKept] = await keepHeld(deps, held);
     if (notKept !== undefined) fail('unavailable', `${NOT_KEPT} (${errorName(notKept)})`);
-    await deps.messages.create(p.record);
+    await writeHeld(deps, held, () => deps.messages.create(p.record));
     if (p.result.status === 'queued') {
       try {
         await deps.queue.enqueue(p.job.message.stream, p.job);
@@ -328,7 +328,11 @@ async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown
     const keepFailures = await keepHeld(deps, held);
     const failedIndexes = new Set(held.filter((_, i) => keepFailures[i] !== undefined).map((p) => p.index));
     const recorded = all.filter((p) => !failedIndexes.has(p.index));
-    await deps.messages.createMany(recorded.map((p) => p.record));
+    await writeHeld(
+      deps,
+      recorded.filter((p) => p.result.status === 'held'),
+      () => deps.messages.createMany(recorded.map((p) => p.record)),
+    );
     return { prepared: recorded, notKept: all.filter((p) => failedIndexes.has(p.index)) };
   });
   // Admitted, then not accepted: their quota is given back, as the retry they are told to make takes it again.
@@ -486,6 +490,30 @@ function holdOf(
 ): MessageRecord | undefined {
   const held = decision === undefined ? undefined : markHeld(record, decision, now);
   return held === undefined ? undefined : { ...held, version: record.version };
+}
+
+/**
+ * Writes the records (`write`) after the jobs of `held` were kept. When the write fails the
+ * request is answered 503 and the client sends the messages again, so their kept jobs are
+ * forgotten (best effort): a later release must not send a second copy. Should a record have been
+ * written all the same (only the answer was lost), it stays held with no entry to release it:
+ * nobody was given its id, and it reads failed once its hold expires.
+ */
+async function writeHeld(
+  deps: AcceptDeps,
+  held: readonly Prepared[],
+  write: () => Promise<void>,
+): Promise<void> {
+  try {
+    await write();
+  } catch (error) {
+    await Promise.allSettled(
+      held.map(async (p) => {
+        if (p.record.hold !== undefined) await deps.held.remove(heldEntry(p.record, p.record.hold));
+      }),
+    );
+    throw error;
+  }
 }
 
 const NOT_KEPT =

@@ -201,6 +201,34 @@ describe('acceptMessage under the abuse guard', () => {
   });
 });
 
+describe('a held message whose record cannot be written', () => {
+  it('forgets its kept job when the record write fails, so the retry the 503 advises is the only copy', async () => {
+    // Prepare
+    const { deps, key, held, messages } = heldBy(decisionOf('holdAll', NOW));
+    vi.spyOn(messages, 'create').mockRejectedValue(new TransientError('table unavailable'));
+
+    // Act: the front door answers it 503 (a TransientError)
+    await expect(acceptMessage(deps, key, sendBody())).rejects.toThrow(TransientError);
+
+    // Assess
+    expect(held.entries.size).toBe(0);
+  });
+
+  it('forgets the kept jobs of a batch whose records cannot be written', async () => {
+    // Prepare
+    const { deps, key, held, messages } = heldBy(decisionOf('pauseBroadcast', NOW));
+    vi.spyOn(messages, 'createMany').mockRejectedValue(new TransientError('table unavailable'));
+
+    // Act
+    await expect(acceptBatch(deps, key, [sendBody(), broadcast(), broadcast()])).rejects.toThrow(
+      TransientError,
+    );
+
+    // Assess
+    expect(held.entries.size).toBe(0);
+  });
+});
+
 describe('acceptBatch under the abuse guard', () => {
   it('holds the broadcast messages and queues the transactional ones of one batch', async () => {
     // Prepare
