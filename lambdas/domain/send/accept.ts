@@ -661,14 +661,17 @@ function refusedTallies(refusal: Problem, recipients: readonly string[]): GuardR
 
 /**
  * Tells the guard what one request did, in one call. Awaited, as it is quick (one batched counter
- * write, an evaluation at most once a minute) and never throws by contract.
+ * write, an evaluation at most once a minute). It never throws by contract (it logs and counts its
+ * own failures); should it all the same, the error goes no further: the messages are queued by
+ * now, and a 5xx would have the client send them a second time.
  */
 async function tellGuard(
   deps: Pick<AcceptDeps, 'guard'>,
   key: ApiKey,
   tallies: readonly GuardRecipientTally[],
 ): Promise<void> {
-  if (tallies.length > 0) await deps.guard.recordAccept(key, tallies);
+  if (tallies.length === 0) return;
+  await deps.guard.recordAccept(key, tallies).catch(() => undefined);
 }
 
 /**

@@ -337,6 +337,23 @@ describe('what each request tells the abuse guard', () => {
     ]);
   });
 
+  it('answers an accepted message as accepted even if the guard breaks its promise never to throw', async () => {
+    // Prepare: a 5xx after the message was queued would have the client send it a second time
+    const { deps, key, guard, queue } = acceptHarness();
+    vi.spyOn(guard, 'recordAccept').mockRejectedValue(new Error('guard bug'));
+
+    // Act
+    const result = await acceptMessage(deps, key, sendBody());
+    const batch = await acceptBatch(deps, key, [sendBody()]);
+
+    // Assess
+    expect([result.status, ...batch.map((r) => ('error' in r ? r.error.status : r.status))]).toEqual([
+      'queued',
+      'queued',
+    ]);
+    expect(queue.jobs).toHaveLength(2);
+  });
+
   it('counts a content refusal per recipient of a message the content checks refused', async () => {
     // Prepare
     const { deps, key, guard } = acceptHarness();
