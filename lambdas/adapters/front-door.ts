@@ -1,8 +1,10 @@
 import { ulid } from 'ulid';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure/erasure.ts';
 import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../domain/keys/key-cache.ts';
+import type { Guard, HeldJobs } from '../domain/ports.ts';
 import { RateLimiter } from '../domain/send/rate-limit.ts';
 import { numberEnv, requiredEnv } from '../shared/env.ts';
+import { ConfigurationError } from '../shared/errors.ts';
 import { EnvVar } from '../shared/names.ts';
 import { DynamoApiKeyStore } from './api-key-store.ts';
 import { createDocumentClient } from './clients.ts';
@@ -65,5 +67,20 @@ export async function frontDoorAdapters(env: NodeJS.ProcessEnv = process.env) {
     rateLimiter: new RateLimiter(clock),
     newId: () => `msg_${ulid()}`,
     retentionDays: numberEnv(EnvVar.retentionDays, 30, env),
+    held: heldNotWired,
+    guard: guardNotWired,
   };
 }
+
+/**
+ * Stand-ins for the abuse guard's adapters until they are wired here (issue 13): the guard counts
+ * nothing, and a message the guard holds cannot be kept, so it is answered 503: never lost, never
+ * sent.
+ */
+const heldNotWired: Pick<HeldJobs, 'keep' | 'remove'> = {
+  keep: async () => {
+    throw new ConfigurationError('the held-mail store is not wired into the front doors');
+  },
+  remove: async () => undefined,
+};
+const guardNotWired: Pick<Guard, 'recordAccept'> = { recordAccept: async () => undefined };

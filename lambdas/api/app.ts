@@ -24,7 +24,7 @@ import {
   bearerToken,
   type Scope,
 } from '../domain/keys/api-key.ts';
-import { verifyToken } from '../domain/keys/authenticate.ts';
+import { admitSending, verifyToken } from '../domain/keys/authenticate.ts';
 import type {
   ApiKeyReader,
   Guard,
@@ -82,13 +82,10 @@ export interface ApiDeps extends AcceptDeps {
    * does not exercise erasure need not build it; the handler always wires it.
    */
   readonly erasure?: ErasureDeps;
-  /**
-   * The abuse guard: `GET /v1/reputation` and the operator's resume. With `held`, the operator's
-   * held-mail routes. Absent, those routes answer 501 (a test rig need not build them); the
-   * handler always wires them.
-   */
-  readonly guard?: Guard;
-  readonly held?: HeldJobs;
+  /** The abuse guard (counting at accept, `GET /v1/reputation`, the operator's resume). */
+  readonly guard: Guard;
+  /** Held mail: kept at accept, listed, released and cancelled by the operator's routes. */
+  readonly held: HeldJobs;
   /** How fast a release enqueues (see `releasePacing`); tests pass a sleep that moves their clock. */
   readonly release?: {
     readonly ratePerSecond?: Readonly<Record<Lane, number>>;
@@ -255,7 +252,7 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
       [Route.reputation]: async (event) => {
         const key = await authenticate(deps, event, 'read');
         // Only the key's own tenant: the tenant comes from the key, never from the request.
-        return json(200, await guardOf(deps).reputation(key.tenant));
+        return json(200, await deps.guard.reputation(key.tenant));
       },
       // The operator's routes: the admin scope only, never send or read, so a stolen tenant key
       // cannot release its own mail or lift the guard's hold on it.
@@ -305,7 +302,7 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         const request = resumeRequest(jsonBody(event));
         let state: Awaited<ReturnType<typeof resumeGuard>>;
         try {
-          state = await resumeGuard({ guard: guardOf(deps) }, request.target, request.reason);
+          state = await resumeGuard({ guard: deps.guard }, request.target, request.reason);
         } catch (error) {
           if (error instanceof ApiKeyNotFoundError)
             fail('not_found', `No API key has the id ${error.keyId}.`);
@@ -429,6 +426,9 @@ async function authenticate(deps: ApiDeps, event: Event, ...anyOf: Scope[]): Pro
   const token = bearerToken(header(event, 'authorization'));
   // The caller's IP comes from API Gateway's request context, never from a client header.
   const key = await verifyToken(deps.keys, token, event.requestContext.http.sourceIp, anyOf);
+  // Only the send routes ask for the send scope: a key the abuse guard throttles is refused before
+  // the request does any work (or takes a rate token), and may still read its messages.
+  if (anyOf.includes('send')) admitSending(key, deps.clock());
   if (key.rateLimit !== undefined) {
     const taken = deps.rateLimiter.take(key.keyId, key.rateLimit);
     if (taken.ok) rateTaken.set(event, { keyId: key.keyId, rate: key.rateLimit });
@@ -570,19 +570,13 @@ function errorResult(error: unknown): Result {
  */
 export const RELEASE_BUDGET_MS = 6_500;
 
-function guardOf(deps: ApiDeps): Guard {
-  if (!deps.guard) fail('not_implemented', 'The abuse guard is not configured in this deployment.');
-  return deps.guard;
-}
-
 function operationsOf(deps: ApiDeps): GuardOperationsDeps {
-  if (!deps.held) fail('not_implemented', 'Held mail is not configured in this deployment.');
   return {
     messages: deps.messages,
     held: deps.held,
     queue: deps.queue,
     keys: deps.keys,
-    guard: guardOf(deps),
+    guard: deps.guard,
     clock: deps.clock,
   };
 }

@@ -22,6 +22,8 @@ const api = createApi({
   clock: door.clock,
   newId: door.newId,
   retentionDays: door.retentionDays,
+  held: door.held,
+  guard: door.guard,
   erasure: {
     messages: door.messages,
     suppressions: door.suppressionTable,

@@ -10,8 +10,15 @@ import {
 } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { addressKey, parseAddrSpec } from '../domain/address.ts';
+import { throttleFor } from '../domain/guard/state.ts';
 import type { ApiKey } from '../domain/keys/api-key.ts';
-import { admitKey, verifyToken } from '../domain/keys/authenticate.ts';
+import {
+  admitKey,
+  suspendedByGuard,
+  suspendedWords,
+  throttledWords,
+  verifyToken,
+} from '../domain/keys/authenticate.ts';
 import { relayKeyFor, sourceMayConnect } from '../domain/keys/relay.ts';
 import type { ApiKeyDirectory, ApiKeyReader, IdempotencyStore } from '../domain/ports.ts';
 import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
@@ -19,11 +26,11 @@ import {
   type AcceptDeps,
   type AcceptResult,
   acceptSubmission,
+  countRefusedAtRcpt,
   countRejected,
 } from '../domain/send/accept.ts';
 import { idempotent, type Reply } from '../domain/send/idempotency.ts';
 import type { RateLimiter } from '../domain/send/rate-limit.ts';
-import { utcDay } from '../domain/send/rate-limit.ts';
 import { MAX_RECIPIENTS } from '../domain/send/send-request.ts';
 import {
   addressRefusal,
@@ -349,6 +356,7 @@ export class BatonSmtp {
       throw new SmtpReplyError(Replies.authRequired(session.secure || !this.#options.tls));
     }
     const current = await this.#currentKey(connection, connection.key);
+    this.#refuseThrottled(current);
     if (current.rateLimit !== undefined) {
       const taken = this.#deps.rateLimiter.take(current.keyId, current.rateLimit);
       if (!taken.ok) {
@@ -440,6 +448,8 @@ export class BatonSmtp {
     // Again at the end of DATA: a transaction may stay open for long (NOOP keeps it alive), and a
     // key shut off meanwhile must not get one more message through.
     const key = await this.#currentKey(connection, connection.key);
+    // A throttle that started since MAIL FROM: the message is not taken, the client retries it.
+    this.#refuseThrottled(key);
     const envelope = {
       mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
       rcptTo: session.envelope.rcptTo.map((r) => r.address),
@@ -457,8 +467,9 @@ export class BatonSmtp {
                 `the message could not be read as MIME (${error instanceof Error ? error.message.slice(0, 200) : 'unknown error'})`,
               ),
             );
-      // Counted as a refused message in the tenant's stats, as a refused HTTPS body is.
-      await countRejected(this.#deps, key);
+      // Counted as a refused message in the tenant's stats, as a refused HTTPS body is (and,
+      // refused by the content checks, for the abuse guard per recipient).
+      await countRejected(this.#deps, key, refused.problem, envelope.rcptTo);
       throw refused;
     });
     // A client that lost our 250 (a dropped connection after DATA) sends the same message again:
@@ -490,6 +501,7 @@ export class BatonSmtp {
       bytes: raw.length,
       ...(reply.replayed ? { replayed: true } : {}),
     });
+    if (result.status === 'held') return Replies.recordedHeld(result.id);
     return result.status === 'suppressed' ? Replies.recordedSuppressed(result.id) : Replies.queued(result.id);
   }
 
@@ -511,20 +523,22 @@ export class BatonSmtp {
 
   /**
    * A transaction whose every recipient was refused as suppressed never reaches DATA, yet over
-   * HTTPS the same message would count as one suppressed message in the tenant's stats.
+   * HTTPS the same message would count as one suppressed message in the tenant's stats, and a
+   * suppressed-recipient hit per address for the abuse guard.
    */
   async #endTransaction(connection: Connection): Promise<void> {
     const refusedAll = connection.refused.size > 0 && connection.accepted === 0 && !connection.answered;
     const key = connection.key;
+    const refused = [...connection.refused.keys()];
     connection.refused = new Map();
     connection.accepted = 0;
     connection.answered = false;
     if (refusedAll && key) {
       // A lost count is not worth refusing the next MAIL over, nor (from onClose, where nothing
       // awaits it) an unhandled rejection that would end the process and every session in it.
-      await this.#deps.usage
-        .addStats(key.tenant, utcDay(this.#deps.clock()), { suppressed: 1 })
-        .catch((error: unknown) => logger.warn('smtp stats write failed', describeError(error)));
+      await countRefusedAtRcpt(this.#deps, key, refused).catch((error: unknown) =>
+        logger.warn('smtp stats write failed', describeError(error)),
+      );
     }
   }
 
@@ -536,9 +550,23 @@ export class BatonSmtp {
     const current = await this.#deps.keys.get(key.keyId);
     if (!current)
       throw new SmtpReplyError(replyForProblem(problem('unauthorized', 'The API key is not valid.'), 'auth'));
+    // The abuse guard's suspension is said in its own words and code (554 5.7.1), not as a sender refusal.
+    if (suspendedByGuard(current) !== undefined) {
+      count('smtpRefusals', 'guard_suspended');
+      throw new SmtpReplyError(Replies.guardSuspended(suspendedWords(current)));
+    }
     admitKey(current, connection.ip, ['send']);
     connection.key = current;
     return current;
+  }
+
+  /** The abuse guard's throttle of the key, in force now: 451 4.7.1 with when to retry. */
+  #refuseThrottled(key: ApiKey): void {
+    const now = this.#deps.clock();
+    const throttle = throttleFor(key.guard, now);
+    if (throttle === undefined) return;
+    count('smtpRefusals', 'guard_throttled');
+    throw new SmtpReplyError(Replies.guardThrottled(throttledWords(throttle, now)));
   }
 
   #connection(session: SMTPServerSession): Connection {

@@ -33,7 +33,7 @@ import {
   region,
   sqsClient,
 } from '../support/emulators.ts';
-import { issueApiKey, testClock } from '../support/fakes.ts';
+import { InMemoryHeldJobs, issueApiKey, RecordingGuard, testClock } from '../support/fakes.ts';
 import { httpEvent, jsonOf } from '../support/http-events.ts';
 import {
   functionsWithEntry,
@@ -368,6 +368,8 @@ describe('the erasure paths’ calls, against their deployed roles', () => {
       clock,
       newId: () => `msg_never${seq}`,
       retentionDays: 30,
+      held: new InMemoryHeldJobs(),
+      guard: new RecordingGuard(),
       erasure: {
         messages: {
           get: (id) => apiMessages.get(id),

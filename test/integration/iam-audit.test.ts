@@ -54,7 +54,13 @@ import {
   startProvisionedStack,
   unreachable,
 } from '../support/emulators.ts';
-import { issueApiKey, type TestClock, testClock } from '../support/fakes.ts';
+import {
+  InMemoryHeldJobs,
+  issueApiKey,
+  RecordingGuard,
+  type TestClock,
+  testClock,
+} from '../support/fakes.ts';
 import { fixtureFiles, fixtureText } from '../support/fixtures.ts';
 import type { KeyOverrides } from '../support/harness.ts';
 import { type HttpRequest, httpEvent, jsonOf } from '../support/http-events.ts';
@@ -218,6 +224,9 @@ function apiUnderAudit(clock: Clock) {
     clock,
     newId: () => `msg_${ulid()}`,
     retentionDays: Number(env(EnvVar.retentionDays)),
+    // The guard's own calls are audited with its adapters (issue 13), not through the front door's.
+    held: new InMemoryHeldJobs(),
+    guard: new RecordingGuard(),
     erasure: {
       messages,
       suppressions: suppressionTable,

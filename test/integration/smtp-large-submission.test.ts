@@ -13,10 +13,12 @@ import { sqsRecord, T0 } from '../support/builders.ts';
 import { credentials, type ProvisionedStack, region } from '../support/emulators.ts';
 import {
   FakeMailer,
+  InMemoryHeldJobs,
   InMemoryMessageStore,
   InMemorySuppressionStore,
   InMemoryUsageStore,
   issueApiKey,
+  RecordingGuard,
   RecordingVisibility,
   testClock,
 } from '../support/fakes.ts';
@@ -78,6 +80,8 @@ describe('a large message submitted over SMTP', () => {
       clock: testClock(T0),
       newId: () => 'msg_smtp_large',
       retentionDays: 30,
+      held: new InMemoryHeldJobs(),
+      guard: new RecordingGuard(),
     };
 
     // Act: accepted as the SMTP server accepts it, then sent as the sender sends it.

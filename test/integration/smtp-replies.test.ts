@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TransientError } from '../../lambdas/shared/errors.ts';
 import { suppression } from '../support/builders.ts';
+import { decisionOf, guardMarkOf } from '../support/guard.ts';
 import {
   destinations,
   lastReply,
@@ -125,6 +126,38 @@ say(r.cmd('MAIL FROM:<app@example.com>')[1][-1])
     const { token } = rig.addKey({ status: 'suspended' });
     const run = await swaks(rig, swaksMessage(token));
     expect(lastReply(run.transcript)).toBe('535 5.7.8 Authentication refused: This API key is suspended.');
+  });
+
+  it('answers 535 in the abuse guard’s words to a key the guard suspended', async () => {
+    const suspension = decisionOf('suspendKey', rig.clock());
+    const { token, key } = rig.addKey({ status: 'suspended', guard: guardMarkOf(suspension) });
+    const run = await swaks(rig, swaksMessage(token));
+    expect(lastReply(run.transcript)).toBe(
+      `535 5.7.8 Authentication refused: This API key was suspended by the abuse guard (suppressedHitRate): ${suspension.reason}. ` +
+        `An operator can resume it: npm run guard -- resume --key ${key.keyId} --reason "<why>".`,
+    );
+  });
+
+  it('answers MAIL FROM 451 4.7.1 to a key the abuse guard throttles, with when to retry', async () => {
+    const { token } = rig.addKey({ guard: guardMarkOf(decisionOf('throttleKey', rig.clock())) });
+    const run = await swaks(rig, swaksMessage(token, { to: 'throttled@example.org' }));
+    expect(lastReply(run.transcript)).toMatch(
+      /^451 4\.7\.1 The abuse guard throttled this API key \(volumeSpike\): .* Retry in 3600 s\.$/,
+    );
+    expect(rig.records().some((r) => r.recipients.some((x) => x.address === 'throttled@example.org'))).toBe(
+      false,
+    );
+  });
+
+  it('answers 250 "held" to a message the abuse guard holds, recorded held and never queued', async () => {
+    const { token, key } = rig.addKey({ guard: guardMarkOf(decisionOf('holdAll', rig.clock())) });
+    const run = await swaks(rig, swaksMessage(token, { to: 'held-by-guard@example.org' }));
+    const reply = lastReply(run.transcript);
+    expect(reply).toMatch(/^250 2\.6\.0 Ok: recorded as msg_\d+ and held by the abuse guard;/);
+    const id = /recorded as (msg_\d+)/.exec(reply)?.[1] as string;
+    expect(rig.messages.peek(id)).toMatchObject({ phase: 'held', keyId: key.keyId });
+    expect(rig.jobFor(id)).toBeUndefined();
+    expect(rig.held.entries.size).toBeGreaterThan(0);
   });
 
   it('answers 535 to a key without the send scope', async () => {

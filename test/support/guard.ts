@@ -13,6 +13,7 @@ import {
   type GuardState,
 } from '../../lambdas/domain/guard/evaluate.ts';
 import { defaultGuardPolicy, type GuardAction, type GuardPolicy } from '../../lambdas/domain/guard/policy.ts';
+import type { KeyGuardMark } from '../../lambdas/domain/guard/state.ts';
 
 /** Half past ten: the current hour bucket started at 10:00. */
 export const GUARD_NOW = new Date('2026-03-02T10:30:00.000Z');
@@ -83,5 +84,38 @@ export function guardDecision(overrides: Partial<GuardDecision> = {}): GuardDeci
     decidedAt: '2025-03-01T11:00:00.000Z',
     reason: 'hard bounces at 5.0 % of 800 sends over 48 h (pause at 4 %)',
     ...overrides,
+  };
+}
+
+/**
+ * What the guard decides at `now` for `action`, from counts that lead to it: real decisions with
+ * their real words, as the guard writes them onto keys (for the front doors' and sender's tests).
+ * `suspendKey`: a key hitting suppressed recipients (20 % of 50 attempts); `throttleKey`: a key
+ * sending 1,500 in the current hour with no history; `pauseBroadcast` / `holdAll`: a tenant's
+ * hard bounces at 5 % / 8 % over 1,000 sends.
+ */
+export function decisionOf(action: Exclude<GuardAction, 'warn'>, now: Date): GuardDecision {
+  const cases: Record<typeof action, { scope: 'tenant' | 'key'; c: GuardCase }> = {
+    suspendKey: { scope: 'key', c: { key: [bucket(0, { sends: 40, suppressedHits: 10 }, now)], now } },
+    throttleKey: { scope: 'key', c: { key: [bucket(0, { sends: 1_500 }, now)], now } },
+    pauseBroadcast: {
+      scope: 'tenant',
+      c: { tenant: [bucket(0, { sends: 1_000, hardBounces: 50 }, now)], now },
+    },
+    holdAll: { scope: 'tenant', c: { tenant: [bucket(0, { sends: 1_000, hardBounces: 80 }, now)], now } },
+  };
+  const { scope, c } = cases[action];
+  const found = decisionsFor(scope, c).find((d) => d.action === action);
+  if (!found) throw new Error(`the guard did not decide ${action} for its case`);
+  return found;
+}
+
+/** The guard state of a key under `decisions`: the key's own (suspend, throttle) and its tenant's (hold). */
+export function guardMarkOf(...decisions: readonly GuardDecision[]): KeyGuardMark {
+  const key = decisions.filter((d) => d.scope === 'key');
+  const tenant = decisions.filter((d) => d.scope === 'tenant');
+  return {
+    ...(key.length > 0 ? { key: { actions: key } } : {}),
+    ...(tenant.length > 0 ? { tenant: { actions: tenant } } : {}),
   };
 }

@@ -35,6 +35,8 @@ export function acceptHarness(keyOverrides: KeyOverrides = {}, stores: HarnessSt
   const queue = new InMemoryJobQueue();
   const usage = new InMemoryUsageStore();
   const clock = testClock(T0);
+  const held = new InMemoryHeldJobs();
+  const guard = new RecordingGuard();
   let ids = 0;
   const deps: AcceptDeps = {
     messages,
@@ -47,9 +49,11 @@ export function acceptHarness(keyOverrides: KeyOverrides = {}, stores: HarnessSt
       return `msg_${ids}`;
     },
     retentionDays: 30,
+    held,
+    guard,
   };
   const { key, token } = issueApiKey(keyOverrides);
-  return { deps, messages, suppressions, queue, usage, clock, key, token };
+  return { deps, messages, suppressions, queue, usage, clock, held, guard, key, token };
 }
 
 export type AcceptHarness = ReturnType<typeof acceptHarness>;
@@ -69,9 +73,8 @@ export function apiHarness(keyOverrides: KeyOverrides = {}, options: ApiHarnessO
   const keys = new InMemoryApiKeys();
   keys.add(key);
   const idempotency = new InMemoryIdempotencyStore();
-  // The abuse guard's fakes, as the handler always wires a guard; a release's pacing moves the clock.
-  const guard = new RecordingGuard();
-  const held = new InMemoryHeldJobs();
+  // The abuse guard's fakes (the accept harness's): a release's pacing moves the clock.
+  const { guard, held } = stores;
   const api = createApi({
     ...deps,
     messages: stores.messages,
@@ -94,5 +97,5 @@ export function apiHarness(keyOverrides: KeyOverrides = {}, options: ApiHarnessO
     keys.add(issued.key);
     return issued.token;
   };
-  return { api, token, key, keys, idempotency, guard, held, addKey, ...stores };
+  return { api, token, key, keys, idempotency, addKey, ...stores };
 }

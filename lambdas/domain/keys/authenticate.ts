@@ -1,5 +1,7 @@
+import type { GuardDecision } from '../guard/evaluate.ts';
+import { guardSuspension, retryAfterSeconds, throttleFor } from '../guard/state.ts';
 import type { ApiKeyReader } from '../ports.ts';
-import { fail } from '../problem.ts';
+import { fail, ProblemError, problem } from '../problem.ts';
 import { type ApiKey, keyIdOf, type Scope, sourceAllowed, tokenMatches } from './api-key.ts';
 
 /**
@@ -29,11 +31,52 @@ export async function verifyToken(
  */
 export function admitKey(key: ApiKey, sourceIp: string, anyOf: readonly Scope[]): void {
   if (key.status === 'revoked') fail('unauthorized', 'The API key is not valid.');
-  if (key.status !== 'active') fail('forbidden', 'This API key is suspended.');
+  if (key.status !== 'active') fail('forbidden', suspendedWords(key));
   if (!anyOf.some((scope) => key.scopes.includes(scope))) {
     fail('forbidden', `This API key lacks the "${anyOf.join('" or "')}" scope for this request.`);
   }
   if (key.allowedCidrs.length > 0 && !sourceAllowed(sourceIp, key.allowedCidrs)) {
     fail('forbidden', 'This API key may not be used from this source address.');
   }
+}
+
+/**
+ * The suspension of a key the abuse guard suspended (its status `suspended` and its own state
+ * holding the guard's suspendKey decision); undefined for an active key or one an operator
+ * suspended.
+ */
+export function suspendedByGuard(key: ApiKey): GuardDecision | undefined {
+  return key.status === 'suspended' ? guardSuspension(key.guard) : undefined;
+}
+
+/**
+ * Why a suspended key is refused, in words for its owner: the guard's signal and figures, and how
+ * it is lifted (an operator's resume, never the key itself). Names the key id, which is no secret,
+ * and never an address.
+ */
+export function suspendedWords(key: ApiKey): string {
+  const suspension = suspendedByGuard(key);
+  if (suspension === undefined) return 'This API key is suspended.';
+  return (
+    `This API key was suspended by the abuse guard (${suspension.signal}): ${suspension.reason}. ` +
+    `An operator can resume it: npm run guard -- resume --key ${key.keyId} --reason "<why>".`
+  );
+}
+
+/** Why a throttled key is refused now, in words for its owner, with when it may send again. */
+export function throttledWords(throttle: GuardDecision, now: Date): string {
+  const retry = retryAfterSeconds(throttle, now);
+  return `The abuse guard throttled this API key (${throttle.signal}): ${throttle.reason}. Retry in ${retry} s.`;
+}
+
+/**
+ * The abuse guard's throttle of a key that sends (issue 13): refused 429 with Retry-After until it
+ * lapses, checked before any other work of the request.
+ */
+export function admitSending(key: ApiKey, now: Date): void {
+  const throttle = throttleFor(key.guard, now);
+  if (throttle === undefined) return;
+  throw new ProblemError(problem('rate_limited', throttledWords(throttle, now)), {
+    'retry-after': String(retryAfterSeconds(throttle, now)),
+  });
 }

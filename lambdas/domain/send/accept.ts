@@ -1,5 +1,8 @@
-import { addressKey } from '../address.ts';
+import { addressKey, parseMailbox } from '../address.ts';
 import { markGaveUp } from '../delivery/send.ts';
+import type { GuardDecision } from '../guard/evaluate.ts';
+import { heldEntry, markHeld } from '../guard/hold.ts';
+import { holdFor } from '../guard/state.ts';
 import type { ApiKey } from '../keys/api-key.ts';
 import type {
   MessageRecord,
@@ -9,7 +12,17 @@ import type {
   SendJob,
   TimelineEvent,
 } from '../message.ts';
-import type { Clock, JobQueue, MessageStore, StatCounts, SuppressionStore, UsageStore } from '../ports.ts';
+import type {
+  Clock,
+  Guard,
+  GuardRecipientTally,
+  HeldJobs,
+  JobQueue,
+  MessageStore,
+  StatCounts,
+  SuppressionStore,
+  UsageStore,
+} from '../ports.ts';
 import { fail, type Problem, ProblemError, problem } from '../problem.ts';
 import {
   isActive,
@@ -18,9 +31,10 @@ import {
   suppressedReason,
 } from '../suppression/suppression.ts';
 import { rewrite } from '../versioned-write.ts';
+import { isContentRefusal } from './content-refusal.ts';
 import { retryMayChange } from './idempotency.ts';
 import { secondsUntilNextUtcDay, utcDay } from './rate-limit.ts';
-import { validateSendRequest } from './send-request.ts';
+import { MAX_RECIPIENTS, validateSendRequest } from './send-request.ts';
 import { applySenderPolicy, formatMailbox } from './sender-policy.ts';
 
 /**
@@ -40,17 +54,25 @@ export interface AcceptDeps {
   readonly clock: Clock;
   readonly newId: () => string;
   readonly retentionDays: number;
+  /**
+   * Where the jobs of messages the abuse guard holds at accept are kept (issue 13): a held
+   * message is recorded and its job kept, never enqueued, until an operator releases it.
+   */
+  readonly held: Pick<HeldJobs, 'keep' | 'remove'>;
+  /** The abuse guard, told what each request did to each recipient (its signals' counts). */
+  readonly guard: Pick<Guard, 'recordAccept'>;
 }
 
 export interface AcceptedRecipient {
   readonly address: string;
-  readonly status: 'queued' | 'suppressed';
+  /** `held`: accepted and kept by the abuse guard, not sent until an operator releases it. */
+  readonly status: 'queued' | 'held' | 'suppressed';
   readonly reason?: SuppressionReason;
 }
 
 export interface AcceptResult {
   readonly id: string;
-  readonly status: 'queued' | 'suppressed';
+  readonly status: 'queued' | 'held' | 'suppressed';
   readonly recipients: readonly AcceptedRecipient[];
   readonly rewrittenFrom: string | null;
 }
@@ -97,7 +119,12 @@ interface Prepared {
  * is silently lost.
  */
 export async function acceptMessage(deps: AcceptDeps, key: ApiKey, body: unknown): Promise<AcceptResult> {
-  return acceptOne(deps, key, () => check(deps, key, validateSendRequest(body), MAX_JOB_BYTES));
+  return acceptOne(
+    deps,
+    key,
+    () => check(deps, key, validateSendRequest(body), MAX_JOB_BYTES),
+    () => bodyRecipients(body),
+  );
 }
 
 /**
@@ -112,8 +139,11 @@ export async function acceptSubmission(
   message: OutgoingMessage,
   options: SubmissionOptions,
 ): Promise<AcceptResult> {
-  return acceptOne(deps, key, () =>
-    headerPaths(() => check(deps, key, message, options.maxJobBytes, options.suppressedAtRcpt)),
+  return acceptOne(
+    deps,
+    key,
+    () => headerPaths(() => check(deps, key, message, options.maxJobBytes, options.suppressedAtRcpt)),
+    () => uniqueRecipients(message).map((c) => c.address),
   );
 }
 
@@ -142,20 +172,58 @@ function headerPaths<T>(step: () => T): T {
 
 /**
  * Counts a message refused before it reached acceptSubmission (its MIME could not be read into a
- * valid message) as rejected, as a refused POST /v1/messages is counted.
+ * valid message) as rejected, as a refused POST /v1/messages is counted, and, when the content
+ * checks refused it, each of its `recipients` (the envelope's) as a content refusal for the guard.
  */
-export async function countRejected(deps: Pick<AcceptDeps, 'usage' | 'clock'>, key: ApiKey): Promise<void> {
+export async function countRejected(
+  deps: Pick<AcceptDeps, 'usage' | 'clock' | 'guard'>,
+  key: ApiKey,
+  refusal: Problem,
+  recipients: readonly string[],
+): Promise<void> {
   await count(deps, key, deps.clock(), { rejected: 1 });
+  await tellGuard(deps, key, refusedTallies(refusal, recipients));
 }
 
-/** One message, checked by `checkOne`, through quota, suppression pre-check, record and enqueue. */
-async function acceptOne(deps: AcceptDeps, key: ApiKey, checkOne: () => Checked): Promise<AcceptResult> {
+/**
+ * Counts an SMTP transaction whose every recipient was refused at RCPT as suppressed, which never
+ * reaches DATA: one suppressed message in the tenant's stats (as the same message over HTTPS), and
+ * a suppressed-recipient hit per refused address for the guard.
+ */
+export async function countRefusedAtRcpt(
+  deps: Pick<AcceptDeps, 'usage' | 'clock' | 'guard'>,
+  key: ApiKey,
+  refused: readonly string[],
+): Promise<void> {
+  if (refused.length === 0) return;
+  await count(deps, key, deps.clock(), { suppressed: 1 });
+  await tellGuard(
+    deps,
+    key,
+    refused.map((address) => ({ address, outcome: 'suppressed' })),
+  );
+}
+
+/**
+ * One message, checked by `checkOne`, through quota, suppression pre-check, record and enqueue
+ * (or, held by the guard, its job kept). `refusedRecipients`: whom a message the checks refused
+ * was for, as far as they can be read (the guard counts a content refusal per recipient).
+ */
+async function acceptOne(
+  deps: AcceptDeps,
+  key: ApiKey,
+  checkOne: () => Checked,
+  refusedRecipients: () => readonly string[],
+): Promise<AcceptResult> {
   const now = deps.clock();
   let checked: Checked;
   try {
     checked = checkOne();
   } catch (error) {
-    if (error instanceof ProblemError) await count(deps, key, now, { rejected: 1 });
+    if (error instanceof ProblemError) {
+      await count(deps, key, now, { rejected: 1 });
+      await tellGuard(deps, key, refusedTallies(error.problem, refusedRecipients()));
+    }
     throw error;
   }
   if (!(await admit(deps, key, now, 1))) failQuota(key, now);
@@ -164,8 +232,13 @@ async function acceptOne(deps: AcceptDeps, key: ApiKey, checkOne: () => Checked)
       checked.candidates.map((c) => c.key),
       key.tenant,
     );
-    const p = prepare(deps, checked, suppressions, now);
-    await deps.messages.create(p.record);
+    const p = prepare(deps, key, checked, suppressions, now);
+    // The job is kept before the record is written: a held record whose job is missing could
+    // never be released (see writeHeld for a record write that fails after it).
+    const held = p.result.status === 'held' ? [p] : [];
+    const [notKept] = await keepHeld(deps, held);
+    if (notKept !== undefined) fail('unavailable', `${NOT_KEPT} (${errorName(notKept)})`);
+    await writeHeld(deps, held, () => deps.messages.create(p.record));
     if (p.result.status === 'queued') {
       try {
         await deps.queue.enqueue(p.job.message.stream, p.job);
@@ -174,12 +247,13 @@ async function acceptOne(deps: AcceptDeps, key: ApiKey, checkOne: () => Checked)
         const marked = await markUnqueued(deps, p.record).catch((markError: unknown) => {
           throw new UnmarkedError(markError);
         });
-        if (marked) fail('unavailable', `${UNQUEUED} (${error instanceof Error ? error.name : 'error'})`);
+        if (marked) fail('unavailable', `${UNQUEUED} (${errorName(error)})`);
       }
     }
     return p;
   });
   await count(deps, key, now, tally([prepared.result]));
+  await tellGuard(deps, key, acceptedTallies([prepared.result]));
   return prepared.result;
 }
 
@@ -223,12 +297,14 @@ async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown
   const now = deps.clock();
   const results: BatchResult[] = new Array(bodies.length);
   const good: Array<{ index: number; checked: Checked }> = [];
+  const guardTallies: GuardRecipientTally[] = [];
   bodies.forEach((body, index) => {
     try {
       good.push({ index, checked: check(deps, key, validateSendRequest(body), MAX_JOB_BYTES) });
     } catch (error) {
       if (!(error instanceof ProblemError)) throw error;
       results[index] = { index, error: error.problem };
+      guardTallies.push(...refusedTallies(error.problem, bodyRecipients(body)));
     }
   });
   const rejected = bodies.length - good.length;
@@ -237,15 +313,31 @@ async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown
   for (const { index } of good.slice(admitted)) results[index] = { index, error: quotaProblem(key) };
   const accepted = good.slice(0, admitted);
 
-  const prepared = await orRefund(deps, key, now, admitted, async () => {
+  const { prepared, notKept } = await orRefund(deps, key, now, admitted, async () => {
     const suppressions = await deps.suppressions.getMany(
       accepted.flatMap((g) => g.checked.candidates.map((c) => c.key)),
       key.tenant,
     );
-    const all = accepted.map((g) => ({ index: g.index, ...prepare(deps, g.checked, suppressions, now) }));
-    await deps.messages.createMany(all.map((p) => p.record));
-    return all;
+    const all = accepted.map((g) => ({
+      index: g.index,
+      ...prepare(deps, key, g.checked, suppressions, now),
+    }));
+    // Held jobs are kept before any record is written (see acceptOne): a message whose job was
+    // not kept is not recorded at all, and is answered 503 in its place.
+    const held = all.filter((p) => p.result.status === 'held');
+    const keepFailures = await keepHeld(deps, held);
+    const failedIndexes = new Set(held.filter((_, i) => keepFailures[i] !== undefined).map((p) => p.index));
+    const recorded = all.filter((p) => !failedIndexes.has(p.index));
+    await writeHeld(
+      deps,
+      recorded.filter((p) => p.result.status === 'held'),
+      () => deps.messages.createMany(recorded.map((p) => p.record)),
+    );
+    return { prepared: recorded, notKept: all.filter((p) => failedIndexes.has(p.index)) };
   });
+  // Admitted, then not accepted: their quota is given back, as the retry they are told to make takes it again.
+  await refund(deps, key, now, notKept.length);
+  for (const p of notKept) results[p.index] = { index: p.index, error: problem('unavailable', NOT_KEPT) };
 
   const queued = prepared.filter((p) => p.result.status === 'queued');
   // A call that throws as a whole is every job unqueued: the records stand, so the suppressed
@@ -270,8 +362,10 @@ async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown
       : { index: p.index, ...p.result };
   }
 
-  const counts = tally(prepared.filter((p) => !unqueued.has(p.index)).map((p) => p.result));
+  const answered = prepared.filter((p) => !unqueued.has(p.index)).map((p) => p.result);
+  const counts = tally(answered);
   await count(deps, key, now, { ...counts, rejected: (counts.rejected ?? 0) + rejected });
+  await tellGuard(deps, key, [...acceptedTallies(answered), ...guardTallies]);
   return results;
 }
 
@@ -298,7 +392,7 @@ function check(
           bcc: sendable(validated.bcc),
         },
   );
-  const job: SendJob = { v: 1, id: deps.newId(), tenant: key.tenant, message };
+  const job: SendJob = { v: 1, id: deps.newId(), tenant: key.tenant, keyId: key.keyId, message };
   const jobBytes = Buffer.byteLength(JSON.stringify(job));
   if (jobBytes > maxJobBytes) {
     fail(
@@ -314,8 +408,14 @@ function check(
   };
 }
 
+/**
+ * The record, job and answer of a checked message. A message the guard holds for its key and lane
+ * (`holdFor`) is recorded held (its queued recipients `held`, a `held` timeline event with the
+ * reason) and answered `held`; one whose every recipient is suppressed is suppressed either way.
+ */
 function prepare(
   deps: AcceptDeps,
+  key: ApiKey,
   checked: Checked,
   suppressions: ReadonlyMap<string, Suppression>,
   now: Date,
@@ -351,6 +451,7 @@ function prepare(
   const record: MessageRecord = {
     id: job.id,
     tenant: job.tenant,
+    keyId: key.keyId,
     stream: message.stream,
     phase: allSuppressed ? 'suppressed' : 'queued',
     from: formatMailbox(message.from),
@@ -363,6 +464,12 @@ function prepare(
     seen: [],
     version: 1,
   };
+  const rewrittenFrom = message.originalFrom ? formatMailbox(message.from) : null;
+  const held = holdOf(record, holdFor(key.guard, message.stream, now), now);
+  if (held) {
+    const recipients = response.map((r) => (r.status === 'queued' ? { ...r, status: 'held' as const } : r));
+    return { record: held, job, result: { id: job.id, status: 'held', recipients, rewrittenFrom } };
+  }
   return {
     record,
     job,
@@ -370,9 +477,65 @@ function prepare(
       id: job.id,
       status: allSuppressed ? 'suppressed' : 'queued',
       recipients: response,
-      rewrittenFrom: message.originalFrom ? formatMailbox(message.from) : null,
+      rewrittenFrom,
     },
   };
+}
+
+/** The new record held by `decision`, still its first version (it was never written queued). */
+function holdOf(
+  record: MessageRecord,
+  decision: GuardDecision | undefined,
+  now: Date,
+): MessageRecord | undefined {
+  const held = decision === undefined ? undefined : markHeld(record, decision, now);
+  return held === undefined ? undefined : { ...held, version: record.version };
+}
+
+/**
+ * Writes the records (`write`) after the jobs of `held` were kept. When the write fails the
+ * request is answered 503 and the client sends the messages again, so their kept jobs are
+ * forgotten (best effort): a later release must not send a second copy. Should a record have been
+ * written all the same (only the answer was lost), it stays held with no entry to release it:
+ * nobody was given its id, and it reads failed once its hold expires.
+ */
+async function writeHeld(
+  deps: AcceptDeps,
+  held: readonly Prepared[],
+  write: () => Promise<void>,
+): Promise<void> {
+  try {
+    await write();
+  } catch (error) {
+    await Promise.allSettled(
+      held.map(async (p) => {
+        if (p.record.hold !== undefined) await deps.held.remove(heldEntry(p.record, p.record.hold));
+      }),
+    );
+    throw error;
+  }
+}
+
+const NOT_KEPT =
+  'Baton could not keep the message the abuse guard holds; it was not accepted. Retry the request.';
+
+/**
+ * Keeps the jobs of held messages (recorded held, never enqueued). One entry per message, in
+ * order: undefined when kept, the error when not.
+ */
+async function keepHeld(deps: AcceptDeps, held: readonly Prepared[]): Promise<Array<unknown>> {
+  const outcomes = await Promise.allSettled(
+    held.map(async (p) => {
+      const hold = p.record.hold;
+      if (hold === undefined) throw new Error('a held record without its hold');
+      return deps.held.keep(heldEntry(p.record, hold), p.job);
+    }),
+  );
+  return outcomes.map((o) => (o.status === 'rejected' ? (o.reason ?? new Error('not kept')) : undefined));
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : 'error';
 }
 
 const UNQUEUED = 'Baton could not queue the message; it was not sent. Retry the request.';
@@ -479,6 +642,59 @@ async function count(
 ): Promise<void> {
   const nonZero = Object.fromEntries(Object.entries(counts).filter(([, v]) => (v ?? 0) > 0));
   if (Object.keys(nonZero).length > 0) await deps.usage.addStats(key.tenant, utcDay(now), nonZero);
+}
+
+/** One tally per recipient of accepted messages, as the result answers each. */
+function acceptedTallies(results: readonly AcceptResult[]): GuardRecipientTally[] {
+  return results.flatMap((r) => r.recipients.map((x) => ({ address: x.address, outcome: x.status })));
+}
+
+/**
+ * A content refusal per recipient of the refused message (one when none can be read: the refusal
+ * still counts); nothing for any other refusal (a malformed request says nothing about abuse).
+ */
+function refusedTallies(refusal: Problem, recipients: readonly string[]): GuardRecipientTally[] {
+  if (!isContentRefusal(refusal)) return [];
+  if (recipients.length === 0) return [{ address: '', outcome: 'refused' }];
+  return recipients.map((address) => ({ address, outcome: 'refused' }));
+}
+
+/**
+ * Tells the guard what one request did, in one call. Awaited, as it is quick (one batched counter
+ * write, an evaluation at most once a minute). It never throws by contract (it logs and counts its
+ * own failures); should it all the same, the error goes no further: the messages are queued by
+ * now, and a 5xx would have the client send them a second time.
+ */
+async function tellGuard(
+  deps: Pick<AcceptDeps, 'guard'>,
+  key: ApiKey,
+  tallies: readonly GuardRecipientTally[],
+): Promise<void> {
+  if (tallies.length === 0) return;
+  await deps.guard.recordAccept(key, tallies).catch(() => undefined);
+}
+
+/**
+ * The recipients of a request body the checks refused, as far as they can be read: each address
+ * of `to`, `cc` and `bcc` that parses, once, at most MAX_RECIPIENTS (a refused body may list any
+ * number).
+ */
+function bodyRecipients(body: unknown): string[] {
+  if (typeof body !== 'object' || body === null) return [];
+  const fields = body as Record<string, unknown>;
+  const seen = new Map<string, string>();
+  for (const field of ['to', 'cc', 'bcc']) {
+    const value = fields[field];
+    for (const item of typeof value === 'string' ? [value] : Array.isArray(value) ? value : []) {
+      if (seen.size >= MAX_RECIPIENTS) return [...seen.values()];
+      if (typeof item !== 'string') continue;
+      const parsed = parseMailbox(item);
+      if (parsed.ok && !seen.has(addressKey(parsed.value.address))) {
+        seen.set(addressKey(parsed.value.address), parsed.value.address);
+      }
+    }
+  }
+  return [...seen.values()];
 }
 
 interface Candidate {

@@ -17,9 +17,31 @@ export type SmtpStage = 'connect' | 'auth' | 'mail' | 'rcpt' | 'data';
 
 /** Longest text Baton puts on a reply line (RFC 5321 allows 512 octets with the code and CRLF). */
 const MAX_TEXT = 400;
+/**
+ * The most words a reply line can carry: 512 octets less the basic code, the enhanced code, their
+ * spaces and CRLF. The guard's words use it all: they end with how the key is resumed.
+ */
+const MAX_LINE_TEXT = 500;
 
 export const Replies = {
   queued: (id: string): SmtpReply => ({ code: 250, enhanced: '2.6.0', text: `Ok: queued as ${id}` }),
+  recordedHeld: (id: string): SmtpReply => ({
+    code: 250,
+    enhanced: '2.6.0',
+    text: `Ok: recorded as ${id} and held by the abuse guard; it is not sent unless an operator releases it`,
+  }),
+  /** The abuse guard suspended the key (`words`: authenticate.ts's suspendedWords). */
+  guardSuspended: (words: string): SmtpReply => ({
+    code: 554,
+    enhanced: '5.7.1',
+    text: lineOf(words),
+  }),
+  /** The abuse guard throttles the key for a while (`words`: authenticate.ts's throttledWords). */
+  guardThrottled: (words: string): SmtpReply => ({
+    code: 451,
+    enhanced: '4.7.1',
+    text: lineOf(words),
+  }),
   recordedSuppressed: (id: string): SmtpReply => ({
     code: 250,
     enhanced: '2.6.0',
@@ -127,7 +149,7 @@ export function replyForProblem(p: Problem, stage: SmtpStage): SmtpReply {
       return { code: 535, enhanced: '5.7.8', text: `Authentication failed: ${p.detail}` };
     case 'forbidden':
       if (stage === 'auth')
-        return { code: 535, enhanced: '5.7.8', text: `Authentication refused: ${p.detail}` };
+        return { code: 535, enhanced: '5.7.8', text: lineOf(`Authentication refused: ${p.detail}`) };
       if (stage === 'connect') return { code: 554, enhanced: '5.7.1', text: p.detail };
       return { code: stage === 'data' ? 550 : 553, enhanced: '5.7.1', text: p.detail };
     case 'too_large':
@@ -167,6 +189,15 @@ function withFieldErrors(p: Problem): string {
   const [first] = errors;
   const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : '';
   return clip(`${first?.path}: ${first?.message}${more}`);
+}
+
+/**
+ * Words from elsewhere (the guard's reasons, which say "10 × the key's hourly baseline") as one
+ * reply line: printable ASCII only, so they never break it, and within the line's length.
+ */
+function lineOf(words: string): string {
+  const text = words.replace(/\u00d7/g, 'x').replace(/[^\x20-\x7e]/g, '?');
+  return text.length <= MAX_LINE_TEXT ? text : `${text.slice(0, MAX_LINE_TEXT - 3)}...`;
 }
 
 function clip(text: string): string {

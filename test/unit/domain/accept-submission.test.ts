@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { composeMime } from '../../../lambdas/domain/delivery/mime.ts';
 import { type SendDeps, sendJob } from '../../../lambdas/domain/delivery/send.ts';
 import type { OutgoingMessage } from '../../../lambdas/domain/message.ts';
+import { problem } from '../../../lambdas/domain/problem.ts';
 import {
   acceptMessage,
   acceptSubmission,
@@ -52,7 +53,8 @@ describe('acceptSubmission', () => {
 
     // Act
     const viaSmtp = await acceptSubmission(smtp.deps, smtp.key, message, { maxJobBytes: SMTP_MAX_JOB_BYTES });
-    const viaApi = await acceptMessage(api.deps, api.key, {
+    // The same key through both doors: the records name the key that sent them.
+    const viaApi = await acceptMessage(api.deps, smtp.key, {
       from: 'Shop <orders@example.com>',
       to: ['ana@example.org'],
       subject: 'Your receipt',
@@ -313,7 +315,14 @@ describe('countRejected', () => {
     const h = acceptHarness();
 
     // Act
-    await countRejected(h.deps, h.key);
+    await countRejected(
+      h.deps,
+      h.key,
+      problem('invalid_message', 'The message is not valid.', [
+        { path: 'headers.Subject', message: 'is required' },
+      ]),
+      ['ana@example.org'],
+    );
 
     // Assess
     expect(h.usage.stats.get('tenant-a#2025-03-01')).toEqual({ rejected: 1 });

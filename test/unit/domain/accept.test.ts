@@ -26,11 +26,11 @@ describe('acceptMessage', () => {
       recipients: [{ address: 'ana@example.org', status: 'queued' }],
       rewrittenFrom: null,
     });
-    expect(messages.peek('msg_1')).toEqual(messageRecord());
+    expect(messages.peek('msg_1')).toEqual(messageRecord({ keyId: key.keyId }));
     expect(queue.jobs).toEqual([
       {
         lane: 'transactional',
-        job: { v: 1, id: 'msg_1', tenant: 'tenant-a', message: validateSendRequest(body) },
+        job: { v: 1, id: 'msg_1', tenant: 'tenant-a', keyId: key.keyId, message: validateSendRequest(body) },
       },
     ]);
   });
@@ -314,7 +314,13 @@ describe('acceptMessage', () => {
     const { deps, queue, key } = setUp();
     const bytesOf = (body: Record<string, unknown>) =>
       Buffer.byteLength(
-        JSON.stringify({ v: 1, id: 'msg_1', tenant: 'tenant-a', message: validateSendRequest(body) }),
+        JSON.stringify({
+          v: 1,
+          id: 'msg_1',
+          tenant: 'tenant-a',
+          keyId: key.keyId,
+          message: validateSendRequest(body),
+        }),
       );
     const attachment = (n: number) => [{ filename: 'f.bin', content: 'A'.repeat(n) }];
     const room = MAX_JOB_BYTES - bytesOf(sendBody({ subject: 'x', attachments: attachment(0) }));

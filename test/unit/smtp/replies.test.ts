@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import { suspendedWords } from '../../../lambdas/domain/keys/authenticate.ts';
 import { problem } from '../../../lambdas/domain/problem.ts';
-import { Replies, replyForProblem, SmtpReplyError } from '../../../lambdas/domain/smtp/replies.ts';
+import {
+  Replies,
+  replyForProblem,
+  replyText,
+  type SmtpReply,
+  SmtpReplyError,
+} from '../../../lambdas/domain/smtp/replies.ts';
+import { issueApiKey } from '../../support/fakes.ts';
+import { bucket, decisionsFor, guardMarkOf } from '../../support/guard.ts';
 
 describe('SMTP replies', () => {
   it('states the size limit in words that fit it, small or large', () => {
@@ -54,5 +63,37 @@ describe('SMTP replies', () => {
 
     expect(error.responseCode).toBe(550);
     expect(error.message).toMatch(/^5\.1\.1 ana@example\.org is on the suppression list \(hard_bounce: /);
+  });
+});
+
+describe('SMTP replies in the abuse guard’s words', () => {
+  const NOW = new Date('2025-03-01T12:30:00.000Z');
+  /** The longest words the guard gives: a probation-lowered threshold, the longest key id. */
+  function longestWords(): string {
+    const decision = decisionsFor('key', {
+      key: [bucket(0, { sends: 40, contentRefusals: 10 }, NOW)],
+      now: NOW,
+      state: { tenant: { actions: [] }, key: { actions: [], reinstatedAt: '2025-03-01T12:00:00.000Z' } },
+    })[0];
+    if (!decision) throw new Error('no decision');
+    const { key } = issueApiKey({ status: 'suspended', guard: guardMarkOf(decision) });
+    return suspendedWords({ ...key, keyId: 'k'.repeat(32) });
+  }
+  /** The line smtp-server writes: the basic code, a space, the text (enhanced code first), CRLF. */
+  const lineOctets = (reply: SmtpReply) => Buffer.byteLength(`${reply.code} ${replyText(reply)}\r\n`);
+
+  it.each([
+    ['at AUTH', () => replyForProblem(problem('forbidden', longestWords()), 'auth')],
+    ['at MAIL FROM', () => Replies.guardSuspended(longestWords())],
+  ])('keeps a suspension’s words whole %s, resume command included, within 512 octets', (_, reply) => {
+    const r = reply();
+    expect(r.text).toMatch(/--reason "<why>"\.$/);
+    expect(lineOctets(r)).toBeLessThanOrEqual(512);
+  });
+
+  it('writes the guard’s words in printable ASCII ("10 ×" as "10 x"), clipped to the line', () => {
+    const r = Replies.guardThrottled(`volume spike reaches 10 × the baseline\r\n${'a'.repeat(600)}`);
+    expect(r.text).toMatch(/^volume spike reaches 10 x the baseline\?\?a+\.\.\.$/);
+    expect(lineOctets(r)).toBe(512);
   });
 });

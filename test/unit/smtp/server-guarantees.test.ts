@@ -10,7 +10,9 @@ import type { ApiKey } from '../../../lambdas/domain/keys/api-key.ts';
 import type { ApiKeyDirectory } from '../../../lambdas/domain/ports.ts';
 import { RateLimiter } from '../../../lambdas/domain/send/rate-limit.ts';
 import { BatonSmtp, readData, type SmtpOptions } from '../../../lambdas/smtp/server.ts';
+import { suppression, T0 } from '../../support/builders.ts';
 import { InMemoryApiKeys, InMemoryIdempotencyStore, issueApiKey } from '../../support/fakes.ts';
+import { decisionOf, guardMarkOf } from '../../support/guard.ts';
 import { acceptHarness } from '../../support/harness.ts';
 
 // BatonSmtp over the in-memory fakes, on a loopback port, driven line by line: the guarantees an
@@ -341,6 +343,171 @@ describe('BatonSmtp: a key shut off mid-session', () => {
     // Assess
     expect(reply).toMatch(/^550 5\.7\.1 This API key is suspended/);
     expect(queue.jobs).toEqual([]);
+  });
+});
+
+describe('BatonSmtp: the abuse guard', () => {
+  const NOW = new Date(T0);
+  const plain = ['From: app@example.com', 'To: ana@example.org', 'Subject: Hi', '', 'Hi.'].join('\r\n');
+
+  it('answers MAIL FROM 451 4.7.1 in the guard’s words while the key is throttled', async () => {
+    // Prepare
+    const throttle = decisionOf('throttleKey', NOW);
+    const { port, keys } = await listening();
+    const { key, token } = issueApiKey({ guard: guardMarkOf(throttle) });
+    keys.add(key);
+    const session = new Session(port);
+    await session.login(token);
+
+    // Act
+    const reply = await session.say('MAIL FROM:<app@example.com>');
+    session.close();
+
+    // Assess
+    expect(reply).toBe(
+      // The reason's "10 ×" in ASCII, as a reply line must be.
+      `451 4.7.1 The abuse guard throttled this API key (volumeSpike): ${throttle.reason.replace('×', 'x')}. Retry in 3600 s.`,
+    );
+  });
+
+  it('answers 451 4.7.1 at the end of DATA when a throttle started mid-transaction, and queues nothing', async () => {
+    // Prepare
+    const { port, token, key, keys, queue, held } = await listening();
+    const session = new Session(port);
+    await session.login(token);
+    await session.say('MAIL FROM:<app@example.com>');
+    await session.say('RCPT TO:<ana@example.org>');
+    await session.say('DATA');
+
+    // Act: the guard throttles the key while its message is on the way
+    keys.add({ ...key, guard: guardMarkOf(decisionOf('throttleKey', NOW)) });
+    const reply = await session.say(`${plain}\r\n.`);
+    session.close();
+
+    // Assess
+    expect(reply).toMatch(
+      /^451 4\.7\.1 The abuse guard throttled this API key \(volumeSpike\): volume spike/,
+    );
+    expect(queue.jobs).toEqual([]);
+    expect(held.entries.size).toBe(0);
+  });
+
+  it('refuses AUTH 535 5.7.8 for a key the guard suspended, naming the signal and the way back', async () => {
+    // Prepare
+    const suspension = decisionOf('suspendKey', NOW);
+    const { port, keys } = await listening();
+    const { key, token } = issueApiKey({ status: 'suspended', guard: guardMarkOf(suspension) });
+    keys.add(key);
+    const session = new Session(port);
+    await session.reply();
+    await session.say('EHLO client.test');
+
+    // Act
+    const reply = await session.say(`AUTH PLAIN ${Buffer.from(`\0app\0${token}`).toString('base64')}`);
+    session.close();
+
+    // Assess
+    expect(reply).toBe(
+      `535 5.7.8 Authentication refused: This API key was suspended by the abuse guard (suppressedHitRate): ${suspension.reason}. ` +
+        `An operator can resume it: npm run guard -- resume --key ${key.keyId} --reason "<why>".`,
+    );
+    expect(reply.length).toBeLessThanOrEqual(510);
+  });
+
+  it('refuses MAIL FROM 554 5.7.1 in the guard’s words once the guard suspended the key mid-session', async () => {
+    // Prepare
+    const suspension = decisionOf('suspendKey', NOW);
+    const { port, token, key, keys, queue } = await listening();
+    const session = new Session(port);
+    await session.login(token);
+
+    // Act
+    keys.add({ ...key, status: 'suspended', guard: guardMarkOf(suspension) });
+    const reply = await session.say('MAIL FROM:<app@example.com>');
+    session.close();
+
+    // Assess
+    expect(reply).toBe(
+      `554 5.7.1 This API key was suspended by the abuse guard (suppressedHitRate): ${suspension.reason}. ` +
+        `An operator can resume it: npm run guard -- resume --key ${key.keyId} --reason "<why>".`,
+    );
+    expect(queue.jobs).toEqual([]);
+  });
+
+  it('answers 250 "held" for a message the guard holds, and keeps its job', async () => {
+    // Prepare
+    const { port, keys, queue, held } = await listening();
+    const { key, token } = issueApiKey({ guard: guardMarkOf(decisionOf('holdAll', NOW)) });
+    keys.add(key);
+    const session = new Session(port);
+    await session.login(token);
+
+    // Act
+    const reply = await session.send(plain);
+    session.close();
+
+    // Assess
+    expect(reply).toMatch(
+      /^250 2\.6\.0 Ok: recorded as msg_\d+ and held by the abuse guard; it is not sent unless an operator releases it$/,
+    );
+    expect(queue.jobs).toEqual([]);
+    expect([...held.entries.values()].map((e) => e.job.keyId)).toEqual([key.keyId]);
+  });
+
+  it('tells the guard of a message refused for its content, per envelope recipient', async () => {
+    // Prepare
+    const { port, token, guard } = await listening();
+    const session = new Session(port);
+    await session.login(token);
+    const withExecutable = [
+      'From: app@example.com',
+      'To: ana@example.org',
+      'Subject: Invoice',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="b"',
+      '',
+      '--b',
+      'Content-Type: text/plain',
+      '',
+      'See attached.',
+      '--b',
+      'Content-Type: application/octet-stream',
+      'Content-Disposition: attachment; filename="setup.exe"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      'TVqQAAMAAAAEAAAA',
+      '--b--',
+    ].join('\r\n');
+
+    // Act
+    const reply = await session.send(withExecutable);
+    session.close();
+
+    // Assess
+    expect(reply).toMatch(/^554 5\.7\.1 /);
+    expect(guard.accepts.map((a) => a.recipients)).toEqual([
+      [{ address: 'ana@example.org', outcome: 'refused' }],
+    ]);
+  });
+
+  it('tells the guard of every recipient of a transaction refused at RCPT as suppressed', async () => {
+    // Prepare
+    const { port, token, guard, suppressions } = await listening();
+    suppressions.seed(suppression('gone@example.org'));
+    const session = new Session(port);
+    await session.login(token);
+    await session.say('MAIL FROM:<app@example.com>');
+    await session.say('RCPT TO:<gone@example.org>');
+
+    // Act: the next transaction ends this one
+    await session.say('RSET');
+    await session.say('MAIL FROM:<app@example.com>');
+    session.close();
+
+    // Assess
+    expect(guard.accepts.map((a) => a.recipients)).toEqual([
+      [{ address: 'gone@example.org', outcome: 'suppressed' }],
+    ]);
   });
 });
 
