@@ -54,7 +54,7 @@ import {
   startProvisionedStack,
   unreachable,
 } from '../support/emulators.ts';
-import { issueApiKey, type TestClock, testClock } from '../support/fakes.ts';
+import { InMemoryHeldJobs, issueApiKey, type TestClock, testClock } from '../support/fakes.ts';
 import { fixtureFiles, fixtureText } from '../support/fixtures.ts';
 import type { KeyOverrides } from '../support/harness.ts';
 import { type HttpRequest, httpEvent, jsonOf } from '../support/http-events.ts';
@@ -1038,6 +1038,9 @@ describe('the transactional sender’s calls, against its deployed role', () => 
       suppressions: new DynamoSuppressionStore(sdoc, env(EnvVar.suppressionsTable)),
       mailer: new SesMailer(ses, env(EnvVar.configurationSet)),
       visibility: new SqsVisibility(queue),
+      keys: new DynamoApiKeyStore(sdoc, env(EnvVar.apiKeysTable)),
+      // The held-job adapter's calls are audited with it (guard wiring); here the jobs are not held.
+      held: new InMemoryHeldJobs(),
       dkim: undefined,
       clock: () => new Date(),
       maxReceiveCount: Number(env(EnvVar.maxReceiveCount)),

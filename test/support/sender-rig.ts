@@ -10,11 +10,13 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SESv2Client } from '@aws-sdk/client-sesv2';
 import { type Message, ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
+import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
 import { SesMailer } from '../../lambdas/adapters/ses-mailer.ts';
 import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
 import { SqsVisibility } from '../../lambdas/adapters/visibility.ts';
 import type { DkimKey } from '../../lambdas/domain/delivery/dkim.ts';
+import { CachedApiKeys } from '../../lambdas/domain/keys/key-cache.ts';
 import type { MessageRecord, SendJob } from '../../lambdas/domain/message.ts';
 import { createSender } from '../../lambdas/sender/app.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
@@ -30,6 +32,7 @@ import {
   startProvisionedStack,
   tempDir,
 } from './emulators.ts';
+import { InMemoryHeldJobs } from './fakes.ts';
 import type { Sender } from './sender-batch.ts';
 
 export interface RequestTally {
@@ -170,6 +173,10 @@ export async function startSenderRig(options: SenderRigOptions = {}): Promise<Se
     suppressions: new DynamoSuppressionStore(doc, stack.tables.suppressions),
     mailer: new SesMailer(sesClient, configurationSet),
     visibility: new SqsVisibility(sqs),
+    // The jobs' keys re-checked on the stack's ApiKeys table (the rig's jobs name none, so a
+    // batch reads nothing more); held jobs in memory until the held-job adapter is wired here.
+    keys: new CachedApiKeys(new DynamoApiKeyStore(doc, stack.tables.apiKeys), { clock: () => new Date() }),
+    held: new InMemoryHeldJobs(),
     dkim: options.dkim,
     clock: () => new Date(),
     ...(options.maxReceiveCount !== undefined ? { maxReceiveCount: options.maxReceiveCount } : {}),
