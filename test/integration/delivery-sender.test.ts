@@ -141,7 +141,7 @@ describe('the sender with its real adapters (dynalite, fauxqs, SES stand-in)', (
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: record.messageId }] });
     const stored = (await rig.records.get(idOf(record))) as MessageRecord;
     expect(stored).toMatchObject({ phase: 'failed', redrivable: true });
-    expect(toMessageView(stored).recipients.map((r) => [r.status, r.reason])).toEqual([
+    expect(toMessageView(stored, new Date()).recipients.map((r) => [r.status, r.reason])).toEqual([
       [
         'failed',
         `Baton gave up after ${MAX_RECEIVE_COUNT} attempts: SES is unavailable or throttling (TooManyRequestsException). ` +
