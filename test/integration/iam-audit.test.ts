@@ -1119,6 +1119,40 @@ describe('the transactional sender’s calls, against its deployed role', () => 
     expect(missingForSender()).toEqual([]);
   });
 
+  it('lets the sender role re-check a job’s key and hold the message of a suspended key', async () => {
+    // Prepare
+    const id = `msg_${ulid()}`;
+    const to = 'success@simulator.amazonses.com';
+    const now = new Date().toISOString();
+    const { key } = issueApiKey({ tenant: 'tenant-iam', status: 'suspended' });
+    await new DynamoApiKeyStore(rig.stack.clients.doc, rig.stack.tables.apiKeys).put(key);
+    await rig.records.create(
+      messageRecord({
+        id,
+        keyId: key.keyId,
+        createdAt: now,
+        updatedAt: now,
+        recipients: [recipient(to, 'queued', { updatedAt: now })],
+      }),
+    );
+    const job = { ...sendJob(outgoingMessage({ to: [{ address: to }] }), id), keyId: key.keyId };
+    recorder.reset();
+
+    // Act
+    const response = await runSenderBatch(sender, [sqsRecord(JSON.stringify(job))]);
+
+    // Assess: one read of the key, the record held, nothing sent.
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect((await rig.records.get(id))?.phase).toBe('held');
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:BatchGetItem', rig.stack.tables.suppressions],
+      ['dynamodb:GetItem', rig.stack.tables.apiKeys],
+      ['dynamodb:GetItem', rig.stack.tables.messages],
+      ['dynamodb:PutItem', rig.stack.tables.messages],
+    ]);
+    expect(missingForSender()).toEqual([]);
+  });
+
   it('lets the sender role back off a throttled send and give up on the last receive', async () => {
     // Prepare
     const [retried, last] = await rig.queueBatch('iamthrottle', 2);
