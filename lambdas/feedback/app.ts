@@ -117,8 +117,9 @@ export interface FeedbackBatchDeps extends FeedbackDeps {
  * The guard is told about an event whether or not it was applied now: a redelivery may be the
  * retry of a batch whose guard call failed after the event was applied, and skipping it would lose
  * the count. The counters keep each event id once, so a redelivery still counts once. When the
- * guard cannot count (it throws), the records it was told about are reported failed and come back:
- * the feedback is never acknowledged uncounted. The others (deliveries) are acknowledged.
+ * guard cannot count (it throws), it is told record by record, and the records it still cannot
+ * count are reported failed and come back: feedback is never acknowledged uncounted, and one event
+ * the guard refuses does not bring back the rest. The others (deliveries) are acknowledged.
  */
 export function createFeedbackBatch(deps: FeedbackBatchDeps) {
   // Lambda runs one invocation at a time per instance, so these hold the current batch's counts
@@ -141,26 +142,44 @@ export function createFeedbackBatch(deps: FeedbackBatchDeps) {
     });
     const told = [...guardEvents];
     guardEvents.clear();
-    const events = told.flatMap(([, list]) => list);
-    if (events.length === 0) return response;
-    try {
-      await deps.guard.recordFeedback(events);
-      return response;
-    } catch (error) {
-      const retried = told.map(([id]) => id);
+    const retried = await tellGuard(deps.guard, told);
+    if (retried.length === 0) return response;
+    const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+    return {
+      batchItemFailures: [
+        ...response.batchItemFailures,
+        ...retried.filter((id) => !failed.has(id)).map((itemIdentifier) => ({ itemIdentifier })),
+      ],
+    };
+  };
+}
+
+/**
+ * Tells the guard about the batch's events (by queue message id) in one call; the ids of the
+ * records it could not count come back. When the call fails, the guard is told record by record,
+ * so an event it refuses (a poison pill) brings back only its own record; when its store is down,
+ * every call fails and all of them come back.
+ */
+async function tellGuard(
+  guard: Pick<Guard, 'recordFeedback'>,
+  told: ReadonlyArray<readonly [string, GuardFeedback[]]>,
+): Promise<string[]> {
+  const events = told.flatMap(([, list]) => list);
+  if (events.length === 0) return [];
+  try {
+    await guard.recordFeedback(events);
+    return [];
+  } catch (error) {
+    const calls = await Promise.allSettled(told.map(([, list]) => guard.recordFeedback(list)));
+    const retried = told.filter((_, i) => calls[i]?.status === 'rejected').map(([id]) => id);
+    if (retried.length > 0) {
       metrics.addMetric('guardFeedbackRetried', MetricUnit.Count, retried.length);
-      logger.warn('the abuse guard could not count the batch’s feedback; its records will be retried', {
+      logger.warn('the abuse guard could not count feedback; its records will be retried', {
         records: retried.length,
         events: events.length,
         ...describeError(error),
       });
-      const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
-      return {
-        batchItemFailures: [
-          ...response.batchItemFailures,
-          ...retried.filter((id) => !failed.has(id)).map((itemIdentifier) => ({ itemIdentifier })),
-        ],
-      };
     }
-  };
+    return retried;
+  }
 }

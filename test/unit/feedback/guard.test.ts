@@ -129,6 +129,21 @@ describe('guardFeedbackOf: what the abuse guard counts of one feedback event', (
     expect(counted?.at).toEqual(new Date('2025-02-27T23:59:59.000Z'));
   });
 
+  it.each(['2999-01-01T00:00:00.000Z', '+010000-01-01T00:00:00.000Z', '-000001-01-01T00:00:00.000Z'])(
+    'takes the time it was processed for an event dated %s, in the future or no hour a counter can hold',
+    (eventAt) => {
+      // Act
+      const [counted] = guardFeedbackOf(
+        feedbackEvent({ kind: 'complaint', at: eventAt }),
+        record,
+        new Date(AT),
+      );
+
+      // Assess
+      expect(counted?.at).toEqual(new Date(AT));
+    },
+  );
+
   it('takes the time it was processed when the event’s time cannot be read', () => {
     // Act
     const [counted] = guardFeedbackOf(
@@ -296,10 +311,13 @@ describe('the feedback function counts bounces and complaints for the abuse guar
     const { run, sent, guard, usage } = setUp();
     sent('msg_1', ['ana@example.org']);
     sent('msg_2', ['bob@example.org']);
-    vi.spyOn(guard, 'recordFeedback').mockRejectedValueOnce(new TransientError('Guard table throttled'));
+    const down = vi
+      .spyOn(guard, 'recordFeedback')
+      .mockRejectedValue(new TransientError('Guard table throttled'));
 
-    // Act: the bounce is applied to its message, then the guard cannot count it.
+    // Act: the bounce is applied to its message, then the guard cannot count it (its store is down).
     const first = await run(bounce('msg_1', 'ana@example.org'), delivery('msg_2', 'bob@example.org'));
+    down.mockRestore();
     const second = await run(bounce('msg_1', 'ana@example.org'));
 
     // Assess: only the bounce comes back (the delivery had nothing to count); counted once in all.
@@ -308,6 +326,30 @@ describe('the feedback function counts bounces and complaints for the abuse guar
     expect(await counts(guard, { kind: 'key', keyId: 'key-1' })).toEqual([{ hardBounces: 1 }]);
     // The daily statistics counted the bounce when it was applied, and not again on the retry.
     expect(usage.statWrites.map((w) => w.counts)).toEqual([{ bounced: 1, delivered: 1 }]);
+  });
+
+  it('retries only the record the guard refuses, when the others of the batch can be counted', async () => {
+    // Prepare: the guard refuses anything about carl (a poison event), counts the rest.
+    const { run, sent, guard } = setUp();
+    sent('msg_1', ['ana@example.org']);
+    sent('msg_2', ['carl@example.org']);
+    sent('msg_3', ['dora@example.org']);
+    const count = guard.recordFeedback.bind(guard);
+    vi.spyOn(guard, 'recordFeedback').mockImplementation(async (events) => {
+      if (events.some((e) => e.recipient === 'carl@example.org')) throw new RangeError('not countable');
+      await count(events);
+    });
+
+    // Act
+    const response = await run(
+      bounce('msg_1', 'ana@example.org'),
+      bounce('msg_2', 'carl@example.org'),
+      bounce('msg_3', 'dora@example.org'),
+    );
+
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'sqs-2' }] });
+    expect(await counts(guard, { kind: 'key', keyId: 'key-1' })).toEqual([{ hardBounces: 2 }]);
   });
 
   it('does not count an event whose record failed: its retry does', async () => {
