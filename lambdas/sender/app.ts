@@ -282,6 +282,10 @@ export function createSender(deps: SenderDeps) {
       // read that fails fails that tenant's records on their own (backed off, or recorded failed on
       // their last receive) rather than the whole invocation, which would bring them back with no
       // record written.
+      // The guard's re-check reads each key of the batch once, alongside the suppression reads (the
+      // cache keeps it for the records after).
+      const distinctKeys = [...new Set(keyIds.values())];
+      const keyReads = Promise.allSettled(distinctKeys.map((keyId) => deps.keys.get(keyId)));
       const reads = await Promise.allSettled(
         [...addresses].map(
           async ([tenant, list]) => [tenant, await deps.suppressions.getMany(list, tenant)] as const,
@@ -302,12 +306,10 @@ export function createSender(deps: SenderDeps) {
           new TransientError('reading the suppression list failed', { cause: unread.get(tenant) }),
         );
       }
-      // The guard's re-check: each key of the batch read once, in parallel (the cache keeps it for
-      // the records after). A key that cannot be read fails its own records, retried like a send.
-      const distinctKeys = [...new Set(keyIds.values())];
-      const keyReads = await Promise.allSettled(distinctKeys.map((keyId) => deps.keys.get(keyId)));
+      // A key that cannot be read fails its own records, retried like a send.
+      const keysRead = await keyReads;
       distinctKeys.forEach((keyId, i) => {
-        const read = keyReads[i];
+        const read = keysRead[i];
         if (read?.status !== 'rejected') return;
         for (const [id, ofJob] of keyIds) {
           if (ofJob === keyId && !(jobs.get(id) instanceof Error)) {
