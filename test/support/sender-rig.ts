@@ -128,9 +128,12 @@ export interface SenderRig {
   /**
    * Creates `count` queued message records (one recipient each, `success+<prefix>-<n>@` the
    * simulator), queues their jobs on the transactional lane and receives them back as the SQS
-   * event source would hand them to the sender.
+   * event source would hand them to the sender. With `keyId`, the records and jobs name that key
+   * (the sender re-checks it).
    */
-  queueBatch(prefix: string, count: number): Promise<SQSRecord[]>;
+  queueBatch(prefix: string, count: number, options?: { readonly keyId?: string }): Promise<SQSRecord[]>;
+  /** The held jobs (in memory: the held-job adapter is wired by the guard wiring). */
+  readonly held: InMemoryHeldJobs;
   stop(): Promise<void>;
 }
 
@@ -168,6 +171,7 @@ export async function startSenderRig(options: SenderRigOptions = {}): Promise<Se
   );
   const sqs = counter.instrument('SQS', sqsClient(stack.sqsSns.endpoint));
   const doc = documentClient(dynamo);
+  const held = new InMemoryHeldJobs();
   const sender = createSender({
     messages: new DynamoMessageStore(doc, stack.tables.messages),
     suppressions: new DynamoSuppressionStore(doc, stack.tables.suppressions),
@@ -176,7 +180,7 @@ export async function startSenderRig(options: SenderRigOptions = {}): Promise<Se
     // The jobs' keys re-checked on the stack's ApiKeys table (the rig's jobs name none, so a
     // batch reads nothing more); held jobs in memory until the held-job adapter is wired here.
     keys: new CachedApiKeys(new DynamoApiKeyStore(doc, stack.tables.apiKeys), { clock: () => new Date() }),
-    held: new InMemoryHeldJobs(),
+    held,
     dkim: options.dkim,
     clock: () => new Date(),
     ...(options.maxReceiveCount !== undefined ? { maxReceiveCount: options.maxReceiveCount } : {}),
@@ -185,7 +189,12 @@ export async function startSenderRig(options: SenderRigOptions = {}): Promise<Se
   const records = new DynamoMessageStore(stack.clients.doc, stack.tables.messages);
   const queue = stack.queues.transactional;
 
-  const queueBatch = async (prefix: string, count: number): Promise<SQSRecord[]> => {
+  const queueBatch = async (
+    prefix: string,
+    count: number,
+    batchOptions: { readonly keyId?: string } = {},
+  ): Promise<SQSRecord[]> => {
+    const keyId = batchOptions.keyId === undefined ? {} : { keyId: batchOptions.keyId };
     const now = new Date();
     const jobs: SendJob[] = [];
     for (let n = 1; n <= count; n++) {
@@ -198,9 +207,16 @@ export async function startSenderRig(options: SenderRigOptions = {}): Promise<Se
         expiresAt: Math.floor(now.getTime() / 1000) + 86_400,
         recipients: [recipient(to, 'queued', { updatedAt: now.toISOString() })],
         events: [{ type: 'accepted', at: now.toISOString() }],
+        ...keyId,
       });
       await records.create(record);
-      jobs.push({ v: 1, id, tenant: record.tenant, message: outgoingMessage({ to: [{ address: to }] }) });
+      jobs.push({
+        v: 1,
+        id,
+        tenant: record.tenant,
+        message: outgoingMessage({ to: [{ address: to }] }),
+        ...keyId,
+      });
     }
     for (let i = 0; i < jobs.length; i += 10) {
       await stack.clients.sqs.send(
@@ -241,6 +257,7 @@ export async function startSenderRig(options: SenderRigOptions = {}): Promise<Se
     counter,
     configurationSet,
     queueBatch,
+    held,
     async stop() {
       dynamo.destroy();
       sesClient.destroy();
