@@ -1,9 +1,10 @@
 import '../../support/quiet-powertools.ts';
 import { describe, expect, it, vi } from 'vitest';
-import { HOLD_DAYS } from '../../../lambdas/domain/guard/hold.ts';
+import { HOLD_DAYS, markHeld } from '../../../lambdas/domain/guard/hold.ts';
 import type { KeyGuardMark } from '../../../lambdas/domain/guard/state.ts';
 import type { ApiKey } from '../../../lambdas/domain/keys/api-key.ts';
 import { CachedApiKeys } from '../../../lambdas/domain/keys/key-cache.ts';
+import type { MessageRecord } from '../../../lambdas/domain/message.ts';
 import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { T0 } from '../../support/builders.ts';
 import { InMemoryApiKeys, issueApiKey, testClock } from '../../support/fakes.ts';
@@ -253,6 +254,28 @@ describe('the sender re-checks the abuse guard before each send', () => {
     expect(messages.peek('msg_1')).toEqual(heldRecord);
     expect(held.entries.size).toBe(1);
     expect(batch.outcomes.drain()).toEqual({ duplicate: 1 });
+  });
+
+  it('never gives up on a held message: a key read failing on its last receive leaves it held', async () => {
+    // Prepare: a duplicate of a held message's job comes back for its last receive.
+    const { sender, messages, mailer, apiKeys } = senderHarness({ maxReceiveCount: 3 });
+    apiKeys.add(apiKey(holdingAll));
+    const record = queuedJob(messages, 'msg_1', { keyId: 'key-1', receiveCount: 3 });
+    const heldRecord = markHeld(
+      messages.peek('msg_1') as MessageRecord,
+      guardDecision('holdAll', {}, NOW),
+      NOW,
+    );
+    messages.write(heldRecord as MessageRecord);
+    vi.spyOn(apiKeys, 'get').mockRejectedValue(new TransientError('ApiKeys throttled'));
+
+    // Act
+    const outcome = sender.sendRecord(record, await sender.prepare([record]));
+
+    // Assess: retried (SQS moves it to the DLQ), but the record stays held, not failed.
+    await expect(outcome).rejects.toThrow(TransientError);
+    expect(messages.peek('msg_1')).toEqual(heldRecord);
+    expect(mailer.attempts).toEqual([]);
   });
 
   it('leaves a message already sent alone: a late duplicate of its job is not held', async () => {
