@@ -24,6 +24,8 @@ import { messageRecord, recipient, sqsRecord } from '../test/support/builders.ts
 import { credentials, documentClient, region } from '../test/support/emulators.ts';
 import {
   FakeMailer,
+  InMemoryApiKeys,
+  InMemoryHeldJobs,
   InMemoryMessageStore,
   InMemorySuppressionStore,
   RecordingVisibility,
@@ -107,6 +109,9 @@ export async function measureSenderCpu(
     suppressions: new InMemorySuppressionStore(),
     mailer,
     visibility: new RecordingVisibility(),
+    // The jobs name no key (as before the guard): nothing to re-check, as for most of a real batch.
+    keys: new InMemoryApiKeys(),
+    held: new InMemoryHeldJobs(),
     dkim,
     clock: () => new Date(),
   });

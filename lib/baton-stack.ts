@@ -82,6 +82,7 @@ export class BatonStack extends Stack {
         messagesTable: this.tables.messages,
         suppressionsTable: this.tables.suppressions,
         statsTable: this.tables.stats,
+        apiKeysTable: this.tables.apiKeys,
         payloadBucket: this.payloads.bucket,
         configurationSetName: this.ses.configurationSet.configurationSetName,
         sendPolicy: this.ses.sendPolicy(),

@@ -151,7 +151,7 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         const record = await deps.messages.get(id);
         // Another tenant's message is indistinguishable from one that does not exist.
         if (!record || record.tenant !== key.tenant) fail('not_found', `No message with id ${id}.`);
-        return json(200, toMessageView(record));
+        return json(200, toMessageView(record, deps.clock()));
       },
       // Suppressions are scoped (domain/suppression/suppression.ts): a key reads, lists and writes the global
       // entries and its own tenant's, never another tenant's.

@@ -8,50 +8,40 @@ import { DynamoSoftBounceStore } from '../adapters/soft-bounce-store.ts';
 import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
 import { DynamoUsageStore } from '../adapters/usage-store.ts';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure/erasure.ts';
-import { StatTally } from '../domain/reporting/stats.ts';
-import { processSqsBatch } from '../shared/batch.ts';
+import type { Guard } from '../domain/ports.ts';
 import { requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
-import { logger, publishMetrics, StreamMetrics } from '../shared/observability.ts';
-import { Tally } from '../shared/tally.ts';
-import { createFeedbackConsumer } from './app.ts';
+import { logger, publishMetrics } from '../shared/observability.ts';
+import { createFeedbackBatch } from './app.ts';
 
 const doc = createDocumentClient();
 const erasedKeyOf = erasedKeyFunction(await loadErasureSecret());
-// Lambda runs one invocation at a time per instance, so the tally holds the current batch's counts
-// (and were two to overlap, flush empties it before writing: each count is still written once).
-const stats = new StatTally();
-const outcomes = new Tally();
-const byStream = new StreamMetrics();
-const usage = new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable));
-const consumer = createFeedbackConsumer(
-  {
-    messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
-    // Evidence about an erased address lands on its tombstone, never back under the address.
-    suppressions: new TombstoneAwareSuppressions(
-      new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable)),
-      erasedKeyOf,
-    ),
-    erasedKeyOf,
-    softBounces: new DynamoSoftBounceStore(doc, requiredEnv(EnvVar.suppressionsTable)),
-    clock: () => new Date(),
+// MERGER (issue 13): replace with the GuardService (lambdas/domain/guard/service.ts, branch wt-gsvc)
+// over `guardAdapters({ doc, keyStore, env: process.env })` (lambdas/adapters/guard-wiring.ts,
+// branch wt-gadp), and give this function the Guard table's env var and grants. Until then the
+// feedback is applied as before and the guard counts nothing (said once per batch, never silently).
+const guard: Pick<Guard, 'recordFeedback'> = {
+  recordFeedback: async (events) => {
+    logger.warn('abuse guard not wired into the feedback function: feedback not counted', {
+      events: events.length,
+    });
   },
-  stats,
-  byStream,
-  outcomes,
-);
+};
+const feedback = createFeedbackBatch({
+  messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
+  // Evidence about an erased address lands on its tombstone, never back under the address.
+  suppressions: new TombstoneAwareSuppressions(
+    new DynamoSuppressionStore(doc, requiredEnv(EnvVar.suppressionsTable)),
+    erasedKeyOf,
+  ),
+  erasedKeyOf,
+  softBounces: new DynamoSoftBounceStore(doc, requiredEnv(EnvVar.suppressionsTable)),
+  clock: () => new Date(),
+  usage: new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable)),
+  guard,
+});
 
 export const handler = middy<SQSEvent, SQSBatchResponse>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(publishMetrics())
-  .handler((event, context) =>
-    processSqsBatch(event.Records, consumer, {
-      context,
-      outcomes,
-      // The batch's statistics: one atomic write per tenant and day, not one per event.
-      finish: async () => {
-        await stats.flush(usage);
-        byStream.flush();
-      },
-    }),
-  );
+  .handler((event, context) => feedback(event.Records, context));

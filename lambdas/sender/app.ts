@@ -6,11 +6,19 @@ import { addressKey, domainOf } from '../domain/address.ts';
 import { backoffSeconds, PAUSED_DELAY_SECONDS } from '../domain/delivery/backoff.ts';
 // Types only: mailauth's signer is imported when a key is configured (loadDkimSigner), never up front.
 import type { DkimKey, DkimSigner } from '../domain/delivery/dkim.ts';
+import { holdJob, senderHold } from '../domain/delivery/guard-hold.ts';
 import { composeMime } from '../domain/delivery/mime.ts';
 import { DEADLINE_RESERVE_MS, type Pacer, pacedMailer, recipientCount } from '../domain/delivery/pacer.ts';
 import { giveUp, type SendDeps, sendJob } from '../domain/delivery/send.ts';
 import type { SendJob } from '../domain/message.ts';
-import type { Clock, Mailer, MessageStore, SuppressionStore } from '../domain/ports.ts';
+import type {
+  ApiKeyReader,
+  Clock,
+  HeldJobs,
+  Mailer,
+  MessageStore,
+  SuppressionStore,
+} from '../domain/ports.ts';
 import { type StatCounts, StatTally } from '../domain/reporting/stats.ts';
 import { utcDay } from '../domain/send/rate-limit.ts';
 import type { Suppression } from '../domain/suppression/suppression.ts';
@@ -32,6 +40,14 @@ export interface SenderDeps {
   readonly messages: MessageStore;
   readonly suppressions: Pick<SuppressionStore, 'getMany'>;
   readonly mailer: Mailer;
+  /**
+   * The keys jobs were sent with, re-checked before each send (the abuse guard's state and the
+   * key's status are on the key item): a CachedApiKeys, so a batch reads each key at most once
+   * and a suspension or hold is seen within the cache's TTL.
+   */
+  readonly keys: ApiKeyReader;
+  /** Where the jobs of held messages are kept until an operator releases or cancels them. */
+  readonly held: HeldJobs;
   readonly visibility: { delay(record: SQSRecord, seconds: number): Promise<void> };
   /** Absent: messages go out as composed (deployed, SES Easy DKIM signs them). */
   readonly dkim?: DkimKey | undefined;
@@ -197,6 +213,46 @@ export function createSender(deps: SenderDeps) {
     await deps.visibility.delay(record, seconds);
   };
 
+  /**
+   * Holds the job's message when its key is suspended or its tenant's lane held (issue 13): the
+   * job kept, the record held, the queue message acknowledged. True when held. A message that is
+   * not queued any more is left to the usual path (its claim acknowledges a duplicate). A failure
+   * of the key read, the keep or the record write sends the queue message back, like a failed send.
+   */
+  const holdIfGuarded = async (
+    record: SQSRecord,
+    job: SendJob,
+    keyId: string,
+    attempt: number,
+    lastTry: boolean,
+    batch: PreparedBatch,
+  ): Promise<boolean> => {
+    let held: Awaited<ReturnType<typeof holdJob>>;
+    try {
+      const cause = senderHold(await deps.keys.get(keyId), job.message.stream, deps.clock());
+      if (cause === undefined) return false;
+      held = await holdJob(deps, job, cause);
+    } catch (error) {
+      const failed =
+        error instanceof TransientError
+          ? error
+          : new TransientError('holding the message for the abuse guard failed', { cause: error });
+      if (lastTry) await deadLetter(record, job.id, failed, attempt, true, batch);
+      else await retryLater(record, failed, { messageId: job.id });
+      throw failed;
+    }
+    if (held?.hold === undefined) return false;
+    batch.outcomes.add('held');
+    metrics.addMetric('GuardHeld', MetricUnit.Count, 1);
+    logger.info('message held by the abuse guard', {
+      messageId: job.id,
+      keyId,
+      action: held.hold.action,
+      signal: held.hold.signal,
+    });
+    return true;
+  };
+
   return {
     /**
      * Parses every job, reads the claim-checked ones back from the payload store (in parallel),
@@ -206,6 +262,7 @@ export function createSender(deps: SenderDeps) {
     async prepare(records: readonly SQSRecord[], options: BatchOptions = {}): Promise<PreparedBatch> {
       const jobs = new Map<string, SendJob | Error | typeof STORED>();
       const tenants = new Map<string, string>();
+      const keyIds = new Map<string, string>();
       const addresses = new Map<string, string[]>();
       // One after another: a claim-checked job may be tens of MB, and only its recipients are kept.
       for (const record of records) {
@@ -214,6 +271,7 @@ export function createSender(deps: SenderDeps) {
         jobs.set(record.messageId, job instanceof Error || !isPointer(parsed) ? job : STORED);
         if (job instanceof Error) continue;
         tenants.set(record.messageId, job.tenant);
+        if (job.keyId !== undefined) keyIds.set(record.messageId, job.keyId);
         const ofTenant = addresses.get(job.tenant) ?? [];
         for (const m of [...job.message.to, ...job.message.cc, ...job.message.bcc]) {
           ofTenant.push(addressKey(m.address));
@@ -224,6 +282,10 @@ export function createSender(deps: SenderDeps) {
       // read that fails fails that tenant's records on their own (backed off, or recorded failed on
       // their last receive) rather than the whole invocation, which would bring them back with no
       // record written.
+      // The guard's re-check reads each key of the batch once, alongside the suppression reads (the
+      // cache keeps it for the records after).
+      const distinctKeys = [...new Set(keyIds.values())];
+      const keyReads = Promise.allSettled(distinctKeys.map((keyId) => deps.keys.get(keyId)));
       const reads = await Promise.allSettled(
         [...addresses].map(
           async ([tenant, list]) => [tenant, await deps.suppressions.getMany(list, tenant)] as const,
@@ -244,6 +306,17 @@ export function createSender(deps: SenderDeps) {
           new TransientError('reading the suppression list failed', { cause: unread.get(tenant) }),
         );
       }
+      // A key that cannot be read fails its own records, retried like a send.
+      const keysRead = await keyReads;
+      distinctKeys.forEach((keyId, i) => {
+        const read = keysRead[i];
+        if (read?.status !== 'rejected') return;
+        for (const [id, ofJob] of keyIds) {
+          if (ofJob === keyId && !(jobs.get(id) instanceof Error)) {
+            jobs.set(id, new TransientError('reading the API key failed', { cause: read.reason }));
+          }
+        }
+      });
       return {
         jobs,
         suppressed,
@@ -273,6 +346,10 @@ export function createSender(deps: SenderDeps) {
           if (id) await deadLetter(record, id, error, attempt, false, batch);
         }
         throw error;
+      }
+      // Before anything that concerns SES (a paused account, the pace): a held message is not sent.
+      if (job.keyId !== undefined && (await holdIfGuarded(record, job, job.keyId, attempt, lastTry, batch))) {
+        return;
       }
       if (batch.paused) {
         const paused = new SendingPausedError('SES sending is paused; handed back');

@@ -17,6 +17,11 @@ export interface SenderLaneProps {
   readonly messagesTable: ITable;
   readonly suppressionsTable: ITable;
   readonly statsTable: ITable;
+  /**
+   * The API keys, read (GetItem only) to re-check each job's key before it is sent: a suspended
+   * key's mail, or mail of a lane the abuse guard holds, is held instead (issue 13).
+   */
+  readonly apiKeysTable: ITable;
   /** Where jobs too large for a queue message are stored (claim check); the sender reads them. */
   readonly payloadBucket: IBucket;
   /** Name of the SES configuration set every send names (events flow back through it). */
@@ -115,6 +120,7 @@ export class SenderLane extends Construct {
           [EnvVar.messagesTable]: props.messagesTable.tableName,
           [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
           [EnvVar.statsTable]: props.statsTable.tableName,
+          [EnvVar.apiKeysTable]: props.apiKeysTable.tableName,
           [EnvVar.configurationSet]: props.configurationSetName,
           [EnvVar.lane]: props.lane,
           [EnvVar.maxSendRate]: String(props.sendRate),
@@ -146,6 +152,8 @@ export class SenderLane extends Construct {
     // One BatchGet per message checks every recipient (and erasure tombstones) against the list.
     this.sender.addToRolePolicy(tableAccess(props.suppressionsTable, ['dynamodb:BatchGetItem']));
     this.sender.addToRolePolicy(tableAccess(props.statsTable, ['dynamodb:UpdateItem']));
+    // The guard's re-check reads the job's key by id: never a write, a scan or another table's item.
+    this.sender.addToRolePolicy(tableAccess(props.apiKeysTable, ['dynamodb:GetItem']));
     this.sender.addToRolePolicy(props.sendPolicy);
     // No s3:ListBucket: a missing payload then reads as AccessDenied, which the adapter treats as
     // missing, and the sender cannot enumerate other messages' payloads.

@@ -127,7 +127,7 @@ describe('functions', () => {
   });
 
   it.each(LANES)(
-    'gives the %s sender its lane, its share of the send rate and the configuration set',
+    'gives the %s sender its lane, its share of the send rate, the configuration set and the API keys to re-check',
     (lane) => {
       // Prepare
       const plan = laneSendPlans(resolveConfig({ domain: 'example.com' })).find((p) => p.lane === lane);
@@ -141,6 +141,7 @@ describe('functions', () => {
           EnvVar.messagesTable,
           EnvVar.suppressionsTable,
           EnvVar.statsTable,
+          EnvVar.apiKeysTable,
           EnvVar.configurationSet,
           EnvVar.lane,
           EnvVar.maxSendRate,
@@ -164,6 +165,7 @@ describe('functions', () => {
         [EnvVar.configurationSet]: { Ref: logicalIdOf(stack.ses.configurationSet) },
         [EnvVar.payloadBucket]: { Ref: logicalIdOf(stack.payloads.bucket) },
         [EnvVar.erasureSecretArn]: { Ref: logicalIdOf(stack.erasure.secret) },
+        [EnvVar.apiKeysTable]: { Ref: logicalIdOf(stack.tables.apiKeys) },
         POWERTOOLS_SERVICE_NAME: 'baton-sender',
       });
     },

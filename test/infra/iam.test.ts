@@ -144,7 +144,7 @@ describe('IAM', () => {
   });
 
   it.each(LANES)(
-    'lets the %s sender drain only its own queue and send only through Baton’s identity',
+    'lets the %s sender drain only its own queue, read keys by id and send only through Baton’s identity',
     (lane) => {
       // Act
       const sender = stack.lanes[lane].sender;
@@ -162,6 +162,8 @@ describe('IAM', () => {
         [tables.messages]: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
         [tables.suppressions]: ['dynamodb:BatchGetItem'],
         [tables.stats]: ['dynamodb:UpdateItem'],
+        // The abuse guard's re-check of each job's key: one item by id, nothing else.
+        [tables.apiKeys]: ['dynamodb:GetItem'],
         [`${ACCOUNT_ARN}:identity/${ref(logicalIdOf(primaryIdentity(stack)))}`]: [
           'ses:SendEmail',
           'ses:SendRawEmail',

@@ -150,7 +150,7 @@ describe('DynamoMessageStore against dynalite (Messages table provisioned from t
       expect(atExpiry.outcome).toBe('busy');
     });
 
-    it.each<Phase>(['sent', 'failed', 'suppressed', 'rejected'])(
+    it.each<Phase>(['sent', 'failed', 'suppressed', 'rejected', 'held'])(
       'answers done for a message in phase %s and changes nothing',
       async (phase) => {
         // Prepare

@@ -148,8 +148,8 @@ describe('DynamoMessageStore and the redrive of a message Baton gave up on (dyna
       expect(recorded).toEqual(await store.get(record.id));
       const stored = (await store.get(record.id)) as MessageRecord;
       expect(stored).toMatchObject({ phase: 'failed', redrivable: true, version: record.version + 1 });
-      expect(toMessageView(stored).status).toBe('failed');
-      expect(toMessageView(stored).recipients).toEqual([
+      expect(toMessageView(stored, new Date()).status).toBe('failed');
+      expect(toMessageView(stored, new Date()).recipients).toEqual([
         { address: 'ana@example.org', status: 'failed', reason: REASON, updatedAt: NOW.toISOString() },
       ]);
     });
@@ -186,7 +186,7 @@ describe('DynamoMessageStore and the redrive of a message Baton gave up on (dyna
       expect(stored).not.toHaveProperty('redrivable');
       expect(stored).not.toHaveProperty('claimToken');
       expect(stored).not.toHaveProperty('claimUntil');
-      expect(toMessageView(stored)).toMatchObject({
+      expect(toMessageView(stored, new Date())).toMatchObject({
         status: 'sent',
         recipients: [{ address: 'ana@example.org', status: 'sent', reason: null }],
       });

@@ -2,11 +2,13 @@ import '../support/quiet-powertools.ts';
 import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
 import type { MessageRecord, SendJob } from '../../lambdas/domain/message.ts';
 import { toMessageView } from '../../lambdas/domain/reporting/status.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
 import { synthTemplate } from '../../local/baton-local.ts';
 import type { CfnTemplate } from '../../local/plan.ts';
+import { issueApiKey } from '../support/fakes.ts';
 import { runSenderBatch } from '../support/sender-batch.ts';
 import { type RequestTally, type SenderRig, startSenderRig } from '../support/sender-rig.ts';
 
@@ -109,6 +111,53 @@ describe('the sender with its real adapters (dynalite, fauxqs, SES stand-in)', (
     expect(rig.ses.sent().filter((s) => records.map(idOf).includes(s.batonMessageId ?? ''))).toHaveLength(3);
   });
 
+  it('re-checks the key of a batch’s jobs with one read, however many jobs name it', async () => {
+    // Prepare
+    const { key } = issueApiKey({ tenant: 'tenant-a' });
+    await new DynamoApiKeyStore(rig.stack.clients.doc, rig.stack.tables.apiKeys).put(key);
+    const records = await rig.queueBatch('keyed', 3, { keyId: key.keyId });
+
+    // Act
+    const response = await runSenderBatch(rig.sender, records);
+
+    // Assess: the batch of one key costs one GetItem more than the same batch without one.
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(requests(rig.counter.tallies())).toEqual([
+      ['DynamoDB', 'BatchGetItem', rig.stack.tables.suppressions, 1, 1],
+      ['DynamoDB', 'GetItem', rig.stack.tables.apiKeys, 1, 1],
+      ['DynamoDB', 'PutItem', rig.stack.tables.messages, 3, 3],
+      ['DynamoDB', 'UpdateItem', rig.stack.tables.messages, 3, 3],
+      ['SESv2', 'SendEmail', rig.configurationSet, 3, 3],
+    ]);
+  });
+
+  it('holds the queued mail of a suspended key: per message one read and one write of its record, no SES', async () => {
+    // Prepare
+    const { key } = issueApiKey({ tenant: 'tenant-a', status: 'suspended' });
+    await new DynamoApiKeyStore(rig.stack.clients.doc, rig.stack.tables.apiKeys).put(key);
+    const records = await rig.queueBatch('suspended', 3, { keyId: key.keyId });
+
+    // Act
+    const response = await runSenderBatch(rig.sender, records);
+
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(requests(rig.counter.tallies())).toEqual([
+      ['DynamoDB', 'BatchGetItem', rig.stack.tables.suppressions, 1, 1],
+      // The tally is per operation (named by the first call's table): the key once, each record once.
+      ['DynamoDB', 'GetItem', rig.stack.tables.apiKeys, 1 + 3, 1 + 3],
+      ['DynamoDB', 'PutItem', rig.stack.tables.messages, 3, 3],
+    ]);
+    for (const record of records) {
+      const stored = await rig.records.get(idOf(record));
+      expect(toMessageView(stored as MessageRecord, new Date())).toMatchObject({
+        status: 'held',
+        recipients: [{ status: 'held', reason: 'the API key was suspended by an operator' }],
+      });
+    }
+    expect(rig.held.entries.size).toBe(3);
+  });
+
   it('acknowledges a second delivery of a sent message after one conditional write, without SES', async () => {
     // Prepare
     const records = await rig.queueBatch('twice', 1);
@@ -141,7 +190,7 @@ describe('the sender with its real adapters (dynalite, fauxqs, SES stand-in)', (
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: record.messageId }] });
     const stored = (await rig.records.get(idOf(record))) as MessageRecord;
     expect(stored).toMatchObject({ phase: 'failed', redrivable: true });
-    expect(toMessageView(stored).recipients.map((r) => [r.status, r.reason])).toEqual([
+    expect(toMessageView(stored, new Date()).recipients.map((r) => [r.status, r.reason])).toEqual([
       [
         'failed',
         `Baton gave up after ${MAX_RECEIVE_COUNT} attempts: SES is unavailable or throttling (TooManyRequestsException). ` +

@@ -1047,6 +1047,9 @@ describe('the transactional sender’s calls, against its deployed role', () => 
       suppressions: new DynamoSuppressionStore(sdoc, env(EnvVar.suppressionsTable)),
       mailer: new SesMailer(ses, env(EnvVar.configurationSet)),
       visibility: new SqsVisibility(queue),
+      keys: new DynamoApiKeyStore(sdoc, env(EnvVar.apiKeysTable)),
+      // The held-job adapter's calls are audited with it (guard wiring); here the jobs are not held.
+      held: new InMemoryHeldJobs(),
       dkim: undefined,
       clock: () => new Date(),
       maxReceiveCount: Number(env(EnvVar.maxReceiveCount)),
@@ -1121,6 +1124,40 @@ describe('the transactional sender’s calls, against its deployed role', () => 
     expect(response).toEqual({ batchItemFailures: [] });
     expect(usage(recorder.calls()).filter(([action]) => action.startsWith('s3:'))).toEqual([
       ['s3:GetObject', `${bucket}/payloads/${id}`],
+    ]);
+    expect(missingForSender()).toEqual([]);
+  });
+
+  it('lets the sender role re-check a job’s key and hold the message of a suspended key', async () => {
+    // Prepare
+    const id = `msg_${ulid()}`;
+    const to = 'success@simulator.amazonses.com';
+    const now = new Date().toISOString();
+    const { key } = issueApiKey({ tenant: 'tenant-iam', status: 'suspended' });
+    await new DynamoApiKeyStore(rig.stack.clients.doc, rig.stack.tables.apiKeys).put(key);
+    await rig.records.create(
+      messageRecord({
+        id,
+        keyId: key.keyId,
+        createdAt: now,
+        updatedAt: now,
+        recipients: [recipient(to, 'queued', { updatedAt: now })],
+      }),
+    );
+    const job = { ...sendJob(outgoingMessage({ to: [{ address: to }] }), id), keyId: key.keyId };
+    recorder.reset();
+
+    // Act
+    const response = await runSenderBatch(sender, [sqsRecord(JSON.stringify(job))]);
+
+    // Assess: one read of the key, the record held, nothing sent.
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect((await rig.records.get(id))?.phase).toBe('held');
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:BatchGetItem', rig.stack.tables.suppressions],
+      ['dynamodb:GetItem', rig.stack.tables.apiKeys],
+      ['dynamodb:GetItem', rig.stack.tables.messages],
+      ['dynamodb:PutItem', rig.stack.tables.messages],
     ]);
     expect(missingForSender()).toEqual([]);
   });

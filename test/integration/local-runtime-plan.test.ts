@@ -163,7 +163,9 @@ describe('local plan from the synthesized template, provisioned on the emulators
       for (const env of resolved) {
         expect(Object.values(env).every((value) => typeof value === 'string' && value !== '')).toBe(true);
       }
-      const api = resolved.find((env) => env[EnvVar.apiKeysTable] !== undefined);
+      // The api is the function behind the routes (the senders read the ApiKeys table too).
+      const apiIndex = plan.functions.findIndex((f) => plan.routes.some((r) => r.function === f.logicalId));
+      const api = resolved[apiIndex];
       expect(api?.[EnvVar.transactionalQueueUrl]).toBe(
         stack.physical.queues.get(queueIdOf('transactional'))?.url,
       );

@@ -20,6 +20,8 @@ import {
 } from '../support/emulators.ts';
 import {
   FakeMailer,
+  InMemoryApiKeys,
+  InMemoryHeldJobs,
   InMemoryMessageStore,
   InMemorySuppressionStore,
   RecordingVisibility,
@@ -231,6 +233,8 @@ describe('claim check against fauxqs (SQS and S3 on one endpoint)', () => {
         suppressions: new InMemorySuppressionStore(),
         mailer,
         visibility: new RecordingVisibility(),
+        keys: new InMemoryApiKeys(),
+        held: new InMemoryHeldJobs(),
         clock: testClock(T0),
         payloads: store,
       });

@@ -13,6 +13,7 @@ import { sqsRecord, T0 } from '../support/builders.ts';
 import { credentials, type ProvisionedStack, region } from '../support/emulators.ts';
 import {
   FakeMailer,
+  InMemoryApiKeys,
   InMemoryHeldJobs,
   InMemoryMessageStore,
   InMemorySuppressionStore,
@@ -96,6 +97,8 @@ describe('a large message submitted over SMTP', () => {
       suppressions: new InMemorySuppressionStore(),
       mailer,
       visibility: new RecordingVisibility(),
+      keys: new InMemoryApiKeys(),
+      held: new InMemoryHeldJobs(),
       clock: testClock(T0),
       payloads: store,
     });

@@ -11,7 +11,13 @@ import type { OutboundMail } from '../../lambdas/domain/ports.ts';
 import { createSender } from '../../lambdas/sender/app.ts';
 import type { LaneSendPlan } from '../../lib/config.ts';
 import { sqsRecord, T0 } from './builders.ts';
-import { FakeMailer, InMemoryMessageStore, InMemorySuppressionStore } from './fakes.ts';
+import {
+  FakeMailer,
+  InMemoryApiKeys,
+  InMemoryHeldJobs,
+  InMemoryMessageStore,
+  InMemorySuppressionStore,
+} from './fakes.ts';
 import { runSenderBatch } from './sender-batch.ts';
 import { queuedJob } from './unit-sender.ts';
 
@@ -138,6 +144,8 @@ export async function simulateLane(options: LaneSimulation): Promise<LaneRun> {
       suppressions,
       mailer,
       visibility,
+      keys: new InMemoryApiKeys(),
+      held: new InMemoryHeldJobs(),
       clock: time.clock,
       random: () => 0.5,
       maxReceiveCount,

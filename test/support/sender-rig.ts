@@ -10,11 +10,13 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SESv2Client } from '@aws-sdk/client-sesv2';
 import { type Message, ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
+import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
 import { SesMailer } from '../../lambdas/adapters/ses-mailer.ts';
 import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
 import { SqsVisibility } from '../../lambdas/adapters/visibility.ts';
 import type { DkimKey } from '../../lambdas/domain/delivery/dkim.ts';
+import { CachedApiKeys } from '../../lambdas/domain/keys/key-cache.ts';
 import type { MessageRecord, SendJob } from '../../lambdas/domain/message.ts';
 import { createSender } from '../../lambdas/sender/app.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
@@ -30,6 +32,7 @@ import {
   startProvisionedStack,
   tempDir,
 } from './emulators.ts';
+import { InMemoryHeldJobs } from './fakes.ts';
 import type { Sender } from './sender-batch.ts';
 
 export interface RequestTally {
@@ -125,9 +128,12 @@ export interface SenderRig {
   /**
    * Creates `count` queued message records (one recipient each, `success+<prefix>-<n>@` the
    * simulator), queues their jobs on the transactional lane and receives them back as the SQS
-   * event source would hand them to the sender.
+   * event source would hand them to the sender. With `keyId`, the records and jobs name that key
+   * (the sender re-checks it).
    */
-  queueBatch(prefix: string, count: number): Promise<SQSRecord[]>;
+  queueBatch(prefix: string, count: number, options?: { readonly keyId?: string }): Promise<SQSRecord[]>;
+  /** The held jobs (in memory: the held-job adapter is wired by the guard wiring). */
+  readonly held: InMemoryHeldJobs;
   stop(): Promise<void>;
 }
 
@@ -165,11 +171,16 @@ export async function startSenderRig(options: SenderRigOptions = {}): Promise<Se
   );
   const sqs = counter.instrument('SQS', sqsClient(stack.sqsSns.endpoint));
   const doc = documentClient(dynamo);
+  const held = new InMemoryHeldJobs();
   const sender = createSender({
     messages: new DynamoMessageStore(doc, stack.tables.messages),
     suppressions: new DynamoSuppressionStore(doc, stack.tables.suppressions),
     mailer: new SesMailer(sesClient, configurationSet),
     visibility: new SqsVisibility(sqs),
+    // The jobs' keys re-checked on the stack's ApiKeys table (the rig's jobs name none, so a
+    // batch reads nothing more); held jobs in memory until the held-job adapter is wired here.
+    keys: new CachedApiKeys(new DynamoApiKeyStore(doc, stack.tables.apiKeys), { clock: () => new Date() }),
+    held,
     dkim: options.dkim,
     clock: () => new Date(),
     ...(options.maxReceiveCount !== undefined ? { maxReceiveCount: options.maxReceiveCount } : {}),
@@ -178,7 +189,12 @@ export async function startSenderRig(options: SenderRigOptions = {}): Promise<Se
   const records = new DynamoMessageStore(stack.clients.doc, stack.tables.messages);
   const queue = stack.queues.transactional;
 
-  const queueBatch = async (prefix: string, count: number): Promise<SQSRecord[]> => {
+  const queueBatch = async (
+    prefix: string,
+    count: number,
+    batchOptions: { readonly keyId?: string } = {},
+  ): Promise<SQSRecord[]> => {
+    const keyId = batchOptions.keyId === undefined ? {} : { keyId: batchOptions.keyId };
     const now = new Date();
     const jobs: SendJob[] = [];
     for (let n = 1; n <= count; n++) {
@@ -191,9 +207,16 @@ export async function startSenderRig(options: SenderRigOptions = {}): Promise<Se
         expiresAt: Math.floor(now.getTime() / 1000) + 86_400,
         recipients: [recipient(to, 'queued', { updatedAt: now.toISOString() })],
         events: [{ type: 'accepted', at: now.toISOString() }],
+        ...keyId,
       });
       await records.create(record);
-      jobs.push({ v: 1, id, tenant: record.tenant, message: outgoingMessage({ to: [{ address: to }] }) });
+      jobs.push({
+        v: 1,
+        id,
+        tenant: record.tenant,
+        message: outgoingMessage({ to: [{ address: to }] }),
+        ...keyId,
+      });
     }
     for (let i = 0; i < jobs.length; i += 10) {
       await stack.clients.sqs.send(
@@ -234,6 +257,7 @@ export async function startSenderRig(options: SenderRigOptions = {}): Promise<Se
     counter,
     configurationSet,
     queueBatch,
+    held,
     async stop() {
       dynamo.destroy();
       sesClient.destroy();

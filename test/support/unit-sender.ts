@@ -6,9 +6,12 @@ import type { SQSRecord } from 'aws-lambda';
 import type { SendDeps } from '../../lambdas/domain/delivery/send.ts';
 import type { MessageRecord, OutgoingMessage } from '../../lambdas/domain/message.ts';
 import { CONFIRMATION_WINDOW_MS, createSender, type SenderDeps } from '../../lambdas/sender/app.ts';
+import type { Lane } from '../../lambdas/shared/names.ts';
 import { messageRecord, outgoingMessage, recipient, sendJob, sqsRecord, T0 } from './builders.ts';
 import {
   FakeMailer,
+  InMemoryApiKeys,
+  InMemoryHeldJobs,
   InMemoryMessageStore,
   InMemorySuppressionStore,
   RecordingVisibility,
@@ -43,7 +46,8 @@ export function sendHarness(...records: MessageRecord[]) {
 /**
  * createSender over fresh fakes, retry jitter at its middle (`random` 0.5: the first receive
  * waits ceil(0.5 × 2) = 1 s); `deps` adds or replaces dependencies (DKIM, payloads, a
- * maxReceiveCount, a tombstone-aware view of the suppressions).
+ * maxReceiveCount, a tombstone-aware view of the suppressions). `apiKeys` holds the keys the
+ * sender re-checks (none: every job's key is gone, so it is sent), `held` the jobs it holds.
  */
 export function senderHarness(deps: Partial<SenderDeps> = {}) {
   const messages = new InMemoryMessageStore();
@@ -51,16 +55,20 @@ export function senderHarness(deps: Partial<SenderDeps> = {}) {
   const mailer = new FakeMailer();
   const visibility = new RecordingVisibility();
   const clock = testClock(T0);
+  const apiKeys = new InMemoryApiKeys();
+  const held = new InMemoryHeldJobs();
   const sender = createSender({
     messages,
     suppressions,
     mailer,
     visibility,
     clock,
+    keys: apiKeys,
+    held,
     ...deps,
     random: deps.random ?? (() => 0.5),
   });
-  return { sender, messages, suppressions, mailer, visibility, clock };
+  return { sender, messages, suppressions, mailer, visibility, clock, apiKeys, held };
 }
 
 export interface QueuedJobOptions {
@@ -72,6 +80,10 @@ export interface QueuedJobOptions {
   readonly receiveCount?: number;
   /** Laid over the seeded record. */
   readonly record?: Partial<MessageRecord>;
+  /** The key that sent it, on the record and the job (the sender re-checks it). */
+  readonly keyId?: string;
+  /** @default 'transactional' */
+  readonly stream?: Lane;
 }
 
 /** Seeds a queued record for message `id` and returns the SQS record (`sqs-<id>`) carrying its job. */
@@ -82,7 +94,21 @@ export function queuedJob(
 ): SQSRecord {
   const to = options.to ?? [`${id}@example.org`];
   const tenant = options.tenant ?? 'tenant-a';
-  messages.seed(messageRecord({ id, tenant, recipients: to.map((a) => recipient(a)), ...options.record }));
-  const job = sendJob(outgoingMessage({ to: to.map((address) => ({ address })) }), id, tenant);
+  const stream = options.stream ?? 'transactional';
+  const keyId = options.keyId === undefined ? {} : { keyId: options.keyId };
+  messages.seed(
+    messageRecord({
+      id,
+      tenant,
+      stream,
+      recipients: to.map((a) => recipient(a)),
+      ...keyId,
+      ...options.record,
+    }),
+  );
+  const job = {
+    ...sendJob(outgoingMessage({ to: to.map((address) => ({ address })), stream }), id, tenant),
+    ...keyId,
+  };
   return sqsRecord(JSON.stringify(job), { messageId: `sqs-${id}`, receiveCount: options.receiveCount ?? 1 });
 }

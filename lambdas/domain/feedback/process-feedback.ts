@@ -40,6 +40,8 @@ export interface FeedbackResult {
    */
   readonly settledSends: number;
   readonly suppressed: number;
+  /** The message as this event left it (as found, when the event had been applied before). */
+  readonly record: MessageRecord;
 }
 
 /**
@@ -90,6 +92,7 @@ export async function processFeedback(deps: FeedbackDeps, body: string): Promise
     applied: change !== undefined,
     settledSends: change ? settledSends(change.before, change.after) : 0,
     suppressed,
+    record: change?.after ?? record,
   };
   try {
     // A redelivered event (not applied again) still brings the counters up to date: a previous

@@ -27,7 +27,15 @@ export interface HeldEntry {
   readonly reason: string;
 }
 
-export function holdInfo(decision: GuardDecision, now: Date): HoldInfo {
+/**
+ * What holds a message: a guard decision, or an operator's suspension of its key (signal
+ * `operator`, which no guard decision has).
+ */
+export type HoldCause = Pick<GuardDecision, 'action' | 'reason'> & {
+  readonly signal: GuardDecision['signal'] | 'operator';
+};
+
+export function holdInfo(decision: HoldCause, now: Date): HoldInfo {
   return {
     at: now.toISOString(),
     until: new Date(now.getTime() + HOLD_DAYS * DAY_MS).toISOString(),
@@ -55,11 +63,7 @@ export function heldEntry(record: MessageRecord, hold: HoldInfo): HeldEntry {
  * The record held: phase `held`, every queued recipient `held`, a `held` timeline event with the
  * reason. Undefined when the record is not queued (already sent, held, settled): nothing to hold.
  */
-export function markHeld(
-  record: MessageRecord,
-  decision: GuardDecision,
-  now: Date,
-): MessageRecord | undefined {
+export function markHeld(record: MessageRecord, decision: HoldCause, now: Date): MessageRecord | undefined {
   if (record.phase !== 'queued') return undefined;
   const hold = holdInfo(decision, now);
   const at = hold.at;

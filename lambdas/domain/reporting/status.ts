@@ -1,3 +1,4 @@
+import { heldView } from '../guard/hold.ts';
 import type { MessageRecord, MessageStatus, Phase, RecipientState, RecipientStatus } from '../message.ts';
 
 /**
@@ -68,8 +69,13 @@ export interface MessageView {
   readonly events: MessageRecord['events'];
 }
 
-/** The GET /v1/messages/{id} body. Internal bookkeeping (claims, versions, seen keys) stays inside. */
-export function toMessageView(record: MessageRecord): MessageView {
+/**
+ * The GET /v1/messages/{id} body. Internal bookkeeping (claims, versions, seen keys) stays inside.
+ * A message the abuse guard holds shows `held`; once its hold has run out (`now` past it) it reads
+ * as failed with the reason, though nothing wrote that yet (guard/hold.ts: no scheduler needed).
+ */
+export function toMessageView(stored: MessageRecord, now: Date): MessageView {
+  const record = heldView(stored, now);
   return {
     id: record.id,
     status: deriveStatus(record.phase, record.recipients),

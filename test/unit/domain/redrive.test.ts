@@ -55,7 +55,7 @@ describe('giveUp', () => {
       updatedAt: T0,
       version: 4,
     });
-    expect(toMessageView(stored)).toMatchObject({
+    expect(toMessageView(stored, new Date(T0))).toMatchObject({
       status: 'failed',
       recipients: [{ address: 'ana@example.org', status: 'failed', reason: REASON, updatedAt: T0 }],
     });
@@ -87,7 +87,7 @@ describe('giveUp', () => {
     await giveUp(messages, 'msg_1', REASON, NOW);
 
     // Assess
-    expect(toMessageView(messages.peek('msg_1') as MessageRecord)).toMatchObject({
+    expect(toMessageView(messages.peek('msg_1') as MessageRecord, new Date(T0))).toMatchObject({
       status: 'failed',
       recipients: [
         { address: 'ana@example.org', status: 'failed', reason: REASON },
@@ -238,7 +238,7 @@ describe('sendJob on a redriven message', () => {
     expect(stored).not.toHaveProperty('redrivable');
     expect(stored).not.toHaveProperty('claimToken');
     expect(stored).toMatchObject({ phase: 'sent', sesMessageId: 'ses-1', version: 6 });
-    expect(toMessageView(stored)).toMatchObject({
+    expect(toMessageView(stored, new Date(T0))).toMatchObject({
       status: 'sent',
       recipients: [{ address: 'ana@example.org', status: 'sent', reason: null, updatedAt: LATER }],
       events: [
@@ -295,7 +295,7 @@ describe('sendJob on a redriven message', () => {
     const stored = messages.peek('msg_1') as MessageRecord;
     expect(stored).not.toHaveProperty('redrivable');
     expect(stored.phase).toBe('suppressed');
-    expect(toMessageView(stored)).toMatchObject({
+    expect(toMessageView(stored, new Date(T0))).toMatchObject({
       status: 'suppressed',
       recipients: [
         {
@@ -324,7 +324,7 @@ describe('sendJob on a redriven message', () => {
     // Assess
     expect(outcome).toBe('sent');
     expect(mailer.sent.map((m) => m.to)).toEqual([['ana@example.org']]);
-    expect(toMessageView(messages.peek('msg_1') as MessageRecord)).toMatchObject({
+    expect(toMessageView(messages.peek('msg_1') as MessageRecord, new Date(T0))).toMatchObject({
       status: 'sent',
       recipients: [
         { address: 'ana@example.org', status: 'sent', reason: null },
@@ -364,7 +364,7 @@ describe('sendJob on a redriven message', () => {
     await giveUp(messages, 'msg_1', latest, new Date(LATER));
 
     // Assess
-    expect(toMessageView(messages.peek('msg_1') as MessageRecord).recipients).toEqual([
+    expect(toMessageView(messages.peek('msg_1') as MessageRecord, new Date(T0)).recipients).toEqual([
       { address: 'ana@example.org', status: 'failed', reason: latest, updatedAt: LATER },
     ]);
   });

@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import { HOLD_DAYS, markHeld } from '../../../lambdas/domain/guard/hold.ts';
 import type {
+  MessageRecord,
   MessageStatus,
   Phase,
   RecipientStatus,
   TimelineEvent,
 } from '../../../lambdas/domain/message.ts';
 import { deriveStatus, recipientRank, toMessageView } from '../../../lambdas/domain/reporting/status.ts';
-import { messageRecord, recipient } from '../../support/builders.ts';
+import { messageRecord, recipient, T0 } from '../../support/builders.ts';
+import { guardDecisionFor } from '../../support/guard.ts';
 
 const r = (status: RecipientStatus, soft?: boolean) =>
   recipient(`${status}@example.org`, status, soft === undefined ? {} : { soft });
@@ -135,7 +138,7 @@ describe('toMessageView', () => {
     });
 
     // Act
-    const view = toMessageView(record);
+    const view = toMessageView(record, new Date(T0));
 
     // Assess
     expect(view).toEqual({
@@ -155,6 +158,54 @@ describe('toMessageView', () => {
       ],
       // The timeline as recorded.
       events: timeline(),
+    });
+  });
+});
+
+describe('toMessageView of a message the abuse guard holds', () => {
+  const heldAt = new Date(T0);
+  const held = markHeld(
+    messageRecord({ stream: 'broadcast' }),
+    guardDecisionFor('pauseBroadcast', { reason: 'hard-bounce rate 5 % over 800 sends' }, heldAt),
+    heldAt,
+  ) as MessageRecord;
+
+  it('shows it held, each recipient held with the reason', () => {
+    // Act
+    const view = toMessageView(held, new Date(heldAt.getTime() + 86_400_000));
+
+    // Assess
+    expect(view.status).toBe('held');
+    expect(view.recipients).toEqual([
+      {
+        address: 'ana@example.org',
+        status: 'held',
+        reason: 'hard-bounce rate 5 % over 800 sends',
+        updatedAt: T0,
+      },
+    ]);
+    expect(view.events.at(-1)).toMatchObject({ type: 'held', at: T0 });
+  });
+
+  it('shows a hold that ran out as failed with the reason, though nothing wrote it', () => {
+    // Prepare
+    const until = new Date(heldAt.getTime() + HOLD_DAYS * 86_400_000);
+
+    // Act
+    const lastHeld = toMessageView(held, new Date(until.getTime() - 1));
+    const expired = toMessageView(held, until);
+
+    // Assess
+    expect(lastHeld.status).toBe('held');
+    expect(expired.status).toBe('failed');
+    const reason = `held by the abuse guard for ${HOLD_DAYS} days and not released (hard-bounce rate 5 % over 800 sends)`;
+    expect(expired.recipients).toEqual([
+      { address: 'ana@example.org', status: 'failed', reason, updatedAt: until.toISOString() },
+    ]);
+    expect(expired.events.at(-1)).toMatchObject({
+      type: 'failed',
+      at: until.toISOString(),
+      detail: { reason },
     });
   });
 });

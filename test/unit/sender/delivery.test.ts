@@ -97,7 +97,7 @@ describe('the sender over a mixed batch', () => {
     expect(visibility.delays).toEqual([]);
     const stored = messages.peek('rejected') as MessageRecord;
     expect(stored).not.toHaveProperty('redrivable');
-    expect(toMessageView(stored)).toMatchObject({
+    expect(toMessageView(stored, new Date(T0))).toMatchObject({
       status: 'failed',
       recipients: [{ address: 'rejected@example.org', status: 'failed', reason: REJECTED }],
     });
@@ -150,7 +150,7 @@ describe('the sender on the last receive', () => {
     expect(addMetric.mock.calls).toEqual([['messagesDeadLettered', MetricUnit.Count, 1]]);
     const stored = messages.peek('last') as MessageRecord;
     expect(stored).toMatchObject({ phase: 'failed', redrivable: true });
-    expect(toMessageView(stored)).toMatchObject({
+    expect(toMessageView(stored, new Date(T0))).toMatchObject({
       status: 'failed',
       recipients: [{ address: 'last@example.org', status: 'failed', reason: gaveUp(10, THROTTLED) }],
     });
@@ -184,7 +184,7 @@ describe('the sender on the last receive', () => {
     // Assess
     expect(response).toEqual(failures('sqs-last'));
     expect(visibility.delays).toEqual([{ messageId: 'sqs-last', seconds: 0 }]);
-    expect(toMessageView(messages.peek('last') as MessageRecord).recipients).toEqual([
+    expect(toMessageView(messages.peek('last') as MessageRecord, new Date(T0)).recipients).toEqual([
       { address: 'last@example.org', status: 'failed', reason: gaveUp(10, PAUSED), updatedAt: T0 },
     ]);
   });
@@ -239,7 +239,7 @@ describe('the sender on the last receive', () => {
     // Assess
     expect(response).toEqual(failures('sqs-big'));
     expect(visibility.delays).toEqual([{ messageId: 'sqs-big', seconds: 0 }]);
-    expect(toMessageView(messages.peek('big') as MessageRecord)).toMatchObject({
+    expect(toMessageView(messages.peek('big') as MessageRecord, new Date(T0))).toMatchObject({
       status: 'failed',
       recipients: [{ status: 'failed', reason: gaveUp(10, slowDown.message) }],
     });
