@@ -5,8 +5,16 @@ import type { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { EnvVar, LANES, type Lane, PAYLOAD_KEY_PREFIX, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
-import { acknowledgeObjectKeys, objectAccess, tableAccess } from '../iam.ts';
+import {
+  EnvVar,
+  HELD_INDEX_PREFIX,
+  HELD_PAYLOAD_PREFIX,
+  LANES,
+  type Lane,
+  PAYLOAD_KEY_PREFIX,
+  SENDER_SERVICE,
+} from '../../lambdas/shared/names.ts';
+import { acknowledgeObjectKeys, objectAccess, partitionAccess, tableAccess } from '../iam.ts';
 import type { BatonFunction } from './baton-function.ts';
 import { addQueueConsumer } from './queue-consumer.ts';
 import type { SecureQueue } from './secure-queue.ts';
@@ -17,6 +25,10 @@ export interface SenderLaneProps {
   readonly messagesTable: ITable;
   readonly suppressionsTable: ITable;
   readonly statsTable: ITable;
+  /** The job's key is read before each send: the abuse guard's state is denormalised onto it. */
+  readonly apiKeysTable: ITable;
+  /** The abuse guard's table: the sender writes only its held-mail index (a message held at send). */
+  readonly guardTable: ITable;
   /** Where jobs too large for a queue message are stored (claim check); the sender reads them. */
   readonly payloadBucket: IBucket;
   /** Name of the SES configuration set every send names (events flow back through it). */
@@ -115,6 +127,8 @@ export class SenderLane extends Construct {
           [EnvVar.messagesTable]: props.messagesTable.tableName,
           [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
           [EnvVar.statsTable]: props.statsTable.tableName,
+          [EnvVar.apiKeysTable]: props.apiKeysTable.tableName,
+          [EnvVar.guardTable]: props.guardTable.tableName,
           [EnvVar.configurationSet]: props.configurationSetName,
           [EnvVar.lane]: props.lane,
           [EnvVar.maxSendRate]: String(props.sendRate),
@@ -155,7 +169,22 @@ export class SenderLane extends Construct {
       props.payloadBucket,
       PAYLOAD_KEY_PREFIX,
       'Payload objects are named per message at run time (payloads/<message id>); the sender may ' +
-        'only get objects under that prefix of the payload bucket, never write, list or delete.',
+        'only get objects under that prefix of the payload bucket, never list or delete; it puts only held jobs (payloads/held/).',
+    );
+    // The abuse guard (issue 13): the job's key carries the guard's state (read, cached); a message
+    // the guard holds when its turn comes is kept, its job under payloads/held/ and an entry in the
+    // held-mail index. GetItem there: keeping a message kept already repairs its entry.
+    this.sender.addToRolePolicy(tableAccess(props.apiKeysTable, ['dynamodb:GetItem']));
+    this.sender.addToRolePolicy(
+      partitionAccess(props.guardTable, HELD_INDEX_PREFIX, ['dynamodb:GetItem', 'dynamodb:PutItem']),
+    );
+    this.sender.addToRolePolicy(objectAccess(props.payloadBucket, HELD_PAYLOAD_PREFIX, ['s3:PutObject']));
+    acknowledgeObjectKeys(
+      this.sender.role,
+      props.payloadBucket,
+      HELD_PAYLOAD_PREFIX,
+      'Held jobs are named per message at run time (payloads/held/<message id>.json); the sender may ' +
+        'only put objects under that prefix, to keep the job of a message the abuse guard holds.',
     );
   }
 }
