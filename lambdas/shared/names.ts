@@ -250,6 +250,19 @@ export const SENDER_SERVICE = 'baton-sender';
 export const METRICS_NAMESPACE = 'Baton';
 
 /**
+ * The abuse guard's metrics (EMF, namespace METRICS_NAMESPACE). `action`: one per decision acted
+ * on, with the dimensions `Action` (warn, throttleKey, suspendKey, pauseBroadcast, holdAll) and
+ * `Scope` (key, tenant) besides Powertools' `service`; `errors`: a guard step that failed (the mail
+ * flowed on), dimension `service` only. The alarm and the dashboard read these names.
+ */
+export const GuardMetric = {
+  action: 'GuardAction',
+  errors: 'GuardErrors',
+  actionDimension: 'Action',
+  scopeDimension: 'Scope',
+} as const;
+
+/**
  * The stack output listing the SES identities Baton sends from (comma-separated), which
  * `npm run keys -- create --stack` checks a new key's domains against.
  */
