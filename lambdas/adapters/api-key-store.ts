@@ -178,6 +178,9 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
    */
   async setKeyGuard(keyId: string, state: ScopeGuardState, status?: 'active' | 'suspended'): Promise<ApiKey> {
     if (keyId === RELAY_LOCK_ID) throw new ApiKeyNotFoundError(keyId);
+    if (status !== undefined && status !== 'active' && status !== 'suspended') {
+      throw new RangeError(`the guard sets a key active or suspended, never ${String(status)}`);
+    }
     await this.#ensureGuardMap(keyId);
     const now = this.#clock().toISOString();
     try {

@@ -119,7 +119,9 @@ export class HeldJobsStore implements HeldJobs {
               ...(options.lane === undefined ? {} : { ':lane': options.lane }),
             },
             ...(options.lane === undefined ? {} : { FilterExpression: '#entry.#lane = :lane' }),
-            Limit: limit + 1 - found.length,
+            // Never a tiny page: with a lane filter, a page of 2 over a long run of the other lane's
+            // entries would take a request per 2 entries.
+            Limit: Math.min(HELD_PAGE_MAX, Math.max(HELD_PAGE_DEFAULT, limit + 1)),
             ConsistentRead: true,
             ...(start === undefined ? {} : { ExclusiveStartKey: start }),
           }),
