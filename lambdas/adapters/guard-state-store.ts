@@ -85,6 +85,10 @@ export class DynamoGuardStateStore implements GuardStateStore {
 
   async claimEvaluation(scope: GuardScopeRef, now: Date, intervalMs: number): Promise<boolean> {
     const at = now.getTime();
+    // A negative or missing interval would let every caller win every time: evaluation unbounded.
+    if (!Number.isFinite(at) || !Number.isFinite(intervalMs) || intervalMs < 0) {
+      throw new RangeError(`an evaluation claim needs a valid time and an interval of 0 ms or more, got ${intervalMs}`);
+    }
     try {
       await this.#doc.send(
         new UpdateCommand({

@@ -15,6 +15,7 @@ import { ulid } from 'ulid';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
 import { SqsErasureQueue } from '../../lambdas/adapters/erasure-queue.ts';
+import { type GuardAdapters, guardAdapters } from '../../lambdas/adapters/guard-wiring.ts';
 import { DynamoIdempotencyStore } from '../../lambdas/adapters/idempotency-store.ts';
 import { SqsJobQueue } from '../../lambdas/adapters/job-queue.ts';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
@@ -26,6 +27,7 @@ import { DynamoUsageStore } from '../../lambdas/adapters/usage-store.ts';
 import { SqsVisibility } from '../../lambdas/adapters/visibility.ts';
 import { createApi } from '../../lambdas/api/app.ts';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../../lambdas/domain/erasure/erasure.ts';
+import type { GuardDecision } from '../../lambdas/domain/guard/evaluate.ts';
 import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../../lambdas/domain/keys/key-cache.ts';
 import type { Clock } from '../../lambdas/domain/ports.ts';
 import { RateLimiter } from '../../lambdas/domain/send/rate-limit.ts';
@@ -299,6 +301,88 @@ function secretLogicalId(): string {
     Object.entries(template.Resources).find(([, r]) => r.Type === 'AWS::SecretsManager::Secret') ?? [];
   if (!id) throw new Error('the template has no secret');
   return id;
+}
+
+// --- the abuse guard's adapters (issue 13), as lambdas/adapters/guard-wiring.ts builds them ------
+
+const guardDecision = (keyId: string, tenant: string): GuardDecision => ({
+  scope: 'key',
+  tenantId: tenant,
+  keyId,
+  action: 'suspendKey',
+  signal: 'suppressedHitRate',
+  rate: 0.2,
+  threshold: 0.15,
+  sample: { sends: 60, over: 'attempts', events: 12 },
+  window: { from: '2026-03-02T10:00:00.000Z', to: '2026-03-02T10:30:00.000Z', hours: 1 },
+  probation: false,
+  decidedAt: '2026-03-02T10:30:00.000Z',
+  reason: 'the key’s suppressed-recipient hits 20 % are at or above 15 %',
+});
+
+/**
+ * What a process that runs the guard does with its adapters: count (plain and once per event),
+ * read the buckets, claim an evaluation, read and write the tenant's record, write the decisions
+ * onto the keys; with `held`, keep, list, read back and remove a held message.
+ */
+async function runGuard(adapters: GuardAdapters, keys: DynamoApiKeyStore, held: boolean): Promise<void> {
+  const tenant = `guard-${ulid().toLowerCase()}`;
+  const keyId = `gk${ulid().toLowerCase()}`;
+  await stack.clients.doc.send(
+    new PutCommand({
+      TableName: stack.tables.apiKeys,
+      Item: {
+        keyId,
+        tenant,
+        status: 'active',
+        scopes: ['send'],
+        secretHash: 'x',
+        createdAt: '2026-01-01T00:00:00.000Z',
+      },
+    }),
+  );
+  recorder.reset();
+  const hour = '2026-03-02T10';
+  const tenantScope = { kind: 'tenant', tenant } as const;
+  const scopes = [{ kind: 'key', keyId } as const, tenantScope];
+  await adapters.counters.add(scopes.map((scope) => ({ scope, hour, counts: { sends: 3 } })));
+  // A bucket write that fails releases the event markers it took (DeleteItem), so the retry counts them.
+  faults.failOnce('UpdateItem', serviceError('InternalServerError', 500));
+  await expect(
+    adapters.counters.add(
+      scopes.map((scope) => ({ scope, hour, counts: { hardBounces: 1 }, eventId: 'evt-1' })),
+    ),
+  ).rejects.toThrow();
+  await adapters.counters.add(
+    scopes.map((scope) => ({ scope, hour, counts: { hardBounces: 1 }, eventId: 'evt-1' })),
+  );
+  for (const scope of scopes) await adapters.counters.read(scope, '2026-03-01T10', hour);
+  await adapters.state.claimEvaluation(tenantScope, new Date('2026-03-02T10:30:00.000Z'), 60_000);
+  // The key's own guard state is on its item, read before an evaluation.
+  await keys.get(keyId);
+  const record = await adapters.state.tenant(tenant);
+  await adapters.state.putTenant({ tenant, state: { actions: [] }, version: (record?.version ?? 0) + 1 });
+  await keys.setKeyGuard(keyId, { actions: [guardDecision(keyId, tenant)] }, 'suspended');
+  await keys.markTenant(tenant, { actions: [] });
+  await keys.keysOf(tenant);
+  if (!held) return;
+  if (adapters.held === undefined) throw new Error('no held-jobs store');
+  const entry = {
+    tenant,
+    id: `msg_${ulid()}`,
+    lane: 'broadcast' as const,
+    keyId,
+    heldAt: '2026-03-02T10:30:00.000Z',
+    until: '2026-03-09T10:30:00.000Z',
+    action: 'pauseBroadcast',
+    signal: 'hardBounceRate',
+    reason: 'held',
+  };
+  await adapters.held.keep(entry, { v: 1, id: entry.id, tenant, keyId, message: outgoingMessage() });
+  await adapters.held.list(tenant);
+  await adapters.held.get(tenant, entry.id);
+  await adapters.held.job(entry);
+  await adapters.held.remove(entry);
 }
 
 describe('the api function’s calls, against its deployed role', () => {
@@ -743,6 +827,24 @@ describe('the api function’s calls, against its deployed role', () => {
     expect(missingFor(API_ENTRY)).toEqual([]);
   });
 
+  it('lets the api role count, evaluate and apply the guard’s decisions, and keep and release held mail', async () => {
+    // Prepare
+    const env = environmentOf(API_ENTRY);
+    const keys = new DynamoApiKeyStore(doc, env(EnvVar.apiKeysTable));
+    const adapters = guardAdapters({
+      doc,
+      keyStore: keys,
+      s3,
+      env: { [EnvVar.guardTable]: env(EnvVar.guardTable), [EnvVar.payloadBucket]: env(EnvVar.payloadBucket) },
+    });
+
+    // Act
+    await runGuard(adapters, keys, true);
+
+    // Assess
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
   it('grants the api role nothing its paths never use (least privilege)', () => {
     // Act: every call the api tests above made, against the role
     const unused = unusedGrants(apiCalls, policyOfEntry(template, API_ENTRY)).map(
@@ -966,6 +1068,24 @@ describe('the feedback function’s calls, against its deployed role', () => {
     expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
   });
 
+  it('lets the feedback role count, evaluate and apply the guard’s decisions', async () => {
+    // Prepare
+    const env = environmentOf(FEEDBACK_ENTRY);
+    const keys = new DynamoApiKeyStore(doc, env(EnvVar.apiKeysTable));
+    const adapters = guardAdapters({
+      doc,
+      keyStore: keys,
+      env: { [EnvVar.guardTable]: env(EnvVar.guardTable) },
+    });
+
+    // Act
+    await runGuard(adapters, keys, false);
+
+    // Assess
+    expect(adapters.held).toBeUndefined();
+    expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
+  });
+
   it('grants the feedback role nothing its paths never use (least privilege)', () => {
     // Act
     const unused = unusedGrants(feedbackCalls, policyOfEntry(template, FEEDBACK_ENTRY)).map(
@@ -1059,6 +1179,53 @@ describe('the transactional sender’s calls, against its deployed role', () => 
   const sesResources = () => ({
     configurationSet: `configuration-set/${env(EnvVar.configurationSet)}`,
     identity: 'identity/example.com',
+  });
+
+  it('lets the sender role read the job’s key and keep a held message, and nothing else of the guard table', async () => {
+    // Prepare
+    const ddb = recorder.instrument(
+      new DynamoDBClient({ endpoint: rig.stack.dynamo.endpoint, region, credentials }),
+    );
+    const bucket = recorder.instrument(
+      new S3Client({ endpoint: rig.stack.sqsSns.endpoint, region, credentials, forcePathStyle: true }),
+    );
+    own.push(ddb, bucket);
+    const sdoc = documentClient(ddb);
+    const keys = new DynamoApiKeyStore(sdoc, env(EnvVar.apiKeysTable));
+    const adapters = guardAdapters({
+      doc: sdoc,
+      keyStore: keys,
+      s3: bucket,
+      env: { [EnvVar.guardTable]: env(EnvVar.guardTable), [EnvVar.payloadBucket]: env(EnvVar.payloadBucket) },
+    });
+    const entry = {
+      tenant: 'tenant-a',
+      id: `msg_${ulid()}`,
+      lane: 'broadcast' as const,
+      heldAt: '2026-03-02T10:30:00.000Z',
+      until: '2026-03-09T10:30:00.000Z',
+      action: 'pauseBroadcast',
+      signal: 'hardBounceRate',
+      reason: 'held',
+    };
+    const job = { v: 1 as const, id: entry.id, tenant: entry.tenant, message: outgoingMessage() };
+    recorder.reset();
+
+    // Act: read a key, keep a message twice (the second finds the first entry)
+    await keys.get('k-unknown');
+    await adapters.held?.keep(entry, job);
+    await adapters.held?.keep({ ...entry, heldAt: '2026-03-02T10:31:00.000Z' }, job);
+    const allowed = missingForSender();
+    recorder.reset();
+    await adapters.counters.add([
+      { scope: { kind: 'key', keyId: 'k1' }, hour: '2026-03-02T10', counts: { sends: 1 } },
+    ]);
+
+    // Assess: counting is not the sender's (LeadingKeys held:* keeps it to the held-mail index).
+    expect(allowed).toEqual([]);
+    expect(missingForSender().map((m) => `${m.action} ${resourceName(m.resource)}`)).toEqual([
+      `dynamodb:UpdateItem ${env(EnvVar.guardTable)}`,
+    ]);
   });
 
   it('lets the sender role deliver a batch the way the adapters do', async () => {
@@ -1305,14 +1472,20 @@ describe('the IAM audit helper', () => {
     const missing = missingPermissions(recorded, denied);
     const conditional = () =>
       policyOfFunction(
-        statement({ Effect: 'Allow', Action: 'sqs:SendMessage', Condition: { Bool: {} } }),
+        statement({
+          Effect: 'Allow',
+          Action: 'sqs:SendMessage',
+          Condition: { Bool: { 'aws:SecureTransport': 'true' } },
+        }),
         'Fn',
       );
 
     // Assess
     expect(missing).toEqual([{ action: 'sqs:DeleteMessage', resource: queueArn('Q') }]);
     expect(conditional).toThrow(
-      new IamAuditError('role Role: a statement with Condition cannot be audited by this helper'),
+      new IamAuditError(
+        'role Role: only a ForAllValues:StringLike condition on dynamodb:LeadingKeys can be audited, not {"Bool":{"aws:SecureTransport":"true"}}',
+      ),
     );
   });
   it('lists the grants no recorded call needed, leaving out the runtime’s log grants', () => {
