@@ -72,6 +72,7 @@ import {
   queueArn,
   type RecordedCall,
   type RolePolicy,
+  requirementsOf,
   resourceName,
   tableArn,
   unusedGrants,
@@ -1435,6 +1436,61 @@ describe('the IAM audit helper', () => {
       { action: 's3:GetObject', resource: `${bucket}/payloads/msg_1` },
       { action: 's3:PutObject', resource: `${bucket}/other/msg_1` },
     ]);
+  });
+
+  it('evaluates a LeadingKeys condition against the partition key of every item a call names', () => {
+    // Prepare: a table keyed on pk/sk, a role that may only write items of partitions held:*
+    const template = {
+      Resources: {
+        Fn: { Type: 'AWS::Lambda::Function', Properties: { Role: { 'Fn::GetAtt': ['Role', 'Arn'] } } },
+        Role: { Type: 'AWS::IAM::Role', Properties: {} },
+        Guard: {
+          Type: 'AWS::DynamoDB::Table',
+          Properties: {
+            KeySchema: [
+              { AttributeName: 'pk', KeyType: 'HASH' },
+              { AttributeName: 'sk', KeyType: 'RANGE' },
+            ],
+          },
+        },
+        Policy: {
+          Type: 'AWS::IAM::Policy',
+          Properties: {
+            Roles: [{ Ref: 'Role' }],
+            PolicyDocument: {
+              Statement: [
+                {
+                  Effect: 'Allow',
+                  Action: ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:Scan'],
+                  Resource: { 'Fn::GetAtt': ['Guard', 'Arn'] },
+                  Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['held:*'] } },
+                },
+              ],
+            },
+          },
+        },
+      },
+    };
+    const policy = policyOfFunction(template, 'Fn');
+    const put = (pk: unknown) =>
+      requirementsOf('DynamoDB', 'PutItem', { TableName: 'Guard', Item: { pk, sk: 'id:held:x' } });
+    const query = requirementsOf('DynamoDB', 'Query', {
+      TableName: 'Guard',
+      KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :at)',
+      ExpressionAttributeNames: { '#pk': 'pk', '#sk': 'sk' },
+      ExpressionAttributeValues: { ':pk': { S: 'tenant:held:x' }, ':at': { S: 'at:' } },
+    });
+
+    // Act / Assess: the item's partition decides, never its sort key; a Scan names no item.
+    expect(missingPermissions(put({ S: 'held:acme' }), policy)).toEqual([]);
+    expect(missingPermissions(put('held:acme'), policy)).toEqual([]);
+    expect(missingPermissions(put({ S: 'guard:key:k1' }), policy).map((m) => m.action)).toEqual([
+      'dynamodb:PutItem',
+    ]);
+    expect(missingPermissions(query, policy).map((m) => m.action)).toEqual(['dynamodb:Query']);
+    expect(missingPermissions(requirementsOf('DynamoDB', 'Scan', { TableName: 'Guard' }), policy)).toEqual(
+      [],
+    );
   });
 
   it('lets a Deny win over an Allow and refuses a statement it cannot evaluate', () => {
