@@ -18,6 +18,7 @@ import {
 import { InvalidCursorError } from '../../lambdas/shared/errors.ts';
 import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
 import { credentials, type ProvisionedStack, region } from '../support/emulators.ts';
+import { guardDecision } from '../support/guard.ts';
 import { guardCountersContract } from '../support/guard-counters-contract.ts';
 import { heldEntryOf, heldJobOf, heldJobsContract } from '../support/held-jobs-contract.ts';
 import { withProvisionedStack } from '../support/provisioned-suite.ts';
@@ -66,21 +67,7 @@ const apiKey = (keyId: string, overrides: Partial<ApiKey> = {}): ApiKey => ({
   ...overrides,
 });
 
-const decision = (overrides: Partial<GuardDecision> = {}): GuardDecision => ({
-  scope: 'key',
-  tenantId: 'acme',
-  keyId: 'k1',
-  action: 'suspendKey',
-  signal: 'suppressedHitRate',
-  rate: 0.2,
-  threshold: 0.15,
-  sample: { sends: 60, over: 'attempts', events: 12 },
-  window: { from: '2026-03-02T10:00:00.000Z', to: NOW.toISOString(), hours: 1 },
-  probation: false,
-  decidedAt: NOW.toISOString(),
-  reason: 'the key’s suppressed-recipient hits 20 % are at or above 15 %',
-  ...overrides,
-});
+const decision = guardDecision;
 const inForce = (d: GuardDecision): ScopeGuardState => ({ actions: [d] });
 
 const guardItem = async (pk: string, sk: string) =>

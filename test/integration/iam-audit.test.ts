@@ -27,7 +27,6 @@ import { DynamoUsageStore } from '../../lambdas/adapters/usage-store.ts';
 import { SqsVisibility } from '../../lambdas/adapters/visibility.ts';
 import { createApi } from '../../lambdas/api/app.ts';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../../lambdas/domain/erasure/erasure.ts';
-import type { GuardDecision } from '../../lambdas/domain/guard/evaluate.ts';
 import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../../lambdas/domain/keys/key-cache.ts';
 import type { Clock } from '../../lambdas/domain/ports.ts';
 import { RateLimiter } from '../../lambdas/domain/send/rate-limit.ts';
@@ -58,6 +57,7 @@ import {
 } from '../support/emulators.ts';
 import { issueApiKey, type TestClock, testClock } from '../support/fakes.ts';
 import { fixtureFiles, fixtureText } from '../support/fixtures.ts';
+import { guardDecision } from '../support/guard.ts';
 import type { KeyOverrides } from '../support/harness.ts';
 import { type HttpRequest, httpEvent, jsonOf } from '../support/http-events.ts';
 import {
@@ -306,21 +306,6 @@ function secretLogicalId(): string {
 
 // --- the abuse guard's adapters (issue 13), as lambdas/adapters/guard-wiring.ts builds them ------
 
-const guardDecision = (keyId: string, tenant: string): GuardDecision => ({
-  scope: 'key',
-  tenantId: tenant,
-  keyId,
-  action: 'suspendKey',
-  signal: 'suppressedHitRate',
-  rate: 0.2,
-  threshold: 0.15,
-  sample: { sends: 60, over: 'attempts', events: 12 },
-  window: { from: '2026-03-02T10:00:00.000Z', to: '2026-03-02T10:30:00.000Z', hours: 1 },
-  probation: false,
-  decidedAt: '2026-03-02T10:30:00.000Z',
-  reason: 'the key’s suppressed-recipient hits 20 % are at or above 15 %',
-});
-
 /**
  * What a process that runs the guard does with its adapters: count (plain and once per event),
  * read the buckets, claim an evaluation, read and write the tenant's record, write the decisions
@@ -363,7 +348,7 @@ async function runGuard(adapters: GuardAdapters, keys: DynamoApiKeyStore, held: 
   await keys.get(keyId);
   const record = await adapters.state.tenant(tenant);
   await adapters.state.putTenant({ tenant, state: { actions: [] }, version: (record?.version ?? 0) + 1 });
-  await keys.setKeyGuard(keyId, { actions: [guardDecision(keyId, tenant)] }, 'suspended');
+  await keys.setKeyGuard(keyId, { actions: [guardDecision({ keyId, tenantId: tenant })] }, 'suspended');
   await keys.markTenant(tenant, { actions: [] });
   await keys.keysOf(tenant);
   if (!held) return;

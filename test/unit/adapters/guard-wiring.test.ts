@@ -8,29 +8,18 @@ import { DynamoGuardCounterStore } from '../../../lambdas/adapters/guard-counter
 import { DynamoGuardStateStore } from '../../../lambdas/adapters/guard-state-store.ts';
 import { guardAdapters, onGuardAction, onGuardError } from '../../../lambdas/adapters/guard-wiring.ts';
 import { HeldJobsStore } from '../../../lambdas/adapters/held-jobs-store.ts';
-import type { GuardDecision } from '../../../lambdas/domain/guard/evaluate.ts';
 import { ConfigurationError } from '../../../lambdas/shared/errors.ts';
 import { EnvVar, GuardMetric } from '../../../lambdas/shared/names.ts';
 import { logger, metrics } from '../../../lambdas/shared/observability.ts';
+import { guardDecision } from '../../support/guard.ts';
 
 const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'us-east-1' }));
 const keyStore = new DynamoApiKeyStore(doc, 'ApiKeys');
 const s3 = new S3Client({ region: 'us-east-1' });
 
-const suspension: GuardDecision = {
-  scope: 'key',
-  tenantId: 'acme',
-  keyId: 'k1',
-  action: 'suspendKey',
-  signal: 'suppressedHitRate',
-  rate: 0.2,
-  threshold: 0.15,
-  sample: { sends: 60, over: 'attempts', events: 12 },
-  window: { from: '2026-03-02T10:00:00.000Z', to: '2026-03-02T10:30:00.000Z', hours: 1 },
-  probation: false,
-  decidedAt: '2026-03-02T10:30:00.000Z',
+const suspension = guardDecision({
   reason: 'the key’s suppressed-recipient hits 20 % (12 of 60, e.g. ana@example.org) are at or above 15 %',
-};
+});
 
 /** Replaces `metrics.singleMetric()` with a recorder of what is added to the metric it returns. */
 function recordSingleMetrics() {
