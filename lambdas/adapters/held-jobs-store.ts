@@ -23,7 +23,10 @@ const ENTRY_GRACE_SECONDS = 86_400;
 const BY_ID = 'id:';
 const BY_TIME = 'at:';
 
-/** The object key of a held message's job. */
+/**
+ * The object key of a held message's job. By id alone: message ids are Baton's own (`msg_<ULID>`),
+ * unique across tenants; `job` still checks that the object is the entry's tenant's.
+ */
 export function heldJobKey(messageId: string): string {
   return `${HELD_PAYLOAD_PREFIX}${encodeURIComponent(messageId)}.json`;
 }

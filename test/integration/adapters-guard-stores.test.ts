@@ -322,6 +322,23 @@ describe('HeldJobsStore on dynalite and fauxqs S3 (as guard-wiring builds it)', 
     expect((await held.list('repair')).entries).toEqual([entry]);
   });
 
+  it('keeps apart tenants whose names differ only by an encoding, and ids holding the "#" separator', async () => {
+    const [plain, encoded] = ['a b', 'a%20b'];
+    const first = heldEntryOf(plain, 'm#1', 1);
+    const second = heldEntryOf(plain, 'm#2', 2);
+    const other = heldEntryOf(encoded, 'm#3', 1);
+    for (const entry of [first, second, other]) await held.keep(entry, heldJobOf(entry));
+
+    const page = await held.list(plain, { limit: 1 });
+
+    expect(page.entries).toEqual([first]);
+    expect((await held.list(encoded)).entries).toEqual([other]);
+    // A cursor handed out for one tenant walks only the partition of the tenant it is used with.
+    expect((await held.list(encoded, { cursor: page.cursor ?? '' })).entries).toEqual([other]);
+    expect(await held.get(encoded, 'm#1')).toBeUndefined();
+    expect(await held.get(plain, 'm#2')).toEqual(second);
+  });
+
   it('refuses a cursor it did not hand out, and a job that is not the entry’s', async () => {
     const entry = heldEntryOf('cursor-t', 'm-c1');
     await held.keep(entry, heldJobOf(entry));
