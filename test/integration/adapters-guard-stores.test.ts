@@ -20,6 +20,7 @@ import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
 import { credentials, type ProvisionedStack, region } from '../support/emulators.ts';
 import { guardDecision } from '../support/guard.ts';
 import { guardCountersContract } from '../support/guard-counters-contract.ts';
+import { guardStateStoreContract } from '../support/guard-state-contract.ts';
 import { heldEntryOf, heldJobOf, heldJobsContract } from '../support/held-jobs-contract.ts';
 import { withProvisionedStack } from '../support/provisioned-suite.ts';
 
@@ -112,75 +113,16 @@ describe('DynamoGuardCounterStore in the Guard table (as guard-wiring builds it)
 });
 
 describe('DynamoGuardStateStore', () => {
-  it('reads nothing for a tenant the guard never acted on', async () => {
-    expect(await state.tenant('never-acted')).toBeUndefined();
-  });
+  guardStateStoreContract(() => state);
 
-  it('writes version 1 once, then each next version only over the one before it', async () => {
-    const paused = inForce(decision({ scope: 'tenant', action: 'pauseBroadcast', signal: 'hardBounceRate' }));
-    expect(await state.putTenant({ tenant: 'v-acme', state: { actions: [] }, version: 1 })).toBe(true);
-    expect(await state.putTenant({ tenant: 'v-acme', state: paused, version: 1 })).toBe(false);
-    expect(await state.putTenant({ tenant: 'v-acme', state: paused, version: 3 })).toBe(false);
-    expect(
-      await state.putTenant({
-        tenant: 'v-acme',
-        state: paused,
-        override: { tenantHardBounce: { actAt: 0.05 } },
-        version: 2,
-      }),
-    ).toBe(true);
-    expect(await state.putTenant({ tenant: 'v-acme', state: { actions: [] }, version: 2 })).toBe(false);
+  it('keeps an evaluation claim under <scope> / eval, with a TTL a day after it', async () => {
+    await state.claimEvaluation({ kind: 'key', keyId: 'claim1' }, NOW, 60_000);
 
-    expect(await state.tenant('v-acme')).toEqual({
-      tenant: 'v-acme',
-      state: paused,
-      override: { tenantHardBounce: { actAt: 0.05 } },
-      version: 2,
-    });
-  });
-
-  it('lets exactly one of ten racing writers of the same version win', async () => {
-    await state.putTenant({ tenant: 'race', state: { actions: [] }, version: 1 });
-
-    const won = await Promise.all(
-      Array.from({ length: 10 }, (_, i) =>
-        state.putTenant({
-          tenant: 'race',
-          state: { actions: [], reinstatedAt: `2026-03-02T10:0${i}:00.000Z` },
-          version: 2,
-        }),
-      ),
-    );
-
-    expect(won.filter(Boolean)).toHaveLength(1);
-  });
-
-  it('refuses a version below 1 before writing anything', async () => {
-    await expect(state.putTenant({ tenant: 'bad', state: { actions: [] }, version: 0 })).rejects.toThrow(
-      RangeError,
-    );
-    expect(await state.tenant('bad')).toBeUndefined();
-  });
-
-  it('claims an evaluation once per interval per scope, one winner among racers, with a TTL', async () => {
-    const scope = { kind: 'key', keyId: 'claim1' } as const;
-
-    const racers = await Promise.all(
-      Array.from({ length: 8 }, () => state.claimEvaluation(scope, NOW, 60_000)),
-    );
-    const soon = await state.claimEvaluation(scope, new Date(NOW.getTime() + 59_999), 60_000);
-    const later = await state.claimEvaluation(scope, new Date(NOW.getTime() + 60_000), 60_000);
-    const other = await state.claimEvaluation({ kind: 'tenant', tenant: 'claim1' }, NOW, 60_000);
-
-    expect(racers.filter(Boolean)).toHaveLength(1);
-    expect(soon).toBe(false);
-    expect(later).toBe(true);
-    expect(other).toBe(true);
     expect(await guardItem('key:claim1', 'eval')).toEqual({
       pk: 'key:claim1',
       sk: 'eval',
-      evaluatedAt: NOW.getTime() + 60_000,
-      expiresAt: Math.floor((NOW.getTime() + 60_000) / 1000) + 86_400,
+      evaluatedAt: NOW.getTime(),
+      expiresAt: Math.floor(NOW.getTime() / 1000) + 86_400,
     });
   });
 
