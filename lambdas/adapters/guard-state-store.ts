@@ -87,7 +87,9 @@ export class DynamoGuardStateStore implements GuardStateStore {
     const at = now.getTime();
     // A negative or missing interval would let every caller win every time: evaluation unbounded.
     if (!Number.isFinite(at) || !Number.isFinite(intervalMs) || intervalMs < 0) {
-      throw new RangeError(`an evaluation claim needs a valid time and an interval of 0 ms or more, got ${intervalMs}`);
+      throw new RangeError(
+        `an evaluation claim needs a valid time and an interval of 0 ms or more, got ${intervalMs}`,
+      );
     }
     try {
       await this.#doc.send(
