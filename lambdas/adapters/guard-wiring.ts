@@ -70,34 +70,40 @@ export function guardAdapters(deps: GuardAdapterDeps): GuardAdapters {
  * the reason in words (ids only, never an address), and the EMF metric `GuardAction` with the
  * dimensions `Action` and `Scope` (and Powertools' `service`), written at once rather than with the
  * request's metrics: the alarm reads it within the minute, and an SMTP session has no flush.
+ * GuardService's `onAction`: never throws (the decision is stored already; reporting it must not
+ * undo the request).
  */
 export function onGuardAction(decision: GuardDecision): void {
-  logger.warn('guard action', {
-    tenant: decision.tenantId,
-    ...(decision.keyId === undefined ? {} : { keyId: decision.keyId }),
-    scope: decision.scope,
-    action: decision.action,
-    signal: decision.signal,
-    rate: decision.rate,
-    threshold: decision.threshold,
-    sample: decision.sample,
-    window: decision.window,
-    probation: decision.probation,
-    ...(decision.until === undefined ? {} : { until: decision.until }),
-    reason: redactAddresses(decision.reason),
-  });
-  const metric = metrics.singleMetric();
-  metric.addDimensions({
-    [GuardMetric.actionDimension]: decision.action,
-    [GuardMetric.scopeDimension]: decision.scope,
-  });
-  metric.addMetric(GuardMetric.action, MetricUnit.Count, 1);
+  try {
+    logger.warn('guard action', {
+      tenant: decision.tenantId,
+      ...(decision.keyId === undefined ? {} : { keyId: decision.keyId }),
+      scope: decision.scope,
+      action: decision.action,
+      signal: decision.signal,
+      rate: decision.rate,
+      threshold: decision.threshold,
+      sample: decision.sample,
+      window: decision.window,
+      probation: decision.probation,
+      ...(decision.until === undefined ? {} : { until: decision.until }),
+      reason: redactAddresses(decision.reason),
+    });
+    const metric = metrics.singleMetric();
+    metric.addDimensions({
+      [GuardMetric.actionDimension]: decision.action,
+      [GuardMetric.scopeDimension]: decision.scope,
+    });
+    metric.addMetric(GuardMetric.action, MetricUnit.Count, 1);
+  } catch {
+    // Logging or metrics failing leaves nothing better to do; the decision itself is stored.
+  }
 }
 
-/** Where the guard failed, for its log line: ids only. */
+/** Where the guard failed, for its log line: ids only (GuardService's GuardErrorContext fits it). */
 export interface GuardErrorContext {
-  /** What it was doing: `count`, `evaluate`, `apply`, `reputation`... */
-  readonly step: string;
+  /** What it was doing: `recordAccept`, `recordFeedback`, `evaluate`, `policy`... */
+  readonly operation: string;
   readonly tenant?: string;
   readonly keyId?: string;
 }
@@ -105,9 +111,13 @@ export interface GuardErrorContext {
 /**
  * A guard step that failed while the mail went on (counting on the accept path, evaluating,
  * applying): a warning with the error's name and redacted text, and the EMF metric `GuardErrors`
- * (dimension `service`), charted on the dashboard.
+ * (dimension `service`), charted on the dashboard. GuardService's `onError`: never throws.
  */
 export function onGuardError(error: unknown, context: GuardErrorContext): void {
-  logger.warn('guard step failed', { ...context, ...describeError(error) });
-  metrics.singleMetric().addMetric(GuardMetric.errors, MetricUnit.Count, 1);
+  try {
+    logger.warn('guard step failed', { ...context, ...describeError(error) });
+    metrics.singleMetric().addMetric(GuardMetric.errors, MetricUnit.Count, 1);
+  } catch {
+    // As above: nothing better to do.
+  }
 }

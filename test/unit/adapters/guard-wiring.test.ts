@@ -121,18 +121,33 @@ describe('onGuardAction and onGuardError', () => {
     ]);
   });
 
+  it('never throws, even when the metrics cannot be written (the decision is stored already)', () => {
+    // Prepare
+    vi.spyOn(logger, 'warn').mockImplementation(() => undefined);
+    vi.spyOn(metrics, 'singleMetric').mockImplementation(() => {
+      throw new Error('metrics down');
+    });
+
+    // Act / Assess
+    expect(() => onGuardAction(suspension)).not.toThrow();
+    expect(() => onGuardError(new Error('x'), { operation: 'evaluate' })).not.toThrow();
+  });
+
   it('logs a failed guard step by error name and emits GuardErrors', () => {
     // Prepare
     const warn = vi.spyOn(logger, 'warn').mockImplementation(() => undefined);
     const emitted = recordSingleMetrics();
 
     // Act
-    onGuardError(new Error('throttled writing for bob@example.net'), { step: 'count', tenant: 'acme' });
+    onGuardError(new Error('throttled writing for bob@example.net'), {
+      operation: 'recordAccept',
+      tenant: 'acme',
+    });
 
     // Assess
     const [message, fields] = warn.mock.calls[0] as [string, Record<string, unknown>];
     expect(message).toBe('guard step failed');
-    expect(fields).toMatchObject({ step: 'count', tenant: 'acme', error: 'Error' });
+    expect(fields).toMatchObject({ operation: 'recordAccept', tenant: 'acme', error: 'Error' });
     expect(JSON.stringify(fields)).not.toContain('bob@example.net');
     expect(emitted).toEqual([{ dimensions: {}, name: GuardMetric.errors, value: 1 }]);
   });
