@@ -217,19 +217,23 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
 
   /**
    * Writes `guard.tenant` on each of the tenant's keys that is not revoked (a revoked key sends
-   * nothing, and stays as it was revoked); a key deleted meanwhile is skipped. A consistent scan,
-   * so a key created a moment ago is marked too.
+   * nothing, and stays as it was revoked), and returns every key of the tenant as it is now,
+   * revoked ones included (GuardService keeps the list as the tenant's keys, as `keysOf` gives
+   * them); a key deleted meanwhile is left out. A consistent scan, so a key created a moment ago is
+   * marked too.
    */
   async markTenant(tenant: string, state: ScopeGuardState): Promise<ApiKey[]> {
-    const keys = (await this.#scan({ tenant, consistent: true })).filter((k) => k.status !== 'revoked');
-    const marked: ApiKey[] = [];
+    const keys = await this.#scan({ tenant, consistent: true });
+    const result: ApiKey[] = [];
     for (let i = 0; i < keys.length; i += MARK_CONCURRENCY) {
       const written = await Promise.all(
-        keys.slice(i, i + MARK_CONCURRENCY).map((k) => this.#markTenantOn(k.keyId, state)),
+        keys
+          .slice(i, i + MARK_CONCURRENCY)
+          .map((k) => (k.status === 'revoked' ? k : this.#markTenantOn(k.keyId, state))),
       );
-      for (const key of written) if (key !== undefined) marked.push(key);
+      for (const key of written) if (key !== undefined) result.push(key);
     }
-    return marked.sort((a, b) => a.keyId.localeCompare(b.keyId));
+    return result.sort((a, b) => a.keyId.localeCompare(b.keyId));
   }
 
   async keysOf(tenant: string): Promise<ApiKey[]> {
@@ -257,7 +261,8 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
       );
       return out.Attributes as ApiKey;
     } catch (error) {
-      if (isConditionFailed(error)) return undefined;
+      // Revoked or deleted since the scan: listed as it is now (a deleted key not at all).
+      if (isConditionFailed(error)) return this.get(keyId);
       rethrow(error, 'writing the tenant’s guard state on an API key');
     }
   }

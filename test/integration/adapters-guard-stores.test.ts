@@ -176,7 +176,7 @@ describe('DynamoApiKeyStore as the guard’s key writer', () => {
     expect(await keys.get('gw-none')).toBeUndefined();
   });
 
-  it('marks every non-revoked key of the tenant, only that tenant’s, keeping each key’s own guard state', async () => {
+  it('marks every non-revoked key of the tenant, only that tenant’s, keeping each key’s own guard state, and returns all its keys', async () => {
     const own = inForce(decision({ keyId: 'mt1', action: 'throttleKey', signal: 'volumeSpike' }));
     await keys.put(apiKey('mt1', { tenant: 'mark-t' }));
     await keys.put(apiKey('mt2', { tenant: 'mark-t', status: 'suspended' }));
@@ -189,7 +189,13 @@ describe('DynamoApiKeyStore as the guard’s key writer', () => {
 
     const marked = await keys.markTenant('mark-t', paused);
 
-    expect(marked.map((k) => k.keyId)).toEqual(['mt1', 'mt2']);
+    expect(
+      marked.map((k) => [k.keyId, k.status, k.guard?.tenant === undefined ? 'unmarked' : 'marked']),
+    ).toEqual([
+      ['mt1', 'active', 'marked'],
+      ['mt2', 'suspended', 'marked'],
+      ['mt3', 'revoked', 'unmarked'],
+    ]);
     expect((await keys.get('mt1'))?.guard).toEqual({ key: own, tenant: paused });
     expect((await keys.get('mt2'))?.guard).toEqual({ tenant: paused });
     expect((await keys.get('mt3'))?.guard).toBeUndefined();
