@@ -126,6 +126,13 @@ describe('DynamoGuardStateStore', () => {
     });
   });
 
+  it('refuses a version below 1 and an interval below 0 (a caller’s bug, never a conflict)', async () => {
+    await expect(state.putTenant({ tenant: 'bad', state: { actions: [] }, version: 0 })).rejects.toThrow(
+      RangeError,
+    );
+    await expect(state.claimEvaluation({ kind: 'key', keyId: 'bad' }, NOW, -1)).rejects.toThrow(RangeError);
+  });
+
   it('keys ids with separators apart: a tenant named like a key, ids holding ":"', async () => {
     await state.putTenant({ tenant: 'key:x', state: { actions: [] }, version: 1 });
     expect(await state.claimEvaluation({ kind: 'key', keyId: 'x' }, NOW, 60_000)).toBe(true);
