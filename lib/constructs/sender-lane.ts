@@ -173,18 +173,27 @@ export class SenderLane extends Construct {
     );
     // The abuse guard (issue 13): the job's key carries the guard's state (read, cached); a message
     // the guard holds when its turn comes is kept, its job under payloads/held/ and an entry in the
-    // held-mail index. GetItem there: keeping a message kept already repairs its entry.
+    // held-mail index. GetItem there: keeping a message kept already repairs its entry. DeleteItem
+    // and DeleteObject: a duplicate delivery that took the message between the keep and the record
+    // write removes the entry it kept (domain/delivery/guard-hold.ts).
     this.sender.addToRolePolicy(tableAccess(props.apiKeysTable, ['dynamodb:GetItem']));
     this.sender.addToRolePolicy(
-      partitionAccess(props.guardTable, HELD_INDEX_PREFIX, ['dynamodb:GetItem', 'dynamodb:PutItem']),
+      partitionAccess(props.guardTable, HELD_INDEX_PREFIX, [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:DeleteItem',
+      ]),
     );
-    this.sender.addToRolePolicy(objectAccess(props.payloadBucket, HELD_PAYLOAD_PREFIX, ['s3:PutObject']));
+    this.sender.addToRolePolicy(
+      objectAccess(props.payloadBucket, HELD_PAYLOAD_PREFIX, ['s3:PutObject', 's3:DeleteObject']),
+    );
     acknowledgeObjectKeys(
       this.sender.role,
       props.payloadBucket,
       HELD_PAYLOAD_PREFIX,
       'Held jobs are named per message at run time (payloads/held/<message id>.json); the sender may ' +
-        'only put objects under that prefix, to keep the job of a message the abuse guard holds.',
+        'only put and delete objects under that prefix, to keep the job of a message the abuse guard ' +
+        'holds (and remove it when a duplicate delivery took the message meanwhile).',
     );
   }
 }

@@ -156,7 +156,7 @@ describe('IAM', () => {
   });
 
   it.each(LANES)(
-    'lets the %s sender drain only its own queue, send only through Baton’s identity and keep held jobs',
+    'lets the %s sender drain only its own queue, send only through Baton’s identity and keep (or drop) held jobs',
     (lane) => {
       // Act
       const sender = stack.lanes[lane].sender;
@@ -186,8 +186,8 @@ describe('IAM', () => {
         [ref(logicalIdOf(stack.erasure.secret))]: ['secretsmanager:GetSecretValue'],
         // The guard's state is read from the job's key; a message held at send is kept.
         [tables.apiKeys]: ['dynamodb:GetItem'],
-        [tables.guard]: ['dynamodb:GetItem', 'dynamodb:PutItem'],
-        [`${ref(logicalIdOf(stack.payloads.bucket))}/payloads/held/*`]: ['s3:PutObject'],
+        [tables.guard]: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem'],
+        [`${ref(logicalIdOf(stack.payloads.bucket))}/payloads/held/*`]: ['s3:DeleteObject', 's3:PutObject'],
       });
     },
   );

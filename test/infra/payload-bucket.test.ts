@@ -131,7 +131,7 @@ describe('payload bucket (claim check for large messages)', () => {
     expect(key).toBe(`${PAYLOAD_KEY_PREFIX}msg_01J00000000000000000000000`);
   });
 
-  it('lets only the api function put, and only the senders get, payload objects; held jobs: senders put, the api gets and deletes', () => {
+  it('lets only the api function put, and only the senders get, payload objects; held jobs: senders put and delete, the api gets and deletes', () => {
     // Prepare
     const roleOf = (policy: CfnResource) => asArray(props(policy).Roles as unknown[]).map(referencedId);
     const grants: Array<{ role: string; action: string; resource: unknown }> = [];
@@ -160,6 +160,7 @@ describe('payload bucket (claim check for large messages)', () => {
         ...senders.flatMap((role) => [
           { role, action: 's3:GetObject', resource: objectsArn() },
           { role, action: 's3:PutObject', resource: objectsArn(HELD_PAYLOAD_PREFIX) },
+          { role, action: 's3:DeleteObject', resource: objectsArn(HELD_PAYLOAD_PREFIX) },
         ]),
       ].toSorted(order),
     );

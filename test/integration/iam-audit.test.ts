@@ -1167,7 +1167,7 @@ describe('the transactional sender’s calls, against its deployed role', () => 
     identity: 'identity/example.com',
   });
 
-  it('lets the sender role read the job’s key and keep a held message, and nothing else of the guard table', async () => {
+  it('lets the sender role read the job’s key and keep or remove a held message, and nothing else of the guard table', async () => {
     // Prepare
     const ddb = recorder.instrument(
       new DynamoDBClient({ endpoint: rig.stack.dynamo.endpoint, region, credentials }),
@@ -1201,6 +1201,8 @@ describe('the transactional sender’s calls, against its deployed role', () => 
     await keys.get('k-unknown');
     await adapters.held?.keep(entry, job);
     await adapters.held?.keep({ ...entry, heldAt: '2026-03-02T10:31:00.000Z' }, job);
+    // A duplicate delivery took the message meanwhile: the sender removes the entry it kept.
+    await adapters.held?.remove(entry);
     const allowed = missingForSender();
     recorder.reset();
     await adapters.counters.add([
