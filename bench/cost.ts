@@ -224,3 +224,61 @@ export function messageCost(u: MessageUsage, prices: PriceFile): CostBreakdown {
   };
   return { total: Object.values(parts).reduce((a, b) => a + b, 0), parts };
 }
+
+/**
+ * What the abuse guard adds (issue 13), in DynamoDB request units as the guard section measures
+ * them with the real adapters on dynalite (a failed conditional write billed 1 WRU, as DynamoDB
+ * bills it; dynalite reports nothing for it).
+ */
+export interface GuardUnits {
+  /** One accepted request's `add`: the key's and the tenant's hour buckets, a batch of 100. */
+  readonly acceptBatchWru: number;
+  /** The same for a request of one message. */
+  readonly acceptSingleWru: number;
+  /** One check of a recipient domain against the key's once-per-domain markers (new or known). */
+  readonly domainCheckWru: number;
+  /** One attempt to claim a scope's evaluation (won or lost). */
+  readonly claimWru: number;
+  /** The reads of one evaluation: the key's buckets (7 days), the tenant's (30 days), its state. */
+  readonly evaluationRru: number;
+  /** One counted feedback event (a bounce or complaint): its markers and adds for key and tenant. */
+  readonly feedbackEventWru: number;
+}
+
+/**
+ * What the guard's cost depends on besides the units, written down so each can be changed. The
+ * per-minute part does not grow with volume: it is dearest per message at low volume, hence the
+ * month of 1M messages from one key (every minute has traffic) as the case reported.
+ */
+export const GUARD_ASSUMPTIONS = {
+  /** Messages per request in batch mode (POST /v1/messages/batch of 100). */
+  batchSize: 100,
+  /**
+   * Domain checks that reach DynamoDB per message: the first message to each domain in each warm
+   * instance (the in-process LRU answers the rest). 1 in 50 is generous for a relay of few domains.
+   */
+  domainChecksPerMessage: 0.02,
+  /** Minutes with traffic among 1M messages: a 30-day month at 23 a minute, evaluated every minute. */
+  evaluationMinutesPerMillion: 30 * 24 * 60,
+  /** Processes that try to claim a scope's evaluation each minute (an api instance and feedback). */
+  claimAttemptsPerScopeMinute: 2,
+  /** Counted feedback events per message: hard and transient bounces and complaints (3 %). */
+  countedEventsPerMessage: 0.03,
+} as const;
+
+/** Dollars per 1M messages the guard adds, by part: DynamoDB only (its CPU and log lines are in the noise). */
+export function guardCost(units: GuardUnits, prices: PriceFile, mode: 'batch' | 'single'): CostBreakdown {
+  const a = GUARD_ASSUMPTIONS;
+  const wru = prices.prices.dynamoWriteRequestUnitPerMillion.usd / 1e6;
+  const rru = prices.prices.dynamoReadRequestUnitPerMillion.usd / 1e6;
+  const perMillion: Record<string, number> = {
+    'accept: key + tenant buckets':
+      mode === 'batch' ? (1e6 / a.batchSize) * units.acceptBatchWru * wru : 1e6 * units.acceptSingleWru * wru,
+    'accept: new-domain checks': 1e6 * a.domainChecksPerMessage * units.domainCheckWru * wru,
+    'evaluation: claims and reads, per minute':
+      a.evaluationMinutesPerMillion * units.evaluationRru * rru +
+      a.evaluationMinutesPerMillion * 2 * a.claimAttemptsPerScopeMinute * units.claimWru * wru,
+    'feedback: markers and adds': 1e6 * a.countedEventsPerMessage * units.feedbackEventWru * wru,
+  };
+  return { total: Object.values(perMillion).reduce((x, y) => x + y, 0), parts: perMillion };
+}

@@ -42,6 +42,7 @@ export const SECTIONS: readonly Entry[] = [
   { name: 'isolation', load: () => import('./sections/isolation.ts') },
   { name: 'smtp', load: () => import('./sections/smtp.ts') },
   { name: 'cost', load: () => import('./sections/cost.ts') },
+  { name: 'guard', load: () => import('./sections/guard.ts') },
 ];
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results', 'latest.json');

@@ -83,6 +83,7 @@ export class BatonStack extends Stack {
         suppressionsTable: this.tables.suppressions,
         statsTable: this.tables.stats,
         apiKeysTable: this.tables.apiKeys,
+        guardTable: this.tables.guard,
         payloadBucket: this.payloads.bucket,
         configurationSetName: this.ses.configurationSet.configurationSetName,
         sendPolicy: this.ses.sendPolicy(),
@@ -102,6 +103,8 @@ export class BatonStack extends Stack {
       messagesTable: this.tables.messages,
       suppressionsTable: this.tables.suppressions,
       statsTable: this.tables.stats,
+      apiKeysTable: this.tables.apiKeys,
+      guardTable: this.tables.guard,
       logRetention: config.logRetentionDays,
       maxConcurrency: concurrency.feedback,
     });
@@ -113,6 +116,7 @@ export class BatonStack extends Stack {
       suppressionsTable: this.tables.suppressions,
       statsTable: this.tables.stats,
       idempotencyTable: this.tables.idempotency,
+      guardTable: this.tables.guard,
       laneQueues: {
         transactional: this.lanes.transactional.queue.queue,
         broadcast: this.lanes.broadcast.queue.queue,
@@ -212,6 +216,7 @@ export class BatonStack extends Stack {
     output('MessagesTableName', this.tables.messages.tableName, 'DynamoDB table of messages');
     output('SuppressionsTableName', this.tables.suppressions.tableName, 'DynamoDB table of suppressions');
     output('StatsTableName', this.tables.stats.tableName, 'DynamoDB table of daily counters');
+    output('GuardTableName', this.tables.guard.tableName, 'DynamoDB table of the abuse guard');
     output(
       'TransactionalQueueUrl',
       this.lanes.transactional.queue.queue.queueUrl,

@@ -29,6 +29,23 @@ export function tableAccess(table: ITable, actions: readonly DynamoAction[]): Po
   return new PolicyStatement({ actions: [...actions], resources: [table.tableArn] });
 }
 
+/**
+ * Item access to one table, only to the items whose partition key starts with `partitionPrefix`
+ * (IAM's `dynamodb:LeadingKeys` condition): a role that needs one kind of item of a shared table
+ * cannot touch the others.
+ */
+export function partitionAccess(
+  table: ITable,
+  partitionPrefix: string,
+  actions: readonly DynamoAction[],
+): PolicyStatement {
+  return new PolicyStatement({
+    actions: [...actions],
+    resources: [table.tableArn],
+    conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${partitionPrefix}*`] } },
+  });
+}
+
 /** Query on a global secondary index, which is authorised against the index ARN, not the table's. */
 export function indexQuery(table: ITable, indexName: string): PolicyStatement {
   return new PolicyStatement({
@@ -74,7 +91,7 @@ export function secretRead(secret: ISecret): PolicyStatement {
 }
 
 /** S3 object actions Baton's functions call. Typed so that a wildcard cannot be written. */
-export type S3ObjectAction = 's3:GetObject' | 's3:PutObject';
+export type S3ObjectAction = 's3:GetObject' | 's3:PutObject' | 's3:DeleteObject';
 
 /**
  * Object access to the keys under `keyPrefix` of a bucket. The key itself is the resource

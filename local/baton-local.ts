@@ -437,7 +437,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
  * handlers carry no local-mode code). Nothing is inherited from the developer's shell, so real
  * AWS credentials can never reach a local function.
  */
-function functionBaseEnv(
+export function functionBaseEnv(
   name: string,
   memoryMb: number,
   endpoints: { dynamodb: string; sqs: string; ses: string; s3: string },
@@ -459,6 +459,9 @@ function functionBaseEnv(
     // fauxqs serves S3 on the SQS/SNS endpoint, by path only: `<bucket>.127.0.0.1` does not resolve.
     AWS_ENDPOINT_URL_S3: endpoints.s3,
     [EnvVar.s3ForcePathStyle]: 'true',
+    // The SES stand-in delivers to the mailbox simulator: count those recipients, or local mode
+    // could never exercise the abuse guard (deployed they are left out, as SES leaves them out).
+    [EnvVar.guardCountSimulator]: '1',
     AWS_LAMBDA_FUNCTION_NAME: name,
     AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memoryMb),

@@ -8,6 +8,7 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import type { ScopeGuardState } from '../domain/guard/evaluate.ts';
 import {
   type ApiKey,
   ApiKeyNotFoundError,
@@ -17,7 +18,7 @@ import {
   summarise,
 } from '../domain/keys/api-key.ts';
 import { ApiKeyLockedError, assertRelayNetworksFree } from '../domain/keys/relay.ts';
-import type { ApiKeyDirectory, ApiKeyReader } from '../domain/ports.ts';
+import type { ApiKeyDirectory, ApiKeyReader, Clock, GuardKeyWriter } from '../domain/ports.ts';
 import { ConflictError } from '../shared/errors.ts';
 import { Keys } from '../shared/names.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';
@@ -37,20 +38,29 @@ export interface RelayLockOptions {
   readonly pollMs?: number;
 }
 
-/** The ApiKeys table. Items hold the SHA-256 of the key, never the key. */
-export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory {
+/** Keys of one tenant written at once by `markTenant`: a tenant has a handful of keys. */
+const MARK_CONCURRENCY = 8;
+
+/**
+ * The ApiKeys table. Items hold the SHA-256 of the key, never the key. It is also where the abuse
+ * guard writes its decisions (GuardKeyWriter): the key item is read by every request anyway, so the
+ * guard's state on it costs the hot path nothing.
+ */
+export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKeyWriter {
   readonly #doc: DynamoDBDocumentClient;
   readonly #table: string;
   readonly #lock: Required<RelayLockOptions>;
+  readonly #clock: Clock;
 
   constructor(
     doc: DynamoDBDocumentClient,
     table: string,
-    options: { readonly relayLock?: RelayLockOptions } = {},
+    options: { readonly relayLock?: RelayLockOptions; readonly clock?: Clock } = {},
   ) {
     this.#doc = doc;
     this.#table = table;
     this.#lock = { leaseMs: 15_000, waitMs: 20_000, pollMs: 200, ...options.relayLock };
+    this.#clock = options.clock ?? (() => new Date());
   }
 
   async get(keyId: string): Promise<ApiKey | undefined> {
@@ -162,13 +172,130 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory {
   }
 
   /**
-   * Every key, whole (with its hash: the SMTP relay works with them as `get` returns them),
-   * ordered by tenant then key id. A Scan that follows every page: one small item per key, read
-   * by the CLI and, through CachedKeyDirectory, once per TTL by each SMTP task. `pageSize` caps
-   * the items per Scan request (DynamoDB's own cap is 1 MB per page); `consistent` reads every
-   * write that finished before it (the overlap check).
+   * Sets `guard.key` (and `status` when given) in one conditional write: the key must exist and
+   * not be revoked. Only the `key` part of the guard map is written, so a concurrent `markTenant`
+   * (which writes `guard.tenant`) is never lost.
    */
-  async list(options: { readonly pageSize?: number; readonly consistent?: boolean } = {}): Promise<ApiKey[]> {
+  async setKeyGuard(keyId: string, state: ScopeGuardState, status?: 'active' | 'suspended'): Promise<ApiKey> {
+    if (keyId === RELAY_LOCK_ID) throw new ApiKeyNotFoundError(keyId);
+    if (status !== undefined && status !== 'active' && status !== 'suspended') {
+      throw new RangeError(`the guard sets a key active or suspended, never ${String(status)}`);
+    }
+    await this.#ensureGuardMap(keyId);
+    const now = this.#clock().toISOString();
+    try {
+      const out = await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: { [Keys.apiKeys.partition]: keyId },
+          UpdateExpression: `SET #guard.#scope = :state, #updatedAt = :now${status === undefined ? '' : ', #status = :status'}`,
+          ConditionExpression: 'attribute_exists(#id) AND #status <> :revoked',
+          ExpressionAttributeNames: {
+            '#id': Keys.apiKeys.partition,
+            '#guard': 'guard',
+            '#scope': 'key',
+            '#status': 'status',
+            '#updatedAt': 'updatedAt',
+          },
+          ExpressionAttributeValues: {
+            ':state': state,
+            ':now': now,
+            ':revoked': 'revoked',
+            ...(status === undefined ? {} : { ':status': status }),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes as ApiKey;
+    } catch (error) {
+      if (!isConditionFailed(error)) rethrow(error, 'writing the guard state of the API key');
+      const current = await this.get(keyId);
+      if (current === undefined) throw new ApiKeyNotFoundError(keyId, { cause: error });
+      throw new ApiKeyRevokedError(keyId, { cause: error });
+    }
+  }
+
+  /**
+   * Writes `guard.tenant` on each of the tenant's keys that is not revoked (a revoked key sends
+   * nothing, and stays as it was revoked), and returns every key of the tenant as it is now,
+   * revoked ones included (GuardService keeps the list as the tenant's keys, as `keysOf` gives
+   * them); a key deleted meanwhile is left out. A consistent scan, so a key created a moment ago is
+   * marked too.
+   */
+  async markTenant(tenant: string, state: ScopeGuardState): Promise<ApiKey[]> {
+    const keys = await this.#scan({ tenant, consistent: true });
+    const result: ApiKey[] = [];
+    for (let i = 0; i < keys.length; i += MARK_CONCURRENCY) {
+      const written = await Promise.all(
+        keys
+          .slice(i, i + MARK_CONCURRENCY)
+          .map((k) => (k.status === 'revoked' ? k : this.#markTenantOn(k.keyId, state))),
+      );
+      for (const key of written) if (key !== undefined) result.push(key);
+    }
+    return result.sort((a, b) => a.keyId.localeCompare(b.keyId));
+  }
+
+  async keysOf(tenant: string): Promise<ApiKey[]> {
+    return (await this.#scan({ tenant })).sort((a, b) => a.keyId.localeCompare(b.keyId));
+  }
+
+  async #markTenantOn(keyId: string, state: ScopeGuardState): Promise<ApiKey | undefined> {
+    await this.#ensureGuardMap(keyId);
+    try {
+      const out = await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: { [Keys.apiKeys.partition]: keyId },
+          UpdateExpression: 'SET #guard.#scope = :state',
+          ConditionExpression: 'attribute_exists(#id) AND #status <> :revoked',
+          ExpressionAttributeNames: {
+            '#id': Keys.apiKeys.partition,
+            '#guard': 'guard',
+            '#scope': 'tenant',
+            '#status': 'status',
+          },
+          ExpressionAttributeValues: { ':state': state, ':revoked': 'revoked' },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes as ApiKey;
+    } catch (error) {
+      // Revoked or deleted since the scan: listed as it is now (a deleted key not at all).
+      if (isConditionFailed(error)) return this.get(keyId);
+      rethrow(error, 'writing the tenant’s guard state on an API key');
+    }
+  }
+
+  /**
+   * Creates an empty `guard` map on the key unless it has one (or is revoked: never changed). DynamoDB cannot SET a nested path
+   * whose parent map is missing, and one expression cannot both create the map and set inside it
+   * (overlapping paths); a read-modify-write of the whole map would lose a concurrent write to the
+   * other half. So: create it if absent (a no-op when there or when the key is gone), then set
+   * the half. Two writes, paid only when the guard acts.
+   */
+  async #ensureGuardMap(keyId: string): Promise<void> {
+    try {
+      await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: { [Keys.apiKeys.partition]: keyId },
+          UpdateExpression: 'SET #guard = :empty',
+          ConditionExpression:
+            'attribute_exists(#id) AND attribute_not_exists(#guard) AND #status <> :revoked',
+          ExpressionAttributeNames: { '#id': Keys.apiKeys.partition, '#guard': 'guard', '#status': 'status' },
+          ExpressionAttributeValues: { ':empty': {}, ':revoked': 'revoked' },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailed(error)) rethrow(error, 'preparing the API key for the guard state');
+    }
+  }
+
+  /** Every key (the relay lock skipped), or one tenant's, following every page of the Scan. */
+  async #scan(
+    options: { readonly tenant?: string; readonly pageSize?: number; readonly consistent?: boolean } = {},
+  ): Promise<ApiKey[]> {
     const keys: ApiKey[] = [];
     let start: Record<string, unknown> | undefined;
     do {
@@ -176,6 +303,13 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory {
         const out = await this.#doc.send(
           new ScanCommand({
             TableName: this.#table,
+            ...(options.tenant === undefined
+              ? {}
+              : {
+                  FilterExpression: '#tenant = :tenant',
+                  ExpressionAttributeNames: { '#tenant': 'tenant' },
+                  ExpressionAttributeValues: { ':tenant': options.tenant },
+                }),
             ...(options.pageSize ? { Limit: options.pageSize } : {}),
             ...(options.consistent ? { ConsistentRead: true } : {}),
             ...(start ? { ExclusiveStartKey: start } : {}),
@@ -189,6 +323,18 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory {
         rethrow(error, 'listing the API keys');
       }
     } while (start);
+    return keys;
+  }
+
+  /**
+   * Every key, whole (with its hash: the SMTP relay works with them as `get` returns them),
+   * ordered by tenant then key id. A Scan that follows every page: one small item per key, read
+   * by the CLI and, through CachedKeyDirectory, once per TTL by each SMTP task. `pageSize` caps
+   * the items per Scan request (DynamoDB's own cap is 1 MB per page); `consistent` reads every
+   * write that finished before it (the overlap check).
+   */
+  async list(options: { readonly pageSize?: number; readonly consistent?: boolean } = {}): Promise<ApiKey[]> {
+    const keys = await this.#scan(options);
     return keys.sort((a, b) =>
       a.tenant === b.tenant ? a.keyId.localeCompare(b.keyId) : a.tenant.localeCompare(b.tenant),
     );

@@ -315,7 +315,7 @@ function merge(increments: readonly (PlainIncrement | EventedIncrement)[]): Buck
  * `key:<keyId>` or `tenant:<tenant>`, the id percent-encoded: no id can hold the ":" or "@" that
  * separate the parts of an item key, so no two scopes (or a scope and an hour) share one.
  */
-function scopeKey(scope: GuardScopeRef): string {
+export function scopeKey(scope: GuardScopeRef): string {
   checkScope(scope);
   // At most 9 characters per UTF-16 unit of a 200-unit id: under DynamoDB's 2048-byte partition key.
   return `${scope.kind}:${encodeURIComponent(scope.kind === 'key' ? scope.keyId : scope.tenant)}`;

@@ -1,6 +1,7 @@
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   PutObjectCommand,
   S3Client,
@@ -32,6 +33,11 @@ export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
  * last) are written one after another, so a large job is in memory once, not once per part.
  */
 export const PART_BYTES = 8 * 1024 * 1024;
+
+/** The object is not there (never stored, expired, or deleted): retrying cannot bring it back. */
+export class PayloadMissingError extends PermanentError {
+  override readonly name = 'PayloadMissingError';
+}
 
 /**
  * The errors S3 answers for a key that is not there: NoSuchKey, or AccessDenied when the caller may
@@ -114,11 +120,26 @@ export class S3PayloadStore {
     } catch (error) {
       if (error instanceof PermanentError) throw error;
       if (!isTransient(error) && MISSING.has(errorName(error))) {
-        throw new PermanentError(`payload ${key} is missing (expired or never stored): ${errorName(error)}`, {
-          cause: error,
-        });
+        throw new PayloadMissingError(
+          `payload ${key} is missing (expired or never stored): ${errorName(error)}`,
+          {
+            cause: error,
+          },
+        );
       }
       throw mapped(error, `reading payload ${key}`);
+    }
+  }
+
+  /**
+   * Deletes the object; a missing one is no error (S3 answers a delete of a missing key with
+   * success). Only the held jobs are ever deleted by code (the api's role may delete nothing else).
+   */
+  async delete(key: string): Promise<void> {
+    try {
+      await this.#s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (error) {
+      throw mapped(error, `deleting payload ${key}`);
     }
   }
 }

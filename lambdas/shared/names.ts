@@ -224,6 +224,19 @@ export const ERASURE_SERVICE = 'baton-erasure';
 export const PAYLOAD_KEY_PREFIX = 'payloads/';
 
 /**
+ * Where the abuse guard keeps the jobs of held messages (`payloads/held/<message id>.json`), in the
+ * payload bucket: under the payload prefix, so its lifecycle rule (15 days) outlives a hold (7 days).
+ * Its own prefix so that the senders may put here and nowhere else, and only the api may delete.
+ */
+export const HELD_PAYLOAD_PREFIX = `${PAYLOAD_KEY_PREFIX}held/`;
+
+/**
+ * Guard-table partition prefix of the held-mail index (`held:<tenant>`): the senders may write
+ * these items and no other item of the table (IAM's dynamodb:LeadingKeys).
+ */
+export const HELD_INDEX_PREFIX = 'held:';
+
+/**
  * Key prefix of the abuse guard's hourly counters and event markers (adapters/guard-counter-store.ts)
  * in the Stats table. Tenant ids hold no ":", so no `<tenant>#<day>` statistics key starts with it,
  * and quota keys start with `quota#`.
@@ -235,6 +248,19 @@ export const SENDER_SERVICE = 'baton-sender';
 
 /** CloudWatch metrics namespace of Baton's own metrics (EMF). */
 export const METRICS_NAMESPACE = 'Baton';
+
+/**
+ * The abuse guard's metrics (EMF, namespace METRICS_NAMESPACE). `action`: one per decision acted
+ * on, with the dimensions `Action` (warn, throttleKey, suspendKey, pauseBroadcast, holdAll) and
+ * `Scope` (key, tenant) besides Powertools' `service`; `errors`: a guard step that failed (the mail
+ * flowed on), dimension `service` only. The alarm and the dashboard read these names.
+ */
+export const GuardMetric = {
+  action: 'GuardAction',
+  errors: 'GuardErrors',
+  actionDimension: 'Action',
+  scopeDimension: 'Scope',
+} as const;
 
 /**
  * The stack output listing the SES identities Baton sends from (comma-separated), which

@@ -1,10 +1,17 @@
 import { Duration, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { EnvVar, LANES, type Lane, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
+import {
+  EnvVar,
+  HELD_PAYLOAD_PREFIX,
+  LANES,
+  type Lane,
+  PAYLOAD_KEY_PREFIX,
+} from '../../lambdas/shared/names.ts';
 import { acknowledgeObjectKeys, objectAccess, queueSend, tableAccess } from '../iam.ts';
 import { BatonFunction, type Workload } from './baton-function.ts';
 
@@ -14,6 +21,8 @@ export interface ApiHandlerProps {
   readonly suppressionsTable: ITable;
   readonly statsTable: ITable;
   readonly idempotencyTable: ITable;
+  /** The abuse guard's table: counters, tenant state, evaluation claims, held-mail index. */
+  readonly guardTable: ITable;
   /** The queue of every lane, which accepted messages are enqueued on. */
   readonly laneQueues: Readonly<Record<Lane, IQueue>>;
   /** Where jobs too large for a queue message are stored (claim check); the function writes them. */
@@ -74,6 +83,7 @@ export class ApiHandler extends Construct {
       [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
       [EnvVar.statsTable]: props.statsTable.tableName,
       [EnvVar.idempotencyTable]: props.idempotencyTable.tableName,
+      [EnvVar.guardTable]: props.guardTable.tableName,
       [EnvVar.transactionalQueueUrl]: props.laneQueues.transactional.queueUrl,
       [EnvVar.broadcastQueueUrl]: props.laneQueues.broadcast.queueUrl,
       [EnvVar.retentionDays]: String(props.retentionDays),
@@ -81,7 +91,12 @@ export class ApiHandler extends Construct {
     };
     for (const [name, value] of Object.entries(environment)) workload.addEnvironment(name, value);
 
-    workload.addToRolePolicy(tableAccess(props.apiKeysTable, ['dynamodb:GetItem']));
+    workload.addToRolePolicy(
+      // Scan and UpdateItem: the abuse guard writes its decisions onto the key, or onto every key
+      // of a tenant (found by a scan of this small table).
+      tableAccess(props.apiKeysTable, ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem']),
+    );
+    workload.addToRolePolicy(guardAccess(props.guardTable));
     workload.addToRolePolicy(
       // BatchWriteItem records the messages of a batch request, 25 per call.
       tableAccess(props.messagesTable, [
@@ -121,7 +136,34 @@ export class ApiHandler extends Construct {
       props.payloadBucket,
       PAYLOAD_KEY_PREFIX,
       'Payload objects are named per message at run time (payloads/<message id>); the api accept path ' +
-        '(over HTTPS or SMTP) may only put objects under that prefix of the payload bucket, never read, list or delete.',
+        '(over HTTPS or SMTP) may only put objects under that prefix of the payload bucket; it reads ' +
+        'and deletes only held jobs (payloads/held/), never lists.',
+    );
+    // Held mail's jobs: an operator's release reads one back, release and cancel delete it.
+    workload.addToRolePolicy(
+      objectAccess(props.payloadBucket, HELD_PAYLOAD_PREFIX, ['s3:GetObject', 's3:DeleteObject']),
+    );
+    acknowledgeObjectKeys(
+      workload.role,
+      props.payloadBucket,
+      HELD_PAYLOAD_PREFIX,
+      'Held jobs are named per message at run time (payloads/held/<message id>.json); the api may read ' +
+        'and delete only objects under that prefix (operator release and cancel), never list.',
     );
   }
+}
+
+/**
+ * What a process that runs the abuse guard does on its table: ADD to counters, put and release event
+ * markers, read and write tenant state and evaluation claims (conditional), query a scope's buckets
+ * and the held-mail index. No Scan and no batch calls.
+ */
+export function guardAccess(table: ITable): PolicyStatement {
+  return tableAccess(table, [
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+    'dynamodb:DeleteItem',
+    'dynamodb:Query',
+  ]);
 }

@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import { Keys } from '../../lambdas/shared/names.ts';
 
 /**
- * Baton's five DynamoDB tables (DESIGN §3). Key and attribute names come from the shared names
+ * Baton's six DynamoDB tables (DESIGN §3). Key and attribute names come from the shared names
  * module, so the functions and the tables cannot disagree.
  *
  * Every table: on-demand (mail traffic is bursty and mostly idle), point-in-time recovery
@@ -21,6 +21,11 @@ export class DataTables extends Construct {
   readonly stats: Table;
   /** Idempotency keys and send claims; expire through TTL. */
   readonly idempotency: Table;
+  /**
+   * The abuse guard (issue 13): `pk`/`sk` → hourly counters and event markers per key and tenant,
+   * each tenant's guard state, evaluation claims and the held-mail index; most items expire through TTL.
+   */
+  readonly guard: Table;
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -35,12 +40,21 @@ export class DataTables extends Construct {
     this.suppressions = secureTable(this, 'Suppressions', Keys.suppressions.partition, Keys.suppressions.ttl);
     this.stats = secureTable(this, 'Stats', Keys.stats.partition);
     this.idempotency = secureTable(this, 'Idempotency', Keys.idempotency.partition, Keys.idempotency.ttl);
+    // A sort key: each scope's hour buckets are one partition, read by one Query per evaluation.
+    this.guard = secureTable(this, 'Guard', Keys.guard.partition, Keys.guard.ttl, Keys.guard.sort);
   }
 }
 
-function secureTable(scope: Construct, id: string, partitionKey: string, ttlAttribute?: string): Table {
+function secureTable(
+  scope: Construct,
+  id: string,
+  partitionKey: string,
+  ttlAttribute?: string,
+  sortKey?: string,
+): Table {
   return new Table(scope, id, {
     partitionKey: { name: partitionKey, type: AttributeType.STRING },
+    ...(sortKey === undefined ? {} : { sortKey: { name: sortKey, type: AttributeType.STRING } }),
     billingMode: BillingMode.PAY_PER_REQUEST,
     pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
     encryption: TableEncryption.AWS_MANAGED,

@@ -12,6 +12,7 @@ import {
 } from '../../lambdas/shared/event-path.ts';
 import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
 import { indexQuery, tableAccess } from '../iam.ts';
+import { guardAccess } from './api-handler.ts';
 import type { BatonFunction } from './baton-function.ts';
 import { addQueueConsumer, consumerVisibilityTimeout } from './queue-consumer.ts';
 import type { SecureQueue } from './secure-queue.ts';
@@ -22,6 +23,10 @@ export interface FeedbackProcessorProps {
   readonly messagesTable: ITable;
   readonly suppressionsTable: ITable;
   readonly statsTable: ITable;
+  /** The abuse guard writes its decisions onto the keys (a key's, or every key of a tenant). */
+  readonly apiKeysTable: ITable;
+  /** The abuse guard's table: feedback counts bounces and complaints there, once per event. */
+  readonly guardTable: ITable;
   readonly logRetention: RetentionDays;
   /**
    * Feedback function timeout.
@@ -85,6 +90,8 @@ export class FeedbackProcessor extends Construct {
           [EnvVar.messagesTable]: props.messagesTable.tableName,
           [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
           [EnvVar.statsTable]: props.statsTable.tableName,
+          [EnvVar.apiKeysTable]: props.apiKeysTable.tableName,
+          [EnvVar.guardTable]: props.guardTable.tableName,
         },
       },
       maxReceiveCount,
@@ -123,5 +130,10 @@ export class FeedbackProcessor extends Construct {
       tableAccess(props.suppressionsTable, ['dynamodb:GetItem', 'dynamodb:PutItem']),
     );
     this.handler.addToRolePolicy(tableAccess(props.statsTable, ['dynamodb:UpdateItem']));
+    // The abuse guard: counts feedback, evaluates the scopes, applies decisions to the keys.
+    this.handler.addToRolePolicy(guardAccess(props.guardTable));
+    this.handler.addToRolePolicy(
+      tableAccess(props.apiKeysTable, ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem']),
+    );
   }
 }

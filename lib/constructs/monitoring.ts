@@ -18,7 +18,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { LANES, METRICS_NAMESPACE, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
+import { GuardMetric, LANES, METRICS_NAMESPACE, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
 import type { NotificationKey } from './notification-key.ts';
 import { SMTP_SERVICE, type SmtpService } from './smtp-service.ts';
 
@@ -132,6 +132,7 @@ export const DASHBOARD_COUNTERS = [
 export const LATENCIES = ['acceptedToSentMs', 'acceptedToDeliveredMs'] as const;
 
 const FIVE_MINUTES = Duration.minutes(5);
+const ONE_MINUTE = Duration.minutes(1);
 
 /**
  * Why the alarm email subscription has no dead-letter queue (cdk-nag Serverless-SNSRedrivePolicy).
@@ -305,6 +306,24 @@ export class Monitoring extends Construct {
       description: `SES account complaint rate is at or above ${percent(complaintRate)} (SES reviews the account at 0.1 %).`,
     });
 
+    this.alarm('GuardAction', action, {
+      // A Metrics Insights query rather than fixed metrics: the api, the SMTP tasks and the feedback
+      // function each act (Powertools' `service`), with five actions in two scopes, more series than
+      // an alarm's metric math may name (10); the query adds up all of them, present and future.
+      metric: new MathExpression({
+        expression: `SELECT SUM(${GuardMetric.action}) FROM SCHEMA("${METRICS_NAMESPACE}", ${GuardMetric.actionDimension}, ${GuardMetric.scopeDimension}, service)`,
+        usingMetrics: {},
+        period: ONE_MINUTE,
+        label: 'abuse guard actions',
+      }),
+      threshold: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      description:
+        'The abuse guard acted (suspended or throttled a key, paused or held a tenant’s mail, or warned): ' +
+        'see the "guard action" log line for the tenant, key, signal and figures, then `npm run guard` to ' +
+        'release, cancel or resume.',
+    });
+
     if (props.smtp !== undefined) this.watchSmtp(props.smtp, action);
 
     this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
@@ -390,6 +409,22 @@ export class Monitoring extends Construct {
           statistic: 'Sum',
           period: NO_FEEDBACK_PERIOD,
           label: 'SES events into the feedback queue',
+        }),
+      ]),
+    );
+    this.dashboard.addWidgets(
+      graph('Abuse guard actions by action and scope', [
+        new MathExpression({
+          expression: `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${GuardMetric.action}" ${GuardMetric.actionDimension} ${GuardMetric.scopeDimension}', 'Sum', 60)`,
+          label: 'actions',
+          period: ONE_MINUTE,
+        }),
+      ]),
+      graph('Abuse guard errors (counting or evaluating failed; mail flowed on)', [
+        new MathExpression({
+          expression: `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${GuardMetric.errors}"', 'Sum', 300)`,
+          label: 'errors',
+          period: FIVE_MINUTES,
         }),
       ]),
     );

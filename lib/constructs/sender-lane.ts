@@ -5,8 +5,16 @@ import type { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { EnvVar, LANES, type Lane, PAYLOAD_KEY_PREFIX, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
-import { acknowledgeObjectKeys, objectAccess, tableAccess } from '../iam.ts';
+import {
+  EnvVar,
+  HELD_INDEX_PREFIX,
+  HELD_PAYLOAD_PREFIX,
+  LANES,
+  type Lane,
+  PAYLOAD_KEY_PREFIX,
+  SENDER_SERVICE,
+} from '../../lambdas/shared/names.ts';
+import { acknowledgeObjectKeys, objectAccess, partitionAccess, tableAccess } from '../iam.ts';
 import type { BatonFunction } from './baton-function.ts';
 import { addQueueConsumer } from './queue-consumer.ts';
 import type { SecureQueue } from './secure-queue.ts';
@@ -17,11 +25,10 @@ export interface SenderLaneProps {
   readonly messagesTable: ITable;
   readonly suppressionsTable: ITable;
   readonly statsTable: ITable;
-  /**
-   * The API keys, read (GetItem only) to re-check each job's key before it is sent: a suspended
-   * key's mail, or mail of a lane the abuse guard holds, is held instead (issue 13).
-   */
+  /** The job's key is read before each send: the abuse guard's state is denormalised onto it. */
   readonly apiKeysTable: ITable;
+  /** The abuse guard's table: the sender writes only its held-mail index (a message held at send). */
+  readonly guardTable: ITable;
   /** Where jobs too large for a queue message are stored (claim check); the sender reads them. */
   readonly payloadBucket: IBucket;
   /** Name of the SES configuration set every send names (events flow back through it). */
@@ -121,6 +128,7 @@ export class SenderLane extends Construct {
           [EnvVar.suppressionsTable]: props.suppressionsTable.tableName,
           [EnvVar.statsTable]: props.statsTable.tableName,
           [EnvVar.apiKeysTable]: props.apiKeysTable.tableName,
+          [EnvVar.guardTable]: props.guardTable.tableName,
           [EnvVar.configurationSet]: props.configurationSetName,
           [EnvVar.lane]: props.lane,
           [EnvVar.maxSendRate]: String(props.sendRate),
@@ -163,7 +171,31 @@ export class SenderLane extends Construct {
       props.payloadBucket,
       PAYLOAD_KEY_PREFIX,
       'Payload objects are named per message at run time (payloads/<message id>); the sender may ' +
-        'only get objects under that prefix of the payload bucket, never write, list or delete.',
+        'only get objects under that prefix of the payload bucket, never list or delete; it puts only held jobs (payloads/held/).',
+    );
+    // The abuse guard (issue 13): the job's key carries the guard's state (read, cached); a message
+    // the guard holds when its turn comes is kept, its job under payloads/held/ and an entry in the
+    // held-mail index. GetItem there: keeping a message kept already repairs its entry. DeleteItem
+    // and DeleteObject: a duplicate delivery that took the message between the keep and the record
+    // write removes the entry it kept (domain/delivery/guard-hold.ts).
+    this.sender.addToRolePolicy(tableAccess(props.apiKeysTable, ['dynamodb:GetItem']));
+    this.sender.addToRolePolicy(
+      partitionAccess(props.guardTable, HELD_INDEX_PREFIX, [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:DeleteItem',
+      ]),
+    );
+    this.sender.addToRolePolicy(
+      objectAccess(props.payloadBucket, HELD_PAYLOAD_PREFIX, ['s3:PutObject', 's3:DeleteObject']),
+    );
+    acknowledgeObjectKeys(
+      this.sender.role,
+      props.payloadBucket,
+      HELD_PAYLOAD_PREFIX,
+      'Held jobs are named per message at run time (payloads/held/<message id>.json); the sender may ' +
+        'only put and delete objects under that prefix, to keep the job of a message the abuse guard ' +
+        'holds (and remove it when a duplicate delivery took the message meanwhile).',
     );
   }
 }

@@ -30,7 +30,24 @@ describe('DataTables', () => {
     );
   });
 
-  it('creates exactly the five tables of the data model', () => {
+  it('keys the guard table on string "pk" and "sk", its items expiring through "expiresAt"', () => {
+    // Act
+    const table = props(resourceOf(template, stack.tables.guard));
+
+    // Assess
+    expect(table.KeySchema).toEqual([
+      { AttributeName: Keys.guard.partition, KeyType: 'HASH' },
+      { AttributeName: Keys.guard.sort, KeyType: 'RANGE' },
+    ]);
+    expect(table.AttributeDefinitions).toEqual([
+      { AttributeName: Keys.guard.partition, AttributeType: 'S' },
+      { AttributeName: Keys.guard.sort, AttributeType: 'S' },
+    ]);
+    expect(table.TimeToLiveSpecification).toEqual({ AttributeName: Keys.guard.ttl, Enabled: true });
+    expect(table.GlobalSecondaryIndexes).toBeUndefined();
+  });
+
+  it('creates exactly the six tables of the data model', () => {
     // Act
     const tables = Object.values(resourcesOfType(template, 'AWS::DynamoDB::Table'));
 
@@ -38,7 +55,7 @@ describe('DataTables', () => {
     const partitionKeys = tables.map(
       (table) => (props(table).KeySchema as { AttributeName: string }[])[0]?.AttributeName,
     );
-    expect(partitionKeys.sort()).toEqual(['address', 'id', 'keyId', 'pk', 'pk']);
+    expect(partitionKeys.sort()).toEqual(['address', 'id', 'keyId', 'pk', 'pk', 'pk']);
   });
 
   it('makes every table on-demand, point-in-time recoverable and KMS-encrypted', () => {

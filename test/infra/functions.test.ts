@@ -91,7 +91,7 @@ describe('functions', () => {
     expect(timeoutOf(stack.erasure.worker.function)).toBe(120);
   });
 
-  it('gives the api function its tables, both lane queues and the retention', () => {
+  it('gives the api function its tables (the guard table too), both lane queues and the retention', () => {
     // Act
     const env = environmentOf(template, stack.api.handler.function);
 
@@ -103,6 +103,7 @@ describe('functions', () => {
         EnvVar.suppressionsTable,
         EnvVar.statsTable,
         EnvVar.idempotencyTable,
+        EnvVar.guardTable,
         EnvVar.transactionalQueueUrl,
         EnvVar.broadcastQueueUrl,
         EnvVar.retentionDays,
@@ -117,6 +118,7 @@ describe('functions', () => {
       [EnvVar.erasureSecretArn]: { Ref: logicalIdOf(stack.erasure.secret) },
       [EnvVar.erasureQueueUrl]: { Ref: logicalIdOf(stack.erasure.queue.queue) },
       [EnvVar.idempotencyTable]: { Ref: logicalIdOf(stack.tables.idempotency) },
+      [EnvVar.guardTable]: { Ref: logicalIdOf(stack.tables.guard) },
       [EnvVar.transactionalQueueUrl]: { Ref: logicalIdOf(stack.lanes.transactional.queue.queue) },
       [EnvVar.broadcastQueueUrl]: { Ref: logicalIdOf(stack.lanes.broadcast.queue.queue) },
       [EnvVar.retentionDays]: '30',
@@ -127,7 +129,7 @@ describe('functions', () => {
   });
 
   it.each(LANES)(
-    'gives the %s sender its lane, its share of the send rate, the configuration set and the API keys to re-check',
+    'gives the %s sender its lane, its share of the send rate, the configuration set and the guard’s tables',
     (lane) => {
       // Prepare
       const plan = laneSendPlans(resolveConfig({ domain: 'example.com' })).find((p) => p.lane === lane);
@@ -142,6 +144,7 @@ describe('functions', () => {
           EnvVar.suppressionsTable,
           EnvVar.statsTable,
           EnvVar.apiKeysTable,
+          EnvVar.guardTable,
           EnvVar.configurationSet,
           EnvVar.lane,
           EnvVar.maxSendRate,
@@ -165,7 +168,9 @@ describe('functions', () => {
         [EnvVar.configurationSet]: { Ref: logicalIdOf(stack.ses.configurationSet) },
         [EnvVar.payloadBucket]: { Ref: logicalIdOf(stack.payloads.bucket) },
         [EnvVar.erasureSecretArn]: { Ref: logicalIdOf(stack.erasure.secret) },
+        // The sender re-checks the guard state on the job's key, and keeps a held message's job.
         [EnvVar.apiKeysTable]: { Ref: logicalIdOf(stack.tables.apiKeys) },
+        [EnvVar.guardTable]: { Ref: logicalIdOf(stack.tables.guard) },
         POWERTOOLS_SERVICE_NAME: 'baton-sender',
       });
     },
@@ -208,7 +213,7 @@ describe('functions', () => {
     expect(rates.reduce((sum, rate) => sum + rate, 0)).toBeLessThanOrEqual(50);
   });
 
-  it('gives the feedback function its tables (it writes no TTL of its own)', () => {
+  it('gives the feedback function its tables and the guard’s (it writes no TTL of its own)', () => {
     // Act
     const env = environmentOf(template, stack.feedback.handler.function);
 
@@ -218,11 +223,15 @@ describe('functions', () => {
         EnvVar.messagesTable,
         EnvVar.suppressionsTable,
         EnvVar.statsTable,
+        EnvVar.apiKeysTable,
+        EnvVar.guardTable,
         EnvVar.erasureSecretArn,
         ...COMMON_ENV,
       ].sort(),
     );
     expect(env).toMatchObject({
+      [EnvVar.apiKeysTable]: { Ref: logicalIdOf(stack.tables.apiKeys) },
+      [EnvVar.guardTable]: { Ref: logicalIdOf(stack.tables.guard) },
       POWERTOOLS_SERVICE_NAME: 'baton-feedback',
       [EnvVar.erasureSecretArn]: { Ref: logicalIdOf(stack.erasure.secret) },
     });

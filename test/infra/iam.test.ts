@@ -23,7 +23,7 @@ const ACCOUNT_ARN = 'arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>';
 describe('IAM', () => {
   let template: Template;
   let stack: BatonStack;
-  let tables: Record<'apiKeys' | 'messages' | 'suppressions' | 'stats' | 'idempotency', string>;
+  let tables: Record<'apiKeys' | 'messages' | 'suppressions' | 'stats' | 'idempotency' | 'guard', string>;
 
   beforeAll(() => {
     ({ template, stack } = synthTemplate());
@@ -33,6 +33,7 @@ describe('IAM', () => {
       suppressions: ref(logicalIdOf(stack.tables.suppressions)),
       stats: ref(logicalIdOf(stack.tables.stats)),
       idempotency: ref(logicalIdOf(stack.tables.idempotency)),
+      guard: ref(logicalIdOf(stack.tables.guard)),
     };
   });
 
@@ -112,14 +113,25 @@ describe('IAM', () => {
     ]);
   });
 
-  it('lets the api function read keys, write messages, manage suppressions and enqueue on both lanes', () => {
+  it('lets the api function read keys, write messages, manage suppressions, enqueue on both lanes and run the guard', () => {
     // Act
     const permissions = permissionsOf(template, stack.api.handler.role);
 
     // Assess
     expect(permissions).toEqual({
       ...logs(stack.api.handler),
-      [tables.apiKeys]: ['dynamodb:GetItem'],
+      // Scan and UpdateItem: the guard's decisions, written onto the keys of a key or tenant.
+      [tables.apiKeys]: ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
+      // Counters (ADD), event markers, tenant state, evaluation claims, the held-mail index.
+      [tables.guard]: [
+        'dynamodb:DeleteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:Query',
+        'dynamodb:UpdateItem',
+      ],
+      // Held jobs: read back and deleted on release or cancel (operator routes); put is payloads/*.
+      [`${ref(logicalIdOf(stack.payloads.bucket))}/payloads/held/*`]: ['s3:DeleteObject', 's3:GetObject'],
       [tables.messages]: ['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
       [tables.suppressions]: [
         'dynamodb:BatchGetItem',
@@ -144,7 +156,7 @@ describe('IAM', () => {
   });
 
   it.each(LANES)(
-    'lets the %s sender drain only its own queue, read keys by id and send only through Baton’s identity',
+    'lets the %s sender drain only its own queue, send only through Baton’s identity and keep (or drop) held jobs',
     (lane) => {
       // Act
       const sender = stack.lanes[lane].sender;
@@ -174,9 +186,34 @@ describe('IAM', () => {
         ],
         [`${ref(logicalIdOf(stack.payloads.bucket))}/payloads/*`]: ['s3:GetObject'],
         [ref(logicalIdOf(stack.erasure.secret))]: ['secretsmanager:GetSecretValue'],
+        // The guard's state is read from the job's key; a message held at send is kept.
+        [tables.apiKeys]: ['dynamodb:GetItem'],
+        [tables.guard]: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem'],
+        [`${ref(logicalIdOf(stack.payloads.bucket))}/payloads/held/*`]: ['s3:DeleteObject', 's3:PutObject'],
       });
     },
   );
+
+  it.each(LANES)('confines the %s sender to the held-mail index of the guard table', (lane) => {
+    // Prepare
+    const role = ref(logicalIdOf(stack.lanes[lane].sender.role));
+    const statements = Object.values(resourcesOfType(template, 'AWS::IAM::Policy'))
+      .filter((policy) =>
+        asArray(props(policy).Roles as unknown[])
+          .map(render)
+          .includes(role),
+      )
+      .flatMap((policy) => statementsOf(props(policy).PolicyDocument));
+
+    // Act
+    const onGuard = statements.filter((s) => asArray(s.Resource).map(render).includes(tables.guard));
+
+    // Assess: counters, markers and tenant state are out of its reach, whatever the code does.
+    expect(onGuard).toHaveLength(1);
+    expect(onGuard[0]?.Condition).toEqual({
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['held:*'] },
+    });
+  });
 
   it('lets the feedback function drain its queue, look messages up by SES id and maintain suppressions', () => {
     // Act
@@ -196,6 +233,15 @@ describe('IAM', () => {
       [tables.suppressions]: ['dynamodb:GetItem', 'dynamodb:PutItem'],
       [tables.stats]: ['dynamodb:UpdateItem'],
       [ref(logicalIdOf(stack.erasure.secret))]: ['secretsmanager:GetSecretValue'],
+      // The guard: counting feedback once per event, evaluating, applying decisions to the keys.
+      [tables.guard]: [
+        'dynamodb:DeleteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:Query',
+        'dynamodb:UpdateItem',
+      ],
+      [tables.apiKeys]: ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
     });
   });
 

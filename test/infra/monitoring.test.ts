@@ -1,7 +1,7 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LANES, METRICS_NAMESPACE, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
+import { GuardMetric, LANES, METRICS_NAMESPACE, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
 import type { BatonStack } from '../../lib/baton-stack.ts';
 import {
   DASHBOARD_COUNTERS,
@@ -286,6 +286,30 @@ describe('monitoring', () => {
     });
   });
 
+  it('alarms within a minute on every action the abuse guard takes, whichever process took it', () => {
+    // Act: a Metrics Insights query, so that every service's and every action's series counts.
+    const guard = Object.values(resourcesOfType(template, 'AWS::CloudWatch::Alarm'))
+      .map((alarm) => props(alarm) as Record<string, unknown> & { Metrics?: Array<Record<string, unknown>> })
+      .filter((alarm) => JSON.stringify(alarm.Metrics ?? []).includes(GuardMetric.action));
+
+    // Assess: the dimension set the guard emits (guard-wiring.ts): Action, Scope and Powertools' service.
+    expect(guard).toHaveLength(1);
+    expect(guard[0]).toMatchObject({
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [{ Ref: logicalIdOf(stack.monitoring.alarmTopic) }],
+      Metrics: [
+        {
+          Id: expect.any(String),
+          Expression: `SELECT SUM(${GuardMetric.action}) FROM SCHEMA("${METRICS_NAMESPACE}", ${GuardMetric.actionDimension}, ${GuardMetric.scopeDimension}, service)`,
+          Period: 60,
+        },
+      ],
+    });
+  });
+
   it('notifies the alarm topic from every alarm, on alarm and on recovery, and stays quiet when idle', () => {
     // Prepare
     const topic = { Ref: logicalIdOf(stack.monitoring.alarmTopic) };
@@ -380,6 +404,12 @@ describe('monitoring', () => {
       expect(body).toContain(logicalIdOf(queue.queue));
       expect(body).toContain(logicalIdOf(queue.deadLetterQueue));
     }
+    expect(body).toContain(
+      `SEARCH('Namespace=\\"${METRICS_NAMESPACE}\\" MetricName=\\"${GuardMetric.action}\\" ${GuardMetric.actionDimension} ${GuardMetric.scopeDimension}', 'Sum', 60)`,
+    );
+    expect(body).toContain(
+      `SEARCH('Namespace=\\"${METRICS_NAMESPACE}\\" MetricName=\\"${GuardMetric.errors}\\"', 'Sum', 300)`,
+    );
     expect(DASHBOARD_COUNTERS).toEqual([
       'messagesAccepted',
       'messagesSent',

@@ -2,7 +2,7 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { payloadKey } from '../../lambdas/adapters/payload-store.ts';
-import { EnvVar, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
+import { EnvVar, HELD_PAYLOAD_PREFIX, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
 import type { BatonStack } from '../../lib/baton-stack.ts';
 import { PayloadBucket } from '../../lib/constructs/payload-bucket.ts';
 import {
@@ -29,8 +29,8 @@ describe('payload bucket (claim check for large messages)', () => {
   });
 
   const bucket = (): CfnResource => resourceOf(template, stack.payloads.bucket);
-  const objectsArn = () => ({
-    'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, `/${PAYLOAD_KEY_PREFIX}*`]],
+  const objectsArn = (prefix: string = PAYLOAD_KEY_PREFIX) => ({
+    'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, `/${prefix}*`]],
   });
 
   it('is the only bucket in the stack', () => {
@@ -131,7 +131,7 @@ describe('payload bucket (claim check for large messages)', () => {
     expect(key).toBe(`${PAYLOAD_KEY_PREFIX}msg_01J00000000000000000000000`);
   });
 
-  it('lets only the api function put, and only the senders get, payload objects: no other S3 access', () => {
+  it('lets only the api function put, and only the senders get, payload objects; held jobs: senders put and delete, the api gets and deletes', () => {
     // Prepare
     const roleOf = (policy: CfnResource) => asArray(props(policy).Roles as unknown[]).map(referencedId);
     const grants: Array<{ role: string; action: string; resource: unknown }> = [];
@@ -150,11 +150,19 @@ describe('payload bucket (claim check for large messages)', () => {
     // Assess
     const api = logicalIdOf(stack.api.handler.role);
     const senders = [stack.lanes.transactional, stack.lanes.broadcast].map((l) => logicalIdOf(l.sender.role));
-    expect(grants.toSorted((a, b) => a.role.localeCompare(b.role))).toEqual(
+    const order = (a: (typeof grants)[number], b: (typeof grants)[number]) =>
+      JSON.stringify(a).localeCompare(JSON.stringify(b));
+    expect(grants.toSorted(order)).toEqual(
       [
         { role: api, action: 's3:PutObject', resource: objectsArn() },
-        ...senders.map((role) => ({ role, action: 's3:GetObject', resource: objectsArn() })),
-      ].toSorted((a, b) => a.role.localeCompare(b.role)),
+        { role: api, action: 's3:GetObject', resource: objectsArn(HELD_PAYLOAD_PREFIX) },
+        { role: api, action: 's3:DeleteObject', resource: objectsArn(HELD_PAYLOAD_PREFIX) },
+        ...senders.flatMap((role) => [
+          { role, action: 's3:GetObject', resource: objectsArn() },
+          { role, action: 's3:PutObject', resource: objectsArn(HELD_PAYLOAD_PREFIX) },
+          { role, action: 's3:DeleteObject', resource: objectsArn(HELD_PAYLOAD_PREFIX) },
+        ]),
+      ].toSorted(order),
     );
   });
 

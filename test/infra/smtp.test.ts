@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EnvVar, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
+import { EnvVar, HELD_PAYLOAD_PREFIX, PAYLOAD_KEY_PREFIX } from '../../lambdas/shared/names.ts';
 import type { BatonApp } from '../../lib/app.ts';
 import type { BatonStack } from '../../lib/baton-stack.ts';
 import {
@@ -305,7 +305,7 @@ describe('SMTP front door, on with a certificate', () => {
     expect(bundle[0]).toMatch(/\/[0-9a-f]{64}\.\w+$/);
     expect(task).toEqual({
       ...api,
-      [apiKeys]: [...(api[apiKeys] ?? []), 'dynamodb:Scan'].toSorted(),
+      [apiKeys]: [...new Set([...(api[apiKeys] ?? []), 'dynamodb:Scan'])].toSorted(),
       'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:baton/smtp-tls-??????': [
         'secretsmanager:GetSecretValue',
       ],
@@ -509,6 +509,11 @@ describe('SMTP front door with cdk-nag and the cloud assembly', () => {
           smtp.taskDefinition.taskRole.node.path,
           `Annotation::AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${PAYLOAD_KEY_PREFIX}*]`,
           expect.stringContaining('payloads/<message id>'),
+        ],
+        [
+          smtp.taskDefinition.taskRole.node.path,
+          `Annotation::AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${HELD_PAYLOAD_PREFIX}*]`,
+          expect.stringContaining('payloads/held/<message id>.json'),
         ],
       ].toSorted(),
     );

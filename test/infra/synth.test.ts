@@ -5,7 +5,13 @@ import { type CfnElement, Token } from 'aws-cdk-lib';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ENTRY_METADATA_KEY, EnvVar, PAYLOAD_KEY_PREFIX, Route } from '../../lambdas/shared/names.ts';
+import {
+  ENTRY_METADATA_KEY,
+  EnvVar,
+  HELD_PAYLOAD_PREFIX,
+  PAYLOAD_KEY_PREFIX,
+  Route,
+} from '../../lambdas/shared/names.ts';
 import type { BatonApp } from '../../lib/app.ts';
 import { NO_ROTATION_REASON } from '../../lib/constructs/erasure.ts';
 import { acknowledgementsOf, buildBaton, type CfnResource, props, validationReportOf } from './support.ts';
@@ -50,7 +56,7 @@ describe('synthesis with bundling and cdk-nag', () => {
     expect(acknowledgements).toHaveLength(Object.values(Route).length);
   });
 
-  it('acknowledges for the payload bucket only its access logs and, per role, its payload keys', () => {
+  it('acknowledges for the payload bucket only its access logs and, per role, its payload and held-job keys', () => {
     // Prepare
     const bucket = baton.stack.resolve(
       (baton.stack.payloads.bucket.node.defaultChild as CfnElement).logicalId,
@@ -69,17 +75,19 @@ describe('synthesis with bundling and cdk-nag', () => {
         !path.startsWith('Baton/Erasure/'),
     );
 
-    // Assess: exactly the finding of the `<bucket>/payloads/*` resource, nothing wider.
+    // Assess: exactly the findings of the `<bucket>/payloads/*` and `payloads/held/*` resources, nothing wider.
     expect(acknowledgements.map(({ path, id }) => [path, id]).toSorted()).toEqual(
       [
         [baton.stack.payloads.bucket.node.path, 'Annotation::AwsSolutions-S1'],
-        ...roles.map((path) => [
-          path,
-          `Annotation::AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${PAYLOAD_KEY_PREFIX}*]`,
+        ...roles.flatMap((path) => [
+          [path, `Annotation::AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${PAYLOAD_KEY_PREFIX}*]`],
+          [path, `Annotation::AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${HELD_PAYLOAD_PREFIX}*]`],
         ]),
       ].toSorted(),
     );
-    for (const { reason } of acknowledgements) expect(reason).toMatch(/payloads\/\*|payloads\/<message id>/);
+    for (const { reason } of acknowledgements) {
+      expect(reason).toMatch(/payloads\/\*|payloads\/<message id>|payloads\/held\/<message id>\.json/);
+    }
   });
 
   it('acknowledges for the erasure secret only its missing rotation, which would orphan the tombstones', () => {

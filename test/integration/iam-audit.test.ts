@@ -15,6 +15,7 @@ import { ulid } from 'ulid';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
 import { SqsErasureQueue } from '../../lambdas/adapters/erasure-queue.ts';
+import { type GuardAdapters, guardAdapters } from '../../lambdas/adapters/guard-wiring.ts';
 import { DynamoIdempotencyStore } from '../../lambdas/adapters/idempotency-store.ts';
 import { SqsJobQueue } from '../../lambdas/adapters/job-queue.ts';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
@@ -62,6 +63,7 @@ import {
   testClock,
 } from '../support/fakes.ts';
 import { fixtureFiles, fixtureText } from '../support/fixtures.ts';
+import { keySuspensionDecision } from '../support/guard.ts';
 import type { KeyOverrides } from '../support/harness.ts';
 import { type HttpRequest, httpEvent, jsonOf } from '../support/http-events.ts';
 import {
@@ -76,6 +78,7 @@ import {
   queueArn,
   type RecordedCall,
   type RolePolicy,
+  requirementsOf,
   resourceName,
   tableArn,
   unusedGrants,
@@ -308,6 +311,77 @@ function secretLogicalId(): string {
     Object.entries(template.Resources).find(([, r]) => r.Type === 'AWS::SecretsManager::Secret') ?? [];
   if (!id) throw new Error('the template has no secret');
   return id;
+}
+
+// --- the abuse guard's adapters (issue 13), as lambdas/adapters/guard-wiring.ts builds them ------
+
+/**
+ * What a process that runs the guard does with its adapters: count (plain and once per event),
+ * read the buckets, claim an evaluation, read and write the tenant's record, write the decisions
+ * onto the keys; with `held`, keep, list, read back and remove a held message.
+ */
+async function runGuard(adapters: GuardAdapters, keys: DynamoApiKeyStore, held: boolean): Promise<void> {
+  const tenant = `guard-${ulid().toLowerCase()}`;
+  const keyId = `gk${ulid().toLowerCase()}`;
+  await stack.clients.doc.send(
+    new PutCommand({
+      TableName: stack.tables.apiKeys,
+      Item: {
+        keyId,
+        tenant,
+        status: 'active',
+        scopes: ['send'],
+        secretHash: 'x',
+        createdAt: '2026-01-01T00:00:00.000Z',
+      },
+    }),
+  );
+  recorder.reset();
+  const hour = '2026-03-02T10';
+  const tenantScope = { kind: 'tenant', tenant } as const;
+  const scopes = [{ kind: 'key', keyId } as const, tenantScope];
+  await adapters.counters.add(scopes.map((scope) => ({ scope, hour, counts: { sends: 3 } })));
+  // A bucket write that fails releases the event markers it took (DeleteItem), so the retry counts them.
+  faults.failOnce('UpdateItem', serviceError('InternalServerError', 500));
+  await expect(
+    adapters.counters.add(
+      scopes.map((scope) => ({ scope, hour, counts: { hardBounces: 1 }, eventId: 'evt-1' })),
+    ),
+  ).rejects.toThrow();
+  await adapters.counters.add(
+    scopes.map((scope) => ({ scope, hour, counts: { hardBounces: 1 }, eventId: 'evt-1' })),
+  );
+  for (const scope of scopes) await adapters.counters.read(scope, '2026-03-01T10', hour);
+  await adapters.state.claimEvaluation(tenantScope, new Date('2026-03-02T10:30:00.000Z'), 60_000);
+  // The key's own guard state is on its item, read before an evaluation.
+  await keys.get(keyId);
+  const record = await adapters.state.tenant(tenant);
+  await adapters.state.putTenant({ tenant, state: { actions: [] }, version: (record?.version ?? 0) + 1 });
+  await keys.setKeyGuard(
+    keyId,
+    { actions: [keySuspensionDecision({ keyId, tenantId: tenant })] },
+    'suspended',
+  );
+  await keys.markTenant(tenant, { actions: [] });
+  await keys.keysOf(tenant);
+  if (!held) return;
+  if (adapters.held === undefined) throw new Error('no held-jobs store');
+  const entry = {
+    tenant,
+    id: `msg_${ulid()}`,
+    lane: 'broadcast' as const,
+    keyId,
+    heldAt: '2026-03-02T10:30:00.000Z',
+    until: '2026-03-09T10:30:00.000Z',
+    action: 'pauseBroadcast',
+    signal: 'hardBounceRate',
+    reason: 'held',
+  };
+  await adapters.held.keep(entry, { v: 1, id: entry.id, tenant, keyId, message: outgoingMessage() });
+  await adapters.held.list(tenant);
+  await adapters.held.get(tenant, entry.id);
+  await adapters.held.job(entry);
+  await adapters.held.remove(entry);
 }
 
 describe('the api function’s calls, against its deployed role', () => {
@@ -752,6 +826,24 @@ describe('the api function’s calls, against its deployed role', () => {
     expect(missingFor(API_ENTRY)).toEqual([]);
   });
 
+  it('lets the api role count, evaluate and apply the guard’s decisions, and keep and release held mail', async () => {
+    // Prepare
+    const env = environmentOf(API_ENTRY);
+    const keys = new DynamoApiKeyStore(doc, env(EnvVar.apiKeysTable));
+    const adapters = guardAdapters({
+      doc,
+      keyStore: keys,
+      s3,
+      env: { [EnvVar.guardTable]: env(EnvVar.guardTable), [EnvVar.payloadBucket]: env(EnvVar.payloadBucket) },
+    });
+
+    // Act
+    await runGuard(adapters, keys, true);
+
+    // Assess
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
   it('grants the api role nothing its paths never use (least privilege)', () => {
     // Act: every call the api tests above made, against the role
     const unused = unusedGrants(apiCalls, policyOfEntry(template, API_ENTRY)).map(
@@ -975,6 +1067,24 @@ describe('the feedback function’s calls, against its deployed role', () => {
     expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
   });
 
+  it('lets the feedback role count, evaluate and apply the guard’s decisions', async () => {
+    // Prepare
+    const env = environmentOf(FEEDBACK_ENTRY);
+    const keys = new DynamoApiKeyStore(doc, env(EnvVar.apiKeysTable));
+    const adapters = guardAdapters({
+      doc,
+      keyStore: keys,
+      env: { [EnvVar.guardTable]: env(EnvVar.guardTable) },
+    });
+
+    // Act
+    await runGuard(adapters, keys, false);
+
+    // Assess
+    expect(adapters.held).toBeUndefined();
+    expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
+  });
+
   it('grants the feedback role nothing its paths never use (least privilege)', () => {
     // Act
     const unused = unusedGrants(feedbackCalls, policyOfEntry(template, FEEDBACK_ENTRY)).map(
@@ -1071,6 +1181,55 @@ describe('the transactional sender’s calls, against its deployed role', () => 
   const sesResources = () => ({
     configurationSet: `configuration-set/${env(EnvVar.configurationSet)}`,
     identity: 'identity/example.com',
+  });
+
+  it('lets the sender role read the job’s key and keep or remove a held message, and nothing else of the guard table', async () => {
+    // Prepare
+    const ddb = recorder.instrument(
+      new DynamoDBClient({ endpoint: rig.stack.dynamo.endpoint, region, credentials }),
+    );
+    const bucket = recorder.instrument(
+      new S3Client({ endpoint: rig.stack.sqsSns.endpoint, region, credentials, forcePathStyle: true }),
+    );
+    own.push(ddb, bucket);
+    const sdoc = documentClient(ddb);
+    const keys = new DynamoApiKeyStore(sdoc, env(EnvVar.apiKeysTable));
+    const adapters = guardAdapters({
+      doc: sdoc,
+      keyStore: keys,
+      s3: bucket,
+      env: { [EnvVar.guardTable]: env(EnvVar.guardTable), [EnvVar.payloadBucket]: env(EnvVar.payloadBucket) },
+    });
+    const entry = {
+      tenant: 'tenant-a',
+      id: `msg_${ulid()}`,
+      lane: 'broadcast' as const,
+      heldAt: '2026-03-02T10:30:00.000Z',
+      until: '2026-03-09T10:30:00.000Z',
+      action: 'pauseBroadcast',
+      signal: 'hardBounceRate',
+      reason: 'held',
+    };
+    const job = { v: 1 as const, id: entry.id, tenant: entry.tenant, message: outgoingMessage() };
+    recorder.reset();
+
+    // Act: read a key, keep a message twice (the second finds the first entry)
+    await keys.get('k-unknown');
+    await adapters.held?.keep(entry, job);
+    await adapters.held?.keep({ ...entry, heldAt: '2026-03-02T10:31:00.000Z' }, job);
+    // A duplicate delivery took the message meanwhile: the sender removes the entry it kept.
+    await adapters.held?.remove(entry);
+    const allowed = missingForSender();
+    recorder.reset();
+    await adapters.counters.add([
+      { scope: { kind: 'key', keyId: 'k1' }, hour: '2026-03-02T10', counts: { sends: 1 } },
+    ]);
+
+    // Assess: counting is not the sender's (LeadingKeys held:* keeps it to the held-mail index).
+    expect(allowed).toEqual([]);
+    expect(missingForSender().map((m) => `${m.action} ${resourceName(m.resource)}`)).toEqual([
+      `dynamodb:UpdateItem ${env(EnvVar.guardTable)}`,
+    ]);
   });
 
   it('lets the sender role deliver a batch the way the adapters do', async () => {
@@ -1316,6 +1475,61 @@ describe('the IAM audit helper', () => {
     ]);
   });
 
+  it('evaluates a LeadingKeys condition against the partition key of every item a call names', () => {
+    // Prepare: a table keyed on pk/sk, a role that may only write items of partitions held:*
+    const template = {
+      Resources: {
+        Fn: { Type: 'AWS::Lambda::Function', Properties: { Role: { 'Fn::GetAtt': ['Role', 'Arn'] } } },
+        Role: { Type: 'AWS::IAM::Role', Properties: {} },
+        Guard: {
+          Type: 'AWS::DynamoDB::Table',
+          Properties: {
+            KeySchema: [
+              { AttributeName: 'pk', KeyType: 'HASH' },
+              { AttributeName: 'sk', KeyType: 'RANGE' },
+            ],
+          },
+        },
+        Policy: {
+          Type: 'AWS::IAM::Policy',
+          Properties: {
+            Roles: [{ Ref: 'Role' }],
+            PolicyDocument: {
+              Statement: [
+                {
+                  Effect: 'Allow',
+                  Action: ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:Scan'],
+                  Resource: { 'Fn::GetAtt': ['Guard', 'Arn'] },
+                  Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['held:*'] } },
+                },
+              ],
+            },
+          },
+        },
+      },
+    };
+    const policy = policyOfFunction(template, 'Fn');
+    const put = (pk: unknown) =>
+      requirementsOf('DynamoDB', 'PutItem', { TableName: 'Guard', Item: { pk, sk: 'id:held:x' } });
+    const query = requirementsOf('DynamoDB', 'Query', {
+      TableName: 'Guard',
+      KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :at)',
+      ExpressionAttributeNames: { '#pk': 'pk', '#sk': 'sk' },
+      ExpressionAttributeValues: { ':pk': { S: 'tenant:held:x' }, ':at': { S: 'at:' } },
+    });
+
+    // Act / Assess: the item's partition decides, never its sort key; a Scan names no item.
+    expect(missingPermissions(put({ S: 'held:acme' }), policy)).toEqual([]);
+    expect(missingPermissions(put('held:acme'), policy)).toEqual([]);
+    expect(missingPermissions(put({ S: 'guard:key:k1' }), policy).map((m) => m.action)).toEqual([
+      'dynamodb:PutItem',
+    ]);
+    expect(missingPermissions(query, policy).map((m) => m.action)).toEqual(['dynamodb:Query']);
+    expect(missingPermissions(requirementsOf('DynamoDB', 'Scan', { TableName: 'Guard' }), policy)).toEqual(
+      [],
+    );
+  });
+
   it('lets a Deny win over an Allow and refuses a statement it cannot evaluate', () => {
     // Prepare
     const statement = (extra: Input) => ({
@@ -1351,14 +1565,20 @@ describe('the IAM audit helper', () => {
     const missing = missingPermissions(recorded, denied);
     const conditional = () =>
       policyOfFunction(
-        statement({ Effect: 'Allow', Action: 'sqs:SendMessage', Condition: { Bool: {} } }),
+        statement({
+          Effect: 'Allow',
+          Action: 'sqs:SendMessage',
+          Condition: { Bool: { 'aws:SecureTransport': 'true' } },
+        }),
         'Fn',
       );
 
     // Assess
     expect(missing).toEqual([{ action: 'sqs:DeleteMessage', resource: queueArn('Q') }]);
     expect(conditional).toThrow(
-      new IamAuditError('role Role: a statement with Condition cannot be audited by this helper'),
+      new IamAuditError(
+        'role Role: only a ForAllValues:StringLike condition on dynamodb:LeadingKeys can be audited, not {"Bool":{"aws:SecureTransport":"true"}}',
+      ),
     );
   });
   it('lists the grants no recorded call needed, leaving out the runtime’s log grants', () => {

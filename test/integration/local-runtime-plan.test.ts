@@ -5,6 +5,7 @@ import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { EnvVar, Keys, PUBLISHED_SES_EVENTS, Route } from '../../lambdas/shared/names.ts';
+import { functionBaseEnv } from '../../local/baton-local.ts';
 import { LOCAL_EVENT_VISIBILITY_SECONDS, localEventPath } from '../../local/event-path.ts';
 import { type LocalPlan, resolveEnvironment, UnsupportedTemplateError } from '../../local/plan.ts';
 import type { ProvisionedStack } from '../support/emulators.ts';
@@ -24,25 +25,28 @@ describe('local plan from the synthesized template, provisioned on the emulators
   const queuePlan = (logicalId: string) => plan.queues.find((q) => q.logicalId === logicalId);
 
   describe('planFromTemplate', () => {
-    it('finds the five tables, each keyed as names.ts says, with the SES message id index on Messages', () => {
+    it('finds the six tables, each keyed as names.ts says, with the SES message id index on Messages', () => {
       // Act
       const keys = plan.tables.map((t) =>
         t.keySchema.map((k) => `${k.AttributeName}:${k.KeyType}`).join(','),
       );
 
       // Assess
-      expect(plan.tables).toHaveLength(5);
+      expect(plan.tables).toHaveLength(6);
       expect(keys.toSorted()).toEqual(
         [
-          Keys.apiKeys.partition,
-          Keys.messages.partition,
-          Keys.suppressions.partition,
-          Keys.stats.partition,
-          Keys.idempotency.partition,
-        ]
-          .map((k) => `${k}:HASH`)
-          .toSorted(),
+          ...[
+            Keys.apiKeys.partition,
+            Keys.messages.partition,
+            Keys.suppressions.partition,
+            Keys.stats.partition,
+            Keys.idempotency.partition,
+          ].map((k) => `${k}:HASH`),
+          `${Keys.guard.partition}:HASH,${Keys.guard.sort}:RANGE`,
+        ].toSorted(),
       );
+      const guard = plan.tables.find((t) => t.logicalId === stack.tables.guard);
+      expect(guard?.ttlAttribute).toBe(Keys.guard.ttl);
       const messages = plan.tables.find((t) => t.logicalId === stack.tables.messages);
       expect(messages?.globalSecondaryIndexes.map((g) => [g.IndexName, g.KeySchema])).toEqual([
         [Keys.messages.sesMessageIdIndex, [{ AttributeName: Keys.messages.sesMessageId, KeyType: 'HASH' }]],
@@ -176,6 +180,23 @@ describe('local plan from the synthesized template, provisioned on the emulators
         plan.configurationSets[0],
         plan.configurationSets[0],
       ]);
+    });
+
+    it('gives the guard table to the api, both senders and feedback, and counts simulator recipients locally', () => {
+      // Act
+      const resolved = plan.functions.map((f) => resolveEnvironment(f.environment, stack.physical));
+      const base = functionBaseEnv(
+        'Api',
+        256,
+        { dynamodb: 'd', sqs: 's', ses: 'e', s3: 'b' },
+        'n',
+        undefined,
+      );
+
+      // Assess
+      expect(resolved.filter((env) => env[EnvVar.guardTable] === stack.tables.guard)).toHaveLength(4);
+      // Every local process (functions and the SMTP server) starts from this environment.
+      expect(base[EnvVar.guardCountSimulator]).toBe('1');
     });
 
     it('refuses a reference to a resource that does not exist locally, naming the variable', () => {

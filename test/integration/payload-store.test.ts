@@ -4,7 +4,7 @@ import { CreateBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client 
 import { type Message, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { INLINE_MAX_BYTES, SQS_MAX_BYTES, SqsJobQueue } from '../../lambdas/adapters/job-queue.ts';
-import { createS3Client, S3PayloadStore } from '../../lambdas/adapters/payload-store.ts';
+import { createS3Client, PayloadMissingError, S3PayloadStore } from '../../lambdas/adapters/payload-store.ts';
 import type { SendJob } from '../../lambdas/domain/message.ts';
 import { createSender, STORED } from '../../lambdas/sender/app.ts';
 import { PermanentError, TransientError } from '../../lambdas/shared/errors.ts';
@@ -123,16 +123,29 @@ describe('claim check against fauxqs (SQS and S3 on one endpoint)', () => {
       expect(head.ContentType).toBe('application/json');
     });
 
-    it('reports a missing payload as a PermanentError naming the key', async () => {
+    it('reports a missing payload as a PayloadMissingError (a PermanentError) naming the key', async () => {
       // Act
       const outcome = store.get('payloads/msg_never_stored');
 
       // Assess
       await expect(outcome).rejects.toThrow(
-        new PermanentError(
+        new PayloadMissingError(
           'payload payloads/msg_never_stored is missing (expired or never stored): NoSuchKey',
         ),
       );
+      await expect(outcome).rejects.toBeInstanceOf(PermanentError);
+    });
+
+    it('deletes an object, and deleting a missing one is no error', async () => {
+      // Prepare
+      await store.put('payloads/held/msg_delete.json', Buffer.from('{}'));
+
+      // Act
+      await store.delete('payloads/held/msg_delete.json');
+      await store.delete('payloads/held/msg_delete.json');
+
+      // Assess
+      await expect(store.get('payloads/held/msg_delete.json')).rejects.toBeInstanceOf(PayloadMissingError);
     });
 
     it('reports a missing bucket as a PermanentError on put', async () => {

@@ -63,6 +63,7 @@ export interface ProvisionedStack {
     readonly suppressions: string;
     readonly stats: string;
     readonly idempotency: string;
+    readonly guard: string;
   };
   readonly queues: { readonly transactional: QueueRef; readonly broadcast: QueueRef };
   stop(): Promise<void>;
@@ -128,6 +129,7 @@ export const startProvisionedStack = async (): Promise<ProvisionedStack> => {
         suppressions: setting(EnvVar.suppressionsTable),
         stats: setting(EnvVar.statsTable),
         idempotency: setting(EnvVar.idempotencyTable),
+        guard: setting(EnvVar.guardTable),
       },
       queues: {
         transactional: queueByUrl(setting(EnvVar.transactionalQueueUrl)),

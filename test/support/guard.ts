@@ -146,3 +146,22 @@ export function guardDecisionFor(
     ...overrides,
   };
 }
+
+/** A decision as `evaluate` makes it: by default the guard suspending key `k1` of `acme` for suppressed hits. */
+export function keySuspensionDecision(overrides: Partial<GuardDecision> = {}): GuardDecision {
+  return {
+    scope: 'key',
+    tenantId: 'acme',
+    keyId: 'k1',
+    action: 'suspendKey',
+    signal: 'suppressedHitRate',
+    rate: 0.2,
+    threshold: 0.15,
+    sample: { sends: 60, over: 'attempts', events: 12 },
+    window: { from: '2026-03-02T10:00:00.000Z', to: GUARD_NOW.toISOString(), hours: 1 },
+    probation: false,
+    decidedAt: GUARD_NOW.toISOString(),
+    reason: 'the key’s suppressed-recipient hits 20 % are at or above 15 %',
+    ...overrides,
+  };
+}

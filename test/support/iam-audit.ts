@@ -36,6 +36,12 @@ export interface RecordedCall {
   readonly action: string;
   /** ARNs the action is authorised against (`*` when the call names none). */
   readonly resources: readonly string[];
+  /**
+   * DynamoDB item calls: the attributes that name each item touched (a Get's `Key`, a Put's
+   * `Item`, a Query's equality conditions), from which the table's partition key value is taken
+   * for `dynamodb:LeadingKeys` conditions. Absent for calls that name no item (Scan).
+   */
+  readonly items?: ReadonlyArray<Readonly<Record<string, unknown>>>;
 }
 
 /** An action used on a resource that no statement of the role allows. */
@@ -210,11 +216,28 @@ function dynamoRequirements(operation: string, input: Input, scope: ArnScope, ne
       // A query or scan of an index is authorised against the index ARN, not the table's.
       const index = str(input.IndexName);
       const arn = table ? tableArn(table, scope) : undefined;
-      return [need(`dynamodb:${operation}`, arn ? [index ? `${arn}/index/${index}` : arn] : [])];
+      const call = need(`dynamodb:${operation}`, arn ? [index ? `${arn}/index/${index}` : arn] : []);
+      return [operation === 'Query' ? { ...call, items: [queryEqualities(input)] } : call];
     }
-    default:
-      return [need(`dynamodb:${operation}`, table ? [tableArn(table, scope)] : [])];
+    default: {
+      const call = need(`dynamodb:${operation}`, table ? [tableArn(table, scope)] : []);
+      const item = (input.Key ?? input.Item) as Input | undefined;
+      return [item === undefined ? call : { ...call, items: [item] }];
+    }
   }
+}
+
+/** The `name = :value` terms of a Query's key condition, names and values resolved. */
+function queryEqualities(input: Input): Input {
+  const names = (input.ExpressionAttributeNames as Record<string, string> | undefined) ?? {};
+  const values = (input.ExpressionAttributeValues as Input | undefined) ?? {};
+  const found: Input = {};
+  for (const [, name, value] of String(input.KeyConditionExpression ?? '').matchAll(
+    /([#\w]+)\s*=\s*(:\w+)/g,
+  )) {
+    if (name !== undefined && value !== undefined) found[names[name] ?? name] = values[value];
+  }
+  return found;
 }
 
 export function queueArn(queueUrlOrName: string, scope: ArnScope = LOCAL_ARN_SCOPE): string {
@@ -319,12 +342,19 @@ export interface PolicyStatement {
   readonly actions: readonly string[];
   /** Resolved ARNs, possibly with `*` and `?` wildcards. */
   readonly resources: readonly string[];
+  /**
+   * A `ForAllValues:StringLike` condition on `dynamodb:LeadingKeys`: every item the call names
+   * must have a partition key value matching one of these patterns (the only condition audited).
+   */
+  readonly leadingKeys?: readonly string[];
 }
 
 /** Every identity-policy statement that applies to one role. */
 export interface RolePolicy {
   readonly role: string;
   readonly statements: readonly PolicyStatement[];
+  /** Partition key attribute of each table of the template, by table ARN (for LeadingKeys). */
+  readonly partitionKeys?: Readonly<Record<string, string>>;
 }
 
 type Json = Record<string, unknown>;
@@ -390,11 +420,17 @@ export function policyOfFunction(
       readStatement(s, template, scope, role),
     ),
   );
-  return { role, statements };
+  const partitionKeys: Record<string, string> = {};
+  for (const [id, r] of Object.entries(resources)) {
+    if (r.Type !== 'AWS::DynamoDB::Table') continue;
+    const hash = asArray(r.Properties?.KeySchema as Json[]).find((k) => k.KeyType === 'HASH');
+    if (typeof hash?.AttributeName === 'string') partitionKeys[tableArn(id, scope)] = hash.AttributeName;
+  }
+  return { role, statements, partitionKeys };
 }
 
 function readStatement(s: Json, template: CfnTemplate, scope: ArnScope, role: string): PolicyStatement {
-  for (const unsupported of ['Condition', 'NotAction', 'NotResource'] as const) {
+  for (const unsupported of ['NotAction', 'NotResource'] as const) {
     if (s[unsupported] !== undefined) {
       throw new IamAuditError(
         `role ${role}: a statement with ${unsupported} cannot be audited by this helper`,
@@ -404,11 +440,31 @@ function readStatement(s: Json, template: CfnTemplate, scope: ArnScope, role: st
   const effect = s.Effect;
   if (effect !== 'Allow' && effect !== 'Deny')
     throw new IamAuditError(`role ${role}: statement without an Effect`);
+  const leadingKeys = s.Condition === undefined ? undefined : leadingKeysOf(s.Condition, role);
   return {
     effect,
     actions: asArray(s.Action as string | string[]),
     resources: asArray(s.Resource as unknown).map((r) => resolveArn(r, template, scope)),
+    ...(leadingKeys === undefined ? {} : { leadingKeys }),
   };
+}
+
+/** The patterns of `{"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [...]}}`; any other condition is refused. */
+function leadingKeysOf(condition: unknown, role: string): string[] {
+  const c = condition as Json;
+  const like = c['ForAllValues:StringLike'] as Json | undefined;
+  const patterns = like?.['dynamodb:LeadingKeys'];
+  if (
+    Object.keys(c).length !== 1 ||
+    like === undefined ||
+    Object.keys(like).length !== 1 ||
+    patterns === undefined
+  ) {
+    throw new IamAuditError(
+      `role ${role}: only a ForAllValues:StringLike condition on dynamodb:LeadingKeys can be audited, not ${JSON.stringify(condition)}`,
+    );
+  }
+  return asArray(patterns as string | string[]);
 }
 
 /** `{Ref: X}` or `{Fn::GetAtt: [X, …]}` → X. */
@@ -514,16 +570,52 @@ function wildcard(pattern: string, value: string, ignoreCase: boolean): boolean 
   return new RegExp(`^${source}$`, ignoreCase ? 'is' : 's').test(value);
 }
 
-function matches(statement: PolicyStatement, action: string, resource: string): boolean {
+function matches(
+  statement: PolicyStatement,
+  action: string,
+  resource: string,
+  call?: RecordedCall,
+  policy?: RolePolicy,
+): boolean {
   return (
     statement.actions.some((a) => wildcard(a, action, true)) &&
-    statement.resources.some((r) => wildcard(r, resource, false))
+    statement.resources.some((r) => wildcard(r, resource, false)) &&
+    leadingKeysHold(statement, resource, call, policy)
   );
 }
 
-/** Whether the role may perform `action` on `resource`: some Allow matches and no Deny does. */
-export function isAllowed(policy: RolePolicy, action: string, resource: string): boolean {
-  const applicable = policy.statements.filter((s) => matches(s, action, resource));
+/**
+ * ForAllValues over the partition key values of the items the call names (IAM evaluates it true
+ * for a call that names none, as a Scan: the reason such a statement must not allow one).
+ */
+function leadingKeysHold(
+  statement: PolicyStatement,
+  resource: string,
+  call: RecordedCall | undefined,
+  policy: RolePolicy | undefined,
+): boolean {
+  if (statement.leadingKeys === undefined) return true;
+  const partition = policy?.partitionKeys?.[resource.replace(/\/index\/.*$/, '')];
+  if (call === undefined || partition === undefined) return false;
+  return (call.items ?? []).every((item) => {
+    // Document-client input holds plain values; a low-level client's, attribute values ({S: ...}).
+    const raw = item[partition];
+    const value = typeof raw === 'object' && raw !== null ? (raw as { S?: unknown }).S : raw;
+    return typeof value === 'string' && (statement.leadingKeys ?? []).some((p) => wildcard(p, value, false));
+  });
+}
+
+/**
+ * Whether the role may perform `action` on `resource`: some Allow matches and no Deny does. With
+ * `call`, conditions on the items it names are evaluated; without, a conditional Allow never matches.
+ */
+export function isAllowed(
+  policy: RolePolicy,
+  action: string,
+  resource: string,
+  call?: RecordedCall,
+): boolean {
+  const applicable = policy.statements.filter((s) => matches(s, action, resource, call, policy));
   return applicable.some((s) => s.effect === 'Allow') && !applicable.some((s) => s.effect === 'Deny');
 }
 
@@ -535,7 +627,7 @@ export function missingPermissions(
   const missing = new Map<string, MissingPermission>();
   for (const call of recorded) {
     for (const resource of call.resources) {
-      if (!isAllowed(policy, call.action, resource)) {
+      if (!isAllowed(policy, call.action, resource, call)) {
         missing.set(`${call.action} ${resource}`, { action: call.action, resource });
       }
     }
@@ -556,7 +648,9 @@ export function unusedGrants(recorded: readonly RecordedCall[], policy: RolePoli
       if (action.toLowerCase().startsWith('logs:')) continue;
       for (const resource of statement.resources) {
         const used = recorded.some(
-          (c) => wildcard(action, c.action, true) && c.resources.some((r) => wildcard(resource, r, false)),
+          (c) =>
+            wildcard(action, c.action, true) &&
+            c.resources.some((r) => wildcard(resource, r, false) && leadingKeysHold(statement, r, c, policy)),
         );
         if (!used) unused.set(`${action} ${resource}`, { action, resource });
       }
