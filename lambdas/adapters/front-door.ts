@@ -1,13 +1,12 @@
 import { ulid } from 'ulid';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure/erasure.ts';
 import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../domain/keys/key-cache.ts';
-import type { Guard, HeldJobs } from '../domain/ports.ts';
 import { RateLimiter } from '../domain/send/rate-limit.ts';
 import { numberEnv, requiredEnv } from '../shared/env.ts';
-import { ConfigurationError } from '../shared/errors.ts';
 import { EnvVar } from '../shared/names.ts';
 import { DynamoApiKeyStore } from './api-key-store.ts';
 import { createDocumentClient } from './clients.ts';
+import { createGuard, requiredHeld } from './guard-wiring.ts';
 import { DynamoIdempotencyStore } from './idempotency-store.ts';
 import { createSqsClient, SqsJobQueue } from './job-queue.ts';
 import { DynamoMessageStore } from './message-store.ts';
@@ -37,6 +36,7 @@ export async function frontDoorAdapters(env: NodeJS.ProcessEnv = process.env) {
   );
   const clock = () => new Date();
   const keyStore = new DynamoApiKeyStore(doc, requiredEnv(EnvVar.apiKeysTable, env));
+  const guarded = createGuard({ doc, keyStore, env, clock });
   return {
     doc,
     sqs,
@@ -67,20 +67,8 @@ export async function frontDoorAdapters(env: NodeJS.ProcessEnv = process.env) {
     rateLimiter: new RateLimiter(clock),
     newId: () => `msg_${ulid()}`,
     retentionDays: numberEnv(EnvVar.retentionDays, 30, env),
-    held: heldNotWired,
-    guard: guardNotWired,
+    // The abuse guard: counting at accept, its decisions (on the key items read anyway), held mail.
+    guard: guarded.guard,
+    held: requiredHeld(guarded.held),
   };
 }
-
-/**
- * Stand-ins for the abuse guard's adapters until they are wired here (issue 13): the guard counts
- * nothing, and a message the guard holds cannot be kept, so it is answered 503: never lost, never
- * sent.
- */
-const heldNotWired: Pick<HeldJobs, 'keep' | 'remove'> = {
-  keep: async () => {
-    throw new ConfigurationError('the held-mail store is not wired into the front doors');
-  },
-  remove: async () => undefined,
-};
-const guardNotWired: Pick<Guard, 'recordAccept'> = { recordAccept: async () => undefined };

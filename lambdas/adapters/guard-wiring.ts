@@ -2,8 +2,10 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { GuardDecision } from '../domain/guard/evaluate.ts';
-import type { GuardCounters, GuardKeyWriter, GuardStateStore, HeldJobs } from '../domain/ports.ts';
-import { optionalEnv, requiredEnv } from '../shared/env.ts';
+import { GUARD_EVALUATION_INTERVAL_MS, GuardService } from '../domain/guard/service.ts';
+import type { Clock, GuardCounters, GuardKeyWriter, GuardStateStore, HeldJobs } from '../domain/ports.ts';
+import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
+import { ConfigurationError } from '../shared/errors.ts';
 import { EnvVar, GuardMetric, Keys } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
 import { redactAddresses } from '../shared/redact.ts';
@@ -120,4 +122,36 @@ export function onGuardError(error: unknown, context: GuardErrorContext): void {
   } catch {
     // As above: nothing better to do.
   }
+}
+
+/**
+ * The abuse guard as one process runs it: GuardService over `guardAdapters`, reporting its actions
+ * and failures through `onGuardAction`/`onGuardError`, evaluating each scope at most once per
+ * BATON_GUARD_EVALUATE_SECONDS (60 by default; tests of local mode shorten it).
+ */
+export function createGuard(deps: GuardAdapterDeps & { readonly clock: Clock }): {
+  readonly guard: GuardService;
+  readonly held: HeldJobs | undefined;
+} {
+  const env = deps.env ?? process.env;
+  const adapters = guardAdapters(deps);
+  const guard = new GuardService({
+    counters: adapters.counters,
+    state: adapters.state,
+    keys: adapters.keys,
+    clock: deps.clock,
+    countSimulator: adapters.countSimulator,
+    evaluateEveryMs: numberEnv(EnvVar.guardEvaluateSeconds, GUARD_EVALUATION_INTERVAL_MS / 1000, env) * 1000,
+    onAction: onGuardAction,
+    onError: onGuardError,
+  });
+  return { guard, held: adapters.held };
+}
+
+/** The held-mail store, for a process that keeps held jobs (it has the payload bucket). */
+export function requiredHeld(held: HeldJobs | undefined): HeldJobs {
+  if (held === undefined) {
+    throw new ConfigurationError(`held mail needs the payload bucket: set ${EnvVar.payloadBucket}`);
+  }
+  return held;
 }

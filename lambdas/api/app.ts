@@ -84,6 +84,11 @@ export interface ApiDeps extends AcceptDeps {
   readonly erasure?: ErasureDeps;
   /** The abuse guard (counting at accept, `GET /v1/reputation`, the operator's resume). */
   readonly guard: Guard;
+  /**
+   * The keys uncached, for the operator's release: it must see a resume at once, not a key-cache
+   * TTL later. @default keys
+   */
+  readonly keyTable?: ApiKeyReader;
   /** Held mail: kept at accept, listed, released and cancelled by the operator's routes. */
   readonly held: HeldJobs;
   /** How fast a release enqueues (see `releasePacing`); tests pass a sleep that moves their clock. */
@@ -575,7 +580,7 @@ function operationsOf(deps: ApiDeps): GuardOperationsDeps {
     messages: deps.messages,
     held: deps.held,
     queue: deps.queue,
-    keys: deps.keys,
+    keys: deps.keyTable ?? deps.keys,
     guard: deps.guard,
     clock: deps.clock,
   };

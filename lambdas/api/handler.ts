@@ -13,6 +13,7 @@ import { createApi } from './app.ts';
 const door = await frontDoorAdapters();
 const api = createApi({
   keys: door.keys,
+  keyTable: door.keyStore,
   messages: door.messages,
   suppressions: door.suppressions,
   queue: door.queue,

@@ -46,6 +46,8 @@ export interface SenderDeps {
    * and a suspension or hold is seen within the cache's TTL.
    */
   readonly keys: ApiKeyReader;
+  /** The same keys uncached: read only to confirm a hold the cached key asks for. */
+  readonly keyTable?: ApiKeyReader;
   /** Where the jobs of held messages are kept until an operator releases or cancels them. */
   readonly held: HeldJobs;
   readonly visibility: { delay(record: SQSRecord, seconds: number): Promise<void> };
@@ -229,7 +231,12 @@ export function createSender(deps: SenderDeps) {
   ): Promise<boolean> => {
     let held: Awaited<ReturnType<typeof holdJob>>;
     try {
-      const cause = senderHold(await deps.keys.get(keyId), job.message.stream, deps.clock());
+      let cause = senderHold(await deps.keys.get(keyId), job.message.stream, deps.clock());
+      // Holding is rare: confirm it on the table itself, so an operator's resume is seen at once,
+      // not a key-cache TTL later (a release right after a resume would otherwise be held again).
+      if (cause !== undefined && deps.keyTable !== undefined) {
+        cause = senderHold(await deps.keyTable.get(keyId), job.message.stream, deps.clock());
+      }
       if (cause === undefined) return false;
       held = await holdJob(deps, job, cause);
     } catch (error) {

@@ -3,6 +3,7 @@ import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { DynamoApiKeyStore } from '../adapters/api-key-store.ts';
 import { createDocumentClient } from '../adapters/clients.ts';
+import { guardAdapters, requiredHeld } from '../adapters/guard-wiring.ts';
 import { createSqsClient } from '../adapters/job-queue.ts';
 import { DynamoMessageStore } from '../adapters/message-store.ts';
 import { createS3Client, S3PayloadStore } from '../adapters/payload-store.ts';
@@ -14,10 +15,8 @@ import { SqsVisibility } from '../adapters/visibility.ts';
 import { Pacer, steadyClock } from '../domain/delivery/pacer.ts';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure/erasure.ts';
 import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../domain/keys/key-cache.ts';
-import type { HeldJobs } from '../domain/ports.ts';
 import { processSqsBatch } from '../shared/batch.ts';
 import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
-import { ConfigurationError } from '../shared/errors.ts';
 import { EnvVar } from '../shared/names.ts';
 import { logger, metrics, publishMetrics } from '../shared/observability.ts';
 import { CLAIM_LEASE_MS, CONFIRMATION_WINDOW_MS, createSender, loadDkim } from './app.ts';
@@ -29,13 +28,8 @@ const lane = requiredEnv(EnvVar.lane);
 const dkim = await loadDkim(optionalEnv(EnvVar.dkimKeyFile), optionalEnv(EnvVar.dkimSelector));
 const clock = () => new Date();
 const keyStore = new DynamoApiKeyStore(doc, requiredEnv(EnvVar.apiKeysTable));
-// MERGER (issue 13): replace with `guardAdapters({ doc, keyStore, s3, env: process.env }).held`
-// (lambdas/adapters/guard-wiring.ts, branch wt-gadp). Until then a message the guard holds cannot be
-// kept: its queue message is retried (and never sent), the safe side of a missing store.
-const notWired = async (): Promise<never> => {
-  throw new ConfigurationError('the held-job store is not wired into the sender yet');
-};
-const held: HeldJobs = { keep: notWired, list: notWired, get: notWired, job: notWired, remove: notWired };
+// A message the guard holds at send keeps its job in the payload bucket and the held-mail index.
+const held = requiredHeld(guardAdapters({ doc, keyStore, env: process.env }).held);
 const sender = createSender({
   messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
   // The batched check also reads the tombstone of every recipient (an erased address is never mailed
@@ -51,6 +45,7 @@ const sender = createSender({
     ttlSeconds: numberEnv(EnvVar.keyCacheSeconds, DEFAULT_KEY_CACHE_SECONDS),
     clock,
   }),
+  keyTable: keyStore,
   held,
   // This instance's part of the lane's SES rate, in recipients: the event source runs at most
   // maxConcurrency. Module scope, so a warm instance remembers what its last invocation sent; on the

@@ -113,6 +113,11 @@ export const EnvVar = {
    * be exercised there); deployed they are left out, as SES leaves them out of its reputation.
    */
   guardCountSimulator: 'BATON_GUARD_COUNT_SIMULATOR',
+  /**
+   * Seconds between two evaluations of one scope (a key, a tenant). @default 60, the issue's "at
+   * most once per scope per minute"; tests of local mode shorten it so a decision need not wait.
+   */
+  guardEvaluateSeconds: 'BATON_GUARD_EVALUATE_SECONDS',
 } as const;
 export type EnvVarName = (typeof EnvVar)[keyof typeof EnvVar];
 

@@ -1,0 +1,17 @@
+/** `npm run guard -- <command>`: the abuse guard's operator commands (README "Abuse guard"). */
+import { createGuard, requiredHeld } from '../lambdas/adapters/guard-wiring.ts';
+import { mainGuard } from './guard-target.ts';
+
+const io = {
+  out: (text: string) => process.stdout.write(`${text}\n`),
+  err: (text: string) => process.stderr.write(`${text}\n`),
+};
+process.exitCode = await mainGuard(
+  process.argv.slice(2),
+  process.env,
+  (deps) => {
+    const { guard, held } = createGuard(deps);
+    return { guard, held: requiredHeld(held) };
+  },
+  io,
+);

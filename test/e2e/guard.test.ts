@@ -1,0 +1,172 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { DynamoGuardStateStore } from '../../lambdas/adapters/guard-state-store.ts';
+import { EnvVar } from '../../lambdas/shared/names.ts';
+import { seedApiKey } from '../support/e2e-keys.ts';
+import { documentClient } from '../support/emulators.ts';
+import {
+  apiSetting,
+  expectSentOnce,
+  lanesDrained,
+  localState,
+  receipt,
+  type TestBaton,
+  waitFor,
+  withTestBaton,
+} from '../support/local-baton.ts';
+
+// Issue 13 end to end in local mode, with the SES stand-in's mailbox simulator (whose recipients the
+// guard counts in local mode): the guard counts at the front door and in the feedback function,
+// evaluates, and acts through the key items every request reads.
+
+let baton: TestBaton;
+withTestBaton(
+  (started) => {
+    baton = started;
+  },
+  // Evaluate every second rather than every minute, so the tests need not wait a minute between
+  // a signal and the decision (the rate of evaluation is a setting, not part of any rule).
+  { functionEnvironment: { [EnvVar.keyCacheSeconds]: '1', [EnvVar.guardEvaluateSeconds]: '1' } },
+);
+
+const SIMULATOR = 'simulator.amazonses.com';
+
+async function withGuardTable<T>(use: (store: DynamoGuardStateStore) => Promise<T>): Promise<T> {
+  const dynamo = new DynamoDBClient({
+    endpoint: baton.endpoints.dynamodb,
+    region: localState(baton).region,
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  });
+  try {
+    return await use(new DynamoGuardStateStore(documentClient(dynamo), apiSetting(baton, EnvVar.guardTable)));
+  } finally {
+    dynamo.destroy();
+  }
+}
+
+/** Polls the message, as its own tenant's key sees it, until it shows `status`. */
+function reaches(id: string, status: string, token: string): Promise<true> {
+  return waitFor(`message ${id} to be ${status}`, async () => {
+    const res = await baton.request(`/v1/messages/${id}`, { auth: token });
+    return ((await res.json()) as { status: string }).status === status ? true : undefined;
+  });
+}
+
+const broadcast = (to: string) =>
+  receipt(to, { stream: 'broadcast', listUnsubscribe: 'https://example.com/unsubscribe' });
+
+describe('the abuse guard in local mode', () => {
+  it('suspends a key that sends to its own suppressed addresses, and refuses it with the signal named', async () => {
+    // Prepare: a key of its own tenant, ten of whose recipients are on the tenant's list.
+    const token = await seedApiKey(baton, { tenant: 'guard-suppressed' });
+    const suppressed = Array.from({ length: 10 }, (_, i) => `gone${i}@example.com`);
+    for (const address of suppressed) {
+      const res = await baton.request(`/v1/suppressions/${address}`, {
+        method: 'PUT',
+        json: { reason: 'manual' },
+        auth: token,
+      });
+      expect(res.status).toBeLessThan(300);
+    }
+
+    // Act: 50 attempts in one batch, 10 of them (20 %) suppressed: at or above 15 % of 50.
+    const messages = [
+      ...suppressed.map((to) => receipt(to)),
+      ...Array.from({ length: 40 }, (_, i) => receipt(`success+s${i}@${SIMULATOR}`)),
+    ];
+    const batch = await baton.request('/v1/messages/batch', { json: { messages }, auth: token });
+    expect(batch.status).toBe(207);
+
+    // Assess: within the key cache's bound the key is refused, the detail naming the signal.
+    const refused = await waitFor('the key to be suspended', async () => {
+      const res = await baton.request('/v1/messages', { json: receipt(`success@${SIMULATOR}`), auth: token });
+      return res.status === 403 ? ((await res.json()) as { detail: string }) : undefined;
+    });
+    expect(refused.detail).toMatch(/suspended by the abuse guard/);
+    expect(refused.detail).toMatch(/suppressed-recipient hits 20 %/);
+    const reputation = await baton.request('/v1/reputation', { auth: token });
+    // A suspended key cannot read either: the operator's view (the dev key is another tenant's).
+    expect(reputation.status).toBe(403);
+  });
+
+  it('holds broadcast mail during a bounce storm while transactional mail is delivered, and release sends the held mail once', async () => {
+    // Prepare: a small tenant whose policy takes its rate over 20 sends and 1 bounce (the
+    // default's 500 and 10, scaled down so the test runs in seconds).
+    const tenant = 'guard-storm';
+    await withGuardTable((store) =>
+      store.putTenant({
+        tenant,
+        state: { actions: [] },
+        override: { tenantHardBounce: { minimumSends: 20, minimumEvents: 1 } },
+        version: 1,
+      }),
+    );
+    const token = await seedApiKey(baton, { tenant });
+
+    // Act: a broadcast storm of 20, one of which bounces (5 %: pause broadcast, not hold all).
+    // The bounces first: the broadcast lane is paced, and the rate counts once they are back.
+    const storm = [
+      broadcast(`bounce+1@${SIMULATOR}`),
+      ...Array.from({ length: 19 }, (_, i) => broadcast(`success+b${i}@${SIMULATOR}`)),
+    ];
+    const sent = await baton.request('/v1/messages/batch', { json: { messages: storm }, auth: token });
+    expect(sent.status).toBe(207);
+    const standing = await waitFor(
+      'the tenant to be paused',
+      async () => {
+        const res = await baton.request('/v1/reputation', { auth: token });
+        const body = (await res.json()) as { standing: string; reasons: string[] };
+        return body.standing === 'broadcast_paused' ? body : undefined;
+      },
+      30_000,
+    );
+    expect(standing.reasons.join(' ')).toMatch(/hard-bounce rate 5 %/);
+
+    // Assess: a new broadcast message is held (once the keys carry the pause), a transactional one delivered.
+    const held = await waitFor('broadcast mail to be held', async () => {
+      const res = await baton.request('/v1/messages', {
+        json: broadcast(`success+late@${SIMULATOR}`),
+        auth: token,
+      });
+      const body = (await res.json()) as { id: string; status: string };
+      return body.status === 'held' ? body : undefined;
+    });
+    const transactional = await baton.request('/v1/messages', {
+      json: receipt(`success+tx@${SIMULATOR}`),
+      auth: token,
+    });
+    const tx = (await transactional.json()) as { id: string; status: string };
+    expect(tx.status).toBe('queued');
+    await reaches(tx.id, 'delivered', token);
+    await reaches(held.id, 'held', token);
+
+    // Held too: the storm's broadcast mail still queued when the guard tripped (the sender re-checks).
+    await lanesDrained(baton);
+    const list = await baton.request(`/v1/guard/held?tenant=${tenant}`);
+    const heldIds = ((await list.json()) as { items: { id: string }[] }).items.map((e) => e.id);
+    expect(heldIds).toContain(held.id);
+
+    // Release: the operator resumes the tenant, then releases its held mail: each sent once.
+    const resume = await baton.request('/v1/guard/resume', { json: { tenant, reason: 'list cleaned' } });
+    expect(resume.status).toBe(200);
+    // At the lane's pace (1 a second by default), as much as fits in the request; then again.
+    let released = 0;
+    for (let complete = false; !complete; ) {
+      const release = await baton.request('/v1/guard/release', {
+        json: { tenant, all: true, reason: 'list cleaned' },
+      });
+      const body = (await release.json()) as { counts: { released: number }; complete: boolean };
+      released += body.counts.released;
+      complete = body.complete;
+    }
+    expect(released).toBe(heldIds.length);
+    for (const id of heldIds) {
+      await reaches(id, 'delivered', token);
+      await expectSentOnce(baton, id);
+    }
+    // A second release finds nothing to send.
+    const again = await baton.request('/v1/guard/release', { json: { tenant, all: true, reason: 'again' } });
+    expect(((await again.json()) as { counts: { released: number } }).counts.released).toBe(0);
+    await expectSentOnce(baton, held.id);
+  }, 90_000);
+});
