@@ -15,7 +15,7 @@ import { ulid } from 'ulid';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
 import { SqsErasureQueue } from '../../lambdas/adapters/erasure-queue.ts';
-import { type GuardAdapters, guardAdapters } from '../../lambdas/adapters/guard-wiring.ts';
+import { createGuard, type GuardAdapters, guardAdapters } from '../../lambdas/adapters/guard-wiring.ts';
 import { DynamoIdempotencyStore } from '../../lambdas/adapters/idempotency-store.ts';
 import { SqsJobQueue } from '../../lambdas/adapters/job-queue.ts';
 import { DynamoMessageStore } from '../../lambdas/adapters/message-store.ts';
@@ -63,7 +63,7 @@ import {
   testClock,
 } from '../support/fakes.ts';
 import { fixtureFiles, fixtureText } from '../support/fixtures.ts';
-import { keySuspensionDecision } from '../support/guard.ts';
+import { decisionOf, guardMarkOf, keySuspensionDecision } from '../support/guard.ts';
 import type { KeyOverrides } from '../support/harness.ts';
 import { type HttpRequest, httpEvent, jsonOf } from '../support/http-events.ts';
 import {
@@ -198,19 +198,33 @@ function environmentOf(entry: string): (name: string) => string {
   };
 }
 
+/** The whole environment the template gives the one function with `entry`, resolved locally. */
+function environmentMapOf(entry: string): Record<string, string> {
+  const [id] = functionsWithEntry(template, entry);
+  const env = id === undefined ? undefined : stack.environments.get(id);
+  if (!env) throw new Error(`no provisioned function has the entry ${entry}`);
+  return { ...env };
+}
+
 /** What the recorded calls used that the role does not allow. */
 const missingFor = (entry: string) => missingPermissions(recorder.calls(), policyOfEntry(template, entry));
 
 // --- the api ------------------------------------------------------------------------------------
 
 /** createApi exactly as lambdas/api/handler.ts wires it, on the recorded clients and `clock`. */
-function apiUnderAudit(clock: Clock) {
+function apiUnderAudit(clock: Clock, options: { readonly realGuard?: boolean } = {}) {
   const env = environmentOf(API_ENTRY);
+  const keyStore = new DynamoApiKeyStore(doc, env(EnvVar.apiKeysTable));
+  // The guard's own calls are audited with its adapters (runGuard below); its routes run the real
+  // guard, as lambdas/adapters/front-door.ts wires it.
+  const guarded = options.realGuard
+    ? createGuard({ doc, keyStore, s3, env: environmentMapOf(API_ENTRY), clock })
+    : undefined;
   const messages = new DynamoMessageStore(doc, env(EnvVar.messagesTable));
   const suppressionTable = new DynamoSuppressionStore(doc, env(EnvVar.suppressionsTable));
   const erasedKeyOf = erasedKeyFunction(AUDIT_ERASURE_SECRET);
   return createApi({
-    keys: new CachedApiKeys(new DynamoApiKeyStore(doc, env(EnvVar.apiKeysTable)), {
+    keys: new CachedApiKeys(keyStore, {
       ttlSeconds: DEFAULT_KEY_CACHE_SECONDS,
       clock,
     }),
@@ -227,9 +241,9 @@ function apiUnderAudit(clock: Clock) {
     clock,
     newId: () => `msg_${ulid()}`,
     retentionDays: Number(env(EnvVar.retentionDays)),
-    // The guard's own calls are audited with its adapters (issue 13), not through the front door's.
-    held: new InMemoryHeldJobs(),
-    guard: new RecordingGuard(),
+    keyTable: keyStore,
+    held: guarded?.held ?? new InMemoryHeldJobs(),
+    guard: guarded?.guard ?? new RecordingGuard(),
     erasure: {
       messages,
       suppressions: suppressionTable,
@@ -841,6 +855,32 @@ describe('the api function’s calls, against its deployed role', () => {
     await runGuard(adapters, keys, true);
 
     // Assess
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role hold mail, show the reputation, and list, resume, release and cancel held mail', async () => {
+    // Prepare: a key whose tenant the guard holds, and an operator's key.
+    const clock = testClock(new Date().toISOString());
+    const api = apiUnderAudit(clock, { realGuard: true });
+    const tenant = `tenant-held-${ulid().toLowerCase()}`;
+    const token = await seedKey({ tenant, guard: guardMarkOf(decisionOf('holdAll', clock())) });
+    const admin = await seedKey({ tenant: 'operators', scopes: ['admin'] });
+    const held = jsonOf(await call(api, 'POST /v1/messages', { token, body: sendBody() })) as Accepted;
+    const operator = (routeKey: string, body: unknown) => call(api, routeKey, { token: admin, body });
+
+    // Act
+    const reputation = await call(api, 'GET /v1/reputation', { token });
+    const listed = await call(api, 'GET /v1/guard/held', { token: admin, query: { tenant } });
+    const resumed = await operator('POST /v1/guard/resume', { tenant, reason: 'list cleaned' });
+    const released = await operator('POST /v1/guard/release', { tenant, all: true, reason: 'list cleaned' });
+    const cancelled = await operator('POST /v1/guard/cancel', { tenant, all: true, reason: 'nothing left' });
+
+    // Assess
+    expect(held.status).toBe('held');
+    expect([reputation, listed, resumed, released, cancelled].map((r) => r.statusCode)).toEqual([
+      200, 200, 200, 200, 200,
+    ]);
+    expect((jsonOf(released) as { counts: { released: number } }).counts.released).toBe(1);
     expect(missingFor(API_ENTRY)).toEqual([]);
   });
 
