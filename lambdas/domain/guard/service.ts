@@ -281,16 +281,12 @@ export class GuardService implements Guard {
   }
 
   async reputation(tenant: string): Promise<ReputationView> {
-    // Evaluate first, when due: otherwise a signal that completed inside the interval after the last
-    // evaluation (the last bounce of a storm) would show its rate here but act only at the next
-    // event, and the view would show a standing its own rates contradict.
+    // Evaluate the tenant first, when due: otherwise a tenant signal completed inside the interval
+    // after the last evaluation (the last bounce of a storm) would show its rate here but act only
+    // at the tenant's next event, and the view would show a standing its own rates contradict. Key
+    // signals are evaluated by the key's own requests and feedback.
     try {
-      await this.#evaluateTenant(
-        tenant,
-        (await this.#keyList(tenant, this.#deps.clock(), REPUTATION_KEYS_MAX_AGE_MS))
-          .filter((k) => k.status !== 'revoked')
-          .slice(0, REPUTATION_MAX_KEYS),
-      );
+      await this.#evaluateTenant(tenant, []);
     } catch (error) {
       this.#report(error, { operation: 'evaluate', tenant });
     }

@@ -13,11 +13,8 @@ import { problemIn } from '../../support/unit-problems.ts';
 // The abuse guard's routes through createApi over the fakes: GET /v1/reputation for a tenant's
 // own keys, the held-mail and resume routes for operators (the admin scope) only.
 
-function guardApi(scopes: Scope[] = ['admin'], options: { wired?: boolean } = {}) {
-  const h = apiHarness(
-    { tenant: 'ops', scopes },
-    { deps: () => (options.wired === false ? { guard: undefined, held: undefined } : {}) },
-  );
+function guardApi(scopes: Scope[] = ['admin']) {
+  const h = apiHarness({ tenant: 'ops', scopes });
   const { held } = h;
   /** A held message of tenant `shop`, sent with `keyId`. */
   const hold = async (id: string, lane: Lane = 'broadcast', keyId?: string): Promise<MessageRecord> => {
@@ -348,19 +345,5 @@ describe('the operator’s guard routes', () => {
 
     // Assess
     expect(problemIn(result, 404).detail).toBe('No API key has the id abcdefgh.');
-  });
-
-  it('answers 501 when the deployment has no guard wired', async () => {
-    // Prepare
-    const { api, token } = guardApi(['admin', 'read'], { wired: false });
-
-    // Act
-    const results = await Promise.all([
-      api(httpEvent(Route.reputation, { token })),
-      api(httpEvent(Route.guardHeld, { token, query: { tenant: 'shop' } })),
-    ]);
-
-    // Assess
-    for (const result of results) expect(problemIn(result, 501).code).toBe('not_implemented');
   });
 });

@@ -732,6 +732,26 @@ describe('GuardService.resume', () => {
 });
 
 describe('GuardService.reputation', () => {
+  it('acts on a tenant signal that completed inside the minute after the last evaluation when read', async () => {
+    // Prepare: 9 bounces evaluated (under the sample's 10), then the 10th within the same minute,
+    // whose evaluation the once-a-minute claim skips.
+    const r = rig();
+    await history(r, 1, { sends: 600 });
+    const storm = bounces(r, 30);
+    await r.guard.recordFeedback(storm.slice(0, 9));
+    r.clock.advance(10_000);
+    await r.guard.recordFeedback(storm.slice(9));
+    expect(await r.state.tenant(TENANT)).toBeUndefined();
+
+    // Act: a minute later nothing else happens but a read of the reputation.
+    r.clock.advance(MINUTE_MS);
+    const view = await r.guard.reputation(TENANT);
+
+    // Assess: the view evaluated first, so it acts on and shows what its own rates say.
+    expect(view.standing).toBe('broadcast_paused');
+    expect((await r.key(0)).guard?.tenant?.actions.map((d) => d.action)).toEqual(['pauseBroadcast']);
+  });
+
   it('answers the tenant’s standing, its rates and each key’s, the keys’ states and the reasons', async () => {
     // Prepare: a tenant paused at 5 %, one of its keys suspended, one revoked.
     const r = rig({ keys: 3 });
@@ -820,9 +840,9 @@ describe('GuardService.reputation', () => {
     // Act
     const view = await r.guard.reputation(TENANT);
 
-    // Assess: the tenant's buckets and 100 keys'.
+    // Assess: the tenant's buckets (once to evaluate it, once for the view) and 100 keys'.
     expect(view.keys).toHaveLength(100);
-    expect(reads.mock.calls.length).toBe(101);
+    expect(reads.mock.calls.length).toBe(102);
     expect(view.reasons).toEqual([expect.stringContaining('100 of its 103 keys')]);
   });
 });
