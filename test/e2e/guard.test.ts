@@ -1,6 +1,9 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoGuardStateStore } from '../../lambdas/adapters/guard-state-store.ts';
+import { keyIdOf } from '../../lambdas/domain/keys/api-key.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
 import { seedApiKey } from '../support/e2e-keys.ts';
 import { documentClient } from '../support/emulators.ts';
@@ -30,6 +33,22 @@ withTestBaton(
 );
 
 const SIMULATOR = 'simulator.amazonses.com';
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** `npm run <name> -- <args>` against this local mode, as an operator runs it. */
+function script(name: 'keys' | 'guard', ...args: string[]): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [`scripts/${name}.ts`, ...args, '--local', '--state-dir', baton.dir],
+      { cwd: REPO_ROOT, timeout: 30_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolve({ code, stdout: `${stdout}${stderr}` });
+      },
+    );
+  });
+}
 
 async function withGuardTable<T>(use: (store: DynamoGuardStateStore) => Promise<T>): Promise<T> {
   const dynamo = new DynamoDBClient({
@@ -87,6 +106,17 @@ describe('the abuse guard in local mode', () => {
     const reputation = await baton.request('/v1/reputation', { auth: token });
     // A suspended key cannot read either: the operator's view (the dev key is another tenant's).
     expect(reputation.status).toBe(403);
+
+    // The operator's tools: `keys show` gives the reason and figures, `guard resume` lifts it.
+    const keyId = keyIdOf(token);
+    const shown = await script('keys', 'show', keyId);
+    expect([shown.code, shown.stdout]).toEqual([0, expect.stringMatching(/suppressed-recipient hits 20 %/)]);
+    const resumed = await script('guard', 'resume', '--key', keyId, '--reason', 'key rotated');
+    expect(resumed.code).toBe(0);
+    await waitFor('the key to send again', async () => {
+      const res = await baton.request('/v1/messages', { json: receipt(`success@${SIMULATOR}`), auth: token });
+      return res.status === 202 ? true : undefined;
+    });
   });
 
   it('holds broadcast mail during a bounce storm while transactional mail is delivered, and release sends the held mail once', async () => {
