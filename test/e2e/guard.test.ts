@@ -134,10 +134,10 @@ describe('the abuse guard in local mode', () => {
     const token = await seedApiKey(baton, { tenant });
 
     // Act: a broadcast storm of 20, one of which bounces (5 %: pause broadcast, not hold all).
-    // The bounces first: the broadcast lane is paced, and the rate counts once they are back.
+    // The bounce last: the pause then comes once the storm is sent, so only later mail is held.
     const storm = [
-      broadcast(`bounce+1@${SIMULATOR}`),
       ...Array.from({ length: 19 }, (_, i) => broadcast(`success+b${i}@${SIMULATOR}`)),
+      broadcast(`bounce+1@${SIMULATOR}`),
     ];
     const sent = await baton.request('/v1/messages/batch', { json: { messages: storm }, auth: token });
     expect(sent.status).toBe(207);
