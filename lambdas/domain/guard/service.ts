@@ -32,6 +32,7 @@ import {
   type GuardDecision,
   type GuardInput,
   type GuardState,
+  inForce,
   measure,
   reinstate,
   type ScopeGuardState,
@@ -329,7 +330,7 @@ export class GuardService implements Guard {
       this.#read({ kind: 'key', keyId: key.keyId }, keyHours(policy), now),
     );
     let worst: Standing = standing({ tenant: tenantState }, [], now);
-    const reasons = inForce(tenantState, now).map((d) => d.reason);
+    const reasons = actionsInForce(tenantState, now).map((d) => d.reason);
     const keys: ReputationView['keys'][number][] = [];
     shown.forEach((key, i) => {
       const keyState = keyGuardState(key) ?? noActions;
@@ -342,7 +343,7 @@ export class GuardService implements Guard {
         if (reading.scope === 'key') show(`${reading.rule}:${key.keyId}`, reading);
       }
       worst = worse(worst, standing({ tenant: noActions, key: keyState }, [], now));
-      reasons.push(...inForce(keyState, now).map((d) => d.reason));
+      reasons.push(...actionsInForce(keyState, now).map((d) => d.reason));
       const suspension = key.status === 'suspended' ? guardSuspension(key.guard) : undefined;
       const throttle = throttleFor(key.guard, now);
       keys.push({
@@ -659,8 +660,8 @@ function keyGuardState(key: ApiKey): ScopeGuardState | undefined {
   return actions.length === state.actions.length ? state : { ...state, actions };
 }
 
-function inForce(state: ScopeGuardState, now: Date): GuardDecision[] {
-  return state.actions.filter((d) => d.until === undefined || Date.parse(d.until) > now.getTime());
+function actionsInForce(state: ScopeGuardState, now: Date): GuardDecision[] {
+  return state.actions.filter((d) => inForce(d, now));
 }
 
 const standingOrder: readonly Standing[] = ['good', 'warning', 'broadcast_paused', 'held', 'suspended'];

@@ -1,5 +1,5 @@
 import type { Lane } from '../../shared/names.ts';
-import type { GuardDecision, ScopeGuardState } from './evaluate.ts';
+import { type GuardDecision, inForce, type ScopeGuardState } from './evaluate.ts';
 
 /**
  * The abuse guard's state as the front doors and senders see it: denormalised onto every ApiKeys
@@ -13,10 +13,6 @@ import type { GuardDecision, ScopeGuardState } from './evaluate.ts';
 export interface KeyGuardMark {
   readonly key?: ScopeGuardState;
   readonly tenant?: ScopeGuardState;
-}
-
-function inForce(decision: GuardDecision, now: Date): boolean {
-  return decision.until === undefined || Date.parse(decision.until) > now.getTime();
 }
 
 function strongest(
