@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { GuardDecision } from '../lambdas/domain/guard/evaluate.ts';
-import { guardSuspension, holdFor, throttleFor } from '../lambdas/domain/guard/state.ts';
+import { holdFor, suspendedByGuard, throttleFor } from '../lambdas/domain/guard/state.ts';
 import {
   type ApiKey,
   type ApiKeySpecInput,
@@ -473,8 +473,8 @@ function smtpMode(key: ApiKeySummary): string {
  */
 function guardLines(key: ApiKeySummary, now: Date): Array<[string, string]> {
   const lines: Array<[string, string]> = [];
-  const suspension = guardSuspension(key.guard);
-  if (suspension && key.status === 'suspended') {
+  const suspension = suspendedByGuard(key);
+  if (suspension) {
     lines.push(['Guard', `suspended by the abuse guard: ${suspension.reason}`]);
     lines.push(['Guard figures', guardFigures(suspension)]);
     lines.push([

@@ -41,7 +41,7 @@ import {
   standing,
 } from './evaluate.ts';
 import { defaultGuardPolicy, type GuardPolicy, rateRuleNames, resolveGuardPolicy } from './policy.ts';
-import { guardSuspension, throttleFor } from './state.ts';
+import { suspendedByGuard, throttleFor } from './state.ts';
 
 /**
  * The abuse guard's orchestration (issue 13): counts what the front doors accepted and what the
@@ -344,7 +344,7 @@ export class GuardService implements Guard {
       }
       worst = worse(worst, standing({ tenant: noActions, key: keyState }, [], now));
       reasons.push(...actionsInForce(keyState, now).map((d) => d.reason));
-      const suspension = key.status === 'suspended' ? guardSuspension(key.guard) : undefined;
+      const suspension = suspendedByGuard(key);
       const throttle = throttleFor(key.guard, now);
       keys.push({
         keyId: key.keyId,

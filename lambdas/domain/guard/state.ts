@@ -52,3 +52,15 @@ export function retryAfterSeconds(throttle: GuardDecision, now: Date): number {
 export function guardSuspension(guard: KeyGuardMark | undefined): GuardDecision | undefined {
   return guard?.key?.actions.find((d) => d.action === 'suspendKey');
 }
+
+/**
+ * The suspension of a key the abuse guard suspended (its status `suspended` and its own state
+ * holding the guard's suspendKey decision); undefined for an active key or one an operator
+ * suspended.
+ */
+export function suspendedByGuard(key: {
+  readonly status: string;
+  readonly guard?: KeyGuardMark;
+}): GuardDecision | undefined {
+  return key.status === 'suspended' ? guardSuspension(key.guard) : undefined;
+}
