@@ -46,6 +46,21 @@ export function partitionAccess(
   });
 }
 
+/**
+ * What a process that runs the abuse guard does on its table: ADD to counters, put and release event
+ * markers, read and write tenant state and evaluation claims (conditional), query a scope's buckets
+ * and the held-mail index. No Scan and no batch calls.
+ */
+export function guardAccess(table: ITable): PolicyStatement {
+  return tableAccess(table, [
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+    'dynamodb:DeleteItem',
+    'dynamodb:Query',
+  ]);
+}
+
 /** Query on a global secondary index, which is authorised against the index ARN, not the table's. */
 export function indexQuery(table: ITable, indexName: string): PolicyStatement {
   return new PolicyStatement({

@@ -1,6 +1,5 @@
 import { Duration, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import type { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
@@ -12,7 +11,7 @@ import {
   type Lane,
   PAYLOAD_KEY_PREFIX,
 } from '../../lambdas/shared/names.ts';
-import { acknowledgeObjectKeys, objectAccess, queueSend, tableAccess } from '../iam.ts';
+import { acknowledgeObjectKeys, guardAccess, objectAccess, queueSend, tableAccess } from '../iam.ts';
 import { BatonFunction, type Workload } from './baton-function.ts';
 
 export interface ApiHandlerProps {
@@ -151,19 +150,4 @@ export class ApiHandler extends Construct {
         'and delete only objects under that prefix (operator release and cancel), never list.',
     );
   }
-}
-
-/**
- * What a process that runs the abuse guard does on its table: ADD to counters, put and release event
- * markers, read and write tenant state and evaluation claims (conditional), query a scope's buckets
- * and the held-mail index. No Scan and no batch calls.
- */
-export function guardAccess(table: ITable): PolicyStatement {
-  return tableAccess(table, [
-    'dynamodb:GetItem',
-    'dynamodb:PutItem',
-    'dynamodb:UpdateItem',
-    'dynamodb:DeleteItem',
-    'dynamodb:Query',
-  ]);
 }

@@ -11,8 +11,7 @@ import {
   SES_EVENT_ALLOWANCE_SECONDS,
 } from '../../lambdas/shared/event-path.ts';
 import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
-import { indexQuery, tableAccess } from '../iam.ts';
-import { guardAccess } from './api-handler.ts';
+import { guardAccess, indexQuery, tableAccess } from '../iam.ts';
 import type { BatonFunction } from './baton-function.ts';
 import { addQueueConsumer, consumerVisibilityTimeout } from './queue-consumer.ts';
 import type { SecureQueue } from './secure-queue.ts';

@@ -178,7 +178,6 @@ export class SenderLane extends Construct {
     // held-mail index. GetItem there: keeping a message kept already repairs its entry. DeleteItem
     // and DeleteObject: a duplicate delivery that took the message between the keep and the record
     // write removes the entry it kept (domain/delivery/guard-hold.ts).
-    this.sender.addToRolePolicy(tableAccess(props.apiKeysTable, ['dynamodb:GetItem']));
     this.sender.addToRolePolicy(
       partitionAccess(props.guardTable, HELD_INDEX_PREFIX, [
         'dynamodb:GetItem',
