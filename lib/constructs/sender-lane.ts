@@ -171,7 +171,7 @@ export class SenderLane extends Construct {
       props.payloadBucket,
       PAYLOAD_KEY_PREFIX,
       'Payload objects are named per message at run time (payloads/<message id>); the sender may ' +
-        'only get objects under that prefix of the payload bucket, never list or delete; it puts only held jobs (payloads/held/).',
+        'only get objects under that prefix of the payload bucket, never list; it puts and deletes only held jobs (payloads/held/).',
     );
     // The abuse guard (issue 13): the job's key carries the guard's state (read, cached); a message
     // the guard holds when its turn comes is kept, its job under payloads/held/ and an entry in the
