@@ -4,6 +4,7 @@
  * without a database; `guard.ts` only wires them to a real target (local mode or a stack, found as
  * `npm run keys` finds them).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import {
   cancelHeld,
@@ -220,7 +221,7 @@ export async function runGuardCommand(
   command: Exclude<GuardCommand, { command: 'help' }>,
   target: GuardCliTarget,
   io: Output,
-  sleep: (ms: number) => Promise<unknown> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  sleep: (ms: number) => Promise<unknown> = delay,
 ): Promise<void> {
   const { ops } = target;
   switch (command.command) {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { normaliseAddress } from '../domain/address.ts';
@@ -592,7 +593,7 @@ function releasePacing(deps: ApiDeps): ReleasePacing {
       transactional: DEFAULT_RELEASE_RATE,
       broadcast: DEFAULT_RELEASE_RATE,
     },
-    sleep: deps.release?.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+    sleep: deps.release?.sleep ?? sleep,
     deadline: deps.clock().getTime() + RELEASE_BUDGET_MS,
   };
 }
