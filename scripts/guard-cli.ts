@@ -29,9 +29,9 @@ import type { Lane } from '../lambdas/shared/names.ts';
 import {
   CommandFailedError,
   columns,
+  commandLine,
   DEFAULT_STACK,
   type Output,
-  repeatedOption,
   type TargetChoice,
   targetOf,
   UsageError,
@@ -117,16 +117,9 @@ const FLAG_OF: Readonly<Record<string, string>> = {
 
 /** Parses `argv` (without `node guard.ts`). Throws UsageError with the reason in words. */
 export function parseGuardArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}): GuardCommand {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message.split('\n')[0]}`, { cause: error });
-  }
-  const { values, positionals, tokens } = parsed;
-  if (values.help || positionals[0] === 'help') return { command: 'help' };
-  const repeated = repeatedOption(tokens);
-  if (repeated) throw new UsageError(`--${repeated} is given more than once; give it once.`);
+  const parsed = commandLine(argv, parse);
+  if (parsed === undefined) return { command: 'help' };
+  const { values, positionals } = parsed;
   const [command, extra] = positionals;
   if (command === undefined) throw new UsageError(`Name a command: ${COMMANDS}.`);
   const allowed = FLAGS[command];

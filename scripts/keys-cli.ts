@@ -142,17 +142,9 @@ const FLAG_OF: Readonly<Record<string, string>> = {
 
 /** Parses `argv` (without `node keys.ts`). Throws UsageError with the reason in words. */
 export function parseKeysArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}): KeysCommand {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message.split('\n')[0]}`, { cause: error });
-  }
-  const { values, positionals, tokens } = parsed;
-  if (values.help || positionals[0] === 'help') return { command: 'help' };
-
-  const repeated = repeatedOption(tokens);
-  if (repeated) throw new UsageError(`--${repeated} is given more than once; give it once.`);
+  const parsed = commandLine(argv, parse);
+  if (parsed === undefined) return { command: 'help' };
+  const { values, positionals } = parsed;
 
   const [command, ...rest] = positionals;
   if (command === undefined)
@@ -195,7 +187,31 @@ function parse(argv: readonly string[]) {
   return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true, tokens: true });
 }
 
-export function repeatedOption(tokens: ReadonlyArray<{ kind: string; name?: string }>): string | undefined {
+/**
+ * Parses `argv` with `parse` (a CLI's parseArgs call, with tokens), in words: undefined when help is
+ * asked for (`--help`, `-h` or `help`); a UsageError for what parseArgs refuses or an option given
+ * twice. Shared with `npm run guard` (guard-cli.ts).
+ */
+export function commandLine<
+  T extends {
+    readonly values: { readonly help?: boolean | undefined };
+    readonly positionals: string[];
+    readonly tokens: ReadonlyArray<{ kind: string; name?: string }>;
+  },
+>(argv: readonly string[], parse: (argv: readonly string[]) => T): T | undefined {
+  let parsed: T;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message.split('\n')[0]}`, { cause: error });
+  }
+  if (parsed.values.help || parsed.positionals[0] === 'help') return undefined;
+  const repeated = repeatedOption(parsed.tokens);
+  if (repeated) throw new UsageError(`--${repeated} is given more than once; give it once.`);
+  return parsed;
+}
+
+function repeatedOption(tokens: ReadonlyArray<{ kind: string; name?: string }>): string | undefined {
   const seen = new Set<string>();
   for (const t of tokens) {
     if (t.kind !== 'option' || t.name === undefined) continue;
