@@ -112,7 +112,6 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   lane: '--lane',
   all: '--all',
   reason: '--reason',
-  limit: '--limit',
 };
 
 /** Parses `argv` (without `node guard.ts`). Throws UsageError with the reason in words. */
