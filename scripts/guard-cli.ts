@@ -32,6 +32,7 @@ import {
   commandLine,
   DEFAULT_STACK,
   type Output,
+  TARGET_OPTIONS,
   type TargetChoice,
   targetOf,
   UsageError,
@@ -80,11 +81,7 @@ Target (as for npm run keys):
   -h, --help             this text`;
 
 const OPTIONS = {
-  help: { type: 'boolean', short: 'h' },
-  local: { type: 'boolean' },
-  'state-dir': { type: 'string' },
-  stack: { type: 'string' },
-  region: { type: 'string' },
+  ...TARGET_OPTIONS,
   tenant: { type: 'string' },
   key: { type: 'string' },
   ids: { type: 'string' },
@@ -101,7 +98,7 @@ const FLAGS: Readonly<Record<string, readonly string[]>> = {
   cancel: ['tenant', 'ids', 'lane', 'all', 'reason'],
   resume: ['tenant', 'key', 'reason'],
 };
-const TARGET_FLAGS = new Set(['help', 'local', 'state-dir', 'stack', 'region']);
+const TARGET_FLAGS = new Set(Object.keys(TARGET_OPTIONS));
 const COMMANDS = Object.keys(FLAGS).join(', ');
 
 /** The request field each flag becomes, to word the shared validation in the user's terms. */

@@ -92,12 +92,17 @@ Target (where the ApiKeys table is):
 
 A suspended or revoked key stops working within ${MAX_KEY_CACHE_SECONDS} s: the api function and the SMTP server cache keys.`;
 
-const OPTIONS = {
+/** Help and the target flags (see `targetOf`), shared with `npm run guard` (guard-cli.ts). */
+export const TARGET_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   local: { type: 'boolean' },
   'state-dir': { type: 'string' },
   stack: { type: 'string' },
   region: { type: 'string' },
+} as const;
+
+const OPTIONS = {
+  ...TARGET_OPTIONS,
   tenant: { type: 'string' },
   domains: { type: 'string' },
   scopes: { type: 'string' },
