@@ -11,6 +11,7 @@ import {
   type ApiKeySpecInput,
   type ApiKeySummary,
   issueKey,
+  KEY_ID,
   type KeyStatus,
   summarise,
   validateKeySpec,
@@ -129,7 +130,6 @@ const CREATE_ONLY = [
 ] as const;
 
 const KEY_COMMANDS = ['show', 'suspend', 'resume', 'revoke'] as const;
-const KEY_ID = /^[a-z0-9]{8,32}$/;
 
 /** Which flag a field of the key spec came from, to word validation errors in the user's terms. */
 const FLAG_OF: Readonly<Record<string, string>> = {

@@ -1,6 +1,6 @@
 import { ConflictError } from '../../shared/errors.ts';
 import { asciiDomain, domainOf } from '../address.ts';
-import type { ApiKey } from '../keys/api-key.ts';
+import { type ApiKey, CONTROL } from '../keys/api-key.ts';
 import type {
   Clock,
   Guard,
@@ -70,8 +70,6 @@ const RESUME_ATTEMPTS = 3;
 const REPUTATION_KEYS_MAX_AGE_MS = 30_000;
 /** Key counter reads at once, for the reputation view (a Query each). */
 const READ_CONCURRENCY = 10;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 /** What the guard was doing when something failed (the wiring logs it with the error). */
 export interface GuardErrorContext {
