@@ -61,6 +61,15 @@ export function guardAccess(table: ITable): PolicyStatement {
   ]);
 }
 
+/**
+ * What a process that runs the abuse guard does on the ApiKeys table: reads a key, writes the
+ * guard's decisions onto it (UpdateItem), or onto every key of a tenant, found by a Scan of this
+ * small table.
+ */
+export function guardKeyAccess(apiKeysTable: ITable): PolicyStatement {
+  return tableAccess(apiKeysTable, ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem']);
+}
+
 /** Query on a global secondary index, which is authorised against the index ARN, not the table's. */
 export function indexQuery(table: ITable, indexName: string): PolicyStatement {
   return new PolicyStatement({

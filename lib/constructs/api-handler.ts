@@ -11,7 +11,14 @@ import {
   type Lane,
   PAYLOAD_KEY_PREFIX,
 } from '../../lambdas/shared/names.ts';
-import { acknowledgeObjectKeys, guardAccess, objectAccess, queueSend, tableAccess } from '../iam.ts';
+import {
+  acknowledgeObjectKeys,
+  guardAccess,
+  guardKeyAccess,
+  objectAccess,
+  queueSend,
+  tableAccess,
+} from '../iam.ts';
 import { BatonFunction, type Workload } from './baton-function.ts';
 
 export interface ApiHandlerProps {
@@ -90,11 +97,7 @@ export class ApiHandler extends Construct {
     };
     for (const [name, value] of Object.entries(environment)) workload.addEnvironment(name, value);
 
-    workload.addToRolePolicy(
-      // Scan and UpdateItem: the abuse guard writes its decisions onto the key, or onto every key
-      // of a tenant (found by a scan of this small table).
-      tableAccess(props.apiKeysTable, ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem']),
-    );
+    workload.addToRolePolicy(guardKeyAccess(props.apiKeysTable));
     workload.addToRolePolicy(guardAccess(props.guardTable));
     workload.addToRolePolicy(
       // BatchWriteItem records the messages of a batch request, 25 per call.
