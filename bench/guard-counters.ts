@@ -11,6 +11,7 @@ import { DynamoGuardCounterStore } from '../lambdas/adapters/guard-counter-store
 import { addHours, type GuardIncrement } from '../lambdas/domain/guard/counters.ts';
 import { startDynamo } from '../local/emulators/dynamodb.ts';
 import { credentials, documentClient, region } from '../test/support/emulators.ts';
+import { BUSY_HOUR } from './sections/guard.ts';
 
 const dynamo = await startDynamo({ port: 0 });
 const client = new DynamoDBClient({ endpoint: dynamo.endpoint, region, credentials });
@@ -83,15 +84,7 @@ for (const [layout, store] of [
       [key, tenant].map((scope) => ({
         scope,
         hour,
-        counts: {
-          sends: 123_456,
-          hardBounces: 1234,
-          complaints: 12,
-          transientBounces: 321,
-          suppressedHits: 45,
-          contentRefusals: 6,
-          newRecipientDomains: 789,
-        },
+        counts: BUSY_HOUR,
       })),
     );
   }

@@ -46,6 +46,30 @@ export function partitionAccess(
   });
 }
 
+/**
+ * What a process that runs the abuse guard does on its table: ADD to counters, put and release event
+ * markers, read and write tenant state and evaluation claims (conditional), query a scope's buckets
+ * and the held-mail index. No Scan and no batch calls.
+ */
+export function guardAccess(table: ITable): PolicyStatement {
+  return tableAccess(table, [
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+    'dynamodb:DeleteItem',
+    'dynamodb:Query',
+  ]);
+}
+
+/**
+ * What a process that runs the abuse guard does on the ApiKeys table: reads a key, writes the
+ * guard's decisions onto it (UpdateItem), or onto every key of a tenant, found by a Scan of this
+ * small table.
+ */
+export function guardKeyAccess(apiKeysTable: ITable): PolicyStatement {
+  return tableAccess(apiKeysTable, ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem']);
+}
+
 /** Query on a global secondary index, which is authorised against the index ARN, not the table's. */
 export function indexQuery(table: ITable, indexName: string): PolicyStatement {
   return new PolicyStatement({

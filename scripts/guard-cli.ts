@@ -4,6 +4,7 @@
  * without a database; `guard.ts` only wires them to a real target (local mode or a stack, found as
  * `npm run keys` finds them).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import {
   cancelHeld,
@@ -28,9 +29,10 @@ import type { Lane } from '../lambdas/shared/names.ts';
 import {
   CommandFailedError,
   columns,
+  commandLine,
   DEFAULT_STACK,
   type Output,
-  repeatedOption,
+  TARGET_OPTIONS,
   type TargetChoice,
   targetOf,
   UsageError,
@@ -79,11 +81,7 @@ Target (as for npm run keys):
   -h, --help             this text`;
 
 const OPTIONS = {
-  help: { type: 'boolean', short: 'h' },
-  local: { type: 'boolean' },
-  'state-dir': { type: 'string' },
-  stack: { type: 'string' },
-  region: { type: 'string' },
+  ...TARGET_OPTIONS,
   tenant: { type: 'string' },
   key: { type: 'string' },
   ids: { type: 'string' },
@@ -100,7 +98,7 @@ const FLAGS: Readonly<Record<string, readonly string[]>> = {
   cancel: ['tenant', 'ids', 'lane', 'all', 'reason'],
   resume: ['tenant', 'key', 'reason'],
 };
-const TARGET_FLAGS = new Set(['help', 'local', 'state-dir', 'stack', 'region']);
+const TARGET_FLAGS = new Set(Object.keys(TARGET_OPTIONS));
 const COMMANDS = Object.keys(FLAGS).join(', ');
 
 /** The request field each flag becomes, to word the shared validation in the user's terms. */
@@ -111,21 +109,13 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   lane: '--lane',
   all: '--all',
   reason: '--reason',
-  limit: '--limit',
 };
 
 /** Parses `argv` (without `node guard.ts`). Throws UsageError with the reason in words. */
 export function parseGuardArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}): GuardCommand {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message.split('\n')[0]}`, { cause: error });
-  }
-  const { values, positionals, tokens } = parsed;
-  if (values.help || positionals[0] === 'help') return { command: 'help' };
-  const repeated = repeatedOption(tokens);
-  if (repeated) throw new UsageError(`--${repeated} is given more than once; give it once.`);
+  const parsed = commandLine(argv, parse);
+  if (parsed === undefined) return { command: 'help' };
+  const { values, positionals } = parsed;
   const [command, extra] = positionals;
   if (command === undefined) throw new UsageError(`Name a command: ${COMMANDS}.`);
   const allowed = FLAGS[command];
@@ -220,7 +210,7 @@ export async function runGuardCommand(
   command: Exclude<GuardCommand, { command: 'help' }>,
   target: GuardCliTarget,
   io: Output,
-  sleep: (ms: number) => Promise<unknown> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  sleep: (ms: number) => Promise<unknown> = delay,
 ): Promise<void> {
   const { ops } = target;
   switch (command.command) {

@@ -32,11 +32,11 @@ import {
   type TargetChoice,
   UsageError,
 } from './keys-cli.ts';
-import { readLocalState, stackOutputs } from './keys-target.ts';
+import { API_KEYS_TABLE_OUTPUT, readLocalState, stackOutputs } from './keys-target.ts';
 
 /** The stack outputs that name what the guard's commands read and write (lib/baton-stack.ts). */
 export const GUARD_STACK_OUTPUTS = {
-  [EnvVar.apiKeysTable]: 'ApiKeysTableName',
+  [EnvVar.apiKeysTable]: API_KEYS_TABLE_OUTPUT,
   [EnvVar.messagesTable]: 'MessagesTableName',
   [EnvVar.transactionalQueueUrl]: 'TransactionalQueueUrl',
   [EnvVar.broadcastQueueUrl]: 'BroadcastQueueUrl',

@@ -5,12 +5,13 @@
  */
 import { parseArgs } from 'node:util';
 import type { GuardDecision } from '../lambdas/domain/guard/evaluate.ts';
-import { guardSuspension, holdFor, throttleFor } from '../lambdas/domain/guard/state.ts';
+import { holdFor, suspendedByGuard, throttleFor } from '../lambdas/domain/guard/state.ts';
 import {
   type ApiKey,
   type ApiKeySpecInput,
   type ApiKeySummary,
   issueKey,
+  KEY_ID,
   type KeyStatus,
   summarise,
   validateKeySpec,
@@ -92,12 +93,17 @@ Target (where the ApiKeys table is):
 
 A suspended or revoked key stops working within ${MAX_KEY_CACHE_SECONDS} s: the api function and the SMTP server cache keys.`;
 
-const OPTIONS = {
+/** Help and the target flags (see `targetOf`), shared with `npm run guard` (guard-cli.ts). */
+export const TARGET_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   local: { type: 'boolean' },
   'state-dir': { type: 'string' },
   stack: { type: 'string' },
   region: { type: 'string' },
+} as const;
+
+const OPTIONS = {
+  ...TARGET_OPTIONS,
   tenant: { type: 'string' },
   domains: { type: 'string' },
   scopes: { type: 'string' },
@@ -124,7 +130,6 @@ const CREATE_ONLY = [
 ] as const;
 
 const KEY_COMMANDS = ['show', 'suspend', 'resume', 'revoke'] as const;
-const KEY_ID = /^[a-z0-9]{8,32}$/;
 
 /** Which flag a field of the key spec came from, to word validation errors in the user's terms. */
 const FLAG_OF: Readonly<Record<string, string>> = {
@@ -142,17 +147,9 @@ const FLAG_OF: Readonly<Record<string, string>> = {
 
 /** Parses `argv` (without `node keys.ts`). Throws UsageError with the reason in words. */
 export function parseKeysArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}): KeysCommand {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message.split('\n')[0]}`, { cause: error });
-  }
-  const { values, positionals, tokens } = parsed;
-  if (values.help || positionals[0] === 'help') return { command: 'help' };
-
-  const repeated = repeatedOption(tokens);
-  if (repeated) throw new UsageError(`--${repeated} is given more than once; give it once.`);
+  const parsed = commandLine(argv, parse);
+  if (parsed === undefined) return { command: 'help' };
+  const { values, positionals } = parsed;
 
   const [command, ...rest] = positionals;
   if (command === undefined)
@@ -195,7 +192,31 @@ function parse(argv: readonly string[]) {
   return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true, tokens: true });
 }
 
-export function repeatedOption(tokens: ReadonlyArray<{ kind: string; name?: string }>): string | undefined {
+/**
+ * Parses `argv` with `parse` (a CLI's parseArgs call, with tokens), in words: undefined when help is
+ * asked for (`--help`, `-h` or `help`); a UsageError for what parseArgs refuses or an option given
+ * twice. Shared with `npm run guard` (guard-cli.ts).
+ */
+export function commandLine<
+  T extends {
+    readonly values: { readonly help?: boolean | undefined };
+    readonly positionals: string[];
+    readonly tokens: ReadonlyArray<{ kind: string; name?: string }>;
+  },
+>(argv: readonly string[], parse: (argv: readonly string[]) => T): T | undefined {
+  let parsed: T;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message.split('\n')[0]}`, { cause: error });
+  }
+  if (parsed.values.help || parsed.positionals[0] === 'help') return undefined;
+  const repeated = repeatedOption(parsed.tokens);
+  if (repeated) throw new UsageError(`--${repeated} is given more than once; give it once.`);
+  return parsed;
+}
+
+function repeatedOption(tokens: ReadonlyArray<{ kind: string; name?: string }>): string | undefined {
   const seen = new Set<string>();
   for (const t of tokens) {
     if (t.kind !== 'option' || t.name === undefined) continue;
@@ -473,8 +494,8 @@ function smtpMode(key: ApiKeySummary): string {
  */
 function guardLines(key: ApiKeySummary, now: Date): Array<[string, string]> {
   const lines: Array<[string, string]> = [];
-  const suspension = guardSuspension(key.guard);
-  if (suspension && key.status === 'suspended') {
+  const suspension = suspendedByGuard(key);
+  if (suspension) {
     lines.push(['Guard', `suspended by the abuse guard: ${suspension.reason}`]);
     lines.push(['Guard figures', guardFigures(suspension)]);
     lines.push([

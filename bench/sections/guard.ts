@@ -9,7 +9,12 @@
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
 import { guardAdapters } from '../../lambdas/adapters/guard-wiring.ts';
-import { addHours, type GuardIncrement, hourOf } from '../../lambdas/domain/guard/counters.ts';
+import {
+  addHours,
+  type GuardCounts,
+  type GuardIncrement,
+  hourOf,
+} from '../../lambdas/domain/guard/counters.ts';
 import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
 import { startDynamo } from '../../local/emulators/dynamodb.ts';
 import { credentials, documentClient, region } from '../../test/support/emulators.ts';
@@ -17,6 +22,16 @@ import { GUARD_ASSUMPTIONS, type GuardUnits, guardCost, loadPrices } from '../co
 import type { Row, Section } from './types.ts';
 
 const TABLE = 'Guard';
+/** Every counter of an hour bucket, at a busy key's sizes: the items the reads and writes measure. */
+export const BUSY_HOUR: GuardCounts = {
+  sends: 123_456,
+  hardBounces: 1234,
+  complaints: 12,
+  transientBounces: 321,
+  suppressedHits: 45,
+  contentRefusals: 6,
+  newRecipientDomains: 789,
+};
 const NOW = new Date('2026-03-31T12:30:00.000Z');
 
 async function measureUnits(): Promise<GuardUnits> {
@@ -69,15 +84,7 @@ async function measureUnits(): Promise<GuardUnits> {
         [key, tenant].map((scope) => ({
           scope,
           hour: addHours(hour, -h),
-          counts: {
-            sends: 123_456,
-            hardBounces: 1234,
-            complaints: 12,
-            transientBounces: 321,
-            suppressedHits: 45,
-            contentRefusals: 6,
-            newRecipientDomains: 789,
-          },
+          counts: BUSY_HOUR,
         })),
       );
     }

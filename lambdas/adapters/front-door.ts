@@ -36,7 +36,9 @@ export async function frontDoorAdapters(env: NodeJS.ProcessEnv = process.env) {
   );
   const clock = () => new Date();
   const keyStore = new DynamoApiKeyStore(doc, requiredEnv(EnvVar.apiKeysTable, env));
-  const guarded = createGuard({ doc, keyStore, env, clock });
+  // One S3 client for the bucket's two uses: claim-checked jobs and held mail's jobs.
+  const s3 = createS3Client(env);
+  const guarded = createGuard({ doc, keyStore, s3, env, clock });
   return {
     doc,
     sqs,
@@ -60,7 +62,7 @@ export async function frontDoorAdapters(env: NodeJS.ProcessEnv = process.env) {
         broadcast: requiredEnv(EnvVar.broadcastQueueUrl, env),
       },
       // Jobs too large for a queue message are stored here and queued as a pointer (claim check).
-      new S3PayloadStore(createS3Client(), requiredEnv(EnvVar.payloadBucket, env)),
+      new S3PayloadStore(s3, requiredEnv(EnvVar.payloadBucket, env)),
     ),
     usage: new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable, env)),
     idempotency: new DynamoIdempotencyStore(doc, requiredEnv(EnvVar.idempotencyTable, env)),

@@ -33,9 +33,11 @@ export interface GuardCounterStoreOptions {
   /** @default Keys.stats.partition */
   readonly partitionKey?: string;
   /**
-   * The table's sort key, when it has one: each scope is then one partition with a bucket per
-   * hour, and `read` is one Query. Without one (the Stats table today) each bucket is its own
-   * partition, `<scope>@<hour>`, and `read` a BatchGetItem of every hour in the range.
+   * The table's sort key, when it has one (the Guard table, as every process wires it through
+   * guard-wiring.ts): each scope is then one partition with a bucket per hour, and `read` is one
+   * Query. Without one (a pk-only table such as Stats, the first plan, now only in tests and
+   * bench/guard-counters.ts) each bucket is its own partition, `<scope>@<hour>`, and `read` a
+   * BatchGetItem of every hour in the range.
    */
   readonly sortKey?: string;
   /** @default Keys.stats.ttl */

@@ -2,7 +2,11 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { GuardDecision } from '../domain/guard/evaluate.ts';
-import { GUARD_EVALUATION_INTERVAL_MS, GuardService } from '../domain/guard/service.ts';
+import {
+  GUARD_EVALUATION_INTERVAL_MS,
+  type GuardErrorContext,
+  GuardService,
+} from '../domain/guard/service.ts';
 import type { Clock, GuardCounters, GuardKeyWriter, GuardStateStore, HeldJobs } from '../domain/ports.ts';
 import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
 import { ConfigurationError } from '../shared/errors.ts';
@@ -100,14 +104,6 @@ export function onGuardAction(decision: GuardDecision): void {
   } catch {
     // Logging or metrics failing leaves nothing better to do; the decision itself is stored.
   }
-}
-
-/** Where the guard failed, for its log line: ids only (GuardService's GuardErrorContext fits it). */
-export interface GuardErrorContext {
-  /** What it was doing: `recordAccept`, `recordFeedback`, `evaluate`, `policy`... */
-  readonly operation: string;
-  readonly tenant?: string;
-  readonly keyId?: string;
 }
 
 /**

@@ -6,6 +6,8 @@ import {
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { HeldEntry } from '../domain/guard/hold.ts';
+// Entries per page of `list` unless asked otherwise, and the most one page may hold: the routes' own.
+import { DEFAULT_HELD_PAGE, MAX_HELD_PAGE } from '../domain/guard/requests.ts';
 import type { SendJob } from '../domain/message.ts';
 import type { HeldJobs } from '../domain/ports.ts';
 import { InvalidCursorError } from '../shared/errors.ts';
@@ -13,9 +15,6 @@ import { HELD_INDEX_PREFIX, HELD_PAYLOAD_PREFIX, Keys, type Lane } from '../shar
 import { isConditionFailed, rethrow } from './aws-errors.ts';
 import { PayloadMissingError, type S3PayloadStore } from './payload-store.ts';
 
-/** Entries per page of `list` unless asked otherwise, and the most one page may hold. */
-export const HELD_PAGE_DEFAULT = 100;
-export const HELD_PAGE_MAX = 1000;
 /** An index entry outlives its hold by a day, so release and cancel still find an expired one. */
 const ENTRY_GRACE_SECONDS = 86_400;
 
@@ -93,9 +92,9 @@ export class HeldJobsStore implements HeldJobs {
     tenant: string,
     options: { readonly lane?: Lane; readonly limit?: number; readonly cursor?: string } = {},
   ): Promise<{ readonly entries: HeldEntry[]; readonly cursor?: string }> {
-    const limit = options.limit ?? HELD_PAGE_DEFAULT;
-    if (!Number.isInteger(limit) || limit < 1 || limit > HELD_PAGE_MAX) {
-      throw new RangeError(`limit is a whole number from 1 to ${HELD_PAGE_MAX}, got ${limit}`);
+    const limit = options.limit ?? DEFAULT_HELD_PAGE;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_HELD_PAGE) {
+      throw new RangeError(`limit is a whole number from 1 to ${MAX_HELD_PAGE}, got ${limit}`);
     }
     const partition = partitionOf(tenant);
     let start: Item | undefined =
@@ -124,7 +123,7 @@ export class HeldJobsStore implements HeldJobs {
             ...(options.lane === undefined ? {} : { FilterExpression: '#entry.#lane = :lane' }),
             // Never a tiny page: with a lane filter, a page of 2 over a long run of the other lane's
             // entries would take a request per 2 entries.
-            Limit: Math.min(HELD_PAGE_MAX, Math.max(HELD_PAGE_DEFAULT, limit + 1)),
+            Limit: Math.min(MAX_HELD_PAGE, Math.max(DEFAULT_HELD_PAGE, limit + 1)),
             ConsistentRead: true,
             ...(start === undefined ? {} : { ExclusiveStartKey: start }),
           }),

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { normaliseAddress } from '../domain/address.ts';
@@ -25,6 +26,7 @@ import {
   type Scope,
 } from '../domain/keys/api-key.ts';
 import { admitSending, verifyToken } from '../domain/keys/authenticate.ts';
+import { MESSAGE_ID } from '../domain/message.ts';
 import type {
   ApiKeyReader,
   Guard,
@@ -62,7 +64,6 @@ export const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
 const MAX_BATCH = 100;
 /** JSON deeper than this is not a message, and walking it recursively could exhaust the stack. */
 const MAX_JSON_DEPTH = 64;
-const MESSAGE_ID = /^msg_[0-9A-Za-z]{1,64}$/;
 /**
  * How long an erasure scans within its request before the erasure worker takes over: the function
  * stops at 10 s, and the last pages and rewrites started before the deadline must still finish.
@@ -592,7 +593,7 @@ function releasePacing(deps: ApiDeps): ReleasePacing {
       transactional: DEFAULT_RELEASE_RATE,
       broadcast: DEFAULT_RELEASE_RATE,
     },
-    sleep: deps.release?.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+    sleep: deps.release?.sleep ?? sleep,
     deadline: deps.clock().getTime() + RELEASE_BUDGET_MS,
   };
 }

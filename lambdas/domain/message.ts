@@ -1,6 +1,9 @@
 import type { Lane } from '../shared/names.ts';
 import type { Mailbox } from './address.ts';
 
+/** A message id as Baton hands it out (`msg_<ULID>`); anything else names no message. */
+export const MESSAGE_ID = /^msg_[0-9A-Za-z]{1,64}$/;
+
 /** What a client sends, validated and normalised; the sender turns it into MIME. */
 export interface OutgoingMessage {
   readonly from: Mailbox;

@@ -29,7 +29,9 @@ const dkim = await loadDkim(optionalEnv(EnvVar.dkimKeyFile), optionalEnv(EnvVar.
 const clock = () => new Date();
 const keyStore = new DynamoApiKeyStore(doc, requiredEnv(EnvVar.apiKeysTable));
 // A message the guard holds at send keeps its job in the payload bucket and the held-mail index.
-const held = requiredHeld(guardAdapters({ doc, keyStore, env: process.env }).held);
+// One S3 client for the bucket's two uses: claim-checked jobs and held mail's jobs.
+const s3 = createS3Client();
+const held = requiredHeld(guardAdapters({ doc, keyStore, s3, env: process.env }).held);
 const sender = createSender({
   messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
   // The batched check also reads the tombstone of every recipient (an erased address is never mailed
@@ -58,7 +60,7 @@ const sender = createSender({
   maxReceiveCount: numberEnv(EnvVar.maxReceiveCount, Number.POSITIVE_INFINITY),
   leaseMs: numberEnv(EnvVar.claimLeaseSeconds, CLAIM_LEASE_MS / 1000) * 1000,
   confirmationWindowMs: numberEnv(EnvVar.confirmationWindowSeconds, CONFIRMATION_WINDOW_MS / 1000) * 1000,
-  payloads: new S3PayloadStore(createS3Client(), requiredEnv(EnvVar.payloadBucket)),
+  payloads: new S3PayloadStore(s3, requiredEnv(EnvVar.payloadBucket)),
 });
 const usage = new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable));
 // Persistent: injectLambdaContext's resetKeys clears appended keys after every invocation.

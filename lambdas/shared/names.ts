@@ -243,8 +243,9 @@ export const HELD_INDEX_PREFIX = 'held:';
 
 /**
  * Key prefix of the abuse guard's hourly counters and event markers (adapters/guard-counter-store.ts)
- * in the Stats table. Tenant ids hold no ":", so no `<tenant>#<day>` statistics key starts with it,
- * and quota keys start with `quota#`.
+ * in the Guard table. Should they share a table with other items (the Stats table, as first
+ * planned): tenant ids hold no ":", so no `<tenant>#<day>` statistics key starts with it, and quota
+ * keys start with `quota#`.
  */
 export const GUARD_KEY_PREFIX = 'guard:';
 

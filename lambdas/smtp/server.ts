@@ -10,15 +10,9 @@ import {
 } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { addressKey, parseAddrSpec } from '../domain/address.ts';
-import { throttleFor } from '../domain/guard/state.ts';
+import { suspendedByGuard, throttleFor } from '../domain/guard/state.ts';
 import type { ApiKey } from '../domain/keys/api-key.ts';
-import {
-  admitKey,
-  suspendedByGuard,
-  suspendedWords,
-  throttledWords,
-  verifyToken,
-} from '../domain/keys/authenticate.ts';
+import { admitKey, suspendedWords, throttledWords, verifyToken } from '../domain/keys/authenticate.ts';
 import { relayKeyFor, sourceMayConnect } from '../domain/keys/relay.ts';
 import type { ApiKeyDirectory, ApiKeyReader, IdempotencyStore } from '../domain/ports.ts';
 import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';

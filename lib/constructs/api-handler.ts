@@ -1,6 +1,5 @@
 import { Duration, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import type { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
@@ -12,7 +11,14 @@ import {
   type Lane,
   PAYLOAD_KEY_PREFIX,
 } from '../../lambdas/shared/names.ts';
-import { acknowledgeObjectKeys, objectAccess, queueSend, tableAccess } from '../iam.ts';
+import {
+  acknowledgeObjectKeys,
+  guardAccess,
+  guardKeyAccess,
+  objectAccess,
+  queueSend,
+  tableAccess,
+} from '../iam.ts';
 import { BatonFunction, type Workload } from './baton-function.ts';
 
 export interface ApiHandlerProps {
@@ -91,11 +97,7 @@ export class ApiHandler extends Construct {
     };
     for (const [name, value] of Object.entries(environment)) workload.addEnvironment(name, value);
 
-    workload.addToRolePolicy(
-      // Scan and UpdateItem: the abuse guard writes its decisions onto the key, or onto every key
-      // of a tenant (found by a scan of this small table).
-      tableAccess(props.apiKeysTable, ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem']),
-    );
+    workload.addToRolePolicy(guardKeyAccess(props.apiKeysTable));
     workload.addToRolePolicy(guardAccess(props.guardTable));
     workload.addToRolePolicy(
       // BatchWriteItem records the messages of a batch request, 25 per call.
@@ -151,19 +153,4 @@ export class ApiHandler extends Construct {
         'and delete only objects under that prefix (operator release and cancel), never list.',
     );
   }
-}
-
-/**
- * What a process that runs the abuse guard does on its table: ADD to counters, put and release event
- * markers, read and write tenant state and evaluation claims (conditional), query a scope's buckets
- * and the held-mail index. No Scan and no batch calls.
- */
-export function guardAccess(table: ITable): PolicyStatement {
-  return tableAccess(table, [
-    'dynamodb:GetItem',
-    'dynamodb:PutItem',
-    'dynamodb:UpdateItem',
-    'dynamodb:DeleteItem',
-    'dynamodb:Query',
-  ]);
 }

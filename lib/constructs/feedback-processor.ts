@@ -11,8 +11,7 @@ import {
   SES_EVENT_ALLOWANCE_SECONDS,
 } from '../../lambdas/shared/event-path.ts';
 import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
-import { indexQuery, tableAccess } from '../iam.ts';
-import { guardAccess } from './api-handler.ts';
+import { guardAccess, guardKeyAccess, indexQuery, tableAccess } from '../iam.ts';
 import type { BatonFunction } from './baton-function.ts';
 import { addQueueConsumer, consumerVisibilityTimeout } from './queue-consumer.ts';
 import type { SecureQueue } from './secure-queue.ts';
@@ -132,8 +131,6 @@ export class FeedbackProcessor extends Construct {
     this.handler.addToRolePolicy(tableAccess(props.statsTable, ['dynamodb:UpdateItem']));
     // The abuse guard: counts feedback, evaluates the scopes, applies decisions to the keys.
     this.handler.addToRolePolicy(guardAccess(props.guardTable));
-    this.handler.addToRolePolicy(
-      tableAccess(props.apiKeysTable, ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem']),
-    );
+    this.handler.addToRolePolicy(guardKeyAccess(props.apiKeysTable));
   }
 }

@@ -171,14 +171,13 @@ export class SenderLane extends Construct {
       props.payloadBucket,
       PAYLOAD_KEY_PREFIX,
       'Payload objects are named per message at run time (payloads/<message id>); the sender may ' +
-        'only get objects under that prefix of the payload bucket, never list or delete; it puts only held jobs (payloads/held/).',
+        'only get objects under that prefix of the payload bucket, never list; it puts and deletes only held jobs (payloads/held/).',
     );
     // The abuse guard (issue 13): the job's key carries the guard's state (read, cached); a message
     // the guard holds when its turn comes is kept, its job under payloads/held/ and an entry in the
     // held-mail index. GetItem there: keeping a message kept already repairs its entry. DeleteItem
     // and DeleteObject: a duplicate delivery that took the message between the keep and the record
     // write removes the entry it kept (domain/delivery/guard-hold.ts).
-    this.sender.addToRolePolicy(tableAccess(props.apiKeysTable, ['dynamodb:GetItem']));
     this.sender.addToRolePolicy(
       partitionAccess(props.guardTable, HELD_INDEX_PREFIX, [
         'dynamodb:GetItem',

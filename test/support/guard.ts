@@ -121,8 +121,8 @@ export function guardMarkOf(...decisions: readonly GuardDecision[]): KeyGuardMar
 }
 
 /**
- * A decision in force, as the guard writes it onto a key's `guard` mark: tenant `tenant-a`, key
- * `key-1` for the key actions, decided at `now` (GUARD_NOW), with a reason in words.
+ * A decision in force, as the guard writes it onto a key's `guard` mark: `guardDecision`'s figures
+ * for `action`, key `key-1` for the key actions, a one-hour window decided at `now` (GUARD_NOW).
  */
 export function guardDecisionFor(
   action: GuardAction,
@@ -130,21 +130,15 @@ export function guardDecisionFor(
   now: Date = GUARD_NOW,
 ): GuardDecision {
   const keyScope = action === 'suspendKey' || action === 'throttleKey';
-  return {
+  return guardDecision({
     scope: keyScope ? 'key' : 'tenant',
-    tenantId: 'tenant-a',
     ...(keyScope ? { keyId: 'key-1' } : {}),
     action,
-    signal: 'hardBounceRate',
-    rate: 0.05,
-    threshold: 0.04,
-    sample: { sends: 800, over: 'sends', events: 40 },
     window: { from: new Date(now.getTime() - HOUR_MS).toISOString(), to: now.toISOString(), hours: 1 },
-    probation: false,
     decidedAt: now.toISOString(),
     reason: `hard-bounce rate 5.0 % over 800 sends (${action} at 4 %)`,
     ...overrides,
-  };
+  });
 }
 
 /** A decision as `evaluate` makes it: by default the guard suspending key `k1` of `acme` for suppressed hits. */

@@ -132,7 +132,10 @@ export interface SenderRig {
    * (the sender re-checks it).
    */
   queueBatch(prefix: string, count: number, options?: { readonly keyId?: string }): Promise<SQSRecord[]>;
-  /** The held jobs (in memory: the held-job adapter is wired by the guard wiring). */
+  /**
+   * The held jobs, in memory: the request tallies count the sender's own calls. The held-job
+   * adapter (HeldJobsStore) is exercised in adapters-guard-stores, the IAM audit and e2e.
+   */
   readonly held: InMemoryHeldJobs;
   stop(): Promise<void>;
 }
@@ -178,7 +181,7 @@ export async function startSenderRig(options: SenderRigOptions = {}): Promise<Se
     mailer: new SesMailer(sesClient, configurationSet),
     visibility: new SqsVisibility(sqs),
     // The jobs' keys re-checked on the stack's ApiKeys table (the rig's jobs name none, so a
-    // batch reads nothing more); held jobs in memory until the held-job adapter is wired here.
+    // batch reads nothing more); held jobs in memory (see SenderRig.held).
     keys: new CachedApiKeys(new DynamoApiKeyStore(doc, stack.tables.apiKeys), { clock: () => new Date() }),
     held,
     dkim: options.dkim,

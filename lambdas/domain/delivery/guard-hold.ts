@@ -1,6 +1,6 @@
 import type { Lane } from '../../shared/names.ts';
 import { type HoldCause, heldEntry, markHeld } from '../guard/hold.ts';
-import { guardSuspension, holdFor } from '../guard/state.ts';
+import { holdFor, suspendedByGuard } from '../guard/state.ts';
 import type { ApiKey } from '../keys/api-key.ts';
 import type { MessageRecord, SendJob } from '../message.ts';
 import type { Clock, HeldJobs, MessageStore } from '../ports.ts';
@@ -26,7 +26,7 @@ export const OPERATOR_SUSPENSION: HoldCause = {
  */
 export function senderHold(key: ApiKey | undefined, lane: Lane, now: Date): HoldCause | undefined {
   if (key === undefined) return undefined;
-  if (key.status === 'suspended') return guardSuspension(key.guard) ?? OPERATOR_SUSPENSION;
+  if (key.status === 'suspended') return suspendedByGuard(key) ?? OPERATOR_SUSPENSION;
   return holdFor(key.guard, lane, now);
 }
 

@@ -208,7 +208,8 @@ const severity: Readonly<Record<GuardAction, number>> = {
   holdAll: 3,
 };
 
-function inForce(decision: GuardDecision, now: Date): boolean {
+/** True while `decision` holds: it has no `until`, or its `until` is still ahead of `now`. */
+export function inForce(decision: GuardDecision, now: Date): boolean {
   return decision.until === undefined || Date.parse(decision.until) > now.getTime();
 }
 

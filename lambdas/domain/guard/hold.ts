@@ -66,7 +66,21 @@ export function heldEntry(record: MessageRecord, hold: HoldInfo): HeldEntry {
 export function markHeld(record: MessageRecord, decision: HoldCause, now: Date): MessageRecord | undefined {
   if (record.phase !== 'queued') return undefined;
   const hold = holdInfo(decision, now);
-  const at = hold.at;
+  return withHold(record, hold, hold.reason, now);
+}
+
+/**
+ * The record under `hold` at `now`: phase `held`, every queued recipient `held` with the hold's
+ * reason, and a `held` timeline event whose reason is `eventReason` (the hold's own, or why a
+ * release put it back on hold).
+ */
+export function withHold(
+  record: MessageRecord,
+  hold: HoldInfo,
+  eventReason: string,
+  now: Date,
+): MessageRecord {
+  const at = now.toISOString();
   return {
     ...record,
     phase: 'held',
@@ -79,7 +93,7 @@ export function markHeld(record: MessageRecord, decision: HoldCause, now: Date):
       {
         type: 'held',
         at,
-        detail: { signal: hold.signal, action: hold.action, reason: hold.reason, until: hold.until },
+        detail: { signal: hold.signal, action: hold.action, reason: eventReason, until: hold.until },
       },
     ],
     updatedAt: at,

@@ -2,7 +2,7 @@ import { ConflictError } from '../../shared/errors.ts';
 import type { Lane } from '../../shared/names.ts';
 import { Pacer } from '../delivery/pacer.ts';
 import { markFailed } from '../delivery/send.ts';
-import type { HoldInfo, MessageRecord, SendJob } from '../message.ts';
+import type { MessageRecord, SendJob } from '../message.ts';
 import type { ApiKeyReader, Clock, Guard, GuardTarget, HeldJobs, JobQueue, MessageStore } from '../ports.ts';
 import type { ScopeGuardState } from './evaluate.ts';
 import {
@@ -12,6 +12,7 @@ import {
   holdExpired,
   markHoldFailed,
   markReleased,
+  withHold,
 } from './hold.ts';
 import { holdFor } from './state.ts';
 
@@ -264,7 +265,10 @@ async function putBackOnHold(
   const hold = original.hold;
   if (hold === undefined) return { id: entry.id, outcome: 'held', reason: why };
   try {
-    await deps.messages.update(rehold(queued, hold, why, deps.clock()), queued.version);
+    await deps.messages.update(
+      withHold(queued, hold, `release failed: ${why}`, deps.clock()),
+      queued.version,
+    );
   } catch (conflict) {
     if (!(conflict instanceof ConflictError)) throw conflict;
     const now = await deps.messages.get(entry.id);
@@ -274,33 +278,6 @@ async function putBackOnHold(
     }
   }
   return { id: entry.id, outcome: 'held', reason: why };
-}
-
-function rehold(record: MessageRecord, hold: HoldInfo, why: string, now: Date): MessageRecord {
-  const at = now.toISOString();
-  return {
-    ...record,
-    phase: 'held',
-    hold,
-    recipients: record.recipients.map((r) =>
-      r.status === 'queued' ? { ...r, status: 'held' as const, reason: hold.reason, updatedAt: at } : r,
-    ),
-    events: [
-      ...record.events,
-      {
-        type: 'held',
-        at,
-        detail: {
-          signal: hold.signal,
-          action: hold.action,
-          reason: `release failed: ${why}`,
-          until: hold.until,
-        },
-      },
-    ],
-    updatedAt: at,
-    version: record.version + 1,
-  };
 }
 
 /** Fails a message whose hold ran out (the status API already shows it failed), and forgets it. */

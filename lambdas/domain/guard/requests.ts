@@ -1,5 +1,6 @@
 import { LANES, type Lane } from '../../shared/names.ts';
-import { TENANT as TENANT_PATTERN } from '../keys/api-key.ts';
+import { CONTROL, KEY_ID, TENANT as TENANT_PATTERN } from '../keys/api-key.ts';
+import { MESSAGE_ID } from '../message.ts';
 import type { GuardTarget } from '../ports.ts';
 import { type FieldError, fail } from '../problem.ts';
 import type { HeldSelection } from './operations.ts';
@@ -9,10 +10,6 @@ import type { HeldSelection } from './operations.ts';
  * same rules for `npm run guard`. Every problem is reported at once, each with its field.
  */
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-const MESSAGE_ID = /^msg_[0-9A-Za-z]{1,64}$/;
-const KEY_ID = /^[a-z0-9]{8,32}$/;
 /** Ids in one request: a release of more goes by lane or all. */
 export const MAX_HELD_IDS = 1_000;
 export const MAX_REASON = 500;

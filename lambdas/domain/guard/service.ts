@@ -1,6 +1,6 @@
 import { ConflictError } from '../../shared/errors.ts';
 import { asciiDomain, domainOf } from '../address.ts';
-import type { ApiKey } from '../keys/api-key.ts';
+import { type ApiKey, CONTROL } from '../keys/api-key.ts';
 import type {
   Clock,
   Guard,
@@ -32,6 +32,7 @@ import {
   type GuardDecision,
   type GuardInput,
   type GuardState,
+  inForce,
   measure,
   reinstate,
   type ScopeGuardState,
@@ -40,7 +41,7 @@ import {
   standing,
 } from './evaluate.ts';
 import { defaultGuardPolicy, type GuardPolicy, rateRuleNames, resolveGuardPolicy } from './policy.ts';
-import { guardSuspension, throttleFor } from './state.ts';
+import { suspendedByGuard, throttleFor } from './state.ts';
 
 /**
  * The abuse guard's orchestration (issue 13): counts what the front doors accepted and what the
@@ -69,8 +70,6 @@ const RESUME_ATTEMPTS = 3;
 const REPUTATION_KEYS_MAX_AGE_MS = 30_000;
 /** Key counter reads at once, for the reputation view (a Query each). */
 const READ_CONCURRENCY = 10;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 /** What the guard was doing when something failed (the wiring logs it with the error). */
 export interface GuardErrorContext {
@@ -325,7 +324,7 @@ export class GuardService implements Guard {
       this.#read({ kind: 'key', keyId: key.keyId }, keyHours(policy), now),
     );
     let worst: Standing = standing({ tenant: tenantState }, [], now);
-    const reasons = inForce(tenantState, now).map((d) => d.reason);
+    const reasons = actionsInForce(tenantState, now).map((d) => d.reason);
     const keys: ReputationView['keys'][number][] = [];
     shown.forEach((key, i) => {
       const keyState = keyGuardState(key) ?? noActions;
@@ -338,8 +337,8 @@ export class GuardService implements Guard {
         if (reading.scope === 'key') show(`${reading.rule}:${key.keyId}`, reading);
       }
       worst = worse(worst, standing({ tenant: noActions, key: keyState }, [], now));
-      reasons.push(...inForce(keyState, now).map((d) => d.reason));
-      const suspension = key.status === 'suspended' ? guardSuspension(key.guard) : undefined;
+      reasons.push(...actionsInForce(keyState, now).map((d) => d.reason));
+      const suspension = suspendedByGuard(key);
       const throttle = throttleFor(key.guard, now);
       keys.push({
         keyId: key.keyId,
@@ -655,8 +654,8 @@ function keyGuardState(key: ApiKey): ScopeGuardState | undefined {
   return actions.length === state.actions.length ? state : { ...state, actions };
 }
 
-function inForce(state: ScopeGuardState, now: Date): GuardDecision[] {
-  return state.actions.filter((d) => d.until === undefined || Date.parse(d.until) > now.getTime());
+function actionsInForce(state: ScopeGuardState, now: Date): GuardDecision[] {
+  return state.actions.filter((d) => inForce(d, now));
 }
 
 const standingOrder: readonly Standing[] = ['good', 'warning', 'broadcast_paused', 'held', 'suspended'];

@@ -1,5 +1,5 @@
 import type { Lane } from '../../shared/names.ts';
-import type { GuardDecision, ScopeGuardState } from './evaluate.ts';
+import { type GuardDecision, inForce, type ScopeGuardState } from './evaluate.ts';
 
 /**
  * The abuse guard's state as the front doors and senders see it: denormalised onto every ApiKeys
@@ -13,10 +13,6 @@ import type { GuardDecision, ScopeGuardState } from './evaluate.ts';
 export interface KeyGuardMark {
   readonly key?: ScopeGuardState;
   readonly tenant?: ScopeGuardState;
-}
-
-function inForce(decision: GuardDecision, now: Date): boolean {
-  return decision.until === undefined || Date.parse(decision.until) > now.getTime();
 }
 
 function strongest(
@@ -55,4 +51,16 @@ export function retryAfterSeconds(throttle: GuardDecision, now: Date): number {
 /** The guard's suspension of the key, when it was the guard that suspended it (its reason names the signal). */
 export function guardSuspension(guard: KeyGuardMark | undefined): GuardDecision | undefined {
   return guard?.key?.actions.find((d) => d.action === 'suspendKey');
+}
+
+/**
+ * The suspension of a key the abuse guard suspended (its status `suspended` and its own state
+ * holding the guard's suspendKey decision); undefined for an active key or one an operator
+ * suspended.
+ */
+export function suspendedByGuard(key: {
+  readonly status: string;
+  readonly guard?: KeyGuardMark;
+}): GuardDecision | undefined {
+  return key.status === 'suspended' ? guardSuspension(key.guard) : undefined;
 }

@@ -49,6 +49,8 @@ export interface ApiKey {
 }
 
 const KEY_FORMAT = /^bt_([a-z0-9]{8,32})_([A-Za-z0-9_-]{20,200})$/;
+/** A key id as `keys list` shows it (the id part of KEY_FORMAT). */
+export const KEY_ID = /^[a-z0-9]{8,32}$/;
 
 /** `Authorization: Bearer <token>` → token; anything else → undefined. */
 export function bearerToken(header: string | undefined): string | undefined {
@@ -94,8 +96,9 @@ function sha256(value: string): string {
 /** Tenants become an SES message tag value, which allows only these characters. */
 export const TENANT = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_NAME = 200;
+/** Control characters and line or paragraph separators: what one line of plain text may not hold. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+export const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 /** Scopes a key gets when none are asked for: send mail and read its own messages' status. */
 export const DEFAULT_SCOPES: readonly Scope[] = ['send', 'read'];

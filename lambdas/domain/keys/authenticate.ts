@@ -1,5 +1,5 @@
 import type { GuardDecision } from '../guard/evaluate.ts';
-import { guardSuspension, retryAfterSeconds, throttleFor } from '../guard/state.ts';
+import { retryAfterSeconds, suspendedByGuard, throttleFor } from '../guard/state.ts';
 import type { ApiKeyReader } from '../ports.ts';
 import { fail, ProblemError, problem } from '../problem.ts';
 import { type ApiKey, keyIdOf, type Scope, sourceAllowed, tokenMatches } from './api-key.ts';
@@ -38,15 +38,6 @@ export function admitKey(key: ApiKey, sourceIp: string, anyOf: readonly Scope[])
   if (key.allowedCidrs.length > 0 && !sourceAllowed(sourceIp, key.allowedCidrs)) {
     fail('forbidden', 'This API key may not be used from this source address.');
   }
-}
-
-/**
- * The suspension of a key the abuse guard suspended (its status `suspended` and its own state
- * holding the guard's suspendKey decision); undefined for an active key or one an operator
- * suspended.
- */
-export function suspendedByGuard(key: ApiKey): GuardDecision | undefined {
-  return key.status === 'suspended' ? guardSuspension(key.guard) : undefined;
 }
 
 /**
