@@ -9,6 +9,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { ScopeGuardState } from '../domain/guard/evaluate.ts';
+import { readGuardMark } from '../domain/guard/state.ts';
 import {
   type ApiKey,
   ApiKeyNotFoundError,
@@ -21,6 +22,7 @@ import { ApiKeyLockedError, assertRelayNetworksFree } from '../domain/keys/relay
 import type { ApiKeyDirectory, ApiKeyReader, Clock, GuardKeyWriter } from '../domain/ports.ts';
 import { ConflictError } from '../shared/errors.ts';
 import { Keys } from '../shared/names.ts';
+import { logger } from '../shared/observability.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';
 
 /**
@@ -36,6 +38,21 @@ export interface RelayLockOptions {
   readonly waitMs?: number;
   /** Pause between attempts to take a held lock. @default 200 */
   readonly pollMs?: number;
+}
+
+/**
+ * A key item as the doors and the guard read it. A `guard` mark the guard did not write (a corrupt
+ * or hand-edited item) reads as no mark for that scope and is reported, so the key's requests are
+ * not all answered 500 and the guard's next evaluation writes a good state over it.
+ */
+function keyOf(item: Record<string, unknown> | undefined): ApiKey {
+  const key = item as unknown as ApiKey;
+  if (key.guard === undefined) return key;
+  const { mark, problems } = readGuardMark(key.guard);
+  if (problems.length === 0) return key;
+  logger.warn('API key guard mark unreadable; read as none', { keyId: key.keyId, problems });
+  const { guard: _corrupt, ...rest } = key;
+  return mark === undefined ? rest : { ...rest, guard: mark };
 }
 
 /** Keys of one tenant written at once by `markTenant`: a tenant has a handful of keys. */
@@ -68,7 +85,7 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
       const out = await this.#doc.send(
         new GetCommand({ TableName: this.#table, Key: { [Keys.apiKeys.partition]: keyId } }),
       );
-      return out.Item as ApiKey | undefined;
+      return out.Item === undefined ? undefined : keyOf(out.Item);
     } catch (error) {
       rethrow(error, 'reading the API key');
     }
@@ -206,7 +223,7 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return out.Attributes as ApiKey;
+      return keyOf(out.Attributes);
     } catch (error) {
       if (!isConditionFailed(error)) rethrow(error, 'writing the guard state of the API key');
       const current = await this.get(keyId);
@@ -259,7 +276,7 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return out.Attributes as ApiKey;
+      return keyOf(out.Attributes);
     } catch (error) {
       // Revoked or deleted since the scan: listed as it is now (a deleted key not at all).
       if (isConditionFailed(error)) return this.get(keyId);
@@ -281,10 +298,11 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
           TableName: this.#table,
           Key: { [Keys.apiKeys.partition]: keyId },
           UpdateExpression: 'SET #guard = :empty',
+          // A mark that is not a map (a corrupt item) is replaced too: nothing could be set inside it.
           ConditionExpression:
-            'attribute_exists(#id) AND attribute_not_exists(#guard) AND #status <> :revoked',
+            'attribute_exists(#id) AND (attribute_not_exists(#guard) OR NOT attribute_type(#guard, :map)) AND #status <> :revoked',
           ExpressionAttributeNames: { '#id': Keys.apiKeys.partition, '#guard': 'guard', '#status': 'status' },
-          ExpressionAttributeValues: { ':empty': {}, ':revoked': 'revoked' },
+          ExpressionAttributeValues: { ':empty': {}, ':revoked': 'revoked', ':map': 'M' },
         }),
       );
     } catch (error) {
@@ -316,7 +334,7 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
           }),
         );
         for (const item of out.Items ?? []) {
-          if (item[Keys.apiKeys.partition] !== RELAY_LOCK_ID) keys.push(item as ApiKey);
+          if (item[Keys.apiKeys.partition] !== RELAY_LOCK_ID) keys.push(keyOf(item));
         }
         start = out.LastEvaluatedKey;
       } catch (error) {

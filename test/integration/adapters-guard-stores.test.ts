@@ -173,6 +173,31 @@ describe('DynamoApiKeyStore as the guard’s key writer', () => {
     });
   });
 
+  it('reads a corrupt guard mark as none for that scope, keeping the sound one', async () => {
+    const paused = inForce(
+      decision({ scope: 'tenant', tenantId: 'acme', action: 'pauseBroadcast', signal: 'hardBounceRate' }),
+    );
+    await keys.put(apiKey('gwc1', { guard: { key: { actions: 'x' }, tenant: paused } as never }));
+    await keys.put(apiKey('gwc2', { guard: { tenant: {} } as never }));
+
+    expect((await keys.get('gwc1'))?.guard).toEqual({ tenant: paused });
+    expect((await keys.get('gwc2'))?.guard).toEqual({});
+    expect((await keys.keysOf('acme')).find((k) => k.keyId === 'gwc1')?.guard).toEqual({ tenant: paused });
+  });
+
+  it('suspends a key whose guard mark is not a map (the guard writes a good mark over a corrupt one)', async () => {
+    await keys.put(apiKey('gwc3', { guard: 'corrupt' as never }));
+    const suspended = inForce(decision({ keyId: 'gwc3' }));
+
+    const after = await keys.setKeyGuard('gwc3', suspended, 'suspended');
+
+    expect(after).toMatchObject({ status: 'suspended', guard: { key: suspended } });
+    expect((await keys.markTenant('acme', { actions: [] })).find((k) => k.keyId === 'gwc3')?.guard).toEqual({
+      key: suspended,
+      tenant: { actions: [] },
+    });
+  });
+
   it('never changes a revoked key, and names a key that does not exist (nor the relay lock)', async () => {
     await keys.put(apiKey('gw3', { status: 'revoked' }));
 

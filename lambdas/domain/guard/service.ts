@@ -40,7 +40,7 @@ import {
   standing,
 } from './evaluate.ts';
 import { defaultGuardPolicy, type GuardPolicy, rateRuleNames, resolveGuardPolicy } from './policy.ts';
-import { guardSuspension, throttleFor } from './state.ts';
+import { guardSuspension, readGuardMark, throttleFor } from './state.ts';
 
 /**
  * The abuse guard's orchestration (issue 13): counts what the front doors accepted and what the
@@ -464,7 +464,11 @@ export class GuardService implements Guard {
     if (record !== undefined) {
       const stored = fingerprint(record.state);
       const carried = [...keyHints.filter((k): k is ApiKey => typeof k !== 'string'), ...(keyList ?? [])];
-      if (carried.some((k) => k.status !== 'revoked' && fingerprint(k.guard?.tenant) !== stored)) {
+      if (
+        carried.some(
+          (k) => k.status !== 'revoked' && fingerprint(readGuardMark(k.guard).mark?.tenant) !== stored,
+        )
+      ) {
         this.#rememberKeys(record.tenant, await this.#deps.keys.markTenant(record.tenant, record.state));
       }
     }
@@ -653,7 +657,8 @@ function evaluateScope(input: GuardInput, scope: 'tenant' | 'key'): GuardDecisio
  * door enforces. The window is not restarted then, so a signal still above suspends it again.
  */
 function keyGuardState(key: ApiKey): ScopeGuardState | undefined {
-  const state = key.guard?.key;
+  // A corrupt stored state reads as none: the evaluation then writes a good one over it.
+  const state = readGuardMark(key.guard).mark?.key;
   if (state === undefined || key.status === 'suspended') return state;
   const actions = state.actions.filter((d) => d.action !== 'suspendKey');
   return actions.length === state.actions.length ? state : { ...state, actions };

@@ -970,3 +970,20 @@ describe('scenario replays through the service, with a fake clock', () => {
     expect(view.sample.tenantHardBounce).toMatchObject({ sends: 0, reached: false });
   });
 });
+
+describe('GuardService: a corrupt guard mark on a key', () => {
+  it('still suspends the key: the corrupt state reads as none and the decision is written over it', async () => {
+    // Prepare: a key item whose guard mark the guard did not write.
+    const r = rig();
+    r.apiKeys.add({ ...(await r.key()), guard: { key: { actions: 'x' }, tenant: {} } as never });
+
+    // Act
+    await r.guard.recordAccept(await r.key(), suppressedFifth());
+
+    // Assess
+    const key = await r.key();
+    expect(r.errors).toEqual([]);
+    expect(key.status).toBe('suspended');
+    expect(guardSuspension(key.guard)).toMatchObject({ action: 'suspendKey', signal: 'suppressedHitRate' });
+  });
+});
