@@ -23,6 +23,7 @@ import {
   type GuardScopeRef,
   type HourBucket,
   hourOf,
+  hourStart,
   scopeName,
 } from './counters.ts';
 import {
@@ -402,11 +403,11 @@ export class GuardService implements Guard {
         policy: context.policy,
         now,
       });
-      if (keyDecisions(input(keyGuardState(key))).length === 0) continue;
+      if (keyDecisionsCaughtUp(input, keyGuardState(key), hours, now).length === 0) continue;
       // About to act: the key read by the front door may be a minute old, so act on a fresh read.
       const fresh = (await this.#refreshKeys(tenant, now)).find((k) => k.keyId === key.keyId);
       if (fresh === undefined || fresh.status === 'revoked') continue;
-      const decisions = keyDecisions(input(keyGuardState(fresh)));
+      const decisions = keyDecisionsCaughtUp(input, keyGuardState(fresh), hours, now);
       if (decisions.length === 0) continue;
       const next = applyDecisions(
         { tenant: tenantState, key: keyGuardState(fresh) ?? noActions },
@@ -645,6 +646,49 @@ function tenantDecisions(
 
 function keyDecisions(input: GuardInput): GuardDecision[] {
   return evaluateScope(input, 'key');
+}
+
+/** Earlier hours of a key evaluated again as of their last instant (see keyDecisionsCaughtUp). */
+const CATCH_UP_HOURS = 2;
+
+/**
+ * The key's decisions now, after evaluating it as of the end of the last CATCH_UP_HOURS earlier
+ * hours it sent in. Evaluation runs at most once a minute, so what a key sends in the minute after
+ * an evaluation is seen at the next one; when that falls in the next hour, the rules of the
+ * current hour (suppressed hits, content refusals, a volume spike) start afresh there, and a burst
+ * in the last minute of an hour would never be acted on. Events skipped that way lie within two
+ * intervals of an evaluation (the claim, or this instance's memo), so only the hour of the last
+ * evaluation and the one after it can hold them: the two most recent earlier hours with counts.
+ * A decision of an earlier hour that has lapsed by now (a throttle whose hour has passed) is left
+ * out; evaluating never steps down, so an hour already acted on decides nothing again. Only the
+ * strongest decisions are returned (the last evaluation that decided anything). The buckets are
+ * those read for the key anyway: no extra read.
+ */
+function keyDecisionsCaughtUp(
+  input: (state: ScopeGuardState | undefined) => GuardInput,
+  state: ScopeGuardState | undefined,
+  hours: readonly HourBucket[],
+  now: Date,
+): GuardDecision[] {
+  const current = hourOf(now);
+  const earlier = [...new Set(hours.map((b) => b.hour).filter((h) => h < current))]
+    .sort()
+    .slice(-CATCH_UP_HOURS);
+  let latest = state;
+  let strongest: GuardDecision[] = [];
+  for (const hour of earlier) {
+    const endOfHour = new Date(hourStart(addHours(hour, 1)).getTime() - 1);
+    const decisions = keyDecisions({ ...input(latest), now: endOfHour }).filter((d) => inForceAt(d, now));
+    if (decisions.length === 0) continue;
+    strongest = decisions;
+    latest = applyDecisions({ tenant: noActions, key: latest ?? noActions }, decisions).key;
+  }
+  const decisions = keyDecisions(input(latest));
+  return decisions.length > 0 ? decisions : strongest;
+}
+
+function inForceAt(decision: GuardDecision, now: Date): boolean {
+  return decision.until === undefined || Date.parse(decision.until) > now.getTime();
 }
 
 function evaluateScope(input: GuardInput, scope: 'tenant' | 'key'): GuardDecision[] {
