@@ -17,6 +17,7 @@ import {
   resumeGuard,
 } from '../domain/guard/operations.ts';
 import { heldQuery, heldRequest, resumeRequest } from '../domain/guard/requests.ts';
+import { GuardResumeReasonError } from '../domain/guard/service.ts';
 import {
   type ApiKey,
   ApiKeyNotFoundError,
@@ -311,6 +312,12 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         } catch (error) {
           if (error instanceof ApiKeyNotFoundError)
             fail('not_found', `No API key has the id ${error.keyId}.`);
+          // The guard's own check of the reason, should it refuse one the request's check let by.
+          if (error instanceof GuardResumeReasonError) {
+            fail('invalid_request', 'The request is not valid; see errors for each failing field.', [
+              { path: 'reason', message: error.message },
+            ]);
+          }
           if (error instanceof ApiKeyRevokedError) {
             fail(
               'invalid_request',

@@ -271,6 +271,32 @@ describe('the operator’s guard routes', () => {
     },
   );
 
+  it.each([
+    [Route.guardRelease, { tenant: 'shop', all: true }],
+    [Route.guardCancel, { tenant: 'shop', all: true }],
+    [Route.guardResume, { tenant: 'shop' }],
+  ])(
+    'answers 400 on %s for a reason that is not well-formed Unicode (a lone surrogate), and changes nothing',
+    async (route, body) => {
+      // Prepare
+      const { api, token, guard, hold, messages } = guardApi();
+      await hold('msg_1');
+
+      // Act: JSON.parse turns the escape into a lone surrogate, which no UTF-8 store can keep.
+      const result = await api(
+        httpEvent(route, {
+          token,
+          body: JSON.stringify({ ...body, reason: 'rotated \ud800 key' }).replace('\\ud800', '\ud800'),
+        }),
+      );
+
+      // Assess
+      expect(problemIn(result, 422).errors).toEqual([{ path: 'reason', message: expect.any(String) }]);
+      expect(messages.peek('msg_1')?.phase).toBe('held');
+      expect(guard.resumes).toEqual([]);
+    },
+  );
+
   it('answers 400 for a body that is not JSON', async () => {
     // Prepare
     const { api, token } = guardApi();
