@@ -233,9 +233,11 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
   }
 
   /**
-   * Writes `guard.tenant` on each of the tenant's keys that is not revoked (a revoked key sends
-   * nothing, and stays as it was revoked), and returns every key of the tenant as it is now,
-   * revoked ones included (GuardService keeps the list as the tenant's keys, as `keysOf` gives
+   * Writes `guard.tenant` on each of the tenant's keys, revoked ones too (only that field: a
+   * revoked key stays revoked): a revoked key sends nothing new, but the mail it queued before it
+   * was revoked is still sent, and the sender reads the tenant's hold from the key of each job, so
+   * a key left unmarked would send its queued mail through the tenant's pause. Returns every key of
+   * the tenant as it is now, revoked ones included (GuardService keeps the list as the tenant's keys, as `keysOf` gives
    * them); a key deleted meanwhile is left out. A consistent scan, so a key created a moment ago is
    * marked too.
    */
@@ -244,9 +246,7 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
     const result: ApiKey[] = [];
     for (let i = 0; i < keys.length; i += MARK_CONCURRENCY) {
       const written = await Promise.all(
-        keys
-          .slice(i, i + MARK_CONCURRENCY)
-          .map((k) => (k.status === 'revoked' ? k : this.#markTenantOn(k.keyId, state))),
+        keys.slice(i, i + MARK_CONCURRENCY).map((k) => this.#markTenantOn(k.keyId, state)),
       );
       for (const key of written) if (key !== undefined) result.push(key);
     }
@@ -258,40 +258,41 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
   }
 
   async #markTenantOn(keyId: string, state: ScopeGuardState): Promise<ApiKey | undefined> {
-    await this.#ensureGuardMap(keyId);
+    await this.#ensureGuardMap(keyId, { revoked: true });
     try {
       const out = await this.#doc.send(
         new UpdateCommand({
           TableName: this.#table,
           Key: { [Keys.apiKeys.partition]: keyId },
           UpdateExpression: 'SET #guard.#scope = :state',
-          ConditionExpression: 'attribute_exists(#id) AND #status <> :revoked',
+          ConditionExpression: 'attribute_exists(#id)',
           ExpressionAttributeNames: {
             '#id': Keys.apiKeys.partition,
             '#guard': 'guard',
             '#scope': 'tenant',
-            '#status': 'status',
           },
-          ExpressionAttributeValues: { ':state': state, ':revoked': 'revoked' },
+          ExpressionAttributeValues: { ':state': state },
           ReturnValues: 'ALL_NEW',
         }),
       );
       return keyOf(out.Attributes);
     } catch (error) {
-      // Revoked or deleted since the scan: listed as it is now (a deleted key not at all).
+      // Deleted since the scan: not listed.
       if (isConditionFailed(error)) return this.get(keyId);
       rethrow(error, 'writing the tenant’s guard state on an API key');
     }
   }
 
   /**
-   * Creates an empty `guard` map on the key unless it has one (or is revoked: never changed). DynamoDB cannot SET a nested path
+   * Creates an empty `guard` map on the key unless it has one (or is revoked, unless `revoked`:
+   * only the tenant's copy is ever written on a revoked key). DynamoDB cannot SET a nested path
    * whose parent map is missing, and one expression cannot both create the map and set inside it
    * (overlapping paths); a read-modify-write of the whole map would lose a concurrent write to the
    * other half. So: create it if absent (a no-op when there or when the key is gone), then set
    * the half. Two writes, paid only when the guard acts.
    */
-  async #ensureGuardMap(keyId: string): Promise<void> {
+  async #ensureGuardMap(keyId: string, options: { readonly revoked?: boolean } = {}): Promise<void> {
+    const ofRevoked = options.revoked === true;
     try {
       await this.#doc.send(
         new UpdateCommand({
@@ -299,10 +300,17 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
           Key: { [Keys.apiKeys.partition]: keyId },
           UpdateExpression: 'SET #guard = :empty',
           // A mark that is not a map (a corrupt item) is replaced too: nothing could be set inside it.
-          ConditionExpression:
-            'attribute_exists(#id) AND (attribute_not_exists(#guard) OR NOT attribute_type(#guard, :map)) AND #status <> :revoked',
-          ExpressionAttributeNames: { '#id': Keys.apiKeys.partition, '#guard': 'guard', '#status': 'status' },
-          ExpressionAttributeValues: { ':empty': {}, ':revoked': 'revoked', ':map': 'M' },
+          ConditionExpression: `attribute_exists(#id) AND (attribute_not_exists(#guard) OR NOT attribute_type(#guard, :map))${ofRevoked ? '' : ' AND #status <> :revoked'}`,
+          ExpressionAttributeNames: {
+            '#id': Keys.apiKeys.partition,
+            '#guard': 'guard',
+            ...(ofRevoked ? {} : { '#status': 'status' }),
+          },
+          ExpressionAttributeValues: {
+            ':empty': {},
+            ':map': 'M',
+            ...(ofRevoked ? {} : { ':revoked': 'revoked' }),
+          },
         }),
       );
     } catch (error) {

@@ -8,6 +8,7 @@ import type { DynamoGuardStateStore } from '../../lambdas/adapters/guard-state-s
 import { guardAdapters } from '../../lambdas/adapters/guard-wiring.ts';
 import { type HeldJobsStore, heldJobKey } from '../../lambdas/adapters/held-jobs-store.ts';
 import { S3PayloadStore } from '../../lambdas/adapters/payload-store.ts';
+import { senderHold } from '../../lambdas/domain/delivery/guard-hold.ts';
 import type { GuardDecision, ScopeGuardState } from '../../lambdas/domain/guard/evaluate.ts';
 import {
   type ApiKey,
@@ -226,12 +227,31 @@ describe('DynamoApiKeyStore as the guard’s key writer', () => {
     ).toEqual([
       ['mt1', 'active', 'marked'],
       ['mt2', 'suspended', 'marked'],
-      ['mt3', 'revoked', 'unmarked'],
+      ['mt3', 'revoked', 'marked'],
     ]);
     expect((await keys.get('mt1'))?.guard).toEqual({ key: own, tenant: paused });
     expect((await keys.get('mt2'))?.guard).toEqual({ tenant: paused });
-    expect((await keys.get('mt3'))?.guard).toBeUndefined();
+    expect(await keys.get('mt3')).toMatchObject({ status: 'revoked', guard: { tenant: paused } });
     expect((await keys.get('mt4'))?.guard).toBeUndefined();
+  });
+
+  it('marks a revoked key of the tenant too (its status untouched), so the sender holds the mail it queued before it was revoked', async () => {
+    await keys.put(apiKey('rv1', { tenant: 'revoked-t' }));
+    await keys.put(apiKey('rv2', { tenant: 'revoked-t', status: 'revoked' }));
+    const paused = inForce(
+      decision({
+        scope: 'tenant',
+        tenantId: 'revoked-t',
+        action: 'pauseBroadcast',
+        signal: 'hardBounceRate',
+      }),
+    );
+
+    await keys.markTenant('revoked-t', paused);
+
+    const revoked = await keys.get('rv2');
+    expect(revoked).toMatchObject({ status: 'revoked', guard: { tenant: paused } });
+    expect(senderHold(revoked, 'broadcast', NOW)).toMatchObject({ action: 'pauseBroadcast' });
   });
 
   it('loses neither half when the key’s and the tenant’s state are written at the same time', async () => {

@@ -467,7 +467,8 @@ export class GuardService implements Guard {
       const carried = [...keyHints.filter((k): k is ApiKey => typeof k !== 'string'), ...(keyList ?? [])];
       if (
         carried.some(
-          (k) => k.status !== 'revoked' && fingerprint(readGuardMark(k.guard).mark?.tenant) !== stored,
+          // Revoked keys too: the sender reads the tenant's hold of their queued mail from them.
+          (k) => fingerprint(readGuardMark(k.guard).mark?.tenant) !== stored,
         )
       ) {
         this.#rememberKeys(record.tenant, await this.#deps.keys.markTenant(record.tenant, record.state));
