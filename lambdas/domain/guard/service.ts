@@ -41,7 +41,7 @@ import {
   standing,
 } from './evaluate.ts';
 import { defaultGuardPolicy, type GuardPolicy, rateRuleNames, resolveGuardPolicy } from './policy.ts';
-import { guardSuspension, readGuardMark, throttleFor } from './state.ts';
+import { guardSuspension, isGuardScopeState, readGuardMark, throttleFor } from './state.ts';
 
 /**
  * The abuse guard's orchestration (issue 13): counts what the front doors accepted and what the
@@ -105,6 +105,11 @@ export interface GuardServiceDeps {
   readonly knownDomainsLimit?: number;
   /** How long a tenant's key list (for its key count) is reused. @default 300_000 */
   readonly keyListTtlMs?: number;
+}
+
+/** A tenant's stored guard state that is not one the guard wrote (read as no state). */
+export class GuardStateCorruptError extends Error {
+  override readonly name = 'GuardStateCorruptError';
 }
 
 /** An operator's resume without a usable reason (empty, too long, or with control characters). */
@@ -479,7 +484,19 @@ export class GuardService implements Guard {
 
   /** The tenant's record and policy; an invalid stored override is reported and the defaults apply. */
   async #context(tenant: string): Promise<TenantContext> {
-    const record = await this.#deps.state.tenant(tenant);
+    const stored = await this.#deps.state.tenant(tenant);
+    // A state the guard did not write (hand-edited, an older shape) reads as none, reported: every
+    // evaluation of the tenant would fail on it otherwise, and its signals never be acted on.
+    let record = stored;
+    if (stored !== undefined && !isGuardScopeState(stored.state)) {
+      this.#report(
+        new GuardStateCorruptError(
+          `the stored guard state of tenant ${tenant} is not one the guard wrote; read as none`,
+        ),
+        { operation: 'evaluate', tenant },
+      );
+      record = { ...stored, state: noActions };
+    }
     let policy = defaultGuardPolicy;
     try {
       policy = resolveGuardPolicy(record?.override);

@@ -36,7 +36,8 @@ function isDecision(value: unknown): value is GuardDecision {
   );
 }
 
-function isScopeState(value: unknown): value is ScopeGuardState {
+/** True for a scope's state as the guard writes it: a list of decisions it can read. */
+export function isGuardScopeState(value: unknown): value is ScopeGuardState {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const s = value as Record<string, unknown>;
   return (
@@ -66,7 +67,7 @@ export function readGuardMark(raw: unknown): {
   const scope = (name: 'key' | 'tenant'): ScopeGuardState | undefined => {
     const value = stored[name];
     if (value === undefined) return undefined;
-    if (isScopeState(value)) return value;
+    if (isGuardScopeState(value)) return value;
     problems.push(`guard.${name} is not a guard state (an actions list of decisions)`);
     return undefined;
   };

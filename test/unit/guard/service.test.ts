@@ -1055,3 +1055,31 @@ describe('GuardService: a signal completed between two evaluations is never lost
     expect(throttleFor((await r.key()).guard, r.clock())).toBeUndefined();
   });
 });
+
+describe('GuardService: a corrupt tenant record', () => {
+  it.each([
+    ['a state without actions', {}],
+    ['actions that are not a list', { actions: 'pauseBroadcast' }],
+    ['no state at all', undefined],
+  ])(
+    'still pauses the tenant when its stored state is %s: the state reads as none, and is reported',
+    async (_, state) => {
+      // Prepare: 600 sends, 30 hard bounces (5 %), over a record the guard did not write.
+      const r = rig({ keys: 2 });
+      r.state.records.set(TENANT, { tenant: TENANT, state, version: 3 } as never);
+      await history(r, 1, { sends: 600 });
+
+      // Act
+      await r.guard.recordFeedback(bounces(r, 30));
+
+      // Assess
+      const record = await r.state.tenant(TENANT);
+      expect(record?.version).toBe(4);
+      expect(record?.state.actions.map((a) => a.action)).toEqual(['pauseBroadcast']);
+      expect(holdFor((await r.key(1)).guard, 'broadcast', r.clock())).toMatchObject({
+        action: 'pauseBroadcast',
+      });
+      expect(r.errors).toHaveLength(1);
+    },
+  );
+});
