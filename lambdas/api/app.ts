@@ -11,6 +11,7 @@ import {
   cancelHeld,
   DEFAULT_RELEASE_RATE,
   type GuardOperationsDeps,
+  type HeldResult,
   listHeld,
   type ReleasePacing,
   releaseHeld,
@@ -289,7 +290,7 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
           releasePacing(deps),
         );
         logOperator('guard release', key, { tenant: request.tenant, ...result.counts });
-        return json(200, { tenant: request.tenant, ...result, complete: result.counts.deferred === 0 });
+        return json(200, heldAnswer(request.tenant, result));
       },
       [Route.guardCancel]: async (event) => {
         const key = await authenticate(deps, event, 'admin');
@@ -299,9 +300,13 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
           request.tenant,
           request.selection,
           request.reason,
+          {
+            maxEntries: MAX_HELD_PER_REQUEST,
+            deadline: deps.clock().getTime() + RELEASE_BUDGET_MS,
+          },
         );
         logOperator('guard cancel', key, { tenant: request.tenant, ...result.counts });
-        return json(200, { tenant: request.tenant, ...result });
+        return json(200, heldAnswer(request.tenant, result));
       },
       [Route.guardResume]: async (event) => {
         const key = await authenticate(deps, event, 'admin');
@@ -601,7 +606,21 @@ function releasePacing(deps: ApiDeps): ReleasePacing {
     },
     sleep: deps.release?.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
     deadline: deps.clock().getTime() + RELEASE_BUDGET_MS,
+    maxEntries: MAX_HELD_PER_REQUEST,
   };
+}
+
+/**
+ * Held messages one release or cancel request takes on: its answer lists each (about 50 bytes),
+ * and a tenant may hold hundreds of thousands, past Lambda's 6 MB answer; the rest is left for the
+ * next request (`complete: false`).
+ */
+export const MAX_HELD_PER_REQUEST = 1_000;
+
+/** A release's or cancel's answer: `complete` once nothing selected is left for another request. */
+function heldAnswer(tenant: string, result: HeldResult) {
+  const { more, ...rest } = result;
+  return { tenant, ...rest, complete: result.counts.deferred === 0 && !more };
 }
 
 /** Every operator action is logged with who did it (the admin key's id); never an address. */
