@@ -68,6 +68,14 @@ const MEMO_ENTRIES = 10_000;
 const KEY_LISTS = 1_000;
 const RESUME_ATTEMPTS = 3;
 const REPUTATION_KEYS_MAX_AGE_MS = 30_000;
+/**
+ * How long a tenant's reputation view is answered from memory. A view reads the counters of up to
+ * 100 keys (a Query each): without it, a read key polling GET /v1/reputation at its request rate
+ * would have each call make 101 Queries of the Guard table, the table every count of every tenant
+ * is written to. What this instance decides for the tenant meanwhile is shown at once; at most the
+ * evaluation interval, when that is shorter.
+ */
+export const REPUTATION_VIEW_TTL_MS = 10_000;
 /** Key counter reads at once, for the reputation view (a Query each). */
 const READ_CONCURRENCY = 10;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
@@ -135,6 +143,10 @@ class Lru<K, V> {
     return value;
   }
 
+  delete(key: K): void {
+    this.#entries.delete(key);
+  }
+
   set(key: K, value: V): void {
     this.#entries.delete(key);
     this.#entries.set(key, value);
@@ -162,6 +174,7 @@ export class GuardService implements Guard {
   /** scopeName → when this instance last asked to evaluate it. */
   readonly #lastEvaluated = new Lru<string, number>(MEMO_ENTRIES);
   readonly #keyLists = new Lru<string, { readonly at: number; readonly keys: ApiKey[] }>(KEY_LISTS);
+  readonly #views = new Lru<string, { readonly at: number; readonly view: ReputationView }>(KEY_LISTS);
 
   constructor(deps: GuardServiceDeps) {
     this.#deps = deps;
@@ -267,7 +280,8 @@ export class GuardService implements Guard {
     const current = await this.#deps.counters.read(scope, hourOf(now), hourOf(now));
     const state: ScopeGuardState = { ...reinstate(now, sumCounts(current)), resumedReason: why };
     if (target.kind === 'key') {
-      await this.#deps.keys.setKeyGuard(target.keyId, state, 'active');
+      const resumed = await this.#deps.keys.setKeyGuard(target.keyId, state, 'active');
+      this.#replaceKey(resumed.tenant, resumed);
       return state;
     }
     for (let attempt = 1; ; attempt++) {
@@ -287,6 +301,18 @@ export class GuardService implements Guard {
   }
 
   async reputation(tenant: string): Promise<ReputationView> {
+    const cached = this.#views.get(tenant);
+    // Never longer than the evaluation interval (shortened by the tests of local mode).
+    const ttl = Math.min(REPUTATION_VIEW_TTL_MS, this.#intervalMs);
+    if (cached !== undefined && this.#deps.clock().getTime() - cached.at < ttl) {
+      return cached.view;
+    }
+    const view = await this.#reputation(tenant);
+    this.#views.set(tenant, { at: this.#deps.clock().getTime(), view });
+    return view;
+  }
+
+  async #reputation(tenant: string): Promise<ReputationView> {
     // Evaluate first, when due: otherwise a signal that completed inside the interval after the last
     // evaluation (the last bounce of a storm) would show its rate here but act only at the next
     // event, and the view would show a standing its own rates contradict.
@@ -549,10 +575,12 @@ export class GuardService implements Guard {
 
   /** Only the tenant's own keys are kept: another tenant's key in a list (a filter bug) is never shown or judged. */
   #rememberKeys(tenant: string, keys: readonly ApiKey[], now = this.#deps.clock()): void {
+    this.#views.delete(tenant);
     this.#keyLists.set(tenant, { at: now.getTime(), keys: keys.filter((k) => k.tenant === tenant) });
   }
 
   #replaceKey(tenant: string, key: ApiKey): void {
+    this.#views.delete(tenant);
     const cached = this.#keyLists.get(tenant);
     if (cached === undefined) return;
     this.#keyLists.set(tenant, {

@@ -800,6 +800,26 @@ describe('GuardService.reputation', () => {
     expect(Object.keys(view.rates).some((name) => name.endsWith(stranger.keyId))).toBe(false);
   });
 
+  it('answers a tenant polling its reputation from memory for 10 s: a read key cannot make each call read every key’s counters', async () => {
+    // Prepare
+    const r = rig({ keys: 3 });
+    await r.guard.reputation(TENANT);
+    const reads = vi.spyOn(r.counters, 'read');
+
+    // Act: nine more calls within 10 s, then one after.
+    for (let i = 0; i < 9; i++) {
+      r.clock.advance(1_000);
+      await r.guard.reputation(TENANT);
+    }
+    const within = reads.mock.calls.length;
+    r.clock.advance(1_000);
+    await r.guard.reputation(TENANT);
+
+    // Assess
+    expect(within).toBe(0);
+    expect(reads.mock.calls.length).toBeGreaterThan(0);
+  });
+
   it('is good for a tenant the guard never saw', async () => {
     // Prepare
     const r = rig();
