@@ -9,6 +9,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { ScopeGuardState } from '../domain/guard/evaluate.ts';
+import { readGuardMark } from '../domain/guard/state.ts';
 import {
   type ApiKey,
   ApiKeyNotFoundError,
@@ -21,6 +22,7 @@ import { ApiKeyLockedError, assertRelayNetworksFree } from '../domain/keys/relay
 import type { ApiKeyDirectory, ApiKeyReader, Clock, GuardKeyWriter } from '../domain/ports.ts';
 import { ConflictError } from '../shared/errors.ts';
 import { Keys } from '../shared/names.ts';
+import { logger } from '../shared/observability.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';
 
 /**
@@ -36,6 +38,21 @@ export interface RelayLockOptions {
   readonly waitMs?: number;
   /** Pause between attempts to take a held lock. @default 200 */
   readonly pollMs?: number;
+}
+
+/**
+ * A key item as the doors and the guard read it. A `guard` mark the guard did not write (a corrupt
+ * or hand-edited item) reads as no mark for that scope and is reported, so the key's requests are
+ * not all answered 500 and the guard's next evaluation writes a good state over it.
+ */
+function keyOf(item: Record<string, unknown> | undefined): ApiKey {
+  const key = item as unknown as ApiKey;
+  if (key.guard === undefined) return key;
+  const { mark, problems } = readGuardMark(key.guard);
+  if (problems.length === 0) return key;
+  logger.warn('API key guard mark unreadable; read as none', { keyId: key.keyId, problems });
+  const { guard: _corrupt, ...rest } = key;
+  return mark === undefined ? rest : { ...rest, guard: mark };
 }
 
 /** Keys of one tenant written at once by `markTenant`: a tenant has a handful of keys. */
@@ -68,7 +85,7 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
       const out = await this.#doc.send(
         new GetCommand({ TableName: this.#table, Key: { [Keys.apiKeys.partition]: keyId } }),
       );
-      return out.Item as ApiKey | undefined;
+      return out.Item === undefined ? undefined : keyOf(out.Item);
     } catch (error) {
       rethrow(error, 'reading the API key');
     }
@@ -206,7 +223,7 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return out.Attributes as ApiKey;
+      return keyOf(out.Attributes);
     } catch (error) {
       if (!isConditionFailed(error)) rethrow(error, 'writing the guard state of the API key');
       const current = await this.get(keyId);
@@ -216,9 +233,11 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
   }
 
   /**
-   * Writes `guard.tenant` on each of the tenant's keys that is not revoked (a revoked key sends
-   * nothing, and stays as it was revoked), and returns every key of the tenant as it is now,
-   * revoked ones included (GuardService keeps the list as the tenant's keys, as `keysOf` gives
+   * Writes `guard.tenant` on each of the tenant's keys, revoked ones too (only that field: a
+   * revoked key stays revoked): a revoked key sends nothing new, but the mail it queued before it
+   * was revoked is still sent, and the sender reads the tenant's hold from the key of each job, so
+   * a key left unmarked would send its queued mail through the tenant's pause. Returns every key of
+   * the tenant as it is now, revoked ones included (GuardService keeps the list as the tenant's keys, as `keysOf` gives
    * them); a key deleted meanwhile is left out. A consistent scan, so a key created a moment ago is
    * marked too.
    */
@@ -227,9 +246,7 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
     const result: ApiKey[] = [];
     for (let i = 0; i < keys.length; i += MARK_CONCURRENCY) {
       const written = await Promise.all(
-        keys
-          .slice(i, i + MARK_CONCURRENCY)
-          .map((k) => (k.status === 'revoked' ? k : this.#markTenantOn(k.keyId, state))),
+        keys.slice(i, i + MARK_CONCURRENCY).map((k) => this.#markTenantOn(k.keyId, state)),
       );
       for (const key of written) if (key !== undefined) result.push(key);
     }
@@ -241,50 +258,59 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
   }
 
   async #markTenantOn(keyId: string, state: ScopeGuardState): Promise<ApiKey | undefined> {
-    await this.#ensureGuardMap(keyId);
+    await this.#ensureGuardMap(keyId, { revoked: true });
     try {
       const out = await this.#doc.send(
         new UpdateCommand({
           TableName: this.#table,
           Key: { [Keys.apiKeys.partition]: keyId },
           UpdateExpression: 'SET #guard.#scope = :state',
-          ConditionExpression: 'attribute_exists(#id) AND #status <> :revoked',
+          ConditionExpression: 'attribute_exists(#id)',
           ExpressionAttributeNames: {
             '#id': Keys.apiKeys.partition,
             '#guard': 'guard',
             '#scope': 'tenant',
-            '#status': 'status',
           },
-          ExpressionAttributeValues: { ':state': state, ':revoked': 'revoked' },
+          ExpressionAttributeValues: { ':state': state },
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return out.Attributes as ApiKey;
+      return keyOf(out.Attributes);
     } catch (error) {
-      // Revoked or deleted since the scan: listed as it is now (a deleted key not at all).
+      // Deleted since the scan: not listed.
       if (isConditionFailed(error)) return this.get(keyId);
       rethrow(error, 'writing the tenant’s guard state on an API key');
     }
   }
 
   /**
-   * Creates an empty `guard` map on the key unless it has one (or is revoked: never changed). DynamoDB cannot SET a nested path
+   * Creates an empty `guard` map on the key unless it has one (or is revoked, unless `revoked`:
+   * only the tenant's copy is ever written on a revoked key). DynamoDB cannot SET a nested path
    * whose parent map is missing, and one expression cannot both create the map and set inside it
    * (overlapping paths); a read-modify-write of the whole map would lose a concurrent write to the
    * other half. So: create it if absent (a no-op when there or when the key is gone), then set
    * the half. Two writes, paid only when the guard acts.
    */
-  async #ensureGuardMap(keyId: string): Promise<void> {
+  async #ensureGuardMap(keyId: string, options: { readonly revoked?: boolean } = {}): Promise<void> {
+    const ofRevoked = options.revoked === true;
     try {
       await this.#doc.send(
         new UpdateCommand({
           TableName: this.#table,
           Key: { [Keys.apiKeys.partition]: keyId },
           UpdateExpression: 'SET #guard = :empty',
-          ConditionExpression:
-            'attribute_exists(#id) AND attribute_not_exists(#guard) AND #status <> :revoked',
-          ExpressionAttributeNames: { '#id': Keys.apiKeys.partition, '#guard': 'guard', '#status': 'status' },
-          ExpressionAttributeValues: { ':empty': {}, ':revoked': 'revoked' },
+          // A mark that is not a map (a corrupt item) is replaced too: nothing could be set inside it.
+          ConditionExpression: `attribute_exists(#id) AND (attribute_not_exists(#guard) OR NOT attribute_type(#guard, :map))${ofRevoked ? '' : ' AND #status <> :revoked'}`,
+          ExpressionAttributeNames: {
+            '#id': Keys.apiKeys.partition,
+            '#guard': 'guard',
+            ...(ofRevoked ? {} : { '#status': 'status' }),
+          },
+          ExpressionAttributeValues: {
+            ':empty': {},
+            ':map': 'M',
+            ...(ofRevoked ? {} : { ':revoked': 'revoked' }),
+          },
         }),
       );
     } catch (error) {
@@ -316,7 +342,7 @@ export class DynamoApiKeyStore implements ApiKeyReader, ApiKeyDirectory, GuardKe
           }),
         );
         for (const item of out.Items ?? []) {
-          if (item[Keys.apiKeys.partition] !== RELAY_LOCK_ID) keys.push(item as ApiKey);
+          if (item[Keys.apiKeys.partition] !== RELAY_LOCK_ID) keys.push(keyOf(item));
         }
         start = out.LastEvaluatedKey;
       } catch (error) {

@@ -12,12 +12,14 @@ import {
   cancelHeld,
   DEFAULT_RELEASE_RATE,
   type GuardOperationsDeps,
+  type HeldResult,
   listHeld,
   type ReleasePacing,
   releaseHeld,
   resumeGuard,
 } from '../domain/guard/operations.ts';
 import { heldQuery, heldRequest, resumeRequest } from '../domain/guard/requests.ts';
+import { GuardResumeReasonError } from '../domain/guard/service.ts';
 import {
   type ApiKey,
   ApiKeyNotFoundError,
@@ -289,7 +291,7 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
           releasePacing(deps),
         );
         logOperator('guard release', key, { tenant: request.tenant, ...result.counts });
-        return json(200, { tenant: request.tenant, ...result, complete: result.counts.deferred === 0 });
+        return json(200, heldAnswer(request.tenant, result));
       },
       [Route.guardCancel]: async (event) => {
         const key = await authenticate(deps, event, 'admin');
@@ -299,9 +301,13 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
           request.tenant,
           request.selection,
           request.reason,
+          {
+            maxEntries: MAX_HELD_PER_REQUEST,
+            deadline: deps.clock().getTime() + RELEASE_BUDGET_MS,
+          },
         );
         logOperator('guard cancel', key, { tenant: request.tenant, ...result.counts });
-        return json(200, { tenant: request.tenant, ...result });
+        return json(200, heldAnswer(request.tenant, result));
       },
       [Route.guardResume]: async (event) => {
         const key = await authenticate(deps, event, 'admin');
@@ -312,6 +318,12 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         } catch (error) {
           if (error instanceof ApiKeyNotFoundError)
             fail('not_found', `No API key has the id ${error.keyId}.`);
+          // The guard's own check of the reason, should it refuse one the request's check let by.
+          if (error instanceof GuardResumeReasonError) {
+            fail('invalid_request', 'The request is not valid; see errors for each failing field.', [
+              { path: 'reason', message: error.message },
+            ]);
+          }
           if (error instanceof ApiKeyRevokedError) {
             fail(
               'invalid_request',
@@ -595,7 +607,21 @@ function releasePacing(deps: ApiDeps): ReleasePacing {
     },
     sleep: deps.release?.sleep ?? sleep,
     deadline: deps.clock().getTime() + RELEASE_BUDGET_MS,
+    maxEntries: MAX_HELD_PER_REQUEST,
   };
+}
+
+/**
+ * Held messages one release or cancel request takes on: its answer lists each (about 50 bytes),
+ * and a tenant may hold hundreds of thousands, past Lambda's 6 MB answer; the rest is left for the
+ * next request (`complete: false`).
+ */
+export const MAX_HELD_PER_REQUEST = 1_000;
+
+/** A release's or cancel's answer: `complete` once nothing selected is left for another request. */
+function heldAnswer(tenant: string, result: HeldResult) {
+  const { more, ...rest } = result;
+  return { tenant, ...rest, complete: result.counts.deferred === 0 && !more };
 }
 
 /** Every operator action is logged with who did it (the admin key's id); never an address. */

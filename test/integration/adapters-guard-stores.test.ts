@@ -8,6 +8,7 @@ import type { DynamoGuardStateStore } from '../../lambdas/adapters/guard-state-s
 import { guardAdapters } from '../../lambdas/adapters/guard-wiring.ts';
 import { type HeldJobsStore, heldJobKey } from '../../lambdas/adapters/held-jobs-store.ts';
 import { S3PayloadStore } from '../../lambdas/adapters/payload-store.ts';
+import { senderHold } from '../../lambdas/domain/delivery/guard-hold.ts';
 import type { GuardDecision, ScopeGuardState } from '../../lambdas/domain/guard/evaluate.ts';
 import {
   type ApiKey,
@@ -173,6 +174,31 @@ describe('DynamoApiKeyStore as the guard’s key writer', () => {
     });
   });
 
+  it('reads a corrupt guard mark as none for that scope, keeping the sound one', async () => {
+    const paused = inForce(
+      decision({ scope: 'tenant', tenantId: 'acme', action: 'pauseBroadcast', signal: 'hardBounceRate' }),
+    );
+    await keys.put(apiKey('gwc1', { guard: { key: { actions: 'x' }, tenant: paused } as never }));
+    await keys.put(apiKey('gwc2', { guard: { tenant: {} } as never }));
+
+    expect((await keys.get('gwc1'))?.guard).toEqual({ tenant: paused });
+    expect((await keys.get('gwc2'))?.guard).toEqual({});
+    expect((await keys.keysOf('acme')).find((k) => k.keyId === 'gwc1')?.guard).toEqual({ tenant: paused });
+  });
+
+  it('suspends a key whose guard mark is not a map (the guard writes a good mark over a corrupt one)', async () => {
+    await keys.put(apiKey('gwc3', { guard: 'corrupt' as never }));
+    const suspended = inForce(decision({ keyId: 'gwc3' }));
+
+    const after = await keys.setKeyGuard('gwc3', suspended, 'suspended');
+
+    expect(after).toMatchObject({ status: 'suspended', guard: { key: suspended } });
+    expect((await keys.markTenant('acme', { actions: [] })).find((k) => k.keyId === 'gwc3')?.guard).toEqual({
+      key: suspended,
+      tenant: { actions: [] },
+    });
+  });
+
   it('never changes a revoked key, and names a key that does not exist (nor the relay lock)', async () => {
     await keys.put(apiKey('gw3', { status: 'revoked' }));
 
@@ -201,12 +227,31 @@ describe('DynamoApiKeyStore as the guard’s key writer', () => {
     ).toEqual([
       ['mt1', 'active', 'marked'],
       ['mt2', 'suspended', 'marked'],
-      ['mt3', 'revoked', 'unmarked'],
+      ['mt3', 'revoked', 'marked'],
     ]);
     expect((await keys.get('mt1'))?.guard).toEqual({ key: own, tenant: paused });
     expect((await keys.get('mt2'))?.guard).toEqual({ tenant: paused });
-    expect((await keys.get('mt3'))?.guard).toBeUndefined();
+    expect(await keys.get('mt3')).toMatchObject({ status: 'revoked', guard: { tenant: paused } });
     expect((await keys.get('mt4'))?.guard).toBeUndefined();
+  });
+
+  it('marks a revoked key of the tenant too (its status untouched), so the sender holds the mail it queued before it was revoked', async () => {
+    await keys.put(apiKey('rv1', { tenant: 'revoked-t' }));
+    await keys.put(apiKey('rv2', { tenant: 'revoked-t', status: 'revoked' }));
+    const paused = inForce(
+      decision({
+        scope: 'tenant',
+        tenantId: 'revoked-t',
+        action: 'pauseBroadcast',
+        signal: 'hardBounceRate',
+      }),
+    );
+
+    await keys.markTenant('revoked-t', paused);
+
+    const revoked = await keys.get('rv2');
+    expect(revoked).toMatchObject({ status: 'revoked', guard: { tenant: paused } });
+    expect(senderHold(revoked, 'broadcast', NOW)).toMatchObject({ action: 'pauseBroadcast' });
   });
 
   it('loses neither half when the key’s and the tenant’s state are written at the same time', async () => {

@@ -60,7 +60,13 @@ export async function holdJob(
     latest = current;
     return markHeld(current, cause, now);
   });
-  if (written) return written.after;
+  if (written) {
+    // A release of the message may have removed the entry between the keep above (a no-op while
+    // its old entry was there) and this write, after it last looked for a hold: the record is held
+    // now, so its entry and job must be there, or it could never be released.
+    if ((await deps.held.get(entry.tenant, entry.id)) === undefined) await deps.held.keep(entry, job);
+    return written.after;
+  }
   // Another attempt took the message between the read and the write (a duplicate delivery): the
   // entry kept would list a message that is not held. One that got held meanwhile keeps it.
   if (latest.phase !== 'held') await deps.held.remove(entry);

@@ -79,6 +79,16 @@ export type OutcomeKind = HeldOutcome['outcome'];
 export interface HeldResult {
   readonly counts: Readonly<Record<OutcomeKind, number>>;
   readonly outcomes: readonly HeldOutcome[];
+  /** True when the selection held more than `maxEntries`: run the same request again for the rest. */
+  readonly more: boolean;
+}
+
+/** How much one call takes on: the api function has 10 s and 6 MB of answer; the CLI no limit. */
+export interface HeldBatchLimits {
+  /** At most this many held messages are selected (oldest first); `more` says when there were others. */
+  readonly maxEntries?: number;
+  /** Epoch ms (by the clock) after which no more messages are touched: they are `deferred`. */
+  readonly deadline?: number;
 }
 
 /**
@@ -97,6 +107,8 @@ export interface ReleasePacing {
    * second release carries on. The api function has 10 s; the CLI none.
    */
   readonly deadline?: number;
+  /** At most this many held messages per call (HeldBatchLimits). */
+  readonly maxEntries?: number;
   /** The pacing clock. @default deps.clock (a steady clock is better for long runs) */
   readonly clock?: Clock;
 }
@@ -119,7 +131,7 @@ export async function releaseHeld(
   reason: string,
   pacing: ReleasePacing,
 ): Promise<HeldResult> {
-  const entries = await selected(deps, tenant, selection);
+  const { entries, more } = await selected(deps, tenant, selection, pacing.maxEntries);
   const paceClock = pacing.clock ?? deps.clock;
   const pacers = new Map<Lane, Pacer>();
   const pacerOf = (lane: Lane): Pacer => {
@@ -145,7 +157,7 @@ export async function releaseHeld(
     }
     outcomes.push(await releaseOne(deps, found.entry, reason, pacerOf, pastDeadline));
   }
-  return summary(outcomes);
+  return summary(outcomes, more);
 }
 
 async function releaseOne(
@@ -305,8 +317,9 @@ export async function cancelHeld(
   tenant: string,
   selection: HeldSelection,
   reason: string,
+  limits: HeldBatchLimits = {},
 ): Promise<HeldResult> {
-  const entries = await selected(deps, tenant, selection);
+  const { entries, more } = await selected(deps, tenant, selection, limits.maxEntries);
   const words = `cancelled by an operator: ${reason}`;
   const outcomes: HeldOutcome[] = [];
   for (const found of entries) {
@@ -315,6 +328,11 @@ export async function cancelHeld(
       continue;
     }
     const { entry } = found;
+    // Not even read once the time is up: a cancel of thousands must still answer in time.
+    if (limits.deadline !== undefined && deps.clock().getTime() >= limits.deadline) {
+      outcomes.push({ id: entry.id, outcome: 'deferred' });
+      continue;
+    }
     const record = await deps.messages.get(entry.id);
     const now = deps.clock();
     if (record === undefined || record.tenant !== entry.tenant) {
@@ -352,7 +370,7 @@ export async function cancelHeld(
     await deps.held.remove(entry);
     outcomes.push({ id: entry.id, outcome: 'cancelled' });
   }
-  return summary(outcomes);
+  return summary(outcomes, more);
 }
 
 /** An operator's resume of a tenant or key (the guard restarts its window; probation follows). */
@@ -366,21 +384,27 @@ export function resumeGuard(
 
 type Found = { readonly entry: HeldEntry } | { readonly missing: HeldOutcome };
 
-/** The selected entries, all listed before any is changed (removing entries moves a list's pages). */
+/**
+ * The selected entries, all listed before any is changed (removing entries moves a list's pages),
+ * at most `max` of them (oldest first; ids in the order given): `more` when there are others.
+ */
 async function selected(
   deps: Pick<GuardOperationsDeps, 'held'>,
   tenant: string,
   selection: HeldSelection,
-): Promise<Found[]> {
+  max = Number.POSITIVE_INFINITY,
+): Promise<{ readonly entries: Found[]; readonly more: boolean }> {
   if ('ids' in selection) {
-    return Promise.all(
-      [...new Set(selection.ids)].map(async (id): Promise<Found> => {
+    const ids = [...new Set(selection.ids)];
+    const entries = await Promise.all(
+      ids.slice(0, max).map(async (id): Promise<Found> => {
         const entry = await deps.held.get(tenant, id);
         return entry === undefined
           ? { missing: { id, outcome: 'missing', reason: 'no held message with this id' } }
           : { entry };
       }),
     );
+    return { entries, more: ids.length > max };
   }
   const lane = 'lane' in selection ? selection.lane : undefined;
   const found: Found[] = [];
@@ -392,11 +416,11 @@ async function selected(
     });
     for (const entry of page.entries) found.push({ entry });
     cursor = page.cursor;
-  } while (cursor !== undefined);
-  return found;
+  } while (cursor !== undefined && found.length <= max);
+  return { entries: found.slice(0, max), more: found.length > max };
 }
 
-function summary(outcomes: HeldOutcome[]): HeldResult {
+function summary(outcomes: HeldOutcome[], more: boolean): HeldResult {
   const counts: Record<OutcomeKind, number> = {
     released: 0,
     cancelled: 0,
@@ -406,5 +430,5 @@ function summary(outcomes: HeldOutcome[]): HeldResult {
     deferred: 0,
   };
   for (const o of outcomes) counts[o.outcome] += 1;
-  return { counts, outcomes };
+  return { counts, outcomes, more };
 }

@@ -140,7 +140,11 @@ function laneOf(value: unknown, errors: FieldError[]): Lane | undefined {
 
 function reasonOf(value: unknown, errors: FieldError[]): string | undefined {
   const reason = typeof value === 'string' ? value.trim() : '';
-  if (reason !== '' && reason.length <= MAX_REASON && !CONTROL.test(reason)) return reason;
+  // Well-formed as the guard's resume requires (service.ts): a lone surrogate cannot be stored as
+  // UTF-8, so it would fail the release or cancel half-way, or the resume with a 500.
+  if (reason !== '' && reason.length <= MAX_REASON && !CONTROL.test(reason) && reason.isWellFormed()) {
+    return reason;
+  }
   errors.push({
     path: 'reason',
     message:

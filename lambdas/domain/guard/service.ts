@@ -23,6 +23,7 @@ import {
   type GuardScopeRef,
   type HourBucket,
   hourOf,
+  hourStart,
   scopeName,
 } from './counters.ts';
 import {
@@ -41,7 +42,7 @@ import {
   standing,
 } from './evaluate.ts';
 import { defaultGuardPolicy, type GuardPolicy, rateRuleNames, resolveGuardPolicy } from './policy.ts';
-import { suspendedByGuard, throttleFor } from './state.ts';
+import { isGuardScopeState, readGuardMark, suspendedByGuard, throttleFor } from './state.ts';
 
 /**
  * The abuse guard's orchestration (issue 13): counts what the front doors accepted and what the
@@ -68,6 +69,14 @@ const MEMO_ENTRIES = 10_000;
 const KEY_LISTS = 1_000;
 const RESUME_ATTEMPTS = 3;
 const REPUTATION_KEYS_MAX_AGE_MS = 30_000;
+/**
+ * How long a tenant's reputation view is answered from memory. A view reads the counters of up to
+ * 100 keys (a Query each): without it, a read key polling GET /v1/reputation at its request rate
+ * would have each call make 101 Queries of the Guard table, the table every count of every tenant
+ * is written to. What this instance decides for the tenant meanwhile is shown at once; at most the
+ * evaluation interval, when that is shorter.
+ */
+export const REPUTATION_VIEW_TTL_MS = 10_000;
 /** Key counter reads at once, for the reputation view (a Query each). */
 const READ_CONCURRENCY = 10;
 
@@ -105,6 +114,11 @@ export interface GuardServiceDeps {
   readonly keyListTtlMs?: number;
 }
 
+/** A tenant's stored guard state that is not one the guard wrote (read as no state). */
+export class GuardStateCorruptError extends Error {
+  override readonly name = 'GuardStateCorruptError';
+}
+
 /** An operator's resume without a usable reason (empty, too long, or with control characters). */
 export class GuardResumeReasonError extends Error {
   override readonly name = 'GuardResumeReasonError';
@@ -126,6 +140,10 @@ class Lru<K, V> {
       this.#entries.set(key, value);
     }
     return value;
+  }
+
+  delete(key: K): void {
+    this.#entries.delete(key);
   }
 
   set(key: K, value: V): void {
@@ -155,6 +173,7 @@ export class GuardService implements Guard {
   /** scopeName → when this instance last asked to evaluate it. */
   readonly #lastEvaluated = new Lru<string, number>(MEMO_ENTRIES);
   readonly #keyLists = new Lru<string, { readonly at: number; readonly keys: ApiKey[] }>(KEY_LISTS);
+  readonly #views = new Lru<string, { readonly at: number; readonly view: ReputationView }>(KEY_LISTS);
 
   constructor(deps: GuardServiceDeps) {
     this.#deps = deps;
@@ -260,7 +279,8 @@ export class GuardService implements Guard {
     const current = await this.#deps.counters.read(scope, hourOf(now), hourOf(now));
     const state: ScopeGuardState = { ...reinstate(now, sumCounts(current)), resumedReason: why };
     if (target.kind === 'key') {
-      await this.#deps.keys.setKeyGuard(target.keyId, state, 'active');
+      const resumed = await this.#deps.keys.setKeyGuard(target.keyId, state, 'active');
+      this.#replaceKey(resumed.tenant, resumed);
       return state;
     }
     for (let attempt = 1; ; attempt++) {
@@ -280,6 +300,18 @@ export class GuardService implements Guard {
   }
 
   async reputation(tenant: string): Promise<ReputationView> {
+    const cached = this.#views.get(tenant);
+    // Never longer than the evaluation interval (shortened by the tests of local mode).
+    const ttl = Math.min(REPUTATION_VIEW_TTL_MS, this.#intervalMs);
+    if (cached !== undefined && this.#deps.clock().getTime() - cached.at < ttl) {
+      return cached.view;
+    }
+    const view = await this.#reputation(tenant);
+    this.#views.set(tenant, { at: this.#deps.clock().getTime(), view });
+    return view;
+  }
+
+  async #reputation(tenant: string): Promise<ReputationView> {
     // Evaluate the tenant first, when due: otherwise a tenant signal completed inside the interval
     // after the last evaluation (the last bounce of a storm) would show its rate here but act only
     // at the tenant's next event, and the view would show a standing its own rates contradict. Key
@@ -397,11 +429,11 @@ export class GuardService implements Guard {
         policy: context.policy,
         now,
       });
-      if (keyDecisions(input(keyGuardState(key))).length === 0) continue;
+      if (keyDecisionsCaughtUp(input, keyGuardState(key), hours, now).length === 0) continue;
       // About to act: the key read by the front door may be a minute old, so act on a fresh read.
       const fresh = (await this.#refreshKeys(tenant, now)).find((k) => k.keyId === key.keyId);
       if (fresh === undefined || fresh.status === 'revoked') continue;
-      const decisions = keyDecisions(input(keyGuardState(fresh)));
+      const decisions = keyDecisionsCaughtUp(input, keyGuardState(fresh), hours, now);
       if (decisions.length === 0) continue;
       const next = applyDecisions(
         { tenant: tenantState, key: keyGuardState(fresh) ?? noActions },
@@ -459,7 +491,12 @@ export class GuardService implements Guard {
     if (record !== undefined) {
       const stored = fingerprint(record.state);
       const carried = [...keyHints.filter((k): k is ApiKey => typeof k !== 'string'), ...(keyList ?? [])];
-      if (carried.some((k) => k.status !== 'revoked' && fingerprint(k.guard?.tenant) !== stored)) {
+      if (
+        carried.some(
+          // Revoked keys too: the sender reads the tenant's hold of their queued mail from them.
+          (k) => fingerprint(readGuardMark(k.guard).mark?.tenant) !== stored,
+        )
+      ) {
         this.#rememberKeys(record.tenant, await this.#deps.keys.markTenant(record.tenant, record.state));
       }
     }
@@ -468,7 +505,19 @@ export class GuardService implements Guard {
 
   /** The tenant's record and policy; an invalid stored override is reported and the defaults apply. */
   async #context(tenant: string): Promise<TenantContext> {
-    const record = await this.#deps.state.tenant(tenant);
+    const stored = await this.#deps.state.tenant(tenant);
+    // A state the guard did not write (hand-edited, an older shape) reads as none, reported: every
+    // evaluation of the tenant would fail on it otherwise, and its signals never be acted on.
+    let record = stored;
+    if (stored !== undefined && !isGuardScopeState(stored.state)) {
+      this.#report(
+        new GuardStateCorruptError(
+          `the stored guard state of tenant ${tenant} is not one the guard wrote; read as none`,
+        ),
+        { operation: 'evaluate', tenant },
+      );
+      record = { ...stored, state: noActions };
+    }
     let policy = defaultGuardPolicy;
     try {
       policy = resolveGuardPolicy(record?.override);
@@ -521,10 +570,12 @@ export class GuardService implements Guard {
 
   /** Only the tenant's own keys are kept: another tenant's key in a list (a filter bug) is never shown or judged. */
   #rememberKeys(tenant: string, keys: readonly ApiKey[], now = this.#deps.clock()): void {
+    this.#views.delete(tenant);
     this.#keyLists.set(tenant, { at: now.getTime(), keys: keys.filter((k) => k.tenant === tenant) });
   }
 
   #replaceKey(tenant: string, key: ApiKey): void {
+    this.#views.delete(tenant);
     const cached = this.#keyLists.get(tenant);
     if (cached === undefined) return;
     this.#keyLists.set(tenant, {
@@ -638,6 +689,49 @@ function keyDecisions(input: GuardInput): GuardDecision[] {
   return evaluateScope(input, 'key');
 }
 
+/** Earlier hours of a key evaluated again as of their last instant (see keyDecisionsCaughtUp). */
+const CATCH_UP_HOURS = 2;
+
+/**
+ * The key's decisions now, after evaluating it as of the end of the last CATCH_UP_HOURS earlier
+ * hours it sent in. Evaluation runs at most once a minute, so what a key sends in the minute after
+ * an evaluation is seen at the next one; when that falls in the next hour, the rules of the
+ * current hour (suppressed hits, content refusals, a volume spike) start afresh there, and a burst
+ * in the last minute of an hour would never be acted on. Events skipped that way lie within two
+ * intervals of an evaluation (the claim, or this instance's memo), so only the hour of the last
+ * evaluation and the one after it can hold them: the two most recent earlier hours with counts.
+ * A decision of an earlier hour that has lapsed by now (a throttle whose hour has passed) is left
+ * out; evaluating never steps down, so an hour already acted on decides nothing again. Only the
+ * strongest decisions are returned (the last evaluation that decided anything). The buckets are
+ * those read for the key anyway: no extra read.
+ */
+function keyDecisionsCaughtUp(
+  input: (state: ScopeGuardState | undefined) => GuardInput,
+  state: ScopeGuardState | undefined,
+  hours: readonly HourBucket[],
+  now: Date,
+): GuardDecision[] {
+  const current = hourOf(now);
+  const earlier = [...new Set(hours.map((b) => b.hour).filter((h) => h < current))]
+    .sort()
+    .slice(-CATCH_UP_HOURS);
+  let latest = state;
+  let strongest: GuardDecision[] = [];
+  for (const hour of earlier) {
+    const endOfHour = new Date(hourStart(addHours(hour, 1)).getTime() - 1);
+    const decisions = keyDecisions({ ...input(latest), now: endOfHour }).filter((d) => inForceAt(d, now));
+    if (decisions.length === 0) continue;
+    strongest = decisions;
+    latest = applyDecisions({ tenant: noActions, key: latest ?? noActions }, decisions).key;
+  }
+  const decisions = keyDecisions(input(latest));
+  return decisions.length > 0 ? decisions : strongest;
+}
+
+function inForceAt(decision: GuardDecision, now: Date): boolean {
+  return decision.until === undefined || Date.parse(decision.until) > now.getTime();
+}
+
 function evaluateScope(input: GuardInput, scope: 'tenant' | 'key'): GuardDecision[] {
   return evaluate(input).filter((d) => d.scope === scope);
 }
@@ -648,7 +742,8 @@ function evaluateScope(input: GuardInput, scope: 'tenant' | 'key'): GuardDecisio
  * door enforces. The window is not restarted then, so a signal still above suspends it again.
  */
 function keyGuardState(key: ApiKey): ScopeGuardState | undefined {
-  const state = key.guard?.key;
+  // A corrupt stored state reads as none: the evaluation then writes a good one over it.
+  const state = readGuardMark(key.guard).mark?.key;
   if (state === undefined || key.status === 'suspended') return state;
   const actions = state.actions.filter((d) => d.action !== 'suspendKey');
   return actions.length === state.actions.length ? state : { ...state, actions };

@@ -179,6 +179,41 @@ describe('the operator’s guard routes', () => {
     expect(queue.jobs).toHaveLength(7);
   });
 
+  it('cancels within the request’s budget: what it did not reach is deferred, still held, and the next cancel takes it', async () => {
+    // Prepare: each record write takes 1 s of the 6.5 s budget.
+    const { api, token, messages, clock, hold } = guardApi();
+    for (let n = 1; n <= 10; n++) await hold(`msg_${n}`);
+    const update = messages.update.bind(messages);
+    vi.spyOn(messages, 'update').mockImplementation(async (...args) => {
+      clock.advance(1_000);
+      return update(...args);
+    });
+    const cancel = () =>
+      api(httpEvent(Route.guardCancel, { token, body: { tenant: 'shop', all: true, reason: 'spam run' } }));
+
+    // Act
+    const first = await cancel();
+    const second = await cancel();
+
+    // Assess
+    expect(jsonOf(first)).toMatchObject({ counts: { cancelled: 7, deferred: 3 }, complete: false });
+    expect(jsonOf(second)).toMatchObject({ counts: { cancelled: 3, deferred: 0 }, complete: true });
+  });
+
+  it('takes at most 1,000 held messages per request, so the answer stays small whatever a tenant holds', async () => {
+    // Prepare
+    const { api, token, hold } = guardApi();
+    for (let n = 1; n <= 1_005; n++) await hold(`msg_${n}`);
+
+    // Act
+    const result = await api(release(token, { tenant: 'shop', all: true, reason: 'ok' }));
+
+    // Assess
+    const body = jsonOf(result) as { outcomes: unknown[]; complete: boolean };
+    expect(body.outcomes).toHaveLength(1_000);
+    expect(body.complete).toBe(false);
+  });
+
   it('cancels held mail with the operator’s reason', async () => {
     // Prepare
     const { api, token, messages, held, hold } = guardApi();
@@ -265,6 +300,32 @@ describe('the operator’s guard routes', () => {
       expect(problemIn(released, 422).errors).toContainEqual({ path, message });
       expect(problemIn(cancelled, 422).errors).toContainEqual({ path, message });
       expect(held.entries.size).toBe(1);
+    },
+  );
+
+  it.each([
+    [Route.guardRelease, { tenant: 'shop', all: true }],
+    [Route.guardCancel, { tenant: 'shop', all: true }],
+    [Route.guardResume, { tenant: 'shop' }],
+  ])(
+    'answers 400 on %s for a reason that is not well-formed Unicode (a lone surrogate), and changes nothing',
+    async (route, body) => {
+      // Prepare
+      const { api, token, guard, hold, messages } = guardApi();
+      await hold('msg_1');
+
+      // Act: JSON.parse turns the escape into a lone surrogate, which no UTF-8 store can keep.
+      const result = await api(
+        httpEvent(route, {
+          token,
+          body: JSON.stringify({ ...body, reason: 'rotated \ud800 key' }).replace('\\ud800', '\ud800'),
+        }),
+      );
+
+      // Assess
+      expect(problemIn(result, 422).errors).toEqual([{ path: 'reason', message: expect.any(String) }]);
+      expect(messages.peek('msg_1')?.phase).toBe('held');
+      expect(guard.resumes).toEqual([]);
     },
   );
 

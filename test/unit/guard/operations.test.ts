@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
+import { holdJob } from '../../../lambdas/domain/delivery/guard-hold.ts';
 import type { GuardDecision } from '../../../lambdas/domain/guard/evaluate.ts';
 import { HOLD_DAYS, heldEntry, markHeld } from '../../../lambdas/domain/guard/hold.ts';
 import {
@@ -514,5 +515,45 @@ describe('listing held mail and resuming', () => {
     expect(guard.resumes).toEqual([
       { target: { kind: 'tenant', tenant: 'tenant-a' }, reason: 'list cleaned' },
     ]);
+  });
+});
+
+describe('releasing while the sender holds the released job again', () => {
+  it('keeps the message releasable when the sender kept its job before release removed the entry and wrote the record after', async () => {
+    // Prepare: release enqueues msg_1; a sender, its key cache not yet showing the resume, reads
+    // the record (queued) and keeps the job (a no-op: the old entry is still there) before release
+    // removes the entry; its record write lands only after release has looked for a hold again.
+    const { deps, clock, messages, held, pacing, hold } = rig();
+    await hold('msg_1');
+    let writeRecord: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      writeRecord = resolve;
+    });
+    const senderMessages = {
+      get: (id: string) => messages.get(id),
+      update: async (next: MessageRecord, version: number) => {
+        await gate;
+        return messages.update(next, version);
+      },
+    };
+    let sender: Promise<unknown> = Promise.resolve();
+    const remove = held.remove.bind(held);
+    vi.spyOn(held, 'remove').mockImplementationOnce(async (entry) => {
+      const job = (await held.job(entry)) ?? expect.fail('no job');
+      sender = holdJob({ messages: senderMessages, held, clock }, job, guardDecision({ reason: 'cached' }));
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      await remove(entry);
+    });
+
+    // Act
+    await releaseHeld(deps, 'tenant-a', { all: true }, 'ops', pacing);
+    writeRecord();
+    await sender;
+
+    // Assess: held, and still listed with its job, so an operator can release it again.
+    expect(messages.peek('msg_1')?.phase).toBe('held');
+    const entry = await held.get('tenant-a', 'msg_1');
+    expect(entry).toBeDefined();
+    expect(entry && (await held.job(entry))?.id).toBe('msg_1');
   });
 });

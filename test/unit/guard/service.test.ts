@@ -820,6 +820,26 @@ describe('GuardService.reputation', () => {
     expect(Object.keys(view.rates).some((name) => name.endsWith(stranger.keyId))).toBe(false);
   });
 
+  it('answers a tenant polling its reputation from memory for 10 s: a read key cannot make each call read every key’s counters', async () => {
+    // Prepare
+    const r = rig({ keys: 3 });
+    await r.guard.reputation(TENANT);
+    const reads = vi.spyOn(r.counters, 'read');
+
+    // Act: nine more calls within 10 s, then one after.
+    for (let i = 0; i < 9; i++) {
+      r.clock.advance(1_000);
+      await r.guard.reputation(TENANT);
+    }
+    const within = reads.mock.calls.length;
+    r.clock.advance(1_000);
+    await r.guard.reputation(TENANT);
+
+    // Assess
+    expect(within).toBe(0);
+    expect(reads.mock.calls.length).toBeGreaterThan(0);
+  });
+
   it('is good for a tenant the guard never saw', async () => {
     // Prepare
     const r = rig();
@@ -989,4 +1009,117 @@ describe('scenario replays through the service, with a fake clock', () => {
     expect(r.actions).toEqual([]);
     expect(view.sample.tenantHardBounce).toMatchObject({ sends: 0, reached: false });
   });
+});
+
+describe('GuardService: a corrupt guard mark on a key', () => {
+  it('still suspends the key: the corrupt state reads as none and the decision is written over it', async () => {
+    // Prepare: a key item whose guard mark the guard did not write.
+    const r = rig();
+    r.apiKeys.add({ ...(await r.key()), guard: { key: { actions: 'x' }, tenant: {} } as never });
+
+    // Act
+    await r.guard.recordAccept(await r.key(), suppressedFifth());
+
+    // Assess
+    const key = await r.key();
+    expect(r.errors).toEqual([]);
+    expect(key.status).toBe('suspended');
+    expect(guardSuspension(key.guard)).toMatchObject({ action: 'suspendKey', signal: 'suppressedHitRate' });
+  });
+});
+
+describe('GuardService: a signal completed between two evaluations is never lost', () => {
+  const at = (iso: string) => new Date(iso).toISOString();
+
+  it('suspends a key whose suppressed hits came in the last minute of an hour, at the first evaluation of the next hour', async () => {
+    // Prepare: an evaluation at 10:59:00, then 50 attempts at 20 % suppressed at 10:59:30 (within
+    // the minute, so not evaluated), and the next request at 11:00:10, in an hour of its own.
+    const r = rig();
+    r.clock.set(at('2026-03-02T10:59:00.000Z'));
+    await r.guard.recordAccept(await r.key(), toNewDomains(1, 'first'));
+    r.clock.set(at('2026-03-02T10:59:30.000Z'));
+    await r.guard.recordAccept(await r.key(), suppressedFifth());
+    const before = (await r.key()).status;
+
+    // Act
+    r.clock.set(at('2026-03-02T11:00:10.000Z'));
+    await r.guard.recordAccept(await r.key(), toNewDomains(1, 'next'));
+
+    // Assess
+    expect(before).toBe('active');
+    expect((await r.key()).status).toBe('suspended');
+    expect(r.actions.map((d) => [d.action, d.signal])).toEqual([['suspendKey', 'suppressedHitRate']]);
+  });
+
+  it('throttles a key that spiked in the last minute of an hour, from the next evaluation, for what is left of that hour', async () => {
+    // Prepare: 1,500 sends to known domains at 10:59:30, after an evaluation at 10:59:00.
+    const r = rig();
+    const known = Array.from({ length: 1_500 }, (_, i) => ({
+      address: `r${i}@known.example`,
+      outcome: 'queued' as const,
+    }));
+    r.clock.set(at('2026-03-02T10:59:00.000Z'));
+    await r.guard.recordAccept(await r.key(), queued('a@known.example'));
+    r.clock.set(at('2026-03-02T10:59:30.000Z'));
+    await r.guard.recordAccept(await r.key(), known);
+
+    // Act
+    r.clock.set(at('2026-03-02T11:00:10.000Z'));
+    await r.guard.recordAccept(await r.key(), queued('b@known.example'));
+
+    // Assess
+    const throttle = throttleFor((await r.key()).guard, r.clock());
+    expect(throttle).toMatchObject({ action: 'throttleKey', signal: 'volumeSpike' });
+  });
+
+  it('does not act again on an earlier hour whose throttle has lapsed', async () => {
+    // Prepare: the spike above, throttled at 11:00:10; then, at 12:30, the throttle has lapsed.
+    const r = rig();
+    const known = Array.from({ length: 1_500 }, (_, i) => ({
+      address: `r${i}@known.example`,
+      outcome: 'queued' as const,
+    }));
+    r.clock.set(at('2026-03-02T10:59:00.000Z'));
+    await r.guard.recordAccept(await r.key(), queued('a@known.example'));
+    r.clock.set(at('2026-03-02T10:59:30.000Z'));
+    await r.guard.recordAccept(await r.key(), known);
+    r.clock.set(at('2026-03-02T11:00:10.000Z'));
+    await r.guard.recordAccept(await r.key(), queued('b@known.example'));
+
+    // Act
+    r.clock.set(at('2026-03-02T12:30:00.000Z'));
+    await r.guard.recordAccept(await r.key(), queued('c@known.example'));
+
+    // Assess
+    expect(r.actions.map((d) => d.action)).toEqual(['throttleKey']);
+    expect(throttleFor((await r.key()).guard, r.clock())).toBeUndefined();
+  });
+});
+
+describe('GuardService: a corrupt tenant record', () => {
+  it.each([
+    ['a state without actions', {}],
+    ['actions that are not a list', { actions: 'pauseBroadcast' }],
+    ['no state at all', undefined],
+  ])(
+    'still pauses the tenant when its stored state is %s: the state reads as none, and is reported',
+    async (_, state) => {
+      // Prepare: 600 sends, 30 hard bounces (5 %), over a record the guard did not write.
+      const r = rig({ keys: 2 });
+      r.state.records.set(TENANT, { tenant: TENANT, state, version: 3 } as never);
+      await history(r, 1, { sends: 600 });
+
+      // Act
+      await r.guard.recordFeedback(bounces(r, 30));
+
+      // Assess
+      const record = await r.state.tenant(TENANT);
+      expect(record?.version).toBe(4);
+      expect(record?.state.actions.map((a) => a.action)).toEqual(['pauseBroadcast']);
+      expect(holdFor((await r.key(1)).guard, 'broadcast', r.clock())).toMatchObject({
+        action: 'pauseBroadcast',
+      });
+      expect(r.errors).toHaveLength(1);
+    },
+  );
 });
