@@ -307,6 +307,15 @@ export interface GuardFeedback {
   readonly at: Date;
 }
 
+/** One released message, as the abuse guard counts it. */
+export interface GuardRelease {
+  readonly tenant: string;
+  readonly keyId?: string;
+  readonly messageId: string;
+  /** Its recipients as released (only their domains matter: simulator recipients count locally only). */
+  readonly recipients: readonly string[];
+}
+
 /** Whom an operator resumes. */
 export type GuardTarget =
   | { readonly kind: 'tenant'; readonly tenant: string }
@@ -343,6 +352,11 @@ export interface Guard {
    * TransientError when the counters cannot be written, so the feedback is retried.
    */
   recordFeedback(events: readonly GuardFeedback[]): Promise<void>;
+  /**
+   * Counts the recipients of held messages an operator released (once per message id), so the
+   * bounces they bring are taken over them. Never throws: a release must not fail on the guard.
+   */
+  recordRelease(released: readonly GuardRelease[]): Promise<void>;
   /** The tenant's standing, rates, samples, windows and keys (GET /v1/reputation). */
   reputation(tenant: string): Promise<ReputationView>;
   /**

@@ -44,6 +44,7 @@ import type {
   Guard,
   GuardCounters,
   GuardFeedback,
+  GuardRelease,
   GuardKeyWriter,
   GuardRecipientTally,
   GuardStateStore,
@@ -660,6 +661,7 @@ export class InMemoryHeldJobs implements HeldJobs {
 export class RecordingGuard implements Guard {
   readonly accepts: Array<{ keyId: string; tenant: string; recipients: GuardRecipientTally[] }> = [];
   readonly feedback: GuardFeedback[] = [];
+  readonly released: GuardRelease[] = [];
   readonly resumes: Array<{ target: GuardTarget; reason: string }> = [];
 
   async recordAccept(key: ApiKey, recipients: readonly GuardRecipientTally[]): Promise<void> {
@@ -668,6 +670,10 @@ export class RecordingGuard implements Guard {
 
   async recordFeedback(events: readonly GuardFeedback[]): Promise<void> {
     this.feedback.push(...copy([...events]));
+  }
+
+  async recordRelease(released: readonly GuardRelease[]): Promise<void> {
+    this.released.push(...copy([...released]));
   }
 
   async reputation(_tenant: string): Promise<ReputationView> {

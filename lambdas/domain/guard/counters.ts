@@ -7,6 +7,11 @@
 /** What is counted per key and per tenant, per hour (the guard's policy reads these). */
 export const GUARD_COUNTERS = [
   'sends',
+  /**
+   * Recipients of held mail an operator released: sends for every rate (their bounces count), but
+   * not for the volume spike or the baseline (a release is not the key's own pace).
+   */
+  'releasedSends',
   'hardBounces',
   'complaints',
   'transientBounces',

@@ -343,7 +343,8 @@ function clean(value: unknown): number {
 }
 
 function denominator(counts: Record<GuardCounter, number>, over: 'sends' | 'attempts'): number {
-  return over === 'sends' ? counts.sends : counts.sends + counts.suppressedHits + counts.contentRefusals;
+  const sends = counts.sends + counts.releasedSends;
+  return over === 'sends' ? sends : sends + counts.suppressedHits + counts.contentRefusals;
 }
 
 /**

@@ -31,7 +31,7 @@ export interface GuardOperationsDeps {
   readonly queue: Pick<JobQueue, 'enqueue'>;
   /** The keys as they stand now: their `guard` mark carries the tenant's state too. */
   readonly keys: ApiKeyReader;
-  readonly guard: Pick<Guard, 'resume' | 'reputation'>;
+  readonly guard: Pick<Guard, 'resume' | 'reputation' | 'recordRelease'>;
   readonly clock: Clock;
 }
 
@@ -213,6 +213,17 @@ async function releaseOne(
     return putBackOnHold(deps, entry, record, queued, error);
   }
   await deps.held.remove(entry);
+  // Sends from now on: the bounces they bring are taken over them (once per message, so a re-run
+  // after a crash counts nothing twice).
+  const keyId = entry.keyId ?? record.keyId;
+  await deps.guard.recordRelease([
+    {
+      tenant: entry.tenant,
+      ...(keyId === undefined ? {} : { keyId }),
+      messageId: id,
+      recipients: queued.recipients.filter((r) => r.status === 'queued').map((r) => r.address),
+    },
+  ]);
   return (await heldAgain(deps, entry, job)) ?? { id, outcome: 'released', lane: entry.lane };
 }
 

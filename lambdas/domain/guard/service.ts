@@ -8,6 +8,7 @@ import type {
   GuardFeedback,
   GuardKeyWriter,
   GuardRecipientTally,
+  GuardRelease,
   GuardStateStore,
   GuardTarget,
   ReputationView,
@@ -82,7 +83,7 @@ const READ_CONCURRENCY = 10;
 
 /** What the guard was doing when something failed (the wiring logs it with the error). */
 export interface GuardErrorContext {
-  readonly operation: 'recordAccept' | 'recordFeedback' | 'evaluate' | 'policy';
+  readonly operation: 'recordAccept' | 'recordFeedback' | 'recordRelease' | 'evaluate' | 'policy';
   readonly tenant?: string;
   readonly keyId?: string;
 }
@@ -226,6 +227,25 @@ export class GuardService implements Guard {
       await this.#evaluateTenant(key.tenant, [key]);
     } catch (error) {
       this.#report(error, { operation: 'recordAccept', tenant: key.tenant, keyId: key.keyId });
+    }
+  }
+
+  async recordRelease(released: readonly GuardRelease[]): Promise<void> {
+    try {
+      const hour = hourOf(this.#deps.clock());
+      const increments = released.flatMap((r): GuardIncrement[] => {
+        const n = r.recipients.filter((address) => this.#counts(recipientDomain(address))).length;
+        if (n === 0) return [];
+        // Once per message: a release run again after a crash enqueues it again, but counts nothing.
+        const counted = { hour, counts: { releasedSends: n }, eventId: `release:${r.messageId}` };
+        return [
+          { scope: { kind: 'tenant', tenant: r.tenant }, ...counted },
+          ...(r.keyId === undefined ? [] : [{ scope: { kind: 'key' as const, keyId: r.keyId }, ...counted }]),
+        ];
+      });
+      if (increments.length > 0) await this.#deps.counters.add(increments);
+    } catch (error) {
+      this.#report(error, { operation: 'recordRelease', tenant: released[0]?.tenant ?? '' });
     }
   }
 

@@ -96,6 +96,21 @@ describe('releasing held mail', () => {
     expect(queue.jobs).toHaveLength(2);
   });
 
+  it('tells the guard each released message’s recipients once, so their bounces are taken over them', async () => {
+    // Prepare
+    const { deps, guard, key, pacing, hold } = rig();
+    await hold('msg_1', 'broadcast');
+
+    // Act
+    await releaseHeld(deps, 'tenant-a', { all: true }, 'list cleaned', pacing);
+    await releaseHeld(deps, 'tenant-a', { all: true }, 'list cleaned', pacing);
+
+    // Assess
+    expect(guard.released).toEqual([
+      { tenant: 'tenant-a', keyId: key.keyId, messageId: 'msg_1', recipients: ['ana@example.org'] },
+    ]);
+  });
+
   it('releases by id and by lane only what was asked, and says which ids hold nothing', async () => {
     // Prepare
     const { deps, queue, pacing, hold } = rig();

@@ -257,6 +257,28 @@ describe('GuardService.recordAccept: counting', () => {
   });
 });
 
+describe('GuardService.recordRelease: counting', () => {
+  it('counts released recipients once per message for the key and the tenant, simulator left out', async () => {
+    // Prepare
+    const r = rig();
+    const keyId = r.keyIds[0] ?? '';
+    const released = {
+      tenant: TENANT,
+      keyId,
+      messageId: 'msg_1',
+      recipients: ['a@x.example', 'b@y.example', 'success@simulator.amazonses.com'],
+    };
+
+    // Act: the same release twice (a re-run after a crash).
+    await r.guard.recordRelease([released]);
+    await r.guard.recordRelease([released]);
+
+    // Assess
+    expect(await r.bucketOf({ kind: 'key', keyId })).toEqual({ releasedSends: 2 });
+    expect(await r.bucketOf({ kind: 'tenant', tenant: TENANT })).toEqual({ releasedSends: 2 });
+  });
+});
+
 describe('GuardService.recordFeedback: counting', () => {
   it('counts bounces and complaints for the key and the tenant in the event’s hour, in one add', async () => {
     // Prepare

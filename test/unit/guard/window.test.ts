@@ -323,3 +323,27 @@ describe('reinstatement and probation', () => {
     expect(actionsOf(probation)).toEqual(['pauseBroadcast']);
   });
 });
+
+describe('released mail', () => {
+  it('counts in every rate’s sends, so the bounces it brings are taken over it', () => {
+    // Prepare: 100 new sends and 400 released ones, 12 hard bounces: 2.4 % of 500, not 12 % of 100.
+    const tenant = [bucket(0, { sends: 100, releasedSends: 400, hardBounces: 12 })];
+
+    // Act
+    const [reading] = measure(guardInput({ tenant })).filter((r) => r.rule === 'tenantHardBounce');
+
+    // Assess
+    expect(reading).toMatchObject({ rate: 12 / 500, sampleReached: true, level: 'warn' });
+  });
+
+  it('is no volume spike: a release of a thousand held messages does not throttle the key', () => {
+    // Prepare
+    const key = [bucket(0, { sends: 150, releasedSends: 1_000 })];
+
+    // Act
+    const decisions = decisionsFor('key', { key });
+
+    // Assess
+    expect(decisions).toEqual([]);
+  });
+});
