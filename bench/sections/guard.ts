@@ -25,6 +25,7 @@ const TABLE = 'Guard';
 /** Every counter of an hour bucket, at a busy key's sizes: the items the reads and writes measure. */
 export const BUSY_HOUR: GuardCounts = {
   sends: 123_456,
+  releasedSends: 4_321,
   hardBounces: 1234,
   complaints: 12,
   transientBounces: 321,

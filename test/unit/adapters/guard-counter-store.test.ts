@@ -192,7 +192,7 @@ describe('DynamoGuardCounterStore (at the SDK boundary)', () => {
     const calls = ddb.commandCalls(BatchGetCommand).map((c) => c.args[0].input.RequestItems?.[TABLE]);
     expect(calls.map((c) => c?.Keys?.length)).toEqual([100, 68]);
     expect(calls[0]?.Keys?.[0]).toEqual({ pk: 'guard:key:k1@2026-03-01T00' });
-    expect(calls[0]?.ProjectionExpression).toBe('#pk, #c0, #c1, #c2, #c3, #c4, #c5, #c6');
+    expect(calls[0]?.ProjectionExpression).toBe('#pk, #c0, #c1, #c2, #c3, #c4, #c5, #c6, #c7');
   });
 
   it('reads a sorted table with one Query over the scope and hour range, eventually consistent', async () => {
