@@ -198,6 +198,8 @@ const refusedHost = (hostname: string): string | undefined => {
   if (name.length > 253 || !labels.every((label) => DNS_LABEL.test(label))) {
     return `the host ${hostname} is not a valid DNS name`;
   }
+  // The parser already reads a name ending in a number as IPv4 (or refuses it); this guards the
+  // day a caller hands over a hostname that did not come through it.
   if (isIPv4(name) || /^(?:\d+|0x[0-9a-f]*)$/.test(labels.at(-1) ?? '')) {
     return `the host ${hostname} is an IP address spelled as a name`;
   }

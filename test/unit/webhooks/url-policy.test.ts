@@ -153,6 +153,16 @@ describe('refusedAddress, the connect-time check on a resolved address', () => {
     expect(reasons[1]).toMatch(/zone id/);
   });
 
+  it('names the IPv4 an IPv6 address embeds and how', () => {
+    // Act
+    const reason = refusedAddress('::ffff:7f00:1');
+
+    // Assess
+    expect(reason).toBe(
+      '::ffff:7f00:1, an IPv4-mapped address of 127.0.0.1, is a loopback address (127.0.0.0/8)',
+    );
+  });
+
   it('names the instance metadata address', () => {
     // Act
     const reason = refusedAddress('169.254.169.254');
@@ -495,6 +505,12 @@ const localRows: readonly UrlRow[] = [
     expected: { reason: /fragment/ },
   },
   {
+    name: 'local http to localhost with a trailing dot',
+    url: 'http://localhost./h',
+    options: local,
+    expected: { reason: /must use https/ },
+  },
+  {
     name: 'local ftp to loopback',
     url: 'ftp://127.0.0.1/h',
     options: local,
@@ -549,6 +565,18 @@ describe('checkWebhookUrl, the registration check', () => {
       ok: false,
       reason: 'the URL must use https (http is allowed only to 127.0.0.1, localhost and [::1] in local mode)',
     });
+  });
+
+  it('refuses a URL that grows past 2048 characters when the parser percent-encodes it', () => {
+    // Prepare
+    const url = `https://example.com/${' '.repeat(1000)}x`;
+
+    // Act
+    const result = checkWebhookUrl(url, production);
+
+    // Assess
+    expect(url.length).toBeLessThanOrEqual(2048);
+    expect(result).toEqual({ ok: false, reason: 'the URL must be at most 2048 characters long' });
   });
 
   it('accepts a URL of exactly 2048 characters', () => {
