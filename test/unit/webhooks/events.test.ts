@@ -5,6 +5,7 @@ import {
   suppressionWebhookEvent,
   WEBHOOK_EVENT_TYPES,
   WEBHOOK_PAYLOAD_SCHEMAS,
+  WebhookEventError,
   type WebhookEventType,
   webhookEventId,
   webhookEventsOf,
@@ -204,8 +205,8 @@ describe('webhookEventsOf: which entries and which recipients', () => {
     ]);
   });
 
-  it('gives a message-wide entry one event per recipient not suppressed before it', () => {
-    // Prepare: bob was suppressed at acceptance, so he is never sent and gets no message.sent.
+  it('gives a message-wide entry one event per recipient not suppressed before it or at acceptance', () => {
+    // Prepare: bob was suppressed at acceptance, so he was never queued nor sent.
     const record = messageRecord({
       recipients: [
         recipient(ANA, 'sent'),
@@ -246,6 +247,52 @@ describe('webhookEventsOf: which entries and which recipients', () => {
 
     // Assess
     expect(events).toEqual([]);
+  });
+
+  it('tells no recipient of a failure that it failed once a send attempt suppressed them', () => {
+    // Prepare: markFailed writes the suppressions it found, then the failure.
+    const record = messageRecord({
+      recipients: [recipient(ANA, 'failed'), recipient('bob@example.org', 'suppressed')],
+      events: [
+        { type: 'accepted', at: T0 },
+        { type: 'suppressed', at: AT, recipient: 'bob@example.org', detail: { reason: 'complaint' } },
+        { type: 'failed', at: AT, detail: { reason: 'retries exhausted' } },
+      ],
+    });
+
+    // Act
+    const events = webhookEventsOf(record, 1, TAGS);
+
+    // Assess
+    expect(events.map((e) => [e.payload.type, e.payload.data.recipient])).toEqual([
+      ['message.suppressed', 'bob@example.org'],
+      ['message.failed', ANA],
+    ]);
+  });
+
+  it('produces nothing when fromIndex is past the end of the timeline', () => {
+    // Act
+    const events = webhookEventsOf(messageRecord(), 5, TAGS);
+
+    // Assess
+    expect(events).toEqual([]);
+  });
+
+  it('refuses a suppression entry whose reason it does not know, naming the entry', () => {
+    // Prepare
+    const record = recordEndingWith({
+      type: 'suppressed',
+      at: AT,
+      recipient: ANA,
+      detail: { reason: 'whim' },
+    });
+
+    // Act
+    const act = () => webhookEventsOf(record, 1, TAGS);
+
+    // Assess
+    expect(act).toThrow(WebhookEventError);
+    expect(act).toThrow('timeline entry 1 of msg_1 is a suppression with no known reason');
   });
 
   it('keeps an erased recipient as its pseudonym', () => {
