@@ -15,7 +15,13 @@ import {
   listHeld,
   releaseHeld,
   resumeGuard,
+  setGuardPolicy,
 } from '../lambdas/domain/guard/operations.ts';
+import {
+  type GuardPolicy,
+  GuardPolicyError,
+  type GuardPolicyOverride,
+} from '../lambdas/domain/guard/policy.ts';
 import {
   type HeldRequest,
   heldQuery,
@@ -24,6 +30,7 @@ import {
   resumeRequest,
 } from '../lambdas/domain/guard/requests.ts';
 import { MAX_KEY_CACHE_SECONDS } from '../lambdas/domain/keys/key-cache.ts';
+import type { GuardStateStore } from '../lambdas/domain/ports.ts';
 import { ProblemError } from '../lambdas/domain/problem.ts';
 import type { Lane } from '../lambdas/shared/names.ts';
 import {
@@ -49,7 +56,14 @@ export type GuardCommand =
       readonly rate: number;
     }
   | { readonly command: 'cancel'; readonly target: TargetChoice; readonly request: HeldRequest }
-  | { readonly command: 'resume'; readonly target: TargetChoice; readonly request: ResumeRequest };
+  | { readonly command: 'resume'; readonly target: TargetChoice; readonly request: ResumeRequest }
+  | {
+      readonly command: 'policy';
+      readonly target: TargetChoice;
+      readonly tenant: string;
+      /** Absent: show. `null`: clear the override. An object: set it. */
+      readonly override?: GuardPolicyOverride | null;
+    };
 
 export const GUARD_USAGE = `Operate Baton's abuse guard: held mail, release, cancel, resume. Operators only.
 
@@ -68,6 +82,10 @@ Commands:
   resume (--tenant T | --key KEYID) --reason TEXT
                          lift the guard's pause, hold, suspension or throttle: the window restarts
                          now and probation (half thresholds) follows
+  policy --tenant T [--set JSON | --clear]
+                         show, set or clear the tenant's policy override (docs/guard.md), e.g.
+                         --set '{"tenantHardBounce": {"minimumSends": 2000}}'; checked against the
+                         defaults before it is written, applied from the tenant's next evaluation
 
 The sender checks suppressions before each send, so released mail to an address suppressed
 meanwhile is not sent. A release that stops half-way is finished by running it again: nothing is
@@ -89,6 +107,8 @@ const OPTIONS = {
   all: { type: 'boolean' },
   reason: { type: 'string' },
   rate: { type: 'string' },
+  set: { type: 'string' },
+  clear: { type: 'boolean' },
 } as const;
 
 /** The flags each command takes besides the target's. */
@@ -97,6 +117,7 @@ const FLAGS: Readonly<Record<string, readonly string[]>> = {
   release: ['tenant', 'ids', 'lane', 'all', 'reason', 'rate'],
   cancel: ['tenant', 'ids', 'lane', 'all', 'reason'],
   resume: ['tenant', 'key', 'reason'],
+  policy: ['tenant', 'set', 'clear'],
 };
 const TARGET_FLAGS = new Set(Object.keys(TARGET_OPTIONS));
 const COMMANDS = Object.keys(FLAGS).join(', ');
@@ -156,6 +177,13 @@ export function parseGuardArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
       if (command === 'cancel') return { command, target, request };
       return { command, target, request, rate: rateOf(values.rate) };
     }
+    case 'policy': {
+      const { tenant } = checked(() => heldQuery({ tenant: values.tenant }));
+      if (values.set !== undefined && values.clear) throw new UsageError('Use --set or --clear, not both.');
+      if (values.clear) return { command, target, tenant, override: null };
+      if (values.set === undefined) return { command, target, tenant };
+      return { command, target, tenant, override: overrideOf(values.set) };
+    }
     default: {
       if ((values.tenant === undefined) === (values.key === undefined)) {
         throw new UsageError('resume needs one of --tenant T or --key KEYID.');
@@ -189,6 +217,19 @@ function checked<T>(check: () => T): T {
   }
 }
 
+function overrideOf(raw: string): GuardPolicyOverride {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new UsageError('--set takes a JSON object, e.g. \'{"tenantHardBounce": {"minimumSends": 2000}}\'.');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError('--set takes a JSON object of rules and their figures.');
+  }
+  return parsed as GuardPolicyOverride;
+}
+
 function rateOf(raw: string | undefined): number {
   if (raw === undefined) return DEFAULT_RELEASE_RATE;
   const rate = Number(raw.trim());
@@ -201,6 +242,8 @@ function rateOf(raw: string | undefined): number {
 /** Where a command runs: the guard's ports over the target's tables, queues and bucket. */
 export interface GuardCliTarget {
   readonly ops: GuardOperationsDeps;
+  /** The guard's own records (a tenant's policy override). */
+  readonly state: Pick<GuardStateStore, 'tenant' | 'putTenant'>;
   /** For messages: "local mode at http://127.0.0.1:3000" or "stack Baton (eu-west-1)". */
   readonly description: string;
 }
@@ -250,6 +293,31 @@ export async function runGuardCommand(
       const { request } = command;
       const result = await cancelHeld(ops, request.tenant, request.selection, request.reason);
       report(io, result, 'Cancelled', request.tenant, target);
+      return;
+    }
+    case 'policy': {
+      if (command.override === undefined) {
+        const record = await target.state.tenant(command.tenant);
+        io.out(JSON.stringify({ override: record?.override ?? null }, null, 2));
+        io.err(
+          `Tenant ${command.tenant}'s policy override (${target.description}); null: the defaults apply.`,
+        );
+        return;
+      }
+      let policy: GuardPolicy;
+      try {
+        policy = await setGuardPolicy(target.state, command.tenant, command.override ?? undefined);
+      } catch (error) {
+        if (!(error instanceof GuardPolicyError)) throw error;
+        throw new CommandFailedError(`The override cannot apply:\n  ${error.problems.join('\n  ')}`, {
+          cause: error,
+        });
+      }
+      io.out(JSON.stringify(policy, null, 2));
+      io.err(
+        `Tenant ${command.tenant}'s policy override is ${command.override === null ? 'cleared' : 'set'} ` +
+          `(${target.description}); the policy above applies from its next evaluation.`,
+      );
       return;
     }
     case 'resume': {

@@ -15,7 +15,7 @@ import { SqsJobQueue } from '../lambdas/adapters/job-queue.ts';
 import { DynamoMessageStore } from '../lambdas/adapters/message-store.ts';
 import { S3PayloadStore } from '../lambdas/adapters/payload-store.ts';
 import { ApiKeyNotFoundError, ApiKeyRevokedError } from '../lambdas/domain/keys/api-key.ts';
-import type { Clock, Guard, HeldJobs } from '../lambdas/domain/ports.ts';
+import type { Clock, Guard, GuardStateStore, HeldJobs } from '../lambdas/domain/ports.ts';
 import { EnvVar } from '../lambdas/shared/names.ts';
 import {
   GUARD_USAGE,
@@ -54,7 +54,11 @@ export interface GuardParts {
   readonly clock: Clock;
 }
 
-export type GuardWiring = (parts: GuardParts) => { readonly guard: Guard; readonly held: HeldJobs };
+export type GuardWiring = (parts: GuardParts) => {
+  readonly guard: Guard;
+  readonly held: HeldJobs;
+  readonly state: Pick<GuardStateStore, 'tenant' | 'putTenant'>;
+};
 
 export interface OpenGuardTarget extends GuardCliTarget {
   close(): void;
@@ -122,9 +126,10 @@ function assemble(
   const doc = createDocumentClient(clients.dynamo);
   const keyStore = new DynamoApiKeyStore(doc, need(EnvVar.apiKeysTable));
   const clock = () => new Date();
-  const { guard, held } = wire({ doc, keyStore, s3: clients.s3, env: { ...env }, clock });
+  const { guard, held, state } = wire({ doc, keyStore, s3: clients.s3, env: { ...env }, clock });
   return {
     description,
+    state,
     ops: {
       // Read straight from the table, never cached: a resume is seen by the next release at once.
       keys: keyStore,

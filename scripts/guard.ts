@@ -10,8 +10,8 @@ process.exitCode = await mainGuard(
   process.argv.slice(2),
   process.env,
   (deps) => {
-    const { guard, held } = createGuard(deps);
-    return { guard, held: requiredHeld(held) };
+    const { guard, held, state } = createGuard(deps);
+    return { guard, held: requiredHeld(held), state };
   },
   io,
 );

@@ -128,6 +128,7 @@ export function onGuardError(error: unknown, context: GuardErrorContext): void {
 export function createGuard(deps: GuardAdapterDeps & { readonly clock: Clock }): {
   readonly guard: GuardService;
   readonly held: HeldJobs | undefined;
+  readonly state: GuardStateStore;
 } {
   const env = deps.env ?? process.env;
   const adapters = guardAdapters(deps);
@@ -141,7 +142,7 @@ export function createGuard(deps: GuardAdapterDeps & { readonly clock: Clock }):
     onAction: onGuardAction,
     onError: onGuardError,
   });
-  return { guard, held: adapters.held };
+  return { guard, held: adapters.held, state: adapters.state };
 }
 
 /** The held-mail store, for a process that keeps held jobs (it has the payload bucket). */

@@ -1,17 +1,12 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { DynamoGuardStateStore } from '../../lambdas/adapters/guard-state-store.ts';
 import { keyIdOf } from '../../lambdas/domain/keys/api-key.ts';
 import { EnvVar } from '../../lambdas/shared/names.ts';
 import { seedApiKey } from '../support/e2e-keys.ts';
-import { documentClient } from '../support/emulators.ts';
 import {
-  apiSetting,
   expectSentOnce,
   lanesDrained,
-  localState,
   receipt,
   type TestBaton,
   waitFor,
@@ -48,19 +43,6 @@ function script(name: 'keys' | 'guard', ...args: string[]): Promise<{ code: numb
       },
     );
   });
-}
-
-async function withGuardTable<T>(use: (store: DynamoGuardStateStore) => Promise<T>): Promise<T> {
-  const dynamo = new DynamoDBClient({
-    endpoint: baton.endpoints.dynamodb,
-    region: localState(baton).region,
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
-  try {
-    return await use(new DynamoGuardStateStore(documentClient(dynamo), apiSetting(baton, EnvVar.guardTable)));
-  } finally {
-    dynamo.destroy();
-  }
 }
 
 /** Polls the message, as its own tenant's key sees it, until it shows `status`. */
@@ -123,14 +105,15 @@ describe('the abuse guard in local mode', () => {
     // Prepare: a small tenant whose policy takes its rate over 20 sends and 1 bounce (the
     // default's 500 and 10, scaled down so the test runs in seconds).
     const tenant = 'guard-storm';
-    await withGuardTable((store) =>
-      store.putTenant({
-        tenant,
-        state: { actions: [] },
-        override: { tenantHardBounce: { minimumSends: 20, minimumEvents: 1 } },
-        version: 1,
-      }),
+    const policy = await script(
+      'guard',
+      'policy',
+      '--tenant',
+      tenant,
+      '--set',
+      JSON.stringify({ tenantHardBounce: { minimumSends: 20, minimumEvents: 1 } }),
     );
+    expect(policy.code).toBe(0);
     const token = await seedApiKey(baton, { tenant });
 
     // Act: a broadcast storm of 20, one of which bounces (5 %: pause broadcast, not hold all).

@@ -16,6 +16,7 @@ import { CommandFailedError, UsageError } from '../../scripts/keys-cli.ts';
 import { messageRecord, sendJob, T0 } from '../support/builders.ts';
 import {
   InMemoryApiKeys,
+  InMemoryGuardStateStore,
   InMemoryHeldJobs,
   InMemoryJobQueue,
   InMemoryMessageStore,
@@ -47,7 +48,9 @@ function cli() {
   const guard = new RecordingGuard();
   const { key } = issueApiKey({ tenant: 'shop' });
   keys.add(key);
+  const state = new InMemoryGuardStateStore();
   const target: GuardCliTarget = {
+    state,
     ops: { messages, held, queue, keys, guard, clock },
     description: 'local mode at http://127.0.0.1:3000',
   };
@@ -75,7 +78,7 @@ function cli() {
       output,
       sleep,
     );
-  return { run, io, sleeps, hold, keys, key, messages, held, queue, guard };
+  return { run, io, sleeps, hold, keys, key, messages, held, queue, guard, state };
 }
 
 describe('npm run guard: the command line', () => {
@@ -134,8 +137,8 @@ describe('npm run guard: the command line', () => {
   });
 
   it.each([
-    [[], 'Name a command: held, release, cancel, resume.'],
-    [['unhold'], 'Unknown command "unhold"; use held, release, cancel, resume.'],
+    [[], 'Name a command: held, release, cancel, resume, policy.'],
+    [['unhold'], 'Unknown command "unhold"; use held, release, cancel, resume, policy.'],
     [['release', '--tenant', 'shop', '--reason', 'x'], 'release needs one of --ids A,B, --lane L or --all.'],
     [
       ['cancel', '--tenant', 'shop', '--all', '--lane', 'broadcast', '--reason', 'x'],
@@ -360,7 +363,7 @@ describe('npm run guard: the process', () => {
       {},
       ({ env }) => {
         seen.push(env);
-        return { guard, held: new InMemoryHeldJobs() };
+        return { guard, held: new InMemoryHeldJobs(), state: new InMemoryGuardStateStore() };
       },
       output,
     );
@@ -372,5 +375,73 @@ describe('npm run guard: the process', () => {
     ]);
     expect(seen).toEqual([environment]);
     expect(guard.resumes).toEqual([{ target: { kind: 'tenant', tenant: 'shop' }, reason: 'cleaned' }]);
+  });
+});
+
+describe('npm run guard -- policy', () => {
+  it('sets a tenant’s override, checked against the defaults, shows it, and clears it', async () => {
+    // Prepare
+    const { run, io, state } = cli();
+
+    // Act
+    await run(['policy', '--tenant', 'shop', '--set', '{"tenantHardBounce": {"minimumSends": 2000}}']);
+    const set = await state.tenant('shop');
+    await run(['policy', '--tenant', 'shop']);
+    await run(['policy', '--tenant', 'shop', '--clear']);
+
+    // Assess
+    expect(set?.override).toEqual({ tenantHardBounce: { minimumSends: 2000 } });
+    expect(JSON.parse(io.stdout[0] ?? '')).toMatchObject({
+      tenantHardBounce: { minimumSends: 2000, actAt: 0.04 },
+    });
+    expect(JSON.parse(io.stdout[1] ?? '')).toEqual({
+      override: { tenantHardBounce: { minimumSends: 2000 } },
+    });
+    expect((await state.tenant('shop'))?.override).toBeUndefined();
+    expect(io.stderr.at(-1)).toContain('cleared');
+  });
+
+  it('keeps what the guard has in force on the tenant while it changes the override', async () => {
+    // Prepare
+    const { run, state } = cli();
+    const paused = guardDecision({ tenantId: 'shop' });
+    await state.putTenant({ tenant: 'shop', state: { actions: [paused] }, version: 1 });
+
+    // Act
+    await run(['policy', '--tenant', 'shop', '--set', '{"tenantComplaint": {"actAt": 0.001}}']);
+
+    // Assess
+    expect(await state.tenant('shop')).toMatchObject({ state: { actions: [paused] }, version: 2 });
+  });
+
+  it.each([
+    ['a threshold in percent', '{"tenantHardBounce": {"actAt": 4}}', 'tenantHardBounce.actAt'],
+    ['an unknown rule', '{"tenantBounce": {}}', 'tenantBounce: unknown rule'],
+    ['a fixed field', '{"keyHardBounce": {"action": "warn"}}', 'keyHardBounce.action'],
+  ])('refuses %s, naming the field, and writes nothing', async (_, json, named) => {
+    // Prepare
+    const { run, state } = cli();
+
+    // Act
+    const failure = run(['policy', '--tenant', 'shop', '--set', json]);
+
+    // Assess
+    await expect(failure).rejects.toThrow(CommandFailedError);
+    await expect(failure).rejects.toThrow(named);
+    expect(await state.tenant('shop')).toBeUndefined();
+  });
+
+  it.each([
+    [['policy'], /--tenant/],
+    [['policy', '--tenant', 'shop', '--set', 'not json'], /JSON object/],
+    [['policy', '--tenant', 'shop', '--set', '[1]'], /JSON object/],
+    [['policy', '--tenant', 'shop', '--set', '{}', '--clear'], /not both/],
+  ])('refuses %j with a usage error', (argv, message) => {
+    // Act
+    const parse = () => parseGuardArgs(argv, {});
+
+    // Assess
+    expect(parse).toThrow(UsageError);
+    expect(parse).toThrow(message);
   });
 });

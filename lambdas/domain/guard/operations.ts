@@ -3,7 +3,16 @@ import type { Lane } from '../../shared/names.ts';
 import { Pacer } from '../delivery/pacer.ts';
 import { markFailed } from '../delivery/send.ts';
 import type { MessageRecord, SendJob } from '../message.ts';
-import type { ApiKeyReader, Clock, Guard, GuardTarget, HeldJobs, JobQueue, MessageStore } from '../ports.ts';
+import type {
+  ApiKeyReader,
+  Clock,
+  Guard,
+  GuardStateStore,
+  GuardTarget,
+  HeldJobs,
+  JobQueue,
+  MessageStore,
+} from '../ports.ts';
 import type { ScopeGuardState } from './evaluate.ts';
 import {
   expiryReason,
@@ -14,6 +23,7 @@ import {
   markReleased,
   withHold,
 } from './hold.ts';
+import { type GuardPolicy, type GuardPolicyOverride, resolveGuardPolicy } from './policy.ts';
 import { holdFor } from './state.ts';
 
 /**
@@ -442,4 +452,26 @@ function summary(outcomes: HeldOutcome[], more: boolean): HeldResult {
   };
   for (const o of outcomes) counts[o.outcome] += 1;
   return { counts, outcomes, more };
+}
+
+/**
+ * An operator sets a tenant's policy override (docs/guard.md "Per-tenant overrides"), or clears it
+ * with `undefined`: checked whole against the defaults first (GuardPolicyError names every bad
+ * field at once), then written on the tenant's guard record, versioned (a race re-reads and writes
+ * again). It applies from the tenant's next evaluation; what is in force stays until resumed.
+ * Returns the tenant's policy as it now applies.
+ */
+export async function setGuardPolicy(
+  store: Pick<GuardStateStore, 'tenant' | 'putTenant'>,
+  tenant: string,
+  override: GuardPolicyOverride | undefined,
+): Promise<GuardPolicy> {
+  const policy = resolveGuardPolicy(override);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const current = await store.tenant(tenant);
+    const { override: _old, ...rest } = current ?? { tenant, state: { actions: [] }, version: 0 };
+    const next = { ...rest, ...(override === undefined ? {} : { override }), version: rest.version + 1 };
+    if (await store.putTenant(next)) return policy;
+  }
+  throw new ConflictError(`the guard record of tenant ${tenant} kept changing; try again`);
 }
