@@ -17,13 +17,14 @@ import { createFeedbackBatch } from './app.ts';
 
 const doc = createDocumentClient();
 const erasedKeyOf = erasedKeyFunction(await loadErasureSecret());
+const clock = () => new Date();
 // The abuse guard counts each bounce and complaint against the message's key and tenant, once per
 // event, and acts on what it measures (the same GuardService as the front doors).
 const { guard } = createGuard({
   doc,
   keyStore: new DynamoApiKeyStore(doc, requiredEnv(EnvVar.apiKeysTable)),
   env: process.env,
-  clock: () => new Date(),
+  clock,
 });
 const feedback = createFeedbackBatch({
   messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
@@ -34,7 +35,7 @@ const feedback = createFeedbackBatch({
   ),
   erasedKeyOf,
   softBounces: new DynamoSoftBounceStore(doc, requiredEnv(EnvVar.suppressionsTable)),
-  clock: () => new Date(),
+  clock,
   usage: new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable)),
   guard,
 });
