@@ -55,9 +55,14 @@ const IPV4_REFUSED: readonly Range[] = [
   range('ipv4', '240.0.0.0/4', 'a reserved address'),
 ];
 
-const IPV6_REFUSED: readonly Range[] = [
+// The unspecified and loopback addresses sit inside ::/96 but embed no IPv4 anyone means: checked first.
+const IPV6_UNSPECIFIED_AND_LOOPBACK: readonly Range[] = [
   range('ipv6', '::/128', 'the unspecified address'),
   range('ipv6', '::1/128', 'the loopback address'),
+];
+
+const IPV6_REFUSED: readonly Range[] = [
+  ...IPV6_UNSPECIFIED_AND_LOOPBACK,
   range('ipv6', '64:ff9b:1::/48', 'a local-use NAT64 address'),
   range('ipv6', '100::/64', 'a discard-only address'),
   range('ipv6', '2001::/23', 'an IETF protocol assignment address'),
@@ -102,8 +107,7 @@ const refusedIpv4 = (ipv4: string, shown: string): string | undefined => {
 };
 
 const refusedIpv6 = (ip: string): string | undefined => {
-  // The unspecified and loopback addresses sit inside ::/96 but embed no IPv4 anyone means.
-  const special = IPV6_REFUSED.slice(0, 2).find((r) => r.block.check(ip, 'ipv6'));
+  const special = IPV6_UNSPECIFIED_AND_LOOPBACK.find((r) => r.block.check(ip, 'ipv6'));
   if (special) return `${ip} is ${special.what} (${special.cidr})`;
   const embedding = EMBEDDING.find((e) => e.range.block.check(ip, 'ipv6'));
   if (embedding) {
