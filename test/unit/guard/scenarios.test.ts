@@ -15,6 +15,7 @@ import {
   decisionsFor,
   everyHour,
   GUARD_NOW,
+  guardDecision,
   guardInput,
   HOUR_MS,
 } from '../../support/guard.ts';
@@ -341,24 +342,10 @@ describe('idempotence and standing', () => {
     [['holdAll', 'suspendKey'], 'suspended'],
   ] as const)('reads %j as the standing %s', (actions, expected) => {
     // Prepare
-    const decisions = actions.map((action) => ({ ...decisionTemplate, action }));
+    const decisions = actions.map((action) => guardDecision({ action }));
 
     // Act + Assess: the same whether in force already or just decided.
     expect(standing(emptyGuardState, decisions)).toBe(expected);
     expect(standing(applyDecisions(emptyGuardState, decisions), [])).toBe(expected);
   });
 });
-
-const decisionTemplate: GuardDecision = {
-  scope: 'tenant',
-  tenantId: 't-1',
-  action: 'warn',
-  signal: 'hardBounceRate',
-  rate: 0.03,
-  threshold: 0.02,
-  sample: { sends: 1000, over: 'sends', events: 30 },
-  window: { from: HOUR_START.toISOString(), to: GUARD_NOW.toISOString(), hours: 1 },
-  probation: false,
-  decidedAt: GUARD_NOW.toISOString(),
-  reason: 'test',
-};

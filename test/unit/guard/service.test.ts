@@ -1053,6 +1053,18 @@ describe('GuardService: a corrupt guard mark on a key', () => {
 describe('GuardService: a signal completed between two evaluations is never lost', () => {
   const at = (iso: string) => new Date(iso).toISOString();
 
+  /** An evaluation at 10:59:00 with one send, then 1,500 sends to known domains at 10:59:30. */
+  async function spikeInLastMinute(r: ReturnType<typeof rig>): Promise<void> {
+    const known = Array.from({ length: 1_500 }, (_, i) => ({
+      address: `r${i}@known.example`,
+      outcome: 'queued' as const,
+    }));
+    r.clock.set(at('2026-03-02T10:59:00.000Z'));
+    await r.guard.recordAccept(await r.key(), queued('a@known.example'));
+    r.clock.set(at('2026-03-02T10:59:30.000Z'));
+    await r.guard.recordAccept(await r.key(), known);
+  }
+
   it('suspends a key whose suppressed hits came in the last minute of an hour, at the first evaluation of the next hour', async () => {
     // Prepare: an evaluation at 10:59:00, then 50 attempts at 20 % suppressed at 10:59:30 (within
     // the minute, so not evaluated), and the next request at 11:00:10, in an hour of its own.
@@ -1076,14 +1088,7 @@ describe('GuardService: a signal completed between two evaluations is never lost
   it('throttles a key that spiked in the last minute of an hour, from the next evaluation, for what is left of that hour', async () => {
     // Prepare: 1,500 sends to known domains at 10:59:30, after an evaluation at 10:59:00.
     const r = rig();
-    const known = Array.from({ length: 1_500 }, (_, i) => ({
-      address: `r${i}@known.example`,
-      outcome: 'queued' as const,
-    }));
-    r.clock.set(at('2026-03-02T10:59:00.000Z'));
-    await r.guard.recordAccept(await r.key(), queued('a@known.example'));
-    r.clock.set(at('2026-03-02T10:59:30.000Z'));
-    await r.guard.recordAccept(await r.key(), known);
+    await spikeInLastMinute(r);
 
     // Act
     r.clock.set(at('2026-03-02T11:00:10.000Z'));
@@ -1097,14 +1102,7 @@ describe('GuardService: a signal completed between two evaluations is never lost
   it('does not act again on an earlier hour whose throttle has lapsed', async () => {
     // Prepare: the spike above, throttled at 11:00:10; then, at 12:30, the throttle has lapsed.
     const r = rig();
-    const known = Array.from({ length: 1_500 }, (_, i) => ({
-      address: `r${i}@known.example`,
-      outcome: 'queued' as const,
-    }));
-    r.clock.set(at('2026-03-02T10:59:00.000Z'));
-    await r.guard.recordAccept(await r.key(), queued('a@known.example'));
-    r.clock.set(at('2026-03-02T10:59:30.000Z'));
-    await r.guard.recordAccept(await r.key(), known);
+    await spikeInLastMinute(r);
     r.clock.set(at('2026-03-02T11:00:10.000Z'));
     await r.guard.recordAccept(await r.key(), queued('b@known.example'));
 
