@@ -334,6 +334,26 @@ function secretLogicalId(): string {
  * read the buckets, claim an evaluation, read and write the tenant's record, write the decisions
  * onto the keys; with `held`, keep, list, read back and remove a held message.
  */
+/** The guard's adapters and key store as a role's environment wires them (held mail only with a bucket). */
+function guardOfRole(entry: string, bucket?: S3Client): { adapters: GuardAdapters; keys: DynamoApiKeyStore } {
+  const env = environmentOf(entry);
+  const keys = new DynamoApiKeyStore(doc, env(EnvVar.apiKeysTable));
+  const adapters = guardAdapters(
+    bucket
+      ? {
+          doc,
+          keyStore: keys,
+          s3: bucket,
+          env: {
+            [EnvVar.guardTable]: env(EnvVar.guardTable),
+            [EnvVar.payloadBucket]: env(EnvVar.payloadBucket),
+          },
+        }
+      : { doc, keyStore: keys, env: { [EnvVar.guardTable]: env(EnvVar.guardTable) } },
+  );
+  return { adapters, keys };
+}
+
 async function runGuard(adapters: GuardAdapters, keys: DynamoApiKeyStore, held: boolean): Promise<void> {
   const tenant = `guard-${ulid().toLowerCase()}`;
   const keyId = `gk${ulid().toLowerCase()}`;
@@ -842,14 +862,7 @@ describe('the api function’s calls, against its deployed role', () => {
 
   it('lets the api role count, evaluate and apply the guard’s decisions, and keep and release held mail', async () => {
     // Prepare
-    const env = environmentOf(API_ENTRY);
-    const keys = new DynamoApiKeyStore(doc, env(EnvVar.apiKeysTable));
-    const adapters = guardAdapters({
-      doc,
-      keyStore: keys,
-      s3,
-      env: { [EnvVar.guardTable]: env(EnvVar.guardTable), [EnvVar.payloadBucket]: env(EnvVar.payloadBucket) },
-    });
+    const { adapters, keys } = guardOfRole(API_ENTRY, s3);
 
     // Act
     await runGuard(adapters, keys, true);
@@ -1109,13 +1122,7 @@ describe('the feedback function’s calls, against its deployed role', () => {
 
   it('lets the feedback role count, evaluate and apply the guard’s decisions', async () => {
     // Prepare
-    const env = environmentOf(FEEDBACK_ENTRY);
-    const keys = new DynamoApiKeyStore(doc, env(EnvVar.apiKeysTable));
-    const adapters = guardAdapters({
-      doc,
-      keyStore: keys,
-      env: { [EnvVar.guardTable]: env(EnvVar.guardTable) },
-    });
+    const { adapters, keys } = guardOfRole(FEEDBACK_ENTRY);
 
     // Act
     await runGuard(adapters, keys, false);

@@ -310,6 +310,8 @@ describe('parseKeysArgs', () => {
 
 describe('runKeysCommand', () => {
   const now = () => new Date('2030-01-02T03:04:05.000Z');
+  /** The guard's hour window the key-scope decisions below were taken over. */
+  const GUARD_HOUR = { from: '2030-01-02T03:00:00.000Z', to: '2030-01-02T03:04:00.000Z', hours: 1 };
   /** `create` of a key for acme that relays without AUTH for `cidrs`. */
   const relayCreate = (cidrs: string) =>
     parseKeysArgs([
@@ -627,7 +629,7 @@ describe('runKeysCommand', () => {
       rate: 0.18,
       threshold: 0.15,
       sample: { sends: 60, over: 'attempts', events: 11 },
-      window: { from: '2030-01-02T03:00:00.000Z', to: '2030-01-02T03:04:00.000Z', hours: 1 },
+      window: GUARD_HOUR,
       decidedAt: '2030-01-02T03:04:00.000Z',
       reason: 'suppressed-recipient hits at 18 % of 60 attempts this hour (suspend at 15 %)',
     });
@@ -665,7 +667,7 @@ describe('runKeysCommand', () => {
       rate: 3000,
       threshold: 1000,
       sample: { sends: 3000, over: 'sends', events: 2400 },
-      window: { from: '2030-01-02T03:00:00.000Z', to: '2030-01-02T03:04:00.000Z', hours: 1 },
+      window: GUARD_HOUR,
       until: '2030-01-02T04:04:00.000Z',
       reason: 'volume spike',
     });
