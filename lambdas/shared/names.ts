@@ -118,6 +118,20 @@ export const EnvVar = {
    * most once per scope per minute"; tests of local mode shorten it so a decision need not wait.
    */
   guardEvaluateSeconds: 'BATON_GUARD_EVALUATE_SECONDS',
+  /**
+   * The Webhooks table (issue 14, Keys.webhooks): endpoints, each endpoint's breaker and concurrency
+   * slots, the replay log of produced events and the delivery attempts. Unset, nothing is published.
+   */
+  webhooksTable: 'BATON_WEBHOOKS_TABLE',
+  /** The webhook delivery queue: producers enqueue one job per event and endpoint; the delivery function drains it. */
+  webhookQueueUrl: 'BATON_WEBHOOK_QUEUE_URL',
+  /**
+   * `1` in local mode only: webhook URLs may be `http://127.0.0.1`, `http://localhost` or `http://[::1]`
+   * (checkWebhookUrl's allowLoopbackHttp), at registration and at connect time.
+   */
+  webhookAllowLoopback: 'BATON_WEBHOOK_ALLOW_LOOPBACK',
+  /** Seconds producers cache a tenant's endpoints (WebhookDirectory). @default 10 (local mode: 1) */
+  webhookDirectorySeconds: 'BATON_WEBHOOK_DIRECTORY_SECONDS',
 } as const;
 export type EnvVarName = (typeof EnvVar)[keyof typeof EnvVar];
 
@@ -146,6 +160,15 @@ export const Keys = {
    * is (an hour bucket, an event marker, `state`, a held message id). Items with a TTL expire.
    */
   guard: { partition: 'pk', sort: 'sk', ttl: 'expiresAt' },
+  /**
+   * The Webhooks table (issue 14). Items:
+   * - endpoint: pk `tenant#<tenant>`, sk `endpoint#<id>` (the WebhookEndpoint).
+   * - its delivery state: pk `endpoint#<id>`, sk `state` (breaker, concurrency slots).
+   * - an attempt: pk `endpoint#<id>`, sk `attempt#<at ISO>#<eventId>#<attempt>`, with TTL.
+   * - a produced event: pk `events#<tenant>`, sk `at#<timestamp ISO>#<eventId>` (replay since a time)
+   *   and sk `id#<eventId>` (replay by id), both with the body, with TTL.
+   */
+  webhooks: { partition: 'pk', sort: 'sk', ttl: 'expiresAt' },
 } as const;
 
 /**
@@ -177,6 +200,15 @@ export const Route = {
   guardRelease: 'POST /v1/guard/release',
   guardCancel: 'POST /v1/guard/cancel',
   guardResume: 'POST /v1/guard/resume',
+  /** Webhook endpoints of the caller's tenant (scope `webhooks`, issue 14). */
+  createWebhook: 'POST /v1/webhooks',
+  listWebhooks: 'GET /v1/webhooks',
+  getWebhook: 'GET /v1/webhooks/{id}',
+  updateWebhook: 'PATCH /v1/webhooks/{id}',
+  deleteWebhook: 'DELETE /v1/webhooks/{id}',
+  rotateWebhookSecret: 'POST /v1/webhooks/{id}/rotate-secret',
+  webhookDeliveries: 'GET /v1/webhooks/{id}/deliveries',
+  replayWebhook: 'POST /v1/webhooks/{id}/replay',
   /** Anything else: answered by the api function with a 404 problem instead of API Gateway's own body. */
   fallback: '$default',
 } as const;

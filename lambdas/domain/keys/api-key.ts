@@ -8,7 +8,7 @@ import type { FieldError } from '../problem.ts';
  * `admin` is the operator's: it lifts global suppressions (bounces, complaints), which hold for every
  * tenant and which a tenant's `suppressions` scope may read but not lift.
  */
-export const SCOPES = ['send', 'read', 'suppressions', 'admin'] as const;
+export const SCOPES = ['send', 'read', 'suppressions', 'admin', 'webhooks'] as const;
 export type Scope = (typeof SCOPES)[number];
 export type KeyStatus = 'active' | 'suspended' | 'revoked';
 export type SenderPolicy = 'reject' | 'rewrite';
