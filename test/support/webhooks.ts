@@ -144,8 +144,10 @@ export interface ReceivedWebhook {
   readonly verified: boolean;
   /** The parsed body, when verified. */
   readonly payload?: { type: string; timestamp: string; data: Record<string, unknown> };
-  /** The status the receiver answered. */
+  /** The status the receiver answered (0: it hung). */
   readonly status: number;
+  /** When the request's body had arrived (epoch ms). */
+  readonly at: number;
 }
 
 /** How the receiver answers the nth request (from 0): a status (and headers, body), or `hang` (never answers). */
@@ -243,7 +245,16 @@ export class WebhookReceiver {
     }
     const answer = this.answer({ headers, body }, this.#count++);
     const status = answer === 'hang' ? 0 : answer.status;
-    this.received.push({ method, path, headers, body, verified, ...(payload ? { payload } : {}), status });
+    this.received.push({
+      method,
+      path,
+      headers,
+      body,
+      verified,
+      ...(payload ? { payload } : {}),
+      status,
+      at: Date.now(),
+    });
     if (answer === 'hang') {
       this.#hung.add(res);
       return;
