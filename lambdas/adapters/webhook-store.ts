@@ -32,6 +32,8 @@ const ATTEMPT = 'attempt#';
 // The character after `#`: `at$` sorts after every `at#...` key, closing the range of a `since` query.
 const AT_END = 'at$';
 
+/** Well within a sort key's 1024 bytes, with its prefix. */
+const MAX_ID_BYTES = 512;
 const DEFAULT_EVENTS_PAGE = 100;
 const DEFAULT_ATTEMPTS_PAGE = 50;
 /** Query answers stop at 1 MB anyway; a bigger page would only hold an invocation longer. */
@@ -159,8 +161,8 @@ export class DynamoWebhookStore implements WebhookEndpointStore, WebhookEventLog
   }
 
   async event(tenant: string, eventId: string): Promise<StoredWebhookEvent | undefined> {
-    // Event ids are Baton's (short); anything long enough to break a key cannot be one.
-    if (eventId.length === 0 || eventId.length > 512) return undefined;
+    // Event ids are Baton's (short); one past a sort key's 1024 bytes cannot be one.
+    if (eventId.length === 0 || Buffer.byteLength(eventId) > MAX_ID_BYTES) return undefined;
     let out: { Item?: Item };
     try {
       out = await this.#doc.send(
@@ -374,7 +376,7 @@ function encodeCursor(sort: string): string {
 
 function decodeCursor(cursor: string, prefix: string): string {
   const sort = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!sort.startsWith(prefix) || sort.length > 1024 || encodeCursor(sort) !== cursor) {
+  if (!sort.startsWith(prefix) || Buffer.byteLength(sort) > 1024 || encodeCursor(sort) !== cursor) {
     throw new InvalidCursorError('the cursor was not handed out by this listing');
   }
   return sort;

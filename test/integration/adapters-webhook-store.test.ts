@@ -223,6 +223,11 @@ describe('DynamoWebhookStore event log', () => {
     expect(await store.event('log-a', 'evt_layout')).toEqual(e);
   });
 
+  it('answers undefined for an event id too long to be a key, without asking DynamoDB', async () => {
+    // Act / Assess
+    expect(await store.event('owner', 'é'.repeat(600))).toBeUndefined();
+  });
+
   it('reads an event by id for its own tenant only', async () => {
     // Prepare
     await store.append([event('owner', 'evt_private', '2026-05-04T09:00:00.000Z')]);
