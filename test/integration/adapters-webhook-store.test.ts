@@ -8,11 +8,18 @@ import type {
   StoredWebhookEvent,
   WebhookEndpoint,
 } from '../../lambdas/domain/webhooks/endpoint.ts';
+import {
+  registerEndpoint,
+  replayEvents,
+  rotateSecret,
+  updateEndpoint,
+} from '../../lambdas/domain/webhooks/operations.ts';
 import { ConflictError, InvalidCursorError } from '../../lambdas/shared/errors.ts';
 import { Keys } from '../../lambdas/shared/names.ts';
 import { startDynamo } from '../../local/emulators/dynamodb.ts';
 import type { LocalEmulator } from '../../local/emulators/listen.ts';
 import { credentials, documentClient, region } from '../support/emulators.ts';
+import { InMemoryWebhookQueue } from '../support/webhooks.ts';
 
 // The Webhooks table's key schema (pk (S) / sk (S), TTL on expiresAt), created on dynalite as the
 // stack declares it, so the adapter's keys, conditions, queries and cursors run against real
@@ -367,5 +374,36 @@ describe('DynamoWebhookStore delivery attempts', () => {
 
     // Assess
     await expect(page).rejects.toThrow(InvalidCursorError);
+  });
+});
+
+describe('the webhook operations over the Webhooks table', () => {
+  it('registers, updates, rotates and replays since a time, with versions and secrets as stored', async () => {
+    // Prepare
+    const queue = new InMemoryWebhookQueue();
+    const deps = { store, queue, clock: () => NOW, allowLoopbackHttp: false };
+    await store.append([
+      event('ops', 'evt_ops_1', '2026-05-04T09:00:00.000Z'),
+      event('ops', 'evt_ops_2', '2026-05-04T09:30:00.000Z'),
+    ]);
+
+    // Act
+    const created = await registerEndpoint(deps, 'ops', {
+      url: 'https://hooks.example.com/ops',
+      events: ['message.delivered'],
+      description: '',
+    });
+    await updateEndpoint(deps, 'ops', created.id, { description: 'ops team' });
+    const rotated = await rotateSecret(deps, 'ops', created.id);
+    const outcome = await replayEvents(deps, 'ops', created.id, {
+      since: new Date('2026-05-04T09:15:00.000Z'),
+    });
+
+    // Assess
+    const stored = await store.get('ops', created.id);
+    expect(stored).toMatchObject({ description: 'ops team', version: 3 });
+    expect(stored?.secrets.map((s) => s.secret)).toEqual([rotated.secret, created.secret]);
+    expect(outcome).toEqual({ replayed: 1, truncated: false });
+    expect(queue.jobs.map((j) => j.eventId)).toEqual(['evt_ops_2']);
   });
 });
