@@ -57,6 +57,24 @@ import {
   REASON_WORDS,
   toSuppressionView,
 } from '../domain/suppression/suppression.ts';
+import {
+  deleteEndpoint,
+  getEndpoint,
+  listDeliveries,
+  listEndpoints,
+  registerEndpoint,
+  replayEvents,
+  rotateSecret,
+  updateEndpoint,
+  type WebhookAdminDeps,
+  type WebhookOperationsDeps,
+} from '../domain/webhooks/operations.ts';
+import {
+  createWebhookRequest,
+  deliveriesQuery,
+  replayRequest,
+  updateWebhookRequest,
+} from '../domain/webhooks/requests.ts';
 import { InvalidCursorError, TransientError } from '../shared/errors.ts';
 import { type Lane, Route } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
@@ -99,6 +117,11 @@ export interface ApiDeps extends AcceptDeps {
     readonly ratePerSecond?: Readonly<Record<Lane, number>>;
     readonly sleep?: (ms: number) => Promise<unknown>;
   };
+  /**
+   * The tenants' webhook endpoints (issue 14): the Webhooks table, the delivery queue (replay) and
+   * the URL policy. Absent, the webhook routes answer 501, as erasure does.
+   */
+  readonly webhookEndpoints?: WebhookAdminDeps;
 }
 
 type Event = APIGatewayProxyEventV2;
@@ -335,6 +358,58 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         }
         logOperator('guard resume', key, { ...request.target });
         return json(200, { target: request.target, state });
+      },
+      // Webhook endpoints (issue 14): the key's tenant only; the domain answers 404 for another's.
+      [Route.createWebhook]: async (event) => {
+        const key = await authenticate(deps, event, 'webhooks');
+        const ops = webhooksOf(deps);
+        const created = await registerEndpoint(ops, key.tenant, createWebhookRequest(jsonBody(event)));
+        logWebhook('webhook endpoint registered', key, created.id);
+        // The secret is in this answer and no other (until a rotation): nothing on the way may keep it.
+        return json(201, created, NO_STORE);
+      },
+      [Route.listWebhooks]: async (event) => {
+        const key = await authenticate(deps, event, 'webhooks');
+        return json(200, { items: await listEndpoints(webhooksOf(deps), key.tenant) });
+      },
+      [Route.getWebhook]: async (event) => {
+        const key = await authenticate(deps, event, 'webhooks');
+        return json(200, await getEndpoint(webhooksOf(deps), key.tenant, pathParam(event, 'id')));
+      },
+      [Route.updateWebhook]: async (event) => {
+        const key = await authenticate(deps, event, 'webhooks');
+        const ops = webhooksOf(deps);
+        const id = pathParam(event, 'id');
+        const updated = await updateEndpoint(ops, key.tenant, id, updateWebhookRequest(jsonBody(event)));
+        logWebhook('webhook endpoint updated', key, updated.id);
+        return json(200, updated);
+      },
+      [Route.deleteWebhook]: async (event) => {
+        const key = await authenticate(deps, event, 'webhooks');
+        const id = pathParam(event, 'id');
+        await deleteEndpoint(webhooksOf(deps), key.tenant, id);
+        logWebhook('webhook endpoint deleted', key, id);
+        return { statusCode: 204, headers: {}, body: '' };
+      },
+      [Route.rotateWebhookSecret]: async (event) => {
+        const key = await authenticate(deps, event, 'webhooks');
+        const rotated = await rotateSecret(webhooksOf(deps), key.tenant, pathParam(event, 'id'));
+        logWebhook('webhook secret rotated', key, rotated.id);
+        return json(200, rotated, NO_STORE);
+      },
+      [Route.webhookDeliveries]: async (event) => {
+        const key = await authenticate(deps, event, 'webhooks');
+        const ops = webhooksOf(deps);
+        const query = deliveriesQuery(event.queryStringParameters ?? {});
+        return json(200, await listDeliveries(ops, key.tenant, pathParam(event, 'id'), query));
+      },
+      [Route.replayWebhook]: async (event) => {
+        const key = await authenticate(deps, event, 'webhooks');
+        const ops = webhooksOf(deps);
+        const id = pathParam(event, 'id');
+        const outcome = await replayEvents(ops, key.tenant, id, replayRequest(jsonBody(event)));
+        logWebhook('webhook events replayed', key, id, { replayed: outcome.replayed });
+        return json(202, outcome);
       },
     }),
   );
@@ -627,4 +702,22 @@ function heldAnswer(tenant: string, result: HeldResult) {
 /** Every operator action is logged with who did it (the admin key's id); never an address. */
 function logOperator(message: string, key: ApiKey, fields: Record<string, unknown>): void {
   logger.info(message, { operatorKeyId: key.keyId, operatorTenant: key.tenant, ...fields });
+}
+
+/** For answers that carry a webhook secret. */
+const NO_STORE = { 'cache-control': 'no-store' };
+
+function webhooksOf(deps: ApiDeps): WebhookOperationsDeps {
+  if (!deps.webhookEndpoints) fail('not_implemented', 'Webhooks are not configured in this deployment.');
+  return { ...deps.webhookEndpoints, clock: deps.clock };
+}
+
+/** Who changed which endpoint; never its URL (it may hold a token) nor a secret. */
+function logWebhook(
+  message: string,
+  key: ApiKey,
+  endpointId: string,
+  fields: Record<string, unknown> = {},
+): void {
+  logger.info(message, { tenant: key.tenant, keyId: key.keyId, endpointId, ...fields });
 }

@@ -4,13 +4,26 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { SqsErasureQueue } from '../adapters/erasure-queue.ts';
 import { frontDoorAdapters } from '../adapters/front-door.ts';
 import { DynamoSoftBounceStore } from '../adapters/soft-bounce-store.ts';
-import { requiredEnv } from '../shared/env.ts';
+import { SqsWebhookQueue } from '../adapters/webhook-queue.ts';
+import { DynamoWebhookStore } from '../adapters/webhook-store.ts';
+import type { WebhookAdminDeps } from '../domain/webhooks/operations.ts';
+import { optionalEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
 import { logger, publishMetrics } from '../shared/observability.ts';
 import { createApi } from './app.ts';
 
 // Read once per cold start; a missing variable fails the init with its name in the log.
 const door = await frontDoorAdapters();
+const webhooksTable = optionalEnv(EnvVar.webhooksTable);
+// Without the Webhooks table the deployment has no webhooks: the routes answer 501.
+const webhookEndpoints: WebhookAdminDeps | undefined =
+  webhooksTable === undefined
+    ? undefined
+    : {
+        store: new DynamoWebhookStore(door.doc, webhooksTable, door.clock),
+        queue: new SqsWebhookQueue(door.sqs, requiredEnv(EnvVar.webhookQueueUrl)),
+        allowLoopbackHttp: optionalEnv(EnvVar.webhookAllowLoopback) === '1',
+      };
 const api = createApi({
   keys: door.keys,
   keyTable: door.keyStore,
@@ -33,6 +46,7 @@ const api = createApi({
     keyOf: door.erasedKeyOf,
     clock: door.clock,
   },
+  ...(webhookEndpoints === undefined ? {} : { webhookEndpoints }),
 });
 
 export const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()

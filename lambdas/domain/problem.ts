@@ -25,10 +25,16 @@ const CATALOG = {
   not_found: { status: 404, title: 'Not found' },
   idempotency_conflict: { status: 409, title: 'Idempotency key reused with a different body' },
   idempotency_in_progress: { status: 409, title: 'A request with this idempotency key is in progress' },
+  /** A tenant may register at most MAX_WEBHOOK_ENDPOINTS webhook endpoints (issue 14). */
+  too_many_webhooks: { status: 409, title: 'Too many webhook endpoints' },
+  /** A replay to an endpoint that is disabled (by its owner, or by Baton after 410 or days of failure). */
+  webhook_disabled: { status: 409, title: 'The webhook endpoint is disabled' },
   too_large: { status: 413, title: 'Request too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   invalid_message: { status: 422, title: 'Invalid message' },
   invalid_request: { status: 422, title: 'Invalid request' },
+  /** The URL may not receive webhooks (SSRF policy, domain/webhooks/url-policy.ts); the detail says why. */
+  webhook_url_refused: { status: 422, title: 'Webhook URL refused' },
   rate_limited: { status: 429, title: 'Too many requests' },
   internal: { status: 500, title: 'Internal error' },
   not_implemented: { status: 501, title: 'Not implemented' },

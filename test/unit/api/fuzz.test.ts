@@ -8,7 +8,7 @@ import { Route } from '../../../lambdas/shared/names.ts';
 import { everyFieldBody, messageRecord, suppression } from '../../support/builders.ts';
 import { InMemoryMessageStore, InMemorySuppressionStore } from '../../support/fakes.ts';
 import { apiHarness } from '../../support/harness.ts';
-import { httpEvent } from '../../support/http-events.ts';
+import { httpEvent, jsonOf } from '../../support/http-events.ts';
 import {
   applyJsonMutation,
   defineOwn,
@@ -17,11 +17,13 @@ import {
   isJsonMutation,
   setAt,
 } from '../../support/json-mutations.ts';
+import { InMemoryWebhookQueue, InMemoryWebhookStore } from '../../support/webhooks.ts';
 
 // Issue 3, "Bad input": thousands of generated and mutated requests thrown at the api handler
 // (in-memory fakes, a clock that never moves). Whatever comes in, the answer is below 500, every
 // 4xx is a problem+json of DESIGN §2, and a request answered 4xx enqueued nothing and wrote no
-// message record and no suppression. Runs per property add up to 10,500.
+// message record and no suppression (on the webhook routes: no endpoint change, no replay job).
+// Runs per property add up to 11,500.
 
 /** Counts every write a request could make, so a 4xx can be shown to have made none. */
 class CountingMessageStore extends InMemoryMessageStore {
@@ -57,10 +59,10 @@ class CountingSuppressionStore extends InMemorySuppressionStore {
 }
 
 /**
- * Cases per property add up to 10,500 in `npm test`; `npm run soak` sets BATON_FUZZ_RUNS (100,000)
+ * Cases per property add up to 11,500 in `npm test`; `npm run soak` sets BATON_FUZZ_RUNS (100,000)
  * and each property's share grows in proportion. A failure prints fast-check's seed and path.
  */
-const DEFAULT_TOTAL = 10_500;
+const DEFAULT_TOTAL = 11_500;
 const SCALE = Math.max(1, Number(process.env.BATON_FUZZ_RUNS ?? DEFAULT_TOTAL) / DEFAULT_TOTAL);
 const runs = (n: number): number => Math.ceil(n * SCALE);
 
@@ -650,6 +652,84 @@ describe('the api handler under bad input (issue 3, "Bad input")', { timeout: 60
         );
       }),
       { numRuns: runs(1_500) },
+    );
+  });
+
+  it('answers any body on the webhook routes within the contract, and a refused one changes nothing', async () => {
+    // Prepare: one endpoint of the key's tenant and one event to replay, so ids can hit.
+    const store = new InMemoryWebhookStore();
+    const webhookQueue = new InMemoryWebhookQueue();
+    const { api, addKey } = apiHarness(
+      {},
+      { deps: () => ({ webhookEndpoints: { store, queue: webhookQueue, allowLoopbackHttp: false } }) },
+    );
+    const token = addKey({ scopes: ['webhooks'] });
+    const created = await api(
+      httpEvent(Route.createWebhook, { token, body: { url: 'https://hooks.example.com/baton' } }),
+    );
+    const id = (jsonOf(created) as { id: string }).id;
+    const timestamp = '2026-05-01T00:00:00.000Z';
+    await store.append([
+      {
+        id: 'evt_1',
+        tenant: 'tenant-a',
+        type: 'message.delivered',
+        timestamp,
+        body: '{"type":"message.delivered"}',
+      },
+    ]);
+    const value = fc.oneof(
+      fc.jsonValue({ maxDepth: 2 }),
+      fc.constantFrom(
+        'https://hooks.example.com/x',
+        'http://10.0.0.1/',
+        'https://169.254.169.254/',
+        'https://u:p@hooks.example.com/',
+        `https://${'a'.repeat(3_000)}.example.com/`,
+        'message.delivered',
+        ['message.delivered', 'message.opened'],
+        [],
+        '2026-01-01T00:00:00Z',
+        'yesterday',
+        'evt_1',
+        'a\u0000b',
+        true,
+      ),
+    );
+    const request = fc.record({
+      route: fc.constantFrom(Route.createWebhook, Route.updateWebhook, Route.replayWebhook),
+      body: fc.oneof(
+        fc.json({ maxDepth: 3 }),
+        fc
+          .dictionary(
+            fc.constantFrom('url', 'events', 'description', 'enabled', 'since', 'eventId', 'x'),
+            value,
+          )
+          .map((b) => JSON.stringify(b)),
+      ),
+      id: fc.oneof(fc.constant(id), fc.string({ maxLength: 30 })),
+    });
+    const snapshot = () => JSON.stringify([[...store.endpoints.entries()], webhookQueue.jobs.length]);
+
+    // Act / Assess
+    await fc.assert(
+      fc.asyncProperty(request, async (r) => {
+        const before = snapshot();
+        const result = await api(httpEvent(r.route, { token, body: r.body, pathParameters: { id: r.id } }));
+        const status = result.statusCode ?? 0;
+        expect(status, `${r.route} answered ${status}: ${result.body?.slice(0, 300)}`).toBeLessThan(500);
+        expect([200, 201, 202, 400, 404, 409, 413, 415, 422].includes(status), `unexpected ${status}`).toBe(
+          true,
+        );
+        if (status >= 400) {
+          expect(headerOf(result, 'content-type')).toBe('application/problem+json');
+          assertProblem(JSON.parse(result.body ?? ''), status);
+          expect(snapshot()).toBe(before);
+        } else {
+          expect(headerOf(result, 'content-type')).toBe('application/json');
+        }
+      }),
+      { numRuns: runs(1_000) },
     );
   });
 

@@ -37,9 +37,12 @@ describe('problem', () => {
     ['forbidden', 403],
     ['not_found', 404],
     ['idempotency_conflict', 409],
+    ['too_many_webhooks', 409],
+    ['webhook_disabled', 409],
     ['too_large', 413],
     ['unsupported_media_type', 415],
     ['invalid_message', 422],
+    ['webhook_url_refused', 422],
     ['rate_limited', 429],
     ['unavailable', 503],
   ] as const)('answers %s with HTTP %i', (code, status) => {

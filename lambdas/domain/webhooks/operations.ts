@@ -1,0 +1,390 @@
+/**
+ * What the webhook routes do (issue 14): register, list, read, change, delete an endpoint, rotate
+ * its secret, list its delivery attempts and replay events to it. Pure over the ports: the clock
+ * and the random bytes are injected. Every call names the tenant (the key's), and an endpoint of
+ * another tenant answers exactly as one that does not exist.
+ */
+import { randomBytes } from 'node:crypto';
+import { ConflictError, InvalidCursorError, TransientError } from '../../shared/errors.ts';
+import type { Clock } from '../ports.ts';
+import { fail } from '../problem.ts';
+import {
+  type DeliveryAttempt,
+  SECRET_OVERLAP_SECONDS,
+  type StoredWebhookEvent,
+  WEBHOOK_ENDPOINT_ID,
+  type WebhookDeliveryJob,
+  type WebhookEndpoint,
+  type WebhookSecret,
+} from './endpoint.ts';
+import type { WebhookEventType } from './events.ts';
+import type {
+  WebhookDeliveryLog,
+  WebhookDeliveryQueue,
+  WebhookEndpointStore,
+  WebhookEventLog,
+} from './ports.ts';
+import type {
+  CreateWebhookRequest,
+  DeliveriesQuery,
+  ReplayRequest,
+  UpdateWebhookRequest,
+} from './requests.ts';
+import { newWebhookSecret } from './signing.ts';
+import { checkWebhookUrl } from './url-policy.ts';
+
+/** A tenant's endpoints, disabled ones included: each costs a lookup per event, and few are needed. */
+export const MAX_WEBHOOK_ENDPOINTS = 20;
+/** Events one replay request enqueues; the answer says `truncated` (and where to go on) past it. */
+export const MAX_REPLAY_EVENTS = 1_000;
+/** Events one replay request reads from the log, matching or not, so a request ends in time. */
+export const MAX_REPLAY_SCAN = 10_000;
+const REPLAY_PAGE = 500;
+/** An update that keeps losing races is a busy endpoint: the caller retries later (503). */
+const UPDATE_ATTEMPTS = 3;
+
+/** What the api needs for the webhook routes; absent in ApiDeps, they answer 501. */
+export interface WebhookAdminDeps {
+  readonly store: WebhookEndpointStore & WebhookEventLog & WebhookDeliveryLog;
+  readonly queue: WebhookDeliveryQueue;
+  /** Local mode only: http and https to 127.0.0.1, localhost and [::1] (checkWebhookUrl). */
+  readonly allowLoopbackHttp: boolean;
+  /** Random bytes for endpoint ids and secrets. @default crypto.randomBytes */
+  readonly random?: (size: number) => Buffer;
+}
+
+export interface WebhookOperationsDeps extends WebhookAdminDeps {
+  readonly clock: Clock;
+}
+
+/** An endpoint as the api shows it: never a secret (but see WebhookEndpointWithSecret). */
+export interface WebhookEndpointView {
+  readonly id: string;
+  readonly url: string;
+  readonly events: readonly WebhookEventType[];
+  readonly description: string;
+  readonly enabled: boolean;
+  readonly disabledReason: WebhookEndpoint['disabledReason'];
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  /** Until when the secret before the last rotation still signs; null when none does. */
+  readonly previousSecretExpiresAt: string | null;
+}
+
+/** The answer of registration and rotation: the new secret, shown this once. */
+export interface WebhookEndpointWithSecret extends WebhookEndpointView {
+  readonly secret: string;
+}
+
+/** One attempt as `GET /v1/webhooks/{id}/deliveries` lists it. */
+export type DeliveryAttemptView = Omit<DeliveryAttempt, 'tenant'>;
+
+export interface ReplayOutcome {
+  readonly replayed: number;
+  /** True when events were left over: replay again with `since: nextSince` for the rest. */
+  readonly truncated: boolean;
+  readonly nextSince?: string;
+}
+
+export function endpointView(endpoint: WebhookEndpoint, now: Date): WebhookEndpointView {
+  const previous = endpoint.secrets.find(
+    (s) => s.expiresAt !== undefined && Date.parse(s.expiresAt) > now.getTime(),
+  );
+  return {
+    id: endpoint.id,
+    url: endpoint.url,
+    events: endpoint.events,
+    description: endpoint.description,
+    enabled: endpoint.enabled,
+    disabledReason: endpoint.disabledReason,
+    createdAt: endpoint.createdAt,
+    updatedAt: endpoint.updatedAt,
+    previousSecretExpiresAt: previous?.expiresAt ?? null,
+  };
+}
+
+/** `POST /v1/webhooks`: checks the URL, stores the endpoint with a new secret, shows it once. */
+export async function registerEndpoint(
+  deps: WebhookOperationsDeps,
+  tenant: string,
+  request: CreateWebhookRequest,
+): Promise<WebhookEndpointWithSecret> {
+  const url = acceptedUrl(deps, request.url);
+  const existing = await deps.store.list(tenant);
+  if (existing.length >= MAX_WEBHOOK_ENDPOINTS) {
+    fail(
+      'too_many_webhooks',
+      `A tenant may register at most ${MAX_WEBHOOK_ENDPOINTS} webhook endpoints; delete one first ` +
+        '(one endpoint can receive every event type).',
+    );
+  }
+  const now = deps.clock().toISOString();
+  const secret = newWebhookSecret(random(deps));
+  const endpoint: WebhookEndpoint = {
+    id: newEndpointId(random(deps)),
+    tenant,
+    url,
+    events: request.events,
+    description: request.description,
+    enabled: true,
+    disabledReason: null,
+    secrets: [{ secret, createdAt: now }],
+    createdAt: now,
+    updatedAt: now,
+    version: 1,
+  };
+  await deps.store.create(endpoint);
+  return { ...endpointView(endpoint, deps.clock()), secret };
+}
+
+/** `GET /v1/webhooks`: the tenant's endpoints, oldest first. */
+export async function listEndpoints(
+  deps: WebhookOperationsDeps,
+  tenant: string,
+): Promise<WebhookEndpointView[]> {
+  const now = deps.clock();
+  return (await deps.store.list(tenant))
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id))
+    .map((e) => endpointView(e, now));
+}
+
+/** `GET /v1/webhooks/{id}`. */
+export async function getEndpoint(
+  deps: WebhookOperationsDeps,
+  tenant: string,
+  id: string,
+): Promise<WebhookEndpointView> {
+  return endpointView(await found(deps, tenant, id), deps.clock());
+}
+
+/**
+ * `PATCH /v1/webhooks/{id}`: a new URL is checked again; enabling an endpoint Baton disabled (410,
+ * or days of failure) clears the reason, and disabling one is the owner's choice (no reason).
+ */
+export async function updateEndpoint(
+  deps: WebhookOperationsDeps,
+  tenant: string,
+  id: string,
+  request: UpdateWebhookRequest,
+): Promise<WebhookEndpointView> {
+  const url = request.url === undefined ? undefined : acceptedUrl(deps, request.url);
+  return endpointView(
+    await rewrite(deps, tenant, id, (current, now) => ({
+      ...current,
+      ...(url === undefined ? {} : { url }),
+      ...(request.events === undefined ? {} : { events: request.events }),
+      ...(request.description === undefined ? {} : { description: request.description }),
+      ...(request.enabled === undefined ? {} : { enabled: request.enabled, disabledReason: null }),
+      updatedAt: now.toISOString(),
+    })),
+    deps.clock(),
+  );
+}
+
+/** `DELETE /v1/webhooks/{id}`: its attempts expire with their TTL. */
+export async function deleteEndpoint(deps: WebhookOperationsDeps, tenant: string, id: string): Promise<void> {
+  if (!(await deps.store.delete(tenant, id))) notFound(id);
+}
+
+/**
+ * `POST /v1/webhooks/{id}/rotate-secret`: a new current secret; the one it replaces keeps signing
+ * for SECRET_OVERLAP_SECONDS (both signatures are sent meanwhile), any older one is dropped.
+ */
+export async function rotateSecret(
+  deps: WebhookOperationsDeps,
+  tenant: string,
+  id: string,
+): Promise<WebhookEndpointWithSecret> {
+  const secret = newWebhookSecret(random(deps));
+  const rotated = await rewrite(deps, tenant, id, (current, now) => ({
+    ...current,
+    secrets: rotatedSecrets(current.secrets, secret, now),
+    updatedAt: now.toISOString(),
+  }));
+  return { ...endpointView(rotated, deps.clock()), secret };
+}
+
+/** The secrets after a rotation at `now`: the new one, then the current one until the overlap ends. */
+export function rotatedSecrets(
+  secrets: readonly WebhookSecret[],
+  secret: string,
+  now: Date,
+): WebhookSecret[] {
+  const overlapEnd = new Date(now.getTime() + SECRET_OVERLAP_SECONDS * 1000).toISOString();
+  const current = secrets.find((s) => s.expiresAt === undefined || Date.parse(s.expiresAt) > now.getTime());
+  const kept: WebhookSecret[] = [{ secret, createdAt: now.toISOString() }];
+  if (current !== undefined) {
+    // A current secret rotated out twice within a day keeps its first (earlier) end.
+    const expiresAt =
+      current.expiresAt !== undefined && current.expiresAt < overlapEnd ? current.expiresAt : overlapEnd;
+    kept.push({ secret: current.secret, createdAt: current.createdAt, expiresAt });
+  }
+  return kept;
+}
+
+/** `GET /v1/webhooks/{id}/deliveries`: the endpoint's attempts, newest first. */
+export async function listDeliveries(
+  deps: WebhookOperationsDeps,
+  tenant: string,
+  id: string,
+  query: DeliveriesQuery,
+): Promise<{ readonly items: DeliveryAttemptView[]; readonly nextCursor: string | null }> {
+  await found(deps, tenant, id);
+  let page: Awaited<ReturnType<WebhookDeliveryLog['attempts']>>;
+  try {
+    page = await deps.store.attempts(tenant, id, {
+      limit: query.limit,
+      ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
+    });
+  } catch (error) {
+    if (!(error instanceof InvalidCursorError)) throw error;
+    fail('bad_request', 'The cursor is not one this API handed out.', [
+      { path: 'cursor', message: 'use the nextCursor of a previous page' },
+    ]);
+  }
+  return {
+    items: page.attempts.map(({ tenant: _tenant, ...attempt }) => attempt),
+    nextCursor: page.cursor ?? null,
+  };
+}
+
+/**
+ * `POST /v1/webhooks/{id}/replay`: queues the events again (one, or every event since a time of
+ * the types the endpoint subscribes to, up to MAX_REPLAY_EVENTS), with the same id and the same
+ * bytes as the first time, so receivers that keep ids drop what they had.
+ */
+export async function replayEvents(
+  deps: WebhookOperationsDeps,
+  tenant: string,
+  id: string,
+  request: ReplayRequest,
+): Promise<ReplayOutcome> {
+  const endpoint = await found(deps, tenant, id);
+  if (!endpoint.enabled) {
+    fail(
+      'webhook_disabled',
+      `Webhook endpoint ${id} is disabled${endpoint.disabledReason ? ` (${endpoint.disabledReason})` : ''}; ` +
+        'enable it (PATCH {"enabled": true}) before replaying to it.',
+    );
+  }
+  const now = deps.clock().getTime();
+  const job = (event: StoredWebhookEvent): WebhookDeliveryJob => ({
+    v: 1,
+    tenant,
+    endpointId: endpoint.id,
+    eventId: event.id,
+    type: event.type,
+    body: event.body,
+    attempt: 0,
+    firstQueuedAt: now,
+    notBefore: now,
+    occurredAt: Date.parse(event.timestamp),
+    replay: true,
+  });
+
+  if ('eventId' in request) {
+    const event = await deps.store.event(tenant, request.eventId);
+    if (!event) fail('not_found', 'No event with this id (events are kept for 30 days).');
+    if (!endpoint.events.includes(event.type)) {
+      fail(
+        'invalid_request',
+        `The endpoint does not subscribe to ${event.type} events; add it to its events first.`,
+        [{ path: 'eventId', message: `is a ${event.type} event` }],
+      );
+    }
+    await deps.queue.enqueue([job(event)]);
+    return { replayed: 1, truncated: false };
+  }
+
+  let replayed = 0;
+  let scanned = 0;
+  let cursor: string | undefined;
+  for (;;) {
+    const page = await deps.store.since(tenant, request.since, {
+      limit: REPLAY_PAGE,
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    const jobs: WebhookDeliveryJob[] = [];
+    let nextSince: string | undefined;
+    for (const event of page.events) {
+      if (replayed + jobs.length >= MAX_REPLAY_EVENTS || scanned >= MAX_REPLAY_SCAN) {
+        nextSince = event.timestamp;
+        break;
+      }
+      scanned += 1;
+      if (endpoint.events.includes(event.type)) jobs.push(job(event));
+    }
+    if (jobs.length > 0) await deps.queue.enqueue(jobs);
+    replayed += jobs.length;
+    if (nextSince !== undefined) return { replayed, truncated: true, nextSince };
+    if (page.cursor === undefined) return { replayed, truncated: false };
+    cursor = page.cursor;
+  }
+}
+
+/** `wh_` and 24 base62 characters from unbiased random bytes. */
+export function newEndpointId(random: (size: number) => Buffer = randomBytes): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  let id = '';
+  while (id.length < 24) {
+    for (const byte of random(32)) {
+      // 248 = 4 × 62: bytes above it are dropped so every character is equally likely.
+      if (byte < 248 && id.length < 24) id += alphabet[byte % 62];
+    }
+  }
+  const made = `wh_${id}`;
+  if (!WEBHOOK_ENDPOINT_ID.test(made)) throw new Error('endpoint id does not match WEBHOOK_ENDPOINT_ID');
+  return made;
+}
+
+function random(deps: WebhookAdminDeps): (size: number) => Buffer {
+  return deps.random ?? randomBytes;
+}
+
+function acceptedUrl(deps: WebhookAdminDeps, raw: string): string {
+  const checked = checkWebhookUrl(raw, { allowLoopbackHttp: deps.allowLoopbackHttp });
+  if (!checked.ok) {
+    fail('webhook_url_refused', `This URL cannot receive webhooks: ${checked.reason}.`, [
+      { path: 'url', message: checked.reason },
+    ]);
+  }
+  return checked.url;
+}
+
+async function found(deps: WebhookOperationsDeps, tenant: string, id: string): Promise<WebhookEndpoint> {
+  const endpoint = await deps.store.get(tenant, id);
+  // Another tenant's endpoint is indistinguishable from one that does not exist.
+  if (!endpoint || endpoint.tenant !== tenant) notFound(id);
+  return endpoint;
+}
+
+function notFound(id: string): never {
+  fail(
+    'not_found',
+    WEBHOOK_ENDPOINT_ID.test(id) ? `No webhook endpoint with id ${id}.` : 'No webhook endpoint with this id.',
+  );
+}
+
+/** Reads, changes and writes the endpoint, again on a lost race (the delivery function writes too). */
+async function rewrite(
+  deps: WebhookOperationsDeps,
+  tenant: string,
+  id: string,
+  change: (current: WebhookEndpoint, now: Date) => Omit<WebhookEndpoint, 'version'>,
+): Promise<WebhookEndpoint> {
+  for (let attempt = 1; ; attempt++) {
+    const current = await found(deps, tenant, id);
+    const next: WebhookEndpoint = { ...change(current, deps.clock()), version: current.version + 1 };
+    try {
+      await deps.store.update(next, current.version);
+      return next;
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+      if (attempt >= UPDATE_ATTEMPTS) {
+        throw new TransientError(`webhook endpoint ${id} kept changing while it was updated`, {
+          cause: error,
+        });
+      }
+    }
+  }
+}

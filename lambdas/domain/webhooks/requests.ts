@@ -1,0 +1,166 @@
+/**
+ * The webhook routes' request bodies and query (issue 14), checked: `POST /v1/webhooks`,
+ * `PATCH /v1/webhooks/{id}`, `POST /v1/webhooks/{id}/replay` and the deliveries listing. Every
+ * failing field comes back at once in a 400 problem. Whether a URL may receive webhooks is the
+ * operations' call (url-policy.ts, a 422 naming the reason): here it only has to be a string.
+ */
+import { z } from 'zod';
+import { CONTROL } from '../keys/api-key.ts';
+import { type FieldError, fail } from '../problem.ts';
+import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './events.ts';
+import { MAX_WEBHOOK_URL_LENGTH } from './url-policy.ts';
+
+export const MAX_DESCRIPTION = 500;
+export const MAX_DELIVERIES_PAGE = 100;
+export const DEFAULT_DELIVERIES_PAGE = 50;
+/** Longer than any id Baton gives an event; a longer one cannot be replayed. */
+const MAX_EVENT_ID = 200;
+
+export interface CreateWebhookRequest {
+  readonly url: string;
+  /** Every type when the request named none. */
+  readonly events: readonly WebhookEventType[];
+  readonly description: string;
+}
+
+export interface UpdateWebhookRequest {
+  readonly url?: string;
+  readonly events?: readonly WebhookEventType[];
+  readonly enabled?: boolean;
+  readonly description?: string;
+}
+
+export type ReplayRequest = { readonly since: Date } | { readonly eventId: string };
+
+export interface DeliveriesQuery {
+  readonly limit: number;
+  readonly cursor?: string;
+}
+
+// Past the policy's limit, so a long URL is refused by it (422, naming the limit), not here.
+const url = z
+  .string()
+  .min(1)
+  .max(4 * MAX_WEBHOOK_URL_LENGTH);
+// The names are checked after parsing, so an unknown one is reported by name, not as a zod enum dump.
+const events = z.array(z.string().max(100)).max(WEBHOOK_EVENT_TYPES.length * 2);
+const description = z
+  .string()
+  .max(MAX_DESCRIPTION)
+  .refine((s) => !CONTROL.test(s), 'must not contain control characters or line breaks');
+
+const CREATE = z.strictObject({ url, events: events.optional(), description: description.optional() });
+const UPDATE = z.strictObject({
+  url: url.optional(),
+  events: events.optional(),
+  enabled: z.boolean().optional(),
+  description: description.optional(),
+});
+const REPLAY = z.strictObject({
+  since: z.iso.datetime({ offset: true }).optional(),
+  eventId: z.string().min(1).max(MAX_EVENT_ID).optional(),
+});
+
+/** `POST /v1/webhooks`: `{url, events?, description?}`. */
+export function createWebhookRequest(body: unknown): CreateWebhookRequest {
+  const parsed = parse(CREATE, body);
+  const types = eventTypes(parsed.events);
+  return {
+    url: parsed.url,
+    events: types ?? [...WEBHOOK_EVENT_TYPES],
+    description: parsed.description ?? '',
+  };
+}
+
+/** `PATCH /v1/webhooks/{id}`: at least one of url, events, enabled, description. */
+export function updateWebhookRequest(body: unknown): UpdateWebhookRequest {
+  const parsed = parse(UPDATE, body);
+  if (Object.keys(parsed).length === 0) {
+    invalid('Give at least one of url, events, enabled, description.', [
+      { path: 'url', message: 'give at least one of url, events, enabled, description' },
+    ]);
+  }
+  const types =
+    parsed.events === undefined ? undefined : (eventTypes(parsed.events) ?? [...WEBHOOK_EVENT_TYPES]);
+  return {
+    ...(parsed.url === undefined ? {} : { url: parsed.url }),
+    ...(types === undefined ? {} : { events: types }),
+    ...(parsed.enabled === undefined ? {} : { enabled: parsed.enabled }),
+    ...(parsed.description === undefined ? {} : { description: parsed.description }),
+  };
+}
+
+/** `POST /v1/webhooks/{id}/replay`: `{since: <ISO time>}` or `{eventId}`, not both. */
+export function replayRequest(body: unknown): ReplayRequest {
+  const parsed = parse(REPLAY, body);
+  if ((parsed.since === undefined) === (parsed.eventId === undefined)) {
+    invalid('Give exactly one of since (an ISO time) or eventId.', [
+      {
+        path: parsed.since === undefined ? 'since' : 'eventId',
+        message: 'give exactly one of since or eventId',
+      },
+    ]);
+  }
+  return parsed.since === undefined ? { eventId: parsed.eventId ?? '' } : { since: new Date(parsed.since) };
+}
+
+/** `GET /v1/webhooks/{id}/deliveries?limit=&cursor=`. */
+export function deliveriesQuery(query: Readonly<Record<string, string | undefined>>): DeliveriesQuery {
+  const errors: FieldError[] = Object.keys(query)
+    .filter((k) => k !== 'limit' && k !== 'cursor')
+    .map((k) => ({ path: k, message: 'unknown query parameter' }));
+  const limit = query.limit === undefined ? DEFAULT_DELIVERIES_PAGE : Number(query.limit);
+  if (
+    !/^\d+$/.test(query.limit ?? '1') ||
+    !Number.isInteger(limit) ||
+    limit < 1 ||
+    limit > MAX_DELIVERIES_PAGE
+  ) {
+    errors.push({ path: 'limit', message: `must be an integer from 1 to ${MAX_DELIVERIES_PAGE}` });
+  }
+  if (errors.length > 0) invalid('The query is not valid; see errors for each failing parameter.', errors);
+  return { limit, ...(query.cursor ? { cursor: query.cursor } : {}) };
+}
+
+/** The known types named (deduplicated, in the given order); undefined when none were named. */
+function eventTypes(names: readonly string[] | undefined): WebhookEventType[] | undefined {
+  if (names === undefined || names.length === 0) return undefined;
+  const known: readonly string[] = WEBHOOK_EVENT_TYPES;
+  const unknown = names.flatMap((name, i) => (known.includes(name) ? [] : [{ name, i }]));
+  if (unknown.length > 0) {
+    invalid(
+      `Unknown event type${unknown.length > 1 ? 's' : ''}: ${unknown.map((u) => JSON.stringify(u.name)).join(', ')}.`,
+      unknown.map((u) => ({
+        path: `events[${u.i}]`,
+        message: `${JSON.stringify(u.name)} is not an event type; use ${WEBHOOK_EVENT_TYPES.join(', ')}`,
+      })),
+    );
+  }
+  return [...new Set(names as WebhookEventType[])];
+}
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    invalid('The body must be a JSON object.', [{ path: '', message: 'must be an object' }]);
+  }
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const errors = parsed.error.issues.flatMap((issue): FieldError[] =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ path: pathOf([...issue.path, key]), message: 'unknown field' }))
+      : [{ path: pathOf(issue.path), message: issue.message }],
+  );
+  invalid('The request is not valid; see errors for each failing field.', errors);
+}
+
+function pathOf(path: readonly PropertyKey[]): string {
+  return path.reduce<string>(
+    (out, part) =>
+      typeof part === 'number' ? `${out}[${part}]` : out === '' ? String(part) : `${out}.${String(part)}`,
+    '',
+  );
+}
+
+function invalid(detail: string, errors: readonly FieldError[]): never {
+  fail('bad_request', detail, errors);
+}
