@@ -76,8 +76,21 @@ export interface AttemptReport {
  * `deferSeconds`: hide it that long and see it again, no attempt made.
  */
 export type DeliveryDecision =
-  | { readonly done: true; readonly attempt?: AttemptReport }
+  | {
+      readonly done: true;
+      /** Present when an attempt was made. */
+      readonly attempt?: AttemptReport;
+      /** Why no attempt was made, when none was: the handler logs it. */
+      readonly dropped?: DropReason;
+    }
   | { readonly deferSeconds: number };
+
+/**
+ * `no-endpoint`: deleted since the job was queued; `disabled`: disabled (by its owner or Baton);
+ * `not-subscribed`: no longer subscribed to the event's type; `disable-finished`: Baton's own
+ * disable, whose endpoint write had been lost, was finished instead.
+ */
+export type DropReason = 'no-endpoint' | 'disabled' | 'not-subscribed' | 'disable-finished';
 
 /** The conditional writes kept conflicting: the message is retried as it is. */
 export class DeliveryStateContendedError extends Error {
@@ -92,7 +105,9 @@ export async function deliverJob(job: WebhookDeliveryJob, deps: DeliveryDeps): P
 
   const endpoint = await deps.endpoints.get(job.tenant, job.endpointId);
   // Deleted, disabled or no longer subscribed since the job was queued: the owner decided, nothing to record.
-  if (endpoint === undefined || !subscribes(endpoint, job.type)) return { done: true };
+  if (endpoint === undefined) return { done: true, dropped: 'no-endpoint' };
+  if (!endpoint.enabled) return { done: true, dropped: 'disabled' };
+  if (!subscribes(endpoint, job.type)) return { done: true, dropped: 'not-subscribed' };
 
   const lease = deps.leaseId();
   const taken = await acquire(deps, endpoint, lease, now);
@@ -100,7 +115,7 @@ export async function deliverJob(job: WebhookDeliveryJob, deps: DeliveryDeps): P
     // The breaker says Baton disabled the endpoint but the endpoint says enabled, and not because its
     // owner re-enabled it since: the endpoint's write was lost (a crash between the two). Finish it.
     await disableEndpoint(deps, endpoint, taken.repair.reason, new Date(taken.repair.disabledAt));
-    return { done: true };
+    return { done: true, dropped: 'disable-finished' };
   }
   if ('deferSeconds' in taken) return taken;
 

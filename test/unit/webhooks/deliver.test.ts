@@ -112,24 +112,28 @@ describe('deliverJob: when it may go', () => {
   });
 
   it.each([
-    ['deleted', async () => void (await store.delete('acme', ID))],
-    ['disabled', async () => store.update(endpoint({ enabled: false, version: 2 }), 1)],
+    ['deleted', 'no-endpoint', async () => void (await store.delete('acme', ID))],
+    ['disabled', 'disabled', async () => store.update(endpoint({ enabled: false, version: 2 }), 1)],
     [
       'no longer subscribed',
+      'not-subscribed',
       async () => store.update(endpoint({ events: ['message.bounced'], version: 2 }), 1),
     ],
-  ])('drops the job without an attempt or a log entry when the endpoint was %s', async (_, change) => {
-    // Prepare
-    await change();
+  ])(
+    'drops the job without an attempt or a log entry when the endpoint was %s',
+    async (_, dropped, change) => {
+      // Prepare
+      await change();
 
-    // Act
-    const decision = await deliverJob(job(), deps());
+      // Act
+      const decision = await deliverJob(job(), deps());
 
-    // Assess
-    expect(decision).toEqual({ done: true });
-    expect(poster.requests).toHaveLength(0);
-    expect(store.attemptLog).toHaveLength(0);
-  });
+      // Assess
+      expect(decision).toEqual({ done: true, dropped });
+      expect(poster.requests).toHaveLength(0);
+      expect(store.attemptLog).toHaveLength(0);
+    },
+  );
 });
 
 describe('deliverJob: an attempt', () => {
@@ -373,7 +377,7 @@ describe('deliverJob: disabling the endpoint', () => {
     const decision = await deliverJob(job(), deps());
 
     // Assess
-    expect(decision).toEqual({ done: true });
+    expect(decision).toEqual({ done: true, dropped: 'disable-finished' });
     expect(poster.requests).toHaveLength(0);
     expect(await store.get('acme', ID)).toMatchObject({ enabled: false, disabledReason: 'gone' });
     expect(publisher.events[0]?.payload.timestamp).toBe(disabledAt);
