@@ -125,7 +125,7 @@ export class WebhookHttpPoster implements HttpPoster {
             });
             res.on('end', answered);
             res.on('error', answered);
-            res.on('aborted', answered);
+            res.on('close', answered);
           });
           req.on('error', (error: NodeJS.ErrnoException) => {
             if (answer !== undefined) return answered();

@@ -1,7 +1,12 @@
 import { Webhook } from 'standardwebhooks';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type BreakerState, breakerPolicy } from '../../../lambdas/domain/webhooks/breaker.ts';
-import { type DeliveryDeps, deliverJob, deliveryPolicy } from '../../../lambdas/domain/webhooks/deliver.ts';
+import {
+  type DeliveryDeps,
+  DeliveryStateContendedError,
+  deliverJob,
+  deliveryPolicy,
+} from '../../../lambdas/domain/webhooks/deliver.ts';
 import type { WebhookDeliveryJob, WebhookEndpoint } from '../../../lambdas/domain/webhooks/endpoint.ts';
 import { newWebhookSecret } from '../../../lambdas/domain/webhooks/signing.ts';
 import { FakePoster, InMemoryEndpointStateStore } from '../../support/webhook-delivery.ts';
@@ -541,5 +546,51 @@ describe('deliverJob: breaker and concurrency', () => {
       breaker: { status: 'closed', consecutiveFailures: 3, failingSince: t0.toISOString() },
       leases: { other: at(30).getTime() },
     });
+  });
+});
+
+describe('deliverJob: failures around the attempt', () => {
+  it('counts a poster that throws as a network failure, and gives the slot back', async () => {
+    // Prepare
+    poster.post = async () => {
+      throw new Error('socket exploded');
+    };
+
+    // Act
+    const decision = await deliverJob(job(), deps());
+
+    // Assess
+    expect(decision).toMatchObject({ done: true, attempt: { outcome: 'retry' } });
+    expect(store.attemptLog[0]).toMatchObject({ statusCode: null, response: 'network: socket exploded' });
+    expect(state.state(ID).leases).toEqual({});
+  });
+
+  it('throws when the retry cannot be queued, after logging the attempt, so the message comes back', async () => {
+    // Prepare
+    failWith(500);
+    queue.failing = true;
+
+    // Act
+    const delivering = deliverJob(job(), deps());
+
+    // Assess
+    await expect(delivering).rejects.toThrow('webhook queue refused the batch');
+    expect(store.attemptLog).toHaveLength(1);
+    expect(state.state(ID).leases).toEqual({});
+  });
+
+  it('gives up with DeliveryStateContendedError when the state never stops changing, before any attempt', async () => {
+    // Prepare
+    state.beforeWrite = (id) => state.set(id, state.state(id));
+
+    // Act
+    const delivering = deliverJob(job(), deps());
+
+    // Assess
+    await expect(delivering).rejects.toThrow(DeliveryStateContendedError);
+    await expect(delivering).rejects.toThrow(
+      `endpoint ${ID}'s delivery state kept changing while taking a slot`,
+    );
+    expect(poster.requests).toHaveLength(0);
   });
 });
