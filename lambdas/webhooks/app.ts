@@ -14,6 +14,12 @@ const MAX_VISIBILITY_SECONDS = 43_200;
 export interface WebhookDeliveryAppDeps extends DeliveryDeps {
   /** Hides a queue message again (ChangeMessageVisibility): how a job waits without an attempt. */
   readonly visibility: { delay(record: SQSRecord, seconds: number): Promise<void> };
+  /**
+   * The webhook queue's maxReceiveCount (BATON_MAX_RECEIVE_COUNT). Every deferral is a receive, so a
+   * job that waits out a long-open breaker or a slow endpoint's full slots could reach the dead-letter
+   * queue without one failed attempt: near the limit it is queued afresh instead. @default no limit
+   */
+  readonly maxReceiveCount?: number;
 }
 
 const epochMs = z.number().int().nonnegative();
@@ -88,6 +94,16 @@ export function createWebhookDelivery(deps: WebhookDeliveryAppDeps) {
       throw error;
     }
     if ('deferSeconds' in decision) {
+      const receives = Number(record.attributes.ApproximateReceiveCount) || 1;
+      // One receive kept spare, for a store error on the next one.
+      if (receives >= (deps.maxReceiveCount ?? Number.POSITIVE_INFINITY) - 1) {
+        outcomes.add('deferred (queued afresh)');
+        // The same attempt number: a deferral is not an attempt.
+        await deps.queue.enqueue([
+          { ...job, notBefore: deps.clock().getTime() + decision.deferSeconds * 1000 },
+        ]);
+        return;
+      }
       outcomes.add('deferred');
       await deps.visibility.delay(record, Math.min(decision.deferSeconds, MAX_VISIBILITY_SECONDS));
       throw new DeferredDeliveryError(`webhook job deferred ${decision.deferSeconds} s`);

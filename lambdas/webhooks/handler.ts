@@ -10,7 +10,7 @@ import { SqsWebhookQueue } from '../adapters/webhook-queue.ts';
 import { DynamoEndpointStateStore } from '../adapters/webhook-state-store.ts';
 import { DynamoWebhookStore } from '../adapters/webhook-store.ts';
 import { createWebhookPublisher } from '../adapters/webhook-wiring.ts';
-import { optionalEnv, requiredEnv } from '../shared/env.ts';
+import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
 import { logger, publishMetrics } from '../shared/observability.ts';
 import { createWebhookDelivery } from './app.ts';
@@ -33,6 +33,7 @@ const deliver = createWebhookDelivery({
   clock,
   random: Math.random,
   leaseId: randomUUID,
+  maxReceiveCount: numberEnv(EnvVar.maxReceiveCount, Number.POSITIVE_INFINITY),
 });
 
 export const handler = middy<SQSEvent, SQSBatchResponse>()

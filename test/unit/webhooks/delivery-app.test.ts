@@ -153,6 +153,23 @@ describe('the webhook delivery function', () => {
     expect(poster.requests).toHaveLength(1);
   });
 
+  it('queues a job deferred near the queue’s maxReceiveCount afresh instead of hiding it again', async () => {
+    // Prepare
+    const deliver = createWebhookDelivery({ ...deps, maxReceiveCount: 100 });
+    const later = job({ notBefore: t0.getTime() + 60_000 });
+
+    // Act
+    const response = await deliver([
+      sqsRecord(JSON.stringify(later), { messageId: 'tired', receiveCount: 99 }),
+      sqsRecord(JSON.stringify(later), { messageId: 'fresh', receiveCount: 98 }),
+    ]);
+
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'fresh' }] });
+    expect(queue.jobs).toEqual([later]);
+    expect(visibility.delays).toEqual([{ messageId: 'fresh', seconds: 60 }]);
+  });
+
   it('drops a malformed job instead of retrying it forever', async () => {
     // Prepare
     const deliver = createWebhookDelivery(deps);
