@@ -9,6 +9,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
+import tls from 'node:tls';
 import type { HttpPoster, PostResult, WebhookRequest } from '../domain/webhooks/delivery-ports.ts';
 import { refusedAddress } from '../domain/webhooks/url-policy.ts';
 
@@ -26,6 +27,8 @@ export interface WebhookHttpOptions {
   readonly timeoutMs?: number;
   /** @default dns.lookup with `all: true` */
   readonly lookup?: ResolveAll;
+  /** Certificate authorities trusted besides the system's (tests: a self-signed receiver). */
+  readonly ca?: string;
 }
 
 /** The answer's bytes read at most; the socket is closed after (a receiver cannot make us download). */
@@ -46,11 +49,13 @@ export class WebhookHttpPoster implements HttpPoster {
   readonly #allowLoopback: boolean;
   readonly #timeoutMs: number;
   readonly #lookup: ResolveAll;
+  readonly #ca: string | undefined;
 
   constructor(options: WebhookHttpOptions = {}) {
     this.#allowLoopback = options.allowLoopback ?? false;
     this.#timeoutMs = options.timeoutMs ?? 15_000;
     this.#lookup = options.lookup ?? systemLookup;
+    this.#ca = options.ca;
   }
 
   post(webhook: WebhookRequest): Promise<PostResult> {
@@ -95,9 +100,10 @@ export class WebhookHttpPoster implements HttpPoster {
             if (options.all) callback(null, [{ address, family }]);
             else callback(null, address, family);
           };
-          const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-          req = send(url, {
+          const https = url.protocol === 'https:';
+          req = (https ? httpsRequest : httpRequest)(url, {
             method: 'POST',
+            ...(https && this.#ca !== undefined ? { ca: [...tls.rootCertificates, this.#ca] } : {}),
             lookup: pinned,
             // One connection per attempt: no pooled socket outlives the check that admitted it.
             agent: false,

@@ -1,9 +1,16 @@
 import type { LookupAddress } from 'node:dns';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebhookHttpPoster } from '../../lambdas/adapters/webhook-http.ts';
 import { type DeliveryDeps, deliverJob } from '../../lambdas/domain/webhooks/deliver.ts';
 import type { WebhookDeliveryJob, WebhookEndpoint } from '../../lambdas/domain/webhooks/endpoint.ts';
 import { newWebhookSecret, signWebhook } from '../../lambdas/domain/webhooks/signing.ts';
+import { developmentCertificate } from '../../local/smtp.ts';
 import { InMemoryEndpointStateStore } from '../support/webhook-delivery.ts';
 import {
   InMemoryWebhookQueue,
@@ -289,5 +296,65 @@ describe('webhook delivery against a real receiver', () => {
 
     // Assess
     expect(result).toMatchObject({ error: 'network' });
+  });
+});
+
+describe('webhook delivery over TLS', () => {
+  let dir: string;
+  let cert: string;
+  let server: ReturnType<typeof createHttpsServer>;
+  let port: number;
+  const seen: { servername: string | false | null; host: string | undefined }[] = [];
+
+  beforeEach(async () => {
+    // Prepare: local mode's self-signed certificate for localhost.
+    dir = mkdtempSync(join(tmpdir(), 'baton-webhook-tls-'));
+    const files = await developmentCertificate(dir);
+    cert = readFileSync(files.certFile, 'utf8');
+    server = createHttpsServer({ cert, key: readFileSync(files.keyFile, 'utf8') }, (req, res) => {
+      seen.push({ servername: (req.socket as TLSSocket).servername, host: req.headers.host });
+      req.resume();
+      req.on('end', () => res.writeHead(200).end('ok'));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+    seen.length = 0;
+  });
+
+  afterEach(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('names the URL’s host to TLS (SNI, certificate) and in Host while connecting to the pinned address', async () => {
+    // Prepare
+    const poster = new WebhookHttpPoster({
+      allowLoopback: true,
+      ca: cert,
+      lookup: resolvesTo({ address: '127.0.0.1', family: 4 }),
+    });
+
+    // Act
+    const result = await poster.post(request(`https://localhost:${port}/hooks`));
+
+    // Assess
+    expect(result).toMatchObject({ status: 200, snippet: 'ok' });
+    expect(seen).toEqual([{ servername: 'localhost', host: `localhost:${port}` }]);
+  });
+
+  it('refuses a certificate it cannot verify', async () => {
+    // Prepare
+    const poster = new WebhookHttpPoster({
+      allowLoopback: true,
+      lookup: resolvesTo({ address: '127.0.0.1', family: 4 }),
+    });
+
+    // Act
+    const result = await poster.post(request(`https://localhost:${port}/hooks`));
+
+    // Assess
+    expect(result).toMatchObject({ error: 'network' });
+    expect(seen).toHaveLength(0);
   });
 });
