@@ -109,6 +109,13 @@ export async function deliverJob(job: WebhookDeliveryJob, deps: DeliveryDeps): P
   if (!endpoint.enabled) return { done: true, dropped: 'disabled' };
   if (!subscribes(endpoint, job.type)) return { done: true, dropped: 'not-subscribed' };
 
+  // Signed before a slot is taken: a secret that cannot sign throws here, holding no slot.
+  const headers = signWebhook({
+    id: job.eventId,
+    timestamp: now,
+    body: job.body,
+    secrets: activeSecrets(endpoint, now),
+  });
   const lease = deps.leaseId();
   const taken = await acquire(deps, endpoint, lease, now);
   if ('repair' in taken) {
@@ -120,12 +127,6 @@ export async function deliverJob(job: WebhookDeliveryJob, deps: DeliveryDeps): P
   if ('deferSeconds' in taken) return taken;
 
   const startedAt = deps.clock();
-  const headers = signWebhook({
-    id: job.eventId,
-    timestamp: startedAt,
-    body: job.body,
-    secrets: activeSecrets(endpoint, startedAt),
-  });
   const result = await post(deps.poster, { url: endpoint.url, body: job.body, headers });
   const answeredAt = deps.clock();
   const outcome = outcomeOf('status' in result ? result.status : 'network');

@@ -594,3 +594,26 @@ describe('deliverJob: failures around the attempt', () => {
     expect(poster.requests).toHaveLength(0);
   });
 });
+
+describe('deliverJob: an endpoint that cannot sign', () => {
+  it('throws before taking a slot when no secret is active', async () => {
+    // Prepare
+    await store.update(
+      endpoint({
+        secrets: [
+          { secret: SECRET, createdAt: '2026-12-01T00:00:00.000Z', expiresAt: '2026-12-02T00:00:00.000Z' },
+        ],
+        version: 2,
+      }),
+      1,
+    );
+
+    // Act
+    const delivering = deliverJob(job(), deps());
+
+    // Assess
+    await expect(delivering).rejects.toThrow('no active webhook secret to sign with');
+    expect(state.items.size).toBe(0);
+    expect(poster.requests).toHaveLength(0);
+  });
+});
