@@ -157,6 +157,10 @@ export class WebhookHttpPoster implements HttpPoster {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
       throw new RefusedAddressError(`${url.protocol} is not a webhook scheme`);
     }
+    // Registration refuses these; node would turn them into an Authorization header.
+    if (url.username !== '' || url.password !== '') {
+      throw new RefusedAddressError('the URL carries credentials');
+    }
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     const literal = isIP(host);
     const addresses = literal === 0 ? await this.#lookup(host) : [{ address: host, family: literal }];

@@ -284,6 +284,19 @@ describe('webhook delivery against a real receiver', () => {
     expect(result).toMatchObject({ error: 'refused-address' });
   });
 
+  it('refuses a URL that carries credentials', async () => {
+    // Prepare
+    const poster = new WebhookHttpPoster({ allowLoopback: true });
+    const url = receiver.url().replace('http://', 'http://user:secret@');
+
+    // Act
+    const result = await poster.post(request(url));
+
+    // Assess
+    expect(result).toMatchObject({ error: 'refused-address', detail: 'the URL carries credentials' });
+    expect(receiver.received).toHaveLength(0);
+  });
+
   it('reports a connection that nothing answers as a network failure', async () => {
     // Prepare
     const port = new URL(receiver.url()).port;
