@@ -87,10 +87,10 @@ const complaint = sesEventBody({
 });
 
 const summary = (events: readonly WebhookEvent[]) =>
-  events.map((e) => [
-    e.payload.type,
-    'recipient' in e.payload.data ? e.payload.data.recipient : e.payload.data.address,
-  ]);
+  events.map((e) => {
+    const data = e.payload.data as { recipient?: string; address?: string };
+    return [e.payload.type, data.recipient ?? data.address];
+  });
 
 describe('events produced by processFeedback', () => {
   it('produces message.delivered per recipient SES delivered to, with the tags and the sequence', async () => {
