@@ -36,6 +36,20 @@ describe('events produced by the api', () => {
     ]);
   });
 
+  it('keeps the tags on the record but does not show them in GET /v1/messages/{id} (not in its contract)', async () => {
+    // Prepare
+    const { api, token, messages } = rig();
+    await api(httpEvent(Route.sendMessage, { token, body: sendBody({ tags: { order: '42' } }) }));
+
+    // Act
+    const result = await api(httpEvent(Route.getMessage, { token, pathParameters: { id: 'msg_1' } }));
+
+    // Assess
+    expect(messages.peek('msg_1')?.tags).toEqual({ order: '42' });
+    expect(result.statusCode).toBe(200);
+    expect(JSON.parse(result.body ?? '{}')).not.toHaveProperty('tags');
+  });
+
   it('produces suppression.created for the tenant when its PUT stored an entry', async () => {
     // Prepare
     const publisher = new RecordingWebhookPublisher();
