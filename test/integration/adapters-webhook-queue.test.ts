@@ -2,10 +2,14 @@ import { CreateQueueCommand, type Message, ReceiveMessageCommand, SQSClient } fr
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqsWebhookQueue } from '../../lambdas/adapters/webhook-queue.ts';
 import type { WebhookDeliveryJob } from '../../lambdas/domain/webhooks/endpoint.ts';
+import { webhookEventsOf } from '../../lambdas/domain/webhooks/events.ts';
+import { WebhookFanout } from '../../lambdas/domain/webhooks/publish.ts';
 import { TransientError } from '../../lambdas/shared/errors.ts';
 import type { LocalEmulator } from '../../local/emulators/listen.ts';
 import { startSqsSns } from '../../local/emulators/sqs-sns.ts';
+import { messageRecord, T0 } from '../support/builders.ts';
 import { region, sqsClient, unreachable } from '../support/emulators.ts';
+import { InMemoryWebhookStore } from '../support/webhooks.ts';
 
 function job(n: number, overrides: Partial<WebhookDeliveryJob> = {}): WebhookDeliveryJob {
   const now = Date.now();
@@ -84,6 +88,47 @@ describe('SqsWebhookQueue against fauxqs', () => {
     expect((await drain(url)).map((m) => JSON.parse(m.Body ?? '').eventId)).toEqual(['evt_2']);
     await new Promise((r) => setTimeout(r, 2_200));
     expect((await drain(url)).map((m) => JSON.parse(m.Body ?? '').eventId)).toEqual(['evt_1']);
+  });
+
+  it('carries a published event to the queue as a job with the body the log kept', async () => {
+    // Prepare
+    const url = await newQueue();
+    const store = new InMemoryWebhookStore();
+    await store.create({
+      id: 'wh_aaaaaaaaaaaaaaaaaaaaaaaa',
+      tenant: 'tenant-a',
+      url: 'https://hooks.example.com/baton',
+      events: ['message.queued'],
+      description: '',
+      enabled: true,
+      disabledReason: null,
+      secrets: [{ secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', createdAt: T0 }],
+      createdAt: T0,
+      updatedAt: T0,
+      version: 1,
+    });
+    const failures: unknown[] = [];
+    const fanout = new WebhookFanout({
+      directory: store,
+      log: store,
+      queue: new SqsWebhookQueue(sqs, url),
+      clock: () => new Date(),
+      onError: (error) => failures.push(error),
+    });
+    const [event] = webhookEventsOf(messageRecord({ tags: { order: '42' } }), 0, { order: '42' });
+
+    // Act
+    await fanout.publish(event ? [event] : []);
+
+    // Assess
+    expect(failures).toEqual([]);
+    const [job] = (await drain(url)).map((m) => JSON.parse(m.Body ?? 'null') as WebhookDeliveryJob);
+    expect(job).toMatchObject({ tenant: 'tenant-a', endpointId: 'wh_aaaaaaaaaaaaaaaaaaaaaaaa', attempt: 0 });
+    expect(job?.body).toBe((await store.event('tenant-a', event?.id ?? ''))?.body);
+    expect(JSON.parse(job?.body ?? '{}')).toMatchObject({
+      type: 'message.queued',
+      data: { tags: { order: '42' } },
+    });
   });
 
   it('reports an unreachable queue service as a TransientError', async () => {
