@@ -14,6 +14,7 @@ import { createDocumentClient } from '../lambdas/adapters/clients.ts';
 import { SqsJobQueue } from '../lambdas/adapters/job-queue.ts';
 import { DynamoMessageStore } from '../lambdas/adapters/message-store.ts';
 import { S3PayloadStore } from '../lambdas/adapters/payload-store.ts';
+import { createWebhookPublisher } from '../lambdas/adapters/webhook-wiring.ts';
 import { ApiKeyNotFoundError, ApiKeyRevokedError } from '../lambdas/domain/keys/api-key.ts';
 import type { Clock, Guard, GuardStateStore, HeldJobs } from '../lambdas/domain/ports.ts';
 import { EnvVar } from '../lambdas/shared/names.ts';
@@ -142,6 +143,9 @@ function assemble(
       held,
       guard,
       clock,
+      // message.released / message.failed to the tenant's webhooks (issue 14), where the target's
+      // environment names the Webhooks table (local mode); otherwise nothing is published.
+      webhooks: createWebhookPublisher({ ...env }, { doc, sqs: clients.sqs }),
     },
     close: () => {
       clients.dynamo.destroy();

@@ -14,6 +14,7 @@ import { createS3Client, S3PayloadStore } from './payload-store.ts';
 import { loadErasureSecret } from './secret.ts';
 import { DynamoSuppressionStore } from './suppression-store.ts';
 import { DynamoUsageStore } from './usage-store.ts';
+import { createWebhookPublisher } from './webhook-wiring.ts';
 
 /**
  * What both front doors (the HTTPS api function and the SMTP server) take mail with, built once
@@ -72,5 +73,7 @@ export async function frontDoorAdapters(env: NodeJS.ProcessEnv = process.env) {
     // The abuse guard: counting at accept, its decisions (on the key items read anyway), held mail.
     guard: guarded.guard,
     held: requiredHeld(guarded.held),
+    // Webhook events of what was accepted (issue 14); publishes nothing without the Webhooks table.
+    webhooks: createWebhookPublisher(env, { doc, sqs }),
   };
 }

@@ -57,6 +57,7 @@ import {
   REASON_WORDS,
   toSuppressionView,
 } from '../domain/suppression/suppression.ts';
+import { suppressionWebhookEvent } from '../domain/webhooks/events.ts';
 import {
   deleteEndpoint,
   getEndpoint,
@@ -69,6 +70,7 @@ import {
   type WebhookAdminDeps,
   type WebhookOperationsDeps,
 } from '../domain/webhooks/operations.ts';
+import { publishEvents } from '../domain/webhooks/produce.ts';
 import {
   createWebhookRequest,
   deliveriesQuery,
@@ -202,6 +204,9 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         const existing = await deps.suppressions.get(address, key.tenant);
         if (outranks(existing, s, now)) return json(200, toSuppressionView(existing));
         await deps.suppressions.put(s);
+        await publishEvents(deps.webhooks, [
+          suppressionWebhookEvent('suppression.created', s, key.tenant, now),
+        ]);
         return json(200, toSuppressionView(s));
       },
       [Route.deleteSuppression]: async (event) => {
@@ -235,6 +240,14 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         }
         // The caller's own entry and erasure tombstone.
         await deps.suppressions.delete(address, key.tenant);
+        // Only the tenant's own entry is its event (an erased address as its pseudonym); a lifted
+        // global entry is an operator's act, not one tenant's.
+        if (own?.tenant !== undefined) {
+          const lifted = { ...own, address: own.erasedAs ?? own.address };
+          await publishEvents(deps.webhooks, [
+            suppressionWebhookEvent('suppression.deleted', lifted, key.tenant, now),
+          ]);
+        }
         if (globalStands) {
           await deps.suppressions.delete(address);
           logger.info('global suppression lifted', {
@@ -671,6 +684,7 @@ function operationsOf(deps: ApiDeps): GuardOperationsDeps {
     keys: deps.keyTable ?? deps.keys,
     guard: deps.guard,
     clock: deps.clock,
+    ...(deps.webhooks ? { webhooks: deps.webhooks } : {}),
   };
 }
 

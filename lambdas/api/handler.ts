@@ -38,6 +38,7 @@ const api = createApi({
   retentionDays: door.retentionDays,
   held: door.held,
   guard: door.guard,
+  webhooks: door.webhooks,
   erasure: {
     messages: door.messages,
     suppressions: door.suppressionTable,

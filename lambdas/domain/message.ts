@@ -151,6 +151,11 @@ export interface MessageRecord {
   /** The API key that sent it, so feedback counts its bounces against that key (abuse guard). */
   readonly keyId?: string;
   readonly stream: Lane;
+  /**
+   * The message's tags, as the client gave them (absent when it gave none, and on records written
+   * before webhooks): every webhook event of the message carries them. Not shown by the status API.
+   */
+  readonly tags?: Readonly<Record<string, string>>;
   readonly phase: Phase;
   readonly from: string;
   readonly subject: string;

@@ -11,6 +11,7 @@ import {
 import { MalformedFeedbackError } from '../domain/feedback/ses-event.ts';
 import type { Guard, GuardFeedback, UsageStore } from '../domain/ports.ts';
 import { eventDay, feedbackCounts, StatTally } from '../domain/reporting/stats.ts';
+import { WebhookBuffer } from '../domain/webhooks/produce.ts';
 import { processSqsBatch } from '../shared/batch.ts';
 import { describeError, logger, metrics, StreamMetrics } from '../shared/observability.ts';
 import { Tally } from '../shared/tally.ts';
@@ -111,7 +112,7 @@ export interface FeedbackBatchDeps extends FeedbackDeps {
 
 /**
  * One invocation of the feedback function: every record applied (createFeedbackConsumer), the
- * batch's statistics and metrics written, then the abuse guard told about its bounces and
+ * batch's webhook events published, its statistics and metrics written, then the abuse guard told about its bounces and
  * complaints in one call.
  *
  * The guard is told about an event whether or not it was applied now: a redelivery may be the
@@ -128,7 +129,9 @@ export function createFeedbackBatch(deps: FeedbackBatchDeps) {
   const outcomes = new Tally();
   const byStream = new StreamMetrics();
   const guardEvents = new Map<string, GuardFeedback[]>();
-  const consume = createFeedbackConsumer(deps, stats, byStream, outcomes, guardEvents);
+  // The batch's webhook events, published once at its end (one log write, few queue requests).
+  const webhooks = new WebhookBuffer();
+  const consume = createFeedbackConsumer({ ...deps, webhooks }, stats, byStream, outcomes, guardEvents);
   return async (records: SQSRecord[], context?: Context): Promise<SQSBatchResponse> => {
     guardEvents.clear();
     const response = await processSqsBatch(records, consume, {
@@ -136,6 +139,8 @@ export function createFeedbackBatch(deps: FeedbackBatchDeps) {
       outcomes,
       // The batch's statistics: one atomic write per tenant and day, not one per event.
       finish: async () => {
+        // Never throws: a webhook must not bring an applied event back.
+        await webhooks.flush(deps.webhooks);
         await stats.flush(deps.usage);
         byStream.flush();
       },

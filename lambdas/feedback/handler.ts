@@ -9,6 +9,7 @@ import { loadErasureSecret } from '../adapters/secret.ts';
 import { DynamoSoftBounceStore } from '../adapters/soft-bounce-store.ts';
 import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
 import { DynamoUsageStore } from '../adapters/usage-store.ts';
+import { createWebhookPublisher } from '../adapters/webhook-wiring.ts';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure/erasure.ts';
 import { requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
@@ -38,6 +39,8 @@ const feedback = createFeedbackBatch({
   clock,
   usage: new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable)),
   guard,
+  // Delivered, bounced, complained... and the suppressions they add (issue 14); none without the table.
+  webhooks: createWebhookPublisher(process.env, { doc }),
 });
 
 export const handler = middy<SQSEvent, SQSBatchResponse>()

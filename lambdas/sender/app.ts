@@ -22,6 +22,8 @@ import type {
 import { type StatCounts, StatTally } from '../domain/reporting/stats.ts';
 import { utcDay } from '../domain/send/rate-limit.ts';
 import type { Suppression } from '../domain/suppression/suppression.ts';
+import type { WebhookPublisher } from '../domain/webhooks/ports.ts';
+import { WebhookBuffer } from '../domain/webhooks/produce.ts';
 import {
   ConfigurationError,
   ConfirmationPendingError,
@@ -80,6 +82,12 @@ export interface SenderDeps {
   readonly pacer?: Pacer;
   /** How long to wait for SES's evidence after an ambiguous answer. @default {@link CONFIRMATION_WINDOW_MS} */
   readonly confirmationWindowMs?: number;
+  /**
+   * Told the events of the batch's outcomes (message.sent, .failed, .suppressed, .held; issue 14)
+   * once, when the batch is done ({@link createSender}'s `publishWebhooks`): never before or around
+   * an SES call. Absent: nothing is published.
+   */
+  readonly webhooks?: WebhookPublisher;
 }
 
 /** A configured DKIM key and mailauth's signer, as {@link loadDkim} loads them. */
@@ -118,6 +126,8 @@ export interface PreparedBatch {
   readonly stats: StatTally;
   /** Outcomes by kind, for the batch's one summary log line. */
   readonly outcomes: Tally;
+  /** The webhook events of the outcomes recorded, published once the batch is done. */
+  readonly webhooks: WebhookBuffer;
   /** When the invocation ends (epoch ms by the sender's clock); absent, no deadline is kept. */
   readonly deadline?: number | undefined;
   /** Set when a record's turn came too late for the deadline: the rest of the batch goes back too. */
@@ -187,7 +197,7 @@ export function createSender(deps: SenderDeps) {
     const reason = redrivable
       ? `Baton gave up after ${attempt} attempts: ${error.message}. The message is in the dead-letter queue; redriving it sends it.`
       : `Baton cannot send this message: ${error.message}.`;
-    const recorded = await giveUp(deps.messages, id, reason, deps.clock(), redrivable);
+    const recorded = await giveUp(deps.messages, id, reason, deps.clock(), redrivable, batch.webhooks);
     // A job that could not be read names no tenant we trust; the record written does.
     if (recorded) batch.stats.add(recorded.tenant, utcDay(deps.clock()), { failed: 1 });
     metrics.addMetric('messagesDeadLettered', MetricUnit.Count, 1);
@@ -238,7 +248,7 @@ export function createSender(deps: SenderDeps) {
         cause = senderHold(await deps.keyTable.get(keyId), job.message.stream, deps.clock());
       }
       if (cause === undefined) return false;
-      held = await holdJob(deps, job, cause);
+      held = await holdJob({ ...deps, webhooks: batch.webhooks }, job, cause);
     } catch (error) {
       const failed =
         error instanceof TransientError
@@ -261,6 +271,14 @@ export function createSender(deps: SenderDeps) {
   };
 
   return {
+    /**
+     * Publishes the webhook events of the batch's recorded outcomes, in one go (one log write, a
+     * SendMessageBatch per ten jobs): the handler's last step, after every record. Never throws.
+     */
+    async publishWebhooks(batch: PreparedBatch): Promise<void> {
+      await batch.webhooks.flush(deps.webhooks);
+    },
+
     /**
      * Parses every job, reads the claim-checked ones back from the payload store (in parallel),
      * and reads the suppression list once per tenant in the batch (in parallel; one tenant, one
@@ -330,6 +348,7 @@ export function createSender(deps: SenderDeps) {
         paused: false,
         stats: new StatTally(),
         outcomes: new Tally(),
+        webhooks: new WebhookBuffer(),
         deadline: options.deadline?.getTime(),
       };
     },
@@ -384,6 +403,7 @@ export function createSender(deps: SenderDeps) {
       let unbuildable = false;
       const counted: SendDeps = {
         ...send,
+        webhooks: batch.webhooks,
         compose: async (message, id, date) => {
           try {
             return await send.compose(message, id, date);

@@ -12,6 +12,7 @@ import { createSesClient, SesMailer } from '../adapters/ses-mailer.ts';
 import { DynamoSuppressionStore } from '../adapters/suppression-store.ts';
 import { DynamoUsageStore } from '../adapters/usage-store.ts';
 import { SqsVisibility } from '../adapters/visibility.ts';
+import { createWebhookPublisher } from '../adapters/webhook-wiring.ts';
 import { Pacer, steadyClock } from '../domain/delivery/pacer.ts';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure/erasure.ts';
 import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../domain/keys/key-cache.ts';
@@ -31,6 +32,7 @@ const keyStore = new DynamoApiKeyStore(doc, requiredEnv(EnvVar.apiKeysTable));
 // A message the guard holds at send keeps its job in the payload bucket and the held-mail index.
 // One S3 client for the bucket's two uses: claim-checked jobs and held mail's jobs.
 const s3 = createS3Client();
+const sqs = createSqsClient();
 const held = requiredHeld(guardAdapters({ doc, keyStore, s3, env: process.env }).held);
 const sender = createSender({
   messages: new DynamoMessageStore(doc, requiredEnv(EnvVar.messagesTable)),
@@ -53,7 +55,7 @@ const sender = createSender({
   // maxConcurrency. Module scope, so a warm instance remembers what its last invocation sent; on the
   // monotonic clock, so a step of the system clock is never taken for time passed.
   pacer: new Pacer(numberEnv(EnvVar.maxSendRate, 14) / numberEnv(EnvVar.maxConcurrency, 1), steadyClock),
-  visibility: new SqsVisibility(createSqsClient()),
+  visibility: new SqsVisibility(sqs),
   dkim: dkim?.key,
   signDkim: dkim?.sign,
   clock,
@@ -61,6 +63,8 @@ const sender = createSender({
   leaseMs: numberEnv(EnvVar.claimLeaseSeconds, CLAIM_LEASE_MS / 1000) * 1000,
   confirmationWindowMs: numberEnv(EnvVar.confirmationWindowSeconds, CONFIRMATION_WINDOW_MS / 1000) * 1000,
   payloads: new S3PayloadStore(s3, requiredEnv(EnvVar.payloadBucket)),
+  // The batch's webhook events, published once at its end (issue 14); none without the Webhooks table.
+  webhooks: createWebhookPublisher(process.env, { doc, sqs }),
 });
 const usage = new DynamoUsageStore(doc, requiredEnv(EnvVar.statsTable));
 // Persistent: injectLambdaContext's resetKeys clears appended keys after every invocation.
@@ -82,7 +86,11 @@ export const handler = middy<SQSEvent, SQSBatchResponse>()
       // One record at a time: the send rate stays predictable, and a paused account stops the rest
       // of the batch before it reaches SES.
       processInParallel: false,
-      // The batch's statistics: one atomic write per tenant and day, not one per message.
-      finish: () => prepared.stats.flush(usage),
+      // The batch's webhook events (never throws), then its statistics: one atomic write per
+      // tenant and day, not one per message.
+      finish: async () => {
+        await sender.publishWebhooks(prepared);
+        await prepared.stats.flush(usage);
+      },
     });
   });

@@ -5,6 +5,8 @@ import type { ApiKey } from '../keys/api-key.ts';
 import type { MessageRecord, SendJob } from '../message.ts';
 import type { Clock, HeldJobs, MessageStore } from '../ports.ts';
 import { rewrite } from '../versioned-write.ts';
+import type { WebhookPublisher } from '../webhooks/ports.ts';
+import { publishChanges } from '../webhooks/produce.ts';
 
 /**
  * The sender's re-check of the abuse guard (issue 13): mail queued before the guard tripped, or
@@ -34,6 +36,8 @@ export interface HoldDeps {
   readonly messages: Pick<MessageStore, 'get' | 'update'>;
   readonly held: HeldJobs;
   readonly clock: Clock;
+  /** Told message.held once the record is written held (issue 14). Absent: nothing is published. */
+  readonly webhooks?: WebhookPublisher;
 }
 
 /**
@@ -61,6 +65,7 @@ export async function holdJob(
     return markHeld(current, cause, now);
   });
   if (written) {
+    await publishChanges(deps.webhooks, [written]);
     // A release of the message may have removed the entry between the keep above (a no-op while
     // its old entry was there) and this write, after it last looked for a hold: the record is held
     // now, so its entry and job must be there, or it could never be released.

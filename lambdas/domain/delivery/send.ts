@@ -17,7 +17,9 @@ import {
 } from '../message.ts';
 import type { Clock, Mailer, MessageStore } from '../ports.ts';
 import { isActive, type Suppression, suppressedReason } from '../suppression/suppression.ts';
-import { rewrite } from '../versioned-write.ts';
+import { type Rewritten, rewrite } from '../versioned-write.ts';
+import type { WebhookPublisher } from '../webhooks/ports.ts';
+import { publishChanges } from '../webhooks/produce.ts';
 
 export interface SendDeps {
   readonly messages: MessageStore;
@@ -38,6 +40,11 @@ export interface SendDeps {
    * normal latency (`confirmationWindowSeconds` in shared/event-path.ts).
    */
   readonly confirmationWindowMs: number;
+  /**
+   * Told the events of each outcome once it is recorded (message.sent, .failed, .suppressed; issue
+   * 14), never before or around the SES call. Absent: nothing is published.
+   */
+  readonly webhooks?: WebhookPublisher;
 }
 
 export type SendOutcome = 'sent' | 'duplicate' | 'suppressed' | 'failed';
@@ -76,7 +83,7 @@ export async function sendJob(
   if (claim.outcome === 'missing')
     throw new PermanentError(`message ${job.id} has no record; it cannot be tracked`);
   if (claim.outcome === 'done') {
-    await settleLeftOut(deps, claim.record, suppressed, now);
+    await publishChanges(deps.webhooks, [await settleLeftOut(deps, claim.record, suppressed, now)]);
     return 'duplicate';
   }
   if (claim.outcome === 'busy') {
@@ -102,7 +109,10 @@ export async function sendJob(
   }
 
   if (targets.length === 0) {
-    await finish(deps, record, token, (latest) => markSuppressed(latest, newlySuppressed, deps.clock()));
+    const written = await finish(deps, record, token, (latest) =>
+      markSuppressed(latest, newlySuppressed, deps.clock()),
+    );
+    await publishChanges(deps.webhooks, [written]);
     return 'suppressed';
   }
 
@@ -126,7 +136,7 @@ export async function sendJob(
     if (error instanceof UncertainSendError) {
       // SES may have it: hold the claim until its events had time to say so.
       const confirmUntil = deps.clock().getTime() + deps.confirmationWindowMs;
-      await rewrite(
+      const written = await rewrite(
         deps.messages,
         record,
         (latest) => markUncertain(latest, newlySuppressed, error, confirmUntil, deps.clock()),
@@ -135,6 +145,8 @@ export async function sendJob(
           gone: (id) => new PermanentError(`message ${id} disappeared while it was being sent`),
         },
       );
+      // Only the recipients left out (suppressed now) are news: the attempt's outcome is not known.
+      await publishChanges(deps.webhooks, [written]);
       throw new ConfirmationPendingError(
         `message ${job.id}: SES's answer was lost; waiting for its events before sending again`,
         deps.confirmationWindowMs,
@@ -147,14 +159,18 @@ export async function sendJob(
       throw error;
     }
     const reason = error instanceof PermanentError ? error.message : 'the message could not be built';
-    await finish(deps, record, token, (latest) => markFailed(latest, newlySuppressed, reason, deps.clock()));
+    const written = await finish(deps, record, token, (latest) =>
+      markFailed(latest, newlySuppressed, reason, deps.clock()),
+    );
+    await publishChanges(deps.webhooks, [written]);
     if (!(error instanceof PermanentError)) throw new PermanentError(reason, { cause: error });
     return 'failed';
   }
 
-  await finish(deps, record, token, (latest) =>
+  const written = await finish(deps, record, token, (latest) =>
     markSent(latest, sesMessageId, newlySuppressed, deps.clock()),
   );
+  await publishChanges(deps.webhooks, [written]);
   return 'sent';
 }
 
@@ -168,9 +184,9 @@ async function settleLeftOut(
   record: MessageRecord,
   suppressed: ReadonlyMap<string, Suppression>,
   now: Date,
-): Promise<void> {
-  if (record.phase !== 'sent' || !record.recipients.some((r) => r.status === 'queued')) return;
-  await rewrite(deps.messages, record, (latest) => {
+): Promise<Rewritten | undefined> {
+  if (record.phase !== 'sent' || !record.recipients.some((r) => r.status === 'queued')) return undefined;
+  return rewrite(deps.messages, record, (latest) => {
     if (!latest.recipients.some((r) => r.status === 'queued')) return undefined;
     const at = now.toISOString();
     const leftOut = new Map<string, Suppression>();
@@ -209,8 +225,8 @@ async function finish(
   first: MessageRecord,
   token: string,
   transition: (latest: MessageRecord) => MessageRecord,
-): Promise<void> {
-  await rewrite(deps.messages, first, transition, {
+): Promise<Rewritten | undefined> {
+  return rewrite(deps.messages, first, transition, {
     claimToken: token,
     gone: (id) => new PermanentError(`message ${id} disappeared while it was being sent`),
   });
@@ -345,6 +361,8 @@ export function markFailed(
  * move it to the dead-letter queue. The status API then shows it failed with the last error; a
  * redrive from the DLQ can still claim and send it (see `redrivable`). A message that was sent,
  * or whose claim is held by a live attempt, is left alone. Returns the record written, if any.
+ * `webhooks` is told message.failed once it is written (a redrive that sends it later tells
+ * message.sent, with a higher sequence).
  */
 export async function giveUp(
   messages: Pick<MessageStore, 'get' | 'update'>,
@@ -352,6 +370,7 @@ export async function giveUp(
   reason: string,
   now: Date,
   redrivable = true,
+  webhooks?: WebhookPublisher,
 ): Promise<MessageRecord | undefined> {
   const record = await messages.get(id);
   if (record === undefined) return undefined;
@@ -368,6 +387,7 @@ export async function giveUp(
     const { uncertain, claimUntil } = latest;
     return waiting && redrivable && uncertain ? { ...gaveUp, uncertain, claimUntil } : gaveUp;
   });
+  await publishChanges(webhooks, [written]);
   return written?.after;
 }
 

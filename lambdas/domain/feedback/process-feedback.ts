@@ -4,7 +4,11 @@ import { addressKey, normaliseAddress } from '../address.ts';
 import { type ErasedKeyOf, isErasedKey, scrubber } from '../erasure/erasure.ts';
 import type { MessageRecord } from '../message.ts';
 import type { Clock, MessageStore, SoftBounceStore, SuppressionStore } from '../ports.ts';
+import type { Suppression } from '../suppression/suppression.ts';
 import { type Rewritten, rewrite, WRITE_ATTEMPTS } from '../versioned-write.ts';
+import { suppressionWebhookEvent } from '../webhooks/events.ts';
+import type { WebhookPublisher } from '../webhooks/ports.ts';
+import { publishChanges, publishEvents } from '../webhooks/produce.ts';
 import { applyFeedback, notYetSent, suppressionsFor } from './feedback.ts';
 import { type FeedbackEvent, parseFeedback } from './ses-event.ts';
 import {
@@ -22,6 +26,13 @@ export interface FeedbackDeps {
   readonly clock: Clock;
   /** The pseudonym erasure gives an address; absent, erased records are not recognised. */
   readonly erasedKeyOf?: ErasedKeyOf;
+  /**
+   * Told the events of each change once it is written (issue 14): the message's (delivered,
+   * bounced, complained, ...) and suppression.created to the message's tenant for each entry its
+   * evidence added. A redelivered event changes nothing and produces nothing. Absent: nothing is
+   * published.
+   */
+  readonly webhooks?: WebhookPublisher;
 }
 
 export interface FeedbackResult {
@@ -68,10 +79,16 @@ export async function processFeedback(deps: FeedbackDeps, body: string): Promise
   // Suppress first, even when the message record is gone (a complaint weeks later, an erased
   // record): keeping a complaining address off the list must not depend on our bookkeeping.
   let suppressed = 0;
+  const added: Suppression[] = [];
   // Global evidence, except about an address the message's tenant erased: that lands on its tombstone.
   for (const s of suppressionsFor(event, record?.id ?? event.batonMessageId, now)) {
-    if (await deps.suppressions.putIfStronger(s, record?.tenant)) suppressed++;
+    if (await deps.suppressions.putIfStronger(s, record?.tenant)) {
+      suppressed++;
+      added.push(s);
+    }
   }
+  // At once: a retry of this queue message finds the entries there and would not tell again.
+  if (record) await publishSuppressions(deps, record, added, now);
 
   if (!record) {
     const age = now.getTime() - Date.parse(event.at);
@@ -83,6 +100,8 @@ export async function processFeedback(deps: FeedbackDeps, body: string): Promise
   // An erased recipient is in the record under its pseudonym: the event is applied that way, so
   // the address is never written back (and counts no soft bounce, having no address any more).
   const change = await applyWithRetry(deps, record, pseudonymised(event, record, deps.erasedKeyOf), now);
+  // Before the soft-bounce step: its retry finds the event applied and would produce nothing.
+  await publishChanges(deps.webhooks, [change]);
   const result = {
     event,
     messageId: record.id,
@@ -97,14 +116,37 @@ export async function processFeedback(deps: FeedbackDeps, body: string): Promise
   try {
     // A redelivered event (not applied again) still brings the counters up to date: a previous
     // attempt may have failed between the message write and this step. Both are idempotent.
+    const soft: Suppression[] = [];
     result.suppressed += change
-      ? await countSoftBounces(deps, change.before, change.after, event, now, false)
-      : await countSoftBounces(deps, record, record, event, now, true);
+      ? await countSoftBounces(deps, change.before, change.after, event, now, false, soft)
+      : await countSoftBounces(deps, record, record, event, now, true, soft);
+    await publishSuppressions(deps, record, soft, now);
   } catch (error) {
     if (change) throw new PartlyAppliedError(result, error);
     throw error;
   }
   return result;
+}
+
+/**
+ * suppression.created to the tenant whose message brought the evidence, for each entry written. An
+ * address the tenant erased took the evidence on its tombstone (the tenant's entry): the event
+ * names it by the pseudonym the tenant's records hold, never by the address.
+ */
+async function publishSuppressions(
+  deps: FeedbackDeps,
+  record: MessageRecord,
+  added: readonly Suppression[],
+  now: Date,
+): Promise<void> {
+  if (deps.webhooks === undefined || added.length === 0) return;
+  const events = added.map((s) => {
+    const key = deps.erasedKeyOf?.(s.address);
+    const erased = key !== undefined && record.recipients.some((r) => r.address === key);
+    const entry = erased ? { ...s, address: key, tenant: record.tenant } : s;
+    return suppressionWebhookEvent('suppression.created', entry, record.tenant, now);
+  });
+  await publishEvents(deps.webhooks, events);
 }
 
 function pseudonymised(
@@ -173,6 +215,7 @@ async function countSoftBounces(
   event: FeedbackEvent,
   now: Date,
   repair: boolean,
+  added: Suppression[],
 ): Promise<number> {
   let suppressed = 0;
   const named = new Set(event.recipients.map((r) => addressKey(r.address)));
@@ -196,7 +239,10 @@ async function countSoftBounces(
         : clearSoftBounce(s, after.id, now),
     );
     const s = bouncedNow ? softSuppression(state, after.id, now) : undefined;
-    if (s && (await deps.suppressions.putIfStronger(s, after.tenant))) suppressed++;
+    if (s && (await deps.suppressions.putIfStronger(s, after.tenant))) {
+      suppressed++;
+      added.push(s);
+    }
   }
   return suppressed;
 }

@@ -13,6 +13,8 @@ import type {
   JobQueue,
   MessageStore,
 } from '../ports.ts';
+import type { WebhookPublisher } from '../webhooks/ports.ts';
+import { publishChanges, WebhookBuffer } from '../webhooks/produce.ts';
 import type { ScopeGuardState } from './evaluate.ts';
 import {
   expiryReason,
@@ -43,6 +45,11 @@ export interface GuardOperationsDeps {
   readonly keys: ApiKeyReader;
   readonly guard: Pick<Guard, 'resume' | 'reputation' | 'recordRelease'>;
   readonly clock: Clock;
+  /**
+   * Told message.released and message.failed (cancelled, or the hold expired) once a call is done,
+   * for every record it wrote (issue 14). Absent: nothing is published.
+   */
+  readonly webhooks?: WebhookPublisher;
 }
 
 /** Which held messages of a tenant: by id, by lane, or all of them. */
@@ -153,19 +160,26 @@ export async function releaseHeld(
     return pacer;
   };
   const outcomes: HeldOutcome[] = [];
-  for (const found of entries) {
-    if ('missing' in found) {
-      outcomes.push(found.missing);
-      continue;
+  const buffer = new WebhookBuffer();
+  const ops = { ...deps, webhooks: buffer };
+  try {
+    for (const found of entries) {
+      if ('missing' in found) {
+        outcomes.push(found.missing);
+        continue;
+      }
+      const pastDeadline = (wait: number) =>
+        pacing.deadline === undefined ? false : paceClock().getTime() + wait > pacing.deadline;
+      // Not even read once the time is up: a release of thousands must still answer in time.
+      if (pastDeadline(pacerOf(found.entry.lane).delayFor(1))) {
+        outcomes.push({ id: found.entry.id, outcome: 'deferred' });
+        continue;
+      }
+      outcomes.push(await releaseOne(ops, found.entry, reason, pacerOf, pastDeadline));
     }
-    const pastDeadline = (wait: number) =>
-      pacing.deadline === undefined ? false : paceClock().getTime() + wait > pacing.deadline;
-    // Not even read once the time is up: a release of thousands must still answer in time.
-    if (pastDeadline(pacerOf(found.entry.lane).delayFor(1))) {
-      outcomes.push({ id: found.entry.id, outcome: 'deferred' });
-      continue;
-    }
-    outcomes.push(await releaseOne(deps, found.entry, reason, pacerOf, pastDeadline));
+  } finally {
+    // Once per call (one log write, few queue requests), also for the messages before a failure.
+    await buffer.flush(deps.webhooks);
   }
   return summary(outcomes, more);
 }
@@ -222,6 +236,8 @@ async function releaseOne(
   } catch (error) {
     return putBackOnHold(deps, entry, record, queued, error);
   }
+  // Only a release that reached the queue is told: one put back on hold never left it.
+  await publishChanges(deps.webhooks, [{ before: record, after: queued }]);
   await deps.held.remove(entry);
   // Sends from now on: the bounces they bring are taken over them (once per message, so a re-run
   // after a crash counts nothing twice).
@@ -315,7 +331,7 @@ async function putBackOnHold(
 
 /** Fails a message whose hold ran out (the status API already shows it failed), and forgets it. */
 async function failIfExpired(
-  deps: Pick<GuardOperationsDeps, 'messages' | 'held'>,
+  deps: Pick<GuardOperationsDeps, 'messages' | 'held' | 'webhooks'>,
   entry: HeldEntry,
   record: MessageRecord,
   now: Date,
@@ -323,7 +339,10 @@ async function failIfExpired(
   if (!holdExpired(record, now) || record.hold === undefined) return undefined;
   const reason = expiryReason(record.hold);
   const failed = markHoldFailed(record, reason, now);
-  if (failed !== undefined) await deps.messages.update(failed, record.version);
+  if (failed !== undefined) {
+    await deps.messages.update(failed, record.version);
+    await publishChanges(deps.webhooks, [{ before: record, after: failed }]);
+  }
   await deps.held.remove(entry);
   return { id: entry.id, outcome: 'expired', reason };
 }
@@ -334,7 +353,7 @@ async function failIfExpired(
  * there) is failed too, so the sender's claim skips a job that reached the queue.
  */
 export async function cancelHeld(
-  deps: Pick<GuardOperationsDeps, 'messages' | 'held' | 'clock'>,
+  deps: Pick<GuardOperationsDeps, 'messages' | 'held' | 'clock' | 'webhooks'>,
   tenant: string,
   selection: HeldSelection,
   reason: string,
@@ -343,53 +362,64 @@ export async function cancelHeld(
   const { entries, more } = await selected(deps, tenant, selection, limits.maxEntries);
   const words = `cancelled by an operator: ${reason}`;
   const outcomes: HeldOutcome[] = [];
-  for (const found of entries) {
-    if ('missing' in found) {
-      outcomes.push(found.missing);
-      continue;
+  const buffer = new WebhookBuffer();
+  const ops = { ...deps, webhooks: buffer };
+  try {
+    for (const found of entries) {
+      if ('missing' in found) {
+        outcomes.push(found.missing);
+        continue;
+      }
+      const { entry } = found;
+      // Not even read once the time is up: a cancel of thousands must still answer in time.
+      if (limits.deadline !== undefined && ops.clock().getTime() >= limits.deadline) {
+        outcomes.push({ id: entry.id, outcome: 'deferred' });
+        continue;
+      }
+      const record = await ops.messages.get(entry.id);
+      const now = ops.clock();
+      if (record === undefined || record.tenant !== entry.tenant) {
+        await ops.held.remove(entry);
+        outcomes.push({ id: entry.id, outcome: 'missing', reason: 'the message record is gone' });
+        continue;
+      }
+      const expired = await failIfExpired(ops, entry, record, now);
+      if (expired) {
+        outcomes.push(expired);
+        continue;
+      }
+      const failed =
+        record.phase === 'held'
+          ? markHoldFailed(record, words, now)
+          : record.phase === 'queued'
+            ? markFailed(record, new Map(), words, now)
+            : undefined;
+      if (failed === undefined) {
+        await ops.held.remove(entry);
+        outcomes.push({
+          id: entry.id,
+          outcome: 'missing',
+          reason: `the message is ${record.phase}, not held`,
+        });
+        continue;
+      }
+      try {
+        await ops.messages.update(failed, record.version);
+      } catch (error) {
+        if (!(error instanceof ConflictError)) throw error;
+        outcomes.push({
+          id: entry.id,
+          outcome: 'held',
+          reason: 'the message changed meanwhile; run cancel again',
+        });
+        continue;
+      }
+      await publishChanges(ops.webhooks, [{ before: record, after: failed }]);
+      await ops.held.remove(entry);
+      outcomes.push({ id: entry.id, outcome: 'cancelled' });
     }
-    const { entry } = found;
-    // Not even read once the time is up: a cancel of thousands must still answer in time.
-    if (limits.deadline !== undefined && deps.clock().getTime() >= limits.deadline) {
-      outcomes.push({ id: entry.id, outcome: 'deferred' });
-      continue;
-    }
-    const record = await deps.messages.get(entry.id);
-    const now = deps.clock();
-    if (record === undefined || record.tenant !== entry.tenant) {
-      await deps.held.remove(entry);
-      outcomes.push({ id: entry.id, outcome: 'missing', reason: 'the message record is gone' });
-      continue;
-    }
-    const expired = await failIfExpired(deps, entry, record, now);
-    if (expired) {
-      outcomes.push(expired);
-      continue;
-    }
-    const failed =
-      record.phase === 'held'
-        ? markHoldFailed(record, words, now)
-        : record.phase === 'queued'
-          ? markFailed(record, new Map(), words, now)
-          : undefined;
-    if (failed === undefined) {
-      await deps.held.remove(entry);
-      outcomes.push({ id: entry.id, outcome: 'missing', reason: `the message is ${record.phase}, not held` });
-      continue;
-    }
-    try {
-      await deps.messages.update(failed, record.version);
-    } catch (error) {
-      if (!(error instanceof ConflictError)) throw error;
-      outcomes.push({
-        id: entry.id,
-        outcome: 'held',
-        reason: 'the message changed meanwhile; run cancel again',
-      });
-      continue;
-    }
-    await deps.held.remove(entry);
-    outcomes.push({ id: entry.id, outcome: 'cancelled' });
+  } finally {
+    await buffer.flush(deps.webhooks);
   }
   return summary(outcomes, more);
 }

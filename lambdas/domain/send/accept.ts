@@ -31,6 +31,8 @@ import {
   suppressedReason,
 } from '../suppression/suppression.ts';
 import { rewrite } from '../versioned-write.ts';
+import type { WebhookPublisher } from '../webhooks/ports.ts';
+import { publishChanges } from '../webhooks/produce.ts';
 import { isContentRefusal } from './content-refusal.ts';
 import { retryMayChange } from './idempotency.ts';
 import { secondsUntilNextUtcDay, utcDay } from './rate-limit.ts';
@@ -61,6 +63,11 @@ export interface AcceptDeps {
   readonly held: Pick<HeldJobs, 'keep' | 'remove'>;
   /** The abuse guard, told what each request did to each recipient (its signals' counts). */
   readonly guard: Pick<Guard, 'recordAccept'>;
+  /**
+   * Told the events of each message recorded (message.queued, .suppressed, .held) once it is
+   * written and queued (issue 14). Absent: nothing is published.
+   */
+  readonly webhooks?: WebhookPublisher;
 }
 
 export interface AcceptedRecipient {
@@ -252,6 +259,7 @@ async function acceptOne(
     }
     return p;
   });
+  await publishChanges(deps.webhooks, [{ after: prepared.record }]);
   await count(deps, key, now, tally([prepared.result]));
   await tellGuard(deps, key, acceptedTallies([prepared.result]));
   return prepared.result;
@@ -362,7 +370,12 @@ async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown
       : { index: p.index, ...p.result };
   }
 
-  const answered = prepared.filter((p) => !unqueued.has(p.index)).map((p) => p.result);
+  const kept = prepared.filter((p) => !unqueued.has(p.index));
+  await publishChanges(
+    deps.webhooks,
+    kept.map((p) => ({ after: p.record })),
+  );
+  const answered = kept.map((p) => p.result);
   const counts = tally(answered);
   await count(deps, key, now, { ...counts, rejected: (counts.rejected ?? 0) + rejected });
   await tellGuard(deps, key, [...acceptedTallies(answered), ...guardTallies]);
@@ -453,6 +466,7 @@ function prepare(
     tenant: job.tenant,
     keyId: key.keyId,
     stream: message.stream,
+    ...(Object.keys(message.tags).length > 0 ? { tags: { ...message.tags } } : {}),
     phase: allSuppressed ? 'suppressed' : 'queued',
     from: formatMailbox(message.from),
     subject: message.subject,

@@ -1,0 +1,169 @@
+/**
+ * How producers hand webhook events on (issue 14): each event goes to the tenant's enabled
+ * endpoints subscribed to its type, as one job per endpoint on the webhook queue, after it was kept
+ * in the replay log. Publishing happens after the state change was written and never fails it.
+ */
+import type { Clock } from '../ports.ts';
+import {
+  type StoredWebhookEvent,
+  subscribes,
+  type WebhookDeliveryJob,
+  type WebhookEndpoint,
+} from './endpoint.ts';
+import type { WebhookEvent } from './events.ts';
+import type {
+  WebhookDeliveryQueue,
+  WebhookDirectory,
+  WebhookEndpointStore,
+  WebhookEventLog,
+  WebhookPublisher,
+} from './ports.ts';
+
+/** Which step of publishing failed, for the log line (never an address or a body). */
+export type PublishStep = 'directory' | 'log' | 'enqueue';
+
+export interface WebhookFanoutDeps {
+  readonly directory: WebhookDirectory;
+  readonly log: Pick<WebhookEventLog, 'append'>;
+  readonly queue: WebhookDeliveryQueue;
+  readonly clock: Clock;
+  /**
+   * Told when a step failed, with the number of events it failed for (the wiring logs it and adds
+   * the metric WebhookPublishFailures). Must not throw; should it, the error goes no further.
+   */
+  readonly onError: (error: unknown, count: number, step: PublishStep) => void;
+}
+
+/**
+ * The publisher producers use. Events of a tenant without a subscribed endpoint cost nothing past
+ * the (cached) directory lookup: no log write, no job. Each payload is serialised once, so the
+ * replay log and every endpoint's job carry the very bytes that are signed. The log is written
+ * before the jobs are queued: an event whose enqueue failed can still be replayed. A log that
+ * fails does not stop the jobs (delivering an event matters more than being able to replay it).
+ */
+export class WebhookFanout implements WebhookPublisher {
+  readonly #deps: WebhookFanoutDeps;
+
+  constructor(deps: WebhookFanoutDeps) {
+    this.#deps = deps;
+  }
+
+  async publish(events: readonly WebhookEvent[]): Promise<void> {
+    try {
+      await this.#publish(events);
+    } catch (error) {
+      // Only a bug reaches here (each step reports its own failure): never the producer's problem.
+      this.#report(error, events.length, 'enqueue');
+    }
+  }
+
+  async #publish(events: readonly WebhookEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const byTenant = new Map<string, WebhookEvent[]>();
+    for (const event of events) {
+      const list = byTenant.get(event.tenant) ?? [];
+      list.push(event);
+      byTenant.set(event.tenant, list);
+    }
+    const now = this.#deps.clock().getTime();
+    const stored: StoredWebhookEvent[] = [];
+    const jobs: WebhookDeliveryJob[] = [];
+    await Promise.all(
+      [...byTenant].map(async ([tenant, tenantEvents]) => {
+        let endpoints: readonly WebhookEndpoint[];
+        try {
+          endpoints = await this.#deps.directory.subscribers(tenant);
+        } catch (error) {
+          this.#report(error, tenantEvents.length, 'directory');
+          return;
+        }
+        for (const event of tenantEvents) {
+          const { type, timestamp } = event.payload;
+          const to = endpoints.filter((endpoint) => subscribes(endpoint, type));
+          if (to.length === 0) continue;
+          const body = JSON.stringify(event.payload);
+          stored.push({ id: event.id, tenant, type, timestamp, body });
+          const occurredAt = Date.parse(timestamp);
+          for (const endpoint of to) {
+            jobs.push({
+              v: 1,
+              tenant,
+              endpointId: endpoint.id,
+              eventId: event.id,
+              type,
+              body,
+              attempt: 0,
+              firstQueuedAt: now,
+              notBefore: now,
+              occurredAt,
+            });
+          }
+        }
+      }),
+    );
+    if (stored.length === 0) return;
+    try {
+      await this.#deps.log.append(stored);
+    } catch (error) {
+      this.#report(error, stored.length, 'log');
+    }
+    try {
+      await this.#deps.queue.enqueue(jobs);
+    } catch (error) {
+      this.#report(error, new Set(jobs.map((j) => j.eventId)).size, 'enqueue');
+    }
+  }
+
+  #report(error: unknown, count: number, step: PublishStep): void {
+    try {
+      this.#deps.onError(error, count, step);
+    } catch {
+      // Reporting failed too: nothing better to do, and the state change stands.
+    }
+  }
+}
+
+/** Tenants a producer instance keeps in its directory cache (a warm instance sees few). */
+const MAX_CACHED_TENANTS = 1_000;
+
+/**
+ * A tenant's enabled endpoints, cached per instance for `seconds` (BATON_WEBHOOK_DIRECTORY_SECONDS):
+ * a tenant without endpoints, the common case, costs one read per instance and period rather than
+ * one per message. A lookup in flight is shared by concurrent callers; a failed one is not cached.
+ */
+export class CachedWebhookDirectory implements WebhookDirectory {
+  readonly #store: Pick<WebhookEndpointStore, 'list'>;
+  readonly #ttlMs: number;
+  readonly #clock: Clock;
+  readonly #cache = new Map<
+    string,
+    { readonly until: number; readonly endpoints: Promise<WebhookEndpoint[]> }
+  >();
+
+  constructor(
+    store: Pick<WebhookEndpointStore, 'list'>,
+    options: { readonly seconds: number; readonly clock: Clock },
+  ) {
+    this.#store = store;
+    this.#ttlMs = options.seconds * 1000;
+    this.#clock = options.clock;
+  }
+
+  async subscribers(tenant: string): Promise<readonly WebhookEndpoint[]> {
+    const now = this.#clock().getTime();
+    const cached = this.#cache.get(tenant);
+    if (cached !== undefined && cached.until > now) return cached.endpoints;
+    const endpoints = this.#store.list(tenant).then((all) => all.filter((e) => e.enabled));
+    const entry = { until: now + this.#ttlMs, endpoints };
+    this.#cache.delete(tenant);
+    if (this.#cache.size >= MAX_CACHED_TENANTS) {
+      const oldest = this.#cache.keys().next().value;
+      if (oldest !== undefined) this.#cache.delete(oldest);
+    }
+    this.#cache.set(tenant, entry);
+    endpoints.catch(() => {
+      if (this.#cache.get(tenant) === entry) this.#cache.delete(tenant);
+    });
+    return endpoints;
+  }
+}

@@ -1,0 +1,176 @@
+/** Webhook events produced by the guard's operations on held mail (issue 14): release, cancel, expiry. */
+import { describe, expect, it } from 'vitest';
+import { HOLD_DAYS, heldEntry, markHeld } from '../../../lambdas/domain/guard/hold.ts';
+import {
+  cancelHeld,
+  type GuardOperationsDeps,
+  releaseHeld,
+} from '../../../lambdas/domain/guard/operations.ts';
+import type { MessageRecord } from '../../../lambdas/domain/message.ts';
+import type { WebhookEvent } from '../../../lambdas/domain/webhooks/events.ts';
+import type { WebhookPublisher } from '../../../lambdas/domain/webhooks/ports.ts';
+import { messageRecord, recipient, sendJob, T0 } from '../../support/builders.ts';
+import {
+  InMemoryApiKeys,
+  InMemoryHeldJobs,
+  InMemoryJobQueue,
+  InMemoryMessageStore,
+  issueApiKey,
+  RecordingGuard,
+  testClock,
+} from '../../support/fakes.ts';
+import { guardDecision } from '../../support/guard.ts';
+import { RecordingWebhookPublisher } from '../../support/webhooks.ts';
+
+const TAGS = { campaign: 'spring' };
+
+function rig(webhooks: WebhookPublisher = new RecordingWebhookPublisher()) {
+  const clock = testClock(T0);
+  const messages = new InMemoryMessageStore();
+  const held = new InMemoryHeldJobs();
+  const queue = new InMemoryJobQueue();
+  const keys = new InMemoryApiKeys();
+  const { key } = issueApiKey({ tenant: 'tenant-a' });
+  keys.add(key);
+  const deps: GuardOperationsDeps = {
+    messages,
+    held,
+    queue,
+    keys,
+    guard: new RecordingGuard(),
+    clock,
+    webhooks,
+  };
+  const pacing = { ratePerSecond: { transactional: 100, broadcast: 100 }, sleep: async () => undefined };
+  const hold = async (id: string): Promise<MessageRecord> => {
+    const record = markHeld(
+      messageRecord({
+        id,
+        stream: 'broadcast',
+        keyId: key.keyId,
+        tags: TAGS,
+        recipients: [recipient('ana@example.org'), recipient('bob@example.org')],
+      }),
+      guardDecision(),
+      clock(),
+    ) as MessageRecord;
+    messages.seed(record);
+    await held.keep(
+      heldEntry(record, record.hold ?? expect.fail('no hold')),
+      sendJob(undefined, id, record.tenant),
+    );
+    return record;
+  };
+  return { deps, clock, messages, queue, pacing, hold };
+}
+
+const summary = (events: readonly WebhookEvent[]) =>
+  events.map((e) => {
+    const data = e.payload.data as { messageId: string; recipient: string; sequence: number };
+    return [e.payload.type, data.messageId, data.recipient, data.sequence];
+  });
+
+describe('events produced by operations on held mail', () => {
+  it('produces message.released per recipient once a release queued the message, carrying the hold’s signal', async () => {
+    // Prepare
+    const publisher = new RecordingWebhookPublisher();
+    const { deps, pacing, hold } = rig(publisher);
+    await hold('msg_1');
+
+    // Act
+    await releaseHeld(deps, 'tenant-a', { all: true }, 'list cleaned', pacing);
+    await releaseHeld(deps, 'tenant-a', { all: true }, 'list cleaned', pacing);
+
+    // Assess
+    expect(summary(publisher.events)).toEqual([
+      ['message.released', 'msg_1', 'ana@example.org', 2],
+      ['message.released', 'msg_1', 'bob@example.org', 2],
+    ]);
+    expect(publisher.events[0]?.payload.data).toMatchObject({
+      tags: TAGS,
+      stream: 'broadcast',
+      reason: 'list cleaned',
+      signal: guardDecision().signal,
+    });
+  });
+
+  it('publishes the events of one release once, for all its messages', async () => {
+    // Prepare
+    const calls: number[] = [];
+    const { deps, pacing, hold } = rig({ publish: async (events) => void calls.push(events.length) });
+    await hold('msg_1');
+    await hold('msg_2');
+
+    // Act
+    await releaseHeld(deps, 'tenant-a', { all: true }, 'checked', pacing);
+
+    // Assess
+    expect(calls).toEqual([4]);
+  });
+
+  it('produces nothing for a release the queue refused: the message stays held', async () => {
+    // Prepare
+    const publisher = new RecordingWebhookPublisher();
+    const { deps, queue, pacing, hold } = rig(publisher);
+    await hold('msg_1');
+    queue.failing.add('msg_1');
+
+    // Act
+    const result = await releaseHeld(deps, 'tenant-a', { all: true }, 'checked', pacing);
+
+    // Assess
+    expect(result.counts.held).toBe(1);
+    expect(publisher.events).toEqual([]);
+  });
+
+  it('produces message.failed per recipient of a cancelled message', async () => {
+    // Prepare
+    const publisher = new RecordingWebhookPublisher();
+    const { deps, hold } = rig(publisher);
+    await hold('msg_1');
+
+    // Act
+    await cancelHeld(deps, 'tenant-a', { all: true }, 'spam run');
+    await cancelHeld(deps, 'tenant-a', { all: true }, 'spam run');
+
+    // Assess
+    expect(summary(publisher.events)).toEqual([
+      ['message.failed', 'msg_1', 'ana@example.org', 2],
+      ['message.failed', 'msg_1', 'bob@example.org', 2],
+    ]);
+    expect(publisher.events[0]?.payload.data).toMatchObject({ reason: 'cancelled by an operator: spam run' });
+  });
+
+  it('produces message.failed for a message whose hold expired before the release', async () => {
+    // Prepare
+    const publisher = new RecordingWebhookPublisher();
+    const { deps, clock, pacing, hold } = rig(publisher);
+    await hold('msg_1');
+    clock.advance(HOLD_DAYS * 86_400_000 + 1);
+
+    // Act
+    const result = await releaseHeld(deps, 'tenant-a', { all: true }, 'too late', pacing);
+
+    // Assess
+    expect(result.counts.expired).toBe(1);
+    expect(summary(publisher.events).map((e) => e[0])).toEqual(['message.failed', 'message.failed']);
+  });
+
+  it('releases the message once, whatever the publisher does', async () => {
+    // Prepare
+    const { deps, queue, messages, pacing, hold } = rig({
+      publish: async () => {
+        throw new Error('publisher broke');
+      },
+    });
+    await hold('msg_1');
+
+    // Act
+    const result = await releaseHeld(deps, 'tenant-a', { all: true }, 'checked', pacing);
+
+    // Assess
+    expect(result.counts.released).toBe(1);
+    expect(queue.jobs).toHaveLength(1);
+    expect(messages.peek('msg_1')?.phase).toBe('queued');
+  });
+});
