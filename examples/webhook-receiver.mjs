@@ -7,6 +7,7 @@
  * PORT changes the port. Register `http://127.0.0.1:4000/webhooks` with local mode (only local mode
  * accepts a loopback http:// URL; deployed, the URL must be https:// on a public address).
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { Webhook } from 'standardwebhooks';
@@ -22,6 +23,28 @@ export function verifyDelivery(secret, rawBody, headers) {
     'webhook-timestamp': String(headers['webhook-timestamp'] ?? ''),
     'webhook-signature': String(headers['webhook-signature'] ?? ''),
   });
+}
+
+/**
+ * The same check without the package (README "Webhooks", by hand): HMAC-SHA256 over
+ * `id.timestamp.body`, keyed with the base64 after `whsec_`, against each `v1,` signature.
+ */
+export function verifyByHand(secret, rawBody, headers) {
+  const id = String(headers['webhook-id'] ?? '');
+  const timestamp = String(headers['webhook-timestamp'] ?? '');
+  if (!/^\d+$/.test(timestamp) || Math.abs(Date.now() / 1000 - Number(timestamp)) > 5 * 60) {
+    throw new Error('webhook-timestamp is missing or more than 5 minutes from now');
+  }
+  const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
+  const expected = createHmac('sha256', key).update(`${id}.${timestamp}.${rawBody}`).digest();
+  const signatures = String(headers['webhook-signature'] ?? '').split(' ');
+  const valid = signatures.some((signature) => {
+    const [version, value = ''] = signature.split(',');
+    const given = Buffer.from(value, 'base64');
+    return version === 'v1' && given.length === expected.length && timingSafeEqual(given, expected);
+  });
+  if (!valid) throw new Error('no valid v1 signature');
+  return JSON.parse(rawBody);
 }
 
 /**

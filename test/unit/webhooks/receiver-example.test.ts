@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { signWebhook } from '../../../lambdas/domain/webhooks/signing.ts';
@@ -23,6 +24,7 @@ type Handled =
     };
 interface ReceiverExample {
   verifyDelivery(secret: string, rawBody: string, headers: Record<string, string | undefined>): unknown;
+  verifyByHand(secret: string, rawBody: string, headers: Record<string, string | undefined>): unknown;
   handleDelivery(delivery: Delivery): Handled;
   describeEvent(
     id: string,
@@ -33,6 +35,7 @@ interface ReceiverExample {
 const EXAMPLE = fileURLToPath(new URL('../../../examples/webhook-receiver.mjs', import.meta.url));
 // A path held in a variable: the example is plain JavaScript, typed by the interface above.
 const example = (await import(EXAMPLE)) as ReceiverExample;
+const README = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
 
 const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 const otherSecret = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
@@ -145,5 +148,69 @@ describe('the example receiver', () => {
     // Assess
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/WEBHOOK_SECRET.*POST \/v1\/webhooks/);
+  });
+});
+
+describe('verifying by hand, as the README shows it', () => {
+  it('is the code of the example, word for word', () => {
+    // Act: the function as written in the file (what vitest runs is rewritten, its imports renamed).
+    const text = readFileSync(EXAMPLE, 'utf8');
+    const source = text.slice(
+      text.indexOf('function verifyByHand('),
+      text.indexOf('\n}\n', text.indexOf('function verifyByHand(')) + 2,
+    );
+
+    // Assess
+    expect(source).toMatch(/^function verifyByHand\(secret, rawBody, headers\) \{\n[\s\S]+\n\}$/);
+    expect(README).toContain(source);
+  });
+
+  it('accepts what Baton signs, with one secret or two', () => {
+    // Prepare
+    const one = signed([secret]);
+    const two = signed([otherSecret, secret]);
+
+    // Act
+    const verified = [
+      example.verifyByHand(secret, body, one),
+      example.verifyByHand(secret, body, two),
+      example.verifyByHand(otherSecret, body, two),
+    ];
+
+    // Assess
+    expect(verified).toEqual([JSON.parse(body), JSON.parse(body), JSON.parse(body)]);
+  });
+
+  it('refuses another secret, a changed body, a changed id, an old timestamp and a v2 signature', () => {
+    // Prepare
+    const headers = signed([secret]);
+    const cases: [string, string, Record<string, string | undefined>][] = [
+      [otherSecret, body, headers],
+      [secret, body.replace('ana@', 'bob@'), headers],
+      [secret, body, { ...headers, 'webhook-id': 'evt_other' }],
+      [secret, body, signed([secret], new Date(Date.now() - 6 * 60 * 1000))],
+      [secret, body, { ...headers, 'webhook-signature': headers['webhook-signature'].replace('v1,', 'v2,') }],
+      [secret, body, { ...headers, 'webhook-timestamp': undefined }],
+    ];
+
+    // Act
+    const outcomes = cases.map(([key, raw, h]) => {
+      try {
+        example.verifyByHand(key, raw, h);
+        return 'accepted';
+      } catch (error) {
+        return (error as Error).message;
+      }
+    });
+
+    // Assess
+    expect(outcomes).toEqual([
+      'no valid v1 signature',
+      'no valid v1 signature',
+      'no valid v1 signature',
+      'webhook-timestamp is missing or more than 5 minutes from now',
+      'no valid v1 signature',
+      'webhook-timestamp is missing or more than 5 minutes from now',
+    ]);
   });
 });
