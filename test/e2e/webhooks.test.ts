@@ -211,8 +211,8 @@ describe('webhooks in local mode', () => {
     await new Promise((r) => setTimeout(r, 1_200));
     const messageId = await send(`success+wh-crud@${SIMULATOR}`, token, { order: 'wh-crud' });
     await arrive(receiver, messageId, ['message.delivered']);
-    // What else the message produced (queued, sent) would have come by now: the events of one
-    // change are enqueued together, and delivered is the last of them.
+    // Queued and sent happened before delivered: had they been sent to this endpoint, they would
+    // have arrived by now, as delivered did.
     await new Promise((r) => setTimeout(r, 2_000));
     const removed = await call(`/v1/webhooks/${created.id}`, { method: 'DELETE', auth: token });
     const gone = await call(`/v1/webhooks/${created.id}`, { auth: token });
