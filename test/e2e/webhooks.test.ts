@@ -127,7 +127,7 @@ async function endpoint(id: string, auth?: string): Promise<EndpointView> {
 async function attempts(id: string, auth?: string): Promise<AttemptView[]> {
   const got = await call(`/v1/webhooks/${id}/deliveries`, auth === undefined ? {} : { auth });
   expect(got.status, got.text).toBe(200);
-  return (got.body as { attempts: AttemptView[] }).attempts;
+  return (got.body as { items: AttemptView[] }).items;
 }
 
 /** The endpoints of a list answer, whichever name the list is under. */
