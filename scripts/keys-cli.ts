@@ -64,7 +64,7 @@ Usage: npm run keys -- <command> [options]
 Commands:
   create --tenant T --domains a.com,b.com [options]
                          create a key and print it once (stdout; details on stderr)
-      --scopes LIST      send, read, suppressions, admin (default: send,read); admin lifts
+      --scopes LIST      send, read, suppressions, admin, webhooks (default: send,read); admin lifts
                          bounces and complaints, which hold for every tenant: operators only
       --cidrs LIST       source addresses allowed, e.g. 10.0.0.0/8,2001:db8::/32 (default: any)
       --policy P         reject (default) or rewrite a From outside the domains

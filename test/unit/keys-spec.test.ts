@@ -111,7 +111,7 @@ describe('validateKeySpec', () => {
     // Assess
     expect(errors).toEqual([
       { path: 'tenant', message: 'is required' },
-      { path: 'scopes[1]', message: '"root" is not a scope; use send, read, suppressions, admin' },
+      { path: 'scopes[1]', message: '"root" is not a scope; use send, read, suppressions, admin, webhooks' },
       {
         path: 'allowedDomains[0]',
         message: '"localhost": domain must have at least two labels, e.g. example.com',
@@ -147,7 +147,7 @@ describe('validateKeySpec', () => {
 
     // Assess
     expect(errors).toEqual([
-      { path: 'scopes', message: 'must name at least one of send, read, suppressions, admin' },
+      { path: 'scopes', message: 'must name at least one of send, read, suppressions, admin, webhooks' },
     ]);
   });
 
