@@ -12,6 +12,7 @@ import {
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
+  SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -213,6 +214,43 @@ describe('the webhook queue’s SQS behaviours on local mode’s emulator and ev
       ApproximateNumberOfMessages: '0',
       ApproximateNumberOfMessagesDelayed: '1',
     });
+  });
+
+  it('refuses a delay beyond 900 s as SQS does: the batch entry fails, a single send throws', async () => {
+    // Prepare
+    const target = await queue(180);
+    const reason =
+      'Value 901 for parameter DelaySeconds is invalid. Reason: DelaySeconds must be >= 0 and <= 900.';
+
+    // Act
+    const batch = await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: target.url,
+        Entries: [
+          { Id: 'ok', MessageBody: 'in 15 min', DelaySeconds: 900 },
+          { Id: 'late', MessageBody: 'in 15 min and 1 s', DelaySeconds: 901 },
+        ],
+      }),
+    );
+    const allLate = await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: target.url,
+        Entries: [{ Id: 'late', MessageBody: 'too late', DelaySeconds: 901 }],
+      }),
+    );
+    const single = sqs.send(
+      new SendMessageCommand({ QueueUrl: target.url, MessageBody: 'x', DelaySeconds: 901 }),
+    );
+
+    // Assess
+    expect(batch.Successful?.map((s) => s.Id)).toEqual(['ok']);
+    expect(batch.Failed).toEqual([
+      { Id: 'late', SenderFault: true, Code: 'InvalidParameterValue', Message: reason },
+    ]);
+    expect(allLate.Successful ?? []).toEqual([]);
+    expect(allLate.Failed?.map((f) => f.Id)).toEqual(['late']);
+    await expect(single).rejects.toThrow(reason);
+    expect(await counts(target.url)).toMatchObject({ ApproximateNumberOfMessagesDelayed: '1' });
   });
 
   it('brings a message the function hid for 3 s and reported failed back after 3 s, not at once nor after the queue’s 30 s', async () => {
