@@ -4,7 +4,7 @@ import type { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { EnvVar } from '../../lambdas/shared/names.ts';
-import { queueSend, tableAccess } from '../iam.ts';
+import { partitionAccess, queueSend, tableAccess } from '../iam.ts';
 import type { BatonFunction, Workload } from './baton-function.ts';
 import { addQueueConsumer } from './queue-consumer.ts';
 import type { SecureQueue } from './secure-queue.ts';
@@ -28,6 +28,14 @@ export interface WebhookDeliveryProps {
 
 /** The delivery function's Powertools service name: its logs' `service` and its metrics' dimension. */
 export const WEBHOOK_SERVICE = 'baton-webhooks';
+
+/**
+ * Partition prefixes of the Webhooks table's items, as Keys.webhooks documents them: a tenant's
+ * endpoints (`tenant#<tenant>`) and its produced events (`events#<tenant>`). Producers are confined
+ * to these; endpoint state and attempts (`endpoint#<id>`) are the delivery function's and the api's.
+ */
+export const WEBHOOK_ENDPOINTS_PARTITION_PREFIX = 'tenant#';
+export const WEBHOOK_EVENTS_PARTITION_PREFIX = 'events#';
 
 /** Deliveries per invocation: attempted side by side, so a batch costs about its slowest endpoint. */
 const BATCH_SIZE = 10;
@@ -90,12 +98,19 @@ export class WebhookDelivery extends Construct {
 
   /**
    * A producer of events (senders, feedback, the SMTP server): finds the tenant's subscribed
-   * endpoints, keeps the events in the replay log and queues one job per endpoint. Nothing else of
-   * the table: no endpoint or attempt is read or written by key.
+   * endpoints (Query of its endpoints' partition), keeps the events in the replay log (batched writes
+   * to its events' partition) and queues one job per endpoint. Nothing else of the table.
    */
   publishFrom(workload: Workload): void {
     this.useTableAndQueue(workload);
-    workload.addToRolePolicy(tableAccess(this.table, ['dynamodb:Query', 'dynamodb:BatchWriteItem']));
+    // Two statements, each confined to its partitions (dynamodb:LeadingKeys): a producer can neither
+    // write an endpoint nor touch a breaker, a concurrency slot or the deliveries log.
+    workload.addToRolePolicy(
+      partitionAccess(this.table, WEBHOOK_ENDPOINTS_PARTITION_PREFIX, ['dynamodb:Query']),
+    );
+    workload.addToRolePolicy(
+      partitionAccess(this.table, WEBHOOK_EVENTS_PARTITION_PREFIX, ['dynamodb:BatchWriteItem']),
+    );
     workload.addToRolePolicy(queueSend([this.queue.queue]));
   }
 

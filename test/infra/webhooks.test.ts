@@ -269,6 +269,38 @@ describe('webhooks infrastructure (issue 14)', () => {
       expect(granted).toEqual([publishing, publishing, publishing, publishing]);
     });
 
+    it('confines each producer’s Query to endpoint partitions and its batched writes to event partitions', () => {
+      // Prepare
+      const table = ref(stack.tables.webhooks);
+      const statementsOfRole = (role: IConstruct) =>
+        Object.values(resourcesOfType(template, 'AWS::IAM::Policy'))
+          .filter((policy) =>
+            asArray(props(policy).Roles as unknown[])
+              .map(render)
+              .includes(ref(role)),
+          )
+          .flatMap((policy) => statementsOf(props(policy).PolicyDocument))
+          .filter((s) => asArray(s.Resource).map(render).includes(table));
+
+      // Act
+      const confined = [
+        ...LANES.map((lane) => stack.lanes[lane].sender.role),
+        stack.feedback.handler.role,
+      ].map((role) =>
+        statementsOfRole(role).map((s) => [
+          asArray(s.Action),
+          s.Condition?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys'],
+        ]),
+      );
+
+      // Assess: the partitions Keys.webhooks documents (tenant#<t> endpoints, events#<t> events).
+      const expected = [
+        [['dynamodb:Query'], ['tenant#*']],
+        [['dynamodb:BatchWriteItem'], ['events#*']],
+      ];
+      expect(confined).toEqual([expected, expected, expected]);
+    });
+
     it('lets the api manage endpoints and read the logs besides publishing', () => {
       // Act
       const permissions = permissionsOf(template, stack.api.handler.role);
