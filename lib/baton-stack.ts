@@ -15,6 +15,7 @@ import type { SecureQueue } from './constructs/secure-queue.ts';
 import { SenderLane, SMTP_SENDER_MEMORY_MB, waitForSesEvidence } from './constructs/sender-lane.ts';
 import { SesSending } from './constructs/ses-sending.ts';
 import { SmtpService } from './constructs/smtp-service.ts';
+import { WebhookDelivery } from './constructs/webhook-delivery.ts';
 
 export interface BatonStackProps extends StackProps {
   /** Validated settings (see `resolveConfig` / `configFromContext`). */
@@ -25,13 +26,17 @@ export interface BatonStackProps extends StackProps {
  * How old the oldest queued message may get before an operator is paged: a password reset that
  * waits five minutes is already an incident, a newsletter that waits an hour is not yet.
  */
-export const MAX_MESSAGE_AGE: Readonly<Record<Lane | 'feedback' | 'erasure', Duration>> = {
+export const MAX_MESSAGE_AGE: Readonly<Record<Lane | 'feedback' | 'erasure' | 'webhooks', Duration>> = {
   transactional: Duration.minutes(5),
   broadcast: Duration.hours(1),
   // Feedback lag delays suppressions, so bounced addresses keep being mailed meanwhile.
   feedback: Duration.minutes(15),
   // A step is queued the moment the previous one stops; one that waits an hour is stuck.
   erasure: Duration.hours(1),
+  // SQS counts a message in flight as it counts a visible one, and a webhook retry is hidden on
+  // purpose until it is due: up to SQS's 12 h after a delay of up to 15 min. Anything younger is a
+  // retry waiting its turn; falling behind on new events is the WebhookFirstAttemptLatency alarm's.
+  webhooks: Duration.hours(13),
 };
 
 const LANE_IDS: Readonly<Record<Lane, string>> = { transactional: 'Transactional', broadcast: 'Broadcast' };
@@ -50,6 +55,7 @@ export class BatonStack extends Stack {
   readonly lanes: Readonly<Record<Lane, SenderLane>>;
   readonly feedback: FeedbackProcessor;
   readonly erasure: Erasure;
+  readonly webhooks: WebhookDelivery;
   readonly api: ApiHandler;
   readonly httpApi: BatonHttpApi;
   readonly monitoring: Monitoring;
@@ -74,6 +80,11 @@ export class BatonStack extends Stack {
       notificationKey,
     });
     const concurrency = eventSourceConcurrency(config);
+    this.webhooks = new WebhookDelivery(this, 'Webhooks', {
+      webhooksTable: this.tables.webhooks,
+      logRetention: config.logRetentionDays,
+      maxConcurrency: concurrency.webhooks,
+    });
 
     const lanes: Partial<Record<Lane, SenderLane>> = {};
     for (const plan of laneSendPlans(config)) {
@@ -139,6 +150,12 @@ export class BatonStack extends Stack {
     // Feedback writes suppressions: those of an erased address must land on its tombstone.
     this.erasure.useSecret(this.feedback.handler);
 
+    // Webhook events are produced where the state changes: the api (which also manages endpoints),
+    // the senders and feedback; the SMTP server below, which runs the api's accept path.
+    this.webhooks.manageFrom(this.api.handler);
+    for (const lane of LANES) this.webhooks.publishFrom(this.lanes[lane].sender);
+    this.webhooks.publishFrom(this.feedback.handler);
+
     this.httpApi = new BatonHttpApi(this, 'HttpApi', {
       handler: this.api.handler.function,
       routes: Object.values(Route),
@@ -162,6 +179,7 @@ export class BatonStack extends Stack {
     if (this.smtp !== undefined) {
       this.erasure.useSecret(this.smtp);
       this.erasure.continueFrom(this.smtp);
+      this.webhooks.publishFrom(this.smtp);
     }
 
     const stage = this.httpApi.stage;
@@ -173,6 +191,7 @@ export class BatonStack extends Stack {
         ...LANES.map((lane) => watched(LANE_IDS[lane], this.lanes[lane].queue, MAX_MESSAGE_AGE[lane])),
         watched('Feedback', this.feedback.queue, MAX_MESSAGE_AGE.feedback),
         watched('Erasure', this.erasure.queue, MAX_MESSAGE_AGE.erasure),
+        watched('Webhooks', this.webhooks.queue, MAX_MESSAGE_AGE.webhooks),
       ],
       functions: [
         { name: 'Api', function: this.api.handler.function },
@@ -182,6 +201,7 @@ export class BatonStack extends Stack {
         })),
         { name: 'Feedback', function: this.feedback.handler.function },
         { name: 'Erasure', function: this.erasure.worker.function },
+        { name: 'Webhooks', function: this.webhooks.handler.function },
       ],
       smtp: this.smtp,
       extraWidgets: [
@@ -217,6 +237,12 @@ export class BatonStack extends Stack {
     output('SuppressionsTableName', this.tables.suppressions.tableName, 'DynamoDB table of suppressions');
     output('StatsTableName', this.tables.stats.tableName, 'DynamoDB table of daily counters');
     output('GuardTableName', this.tables.guard.tableName, 'DynamoDB table of the abuse guard');
+    output(
+      'WebhooksTableName',
+      this.tables.webhooks.tableName,
+      'DynamoDB table of webhook endpoints, delivery attempts and the replay log',
+    );
+    output('WebhookQueueUrl', this.webhooks.queue.queue.queueUrl, 'Webhook delivery queue');
     output(
       'TransactionalQueueUrl',
       this.lanes.transactional.queue.queue.queueUrl,

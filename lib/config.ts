@@ -126,6 +126,13 @@ export interface BatonConfig {
    * @default 4
    */
   readonly smtpMaxTasks: number;
+  /**
+   * The most webhook delivery functions that run at once (their event source mapping's maximum
+   * concurrency, 2..1000). Each takes a batch of 10 deliveries and waits at most 15 s on an endpoint;
+   * a per-endpoint cap keeps one slow endpoint from taking them all.
+   * @default 10
+   */
+  readonly webhookMaxConcurrency: number;
 }
 
 /** Settings as they may be given: `domain` or `domains` is required, numbers and lists may arrive as strings from `-c`. */
@@ -146,6 +153,7 @@ export const CONFIG_DEFAULTS = {
   lambdaConcurrency: 1000,
   smtp: false,
   smtpMaxTasks: 4,
+  webhookMaxConcurrency: 10,
 } as const;
 
 /** The fewest SMTP tasks: one per Availability Zone, so losing a zone or a task keeps the door open. */
@@ -181,6 +189,7 @@ export const CONTEXT_KEYS = [
   'smtpCertificateKey',
   'smtpHostname',
   'smtpMaxTasks',
+  'webhookMaxConcurrency',
 ] as const satisfies readonly (keyof BatonConfig)[];
 
 /** Thrown for a setting that would produce a broken or unsafe deployment; the message says how to fix it. */
@@ -389,6 +398,13 @@ export function resolveConfig(input: BatonConfigInput): BatonConfig {
     apiRateLimit,
     apiBurstLimit,
     ...smtp,
+    // Lambda's SQS event sources take 2 to 1000.
+    webhookMaxConcurrency: numberSetting(
+      'webhookMaxConcurrency',
+      input.webhookMaxConcurrency,
+      CONFIG_DEFAULTS.webhookMaxConcurrency,
+      { integer: true, min: 2, max: 1000 },
+    ),
   };
   // Fails synth, naming what to request, rather than deploying consumers the account would throttle.
   eventSourceConcurrency(config);
@@ -673,6 +689,8 @@ export interface ConcurrencyPlan {
   readonly lanes: Readonly<Record<Lane, number>>;
   readonly feedback: number;
   readonly erasure: number;
+  /** The webhook delivery function's cap (`webhookMaxConcurrency`). */
+  readonly webhooks: number;
   /** Sum of the event sources' caps. */
   readonly eventSources: number;
   /** Concurrency always left for the api function (and anything else in the account). */
@@ -701,11 +719,15 @@ export const ERASURE_CONCURRENCY = 2;
  * Sizes the feedback function's cap from the send rate like the lanes' (Lambda's minimum is 2), and
  * checks that every event source's cap plus the api's reserve fit in `lambdaConcurrency`. They must:
  * an SQS event source the account throttles hands its batch back, and each such return counts a
- * receive towards the dead-letter queue. The defaults (maxSendRate 14) need 8 + 2, so they fit a
- * new account's quota of 10.
+ * receive towards the dead-letter queue. The defaults (maxSendRate 14, webhookMaxConcurrency 10)
+ * need 18 + 2: more than a new account's quota of 10, which even the least settings (2 per consumer,
+ * 10 + 2) exceed since webhook delivery (issue 14) became a consumer of its own.
  */
 export function eventSourceConcurrency(
-  config: Pick<BatonConfig, 'maxSendRate' | 'transactionalShare' | 'lambdaConcurrency'>,
+  config: Pick<
+    BatonConfig,
+    'maxSendRate' | 'transactionalShare' | 'lambdaConcurrency' | 'webhookMaxConcurrency'
+  >,
 ): ConcurrencyPlan {
   const plans = laneSendPlans(config);
   const lanes = Object.fromEntries(plans.map((plan) => [plan.lane, plan.maxConcurrency])) as Record<
@@ -717,17 +739,20 @@ export function eventSourceConcurrency(
     Math.max(2, Math.ceil((config.maxSendRate * FEEDBACK_EVENTS_PER_MESSAGE) / FEEDBACK_EVENTS_PER_INSTANCE)),
   );
   const erasure = ERASURE_CONCURRENCY;
-  const eventSources = plans.reduce((sum, plan) => sum + plan.maxConcurrency, 0) + feedback + erasure;
+  const webhooks = config.webhookMaxConcurrency;
+  const eventSources =
+    plans.reduce((sum, plan) => sum + plan.maxConcurrency, 0) + feedback + erasure + webhooks;
   const needed = eventSources + API_CONCURRENCY_RESERVE;
   if (needed > config.lambdaConcurrency) {
     throw new BatonConfigError(
       'lambdaConcurrency',
-      `maxSendRate ${config.maxSendRate} needs up to ${eventSources} concurrent Lambda executions for the queue ` +
+      `maxSendRate ${config.maxSendRate} and webhookMaxConcurrency ${webhooks} need up to ${eventSources} ` +
+        'concurrent Lambda executions for the queue ' +
         `consumers plus ${API_CONCURRENCY_RESERVE} for the api (${needed}), more than the account's ` +
         `${config.lambdaConcurrency}. Request an increase of "Concurrent executions" (Service Quotas, AWS ` +
-        `Lambda) to at least ${needed} and set lambdaConcurrency to the granted value, or lower maxSendRate`,
+        `Lambda) to at least ${needed} and set lambdaConcurrency to the granted value, or lower maxSendRate or webhookMaxConcurrency`,
       `lambdaConcurrency=${Math.max(needed, 1000)}`,
     );
   }
-  return { lanes, feedback, erasure, eventSources, apiReserve: API_CONCURRENCY_RESERVE };
+  return { lanes, feedback, erasure, webhooks, eventSources, apiReserve: API_CONCURRENCY_RESERVE };
 }

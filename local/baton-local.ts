@@ -462,6 +462,10 @@ export function functionBaseEnv(
     // The SES stand-in delivers to the mailbox simulator: count those recipients, or local mode
     // could never exercise the abuse guard (deployed they are left out, as SES leaves them out).
     [EnvVar.guardCountSimulator]: '1',
+    // A developer receives webhooks on their own machine: http://127.0.0.1 and localhost endpoints
+    // are allowed here alone, and a new endpoint gets events within a second of its registration.
+    [EnvVar.webhookAllowLoopback]: '1',
+    [EnvVar.webhookDirectorySeconds]: '1',
     AWS_LAMBDA_FUNCTION_NAME: name,
     AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memoryMb),

@@ -3,7 +3,7 @@ import { Construct } from 'constructs';
 import { Keys } from '../../lambdas/shared/names.ts';
 
 /**
- * Baton's six DynamoDB tables (DESIGN §3). Key and attribute names come from the shared names
+ * Baton's seven DynamoDB tables (DESIGN §3). Key and attribute names come from the shared names
  * module, so the functions and the tables cannot disagree.
  *
  * Every table: on-demand (mail traffic is bursty and mostly idle), point-in-time recovery
@@ -26,6 +26,11 @@ export class DataTables extends Construct {
    * each tenant's guard state, evaluation claims and the held-mail index; most items expire through TTL.
    */
   readonly guard: Table;
+  /**
+   * Webhooks (issue 14): `pk`/`sk` → a tenant's endpoints, each endpoint's delivery state (breaker,
+   * concurrency slots) and attempts, and the replay log of produced events; logs expire through TTL.
+   */
+  readonly webhooks: Table;
 
   constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -42,6 +47,15 @@ export class DataTables extends Construct {
     this.idempotency = secureTable(this, 'Idempotency', Keys.idempotency.partition, Keys.idempotency.ttl);
     // A sort key: each scope's hour buckets are one partition, read by one Query per evaluation.
     this.guard = secureTable(this, 'Guard', Keys.guard.partition, Keys.guard.ttl, Keys.guard.sort);
+    // A sort key: a tenant's endpoints, an endpoint's attempts and a tenant's events are each one
+    // partition, listed by one Query (newest attempts first, events since a time in order).
+    this.webhooks = secureTable(
+      this,
+      'Webhooks',
+      Keys.webhooks.partition,
+      Keys.webhooks.ttl,
+      Keys.webhooks.sort,
+    );
   }
 }
 

@@ -21,6 +21,7 @@ import { Construct } from 'constructs';
 import { GuardMetric, LANES, METRICS_NAMESPACE, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
 import type { NotificationKey } from './notification-key.ts';
 import { SMTP_SERVICE, type SmtpService } from './smtp-service.ts';
+import { WEBHOOK_SERVICE } from './webhook-delivery.ts';
 
 /** A queue whose backlog is watched. */
 export interface MonitoredQueue {
@@ -130,6 +131,26 @@ export const DASHBOARD_COUNTERS = [
 
 /** Latencies the functions record (ms): accepted → sent (sender), accepted → delivered (feedback). */
 export const LATENCIES = ['acceptedToSentMs', 'acceptedToDeliveredMs'] as const;
+
+/**
+ * Webhook metrics (issue 14, EMF in METRICS_NAMESPACE). `publishFailures`: a producer (api, SMTP,
+ * sender, feedback) could not hand a state change's events over (log or queue failed), dimension
+ * `service`; the rest the delivery function emits with its `service` dimension only: attempts made,
+ * delivered (2xx), failed attempts, and the state change → first attempt latency (ms).
+ */
+export const WebhookMetric = {
+  publishFailures: 'WebhookPublishFailures',
+  attempts: 'WebhookAttempts',
+  delivered: 'WebhookDelivered',
+  failedAttempts: 'WebhookFailedAttempts',
+  firstAttemptLatency: 'WebhookFirstAttemptLatency',
+} as const;
+
+/**
+ * The p99 of state change → first attempt above which deliveries are falling behind: the webhook
+ * queue's oldest-message age cannot say so, since retries wait in it for hours on purpose.
+ */
+export const WEBHOOK_FIRST_ATTEMPT_P99_THRESHOLD = Duration.minutes(15);
 
 const FIVE_MINUTES = Duration.minutes(5);
 const ONE_MINUTE = Duration.minutes(1);
@@ -324,6 +345,28 @@ export class Monitoring extends Construct {
         'release, cancel or resume.',
     });
 
+    this.alarm('WebhookPublishFailures', action, {
+      // A Metrics Insights query: the api, the SMTP tasks, the senders and feedback each publish
+      // (Powertools' `service`); the query adds up all of them, present and future.
+      metric: new MathExpression({
+        expression: `SELECT SUM(${WebhookMetric.publishFailures}) FROM SCHEMA("${METRICS_NAMESPACE}", service)`,
+        usingMetrics: {},
+        period: FIVE_MINUTES,
+        label: 'webhook publish failures',
+      }),
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      description:
+        'Webhook events of a state change could not be kept or queued (see the "webhook publish failed" ' +
+        'log lines): tenants miss those events unless they are replayed (POST /v1/webhooks/{id}/replay).',
+    });
+    this.alarm('WebhookFirstAttemptLatency', action, {
+      metric: webhookMetric(WebhookMetric.firstAttemptLatency, 'p99'),
+      threshold: WEBHOOK_FIRST_ATTEMPT_P99_THRESHOLD.toMilliseconds(),
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      description: `Webhooks: the p99 from state change to first delivery attempt is above ${WEBHOOK_FIRST_ATTEMPT_P99_THRESHOLD.toHumanString()}; delivery is falling behind (concurrency, throttling, slow endpoints).`,
+    });
+
     if (props.smtp !== undefined) this.watchSmtp(props.smtp, action);
 
     this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
@@ -424,6 +467,25 @@ export class Monitoring extends Construct {
         new MathExpression({
           expression: `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${GuardMetric.errors}"', 'Sum', 300)`,
           label: 'errors',
+          period: FIVE_MINUTES,
+        }),
+      ]),
+    );
+    this.dashboard.addWidgets(
+      graph('Webhook attempts, deliveries and failed attempts', [
+        webhookMetric(WebhookMetric.attempts, 'Sum'),
+        webhookMetric(WebhookMetric.delivered, 'Sum'),
+        webhookMetric(WebhookMetric.failedAttempts, 'Sum'),
+      ]),
+      graph(
+        'Webhook state change → first attempt (ms, p99)',
+        [webhookMetric(WebhookMetric.firstAttemptLatency, 'p99')],
+        [{ value: WEBHOOK_FIRST_ATTEMPT_P99_THRESHOLD.toMilliseconds(), label: 'alarm' }],
+      ),
+      graph('Webhook publish failures', [
+        new MathExpression({
+          expression: `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${WebhookMetric.publishFailures}"', 'Sum', 300)`,
+          label: 'publish failures',
           period: FIVE_MINUTES,
         }),
       ]),
@@ -554,6 +616,17 @@ function senderMetric(metricName: string, lane: string, period: Duration): Metri
     dimensionsMap: { service: SENDER_SERVICE, stream: lane },
     statistic: 'Sum',
     period,
+  });
+}
+
+/** A delivery function metric, with the dimension Powertools gives it ({service}), over five minutes. */
+function webhookMetric(metricName: string, statistic: 'Sum' | 'p99'): Metric {
+  return new Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName,
+    dimensionsMap: { service: WEBHOOK_SERVICE },
+    statistic,
+    period: FIVE_MINUTES,
   });
 }
 

@@ -47,6 +47,7 @@ describe('BatonConfig', () => {
       smtpCertificateKey: undefined,
       smtpHostname: 'smtp.mail.example.com',
       smtpMaxTasks: 4,
+      webhookMaxConcurrency: 10,
     });
     expect(CONFIG_DEFAULTS.retentionDays).toBe(30);
   });
@@ -181,6 +182,7 @@ describe('BatonConfig', () => {
         smtpCertificateKey: 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab',
         smtpHostname: 'Relay.Example.org',
         smtpMaxTasks: '6',
+        webhookMaxConcurrency: '12',
       },
     });
 
@@ -208,6 +210,7 @@ describe('BatonConfig', () => {
       smtpCertificateKey: 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab',
       smtpHostname: 'relay.example.org',
       smtpMaxTasks: 6,
+      webhookMaxConcurrency: 12,
     });
   });
 });
@@ -483,32 +486,33 @@ describe('SES sandbox setting', () => {
 });
 
 describe('Lambda concurrency', () => {
-  it('fits every event source and the api reserve in a new account’s 10 concurrent executions by default', () => {
+  it('caps every event source by default: the lanes and feedback by the send rate, erasure 2, webhook delivery 10', () => {
     // Act
-    const plan = eventSourceConcurrency({
-      ...resolveConfig({ domain: 'example.com' }),
-      lambdaConcurrency: 10,
-    });
+    const plan = eventSourceConcurrency(resolveConfig({ domain: 'example.com' }));
 
     // Assess
     expect(plan).toEqual({
       lanes: { transactional: 2, broadcast: 2 },
       feedback: 2,
       erasure: 2,
-      eventSources: 8,
+      webhooks: 10,
+      eventSources: 18,
       apiReserve: 2,
     });
-    expect(plan.eventSources + plan.apiReserve).toBeLessThanOrEqual(NEW_ACCOUNT_LAMBDA_CONCURRENCY);
   });
 
-  it('fits the sandbox settings in 10 as well', () => {
-    // Act
-    const plan = eventSourceConcurrency(
-      resolveConfig({ domain: 'example.com', sandbox: 'true', lambdaConcurrency: '10' }),
+  it('no longer fits a new account’s 10 concurrent executions, even with the least webhook concurrency', () => {
+    // Act / Assess: five consumers at Lambda's least (2 each) plus the api's reserve make 12.
+    expect(() =>
+      resolveConfig({
+        domain: 'example.com',
+        sandbox: 'true',
+        webhookMaxConcurrency: '2',
+        lambdaConcurrency: String(NEW_ACCOUNT_LAMBDA_CONCURRENCY),
+      }),
+    ).toThrow(
+      /needs? up to 10 concurrent Lambda executions for the queue consumers plus 2 for the api \(12\)/,
     );
-
-    // Assess
-    expect(plan.eventSources + plan.apiReserve).toBeLessThanOrEqual(10);
   });
 
   it('refuses a send rate whose consumers the account’s quota would throttle, saying what to request', () => {
@@ -516,10 +520,18 @@ describe('Lambda concurrency', () => {
     expect(() =>
       resolveConfig({ domain: 'example.com', maxSendRate: '50', lambdaConcurrency: '10' }),
     ).toThrow(
-      'Invalid Baton setting "lambdaConcurrency": maxSendRate 50 needs up to 14 concurrent Lambda executions for ' +
-        "the queue consumers plus 2 for the api (16), more than the account's 10. Request an increase of " +
-        '"Concurrent executions" (Service Quotas, AWS Lambda) to at least 16 and set lambdaConcurrency to the ' +
-        'granted value, or lower maxSendRate. Set it with `npx cdk deploy -c lambdaConcurrency=1000`.',
+      'Invalid Baton setting "lambdaConcurrency": maxSendRate 50 and webhookMaxConcurrency 10 need up to 24 ' +
+        'concurrent Lambda executions for the queue consumers plus 2 for the api (26), more than the ' +
+        "account's 10. Request an increase of " +
+        '"Concurrent executions" (Service Quotas, AWS Lambda) to at least 26 and set lambdaConcurrency to the ' +
+        'granted value, or lower maxSendRate or webhookMaxConcurrency. Set it with `npx cdk deploy -c lambdaConcurrency=1000`.',
+    );
+  });
+
+  it.each(['1', '1001', '2.5', 'ten'])('refuses webhookMaxConcurrency %s, naming the range', (value) => {
+    // Act / Assess
+    expect(() => resolveConfig({ domain: 'example.com', webhookMaxConcurrency: value })).toThrow(
+      `Invalid Baton setting "webhookMaxConcurrency": must be an integer between 2 and 1000, got "${value}"`,
     );
   });
 

@@ -47,7 +47,7 @@ describe('DataTables', () => {
     expect(table.GlobalSecondaryIndexes).toBeUndefined();
   });
 
-  it('creates exactly the six tables of the data model', () => {
+  it('creates exactly the seven tables of the data model', () => {
     // Act
     const tables = Object.values(resourcesOfType(template, 'AWS::DynamoDB::Table'));
 
@@ -55,7 +55,7 @@ describe('DataTables', () => {
     const partitionKeys = tables.map(
       (table) => (props(table).KeySchema as { AttributeName: string }[])[0]?.AttributeName,
     );
-    expect(partitionKeys.sort()).toEqual(['address', 'id', 'keyId', 'pk', 'pk', 'pk']);
+    expect(partitionKeys.sort()).toEqual(['address', 'id', 'keyId', 'pk', 'pk', 'pk', 'pk']);
   });
 
   it('makes every table on-demand, point-in-time recoverable and KMS-encrypted', () => {

@@ -36,7 +36,7 @@ describe('functions', () => {
 
   it('runs every function on Node.js 24, arm64, 256 MB, with JSON logs in its own log group', () => {
     // Act / Assess
-    expect(Object.keys(functions)).toHaveLength(5);
+    expect(Object.keys(functions)).toHaveLength(6);
     template.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
@@ -56,7 +56,7 @@ describe('functions', () => {
     );
 
     // Assess
-    expect(new Set(logGroups).size).toBe(5);
+    expect(new Set(logGroups).size).toBe(6);
     for (const id of logGroups) {
       expect(props(resourcesOfType(template, 'AWS::Logs::LogGroup')[id] ?? { Type: 'missing' })).toEqual({
         RetentionInDays: RetentionDays.ONE_MONTH,
@@ -75,6 +75,7 @@ describe('functions', () => {
       'lambdas/sender/handler.ts': 2,
       'lambdas/feedback/handler.ts': 1,
       'lambdas/erasure/handler.ts': 1,
+      'lambdas/webhooks/handler.ts': 1,
     });
     for (const entry of Object.keys(entries)) expect(existsSync(join(REPO_ROOT, entry)), entry).toBe(true);
   });
@@ -110,6 +111,8 @@ describe('functions', () => {
         EnvVar.payloadBucket,
         EnvVar.erasureSecretArn,
         EnvVar.erasureQueueUrl,
+        EnvVar.webhooksTable,
+        EnvVar.webhookQueueUrl,
         ...COMMON_ENV,
       ].sort(),
     );
@@ -154,6 +157,8 @@ describe('functions', () => {
           EnvVar.confirmationWindowSeconds,
           EnvVar.payloadBucket,
           EnvVar.erasureSecretArn,
+          EnvVar.webhooksTable,
+          EnvVar.webhookQueueUrl,
           ...COMMON_ENV,
         ].sort(),
       );
@@ -226,6 +231,8 @@ describe('functions', () => {
         EnvVar.apiKeysTable,
         EnvVar.guardTable,
         EnvVar.erasureSecretArn,
+        EnvVar.webhooksTable,
+        EnvVar.webhookQueueUrl,
         ...COMMON_ENV,
       ].sort(),
     );
@@ -278,7 +285,8 @@ describe('event source mappings', () => {
   });
 
   it('reports partial batch failures with batches of 10 and a short batching window', () => {
-    // Prepare: the erasure worker takes one job at a time (erasure.test.ts).
+    // Prepare: the erasure worker takes one job at a time (erasure.test.ts); webhook delivery
+    // batches no window at all (webhooks.test.ts).
     const erasure = logicalIdOf(stack.erasure.eventSourceMapping);
 
     // Act
@@ -287,14 +295,14 @@ describe('event source mappings', () => {
     );
 
     // Assess
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 4);
-    expect(mappings).toHaveLength(3);
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 5);
+    expect(mappings).toHaveLength(4);
     for (const [, mapping] of mappings) {
       expect(props(mapping)).toMatchObject({
         BatchSize: 10,
         FunctionResponseTypes: ['ReportBatchItemFailures'],
       });
-      expect(props(mapping).MaximumBatchingWindowInSeconds).toBeLessThanOrEqual(5);
+      expect(props(mapping).MaximumBatchingWindowInSeconds ?? 0).toBeLessThanOrEqual(5);
     }
   });
 
@@ -326,7 +334,7 @@ describe('event source mappings', () => {
     // Assess
     expect(concurrencyOf('transactional')).toBe(2);
     expect(concurrencyOf('broadcast')).toBe(2);
-    // Sized from the send rate like the lanes, so the defaults fit a new account's 10 (config.test.ts).
+    // Sized from the send rate like the lanes (config.test.ts).
     expect(props(resourceOf(template, stack.feedback.eventSourceMapping)).ScalingConfig).toEqual({
       MaximumConcurrency: 2,
     });

@@ -23,7 +23,11 @@ const ACCOUNT_ARN = 'arn:<AWS::Partition>:ses:<AWS::Region>:<AWS::AccountId>';
 describe('IAM', () => {
   let template: Template;
   let stack: BatonStack;
-  let tables: Record<'apiKeys' | 'messages' | 'suppressions' | 'stats' | 'idempotency' | 'guard', string>;
+  let tables: Record<
+    'apiKeys' | 'messages' | 'suppressions' | 'stats' | 'idempotency' | 'guard' | 'webhooks',
+    string
+  >;
+  let webhookQueue: string;
 
   beforeAll(() => {
     ({ template, stack } = synthTemplate());
@@ -34,7 +38,15 @@ describe('IAM', () => {
       stats: ref(logicalIdOf(stack.tables.stats)),
       idempotency: ref(logicalIdOf(stack.tables.idempotency)),
       guard: ref(logicalIdOf(stack.tables.guard)),
+      webhooks: ref(logicalIdOf(stack.tables.webhooks)),
     };
+    webhookQueue = ref(logicalIdOf(stack.webhooks.queue.queue));
+  });
+
+  // What every producer of webhook events may do: find subscribers, keep the events, queue the jobs.
+  const publishing = (): Record<string, string[]> => ({
+    [tables.webhooks]: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
+    [webhookQueue]: ['sqs:SendMessage'],
   });
 
   const logs = (fn: BatonFunction): Record<string, string[]> => ({
@@ -66,7 +78,7 @@ describe('IAM', () => {
     const roles = Object.values(resourcesOfType(template, 'AWS::IAM::Role'));
 
     // Assess
-    expect(roles).toHaveLength(5);
+    expect(roles).toHaveLength(6);
     for (const role of roles) expect(props(role).ManagedPolicyArns).toBeUndefined();
     template.resourceCountIs('AWS::IAM::ManagedPolicy', 0);
   });
@@ -152,6 +164,16 @@ describe('IAM', () => {
       [`${ref(logicalIdOf(stack.payloads.bucket))}/payloads/*`]: ['s3:PutObject'],
       [ref(logicalIdOf(stack.erasure.queue.queue))]: ['sqs:SendMessage'],
       [ref(logicalIdOf(stack.erasure.secret))]: ['secretsmanager:GetSecretValue'],
+      // Webhooks: endpoints managed, events published, replayed and listed, attempts listed.
+      [tables.webhooks]: [
+        'dynamodb:BatchWriteItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:Query',
+        'dynamodb:UpdateItem',
+      ],
+      [webhookQueue]: ['sqs:SendMessage'],
     });
   });
 
@@ -190,6 +212,7 @@ describe('IAM', () => {
         [tables.apiKeys]: ['dynamodb:GetItem'],
         [tables.guard]: ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem'],
         [`${ref(logicalIdOf(stack.payloads.bucket))}/payloads/held/*`]: ['s3:DeleteObject', 's3:PutObject'],
+        ...publishing(),
       });
     },
   );
@@ -242,6 +265,7 @@ describe('IAM', () => {
         'dynamodb:UpdateItem',
       ],
       [tables.apiKeys]: ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'],
+      ...publishing(),
     });
   });
 

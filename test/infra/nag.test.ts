@@ -61,6 +61,7 @@ describe('cdk-nag Serverless checks', () => {
       })),
       { queue: stack.feedback.queue, fn: stack.feedback.handler, mapping: stack.feedback.eventSourceMapping },
       { queue: stack.erasure.queue, fn: stack.erasure.worker, mapping: stack.erasure.eventSourceMapping },
+      { queue: stack.webhooks.queue, fn: stack.webhooks.handler, mapping: stack.webhooks.eventSourceMapping },
     ];
     const expected = [
       ...consumers.flatMap(({ queue, fn, mapping }) => [

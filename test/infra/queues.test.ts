@@ -36,12 +36,13 @@ describe('queues', () => {
     queues = resourcesOfType(template, 'AWS::SQS::Queue');
   });
 
-  it('gives every lane, the feedback path and the erasure worker a queue with its own dead-letter queue', () => {
+  it('gives every lane, the feedback path, the erasure worker and webhook delivery a queue with its own dead-letter queue', () => {
     // Prepare
     const expected = [
       ...LANES.map((lane) => stack.lanes[lane].queue),
       stack.feedback.queue,
       stack.erasure.queue,
+      stack.webhooks.queue,
     ];
 
     // Act
@@ -75,8 +76,10 @@ describe('queues', () => {
     while (dlq.next() && receives.next());
 
     // Assess: lanes retry longer (SES throttling is transient), erasure dead-letters sooner; the
-    // feedback queue's receives outlast the race window (see 'event path timings').
+    // feedback queue's receives outlast the race window (see 'event path timings'); webhook
+    // retries are new messages, so its receives repeat only after crashes (webhooks.test.ts).
     expect(Object.fromEntries(redrives)).toEqual({
+      [logicalIdOf(stack.webhooks.queue.deadLetterQueue)]: 5,
       [logicalIdOf(stack.lanes.transactional.queue.deadLetterQueue)]: 10,
       [logicalIdOf(stack.lanes.broadcast.queue.deadLetterQueue)]: 10,
       [logicalIdOf(stack.feedback.queue.deadLetterQueue)]: 6,
@@ -94,7 +97,7 @@ describe('queues', () => {
     );
 
     // Act / Assess
-    expect(sources).toHaveLength(4);
+    expect(sources).toHaveLength(5);
     for (const source of sources) {
       const target = referencedId(
         (props(source).RedrivePolicy as { deadLetterTargetArn: unknown }).deadLetterTargetArn,
@@ -146,7 +149,7 @@ describe('queues', () => {
     });
 
     // Assess
-    expect(checked).toHaveLength(4);
+    expect(checked).toHaveLength(5);
     for (const { visibility, timeout } of checked) {
       expect(timeout).toBeGreaterThan(0);
       expect(visibility).toBeGreaterThanOrEqual(6 * timeout);

@@ -285,7 +285,7 @@ describe('SMTP front door, on with a certificate', () => {
     });
   });
 
-  it('grants the tasks exactly the api function’s table, queue and bucket access, plus listing keys, the certificate and the bundle', () => {
+  it('grants the tasks exactly the api function’s table, queue and bucket access (webhooks: publishing only), plus listing keys, the certificate and the bundle', () => {
     // Prepare
     const smtp = stack.smtp;
     if (smtp === undefined) throw new Error('no SMTP service');
@@ -306,6 +306,8 @@ describe('SMTP front door, on with a certificate', () => {
     expect(task).toEqual({
       ...api,
       [apiKeys]: [...new Set([...(api[apiKeys] ?? []), 'dynamodb:Scan'])].toSorted(),
+      // Webhooks: the tasks publish the events of what they accept; only the api manages endpoints.
+      [`<${logicalIdOf(stack.tables.webhooks)}>`]: ['dynamodb:BatchWriteItem', 'dynamodb:Query'],
       'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:baton/smtp-tls-??????': [
         'secretsmanager:GetSecretValue',
       ],

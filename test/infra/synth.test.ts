@@ -127,7 +127,7 @@ describe('synthesis with bundling and cdk-nag', () => {
     const bundles = bundleDirs();
 
     // Assess
-    expect(bundles).toHaveLength(5);
+    expect(bundles).toHaveLength(6);
     for (const { entry, dir } of bundles) {
       const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
       expect(

@@ -4,8 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
+import { generateApiKey, SCOPES } from '../../lambdas/domain/keys/api-key.ts';
 import { EnvVar, Keys, PUBLISHED_SES_EVENTS, Route } from '../../lambdas/shared/names.ts';
 import { functionBaseEnv } from '../../local/baton-local.ts';
+import { developmentKeyItem } from '../../local/dev-keys.ts';
 import { LOCAL_EVENT_VISIBILITY_SECONDS, localEventPath } from '../../local/event-path.ts';
 import { type LocalPlan, resolveEnvironment, UnsupportedTemplateError } from '../../local/plan.ts';
 import type { ProvisionedStack } from '../support/emulators.ts';
@@ -25,14 +27,14 @@ describe('local plan from the synthesized template, provisioned on the emulators
   const queuePlan = (logicalId: string) => plan.queues.find((q) => q.logicalId === logicalId);
 
   describe('planFromTemplate', () => {
-    it('finds the six tables, each keyed as names.ts says, with the SES message id index on Messages', () => {
+    it('finds the seven tables, each keyed as names.ts says, with the SES message id index on Messages', () => {
       // Act
       const keys = plan.tables.map((t) =>
         t.keySchema.map((k) => `${k.AttributeName}:${k.KeyType}`).join(','),
       );
 
       // Assess
-      expect(plan.tables).toHaveLength(6);
+      expect(plan.tables).toHaveLength(7);
       expect(keys.toSorted()).toEqual(
         [
           ...[
@@ -43,6 +45,7 @@ describe('local plan from the synthesized template, provisioned on the emulators
             Keys.idempotency.partition,
           ].map((k) => `${k}:HASH`),
           `${Keys.guard.partition}:HASH,${Keys.guard.sort}:RANGE`,
+          `${Keys.webhooks.partition}:HASH,${Keys.webhooks.sort}:RANGE`,
         ].toSorted(),
       );
       const guard = plan.tables.find((t) => t.logicalId === stack.tables.guard);
@@ -54,14 +57,14 @@ describe('local plan from the synthesized template, provisioned on the emulators
       expect(messages?.ttlAttribute).toBe(Keys.messages.ttl);
     });
 
-    it('finds eight queues: four with a redrive policy, each to one of the four DLQs', () => {
+    it('finds ten queues: five with a redrive policy, each to one of the five DLQs', () => {
       // Act
       const withRedrive = plan.queues.filter((q) => q.redrive);
       const dlqs = plan.queues.filter((q) => !q.redrive);
 
       // Assess
-      expect(plan.queues).toHaveLength(8);
-      expect(withRedrive).toHaveLength(4);
+      expect(plan.queues).toHaveLength(10);
+      expect(withRedrive).toHaveLength(5);
       expect(withRedrive.map((q) => q.redrive?.deadLetterQueue).toSorted()).toEqual(
         dlqs.map((q) => q.logicalId).toSorted(),
       );
@@ -100,34 +103,35 @@ describe('local plan from the synthesized template, provisioned on the emulators
       expect(local.plan.queues.filter((q) => q.logicalId !== feedback)).toEqual(others);
     });
 
-    it('finds the five functions, each with a handler entry that exists on disk', () => {
+    it('finds the six functions, each with a handler entry that exists on disk', () => {
       // Act
       const entries = plan.functions.map((f) => f.entry);
 
       // Assess
-      expect(plan.functions).toHaveLength(5);
+      expect(plan.functions).toHaveLength(6);
       expect(entries.toSorted()).toEqual([
         'lambdas/api/handler.ts',
         'lambdas/erasure/handler.ts',
         'lambdas/feedback/handler.ts',
         'lambdas/sender/handler.ts',
         'lambdas/sender/handler.ts',
+        'lambdas/webhooks/handler.ts',
       ]);
       expect(entries.filter((entry) => !existsSync(join(REPO_ROOT, entry)))).toEqual([]);
     });
 
-    it('finds four SQS event sources, all reporting batch item failures, from queues with a DLQ', () => {
+    it('finds five SQS event sources, all reporting batch item failures, from queues with a DLQ', () => {
       // Act
       const sources = plan.eventSources;
 
       // Assess
-      expect(sources).toHaveLength(4);
-      expect(sources.map((e) => e.reportBatchItemFailures)).toEqual([true, true, true, true]);
+      expect(sources).toHaveLength(5);
+      expect(sources.map((e) => e.reportBatchItemFailures)).toEqual([true, true, true, true, true]);
       for (const source of sources) {
         expect(queuePlan(source.queue)?.redrive).toBeDefined();
         expect(plan.functions.map((f) => f.logicalId)).toContain(source.function);
       }
-      expect(new Set(sources.map((e) => e.function)).size).toBe(4);
+      expect(new Set(sources.map((e) => e.function)).size).toBe(5);
       // Lambda refuses an event source whose queue hides a message for less than the function may run.
       const tooShort = sources.filter(
         (e) =>
@@ -135,6 +139,28 @@ describe('local plan from the synthesized template, provisioned on the emulators
           (plan.functions.find((f) => f.logicalId === e.function)?.timeoutSeconds ?? Infinity),
       );
       expect(tooShort).toEqual([]);
+    });
+
+    it('picks up webhook delivery from the template alone: its table, its queue, its function and their event source', () => {
+      // Prepare
+      const fn = plan.functions.find((f) => f.entry === 'lambdas/webhooks/handler.ts');
+      const table = plan.tables.find((t) => t.logicalId === stack.tables.webhooks);
+
+      // Act
+      const source = plan.eventSources.find((e) => e.function === fn?.logicalId);
+      const queue = plan.queues.find((q) => q.logicalId === source?.queue);
+
+      // Assess
+      expect(table?.ttlAttribute).toBe(Keys.webhooks.ttl);
+      expect(fn).toMatchObject({ timeoutSeconds: 30, memoryMb: 256 });
+      expect(source).toMatchObject({
+        batchSize: 10,
+        maxBatchingWindowSeconds: 0,
+        maxConcurrency: 10,
+        reportBatchItemFailures: true,
+      });
+      expect(queue).toMatchObject({ visibilityTimeout: 180, redrive: { maxReceiveCount: 5 } });
+      expect(stack.physical.queues.get(queue?.logicalId ?? '')?.url).toBe(stack.queues.webhook.url);
     });
 
     it('maps one route to the api function for every route key in names.ts', () => {
@@ -197,6 +223,49 @@ describe('local plan from the synthesized template, provisioned on the emulators
       expect(resolved.filter((env) => env[EnvVar.guardTable] === stack.tables.guard)).toHaveLength(4);
       // Every local process (functions and the SMTP server) starts from this environment.
       expect(base[EnvVar.guardCountSimulator]).toBe('1');
+    });
+
+    it('gives every producer and the delivery function the webhooks table and queue, and lets local webhooks reach loopback', () => {
+      // Act
+      const resolved = new Map(
+        plan.functions.map((f) => [f.entry, resolveEnvironment(f.environment, stack.physical)] as const),
+      );
+      const withWebhooks = plan.functions.filter((f) => {
+        const env = resolveEnvironment(f.environment, stack.physical);
+        return (
+          env[EnvVar.webhooksTable] === stack.tables.webhooks &&
+          env[EnvVar.webhookQueueUrl] === stack.queues.webhook.url
+        );
+      });
+      const base = functionBaseEnv(
+        'Webhooks',
+        256,
+        { dynamodb: 'd', sqs: 's', ses: 'e', s3: 'b' },
+        'n',
+        undefined,
+      );
+
+      // Assess: api, both senders, feedback and the delivery function; not the erasure worker.
+      expect(withWebhooks.map((f) => f.entry).toSorted()).toEqual([
+        'lambdas/api/handler.ts',
+        'lambdas/feedback/handler.ts',
+        'lambdas/sender/handler.ts',
+        'lambdas/sender/handler.ts',
+        'lambdas/webhooks/handler.ts',
+      ]);
+      expect(resolved.get('lambdas/erasure/handler.ts')?.[EnvVar.webhooksTable]).toBeUndefined();
+      // Every local process (functions and the SMTP server) starts from this environment.
+      expect(base[EnvVar.webhookAllowLoopback]).toBe('1');
+      expect(base[EnvVar.webhookDirectorySeconds]).toBe('1');
+    });
+
+    it('gives the development key every scope, webhooks included', () => {
+      // Act
+      const key = developmentKeyItem(generateApiKey().token, ['example.com']);
+
+      // Assess
+      expect(key.scopes).toEqual([...SCOPES]);
+      expect(key.scopes).toContain('webhooks');
     });
 
     it('refuses a reference to a resource that does not exist locally, naming the variable', () => {

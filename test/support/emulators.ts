@@ -64,8 +64,14 @@ export interface ProvisionedStack {
     readonly stats: string;
     readonly idempotency: string;
     readonly guard: string;
+    readonly webhooks: string;
   };
-  readonly queues: { readonly transactional: QueueRef; readonly broadcast: QueueRef };
+  readonly queues: {
+    readonly transactional: QueueRef;
+    readonly broadcast: QueueRef;
+    /** The webhook delivery queue (issue 14). */
+    readonly webhook: QueueRef;
+  };
   stop(): Promise<void>;
 }
 
@@ -130,10 +136,12 @@ export const startProvisionedStack = async (): Promise<ProvisionedStack> => {
         stats: setting(EnvVar.statsTable),
         idempotency: setting(EnvVar.idempotencyTable),
         guard: setting(EnvVar.guardTable),
+        webhooks: setting(EnvVar.webhooksTable),
       },
       queues: {
         transactional: queueByUrl(setting(EnvVar.transactionalQueueUrl)),
         broadcast: queueByUrl(setting(EnvVar.broadcastQueueUrl)),
+        webhook: queueByUrl(setting(EnvVar.webhookQueueUrl)),
       },
       stop,
     };

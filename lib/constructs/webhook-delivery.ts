@@ -1,0 +1,141 @@
+import { Duration } from 'aws-cdk-lib';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { EnvVar } from '../../lambdas/shared/names.ts';
+import { partitionAccess, queueSend, tableAccess } from '../iam.ts';
+import type { BatonFunction, Workload } from './baton-function.ts';
+import { addQueueConsumer } from './queue-consumer.ts';
+import type { SecureQueue } from './secure-queue.ts';
+
+export interface WebhookDeliveryProps {
+  /** The Webhooks table (Keys.webhooks): endpoints, delivery state, attempts, the replay log. */
+  readonly webhooksTable: ITable;
+  readonly logRetention: RetentionDays;
+  /**
+   * Event source mapping maximum concurrency (2..1000): `webhookMaxConcurrency`.
+   * @default 10
+   */
+  readonly maxConcurrency?: number;
+  /**
+   * Delivery function timeout: a batch's attempts run side by side, each at most 15 s (the issue's
+   * endpoint timeout), plus the reads and writes around them.
+   * @default Duration.seconds(30)
+   */
+  readonly timeout?: Duration;
+}
+
+/** The delivery function's Powertools service name: its logs' `service` and its metrics' dimension. */
+export const WEBHOOK_SERVICE = 'baton-webhooks';
+
+/**
+ * Partition prefixes of the Webhooks table's items, as Keys.webhooks documents them: a tenant's
+ * endpoints (`tenant#<tenant>`) and its produced events (`events#<tenant>`). Producers are confined
+ * to these; endpoint state and attempts (`endpoint#<id>`) are the delivery function's and the api's.
+ */
+export const WEBHOOK_ENDPOINTS_PARTITION_PREFIX = 'tenant#';
+export const WEBHOOK_EVENTS_PARTITION_PREFIX = 'events#';
+
+/** Deliveries per invocation: attempted side by side, so a batch costs about its slowest endpoint. */
+const BATCH_SIZE = 10;
+
+/**
+ * Webhook delivery (issue 14): the queue producers put one job per event and endpoint on, and the
+ * function that signs and POSTs each job to its endpoint. Retries are new messages the function
+ * queues (with a delay, or hidden until due), so a message is received again only after a crash:
+ * the default five receives dead-letter it after the fifth crash, not after the fifth failed attempt.
+ *
+ * Producers get what publishing costs through {@link publishFrom}; the api, which also manages
+ * endpoints and serves the logs, through {@link manageFrom}.
+ */
+export class WebhookDelivery extends Construct {
+  readonly queue: SecureQueue;
+  readonly handler: BatonFunction;
+  readonly eventSourceMapping: EventSourceMapping;
+  readonly table: ITable;
+
+  constructor(scope: Construct, id: string, props: WebhookDeliveryProps) {
+    super(scope, id);
+    this.table = props.webhooksTable;
+    // The queue's visibility is six timeouts (180 s at the default), as for every consumer; the
+    // longer waits of the retry schedule are the function's own (delays and ChangeMessageVisibility).
+    const consumer = addQueueConsumer(this, 'WebhookDelivery', {
+      functionId: 'Handler',
+      function: {
+        entry: 'lambdas/webhooks/handler.ts',
+        serviceName: WEBHOOK_SERVICE,
+        description: 'Signs and delivers queued webhook events to the tenants’ endpoints, with retries',
+        timeout: props.timeout ?? Duration.seconds(30),
+        memorySize: 256,
+        logRetention: props.logRetention,
+      },
+      batchSize: BATCH_SIZE,
+      maxConcurrency: props.maxConcurrency ?? 10,
+    });
+    this.queue = consumer.queue;
+    this.handler = consumer.function;
+    this.eventSourceMapping = consumer.eventSourceMapping;
+
+    this.useTableAndQueue(this.handler);
+    this.handler.addToRolePolicy(
+      tableAccess(props.webhooksTable, [
+        // The job's endpoint (and its secrets) is read by key; the delivery state too.
+        'dynamodb:GetItem',
+        // The tenant's other endpoints, told when one is disabled (webhook.endpoint.disabled).
+        'dynamodb:Query',
+        // Breaker and concurrency slots (conditional updates); disabling an endpoint.
+        'dynamodb:UpdateItem',
+        // Each attempt is one item of the deliveries log.
+        'dynamodb:PutItem',
+        // The disabled event is kept in the replay log like any other (batched writes).
+        'dynamodb:BatchWriteItem',
+      ]),
+    );
+    // Retries are new messages on this queue (the poller's own grant only receives and deletes).
+    this.handler.addToRolePolicy(queueSend([this.queue.queue]));
+  }
+
+  /**
+   * A producer of events (senders, feedback, the SMTP server): finds the tenant's subscribed
+   * endpoints (Query of its endpoints' partition), keeps the events in the replay log (batched writes
+   * to its events' partition) and queues one job per endpoint. Nothing else of the table.
+   */
+  publishFrom(workload: Workload): void {
+    this.useTableAndQueue(workload);
+    // Two statements, each confined to its partitions (dynamodb:LeadingKeys): a producer can neither
+    // write an endpoint nor touch a breaker, a concurrency slot or the deliveries log.
+    workload.addToRolePolicy(
+      partitionAccess(this.table, WEBHOOK_ENDPOINTS_PARTITION_PREFIX, ['dynamodb:Query']),
+    );
+    workload.addToRolePolicy(
+      partitionAccess(this.table, WEBHOOK_EVENTS_PARTITION_PREFIX, ['dynamodb:BatchWriteItem']),
+    );
+    workload.addToRolePolicy(queueSend([this.queue.queue]));
+  }
+
+  /**
+   * The api: publishes like any producer, and serves `/v1/webhooks`: endpoints created, read, listed,
+   * updated (conditional on their version) and deleted, an event read by id for a replay, the events
+   * since a time and the attempts listed by Query.
+   */
+  manageFrom(workload: Workload): void {
+    this.useTableAndQueue(workload);
+    workload.addToRolePolicy(
+      tableAccess(this.table, [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:Query',
+        'dynamodb:BatchWriteItem',
+      ]),
+    );
+    workload.addToRolePolicy(queueSend([this.queue.queue]));
+  }
+
+  private useTableAndQueue(workload: Workload): void {
+    workload.addEnvironment(EnvVar.webhooksTable, this.table.tableName);
+    workload.addEnvironment(EnvVar.webhookQueueUrl, this.queue.queue.queueUrl);
+  }
+}
