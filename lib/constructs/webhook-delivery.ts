@@ -49,6 +49,9 @@ const BATCH_SIZE = 10;
  * Producers get what publishing costs through {@link publishFrom}; the api, which also manages
  * endpoints and serves the logs, through {@link manageFrom}.
  */
+/** Receives before a job is dead-lettered: only crashes get there (see the function's requeue). */
+export const WEBHOOK_MAX_RECEIVE_COUNT = 5;
+
 export class WebhookDelivery extends Construct {
   readonly queue: SecureQueue;
   readonly handler: BatonFunction;
@@ -72,11 +75,15 @@ export class WebhookDelivery extends Construct {
       },
       batchSize: BATCH_SIZE,
       maxConcurrency: props.maxConcurrency ?? 10,
+      maxReceiveCount: WEBHOOK_MAX_RECEIVE_COUNT,
     });
     this.queue = consumer.queue;
     this.handler = consumer.function;
     this.eventSourceMapping = consumer.eventSourceMapping;
 
+    // A deferral (open breaker, full slots, a wait longer than SQS's delay) is a receive too: near
+    // this count the function queues the job afresh instead of letting SQS dead-letter it.
+    this.handler.addEnvironment(EnvVar.maxReceiveCount, String(WEBHOOK_MAX_RECEIVE_COUNT));
     this.useTableAndQueue(this.handler);
     this.handler.addToRolePolicy(
       tableAccess(props.webhooksTable, [
