@@ -1,7 +1,12 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { type DeliveryDecision, type DeliveryDeps, deliverJob } from '../domain/webhooks/deliver.ts';
+import {
+  type DeliveryDecision,
+  type DeliveryDeps,
+  deliverJob,
+  deliveryPolicy,
+} from '../domain/webhooks/deliver.ts';
 import type { WebhookDeliveryJob } from '../domain/webhooks/endpoint.ts';
 import { WEBHOOK_EVENT_TYPES } from '../domain/webhooks/events.ts';
 import { processSqsBatch } from '../shared/batch.ts';
@@ -10,6 +15,56 @@ import { Tally } from '../shared/tally.ts';
 
 /** ChangeMessageVisibility's limit: a deferral longer than this is waited out in several. */
 const MAX_VISIBILITY_SECONDS = 43_200;
+
+/**
+ * A job whose turn comes with less than this left of the invocation is deferred instead: its request
+ * may take the whole 15 s timeout, and its outcome must still be written before the function stops.
+ */
+const START_BY_REMAINING_MS = 20_000;
+
+/**
+ * At most `limit` tasks per key at once within one invocation, the others waiting their turn in
+ * order. A batch often holds several jobs for one endpoint (a burst): without this, the jobs past
+ * the endpoint's slots would be deferred by seconds (a receive each) while their own batch's
+ * deliveries free the slots in milliseconds.
+ */
+class KeyedLimiter {
+  readonly #limit: number;
+  readonly #running = new Map<string, number>();
+  readonly #waiting = new Map<string, Array<() => void>>();
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  async run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    if ((this.#running.get(key) ?? 0) >= this.#limit) {
+      await new Promise<void>((resolve) => {
+        const queue = this.#waiting.get(key) ?? [];
+        queue.push(resolve);
+        this.#waiting.set(key, queue);
+      });
+    }
+    this.#running.set(key, (this.#running.get(key) ?? 0) + 1);
+    try {
+      return await task();
+    } finally {
+      this.#running.set(key, (this.#running.get(key) ?? 1) - 1);
+      this.#waiting.get(key)?.shift()?.();
+    }
+  }
+}
+
+/** The endpoint a queue message is for, to take turns by; a message that is no job goes alone. */
+function endpointOf(record: SQSRecord): string {
+  try {
+    const id = (JSON.parse(record.body) as { endpointId?: unknown }).endpointId;
+    if (typeof id === 'string') return id;
+  } catch {
+    // Not JSON: parseJob reports it.
+  }
+  return `record:${record.messageId}`;
+}
 
 export interface WebhookDeliveryAppDeps extends DeliveryDeps {
   /** Hides a queue message again (ChangeMessageVisibility): how a job waits without an attempt. */
@@ -131,6 +186,25 @@ export function createWebhookDelivery(deps: WebhookDeliveryAppDeps) {
     logger.debug('webhook attempt', { ...ids, outcome: attempt.outcome });
   };
 
-  return (records: SQSRecord[], context?: Context): Promise<SQSBatchResponse> =>
-    processSqsBatch(records, handle, { ...(context ? { context } : {}), outcomes, processInParallel: true });
+  /** A job that waited its turn too long to finish within this invocation: hidden briefly instead. */
+  const postpone = async (record: SQSRecord): Promise<void> => {
+    outcomes.add('deferred (out of time)');
+    await deps.visibility.delay(record, deliveryPolicy.slotsFullSeconds);
+    throw new DeferredDeliveryError('webhook job deferred: too little of the invocation left');
+  };
+
+  return (records: SQSRecord[], context?: Context): Promise<SQSBatchResponse> => {
+    const turns = new KeyedLimiter(deliveryPolicy.slots);
+    const inTurn = (record: SQSRecord) =>
+      turns.run(endpointOf(record), () =>
+        context !== undefined && context.getRemainingTimeInMillis() < START_BY_REMAINING_MS
+          ? postpone(record)
+          : handle(record),
+      );
+    return processSqsBatch(records, inTurn, {
+      ...(context ? { context } : {}),
+      outcomes,
+      processInParallel: true,
+    });
+  };
 }

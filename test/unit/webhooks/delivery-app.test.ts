@@ -224,4 +224,48 @@ describe('the webhook delivery function', () => {
     // Assess
     expect(most).toBe(3);
   });
+
+  it('delivers a burst of ten jobs for one endpoint in one invocation, at most its slots at a time, deferring none', async () => {
+    // Prepare: the receiver answers after a tick, so the jobs overlap.
+    let inFlight = 0;
+    let most = 0;
+    const slow = {
+      async post(request: Parameters<FakePoster['post']>[0]) {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+        return poster.post(request);
+      },
+    };
+    const deliver = createWebhookDelivery({ ...deps, poster: slow });
+    const records = Array.from({ length: 10 }, (_, i) =>
+      sqsRecord(JSON.stringify(job({ eventId: `evt_${String(i).padStart(32, '0')}` })), {
+        messageId: `m${i}`,
+      }),
+    );
+
+    // Act
+    const response = await deliver(records);
+
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(poster.requests).toHaveLength(10);
+    expect(most).toBe(4);
+    expect(visibility.delays).toEqual([]);
+  });
+
+  it('hides a job whose turn comes too late in the invocation instead of starting it', async () => {
+    // Prepare: 19 s left, less than a 15 s request and its writes need.
+    const deliver = createWebhookDelivery(deps);
+    const context = { getRemainingTimeInMillis: () => 19_000 } as unknown as Parameters<typeof deliver>[1];
+
+    // Act
+    const response = await deliver([sqsRecord(JSON.stringify(job()), { messageId: 'late' })], context);
+
+    // Assess
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'late' }] });
+    expect(poster.requests).toEqual([]);
+    expect(visibility.delays.map((d) => d.seconds)).toEqual([2]);
+  });
 });
