@@ -43,6 +43,7 @@ export const SECTIONS: readonly Entry[] = [
   { name: 'smtp', load: () => import('./sections/smtp.ts') },
   { name: 'cost', load: () => import('./sections/cost.ts') },
   { name: 'guard', load: () => import('./sections/guard.ts') },
+  { name: 'webhooks', load: () => import('./sections/webhooks.ts') },
 ];
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results', 'latest.json');
