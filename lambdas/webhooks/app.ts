@@ -17,10 +17,11 @@ import { Tally } from '../shared/tally.ts';
 const MAX_VISIBILITY_SECONDS = 43_200;
 
 /**
- * A job whose turn comes with less than this left of the invocation is deferred instead: its request
- * may take the whole 15 s timeout, and its outcome must still be written before the function stops.
+ * A job whose turn comes with less than this left of the invocation is deferred instead: it may wait
+ * for a slot (2 s), its request may take the whole 15 s timeout, and its outcome must still be
+ * written before the function stops.
  */
-const START_BY_REMAINING_MS = 20_000;
+const START_BY_REMAINING_MS = 22_000;
 
 /**
  * At most `limit` tasks per key at once within one invocation, the others waiting their turn in

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -33,6 +34,7 @@ const deliver = createWebhookDelivery({
   clock,
   random: Math.random,
   leaseId: randomUUID,
+  sleep,
   maxReceiveCount: numberEnv(EnvVar.maxReceiveCount, Number.POSITIVE_INFINITY),
 });
 

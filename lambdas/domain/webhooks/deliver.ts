@@ -42,6 +42,11 @@ export const deliveryPolicy = {
   /** When every slot is taken: come back after this many seconds, plus up to `slotsFullJitterSeconds`. */
   slotsFullSeconds: 2,
   slotsFullJitterSeconds: 4,
+  /**
+   * With `sleep` given, how long a job waits in place for a slot before it is deferred: a fast
+   * endpoint's slots free within milliseconds, and a deferral costs seconds and a receive.
+   */
+  slotsFullWaitMs: 2_000,
   /** Conditional writes tried before giving up on a contended item (the message is then retried). */
   writeTries: 8,
   /** The first bytes of an answer kept in the deliveries log. */
@@ -60,6 +65,8 @@ export interface DeliveryDeps {
   readonly random: () => number;
   /** A unique id for each attempt's slot lease. */
   readonly leaseId: () => string;
+  /** Waits in place for a slot (deliveryPolicy.slotsFullWaitMs); absent, a full endpoint defers at once. */
+  readonly sleep?: (ms: number) => Promise<unknown>;
 }
 
 /** What became of an attempt that was made, for the handler's metrics. */
@@ -200,6 +207,7 @@ async function acquire(
   lease: string,
   now: Date,
 ): Promise<Acquired> {
+  let waitedMs = 0;
   for (let i = 0; i < deliveryPolicy.writeTries; i++) {
     const { state, version } = await deps.state.read(endpoint.id);
     let breaker = state.breaker;
@@ -215,6 +223,14 @@ async function acquire(
     }
     const leases = liveLeases(state.leases, now);
     if (Object.keys(leases).length >= deliveryPolicy.slots) {
+      if (deps.sleep !== undefined && waitedMs < deliveryPolicy.slotsFullWaitMs) {
+        const pause = 50 + Math.floor(deps.random() * 150);
+        await deps.sleep(pause);
+        waitedMs += pause;
+        // Waiting is not a lost race: it does not use up a conditional-write try.
+        i--;
+        continue;
+      }
       return {
         deferSeconds:
           deliveryPolicy.slotsFullSeconds +

@@ -498,6 +498,56 @@ describe('deliverJob: breaker and concurrency', () => {
     expect(poster.requests).toHaveLength(0);
   });
 
+  it('waits in place for a slot another delivery gives back, rather than deferring, when it may sleep', async () => {
+    // Prepare: every slot taken; the first pause frees one (a fast receiver answered).
+    const until = at(30).getTime();
+    state.set(ID, {
+      breaker: { status: 'closed', consecutiveFailures: 0 },
+      leases: Object.fromEntries(
+        Array.from({ length: deliveryPolicy.slots }, (_, i) => [`busy-${i}`, until]),
+      ),
+    });
+    const pauses: number[] = [];
+    const sleep = async (ms: number) => {
+      pauses.push(ms);
+      const { breaker, leases } = state.state(ID);
+      const { 'busy-0': _freed, ...rest } = leases;
+      state.set(ID, { breaker, leases: rest });
+    };
+
+    // Act
+    const decision = await deliverJob(job(), { ...deps(), sleep });
+
+    // Assess
+    expect(decision).toMatchObject({ done: true, attempt: { outcome: 'success' } });
+    expect(pauses).toHaveLength(1);
+    expect(poster.requests).toHaveLength(1);
+  });
+
+  it('defers once its wait for a slot has lasted the policy’s limit', async () => {
+    // Prepare
+    const until = at(30).getTime();
+    state.set(ID, {
+      breaker: { status: 'closed', consecutiveFailures: 0 },
+      leases: Object.fromEntries(
+        Array.from({ length: deliveryPolicy.slots }, (_, i) => [`busy-${i}`, until]),
+      ),
+    });
+    let waited = 0;
+    const sleep = async (ms: number) => {
+      waited += ms;
+    };
+
+    // Act
+    const decision = await deliverJob(job(), { ...deps(), sleep });
+
+    // Assess
+    expect(decision).toEqual({ deferSeconds: 4 });
+    expect(waited).toBeGreaterThanOrEqual(deliveryPolicy.slotsFullWaitMs);
+    expect(waited).toBeLessThan(deliveryPolicy.slotsFullWaitMs + 200);
+    expect(poster.requests).toHaveLength(0);
+  });
+
   it('takes a slot whose lease ran out (a crashed holder) and gives it back after the attempt', async () => {
     // Prepare
     state.set(ID, {

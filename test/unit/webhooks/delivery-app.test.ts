@@ -256,9 +256,9 @@ describe('the webhook delivery function', () => {
   });
 
   it('hides a job whose turn comes too late in the invocation instead of starting it', async () => {
-    // Prepare: 19 s left, less than a 15 s request and its writes need.
+    // Prepare: 21 s left, less than a slot wait, a 15 s request and its writes need.
     const deliver = createWebhookDelivery(deps);
-    const context = { getRemainingTimeInMillis: () => 19_000 } as unknown as Parameters<typeof deliver>[1];
+    const context = { getRemainingTimeInMillis: () => 21_000 } as unknown as Parameters<typeof deliver>[1];
 
     // Act
     const response = await deliver([sqsRecord(JSON.stringify(job()), { messageId: 'late' })], context);
