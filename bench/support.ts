@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { type BuildOptions, build, type Metafile } from 'esbuild';
 import { SENDER_BUNDLE_DEFINE } from '../lib/constructs/sender-lane.ts';
 
@@ -203,4 +204,34 @@ export function runProbe(
       resolve({ out, processMs });
     });
   });
+}
+
+/** DynamoDB request units counted on the wire (see {@link countCapacity}). */
+export interface CapacityCount {
+  wru: number;
+  rru: number;
+}
+
+/**
+ * Counts the request units of every call the document client makes into `units`. dynalite reports no
+ * capacity for a conditional write whose condition failed; DynamoDB bills 1 WRU for it, added here.
+ */
+export function countCapacity(doc: DynamoDBDocumentClient, units: CapacityCount): void {
+  doc.middlewareStack.add(
+    (next, context) => async (args) => {
+      (args.input as Record<string, unknown>).ReturnConsumedCapacity = 'TOTAL';
+      const read = /^(Get|BatchGet|Query|Scan)/.test(context.commandName ?? '');
+      try {
+        const out = await next(args);
+        for (const c of [(out.output as { ConsumedCapacity?: unknown }).ConsumedCapacity].flat()) {
+          units[read ? 'rru' : 'wru'] += (c as { CapacityUnits?: number } | undefined)?.CapacityUnits ?? 0;
+        }
+        return out;
+      } catch (error) {
+        if ((error as { name?: string }).name === 'ConditionalCheckFailedException') units.wru += 1;
+        throw error;
+      }
+    },
+    { step: 'initialize', name: 'countCapacity' },
+  );
 }

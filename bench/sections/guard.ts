@@ -6,7 +6,7 @@
  * GUARD_ASSUMPTIONS) turns them into dollars. dynalite reports no capacity for a conditional write
  * whose condition failed; DynamoDB bills 1 WRU for it, so this section adds it.
  */
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
 import { guardAdapters } from '../../lambdas/adapters/guard-wiring.ts';
 import {
@@ -17,8 +17,9 @@ import {
 } from '../../lambdas/domain/guard/counters.ts';
 import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
 import { startDynamo } from '../../local/emulators/dynamodb.ts';
-import { credentials, documentClient, region } from '../../test/support/emulators.ts';
+import { createPkSkTable, credentials, documentClient, region } from '../../test/support/emulators.ts';
 import { GUARD_ASSUMPTIONS, type GuardUnits, guardCost, loadPrices } from '../cost.ts';
+import { countCapacity } from '../support.ts';
 import type { Row, Section } from './types.ts';
 
 const TABLE = 'Guard';
@@ -40,38 +41,9 @@ async function measureUnits(): Promise<GuardUnits> {
   const client = new DynamoDBClient({ endpoint: dynamo.endpoint, region, credentials });
   const doc = documentClient(client);
   const units = { wru: 0, rru: 0 };
-  doc.middlewareStack.add(
-    (next, context) => async (args) => {
-      (args.input as Record<string, unknown>).ReturnConsumedCapacity = 'TOTAL';
-      const read = /^(Get|BatchGet|Query|Scan)/.test(context.commandName ?? '');
-      try {
-        const out = await next(args);
-        for (const c of [(out.output as { ConsumedCapacity?: unknown }).ConsumedCapacity].flat()) {
-          units[read ? 'rru' : 'wru'] += (c as { CapacityUnits?: number } | undefined)?.CapacityUnits ?? 0;
-        }
-        return out;
-      } catch (error) {
-        if ((error as { name?: string }).name === 'ConditionalCheckFailedException') units.wru += 1;
-        throw error;
-      }
-    },
-    { step: 'initialize', name: 'countCapacity' },
-  );
+  countCapacity(doc, units);
   try {
-    await client.send(
-      new CreateTableCommand({
-        TableName: TABLE,
-        AttributeDefinitions: [
-          { AttributeName: Keys.guard.partition, AttributeType: 'S' },
-          { AttributeName: Keys.guard.sort, AttributeType: 'S' },
-        ],
-        KeySchema: [
-          { AttributeName: Keys.guard.partition, KeyType: 'HASH' },
-          { AttributeName: Keys.guard.sort, KeyType: 'RANGE' },
-        ],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
+    await createPkSkTable(client, TABLE, Keys.guard);
     const { counters, state } = guardAdapters({
       doc,
       keyStore: new DynamoApiKeyStore(doc, 'ApiKeys'),

@@ -14,7 +14,7 @@
  * `timestamp`) to the first attempt reaching the receiver, over every event of WEBHOOK_BENCH_MESSAGES
  * messages to the simulator's success address.
  */
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { WebhookHttpPoster } from '../../lambdas/adapters/webhook-http.ts';
 import { SqsWebhookQueue } from '../../lambdas/adapters/webhook-queue.ts';
@@ -25,13 +25,19 @@ import type { WebhookDeliveryJob, WebhookEndpoint } from '../../lambdas/domain/w
 import { WEBHOOK_EVENT_TYPES, webhookEventsOf } from '../../lambdas/domain/webhooks/events.ts';
 import { CachedWebhookDirectory, WebhookFanout } from '../../lambdas/domain/webhooks/publish.ts';
 import { newWebhookSecret } from '../../lambdas/domain/webhooks/signing.ts';
-import { Keys } from '../../lambdas/shared/names.ts';
 import { startDynamo } from '../../local/emulators/dynamodb.ts';
 import { startSqsSns } from '../../local/emulators/sqs-sns.ts';
 import { messageRecord } from '../../test/support/builders.ts';
-import { credentials, documentClient, region, sqsClient } from '../../test/support/emulators.ts';
+import {
+  createPkSkTable,
+  credentials,
+  documentClient,
+  region,
+  sqsClient,
+} from '../../test/support/emulators.ts';
 import { WebhookReceiver } from '../../test/support/webhooks.ts';
 import { cpuOnLambdaMs, loadPrices } from '../cost.ts';
+import { countCapacity } from '../support.ts';
 import { measureWebhookLatency } from '../webhook-latency.ts';
 import type { Row, Section } from './types.ts';
 
@@ -55,23 +61,7 @@ async function measureCost() {
   const doc = documentClient(client);
   const sqs = sqsClient(fauxqs.endpoint);
   const usage: Usage = { wru: 0, rru: 0, sqs: 0 };
-  doc.middlewareStack.add(
-    (next, context) => async (args) => {
-      (args.input as Record<string, unknown>).ReturnConsumedCapacity = 'TOTAL';
-      const read = /^(Get|BatchGet|Query|Scan)/.test(context.commandName ?? '');
-      try {
-        const out = await next(args);
-        for (const c of [(out.output as { ConsumedCapacity?: unknown }).ConsumedCapacity].flat()) {
-          usage[read ? 'rru' : 'wru'] += (c as { CapacityUnits?: number } | undefined)?.CapacityUnits ?? 0;
-        }
-        return out;
-      } catch (error) {
-        if ((error as { name?: string }).name === 'ConditionalCheckFailedException') usage.wru += 1;
-        throw error;
-      }
-    },
-    { step: 'initialize', name: 'countCapacity' },
-  );
+  countCapacity(doc, usage);
   sqs.middlewareStack.add(
     (next) => async (args) => {
       usage.sqs += 1;
@@ -80,20 +70,7 @@ async function measureCost() {
     { step: 'initialize', name: 'countRequests' },
   );
   try {
-    await client.send(
-      new CreateTableCommand({
-        TableName: 'Webhooks',
-        AttributeDefinitions: [
-          { AttributeName: Keys.webhooks.partition, AttributeType: 'S' },
-          { AttributeName: Keys.webhooks.sort, AttributeType: 'S' },
-        ],
-        KeySchema: [
-          { AttributeName: Keys.webhooks.partition, KeyType: 'HASH' },
-          { AttributeName: Keys.webhooks.sort, KeyType: 'RANGE' },
-        ],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
+    await createPkSkTable(client, 'Webhooks');
     const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: 'webhooks' }))).QueueUrl as string;
     const clock = () => new Date();
     const store = new DynamoWebhookStore(doc, 'Webhooks');

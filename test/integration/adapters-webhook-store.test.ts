@@ -1,5 +1,5 @@
 import '../support/quiet-powertools.ts';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoWebhookStore } from '../../lambdas/adapters/webhook-store.ts';
@@ -15,10 +15,9 @@ import {
   updateEndpoint,
 } from '../../lambdas/domain/webhooks/operations.ts';
 import { ConflictError, InvalidCursorError } from '../../lambdas/shared/errors.ts';
-import { Keys } from '../../lambdas/shared/names.ts';
 import { startDynamo } from '../../local/emulators/dynamodb.ts';
 import type { LocalEmulator } from '../../local/emulators/listen.ts';
-import { credentials, documentClient, region } from '../support/emulators.ts';
+import { createPkSkTable, credentials, documentClient, region } from '../support/emulators.ts';
 import { InMemoryWebhookQueue } from '../support/webhooks.ts';
 
 // The Webhooks table's key schema (pk (S) / sk (S), TTL on expiresAt), created on dynalite as the
@@ -37,20 +36,7 @@ beforeAll(async () => {
   dynamo = await startDynamo({ port: 0 });
   client = new DynamoDBClient({ endpoint: dynamo.endpoint, region, credentials });
   doc = documentClient(client);
-  await client.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      AttributeDefinitions: [
-        { AttributeName: Keys.webhooks.partition, AttributeType: 'S' },
-        { AttributeName: Keys.webhooks.sort, AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: Keys.webhooks.partition, KeyType: 'HASH' },
-        { AttributeName: Keys.webhooks.sort, KeyType: 'RANGE' },
-      ],
-      BillingMode: 'PAY_PER_REQUEST',
-    }),
-  );
+  await createPkSkTable(client, TABLE);
   store = new DynamoWebhookStore(doc, TABLE, () => NOW);
 });
 

@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
@@ -171,4 +171,26 @@ export const eventually = async <T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+};
+
+/** Creates an on-demand table keyed by `pk`/`sk` strings, as the Guard and Webhooks tables are. */
+export const createPkSkTable = async (
+  client: DynamoDBClient,
+  name: string,
+  keys: { readonly partition: string; readonly sort: string } = Keys.webhooks,
+): Promise<void> => {
+  await client.send(
+    new CreateTableCommand({
+      TableName: name,
+      AttributeDefinitions: [
+        { AttributeName: keys.partition, AttributeType: 'S' },
+        { AttributeName: keys.sort, AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: keys.partition, KeyType: 'HASH' },
+        { AttributeName: keys.sort, KeyType: 'RANGE' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+    }),
+  );
 };
