@@ -25,6 +25,9 @@ import { DynamoSoftBounceStore } from '../../lambdas/adapters/soft-bounce-store.
 import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
 import { DynamoUsageStore } from '../../lambdas/adapters/usage-store.ts';
 import { SqsVisibility } from '../../lambdas/adapters/visibility.ts';
+import { SqsWebhookQueue } from '../../lambdas/adapters/webhook-queue.ts';
+import { DynamoWebhookStore } from '../../lambdas/adapters/webhook-store.ts';
+import { createWebhookPublisher } from '../../lambdas/adapters/webhook-wiring.ts';
 import { createApi } from '../../lambdas/api/app.ts';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../../lambdas/domain/erasure/erasure.ts';
 import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../../lambdas/domain/keys/key-cache.ts';
@@ -96,6 +99,7 @@ import { type SenderRig, startSenderRig } from '../support/sender-rig.ts';
 
 const API_ENTRY = 'lambdas/api/handler.ts';
 const FEEDBACK_ENTRY = 'lambdas/feedback/handler.ts';
+const WEBHOOKS_ENTRY = 'lambdas/webhooks/handler.ts';
 const MB = 1024 * 1024;
 
 let stack: ProvisionedStack;
@@ -223,6 +227,7 @@ function apiUnderAudit(clock: Clock, options: { readonly realGuard?: boolean } =
   const messages = new DynamoMessageStore(doc, env(EnvVar.messagesTable));
   const suppressionTable = new DynamoSuppressionStore(doc, env(EnvVar.suppressionsTable));
   const erasedKeyOf = erasedKeyFunction(AUDIT_ERASURE_SECRET);
+  const environment = environmentMapOf(API_ENTRY);
   return createApi({
     keys: new CachedApiKeys(keyStore, {
       ttlSeconds: DEFAULT_KEY_CACHE_SECONDS,
@@ -244,6 +249,13 @@ function apiUnderAudit(clock: Clock, options: { readonly realGuard?: boolean } =
     keyTable: keyStore,
     held: guarded?.held ?? new InMemoryHeldJobs(),
     guard: guarded?.guard ?? new RecordingGuard(),
+    // As lambdas/adapters/front-door.ts builds it: every accepted message is published.
+    webhooks: createWebhookPublisher(environment, { doc, sqs }),
+    webhookEndpoints: {
+      store: new DynamoWebhookStore(doc, env(EnvVar.webhooksTable), clock),
+      queue: new SqsWebhookQueue(sqs, env(EnvVar.webhookQueueUrl)),
+      allowLoopbackHttp: environment[EnvVar.webhookAllowLoopback] === '1',
+    },
     erasure: {
       messages,
       suppressions: suppressionTable,
@@ -309,6 +321,8 @@ const names = () => ({
   bucket: environmentOf(API_ENTRY)(EnvVar.payloadBucket),
   erasureQueue: consumedQueue('lambdas/erasure/handler.ts'),
   feedbackQueue: consumedQueue(FEEDBACK_ENTRY),
+  webhooks: stack.tables.webhooks,
+  webhookQueue: consumedQueue(WEBHOOKS_ENTRY),
 });
 
 /** The queue the function with `entry` consumes (its event source), by local (logical) name. */
@@ -439,6 +453,8 @@ describe('the api function’s calls, against its deployed role', () => {
       ['dynamodb:BatchGetItem', n.suppressions],
       ['dynamodb:GetItem', n.apiKeys],
       ['dynamodb:PutItem', n.messages],
+      // The tenant's webhook endpoints, looked up to publish message.queued (it has none).
+      ['dynamodb:Query', n.webhooks],
       ['dynamodb:UpdateItem', n.stats],
       ['sqs:SendMessage', n.transactional],
     ]);
@@ -483,6 +499,7 @@ describe('the api function’s calls, against its deployed role', () => {
       ['dynamodb:BatchGetItem', n.suppressions],
       ['dynamodb:GetItem', n.apiKeys],
       ['dynamodb:PutItem', n.messages],
+      ['dynamodb:Query', n.webhooks],
       ['dynamodb:UpdateItem', n.stats],
     ]);
     expect(missingFor(API_ENTRY)).toEqual([]);
@@ -532,6 +549,7 @@ describe('the api function’s calls, against its deployed role', () => {
       ['dynamodb:BatchWriteItem', n.messages],
       ['dynamodb:GetItem', n.apiKeys],
       ['dynamodb:GetItem', n.stats],
+      ['dynamodb:Query', n.webhooks],
       ['dynamodb:UpdateItem', n.stats],
       ['sqs:SendMessage', n.broadcast],
       ['sqs:SendMessage', n.transactional],
@@ -777,6 +795,8 @@ describe('the api function’s calls, against its deployed role', () => {
       ['dynamodb:GetItem', n.apiKeys],
       ['dynamodb:GetItem', n.suppressions],
       ['dynamodb:PutItem', n.suppressions],
+      // suppression.created and suppression.deleted, to the tenant's endpoints (it has none).
+      ['dynamodb:Query', n.webhooks],
       ['dynamodb:Scan', n.suppressions],
     ]);
     expect(missingFor(API_ENTRY)).toEqual([]);
@@ -894,6 +914,111 @@ describe('the api function’s calls, against its deployed role', () => {
       200, 200, 200, 200, 200,
     ]);
     expect((jsonOf(released) as { counts: { released: number } }).counts.released).toBe(1);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role register, list, read, change, rotate and delete a webhook endpoint', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey({ tenant: `tenant-wh-${ulid().toLowerCase()}`, scopes: ['webhooks'] });
+    const n = names();
+    const created = await call(api, 'POST /v1/webhooks', {
+      token,
+      body: { url: 'https://hooks.example.com/baton', events: ['message.delivered'], description: 'CRM' },
+    });
+    const { id } = jsonOf(created) as { id: string };
+    const pathParameters = { id };
+
+    // Act
+    const results = [
+      created,
+      await call(api, 'GET /v1/webhooks', { token }),
+      await call(api, 'GET /v1/webhooks/{id}', { token, pathParameters }),
+      await call(api, 'PATCH /v1/webhooks/{id}', {
+        token,
+        pathParameters,
+        body: { events: ['message.delivered', 'message.bounced'], enabled: false },
+      }),
+      await call(api, 'POST /v1/webhooks/{id}/rotate-secret', { token, pathParameters }),
+      await call(api, 'DELETE /v1/webhooks/{id}', { token, pathParameters }),
+      await call(api, 'GET /v1/webhooks/{id}', { token, pathParameters }),
+    ];
+
+    // Assess: endpoints are items of the tenant's partition, changed by a whole conditional put.
+    expect(results.map((r) => r.statusCode)).toEqual([201, 200, 200, 200, 200, 204, 404]);
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:DeleteItem', n.webhooks],
+      ['dynamodb:GetItem', n.apiKeys],
+      ['dynamodb:GetItem', n.webhooks],
+      ['dynamodb:PutItem', n.webhooks],
+      ['dynamodb:Query', n.webhooks],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role publish an accepted message to the tenant’s endpoint, list its deliveries and replay it', async () => {
+    // Prepare: an endpoint subscribed to message.queued, and one attempt the delivery function logged.
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const tenant = `tenant-wh-${ulid().toLowerCase()}`;
+    const token = await seedKey({ tenant, scopes: ['send', 'webhooks'] });
+    const n = names();
+    const created = await call(api, 'POST /v1/webhooks', {
+      token,
+      body: { url: 'https://hooks.example.com/baton', events: ['message.queued'], description: '' },
+    });
+    const { id } = jsonOf(created) as { id: string };
+    const pathParameters = { id };
+    // The calls since `from` (the recorder keeps them all for the least-privilege check below).
+    const since = (from: number) => usage(recorder.calls().slice(from));
+    const setUp = recorder.calls().length;
+
+    // Act
+    const accepted = await call(api, 'POST /v1/messages', { token, body: sendBody() });
+    const published = since(setUp);
+    const store = new DynamoWebhookStore(stack.clients.doc, stack.tables.webhooks);
+    const [event] = (await store.since(tenant, new Date(0))).events;
+    if (event === undefined) throw new Error('the accepted message published no event');
+    await store.record({
+      tenant,
+      endpointId: id,
+      eventId: event.id,
+      type: event.type,
+      attempt: 1,
+      at: new Date().toISOString(),
+      statusCode: 500,
+      latencyMs: 12,
+      response: 'down for a deploy',
+      outcome: 'retry',
+    });
+    const served = recorder.calls().length;
+    const deliveries = await call(api, 'GET /v1/webhooks/{id}/deliveries', { token, pathParameters });
+    const one = await call(api, 'POST /v1/webhooks/{id}/replay', {
+      token,
+      pathParameters,
+      body: { eventId: event.id },
+    });
+    const fromTime = await call(api, 'POST /v1/webhooks/{id}/replay', {
+      token,
+      pathParameters,
+      body: { since: new Date(Date.now() - 60_000).toISOString() },
+    });
+
+    // Assess: the event is kept in the tenant's events partition and queued for its endpoint; the
+    // attempts are read from the endpoint's partition, the replayed events from the tenant's.
+    expect([accepted, deliveries, one, fromTime].map((r) => r.statusCode)).toEqual([202, 200, 202, 202]);
+    expect((jsonOf(deliveries) as { items: unknown[] }).items).toHaveLength(1);
+    expect([jsonOf(one), jsonOf(fromTime)]).toMatchObject([{ replayed: 1 }, { replayed: 1 }]);
+    expect(published.filter(([, resource]) => [n.webhooks, n.webhookQueue].includes(resource))).toEqual([
+      ['dynamodb:BatchWriteItem', n.webhooks],
+      ['dynamodb:Query', n.webhooks],
+      ['sqs:SendMessage', n.webhookQueue],
+    ]);
+    // The key was read once, before (the api caches it).
+    expect(since(served)).toEqual([
+      ['dynamodb:GetItem', n.webhooks],
+      ['dynamodb:Query', n.webhooks],
+      ['sqs:SendMessage', n.webhookQueue],
+    ]);
     expect(missingFor(API_ENTRY)).toEqual([]);
   });
 
