@@ -33,11 +33,13 @@ import { erasedKeyFunction, TombstoneAwareSuppressions } from '../../lambdas/dom
 import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../../lambdas/domain/keys/key-cache.ts';
 import type { Clock } from '../../lambdas/domain/ports.ts';
 import { RateLimiter } from '../../lambdas/domain/send/rate-limit.ts';
-import { createFeedbackConsumer } from '../../lambdas/feedback/app.ts';
+import type { WebhookEndpoint } from '../../lambdas/domain/webhooks/endpoint.ts';
+import type { WebhookEventType } from '../../lambdas/domain/webhooks/events.ts';
+import { newEndpointId } from '../../lambdas/domain/webhooks/operations.ts';
+import { newWebhookSecret } from '../../lambdas/domain/webhooks/signing.ts';
+import { createFeedbackBatch } from '../../lambdas/feedback/app.ts';
 import { createSender } from '../../lambdas/sender/app.ts';
-import { processSqsBatch } from '../../lambdas/shared/batch.ts';
 import { EnvVar, Keys, MessageTag } from '../../lambdas/shared/names.ts';
-import { Tally } from '../../lambdas/shared/tally.ts';
 import { synthTemplate } from '../../local/baton-local.ts';
 import type { CfnTemplate } from '../../local/plan.ts';
 import {
@@ -339,6 +341,33 @@ function secretLogicalId(): string {
     Object.entries(template.Resources).find(([, r]) => r.Type === 'AWS::SecretsManager::Secret') ?? [];
   if (!id) throw new Error('the template has no secret');
   return id;
+}
+
+// --- webhooks (issue 14) --------------------------------------------------------------------------
+
+/** The Webhooks table of `on`, through its own (unrecorded) clients: for setting up and reading back. */
+const webhookStore = (on: ProvisionedStack) => new DynamoWebhookStore(on.clients.doc, on.tables.webhooks);
+
+/** An enabled endpoint of `tenant` subscribed to `events`. */
+function webhookEndpoint(
+  tenant: string,
+  events: readonly WebhookEventType[],
+  url = 'https://hooks.example.com/baton',
+): WebhookEndpoint {
+  const now = new Date().toISOString();
+  return {
+    id: newEndpointId(),
+    tenant,
+    url,
+    events: [...events],
+    description: '',
+    enabled: true,
+    disabledReason: null,
+    secrets: [{ secret: newWebhookSecret(), createdAt: now }],
+    createdAt: now,
+    updatedAt: now,
+    version: 1,
+  };
 }
 
 // --- the abuse guard's adapters (issue 13), as lambdas/adapters/guard-wiring.ts builds them ------
@@ -1051,11 +1080,15 @@ describe('the api function’s calls, against its deployed role', () => {
 
 // --- feedback -----------------------------------------------------------------------------------
 
-/** createFeedbackConsumer exactly as lambdas/feedback/handler.ts wires it, batch loop included. */
+/**
+ * createFeedbackBatch exactly as lambdas/feedback/handler.ts wires it, batch end included (the
+ * statistics and the webhook events, published once per batch). The guard's own calls are audited
+ * with its adapters (runGuard).
+ */
 function feedbackUnderAudit(clock: Clock): (bodies: readonly string[]) => Promise<SQSBatchResponse> {
   const env = environmentOf(FEEDBACK_ENTRY);
   const erasedKeyOf = erasedKeyFunction(AUDIT_ERASURE_SECRET);
-  const consumer = createFeedbackConsumer({
+  const batch = createFeedbackBatch({
     messages: new DynamoMessageStore(doc, env(EnvVar.messagesTable)),
     suppressions: new TombstoneAwareSuppressions(
       new DynamoSuppressionStore(doc, env(EnvVar.suppressionsTable)),
@@ -1064,13 +1097,11 @@ function feedbackUnderAudit(clock: Clock): (bodies: readonly string[]) => Promis
     erasedKeyOf,
     softBounces: new DynamoSoftBounceStore(doc, env(EnvVar.suppressionsTable)),
     clock,
+    usage: new DynamoUsageStore(doc, env(EnvVar.statsTable)),
+    guard: new RecordingGuard(),
+    webhooks: createWebhookPublisher(environmentMapOf(FEEDBACK_ENTRY), { doc, sqs }),
   });
-  return (bodies) =>
-    processSqsBatch(
-      bodies.map((body, i) => sqsRecord(body, { messageId: `sqs-${i}` })),
-      consumer,
-      { outcomes: new Tally() },
-    );
+  return (bodies) => batch(bodies.map((body, i) => sqsRecord(body, { messageId: `sqs-${i}` })));
 }
 
 interface FixtureEvent {
@@ -1152,12 +1183,15 @@ describe('the feedback function’s calls, against its deployed role', () => {
     expect(files).toHaveLength(10);
     expect(response).toEqual({ batchItemFailures: [] });
     expect((await suppressionOf('recipient@example.com'))?.reason).toBe('complaint');
-    // GetItem on Suppressions: the tombstone check before each suppression write.
+    // GetItem on Suppressions: the tombstone check before each suppression write. At the batch's
+    // end its webhook events (the tenant has no endpoint) and its statistics.
     expect(usage(recorder.calls())).toEqual([
       ['dynamodb:GetItem', n.messages],
       ['dynamodb:GetItem', n.suppressions],
       ['dynamodb:PutItem', n.messages],
       ['dynamodb:PutItem', n.suppressions],
+      ['dynamodb:Query', n.webhooks],
+      ['dynamodb:UpdateItem', n.stats],
     ]);
     expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
   });
@@ -1189,6 +1223,8 @@ describe('the feedback function’s calls, against its deployed role', () => {
       ['dynamodb:PutItem', n.messages],
       ['dynamodb:PutItem', n.suppressions],
       ['dynamodb:Query', `${n.messages}/index/${Keys.messages.sesMessageIdIndex}`],
+      ['dynamodb:Query', n.webhooks],
+      ['dynamodb:UpdateItem', n.stats],
     ]);
     expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
   });
@@ -1241,6 +1277,45 @@ describe('the feedback function’s calls, against its deployed role', () => {
       'dynamodb:PutItem',
       'dynamodb:GetItem',
       'dynamodb:PutItem',
+      // The batch's end: its webhook events (to no endpoint), its statistics.
+      'dynamodb:Query',
+      'dynamodb:UpdateItem',
+    ]);
+    expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
+  });
+
+  it('lets the feedback role publish a delivery, a bounce and the suppression it adds to the tenant’s endpoint', async () => {
+    // Prepare: an endpoint of the tenant subscribed to them, and two sent messages to a new address.
+    const tenant = `tenant-wh-${ulid().toLowerCase()}`;
+    await webhookStore(stack).create(
+      webhookEndpoint(tenant, ['message.delivered', 'message.bounced', 'suppression.created']),
+    );
+    const to = `bounced-${ulid().toLowerCase()}@example.org`;
+    const events = ['ses-event_aws-doc_delivery.json', 'ses-event_aws-doc_bounce.json'].map((file) => {
+      const id = `msg_${ulid()}`;
+      return { id, body: pointedAt(file, `ses-${id}`, id).body.split('recipient@example.com').join(to) };
+    });
+    for (const e of events) {
+      await new DynamoMessageStore(stack.clients.doc, stack.tables.messages).create(
+        messageRecord({ id: e.id, tenant, phase: 'sent', recipients: [recipient(to, 'sent')] }),
+      );
+    }
+    const consume = feedbackUnderAudit(testClock(new Date().toISOString()));
+    const n = names();
+
+    // Act
+    const response = await consume(events.map((e) => e.body));
+
+    // Assess: the endpoints found (tenant#), the events kept (events#), one job each queued.
+    expect(response).toEqual({ batchItemFailures: [] });
+    const kept = (await webhookStore(stack).since(tenant, new Date(0))).events.map((e) => e.type);
+    expect(kept.sort()).toEqual(['message.bounced', 'message.delivered', 'suppression.created']);
+    expect(
+      usage(recorder.calls()).filter(([, resource]) => [n.webhooks, n.webhookQueue].includes(resource)),
+    ).toEqual([
+      ['dynamodb:BatchWriteItem', n.webhooks],
+      ['dynamodb:Query', n.webhooks],
+      ['sqs:SendMessage', n.webhookQueue],
     ]);
     expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
   });
@@ -1263,10 +1338,9 @@ describe('the feedback function’s calls, against its deployed role', () => {
       (g) => `${g.action} ${resourceName(g.resource)}`,
     );
 
-    // Assess: only what the audit cannot reach: the secret (cold start), the statistics (written
-    // by the handler after the batch) and the queue (the event source mapping's, not the code's).
+    // Assess: only what the audit cannot reach: the secret (cold start) and the queue (the event
+    // source mapping's, not the code's).
     expect(unused).toEqual([
-      `dynamodb:UpdateItem ${names().stats}`,
       `secretsmanager:GetSecretValue secret:${secretLogicalId()}`,
       `sqs:ChangeMessageVisibility ${names().feedbackQueue}`,
       `sqs:DeleteMessage ${names().feedbackQueue}`,
