@@ -1744,7 +1744,7 @@ describe('the IAM audit helper', () => {
               Statement: [
                 {
                   Effect: 'Allow',
-                  Action: ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:Scan'],
+                  Action: ['dynamodb:PutItem', 'dynamodb:BatchWriteItem', 'dynamodb:Query', 'dynamodb:Scan'],
                   Resource: { 'Fn::GetAtt': ['Guard', 'Arn'] },
                   Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['held:*'] } },
                 },
@@ -1764,7 +1764,27 @@ describe('the IAM audit helper', () => {
       ExpressionAttributeValues: { ':pk': { S: 'tenant:held:x' }, ':at': { S: 'at:' } },
     });
 
-    // Act / Assess: the item's partition decides, never its sort key; a Scan names no item.
+    const batchWrite = (...pks: string[]) =>
+      requirementsOf('DynamoDB', 'BatchWriteItem', {
+        RequestItems: {
+          Guard: pks.map((pk, i) =>
+            i % 2 === 0
+              ? { PutRequest: { Item: { pk, sk: `s${i}` } } }
+              : { DeleteRequest: { Key: { pk: { S: pk }, sk: { S: `s${i}` } } } },
+          ),
+          // Another table's items are that table's business (its own statement), not this one's.
+          Other: [{ PutRequest: { Item: { id: 'guard:key:k1' } } }],
+        },
+      });
+
+    // Act / Assess: the item's partition decides, never its sort key; a Scan names no item; a batch
+    // write names every item it puts or deletes.
+    expect(missingPermissions(batchWrite('held:a', 'held:b'), policy)).toEqual([
+      { action: 'dynamodb:BatchWriteItem', resource: tableArn('Other') },
+    ]);
+    expect(
+      missingPermissions(batchWrite('held:a', 'guard:key:k1'), policy).map((m) => resourceName(m.resource)),
+    ).toEqual(['Guard', 'Other']);
     expect(missingPermissions(put({ S: 'held:acme' }), policy)).toEqual([]);
     expect(missingPermissions(put('held:acme'), policy)).toEqual([]);
     expect(missingPermissions(put({ S: 'guard:key:k1' }), policy).map((m) => m.action)).toEqual([
