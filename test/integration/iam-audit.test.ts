@@ -1,8 +1,14 @@
 import '../support/quiet-powertools.ts';
+import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
-import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import {
   BatchGetCommand,
   BatchWriteCommand,
@@ -10,7 +16,12 @@ import {
   PutCommand,
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, SQSBatchResponse } from 'aws-lambda';
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  SQSBatchResponse,
+  SQSRecord,
+} from 'aws-lambda';
 import { ulid } from 'ulid';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
@@ -25,7 +36,9 @@ import { DynamoSoftBounceStore } from '../../lambdas/adapters/soft-bounce-store.
 import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
 import { DynamoUsageStore } from '../../lambdas/adapters/usage-store.ts';
 import { SqsVisibility } from '../../lambdas/adapters/visibility.ts';
+import { WebhookHttpPoster } from '../../lambdas/adapters/webhook-http.ts';
 import { SqsWebhookQueue } from '../../lambdas/adapters/webhook-queue.ts';
+import { DynamoEndpointStateStore } from '../../lambdas/adapters/webhook-state-store.ts';
 import { DynamoWebhookStore } from '../../lambdas/adapters/webhook-store.ts';
 import { createWebhookPublisher } from '../../lambdas/adapters/webhook-wiring.ts';
 import { createApi } from '../../lambdas/api/app.ts';
@@ -33,13 +46,14 @@ import { erasedKeyFunction, TombstoneAwareSuppressions } from '../../lambdas/dom
 import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../../lambdas/domain/keys/key-cache.ts';
 import type { Clock } from '../../lambdas/domain/ports.ts';
 import { RateLimiter } from '../../lambdas/domain/send/rate-limit.ts';
-import type { WebhookEndpoint } from '../../lambdas/domain/webhooks/endpoint.ts';
+import type { WebhookDeliveryJob, WebhookEndpoint } from '../../lambdas/domain/webhooks/endpoint.ts';
 import type { WebhookEventType } from '../../lambdas/domain/webhooks/events.ts';
 import { newEndpointId } from '../../lambdas/domain/webhooks/operations.ts';
 import { newWebhookSecret } from '../../lambdas/domain/webhooks/signing.ts';
 import { createFeedbackBatch } from '../../lambdas/feedback/app.ts';
 import { createSender } from '../../lambdas/sender/app.ts';
 import { EnvVar, Keys, MessageTag } from '../../lambdas/shared/names.ts';
+import { createWebhookDelivery } from '../../lambdas/webhooks/app.ts';
 import { synthTemplate } from '../../local/baton-local.ts';
 import type { CfnTemplate } from '../../local/plan.ts';
 import {
@@ -91,6 +105,7 @@ import {
 } from '../support/iam-audit.ts';
 import { runSenderBatch, type Sender } from '../support/sender-batch.ts';
 import { type SenderRig, startSenderRig } from '../support/sender-rig.ts';
+import { WebhookReceiver } from '../support/webhooks.ts';
 
 // Local mode enforces no IAM, so a role that lacks an action its adapter uses passes every local
 // test and fails deployed (after SES has sent, for the sender and the api's batch path). Here the
@@ -1346,6 +1361,202 @@ describe('the feedback function’s calls, against its deployed role', () => {
       `sqs:DeleteMessage ${names().feedbackQueue}`,
       `sqs:GetQueueAttributes ${names().feedbackQueue}`,
       `sqs:ReceiveMessage ${names().feedbackQueue}`,
+    ]);
+  });
+});
+
+// --- webhook delivery ----------------------------------------------------------------------------
+
+/**
+ * createWebhookDelivery exactly as lambdas/webhooks/handler.ts wires it, on the recorded clients.
+ * Loopback receivers are allowed as local mode allows them (the receiver is on 127.0.0.1).
+ */
+function deliveryUnderAudit(): (records: SQSRecord[]) => Promise<SQSBatchResponse> {
+  const env = environmentOf(WEBHOOKS_ENTRY);
+  const table = env(EnvVar.webhooksTable);
+  const webhooks = new DynamoWebhookStore(doc, table);
+  const clock = () => new Date();
+  return createWebhookDelivery({
+    endpoints: webhooks,
+    log: webhooks,
+    state: new DynamoEndpointStateStore(doc, table, clock),
+    poster: new WebhookHttpPoster({ allowLoopback: true }),
+    queue: new SqsWebhookQueue(sqs, env(EnvVar.webhookQueueUrl)),
+    publisher: createWebhookPublisher(environmentMapOf(WEBHOOKS_ENTRY), { doc, sqs }),
+    visibility: new SqsVisibility(sqs),
+    clock,
+    random: Math.random,
+    leaseId: randomUUID,
+    maxReceiveCount: Number(env(EnvVar.maxReceiveCount)),
+  });
+}
+
+/** A first delivery job of a message.delivered event to `endpoint`, due now. */
+function deliveryJob(
+  endpoint: WebhookEndpoint,
+  overrides: Partial<WebhookDeliveryJob> = {},
+): WebhookDeliveryJob {
+  const now = Date.now();
+  return {
+    v: 1,
+    tenant: endpoint.tenant,
+    endpointId: endpoint.id,
+    eventId: `evt_${ulid()}`,
+    type: 'message.delivered',
+    body: JSON.stringify({ type: 'message.delivered', timestamp: new Date(now).toISOString(), data: {} }),
+    attempt: 0,
+    firstQueuedAt: now,
+    notBefore: now,
+    occurredAt: now,
+    ...overrides,
+  };
+}
+
+/**
+ * The job as the delivery function receives it from its queue: queued and received for real (a
+ * visibility change needs a live receipt handle), with the queue's ARN as its event source.
+ */
+async function receivedJob(job: WebhookDeliveryJob, receiveCount = 1): Promise<SQSRecord> {
+  const queue = stack.queues.webhook;
+  const body = JSON.stringify(job);
+  await stack.clients.sqs.send(new SendMessageCommand({ QueueUrl: queue.url, MessageBody: body }));
+  // Other tests' jobs wait on the same queue: received and left to reappear, untouched.
+  for (let i = 0; i < 20; i++) {
+    const { Messages = [] } = await stack.clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queue.url, MaxNumberOfMessages: 10, VisibilityTimeout: 60 }),
+    );
+    const found = Messages.find((m) => m.Body === body);
+    if (found?.ReceiptHandle !== undefined && found.MessageId !== undefined) {
+      const record = sqsRecord(body, { messageId: found.MessageId, receiveCount });
+      return { ...record, receiptHandle: found.ReceiptHandle, eventSourceARN: queueArn(queue.name) };
+    }
+  }
+  throw new Error('the job never came back from the webhook queue');
+}
+
+describe('the webhook delivery function’s calls, against its deployed role', () => {
+  const deliveryCalls: RecordedCall[] = [];
+  let receiver: WebhookReceiver;
+
+  beforeEach(async () => {
+    receiver = await WebhookReceiver.start();
+  });
+
+  afterEach(async () => {
+    deliveryCalls.push(...recorder.calls());
+    await receiver.close();
+  });
+
+  /** An endpoint of a new tenant on the receiver, which verifies with its secret. */
+  async function receiverEndpoint(): Promise<WebhookEndpoint> {
+    const endpoint = webhookEndpoint(
+      `tenant-wh-${ulid().toLowerCase()}`,
+      ['message.delivered'],
+      receiver.url(),
+    );
+    receiver.secrets = endpoint.secrets.map((s) => s.secret);
+    await webhookStore(stack).create(endpoint);
+    return endpoint;
+  }
+
+  it('lets the delivery role post a job, record the attempts and queue the retry of a failed one', async () => {
+    // Prepare
+    receiver.answer = (_, n) => (n === 0 ? { status: 500, body: 'down for a deploy' } : { status: 200 });
+    const endpoint = await receiverEndpoint();
+    const deliver = deliveryUnderAudit();
+    const n = names();
+    recorder.reset();
+
+    // Act
+    const failed = await deliver([sqsRecord(JSON.stringify(deliveryJob(endpoint)), { messageId: 'sqs-1' })]);
+    const [retry] = await new DynamoWebhookStore(stack.clients.doc, stack.tables.webhooks)
+      .attempts(endpoint.tenant, endpoint.id)
+      .then((page) => page.attempts);
+    const retried = await deliver([
+      sqsRecord(JSON.stringify(deliveryJob(endpoint, { eventId: retry?.eventId ?? '', attempt: 1 })), {
+        messageId: 'sqs-2',
+      }),
+    ]);
+
+    // Assess: the endpoint (tenant#) and its state and attempts (endpoint#) read and written by
+    // key, the retry a new message on the queue.
+    expect([failed, retried]).toEqual([{ batchItemFailures: [] }, { batchItemFailures: [] }]);
+    expect(receiver.received.map((r) => [r.status, r.verified])).toEqual([
+      [500, true],
+      [200, true],
+    ]);
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:GetItem', n.webhooks],
+      ['dynamodb:PutItem', n.webhooks],
+      ['sqs:SendMessage', n.webhookQueue],
+    ]);
+    expect(missingFor(WEBHOOKS_ENTRY)).toEqual([]);
+  });
+
+  it('lets the delivery role hide a job not due yet, and queue afresh one near its receive limit', async () => {
+    // Prepare
+    const endpoint = await receiverEndpoint();
+    const later = { notBefore: Date.now() + 60 * 60_000 };
+    const limit = Number(environmentOf(WEBHOOKS_ENTRY)(EnvVar.maxReceiveCount));
+    const hidden = await receivedJob(deliveryJob(endpoint, later));
+    const requeued = await receivedJob(deliveryJob(endpoint, later), limit - 1);
+    const deliver = deliveryUnderAudit();
+    const n = names();
+    recorder.reset();
+
+    // Act
+    const response = await deliver([hidden, requeued]);
+
+    // Assess: a deferral is no attempt: nothing of the table is read.
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: hidden.messageId }] });
+    expect(usage(recorder.calls())).toEqual([
+      ['sqs:ChangeMessageVisibility', n.webhookQueue],
+      ['sqs:SendMessage', n.webhookQueue],
+    ]);
+    expect(missingFor(WEBHOOKS_ENTRY)).toEqual([]);
+  });
+
+  it('lets the delivery role disable an endpoint that answers 410 and tell the tenant’s other endpoints', async () => {
+    // Prepare: the tenant's other endpoint subscribes to webhook.endpoint.disabled.
+    receiver.answer = () => ({ status: 410 });
+    const endpoint = await receiverEndpoint();
+    await webhookStore(stack).create(webhookEndpoint(endpoint.tenant, ['webhook.endpoint.disabled']));
+    const deliver = deliveryUnderAudit();
+    const n = names();
+    recorder.reset();
+
+    // Act
+    const response = await deliver([sqsRecord(JSON.stringify(deliveryJob(endpoint)))]);
+
+    // Assess: the endpoint rewritten disabled (tenant#), the event published as producers publish.
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(await webhookStore(stack).get(endpoint.tenant, endpoint.id)).toMatchObject({
+      enabled: false,
+      disabledReason: 'gone',
+    });
+    const kept = (await webhookStore(stack).since(endpoint.tenant, new Date(0))).events.map((e) => e.type);
+    expect(kept).toEqual(['webhook.endpoint.disabled']);
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:BatchWriteItem', n.webhooks],
+      ['dynamodb:GetItem', n.webhooks],
+      ['dynamodb:PutItem', n.webhooks],
+      ['dynamodb:Query', n.webhooks],
+      ['sqs:SendMessage', n.webhookQueue],
+    ]);
+    expect(missingFor(WEBHOOKS_ENTRY)).toEqual([]);
+  });
+
+  it('grants the delivery role nothing its paths never use (least privilege)', () => {
+    // Act
+    const unused = unusedGrants(deliveryCalls, policyOfEntry(template, WEBHOOKS_ENTRY)).map(
+      (g) => `${g.action} ${resourceName(g.resource)}`,
+    );
+
+    // Assess: only the event source mapping's grants on the queue, not the code's.
+    expect(unused).toEqual([
+      `sqs:DeleteMessage ${names().webhookQueue}`,
+      `sqs:GetQueueAttributes ${names().webhookQueue}`,
+      `sqs:ReceiveMessage ${names().webhookQueue}`,
     ]);
   });
 });
