@@ -1574,6 +1574,8 @@ describe('the transactional sender’s calls, against its deployed role', () => 
   let env: (name: string) => string;
   const own: Array<{ destroy(): void }> = [];
   let sender: Sender;
+  /** The batch's statistics, flushed at its end as the handler does (on the recorded client). */
+  let senderStats: DynamoUsageStore;
   let setupS3: S3Client;
 
   beforeAll(async () => {
@@ -1608,6 +1610,7 @@ describe('the transactional sender’s calls, against its deployed role', () => 
     });
     own.push(ddb, queue, bucket, ses, setupS3);
     const sdoc = documentClient(ddb);
+    senderStats = new DynamoUsageStore(sdoc, env(EnvVar.statsTable));
     // As lambdas/sender/handler.ts wires it, but without the pacer around the mailer: it only waits.
     sender = createSender({
       messages: new DynamoMessageStore(sdoc, env(EnvVar.messagesTable)),
@@ -1621,6 +1624,12 @@ describe('the transactional sender’s calls, against its deployed role', () => 
       clock: () => new Date(),
       maxReceiveCount: Number(env(EnvVar.maxReceiveCount)),
       payloads: new S3PayloadStore(bucket, env(EnvVar.payloadBucket)),
+      // The tenant's endpoints are looked up for every batch (not cached for the template's 10 s):
+      // each test's calls are then its own, whichever tests ran before it.
+      webhooks: createWebhookPublisher(
+        { ...vars, [EnvVar.webhookDirectorySeconds]: '0.001' },
+        { doc: sdoc, sqs: queue },
+      ),
     });
   });
 
@@ -1631,6 +1640,11 @@ describe('the transactional sender’s calls, against its deployed role', () => 
   afterAll(async () => {
     for (const client of own) client.destroy();
     await rig?.stop();
+  });
+
+  const senderCalls: RecordedCall[] = [];
+  afterEach(() => {
+    senderCalls.push(...recorder.calls());
   });
 
   const missingForSender = () =>
@@ -1677,6 +1691,8 @@ describe('the transactional sender’s calls, against its deployed role', () => 
     // A duplicate delivery took the message meanwhile: the sender removes the entry it kept.
     await adapters.held?.remove(entry);
     const allowed = missingForSender();
+    // Kept for the least-privilege check; counting, next, is refused and so uses no grant.
+    senderCalls.push(...recorder.calls());
     recorder.reset();
     await adapters.counters.add([
       { scope: { kind: 'key', keyId: 'k1' }, hour: '2026-03-02T10', counts: { sends: 1 } },
@@ -1696,14 +1712,18 @@ describe('the transactional sender’s calls, against its deployed role', () => 
     const ses = sesResources();
 
     // Act
-    const response = await runSenderBatch(sender, records);
+    const response = await runSenderBatch(sender, records, senderStats);
 
     // Assess
     expect(response).toEqual({ batchItemFailures: [] });
     expect(usage(recorder.calls())).toEqual([
       ['dynamodb:BatchGetItem', rig.stack.tables.suppressions],
       ['dynamodb:PutItem', rig.stack.tables.messages],
+      // message.sent, at the batch's end, to the tenant's endpoints (it has none).
+      ['dynamodb:Query', rig.stack.tables.webhooks],
       ['dynamodb:UpdateItem', rig.stack.tables.messages],
+      // The batch's statistics, one write per tenant and day.
+      ['dynamodb:UpdateItem', rig.stack.tables.stats],
       ['ses:SendEmail', ses.configurationSet],
       ['ses:SendEmail', ses.identity],
       ['ses:SendRawEmail', ses.configurationSet],
@@ -1774,6 +1794,8 @@ describe('the transactional sender’s calls, against its deployed role', () => 
       ['dynamodb:GetItem', rig.stack.tables.apiKeys],
       ['dynamodb:GetItem', rig.stack.tables.messages],
       ['dynamodb:PutItem', rig.stack.tables.messages],
+      // message.held, at the batch's end.
+      ['dynamodb:Query', rig.stack.tables.webhooks],
     ]);
     expect(missingForSender()).toEqual([]);
   });
@@ -1800,10 +1822,63 @@ describe('the transactional sender’s calls, against its deployed role', () => 
       ['dynamodb:BatchGetItem', rig.stack.tables.suppressions],
       ['dynamodb:GetItem', rig.stack.tables.messages],
       ['dynamodb:PutItem', rig.stack.tables.messages],
+      // message.failed of the job given up, at the batch's end.
+      ['dynamodb:Query', rig.stack.tables.webhooks],
       ['dynamodb:UpdateItem', rig.stack.tables.messages],
       ['sqs:ChangeMessageVisibility', rig.stack.queues.transactional.name],
     ]);
     expect(missingForSender()).toEqual([]);
+  });
+
+  it('lets the sender role publish a batch’s sent events to the tenant’s endpoint', async () => {
+    // Prepare: a tenant with an endpoint subscribed to message.sent, and one queued message of it.
+    const tenant = `tenant-wh-${ulid().toLowerCase()}`;
+    await webhookStore(rig.stack).create(webhookEndpoint(tenant, ['message.sent']));
+    const id = `msg_${ulid()}`;
+    const to = 'success@simulator.amazonses.com';
+    const now = new Date().toISOString();
+    await rig.records.create(
+      messageRecord({
+        id,
+        tenant,
+        createdAt: now,
+        updatedAt: now,
+        recipients: [recipient(to, 'queued', { updatedAt: now })],
+      }),
+    );
+    const job = sendJob(outgoingMessage({ to: [{ address: to }] }), id, tenant);
+    recorder.reset();
+
+    // Act
+    const response = await runSenderBatch(sender, [sqsRecord(JSON.stringify(job))]);
+
+    // Assess: the endpoints found (tenant#), the event kept (events#), its job queued.
+    expect(response).toEqual({ batchItemFailures: [] });
+    const kept = (await webhookStore(rig.stack).since(tenant, new Date(0))).events.map((e) => e.type);
+    expect(kept).toEqual(['message.sent']);
+    const webhooks = [rig.stack.tables.webhooks, rig.stack.queues.webhook.name];
+    expect(usage(recorder.calls()).filter(([, resource]) => webhooks.includes(resource))).toEqual([
+      ['dynamodb:BatchWriteItem', rig.stack.tables.webhooks],
+      ['dynamodb:Query', rig.stack.tables.webhooks],
+      ['sqs:SendMessage', rig.stack.queues.webhook.name],
+    ]);
+    expect(missingForSender()).toEqual([]);
+  });
+
+  it('grants the sender role nothing its paths never use (least privilege)', () => {
+    // Act
+    const unused = unusedGrants(senderCalls, policyOfFunction(template, senderFunction)).map(
+      (g) => `${g.action} ${resourceName(g.resource)}`,
+    );
+
+    // Assess: only what the audit cannot reach: the secret (cold start) and the queue (the event
+    // source mapping's, not the code's).
+    expect(unused).toEqual([
+      `secretsmanager:GetSecretValue secret:${secretLogicalId()}`,
+      `sqs:DeleteMessage ${rig.stack.queues.transactional.name}`,
+      `sqs:GetQueueAttributes ${rig.stack.queues.transactional.name}`,
+      `sqs:ReceiveMessage ${rig.stack.queues.transactional.name}`,
+    ]);
   });
 });
 
