@@ -111,8 +111,9 @@ import { WebhookReceiver } from '../support/webhooks.ts';
 // test and fails deployed (after SES has sent, for the sender and the api's batch path). Here the
 // api, feedback, sender and webhook delivery apps run with their real adapters, wired as their
 // handlers wire them, against emulators provisioned from the template, through every route and path
-// (error paths by injected failures); every SDK call is recorded as the IAM action and ARN AWS would authorise and
-// compared with the function's role in the same template (test/support/iam-audit.ts).
+// (error paths by injected failures); every SDK call is recorded as the IAM action and ARN AWS
+// would authorise and compared with the function's role in the same template
+// (test/support/iam-audit.ts).
 
 const API_ENTRY = 'lambdas/api/handler.ts';
 const FEEDBACK_ENTRY = 'lambdas/feedback/handler.ts';
