@@ -4,7 +4,7 @@ import type { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { EnvVar } from '../../lambdas/shared/names.ts';
-import { partitionAccess, queueSend, tableAccess } from '../iam.ts';
+import { partitionAccess, queueSend } from '../iam.ts';
 import type { BatonFunction, Workload } from './baton-function.ts';
 import { addQueueConsumer } from './queue-consumer.ts';
 import type { SecureQueue } from './secure-queue.ts';
@@ -36,6 +36,8 @@ export const WEBHOOK_SERVICE = 'baton-webhooks';
  */
 export const WEBHOOK_ENDPOINTS_PARTITION_PREFIX = 'tenant#';
 export const WEBHOOK_EVENTS_PARTITION_PREFIX = 'events#';
+/** An endpoint's delivery state (breaker, slots) and its attempts (`endpoint#<id>`). */
+export const WEBHOOK_DELIVERY_PARTITION_PREFIX = 'endpoint#';
 
 /** Deliveries per invocation: attempted side by side, so a batch costs about its slowest endpoint. */
 const BATCH_SIZE = 10;
@@ -85,22 +87,27 @@ export class WebhookDelivery extends Construct {
     // this count the function queues the job afresh instead of letting SQS dead-letter it.
     this.handler.addEnvironment(EnvVar.maxReceiveCount, String(WEBHOOK_MAX_RECEIVE_COUNT));
     this.useTableAndQueue(this.handler);
+    // Each statement confined to the partitions it needs (dynamodb:LeadingKeys), the endpoint's
+    // delivery state and attempts apart from the tenant's endpoints: no Query or batch write of them.
     this.handler.addToRolePolicy(
-      tableAccess(props.webhooksTable, [
-        // The job's endpoint (and its secrets) is read by key; the delivery state too.
+      partitionAccess(props.webhooksTable, WEBHOOK_DELIVERY_PARTITION_PREFIX, [
+        // Breaker and concurrency slots: read, then replaced whole under a version condition.
         'dynamodb:GetItem',
-        // The tenant's other endpoints, told when one is disabled (webhook.endpoint.disabled).
-        'dynamodb:Query',
-        // Breaker and concurrency slots (conditional updates); disabling an endpoint.
-        'dynamodb:UpdateItem',
-        // Each attempt is one item of the deliveries log.
+        // The same, and each attempt, one item of the deliveries log.
         'dynamodb:PutItem',
-        // The disabled event is kept in the replay log like any other (batched writes).
-        'dynamodb:BatchWriteItem',
       ]),
     );
-    // Retries are new messages on this queue (the poller's own grant only receives and deletes).
-    this.handler.addToRolePolicy(queueSend([this.queue.queue]));
+    this.handler.addToRolePolicy(
+      partitionAccess(props.webhooksTable, WEBHOOK_ENDPOINTS_PARTITION_PREFIX, [
+        // The job's endpoint (and its secrets) is read by key.
+        'dynamodb:GetItem',
+        // Disabling an endpoint (410, days of failure): a whole put conditional on its version.
+        'dynamodb:PutItem',
+      ]),
+    );
+    // The webhook.endpoint.disabled event is published to the tenant's other endpoints as any
+    // producer publishes; its retries are new messages on this queue too.
+    this.addPublishing(this.handler);
   }
 
   /**
@@ -110,33 +117,47 @@ export class WebhookDelivery extends Construct {
    */
   publishFrom(workload: Workload): void {
     this.useTableAndQueue(workload);
-    // Two statements, each confined to its partitions (dynamodb:LeadingKeys): a producer can neither
-    // write an endpoint nor touch a breaker, a concurrency slot or the deliveries log.
+    this.addPublishing(workload);
+  }
+
+  /**
+   * The api: publishes like any producer, and serves `/v1/webhooks`: endpoints created, read, listed,
+   * updated (a whole put conditional on their version) and deleted; an event read by id and the
+   * events since a time, for a replay; the attempts listed by Query. Each confined to its partitions:
+   * the api never writes an endpoint's delivery state or attempts.
+   */
+  manageFrom(workload: Workload): void {
+    this.useTableAndQueue(workload);
+    this.addPublishing(workload);
+    // Listing the endpoints is publishing's Query of the same partition.
+    workload.addToRolePolicy(
+      partitionAccess(this.table, WEBHOOK_ENDPOINTS_PARTITION_PREFIX, [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:DeleteItem',
+      ]),
+    );
+    workload.addToRolePolicy(
+      partitionAccess(this.table, WEBHOOK_EVENTS_PARTITION_PREFIX, ['dynamodb:GetItem', 'dynamodb:Query']),
+    );
+    workload.addToRolePolicy(
+      partitionAccess(this.table, WEBHOOK_DELIVERY_PARTITION_PREFIX, ['dynamodb:Query']),
+    );
+  }
+
+  /**
+   * What publishing costs (WebhookFanout over DynamoWebhookStore and SqsWebhookQueue): the tenant's
+   * endpoints found by a Query of their partition, the events kept by batched writes to the events'
+   * partition, one job per endpoint queued. Two statements, each confined to its partitions
+   * (dynamodb:LeadingKeys): a producer can neither write an endpoint nor touch a breaker, a
+   * concurrency slot or the deliveries log.
+   */
+  private addPublishing(workload: Workload): void {
     workload.addToRolePolicy(
       partitionAccess(this.table, WEBHOOK_ENDPOINTS_PARTITION_PREFIX, ['dynamodb:Query']),
     );
     workload.addToRolePolicy(
       partitionAccess(this.table, WEBHOOK_EVENTS_PARTITION_PREFIX, ['dynamodb:BatchWriteItem']),
-    );
-    workload.addToRolePolicy(queueSend([this.queue.queue]));
-  }
-
-  /**
-   * The api: publishes like any producer, and serves `/v1/webhooks`: endpoints created, read, listed,
-   * updated (conditional on their version) and deleted, an event read by id for a replay, the events
-   * since a time and the attempts listed by Query.
-   */
-  manageFrom(workload: Workload): void {
-    this.useTableAndQueue(workload);
-    workload.addToRolePolicy(
-      tableAccess(this.table, [
-        'dynamodb:GetItem',
-        'dynamodb:PutItem',
-        'dynamodb:UpdateItem',
-        'dynamodb:DeleteItem',
-        'dynamodb:Query',
-        'dynamodb:BatchWriteItem',
-      ]),
     );
     workload.addToRolePolicy(queueSend([this.queue.queue]));
   }

@@ -171,7 +171,6 @@ describe('IAM', () => {
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:Query',
-        'dynamodb:UpdateItem',
       ],
       [webhookQueue]: ['sqs:SendMessage'],
     });

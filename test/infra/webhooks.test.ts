@@ -5,7 +5,7 @@ import { ENTRY_METADATA_KEY, EnvVar, Keys, LANES, METRICS_NAMESPACE } from '../.
 import type { BatonStack } from '../../lib/baton-stack.ts';
 import { MAX_MESSAGE_AGE } from '../../lib/baton-stack.ts';
 import { WebhookMetric } from '../../lib/constructs/monitoring.ts';
-import { WEBHOOK_SERVICE } from '../../lib/constructs/webhook-delivery.ts';
+import { WEBHOOK_MAX_RECEIVE_COUNT, WEBHOOK_SERVICE } from '../../lib/constructs/webhook-delivery.ts';
 import {
   asArray,
   environmentOf,
@@ -129,6 +129,20 @@ describe('webhooks infrastructure (issue 14)', () => {
     });
   });
 
+  /** The role's statements on the Webhooks table: their actions and dynamodb:LeadingKeys patterns. */
+  const confinedOn = (s: BatonStack, role: IConstruct) => {
+    const table = ref(s.tables.webhooks);
+    return Object.values(resourcesOfType(template, 'AWS::IAM::Policy'))
+      .filter((policy) =>
+        asArray(props(policy).Roles as unknown[])
+          .map(render)
+          .includes(ref(role)),
+      )
+      .flatMap((policy) => statementsOf(props(policy).PolicyDocument))
+      .filter((st) => asArray(st.Resource).map(render).includes(table))
+      .map((st) => [asArray(st.Action), st.Condition?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys']]);
+  };
+
   describe('the delivery function', () => {
     it('runs lambdas/webhooks/handler.ts on Node.js 24, arm64, 256 MB, for at most 30 s, as baton-webhooks', () => {
       // Act
@@ -178,7 +192,7 @@ describe('webhooks infrastructure (issue 14)', () => {
       ).toEqual({ MaximumConcurrency: 4 });
     });
 
-    it('may read and update endpoints and their state, record attempts, queue retries and hide a message', () => {
+    it('may read and write endpoints and their state, record attempts, publish, queue retries and hide a message', () => {
       // Act
       const permissions = permissionsOf(template, stack.webhooks.handler.role);
 
@@ -197,9 +211,22 @@ describe('webhooks infrastructure (issue 14)', () => {
           'dynamodb:GetItem',
           'dynamodb:PutItem',
           'dynamodb:Query',
-          'dynamodb:UpdateItem',
         ],
       });
+    });
+
+    it('confines each of its calls on the table to the partitions it needs', () => {
+      // Act
+      const confined = confinedOn(stack, stack.webhooks.handler.role);
+
+      // Assess: state and attempts (endpoint#), the endpoint read and disabled (tenant#), and the
+      // disabled event published as a producer publishes.
+      // (CDK merges the statements of one resource and condition.)
+      expect(confined).toEqual([
+        [['dynamodb:GetItem', 'dynamodb:PutItem'], ['endpoint#*']],
+        [['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'], ['tenant#*']],
+        [['dynamodb:BatchWriteItem'], ['events#*']],
+      ]);
     });
   });
 
@@ -272,28 +299,11 @@ describe('webhooks infrastructure (issue 14)', () => {
     });
 
     it('confines each producer’s Query to endpoint partitions and its batched writes to event partitions', () => {
-      // Prepare
-      const table = ref(stack.tables.webhooks);
-      const statementsOfRole = (role: IConstruct) =>
-        Object.values(resourcesOfType(template, 'AWS::IAM::Policy'))
-          .filter((policy) =>
-            asArray(props(policy).Roles as unknown[])
-              .map(render)
-              .includes(ref(role)),
-          )
-          .flatMap((policy) => statementsOf(props(policy).PolicyDocument))
-          .filter((s) => asArray(s.Resource).map(render).includes(table));
-
       // Act
       const confined = [
         ...LANES.map((lane) => stack.lanes[lane].sender.role),
         stack.feedback.handler.role,
-      ].map((role) =>
-        statementsOfRole(role).map((s) => [
-          asArray(s.Action),
-          s.Condition?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys'],
-        ]),
-      );
+      ].map((role) => confinedOn(stack, role));
 
       // Assess: the partitions Keys.webhooks documents (tenant#<t> endpoints, events#<t> events).
       const expected = [
@@ -306,15 +316,20 @@ describe('webhooks infrastructure (issue 14)', () => {
     it('lets the api manage endpoints and read the logs besides publishing', () => {
       // Act
       const permissions = permissionsOf(template, stack.api.handler.role);
+      const confined = confinedOn(stack, stack.api.handler.role);
 
-      // Assess
+      // Assess: endpoints (tenant#), the replay log (events#), attempts (endpoint#), each confined.
       expect(permissions[ref(stack.tables.webhooks)]).toEqual([
         'dynamodb:BatchWriteItem',
         'dynamodb:DeleteItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:Query',
-        'dynamodb:UpdateItem',
+      ]);
+      expect(confined).toEqual([
+        [['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'], ['tenant#*']],
+        [['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query'], ['events#*']],
+        [['dynamodb:Query'], ['endpoint#*']],
       ]);
       expect(permissions[ref(stack.webhooks.queue.queue)]).toEqual(['sqs:SendMessage']);
     });

@@ -1,8 +1,14 @@
 import '../support/quiet-powertools.ts';
+import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
-import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import {
   BatchGetCommand,
   BatchWriteCommand,
@@ -10,7 +16,12 @@ import {
   PutCommand,
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, SQSBatchResponse } from 'aws-lambda';
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  SQSBatchResponse,
+  SQSRecord,
+} from 'aws-lambda';
 import { ulid } from 'ulid';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoApiKeyStore } from '../../lambdas/adapters/api-key-store.ts';
@@ -25,16 +36,24 @@ import { DynamoSoftBounceStore } from '../../lambdas/adapters/soft-bounce-store.
 import { DynamoSuppressionStore } from '../../lambdas/adapters/suppression-store.ts';
 import { DynamoUsageStore } from '../../lambdas/adapters/usage-store.ts';
 import { SqsVisibility } from '../../lambdas/adapters/visibility.ts';
+import { WebhookHttpPoster } from '../../lambdas/adapters/webhook-http.ts';
+import { SqsWebhookQueue } from '../../lambdas/adapters/webhook-queue.ts';
+import { DynamoEndpointStateStore } from '../../lambdas/adapters/webhook-state-store.ts';
+import { DynamoWebhookStore } from '../../lambdas/adapters/webhook-store.ts';
+import { createWebhookPublisher } from '../../lambdas/adapters/webhook-wiring.ts';
 import { createApi } from '../../lambdas/api/app.ts';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../../lambdas/domain/erasure/erasure.ts';
 import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../../lambdas/domain/keys/key-cache.ts';
 import type { Clock } from '../../lambdas/domain/ports.ts';
 import { RateLimiter } from '../../lambdas/domain/send/rate-limit.ts';
-import { createFeedbackConsumer } from '../../lambdas/feedback/app.ts';
+import type { WebhookDeliveryJob, WebhookEndpoint } from '../../lambdas/domain/webhooks/endpoint.ts';
+import type { WebhookEventType } from '../../lambdas/domain/webhooks/events.ts';
+import { newEndpointId } from '../../lambdas/domain/webhooks/operations.ts';
+import { newWebhookSecret } from '../../lambdas/domain/webhooks/signing.ts';
+import { createFeedbackBatch } from '../../lambdas/feedback/app.ts';
 import { createSender } from '../../lambdas/sender/app.ts';
-import { processSqsBatch } from '../../lambdas/shared/batch.ts';
 import { EnvVar, Keys, MessageTag } from '../../lambdas/shared/names.ts';
-import { Tally } from '../../lambdas/shared/tally.ts';
+import { createWebhookDelivery } from '../../lambdas/webhooks/app.ts';
 import { synthTemplate } from '../../local/baton-local.ts';
 import type { CfnTemplate } from '../../local/plan.ts';
 import {
@@ -86,16 +105,19 @@ import {
 } from '../support/iam-audit.ts';
 import { runSenderBatch, type Sender } from '../support/sender-batch.ts';
 import { type SenderRig, startSenderRig } from '../support/sender-rig.ts';
+import { WebhookReceiver } from '../support/webhooks.ts';
 
 // Local mode enforces no IAM, so a role that lacks an action its adapter uses passes every local
 // test and fails deployed (after SES has sent, for the sender and the api's batch path). Here the
-// api, feedback and sender apps run with their real adapters, wired as their handlers wire them,
-// against emulators provisioned from the template, through every route and path (error paths by
-// injected failures); every SDK call is recorded as the IAM action and ARN AWS would authorise and
-// compared with the function's role in the same template (test/support/iam-audit.ts).
+// api, feedback, sender and webhook delivery apps run with their real adapters, wired as their
+// handlers wire them, against emulators provisioned from the template, through every route and path
+// (error paths by injected failures); every SDK call is recorded as the IAM action and ARN AWS
+// would authorise and compared with the function's role in the same template
+// (test/support/iam-audit.ts).
 
 const API_ENTRY = 'lambdas/api/handler.ts';
 const FEEDBACK_ENTRY = 'lambdas/feedback/handler.ts';
+const WEBHOOKS_ENTRY = 'lambdas/webhooks/handler.ts';
 const MB = 1024 * 1024;
 
 let stack: ProvisionedStack;
@@ -223,6 +245,7 @@ function apiUnderAudit(clock: Clock, options: { readonly realGuard?: boolean } =
   const messages = new DynamoMessageStore(doc, env(EnvVar.messagesTable));
   const suppressionTable = new DynamoSuppressionStore(doc, env(EnvVar.suppressionsTable));
   const erasedKeyOf = erasedKeyFunction(AUDIT_ERASURE_SECRET);
+  const environment = environmentMapOf(API_ENTRY);
   return createApi({
     keys: new CachedApiKeys(keyStore, {
       ttlSeconds: DEFAULT_KEY_CACHE_SECONDS,
@@ -244,6 +267,13 @@ function apiUnderAudit(clock: Clock, options: { readonly realGuard?: boolean } =
     keyTable: keyStore,
     held: guarded?.held ?? new InMemoryHeldJobs(),
     guard: guarded?.guard ?? new RecordingGuard(),
+    // As lambdas/adapters/front-door.ts builds it: every accepted message is published.
+    webhooks: createWebhookPublisher(environment, { doc, sqs }),
+    webhookEndpoints: {
+      store: new DynamoWebhookStore(doc, env(EnvVar.webhooksTable), clock),
+      queue: new SqsWebhookQueue(sqs, env(EnvVar.webhookQueueUrl)),
+      allowLoopbackHttp: environment[EnvVar.webhookAllowLoopback] === '1',
+    },
     erasure: {
       messages,
       suppressions: suppressionTable,
@@ -309,6 +339,8 @@ const names = () => ({
   bucket: environmentOf(API_ENTRY)(EnvVar.payloadBucket),
   erasureQueue: consumedQueue('lambdas/erasure/handler.ts'),
   feedbackQueue: consumedQueue(FEEDBACK_ENTRY),
+  webhooks: stack.tables.webhooks,
+  webhookQueue: consumedQueue(WEBHOOKS_ENTRY),
 });
 
 /** The queue the function with `entry` consumes (its event source), by local (logical) name. */
@@ -325,6 +357,33 @@ function secretLogicalId(): string {
     Object.entries(template.Resources).find(([, r]) => r.Type === 'AWS::SecretsManager::Secret') ?? [];
   if (!id) throw new Error('the template has no secret');
   return id;
+}
+
+// --- webhooks (issue 14) --------------------------------------------------------------------------
+
+/** The Webhooks table of `on`, through its own (unrecorded) clients: for setting up and reading back. */
+const webhookStore = (on: ProvisionedStack) => new DynamoWebhookStore(on.clients.doc, on.tables.webhooks);
+
+/** An enabled endpoint of `tenant` subscribed to `events`. */
+function webhookEndpoint(
+  tenant: string,
+  events: readonly WebhookEventType[],
+  url = 'https://hooks.example.com/baton',
+): WebhookEndpoint {
+  const now = new Date().toISOString();
+  return {
+    id: newEndpointId(),
+    tenant,
+    url,
+    events: [...events],
+    description: '',
+    enabled: true,
+    disabledReason: null,
+    secrets: [{ secret: newWebhookSecret(), createdAt: now }],
+    createdAt: now,
+    updatedAt: now,
+    version: 1,
+  };
 }
 
 // --- the abuse guard's adapters (issue 13), as lambdas/adapters/guard-wiring.ts builds them ------
@@ -439,6 +498,8 @@ describe('the api function’s calls, against its deployed role', () => {
       ['dynamodb:BatchGetItem', n.suppressions],
       ['dynamodb:GetItem', n.apiKeys],
       ['dynamodb:PutItem', n.messages],
+      // The tenant's webhook endpoints, looked up to publish message.queued (it has none).
+      ['dynamodb:Query', n.webhooks],
       ['dynamodb:UpdateItem', n.stats],
       ['sqs:SendMessage', n.transactional],
     ]);
@@ -483,6 +544,7 @@ describe('the api function’s calls, against its deployed role', () => {
       ['dynamodb:BatchGetItem', n.suppressions],
       ['dynamodb:GetItem', n.apiKeys],
       ['dynamodb:PutItem', n.messages],
+      ['dynamodb:Query', n.webhooks],
       ['dynamodb:UpdateItem', n.stats],
     ]);
     expect(missingFor(API_ENTRY)).toEqual([]);
@@ -532,6 +594,7 @@ describe('the api function’s calls, against its deployed role', () => {
       ['dynamodb:BatchWriteItem', n.messages],
       ['dynamodb:GetItem', n.apiKeys],
       ['dynamodb:GetItem', n.stats],
+      ['dynamodb:Query', n.webhooks],
       ['dynamodb:UpdateItem', n.stats],
       ['sqs:SendMessage', n.broadcast],
       ['sqs:SendMessage', n.transactional],
@@ -777,6 +840,8 @@ describe('the api function’s calls, against its deployed role', () => {
       ['dynamodb:GetItem', n.apiKeys],
       ['dynamodb:GetItem', n.suppressions],
       ['dynamodb:PutItem', n.suppressions],
+      // suppression.created and suppression.deleted, to the tenant's endpoints (it has none).
+      ['dynamodb:Query', n.webhooks],
       ['dynamodb:Scan', n.suppressions],
     ]);
     expect(missingFor(API_ENTRY)).toEqual([]);
@@ -897,6 +962,111 @@ describe('the api function’s calls, against its deployed role', () => {
     expect(missingFor(API_ENTRY)).toEqual([]);
   });
 
+  it('lets the api role register, list, read, change, rotate and delete a webhook endpoint', async () => {
+    // Prepare
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const token = await seedKey({ tenant: `tenant-wh-${ulid().toLowerCase()}`, scopes: ['webhooks'] });
+    const n = names();
+    const created = await call(api, 'POST /v1/webhooks', {
+      token,
+      body: { url: 'https://hooks.example.com/baton', events: ['message.delivered'], description: 'CRM' },
+    });
+    const { id } = jsonOf(created) as { id: string };
+    const pathParameters = { id };
+
+    // Act
+    const results = [
+      created,
+      await call(api, 'GET /v1/webhooks', { token }),
+      await call(api, 'GET /v1/webhooks/{id}', { token, pathParameters }),
+      await call(api, 'PATCH /v1/webhooks/{id}', {
+        token,
+        pathParameters,
+        body: { events: ['message.delivered', 'message.bounced'], enabled: false },
+      }),
+      await call(api, 'POST /v1/webhooks/{id}/rotate-secret', { token, pathParameters }),
+      await call(api, 'DELETE /v1/webhooks/{id}', { token, pathParameters }),
+      await call(api, 'GET /v1/webhooks/{id}', { token, pathParameters }),
+    ];
+
+    // Assess: endpoints are items of the tenant's partition, changed by a whole conditional put.
+    expect(results.map((r) => r.statusCode)).toEqual([201, 200, 200, 200, 200, 204, 404]);
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:DeleteItem', n.webhooks],
+      ['dynamodb:GetItem', n.apiKeys],
+      ['dynamodb:GetItem', n.webhooks],
+      ['dynamodb:PutItem', n.webhooks],
+      ['dynamodb:Query', n.webhooks],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
+  it('lets the api role publish an accepted message to the tenant’s endpoint, list its deliveries and replay it', async () => {
+    // Prepare: an endpoint subscribed to message.queued, and one attempt the delivery function logged.
+    const api = apiUnderAudit(testClock(new Date().toISOString()));
+    const tenant = `tenant-wh-${ulid().toLowerCase()}`;
+    const token = await seedKey({ tenant, scopes: ['send', 'webhooks'] });
+    const n = names();
+    const created = await call(api, 'POST /v1/webhooks', {
+      token,
+      body: { url: 'https://hooks.example.com/baton', events: ['message.queued'], description: '' },
+    });
+    const { id } = jsonOf(created) as { id: string };
+    const pathParameters = { id };
+    // The calls since `from` (the recorder keeps them all for the least-privilege check below).
+    const since = (from: number) => usage(recorder.calls().slice(from));
+    const setUp = recorder.calls().length;
+
+    // Act
+    const accepted = await call(api, 'POST /v1/messages', { token, body: sendBody() });
+    const published = since(setUp);
+    const store = new DynamoWebhookStore(stack.clients.doc, stack.tables.webhooks);
+    const [event] = (await store.since(tenant, new Date(0))).events;
+    if (event === undefined) throw new Error('the accepted message published no event');
+    await store.record({
+      tenant,
+      endpointId: id,
+      eventId: event.id,
+      type: event.type,
+      attempt: 1,
+      at: new Date().toISOString(),
+      statusCode: 500,
+      latencyMs: 12,
+      response: 'down for a deploy',
+      outcome: 'retry',
+    });
+    const served = recorder.calls().length;
+    const deliveries = await call(api, 'GET /v1/webhooks/{id}/deliveries', { token, pathParameters });
+    const one = await call(api, 'POST /v1/webhooks/{id}/replay', {
+      token,
+      pathParameters,
+      body: { eventId: event.id },
+    });
+    const fromTime = await call(api, 'POST /v1/webhooks/{id}/replay', {
+      token,
+      pathParameters,
+      body: { since: new Date(Date.now() - 60_000).toISOString() },
+    });
+
+    // Assess: the event is kept in the tenant's events partition and queued for its endpoint; the
+    // attempts are read from the endpoint's partition, the replayed events from the tenant's.
+    expect([accepted, deliveries, one, fromTime].map((r) => r.statusCode)).toEqual([202, 200, 202, 202]);
+    expect((jsonOf(deliveries) as { items: unknown[] }).items).toHaveLength(1);
+    expect([jsonOf(one), jsonOf(fromTime)]).toMatchObject([{ replayed: 1 }, { replayed: 1 }]);
+    expect(published.filter(([, resource]) => [n.webhooks, n.webhookQueue].includes(resource))).toEqual([
+      ['dynamodb:BatchWriteItem', n.webhooks],
+      ['dynamodb:Query', n.webhooks],
+      ['sqs:SendMessage', n.webhookQueue],
+    ]);
+    // The key was read once, before (the api caches it).
+    expect(since(served)).toEqual([
+      ['dynamodb:GetItem', n.webhooks],
+      ['dynamodb:Query', n.webhooks],
+      ['sqs:SendMessage', n.webhookQueue],
+    ]);
+    expect(missingFor(API_ENTRY)).toEqual([]);
+  });
+
   it('grants the api role nothing its paths never use (least privilege)', () => {
     // Act: every call the api tests above made, against the role
     const unused = unusedGrants(apiCalls, policyOfEntry(template, API_ENTRY)).map(
@@ -926,11 +1096,15 @@ describe('the api function’s calls, against its deployed role', () => {
 
 // --- feedback -----------------------------------------------------------------------------------
 
-/** createFeedbackConsumer exactly as lambdas/feedback/handler.ts wires it, batch loop included. */
+/**
+ * createFeedbackBatch exactly as lambdas/feedback/handler.ts wires it, batch end included (the
+ * statistics and the webhook events, published once per batch). The guard's own calls are audited
+ * with its adapters (runGuard).
+ */
 function feedbackUnderAudit(clock: Clock): (bodies: readonly string[]) => Promise<SQSBatchResponse> {
   const env = environmentOf(FEEDBACK_ENTRY);
   const erasedKeyOf = erasedKeyFunction(AUDIT_ERASURE_SECRET);
-  const consumer = createFeedbackConsumer({
+  const batch = createFeedbackBatch({
     messages: new DynamoMessageStore(doc, env(EnvVar.messagesTable)),
     suppressions: new TombstoneAwareSuppressions(
       new DynamoSuppressionStore(doc, env(EnvVar.suppressionsTable)),
@@ -939,13 +1113,11 @@ function feedbackUnderAudit(clock: Clock): (bodies: readonly string[]) => Promis
     erasedKeyOf,
     softBounces: new DynamoSoftBounceStore(doc, env(EnvVar.suppressionsTable)),
     clock,
+    usage: new DynamoUsageStore(doc, env(EnvVar.statsTable)),
+    guard: new RecordingGuard(),
+    webhooks: createWebhookPublisher(environmentMapOf(FEEDBACK_ENTRY), { doc, sqs }),
   });
-  return (bodies) =>
-    processSqsBatch(
-      bodies.map((body, i) => sqsRecord(body, { messageId: `sqs-${i}` })),
-      consumer,
-      { outcomes: new Tally() },
-    );
+  return (bodies) => batch(bodies.map((body, i) => sqsRecord(body, { messageId: `sqs-${i}` })));
 }
 
 interface FixtureEvent {
@@ -1027,12 +1199,15 @@ describe('the feedback function’s calls, against its deployed role', () => {
     expect(files).toHaveLength(10);
     expect(response).toEqual({ batchItemFailures: [] });
     expect((await suppressionOf('recipient@example.com'))?.reason).toBe('complaint');
-    // GetItem on Suppressions: the tombstone check before each suppression write.
+    // GetItem on Suppressions: the tombstone check before each suppression write. At the batch's
+    // end its webhook events (the tenant has no endpoint) and its statistics.
     expect(usage(recorder.calls())).toEqual([
       ['dynamodb:GetItem', n.messages],
       ['dynamodb:GetItem', n.suppressions],
       ['dynamodb:PutItem', n.messages],
       ['dynamodb:PutItem', n.suppressions],
+      ['dynamodb:Query', n.webhooks],
+      ['dynamodb:UpdateItem', n.stats],
     ]);
     expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
   });
@@ -1064,6 +1239,8 @@ describe('the feedback function’s calls, against its deployed role', () => {
       ['dynamodb:PutItem', n.messages],
       ['dynamodb:PutItem', n.suppressions],
       ['dynamodb:Query', `${n.messages}/index/${Keys.messages.sesMessageIdIndex}`],
+      ['dynamodb:Query', n.webhooks],
+      ['dynamodb:UpdateItem', n.stats],
     ]);
     expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
   });
@@ -1116,6 +1293,45 @@ describe('the feedback function’s calls, against its deployed role', () => {
       'dynamodb:PutItem',
       'dynamodb:GetItem',
       'dynamodb:PutItem',
+      // The batch's end: its webhook events (to no endpoint), its statistics.
+      'dynamodb:Query',
+      'dynamodb:UpdateItem',
+    ]);
+    expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
+  });
+
+  it('lets the feedback role publish a delivery, a bounce and the suppression it adds to the tenant’s endpoint', async () => {
+    // Prepare: an endpoint of the tenant subscribed to them, and two sent messages to a new address.
+    const tenant = `tenant-wh-${ulid().toLowerCase()}`;
+    await webhookStore(stack).create(
+      webhookEndpoint(tenant, ['message.delivered', 'message.bounced', 'suppression.created']),
+    );
+    const to = `bounced-${ulid().toLowerCase()}@example.org`;
+    const events = ['ses-event_aws-doc_delivery.json', 'ses-event_aws-doc_bounce.json'].map((file) => {
+      const id = `msg_${ulid()}`;
+      return { id, body: pointedAt(file, `ses-${id}`, id).body.split('recipient@example.com').join(to) };
+    });
+    for (const e of events) {
+      await new DynamoMessageStore(stack.clients.doc, stack.tables.messages).create(
+        messageRecord({ id: e.id, tenant, phase: 'sent', recipients: [recipient(to, 'sent')] }),
+      );
+    }
+    const consume = feedbackUnderAudit(testClock(new Date().toISOString()));
+    const n = names();
+
+    // Act
+    const response = await consume(events.map((e) => e.body));
+
+    // Assess: the endpoints found (tenant#), the events kept (events#), one job each queued.
+    expect(response).toEqual({ batchItemFailures: [] });
+    const kept = (await webhookStore(stack).since(tenant, new Date(0))).events.map((e) => e.type);
+    expect(kept.sort()).toEqual(['message.bounced', 'message.delivered', 'suppression.created']);
+    expect(
+      usage(recorder.calls()).filter(([, resource]) => [n.webhooks, n.webhookQueue].includes(resource)),
+    ).toEqual([
+      ['dynamodb:BatchWriteItem', n.webhooks],
+      ['dynamodb:Query', n.webhooks],
+      ['sqs:SendMessage', n.webhookQueue],
     ]);
     expect(missingFor(FEEDBACK_ENTRY)).toEqual([]);
   });
@@ -1138,15 +1354,210 @@ describe('the feedback function’s calls, against its deployed role', () => {
       (g) => `${g.action} ${resourceName(g.resource)}`,
     );
 
-    // Assess: only what the audit cannot reach: the secret (cold start), the statistics (written
-    // by the handler after the batch) and the queue (the event source mapping's, not the code's).
+    // Assess: only what the audit cannot reach: the secret (cold start) and the queue (the event
+    // source mapping's, not the code's).
     expect(unused).toEqual([
-      `dynamodb:UpdateItem ${names().stats}`,
       `secretsmanager:GetSecretValue secret:${secretLogicalId()}`,
       `sqs:ChangeMessageVisibility ${names().feedbackQueue}`,
       `sqs:DeleteMessage ${names().feedbackQueue}`,
       `sqs:GetQueueAttributes ${names().feedbackQueue}`,
       `sqs:ReceiveMessage ${names().feedbackQueue}`,
+    ]);
+  });
+});
+
+// --- webhook delivery ----------------------------------------------------------------------------
+
+/**
+ * createWebhookDelivery exactly as lambdas/webhooks/handler.ts wires it, on the recorded clients.
+ * Loopback receivers are allowed as local mode allows them (the receiver is on 127.0.0.1).
+ */
+function deliveryUnderAudit(): (records: SQSRecord[]) => Promise<SQSBatchResponse> {
+  const env = environmentOf(WEBHOOKS_ENTRY);
+  const table = env(EnvVar.webhooksTable);
+  const webhooks = new DynamoWebhookStore(doc, table);
+  const clock = () => new Date();
+  return createWebhookDelivery({
+    endpoints: webhooks,
+    log: webhooks,
+    state: new DynamoEndpointStateStore(doc, table, clock),
+    poster: new WebhookHttpPoster({ allowLoopback: true }),
+    queue: new SqsWebhookQueue(sqs, env(EnvVar.webhookQueueUrl)),
+    publisher: createWebhookPublisher(environmentMapOf(WEBHOOKS_ENTRY), { doc, sqs }),
+    visibility: new SqsVisibility(sqs),
+    clock,
+    random: Math.random,
+    leaseId: randomUUID,
+    maxReceiveCount: Number(env(EnvVar.maxReceiveCount)),
+  });
+}
+
+/** A first delivery job of a message.delivered event to `endpoint`, due now. */
+function deliveryJob(
+  endpoint: WebhookEndpoint,
+  overrides: Partial<WebhookDeliveryJob> = {},
+): WebhookDeliveryJob {
+  const now = Date.now();
+  return {
+    v: 1,
+    tenant: endpoint.tenant,
+    endpointId: endpoint.id,
+    eventId: `evt_${ulid()}`,
+    type: 'message.delivered',
+    body: JSON.stringify({ type: 'message.delivered', timestamp: new Date(now).toISOString(), data: {} }),
+    attempt: 0,
+    firstQueuedAt: now,
+    notBefore: now,
+    occurredAt: now,
+    ...overrides,
+  };
+}
+
+/**
+ * The job as the delivery function receives it from its queue: queued and received for real (a
+ * visibility change needs a live receipt handle), with the queue's ARN as its event source.
+ */
+async function receivedJob(job: WebhookDeliveryJob, receiveCount = 1): Promise<SQSRecord> {
+  const queue = stack.queues.webhook;
+  const body = JSON.stringify(job);
+  await stack.clients.sqs.send(new SendMessageCommand({ QueueUrl: queue.url, MessageBody: body }));
+  // Other tests' jobs wait on the same queue: received and left to reappear, untouched.
+  for (let i = 0; i < 20; i++) {
+    const { Messages = [] } = await stack.clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queue.url, MaxNumberOfMessages: 10, VisibilityTimeout: 60 }),
+    );
+    const found = Messages.find((m) => m.Body === body);
+    if (found?.ReceiptHandle !== undefined && found.MessageId !== undefined) {
+      const record = sqsRecord(body, { messageId: found.MessageId, receiveCount });
+      return { ...record, receiptHandle: found.ReceiptHandle, eventSourceARN: queueArn(queue.name) };
+    }
+  }
+  throw new Error('the job never came back from the webhook queue');
+}
+
+describe('the webhook delivery function’s calls, against its deployed role', () => {
+  const deliveryCalls: RecordedCall[] = [];
+  let receiver: WebhookReceiver;
+
+  beforeEach(async () => {
+    receiver = await WebhookReceiver.start();
+  });
+
+  afterEach(async () => {
+    deliveryCalls.push(...recorder.calls());
+    await receiver.close();
+  });
+
+  /** An endpoint of a new tenant on the receiver, which verifies with its secret. */
+  async function receiverEndpoint(): Promise<WebhookEndpoint> {
+    const endpoint = webhookEndpoint(
+      `tenant-wh-${ulid().toLowerCase()}`,
+      ['message.delivered'],
+      receiver.url(),
+    );
+    receiver.secrets = endpoint.secrets.map((s) => s.secret);
+    await webhookStore(stack).create(endpoint);
+    return endpoint;
+  }
+
+  it('lets the delivery role post a job, record the attempts and queue the retry of a failed one', async () => {
+    // Prepare
+    receiver.answer = (_, n) => (n === 0 ? { status: 500, body: 'down for a deploy' } : { status: 200 });
+    const endpoint = await receiverEndpoint();
+    const deliver = deliveryUnderAudit();
+    const n = names();
+    recorder.reset();
+
+    // Act
+    const failed = await deliver([sqsRecord(JSON.stringify(deliveryJob(endpoint)), { messageId: 'sqs-1' })]);
+    const [retry] = await new DynamoWebhookStore(stack.clients.doc, stack.tables.webhooks)
+      .attempts(endpoint.tenant, endpoint.id)
+      .then((page) => page.attempts);
+    const retried = await deliver([
+      sqsRecord(JSON.stringify(deliveryJob(endpoint, { eventId: retry?.eventId ?? '', attempt: 1 })), {
+        messageId: 'sqs-2',
+      }),
+    ]);
+
+    // Assess: the endpoint (tenant#) and its state and attempts (endpoint#) read and written by
+    // key, the retry a new message on the queue.
+    expect([failed, retried]).toEqual([{ batchItemFailures: [] }, { batchItemFailures: [] }]);
+    expect(receiver.received.map((r) => [r.status, r.verified])).toEqual([
+      [500, true],
+      [200, true],
+    ]);
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:GetItem', n.webhooks],
+      ['dynamodb:PutItem', n.webhooks],
+      ['sqs:SendMessage', n.webhookQueue],
+    ]);
+    expect(missingFor(WEBHOOKS_ENTRY)).toEqual([]);
+  });
+
+  it('lets the delivery role hide a job not due yet, and queue afresh one near its receive limit', async () => {
+    // Prepare
+    const endpoint = await receiverEndpoint();
+    const later = { notBefore: Date.now() + 60 * 60_000 };
+    const limit = Number(environmentOf(WEBHOOKS_ENTRY)(EnvVar.maxReceiveCount));
+    const hidden = await receivedJob(deliveryJob(endpoint, later));
+    const requeued = await receivedJob(deliveryJob(endpoint, later), limit - 1);
+    const deliver = deliveryUnderAudit();
+    const n = names();
+    recorder.reset();
+
+    // Act
+    const response = await deliver([hidden, requeued]);
+
+    // Assess: a deferral is no attempt: nothing of the table is read.
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: hidden.messageId }] });
+    expect(usage(recorder.calls())).toEqual([
+      ['sqs:ChangeMessageVisibility', n.webhookQueue],
+      ['sqs:SendMessage', n.webhookQueue],
+    ]);
+    expect(missingFor(WEBHOOKS_ENTRY)).toEqual([]);
+  });
+
+  it('lets the delivery role disable an endpoint that answers 410 and tell the tenant’s other endpoints', async () => {
+    // Prepare: the tenant's other endpoint subscribes to webhook.endpoint.disabled.
+    receiver.answer = () => ({ status: 410 });
+    const endpoint = await receiverEndpoint();
+    await webhookStore(stack).create(webhookEndpoint(endpoint.tenant, ['webhook.endpoint.disabled']));
+    const deliver = deliveryUnderAudit();
+    const n = names();
+    recorder.reset();
+
+    // Act
+    const response = await deliver([sqsRecord(JSON.stringify(deliveryJob(endpoint)))]);
+
+    // Assess: the endpoint rewritten disabled (tenant#), the event published as producers publish.
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect(await webhookStore(stack).get(endpoint.tenant, endpoint.id)).toMatchObject({
+      enabled: false,
+      disabledReason: 'gone',
+    });
+    const kept = (await webhookStore(stack).since(endpoint.tenant, new Date(0))).events.map((e) => e.type);
+    expect(kept).toEqual(['webhook.endpoint.disabled']);
+    expect(usage(recorder.calls())).toEqual([
+      ['dynamodb:BatchWriteItem', n.webhooks],
+      ['dynamodb:GetItem', n.webhooks],
+      ['dynamodb:PutItem', n.webhooks],
+      ['dynamodb:Query', n.webhooks],
+      ['sqs:SendMessage', n.webhookQueue],
+    ]);
+    expect(missingFor(WEBHOOKS_ENTRY)).toEqual([]);
+  });
+
+  it('grants the delivery role nothing its paths never use (least privilege)', () => {
+    // Act
+    const unused = unusedGrants(deliveryCalls, policyOfEntry(template, WEBHOOKS_ENTRY)).map(
+      (g) => `${g.action} ${resourceName(g.resource)}`,
+    );
+
+    // Assess: only the event source mapping's grants on the queue, not the code's.
+    expect(unused).toEqual([
+      `sqs:DeleteMessage ${names().webhookQueue}`,
+      `sqs:GetQueueAttributes ${names().webhookQueue}`,
+      `sqs:ReceiveMessage ${names().webhookQueue}`,
     ]);
   });
 });
@@ -1164,6 +1575,8 @@ describe('the transactional sender’s calls, against its deployed role', () => 
   let env: (name: string) => string;
   const own: Array<{ destroy(): void }> = [];
   let sender: Sender;
+  /** The batch's statistics, flushed at its end as the handler does (on the recorded client). */
+  let senderStats: DynamoUsageStore;
   let setupS3: S3Client;
 
   beforeAll(async () => {
@@ -1198,6 +1611,7 @@ describe('the transactional sender’s calls, against its deployed role', () => 
     });
     own.push(ddb, queue, bucket, ses, setupS3);
     const sdoc = documentClient(ddb);
+    senderStats = new DynamoUsageStore(sdoc, env(EnvVar.statsTable));
     // As lambdas/sender/handler.ts wires it, but without the pacer around the mailer: it only waits.
     sender = createSender({
       messages: new DynamoMessageStore(sdoc, env(EnvVar.messagesTable)),
@@ -1211,6 +1625,12 @@ describe('the transactional sender’s calls, against its deployed role', () => 
       clock: () => new Date(),
       maxReceiveCount: Number(env(EnvVar.maxReceiveCount)),
       payloads: new S3PayloadStore(bucket, env(EnvVar.payloadBucket)),
+      // The tenant's endpoints are looked up for every batch (not cached for the template's 10 s):
+      // each test's calls are then its own, whichever tests ran before it.
+      webhooks: createWebhookPublisher(
+        { ...vars, [EnvVar.webhookDirectorySeconds]: '0.001' },
+        { doc: sdoc, sqs: queue },
+      ),
     });
   });
 
@@ -1221,6 +1641,11 @@ describe('the transactional sender’s calls, against its deployed role', () => 
   afterAll(async () => {
     for (const client of own) client.destroy();
     await rig?.stop();
+  });
+
+  const senderCalls: RecordedCall[] = [];
+  afterEach(() => {
+    senderCalls.push(...recorder.calls());
   });
 
   const missingForSender = () =>
@@ -1267,6 +1692,8 @@ describe('the transactional sender’s calls, against its deployed role', () => 
     // A duplicate delivery took the message meanwhile: the sender removes the entry it kept.
     await adapters.held?.remove(entry);
     const allowed = missingForSender();
+    // Kept for the least-privilege check; counting, next, is refused and so uses no grant.
+    senderCalls.push(...recorder.calls());
     recorder.reset();
     await adapters.counters.add([
       { scope: { kind: 'key', keyId: 'k1' }, hour: '2026-03-02T10', counts: { sends: 1 } },
@@ -1286,14 +1713,18 @@ describe('the transactional sender’s calls, against its deployed role', () => 
     const ses = sesResources();
 
     // Act
-    const response = await runSenderBatch(sender, records);
+    const response = await runSenderBatch(sender, records, senderStats);
 
     // Assess
     expect(response).toEqual({ batchItemFailures: [] });
     expect(usage(recorder.calls())).toEqual([
       ['dynamodb:BatchGetItem', rig.stack.tables.suppressions],
       ['dynamodb:PutItem', rig.stack.tables.messages],
+      // message.sent, at the batch's end, to the tenant's endpoints (it has none).
+      ['dynamodb:Query', rig.stack.tables.webhooks],
       ['dynamodb:UpdateItem', rig.stack.tables.messages],
+      // The batch's statistics, one write per tenant and day.
+      ['dynamodb:UpdateItem', rig.stack.tables.stats],
       ['ses:SendEmail', ses.configurationSet],
       ['ses:SendEmail', ses.identity],
       ['ses:SendRawEmail', ses.configurationSet],
@@ -1364,6 +1795,8 @@ describe('the transactional sender’s calls, against its deployed role', () => 
       ['dynamodb:GetItem', rig.stack.tables.apiKeys],
       ['dynamodb:GetItem', rig.stack.tables.messages],
       ['dynamodb:PutItem', rig.stack.tables.messages],
+      // message.held, at the batch's end.
+      ['dynamodb:Query', rig.stack.tables.webhooks],
     ]);
     expect(missingForSender()).toEqual([]);
   });
@@ -1390,10 +1823,63 @@ describe('the transactional sender’s calls, against its deployed role', () => 
       ['dynamodb:BatchGetItem', rig.stack.tables.suppressions],
       ['dynamodb:GetItem', rig.stack.tables.messages],
       ['dynamodb:PutItem', rig.stack.tables.messages],
+      // message.failed of the job given up, at the batch's end.
+      ['dynamodb:Query', rig.stack.tables.webhooks],
       ['dynamodb:UpdateItem', rig.stack.tables.messages],
       ['sqs:ChangeMessageVisibility', rig.stack.queues.transactional.name],
     ]);
     expect(missingForSender()).toEqual([]);
+  });
+
+  it('lets the sender role publish a batch’s sent events to the tenant’s endpoint', async () => {
+    // Prepare: a tenant with an endpoint subscribed to message.sent, and one queued message of it.
+    const tenant = `tenant-wh-${ulid().toLowerCase()}`;
+    await webhookStore(rig.stack).create(webhookEndpoint(tenant, ['message.sent']));
+    const id = `msg_${ulid()}`;
+    const to = 'success@simulator.amazonses.com';
+    const now = new Date().toISOString();
+    await rig.records.create(
+      messageRecord({
+        id,
+        tenant,
+        createdAt: now,
+        updatedAt: now,
+        recipients: [recipient(to, 'queued', { updatedAt: now })],
+      }),
+    );
+    const job = sendJob(outgoingMessage({ to: [{ address: to }] }), id, tenant);
+    recorder.reset();
+
+    // Act
+    const response = await runSenderBatch(sender, [sqsRecord(JSON.stringify(job))]);
+
+    // Assess: the endpoints found (tenant#), the event kept (events#), its job queued.
+    expect(response).toEqual({ batchItemFailures: [] });
+    const kept = (await webhookStore(rig.stack).since(tenant, new Date(0))).events.map((e) => e.type);
+    expect(kept).toEqual(['message.sent']);
+    const webhooks = [rig.stack.tables.webhooks, rig.stack.queues.webhook.name];
+    expect(usage(recorder.calls()).filter(([, resource]) => webhooks.includes(resource))).toEqual([
+      ['dynamodb:BatchWriteItem', rig.stack.tables.webhooks],
+      ['dynamodb:Query', rig.stack.tables.webhooks],
+      ['sqs:SendMessage', rig.stack.queues.webhook.name],
+    ]);
+    expect(missingForSender()).toEqual([]);
+  });
+
+  it('grants the sender role nothing its paths never use (least privilege)', () => {
+    // Act
+    const unused = unusedGrants(senderCalls, policyOfFunction(template, senderFunction)).map(
+      (g) => `${g.action} ${resourceName(g.resource)}`,
+    );
+
+    // Assess: only what the audit cannot reach: the secret (cold start) and the queue (the event
+    // source mapping's, not the code's).
+    expect(unused).toEqual([
+      `secretsmanager:GetSecretValue secret:${secretLogicalId()}`,
+      `sqs:DeleteMessage ${rig.stack.queues.transactional.name}`,
+      `sqs:GetQueueAttributes ${rig.stack.queues.transactional.name}`,
+      `sqs:ReceiveMessage ${rig.stack.queues.transactional.name}`,
+    ]);
   });
 });
 
@@ -1545,7 +2031,7 @@ describe('the IAM audit helper', () => {
               Statement: [
                 {
                   Effect: 'Allow',
-                  Action: ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:Scan'],
+                  Action: ['dynamodb:PutItem', 'dynamodb:BatchWriteItem', 'dynamodb:Query', 'dynamodb:Scan'],
                   Resource: { 'Fn::GetAtt': ['Guard', 'Arn'] },
                   Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['held:*'] } },
                 },
@@ -1565,7 +2051,27 @@ describe('the IAM audit helper', () => {
       ExpressionAttributeValues: { ':pk': { S: 'tenant:held:x' }, ':at': { S: 'at:' } },
     });
 
-    // Act / Assess: the item's partition decides, never its sort key; a Scan names no item.
+    const batchWrite = (...pks: string[]) =>
+      requirementsOf('DynamoDB', 'BatchWriteItem', {
+        RequestItems: {
+          Guard: pks.map((pk, i) =>
+            i % 2 === 0
+              ? { PutRequest: { Item: { pk, sk: `s${i}` } } }
+              : { DeleteRequest: { Key: { pk: { S: pk }, sk: { S: `s${i}` } } } },
+          ),
+          // Another table's items are that table's business (its own statement), not this one's.
+          Other: [{ PutRequest: { Item: { id: 'guard:key:k1' } } }],
+        },
+      });
+
+    // Act / Assess: the item's partition decides, never its sort key; a Scan names no item; a batch
+    // write names every item it puts or deletes.
+    expect(missingPermissions(batchWrite('held:a', 'held:b'), policy)).toEqual([
+      { action: 'dynamodb:BatchWriteItem', resource: tableArn('Other') },
+    ]);
+    expect(
+      missingPermissions(batchWrite('held:a', 'guard:key:k1'), policy).map((m) => resourceName(m.resource)),
+    ).toEqual(['Guard', 'Other']);
     expect(missingPermissions(put({ S: 'held:acme' }), policy)).toEqual([]);
     expect(missingPermissions(put('held:acme'), policy)).toEqual([]);
     expect(missingPermissions(put({ S: 'guard:key:k1' }), policy).map((m) => m.action)).toEqual([

@@ -193,14 +193,21 @@ function dynamoRequirements(operation: string, input: Input, scope: ArnScope, ne
   switch (operation) {
     case 'BatchGetItem':
     case 'BatchWriteItem': {
-      const tables = Object.keys((input.RequestItems as Input | undefined) ?? {});
-      return [
-        need(
-          `dynamodb:${operation}`,
-          tables.map((t) => tableArn(t, scope)),
-          operation,
-        ),
-      ];
+      // One requirement per table, naming that table's items: a LeadingKeys condition is evaluated
+      // on every item a batch puts, deletes or gets (a batch is refused whole for one item outside).
+      const requests = Object.entries((input.RequestItems as Input | undefined) ?? {});
+      if (requests.length === 0) return [need(`dynamodb:${operation}`, [], operation)];
+      return requests.map(([name, request]) => ({
+        ...need(`dynamodb:${operation}`, [tableArn(name, scope)], operation),
+        items:
+          operation === 'BatchGetItem'
+            ? records((request as Input | undefined)?.Keys)
+            : records(request).flatMap((r) => {
+                const item = ((r.PutRequest as Input | undefined)?.Item ??
+                  (r.DeleteRequest as Input | undefined)?.Key) as Input | undefined;
+                return item === undefined ? [] : [item];
+              }),
+      }));
     }
     case 'TransactGetItems':
     case 'TransactWriteItems':

@@ -12,9 +12,9 @@ import { processSqsBatch } from '../../lambdas/shared/batch.ts';
 export type Sender = ReturnType<typeof createSender>;
 
 /**
- * One invocation of the sender for `records`; returns what Lambda would get back. With `usage`, the
- * batch's statistics are flushed to it at the end, as the handler does; with `deadline`, the sender
- * keeps it as it keeps the Lambda context's.
+ * One invocation of the sender for `records`; returns what Lambda would get back. At the end, as the
+ * handler does, the batch's webhook events are published and, with `usage`, its statistics flushed
+ * to it; with `deadline`, the sender keeps it as it keeps the Lambda context's.
  */
 export async function runSenderBatch(
   sender: Sender,
@@ -27,6 +27,8 @@ export async function runSenderBatch(
     outcomes: prepared.outcomes,
     processInParallel: false,
     finish: async () => {
+      // The batch's webhook events (a no-op for a sender without a publisher), then its statistics.
+      await sender.publishWebhooks(prepared);
       if (usage) await prepared.stats.flush(usage);
     },
   });
