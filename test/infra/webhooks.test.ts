@@ -161,7 +161,7 @@ describe('webhooks infrastructure (issue 14)', () => {
         [EnvVar.webhooksTable]: { Ref: logicalIdOf(stack.tables.webhooks) },
         [EnvVar.webhookQueueUrl]: { Ref: logicalIdOf(stack.webhooks.queue.queue) },
         // Near it the function queues a long-deferred job afresh instead of letting SQS dead-letter it.
-        [EnvVar.maxReceiveCount]: '5',
+        [EnvVar.maxReceiveCount]: String(WEBHOOK_MAX_RECEIVE_COUNT),
         POWERTOOLS_SERVICE_NAME: WEBHOOK_SERVICE,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       });
