@@ -110,14 +110,13 @@ export async function registerEndpoint(
   request: CreateWebhookRequest,
 ): Promise<WebhookEndpointWithSecret> {
   const url = acceptedUrl(deps, request.url);
-  const existing = await deps.store.list(tenant);
-  if (existing.length >= MAX_WEBHOOK_ENDPOINTS) {
+  const tooMany = (): never =>
     fail(
       'too_many_webhooks',
       `A tenant may register at most ${MAX_WEBHOOK_ENDPOINTS} webhook endpoints; delete one first ` +
         '(one endpoint can receive every event type).',
     );
-  }
+  if ((await deps.store.list(tenant)).length >= MAX_WEBHOOK_ENDPOINTS) tooMany();
   const now = deps.clock().toISOString();
   const secret = newWebhookSecret(random(deps));
   const endpoint: WebhookEndpoint = {
@@ -134,6 +133,14 @@ export async function registerEndpoint(
     version: 1,
   };
   await deps.store.create(endpoint);
+  // Registrations racing each other all passed the count above: count again now that this one is
+  // stored, and withdraw it if the tenant is past the cap. The last of the survivors to be stored
+  // counted every other survivor, so at most MAX_WEBHOOK_ENDPOINTS remain (a race may refuse more
+  // than strictly needed, never admit too many).
+  if ((await deps.store.list(tenant)).length > MAX_WEBHOOK_ENDPOINTS) {
+    await deps.store.delete(tenant, endpoint.id);
+    tooMany();
+  }
   return { ...endpointView(endpoint, deps.clock()), secret };
 }
 
