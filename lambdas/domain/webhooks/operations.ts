@@ -10,6 +10,7 @@ import type { Clock } from '../ports.ts';
 import { fail } from '../problem.ts';
 import {
   type DeliveryAttempt,
+  type ReplayBudget,
   SECRET_OVERLAP_SECONDS,
   type StoredWebhookEvent,
   WEBHOOK_ENDPOINT_ID,
@@ -39,6 +40,12 @@ export const MAX_WEBHOOK_ENDPOINTS = 20;
 export const MAX_REPLAY_EVENTS = 1_000;
 /** Events one replay request reads from the log, matching or not, so a request ends in time. */
 export const MAX_REPLAY_SCAN = 10_000;
+/**
+ * Events replays may queue to one endpoint per window. Each queued job costs Baton a receive (and
+ * more while the endpoint's slots are full) whatever the receiver does, so replays called in a loop
+ * must not queue without end: past the budget a replay answers 429 until the window ends.
+ */
+export const REPLAY_BUDGET = { events: 10_000, windowSeconds: 3_600 } as const;
 const REPLAY_PAGE = 500;
 /** An update that keeps losing races is a busy endpoint: the caller retries later (503). */
 const UPDATE_ATTEMPTS = 3;
@@ -299,34 +306,97 @@ export async function replayEvents(
         [{ path: 'eventId', message: `is a ${event.type} event` }],
       );
     }
+    await reserveReplay(deps, tenant, endpoint.id, 1);
     await deps.queue.enqueue([job(event)]);
     return { replayed: 1, truncated: false };
   }
 
-  let replayed = 0;
+  const reserved = await reserveReplay(deps, tenant, endpoint.id, MAX_REPLAY_EVENTS);
+  const progress = { replayed: 0 };
+  try {
+    return await replaySince(deps, tenant, request.since, reserved, progress, (event) =>
+      endpoint.events.includes(event.type) ? job(event) : undefined,
+    );
+  } finally {
+    // What was reserved and not queued goes back to the budget (best effort: a lost refund only
+    // makes the budget stricter).
+    const unused = reserved - progress.replayed;
+    if (unused > 0) await reserveReplay(deps, tenant, endpoint.id, -unused).catch(() => undefined);
+  }
+}
+
+/** Queues the events since `since` that `jobOf` makes a job of, up to `max` (and MAX_REPLAY_SCAN read). */
+async function replaySince(
+  deps: WebhookOperationsDeps,
+  tenant: string,
+  since: Date,
+  max: number,
+  progress: { replayed: number },
+  jobOf: (event: StoredWebhookEvent) => WebhookDeliveryJob | undefined,
+): Promise<ReplayOutcome> {
   let scanned = 0;
   let cursor: string | undefined;
   for (;;) {
-    const page = await deps.store.since(tenant, request.since, {
+    const page = await deps.store.since(tenant, since, {
       limit: REPLAY_PAGE,
       ...(cursor === undefined ? {} : { cursor }),
     });
     const jobs: WebhookDeliveryJob[] = [];
     let nextSince: string | undefined;
     for (const event of page.events) {
-      if (replayed + jobs.length >= MAX_REPLAY_EVENTS || scanned >= MAX_REPLAY_SCAN) {
+      if (progress.replayed + jobs.length >= max || scanned >= MAX_REPLAY_SCAN) {
         nextSince = event.timestamp;
         break;
       }
       scanned += 1;
-      if (endpoint.events.includes(event.type)) jobs.push(job(event));
+      const made = jobOf(event);
+      if (made !== undefined) jobs.push(made);
     }
     if (jobs.length > 0) await deps.queue.enqueue(jobs);
-    replayed += jobs.length;
+    progress.replayed += jobs.length;
+    const { replayed } = progress;
     if (nextSince !== undefined) return { replayed, truncated: true, nextSince };
     if (page.cursor === undefined) return { replayed, truncated: false };
     cursor = page.cursor;
   }
+}
+
+/**
+ * Takes up to `wanted` events from the endpoint's replay budget (a negative `wanted` gives them
+ * back) and answers how many were taken; a 429 when none are left in this window.
+ */
+async function reserveReplay(
+  deps: WebhookOperationsDeps,
+  tenant: string,
+  id: string,
+  wanted: number,
+): Promise<number> {
+  let taken = 0;
+  await rewrite(deps, tenant, id, (current, now) => {
+    const budget = currentBudget(current.replayBudget, now);
+    taken = Math.min(wanted, REPLAY_BUDGET.events - budget.used);
+    if (taken <= 0 && wanted > 0) {
+      const ends = new Date(Date.parse(budget.windowStart) + REPLAY_BUDGET.windowSeconds * 1000);
+      fail(
+        'rate_limited',
+        `Replays to webhook endpoint ${id} may queue at most ${REPLAY_BUDGET.events} events every ` +
+          `${REPLAY_BUDGET.windowSeconds / 3600} h; replay again after ${ends.toISOString()}.`,
+      );
+    }
+    // Not updatedAt: it says when the owner last changed the endpoint (the breaker reads it).
+    return { ...current, replayBudget: { ...budget, used: Math.max(0, budget.used + taken) } };
+  });
+  return taken;
+}
+
+function currentBudget(budget: ReplayBudget | undefined, now: Date): ReplayBudget {
+  if (
+    budget !== undefined &&
+    now.getTime() - Date.parse(budget.windowStart) < REPLAY_BUDGET.windowSeconds * 1000
+  ) {
+    return budget;
+  }
+  return { windowStart: now.toISOString(), used: 0 };
 }
 
 /** `wh_` and 24 base62 characters from unbiased random bytes. */

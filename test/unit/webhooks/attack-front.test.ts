@@ -5,21 +5,26 @@
 import { describe, expect, it } from 'vitest';
 import { WEBHOOK_EVENT_TYPES } from '../../../lambdas/domain/webhooks/events.ts';
 import {
+  MAX_REPLAY_EVENTS,
   MAX_WEBHOOK_ENDPOINTS,
+  REPLAY_BUDGET,
   registerEndpoint,
+  replayEvents,
   type WebhookOperationsDeps,
 } from '../../../lambdas/domain/webhooks/operations.ts';
 import { testClock } from '../../support/fakes.ts';
+import { problemOf } from '../../support/problems.ts';
 import { InMemoryWebhookQueue, InMemoryWebhookStore } from '../../support/webhooks.ts';
 
 function setUp() {
   const store = new InMemoryWebhookStore();
   const queue = new InMemoryWebhookQueue();
   let counter = 0;
+  const clock = testClock('2026-05-04T10:00:00.000Z');
   const deps: WebhookOperationsDeps = {
     store,
     queue,
-    clock: testClock('2026-05-04T10:00:00.000Z'),
+    clock,
     random: (size) => Buffer.alloc(size, ++counter % 256),
     allowLoopbackHttp: false,
   };
@@ -29,7 +34,7 @@ function setUp() {
       events: [...WEBHOOK_EVENT_TYPES],
       description: '',
     });
-  return { deps, store, register };
+  return { deps, store, queue, clock, register };
 }
 
 describe('the endpoint cap', () => {
@@ -42,5 +47,41 @@ describe('the endpoint cap', () => {
     for (const r of racing) {
       if (r.status === 'rejected') expect(String(r.reason)).toMatch(/too_many_webhooks/);
     }
+  });
+});
+
+describe('replay amplification', () => {
+  it('bounds what repeated replays of one endpoint queue, per hour, and says so with a 429', async () => {
+    // Prepare: more events than one replay takes.
+    const { deps, store, queue, clock, register } = setUp();
+    const e = await register();
+    const base = Date.parse('2026-05-01T00:00:00.000Z');
+    await store.append(
+      Array.from({ length: MAX_REPLAY_EVENTS + 10 }, (_, i) => ({
+        id: `evt_${String(i).padStart(5, '0')}`,
+        tenant: 'acme',
+        type: 'message.delivered' as const,
+        timestamp: new Date(base + i * 1000).toISOString(),
+        body: '{}',
+      })),
+    );
+
+    // Act: replay everything since the epoch, again and again, and one event again and again.
+    const calls = Math.ceil(REPLAY_BUDGET.events / MAX_REPLAY_EVENTS) + 3;
+    for (let i = 0; i < calls; i++) {
+      await replayEvents(deps, 'acme', e.id, { since: new Date(0) }).catch(() => undefined);
+    }
+    const refused = await problemOf(() => replayEvents(deps, 'acme', e.id, { since: new Date(0) }));
+    const one = await problemOf(() => replayEvents(deps, 'acme', e.id, { eventId: 'evt_00000' }));
+
+    // Assess
+    expect(queue.jobs.length).toBeLessThanOrEqual(REPLAY_BUDGET.events);
+    expect([refused.status, refused.code]).toEqual([429, 'rate_limited']);
+    expect([one.status, one.code]).toEqual([429, 'rate_limited']);
+
+    // An hour later the endpoint may replay again.
+    clock.advance(REPLAY_BUDGET.windowSeconds * 1000);
+    const later = await replayEvents(deps, 'acme', e.id, { eventId: 'evt_00000' });
+    expect(later.replayed).toBe(1);
   });
 });
