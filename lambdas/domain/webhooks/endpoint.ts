@@ -42,14 +42,6 @@ export interface WebhookEndpoint {
   readonly updatedAt: string;
   /** Optimistic-concurrency counter: every write checks and bumps it (1 for a new endpoint). */
   readonly version: number;
-  /** Events replayed to it in the current replay window (operations.ts REPLAY_BUDGET); absent before any. */
-  readonly replayBudget?: ReplayBudget;
-}
-
-/** The replay window an endpoint is in: when it began (ISO) and how many events it has queued. */
-export interface ReplayBudget {
-  readonly windowStart: string;
-  readonly used: number;
 }
 
 /** The secrets that sign a delivery at `now`: the current one and a previous one still in its overlap. */

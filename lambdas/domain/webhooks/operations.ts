@@ -10,7 +10,6 @@ import type { Clock } from '../ports.ts';
 import { fail } from '../problem.ts';
 import {
   type DeliveryAttempt,
-  type ReplayBudget,
   SECRET_OVERLAP_SECONDS,
   type StoredWebhookEvent,
   WEBHOOK_ENDPOINT_ID,
@@ -24,6 +23,7 @@ import type {
   WebhookDeliveryQueue,
   WebhookEndpointStore,
   WebhookEventLog,
+  WebhookReplayBudget,
 } from './ports.ts';
 import type {
   CreateWebhookRequest,
@@ -52,7 +52,7 @@ const UPDATE_ATTEMPTS = 3;
 
 /** What the api needs for the webhook routes; absent in ApiDeps, they answer 501. */
 export interface WebhookAdminDeps {
-  readonly store: WebhookEndpointStore & WebhookEventLog & WebhookDeliveryLog;
+  readonly store: WebhookEndpointStore & WebhookEventLog & WebhookDeliveryLog & WebhookReplayBudget;
   readonly queue: WebhookDeliveryQueue;
   /** Local mode only: http and https to 127.0.0.1, localhost and [::1] (checkWebhookUrl). */
   readonly allowLoopbackHttp: boolean;
@@ -306,12 +306,12 @@ export async function replayEvents(
         [{ path: 'eventId', message: `is a ${event.type} event` }],
       );
     }
-    await reserveReplay(deps, tenant, endpoint.id, 1);
+    await reserveReplay(deps, endpoint.id, 1);
     await deps.queue.enqueue([job(event)]);
     return { replayed: 1, truncated: false };
   }
 
-  const reserved = await reserveReplay(deps, tenant, endpoint.id, MAX_REPLAY_EVENTS);
+  const reserved = await reserveReplay(deps, endpoint.id, MAX_REPLAY_EVENTS);
   const progress = { replayed: 0 };
   try {
     return await replaySince(deps, tenant, request.since, reserved, progress, (event) =>
@@ -321,7 +321,7 @@ export async function replayEvents(
     // What was reserved and not queued goes back to the budget (best effort: a lost refund only
     // makes the budget stricter).
     const unused = reserved - progress.replayed;
-    if (unused > 0) await reserveReplay(deps, tenant, endpoint.id, -unused).catch(() => undefined);
+    if (unused > 0) await reserveReplay(deps, endpoint.id, -unused).catch(() => undefined);
   }
 }
 
@@ -365,38 +365,18 @@ async function replaySince(
  * Takes up to `wanted` events from the endpoint's replay budget (a negative `wanted` gives them
  * back) and answers how many were taken; a 429 when none are left in this window.
  */
-async function reserveReplay(
-  deps: WebhookOperationsDeps,
-  tenant: string,
-  id: string,
-  wanted: number,
-): Promise<number> {
-  let taken = 0;
-  await rewrite(deps, tenant, id, (current, now) => {
-    const budget = currentBudget(current.replayBudget, now);
-    taken = Math.min(wanted, REPLAY_BUDGET.events - budget.used);
-    if (taken <= 0 && wanted > 0) {
-      const ends = new Date(Date.parse(budget.windowStart) + REPLAY_BUDGET.windowSeconds * 1000);
-      fail(
-        'rate_limited',
-        `Replays to webhook endpoint ${id} may queue at most ${REPLAY_BUDGET.events} events every ` +
-          `${REPLAY_BUDGET.windowSeconds / 3600} h; replay again after ${ends.toISOString()}.`,
-      );
-    }
-    // Not updatedAt: it says when the owner last changed the endpoint (the breaker reads it).
-    return { ...current, replayBudget: { ...budget, used: Math.max(0, budget.used + taken) } };
-  });
-  return taken;
-}
-
-function currentBudget(budget: ReplayBudget | undefined, now: Date): ReplayBudget {
-  if (
-    budget !== undefined &&
-    now.getTime() - Date.parse(budget.windowStart) < REPLAY_BUDGET.windowSeconds * 1000
-  ) {
-    return budget;
+async function reserveReplay(deps: WebhookOperationsDeps, id: string, wanted: number): Promise<number> {
+  const windowMs = REPLAY_BUDGET.windowSeconds * 1000;
+  const window = new Date(Math.floor(deps.clock().getTime() / windowMs) * windowMs);
+  const taken = await deps.store.takeReplay(id, window, wanted, REPLAY_BUDGET.events);
+  if (wanted > 0 && taken <= 0) {
+    fail(
+      'rate_limited',
+      `Replays to webhook endpoint ${id} may queue at most ${REPLAY_BUDGET.events} events an hour; ` +
+        `replay again after ${new Date(window.getTime() + windowMs).toISOString()}.`,
+    );
   }
-  return { windowStart: now.toISOString(), used: 0 };
+  return taken;
 }
 
 /** `wh_` and 24 base62 characters from unbiased random bytes. */
