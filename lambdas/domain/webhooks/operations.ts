@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidCursorError, TransientError } from '../../shared/errors.ts';
 import type { Clock } from '../ports.ts';
-import { fail } from '../problem.ts';
+import { fail, ProblemError, problem } from '../problem.ts';
 import {
   type DeliveryAttempt,
   SECRET_OVERLAP_SECONDS,
@@ -370,10 +370,14 @@ async function reserveReplay(deps: WebhookOperationsDeps, id: string, wanted: nu
   const window = new Date(Math.floor(deps.clock().getTime() / windowMs) * windowMs);
   const taken = await deps.store.takeReplay(id, window, wanted, REPLAY_BUDGET.events);
   if (wanted > 0 && taken <= 0) {
-    fail(
-      'rate_limited',
-      `Replays to webhook endpoint ${id} may queue at most ${REPLAY_BUDGET.events} events an hour; ` +
-        `replay again after ${new Date(window.getTime() + windowMs).toISOString()}.`,
+    const ends = window.getTime() + windowMs;
+    throw new ProblemError(
+      problem(
+        'rate_limited',
+        `Replays to webhook endpoint ${id} may queue at most ${REPLAY_BUDGET.events} events an hour; ` +
+          `replay again after ${new Date(ends).toISOString()}.`,
+      ),
+      { 'retry-after': String(Math.max(1, Math.ceil((ends - deps.clock().getTime()) / 1000))) },
     );
   }
   return taken;

@@ -3,6 +3,7 @@
  * committed with it.
  */
 import { describe, expect, it } from 'vitest';
+import { ProblemError } from '../../../lambdas/domain/problem.ts';
 import { WEBHOOK_EVENT_TYPES } from '../../../lambdas/domain/webhooks/events.ts';
 import {
   MAX_REPLAY_EVENTS,
@@ -78,6 +79,10 @@ describe('replay amplification', () => {
     expect(queue.jobs.length).toBeLessThanOrEqual(REPLAY_BUDGET.events);
     expect([refused.status, refused.code]).toEqual([429, 'rate_limited']);
     expect([one.status, one.code]).toEqual([429, 'rate_limited']);
+    const thrown = await replayEvents(deps, 'acme', e.id, { since: new Date(0) }).catch((error) => error);
+    expect(thrown).toBeInstanceOf(ProblemError);
+    expect(Number(thrown.headers['retry-after'])).toBeGreaterThan(0);
+    expect(Number(thrown.headers['retry-after'])).toBeLessThanOrEqual(REPLAY_BUDGET.windowSeconds);
 
     // An hour later the endpoint may replay again.
     clock.advance(REPLAY_BUDGET.windowSeconds * 1000);
