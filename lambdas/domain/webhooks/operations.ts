@@ -42,10 +42,13 @@ export const MAX_REPLAY_EVENTS = 1_000;
 export const MAX_REPLAY_SCAN = 10_000;
 /**
  * Events replays may queue to one endpoint per window. Each queued job costs Baton a receive (and
- * more while the endpoint's slots are full) whatever the receiver does, so replays called in a loop
- * must not queue without end: past the budget a replay answers 429 until the window ends.
+ * more while the endpoint's slots are full) whatever the receiver does, and each event read from
+ * the log a read, so replays called in a loop must not queue or read without end: past the budget a
+ * replay answers 429 until the window ends.
  */
 export const REPLAY_BUDGET = { events: 10_000, windowSeconds: 3_600 } as const;
+/** Events a replay reads from the log that count as one queued against the budget. */
+const REPLAY_READS_PER_EVENT = MAX_REPLAY_SCAN / MAX_REPLAY_EVENTS;
 const REPLAY_PAGE = 500;
 /** An update that keeps losing races is a busy endpoint: the caller retries later (503). */
 const UPDATE_ATTEMPTS = 3;
@@ -312,15 +315,17 @@ export async function replayEvents(
   }
 
   const reserved = await reserveReplay(deps, endpoint.id, MAX_REPLAY_EVENTS);
-  const progress = { replayed: 0 };
+  const progress = { replayed: 0, scanned: 0 };
   try {
     return await replaySince(deps, tenant, request.since, reserved, progress, (event) =>
       endpoint.events.includes(event.type) ? job(event) : undefined,
     );
   } finally {
-    // What was reserved and not queued goes back to the budget (best effort: a lost refund only
-    // makes the budget stricter).
-    const unused = reserved - progress.replayed;
+    // The call costs what it queued, or a tenth of what it read when more (reading the log costs
+    // Baton too, sent or not: MAX_REPLAY_SCAN reads are worth MAX_REPLAY_EVENTS). The rest goes
+    // back to the budget (best effort: a lost refund only makes the budget stricter).
+    const cost = Math.max(progress.replayed, Math.ceil(progress.scanned / REPLAY_READS_PER_EVENT));
+    const unused = reserved - cost;
     if (unused > 0) await reserveReplay(deps, endpoint.id, -unused).catch(() => undefined);
   }
 }
@@ -331,10 +336,9 @@ async function replaySince(
   tenant: string,
   since: Date,
   max: number,
-  progress: { replayed: number },
+  progress: { replayed: number; scanned: number },
   jobOf: (event: StoredWebhookEvent) => WebhookDeliveryJob | undefined,
 ): Promise<ReplayOutcome> {
-  let scanned = 0;
   let cursor: string | undefined;
   for (;;) {
     const page = await deps.store.since(tenant, since, {
@@ -344,11 +348,11 @@ async function replaySince(
     const jobs: WebhookDeliveryJob[] = [];
     let nextSince: string | undefined;
     for (const event of page.events) {
-      if (progress.replayed + jobs.length >= max || scanned >= MAX_REPLAY_SCAN) {
+      if (progress.replayed + jobs.length >= max || progress.scanned >= MAX_REPLAY_SCAN) {
         nextSince = event.timestamp;
         break;
       }
-      scanned += 1;
+      progress.scanned += 1;
       const made = jobOf(event);
       if (made !== undefined) jobs.push(made);
     }

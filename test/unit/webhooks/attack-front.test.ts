@@ -4,9 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ProblemError } from '../../../lambdas/domain/problem.ts';
-import { WEBHOOK_EVENT_TYPES } from '../../../lambdas/domain/webhooks/events.ts';
+import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from '../../../lambdas/domain/webhooks/events.ts';
 import {
   MAX_REPLAY_EVENTS,
+  MAX_REPLAY_SCAN,
   MAX_WEBHOOK_ENDPOINTS,
   REPLAY_BUDGET,
   registerEndpoint,
@@ -29,10 +30,10 @@ function setUp() {
     random: (size) => Buffer.alloc(size, ++counter % 256),
     allowLoopbackHttp: false,
   };
-  const register = (tenant = 'acme') =>
+  const register = (tenant = 'acme', events: WebhookEventType[] = [...WEBHOOK_EVENT_TYPES]) =>
     registerEndpoint(deps, tenant, {
       url: 'https://hooks.example.com/baton',
-      events: [...WEBHOOK_EVENT_TYPES],
+      events,
       description: '',
     });
   return { deps, store, queue, clock, register };
@@ -88,5 +89,46 @@ describe('replay amplification', () => {
     clock.advance(REPLAY_BUDGET.windowSeconds * 1000);
     const later = await replayEvents(deps, 'acme', e.id, { eventId: 'evt_00000' });
     expect(later.replayed).toBe(1);
+  });
+});
+
+describe('replay reads', () => {
+  it('bounds the events repeated replays read, even when they send none of them', async () => {
+    // Prepare: a bounces-only endpoint and a log of deliveries only, longer than one replay reads.
+    const { deps, store, queue, register } = setUp();
+    const e = await register('acme', ['message.bounced']);
+    const base = Date.parse('2026-05-01T00:00:00.000Z');
+    await store.append(
+      Array.from({ length: MAX_REPLAY_SCAN + 10 }, (_, i) => ({
+        id: `evt_${String(i).padStart(6, '0')}`,
+        tenant: 'acme',
+        type: 'message.delivered' as const,
+        timestamp: new Date(base + i * 1000).toISOString(),
+        body: '{}',
+      })),
+    );
+    let reads = 0;
+    const since = store.since.bind(store);
+    store.since = async (...args: Parameters<typeof since>) => {
+      const page = await since(...args);
+      reads += page.events.length;
+      return page;
+    };
+
+    // Act: replay since the epoch in a loop; each reads MAX_REPLAY_SCAN events and queues nothing.
+    const outcomes: string[] = [];
+    for (let i = 0; i < 15; i++) {
+      outcomes.push(
+        await replayEvents(deps, 'acme', e.id, { since: new Date(0) }).then(
+          () => 'ok',
+          (error: unknown) => (error instanceof ProblemError ? error.problem.code : 'error'),
+        ),
+      );
+    }
+
+    // Assess: the loop is stopped (429) before it has read more than ten times the queue budget.
+    expect(queue.jobs).toEqual([]);
+    expect(outcomes).toContain('rate_limited');
+    expect(reads).toBeLessThanOrEqual(10 * REPLAY_BUDGET.events + 2 * MAX_REPLAY_SCAN);
   });
 });
