@@ -47,6 +47,11 @@ export const MAX_REPLAY_SCAN = 10_000;
  * replay answers 429 until the window ends.
  */
 export const REPLAY_BUDGET = { events: 10_000, windowSeconds: 3_600 } as const;
+/**
+ * Events a replay goes on reading past its limits to finish the instant it stopped in (see
+ * replaySince); an instant holding more than this still stops a replay inside it.
+ */
+const MAX_REPLAY_INSTANT = 10_000;
 /** Events a replay reads from the log that count as one queued against the budget. */
 const REPLAY_READS_PER_EVENT = MAX_REPLAY_SCAN / MAX_REPLAY_EVENTS;
 const REPLAY_PAGE = 500;
@@ -325,8 +330,13 @@ export async function replayEvents(
     // Baton too, sent or not: MAX_REPLAY_SCAN reads are worth MAX_REPLAY_EVENTS). The rest goes
     // back to the budget (best effort: a lost refund only makes the budget stricter).
     const cost = Math.max(progress.replayed, Math.ceil(progress.scanned / REPLAY_READS_PER_EVENT));
-    const unused = reserved - cost;
-    if (unused > 0) await reserveReplay(deps, endpoint.id, -unused).catch(() => undefined);
+    // Finishing an instant can cost more than was reserved: that is counted too, past the limit.
+    const extra = cost - reserved;
+    if (extra !== 0) {
+      await deps.store
+        .takeReplay(endpoint.id, replayWindow(deps), extra, Number.MAX_SAFE_INTEGER)
+        .catch(() => undefined);
+    }
   }
 }
 
@@ -340,6 +350,11 @@ async function replaySince(
   jobOf: (event: StoredWebhookEvent) => WebhookDeliveryJob | undefined,
 ): Promise<ReplayOutcome> {
   let cursor: string | undefined;
+  // The time of the last event taken: a replay only stops between two instants, since the caller
+  // goes on from `nextSince` (inclusive). Stopping inside an instant would send its first events
+  // again and never reach the rest when one instant holds more than a replay takes (one accepted
+  // batch gives an event per message and recipient, all at the same time).
+  let lastAt: number | undefined;
   for (;;) {
     const page = await deps.store.since(tenant, since, {
       limit: REPLAY_PAGE,
@@ -348,10 +363,13 @@ async function replaySince(
     const jobs: WebhookDeliveryJob[] = [];
     let nextSince: string | undefined;
     for (const event of page.events) {
-      if (progress.replayed + jobs.length >= max || progress.scanned >= MAX_REPLAY_SCAN) {
+      const at = Date.parse(event.timestamp);
+      const full = progress.replayed + jobs.length >= max || progress.scanned >= MAX_REPLAY_SCAN;
+      if (full && (at !== lastAt || progress.scanned >= MAX_REPLAY_SCAN + MAX_REPLAY_INSTANT)) {
         nextSince = event.timestamp;
         break;
       }
+      lastAt = at;
       progress.scanned += 1;
       const made = jobOf(event);
       if (made !== undefined) jobs.push(made);
@@ -366,12 +384,12 @@ async function replaySince(
 }
 
 /**
- * Takes up to `wanted` events from the endpoint's replay budget (a negative `wanted` gives them
- * back) and answers how many were taken; a 429 when none are left in this window.
+ * Takes up to `wanted` events from the endpoint's replay budget and answers how many were taken;
+ * a 429 (with Retry-After) when none are left in this window.
  */
 async function reserveReplay(deps: WebhookOperationsDeps, id: string, wanted: number): Promise<number> {
   const windowMs = REPLAY_BUDGET.windowSeconds * 1000;
-  const window = new Date(Math.floor(deps.clock().getTime() / windowMs) * windowMs);
+  const window = replayWindow(deps);
   const taken = await deps.store.takeReplay(id, window, wanted, REPLAY_BUDGET.events);
   if (wanted > 0 && taken <= 0) {
     const ends = window.getTime() + windowMs;
@@ -385,6 +403,12 @@ async function reserveReplay(deps: WebhookOperationsDeps, id: string, wanted: nu
     );
   }
   return taken;
+}
+
+/** When the replay budget's current window began. */
+function replayWindow(deps: WebhookOperationsDeps): Date {
+  const windowMs = REPLAY_BUDGET.windowSeconds * 1000;
+  return new Date(Math.floor(deps.clock().getTime() / windowMs) * windowMs);
 }
 
 /** `wh_` and 24 base62 characters from unbiased random bytes. */

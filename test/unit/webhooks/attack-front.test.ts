@@ -132,3 +132,39 @@ describe('replay reads', () => {
     expect(reads).toBeLessThanOrEqual(10 * REPLAY_BUDGET.events + 2 * MAX_REPLAY_SCAN);
   });
 });
+
+describe('replay paging', () => {
+  it('gets past more events of one instant than one replay takes (one batch of 100 messages to 50 recipients each)', async () => {
+    // Prepare: 1,500 message.queued events of one accept (one timestamp), then three later ones.
+    const { deps, store, queue, register } = setUp();
+    const e = await register();
+    const at = '2026-05-02T00:00:00.000Z';
+    const event = (id: string, timestamp: string) => ({
+      id,
+      tenant: 'acme',
+      type: 'message.queued' as const,
+      timestamp,
+      body: '{}',
+    });
+    await store.append([
+      ...Array.from({ length: MAX_REPLAY_EVENTS + 500 }, (_, i) =>
+        event(`evt_${String(i).padStart(5, '0')}`, at),
+      ),
+      event('evt_later_1', '2026-05-02T00:00:01.000Z'),
+      event('evt_later_2', '2026-05-02T00:00:02.000Z'),
+      event('evt_later_3', '2026-05-02T00:00:03.000Z'),
+    ]);
+
+    // Act: replay since before them, and go on from nextSince as the answer says.
+    let since = new Date('2026-05-01T00:00:00.000Z');
+    for (let call = 0; call < 5; call++) {
+      const outcome = await replayEvents(deps, 'acme', e.id, { since });
+      if (!outcome.truncated) break;
+      since = new Date(outcome.nextSince ?? '');
+    }
+
+    // Assess: every event was replayed.
+    const replayed = new Set(queue.jobs.map((j) => j.eventId));
+    expect(replayed.size).toBe(MAX_REPLAY_EVENTS + 503);
+  });
+});
