@@ -30,8 +30,8 @@ async function rawReceiver(answer: string): Promise<string> {
   return `http://127.0.0.1:${address.port}/hooks`;
 }
 
-const post = (url: string) =>
-  new WebhookHttpPoster({ allowLoopback: true, timeoutMs: 5_000 }).post({
+const post = (url: string, timeoutMs = 5_000) =>
+  new WebhookHttpPoster({ allowLoopback: true, timeoutMs }).post({
     url,
     body: '{}',
     headers: { 'webhook-id': 'evt_1', 'webhook-timestamp': '1', 'webhook-signature': 'v1,x' },
@@ -51,4 +51,74 @@ describe('the webhook poster against odd receivers', () => {
     expect(result).toMatchObject({ status: 101 });
     expect(result.latencyMs).toBeLessThan(2_000);
   });
+});
+
+describe('the webhook poster: probes that held', () => {
+  it.each([
+    ['a malformed status line', 'HTTP/1.1 abc OK\r\n\r\n'],
+    ['an invalid header', 'HTTP/1.1 200 OK\r\nX Bad: y\r\nContent-Length: 2\r\n\r\nok'],
+    ['a 100 KB header', `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(100_000)}\r\n\r\n`],
+    ['two Content-Lengths', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello'],
+    ['no HTTP at all', 'hello world\n'],
+  ])('answers %s as a network failure at once', async (_, answer) => {
+    const result = await post(await rawReceiver(answer));
+    expect(result).toMatchObject({ error: 'network' });
+    expect(result.latencyMs).toBeLessThan(2_000);
+  });
+
+  it('answers a chunked body that never ends by the timeout, with its status and at most 4 KiB', async () => {
+    server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.once('data', () => {
+        socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+        const drip = setInterval(
+          () => (socket.destroyed ? clearInterval(drip) : socket.write('1\r\na\r\n')),
+          20,
+        );
+        socket.on('close', () => clearInterval(drip));
+      });
+    });
+    await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+
+    const result = await post(`http://127.0.0.1:${address.port}/`, 500);
+
+    expect(result).toMatchObject({ status: 200 });
+    expect(result.latencyMs).toBeLessThan(2_000);
+    expect('snippet' in result && Buffer.byteLength(result.snippet)).toBeLessThanOrEqual(4096);
+  });
+
+  it.each([
+    ['localhost', '10.0.0.1', true],
+    ['localhost', '::ffff:10.0.0.1', true],
+    ['localhost', '169.254.169.254', true],
+    ['127.0.0.1.nip.io', '127.0.0.1', true],
+    ['hooks.example.com', '0.0.0.0', false],
+    ['hooks.example.com', '100.64.0.1', false],
+    ['hooks.example.com', '192.0.0.9', false],
+    ['hooks.example.com', '198.18.0.1', false],
+    ['hooks.example.com', '64:ff9b::a00:1', false],
+    ['hooks.example.com', '2002:a00:1::1', false],
+    ['hooks.example.com', 'fd00:ec2::254', false],
+    ['hooks.example.com', 'fe80::1%eth0', false],
+  ])(
+    'refuses %s resolving to %s (with a public address too; local mode: %s)',
+    async (name, address, local) => {
+      const poster = new WebhookHttpPoster({
+        allowLoopback: local,
+        lookup: async () => [
+          { address: '8.8.8.8', family: 4 },
+          { address, family: address.includes(':') ? 6 : 4 },
+        ],
+      });
+      const result = await poster.post({
+        url: `${local ? 'http' : 'https'}://${name}/hooks`,
+        body: '{}',
+        headers: { 'webhook-id': 'evt_1', 'webhook-timestamp': '1', 'webhook-signature': 'v1,x' },
+      });
+      expect(result).toMatchObject({ error: 'refused-address' });
+    },
+  );
 });
