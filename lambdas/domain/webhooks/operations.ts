@@ -152,7 +152,15 @@ export async function registerEndpoint(
   // stored, and withdraw it if the tenant is past the cap. The last of the survivors to be stored
   // counted every other survivor, so at most MAX_WEBHOOK_ENDPOINTS remain (a race may refuse more
   // than strictly needed, never admit too many).
-  if ((await deps.store.list(tenant)).length > MAX_WEBHOOK_ENDPOINTS) {
+  let count: number;
+  try {
+    count = (await deps.store.list(tenant)).length;
+  } catch (error) {
+    // The caller is told it failed (and will retry): leave no endpoint it does not know of.
+    await deps.store.delete(tenant, endpoint.id).catch(() => undefined);
+    throw error;
+  }
+  if (count > MAX_WEBHOOK_ENDPOINTS) {
     await deps.store.delete(tenant, endpoint.id);
     tooMany();
   }

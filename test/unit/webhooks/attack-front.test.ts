@@ -52,6 +52,23 @@ describe('the endpoint cap', () => {
   });
 });
 
+describe('the endpoint cap, when the count after storing fails', () => {
+  it('leaves no endpoint behind an error answer', async () => {
+    const { store, register } = setUp();
+    const list = store.list.bind(store);
+    let calls = 0;
+    store.list = async (tenant: string) => {
+      calls += 1;
+      if (calls === 2) throw new Error('DynamoDB is throttling');
+      return list(tenant);
+    };
+
+    await expect(register()).rejects.toThrow('throttling');
+
+    expect(await list('acme')).toEqual([]);
+  });
+});
+
 describe('replay amplification', () => {
   it('bounds what repeated replays of one endpoint queue, per hour, and says so with a 429', async () => {
     // Prepare: more events than one replay takes.
