@@ -1,3 +1,4 @@
+import '../../support/quiet-powertools.ts';
 /**
  * Probes of the webhook routes' front (issue 14, attack pass): each test here failed before the fix
  * committed with it.
@@ -14,8 +15,12 @@ import {
   replayEvents,
   type WebhookOperationsDeps,
 } from '../../../lambdas/domain/webhooks/operations.ts';
+import { Route } from '../../../lambdas/shared/names.ts';
 import { testClock } from '../../support/fakes.ts';
+import { apiHarness } from '../../support/harness.ts';
+import { httpEvent, jsonOf } from '../../support/http-events.ts';
 import { problemOf } from '../../support/problems.ts';
+import { problemIn } from '../../support/unit-problems.ts';
 import { InMemoryWebhookQueue, InMemoryWebhookStore } from '../../support/webhooks.ts';
 
 function setUp() {
@@ -183,5 +188,43 @@ describe('replay paging', () => {
     // Assess: every event was replayed.
     const replayed = new Set(queue.jobs.map((j) => j.eventId));
     expect(replayed.size).toBe(MAX_REPLAY_EVENTS + 503);
+  });
+});
+
+describe('the replay route past the budget', () => {
+  it('answers 429 rate_limited with Retry-After', async () => {
+    // Prepare
+    const store = new InMemoryWebhookStore();
+    const queue = new InMemoryWebhookQueue();
+    const harness = apiHarness(
+      {},
+      { deps: () => ({ webhookEndpoints: { store, queue, allowLoopbackHttp: false } }) },
+    );
+    const token = harness.addKey({ scopes: ['webhooks'], tenant: 'tenant-a' });
+    const created = await harness.api(
+      httpEvent(Route.createWebhook, { token, body: { url: 'https://hooks.example.com/' } }),
+    );
+    const { id } = jsonOf(created) as { id: string };
+    await store.append([
+      {
+        id: 'evt_1',
+        tenant: 'tenant-a',
+        type: 'message.delivered',
+        timestamp: '2026-01-01T00:00:00.000Z',
+        body: '{}',
+      },
+    ]);
+    // Spend the budget of every window the test's clock could be in.
+    store.takeReplay = async () => 0;
+
+    // Act
+    const result = await harness.api(
+      httpEvent(Route.replayWebhook, { token, pathParameters: { id }, body: { eventId: 'evt_1' } }),
+    );
+
+    // Assess
+    expect(problemIn(result, 429).code).toBe('rate_limited');
+    expect(Number(result.headers?.['retry-after'])).toBeGreaterThan(0);
+    expect(queue.jobs).toEqual([]);
   });
 });
