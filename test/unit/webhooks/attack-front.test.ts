@@ -1,7 +1,8 @@
 import '../../support/quiet-powertools.ts';
 /**
- * Probes of the webhook routes' front (issue 14, attack pass): each test here failed before the fix
- * committed with it.
+ * Probes of the webhook routes' front (issue 14, attack pass): the endpoint cap under racing
+ * registrations, replay amplification (queued jobs and log reads) and replay paging through one
+ * instant. Each probe failed before the fix committed with it; the last checks the fix's wiring.
  */
 import { describe, expect, it } from 'vitest';
 import { ProblemError } from '../../../lambdas/domain/problem.ts';
