@@ -16,6 +16,11 @@ import {
   replayEvents,
   type WebhookOperationsDeps,
 } from '../../../lambdas/domain/webhooks/operations.ts';
+import {
+  createWebhookRequest,
+  replayRequest,
+  updateWebhookRequest,
+} from '../../../lambdas/domain/webhooks/requests.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { testClock } from '../../support/fakes.ts';
 import { apiHarness } from '../../support/harness.ts';
@@ -227,5 +232,29 @@ describe('the replay route past the budget', () => {
     expect(problemIn(result, 429).code).toBe('rate_limited');
     expect(Number(result.headers?.['retry-after'])).toBeGreaterThan(0);
     expect(queue.jobs).toEqual([]);
+  });
+});
+
+describe('request bodies that cannot be stored', () => {
+  // DynamoDB stores UTF-8: a lone surrogate fails the write (or the key) with a 500, after the
+  // checks; the guard's requests refuse them for that reason.
+  it.each([
+    [
+      'a description',
+      () => createWebhookRequest({ url: 'https://hooks.example.com/', description: 'ops \ud800' }),
+    ],
+    ['a changed description', () => updateWebhookRequest({ description: '\udfffops' })],
+    ['a replayed event id', () => replayRequest({ eventId: 'evt_\ud83d' })],
+  ])('refuses a lone surrogate in %s with a 400', (_, parse) => {
+    const thrown = (() => {
+      try {
+        parse();
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    })();
+    expect(thrown).toBeInstanceOf(ProblemError);
+    expect((thrown as ProblemError).problem.status).toBe(400);
   });
 });
