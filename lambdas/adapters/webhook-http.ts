@@ -133,6 +133,13 @@ export class WebhookHttpPoster implements HttpPoster {
             res.on('error', answered);
             res.on('close', answered);
           });
+          // A receiver that switches protocols (101) has answered, just not as a webhook receiver:
+          // node hands the socket to an 'upgrade' listener, and without one waits until the timeout.
+          req.on('upgrade', (res: IncomingMessage, socket) => {
+            socket.destroy();
+            answer = { status: res.statusCode ?? 0, chunks: [] };
+            answered();
+          });
           req.on('error', (error: NodeJS.ErrnoException) => {
             if (answer !== undefined) return answered();
             settle({ error: 'network', detail: error.code ?? error.message, latencyMs: latencyMs() });

@@ -4,6 +4,7 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { Clock } from '../domain/ports.ts';
 import {
@@ -13,7 +14,12 @@ import {
   WEBHOOK_LOG_DAYS,
   type WebhookEndpoint,
 } from '../domain/webhooks/endpoint.ts';
-import type { WebhookDeliveryLog, WebhookEndpointStore, WebhookEventLog } from '../domain/webhooks/ports.ts';
+import type {
+  WebhookDeliveryLog,
+  WebhookEndpointStore,
+  WebhookEventLog,
+  WebhookReplayBudget,
+} from '../domain/webhooks/ports.ts';
 import { ConflictError, InvalidCursorError } from '../shared/errors.ts';
 import { Keys } from '../shared/names.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';
@@ -29,6 +35,9 @@ const ENDPOINT = 'endpoint#';
 const AT = 'at#';
 const BY_ID = 'id#';
 const ATTEMPT = 'attempt#';
+const REPLAY = 'replay#';
+/** Tries of a replay budget take that keeps racing another one. */
+const REPLAY_TRIES = 5;
 // The character after `#`: `at$` sorts after every `at#...` key, closing the range of a `since` query.
 const AT_END = 'at$';
 
@@ -48,7 +57,9 @@ const endpointKey = (id: string): string => `${ENDPOINT}${id}`;
  * Every key names the tenant or an endpoint id (random and never reused), and attempts carry the
  * tenant too, so no read answers with another tenant's items.
  */
-export class DynamoWebhookStore implements WebhookEndpointStore, WebhookEventLog, WebhookDeliveryLog {
+export class DynamoWebhookStore
+  implements WebhookEndpointStore, WebhookEventLog, WebhookDeliveryLog, WebhookReplayBudget
+{
   readonly #doc: DynamoDBDocumentClient;
   readonly #table: string;
   readonly #clock: Clock;
@@ -250,6 +261,59 @@ export class DynamoWebhookStore implements WebhookEndpointStore, WebhookEventLog
     return page.cursor === undefined
       ? { attempts: page.items.map(attemptOf) }
       : { attempts: page.items.map(attemptOf), cursor: page.cursor };
+  }
+
+  /**
+   * The endpoint's replay count for a window: pk `endpoint#<id>`, sk `replay#<window ISO>`, expiring
+   * a day after the window began. Added to under a condition that keeps it at or under `limit`.
+   */
+  async takeReplay(endpointId: string, window: Date, wanted: number, limit: number): Promise<number> {
+    if (!WEBHOOK_ENDPOINT_ID.test(endpointId) || wanted === 0) return 0;
+    const key = { [PK]: endpointKey(endpointId), [SK]: `${REPLAY}${window.toISOString()}` };
+    const add = async (n: number, condition: string, values: Item): Promise<boolean> => {
+      try {
+        await this.#doc.send(
+          new UpdateCommand({
+            TableName: this.#table,
+            Key: key,
+            UpdateExpression: 'ADD #used :n SET #ttl = if_not_exists(#ttl, :ttl)',
+            ConditionExpression: condition,
+            ExpressionAttributeNames: { '#used': 'used', '#ttl': TTL },
+            ExpressionAttributeValues: {
+              ':n': n,
+              ':ttl': Math.floor(window.getTime() / 1000) + 86_400,
+              ...values,
+            },
+          }),
+        );
+        return true;
+      } catch (error) {
+        if (isConditionFailed(error)) return false;
+        rethrow(error, 'counting webhook replays');
+      }
+    };
+    if (wanted < 0) {
+      // Given back only to a count that exists and holds as much.
+      return (await add(wanted, '#used >= :back', { ':back': -wanted })) ? wanted : 0;
+    }
+    let want = wanted;
+    for (let i = 0; i < REPLAY_TRIES; i++) {
+      if (await add(want, 'attribute_not_exists(#used) OR #used <= :max', { ':max': limit - want })) {
+        return want;
+      }
+      let out: { Item?: Item };
+      try {
+        out = await this.#doc.send(
+          new GetCommand({ TableName: this.#table, Key: key, ConsistentRead: true }),
+        );
+      } catch (error) {
+        rethrow(error, 'reading webhook replays');
+      }
+      const used = Number(out.Item?.used ?? 0);
+      want = Math.min(wanted, limit - used);
+      if (want <= 0) return 0;
+    }
+    return 0;
   }
 
   #expiresAt(): number {

@@ -167,6 +167,8 @@ export const Keys = {
    * - an attempt: pk `endpoint#<id>`, sk `attempt#<at ISO>#<eventId>#<attempt>`, with TTL.
    * - a produced event: pk `events#<tenant>`, sk `at#<timestamp ISO>#<eventId>` (replay since a time)
    *   and sk `id#<eventId>` (replay by id), both with the body, with TTL.
+   * - the events replays queued to an endpoint in an hour: pk `endpoint#<id>`, sk `replay#<hour ISO>`,
+   *   with TTL.
    */
   webhooks: { partition: 'pk', sort: 'sk', ttl: 'expiresAt' },
 } as const;

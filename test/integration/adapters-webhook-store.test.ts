@@ -363,6 +363,26 @@ describe('DynamoWebhookStore delivery attempts', () => {
   });
 });
 
+describe('DynamoWebhookStore replay budget', () => {
+  it('never lets racing takes pass the limit, gives back, and starts afresh in the next window', async () => {
+    // Prepare
+    const id = endpointId();
+    const hour = new Date('2026-05-04T10:00:00.000Z');
+
+    // Act: twelve takes of 300 against a limit of 1000, at once.
+    const taken = await Promise.all(Array.from({ length: 12 }, () => store.takeReplay(id, hour, 300, 1000)));
+    const givenBack = await store.takeReplay(id, hour, -100, 1000);
+    const afterBack = await store.takeReplay(id, hour, 300, 1000);
+    const nextHour = await store.takeReplay(id, new Date('2026-05-04T11:00:00.000Z'), 300, 1000);
+
+    // Assess
+    expect(taken.reduce((a, b) => a + b, 0)).toBe(1000);
+    expect(givenBack).toBe(-100);
+    expect(afterBack).toBe(100);
+    expect(nextHour).toBe(300);
+  });
+});
+
 describe('the webhook operations over the Webhooks table', () => {
   it('registers, updates, rotates and replays since a time, with versions and secrets as stored', async () => {
     // Prepare

@@ -20,6 +20,7 @@ import type {
   WebhookEndpointStore,
   WebhookEventLog,
   WebhookPublisher,
+  WebhookReplayBudget,
 } from '../../lambdas/domain/webhooks/ports.ts';
 import { ConflictError } from '../../lambdas/shared/errors.ts';
 
@@ -27,9 +28,11 @@ const copy = <T>(value: T): T => structuredClone(value);
 
 /** The Webhooks table's endpoints, event log and attempts, with the adapter's semantics. */
 export class InMemoryWebhookStore
-  implements WebhookEndpointStore, WebhookEventLog, WebhookDeliveryLog, WebhookDirectory
+  implements WebhookEndpointStore, WebhookEventLog, WebhookDeliveryLog, WebhookDirectory, WebhookReplayBudget
 {
   readonly endpoints = new Map<string, WebhookEndpoint>();
+  /** Replay counts by endpoint id and window start (ISO). */
+  readonly replays = new Map<string, number>();
   readonly events = new Map<string, StoredWebhookEvent>();
   readonly attemptLog: DeliveryAttempt[] = [];
 
@@ -68,6 +71,14 @@ export class InMemoryWebhookStore
   /** WebhookDirectory, uncached: the enabled endpoints. */
   async subscribers(tenant: string): Promise<readonly WebhookEndpoint[]> {
     return (await this.list(tenant)).filter((e) => e.enabled);
+  }
+
+  async takeReplay(endpointId: string, window: Date, wanted: number, limit: number): Promise<number> {
+    const key = `${endpointId}\0${window.toISOString()}`;
+    const used = this.replays.get(key) ?? 0;
+    const taken = wanted < 0 ? Math.max(wanted, -used) : Math.max(0, Math.min(wanted, limit - used));
+    this.replays.set(key, used + taken);
+    return taken;
   }
 
   async append(events: readonly StoredWebhookEvent[]): Promise<void> {

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { ConflictError, InvalidCursorError, TransientError } from '../../shared/errors.ts';
 import type { Clock } from '../ports.ts';
-import { fail } from '../problem.ts';
+import { fail, ProblemError, problem } from '../problem.ts';
 import {
   type DeliveryAttempt,
   SECRET_OVERLAP_SECONDS,
@@ -23,6 +23,7 @@ import type {
   WebhookDeliveryQueue,
   WebhookEndpointStore,
   WebhookEventLog,
+  WebhookReplayBudget,
 } from './ports.ts';
 import type {
   CreateWebhookRequest,
@@ -39,13 +40,27 @@ export const MAX_WEBHOOK_ENDPOINTS = 20;
 export const MAX_REPLAY_EVENTS = 1_000;
 /** Events one replay request reads from the log, matching or not, so a request ends in time. */
 export const MAX_REPLAY_SCAN = 10_000;
+/**
+ * Events replays may queue to one endpoint per window. Each queued job costs Baton a receive (and
+ * more while the endpoint's slots are full) whatever the receiver does, and each event read from
+ * the log a read, so replays called in a loop must not queue or read without end: past the budget a
+ * replay answers 429 until the window ends.
+ */
+export const REPLAY_BUDGET = { events: 10_000, windowSeconds: 3_600 } as const;
+/**
+ * Events a replay goes on reading past its limits to finish the instant it stopped in (see
+ * replaySince); an instant holding more than this still stops a replay inside it.
+ */
+const MAX_REPLAY_INSTANT = 10_000;
+/** Events a replay reads from the log that count as one queued against the budget. */
+const REPLAY_READS_PER_EVENT = MAX_REPLAY_SCAN / MAX_REPLAY_EVENTS;
 const REPLAY_PAGE = 500;
 /** An update that keeps losing races is a busy endpoint: the caller retries later (503). */
 const UPDATE_ATTEMPTS = 3;
 
 /** What the api needs for the webhook routes; absent in ApiDeps, they answer 501. */
 export interface WebhookAdminDeps {
-  readonly store: WebhookEndpointStore & WebhookEventLog & WebhookDeliveryLog;
+  readonly store: WebhookEndpointStore & WebhookEventLog & WebhookDeliveryLog & WebhookReplayBudget;
   readonly queue: WebhookDeliveryQueue;
   /** Local mode only: http and https to 127.0.0.1, localhost and [::1] (checkWebhookUrl). */
   readonly allowLoopbackHttp: boolean;
@@ -110,14 +125,13 @@ export async function registerEndpoint(
   request: CreateWebhookRequest,
 ): Promise<WebhookEndpointWithSecret> {
   const url = acceptedUrl(deps, request.url);
-  const existing = await deps.store.list(tenant);
-  if (existing.length >= MAX_WEBHOOK_ENDPOINTS) {
+  const tooMany = (): never =>
     fail(
       'too_many_webhooks',
       `A tenant may register at most ${MAX_WEBHOOK_ENDPOINTS} webhook endpoints; delete one first ` +
         '(one endpoint can receive every event type).',
     );
-  }
+  if ((await deps.store.list(tenant)).length >= MAX_WEBHOOK_ENDPOINTS) tooMany();
   const now = deps.clock().toISOString();
   const secret = newWebhookSecret(random(deps));
   const endpoint: WebhookEndpoint = {
@@ -134,6 +148,22 @@ export async function registerEndpoint(
     version: 1,
   };
   await deps.store.create(endpoint);
+  // Registrations racing each other all passed the count above: count again now that this one is
+  // stored, and withdraw it if the tenant is past the cap. The last of the survivors to be stored
+  // counted every other survivor, so at most MAX_WEBHOOK_ENDPOINTS remain (a race may refuse more
+  // than strictly needed, never admit too many).
+  let count: number;
+  try {
+    count = (await deps.store.list(tenant)).length;
+  } catch (error) {
+    // The caller is told it failed (and will retry): leave no endpoint it does not know of.
+    await deps.store.delete(tenant, endpoint.id).catch(() => undefined);
+    throw error;
+  }
+  if (count > MAX_WEBHOOK_ENDPOINTS) {
+    await deps.store.delete(tenant, endpoint.id);
+    tooMany();
+  }
   return { ...endpointView(endpoint, deps.clock()), secret };
 }
 
@@ -292,34 +322,101 @@ export async function replayEvents(
         [{ path: 'eventId', message: `is a ${event.type} event` }],
       );
     }
+    await reserveReplay(deps, endpoint.id, 1);
     await deps.queue.enqueue([job(event)]);
     return { replayed: 1, truncated: false };
   }
 
-  let replayed = 0;
-  let scanned = 0;
+  const reserved = await reserveReplay(deps, endpoint.id, MAX_REPLAY_EVENTS);
+  const progress = { replayed: 0, scanned: 0 };
+  try {
+    return await replaySince(deps, tenant, request.since, reserved, progress, (event) =>
+      endpoint.events.includes(event.type) ? job(event) : undefined,
+    );
+  } finally {
+    // The call costs what it queued, or a tenth of what it read when more (reading the log costs
+    // Baton too, sent or not: MAX_REPLAY_SCAN reads are worth MAX_REPLAY_EVENTS). The rest goes
+    // back to the budget (best effort: a lost refund only makes the budget stricter).
+    const cost = Math.max(progress.replayed, Math.ceil(progress.scanned / REPLAY_READS_PER_EVENT));
+    // Finishing an instant can cost more than was reserved: that is counted too, past the limit.
+    const extra = cost - reserved;
+    if (extra !== 0) {
+      await deps.store
+        .takeReplay(endpoint.id, replayWindow(deps), extra, Number.MAX_SAFE_INTEGER)
+        .catch(() => undefined);
+    }
+  }
+}
+
+/** Queues the events since `since` that `jobOf` makes a job of, up to `max` (and MAX_REPLAY_SCAN read). */
+async function replaySince(
+  deps: WebhookOperationsDeps,
+  tenant: string,
+  since: Date,
+  max: number,
+  progress: { replayed: number; scanned: number },
+  jobOf: (event: StoredWebhookEvent) => WebhookDeliveryJob | undefined,
+): Promise<ReplayOutcome> {
   let cursor: string | undefined;
+  // The time of the last event taken: a replay only stops between two instants, since the caller
+  // goes on from `nextSince` (inclusive). Stopping inside an instant would send its first events
+  // again and never reach the rest when one instant holds more than a replay takes (one accepted
+  // batch gives an event per message and recipient, all at the same time).
+  let lastAt: number | undefined;
   for (;;) {
-    const page = await deps.store.since(tenant, request.since, {
+    const page = await deps.store.since(tenant, since, {
       limit: REPLAY_PAGE,
       ...(cursor === undefined ? {} : { cursor }),
     });
     const jobs: WebhookDeliveryJob[] = [];
     let nextSince: string | undefined;
     for (const event of page.events) {
-      if (replayed + jobs.length >= MAX_REPLAY_EVENTS || scanned >= MAX_REPLAY_SCAN) {
+      const at = Date.parse(event.timestamp);
+      const full = progress.replayed + jobs.length >= max || progress.scanned >= MAX_REPLAY_SCAN;
+      if (full && (at !== lastAt || progress.scanned >= MAX_REPLAY_SCAN + MAX_REPLAY_INSTANT)) {
         nextSince = event.timestamp;
         break;
       }
-      scanned += 1;
-      if (endpoint.events.includes(event.type)) jobs.push(job(event));
+      lastAt = at;
+      progress.scanned += 1;
+      const made = jobOf(event);
+      if (made !== undefined) jobs.push(made);
     }
     if (jobs.length > 0) await deps.queue.enqueue(jobs);
-    replayed += jobs.length;
+    progress.replayed += jobs.length;
+    const { replayed } = progress;
     if (nextSince !== undefined) return { replayed, truncated: true, nextSince };
     if (page.cursor === undefined) return { replayed, truncated: false };
     cursor = page.cursor;
   }
+}
+
+/**
+ * Takes up to `wanted` events from the endpoint's replay budget and answers how many were taken;
+ * a 429 (with Retry-After) when none are left in this window.
+ */
+async function reserveReplay(deps: WebhookOperationsDeps, id: string, wanted: number): Promise<number> {
+  const windowMs = REPLAY_BUDGET.windowSeconds * 1000;
+  const window = replayWindow(deps);
+  const taken = await deps.store.takeReplay(id, window, wanted, REPLAY_BUDGET.events);
+  if (wanted > 0 && taken <= 0) {
+    const ends = window.getTime() + windowMs;
+    throw new ProblemError(
+      problem(
+        'rate_limited',
+        `Replays to webhook endpoint ${id} may queue at most ${REPLAY_BUDGET.events} events an hour; ` +
+          `replay again after ${new Date(ends).toISOString()}.`,
+      ),
+      { 'retry-after': String(Math.max(1, Math.ceil((ends - deps.clock().getTime()) / 1000))) },
+    );
+  }
+  return taken;
+}
+
+/** When the replay budget's current window began. */
+function replayWindow(deps: WebhookOperationsDeps): Date {
+  const windowMs = REPLAY_BUDGET.windowSeconds * 1000;
+  return new Date(Math.floor(deps.clock().getTime() / windowMs) * windowMs);
 }
 
 /** `wh_` and 24 base62 characters from unbiased random bytes. */

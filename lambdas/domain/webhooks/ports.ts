@@ -54,6 +54,19 @@ export interface WebhookDeliveryLog {
 }
 
 /**
+ * How many events replays queued to each endpoint per window (the api's replay budget): one counter
+ * per endpoint and window, changed atomically, so racing replays cannot together pass the limit.
+ */
+export interface WebhookReplayBudget {
+  /**
+   * Adds up to `wanted` to the endpoint's count for the window starting at `window`, never past
+   * `limit`, and answers how much was added (0 when the window's budget is spent). A negative
+   * `wanted` gives that much back.
+   */
+  takeReplay(endpointId: string, window: Date, wanted: number, limit: number): Promise<number>;
+}
+
+/**
  * The webhook queue. A job whose `notBefore` is ahead is sent with that delay (at most SQS's 15
  * minutes; the delivery function waits out the rest by hiding the message). Throws TransientError
  * when SQS refuses after its retries (some jobs may have been queued: a job queued twice is one

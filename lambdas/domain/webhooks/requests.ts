@@ -44,10 +44,13 @@ const url = z
   .max(4 * MAX_WEBHOOK_URL_LENGTH);
 // The names are checked after parsing, so an unknown one is reported by name, not as a zod enum dump.
 const events = z.array(z.string().max(100)).max(WEBHOOK_EVENT_TYPES.length * 2);
+// DynamoDB stores UTF-8, which a lone surrogate has no form in: the write would fail with a 500.
+const WELL_FORMED = 'must be well-formed Unicode (no lone surrogate)';
 const description = z
   .string()
   .max(MAX_DESCRIPTION)
-  .refine((s) => !CONTROL.test(s), 'must not contain control characters or line breaks');
+  .refine((s) => !CONTROL.test(s), 'must not contain control characters or line breaks')
+  .refine((s) => s.isWellFormed(), WELL_FORMED);
 
 const CREATE = z.strictObject({ url, events: events.optional(), description: description.optional() });
 const UPDATE = z.strictObject({
@@ -58,7 +61,12 @@ const UPDATE = z.strictObject({
 });
 const REPLAY = z.strictObject({
   since: z.iso.datetime({ offset: true }).optional(),
-  eventId: z.string().min(1).max(MAX_EVENT_ID).optional(),
+  eventId: z
+    .string()
+    .min(1)
+    .max(MAX_EVENT_ID)
+    .refine((s) => s.isWellFormed(), WELL_FORMED)
+    .optional(),
 });
 
 /** `POST /v1/webhooks`: `{url, events?, description?}`. */
