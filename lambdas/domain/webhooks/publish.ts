@@ -36,8 +36,11 @@ export interface WebhookFanoutDeps {
 
 /**
  * The publisher producers use. Events of a tenant without a subscribed endpoint cost nothing past
- * the (cached) directory lookup: no log write, no job. Each payload is serialised once, so the
- * replay log and every endpoint's job carry the very bytes that are signed. The log is written
+ * the (cached) directory lookup: no log write, no job. Those a disabled endpoint subscribes to are
+ * kept in the log (no job), so its owner can replay them on re-enabling it; those of a tenant whose
+ * endpoints cannot be read are kept too, for a replay (whom to send them to is unknown). Each
+ * payload is serialised once, so the replay log and every endpoint's job carry the very bytes that
+ * are signed. The log is written
  * before the jobs are queued: an event whose enqueue failed can still be replayed. A log that
  * fails does not stop the jobs (delivering an event matters more than being able to replay it).
  */
@@ -71,19 +74,27 @@ export class WebhookFanout implements WebhookPublisher {
     await Promise.all(
       [...byTenant].map(async ([tenant, tenantEvents]) => {
         let endpoints: readonly WebhookEndpoint[];
+        let registered: readonly WebhookEndpoint[];
         try {
-          endpoints = await this.#deps.directory.subscribers(tenant);
+          [endpoints, registered] = await Promise.all([
+            this.#deps.directory.subscribers(tenant),
+            this.#deps.directory.registered(tenant),
+          ]);
         } catch (error) {
           this.#report(error, tenantEvents.length, 'directory');
+          // Whom to send them to is unknown, but they are kept: a replay can still send them.
+          for (const event of tenantEvents) stored.push(storedEvent(event));
           return;
         }
         for (const event of tenantEvents) {
-          const { type, timestamp } = event.payload;
+          const { type } = event.payload;
           const to = endpoints.filter((endpoint) => subscribes(endpoint, type));
-          if (to.length === 0) continue;
-          const body = JSON.stringify(event.payload);
-          stored.push({ id: event.id, tenant, type, timestamp, body });
-          const occurredAt = Date.parse(timestamp);
+          // A disabled endpoint subscribed to it gets no job, but its owner can replay it once re-enabled.
+          if (to.length === 0 && !registered.some((e) => e.events.includes(type))) continue;
+          const kept = storedEvent(event);
+          stored.push(kept);
+          const { body } = kept;
+          const occurredAt = Date.parse(event.payload.timestamp);
           for (const endpoint of to) {
             jobs.push({
               v: 1,
@@ -123,6 +134,12 @@ export class WebhookFanout implements WebhookPublisher {
   }
 }
 
+/** The event as the replay log keeps it: its payload serialised once, the very bytes signed. */
+function storedEvent(event: WebhookEvent): StoredWebhookEvent {
+  const { type, timestamp } = event.payload;
+  return { id: event.id, tenant: event.tenant, type, timestamp, body: JSON.stringify(event.payload) };
+}
+
 /** Tenants a producer instance keeps in its directory cache (a warm instance sees few). */
 const MAX_CACHED_TENANTS = 1_000;
 
@@ -150,10 +167,14 @@ export class CachedWebhookDirectory implements WebhookDirectory {
   }
 
   async subscribers(tenant: string): Promise<readonly WebhookEndpoint[]> {
+    return (await this.registered(tenant)).filter((e) => e.enabled);
+  }
+
+  async registered(tenant: string): Promise<readonly WebhookEndpoint[]> {
     const now = this.#clock().getTime();
     const cached = this.#cache.get(tenant);
     if (cached !== undefined && cached.until > now) return cached.endpoints;
-    const endpoints = this.#store.list(tenant).then((all) => all.filter((e) => e.enabled));
+    const endpoints = this.#store.list(tenant);
     const entry = { until: now + this.#ttlMs, endpoints };
     this.#cache.delete(tenant);
     if (this.#cache.size >= MAX_CACHED_TENANTS) {
