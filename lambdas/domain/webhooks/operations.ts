@@ -55,6 +55,11 @@ export interface WebhookAdminDeps {
 
 export interface WebhookOperationsDeps extends WebhookAdminDeps {
   readonly clock: Clock;
+  /**
+   * The bodies as a replay may send them: an address the tenant erased since appears as its
+   * pseudonym (the api wires erasure's eraseFromWebhookBodies). Absent: sent as logged.
+   */
+  readonly erased?: (tenant: string, bodies: readonly string[]) => Promise<readonly string[]>;
 }
 
 /** An endpoint as the api shows it: never a secret (but see WebhookEndpointWithSecret). */
@@ -268,6 +273,15 @@ export async function replayEvents(
     );
   }
   const now = deps.clock().getTime();
+  // Same ids, and the same bytes unless an address was erased since (then its pseudonym).
+  const erased = async (jobs: WebhookDeliveryJob[]): Promise<WebhookDeliveryJob[]> => {
+    if (deps.erased === undefined || jobs.length === 0) return jobs;
+    const bodies = await deps.erased(
+      tenant,
+      jobs.map((j) => j.body),
+    );
+    return jobs.map((j, i) => ({ ...j, body: bodies[i] ?? j.body }));
+  };
   const job = (event: StoredWebhookEvent): WebhookDeliveryJob => ({
     v: 1,
     tenant,
@@ -292,7 +306,7 @@ export async function replayEvents(
         [{ path: 'eventId', message: `is a ${event.type} event` }],
       );
     }
-    await deps.queue.enqueue([job(event)]);
+    await deps.queue.enqueue(await erased([job(event)]));
     return { replayed: 1, truncated: false };
   }
 
@@ -314,7 +328,7 @@ export async function replayEvents(
       scanned += 1;
       if (endpoint.events.includes(event.type)) jobs.push(job(event));
     }
-    if (jobs.length > 0) await deps.queue.enqueue(jobs);
+    if (jobs.length > 0) await deps.queue.enqueue(await erased(jobs));
     replayed += jobs.length;
     if (nextSince !== undefined) return { replayed, truncated: true, nextSince };
     if (page.cursor === undefined) return { replayed, truncated: false };
