@@ -313,6 +313,10 @@ export async function replayEvents(
   let replayed = 0;
   let scanned = 0;
   let cursor: string | undefined;
+  // The timestamp of the first event this call reads. A replay never stops inside the run of events
+  // sharing it: `since` that timestamp would begin the run again, and one longer than a replay takes
+  // (a batch of 100 messages to 50 recipients is 5,000 events of one instant) would never be passed.
+  let first: number | undefined;
   for (;;) {
     const page = await deps.store.since(tenant, request.since, {
       limit: REPLAY_PAGE,
@@ -321,7 +325,10 @@ export async function replayEvents(
     const jobs: WebhookDeliveryJob[] = [];
     let nextSince: string | undefined;
     for (const event of page.events) {
-      if (replayed + jobs.length >= MAX_REPLAY_EVENTS || scanned >= MAX_REPLAY_SCAN) {
+      const at = Date.parse(event.timestamp);
+      first ??= at;
+      const full = replayed + jobs.length >= MAX_REPLAY_EVENTS || scanned >= MAX_REPLAY_SCAN;
+      if (full && at !== first) {
         nextSince = event.timestamp;
         break;
       }
