@@ -20,7 +20,15 @@ import type {
 } from './ports.ts';
 
 /** Which step of publishing failed, for the log line (never an address or a body). */
-export type PublishStep = 'directory' | 'log' | 'enqueue';
+export type PublishStep = 'directory' | 'log' | 'enqueue' | 'timeout';
+
+/**
+ * How long a producer waits for publishing at most (WebhookFanoutDeps.waitMs). The api answers
+ * its client only after publishing: a stalled connection to the Webhooks table or queue must not
+ * hold the answer of a send that is accepted and queued already (a client that times out retries,
+ * and the mail goes twice). Normally publishing takes a few tens of milliseconds.
+ */
+export const PUBLISH_WAIT_MS = 3_000;
 
 export interface WebhookFanoutDeps {
   readonly directory: WebhookDirectory;
@@ -32,6 +40,11 @@ export interface WebhookFanoutDeps {
    * the metric WebhookPublishFailures). Must not throw; should it, the error goes no further.
    */
   readonly onError: (error: unknown, count: number, step: PublishStep) => void;
+  /**
+   * Past this, `publish` returns and reports step `timeout` (what is under way may still finish).
+   * @default PUBLISH_WAIT_MS
+   */
+  readonly waitMs?: number;
 }
 
 /**
@@ -52,11 +65,20 @@ export class WebhookFanout implements WebhookPublisher {
   }
 
   async publish(events: readonly WebhookEvent[]): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waited = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#deps.waitMs ?? PUBLISH_WAIT_MS);
+    });
     try {
-      await this.#publish(events);
+      const outcome = await Promise.race([this.#publish(events), waited]);
+      if (outcome === 'timeout') {
+        this.#report(new Error('publishing webhook events took too long'), events.length, 'timeout');
+      }
     } catch (error) {
       // Only a bug reaches here (each step reports its own failure): never the producer's problem.
       this.#report(error, events.length, 'enqueue');
+    } finally {
+      clearTimeout(timer);
     }
   }
 

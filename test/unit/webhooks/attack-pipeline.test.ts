@@ -78,4 +78,28 @@ describe('attack: producing webhook events', () => {
     expect(queue.jobs).toEqual([]);
     for (const event of events) expect(await store.event('tenant-a', event.id)).toBeDefined();
   });
+
+  it('answers the producer in bounded time when the queue never answers (a stalled connection)', async () => {
+    // Prepare
+    const { store, failures } = rig();
+    await store.create(endpoint());
+    const fanout = new WebhookFanout({
+      directory: store,
+      log: store,
+      queue: { enqueue: () => new Promise<void>(() => {}) },
+      clock: testClock('2025-03-01T12:10:00.000Z'),
+      onError: (_error, count, step) => failures.push({ count, step }),
+      waitMs: 50,
+    });
+
+    // Act: the api answers its client only after publishing; a hang here is a failed send request.
+    const outcome = await Promise.race([
+      fanout.publish(queuedEvents()).then(() => 'answered'),
+      new Promise((resolve) => setTimeout(() => resolve('hung'), 1_000)),
+    ]);
+
+    // Assess
+    expect(outcome).toBe('answered');
+    expect(failures).toEqual([{ count: 1, step: 'timeout' }]);
+  });
 });
