@@ -121,4 +121,40 @@ describe('attack: erasure and the webhook replay log', () => {
       [event.id, ANA_KEY],
     ]);
   });
+
+  it('leaves an address another tenant erased as it is in this tenant’s replay', async () => {
+    // Prepare
+    const { api, store, queue, token, addKey } = setUp();
+    const other = addKey({ scopes: ['suppressions'], tenant: 'tenant-b' });
+    const created = await api(
+      httpEvent(Route.createWebhook, { token, body: { url: 'https://hooks.example.com/baton' } }),
+    );
+    const { id } = jsonOf(created) as { id: string };
+    const [event] = webhookEventsOf(
+      messageRecord({ id: 'msg_1', tenant: 'tenant-a', recipients: [recipient(ANA)] }),
+      0,
+      {},
+    );
+    if (event === undefined) throw new Error('no event');
+    const body = JSON.stringify(event.payload);
+    await store.append([
+      {
+        id: event.id,
+        tenant: 'tenant-a',
+        type: event.payload.type,
+        timestamp: event.payload.timestamp,
+        body,
+      },
+    ]);
+
+    // Act
+    const erased = await api(
+      httpEvent(Route.eraseRecipient, { token: other, pathParameters: { address: ANA } }),
+    );
+    await api(httpEvent(Route.replayWebhook, { token, pathParameters: { id }, body: { eventId: event.id } }));
+
+    // Assess
+    expect(erased.statusCode).toBe(202);
+    expect(queue.jobs.map((j) => j.body)).toEqual([body]);
+  });
 });
