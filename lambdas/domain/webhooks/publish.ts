@@ -23,10 +23,10 @@ import type {
 export type PublishStep = 'directory' | 'log' | 'enqueue' | 'timeout';
 
 /**
- * How long a producer waits for publishing at most (WebhookFanoutDeps.waitMs). The api answers
- * its client only after publishing: a stalled connection to the Webhooks table or queue must not
- * hold the answer of a send that is accepted and queued already (a client that times out retries,
- * and the mail goes twice). Normally publishing takes a few tens of milliseconds.
+ * How long the front door (api, SMTP) waits for publishing at most (WebhookFanoutDeps.waitMs): it
+ * answers its client only after publishing, and a stalled connection to the Webhooks table or
+ * queue must not hold the answer of a send accepted and queued already (a client that times out
+ * retries, and the mail goes twice). Publishing one request's events takes a few tens of ms.
  */
 export const PUBLISH_WAIT_MS = 3_000;
 
@@ -42,7 +42,8 @@ export interface WebhookFanoutDeps {
   readonly onError: (error: unknown, count: number, step: PublishStep) => void;
   /**
    * Past this, `publish` returns and reports step `timeout` (what is under way may still finish).
-   * @default PUBLISH_WAIT_MS
+   * The front door passes PUBLISH_WAIT_MS; the queue consumers wait (a batch's events take longer,
+   * and their state changes are acknowledged only at the batch's end). @default no bound
    */
   readonly waitMs?: number;
 }
@@ -65,10 +66,14 @@ export class WebhookFanout implements WebhookPublisher {
   }
 
   async publish(events: readonly WebhookEvent[]): Promise<void> {
+    const { waitMs } = this.#deps;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const waited = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.#deps.waitMs ?? PUBLISH_WAIT_MS);
-    });
+    const waited =
+      waitMs === undefined
+        ? new Promise<never>(() => {})
+        : new Promise<'timeout'>((resolve) => {
+            timer = setTimeout(() => resolve('timeout'), waitMs);
+          });
     try {
       const outcome = await Promise.race([this.#publish(events), waited]);
       if (outcome === 'timeout') {
