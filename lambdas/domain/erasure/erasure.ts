@@ -125,7 +125,8 @@ export function scrubber(addresses: Iterable<string>, key: string): (text: strin
  * The record with the address erased, or undefined when the address is not one of its recipients
  * (nor of its events). Recipients and event recipients become the pseudonym; every text that could
  * quote the address (reasons, event details, subject, From) has each spelling of it replaced. The
- * record keeps its id, status and timeline shape, so the status API still tells what happened.
+ * record keeps its id, status and timeline shape, so the status API still tells what happened. Its
+ * tags, which webhook payloads carry, are scrubbed too.
  */
 export function eraseFromRecord(
   record: MessageRecord,
@@ -142,6 +143,14 @@ export function eraseFromRecord(
     ...record,
     from: scrub(record.from),
     subject: scrub(record.subject),
+    // Every webhook event of the message carries its tags (issue 14): a client may tag with the address.
+    ...(record.tags === undefined
+      ? {}
+      : {
+          tags: Object.fromEntries(
+            Object.entries(record.tags).map(([name, value]) => [scrub(name), scrub(value)]),
+          ),
+        }),
     recipients: record.recipients.map((r) => ({
       ...r,
       address: matches(r.address) ? key : r.address,

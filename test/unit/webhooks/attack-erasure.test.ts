@@ -4,7 +4,7 @@
  */
 import '../../support/quiet-powertools.ts';
 import { describe, expect, it } from 'vitest';
-import { TombstoneAwareSuppressions } from '../../../lambdas/domain/erasure/erasure.ts';
+import { eraseFromRecord, TombstoneAwareSuppressions } from '../../../lambdas/domain/erasure/erasure.ts';
 import { suppressionWebhookEvent, webhookEventsOf } from '../../../lambdas/domain/webhooks/events.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { messageRecord, recipient, suppression } from '../../support/builders.ts';
@@ -156,5 +156,29 @@ describe('attack: erasure and the webhook replay log', () => {
     // Assess
     expect(erased.statusCode).toBe(202);
     expect(queue.jobs.map((j) => j.body)).toEqual([body]);
+  });
+
+  it('erases the address from the message’s tags, which every later event of the message carries', async () => {
+    // Prepare: the client tagged the message with the recipient's address.
+    const record = messageRecord({
+      id: 'msg_1',
+      tenant: 'tenant-a',
+      recipients: [recipient(ANA, 'sent')],
+      tags: { contact: 'Ana@Example.org', campaign: 'spring' },
+    });
+
+    // Act
+    const erased = eraseFromRecord(record, ANA_KEY, keyOf);
+    if (erased === undefined) throw new Error('not erased');
+    const later = {
+      ...erased,
+      events: [...erased.events, { type: 'bounced' as const, at: record.createdAt, recipient: ANA_KEY }],
+    };
+    const events = webhookEventsOf(later, erased.events.length, later.tags ?? {});
+
+    // Assess
+    const bodies = JSON.stringify(events.map((e) => e.payload));
+    expect(bodies.toLowerCase()).not.toContain('ana@example.org');
+    expect(erased.tags).toEqual({ contact: ANA_KEY, campaign: 'spring' });
   });
 });
