@@ -54,9 +54,9 @@ export interface WebhookFanoutDeps {
  * kept in the log (no job), so its owner can replay them on re-enabling it; those of a tenant whose
  * endpoints cannot be read are kept too, for a replay (whom to send them to is unknown). Each
  * payload is serialised once, so the replay log and every endpoint's job carry the very bytes that
- * are signed. The log is written
- * before the jobs are queued: an event whose enqueue failed can still be replayed. A log that
- * fails does not stop the jobs (delivering an event matters more than being able to replay it).
+ * are signed. The log is written before the jobs are queued: an event whose enqueue failed can
+ * still be replayed. A log that fails does not stop the jobs (delivering an event matters more than
+ * being able to replay it).
  */
 export class WebhookFanout implements WebhookPublisher {
   readonly #deps: WebhookFanoutDeps;
