@@ -2,11 +2,15 @@
  * Attack probes on webhook delivery (issue 14) that held: racing deliveries of one job, a hanging
  * endpoint beside a healthy one, a crashed holder's slot and probe.
  */
+import '../../support/quiet-powertools.ts';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { breakerPolicy } from '../../../lambdas/domain/webhooks/breaker.ts';
 import { type DeliveryDeps, deliverJob, deliveryPolicy } from '../../../lambdas/domain/webhooks/deliver.ts';
 import type { WebhookDeliveryJob, WebhookEndpoint } from '../../../lambdas/domain/webhooks/endpoint.ts';
 import { newWebhookSecret } from '../../../lambdas/domain/webhooks/signing.ts';
+import { createWebhookDelivery } from '../../../lambdas/webhooks/app.ts';
+import { sqsRecord } from '../../support/builders.ts';
+import { RecordingVisibility } from '../../support/fakes.ts';
 import { FakePoster, InMemoryEndpointStateStore } from '../../support/webhook-delivery.ts';
 import {
   InMemoryWebhookQueue,
@@ -147,6 +151,24 @@ describe('attack: webhook delivery', () => {
 
     // Assess
     expect(decision).toEqual({ done: true, dropped: 'no-endpoint' });
+    expect(poster.requests).toEqual([]);
+  });
+
+  it('queues a long-deferred job afresh with its own time, not an earlier one', async () => {
+    // Prepare: a job due in 20 h (past the 12 h a message can be hidden), at the receive limit.
+    const deliver = createWebhookDelivery({
+      ...deps(),
+      visibility: new RecordingVisibility(),
+      maxReceiveCount: 5,
+    });
+    const later = job(FAST, 4);
+    const due = { ...later, notBefore: t0.getTime() + 20 * 3_600_000 };
+
+    // Act
+    await deliver([sqsRecord(JSON.stringify(due), { messageId: 'tired', receiveCount: 4 })]);
+
+    // Assess
+    expect(queue.jobs.map((j) => j.notBefore)).toEqual([due.notBefore]);
     expect(poster.requests).toEqual([]);
   });
 });
