@@ -2,6 +2,7 @@ import { ulid } from 'ulid';
 import { erasedKeyFunction, TombstoneAwareSuppressions } from '../domain/erasure/erasure.ts';
 import { CachedApiKeys, DEFAULT_KEY_CACHE_SECONDS } from '../domain/keys/key-cache.ts';
 import { RateLimiter } from '../domain/send/rate-limit.ts';
+import { PUBLISH_WAIT_MS } from '../domain/webhooks/publish.ts';
 import { numberEnv, requiredEnv } from '../shared/env.ts';
 import { EnvVar } from '../shared/names.ts';
 import { DynamoApiKeyStore } from './api-key-store.ts';
@@ -74,6 +75,7 @@ export async function frontDoorAdapters(env: NodeJS.ProcessEnv = process.env) {
     guard: guarded.guard,
     held: requiredHeld(guarded.held),
     // Webhook events of what was accepted (issue 14); publishes nothing without the Webhooks table.
-    webhooks: createWebhookPublisher(env, { doc, sqs }),
+    // Never holding a client's answer on a stalled connection: at most PUBLISH_WAIT_MS.
+    webhooks: createWebhookPublisher(env, { doc, sqs }, PUBLISH_WAIT_MS),
   };
 }

@@ -46,6 +46,8 @@ export function onWebhookPublishError(error: unknown, count: number, step: Publi
 export function createWebhookPublisher(
   env: NodeJS.ProcessEnv = process.env,
   clients: { readonly doc?: DynamoDBDocumentClient; readonly sqs?: SQSClient } = {},
+  /** The front door's bound on waiting for publishing (PUBLISH_WAIT_MS); absent, no bound. */
+  waitMs?: number,
 ): WebhookPublisher {
   const table = optionalEnv(EnvVar.webhooksTable, env);
   if (table === undefined) return NO_WEBHOOKS;
@@ -61,5 +63,6 @@ export function createWebhookPublisher(
     queue: new SqsWebhookQueue(clients.sqs ?? createSqsClient(), queueUrl, clock),
     clock,
     onError: onWebhookPublishError,
+    ...(waitMs === undefined ? {} : { waitMs }),
   });
 }

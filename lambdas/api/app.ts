@@ -5,6 +5,7 @@ import { normaliseAddress } from '../domain/address.ts';
 import {
   type ErasureDeps,
   type ErasureOutcome,
+  eraseFromWebhookBodies,
   eraseRecipient,
   loggableKey,
 } from '../domain/erasure/erasure.ts';
@@ -723,7 +724,15 @@ const NO_STORE = { 'cache-control': 'no-store' };
 
 function webhooksOf(deps: ApiDeps): WebhookOperationsDeps {
   if (!deps.webhookEndpoints) fail('not_implemented', 'Webhooks are not configured in this deployment.');
-  return { ...deps.webhookEndpoints, clock: deps.clock };
+  const { erasure } = deps;
+  return {
+    ...deps.webhookEndpoints,
+    clock: deps.clock,
+    // A replay names an erased address by its pseudonym only (issue 14).
+    ...(erasure === undefined
+      ? {}
+      : { erased: (tenant, bodies) => eraseFromWebhookBodies(erasure, tenant, bodies) }),
+  };
 }
 
 /** Who changed which endpoint; never its URL (it may hold a token) nor a secret. */

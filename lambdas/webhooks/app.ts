@@ -154,10 +154,10 @@ export function createWebhookDelivery(deps: WebhookDeliveryAppDeps) {
       // One receive kept spare, for a store error on the next one.
       if (receives >= (deps.maxReceiveCount ?? Number.POSITIVE_INFINITY) - 1) {
         outcomes.add('deferred (queued afresh)');
-        // The same attempt number: a deferral is not an attempt.
-        await deps.queue.enqueue([
-          { ...job, notBefore: deps.clock().getTime() + decision.deferSeconds * 1000 },
-        ]);
+        // The same attempt number: a deferral is not an attempt. Never earlier than the job's own
+        // time (a deferral is at most the 12 h a message can be hidden).
+        const notBefore = Math.max(job.notBefore, deps.clock().getTime() + decision.deferSeconds * 1000);
+        await deps.queue.enqueue([{ ...job, notBefore }]);
         return;
       }
       outcomes.add('deferred');

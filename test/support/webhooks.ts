@@ -81,6 +81,11 @@ export class InMemoryWebhookStore
     return taken;
   }
 
+  /** WebhookDirectory, uncached: every endpoint, enabled or not. */
+  async registered(tenant: string): Promise<readonly WebhookEndpoint[]> {
+    return this.list(tenant);
+  }
+
   async append(events: readonly StoredWebhookEvent[]): Promise<void> {
     for (const e of events) this.events.set(InMemoryWebhookStore.#key(e.tenant, e.id), copy(e));
   }

@@ -125,7 +125,8 @@ export function scrubber(addresses: Iterable<string>, key: string): (text: strin
  * The record with the address erased, or undefined when the address is not one of its recipients
  * (nor of its events). Recipients and event recipients become the pseudonym; every text that could
  * quote the address (reasons, event details, subject, From) has each spelling of it replaced. The
- * record keeps its id, status and timeline shape, so the status API still tells what happened.
+ * record keeps its id, status and timeline shape, so the status API still tells what happened. Its
+ * tags, which webhook payloads carry, are scrubbed too.
  */
 export function eraseFromRecord(
   record: MessageRecord,
@@ -142,6 +143,14 @@ export function eraseFromRecord(
     ...record,
     from: scrub(record.from),
     subject: scrub(record.subject),
+    // Every webhook event of the message carries its tags (issue 14): a client may tag with the address.
+    ...(record.tags === undefined
+      ? {}
+      : {
+          tags: Object.fromEntries(
+            Object.entries(record.tags).map(([name, value]) => [scrub(name), scrub(value)]),
+          ),
+        }),
     recipients: record.recipients.map((r) => ({
       ...r,
       address: matches(r.address) ? key : r.address,
@@ -352,7 +361,7 @@ export interface ErasureScanDeps {
 
 export interface ErasureDeps extends ErasureScanDeps {
   /** The Suppressions table itself (not tombstone-aware): erasure handles both keys explicitly. */
-  readonly suppressions: Pick<SuppressionStore, 'get' | 'putIfStronger' | 'delete'>;
+  readonly suppressions: Pick<SuppressionStore, 'get' | 'getMany' | 'putIfStronger' | 'delete'>;
   /** The address's transient-bounce counter, which every tenant's mail fills. */
   readonly softBounces: SoftBounceStore;
 }
@@ -504,6 +513,44 @@ async function eraseRecord(
   keyOf: ErasedKeyOf,
 ): Promise<boolean> {
   return (await rewrite(deps.messages, first, (latest) => eraseFromRecord(latest, key, keyOf))) !== undefined;
+}
+
+// --- webhook payloads -----------------------------------------------------------------------------
+
+/**
+ * Webhook bodies (issue 14) as they may be sent again, by a replay: each address the tenant erased
+ * since the event was produced (its tombstone exists) replaced by its pseudonym, in every spelling.
+ * The replay log keeps the bodies as produced (they expire with it, WEBHOOK_LOG_DAYS); what is sent
+ * from it goes through here. One batched read of the tombstones of the addresses the bodies name
+ * (`data.recipient`, `data.address`). A body that is not JSON is answered as it is.
+ */
+export async function eraseFromWebhookBodies(
+  deps: Pick<ErasureDeps, 'keyOf'> & { readonly suppressions: Pick<SuppressionStore, 'getMany'> },
+  tenant: string,
+  bodies: readonly string[],
+): Promise<string[]> {
+  const keyOf = memoised(deps.keyOf);
+  const named = bodies.map((body): { address: string; key: string } | undefined => {
+    let data: unknown;
+    try {
+      data = (JSON.parse(body) as { data?: unknown }).data;
+    } catch {
+      return undefined;
+    }
+    if (typeof data !== 'object' || data === null) return undefined;
+    const { recipient, address } = data as { recipient?: unknown; address?: unknown };
+    const named =
+      typeof recipient === 'string' ? recipient : typeof address === 'string' ? address : undefined;
+    const key = keyOfAddress(named, keyOf);
+    return named === undefined || key === undefined ? undefined : { address: named, key };
+  });
+  const keys = [...new Set(named.flatMap((n) => (n === undefined ? [] : [n.key])))];
+  if (keys.length === 0) return [...bodies];
+  const tombstones = await deps.suppressions.getMany(keys, tenant);
+  return bodies.map((body, i) => {
+    const n = named[i];
+    return n !== undefined && tombstones.has(n.key) ? scrubber([n.address], n.key)(body) : body;
+  });
 }
 
 // --- the queue message ------------------------------------------------------------------------------

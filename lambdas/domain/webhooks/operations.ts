@@ -70,6 +70,11 @@ export interface WebhookAdminDeps {
 
 export interface WebhookOperationsDeps extends WebhookAdminDeps {
   readonly clock: Clock;
+  /**
+   * The bodies as a replay may send them: an address the tenant erased since appears as its
+   * pseudonym (the api wires erasure's eraseFromWebhookBodies). Absent: sent as logged.
+   */
+  readonly erased?: (tenant: string, bodies: readonly string[]) => Promise<readonly string[]>;
 }
 
 /** An endpoint as the api shows it: never a secret (but see WebhookEndpointWithSecret). */
@@ -298,6 +303,15 @@ export async function replayEvents(
     );
   }
   const now = deps.clock().getTime();
+  // Same ids, and the same bytes unless an address was erased since (then its pseudonym).
+  const erased = async (jobs: WebhookDeliveryJob[]): Promise<WebhookDeliveryJob[]> => {
+    if (deps.erased === undefined || jobs.length === 0) return jobs;
+    const bodies = await deps.erased(
+      tenant,
+      jobs.map((j) => j.body),
+    );
+    return jobs.map((j, i) => ({ ...j, body: bodies[i] ?? j.body }));
+  };
   const job = (event: StoredWebhookEvent): WebhookDeliveryJob => ({
     v: 1,
     tenant,
@@ -323,15 +337,21 @@ export async function replayEvents(
       );
     }
     await reserveReplay(deps, endpoint.id, 1);
-    await deps.queue.enqueue([job(event)]);
+    await deps.queue.enqueue(await erased([job(event)]));
     return { replayed: 1, truncated: false };
   }
 
   const reserved = await reserveReplay(deps, endpoint.id, MAX_REPLAY_EVENTS);
   const progress = { replayed: 0, scanned: 0 };
   try {
-    return await replaySince(deps, tenant, request.since, reserved, progress, (event) =>
-      endpoint.events.includes(event.type) ? job(event) : undefined,
+    return await replaySince(
+      deps,
+      tenant,
+      request.since,
+      reserved,
+      progress,
+      (event) => (endpoint.events.includes(event.type) ? job(event) : undefined),
+      erased,
     );
   } finally {
     // The call costs what it queued, or a tenth of what it read when more (reading the log costs
@@ -356,6 +376,8 @@ async function replaySince(
   max: number,
   progress: { replayed: number; scanned: number },
   jobOf: (event: StoredWebhookEvent) => WebhookDeliveryJob | undefined,
+  /** The jobs as they may be sent (erased addresses as their pseudonyms). */
+  sendable: (jobs: WebhookDeliveryJob[]) => Promise<WebhookDeliveryJob[]>,
 ): Promise<ReplayOutcome> {
   let cursor: string | undefined;
   // The time of the last event taken: a replay only stops between two instants, since the caller
@@ -382,7 +404,7 @@ async function replaySince(
       const made = jobOf(event);
       if (made !== undefined) jobs.push(made);
     }
-    if (jobs.length > 0) await deps.queue.enqueue(jobs);
+    if (jobs.length > 0) await deps.queue.enqueue(await sendable(jobs));
     progress.replayed += jobs.length;
     const { replayed } = progress;
     if (nextSince !== undefined) return { replayed, truncated: true, nextSince };

@@ -26,6 +26,11 @@ export interface WebhookEndpointStore {
  */
 export interface WebhookDirectory {
   subscribers(tenant: string): Promise<readonly WebhookEndpoint[]>;
+  /**
+   * Every endpoint of the tenant, enabled or not (from the same cached read): the events a disabled
+   * endpoint subscribes to are kept in the replay log, so its owner can replay them on re-enabling it.
+   */
+  registered(tenant: string): Promise<readonly WebhookEndpoint[]>;
 }
 
 /** Produced events, kept WEBHOOK_LOG_DAYS for replay (by id, or every event since a time). */

@@ -20,7 +20,15 @@ import type {
 } from './ports.ts';
 
 /** Which step of publishing failed, for the log line (never an address or a body). */
-export type PublishStep = 'directory' | 'log' | 'enqueue';
+export type PublishStep = 'directory' | 'log' | 'enqueue' | 'timeout';
+
+/**
+ * How long the front door (api, SMTP) waits for publishing at most (WebhookFanoutDeps.waitMs): it
+ * answers its client only after publishing, and a stalled connection to the Webhooks table or
+ * queue must not hold the answer of a send accepted and queued already (a client that times out
+ * retries, and the mail goes twice). Publishing one request's events takes a few tens of ms.
+ */
+export const PUBLISH_WAIT_MS = 3_000;
 
 export interface WebhookFanoutDeps {
   readonly directory: WebhookDirectory;
@@ -32,14 +40,23 @@ export interface WebhookFanoutDeps {
    * the metric WebhookPublishFailures). Must not throw; should it, the error goes no further.
    */
   readonly onError: (error: unknown, count: number, step: PublishStep) => void;
+  /**
+   * Past this, `publish` returns and reports step `timeout` (what is under way may still finish).
+   * The front door passes PUBLISH_WAIT_MS; the queue consumers wait (a batch's events take longer,
+   * and their state changes are acknowledged only at the batch's end). @default no bound
+   */
+  readonly waitMs?: number;
 }
 
 /**
  * The publisher producers use. Events of a tenant without a subscribed endpoint cost nothing past
- * the (cached) directory lookup: no log write, no job. Each payload is serialised once, so the
- * replay log and every endpoint's job carry the very bytes that are signed. The log is written
- * before the jobs are queued: an event whose enqueue failed can still be replayed. A log that
- * fails does not stop the jobs (delivering an event matters more than being able to replay it).
+ * the (cached) directory lookup: no log write, no job. Those a disabled endpoint subscribes to are
+ * kept in the log (no job), so its owner can replay them on re-enabling it; those of a tenant whose
+ * endpoints cannot be read are kept too, for a replay (whom to send them to is unknown). Each
+ * payload is serialised once, so the replay log and every endpoint's job carry the very bytes that
+ * are signed. The log is written before the jobs are queued: an event whose enqueue failed can
+ * still be replayed. A log that fails does not stop the jobs (delivering an event matters more than
+ * being able to replay it).
  */
 export class WebhookFanout implements WebhookPublisher {
   readonly #deps: WebhookFanoutDeps;
@@ -49,11 +66,24 @@ export class WebhookFanout implements WebhookPublisher {
   }
 
   async publish(events: readonly WebhookEvent[]): Promise<void> {
+    const { waitMs } = this.#deps;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waited =
+      waitMs === undefined
+        ? new Promise<never>(() => {})
+        : new Promise<'timeout'>((resolve) => {
+            timer = setTimeout(() => resolve('timeout'), waitMs);
+          });
     try {
-      await this.#publish(events);
+      const outcome = await Promise.race([this.#publish(events), waited]);
+      if (outcome === 'timeout') {
+        this.#report(new Error('publishing webhook events took too long'), events.length, 'timeout');
+      }
     } catch (error) {
       // Only a bug reaches here (each step reports its own failure): never the producer's problem.
       this.#report(error, events.length, 'enqueue');
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -71,19 +101,27 @@ export class WebhookFanout implements WebhookPublisher {
     await Promise.all(
       [...byTenant].map(async ([tenant, tenantEvents]) => {
         let endpoints: readonly WebhookEndpoint[];
+        let registered: readonly WebhookEndpoint[];
         try {
-          endpoints = await this.#deps.directory.subscribers(tenant);
+          [endpoints, registered] = await Promise.all([
+            this.#deps.directory.subscribers(tenant),
+            this.#deps.directory.registered(tenant),
+          ]);
         } catch (error) {
           this.#report(error, tenantEvents.length, 'directory');
+          // Whom to send them to is unknown, but they are kept: a replay can still send them.
+          for (const event of tenantEvents) stored.push(storedEvent(event));
           return;
         }
         for (const event of tenantEvents) {
-          const { type, timestamp } = event.payload;
+          const { type } = event.payload;
           const to = endpoints.filter((endpoint) => subscribes(endpoint, type));
-          if (to.length === 0) continue;
-          const body = JSON.stringify(event.payload);
-          stored.push({ id: event.id, tenant, type, timestamp, body });
-          const occurredAt = Date.parse(timestamp);
+          // A disabled endpoint subscribed to it gets no job, but its owner can replay it once re-enabled.
+          if (to.length === 0 && !registered.some((e) => e.events.includes(type))) continue;
+          const kept = storedEvent(event);
+          stored.push(kept);
+          const { body } = kept;
+          const occurredAt = Date.parse(event.payload.timestamp);
           for (const endpoint of to) {
             jobs.push({
               v: 1,
@@ -123,6 +161,12 @@ export class WebhookFanout implements WebhookPublisher {
   }
 }
 
+/** The event as the replay log keeps it: its payload serialised once, the very bytes signed. */
+function storedEvent(event: WebhookEvent): StoredWebhookEvent {
+  const { type, timestamp } = event.payload;
+  return { id: event.id, tenant: event.tenant, type, timestamp, body: JSON.stringify(event.payload) };
+}
+
 /** Tenants a producer instance keeps in its directory cache (a warm instance sees few). */
 const MAX_CACHED_TENANTS = 1_000;
 
@@ -150,10 +194,14 @@ export class CachedWebhookDirectory implements WebhookDirectory {
   }
 
   async subscribers(tenant: string): Promise<readonly WebhookEndpoint[]> {
+    return (await this.registered(tenant)).filter((e) => e.enabled);
+  }
+
+  async registered(tenant: string): Promise<readonly WebhookEndpoint[]> {
     const now = this.#clock().getTime();
     const cached = this.#cache.get(tenant);
     if (cached !== undefined && cached.until > now) return cached.endpoints;
-    const endpoints = this.#store.list(tenant).then((all) => all.filter((e) => e.enabled));
+    const endpoints = this.#store.list(tenant);
     const entry = { until: now + this.#ttlMs, endpoints };
     this.#cache.delete(tenant);
     if (this.#cache.size >= MAX_CACHED_TENANTS) {

@@ -1,0 +1,105 @@
+/**
+ * Attack probes on the webhook pipeline (issue 14): production and fan-out. Each test was seen
+ * failing before its fix.
+ */
+import { describe, expect, it } from 'vitest';
+import type { WebhookEndpoint } from '../../../lambdas/domain/webhooks/endpoint.ts';
+import { type WebhookEvent, webhookEventsOf } from '../../../lambdas/domain/webhooks/events.ts';
+import { type PublishStep, WebhookFanout } from '../../../lambdas/domain/webhooks/publish.ts';
+import { messageRecord, recipient, T0 } from '../../support/builders.ts';
+import { testClock } from '../../support/fakes.ts';
+import { InMemoryWebhookQueue, InMemoryWebhookStore } from '../../support/webhooks.ts';
+
+function endpoint(overrides: Partial<WebhookEndpoint> = {}): WebhookEndpoint {
+  return {
+    id: 'wh_aaaaaaaaaaaaaaaaaaaaaaaa',
+    tenant: 'tenant-a',
+    url: 'https://hooks.example.com/baton',
+    events: ['message.queued', 'message.delivered'],
+    description: '',
+    enabled: true,
+    disabledReason: null,
+    secrets: [{ secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', createdAt: T0 }],
+    createdAt: T0,
+    updatedAt: T0,
+    version: 1,
+    ...overrides,
+  };
+}
+
+function rig() {
+  const store = new InMemoryWebhookStore();
+  const queue = new InMemoryWebhookQueue();
+  const failures: Array<{ count: number; step: PublishStep }> = [];
+  const fanout = new WebhookFanout({
+    directory: store,
+    log: store,
+    queue,
+    clock: testClock('2025-03-01T12:10:00.000Z'),
+    onError: (_error, count, step) => failures.push({ count, step }),
+  });
+  return { store, queue, failures, fanout };
+}
+
+function queuedEvents(tenant = 'tenant-a', id = 'msg_1'): WebhookEvent[] {
+  const record = messageRecord({ id, tenant, recipients: [recipient('ana@example.org')] });
+  return webhookEventsOf(record, 0, {});
+}
+
+describe('attack: producing webhook events', () => {
+  it('keeps the events of a tenant whose endpoints cannot be read in the replay log', async () => {
+    // Prepare
+    const { store, queue, failures, fanout } = rig();
+    await store.create(endpoint());
+    store.subscribers = async () => {
+      throw new Error('throttled');
+    };
+    const events = queuedEvents();
+
+    // Act
+    await fanout.publish(events);
+
+    // Assess: not queued (whom to?), but not lost either: a replay finds them.
+    expect(queue.jobs).toEqual([]);
+    expect(failures.map((f) => f.step)).toEqual(['directory']);
+    for (const event of events) expect(await store.event('tenant-a', event.id)).toBeDefined();
+  });
+
+  it('keeps the events a disabled endpoint subscribes to, so a replay after re-enabling finds them', async () => {
+    // Prepare
+    const { store, queue, fanout } = rig();
+    await store.create(endpoint({ enabled: false, disabledReason: 'failing' }));
+    const events = queuedEvents();
+
+    // Act
+    await fanout.publish(events);
+
+    // Assess: no job for the disabled endpoint, the event kept for its replay.
+    expect(queue.jobs).toEqual([]);
+    for (const event of events) expect(await store.event('tenant-a', event.id)).toBeDefined();
+  });
+
+  it('answers the producer in bounded time when the queue never answers (a stalled connection)', async () => {
+    // Prepare
+    const { store, failures } = rig();
+    await store.create(endpoint());
+    const fanout = new WebhookFanout({
+      directory: store,
+      log: store,
+      queue: { enqueue: () => new Promise<void>(() => {}) },
+      clock: testClock('2025-03-01T12:10:00.000Z'),
+      onError: (_error, count, step) => failures.push({ count, step }),
+      waitMs: 50,
+    });
+
+    // Act: the api answers its client only after publishing; a hang here is a failed send request.
+    const outcome = await Promise.race([
+      fanout.publish(queuedEvents()).then(() => 'answered'),
+      new Promise((resolve) => setTimeout(() => resolve('hung'), 1_000)),
+    ]);
+
+    // Assess
+    expect(outcome).toBe('answered');
+    expect(failures).toEqual([{ count: 1, step: 'timeout' }]);
+  });
+});
