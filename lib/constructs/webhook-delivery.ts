@@ -140,8 +140,13 @@ export class WebhookDelivery extends Construct {
     workload.addToRolePolicy(
       partitionAccess(this.table, WEBHOOK_EVENTS_PARTITION_PREFIX, ['dynamodb:GetItem', 'dynamodb:Query']),
     );
+    // The attempts are listed from the endpoint's partition; its replay budget (an item per hour)
+    // is taken there by an atomic update.
     workload.addToRolePolicy(
-      partitionAccess(this.table, WEBHOOK_DELIVERY_PARTITION_PREFIX, ['dynamodb:Query']),
+      partitionAccess(this.table, WEBHOOK_DELIVERY_PARTITION_PREFIX, [
+        'dynamodb:Query',
+        'dynamodb:UpdateItem',
+      ]),
     );
   }
 

@@ -164,13 +164,15 @@ describe('IAM', () => {
       [`${ref(logicalIdOf(stack.payloads.bucket))}/payloads/*`]: ['s3:PutObject'],
       [ref(logicalIdOf(stack.erasure.queue.queue))]: ['sqs:SendMessage'],
       [ref(logicalIdOf(stack.erasure.secret))]: ['secretsmanager:GetSecretValue'],
-      // Webhooks: endpoints managed, events published, replayed and listed, attempts listed.
+      // Webhooks: endpoints managed, events published, replayed and listed, attempts listed, the
+      // replay budget taken.
       [tables.webhooks]: [
         'dynamodb:BatchWriteItem',
         'dynamodb:DeleteItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:Query',
+        'dynamodb:UpdateItem',
       ],
       [webhookQueue]: ['sqs:SendMessage'],
     });

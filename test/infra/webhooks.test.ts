@@ -318,18 +318,20 @@ describe('webhooks infrastructure (issue 14)', () => {
       const permissions = permissionsOf(template, stack.api.handler.role);
       const confined = confinedOn(stack, stack.api.handler.role);
 
-      // Assess: endpoints (tenant#), the replay log (events#), attempts (endpoint#), each confined.
+      // Assess: endpoints (tenant#), the replay log (events#), attempts and the hourly replay budget
+      // (endpoint#), each confined.
       expect(permissions[ref(stack.tables.webhooks)]).toEqual([
         'dynamodb:BatchWriteItem',
         'dynamodb:DeleteItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:Query',
+        'dynamodb:UpdateItem',
       ]);
       expect(confined).toEqual([
         [['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'], ['tenant#*']],
         [['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query'], ['events#*']],
-        [['dynamodb:Query'], ['endpoint#*']],
+        [['dynamodb:Query', 'dynamodb:UpdateItem'], ['endpoint#*']],
       ]);
       expect(permissions[ref(stack.webhooks.queue.queue)]).toEqual(['sqs:SendMessage']);
     });

@@ -1059,9 +1059,13 @@ describe('the api function’s calls, against its deployed role', () => {
       ['sqs:SendMessage', n.webhookQueue],
     ]);
     // The key was read once, before (the api caches it).
+    // Replays take the endpoint's hourly replay budget (UpdateItem) and send erased addresses as
+    // their pseudonyms (the tombstones, BatchGetItem).
     expect(since(served)).toEqual([
+      ['dynamodb:BatchGetItem', n.suppressions],
       ['dynamodb:GetItem', n.webhooks],
       ['dynamodb:Query', n.webhooks],
+      ['dynamodb:UpdateItem', n.webhooks],
       ['sqs:SendMessage', n.webhookQueue],
     ]);
     expect(missingFor(API_ENTRY)).toEqual([]);
@@ -1634,18 +1638,15 @@ describe('the transactional sender’s calls, against its deployed role', () => 
     });
   });
 
+  const senderCalls: RecordedCall[] = [];
   afterEach(() => {
     rig?.ses.setFaults({});
+    senderCalls.push(...recorder.calls());
   });
 
   afterAll(async () => {
     for (const client of own) client.destroy();
     await rig?.stop();
-  });
-
-  const senderCalls: RecordedCall[] = [];
-  afterEach(() => {
-    senderCalls.push(...recorder.calls());
   });
 
   const missingForSender = () =>
