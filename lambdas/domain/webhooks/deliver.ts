@@ -240,10 +240,20 @@ async function acquire(
     leases[lease] = now.getTime() + deliveryPolicy.leaseSeconds * 1000;
     if (await deps.state.write(endpoint.id, { breaker: admission.state, leases }, version))
       return { acquired: true };
+    await backOff(deps);
   }
-  throw new DeliveryStateContendedError(
-    `endpoint ${endpoint.id}'s delivery state kept changing while taking a slot`,
-  );
+  // A burst for one endpoint races on its state item. Nothing was sent yet: come back in a moment
+  // (failing the message would leave it hidden for the queue's whole visibility timeout).
+  return {
+    deferSeconds:
+      deliveryPolicy.slotsFullSeconds +
+      Math.floor(deps.random() * (deliveryPolicy.slotsFullJitterSeconds + 1)),
+  };
+}
+
+/** A short random pause after a lost conditional write, so racing writers spread out (with `sleep`). */
+async function backOff(deps: DeliveryDeps): Promise<void> {
+  await deps.sleep?.(10 + Math.floor(deps.random() * 40));
 }
 
 /** The slot given back and the outcome recorded into the breaker, in one conditional write. */
@@ -254,13 +264,15 @@ async function release(
   outcome: DeliveryOutcome,
   now: Date,
 ): Promise<BreakerState> {
-  for (let i = 0; i < deliveryPolicy.writeTries; i++) {
+  // The attempt was made: its outcome is worth more tries than a slot not yet taken.
+  for (let i = 0; i < deliveryPolicy.writeTries * 3; i++) {
     const { state, version } = await deps.state.read(endpointId);
     const leases = liveLeases(state.leases, now);
     delete leases[lease];
     // A re-enabled endpoint's stale 'disabled' breaker was replaced at acquire; one still here is current.
     const breaker = record(state.breaker, outcome, now);
     if (await deps.state.write(endpointId, { breaker, leases }, version)) return breaker;
+    await backOff(deps);
   }
   throw new DeliveryStateContendedError(
     `endpoint ${endpointId}'s delivery state kept changing while giving back a slot`,

@@ -629,19 +629,33 @@ describe('deliverJob: failures around the attempt', () => {
     expect(state.state(ID).leases).toEqual({});
   });
 
-  it('gives up with DeliveryStateContendedError when the state never stops changing, before any attempt', async () => {
-    // Prepare
+  it('defers a few seconds, before any attempt, when the state never stops changing while it takes a slot', async () => {
+    // Prepare: failing the message would hide it for the queue's whole visibility timeout (180 s).
     state.beforeWrite = (id) => state.set(id, state.state(id));
+    const pauses: number[] = [];
+
+    // Act
+    const decision = await deliverJob(job(), { ...deps(), sleep: async (ms: number) => pauses.push(ms) });
+
+    // Assess: it backed off between the lost races, then deferred.
+    expect(decision).toEqual({ deferSeconds: 4 });
+    expect(pauses).toHaveLength(deliveryPolicy.writeTries);
+    expect(poster.requests).toHaveLength(0);
+  });
+
+  it('gives up with DeliveryStateContendedError when the state never stops changing while it records the outcome', async () => {
+    // Prepare: the slot is taken, then every write loses.
+    let writes = 0;
+    state.beforeWrite = (id) => {
+      if (++writes > 1) state.set(id, state.state(id));
+    };
 
     // Act
     const delivering = deliverJob(job(), deps());
 
     // Assess
     await expect(delivering).rejects.toThrow(DeliveryStateContendedError);
-    await expect(delivering).rejects.toThrow(
-      `endpoint ${ID}'s delivery state kept changing while taking a slot`,
-    );
-    expect(poster.requests).toHaveLength(0);
+    expect(poster.requests).toHaveLength(1);
   });
 });
 
