@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   lanesDrained,
   messageReaches,
@@ -10,6 +10,7 @@ import {
   waitFor,
   withTestBaton,
 } from '../support/local-baton.ts';
+import { WebhookReceiver } from '../support/webhooks.ts';
 
 // Secrets and personal data never reach the logs (issue 6): local mode runs the real handlers, so
 // their log files are what CloudWatch would receive. One run sends mail with distinctive text to
@@ -74,6 +75,17 @@ const FORBIDDEN: ReadonlyArray<readonly [what: string, text: string]> = [
   ]),
 ];
 
+/**
+ * Webhooks (issue 14): an endpoint whose URL carries a distinctive path, and its secret once it is
+ * registered. Neither may reach a log, nor may the bodies the delivery function signs.
+ */
+const HOOK_PATH = `/hooks/ochre-${MARK}`;
+const webhookSecrets: Array<readonly [string, string]> = [];
+let receiver: WebhookReceiver | undefined;
+afterAll(async () => {
+  await receiver?.close();
+});
+
 let baton: TestBaton;
 
 withTestBaton(
@@ -128,6 +140,30 @@ describe('log hygiene, end to end through local mode', () => {
   const statuses: number[] = [];
 
   beforeAll(async () => {
+    // A webhook endpoint that fails the first delivery of the first two events, so the delivery
+    // function logs its retry path as well as its success (more failures in a row would open the
+    // endpoint's breaker, which is not what this test is about).
+    receiver = await WebhookReceiver.start();
+    const firstSeen = new Set<string>();
+    receiver.answer = ({ headers }) => {
+      const id = String(headers['webhook-id']);
+      if (firstSeen.has(id) || firstSeen.size >= 2) return { status: 200 };
+      firstSeen.add(id);
+      return { status: 500, body: `refused ${MARK}` };
+    };
+    const hook = await baton.request('/v1/webhooks', { json: { url: receiver.url(HOOK_PATH) } });
+    const endpoint = (await hook.json()) as { secret?: string };
+    if (hook.status !== 201 || endpoint.secret === undefined)
+      throw new Error(`webhook not registered: ${hook.status}`);
+    receiver.secrets = [endpoint.secret];
+    webhookSecrets.push(
+      ['the webhook secret', endpoint.secret],
+      ['the webhook secret key', endpoint.secret.slice('whsec_'.length)],
+      ['the webhook URL path', HOOK_PATH],
+    );
+    // The producers' endpoint cache lasts a second in local mode.
+    await new Promise((r) => setTimeout(r, 1_200));
+
     // Mail that is delivered (with a cc), bounced and complained about.
     ids.delivered = await send([ADDRESSES.delivered], { cc: [ADDRESSES.cc] });
     ids.broadcast = await send([ADDRESSES.broadcast], {
@@ -220,6 +256,20 @@ describe('log hygiene, end to end through local mode', () => {
       throw new Error(`no feedback queue in ${[...baton.queues.keys()].join(', ')}`);
     await queueDrained(baton, feedback.url, 'feedback queue');
 
+    // The refused deliveries retried and delivered.
+    await waitFor(
+      'the webhook retries to be delivered',
+      async () =>
+        receiver !== undefined &&
+        receiver.received.length > 0 &&
+        [...firstSeen].every((id) =>
+          receiver?.received.some((r) => r.status === 200 && r.headers['webhook-id'] === id),
+        )
+          ? true
+          : undefined,
+      30_000,
+    );
+
     // Until the log streams show every message handled, and have stopped growing.
     await waitFor('the logs to show every message handled', async () => {
       const logs = allLogs();
@@ -261,14 +311,18 @@ describe('log hygiene, end to end through local mode', () => {
 
   it('writes no key, message text or recipient address to any log', () => {
     // Act
+    const forbidden = [...FORBIDDEN, ...webhookSecrets];
+    expect(webhookSecrets).toHaveLength(3);
     const leaks = [...logFiles()].flatMap(([file, text]) => {
       const lower = text.toLowerCase();
-      return FORBIDDEN.filter(([, needle]) => lower.includes(needle.toLowerCase())).map(([what, needle]) => {
-        const at = lower.indexOf(needle.toLowerCase());
-        const end = text.indexOf('\n', at);
-        const line = text.slice(text.lastIndexOf('\n', at) + 1, end === -1 ? undefined : end);
-        return `${file}: ${what} in ${line.slice(0, 300)}`;
-      });
+      return forbidden
+        .filter(([, needle]) => lower.includes(needle.toLowerCase()))
+        .map(([what, needle]) => {
+          const at = lower.indexOf(needle.toLowerCase());
+          const end = text.indexOf('\n', at);
+          const line = text.slice(text.lastIndexOf('\n', at) + 1, end === -1 ? undefined : end);
+          return `${file}: ${what} in ${line.slice(0, 300)}`;
+        });
     });
 
     // Assess
