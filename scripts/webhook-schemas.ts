@@ -13,12 +13,8 @@
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  WEBHOOK_EVENT_TYPES,
-  WEBHOOK_PAYLOAD_SCHEMAS,
-  type WebhookEventType,
-  webhookJsonSchemas,
-} from '../lambdas/domain/webhooks/events.ts';
+import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from '../lambdas/domain/webhooks/events.ts';
+import { WEBHOOK_PAYLOAD_SCHEMAS, webhookJsonSchemas } from '../lambdas/domain/webhooks/payload-schemas.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const SCHEMA_DIR = join(ROOT, 'docs', 'webhooks');

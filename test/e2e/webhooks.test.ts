@@ -2,10 +2,10 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   WEBHOOK_EVENT_TYPES,
-  WEBHOOK_PAYLOAD_SCHEMAS,
   type WebhookEventType,
   webhookEventId,
 } from '../../lambdas/domain/webhooks/events.ts';
+import { WEBHOOK_PAYLOAD_SCHEMAS } from '../../lambdas/domain/webhooks/payload-schemas.ts';
 import { seedApiKey } from '../support/e2e-keys.ts';
 import { receipt, type TestBaton, waitFor, withTestBaton } from '../support/local-baton.ts';
 import { type ReceivedWebhook, WebhookReceiver } from '../support/webhooks.ts';

@@ -4,13 +4,15 @@ import {
   endpointDisabledWebhookEvent,
   suppressionWebhookEvent,
   WEBHOOK_EVENT_TYPES,
-  WEBHOOK_PAYLOAD_SCHEMAS,
   WebhookEventError,
   type WebhookEventType,
   webhookEventId,
   webhookEventsOf,
-  webhookJsonSchemas,
 } from '../../../lambdas/domain/webhooks/events.ts';
+import {
+  WEBHOOK_PAYLOAD_SCHEMAS,
+  webhookJsonSchemas,
+} from '../../../lambdas/domain/webhooks/payload-schemas.ts';
 import { messageRecord, recipient, suppression, T0 } from '../../support/builders.ts';
 
 const AT = '2025-03-01T12:05:00.000Z';

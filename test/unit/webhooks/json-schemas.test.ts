@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { WEBHOOK_EVENT_TYPES, WEBHOOK_PAYLOAD_SCHEMAS } from '../../../lambdas/domain/webhooks/events.ts';
+import { WEBHOOK_EVENT_TYPES } from '../../../lambdas/domain/webhooks/events.ts';
+import { WEBHOOK_PAYLOAD_SCHEMAS } from '../../../lambdas/domain/webhooks/payload-schemas.ts';
 import {
   driftOf,
   readmeExamples,
