@@ -19,7 +19,7 @@ import type { Clock, Mailer, MessageStore } from '../ports.ts';
 import { isActive, type Suppression, suppressedReason } from '../suppression/suppression.ts';
 import { type Rewritten, rewrite } from '../versioned-write.ts';
 import type { WebhookPublisher } from '../webhooks/ports.ts';
-import { publishChanges } from '../webhooks/produce.ts';
+import { publishChanges, republishRecord } from '../webhooks/produce.ts';
 
 export interface SendDeps {
   readonly messages: MessageStore;
@@ -83,7 +83,10 @@ export async function sendJob(
   if (claim.outcome === 'missing')
     throw new PermanentError(`message ${job.id} has no record; it cannot be tracked`);
   if (claim.outcome === 'done') {
-    await publishChanges(deps.webhooks, [await settleLeftOut(deps, claim.record, suppressed, now)]);
+    const settled = await settleLeftOut(deps, claim.record, suppressed, now);
+    // A redelivered job: the attempt that finished it may have died before its batch's events
+    // were published. Told again, with the same ids (receivers drop repeats).
+    await republishRecord(deps.webhooks, settled?.after ?? claim.record);
     return 'duplicate';
   }
   if (claim.outcome === 'busy') {

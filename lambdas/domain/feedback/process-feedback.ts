@@ -8,7 +8,7 @@ import type { Suppression } from '../suppression/suppression.ts';
 import { type Rewritten, rewrite, WRITE_ATTEMPTS } from '../versioned-write.ts';
 import { suppressionWebhookEvent } from '../webhooks/events.ts';
 import type { WebhookPublisher } from '../webhooks/ports.ts';
-import { publishChanges, publishEvents } from '../webhooks/produce.ts';
+import { publishChanges, publishEvents, republishRecord } from '../webhooks/produce.ts';
 import { applyFeedback, notYetSent, suppressionsFor } from './feedback.ts';
 import { type FeedbackEvent, parseFeedback } from './ses-event.ts';
 import {
@@ -101,7 +101,10 @@ export async function processFeedback(deps: FeedbackDeps, body: string): Promise
   // the address is never written back (and counts no soft bounce, having no address any more).
   const change = await applyWithRetry(deps, record, pseudonymised(event, record, deps.erasedKeyOf), now);
   // Before the soft-bounce step: its retry finds the event applied and would produce nothing.
-  await publishChanges(deps.webhooks, [change]);
+  if (change !== undefined) await publishChanges(deps.webhooks, [change]);
+  // A redelivered event (applied before, not a Send event that changed nothing): the run that
+  // applied it may have died before its batch's events were published. Told again, same ids.
+  else if (record.seen.includes(event.key)) await republishRecord(deps.webhooks, record);
   const result = {
     event,
     messageId: record.id,

@@ -27,6 +27,19 @@ export function eventsOfChange(change: RecordChange | undefined): WebhookEvent[]
 }
 
 /**
+ * Every event of the record's timeline again, for a producer that meets work already done (a
+ * redelivered job or SES event). The run that did it may have died after its write and before it
+ * published its batch's events, which nothing else would bring back. The ids are the same as the
+ * first time, so a receiver that got them drops the repeats (at least once, never lost).
+ */
+export async function republishRecord(
+  publisher: WebhookPublisher | undefined,
+  record: MessageRecord,
+): Promise<void> {
+  await publishChanges(publisher, [{ after: record }]);
+}
+
+/**
  * Hands the events of `changes` to `publisher` (absent: nothing is published). Never throws: the
  * publisher promises as much, and a webhook must not fail or repeat the state change regardless.
  */

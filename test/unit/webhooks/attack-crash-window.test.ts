@@ -1,9 +1,9 @@
 /**
- * Attack probe (issue 14), a hole left open: a producer's state change is written before its
- * events are published (the feedback and sender functions buffer a batch's events and publish
- * them at its end). A crash in between (a Lambda timeout, an out-of-memory kill) loses the events:
- * not queued, not in the replay log, and the redelivered SES event finds itself applied and
- * produces nothing (by design: 'produces nothing for a redelivered SES event').
+ * Attack probe (issue 14): a producer's state change is written before its events are published
+ * (the feedback and sender functions buffer a batch's events and publish them at its end). A crash
+ * in between (a Lambda timeout, an out-of-memory kill) left the events neither queued nor in the
+ * replay log, and the redelivered SES event found itself applied and produced nothing. Now a
+ * redelivery tells the record's events again, under the same ids.
  */
 import '../../support/quiet-powertools.ts';
 import { describe, expect, it } from 'vitest';
@@ -21,7 +21,7 @@ import { RecordingWebhookPublisher } from '../../support/webhooks.ts';
 const ANA = 'ana@example.org';
 
 describe('attack: a crash between the state change and its publishing', () => {
-  it.fails('still produces message.delivered when the SES event is redelivered after the crash', async () => {
+  it('still produces message.delivered when the SES event is redelivered after the crash', async () => {
     // Prepare: a sent message; the first handling's events stay in a buffer the crash discards.
     const messages = new InMemoryMessageStore();
     messages.seed(

@@ -111,19 +111,22 @@ describe('events produced by processFeedback', () => {
     ]);
   });
 
-  it('produces nothing for a redelivered SES event', async () => {
+  it('tells a redelivered SES event’s events again, with the same ids, in case the first run died before publishing', async () => {
     // Prepare
     const publisher = new RecordingWebhookPublisher();
     const { deps } = rig(publisher);
     await processFeedback(deps, hardBounce());
+    const first = publisher.events.filter((e) => e.payload.type.startsWith('message.')).map((e) => e.id);
     publisher.events.length = 0;
 
     // Act
     const result = await processFeedback(deps, hardBounce());
 
-    // Assess
+    // Assess: not applied twice; its message events are among those told again, under their ids.
     expect(result.applied).toBe(false);
-    expect(publisher.events).toEqual([]);
+    expect(first.length).toBeGreaterThan(0);
+    expect(publisher.events.map((e) => e.id)).toEqual(expect.arrayContaining(first));
+    expect(publisher.events.every((e) => e.payload.type.startsWith('message.'))).toBe(true);
   });
 
   it('produces message.bounced and suppression.created to the message’s tenant for a hard bounce', async () => {

@@ -92,21 +92,34 @@ describe('events produced by sendJob', () => {
     expect(publisher.events[0]?.payload.data).toMatchObject({ reason: 'Email address is not verified.' });
   });
 
-  it('produces nothing for a send that will be retried, nor for a duplicate delivery of a sent message', async () => {
+  it('produces nothing for a send that will be retried', async () => {
     // Prepare
     const publisher = new RecordingWebhookPublisher();
     const { deps, job, mailer } = rig(publisher);
     mailer.willAnswer(new TransientError('throttled'));
+
+    // Act
     await expect(sendJob(deps, job, new Map())).rejects.toThrow(TransientError);
+
+    // Assess
+    expect(publisher.events).toEqual([]);
+  });
+
+  it('tells a duplicate delivery of a sent message’s events again, with the same ids, in case the first run died before publishing', async () => {
+    // Prepare
+    const publisher = new RecordingWebhookPublisher();
+    const { deps, job } = rig(publisher);
     await sendJob(deps, job, new Map());
+    const first = publisher.events.map((e) => e.id);
     publisher.events.length = 0;
 
     // Act
     const outcome = await sendJob(deps, job, new Map());
 
-    // Assess
+    // Assess: sent once; the sent events are among those told again, under their ids.
     expect(outcome).toBe('duplicate');
-    expect(publisher.events).toEqual([]);
+    expect(first.length).toBeGreaterThan(0);
+    expect(publisher.events.map((e) => e.id)).toEqual(expect.arrayContaining(first));
   });
 
   it('sends once and answers sent, whatever the publisher does', async () => {
