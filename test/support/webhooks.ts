@@ -22,7 +22,13 @@ import type {
   WebhookPublisher,
   WebhookReplayBudget,
 } from '../../lambdas/domain/webhooks/ports.ts';
+import {
+  type PublishStep,
+  WebhookFanout,
+  type WebhookFanoutDeps,
+} from '../../lambdas/domain/webhooks/publish.ts';
 import { ConflictError } from '../../lambdas/shared/errors.ts';
+import { testClock } from './fakes.ts';
 
 const copy = <T>(value: T): T => structuredClone(value);
 
@@ -278,4 +284,24 @@ export class WebhookReceiver {
     res.writeHead(answer.status, answer.headers ?? {});
     res.end(answer.body ?? '');
   }
+}
+
+/**
+ * A fan-out over the in-memory store (the uncached directory and the log) and queue, its clock at
+ * 2025-03-01T12:10:00Z, keeping each failure it reports; `overrides` replace any of its deps.
+ */
+export function fanoutRig(overrides: Partial<WebhookFanoutDeps> = {}) {
+  const store = new InMemoryWebhookStore();
+  const queue = new InMemoryWebhookQueue();
+  const clock = testClock('2025-03-01T12:10:00.000Z');
+  const failures: Array<{ error: unknown; count: number; step: PublishStep }> = [];
+  const fanout = new WebhookFanout({
+    directory: store,
+    log: store,
+    queue,
+    clock,
+    onError: (error, count, step) => failures.push({ error, count, step }),
+    ...overrides,
+  });
+  return { store, queue, clock, failures, fanout };
 }

@@ -5,10 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import type { WebhookEndpoint } from '../../../lambdas/domain/webhooks/endpoint.ts';
 import { type WebhookEvent, webhookEventsOf } from '../../../lambdas/domain/webhooks/events.ts';
-import { type PublishStep, WebhookFanout } from '../../../lambdas/domain/webhooks/publish.ts';
 import { messageRecord, recipient, T0 } from '../../support/builders.ts';
-import { testClock } from '../../support/fakes.ts';
-import { InMemoryWebhookQueue, InMemoryWebhookStore } from '../../support/webhooks.ts';
+import { fanoutRig } from '../../support/webhooks.ts';
 
 function endpoint(overrides: Partial<WebhookEndpoint> = {}): WebhookEndpoint {
   return {
@@ -27,20 +25,6 @@ function endpoint(overrides: Partial<WebhookEndpoint> = {}): WebhookEndpoint {
   };
 }
 
-function rig() {
-  const store = new InMemoryWebhookStore();
-  const queue = new InMemoryWebhookQueue();
-  const failures: Array<{ count: number; step: PublishStep }> = [];
-  const fanout = new WebhookFanout({
-    directory: store,
-    log: store,
-    queue,
-    clock: testClock('2025-03-01T12:10:00.000Z'),
-    onError: (_error, count, step) => failures.push({ count, step }),
-  });
-  return { store, queue, failures, fanout };
-}
-
 function queuedEvents(tenant = 'tenant-a', id = 'msg_1'): WebhookEvent[] {
   const record = messageRecord({ id, tenant, recipients: [recipient('ana@example.org')] });
   return webhookEventsOf(record, 0, {});
@@ -49,7 +33,7 @@ function queuedEvents(tenant = 'tenant-a', id = 'msg_1'): WebhookEvent[] {
 describe('attack: producing webhook events', () => {
   it('keeps the events of a tenant whose endpoints cannot be read in the replay log', async () => {
     // Prepare
-    const { store, queue, failures, fanout } = rig();
+    const { store, queue, failures, fanout } = fanoutRig();
     await store.create(endpoint());
     store.subscribers = async () => {
       throw new Error('throttled');
@@ -67,7 +51,7 @@ describe('attack: producing webhook events', () => {
 
   it('keeps the events a disabled endpoint subscribes to, so a replay after re-enabling finds them', async () => {
     // Prepare
-    const { store, queue, fanout } = rig();
+    const { store, queue, fanout } = fanoutRig();
     await store.create(endpoint({ enabled: false, disabledReason: 'failing' }));
     const events = queuedEvents();
 
@@ -81,16 +65,11 @@ describe('attack: producing webhook events', () => {
 
   it('answers the producer in bounded time when the queue never answers (a stalled connection)', async () => {
     // Prepare
-    const { store, failures } = rig();
-    await store.create(endpoint());
-    const fanout = new WebhookFanout({
-      directory: store,
-      log: store,
+    const { store, failures, fanout } = fanoutRig({
       queue: { enqueue: () => new Promise<void>(() => {}) },
-      clock: testClock('2025-03-01T12:10:00.000Z'),
-      onError: (_error, count, step) => failures.push({ count, step }),
       waitMs: 50,
     });
+    await store.create(endpoint());
 
     // Act: the api answers its client only after publishing; a hang here is a failed send request.
     const outcome = await Promise.race([
@@ -100,6 +79,6 @@ describe('attack: producing webhook events', () => {
 
     // Assess
     expect(outcome).toBe('answered');
-    expect(failures).toEqual([{ count: 1, step: 'timeout' }]);
+    expect(failures.map(({ count, step }) => ({ count, step }))).toEqual([{ count: 1, step: 'timeout' }]);
   });
 });

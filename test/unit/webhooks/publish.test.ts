@@ -6,14 +6,10 @@ import {
   type WebhookEventType,
   webhookEventsOf,
 } from '../../../lambdas/domain/webhooks/events.ts';
-import {
-  CachedWebhookDirectory,
-  type PublishStep,
-  WebhookFanout,
-} from '../../../lambdas/domain/webhooks/publish.ts';
+import { CachedWebhookDirectory, WebhookFanout } from '../../../lambdas/domain/webhooks/publish.ts';
 import { messageRecord, recipient, suppression, T0 } from '../../support/builders.ts';
 import { testClock } from '../../support/fakes.ts';
-import { InMemoryWebhookQueue, InMemoryWebhookStore } from '../../support/webhooks.ts';
+import { fanoutRig, InMemoryWebhookQueue, InMemoryWebhookStore } from '../../support/webhooks.ts';
 
 function endpoint(overrides: Partial<WebhookEndpoint> = {}): WebhookEndpoint {
   return {
@@ -32,22 +28,6 @@ function endpoint(overrides: Partial<WebhookEndpoint> = {}): WebhookEndpoint {
   };
 }
 
-/** A fan-out over the in-memory store (the uncached directory and the log) and queue. */
-function rig() {
-  const store = new InMemoryWebhookStore();
-  const queue = new InMemoryWebhookQueue();
-  const clock = testClock('2025-03-01T12:10:00.000Z');
-  const failures: Array<{ error: unknown; count: number; step: PublishStep }> = [];
-  const fanout = new WebhookFanout({
-    directory: store,
-    log: store,
-    queue,
-    clock,
-    onError: (error, count, step) => failures.push({ error, count, step }),
-  });
-  return { store, queue, clock, failures, fanout };
-}
-
 /** A queued message to ana and bob of tenant `tenant`: two message.queued events. */
 function queuedEvents(tenant = 'tenant-a', id = 'msg_1'): WebhookEvent[] {
   const record = messageRecord({
@@ -61,7 +41,7 @@ function queuedEvents(tenant = 'tenant-a', id = 'msg_1'): WebhookEvent[] {
 describe('WebhookFanout', () => {
   it('queues one job per event and subscribed endpoint, with the body it logged', async () => {
     // Prepare
-    const { store, queue, fanout } = rig();
+    const { store, queue, fanout } = fanoutRig();
     await store.create(endpoint());
     await store.create(endpoint({ id: 'wh_bbbbbbbbbbbbbbbbbbbbbbbb' }));
     const events = queuedEvents();
@@ -98,7 +78,7 @@ describe('WebhookFanout', () => {
 
   it('sends an event only to the endpoints subscribed to its type and enabled', async () => {
     // Prepare
-    const { store, queue, fanout } = rig();
+    const { store, queue, fanout } = fanoutRig();
     await store.create(endpoint({ id: 'wh_000000000000000000000001', events: ['message.delivered'] }));
     await store.create(endpoint({ id: 'wh_000000000000000000000002', enabled: false }));
     await store.create(endpoint({ id: 'wh_000000000000000000000003' }));
@@ -112,7 +92,7 @@ describe('WebhookFanout', () => {
 
   it('costs nothing for events no endpoint subscribes to: no log write, no job', async () => {
     // Prepare
-    const { store, queue, fanout } = rig();
+    const { store, queue, fanout } = fanoutRig();
     await store.create(endpoint({ events: ['message.bounced'] as WebhookEventType[] }));
     await store.create(endpoint({ id: 'wh_bbbbbbbbbbbbbbbbbbbbbbbb', tenant: 'tenant-b' }));
     queue.failing = true;
@@ -127,7 +107,7 @@ describe('WebhookFanout', () => {
 
   it("sends each tenant's events to that tenant's endpoints only", async () => {
     // Prepare
-    const { store, queue, fanout } = rig();
+    const { store, queue, fanout } = fanoutRig();
     await store.create(endpoint({ id: 'wh_aaaaaaaaaaaaaaaaaaaaaaaa', tenant: 'tenant-a' }));
     await store.create(endpoint({ id: 'wh_bbbbbbbbbbbbbbbbbbbbbbbb', tenant: 'tenant-b' }));
 
@@ -147,7 +127,7 @@ describe('WebhookFanout', () => {
 
   it('keeps the events in the log when the queue refuses them, and reports the failure without throwing', async () => {
     // Prepare
-    const { store, queue, failures, fanout } = rig();
+    const { store, queue, failures, fanout } = fanoutRig();
     await store.create(endpoint());
     queue.failing = true;
     const events = queuedEvents();
@@ -162,7 +142,7 @@ describe('WebhookFanout', () => {
 
   it('still queues the jobs when the log refuses them, and reports the log failure', async () => {
     // Prepare
-    const { store, queue, failures, fanout } = rig();
+    const { store, queue, failures, fanout } = fanoutRig();
     await store.create(endpoint());
     store.append = async () => {
       throw new Error('table unavailable');
@@ -178,7 +158,7 @@ describe('WebhookFanout', () => {
 
   it("reports a tenant whose endpoints cannot be read and still publishes the other tenants' events", async () => {
     // Prepare
-    const { store, queue, failures, fanout } = rig();
+    const { store, queue, failures, fanout } = fanoutRig();
     await store.create(endpoint({ tenant: 'tenant-b' }));
     const list = store.subscribers.bind(store);
     store.subscribers = async (tenant) => {
@@ -219,7 +199,7 @@ describe('WebhookFanout', () => {
 
   it('publishes a suppression event to the subscribed endpoints', async () => {
     // Prepare
-    const { store, queue, fanout } = rig();
+    const { store, queue, fanout } = fanoutRig();
     await store.create(endpoint());
     const event = suppressionWebhookEvent(
       'suppression.created',
