@@ -4,6 +4,7 @@
  * that answers as the test programs it and keeps what it was asked to send.
  */
 import { closedBreaker } from '../../lambdas/domain/webhooks/breaker.ts';
+import type { DeliveryDeps } from '../../lambdas/domain/webhooks/deliver.ts';
 import type {
   EndpointDeliveryState,
   EndpointStateStore,
@@ -12,6 +13,7 @@ import type {
   VersionedEndpointState,
   WebhookRequest,
 } from '../../lambdas/domain/webhooks/delivery-ports.ts';
+import { InMemoryWebhookQueue, InMemoryWebhookStore, RecordingWebhookPublisher } from './webhooks.ts';
 
 export class InMemoryEndpointStateStore implements EndpointStateStore {
   readonly items = new Map<string, VersionedEndpointState>();
@@ -56,4 +58,40 @@ export class FakePoster implements HttpPoster {
     this.requests.push(structuredClone(request));
     return this.answer(request, this.requests.length - 1);
   }
+}
+
+/** deliverJob's fakes for one test; `now` is what its clock says (a test moves it by setting it). */
+export interface DeliveryRig {
+  readonly store: InMemoryWebhookStore;
+  readonly state: InMemoryEndpointStateStore;
+  readonly poster: FakePoster;
+  readonly queue: InMemoryWebhookQueue;
+  readonly publisher: RecordingWebhookPublisher;
+  now: Date;
+  /** The deps over these fakes: random at 0.5, lease ids `lease-0`, `lease-1`, ... */
+  deps(): DeliveryDeps;
+}
+
+export function deliveryRig(start: Date): DeliveryRig {
+  let leases = 0;
+  const rig: DeliveryRig = {
+    store: new InMemoryWebhookStore(),
+    state: new InMemoryEndpointStateStore(),
+    poster: new FakePoster(),
+    queue: new InMemoryWebhookQueue(),
+    publisher: new RecordingWebhookPublisher(),
+    now: start,
+    deps: () => ({
+      endpoints: rig.store,
+      state: rig.state,
+      poster: rig.poster,
+      log: rig.store,
+      queue: rig.queue,
+      publisher: rig.publisher,
+      clock: () => rig.now,
+      random: () => 0.5,
+      leaseId: () => `lease-${leases++}`,
+    }),
+  };
+  return rig;
 }

@@ -11,12 +11,13 @@ import { newWebhookSecret } from '../../../lambdas/domain/webhooks/signing.ts';
 import { createWebhookDelivery } from '../../../lambdas/webhooks/app.ts';
 import { sqsRecord } from '../../support/builders.ts';
 import { RecordingVisibility } from '../../support/fakes.ts';
-import { FakePoster, InMemoryEndpointStateStore } from '../../support/webhook-delivery.ts';
 import {
-  InMemoryWebhookQueue,
-  InMemoryWebhookStore,
-  RecordingWebhookPublisher,
-} from '../../support/webhooks.ts';
+  type DeliveryRig,
+  deliveryRig,
+  type FakePoster,
+  type InMemoryEndpointStateStore,
+} from '../../support/webhook-delivery.ts';
+import type { InMemoryWebhookQueue, InMemoryWebhookStore } from '../../support/webhooks.ts';
 
 const t0 = new Date('2026-12-06T10:00:00.000Z');
 const SLOW = 'wh_SSSSSSSSSSSSSSSSSSSSSSSS';
@@ -49,31 +50,16 @@ const job = (endpointId: string, n = 0, tenant = 'acme'): WebhookDeliveryJob => 
   occurredAt: t0.getTime(),
 });
 
+let rig: DeliveryRig;
 let store: InMemoryWebhookStore;
 let state: InMemoryEndpointStateStore;
 let poster: FakePoster;
 let queue: InMemoryWebhookQueue;
-let now: Date;
-let leases: number;
-const deps = (): DeliveryDeps => ({
-  endpoints: store,
-  state,
-  poster,
-  log: store,
-  queue,
-  publisher: new RecordingWebhookPublisher(),
-  clock: () => now,
-  random: () => 0.5,
-  leaseId: () => `lease-${leases++}`,
-});
+const deps = (): DeliveryDeps => rig.deps();
 
 beforeEach(async () => {
-  store = new InMemoryWebhookStore();
-  state = new InMemoryEndpointStateStore();
-  poster = new FakePoster();
-  queue = new InMemoryWebhookQueue();
-  now = t0;
-  leases = 0;
+  rig = deliveryRig(t0);
+  ({ store, state, poster, queue } = rig);
   await store.create(endpoint(SLOW));
   await store.create(endpoint(FAST));
 });
@@ -134,7 +120,7 @@ describe('attack: webhook delivery', () => {
 
     // Act
     const early = await deliverJob(job(SLOW, 1), deps());
-    now = new Date(
+    rig.now = new Date(
       t0.getTime() + Math.max(deliveryPolicy.leaseSeconds, breakerPolicy.probeLeaseSeconds) * 1000,
     );
     const later = await deliverJob(job(SLOW, 2), deps());

@@ -9,8 +9,13 @@ import {
 } from '../../../lambdas/domain/webhooks/deliver.ts';
 import type { WebhookDeliveryJob, WebhookEndpoint } from '../../../lambdas/domain/webhooks/endpoint.ts';
 import { newWebhookSecret } from '../../../lambdas/domain/webhooks/signing.ts';
-import { FakePoster, InMemoryEndpointStateStore } from '../../support/webhook-delivery.ts';
 import {
+  type DeliveryRig,
+  deliveryRig,
+  type FakePoster,
+  type InMemoryEndpointStateStore,
+} from '../../support/webhook-delivery.ts';
+import type {
   InMemoryWebhookQueue,
   InMemoryWebhookStore,
   RecordingWebhookPublisher,
@@ -57,34 +62,17 @@ const job = (overrides: Partial<WebhookDeliveryJob> = {}): WebhookDeliveryJob =>
   ...overrides,
 });
 
+let rig: DeliveryRig;
 let store: InMemoryWebhookStore;
 let state: InMemoryEndpointStateStore;
 let poster: FakePoster;
 let queue: InMemoryWebhookQueue;
 let publisher: RecordingWebhookPublisher;
-let now: Date;
-let leases: number;
-
-const deps = (): DeliveryDeps => ({
-  endpoints: store,
-  state,
-  poster,
-  log: store,
-  queue,
-  publisher,
-  clock: () => now,
-  random: () => 0.5,
-  leaseId: () => `lease-${leases++}`,
-});
+const deps = (): DeliveryDeps => rig.deps();
 
 beforeEach(async () => {
-  store = new InMemoryWebhookStore();
-  state = new InMemoryEndpointStateStore();
-  poster = new FakePoster();
-  queue = new InMemoryWebhookQueue();
-  publisher = new RecordingWebhookPublisher();
-  now = t0;
-  leases = 0;
+  rig = deliveryRig(t0);
+  ({ store, state, poster, queue, publisher } = rig);
   await store.create(endpoint());
 });
 
@@ -279,7 +267,7 @@ describe('deliverJob: an attempt', () => {
   it('gives up once the three days are over', async () => {
     // Prepare
     failWith(500);
-    now = at(3 * day - 60);
+    rig.now = at(3 * day - 60);
     state.set(ID, {
       breaker: { status: 'closed', consecutiveFailures: 1, failingSince: at(day).toISOString() },
       leases: {},
@@ -329,7 +317,7 @@ describe('deliverJob: disabling the endpoint', () => {
   it('disables an endpoint that failed every attempt for three days', async () => {
     // Prepare
     failWith(500);
-    now = at(3 * day);
+    rig.now = at(3 * day);
     state.set(ID, {
       breaker: {
         status: 'half-open',
