@@ -76,6 +76,16 @@ beforeEach(async () => {
   await store.create(endpoint());
 });
 
+/** Every slot of the endpoint held (`busy-0`, `busy-1`, ...), slot i's lease ending at `until(i)`. */
+const takeEverySlot = (until: (i: number) => Date = () => at(30)) => {
+  state.set(ID, {
+    breaker: { status: 'closed', consecutiveFailures: 0 },
+    leases: Object.fromEntries(
+      Array.from({ length: deliveryPolicy.slots }, (_, i) => [`busy-${i}`, until(i).getTime()]),
+    ),
+  });
+};
+
 const failWith = (status: number, headers: { retryAfter?: string } = {}) => {
   poster.answer = () => ({ status, snippet: 'nope', latencyMs: 30, ...headers });
 };
@@ -470,13 +480,7 @@ describe('deliverJob: breaker and concurrency', () => {
 
   it('defers a few seconds when every slot of the endpoint is taken', async () => {
     // Prepare
-    const until = at(30).getTime();
-    state.set(ID, {
-      breaker: { status: 'closed', consecutiveFailures: 0 },
-      leases: Object.fromEntries(
-        Array.from({ length: deliveryPolicy.slots }, (_, i) => [`busy-${i}`, until]),
-      ),
-    });
+    takeEverySlot();
 
     // Act
     const decision = await deliverJob(job(), deps());
@@ -488,13 +492,7 @@ describe('deliverJob: breaker and concurrency', () => {
 
   it('waits in place for a slot another delivery gives back, rather than deferring, when it may sleep', async () => {
     // Prepare: every slot taken; the first pause frees one (a fast receiver answered).
-    const until = at(30).getTime();
-    state.set(ID, {
-      breaker: { status: 'closed', consecutiveFailures: 0 },
-      leases: Object.fromEntries(
-        Array.from({ length: deliveryPolicy.slots }, (_, i) => [`busy-${i}`, until]),
-      ),
-    });
+    takeEverySlot();
     const pauses: number[] = [];
     const sleep = async (ms: number) => {
       pauses.push(ms);
@@ -514,13 +512,7 @@ describe('deliverJob: breaker and concurrency', () => {
 
   it('defers once its wait for a slot has lasted the policy’s limit', async () => {
     // Prepare
-    const until = at(30).getTime();
-    state.set(ID, {
-      breaker: { status: 'closed', consecutiveFailures: 0 },
-      leases: Object.fromEntries(
-        Array.from({ length: deliveryPolicy.slots }, (_, i) => [`busy-${i}`, until]),
-      ),
-    });
+    takeEverySlot();
     let waited = 0;
     const sleep = async (ms: number) => {
       waited += ms;
@@ -538,15 +530,7 @@ describe('deliverJob: breaker and concurrency', () => {
 
   it('takes a slot whose lease ran out (a crashed holder) and gives it back after the attempt', async () => {
     // Prepare
-    state.set(ID, {
-      breaker: { status: 'closed', consecutiveFailures: 0 },
-      leases: Object.fromEntries(
-        Array.from({ length: deliveryPolicy.slots }, (_, i) => [
-          `busy-${i}`,
-          i === 0 ? at(-1).getTime() : at(30).getTime(),
-        ]),
-      ),
-    });
+    takeEverySlot((i) => (i === 0 ? at(-1) : at(30)));
     let during: Record<string, number> = {};
     const send = poster.post.bind(poster);
     poster.post = async (request) => {
