@@ -191,8 +191,9 @@ describe('replay paging', () => {
       since = new Date(outcome.nextSince ?? '');
     }
 
-    // Assess: every event was replayed.
+    // Assess: every event was replayed, the later ones included.
     const replayed = new Set(queue.jobs.map((j) => j.eventId));
+    expect(replayed.has('evt_later_3')).toBe(true);
     expect(replayed.size).toBe(MAX_REPLAY_EVENTS + 503);
   });
 });
