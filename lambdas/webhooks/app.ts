@@ -56,17 +56,6 @@ class KeyedLimiter {
   }
 }
 
-/** The endpoint a queue message is for, to take turns by; a message that is no job goes alone. */
-function endpointOf(record: SQSRecord): string {
-  try {
-    const id = (JSON.parse(record.body) as { endpointId?: unknown }).endpointId;
-    if (typeof id === 'string') return id;
-  } catch {
-    // Not JSON: parseJob reports it.
-  }
-  return `record:${record.messageId}`;
-}
-
 export interface WebhookDeliveryAppDeps extends DeliveryDeps {
   /** Hides a queue message again (ChangeMessageVisibility): how a job waits without an attempt. */
   readonly visibility: { delay(record: SQSRecord, seconds: number): Promise<void> };
@@ -120,6 +109,17 @@ function parseJob(body: string): WebhookDeliveryJob {
   return replay === undefined ? job : { ...job, replay };
 }
 
+/** A queue message parsed once: its job, or why it is none. */
+type ParsedRecord = { readonly job: WebhookDeliveryJob } | { readonly error: unknown };
+
+function parseRecord(record: SQSRecord): ParsedRecord {
+  try {
+    return { job: parseJob(record.body) };
+  } catch (error) {
+    return { error };
+  }
+}
+
 /**
  * The webhook delivery function: each record one job, the batch's jobs concurrently (each waits
  * on its own receiver, up to the 15 s timeout). A job that must wait is hidden again and reported
@@ -130,16 +130,14 @@ function parseJob(body: string): WebhookDeliveryJob {
 export function createWebhookDelivery(deps: WebhookDeliveryAppDeps) {
   const outcomes = new Tally();
 
-  const handle = async (record: SQSRecord): Promise<void> => {
-    let job: WebhookDeliveryJob;
-    try {
-      job = parseJob(record.body);
-    } catch (error) {
+  const handle = async (record: SQSRecord, parsed: ParsedRecord): Promise<void> => {
+    if ('error' in parsed) {
       metrics.addMetric('WebhookMalformedJobs', MetricUnit.Count, 1);
-      logger.error('webhook job dropped', { sqsMessageId: record.messageId, ...describeError(error) });
+      logger.error('webhook job dropped', { sqsMessageId: record.messageId, ...describeError(parsed.error) });
       outcomes.add('malformed');
       return;
     }
+    const { job } = parsed;
     const ids = { endpointId: job.endpointId, eventId: job.eventId, attempt: job.attempt };
     let decision: DeliveryDecision;
     try {
@@ -196,12 +194,16 @@ export function createWebhookDelivery(deps: WebhookDeliveryAppDeps) {
 
   return (records: SQSRecord[], context?: Context): Promise<SQSBatchResponse> => {
     const turns = new KeyedLimiter(deliveryPolicy.slots);
-    const inTurn = (record: SQSRecord) =>
-      turns.run(endpointOf(record), () =>
+    const inTurn = (record: SQSRecord) => {
+      const parsed = parseRecord(record);
+      // Jobs take turns by endpoint; a message that is no job goes alone.
+      const key = 'job' in parsed ? parsed.job.endpointId : `record:${record.messageId}`;
+      return turns.run(key, () =>
         context !== undefined && context.getRemainingTimeInMillis() < START_BY_REMAINING_MS
           ? postpone(record)
-          : handle(record),
+          : handle(record, parsed),
       );
+    };
     return processSqsBatch(records, inTurn, {
       ...(context ? { context } : {}),
       outcomes,
