@@ -47,6 +47,7 @@ export const MAX_REPLAY_SCAN = 10_000;
  * replay answers 429 until the window ends.
  */
 export const REPLAY_BUDGET = { events: 10_000, windowSeconds: 3_600 } as const;
+const REPLAY_WINDOW_MS = REPLAY_BUDGET.windowSeconds * 1000;
 /**
  * Events a replay goes on reading past its limits to finish the instant it stopped in (see
  * replaySince); an instant holding more than this still stops a replay inside it.
@@ -418,11 +419,10 @@ async function replaySince(
  * a 429 (with Retry-After) when none are left in this window.
  */
 async function reserveReplay(deps: WebhookOperationsDeps, id: string, wanted: number): Promise<number> {
-  const windowMs = REPLAY_BUDGET.windowSeconds * 1000;
   const window = replayWindow(deps);
   const taken = await deps.store.takeReplay(id, window, wanted, REPLAY_BUDGET.events);
-  if (wanted > 0 && taken <= 0) {
-    const ends = window.getTime() + windowMs;
+  if (taken <= 0) {
+    const ends = window.getTime() + REPLAY_WINDOW_MS;
     throw new ProblemError(
       problem(
         'rate_limited',
@@ -437,8 +437,7 @@ async function reserveReplay(deps: WebhookOperationsDeps, id: string, wanted: nu
 
 /** When the replay budget's current window began. */
 function replayWindow(deps: WebhookOperationsDeps): Date {
-  const windowMs = REPLAY_BUDGET.windowSeconds * 1000;
-  return new Date(Math.floor(deps.clock().getTime() / windowMs) * windowMs);
+  return new Date(Math.floor(deps.clock().getTime() / REPLAY_WINDOW_MS) * REPLAY_WINDOW_MS);
 }
 
 /** `wh_` and 24 base62 characters from unbiased random bytes. */
