@@ -28,6 +28,7 @@ import {
   type WebhookFanoutDeps,
 } from '../../lambdas/domain/webhooks/publish.ts';
 import { ConflictError } from '../../lambdas/shared/errors.ts';
+import { T0 } from './builders.ts';
 import { testClock } from './fakes.ts';
 
 const copy = <T>(value: T): T => structuredClone(value);
@@ -304,4 +305,22 @@ export function fanoutRig(overrides: Partial<WebhookFanoutDeps> = {}) {
     ...overrides,
   });
   return { store, queue, clock, failures, fanout };
+}
+
+/** An enabled endpoint of tenant-a, subscribed to message.queued and message.delivered, made at T0. */
+export function webhookEndpoint(overrides: Partial<WebhookEndpoint> = {}): WebhookEndpoint {
+  return {
+    id: 'wh_aaaaaaaaaaaaaaaaaaaaaaaa',
+    tenant: 'tenant-a',
+    url: 'https://hooks.example.com/baton',
+    events: ['message.queued', 'message.delivered'],
+    description: '',
+    enabled: true,
+    disabledReason: null,
+    secrets: [{ secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', createdAt: T0 }],
+    createdAt: T0,
+    updatedAt: T0,
+    version: 1,
+    ...overrides,
+  };
 }

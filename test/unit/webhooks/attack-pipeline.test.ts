@@ -3,27 +3,9 @@
  * failing before its fix.
  */
 import { describe, expect, it } from 'vitest';
-import type { WebhookEndpoint } from '../../../lambdas/domain/webhooks/endpoint.ts';
 import { type WebhookEvent, webhookEventsOf } from '../../../lambdas/domain/webhooks/events.ts';
-import { messageRecord, recipient, T0 } from '../../support/builders.ts';
-import { fanoutRig } from '../../support/webhooks.ts';
-
-function endpoint(overrides: Partial<WebhookEndpoint> = {}): WebhookEndpoint {
-  return {
-    id: 'wh_aaaaaaaaaaaaaaaaaaaaaaaa',
-    tenant: 'tenant-a',
-    url: 'https://hooks.example.com/baton',
-    events: ['message.queued', 'message.delivered'],
-    description: '',
-    enabled: true,
-    disabledReason: null,
-    secrets: [{ secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', createdAt: T0 }],
-    createdAt: T0,
-    updatedAt: T0,
-    version: 1,
-    ...overrides,
-  };
-}
+import { messageRecord, recipient } from '../../support/builders.ts';
+import { fanoutRig, webhookEndpoint } from '../../support/webhooks.ts';
 
 function queuedEvents(tenant = 'tenant-a', id = 'msg_1'): WebhookEvent[] {
   const record = messageRecord({ id, tenant, recipients: [recipient('ana@example.org')] });
@@ -34,7 +16,7 @@ describe('attack: producing webhook events', () => {
   it('keeps the events of a tenant whose endpoints cannot be read in the replay log', async () => {
     // Prepare
     const { store, queue, failures, fanout } = fanoutRig();
-    await store.create(endpoint());
+    await store.create(webhookEndpoint());
     store.subscribers = async () => {
       throw new Error('throttled');
     };
@@ -52,7 +34,7 @@ describe('attack: producing webhook events', () => {
   it('keeps the events a disabled endpoint subscribes to, so a replay after re-enabling finds them', async () => {
     // Prepare
     const { store, queue, fanout } = fanoutRig();
-    await store.create(endpoint({ enabled: false, disabledReason: 'failing' }));
+    await store.create(webhookEndpoint({ enabled: false, disabledReason: 'failing' }));
     const events = queuedEvents();
 
     // Act
@@ -69,7 +51,7 @@ describe('attack: producing webhook events', () => {
       queue: { enqueue: () => new Promise<void>(() => {}) },
       waitMs: 50,
     });
-    await store.create(endpoint());
+    await store.create(webhookEndpoint());
 
     // Act: the api answers its client only after publishing; a hang here is a failed send request.
     const outcome = await Promise.race([

@@ -9,24 +9,16 @@ import {
 import { CachedWebhookDirectory, WebhookFanout } from '../../../lambdas/domain/webhooks/publish.ts';
 import { messageRecord, recipient, suppression, T0 } from '../../support/builders.ts';
 import { testClock } from '../../support/fakes.ts';
-import { fanoutRig, InMemoryWebhookQueue, InMemoryWebhookStore } from '../../support/webhooks.ts';
+import {
+  fanoutRig,
+  InMemoryWebhookQueue,
+  InMemoryWebhookStore,
+  webhookEndpoint,
+} from '../../support/webhooks.ts';
 
-function endpoint(overrides: Partial<WebhookEndpoint> = {}): WebhookEndpoint {
-  return {
-    id: 'wh_aaaaaaaaaaaaaaaaaaaaaaaa',
-    tenant: 'tenant-a',
-    url: 'https://hooks.example.com/baton',
-    events: ['message.queued', 'message.delivered', 'suppression.created'],
-    description: '',
-    enabled: true,
-    disabledReason: null,
-    secrets: [{ secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', createdAt: T0 }],
-    createdAt: T0,
-    updatedAt: T0,
-    version: 1,
-    ...overrides,
-  };
-}
+/** The shared endpoint, subscribed to suppression.created too. */
+const endpoint = (overrides: Partial<WebhookEndpoint> = {}): WebhookEndpoint =>
+  webhookEndpoint({ events: ['message.queued', 'message.delivered', 'suppression.created'], ...overrides });
 
 /** A queued message to ana and bob of tenant `tenant`: two message.queued events. */
 function queuedEvents(tenant = 'tenant-a', id = 'msg_1'): WebhookEvent[] {
