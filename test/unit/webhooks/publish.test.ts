@@ -6,15 +6,10 @@ import {
   type WebhookEventType,
   webhookEventsOf,
 } from '../../../lambdas/domain/webhooks/events.ts';
-import { CachedWebhookDirectory, WebhookFanout } from '../../../lambdas/domain/webhooks/publish.ts';
+import { CachedWebhookDirectory } from '../../../lambdas/domain/webhooks/publish.ts';
 import { messageRecord, recipient, suppression, T0 } from '../../support/builders.ts';
 import { testClock } from '../../support/fakes.ts';
-import {
-  fanoutRig,
-  InMemoryWebhookQueue,
-  InMemoryWebhookStore,
-  webhookEndpoint,
-} from '../../support/webhooks.ts';
+import { fanoutRig, InMemoryWebhookStore, webhookEndpoint } from '../../support/webhooks.ts';
 
 /** The shared endpoint, subscribed to suppression.created too. */
 const endpoint = (overrides: Partial<WebhookEndpoint> = {}): WebhookEndpoint =>
@@ -168,19 +163,13 @@ describe('WebhookFanout', () => {
 
   it('never throws, even when its error report throws', async () => {
     // Prepare
-    const store = new InMemoryWebhookStore();
-    await store.create(endpoint());
-    const queue = new InMemoryWebhookQueue();
-    queue.failing = true;
-    const fanout = new WebhookFanout({
-      directory: store,
-      log: store,
-      queue,
-      clock: testClock(),
+    const { store, queue, fanout } = fanoutRig({
       onError: () => {
         throw new Error('logger broke');
       },
     });
+    await store.create(endpoint());
+    queue.failing = true;
 
     // Act
     const published = fanout.publish(queuedEvents());
