@@ -132,10 +132,19 @@ describe('attack: webhook delivery', () => {
   });
 
   it('never sends a job naming another tenant’s endpoint', async () => {
+    // Prepare: the store keys endpoints by tenant, so what deliverJob owes is to ask with the job's.
+    const asked: Array<[string, string]> = [];
+    const get = store.get.bind(store);
+    store.get = async (tenant, id) => {
+      asked.push([tenant, id]);
+      return get(tenant, id);
+    };
+
     // Act: a job of tenant-b naming acme's endpoint id.
     const decision = await deliverJob(job(FAST, 3, 'tenant-b'), deps());
 
     // Assess
+    expect(asked).toEqual([['tenant-b', FAST]]);
     expect(decision).toEqual({ done: true, dropped: 'no-endpoint' });
     expect(poster.requests).toEqual([]);
   });
