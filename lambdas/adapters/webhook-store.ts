@@ -24,6 +24,7 @@ import { ConflictError, InvalidCursorError } from '../shared/errors.ts';
 import { Keys } from '../shared/names.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';
 import { batchPutAll } from './dynamo-batch.ts';
+import { decodeSortCursor, encodeSortCursor } from './sort-cursor.ts';
 
 type Item = Record<string, unknown>;
 
@@ -47,6 +48,8 @@ const DEFAULT_EVENTS_PAGE = 100;
 const DEFAULT_ATTEMPTS_PAGE = 50;
 /** Query answers stop at 1 MB anyway; a bigger page would only hold an invocation longer. */
 const MAX_PAGE = 1_000;
+/** DynamoDB's bound on a sort key: a longer cursor cannot be one this listing handed out. */
+const MAX_SORT_BYTES = 1024;
 
 const tenantKey = (tenant: string): string => `tenant#${tenant}`;
 const eventsKey = (tenant: string): string => `events#${tenant}`;
@@ -196,7 +199,8 @@ export class DynamoWebhookStore
   ): Promise<{ readonly events: StoredWebhookEvent[]; readonly cursor?: string }> {
     const limit = pageSize(options.limit, DEFAULT_EVENTS_PAGE);
     const from = `${AT}${since.toISOString()}`;
-    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, AT);
+    const after =
+      options.cursor === undefined ? undefined : decodeSortCursor(options.cursor, AT, MAX_SORT_BYTES);
     // A position before `since` lies outside the query's range, which DynamoDB refuses outright.
     if (after !== undefined && after < from) {
       throw new InvalidCursorError('the cursor is not a position of this listing');
@@ -242,7 +246,8 @@ export class DynamoWebhookStore
     options: { readonly limit?: number; readonly cursor?: string } = {},
   ): Promise<{ readonly attempts: DeliveryAttempt[]; readonly cursor?: string }> {
     const limit = pageSize(options.limit, DEFAULT_ATTEMPTS_PAGE);
-    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, ATTEMPT);
+    const after =
+      options.cursor === undefined ? undefined : decodeSortCursor(options.cursor, ATTEMPT, MAX_SORT_BYTES);
     if (!WEBHOOK_ENDPOINT_ID.test(endpointId)) return { attempts: [] };
     const page = await this.#page(
       {
@@ -354,7 +359,7 @@ export class DynamoWebhookStore
     const items = found.slice(0, limit);
     const last = items.at(-1);
     return found.length > limit && last !== undefined
-      ? { items, cursor: encodeCursor(String(last[SK])) }
+      ? { items, cursor: encodeSortCursor(String(last[SK])) }
       : { items };
   }
 
@@ -431,17 +436,4 @@ function eventOf(item: Item): StoredWebhookEvent {
 function attemptOf(item: Item): DeliveryAttempt {
   const { [PK]: _pk, [SK]: _sk, [TTL]: _ttl, ...attempt } = item;
   return attempt as unknown as DeliveryAttempt;
-}
-
-/** The cursor is the sort key of the last item returned, opaque to callers (base64url). */
-function encodeCursor(sort: string): string {
-  return Buffer.from(sort, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string, prefix: string): string {
-  const sort = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!sort.startsWith(prefix) || Buffer.byteLength(sort) > 1024 || encodeCursor(sort) !== cursor) {
-    throw new InvalidCursorError('the cursor was not handed out by this listing');
-  }
-  return sort;
 }
