@@ -21,7 +21,7 @@ import type {
   WebhookReplayBudget,
 } from '../domain/webhooks/ports.ts';
 import { ConflictError, InvalidCursorError } from '../shared/errors.ts';
-import { Keys } from '../shared/names.ts';
+import { Keys, WebhookPartition } from '../shared/names.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';
 import { batchPutAll } from './dynamo-batch.ts';
 import { decodeSortCursor, encodeSortCursor } from './sort-cursor.ts';
@@ -51,9 +51,12 @@ const MAX_PAGE = 1_000;
 /** DynamoDB's bound on a sort key: a longer cursor cannot be one this listing handed out. */
 const MAX_SORT_BYTES = 1024;
 
-const tenantKey = (tenant: string): string => `tenant#${tenant}`;
-const eventsKey = (tenant: string): string => `events#${tenant}`;
+const tenantKey = (tenant: string): string => `${WebhookPartition.endpoints}${tenant}`;
+const eventsKey = (tenant: string): string => `${WebhookPartition.events}${tenant}`;
+/** An endpoint's item under its tenant's partition (sort key). */
 const endpointKey = (id: string): string => `${ENDPOINT}${id}`;
+/** The partition of an endpoint's attempts and replay budget (and its delivery state). */
+const deliveryKey = (id: string): string => `${WebhookPartition.delivery}${id}`;
 
 /**
  * The Webhooks table (Keys.webhooks): endpoints, the replay log of events, delivery attempts.
@@ -229,7 +232,7 @@ export class DynamoWebhookStore
           TableName: this.#table,
           Item: {
             ...attempt,
-            [PK]: endpointKey(attempt.endpointId),
+            [PK]: deliveryKey(attempt.endpointId),
             [SK]: `${ATTEMPT}${attempt.at}#${attempt.eventId}#${attempt.attempt}`,
             [TTL]: this.#expiresAt(),
           },
@@ -255,10 +258,10 @@ export class DynamoWebhookStore
         // Endpoint ids are unguessable and never reused, but the tenant is checked all the same.
         FilterExpression: '#tenant = :tenant',
         ExpressionAttributeNames: { '#pk': PK, '#sk': SK, '#tenant': 'tenant' },
-        ExpressionAttributeValues: { ':pk': endpointKey(endpointId), ':prefix': ATTEMPT, ':tenant': tenant },
+        ExpressionAttributeValues: { ':pk': deliveryKey(endpointId), ':prefix': ATTEMPT, ':tenant': tenant },
         ScanIndexForward: false,
       },
-      endpointKey(endpointId),
+      deliveryKey(endpointId),
       after,
       limit,
       'reading webhook delivery attempts',
@@ -274,7 +277,7 @@ export class DynamoWebhookStore
    */
   async takeReplay(endpointId: string, window: Date, wanted: number, limit: number): Promise<number> {
     if (!WEBHOOK_ENDPOINT_ID.test(endpointId) || wanted === 0) return 0;
-    const key = { [PK]: endpointKey(endpointId), [SK]: `${REPLAY}${window.toISOString()}` };
+    const key = { [PK]: deliveryKey(endpointId), [SK]: `${REPLAY}${window.toISOString()}` };
     const add = async (n: number, condition: string, values: Item): Promise<boolean> => {
       try {
         await this.#doc.send(
