@@ -315,6 +315,20 @@ export const GuardMetric = {
 } as const;
 
 /**
+ * Webhook metrics (issue 14, EMF in METRICS_NAMESPACE); the alarms and the dashboard read these
+ * names. `publishFailures`: a producer (api, SMTP, sender, feedback) could not hand a state change's events over (log or queue failed), dimension
+ * `service`; the rest the delivery function emits with its `service` dimension only: attempts made,
+ * delivered (2xx), failed attempts, and the state change → first attempt latency (ms).
+ */
+export const WebhookMetric = {
+  publishFailures: 'WebhookPublishFailures',
+  attempts: 'WebhookAttempts',
+  delivered: 'WebhookDelivered',
+  failedAttempts: 'WebhookFailedAttempts',
+  firstAttemptLatency: 'WebhookFirstAttemptLatency',
+} as const;
+
+/**
  * The stack output listing the SES identities Baton sends from (comma-separated), which
  * `npm run keys -- create --stack` checks a new key's domains against.
  */
