@@ -10,10 +10,10 @@ import type { HeldEntry } from '../domain/guard/hold.ts';
 import { DEFAULT_HELD_PAGE, MAX_HELD_PAGE } from '../domain/guard/requests.ts';
 import type { SendJob } from '../domain/message.ts';
 import type { HeldJobs } from '../domain/ports.ts';
-import { InvalidCursorError } from '../shared/errors.ts';
 import { HELD_INDEX_PREFIX, HELD_PAYLOAD_PREFIX, Keys, type Lane } from '../shared/names.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';
 import { PayloadMissingError, type S3PayloadStore } from './payload-store.ts';
+import { decodeSortCursor, encodeSortCursor } from './sort-cursor.ts';
 
 /** An index entry outlives its hold by a day, so release and cancel still find an expired one. */
 const ENTRY_GRACE_SECONDS = 86_400;
@@ -100,7 +100,7 @@ export class HeldJobsStore implements HeldJobs {
     let start: Item | undefined =
       options.cursor === undefined
         ? undefined
-        : { [Keys.guard.partition]: partition, [Keys.guard.sort]: decodeCursor(options.cursor) };
+        : { [Keys.guard.partition]: partition, [Keys.guard.sort]: decodeSortCursor(options.cursor, BY_TIME) };
     const found: Item[] = [];
     // One more than the page: whether there is a next page is then known without another request.
     while (found.length <= limit) {
@@ -138,7 +138,7 @@ export class HeldJobsStore implements HeldJobs {
     const page = found.slice(0, limit);
     const last = page.at(-1);
     return found.length > limit && last !== undefined
-      ? { entries: page.map(entryOf), cursor: encodeCursor(String(last[Keys.guard.sort])) }
+      ? { entries: page.map(entryOf), cursor: encodeSortCursor(String(last[Keys.guard.sort])) }
       : { entries: page.map(entryOf) };
   }
 
@@ -216,17 +216,4 @@ function partitionOf(tenant: string): string {
 
 function entryOf(item: Item): HeldEntry {
   return item.entry as HeldEntry;
-}
-
-/** The cursor is the sort key of the last entry returned, opaque to callers (base64url). */
-function encodeCursor(sort: string): string {
-  return Buffer.from(sort, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): string {
-  const sort = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!sort.startsWith(BY_TIME) || encodeCursor(sort) !== cursor) {
-    throw new InvalidCursorError('the cursor was not handed out by this listing');
-  }
-  return sort;
 }

@@ -6,7 +6,7 @@ import type {
   VersionedEndpointState,
 } from '../domain/webhooks/delivery-ports.ts';
 import { WEBHOOK_LOG_DAYS } from '../domain/webhooks/endpoint.ts';
-import { Keys } from '../shared/names.ts';
+import { Keys, WebhookPartition } from '../shared/names.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';
 
 /** Sort key of an endpoint's delivery state (partition `endpoint#<id>`, Keys.webhooks). */
@@ -88,6 +88,9 @@ export class DynamoEndpointStateStore implements EndpointStateStore {
   }
 
   #key(endpointId: string): Record<string, string> {
-    return { [Keys.webhooks.partition]: `endpoint#${endpointId}`, [Keys.webhooks.sort]: WEBHOOK_STATE_SK };
+    return {
+      [Keys.webhooks.partition]: `${WebhookPartition.delivery}${endpointId}`,
+      [Keys.webhooks.sort]: WEBHOOK_STATE_SK,
+    };
   }
 }

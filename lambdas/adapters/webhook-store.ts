@@ -21,9 +21,10 @@ import type {
   WebhookReplayBudget,
 } from '../domain/webhooks/ports.ts';
 import { ConflictError, InvalidCursorError } from '../shared/errors.ts';
-import { Keys } from '../shared/names.ts';
+import { Keys, WebhookPartition } from '../shared/names.ts';
 import { isConditionFailed, rethrow } from './aws-errors.ts';
 import { batchPutAll } from './dynamo-batch.ts';
+import { decodeSortCursor, encodeSortCursor } from './sort-cursor.ts';
 
 type Item = Record<string, unknown>;
 
@@ -47,10 +48,15 @@ const DEFAULT_EVENTS_PAGE = 100;
 const DEFAULT_ATTEMPTS_PAGE = 50;
 /** Query answers stop at 1 MB anyway; a bigger page would only hold an invocation longer. */
 const MAX_PAGE = 1_000;
+/** DynamoDB's bound on a sort key: a longer cursor cannot be one this listing handed out. */
+const MAX_SORT_BYTES = 1024;
 
-const tenantKey = (tenant: string): string => `tenant#${tenant}`;
-const eventsKey = (tenant: string): string => `events#${tenant}`;
+const tenantKey = (tenant: string): string => `${WebhookPartition.endpoints}${tenant}`;
+const eventsKey = (tenant: string): string => `${WebhookPartition.events}${tenant}`;
+/** An endpoint's item under its tenant's partition (sort key). */
 const endpointKey = (id: string): string => `${ENDPOINT}${id}`;
+/** The partition of an endpoint's attempts and replay budget (and its delivery state). */
+const deliveryKey = (id: string): string => `${WebhookPartition.delivery}${id}`;
 
 /**
  * The Webhooks table (Keys.webhooks): endpoints, the replay log of events, delivery attempts.
@@ -196,7 +202,8 @@ export class DynamoWebhookStore
   ): Promise<{ readonly events: StoredWebhookEvent[]; readonly cursor?: string }> {
     const limit = pageSize(options.limit, DEFAULT_EVENTS_PAGE);
     const from = `${AT}${since.toISOString()}`;
-    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, AT);
+    const after =
+      options.cursor === undefined ? undefined : decodeSortCursor(options.cursor, AT, MAX_SORT_BYTES);
     // A position before `since` lies outside the query's range, which DynamoDB refuses outright.
     if (after !== undefined && after < from) {
       throw new InvalidCursorError('the cursor is not a position of this listing');
@@ -225,7 +232,7 @@ export class DynamoWebhookStore
           TableName: this.#table,
           Item: {
             ...attempt,
-            [PK]: endpointKey(attempt.endpointId),
+            [PK]: deliveryKey(attempt.endpointId),
             [SK]: `${ATTEMPT}${attempt.at}#${attempt.eventId}#${attempt.attempt}`,
             [TTL]: this.#expiresAt(),
           },
@@ -242,7 +249,8 @@ export class DynamoWebhookStore
     options: { readonly limit?: number; readonly cursor?: string } = {},
   ): Promise<{ readonly attempts: DeliveryAttempt[]; readonly cursor?: string }> {
     const limit = pageSize(options.limit, DEFAULT_ATTEMPTS_PAGE);
-    const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, ATTEMPT);
+    const after =
+      options.cursor === undefined ? undefined : decodeSortCursor(options.cursor, ATTEMPT, MAX_SORT_BYTES);
     if (!WEBHOOK_ENDPOINT_ID.test(endpointId)) return { attempts: [] };
     const page = await this.#page(
       {
@@ -250,10 +258,10 @@ export class DynamoWebhookStore
         // Endpoint ids are unguessable and never reused, but the tenant is checked all the same.
         FilterExpression: '#tenant = :tenant',
         ExpressionAttributeNames: { '#pk': PK, '#sk': SK, '#tenant': 'tenant' },
-        ExpressionAttributeValues: { ':pk': endpointKey(endpointId), ':prefix': ATTEMPT, ':tenant': tenant },
+        ExpressionAttributeValues: { ':pk': deliveryKey(endpointId), ':prefix': ATTEMPT, ':tenant': tenant },
         ScanIndexForward: false,
       },
-      endpointKey(endpointId),
+      deliveryKey(endpointId),
       after,
       limit,
       'reading webhook delivery attempts',
@@ -269,7 +277,7 @@ export class DynamoWebhookStore
    */
   async takeReplay(endpointId: string, window: Date, wanted: number, limit: number): Promise<number> {
     if (!WEBHOOK_ENDPOINT_ID.test(endpointId) || wanted === 0) return 0;
-    const key = { [PK]: endpointKey(endpointId), [SK]: `${REPLAY}${window.toISOString()}` };
+    const key = { [PK]: deliveryKey(endpointId), [SK]: `${REPLAY}${window.toISOString()}` };
     const add = async (n: number, condition: string, values: Item): Promise<boolean> => {
       try {
         await this.#doc.send(
@@ -354,7 +362,7 @@ export class DynamoWebhookStore
     const items = found.slice(0, limit);
     const last = items.at(-1);
     return found.length > limit && last !== undefined
-      ? { items, cursor: encodeCursor(String(last[SK])) }
+      ? { items, cursor: encodeSortCursor(String(last[SK])) }
       : { items };
   }
 
@@ -431,17 +439,4 @@ function eventOf(item: Item): StoredWebhookEvent {
 function attemptOf(item: Item): DeliveryAttempt {
   const { [PK]: _pk, [SK]: _sk, [TTL]: _ttl, ...attempt } = item;
   return attempt as unknown as DeliveryAttempt;
-}
-
-/** The cursor is the sort key of the last item returned, opaque to callers (base64url). */
-function encodeCursor(sort: string): string {
-  return Buffer.from(sort, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string, prefix: string): string {
-  const sort = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!sort.startsWith(prefix) || Buffer.byteLength(sort) > 1024 || encodeCursor(sort) !== cursor) {
-    throw new InvalidCursorError('the cursor was not handed out by this listing');
-  }
-  return sort;
 }

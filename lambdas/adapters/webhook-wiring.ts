@@ -5,7 +5,7 @@ import type { WebhookEvent } from '../domain/webhooks/events.ts';
 import type { WebhookPublisher } from '../domain/webhooks/ports.ts';
 import { CachedWebhookDirectory, type PublishStep, WebhookFanout } from '../domain/webhooks/publish.ts';
 import { numberEnv, optionalEnv, requiredEnv } from '../shared/env.ts';
-import { EnvVar } from '../shared/names.ts';
+import { EnvVar, WebhookMetric } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
 import { createDocumentClient } from './clients.ts';
 import { createSqsClient } from './job-queue.ts';
@@ -13,7 +13,7 @@ import { SqsWebhookQueue } from './webhook-queue.ts';
 import { DynamoWebhookStore } from './webhook-store.ts';
 
 /** EMF metric (namespace Baton): events a producer could not log or queue (the state change stands). */
-export const WEBHOOK_PUBLISH_FAILURES = 'WebhookPublishFailures';
+export const WEBHOOK_PUBLISH_FAILURES = WebhookMetric.publishFailures;
 
 /** Seconds a producer reuses a tenant's endpoints when BATON_WEBHOOK_DIRECTORY_SECONDS is unset. */
 export const DEFAULT_WEBHOOK_DIRECTORY_SECONDS = 10;

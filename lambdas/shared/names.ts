@@ -276,6 +276,18 @@ export const HELD_PAYLOAD_PREFIX = `${PAYLOAD_KEY_PREFIX}held/`;
 export const HELD_INDEX_PREFIX = 'held:';
 
 /**
+ * Webhooks-table partition prefixes (Keys.webhooks): a tenant's endpoints (`tenant#<tenant>`), its
+ * produced events (`events#<tenant>`), and an endpoint's delivery state, attempts and replay budget
+ * (`endpoint#<id>`). The stores write them and IAM confines each function to its own
+ * (dynamodb:LeadingKeys), so both read them from here.
+ */
+export const WebhookPartition = {
+  endpoints: 'tenant#',
+  events: 'events#',
+  delivery: 'endpoint#',
+} as const;
+
+/**
  * Key prefix of the abuse guard's hourly counters and event markers (adapters/guard-counter-store.ts)
  * in the Guard table. Should they share a table with other items (the Stats table, as first
  * planned): tenant ids hold no ":", so no `<tenant>#<day>` statistics key starts with it, and quota
@@ -300,6 +312,20 @@ export const GuardMetric = {
   errors: 'GuardErrors',
   actionDimension: 'Action',
   scopeDimension: 'Scope',
+} as const;
+
+/**
+ * Webhook metrics (issue 14, EMF in METRICS_NAMESPACE); the alarms and the dashboard read these
+ * names. `publishFailures`: a producer (api, SMTP, sender, feedback) could not hand a state change's events over (log or queue failed), dimension
+ * `service`; the rest the delivery function emits with its `service` dimension only: attempts made,
+ * delivered (2xx), failed attempts, and the state change → first attempt latency (ms).
+ */
+export const WebhookMetric = {
+  publishFailures: 'WebhookPublishFailures',
+  attempts: 'WebhookAttempts',
+  delivered: 'WebhookDelivered',
+  failedAttempts: 'WebhookFailedAttempts',
+  firstAttemptLatency: 'WebhookFirstAttemptLatency',
 } as const;
 
 /**

@@ -10,6 +10,7 @@ import {
 import type { WebhookDeliveryJob } from '../domain/webhooks/endpoint.ts';
 import { WEBHOOK_EVENT_TYPES } from '../domain/webhooks/events.ts';
 import { processSqsBatch } from '../shared/batch.ts';
+import { WebhookMetric } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
 import { Tally } from '../shared/tally.ts';
 
@@ -170,13 +171,13 @@ export function createWebhookDelivery(deps: WebhookDeliveryAppDeps) {
     const attempt = decision.attempt;
     if (attempt === undefined) return;
     outcomes.add(attempt.outcome);
-    metrics.addMetric('WebhookAttempts', MetricUnit.Count, 1);
+    metrics.addMetric(WebhookMetric.attempts, MetricUnit.Count, 1);
     if (job.attempt === 0 && !job.replay) {
       const ms = attempt.startedAt.getTime() - job.occurredAt;
-      if (ms >= 0) metrics.addMetric('WebhookFirstAttemptLatency', MetricUnit.Milliseconds, ms);
+      if (ms >= 0) metrics.addMetric(WebhookMetric.firstAttemptLatency, MetricUnit.Milliseconds, ms);
     }
-    if (attempt.outcome === 'success') metrics.addMetric('WebhookDelivered', MetricUnit.Count, 1);
-    else metrics.addMetric('WebhookFailedAttempts', MetricUnit.Count, 1);
+    if (attempt.outcome === 'success') metrics.addMetric(WebhookMetric.delivered, MetricUnit.Count, 1);
+    else metrics.addMetric(WebhookMetric.failedAttempts, MetricUnit.Count, 1);
     if (attempt.outcome === 'gave-up') metrics.addMetric('WebhookGaveUp', MetricUnit.Count, 1);
     if (attempt.endpointDisabled) {
       metrics.addMetric('WebhookEndpointDisabled', MetricUnit.Count, 1);

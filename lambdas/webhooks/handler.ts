@@ -29,7 +29,7 @@ const deliver = createWebhookDelivery({
   poster: new WebhookHttpPoster({ allowLoopback: optionalEnv(EnvVar.webhookAllowLoopback) === '1' }),
   queue: new SqsWebhookQueue(sqs, requiredEnv(EnvVar.webhookQueueUrl)),
   // Tells the tenant's other endpoints when one is disabled.
-  publisher: createWebhookPublisher(),
+  publisher: createWebhookPublisher(process.env, { doc, sqs }),
   visibility: new SqsVisibility(sqs),
   clock,
   random: Math.random,

@@ -18,7 +18,13 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { GuardMetric, LANES, METRICS_NAMESPACE, SENDER_SERVICE } from '../../lambdas/shared/names.ts';
+import {
+  GuardMetric,
+  LANES,
+  METRICS_NAMESPACE,
+  SENDER_SERVICE,
+  WebhookMetric,
+} from '../../lambdas/shared/names.ts';
 import type { NotificationKey } from './notification-key.ts';
 import { SMTP_SERVICE, type SmtpService } from './smtp-service.ts';
 import { WEBHOOK_SERVICE } from './webhook-delivery.ts';
@@ -131,20 +137,6 @@ export const DASHBOARD_COUNTERS = [
 
 /** Latencies the functions record (ms): accepted → sent (sender), accepted → delivered (feedback). */
 export const LATENCIES = ['acceptedToSentMs', 'acceptedToDeliveredMs'] as const;
-
-/**
- * Webhook metrics (issue 14, EMF in METRICS_NAMESPACE). `publishFailures`: a producer (api, SMTP,
- * sender, feedback) could not hand a state change's events over (log or queue failed), dimension
- * `service`; the rest the delivery function emits with its `service` dimension only: attempts made,
- * delivered (2xx), failed attempts, and the state change → first attempt latency (ms).
- */
-export const WebhookMetric = {
-  publishFailures: 'WebhookPublishFailures',
-  attempts: 'WebhookAttempts',
-  delivered: 'WebhookDelivered',
-  failedAttempts: 'WebhookFailedAttempts',
-  firstAttemptLatency: 'WebhookFirstAttemptLatency',
-} as const;
 
 /**
  * The p99 of state change → first attempt above which deliveries are falling behind: the webhook

@@ -3,7 +3,7 @@ import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { EventSourceMapping } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { EnvVar } from '../../lambdas/shared/names.ts';
+import { EnvVar, WebhookPartition } from '../../lambdas/shared/names.ts';
 import { partitionAccess, queueSend } from '../iam.ts';
 import type { BatonFunction, Workload } from './baton-function.ts';
 import { addQueueConsumer } from './queue-consumer.ts';
@@ -34,10 +34,10 @@ export const WEBHOOK_SERVICE = 'baton-webhooks';
  * endpoints (`tenant#<tenant>`) and its produced events (`events#<tenant>`). Producers are confined
  * to these; endpoint state and attempts (`endpoint#<id>`) are the delivery function's and the api's.
  */
-export const WEBHOOK_ENDPOINTS_PARTITION_PREFIX = 'tenant#';
-export const WEBHOOK_EVENTS_PARTITION_PREFIX = 'events#';
+export const WEBHOOK_ENDPOINTS_PARTITION_PREFIX = WebhookPartition.endpoints;
+export const WEBHOOK_EVENTS_PARTITION_PREFIX = WebhookPartition.events;
 /** An endpoint's delivery state (breaker, slots) and its attempts (`endpoint#<id>`). */
-export const WEBHOOK_DELIVERY_PARTITION_PREFIX = 'endpoint#';
+export const WEBHOOK_DELIVERY_PARTITION_PREFIX = WebhookPartition.delivery;
 
 /** Deliveries per invocation: attempted side by side, so a batch costs about its slowest endpoint. */
 const BATCH_SIZE = 10;

@@ -1,10 +1,16 @@
 import type { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ENTRY_METADATA_KEY, EnvVar, Keys, LANES, METRICS_NAMESPACE } from '../../lambdas/shared/names.ts';
+import {
+  ENTRY_METADATA_KEY,
+  EnvVar,
+  Keys,
+  LANES,
+  METRICS_NAMESPACE,
+  WebhookMetric,
+} from '../../lambdas/shared/names.ts';
 import type { BatonStack } from '../../lib/baton-stack.ts';
 import { MAX_MESSAGE_AGE } from '../../lib/baton-stack.ts';
-import { WebhookMetric } from '../../lib/constructs/monitoring.ts';
 import { WEBHOOK_MAX_RECEIVE_COUNT, WEBHOOK_SERVICE } from '../../lib/constructs/webhook-delivery.ts';
 import {
   asArray,

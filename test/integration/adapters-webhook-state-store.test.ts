@@ -1,5 +1,5 @@
 import '../support/quiet-powertools.ts';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoEndpointStateStore } from '../../lambdas/adapters/webhook-state-store.ts';
@@ -8,7 +8,7 @@ import type { EndpointDeliveryState } from '../../lambdas/domain/webhooks/delive
 import { TransientError } from '../../lambdas/shared/errors.ts';
 import { startDynamo } from '../../local/emulators/dynamodb.ts';
 import type { LocalEmulator } from '../../local/emulators/listen.ts';
-import { credentials, documentClient, region, unreachable } from '../support/emulators.ts';
+import { createPkSkTable, credentials, documentClient, region, unreachable } from '../support/emulators.ts';
 
 const TABLE = 'Webhooks';
 const NOW = new Date('2026-12-06T10:00:00.000Z');
@@ -20,20 +20,7 @@ let store: DynamoEndpointStateStore;
 beforeAll(async () => {
   dynamo = await startDynamo({ port: 0 });
   client = new DynamoDBClient({ endpoint: dynamo.endpoint, region, credentials });
-  await client.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-      BillingMode: 'PAY_PER_REQUEST',
-    }),
-  );
+  await createPkSkTable(client, TABLE);
   store = new DynamoEndpointStateStore(documentClient(client), TABLE, () => NOW);
 });
 

@@ -5,7 +5,6 @@ import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import {
-  CreateQueueCommand,
   GetQueueAttributesCommand,
   type Message,
   ReceiveMessageCommand,
@@ -17,7 +16,7 @@ import type { LocalEmulator } from '../../local/emulators/listen.ts';
 import { startSqsSns } from '../../local/emulators/sqs-sns.ts';
 import { FunctionPool, type FunctionSpec } from '../../local/runtime/function-pool.ts';
 import { type PollerSpec, SqsPoller } from '../../local/runtime/sqs-poller.ts';
-import { eventually, region, sqsClient, tempDir } from '../support/emulators.ts';
+import { createQueueWithArn, eventually, region, sqsClient, tempDir } from '../support/emulators.ts';
 
 /** Throwaway handler modules, written to a temp dir: each decides its answer from its input or env. */
 const HANDLERS: Readonly<Record<string, string>> = {
@@ -130,15 +129,8 @@ describe('local runtime: function processes and the SQS event source', () => {
     maxReceiveCount?: number;
   }): Promise<{ url: string; arn: string; dlq?: { url: string; arn: string } }> => {
     const name = `runtime-${++queues}`;
-    const create = async (queueName: string, attrs: Record<string, string>) => {
-      const { QueueUrl = '' } = await sqs.send(
-        new CreateQueueCommand({ QueueName: queueName, Attributes: attrs }),
-      );
-      const { Attributes } = await sqs.send(
-        new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
-      );
-      return { url: QueueUrl, arn: Attributes?.QueueArn ?? '' };
-    };
+    const create = (queueName: string, attrs: Record<string, string>) =>
+      createQueueWithArn(sqs, queueName, attrs);
     const dlq = attributes.maxReceiveCount === undefined ? undefined : await create(`${name}-dlq`, {});
     const main = await create(name, {
       VisibilityTimeout: String(attributes.visibilityTimeout),

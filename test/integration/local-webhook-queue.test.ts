@@ -8,7 +8,6 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import {
-  CreateQueueCommand,
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
@@ -21,7 +20,7 @@ import type { LocalEmulator } from '../../local/emulators/listen.ts';
 import { startSqsSns } from '../../local/emulators/sqs-sns.ts';
 import { FunctionPool } from '../../local/runtime/function-pool.ts';
 import { SqsPoller } from '../../local/runtime/sqs-poller.ts';
-import { eventually, region, sqsClient, tempDir } from '../support/emulators.ts';
+import { createQueueWithArn, eventually, region, sqsClient, tempDir } from '../support/emulators.ts';
 
 /**
  * A handler that treats each record the way the delivery function treats a job: `hide:<s>` hides
@@ -101,15 +100,8 @@ describe('the webhook queue’s SQS behaviours on local mode’s emulator and ev
   /** A queue with the given visibility timeout and a DLQ after five receives, as the stack's. */
   const queue = async (visibilityTimeout: number): Promise<{ url: string; arn: string }> => {
     const name = `webhooks-${++queues}`;
-    const create = async (queueName: string, attributes: Record<string, string>) => {
-      const { QueueUrl = '' } = await sqs.send(
-        new CreateQueueCommand({ QueueName: queueName, Attributes: attributes }),
-      );
-      const { Attributes } = await sqs.send(
-        new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
-      );
-      return { url: QueueUrl, arn: Attributes?.QueueArn ?? '' };
-    };
+    const create = (queueName: string, attributes: Record<string, string>) =>
+      createQueueWithArn(sqs, queueName, attributes);
     const dlq = await create(`${name}-dlq`, {});
     return create(name, {
       VisibilityTimeout: String(visibilityTimeout),

@@ -1,10 +1,5 @@
 import '../support/quiet-powertools.ts';
-import {
-  CreateQueueCommand,
-  GetQueueAttributesCommand,
-  SendMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SqsVisibility } from '../../lambdas/adapters/visibility.ts';
 import type { WebhookDeliveryJob } from '../../lambdas/domain/webhooks/endpoint.ts';
@@ -14,7 +9,7 @@ import type { LocalEmulator } from '../../local/emulators/listen.ts';
 import { startSqsSns } from '../../local/emulators/sqs-sns.ts';
 import type { FunctionPool } from '../../local/runtime/function-pool.ts';
 import { SqsPoller } from '../../local/runtime/sqs-poller.ts';
-import { region, sqsClient } from '../support/emulators.ts';
+import { createQueueWithArn, region, sqsClient } from '../support/emulators.ts';
 import { FakePoster, InMemoryEndpointStateStore } from '../support/webhook-delivery.ts';
 import {
   InMemoryWebhookQueue,
@@ -46,13 +41,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   const name = `webhooks-${Math.random().toString(36).slice(2)}`;
-  const { QueueUrl = '' } = await sqs.send(
-    new CreateQueueCommand({ QueueName: name, Attributes: { VisibilityTimeout: '180' } }),
-  );
-  const { Attributes } = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
-  );
-  queue = { url: QueueUrl, arn: Attributes?.QueueArn ?? '' };
+  queue = await createQueueWithArn(sqs, name, { VisibilityTimeout: '180' });
   const store = new InMemoryWebhookStore();
   await store.create({
     id: ID,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { createDocumentClient } from '../../lambdas/adapters/clients.ts';
 import { EnvVar, Keys } from '../../lambdas/shared/names.ts';
@@ -193,4 +193,19 @@ export const createPkSkTable = async (
       BillingMode: 'PAY_PER_REQUEST',
     }),
   );
+};
+
+/** Creates a queue with the given attributes; its URL and ARN (for a redrive policy or an event source). */
+export const createQueueWithArn = async (
+  sqs: SQSClient,
+  name: string,
+  attributes: Record<string, string> = {},
+): Promise<{ url: string; arn: string }> => {
+  const { QueueUrl = '' } = await sqs.send(
+    new CreateQueueCommand({ QueueName: name, Attributes: attributes }),
+  );
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
+  );
+  return { url: QueueUrl, arn: Attributes?.QueueArn ?? '' };
 };
