@@ -3,12 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { HOLD_DAYS } from '../../../lambdas/domain/guard/hold.ts';
 import { cancelHeld, releaseHeld } from '../../../lambdas/domain/guard/operations.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import type { WebhookEvent } from '../../../lambdas/domain/webhooks/events.ts';
 import type { WebhookPublisher } from '../../../lambdas/domain/webhooks/ports.ts';
 import { recipient } from '../../support/builders.ts';
 import { guardDecision } from '../../support/guard.ts';
 import { heldMailRig } from '../../support/held-mail.ts';
-import { RecordingWebhookPublisher } from '../../support/webhooks.ts';
+import { messageEventRows, RecordingWebhookPublisher } from '../../support/webhooks.ts';
 
 const TAGS = { campaign: 'spring' };
 
@@ -23,12 +22,6 @@ function rig(webhooks: WebhookPublisher = new RecordingWebhookPublisher()) {
   return { deps, clock, messages, queue, pacing, hold };
 }
 
-const summary = (events: readonly WebhookEvent[]) =>
-  events.map((e) => {
-    const data = e.payload.data as { messageId: string; recipient: string; sequence: number };
-    return [e.payload.type, data.messageId, data.recipient, data.sequence];
-  });
-
 describe('events produced by operations on held mail', () => {
   it('produces message.released per recipient once a release queued the message, carrying the hold’s signal', async () => {
     // Prepare
@@ -41,7 +34,7 @@ describe('events produced by operations on held mail', () => {
     await releaseHeld(deps, 'tenant-a', { all: true }, 'list cleaned', pacing);
 
     // Assess
-    expect(summary(publisher.events)).toEqual([
+    expect(messageEventRows(publisher.events)).toEqual([
       ['message.released', 'msg_1', 'ana@example.org', 2],
       ['message.released', 'msg_1', 'bob@example.org', 2],
     ]);
@@ -93,7 +86,7 @@ describe('events produced by operations on held mail', () => {
     await cancelHeld(deps, 'tenant-a', { all: true }, 'spam run');
 
     // Assess
-    expect(summary(publisher.events)).toEqual([
+    expect(messageEventRows(publisher.events)).toEqual([
       ['message.failed', 'msg_1', 'ana@example.org', 2],
       ['message.failed', 'msg_1', 'bob@example.org', 2],
     ]);
@@ -112,7 +105,7 @@ describe('events produced by operations on held mail', () => {
 
     // Assess
     expect(result.counts.expired).toBe(1);
-    expect(summary(publisher.events).map((e) => e[0])).toEqual(['message.failed', 'message.failed']);
+    expect(messageEventRows(publisher.events).map((e) => e[0])).toEqual(['message.failed', 'message.failed']);
   });
 
   it('releases the message once, whatever the publisher does', async () => {
