@@ -21,10 +21,11 @@ import { SqsWebhookQueue } from '../../lambdas/adapters/webhook-queue.ts';
 import { DynamoEndpointStateStore } from '../../lambdas/adapters/webhook-state-store.ts';
 import { DynamoWebhookStore } from '../../lambdas/adapters/webhook-store.ts';
 import { deliverJob } from '../../lambdas/domain/webhooks/deliver.ts';
-import type { WebhookDeliveryJob, WebhookEndpoint } from '../../lambdas/domain/webhooks/endpoint.ts';
-import { WEBHOOK_EVENT_TYPES, webhookEventsOf } from '../../lambdas/domain/webhooks/events.ts';
+import type { WebhookDeliveryJob } from '../../lambdas/domain/webhooks/endpoint.ts';
+import { webhookEventsOf } from '../../lambdas/domain/webhooks/events.ts';
+import { registerEndpoint } from '../../lambdas/domain/webhooks/operations.ts';
 import { CachedWebhookDirectory, WebhookFanout } from '../../lambdas/domain/webhooks/publish.ts';
-import { newWebhookSecret } from '../../lambdas/domain/webhooks/signing.ts';
+import { createWebhookRequest } from '../../lambdas/domain/webhooks/requests.ts';
 import { startDynamo } from '../../local/emulators/dynamodb.ts';
 import { startSqsSns } from '../../local/emulators/sqs-sns.ts';
 import { messageRecord } from '../../test/support/builders.ts';
@@ -75,23 +76,13 @@ async function measureCost() {
     const clock = () => new Date();
     const store = new DynamoWebhookStore(doc, 'Webhooks');
     const queue = new SqsWebhookQueue(sqs, queueUrl);
-    const secret = newWebhookSecret();
+    // Registered as the api registers one (loopback allowed, as in local mode); its secret signs.
+    const { secret } = await registerEndpoint(
+      { store, queue, allowLoopbackHttp: true, clock },
+      'acme-shop',
+      createWebhookRequest({ url: receiver.url(), description: 'bench' }),
+    );
     receiver.secrets = [secret];
-    const now = new Date().toISOString();
-    const endpoint: WebhookEndpoint = {
-      id: 'wh_benchbenchbenchbenchbenc',
-      tenant: 'acme-shop',
-      url: receiver.url(),
-      events: [...WEBHOOK_EVENT_TYPES],
-      description: 'bench',
-      enabled: true,
-      disabledReason: null,
-      secrets: [{ secret, createdAt: now }],
-      createdAt: now,
-      updatedAt: now,
-      version: 1,
-    };
-    await store.create(endpoint);
     const fanout = new WebhookFanout({
       directory: new CachedWebhookDirectory(store, { seconds: 60, clock }),
       log: store,

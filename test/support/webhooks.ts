@@ -157,6 +157,13 @@ export class RecordingWebhookPublisher implements WebhookPublisher {
   }
 }
 
+/** Message events as `[type, messageId, recipient, sequence]` rows, for the producers' assertions. */
+export const messageEventRows = (events: readonly WebhookEvent[]) =>
+  events.map((e) => {
+    const data = e.payload.data as { messageId: string; recipient: string; sequence: number };
+    return [e.payload.type, data.messageId, data.recipient, data.sequence];
+  });
+
 /** One request the receiver got, with the result of verifying it. */
 export interface ReceivedWebhook {
   readonly method: string;

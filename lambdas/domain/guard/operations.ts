@@ -160,9 +160,7 @@ export async function releaseHeld(
     return pacer;
   };
   const outcomes: HeldOutcome[] = [];
-  const buffer = new WebhookBuffer();
-  const ops = { ...deps, webhooks: buffer };
-  try {
+  await withBufferedWebhooks(deps, async (ops) => {
     for (const found of entries) {
       if ('missing' in found) {
         outcomes.push(found.missing);
@@ -177,10 +175,7 @@ export async function releaseHeld(
       }
       outcomes.push(await releaseOne(ops, found.entry, reason, pacerOf, pastDeadline));
     }
-  } finally {
-    // Once per call (one log write, few queue requests), also for the messages before a failure.
-    await buffer.flush(deps.webhooks);
-  }
+  });
   return summary(outcomes, more);
 }
 
@@ -362,9 +357,7 @@ export async function cancelHeld(
   const { entries, more } = await selected(deps, tenant, selection, limits.maxEntries);
   const words = `cancelled by an operator: ${reason}`;
   const outcomes: HeldOutcome[] = [];
-  const buffer = new WebhookBuffer();
-  const ops = { ...deps, webhooks: buffer };
-  try {
+  await withBufferedWebhooks(deps, async (ops) => {
     for (const found of entries) {
       if ('missing' in found) {
         outcomes.push(found.missing);
@@ -418,10 +411,24 @@ export async function cancelHeld(
       await ops.held.remove(entry);
       outcomes.push({ id: entry.id, outcome: 'cancelled' });
     }
+  });
+  return summary(outcomes, more);
+}
+
+/**
+ * Runs `work` with its webhook events kept and published once at its end, also for the messages
+ * before a failure (one log write and few queue requests per call, not per message).
+ */
+async function withBufferedWebhooks<D extends { readonly webhooks?: WebhookPublisher }>(
+  deps: D,
+  work: (ops: D) => Promise<void>,
+): Promise<void> {
+  const buffer = new WebhookBuffer();
+  try {
+    await work({ ...deps, webhooks: buffer });
   } finally {
     await buffer.flush(deps.webhooks);
   }
-  return summary(outcomes, more);
 }
 
 /** An operator's resume of a tenant or key (the guard restarts its window; probation follows). */

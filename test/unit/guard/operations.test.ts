@@ -1,70 +1,28 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { holdJob } from '../../../lambdas/domain/delivery/guard-hold.ts';
-import type { GuardDecision } from '../../../lambdas/domain/guard/evaluate.ts';
 import { HOLD_DAYS, heldEntry, markHeld } from '../../../lambdas/domain/guard/hold.ts';
-import {
-  cancelHeld,
-  type GuardOperationsDeps,
-  listHeld,
-  releaseHeld,
-  resumeGuard,
-} from '../../../lambdas/domain/guard/operations.ts';
+import { cancelHeld, listHeld, releaseHeld, resumeGuard } from '../../../lambdas/domain/guard/operations.ts';
 import type { ApiKey } from '../../../lambdas/domain/keys/api-key.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import type { Lane } from '../../../lambdas/shared/names.ts';
-import { messageRecord, recipient, sendJob, T0 } from '../../support/builders.ts';
-import {
-  InMemoryApiKeys,
-  InMemoryHeldJobs,
-  InMemoryJobQueue,
-  InMemoryMessageStore,
-  issueApiKey,
-  RecordingGuard,
-  testClock,
-} from '../../support/fakes.ts';
+import { recipient, sendJob, T0 } from '../../support/builders.ts';
 import { guardDecision } from '../../support/guard.ts';
+import { heldMailRig } from '../../support/held-mail.ts';
 
 const DAY_MS = 86_400_000;
 
 /** Held mail of tenant-a's key, the operations' ports over fakes, and a sleep that moves the clock. */
 function rig(keyOverrides: Partial<ApiKey> = {}) {
-  const clock = testClock(T0);
-  const messages = new InMemoryMessageStore();
-  const held = new InMemoryHeldJobs();
-  const queue = new InMemoryJobQueue();
-  const keys = new InMemoryApiKeys();
-  const guard = new RecordingGuard();
-  const { key } = issueApiKey({ tenant: 'tenant-a', ...keyOverrides });
-  keys.add(key);
-  const deps: GuardOperationsDeps = { messages, held, queue, keys, guard, clock };
+  const held = heldMailRig(keyOverrides);
   const sleeps: number[] = [];
   const pacing = {
     ratePerSecond: { transactional: 10, broadcast: 2 },
     sleep: async (ms: number) => {
       sleeps.push(ms);
-      clock.advance(ms);
+      held.clock.advance(ms);
     },
   };
-  const hold = async (
-    id: string,
-    lane: Lane = 'broadcast',
-    decision: GuardDecision = guardDecision(),
-    overrides: Partial<MessageRecord> = {},
-  ): Promise<MessageRecord> => {
-    const record = markHeld(
-      messageRecord({ id, stream: lane, keyId: key.keyId, ...overrides }),
-      decision,
-      clock(),
-    ) as MessageRecord;
-    messages.seed(record);
-    await held.keep(
-      heldEntry(record, record.hold ?? expect.fail('no hold')),
-      sendJob(undefined, id, record.tenant),
-    );
-    return record;
-  };
-  return { deps, clock, messages, held, queue, keys, guard, key, sleeps, pacing, hold };
+  return { ...held, sleeps, pacing };
 }
 
 describe('releasing held mail', () => {

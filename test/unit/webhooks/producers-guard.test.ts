@@ -1,74 +1,26 @@
 /** Webhook events produced by the guard's operations on held mail (issue 14): release, cancel, expiry. */
 import { describe, expect, it } from 'vitest';
-import { HOLD_DAYS, heldEntry, markHeld } from '../../../lambdas/domain/guard/hold.ts';
-import {
-  cancelHeld,
-  type GuardOperationsDeps,
-  releaseHeld,
-} from '../../../lambdas/domain/guard/operations.ts';
+import { HOLD_DAYS } from '../../../lambdas/domain/guard/hold.ts';
+import { cancelHeld, releaseHeld } from '../../../lambdas/domain/guard/operations.ts';
 import type { MessageRecord } from '../../../lambdas/domain/message.ts';
-import type { WebhookEvent } from '../../../lambdas/domain/webhooks/events.ts';
 import type { WebhookPublisher } from '../../../lambdas/domain/webhooks/ports.ts';
-import { messageRecord, recipient, sendJob, T0 } from '../../support/builders.ts';
-import {
-  InMemoryApiKeys,
-  InMemoryHeldJobs,
-  InMemoryJobQueue,
-  InMemoryMessageStore,
-  issueApiKey,
-  RecordingGuard,
-  testClock,
-} from '../../support/fakes.ts';
+import { recipient } from '../../support/builders.ts';
 import { guardDecision } from '../../support/guard.ts';
-import { RecordingWebhookPublisher } from '../../support/webhooks.ts';
+import { heldMailRig } from '../../support/held-mail.ts';
+import { messageEventRows, RecordingWebhookPublisher } from '../../support/webhooks.ts';
 
 const TAGS = { campaign: 'spring' };
 
 function rig(webhooks: WebhookPublisher = new RecordingWebhookPublisher()) {
-  const clock = testClock(T0);
-  const messages = new InMemoryMessageStore();
-  const held = new InMemoryHeldJobs();
-  const queue = new InMemoryJobQueue();
-  const keys = new InMemoryApiKeys();
-  const { key } = issueApiKey({ tenant: 'tenant-a' });
-  keys.add(key);
-  const deps: GuardOperationsDeps = {
-    messages,
-    held,
-    queue,
-    keys,
-    guard: new RecordingGuard(),
-    clock,
-    webhooks,
-  };
+  const { deps, clock, messages, queue, hold: holdAs } = heldMailRig({}, webhooks);
   const pacing = { ratePerSecond: { transactional: 100, broadcast: 100 }, sleep: async () => undefined };
-  const hold = async (id: string): Promise<MessageRecord> => {
-    const record = markHeld(
-      messageRecord({
-        id,
-        stream: 'broadcast',
-        keyId: key.keyId,
-        tags: TAGS,
-        recipients: [recipient('ana@example.org'), recipient('bob@example.org')],
-      }),
-      guardDecision(),
-      clock(),
-    ) as MessageRecord;
-    messages.seed(record);
-    await held.keep(
-      heldEntry(record, record.hold ?? expect.fail('no hold')),
-      sendJob(undefined, id, record.tenant),
-    );
-    return record;
-  };
+  const hold = (id: string): Promise<MessageRecord> =>
+    holdAs(id, 'broadcast', guardDecision(), {
+      tags: TAGS,
+      recipients: [recipient('ana@example.org'), recipient('bob@example.org')],
+    });
   return { deps, clock, messages, queue, pacing, hold };
 }
-
-const summary = (events: readonly WebhookEvent[]) =>
-  events.map((e) => {
-    const data = e.payload.data as { messageId: string; recipient: string; sequence: number };
-    return [e.payload.type, data.messageId, data.recipient, data.sequence];
-  });
 
 describe('events produced by operations on held mail', () => {
   it('produces message.released per recipient once a release queued the message, carrying the hold’s signal', async () => {
@@ -82,7 +34,7 @@ describe('events produced by operations on held mail', () => {
     await releaseHeld(deps, 'tenant-a', { all: true }, 'list cleaned', pacing);
 
     // Assess
-    expect(summary(publisher.events)).toEqual([
+    expect(messageEventRows(publisher.events)).toEqual([
       ['message.released', 'msg_1', 'ana@example.org', 2],
       ['message.released', 'msg_1', 'bob@example.org', 2],
     ]);
@@ -134,7 +86,7 @@ describe('events produced by operations on held mail', () => {
     await cancelHeld(deps, 'tenant-a', { all: true }, 'spam run');
 
     // Assess
-    expect(summary(publisher.events)).toEqual([
+    expect(messageEventRows(publisher.events)).toEqual([
       ['message.failed', 'msg_1', 'ana@example.org', 2],
       ['message.failed', 'msg_1', 'bob@example.org', 2],
     ]);
@@ -153,7 +105,7 @@ describe('events produced by operations on held mail', () => {
 
     // Assess
     expect(result.counts.expired).toBe(1);
-    expect(summary(publisher.events).map((e) => e[0])).toEqual(['message.failed', 'message.failed']);
+    expect(messageEventRows(publisher.events).map((e) => e[0])).toEqual(['message.failed', 'message.failed']);
   });
 
   it('releases the message once, whatever the publisher does', async () => {

@@ -16,17 +16,11 @@ import {
 import { issueApiKey } from '../../support/fakes.ts';
 import { guardDecisionFor } from '../../support/guard.ts';
 import { queuedJob, senderHarness, sendHarness } from '../../support/unit-sender.ts';
-import { RecordingWebhookPublisher } from '../../support/webhooks.ts';
+import { messageEventRows, RecordingWebhookPublisher } from '../../support/webhooks.ts';
 
 const TAGS = { campaign: 'spring' };
 const ANA = 'ana@example.org';
 const BOB = 'bob@example.org';
-
-const summary = (events: readonly WebhookEvent[]) =>
-  events.map((e) => {
-    const data = e.payload.data as { messageId: string; recipient: string; sequence: number };
-    return [e.payload.type, data.messageId, data.recipient, data.sequence];
-  });
 
 /** A queued message to ana and bob with tags, and sendJob's deps publishing to `webhooks`. */
 function rig(webhooks: WebhookPublisher) {
@@ -52,7 +46,7 @@ describe('events produced by sendJob', () => {
     await sendJob(deps, job, new Map());
 
     // Assess
-    expect(summary(publisher.events)).toEqual([
+    expect(messageEventRows(publisher.events)).toEqual([
       ['message.sent', 'msg_1', ANA, 1],
       ['message.sent', 'msg_1', BOB, 1],
     ]);
@@ -69,7 +63,7 @@ describe('events produced by sendJob', () => {
     await sendJob(deps, job, new Map([[BOB, suppression(BOB, 'complaint')]]));
 
     // Assess
-    expect(summary(publisher.events)).toEqual([
+    expect(messageEventRows(publisher.events)).toEqual([
       ['message.suppressed', 'msg_1', BOB, 1],
       ['message.sent', 'msg_1', ANA, 2],
     ]);
@@ -85,7 +79,7 @@ describe('events produced by sendJob', () => {
     await sendJob(deps, job, new Map());
 
     // Assess
-    expect(summary(publisher.events)).toEqual([
+    expect(messageEventRows(publisher.events)).toEqual([
       ['message.failed', 'msg_1', ANA, 1],
       ['message.failed', 'msg_1', BOB, 1],
     ]);
@@ -160,7 +154,7 @@ describe('events produced by the sender', () => {
 
     // Assess
     expect(before).toBe(0);
-    expect(calls.map(summary)).toEqual([
+    expect(calls.map(messageEventRows)).toEqual([
       [
         ['message.sent', 'msg_1', ANA, 1],
         ['message.sent', 'msg_2', BOB, 1],
@@ -183,7 +177,7 @@ describe('events produced by the sender', () => {
     await sender.publishWebhooks(batch);
 
     // Assess
-    expect(summary(publisher.events)).toEqual([['message.held', 'msg_1', ANA, 1]]);
+    expect(messageEventRows(publisher.events)).toEqual([['message.held', 'msg_1', ANA, 1]]);
   });
 
   it('produces message.failed for a message given up on its last receive', async () => {
@@ -199,6 +193,6 @@ describe('events produced by the sender', () => {
     await sender.publishWebhooks(batch);
 
     // Assess
-    expect(summary(publisher.events)).toEqual([['message.failed', 'msg_1', ANA, 1]]);
+    expect(messageEventRows(publisher.events)).toEqual([['message.failed', 'msg_1', ANA, 1]]);
   });
 });
