@@ -27,11 +27,18 @@ import {
   WebhookFanout,
   type WebhookFanoutDeps,
 } from '../../lambdas/domain/webhooks/publish.ts';
-import { ConflictError } from '../../lambdas/shared/errors.ts';
+import { ConflictError, InvalidCursorError } from '../../lambdas/shared/errors.ts';
 import { T0 } from './builders.ts';
 import { testClock } from './fakes.ts';
 
 const copy = <T>(value: T): T => structuredClone(value);
+
+/** The fakes' cursors are positions; anything else is refused, as the adapter refuses a cursor it did not hand out. */
+function pagePosition(cursor: string | undefined): number {
+  if (cursor === undefined) return 0;
+  if (!/^\d+$/.test(cursor)) throw new InvalidCursorError('not a position this store handed out');
+  return Number(cursor);
+}
 
 /** The Webhooks table's endpoints, event log and attempts, with the adapter's semantics. */
 export class InMemoryWebhookStore
@@ -110,7 +117,7 @@ export class InMemoryWebhookStore
     const all = [...this.events.values()]
       .filter((e) => e.tenant === tenant && Date.parse(e.timestamp) >= since.getTime())
       .sort((a, b) => a.timestamp.localeCompare(b.timestamp) || a.id.localeCompare(b.id));
-    const start = options.cursor === undefined ? 0 : Number(options.cursor);
+    const start = pagePosition(options.cursor);
     const limit = options.limit ?? 100;
     const page = all.slice(start, start + limit).map(copy);
     const next = start + limit;
@@ -129,7 +136,7 @@ export class InMemoryWebhookStore
     const all = this.attemptLog
       .filter((a) => a.tenant === tenant && a.endpointId === endpointId)
       .sort((a, b) => b.at.localeCompare(a.at));
-    const start = options.cursor === undefined ? 0 : Number(options.cursor);
+    const start = pagePosition(options.cursor);
     const limit = options.limit ?? 50;
     const page = all.slice(start, start + limit).map(copy);
     const next = start + limit;

@@ -274,7 +274,7 @@ export async function listDeliveries(
     });
   } catch (error) {
     if (!(error instanceof InvalidCursorError)) throw error;
-    fail('bad_request', 'The cursor is not one this API handed out.', [
+    fail('invalid_request', 'The cursor is not one this API handed out.', [
       { path: 'cursor', message: 'use the nextCursor of a previous page' },
     ]);
   }

@@ -170,5 +170,5 @@ function pathOf(path: readonly PropertyKey[]): string {
 }
 
 function invalid(detail: string, errors: readonly FieldError[]): never {
-  fail('bad_request', detail, errors);
+  fail('invalid_request', detail, errors);
 }

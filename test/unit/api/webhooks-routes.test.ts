@@ -216,7 +216,7 @@ describe('webhook routes', () => {
       expect(created.url).toBe('http://127.0.0.1:4000/hooks');
     });
 
-    it('refuses unknown event names with a 400 that names them', async () => {
+    it('refuses unknown event names with a 422 that names them', async () => {
       // Prepare
       const { create } = setUp();
 
@@ -224,7 +224,7 @@ describe('webhook routes', () => {
       const result = await create({ url: 'https://hooks.example.com/', events: ['message.opened'] });
 
       // Assess
-      const p = problemIn(result, 400);
+      const p = problemIn(result, 422);
       expect(p.detail).toBe('Unknown event type: "message.opened".');
       expect(p.errors?.[0]?.path).toBe('events[0]');
     });
@@ -263,7 +263,7 @@ describe('webhook routes', () => {
         disabledReason: null,
       });
       expect(problemIn(refused, 422).detail).toContain('loopback');
-      expect(problemIn(empty, 400).detail).toBe('Give at least one of url, events, enabled, description.');
+      expect(problemIn(empty, 422).detail).toBe('Give at least one of url, events, enabled, description.');
       expect(deleted).toEqual({ statusCode: 204, headers: {}, body: '' });
       expect(problemIn(gone, 404).code).toBe('not_found');
     });
@@ -307,7 +307,7 @@ describe('webhook routes', () => {
       outcome: n % 2 === 0 ? 'success' : 'retry',
     });
 
-    it('pages the attempts newest first with nextCursor, and refuses a bad limit or cursor with a 400', async () => {
+    it('pages the attempts newest first with nextCursor, and refuses a bad limit or cursor with a 422', async () => {
       // Prepare
       const { register, call, store } = setUp();
       const e = await register();
@@ -321,6 +321,9 @@ describe('webhook routes', () => {
         cursor: next,
       });
       const badLimit = await call(Route.webhookDeliveries, e.id, undefined, undefined, { limit: '1000' });
+      const badCursor = await call(Route.webhookDeliveries, e.id, undefined, undefined, {
+        cursor: 'not-ours',
+      });
 
       // Assess
       expect(first.statusCode).toBe(200);
@@ -337,7 +340,8 @@ describe('webhook routes', () => {
         'evt_3',
         'evt_2',
       ]);
-      expect(problemIn(badLimit, 400).errors?.[0]?.path).toBe('limit');
+      expect(problemIn(badLimit, 422).errors?.[0]?.path).toBe('limit');
+      expect(problemIn(badCursor, 422).errors?.[0]?.path).toBe('cursor');
     });
   });
 
@@ -392,7 +396,7 @@ describe('webhook routes', () => {
       expect(problemIn(unknown, 404).code).toBe('not_found');
     });
 
-    it('refuses to replay to a disabled endpoint (409) and a body with both since and eventId (400)', async () => {
+    it('refuses to replay to a disabled endpoint (409) and a body with both since and eventId (422)', async () => {
       // Prepare
       const { register, call, store, queue } = setUp();
       const e = await register();
@@ -405,7 +409,7 @@ describe('webhook routes', () => {
 
       // Assess
       expect(problemIn(disabled, 409).code).toBe('webhook_disabled');
-      expect(problemIn(both, 400).code).toBe('bad_request');
+      expect(problemIn(both, 422).code).toBe('invalid_request');
       expect(queue.jobs).toEqual([]);
     });
   });

@@ -246,7 +246,7 @@ describe('request bodies that cannot be stored', () => {
     ],
     ['a changed description', () => updateWebhookRequest({ description: '\udfffops' })],
     ['a replayed event id', () => replayRequest({ eventId: 'evt_\ud83d' })],
-  ])('refuses a lone surrogate in %s with a 400', (_, parse) => {
+  ])('refuses a lone surrogate in %s with a 422', (_, parse) => {
     const thrown = (() => {
       try {
         parse();
@@ -256,6 +256,6 @@ describe('request bodies that cannot be stored', () => {
       return undefined;
     })();
     expect(thrown).toBeInstanceOf(ProblemError);
-    expect((thrown as ProblemError).problem.status).toBe(400);
+    expect((thrown as ProblemError).problem.status).toBe(422);
   });
 });

@@ -37,7 +37,7 @@ describe('createWebhookRequest', () => {
     expect(request.description).toBe('');
   });
 
-  it('refuses unknown event types with a 400 that names each of them', () => {
+  it('refuses unknown event types with a 422 that names each of them', () => {
     // Act
     const p = problemOfSync(() =>
       createWebhookRequest({
@@ -47,8 +47,8 @@ describe('createWebhookRequest', () => {
     );
 
     // Assess
-    expect(p.status).toBe(400);
-    expect(p.code).toBe('bad_request');
+    expect(p.status).toBe(422);
+    expect(p.code).toBe('invalid_request');
     expect(p.detail).toBe('Unknown event types: "message.opened", "x".');
     expect(p.errors?.map((e) => e.path)).toEqual(['events[1]', 'events[2]']);
     expect(p.errors?.[0]?.message).toContain('"message.opened" is not an event type; use message.queued');
@@ -71,12 +71,12 @@ describe('createWebhookRequest', () => {
     ],
     ['an unknown field', { url: 'https://h.example.com/', secret: 'mine' }, 'secret'],
     ['a body that is not an object', ['https://h.example.com/'], ''],
-  ])('refuses %s with a 400 naming the field', (_what, body, path) => {
+  ])('refuses %s with a 422 naming the field', (_what, body, path) => {
     // Act
     const p = problemOfSync(() => createWebhookRequest(body));
 
     // Assess
-    expect(p.status).toBe(400);
+    expect(p.status).toBe(422);
     expect(p.errors?.map((e) => e.path)).toContain(path);
   });
 });
@@ -96,12 +96,12 @@ describe('updateWebhookRequest', () => {
     expect(updateWebhookRequest({ events: [] }).events).toEqual([...WEBHOOK_EVENT_TYPES]);
   });
 
-  it('refuses a body with none of the fields (400)', () => {
+  it('refuses a body with none of the fields (422)', () => {
     // Act
     const p = problemOfSync(() => updateWebhookRequest({}));
 
     // Assess
-    expect(p.status).toBe(400);
+    expect(p.status).toBe(422);
     expect(p.detail).toBe('Give at least one of url, events, enabled, description.');
   });
 
@@ -132,12 +132,12 @@ describe('replayRequest', () => {
     ['a since that is not an ISO time', { since: 'yesterday' }],
     ['an empty eventId', { eventId: '' }],
     ['an unknown field', { eventId: 'evt_1', all: true }],
-  ])('refuses %s with a 400', (_what, body) => {
+  ])('refuses %s with a 422', (_what, body) => {
     // Act
     const p = problemOfSync(() => replayRequest(body));
 
     // Assess
-    expect(p.status).toBe(400);
+    expect(p.status).toBe(422);
     expect(p.errors?.length).toBeGreaterThan(0);
   });
 });
@@ -149,12 +149,12 @@ describe('deliveriesQuery', () => {
     expect(deliveriesQuery({ limit: '2', cursor: 'abc' })).toEqual({ limit: 2, cursor: 'abc' });
   });
 
-  it.each(['0', '101', '1.5', ' 5', 'x', '1e1'])('refuses limit=%s with a 400', (limit) => {
+  it.each(['0', '101', '1.5', ' 5', 'x', '1e1'])('refuses limit=%s with a 422', (limit) => {
     // Act
     const p = problemOfSync(() => deliveriesQuery({ limit }));
 
     // Assess
-    expect(p.status).toBe(400);
+    expect(p.status).toBe(422);
     expect(p.errors).toEqual([{ path: 'limit', message: 'must be an integer from 1 to 100' }]);
   });
 });
