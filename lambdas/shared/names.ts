@@ -186,6 +186,8 @@ export const MessageTag = {
 /** The HTTP API's routes (API Gateway route keys, `METHOD /path`). */
 export const Route = {
   health: 'GET /health',
+  /** The OpenAPI 3.1 document of this API, generated from the validating schemas (no key, issue 15). */
+  openapi: 'GET /openapi.json',
   sendMessage: 'POST /v1/messages',
   sendBatch: 'POST /v1/messages/batch',
   getMessage: 'GET /v1/messages/{id}',
