@@ -122,7 +122,7 @@ async function main(): Promise<number> {
     .map((s) => s.trim())
     .filter((s) => s !== '');
   if (process.argv.includes('--markdown')) {
-    // The last run's table for the README (notes stay in latest.json).
+    // The last run's table for docs/performance.md (notes stay in latest.json).
     const { rows } = JSON.parse(readFileSync(RESULTS, 'utf8')) as { rows: Row[] };
     for (const [i, cells] of tableRows(rows).entries()) {
       const row = cells.slice(0, 7).map((c) => c.replaceAll('|', '\\|'));

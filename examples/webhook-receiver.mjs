@@ -1,5 +1,5 @@
 /**
- * A minimal receiver of Baton's webhooks (README "Webhooks"): it verifies each delivery with the
+ * A minimal receiver of Baton's webhooks (docs/webhooks.md): it verifies each delivery with the
  * `standardwebhooks` package, drops a repeated `webhook-id`, and prints the event.
  *
  *   WEBHOOK_SECRET=whsec_... node examples/webhook-receiver.mjs     # listens on 127.0.0.1:4000
@@ -26,7 +26,7 @@ export function verifyDelivery(secret, rawBody, headers) {
 }
 
 /**
- * The same check without the package (README "Webhooks", by hand): HMAC-SHA256 over
+ * The same check without the package (docs/webhooks.md, "Signatures", by hand): HMAC-SHA256 over
  * `id.timestamp.body`, keyed with the base64 after `whsec_`, against each `v1,` signature.
  */
 export function verifyByHand(secret, rawBody, headers) {

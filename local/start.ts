@@ -1,6 +1,6 @@
 /**
  * `npm start`: Baton on http://127.0.0.1:3000 with the whole pipeline and no AWS account.
- * Settings come from the environment (README "Local mode").
+ * Settings come from the environment (docs/local-mode.md).
  */
 
 import { EnvVar } from '../lambdas/shared/names.ts';

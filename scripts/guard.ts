@@ -1,4 +1,4 @@
-/** `npm run guard -- <command>`: the abuse guard's operator commands (README "Abuse guard"). */
+/** `npm run guard -- <command>`: the abuse guard's operator commands (docs/guard.md). */
 import { createGuard, requiredHeld } from '../lambdas/adapters/guard-wiring.ts';
 import { mainGuard } from './guard-target.ts';
 

@@ -1,6 +1,6 @@
 /**
  * `npm run keys -- <command>`: create, list, show, suspend, resume and revoke API keys, in local
- * mode or a deployed stack (README "API keys"). Run with `node scripts/keys.ts`.
+ * mode or a deployed stack (docs/keys.md). Run with `node scripts/keys.ts`.
  */
 import { ApiKeyNotFoundError, ApiKeyRevokedError } from '../lambdas/domain/keys/api-key.ts';
 import {

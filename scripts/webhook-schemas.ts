@@ -5,7 +5,7 @@
  * `node scripts/webhook-schemas.ts`.
  *
  * `--check` writes nothing: it exits 1, naming each file, when a committed schema differs from the
- * generated one (or is missing, or names no event type), or when the README's "Webhooks" section
+ * generated one (or is missing, or names no event type), or when docs/webhooks.md
  * lacks a valid example body for a type. The unit tests run the same checks.
  *
  * The files are generated, so biome leaves them as JSON.stringify wrote them (biome.json).
@@ -18,7 +18,7 @@ import { WEBHOOK_PAYLOAD_SCHEMAS, webhookJsonSchemas } from '../lambdas/domain/w
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const SCHEMA_DIR = join(ROOT, 'docs', 'webhooks');
-const README = join(ROOT, 'README.md');
+export const EXAMPLES_DOC = join(ROOT, 'docs', 'webhooks.md');
 
 export const EXIT_OK = 0;
 export const EXIT_DRIFT = 1;
@@ -55,36 +55,37 @@ export function committedFiles(dir = SCHEMA_DIR): Map<string, string> {
   return new Map(names.map((name) => [name, readFileSync(join(dir, name), 'utf8')]));
 }
 
-/** A README example that is no JSON. */
-export class ReadmeExampleError extends Error {
-  override readonly name = 'ReadmeExampleError';
+/** An example in docs/webhooks.md that is no JSON. */
+export class ExampleNotJsonError extends Error {
+  override readonly name = 'ExampleNotJsonError';
 }
 
-// The README shows each example as `<summary><code>type</code></summary>` then a ```json block.
+// docs/webhooks.md shows each example as `<summary><code>type</code></summary>` then a ```json block.
 const EXAMPLE = /<summary><code>([a-z._]+)<\/code><\/summary>\s*```json\n([\s\S]*?)\n```/g;
 
-/** The example bodies the README shows, by the type its summary names. */
-export function readmeExamples(readme: string): Map<string, unknown> {
+/** The example bodies docs/webhooks.md shows, by the type its summary names. */
+export function docExamples(markdown: string): Map<string, unknown> {
   const examples = new Map<string, unknown>();
-  for (const [, type = '', json = ''] of readme.matchAll(EXAMPLE)) {
+  for (const [, type = '', json = ''] of markdown.matchAll(EXAMPLE)) {
     try {
       examples.set(type, JSON.parse(json));
     } catch (cause) {
-      throw new ReadmeExampleError(`the README's example of ${type} is not JSON`, { cause });
+      throw new ExampleNotJsonError(`docs/webhooks.md's example of ${type} is not JSON`, { cause });
     }
   }
   return examples;
 }
 
-/** What the README's examples get wrong: a type without one, or one its zod schema refuses. */
+/** What docs/webhooks.md's examples get wrong: a type without one, or one its zod schema refuses. */
 export function exampleProblems(examples: ReadonlyMap<string, unknown>): string[] {
   return WEBHOOK_EVENT_TYPES.flatMap((type) => {
-    if (!examples.has(type)) return [`README.md shows no example of ${type}`];
+    if (!examples.has(type)) return [`docs/webhooks.md shows no example of ${type}`];
     const parsed = WEBHOOK_PAYLOAD_SCHEMAS[type].safeParse(examples.get(type));
     return parsed.success
       ? []
       : parsed.error.issues.map(
-          (issue) => `README.md's example of ${type}: ${issue.path.join('.') || 'body'}: ${issue.message}`,
+          (issue) =>
+            `docs/webhooks.md's example of ${type}: ${issue.path.join('.') || 'body'}: ${issue.message}`,
         );
   });
 }
@@ -106,9 +107,9 @@ function main(argv: readonly string[]): number {
   const drift = driftOf(generated, committedFiles()).map((p) => `docs/webhooks/${p}`);
   let examples: string[];
   try {
-    examples = exampleProblems(readmeExamples(readFileSync(README, 'utf8')));
+    examples = exampleProblems(docExamples(readFileSync(EXAMPLES_DOC, 'utf8')));
   } catch (error) {
-    if (!(error instanceof ReadmeExampleError)) throw error;
+    if (!(error instanceof ExampleNotJsonError)) throw error;
     examples = [error.message];
   }
   for (const problem of [...drift, ...examples]) process.stderr.write(`webhook-schemas: ${problem}\n`);
@@ -116,7 +117,9 @@ function main(argv: readonly string[]): number {
     process.stderr.write('webhook-schemas: run `npm run webhook-schemas` and commit docs/webhooks/\n');
   }
   if (drift.length + examples.length > 0) return EXIT_DRIFT;
-  process.stdout.write(`webhook-schemas: ${generated.size} schemas and the README's examples are current\n`);
+  process.stdout.write(
+    `webhook-schemas: ${generated.size} schemas and docs/webhooks.md's examples are current\n`,
+  );
   return EXIT_OK;
 }
 

@@ -240,7 +240,7 @@ export const ENTRY_METADATA_KEY = 'baton:entry';
  * Every internal key of that table holds a ":", which no address Baton accepts can contain (a
  * dot-atom local part and a host name), so no address maps onto an internal item. Counters written
  * before this prefix (`softbounce#<address>`, itself a valid address) are no longer read; they
- * expire by TTL within the soft-bounce window (README "Suppression").
+ * expire by TTL within the soft-bounce window (docs/suppression.md).
  */
 export const SOFT_BOUNCE_KEY_PREFIX = 'softbounce:';
 

@@ -127,7 +127,7 @@ export class BatonFunction extends Construct implements Workload {
         // +53 ms per cold import and +91 to +162 ms on the first error's stack (about 0.15-0.37 s
         // and 0.6-1.1 s at 256 MB, where a function has a seventh of a vCPU), and +22 to +36 MB of
         // RSS once the map is parsed. The map still ships beside the bundle (below), so a trace's
-        // index.mjs:line:column can be resolved after the fact (README "Considerations").
+        // index.mjs:line:column can be resolved after the fact (docs/operations.md "Stack traces").
       },
       bundling: {
         format: OutputFormat.ESM,

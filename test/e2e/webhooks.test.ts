@@ -138,7 +138,7 @@ const listed = (body: unknown): EndpointView[] => {
 
 describe('webhooks in local mode', () => {
   it('delivers signed message.queued, sent, delivered and bounced events within seconds of sending, with the development key', async () => {
-    // Prepare: the README's story, a loopback endpoint registered with the development key.
+    // Prepare: docs/webhooks.md's story, a loopback endpoint registered with the development key.
     const receiver = await newReceiver();
     const created = await register(receiver, undefined);
     expect(created).toMatchObject({

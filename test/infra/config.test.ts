@@ -545,14 +545,10 @@ describe('Lambda concurrency', () => {
   });
 });
 
-describe('README settings', () => {
+describe('docs/settings.md', () => {
   it('documents every setting configFromContext reads', () => {
     // Prepare
-    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
-    const section = readme.slice(
-      readme.indexOf('### Settings (CDK context'),
-      readme.indexOf('## Considerations'),
-    );
+    const section = readFileSync(join(REPO_ROOT, 'docs', 'settings.md'), 'utf8');
 
     // Act
     const missing = CONTEXT_KEYS.filter((key) => !section.includes(`\`${key}\``));

@@ -270,7 +270,7 @@ describe('source maps', () => {
           ?.NODE_OPTIONS,
     );
 
-    // Assess: bench/source-maps.ts has the figures (README "Considerations", stack traces).
+    // Assess: bench/source-maps.ts has the figures (docs/operations.md "Stack traces").
     expect(options.length).toBeGreaterThan(0);
     expect(options.filter((o) => String(o ?? '').includes('--enable-source-maps'))).toEqual([]);
   });

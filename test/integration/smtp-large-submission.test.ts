@@ -31,7 +31,7 @@ import { composedMail, envelope, sha256 } from '../support/raw-mail.ts';
 // takes: SES sends at most 40 MB per message as sent, and what Baton sends is about the size of
 // what arrived.
 
-/** The job size limit the SMTP entry is run with in this test (see the README, "Relay over SMTP"). */
+/** The job size limit the SMTP entry is run with in this test (see docs/smtp.md). */
 const SMTP_MAX_JOB_BYTES = 38_000_000;
 /** SES v2: 40 MB per message (https://docs.aws.amazon.com/ses/latest/dg/quotas.html). */
 const SES_MAX_MESSAGE_BYTES = 40_000_000;

@@ -501,7 +501,7 @@ function isSettled(record: MessageRecord | undefined): boolean {
 
 /**
  * Posts with an Idempotency-Key and retries what a client should retry (5xx, 429, a dropped
- * connection) with the same key, as the README tells clients to. Returns each message's outcome.
+ * connection) with the same key, as docs/sending.md ("Idempotency-Key") tells clients to. Returns each message's outcome.
  */
 async function post(
   baton: LocalBaton,

@@ -68,7 +68,7 @@ export type SendOutcome = 'sent' | 'duplicate' | 'suppressed' | 'failed';
  * attempt), so it covers the window after the latest moment the attempt could have called SES.
  *
  * The one window left: SES's evidence arrives later than the confirmation window (the event path
- * slower than its worst normal latency). See README "Delivery guarantees".
+ * slower than its worst normal latency). See docs/guarantees.md "Delivery guarantees".
  */
 export async function sendJob(
   deps: SendDeps,

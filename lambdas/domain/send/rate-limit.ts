@@ -4,7 +4,7 @@ import type { Clock } from '../ports.ts';
  * Per-key request rate, enforced in the memory of each api instance (a token bucket per key:
  * `rate` tokens per second, bursts up to one second's worth). It costs no I/O, and the price is
  * precision: N concurrent instances together admit up to N × rate. API Gateway's stage throttling
- * is the hard ceiling across instances (README "Limits").
+ * is the hard ceiling across instances (docs/sending.md "Limits, and how exact they are").
  */
 export class RateLimiter {
   readonly #buckets = new Map<string, { tokens: number; at: number }>();

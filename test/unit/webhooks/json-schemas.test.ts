@@ -4,17 +4,16 @@ import { describe, expect, it } from 'vitest';
 import { WEBHOOK_EVENT_TYPES } from '../../../lambdas/domain/webhooks/events.ts';
 import { WEBHOOK_PAYLOAD_SCHEMAS } from '../../../lambdas/domain/webhooks/payload-schemas.ts';
 import {
+  docExamples,
   driftOf,
-  readmeExamples,
+  EXAMPLES_DOC,
   SCHEMA_DIR,
   schemaFileName,
   schemaFiles,
 } from '../../../scripts/webhook-schemas.ts';
 
-// The JSON Schemas in docs/webhooks/ are what receivers build against, and the README's examples
-// are what they copy: both must say what the zod schemas (the code that builds payloads) say.
-
-const README = join(SCHEMA_DIR, '..', '..', 'README.md');
+// The JSON Schemas in docs/webhooks/ are what receivers build against, and docs/webhooks.md's
+// examples are what they copy: both must say what the zod schemas (the code that builds payloads) say.
 
 describe('docs/webhooks/*.schema.json', () => {
   it('holds one schema file per event type, each as npm run webhook-schemas generates it', () => {
@@ -90,8 +89,8 @@ describe('driftOf', () => {
   });
 });
 
-describe("the README's example payloads", () => {
-  const examples = readmeExamples(readFileSync(README, 'utf8'));
+describe("docs/webhooks.md's example payloads", () => {
+  const examples = docExamples(readFileSync(EXAMPLES_DOC, 'utf8'));
 
   it('show one example body for every event type', () => {
     // Assess
@@ -118,10 +117,10 @@ describe("the README's example payloads", () => {
       '<details><summary><code>message.sent</code></summary>\n\n```json\n{"type": \n```\n</details>';
 
     // Act
-    const read = readmeExamples(good);
+    const read = docExamples(good);
 
     // Assess
     expect(read.get('message.sent')).toEqual({ type: 'message.sent' });
-    expect(() => readmeExamples(bad)).toThrow(/the README's example of message.sent is not JSON/);
+    expect(() => docExamples(bad)).toThrow(/docs\/webhooks.md's example of message.sent is not JSON/);
   });
 });

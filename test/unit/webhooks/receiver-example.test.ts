@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { signWebhook } from '../../../lambdas/domain/webhooks/signing.ts';
 
-// examples/webhook-receiver.mjs is what the README tells a developer to run: its verification must
+// examples/webhook-receiver.mjs is what docs/webhooks.md tells a developer to run: its verification must
 // accept what Baton signs (signWebhook) and nothing else.
 
 interface Delivery {
@@ -35,7 +35,7 @@ interface ReceiverExample {
 const EXAMPLE = fileURLToPath(new URL('../../../examples/webhook-receiver.mjs', import.meta.url));
 // A path held in a variable: the example is plain JavaScript, typed by the interface above.
 const example = (await import(EXAMPLE)) as ReceiverExample;
-const README = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+const WEBHOOKS_DOC = readFileSync(new URL('../../../docs/webhooks.md', import.meta.url), 'utf8');
 
 const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 const otherSecret = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
@@ -151,7 +151,7 @@ describe('the example receiver', () => {
   });
 });
 
-describe('verifying by hand, as the README shows it', () => {
+describe('verifying by hand, as docs/webhooks.md shows it', () => {
   it('is the code of the example, word for word', () => {
     // Act: the function as written in the file (what vitest runs is rewritten, its imports renamed).
     const text = readFileSync(EXAMPLE, 'utf8');
@@ -162,7 +162,7 @@ describe('verifying by hand, as the README shows it', () => {
 
     // Assess
     expect(source).toMatch(/^function verifyByHand\(secret, rawBody, headers\) \{\n[\s\S]+\n\}$/);
-    expect(README).toContain(source);
+    expect(WEBHOOKS_DOC).toContain(source);
   });
 
   it('accepts what Baton signs, with one secret or two', () => {
