@@ -45,7 +45,8 @@ export const PAGE_HEADERS: Readonly<Record<string, string>> = {
     "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
   'x-frame-options': 'DENY',
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  // Not no-referrer: under it Chromium sends `Origin: null` with the console's own form posts.
+  'referrer-policy': 'same-origin',
   'cache-control': 'no-store',
 };
 
@@ -108,7 +109,8 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
   const pollMs = options.pollMs ?? 1000;
   const streams = new Set<ServerResponse>();
   let timer: NodeJS.Timeout | undefined;
-  let seen: Map<string, string> | undefined;
+  /** Each message's version at the last poll; emptied when polling (re)starts (see openStream). */
+  let seen = new Map<string, string>();
   let polling = false;
   let ticks = 0;
 
@@ -157,7 +159,7 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
     polling = true;
     try {
       const now = new Map((await records()).map((r) => [r.id, `${r.version}:${r.updatedAt}`]));
-      const changed = seen ? [...now].filter(([id, v]) => seen?.get(id) !== v).map(([id]) => id) : [];
+      const changed = [...now].filter(([id, v]) => seen.get(id) !== v).map(([id]) => id);
       seen = now;
       const frame =
         changed.length > 0
@@ -181,13 +183,17 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
     });
     res.write('retry: 2000\n\n');
     streams.add(res);
-    timer ??= setInterval(() => void poll(), pollMs);
+    if (!timer) {
+      // The first poll then announces every message: a page rendered before it looked is refreshed
+      // once, so no change between its rendering and the stream's start is missed.
+      seen = new Map();
+      timer = setInterval(() => void poll(), pollMs);
+    }
     req.on('close', () => {
       streams.delete(res);
       if (streams.size === 0 && timer) {
         clearInterval(timer);
         timer = undefined;
-        seen = undefined;
       }
     });
   }
