@@ -110,7 +110,17 @@ describe('the local console in Chromium', () => {
 
     // Act
     const res = await baton.request('/v1/messages', {
-      json: receipt(`success+hostile@${SIMULATOR}`, { subject: HOSTILE_SUBJECT, html: HOSTILE_HTML }),
+      json: receipt(`success+hostile@${SIMULATOR}`, {
+        subject: HOSTILE_SUBJECT,
+        html: HOSTILE_HTML,
+        attachments: [
+          {
+            filename: 'notes.html',
+            contentType: 'text/html',
+            content: Buffer.from('<script>parent.consolePwned=1</script>').toString('base64'),
+          },
+        ],
+      }),
     });
     expect(res.status).toBe(202);
     hostileId = ((await res.json()) as { id: string }).id;
@@ -145,6 +155,15 @@ describe('the local console in Chromium', () => {
     expect(served.headers.get('content-security-policy')).toMatch(/^sandbox; default-src 'none'/);
     expect(await served.text()).not.toMatch(/<script|onerror/i);
     expect(await page.locator('table.headers th', { hasText: 'DKIM-Signature' }).count()).toBe(1);
+    const link = page.locator('ul.attachments a');
+    expect(await link.textContent()).toBe('notes.html');
+    const download = await fetch(new URL((await link.getAttribute('href')) ?? '', baton.url));
+    expect(download.headers.get('content-type')).toBe('application/octet-stream');
+    expect(download.headers.get('content-disposition')).toMatch(/^attachment; filename="notes\.html"/);
+    expect(await download.text()).toBe('<script>parent.consolePwned=1</script>');
+    const raw = await fetch(`${baton.consoleUrl}/messages/${hostileId}/raw`);
+    expect(raw.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(await raw.text()).toMatch(/^DKIM-Signature: /);
     await shot('03-message');
   });
 
