@@ -205,6 +205,7 @@ ${csrfField(input.csrfToken)}
 <label>Detail <input type="text" name="detail" maxlength="200"></label>
 <button type="submit">Suppress</button>
 </form>
+<section id="suppressions" data-live>
 ${
   input.items.length === 0
     ? html`<p class="empty">No suppressions.</p>`
@@ -214,7 +215,8 @@ ${
 ${rows}
 </tbody>
 </table>`
-}`;
+}
+</section>`;
   return layout('Suppressions', 'suppressions', body);
 }
 
@@ -252,7 +254,9 @@ ${attempts.map(
   );
   const body = html`<h1>Webhooks</h1>
 ${error(input.error)}
-${input.endpoints.length === 0 ? html`<p class="empty">No webhook endpoints. Register one with <code>POST /v1/webhooks</code>.</p>` : sections}`;
+<section id="webhooks" data-live>
+${input.endpoints.length === 0 ? html`<p class="empty">No webhook endpoints. Register one with <code>POST /v1/webhooks</code>.</p>` : sections}
+</section>`;
   return layout('Webhooks', 'webhooks', body);
 }
 
