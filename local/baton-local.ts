@@ -15,10 +15,13 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoApiKeyStore } from '../lambdas/adapters/api-key-store.ts';
 import { createDocumentClient } from '../lambdas/adapters/clients.ts';
+import { DynamoMessageStore } from '../lambdas/adapters/message-store.ts';
 import { EnvVar } from '../lambdas/shared/names.ts';
 import { createApp, STACK_ID } from '../lib/app.ts';
 import { REPO_ROOT } from '../lib/paths.ts';
+import { CONSOLE_PATH, createConsole } from './console/server.ts';
 import {
+  DEVELOPMENT_TENANT,
   type DevelopmentDkim,
   developmentApiKey,
   developmentDkim,
@@ -113,6 +116,8 @@ export interface LocalOptions {
 
 export interface LocalBaton {
   readonly url: string;
+  /** The local console (`<url>/console`): messages, outbox, suppressions, stats, webhooks. */
+  readonly consoleUrl: string;
   readonly apiKey: string;
   readonly apiKeySource: string;
   readonly domains: readonly string[];
@@ -354,6 +359,18 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
     // Pollers stop before the function processes (cleanups run in reverse).
     cleanups.push(() => Promise.all([...pollers.values()].map((p) => p.stop())).then(() => undefined));
 
+    const messagesTable = apiEnvironment[EnvVar.messagesTable];
+    if (!messagesTable) throw new Error('the template has no api function with a Messages table');
+    let apiUrl = '';
+    // Beside the API, in this process: the console reads the tables and acts through the API.
+    const localConsole = createConsole({
+      apiKey,
+      tenant: DEVELOPMENT_TENANT,
+      apiUrl: () => apiUrl,
+      messages: new DynamoMessageStore(createDocumentClient(dynamoClient), messagesTable),
+      outboxDir,
+      fromDomain: domains[0] ?? 'example.com',
+    });
     const gateway = createGateway(
       plan.routes.map((r) => {
         const pool = pools.get(r.function);
@@ -361,13 +378,18 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
         return { routeKey: r.routeKey, pool };
       }),
       options.onAccess,
+      localConsole.handle,
     );
     const { port } = await listenOnLoopback(gateway, {
       port: options.port ?? 3000,
       service: 'Baton HTTP API',
       envVar: 'BATON_PORT',
     });
-    cleanups.push(() => closeServer(gateway));
+    apiUrl = `http://127.0.0.1:${port}`;
+    cleanups.push(() => {
+      localConsole.close();
+      return closeServer(gateway);
+    });
     // After the API has its port: a taken port fails the start before anything else is spawned.
     let smtp: LocalBaton['smtp'];
     if (options.smtp) {
@@ -406,6 +428,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
 
     return {
       url,
+      consoleUrl: `${url}${CONSOLE_PATH}`,
       apiKey,
       apiKeySource,
       domains,

@@ -24,6 +24,9 @@ export function developmentApiKey(
   return { token: value, source: generated ? `generated, saved in ${file}` : file };
 }
 
+/** The tenant of the development key (its messages are the ones the console lists). */
+export const DEVELOPMENT_TENANT = 'dev';
+
 /** A local-mode setting that cannot work (say, a BATON_DOMAINS entry that is no domain); the message says which. */
 export class LocalSettingError extends Error {
   override readonly name = 'LocalSettingError';
@@ -42,7 +45,7 @@ export function developmentKeyItem(
   now = new Date(),
 ): ApiKey {
   const spec = validateKeySpec({
-    tenant: 'dev',
+    tenant: DEVELOPMENT_TENANT,
     name: 'local development key',
     scopes: SCOPES,
     allowedDomains: domains,

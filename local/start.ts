@@ -90,6 +90,7 @@ try {
 Baton is running locally: the real handlers on emulators, no AWS account.
 
   API        ${baton.url}
+  Console    ${baton.consoleUrl}   (messages, outbox, suppressions, stats; this machine only)
   API key    ${baton.apiKey}
              (${baton.apiKeySource}; set BATON_API_KEY to choose your own)
   Sends from ${baton.domains.join(', ')} (BATON_DOMAINS; SES identities ${baton.sendingDomains.join(', ')})

@@ -29,6 +29,12 @@ interface CompiledRoute {
 }
 
 /**
+ * Answers a request before the API's routes when it returns true (local mode's console under
+ * /console); false leaves it to the API.
+ */
+export type PreRoute = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+
+/**
  * An HTTP API (payload format 2.0) in front of the api function: route matching on the template's
  * route keys, the v2 event, and the response mapping. Errors in the integration become API
  * Gateway's own `{"message":"Internal Server Error"}` 500, so local mode shows the same symptom.
@@ -36,6 +42,7 @@ interface CompiledRoute {
 export function createGateway(
   routes: readonly GatewayRoute[],
   onAccess?: (entry: AccessLogEntry) => void,
+  preRoute?: PreRoute,
 ): Server {
   const compiled = routes.filter((r) => r.routeKey !== '$default').map(compile);
   compiled.sort((a, b) => b.specificity - a.specificity);
@@ -47,6 +54,10 @@ export function createGateway(
     const method = (req.method ?? 'GET').toUpperCase();
     let status = 500;
     try {
+      if (preRoute && (await preRoute(req, res))) {
+        status = res.statusCode;
+        return;
+      }
       const body = await readBody(req);
       if (body === undefined) {
         status = 413;

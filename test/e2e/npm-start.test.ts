@@ -71,6 +71,9 @@ describe('npm start', () => {
     expect(started.output()).toContain('bt_startkey0001_abcdefghijklmnopqrstuvwxyz012345');
     const health = await fetch(`${url}/health`);
     expect(health.status).toBe(200);
+    // The local console beside the API (issue 15).
+    expect(started.output()).toContain(`Console    ${url}/console`);
+    expect((await fetch(`${url}/console`)).status).toBe(200);
     // The SMTP settings to paste into an app: host, port, STARTTLS, any user, the key as password.
     const smtpPort = /SMTP[^\n]*\n\s+Host\s+127\.0\.0\.1\s+Port (\d+)\s+Security STARTTLS/.exec(
       started.output(),
