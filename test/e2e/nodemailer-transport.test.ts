@@ -130,7 +130,7 @@ describe('the nodemailer transport through local mode', () => {
     expect(raw.toString('latin1')).toMatch(/multipart\/related/i);
   });
 
-  it('answers a message sent again with the same Message-ID with the first id, and sends it once', async () => {
+  it('answers a message sent again with the same Message-ID and bytes with the first id, refuses other bytes with 409, and sends it once', async () => {
     // Prepare
     const mail = {
       from: 'orders@example.com',
@@ -138,14 +138,21 @@ describe('the nodemailer transport through local mode', () => {
       subject: 'Once',
       text: 'Only once.',
       messageId: `<once-${Date.now()}@example.com>`,
+      // nodemailer dates each build; the same date makes the second send the same bytes.
+      date: new Date('2025-03-01T12:00:00Z'),
     };
 
     // Act
     const first = await transporter().sendMail(mail);
     const again = await transporter().sendMail(mail);
+    const redated = await failure(
+      transporter().sendMail({ ...mail, date: new Date('2025-03-02T12:00:00Z') }),
+    );
 
     // Assess
     expect(again.messageId).toBe(first.messageId);
+    expect(redated.code).toBe('idempotency_conflict');
+    expect(redated.responseCode).toBe(409);
     await messageReaches(baton, first.messageId, 'delivered');
     await expectSentOnce(baton, first.messageId);
   });
