@@ -165,6 +165,41 @@ describe('POST /v1/messages in the raw form', () => {
     expect(h.usage.stats.get(STATS)).toEqual({ rejected: 1 });
   });
 
+  it('names an invalid envelope sender envelope.from', async () => {
+    // Prepare
+    const h = apiHarness();
+    const raw = await composedMail({});
+
+    // Act
+    const result = await send(h, rawBody(raw, { from: 'not an address', to: ['ana@example.org'] }));
+
+    // Assess
+    expect(problemIn(result, 422).errors?.map((e) => e.path)).toEqual(['envelope.from']);
+  });
+
+  it('counts a raw message the content checks refuse as a content refusal per recipient for the abuse guard', async () => {
+    // Prepare
+    const h = apiHarness();
+    const raw = await composedMail({
+      attachments: [{ filename: 'invoice.exe', content: Buffer.from('MZ\x90\x00') }],
+    });
+
+    // Act
+    const result = await send(h, rawBody(raw, { to: ['ana@example.org', 'bob@example.org'] }));
+
+    // Assess
+    expect(problemIn(result, 422).errors).toEqual([
+      { path: 'attachments[0].filename', message: expect.stringMatching(/executable or script attachments/) },
+    ]);
+    expect(h.guard.accepts.map((a) => a.recipients)).toEqual([
+      [
+        { address: 'ana@example.org', outcome: 'refused' },
+        { address: 'bob@example.org', outcome: 'refused' },
+      ],
+    ]);
+    expect(h.usage.stats.get(STATS)).toEqual({ rejected: 1 });
+  });
+
   it('refuses a From header outside the key’s domains with 403 forbidden', async () => {
     // Prepare
     const h = apiHarness();
@@ -176,6 +211,21 @@ describe('POST /v1/messages in the raw form', () => {
     // Assess
     expect(problemIn(result, 403).code).toBe('forbidden');
     expect(h.usage.stats.get(STATS)).toEqual({ rejected: 1 });
+  });
+
+  it('answers 413 too_large for a raw message past the 6 MB request limit', async () => {
+    // Prepare
+    const h = apiHarness();
+    const raw = await composedMail({
+      attachments: [{ filename: 'big.bin', content: Buffer.alloc(4_700_000, 7) }],
+    });
+
+    // Act
+    const result = await send(h, rawBody(raw));
+
+    // Assess
+    expect(problemIn(result, 413).code).toBe('too_large');
+    expect(h.queue.jobs).toEqual([]);
   });
 
   it('records a suppressed recipient as suppressed and sends to the others', async () => {
