@@ -1,8 +1,9 @@
 import '../../support/quiet-powertools.ts';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AcceptResult, BatchResult } from '../../../lambdas/domain/send/accept.ts';
 import { readRawMessage } from '../../../lambdas/domain/send/raw.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
+import { metrics } from '../../../lambdas/shared/observability.ts';
 import { sendBody, suppression } from '../../support/builders.ts';
 import { apiHarness } from '../../support/harness.ts';
 import { httpEvent, jsonOf } from '../../support/http-events.ts';
@@ -335,6 +336,51 @@ describe('POST /v1/messages/batch with raw messages', () => {
       'bob@example.org',
     ]);
     expect(h.usage.stats.get(STATS)).toEqual({ accepted: 2, rejected: 2 });
+  });
+});
+
+describe('messagesAccepted for raw messages', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  /** The stream and count of each messagesAccepted datum the api emits. */
+  function acceptedData(): Array<[string, number]> {
+    const data: Array<[string, number]> = [];
+    vi.spyOn(metrics, 'singleMetric').mockImplementation(() => {
+      let stream = '';
+      const single = {
+        addDimension: (_name: string, value: string) => {
+          stream = value;
+        },
+        addMetric: (name: string, _unit: unknown, count: number) => {
+          if (name === 'messagesAccepted') data.push([stream, count]);
+        },
+      };
+      return single as unknown as ReturnType<typeof metrics.singleMetric>;
+    });
+    return data;
+  }
+
+  it('counts each accepted raw message on the lane its X-Baton-Stream header names, alone and in a batch', async () => {
+    // Prepare
+    const h = apiHarness();
+    const data = acceptedData();
+    const broadcast = await composedMail({
+      headers: { 'X-Baton-Stream': 'broadcast', 'List-Unsubscribe': '<https://example.com/u/1>' },
+    });
+    const messages = [rawBody(broadcast), sendBody(), rawBody(await composedMail({})), { raw: '!' }];
+
+    // Act
+    await send(h, rawBody(broadcast));
+    await h.api(httpEvent(Route.sendBatch, { token: h.token, body: { messages } }));
+
+    // Assess
+    expect(data).toEqual([
+      ['broadcast', 1],
+      ['broadcast', 1],
+      ['transactional', 2],
+    ]);
   });
 });
 
