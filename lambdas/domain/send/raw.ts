@@ -85,7 +85,8 @@ async function headerRecipients(raw: Buffer): Promise<Recipients> {
   const crlf = raw.indexOf('\r\n\r\n');
   const lf = raw.indexOf('\n\n');
   const end = crlf >= 0 && (lf < 0 || crlf < lf) ? crlf : lf;
-  const head = end < 0 ? raw : raw.subarray(0, end + 1);
+  // The header block with its last line break, without the body.
+  const head = end < 0 ? raw : raw.subarray(0, end + (end === crlf ? 2 : 1));
   let parsed: ParsedMail;
   try {
     parsed = await simpleParser(head, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
