@@ -45,11 +45,13 @@ import {
   type AcceptDeps,
   acceptBatch,
   acceptMessage,
+  acceptRawMessage,
   type BatchResult,
   isFinal,
 } from '../domain/send/accept.ts';
 import { checkIdempotencyKey, idempotent, type KeptReply, type Reply } from '../domain/send/idempotency.ts';
 import { type RateLimiter, secondsUntilNextUtcDay } from '../domain/send/rate-limit.ts';
+import { isRawSendRequest } from '../domain/send/raw-request.ts';
 import {
   GLOBAL_REASONS,
   isActive,
@@ -145,6 +147,12 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
         const body = jsonBody(event);
         return reply(
           await once(deps, event, key, body, async () => {
+            if (isRawSendRequest(body)) {
+              const streams: Lane[] = [];
+              const accepted = await acceptRawMessage(deps, key, body, (stream) => streams.push(stream));
+              countAccepted(streams);
+              return { status: 202, body: accepted };
+            }
             const accepted = await acceptMessage(deps, key, body);
             countAccepted([streamOf(body)]);
             return { status: 202, body: accepted };
@@ -159,12 +167,11 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
           await once(deps, event, key, body, async (kept) => {
             // A repeat of a 207 that was kept in part: only its 429 and 5xx messages run again.
             const previous = (kept?.body as { results?: BatchResult[] } | undefined)?.results;
-            const results = await acceptBatch(deps, key, messages, previous);
-            countAccepted(
-              results.flatMap((r) =>
-                'error' in r || (previous && isFinal(previous[r.index])) ? [] : [streamOf(messages[r.index])],
-              ),
+            const streams: Lane[] = [];
+            const results = await acceptBatch(deps, key, messages, previous, (_, stream) =>
+              streams.push(stream),
             );
+            countAccepted(streams);
             const limited = results.some((r) => 'error' in r && r.error.code === 'rate_limited');
             return {
               status: 207,

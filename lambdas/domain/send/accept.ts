@@ -1,3 +1,4 @@
+import type { Lane } from '../../shared/names.ts';
 import { addressKey, parseMailbox } from '../address.ts';
 import { markGaveUp } from '../delivery/send.ts';
 import type { GuardDecision } from '../guard/evaluate.ts';
@@ -36,6 +37,8 @@ import { publishChanges } from '../webhooks/produce.ts';
 import { isContentRefusal } from './content-refusal.ts';
 import { retryMayChange } from './idempotency.ts';
 import { secondsUntilNextUtcDay, utcDay } from './rate-limit.ts';
+import { type RawRead, readRawMessage } from './raw.ts';
+import { isRawSendRequest } from './raw-request.ts';
 import { MAX_RECIPIENTS, validateSendRequest } from './send-request.ts';
 import { applySenderPolicy, formatMailbox } from './sender-policy.ts';
 
@@ -152,6 +155,28 @@ export async function acceptSubmission(
     () => headerPaths(() => check(deps, key, message, options.maxJobBytes, options.suppressedAtRcpt)),
     () => uniqueRecipients(message).map((c) => c.address),
   );
+}
+
+/**
+ * POST /v1/messages in the raw form (`{"raw": "<base64 MIME>", "envelope"?: ...}`, issue 15): read
+ * by the SMTP path's readSubmission (raw.ts), then accepted as an SMTP message is, with the API's
+ * size limit. A refused message is counted as rejected, as a refused JSON body is. `onAccepted`
+ * is told the lane of the message once it is accepted (the raw form names it in a header).
+ */
+export async function acceptRawMessage(
+  deps: AcceptDeps,
+  key: ApiKey,
+  body: unknown,
+  onAccepted?: (stream: Lane) => void,
+): Promise<AcceptResult> {
+  const read = await readRawMessage(key, body, MAX_JOB_BYTES);
+  if (!read.ok) {
+    await countRejected(deps, key, read.refusal.problem, read.recipients);
+    throw read.refusal;
+  }
+  const result = await acceptSubmission(deps, key, read.message, { maxJobBytes: MAX_JOB_BYTES });
+  onAccepted?.(read.message.stream);
+  return result;
 }
 
 /**
@@ -274,19 +299,24 @@ async function acceptOne(
  * Idempotency-Key), only the messages answered 429 or 5xx then run again; every other result is
  * final (its message is queued, suppressed or refused for good) and is answered as it was, so a
  * retry never queues a message twice.
+ *
+ * A message may be in the raw form (acceptRawMessage). `onAccepted` is told the index and lane of
+ * each message this run accepted (not those `previous` answered).
  */
 export async function acceptBatch(
   deps: AcceptDeps,
   key: ApiKey,
   bodies: readonly unknown[],
   previous?: readonly BatchResult[],
+  onAccepted?: (index: number, stream: Lane) => void,
 ): Promise<BatchResult[]> {
-  if (previous === undefined) return acceptAll(deps, key, bodies);
+  if (previous === undefined) return acceptAll(deps, key, bodies, onAccepted);
   const redo = bodies.flatMap((_, i) => (isFinal(previous[i]) ? [] : [i]));
   const fresh = await acceptAll(
     deps,
     key,
     redo.map((i) => bodies[i]),
+    (at, stream) => onAccepted?.(redo[at] as number, stream),
   );
   const results = [...previous];
   fresh.forEach(({ index: at, ...rest }) => {
@@ -301,18 +331,38 @@ export function isFinal(result: BatchResult | undefined): result is BatchResult 
   return result !== undefined && !('error' in result && retryMayChange(result.error.status));
 }
 
-async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown[]): Promise<BatchResult[]> {
+async function acceptAll(
+  deps: AcceptDeps,
+  key: ApiKey,
+  bodies: readonly unknown[],
+  onAccepted?: (index: number, stream: Lane) => void,
+): Promise<BatchResult[]> {
+  // Raw messages are read first, one at a time (parsing MIME is asynchronous and CPU-bound).
+  const reads = new Map<number, RawRead>();
+  for (const [index, body] of bodies.entries()) {
+    if (isRawSendRequest(body)) reads.set(index, await readRawMessage(key, body, MAX_JOB_BYTES));
+  }
   const now = deps.clock();
   const results: BatchResult[] = new Array(bodies.length);
   const good: Array<{ index: number; checked: Checked }> = [];
   const guardTallies: GuardRecipientTally[] = [];
   bodies.forEach((body, index) => {
+    const read = reads.get(index);
     try {
-      good.push({ index, checked: check(deps, key, validateSendRequest(body), MAX_JOB_BYTES) });
+      if (read?.ok === false) throw read.refusal;
+      const checked = read
+        ? headerPaths(() => check(deps, key, read.message, MAX_JOB_BYTES))
+        : check(deps, key, validateSendRequest(body), MAX_JOB_BYTES);
+      good.push({ index, checked });
     } catch (error) {
       if (!(error instanceof ProblemError)) throw error;
       results[index] = { index, error: error.problem };
-      guardTallies.push(...refusedTallies(error.problem, bodyRecipients(body)));
+      const recipients = !read
+        ? bodyRecipients(body)
+        : read.ok
+          ? uniqueRecipients(read.message).map((c) => c.address)
+          : read.recipients;
+      guardTallies.push(...refusedTallies(error.problem, recipients));
     }
   });
   const rejected = bodies.length - good.length;
@@ -375,6 +425,7 @@ async function acceptAll(deps: AcceptDeps, key: ApiKey, bodies: readonly unknown
     deps.webhooks,
     kept.map((p) => ({ after: p.record })),
   );
+  for (const p of kept) onAccepted?.(p.index, p.job.message.stream);
   const answered = kept.map((p) => p.result);
   const counts = tally(answered);
   await count(deps, key, now, { ...counts, rejected: (counts.rejected ?? 0) + rejected });
