@@ -39,7 +39,8 @@ import type {
   SuppressionStore,
 } from '../domain/ports.ts';
 import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
-import { statsRange, statsView } from '../domain/reporting/stats.ts';
+import { statsView } from '../domain/reporting/stats.ts';
+import { statsRange } from '../domain/reporting/stats-query.ts';
 import { toMessageView } from '../domain/reporting/status.ts';
 import {
   type AcceptDeps,
@@ -48,12 +49,13 @@ import {
   type BatchResult,
   isFinal,
 } from '../domain/send/accept.ts';
+import { batchMessages } from '../domain/send/batch-request.ts';
 import { checkIdempotencyKey, idempotent, type KeptReply, type Reply } from '../domain/send/idempotency.ts';
 import { type RateLimiter, secondsUntilNextUtcDay } from '../domain/send/rate-limit.ts';
+import { manualSuppression, suppressionListQuery } from '../domain/suppression/requests.ts';
 import {
   GLOBAL_REASONS,
   isActive,
-  manualSuppression,
   outranks,
   REASON_WORDS,
   toSuppressionView,
@@ -84,7 +86,6 @@ import { describeError, logger, metrics } from '../shared/observability.ts';
 
 /** API Gateway and Lambda both stop at 6 MB for a synchronous request. */
 export const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
-const MAX_BATCH = 100;
 /** JSON deeper than this is not a message, and walking it recursively could exhaust the stack. */
 const MAX_JSON_DEPTH = 64;
 /**
@@ -261,16 +262,10 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
       },
       [Route.listSuppressions]: async (event) => {
         const key = await authenticate(deps, event, 'read', 'suppressions');
-        const q = event.queryStringParameters ?? {};
-        const limit = q.limit === undefined ? 50 : Number(q.limit);
-        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-          fail('invalid_request', 'limit must be an integer from 1 to 1000.', [
-            { path: 'limit', message: 'must be 1-1000' },
-          ]);
-        }
+        const { limit, cursor } = suppressionListQuery(event.queryStringParameters ?? {});
         let page: Awaited<ReturnType<SuppressionStore['list']>>;
         try {
-          page = await deps.suppressions.list(limit, q.cursor || undefined, key.tenant);
+          page = await deps.suppressions.list(limit, cursor, key.tenant);
         } catch (error) {
           if (!(error instanceof InvalidCursorError)) throw error;
           fail('invalid_request', 'The cursor is not one this API handed out.', [
@@ -451,28 +446,6 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
     });
     return result;
   };
-}
-
-/** The `messages` of a batch body, after checking its shape (1 to 100 of them, nothing else). */
-function batchMessages(body: unknown): unknown[] {
-  const messages = (body as { messages?: unknown } | null)?.messages;
-  if (typeof body !== 'object' || body === null || Array.isArray(body) || !Array.isArray(messages)) {
-    fail('invalid_request', 'The body must be {"messages": [ ... ]}.', [
-      { path: 'messages', message: 'must be an array' },
-    ]);
-  }
-  const extra = Object.keys(body).filter((k) => k !== 'messages');
-  if (extra.length > 0) {
-    fail('invalid_request', 'The body has unknown fields.', [
-      { path: extra[0] ?? '', message: 'unknown field' },
-    ]);
-  }
-  if (messages.length < 1 || messages.length > MAX_BATCH) {
-    fail('invalid_request', `A batch holds 1 to ${MAX_BATCH} messages.`, [
-      { path: 'messages', message: `must hold 1-${MAX_BATCH} messages` },
-    ]);
-  }
-  return messages;
 }
 
 /** Runs a send once per Idempotency-Key (when the client gives one). */
