@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import openapiDocument from '../../docs/openapi.json' with { type: 'json' };
 import { normaliseAddress } from '../domain/address.ts';
 import {
   type ErasureDeps,
@@ -84,6 +85,14 @@ import { InvalidCursorError, TransientError } from '../shared/errors.ts';
 import { type Lane, Route } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
 
+/**
+ * The committed OpenAPI document (docs/openapi.json, `npm run openapi`), served without a key. The
+ * file, not its generator: the bundle gets ~120 KB of JSON instead of zod classic's JSON Schema
+ * output, and a unit test fails when the file is stale. Serialized once per cold start.
+ */
+const OPENAPI_BODY = JSON.stringify(openapiDocument);
+const OPENAPI_HEADERS = { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' };
+
 /** API Gateway and Lambda both stop at 6 MB for a synchronous request. */
 export const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
 /** JSON deeper than this is not a message, and walking it recursively could exhaust the stack. */
@@ -141,6 +150,11 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
   const routes = new Map<string, RouteHandler>(
     Object.entries({
       [Route.health]: async () => json(200, { status: 'ok' }),
+      [Route.openapi]: async (): Promise<Result> => ({
+        statusCode: 200,
+        headers: OPENAPI_HEADERS,
+        body: OPENAPI_BODY,
+      }),
       [Route.sendMessage]: async (event) => {
         const key = await authenticate(deps, event, 'send');
         const body = jsonBody(event);

@@ -104,6 +104,9 @@ const mailboxes = z.pipe(
   z.array(mailbox),
 );
 
+/** The address lists' schema, by name for the OpenAPI document (it describes their items). */
+export { mailboxes as ADDRESS_LIST };
+
 const headerSafe = (what: string) =>
   z
     .string()
