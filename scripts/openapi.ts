@@ -68,7 +68,12 @@ interface OperationObject {
   'x-baton-scopes': string[];
   parameters?: Parameter[];
   requestBody?: { content: Record<string, { schema: JsonObject }> };
-  responses: Record<string, { description: string; content?: Record<string, { schema: JsonObject }> }>;
+  responses: Record<string, ResponseObject | { $ref: string }>;
+}
+
+interface ResponseObject {
+  description: string;
+  content?: Record<string, { schema: JsonObject }>;
 }
 
 /** docs/api.md: each operation with its scope, parameters, request fields and responses. */
@@ -76,7 +81,7 @@ export function apiMarkdown(document: JsonObject): string {
   const doc = document as {
     info: { description: string };
     paths: Record<string, Record<string, OperationObject>>;
-    components: { schemas: Record<string, JsonObject> };
+    components: { schemas: Record<string, JsonObject>; responses: Record<string, ResponseObject> };
     webhooks: Record<string, { post: { requestBody: { content: Record<string, { schema: JsonObject }> } } }>;
   };
   const schemas = doc.components.schemas;
@@ -116,7 +121,10 @@ export function apiMarkdown(document: JsonObject): string {
     const body = op.requestBody?.content['application/json']?.schema;
     if (body !== undefined) lines.push(...requestFields(body, schemas));
     lines.push('| Status | Meaning | Body |', '| --- | --- | --- |');
-    for (const [status, response] of Object.entries(op.responses)) {
+    for (const [status, answer] of Object.entries(op.responses)) {
+      const response =
+        '$ref' in answer ? (doc.components.responses[answer.$ref.split('/').at(-1) ?? ''] ?? answer) : answer;
+      if ('$ref' in response) throw new Error(`${op.operationId}: no response ${response.$ref}`);
       const [type, media] = Object.entries(response.content ?? {})[0] ?? [];
       const shown = media === undefined ? '(none)' : `${typeOf(media.schema, schemas)} (\`${type}\`)`;
       lines.push(`| ${status} | ${cell(response.description)} | ${shown} |`);
@@ -206,24 +214,28 @@ function typeOf(schema: JsonObject, schemas: Record<string, JsonObject>): string
   return 'any';
 }
 
-/** The schema's description and its limits, in words. */
+/** The schema's description and its limits, in words: `Recipients. At most 50 items.` */
 function describe(schema: JsonObject): string {
-  const parts: string[] = [];
-  if (typeof schema.description === 'string') parts.push(schema.description);
-  const limits: Array<[string, string]> = [
-    ['minLength', 'at least %s characters'],
-    ['maxLength', 'at most %s characters'],
-    ['minItems', 'at least %s items'],
-    ['maxItems', 'at most %s items'],
-    ['minimum', 'at least %s'],
-    ['maximum', 'at most %s'],
-    ['format', 'format %s'],
-    ['default', 'default %s'],
+  const limits: Array<[string, (v: string) => string]> = [
+    ['minLength', (v) => (v === '1' ? 'not empty' : `at least ${v} characters`)],
+    ['maxLength', (v) => `at most ${v} characters`],
+    ['minItems', (v) => `at least ${v} item${v === '1' ? '' : 's'}`],
+    ['maxItems', (v) => `at most ${v} items`],
+    ['minimum', (v) => `at least ${v}`],
+    ['maximum', (v) => `at most ${v}`],
+    ['format', (v) => `format ${v}`],
+    ['default', (v) => `default ${v}`],
   ];
-  for (const [key, words] of limits) {
-    if (key in schema) parts.push(words.replace('%s', JSON.stringify(schema[key]).replace(/^"|"$/g, '')));
-  }
-  return parts.join('; ');
+  const words = limits.flatMap(([key, say]) =>
+    key in schema && !(key === 'maximum' && schema[key] === Number.MAX_SAFE_INTEGER)
+      ? [say(JSON.stringify(schema[key]).replace(/^"|"$/g, ''))]
+      : [],
+  );
+  const limitText = words.length === 0 ? '' : `${words.join('; ')}.`;
+  const description = typeof schema.description === 'string' ? schema.description : '';
+  if (description === '') return limitText.charAt(0).toUpperCase() + limitText.slice(1);
+  if (limitText === '') return description;
+  return `${description.replace(/\.?$/, '.')} ${limitText.charAt(0).toUpperCase()}${limitText.slice(1)}`;
 }
 
 function cell(text: string): string {

@@ -15,10 +15,10 @@ interface MediaType {
 interface ResponseObject {
   readonly content?: Readonly<Record<string, MediaType>>;
 }
+type Answer = ResponseObject | { readonly $ref: string };
 interface OpenApiDocument {
-  readonly paths: Readonly<
-    Record<string, Readonly<Record<string, { responses: Record<string, ResponseObject> }>>>
-  >;
+  readonly paths: Readonly<Record<string, Readonly<Record<string, { responses: Record<string, Answer> }>>>>;
+  readonly components?: { readonly responses?: Readonly<Record<string, ResponseObject>> };
 }
 
 /** A real answer, as checked. */
@@ -58,12 +58,17 @@ export class OpenApiContract {
     const operation = this.#document.paths[path]?.[method.toLowerCase()];
     if (operation === undefined) return [`${route} is not in the document`];
     const key = String(status) in operation.responses ? String(status) : `${String(status)[0]}XX`;
-    const response = operation.responses[key] ?? operation.responses.default;
-    if (response === undefined) {
+    const answer = operation.responses[key] ?? operation.responses.default;
+    if (answer === undefined) {
       return [
         `${route} answered ${status}, which it does not document (${Object.keys(operation.responses).join(', ')})`,
       ];
     }
+    // A shared answer (`#/components/responses/<name>`) is read, and its schema found, where it is.
+    const shared = '$ref' in answer ? answer.$ref.split('/').at(-1) : undefined;
+    const response =
+      shared === undefined ? (answer as ResponseObject) : this.#document.components?.responses?.[shared];
+    if (response === undefined) return [`${route} ${status}: no response ${shared}`];
     const media = Object.keys(response.content ?? {});
     if (media.length === 0) {
       return body === undefined ? [] : [`${route} ${status} documents no body but answered one`];
@@ -71,7 +76,11 @@ export class OpenApiContract {
     const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
     if (!media.includes(type))
       return [`${route} ${status} answered ${type || 'no content type'}, not ${media.join(' or ')}`];
-    const pointer = ['paths', path, method.toLowerCase(), 'responses', key, 'content', type, 'schema']
+    const at =
+      shared === undefined
+        ? ['paths', path, method.toLowerCase(), 'responses', key]
+        : ['components', 'responses', shared];
+    const pointer = [...at, 'content', type, 'schema']
       .map((part) => part.replace(/~/g, '~0').replace(/\//g, '~1'))
       .join('/');
     const validate = this.#ajv.getSchema(`${DOCUMENT_ID}#/${pointer}`);

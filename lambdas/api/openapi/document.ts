@@ -122,7 +122,7 @@ const OPERATIONS: Readonly<Record<RouteName, Operation>> = {
   health: {
     tag: 'Service',
     summary: 'Health check',
-    description: 'Answers 200 while the api function runs. No key.',
+    description: 'Answers 200 while the api function runs.',
     scopes: null,
     success: { status: 200, description: 'Baton is up.', body: 'Health' },
     problems: [],
@@ -130,8 +130,7 @@ const OPERATIONS: Readonly<Record<RouteName, Operation>> = {
   openapi: {
     tag: 'Service',
     summary: 'This document',
-    description:
-      'The OpenAPI 3.1 document of this API, generated from the schemas that validate requests. No key.',
+    description: 'The OpenAPI 3.1 document of this API, generated from the schemas that validate requests.',
     scopes: null,
     success: { status: 200, description: 'The OpenAPI document.', body: 'document' },
     problems: [],
@@ -412,10 +411,11 @@ const SCHEMA_REF = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 /** The OpenAPI 3.1 document, keys in a stable order (Route's, then sorted), so it diffs cleanly. */
 export function openApiDocument(): JsonObject {
   const paths: Record<string, Record<string, JsonObject>> = {};
+  const problems = new Map<string, JsonObject>();
   for (const name of Object.keys(OPERATIONS) as RouteName[]) {
     const [method = '', path = ''] = Route[name].split(' ');
     paths[path] ??= {};
-    paths[path][method.toLowerCase()] = operation(name, OPERATIONS[name]);
+    paths[path][method.toLowerCase()] = operation(name, OPERATIONS[name], problems);
   }
   return {
     openapi: '3.1.0',
@@ -447,6 +447,7 @@ export function openApiDocument(): JsonObject {
     webhooks: webhooks(),
     components: {
       schemas: componentSchemas(),
+      responses: Object.fromEntries([...problems].sort(([a], [b]) => a.localeCompare(b))),
       securitySchemes: {
         bearerAuth: {
           type: 'http',
@@ -467,7 +468,7 @@ export function openApiDocument(): JsonObject {
   };
 }
 
-function operation(name: RouteName, op: Operation): JsonObject {
+function operation(name: RouteName, op: Operation, shared: Map<string, JsonObject>): JsonObject {
   const problems = [
     ...(op.scopes === null ? [] : AUTHENTICATED),
     ...(op.body === undefined ? [] : JSON_BODY),
@@ -485,7 +486,7 @@ function operation(name: RouteName, op: Operation): JsonObject {
     'x-baton-scopes': scopes,
     ...(parameters(op).length > 0 ? { parameters: parameters(op) } : {}),
     ...(op.body === undefined ? {} : { requestBody: requestBody(op.body) }),
-    responses: responses(op, problems),
+    responses: responses(op, problems, shared),
   };
 }
 
@@ -536,7 +537,15 @@ function requestBody(body: Component | 'SendForms'): JsonObject {
   return { required: true, content: { 'application/json': { schema } } };
 }
 
-function responses(op: Operation, problems: readonly ProblemCode[]): JsonObject {
+/**
+ * The success answer, and the problem answers by status as references to `shared`: answers with
+ * the same status and codes (most operations' 401, 403, 429, 500 and 503) are written once.
+ */
+function responses(
+  op: Operation,
+  problems: readonly ProblemCode[],
+  shared: Map<string, JsonObject>,
+): JsonObject {
   const out: Record<string, JsonObject> = {};
   const { success } = op;
   out[String(success.status)] = {
@@ -562,7 +571,8 @@ function responses(op: Operation, problems: readonly ProblemCode[]): JsonObject 
   }
   for (const status of [...byStatus.keys()].sort((a, b) => a - b)) {
     const codes = byStatus.get(status) ?? [];
-    out[String(status)] = {
+    const name = `Problem.${status}.${codes.join('.')}`;
+    shared.set(name, {
       description: codes.map((c) => `\`${c}\`: ${PROBLEM_CATALOG[c].title}.`).join(' '),
       ...(problemHeaders(status, codes) ?? {}),
       content: {
@@ -573,7 +583,8 @@ function responses(op: Operation, problems: readonly ProblemCode[]): JsonObject 
           },
         },
       },
-    };
+    });
+    out[String(status)] = { $ref: `#/components/responses/${name}` };
   }
   return out;
 }
@@ -601,6 +612,7 @@ function componentSchemas(): JsonObject {
   }).schemas;
   const outputs = toJSONSchema(responses, { io: 'output', uri, unrepresentable: 'any' }).schemas;
   const all: Record<string, JsonObject> = { ...inputs, ...outputs } as Record<string, JsonObject>;
+  describeFields(all);
   // The batch's messages are each a message in either form (checked one by one, not as a list).
   const batch = all.SendBatch as { properties: { messages: JsonObject } };
   batch.properties.messages.items = { oneOf: [SCHEMA_REF('SendMessage'), SCHEMA_REF('RawSendMessage')] };
@@ -616,6 +628,43 @@ function componentSchemas(): JsonObject {
         return [name, schema];
       }),
   );
+}
+
+/**
+ * What the send forms' fields mean, beside what their schemas say (DESIGN §2). Words only: every
+ * rule a client can break is the validating schema's.
+ */
+const FIELD_NOTES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  SendMessage: {
+    from: 'The sender, `local@domain` or `Name <local@domain>`, in a domain the key may send from.',
+    to: `Recipients; at least one of to, cc or bcc, at most ${MAX_RECIPIENTS} in all.`,
+    cc: 'Copied recipients, as `to`.',
+    bcc: 'Blind-copied recipients, as `to`: in no header.',
+    replyTo: 'Where replies go.',
+    text: 'The plain-text body; at least one of text or html.',
+    html: 'The HTML body, sanitized before it is sent.',
+    attachments: 'Base64 content; an `inline` attachment needs a `contentId` (for `cid:`).',
+    headers: 'Extra headers; one Baton sets, or one that routes mail, is refused.',
+    tags: 'At most 10, names and values of `A-Z a-z 0-9 _ -`; carried on the message’s webhook events.',
+    stream: '`transactional` (the default) or `broadcast`, which needs `listUnsubscribe`.',
+    listUnsubscribe: 'An https URL for RFC 8058 one-click unsubscribe; required on broadcast.',
+  },
+  RawSendMessage: {
+    raw: 'A whole RFC 5322 message, base64 (as nodemailer builds it); `X-Baton-Stream` and `X-Baton-Tags` headers set the stream and tags.',
+    envelope:
+      'The recipients (`to`, as RCPT TO: Bcc lives only here) and MAIL FROM (`from`, checked as `from` is). Without it, the To, Cc and Bcc headers.',
+  },
+};
+
+function describeFields(schemas: Record<string, JsonObject>): void {
+  for (const [component, notes] of Object.entries(FIELD_NOTES)) {
+    const properties = (schemas[component]?.properties ?? {}) as Record<string, JsonObject>;
+    for (const [field, description] of Object.entries(notes)) {
+      const property = properties[field];
+      if (property === undefined) throw new Error(`${component} has no field ${field} to describe`);
+      property.description = description;
+    }
+  }
 }
 
 /**
