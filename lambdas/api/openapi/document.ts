@@ -380,8 +380,9 @@ const OPERATIONS: Readonly<Record<RouteName, Operation>> = {
     tag: 'Webhooks',
     summary: 'Replay events to an endpoint',
     description:
-      'Sends again the events since a time (`since`) or one event (`eventId`), signed as new. A disabled ' +
-      'endpoint is refused (409); replays are limited per window (429 with `Retry-After`).',
+      'Queues again one event (`eventId`) or every event since a time (`since`) of the types the endpoint ' +
+      'subscribes to, with the same id and bytes as the first time, so a receiver that keeps ids drops what ' +
+      'it had. A disabled endpoint is refused (409); replays are limited per window (429 with `Retry-After`).',
     scopes: ['webhooks'],
     path: { id: WEBHOOK_ID },
     body: 'ReplayWebhook',
@@ -428,7 +429,6 @@ export function openApiDocument(): JsonObject {
         'scope it needs (`x-baton-scopes`, any one of them). Errors are RFC 9457 problem details ' +
         '(`application/problem+json`) with a stable `code`; 422s list each failing field in `errors`. ' +
         'Never a 500 for bad input.',
-      license: { name: 'UNLICENSED', identifier: 'UNLICENSED' },
     },
     tags: [
       { name: 'Sending', description: 'Submit messages (scope `send`).' },
@@ -548,9 +548,20 @@ function responses(
 ): JsonObject {
   const out: Record<string, JsonObject> = {};
   const { success } = op;
+  const headers = {
+    ...success.headers,
+    ...(op.idempotent
+      ? {
+          'Idempotent-Replayed': {
+            description: '`true` when this is the kept first answer to a repeated Idempotency-Key.',
+            schema: { type: 'string', const: 'true' },
+          },
+        }
+      : {}),
+  };
   out[String(success.status)] = {
     description: success.description,
-    ...(success.headers === undefined ? {} : { headers: success.headers }),
+    ...(Object.keys(headers).length === 0 ? {} : { headers }),
     ...(success.body === undefined
       ? {}
       : {
@@ -608,7 +619,10 @@ function componentSchemas(): JsonObject {
     io: 'input',
     uri,
     unrepresentable: 'any',
-    override: describeAddresses,
+    override: (ctx) => {
+      describeAddresses(ctx);
+      caseInsensitivePatterns(ctx);
+    },
   }).schemas;
   const outputs = toJSONSchema(responses, { io: 'output', uri, unrepresentable: 'any' }).schemas;
   const all: Record<string, JsonObject> = { ...inputs, ...outputs } as Record<string, JsonObject>;
@@ -679,6 +693,23 @@ function describeAddresses(ctx: { zodSchema: unknown; jsonSchema: JsonObject }):
   };
   for (const key of Object.keys(ctx.jsonSchema)) delete ctx.jsonSchema[key];
   ctx.jsonSchema.anyOf = [address, { type: 'array', items: address }];
+}
+
+type RegexCheck = { _zod?: { def?: { format?: string; pattern?: RegExp } } };
+
+/**
+ * JSON Schema's `pattern` has no flags: a regex checked case-insensitively (`/^[a-z0-9]…$/i`, the
+ * attachments' contentType) is written with both cases in its ranges, so it refuses no more.
+ */
+function caseInsensitivePatterns(ctx: { zodSchema: unknown; jsonSchema: JsonObject }): void {
+  const checks = (ctx.zodSchema as { _zod?: { def?: { checks?: RegexCheck[] } } })._zod?.def?.checks ?? [];
+  for (const check of checks) {
+    const pattern = check._zod?.def?.pattern;
+    if (check._zod?.def?.format !== 'regex' || pattern === undefined || !pattern.flags.includes('i'))
+      continue;
+    if (ctx.jsonSchema.pattern === pattern.source)
+      ctx.jsonSchema.pattern = pattern.source.replace(/a-z/g, 'a-zA-Z');
+  }
 }
 
 const webhookComponent = (type: string) => `WebhookEvent.${type}`;

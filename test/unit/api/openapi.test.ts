@@ -1,9 +1,11 @@
 import '../../support/quiet-powertools.ts';
 import { Validator } from '@seriousme/openapi-schema-validator';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { openApiDocument } from '../../../lambdas/api/openapi/document.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { committedFile, driftOf, openApiFiles } from '../../../scripts/openapi.ts';
+import { sendBody } from '../../support/builders.ts';
 import { apiHarness } from '../../support/harness.ts';
 import { contentTypeOf, httpEvent, jsonOf } from '../../support/http-events.ts';
 
@@ -184,5 +186,27 @@ describe('the OpenAPI document', () => {
     expect(Object.keys(doc.webhooks)).toEqual(
       expect.arrayContaining(['message.bounced', 'suppression.created']),
     );
+  });
+
+  it('describes the bodies the api takes: both send forms, alone and in a batch, and refuses a message without a subject', () => {
+    // Prepare
+    const ajv = new Ajv2020({ strict: false, validateFormats: false });
+    ajv.addSchema(openApiDocument(), 'doc');
+    const valid = (component: string, body: unknown) =>
+      ajv.getSchema(`doc#/components/schemas/${component}`)?.(body);
+    const attachment = { filename: 'r.pdf', contentType: 'Application/PDF', content: 'aGk=' };
+    const raw = { raw: 'aGk=', envelope: { to: ['ana@example.org'] } };
+
+    // Act
+    const verdicts = [
+      valid('SendMessage', sendBody({ attachments: [attachment] })),
+      valid('RawSendMessage', raw),
+      valid('SendBatch', { messages: [sendBody(), raw] }),
+      valid('SendMessage', { from: 'shop@example.com', to: 'ana@example.org', text: 'hi' }),
+      valid('SendBatch', { messages: [] }),
+    ];
+
+    // Assess
+    expect(verdicts).toEqual([true, true, true, false, false]);
   });
 });
