@@ -302,7 +302,8 @@ const OPERATIONS: Readonly<Record<RouteName, Operation>> = {
     tag: 'Webhooks',
     summary: 'Register a webhook endpoint',
     description:
-      `Registers an https URL for some or all event types (at most ${MAX_WEBHOOK_ENDPOINTS} per tenant). ` +
+      `Registers an https URL (local mode: also http to loopback) for some or all event types, at most ${MAX_WEBHOOK_ENDPOINTS} per tenant; ` +
+      'a URL to a private or reserved address is refused (422 `webhook_url_refused` says why). ' +
       'The answer holds the signing secret (`whsec_...`), shown this once.',
     scopes: ['webhooks'],
     body: 'CreateWebhook',
