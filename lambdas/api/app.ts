@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import openapiDocument from '../../docs/openapi.json' with { type: 'json' };
 import { normaliseAddress } from '../domain/address.ts';
 import {
   type ErasureDeps,
@@ -39,7 +40,8 @@ import type {
   SuppressionStore,
 } from '../domain/ports.ts';
 import { fail, type Problem, ProblemError, problem } from '../domain/problem.ts';
-import { statsRange, statsView } from '../domain/reporting/stats.ts';
+import { statsView } from '../domain/reporting/stats.ts';
+import { statsRange } from '../domain/reporting/stats-query.ts';
 import { toMessageView } from '../domain/reporting/status.ts';
 import {
   type AcceptDeps,
@@ -49,13 +51,14 @@ import {
   type BatchResult,
   isFinal,
 } from '../domain/send/accept.ts';
+import { batchMessages } from '../domain/send/batch-request.ts';
 import { checkIdempotencyKey, idempotent, type KeptReply, type Reply } from '../domain/send/idempotency.ts';
 import { type RateLimiter, secondsUntilNextUtcDay } from '../domain/send/rate-limit.ts';
 import { isRawSendRequest } from '../domain/send/raw-request.ts';
+import { manualSuppression, suppressionListQuery } from '../domain/suppression/requests.ts';
 import {
   GLOBAL_REASONS,
   isActive,
-  manualSuppression,
   outranks,
   REASON_WORDS,
   toSuppressionView,
@@ -84,9 +87,16 @@ import { InvalidCursorError, TransientError } from '../shared/errors.ts';
 import { type Lane, Route } from '../shared/names.ts';
 import { describeError, logger, metrics } from '../shared/observability.ts';
 
+/**
+ * The committed OpenAPI document (docs/openapi.json, `npm run openapi`), served without a key. The
+ * file, not its generator: the bundle gets ~120 KB of JSON instead of zod classic's JSON Schema
+ * output, and a unit test fails when the file is stale. Serialized once per cold start.
+ */
+const OPENAPI_BODY = JSON.stringify(openapiDocument);
+const OPENAPI_HEADERS = { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' };
+
 /** API Gateway and Lambda both stop at 6 MB for a synchronous request. */
 export const MAX_REQUEST_BYTES = 6 * 1024 * 1024;
-const MAX_BATCH = 100;
 /** JSON deeper than this is not a message, and walking it recursively could exhaust the stack. */
 const MAX_JSON_DEPTH = 64;
 /**
@@ -142,6 +152,11 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
   const routes = new Map<string, RouteHandler>(
     Object.entries({
       [Route.health]: async () => json(200, { status: 'ok' }),
+      [Route.openapi]: async (): Promise<Result> => ({
+        statusCode: 200,
+        headers: OPENAPI_HEADERS,
+        body: OPENAPI_BODY,
+      }),
       [Route.sendMessage]: async (event) => {
         const key = await authenticate(deps, event, 'send');
         const body = jsonBody(event);
@@ -268,16 +283,10 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
       },
       [Route.listSuppressions]: async (event) => {
         const key = await authenticate(deps, event, 'read', 'suppressions');
-        const q = event.queryStringParameters ?? {};
-        const limit = q.limit === undefined ? 50 : Number(q.limit);
-        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-          fail('invalid_request', 'limit must be an integer from 1 to 1000.', [
-            { path: 'limit', message: 'must be 1-1000' },
-          ]);
-        }
+        const { limit, cursor } = suppressionListQuery(event.queryStringParameters ?? {});
         let page: Awaited<ReturnType<SuppressionStore['list']>>;
         try {
-          page = await deps.suppressions.list(limit, q.cursor || undefined, key.tenant);
+          page = await deps.suppressions.list(limit, cursor, key.tenant);
         } catch (error) {
           if (!(error instanceof InvalidCursorError)) throw error;
           fail('invalid_request', 'The cursor is not one this API handed out.', [
@@ -458,28 +467,6 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
     });
     return result;
   };
-}
-
-/** The `messages` of a batch body, after checking its shape (1 to 100 of them, nothing else). */
-function batchMessages(body: unknown): unknown[] {
-  const messages = (body as { messages?: unknown } | null)?.messages;
-  if (typeof body !== 'object' || body === null || Array.isArray(body) || !Array.isArray(messages)) {
-    fail('invalid_request', 'The body must be {"messages": [ ... ]}.', [
-      { path: 'messages', message: 'must be an array' },
-    ]);
-  }
-  const extra = Object.keys(body).filter((k) => k !== 'messages');
-  if (extra.length > 0) {
-    fail('invalid_request', 'The body has unknown fields.', [
-      { path: extra[0] ?? '', message: 'unknown field' },
-    ]);
-  }
-  if (messages.length < 1 || messages.length > MAX_BATCH) {
-    fail('invalid_request', `A batch holds 1 to ${MAX_BATCH} messages.`, [
-      { path: 'messages', message: `must hold 1-${MAX_BATCH} messages` },
-    ]);
-  }
-  return messages;
 }
 
 /** Runs a send once per Idempotency-Key (when the client gives one). */

@@ -17,7 +17,8 @@ export interface Problem {
   readonly errors?: readonly FieldError[];
 }
 
-const CATALOG = {
+/** Every problem code with its status and title (the OpenAPI document lists them from here). */
+export const PROBLEM_CATALOG = {
   malformed_json: { status: 400, title: 'Malformed JSON' },
   bad_request: { status: 400, title: 'Bad request' },
   unauthorized: { status: 401, title: 'Missing or invalid API key' },
@@ -41,10 +42,10 @@ const CATALOG = {
   unavailable: { status: 503, title: 'Service unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
-export type ProblemCode = keyof typeof CATALOG;
+export type ProblemCode = keyof typeof PROBLEM_CATALOG;
 
 export function problem(code: ProblemCode, detail: string, errors?: readonly FieldError[]): Problem {
-  const { status, title } = CATALOG[code];
+  const { status, title } = PROBLEM_CATALOG[code];
   return {
     type: `urn:baton:problem:${code}`,
     title,

@@ -1,13 +1,17 @@
+import * as z from 'zod/mini';
 import { LANES, type Lane } from '../../shared/names.ts';
 import { CONTROL, KEY_ID, TENANT as TENANT_PATTERN } from '../keys/api-key.ts';
 import { MESSAGE_ID } from '../message.ts';
 import type { GuardTarget } from '../ports.ts';
 import { type FieldError, fail } from '../problem.ts';
+import { issueErrors } from '../request-issues.ts';
 import type { HeldSelection } from './operations.ts';
 
 /**
  * The operator's requests to the abuse guard, checked: the admin routes' bodies and query, and the
- * same rules for `npm run guard`. Every problem is reported at once, each with its field.
+ * same rules for `npm run guard`. Every problem is reported at once, each with its field. The
+ * fields are checked with the zod schemas the OpenAPI document is generated from (issue 15); which
+ * of them go together (ids, lane or all; tenant or keyId) is checked here.
  */
 
 /** Ids in one request: a release of more goes by lane or all. */
@@ -34,78 +38,142 @@ export interface ResumeRequest {
   readonly reason: string;
 }
 
+const TENANT_MESSAGE = 'must be 1-64 letters, digits, "_" or "-"';
+const LANE_MESSAGE = `must be one of ${LANES.join(', ')}`;
+const LIMIT_MESSAGE = `must be an integer from 1 to ${MAX_HELD_PAGE}`;
+const REASON_MESSAGE = `must be one line of 1 to ${MAX_REASON} characters`;
+const IDS_MESSAGE = `must be a list of 1 to ${MAX_HELD_IDS} message ids`;
+
+const tenant = z
+  .string({ error: (issue) => (issue.input === undefined ? 'is required' : TENANT_MESSAGE) })
+  .check(z.regex(TENANT_PATTERN, TENANT_MESSAGE));
+const lane = z.enum(LANES, LANE_MESSAGE);
+// Well-formed as the guard's resume requires (service.ts): a lone surrogate cannot be stored as
+// UTF-8, so it would fail the release or cancel half-way, or the resume with a 500. Kept trimmed.
+const reason = z
+  .string({
+    error: (issue) =>
+      issue.input === undefined
+        ? 'is required: say why, it is kept on each message and in the log'
+        : REASON_MESSAGE,
+  })
+  .check(
+    z.refine((value: string) => {
+      const r = value.trim();
+      return r !== '' && r.length <= MAX_REASON && !CONTROL.test(r) && r.isWellFormed();
+    }, REASON_MESSAGE),
+    z.describe(`Why, in one line of 1 to ${MAX_REASON} characters: kept on each message and in the log.`),
+  );
+
+/** GET /v1/guard/held?tenant=&lane=&cursor=&limit= */
+export const HELD_QUERY = z.strictObject({
+  tenant,
+  lane: z.optional(lane),
+  cursor: z.optional(z.string()),
+  limit: z._default(
+    z.pipe(
+      z.coerce.number(LIMIT_MESSAGE),
+      z.int(LIMIT_MESSAGE).check(z.gte(1, LIMIT_MESSAGE), z.lte(MAX_HELD_PAGE, LIMIT_MESSAGE)),
+    ),
+    DEFAULT_HELD_PAGE,
+  ),
+});
+
+/** POST /v1/guard/release and /v1/guard/cancel: `{tenant, ids | lane | all: true, reason}`. */
+export const HELD_REQUEST = z.strictObject({
+  tenant,
+  reason,
+  ids: z.optional(
+    z
+      .array(
+        z
+          .string('must be a message id (msg_...)')
+          .check(z.regex(MESSAGE_ID, 'must be a message id (msg_...)')),
+        IDS_MESSAGE,
+      )
+      .check(z.minLength(1, IDS_MESSAGE), z.maxLength(MAX_HELD_IDS, IDS_MESSAGE)),
+  ),
+  lane: z.optional(lane),
+  all: z.optional(z.literal(true, 'must be true')),
+});
+
+/** POST /v1/guard/resume: `{tenant} | {keyId}`, and a reason. */
+export const RESUME_REQUEST = z.strictObject({
+  reason,
+  tenant: z.optional(tenant),
+  keyId: z.optional(
+    z
+      .string('must be a key id (8-32 lower-case letters and digits)')
+      .check(z.regex(KEY_ID, 'must be a key id (8-32 lower-case letters and digits)')),
+  ),
+});
+
 /** GET /v1/guard/held?tenant=&lane=&cursor=&limit= */
 export function heldQuery(query: Readonly<Record<string, string | undefined>>): HeldQuery {
-  const errors = unknownFields(query, ['tenant', 'lane', 'cursor', 'limit'], 'unknown query parameter');
-  const tenant = tenantOf(query.tenant, errors);
-  const lane = query.lane === undefined ? undefined : laneOf(query.lane, errors);
-  const limit = query.limit === undefined ? DEFAULT_HELD_PAGE : Number(query.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_HELD_PAGE) {
-    errors.push({ path: 'limit', message: `must be an integer from 1 to ${MAX_HELD_PAGE}` });
+  const parsed = HELD_QUERY.safeParse(query);
+  if (!parsed.success) {
+    const { unknown, fields } = issueErrors(parsed.error.issues, 'unknown query parameter');
+    fail('invalid_request', 'The query is not valid.', [...unknown, ...fields]);
   }
-  if (errors.length > 0 || tenant === undefined) fail('invalid_request', 'The query is not valid.', errors);
+  const q = parsed.data;
   return {
-    tenant,
-    limit,
-    ...(lane === undefined ? {} : { lane }),
-    ...(query.cursor ? { cursor: query.cursor } : {}),
+    tenant: q.tenant,
+    limit: q.limit,
+    ...(q.lane === undefined ? {} : { lane: q.lane }),
+    ...(q.cursor ? { cursor: q.cursor } : {}),
   };
 }
 
 /** POST /v1/guard/release and /v1/guard/cancel: `{tenant, ids | lane | all: true, reason}`. */
 export function heldRequest(body: unknown): HeldRequest {
   const fields = objectOf(body);
-  const errors = unknownFields(fields, ['tenant', 'ids', 'lane', 'all', 'reason'], 'unknown field');
-  const tenant = tenantOf(fields.tenant, errors);
-  const reason = reasonOf(fields.reason, errors);
+  const parsed = HELD_REQUEST.safeParse(fields);
+  const { unknown, fields: invalid } = parsed.success
+    ? { unknown: [], fields: [] }
+    : issueErrors(parsed.error.issues, 'unknown field');
   const given = (['ids', 'lane', 'all'] as const).filter((f) => fields[f] !== undefined);
-  let selection: HeldSelection | undefined;
+  const errors = [...unknown, ...only(invalid, 'tenant'), ...only(invalid, 'reason')];
   if (given.length !== 1) {
     errors.push({
       path: given[1] ?? 'ids',
       message: 'give exactly one of ids (a list of message ids), lane, or all: true',
     });
-  } else if (given[0] === 'ids') {
-    selection = idsOf(fields.ids, errors);
-  } else if (given[0] === 'lane') {
-    const lane = laneOf(fields.lane, errors);
-    if (lane !== undefined) selection = { lane };
-  } else if (fields.all === true) {
-    selection = { all: true };
   } else {
-    errors.push({ path: 'all', message: 'must be true' });
+    // The first failing id only: a list of a thousand bad ids needs one answer, not a thousand.
+    errors.push(
+      ...invalid.filter((e) => e.path === given[0] || e.path.startsWith(`${given[0]}[`)).slice(0, 1),
+    );
   }
-  if (errors.length > 0 || tenant === undefined || reason === undefined || selection === undefined) {
+  if (errors.length > 0 || !parsed.success) {
     fail('invalid_request', 'The request is not valid; see errors for each failing field.', errors);
   }
-  return { tenant, selection, reason };
+  const r = parsed.data;
+  const selection: HeldSelection =
+    r.ids !== undefined ? { ids: r.ids } : r.lane !== undefined ? { lane: r.lane } : { all: true };
+  return { tenant: r.tenant, selection, reason: r.reason.trim() };
 }
 
 /** POST /v1/guard/resume: `{tenant} | {keyId}`, and a reason. */
 export function resumeRequest(body: unknown): ResumeRequest {
   const fields = objectOf(body);
-  const errors = unknownFields(fields, ['tenant', 'keyId', 'reason'], 'unknown field');
-  const reason = reasonOf(fields.reason, errors);
-  let target: GuardTarget | undefined;
+  const parsed = RESUME_REQUEST.safeParse(fields);
+  const { unknown, fields: invalid } = parsed.success
+    ? { unknown: [], fields: [] }
+    : issueErrors(parsed.error.issues, 'unknown field');
+  const errors = [...unknown, ...only(invalid, 'reason')];
   if ((fields.tenant === undefined) === (fields.keyId === undefined)) {
     errors.push({
       path: fields.tenant === undefined ? 'tenant' : 'keyId',
       message: 'give exactly one of tenant or keyId',
     });
-  } else if (fields.keyId !== undefined) {
-    if (typeof fields.keyId === 'string' && KEY_ID.test(fields.keyId)) {
-      target = { kind: 'key', keyId: fields.keyId };
-    } else {
-      errors.push({ path: 'keyId', message: 'must be a key id (8-32 lower-case letters and digits)' });
-    }
-  } else {
-    const tenant = tenantOf(fields.tenant, errors);
-    if (tenant !== undefined) target = { kind: 'tenant', tenant };
-  }
-  if (errors.length > 0 || target === undefined || reason === undefined) {
+  } else errors.push(...only(invalid, 'tenant'), ...only(invalid, 'keyId'));
+  if (errors.length > 0 || !parsed.success) {
     fail('invalid_request', 'The request is not valid; see errors for each failing field.', errors);
   }
-  return { target, reason };
+  const r = parsed.data;
+  const target: GuardTarget =
+    r.keyId !== undefined ? { kind: 'key', keyId: r.keyId } : { kind: 'tenant', tenant: r.tenant ?? '' };
+  return { target, reason: r.reason.trim() };
 }
 
 function objectOf(body: unknown): Record<string, unknown> {
@@ -117,53 +185,6 @@ function objectOf(body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
-function unknownFields(fields: object, known: readonly string[], message: string): FieldError[] {
-  return Object.keys(fields)
-    .filter((k) => !known.includes(k))
-    .map((path) => ({ path, message }));
-}
-
-function tenantOf(value: unknown, errors: FieldError[]): string | undefined {
-  if (typeof value === 'string' && TENANT_PATTERN.test(value)) return value;
-  errors.push({
-    path: 'tenant',
-    message: value === undefined ? 'is required' : 'must be 1-64 letters, digits, "_" or "-"',
-  });
-  return undefined;
-}
-
-function laneOf(value: unknown, errors: FieldError[]): Lane | undefined {
-  if (typeof value === 'string' && (LANES as readonly string[]).includes(value)) return value as Lane;
-  errors.push({ path: 'lane', message: `must be one of ${LANES.join(', ')}` });
-  return undefined;
-}
-
-function reasonOf(value: unknown, errors: FieldError[]): string | undefined {
-  const reason = typeof value === 'string' ? value.trim() : '';
-  // Well-formed as the guard's resume requires (service.ts): a lone surrogate cannot be stored as
-  // UTF-8, so it would fail the release or cancel half-way, or the resume with a 500.
-  if (reason !== '' && reason.length <= MAX_REASON && !CONTROL.test(reason) && reason.isWellFormed()) {
-    return reason;
-  }
-  errors.push({
-    path: 'reason',
-    message:
-      value === undefined
-        ? 'is required: say why, it is kept on each message and in the log'
-        : `must be one line of 1 to ${MAX_REASON} characters`,
-  });
-  return undefined;
-}
-
-function idsOf(value: unknown, errors: FieldError[]): HeldSelection | undefined {
-  if (!Array.isArray(value) || value.length < 1 || value.length > MAX_HELD_IDS) {
-    errors.push({ path: 'ids', message: `must be a list of 1 to ${MAX_HELD_IDS} message ids` });
-    return undefined;
-  }
-  const bad = value.findIndex((id) => typeof id !== 'string' || !MESSAGE_ID.test(id));
-  if (bad >= 0) {
-    errors.push({ path: `ids[${bad}]`, message: 'must be a message id (msg_...)' });
-    return undefined;
-  }
-  return { ids: value as string[] };
+function only(errors: readonly FieldError[], path: string): FieldError[] {
+  return errors.filter((e) => e.path === path);
 }

@@ -1,7 +1,6 @@
 import { onlyDelayed } from '../feedback/feedback.ts';
 import type { FeedbackEvent } from '../feedback/ses-event.ts';
 import { STAT_COUNTERS, type StatCounter, type StatCounts, type UsageStore } from '../ports.ts';
-import { type FieldError, fail } from '../problem.ts';
 import { utcDay } from '../send/rate-limit.ts';
 
 /**
@@ -23,8 +22,6 @@ export const MAX_STATS_DAYS = 93;
 export const DEFAULT_STATS_DAYS = 7;
 
 const DAY_MS = 86_400_000;
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
-const QUERY_PARAMETERS = new Set(['from', 'to']);
 
 // --- rates --------------------------------------------------------------------------------------
 
@@ -37,8 +34,7 @@ export function rate(events: number, sent: number): number {
   return sent > 0 ? Math.round((events / sent) * 10_000) / 10_000 : 0;
 }
 
-// --- the query ----------------------------------------------------------------------------------
-
+/** The days a `GET /v1/stats` query asks for (stats-query.ts). */
 export interface StatsRange {
   readonly from: string;
   readonly to: string;
@@ -46,55 +42,11 @@ export interface StatsRange {
   readonly days: readonly string[];
 }
 
-/**
- * The days a `GET /v1/stats` query asks for. `to` defaults to today (UTC), `from` to six days
- * before `to`. Fails with a 422 problem naming each failing parameter: a date that is not a real
- * calendar day, `from` after `to`, a range longer than {@link MAX_STATS_DAYS} days, or a parameter
- * this route does not know (a typo should not silently return a default week).
- */
-export function statsRange(query: Readonly<Record<string, string | undefined>>, now: Date): StatsRange {
-  const errors: FieldError[] = [];
-  for (const name of Object.keys(query)) {
-    if (!QUERY_PARAMETERS.has(name)) errors.push({ path: name, message: 'unknown query parameter' });
-  }
-  const to = query.to === undefined ? utcDay(now) : calendarDay(query.to);
-  if (to === undefined) errors.push({ path: 'to', message: 'must be a calendar date YYYY-MM-DD' });
-  const from =
-    query.from === undefined
-      ? to === undefined
-        ? undefined
-        : addDays(to, 1 - DEFAULT_STATS_DAYS)
-      : calendarDay(query.from);
-  if (query.from !== undefined && from === undefined) {
-    errors.push({ path: 'from', message: 'must be a calendar date YYYY-MM-DD' });
-  }
-  if (from !== undefined && to !== undefined) {
-    if (from > to) {
-      errors.push({ path: 'from', message: `must not be after to (${to})` });
-    } else if (daysBetween(from, to) + 1 > MAX_STATS_DAYS) {
-      errors.push({ path: 'from', message: `the range may span at most ${MAX_STATS_DAYS} days` });
-    }
-  }
-  if (errors.length > 0 || from === undefined || to === undefined) {
-    fail('invalid_request', 'The statistics query is not valid.', errors);
-  }
-  const days: string[] = [];
-  for (let day = from; day <= to; day = addDays(day, 1)) days.push(day);
-  return { from, to, days };
-}
-
-/** `YYYY-MM-DD` when it names a real day (no 2025-02-30), else undefined. */
-function calendarDay(value: string): string | undefined {
-  if (!DATE.test(value)) return undefined;
-  const t = Date.parse(`${value}T00:00:00.000Z`);
-  return !Number.isNaN(t) && utcDay(new Date(t)) === value ? value : undefined;
-}
-
-function addDays(day: string, n: number): string {
+export function addDays(day: string, n: number): string {
   return utcDay(new Date(Date.parse(`${day}T00:00:00.000Z`) + n * DAY_MS));
 }
 
-function daysBetween(from: string, to: string): number {
+export function daysBetween(from: string, to: string): number {
   return Math.round((Date.parse(`${to}T00:00:00.000Z`) - Date.parse(`${from}T00:00:00.000Z`)) / DAY_MS);
 }
 

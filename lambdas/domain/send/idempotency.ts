@@ -4,7 +4,7 @@ import type { Clock, IdempotencyStore } from '../ports.ts';
 import { fail, ProblemError, problem } from '../problem.ts';
 
 /** DESIGN §2: 1–255 printable ASCII characters. */
-const KEY_FORMAT = /^[\x20-\x7e]{1,255}$/;
+export const KEY_FORMAT = /^[\x20-\x7e]{1,255}$/;
 const TTL_SECONDS = 24 * 60 * 60;
 /** Longer than the api function's 10 s timeout: a holder past it has died. */
 const LOCK_MS = 15_000;

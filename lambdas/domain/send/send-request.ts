@@ -104,6 +104,9 @@ const mailboxes = z.pipe(
   z.array(mailbox),
 );
 
+/** The address lists' schema, by name for the OpenAPI document (it describes their items). */
+export { mailboxes as ADDRESS_LIST };
+
 const headerSafe = (what: string) =>
   z
     .string()
@@ -167,8 +170,8 @@ const sendRequestFields = (options: Pick<SendRequestOptions, 'subjectOptional'>)
   ),
 });
 
-/** The JSON API's schema, and the one without a required subject (built once each). */
-const SEND_REQUEST = z.strictObject(sendRequestFields({}));
+/** The JSON API's schema (the OpenAPI document's too), and the one without a required subject. */
+export const SEND_REQUEST = z.strictObject(sendRequestFields({}));
 const SUBJECT_OPTIONAL = z.strictObject(sendRequestFields({ subjectOptional: true }));
 
 function isHttpsUrl(value: string): boolean {

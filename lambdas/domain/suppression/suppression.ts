@@ -10,8 +10,6 @@
  * lists or lifts it; otherwise one tenant could stop any address for all the others.
  */
 
-import { fail } from '../problem.ts';
-
 export const SUPPRESSION_REASONS = [
   'hard_bounce',
   'soft_bounce',
@@ -77,37 +75,6 @@ export function outranks(
   now: Date,
 ): existing is Suppression {
   return existing !== undefined && isActive(existing, now) && existing.severity > candidate.severity;
-}
-
-/**
- * The suppression a tenant asks for (`PUT /v1/suppressions/{address}`, body
- * `{"reason": "manual" | "unsubscribe", "detail"?: string}`), that tenant's own; a bad body is a 422
- * problem.
- */
-export function manualSuppression(address: string, body: unknown, now: Date, tenant: string): Suppression {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    fail('invalid_request', 'The body must be a JSON object like {"reason": "manual", "detail": "..."}.');
-  }
-  const b = body as Record<string, unknown>;
-  const errors: { path: string; message: string }[] = [];
-  const reason = b.reason ?? 'manual';
-  if (reason !== 'manual' && reason !== 'unsubscribe') {
-    errors.push({ path: 'reason', message: 'must be "manual" or "unsubscribe"' });
-  }
-  if (b.detail !== undefined && (typeof b.detail !== 'string' || b.detail.length > 1000)) {
-    errors.push({ path: 'detail', message: 'must be a string of at most 1000 characters' });
-  }
-  for (const k of Object.keys(b)) {
-    if (k !== 'reason' && k !== 'detail') errors.push({ path: k, message: 'unknown field' });
-  }
-  if (errors.length > 0) fail('invalid_request', 'The suppression is not valid.', errors);
-  return operatorSuppression(
-    address,
-    reason as OperatorReason,
-    typeof b.detail === 'string' ? b.detail : null,
-    now,
-    tenant,
-  );
 }
 
 type OperatorReason = 'manual' | 'unsubscribe';

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { CONTROL } from '../keys/api-key.ts';
 import { type FieldError, fail } from '../problem.ts';
+import { issueErrors } from '../request-issues.ts';
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './events.ts';
 import { MAX_WEBHOOK_URL_LENGTH } from './url-policy.ts';
 
@@ -52,14 +53,19 @@ const description = z
   .refine((s) => !CONTROL.test(s), 'must not contain control characters or line breaks')
   .refine((s) => s.isWellFormed(), WELL_FORMED);
 
-const CREATE = z.strictObject({ url, events: events.optional(), description: description.optional() });
-const UPDATE = z.strictObject({
+/** The request schemas, exported for the OpenAPI document (issue 15). */
+export const CREATE_WEBHOOK_REQUEST = z.strictObject({
+  url,
+  events: events.optional(),
+  description: description.optional(),
+});
+export const UPDATE_WEBHOOK_REQUEST = z.strictObject({
   url: url.optional(),
   events: events.optional(),
   enabled: z.boolean().optional(),
   description: description.optional(),
 });
-const REPLAY = z.strictObject({
+export const REPLAY_WEBHOOK_REQUEST = z.strictObject({
   since: z.iso.datetime({ offset: true }).optional(),
   eventId: z
     .string()
@@ -71,7 +77,7 @@ const REPLAY = z.strictObject({
 
 /** `POST /v1/webhooks`: `{url, events?, description?}`. */
 export function createWebhookRequest(body: unknown): CreateWebhookRequest {
-  const parsed = parse(CREATE, body);
+  const parsed = parse(CREATE_WEBHOOK_REQUEST, body);
   const types = eventTypes(parsed.events);
   return {
     url: parsed.url,
@@ -82,7 +88,7 @@ export function createWebhookRequest(body: unknown): CreateWebhookRequest {
 
 /** `PATCH /v1/webhooks/{id}`: at least one of url, events, enabled, description. */
 export function updateWebhookRequest(body: unknown): UpdateWebhookRequest {
-  const parsed = parse(UPDATE, body);
+  const parsed = parse(UPDATE_WEBHOOK_REQUEST, body);
   if (Object.keys(parsed).length === 0) {
     invalid('Give at least one of url, events, enabled, description.', [
       { path: 'url', message: 'give at least one of url, events, enabled, description' },
@@ -100,7 +106,7 @@ export function updateWebhookRequest(body: unknown): UpdateWebhookRequest {
 
 /** `POST /v1/webhooks/{id}/replay`: `{since: <ISO time>}` or `{eventId}`, not both. */
 export function replayRequest(body: unknown): ReplayRequest {
-  const parsed = parse(REPLAY, body);
+  const parsed = parse(REPLAY_WEBHOOK_REQUEST, body);
   if ((parsed.since === undefined) === (parsed.eventId === undefined)) {
     invalid('Give exactly one of since (an ISO time) or eventId.', [
       {
@@ -112,22 +118,28 @@ export function replayRequest(body: unknown): ReplayRequest {
   return parsed.since === undefined ? { eventId: parsed.eventId ?? '' } : { since: new Date(parsed.since) };
 }
 
+const LIMIT_MESSAGE = `must be an integer from 1 to ${MAX_DELIVERIES_PAGE}`;
+
+/** `GET /v1/webhooks/{id}/deliveries?limit=&cursor=`. */
+export const DELIVERIES_QUERY = z.strictObject({
+  limit: z
+    .string()
+    .regex(/^\d+$/, LIMIT_MESSAGE)
+    .transform(Number)
+    .pipe(z.int(LIMIT_MESSAGE).min(1, LIMIT_MESSAGE).max(MAX_DELIVERIES_PAGE, LIMIT_MESSAGE))
+    .default(DEFAULT_DELIVERIES_PAGE),
+  cursor: z.string().optional(),
+});
+
 /** `GET /v1/webhooks/{id}/deliveries?limit=&cursor=`. */
 export function deliveriesQuery(query: Readonly<Record<string, string | undefined>>): DeliveriesQuery {
-  const errors: FieldError[] = Object.keys(query)
-    .filter((k) => k !== 'limit' && k !== 'cursor')
-    .map((k) => ({ path: k, message: 'unknown query parameter' }));
-  const limit = query.limit === undefined ? DEFAULT_DELIVERIES_PAGE : Number(query.limit);
-  if (
-    !/^\d+$/.test(query.limit ?? '1') ||
-    !Number.isInteger(limit) ||
-    limit < 1 ||
-    limit > MAX_DELIVERIES_PAGE
-  ) {
-    errors.push({ path: 'limit', message: `must be an integer from 1 to ${MAX_DELIVERIES_PAGE}` });
+  const parsed = DELIVERIES_QUERY.safeParse(query);
+  if (!parsed.success) {
+    const { unknown, fields } = issueErrors(parsed.error.issues, 'unknown query parameter');
+    invalid('The query is not valid; see errors for each failing parameter.', [...unknown, ...fields]);
   }
-  if (errors.length > 0) invalid('The query is not valid; see errors for each failing parameter.', errors);
-  return { limit, ...(query.cursor ? { cursor: query.cursor } : {}) };
+  const { limit, cursor } = parsed.data;
+  return { limit, ...(cursor ? { cursor } : {}) };
 }
 
 /** The known types named (deduplicated, in the given order); undefined when none were named. */

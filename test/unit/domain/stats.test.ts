@@ -5,9 +5,9 @@ import {
   MAX_STATS_DAYS,
   rate,
   StatTally,
-  statsRange,
   statsView,
 } from '../../../lambdas/domain/reporting/stats.ts';
+import { statsRange } from '../../../lambdas/domain/reporting/stats-query.ts';
 import { feedbackEvent, statsRow, T0 } from '../../support/builders.ts';
 import { InMemoryUsageStore } from '../../support/fakes.ts';
 import { problemOfSync } from '../../support/problems.ts';

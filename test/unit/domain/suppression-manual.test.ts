@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { manualSuppression, outranks } from '../../../lambdas/domain/suppression/suppression.ts';
+import { manualSuppression } from '../../../lambdas/domain/suppression/requests.ts';
+import { outranks } from '../../../lambdas/domain/suppression/suppression.ts';
 import { suppression } from '../../support/builders.ts';
 import { problemOfSync } from '../../support/problems.ts';
 

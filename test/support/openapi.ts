@@ -1,0 +1,111 @@
+import { Ajv2020 } from 'ajv/dist/2020.js';
+
+/**
+ * Checks real answers against the OpenAPI document (issue 15): the status must be one the
+ * operation documents, the media type one it documents for that status, and the body must
+ * validate (ajv, JSON Schema 2020-12) against the schema documented for it. Formats are not
+ * checked (ajv-formats is no dependency of ours): zod writes a `pattern` beside each date and time.
+ * For any e2e test: `const contract = new OpenApiContract(document)`, then
+ * `await contract.call(Route.x, fetchPromise)` or `contract.check(Route.x, status, type, body)`.
+ */
+
+interface MediaType {
+  readonly schema?: unknown;
+}
+interface ResponseObject {
+  readonly content?: Readonly<Record<string, MediaType>>;
+}
+type Answer = ResponseObject | { readonly $ref: string };
+interface OpenApiDocument {
+  readonly paths: Readonly<Record<string, Readonly<Record<string, { responses: Record<string, Answer> }>>>>;
+  readonly components?: { readonly responses?: Readonly<Record<string, ResponseObject>> };
+}
+
+/** A real answer, as checked. */
+export interface CheckedResponse {
+  readonly status: number;
+  readonly contentType: string | null;
+  readonly headers: Headers;
+  readonly body: unknown;
+}
+
+/** A real answer that the document does not describe: every reason, one per line. */
+export class ContractViolationError extends Error {
+  override readonly name = 'ContractViolationError';
+}
+
+const DOCUMENT_ID = 'baton-openapi';
+
+export class OpenApiContract {
+  readonly #document: OpenApiDocument;
+  readonly #ajv: Ajv2020;
+  /** `<route> <status>` of every answer checked, for a test to say which it covered. */
+  readonly seen = new Set<string>();
+
+  constructor(document: unknown) {
+    this.#document = document as OpenApiDocument;
+    // Not strict: the document is an OpenAPI document around its schemas, not a schema itself.
+    this.#ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
+    this.#ajv.addSchema(document as object, DOCUMENT_ID);
+  }
+
+  /**
+   * What is wrong with an answer of `route` (`'GET /v1/messages/{id}'`, a value of `Route`);
+   * empty when the document describes it.
+   */
+  problems(route: string, status: number, contentType: string | null, body: unknown): string[] {
+    const [method = '', path = ''] = route.split(' ');
+    const operation = this.#document.paths[path]?.[method.toLowerCase()];
+    if (operation === undefined) return [`${route} is not in the document`];
+    const key = String(status) in operation.responses ? String(status) : `${String(status)[0]}XX`;
+    const answer = operation.responses[key] ?? operation.responses.default;
+    if (answer === undefined) {
+      return [
+        `${route} answered ${status}, which it does not document (${Object.keys(operation.responses).join(', ')})`,
+      ];
+    }
+    // A shared answer (`#/components/responses/<name>`) is read, and its schema found, where it is.
+    const shared = '$ref' in answer ? answer.$ref.split('/').at(-1) : undefined;
+    const response =
+      shared === undefined ? (answer as ResponseObject) : this.#document.components?.responses?.[shared];
+    if (response === undefined) return [`${route} ${status}: no response ${shared}`];
+    const media = Object.keys(response.content ?? {});
+    if (media.length === 0) {
+      return body === undefined ? [] : [`${route} ${status} documents no body but answered one`];
+    }
+    const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+    if (!media.includes(type))
+      return [`${route} ${status} answered ${type || 'no content type'}, not ${media.join(' or ')}`];
+    const at =
+      shared === undefined
+        ? ['paths', path, method.toLowerCase(), 'responses', key]
+        : ['components', 'responses', shared];
+    const pointer = [...at, 'content', type, 'schema']
+      .map((part) => part.replace(/~/g, '~0').replace(/\//g, '~1'))
+      .join('/');
+    const validate = this.#ajv.getSchema(`${DOCUMENT_ID}#/${pointer}`);
+    if (validate === undefined) return [`${route} ${status}: no schema at ${pointer}`];
+    if (validate(body)) return [];
+    return (validate.errors ?? []).map(
+      (e) =>
+        `${route} ${status}: body${e.instancePath} ${e.message ?? 'is invalid'} ${JSON.stringify(e.params)}`,
+    );
+  }
+
+  /** Throws ContractViolationError unless the document describes the answer; records it as seen. */
+  check(route: string, status: number, contentType: string | null, body: unknown): void {
+    const problems = this.problems(route, status, contentType, body);
+    if (problems.length > 0) throw new ContractViolationError(problems.join('\n'));
+    this.seen.add(`${route} ${status}`);
+  }
+
+  /** Reads a fetch answer of `route`, checks it, and hands it back with its body parsed. */
+  async call(route: string, answer: Response | Promise<Response>): Promise<CheckedResponse> {
+    const res = await answer;
+    const text = await res.text();
+    const contentType = res.headers.get('content-type');
+    const body = text === '' ? undefined : (JSON.parse(text) as unknown);
+    this.check(route, res.status, contentType, body);
+    return { status: res.status, contentType, headers: res.headers, body };
+  }
+}
