@@ -25,6 +25,7 @@ import {
   SENDER_SERVICE,
   WebhookMetric,
 } from '../../lambdas/shared/names.ts';
+import type { DomainDoctor } from './domain-doctor.ts';
 import type { NotificationKey } from './notification-key.ts';
 import { SMTP_SERVICE, type SmtpService } from './smtp-service.ts';
 import { WEBHOOK_SERVICE } from './webhook-delivery.ts';
@@ -91,6 +92,11 @@ export interface MonitoringProps {
    * @default - none
    */
   readonly smtp?: SmtpService | undefined;
+  /**
+   * The scheduled domain doctor, when deployed: alarms when a check that passed starts failing.
+   * @default - none
+   */
+  readonly doctor?: DomainDoctor | undefined;
 }
 
 /** SMTP AUTH failures in five minutes that raise an alarm: someone is guessing keys. */
@@ -360,6 +366,15 @@ export class Monitoring extends Construct {
     });
 
     if (props.smtp !== undefined) this.watchSmtp(props.smtp, action);
+    if (props.doctor !== undefined) {
+      this.alarm('DomainChecksRegressed', action, {
+        metric: props.doctor.metricChecksRegressed(),
+        threshold: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        description:
+          'Domain doctor: a check of a sending domain that passed before fails now (DNS record removed or changed, SES DKIM failing). Run `npm run doctor -- <domain> --stack <stack>` for the record to publish.',
+      });
+    }
 
     this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
     this.dashboard.addWidgets(
