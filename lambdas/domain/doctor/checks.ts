@@ -457,11 +457,14 @@ function spfRecordsOf(lookup: Lookup<DnsAnswer<readonly string[]>> | undefined):
 
 function spfText(e: SpfEvaluation): string {
   const comment = e.comment === undefined ? '' : ` (${e.comment})`;
-  const offline =
-    e.notEvaluated.length === 0
-      ? ''
-      : `; not in the zone file, so taken as authorising nothing: ${e.notEvaluated.join(', ')}`;
-  return `${e.result}${comment}${offline}`;
+  return `${e.result}${comment}`;
+}
+
+/** Said at the end of a detail: what a zone file could not answer and was read as authorising nothing. */
+function offlineNote(e: SpfEvaluation): string {
+  return e.notEvaluated.length === 0
+    ? ''
+    : ` [offline: ${e.notEvaluated.join(', ')} not in the zone file, taken as authorising nothing]`;
 }
 
 function mailFromSpf(f: Facts): CheckResult {
@@ -496,7 +499,7 @@ function mailFromSpf(f: Facts): CheckResult {
       return check(
         'mail_from_spf',
         'fail',
-        `${subject}: ${spfText(evaluation)}: the record does not include amazonses.com`,
+        `${subject}: ${spfText(evaluation)}: the record does not include amazonses.com${offlineNote(evaluation)}`,
         fix,
       );
   }
@@ -537,14 +540,14 @@ function spfRecord(f: Facts): CheckResult {
     return check(
       'spf_record',
       'warn',
-      `${subject}: ${state}. Not needed for mail through SES: the envelope sender is ${f.mailFrom}, whose SPF passes and aligns; authorise SES here only if something checks the From domain itself`,
+      `${subject}: ${state}. Not needed for mail through SES: the envelope sender is ${f.mailFrom}, whose SPF passes and aligns; authorise SES here only if something checks the From domain itself${offlineNote(evaluation)}`,
       fix,
     );
   }
   return check(
     'spf_record',
     'fail',
-    `${subject}: ${state}, and the MAIL FROM ${f.mailFrom ?? '(none)'} does not carry SPF for SES either (see mail_from_mx, mail_from_spf)`,
+    `${subject}: ${state}, and the MAIL FROM ${f.mailFrom ?? '(none)'} does not carry SPF for SES either (see mail_from_mx, mail_from_spf)${offlineNote(evaluation)}`,
     fix,
   );
 }
@@ -686,7 +689,7 @@ function spfAlignment(f: Facts): Alignment {
   if (!mailFromWorks(f))
     return {
       aligned: false,
-      why: `SPF: the MAIL FROM ${f.mailFrom} is not set up (mail_from_mx, mail_from_spf)`,
+      why: `SPF: the MAIL FROM ${f.mailFrom} is not set up (mail_from_mx, mail_from_spf)${strict ? ', and aspf=s keeps a MAIL FROM subdomain from aligning anyway' : ''}`,
     };
   const aligned = strict ? f.mailFrom === f.domain : relaxedAligned(f.mailFrom, f.domain, f.identity);
   return aligned
@@ -705,24 +708,18 @@ function dmarcAlignment(f: Facts, spf: Alignment, dkim: Alignment): CheckResult 
       : `adkim=${policy.adkim}, aspf=${policy.aspf}`;
   const detail = `${dkim.why}; ${spf.why} (${modes})`;
   if (dkim.aligned && spf.aligned) return check('dmarc_alignment', 'pass', detail);
+  const usable = policy !== undefined && !('problem' in policy) ? policy : undefined;
   const fixes: string[] = [];
+  const relax: Record<string, string> = {};
   if (!dkim.aligned) {
-    fixes.push(
-      policy !== undefined &&
-        !('problem' in policy) &&
-        policy.adkim === 's' &&
-        dkimCnames(f).status === 'pass'
-        ? dmarcWith(f, policy, { adkim: 'r' })
-        : `Publish the DKIM CNAMEs (see dkim_cnames)`,
-    );
+    if (dkimCnames(f).status !== 'pass') fixes.push('Publish the DKIM CNAMEs (see dkim_cnames)');
+    if (usable?.adkim === 's' && f.identity !== f.domain) relax.adkim = 'r';
   }
   if (!spf.aligned) {
-    fixes.push(
-      policy !== undefined && !('problem' in policy) && policy.aspf === 's' && mailFromWorks(f)
-        ? dmarcWith(f, policy, { aspf: 'r' })
-        : 'Set up the MAIL FROM domain (see mail_from_mx, mail_from_spf)',
-    );
+    if (!mailFromWorks(f)) fixes.push('Set up the MAIL FROM domain (see mail_from_mx, mail_from_spf)');
+    if (usable?.aspf === 's') relax.aspf = 'r';
   }
+  if (Object.keys(relax).length > 0) fixes.push(dmarcWith(f, usable, relax));
   if (dkim.aligned || spf.aligned) {
     return check(
       'dmarc_alignment',
