@@ -582,8 +582,9 @@ export function dmarcPolicy(
   const record = found.records[0] as string;
   const tags = tagList(record);
   const atParent = found.at !== `_dmarc.${domain}`;
-  const p = tags.get('p')?.toLowerCase();
-  const policy = (atParent ? (tags.get('sp') ?? tags.get('np')) : undefined)?.toLowerCase() ?? p;
+  // Without p=, a record with a valid rua= is read as p=none (RFC 7489 §6.6.3).
+  const p = tags.get('p')?.toLowerCase() ?? (tags.has('rua') ? 'none' : undefined);
+  const policy = (atParent ? tags.get('sp') : undefined)?.toLowerCase() ?? p;
   if (policy === undefined || !['none', 'quarantine', 'reject'].includes(policy)) {
     return { problem: 'invalid', detail: `${found.at} "${record}": p= must be none, quarantine or reject` };
   }

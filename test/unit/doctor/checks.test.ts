@@ -287,6 +287,11 @@ describe('dmarc_record', () => {
     expect(results.dmarc_record.detail).toContain('2 DMARC records');
   });
 
+  it('reads a record without p= but with rua= as p=none', async () => {
+    const results = await doctor(zone({ dmarc: '_dmarc TXT "v=DMARC1; rua=mailto:d@example.com"' }));
+    expect(results.dmarc_record.status).toBe('warn');
+  });
+
   it('fails on an unknown policy', async () => {
     const results = await doctor(zone({ dmarc: '_dmarc TXT "v=DMARC1; p=block"' }));
     expect(results.dmarc_record.status).toBe('fail');
