@@ -19,6 +19,7 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
+  DoctorMetric,
   GuardMetric,
   LANES,
   METRICS_NAMESPACE,
@@ -501,6 +502,18 @@ export class Monitoring extends Construct {
       this.dashboard.addWidgets(...props.extraWidgets);
     }
     if (props.smtp !== undefined) this.smtpRows(props.smtp);
+    if (props.doctor !== undefined) {
+      this.dashboard.addWidgets(
+        graph('Domain doctor: failing checks by check, regressed checks', [
+          new MathExpression({
+            expression: `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${DoctorMetric.checkFailed}" ${DoctorMetric.checkDimension}', 'Sum', 86400)`,
+            label: 'failing',
+            period: Duration.days(1),
+          }),
+          props.doctor.metricChecksRegressed(),
+        ]),
+      );
+    }
   }
 
   private watchSmtp(smtp: SmtpService, action: SnsAction): void {

@@ -139,6 +139,21 @@ describe('the scheduled domain doctor', () => {
     });
     expect(errors).toHaveLength(1);
   });
+
+  it('charts failing checks by check id and the regressed count on the dashboard', () => {
+    // Act
+    const body = JSON.stringify(
+      Object.values(resourcesOfType(template, 'AWS::CloudWatch::Dashboard')).map(
+        (d) => props(d).DashboardBody,
+      ),
+    );
+
+    // Assess
+    expect(body).toMatch(
+      new RegExp(`MetricName=[\\\\"]*${DoctorMetric.checkFailed}[\\\\"]* ${DoctorMetric.checkDimension}'`),
+    );
+    expect(body).toContain(DoctorMetric.checksRegressed);
+  });
 });
 
 describe('doctorSchedule under cdk-nag', () => {
