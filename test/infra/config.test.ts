@@ -48,6 +48,7 @@ describe('BatonConfig', () => {
       smtpHostname: 'smtp.mail.example.com',
       smtpMaxTasks: 4,
       webhookMaxConcurrency: 10,
+      doctorSchedule: false,
     });
     expect(CONFIG_DEFAULTS.retentionDays).toBe(30);
   });
@@ -183,6 +184,7 @@ describe('BatonConfig', () => {
         smtpHostname: 'Relay.Example.org',
         smtpMaxTasks: '6',
         webhookMaxConcurrency: '12',
+        doctorSchedule: 'true',
       },
     });
 
@@ -211,6 +213,7 @@ describe('BatonConfig', () => {
       smtpHostname: 'relay.example.org',
       smtpMaxTasks: 6,
       webhookMaxConcurrency: 12,
+      doctorSchedule: true,
     });
   });
 });
