@@ -154,6 +154,22 @@ describe('dkim_cnames', () => {
     expect(results.dkim_cnames.detail).toContain('2 of the 3');
   });
 
+  it("ignores other providers' DKIM CNAMEs but catches a typo in SES's domain", async () => {
+    // Act
+    const others = await doctor(
+      zone({}, [
+        'k1._domainkey CNAME dkim.mcsv.net.',
+        's1._domainkey CNAME s1.domainkey.u1.wl.sendgrid.net.',
+      ]),
+    );
+    const typo = await doctor(zone({ dkim3: 'tok3._domainkey CNAME tok3.dkim.amzonses.com.' }));
+
+    // Assess
+    expect(others.dkim_cnames.status).toBe('pass');
+    expect(typo.dkim_cnames.status).toBe('fail');
+    expect(typo.dkim_cnames.fix).toBe('CNAME tok3._domainkey.example.com tok3.dkim.amazonses.com');
+  });
+
   it('warns about CNAMEs beyond the three SES uses', async () => {
     const results = await doctor(zone({}, ['old._domainkey CNAME old.dkim.amazonses.com.']));
     expect(results.dkim_cnames.status).toBe('warn');
