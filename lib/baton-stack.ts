@@ -5,6 +5,7 @@ import { LANES, type Lane, Route, SENDING_DOMAINS_OUTPUT } from '../lambdas/shar
 import { type BatonConfig, eventSourceConcurrency, laneSendPlans } from './config.ts';
 import { ApiHandler } from './constructs/api-handler.ts';
 import { DataTables } from './constructs/data-tables.ts';
+import { DomainDoctor } from './constructs/domain-doctor.ts';
 import { Erasure } from './constructs/erasure.ts';
 import { FeedbackProcessor } from './constructs/feedback-processor.ts';
 import { BatonHttpApi } from './constructs/http-api.ts';
@@ -61,6 +62,8 @@ export class BatonStack extends Stack {
   readonly monitoring: Monitoring;
   /** The SMTP front door, with `-c smtp=true`. */
   readonly smtp: SmtpService | undefined;
+  /** The daily domain doctor, with `-c doctorSchedule=true`. */
+  readonly doctor: DomainDoctor | undefined;
 
   constructor(scope: Construct, id: string, props: BatonStackProps) {
     const { config, ...stackProps } = props;
@@ -182,6 +185,14 @@ export class BatonStack extends Stack {
       this.webhooks.publishFrom(this.smtp);
     }
 
+    this.doctor = config.doctorSchedule
+      ? new DomainDoctor(this, 'Doctor', {
+          identities: this.ses.identities,
+          guardTable: this.tables.guard,
+          logRetention: config.logRetentionDays,
+        })
+      : undefined;
+
     const stage = this.httpApi.stage;
     this.monitoring = new Monitoring(this, 'Monitoring', {
       notificationKey,
@@ -202,8 +213,10 @@ export class BatonStack extends Stack {
         { name: 'Feedback', function: this.feedback.handler.function },
         { name: 'Erasure', function: this.erasure.worker.function },
         { name: 'Webhooks', function: this.webhooks.handler.function },
+        ...(this.doctor === undefined ? [] : [{ name: 'Doctor', function: this.doctor.handler.function }]),
       ],
       smtp: this.smtp,
+      doctor: this.doctor,
       extraWidgets: [
         new GraphWidget({
           title: 'HTTP API requests',

@@ -133,6 +133,12 @@ export interface BatonConfig {
    * @default 10
    */
   readonly webhookMaxConcurrency: number;
+  /**
+   * Run the domain doctor daily (EventBridge schedule → a function that checks every sending domain's
+   * DNS and SES status, as `npm run doctor` does) and alarm when a check that passed starts failing.
+   * @default false
+   */
+  readonly doctorSchedule: boolean;
 }
 
 /** Settings as they may be given: `domain` or `domains` is required, numbers and lists may arrive as strings from `-c`. */
@@ -154,6 +160,7 @@ export const CONFIG_DEFAULTS = {
   smtp: false,
   smtpMaxTasks: 4,
   webhookMaxConcurrency: 10,
+  doctorSchedule: false,
 } as const;
 
 /** The fewest SMTP tasks: one per Availability Zone, so losing a zone or a task keeps the door open. */
@@ -190,6 +197,7 @@ export const CONTEXT_KEYS = [
   'smtpHostname',
   'smtpMaxTasks',
   'webhookMaxConcurrency',
+  'doctorSchedule',
 ] as const satisfies readonly (keyof BatonConfig)[];
 
 /** Thrown for a setting that would produce a broken or unsafe deployment; the message says how to fix it. */
@@ -405,6 +413,7 @@ export function resolveConfig(input: BatonConfigInput): BatonConfig {
       CONFIG_DEFAULTS.webhookMaxConcurrency,
       { integer: true, min: 2, max: 1000 },
     ),
+    doctorSchedule: booleanSetting('doctorSchedule', input.doctorSchedule, CONFIG_DEFAULTS.doctorSchedule),
   };
   // Fails synth, naming what to request, rather than deploying consumers the account would throttle.
   eventSourceConcurrency(config);

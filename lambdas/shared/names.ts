@@ -132,6 +132,8 @@ export const EnvVar = {
   webhookAllowLoopback: 'BATON_WEBHOOK_ALLOW_LOOPBACK',
   /** Seconds producers cache a tenant's endpoints (WebhookDirectory). @default 10 (local mode: 1) */
   webhookDirectorySeconds: 'BATON_WEBHOOK_DIRECTORY_SECONDS',
+  /** The scheduled domain doctor (issue 15): the sending domains to check, comma-separated. */
+  doctorDomains: 'BATON_DOCTOR_DOMAINS',
 } as const;
 export type EnvVarName = (typeof EnvVar)[keyof typeof EnvVar];
 
@@ -335,3 +337,23 @@ export const WebhookMetric = {
  * `npm run keys -- create --stack` checks a new key's domains against.
  */
 export const SENDING_DOMAINS_OUTPUT = 'SendingDomains';
+
+/**
+ * The scheduled domain doctor (issue 15), EMF in METRICS_NAMESPACE with its `service` dimension:
+ * `checkFailed` once per failing check (dimension `check`, the check id), `checksRegressed` the
+ * checks that passed before and fail now (the alarm's metric).
+ */
+export const DoctorMetric = {
+  checkFailed: 'doctorCheckFailed',
+  checkDimension: 'check',
+  checksRegressed: 'doctorChecksRegressed',
+} as const;
+
+/** The doctor function's Powertools service name. */
+export const DOCTOR_SERVICE = 'baton-doctor';
+
+/**
+ * Guard-table partition prefix of the scheduled doctor's baseline (`doctor:<domain>`, sk
+ * `baseline`): the last run's statuses. Its role may touch these items only (dynamodb:LeadingKeys).
+ */
+export const DOCTOR_BASELINE_PREFIX = 'doctor:';

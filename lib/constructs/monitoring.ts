@@ -19,12 +19,14 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
+  DoctorMetric,
   GuardMetric,
   LANES,
   METRICS_NAMESPACE,
   SENDER_SERVICE,
   WebhookMetric,
 } from '../../lambdas/shared/names.ts';
+import type { DomainDoctor } from './domain-doctor.ts';
 import type { NotificationKey } from './notification-key.ts';
 import { SMTP_SERVICE, type SmtpService } from './smtp-service.ts';
 import { WEBHOOK_SERVICE } from './webhook-delivery.ts';
@@ -91,6 +93,11 @@ export interface MonitoringProps {
    * @default - none
    */
   readonly smtp?: SmtpService | undefined;
+  /**
+   * The scheduled domain doctor, when deployed: alarms when a check that passed starts failing.
+   * @default - none
+   */
+  readonly doctor?: DomainDoctor | undefined;
 }
 
 /** SMTP AUTH failures in five minutes that raise an alarm: someone is guessing keys. */
@@ -360,6 +367,15 @@ export class Monitoring extends Construct {
     });
 
     if (props.smtp !== undefined) this.watchSmtp(props.smtp, action);
+    if (props.doctor !== undefined) {
+      this.alarm('DomainChecksRegressed', action, {
+        metric: props.doctor.metricChecksRegressed(),
+        threshold: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        description:
+          'Domain doctor: a check of a sending domain that passed before fails now (DNS record removed or changed, SES DKIM failing). Run `npm run doctor -- <domain> --stack <stack>` for the record to publish.',
+      });
+    }
 
     this.dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });
     this.dashboard.addWidgets(
@@ -486,6 +502,18 @@ export class Monitoring extends Construct {
       this.dashboard.addWidgets(...props.extraWidgets);
     }
     if (props.smtp !== undefined) this.smtpRows(props.smtp);
+    if (props.doctor !== undefined) {
+      this.dashboard.addWidgets(
+        graph('Domain doctor: failing checks by check, regressed checks', [
+          new MathExpression({
+            expression: `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${DoctorMetric.checkFailed}" ${DoctorMetric.checkDimension}', 'Sum', 86400)`,
+            label: 'failing',
+            period: Duration.days(1),
+          }),
+          props.doctor.metricChecksRegressed(),
+        ]),
+      );
+    }
   }
 
   private watchSmtp(smtp: SmtpService, action: SnsAction): void {
