@@ -553,14 +553,8 @@ describe('docs/settings.md', () => {
     // Prepare
     const section = readFileSync(join(REPO_ROOT, 'docs', 'settings.md'), 'utf8');
 
-    // The doctor's setting is documented with the doctor (docs/doctor.md, issue 15).
-    const doctor = readFileSync(join(REPO_ROOT, 'docs', 'doctor.md'), 'utf8');
-
     // Act
-    const missing = CONTEXT_KEYS.filter(
-      (key) =>
-        !section.includes(`\`${key}\``) && !(key === 'doctorSchedule' && doctor.includes(`\`${key}\``)),
-    );
+    const missing = CONTEXT_KEYS.filter((key) => !section.includes(`\`${key}\``));
 
     // Assess
     expect(missing).toEqual([]);
