@@ -66,8 +66,11 @@ export class BatonTransport {
       throw new TypeError('batonTransport: pass { url, apiKey }');
     }
     const { url, apiKey } = options;
-    if (typeof url !== 'string' || !/^https?:\/\//i.test(url)) {
-      throw new TypeError('batonTransport: url must be Baton’s base URL, e.g. http://127.0.0.1:3000');
+    // The API's paths are appended to it: a query or fragment would end up in front of them.
+    if (typeof url !== 'string' || !/^https?:\/\//i.test(url) || !URL.canParse(url) || /[?#]/.test(url)) {
+      throw new TypeError(
+        'batonTransport: url must be Baton’s base URL, e.g. http://127.0.0.1:3000 (no query or fragment)',
+      );
     }
     if (typeof apiKey !== 'string' || apiKey === '') {
       throw new TypeError('batonTransport: apiKey is required');
@@ -145,6 +148,7 @@ export class BatonTransport {
       { 'content-type': 'application/json', 'idempotency-key': idempotencyKey(messageId) },
       mail.data?.signal,
     );
+    if (typeof answer.body.id !== 'string') throw notBaton(answer.status, this.baseUrl);
     const recipients = Array.isArray(answer.body?.recipients) ? answer.body.recipients : [];
     const having = (status) => recipients.filter((r) => r.status === status).map((r) => r.address);
     return {
@@ -215,7 +219,13 @@ export class BatonTransport {
     } catch {
       parsed = undefined;
     }
-    if (response.ok) return { retry: false, status: response.status, body: parsed ?? {} };
+    if (response.ok) {
+      // Another server at the URL (a web page, a proxy's welcome) must not pass for Baton's yes.
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        return { retry: false, error: notBaton(response.status, this.baseUrl) };
+      }
+      return { retry: false, status: response.status, body: parsed };
+    }
     const retryAfter = retryAfterMs(response.headers.get('retry-after'));
     const problem = parsed !== null && typeof parsed === 'object' ? parsed : undefined;
     const code = typeof problem?.code === 'string' ? problem.code : `http_${response.status}`;
@@ -237,6 +247,14 @@ export class BatonTransport {
       code === 'idempotency_in_progress';
     return { retry, error, wait: retryAfter };
   }
+}
+
+/** A 2xx answer that is not Baton's JSON: the URL points at another server. */
+function notBaton(status, baseUrl) {
+  return new BatonError(`The answer from ${baseUrl} is not Baton’s API (HTTP ${status}); check url`, {
+    code: 'EPROTOCOL',
+    responseCode: status,
+  });
 }
 
 /**

@@ -301,4 +301,38 @@ describe('batonTransport', () => {
       /url must be Baton’s base URL/,
     );
   });
+  it('fails verify, and a send, with code EPROTOCOL when a 2xx answer is not Baton’s (another server at the URL)', async () => {
+    // Prepare: a web server that is not Baton, answering every path 200 with a page
+    fake = await startFakeBaton({ status: 200, body: '<html>Welcome</html>' });
+    const t = transporter(fake);
+
+    // Act
+    const verified = await failure(t.verify());
+    const sent = await failure(t.sendMail(MAIL));
+
+    // Assess
+    expect(verified.code).toBe('EPROTOCOL');
+    expect(verified.message).toMatch(/not Baton’s API/);
+    expect(sent.code).toBe('EPROTOCOL');
+    expect(sent.responseCode).toBe(200);
+    // Not retried: a server that is not Baton sent nothing.
+    expect(fake.requests).toHaveLength(2);
+  });
+
+  it('builds the API URL from a base URL with a path prefix, and refuses one with a query or fragment', async () => {
+    // Prepare
+    fake = await startFakeBaton({ status: 202, body: ACCEPTED });
+
+    // Act
+    await transporter(fake, { url: `${fake.url}/stage/` }).sendMail(MAIL);
+
+    // Assess
+    expect(fake.requests.map((r) => r.path)).toEqual(['/stage/v1/messages']);
+    expect(() => batonTransport({ url: `${fake?.url}/stage/?x=1`, apiKey: 'k' })).toThrow(
+      /url must be Baton’s base URL/,
+    );
+    expect(() => batonTransport({ url: `${fake?.url}/#top`, apiKey: 'k' })).toThrow(
+      /url must be Baton’s base URL/,
+    );
+  });
 });
