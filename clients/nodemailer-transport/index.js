@@ -79,6 +79,18 @@ export class BatonTransport {
     const unknown = Object.keys(options).filter((k) => !known.has(k));
     // A typo (`retry: 5`) would otherwise be ignored without a word.
     if (unknown.length > 0) throw new TypeError(`batonTransport: unknown option ${unknown.join(', ')}`);
+    checkNumber(
+      options.retries,
+      'retries',
+      (v) => Number.isInteger(v) && v >= 0,
+      'a whole number of 0 or more',
+    );
+    checkNumber(options.timeout, 'timeout', (v) => Number.isFinite(v) && v > 0, 'a number of ms above 0');
+    checkNumber(options.retryDelay, 'retryDelay', (v) => v >= 0, 'a number of ms of 0 or more');
+    checkNumber(options.maxRetryDelay, 'maxRetryDelay', (v) => v >= 0, 'a number of ms of 0 or more');
+    if (options.fetch !== undefined && typeof options.fetch !== 'function') {
+      throw new TypeError('batonTransport: fetch must be a function');
+    }
     this.name = NAME;
     this.version = VERSION;
     // nodemailer hands mail.data.signal over once send() is called; send() honours it.
@@ -127,12 +139,15 @@ export class BatonTransport {
   async #send(mail) {
     const message = mail.message;
     // Created (and written into the message) when the app set none, so it is in the MIME too.
-    const messageId = message.messageId();
+    message.messageId();
     const envelope = message.getEnvelope();
     // keepBcc stays false: the Bcc header is left out of the MIME; its recipients are in the envelope.
     const raw = await new Promise((resolve, reject) => {
       message.build((error, built) => (error ? reject(error) : resolve(built)));
     });
+    // Read from the bytes sent: a message the app hands over raw keeps its own Message-ID (the one
+    // nodemailer would make up for it is not in those bytes, and is new on every send).
+    const messageId = messageIdIn(raw);
     const to = [...(envelope.to ?? [])];
     const body = {
       raw: raw.toString('base64'),
@@ -145,7 +160,10 @@ export class BatonTransport {
       'POST',
       '/v1/messages',
       JSON.stringify(body),
-      { 'content-type': 'application/json', 'idempotency-key': idempotencyKey(messageId) },
+      {
+        'content-type': 'application/json',
+        'idempotency-key': messageId === undefined ? `sha256:${sha256(raw)}` : idempotencyKey(messageId),
+      },
       mail.data?.signal,
     );
     if (typeof answer.body.id !== 'string') throw notBaton(answer.status, this.baseUrl);
@@ -263,9 +281,31 @@ function notBaton(status, baseUrl) {
  * 255 characters, or not ASCII) is sent as its SHA-256, which is as stable.
  */
 function idempotencyKey(messageId) {
-  return KEY_FORMAT.test(messageId)
-    ? messageId
-    : `sha256:${createHash('sha256').update(messageId).digest('hex')}`;
+  return KEY_FORMAT.test(messageId) ? messageId : `sha256:${sha256(messageId)}`;
+}
+
+function sha256(data) {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * The Message-ID header of a built message (its header block, folded lines unfolded); undefined
+ * when it has none. Without one, the key is the SHA-256 of the bytes: the same message sent again
+ * is the same bytes.
+ */
+function messageIdIn(raw) {
+  const text = raw.toString('latin1');
+  const end = text.search(/\r?\n\r?\n/);
+  const head = (end < 0 ? text : text.slice(0, end)).replace(/\r?\n(?=[ \t])/g, '');
+  const value = /^message-id[ \t]*:(.*)$/im.exec(head)?.[1]?.trim();
+  return value ? Buffer.from(value, 'latin1').toString('utf8') : undefined;
+}
+
+function checkNumber(value, name, ok, what) {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || Number.isNaN(value) || !ok(value)) {
+    throw new TypeError(`batonTransport: ${name} must be ${what}`);
+  }
 }
 
 /** Retry-After in ms: delta-seconds or an HTTP date; undefined when absent or unreadable. */

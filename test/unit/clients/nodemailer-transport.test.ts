@@ -106,6 +106,25 @@ describe('batonTransport', () => {
     expect(request?.headers['idempotency-key']).toBe(parsed.messageId);
   });
 
+  it('keys a message the app hands over raw by its own Message-ID, or by its bytes without one, so sending it again sends it once', async () => {
+    // Prepare
+    fake = await startFakeBaton({ status: 202, body: ACCEPTED });
+    const t = transporter(fake);
+    const envelope = { from: 'orders@example.com', to: ['ana@example.org'] };
+    const withId =
+      'From: orders@example.com\r\nTo: ana@example.org\r\nMessage-ID:\r\n <fixed@example.com>\r\nSubject: x\r\n\r\nHi.\r\n';
+    const withoutId = 'From: orders@example.com\r\nTo: ana@example.org\r\nSubject: x\r\n\r\nHi.\r\n';
+
+    // Act
+    for (const raw of [withId, withId, withoutId, withoutId]) await t.sendMail({ raw, envelope });
+
+    // Assess
+    const keys = fake.requests.map((r) => r.headers['idempotency-key']);
+    expect(keys.slice(0, 2)).toEqual(['<fixed@example.com>', '<fixed@example.com>']);
+    expect(keys[2]).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(keys[3]).toBe(keys[2]);
+  });
+
   it('retries a 503 and a 500 with the same Idempotency-Key and body, then returns the 202', async () => {
     // Prepare
     fake = await startFakeBaton(
@@ -299,6 +318,18 @@ describe('batonTransport', () => {
     );
     expect(() => batonTransport({ url: '127.0.0.1:3000', apiKey: 'k' })).toThrow(
       /url must be Baton’s base URL/,
+    );
+    expect(() => batonTransport({ url: 'http://x', apiKey: 'k', timeout: '30s' } as never)).toThrow(
+      'batonTransport: timeout must be a number of ms above 0',
+    );
+    expect(() => batonTransport({ url: 'http://x', apiKey: 'k', retries: -1 })).toThrow(
+      'batonTransport: retries must be a whole number of 0 or more',
+    );
+    expect(() => batonTransport({ url: 'http://x', apiKey: 'k', retryDelay: Number.NaN })).toThrow(
+      'batonTransport: retryDelay must be a number of ms of 0 or more',
+    );
+    expect(() => batonTransport({ url: 'http://x', apiKey: 'k', fetch: 'x' } as never)).toThrow(
+      'batonTransport: fetch must be a function',
     );
   });
   it('fails verify, and a send, with code EPROTOCOL when a 2xx answer is not Baton’s (another server at the URL)', async () => {
