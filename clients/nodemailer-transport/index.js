@@ -318,6 +318,11 @@ function retryAfterMs(value) {
 
 function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
+    // An abort that came before the wait began fires no event: it would be waited out.
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
     const timer = setTimeout(done, ms);
     function done() {
       signal?.removeEventListener('abort', aborted);

@@ -242,6 +242,37 @@ describe('batonTransport', () => {
     expect(new Set(fake.requests.map((r) => r.headers['idempotency-key'])).size).toBe(1);
   });
 
+  it('stops retrying as soon as the app’s abort signal fires, during a wait or as an answer arrives', async () => {
+    // Prepare: a 503 asking for 5 s, aborted 200 ms into the wait
+    fake = await startFakeBaton({
+      status: 503,
+      body: problemBody(503, 'unavailable', 'Try again.'),
+      headers: { 'retry-after': '5' },
+    });
+    const waiting = new AbortController();
+    setTimeout(() => waiting.abort(), 200);
+    // and a fetch whose 503 arrives just as the app aborts (before the wait begins)
+    const racing = new AbortController();
+    const fetch = async () => {
+      queueMicrotask(() => racing.abort());
+      return new Response('{}', { status: 503, headers: { 'retry-after': '5' } });
+    };
+
+    // Act
+    const started = performance.now();
+    const first = await failure(transporter(fake).sendMail({ ...MAIL, signal: waiting.signal } as never));
+    const second = await failure(
+      transporter(fake, { fetch }).sendMail({ ...MAIL, signal: racing.signal } as never),
+    );
+    const took = performance.now() - started;
+
+    // Assess
+    expect((first as Error).name).toBe('AbortError');
+    expect((second as Error).name).toBe('AbortError');
+    expect(fake.requests).toHaveLength(1);
+    expect(took).toBeLessThan(2_000);
+  });
+
   it('says ETIMEDOUT when every attempt outlasts the timeout', async () => {
     // Prepare
     fake = await startFakeBaton({ status: 202, body: ACCEPTED, delayMs: 400 });
