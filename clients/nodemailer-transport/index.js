@@ -246,7 +246,13 @@ export class BatonTransport {
     }
     const retryAfter = retryAfterMs(response.headers.get('retry-after'));
     const problem = parsed !== null && typeof parsed === 'object' ? parsed : undefined;
-    const code = typeof problem?.code === 'string' ? problem.code : `http_${response.status}`;
+    // API Gateway refuses a body over its limit itself, in its own words: the same refusal as Baton's.
+    const code =
+      typeof problem?.code === 'string'
+        ? problem.code
+        : response.status === 413
+          ? 'too_large'
+          : `http_${response.status}`;
     const detail =
       typeof problem?.detail === 'string'
         ? problem.detail

@@ -209,6 +209,19 @@ describe('batonTransport', () => {
     );
   });
 
+  it('names the gateway’s own 413 (no problem body) too_large, as Baton’s is named, and does not retry it', async () => {
+    // Prepare: API Gateway refuses a body over its limit before Baton sees it
+    fake = await startFakeBaton({ status: 413, body: { message: 'Request Entity Too Large' } });
+
+    // Act
+    const error = await failure(transporter(fake).sendMail(MAIL));
+
+    // Assess
+    expect(error.code).toBe('too_large');
+    expect(error.responseCode).toBe(413);
+    expect(fake.requests).toHaveLength(1);
+  });
+
   it('gives up after `retries` more attempts and returns the last problem', async () => {
     // Prepare
     fake = await startFakeBaton({ status: 503, body: problemBody(503, 'unavailable', 'busy') });
