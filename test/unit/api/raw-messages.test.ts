@@ -130,6 +130,30 @@ describe('POST /v1/messages in the raw form', () => {
     expect(p.errors?.map((e) => e.path)).toEqual(['envelope.to[1]']);
   });
 
+  it('takes envelope.to as RCPT TO takes it, plain addresses only: a named one would be sent as Bcc though the To header shows it', async () => {
+    // Prepare
+    const h = apiHarness();
+    const raw = await composedMail({ to: 'ana@example.org' });
+
+    // Act
+    const result = await send(h, rawBody(raw, { to: ['Ana <ana@example.org>', '<bob@example.org>'] }));
+
+    // Assess
+    expect(problemIn(result, 422).errors).toEqual([
+      {
+        path: 'envelope.to[0]',
+        message:
+          'invalid address: must be a plain address like name@example.com (no spaces, quotes, comments or brackets)',
+      },
+      {
+        path: 'envelope.to[1]',
+        message:
+          'invalid address: must be a plain address like name@example.com (no spaces, quotes, comments or brackets)',
+      },
+    ]);
+    expect(h.queue.jobs).toEqual([]);
+  });
+
   it('refuses bytes that are no message with a 422 that says so, never a 500', async () => {
     // Prepare
     const h = apiHarness();
