@@ -66,10 +66,13 @@ export class BatonTransport {
       throw new TypeError('batonTransport: pass { url, apiKey }');
     }
     const { url, apiKey } = options;
-    // The API's paths are appended to it: a query or fragment would end up in front of them.
-    if (typeof url !== 'string' || !/^https?:\/\//i.test(url) || !URL.canParse(url) || /[?#]/.test(url)) {
+    // The API's paths are appended to it: a query or fragment would end up in front of them. fetch
+    // refuses a URL with credentials, which would pass for Baton being unreachable.
+    const parsed =
+      typeof url === 'string' && /^https?:\/\//i.test(url) && URL.canParse(url) ? new URL(url) : undefined;
+    if (parsed === undefined || /[?#]/.test(url) || parsed.username !== '' || parsed.password !== '') {
       throw new TypeError(
-        'batonTransport: url must be Baton’s base URL, e.g. http://127.0.0.1:3000 (no query or fragment)',
+        'batonTransport: url must be Baton’s base URL, e.g. http://127.0.0.1:3000 (no query, fragment or credentials)',
       );
     }
     if (typeof apiKey !== 'string' || apiKey === '') {

@@ -409,5 +409,9 @@ describe('batonTransport', () => {
     expect(() => batonTransport({ url: `${fake?.url}/#top`, apiKey: 'k' })).toThrow(
       /url must be Baton’s base URL/,
     );
+    // fetch refuses a URL with credentials: every attempt would fail as if Baton could not be reached
+    expect(() => batonTransport({ url: 'http://user:secret@127.0.0.1:3000', apiKey: 'k' })).toThrow(
+      /url must be Baton’s base URL/,
+    );
   });
 });
