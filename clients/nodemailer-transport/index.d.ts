@@ -52,7 +52,7 @@ export interface BatonSentMessageInfo {
 
 /** A problem Baton answered (or a network failure), as nodemailer passes errors on. */
 export declare class BatonError extends Error {
-  /** The problem's code (`forbidden`, `invalid_message`, `rate_limited`, ...), or ECONNECTION / ETIMEDOUT. */
+  /** The problem's code (`forbidden`, `invalid_message`, `rate_limited`, ...), or ECONNECTION / ETIMEDOUT, or EPROTOCOL (a 2xx answer that is not Baton's: the URL points elsewhere). */
   readonly code: string;
   /** The HTTP status, when Baton answered. */
   readonly responseCode?: number;

@@ -66,8 +66,14 @@ export class BatonTransport {
       throw new TypeError('batonTransport: pass { url, apiKey }');
     }
     const { url, apiKey } = options;
-    if (typeof url !== 'string' || !/^https?:\/\//i.test(url)) {
-      throw new TypeError('batonTransport: url must be Baton’s base URL, e.g. http://127.0.0.1:3000');
+    // The API's paths are appended to it: a query or fragment would end up in front of them. fetch
+    // refuses a URL with credentials, which would pass for Baton being unreachable.
+    const parsed =
+      typeof url === 'string' && /^https?:\/\//i.test(url) && URL.canParse(url) ? new URL(url) : undefined;
+    if (parsed === undefined || /[?#]/.test(url) || parsed.username !== '' || parsed.password !== '') {
+      throw new TypeError(
+        'batonTransport: url must be Baton’s base URL, e.g. http://127.0.0.1:3000 (no query, fragment or credentials)',
+      );
     }
     if (typeof apiKey !== 'string' || apiKey === '') {
       throw new TypeError('batonTransport: apiKey is required');
@@ -76,6 +82,18 @@ export class BatonTransport {
     const unknown = Object.keys(options).filter((k) => !known.has(k));
     // A typo (`retry: 5`) would otherwise be ignored without a word.
     if (unknown.length > 0) throw new TypeError(`batonTransport: unknown option ${unknown.join(', ')}`);
+    checkNumber(
+      options.retries,
+      'retries',
+      (v) => Number.isInteger(v) && v >= 0,
+      'a whole number of 0 or more',
+    );
+    checkNumber(options.timeout, 'timeout', (v) => Number.isFinite(v) && v > 0, 'a number of ms above 0');
+    checkNumber(options.retryDelay, 'retryDelay', (v) => v >= 0, 'a number of ms of 0 or more');
+    checkNumber(options.maxRetryDelay, 'maxRetryDelay', (v) => v >= 0, 'a number of ms of 0 or more');
+    if (options.fetch !== undefined && typeof options.fetch !== 'function') {
+      throw new TypeError('batonTransport: fetch must be a function');
+    }
     this.name = NAME;
     this.version = VERSION;
     // nodemailer hands mail.data.signal over once send() is called; send() honours it.
@@ -124,12 +142,15 @@ export class BatonTransport {
   async #send(mail) {
     const message = mail.message;
     // Created (and written into the message) when the app set none, so it is in the MIME too.
-    const messageId = message.messageId();
+    message.messageId();
     const envelope = message.getEnvelope();
     // keepBcc stays false: the Bcc header is left out of the MIME; its recipients are in the envelope.
     const raw = await new Promise((resolve, reject) => {
       message.build((error, built) => (error ? reject(error) : resolve(built)));
     });
+    // Read from the bytes sent: a message the app hands over raw keeps its own Message-ID (the one
+    // nodemailer would make up for it is not in those bytes, and is new on every send).
+    const messageId = messageIdIn(raw);
     const to = [...(envelope.to ?? [])];
     const body = {
       raw: raw.toString('base64'),
@@ -142,9 +163,13 @@ export class BatonTransport {
       'POST',
       '/v1/messages',
       JSON.stringify(body),
-      { 'content-type': 'application/json', 'idempotency-key': idempotencyKey(messageId) },
+      {
+        'content-type': 'application/json',
+        'idempotency-key': messageId === undefined ? `sha256:${sha256(raw)}` : idempotencyKey(messageId),
+      },
       mail.data?.signal,
     );
+    if (typeof answer.body.id !== 'string') throw notBaton(answer.status, this.baseUrl);
     const recipients = Array.isArray(answer.body?.recipients) ? answer.body.recipients : [];
     const having = (status) => recipients.filter((r) => r.status === status).map((r) => r.address);
     return {
@@ -215,10 +240,22 @@ export class BatonTransport {
     } catch {
       parsed = undefined;
     }
-    if (response.ok) return { retry: false, status: response.status, body: parsed ?? {} };
+    if (response.ok) {
+      // Another server at the URL (a web page, a proxy's welcome) must not pass for Baton's yes.
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        return { retry: false, error: notBaton(response.status, this.baseUrl) };
+      }
+      return { retry: false, status: response.status, body: parsed };
+    }
     const retryAfter = retryAfterMs(response.headers.get('retry-after'));
     const problem = parsed !== null && typeof parsed === 'object' ? parsed : undefined;
-    const code = typeof problem?.code === 'string' ? problem.code : `http_${response.status}`;
+    // API Gateway refuses a body over its limit itself, in its own words: the same refusal as Baton's.
+    const code =
+      typeof problem?.code === 'string'
+        ? problem.code
+        : response.status === 413
+          ? 'too_large'
+          : `http_${response.status}`;
     const detail =
       typeof problem?.detail === 'string'
         ? problem.detail
@@ -239,15 +276,45 @@ export class BatonTransport {
   }
 }
 
+/** A 2xx answer that is not Baton's JSON: the URL points at another server. */
+function notBaton(status, baseUrl) {
+  return new BatonError(`The answer from ${baseUrl} is not Baton’s API (HTTP ${status}); check url`, {
+    code: 'EPROTOCOL',
+    responseCode: status,
+  });
+}
+
 /**
  * The Message-ID as Baton's Idempotency-Key: the same message sent again (a retry, or the app
  * sending it twice after a crash) is queued once. A Message-ID Baton would not take as a key (over
  * 255 characters, or not ASCII) is sent as its SHA-256, which is as stable.
  */
 function idempotencyKey(messageId) {
-  return KEY_FORMAT.test(messageId)
-    ? messageId
-    : `sha256:${createHash('sha256').update(messageId).digest('hex')}`;
+  return KEY_FORMAT.test(messageId) ? messageId : `sha256:${sha256(messageId)}`;
+}
+
+function sha256(data) {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * The Message-ID header of a built message (its header block, folded lines unfolded); undefined
+ * when it has none. Without one, the key is the SHA-256 of the bytes: the same message sent again
+ * is the same bytes.
+ */
+function messageIdIn(raw) {
+  const text = raw.toString('latin1');
+  const end = text.search(/\r?\n\r?\n/);
+  const head = (end < 0 ? text : text.slice(0, end)).replace(/\r?\n(?=[ \t])/g, '');
+  const value = /^message-id[ \t]*:(.*)$/im.exec(head)?.[1]?.trim();
+  return value ? Buffer.from(value, 'latin1').toString('utf8') : undefined;
+}
+
+function checkNumber(value, name, ok, what) {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || Number.isNaN(value) || !ok(value)) {
+    throw new TypeError(`batonTransport: ${name} must be ${what}`);
+  }
 }
 
 /** Retry-After in ms: delta-seconds or an HTTP date; undefined when absent or unreadable. */
@@ -260,6 +327,11 @@ function retryAfterMs(value) {
 
 function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
+    // An abort that came before the wait began fires no event: it would be waited out.
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
     const timer = setTimeout(done, ms);
     function done() {
       signal?.removeEventListener('abort', aborted);

@@ -5,7 +5,7 @@
  * (`raw`, `envelope.from`, `envelope.to[1]`) or the header at fault (`headers.Subject`).
  */
 import type { AddressObject, ParsedMail } from 'mailparser';
-import { addressKey } from '../address.ts';
+import { addressKey, parseAddrSpec } from '../address.ts';
 import type { ApiKey } from '../keys/api-key.ts';
 import type { OutgoingMessage } from '../message.ts';
 import { type FieldError, fail, ProblemError, problem } from '../problem.ts';
@@ -60,6 +60,7 @@ export async function readRawMessage(key: ApiKey, body: unknown, maxBytes: numbe
         `The message is ${Math.ceil(raw.length / 1024)} KB; the limit is ${Math.floor(maxBytes / 1000)} KB including attachments.`,
       );
     }
+    if (envelope !== undefined) checkEnvelopeRecipients(envelope.to);
     if (envelope?.from !== undefined) {
       renamed(() => checkEnvelopeSender(key, envelope.from as string), envelopePaths(undefined));
     }
@@ -73,6 +74,22 @@ export async function readRawMessage(key: ApiKey, body: unknown, maxBytes: numbe
   } catch (error) {
     return { ok: false, refusal: asRefusal(error), recipients };
   }
+}
+
+/**
+ * `envelope.to` as RCPT TO takes it: plain addresses, as `envelope.from` is one. A named one
+ * (`Ana <ana@example.org>`) would match no address the To or Cc header shows, and so be sent as
+ * Bcc to someone the headers name.
+ */
+function checkEnvelopeRecipients(to: readonly string[]): void {
+  const errors: FieldError[] = [];
+  to.forEach((address, i) => {
+    const parsed = parseAddrSpec(address);
+    if (!parsed.ok) {
+      errors.push({ path: `envelope.to[${i}]`, message: `invalid address: ${parsed.message}`.slice(0, 400) });
+    }
+  });
+  if (errors.length > 0) fail('invalid_message', INVALID, errors);
 }
 
 /**

@@ -106,6 +106,25 @@ describe('batonTransport', () => {
     expect(request?.headers['idempotency-key']).toBe(parsed.messageId);
   });
 
+  it('keys a message the app hands over raw by its own Message-ID, or by its bytes without one, so sending it again sends it once', async () => {
+    // Prepare
+    fake = await startFakeBaton({ status: 202, body: ACCEPTED });
+    const t = transporter(fake);
+    const envelope = { from: 'orders@example.com', to: ['ana@example.org'] };
+    const withId =
+      'From: orders@example.com\r\nTo: ana@example.org\r\nMessage-ID:\r\n <fixed@example.com>\r\nSubject: x\r\n\r\nHi.\r\n';
+    const withoutId = 'From: orders@example.com\r\nTo: ana@example.org\r\nSubject: x\r\n\r\nHi.\r\n';
+
+    // Act
+    for (const raw of [withId, withId, withoutId, withoutId]) await t.sendMail({ raw, envelope });
+
+    // Assess
+    const keys = fake.requests.map((r) => r.headers['idempotency-key']);
+    expect(keys.slice(0, 2)).toEqual(['<fixed@example.com>', '<fixed@example.com>']);
+    expect(keys[2]).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(keys[3]).toBe(keys[2]);
+  });
+
   it('retries a 503 and a 500 with the same Idempotency-Key and body, then returns the 202', async () => {
     // Prepare
     fake = await startFakeBaton(
@@ -190,6 +209,19 @@ describe('batonTransport', () => {
     );
   });
 
+  it('names the gateway’s own 413 (no problem body) too_large, as Baton’s is named, and does not retry it', async () => {
+    // Prepare: API Gateway refuses a body over its limit before Baton sees it
+    fake = await startFakeBaton({ status: 413, body: { message: 'Request Entity Too Large' } });
+
+    // Act
+    const error = await failure(transporter(fake).sendMail(MAIL));
+
+    // Assess
+    expect(error.code).toBe('too_large');
+    expect(error.responseCode).toBe(413);
+    expect(fake.requests).toHaveLength(1);
+  });
+
   it('gives up after `retries` more attempts and returns the last problem', async () => {
     // Prepare
     fake = await startFakeBaton({ status: 503, body: problemBody(503, 'unavailable', 'busy') });
@@ -221,6 +253,37 @@ describe('batonTransport', () => {
     expect(info.messageId).toBe('msg_01ABC');
     expect(fake.requests).toHaveLength(3);
     expect(new Set(fake.requests.map((r) => r.headers['idempotency-key'])).size).toBe(1);
+  });
+
+  it('stops retrying as soon as the app’s abort signal fires, during a wait or as an answer arrives', async () => {
+    // Prepare: a 503 asking for 5 s, aborted 200 ms into the wait
+    fake = await startFakeBaton({
+      status: 503,
+      body: problemBody(503, 'unavailable', 'Try again.'),
+      headers: { 'retry-after': '5' },
+    });
+    const waiting = new AbortController();
+    setTimeout(() => waiting.abort(), 200);
+    // and a fetch whose 503 arrives just as the app aborts (before the wait begins)
+    const racing = new AbortController();
+    const fetch = async () => {
+      queueMicrotask(() => racing.abort());
+      return new Response('{}', { status: 503, headers: { 'retry-after': '5' } });
+    };
+
+    // Act
+    const started = performance.now();
+    const first = await failure(transporter(fake).sendMail({ ...MAIL, signal: waiting.signal } as never));
+    const second = await failure(
+      transporter(fake, { fetch }).sendMail({ ...MAIL, signal: racing.signal } as never),
+    );
+    const took = performance.now() - started;
+
+    // Assess
+    expect((first as Error).name).toBe('AbortError');
+    expect((second as Error).name).toBe('AbortError');
+    expect(fake.requests).toHaveLength(1);
+    expect(took).toBeLessThan(2_000);
   });
 
   it('says ETIMEDOUT when every attempt outlasts the timeout', async () => {
@@ -298,6 +361,56 @@ describe('batonTransport', () => {
       'batonTransport: apiKey is required',
     );
     expect(() => batonTransport({ url: '127.0.0.1:3000', apiKey: 'k' })).toThrow(
+      /url must be Baton’s base URL/,
+    );
+    expect(() => batonTransport({ url: 'http://x', apiKey: 'k', timeout: '30s' } as never)).toThrow(
+      'batonTransport: timeout must be a number of ms above 0',
+    );
+    expect(() => batonTransport({ url: 'http://x', apiKey: 'k', retries: -1 })).toThrow(
+      'batonTransport: retries must be a whole number of 0 or more',
+    );
+    expect(() => batonTransport({ url: 'http://x', apiKey: 'k', retryDelay: Number.NaN })).toThrow(
+      'batonTransport: retryDelay must be a number of ms of 0 or more',
+    );
+    expect(() => batonTransport({ url: 'http://x', apiKey: 'k', fetch: 'x' } as never)).toThrow(
+      'batonTransport: fetch must be a function',
+    );
+  });
+  it('fails verify, and a send, with code EPROTOCOL when a 2xx answer is not Baton’s (another server at the URL)', async () => {
+    // Prepare: a web server that is not Baton, answering every path 200 with a page
+    fake = await startFakeBaton({ status: 200, body: '<html>Welcome</html>' });
+    const t = transporter(fake);
+
+    // Act
+    const verified = await failure(t.verify());
+    const sent = await failure(t.sendMail(MAIL));
+
+    // Assess
+    expect(verified.code).toBe('EPROTOCOL');
+    expect(verified.message).toMatch(/not Baton’s API/);
+    expect(sent.code).toBe('EPROTOCOL');
+    expect(sent.responseCode).toBe(200);
+    // Not retried: a server that is not Baton sent nothing.
+    expect(fake.requests).toHaveLength(2);
+  });
+
+  it('builds the API URL from a base URL with a path prefix, and refuses one with a query or fragment', async () => {
+    // Prepare
+    fake = await startFakeBaton({ status: 202, body: ACCEPTED });
+
+    // Act
+    await transporter(fake, { url: `${fake.url}/stage/` }).sendMail(MAIL);
+
+    // Assess
+    expect(fake.requests.map((r) => r.path)).toEqual(['/stage/v1/messages']);
+    expect(() => batonTransport({ url: `${fake?.url}/stage/?x=1`, apiKey: 'k' })).toThrow(
+      /url must be Baton’s base URL/,
+    );
+    expect(() => batonTransport({ url: `${fake?.url}/#top`, apiKey: 'k' })).toThrow(
+      /url must be Baton’s base URL/,
+    );
+    // fetch refuses a URL with credentials: every attempt would fail as if Baton could not be reached
+    expect(() => batonTransport({ url: 'http://user:secret@127.0.0.1:3000', apiKey: 'k' })).toThrow(
       /url must be Baton’s base URL/,
     );
   });
