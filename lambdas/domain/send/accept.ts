@@ -71,7 +71,15 @@ export interface AcceptDeps {
    * written and queued (issue 14). Absent: nothing is published.
    */
   readonly webhooks?: WebhookPublisher;
+  /**
+   * How long a batch may spend reading raw messages (MIME parsing is CPU-bound and the api function
+   * has a 10 s timeout on a fraction of a core), read on each batch. @default RAW_READ_BUDGET_MS
+   */
+  readonly rawReadBudgetMs?: () => number;
 }
+
+/** Half the api function's timeout: the rest of a batch (writes, enqueues) must still fit. */
+export const RAW_READ_BUDGET_MS = 5_000;
 
 export interface AcceptedRecipient {
   readonly address: string;
@@ -337,16 +345,25 @@ async function acceptAll(
   bodies: readonly unknown[],
   onAccepted?: (index: number, stream: Lane) => void,
 ): Promise<BatchResult[]> {
-  // Raw messages are read first, one at a time (parsing MIME is asynchronous and CPU-bound).
+  // Raw messages are read first, one at a time (parsing MIME is asynchronous and CPU-bound). Past
+  // the budget the rest are answered 503 unread, so the function never times out with the batch
+  // half written; the first is always read, so a repeat always moves on.
   const reads = new Map<number, RawRead>();
+  const unread = new Set<number>();
+  const budget = deps.rawReadBudgetMs?.() ?? RAW_READ_BUDGET_MS;
+  const started = performance.now();
   for (const [index, body] of bodies.entries()) {
-    if (isRawSendRequest(body)) reads.set(index, await readRawMessage(key, body, MAX_JOB_BYTES));
+    if (!isRawSendRequest(body)) continue;
+    if (reads.size > 0 && performance.now() - started > budget) unread.add(index);
+    else reads.set(index, await readRawMessage(key, body, MAX_JOB_BYTES));
   }
   const now = deps.clock();
   const results: BatchResult[] = new Array(bodies.length);
   const good: Array<{ index: number; checked: Checked }> = [];
   const guardTallies: GuardRecipientTally[] = [];
+  for (const index of unread) results[index] = { index, error: problem('unavailable', UNREAD) };
   bodies.forEach((body, index) => {
+    if (unread.has(index)) return;
     const read = reads.get(index);
     try {
       if (read?.ok === false) throw read.refusal;
@@ -365,7 +382,7 @@ async function acceptAll(
       guardTallies.push(...refusedTallies(error.problem, recipients));
     }
   });
-  const rejected = bodies.length - good.length;
+  const rejected = bodies.length - unread.size - good.length;
 
   const admitted = await admitPart(deps, key, now, good.length);
   for (const { index } of good.slice(admitted)) results[index] = { index, error: quotaProblem(key) };
@@ -602,6 +619,10 @@ async function keepHeld(deps: AcceptDeps, held: readonly Prepared[]): Promise<Ar
 function errorName(error: unknown): string {
   return error instanceof Error ? error.name : 'error';
 }
+
+const UNREAD =
+  'This batch ran out of time to read this raw message, so it was not accepted. Send it again ' +
+  '(a repeat with the same Idempotency-Key reads only the messages not accepted).';
 
 const UNQUEUED = 'Baton could not queue the message; it was not sent. Retry the request.';
 

@@ -363,6 +363,52 @@ describe('POST /v1/messages/batch with raw messages', () => {
   });
 });
 
+describe('a batch past its time to read raw messages', () => {
+  it('answers the raw messages it had no time left to read 503, retryable, counts them nowhere, and a repeat with the same Idempotency-Key reads only those', async () => {
+    // Prepare: no time at all to read (the first raw message is always read, so a batch moves on).
+    let budget = 0;
+    const h = apiHarness({}, { deps: () => ({ rawReadBudgetMs: () => budget }) });
+    const messages = [
+      rawBody(await composedMail({ to: 'ana@example.org' })),
+      sendBody({ to: ['bob@example.org'] }),
+      rawBody(await composedMail({ to: 'carl@example.org' })),
+      rawBody(await composedMail({ to: 'dora@example.org' })),
+    ];
+    const batch = () =>
+      h.api(
+        httpEvent(Route.sendBatch, {
+          token: h.token,
+          body: { messages },
+          headers: { 'idempotency-key': 'batch-1' },
+        }),
+      );
+
+    // Act
+    const first = await batch();
+    budget = 5_000;
+    const second = await batch();
+
+    // Assess
+    const codes = (result: Awaited<ReturnType<typeof batch>>) =>
+      (jsonOf(result) as { results: BatchResult[] }).results.map((r) =>
+        'error' in r ? r.error.code : r.status,
+      );
+    expect(first.statusCode).toBe(207);
+    expect(codes(first)).toEqual(['queued', 'queued', 'unavailable', 'unavailable']);
+    expect((jsonOf(first) as { results: BatchResult[] }).results[2]).toMatchObject({
+      error: { status: 503, detail: expect.stringContaining('Send it again') },
+    });
+    expect(codes(second)).toEqual(['queued', 'queued', 'queued', 'queued']);
+    expect(h.queue.jobs.map((j) => j.job.message.to[0]?.address)).toEqual([
+      'ana@example.org',
+      'bob@example.org',
+      'carl@example.org',
+      'dora@example.org',
+    ]);
+    expect(h.usage.stats.get(STATS)).toEqual({ accepted: 4 });
+  });
+});
+
 describe('raw messages of many MIME parts', () => {
   /** A message of `parts` text parts, each a few bytes: cheap to send, costly to parse. */
   function manyParts(parts: number): string {
