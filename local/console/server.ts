@@ -363,7 +363,12 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
 
   return {
     async handle(req, res) {
-      const url = new URL(req.url ?? '/', 'http://localhost');
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://localhost');
+      } catch {
+        return false;
+      }
       const path = url.pathname;
       if (path !== CONSOLE_PATH && !path.startsWith(`${CONSOLE_PATH}/`)) return false;
       const port = req.socket.localPort ?? 0;

@@ -1,0 +1,260 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import MailComposer from 'nodemailer/lib/mail-composer';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { MessageRecord } from '../../lambdas/domain/message.ts';
+import { createConsole, type LocalConsole } from '../../local/console/server.ts';
+import { closeServer, listenOnLoopback } from '../../local/emulators/listen.ts';
+import { createGateway } from '../../local/runtime/http-gateway.ts';
+
+// Attacks on the local console through the real gateway: a fake API and message table behind it,
+// so each probe is a plain HTTP request (or a raw socket where a client would not send it).
+
+const TENANT = 'dev';
+const OURS = 'msg_01OURS';
+const THEIRS = 'msg_01THEIRS';
+
+const record = (id: string, tenant: string, subject: string): MessageRecord =>
+  ({
+    id,
+    tenant,
+    stream: 'transactional',
+    phase: 'sent',
+    from: 'app@example.com',
+    subject,
+    createdAt: '2026-12-07T02:00:00.000Z',
+    updatedAt: '2026-12-07T02:00:00.000Z',
+    expiresAt: 0,
+    recipients: [
+      { address: 'ana@example.org', status: 'delivered', reason: null, updatedAt: '2026-12-07T02:00:01Z' },
+    ],
+    events: [{ type: 'accepted', at: '2026-12-07T02:00:00.000Z' }],
+    seen: [],
+    version: 1,
+  }) as unknown as MessageRecord;
+
+const RECORDS = [record(OURS, TENANT, 'ours'), record(THEIRS, 'other', 'theirs-secret')];
+
+let dir: string;
+let api: Server;
+let gateway: Server;
+let con: LocalConsole;
+let port: number;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'console-attack-'));
+  for (const r of RECORDS) {
+    const raw = await new MailComposer({
+      from: 'app@example.com',
+      to: 'ana@example.org',
+      subject: r.subject,
+      html: '<p>hi</p>',
+      attachments: [
+        {
+          filename: 'a"b\r\nX-Injected: 1.html',
+          content: Buffer.from('<script>alert(1)</script>'),
+          contentType: 'text/html',
+        },
+        { filename: "it's (1).txt", content: Buffer.from('x'), contentType: 'text/plain' },
+      ],
+    })
+      .compile()
+      .build();
+    writeFileSync(join(dir, `${r.id}.eml`), raw);
+  }
+  api = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    if (req.url?.startsWith('/v1/stats'))
+      res.end(
+        JSON.stringify({
+          from: '2026-12-01',
+          to: '2026-12-07',
+          days: [],
+          totals: {
+            accepted: 0,
+            delivered: 0,
+            bounced: 0,
+            complained: 0,
+            bounceRate: 0,
+            complaintRate: 0,
+          },
+        }),
+      );
+    else res.end('{"items":[]}');
+  });
+  const apiPort = (await listenOnLoopback(api, { port: 0, service: 'fake api', envVar: 'X' })).port;
+  con = createConsole({
+    apiKey: 'k',
+    tenant: TENANT,
+    apiUrl: () => `http://127.0.0.1:${apiPort}`,
+    messages: {
+      scanTenant: async (tenant: string) => ({
+        records: RECORDS.filter((r) => r.tenant === tenant),
+        next: undefined,
+      }),
+      get: async (id: string) => RECORDS.find((r) => r.id === id),
+    },
+    outboxDir: dir,
+    fromDomain: 'example.com',
+    pollMs: 20,
+  });
+  gateway = createGateway([], undefined, con.handle);
+  port = (await listenOnLoopback(gateway, { port: 0, service: 'gateway', envVar: 'X' })).port;
+});
+
+afterEach(async () => {
+  con.close();
+  await closeServer(gateway);
+  await closeServer(api);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A request exactly as written, and the status line of the answer (or the error). */
+function raw(text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let data = '';
+    socket.on('data', (c) => {
+      data += c.toString('latin1');
+    });
+    socket.on('error', (e) => resolve(`error ${e.message}`));
+    socket.on('close', () => resolve(data));
+    socket.write(text);
+    setTimeout(() => socket.end(), 500);
+  });
+}
+
+const get = (path: string, headers: Record<string, string> = {}) =>
+  fetch(`http://127.0.0.1:${port}${path}`, { headers });
+
+describe('console attack: malformed requests', () => {
+  it('answers a request target the URL parser refuses, and keeps serving', async () => {
+    // Act
+    const answers = [];
+    for (const target of ['//[', '//%', '//a:b@[::1/console', '//x:-1/console'])
+      answers.push((await raw(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`)).split('\r\n')[0]);
+    const after = await get('/console/no-such-page');
+
+    // Assess
+    for (const a of answers) expect(a).toMatch(/^HTTP\/1\.1 400/);
+    expect(after.status).toBe(404);
+  });
+
+  it('answers bad percent-encoding, unknown routes and odd ids with 404, not 500', async () => {
+    // Act
+    const statuses: Array<[string, number]> = [];
+    for (const path of [
+      '/console/%',
+      '/console/messages/%ZZ',
+      '/console/messages/msg_%00',
+      '/console/messages/..%2f..%2fpackage.json',
+      '/console/static/..%2f..%2fpackage.json',
+      '/console/static/%2e%2e/%2e%2e/package.json',
+      '/console/static/..\\..\\package.json',
+      '/console/static/console.js%00.css',
+      `/console/messages/${OURS}/attachments/99`,
+      `/console/messages/${OURS}/attachments/-1`,
+      `/console/?${'a=%ZZ&'.repeat(1000)}`,
+    ])
+      statuses.push([path, (await get(path)).status]);
+
+    // Assess
+    for (const [path, status] of statuses)
+      expect([path, status]).toEqual([path, path.startsWith('/console/?') ? 200 : 404]);
+  });
+});
+
+describe('console attack: another tenant', () => {
+  it('shows no page, HTML, raw source or attachment of a message another key sent', async () => {
+    // Act
+    const statuses = [];
+    for (const suffix of ['', '/html', '/raw', '/attachments/0'])
+      statuses.push((await get(`/console/messages/${THEIRS}${suffix}`)).status);
+    const landing = await (await get('/console')).text();
+
+    // Assess
+    expect(statuses).toEqual([404, 404, 404, 404]);
+    expect(landing).toContain(OURS);
+    expect(landing).not.toContain(THEIRS);
+    expect(landing).not.toContain('theirs-secret');
+  });
+});
+
+describe('console attack: CSRF', () => {
+  async function session(): Promise<{ cookie: string; token: string }> {
+    const res = await get('/console/suppressions');
+    const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const token = /name="csrf" value="([^"]+)"/.exec(await res.text())?.[1] ?? '';
+    return { cookie, token };
+  }
+
+  const post = (path: string, body: string, headers: Record<string, string>) =>
+    fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', body, headers, redirect: 'manual' });
+
+  it('refuses a foreign, empty or opaque Origin, another session’s token and a long token', async () => {
+    // Prepare
+    const a = await session();
+    const b = await session();
+    const form = (token: string) => `csrf=${encodeURIComponent(token)}&mailbox=success`;
+
+    // Act
+    const statuses = [
+      (await post('/console/send-test', form(a.token), { cookie: a.cookie, origin: 'http://evil.example' }))
+        .status,
+      (await post('/console/send-test', form(a.token), { cookie: a.cookie, origin: '' })).status,
+      (await post('/console/send-test', form(a.token), { cookie: a.cookie, origin: 'null' })).status,
+      (await post('/console/send-test', form(b.token), { cookie: a.cookie })).status,
+      (await post('/console/send-test', form(a.token.repeat(1000)), { cookie: a.cookie })).status,
+      (await post('/console/send-test', form(a.token), {})).status,
+      (await post('/console/send-test', form(''), { cookie: a.cookie })).status,
+    ];
+
+    // Assess
+    expect(statuses).toEqual([403, 403, 403, 403, 403, 403, 403]);
+  });
+
+  it('sets its cookie HttpOnly, SameSite=Strict, on the console path only', async () => {
+    // Act
+    const res = await get('/console');
+
+    // Assess
+    expect(res.headers.get('set-cookie')).toMatch(
+      /^baton_console=[0-9a-f]{32}; Path=\/console; HttpOnly; SameSite=Strict$/,
+    );
+  });
+});
+
+describe('console attack: the event stream', () => {
+  it('lists only the development key’s messages', async () => {
+    // Act
+    const res = await get('/console/events');
+    const reader = res.body?.getReader();
+    let text = '';
+    while (!text.includes('event: change')) text += new TextDecoder().decode((await reader?.read())?.value);
+    await reader?.cancel();
+
+    // Assess
+    expect(text).toContain(OURS);
+    expect(text).not.toContain(THEIRS);
+  });
+
+  it('ends its streams when the console closes', async () => {
+    // Prepare
+    const ended = new Promise<void>((resolve) => {
+      request({ port, host: '127.0.0.1', path: '/console/events', agent: false }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      }).end();
+    });
+    await new Promise((r) => setTimeout(r, 50));
+
+    // Act
+    con.close();
+
+    // Assess
+    await ended;
+  });
+});
