@@ -298,7 +298,7 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
           ...CONTENT_HEADERS,
           // Never rendered here, whatever type the message claimed: a download.
           'content-type': 'application/octet-stream',
-          'content-disposition': `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(attachment.filename)}`,
+          'content-disposition': `attachment; filename="${ascii}"; filename*=UTF-8''${extValue(attachment.filename)}`,
         });
         res.end(attachment.content);
         return;
@@ -415,6 +415,18 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
       streams.clear();
     },
   };
+}
+
+/**
+ * RFC 8187's value-chars: encodeURIComponent leaves `'`, `(`, `)` and `*` as they are, which are
+ * not attr-chars (a quote there ends the charset'language'value split early in some parsers), and
+ * throws on a lone surrogate, which becomes U+FFFD here.
+ */
+function extValue(name: string): string {
+  return encodeURIComponent(name.toWellFormed()).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
 }
 
 function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {

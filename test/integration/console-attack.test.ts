@@ -183,6 +183,26 @@ describe('console attack: another tenant', () => {
   });
 });
 
+describe('console attack: attachments', () => {
+  it('serves a crafted filename as a download with no injected header', async () => {
+    // Act
+    const first = await get(`/console/messages/${OURS}/attachments/0`);
+    const second = await get(`/console/messages/${OURS}/attachments/1`);
+
+    // Assess
+    expect(first.headers.get('content-type')).toBe('application/octet-stream');
+    expect(first.headers.get('x-injected')).toBeNull();
+    const disposition = first.headers.get('content-disposition') ?? '';
+    expect(disposition).toMatch(
+      /^attachment; filename="[\w.-]+"; filename\*=UTF-8''[A-Za-z0-9%!#$&+\-.^_`|~]+$/,
+    );
+    // RFC 8187 attr-chars only: a quote or parenthesis would end or confuse the parameter.
+    expect(second.headers.get('content-disposition')).toMatch(
+      /^attachment; filename="[\w.-]+"; filename\*=UTF-8''[A-Za-z0-9%!#$&+\-.^_`|~]+$/,
+    );
+  });
+});
+
 describe('console attack: CSRF', () => {
   async function session(): Promise<{ cookie: string; token: string }> {
     const res = await get('/console/suppressions');
