@@ -26,6 +26,13 @@ export const CONSOLE_MESSAGE_LIMIT = 100;
 const MAILBOXES: readonly SimulatorMailbox[] = ['success', 'bounce', 'complaint', 'ooto', 'suppressionlist'];
 const MAX_FORM_BYTES = 64 * 1024;
 const HEARTBEAT_TICKS = 15;
+/**
+ * Open event streams at most (a browser holds six connections per host anyway): beyond it a stream
+ * is refused, so a client opening streams without end cannot run the process out of sockets.
+ */
+export const MAX_CONSOLE_STREAMS = 32;
+/** Unsent bytes a stream may hold before its client counts as not reading, and is dropped. */
+const MAX_STREAM_BACKLOG = 64 * 1024;
 
 const STATIC: Readonly<Record<string, { type: string; body: Buffer }>> = {
   'console.js': {
@@ -167,7 +174,13 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
           : ++ticks % HEARTBEAT_TICKS === 0
             ? ': keep-alive\n\n'
             : undefined;
-      if (frame) for (const s of streams) s.write(frame);
+      if (frame)
+        for (const s of streams) {
+          if (s.writableLength > MAX_STREAM_BACKLOG) {
+            streams.delete(s);
+            s.destroy();
+          } else s.write(frame);
+        }
     } catch {
       // The table is briefly unavailable (local mode stopping): the next tick tries again.
     } finally {
@@ -176,6 +189,11 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
   }
 
   function openStream(req: IncomingMessage, res: ServerResponse): void {
+    if (streams.size >= MAX_CONSOLE_STREAMS) {
+      res.setHeader('retry-after', '5');
+      plain(res, 503, 'Too many open console event streams.');
+      return;
+    }
     res.writeHead(200, {
       ...PAGE_HEADERS,
       'content-type': 'text/event-stream; charset=utf-8',

@@ -37,6 +37,16 @@ const record = (id: string, tenant: string, subject: string): MessageRecord =>
   }) as unknown as MessageRecord;
 
 const RECORDS = [record(OURS, TENANT, 'ours'), record(THEIRS, 'other', 'theirs-secret')];
+/** When set, every scan finds this many messages of the key, each changed since the last scan. */
+let churn = 0;
+let scans = 0;
+function churning(): MessageRecord[] {
+  scans++;
+  return Array.from({ length: churn }, (_, i) => ({
+    ...record(`msg_${'X'.repeat(40)}${i}`, TENANT, 'x'),
+    version: scans,
+  }));
+}
 
 let dir: string;
 let api: Server;
@@ -92,7 +102,7 @@ beforeEach(async () => {
     apiUrl: () => `http://127.0.0.1:${apiPort}`,
     messages: {
       scanTenant: async (tenant: string) => ({
-        records: RECORDS.filter((r) => r.tenant === tenant),
+        records: [...RECORDS.filter((r) => r.tenant === tenant), ...churning()],
         next: undefined,
       }),
       get: async (id: string) => RECORDS.find((r) => r.id === id),
@@ -106,6 +116,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  churn = 0;
   con.close();
   await closeServer(gateway);
   await closeServer(api);
@@ -260,6 +271,46 @@ describe('console attack: the event stream', () => {
     expect(text).toContain(OURS);
     expect(text).not.toContain(THEIRS);
   });
+
+  it('refuses streams beyond a bound, so many connections cannot exhaust the process', async () => {
+    // Act
+    const statuses: number[] = [];
+    const requests = [];
+    for (let i = 0; i < 80; i++)
+      statuses.push(
+        await new Promise<number>((resolve) => {
+          const req = request({ port, host: '127.0.0.1', path: '/console/events', agent: false }, (res) =>
+            resolve(res.statusCode ?? 0),
+          );
+          req.on('error', () => resolve(-1));
+          req.end();
+          requests.push(req);
+        }),
+      );
+
+    // Assess
+    expect(statuses.filter((s) => s === 200).length).toBeLessThan(80);
+    expect(statuses.at(-1)).toBe(503);
+  });
+
+  it('drops a client that never reads, so its backlog does not grow without end', async () => {
+    // Prepare: each poll announces 2000 changed messages (about 100 kB a frame).
+    churn = 2000;
+    const socket = connect(port, '127.0.0.1');
+    socket.write(`GET /console/events HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    socket.pause();
+    const closed = new Promise<boolean>((resolve) => {
+      socket.on('close', () => resolve(true));
+      setTimeout(() => resolve(false), 8000);
+    });
+
+    // Act: the client reads nothing; then, once it is dropped, drains what the kernel held.
+    await new Promise((r) => setTimeout(r, 3000));
+    socket.resume();
+
+    // Assess
+    expect(await closed).toBe(true);
+  }, 15_000);
 
   it('ends its streams when the console closes', async () => {
     // Prepare
