@@ -438,10 +438,11 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
 /**
  * RFC 8187's value-chars: encodeURIComponent leaves `'`, `(`, `)` and `*` as they are, which are
  * not attr-chars (a quote there ends the charset'language'value split early in some parsers), and
- * throws on a lone surrogate, which becomes U+FFFD here.
+ * throws on a lone surrogate, which becomes U+FFFD here. A bidirectional control would make the
+ * saved name read otherwise (`report<U+202E>fdp.exe` as `reportexe.pdf`): it becomes `_`.
  */
 function extValue(name: string): string {
-  return encodeURIComponent(name.toWellFormed()).replace(
+  return encodeURIComponent(name.toWellFormed().replace(/[\u202A-\u202E\u2066-\u2069]/g, '_')).replace(
     /['()*]/g,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
   );

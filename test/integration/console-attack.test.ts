@@ -69,6 +69,7 @@ beforeEach(async () => {
           contentType: 'text/html',
         },
         { filename: "it's (1).txt", content: Buffer.from('x'), contentType: 'text/plain' },
+        { filename: 'report\u202Efdp.exe', content: Buffer.from('MZ'), contentType: 'application/pdf' },
       ],
     })
       .compile()
@@ -199,6 +200,7 @@ describe('console attack: attachments', () => {
     // Act
     const first = await get(`/console/messages/${OURS}/attachments/0`);
     const second = await get(`/console/messages/${OURS}/attachments/1`);
+    const third = await get(`/console/messages/${OURS}/attachments/2`);
 
     // Assess
     expect(first.headers.get('content-type')).toBe('application/octet-stream');
@@ -210,6 +212,10 @@ describe('console attack: attachments', () => {
     // RFC 8187 attr-chars only: a quote or parenthesis would end or confuse the parameter.
     expect(second.headers.get('content-disposition')).toMatch(
       /^attachment; filename="[\w.-]+"; filename\*=UTF-8''[A-Za-z0-9%!#$&+\-.^_`|~]+$/,
+    );
+    // A right-to-left override would make the saved name read `reportexe.pdf`.
+    expect(third.headers.get('content-disposition')).toBe(
+      `attachment; filename="report_fdp.exe"; filename*=UTF-8''report_fdp.exe`,
     );
   });
 });
