@@ -390,7 +390,9 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
       const path = url.pathname;
       if (path !== CONSOLE_PATH && !path.startsWith(`${CONSOLE_PATH}/`)) return false;
       const port = req.socket.localPort ?? 0;
-      if (!hostAllowed(req.headers.host, port)) {
+      // Node keeps the first of several Host headers; a request with more is refused (RFC 9112).
+      const hosts = req.headersDistinct.host ?? [];
+      if (hosts.length !== 1 || !hostAllowed(hosts[0], port)) {
         plain(res, 421, `The console answers only to 127.0.0.1:${port} and localhost:${port}.`);
         return true;
       }

@@ -131,6 +131,7 @@ function raw(text: string): Promise<string> {
     let data = '';
     socket.on('data', (c) => {
       data += c.toString('latin1');
+      socket.end();
     });
     socket.on('error', (e) => resolve(`error ${e.message}`));
     socket.on('close', () => resolve(data));
@@ -176,6 +177,38 @@ describe('console attack: malformed requests', () => {
     // Assess
     for (const [path, status] of statuses)
       expect([path, status]).toEqual([path, path.startsWith('/console/?') ? 200 : 404]);
+  });
+});
+
+describe('console attack: Host', () => {
+  it('answers only 127.0.0.1:<port> and localhost:<port>, on every console path', async () => {
+    // Act
+    const answers: Array<[string, string, string]> = [];
+    for (const path of [
+      '/console',
+      '/console/events',
+      '/console/static/console.js',
+      `/console/messages/${OURS}/html`,
+    ])
+      for (const host of [
+        `Host: evil.example:${port}`,
+        `Host: 127.0.0.1:${port}.evil.example`,
+        `Host: localhost.:${port}`,
+        `Host: [::1]:${port}`,
+        `Host: 127.0.0.1`,
+        `Host: 127.0.0.1:${port}\r\nHost: evil.example`,
+        '',
+      ]) {
+        const version = host === '' ? '1.0' : '1.1';
+        const status =
+          (await raw(`GET ${path} HTTP/${version}\r\n${host}${host ? '\r\n' : ''}\r\n`)).split('\r\n')[0] ??
+          '';
+        answers.push([path, host, status.replace(/^HTTP\/1\.[01] (\d+).*$/, '$1')]);
+      }
+
+    // Assess
+    for (const [path, host, status] of answers)
+      expect([path, host, status]).toEqual([path, host, expect.stringMatching(/^(421|400)$/)]);
   });
 });
 
