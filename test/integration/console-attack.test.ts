@@ -144,6 +144,19 @@ const get = (path: string, headers: Record<string, string> = {}) =>
   fetch(`http://127.0.0.1:${port}${path}`, { headers });
 
 describe('console attack: malformed requests', () => {
+  it('outlives a request line larger than Node reads', async () => {
+    // Act
+    const answer = await raw(
+      `GET /console?${'a'.repeat(100_000)} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`,
+    );
+    const after = await get('/console');
+
+    // Assess
+    // Node answers 431 and drops the connection, often before the client has written it all.
+    expect(answer.split('\r\n')[0]).toMatch(/^(HTTP\/1\.1 431|error read ECONNRESET)/);
+    expect(after.status).toBe(200);
+  });
+
   it('answers a request target the URL parser refuses, and keeps serving', async () => {
     // Act
     const answers = [];
@@ -263,6 +276,46 @@ describe('console attack: CSRF', () => {
 
   const post = (path: string, body: string, headers: Record<string, string>) =>
     fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', body, headers, redirect: 'manual' });
+
+  it('refuses a token after a restart, and a GET or a method override never acts', async () => {
+    // Prepare: the same cookie and token, against a second console (local mode started again).
+    const a = await session();
+    const restarted = createConsole({
+      apiKey: 'k',
+      tenant: TENANT,
+      apiUrl: () => 'http://127.0.0.1:9',
+      messages: { scanTenant: async () => ({ records: [], next: undefined }), get: async () => undefined },
+      outboxDir: dir,
+      fromDomain: 'example.com',
+    });
+    const second = createGateway([], undefined, restarted.handle);
+    const secondPort = (await listenOnLoopback(second, { port: 0, service: 'gateway 2', envVar: 'X' })).port;
+    const form = `csrf=${encodeURIComponent(a.token)}&mailbox=success&address=x%40example.org`;
+
+    // Act
+    const replay = await fetch(`http://127.0.0.1:${secondPort}/console/send-test`, {
+      method: 'POST',
+      body: form,
+      headers: { cookie: a.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      redirect: 'manual',
+    });
+    restarted.close();
+    await closeServer(second);
+    const gets = [];
+    for (const path of ['/console/send-test', '/console/suppressions/lift', '/console/suppressions'])
+      gets.push((await get(`${path}?${form}`, { cookie: a.cookie })).status);
+    const overridden = await fetch(`http://127.0.0.1:${port}/console/send-test?_method=POST`, {
+      method: 'PUT',
+      body: form,
+      headers: { cookie: a.cookie, 'x-http-method-override': 'POST' },
+    });
+
+    // Assess
+    expect(replay.status).toBe(403);
+    // The suppression page only lists (the fake API has none); the others are no pages.
+    expect(gets).toEqual([404, 404, 200]);
+    expect(overridden.status).toBe(405);
+  });
 
   it('refuses a foreign, empty or opaque Origin, another session’s token and a long token', async () => {
     // Prepare
