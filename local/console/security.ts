@@ -59,3 +59,19 @@ export class ConsoleGuard {
     return undefined;
   }
 }
+
+/**
+ * Fetch metadata's resource isolation: a request another site's page made (an `<img>`, a
+ * `fetch`, an EventSource, a frame), including a page on another port of this host (same-site),
+ * is refused; following a link to the console (a top-level navigation) and the console's own
+ * requests are not. Without this a page elsewhere could hold the console's event streams (they
+ * are bounded) and probe which messages exist. Browsers that send no metadata rely on the rest.
+ */
+export function fetchAllowed(
+  site: string | undefined,
+  mode: string | undefined,
+  dest: string | undefined,
+): boolean {
+  if (site === undefined || site === 'same-origin' || site === 'none') return true;
+  return mode === 'navigate' && (dest === undefined || dest === 'document');
+}

@@ -11,7 +11,7 @@ import { SIMULATOR_DOMAIN, type SimulatorMailbox } from '../ses-standin/index.ts
 import { html } from './html.ts';
 import { readOutbox } from './outbox.ts';
 import { landingPage, messagePage, notFoundPage, suppressionsPage, webhooksPage } from './pages.ts';
-import { ConsoleGuard, hostAllowed, originAllowed, SESSION_COOKIE } from './security.ts';
+import { ConsoleGuard, fetchAllowed, hostAllowed, originAllowed, SESSION_COOKIE } from './security.ts';
 
 /**
  * The local console (`/console`, local mode only): server-rendered pages over what local mode
@@ -394,6 +394,14 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
       const hosts = req.headersDistinct.host ?? [];
       if (hosts.length !== 1 || !hostAllowed(hosts[0], port)) {
         plain(res, 421, `The console answers only to 127.0.0.1:${port} and localhost:${port}.`);
+        return true;
+      }
+      const header = (name: string) => {
+        const value = req.headers[name];
+        return typeof value === 'string' ? value : undefined;
+      };
+      if (!fetchAllowed(header('sec-fetch-site'), header('sec-fetch-mode'), header('sec-fetch-dest'))) {
+        plain(res, 403, 'Refused: the console answers its own pages, and links to it, only.');
         return true;
       }
       const existing = guard.sessionOf(req.headers.cookie);

@@ -225,6 +225,46 @@ describe('console attack: Host', () => {
   });
 });
 
+describe('console attack: requests from another site', () => {
+  it('refuses another site’s subresource requests, so it cannot hold the event streams or probe ids', async () => {
+    // Prepare
+    const from = (site: string, mode: string, dest: string) => ({
+      'sec-fetch-site': site,
+      'sec-fetch-mode': mode,
+      'sec-fetch-dest': dest,
+    });
+
+    // fetch sets its own Sec-Fetch-Mode: node:http sends these as given, and the answer's status
+    // is all that is read before the connection is dropped.
+    const status = (path: string, headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request({ port, host: '127.0.0.1', path, headers, agent: false }, (res) => {
+          resolve(res.statusCode ?? 0);
+          req.destroy();
+        });
+        req.on('error', reject);
+        req.end();
+      });
+
+    // Act
+    const streams: number[] = [];
+    for (let i = 0; i < 40; i++)
+      streams.push(await status('/console/events', from('cross-site', 'cors', 'empty')));
+    const probes = [
+      await status(`/console/messages/${OURS}/attachments/0`, from('cross-site', 'no-cors', 'image')),
+      await status(`/console/messages/${OURS}`, from('same-site', 'no-cors', 'script')),
+      await status(`/console/messages/${OURS}/html`, from('cross-site', 'navigate', 'iframe')),
+    ];
+    const link = await status('/console', from('cross-site', 'navigate', 'document'));
+    const own = await status('/console/events', from('same-origin', 'cors', 'empty'));
+
+    // Assess
+    expect(new Set(streams)).toEqual(new Set([403]));
+    expect(probes).toEqual([403, 403, 403]);
+    expect([link, own]).toEqual([200, 200]);
+  });
+});
+
 describe('console attack: another tenant', () => {
   it('shows no page, HTML, raw source or attachment of a message another key sent', async () => {
     // Act
