@@ -1,7 +1,15 @@
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { seedApiKey } from '../support/e2e-keys.ts';
-import { outboxFilesOf, receipt, type TestBaton, waitFor, withTestBaton } from '../support/local-baton.ts';
+import {
+  outboxFilesOf,
+  receipt,
+  startTestBaton,
+  type TestBaton,
+  waitFor,
+  withTestBaton,
+} from '../support/local-baton.ts';
 
 // The console acts for the development key's tenant only. A message another tenant's key sent
 // lands in the same Messages table and the same outbox folder, and must stay out of every console
@@ -71,4 +79,31 @@ describe('console attack: another tenant in local mode', () => {
     expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
     expect(after.status).toBe(404);
   });
+});
+
+describe('console attack: stopping local mode with event streams open', () => {
+  it('ends every stream and stops promptly', async () => {
+    // Prepare: a second local mode, with a few streams that never read.
+    const other = await startTestBaton();
+    const ends: Array<Promise<string>> = [];
+    for (let i = 0; i < 3; i++) {
+      const opened = await new Promise<{ ended: Promise<string> }>((resolve) => {
+        request(`${other.consoleUrl}/events`, (res) => {
+          resolve({
+            // The client never reads: its connection closing is what shows the stream ended.
+            ended: new Promise((done) => res.socket.on('close', () => done('closed'))),
+          });
+        }).end();
+      });
+      ends.push(opened.ended);
+    }
+
+    // Act
+    const started = Date.now();
+    await other.close();
+
+    // Assess
+    expect(await Promise.all(ends)).toHaveLength(3);
+    expect(Date.now() - started).toBeLessThan(30_000);
+  }, 60_000);
 });
