@@ -7,7 +7,12 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
  * check stops that, since the browser then sends that name as Host).
  */
 
-/** The console's cookie: a random session id, SameSite=Strict, to which each form token is bound. */
+/**
+ * The console's cookie: a random session id, to which each form token is bound. SameSite=Lax, not
+ * Strict: a Strict cookie is not sent when a link on another site leads to the console, which then
+ * issued a new session and broke the forms of every console page already open. Lax still keeps
+ * it from any cross-site POST, and the token is what guards a change.
+ */
 export const SESSION_COOKIE = 'baton_console';
 const SESSION = /^[0-9a-f]{32}$/;
 

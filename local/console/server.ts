@@ -408,7 +408,7 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
       const session = existing ?? guard.newSession();
       const cookie = existing
         ? undefined
-        : `${SESSION_COOKIE}=${session}; Path=${CONSOLE_PATH}; HttpOnly; SameSite=Strict`;
+        : `${SESSION_COOKIE}=${session}; Path=${CONSOLE_PATH}; HttpOnly; SameSite=Lax`;
       const token = guard.tokenFor(session);
       const method = (req.method ?? 'GET').toUpperCase();
       try {

@@ -71,8 +71,11 @@ function hostileHtml(c: string): string {
 
 beforeAll(async () => {
   canary = createServer((req, res) => {
-    canaryHits.push(req.url ?? '');
     res.writeHead(200, { 'content-type': 'text/html' });
+    // Another site's page with a link to the console (not counted: the browser was sent there).
+    if (req.url === '/links-to-console')
+      return res.end(`<a id="l" href="${consoleUrl}/suppressions">console</a>`);
+    canaryHits.push(req.url ?? '');
     res.end('<p>canary</p>');
   });
   canaryUrl = `http://127.0.0.1:${(await listenOnLoopback(canary, { port: 0, service: 'canary', envVar: 'X' })).port}`;
@@ -104,7 +107,11 @@ beforeAll(async () => {
   });
   gateway = createGateway([], undefined, con.handle);
   consoleUrl = `http://127.0.0.1:${(await listenOnLoopback(gateway, { port: 0, service: 'gateway', envVar: 'X' })).port}/console`;
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    // other-site.test is another site that resolves to the canary's loopback.
+    args: ['--no-sandbox', '--host-resolver-rules=MAP other-site.test 127.0.0.1'],
+  });
 });
 
 afterAll(async () => {
@@ -165,5 +172,29 @@ describe('console attack: a hostile message HTML in Chromium', () => {
     expect(page.url()).toBe(htmlUrl);
     expect(canaryHits).toEqual([]);
     await page.close();
+  }, 30_000);
+
+  it('keeps the console’s session when another site links to it, so open console pages keep working', async () => {
+    // Prepare: a console page open in one tab.
+    const context = await browser.newContext();
+    const consoleTab = await context.newPage();
+    await consoleTab.goto(`${consoleUrl}/suppressions`);
+    const before = (await context.cookies()).map((c) => c.value);
+
+    // Act: another site's page, in another tab, links to the console.
+    const otherTab = await context.newPage();
+    await otherTab.goto(`${canaryUrl.replace('127.0.0.1', 'other-site.test')}/links-to-console`);
+    await Promise.all([otherTab.waitForURL(`${consoleUrl}/suppressions`), otherTab.click('#l')]);
+    const after = (await context.cookies()).map((c) => c.value);
+    await consoleTab.fill('input[name=address]', 'kept@example.org');
+    const [posted] = await Promise.all([
+      consoleTab.waitForResponse((r) => r.request().method() === 'POST'),
+      consoleTab.click('form.add button'),
+    ]);
+
+    // Assess: the first tab's form still carries a valid token (the fake API then refuses: 404).
+    expect(after).toEqual(before);
+    expect(posted.status()).not.toBe(403);
+    await context.close();
   }, 30_000);
 });

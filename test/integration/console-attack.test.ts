@@ -379,13 +379,13 @@ describe('console attack: CSRF', () => {
     expect(statuses).toEqual([403, 403, 403, 403, 403, 403, 403]);
   });
 
-  it('sets its cookie HttpOnly, SameSite=Strict, on the console path only', async () => {
+  it('sets its cookie HttpOnly, SameSite=Lax, on the console path only', async () => {
     // Act
     const res = await get('/console');
 
     // Assess
     expect(res.headers.get('set-cookie')).toMatch(
-      /^baton_console=[0-9a-f]{32}; Path=\/console; HttpOnly; SameSite=Strict$/,
+      /^baton_console=[0-9a-f]{32}; Path=\/console; HttpOnly; SameSite=Lax$/,
     );
   });
 });
