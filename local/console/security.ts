@@ -7,7 +7,12 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
  * check stops that, since the browser then sends that name as Host).
  */
 
-/** The console's cookie: a random session id, SameSite=Strict, to which each form token is bound. */
+/**
+ * The console's cookie: a random session id, to which each form token is bound. SameSite=Lax, not
+ * Strict: a Strict cookie is not sent when a link on another site leads to the console, which then
+ * issued a new session and broke the forms of every console page already open. Lax still keeps
+ * it from any cross-site POST, and the token is what guards a change.
+ */
 export const SESSION_COOKIE = 'baton_console';
 const SESSION = /^[0-9a-f]{32}$/;
 
@@ -58,4 +63,20 @@ export class ConsoleGuard {
     }
     return undefined;
   }
+}
+
+/**
+ * Fetch metadata's resource isolation: a request another site's page made (an `<img>`, a
+ * `fetch`, an EventSource, a frame), including a page on another port of this host (same-site),
+ * is refused; following a link to the console (a top-level navigation) and the console's own
+ * requests are not. Without this a page elsewhere could hold the console's event streams (they
+ * are bounded) and probe which messages exist. Browsers that send no metadata rely on the rest.
+ */
+export function fetchAllowed(
+  site: string | undefined,
+  mode: string | undefined,
+  dest: string | undefined,
+): boolean {
+  if (site === undefined || site === 'same-origin' || site === 'none') return true;
+  return mode === 'navigate' && (dest === undefined || dest === 'document');
 }

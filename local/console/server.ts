@@ -11,7 +11,7 @@ import { SIMULATOR_DOMAIN, type SimulatorMailbox } from '../ses-standin/index.ts
 import { html } from './html.ts';
 import { readOutbox } from './outbox.ts';
 import { landingPage, messagePage, notFoundPage, suppressionsPage, webhooksPage } from './pages.ts';
-import { ConsoleGuard, hostAllowed, originAllowed, SESSION_COOKIE } from './security.ts';
+import { ConsoleGuard, fetchAllowed, hostAllowed, originAllowed, SESSION_COOKIE } from './security.ts';
 
 /**
  * The local console (`/console`, local mode only): server-rendered pages over what local mode
@@ -26,6 +26,13 @@ export const CONSOLE_MESSAGE_LIMIT = 100;
 const MAILBOXES: readonly SimulatorMailbox[] = ['success', 'bounce', 'complaint', 'ooto', 'suppressionlist'];
 const MAX_FORM_BYTES = 64 * 1024;
 const HEARTBEAT_TICKS = 15;
+/**
+ * Open event streams at most (a browser holds six connections per host anyway): beyond it a stream
+ * is refused, so a client opening streams without end cannot run the process out of sockets.
+ */
+export const MAX_CONSOLE_STREAMS = 32;
+/** Unsent bytes a stream may hold before its client counts as not reading, and is dropped. */
+const MAX_STREAM_BACKLOG = 64 * 1024;
 
 const STATIC: Readonly<Record<string, { type: string; body: Buffer }>> = {
   'console.js': {
@@ -167,7 +174,13 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
           : ++ticks % HEARTBEAT_TICKS === 0
             ? ': keep-alive\n\n'
             : undefined;
-      if (frame) for (const s of streams) s.write(frame);
+      if (frame)
+        for (const s of streams) {
+          if (s.writableLength > MAX_STREAM_BACKLOG) {
+            streams.delete(s);
+            s.destroy();
+          } else s.write(frame);
+        }
     } catch {
       // The table is briefly unavailable (local mode stopping): the next tick tries again.
     } finally {
@@ -176,6 +189,11 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
   }
 
   function openStream(req: IncomingMessage, res: ServerResponse): void {
+    if (streams.size >= MAX_CONSOLE_STREAMS) {
+      res.setHeader('retry-after', '5');
+      plain(res, 503, 'Too many open console event streams.');
+      return;
+    }
     res.writeHead(200, {
       ...PAGE_HEADERS,
       'content-type': 'text/event-stream; charset=utf-8',
@@ -298,7 +316,7 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
           ...CONTENT_HEADERS,
           // Never rendered here, whatever type the message claimed: a download.
           'content-type': 'application/octet-stream',
-          'content-disposition': `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(attachment.filename)}`,
+          'content-disposition': `attachment; filename="${ascii}"; filename*=UTF-8''${extValue(attachment.filename)}`,
         });
         res.end(attachment.content);
         return;
@@ -363,19 +381,34 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
 
   return {
     async handle(req, res) {
-      const url = new URL(req.url ?? '/', 'http://localhost');
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://localhost');
+      } catch {
+        return false;
+      }
       const path = url.pathname;
       if (path !== CONSOLE_PATH && !path.startsWith(`${CONSOLE_PATH}/`)) return false;
       const port = req.socket.localPort ?? 0;
-      if (!hostAllowed(req.headers.host, port)) {
+      // Node keeps the first of several Host headers; a request with more is refused (RFC 9112).
+      const hosts = req.headersDistinct.host ?? [];
+      if (hosts.length !== 1 || !hostAllowed(hosts[0], port)) {
         plain(res, 421, `The console answers only to 127.0.0.1:${port} and localhost:${port}.`);
+        return true;
+      }
+      const header = (name: string) => {
+        const value = req.headers[name];
+        return typeof value === 'string' ? value : undefined;
+      };
+      if (!fetchAllowed(header('sec-fetch-site'), header('sec-fetch-mode'), header('sec-fetch-dest'))) {
+        plain(res, 403, 'Refused: the console answers its own pages, and links to it, only.');
         return true;
       }
       const existing = guard.sessionOf(req.headers.cookie);
       const session = existing ?? guard.newSession();
       const cookie = existing
         ? undefined
-        : `${SESSION_COOKIE}=${session}; Path=${CONSOLE_PATH}; HttpOnly; SameSite=Strict`;
+        : `${SESSION_COOKIE}=${session}; Path=${CONSOLE_PATH}; HttpOnly; SameSite=Lax`;
       const token = guard.tokenFor(session);
       const method = (req.method ?? 'GET').toUpperCase();
       try {
@@ -410,6 +443,19 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
       streams.clear();
     },
   };
+}
+
+/**
+ * RFC 8187's value-chars: encodeURIComponent leaves `'`, `(`, `)` and `*` as they are, which are
+ * not attr-chars (a quote there ends the charset'language'value split early in some parsers), and
+ * throws on a lone surrogate, which becomes U+FFFD here. A bidirectional control would make the
+ * saved name read otherwise (`report<U+202E>fdp.exe` as `reportexe.pdf`): it becomes `_`.
+ */
+function extValue(name: string): string {
+  return encodeURIComponent(name.toWellFormed().replace(/[\u202A-\u202E\u2066-\u2069]/g, '_')).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
 }
 
 function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {

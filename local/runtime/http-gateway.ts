@@ -50,8 +50,15 @@ export function createGateway(
 
   return createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const started = Date.now();
-    const url = new URL(req.url ?? '/', 'http://localhost');
     const method = (req.method ?? 'GET').toUpperCase();
+    const url = requestUrl(req.url);
+    if (!url) {
+      // A request target the URL parser refuses (`//[`): thrown here, outside any handler, it
+      // would be an unhandled rejection that ends local mode.
+      send(res, 400, { 'content-type': 'application/json' }, '{"message":"Bad Request"}');
+      onAccess?.({ method, path: req.url ?? '', status: 400, ms: Date.now() - started });
+      return;
+    }
     let status = 500;
     try {
       if (preRoute && (await preRoute(req, res))) {
@@ -100,6 +107,14 @@ export function createGateway(
       onAccess?.({ method, path: url.pathname, status, ms: Date.now() - started });
     }
   });
+}
+
+function requestUrl(target: string | undefined): URL | undefined {
+  try {
+    return new URL(target ?? '/', 'http://localhost');
+  } catch {
+    return undefined;
+  }
 }
 
 function compile(route: GatewayRoute): CompiledRoute {
