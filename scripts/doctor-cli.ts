@@ -9,7 +9,7 @@ import { CHECK_IDS, type CheckResult, runChecks, type SesView } from '../lambdas
 import type { DnsPort } from '../lambdas/domain/doctor/dns.ts';
 import { exitCodeOf, formatReport, reportJson } from '../lambdas/domain/doctor/report.ts';
 import { ZoneDns } from '../lambdas/domain/doctor/zone-dns.ts';
-import { parseZone, ZoneSyntaxError } from '../lambdas/domain/doctor/zone-file.ts';
+import { parseZone, type ZoneRecord, ZoneSyntaxError } from '../lambdas/domain/doctor/zone-file.ts';
 
 export const EXIT_USAGE = 2;
 
@@ -122,6 +122,33 @@ export function regionFromEnvironment(
   return undefined;
 }
 
+/**
+ * The domains a zone file answers for: its SOA owners (a zone for example.com answers for
+ * news.example.com, and for _dmarc.example.com when the doctor walks up from the subdomain), else
+ * the highest parent of `domain` (or `domain` itself) that the file holds names under, plus `domain`.
+ * A file for another domain altogether is a usage error, not a zone where every record is missing.
+ */
+export function zoneApexes(records: readonly ZoneRecord[], domain: string): string[] {
+  const under = (name: string, parent: string): boolean => name === parent || name.endsWith(`.${parent}`);
+  const soa = [...new Set(records.filter((r) => r.type === 'SOA').map((r) => r.name))];
+  if (soa.length > 0) {
+    if (!soa.some((apex) => under(domain, apex))) {
+      throw new UsageError(
+        `the zone file is for ${soa.join(', ')} (its SOA), not for ${domain} or a parent of it (check $ORIGIN and the domain)`,
+      );
+    }
+    return [...soa, domain];
+  }
+  const labels = domain.split('.');
+  for (let i = labels.length - 2; i >= 0; i--) {
+    const parent = labels.slice(i).join('.');
+    if (records.some((r) => under(r.name, parent))) return [...new Set([parent, domain])];
+  }
+  throw new UsageError(
+    `the zone file holds no name at or under ${domain} or a parent of it (check $ORIGIN and the domain)`,
+  );
+}
+
 /** What a deployed stack says: its sending domains and region (CloudFormation outputs). */
 export interface StackFacts {
   readonly sendingDomains: readonly string[];
@@ -180,9 +207,10 @@ export async function runDoctor(argv: readonly string[], deps: DoctorDeps): Prom
       return EXIT_USAGE;
     }
     try {
-      dns = new ZoneDns(parseZone(text, { origin: args.domain }), `zone file ${args.zone}`, [args.domain]);
+      const records = parseZone(text, { origin: args.domain });
+      dns = new ZoneDns(records, `zone file ${args.zone}`, zoneApexes(records, args.domain));
     } catch (error) {
-      if (!(error instanceof ZoneSyntaxError)) throw error;
+      if (!(error instanceof ZoneSyntaxError) && !(error instanceof UsageError)) throw error;
       deps.err(`doctor: ${args.zone}: ${error.message}`);
       return EXIT_USAGE;
     }

@@ -4,7 +4,7 @@
  * what SES says about the identity.
  */
 import { type DnsAnswer, DnsLookupError, type DnsPort, recordsOf } from './dns.ts';
-import { evaluateSpf, SES_SENDING_ADDRESS, type SpfEvaluation } from './spf.ts';
+import { evaluateSpf, SES_SENDING_ADDRESS, SPF_LOOKUP_LIMIT, type SpfEvaluation } from './spf.ts';
 
 export const CHECK_IDS = [
   'ses_identity',
@@ -99,6 +99,8 @@ interface Facts {
   readonly domainTxt: Lookup<DnsAnswer<readonly string[]>>;
   readonly mailFromTxt: Lookup<DnsAnswer<readonly string[]>> | undefined;
   readonly dmarc: Lookup<{ readonly records: readonly string[]; readonly at: string } | undefined>;
+  /** TXT at `_dmarc.<domain>` as published, to tell a malformed record from none. */
+  readonly dmarcTxt: Lookup<DnsAnswer<readonly string[]>>;
   readonly dkim: Lookup<DkimFindings>;
   readonly mtaSts: Lookup<DnsAnswer<readonly string[]>>;
   readonly tlsRpt: Lookup<DnsAnswer<readonly string[]>>;
@@ -166,21 +168,33 @@ async function gather(input: DoctorInput, dns: DnsPort): Promise<Facts> {
     mailFrom = `${DEFAULT_MAIL_FROM_SUBDOMAIN}.${identity}`;
     mailFromSource = "Baton's default";
   }
-  const [mailFromMx, mailFromSpf, domainSpf, domainTxt, mailFromTxt, dmarc, dkim, mtaSts, tlsRpt, bimiTxt] =
-    await Promise.all([
-      lookup(() =>
-        mailFrom === undefined ? Promise.resolve({ status: 'nxdomain' as const }) : dns.resolveMx(mailFrom),
-      ),
-      mailFrom === undefined ? undefined : lookup(() => evaluateSpf(dns, mailFrom)),
-      lookup(() => evaluateSpf(dns, domain)),
-      lookup(() => dns.resolveTxt(domain)),
-      mailFrom === undefined ? undefined : lookup(() => dns.resolveTxt(mailFrom)),
-      lookup(() => findDmarc(dns, domain)),
-      lookup(() => findDkim(dns, input.ses, identity)),
-      lookup(() => dns.resolveTxt(`_mta-sts.${domain}`)),
-      lookup(() => dns.resolveTxt(`_smtp._tls.${domain}`)),
-      lookup(() => dns.resolveTxt(`default._bimi.${domain}`)),
-    ]);
+  const [
+    mailFromMx,
+    mailFromSpf,
+    domainSpf,
+    domainTxt,
+    mailFromTxt,
+    dmarc,
+    dkim,
+    mtaSts,
+    tlsRpt,
+    bimiTxt,
+    dmarcTxt,
+  ] = await Promise.all([
+    lookup(() =>
+      mailFrom === undefined ? Promise.resolve({ status: 'nxdomain' as const }) : dns.resolveMx(mailFrom),
+    ),
+    mailFrom === undefined ? undefined : lookup(() => evaluateSpf(dns, mailFrom)),
+    lookup(() => evaluateSpf(dns, domain)),
+    lookup(() => dns.resolveTxt(domain)),
+    mailFrom === undefined ? undefined : lookup(() => dns.resolveTxt(mailFrom)),
+    lookup(() => findDmarc(dns, domain)),
+    lookup(() => findDkim(dns, input.ses, identity)),
+    lookup(() => dns.resolveTxt(`_mta-sts.${domain}`)),
+    lookup(() => dns.resolveTxt(`_smtp._tls.${domain}`)),
+    lookup(() => dns.resolveTxt(`default._bimi.${domain}`)),
+    lookup(() => dns.resolveTxt(`_dmarc.${domain}`)),
+  ]);
   return {
     input,
     domain,
@@ -198,6 +212,7 @@ async function gather(input: DoctorInput, dns: DnsPort): Promise<Facts> {
     mtaSts,
     tlsRpt,
     bimi: bimiTxt,
+    dmarcTxt,
   };
 }
 
@@ -470,6 +485,57 @@ function offlineNote(e: SpfEvaluation): string {
     : ` [offline: ${e.notEvaluated.join(', ')} not in the zone file, taken as authorising nothing]`;
 }
 
+interface SpfFinding {
+  readonly status: 'warn' | 'fail';
+  readonly problems: string;
+  readonly record: string;
+}
+
+/**
+ * What is wrong with an SPF record beyond SES's address passing: mailauth stops at the first match,
+ * a receiver checking any other sender reads on, and `+all` lets everyone pass.
+ */
+function spfFinding(domain: string, e: SpfEvaluation, records: readonly string[]): SpfFinding | undefined {
+  const lint = e.lint;
+  if (lint === undefined) return undefined;
+  const problems: string[] = [];
+  let status: 'warn' | 'fail' = 'warn';
+  if (lint.passAll) {
+    status = 'fail';
+    problems.push(
+      `+all lets every host on the internet pass SPF for ${domain}: forged mail passes SPF, and DMARC through SPF alignment`,
+    );
+  }
+  if (lint.lookups > SPF_LOOKUP_LIMIT) {
+    status = 'fail';
+    problems.push(
+      `${lint.lookups} terms that query DNS (include, a, mx, ptr, exists, redirect), more than ${SPF_LOOKUP_LIMIT} (RFC 7208 §4.6.4): receivers return permerror for every sender not matched before the limit; replace a/mx/include terms by ip4:/ip6: ranges or drop unused ones`,
+    );
+  }
+  if (lint.missing.length > 0) {
+    status = 'fail';
+    problems.push(
+      `${lint.missing.join(', ')} ${lint.missing.length > 1 ? 'have' : 'has'} no SPF record: include: or redirect= of it is a permerror when evaluation reaches it (RFC 7208 §5.2)`,
+    );
+  }
+  if (lint.ptr) {
+    problems.push(
+      'ptr must not be published (RFC 7208 §5.5: slow, unreliable, and some receivers skip or penalise it)',
+    );
+  }
+  if (problems.length === 0) return undefined;
+  const missing = new Set(lint.missing);
+  const terms = withSes(records)
+    .split(' ')
+    .filter((t) => !/^[-~?+]?ptr(:.*)?$/i.test(t))
+    .filter((t) => {
+      const target = /^[-~?+]?(?:include:|redirect=)(.+)$/i.exec(t)?.[1];
+      return target === undefined || !missing.has(target.toLowerCase().replace(/\.$/, ''));
+    })
+    .map((t) => (/^\+?all$/i.test(t) ? '~all' : t));
+  return { status, problems: problems.join('; '), record: `TXT ${domain} "${terms.join(' ')}"` };
+}
+
 function mailFromSpf(f: Facts): CheckResult {
   if (f.mailFrom === undefined || f.mailFromSpf === undefined) return noMailFrom('mail_from_spf', f);
   if (!f.mailFromSpf.ok) return notChecked('mail_from_spf', f.mailFromSpf.error);
@@ -477,6 +543,15 @@ function mailFromSpf(f: Facts): CheckResult {
   const records = spfRecordsOf(f.mailFromTxt);
   const fix = `TXT ${f.mailFrom} "${withSes(records)}"`;
   const subject = `SPF of the MAIL FROM ${f.mailFrom} for SES (${SES_SENDING_ADDRESS})`;
+  const finding = spfFinding(f.mailFrom, evaluation, records);
+  if (finding !== undefined && evaluation.result !== 'permerror' && evaluation.result !== 'temperror') {
+    return check(
+      'mail_from_spf',
+      finding.status === 'fail' || evaluation.result !== 'pass' ? 'fail' : 'warn',
+      `${subject}: ${spfText(evaluation)}, but ${finding.problems}${offlineNote(evaluation)}`,
+      finding.record,
+    );
+  }
   switch (evaluation.result) {
     case 'pass':
       return check('mail_from_spf', 'pass', `${subject}: pass`);
@@ -519,6 +594,20 @@ function spfRecord(f: Facts): CheckResult {
   const records = spfRecordsOf(f.domainTxt);
   const fix = `TXT ${f.domain} "${withSes(records)}"`;
   const subject = `SPF of ${f.domain} for SES (${SES_SENDING_ADDRESS})`;
+  const finding = spfFinding(f.domain, evaluation, records);
+  if (
+    finding !== undefined &&
+    evaluation.result !== 'permerror' &&
+    evaluation.result !== 'temperror' &&
+    (finding.status === 'fail' || evaluation.result === 'pass')
+  ) {
+    return check(
+      'spf_record',
+      finding.status,
+      `${subject}: ${spfText(evaluation)}, but ${finding.problems}${offlineNote(evaluation)}`,
+      finding.record,
+    );
+  }
   if (evaluation.result === 'pass') return check('spf_record', 'pass', `${subject}: pass`);
   if (evaluation.result === 'temperror')
     return notChecked('spf_record', `${subject}: ${spfText(evaluation)}`);
@@ -625,10 +714,36 @@ function reportAddress(f: Facts, policy?: DmarcPolicy): string {
   return `mailto:dmarc@${domain}`;
 }
 
+/**
+ * A TXT at `_dmarc.<domain>` that means to be DMARC but does not begin with `v=DMARC1` (tags in
+ * another order, a typo): receivers ignore it (RFC 7489 §6.4 and §6.6.3), so there is no policy.
+ */
+function misplacedDmarc(f: Facts): CheckResult | undefined {
+  if (!f.dmarcTxt.ok) return undefined;
+  const meant = recordsOf(f.dmarcTxt.value)
+    .map(joined)
+    .filter((r) => /v\s*=\s*dmarc/i.test(r) || /(^|;)\s*p\s*=\s*(none|quarantine|reject)\b/i.test(r));
+  const record = meant[0];
+  if (record === undefined || meant.length > 1) return undefined;
+  const tags = new Map<string, string>([['v', 'DMARC1']]);
+  for (const [k, v] of tagList(record)) if (k !== 'v') tags.set(k, v);
+  if (!tags.has('p')) tags.set('p', 'quarantine');
+  return check(
+    'dmarc_record',
+    'fail',
+    `_dmarc.${f.domain} "${record}" is not a DMARC record: it must begin with v=DMARC1 (then the other tags), so receivers ignore it and ${f.domain} has no DMARC policy`,
+    `Replace it with: TXT _dmarc.${f.domain} "${[...tags].map(([k, v]) => `${k}=${v}`).join('; ')}"`,
+  );
+}
+
 function dmarcRecord(f: Facts): CheckResult {
   if (!f.dmarc.ok) return notChecked('dmarc_record', f.dmarc.error);
   const policy = policyOf(f);
   if (policy === undefined) return notChecked('dmarc_record', 'no answer');
+  if ('problem' in policy && policy.problem === 'missing') {
+    const misplaced = misplacedDmarc(f);
+    if (misplaced !== undefined) return misplaced;
+  }
   if ('problem' in policy) {
     const fix =
       policy.problem === 'multiple'
@@ -637,27 +752,65 @@ function dmarcRecord(f: Facts): CheckResult {
     return check('dmarc_record', 'fail', policy.detail, fix);
   }
   const where = `${policy.at} "${policy.record}"`;
+  // At a parent, sp= (when given) is the policy of the From domain, and the tag to change.
+  const bySp = policy.at !== `_dmarc.${f.domain}` && policy.tags.has('sp');
+  const tag = bySp ? 'sp' : 'p';
   if (policy.policy === 'none') {
+    const which = bySp ? `sp=none (the policy of subdomains such as ${f.domain})` : 'p=none';
     return check(
       'dmarc_record',
       'warn',
-      `${where}: p=none only monitors; receivers take no action on mail that fails DMARC. Move to quarantine once the reports show only your own senders`,
+      `${where}: ${which} only monitors; receivers take no action on mail that fails DMARC. Move to quarantine once the reports show only your own senders`,
       dmarcWith(f, policy, {
-        p: 'quarantine',
+        [tag]: 'quarantine',
         ...(policy.tags.has('rua') ? {} : { rua: reportAddress(f, policy) }),
       }),
     );
   }
   const pct = policy.tags.get('pct');
-  const partial =
-    pct !== undefined && pct !== '100' ? ` (pct=${pct}: applied to part of the failing mail)` : '';
-  return check('dmarc_record', 'pass', `${where}: policy ${policy.policy}${partial}`);
+  if (pct !== undefined && pct.trim() !== '100') {
+    // RFC 7489 §6.3: the policy applies to pct % of the failing mail; the rest gets the next one
+    // down (reject -> quarantine, quarantine -> none). pct=0 is monitoring under another name.
+    return check(
+      'dmarc_record',
+      'warn',
+      `${where}: policy ${policy.policy} at pct=${pct}: applied to only ${pct} % of the mail that fails DMARC; the rest gets ${policy.policy === 'reject' ? 'quarantine' : 'no action'}. Raise pct to 100 (or drop the tag) once the reports show only your own senders`,
+      dmarcWith(f, policy, { pct: '100' }),
+    );
+  }
+  const sp = policy.tags.get('sp')?.toLowerCase();
+  if (!bySp && sp === 'none') {
+    return check(
+      'dmarc_record',
+      'warn',
+      `${where}: policy ${policy.policy} for ${f.domain}, but sp=none leaves its subdomains unprotected: mail forged from any name under ${f.domain} (which has no DMARC record of its own) is only monitored`,
+      dmarcWith(f, policy, { sp: policy.policy }),
+    );
+  }
+  return check('dmarc_record', 'pass', `${where}: policy ${policy.policy}`);
 }
 
 /** Relaxed alignment: both names share the identity's domain (its organizational domain here). */
 function relaxedAligned(a: string, b: string, anchor: string): boolean {
   const under = (name: string, parent: string) => name === parent || name.endsWith(`.${parent}`);
   return under(a, b) || under(b, a) || (under(a, anchor) && under(b, anchor));
+}
+
+/**
+ * The organizational domain relaxed alignment is judged under: the identity, or the parent of the
+ * From domain whose DMARC record applies (the DMARCbis tree walk finds the organizational domain's
+ * record), whichever is higher. bounce.example.com aligns with news.example.com under relaxed
+ * alignment: both are in example.com.
+ */
+function organizationalDomain(f: Facts): string {
+  const policy = policyOf(f);
+  const recordDomain =
+    policy !== undefined && !('problem' in policy) ? policy.at.slice('_dmarc.'.length) : undefined;
+  return recordDomain?.includes('.') &&
+    f.domain.endsWith(`.${recordDomain}`) &&
+    recordDomain.length < f.identity.length
+    ? recordDomain
+    : f.identity;
 }
 
 interface Alignment {
@@ -676,7 +829,9 @@ function dkimAlignment(f: Facts): Alignment {
   if (!dkimOk)
     return { aligned: false, why: 'DKIM: the Easy DKIM CNAMEs are not all in place (dkim_cnames)' };
   // Easy DKIM signs with d=<identity>.
-  const aligned = strict ? f.identity === f.domain : relaxedAligned(f.identity, f.domain, f.identity);
+  const aligned = strict
+    ? f.identity === f.domain
+    : relaxedAligned(f.identity, f.domain, organizationalDomain(f));
   return aligned
     ? { aligned, why: `DKIM d=${f.identity} aligns (${strict ? 'strict' : 'relaxed'})` }
     : {
@@ -695,7 +850,9 @@ function spfAlignment(f: Facts): Alignment {
       aligned: false,
       why: `SPF: the MAIL FROM ${f.mailFrom} is not set up (mail_from_mx, mail_from_spf)${strict ? ', and aspf=s keeps a MAIL FROM subdomain from aligning anyway' : ''}`,
     };
-  const aligned = strict ? f.mailFrom === f.domain : relaxedAligned(f.mailFrom, f.domain, f.identity);
+  const aligned = strict
+    ? f.mailFrom === f.domain
+    : relaxedAligned(f.mailFrom, f.domain, organizationalDomain(f));
   return aligned
     ? { aligned, why: `SPF via MAIL FROM ${f.mailFrom} aligns (${strict ? 'strict' : 'relaxed'})` }
     : {
@@ -755,15 +912,21 @@ function dmarcRua(f: Facts): CheckResult {
     );
   }
   const uris = rua.split(',').map((u) => u.trim());
-  const invalid = uris.filter(
-    (u) => !/^mailto:[^@\s]+@[^@\s]+\.[^@\s]+$/i.test(u.replace(/!\d+[kmgt]?$/i, '')),
-  );
+  const valid = (u: string): boolean =>
+    /^mailto:[^@\s]+@[^@\s]+\.[^@\s]+$/i.test(u.replace(/!\d+[kmgt]?$/i, ''));
+  const invalid = uris.filter((u) => !valid(u));
   if (invalid.length > 0) {
+    // Keep the addresses meant: a bare address gets its mailto: (reports go where the owner wanted).
+    const repaired = uris
+      .map((u) => (valid(u) ? u : valid(`mailto:${u}`) ? `mailto:${u}` : undefined))
+      .filter((u) => u !== undefined);
     return check(
       'dmarc_rua',
       'fail',
       `${policy.at} rua=${rua}: ${invalid.join(', ')} is not a mailto: address, so receivers send no reports`,
-      dmarcWith(f, policy, { rua: reportAddress(f, policy) }),
+      dmarcWith(f, policy, {
+        rua: repaired.length > 0 ? [...new Set(repaired)].join(',') : reportAddress(f, policy),
+      }),
     );
   }
   return check('dmarc_rua', 'pass', `aggregate reports go to ${uris.join(', ')}`);
