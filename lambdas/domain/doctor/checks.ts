@@ -283,6 +283,19 @@ async function findDkim(dns: DnsPort, ses: SesView, identity: string): Promise<D
   return { source: 'zone', good, bad, extra: good.length > EASY_DKIM_KEYS ? good.slice(EASY_DKIM_KEYS) : [] };
 }
 
+/**
+ * In a zone file, a relative owner written as if absolute but without its final dot
+ * (`_dmarc.example.com` under `$ORIGIN example.com.`) lands at `_dmarc.example.com.example.com`:
+ * said where the record was looked for and is missing.
+ */
+function doubledOrigin(f: Facts, name: string, zoneOf = f.domain): string {
+  const doubled = `${name}.${zoneOf}`;
+  const names = f.dns.namesUnder?.(doubled) ?? [];
+  return names.length === 0
+    ? ''
+    : ` (the zone has ${names.slice(0, 3).join(', ')}: an owner written without its final dot, so the origin was appended; end it with "." or write it relative)`;
+}
+
 function check(id: CheckId, status: CheckStatus, detail: string, fix = ''): CheckResult {
   return { id, status, detail, fix };
 }
@@ -374,7 +387,7 @@ function dkimCnames(f: Facts): CheckResult {
     return check(
       'dkim_cnames',
       'fail',
-      `${good.length} of the ${EASY_DKIM_KEYS} Easy DKIM CNAMEs found under _domainkey.${f.identity} (from ${from}); SES signs only once all three resolve`,
+      `${good.length} of the ${EASY_DKIM_KEYS} Easy DKIM CNAMEs found under _domainkey.${f.identity} (from ${from}); SES signs only once all three resolve${doubledOrigin(f, `_domainkey.${f.identity}`, f.identity)}`,
       `CNAME <token>._domainkey.${f.identity} <token>.dkim.amazonses.com for each of SES's three tokens (stack outputs DkimRecord1-3, or aws sesv2 get-email-identity --email-identity ${f.identity})`,
     );
   }
@@ -420,7 +433,7 @@ function mailFromMx(f: Facts): CheckResult {
     return check(
       'mail_from_mx',
       'fail',
-      `${where} has no MX record: SES falls back to amazonses.com as the envelope sender, so SPF does not align with ${f.domain} (${regionNote})`,
+      `${where} has no MX record: SES falls back to amazonses.com as the envelope sender, so SPF does not align with ${f.domain} (${regionNote})${doubledOrigin(f, f.mailFrom ?? '', f.identity)}`,
       fix,
     );
   }
@@ -561,7 +574,7 @@ function mailFromSpf(f: Facts): CheckResult {
       return check(
         'mail_from_spf',
         'fail',
-        `${subject}: no SPF record, so SPF fails at receivers and cannot align`,
+        `${subject}: no SPF record, so SPF fails at receivers and cannot align${doubledOrigin(f, f.mailFrom, f.identity)}`,
         fix,
       );
     case 'permerror':
@@ -749,7 +762,8 @@ function dmarcRecord(f: Facts): CheckResult {
       policy.problem === 'multiple'
         ? `Keep one record at ${f.dmarc.value?.at}, e.g. ${dmarcWith(f, undefined, { p: 'quarantine', rua: reportAddress(f) })}`
         : dmarcWith(f, undefined, { p: 'quarantine', rua: reportAddress(f) });
-    return check('dmarc_record', 'fail', policy.detail, fix);
+    const doubled = policy.problem === 'missing' ? doubledOrigin(f, `_dmarc.${f.domain}`) : '';
+    return check('dmarc_record', 'fail', `${policy.detail}${doubled}`, fix);
   }
   const where = `${policy.at} "${policy.record}"`;
   // At a parent, sp= (when given) is the policy of the From domain, and the tag to change.

@@ -58,7 +58,8 @@ export function parseZone(text: string, options: { readonly origin?: string } = 
   const cnames = new Map<string, number>();
   const others = new Map<string, number>();
 
-  for (const entry of entries(text)) {
+  // A byte order mark (Windows editors write one) is not part of the first owner name.
+  for (const entry of entries(text.replace(/^\uFEFF/, ''))) {
     const [first, ...rest] = entry.tokens;
     if (first === undefined) continue;
     if (!entry.ownerOmitted && !first.quoted && first.text.startsWith('$')) {

@@ -480,3 +480,44 @@ describe('npm run doctor --json on a zone with warnings (child process)', () => 
     ]);
   });
 });
+
+describe('zone files from other editors and hands', () => {
+  it('reads a zone saved by a Windows editor (byte order mark, CRLF) like the same zone without', async () => {
+    // Arrange
+    const file = join(dir, 'windows.zone');
+    writeFileSync(file, `\uFEFF${readFileSync(GOOD, 'utf8').replace(/\n/g, '\r\n')}`);
+
+    // Act
+    const { code, checks } = await doctor(['example.com', '--zone', file, '--region', 'eu-west-1', '--json']);
+
+    // Assess
+    expect(code).toBe(0);
+    expect(checks.filter((c) => c.status !== 'pass').map((c) => c.id)).toEqual(['ses_identity']);
+  });
+
+  it('says where a record went when its owner was written absolute without the final dot', async () => {
+    // Arrange: under $ORIGIN example.com., "_dmarc.example.com" is _dmarc.example.com.example.com.
+    const file = goodWith(
+      'owner-without-dot',
+      ['_dmarc\tIN\tTXT', '_dmarc.example.com\tIN\tTXT'],
+      ['bounce\tIN\tMX', 'bounce.example.com\tIN\tMX'],
+      [
+        'cdefghijklmnopqrstuvwxyz23456723._domainkey\t',
+        'cdefghijklmnopqrstuvwxyz23456723._domainkey.example.com\t',
+      ],
+    );
+
+    // Act
+    const { byId } = await doctor(['example.com', '--zone', file, '--region', 'eu-west-1', '--json']);
+
+    // Assess
+    expect(byId.get('dmarc_record')?.status).toBe('fail');
+    expect(byId.get('dmarc_record')?.detail).toContain('_dmarc.example.com.example.com');
+    expect(byId.get('mail_from_mx')?.status).toBe('fail');
+    expect(byId.get('mail_from_mx')?.detail).toContain('bounce.example.com.example.com');
+    expect(byId.get('dkim_cnames')?.status).toBe('fail');
+    expect(byId.get('dkim_cnames')?.detail).toContain(
+      'cdefghijklmnopqrstuvwxyz23456723._domainkey.example.com.example.com',
+    );
+  });
+});
