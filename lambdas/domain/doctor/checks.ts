@@ -1050,6 +1050,8 @@ function bimi(f: Facts): CheckResult {
       fixRecord,
     );
   }
+  // Whether DMARC enforces is unknown when its lookup failed: not a reason to warn of p=none.
+  if (!f.dmarc.ok) return notChecked('bimi', `DMARC policy: ${f.dmarc.error}`);
   const policy = policyOf(f);
   const enforced =
     policy !== undefined &&
@@ -1081,6 +1083,8 @@ function bulkSender(f: Facts, spf: Alignment, dkim: Alignment): CheckResult {
   const unsubscribe =
     'one-click unsubscribe: Baton refuses broadcast mail without listUnsubscribe and sends List-Unsubscribe with List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC 8058)';
   const rules = 'Gmail and Yahoo bulk-sender rules';
+  // A DMARC lookup that failed (a CNAME to a provider outside the zone file) is not a missing record.
+  if (!f.dmarc.ok) return notChecked('bulk_sender', `${rules}: DMARC: ${f.dmarc.error}`);
   if (policy === undefined || 'problem' in policy) {
     return check(
       'bulk_sender',

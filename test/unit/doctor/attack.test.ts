@@ -521,3 +521,23 @@ describe('zone files from other editors and hands', () => {
     );
   });
 });
+
+describe('a DMARC record hosted by a provider (a CNAME out of the zone file)', () => {
+  it('is not checked, and neither bulk_sender nor bimi reads the unknown policy as missing or p=none', async () => {
+    // Arrange: a correct zone whose DMARC is delegated to a reporting service.
+    const file = goodWith('dmarc-cname', [
+      '_dmarc\tIN\tTXT',
+      '_dmarc\tIN\tCNAME\t_dmarc.example.net.\nold-dmarc\tIN\tTXT',
+    ]);
+
+    // Act
+    const { code, byId } = await doctor(['example.com', '--zone', file, '--region', 'eu-west-1', '--json']);
+
+    // Assess
+    expect(code).toBe(0);
+    for (const id of ['dmarc_record', 'bulk_sender', 'bimi']) {
+      expect(byId.get(id)?.status, id).toBe('warn');
+      expect(byId.get(id)?.detail, id).toContain('not checked');
+    }
+  });
+});
