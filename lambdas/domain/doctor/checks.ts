@@ -875,6 +875,22 @@ function spfAlignment(f: Facts): Alignment {
       };
 }
 
+/**
+ * Neither mechanism is known to align, and one of them is unknown because its lookup failed (or
+ * DNS cannot list the DKIM tokens): a timeout is not a DMARC failure.
+ */
+function alignmentUnknown(f: Facts, spf: Alignment, dkim: Alignment): string | undefined {
+  if (spf.aligned || dkim.aligned) return undefined;
+  const unknown = (c: CheckResult) => c.status === 'warn' && c.detail.startsWith('not checked');
+  const which = [
+    ...(unknown(dkimCnames(f)) ? ['dkim_cnames'] : []),
+    ...(f.mailFrom !== undefined && (unknown(mailFromMx(f)) || unknown(mailFromSpf(f)))
+      ? ['mail_from_mx', 'mail_from_spf']
+      : []),
+  ];
+  return which.length === 0 ? undefined : `alignment unknown: ${which.join(', ')} could not be checked`;
+}
+
 function dmarcAlignment(f: Facts, spf: Alignment, dkim: Alignment): CheckResult {
   const policy = policyOf(f);
   const modes =
@@ -895,6 +911,8 @@ function dmarcAlignment(f: Facts, spf: Alignment, dkim: Alignment): CheckResult 
     if (usable?.aspf === 's') relax.aspf = 'r';
   }
   if (Object.keys(relax).length > 0) fixes.push(dmarcWith(f, usable, relax));
+  const unknown = alignmentUnknown(f, spf, dkim);
+  if (unknown !== undefined) return notChecked('dmarc_alignment', `${unknown} (${detail})`);
   if (dkim.aligned || spf.aligned) {
     return check(
       'dmarc_alignment',
@@ -1093,6 +1111,8 @@ function bulkSender(f: Facts, spf: Alignment, dkim: Alignment): CheckResult {
       dmarcWith(f, undefined, { p: 'none', rua: reportAddress(f) }),
     );
   }
+  const unknown = alignmentUnknown(f, spf, dkim);
+  if (unknown !== undefined) return notChecked('bulk_sender', `${rules}: ${unknown}`);
   if (!spf.aligned && !dkim.aligned) {
     return check(
       'bulk_sender',

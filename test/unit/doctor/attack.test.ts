@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type CheckResult, runChecks } from '../../../lambdas/domain/doctor/checks.ts';
+import { DnsLookupError, type DnsPort } from '../../../lambdas/domain/doctor/dns.ts';
 import { ZoneDns } from '../../../lambdas/domain/doctor/zone-dns.ts';
 import { parseZone, ZoneSyntaxError } from '../../../lambdas/domain/doctor/zone-file.ts';
 import { type DoctorDeps, runDoctor } from '../../../scripts/doctor-cli.ts';
@@ -539,5 +540,29 @@ describe('a DMARC record hosted by a provider (a CNAME out of the zone file)', (
       expect(byId.get(id)?.status, id).toBe('warn');
       expect(byId.get(id)?.detail, id).toContain('not checked');
     }
+  });
+});
+
+describe('DNS that times out (real DNS, no stack)', () => {
+  it('fails no check: what could not be looked up is not checked, alignment included', async () => {
+    // Arrange
+    const timeout = async (name: string): Promise<never> => {
+      throw new DnsLookupError(name, 'ETIMEOUT');
+    };
+    const dns: DnsPort = {
+      description: 'DNS',
+      resolveTxt: timeout,
+      resolveMx: timeout,
+      resolveCname: timeout,
+    };
+
+    // Act
+    const checks = await runChecks(
+      { domain: 'example.com', ses: { kind: 'none' }, region: { name: 'eu-west-1', source: 'test' } },
+      dns,
+    );
+
+    // Assess
+    expect(checks.filter((c) => c.status === 'fail').map((c) => `${c.id}: ${c.detail}`)).toEqual([]);
   });
 });
