@@ -85,6 +85,20 @@ export function parseDoctorArgs(argv: readonly string[]): DoctorArgs | 'help' {
   const mailFrom = values.get('--mail-from')?.toLowerCase().replace(/\.$/, '');
   if (mailFrom !== undefined && !DOMAIN.test(mailFrom))
     throw new UsageError(`--mail-from "${mailFrom}" is not a domain name`);
+  if (mailFrom !== undefined) {
+    // SES takes a MAIL FROM only as a subdomain of the identity, and one that receives no mail:
+    // its MX must be SES's feedback host, which would take the domain's own inbound mail away.
+    if (mailFrom === domain || domain.endsWith(`.${mailFrom}`))
+      throw new UsageError(
+        `--mail-from ${mailFrom} is ${mailFrom === domain ? 'the domain itself' : 'a parent of the domain'}: SES needs a subdomain that receives no mail, such as bounce.${domain}`,
+      );
+    const labels = domain.split('.');
+    const parents = labels.slice(0, -1).map((_, i) => labels.slice(i).join('.'));
+    if (!parents.some((parent) => mailFrom.endsWith(`.${parent}`)))
+      throw new UsageError(
+        `--mail-from ${mailFrom} is not under ${domain} or its parent domain: SES needs a subdomain of the identity, such as bounce.${domain}`,
+      );
+  }
   return { domain, stack: values.get('--stack'), region, zone: values.get('--zone'), mailFrom, json };
 }
 

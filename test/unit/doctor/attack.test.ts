@@ -566,3 +566,46 @@ describe('DNS that times out (real DNS, no stack)', () => {
     expect(checks.filter((c) => c.status === 'fail').map((c) => `${c.id}: ${c.detail}`)).toEqual([]);
   });
 });
+
+describe('--mail-from SES would not accept', () => {
+  it.each([
+    ['example.com', 'the domain itself'],
+    ['example.com.', 'the domain itself'],
+    ['bounce.example.org', 'not under example.com'],
+  ])(
+    'refuses --mail-from %s (exit 2) rather than advise an MX that takes the inbound mail away',
+    async (mailFrom, why) => {
+      // Act
+      const { code, stdout, stderr } = await doctor([
+        'example.com',
+        '--zone',
+        GOOD,
+        '--region',
+        'eu-west-1',
+        '--mail-from',
+        mailFrom,
+        '--json',
+      ]);
+
+      // Assess
+      expect(code).toBe(2);
+      expect(stdout).toBe('');
+      expect(stderr).toContain(why);
+    },
+  );
+
+  it('accepts the MAIL FROM of the parent identity for a subdomain From', async () => {
+    // Act
+    const { code } = await doctor([
+      'news.example.com',
+      '--zone',
+      `${FIXTURES}/attack-parent.zone`,
+      '--mail-from',
+      'bounce.example.com',
+      '--json',
+    ]);
+
+    // Assess
+    expect(code).not.toBe(2);
+  });
+});
