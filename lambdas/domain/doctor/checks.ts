@@ -476,7 +476,10 @@ function mailFromMx(f: Facts): CheckResult {
 function withSes(records: readonly string[]): string {
   const terms = records.flatMap((r) => r.split(/\s+/).slice(1)).filter((t) => t !== '');
   const mechanisms = [...new Set(terms.filter((t) => !/^[-~?+]?all$/i.test(t) && !/^redirect=/i.test(t)))];
-  const all = terms.find((t) => /^[-~?+]?all$/i.test(t)) ?? '~all';
+  // Without an `all`, redirect= is what ends the record (RFC 7208 §6.1): kept, or the senders it
+  // authorises would lose SPF.
+  const all =
+    terms.find((t) => /^[-~?+]?all$/i.test(t)) ?? terms.find((t) => /^redirect=/i.test(t)) ?? '~all';
   if (!mechanisms.some((t) => /^\+?include:amazonses\.com$/i.test(t)))
     mechanisms.push('include:amazonses.com');
   return `v=spf1 ${[...mechanisms, all].join(' ')}`;

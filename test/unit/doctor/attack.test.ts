@@ -154,6 +154,13 @@ describe('the doctor on zone files it was not written around', () => {
       /^TXT example\.com "v=spf1 include:amazonses\.com -all"$/,
     ],
     [
+      'a MAIL FROM SPF that redirects to the senders of the zone (the fix keeps the redirect)',
+      [[BOUNCE_SPF, 'bounce\tIN\tTXT\t"v=spf1 redirect=_spf.example.com"']],
+      'mail_from_spf',
+      'fail',
+      /^TXT bounce\.example\.com "v=spf1 include:amazonses\.com redirect=_spf\.example\.com"$/,
+    ],
+    [
       'DMARC p=none',
       [['p=rej" "ect;', 'p=no" "ne;']],
       'dmarc_record',
