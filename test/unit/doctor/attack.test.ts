@@ -247,6 +247,41 @@ describe('the doctor on zone files it was not written around', () => {
     expect(code).toBe(status === 'fail' ? 1 : 0);
   });
 
+  it.each(mistakes.filter(([what]) => !what.startsWith('eleven')))(
+    'publishing the fix for %s makes its check pass',
+    async (what, edits, id) => {
+      // Arrange: the zone with the mistake, then the fix's records in place of the ones they replace.
+      const file = goodWith(`${what.replace(/\W+/g, '-')}-fixed`, ...edits);
+      const before = await doctor(['example.com', '--zone', file, '--region', 'eu-west-1', '--json']);
+      let records = parseZone(readFileSync(file, 'utf8'), { origin: 'example.com' });
+      for (const line of (before.byId.get(id)?.fix ?? '').split('\n')) {
+        const record = /(TXT|MX|CNAME) (\S+) (.+)$/.exec(line);
+        if (record === null) continue;
+        const [, type, name, value] = record as unknown as [string, string, string, string];
+        const spf = value.startsWith('"v=spf1');
+        records = records.filter(
+          (r) =>
+            r.name !== name ||
+            r.type !== type ||
+            (type === 'TXT' && !name.startsWith('_') && spf !== r.data.join('').startsWith('v=spf1')),
+        );
+        const data =
+          type === 'TXT' ? [value.replace(/^"|"$/g, '')] : type === 'MX' ? value.split(' ') : [value];
+        records.push({ name, ttl: undefined, type, data });
+      }
+
+      // Act
+      const after = await runChecks(
+        { domain: 'example.com', ses: { kind: 'none' }, region: { name: 'eu-west-1', source: 'test' } },
+        new ZoneDns(records, 'fixed', ['example.com']),
+      );
+
+      // Assess
+      const fixed = after.find((c) => c.id === id);
+      expect(fixed?.status, fixed?.detail).toBe('pass');
+    },
+  );
+
   it('reads a provider export (absolute upper-case names, no $ORIGIN): the DKIM target without its dot, the MAIL FROM SPF without SES', async () => {
     // Act
     const { code, byId } = await doctor([
