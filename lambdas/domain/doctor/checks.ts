@@ -835,15 +835,20 @@ interface Alignment {
   readonly why: string;
 }
 
-function dkimAlignment(f: Facts): Alignment {
-  const policy = policyOf(f);
-  const strict = policy !== undefined && !('problem' in policy) && policy.adkim === 's';
-  const dkimOk =
+/** Easy DKIM signs: the CNAMEs are right, or SES says SUCCESS and no CNAME is wrong. */
+function dkimInPlace(f: Facts): boolean {
+  return (
     dkimCnames(f).status === 'pass' ||
     (f.input.ses.kind === 'found' &&
       f.input.ses.facts.dkimStatus === 'SUCCESS' &&
-      dkimCnames(f).status !== 'fail');
-  if (!dkimOk)
+      dkimCnames(f).status !== 'fail')
+  );
+}
+
+function dkimAlignment(f: Facts): Alignment {
+  const policy = policyOf(f);
+  const strict = policy !== undefined && !('problem' in policy) && policy.adkim === 's';
+  if (!dkimInPlace(f))
     return { aligned: false, why: 'DKIM: the Easy DKIM CNAMEs are not all in place (dkim_cnames)' };
   // Easy DKIM signs with d=<identity>.
   const aligned = strict
@@ -1125,7 +1130,9 @@ function bulkSender(f: Facts, spf: Alignment, dkim: Alignment): CheckResult {
     );
   }
   // SES's envelope always passes SPF (its own or the MAIL FROM's); DKIM is what can be missing.
-  if (!dkim.aligned) {
+  // Gmail and Yahoo want DKIM set up and DMARC passing, not DKIM aligned (adkim=s with a parent
+  // identity signs d=<parent>: set up, DMARC passing through SPF).
+  if (!dkimInPlace(f)) {
     return check(
       'bulk_sender',
       'warn',

@@ -651,3 +651,35 @@ describe('--mail-from SES would not accept', () => {
     expect(code).not.toBe(2);
   });
 });
+
+describe('adkim=s with the identity at the parent (deployed, a subdomain From)', () => {
+  it('warns in dmarc_alignment with adkim=r as the fix, and bulk_sender does not ask to publish DKIM that is in place', async () => {
+    // Arrange
+    const text = readFileSync(`${FIXTURES}/attack-parent.zone`, 'utf8').replace('sp=none; ', '');
+    const records = parseZone(text, { origin: 'example.com' });
+    const ses = {
+      kind: 'found' as const,
+      facts: {
+        identity: 'example.com',
+        verifiedForSending: true,
+        dkimStatus: 'SUCCESS',
+        dkimSigningEnabled: true,
+        dkimTokens: ['tok1', 'tok2', 'tok3'],
+        mailFromDomain: 'bounce.example.com',
+      },
+    };
+
+    // Act
+    const checks = await runChecks(
+      { domain: 'news.example.com', ses, region: { name: 'eu-west-1', source: 'test' } },
+      new ZoneDns(records, 'zone', ['example.com', 'news.example.com']),
+    );
+
+    // Assess
+    const byId = new Map<string, CheckResult>(checks.map((c) => [c.id, c]));
+    expect(byId.get('dkim_cnames')?.status).toBe('pass');
+    expect(byId.get('dmarc_alignment')?.status).toBe('warn');
+    expect(byId.get('dmarc_alignment')?.fix).toContain('adkim=r');
+    expect(byId.get('bulk_sender')?.status, byId.get('bulk_sender')?.detail).toBe('pass');
+  });
+});
