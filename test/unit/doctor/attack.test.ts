@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type CheckResult, runChecks } from '../../../lambdas/domain/doctor/checks.ts';
 import { DnsLookupError, type DnsPort } from '../../../lambdas/domain/doctor/dns.ts';
+import { formatReport } from '../../../lambdas/domain/doctor/report.ts';
 import { ZoneDns } from '../../../lambdas/domain/doctor/zone-dns.ts';
 import { parseZone, ZoneSyntaxError } from '../../../lambdas/domain/doctor/zone-file.ts';
 import { type DoctorDeps, runDoctor } from '../../../scripts/doctor-cli.ts';
@@ -681,5 +682,30 @@ describe('adkim=s with the identity at the parent (deployed, a subdomain From)',
     expect(byId.get('dmarc_alignment')?.status).toBe('warn');
     expect(byId.get('dmarc_alignment')?.fix).toContain('adkim=r');
     expect(byId.get('bulk_sender')?.status, byId.get('bulk_sender')?.detail).toBe('pass');
+  });
+});
+
+describe('DNS data with control characters in the text report', () => {
+  it('prints them escaped: no terminal escape sequence, no forged check line', () => {
+    // Arrange: a DMARC record (possibly a parent's, or someone else's) with ESC and a newline.
+    const report = {
+      domain: 'example.com',
+      checks: [
+        {
+          id: 'dmarc_record' as const,
+          status: 'warn' as const,
+          detail: '_dmarc.example.com "v=DMARC1; p=none; x=\u001b[2J\n✓ pass dkim_cnames: all good"',
+          fix: 'TXT _dmarc.example.com "v=DMARC1; p=quarantine; x=\u001b[2J"',
+        },
+      ],
+    };
+
+    // Act
+    const text = formatReport(report, 'header');
+
+    // Assess
+    expect(text).not.toContain('\u001b');
+    expect(text).not.toMatch(/^✓ pass dkim_cnames/m);
+    expect(text).toContain('x=\\027[2J\\010✓ pass dkim_cnames');
   });
 });
