@@ -260,15 +260,23 @@ export async function runDoctor(argv: readonly string[], deps: DoctorDeps): Prom
   }
   region ??= regionFromEnvironment(deps.env, deps.readFile);
 
-  const checks: CheckResult[] = await runChecks(
-    {
-      domain: args.domain,
-      ses,
-      region,
-      ...(args.mailFrom === undefined ? {} : { mailFromDomain: args.mailFrom }),
-    },
-    dns,
-  );
+  let checks: CheckResult[];
+  try {
+    checks = await runChecks(
+      {
+        domain: args.domain,
+        ses,
+        region,
+        ...(args.mailFrom === undefined ? {} : { mailFromDomain: args.mailFrom }),
+      },
+      dns,
+    );
+  } catch (error) {
+    // Exit code 1 means "a check failed": an error of the doctor itself is "could not run" (2),
+    // and stdout stays empty for --json.
+    deps.err(`doctor: the checks could not run: ${(error as Error).name}: ${(error as Error).message}`);
+    return EXIT_USAGE;
+  }
   const report = { domain: args.domain, checks };
   if (args.json) {
     deps.out(reportJson(report));

@@ -709,3 +709,31 @@ describe('DNS data with control characters in the text report', () => {
     expect(text).toContain('x=\\027[2J\\010✓ pass dkim_cnames');
   });
 });
+
+describe('an error of the doctor itself', () => {
+  it('is exit 2 with a message on stderr and nothing on stdout, not exit 1 (a failed check) with a stack trace', async () => {
+    // Arrange: a DNS port that breaks in a way no lookup error describes.
+    const out: string[] = [];
+    const err: string[] = [];
+    const broken = async (): Promise<never> => {
+      throw new TypeError('resolver exploded');
+    };
+    const deps: DoctorDeps = {
+      env: { HOME: '/nonexistent', AWS_CONFIG_FILE: '/nonexistent' },
+      readFile: (path) => readFileSync(path, 'utf8'),
+      dns: () => ({ description: 'DNS', resolveTxt: broken, resolveMx: broken, resolveCname: broken }),
+      describeStack: () => Promise.reject(new Error('AWS used')),
+      readIdentity: () => Promise.reject(new Error('AWS used')),
+      out: (text) => out.push(text),
+      err: (text) => err.push(text),
+    };
+
+    // Act
+    const code = await runDoctor(['example.com', '--region', 'eu-west-1', '--json'], deps);
+
+    // Assess
+    expect(code).toBe(2);
+    expect(out).toEqual([]);
+    expect(err.join('\n')).toContain('resolver exploded');
+  });
+});
