@@ -737,3 +737,31 @@ describe('an error of the doctor itself', () => {
     expect(err.join('\n')).toContain('resolver exploded');
   });
 });
+
+describe("BIND's own dump format", () => {
+  it('reads a zone as named-compilezone writes it ($ORIGIN ., blank owners, \\; in TXT) and passes it', async () => {
+    // Act
+    const { code, byId } = await doctor([
+      'example.com',
+      '--zone',
+      `${FIXTURES}/attack-bind-dump.zone`,
+      '--region',
+      'ap-southeast-2',
+      '--json',
+    ]);
+
+    // Assess
+    expect(code).toBe(0);
+    for (const id of [
+      'dkim_cnames',
+      'mail_from_mx',
+      'mail_from_spf',
+      'spf_record',
+      'dmarc_record',
+      'dmarc_rua',
+      'tls_rpt',
+    ])
+      expect(byId.get(id)?.status, id).toBe('pass');
+    expect(byId.get('mta_sts')?.status).toBe('warn');
+  });
+});
