@@ -159,7 +159,17 @@ function recordData(
 ): string[] {
   const texts = data.map((token) => token.text);
   if (data.length === 0) throw new ZoneSyntaxError(line, `${type} record without data`);
-  if (type === 'TXT' || type === 'SPF') return texts;
+  if (type === 'TXT' || type === 'SPF') {
+    // A character-string is at most 255 bytes (RFC 1035 §3.3): BIND refuses a longer one, which is
+    // how a DKIM key or a long SPF record pasted as one string fails to publish.
+    const long = texts.find((t) => Buffer.byteLength(t, 'latin1') > 255);
+    if (long !== undefined)
+      throw new ZoneSyntaxError(
+        line,
+        `a TXT string of ${Buffer.byteLength(long, 'latin1')} bytes: at most 255 each (RFC 1035 §3.3); split it into several quoted strings, "..." "...", which are joined`,
+      );
+    return texts;
+  }
   const name = (token: string): string =>
     token === '@' ? requireOrigin(origin, line) : absolute(token, origin, line);
   if (NAME_TARGETS.has(type)) {

@@ -371,6 +371,10 @@ describe('the doctor on zone files it was not written around', () => {
       [['@\t300\tIN\tA\t192.0.2.10', '@\tIN\tCNAME\texample.net.']],
     ],
     ['a $INCLUDE line', [['; custom MAIL FROM for SES', '$INCLUDE /etc/bind/ses.zone']]],
+    [
+      'a DKIM key pasted as one string longer than 255 bytes',
+      [['; custom MAIL FROM for SES', `k2._domainkey\tTXT\t"v=DKIM1; k=rsa; p=${'A'.repeat(392)}"`]],
+    ],
     ['a zone for another origin', [['$ORIGIN example.com.', '$ORIGIN example.org.']]],
     [
       'a second CNAME at a DKIM name',
