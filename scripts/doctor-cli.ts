@@ -9,7 +9,7 @@ import { CHECK_IDS, type CheckResult, runChecks, type SesView } from '../lambdas
 import type { DnsPort } from '../lambdas/domain/doctor/dns.ts';
 import { exitCodeOf, formatReport, reportJson } from '../lambdas/domain/doctor/report.ts';
 import { ZoneDns } from '../lambdas/domain/doctor/zone-dns.ts';
-import { parseZone, ZoneSyntaxError } from '../lambdas/domain/doctor/zone-file.ts';
+import { parseZone, type ZoneRecord, ZoneSyntaxError } from '../lambdas/domain/doctor/zone-file.ts';
 
 export const EXIT_USAGE = 2;
 
@@ -85,6 +85,20 @@ export function parseDoctorArgs(argv: readonly string[]): DoctorArgs | 'help' {
   const mailFrom = values.get('--mail-from')?.toLowerCase().replace(/\.$/, '');
   if (mailFrom !== undefined && !DOMAIN.test(mailFrom))
     throw new UsageError(`--mail-from "${mailFrom}" is not a domain name`);
+  if (mailFrom !== undefined) {
+    // SES takes a MAIL FROM only as a subdomain of the identity, and one that receives no mail:
+    // its MX must be SES's feedback host, which would take the domain's own inbound mail away.
+    if (mailFrom === domain || domain.endsWith(`.${mailFrom}`))
+      throw new UsageError(
+        `--mail-from ${mailFrom} is ${mailFrom === domain ? 'the domain itself' : 'a parent of the domain'}: SES needs a subdomain that receives no mail, such as bounce.${domain}`,
+      );
+    const labels = domain.split('.');
+    const parents = labels.slice(0, -1).map((_, i) => labels.slice(i).join('.'));
+    if (!parents.some((parent) => mailFrom.endsWith(`.${parent}`)))
+      throw new UsageError(
+        `--mail-from ${mailFrom} is not under ${domain} or its parent domain: SES needs a subdomain of the identity, such as bounce.${domain}`,
+      );
+  }
   return { domain, stack: values.get('--stack'), region, zone: values.get('--zone'), mailFrom, json };
 }
 
@@ -120,6 +134,33 @@ export function regionFromEnvironment(
     if (inSection && setting) return { name: setting[1] as string, source: `${file} [${profile}]` };
   }
   return undefined;
+}
+
+/**
+ * The domains a zone file answers for: its SOA owners (a zone for example.com answers for
+ * news.example.com, and for _dmarc.example.com when the doctor walks up from the subdomain), else
+ * the highest parent of `domain` (or `domain` itself) that the file holds names under, plus `domain`.
+ * A file for another domain altogether is a usage error, not a zone where every record is missing.
+ */
+export function zoneApexes(records: readonly ZoneRecord[], domain: string): string[] {
+  const under = (name: string, parent: string): boolean => name === parent || name.endsWith(`.${parent}`);
+  const soa = [...new Set(records.filter((r) => r.type === 'SOA').map((r) => r.name))];
+  if (soa.length > 0) {
+    if (!soa.some((apex) => under(domain, apex))) {
+      throw new UsageError(
+        `the zone file is for ${soa.join(', ')} (its SOA), not for ${domain} or a parent of it (check $ORIGIN and the domain)`,
+      );
+    }
+    return [...soa, domain];
+  }
+  const labels = domain.split('.');
+  for (let i = labels.length - 2; i >= 0; i--) {
+    const parent = labels.slice(i).join('.');
+    if (records.some((r) => under(r.name, parent))) return [...new Set([parent, domain])];
+  }
+  throw new UsageError(
+    `the zone file holds no name at or under ${domain} or a parent of it (check $ORIGIN and the domain)`,
+  );
 }
 
 /** What a deployed stack says: its sending domains and region (CloudFormation outputs). */
@@ -180,9 +221,10 @@ export async function runDoctor(argv: readonly string[], deps: DoctorDeps): Prom
       return EXIT_USAGE;
     }
     try {
-      dns = new ZoneDns(parseZone(text, { origin: args.domain }), `zone file ${args.zone}`, [args.domain]);
+      const records = parseZone(text, { origin: args.domain });
+      dns = new ZoneDns(records, `zone file ${args.zone}`, zoneApexes(records, args.domain));
     } catch (error) {
-      if (!(error instanceof ZoneSyntaxError)) throw error;
+      if (!(error instanceof ZoneSyntaxError) && !(error instanceof UsageError)) throw error;
       deps.err(`doctor: ${args.zone}: ${error.message}`);
       return EXIT_USAGE;
     }
@@ -218,15 +260,23 @@ export async function runDoctor(argv: readonly string[], deps: DoctorDeps): Prom
   }
   region ??= regionFromEnvironment(deps.env, deps.readFile);
 
-  const checks: CheckResult[] = await runChecks(
-    {
-      domain: args.domain,
-      ses,
-      region,
-      ...(args.mailFrom === undefined ? {} : { mailFromDomain: args.mailFrom }),
-    },
-    dns,
-  );
+  let checks: CheckResult[];
+  try {
+    checks = await runChecks(
+      {
+        domain: args.domain,
+        ses,
+        region,
+        ...(args.mailFrom === undefined ? {} : { mailFromDomain: args.mailFrom }),
+      },
+      dns,
+    );
+  } catch (error) {
+    // Exit code 1 means "a check failed": an error of the doctor itself is "could not run" (2),
+    // and stdout stays empty for --json.
+    deps.err(`doctor: the checks could not run: ${(error as Error).name}: ${(error as Error).message}`);
+    return EXIT_USAGE;
+  }
   const report = { domain: args.domain, checks };
   if (args.json) {
     deps.out(reportJson(report));

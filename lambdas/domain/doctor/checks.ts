@@ -4,7 +4,7 @@
  * what SES says about the identity.
  */
 import { type DnsAnswer, DnsLookupError, type DnsPort, recordsOf } from './dns.ts';
-import { evaluateSpf, SES_SENDING_ADDRESS, type SpfEvaluation } from './spf.ts';
+import { evaluateSpf, SES_SENDING_ADDRESS, SPF_LOOKUP_LIMIT, type SpfEvaluation } from './spf.ts';
 
 export const CHECK_IDS = [
   'ses_identity',
@@ -99,6 +99,8 @@ interface Facts {
   readonly domainTxt: Lookup<DnsAnswer<readonly string[]>>;
   readonly mailFromTxt: Lookup<DnsAnswer<readonly string[]>> | undefined;
   readonly dmarc: Lookup<{ readonly records: readonly string[]; readonly at: string } | undefined>;
+  /** TXT at `_dmarc.<domain>` as published, to tell a malformed record from none. */
+  readonly dmarcTxt: Lookup<DnsAnswer<readonly string[]>>;
   readonly dkim: Lookup<DkimFindings>;
   readonly mtaSts: Lookup<DnsAnswer<readonly string[]>>;
   readonly tlsRpt: Lookup<DnsAnswer<readonly string[]>>;
@@ -166,21 +168,33 @@ async function gather(input: DoctorInput, dns: DnsPort): Promise<Facts> {
     mailFrom = `${DEFAULT_MAIL_FROM_SUBDOMAIN}.${identity}`;
     mailFromSource = "Baton's default";
   }
-  const [mailFromMx, mailFromSpf, domainSpf, domainTxt, mailFromTxt, dmarc, dkim, mtaSts, tlsRpt, bimiTxt] =
-    await Promise.all([
-      lookup(() =>
-        mailFrom === undefined ? Promise.resolve({ status: 'nxdomain' as const }) : dns.resolveMx(mailFrom),
-      ),
-      mailFrom === undefined ? undefined : lookup(() => evaluateSpf(dns, mailFrom)),
-      lookup(() => evaluateSpf(dns, domain)),
-      lookup(() => dns.resolveTxt(domain)),
-      mailFrom === undefined ? undefined : lookup(() => dns.resolveTxt(mailFrom)),
-      lookup(() => findDmarc(dns, domain)),
-      lookup(() => findDkim(dns, input.ses, identity)),
-      lookup(() => dns.resolveTxt(`_mta-sts.${domain}`)),
-      lookup(() => dns.resolveTxt(`_smtp._tls.${domain}`)),
-      lookup(() => dns.resolveTxt(`default._bimi.${domain}`)),
-    ]);
+  const [
+    mailFromMx,
+    mailFromSpf,
+    domainSpf,
+    domainTxt,
+    mailFromTxt,
+    dmarc,
+    dkim,
+    mtaSts,
+    tlsRpt,
+    bimiTxt,
+    dmarcTxt,
+  ] = await Promise.all([
+    lookup(() =>
+      mailFrom === undefined ? Promise.resolve({ status: 'nxdomain' as const }) : dns.resolveMx(mailFrom),
+    ),
+    mailFrom === undefined ? undefined : lookup(() => evaluateSpf(dns, mailFrom)),
+    lookup(() => evaluateSpf(dns, domain)),
+    lookup(() => dns.resolveTxt(domain)),
+    mailFrom === undefined ? undefined : lookup(() => dns.resolveTxt(mailFrom)),
+    lookup(() => findDmarc(dns, domain)),
+    lookup(() => findDkim(dns, input.ses, identity)),
+    lookup(() => dns.resolveTxt(`_mta-sts.${domain}`)),
+    lookup(() => dns.resolveTxt(`_smtp._tls.${domain}`)),
+    lookup(() => dns.resolveTxt(`default._bimi.${domain}`)),
+    lookup(() => dns.resolveTxt(`_dmarc.${domain}`)),
+  ]);
   return {
     input,
     domain,
@@ -198,6 +212,7 @@ async function gather(input: DoctorInput, dns: DnsPort): Promise<Facts> {
     mtaSts,
     tlsRpt,
     bimi: bimiTxt,
+    dmarcTxt,
   };
 }
 
@@ -266,6 +281,19 @@ async function findDkim(dns: DnsPort, ses: SesView, identity: string): Promise<D
     }
   }
   return { source: 'zone', good, bad, extra: good.length > EASY_DKIM_KEYS ? good.slice(EASY_DKIM_KEYS) : [] };
+}
+
+/**
+ * In a zone file, a relative owner written as if absolute but without its final dot
+ * (`_dmarc.example.com` under `$ORIGIN example.com.`) lands at `_dmarc.example.com.example.com`:
+ * said where the record was looked for and is missing.
+ */
+function doubledOrigin(f: Facts, name: string, zoneOf = f.domain): string {
+  const doubled = `${name}.${zoneOf}`;
+  const names = f.dns.namesUnder?.(doubled) ?? [];
+  return names.length === 0
+    ? ''
+    : ` (the zone has ${names.slice(0, 3).join(', ')}: an owner written without its final dot, so the origin was appended; end it with "." or write it relative)`;
 }
 
 function check(id: CheckId, status: CheckStatus, detail: string, fix = ''): CheckResult {
@@ -359,7 +387,7 @@ function dkimCnames(f: Facts): CheckResult {
     return check(
       'dkim_cnames',
       'fail',
-      `${good.length} of the ${EASY_DKIM_KEYS} Easy DKIM CNAMEs found under _domainkey.${f.identity} (from ${from}); SES signs only once all three resolve`,
+      `${good.length} of the ${EASY_DKIM_KEYS} Easy DKIM CNAMEs found under _domainkey.${f.identity} (from ${from}); SES signs only once all three resolve${doubledOrigin(f, `_domainkey.${f.identity}`, f.identity)}`,
       `CNAME <token>._domainkey.${f.identity} <token>.dkim.amazonses.com for each of SES's three tokens (stack outputs DkimRecord1-3, or aws sesv2 get-email-identity --email-identity ${f.identity})`,
     );
   }
@@ -405,7 +433,7 @@ function mailFromMx(f: Facts): CheckResult {
     return check(
       'mail_from_mx',
       'fail',
-      `${where} has no MX record: SES falls back to amazonses.com as the envelope sender, so SPF does not align with ${f.domain} (${regionNote})`,
+      `${where} has no MX record: SES falls back to amazonses.com as the envelope sender, so SPF does not align with ${f.domain} (${regionNote})${doubledOrigin(f, f.mailFrom ?? '', f.identity)}`,
       fix,
     );
   }
@@ -448,7 +476,10 @@ function mailFromMx(f: Facts): CheckResult {
 function withSes(records: readonly string[]): string {
   const terms = records.flatMap((r) => r.split(/\s+/).slice(1)).filter((t) => t !== '');
   const mechanisms = [...new Set(terms.filter((t) => !/^[-~?+]?all$/i.test(t) && !/^redirect=/i.test(t)))];
-  const all = terms.find((t) => /^[-~?+]?all$/i.test(t)) ?? '~all';
+  // Without an `all`, redirect= is what ends the record (RFC 7208 §6.1): kept, or the senders it
+  // authorises would lose SPF.
+  const all =
+    terms.find((t) => /^[-~?+]?all$/i.test(t)) ?? terms.find((t) => /^redirect=/i.test(t)) ?? '~all';
   if (!mechanisms.some((t) => /^\+?include:amazonses\.com$/i.test(t)))
     mechanisms.push('include:amazonses.com');
   return `v=spf1 ${[...mechanisms, all].join(' ')}`;
@@ -470,6 +501,57 @@ function offlineNote(e: SpfEvaluation): string {
     : ` [offline: ${e.notEvaluated.join(', ')} not in the zone file, taken as authorising nothing]`;
 }
 
+interface SpfFinding {
+  readonly status: 'warn' | 'fail';
+  readonly problems: string;
+  readonly record: string;
+}
+
+/**
+ * What is wrong with an SPF record beyond SES's address passing: mailauth stops at the first match,
+ * a receiver checking any other sender reads on, and `+all` lets everyone pass.
+ */
+function spfFinding(domain: string, e: SpfEvaluation, records: readonly string[]): SpfFinding | undefined {
+  const lint = e.lint;
+  if (lint === undefined) return undefined;
+  const problems: string[] = [];
+  let status: 'warn' | 'fail' = 'warn';
+  if (lint.passAll) {
+    status = 'fail';
+    problems.push(
+      `+all lets every host on the internet pass SPF for ${domain}: forged mail passes SPF, and DMARC through SPF alignment`,
+    );
+  }
+  if (lint.lookups > SPF_LOOKUP_LIMIT) {
+    status = 'fail';
+    problems.push(
+      `${lint.lookups} terms that query DNS (include, a, mx, ptr, exists, redirect), more than ${SPF_LOOKUP_LIMIT} (RFC 7208 §4.6.4): receivers return permerror for every sender not matched before the limit; replace a/mx/include terms by ip4:/ip6: ranges or drop unused ones`,
+    );
+  }
+  if (lint.missing.length > 0) {
+    status = 'fail';
+    problems.push(
+      `${lint.missing.join(', ')} ${lint.missing.length > 1 ? 'have' : 'has'} no SPF record: include: or redirect= of it is a permerror when evaluation reaches it (RFC 7208 §5.2)`,
+    );
+  }
+  if (lint.ptr) {
+    problems.push(
+      'ptr must not be published (RFC 7208 §5.5: slow, unreliable, and some receivers skip or penalise it)',
+    );
+  }
+  if (problems.length === 0) return undefined;
+  const missing = new Set(lint.missing);
+  const terms = withSes(records)
+    .split(' ')
+    .filter((t) => !/^[-~?+]?ptr(:.*)?$/i.test(t))
+    .filter((t) => {
+      const target = /^[-~?+]?(?:include:|redirect=)(.+)$/i.exec(t)?.[1];
+      return target === undefined || !missing.has(target.toLowerCase().replace(/\.$/, ''));
+    })
+    .map((t) => (/^\+?all$/i.test(t) ? '~all' : t));
+  return { status, problems: problems.join('; '), record: `TXT ${domain} "${terms.join(' ')}"` };
+}
+
 function mailFromSpf(f: Facts): CheckResult {
   if (f.mailFrom === undefined || f.mailFromSpf === undefined) return noMailFrom('mail_from_spf', f);
   if (!f.mailFromSpf.ok) return notChecked('mail_from_spf', f.mailFromSpf.error);
@@ -477,6 +559,15 @@ function mailFromSpf(f: Facts): CheckResult {
   const records = spfRecordsOf(f.mailFromTxt);
   const fix = `TXT ${f.mailFrom} "${withSes(records)}"`;
   const subject = `SPF of the MAIL FROM ${f.mailFrom} for SES (${SES_SENDING_ADDRESS})`;
+  const finding = spfFinding(f.mailFrom, evaluation, records);
+  if (finding !== undefined && evaluation.result !== 'permerror' && evaluation.result !== 'temperror') {
+    return check(
+      'mail_from_spf',
+      finding.status === 'fail' || evaluation.result !== 'pass' ? 'fail' : 'warn',
+      `${subject}: ${spfText(evaluation)}, but ${finding.problems}${offlineNote(evaluation)}`,
+      finding.record,
+    );
+  }
   switch (evaluation.result) {
     case 'pass':
       return check('mail_from_spf', 'pass', `${subject}: pass`);
@@ -486,7 +577,7 @@ function mailFromSpf(f: Facts): CheckResult {
       return check(
         'mail_from_spf',
         'fail',
-        `${subject}: no SPF record, so SPF fails at receivers and cannot align`,
+        `${subject}: no SPF record, so SPF fails at receivers and cannot align${doubledOrigin(f, f.mailFrom, f.identity)}`,
         fix,
       );
     case 'permerror':
@@ -519,6 +610,20 @@ function spfRecord(f: Facts): CheckResult {
   const records = spfRecordsOf(f.domainTxt);
   const fix = `TXT ${f.domain} "${withSes(records)}"`;
   const subject = `SPF of ${f.domain} for SES (${SES_SENDING_ADDRESS})`;
+  const finding = spfFinding(f.domain, evaluation, records);
+  if (
+    finding !== undefined &&
+    evaluation.result !== 'permerror' &&
+    evaluation.result !== 'temperror' &&
+    (finding.status === 'fail' || evaluation.result === 'pass')
+  ) {
+    return check(
+      'spf_record',
+      finding.status,
+      `${subject}: ${spfText(evaluation)}, but ${finding.problems}${offlineNote(evaluation)}`,
+      finding.record,
+    );
+  }
   if (evaluation.result === 'pass') return check('spf_record', 'pass', `${subject}: pass`);
   if (evaluation.result === 'temperror')
     return notChecked('spf_record', `${subject}: ${spfText(evaluation)}`);
@@ -625,33 +730,81 @@ function reportAddress(f: Facts, policy?: DmarcPolicy): string {
   return `mailto:dmarc@${domain}`;
 }
 
+/**
+ * A TXT at `_dmarc.<domain>` that means to be DMARC but does not begin with `v=DMARC1` (tags in
+ * another order, a typo): receivers ignore it (RFC 7489 §6.4 and §6.6.3), so there is no policy.
+ */
+function misplacedDmarc(f: Facts): CheckResult | undefined {
+  if (!f.dmarcTxt.ok) return undefined;
+  const meant = recordsOf(f.dmarcTxt.value)
+    .map(joined)
+    .filter((r) => /v\s*=\s*dmarc/i.test(r) || /(^|;)\s*p\s*=\s*(none|quarantine|reject)\b/i.test(r));
+  const record = meant[0];
+  if (record === undefined || meant.length > 1) return undefined;
+  const tags = new Map<string, string>([['v', 'DMARC1']]);
+  for (const [k, v] of tagList(record)) if (k !== 'v') tags.set(k, v);
+  if (!tags.has('p')) tags.set('p', 'quarantine');
+  return check(
+    'dmarc_record',
+    'fail',
+    `_dmarc.${f.domain} "${record}" is not a DMARC record: it must begin with v=DMARC1 (then the other tags), so receivers ignore it and ${f.domain} has no DMARC policy`,
+    `Replace it with: TXT _dmarc.${f.domain} "${[...tags].map(([k, v]) => `${k}=${v}`).join('; ')}"`,
+  );
+}
+
 function dmarcRecord(f: Facts): CheckResult {
   if (!f.dmarc.ok) return notChecked('dmarc_record', f.dmarc.error);
   const policy = policyOf(f);
   if (policy === undefined) return notChecked('dmarc_record', 'no answer');
+  if ('problem' in policy && policy.problem === 'missing') {
+    const misplaced = misplacedDmarc(f);
+    if (misplaced !== undefined) return misplaced;
+  }
   if ('problem' in policy) {
     const fix =
       policy.problem === 'multiple'
         ? `Keep one record at ${f.dmarc.value?.at}, e.g. ${dmarcWith(f, undefined, { p: 'quarantine', rua: reportAddress(f) })}`
         : dmarcWith(f, undefined, { p: 'quarantine', rua: reportAddress(f) });
-    return check('dmarc_record', 'fail', policy.detail, fix);
+    const doubled = policy.problem === 'missing' ? doubledOrigin(f, `_dmarc.${f.domain}`) : '';
+    return check('dmarc_record', 'fail', `${policy.detail}${doubled}`, fix);
   }
   const where = `${policy.at} "${policy.record}"`;
+  // At a parent, sp= (when given) is the policy of the From domain, and the tag to change.
+  const bySp = policy.at !== `_dmarc.${f.domain}` && policy.tags.has('sp');
+  const tag = bySp ? 'sp' : 'p';
   if (policy.policy === 'none') {
+    const which = bySp ? `sp=none (the policy of subdomains such as ${f.domain})` : 'p=none';
     return check(
       'dmarc_record',
       'warn',
-      `${where}: p=none only monitors; receivers take no action on mail that fails DMARC. Move to quarantine once the reports show only your own senders`,
+      `${where}: ${which} only monitors; receivers take no action on mail that fails DMARC. Move to quarantine once the reports show only your own senders`,
       dmarcWith(f, policy, {
-        p: 'quarantine',
+        [tag]: 'quarantine',
         ...(policy.tags.has('rua') ? {} : { rua: reportAddress(f, policy) }),
       }),
     );
   }
   const pct = policy.tags.get('pct');
-  const partial =
-    pct !== undefined && pct !== '100' ? ` (pct=${pct}: applied to part of the failing mail)` : '';
-  return check('dmarc_record', 'pass', `${where}: policy ${policy.policy}${partial}`);
+  if (pct !== undefined && pct.trim() !== '100') {
+    // RFC 7489 §6.3: the policy applies to pct % of the failing mail; the rest gets the next one
+    // down (reject -> quarantine, quarantine -> none). pct=0 is monitoring under another name.
+    return check(
+      'dmarc_record',
+      'warn',
+      `${where}: policy ${policy.policy} at pct=${pct}: applied to only ${pct} % of the mail that fails DMARC; the rest gets ${policy.policy === 'reject' ? 'quarantine' : 'no action'}. Raise pct to 100 (or drop the tag) once the reports show only your own senders`,
+      dmarcWith(f, policy, { pct: '100' }),
+    );
+  }
+  const sp = policy.tags.get('sp')?.toLowerCase();
+  if (!bySp && sp === 'none') {
+    return check(
+      'dmarc_record',
+      'warn',
+      `${where}: policy ${policy.policy} for ${f.domain}, but sp=none leaves its subdomains unprotected: mail forged from any name under ${f.domain} (which has no DMARC record of its own) is only monitored`,
+      dmarcWith(f, policy, { sp: policy.policy }),
+    );
+  }
+  return check('dmarc_record', 'pass', `${where}: policy ${policy.policy}`);
 }
 
 /** Relaxed alignment: both names share the identity's domain (its organizational domain here). */
@@ -660,23 +813,47 @@ function relaxedAligned(a: string, b: string, anchor: string): boolean {
   return under(a, b) || under(b, a) || (under(a, anchor) && under(b, anchor));
 }
 
+/**
+ * The organizational domain relaxed alignment is judged under: the identity, or the parent of the
+ * From domain whose DMARC record applies (the DMARCbis tree walk finds the organizational domain's
+ * record), whichever is higher. bounce.example.com aligns with news.example.com under relaxed
+ * alignment: both are in example.com.
+ */
+function organizationalDomain(f: Facts): string {
+  const policy = policyOf(f);
+  const recordDomain =
+    policy !== undefined && !('problem' in policy) ? policy.at.slice('_dmarc.'.length) : undefined;
+  return recordDomain?.includes('.') &&
+    f.domain.endsWith(`.${recordDomain}`) &&
+    recordDomain.length < f.identity.length
+    ? recordDomain
+    : f.identity;
+}
+
 interface Alignment {
   readonly aligned: boolean;
   readonly why: string;
 }
 
-function dkimAlignment(f: Facts): Alignment {
-  const policy = policyOf(f);
-  const strict = policy !== undefined && !('problem' in policy) && policy.adkim === 's';
-  const dkimOk =
+/** Easy DKIM signs: the CNAMEs are right, or SES says SUCCESS and no CNAME is wrong. */
+function dkimInPlace(f: Facts): boolean {
+  return (
     dkimCnames(f).status === 'pass' ||
     (f.input.ses.kind === 'found' &&
       f.input.ses.facts.dkimStatus === 'SUCCESS' &&
-      dkimCnames(f).status !== 'fail');
-  if (!dkimOk)
+      dkimCnames(f).status !== 'fail')
+  );
+}
+
+function dkimAlignment(f: Facts): Alignment {
+  const policy = policyOf(f);
+  const strict = policy !== undefined && !('problem' in policy) && policy.adkim === 's';
+  if (!dkimInPlace(f))
     return { aligned: false, why: 'DKIM: the Easy DKIM CNAMEs are not all in place (dkim_cnames)' };
   // Easy DKIM signs with d=<identity>.
-  const aligned = strict ? f.identity === f.domain : relaxedAligned(f.identity, f.domain, f.identity);
+  const aligned = strict
+    ? f.identity === f.domain
+    : relaxedAligned(f.identity, f.domain, organizationalDomain(f));
   return aligned
     ? { aligned, why: `DKIM d=${f.identity} aligns (${strict ? 'strict' : 'relaxed'})` }
     : {
@@ -695,13 +872,31 @@ function spfAlignment(f: Facts): Alignment {
       aligned: false,
       why: `SPF: the MAIL FROM ${f.mailFrom} is not set up (mail_from_mx, mail_from_spf)${strict ? ', and aspf=s keeps a MAIL FROM subdomain from aligning anyway' : ''}`,
     };
-  const aligned = strict ? f.mailFrom === f.domain : relaxedAligned(f.mailFrom, f.domain, f.identity);
+  const aligned = strict
+    ? f.mailFrom === f.domain
+    : relaxedAligned(f.mailFrom, f.domain, organizationalDomain(f));
   return aligned
     ? { aligned, why: `SPF via MAIL FROM ${f.mailFrom} aligns (${strict ? 'strict' : 'relaxed'})` }
     : {
         aligned,
         why: `SPF via MAIL FROM ${f.mailFrom} does not align${strict ? ': aspf=s needs the MAIL FROM to be exactly the From domain, and SES requires a subdomain' : ''}`,
       };
+}
+
+/**
+ * Neither mechanism is known to align, and one of them is unknown because its lookup failed (or
+ * DNS cannot list the DKIM tokens): a timeout is not a DMARC failure.
+ */
+function alignmentUnknown(f: Facts, spf: Alignment, dkim: Alignment): string | undefined {
+  if (spf.aligned || dkim.aligned) return undefined;
+  const unknown = (c: CheckResult) => c.status === 'warn' && c.detail.startsWith('not checked');
+  const which = [
+    ...(unknown(dkimCnames(f)) ? ['dkim_cnames'] : []),
+    ...(f.mailFrom !== undefined && (unknown(mailFromMx(f)) || unknown(mailFromSpf(f)))
+      ? ['mail_from_mx', 'mail_from_spf']
+      : []),
+  ];
+  return which.length === 0 ? undefined : `alignment unknown: ${which.join(', ')} could not be checked`;
 }
 
 function dmarcAlignment(f: Facts, spf: Alignment, dkim: Alignment): CheckResult {
@@ -724,6 +919,8 @@ function dmarcAlignment(f: Facts, spf: Alignment, dkim: Alignment): CheckResult 
     if (usable?.aspf === 's') relax.aspf = 'r';
   }
   if (Object.keys(relax).length > 0) fixes.push(dmarcWith(f, usable, relax));
+  const unknown = alignmentUnknown(f, spf, dkim);
+  if (unknown !== undefined) return notChecked('dmarc_alignment', `${unknown} (${detail})`);
   if (dkim.aligned || spf.aligned) {
     return check(
       'dmarc_alignment',
@@ -755,15 +952,21 @@ function dmarcRua(f: Facts): CheckResult {
     );
   }
   const uris = rua.split(',').map((u) => u.trim());
-  const invalid = uris.filter(
-    (u) => !/^mailto:[^@\s]+@[^@\s]+\.[^@\s]+$/i.test(u.replace(/!\d+[kmgt]?$/i, '')),
-  );
+  const valid = (u: string): boolean =>
+    /^mailto:[^@\s]+@[^@\s]+\.[^@\s]+$/i.test(u.replace(/!\d+[kmgt]?$/i, ''));
+  const invalid = uris.filter((u) => !valid(u));
   if (invalid.length > 0) {
+    // Keep the addresses meant: a bare address gets its mailto: (reports go where the owner wanted).
+    const repaired = uris
+      .map((u) => (valid(u) ? u : valid(`mailto:${u}`) ? `mailto:${u}` : undefined))
+      .filter((u) => u !== undefined);
     return check(
       'dmarc_rua',
       'fail',
       `${policy.at} rua=${rua}: ${invalid.join(', ')} is not a mailto: address, so receivers send no reports`,
-      dmarcWith(f, policy, { rua: reportAddress(f, policy) }),
+      dmarcWith(f, policy, {
+        rua: repaired.length > 0 ? [...new Set(repaired)].join(',') : reportAddress(f, policy),
+      }),
     );
   }
   return check('dmarc_rua', 'pass', `aggregate reports go to ${uris.join(', ')}`);
@@ -873,6 +1076,8 @@ function bimi(f: Facts): CheckResult {
       fixRecord,
     );
   }
+  // Whether DMARC enforces is unknown when its lookup failed: not a reason to warn of p=none.
+  if (!f.dmarc.ok) return notChecked('bimi', `DMARC policy: ${f.dmarc.error}`);
   const policy = policyOf(f);
   const enforced =
     policy !== undefined &&
@@ -904,6 +1109,8 @@ function bulkSender(f: Facts, spf: Alignment, dkim: Alignment): CheckResult {
   const unsubscribe =
     'one-click unsubscribe: Baton refuses broadcast mail without listUnsubscribe and sends List-Unsubscribe with List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC 8058)';
   const rules = 'Gmail and Yahoo bulk-sender rules';
+  // A DMARC lookup that failed (a CNAME to a provider outside the zone file) is not a missing record.
+  if (!f.dmarc.ok) return notChecked('bulk_sender', `${rules}: DMARC: ${f.dmarc.error}`);
   if (policy === undefined || 'problem' in policy) {
     return check(
       'bulk_sender',
@@ -912,6 +1119,8 @@ function bulkSender(f: Facts, spf: Alignment, dkim: Alignment): CheckResult {
       dmarcWith(f, undefined, { p: 'none', rua: reportAddress(f) }),
     );
   }
+  const unknown = alignmentUnknown(f, spf, dkim);
+  if (unknown !== undefined) return notChecked('bulk_sender', `${rules}: ${unknown}`);
   if (!spf.aligned && !dkim.aligned) {
     return check(
       'bulk_sender',
@@ -921,7 +1130,9 @@ function bulkSender(f: Facts, spf: Alignment, dkim: Alignment): CheckResult {
     );
   }
   // SES's envelope always passes SPF (its own or the MAIL FROM's); DKIM is what can be missing.
-  if (!dkim.aligned) {
+  // Gmail and Yahoo want DKIM set up and DMARC passing, not DKIM aligned (adkim=s with a parent
+  // identity signs d=<parent>: set up, DMARC passing through SPF).
+  if (!dkimInPlace(f)) {
     return check(
       'bulk_sender',
       'warn',

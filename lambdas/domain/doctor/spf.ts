@@ -16,6 +16,8 @@ export interface SpfEvaluation {
   readonly comment: string | undefined;
   /** Domains a zone file does not hold, taken as authorising nothing (offline only). */
   readonly notEvaluated: readonly string[];
+  /** The record read to its end (undefined: no single record to read). */
+  readonly lint?: SpfLint | undefined;
 }
 
 /**
@@ -41,6 +43,11 @@ export async function evaluateSpf(dns: DnsPort, domain: string): Promise<SpfEval
         notEvaluated.push(name);
         return [['v=spf1 ?all']];
       }
+      if (error instanceof DnsLookupError && error.code === OUTSIDE_ZONE && type === 'MX') {
+        // mx:<another domain>: its hosts are not SES's sending address, as for `a` above.
+        notEvaluated.push(name);
+        return [];
+      }
       throw error instanceof DnsLookupError
         ? Object.assign(new Error(error.message), { code: error.code })
         : error;
@@ -60,6 +67,7 @@ export async function evaluateSpf(dns: DnsPort, domain: string): Promise<SpfEval
     result,
     comment: typeof answer.status.comment === 'string' ? answer.status.comment : undefined,
     notEvaluated,
+    lint: await lintSpf(dns, domain),
   };
 }
 
@@ -72,4 +80,76 @@ function toNode<T, U>(answer: DnsAnswer<T>, map: (r: T) => U): U[] {
   if (answer.status === 'nxdomain') throw Object.assign(new Error('NXDOMAIN'), { code: 'ENOTFOUND' });
   if (answer.status === 'nodata') throw Object.assign(new Error('NODATA'), { code: 'ENODATA' });
   return answer.records.map(map);
+}
+
+/** What a receiver would hold against an SPF record beyond the result for SES's address. */
+export interface SpfLint {
+  /** The terms that cost a DNS lookup (RFC 7208 §4.6.4), counted through include: and redirect=. */
+  readonly lookups: number;
+  /** `+all` (or a bare `all`): every host on the internet passes. */
+  readonly passAll: boolean;
+  /** `ptr` terms (RFC 7208 §5.5: SHOULD NOT be used). */
+  readonly ptr: boolean;
+  /** include:/redirect= targets without an SPF record: permerror when evaluation reaches them. */
+  readonly missing: readonly string[];
+  /** Targets the lookups could not read (outside a zone file, failed lookup): counted once, not entered. */
+  readonly unread: readonly string[];
+}
+
+/** RFC 7208 §4.6.4: more terms that query DNS than this is a permerror. */
+export const SPF_LOOKUP_LIMIT = 10;
+
+/**
+ * Reads `domain`'s SPF record as a receiver's evaluation of a sender matching nothing would: every
+ * term to the end, through include: and redirect=. mailauth stops at SES's address, so a record
+ * that passes SES can still break every other sender (or let everyone pass).
+ */
+export async function lintSpf(dns: DnsPort, domain: string): Promise<SpfLint | undefined> {
+  let lookups = 0;
+  let ptr = false;
+  let passAll = false;
+  const missing: string[] = [];
+  const unread: string[] = [];
+  const seen = new Set<string>();
+
+  const recordOf = async (name: string): Promise<string[] | 'unread'> => {
+    try {
+      const answer = await dns.resolveTxt(name);
+      return answer.status === 'found'
+        ? answer.records.map((r) => r.join('')).filter((r) => /^v=spf1(\s|$)/i.test(r))
+        : [];
+    } catch (error) {
+      if (error instanceof DnsLookupError) return 'unread';
+      throw error;
+    }
+  };
+
+  const walk = async (record: string, top: boolean, depth: number): Promise<void> => {
+    for (const term of record.split(/\s+/).slice(1)) {
+      if (term === '') continue;
+      const match = /^([-~?+]?)([a-z0-9]+)(?:[:=](.*))?$/i.exec(term);
+      if (match === null) continue;
+      const qualifier = match[1] ?? '';
+      const mechanism = (match[2] ?? '').toLowerCase();
+      const target = match[3]?.toLowerCase().replace(/\.$/, '');
+      if (mechanism === 'all' && top && (qualifier === '' || qualifier === '+')) passAll = true;
+      if (mechanism === 'ptr') ptr = true;
+      if (!['include', 'a', 'mx', 'ptr', 'exists', 'redirect'].includes(mechanism)) continue;
+      lookups++;
+      if ((mechanism !== 'include' && mechanism !== 'redirect') || target === undefined) continue;
+      // A macro (%{i}) names a different domain per message: nothing to read ahead of time.
+      if (target.includes('%') || seen.has(target) || depth >= 10 || lookups > SPF_LOOKUP_LIMIT) continue;
+      seen.add(target);
+      const records = await recordOf(target);
+      if (records === 'unread') unread.push(target);
+      else if (records.length === 0) missing.push(target);
+      else if (records.length === 1)
+        await walk(records[0] as string, top && mechanism === 'redirect', depth + 1);
+    }
+  };
+
+  const records = await recordOf(domain);
+  if (records === 'unread' || records.length !== 1) return undefined;
+  await walk(records[0] as string, true, 0);
+  return { lookups, passAll, ptr, missing, unread };
 }

@@ -54,8 +54,12 @@ export function parseZone(text: string, options: { readonly origin?: string } = 
   let defaultTtl: number | undefined;
   let previousOwner: string | undefined;
   const records: ZoneRecord[] = [];
+  // Per owner: the line of its first CNAME and of its first other record (RFC 1034 §3.6.2).
+  const cnames = new Map<string, number>();
+  const others = new Map<string, number>();
 
-  for (const entry of entries(text)) {
+  // A byte order mark (Windows editors write one) is not part of the first owner name.
+  for (const entry of entries(text.replace(/^\uFEFF/, ''))) {
     const [first, ...rest] = entry.tokens;
     if (first === undefined) continue;
     if (!entry.ownerOmitted && !first.quoted && first.text.startsWith('$')) {
@@ -100,8 +104,51 @@ export function parseZone(text: string, options: { readonly origin?: string } = 
     const type = typeToken.text.toUpperCase();
     const data = tokens.slice(index + 1);
     records.push({ name: owner, ttl, type, data: recordData(type, data, origin, entry.line) });
+    checkCname(owner, type, entry.line, cnames, others);
   }
   return records;
+}
+
+// DNSSEC records sign a CNAME and live beside it (RFC 2181 §10.1, RFC 4035 §2.5).
+const BESIDE_CNAME = new Set(['RRSIG', 'NSEC', 'NSEC3', 'KEY', 'SIG', 'NXT']);
+
+/**
+ * A name with a CNAME has no other data (RFC 1034 §3.6.2, RFC 2181 §10.1): BIND refuses such a zone
+ * ("CNAME and other data"), and where a server serves it anyway, a lookup of the name follows the
+ * CNAME and never sees the other records (an apex CNAME hides the SPF, MX and NS of the domain).
+ */
+function checkCname(
+  owner: string,
+  type: string,
+  line: number,
+  cnames: Map<string, number>,
+  others: Map<string, number>,
+): void {
+  if (BESIDE_CNAME.has(type)) return;
+  const shown = owner === '' ? '.' : owner;
+  if (type === 'CNAME') {
+    const earlier = cnames.get(owner);
+    if (earlier !== undefined)
+      throw new ZoneSyntaxError(
+        line,
+        `a second CNAME at ${shown} (the first is on line ${earlier}): a name has one`,
+      );
+    const other = others.get(owner);
+    if (other !== undefined)
+      throw new ZoneSyntaxError(
+        line,
+        `CNAME and other data at ${shown} (line ${other}): a name with a CNAME can have no other record (RFC 1034 §3.6.2)`,
+      );
+    cnames.set(owner, line);
+    return;
+  }
+  const cname = cnames.get(owner);
+  if (cname !== undefined)
+    throw new ZoneSyntaxError(
+      line,
+      `${type} beside the CNAME at ${shown} (line ${cname}): a name with a CNAME can have no other record (RFC 1034 §3.6.2)`,
+    );
+  if (!others.has(owner)) others.set(owner, line);
 }
 
 function recordData(
@@ -112,7 +159,17 @@ function recordData(
 ): string[] {
   const texts = data.map((token) => token.text);
   if (data.length === 0) throw new ZoneSyntaxError(line, `${type} record without data`);
-  if (type === 'TXT' || type === 'SPF') return texts;
+  if (type === 'TXT' || type === 'SPF') {
+    // A character-string is at most 255 bytes (RFC 1035 §3.3): BIND refuses a longer one, which is
+    // how a DKIM key or a long SPF record pasted as one string fails to publish.
+    const long = texts.find((t) => Buffer.byteLength(t, 'latin1') > 255);
+    if (long !== undefined)
+      throw new ZoneSyntaxError(
+        line,
+        `a TXT string of ${Buffer.byteLength(long, 'latin1')} bytes: at most 255 each (RFC 1035 §3.3); split it into several quoted strings, "..." "...", which are joined`,
+      );
+    return texts;
+  }
   const name = (token: string): string =>
     token === '@' ? requireOrigin(origin, line) : absolute(token, origin, line);
   if (NAME_TARGETS.has(type)) {
