@@ -29,6 +29,21 @@ interface CompiledRoute {
 }
 
 /**
+ * An answer of the HTTP API as it left the gateway (tests check each against the OpenAPI
+ * document). `routeKey` is the matched route's (`$default` for the fallback), undefined for the
+ * gateway's own answers (413 on a body past API Gateway's limit, 404 without a fallback, 500 when
+ * the integration failed). The console's answers (PreRoute) are not observed.
+ */
+export interface ObservedResponse {
+  readonly method: string;
+  readonly path: string;
+  readonly routeKey: string | undefined;
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | readonly string[]>>;
+  readonly body: Buffer;
+}
+
+/**
  * Answers a request before the API's routes when it returns true (local mode's console under
  * /console); false leaves it to the API.
  */
@@ -43,6 +58,7 @@ export function createGateway(
   routes: readonly GatewayRoute[],
   onAccess?: (entry: AccessLogEntry) => void,
   preRoute?: PreRoute,
+  onResponse?: (response: ObservedResponse) => void,
 ): Server {
   const compiled = routes.filter((r) => r.routeKey !== '$default').map(compile);
   compiled.sort((a, b) => b.specificity - a.specificity);
@@ -53,6 +69,18 @@ export function createGateway(
     const url = new URL(req.url ?? '/', 'http://localhost');
     const method = (req.method ?? 'GET').toUpperCase();
     let status = 500;
+    let routeKey: string | undefined;
+    let observed: { headers: Record<string, string | string[]>; body: Buffer } | undefined;
+    const send = (
+      res: ServerResponse,
+      code: number,
+      headers: Record<string, string | string[]>,
+      body: string | Buffer,
+    ): void => {
+      if (onResponse) observed = { headers, body: Buffer.isBuffer(body) ? body : Buffer.from(body) };
+      writeAnswer(res, code, headers, body);
+    };
+    let fromApi = false;
     try {
       if (preRoute && (await preRoute(req, res))) {
         status = res.statusCode;
@@ -91,13 +119,23 @@ export function createGateway(
         status = 500;
         return send(res, 500, { 'content-type': 'application/json' }, '{"message":"Internal Server Error"}');
       }
-      status = respond(res, result.result);
+      fromApi = true;
+      routeKey = match.route.routeKey;
+      status = respond(res, result.result, send);
     } catch {
       status = 500;
       if (!res.headersSent)
         send(res, 500, { 'content-type': 'application/json' }, '{"message":"Internal Server Error"}');
     } finally {
       onAccess?.({ method, path: url.pathname, status, ms: Date.now() - started });
+      if (onResponse && observed)
+        onResponse({
+          method,
+          path: url.pathname,
+          routeKey: fromApi ? routeKey : undefined,
+          status,
+          ...observed,
+        });
     }
   });
 }
@@ -213,7 +251,16 @@ function toEvent(
 }
 
 /** API Gateway's v2 response mapping, including its inference for non-structured results. */
-function respond(res: ServerResponse, result: unknown): number {
+function respond(
+  res: ServerResponse,
+  result: unknown,
+  send: (
+    res: ServerResponse,
+    status: number,
+    headers: Record<string, string | string[]>,
+    body: string | Buffer,
+  ) => void,
+): number {
   const structured = typeof result === 'object' && result !== null && 'statusCode' in result;
   if (!structured) {
     const body = typeof result === 'string' ? result : JSON.stringify(result ?? null);
@@ -230,7 +277,7 @@ function respond(res: ServerResponse, result: unknown): number {
   return status;
 }
 
-function send(
+function writeAnswer(
   res: ServerResponse,
   status: number,
   headers: Record<string, string | string[]>,

@@ -109,3 +109,67 @@ export class OpenApiContract {
     return { status: res.status, contentType, headers: res.headers, body };
   }
 }
+
+/** An answer as local mode's gateway saw it (local/runtime/http-gateway.ts ObservedResponse). */
+export interface ObservedAnswer {
+  readonly method: string;
+  readonly path: string;
+  readonly routeKey: string | undefined;
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | readonly string[]>>;
+  readonly body: Buffer;
+}
+
+/**
+ * Checks every answer of the api that local mode's gateway hands it against the document, and
+ * keeps what it does not describe: method, path, status and the reason (a schema error's path and
+ * message; never the body, which may hold addresses). The gateway's own answers (no route key)
+ * and the fallback's (`$default`, no operation) are counted but not checked.
+ */
+export class ResponseAudit {
+  readonly #contract: OpenApiContract;
+  readonly violations: string[] = [];
+  checked = 0;
+  unchecked = 0;
+
+  constructor(document: unknown) {
+    this.#contract = new OpenApiContract(document);
+  }
+
+  observe = (answer: ObservedAnswer): void => {
+    if (answer.routeKey === undefined || answer.routeKey === '$default') {
+      this.unchecked++;
+      return;
+    }
+    this.checked++;
+    const header = answer.headers['content-type'] ?? answer.headers['Content-Type'];
+    const contentType = header === undefined ? null : String(header);
+    const text = answer.body.toString('utf8');
+    let body: unknown;
+    if (text !== '') {
+      try {
+        body = JSON.parse(text) as unknown;
+      } catch {
+        body = text;
+        if (/json/i.test(contentType ?? '')) {
+          this.#add(answer, `${answer.routeKey} ${answer.status}: the ${contentType} body is no JSON`);
+          return;
+        }
+      }
+    }
+    for (const problem of this.#contract.problems(answer.routeKey, answer.status, contentType, body))
+      this.#add(answer, problem);
+  };
+
+  #add(answer: ObservedAnswer, problem: string): void {
+    this.violations.push(`${answer.method} ${answer.path} ${answer.status}: ${problem}`);
+  }
+
+  /** Throws ContractViolationError listing every answer the document did not describe. */
+  assertClean(): void {
+    if (this.violations.length === 0) return;
+    throw new ContractViolationError(
+      `${this.violations.length} answer(s) of the api differ from docs/openapi.json:\n${this.violations.join('\n')}`,
+    );
+  }
+}
