@@ -107,10 +107,10 @@ const mailboxes = z.pipe(
 /** The address lists' schema, by name for the OpenAPI document (it describes their items). */
 export { mailboxes as ADDRESS_LIST };
 
+// A regex, not a refine, so the OpenAPI document's schema says it too (a `pattern`).
+const HEADER_SAFE = new RegExp(`^[^${LINE_BREAK_OR_NUL.source.slice(1, -1)}]*$`);
 const headerSafe = (what: string) =>
-  z
-    .string()
-    .check(z.refine((v: string) => !LINE_BREAK_OR_NUL.test(v), `${what} must not contain CR, LF or NUL`));
+  z.string().check(z.regex(HEADER_SAFE, `${what} must not contain CR, LF or NUL`));
 
 const attachment = z.strictObject({
   filename: headerSafe('filename').check(
