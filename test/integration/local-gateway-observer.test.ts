@@ -97,6 +97,33 @@ describe('ResponseAudit', () => {
     expect(() => audit.assertClean()).toThrow(ContractViolationError);
   });
 
+  it('keeps a 429 without the Retry-After it documents as required', () => {
+    // Prepare
+    const audit = new ResponseAudit(document);
+    const problem = {
+      type: 'urn:baton:problem:rate_limited',
+      title: 't',
+      status: 429,
+      detail: 'd',
+      code: 'rate_limited',
+    };
+
+    // Act
+    audit.observe({
+      method: 'GET',
+      path: '/v1/stats',
+      routeKey: Route.stats,
+      status: 429,
+      headers: { 'content-type': 'application/problem+json' },
+      body: Buffer.from(JSON.stringify(problem)),
+    });
+
+    // Assess
+    expect(audit.violations).toEqual([
+      'GET /v1/stats 429: GET /v1/stats 429: no Retry-After header, which it documents as required',
+    ]);
+  });
+
   it('passes a documented answer', () => {
     // Prepare
     const audit = new ResponseAudit(document);

@@ -1,11 +1,14 @@
 import '../../support/quiet-powertools.ts';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { openApiDocument } from '../../../lambdas/api/openapi/document.ts';
+import { TransientError } from '../../../lambdas/shared/errors.ts';
 import { Route } from '../../../lambdas/shared/names.ts';
 import { sendBody } from '../../support/builders.ts';
 import { apiHarness } from '../../support/harness.ts';
-import { httpEvent } from '../../support/http-events.ts';
+import { contentTypeOf, httpEvent } from '../../support/http-events.ts';
+import { OpenApiContract } from '../../support/openapi.ts';
 import { InMemoryWebhookQueue, InMemoryWebhookStore } from '../../support/webhooks.ts';
 
 // Attack on the OpenAPI document's truth (issue 15): a request body the document's schema takes
@@ -89,5 +92,173 @@ describe('the request schemas say what the api refuses', () => {
       false,
     ]);
     expect(documentTakes(Route.sendMessage, sendBody({ subject: 'Hi – ünïcode' }))).toBe(true);
+  });
+});
+
+// --- every status the api answers is one its operation documents ------------------------------
+
+const contract = new OpenApiContract(doc);
+const ROUTES = Object.values(Route).filter((r) => r !== Route.fallback);
+const BODY_ROUTES = ROUTES.filter((r) => {
+  const [method = '', path = ''] = r.split(' ');
+  const op = (doc.paths as Record<string, Record<string, { requestBody?: unknown }>>)[path]?.[
+    method.toLowerCase()
+  ];
+  return op?.requestBody !== undefined;
+});
+const PARAMS = { id: 'whe_1', address: 'ana@example.org' };
+
+/** What the document does not describe in the api's answer to `route`. */
+function undocumented(route: string, result: APIGatewayProxyStructuredResultV2): string[] {
+  const body = result.body ? (JSON.parse(result.body) as unknown) : undefined;
+  const headers = result.headers ?? {};
+  return contract.problems(route, result.statusCode ?? 200, contentTypeOf(result) ?? null, body, headers);
+}
+
+describe('the statuses the api answers are documented', () => {
+  it.each([
+    ['no key', {}],
+    ['a key of another scope', { scopes: [] }],
+  ])('on every keyed route, with %s', async (_, key) => {
+    // Prepare
+    const { api, addKey } = apiHarness();
+    const token = 'scopes' in key ? addKey({ scopes: ['send'] }) : undefined;
+
+    // Act
+    const found: string[] = [];
+    for (const route of ROUTES.filter((r) => r !== Route.health && r !== Route.openapi)) {
+      const asked =
+        token !== undefined && route.startsWith('POST /v1/messages') ? addKey({ scopes: ['read'] }) : token;
+      const result = await api(
+        httpEvent(route, { ...(asked ? { token: asked } : {}), pathParameters: PARAMS, body: {} }),
+      );
+      found.push(...undocumented(route, result));
+    }
+
+    // Assess
+    expect(found).toEqual([]);
+  });
+
+  it('on every keyed route, when a dependency is unavailable (503 with Retry-After) or fails (500)', async () => {
+    // Prepare
+    const failing = (error: Error) =>
+      apiHarness({}, { deps: () => ({ keys: { get: async () => Promise.reject(error) } as never }) });
+    const found: string[] = [];
+
+    // Act
+    for (const error of [new TransientError('throttled'), new Error('bug')]) {
+      const { api, token } = failing(error);
+      for (const route of ROUTES.filter((r) => r !== Route.health && r !== Route.openapi)) {
+        const result = await api(httpEvent(route, { token, pathParameters: PARAMS, body: {} }));
+        found.push(...undocumented(route, result));
+      }
+    }
+
+    // Assess
+    expect(found).toEqual([]);
+  });
+
+  it('on every route with a body: not JSON (415), too large (413), malformed (400)', async () => {
+    // Prepare
+    const { api, addKey } = apiHarness();
+    const token = addKey({ scopes: ['send', 'read', 'suppressions', 'admin', 'webhooks'] });
+    const bodies = [
+      { headers: { 'content-type': 'text/plain' }, body: 'hello' },
+      { headers: { 'content-type': 'application/json' }, body: `"${'x'.repeat(6 * 1024 * 1024)}"` },
+      { headers: { 'content-type': 'application/json' }, body: '{"a":' },
+    ];
+    const found: string[] = [];
+
+    // Act
+    for (const route of BODY_ROUTES) {
+      for (const request of bodies) {
+        const result = await api(httpEvent(route, { token, pathParameters: PARAMS, ...request }));
+        found.push(...undocumented(route, result));
+      }
+    }
+
+    // Assess
+    expect(found).toEqual([]);
+  });
+
+  it('on the webhook and erasure routes of a deployment without them (501)', async () => {
+    // Prepare
+    const { api, addKey } = apiHarness();
+    const token = addKey({ scopes: ['webhooks', 'suppressions'] });
+    const found: string[] = [];
+
+    // Act
+    for (const route of ROUTES.filter((r) => r.includes('/v1/webhooks') || r === Route.eraseRecipient)) {
+      const body = route.startsWith('PATCH')
+        ? { enabled: true }
+        : route === Route.createWebhook
+          ? { url: 'https://hooks.example.com/a' }
+          : route === Route.replayWebhook
+            ? { eventId: 'evt_1' }
+            : undefined;
+      const result = await api(
+        httpEvent(route, { token, pathParameters: PARAMS, ...(body ? { body } : {}) }),
+      );
+      expect(result.statusCode, route).toBe(501);
+      found.push(...undocumented(route, result));
+    }
+
+    // Assess
+    expect(found).toEqual([]);
+  });
+
+  it('on every keyed route, to a key past its request rate (429)', async () => {
+    // Prepare
+    const { api, addKey } = apiHarness();
+    const found: string[] = [];
+
+    // Act
+    for (const route of ROUTES.filter((r) => r !== Route.health && r !== Route.openapi)) {
+      const token = addKey({ scopes: ['send', 'read', 'suppressions', 'admin', 'webhooks'], rateLimit: 1 });
+      await api(httpEvent(route, { token, pathParameters: PARAMS, body: {} }));
+      const result = await api(httpEvent(route, { token, pathParameters: PARAMS, body: {} }));
+      expect(result.statusCode, route).toBe(429);
+      found.push(...undocumented(route, result));
+    }
+
+    // Assess
+    expect(found).toEqual([]);
+  });
+});
+
+describe('the send routes answer their refusals as documented', () => {
+  it('a key past its daily quota: 429 with Retry-After, also when the same Idempotency-Key comes again', async () => {
+    // Prepare
+    const { api, addKey } = apiHarness();
+    const token = addKey({ scopes: ['send'], dailyQuota: 1 });
+    const send = (key: string, route: string = Route.sendMessage) =>
+      api(
+        httpEvent(route, {
+          token,
+          headers: { 'idempotency-key': key },
+          body: route === Route.sendBatch ? { messages: [sendBody(), sendBody()] } : sendBody(),
+        }),
+      );
+    const found: string[] = [];
+
+    // Act
+    await send('first');
+    const answers: Array<[string, APIGatewayProxyStructuredResultV2]> = [
+      [Route.sendMessage, await send('second')],
+      [Route.sendMessage, await send('second')],
+      [Route.sendBatch, await send('third', Route.sendBatch)],
+      [Route.sendBatch, await send('third', Route.sendBatch)],
+    ];
+    for (const [route, result] of answers) found.push(...undocumented(route, result));
+
+    // Assess
+    expect(answers.map(([, r]) => r.statusCode)).toEqual([429, 429, 207, 207]);
+    expect(answers.map(([, r]) => r.headers?.['retry-after'])).toEqual([
+      expect.stringMatching(/^\d+$/),
+      expect.stringMatching(/^\d+$/),
+      expect.stringMatching(/^\d+$/),
+      expect.stringMatching(/^\d+$/),
+    ]);
+    expect(found).toEqual([]);
   });
 });
