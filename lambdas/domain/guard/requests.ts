@@ -72,7 +72,8 @@ export const HELD_QUERY = z.strictObject({
   cursor: z.optional(z.string()),
   limit: z._default(
     z.pipe(
-      z.coerce.number(LIMIT_MESSAGE),
+      // Digits only, as the document's `integer` says: not `0x10`, `1e2` or ` 5` (Number would take them).
+      z.pipe(z.string().check(z.regex(/^\d+$/, LIMIT_MESSAGE)), z.transform(Number)),
       z.int(LIMIT_MESSAGE).check(z.gte(1, LIMIT_MESSAGE), z.lte(MAX_HELD_PAGE, LIMIT_MESSAGE)),
     ),
     DEFAULT_HELD_PAGE,

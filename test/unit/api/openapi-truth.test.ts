@@ -262,3 +262,44 @@ describe('the send routes answer their refusals as documented', () => {
     expect(found).toEqual([]);
   });
 });
+
+describe('the list queries take what the document says, and only that', () => {
+  it.each([
+    [Route.listSuppressions, {}],
+    [Route.guardHeld, { tenant: 'dev' }],
+    [Route.webhookDeliveries, {}],
+  ])(
+    '%s refuses a limit that is no integer as written (hex, exponent, sign, spaces)',
+    async (route, query) => {
+      // Prepare
+      const store = new InMemoryWebhookStore();
+      const queue = new InMemoryWebhookQueue();
+      const h = apiHarness(
+        {},
+        { deps: () => ({ webhookEndpoints: { store, queue, allowLoopbackHttp: false } }) },
+      );
+      const token = h.addKey({ scopes: ['admin', 'read', 'webhooks'] });
+      const created = await h.api(
+        httpEvent(Route.createWebhook, { token, body: { url: 'https://hooks.example.com/a' } }),
+      );
+      const id = (JSON.parse(created.body ?? '{}') as { id: string }).id;
+      const limits = ['0x10', '1e2', ' 5', '+5', '5 '];
+
+      // Act
+      const statuses: number[] = [];
+      for (const limit of limits) {
+        const result = await h.api(
+          httpEvent(route, { token, query: { ...query, limit }, pathParameters: { id } }),
+        );
+        statuses.push(result.statusCode ?? 0);
+      }
+      const valid = await h.api(
+        httpEvent(route, { token, query: { ...query, limit: '10' }, pathParameters: { id } }),
+      );
+
+      // Assess
+      expect(statuses).toEqual(limits.map(() => 422));
+      expect(valid.statusCode).toBe(200);
+    },
+  );
+});
