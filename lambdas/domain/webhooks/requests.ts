@@ -63,21 +63,26 @@ export const CREATE_WEBHOOK_REQUEST = z.strictObject({
   events: events.optional(),
   description: description.optional(),
 });
-export const UPDATE_WEBHOOK_REQUEST = z.strictObject({
-  url: url.optional(),
-  events: events.optional(),
-  enabled: z.boolean().optional(),
-  description: description.optional(),
-});
-export const REPLAY_WEBHOOK_REQUEST = z.strictObject({
-  since: z.iso.datetime({ offset: true }).optional(),
-  eventId: z
-    .string()
-    .min(1)
-    .max(MAX_EVENT_ID)
-    .refine((s) => s.isWellFormed(), WELL_FORMED)
-    .optional(),
-});
+// The `meta` says in the OpenAPI document which fields go together, as the functions below check.
+export const UPDATE_WEBHOOK_REQUEST = z
+  .strictObject({
+    url: url.optional(),
+    events: events.optional(),
+    enabled: z.boolean().optional(),
+    description: description.optional(),
+  })
+  .meta({ minProperties: 1 });
+export const REPLAY_WEBHOOK_REQUEST = z
+  .strictObject({
+    since: z.iso.datetime({ offset: true }).optional(),
+    eventId: z
+      .string()
+      .min(1)
+      .max(MAX_EVENT_ID)
+      .refine((s) => s.isWellFormed(), WELL_FORMED)
+      .optional(),
+  })
+  .meta({ oneOf: [{ required: ['since'] }, { required: ['eventId'] }] });
 
 /** `POST /v1/webhooks`: `{url, events?, description?}`. */
 export function createWebhookRequest(body: unknown): CreateWebhookRequest {

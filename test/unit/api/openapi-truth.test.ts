@@ -95,6 +95,53 @@ describe('the request schemas say what the api refuses', () => {
   });
 });
 
+describe('the request schemas say which fields go together', () => {
+  it.each([
+    [Route.updateWebhook, {}],
+    [Route.replayWebhook, {}],
+    [Route.replayWebhook, { since: '2025-03-01T11:00:00Z', eventId: 'evt_1' }],
+    [Route.guardRelease, { tenant: 'dev', reason: 'r' }],
+    [Route.guardRelease, { tenant: 'dev', reason: 'r', all: true, ids: ['msg_1'] }],
+    [Route.guardCancel, { tenant: 'dev', reason: 'r', all: true, lane: 'broadcast' }],
+    [Route.guardResume, { reason: 'r' }],
+    [Route.guardResume, { reason: 'r', tenant: 'dev', keyId: 'abcdefgh' }],
+  ])('%s %j: refused by the api (422) and by the document', async (route, body) => {
+    // Prepare
+    const store = new InMemoryWebhookStore();
+    const queue = new InMemoryWebhookQueue();
+    const h = apiHarness(
+      {},
+      { deps: () => ({ webhookEndpoints: { store, queue, allowLoopbackHttp: false } }) },
+    );
+    const token = h.addKey({ scopes: ['admin', 'webhooks'] });
+    const created = await h.api(
+      httpEvent(Route.createWebhook, { token, body: { url: 'https://hooks.example.com/a' } }),
+    );
+    const id = (JSON.parse(created.body ?? '{}') as { id: string }).id;
+
+    // Act
+    const result = await h.api(httpEvent(route, { token, body, pathParameters: { id } }));
+
+    // Assess
+    expect(result.statusCode).toBe(422);
+    expect(documentTakes(route, body)).toBe(false);
+  });
+
+  it.each([
+    [Route.updateWebhook, { enabled: false }],
+    [Route.replayWebhook, { eventId: 'evt_1' }],
+    [Route.replayWebhook, { since: '2025-03-01T11:00:00Z' }],
+    [Route.guardRelease, { tenant: 'dev', reason: 'r', ids: ['msg_1'] }],
+    [Route.guardRelease, { tenant: 'dev', reason: 'r', lane: 'broadcast' }],
+    [Route.guardCancel, { tenant: 'dev', reason: 'r', all: true }],
+    [Route.guardResume, { reason: 'r', tenant: 'dev' }],
+    [Route.guardResume, { reason: 'r', keyId: 'abcdefgh' }],
+  ])('%s %j: taken by the document', (route, body) => {
+    // Assess
+    expect(documentTakes(route, body)).toBe(true);
+  });
+});
+
 // --- every status the api answers is one its operation documents ------------------------------
 
 const contract = new OpenApiContract(doc);
