@@ -112,30 +112,42 @@ const HEADER_SAFE = new RegExp(`^[^${LINE_BREAK_OR_NUL.source.slice(1, -1)}]*$`)
 const headerSafe = (what: string) =>
   z.string().check(z.regex(HEADER_SAFE, `${what} must not contain CR, LF or NUL`));
 
-const attachment = z.strictObject({
-  filename: headerSafe('filename').check(
-    z.minLength(1, 'filename must not be empty'),
-    z.maxLength(255, 'filename must be at most 255 characters'),
-    z.refine((v: string) => !/[/\\]/.test(v), 'filename must not contain a path'),
-    // A right-to-left override shows `invoice\u202Efdp.zip` as `invoicepiz.pdf`. (Other controls
-    // are harmless: the composer percent-encodes them, RFC 2231.)
-    z.refine(
-      (v: string) => !BIDI_CONTROL.test(v),
-      'filename must not contain bidi override or isolate characters',
+const attachment = z
+  .strictObject({
+    filename: headerSafe('filename').check(
+      z.minLength(1, 'filename must not be empty'),
+      z.maxLength(255, 'filename must be at most 255 characters'),
+      z.refine((v: string) => !/[/\\]/.test(v), 'filename must not contain a path'),
+      // A right-to-left override shows `invoice\u202Efdp.zip` as `invoicepiz.pdf`. (Other controls
+      // are harmless: the composer percent-encodes them, RFC 2231.)
+      z.refine(
+        (v: string) => !BIDI_CONTROL.test(v),
+        'filename must not contain bidi override or isolate characters',
+      ),
     ),
-  ),
-  contentType: z.optional(z.string().check(z.regex(CONTENT_TYPE, 'contentType must look like type/subtype'))),
-  content: z
-    .pipe(
-      z.string(),
-      z.transform((v: string) => v.replace(/\s+/g, '')),
-    )
-    .check(z.refine((v: string) => v.length % 4 === 0 && BASE64.test(v), 'content must be base64')),
-  disposition: z._default(z.enum(['attachment', 'inline']), 'attachment'),
-  contentId: z.nullish(
-    z.string().check(z.regex(/^[!-;=?-~]{1,250}$/, 'contentId must be printable ASCII without "<" or ">"')),
-  ),
-});
+    contentType: z.optional(
+      z.string().check(z.regex(CONTENT_TYPE, 'contentType must look like type/subtype')),
+    ),
+    content: z
+      .pipe(
+        z.string(),
+        z.transform((v: string) => v.replace(/\s+/g, '')),
+      )
+      .check(z.refine((v: string) => v.length % 4 === 0 && BASE64.test(v), 'content must be base64')),
+    disposition: z._default(z.enum(['attachment', 'inline']), 'attachment'),
+    contentId: z.nullish(
+      z.string().check(z.regex(/^[!-;=?-~]{1,250}$/, 'contentId must be printable ASCII without "<" or ">"')),
+    ),
+  })
+  .check(
+    // For the OpenAPI document: an inline attachment needs a contentId (crossFieldErrors checks it).
+    z.meta({
+      anyOf: [
+        { not: { required: ['disposition'], properties: { disposition: { const: 'inline' } } } },
+        nonEmpty('contentId', { type: 'string', minLength: 1 }),
+      ],
+    }),
+  );
 
 const sendRequestFields = (options: Pick<SendRequestOptions, 'subjectOptional'>) => ({
   from: mailbox,
@@ -170,8 +182,28 @@ const sendRequestFields = (options: Pick<SendRequestOptions, 'subjectOptional'>)
   ),
 });
 
+/** A JSON Schema: `field` is there, and (a list) not empty. */
+function nonEmpty(field: string, list: Record<string, unknown>): Record<string, unknown> {
+  const value = list.type === 'array' ? { anyOf: [{ type: 'string' }, list] } : list;
+  return { required: [field], properties: { [field]: value } };
+}
+
 /** The JSON API's schema (the OpenAPI document's too), and the one without a required subject. */
-export const SEND_REQUEST = z.strictObject(sendRequestFields({}));
+export const SEND_REQUEST = z.strictObject(sendRequestFields({})).check(
+  // For the OpenAPI document: the rules across fields that crossFieldErrors checks.
+  z.meta({
+    allOf: [
+      { anyOf: ['to', 'cc', 'bcc'].map((field) => nonEmpty(field, { type: 'array', minItems: 1 })) },
+      { anyOf: ['text', 'html'].map((field) => nonEmpty(field, { type: 'string', minLength: 1 })) },
+      {
+        anyOf: [
+          { not: { required: ['stream'], properties: { stream: { const: 'broadcast' } } } },
+          { required: ['listUnsubscribe'] },
+        ],
+      },
+    ],
+  }),
+);
 const SUBJECT_OPTIONAL = z.strictObject(sendRequestFields({ subjectOptional: true }));
 
 function isHttpsUrl(value: string): boolean {

@@ -142,6 +142,52 @@ describe('the request schemas say which fields go together', () => {
   });
 });
 
+describe('the JSON send form says the rules across its fields', () => {
+  const inline = { filename: 'logo.png', content: 'aGk=', contentType: 'image/png', disposition: 'inline' };
+  it.each([
+    ['no recipient', sendBody({ to: undefined })],
+    ['an empty recipient list', sendBody({ to: [] })],
+    ['no body text', sendBody({ text: undefined })],
+    ['an empty text and no html', sendBody({ text: '' })],
+    ['broadcast without listUnsubscribe', sendBody({ stream: 'broadcast' })],
+    ['an inline attachment without contentId', sendBody({ attachments: [inline] })],
+  ])('%s: refused by the api (422) and by the document', async (_, body) => {
+    // Prepare
+    const { call } = setUp();
+
+    // Act
+    const result = await call(Route.sendMessage, body);
+    const inBatch = await call(Route.sendBatch, { messages: [body] });
+
+    // Assess
+    expect(result.statusCode).toBe(422);
+    expect((JSON.parse(inBatch.body ?? '{}') as { results: object[] }).results[0]).toHaveProperty('error');
+    expect(documentTakes(Route.sendMessage, body)).toBe(false);
+  });
+
+  it.each([
+    ['cc only', sendBody({ to: undefined, cc: 'ana@example.org' })],
+    ['bcc only', sendBody({ to: undefined, bcc: ['ana@example.org'] })],
+    ['html only', sendBody({ text: undefined, html: '<p>Hi</p>' })],
+    ['an empty text beside html', sendBody({ text: '', html: '<p>Hi</p>' })],
+    [
+      'broadcast with listUnsubscribe',
+      sendBody({ stream: 'broadcast', listUnsubscribe: 'https://example.com/u' }),
+    ],
+    ['an inline attachment with contentId', sendBody({ attachments: [{ ...inline, contentId: 'logo' }] })],
+  ])('%s: taken by the api (202) and by the document', async (_, body) => {
+    // Prepare
+    const { call } = setUp();
+
+    // Act
+    const result = await call(Route.sendMessage, body);
+
+    // Assess
+    expect(result.statusCode, result.body).toBe(202);
+    expect(documentTakes(Route.sendMessage, body)).toBe(true);
+  });
+});
+
 // --- every status the api answers is one its operation documents ------------------------------
 
 const contract = new OpenApiContract(doc);
