@@ -163,7 +163,16 @@ const sendRequestFields = (options: Pick<SendRequestOptions, 'subjectOptional'>)
   html: z.optional(z.string()),
   attachments: z.optional(z.array(attachment).check(z.maxLength(100, 'at most 100 attachments'))),
   headers: z.optional(z.record(z.string(), z.string())),
-  tags: z.optional(z.record(z.string(), z.string())),
+  tags: z.optional(
+    z.record(z.string(), z.string()).check(
+      // For the OpenAPI document: what tagErrors checks.
+      z.meta({
+        maxProperties: MAX_USER_TAGS,
+        propertyNames: { type: 'string', pattern: SES_TAG.source, not: { pattern: '^(baton_|ses)' } },
+        additionalProperties: { type: 'string', pattern: SES_TAG.source },
+      }),
+    ),
+  ),
   stream: z.optional(z.enum(LANES)),
   listUnsubscribe: z.optional(
     z.pipe(

@@ -151,6 +151,13 @@ describe('the JSON send form says the rules across its fields', () => {
     ['an empty text and no html', sendBody({ text: '' })],
     ['broadcast without listUnsubscribe', sendBody({ stream: 'broadcast' })],
     ['an inline attachment without contentId', sendBody({ attachments: [inline] })],
+    [
+      'eleven tags',
+      sendBody({ tags: Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`t${i}`, 'v'])) }),
+    ],
+    ['a tag name with a space', sendBody({ tags: { 'order id': '1' } })],
+    ['a reserved tag name', sendBody({ tags: { baton_lane: 'x' } })],
+    ['a tag value with a dot', sendBody({ tags: { order: '1.5' } })],
   ])('%s: refused by the api (422) and by the document', async (_, body) => {
     // Prepare
     const { call } = setUp();
@@ -175,6 +182,10 @@ describe('the JSON send form says the rules across its fields', () => {
       sendBody({ stream: 'broadcast', listUnsubscribe: 'https://example.com/u' }),
     ],
     ['an inline attachment with contentId', sendBody({ attachments: [{ ...inline, contentId: 'logo' }] })],
+    [
+      'ten tags',
+      sendBody({ tags: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`t${i}`, 'v-1_A'])) }),
+    ],
   ])('%s: taken by the api (202) and by the document', async (_, body) => {
     // Prepare
     const { call } = setUp();
