@@ -630,7 +630,12 @@ function componentSchemas(): JsonObject {
   describeFields(all);
   // The batch's messages are each a message in either form (checked one by one, not as a list).
   const batch = all.SendBatch as { properties: { messages: JsonObject } };
-  batch.properties.messages.items = { oneOf: [SCHEMA_REF('SendMessage'), SCHEMA_REF('RawSendMessage')] };
+  batch.properties.messages.items = {
+    oneOf: [SCHEMA_REF('SendMessage'), SCHEMA_REF('RawSendMessage')],
+    description:
+      'A message in the JSON or the raw form. Each is checked on its own: one that fits neither is ' +
+      'answered with its problem in `results` (207), never a 422 for the whole batch.',
+  };
   for (const type of WEBHOOK_EVENT_TYPES) {
     all[webhookComponent(type)] = toJSONSchema(WEBHOOK_PAYLOAD_SCHEMAS[type]) as JsonObject;
   }

@@ -199,6 +199,24 @@ describe('the JSON send form says the rules across its fields', () => {
   });
 });
 
+describe('the batch', () => {
+  // Open: DESIGN §2 has one bad message never fail the others (207), while the document's items are
+  // `oneOf` the two send forms, so it calls the whole batch invalid; test/unit/api/openapi.test.ts
+  // pins that `oneOf`. The items' description says how the api answers.
+  it.fails('a batch with a bad message is taken by the document, as the api answers it 207', async () => {
+    // Prepare
+    const { call } = setUp();
+    const body = { messages: [sendBody(), { from: 'nobody' }] };
+
+    // Act
+    const result = await call(Route.sendBatch, body);
+
+    // Assess
+    expect(result.statusCode).toBe(207);
+    expect(documentTakes(Route.sendBatch, body)).toBe(true);
+  });
+});
+
 // --- every status the api answers is one its operation documents ------------------------------
 
 const contract = new OpenApiContract(doc);
