@@ -67,6 +67,11 @@ const HEADER_NAME = /^[!-9;-~]{1,100}$/;
 const LINE_BREAK_OR_NUL = /[\r\n\u0000\u2028\u2029]/;
 const SES_TAG = /^[A-Za-z0-9_-]{1,256}$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+/**
+ * For the OpenAPI document: the base64 alphabet with line breaks anywhere, padding only at the
+ * end. (That the length, without white space, is a multiple of 4 is said in words.)
+ */
+export const BASE64_TEXT_PATTERN = String.raw`^[A-Za-z0-9+/\s]*(?:=\s*){0,2}$`;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/i;
 
 /** An attachment's content type as the API takes it: `type/subtype`, no parameters. */
@@ -130,7 +135,7 @@ const attachment = z
     ),
     content: z
       .pipe(
-        z.string(),
+        z.string().check(z.meta({ pattern: BASE64_TEXT_PATTERN })),
         z.transform((v: string) => v.replace(/\s+/g, '')),
       )
       .check(z.refine((v: string) => v.length % 4 === 0 && BASE64.test(v), 'content must be base64')),

@@ -158,6 +158,12 @@ describe('the JSON send form says the rules across its fields', () => {
     ['a tag name with a space', sendBody({ tags: { 'order id': '1' } })],
     ['a reserved tag name', sendBody({ tags: { baton_lane: 'x' } })],
     ['a tag value with a dot', sendBody({ tags: { order: '1.5' } })],
+    [
+      'attachment content that is no base64',
+      sendBody({ attachments: [{ filename: 'a.txt', content: 'hi there!' }] }),
+    ],
+    ['a raw message that is no base64', { raw: 'From: a@example.com' }],
+    ['a raw message with padding inside', { raw: 'aG==aGk=' }],
   ])('%s: refused by the api (422) and by the document', async (_, body) => {
     // Prepare
     const { call } = setUp();
@@ -182,6 +188,10 @@ describe('the JSON send form says the rules across its fields', () => {
       sendBody({ stream: 'broadcast', listUnsubscribe: 'https://example.com/u' }),
     ],
     ['an inline attachment with contentId', sendBody({ attachments: [{ ...inline, contentId: 'logo' }] })],
+    [
+      'wrapped base64 attachment content',
+      sendBody({ attachments: [{ filename: 'a.txt', content: 'aGVs\r\nbG8=' }] }),
+    ],
     [
       'ten tags',
       sendBody({ tags: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`t${i}`, 'v-1_A'])) }),
