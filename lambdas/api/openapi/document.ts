@@ -429,7 +429,8 @@ export function openApiDocument(): JsonObject {
         'JSON over HTTPS. Authenticate with `Authorization: Bearer <api key>`; each operation names the ' +
         'scope it needs (`x-baton-scopes`, any one of them). Errors are RFC 9457 problem details ' +
         '(`application/problem+json`) with a stable `code`; 422s list each failing field in `errors`. ' +
-        'Never a 500 for bad input.',
+        'Never a 500 for bad input. A path, or a method on a path, not listed here is answered 404 ' +
+        '(problem `not_found`), with or without a key.',
     },
     tags: [
       { name: 'Sending', description: 'Submit messages (scope `send`).' },

@@ -435,3 +435,22 @@ describe('the list queries take what the document says, and only that', () => {
     },
   );
 });
+
+describe('the fallback ($default)', () => {
+  it('answers a path or method the document does not list with a 404 problem the document describes', async () => {
+    // Prepare
+    const { api, token } = apiHarness();
+    const info = (doc as { info: { description: string } }).info;
+
+    // Act
+    const wrongMethod = await api(httpEvent(Route.fallback, { token, method: 'PUT', path: '/v1/messages' }));
+    const unknownPath = await api(httpEvent(Route.fallback, { method: 'GET', path: '/v2/anything' }));
+
+    // Assess
+    for (const result of [wrongMethod, unknownPath]) {
+      expect([result.statusCode, contentTypeOf(result)]).toEqual([404, 'application/problem+json']);
+      expect(ajv.getSchema('doc#/components/schemas/Problem')?.(JSON.parse(result.body ?? ''))).toBe(true);
+    }
+    expect(info.description).toMatch(/not listed here.*404.*not_found/s);
+  });
+});
