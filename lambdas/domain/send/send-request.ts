@@ -61,6 +61,13 @@ export function isReservedHeader(name: string): boolean {
   return RESERVED_HEADERS.has(lower) || RESERVED_HEADER_PREFIXES.some((p) => lower.startsWith(p));
 }
 
+/** The reserved names as one JSON Schema pattern, which has no flags: each letter in both cases. */
+const RESERVED_HEADER_PATTERN =
+  `^(?:${[...RESERVED_HEADERS].join('|')})$|^(?:${RESERVED_HEADER_PREFIXES.join('|')})`.replace(
+    /[a-z]/g,
+    (c) => `[${c}${c.toUpperCase()}]`,
+  );
+
 // RFC 5322 field name: printable ASCII except colon.
 const HEADER_NAME = /^[!-9;-~]{1,100}$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: CR, LF and NUL are what header injection uses
@@ -167,7 +174,19 @@ const sendRequestFields = (options: Pick<SendRequestOptions, 'subjectOptional'>)
   text: z.optional(z.string()),
   html: z.optional(z.string()),
   attachments: z.optional(z.array(attachment).check(z.maxLength(100, 'at most 100 attachments'))),
-  headers: z.optional(z.record(z.string(), z.string())),
+  headers: z.optional(
+    z.record(z.string(), z.string()).check(
+      // For the OpenAPI document: what headerErrors checks.
+      z.meta({
+        propertyNames: {
+          type: 'string',
+          pattern: HEADER_NAME.source,
+          not: { pattern: RESERVED_HEADER_PATTERN },
+        },
+        additionalProperties: { type: 'string', maxLength: MAX_HEADER_VALUE, pattern: HEADER_SAFE.source },
+      }),
+    ),
+  ),
   tags: z.optional(
     z.record(z.string(), z.string()).check(
       // For the OpenAPI document: what tagErrors checks.

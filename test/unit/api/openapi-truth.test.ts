@@ -163,6 +163,10 @@ describe('the JSON send form says the rules across its fields', () => {
       sendBody({ attachments: [{ filename: 'a.txt', content: 'hi there!' }] }),
     ],
     ['a raw message that is no base64', { raw: 'From: a@example.com' }],
+    ['a reserved header', sendBody({ headers: { 'Reply-To': 'eve@example.net' } })],
+    ['a reserved header in another case', sendBody({ headers: { 'rEsEnT-To': 'eve@example.net' } })],
+    ['a header name with a colon', sendBody({ headers: { 'X-A:b': 'v' } })],
+    ['a header value with a line break', sendBody({ headers: { 'X-A': 'v\r\nBcc: eve@example.net' } })],
     ['a raw message with padding inside', { raw: 'aG==aGk=' }],
   ])('%s: refused by the api (422) and by the document', async (_, body) => {
     // Prepare
@@ -188,6 +192,10 @@ describe('the JSON send form says the rules across its fields', () => {
       sendBody({ stream: 'broadcast', listUnsubscribe: 'https://example.com/u' }),
     ],
     ['an inline attachment with contentId', sendBody({ attachments: [{ ...inline, contentId: 'logo' }] })],
+    [
+      'custom headers',
+      sendBody({ headers: { 'X-Order': '42', 'List-Id': 'shop.example.com', Keywords: 'a' } }),
+    ],
     [
       'wrapped base64 attachment content',
       sendBody({ attachments: [{ filename: 'a.txt', content: 'aGVs\r\nbG8=' }] }),
