@@ -54,7 +54,11 @@ const WELL_FORMED = 'must be well-formed Unicode (no lone surrogate)';
 const description = z
   .string()
   .max(MAX_DESCRIPTION)
-  .refine((s) => !CONTROL.test(s), 'must not contain control characters or line breaks')
+  // A regex, not a refine, so the OpenAPI document says it too (a `pattern`).
+  .regex(
+    new RegExp(`^[^${CONTROL.source.slice(1, -1)}]*$`),
+    'must not contain control characters or line breaks',
+  )
   .refine((s) => s.isWellFormed(), WELL_FORMED);
 
 /** The request schemas, exported for the OpenAPI document (issue 15). */

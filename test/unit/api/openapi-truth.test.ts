@@ -105,6 +105,8 @@ describe('the request schemas say which fields go together', () => {
     [Route.guardCancel, { tenant: 'dev', reason: 'r', all: true, lane: 'broadcast' }],
     [Route.guardResume, { reason: 'r' }],
     [Route.guardResume, { reason: 'r', tenant: 'dev', keyId: 'abcdefgh' }],
+    [Route.createWebhook, { url: 'https://hooks.example.com/b', description: 'two\nlines' }],
+    [Route.updateWebhook, { description: 'a\u0007bell' }],
   ])('%s %j: refused by the api (422) and by the document', async (route, body) => {
     // Prepare
     const store = new InMemoryWebhookStore();
