@@ -30,9 +30,10 @@ interface CompiledRoute {
 
 /**
  * An answer of the HTTP API as it left the gateway (tests check each against the OpenAPI
- * document). `routeKey` is the matched route's (`$default` for the fallback), undefined for the
- * gateway's own answers (413 on a body past API Gateway's limit, 404 without a fallback, 500 when
- * the integration failed). The console's answers (PreRoute) are not observed.
+ * document). `routeKey` is the matched route's (`$default` for the fallback), also when the
+ * function failed and the gateway answered its own 500; undefined when no route was matched (413
+ * on a body past API Gateway's limit, 404 without a fallback). The console's answers (PreRoute)
+ * are not observed.
  */
 export interface ObservedResponse {
   readonly method: string;
@@ -80,7 +81,6 @@ export function createGateway(
       if (onResponse) observed = { headers, body: Buffer.isBuffer(body) ? body : Buffer.from(body) };
       writeAnswer(res, code, headers, body);
     };
-    let fromApi = false;
     try {
       if (preRoute && (await preRoute(req, res))) {
         status = res.statusCode;
@@ -114,13 +114,13 @@ export function createGateway(
         return send(res, 404, { 'content-type': 'application/json' }, '{"message":"Not Found"}');
       }
       const event = toEvent(req, url, method, body, match.route.routeKey, match.params);
+      // From here the answer is the route's: the api's, or API Gateway's 500 when the function failed.
+      routeKey = match.route.routeKey;
       const result = await match.route.pool.invoke(event);
       if (!result.ok) {
         status = 500;
         return send(res, 500, { 'content-type': 'application/json' }, '{"message":"Internal Server Error"}');
       }
-      fromApi = true;
-      routeKey = match.route.routeKey;
       status = respond(res, result.result, send);
     } catch {
       status = 500;
@@ -132,7 +132,7 @@ export function createGateway(
         onResponse({
           method,
           path: url.pathname,
-          routeKey: fromApi ? routeKey : undefined,
+          routeKey,
           status,
           ...observed,
         });

@@ -64,6 +64,29 @@ describe('the local HTTP gateway’s response observer', () => {
   });
 });
 
+describe('the observer and the audit on a failing function', () => {
+  it('see API Gateway’s own 500 under the route’s key, which the document does not describe', async () => {
+    // Prepare
+    const seen: ObservedResponse[] = [];
+    const failing = { invoke: async () => ({ ok: false }) } as unknown as FunctionPool;
+    gateway = createGateway([{ routeKey: Route.stats, pool: failing }], undefined, undefined, (a) =>
+      seen.push(a),
+    );
+    const { port } = await listenOnLoopback(gateway, { port: 0, service: 'test gateway', envVar: 'X' });
+    const audit = new ResponseAudit(document);
+
+    // Act
+    await (await fetch(`http://127.0.0.1:${port}/v1/stats`)).text();
+    for (const answer of seen) audit.observe(answer);
+
+    // Assess
+    expect(seen).toMatchObject([{ routeKey: Route.stats, status: 500 }]);
+    expect(audit.violations).toEqual([
+      'GET /v1/stats 500: GET /v1/stats 500 answered application/json, not application/problem+json',
+    ]);
+  });
+});
+
 describe('ResponseAudit', () => {
   it('keeps an undocumented status and a body off its schema, without the body', () => {
     // Prepare

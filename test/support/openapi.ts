@@ -153,8 +153,9 @@ export interface ObservedAnswer {
 /**
  * Checks every answer of the api that local mode's gateway hands it against the document, and
  * keeps what it does not describe: method, path, status and the reason (a schema error's path and
- * message; never the body, which may hold addresses). The gateway's own answers (no route key)
- * and the fallback's (`$default`, no operation) are counted but not checked.
+ * message; never the body, which may hold addresses). Answers before any route matched (no route
+ * key) and the fallback's (`$default`, no operation) are counted but not checked; a function that
+ * failed (API Gateway's own 500, not a problem) is a violation like any other.
  */
 export class ResponseAudit {
   readonly #contract: OpenApiContract;
