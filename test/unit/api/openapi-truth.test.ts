@@ -464,3 +464,28 @@ describe('the fallback ($default)', () => {
     expect(info.description).toMatch(/not listed here.*404.*not_found/s);
   });
 });
+
+describe('the scopes the document names', () => {
+  it('are the ones each route takes: a key with one scope is refused (403) exactly where the document does not name it', async () => {
+    // Prepare
+    const { api, addKey } = apiHarness();
+    const scopes = ['send', 'read', 'suppressions', 'admin', 'webhooks'] as const;
+    const paths = doc.paths as Record<string, Record<string, { 'x-baton-scopes': string[] }>>;
+    const wrong: string[] = [];
+
+    // Act
+    for (const route of ROUTES.filter((r) => r !== Route.health && r !== Route.openapi)) {
+      const [method = '', path = ''] = route.split(' ');
+      const named = paths[path]?.[method.toLowerCase()]?.['x-baton-scopes'] ?? [];
+      for (const scope of scopes) {
+        const token = addKey({ scopes: [scope] });
+        const result = await api(httpEvent(route, { token, pathParameters: PARAMS, body: {} }));
+        const forbidden = result.statusCode === 403;
+        if (forbidden === named.includes(scope)) wrong.push(`${route} ${scope}: ${result.statusCode}`);
+      }
+    }
+
+    // Assess
+    expect(wrong).toEqual([]);
+  });
+});
