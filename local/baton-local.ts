@@ -43,7 +43,7 @@ import {
 } from './plan.ts';
 import { provision } from './provision.ts';
 import { FunctionPool } from './runtime/function-pool.ts';
-import { type AccessLogEntry, createGateway } from './runtime/http-gateway.ts';
+import { type AccessLogEntry, createGateway, type ObservedResponse } from './runtime/http-gateway.ts';
 import { SqsPoller } from './runtime/sqs-poller.ts';
 import {
   type FaultPlan,
@@ -106,6 +106,8 @@ export interface LocalOptions {
    */
   readonly functionEnvironment?: Readonly<Record<string, string>>;
   readonly onAccess?: (entry: AccessLogEntry) => void;
+  /** Sees every answer of the HTTP API, body included (tests check them against the OpenAPI document). */
+  readonly onResponse?: (response: ObservedResponse) => void;
   readonly standinLogger?: StandinLogger;
   /**
    * The SMTP front door on 127.0.0.1 (`npm start` turns it on at 2525; 0 picks a free port).
@@ -379,6 +381,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalBaton
       }),
       options.onAccess,
       localConsole.handle,
+      options.onResponse,
     );
     const { port } = await listenOnLoopback(gateway, {
       port: options.port ?? 3000,

@@ -204,7 +204,8 @@ function typeOf(schema: JsonObject, schemas: Record<string, JsonObject>): string
   if (Array.isArray(schema.enum)) return schema.enum.map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ');
   if ('const' in schema) return `\`${JSON.stringify(schema.const)}\``;
   const union = (schema.anyOf ?? schema.oneOf) as JsonObject[] | undefined;
-  if (Array.isArray(union)) return union.map((s) => typeOf(s, schemas)).join(' \\| ');
+  if (Array.isArray(union) && schema.type === undefined)
+    return union.map((s) => typeOf(s, schemas)).join(' \\| ');
   if (schema.type === 'array') return `${typeOf((schema.items as JsonObject | undefined) ?? {}, schemas)}[]`;
   if (typeof schema.type === 'string') {
     return schema.type === 'object' && schema.additionalProperties && !schema.properties

@@ -29,6 +29,22 @@ interface CompiledRoute {
 }
 
 /**
+ * An answer of the HTTP API as it left the gateway (tests check each against the OpenAPI
+ * document). `routeKey` is the matched route's (`$default` for the fallback), also when the
+ * function failed and the gateway answered its own 500; undefined when no route was matched (413
+ * on a body past API Gateway's limit, 404 without a fallback). The console's answers (PreRoute)
+ * are not observed.
+ */
+export interface ObservedResponse {
+  readonly method: string;
+  readonly path: string;
+  readonly routeKey: string | undefined;
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | readonly string[]>>;
+  readonly body: Buffer;
+}
+
+/**
  * Answers a request before the API's routes when it returns true (local mode's console under
  * /console); false leaves it to the API.
  */
@@ -43,6 +59,7 @@ export function createGateway(
   routes: readonly GatewayRoute[],
   onAccess?: (entry: AccessLogEntry) => void,
   preRoute?: PreRoute,
+  onResponse?: (response: ObservedResponse) => void,
 ): Server {
   const compiled = routes.filter((r) => r.routeKey !== '$default').map(compile);
   compiled.sort((a, b) => b.specificity - a.specificity);
@@ -60,6 +77,17 @@ export function createGateway(
       return;
     }
     let status = 500;
+    let routeKey: string | undefined;
+    let observed: { headers: Record<string, string | string[]>; body: Buffer } | undefined;
+    const send = (
+      res: ServerResponse,
+      code: number,
+      headers: Record<string, string | string[]>,
+      body: string | Buffer,
+    ): void => {
+      if (onResponse) observed = { headers, body: Buffer.isBuffer(body) ? body : Buffer.from(body) };
+      writeAnswer(res, code, headers, body);
+    };
     try {
       if (preRoute && (await preRoute(req, res))) {
         status = res.statusCode;
@@ -93,18 +121,28 @@ export function createGateway(
         return send(res, 404, { 'content-type': 'application/json' }, '{"message":"Not Found"}');
       }
       const event = toEvent(req, url, method, body, match.route.routeKey, match.params);
+      // From here the answer is the route's: the api's, or API Gateway's 500 when the function failed.
+      routeKey = match.route.routeKey;
       const result = await match.route.pool.invoke(event);
       if (!result.ok) {
         status = 500;
         return send(res, 500, { 'content-type': 'application/json' }, '{"message":"Internal Server Error"}');
       }
-      status = respond(res, result.result);
+      status = respond(res, result.result, send);
     } catch {
       status = 500;
       if (!res.headersSent)
         send(res, 500, { 'content-type': 'application/json' }, '{"message":"Internal Server Error"}');
     } finally {
       onAccess?.({ method, path: url.pathname, status, ms: Date.now() - started });
+      if (onResponse && observed)
+        onResponse({
+          method,
+          path: url.pathname,
+          routeKey,
+          status,
+          ...observed,
+        });
     }
   });
 }
@@ -228,7 +266,16 @@ function toEvent(
 }
 
 /** API Gateway's v2 response mapping, including its inference for non-structured results. */
-function respond(res: ServerResponse, result: unknown): number {
+function respond(
+  res: ServerResponse,
+  result: unknown,
+  send: (
+    res: ServerResponse,
+    status: number,
+    headers: Record<string, string | string[]>,
+    body: string | Buffer,
+  ) => void,
+): number {
   const structured = typeof result === 'object' && result !== null && 'statusCode' in result;
   if (!structured) {
     const body = typeof result === 'string' ? result : JSON.stringify(result ?? null);
@@ -245,7 +292,7 @@ function respond(res: ServerResponse, result: unknown): number {
   return status;
 }
 
-function send(
+function writeAnswer(
   res: ServerResponse,
   status: number,
   headers: Record<string, string | string[]>,

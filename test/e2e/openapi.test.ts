@@ -288,6 +288,12 @@ describe('every route answers as the document says', () => {
     expect(refused?.headers.get('retry-after')).toMatch(/^\d+$/);
   });
 
+  it('checked every answer of this file at the gateway too (the audit of startTestBaton), with none off the document', () => {
+    // Assess
+    expect(baton.audit.checked).toBeGreaterThanOrEqual(contract.seen.size);
+    expect(baton.audit.violations).toEqual([]);
+  });
+
   it('called every route of the api, each with a success and a problem (but health and the document)', () => {
     // Prepare
     const routes = Object.values(Route).filter((r) => r !== Route.fallback);

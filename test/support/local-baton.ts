@@ -15,6 +15,7 @@ import {
 import { queueDepth as depthOf } from '../../local/inspect.ts';
 import { sendBody } from './builders.ts';
 import { eventually, sqsClient } from './emulators.ts';
+import { ResponseAudit } from './openapi.ts';
 
 export interface TestBaton extends LocalBaton {
   readonly dir: string;
@@ -22,6 +23,9 @@ export interface TestBaton extends LocalBaton {
   readonly sqs: SQSClient;
   /** fetch against the local API with the development key (unless `auth: null`). */
   request(path: string, init?: RequestInit & { json?: unknown; auth?: string | null }): Promise<Response>;
+  /** Every answer of the api checked against docs/openapi.json (issue 15); `close` fails on a violation. */
+  readonly audit: ResponseAudit;
+  /** Stops local mode; throws when an answer of the api was not as docs/openapi.json describes it. */
   close(): Promise<void>;
 }
 
@@ -30,6 +34,10 @@ export const TEST_API_KEY = 'bt_e2etestkey01_abcdefghijklmnopqrstuvwxyz012345678
 /** Local mode in this process, on free ports, with its state in a temporary folder. */
 export async function startTestBaton(options: LocalOptions = {}): Promise<TestBaton> {
   const dir = mkdtempSync(join(tmpdir(), 'baton-e2e-'));
+  // Every answer of every e2e test is checked against the committed document (issue 15).
+  const audit = new ResponseAudit(
+    JSON.parse(readFileSync(new URL('../../docs/openapi.json', import.meta.url), 'utf8')),
+  );
   const baton = await startLocal({
     port: 0,
     stateDir: dir,
@@ -41,12 +49,17 @@ export async function startTestBaton(options: LocalOptions = {}): Promise<TestBa
     // A key's suspension shows within a second instead of the deployed 30 s.
     functionEnvironment: { [EnvVar.keyCacheSeconds]: '1' },
     ...options,
+    onResponse: (answer) => {
+      audit.observe(answer);
+      options.onResponse?.(answer);
+    },
   });
   const sqs = sqsClient(baton.endpoints.sqs);
   return {
     ...baton,
     dir,
     sqs,
+    audit,
     async request(path, init = {}) {
       const { json, auth, ...rest } = init;
       const headers = new Headers(rest.headers);
@@ -63,6 +76,7 @@ export async function startTestBaton(options: LocalOptions = {}): Promise<TestBa
       sqs.destroy();
       await baton.stop();
       rmSync(dir, { recursive: true, force: true });
+      audit.assertClean();
     },
   };
 }

@@ -429,7 +429,8 @@ export function openApiDocument(): JsonObject {
         'JSON over HTTPS. Authenticate with `Authorization: Bearer <api key>`; each operation names the ' +
         'scope it needs (`x-baton-scopes`, any one of them). Errors are RFC 9457 problem details ' +
         '(`application/problem+json`) with a stable `code`; 422s list each failing field in `errors`. ' +
-        'Never a 500 for bad input.',
+        'Never a 500 for bad input. A path, or a method on a path, not listed here is answered 404 ' +
+        '(problem `not_found`), with or without a key.',
     },
     tags: [
       { name: 'Sending', description: 'Submit messages (scope `send`).' },
@@ -630,7 +631,12 @@ function componentSchemas(): JsonObject {
   describeFields(all);
   // The batch's messages are each a message in either form (checked one by one, not as a list).
   const batch = all.SendBatch as { properties: { messages: JsonObject } };
-  batch.properties.messages.items = { oneOf: [SCHEMA_REF('SendMessage'), SCHEMA_REF('RawSendMessage')] };
+  batch.properties.messages.items = {
+    oneOf: [SCHEMA_REF('SendMessage'), SCHEMA_REF('RawSendMessage')],
+    description:
+      'A message in the JSON or the raw form. Each is checked on its own: one that fits neither is ' +
+      'answered with its problem in `results` (207), never a 422 for the whole batch.',
+  };
   for (const type of WEBHOOK_EVENT_TYPES) {
     all[webhookComponent(type)] = toJSONSchema(WEBHOOK_PAYLOAD_SCHEMAS[type]) as JsonObject;
   }

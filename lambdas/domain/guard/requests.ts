@@ -72,7 +72,8 @@ export const HELD_QUERY = z.strictObject({
   cursor: z.optional(z.string()),
   limit: z._default(
     z.pipe(
-      z.coerce.number(LIMIT_MESSAGE),
+      // Digits only, as the document's `integer` says: not `0x10`, `1e2` or ` 5` (Number would take them).
+      z.pipe(z.string().check(z.regex(/^\d+$/, LIMIT_MESSAGE)), z.transform(Number)),
       z.int(LIMIT_MESSAGE).check(z.gte(1, LIMIT_MESSAGE), z.lte(MAX_HELD_PAGE, LIMIT_MESSAGE)),
     ),
     DEFAULT_HELD_PAGE,
@@ -80,33 +81,43 @@ export const HELD_QUERY = z.strictObject({
 });
 
 /** POST /v1/guard/release and /v1/guard/cancel: `{tenant, ids | lane | all: true, reason}`. */
-export const HELD_REQUEST = z.strictObject({
-  tenant,
-  reason,
-  ids: z.optional(
-    z
-      .array(
-        z
-          .string('must be a message id (msg_...)')
-          .check(z.regex(MESSAGE_ID, 'must be a message id (msg_...)')),
-        IDS_MESSAGE,
-      )
-      .check(z.minLength(1, IDS_MESSAGE), z.maxLength(MAX_HELD_IDS, IDS_MESSAGE)),
-  ),
-  lane: z.optional(lane),
-  all: z.optional(z.literal(true, 'must be true')),
-});
+export const HELD_REQUEST = z
+  .strictObject({
+    tenant,
+    reason,
+    ids: z.optional(
+      z
+        .array(
+          z
+            .string('must be a message id (msg_...)')
+            .check(z.regex(MESSAGE_ID, 'must be a message id (msg_...)')),
+          IDS_MESSAGE,
+        )
+        .check(z.minLength(1, IDS_MESSAGE), z.maxLength(MAX_HELD_IDS, IDS_MESSAGE)),
+    ),
+    lane: z.optional(lane),
+    all: z.optional(z.literal(true, 'must be true')),
+  })
+  .check(
+    // For the OpenAPI document: exactly one selection, as heldRequest checks.
+    z.meta({ oneOf: [{ required: ['ids'] }, { required: ['lane'] }, { required: ['all'] }] }),
+  );
 
 /** POST /v1/guard/resume: `{tenant} | {keyId}`, and a reason. */
-export const RESUME_REQUEST = z.strictObject({
-  reason,
-  tenant: z.optional(tenant),
-  keyId: z.optional(
-    z
-      .string('must be a key id (8-32 lower-case letters and digits)')
-      .check(z.regex(KEY_ID, 'must be a key id (8-32 lower-case letters and digits)')),
-  ),
-});
+export const RESUME_REQUEST = z
+  .strictObject({
+    reason,
+    tenant: z.optional(tenant),
+    keyId: z.optional(
+      z
+        .string('must be a key id (8-32 lower-case letters and digits)')
+        .check(z.regex(KEY_ID, 'must be a key id (8-32 lower-case letters and digits)')),
+    ),
+  })
+  .check(
+    // For the OpenAPI document: exactly one target, as resumeRequest checks.
+    z.meta({ oneOf: [{ required: ['tenant'] }, { required: ['keyId'] }] }),
+  );
 
 /** GET /v1/guard/held?tenant=&lane=&cursor=&limit= */
 export function heldQuery(query: Readonly<Record<string, string | undefined>>): HeldQuery {

@@ -13,7 +13,7 @@
  *   is what is sent.
  */
 import * as z from 'zod/mini';
-import { MAX_RECIPIENTS } from './send-request.ts';
+import { BASE64_TEXT_PATTERN, MAX_RECIPIENTS } from './send-request.ts';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
@@ -24,6 +24,7 @@ export const RAW_SEND_REQUEST = z.strictObject({
       const compact = v.replace(/\s+/g, '');
       return compact.length % 4 === 0 && BASE64.test(compact);
     }, 'raw must be the message in base64'),
+    z.meta({ pattern: BASE64_TEXT_PATTERN }),
   ),
   envelope: z.optional(
     z.strictObject({

@@ -61,12 +61,24 @@ export function isReservedHeader(name: string): boolean {
   return RESERVED_HEADERS.has(lower) || RESERVED_HEADER_PREFIXES.some((p) => lower.startsWith(p));
 }
 
+/** The reserved names as one JSON Schema pattern, which has no flags: each letter in both cases. */
+const RESERVED_HEADER_PATTERN =
+  `^(?:${[...RESERVED_HEADERS].join('|')})$|^(?:${RESERVED_HEADER_PREFIXES.join('|')})`.replace(
+    /[a-z]/g,
+    (c) => `[${c}${c.toUpperCase()}]`,
+  );
+
 // RFC 5322 field name: printable ASCII except colon.
 const HEADER_NAME = /^[!-9;-~]{1,100}$/;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: CR, LF and NUL are what header injection uses
 const LINE_BREAK_OR_NUL = /[\r\n\u0000\u2028\u2029]/;
 const SES_TAG = /^[A-Za-z0-9_-]{1,256}$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+/**
+ * For the OpenAPI document: the base64 alphabet with line breaks anywhere, padding only at the
+ * end. (That the length, without white space, is a multiple of 4 is said in words.)
+ */
+export const BASE64_TEXT_PATTERN = String.raw`^[A-Za-z0-9+/\s]*(?:=\s*){0,2}$`;
 const CONTENT_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/i;
 
 /** An attachment's content type as the API takes it: `type/subtype`, no parameters. */
@@ -107,35 +119,47 @@ const mailboxes = z.pipe(
 /** The address lists' schema, by name for the OpenAPI document (it describes their items). */
 export { mailboxes as ADDRESS_LIST };
 
+// A regex, not a refine, so the OpenAPI document's schema says it too (a `pattern`).
+const HEADER_SAFE = new RegExp(`^[^${LINE_BREAK_OR_NUL.source.slice(1, -1)}]*$`);
 const headerSafe = (what: string) =>
-  z
-    .string()
-    .check(z.refine((v: string) => !LINE_BREAK_OR_NUL.test(v), `${what} must not contain CR, LF or NUL`));
+  z.string().check(z.regex(HEADER_SAFE, `${what} must not contain CR, LF or NUL`));
 
-const attachment = z.strictObject({
-  filename: headerSafe('filename').check(
-    z.minLength(1, 'filename must not be empty'),
-    z.maxLength(255, 'filename must be at most 255 characters'),
-    z.refine((v: string) => !/[/\\]/.test(v), 'filename must not contain a path'),
-    // A right-to-left override shows `invoice\u202Efdp.zip` as `invoicepiz.pdf`. (Other controls
-    // are harmless: the composer percent-encodes them, RFC 2231.)
-    z.refine(
-      (v: string) => !BIDI_CONTROL.test(v),
-      'filename must not contain bidi override or isolate characters',
+const attachment = z
+  .strictObject({
+    filename: headerSafe('filename').check(
+      z.minLength(1, 'filename must not be empty'),
+      z.maxLength(255, 'filename must be at most 255 characters'),
+      z.refine((v: string) => !/[/\\]/.test(v), 'filename must not contain a path'),
+      // A right-to-left override shows `invoice\u202Efdp.zip` as `invoicepiz.pdf`. (Other controls
+      // are harmless: the composer percent-encodes them, RFC 2231.)
+      z.refine(
+        (v: string) => !BIDI_CONTROL.test(v),
+        'filename must not contain bidi override or isolate characters',
+      ),
     ),
-  ),
-  contentType: z.optional(z.string().check(z.regex(CONTENT_TYPE, 'contentType must look like type/subtype'))),
-  content: z
-    .pipe(
-      z.string(),
-      z.transform((v: string) => v.replace(/\s+/g, '')),
-    )
-    .check(z.refine((v: string) => v.length % 4 === 0 && BASE64.test(v), 'content must be base64')),
-  disposition: z._default(z.enum(['attachment', 'inline']), 'attachment'),
-  contentId: z.nullish(
-    z.string().check(z.regex(/^[!-;=?-~]{1,250}$/, 'contentId must be printable ASCII without "<" or ">"')),
-  ),
-});
+    contentType: z.optional(
+      z.string().check(z.regex(CONTENT_TYPE, 'contentType must look like type/subtype')),
+    ),
+    content: z
+      .pipe(
+        z.string().check(z.meta({ pattern: BASE64_TEXT_PATTERN })),
+        z.transform((v: string) => v.replace(/\s+/g, '')),
+      )
+      .check(z.refine((v: string) => v.length % 4 === 0 && BASE64.test(v), 'content must be base64')),
+    disposition: z._default(z.enum(['attachment', 'inline']), 'attachment'),
+    contentId: z.nullish(
+      z.string().check(z.regex(/^[!-;=?-~]{1,250}$/, 'contentId must be printable ASCII without "<" or ">"')),
+    ),
+  })
+  .check(
+    // For the OpenAPI document: an inline attachment needs a contentId (crossFieldErrors checks it).
+    z.meta({
+      anyOf: [
+        { not: { required: ['disposition'], properties: { disposition: { const: 'inline' } } } },
+        nonEmpty('contentId', { type: 'string', minLength: 1 }),
+      ],
+    }),
+  );
 
 const sendRequestFields = (options: Pick<SendRequestOptions, 'subjectOptional'>) => ({
   from: mailbox,
@@ -150,8 +174,29 @@ const sendRequestFields = (options: Pick<SendRequestOptions, 'subjectOptional'>)
   text: z.optional(z.string()),
   html: z.optional(z.string()),
   attachments: z.optional(z.array(attachment).check(z.maxLength(100, 'at most 100 attachments'))),
-  headers: z.optional(z.record(z.string(), z.string())),
-  tags: z.optional(z.record(z.string(), z.string())),
+  headers: z.optional(
+    z.record(z.string(), z.string()).check(
+      // For the OpenAPI document: what headerErrors checks.
+      z.meta({
+        propertyNames: {
+          type: 'string',
+          pattern: HEADER_NAME.source,
+          not: { pattern: RESERVED_HEADER_PATTERN },
+        },
+        additionalProperties: { type: 'string', maxLength: MAX_HEADER_VALUE, pattern: HEADER_SAFE.source },
+      }),
+    ),
+  ),
+  tags: z.optional(
+    z.record(z.string(), z.string()).check(
+      // For the OpenAPI document: what tagErrors checks.
+      z.meta({
+        maxProperties: MAX_USER_TAGS,
+        propertyNames: { type: 'string', pattern: SES_TAG.source, not: { pattern: '^(baton_|ses)' } },
+        additionalProperties: { type: 'string', pattern: SES_TAG.source },
+      }),
+    ),
+  ),
   stream: z.optional(z.enum(LANES)),
   listUnsubscribe: z.optional(
     z.pipe(
@@ -170,8 +215,28 @@ const sendRequestFields = (options: Pick<SendRequestOptions, 'subjectOptional'>)
   ),
 });
 
+/** A JSON Schema: `field` is there, and (a list) not empty. */
+function nonEmpty(field: string, list: Record<string, unknown>): Record<string, unknown> {
+  const value = list.type === 'array' ? { anyOf: [{ type: 'string' }, list] } : list;
+  return { required: [field], properties: { [field]: value } };
+}
+
 /** The JSON API's schema (the OpenAPI document's too), and the one without a required subject. */
-export const SEND_REQUEST = z.strictObject(sendRequestFields({}));
+export const SEND_REQUEST = z.strictObject(sendRequestFields({})).check(
+  // For the OpenAPI document: the rules across fields that crossFieldErrors checks.
+  z.meta({
+    allOf: [
+      { anyOf: ['to', 'cc', 'bcc'].map((field) => nonEmpty(field, { type: 'array', minItems: 1 })) },
+      { anyOf: ['text', 'html'].map((field) => nonEmpty(field, { type: 'string', minLength: 1 })) },
+      {
+        anyOf: [
+          { not: { required: ['stream'], properties: { stream: { const: 'broadcast' } } } },
+          { required: ['listUnsubscribe'] },
+        ],
+      },
+    ],
+  }),
+);
 const SUBJECT_OPTIONAL = z.strictObject(sendRequestFields({ subjectOptional: true }));
 
 function isHttpsUrl(value: string): boolean {

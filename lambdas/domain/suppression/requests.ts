@@ -25,7 +25,8 @@ export const MANUAL_SUPPRESSION_REQUEST = z.strictObject({
 export const SUPPRESSION_LIST_QUERY = z.object({
   limit: z._default(
     z.pipe(
-      z.coerce.number('must be 1-1000'),
+      // Digits only, as the document's `integer` says: not `0x10`, `1e2` or ` 5` (Number would take them).
+      z.pipe(z.string().check(z.regex(/^\d+$/, 'must be 1-1000')), z.transform(Number)),
       z
         .int('must be 1-1000')
         .check(z.gte(1, 'must be 1-1000'), z.lte(MAX_SUPPRESSION_PAGE, 'must be 1-1000')),

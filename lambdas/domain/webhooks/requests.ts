@@ -43,14 +43,22 @@ const url = z
   .string()
   .min(1)
   .max(4 * MAX_WEBHOOK_URL_LENGTH);
-// The names are checked after parsing, so an unknown one is reported by name, not as a zod enum dump.
-const events = z.array(z.string().max(100)).max(WEBHOOK_EVENT_TYPES.length * 2);
+// An enum, so the OpenAPI document lists the types; an unknown one is reported by name (parse).
+const notAType = (name: unknown) =>
+  `${JSON.stringify(name)} is not an event type; use ${WEBHOOK_EVENT_TYPES.join(', ')}`;
+const events = z
+  .array(z.enum(WEBHOOK_EVENT_TYPES, { error: (issue) => notAType(issue.input) }))
+  .max(WEBHOOK_EVENT_TYPES.length * 2);
 // DynamoDB stores UTF-8, which a lone surrogate has no form in: the write would fail with a 500.
 const WELL_FORMED = 'must be well-formed Unicode (no lone surrogate)';
 const description = z
   .string()
   .max(MAX_DESCRIPTION)
-  .refine((s) => !CONTROL.test(s), 'must not contain control characters or line breaks')
+  // A regex, not a refine, so the OpenAPI document says it too (a `pattern`).
+  .regex(
+    new RegExp(`^[^${CONTROL.source.slice(1, -1)}]*$`),
+    'must not contain control characters or line breaks',
+  )
   .refine((s) => s.isWellFormed(), WELL_FORMED);
 
 /** The request schemas, exported for the OpenAPI document (issue 15). */
@@ -59,21 +67,26 @@ export const CREATE_WEBHOOK_REQUEST = z.strictObject({
   events: events.optional(),
   description: description.optional(),
 });
-export const UPDATE_WEBHOOK_REQUEST = z.strictObject({
-  url: url.optional(),
-  events: events.optional(),
-  enabled: z.boolean().optional(),
-  description: description.optional(),
-});
-export const REPLAY_WEBHOOK_REQUEST = z.strictObject({
-  since: z.iso.datetime({ offset: true }).optional(),
-  eventId: z
-    .string()
-    .min(1)
-    .max(MAX_EVENT_ID)
-    .refine((s) => s.isWellFormed(), WELL_FORMED)
-    .optional(),
-});
+// The `meta` says in the OpenAPI document which fields go together, as the functions below check.
+export const UPDATE_WEBHOOK_REQUEST = z
+  .strictObject({
+    url: url.optional(),
+    events: events.optional(),
+    enabled: z.boolean().optional(),
+    description: description.optional(),
+  })
+  .meta({ minProperties: 1 });
+export const REPLAY_WEBHOOK_REQUEST = z
+  .strictObject({
+    since: z.iso.datetime({ offset: true }).optional(),
+    eventId: z
+      .string()
+      .min(1)
+      .max(MAX_EVENT_ID)
+      .refine((s) => s.isWellFormed(), WELL_FORMED)
+      .optional(),
+  })
+  .meta({ oneOf: [{ required: ['since'] }, { required: ['eventId'] }] });
 
 /** `POST /v1/webhooks`: `{url, events?, description?}`. */
 export function createWebhookRequest(body: unknown): CreateWebhookRequest {
@@ -142,21 +155,21 @@ export function deliveriesQuery(query: Readonly<Record<string, string | undefine
   return { limit, ...(cursor ? { cursor } : {}) };
 }
 
-/** The known types named (deduplicated, in the given order); undefined when none were named. */
-function eventTypes(names: readonly string[] | undefined): WebhookEventType[] | undefined {
+/** The types named (deduplicated, in the given order); undefined when none were named. */
+function eventTypes(names: readonly WebhookEventType[] | undefined): WebhookEventType[] | undefined {
   if (names === undefined || names.length === 0) return undefined;
-  const known: readonly string[] = WEBHOOK_EVENT_TYPES;
-  const unknown = names.flatMap((name, i) => (known.includes(name) ? [] : [{ name, i }]));
-  if (unknown.length > 0) {
-    invalid(
-      `Unknown event type${unknown.length > 1 ? 's' : ''}: ${unknown.map((u) => JSON.stringify(u.name)).join(', ')}.`,
-      unknown.map((u) => ({
-        path: `events[${u.i}]`,
-        message: `${JSON.stringify(u.name)} is not an event type; use ${WEBHOOK_EVENT_TYPES.join(', ')}`,
-      })),
-    );
-  }
-  return [...new Set(names as WebhookEventType[])];
+  return [...new Set(names)];
+}
+
+/** The event names of `body` that are no type, when they are all that is wrong with it. */
+function unknownTypes(body: unknown, issues: readonly z.core.$ZodIssue[]): string | undefined {
+  const onTypes = issues.every(
+    (i) => i.code === 'invalid_value' && i.path.length === 2 && i.path[0] === 'events',
+  );
+  if (!onTypes || issues.length === 0) return undefined;
+  const names = (body as { events: unknown[] }).events;
+  const unknown = issues.map((i) => JSON.stringify(names[i.path[1] as number]));
+  return `Unknown event type${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}.`;
 }
 
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -170,7 +183,10 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
       ? issue.keys.map((key) => ({ path: pathOf([...issue.path, key]), message: 'unknown field' }))
       : [{ path: pathOf(issue.path), message: issue.message }],
   );
-  invalid('The request is not valid; see errors for each failing field.', errors);
+  invalid(
+    unknownTypes(body, parsed.error.issues) ?? 'The request is not valid; see errors for each failing field.',
+    errors,
+  );
 }
 
 function pathOf(path: readonly PropertyKey[]): string {
