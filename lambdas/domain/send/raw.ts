@@ -98,7 +98,7 @@ function checkEnvelopeRecipients(to: readonly string[]): void {
  * header). Only the header block is parsed here; readSubmission reads the whole message.
  */
 async function headerRecipients(raw: Buffer): Promise<Recipients> {
-  const { simpleParser } = await import('mailparser');
+  const [{ simpleParser }, { addressesOf }] = await Promise.all([import('mailparser'), submission()]);
   const crlf = raw.indexOf('\r\n\r\n');
   const lf = raw.indexOf('\n\n');
   const end = crlf >= 0 && (lf < 0 || crlf < lf) ? crlf : lf;
@@ -116,7 +116,8 @@ async function headerRecipients(raw: Buffer): Promise<Recipients> {
   const addresses: string[] = [];
   const headers: RecipientHeader[] = [];
   const add = (header: RecipientHeader, value: AddressObject | AddressObject[] | undefined) => {
-    for (const address of mailboxes(value)) {
+    for (const { address } of addressesOf(value)) {
+      if (!address) continue;
       const key = addressKey(address);
       if (seen.has(key)) continue;
       seen.add(key);
@@ -144,20 +145,6 @@ async function headerRecipients(raw: Buffer): Promise<Recipients> {
     ]);
   }
   return { addresses, headers };
-}
-
-/** The addresses of an address header, group members included. */
-function mailboxes(value: AddressObject | AddressObject[] | undefined): string[] {
-  const objects = value === undefined ? [] : Array.isArray(value) ? value : [value];
-  const out: string[] = [];
-  const add = (entries: ReadonlyArray<{ address?: string; group?: unknown[] }>) => {
-    for (const e of entries) {
-      if (Array.isArray(e.group)) add(e.group as typeof entries);
-      else if (e.address) out.push(e.address);
-    }
-  };
-  for (const o of objects) add(o.value);
-  return out;
 }
 
 /**
