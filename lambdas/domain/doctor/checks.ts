@@ -3,7 +3,7 @@
  * trusted, each with what to publish to fix it. Pure over a DNS port and, when a stack is given,
  * what SES says about the identity.
  */
-import { type DnsAnswer, DnsLookupError, type DnsPort, recordsOf } from './dns.ts';
+import { askingOnce, type DnsAnswer, DnsLookupError, type DnsPort, recordsOf } from './dns.ts';
 import { evaluateSpf, SES_SENDING_ADDRESS, SPF_LOOKUP_LIMIT, type SpfEvaluation } from './spf.ts';
 
 export const CHECK_IDS = [
@@ -118,7 +118,7 @@ interface DkimFindings {
 
 /** Runs every check, in {@link CHECK_IDS} order. */
 export async function runChecks(input: DoctorInput, dns: DnsPort): Promise<CheckResult[]> {
-  const facts = await gather(input, dns);
+  const facts = await gather(input, askingOnce(dns));
   const spfAligned = spfAlignment(facts);
   const dkimAligned = dkimAlignment(facts);
   return [
