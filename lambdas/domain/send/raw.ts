@@ -62,11 +62,11 @@ export async function readRawMessage(key: ApiKey, body: unknown, maxBytes: numbe
     }
     if (envelope !== undefined) checkEnvelopeRecipients(envelope.to);
     if (envelope?.from !== undefined) {
-      renamed(() => checkEnvelopeSender(key, envelope.from as string), envelopePaths(undefined));
+      await renamed(async () => checkEnvelopeSender(key, envelope.from as string), envelopePaths(undefined));
     }
     const found: Recipients = envelope ? { addresses: envelope.to } : await headerRecipients(raw);
     recipients = found.addresses;
-    const message = await renamedAsync(
+    const message = await renamed(
       () => readSubmission(raw, { mailFrom: envelope?.from ?? '', rcptTo: found.addresses }),
       envelopePaths(found.headers),
     );
@@ -165,15 +165,7 @@ function envelopePaths(headers: readonly RecipientHeader[] | undefined): (path: 
   };
 }
 
-function renamed<T>(step: () => T, rename: (path: string) => string): T {
-  try {
-    return step();
-  } catch (error) {
-    throw renamedError(error, rename);
-  }
-}
-
-async function renamedAsync<T>(step: () => Promise<T>, rename: (path: string) => string): Promise<T> {
+async function renamed<T>(step: () => Promise<T>, rename: (path: string) => string): Promise<T> {
   try {
     return await step();
   } catch (error) {
