@@ -3,7 +3,7 @@
  * trusted, each with what to publish to fix it. Pure over a DNS port and, when a stack is given,
  * what SES says about the identity.
  */
-import { askingOnce, type DnsAnswer, DnsLookupError, type DnsPort, recordsOf } from './dns.ts';
+import { askingOnce, type DnsAnswer, DnsLookupError, type DnsPort, dnsName, recordsOf } from './dns.ts';
 import { evaluateSpf, SES_SENDING_ADDRESS, SPF_LOOKUP_LIMIT, type SpfEvaluation } from './spf.ts';
 
 export const CHECK_IDS = [
@@ -217,7 +217,7 @@ async function gather(input: DoctorInput, dns: DnsPort): Promise<Facts> {
 }
 
 function normalize(name: string): string {
-  return name.trim().toLowerCase().replace(/\.$/, '');
+  return dnsName(name.trim());
 }
 
 const joined = (strings: readonly string[]): string => strings.join('');
@@ -546,7 +546,7 @@ function spfFinding(domain: string, e: SpfEvaluation, records: readonly string[]
     .filter((t) => !/^[-~?+]?ptr(:.*)?$/i.test(t))
     .filter((t) => {
       const target = /^[-~?+]?(?:include:|redirect=)(.+)$/i.exec(t)?.[1];
-      return target === undefined || !missing.has(target.toLowerCase().replace(/\.$/, ''));
+      return target === undefined || !missing.has(dnsName(target));
     })
     .map((t) => (/^\+?all$/i.test(t) ? '~all' : t));
   return { status, problems: problems.join('; '), record: `TXT ${domain} "${terms.join(' ')}"` };

@@ -43,6 +43,11 @@ export class DnsLookupError extends Error {
   }
 }
 
+/** A domain name as the doctor compares names: lower case, without the final dot of an absolute name. */
+export function dnsName(name: string): string {
+  return name.toLowerCase().replace(/\.$/, '');
+}
+
 /** The records of an answer, none for NXDOMAIN or NODATA. */
 export function recordsOf<T>(answer: DnsAnswer<T>): readonly T[] {
   return answer.status === 'found' ? answer.records : [];

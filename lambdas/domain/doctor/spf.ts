@@ -1,5 +1,5 @@
 import { spf } from 'mailauth/lib/spf/index.js';
-import { type DnsAnswer, DnsLookupError, type DnsPort } from './dns.ts';
+import { type DnsAnswer, DnsLookupError, type DnsPort, dnsName } from './dns.ts';
 import { OUTSIDE_ZONE } from './zone-dns.ts';
 
 /**
@@ -131,7 +131,7 @@ export async function lintSpf(dns: DnsPort, domain: string): Promise<SpfLint | u
       if (match === null) continue;
       const qualifier = match[1] ?? '';
       const mechanism = (match[2] ?? '').toLowerCase();
-      const target = match[3]?.toLowerCase().replace(/\.$/, '');
+      const target = match[3] === undefined ? undefined : dnsName(match[3]);
       if (mechanism === 'all' && top && (qualifier === '' || qualifier === '+')) passAll = true;
       if (mechanism === 'ptr') ptr = true;
       if (!['include', 'a', 'mx', 'ptr', 'exists', 'redirect'].includes(mechanism)) continue;
