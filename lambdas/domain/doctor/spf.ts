@@ -8,7 +8,8 @@ import { OUTSIDE_ZONE } from './zone-dns.ts';
  */
 export const SES_SENDING_ADDRESS = '54.240.8.1';
 
-export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'permerror' | 'temperror';
+const SPF_RESULTS = ['pass', 'fail', 'softfail', 'neutral', 'none', 'permerror', 'temperror'] as const;
+export type SpfResult = (typeof SPF_RESULTS)[number];
 
 export interface SpfEvaluation {
   readonly result: SpfResult;
@@ -72,7 +73,7 @@ export async function evaluateSpf(dns: DnsPort, domain: string): Promise<SpfEval
 }
 
 function isSpfResult(value: string): value is SpfResult {
-  return ['pass', 'fail', 'softfail', 'neutral', 'none', 'permerror', 'temperror'].includes(value);
+  return (SPF_RESULTS as readonly string[]).includes(value);
 }
 
 /** node:dns's shape: records, or the error codes mailauth reads as "no such record". */
