@@ -6,7 +6,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CHECK_IDS, type CheckResult, runChecks, type SesView } from '../lambdas/domain/doctor/checks.ts';
-import type { DnsPort } from '../lambdas/domain/doctor/dns.ts';
+import { type DnsPort, dnsName } from '../lambdas/domain/doctor/dns.ts';
 import { exitCodeOf, formatReport, reportJson } from '../lambdas/domain/doctor/report.ts';
 import { ZoneDns } from '../lambdas/domain/doctor/zone-dns.ts';
 import { parseZone, type ZoneRecord, ZoneSyntaxError } from '../lambdas/domain/doctor/zone-file.ts';
@@ -77,12 +77,13 @@ export function parseDoctorArgs(argv: readonly string[]): DoctorArgs | 'help' {
   if (positional.length === 0)
     throw new UsageError('missing <domain>, e.g. npm run doctor -- example.com --zone example.zone');
   if (positional.length > 1) throw new UsageError(`one domain at a time, got ${positional.join(', ')}`);
-  const domain = (positional[0] as string).toLowerCase().replace(/\.$/, '');
+  const domain = dnsName(positional[0] as string);
   if (!DOMAIN.test(domain)) throw new UsageError(`"${positional[0]}" is not a domain name`);
   const region = values.get('--region');
   if (region !== undefined && !REGION.test(region))
     throw new UsageError(`"${region}" is not an AWS region such as eu-west-1`);
-  const mailFrom = values.get('--mail-from')?.toLowerCase().replace(/\.$/, '');
+  const mailFromValue = values.get('--mail-from');
+  const mailFrom = mailFromValue === undefined ? undefined : dnsName(mailFromValue);
   if (mailFrom !== undefined && !DOMAIN.test(mailFrom))
     throw new UsageError(`--mail-from "${mailFrom}" is not a domain name`);
   if (mailFrom !== undefined) {

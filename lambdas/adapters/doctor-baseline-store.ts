@@ -1,12 +1,10 @@
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import type { CheckStatus } from '../domain/doctor/checks.ts';
-import { CHECK_IDS } from '../domain/doctor/checks.ts';
+import { CHECK_IDS, CHECK_STATUSES, type CheckId, type CheckStatus } from '../domain/doctor/checks.ts';
 import type { Baseline, BaselineStore } from '../domain/doctor/regression.ts';
 import { DOCTOR_BASELINE_PREFIX, Keys } from '../shared/names.ts';
 import { rethrow } from './aws-errors.ts';
 
 const SORT = 'baseline';
-const STATUSES = new Set<string>(['pass', 'warn', 'fail']);
 
 /**
  * The scheduled doctor's last statuses, one small item per domain in the Guard table
@@ -30,10 +28,10 @@ export class DynamoBaselineStore implements BaselineStore {
       const statuses = answer.Item?.statuses as Record<string, unknown> | undefined;
       if (statuses === undefined) return undefined;
       // Only known ids and statuses: an item from an older doctor must not fake a regression.
-      const baseline: Partial<Record<(typeof CHECK_IDS)[number], CheckStatus>> = {};
+      const baseline: Partial<Record<CheckId, CheckStatus>> = {};
       for (const id of CHECK_IDS) {
         const status = statuses[id];
-        if (typeof status === 'string' && STATUSES.has(status)) baseline[id] = status as CheckStatus;
+        if (CHECK_STATUSES.includes(status as CheckStatus)) baseline[id] = status as CheckStatus;
       }
       return baseline;
     } catch (error) {

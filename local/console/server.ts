@@ -87,8 +87,8 @@ export interface ConsoleOptions {
 }
 
 export interface LocalConsole {
-  /** Answers a request under /console; false for any other path (the API's). */
-  handle(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
+  /** Answers a request under /console; false for any other path (the API's). `url`: the gateway's parse of the target. */
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
   /** Ends the event streams and their poll. */
   close(): void;
 }
@@ -380,13 +380,7 @@ export function createConsole(options: ConsoleOptions): LocalConsole {
   }
 
   return {
-    async handle(req, res) {
-      let url: URL;
-      try {
-        url = new URL(req.url ?? '/', 'http://localhost');
-      } catch {
-        return false;
-      }
+    async handle(req, res, url) {
       const path = url.pathname;
       if (path !== CONSOLE_PATH && !path.startsWith(`${CONSOLE_PATH}/`)) return false;
       const port = req.socket.localPort ?? 0;

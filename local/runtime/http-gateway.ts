@@ -46,9 +46,9 @@ export interface ObservedResponse {
 
 /**
  * Answers a request before the API's routes when it returns true (local mode's console under
- * /console); false leaves it to the API.
+ * /console); false leaves it to the API. `url` is the request target the gateway parsed.
  */
-export type PreRoute = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+export type PreRoute = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
 
 /**
  * An HTTP API (payload format 2.0) in front of the api function: route matching on the template's
@@ -89,7 +89,7 @@ export function createGateway(
       writeAnswer(res, code, headers, body);
     };
     try {
-      if (preRoute && (await preRoute(req, res))) {
+      if (preRoute && (await preRoute(req, res, url))) {
         status = res.statusCode;
         return;
       }

@@ -3,7 +3,7 @@
  * trusted, each with what to publish to fix it. Pure over a DNS port and, when a stack is given,
  * what SES says about the identity.
  */
-import { type DnsAnswer, DnsLookupError, type DnsPort, recordsOf } from './dns.ts';
+import { askingOnce, type DnsAnswer, DnsLookupError, type DnsPort, dnsName, recordsOf } from './dns.ts';
 import { evaluateSpf, SES_SENDING_ADDRESS, SPF_LOOKUP_LIMIT, type SpfEvaluation } from './spf.ts';
 
 export const CHECK_IDS = [
@@ -22,7 +22,8 @@ export const CHECK_IDS = [
 ] as const;
 
 export type CheckId = (typeof CHECK_IDS)[number];
-export type CheckStatus = 'pass' | 'warn' | 'fail';
+export const CHECK_STATUSES = ['pass', 'warn', 'fail'] as const;
+export type CheckStatus = (typeof CHECK_STATUSES)[number];
 
 export interface CheckResult {
   readonly id: CheckId;
@@ -118,7 +119,7 @@ interface DkimFindings {
 
 /** Runs every check, in {@link CHECK_IDS} order. */
 export async function runChecks(input: DoctorInput, dns: DnsPort): Promise<CheckResult[]> {
-  const facts = await gather(input, dns);
+  const facts = await gather(input, askingOnce(dns));
   const spfAligned = spfAlignment(facts);
   const dkimAligned = dkimAlignment(facts);
   return [
@@ -217,7 +218,7 @@ async function gather(input: DoctorInput, dns: DnsPort): Promise<Facts> {
 }
 
 function normalize(name: string): string {
-  return name.trim().toLowerCase().replace(/\.$/, '');
+  return dnsName(name.trim());
 }
 
 const joined = (strings: readonly string[]): string => strings.join('');
@@ -546,7 +547,7 @@ function spfFinding(domain: string, e: SpfEvaluation, records: readonly string[]
     .filter((t) => !/^[-~?+]?ptr(:.*)?$/i.test(t))
     .filter((t) => {
       const target = /^[-~?+]?(?:include:|redirect=)(.+)$/i.exec(t)?.[1];
-      return target === undefined || !missing.has(target.toLowerCase().replace(/\.$/, ''));
+      return target === undefined || !missing.has(dnsName(target));
     })
     .map((t) => (/^\+?all$/i.test(t) ? '~all' : t));
   return { status, problems: problems.join('; '), record: `TXT ${domain} "${terms.join(' ')}"` };

@@ -43,7 +43,38 @@ export class DnsLookupError extends Error {
   }
 }
 
+/** A domain name as the doctor compares names: lower case, without the final dot of an absolute name. */
+export function dnsName(name: string): string {
+  return name.toLowerCase().replace(/\.$/, '');
+}
+
 /** The records of an answer, none for NXDOMAIN or NODATA. */
 export function recordsOf<T>(answer: DnsAnswer<T>): readonly T[] {
   return answer.status === 'found' ? answer.records : [];
+}
+
+/**
+ * `dns` asking each name and type once: a run reads the same records in several places (the
+ * domain's TXT for SPF, its lint and the record check; `_dmarc.<domain>` for the policy and the
+ * malformed-record check; each include: twice), and node's resolver keeps no cache. One answer per
+ * name also keeps a run's checks from disagreeing about a record that changed (or timed out) mid-run.
+ */
+export function askingOnce(dns: DnsPort): DnsPort {
+  const answers = new Map<string, Promise<DnsAnswer<unknown>>>();
+  const once = <T>(type: string, name: string, ask: () => Promise<DnsAnswer<T>>): Promise<DnsAnswer<T>> => {
+    const key = `${type} ${name}`;
+    let answer = answers.get(key);
+    if (answer === undefined) {
+      answer = ask();
+      answers.set(key, answer);
+    }
+    return answer as Promise<DnsAnswer<T>>;
+  };
+  return {
+    description: dns.description,
+    ...(dns.namesUnder && { namesUnder: dns.namesUnder.bind(dns) }),
+    resolveTxt: (name) => once('TXT', name, () => dns.resolveTxt(name)),
+    resolveCname: (name) => once('CNAME', name, () => dns.resolveCname(name)),
+    resolveMx: (name) => once('MX', name, () => dns.resolveMx(name)),
+  };
 }

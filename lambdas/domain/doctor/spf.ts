@@ -1,5 +1,5 @@
 import { spf } from 'mailauth/lib/spf/index.js';
-import { type DnsAnswer, DnsLookupError, type DnsPort } from './dns.ts';
+import { type DnsAnswer, DnsLookupError, type DnsPort, dnsName } from './dns.ts';
 import { OUTSIDE_ZONE } from './zone-dns.ts';
 
 /**
@@ -8,7 +8,8 @@ import { OUTSIDE_ZONE } from './zone-dns.ts';
  */
 export const SES_SENDING_ADDRESS = '54.240.8.1';
 
-export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'permerror' | 'temperror';
+const SPF_RESULTS = ['pass', 'fail', 'softfail', 'neutral', 'none', 'permerror', 'temperror'] as const;
+export type SpfResult = (typeof SPF_RESULTS)[number];
 
 export interface SpfEvaluation {
   readonly result: SpfResult;
@@ -72,7 +73,7 @@ export async function evaluateSpf(dns: DnsPort, domain: string): Promise<SpfEval
 }
 
 function isSpfResult(value: string): value is SpfResult {
-  return ['pass', 'fail', 'softfail', 'neutral', 'none', 'permerror', 'temperror'].includes(value);
+  return (SPF_RESULTS as readonly string[]).includes(value);
 }
 
 /** node:dns's shape: records, or the error codes mailauth reads as "no such record". */
@@ -131,7 +132,7 @@ export async function lintSpf(dns: DnsPort, domain: string): Promise<SpfLint | u
       if (match === null) continue;
       const qualifier = match[1] ?? '';
       const mechanism = (match[2] ?? '').toLowerCase();
-      const target = match[3]?.toLowerCase().replace(/\.$/, '');
+      const target = match[3] === undefined ? undefined : dnsName(match[3]);
       if (mechanism === 'all' && top && (qualifier === '' || qualifier === '+')) passAll = true;
       if (mechanism === 'ptr') ptr = true;
       if (!['include', 'a', 'mx', 'ptr', 'exists', 'redirect'].includes(mechanism)) continue;

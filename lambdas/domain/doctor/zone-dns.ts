@@ -1,4 +1,4 @@
-import { type DnsAnswer, DnsLookupError, type DnsPort, type MxRecord } from './dns.ts';
+import { type DnsAnswer, DnsLookupError, type DnsPort, dnsName, type MxRecord } from './dns.ts';
 import type { ZoneRecord } from './zone-file.ts';
 
 /**
@@ -53,7 +53,7 @@ export class ZoneDns implements DnsPort {
   }
 
   #lookup<T>(name: string, type: string, map: (r: ZoneRecord) => T, followCname = true): DnsAnswer<T> {
-    let current = name.toLowerCase().replace(/\.$/, '');
+    let current = dnsName(name);
     // Eight hops is as far as resolvers follow a chain before giving up on a loop.
     for (let hop = 0; hop < 8; hop++) {
       if (!this.#apexes.some((apex) => current === apex || current.endsWith(`.${apex}`))) {

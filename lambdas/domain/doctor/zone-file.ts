@@ -5,6 +5,7 @@
  * (`\"`, `\\`, `\DDD`). Written here rather than taken from npm: the doctor needs a few dozen lines
  * of it, and reading the user's zone must not depend on a package's idea of which types it knows.
  */
+import { dnsName } from './dns.ts';
 
 /** One resource record; names are absolute, lower case, without the trailing dot. */
 export interface ZoneRecord {
@@ -50,7 +51,7 @@ const NAME_TARGETS = new Set(['CNAME', 'NS', 'PTR', 'DNAME']);
  * own $ORIGIN lines replace it.
  */
 export function parseZone(text: string, options: { readonly origin?: string } = {}): ZoneRecord[] {
-  let origin = options.origin?.toLowerCase().replace(/\.$/, '');
+  let origin = options.origin === undefined ? undefined : dnsName(options.origin);
   let defaultTtl: number | undefined;
   let previousOwner: string | undefined;
   const records: ZoneRecord[] = [];

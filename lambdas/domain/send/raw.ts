@@ -62,11 +62,11 @@ export async function readRawMessage(key: ApiKey, body: unknown, maxBytes: numbe
     }
     if (envelope !== undefined) checkEnvelopeRecipients(envelope.to);
     if (envelope?.from !== undefined) {
-      renamed(() => checkEnvelopeSender(key, envelope.from as string), envelopePaths(undefined));
+      await renamed(async () => checkEnvelopeSender(key, envelope.from as string), envelopePaths(undefined));
     }
     const found: Recipients = envelope ? { addresses: envelope.to } : await headerRecipients(raw);
     recipients = found.addresses;
-    const message = await renamedAsync(
+    const message = await renamed(
       () => readSubmission(raw, { mailFrom: envelope?.from ?? '', rcptTo: found.addresses }),
       envelopePaths(found.headers),
     );
@@ -98,7 +98,7 @@ function checkEnvelopeRecipients(to: readonly string[]): void {
  * header). Only the header block is parsed here; readSubmission reads the whole message.
  */
 async function headerRecipients(raw: Buffer): Promise<Recipients> {
-  const { simpleParser } = await import('mailparser');
+  const [{ simpleParser }, { addressesOf }] = await Promise.all([import('mailparser'), submission()]);
   const crlf = raw.indexOf('\r\n\r\n');
   const lf = raw.indexOf('\n\n');
   const end = crlf >= 0 && (lf < 0 || crlf < lf) ? crlf : lf;
@@ -116,7 +116,8 @@ async function headerRecipients(raw: Buffer): Promise<Recipients> {
   const addresses: string[] = [];
   const headers: RecipientHeader[] = [];
   const add = (header: RecipientHeader, value: AddressObject | AddressObject[] | undefined) => {
-    for (const address of mailboxes(value)) {
+    for (const { address } of addressesOf(value)) {
+      if (!address) continue;
       const key = addressKey(address);
       if (seen.has(key)) continue;
       seen.add(key);
@@ -146,20 +147,6 @@ async function headerRecipients(raw: Buffer): Promise<Recipients> {
   return { addresses, headers };
 }
 
-/** The addresses of an address header, group members included. */
-function mailboxes(value: AddressObject | AddressObject[] | undefined): string[] {
-  const objects = value === undefined ? [] : Array.isArray(value) ? value : [value];
-  const out: string[] = [];
-  const add = (entries: ReadonlyArray<{ address?: string; group?: unknown[] }>) => {
-    for (const e of entries) {
-      if (Array.isArray(e.group)) add(e.group as typeof entries);
-      else if (e.address) out.push(e.address);
-    }
-  };
-  for (const o of objects) add(o.value);
-  return out;
-}
-
 /**
  * readSubmission's SMTP paths as the raw form names them: MAIL FROM is `envelope.from`, RCPT TO
  * `envelope.to` (or, without an envelope, the header that named the recipient), the unreadable
@@ -178,15 +165,7 @@ function envelopePaths(headers: readonly RecipientHeader[] | undefined): (path: 
   };
 }
 
-function renamed<T>(step: () => T, rename: (path: string) => string): T {
-  try {
-    return step();
-  } catch (error) {
-    throw renamedError(error, rename);
-  }
-}
-
-async function renamedAsync<T>(step: () => Promise<T>, rename: (path: string) => string): Promise<T> {
+async function renamed<T>(step: () => Promise<T>, rename: (path: string) => string): Promise<T> {
   try {
     return await step();
   } catch (error) {

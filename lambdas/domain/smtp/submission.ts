@@ -403,7 +403,7 @@ function shown(
 }
 
 /** The mailboxes of an address header, group members included, as mailparser read them. */
-function addressesOf(header: AddressObject | AddressObject[] | undefined): Mailbox[] {
+export function addressesOf(header: AddressObject | AddressObject[] | undefined): Mailbox[] {
   const objects = header === undefined ? [] : Array.isArray(header) ? header : [header];
   const out: Mailbox[] = [];
   const add = (entries: ReadonlyArray<{ name: string; address?: string; group?: unknown[] }>) => {

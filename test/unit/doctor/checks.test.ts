@@ -8,6 +8,7 @@ import {
   runChecks,
   type SesView,
 } from '../../../lambdas/domain/doctor/checks.ts';
+import type { DnsPort } from '../../../lambdas/domain/doctor/dns.ts';
 import { ZoneDns } from '../../../lambdas/domain/doctor/zone-dns.ts';
 import { parseZone } from '../../../lambdas/domain/doctor/zone-file.ts';
 
@@ -97,6 +98,39 @@ describe('runChecks on a zone with everything in place', () => {
         .filter((c) => c.status !== 'pass')
         .map((c) => c.id),
     ).toEqual(['ses_identity']);
+  });
+});
+
+describe('runChecks asks DNS each name once', () => {
+  it('reads every record it needs with one query per name and type, though several checks read it', async () => {
+    // Arrange
+    const zoneDns = new ZoneDns(parseZone(zone(), { origin: 'example.com' }), 'zone file', ['example.com']);
+    const asked: string[] = [];
+    const counted =
+      <T>(type: string, resolve: (name: string) => Promise<T>) =>
+      (name: string) => {
+        asked.push(`${type} ${name}`);
+        return resolve(name);
+      };
+    const dns: DnsPort = {
+      description: zoneDns.description,
+      namesUnder: (suffix) => zoneDns.namesUnder(suffix),
+      resolveTxt: counted('TXT', (name) => zoneDns.resolveTxt(name)),
+      resolveCname: counted('CNAME', (name) => zoneDns.resolveCname(name)),
+      resolveMx: counted('MX', (name) => zoneDns.resolveMx(name)),
+    };
+
+    // Act
+    const checks = await runChecks(
+      { domain: 'example.com', ses: SES_OK, region: { name: 'eu-west-1', source: '--region' } },
+      dns,
+    );
+
+    // Assess
+    expect(checks.filter((c) => c.status === 'fail')).toEqual([]);
+    expect(asked).toContain('TXT example.com');
+    expect(asked).toContain('TXT _dmarc.example.com');
+    expect(asked.filter((query, i) => asked.indexOf(query) !== i)).toEqual([]);
   });
 });
 
