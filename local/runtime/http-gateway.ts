@@ -72,7 +72,7 @@ export function createGateway(
     if (!url) {
       // A request target the URL parser refuses (`//[`): thrown here, outside any handler, it
       // would be an unhandled rejection that ends local mode.
-      send(res, 400, { 'content-type': 'application/json' }, '{"message":"Bad Request"}');
+      writeAnswer(res, 400, { 'content-type': 'application/json' }, '{"message":"Bad Request"}');
       onAccess?.({ method, path: req.url ?? '', status: 400, ms: Date.now() - started });
       return;
     }
