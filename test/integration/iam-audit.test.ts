@@ -904,7 +904,7 @@ describe('the api function’s calls, against its deployed role', () => {
     expect(missingFor(API_ENTRY)).toEqual([]);
   });
 
-  it('lets the api role answer health, statistics, erasure and unknown routes', async () => {
+  it('lets the api role answer health, the OpenAPI document, statistics, erasure and unknown routes', async () => {
     // Prepare
     const api = apiUnderAudit(testClock(new Date().toISOString()));
     const token = await seedKey();
@@ -912,6 +912,7 @@ describe('the api function’s calls, against its deployed role', () => {
     // Act
     const results = [
       await call(api, 'GET /health'),
+      await call(api, 'GET /openapi.json'),
       await call(api, 'GET /v1/stats', { token }),
       await call(api, 'DELETE /v1/recipients/{address}', {
         token,
@@ -921,7 +922,7 @@ describe('the api function’s calls, against its deployed role', () => {
     ];
 
     // Assess
-    expect(results.map((r) => r.statusCode)).toEqual([200, 200, 202, 404]);
+    expect(results.map((r) => r.statusCode)).toEqual([200, 200, 200, 202, 404]);
     expect(missingFor(API_ENTRY)).toEqual([]);
   });
 
