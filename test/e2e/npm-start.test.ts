@@ -26,8 +26,31 @@ function start(env: Record<string, string>): Started {
   child.stderr?.on('data', (d: Buffer) => {
     output += d.toString();
   });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // A child that could not be spawned never exits: its 'error' ends the wait too, with the reason.
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('exit', (code) => resolve(code));
+    child.on('error', (error) => {
+      output += `\nspawn failed: ${error.message}`;
+      resolve(null);
+    });
+  });
   return { child, output: () => output, exited };
+}
+
+/** The child's exit code, or a failure showing what it printed when it has not exited in time. */
+async function exitOf(started: Started, timeoutMs = 60_000): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`npm start has not exited in ${timeoutMs} ms; output:\n${started.output()}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([started.exited, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function until(started: Started, text: string, timeoutMs = 30_000): Promise<void> {
@@ -111,7 +134,7 @@ describe('npm start', () => {
     const started = start({ BATON_PORT: String(port), BATON_SMTP_PORT: '0', BATON_STATE_DIR: stateDir() });
     children.push(started.child);
 
-    const code = await started.exited;
+    const code = await exitOf(started);
 
     expect(code).toBe(1);
     expect(started.output()).toContain(`cannot listen on 127.0.0.1:${port}: the port is already in use`);
@@ -128,7 +151,7 @@ describe('npm start', () => {
     });
     children.push(started.child);
 
-    const code = await started.exited;
+    const code = await exitOf(started);
 
     expect(code).toBe(1);
     expect(started.output()).toContain(
