@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import openapiDocument from '../../docs/openapi.json' with { type: 'json' };
 import { normaliseAddress } from '../domain/address.ts';
 import {
   type ErasureDeps,
@@ -90,9 +89,16 @@ import { describeError, logger, metrics } from '../shared/observability.ts';
 /**
  * The committed OpenAPI document (docs/openapi.json, `npm run openapi`), served without a key. The
  * file, not its generator: the bundle gets ~120 KB of JSON instead of zod classic's JSON Schema
- * output, and a unit test fails when the file is stale. Serialized once per cold start.
+ * output, and a unit test fails when the file is stale. Loaded and serialized on the first request
+ * for it, not at every cold start (almost no instance is ever asked).
  */
-const OPENAPI_BODY = JSON.stringify(openapiDocument);
+let openapiBody: Promise<string> | undefined;
+function openapi(): Promise<string> {
+  openapiBody ??= import('../../docs/openapi.json', { with: { type: 'json' } }).then((m) =>
+    JSON.stringify(m.default),
+  );
+  return openapiBody;
+}
 const OPENAPI_HEADERS = { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' };
 
 /** API Gateway and Lambda both stop at 6 MB for a synchronous request. */
@@ -155,7 +161,7 @@ export function createApi(deps: ApiDeps): (event: Event) => Promise<Result> {
       [Route.openapi]: async (): Promise<Result> => ({
         statusCode: 200,
         headers: OPENAPI_HEADERS,
-        body: OPENAPI_BODY,
+        body: await openapi(),
       }),
       [Route.sendMessage]: async (event) => {
         const key = await authenticate(deps, event, 'send');
