@@ -2,7 +2,7 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
 import { DEADLINE_RESERVE_MS, PACING_WINDOW_MS } from '../lambdas/domain/delivery/pacer.ts';
 import { MAX_RECIPIENTS } from '../lambdas/domain/send/send-request.ts';
-import { LANES, type Lane } from '../lambdas/shared/names.ts';
+import { DEFAULT_MAIL_FROM_SUBDOMAIN, LANES, type Lane } from '../lambdas/shared/names.ts';
 
 /**
  * Deployment settings of a Baton stack. Every field except `domain` (or `domains`) has a default;
@@ -149,7 +149,7 @@ export const CONFIG_DEFAULTS = {
   retentionDays: 30,
   maxSendRate: 14,
   transactionalShare: 0.7,
-  mailFromSubdomain: 'bounce',
+  mailFromSubdomain: DEFAULT_MAIL_FROM_SUBDOMAIN,
   logRetentionDays: RetentionDays.ONE_MONTH,
   apiRateLimit: 50,
   apiBurstLimit: 100,

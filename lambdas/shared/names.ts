@@ -137,6 +137,12 @@ export const EnvVar = {
 } as const;
 export type EnvVarName = (typeof EnvVar)[keyof typeof EnvVar];
 
+/**
+ * The MAIL FROM subdomain a deployment configures unless `-c mailFromSubdomain` says otherwise
+ * (lib/config.ts); the domain doctor assumes it when no stack tells it the real one.
+ */
+export const DEFAULT_MAIL_FROM_SUBDOMAIN = 'bounce';
+
 /** The two delivery lanes; each has its own queue, DLQ, sender function and concurrency. */
 export const LANES = ['transactional', 'broadcast'] as const;
 export type Lane = (typeof LANES)[number];

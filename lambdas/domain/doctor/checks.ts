@@ -3,6 +3,7 @@
  * trusted, each with what to publish to fix it. Pure over a DNS port and, when a stack is given,
  * what SES says about the identity.
  */
+import { DEFAULT_MAIL_FROM_SUBDOMAIN } from '../../shared/names.ts';
 import { askingOnce, type DnsAnswer, DnsLookupError, type DnsPort, dnsName, recordsOf } from './dns.ts';
 import { evaluateSpf, SES_SENDING_ADDRESS, SPF_LOOKUP_LIMIT, type SpfEvaluation } from './spf.ts';
 
@@ -66,9 +67,6 @@ export interface DoctorInput {
    */
   readonly mailFromDomain?: string;
 }
-
-/** The MAIL FROM subdomain Baton configures by default (lib/config.ts `mailFromSubdomain`). */
-export const DEFAULT_MAIL_FROM_SUBDOMAIN = 'bounce';
 
 /** Easy DKIM publishes three keys (SES Developer Guide, "Easy DKIM"). */
 export const EASY_DKIM_KEYS = 3;
