@@ -42,6 +42,9 @@ export const PROBLEM_CATALOG = {
   unavailable: { status: 503, title: 'Service unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
+/** The detail of every `invalid_message` problem: the field errors say what is wrong. */
+export const INVALID_MESSAGE = 'The message is not valid; see errors for each failing field.';
+
 export type ProblemCode = keyof typeof PROBLEM_CATALOG;
 
 export function problem(code: ProblemCode, detail: string, errors?: readonly FieldError[]): Problem {

@@ -8,7 +8,7 @@ import type { AddressObject, ParsedMail } from 'mailparser';
 import { addressKey, parseAddrSpec } from '../address.ts';
 import type { ApiKey } from '../keys/api-key.ts';
 import type { OutgoingMessage } from '../message.ts';
-import { type FieldError, fail, ProblemError, problem } from '../problem.ts';
+import { type FieldError, fail, INVALID_MESSAGE, ProblemError, problem } from '../problem.ts';
 import { RAW_SEND_REQUEST } from './raw-request.ts';
 import { formatPath, MAX_RECIPIENTS } from './send-request.ts';
 
@@ -23,8 +23,6 @@ const submission = () => import('../smtp/submission.ts');
 export type RawRead =
   | { readonly ok: true; readonly message: OutgoingMessage }
   | { readonly ok: false; readonly refusal: ProblemError; readonly recipients: readonly string[] };
-
-const INVALID = 'The message is not valid; see errors for each failing field.';
 
 type RecipientHeader = 'To' | 'Cc' | 'Bcc';
 
@@ -48,7 +46,7 @@ export async function readRawMessage(key: ApiKey, body: unknown, maxBytes: numbe
     if (!request.success) {
       fail(
         'invalid_message',
-        INVALID,
+        INVALID_MESSAGE,
         request.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })),
       );
     }
@@ -89,7 +87,7 @@ function checkEnvelopeRecipients(to: readonly string[]): void {
       errors.push({ path: `envelope.to[${i}]`, message: `invalid address: ${parsed.message}`.slice(0, 400) });
     }
   });
-  if (errors.length > 0) fail('invalid_message', INVALID, errors);
+  if (errors.length > 0) fail('invalid_message', INVALID_MESSAGE, errors);
 }
 
 /**
@@ -108,7 +106,7 @@ async function headerRecipients(raw: Buffer): Promise<Recipients> {
   try {
     parsed = await simpleParser(head, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true });
   } catch {
-    fail('invalid_message', INVALID, [
+    fail('invalid_message', INVALID_MESSAGE, [
       { path: 'raw', message: 'the message could not be read as MIME (RFC 5322 / RFC 2045)' },
     ]);
   }
@@ -129,7 +127,7 @@ async function headerRecipients(raw: Buffer): Promise<Recipients> {
   add('Cc', parsed.cc);
   add('Bcc', parsed.bcc);
   if (addresses.length === 0) {
-    fail('invalid_message', INVALID, [
+    fail('invalid_message', INVALID_MESSAGE, [
       {
         path: 'envelope.to',
         message: 'the message has no To, Cc or Bcc recipient; name the recipients in envelope.to',
@@ -137,7 +135,7 @@ async function headerRecipients(raw: Buffer): Promise<Recipients> {
     ]);
   }
   if (addresses.length > MAX_RECIPIENTS) {
-    fail('invalid_message', INVALID, [
+    fail('invalid_message', INVALID_MESSAGE, [
       {
         path: 'headers',
         message: `the To, Cc and Bcc headers name ${addresses.length} recipients; at most ${MAX_RECIPIENTS} per message`,
@@ -196,7 +194,7 @@ function renamedError(error: unknown, rename: (path: string) => string): unknown
 function asRefusal(error: unknown): ProblemError {
   if (error instanceof ProblemError) return error;
   return new ProblemError(
-    problem('invalid_message', INVALID, [
+    problem('invalid_message', INVALID_MESSAGE, [
       { path: 'raw', message: 'the message could not be read as MIME (RFC 5322 / RFC 2045)' },
     ]),
   );

@@ -3,7 +3,7 @@ import * as z from 'zod/mini';
 import { LANES } from '../../shared/names.ts';
 import { BIDI_CONTROL, type Mailbox, parseMailbox } from '../address.ts';
 import { type Attachment, headerUri, type OutgoingMessage } from '../message.ts';
-import { type FieldError, fail } from '../problem.ts';
+import { type FieldError, fail, INVALID_MESSAGE } from '../problem.ts';
 import { attachmentRefusal } from './content-safety.ts';
 import { sanitizeHtml } from './html-sanitizer.ts';
 
@@ -278,7 +278,7 @@ export function validateSendRequest(input: unknown, options: SendRequestOptions 
   const sendRequest = options.subjectOptional ? SUBJECT_OPTIONAL : SEND_REQUEST;
   const oversized = oversizedLists(input);
   if (oversized.length > 0) {
-    fail('invalid_message', 'The message is not valid; see errors for each failing field.', oversized);
+    fail('invalid_message', INVALID_MESSAGE, oversized);
   }
   // reportInput: zod 4 leaves `issue.input` out otherwise, and "is required" vs "must be a string" needs it.
   const parsed = sendRequest.safeParse(input, { reportInput: true });
@@ -290,12 +290,11 @@ export function validateSendRequest(input: unknown, options: SendRequestOptions 
     // Cross-field rules still run on what did parse, so all failures come back together.
     if (typeof input === 'object' && input !== null)
       errors.push(...crossFieldErrors(input as Record<string, unknown>, options));
-    fail('invalid_message', 'The message is not valid; see errors for each failing field.', dedupe(errors));
+    fail('invalid_message', INVALID_MESSAGE, dedupe(errors));
   }
   const body = parsed.data;
   errors.push(...crossFieldErrors(body, options));
-  if (errors.length > 0)
-    fail('invalid_message', 'The message is not valid; see errors for each failing field.', errors);
+  if (errors.length > 0) fail('invalid_message', INVALID_MESSAGE, errors);
 
   const message: OutgoingMessage = {
     from: body.from,

@@ -1,7 +1,7 @@
 import { addressesShownIn, domainAllowed, domainOf, type Mailbox } from '../address.ts';
 import type { ApiKey } from '../keys/api-key.ts';
 import type { OutgoingMessage } from '../message.ts';
-import { type FieldError, fail } from '../problem.ts';
+import { type FieldError, fail, INVALID_MESSAGE } from '../problem.ts';
 
 /**
  * Applies the key's sender policy (DESIGN §4). A From outside the key's domains is refused, or,
@@ -17,8 +17,7 @@ export function applySenderPolicy(key: ApiKey, message: OutgoingMessage): Outgoi
     ...spoofingErrors(key, 'from', message.from),
     ...message.replyTo.flatMap((m, i) => spoofingErrors(key, `replyTo[${i}]`, m)),
   ];
-  if (errors.length > 0)
-    fail('invalid_message', 'The message is not valid; see errors for each failing field.', errors);
+  if (errors.length > 0) fail('invalid_message', INVALID_MESSAGE, errors);
   if (allowed || !key.defaultFrom) return message;
 
   const original = message.from;

@@ -23,7 +23,7 @@ import { detectExtension } from 'nodemailer/lib/mime-funcs';
 import { addressKey, type Mailbox, parseAddrSpec, parseMailbox } from '../address.ts';
 import type { ApiKey } from '../keys/api-key.ts';
 import type { OutgoingMessage } from '../message.ts';
-import { type FieldError, fail, ProblemError } from '../problem.ts';
+import { type FieldError, fail, INVALID_MESSAGE, ProblemError } from '../problem.ts';
 import {
   isContentType,
   isReservedHeader,
@@ -43,8 +43,6 @@ export interface Envelope {
 export const STREAM_HEADER = 'X-Baton-Stream';
 export const TAGS_HEADER = 'X-Baton-Tags';
 const CONTROL_PREFIX = 'x-baton-';
-
-const INVALID = 'The message is not valid; see errors for each failing field.';
 
 /**
  * The MIME parts a message may hold, multipart containers included: a message carries at most 100
@@ -141,12 +139,12 @@ interface RecipientIndex {
  */
 export async function readSubmission(raw: Buffer, envelope: Envelope): Promise<OutgoingMessage> {
   if (envelope.rcptTo.length === 0) {
-    fail('invalid_message', INVALID, [
+    fail('invalid_message', INVALID_MESSAGE, [
       { path: 'envelope.rcptTo', message: 'at least one recipient (RCPT TO) is required' },
     ]);
   }
   if (envelope.rcptTo.length > MAX_RECIPIENTS) {
-    fail('invalid_message', INVALID, [
+    fail('invalid_message', INVALID_MESSAGE, [
       { path: 'envelope.rcptTo', message: `at most ${MAX_RECIPIENTS} recipients (RCPT TO) per message` },
     ]);
   }
@@ -156,7 +154,7 @@ export async function readSubmission(raw: Buffer, envelope: Envelope): Promise<O
   } catch (error) {
     // The parser's own words may quote the message; an SMTP reply must not.
     const tooManyParts = error instanceof Error && error.message === 'Max allowed child nodes exceeded';
-    fail('invalid_message', INVALID, [
+    fail('invalid_message', INVALID_MESSAGE, [
       {
         path: '(message)',
         message: `the message could not be read as MIME (RFC 5322 / RFC 2045)${tooManyParts ? `: it has more than ${MAX_MIME_PARTS} parts` : ''}`,
@@ -207,7 +205,7 @@ export async function readSubmission(raw: Buffer, envelope: Envelope): Promise<O
       .map((e) => ({ ...e, path: smtpPath(e.path, index, from.path) }));
     errors.push(...found);
   }
-  if (errors.length > 0 || message === undefined) fail('invalid_message', INVALID, replyable(errors));
+  if (errors.length > 0 || message === undefined) fail('invalid_message', INVALID_MESSAGE, replyable(errors));
 
   const messageId = messageIdOf(first('message-id'));
   const date = dateOf(first('date'));
@@ -235,7 +233,7 @@ export function checkEnvelopeSender(key: ApiKey, mailFrom: string): void {
   if (mailFrom === '') return;
   const parsed = parseAddrSpec(mailFrom);
   if (!parsed.ok) {
-    fail('invalid_message', INVALID, [
+    fail('invalid_message', INVALID_MESSAGE, [
       { path: 'envelope.mailFrom', message: printable(`invalid address: ${parsed.message}`, 400) },
     ]);
   }
