@@ -1,7 +1,7 @@
 import { Aws, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import { GraphWidget } from 'aws-cdk-lib/aws-cloudwatch';
 import type { Construct } from 'constructs';
-import { LANES, type Lane, Route, SENDING_DOMAINS_OUTPUT } from '../lambdas/shared/names.ts';
+import { LANES, type Lane, REGION_OUTPUT, Route, SENDING_DOMAINS_OUTPUT } from '../lambdas/shared/names.ts';
 import { type BatonConfig, eventSourceConcurrency, laneSendPlans } from './config.ts';
 import { ApiHandler } from './constructs/api-handler.ts';
 import { DataTables } from './constructs/data-tables.ts';
@@ -244,7 +244,7 @@ export class BatonStack extends Stack {
       new CfnOutput(this, id, { value, description });
     };
     output('ApiUrl', this.httpApi.url, 'Base URL of the Baton HTTP API');
-    output('Region', Aws.REGION, 'Region the stack (and SES) runs in');
+    output(REGION_OUTPUT, Aws.REGION, 'Region the stack (and SES) runs in');
     output('ApiKeysTableName', this.tables.apiKeys.tableName, 'DynamoDB table of API keys');
     output('MessagesTableName', this.tables.messages.tableName, 'DynamoDB table of messages');
     output('SuppressionsTableName', this.tables.suppressions.tableName, 'DynamoDB table of suppressions');

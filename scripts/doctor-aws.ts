@@ -7,11 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { NodeDns } from '../lambdas/adapters/node-dns.ts';
 import type { SesView } from '../lambdas/domain/doctor/checks.ts';
-import { SENDING_DOMAINS_OUTPUT } from '../lambdas/shared/names.ts';
+import { REGION_OUTPUT, SENDING_DOMAINS_OUTPUT } from '../lambdas/shared/names.ts';
 import { type DoctorDeps, type StackFacts, StackNotFoundError } from './doctor-cli.ts';
-
-/** The stack output naming the region (lib/baton-stack.ts). */
-const REGION_OUTPUT = 'Region';
 
 export async function describeStack(stack: string, region: string | undefined): Promise<StackFacts> {
   const { CloudFormationClient, DescribeStacksCommand } = await import('@aws-sdk/client-cloudformation');

@@ -344,6 +344,9 @@ export const WebhookMetric = {
  */
 export const SENDING_DOMAINS_OUTPUT = 'SendingDomains';
 
+/** The stack output naming the region the stack (and SES) runs in, which `npm run doctor -- --stack` reads. */
+export const REGION_OUTPUT = 'Region';
+
 /**
  * The scheduled domain doctor (issue 15), EMF in METRICS_NAMESPACE with its `service` dimension:
  * `checkFailed` once per failing check (dimension `check`, the check id), `checksRegressed` the
